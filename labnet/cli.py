@@ -1,0 +1,40 @@
+"""The ``labnet`` command.
+
+``labnet bench wire [--json] [--seconds S]``
+    Wire-layer throughput, ours against scapy in the same run (see :mod:`labnet.bench.wire`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labnet", description="the mip6 network lab")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser("bench", help="run a benchmark and print its figures")
+    bench.add_argument("suite", choices=["wire"], help="what to measure")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--seconds", type=float, default=4.0, help="total measuring time")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from labnet.bench import wire
+
+        results = wire.run(args.seconds)
+        if args.json:
+            print(json.dumps(results))
+        else:
+            for key, value in results.items():
+                print(f"{key:32} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

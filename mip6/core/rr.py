@@ -1,0 +1,47 @@
+"""Return routability arithmetic (RFC 3775 5.2.5, 5.2.6): keygen tokens, Kbm, authenticator.
+
+Pure functions of their inputs; the nonce table, Kcn rotation and the engines that call these
+live beside them. ``|`` below is concatenation and ``First(n, x)`` the first n bits of x.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from ipaddress import IPv6Address
+
+KCN_LENGTH = 20  # RFC 3775 5.2.3: "a 20-octet ... secret key"
+NONCE_LENGTH = 8  # RFC 3775 5.2.3: nonces are 64-bit in the examples; tokens are 64-bit
+TOKEN_LENGTH = 8
+AUTHENTICATOR_LENGTH = 12
+
+
+def home_keygen_token(kcn: bytes, home_address: IPv6Address, nonce: bytes) -> bytes:
+    """RFC 3775 5.2.5: First(64, HMAC_SHA1(Kcn, (home address | nonce | 0)))."""
+    message = home_address.packed + nonce + b"\x00"
+    return hmac.new(kcn, message, hashlib.sha1).digest()[:TOKEN_LENGTH]
+
+
+def care_of_keygen_token(kcn: bytes, care_of_address: IPv6Address, nonce: bytes) -> bytes:
+    """RFC 3775 5.2.5: First(64, HMAC_SHA1(Kcn, (care-of address | nonce | 1)))."""
+    message = care_of_address.packed + nonce + b"\x01"
+    return hmac.new(kcn, message, hashlib.sha1).digest()[:TOKEN_LENGTH]
+
+
+def binding_management_key(home_token: bytes, care_of_token: bytes | None) -> bytes:
+    """RFC 3775 5.2.5: Kbm = SHA1(home keygen token | care-of keygen token); for a
+    deregistration from the home link (care-of address = home address) the care-of token is
+    not used: Kbm = SHA1(home keygen token)."""
+    return hashlib.sha1(home_token + (care_of_token or b"")).digest()
+
+
+def authenticator(
+    kbm: bytes,
+    care_of_address: IPv6Address,
+    correspondent_address: IPv6Address,
+    mobility_data: bytes,
+) -> bytes:
+    """RFC 3775 6.2.7: First(96, HMAC_SHA1(Kbm, (care-of address | correspondent | MH Data))),
+    where MH Data is the Mobility Header with Checksum zero, without the Authenticator."""
+    message = care_of_address.packed + correspondent_address.packed + mobility_data
+    return hmac.new(kbm, message, hashlib.sha1).digest()[:AUTHENTICATOR_LENGTH]
