@@ -18,7 +18,7 @@ from importlib import resources
 from typing import TextIO
 
 from mip6.dissect import dissect, dissection_json, summary_line
-from mip6.wire.pcap import CaptureError, extract_ipv6, read_capture
+from mip6.wire.pcap import CaptureError, Ipv6Frame, extract_ipv6, read_capture
 
 
 def _hex_packets(values: Sequence[str]) -> Iterator[tuple[int | None, bytes | str]]:
@@ -33,7 +33,10 @@ def _hex_packets(values: Sequence[str]) -> Iterator[tuple[int | None, bytes | st
 def _capture_packets(stream: object) -> Iterator[tuple[int | None, bytes | str]]:
     for frame in read_capture(stream):  # type: ignore[arg-type]
         extracted = extract_ipv6(frame.link_type, frame.data)
-        yield frame.timestamp_ns, extracted if isinstance(extracted, bytes) else str(extracted)
+        if isinstance(extracted, Ipv6Frame):
+            yield frame.timestamp_ns, extracted.packet
+        else:
+            yield frame.timestamp_ns, extracted.reason
 
 
 def _timestamp(ns: int) -> str:
@@ -46,7 +49,7 @@ def decode(args: argparse.Namespace, out: TextIO) -> int:
         packets: Iterator[tuple[int | None, bytes | str]] = _hex_packets(args.hex)
         source = None
     elif args.capture:
-        source = open(args.capture, "rb")  # noqa: SIM115 - closed below, after the iterator
+        source = open(args.capture, "rb")
         packets = _capture_packets(source)
     else:
         source = resources.files("mip6").joinpath("data/sample.pcap").open("rb")

@@ -206,6 +206,7 @@ def summary_line(dissection: Dissection) -> str:
 
 # -- JSON ------------------------------------------------------------------------------------
 
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 

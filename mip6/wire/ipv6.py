@@ -32,6 +32,7 @@ from mip6.wire.ipv6ext import (
     DestinationOptions,
     ExtensionHeader,
     FragmentHeader,
+    HomeAddressOption,
     HopByHopOptions,
     RoutingType0,
     RoutingType2,
@@ -82,8 +83,6 @@ class NoNextHeader:
         self, *, source: bytes, destination: bytes, overrides: Mapping[str, int] | None = None
     ) -> bytes:
         return self.data
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +141,13 @@ class Ipv6Packet:
     @property
     def final_destination(self) -> IPv6Address:
         """RFC 8200 8.1: the last address of a Routing header with segments left, else the
-        Destination Address."""
-        routing = self.routing_header
-        final = routing.final_destination if routing is not None else None
-        return final or self.destination
+        Destination Address. With several Routing headers (a type 0 before a type 2, RFC 3775
+        6.4), the last one that names a destination wins, as it is processed last."""
+        final = self.destination
+        for header in self.extension_headers:
+            if isinstance(header, RoutingType2 | RoutingType0 | UnknownRouting):
+                final = header.final_destination or final
+        return final
 
     # -- codec ---------------------------------------------------------------------------
 
@@ -250,10 +252,19 @@ def _parse_packet(buf: bytes, base: int, layers: list[Layer] | None) -> Ipv6Pack
         if layers is not None:
             layers.append(Layer(offset, header_end, header, following))
         headers.append(header)
-        if isinstance(header, DestinationOptions) and home_address is None:
-            home_address = header.home_address
+        if isinstance(header, DestinationOptions):
+            for option in header.options:
+                if isinstance(option, HomeAddressOption):
+                    if home_address is not None:
+                        # One home address per packet: Linux's ipv6_dest_hao drops a
+                        # duplicate ("hao duplicated"), and a second one would make the
+                        # checksum pseudo-header ambiguous (RFC 3775 6.3).
+                        raise Malformed(
+                            "more than one Home Address option", offset, "home_address_option"
+                        )
+                    home_address = option.home_address
         elif isinstance(header, RoutingType2 | RoutingType0 | UnknownRouting):
-            final_destination = header.final_destination or destination
+            final_destination = header.final_destination or final_destination
         elif isinstance(header, FragmentHeader):
             fragmented = not header.is_atomic
         next_header, offset = following, header_end

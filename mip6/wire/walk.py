@@ -62,8 +62,8 @@ def walk(buf: bytes) -> HeaderWalk:
                             "type 2 routing header Hdr Ext Len must be 2", offset + 1, "hdr_ext_len"
                         )
                     routing_home = buf[offset + 8 : offset + 24]
-            elif next_header == protocols.DESTINATION_OPTIONS and home_address is None:
-                home_address = _find_home_address(buf, offset + 2, header_end)
+            elif next_header == protocols.DESTINATION_OPTIONS:
+                home_address = _find_home_address(buf, offset + 2, header_end, home_address)
         elif next_header == protocols.FRAGMENT:
             header_end = offset + 8
             if header_end > end:
@@ -85,7 +85,9 @@ def walk(buf: bytes) -> HeaderWalk:
     )
 
 
-def _find_home_address(buf: bytes, offset: int, end: int) -> bytes | None:
+def _find_home_address(buf: bytes, offset: int, end: int, found: bytes | None) -> bytes | None:
+    """The Home Address option's address in the options at ``buf[offset:end]``, or ``found``
+    (from an earlier header); a second Home Address option in a packet is malformed."""
     while offset < end:
         option_type = buf[offset]
         if option_type == 0:  # Pad1
@@ -99,6 +101,8 @@ def _find_home_address(buf: bytes, offset: int, end: int) -> bytes | None:
         if option_type == HOME_ADDRESS_OPTION:
             if data_end - offset != 18:
                 raise Malformed("Home Address option length must be 16", offset + 1, "opt_data_len")
-            return buf[offset + 2 : data_end]
+            if found is not None:
+                raise Malformed("more than one Home Address option", offset, "home_address_option")
+            found = buf[offset + 2 : data_end]
         offset = data_end
-    return None
+    return found
