@@ -197,7 +197,7 @@ def summary_line(dissection: Dissection) -> str:
     error = dissection.error
     assert error is not None
     prefix = ""
-    if len(dissection.data) >= 40 and dissection.layers:
+    if len(dissection.data) >= 40 and dissection.data[0] >> 4 == 6:
         source = IPv6Address(dissection.data[8:24])
         destination = IPv6Address(dissection.data[24:40])
         prefix = f"{source} > {destination}: "

@@ -17,8 +17,7 @@ from typing import ClassVar
 
 from mip6.wire import protocols
 from mip6.wire.errors import EmitError, Malformed
-from mip6.wire.fields import check_uint, need
-from mip6.wire.udp import check_overrides
+from mip6.wire.fields import check_overrides, check_uint, need
 
 #   RFC 4303 2:
 #    0                   1                   2                   3

@@ -32,7 +32,7 @@ from typing import ClassVar
 from mip6.wire import protocols
 from mip6.wire.checksum import upper_layer_checksum, verify_upper_layer
 from mip6.wire.errors import BadChecksum, EmitError, Malformed, Truncated
-from mip6.wire.fields import address, check_uint, need
+from mip6.wire.fields import address, check_addresses, check_uint, need
 
 # RFC 4443 2.1:
 #   0                   1                   2                   3
@@ -85,12 +85,6 @@ INCOMPLETE_HEADER_CHAIN = 3
 _OVERRIDE_BITS = {"type": 8, "code": 8, "checksum": 16}
 
 
-def _pseudo_address(name: str, value: bytes) -> bytes:
-    if len(value) != 16:
-        raise EmitError(f"{name} must be a 16-byte IPv6 address, got {len(value)} bytes")
-    return bytes(value)
-
-
 def _finish(
     icmp_type: int,
     code: int,
@@ -115,12 +109,8 @@ def _finish(
     if checksum is None:
         # RFC 4443 2.3: the checksum covers the pseudo-header (RFC 8200 8.1, Next Header 58)
         # and the whole ICMPv6 message with the Checksum field zero.
-        checksum = upper_layer_checksum(
-            _pseudo_address("source", source),
-            _pseudo_address("destination", destination),
-            protocols.ICMPV6,
-            segment,
-        )
+        check_addresses(source, destination)
+        checksum = upper_layer_checksum(source, destination, protocols.ICMPV6, segment)
     return segment[:CHECKSUM] + checksum.to_bytes(2, "big") + segment[BODY:]
 
 

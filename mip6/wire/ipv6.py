@@ -24,9 +24,9 @@ from ipaddress import IPv6Address
 from typing import ClassVar
 
 from mip6.wire import protocols
-from mip6.wire.errors import Malformed, Truncated, WireError
+from mip6.wire.errors import EmitError, Malformed, Truncated, WireError
 from mip6.wire.esp import EspPacket
-from mip6.wire.fields import check_uint, need
+from mip6.wire.fields import check_overrides, check_uint, need
 from mip6.wire.icmpv6 import Icmpv6Message, parse_icmpv6
 from mip6.wire.ipv6ext import (
     DestinationOptions,
@@ -169,10 +169,10 @@ class Ipv6Packet:
         ]
         parts.append(payload)
         body = b"".join(parts)
-        o = overrides or {}
+        o = check_overrides(overrides, ("version", "payload_length", "next_header"))
         payload_length = o.get("payload_length", len(body))
         if not 0 <= payload_length <= 0xFFFF:
-            raise ValueError(f"payload of {len(body)} bytes needs a jumbogram (RFC 2675)")
+            raise EmitError(f"payload of {len(body)} bytes needs a jumbogram (RFC 2675)")
         word = (o.get("version", 6) << 28) | (self.traffic_class << 20) | self.flow_label
         return (
             _FIXED.pack(

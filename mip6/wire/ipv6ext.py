@@ -119,7 +119,9 @@ class _OptionsHeader:
     @classmethod
     def parse_at(cls, buf: bytes, offset: int) -> tuple[_OptionsHeader, int, int]:
         next_header, end = _read_generic(buf, offset, cls.name)
-        options = parse_options(buf, offset + OPTIONS, end, _decode_ipv6_option)
+        options = parse_options(
+            buf, offset + OPTIONS, end, _decode_ipv6_option, header_start=offset
+        )
         return cls(options=options), next_header, end
 
     def emit(self, next_header: int) -> bytes:

@@ -30,7 +30,7 @@ from typing import ClassVar, Self
 from mip6.wire import protocols
 from mip6.wire.checksum import upper_layer_checksum, verify_upper_layer
 from mip6.wire.errors import BadChecksum, EmitError, Malformed, Truncated
-from mip6.wire.fields import address, check_uint, need
+from mip6.wire.fields import address, check_overrides, check_uint, need
 from mip6.wire.tlv import Pad1, PadN, TlvOption, aligned, emit_options, parse_options
 
 PAYLOAD_PROTO = 0
@@ -40,6 +40,7 @@ RESERVED = 3
 CHECKSUM = 4
 MESSAGE_DATA = 6
 _COMMON = struct.Struct("!BBBBH")
+_OVERRIDABLE = ("payload_proto", "header_len", "mh_type", "reserved", "checksum")
 
 
 class MhType(enum.IntEnum):
@@ -267,7 +268,7 @@ class _Message:
         header_len = length // 8 - 1
         if header_len > 255:
             raise EmitError(f"Mobility Header length {length} exceeds Header Len's range")
-        o = overrides or {}
+        o = check_overrides(overrides, _OVERRIDABLE)
         common = _COMMON.pack(
             o.get("payload_proto", protocols.NO_NEXT_HEADER),
             o.get("header_len", header_len),
@@ -579,7 +580,7 @@ class UnknownMobilityMessage:
     def emit(
         self, *, source: bytes, destination: bytes, overrides: Mapping[str, int] | None = None
     ) -> bytes:
-        o = overrides or {}
+        o = check_overrides(overrides, _OVERRIDABLE)
         length = MESSAGE_DATA + len(self.message_data)
         data = bytearray(
             _COMMON.pack(
@@ -661,7 +662,7 @@ def parse_mobility_header(buf: bytes, *, source: bytes, destination: bytes) -> M
         raise BadChecksum("Mobility Header checksum does not verify", CHECKSUM, "checksum")
     if cls is None:
         return UnknownMobilityMessage(mh_type=mh_type, message_data=bytes(buf[MESSAGE_DATA:length]))
-    options = parse_options(buf, cls.options_start, length, _decode_mobility_option)
+    options = parse_options(buf, cls.options_start, length, _decode_mobility_option, header_start=0)
     for i, option in enumerate(options):
         if isinstance(option, BindingAuthorizationData) and i != len(options) - 1:
             raise Malformed(

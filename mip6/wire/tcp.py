@@ -28,8 +28,7 @@ from typing import ClassVar
 from mip6.wire import protocols
 from mip6.wire.checksum import upper_layer_checksum, verify_upper_layer
 from mip6.wire.errors import BadChecksum, EmitError, Malformed
-from mip6.wire.fields import check_uint, need
-from mip6.wire.udp import check_addresses, check_overrides
+from mip6.wire.fields import check_addresses, check_overrides, check_uint, need
 
 #   RFC 9293 3.1:
 #    0                   1                   2                   3

@@ -121,9 +121,15 @@ def parse_options(
     start: int,
     end: int,
     decode: Callable[[int, bytes, int], TlvOption],
+    *,
+    header_start: int,
 ) -> tuple[TlvOption, ...]:
     """Parse the options in ``buf[start:end]``. ``decode(option_type, data, offset)`` builds one
-    option that is not padding (``offset`` is where its Type byte is, for error reports)."""
+    option that is not padding (``offset`` is where its Type byte is, for error reports).
+
+    An option that breaks its own ``xn+y`` alignment rule, counted from ``header_start``, is
+    malformed: the rule is part of the option's format (RFC 3775 6.2, "alignment requirement"),
+    and refusing it here keeps every parsed ``Repr`` emittable as it came."""
     options: list[TlvOption] = []
     offset = start
     while offset < end:
@@ -146,6 +152,14 @@ def parse_options(
         if option_type == PADN:
             options.append(PadN(data=data))
         else:
-            options.append(decode(option_type, data, offset))
+            option = decode(option_type, data, offset)
+            x, y = option.alignment
+            if (offset - header_start) % x != y % x:
+                raise Malformed(
+                    f"option type {option_type} breaks its {x}n+{y} alignment rule",
+                    offset,
+                    "alignment",
+                )
+            options.append(option)
         offset = data_end
     return tuple(options)

@@ -20,7 +20,7 @@ from typing import ClassVar
 from mip6.wire import protocols
 from mip6.wire.checksum import ones_complement_sum, pseudo_header, verify_upper_layer
 from mip6.wire.errors import BadChecksum, EmitError, Malformed
-from mip6.wire.fields import check_uint, need
+from mip6.wire.fields import check_addresses, check_overrides, check_uint, need
 
 #   RFC 768:
 #    0      7 8     15 16    23 24    31
@@ -42,24 +42,6 @@ HEADER_LENGTH = 8
 _HEADER = struct.Struct("!HHHH")
 
 _FIELDS = ("source_port", "destination_port", "length", "checksum")
-
-
-def check_addresses(source: bytes, destination: bytes) -> None:
-    """Raise ``EmitError`` unless both pseudo-header addresses are 16 bytes."""
-    if len(source) != 16 or len(destination) != 16:
-        raise EmitError("pseudo-header source and destination must be 16-byte IPv6 addresses")
-
-
-def check_overrides(
-    overrides: Mapping[str, int] | None, allowed: tuple[str, ...]
-) -> dict[str, int]:
-    """``overrides`` as a dict, refusing names that are not raw fields of the header."""
-    if not overrides:
-        return {}
-    unknown = set(overrides) - set(allowed)
-    if unknown:
-        raise EmitError(f"no such field to override: {', '.join(sorted(unknown))}")
-    return dict(overrides)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

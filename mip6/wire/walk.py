@@ -63,7 +63,7 @@ def walk(buf: bytes) -> HeaderWalk:
                         )
                     routing_home = buf[offset + 8 : offset + 24]
             elif next_header == protocols.DESTINATION_OPTIONS:
-                home_address = _find_home_address(buf, offset + 2, header_end, home_address)
+                home_address = _find_home_address(buf, offset, header_end, home_address)
         elif next_header == protocols.FRAGMENT:
             header_end = offset + 8
             if header_end > end:
@@ -85,9 +85,11 @@ def walk(buf: bytes) -> HeaderWalk:
     )
 
 
-def _find_home_address(buf: bytes, offset: int, end: int, found: bytes | None) -> bytes | None:
-    """The Home Address option's address in the options at ``buf[offset:end]``, or ``found``
-    (from an earlier header); a second Home Address option in a packet is malformed."""
+def _find_home_address(buf: bytes, header: int, end: int, found: bytes | None) -> bytes | None:
+    """The Home Address option's address in the Destination Options header at ``buf[header:end]``,
+    or ``found`` (from an earlier header); a second Home Address option is malformed, and so is
+    one off its 8n+6 alignment (RFC 3775 6.3)."""
+    offset = header + 2
     while offset < end:
         option_type = buf[offset]
         if option_type == 0:  # Pad1
@@ -101,6 +103,10 @@ def _find_home_address(buf: bytes, offset: int, end: int, found: bytes | None) -
         if option_type == HOME_ADDRESS_OPTION:
             if data_end - offset != 18:
                 raise Malformed("Home Address option length must be 16", offset + 1, "opt_data_len")
+            if (offset - header) % 8 != 6:
+                raise Malformed(
+                    "option type 201 breaks its 8n+6 alignment rule", offset, "alignment"
+                )
             if found is not None:
                 raise Malformed("more than one Home Address option", offset, "home_address_option")
             found = buf[offset + 2 : data_end]

@@ -257,6 +257,20 @@ def test_second_home_address_option_is_malformed() -> None:
         walk(data)
 
 
+def test_misaligned_home_address_option_is_malformed() -> None:
+    """RFC 3775 6.3: the option requires 8n+6 alignment; a parsed Repr must stay emittable."""
+    options = bytes([59, 2]) + b"\x01\x00" + b"\xc9\x10" + HOA.packed + b"\x01\x00"  # HAO at 4
+    header = Ipv6Packet(source=COA, destination=CN, payload=NoNextHeader()).emit()
+    raw = bytearray(header + options)
+    raw[4:6] = len(options).to_bytes(2, "big")
+    raw[6] = 60
+    with pytest.raises(Malformed) as info:
+        Ipv6Packet.parse(bytes(raw))
+    assert (info.value.field, info.value.offset) == ("alignment", 44)
+    with pytest.raises(Malformed):
+        walk(bytes(raw))
+
+
 def test_too_many_extension_headers_bounded() -> None:
     headers = tuple(DestinationOptions.aligned([]) for _ in range(40))
     data = Ipv6Packet(
