@@ -145,21 +145,29 @@ PY_LIMITED_API = not hasattr(sys, "gettotalrefcount") and not sysconfig.get_conf
     "Py_GIL_DISABLED"
 )
 
-ffibuilder = cffi.FFI()
-ffibuilder.cdef(CDEF)
-ffibuilder.set_source(
-    "tcp_migrate._core",
-    "".join(f'#include "{header}"\n' for header in HEADERS),
-    sources=SOURCES,
-    include_dirs=[CSRC],
-    depends=[os.path.join(CSRC, header) for header in HEADERS],
-    extra_compile_args=CFLAGS,
-    extra_link_args=LDFLAGS,
-    py_limited_api=PY_LIMITED_API,
-    # Without this cffi's header selects the limited API even when the extension is not built
-    # for it.
-    define_macros=[] if PY_LIMITED_API else [("_CFFI_NO_LIMITED_API", None)],
-)
+def make_builder(*, absolute_sources: bool) -> cffi.FFI:
+    """The cffi builder. setuptools refuses absolute source paths and runs from the project
+    root, so the install gets paths relative to it; ``build_in_place`` compiles after cffi has
+    changed into a scratch directory, so it needs absolute ones."""
+    builder = cffi.FFI()
+    builder.cdef(CDEF)
+    builder.set_source(
+        "tcp_migrate._core",
+        "".join(f'#include "{header}"\n' for header in HEADERS),
+        sources=SOURCES if absolute_sources else [os.path.relpath(p) for p in SOURCES],
+        include_dirs=[CSRC],
+        depends=[os.path.join(CSRC, header) for header in HEADERS],
+        extra_compile_args=CFLAGS,
+        extra_link_args=LDFLAGS,
+        py_limited_api=PY_LIMITED_API,
+        # Without this cffi's header selects the limited API even when the extension is not
+        # built for it.
+        define_macros=[] if PY_LIMITED_API else [("_CFFI_NO_LIMITED_API", None)],
+    )
+    return builder
+
+
+ffibuilder = make_builder(absolute_sources=False)
 
 
 def build_in_place() -> str:
@@ -169,7 +177,7 @@ def build_in_place() -> str:
     keeps cffi's generated ``_core.c`` and the object files out of the source tree.
     """
     with tempfile.TemporaryDirectory(prefix="tcp_migrate_build_") as tmpdir:
-        built = ffibuilder.compile(tmpdir=tmpdir, verbose=True)
+        built = make_builder(absolute_sources=True).compile(tmpdir=tmpdir, verbose=True)
         target = os.path.join(HERE, os.path.basename(built))
         for pattern in ("_core.*so", "_core.*pyd"):
             for stale in glob.glob(os.path.join(HERE, pattern)):
