@@ -97,7 +97,7 @@ def test_hex_input_and_malformed_goes_on() -> None:
     assert lines[3] == lines[0]
 
 
-@pytest.mark.parametrize("kind", ["ether", "sll", "raw", "pcapng"])
+@pytest.mark.parametrize("kind", ["ether", "sll", "raw", "raw-ip", "pcapng"])
 def test_captures_of_each_link_type(tmp_path: Path, kind: str) -> None:
     packet = IPv6(src="2001:db8::5", dst="2001:db8::1") / MIP6MH_BU(
         seq=9, mhtime=1, options=[MIP6OptNonceIndices(olen=4, hni=1, coni=2)]
@@ -109,6 +109,8 @@ def test_captures_of_each_link_type(tmp_path: Path, kind: str) -> None:
         wrpcap(str(path), [CookedLinux(proto=0x86DD) / packet])
     elif kind == "raw":
         wrpcap(str(path), [packet], linktype=229)
+    elif kind == "raw-ip":
+        wrpcap(str(path), [packet], linktype=101)
     else:
         with PcapNgWriter(str(path)) as writer:
             writer.write(Ether() / packet)

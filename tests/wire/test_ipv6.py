@@ -36,6 +36,7 @@ from mip6.wire.ipv6ext import (
     RoutingType2,
     UnknownIpv6Option,
 )
+from mip6.wire.tcp import TcpFlags, TcpSegment
 from mip6.wire.udp import UdpDatagram
 from mip6.wire.walk import walk
 
@@ -61,6 +62,19 @@ payloads = st.one_of(
         st.binary(max_size=64),
     ),
     st.binary(max_size=40).map(lambda d: EchoRequest(identifier=1, sequence=2, data=d)),
+    st.builds(
+        lambda seq, data: TcpSegment(
+            source_port=80,
+            destination_port=4000,
+            sequence_number=seq,
+            acknowledgment_number=1,
+            flags=TcpFlags.ACK,
+            window=1000,
+            payload=data,
+        ),
+        st.integers(0, 2**32 - 1),
+        st.binary(max_size=64),
+    ),
     st.binary(max_size=20).map(lambda d: NoNextHeader(data=d)),
     st.binary(max_size=20).map(lambda d: RawPayload(protocol=253, data=d)),
 )
