@@ -248,7 +248,13 @@ def story() -> Iterator[Ipv6Packet | bytes]:
 
     # Binding refresh request before expiry (RFC 3775 9.5.5), and a Binding Error for a Home
     # Address option with no binding (RFC 3775 9.3.1).
-    yield _packet(CORRESPONDENT, CARE_OF_ADDRESS, mh.BindingRefreshRequest(), _rh2())
+    # RFC 3775 6.1: Mobility Header messages other than the BA never use the binding, so the
+    # request goes to the home address and the home agent tunnels it.
+    yield _packet(
+        HOME_AGENT,
+        CARE_OF_ADDRESS,
+        _packet(CORRESPONDENT, HOME_ADDRESS, mh.BindingRefreshRequest()),
+    )
     yield _packet(
         CORRESPONDENT,
         IPv6Address("2001:db8:4::9"),

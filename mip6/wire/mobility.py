@@ -643,8 +643,9 @@ def parse_mobility_header(buf: bytes, *, source: bytes, destination: bytes) -> M
         )
     if length < len(buf):
         raise Malformed(
-            f"{len(buf) - length} bytes follow the Mobility Header (Payload Proto is 59)",
-            length,
+            f"Header Len {header_len} leaves {len(buf) - length} bytes after the Mobility "
+            "Header (Payload Proto is 59)",
+            HEADER_LEN,
             "header_len",
         )
     cls = MESSAGE_CLASSES.get(mh_type)

@@ -1,0 +1,45 @@
+"""Protocol constants and per-role limits, with RFC 3775 section 12's values as defaults.
+
+Everything a UMIP user can tune is a field here; engines take these objects in their
+constructors (no global configuration). Times are in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolConstants:
+    """RFC 3775 12 "Protocol Constants"."""
+
+    dhaad_retries: int = 4
+    initial_bindack_timeout: float = 1.0
+    initial_dhaad_timeout: float = 3.0
+    initial_solicit_timer: float = 3.0
+    max_bindack_timeout: float = 32.0
+    max_nonce_lifetime: float = 240.0
+    max_token_lifetime: float = 210.0
+    max_update_rate: int = 3  # Binding Updates per second to one destination
+    prefix_adv_retries: int = 3
+    prefix_adv_timeout: float = 3.0
+    # RFC 3775 13: "InitialBindackTimeoutFirstReg" (configuration variable, default 1.5 s)
+    initial_bindack_timeout_first_registration: float = 1.5
+    max_rr_binding_lifetime: float = 420.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorrespondentConfig:
+    """Limits of a correspondent node (RFC 3775 9)."""
+
+    constants: ProtocolConstants = ProtocolConstants()
+    binding_cache_size: int = 4096  # full: BA status 130 (insufficient resources)
+    # RFC 3775 5.2.7: a new nonce every so often; tokens stay valid while their nonce is kept.
+    nonce_interval: float = 30.0
+    # RFC 3775 9.5.5: a Binding Refresh Request this long before expiry, if the entry is in use.
+    brr_lead: float = 10.0
+    brr_use_window: float = 30.0  # "in use": traffic through the entry within this window
+    binding_error_rate: float = 1.0  # Binding Errors per second, at most (RFC 3775 9.3.1)
+    binding_error_burst: int = 10
+    icmp_error_rate: float = 10.0  # RFC 4443 2.4(f) token bucket: errors per second
+    icmp_error_burst: int = 10

@@ -1,0 +1,349 @@
+"""Correspondent node (RFC 3775 9): return routability answers, Binding Update processing,
+the binding cache, Binding Refresh Requests and the route-optimized data path.
+
+Sans-I/O (ARCHITECTURE 2): ``handle_packet`` for packets from the network, ``send`` for packets
+from the local upper layer, ``handle_timer`` for the timers it asked for. Before a valid Binding
+Update the correspondent keeps no state per mobile node (RFC 3775 5.2.8): Home Test and Care-of
+Test tokens are recomputed from Kcn and the nonce table when the Binding Update names them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import random
+from collections.abc import Hashable
+from dataclasses import replace
+from ipaddress import IPv6Address
+
+from mip6.core import rr
+from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
+from mip6.core.binding_cache import (
+    BindingCache,
+    BindingCacheEntry,
+    BindingRequest,
+    binding_request,
+    sequence_newer,
+)
+from mip6.core.config import CorrespondentConfig
+from mip6.core.datapath import insert_type2_routing
+from mip6.core.node import Inbound, NodePipeline
+from mip6.core.nonces import NonceTable
+from mip6.core.ratelimit import TokenBucket
+from mip6.wire import mobility as mh
+from mip6.wire import protocols
+from mip6.wire.errors import WireError
+from mip6.wire.ipv6 import Ipv6Packet
+from mip6.wire.ipv6ext import RoutingType2
+from mip6.wire.walk import walk
+
+log = logging.getLogger(__name__)
+
+Status = mh.BindingAckStatus
+
+
+def _units_4s(seconds: float) -> int:
+    return min(int(seconds) // 4, 0xFFFF)
+
+
+class CorrespondentNode:
+    def __init__(
+        self,
+        *,
+        config: CorrespondentConfig | None = None,
+        rng: random.Random,
+        home_agent: bool = False,
+    ) -> None:
+        self.config = config or CorrespondentConfig()
+        constants = self.config.constants
+        self.binding_cache = BindingCache(self.config.binding_cache_size)
+        self.nonces = NonceTable(
+            rng, interval=self.config.nonce_interval, lifetime=constants.max_nonce_lifetime
+        )
+        # A home agent composes this engine for its correspondent role and handles H=1 itself.
+        self._is_home_agent = home_agent
+        self.pipeline = NodePipeline(
+            binding_allows=self._binding_allows,
+            icmp_limiter=TokenBucket(self.config.icmp_error_rate, self.config.icmp_error_burst),
+            binding_error_limiter=TokenBucket(
+                self.config.binding_error_rate, self.config.binding_error_burst
+            ),
+        )
+        self.counters = self.pipeline.counters
+
+    # -- events in ---------------------------------------------------------------------------
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        inbound, actions = self.pipeline.receive(now, data)
+        if inbound is None:
+            return actions
+        payload = inbound.packet.payload
+        if isinstance(payload, mh.HomeTestInit):
+            actions += self._home_test(now, inbound, payload)
+        elif isinstance(payload, mh.CareOfTestInit):
+            actions += self._care_of_test(now, inbound, payload)
+        elif isinstance(payload, mh.BindingUpdate):
+            actions += self.binding_update(now, inbound)
+        elif payload.protocol == protocols.MOBILITY:
+            self._count(f"ignored_{type(payload).__name__}")
+        else:
+            if inbound.home_address is not None:
+                entry = self.binding_cache.get(inbound.home_address)
+                if entry is not None:
+                    entry.last_used = now
+            actions.append(Deliver(inbound.delivered()))
+        return actions
+
+    def send(self, now: float, data: bytes) -> list[Action]:
+        """A packet from the local upper layer. RFC 3775 9.3.2: if the destination has a
+        binding cache entry, route it to the care-of address with a type 2 routing header.
+        Mobility Header messages never use the binding (RFC 3775 6.1)."""
+        try:
+            chain = walk(data)
+        except WireError:
+            self._count("send_malformed")
+            return []
+        if chain.upper_protocol != protocols.MOBILITY and chain.routing_home_address is None:
+            entry = self.binding_cache.get(IPv6Address(chain.destination))
+            if entry is not None and entry.expires > now:
+                entry.last_used = now
+                return [Transmit(insert_type2_routing(data, entry.care_of_address))]
+        return [Transmit(data)]
+
+    def handle_timer(self, now: float, token: Hashable) -> list[Action]:
+        match token:
+            case ("binding_expiry", IPv6Address() as home):
+                entry = self.binding_cache.get(home)
+                if entry is not None and entry.expires <= now:
+                    self.binding_cache.remove(home)
+                    return [Event("binding_expired", {"home_address": str(home)})]
+            case ("binding_refresh", IPv6Address() as home):
+                return self._binding_refresh(now, home)
+        return []
+
+    # -- return routability (RFC 3775 9.4) --------------------------------------------------
+
+    def _home_test(self, now: float, inbound: Inbound, hoti: mh.HomeTestInit) -> list[Action]:
+        """RFC 3775 9.4.1/9.4.3: HoT to the HoTI's source (the home address), same cookie."""
+        nonce = self.nonces.current(now)
+        home = inbound.packet.source
+        token = rr.home_keygen_token(nonce.kcn, home, nonce.nonce)
+        hot = mh.HomeTest(
+            home_nonce_index=nonce.index,
+            home_init_cookie=hoti.home_init_cookie,
+            home_keygen_token=token,
+        )
+        reply = Ipv6Packet(source=inbound.packet.destination, destination=home, payload=hot)
+        self._count("home_test_sent")
+        return [Transmit(reply.emit())]
+
+    def _care_of_test(self, now: float, inbound: Inbound, coti: mh.CareOfTestInit) -> list[Action]:
+        """RFC 3775 9.4.2/9.4.4: CoT to the CoTI's source (the care-of address), same cookie."""
+        nonce = self.nonces.current(now)
+        care_of = inbound.packet.source
+        token = rr.care_of_keygen_token(nonce.kcn, care_of, nonce.nonce)
+        cot = mh.CareOfTest(
+            care_of_nonce_index=nonce.index,
+            care_of_init_cookie=coti.care_of_init_cookie,
+            care_of_keygen_token=token,
+        )
+        reply = Ipv6Packet(source=inbound.packet.destination, destination=care_of, payload=cot)
+        self._count("care_of_test_sent")
+        return [Transmit(reply.emit())]
+
+    # -- Binding Updates (RFC 3775 9.5) -------------------------------------------------------
+
+    def binding_update(self, now: float, inbound: Inbound) -> list[Action]:
+        packet = inbound.packet
+        request = binding_request(packet)
+        if request is None:
+            self._count("bu_bad_address")
+            return [Event("drop", {"reason": "BU home or care-of address not unicast routable"})]
+        update = request.update
+        correspondent = packet.destination
+        if update.home_registration and not self._is_home_agent:
+            # RFC 3775 9.5.1: "...Home Registration (H) bit set ... not a home agent ... 131".
+            return self._acknowledge(
+                now, request, correspondent, Status.HOME_REGISTRATION_NOT_SUPPORTED, None
+            )
+        # RFC 3775 9.5.1: a correspondent registration carries Nonce Indices and Binding
+        # Authorization Data, or it is silently discarded.
+        indices = update.find(mh.NonceIndices)
+        authorization = update.find(mh.BindingAuthorizationData)
+        if not isinstance(indices, mh.NonceIndices) or not isinstance(
+            authorization, mh.BindingAuthorizationData
+        ):
+            self._count("bu_without_authorization")
+            return [Event("drop", {"reason": "BU without Nonce Indices or authorization data"})]
+        from_home = request.care_of_address == request.home_address
+        home_nonce = self.nonces.lookup(indices.home_nonce_index, now)
+        care_of_nonce = None if from_home else self.nonces.lookup(indices.care_of_nonce_index, now)
+        # RFC 3775 9.5.1: expired nonce indices are answered even when A is not set. When the
+        # care-of address is the home address, the care-of nonce index is ignored (5.2.6).
+        home_expired = home_nonce is None
+        care_of_expired = not from_home and care_of_nonce is None
+        if home_expired or care_of_expired:
+            status = (
+                Status.EXPIRED_NONCES
+                if home_expired and care_of_expired
+                else Status.EXPIRED_HOME_NONCE_INDEX
+                if home_expired
+                else Status.EXPIRED_CARE_OF_NONCE_INDEX
+            )
+            return self._acknowledge(now, request, correspondent, status, None)
+        assert home_nonce is not None
+        home_token = rr.home_keygen_token(home_nonce.kcn, request.home_address, home_nonce.nonce)
+        care_of_token = (
+            None
+            if care_of_nonce is None
+            else rr.care_of_keygen_token(
+                care_of_nonce.kcn, request.care_of_address, care_of_nonce.nonce
+            )
+        )
+        kbm = rr.binding_management_key(home_token, care_of_token)
+        expected = rr.authenticator(
+            kbm, request.care_of_address, correspondent, mh.mobility_data_for_authenticator(update)
+        )
+        if not hmac.compare_digest(expected, authorization.authenticator):
+            # RFC 3775 9.5.1: "...the authenticator ... not valid ... silently discarded".
+            self._count("bu_bad_authenticator")
+            return [Event("drop", {"reason": "BU authenticator does not verify"})]
+
+        entry = self.binding_cache.get(request.home_address)
+        if entry is not None and not sequence_newer(update.sequence, entry.sequence):
+            # RFC 3775 9.5.1: BA 135 carrying the last accepted Sequence Number.
+            return self._acknowledge(
+                now,
+                request,
+                correspondent,
+                Status.SEQUENCE_NUMBER_OUT_OF_WINDOW,
+                kbm,
+                sequence=entry.sequence,
+            )
+        if request.deregistration:
+            # RFC 3775 9.5.3: delete the entry (if any) and acknowledge if asked.
+            if entry is not None:
+                self.binding_cache.remove(request.home_address)
+            actions: list[Action] = [
+                CancelTimer(("binding_expiry", request.home_address)),
+                CancelTimer(("binding_refresh", request.home_address)),
+                Event("binding_deleted", {"home_address": str(request.home_address)}),
+            ]
+            if update.acknowledge:
+                actions += self._acknowledge(
+                    now, request, correspondent, Status.ACCEPTED, kbm, lifetime=0
+                )
+            return actions
+        if not self.binding_cache.has_room_for(request.home_address):
+            return self._acknowledge(
+                now, request, correspondent, Status.INSUFFICIENT_RESOURCES, kbm
+            )
+        # RFC 3775 9.5.2 / 5.2.6: at most MAX_RR_BINDING_LIFETIME for a correspondent binding.
+        lifetime = min(update.lifetime_s, self.config.constants.max_rr_binding_lifetime)
+        self.binding_cache.put(
+            BindingCacheEntry(
+                home_address=request.home_address,
+                care_of_address=request.care_of_address,
+                expires=now + lifetime,
+                sequence=update.sequence,
+                home_registration=False,
+                lifetime=lifetime,
+                last_used=now,
+                correspondent_address=correspondent,
+            )
+        )
+        actions = [
+            StartTimer(now + lifetime, ("binding_expiry", request.home_address)),
+            Event(
+                "binding_added",
+                {
+                    "home_address": str(request.home_address),
+                    "care_of_address": str(request.care_of_address),
+                    "sequence": update.sequence,
+                    "lifetime": lifetime,
+                },
+            ),
+        ]
+        lead = self.config.brr_lead
+        if lifetime > lead:
+            actions.append(
+                StartTimer(now + lifetime - lead, ("binding_refresh", request.home_address))
+            )
+        if update.acknowledge:
+            actions += self._acknowledge(
+                now, request, correspondent, Status.ACCEPTED, kbm, lifetime=lifetime
+            )
+        return actions
+
+    def _acknowledge(
+        self,
+        now: float,
+        request: BindingRequest,
+        correspondent: IPv6Address,
+        status: int,
+        kbm: bytes | None,
+        *,
+        sequence: int | None = None,
+        lifetime: float = 0,
+    ) -> list[Action]:
+        """RFC 3775 9.5.4: the BA goes to the care-of address with a type 2 routing header
+        naming the home address (directly to the home address when they are the same), and
+        carries Binding Authorization Data computed with Kbm when the BU was authorized."""
+        ba = mh.BindingAcknowledgement(
+            status=status,
+            sequence=request.update.sequence if sequence is None else sequence,
+            lifetime_units_4s=_units_4s(lifetime),
+            options=(mh.BindingAuthorizationData(),) if kbm is not None else (),
+        ).aligned()
+        if kbm is not None:
+            data = mh.mobility_data_for_authenticator(ba)
+            authenticator = rr.authenticator(kbm, request.care_of_address, correspondent, data)
+            ba = replace(
+                ba,
+                options=(
+                    *ba.options[:-1],
+                    mh.BindingAuthorizationData(authenticator=authenticator),
+                ),
+            )
+        if request.care_of_address == request.home_address:
+            packet = Ipv6Packet(source=correspondent, destination=request.home_address, payload=ba)
+        else:
+            packet = Ipv6Packet(
+                source=correspondent,
+                destination=request.care_of_address,
+                extension_headers=(RoutingType2(home_address=request.home_address),),
+                payload=ba,
+            )
+        self._count(f"ba_status_{status}")
+        return [
+            Transmit(packet.emit()),
+            Event(
+                "binding_ack_sent", {"home_address": str(request.home_address), "status": status}
+            ),
+        ]
+
+    def _binding_refresh(self, now: float, home: IPv6Address) -> list[Action]:
+        """RFC 3775 9.5.5: ask for a refresh before expiry if the entry is in active use. The
+        request goes to the home address: Mobility Header messages do not use the binding
+        (RFC 3775 6.1), so it travels through the home agent."""
+        entry = self.binding_cache.get(home)
+        if entry is None or now - entry.last_used > self.config.brr_use_window:
+            return []
+        entry.refresh_requested = True
+        brr = Ipv6Packet(
+            source=entry.correspondent_address, destination=home, payload=mh.BindingRefreshRequest()
+        )
+        self._count("brr_sent")
+        return [
+            Transmit(brr.emit()),
+            Event("binding_refresh_requested", {"home_address": str(home)}),
+        ]
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _binding_allows(self, home: IPv6Address, care_of: IPv6Address) -> bool:
+        entry = self.binding_cache.get(home)
+        return entry is not None and entry.care_of_address == care_of
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
