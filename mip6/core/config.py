@@ -7,6 +7,7 @@ constructors (no global configuration). Times are in seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,3 +44,46 @@ class CorrespondentConfig:
     binding_error_burst: int = 10
     icmp_error_rate: float = 10.0  # RFC 4443 2.4(f) token bucket: errors per second
     icmp_error_burst: int = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HomeAgentConfig:
+    """A home agent (RFC 3775 10), with the knobs UMIP users know (HaMaxBindingLife,
+    BindingAclPolicy, ...). ``home_prefixes`` are the prefixes of the home link(s) it serves."""
+
+    address: IPv6Address  # the home agent's own address on the home link
+    home_prefixes: tuple[IPv6Network, ...]
+    correspondent: CorrespondentConfig = CorrespondentConfig()
+    binding_cache_size: int = 4096
+    max_home_registration_lifetime: float = 262_008.0  # UMIP HaMaxBindingLife
+    # Which home addresses may register: (network, allowed) rules, first match wins; no match
+    # falls back to ``acl_default_allow`` (UMIP's DefaultBindingAclPolicy).
+    binding_acl: tuple[tuple[IPv6Network, bool], ...] = ()
+    acl_default_allow: bool = True
+    # Until ESP protects home registrations (RFC 3776), only this explicit switch lets an
+    # unprotected one through. Off by default: an unprotected Binding Update with H set is
+    # dropped and counted.
+    allow_unprotected_registration: bool = False
+    # Other home agents on the home link, with preferences, for DHAAD replies (RFC 3775 10.5).
+    other_home_agents: tuple[tuple[IPv6Address, int], ...] = ()
+    home_agent_preference: int = 0
+    prefix_valid_lifetime: int = 86_400  # advertised in Mobile Prefix Advertisements
+    prefix_preferred_lifetime: int = 14_400
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MobileNodeConfig:
+    """A mobile node (RFC 3775 11)."""
+
+    home_address: IPv6Address
+    home_agent: IPv6Address
+    constants: ProtocolConstants = ProtocolConstants()
+    home_registration_lifetime: float = 420.0  # requested; the home agent may grant less
+    correspondent_registration_lifetime: float = 420.0  # capped by MAX_RR_BINDING_LIFETIME
+    refresh_lead: float = 0.2  # re-register when this fraction of the lifetime remains
+    route_optimization: bool = True
+    binding_update_list_size: int = 1024
+    icmp_error_rate: float = 10.0
+    icmp_error_burst: int = 10
+    binding_error_rate: float = 1.0
+    binding_error_burst: int = 10

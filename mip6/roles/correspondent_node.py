@@ -53,10 +53,12 @@ class CorrespondentNode:
         config: CorrespondentConfig | None = None,
         rng: random.Random,
         home_agent: bool = False,
+        binding_cache: BindingCache | None = None,
     ) -> None:
         self.config = config or CorrespondentConfig()
         constants = self.config.constants
-        self.binding_cache = BindingCache(self.config.binding_cache_size)
+        # A home agent passes its own cache: RFC 3775 9.1 has one binding cache per node.
+        self.binding_cache = binding_cache or BindingCache(self.config.binding_cache_size)
         self.nonces = NonceTable(
             rng, interval=self.config.nonce_interval, lifetime=constants.max_nonce_lifetime
         )
