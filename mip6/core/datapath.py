@@ -16,9 +16,10 @@ from ipaddress import IPv6Address
 from mip6.wire import protocols
 
 _FIXED = struct.Struct("!IHBB16s16s")
-# RFC 3775 6.3: Destination Options header of 24 bytes: Next Header, Hdr Ext Len 2, PadN of 2
-# (Home Address option at 8n+6), Option Type 201, Option Length 16, Home Address.
-_HAO_PREFIX = b"\x01\x00\xc9\x10"
+# RFC 3775 6.3: Destination Options header of 24 bytes: Next Header, Hdr Ext Len 2, a PadN of
+# 4 bytes (so the Home Address option starts at 8n+6), Option Type 201, Option Length 16, Home
+# Address. The same bytes DestinationOptions.aligned([HomeAddressOption(...)]) emits.
+_HAO_PREFIX = b"\x01\x02\x00\x00\xc9\x10"
 
 
 def _insert_after_hop_by_hop(data: bytes, header_type: int, header_body: bytes) -> bytearray:

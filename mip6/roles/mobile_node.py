@@ -1,0 +1,817 @@
+"""Mobile node (RFC 3775 11): home registration, return routability, correspondent bindings,
+movement, returning home, the Binding Update List with RFC 3775 11.8 retransmission and rate
+limits, and the data path (Home Address option out, type 2 routing header in, reverse
+tunnelling for correspondents without a binding).
+
+Also the primitives the distributed server needs from it (ARCHITECTURE 5): bindings toward one
+correspondent only (``home_registration=False`` leaves the home agent alone), return
+routability now and the Binding Update later (``send_binding_update=False`` then
+``complete_route_optimization``), HoTI/HoT through a relay node instead of the home agent
+(``tunnel_relay``), export and import of one correspondent's state, and clearing a binding with
+retries until it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Hashable
+from dataclasses import replace
+from ipaddress import IPv6Address, IPv6Network
+
+from mip6.core import rr
+from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
+from mip6.core.binding_update_list import (
+    BindingUpdateList,
+    BulEntry,
+    BulState,
+    CorrespondentState,
+)
+from mip6.core.config import MobileNodeConfig
+from mip6.core.datapath import encapsulate, insert_home_address_option
+from mip6.core.node import Inbound, NodePipeline
+from mip6.core.ratelimit import TokenBucket
+from mip6.wire import icmpv6 as icmp
+from mip6.wire import mobility as mh
+from mip6.wire import protocols
+from mip6.wire.errors import WireError
+from mip6.wire.ipv6 import Ipv6Packet
+from mip6.wire.ipv6ext import DestinationOptions, HomeAddressOption
+from mip6.wire.walk import walk
+
+log = logging.getLogger(__name__)
+
+Status = mh.BindingAckStatus
+EXPIRED_NONCE_STATUSES = (
+    Status.EXPIRED_HOME_NONCE_INDEX,
+    Status.EXPIRED_CARE_OF_NONCE_INDEX,
+    Status.EXPIRED_NONCES,
+)
+
+
+def home_agents_anycast(home_address: IPv6Address, prefix_length: int = 64) -> IPv6Address:
+    """RFC 3775 10.5 / RFC 2526: the Mobile IPv6 Home-Agents anycast address of the home
+    subnet (interface identifier 0xfdff:ffff:ffff:fffe for a 64-bit prefix)."""
+    network = IPv6Network((home_address, prefix_length), strict=False)
+    return network.network_address + ((1 << (128 - prefix_length)) - 2 - (1 << 57))
+
+
+class MobileNode:
+    def __init__(
+        self,
+        *,
+        config: MobileNodeConfig,
+        rng: random.Random,
+        care_of_address: IPv6Address | None = None,
+        home_registration: bool = True,
+        tunnel_relay: IPv6Address | None = None,
+    ) -> None:
+        self.config = config
+        self.constants = config.constants
+        self.rng = rng
+        self.home_address = config.home_address
+        self.home_agent = config.home_agent
+        self.care_of_address = care_of_address  # None: at home
+        self.home_registration = home_registration
+        self.tunnel_relay = tunnel_relay
+        self.bul = BindingUpdateList(config.binding_update_list_size)
+        self.pipeline = NodePipeline(
+            binding_allows=lambda home, care_of: False,  # no correspondent role here
+            own_home_addresses=lambda: (self.home_address,),
+            icmp_limiter=TokenBucket(config.icmp_error_rate, config.icmp_error_burst),
+            binding_error_limiter=TokenBucket(
+                config.binding_error_rate, config.binding_error_burst
+            ),
+        )
+        self.counters = self.pipeline.counters
+        self._dhaad: tuple[int, int, float] | None = None  # identifier, tries, timeout
+        self._mps: tuple[int, int, float] | None = None
+
+    @property
+    def at_home(self) -> bool:
+        return self.care_of_address is None or self.care_of_address == self.home_address
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def register(self, now: float) -> list[Action]:
+        """Home registration (RFC 3775 11.7.1) at the current care-of address, or
+        deregistration if at home (11.5.4)."""
+        entry = self.bul.get(self.home_agent)
+        if entry is None:
+            entry = BulEntry(
+                destination=self.home_agent,
+                home_address=self.home_address,
+                home_registration=True,
+                sequence=self.rng.randrange(1 << 16),
+                state=BulState.WAITING_ACK,
+            )
+            self.bul.put(entry)
+        entry.deregistering = self.at_home
+        entry.sequence = (entry.sequence + 1) & 0xFFFF
+        entry.retransmit_timeout = (
+            self.constants.initial_bindack_timeout_first_registration
+            if entry.first_registration
+            else self.constants.initial_bindack_timeout
+        )
+        entry.state = BulState.WAITING_ACK
+        return self._send_binding_update(now, entry)
+
+    def move(self, now: float, care_of_address: IPv6Address | None) -> list[Action]:
+        """Movement detected (RFC 3775 11.5): a new care-of address, or None for home.
+        Re-registers with the home agent; correspondent bindings follow once it accepts
+        (11.7.2), or are deregistered from home."""
+        self.care_of_address = care_of_address
+        actions: list[Action] = [
+            Event("moved", {"care_of_address": str(care_of_address) if care_of_address else None})
+        ]
+        for entry in self.bul:
+            if not entry.home_registration and entry.state is not BulState.FAILED:
+                entry.state = BulState.RETURN_ROUTABILITY  # old binding no longer usable
+        if self.home_registration:
+            actions += self.register(now)
+        else:
+            actions += self._refresh_correspondents(now)
+        return actions
+
+    def start_route_optimization(
+        self, now: float, correspondent: IPv6Address, *, send_binding_update: bool = True
+    ) -> list[Action]:
+        """Return routability with ``correspondent`` (RFC 3775 11.6) and, unless told to wait,
+        the Binding Update once both tokens are in (11.7.2)."""
+        entry = self.bul.get(correspondent)
+        if entry is None:
+            entry = BulEntry(
+                destination=correspondent,
+                home_address=self.home_address,
+                home_registration=False,
+                sequence=self.rng.randrange(1 << 16),
+                state=BulState.RETURN_ROUTABILITY,
+            )
+            self.bul.put(entry)
+        if entry.mobility_header_unsupported:
+            return [Event("route_optimization_unsupported", {"correspondent": str(correspondent)})]
+        entry.send_when_ready = send_binding_update
+        entry.deregistering = self.at_home
+        return self._return_routability(now, entry)
+
+    def complete_route_optimization(self, now: float, correspondent: IPv6Address) -> list[Action]:
+        """Send the Binding Update for tokens obtained earlier ("RR in advance")."""
+        entry = self.bul.get(correspondent)
+        if entry is None or not self._tokens_ready(now, entry):
+            return self.start_route_optimization(now, correspondent)
+        entry.send_when_ready = True
+        return self._correspondent_binding_update(now, entry)
+
+    def clear_binding(self, now: float, correspondent: IPv6Address) -> list[Action]:
+        """Delete the correspondent's binding (Lifetime 0), retrying until acknowledged."""
+        entry = self.bul.get(correspondent)
+        if entry is None:
+            return []
+        entry.deregistering = True
+        entry.send_when_ready = True
+        if self._tokens_ready(now, entry):
+            return self._correspondent_binding_update(now, entry)
+        return self._return_routability(now, entry)
+
+    def export_correspondent(self, now: float, correspondent: IPv6Address) -> CorrespondentState:
+        entry = self.bul.get(correspondent)
+        if entry is None:
+            raise KeyError(f"no binding update list entry for {correspondent}")
+        tokens = entry.tokens
+        return CorrespondentState(
+            correspondent=correspondent,
+            home_address=entry.home_address,
+            sequence=entry.sequence,
+            home_nonce_index=tokens.home_nonce_index,
+            home_keygen_token=tokens.home_keygen_token,
+            home_token_age=None if tokens.home_keygen_token is None else now - tokens.home_received,
+        )
+
+    def import_correspondent(self, now: float, state: CorrespondentState) -> None:
+        """Continue another member's binding with ``state.correspondent``: the next Binding
+        Update uses ``state.sequence + 1``; a fresh home keygen token is reused."""
+        if state.home_address != self.home_address:
+            raise ValueError("state is for another home address")
+        entry = BulEntry(
+            destination=state.correspondent,
+            home_address=state.home_address,
+            home_registration=False,
+            sequence=state.sequence,
+            state=BulState.RETURN_ROUTABILITY,
+        )
+        if state.home_keygen_token is not None and state.home_token_age is not None:
+            entry.tokens.home_nonce_index = state.home_nonce_index
+            entry.tokens.home_keygen_token = state.home_keygen_token
+            entry.tokens.home_received = now - state.home_token_age
+        self.bul.put(entry)
+
+    def discover_home_agent(self, now: float) -> list[Action]:
+        """Dynamic Home Agent Address Discovery (RFC 3775 11.4.1)."""
+        identifier = self.rng.randrange(1 << 16)
+        self._dhaad = (identifier, 0, self.constants.initial_dhaad_timeout)
+        return self._send_dhaad(now)
+
+    def solicit_mobile_prefixes(self, now: float) -> list[Action]:
+        """Mobile Prefix Solicitation (RFC 3775 11.4.2), to the home agent."""
+        if self.at_home:
+            return []
+        identifier = self.rng.randrange(1 << 16)
+        self._mps = (identifier, 0, self.constants.prefix_adv_timeout)
+        return self._send_mps(now)
+
+    # -- data path -----------------------------------------------------------------------------
+
+    def send(self, now: float, data: bytes) -> list[Action]:
+        """A packet from the local upper layer, normally from the home address. Away from
+        home: a Home Address option when the correspondent holds a binding (RFC 3775
+        11.3.1), else the reverse tunnel through the home agent (11.3.1, 10.4.5)."""
+        try:
+            chain = walk(data)
+        except WireError:
+            self._count("send_malformed")
+            return []
+        if self.at_home or chain.source != self.home_address.packed:
+            return [Transmit(data)]
+        assert self.care_of_address is not None
+        entry = self.bul.get(IPv6Address(chain.destination))
+        if (
+            entry is not None
+            and not entry.home_registration
+            and entry.usable(now, self.care_of_address)
+            and chain.upper_protocol != protocols.MOBILITY
+        ):
+            return [Transmit(insert_home_address_option(data, self.care_of_address))]
+        return [Transmit(encapsulate(data, self.care_of_address, self.home_agent))]
+
+    # -- events in ---------------------------------------------------------------------------
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        inbound, actions = self.pipeline.receive(now, data)
+        if inbound is None:
+            return actions
+        packet = inbound.packet
+        if isinstance(packet.payload, Ipv6Packet):
+            return actions + self._tunnelled(now, inbound)
+        return actions + self._dispatch(now, inbound, tunnelled_from=None)
+
+    def handle_timer(self, now: float, token: Hashable) -> list[Action]:
+        match token:
+            case ("bu_retransmit", IPv6Address() as destination):
+                return self._retransmit(now, destination)
+            case ("bu_send", IPv6Address() as destination):
+                entry = self.bul.get(destination)
+                return [] if entry is None else self._send_binding_update(now, entry)
+            case ("refresh", IPv6Address() as destination):
+                return self._refresh(now, destination)
+            case ("rr_retransmit", IPv6Address() as destination):
+                return self._rr_retransmit(now, destination)
+            case ("expiry", IPv6Address() as destination):
+                entry = self.bul.get(destination)
+                if entry is not None and entry.state is BulState.BOUND and entry.expires <= now:
+                    entry.state = BulState.FAILED
+                    return [Event("binding_expired", {"destination": str(destination)})]
+            case ("dhaad",):
+                return self._dhaad_timeout(now)
+            case ("mps",):
+                return self._mps_timeout(now)
+        return []
+
+    def _tunnelled(self, now: float, inbound: Inbound) -> list[Action]:
+        """RFC 3775 11.3.2 (and 10.4.6): packets the home agent (or, for a distributed
+        server, the relay node) tunnels to the care-of address."""
+        outer = inbound.packet
+        inner_packet = outer.payload
+        assert isinstance(inner_packet, Ipv6Packet)
+        senders = {self.home_agent} | ({self.tunnel_relay} if self.tunnel_relay else set())
+        if (
+            outer.source not in senders
+            or outer.destination != self.care_of_address
+            or inner_packet.destination != self.home_address
+        ):
+            self._count("tunnel_refused")
+            return [Event("drop", {"reason": "tunnelled packet not from our home agent"})]
+        inner_bytes = inbound.data[40 + sum(len(h.emit(0)) for h in outer.extension_headers) :]
+        inner, actions = self.pipeline.receive(now, inner_bytes)
+        if inner is None:
+            return actions
+        return actions + self._dispatch(now, inner, tunnelled_from=outer.source)
+
+    def _dispatch(
+        self, now: float, inbound: Inbound, *, tunnelled_from: IPv6Address | None
+    ) -> list[Action]:
+        payload = inbound.packet.payload
+        if isinstance(payload, mh.BindingAcknowledgement):
+            return self._binding_acknowledgement(now, inbound, payload)
+        if isinstance(payload, mh.HomeTest):
+            return self._home_test(now, inbound, payload)
+        if isinstance(payload, mh.CareOfTest):
+            return self._care_of_test(now, inbound, payload)
+        if isinstance(payload, mh.BindingRefreshRequest):
+            return self._binding_refresh_request(now, inbound)
+        if isinstance(payload, mh.BindingError):
+            return self._binding_error(now, inbound, payload)
+        if payload.protocol == protocols.MOBILITY:
+            self._count(f"ignored_{type(payload).__name__}")
+            return []
+        if isinstance(payload, icmp.HomeAgentAddressDiscoveryReply):
+            return self._dhaad_reply(now, payload)
+        if isinstance(payload, icmp.MobilePrefixAdvertisement):
+            return self._mobile_prefix_advertisement(now, inbound, payload)
+        actions: list[Action] = [Deliver(inbound.delivered())]
+        correspondent = inbound.packet.source
+        if (
+            tunnelled_from == self.home_agent
+            and self.config.route_optimization
+            and self.bul.get(correspondent) is None
+            and not self.at_home
+        ):
+            # RFC 3775 11.7.2: traffic arriving through the home agent's tunnel is a reason to
+            # start route optimization with its sender.
+            actions += self.start_route_optimization(now, correspondent)
+        return actions
+
+    # -- Binding Updates out (RFC 3775 11.7) --------------------------------------------------
+
+    def _send_binding_update(self, now: float, entry: BulEntry) -> list[Action]:
+        """Send ``entry``'s current Binding Update, within MAX_UPDATE_RATE per second (11.8)."""
+        recent = [t for t in entry.recent_sends if now - t < 1.0]
+        if len(recent) >= self.constants.max_update_rate:
+            return [
+                StartTimer(
+                    recent[-self.constants.max_update_rate] + 1.0, ("bu_send", entry.destination)
+                )
+            ]
+        entry.recent_sends.append(now)
+        if entry.home_registration:
+            packet = self._home_binding_update(entry)
+        else:
+            packet = self._correspondent_packet(now, entry)
+            if packet is None:
+                return self._return_routability(now, entry)
+        entry.care_of_address = None if self.at_home else self.care_of_address
+        entry.state = BulState.WAITING_ACK
+        entry.first_registration = entry.first_registration and entry.home_registration
+        self._count("binding_update_sent")
+        return [
+            Transmit(packet.emit()),
+            StartTimer(now + entry.retransmit_timeout, ("bu_retransmit", entry.destination)),
+            Event(
+                "binding_update_sent",
+                {
+                    "destination": str(entry.destination),
+                    "sequence": entry.sequence,
+                    "lifetime": entry.lifetime,
+                    "home_registration": entry.home_registration,
+                },
+            ),
+        ]
+
+    def _home_binding_update(self, entry: BulEntry) -> Ipv6Packet:
+        """RFC 3775 11.7.1: A and H set; from the care-of address with a Home Address option,
+        or from the home address with Lifetime 0 when returning home (11.5.4)."""
+        lifetime = 0.0 if entry.deregistering else self.config.home_registration_lifetime
+        entry.lifetime = lifetime
+        bu = mh.BindingUpdate(
+            sequence=entry.sequence,
+            acknowledge=True,
+            home_registration=True,
+            lifetime_units_4s=min(int(lifetime) // 4, 0xFFFF),
+        ).aligned()
+        if self.at_home:
+            return Ipv6Packet(source=self.home_address, destination=entry.destination, payload=bu)
+        assert self.care_of_address is not None
+        return Ipv6Packet(
+            source=self.care_of_address,
+            destination=entry.destination,
+            extension_headers=(
+                DestinationOptions.aligned([HomeAddressOption(home_address=self.home_address)]),
+            ),
+            payload=bu,
+        )
+
+    def _correspondent_packet(self, now: float, entry: BulEntry) -> Ipv6Packet | None:
+        """RFC 3775 11.7.2: Nonce Indices and Binding Authorization Data computed with Kbm;
+        None when the tokens are not fresh enough to compute it."""
+        if not self._tokens_ready(now, entry):
+            return None
+        tokens = entry.tokens
+        assert tokens.home_keygen_token is not None and tokens.home_nonce_index is not None
+        care_of = self.home_address if self.at_home else self.care_of_address
+        assert care_of is not None
+        lifetime = (
+            0.0
+            if entry.deregistering
+            else min(
+                self.config.correspondent_registration_lifetime,
+                self.constants.max_rr_binding_lifetime,
+            )
+        )
+        entry.lifetime = lifetime
+        bu = mh.BindingUpdate(
+            sequence=entry.sequence,
+            acknowledge=True,
+            lifetime_units_4s=int(lifetime) // 4,
+            options=(
+                mh.NonceIndices(
+                    home_nonce_index=tokens.home_nonce_index,
+                    # RFC 3775 5.2.6: from home the care-of nonce index is ignored.
+                    care_of_nonce_index=0 if self.at_home else tokens.care_of_nonce_index or 0,
+                ),
+                mh.BindingAuthorizationData(),
+            ),
+        ).aligned()
+        kbm = self._kbm(entry)
+        authenticator = rr.authenticator(
+            kbm, care_of, entry.destination, mh.mobility_data_for_authenticator(bu)
+        )
+        bu = replace(
+            bu, options=(*bu.options[:-1], mh.BindingAuthorizationData(authenticator=authenticator))
+        )
+        if self.at_home:
+            return Ipv6Packet(source=self.home_address, destination=entry.destination, payload=bu)
+        return Ipv6Packet(
+            source=care_of,
+            destination=entry.destination,
+            extension_headers=(
+                DestinationOptions.aligned([HomeAddressOption(home_address=self.home_address)]),
+            ),
+            payload=bu,
+        )
+
+    def _correspondent_binding_update(self, now: float, entry: BulEntry) -> list[Action]:
+        entry.sequence = (entry.sequence + 1) & 0xFFFF
+        entry.retransmit_timeout = self.constants.initial_bindack_timeout
+        return self._send_binding_update(now, entry)
+
+    def _kbm(self, entry: BulEntry) -> bytes:
+        tokens = entry.tokens
+        assert tokens.home_keygen_token is not None
+        # RFC 3775 5.2.5: from home, Kbm = SHA1(home keygen token).
+        care_of_token = None if self.at_home else tokens.care_of_keygen_token
+        return rr.binding_management_key(tokens.home_keygen_token, care_of_token)
+
+    def _retransmit(self, now: float, destination: IPv6Address) -> list[Action]:
+        """RFC 3775 11.8: no acknowledgement yet; double the timeout up to MAX_BINDACK_TIMEOUT,
+        with a new Sequence Number each time. A home registration (and a deregistration)
+        keeps trying at the maximum interval; a correspondent binding gives up there."""
+        entry = self.bul.get(destination)
+        if entry is None or entry.state is not BulState.WAITING_ACK:
+            return []
+        timeout = entry.retransmit_timeout * 2
+        if timeout > self.constants.max_bindack_timeout:
+            if not (entry.home_registration or entry.deregistering):
+                entry.state = BulState.FAILED
+                return [
+                    Event(
+                        "binding_failed",
+                        {"destination": str(destination), "reason": "no acknowledgement"},
+                    )
+                ]
+            timeout = self.constants.max_bindack_timeout
+        entry.retransmit_timeout = timeout
+        entry.sequence = (entry.sequence + 1) & 0xFFFF
+        self._count("binding_update_retransmitted")
+        return self._send_binding_update(now, entry)
+
+    # -- Binding Acknowledgements in (RFC 3775 11.7.3) ------------------------------------------
+
+    def _binding_acknowledgement(
+        self, now: float, inbound: Inbound, ba: mh.BindingAcknowledgement
+    ) -> list[Action]:
+        entry = self.bul.get(inbound.packet.source)
+        if entry is None or entry.state is not BulState.WAITING_ACK:
+            self._count("ba_unexpected")
+            return []
+        if not entry.home_registration and ba.status not in EXPIRED_NONCE_STATUSES:
+            # RFC 3775 11.7.3: a correspondent's BA must carry a valid authenticator.
+            authorization = ba.find(mh.BindingAuthorizationData)
+            care_of = self.home_address if self.at_home else self.care_of_address
+            assert care_of is not None
+            if (
+                not isinstance(authorization, mh.BindingAuthorizationData)
+                or not self._tokens_ready(now, entry)
+                or (
+                    rr.authenticator(
+                        self._kbm(entry),
+                        care_of,
+                        entry.destination,
+                        mh.mobility_data_for_authenticator(ba),
+                    )
+                    != authorization.authenticator
+                )
+            ):
+                self._count("ba_bad_authenticator")
+                return [Event("drop", {"reason": "BA authenticator does not verify"})]
+        if ba.status == Status.SEQUENCE_NUMBER_OUT_OF_WINDOW:
+            # RFC 3775 11.7.3: take the Sequence Number from the BA and send a new BU.
+            entry.sequence = (ba.sequence + 1) & 0xFFFF
+            return [
+                CancelTimer(("bu_retransmit", entry.destination)),
+                *self._send_binding_update(now, entry),
+            ]
+        if ba.sequence != entry.sequence:
+            self._count("ba_stale_sequence")
+            return []
+        actions: list[Action] = [CancelTimer(("bu_retransmit", entry.destination))]
+        if ba.status in EXPIRED_NONCE_STATUSES:
+            # RFC 3775 11.7.3: get fresh tokens for what expired, then send the BU again.
+            if ba.status != Status.EXPIRED_CARE_OF_NONCE_INDEX:
+                entry.tokens.home_keygen_token = None
+            if ba.status != Status.EXPIRED_HOME_NONCE_INDEX:
+                entry.tokens.care_of_keygen_token = None
+            entry.send_when_ready = True
+            return actions + self._return_routability(now, entry)
+        if not ba.accepted:
+            entry.state = BulState.FAILED
+            return [
+                *actions,
+                Event(
+                    "binding_rejected", {"destination": str(entry.destination), "status": ba.status}
+                ),
+            ]
+        if entry.deregistering:
+            self.bul.remove(entry.destination)
+            actions += [
+                CancelTimer(("refresh", entry.destination)),
+                CancelTimer(("expiry", entry.destination)),
+            ]
+            return [*actions, Event("deregistered", {"destination": str(entry.destination)})]
+        sent_at = entry.recent_sends[-1] if entry.recent_sends else now
+        granted = min(entry.lifetime, ba.lifetime_s)
+        entry.granted = granted
+        entry.expires = sent_at + granted  # RFC 3775 11.7.3: counted from when the BU was sent
+        entry.state = BulState.BOUND
+        entry.acknowledged_sequence = ba.sequence
+        entry.first_registration = False
+        actions += [
+            StartTimer(
+                sent_at + granted * (1 - self.config.refresh_lead), ("refresh", entry.destination)
+            ),
+            StartTimer(entry.expires, ("expiry", entry.destination)),
+        ]
+        if entry.home_registration:
+            actions.append(
+                Event(
+                    "home_registered",
+                    {"care_of_address": str(self.care_of_address), "lifetime": granted},
+                )
+            )
+            actions += self._refresh_correspondents(now)
+        else:
+            actions.append(
+                Event(
+                    "route_optimized",
+                    {"correspondent": str(entry.destination), "lifetime": granted},
+                )
+            )
+        return actions
+
+    def _refresh_correspondents(self, now: float) -> list[Action]:
+        """RFC 3775 11.7.2: after the home registration, bring correspondent bindings to the
+        new care-of address (or delete them, from home)."""
+        actions: list[Action] = []
+        for entry in self.bul:
+            if entry.home_registration or entry.state is BulState.FAILED:
+                continue
+            if (
+                entry.care_of_address != (None if self.at_home else self.care_of_address)
+                or entry.state is not BulState.BOUND
+            ):
+                entry.deregistering = self.at_home
+                entry.send_when_ready = True
+                actions += self._return_routability(now, entry)
+        return actions
+
+    def _refresh(self, now: float, destination: IPv6Address) -> list[Action]:
+        entry = self.bul.get(destination)
+        if entry is None or entry.state is not BulState.BOUND:
+            return []
+        if entry.home_registration:
+            return self.register(now)
+        entry.send_when_ready = True
+        if self._tokens_ready(now, entry):
+            return self._correspondent_binding_update(now, entry)
+        return self._return_routability(now, entry)
+
+    # -- return routability (RFC 3775 11.6) -----------------------------------------------------
+
+    def _tokens_ready(self, now: float, entry: BulEntry) -> bool:
+        tokens = entry.tokens
+        lifetime = self.constants.max_token_lifetime
+        home_ok = tokens.home_keygen_token is not None and now - tokens.home_received <= lifetime
+        if self.at_home:
+            return home_ok
+        care_of_ok = (
+            tokens.care_of_keygen_token is not None
+            and tokens.care_of_for == self.care_of_address
+            and now - tokens.care_of_received <= lifetime
+        )
+        return home_ok and care_of_ok
+
+    def _return_routability(self, now: float, entry: BulEntry) -> list[Action]:
+        if self._tokens_ready(now, entry):
+            if entry.send_when_ready:
+                return self._correspondent_binding_update(now, entry)
+            entry.state = BulState.READY
+            return [Event("return_routability_complete", {"correspondent": str(entry.destination)})]
+        entry.state = BulState.RETURN_ROUTABILITY
+        entry.rr_timeout = self.constants.initial_bindack_timeout
+        return self._send_test_inits(now, entry)
+
+    def _send_test_inits(self, now: float, entry: BulEntry) -> list[Action]:
+        """HoTI through the home agent (or relay) from the home address; CoTI directly from the
+        care-of address. Only the tests whose tokens are missing or stale are sent."""
+        lifetime = self.constants.max_token_lifetime
+        tokens = entry.tokens
+        actions: list[Action] = []
+        if tokens.home_keygen_token is None or now - tokens.home_received > lifetime:
+            entry.home_init_cookie = self.rng.randbytes(8)
+            hoti = Ipv6Packet(
+                source=self.home_address,
+                destination=entry.destination,
+                payload=mh.HomeTestInit(home_init_cookie=entry.home_init_cookie),
+            ).emit()
+            if self.at_home:
+                actions.append(Transmit(hoti))
+            else:
+                assert self.care_of_address is not None
+                via = self.tunnel_relay or self.home_agent
+                actions.append(Transmit(encapsulate(hoti, self.care_of_address, via)))
+        if not self.at_home and not (
+            tokens.care_of_keygen_token is not None
+            and tokens.care_of_for == self.care_of_address
+            and now - tokens.care_of_received <= lifetime
+        ):
+            assert self.care_of_address is not None
+            entry.care_of_init_cookie = self.rng.randbytes(8)
+            coti = Ipv6Packet(
+                source=self.care_of_address,
+                destination=entry.destination,
+                payload=mh.CareOfTestInit(care_of_init_cookie=entry.care_of_init_cookie),
+            )
+            actions.append(Transmit(coti.emit()))
+        self._count("return_routability_started")
+        actions.append(StartTimer(now + entry.rr_timeout, ("rr_retransmit", entry.destination)))
+        return actions
+
+    def _rr_retransmit(self, now: float, destination: IPv6Address) -> list[Action]:
+        entry = self.bul.get(destination)
+        if entry is None or entry.state is not BulState.RETURN_ROUTABILITY:
+            return []
+        timeout = entry.rr_timeout * 2
+        if timeout > self.constants.max_bindack_timeout:
+            entry.state = BulState.FAILED
+            return [
+                Event(
+                    "binding_failed",
+                    {"destination": str(destination), "reason": "return routability"},
+                )
+            ]
+        entry.rr_timeout = timeout
+        self._count("return_routability_retransmitted")
+        return self._send_test_inits(now, entry)
+
+    def _home_test(self, now: float, inbound: Inbound, hot: mh.HomeTest) -> list[Action]:
+        entry = self.bul.get(inbound.packet.source)
+        if entry is None or entry.home_init_cookie != hot.home_init_cookie:
+            self._count("hot_unexpected")
+            return []
+        entry.home_init_cookie = None
+        entry.tokens.home_nonce_index = hot.home_nonce_index
+        entry.tokens.home_keygen_token = hot.home_keygen_token
+        entry.tokens.home_received = now
+        return self._tokens_arrived(now, entry)
+
+    def _care_of_test(self, now: float, inbound: Inbound, cot: mh.CareOfTest) -> list[Action]:
+        entry = self.bul.get(inbound.packet.source)
+        if (
+            entry is None
+            or entry.care_of_init_cookie != cot.care_of_init_cookie
+            or inbound.packet.destination != self.care_of_address
+        ):
+            self._count("cot_unexpected")
+            return []
+        entry.care_of_init_cookie = None
+        entry.tokens.care_of_nonce_index = cot.care_of_nonce_index
+        entry.tokens.care_of_keygen_token = cot.care_of_keygen_token
+        entry.tokens.care_of_received = now
+        entry.tokens.care_of_for = self.care_of_address
+        return self._tokens_arrived(now, entry)
+
+    def _tokens_arrived(self, now: float, entry: BulEntry) -> list[Action]:
+        if entry.state is not BulState.RETURN_ROUTABILITY or not self._tokens_ready(now, entry):
+            return []
+        actions: list[Action] = [CancelTimer(("rr_retransmit", entry.destination))]
+        if entry.send_when_ready:
+            return actions + self._correspondent_binding_update(now, entry)
+        entry.state = BulState.READY
+        return [
+            *actions,
+            Event("return_routability_complete", {"correspondent": str(entry.destination)}),
+        ]
+
+    # -- requests and errors from others --------------------------------------------------------
+
+    def _binding_refresh_request(self, now: float, inbound: Inbound) -> list[Action]:
+        """RFC 3775 11.7.4: refresh the binding the sender holds, if we have one with it."""
+        entry = self.bul.get(inbound.packet.source)
+        if entry is None or entry.state is not BulState.BOUND:
+            return []
+        return self._refresh(now, entry.destination)
+
+    def _binding_error(self, now: float, inbound: Inbound, error: mh.BindingError) -> list[Action]:
+        """RFC 3775 11.3.6: status 1, the correspondent has no binding for our Home Address
+        option: bind again; status 2, it does not speak the Mobility Header: stop trying."""
+        entry = self.bul.get(inbound.packet.source)
+        if entry is None or entry.home_registration:
+            return []
+        if error.status == mh.BindingErrorStatus.UNRECOGNIZED_MH_TYPE:
+            entry.mobility_header_unsupported = True
+            entry.state = BulState.FAILED
+            return [
+                Event("route_optimization_unsupported", {"correspondent": str(entry.destination)})
+            ]
+        if error.status == mh.BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS_OPTION:
+            entry.state = BulState.RETURN_ROUTABILITY
+            entry.send_when_ready = True
+            return self._return_routability(now, entry)
+        return []
+
+    # -- discovery (RFC 3775 11.4) ---------------------------------------------------------------
+
+    def _send_dhaad(self, now: float) -> list[Action]:
+        assert self._dhaad is not None
+        identifier, _, timeout = self._dhaad
+        source = self.care_of_address or self.home_address
+        request = Ipv6Packet(
+            source=source,
+            destination=home_agents_anycast(self.home_address),
+            payload=icmp.HomeAgentAddressDiscoveryRequest(identifier=identifier),
+        )
+        return [Transmit(request.emit()), StartTimer(now + timeout, ("dhaad",))]
+
+    def _dhaad_timeout(self, now: float) -> list[Action]:
+        if self._dhaad is None:
+            return []
+        identifier, tries, timeout = self._dhaad
+        if tries + 1 >= self.constants.dhaad_retries:
+            self._dhaad = None
+            return [Event("home_agent_discovery_failed", {})]
+        self._dhaad = (identifier, tries + 1, timeout * 2)  # RFC 3775 11.4.1: doubling
+        return self._send_dhaad(now)
+
+    def _dhaad_reply(self, now: float, reply: icmp.HomeAgentAddressDiscoveryReply) -> list[Action]:
+        if (
+            self._dhaad is None
+            or reply.identifier != self._dhaad[0]
+            or not reply.home_agent_addresses
+        ):
+            return []
+        self._dhaad = None
+        self.home_agent = reply.home_agent_addresses[0]  # listed in order of preference
+        return [
+            CancelTimer(("dhaad",)),
+            Event("home_agent_discovered", {"home_agent": str(self.home_agent)}),
+        ]
+
+    def _send_mps(self, now: float) -> list[Action]:
+        assert self._mps is not None and self.care_of_address is not None
+        identifier, _, timeout = self._mps
+        solicitation = Ipv6Packet(
+            source=self.care_of_address,
+            destination=self.home_agent,
+            extension_headers=(
+                DestinationOptions.aligned([HomeAddressOption(home_address=self.home_address)]),
+            ),
+            payload=icmp.MobilePrefixSolicitation(identifier=identifier),
+        )
+        return [Transmit(solicitation.emit()), StartTimer(now + timeout, ("mps",))]
+
+    def _mps_timeout(self, now: float) -> list[Action]:
+        if self._mps is None or self.at_home:
+            return []
+        identifier, tries, timeout = self._mps
+        if tries + 1 >= self.constants.prefix_adv_retries:
+            self._mps = None
+            return [Event("mobile_prefix_solicitation_failed", {})]
+        self._mps = (identifier, tries + 1, timeout * 2)
+        return self._send_mps(now)
+
+    def _mobile_prefix_advertisement(
+        self, now: float, inbound: Inbound, advertisement: icmp.MobilePrefixAdvertisement
+    ) -> list[Action]:
+        if inbound.packet.source != self.home_agent:
+            return []
+        actions: list[Action] = []
+        if self._mps is not None and advertisement.identifier == self._mps[0]:
+            self._mps = None
+            actions.append(CancelTimer(("mps",)))
+        prefixes = [
+            f"{option.prefix}/{option.prefix_length}"
+            for option in advertisement.options
+            if isinstance(option, icmp.PrefixInformation)
+        ]
+        return [*actions, Event("mobile_prefixes", {"prefixes": prefixes})]
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1

@@ -1,0 +1,418 @@
+"""Mobile node (RFC 3775 11) against scripted peers on virtual time."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from ipaddress import IPv6Address
+
+import pytest
+
+from mip6.core.actions import Event
+from mip6.core.config import MobileNodeConfig
+from mip6.roles.correspondent_node import CorrespondentNode
+from mip6.roles.mobile_node import MobileNode, home_agents_anycast
+from mip6.runtime.memory import MemoryNetwork
+from mip6.wire import icmpv6 as icmp
+from mip6.wire import mobility as mh
+from mip6.wire.ipv6 import Ipv6Packet
+from mip6.wire.ipv6ext import RoutingType2
+from mip6.wire.udp import UdpDatagram
+
+from .harness import Recorder, hao
+
+HOME = IPv6Address("2001:db8:1::5")
+HA = IPv6Address("2001:db8:1::1")
+CARE_OF = IPv6Address("2001:db8:3::5")
+CARE_OF_2 = IPv6Address("2001:db8:4::5")
+CN = IPv6Address("2001:db8:2::1")
+Status = mh.BindingAckStatus
+
+
+class Lab:
+    def __init__(self, *, route_optimization: bool = False, seed: int = 3) -> None:
+        self.net = MemoryNetwork(seed)
+        config = MobileNodeConfig(
+            home_address=HOME, home_agent=HA, route_optimization=route_optimization
+        )
+        self.mn = MobileNode(config=config, rng=random.Random(seed), care_of_address=CARE_OF)
+        self.ha = Recorder()
+        self.net.add("mn", self.mn)
+        self.net.add("ha", self.ha)
+        self.net.route("2001:db8:1::/64", "ha")
+        self.net.route("2001:db8:3::/64", "mn")
+        self.net.route("2001:db8:4::/64", "mn")
+
+    def bus(self) -> list[tuple[float, Ipv6Packet]]:
+        return [(t, p) for t, p in self.ha.received if isinstance(p.payload, mh.BindingUpdate)]
+
+    def acknowledge(
+        self, status: int = 0, lifetime_units_4s: int = 105, sequence: int | None = None
+    ) -> None:
+        last = self.bus()[-1][1].payload
+        ba = mh.BindingAcknowledgement(
+            status=status,
+            sequence=last.sequence if sequence is None else sequence,
+            lifetime_units_4s=lifetime_units_4s,
+        ).aligned()
+        packet = Ipv6Packet(
+            source=HA,
+            destination=self.mn.care_of_address or HOME,
+            payload=ba,
+            extension_headers=(RoutingType2(home_address=HOME),) if self.mn.care_of_address else (),
+        )
+        self.net.inject("mn", packet.emit())
+
+    def events(self, name: str) -> list[Event]:
+        return [e for _, e in self.net.nodes["mn"].events if e.name == name]
+
+
+@pytest.fixture
+def lab() -> Lab:
+    return Lab()
+
+
+def test_home_registration_bu_from_care_of_with_hao_a_and_h(lab: Lab) -> None:
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.1)
+    ((_, packet),) = lab.bus()
+    bu = packet.payload
+    assert packet.source == CARE_OF and packet.destination == HA
+    assert packet.home_address == HOME
+    assert bu.acknowledge and bu.home_registration and not bu.key_management_mobility_capability
+    assert bu.lifetime_s == 420
+
+
+def test_first_registration_backoff_1_5_s_doubling_to_32_with_new_sequence(lab: Lab) -> None:
+    lab.net.call("mn", "register")
+    lab.net.run_for(200)
+    times = [round(t - 0.005, 3) for t, _ in lab.bus()]
+    assert times[:7] == [0.0, 1.5, 4.5, 10.5, 22.5, 46.5, 78.5]  # 1.5, 3, 6, 12, 24, then 32
+    assert times[7] == 110.5
+    sequences = [p.payload.sequence for _, p in lab.bus()]
+    assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(sequences))
+
+
+def test_accepted_ba_stops_retransmission_and_refreshes_before_expiry(lab: Lab) -> None:
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.5)
+    lab.acknowledge(lifetime_units_4s=25)  # 100 s granted
+    lab.net.run_for(10)
+    assert len(lab.bus()) == 1
+    assert lab.events("home_registered")
+    lab.net.run_for(75)  # refresh when 20% of the lifetime remains: at 80 s
+    times = [round(t - 0.005, 3) for t, _ in lab.bus()]
+    # no longer a first registration: INITIAL_BINDACK_TIMEOUT (1 s), then doubling
+    assert times == [0.0, 80.0, 81.0, 83.0]
+
+
+def test_ba_135_takes_sequence_from_ba_and_resends(lab: Lab) -> None:
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.5)
+    lab.acknowledge(status=Status.SEQUENCE_NUMBER_OUT_OF_WINDOW, sequence=40000)
+    lab.net.run_for(0.5)
+    assert lab.bus()[-1][1].payload.sequence == 40001
+
+
+@pytest.mark.parametrize("status", [129, 132, 133, 134, 139])
+def test_rejection_stops_and_reports(lab: Lab, status: int) -> None:
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.5)
+    lab.acknowledge(status=status)
+    lab.net.run_for(60)
+    assert len(lab.bus()) == 1
+    (event,) = lab.events("binding_rejected")
+    assert event.fields["status"] == status
+
+
+def test_ba_with_other_sequence_ignored(lab: Lab) -> None:
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.5)
+    lab.acknowledge(sequence=(lab.bus()[-1][1].payload.sequence + 7) % 65536)
+    lab.net.run_for(1.2)
+    assert len(lab.bus()) == 2  # still retransmitting
+
+
+def test_at_most_three_binding_updates_per_second(lab: Lab) -> None:
+    for _ in range(6):
+        lab.net.call("mn", "register")
+    lab.net.run_for(0.99)
+    assert len(lab.bus()) == 3
+    lab.net.run_for(0.05)
+    assert len(lab.bus()) >= 4
+
+
+def test_return_home_deregisters_from_home_address(lab: Lab) -> None:
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.5)
+    lab.acknowledge()
+    lab.net.run_for(1)
+    lab.net.route(HOME, "mn")
+    lab.net.call("mn", "move", None)
+    lab.net.run_for(0.5)
+    packet = lab.bus()[-1][1]
+    assert packet.source == HOME and packet.home_address is None
+    assert packet.payload.lifetime_units_4s == 0 and packet.payload.home_registration
+    lab.acknowledge(lifetime_units_4s=0)
+    lab.net.run_for(1)
+    assert lab.events("deregistered") and lab.mn.bul.get(HA) is None
+
+
+# -- data path -----------------------------------------------------------------------------------
+
+
+def udp(source: IPv6Address, destination: IPv6Address) -> bytes:
+    return Ipv6Packet(
+        source=source,
+        destination=destination,
+        payload=UdpDatagram(source_port=1, destination_port=2, payload=b"hi"),
+    ).emit()
+
+
+def test_send_without_binding_reverse_tunnels(lab: Lab) -> None:
+    lab.net.call("mn", "send", udp(HOME, CN))
+    lab.net.run_for(0.1)
+    ((_, outer),) = lab.ha.received
+    assert (outer.source, outer.destination) == (CARE_OF, HA)
+    assert outer.payload.emit() == udp(HOME, CN)
+
+
+def test_tunnelled_packet_from_home_agent_delivered(lab: Lab) -> None:
+    inner = udp(CN, HOME)
+    outer = Ipv6Packet(source=HA, destination=CARE_OF, payload=Ipv6Packet.parse(inner)).emit()
+    lab.net.inject("mn", outer)
+    lab.net.run_for(0.1)
+    assert [d for _, d in lab.net.nodes["mn"].delivered] == [inner]
+
+
+def test_tunnelled_packet_from_elsewhere_refused(lab: Lab) -> None:
+    outer = Ipv6Packet(
+        source=CN, destination=CARE_OF, payload=Ipv6Packet.parse(udp(CN, HOME))
+    ).emit()
+    lab.net.inject("mn", outer)
+    lab.net.run_for(0.1)
+    assert lab.net.nodes["mn"].delivered == []
+
+
+def test_rh2_naming_our_home_address_delivered_to_home_address(lab: Lab) -> None:
+    packet = Ipv6Packet(
+        source=CN,
+        destination=CARE_OF,
+        extension_headers=(RoutingType2(home_address=HOME),),
+        payload=UdpDatagram(source_port=1, destination_port=2, payload=b"hi"),
+    )
+    lab.net.inject("mn", packet.emit())
+    lab.net.run_for(0.1)
+    assert [d for _, d in lab.net.nodes["mn"].delivered] == [udp(CN, HOME)]
+
+
+def test_rh2_naming_another_address_dropped(lab: Lab) -> None:
+    packet = Ipv6Packet(
+        source=CN,
+        destination=CARE_OF,
+        extension_headers=(RoutingType2(home_address=IPv6Address("2001:db8:1::99")),),
+        payload=UdpDatagram(source_port=1, destination_port=2, payload=b"hi"),
+    )
+    lab.net.inject("mn", packet.emit())
+    lab.net.run_for(0.1)
+    assert lab.net.nodes["mn"].delivered == []
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+def test_dhaad_retries_with_doubling_then_takes_first_reply(lab: Lab) -> None:
+    lab.net.route(home_agents_anycast(HOME), "ha")
+    lab.net.call("mn", "discover_home_agent")
+    lab.net.run_for(8)
+    requests = [
+        (t, p)
+        for t, p in lab.ha.received
+        if isinstance(p.payload, icmp.HomeAgentAddressDiscoveryRequest)
+    ]
+    assert [round(t - 0.005, 3) for t, _ in requests] == [0.0, 3.0]
+    assert requests[0][1].destination == IPv6Address("2001:db8:1::fdff:ffff:ffff:fffe")
+    other = IPv6Address("2001:db8:1::2")
+    reply = icmp.HomeAgentAddressDiscoveryReply(
+        identifier=requests[0][1].payload.identifier, home_agent_addresses=(other, HA)
+    )
+    lab.net.inject("mn", Ipv6Packet(source=HA, destination=CARE_OF, payload=reply).emit())
+    lab.net.run_for(30)
+    assert lab.mn.home_agent == other
+    assert (
+        len(
+            [
+                p
+                for _, p in lab.ha.received
+                if isinstance(p.payload, icmp.HomeAgentAddressDiscoveryRequest)
+            ]
+        )
+        == 2
+    )
+
+
+def test_dhaad_gives_up_after_retries(lab: Lab) -> None:
+    lab.net.route(home_agents_anycast(HOME), "ha")
+    lab.net.call("mn", "discover_home_agent")
+    lab.net.run_for(100)
+    assert len(lab.ha.received) == 4  # DHAAD_RETRIES
+    assert lab.events("home_agent_discovery_failed")
+
+
+def test_mobile_prefix_solicitation_with_hao_and_advertisement(lab: Lab) -> None:
+    lab.net.call("mn", "solicit_mobile_prefixes")
+    lab.net.run_for(0.1)
+    ((_, mps),) = lab.ha.received
+    assert isinstance(mps.payload, icmp.MobilePrefixSolicitation) and mps.home_address == HOME
+    mpa = icmp.MobilePrefixAdvertisement(
+        identifier=mps.payload.identifier,
+        options=(
+            icmp.PrefixInformation(
+                prefix_length=64,
+                prefix=IPv6Address("2001:db8:1::"),
+                on_link=True,
+                autonomous=True,
+                valid_lifetime=100,
+                preferred_lifetime=50,
+            ),
+        ),
+    )
+    packet = Ipv6Packet(
+        source=HA,
+        destination=CARE_OF,
+        extension_headers=(RoutingType2(home_address=HOME),),
+        payload=mpa,
+    )
+    lab.net.inject("mn", packet.emit())
+    lab.net.run_for(10)
+    (event,) = lab.events("mobile_prefixes")
+    assert event.fields["prefixes"] == ["2001:db8:1::/64"]
+    assert len(lab.ha.received) == 1  # no retransmission once answered
+
+
+# -- route optimization with a real correspondent, the test playing the home agent's tunnel -------
+
+
+class RoLab(Lab):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cn = CorrespondentNode(rng=random.Random(9))
+        self.net.add("cn", self.cn)
+        self.net.route("2001:db8:2::/64", "cn")
+
+    def relay_home_agent(self) -> None:
+        """Play the home agent's tunnel both ways for whatever reached it."""
+        for _, packet in self.ha.take_all():
+            if isinstance(packet.payload, Ipv6Packet):  # reverse tunnel: forward the inner
+                self.net.inject("cn", packet.payload.emit())
+            elif packet.destination == HOME:  # intercept and tunnel to the care-of address
+                outer = Ipv6Packet(source=HA, destination=self.mn.care_of_address, payload=packet)
+                self.net.inject("mn", outer.emit())
+
+
+def _take_all(self: Recorder) -> list[tuple[float, Ipv6Packet]]:
+    out = list(self.received)
+    self.received.clear()
+    return out
+
+
+Recorder.take_all = _take_all  # type: ignore[attr-defined]
+
+
+def route_optimize(lab: RoLab) -> None:
+    lab.net.route(HOME, "ha")
+    lab.net.call("mn", "start_route_optimization", CN)
+    for _ in range(4):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    lab.net.run_for(0.5)
+
+
+def test_route_optimization_end_to_end_then_hao_data() -> None:
+    lab = RoLab()
+    route_optimize(lab)
+    assert lab.events("route_optimized")
+    entry = lab.cn.binding_cache.get(HOME)
+    assert entry is not None and entry.care_of_address == CARE_OF
+    lab.net.call("mn", "send", udp(HOME, CN))
+    lab.net.run_for(0.1)
+    ((_, delivered),) = lab.net.nodes["cn"].delivered
+    assert delivered == udp(HOME, CN)
+
+
+def test_rr_in_advance_then_binding_update_later() -> None:
+    lab = RoLab()
+    lab.net.route(HOME, "ha")
+    lab.net.call("mn", "start_route_optimization", CN, send_binding_update=False)
+    for _ in range(4):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    assert lab.events("return_routability_complete") and len(lab.cn.binding_cache) == 0
+    lab.net.call("mn", "complete_route_optimization", CN)
+    lab.net.run_for(0.5)
+    assert lab.cn.binding_cache.get(HOME) is not None
+
+
+def test_export_import_continues_sequence_on_another_member() -> None:
+    lab = RoLab()
+    route_optimize(lab)
+    state = lab.mn.export_correspondent(lab.net.now, CN)
+    other = MobileNode(
+        config=MobileNodeConfig(home_address=HOME, home_agent=HA, route_optimization=False),
+        rng=random.Random(11),
+        care_of_address=CARE_OF_2,
+        home_registration=False,
+    )
+    lab.net.add("mn2", other)
+    lab.net.route("2001:db8:4::/64", "mn2")
+    other.import_correspondent(lab.net.now, state)
+    lab.net.call("mn2", "start_route_optimization", CN)
+    lab.net.run_for(0.5)  # home token is fresh: only CoTI/CoT, then the BU
+    entry = lab.cn.binding_cache.get(HOME)
+    assert entry is not None and entry.care_of_address == CARE_OF_2
+    assert entry.sequence == (state.sequence + 1) % 65536
+
+
+def test_clear_binding_retries_until_acknowledged() -> None:
+    lab = RoLab()
+    route_optimize(lab)
+    lab.net.path(
+        "mn",
+        "cn",
+        __import__("mip6.runtime.memory", fromlist=["Path"]).Path(loss=1.0),
+        both_ways=False,
+    )
+    lab.net.call("mn", "clear_binding", CN)
+    lab.net.run_for(40)
+    assert lab.cn.binding_cache.get(HOME) is not None
+    from mip6.runtime.memory import Path
+
+    lab.net.path("mn", "cn", Path(), both_ways=False)
+    lab.net.run_for(40)
+    assert lab.cn.binding_cache.get(HOME) is None
+    assert lab.events("deregistered")
+
+
+def test_binding_error_2_stops_route_optimization() -> None:
+    lab = RoLab()
+    route_optimize(lab)
+    be = Ipv6Packet(
+        source=CN,
+        destination=CARE_OF,
+        payload=mh.BindingError(status=2, home_address=HOME).aligned(),
+    )
+    lab.net.inject("mn", be.emit())
+    lab.net.run_for(0.1)
+    assert lab.events("route_optimization_unsupported")
+    lab.net.call("mn", "send", udp(HOME, CN))
+    lab.net.run_for(0.1)
+    assert isinstance(lab.ha.received[-1][1].payload, Ipv6Packet)  # back to the reverse tunnel
+
+
+def test_hao_in_data_only_with_binding() -> None:
+    lab = RoLab()
+    route_optimize(lab)
+    lab.net.call("mn", "send", udp(HOME, CN))
+    out = [s for s in lab.net.trace if s.sender == "mn"][-1]
+    packet = Ipv6Packet.parse(out.data)
+    assert packet.source == CARE_OF and packet.extension_headers == (hao(HOME),)
