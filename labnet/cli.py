@@ -2,6 +2,9 @@
 
 ``labnet bench wire [--json] [--seconds S]``
     Wire-layer throughput, ours against scapy in the same run (see :mod:`labnet.bench.wire`).
+
+``labnet bench core [--json] [--seconds S]``
+    The MIPv6 engines' hot operations (see :mod:`labnet.bench.core`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labnet", description="the mip6 network lab")
     commands = parser.add_subparsers(dest="command", required=True)
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
-    bench.add_argument("suite", choices=["wire"], help="what to measure")
+    bench.add_argument("suite", choices=["wire", "core"], help="what to measure")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--seconds", type=float, default=4.0, help="total measuring time")
     return parser
@@ -25,9 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "bench":
-        from labnet.bench import wire
+        from labnet.bench import core, wire
 
-        results = wire.run(args.seconds)
+        results = {"wire": wire, "core": core}[args.suite].run(args.seconds)
         if args.json:
             print(json.dumps(results))
         else:

@@ -45,7 +45,9 @@ class CancelTimer:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something observers (traces, metrics, tests) may want: ``name`` plus fields."""
+    """Something observers (traces, metrics, tests) may want: ``name`` plus fields. Field
+    values are kept as they are (addresses as ``IPv6Address``): formatting them costs more
+    than the event itself, so a driver formats only what it logs."""
 
     name: str
     fields: Mapping[str, Any] = field(default_factory=dict)

@@ -194,7 +194,7 @@ class NodePipeline:
 
     def _malformed(self, now: float, data: bytes, error: WireError) -> list[Action]:
         self._count(f"malformed_{error.field or type(error).__name__}")
-        drop = Event("drop", {"reason": str(error)})
+        drop = Event("drop", {"reason": error})
         if isinstance(error, BadChecksum):
             return [drop]  # RFC 3775 9.2 and every upper layer: silently discard
         if isinstance(error, Malformed) and error.field in ("header_len", "payload_proto"):
@@ -289,7 +289,7 @@ class NodePipeline:
         self._count("binding_error_sent")
         return [
             Transmit(packet.emit()),
-            Event("binding_error_sent", {"to": str(to), "status": status}),
+            Event("binding_error_sent", {"to": to, "status": status}),
         ]
 
 

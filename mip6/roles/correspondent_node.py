@@ -12,8 +12,8 @@ from __future__ import annotations
 import hmac
 import logging
 import random
+import struct
 from collections.abc import Hashable
-from dataclasses import replace
 from ipaddress import IPv6Address
 
 from mip6.core import rr
@@ -32,14 +32,28 @@ from mip6.core.nonces import NonceTable
 from mip6.core.ratelimit import TokenBucket
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
+from mip6.wire.checksum import upper_layer_checksum, verify_upper_layer
 from mip6.wire.errors import WireError
-from mip6.wire.ipv6 import Ipv6Packet
+from mip6.wire.ipv6 import Ipv6Packet, RawPayload
 from mip6.wire.ipv6ext import RoutingType2
 from mip6.wire.walk import walk
 
 log = logging.getLogger(__name__)
 
 Status = mh.BindingAckStatus
+
+
+_TEST_INIT_PACKET_LENGTH = 40 + 16
+_TEST_MESSAGE = struct.Struct("!BBBBHH8s8s")  # HoT / CoT (RFC 3775 6.1.5, 6.1.6)
+_IPV6_HEADER = struct.Struct("!IHBB16s16s")
+
+# RFC 3775 6.2.7: Binding Authorization Data at 8n+2, after the 12 fixed bytes of a BA.
+_AUTHORIZED_BA_OPTIONS = (
+    mh.BindingAcknowledgement(status=0, sequence=0, options=(mh.BindingAuthorizationData(),))
+    .aligned()
+    .options
+)
+_PLAIN_BA_OPTIONS = mh.BindingAcknowledgement(status=0, sequence=0).aligned().options
 
 
 def _units_4s(seconds: float) -> int:
@@ -76,6 +90,10 @@ class CorrespondentNode:
     # -- events in ---------------------------------------------------------------------------
 
     def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        if len(data) == _TEST_INIT_PACKET_LENGTH and data[6] == protocols.MOBILITY:
+            reply = self._fast_test_init(now, data)
+            if reply is not None:
+                return reply
         inbound, actions = self.pipeline.receive(now, data)
         if inbound is None:
             return actions
@@ -118,12 +136,55 @@ class CorrespondentNode:
                 entry = self.binding_cache.get(home)
                 if entry is not None and entry.expires <= now:
                     self.binding_cache.remove(home)
-                    return [Event("binding_expired", {"home_address": str(home)})]
+                    return [Event("binding_expired", {"home_address": home})]
             case ("binding_refresh", IPv6Address() as home):
                 return self._binding_refresh(now, home)
         return []
 
     # -- return routability (RFC 3775 9.4) --------------------------------------------------
+
+    def _fast_test_init(self, now: float, data: bytes) -> list[Action] | None:
+        """HoTI and CoTI are the messages anyone can send a correspondent in bulk, so they
+        get a path that builds no ``Repr``: a bare IPv6 header (no extension header, hence no
+        Home Address option or routing header, RFC 3775 9.4.1/9.4.2) and a 16-byte Mobility
+        Header. It answers exactly as the general path would; anything it does not
+        recognize (returns None) takes the general path."""
+        mh_type = data[42]
+        if (
+            data[0] >> 4 != 6
+            or data[4:6] != b"\x00\x10"
+            or data[40] != protocols.NO_NEXT_HEADER
+            or data[41] != 1
+            or mh_type not in (mh.MhType.HOME_TEST_INIT, mh.MhType.CARE_OF_TEST_INIT)
+        ):
+            return None
+        source, destination = data[8:24], data[24:40]
+        if not verify_upper_layer(source, destination, protocols.MOBILITY, data[40:]):
+            return None  # the general path counts and drops it
+        if data[8] == 0xFF or destination[0] == 0xFF:
+            return None  # multicast: the general path decides
+        nonce = self.nonces.current(now)
+        address = IPv6Address(source)
+        cookie = data[48:56]
+        if mh_type == mh.MhType.HOME_TEST_INIT:
+            token = rr.home_keygen_token(nonce.kcn, address, nonce.nonce)
+            reply_type = mh.MhType.HOME_TEST
+            self._count("home_test_sent")
+        else:
+            token = rr.care_of_keygen_token(nonce.kcn, address, nonce.nonce)
+            reply_type = mh.MhType.CARE_OF_TEST
+            self._count("care_of_test_sent")
+        message = bytearray(
+            _TEST_MESSAGE.pack(
+                protocols.NO_NEXT_HEADER, 2, reply_type, 0, 0, nonce.index, cookie, token
+            )
+        )
+        checksum = upper_layer_checksum(destination, source, protocols.MOBILITY, bytes(message))
+        message[4:6] = checksum.to_bytes(2, "big")
+        header = _IPV6_HEADER.pack(
+            6 << 28, len(message), protocols.MOBILITY, 64, destination, source
+        )
+        return [Transmit(header + bytes(message))]
 
     def _home_test(self, now: float, inbound: Inbound, hoti: mh.HomeTestInit) -> list[Action]:
         """RFC 3775 9.4.1/9.4.3: HoT to the HoTI's source (the home address), same cookie."""
@@ -203,8 +264,12 @@ class CorrespondentNode:
             )
         )
         kbm = rr.binding_management_key(home_token, care_of_token)
+        header = inbound.layers[-1]
         expected = rr.authenticator(
-            kbm, request.care_of_address, correspondent, mh.mobility_data_for_authenticator(update)
+            kbm,
+            request.care_of_address,
+            correspondent,
+            mh.received_mobility_data(inbound.data[header.start : header.end]),
         )
         if not hmac.compare_digest(expected, authorization.authenticator):
             # RFC 3775 9.5.1: "...the authenticator ... not valid ... silently discarded".
@@ -229,7 +294,7 @@ class CorrespondentNode:
             actions: list[Action] = [
                 CancelTimer(("binding_expiry", request.home_address)),
                 CancelTimer(("binding_refresh", request.home_address)),
-                Event("binding_deleted", {"home_address": str(request.home_address)}),
+                Event("binding_deleted", {"home_address": request.home_address}),
             ]
             if update.acknowledge:
                 actions += self._acknowledge(
@@ -259,8 +324,8 @@ class CorrespondentNode:
             Event(
                 "binding_added",
                 {
-                    "home_address": str(request.home_address),
-                    "care_of_address": str(request.care_of_address),
+                    "home_address": request.home_address,
+                    "care_of_address": request.care_of_address,
                     "sequence": update.sequence,
                     "lifetime": lifetime,
                 },
@@ -295,33 +360,35 @@ class CorrespondentNode:
             status=status,
             sequence=request.update.sequence if sequence is None else sequence,
             lifetime_units_4s=_units_4s(lifetime),
-            options=(mh.BindingAuthorizationData(),) if kbm is not None else (),
-        ).aligned()
+            options=_AUTHORIZED_BA_OPTIONS if kbm is not None else _PLAIN_BA_OPTIONS,
+        )
+        payload: mh.BindingAcknowledgement | RawPayload = ba
         if kbm is not None:
-            data = mh.mobility_data_for_authenticator(ba)
-            authenticator = rr.authenticator(kbm, request.care_of_address, correspondent, data)
-            ba = replace(
-                ba,
-                options=(
-                    *ba.options[:-1],
-                    mh.BindingAuthorizationData(authenticator=authenticator),
+            care_of = request.care_of_address
+            payload = RawPayload(
+                protocol=protocols.MOBILITY,
+                data=mh.emit_authorized(
+                    ba,
+                    source=correspondent.packed,
+                    destination=request.home_address.packed,  # the final destination
+                    authenticator=lambda data: rr.authenticator(kbm, care_of, correspondent, data),
                 ),
             )
         if request.care_of_address == request.home_address:
-            packet = Ipv6Packet(source=correspondent, destination=request.home_address, payload=ba)
+            packet = Ipv6Packet(
+                source=correspondent, destination=request.home_address, payload=payload
+            )
         else:
             packet = Ipv6Packet(
                 source=correspondent,
                 destination=request.care_of_address,
                 extension_headers=(RoutingType2(home_address=request.home_address),),
-                payload=ba,
+                payload=payload,
             )
         self._count(f"ba_status_{status}")
         return [
             Transmit(packet.emit()),
-            Event(
-                "binding_ack_sent", {"home_address": str(request.home_address), "status": status}
-            ),
+            Event("binding_ack_sent", {"home_address": request.home_address, "status": status}),
         ]
 
     def _binding_refresh(self, now: float, home: IPv6Address) -> list[Action]:
@@ -338,7 +405,7 @@ class CorrespondentNode:
         self._count("brr_sent")
         return [
             Transmit(brr.emit()),
-            Event("binding_refresh_requested", {"home_address": str(home)}),
+            Event("binding_refresh_requested", {"home_address": home}),
         ]
 
     # -- helpers -------------------------------------------------------------------------------

@@ -121,9 +121,7 @@ class MobileNode:
         Re-registers with the home agent; correspondent bindings follow once it accepts
         (11.7.2), or are deregistered from home."""
         self.care_of_address = care_of_address
-        actions: list[Action] = [
-            Event("moved", {"care_of_address": str(care_of_address) if care_of_address else None})
-        ]
+        actions: list[Action] = [Event("moved", {"care_of_address": care_of_address})]
         for entry in self.bul:
             if not entry.home_registration and entry.state is not BulState.FAILED:
                 entry.state = BulState.RETURN_ROUTABILITY  # old binding no longer usable
@@ -149,7 +147,7 @@ class MobileNode:
             )
             self.bul.put(entry)
         if entry.mobility_header_unsupported:
-            return [Event("route_optimization_unsupported", {"correspondent": str(correspondent)})]
+            return [Event("route_optimization_unsupported", {"correspondent": correspondent})]
         entry.send_when_ready = send_binding_update
         entry.deregistering = self.at_home
         return self._return_routability(now, entry)
@@ -269,7 +267,7 @@ class MobileNode:
                 entry = self.bul.get(destination)
                 if entry is not None and entry.state is BulState.BOUND and entry.expires <= now:
                     entry.state = BulState.FAILED
-                    return [Event("binding_expired", {"destination": str(destination)})]
+                    return [Event("binding_expired", {"destination": destination})]
             case ("dhaad",):
                 return self._dhaad_timeout(now)
             case ("mps",):
@@ -358,7 +356,7 @@ class MobileNode:
             Event(
                 "binding_update_sent",
                 {
-                    "destination": str(entry.destination),
+                    "destination": entry.destination,
                     "sequence": entry.sequence,
                     "lifetime": entry.lifetime,
                     "home_registration": entry.home_registration,
@@ -464,7 +462,7 @@ class MobileNode:
                 return [
                     Event(
                         "binding_failed",
-                        {"destination": str(destination), "reason": "no acknowledgement"},
+                        {"destination": destination, "reason": "no acknowledgement"},
                     )
                 ]
             timeout = self.constants.max_bindack_timeout
@@ -525,9 +523,7 @@ class MobileNode:
             entry.state = BulState.FAILED
             return [
                 *actions,
-                Event(
-                    "binding_rejected", {"destination": str(entry.destination), "status": ba.status}
-                ),
+                Event("binding_rejected", {"destination": entry.destination, "status": ba.status}),
             ]
         if entry.deregistering:
             self.bul.remove(entry.destination)
@@ -535,7 +531,7 @@ class MobileNode:
                 CancelTimer(("refresh", entry.destination)),
                 CancelTimer(("expiry", entry.destination)),
             ]
-            return [*actions, Event("deregistered", {"destination": str(entry.destination)})]
+            return [*actions, Event("deregistered", {"destination": entry.destination})]
         sent_at = entry.recent_sends[-1] if entry.recent_sends else now
         granted = min(entry.lifetime, ba.lifetime_s)
         entry.granted = granted
@@ -553,7 +549,7 @@ class MobileNode:
             actions.append(
                 Event(
                     "home_registered",
-                    {"care_of_address": str(self.care_of_address), "lifetime": granted},
+                    {"care_of_address": self.care_of_address, "lifetime": granted},
                 )
             )
             actions += self._refresh_correspondents(now)
@@ -561,7 +557,7 @@ class MobileNode:
             actions.append(
                 Event(
                     "route_optimized",
-                    {"correspondent": str(entry.destination), "lifetime": granted},
+                    {"correspondent": entry.destination, "lifetime": granted},
                 )
             )
         return actions
@@ -613,7 +609,7 @@ class MobileNode:
             if entry.send_when_ready:
                 return self._correspondent_binding_update(now, entry)
             entry.state = BulState.READY
-            return [Event("return_routability_complete", {"correspondent": str(entry.destination)})]
+            return [Event("return_routability_complete", {"correspondent": entry.destination})]
         entry.state = BulState.RETURN_ROUTABILITY
         entry.rr_timeout = self.constants.initial_bindack_timeout
         return self._send_test_inits(now, entry)
@@ -664,7 +660,7 @@ class MobileNode:
             return [
                 Event(
                     "binding_failed",
-                    {"destination": str(destination), "reason": "return routability"},
+                    {"destination": destination, "reason": "return routability"},
                 )
             ]
         entry.rr_timeout = timeout
@@ -707,7 +703,7 @@ class MobileNode:
         entry.state = BulState.READY
         return [
             *actions,
-            Event("return_routability_complete", {"correspondent": str(entry.destination)}),
+            Event("return_routability_complete", {"correspondent": entry.destination}),
         ]
 
     # -- requests and errors from others --------------------------------------------------------
@@ -728,9 +724,7 @@ class MobileNode:
         if error.status == mh.BindingErrorStatus.UNRECOGNIZED_MH_TYPE:
             entry.mobility_header_unsupported = True
             entry.state = BulState.FAILED
-            return [
-                Event("route_optimization_unsupported", {"correspondent": str(entry.destination)})
-            ]
+            return [Event("route_optimization_unsupported", {"correspondent": entry.destination})]
         if error.status == mh.BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS_OPTION:
             entry.state = BulState.RETURN_ROUTABILITY
             entry.send_when_ready = True
@@ -771,7 +765,7 @@ class MobileNode:
         self.home_agent = reply.home_agent_addresses[0]  # listed in order of preference
         return [
             CancelTimer(("dhaad",)),
-            Event("home_agent_discovered", {"home_agent": str(self.home_agent)}),
+            Event("home_agent_discovered", {"home_agent": self.home_agent}),
         ]
 
     def _send_mps(self, now: float) -> list[Action]:

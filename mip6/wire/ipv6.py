@@ -160,9 +160,14 @@ class Ipv6Packet:
     ) -> bytes:
         """Wire bytes. ``source``/``destination`` exist so a packet can be an IPv6-in-IPv6
         payload and are unused. ``overrides`` forces version, payload_length or next_header."""
-        payload = self.payload.emit(
-            source=self.pseudo_source.packed, destination=self.final_destination.packed
-        )
+        source_packed = self.source.packed
+        destination_packed = self.destination.packed
+        if self.extension_headers:
+            pseudo_source = self.pseudo_source.packed
+            pseudo_destination = self.final_destination.packed
+        else:
+            pseudo_source, pseudo_destination = source_packed, destination_packed
+        payload = self.payload.emit(source=pseudo_source, destination=pseudo_destination)
         chain = [*self.extension_headers, self.payload]
         parts = [
             header.emit(chain[i + 1].protocol) for i, header in enumerate(self.extension_headers)
@@ -180,8 +185,8 @@ class Ipv6Packet:
                 payload_length,
                 o.get("next_header", chain[0].protocol),
                 self.hop_limit,
-                self.source.packed,
-                self.destination.packed,
+                source_packed,
+                destination_packed,
             )
             + body
         )
@@ -279,11 +284,10 @@ def _parse_packet(buf: bytes, base: int, layers: list[Layer] | None) -> Ipv6Pack
         if parser is None:
             payload = RawPayload(protocol=next_header, data=segment)
         else:
-            pseudo_source = (home_address or source).packed
+            pseudo_source = home_address.packed if home_address is not None else src
+            final_packed = dst if final_destination is destination else final_destination.packed
             try:
-                payload = parser(
-                    segment, source=pseudo_source, destination=final_destination.packed
-                )
+                payload = parser(segment, source=pseudo_source, destination=final_packed)
             except WireError as error:
                 raise error.shifted(offset) from None
     if layers is not None and next_header != protocols.IPV6:

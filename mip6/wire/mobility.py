@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
 from typing import ClassVar, Self
@@ -680,3 +680,34 @@ def mobility_data_for_authenticator(message: BindingUpdate | BindingAcknowledgem
     if not message.options or not isinstance(message.options[-1], BindingAuthorizationData):
         raise EmitError("message has no Binding Authorization Data option as its last option")
     return message.emit_unchecksummed()[:-AUTHENTICATOR_LENGTH]
+
+
+def emit_authorized(
+    message: BindingUpdate | BindingAcknowledgement,
+    *,
+    source: bytes,
+    destination: bytes,
+    authenticator: Callable[[bytes], bytes],
+) -> bytes:
+    """Emit ``message`` with its Binding Authorization Data filled in, in one pass:
+    ``authenticator`` receives the Mobility Data (RFC 3775 5.2.6) and returns the 12 bytes; the
+    checksum is then computed over the result with the given pseudo-header addresses. The last
+    option of ``message`` must be Binding Authorization Data (its bytes are replaced)."""
+    if not message.options or not isinstance(message.options[-1], BindingAuthorizationData):
+        raise EmitError("message has no Binding Authorization Data option as its last option")
+    unsigned = message.emit_unchecksummed()
+    mobility_data = unsigned[:-AUTHENTICATOR_LENGTH]
+    signed = authenticator(mobility_data)
+    if len(signed) != AUTHENTICATOR_LENGTH:
+        raise EmitError(f"authenticator must be {AUTHENTICATOR_LENGTH} bytes")
+    data = bytearray(mobility_data + signed)
+    checksum = upper_layer_checksum(source, destination, protocols.MOBILITY, bytes(data))
+    data[CHECKSUM : CHECKSUM + 2] = checksum.to_bytes(2, "big")
+    return bytes(data)
+
+
+def received_mobility_data(header: bytes) -> bytes:
+    """RFC 3775 5.2.6 Mobility Data of a received BU or BA, cut from its wire bytes (Checksum
+    zeroed, Authenticator removed): what the sender authenticated, bit for bit, even where
+    reserved fields or padding differ from what we would emit."""
+    return header[:CHECKSUM] + b"\0\0" + header[MESSAGE_DATA:-AUTHENTICATOR_LENGTH]

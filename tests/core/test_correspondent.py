@@ -420,3 +420,27 @@ def test_bad_authenticator_flood_creates_no_entries(lab: Lab) -> None:
     lab.net.run_for(1)
     assert len(lab.cn.binding_cache) == 0 and lab.mn.take() == []
     assert lab.cn.counters["bu_bad_authenticator"] == 2_000
+
+
+def test_fast_test_init_path_answers_like_the_general_path() -> None:
+    """A bare HoTI takes the Repr-free path; the same HoTI behind an (empty) Destination
+    Options header takes the general one. Same correspondent state, same answer."""
+    from mip6.wire.ipv6ext import DestinationOptions
+
+    for init in (
+        mh.HomeTestInit(home_init_cookie=b"c" * 8),
+        mh.CareOfTestInit(care_of_init_cookie=b"c" * 8),
+    ):
+        fast_cn = CorrespondentNode(rng=random.Random(5))
+        general_cn = CorrespondentNode(rng=random.Random(5))
+        bare = Ipv6Packet(source=HOME, destination=CN, payload=init).emit()
+        wrapped = Ipv6Packet(
+            source=HOME,
+            destination=CN,
+            payload=init,
+            extension_headers=(DestinationOptions.aligned([]),),
+        ).emit()
+        (fast,) = fast_cn.handle_packet(1.0, bare)
+        (general,) = general_cn.handle_packet(1.0, wrapped)
+        assert fast.data == general.data
+        assert fast_cn.counters == general_cn.counters

@@ -1,0 +1,876 @@
+"""Home agent (RFC 3775 10): home registrations, interception and tunnelling to the care-of
+address (RFC 2473), the reverse tunnel, Dynamic Home Agent Address Discovery, Mobile Prefix
+Solicitations, and the correspondent role for everything else.
+
+Sans-I/O (ARCHITECTURE 2): ``handle_packet`` for every packet that reaches the home agent (its
+own address, the Home-Agents anycast address, and addresses of the home prefixes the driver
+routes to it), ``send`` for packets its own upper layer originates, ``handle_timer`` for the
+timers it asked for. ``start`` gives the timers of a restored engine (:meth:`HomeAgent.restore`).
+
+The data path works on bytes: a packet for a registered home address is found by one dict
+lookup on its Destination Address and encapsulated without being parsed beyond
+:func:`~mip6.wire.walk.walk`. Only packets addressed to the home agent itself go through the
+:class:`~mip6.core.node.NodePipeline` and the full parser.
+
+Not implemented yet: ESP protection of home registrations (RFC 3776; until then only
+``allow_unprotected_registration`` lets a home registration through), duplicate address
+detection and proxy Neighbor Discovery on the home link (10.4.1; a configured address list
+stands in for DAD, and the driver's routes stand in for proxy ND), the Home Agents List learnt
+from Router Advertisements (10.5.1; ``other_home_agents`` is configured), unsolicited Mobile
+Prefix Advertisements (10.6.2-10.6.3), ICMP errors about tunnelled packets (10.4.1, RFC 2473 8)
+and the Tunnel Encapsulation Limit option (RFC 2473 5.1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections.abc import Hashable
+from dataclasses import dataclass
+from ipaddress import AddressValueError, IPv6Address, IPv6Network
+from typing import Any
+
+from mip6.core.actions import Action, Deliver, Event, StartTimer, Transmit
+from mip6.core.addresses import home_agents_anycast, is_reserved_anycast
+from mip6.core.binding_cache import (
+    BindingCache,
+    BindingCacheEntry,
+    BindingRequest,
+    binding_request,
+    sequence_newer,
+    unicast_routable,
+)
+from mip6.core.config import HomeAgentConfig
+from mip6.core.datapath import encapsulate
+from mip6.core.node import MINIMUM_MTU, Inbound, NodePipeline
+from mip6.core.ratelimit import TokenBucket
+from mip6.roles.correspondent_node import CorrespondentNode
+from mip6.wire import icmpv6 as icmp
+from mip6.wire import mobility as mh
+from mip6.wire import protocols
+from mip6.wire.errors import WireError
+from mip6.wire.ipv6 import Ipv6Packet
+from mip6.wire.ipv6ext import RoutingType2
+from mip6.wire.walk import walk
+
+log = logging.getLogger(__name__)
+
+Status = mh.BindingAckStatus
+
+HOME_LINK = "home"  # Transmit.link for packets that go out on the home link
+SNAPSHOT_FORMAT = "mip6.home_agent.binding_cache"
+SNAPSHOT_VERSION = 1
+_SNAPSHOT_ENTRY_KEYS = frozenset(
+    ("home_address", "care_of_address", "sequence", "lifetime", "expires")
+)
+# RFC 3775 10.5: the reply lists home agents "in order of preference"; it must not need
+# fragmentation, so at most this many 16-byte addresses after the 40 + 8 bytes of headers.
+MAX_DHAAD_ADDRESSES = (MINIMUM_MTU - 40 - 8) // 16
+_IPV6_HEADER = 40
+
+
+class SnapshotError(ValueError):
+    """A binding cache snapshot :meth:`HomeAgent.restore` refuses: not the versioned JSON
+    document :meth:`HomeAgent.snapshot` writes, or written by a different home agent."""
+
+
+@dataclass(slots=True)
+class _Tunnel:
+    """A home registration as the data path needs it: the entry and its care-of address as
+    bytes, so a tunnelled packet costs no address conversion."""
+
+    entry: BindingCacheEntry
+    care_of: bytes
+
+
+def _units_4s(seconds: float) -> int:
+    return min(int(seconds) // 4, 0xFFFF)
+
+
+class HomeAgent:
+    def __init__(self, config: HomeAgentConfig, rng: random.Random) -> None:
+        if not config.home_prefixes:
+            raise ValueError("a home agent needs at least one home prefix")
+        if config.max_home_registration_lifetime < 4:
+            raise ValueError("max_home_registration_lifetime below one 4-second unit")
+        if not 0 < config.tunnel_hop_limit <= 255:
+            raise ValueError("tunnel_hop_limit must be 1..255")
+        self.config = config
+        self.rng = rng
+        # RFC 3775 9.1: one binding cache per node, shared by the home agent and correspondent
+        # roles; entries say which they are (``home_registration``).
+        self.binding_cache = BindingCache(config.binding_cache_size)
+        self.correspondent = CorrespondentNode(
+            config=config.correspondent,
+            rng=rng,
+            home_agent=True,
+            binding_cache=self.binding_cache,
+        )
+        cn = config.correspondent
+        self.pipeline = NodePipeline(
+            binding_allows=self._binding_allows,
+            icmp_limiter=TokenBucket(cn.icmp_error_rate, cn.icmp_error_burst),
+            binding_error_limiter=TokenBucket(cn.binding_error_rate, cn.binding_error_burst),
+            primary_address=config.address,
+        )
+        self.counters = self.pipeline.counters
+        self._address = config.address.packed
+        # RFC 3775 10.5: the Mobile IPv6 Home-Agents anycast address of each home prefix.
+        self._anycast: dict[bytes, IPv6Network] = {
+            home_agents_anycast(prefix).packed: prefix for prefix in config.home_prefixes
+        }
+        self._other_local = frozenset(a.packed for a in config.other_local_addresses)
+        self._prefixes = tuple(
+            (int(p.network_address), int(p.netmask)) for p in config.home_prefixes
+        )
+        # Home address (16 bytes) -> its home registration: the data path's only lookup. It
+        # mirrors the home registrations in ``binding_cache``, so it is bounded by its capacity.
+        self._tunnels: dict[bytes, _Tunnel] = {}
+        self._pending: list[Action] = []  # what ``start`` hands a restored engine's driver
+
+    # -- events in ---------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """Actions to perform before the first input: the expiry timers of the registrations
+        a restored engine holds (empty for a new engine). Call once after construction."""
+        actions, self._pending = self._pending, []
+        return actions
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        if len(data) < _IPV6_HEADER:
+            self._count("malformed_truncated")
+            return [Event("drop", {"reason": "shorter than an IPv6 header"})]
+        destination = data[24:40]
+        tunnel = self._tunnels.get(destination)
+        if tunnel is not None:
+            return self._tunnel(now, data, tunnel)
+        if destination == self._address or destination in self._anycast:
+            return self._local(now, data)
+        if destination in self._other_local:
+            return self._local(now, data)
+        if self._on_home_link(destination):
+            return self._forward_home_link(data)
+        self._count("not_for_home_agent")
+        log.debug("drop: destination %s is not served here", IPv6Address(destination))
+        return [Event("drop", {"reason": "destination not served by this home agent"})]
+
+    def send(self, now: float, data: bytes) -> list[Action]:
+        """A packet from the local upper layer. RFC 3775 10.4.1: one for a registered home
+        address is tunnelled like any other; otherwise the correspondent role applies its
+        bindings (RFC 3775 9.3.2)."""
+        if len(data) < _IPV6_HEADER:
+            self._count("send_malformed")
+            return []
+        tunnel = self._tunnels.get(data[24:40])
+        if tunnel is not None:
+            return self._tunnel(now, data, tunnel)
+        return self._outputs(now, self.correspondent.send(now, data))
+
+    def handle_timer(self, now: float, token: Hashable) -> list[Action]:
+        match token:
+            case ("home_registration_expiry", IPv6Address() as home):
+                return self._expire(now, home)
+            case ("binding_expiry" | "binding_refresh", IPv6Address() as home):
+                # The correspondent role's timers; a home registration that has since taken
+                # the home address over is not the correspondent's to expire or refresh.
+                entry = self.binding_cache.get(home)
+                if entry is not None and entry.home_registration:
+                    return []
+                return self._outputs(now, self.correspondent.handle_timer(now, token))
+        return []
+
+    # -- the data path (RFC 3775 10.4, RFC 2473) ---------------------------------------------
+
+    def _tunnel(self, now: float, data: bytes, tunnel: _Tunnel) -> list[Action]:
+        """RFC 3775 10.4.1: "the home agent MUST intercept any packets ... addressed to the
+        mobile node's home address ... [and] tunnel each intercepted packet to the mobile node's
+        primary care-of address" (RFC 2473 3: outer source the home agent, outer destination
+        the care-of address, Next Header 41; the inner packet unchanged)."""
+        entry = tunnel.entry
+        if entry.expires <= now:
+            # The expiry timer has not run yet (a driver may deliver packets first): expire
+            # now and treat the packet as one for an address without a binding.
+            actions = self._expire(now, entry.home_address)
+            return actions + self.handle_packet(now, data)
+        try:
+            walk(data)
+            outer = encapsulate(
+                data, self.config.address, entry.care_of_address, self.config.tunnel_hop_limit
+            )
+        except (WireError, ValueError) as error:
+            self._count("tunnel_malformed")
+            log.debug("drop: not tunnelling to %s: %s", entry.home_address, error)
+            return [Event("drop", {"reason": f"not tunnelled: {error}"})]
+        entry.last_used = now
+        log.debug(
+            "tunnel: %s -> %s via %s (%d bytes)",
+            IPv6Address(data[8:24]),
+            entry.home_address,
+            entry.care_of_address,
+            len(data),
+        )
+        return [Transmit(outer)]
+
+    def _reverse_tunnel(
+        self, now: float, data: bytes, offset: int, *, tunnelled: bool
+    ) -> list[Action]:
+        """RFC 3775 10.4.5: a packet the mobile node reverse-tunnels from its care-of address.
+        Only when the inner Source Address is a home address registered here, with the outer
+        Source Address as its care-of address, is the inner packet forwarded as it is (this is
+        also how a HoTI reaches its correspondent, RFC 3775 5.2.5); anything else is dropped."""
+        if tunnelled:
+            self._count("reverse_tunnel_nested")
+            return [Event("drop", {"reason": "tunnel inside a reverse-tunnelled packet"})]
+        inner = data[offset:]
+        try:
+            walk(inner)
+        except WireError as error:
+            self._count("reverse_tunnel_malformed")
+            return [Event("drop", {"reason": f"reverse tunnel: {error}"})]
+        if _IPV6_HEADER + int.from_bytes(inner[4:6], "big") != len(inner):
+            self._count("reverse_tunnel_malformed")
+            return [Event("drop", {"reason": "reverse tunnel: inner Payload Length mismatch"})]
+        tunnel = self._tunnels.get(inner[8:24])
+        if tunnel is None or tunnel.care_of != data[8:24] or tunnel.entry.expires <= now:
+            self._count("reverse_tunnel_rejected")
+            log.debug(
+                "drop: reverse tunnel from %s for inner source %s: no such home registration",
+                IPv6Address(data[8:24]),
+                IPv6Address(inner[8:24]),
+            )
+            return [Event("drop", {"reason": "reverse tunnel not from a registered care-of"})]
+        tunnel.entry.last_used = now
+        log.debug(
+            "reverse tunnel: %s -> %s from care-of %s",
+            tunnel.entry.home_address,
+            IPv6Address(inner[24:40]),
+            tunnel.entry.care_of_address,
+        )
+        return self._forward(now, inner)
+
+    def _forward(self, now: float, inner: bytes) -> list[Action]:
+        """Where a decapsulated packet goes: another mobile node registered here (tunnelled
+        again), this node (processed, but never decapsulated twice), the home link, or out."""
+        destination = inner[24:40]
+        tunnel = self._tunnels.get(destination)
+        if tunnel is not None:
+            return self._tunnel(now, inner, tunnel)
+        if (
+            destination == self._address
+            or destination in self._anycast
+            or destination in self._other_local
+        ):
+            return self._local(now, inner, tunnelled=True)
+        if self._on_home_link(destination):
+            return [Transmit(inner, link=HOME_LINK)]
+        return [Transmit(inner)]
+
+    def _forward_home_link(self, data: bytes) -> list[Action]:
+        """An address of a home prefix with no home registration: the home agent is an
+        ordinary router for it and the packet goes onto the home link unchanged (the Hop
+        Limit was the forwarding kernel's to decrement, ARCHITECTURE 4)."""
+        try:
+            walk(data)
+        except WireError as error:
+            self._count("forward_malformed")
+            return [Event("drop", {"reason": str(error)})]
+        return [Transmit(data, link=HOME_LINK)]
+
+    def _output(self, now: float, data: bytes) -> list[Action]:
+        """A packet this node originates: tunnelled when it is for a registered home address
+        (RFC 3775 10.4.1 intercepts every packet for it), else sent on the right link."""
+        tunnel = self._tunnels.get(data[24:40])
+        if tunnel is not None and tunnel.entry.expires > now:
+            return self._tunnel(now, data, tunnel)
+        return [Transmit(data, link=HOME_LINK if self._on_home_link(data[24:40]) else None)]
+
+    def _outputs(self, now: float, actions: list[Action]) -> list[Action]:
+        """The correspondent role's actions, with its packets routed as :meth:`_output` does."""
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, Transmit) and action.link is None:
+                out += self._output(now, action.data)
+            else:
+                out.append(action)
+        return out
+
+    # -- packets for this node -----------------------------------------------------------------
+
+    def _local(self, now: float, data: bytes, *, tunnelled: bool = False) -> list[Action]:
+        destination = data[24:40]
+        try:
+            chain = walk(data)
+        except WireError:
+            chain = None  # the pipeline parses it again and answers as the RFCs say
+        if (
+            chain is not None
+            and chain.upper_protocol == protocols.IPV6
+            and chain.upper_offset == _IPV6_HEADER
+        ):
+            # The reverse tunnel's fast path: no extension headers for the pipeline to check.
+            if destination != self._address:
+                return self._not_here("tunnel packet not addressed to the home agent address")
+            return self._reverse_tunnel(now, data, _IPV6_HEADER, tunnelled=tunnelled)
+        inbound, actions = self.pipeline.receive(now, data)
+        if inbound is None:
+            return actions
+        payload = inbound.packet.payload
+        anycast = destination in self._anycast
+        if isinstance(payload, Ipv6Packet):
+            if destination != self._address or chain is None or chain.fragmented:
+                return actions + self._not_here("tunnel packet not for the home agent address")
+            return actions + self._reverse_tunnel(
+                now, data, chain.upper_offset, tunnelled=tunnelled
+            )
+        if isinstance(payload, mh.BindingUpdate):
+            return actions + self._binding_update(now, inbound)
+        if isinstance(payload, icmp.HomeAgentAddressDiscoveryRequest):
+            return actions + self._home_agent_address_discovery(now, inbound)
+        if anycast:
+            # RFC 3775 10.5: the Home-Agents anycast address is for discovery requests (and
+            # the 133 answer to a misdirected home registration); nothing else is served there.
+            return actions + self._not_here("only DHAAD requests use the anycast address")
+        if isinstance(payload, mh.HomeTestInit | mh.CareOfTestInit):
+            # RFC 3775 9.4: the correspondent role answers return routability for this node.
+            log.debug("correspondent role: %s from %s", type(payload).__name__, inbound.source)
+            return actions + self._outputs(now, self.correspondent.handle_packet(now, data))
+        if isinstance(payload, icmp.MobilePrefixSolicitation):
+            return actions + self._mobile_prefix_solicitation(now, inbound, payload)
+        if payload.protocol == protocols.MOBILITY:
+            self._count(f"ignored_{type(payload).__name__}")
+            return actions
+        if inbound.home_address is not None:
+            entry = self.binding_cache.get(inbound.home_address)
+            if entry is not None:
+                entry.last_used = now
+        actions.append(Deliver(inbound.delivered()))
+        return actions
+
+    def _not_here(self, reason: str) -> list[Action]:
+        self._count("not_for_home_agent")
+        log.debug("drop: %s", reason)
+        return [Event("drop", {"reason": reason})]
+
+    # -- Binding Updates ---------------------------------------------------------------------
+
+    def _binding_update(self, now: float, inbound: Inbound) -> list[Action]:
+        update = inbound.packet.payload
+        assert isinstance(update, mh.BindingUpdate)
+        if update.home_registration:
+            return self._home_registration(now, inbound, update)
+        if inbound.packet.destination.packed in self._anycast:
+            return self._not_here("correspondent Binding Update to the anycast address")
+        request = binding_request(inbound.packet)
+        if request is not None:
+            entry = self._live_entry(now, request.home_address)
+            if entry is not None and entry.home_registration:
+                # RFC 3775 9.5.1: "If a binding already exists for the given home address and
+                # the home registration flag has a different value than the Home Registration
+                # (H) bit in the Binding Update, then the receiving node MUST send back a
+                # Binding Acknowledgement with status code 139". Checked here, before the
+                # correspondent role would overwrite (or delete) the home registration.
+                return self._acknowledge(
+                    request, inbound, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED
+                )
+        log.debug("correspondent role: Binding Update from %s", inbound.packet.source)
+        return self._outputs(now, self.correspondent.binding_update(now, inbound))
+
+    def _home_registration(
+        self, now: float, inbound: Inbound, update: mh.BindingUpdate
+    ) -> list[Action]:
+        """RFC 3775 10.3.1 (registration) and 10.3.2 (deregistration)."""
+        packet = inbound.packet
+        if not self.config.allow_unprotected_registration:
+            # RFC 3775 10.3.1 / RFC 3776 4: home registrations MUST be protected by ESP. ESP is
+            # not processed yet, so every home registration is unprotected: drop and count.
+            self._count("unprotected_home_registration")
+            log.debug(
+                "drop: unprotected home registration from %s seq=%d",
+                packet.source,
+                update.sequence,
+            )
+            return [
+                Event(
+                    "unprotected_home_registration",
+                    {"source": str(packet.source), "sequence": update.sequence},
+                )
+            ]
+        request = binding_request(packet)
+        if request is None:
+            # RFC 3775 9.5.1: home or care-of address not unicast routable: discard.
+            self._count("bu_bad_address")
+            return [Event("drop", {"reason": "BU home or care-of address not unicast routable"})]
+        home = request.home_address
+        care_of = request.care_of_address
+        log.debug(
+            "home registration: home=%s care_of=%s to=%s seq=%d lifetime=%ds A=%d",
+            home,
+            care_of,
+            packet.destination,
+            update.sequence,
+            update.lifetime_s,
+            update.acknowledge,
+        )
+        if not self._in_home_prefix(home):
+            # RFC 3775 10.3.1: "...not an on-link IPv6 address with respect to the home
+            # agent's current Prefix List ... Status field is set to 132".
+            return self._acknowledge(request, inbound, Status.NOT_HOME_SUBNET)
+        if packet.destination != self.config.address:
+            # Sent to the Home-Agents anycast address or another address of this node: the
+            # home agent serves registrations at its home agent address only (133).
+            return self._acknowledge(request, inbound, Status.NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE)
+        if not self._acl_allows(home):
+            # RFC 3775 10.3.1: "if the home agent chooses to reject the Binding Update for any
+            # other reason ... appropriate Status": 129, as UMIP's BindingAclPolicy does.
+            return self._acknowledge(request, inbound, Status.ADMINISTRATIVELY_PROHIBITED)
+        if not request.deregistration and not self._care_of_acceptable(care_of):
+            # RFC 3775 3.1: a care-of address is "associated with a mobile node while visiting
+            # a foreign link"; one on the home link (or this node's) would tunnel into a loop.
+            return self._acknowledge(request, inbound, Status.REASON_UNSPECIFIED)
+        entry = self._live_entry(now, home)
+        if entry is not None and not entry.home_registration:
+            # RFC 3775 9.5.1 / 10.3.1: a correspondent binding exists for this home address.
+            return self._acknowledge(
+                request, inbound, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED
+            )
+        if entry is not None and not sequence_newer(update.sequence, entry.sequence):
+            # RFC 3775 9.5.1: BA 135 carrying the last accepted Sequence Number.
+            return self._acknowledge(
+                request, inbound, Status.SEQUENCE_NUMBER_OUT_OF_WINDOW, sequence=entry.sequence
+            )
+        if request.deregistration:
+            return self._deregister(now, request, inbound, entry)
+        if self._address_in_use(home):
+            # RFC 3775 10.3.1: duplicate address detection on the home link "fails" (134);
+            # the configured addresses in use stand in for DAD.
+            return self._acknowledge(request, inbound, Status.DUPLICATE_ADDRESS_DETECTION_FAILED)
+        if not self.binding_cache.has_room_for(home):
+            # RFC 3775 9.5.2 / 10.3.1: insufficient resources (130).
+            return self._acknowledge(request, inbound, Status.INSUFFICIENT_RESOURCES)
+        # RFC 3775 10.3.1: the granted lifetime is at most the requested one, the home agent's
+        # own limit (UMIP HaMaxBindingLife), and "MUST NOT be greater than the remaining valid
+        # lifetime for the subnet prefix in the mobile node's home address". Whole 4 s units, so
+        # the entry lives exactly as long as the Binding Acknowledgement says.
+        units = min(
+            update.lifetime_units_4s,
+            _units_4s(self.config.max_home_registration_lifetime),
+            _units_4s(self.config.prefix_valid_lifetime),
+        )
+        lifetime = units * 4.0
+        self._put_home_registration(
+            BindingCacheEntry(
+                home_address=home,
+                care_of_address=care_of,
+                expires=now + lifetime,
+                sequence=update.sequence,
+                home_registration=True,
+                lifetime=lifetime,
+                last_used=now,
+                correspondent_address=self.config.address,
+            )
+        )
+        self._count("home_registration_accepted")
+        log.debug(
+            "home registration accepted: home=%s care_of=%s seq=%d lifetime=%ds",
+            home,
+            care_of,
+            update.sequence,
+            int(lifetime),
+        )
+        actions: list[Action] = [
+            StartTimer(now + lifetime, ("home_registration_expiry", home)),
+            Event(
+                "binding_added",
+                {
+                    "home_address": str(home),
+                    "care_of_address": str(care_of),
+                    "sequence": update.sequence,
+                    "lifetime": lifetime,
+                    "home_registration": True,
+                },
+            ),
+            self._changed("registered"),
+        ]
+        if update.acknowledge:
+            # RFC 3775 10.3.1: Status 0, the granted Lifetime, K clear (no key management
+            # mobility capability), no Binding Authorization Data (that is for RR, 6.2.7).
+            actions += self._acknowledge(request, inbound, Status.ACCEPTED, lifetime=lifetime)
+        return actions
+
+    def _deregister(
+        self,
+        now: float,
+        request: BindingRequest,
+        inbound: Inbound,
+        entry: BindingCacheEntry | None,
+    ) -> list[Action]:
+        """RFC 3775 10.3.2: Lifetime 0 or care-of address equal to the home address."""
+        home = request.home_address
+        if entry is None:
+            # RFC 3775 10.3.2: "If the receiving node has no entry marked as a home
+            # registration in its Binding Cache for this mobile node, then this node MUST
+            # reject the Binding Update and SHOULD return ... Status field ... 133".
+            return self._acknowledge(request, inbound, Status.NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE)
+        # RFC 3775 10.3.2: delete the entry and stop intercepting packets for the home address.
+        self._remove_home_registration(home)
+        self._count("home_registration_deleted")
+        log.debug("home registration deleted: home=%s seq=%d", home, request.update.sequence)
+        actions: list[Action] = [
+            Event("binding_deleted", {"home_address": str(home), "home_registration": True}),
+            self._changed("deregistered"),
+        ]
+        if request.update.acknowledge:
+            actions += self._acknowledge(request, inbound, Status.ACCEPTED, lifetime=0)
+        return actions
+
+    def _acknowledge(
+        self,
+        request: BindingRequest,
+        inbound: Inbound,
+        status: int,
+        *,
+        sequence: int | None = None,
+        lifetime: float = 0,
+    ) -> list[Action]:
+        """A Binding Acknowledgement (RFC 3775 6.1.8, 9.5.4). Rejections are always sent,
+        whatever the A bit (RFC 3775 10.3.1 "SHOULD return"); acceptances only when A is set
+        (callers decide). It goes to the care-of address with a type 2 routing header naming
+        the home address, or straight to the home address on the home link when the two are
+        the same (RFC 3775 10.3.1: a mobile node at home is reached on the home link, never
+        through its old tunnel; RFC 3775 6.1: Mobility Header messages bypass the binding)."""
+        destination = inbound.packet.destination
+        # Never from an anycast address: the home agent's own address answers for it.
+        source = self.config.address if destination.packed in self._anycast else destination
+        ba = mh.BindingAcknowledgement(
+            status=status,
+            sequence=request.update.sequence if sequence is None else sequence,
+            lifetime_units_4s=_units_4s(lifetime),
+        ).aligned()
+        home = request.home_address
+        care_of = request.care_of_address
+        if care_of == home:
+            packet = Ipv6Packet(source=source, destination=home, payload=ba)
+        else:
+            packet = Ipv6Packet(
+                source=source,
+                destination=care_of,
+                extension_headers=(RoutingType2(home_address=home),),
+                payload=ba,
+            )
+        target = packet.destination.packed
+        self._count(f"ba_status_{status}")
+        log.debug(
+            "binding ack: home=%s to=%s status=%d seq=%d lifetime=%ds",
+            home,
+            packet.destination,
+            status,
+            ba.sequence,
+            ba.lifetime_s,
+        )
+        return [
+            Transmit(packet.emit(), link=HOME_LINK if self._on_home_link(target) else None),
+            Event(
+                "binding_ack_sent",
+                {"home_address": str(home), "status": status, "sequence": ba.sequence},
+            ),
+        ]
+
+    # -- discovery and prefixes (RFC 3775 10.5, 10.6) ------------------------------------------
+
+    def _home_agent_address_discovery(self, now: float, inbound: Inbound) -> list[Action]:
+        """RFC 3775 10.5: a request to the Home-Agents anycast address of a home prefix gets a
+        reply, same Identifier, from this home agent's address to the request's source."""
+        request = inbound.packet.payload
+        assert isinstance(request, icmp.HomeAgentAddressDiscoveryRequest)
+        packet = inbound.packet
+        if packet.destination.packed not in self._anycast:
+            return self._not_here("DHAAD request not sent to a Home-Agents anycast address")
+        if not unicast_routable(packet.source):
+            self._count("dhaad_bad_source")
+            return [Event("drop", {"reason": "DHAAD request from a non-unicast address"})]
+        addresses = self._home_agents_list()
+        reply = Ipv6Packet(
+            source=self.config.address,
+            destination=packet.source,
+            payload=icmp.HomeAgentAddressDiscoveryReply(
+                identifier=request.identifier, home_agent_addresses=addresses
+            ),
+        )
+        self._count("dhaad_reply_sent")
+        log.debug(
+            "dhaad reply: to=%s id=%d home agents=%s",
+            packet.source,
+            request.identifier,
+            ",".join(map(str, addresses)),
+        )
+        return [
+            *self._output(now, reply.emit()),
+            Event("dhaad_reply_sent", {"to": str(packet.source), "count": len(addresses)}),
+        ]
+
+    def _home_agents_list(self) -> tuple[IPv6Address, ...]:
+        """RFC 3775 10.5: home agents in decreasing order of preference; those of equal
+        preference in a random order each time (10.5.1: to spread mobile nodes over them)."""
+        preferences = {self.config.address: self.config.home_agent_preference}
+        for address, preference in self.config.other_home_agents:
+            preferences.setdefault(address, preference)
+        agents = list(preferences.items())
+        self.rng.shuffle(agents)
+        agents.sort(key=lambda item: -item[1])  # stable: equal preferences stay shuffled
+        return tuple(address for address, _ in agents[:MAX_DHAAD_ADDRESSES])
+
+    def _mobile_prefix_solicitation(
+        self, now: float, inbound: Inbound, solicitation: icmp.MobilePrefixSolicitation
+    ) -> list[Action]:
+        """RFC 3775 10.6.1 (and 6.8): a Mobile Prefix Advertisement, same Identifier, with a
+        Prefix Information option per home prefix, to the mobile node's care-of address with a
+        type 2 routing header naming its home address. The solicitation must come from a
+        registered mobile node (the pipeline has checked its Home Address option against the
+        binding, RFC 3775 9.3.1)."""
+        home = inbound.source
+        tunnel = self._tunnels.get(home.packed)
+        if tunnel is None or tunnel.entry.expires <= now:
+            self._count("mps_without_home_registration")
+            log.debug("drop: mobile prefix solicitation from unregistered %s", home)
+            return [Event("drop", {"reason": "MPS from a home address not registered here"})]
+        advertisement = icmp.MobilePrefixAdvertisement(
+            identifier=solicitation.identifier,
+            options=tuple(
+                icmp.PrefixInformation(
+                    prefix_length=prefix.prefixlen,
+                    prefix=prefix.network_address,
+                    on_link=True,
+                    autonomous=True,
+                    valid_lifetime=self.config.prefix_valid_lifetime,
+                    preferred_lifetime=self.config.prefix_preferred_lifetime,
+                )
+                for prefix in self.config.home_prefixes
+            ),
+        )
+        self._count("mpa_sent")
+        log.debug("mobile prefix advertisement: home=%s id=%d", home, solicitation.identifier)
+        event = Event("mobile_prefix_advertisement_sent", {"home_address": str(home)})
+        if inbound.home_address is None:
+            # It came through the reverse tunnel from the home address: answer the same way.
+            packet = Ipv6Packet(source=self.config.address, destination=home, payload=advertisement)
+            return [*self._output(now, packet.emit()), event]
+        packet = Ipv6Packet(
+            source=self.config.address,
+            destination=inbound.packet.source,
+            extension_headers=(RoutingType2(home_address=home),),
+            payload=advertisement,
+        )
+        return [Transmit(packet.emit()), event]
+
+    # -- binding cache -----------------------------------------------------------------------
+
+    def _put_home_registration(self, entry: BindingCacheEntry) -> None:
+        self.binding_cache.put(entry)
+        self._tunnels[entry.home_address.packed] = _Tunnel(entry, entry.care_of_address.packed)
+
+    def _remove_home_registration(self, home: IPv6Address) -> None:
+        self.binding_cache.remove(home)
+        self._tunnels.pop(home.packed, None)
+
+    def _expire(self, now: float, home: IPv6Address) -> list[Action]:
+        entry = self.binding_cache.get(home)
+        if entry is None or not entry.home_registration or entry.expires > now:
+            return []
+        self._remove_home_registration(home)
+        self._count("home_registration_expired")
+        log.debug("home registration expired: home=%s", home)
+        return [
+            Event("binding_expired", {"home_address": str(home), "home_registration": True}),
+            self._changed("expired"),
+        ]
+
+    def _changed(self, reason: str) -> Event:
+        """RFC 3775 10.1 leaves the binding cache volatile; a driver that persists it (UMIP's
+        NonVolatileBindingCache) writes :meth:`snapshot` whenever this event comes."""
+        return Event(
+            "binding_cache_changed",
+            {"reason": reason, "home_registrations": len(self._tunnels)},
+        )
+
+    def _live_entry(self, now: float, home: IPv6Address) -> BindingCacheEntry | None:
+        """The entry for ``home``, unless its lifetime is over (its timer not yet run)."""
+        entry = self.binding_cache.get(home)
+        return entry if entry is not None and entry.expires > now else None
+
+    def _binding_allows(self, home: IPv6Address, care_of: IPv6Address) -> bool:
+        entry = self.binding_cache.get(home)
+        return entry is not None and entry.care_of_address == care_of
+
+    @property
+    def home_registrations(self) -> list[BindingCacheEntry]:
+        """The home registrations, in no particular order."""
+        return [tunnel.entry for tunnel in self._tunnels.values()]
+
+    # -- non-volatile binding cache ------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The home registrations as a versioned JSON document, expiry times absolute on the
+        engine's clock. Correspondent bindings are left out: they are cheap to redo (RFC 3775
+        9.5.5) and a restarted correspondent's new Kcn would not match them anyway."""
+        registrations = [
+            {
+                "home_address": str(t.entry.home_address),
+                "care_of_address": str(t.entry.care_of_address),
+                "sequence": t.entry.sequence,
+                "lifetime": t.entry.lifetime,
+                "expires": t.entry.expires,
+            }
+            for t in sorted(self._tunnels.values(), key=lambda t: t.entry.home_address)
+        ]
+        document = {
+            "format": SNAPSHOT_FORMAT,
+            "version": SNAPSHOT_VERSION,
+            "home_agent": str(self.config.address),
+            "home_registrations": registrations,
+        }
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def restore(
+        cls, config: HomeAgentConfig, rng: random.Random, now: float, blob: bytes
+    ) -> HomeAgent:
+        """A home agent holding the home registrations of ``blob`` (from :meth:`snapshot`)
+        that are still alive at ``now``; call :meth:`start` for their expiry timers. Raises
+        :class:`SnapshotError` for a malformed document, another format or version, or a
+        snapshot of a different home agent. Registrations this configuration would no longer
+        accept (home prefix, ACL) or has no room for are left out and counted."""
+        registrations = _parse_snapshot(blob, config)
+        engine = cls(config, rng)
+        kept = 0
+        for entry in registrations:
+            home = entry.home_address
+            if entry.expires <= now:
+                engine._count("restore_expired")
+                log.debug("restore: home=%s expired at %s", home, entry.expires)
+                continue
+            if not engine._in_home_prefix(home) or not engine._acl_allows(home):
+                engine._count("restore_refused")
+                log.debug("restore: home=%s no longer served", home)
+                continue
+            if not engine.binding_cache.has_room_for(home):
+                engine._count("restore_over_capacity")
+                continue
+            entry.last_used = now
+            engine._put_home_registration(entry)
+            engine._pending.append(StartTimer(entry.expires, ("home_registration_expiry", home)))
+            kept += 1
+        log.debug("restore: %d of %d home registrations kept", kept, len(registrations))
+        engine._pending.append(
+            Event("binding_cache_restored", {"kept": kept, "dropped": len(registrations) - kept})
+        )
+        if kept != len(registrations):
+            engine._pending.append(engine._changed("restored"))
+        return engine
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _on_home_link(self, address: bytes) -> bool:
+        value = int.from_bytes(address, "big")
+        return any(value & mask == network for network, mask in self._prefixes)
+
+    def _in_home_prefix(self, address: IPv6Address) -> bool:
+        return self._on_home_link(address.packed)
+
+    def _acl_allows(self, home: IPv6Address) -> bool:
+        """UMIP BindingAclPolicy: the first rule whose network holds ``home`` decides, else
+        DefaultBindingAclPolicy."""
+        for network, allowed in self.config.binding_acl:
+            if home in network:
+                return allowed
+        return self.config.acl_default_allow
+
+    def _address_in_use(self, home: IPv6Address) -> bool:
+        """The duplicate address detection stand-in: this node's addresses, the configured
+        home link addresses, and reserved anycast addresses (RFC 4291 2.6.1, RFC 2526)."""
+        return (
+            home == self.config.address
+            or home in self.config.home_link_addresses
+            or home in self.config.other_local_addresses
+            or any(is_reserved_anycast(home, prefix) for prefix in self.config.home_prefixes)
+        )
+
+    def _care_of_acceptable(self, care_of: IPv6Address) -> bool:
+        packed = care_of.packed
+        return not (
+            self._on_home_link(packed)
+            or packed == self._address
+            or packed in self._other_local
+            or packed in self._anycast
+        )
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+
+def _parse_snapshot(blob: bytes, config: HomeAgentConfig) -> list[BindingCacheEntry]:
+    """The entries of a snapshot, checked field by field; :class:`SnapshotError` otherwise."""
+    try:
+        document = json.loads(blob)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise SnapshotError(f"snapshot is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise SnapshotError("snapshot is not a JSON object")
+    if document.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotError(f"snapshot format {document.get('format')!r}, not {SNAPSHOT_FORMAT}")
+    version = document.get("version")
+    if type(version) is not int or version != SNAPSHOT_VERSION:
+        raise SnapshotError(f"snapshot version {version!r}; this engine reads {SNAPSHOT_VERSION}")
+    home_agent = _address(document.get("home_agent"), "home_agent")
+    if home_agent != config.address:
+        raise SnapshotError(f"snapshot of home agent {home_agent}, this is {config.address}")
+    items = document.get("home_registrations")
+    if not isinstance(items, list):
+        raise SnapshotError("home_registrations is not a list")
+    entries: list[BindingCacheEntry] = []
+    seen: set[IPv6Address] = set()
+    for index, item in enumerate(items):
+        where = f"home_registrations[{index}]"
+        if not isinstance(item, dict) or set(item) != _SNAPSHOT_ENTRY_KEYS:
+            raise SnapshotError(f"{where}: needs exactly {sorted(_SNAPSHOT_ENTRY_KEYS)}")
+        home = _address(item["home_address"], f"{where}.home_address")
+        care_of = _address(item["care_of_address"], f"{where}.care_of_address")
+        if home in seen:
+            raise SnapshotError(f"{where}: home address {home} appears twice")
+        seen.add(home)
+        sequence = item["sequence"]
+        if type(sequence) is not int or not 0 <= sequence <= 0xFFFF:
+            raise SnapshotError(f"{where}.sequence: {sequence!r} is not a 16-bit number")
+        lifetime = _number(item["lifetime"], f"{where}.lifetime")
+        expires = _number(item["expires"], f"{where}.expires")
+        if lifetime < 0:
+            raise SnapshotError(f"{where}.lifetime: negative")
+        entries.append(
+            BindingCacheEntry(
+                home_address=home,
+                care_of_address=care_of,
+                expires=expires,
+                sequence=sequence,
+                home_registration=True,
+                lifetime=lifetime,
+                last_used=0.0,
+                correspondent_address=config.address,
+            )
+        )
+    return entries
+
+
+def _address(value: Any, where: str) -> IPv6Address:
+    if not isinstance(value, str):
+        raise SnapshotError(f"{where}: {value!r} is not an IPv6 address string")
+    try:
+        return IPv6Address(value)
+    except AddressValueError as error:
+        raise SnapshotError(f"{where}: {error}") from None
+
+
+def _number(value: Any, where: str) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise SnapshotError(f"{where}: {value!r} is not a finite number")
+    return float(value)
