@@ -17,13 +17,15 @@ import random
 import statistics
 import time
 from dataclasses import replace
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from labnet.bench import rate
 from mip6.core import rr
-from mip6.core.config import CorrespondentConfig
+from mip6.core.actions import Transmit
+from mip6.core.config import CorrespondentConfig, HomeAgentConfig
 from mip6.roles.correspondent_node import CorrespondentNode
+from mip6.roles.home_agent import HomeAgent
 from mip6.wire import mobility as mh
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.ipv6ext import DestinationOptions, HomeAddressOption
@@ -109,10 +111,38 @@ def cn_ro_rate(seconds: float) -> float:
     return rate(once, seconds)
 
 
+def ha_tunnel_rate(seconds: float) -> float:
+    home_prefix = IPv6Network("2001:db8:1::/64")
+    ha_address = IPv6Address("2001:db8:1::1")
+    home = IPv6Address("2001:db8:1::5")
+    care_of = IPv6Address("2001:db8:3::5")
+    config = HomeAgentConfig(
+        address=ha_address, home_prefixes=(home_prefix,), allow_unprotected_registration=True
+    )
+    ha = HomeAgent(config, random.Random(1))
+    bu = mh.BindingUpdate(
+        sequence=1, acknowledge=True, home_registration=True, lifetime_units_4s=100
+    ).aligned()
+    hao = DestinationOptions.aligned([HomeAddressOption(home_address=home)])
+    registration = Ipv6Packet(
+        source=care_of, destination=ha_address, extension_headers=(hao,), payload=bu
+    )
+    ha.handle_packet(NOW, registration.emit())
+    data = _data_packet(CN, home)
+    (tunnelled,) = [a for a in ha.handle_packet(NOW, data) if isinstance(a, Transmit)]
+    assert tunnelled.data[24:40] == care_of.packed and tunnelled.data[40:] == data
+
+    def once() -> object:
+        return ha.handle_packet(NOW, data)
+
+    return rate(once, seconds)
+
+
 def run(seconds: float = 4.0) -> dict[str, Any]:
     results: dict[str, Any] = {
         "rr_bu_per_s": round(rr_bu_rate()),
         "cn_ro_pps": round(cn_ro_rate(seconds / 2)),
+        "ha_tunnel_pps": round(ha_tunnel_rate(seconds / 2)),
     }
     results["python"] = platform.python_version()
     return results

@@ -24,7 +24,7 @@ def _reserved_base(prefix: IPv6Network) -> int:
         raise ValueError(f"{prefix}: no room for a 7-bit subnet anycast ID (RFC 2526 2)")
     if prefix.prefixlen == 64:
         return _EUI64_RESERVED_BASE
-    # RFC 2526 2, other formats: "the interface identifier ... all ones except the Anycast ID".
+    # RFC 2526 2, other formats: all ones in the interface identifier except the Anycast ID.
     return int(prefix.hostmask) & ~((1 << _ANYCAST_ID_BITS) - 1)
 
 

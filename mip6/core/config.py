@@ -69,6 +69,17 @@ class HomeAgentConfig:
     home_agent_preference: int = 0
     prefix_valid_lifetime: int = 86_400  # advertised in Mobile Prefix Advertisements
     prefix_preferred_lifetime: int = 14_400
+    # Addresses known to be in use on the home link (routers, servers, other home agents). A
+    # home registration for one of them fails as RFC 3775 10.3.1's duplicate address detection
+    # would (BA 134); the home agent's own address and the reserved anycast addresses always do.
+    home_link_addresses: tuple[IPv6Address, ...] = ()
+    # Other addresses of this node that are not its home agent address (another interface, a
+    # service address): a home registration sent to one gets BA 133, as one sent to the
+    # Home-Agents anycast address does.
+    other_local_addresses: tuple[IPv6Address, ...] = ()
+    # RFC 2473 6.3 "Tunnel Hop Limit": the outer Hop Limit of tunnelled packets; default the
+    # node's default Hop Limit (RFC 4861 CurHopLimit as Linux sets it).
+    tunnel_hop_limit: int = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +88,7 @@ class MobileNodeConfig:
 
     home_address: IPv6Address
     home_agent: IPv6Address
+    home_prefix_length: int = 64  # of the home subnet, for its Home-Agents anycast address
     constants: ProtocolConstants = ProtocolConstants()
     home_registration_lifetime: float = 420.0  # requested; the home agent may grant less
     correspondent_registration_lifetime: float = 420.0  # capped by MAX_RR_BINDING_LIFETIME

@@ -93,16 +93,16 @@ class Inbound:
 
 
 class NodePipeline:
-    """Input checks and error replies. ``binding_allows(home, care_of)`` says whether a Home
-    Address option naming ``home`` may arrive from ``care_of`` (RFC 3775 9.3.1: a binding cache
-    entry exists); ``own_home_addresses`` lists the addresses a type 2 routing header may name
-    here (empty unless the node is a mobile node); ``primary_address`` is the source of errors
-    about packets sent to a multicast group."""
+    """Input checks and error replies. ``binding_allows(now, home, care_of)`` says whether a
+    Home Address option naming ``home`` may arrive from ``care_of`` (RFC 3775 9.3.1: a live
+    binding cache entry exists); ``own_home_addresses`` lists the addresses a type 2 routing
+    header may name here (empty unless the node is a mobile node); ``primary_address`` is the
+    source of errors about packets sent to a multicast group."""
 
     def __init__(
         self,
         *,
-        binding_allows: Callable[[IPv6Address, IPv6Address], bool],
+        binding_allows: Callable[[float, IPv6Address, IPv6Address], bool],
         own_home_addresses: Callable[[], Collection[IPv6Address]] = tuple,
         icmp_limiter: TokenBucket,
         binding_error_limiter: TokenBucket,
@@ -165,7 +165,7 @@ class NodePipeline:
             # RFC 3775 9.3.1: a Binding Update creates the binding the option will need; any
             # other packet needs a binding cache entry for this home address and source.
             if not isinstance(payload, mh.BindingUpdate) and not self._binding_allows(
-                home_address, packet.source
+                now, home_address, packet.source
             ):
                 self._count("hao_without_binding")
                 actions.extend(

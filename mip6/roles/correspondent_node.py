@@ -72,7 +72,11 @@ class CorrespondentNode:
         self.config = config or CorrespondentConfig()
         constants = self.config.constants
         # A home agent passes its own cache: RFC 3775 9.1 has one binding cache per node.
-        self.binding_cache = binding_cache or BindingCache(self.config.binding_cache_size)
+        self.binding_cache = (
+            binding_cache
+            if binding_cache is not None
+            else BindingCache(self.config.binding_cache_size)
+        )
         self.nonces = NonceTable(
             rng, interval=self.config.nonce_interval, lifetime=constants.max_nonce_lifetime
         )
@@ -134,7 +138,8 @@ class CorrespondentNode:
         match token:
             case ("binding_expiry", IPv6Address() as home):
                 entry = self.binding_cache.get(home)
-                if entry is not None and entry.expires <= now:
+                # A home agent's home registrations have timers of their own.
+                if entry is not None and not entry.home_registration and entry.expires <= now:
                     self.binding_cache.remove(home)
                     return [Event("binding_expired", {"home_address": home})]
             case ("binding_refresh", IPv6Address() as home):
@@ -277,6 +282,12 @@ class CorrespondentNode:
             return [Event("drop", {"reason": "BU authenticator does not verify"})]
 
         entry = self.binding_cache.get(request.home_address)
+        if entry is not None and entry.home_registration:
+            # RFC 3775 9.5.1: a correspondent registration for an address that holds a home
+            # registration here (this node is its home agent) is a registration type change.
+            return self._acknowledge(
+                now, request, correspondent, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED, kbm
+            )
         if entry is not None and not sequence_newer(update.sequence, entry.sequence):
             # RFC 3775 9.5.1: BA 135 carrying the last accepted Sequence Number.
             return self._acknowledge(
@@ -410,9 +421,9 @@ class CorrespondentNode:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _binding_allows(self, home: IPv6Address, care_of: IPv6Address) -> bool:
+    def _binding_allows(self, now: float, home: IPv6Address, care_of: IPv6Address) -> bool:
         entry = self.binding_cache.get(home)
-        return entry is not None and entry.care_of_address == care_of
+        return entry is not None and entry.care_of_address == care_of and entry.expires > now
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

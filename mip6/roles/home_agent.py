@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv6Address, IPv6Network
 from typing import Any
 
-from mip6.core.actions import Action, Deliver, Event, StartTimer, Transmit
+from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.addresses import home_agents_anycast, is_reserved_anycast
 from mip6.core.binding_cache import (
     BindingCache,
@@ -69,6 +69,7 @@ _SNAPSHOT_ENTRY_KEYS = frozenset(
 # fragmentation, so at most this many 16-byte addresses after the 40 + 8 bytes of headers.
 MAX_DHAAD_ADDRESSES = (MINIMUM_MTU - 40 - 8) // 16
 _IPV6_HEADER = 40
+_TEST_INIT_TYPES = (mh.MhType.HOME_TEST_INIT, mh.MhType.CARE_OF_TEST_INIT)
 
 
 class SnapshotError(ValueError):
@@ -90,11 +91,18 @@ def _units_4s(seconds: float) -> int:
 
 
 class HomeAgent:
+    """The home agent engine. ``config.address`` is its home agent address; the driver hands
+    it every packet for that address, for the Home-Agents anycast address of each home prefix,
+    for ``config.other_local_addresses``, and for the home addresses it serves (the kernel's
+    proxy route). ``Transmit(data, link="home")`` means "out on the home link"; any other
+    Transmit goes wherever its destination routes. Counters of the correspondent role are in
+    ``self.correspondent.counters``."""
+
     def __init__(self, config: HomeAgentConfig, rng: random.Random) -> None:
         if not config.home_prefixes:
             raise ValueError("a home agent needs at least one home prefix")
-        if config.max_home_registration_lifetime < 4:
-            raise ValueError("max_home_registration_lifetime below one 4-second unit")
+        if min(config.max_home_registration_lifetime, config.prefix_valid_lifetime) < 4:
+            raise ValueError("a home registration lifetime cap below one 4-second unit")
         if not 0 < config.tunnel_hop_limit <= 255:
             raise ValueError("tunnel_hop_limit must be 1..255")
         self.config = config
@@ -184,15 +192,16 @@ class HomeAgent:
     # -- the data path (RFC 3775 10.4, RFC 2473) ---------------------------------------------
 
     def _tunnel(self, now: float, data: bytes, tunnel: _Tunnel) -> list[Action]:
-        """RFC 3775 10.4.1: "the home agent MUST intercept any packets ... addressed to the
-        mobile node's home address ... [and] tunnel each intercepted packet to the mobile node's
-        primary care-of address" (RFC 2473 3: outer source the home agent, outer destination
-        the care-of address, Next Header 41; the inner packet unchanged)."""
+        """RFC 3775 10.4.1: while the mobile node is away, the home agent intercepts packets
+        for its home address and tunnels each to the primary care-of address of the binding
+        (RFC 2473 3: outer source the home agent, outer destination the care-of address, Next
+        Header 41; the inner packet unchanged)."""
         entry = tunnel.entry
         if entry.expires <= now:
             # The expiry timer has not run yet (a driver may deliver packets first): expire
             # now and treat the packet as one for an address without a binding.
             actions = self._expire(now, entry.home_address)
+            self._tunnels.pop(entry.home_address.packed, None)
             return actions + self.handle_packet(now, data)
         try:
             walk(data)
@@ -204,13 +213,14 @@ class HomeAgent:
             log.debug("drop: not tunnelling to %s: %s", entry.home_address, error)
             return [Event("drop", {"reason": f"not tunnelled: {error}"})]
         entry.last_used = now
-        log.debug(
-            "tunnel: %s -> %s via %s (%d bytes)",
-            IPv6Address(data[8:24]),
-            entry.home_address,
-            entry.care_of_address,
-            len(data),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the arguments cost more than the tunnelling
+            log.debug(
+                "tunnel: %s -> %s via %s (%d bytes)",
+                IPv6Address(data[8:24]),
+                entry.home_address,
+                entry.care_of_address,
+                len(data),
+            )
         return [Transmit(outer)]
 
     def _reverse_tunnel(
@@ -242,12 +252,13 @@ class HomeAgent:
             )
             return [Event("drop", {"reason": "reverse tunnel not from a registered care-of"})]
         tunnel.entry.last_used = now
-        log.debug(
-            "reverse tunnel: %s -> %s from care-of %s",
-            tunnel.entry.home_address,
-            IPv6Address(inner[24:40]),
-            tunnel.entry.care_of_address,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "reverse tunnel: %s -> %s from care-of %s",
+                tunnel.entry.home_address,
+                IPv6Address(inner[24:40]),
+                tunnel.entry.care_of_address,
+            )
         return self._forward(now, inner)
 
     def _forward(self, now: float, inner: bytes) -> list[Action]:
@@ -300,6 +311,16 @@ class HomeAgent:
 
     def _local(self, now: float, data: bytes, *, tunnelled: bool = False) -> list[Action]:
         destination = data[24:40]
+        if (
+            data[6] == protocols.MOBILITY
+            and len(data) > 42
+            and data[42] in _TEST_INIT_TYPES
+            and destination not in self._anycast
+        ):
+            # RFC 3775 9.4: the correspondent role answers return routability for this node;
+            # it runs the same input checks, and a fast path for HoTI/CoTI floods.
+            log.debug("correspondent role: MH type %d from %s", data[42], IPv6Address(data[8:24]))
+            return self._outputs(now, self.correspondent.handle_packet(now, data))
         try:
             chain = walk(data)
         except WireError:
@@ -333,8 +354,7 @@ class HomeAgent:
             # the 133 answer to a misdirected home registration); nothing else is served there.
             return actions + self._not_here("only DHAAD requests use the anycast address")
         if isinstance(payload, mh.HomeTestInit | mh.CareOfTestInit):
-            # RFC 3775 9.4: the correspondent role answers return routability for this node.
-            log.debug("correspondent role: %s from %s", type(payload).__name__, inbound.source)
+            # Behind extension headers (the bare ones took the correspondent's path above).
             return actions + self._outputs(now, self.correspondent.handle_packet(now, data))
         if isinstance(payload, icmp.MobilePrefixSolicitation):
             return actions + self._mobile_prefix_solicitation(now, inbound, payload)
@@ -432,9 +452,7 @@ class HomeAgent:
         entry = self._live_entry(now, home)
         if entry is not None and not entry.home_registration:
             # RFC 3775 9.5.1 / 10.3.1: a correspondent binding exists for this home address.
-            return self._acknowledge(
-                request, inbound, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED
-            )
+            return self._acknowledge(request, inbound, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED)
         if entry is not None and not sequence_newer(update.sequence, entry.sequence):
             # RFC 3775 9.5.1: BA 135 carrying the last accepted Sequence Number.
             return self._acknowledge(
@@ -518,6 +536,7 @@ class HomeAgent:
         self._count("home_registration_deleted")
         log.debug("home registration deleted: home=%s seq=%d", home, request.update.sequence)
         actions: list[Action] = [
+            CancelTimer(("home_registration_expiry", home)),
             Event("binding_deleted", {"home_address": str(home), "home_registration": True}),
             self._changed("deregistered"),
         ]
@@ -573,7 +592,7 @@ class HomeAgent:
             Transmit(packet.emit(), link=HOME_LINK if self._on_home_link(target) else None),
             Event(
                 "binding_ack_sent",
-                {"home_address": str(home), "status": status, "sequence": ba.sequence},
+                {"home_address": str(home), "status": int(status), "sequence": ba.sequence},
             ),
         ]
 
@@ -699,13 +718,13 @@ class HomeAgent:
         entry = self.binding_cache.get(home)
         return entry if entry is not None and entry.expires > now else None
 
-    def _binding_allows(self, home: IPv6Address, care_of: IPv6Address) -> bool:
-        entry = self.binding_cache.get(home)
+    def _binding_allows(self, now: float, home: IPv6Address, care_of: IPv6Address) -> bool:
+        entry = self._live_entry(now, home)
         return entry is not None and entry.care_of_address == care_of
 
-    @property
     def home_registrations(self) -> list[BindingCacheEntry]:
-        """The home registrations, in no particular order."""
+        """The home registrations (including any whose expiry timer has not run yet), in the
+        order they were first made."""
         return [tunnel.entry for tunnel in self._tunnels.values()]
 
     # -- non-volatile binding cache ------------------------------------------------------------

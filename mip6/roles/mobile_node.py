@@ -21,6 +21,7 @@ from ipaddress import IPv6Address, IPv6Network
 
 from mip6.core import rr
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
+from mip6.core.addresses import home_agents_anycast
 from mip6.core.binding_update_list import (
     BindingUpdateList,
     BulEntry,
@@ -49,13 +50,6 @@ EXPIRED_NONCE_STATUSES = (
 )
 
 
-def home_agents_anycast(home_address: IPv6Address, prefix_length: int = 64) -> IPv6Address:
-    """RFC 3775 10.5 / RFC 2526: the Mobile IPv6 Home-Agents anycast address of the home
-    subnet (interface identifier 0xfdff:ffff:ffff:fffe for a 64-bit prefix)."""
-    network = IPv6Network((home_address, prefix_length), strict=False)
-    return network.network_address + ((1 << (128 - prefix_length)) - 2 - (1 << 57))
-
-
 class MobileNode:
     def __init__(
         self,
@@ -76,7 +70,7 @@ class MobileNode:
         self.tunnel_relay = tunnel_relay
         self.bul = BindingUpdateList(config.binding_update_list_size)
         self.pipeline = NodePipeline(
-            binding_allows=lambda home, care_of: False,  # no correspondent role here
+            binding_allows=lambda now, home, care_of: False,  # no correspondent role here
             own_home_addresses=lambda: (self.home_address,),
             icmp_limiter=TokenBucket(config.icmp_error_rate, config.icmp_error_burst),
             binding_error_limiter=TokenBucket(
@@ -449,24 +443,14 @@ class MobileNode:
         return rr.binding_management_key(tokens.home_keygen_token, care_of_token)
 
     def _retransmit(self, now: float, destination: IPv6Address) -> list[Action]:
-        """RFC 3775 11.8: no acknowledgement yet; double the timeout up to MAX_BINDACK_TIMEOUT,
-        with a new Sequence Number each time. A home registration (and a deregistration)
-        keeps trying at the maximum interval; a correspondent binding gives up there."""
+        """RFC 3775 11.8: no acknowledgement yet; double the timeout up to MAX_BINDACK_TIMEOUT
+        and keep retrying at that interval, with a new Sequence Number each time."""
         entry = self.bul.get(destination)
         if entry is None or entry.state is not BulState.WAITING_ACK:
             return []
-        timeout = entry.retransmit_timeout * 2
-        if timeout > self.constants.max_bindack_timeout:
-            if not (entry.home_registration or entry.deregistering):
-                entry.state = BulState.FAILED
-                return [
-                    Event(
-                        "binding_failed",
-                        {"destination": destination, "reason": "no acknowledgement"},
-                    )
-                ]
-            timeout = self.constants.max_bindack_timeout
-        entry.retransmit_timeout = timeout
+        entry.retransmit_timeout = min(
+            entry.retransmit_timeout * 2, self.constants.max_bindack_timeout
+        )
         entry.sequence = (entry.sequence + 1) & 0xFFFF
         self._count("binding_update_retransmitted")
         return self._send_binding_update(now, entry)
@@ -531,7 +515,11 @@ class MobileNode:
                 CancelTimer(("refresh", entry.destination)),
                 CancelTimer(("expiry", entry.destination)),
             ]
-            return [*actions, Event("deregistered", {"destination": entry.destination})]
+            actions.append(Event("deregistered", {"destination": entry.destination}))
+            if entry.home_registration:
+                # RFC 3775 11.5.4: back home, correspondents lose their bindings too.
+                actions += self._refresh_correspondents(now)
+            return actions
         sent_at = entry.recent_sends[-1] if entry.recent_sends else now
         granted = min(entry.lifetime, ba.lifetime_s)
         entry.granted = granted
@@ -654,16 +642,9 @@ class MobileNode:
         entry = self.bul.get(destination)
         if entry is None or entry.state is not BulState.RETURN_ROUTABILITY:
             return []
-        timeout = entry.rr_timeout * 2
-        if timeout > self.constants.max_bindack_timeout:
-            entry.state = BulState.FAILED
-            return [
-                Event(
-                    "binding_failed",
-                    {"destination": destination, "reason": "return routability"},
-                )
-            ]
-        entry.rr_timeout = timeout
+        # RFC 3775 11.8: back off exponentially, then keep trying at the maximum interval for
+        # as long as the binding is wanted (a move or clear_binding changes what is wanted).
+        entry.rr_timeout = min(entry.rr_timeout * 2, self.constants.max_bindack_timeout)
         self._count("return_routability_retransmitted")
         return self._send_test_inits(now, entry)
 
@@ -739,7 +720,9 @@ class MobileNode:
         source = self.care_of_address or self.home_address
         request = Ipv6Packet(
             source=source,
-            destination=home_agents_anycast(self.home_address),
+            destination=home_agents_anycast(
+                IPv6Network((self.home_address, self.config.home_prefix_length), strict=False)
+            ),
             payload=icmp.HomeAgentAddressDiscoveryRequest(identifier=identifier),
         )
         return [Transmit(request.emit()), StartTimer(now + timeout, ("dhaad",))]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import itertools
 import random
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
 from mip6.core.actions import Event
+from mip6.core.addresses import home_agents_anycast
 from mip6.core.config import MobileNodeConfig
 from mip6.roles.correspondent_node import CorrespondentNode
-from mip6.roles.mobile_node import MobileNode, home_agents_anycast
+from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.memory import MemoryNetwork
 from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
@@ -222,7 +223,7 @@ def test_rh2_naming_another_address_dropped(lab: Lab) -> None:
 
 
 def test_dhaad_retries_with_doubling_then_takes_first_reply(lab: Lab) -> None:
-    lab.net.route(home_agents_anycast(HOME), "ha")
+    lab.net.route(home_agents_anycast(IPv6Network((HOME, 64), strict=False)), "ha")
     lab.net.call("mn", "discover_home_agent")
     lab.net.run_for(8)
     requests = [
@@ -252,7 +253,7 @@ def test_dhaad_retries_with_doubling_then_takes_first_reply(lab: Lab) -> None:
 
 
 def test_dhaad_gives_up_after_retries(lab: Lab) -> None:
-    lab.net.route(home_agents_anycast(HOME), "ha")
+    lab.net.route(home_agents_anycast(IPv6Network((HOME, 64), strict=False)), "ha")
     lab.net.call("mn", "discover_home_agent")
     lab.net.run_for(100)
     assert len(lab.ha.received) == 4  # DHAAD_RETRIES
