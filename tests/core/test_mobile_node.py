@@ -417,3 +417,39 @@ def test_hao_in_data_only_with_binding() -> None:
     out = [s for s in lab.net.trace if s.sender == "mn"][-1]
     packet = Ipv6Packet.parse(out.data)
     assert packet.source == CARE_OF and packet.extension_headers == (hao(HOME),)
+
+
+def test_member_without_home_registration_runs_rr_through_a_relay() -> None:
+    """Distributed-server member (ARCHITECTURE 5): acts as mobile node for the shared home
+    address toward one correspondent only, with HoTI/HoT through the contact node (relay)."""
+    contact = IPv6Address("2001:db8:5::1")
+    net = MemoryNetwork(4)
+    member = MobileNode(
+        config=MobileNodeConfig(home_address=HOME, home_agent=HA, route_optimization=False),
+        rng=random.Random(4),
+        care_of_address=CARE_OF,
+        home_registration=False,
+        tunnel_relay=contact,
+    )
+    relay = Recorder()
+    cn = CorrespondentNode(rng=random.Random(5))
+    ha = Recorder()
+    for name, engine in (("member", member), ("relay", relay), ("cn", cn), ("ha", ha)):
+        net.add(name, engine)
+    net.route("2001:db8:3::/64", "member")
+    net.route("2001:db8:5::/64", "relay")
+    net.route("2001:db8:2::/64", "cn")
+    net.route("2001:db8:1::/64", "ha")
+    net.call("member", "start_route_optimization", CN)
+    net.run_for(0.1)
+    ((_, outer),) = relay.received
+    assert (outer.source, outer.destination) == (CARE_OF, contact)
+    assert isinstance(outer.payload.payload, mh.HomeTestInit)
+    net.inject("cn", outer.payload.emit())  # the contact node sends it on (via the HA in life)
+    net.run_for(0.1)
+    ((_, hot),) = ha.received  # the HoT goes to the home address
+    net.inject("member", Ipv6Packet(source=contact, destination=CARE_OF, payload=hot).emit())
+    net.run_for(0.5)
+    entry = cn.binding_cache.get(HOME)
+    assert entry is not None and entry.care_of_address == CARE_OF
+    assert [p for _, p in ha.received if isinstance(p.payload, mh.BindingUpdate)] == []
