@@ -5,12 +5,27 @@
     hex bytes, one line per packet in the spirit of tcpdump, or one JSON object per packet with
     the whole header chain. With no capture and no ``--hex`` it decodes the sample capture that
     ships with the package: a Mobile IPv6 story from home registration to route optimization.
+
+``mip6 run CONFIG.yaml [-v]``
+    Run a node (correspondent, home agent or mobile node) on TUN devices or UDP links to a
+    labnet hub, as :mod:`mip6.runtime.config` describes; invalid configuration is refused with
+    the file, line and key at fault.
+
+``mip6 show bcache|bul|rr|nonce|stats [--json] --control SOCKET``
+    Print a running node's binding cache, binding update list, return routability state,
+    nonce table or counters.
+
+``mip6 ctl --control SOCKET move ADDRESS|home`` / ``route-optimize ADDRESS`` / ``register``
+    Tell a running mobile node it moved, to start route optimization, or to register again.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -80,6 +95,71 @@ def decode(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def run(args: argparse.Namespace) -> int:
+    from mip6.runtime.config import ConfigError, load
+    from mip6.runtime.daemon import Daemon
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        config = load(args.config)
+    except (ConfigError, OSError) as error:
+        print(f"mip6: {error}", file=sys.stderr)
+        return 2
+    asyncio.run(Daemon(config).run())
+    return 0
+
+
+def control_request(path: str, request: dict[str, object]) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        buffer = b""
+        while not buffer.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buffer += chunk
+    reply: dict[str, object] = json.loads(buffer)
+    return reply
+
+
+def show(args: argparse.Namespace, out: TextIO) -> int:
+    from mip6.runtime.state import format_rows
+
+    try:
+        reply = control_request(args.control, {"show": args.what})
+    except OSError as error:
+        print(f"mip6 show: cannot reach {args.control}: {error}", file=sys.stderr)
+        return 1
+    if "error" in reply:
+        print(f"mip6 show: {reply['error']}", file=sys.stderr)
+        return 1
+    out.write((json.dumps(reply) if args.json else format_rows(reply)) + "\n")
+    return 0
+
+
+def ctl(args: argparse.Namespace) -> int:
+    if args.action == "move":
+        request: dict[str, object] = {"move": None if args.argument == "home" else args.argument}
+    elif args.action == "route-optimize":
+        request = {"route_optimize": args.argument}
+    else:
+        request = {"register": True}
+    try:
+        reply = control_request(args.control, request)
+    except OSError as error:
+        print(f"mip6 ctl: cannot reach {args.control}: {error}", file=sys.stderr)
+        return 1
+    if "error" in reply:
+        print(f"mip6 ctl: {reply['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mip6", description="Userspace Mobile IPv6 (RFC 3775)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hex", action="append", metavar="HEX", help="one packet as hex (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per packet")
     p.add_argument("--count", "-c", type=int, default=0, help="stop after N packets")
+    r = commands.add_parser("run", help="run a node from its YAML configuration")
+    r.add_argument("config", help="the node's YAML configuration")
+    r.add_argument("-v", "--verbose", action="store_true", help="log every decision")
+    sh = commands.add_parser("show", help="print a running node's tables")
+    sh.add_argument("what", choices=["bcache", "bul", "rr", "nonce", "stats"])
+    sh.add_argument("--json", action="store_true")
+    sh.add_argument("--control", required=True, help="the node's control socket")
+    c = commands.add_parser("ctl", help="tell a running mobile node what happened")
+    c.add_argument("--control", required=True, help="the node's control socket")
+    c.add_argument("action", choices=["move", "route-optimize", "register"])
+    c.add_argument("argument", nargs="?", help="care-of address (or 'home'), correspondent")
     return parser
 
 
@@ -98,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return decode(args, sys.stdout)
         except BrokenPipeError:  # `mip6 decode | head` is normal use
             return 0
+    if args.command == "run":
+        return run(args)
+    if args.command == "show":
+        return show(args, sys.stdout)
+    if args.command == "ctl":
+        return ctl(args)
     return 2
 
 

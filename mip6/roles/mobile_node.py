@@ -110,6 +110,21 @@ class MobileNode:
         entry.state = BulState.WAITING_ACK
         return self._send_binding_update(now, entry)
 
+    def deregister(self, now: float) -> list[Action]:
+        """Shutting down away from home: delete every binding (Lifetime 0 Binding Updates to
+        the home agent and to each correspondent, RFC 3775 11.7.1/11.7.2), retried until
+        acknowledged; the entries leave the Binding Update List as acknowledgements arrive."""
+        actions: list[Action] = []
+        for entry in self.bul:
+            if entry.home_registration:
+                entry.deregistering = True
+                entry.sequence = (entry.sequence + 1) & 0xFFFF
+                entry.retransmit_timeout = self.constants.initial_bindack_timeout
+                actions += self._send_binding_update(now, entry)
+            elif entry.state is not BulState.FAILED:
+                actions += self.clear_binding(now, entry.destination)
+        return actions
+
     def move(self, now: float, care_of_address: IPv6Address | None) -> list[Action]:
         """Movement detected (RFC 3775 11.5): a new care-of address, or None for home.
         Re-registers with the home agent; correspondent bindings follow once it accepts

@@ -1,0 +1,333 @@
+"""The ``mip6`` daemon's YAML configuration, validated with the file, line and key of every
+fault ("node.yaml:12: mobile_node.home_address: 'x' is not an IPv6 address").
+
+One file per node::
+
+    node: cn1                       # a name for logs and the control socket
+    role: correspondent             # correspondent | home_agent | mobile_node
+    mode: shim                      # shim: the MIPv6 layer for the kernel's own applications
+    control: /run/mip6/cn1.sock     # UNIX socket for `mip6 show` (optional)
+    links:
+      kernel:  {type: tun, name: mip6k0}                        # shim mode: the kernel's side
+      network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}   # or {type: tun, name: ...}
+    pcap: {network: /tmp/cn1.pcap}  # optional, per link
+    home_agent: {address: ..., home_prefixes: [...], allow_unprotected_registration: false}
+    mobile_node: {home_address: ..., home_agent: ..., care_of_address: ...}
+    correspondent: {binding_cache_size: 4096, nonce_interval: 30}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import AddressValueError, IPv6Address, IPv6Network, NetmaskValueError
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+ROLES = ("correspondent", "home_agent", "mobile_node")
+MODES = ("shim", "router")
+LINK_TYPES = ("tun", "udp")
+
+
+class ConfigError(ValueError):
+    """A configuration fault, located: ``file:line: key: reason``."""
+
+    def __init__(self, path: str, line: int | None, key: str, reason: str) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
+        self.path, self.line, self.key, self.reason = path, line, key, reason
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    name: str  # the role of the link: "kernel", "network", "home"
+    type: str  # tun | udp
+    device: str | None = None  # tun: interface name
+    remote: tuple[str, int] | None = None  # udp: the hub's address
+    local: tuple[str, int] = ("::", 0)  # udp: where to bind
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    path: str
+    node: str
+    role: str
+    mode: str
+    links: dict[str, LinkConfig]
+    control: str | None = None
+    pcap: dict[str, str] = field(default_factory=dict)
+    role_options: dict[str, Any] = field(default_factory=dict)  # typed per role, see below
+
+
+class _Reader:
+    """Walks the composed YAML tree so every value keeps its line number."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, node: Node | None, key: str, reason: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(self.path, line, key, reason)
+
+    def mapping(self, node: Node, key: str) -> dict[str, tuple[Node, Node]]:
+        if not isinstance(node, MappingNode):
+            raise self.fail(node, key, "must be a mapping")
+        out: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise self.fail(key_node, key, "keys must be plain names")
+            name = key_node.value
+            if name in out:
+                raise self.fail(key_node, _join(key, name), "given twice")
+            out[name] = (key_node, value_node)
+        return out
+
+    def scalar(self, node: Node, key: str) -> str:
+        if not isinstance(node, ScalarNode):
+            raise self.fail(node, key, "must be a single value")
+        return str(node.value)
+
+    def choice(self, node: Node, key: str, choices: tuple[str, ...]) -> str:
+        value = self.scalar(node, key)
+        if value not in choices:
+            raise self.fail(node, key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def address(self, node: Node, key: str) -> IPv6Address:
+        value = self.scalar(node, key)
+        try:
+            return IPv6Address(value)
+        except AddressValueError:
+            raise self.fail(node, key, f"{value!r} is not an IPv6 address") from None
+
+    def network(self, node: Node, key: str) -> IPv6Network:
+        value = self.scalar(node, key)
+        try:
+            return IPv6Network(value)
+        except (AddressValueError, NetmaskValueError, ValueError):
+            raise self.fail(node, key, f"{value!r} is not an IPv6 prefix") from None
+
+    def number(self, node: Node, key: str, *, minimum: float = 0) -> float:
+        value = self.scalar(node, key)
+        try:
+            number = float(value)
+        except ValueError:
+            raise self.fail(node, key, f"{value!r} is not a number") from None
+        if number < minimum:
+            raise self.fail(node, key, f"{value} is below the minimum {minimum}")
+        return number
+
+    def boolean(self, node: Node, key: str) -> bool:
+        value = self.scalar(node, key).lower()
+        if value in ("true", "yes", "on"):
+            return True
+        if value in ("false", "no", "off"):
+            return False
+        raise self.fail(node, key, f"{value!r} is not true or false")
+
+    def sequence(self, node: Node, key: str) -> list[Node]:
+        if not isinstance(node, SequenceNode):
+            raise self.fail(node, key, "must be a list")
+        return list(node.value)
+
+    def endpoint(self, node: Node, key: str) -> tuple[str, int]:
+        """``[addr]:port``, ``addr:port`` (IPv4) or ``host:port``."""
+        value = self.scalar(node, key)
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise self.fail(node, key, f"{value!r} is not host:port")
+        return host.strip("[]") or "::", int(port)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def load(path: str | Path) -> NodeConfig:
+    text = Path(path).read_text(encoding="utf-8")
+    return parse(text, str(path))
+
+
+def parse(text: str, path: str = "<config>") -> NodeConfig:
+    reader = _Reader(path)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(
+            path, line, "", f"not valid YAML: {getattr(error, 'problem', error)}"
+        ) from None
+    if root is None:
+        raise ConfigError(path, None, "", "empty configuration")
+    top = reader.mapping(root, "")
+    allowed = {"node", "role", "mode", "control", "links", "pcap", *ROLES}
+    for name, (key_node, _) in top.items():
+        if name not in allowed:
+            raise reader.fail(
+                key_node, name, f"unknown key (expected one of {', '.join(sorted(allowed))})"
+            )
+    for required in ("node", "role", "links"):
+        if required not in top:
+            raise ConfigError(path, root.start_mark.line + 1, required, "missing")
+    node = reader.scalar(top["node"][1], "node")
+    role = reader.choice(top["role"][1], "role", ROLES)
+    mode = (
+        reader.choice(top["mode"][1], "mode", MODES)
+        if "mode" in top
+        else ("router" if role == "home_agent" else "shim")
+    )
+    links = _links(reader, top["links"][1])
+    needed = {"network"} | ({"kernel"} if mode == "shim" else set())
+    for name in sorted(needed - set(links)):
+        raise reader.fail(top["links"][1], f"links.{name}", f"missing (mode {mode} needs it)")
+    control = reader.scalar(top["control"][1], "control") if "control" in top else None
+    pcap: dict[str, str] = {}
+    if "pcap" in top:
+        for name, (key_node, value_node) in reader.mapping(top["pcap"][1], "pcap").items():
+            if name not in links:
+                raise reader.fail(key_node, f"pcap.{name}", "no such link")
+            pcap[name] = reader.scalar(value_node, f"pcap.{name}")
+    if role not in top:
+        raise ConfigError(path, root.start_mark.line + 1, role, f"missing (role {role} needs it)")
+    for other in ROLES:
+        if (
+            other != role
+            and other in top
+            and not (role == "home_agent" and other == "correspondent")
+        ):
+            raise reader.fail(top[other][0], other, f"does not apply to role {role}")
+    options = _ROLE_READERS[role](reader, top[role][1], role)
+    if role == "home_agent" and "correspondent" in top:
+        options["correspondent"] = _correspondent(reader, top["correspondent"][1], "correspondent")
+    return NodeConfig(path, node, role, mode, links, control, pcap, options)
+
+
+def _links(reader: _Reader, node: Node) -> dict[str, LinkConfig]:
+    out = {}
+    for name, (_, value) in reader.mapping(node, "links").items():
+        key = f"links.{name}"
+        fields = reader.mapping(value, key)
+        for field_name, (key_node, _) in fields.items():
+            if field_name not in ("type", "name", "remote", "local"):
+                raise reader.fail(key_node, f"{key}.{field_name}", "unknown key")
+        if "type" not in fields:
+            raise reader.fail(value, f"{key}.type", "missing")
+        kind = reader.choice(fields["type"][1], f"{key}.type", LINK_TYPES)
+        if kind == "tun":
+            if "name" not in fields:
+                raise reader.fail(value, f"{key}.name", "missing (a tun link needs a device name)")
+            device = reader.scalar(fields["name"][1], f"{key}.name")
+            if not 0 < len(device) < 16:
+                raise reader.fail(
+                    fields["name"][1], f"{key}.name", "interface names are 1-15 characters"
+                )
+            out[name] = LinkConfig(name, kind, device=device)
+        else:
+            if "remote" not in fields:
+                raise reader.fail(
+                    value, f"{key}.remote", "missing (a udp link needs the hub's host:port)"
+                )
+            remote = reader.endpoint(fields["remote"][1], f"{key}.remote")
+            local = (
+                reader.endpoint(fields["local"][1], f"{key}.local")
+                if "local" in fields
+                else ("::", 0)
+            )
+            out[name] = LinkConfig(name, kind, remote=remote, local=local)
+    return out
+
+
+def _options(reader: _Reader, node: Node, key: str, spec: dict[str, str]) -> dict[str, Any]:
+    """Read a mapping whose keys are typed by ``spec`` (address, network, networks, number,
+    boolean, addresses)."""
+    out: dict[str, Any] = {}
+    fields = reader.mapping(node, key)
+    for name, (key_node, value) in fields.items():
+        kind = spec.get(name)
+        full = _join(key, name)
+        if kind is None:
+            raise reader.fail(
+                key_node, full, f"unknown key (expected one of {', '.join(sorted(spec))})"
+            )
+        if kind == "address":
+            out[name] = reader.address(value, full)
+        elif kind == "network":
+            out[name] = reader.network(value, full)
+        elif kind == "networks":
+            out[name] = tuple(reader.network(v, full) for v in reader.sequence(value, full))
+        elif kind == "addresses":
+            out[name] = tuple(reader.address(v, full) for v in reader.sequence(value, full))
+        elif kind == "number":
+            out[name] = reader.number(value, full)
+        elif kind == "integer":
+            number = reader.number(value, full, minimum=1)
+            if number != int(number):
+                raise reader.fail(value, full, f"{number} is not a whole number")
+            out[name] = int(number)
+        elif kind == "boolean":
+            out[name] = reader.boolean(value, full)
+    return out
+
+
+def _correspondent(reader: _Reader, node: Node, key: str) -> dict[str, Any]:
+    return _options(
+        reader,
+        node,
+        key,
+        {
+            "binding_cache_size": "integer",
+            "nonce_interval": "number",
+            "brr_lead": "number",
+            "address": "address",
+        },
+    )
+
+
+def _home_agent(reader: _Reader, node: Node, key: str) -> dict[str, Any]:
+    options = _options(
+        reader,
+        node,
+        key,
+        {
+            "address": "address",
+            "home_prefixes": "networks",
+            "binding_cache_size": "integer",
+            "max_home_registration_lifetime": "number",
+            "allow_unprotected_registration": "boolean",
+            "home_link_addresses": "addresses",
+        },
+    )
+    for required in ("address", "home_prefixes"):
+        if required not in options:
+            raise reader.fail(node, f"{key}.{required}", "missing")
+    return options
+
+
+def _mobile_node(reader: _Reader, node: Node, key: str) -> dict[str, Any]:
+    options = _options(
+        reader,
+        node,
+        key,
+        {
+            "home_address": "address",
+            "home_agent": "address",
+            "care_of_address": "address",
+            "home_registration_lifetime": "number",
+            "route_optimization": "boolean",
+            "home_registration": "boolean",
+        },
+    )
+    for required in ("home_address", "home_agent"):
+        if required not in options:
+            raise reader.fail(node, f"{key}.{required}", "missing")
+    return options
+
+
+_ROLE_READERS = {
+    "correspondent": _correspondent,
+    "home_agent": _home_agent,
+    "mobile_node": _mobile_node,
+}

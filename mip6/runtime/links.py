@@ -1,0 +1,154 @@
+"""Links the daemon attaches engines to: a TUN device (python-pytun) or a UDP socket to a
+labnet hub (one raw IPv6 packet per datagram, ARCHITECTURE 6). Each delivers received packets
+to a callback and sends whole packets; an optional pcap tap records both directions."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+from mip6.wire.pcap import PcapWriter
+
+log = logging.getLogger(__name__)
+
+Receiver = Callable[[bytes], None]
+MAX_PACKET = 65_575  # a full IPv6 packet without jumbogram
+
+
+class Link:
+    """What the daemon needs of a link."""
+
+    name: str
+    tap: PcapWriter | None = None
+
+    def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.tap is not None:
+            self.tap.close()
+            self.tap = None
+
+    def _record(self, data: bytes) -> None:
+        if self.tap is not None:
+            self.tap.write(data, time.time_ns())
+
+
+class TunLink(Link):
+    """A layer-3 TUN device without packet information headers (IFF_TUN | IFF_NO_PI): every
+    read is one IPv6 packet, every write sends one. The device is created (or attached to, if
+    it exists) and brought up; addresses and routes are the operator's (or labnet's)."""
+
+    def __init__(self, name: str, device: str, mtu: int = 1500) -> None:
+        self.name = name
+        self.device = device
+        self.mtu = mtu
+        self._tun: object | None = None
+        self._fd = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
+        import pytun
+
+        tun = pytun.TunTapDevice(name=self.device, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        tun.mtu = self.mtu
+        tun.up()
+        self._tun = tun
+        self._fd = tun.fileno()
+        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        self._loop = loop
+
+        def readable() -> None:
+            while True:
+                try:
+                    data = os.read(self._fd, MAX_PACKET)
+                except BlockingIOError:
+                    return
+                except OSError as error:
+                    log.warning("link %s: read failed: %s", self.name, error)
+                    return
+                if data and data[0] >> 4 == 6:  # the kernel also hands us nothing else
+                    self._record(data)
+                    receive(data)
+
+        loop.add_reader(self._fd, readable)
+        log.info("link %s: tun %s up", self.name, self.device)
+
+    def send(self, data: bytes) -> None:
+        self._record(data)
+        try:
+            os.write(self._fd, data)
+        except OSError as error:  # e.g. the device went down: drop, as a link would
+            log.warning("link %s: write failed: %s", self.name, error)
+
+    def close(self) -> None:
+        if self._loop is not None and self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+        if self._tun is not None:
+            self._tun.close()  # type: ignore[attr-defined]
+            self._tun = None
+        self._fd = -1
+        super().close()
+
+
+class UdpLink(Link):
+    """One raw IPv6 packet per UDP datagram, to and from a labnet hub's port for this link.
+    Datagrams from any other address are ignored (counted)."""
+
+    def __init__(self, name: str, remote: tuple[str, int], local: tuple[str, int]) -> None:
+        self.name = name
+        self.remote = remote
+        self.local = local
+        self._transport: asyncio.DatagramTransport | None = None
+        self.ignored = 0
+
+    async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
+        family = socket.AF_INET6 if ":" in self.remote[0] else socket.AF_INET
+        infos = await loop.getaddrinfo(*self.remote, family=family, type=socket.SOCK_DGRAM)
+        remote = infos[0][4]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(
+            self.local
+            if family == socket.AF_INET6
+            else (self.local[0].replace("::", "0.0.0.0"), self.local[1])
+        )
+        sock.connect(remote)
+        link = self
+
+        class Protocol(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                if addr[:2] != remote[:2]:
+                    link.ignored += 1
+                    return
+                link._record(data)
+                receive(data)
+
+        transport, _ = await loop.create_datagram_endpoint(Protocol, sock=sock)
+        self._transport = transport
+        log.info("link %s: udp %s -> %s", self.name, transport.get_extra_info("sockname"), remote)
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        return None if self._transport is None else self._transport.get_extra_info("sockname")
+
+    def send(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        self._record(data)
+        self._transport.sendto(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        super().close()
