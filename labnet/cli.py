@@ -3,6 +3,9 @@
 ``labnet bench wire [--json] [--seconds S]``
     Wire-layer throughput, ours against scapy in the same run (see :mod:`labnet.bench.wire`).
 
+``labnet demo [--seed N]``
+    The roaming scenario on the ``sim`` backend (virtual time), with a narrated timeline.
+
 ``labnet bench core [--json] [--seconds S]``
     The MIPv6 engines' hot operations (see :mod:`labnet.bench.core`).
 """
@@ -22,11 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("suite", choices=["wire", "core"], help="what to measure")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--seconds", type=float, default=4.0, help="total measuring time")
+    demo = commands.add_parser("demo", help="the roaming scenario, narrated (sim backend)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from labnet import demo
+
+        demo.run(sys.stdout, seed=args.seed)
+        return 0
     if args.command == "bench":
         from labnet.bench import core, wire
 

@@ -61,8 +61,10 @@ class NodeConfig:
     role_options: dict[str, Any] = field(default_factory=dict)  # typed per role, see below
 
 
-class _Reader:
-    """Walks the composed YAML tree so every value keeps its line number."""
+class YamlReader:
+    """Walks the composed YAML tree so every value keeps its line number; every fault becomes
+    a :class:`ConfigError` naming the file, line and dotted key. Also used by labnet's
+    topology files."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -80,7 +82,7 @@ class _Reader:
                 raise self.fail(key_node, key, "keys must be plain names")
             name = key_node.value
             if name in out:
-                raise self.fail(key_node, _join(key, name), "given twice")
+                raise self.fail(key_node, join(key, name), "given twice")
             out[name] = (key_node, value_node)
         return out
 
@@ -141,7 +143,7 @@ class _Reader:
         return host.strip("[]") or "::", int(port)
 
 
-def _join(prefix: str, name: str) -> str:
+def join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
@@ -150,8 +152,8 @@ def load(path: str | Path) -> NodeConfig:
     return parse(text, str(path))
 
 
-def parse(text: str, path: str = "<config>") -> NodeConfig:
-    reader = _Reader(path)
+def compose(text: str, path: str) -> Node:
+    """The YAML document as a node tree (line numbers kept), or a located ConfigError."""
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as error:
@@ -162,6 +164,12 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
         ) from None
     if root is None:
         raise ConfigError(path, None, "", "empty configuration")
+    return root
+
+
+def parse(text: str, path: str = "<config>") -> NodeConfig:
+    reader = YamlReader(path)
+    root = compose(text, path)
     top = reader.mapping(root, "")
     allowed = {"node", "role", "mode", "control", "links", "pcap", *ROLES}
     for name, (key_node, _) in top.items():
@@ -205,7 +213,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     return NodeConfig(path, node, role, mode, links, control, pcap, options)
 
 
-def _links(reader: _Reader, node: Node) -> dict[str, LinkConfig]:
+def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
     out = {}
     for name, (_, value) in reader.mapping(node, "links").items():
         key = f"links.{name}"
@@ -240,14 +248,14 @@ def _links(reader: _Reader, node: Node) -> dict[str, LinkConfig]:
     return out
 
 
-def _options(reader: _Reader, node: Node, key: str, spec: dict[str, str]) -> dict[str, Any]:
+def _options(reader: YamlReader, node: Node, key: str, spec: dict[str, str]) -> dict[str, Any]:
     """Read a mapping whose keys are typed by ``spec`` (address, network, networks, number,
     boolean, addresses)."""
     out: dict[str, Any] = {}
     fields = reader.mapping(node, key)
     for name, (key_node, value) in fields.items():
         kind = spec.get(name)
-        full = _join(key, name)
+        full = join(key, name)
         if kind is None:
             raise reader.fail(
                 key_node, full, f"unknown key (expected one of {', '.join(sorted(spec))})"
@@ -272,7 +280,7 @@ def _options(reader: _Reader, node: Node, key: str, spec: dict[str, str]) -> dic
     return out
 
 
-def _correspondent(reader: _Reader, node: Node, key: str) -> dict[str, Any]:
+def _correspondent(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
     return _options(
         reader,
         node,
@@ -286,7 +294,7 @@ def _correspondent(reader: _Reader, node: Node, key: str) -> dict[str, Any]:
     )
 
 
-def _home_agent(reader: _Reader, node: Node, key: str) -> dict[str, Any]:
+def _home_agent(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
     options = _options(
         reader,
         node,
@@ -306,7 +314,7 @@ def _home_agent(reader: _Reader, node: Node, key: str) -> dict[str, Any]:
     return options
 
 
-def _mobile_node(reader: _Reader, node: Node, key: str) -> dict[str, Any]:
+def _mobile_node(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
     options = _options(
         reader,
         node,

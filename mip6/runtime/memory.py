@@ -20,6 +20,14 @@ from typing import Any, Protocol
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 
 
+class Application(Protocol):
+    """An upper layer on a node: sees each delivered packet, may answer with packets that the
+    node's engine then sends (``engine.send``), as a kernel's ICMPv6 echo or a UDP echo
+    server would."""
+
+    def __call__(self, now: float, data: bytes) -> list[bytes]: ...
+
+
 class Engine(Protocol):
     def handle_packet(self, now: float, data: bytes) -> list[Action]: ...
 
@@ -65,6 +73,7 @@ class MemoryNetwork:
         self._queue: list[tuple[float, int, str, str, Any]] = []
         self._order = itertools.count()
         self._timers: dict[tuple[str, Hashable], int] = {}
+        self._applications: dict[str, Application] = {}
 
     # -- building --------------------------------------------------------------------------
 
@@ -73,12 +82,19 @@ class MemoryNetwork:
         self.nodes[name] = node
         return node
 
+    def application(self, name: str, application: Application) -> None:
+        """Run ``application`` as node ``name``'s upper layer."""
+        self._applications[name] = application
+
     def route(self, prefix: str | IPv6Network | IPv6Address, name: str) -> None:
         """Packets to ``prefix`` go to node ``name`` (replacing an identical prefix's route)."""
         network = IPv6Network(prefix) if not isinstance(prefix, IPv6Network) else prefix
         self._routes = [(n, r) for n, r in self._routes if n != network]
         self._routes.append((network, name))
         self._routes.sort(key=lambda item: item[0].prefixlen, reverse=True)
+
+    def clear_routes(self) -> None:
+        self._routes.clear()
 
     def unroute(self, prefix: str | IPv6Network | IPv6Address) -> None:
         network = IPv6Network(prefix) if not isinstance(prefix, IPv6Network) else prefix
@@ -105,6 +121,10 @@ class MemoryNetwork:
                 self._transmit(name, action.data)
             elif isinstance(action, Deliver):
                 node.delivered.append((self.now, action.data))
+                application = self._applications.get(name)
+                if application is not None:
+                    for answer in application(self.now, action.data):
+                        self.apply(name, node.engine.send(self.now, answer))  # type: ignore[attr-defined]
             elif isinstance(action, StartTimer):
                 generation = next(self._order)
                 self._timers[(name, action.token)] = generation

@@ -1,0 +1,252 @@
+"""Lab topologies in YAML: networks around a core router, nodes attached to networks.
+
+Each network has a prefix and an uplink to the core with one-way latency, jitter, bandwidth,
+loss and queue length; a packet between two networks crosses both uplinks (the seeds' testbed,
+004 Fig. 9, is exactly this shape: Lss between members, Lcs between members and the client).
+Nodes have a role (home_agent, correspondent, mobile_node), a mode, the network they sit on and
+their addresses; ``external`` nodes are endpoints the hub exposes to outside tools::
+
+    name: roaming
+    networks:
+      home:          {prefix: 2001:db8:1::/64, latency: 10ms}
+      visited1:      {prefix: 2001:db8:3::/64, latency: 15ms, loss: 0}
+      correspondent: {prefix: 2001:db8:2::/64, latency: 5ms, bandwidth: 100Mbit}
+    nodes:
+      ha: {role: home_agent, network: home, address: 2001:db8:1::1}
+      cn: {role: correspondent, network: correspondent, address: 2001:db8:2::1}
+      mn: {role: mobile_node, network: visited1, address: 2001:db8:3::5,
+           home_address: 2001:db8:1::5, home_agent: 2001:db8:1::1}
+      probe: {kind: external, network: correspondent, addresses: [2001:db8:2::99]}
+
+Every fault is reported with the file, line and key (see :class:`mip6.runtime.config.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+
+from yaml.nodes import Node
+
+from mip6.runtime.config import ConfigError, YamlReader, compose, join
+
+ROLES = ("home_agent", "correspondent", "mobile_node")
+_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+_RATES = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
+
+
+@dataclass(frozen=True, slots=True)
+class Uplink:
+    """One network's link to the core, the same both ways."""
+
+    latency: float = 0.0  # seconds, one way
+    jitter: float = 0.0  # seconds
+    bandwidth: float | None = None  # bits per second; None: unlimited
+    loss: float = 0.0  # probability
+    queue: int = 1000  # packets
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    name: str
+    prefix: IPv6Network
+    uplink: Uplink
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    name: str
+    kind: str  # "engine" or "external"
+    role: str | None
+    network: str
+    addresses: tuple[IPv6Address, ...]
+    mode: str = "shim"
+    home_address: IPv6Address | None = None
+    home_agent: IPv6Address | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    name: str
+    path: str
+    networks: dict[str, Network]
+    nodes: dict[str, NodeSpec] = field(default_factory=dict)
+
+    def network_of(self, address: IPv6Address) -> Network | None:
+        for network in self.networks.values():
+            if address in network.prefix:
+                return network
+        return None
+
+
+def _duration(reader: YamlReader, node: Node, key: str) -> float:
+    text = reader.scalar(node, key).strip().lower()
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(s|ms|us)?", text)
+    if not match:
+        raise reader.fail(node, key, f"{text!r} is not a duration (e.g. 10ms, 0.5s)")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _rate(reader: YamlReader, node: Node, key: str) -> float:
+    text = reader.scalar(node, key).strip().lower().replace("/s", "").replace("ps", "")
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(bit|kbit|mbit|gbit)?", text)
+    if not match or float(match.group(1)) <= 0:
+        raise reader.fail(node, key, f"{text!r} is not a bandwidth (e.g. 10Mbit)")
+    return float(match.group(1)) * _RATES[match.group(2) or "bit"]
+
+
+def parse(text: str, path: str = "<topology>") -> Topology:
+    reader = YamlReader(path)
+    root = compose(text, path)
+    top = reader.mapping(root, "")
+    for key, (key_node, _) in top.items():
+        if key not in ("name", "networks", "nodes"):
+            raise reader.fail(key_node, key, "unknown key (expected name, networks, nodes)")
+    for required in ("networks", "nodes"):
+        if required not in top:
+            raise ConfigError(path, root.start_mark.line + 1, required, "missing")
+    name = reader.scalar(top["name"][1], "name") if "name" in top else Path(path).stem
+    networks: dict[str, Network] = {}
+    for net_name, (_, value) in reader.mapping(top["networks"][1], "networks").items():
+        key = f"networks.{net_name}"
+        fields = reader.mapping(value, key)
+        uplink: dict[str, float | int] = {}
+        prefix: IPv6Network | None = None
+        for field_name, (key_node, field_value) in fields.items():
+            full = join(key, field_name)
+            if field_name == "prefix":
+                prefix = reader.network(field_value, full)
+            elif field_name in ("latency", "jitter"):
+                uplink[field_name] = _duration(reader, field_value, full)
+            elif field_name == "bandwidth":
+                uplink[field_name] = _rate(reader, field_value, full)
+            elif field_name == "loss":
+                loss = reader.number(field_value, full)
+                if loss >= 1:
+                    raise reader.fail(field_value, full, "loss is a probability below 1")
+                uplink[field_name] = loss
+            elif field_name == "queue":
+                uplink[field_name] = int(reader.number(field_value, full, minimum=1))
+            else:
+                raise reader.fail(key_node, full, "unknown key")
+        if prefix is None:
+            raise reader.fail(value, f"{key}.prefix", "missing")
+        for other in networks.values():
+            if prefix.overlaps(other.prefix):
+                raise reader.fail(fields["prefix"][1], f"{key}.prefix", f"overlaps {other.name}")
+        networks[net_name] = Network(net_name, prefix, Uplink(**uplink))  # type: ignore[arg-type]
+    nodes: dict[str, NodeSpec] = {}
+    for node_name, (_, value) in reader.mapping(top["nodes"][1], "nodes").items():
+        nodes[node_name] = _node(reader, node_name, value, networks)
+    topology = Topology(name, path, networks, nodes)
+    _check_addresses(topology)
+    return topology
+
+
+def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Network]) -> NodeSpec:
+    key = f"nodes.{name}"
+    fields = reader.mapping(value, key)
+    allowed = {
+        "kind",
+        "role",
+        "network",
+        "address",
+        "addresses",
+        "mode",
+        "home_address",
+        "home_agent",
+    }
+    for field_name, (key_node, _) in fields.items():
+        if field_name not in allowed:
+            raise reader.fail(key_node, join(key, field_name), "unknown key")
+    kind = (
+        reader.choice(fields["kind"][1], f"{key}.kind", ("engine", "external"))
+        if "kind" in fields
+        else "engine"
+    )
+    if "network" not in fields:
+        raise reader.fail(value, f"{key}.network", "missing")
+    network = reader.scalar(fields["network"][1], f"{key}.network")
+    if network not in networks:
+        raise reader.fail(fields["network"][1], f"{key}.network", f"no network {network!r}")
+    addresses: tuple[IPv6Address, ...] = ()
+    if "address" in fields:
+        addresses = (reader.address(fields["address"][1], f"{key}.address"),)
+    if "addresses" in fields:
+        addresses += tuple(
+            reader.address(v, f"{key}.addresses")
+            for v in reader.sequence(fields["addresses"][1], f"{key}.addresses")
+        )
+    if not addresses:
+        raise reader.fail(value, f"{key}.address", "missing")
+    role = None
+    if kind == "engine":
+        if "role" not in fields:
+            raise reader.fail(value, f"{key}.role", "missing")
+        role = reader.choice(fields["role"][1], f"{key}.role", ROLES)
+    mode = (
+        reader.choice(fields["mode"][1], f"{key}.mode", ("shim", "router"))
+        if "mode" in fields
+        else ("router" if role == "home_agent" else "shim")
+    )
+    home_address = (
+        reader.address(fields["home_address"][1], f"{key}.home_address")
+        if "home_address" in fields
+        else None
+    )
+    home_agent = (
+        reader.address(fields["home_agent"][1], f"{key}.home_agent")
+        if "home_agent" in fields
+        else None
+    )
+    if role == "mobile_node" and (home_address is None or home_agent is None):
+        missing = "home_address" if home_address is None else "home_agent"
+        raise reader.fail(value, f"{key}.{missing}", "missing (a mobile node needs it)")
+    return NodeSpec(
+        name,
+        kind,
+        role,
+        network,
+        addresses,
+        mode,
+        home_address,
+        home_agent,
+        value.start_mark.line + 1,
+    )
+
+
+def _check_addresses(topology: Topology) -> None:
+    """Every address inside its own network's prefix, and no address used twice."""
+    seen: dict[IPv6Address, str] = {}
+    for spec in topology.nodes.values():
+        prefix = topology.networks[spec.network].prefix
+        for address in spec.addresses:
+            if address not in prefix:
+                raise ConfigError(
+                    topology.path,
+                    spec.line,
+                    f"nodes.{spec.name}.address",
+                    f"{address} is not in network {spec.network} ({prefix})",
+                )
+            if address in seen:
+                raise ConfigError(
+                    topology.path,
+                    spec.line,
+                    f"nodes.{spec.name}.address",
+                    f"{address} is also {seen[address]}'s",
+                )
+            seen[address] = spec.name
+
+
+def load(path: str | Path) -> Topology:
+    return parse(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def builtin(name: str) -> Topology:
+    """A topology shipped with labnet (``roaming``, ``testbed``)."""
+    resource = resources.files("labnet").joinpath(f"topologies/{name}.yaml")
+    return parse(resource.read_text(encoding="utf-8"), f"labnet/topologies/{name}.yaml")
