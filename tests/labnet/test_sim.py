@@ -83,3 +83,11 @@ def test_load_from_file(tmp_path: Path) -> None:
     path.write_text("networks:\n  a: {prefix: '2001:db8::/64', loss: 0.5}\nnodes: {}\n")
     topology = load(path)
     assert topology.name == "t" and topology.networks["a"].uplink.loss == 0.5
+
+
+def test_builtin_testbed_topology_matches_the_seeds_latencies() -> None:
+    topology = builtin("testbed")
+    up = {name: network.uplink.latency for name, network in topology.networks.items()}
+    assert up["site1"] + up["site2"] == pytest.approx(0.010)  # Lss
+    assert up["site1"] + up["client"] == pytest.approx(0.040)  # Lcs1
+    assert topology.nodes["node1"].home_address == topology.nodes["node2"].home_address
