@@ -13,7 +13,7 @@ from mip6.core.addresses import home_agents_anycast
 from mip6.core.config import MobileNodeConfig
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.mobile_node import MobileNode
-from mip6.runtime.memory import MemoryNetwork
+from mip6.runtime.memory import MemoryNetwork, Path
 from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
 from mip6.wire.ipv6 import Ipv6Packet
@@ -380,14 +380,12 @@ def test_clear_binding_retries_until_acknowledged() -> None:
     lab.net.path(
         "mn",
         "cn",
-        __import__("mip6.runtime.memory", fromlist=["Path"]).Path(loss=1.0),
+        Path(loss=1.0),
         both_ways=False,
     )
     lab.net.call("mn", "clear_binding", CN)
     lab.net.run_for(40)
     assert lab.cn.binding_cache.get(HOME) is not None
-    from mip6.runtime.memory import Path
-
     lab.net.path("mn", "cn", Path(), both_ways=False)
     lab.net.run_for(40)
     assert lab.cn.binding_cache.get(HOME) is None
@@ -453,3 +451,76 @@ def test_member_without_home_registration_runs_rr_through_a_relay() -> None:
     entry = cn.binding_cache.get(HOME)
     assert entry is not None and entry.care_of_address == CARE_OF
     assert [p for _, p in ha.received if isinstance(p.payload, mh.BindingUpdate)] == []
+
+
+def test_binding_refresh_request_from_correspondent_refreshes_binding() -> None:
+    """RFC 3775 11.7.4: a BRR from a correspondent we hold a binding with gets a new BU."""
+    lab = RoLab()
+    route_optimize(lab)
+    before = lab.cn.binding_cache.get(HOME).sequence
+    brr = Ipv6Packet(source=CN, destination=HOME, payload=mh.BindingRefreshRequest())
+    # it arrives through the home agent's tunnel (RFC 3775 6.1: no binding for MH messages)
+    lab.net.inject("mn", Ipv6Packet(source=HA, destination=CARE_OF, payload=brr).emit())
+    lab.net.run_for(0.5)
+    assert lab.cn.binding_cache.get(HOME).sequence == (before + 1) % 65536
+
+
+def test_binding_error_1_redoes_route_optimization() -> None:
+    """RFC 3775 11.3.6: the correspondent lost our binding; bind again."""
+    lab = RoLab()
+    route_optimize(lab)
+    lab.cn.binding_cache.remove(HOME)
+    be = Ipv6Packet(
+        source=CN,
+        destination=CARE_OF,
+        payload=mh.BindingError(status=1, home_address=HOME).aligned(),
+    )
+    lab.net.inject("mn", be.emit())
+    lab.net.run_for(0.5)  # tokens are fresh: straight to a new Binding Update
+    assert lab.cn.binding_cache.get(HOME) is not None
+
+
+@pytest.mark.parametrize(
+    "status,home_kept,care_of_kept",
+    [(136, False, True), (137, True, False), (138, False, False)],
+)
+def test_expired_nonce_statuses_refresh_only_the_expired_tokens(
+    status: int, home_kept: bool, care_of_kept: bool
+) -> None:
+    """RFC 3775 11.7.3: 136/137/138 ask for the expired keygen tokens to be fetched again."""
+    lab = RoLab()
+    route_optimize(lab)
+    entry = lab.mn.bul.get(CN)
+    home_token, care_of_token = entry.tokens.home_keygen_token, entry.tokens.care_of_keygen_token
+    lab.net.call("mn", "complete_route_optimization", CN)  # a new BU goes out ...
+    lab.net.path(
+        "cn",
+        "mn",
+        Path(loss=1.0),
+        both_ways=False,
+    )
+    lab.net.run_for(0.05)
+    lab.ha.received.clear()
+    ba = mh.BindingAcknowledgement(status=status, sequence=entry.sequence).aligned()
+    packet = Ipv6Packet(
+        source=CN,
+        destination=CARE_OF,
+        extension_headers=(RoutingType2(home_address=HOME),),
+        payload=ba,
+    )
+    lab.net.inject("mn", packet.emit())  # ... and is refused for expired nonces
+    lab.net.run_for(0.01)
+    sent = [Ipv6Packet.parse(s.data) for s in lab.net.trace if s.sender == "mn"][-2:]
+    kinds = []
+    for p in sent:
+        while isinstance(p.payload, Ipv6Packet):
+            p = p.payload
+        kinds.append(type(p.payload).__name__)
+    expected = []
+    if not home_kept:
+        expected.append("HomeTestInit")
+    if not care_of_kept:
+        expected.append("CareOfTestInit")
+    assert kinds[-len(expected) :] == expected
+    assert (entry.tokens.home_keygen_token == home_token) == home_kept
+    assert (entry.tokens.care_of_keygen_token == care_of_token) == care_of_kept

@@ -20,7 +20,7 @@ from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.ipv6ext import RoutingType2
-from tests.core.harness import Tokens, signed_bu
+from tests.core.harness import Tokens, hao, signed_bu
 
 from .netns import namespace, require_root, sh, veth
 
@@ -169,7 +169,7 @@ def test_ping_from_stock_namespace_through_shim_then_route_optimized(corresponde
             sequence=request.payload.sequence,
             data=request.payload.data,
         ),
-        extension_headers=(__import__("tests.core.harness", fromlist=["hao"]).hao(HOME),),
+        extension_headers=(hao(HOME),),
     )
     network.sendto(reply.emit(), peer)
     assert ping.wait(timeout=10) == 0  # the Home Address option was swapped back for the kernel
