@@ -8,6 +8,8 @@ from dataclasses import replace
 from ipaddress import IPv6Address
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from mip6.core.config import CorrespondentConfig, ProtocolConstants
 from mip6.roles.correspondent_node import CorrespondentNode
@@ -444,3 +446,30 @@ def test_fast_test_init_path_answers_like_the_general_path() -> None:
         (general,) = general_cn.handle_packet(1.0, wrapped)
         assert fast.data == general.data
         assert fast_cn.counters == general_cn.counters
+
+
+@given(
+    st.integers(0, 255),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.binary(min_size=20, max_size=20),
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=16, max_size=16),
+)
+def test_fast_authorized_ba_is_byte_identical_to_the_codec(
+    status: int, sequence: int, lifetime_units: int, kbm: bytes, care_of: bytes, home: bytes
+) -> None:
+    from mip6.core.binding_cache import BindingRequest
+    from mip6.roles.correspondent_node import _authorized_ba_packet
+
+    assume(care_of != home)  # the fast path is for the BA that carries a type 2 routing header
+    care_of_address, home_address = IPv6Address(care_of), IPv6Address(home)
+    request = BindingRequest(
+        mh.BindingUpdate(sequence=sequence), home_address, care_of_address, care_of_address
+    )
+    cn = CorrespondentNode(rng=random.Random(1))
+    generic = cn._ba_packet(request, CN, status, kbm, sequence, lifetime_units * 4)
+    fast = _authorized_ba_packet(
+        CN, care_of_address, home_address, status, sequence, lifetime_units, kbm
+    )
+    assert fast == generic
