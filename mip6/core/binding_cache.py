@@ -98,10 +98,9 @@ def binding_request(packet: Ipv6Packet) -> BindingRequest | None:
 
 
 def unicast_routable(address: IPv6Address) -> bool:
-    """Global unicast in the RFC 3775 sense: not multicast, link-local, loopback, unspecified."""
-    return not (
-        address.is_multicast
-        or address.is_link_local
-        or address.is_loopback
-        or address.is_unspecified
-    )
+    """Global unicast in the RFC 3775 sense: not multicast (ff00::/8), link-local (fe80::/10),
+    loopback (::1) or unspecified (::). Tested on the bits: ``IPv6Address.is_link_local``
+    builds a network object per call, and every Binding Update asks twice."""
+    value = int(address)
+    top = value >> 112
+    return not (top >> 8 == 0xFF or top >> 6 == 0x3FA or value <= 1)
