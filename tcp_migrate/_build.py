@@ -43,7 +43,7 @@ import cffi
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
 SOURCES = sorted(glob.glob(os.path.join(CSRC, "*.c")))
-HEADERS = ("tcp_seq.h", "tcp_ring.h")
+HEADERS = ("tcp_seq.h", "tcp_ring.h", "tcp_conn.h", "tcp_snapshot.h")
 
 CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"]
 LDFLAGS: list[str] = []
@@ -59,7 +59,8 @@ if SANITIZE:
     CFLAGS += ["-g", "-fno-wrapv", *_sanitizers]
     LDFLAGS += _sanitizers
 
-# The public API, as declared in csrc/tcp_seq.h and csrc/tcp_ring.h.
+# The public API, as declared in csrc/tcp_seq.h, tcp_ring.h, tcp_conn.h and tcp_snapshot.h
+# (tcp_cc.h is internal to the core).
 CDEF = """
 /* tcp_seq.h */
 bool seq_lt(uint32_t a, uint32_t b);
@@ -100,6 +101,7 @@ size_t ring_peek(const struct tcp_ring *r, size_t offset, uint8_t *dst, size_t n
 size_t ring_consume(struct tcp_ring *r, size_t n);
 size_t ring_read(struct tcp_ring *r, uint8_t *dst, size_t n);
 size_t ring_write_at(struct tcp_ring *r, size_t offset, const uint8_t *src, size_t n);
+size_t ring_peek_free(const struct tcp_ring *r, size_t offset, uint8_t *dst, size_t n);
 size_t ring_commit(struct tcp_ring *r, size_t n);
 
 struct tcp_reasm_interval {
@@ -135,6 +137,244 @@ struct tcp_rx_result {
 
 struct tcp_rx_result ring_receive(struct tcp_ring *r, struct tcp_reasm *a,
                                   size_t offset, const uint8_t *src, size_t n);
+
+/* tcp_conn.h */
+#define TCP_HEADER_LEN 20
+#define TCP_MAX_HEADER_LEN 60
+#define TCP_MIN_MSS 64
+#define TCP_DEFAULT_MSS 1220
+#define TCP_MAX_WSCALE 14
+#define TCP_MAX_WINDOW 1073725440
+#define TCP_SACK_MAX 8
+#define TCP_RTT_LIMIT_MS 86400000
+#define TCP_MAX_BACKOFF 32
+#define TCP_NO_DEADLINE ...
+
+enum tcp_state {
+    TCP_CLOSED = 0,
+    TCP_LISTEN = 1,
+    TCP_SYN_SENT = 2,
+    TCP_SYN_RECEIVED = 3,
+    TCP_ESTABLISHED = 4,
+    TCP_FIN_WAIT_1 = 5,
+    TCP_FIN_WAIT_2 = 6,
+    TCP_CLOSE_WAIT = 7,
+    TCP_CLOSING = 8,
+    TCP_LAST_ACK = 9,
+    TCP_TIME_WAIT = 10,
+};
+
+enum tcp_close_reason {
+    TCP_CLOSE_NONE = 0,
+    TCP_CLOSE_NORMAL = 1,
+    TCP_CLOSE_RESET = 2,
+    TCP_CLOSE_REFUSED = 3,
+    TCP_CLOSE_TIMEOUT = 4,
+    TCP_CLOSE_ABORTED = 5,
+};
+
+enum tcp_status {
+    TCP_OK = 0,
+    TCP_EINVAL = -1,
+    TCP_ESTATE = -2,
+    TCP_ESHUTDOWN = -3,
+    TCP_ECLOSED = -4,
+};
+
+enum tcp_input_result {
+    TCP_IN_OK = 0,
+    TCP_IN_FROZEN = 1,
+    TCP_IN_MALFORMED = 2,
+    TCP_IN_BAD_CHECKSUM = 3,
+    TCP_IN_WRONG_PORTS = 4,
+    TCP_IN_CLOSED = 5,
+    TCP_IN_UNACCEPTABLE = 6,
+    TCP_IN_PAWS = 7,
+    TCP_IN_CHALLENGE = 8,
+    TCP_IN_CHALLENGE_LIMITED = 9,
+    TCP_IN_RESET = 10,
+    TCP_IN_BAD_ACK = 11,
+    TCP_IN_DROPPED = 12,
+};
+
+enum tcp_cc_algo {
+    TCP_CC_NEWRENO = 0,
+    TCP_CC_COUNT = 1,
+};
+
+#define TCP_CF_SACK_OK 1
+#define TCP_CF_TS_OK 2
+#define TCP_CF_WS_OK 4
+#define TCP_CF_FIN_QUEUED 8
+#define TCP_CF_IN_RECOVERY 16
+#define TCP_CF_PARTIAL_SEEN 32
+#define TCP_CF_SYN_REXMIT 64
+#define TCP_CF_PASSIVE 128
+#define TCP_CF_EXPORTED 255
+#define TCP_CF_FROZEN 256
+#define TCP_CF_RTT_TIMING 512
+#define TCP_CF_RCV_FIN 1024
+
+#define TCP_PEND_ACK 1
+#define TCP_PEND_SYN 2
+#define TCP_PEND_RXT 4
+#define TCP_PEND_PROBE 8
+#define TCP_PEND_KA 16
+#define TCP_PEND_RST 32
+
+struct tcp_config {
+    uint32_t rto_initial_ms;
+    uint32_t rto_min_ms;
+    uint32_t rto_max_ms;
+    uint32_t delack_ms;
+    uint32_t time_wait_ms;
+    uint32_t keepalive_idle_ms;
+    uint32_t keepalive_intvl_ms;
+    uint32_t keepalive_count;
+    uint32_t challenge_ack_limit;
+    uint32_t max_retries;
+    uint32_t syn_retries;
+    uint16_t mss;
+    uint8_t sack;
+    uint8_t timestamps;
+    uint8_t window_scaling;
+    uint8_t nodelay;
+    uint8_t cc_algo;
+    uint8_t reasm_limit;
+};
+
+struct tcp_sack_block {
+    uint32_t start;
+    uint32_t end;
+};
+
+struct tcp_conn {
+    uint8_t local_addr[16];
+    uint8_t remote_addr[16];
+    uint16_t local_port;
+    uint16_t remote_port;
+    uint8_t state;
+    uint8_t close_reason;
+    uint8_t pending;
+    uint8_t cc_algo;
+    uint16_t flags;
+    uint8_t snd_wscale;
+    uint8_t rcv_wscale;
+    uint8_t dupacks;
+    uint8_t backoff;
+    uint8_t ka_probes;
+    uint8_t sack_count;
+    uint8_t unacked_segs;
+    uint8_t reply_flags;
+    uint16_t snd_mss;
+    uint16_t rcv_mss;
+    uint32_t iss;
+    uint32_t snd_una;
+    uint32_t snd_nxt;
+    uint32_t snd_max;
+    uint32_t snd_wnd;
+    uint32_t max_snd_wnd;
+    uint32_t snd_wl1;
+    uint32_t snd_wl2;
+    uint32_t snd_rxt;
+    uint32_t snd_missing;
+    uint32_t snd_skip;
+    uint64_t snd_off;
+    uint32_t irs;
+    uint32_t rcv_nxt;
+    uint32_t rcv_adv;
+    uint32_t sack_recent;
+    uint64_t rcv_off;
+    uint32_t ts_recent;
+    uint32_t last_ack_sent;
+    uint32_t ts_offset;
+    uint64_t ts_recent_ms;
+    uint32_t srtt_ms;
+    uint32_t rttvar_ms;
+    uint32_t rto_ms;
+    uint32_t rtt_seq;
+    uint64_t rtt_start_ms;
+    uint32_t cwnd;
+    uint32_t ssthresh;
+    uint32_t recover;
+    uint32_t cc_priv[4];
+    uint64_t t_rtx;
+    uint64_t t_delack;
+    uint64_t t_persist;
+    uint64_t t_keepalive;
+    uint64_t t_timewait;
+    uint64_t frozen_at_ms;
+    uint64_t chack_window_ms;
+    uint32_t chack_count;
+    uint32_t reply_seq;
+    uint32_t reply_ack;
+    struct tcp_sack_block sack[8];
+    struct tcp_config cfg;
+    struct tcp_ring snd;
+    struct tcp_ring rcv;
+    struct tcp_reasm reasm;
+};
+
+void tcp_config_default(struct tcp_config *cfg);
+int tcp_config_check(const struct tcp_config *cfg);
+int tcp_conn_init(struct tcp_conn *c, const struct tcp_config *cfg,
+                  const uint8_t *local_addr, uint16_t local_port,
+                  const uint8_t *remote_addr, uint16_t remote_port,
+                  uint8_t *snd_mem, size_t snd_cap, uint8_t *rcv_mem, size_t rcv_cap);
+int tcp_open_active(struct tcp_conn *c, uint64_t now_ms, uint32_t iss, uint32_t ts_offset);
+int tcp_open_passive(struct tcp_conn *c, uint64_t now_ms, const uint8_t *segment, size_t len,
+                     uint32_t iss, uint32_t ts_offset);
+int tcp_input(struct tcp_conn *c, uint64_t now_ms, const uint8_t *segment, size_t len);
+size_t tcp_output(struct tcp_conn *c, uint64_t now_ms, uint8_t *out, size_t cap);
+void tcp_timer(struct tcp_conn *c, uint64_t now_ms);
+uint64_t tcp_next_deadline(const struct tcp_conn *c);
+int64_t tcp_send(struct tcp_conn *c, const uint8_t *data, size_t n);
+int64_t tcp_recv(struct tcp_conn *c, uint8_t *dst, size_t n);
+bool tcp_recv_eof(const struct tcp_conn *c);
+int tcp_shutdown_write(struct tcp_conn *c);
+int tcp_abort(struct tcp_conn *c);
+int tcp_freeze(struct tcp_conn *c, uint64_t now_ms);
+int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
+int tcp_conn_check(const struct tcp_conn *c);
+uint32_t tcp_ts_now(const struct tcp_conn *c, uint64_t now_ms);
+uint32_t tcp_smss(const struct tcp_conn *c);
+uint16_t tcp_checksum(const uint8_t *src, const uint8_t *dst, const uint8_t *segment, size_t len);
+
+/* tcp_snapshot.h */
+#define TCP_SNAP_VERSION 1
+#define TCP_SNAP_HEADER_LEN 10
+#define TCP_SNAP_TRAILER_LEN 4
+#define TCP_SNAP_FORMAT_UNACKED 1
+
+enum tcp_snap_status {
+    TCP_SNAP_OK = 0,
+    TCP_SNAP_EINVAL = -1,
+    TCP_SNAP_ENOTFROZEN = -2,
+    TCP_SNAP_ENOSPC = -3,
+    TCP_SNAP_ERING = -4,
+    TCP_SNAP_ETRUNCATED = -5,
+    TCP_SNAP_EMAGIC = -6,
+    TCP_SNAP_EVERSION = -7,
+    TCP_SNAP_ELENGTH = -8,
+    TCP_SNAP_ECRC = -9,
+    TCP_SNAP_EVARINT = -10,
+    TCP_SNAP_EFLAGS = -11,
+    TCP_SNAP_ESTATE = -12,
+    TCP_SNAP_EOPTIONS = -13,
+    TCP_SNAP_ESEQUENCE = -14,
+    TCP_SNAP_EWINDOW = -15,
+    TCP_SNAP_ERTT = -16,
+    TCP_SNAP_ECONGESTION = -17,
+    TCP_SNAP_ETIMER = -18,
+    TCP_SNAP_ESACK = -19,
+    TCP_SNAP_EDATA = -20,
+    TCP_SNAP_ETRAILING = -21,
+};
+
+uint32_t tcp_crc32(uint32_t crc, const uint8_t *data, size_t len);
+int64_t tcp_export_size(const struct tcp_conn *c, int include_unacked);
+int64_t tcp_export(const struct tcp_conn *c, int include_unacked, uint8_t *out, size_t cap);
+int tcp_import(const uint8_t *blob, size_t len, struct tcp_conn *c);
 """
 
 # Stable ABI (``_core.abi3.so``) on the same terms as cffi's setuptools hook, which would choose
@@ -144,6 +384,7 @@ struct tcp_rx_result ring_receive(struct tcp_ring *r, struct tcp_reasm *a,
 PY_LIMITED_API = not hasattr(sys, "gettotalrefcount") and not sysconfig.get_config_var(
     "Py_GIL_DISABLED"
 )
+
 
 def make_builder(*, absolute_sources: bool) -> cffi.FFI:
     """The cffi builder. setuptools refuses absolute source paths and runs from the project
@@ -156,7 +397,7 @@ def make_builder(*, absolute_sources: bool) -> cffi.FFI:
         "".join(f'#include "{header}"\n' for header in HEADERS),
         sources=SOURCES if absolute_sources else [os.path.relpath(p) for p in SOURCES],
         include_dirs=[CSRC],
-        depends=[os.path.join(CSRC, header) for header in HEADERS],
+        depends=sorted(glob.glob(os.path.join(CSRC, "*.h"))),  # tcp_cc.h is internal
         extra_compile_args=CFLAGS,
         extra_link_args=LDFLAGS,
         py_limited_api=PY_LIMITED_API,

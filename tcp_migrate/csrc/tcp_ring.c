@@ -136,6 +136,22 @@ size_t ring_write_at(struct tcp_ring *r, size_t offset, const uint8_t *src,
     return n;
 }
 
+size_t ring_peek_free(const struct tcp_ring *r, size_t offset, uint8_t *dst,
+                      size_t n)
+{
+    uint32_t space;
+
+    if (!ring_valid(r) || dst == NULL)
+        return 0;
+    space = r->capacity - r->length;
+    if (offset >= space)
+        return 0;
+    if (n > space - offset)
+        n = space - offset;
+    ring_copy_out(r, r->length + (uint32_t)offset, dst, (uint32_t)n);
+    return n;
+}
+
 size_t ring_commit(struct tcp_ring *r, size_t n)
 {
     uint32_t space;

@@ -86,6 +86,11 @@ size_t ring_read(struct tcp_ring *r, uint8_t *dst, size_t n);
  * returns how many bytes were copied (0 if offset >= free space). */
 size_t ring_write_at(struct tcp_ring *r, size_t offset, const uint8_t *src,
                      size_t n);
+/* Copies up to n bytes of the free space starting `offset` bytes after the
+ * last readable byte (what ring_write_at placed there) into dst, clipped to
+ * the free space; returns how many (0 if offset >= free space). */
+size_t ring_peek_free(const struct tcp_ring *r, size_t offset, uint8_t *dst,
+                      size_t n);
 /* Makes the first min(n, free space) free bytes readable; returns how many. */
 size_t ring_commit(struct tcp_ring *r, size_t n);
 

@@ -663,3 +663,20 @@ def test_ring_receive_full_record_segment_dropped_nothing_written():
     assert ring.write_at(0, b"") == 0
     lib.ring_commit(ring.ptr, 10)
     assert ring.peek(8, 2) != b"ZZ"
+
+
+def test_ring_peek_free_reads_back_what_write_at_placed_wrapped_and_clipped():
+    ring = Ring(8)
+    ring.write(b"abcde")
+    lib.ring_consume(ring.ptr, 4)  # head at 4: the free space wraps past the end
+    assert ring.write_at(1, b"XYZ") == 3
+    dst = ffi.new("uint8_t[]", 16)
+    assert lib.ring_peek_free(ring.ptr, 1, dst, 3) == 3
+    assert ffi.buffer(dst, 3)[:] == b"XYZ"
+    assert lib.ring_peek_free(ring.ptr, 0, dst, 16) == 7  # clipped to the free space
+    assert ffi.buffer(dst, 7)[1:4] == b"XYZ"
+    assert lib.ring_peek_free(ring.ptr, 7, dst, 1) == 0
+    assert lib.ring_peek_free(ring.ptr, HUGE, dst, 1) == 0
+    assert lib.ring_peek_free(ring.ptr, 0, ffi.NULL, 1) == 0
+    assert lib.ring_peek_free(ffi.NULL, 0, dst, 1) == 0
+    assert ring.length == 1 and ring.guards_intact()

@@ -1,0 +1,356 @@
+"""A thin Python face on the C connection core (``csrc/tcp_conn.h``, ``csrc/tcp_snapshot.h``).
+
+:class:`Connection` owns one ``struct tcp_conn`` and the memory of its two byte rings. It does
+no I/O and reads no clock: every call that needs the time takes ``now_ms`` (milliseconds of a
+monotonic clock, an ``int``), the ISS and the timestamp offset are arguments, and segments are
+``bytes`` holding a TCP header and payload in network byte order, as carried in an IPv6 packet
+whose addresses are the connection's (the core computes and verifies the checksum over the IPv6
+pseudo-header itself). The caller drives it::
+
+    conn.input(now_ms, segment)           # each segment received for this 4-tuple
+    while (segment := conn.output(now_ms)) is not None:
+        transmit(segment)                 # after every input, timer, send, recv, thaw
+    if conn.next_deadline() is not None:  # then call conn.timer(now_ms) at that time
+
+Migration: :meth:`Connection.freeze` (nothing sent from then on, input dropped silently, never a
+RST), :meth:`Connection.export` (versioned, checksummed bytes), :meth:`Connection.import_` on
+another host (a frozen copy), :meth:`Connection.thaw`. The snapshot format is described in
+``csrc/tcp_snapshot.h``; import refuses a damaged or foreign snapshot with a
+:class:`SnapshotError` whose ``fault`` says which check failed.
+
+This module is enough for tests; the stack (demultiplexing, listening sockets, asyncio) is built
+on it later.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from tcp_migrate._core import ffi, lib
+
+__all__ = [
+    "CloseReason",
+    "Config",
+    "Connection",
+    "ConnectionStateError",
+    "InputResult",
+    "SnapshotError",
+    "SnapshotFault",
+    "TcpState",
+]
+
+
+class TcpState(enum.IntEnum):
+    """RFC 9293 3.3.2."""
+
+    CLOSED = lib.TCP_CLOSED
+    LISTEN = lib.TCP_LISTEN
+    SYN_SENT = lib.TCP_SYN_SENT
+    SYN_RECEIVED = lib.TCP_SYN_RECEIVED
+    ESTABLISHED = lib.TCP_ESTABLISHED
+    FIN_WAIT_1 = lib.TCP_FIN_WAIT_1
+    FIN_WAIT_2 = lib.TCP_FIN_WAIT_2
+    CLOSE_WAIT = lib.TCP_CLOSE_WAIT
+    CLOSING = lib.TCP_CLOSING
+    LAST_ACK = lib.TCP_LAST_ACK
+    TIME_WAIT = lib.TCP_TIME_WAIT
+
+
+class CloseReason(enum.IntEnum):
+    NONE = lib.TCP_CLOSE_NONE
+    NORMAL = lib.TCP_CLOSE_NORMAL
+    RESET = lib.TCP_CLOSE_RESET
+    REFUSED = lib.TCP_CLOSE_REFUSED
+    TIMEOUT = lib.TCP_CLOSE_TIMEOUT
+    ABORTED = lib.TCP_CLOSE_ABORTED
+
+
+class InputResult(enum.IntEnum):
+    """What :meth:`Connection.input` did with a segment (``enum tcp_input_result``)."""
+
+    OK = lib.TCP_IN_OK
+    FROZEN = lib.TCP_IN_FROZEN
+    MALFORMED = lib.TCP_IN_MALFORMED
+    BAD_CHECKSUM = lib.TCP_IN_BAD_CHECKSUM
+    WRONG_PORTS = lib.TCP_IN_WRONG_PORTS
+    CLOSED = lib.TCP_IN_CLOSED
+    UNACCEPTABLE = lib.TCP_IN_UNACCEPTABLE
+    PAWS = lib.TCP_IN_PAWS
+    CHALLENGE = lib.TCP_IN_CHALLENGE
+    CHALLENGE_LIMITED = lib.TCP_IN_CHALLENGE_LIMITED
+    RESET = lib.TCP_IN_RESET
+    BAD_ACK = lib.TCP_IN_BAD_ACK
+    DROPPED = lib.TCP_IN_DROPPED
+
+
+class SnapshotFault(enum.IntEnum):
+    """Why a snapshot was refused or could not be written (``enum tcp_snap_status``)."""
+
+    INVALID_ARGUMENT = lib.TCP_SNAP_EINVAL
+    NOT_FROZEN = lib.TCP_SNAP_ENOTFROZEN
+    NO_SPACE = lib.TCP_SNAP_ENOSPC
+    RINGS_TOO_SMALL = lib.TCP_SNAP_ERING
+    TRUNCATED = lib.TCP_SNAP_ETRUNCATED
+    BAD_MAGIC = lib.TCP_SNAP_EMAGIC
+    UNKNOWN_VERSION = lib.TCP_SNAP_EVERSION
+    BAD_LENGTH = lib.TCP_SNAP_ELENGTH
+    BAD_CRC = lib.TCP_SNAP_ECRC
+    BAD_VARINT = lib.TCP_SNAP_EVARINT
+    BAD_FLAGS = lib.TCP_SNAP_EFLAGS
+    BAD_STATE = lib.TCP_SNAP_ESTATE
+    BAD_OPTIONS = lib.TCP_SNAP_EOPTIONS
+    BAD_SEQUENCE = lib.TCP_SNAP_ESEQUENCE
+    BAD_WINDOW = lib.TCP_SNAP_EWINDOW
+    BAD_RTT = lib.TCP_SNAP_ERTT
+    BAD_CONGESTION = lib.TCP_SNAP_ECONGESTION
+    BAD_TIMER = lib.TCP_SNAP_ETIMER
+    BAD_SACK = lib.TCP_SNAP_ESACK
+    BAD_DATA = lib.TCP_SNAP_EDATA
+    TRAILING_BYTES = lib.TCP_SNAP_ETRAILING
+
+
+class SnapshotError(Exception):
+    """A snapshot refused by import or not written by export; ``fault`` says why."""
+
+    def __init__(self, fault: SnapshotFault) -> None:
+        super().__init__(fault)
+        self.fault = fault
+
+    def __str__(self) -> str:
+        return f"snapshot refused: {self.fault.name}"
+
+
+class ConnectionStateError(Exception):
+    """An application call the connection refuses (``enum tcp_status``); ``status`` is the
+    C status and ``state`` the connection's state at the time."""
+
+    def __init__(self, operation: str, status: int, state: TcpState) -> None:
+        super().__init__(operation, status, state)
+        self.operation = operation
+        self.status = status
+        self.state = state
+
+    def __str__(self) -> str:
+        return f"{self.operation} refused with status {self.status} in {self.state.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """``struct tcp_config``: times in milliseconds, sizes in bytes. Defaults as the C
+    ``tcp_config_default``. Not part of a snapshot: an imported connection runs with the
+    importer's settings."""
+
+    rto_initial_ms: int = 1000
+    rto_min_ms: int = 1000
+    rto_max_ms: int = 60000
+    delack_ms: int = 200
+    time_wait_ms: int = 240000
+    keepalive_idle_ms: int = 0
+    keepalive_intvl_ms: int = 75000
+    keepalive_count: int = 9
+    challenge_ack_limit: int = 10
+    max_retries: int = 15
+    syn_retries: int = 6
+    mss: int = 1440
+    sack: bool = True
+    timestamps: bool = True
+    window_scaling: bool = True
+    nodelay: bool = False
+    cc_algo: int = lib.TCP_CC_NEWRENO
+    reasm_limit: int = 8
+
+    def to_c(self):
+        cfg = ffi.new("struct tcp_config *")
+        for name in self.__dataclass_fields__:
+            setattr(cfg, name, int(getattr(self, name)))
+        if lib.tcp_config_check(cfg) != lib.TCP_OK:
+            raise ValueError(f"invalid TCP settings: {self}")
+        return cfg
+
+
+class Connection:
+    """One TCP connection: a ``struct tcp_conn`` (``raw``) and its rings' memory.
+
+    ``local_address``/``remote_address`` are 16-byte IPv6 addresses (the pseudo-header ones);
+    ``send_capacity``/``receive_capacity`` are the ring sizes in bytes.
+    """
+
+    def __init__(
+        self,
+        *,
+        local_address: bytes,
+        local_port: int,
+        remote_address: bytes,
+        remote_port: int,
+        config: Config | None = None,
+        send_capacity: int = 65536,
+        receive_capacity: int = 65536,
+    ) -> None:
+        self.config = config if config is not None else Config()
+        self.local_address = bytes(local_address)
+        self.remote_address = bytes(remote_address)
+        if len(self.local_address) != 16 or len(self.remote_address) != 16:
+            raise ValueError("IPv6 addresses are 16 bytes")
+        self.raw = ffi.new("struct tcp_conn *")
+        self._snd_mem = ffi.new("uint8_t[]", max(send_capacity, 1))
+        self._rcv_mem = ffi.new("uint8_t[]", max(receive_capacity, 1))
+        self._out = ffi.new("uint8_t[]", self.config.mss + lib.TCP_MAX_HEADER_LEN)
+        self._out_cap = self.config.mss + lib.TCP_MAX_HEADER_LEN
+        status = lib.tcp_conn_init(
+            self.raw,
+            self.config.to_c(),
+            self.local_address,
+            local_port,
+            self.remote_address,
+            remote_port,
+            self._snd_mem,
+            send_capacity,
+            self._rcv_mem,
+            receive_capacity,
+        )
+        if status != lib.TCP_OK:
+            raise ValueError(f"tcp_conn_init refused the arguments ({status})")
+
+    # ---- opening -------------------------------------------------------------------------
+
+    def connect(self, now_ms: int, *, iss: int, ts_offset: int = 0) -> None:
+        """Active open: SYN-SENT; :meth:`output` emits the SYN."""
+        self._check("connect", lib.tcp_open_active(self.raw, now_ms, iss, ts_offset))
+
+    def accept(self, now_ms: int, syn: bytes, *, iss: int, ts_offset: int = 0) -> InputResult:
+        """Passive open from a received SYN: SYN-RECEIVED on ``InputResult.OK``, otherwise the
+        connection stays CLOSED and the result says why the segment does not open it."""
+        result = lib.tcp_open_passive(self.raw, now_ms, syn, len(syn), iss, ts_offset)
+        if result < 0:
+            self._check("accept", result)
+        return InputResult(result)
+
+    @classmethod
+    def import_(cls, blob: bytes, **kwargs) -> Connection:
+        """A frozen connection from a snapshot; ``kwargs`` as for the constructor (the
+        addresses and ports are replaced by the snapshot's)."""
+        kwargs.setdefault("local_address", bytes(16))
+        kwargs.setdefault("remote_address", bytes(16))
+        kwargs.setdefault("local_port", 0)
+        kwargs.setdefault("remote_port", 0)
+        conn = cls(**kwargs)
+        status = lib.tcp_import(blob, len(blob), conn.raw)
+        if status != lib.TCP_SNAP_OK:
+            raise SnapshotError(SnapshotFault(status))
+        conn.local_address = bytes(conn.raw.local_addr)
+        conn.remote_address = bytes(conn.raw.remote_addr)
+        return conn
+
+    # ---- segments and time ---------------------------------------------------------------
+
+    def input(self, now_ms: int, segment: bytes) -> InputResult:
+        return InputResult(lib.tcp_input(self.raw, now_ms, segment, len(segment)))
+
+    def output(self, now_ms: int) -> bytes | None:
+        """The next segment due, or None."""
+        n = lib.tcp_output(self.raw, now_ms, self._out, self._out_cap)
+        return ffi.buffer(self._out, n)[:] if n else None
+
+    def output_all(self, now_ms: int) -> list[bytes]:
+        segments = []
+        while (segment := self.output(now_ms)) is not None:
+            segments.append(segment)
+        return segments
+
+    def timer(self, now_ms: int) -> None:
+        lib.tcp_timer(self.raw, now_ms)
+
+    def next_deadline(self) -> int | None:
+        deadline = lib.tcp_next_deadline(self.raw)
+        return None if deadline == lib.TCP_NO_DEADLINE else deadline
+
+    # ---- the application's side ----------------------------------------------------------
+
+    def send(self, data: bytes) -> int:
+        """Copies what fits of ``data`` into the send ring; returns how many bytes."""
+        return self._check("send", lib.tcp_send(self.raw, data, len(data)))
+
+    def recv(self, n: int) -> bytes:
+        """Up to ``n`` readable bytes (b"" when none; see :attr:`at_eof`)."""
+        buf = ffi.new("uint8_t[]", max(n, 1))
+        got = self._check("recv", lib.tcp_recv(self.raw, buf, n))
+        return ffi.buffer(buf, got)[:]
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer's FIN has arrived and every byte before it has been read."""
+        return bool(lib.tcp_recv_eof(self.raw))
+
+    def shutdown_write(self) -> None:
+        self._check("shutdown_write", lib.tcp_shutdown_write(self.raw))
+
+    def abort(self) -> None:
+        self._check("abort", lib.tcp_abort(self.raw))
+
+    # ---- migration -----------------------------------------------------------------------
+
+    def freeze(self, now_ms: int) -> None:
+        self._check("freeze", lib.tcp_freeze(self.raw, now_ms))
+
+    def thaw(self, now_ms: int) -> None:
+        self._check("thaw", lib.tcp_thaw(self.raw, now_ms))
+
+    def export(self, include_unacked: bool = True) -> bytes:
+        """The snapshot of this frozen connection (which is not changed)."""
+        size = lib.tcp_export_size(self.raw, int(include_unacked))
+        if size < 0:
+            raise SnapshotError(SnapshotFault(size))
+        buf = ffi.new("uint8_t[]", size)
+        written = lib.tcp_export(self.raw, int(include_unacked), buf, size)
+        if written < 0:
+            raise SnapshotError(SnapshotFault(written))
+        return ffi.buffer(buf, written)[:]
+
+    # ---- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> TcpState:
+        return TcpState(self.raw.state)
+
+    @property
+    def close_reason(self) -> CloseReason:
+        return CloseReason(self.raw.close_reason)
+
+    @property
+    def frozen(self) -> bool:
+        return bool(self.raw.flags & lib.TCP_CF_FROZEN)
+
+    @property
+    def acked_offset(self) -> int:
+        """Stream offset of SND.UNA: how many of our bytes the peer has acknowledged. After
+        importing a snapshot exported with ``include_unacked=False`` the application writes
+        its stream again from this offset."""
+        return self.raw.snd_off
+
+    @property
+    def received_offset(self) -> int:
+        """Stream offset of RCV.NXT: how many in-order bytes have been received."""
+        return self.raw.rcv_off
+
+    @property
+    def send_buffered(self) -> int:
+        return lib.ring_length(ffi.addressof(self.raw, "snd"))
+
+    @property
+    def send_space(self) -> int:
+        return lib.ring_free_space(ffi.addressof(self.raw, "snd"))
+
+    @property
+    def readable(self) -> int:
+        return lib.ring_length(ffi.addressof(self.raw, "rcv"))
+
+    def check(self) -> int:
+        """``tcp_conn_check``: 0 when the state is internally consistent, else the
+        :class:`SnapshotFault` value of the first inconsistency."""
+        return lib.tcp_conn_check(self.raw)
+
+    def _check(self, operation: str, status: int) -> int:
+        if status < 0:
+            raise ConnectionStateError(operation, status, self.state)
+        return status
