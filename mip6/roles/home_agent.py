@@ -12,8 +12,9 @@ lookup on its Destination Address and encapsulated without being parsed beyond
 :func:`~mip6.wire.walk.walk`. Only packets addressed to the home agent itself go through the
 :class:`~mip6.core.node.NodePipeline` and the full parser.
 
-Not implemented yet: ESP protection of home registrations (RFC 3776; until then only
-``allow_unprotected_registration`` lets a home registration through), duplicate address
+Home registrations must arrive under ESP (RFC 3776), with an SA of the ``security`` policy
+database whose selector names the home address; ``allow_unprotected_registration`` (off by
+default) lets unprotected ones through for labs without keys. Not implemented: duplicate address
 detection and proxy Neighbor Discovery on the home link (10.4.1; a configured address list
 stands in for DAD, and the driver's routes stand in for proxy ND), the Home Agents List learnt
 from Router Advertisements (10.5.1; ``other_home_agents`` is configured), unsolicited Mobile
@@ -44,6 +45,9 @@ from mip6.core.binding_cache import (
 )
 from mip6.core.config import HomeAgentConfig
 from mip6.core.datapath import encapsulate
+from mip6.core.ipsec.errors import EspLocalError
+from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
+from mip6.core.ipsec.sa import SecurityAssociation
 from mip6.core.node import MINIMUM_MTU, Inbound, NodePipeline
 from mip6.core.ratelimit import TokenBucket
 from mip6.roles.correspondent_node import CorrespondentNode
@@ -98,7 +102,12 @@ class HomeAgent:
     Transmit goes wherever its destination routes. Counters of the correspondent role are in
     ``self.correspondent.counters``."""
 
-    def __init__(self, config: HomeAgentConfig, rng: random.Random) -> None:
+    def __init__(
+        self,
+        config: HomeAgentConfig,
+        rng: random.Random,
+        security: SecurityPolicyDatabase | None = None,
+    ) -> None:
         if not config.home_prefixes:
             raise ValueError("a home agent needs at least one home prefix")
         if min(config.max_home_registration_lifetime, config.prefix_valid_lifetime) < 4:
@@ -107,6 +116,10 @@ class HomeAgent:
             raise ValueError("tunnel_hop_limit must be 1..255")
         self.config = config
         self.rng = rng
+        # RFC 3776: ESP for the signalling with each mobile node. Packets for this node's own
+        # addresses go through its input step, every packet it sends through its output step.
+        self.security = security
+        self._protection: SecurityAssociation | None = None  # of the packet being processed
         # RFC 3775 9.1: one binding cache per node, shared by the home agent and correspondent
         # roles; entries say which they are (``home_registration``).
         self.binding_cache = BindingCache(config.binding_cache_size)
@@ -147,6 +160,43 @@ class HomeAgent:
         return actions
 
     def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        if self.security is None:
+            return self._receive(now, data)
+        if len(data) >= _IPV6_HEADER and (
+            data[24:40] == self._address or data[24:40] in self._other_local
+        ):
+            result = self.security.input(data)
+            if isinstance(result, Dropped):
+                self._count(f"esp_drop_{result.cause}")
+                log.debug("drop: ESP %s: %s", result.cause, result.error)
+                return [Event("drop", {"reason": f"ESP {result.cause}"})]
+            data = result.data
+            self._protection = result.sa
+        try:
+            return self._secured(self._receive(now, data))
+        finally:
+            self._protection = None
+
+    def _secured(self, actions: list[Action]) -> list[Action]:
+        """Every packet out through the security policy (RFC 3776: BA in transport mode, HoT
+        in tunnel mode); a packet the policy discards, or cannot protect, is not sent."""
+        assert self.security is not None
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, Transmit):
+                try:
+                    data = self.security.output(action.data)
+                except EspLocalError as error:
+                    self._count("esp_cannot_protect")
+                    log.warning("cannot protect a packet: %s", error)
+                    continue
+                if data is None:
+                    continue
+                action = Transmit(data, link=action.link)
+            out.append(action)
+        return out
+
+    def _receive(self, now: float, data: bytes) -> list[Action]:
         if len(data) < _IPV6_HEADER:
             self._count("malformed_truncated")
             return [Event("drop", {"reason": "shorter than an IPv6 header"})]
@@ -165,6 +215,10 @@ class HomeAgent:
         return [Event("drop", {"reason": "destination not served by this home agent"})]
 
     def send(self, now: float, data: bytes) -> list[Action]:
+        actions = self._send(now, data)
+        return actions if self.security is None else self._secured(actions)
+
+    def _send(self, now: float, data: bytes) -> list[Action]:
         """A packet from the local upper layer. RFC 3775 10.4.1: one for a registered home
         address is tunnelled like any other; otherwise the correspondent role applies its
         bindings (RFC 3775 9.3.2)."""
@@ -177,6 +231,10 @@ class HomeAgent:
         return self._outputs(now, self.correspondent.send(now, data))
 
     def handle_timer(self, now: float, token: Hashable) -> list[Action]:
+        actions = self._timer(now, token)
+        return actions if self.security is None else self._secured(actions)
+
+    def _timer(self, now: float, token: Hashable) -> list[Action]:
         match token:
             case ("home_registration_expiry", IPv6Address() as home):
                 return self._expire(now, home)
@@ -402,9 +460,13 @@ class HomeAgent:
     ) -> list[Action]:
         """RFC 3775 10.3.1 (registration) and 10.3.2 (deregistration)."""
         packet = inbound.packet
-        if not self.config.allow_unprotected_registration:
-            # RFC 3775 10.3.1 / RFC 3776 4: home registrations MUST be protected by ESP. ESP is
-            # not processed yet, so every home registration is unprotected: drop and count.
+        protection = self._protection
+        protected = protection is not None and (
+            protection.parameters.selector.source == (packet.home_address or packet.source)
+        )
+        if not protected and not self.config.allow_unprotected_registration:
+            # RFC 3775 10.3.1 / RFC 3776 4: home registrations MUST be protected by ESP, with an
+            # SA whose selector names this home address: drop and count anything else.
             self._count("unprotected_home_registration")
             log.debug(
                 "drop: unprotected home registration from %s seq=%d",

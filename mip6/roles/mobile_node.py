@@ -13,11 +13,13 @@ retries until it is acknowledged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from ipaddress import IPv6Address, IPv6Network
+from typing import Any
 
 from mip6.core import rr
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
@@ -30,6 +32,8 @@ from mip6.core.binding_update_list import (
 )
 from mip6.core.config import MobileNodeConfig
 from mip6.core.datapath import encapsulate, insert_home_address_option
+from mip6.core.ipsec.errors import EspLocalError
+from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
 from mip6.core.node import Inbound, NodePipeline
 from mip6.core.ratelimit import TokenBucket
 from mip6.wire import icmpv6 as icmp
@@ -50,6 +54,22 @@ EXPIRED_NONCE_STATUSES = (
 )
 
 
+def _secure_output(method: Callable[..., list[Action]]) -> Callable[..., list[Action]]:
+    """Commands and events may call one another; the packets they send go through the
+    security policy database once, when the outermost call returns."""
+
+    @functools.wraps(method)
+    def wrapper(self: MobileNode, *args: Any, **kwargs: Any) -> list[Action]:
+        self._depth += 1
+        try:
+            actions = method(self, *args, **kwargs)
+        finally:
+            self._depth -= 1
+        return actions if self._depth else self._secured(actions)
+
+    return wrapper
+
+
 class MobileNode:
     def __init__(
         self,
@@ -59,6 +79,7 @@ class MobileNode:
         care_of_address: IPv6Address | None = None,
         home_registration: bool = True,
         tunnel_relay: IPv6Address | None = None,
+        security: SecurityPolicyDatabase | None = None,
     ) -> None:
         self.config = config
         self.constants = config.constants
@@ -69,6 +90,10 @@ class MobileNode:
         self.home_registration = home_registration
         self.tunnel_relay = tunnel_relay
         self.bul = BindingUpdateList(config.binding_update_list_size)
+        # RFC 3776: every packet in and out through the security policy database (BU/BA in
+        # transport mode, HoTI/HoT in the tunnel in tunnel mode) when one is given.
+        self.security = security
+        self._depth = 0  # nesting of command/event calls (see _secure_output)
         self.pipeline = NodePipeline(
             binding_allows=lambda now, home, care_of: False,  # no correspondent role here
             own_home_addresses=lambda: (self.home_address,),
@@ -87,6 +112,7 @@ class MobileNode:
 
     # -- commands ----------------------------------------------------------------------------
 
+    @_secure_output
     def register(self, now: float) -> list[Action]:
         """Home registration (RFC 3775 11.7.1) at the current care-of address, or
         deregistration if at home (11.5.4)."""
@@ -110,6 +136,7 @@ class MobileNode:
         entry.state = BulState.WAITING_ACK
         return self._send_binding_update(now, entry)
 
+    @_secure_output
     def deregister(self, now: float) -> list[Action]:
         """Shutting down away from home: delete every binding (Lifetime 0 Binding Updates to
         the home agent and to each correspondent, RFC 3775 11.7.1/11.7.2), retried until
@@ -125,6 +152,7 @@ class MobileNode:
                 actions += self.clear_binding(now, entry.destination)
         return actions
 
+    @_secure_output
     def move(self, now: float, care_of_address: IPv6Address | None) -> list[Action]:
         """Movement detected (RFC 3775 11.5): a new care-of address, or None for home.
         Re-registers with the home agent; correspondent bindings follow once it accepts
@@ -140,6 +168,7 @@ class MobileNode:
             actions += self._refresh_correspondents(now)
         return actions
 
+    @_secure_output
     def start_route_optimization(
         self, now: float, correspondent: IPv6Address, *, send_binding_update: bool = True
     ) -> list[Action]:
@@ -161,6 +190,7 @@ class MobileNode:
         entry.deregistering = self.at_home
         return self._return_routability(now, entry)
 
+    @_secure_output
     def complete_route_optimization(self, now: float, correspondent: IPv6Address) -> list[Action]:
         """Send the Binding Update for tokens obtained earlier ("RR in advance")."""
         entry = self.bul.get(correspondent)
@@ -169,6 +199,7 @@ class MobileNode:
         entry.send_when_ready = True
         return self._correspondent_binding_update(now, entry)
 
+    @_secure_output
     def clear_binding(self, now: float, correspondent: IPv6Address) -> list[Action]:
         """Delete the correspondent's binding (Lifetime 0), retrying until acknowledged."""
         entry = self.bul.get(correspondent)
@@ -212,12 +243,14 @@ class MobileNode:
             entry.tokens.home_received = now - state.home_token_age
         self.bul.put(entry)
 
+    @_secure_output
     def discover_home_agent(self, now: float) -> list[Action]:
         """Dynamic Home Agent Address Discovery (RFC 3775 11.4.1)."""
         identifier = self.rng.randrange(1 << 16)
         self._dhaad = (identifier, 0, self.constants.initial_dhaad_timeout)
         return self._send_dhaad(now)
 
+    @_secure_output
     def solicit_mobile_prefixes(self, now: float) -> list[Action]:
         """Mobile Prefix Solicitation (RFC 3775 11.4.2), to the home agent."""
         if self.at_home:
@@ -228,6 +261,7 @@ class MobileNode:
 
     # -- data path -----------------------------------------------------------------------------
 
+    @_secure_output
     def send(self, now: float, data: bytes) -> list[Action]:
         """A packet from the local upper layer, normally from the home address. Away from
         home: a Home Address option when the correspondent holds a binding (RFC 3775
@@ -252,7 +286,17 @@ class MobileNode:
 
     # -- events in ---------------------------------------------------------------------------
 
+    @_secure_output
     def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        if self.security is not None:
+            result = self.security.input(data)
+            if isinstance(result, Dropped):
+                self._count(f"esp_drop_{result.cause}")
+                return [Event("drop", {"reason": f"ESP {result.cause}"})]
+            data = result.data
+        return self._receive(now, data)
+
+    def _receive(self, now: float, data: bytes) -> list[Action]:
         inbound, actions = self.pipeline.receive(now, data)
         if inbound is None:
             return actions
@@ -261,6 +305,7 @@ class MobileNode:
             return actions + self._tunnelled(now, inbound)
         return actions + self._dispatch(now, inbound, tunnelled_from=None)
 
+    @_secure_output
     def handle_timer(self, now: float, token: Hashable) -> list[Action]:
         match token:
             case ("bu_retransmit", IPv6Address() as destination):
@@ -804,6 +849,25 @@ class MobileNode:
             if isinstance(option, icmp.PrefixInformation)
         ]
         return [*actions, Event("mobile_prefixes", {"prefixes": prefixes})]
+
+    def _secured(self, actions: list[Action]) -> list[Action]:
+        """Every packet out through the security policy database, if there is one; a packet
+        it discards, or cannot protect (an exhausted SA), is not sent."""
+        if self.security is None:
+            return actions
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, Transmit):
+                try:
+                    data = self.security.output(action.data)
+                except EspLocalError:
+                    self._count("esp_cannot_protect")
+                    continue
+                if data is None:
+                    continue
+                action = Transmit(data, link=action.link)
+            out.append(action)
+        return out
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
