@@ -473,3 +473,82 @@ def test_fast_authorized_ba_is_byte_identical_to_the_codec(
         CN, care_of_address, home_address, status, sequence, lifetime_units, kbm
     )
     assert fast == generic
+
+
+@st.composite
+def bu_specs(draw: st.DrawFn) -> dict:
+    return {
+        "sequence": draw(st.integers(0, 0xFFFF)),
+        "flags": draw(st.sampled_from([0x8000, 0x0000, 0xC000, 0x9000, 0xA000, 0x8001, 0x8FFF])),
+        "lifetime": draw(st.sampled_from([0, 1, 60, 105, 0xFFFF])),
+        "valid_indices": draw(st.booleans()),
+        "tamper": draw(st.integers(0, 5)) == 0,
+        "home": draw(st.sampled_from(["2001:db8:1::5", "2001:db8:1::6", "fe80::5", "ff02::5"])),
+        "care_of": draw(st.sampled_from(["2001:db8:3::5", "2001:db8:1::5", "::1"])),
+    }
+
+
+def canonical_bu(cn: CorrespondentNode, spec: dict, now: float) -> bytes:
+    """A Binding Update in the layout the correspondent's fast path reads, authorized with
+    the tokens ``cn`` hands out (unless the spec says otherwise)."""
+    from dataclasses import replace as dc_replace
+
+    from mip6.core import rr as core_rr
+
+    home, care_of = IPv6Address(spec["home"]), IPv6Address(spec["care_of"])
+    nonce = cn.nonces.current(now)
+    index = nonce.index if spec["valid_indices"] else (nonce.index + 100) & 0xFFFF
+    flags = spec["flags"]
+    bu = mh.BindingUpdate(
+        sequence=spec["sequence"],
+        acknowledge=bool(flags & 0x8000),
+        home_registration=bool(flags & 0x4000),
+        link_local_address_compatibility=bool(flags & 0x2000),
+        key_management_mobility_capability=bool(flags & 0x1000),
+        reserved_flags=flags & 0x0FFF,
+        lifetime_units_4s=spec["lifetime"],
+        options=(
+            mh.NonceIndices(home_nonce_index=index, care_of_nonce_index=index),
+            mh.BindingAuthorizationData(),
+        ),
+    ).aligned()
+    kbm = core_rr.binding_management_key(
+        core_rr.home_keygen_token(nonce.kcn, home, nonce.nonce),
+        None if home == care_of else core_rr.care_of_keygen_token(nonce.kcn, care_of, nonce.nonce),
+    )
+    auth = core_rr.authenticator(kbm, care_of, CN, mh.mobility_data_for_authenticator(bu))
+    if spec["tamper"]:
+        auth = bytes(12)
+    bu = dc_replace(bu, options=(*bu.options[:-1], mh.BindingAuthorizationData(authenticator=auth)))
+    return Ipv6Packet(
+        source=care_of, destination=CN, extension_headers=(hao(home),), payload=bu
+    ).emit()
+
+
+@given(st.lists(bu_specs(), min_size=1, max_size=6))
+def test_fast_binding_update_path_equals_the_general_path(specs: list[dict]) -> None:
+    """The fixed-offset reader of the common Binding Update decides exactly as the general
+    parser and pipeline do, packet after packet (same actions, counters and cache)."""
+    fast, general = CorrespondentNode(rng=random.Random(8)), CorrespondentNode(rng=random.Random(8))
+    for step, spec in enumerate(specs):
+        now = 1.0 + step
+        data = canonical_bu(fast, spec, now)
+        assert len(data) == 96
+        canonical_bu(general, spec, now)  # same nonce generation on both
+        fast_actions = fast._fast_binding_update(now, data)
+        routable = not any(
+            a in (spec["home"], spec["care_of"]) for a in ("fe80::5", "ff02::5", "::1")
+        )
+        assert (fast_actions is not None) == routable  # the fast path really took it
+        if fast_actions is None:
+            fast_actions = fast.handle_packet(now, data)
+        inbound, general_actions = general.pipeline.receive(now, data)
+        if inbound is not None:
+            general_actions += general.binding_update(now, inbound)
+        assert fast_actions == general_actions
+        assert [
+            (e.home_address, e.care_of_address, e.sequence, e.expires) for e in fast.binding_cache
+        ] == [
+            (e.home_address, e.care_of_address, e.sequence, e.expires)
+            for e in general.binding_cache
+        ]
