@@ -16,6 +16,19 @@
     ESP protect + verify of 1,400-byte packets, AES-GCM and AES-CBC/HMAC-SHA1-96
     (see :mod:`labnet.bench.esp`).
 
+``labnet up TOPOLOGY [--backend netns|sim] [--name LAB]``
+    Start a topology (a file, or a built-in name: ``roaming``, ``testbed``). ``netns`` (the
+    default, root): a hub process, one namespace and ``mip6 run`` daemon per node, running
+    until ``labnet down`` (see :mod:`labnet.netns`); prints the lab's status as JSON. ``sim``:
+    the engines on virtual time for ``--seconds``, then a summary (nothing keeps running).
+
+``labnet status [--json] [--name LAB]``, ``labnet exec NODE -- COMMAND...``,
+``labnet move NODE NETWORK``, ``labnet pcap LINK``, ``labnet down``
+    A running netns lab: its nodes, addresses and hub links; a command in a node's namespace
+    (exit status passed on); move a mobile node to another network; the path of a link's
+    capture (a link per node, named after it); stop everything and delete the namespaces
+    (idempotent, also after a crash). ``--name`` may be left out when one lab runs.
+
 ``labnet hub DESCRIPTION``
     Run a hub from a YAML or JSON description (see :mod:`labnet.hub.config`) until SIGTERM or
     SIGINT; prints one JSON line with its addresses once its sockets are bound.
@@ -25,8 +38,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from mip6.runtime.config import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,11 +57,127 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
     hub = commands.add_parser("hub", help="run a hub (link emulation, routing, pcaps)")
     hub.add_argument("description", help="the hub's YAML or JSON description")
+    up = commands.add_parser("up", help="start a topology")
+    up.add_argument("topology", help="a topology file or a built-in name (roaming, testbed)")
+    up.add_argument("--backend", choices=["netns", "sim"], default="netns")
+    up.add_argument("--name", help="the lab's name (default: the topology's)")
+    up.add_argument("--seconds", type=float, default=5.0, help="sim: virtual seconds to run")
+    status = commands.add_parser("status", help="a running lab's nodes, links and routes")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    execute = commands.add_parser("exec", help="run a command in a node's namespace")
+    execute.add_argument("node")
+    execute.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND...")
+    move = commands.add_parser("move", help="move a mobile node to another network")
+    move.add_argument("node")
+    move.add_argument("network")
+    pcap = commands.add_parser("pcap", help="print the path of a hub link's capture")
+    pcap.add_argument("link", help="a link: the name of the node it attaches")
+    commands.add_parser("down", help="stop a lab and delete its namespaces")
+    for command in (status, execute, move, pcap, commands.choices["down"]):
+        command.add_argument("--name", help="the lab (default: the only one running)")
     return parser
 
 
+def lab_command(args: argparse.Namespace) -> int:
+    """``up``, ``status``, ``exec``, ``move``, ``pcap``, ``down``."""
+    from labnet.netns import LabError, NetnsLab, down
+
+    try:
+        if args.command == "up":
+            if args.backend == "sim":
+                return sim_up(args)
+            lab = NetnsLab.up(args.topology, args.name)
+            print(json.dumps(lab.status(), indent=1))
+        elif args.command == "down":
+            name = down(args.name)
+            print(f"lab {name} is down" if name else "no lab to take down")
+        elif args.command == "exec":
+            argv = args.argv
+            if not argv:
+                raise LabError("exec NODE -- COMMAND...: no command")
+            command = NetnsLab.open(args.name).exec_argv(args.node, argv)
+            sys.stdout.flush()
+            return subprocess.run(command).returncode
+        elif args.command == "move":
+            care_of = NetnsLab.open(args.name).move(args.node, args.network)
+            print(f"{args.node}: {'home' if care_of is None else f'care-of address {care_of}'}")
+        elif args.command == "pcap":
+            print(NetnsLab.open(args.name).pcap(args.link))
+        else:
+            report = NetnsLab.open(args.name).status()
+            if args.json:
+                print(json.dumps(report, indent=1))
+            else:
+                print(format_status(report))
+    except (LabError, ConfigError, OSError, TimeoutError) as error:
+        print(f"labnet {args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_status(report: dict[str, Any]) -> str:
+    hub = report["hub"]
+    lines = [
+        f"lab {report['name']} ({report['topology']}, netns backend) in {report['directory']}",
+        f"hub pid {hub['pid']} {'running' if hub['running'] else 'NOT RUNNING'}"
+        f" control {hub['control']}",
+    ]
+    for name, node in report["nodes"].items():
+        if node["kind"] == "engine":
+            state = "running" if node["running"] else "NOT RUNNING"
+            lines.append(
+                f"  {name:10} {node['role']:14} on {node['network']:14} {node['address']:24}"
+                f" netns {node['netns']} pid {node['pid']} {state}"
+            )
+        else:
+            host, port = node["endpoint"]
+            lines.append(
+                f"  {name:10} {'external':14} on {node['network']:14}"
+                f" {', '.join(node['addresses']):24} hub endpoint {host}:{port}"
+            )
+    for prefix, link in (hub["routes"] or {}).items():
+        lines.append(f"  route {prefix} -> {link}")
+    return "\n".join(lines)
+
+
+def sim_up(args: argparse.Namespace) -> int:
+    """The topology on the sim backend for ``--seconds`` of virtual time: who registered."""
+    from labnet.netns import load_topology
+    from labnet.sim import SimLab
+    from mip6.runtime.state import describe
+
+    lab = SimLab(load_topology(args.topology))
+    lab.start()
+    lab.run_until(args.seconds)
+    report: dict[str, Any] = {
+        "name": args.name or lab.topology.name,
+        "backend": "sim",
+        "virtual_seconds": args.seconds,
+        "nodes": {
+            name: {"network": lab.attached[name], "address": str(lab.addresses[name])}
+            for name in lab.topology.nodes
+        },
+    }
+    for name, node in report["nodes"].items():
+        engine = lab.net.nodes[name].engine
+        if lab.topology.nodes[name].role == "mobile_node":
+            rows = describe(engine, "bul", lab.net.now)["rows"]
+            node["bindings"] = {row["destination"]: row["state"] for row in rows}
+    print(json.dumps(report, indent=1))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] | None = None
+    if words[:1] == ["exec"] and "--" in words:  # options may come before the "--"
+        split = words.index("--")
+        words, command = words[:split], words[split + 1 :]
+    args = build_parser().parse_args(words)
+    if command is not None:
+        args.argv = command
+    if args.command in ("up", "status", "exec", "move", "pcap", "down"):
+        return lab_command(args)
     if args.command == "demo":
         from labnet import demo
 

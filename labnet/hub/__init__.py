@@ -10,7 +10,14 @@ Run one with ``labnet hub DESCRIPTION.yaml``; it prints one JSON line (link addr
 port, capture paths) once its sockets are bound, and stops cleanly on SIGTERM or SIGINT.
 """
 
-from labnet.hub.config import ConfigError, HubConfig, LinkConfig, load_config, parse_config
+from labnet.hub.config import (
+    ConfigError,
+    HubConfig,
+    LinkConfig,
+    load_config,
+    parse_config,
+    parse_link_profiles,
+)
 from labnet.hub.emulation import (
     DirectionStats,
     DropCause,
@@ -37,6 +44,7 @@ __all__ = [
     "Router",
     "load_config",
     "parse_config",
+    "parse_link_profiles",
     "query",
     "serve",
 ]

@@ -218,6 +218,19 @@ def _link(
     )
 
 
+def parse_link_profiles(spec: Any, where: str = "") -> tuple[LinkProfile, LinkProfile]:
+    """A link's ``(up, down)`` profiles from profile keys for both directions plus optional
+    ``up`` and ``down`` mappings, as in a link's description (the control request ``profile``
+    uses it)."""
+    spec = _mapping(spec if spec is not None else {}, where, _PROFILE_KEYS | {"up", "down"})
+    both = {k: v for k, v in spec.items() if k in _PROFILE_KEYS}
+    up = _profile({**both, **_mapping(spec.get("up", {}), f"{where}.up", _PROFILE_KEYS)}, where)
+    down = _profile(
+        {**both, **_mapping(spec.get("down", {}), f"{where}.down", _PROFILE_KEYS)}, where
+    )
+    return up, down
+
+
 def _profile(spec: Mapping[str, Any], where: str) -> LinkProfile:
     values: dict[str, Any] = {}
     for key, value in spec.items():

@@ -305,6 +305,18 @@ class LinkEmulator(Generic[Packet]):
             stats.bytes_out += sum(len(packet) for _, packet in due)
         return due
 
+    def set_profile(self, profile: LinkProfile) -> None:
+        """Change what the link does from now on (labnet moving a node between networks).
+        Packets already accepted keep their departure times; counters carry on."""
+        self.profile = profile
+        self._bits_per_s = profile.bandwidth_bits_per_s
+        self._queue_packets = profile.effective_queue_packets
+        self._queue_bytes = profile.queue_bytes
+        if self._bits_per_s is None:
+            self._backlog.clear()
+            self._backlog_bytes = 0
+            self._free_at = -math.inf
+
     # -- for drivers and observers ---------------------------------------------------------------
 
     def pass_through(self, size: int) -> None:

@@ -23,7 +23,11 @@ every second, on the control command ``flush``, and at shutdown.
 
 **Control.** A UDP socket (``control`` in the config; 127.0.0.1 and a free port by default)
 answers one JSON datagram per request datagram. Requests are ASCII: ``stats`` (all counters),
-``stats LINK`` (one link), ``links`` (the addresses, as printed at start), ``flush``. With
+``stats LINK`` (one link), ``links`` (the addresses, as printed at start), ``flush``, and for a
+lab that changes while it runs (labnet moving a node): ``routes`` (the table),
+``route add PREFIX LINK`` (replaces a route for the same prefix), ``route del PREFIX``, and
+``profile LINK JSON`` (the link's emulation from now on: profile keys for both directions plus
+optional ``up``/``down`` mappings, as in the description; unset keys mean no emulation). With
 netcat: ``echo stats | nc -u -w1 127.0.0.1 PORT``; from Python: :func:`query`.
 
 **Statistics** (``stats``): ``timing`` says how late the loop served emulated departures
@@ -69,12 +73,13 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from ipaddress import IPv6Network
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Final
 
-from labnet.hub.config import Address, HubConfig
-from labnet.hub.emulation import LinkEmulator
+from labnet.hub.config import Address, ConfigError, HubConfig, parse_link_profiles
+from labnet.hub.emulation import LinkEmulator, LinkProfile
 from labnet.hub.router import Router
 from mip6.wire.pcap import PcapWriter
 
@@ -304,6 +309,28 @@ class HubServer:
             "timing": self.timing.as_dict(),
             "links": links,
         }
+
+    def add_route(self, prefix: str | IPv6Network, link_name: str) -> None:
+        """Packets to ``prefix`` leave on ``link_name`` from now on (replacing a route for the
+        same prefix). ValueError for an unknown link or a bad prefix."""
+        self.router.add_route(IPv6Network(prefix), link_name)
+
+    def remove_route(self, prefix: str | IPv6Network) -> None:
+        """Forget the route for exactly ``prefix``; KeyError if there is none."""
+        self.router.remove_route(IPv6Network(prefix))
+
+    def set_profile(self, link_name: str, up: LinkProfile, down: LinkProfile) -> None:
+        """Change what ``link_name``'s two directions do from now on (a node moving to another
+        network); packets already on the link keep their departure times. KeyError for an
+        unknown link."""
+        for link in self._links:
+            if link.name == link_name:
+                link.up.set_profile(up)
+                link.down.set_profile(down)
+                link.up_transparent = up.transparent
+                link.down_transparent = down.transparent
+                return
+        raise KeyError(link_name)
 
     def tune_thread(self) -> bool:
         """Prepare the calling thread to run the loop: timer slack down to 1 us, and SCHED_FIFO
@@ -558,7 +585,41 @@ class HubServer:
         if command == "flush" and len(words) == 1:
             self.flush()
             return {"ok": True}
-        return {"error": f"unknown request {request[:64]!r}: stats [LINK], links, flush"}
+        if command == "routes" and len(words) == 1:
+            return {"routes": {str(prefix): link for prefix, link in self.router.routes.items()}}
+        if command == "route" and len(words) >= 2 and words[1] in ("add", "del"):
+            return self._route_request(words[1:])
+        if command == "profile" and len(words) >= 2:
+            return self._profile_request(words[1], request.decode("ascii", "replace"))
+        return {
+            "error": f"unknown request {request[:64]!r}: stats [LINK], links, flush, routes, "
+            "route add PREFIX LINK, route del PREFIX, profile LINK JSON"
+        }
+
+    def _route_request(self, words: list[str]) -> dict[str, Any]:
+        try:
+            if words[0] == "add" and len(words) == 3:
+                self.add_route(words[1], words[2])
+                return {"ok": True}
+            if words[0] == "del" and len(words) == 2:
+                self.remove_route(words[1])
+                return {"ok": True}
+        except KeyError:
+            return {"error": f"no route for {words[1]}"}
+        except ValueError as error:
+            return {"error": str(error)}
+        return {"error": "route add PREFIX LINK | route del PREFIX"}
+
+    def _profile_request(self, link_name: str, text: str) -> dict[str, Any]:
+        body = text.split(None, 2)[2] if len(text.split(None, 2)) == 3 else "{}"
+        try:
+            up, down = parse_link_profiles(json.loads(body), f"profile.{link_name}")
+            self.set_profile(link_name, up, down)
+        except KeyError:
+            return {"error": f"no link named {link_name!r}"}
+        except (ValueError, ConfigError) as error:  # json.JSONDecodeError is a ValueError
+            return {"error": str(error)}
+        return {"ok": True}
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):

@@ -7,6 +7,9 @@ One file per node::
     role: correspondent             # correspondent | home_agent | mobile_node
     mode: shim                      # shim: the MIPv6 layer for the kernel's own applications
     control: /run/mip6/cn1.sock     # UNIX socket for `mip6 show` (optional)
+    netns: lab-cn1                  # optional: TUN devices in this network namespace (a name
+                                    # from `ip netns`, or a path such as /proc/PID/ns/net); UDP
+                                    # links stay where the daemon started
     links:
       kernel:  {type: tun, name: mip6k0}                        # shim mode: the kernel's side
       network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}   # or {type: tun, name: ...}
@@ -18,6 +21,8 @@ One file per node::
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv6Address, IPv6Network, NetmaskValueError
 from pathlib import Path
@@ -59,6 +64,7 @@ class NodeConfig:
     control: str | None = None
     pcap: dict[str, str] = field(default_factory=dict)
     role_options: dict[str, Any] = field(default_factory=dict)  # typed per role, see below
+    netns: str | None = None  # network namespace of the TUN devices
 
 
 class YamlReader:
@@ -171,7 +177,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     reader = YamlReader(path)
     root = compose(text, path)
     top = reader.mapping(root, "")
-    allowed = {"node", "role", "mode", "control", "links", "pcap", *ROLES}
+    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", *ROLES}
     for name, (key_node, _) in top.items():
         if name not in allowed:
             raise reader.fail(
@@ -192,6 +198,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     for name in sorted(needed - set(links)):
         raise reader.fail(top["links"][1], f"links.{name}", f"missing (mode {mode} needs it)")
     control = reader.scalar(top["control"][1], "control") if "control" in top else None
+    netns = _netns(reader, top["netns"][1]) if "netns" in top else None
     pcap: dict[str, str] = {}
     if "pcap" in top:
         for name, (key_node, value_node) in reader.mapping(top["pcap"][1], "pcap").items():
@@ -210,7 +217,23 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     options = _ROLE_READERS[role](reader, top[role][1], role)
     if role == "home_agent" and "correspondent" in top:
         options["correspondent"] = _correspondent(reader, top["correspondent"][1], "correspondent")
-    return NodeConfig(path, node, role, mode, links, control, pcap, options)
+    return NodeConfig(path, node, role, mode, links, control, pcap, options, netns)
+
+
+def _netns(reader: YamlReader, node: Node) -> str:
+    """A namespace name as `ip netns` accepts it, or an absolute path to a namespace file."""
+    name = reader.scalar(node, "netns")
+    if name.startswith("/"):
+        if not os.path.exists(name):
+            raise reader.fail(node, "netns", f"{name} does not exist")
+        return name
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name in (".", ".."):
+        raise reader.fail(
+            node, "netns", f"{name!r} is not a namespace name (letters, digits, '_', '-', '.')"
+        )
+    if not os.path.exists(os.path.join("/run/netns", name)):
+        raise reader.fail(node, "netns", f"no network namespace {name!r} (ip netns add {name})")
+    return name
 
 
 def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:

@@ -6,6 +6,10 @@ delivers goes back into that device, so unmodified programs in the namespace (pi
 Mobile IPv6 behaviour. Router mode (a home agent): every link faces the network; ``Transmit``
 with ``link="home"`` leaves on the ``home`` link when there is one.
 
+With ``netns: NAME`` the daemon opens its UDP links where it was started (the root namespace,
+where a labnet hub listens), then moves into the network namespace NAME (setns(2)) and creates
+its TUN devices there: a namespace's kernel reaches the lab through the daemon, without veths.
+
 The engine's clock is the loop's monotonic clock; its randomness is the operating system's.
 A control socket answers ``mip6 show`` (and commands such as ``move``) with one JSON object
 per request line. SIGTERM and SIGINT deregister (a mobile node sends Lifetime 0 Binding Updates
@@ -30,7 +34,7 @@ from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.home_agent import HomeAgent
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.config import NodeConfig
-from mip6.runtime.links import Link, TunLink, UdpLink
+from mip6.runtime.links import Link, TunLink, UdpLink, enter_netns
 from mip6.runtime.state import describe
 from mip6.wire.pcap import PcapWriter
 
@@ -81,6 +85,7 @@ class Daemon:
         self._stopping: asyncio.Event | None = None
         self.events: list[Event] = []  # the last few, for `mip6 show events`
         self._control: asyncio.base_events.Server | None = None
+        self._entered = False  # in config.netns yet
 
     # -- running -------------------------------------------------------------------------------
 
@@ -95,9 +100,20 @@ class Daemon:
         self._stopping = asyncio.Event()
         for name, path in self.config.pcap.items():
             self.links[name].tap = PcapWriter.create(path)
-        for name, link in self.links.items():
+        # With ``netns``: UDP links first, from the namespace the daemon was started in (where
+        # the hub is), then into the node's namespace, where the TUN devices are created.
+        ordered = list(self.links.items())
+        if self.config.netns:
+            ordered.sort(key=lambda item: isinstance(item[1], TunLink))
+        for name, link in ordered:
+            if isinstance(link, TunLink) and self.config.netns and not self._entered:
+                enter_netns(self.config.netns)
+                self._entered = True
             receive = self._from_kernel if name == "kernel" else self._from_network
             await link.open(loop, receive)
+        if self.config.netns and not self._entered:
+            enter_netns(self.config.netns)
+            self._entered = True
         if self.config.control:
             await self._open_control(self.config.control)
         for sig in (signal.SIGTERM, signal.SIGINT):

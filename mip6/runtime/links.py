@@ -5,6 +5,7 @@ to a callback and sends whole packets; an optional pcap tap records both directi
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import fcntl
 import logging
 import os
@@ -18,6 +19,30 @@ log = logging.getLogger(__name__)
 
 Receiver = Callable[[bytes], None]
 MAX_PACKET = 65_575  # a full IPv6 packet without jumbogram
+CLONE_NEWNET = 0x40000000  # sched.h
+NETNS_DIR = "/run/netns"  # where `ip netns add NAME` mounts a namespace
+
+
+def netns_path(name: str) -> str:
+    """A namespace name as `ip netns` keeps it (``/run/netns/NAME``), or a path such as
+    ``/proc/PID/ns/net`` as it is."""
+    return name if name.startswith("/") else os.path.join(NETNS_DIR, name)
+
+
+def enter_netns(name: str) -> None:
+    """Move the calling thread into network namespace ``name`` (setns(2), through ctypes:
+    os.setns is Python 3.12+). Sockets already open stay in the namespace they were made in;
+    devices and sockets made from now on, by this thread and the threads and processes it
+    starts, belong to ``name``. OSError if the namespace does not exist or we may not enter."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns into network namespace {name}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+    log.info("entered network namespace %s", name)
 
 
 class Link:

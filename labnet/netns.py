@@ -1,0 +1,638 @@
+"""The ``netns`` backend (ARCHITECTURE 6): a topology run for real, as root.
+
+One **hub** process (``labnet hub``) for the lab, with one link per node. A node's link carries
+its network's uplink emulation in both directions, so a packet between two nodes crosses both
+networks' uplinks, as in the ``sim`` backend (:mod:`labnet.sim`). Routes: every node's current
+address /128 (a mobile node's care-of address while away, its home address at home) to its
+link, and a home agent's home prefixes (the networks its address is in) to its link.
+
+One **network namespace** (``LAB-NODE``) and one **mip6 daemon** (``mip6 run``) per engine
+node. The daemon opens its UDP link to the hub in the root namespace, then enters the node's
+namespace (config key ``netns``) and creates its TUN device ``mip6k0`` there, so no veth is
+needed. Correspondents and mobile nodes run in shim mode: the namespace's kernel owns the
+node's address (a mobile node's *home* address) on ``mip6k0`` with the default route into it,
+so stock programs (ping, curl) run in the namespace with ``labnet exec``. Home agents run in
+router mode (their namespace holds no device; it exists so every engine node has one) with
+``allow_unprotected_registration: true``, written out in the generated configuration, until
+ESP is wired into the daemon. ``external`` nodes get a hub link whose UDP address
+``labnet status --json`` reports (send it raw IPv6 packets; the hub learns your endpoint).
+
+**State.** Everything a lab is lives under ``STATE_DIR/NAME/`` (daemon configurations,
+control sockets, logs, the hub's description and captures ``pcap/NODE.pcap``), and
+``STATE_DIR/NAME.json`` records the processes and namespaces *before* they are created, so
+``down`` removes everything even after ``up`` or a daemon crashed, and is idempotent.
+``down`` leaves ``STATE_DIR/NAME/`` (logs, captures) for a look afterwards; nothing runs from
+it, and the next ``up`` of that name overwrites it. ``STATE_DIR`` is ``/run/labnet``
+(``LABNET_STATE_DIR`` overrides it).
+
+**Not modelled yet**: two nodes on the same network still cross their uplinks twice (the sim
+backend gives them a small on-link latency); ESP between the mobile node and its home agent.
+
+**Movement.** :meth:`NetnsLab.move` does what :meth:`labnet.sim.SimLab.move` does: the new
+care-of address keeps the node's interface identifier under the new network's prefix (the
+home address on the home network); the hub's routes and the node's link emulation change to
+the new network (control requests ``route del``, ``route add``, ``profile``), then the daemon
+is told (``mip6 ctl move``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+from typing import Any
+
+from labnet.hub.server import query
+from labnet.topology import Network, NodeSpec, Topology, Uplink, builtin, load
+
+DEFAULT_STATE_DIR = "/run/labnet"
+TUN_DEVICE = "mip6k0"
+START_TIMEOUT = 20.0  # seconds for the hub and each daemon to come up
+REGISTRATION_TIMEOUT = 15.0  # seconds for mobile nodes' home registrations at `up`
+STOP_TIMEOUT = 5.0  # seconds a process gets after SIGTERM before SIGKILL
+
+
+class LabError(RuntimeError):
+    """Something the user asked that cannot be done (no such lab, node, network...)."""
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("LABNET_STATE_DIR", DEFAULT_STATE_DIR))
+
+
+def load_topology(spec: str) -> Topology:
+    """A topology file, or the name of a built-in one (``roaming``, ``testbed``)."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load(path)
+    try:
+        return builtin(spec)
+    except FileNotFoundError:
+        raise LabError(f"no topology file {spec!r} and no built-in topology of that name") from None
+
+
+def care_of_for(spec: NodeSpec, network: Network) -> IPv6Address | None:
+    """As :meth:`labnet.sim.SimLab.move` chooses it: None on the home network, else the node's
+    interface identifier under the network's prefix."""
+    assert spec.home_address is not None
+    if spec.home_address in network.prefix:
+        return None
+    interface = int(spec.addresses[0]) & ((1 << 64) - 1)
+    return IPv6Address(int(network.prefix.network_address) | interface)
+
+
+def uplink_profile(uplink: Uplink) -> dict[str, Any]:
+    """A network's uplink as a hub link profile (both directions)."""
+    profile: dict[str, Any] = {
+        "latency": uplink.latency,
+        "jitter": uplink.jitter,
+        "loss": uplink.loss,
+        "queue_packets": uplink.queue,
+    }
+    if uplink.bandwidth is not None:
+        profile["bandwidth"] = uplink.bandwidth
+    return profile
+
+
+def home_prefixes(topology: Topology, spec: NodeSpec) -> list[IPv6Network]:
+    return [n.prefix for n in topology.networks.values() if spec.addresses[0] in n.prefix]
+
+
+def current_address(spec: NodeSpec, network: Network) -> IPv6Address:
+    """Where the hub delivers a node's packets while it is on ``network``."""
+    if spec.role == "mobile_node":
+        care_of = care_of_for(spec, network)
+        assert spec.home_address is not None
+        return spec.home_address if care_of is None else care_of
+    return spec.addresses[0]
+
+
+def _environment() -> dict[str, str]:
+    """For the hub and daemons: this checkout importable even when it is not installed."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    if check and result.returncode != 0:
+        raise LabError(f"{' '.join(args)}: {result.stderr.strip() or result.returncode}")
+    return result
+
+
+def control_request(path: str, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """One request to a daemon's control socket (as ``mip6 show``/``mip6 ctl`` send it)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        buffer = b""
+        while not buffer.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buffer += chunk
+    reply: dict[str, Any] = json.loads(buffer)
+    return reply
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _alive(pid: int | None, marker: str) -> bool:
+    """Whether ``pid`` runs and is still ours (its command line mentions ``marker``)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def _stop(pid: int | None, marker: str) -> None:
+    """SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT`; only if the process is still ours."""
+    if not _alive(pid, marker):
+        if pid:
+            _reap(pid)  # a child of ours that died (when up and down run in one process)
+        return
+    assert pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if not _alive(pid, marker) or _zombie(pid):
+            break
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _reap(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is our child (when ``up`` and ``down`` run in one process)."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done or time.monotonic() > deadline:
+            return
+        time.sleep(0.02)
+
+
+@dataclass
+class NetnsLab:
+    """A running (or half-started, or crashed) lab, as its state file records it."""
+
+    name: str
+    state: dict[str, Any]
+
+    # -- finding labs --------------------------------------------------------------------------
+
+    @staticmethod
+    def state_file(name: str) -> Path:
+        return state_dir() / f"{name}.json"
+
+    @classmethod
+    def open(cls, name: str | None = None) -> NetnsLab:
+        """The lab ``name``, or the only lab there is."""
+        if name is None:
+            names = sorted(p.stem for p in state_dir().glob("*.json"))
+            if len(names) != 1:
+                raise LabError(
+                    "no lab is running"
+                    if not names
+                    else f"several labs: {', '.join(names)}; say which with --name"
+                )
+            name = names[0]
+        path = cls.state_file(name)
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise LabError(f"no lab named {name!r} ({path} does not exist)") from None
+        except ValueError as error:
+            raise LabError(f"{path} is damaged ({error}): remove it by hand") from None
+        return cls(name, state)
+
+    def save(self) -> None:
+        path = self.state_file(self.name)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.state, indent=1))
+        temporary.replace(path)
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.state["directory"])
+
+    @property
+    def topology(self) -> Topology:
+        return load_topology(self.state["topology"])
+
+    # -- up ------------------------------------------------------------------------------------
+
+    @classmethod
+    def up(cls, topology_spec: str, name: str | None = None) -> NetnsLab:
+        """Start the lab; on any failure everything started so far is removed again."""
+        if os.geteuid() != 0:
+            raise LabError("the netns backend needs root (network namespaces, TUN devices)")
+        topology = load_topology(topology_spec)
+        name = name or topology.name
+        if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 32:
+            raise LabError(f"lab name {name!r}: up to 32 letters, digits, '-' or '_'")
+        state_dir().mkdir(parents=True, exist_ok=True)
+        if cls.state_file(name).exists():
+            raise LabError(f"lab {name!r} exists: labnet down --name {name} first")
+        directory = state_dir() / name
+        directory.mkdir(parents=True, exist_ok=True)
+        spec_path = Path(topology_spec)
+        lab = cls(
+            name,
+            {
+                "name": name,
+                "backend": "netns",
+                "topology": str(spec_path.resolve()) if spec_path.exists() else topology_spec,
+                "directory": str(directory),
+                "hub": {"pid": None},
+                "nodes": {
+                    node.name: {
+                        "kind": node.kind,
+                        "role": node.role,
+                        "network": node.network,
+                        "netns": f"{name}-{node.name}" if node.kind == "engine" else None,
+                        "pid": None,
+                    }
+                    for node in topology.nodes.values()
+                },
+            },
+        )
+        lab.save()
+        try:
+            lab._start(topology)
+        except BaseException:
+            lab.down()
+            raise
+        return lab
+
+    def _start(self, topology: Topology) -> None:
+        endpoints = {
+            node.name: _free_udp_port() for node in topology.nodes.values() if node.kind == "engine"
+        }
+        self._start_hub(topology, endpoints)
+        for node in topology.nodes.values():
+            if node.kind == "engine":
+                self._start_node(topology, node, endpoints[node.name])
+        self._wait_registered(topology)
+
+    def _hub_description(self, topology: Topology, endpoints: dict[str, int]) -> dict[str, Any]:
+        links: dict[str, Any] = {}
+        routes: dict[str, str] = {}
+        for node in topology.nodes.values():
+            network = topology.networks[node.network]
+            link: dict[str, Any] = uplink_profile(network.uplink)
+            if node.name in endpoints:
+                link["endpoint"] = f"127.0.0.1:{endpoints[node.name]}"
+            links[node.name] = link
+            addresses = [current_address(node, network), *node.addresses[1:]]
+            if node.kind == "external":
+                addresses = list(node.addresses)
+            for address in addresses:
+                routes[f"{address}/128"] = node.name
+            if node.role == "home_agent":
+                for prefix in home_prefixes(topology, node):
+                    routes[str(prefix)] = node.name
+        return {
+            "bind": "127.0.0.1",
+            "control": "127.0.0.1:0",
+            "pcap_dir": "pcap",
+            "seed": 1,
+            "realtime": True,
+            "links": links,
+            "routes": routes,
+        }
+
+    def _start_hub(self, topology: Topology, endpoints: dict[str, int]) -> None:
+        description = self.directory / "hub.json"
+        description.write_text(json.dumps(self._hub_description(topology, endpoints), indent=1))
+        ready = self.directory / "hub.ready"
+        ready.unlink(missing_ok=True)
+        with open(ready, "w") as out, open(self.directory / "hub.log", "w") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "labnet.cli", "hub", str(description)],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=_environment(),
+            )
+        self.state["hub"] = {"pid": process.pid, "marker": str(description)}
+        self.save()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ready.read_text().endswith("\n"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                log = (self.directory / "hub.log").read_text()
+                raise LabError(f"the hub did not start: {log.strip()[-2000:]}")
+            time.sleep(0.02)
+        described = json.loads(ready.read_text())
+        self.state["hub"] |= {
+            "control": described["control"],
+            "links": {
+                link: {"address": info["address"], "pcap": info["pcap"]}
+                for link, info in described["links"].items()
+            },
+        }
+        self.save()
+
+    def _node_config(self, topology: Topology, node: NodeSpec, local_port: int) -> str:
+        netns = self.state["nodes"][node.name]["netns"]
+        hub_host, hub_port = self.state["hub"]["links"][node.name]["address"]
+        control = self.directory / f"{node.name}.sock"
+        lines = [
+            f"# generated by labnet up for lab {self.name}, node {node.name}",
+            f"node: {node.name}",
+            f"role: {node.role}",
+            f"mode: {'router' if node.role == 'home_agent' else 'shim'}",
+            f"netns: {netns}",
+            f"control: {control}",
+            "links:",
+        ]
+        if node.role != "home_agent":
+            lines.append(f"  kernel: {{type: tun, name: {TUN_DEVICE}}}")
+        lines.append(
+            f'  network: {{type: udp, remote: "{hub_host}:{hub_port}", '
+            f'local: "127.0.0.1:{local_port}"}}'
+        )
+        if node.role == "home_agent":
+            prefixes = ", ".join(f'"{p}"' for p in home_prefixes(topology, node))
+            lines += [
+                "home_agent:",
+                f'  address: "{node.addresses[0]}"',
+                f"  home_prefixes: [{prefixes}]",
+                "  # labnet: home registrations are not protected by ESP yet (the daemon does",
+                "  # not wire ESP), so the lab explicitly accepts unprotected ones",
+                "  allow_unprotected_registration: true",
+            ]
+        elif node.role == "correspondent":
+            lines.append("correspondent: {}")
+        else:
+            care_of = care_of_for(node, topology.networks[node.network])
+            lines += [
+                "mobile_node:",
+                f'  home_address: "{node.home_address}"',
+                f'  home_agent: "{node.home_agent}"',
+            ]
+            if care_of is not None:
+                lines.append(f'  care_of_address: "{care_of}"')
+        return "\n".join(lines) + "\n"
+
+    def _start_node(self, topology: Topology, node: NodeSpec, local_port: int) -> None:
+        record = self.state["nodes"][node.name]
+        netns = record["netns"]
+        if Path("/run/netns", netns).exists():
+            raise LabError(f"network namespace {netns} exists already (not this lab's)")
+        record["netns_created"] = True  # recorded first: `down` deletes it even after a crash
+        self.save()
+        sh("ip", "netns", "add", netns)
+        sh("ip", "-n", netns, "link", "set", "lo", "up")
+        # no link-local address (hence no MLD or router solicitations) on the TUN device
+        sh(
+            "ip", "netns", "exec", netns, "sh", "-c",
+            "echo 1 > /proc/sys/net/ipv6/conf/default/addr_gen_mode",
+        )  # fmt: skip
+        config = self.directory / f"{node.name}.yaml"
+        config.write_text(self._node_config(topology, node, local_port))
+        control = self.directory / f"{node.name}.sock"
+        control.unlink(missing_ok=True)
+        with open(self.directory / f"{node.name}.log", "w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "mip6.cli", "run", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=_environment(),
+            )
+        record |= {
+            "pid": process.pid,
+            "marker": str(config),
+            "config": str(config),
+            "control": str(control),
+            "log": str(self.directory / f"{node.name}.log"),
+            "address": str(current_address(node, topology.networks[node.network])),
+        }
+        self.save()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not control.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                text = Path(record["log"]).read_text()
+                raise LabError(f"node {node.name}'s daemon did not start: {text.strip()[-2000:]}")
+            time.sleep(0.02)
+        if node.role != "home_agent":
+            kernel_address = node.home_address if node.role == "mobile_node" else node.addresses[0]
+            sh(
+                "ip", "-n", netns, "-6", "addr", "add", f"{kernel_address}/128",
+                "dev", TUN_DEVICE, "nodad",
+            )  # fmt: skip
+            sh("ip", "-n", netns, "-6", "route", "add", "default", "dev", TUN_DEVICE)
+
+    def _wait_registered(self, topology: Topology) -> None:
+        """Until every mobile node away from home has its home registration acknowledged."""
+        deadline = time.monotonic() + REGISTRATION_TIMEOUT
+        for node in topology.nodes.values():
+            if node.role != "mobile_node":
+                continue
+            if care_of_for(node, topology.networks[node.network]) is None:
+                continue
+            while not self.registered(node.name):
+                if time.monotonic() > deadline:
+                    raise LabError(f"{node.name}'s home registration was not acknowledged")
+                time.sleep(0.05)
+
+    def registered(self, node: str) -> bool:
+        """Whether ``node`` (a mobile node) has an acknowledged home registration for its
+        current care-of address."""
+        record = self.state["nodes"][node]
+        rows = control_request(record["control"], {"show": "bul"})["rows"]
+        return any(
+            row["home_registration"]
+            and row["state"] == "bound"
+            and row["care_of_address"] == record["address"]
+            for row in rows
+        )
+
+    # -- running -------------------------------------------------------------------------------
+
+    def hub_query(self, request: str) -> dict[str, Any]:
+        host, port = self.state["hub"]["control"]
+        reply = query((host, port), request)
+        if "error" in reply:
+            raise LabError(f"hub: {request.split()[0]}: {reply['error']}")
+        return reply
+
+    def _node(self, node: str) -> dict[str, Any]:
+        try:
+            record: dict[str, Any] = self.state["nodes"][node]
+        except KeyError:
+            raise LabError(
+                f"no node {node!r} in lab {self.name} (nodes: {', '.join(self.state['nodes'])})"
+            ) from None
+        return record
+
+    def move(self, node: str, network_name: str) -> IPv6Address | None:
+        """Attach mobile node ``node`` to ``network_name``; returns the care-of address (None:
+        home)."""
+        record = self._node(node)
+        topology = self.topology
+        spec = topology.nodes[node]
+        if spec.role != "mobile_node":
+            raise LabError(f"{node} is a {spec.role or spec.kind}, not a mobile node")
+        if network_name not in topology.networks:
+            raise LabError(
+                f"no network {network_name!r} (networks: {', '.join(topology.networks)})"
+            )
+        network = topology.networks[network_name]
+        care_of = care_of_for(spec, network)
+        new = current_address(spec, network)
+        old = record["address"]
+        self.hub_query(f"route add {new}/128 {node}")
+        if str(new) != old:
+            self.hub_query(f"route del {old}/128")
+        self.hub_query(f"profile {node} {json.dumps(uplink_profile(network.uplink))}")
+        reply = control_request(
+            record["control"], {"move": None if care_of is None else str(care_of)}
+        )
+        if "error" in reply:
+            raise LabError(f"{node}: move: {reply['error']}")
+        record |= {"network": network_name, "address": str(new)}
+        self.save()
+        return care_of
+
+    def exec_argv(self, node: str, command: list[str]) -> list[str]:
+        record = self._node(node)
+        if record["netns"] is None:
+            raise LabError(f"{node} is an external node: it has no namespace")
+        return ["ip", "netns", "exec", record["netns"], *command]
+
+    def pcap(self, link: str) -> str:
+        links = self.state["hub"].get("links", {})
+        if link not in links:
+            raise LabError(f"no link {link!r} (links: {', '.join(links)})")
+        with contextlib.suppress(LabError, TimeoutError, OSError):
+            self.hub_query("flush")
+        return str(links[link]["pcap"])
+
+    def status(self) -> dict[str, Any]:
+        hub = self.state["hub"]
+        hub_running = _alive(hub.get("pid"), hub.get("marker", "labnet"))
+        stats: dict[str, Any] = {}
+        if hub_running:
+            with contextlib.suppress(TimeoutError, OSError):
+                stats = query(tuple(hub["control"]), "stats")  # type: ignore[arg-type]
+        nodes: dict[str, Any] = {}
+        for name, record in self.state["nodes"].items():
+            link = hub.get("links", {}).get(name, {})
+            entry: dict[str, Any] = {
+                "kind": record["kind"],
+                "role": record["role"],
+                "network": record["network"],
+                "hub_link": link.get("address"),
+                "pcap": link.get("pcap"),
+            }
+            if record["kind"] == "engine":
+                entry |= {
+                    "netns": record["netns"],
+                    "address": record.get("address"),
+                    "pid": record.get("pid"),
+                    "running": _alive(record.get("pid"), record.get("marker", "mip6")),
+                    "control": record.get("control"),
+                    "log": record.get("log"),
+                }
+            else:
+                entry["endpoint"] = link.get("address")  # where to send raw IPv6 datagrams
+                entry["addresses"] = [str(a) for a in self.topology.nodes[name].addresses]
+            counters = stats.get("links", {}).get(name)
+            if counters is not None:
+                entry["packets"] = {
+                    "from_node": counters["up"]["packets_in"],
+                    "to_node": counters["down"]["packets_out"],
+                }
+            nodes[name] = entry
+        return {
+            "name": self.name,
+            "backend": "netns",
+            "topology": self.state["topology"],
+            "directory": str(self.directory),
+            "hub": {
+                "pid": hub.get("pid"),
+                "running": hub_running,
+                "control": hub.get("control"),
+                "routes": self._routes() if hub_running else None,
+            },
+            "nodes": nodes,
+        }
+
+    def _routes(self) -> dict[str, str] | None:
+        try:
+            routes: dict[str, str] = self.hub_query("routes")["routes"]
+        except (LabError, TimeoutError, OSError):
+            return None
+        return routes
+
+    # -- down ----------------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """Stop every daemon (a mobile node deregisters), then the hub; delete the namespaces
+        and the state file. Safe to repeat, and after a crash."""
+        # mobile nodes first, while their home agents and correspondents can still answer
+        order = {"mobile_node": 0, "correspondent": 1, "home_agent": 2}
+        records = sorted(self.state["nodes"].values(), key=lambda r: order.get(r["role"], 3))
+        for record in records:
+            _stop(record.get("pid"), record.get("marker", "mip6.cli"))
+        hub = self.state["hub"]
+        _stop(hub.get("pid"), hub.get("marker", "labnet.cli"))
+        existing = {
+            line.split()[0] for line in sh("ip", "netns", "list", check=False).stdout.splitlines()
+        }
+        for record in records:
+            netns = record.get("netns")
+            if netns and record.get("netns_created") and netns in existing:
+                # what `labnet exec` left running there (a server in the background)
+                for pid in sh("ip", "netns", "pids", netns, check=False).stdout.split():
+                    _stop(int(pid), "")
+                sh("ip", "netns", "delete", netns, check=False)
+        for record in self.state["nodes"].values():
+            if record.get("control"):
+                Path(record["control"]).unlink(missing_ok=True)
+        self.state_file(self.name).unlink(missing_ok=True)
+
+
+def down(name: str | None) -> str | None:
+    """``labnet down``: the lab's name if there was one to take down, None if there was none."""
+    try:
+        lab = NetnsLab.open(name)
+    except LabError:
+        return None
+    lab.down()
+    return lab.name
