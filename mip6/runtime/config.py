@@ -65,6 +65,7 @@ class NodeConfig:
     pcap: dict[str, str] = field(default_factory=dict)
     role_options: dict[str, Any] = field(default_factory=dict)  # typed per role, see below
     netns: str | None = None  # network namespace of the TUN devices
+    ipsec: dict[str, Any] | None = None  # RFC 3776 SAs (mip6.core.ipsec.config), validated
 
 
 class YamlReader:
@@ -177,7 +178,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     reader = YamlReader(path)
     root = compose(text, path)
     top = reader.mapping(root, "")
-    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", *ROLES}
+    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", *ROLES}
     for name, (key_node, _) in top.items():
         if name not in allowed:
             raise reader.fail(
@@ -217,7 +218,45 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     options = _ROLE_READERS[role](reader, top[role][1], role)
     if role == "home_agent" and "correspondent" in top:
         options["correspondent"] = _correspondent(reader, top["correspondent"][1], "correspondent")
-    return NodeConfig(path, node, role, mode, links, control, pcap, options, netns)
+    ipsec = _ipsec(reader, text, top["ipsec"], role) if "ipsec" in top else None
+    return NodeConfig(path, node, role, mode, links, control, pcap, options, netns, ipsec)
+
+
+def _ipsec(reader: YamlReader, text: str, entry: tuple[Node, Node], role: str) -> dict[str, Any]:
+    """The ``ipsec`` block (see :mod:`mip6.core.ipsec.config`), checked by building the policy
+    database once; a fault is reported at the line of the key it names."""
+    from mip6.core.ipsec.config import IpsecConfigError, database_from_config
+
+    key_node, value_node = entry
+    if role not in ("mobile_node", "home_agent"):
+        raise reader.fail(
+            key_node, "ipsec", f"ESP is between mobile node and home agent, not for {role}"
+        )
+    block = yaml.safe_load(text)["ipsec"]
+    try:
+        database_from_config(block, role=role, random_bytes=os.urandom)
+    except IpsecConfigError as error:
+        raise reader.fail(_locate(value_node, error.key), error.key, error.reason) from None
+    return dict(block)
+
+
+def _locate(node: Node, dotted: str) -> Node:
+    """The deepest node of ``node`` along a dotted key such as ``ipsec.pairs[0].home_test.spi``
+    (the first segment names ``node`` itself), for error line numbers."""
+    for segment in re.findall(r"[^.\[\]]+|\[\d+\]", dotted)[1:]:
+        if segment.startswith("[") and isinstance(node, SequenceNode):
+            index = int(segment[1:-1])
+            if index >= len(node.value):
+                break
+            node = node.value[index]
+        elif isinstance(node, MappingNode):
+            found = [v for k, v in node.value if isinstance(k, ScalarNode) and k.value == segment]
+            if not found:
+                break
+            node = found[0]
+        else:
+            break
+    return node
 
 
 def _netns(reader: YamlReader, node: Node) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.config import CorrespondentConfig, HomeAgentConfig, MobileNodeConfig
+from mip6.core.ipsec.config import database_from_config
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.home_agent import HomeAgent
 from mip6.roles.mobile_node import MobileNode
@@ -44,6 +45,12 @@ DEREGISTRATION_WAIT = 2.0  # seconds a stopping mobile node waits for its acknow
 
 def build_engine(config: NodeConfig, rng: random.Random) -> Any:
     options = dict(config.role_options)
+    # RFC 3776 SAs; IVs from the operating system (RFC 3602 3: CBC IVs must be unpredictable).
+    security = (
+        database_from_config(config.ipsec, role=config.role, random_bytes=os.urandom)
+        if config.ipsec is not None
+        else None
+    )
     if config.role == "correspondent":
         options.pop("address", None)
         return CorrespondentNode(config=CorrespondentConfig(**options), rng=rng)
@@ -51,7 +58,9 @@ def build_engine(config: NodeConfig, rng: random.Random) -> Any:
         correspondent = options.pop("correspondent", {})
         correspondent.pop("address", None)
         return HomeAgent(
-            HomeAgentConfig(correspondent=CorrespondentConfig(**correspondent), **options), rng
+            HomeAgentConfig(correspondent=CorrespondentConfig(**correspondent), **options),
+            rng,
+            security,
         )
     care_of = options.pop("care_of_address", None)
     home_registration = options.pop("home_registration", True)
@@ -60,6 +69,7 @@ def build_engine(config: NodeConfig, rng: random.Random) -> Any:
         rng=rng,
         care_of_address=None,
         home_registration=home_registration,
+        security=security,
     ), care_of
 
 
