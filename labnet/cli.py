@@ -29,6 +29,10 @@
     capture (a link per node, named after it); stop everything and delete the namespaces
     (idempotent, also after a crash). ``--name`` may be left out when one lab runs.
 
+``labnet bench tcp [--json] [--seconds S]``
+    tcp_migrate against the kernel through a TUN hop, snapshot sizes and costs, Linux
+    TCP_REPAIR for comparison (needs root; see :mod:`labnet.bench.tcp`).
+
 ``labnet hub DESCRIPTION``
     Run a hub from a YAML or JSON description (see :mod:`labnet.hub.config`) until SIGTERM or
     SIGINT; prints one JSON line with its addresses once its sockets are bound.
@@ -50,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labnet", description="the mip6 network lab")
     commands = parser.add_subparsers(dest="command", required=True)
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
-    bench.add_argument("suite", choices=["wire", "core", "hub", "esp"], help="what to measure")
+    bench.add_argument(
+        "suite", choices=["wire", "core", "hub", "esp", "tcp"], help="what to measure"
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--seconds", type=float, default=4.0, help="total measuring time")
     demo = commands.add_parser("demo", help="the roaming scenario, narrated (sim backend)")
@@ -193,9 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         serve(config, lambda described: print(json.dumps(described), flush=True))
     elif args.command == "bench":
-        from labnet.bench import core, esp, hub, wire
+        from labnet.bench import core, esp, hub, tcp, wire
 
-        results = {"wire": wire, "core": core, "hub": hub, "esp": esp}[args.suite].run(args.seconds)
+        results = {"wire": wire, "core": core, "hub": hub, "esp": esp, "tcp": tcp}[args.suite].run(
+            args.seconds
+        )
         if args.json:
             print(json.dumps(results))
         else:

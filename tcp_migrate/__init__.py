@@ -31,6 +31,21 @@ What exists:
   116 bytes idle with every option, 122 bytes in the short form with a full 1 MiB send ring;
   export and import take under a microsecond in C.
 - ``core.py``: ``Connection``, ``Config``, ``TcpState``, ``InputResult``, ``SnapshotError``.
+- ``stack.py``: ``Stack``, sans-I/O above any IPv6 layer (``transmit(packet)`` callable, the
+  local addresses, ``receive(now_ms, packet)``, ``poll(now_ms)``/``next_deadline()``):
+  demultiplexing by 4-tuple, ``listen`` (accept queue and half-open count bounded by the
+  backlog), ``connect`` with RFC 6056 algorithm 3 ephemeral ports, RFC 6528 ISS (keyed BLAKE2s
+  of the 4-tuple plus a 4 us clock from the injected time; the secret is an argument), RSTs for
+  segments to no connection (RFC 9293 3.10.7.1, rate-limited, never for a bad checksum),
+  a bounded connection table, ``import_connection(blob)`` (frozen, owns its 4-tuple at once so
+  nothing answers with a RST), ``detach`` for the donor, and ``Socket.freeze/export/thaw`` and
+  ``Socket.write_offset`` (where the application writes again after a short-form import).
+- ``tun.py``: ``TunDevice`` (layer-3 TUN, movable into a namespace), ``DatagramDevice`` (a
+  datagram socket, for tests without root), ``Driver`` (asyncio loop: device reads, stack
+  polls at its deadlines, ``attach`` to swap stacks on one device, an optional delay/loss
+  shim), and stdlib-like streams: ``open_connection``, ``start_server``, ``wrap_socket``
+  (``asyncio.StreamReader`` back-pressured through the receive window; ``StreamWriter`` with
+  ``write``/``drain``/``close``/``wait_closed``).
 
 Compliance (tests in ``tests/tcp_migrate/``):
 
@@ -52,6 +67,13 @@ Compliance (tests in ``tests/tcp_migrate/``):
   segments: ``test_conn_rfc5961.py``; floods of arbitrary segments: ``test_flood.py``.
 - Freeze, export, import, thaw, handoffs, two frozen copies, abandoned handoff, short-form
   regeneration, refusal of damaged snapshots, 100,000 mutated snapshots: ``test_snapshot.py``.
+- Stack: RFC 9293 3.10.7.1 and 3.10.7.2 replies, backlog and table bounds, RFC 6528 ISS, ports,
+  handoffs between stacks: ``test_stack.py``; streams, refusal, reset, handoff under streams:
+  ``test_streams.py``.
+- Against Linux through a TUN device (root): curl downloads 100 MB (sha256), an upload to a
+  kernel server (sha256), RST to a closed port (curl: refused), and handoffs A -> B in the
+  middle of a download through 40 ms delay and 1% loss, full and short form, and an abandoned
+  handoff where A thaws: ``test_kernel_interop.py``. Benchmark: ``labnet/bench/tcp.py``.
 
 Deviations and limits:
 
@@ -70,7 +92,8 @@ Deviations and limits:
   (a frozen connection never sends one); the PAWS idle clock restarts at thaw. Received bytes
   not yet read are always carried: the application reads them first to keep a snapshot small.
 
-Not built yet: the stack (demultiplexing, listening sockets, RSTs for segments that match no
-connection, ISS generation per RFC 6528), the asyncio API (``Stack``,
-``stack.import_connection``), and the I/O drivers.
+Stack limits: IPv6 fragments are dropped (no reassembly), no ICMPv6 (no path MTU discovery, no
+reaction to unreachables), one flow label (0) for all segments, no SO_LINGER-style RST when the
+application closes with unread data, no IPv4. A listener's SYN beyond its backlog or the table
+bound is dropped (no SYN cookies).
 """

@@ -18,8 +18,8 @@ another host (a frozen copy), :meth:`Connection.thaw`. The snapshot format is de
 ``csrc/tcp_snapshot.h``; import refuses a damaged or foreign snapshot with a
 :class:`SnapshotError` whose ``fault`` says which check failed.
 
-This module is enough for tests; the stack (demultiplexing, listening sockets, asyncio) is built
-on it later.
+The stack (demultiplexing, listening sockets) is built on it in ``stack.py``, the TUN driver and
+asyncio streams in ``tun.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,366 @@
+"""The stack over an in-memory IPv6 link on a manual millisecond clock: demultiplexing,
+listeners and their bounds, RSTs for segments to no connection (RFC 9293 3.10.7.1), ISS
+(RFC 6528), ephemeral ports, and handoffs between stacks. Every segment a stack emits is
+decoded by ``mip6.wire.tcp.TcpSegment.parse`` (checksum verified) before it is carried."""
+
+from __future__ import annotations
+
+import heapq
+import struct
+
+import pytest
+
+from mip6.wire.tcp import TcpFlags, TcpSegment
+from tcp_migrate.core import CloseReason, Config, TcpState
+from tcp_migrate.stack import Stack, StackError
+
+ADDRESS_A = bytes.fromhex("20010db8000000000000000000000001")
+ADDRESS_B = bytes.fromhex("20010db8000000000000000000000002")
+OTHER = bytes.fromhex("20010db8000000000000000000000099")
+SECRET = bytes(range(32))
+CONFIG = Config(time_wait_ms=2000, delack_ms=40)
+
+
+def ipv6(source: bytes, destination: bytes, payload: bytes, next_header: int = 6) -> bytes:
+    return struct.pack("!IHBB", 0x60000000, len(payload), next_header, 64) + (
+        source + destination + payload
+    )
+
+
+def tcp(
+    source: bytes,
+    destination: bytes,
+    *,
+    sport: int = 40000,
+    dport: int = 80,
+    seq: int = 1000,
+    ack: int = 0,
+    flags: TcpFlags = TcpFlags.SYN,
+    payload: bytes = b"",
+) -> bytes:
+    segment = TcpSegment(
+        source_port=sport,
+        destination_port=dport,
+        sequence_number=seq,
+        acknowledgment_number=ack,
+        flags=flags,
+        window=65535,
+        payload=payload,
+    )
+    return ipv6(source, destination, segment.emit(source=source, destination=destination))
+
+
+def decode(packet: bytes) -> TcpSegment:
+    assert packet[0] >> 4 == 6 and packet[6] == 6
+    return TcpSegment.parse(packet[40:], source=packet[8:24], destination=packet[24:40])
+
+
+class Net:
+    """Stacks A and B joined by a link of ``delay_ms`` each way; ``now`` is the clock."""
+
+    def __init__(self, delay_ms: int = 10, **kwargs) -> None:
+        self.now = 0
+        self.delay_ms = delay_ms
+        self.queue: list[tuple[int, int, bytes]] = []
+        self.counter = 0
+        self.sent: list[bytes] = []
+        kwargs.setdefault("config", CONFIG)
+        self.a = Stack(transmit=self._send, local_addresses=[ADDRESS_A], secret=SECRET, **kwargs)
+        self.b = Stack(transmit=self._send, local_addresses=[ADDRESS_B], secret=SECRET, **kwargs)
+        self.stacks = {ADDRESS_A: self.a, ADDRESS_B: self.b}
+
+    def _send(self, packet: bytes) -> None:
+        decode(packet)  # independent check of every segment
+        self.sent.append(packet)
+        self.counter += 1
+        heapq.heappush(self.queue, (self.now + self.delay_ms, self.counter, packet))
+
+    def run(self, until, limit_ms: int = 60000) -> None:
+        """Advance the clock, delivering packets and running timers, until ``until()``."""
+        end = self.now + limit_ms
+        while not until():
+            for stack in self.stacks.values():
+                stack.poll(self.now)
+            times = [t for s in self.stacks.values() if (t := s.next_deadline()) is not None]
+            if self.queue:
+                times.append(self.queue[0][0])
+            if not times:
+                break
+            self.now = max(self.now, min(times))
+            assert self.now <= end, "did not converge"
+            while self.queue and self.queue[0][0] <= self.now:
+                packet = heapq.heappop(self.queue)[2]
+                stack = self.stacks.get(packet[24:40])
+                if stack is not None:
+                    stack.receive(self.now, packet)
+
+
+def only_sent(net: Net) -> TcpSegment:
+    assert len(net.sent) == 1, net.sent
+    return decode(net.sent.pop())
+
+
+# ---- RFC 9293 3.10.7.1: segments to no connection -----------------------------------------
+
+
+def test_closed_syn_no_listener_rst_ack_seq_zero_ack_seq_plus_len():
+    net = Net()
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=1000, flags=TcpFlags.SYN))
+    rst = only_sent(net)
+    assert rst.flags == TcpFlags.RST | TcpFlags.ACK
+    assert rst.sequence_number == 0 and rst.acknowledgment_number == 1001
+    assert (rst.source_port, rst.destination_port) == (80, 40000)
+
+
+def test_closed_data_fin_no_ack_rst_ack_counts_payload_and_fin():
+    net = Net()
+    segment = tcp(ADDRESS_A, ADDRESS_B, seq=2**32 - 2, flags=TcpFlags.FIN, payload=b"abc")
+    net.b.receive(0, segment)
+    rst = only_sent(net)
+    assert rst.acknowledgment_number == 2  # (2^32 - 2 + 3 + 1) mod 2^32
+
+
+def test_closed_ack_no_connection_rst_seq_is_seg_ack():
+    net = Net()
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=5, ack=777, flags=TcpFlags.ACK))
+    rst = only_sent(net)
+    assert rst.flags == TcpFlags.RST and rst.sequence_number == 777
+
+
+def test_closed_rst_no_connection_dropped_silently():
+    net = Net()
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, ack=1, flags=TcpFlags.RST | TcpFlags.ACK))
+    assert net.sent == []
+
+
+def test_closed_bad_checksum_no_rst():
+    net = Net()
+    packet = bytearray(tcp(ADDRESS_A, ADDRESS_B, flags=TcpFlags.SYN))
+    packet[40 + 16] ^= 0xFF
+    net.b.receive(0, bytes(packet))
+    assert net.sent == [] and net.b.counters["bad_checksum"] == 1
+
+
+def test_closed_not_our_address_or_not_tcp_ignored():
+    net = Net()
+    net.b.receive(0, tcp(ADDRESS_A, OTHER, flags=TcpFlags.SYN))
+    net.b.receive(0, ipv6(ADDRESS_A, ADDRESS_B, b"\0" * 8, next_header=17))
+    net.b.receive(0, b"\x60garbage")
+    assert net.sent == []
+    assert net.b.counters["not_ours"] == 2 and net.b.counters["malformed"] == 1
+
+
+def test_closed_rst_rate_limited_per_second():
+    net = Net(rst_limit_per_s=3)
+    for i in range(5):
+        net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, sport=1000 + i, flags=TcpFlags.SYN))
+    assert len(net.sent) == 3 and net.b.counters["rst_limited"] == 2
+    net.b.receive(1000, tcp(ADDRESS_A, ADDRESS_B, flags=TcpFlags.SYN))
+    assert len(net.sent) == 4
+
+
+# ---- RFC 9293 3.10.7.2: listeners ----------------------------------------------------------
+
+
+def test_listen_ack_gets_rst_and_no_connection():
+    net = Net()
+    net.b.listen(ADDRESS_B, 80)
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, ack=4242, flags=TcpFlags.ACK))
+    rst = only_sent(net)
+    assert rst.flags == TcpFlags.RST and rst.sequence_number == 4242
+    assert net.b.connections == []
+
+
+def test_listen_neither_syn_nor_ack_dropped():
+    net = Net()
+    net.b.listen("::", 80)
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, flags=TcpFlags.FIN, payload=b"x"))
+    assert net.sent == [] and net.b.connections == []
+
+
+def test_listen_syn_gets_syn_ack_with_iss_from_hash():
+    net = Net()
+    net.b.listen("::", 80)
+    net.b.receive(5, tcp(ADDRESS_A, ADDRESS_B, seq=1000, flags=TcpFlags.SYN))
+    synack = only_sent(net)
+    assert synack.flags == TcpFlags.SYN | TcpFlags.ACK and synack.acknowledgment_number == 1001
+    assert synack.sequence_number == net.b.iss(5, (ADDRESS_B, 80, ADDRESS_A, 40000))
+    assert net.b.connections[0].state == TcpState.SYN_RECEIVED
+
+
+def test_listen_backlog_full_syn_dropped_until_accepted():
+    net = Net()
+    listener = net.b.listen(ADDRESS_B, 80, backlog=2)
+    clients = [net.a.connect(0, ADDRESS_B, 80) for _ in range(3)]
+    net.run(lambda: len(listener.queue) == 2)
+    assert len(listener.queue) == 2 and net.b.counters["syn_dropped"] >= 1
+    waiting = [c for c in clients if c.state == TcpState.SYN_SENT]
+    assert len(waiting) == 1
+    listener.accept()
+    net.run(lambda: len(listener.queue) == 2)  # the SYN retransmission got in
+    assert waiting[0].state == TcpState.ESTABLISHED
+
+
+def test_listen_half_open_bound_syn_flood_dropped():
+    net = Net()
+    listener = net.b.listen(ADDRESS_B, 80, backlog=4)
+    for i in range(10):
+        net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, sport=2000 + i, flags=TcpFlags.SYN))
+    assert listener.half_open == 4 and len(net.b.connections) == 4
+    assert net.b.counters["syn_dropped"] == 6
+
+
+def test_stack_table_full_connect_refused_and_syn_dropped():
+    net = Net(max_connections=2)
+    net.b.listen(ADDRESS_B, 80)
+    net.b.connect(0, ADDRESS_A, 1)
+    net.b.connect(0, ADDRESS_A, 2)
+    with pytest.raises(StackError) as err:
+        net.b.connect(0, ADDRESS_A, 3)
+    assert err.value.reason == "table-full"
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, flags=TcpFlags.SYN))
+    assert net.b.counters["syn_dropped"] == 1
+
+
+def test_listen_same_port_twice_address_in_use():
+    net = Net()
+    net.b.listen(ADDRESS_B, 80)
+    with pytest.raises(StackError) as err:
+        net.b.listen(ADDRESS_B, 80)
+    assert err.value.reason == "address-in-use"
+    with pytest.raises(StackError):
+        net.b.listen(OTHER, 81)
+
+
+def test_listen_close_aborts_queued_connections_with_rst():
+    net = Net()
+    listener = net.b.listen(ADDRESS_B, 80)
+    client = net.a.connect(0, ADDRESS_B, 80)
+    net.run(lambda: len(listener.queue) == 1)
+    listener.close()
+    net.run(lambda: client.state == TcpState.CLOSED)
+    assert client.close_reason == CloseReason.RESET
+
+
+# ---- RFC 6528 ISS and RFC 6056 ports -------------------------------------------------------
+
+
+def test_iss_keyed_per_four_tuple_and_advancing_with_clock():
+    net = Net()
+    key = (ADDRESS_A, 40000, ADDRESS_B, 80)
+    other = (ADDRESS_A, 40001, ADDRESS_B, 80)
+    assert net.a.iss(0, key) != net.a.iss(0, other)
+    assert (net.a.iss(1000, key) - net.a.iss(0, key)) % 2**32 == 250_000  # 4 us ticks
+    stranger = Stack(transmit=print, local_addresses=[ADDRESS_A], secret=bytes(32))
+    assert stranger.iss(0, key) != net.a.iss(0, key)
+    with pytest.raises(ValueError):
+        Stack(transmit=print, local_addresses=[ADDRESS_A], secret=b"short")
+
+
+def test_ephemeral_ports_distinct_in_range_then_exhausted():
+    net = Net(ephemeral_ports=(50000, 50003))
+    ports = {net.a.connect(0, ADDRESS_B, 80).key[1] for _ in range(4)}
+    assert ports == {50000, 50001, 50002, 50003}
+    with pytest.raises(StackError) as err:
+        net.a.connect(0, ADDRESS_B, 80)
+    assert err.value.reason == "no-ports"
+    assert net.a.connect(0, ADDRESS_B, 81).key[1] in ports  # another remote port: reusable
+
+
+# ---- transfers, closing, handoffs -----------------------------------------------------------
+
+
+def _established(net: Net):
+    listener = net.b.listen(ADDRESS_B, 80)
+    client = net.a.connect(0, ADDRESS_B, 80)
+    net.run(lambda: bool(listener.queue))
+    server = listener.accept()
+    net.run(lambda: client.state == TcpState.ESTABLISHED)
+    return client, server
+
+
+def _pump(net: Net, sender, receiver, data: bytes) -> bytes:
+    got = bytearray()
+    offset = 0
+
+    def step() -> bool:
+        nonlocal offset
+        if offset < len(data):
+            offset += sender.send(data[offset : offset + 65536])
+        got.extend(receiver.recv(1 << 20))
+        return len(got) >= len(data)
+
+    net.run(step)
+    return bytes(got)
+
+
+def test_established_transfer_both_ways_then_close_and_time_wait_expiry_empty_table():
+    net = Net()
+    client, server = _established(net)
+    up = bytes(range(256)) * 4000
+    down = bytes(reversed(range(256))) * 3000
+    assert _pump(net, client, server, up) == up
+    assert _pump(net, server, client, down) == down
+    client.close()
+    net.run(lambda: server.at_eof)
+    server.close()
+    net.run(lambda: not net.a.connections and not net.b.connections)
+    assert client.state == server.state == TcpState.CLOSED
+    assert client.close_reason == server.close_reason == CloseReason.NORMAL
+    assert net.a.next_deadline() is None and net.b.next_deadline() is None
+
+
+def test_established_unknown_four_tuple_same_ports_other_address_gets_rst():
+    net = Net()
+    _established(net)
+    sent = len(net.sent)
+    net.b.receive(net.now, tcp(OTHER, ADDRESS_B, sport=40000, ack=9, flags=TcpFlags.ACK))
+    assert len(net.sent) == sent + 1 and decode(net.sent[-1]).flags == TcpFlags.RST
+
+
+@pytest.mark.parametrize("include_unacked", [True, False], ids=["full", "regenerable"])
+def test_established_handoff_to_second_stack_transfer_completes(include_unacked):
+    net = Net()
+    client, server = _established(net)
+    stream = bytes(i % 251 for i in range(400_000))
+    written = server.send(stream[:100_000])
+    net.run(lambda: net.now > 300)  # partly delivered
+    received = bytearray(client.recv(1 << 20))
+    server.freeze(net.now)
+    blob = server.export(include_unacked=include_unacked)
+    # A frozen connection answers nothing: not even to a segment that would be a RST case.
+    sent = len(net.sent)
+    net.b.receive(net.now, tcp(ADDRESS_A, ADDRESS_B, sport=client.key[1], flags=TcpFlags.ACK))
+    assert len(net.sent) == sent
+    acceptor = Stack(transmit=net._send, local_addresses=[ADDRESS_B], secret=b"x" * 32)
+    moved = acceptor.import_connection(blob)
+    with pytest.raises(StackError) as err:
+        acceptor.import_connection(blob)
+    assert err.value.reason == "duplicate"
+    assert moved.frozen and moved.key == server.key
+    net.b.detach(server)
+    net.stacks[ADDRESS_B] = acceptor
+    offset = moved.write_offset
+    assert offset == (written if include_unacked else server.conn.acked_offset)
+    moved.thaw(net.now)
+    rest = stream[offset:]
+
+    def step() -> bool:
+        nonlocal rest
+        if rest:
+            rest = rest[moved.send(rest[:65536]) :]
+        received.extend(client.recv(1 << 20))
+        return len(received) >= len(stream)
+
+    net.run(step)
+    assert bytes(received) == stream
+
+
+def test_established_import_foreign_address_not_local():
+    net = Net()
+    _, server = _established(net)
+    server.freeze(net.now)
+    other = Stack(transmit=net._send, local_addresses=[OTHER], secret=SECRET)
+    with pytest.raises(StackError) as err:
+        other.import_connection(server.export())
+    assert err.value.reason == "not-local"
