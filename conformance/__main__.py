@@ -1,0 +1,139 @@
+"""``python -m conformance``: run the RFC 3775 conformance suite, or the mutation run.
+
+``python -m conformance run --role cn|ha|mn|all --target sim [--cases PATTERN] [--junit FILE]
+[--report FILE.md] [--json]``
+    Run the cases of a role against a target. ``sim``: this project's own engines in labnet's
+    sim backend (virtual time). ``--cases`` takes comma-separated glob patterns or substrings
+    of case ids (``CN-BU-13*,WRAP``). Exit status 1 unless every selected case passed.
+
+``python -m conformance mutate [--json]``
+    Start our roles with injected faults and show which case catches each. Exit status 1 if
+    a fault goes uncaught or a case fails against the correct engines.
+
+``python -m conformance list [--role ROLE]``
+    The cases: id, section, level, title.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from conformance import ALL_CASES
+from conformance.report import summary, to_json, to_junit, to_markdown
+from conformance.runner import PASS, SimTarget, Target, run_cases, select
+
+TARGETS = ("sim",)
+
+
+def _target(spec: str) -> Target:
+    if spec == "sim":
+        return SimTarget()
+    raise SystemExit(
+        f"conformance: unknown target {spec!r}: this build has {', '.join(TARGETS)} "
+        "(lab and netns transports are not built yet)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    target = _target(args.target)
+    cases = select(ALL_CASES, args.role, args.cases)
+    if not cases:
+        print("conformance: no case matches", file=sys.stderr)
+        return 2
+    results = run_cases(cases, target)
+    roles = list(dict.fromkeys(c.role for c in cases))
+    if args.report:
+        notes = {role: target.notes(role) for role in roles}
+        with open(args.report, "w", encoding="utf-8") as out:
+            out.write(to_markdown(results, target.name, notes))
+    if args.junit:
+        with open(args.junit, "w", encoding="utf-8") as out:
+            out.write(to_junit(results, target.name))
+    if args.json:
+        print(to_json(results))
+    else:
+        for r in results:
+            print(f"{r.verdict.upper():<13} {r.case.id:<20} {r.case.title}")
+            if r.verdict != PASS:
+                for finding in r.findings:
+                    print(f"{'':14}{finding}")
+        s = summary(results)
+        per_role = ", ".join(f"{k}: {v['passed']}/{v['cases']}" for k, v in s["roles"].items())
+        print(f"{s['passed']}/{s['cases']} passed ({per_role})")
+    return 0 if all(r.verdict == PASS for r in results) else 1
+
+
+def mutate(args: argparse.Namespace) -> int:
+    from conformance.mutate import mutate as run_mutation
+
+    by_role: dict[str, list] = {}
+    for case in ALL_CASES:
+        by_role.setdefault(case.role, []).append(case)
+    baseline, results = run_mutation(by_role)
+    caught = sum(r.caught for r in results)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "faults": [
+                        {
+                            "name": r.fault.name,
+                            "role": r.fault.role,
+                            "description": r.fault.description,
+                            "caught": r.caught,
+                            "caught_by": r.caught_by,
+                        }
+                        for r in results
+                    ],
+                    "caught": caught,
+                    "total": len(results),
+                    "baseline_failures": baseline,
+                },
+                indent=2,
+            )
+        )
+    else:
+        for r in results:
+            verdict = "CAUGHT " if r.caught else "MISSED "
+            print(f"{verdict} {r.fault.name:<42} by {', '.join(r.caught_by) or '-'}")
+        print(f"{caught}/{len(results)} faults caught")
+        if baseline:
+            print(f"cases failing against the correct engines: {', '.join(baseline)}")
+    return 0 if caught == len(results) and not baseline else 1
+
+
+def list_cases(args: argparse.Namespace) -> int:
+    for c in select(ALL_CASES, args.role, None):
+        print(f"{c.id:<20} {c.rfc_section:<18} {c.level:<6} {c.title}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    r = commands.add_parser("run", help="run cases against a target")
+    r.add_argument("--role", choices=["cn", "ha", "mn", "all"], required=True)
+    r.add_argument("--target", required=True, help="sim")
+    r.add_argument("--cases", help="comma-separated glob patterns or substrings of case ids")
+    r.add_argument("--junit", metavar="FILE")
+    r.add_argument("--report", metavar="FILE.md")
+    r.add_argument("--json", action="store_true")
+    m = commands.add_parser("mutate", help="show each injected fault is caught by a case")
+    m.add_argument("--json", action="store_true")
+    ls = commands.add_parser("list", help="list the cases")
+    ls.add_argument("--role", choices=["cn", "ha", "mn", "all"], default="all")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args)
+    if args.command == "mutate":
+        return mutate(args)
+    return list_cases(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

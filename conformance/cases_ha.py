@@ -1,0 +1,713 @@
+"""Home agent cases (RFC 3775 10, RFC 2473). The tester plays a mobile node (home address
+2001:db8:1::5, care-of addresses 2001:db8:3::5 and 2001:db8:4::5) and a correspondent
+(2001:db8:2::99); the IUT is the home agent 2001:db8:1::1 serving 2001:db8:1::/64.
+
+Home registrations are sent without ESP (RFC 3776): the sim target configures our home agent
+with ``allow_unprotected_registration``; the suite does not check RFC 3776 protection.
+Requirement texts quote RFC 3775 where marked with quotation marks, and paraphrase it
+otherwise; the section number is the authority.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from ipaddress import IPv6Address
+from typing import Any
+from unittest import mock
+
+from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6HAADRequest, ICMPv6MPSol, IPv6
+
+from conformance import match as m
+from conformance.case import (
+    Case,
+    CorrespondentBinding,
+    Expect,
+    HomeRegistration,
+    Silence,
+    Wait,
+)
+from conformance.mutate import Fault
+from conformance.tester import (
+    COOKIE_HA,
+    Delay,
+    Received,
+    Tester,
+    ba_fields,
+    checksum_ok,
+    fill_checksum,
+    icmp_packet,
+    tunnel,
+)
+from conformance.transport import ADDRESSES
+
+ROLE = "ha"
+PLAN = ADDRESSES
+ANYCAST = IPv6Address("2001:db8:1::fdff:ffff:ffff:fffe")  # RFC 2526 / RFC 3775 10.5
+REGISTERED = HomeRegistration(sequence=100, lifetime_units_4s=100)
+
+
+def _home_bu(**kwargs: Any):  # type: ignore[no-untyped-def]
+    """A stimulus: one home registration Binding Update (A and H set, no RR options)."""
+
+    def stimulus(t: Tester) -> list[bytes]:
+        args: dict[str, Any] = {
+            "home": True,
+            "nonce_indices": False,
+            "authorization": False,
+            "lifetime_units_4s": 100,
+        }
+        args.update(kwargs)
+        args.setdefault("sequence", (t.sequence + 1) & 0xFFFF if t.sequence else 1)
+        return [t.binding_update(**args)]
+
+    return stimulus
+
+
+def _from_correspondent(t: Tester, sequence: int = 1) -> bytes:
+    """An Echo Request from the correspondent to the home address (for interception)."""
+    assert t.correspondent is not None
+    body = ICMPv6EchoRequest(id=0x4841, seq=sequence, data=b"to the home address")
+    return icmp_packet(t.correspondent, t.home_address, body)
+
+
+def _tunnelled_to(care_of: IPv6Address):  # type: ignore[no-untyped-def]
+    """RFC 2473 3: outer source the home agent, destination the care-of address, Next
+    Header 41, and the correspondent's packet inside unchanged."""
+
+    def match(t: Tester, got: Received) -> bool:
+        data = got.data
+        if data[6] != 41 or got.source != t.peer or got.destination != care_of:
+            return False
+        inner = data[40:]
+        return (
+            len(inner) >= 40
+            and IPv6Address(inner[8:24]) == t.correspondent
+            and IPv6Address(inner[24:40]) == t.home_address
+            and inner == _from_correspondent(t)
+        )
+
+    return match
+
+
+def _any_tunnelled(t: Tester, got: Received) -> bool:
+    return got.data[6] == 41
+
+
+def _forwarded_on_home_link(t: Tester, got: Received) -> bool:
+    """The correspondent's packet, untouched, to the home address (on the home link)."""
+    return got.data == _from_correspondent(t)
+
+
+def _reverse_tunnelled_echo(t: Tester) -> bytes:
+    assert t.correspondent is not None
+    body = ICMPv6EchoRequest(id=0x4841, seq=9, data=b"from the home address")
+    return icmp_packet(t.home_address, t.correspondent, body)
+
+
+def _reverse_tunnel(source: IPv6Address):  # type: ignore[no-untyped-def]
+    def stimulus(t: Tester) -> list[bytes]:
+        return [tunnel(source, t.peer, _reverse_tunnelled_echo(t))]
+
+    return stimulus
+
+
+def _inner_forwarded(t: Tester, got: Received) -> bool:
+    return got.data == _reverse_tunnelled_echo(t)
+
+
+def _hoti_inner(t: Tester) -> bytes:
+    assert t.correspondent is not None
+    return t.hoti(COOKIE_HA, destination=t.correspondent)
+
+
+def _hot_from_correspondent(t: Tester) -> bytes:
+    """A HoT the correspondent sends to the home address (RFC 3775 6.1.5), built raw."""
+    assert t.correspondent is not None
+    mh = bytes([59, 2, 3, 0, 0, 0, 0x12, 0x34]) + COOKIE_HA + b"TOKEN-64"
+    pkt = IPv6(src=str(t.correspondent), dst=str(t.home_address), nh=135)
+    return fill_checksum(bytes(pkt) + mh)
+
+
+def _tunnelled_inner(expected) -> Any:  # type: ignore[no-untyped-def]
+    def match(t: Tester, got: Received) -> bool:
+        return (
+            got.data[6] == 41
+            and got.source == t.peer
+            and got.destination == t.care_of_address
+            and got.data[40:] == expected(t)
+        )
+
+    return match
+
+
+def _ba_status(status: int, **kw: Any):  # type: ignore[no-untyped-def]
+    def match(t: Tester, got: Received) -> bool:
+        fields = ba_fields(got)
+        if fields is None or not checksum_ok(got.data) or fields[0] != status:
+            return False
+        return all(
+            {"sequence": fields[2], "destination": got.destination}[k] == v for k, v in kw.items()
+        )
+
+    return match
+
+
+def _dhaad_reply(t: Tester, got: Received) -> bool:
+    """RFC 3775 6.5: ICMPv6 type 145, same Identifier, the home agent's address listed."""
+    chain = got.chain
+    body = got.data[chain.offset :]
+    if chain.upper_protocol != 58 or len(body) < 24 or body[0] != 145:
+        return False
+    addresses = [IPv6Address(body[i : i + 16]) for i in range(8, len(body) - 15, 16)]
+    return (
+        checksum_ok(got.data)
+        and int.from_bytes(body[4:6], "big") == 0x4D36
+        and got.destination == t.care_of_address
+        and t.peer in addresses
+    )
+
+
+def _mpa(t: Tester, got: Received) -> bool:
+    """RFC 3775 6.8, 10.6.2: type 147, same Identifier, a Prefix Information option for the
+    home prefix; to the care-of address with a type 2 routing header naming the home address."""
+    chain = got.chain
+    body = got.data[chain.offset :]
+    if chain.upper_protocol != 58 or len(body) < 8 or body[0] != 147:
+        return False
+    prefixes = []
+    i = 8
+    while i + 2 <= len(body) and body[i + 1]:
+        if body[i] == 3 and i + 32 <= len(body):  # Prefix Information (RFC 4861 4.6.2)
+            prefixes.append((IPv6Address(body[i + 16 : i + 32]), body[i + 2]))
+        i += body[i + 1] * 8
+    return (
+        checksum_ok(got.data)
+        and int.from_bytes(body[4:6], "big") == 0x4D37
+        and got.destination == t.care_of_address
+        and chain.routing_type2 == t.home_address.packed
+        and (PLAN.home_prefix.network_address, 64) in prefixes
+    )
+
+
+CASES: tuple[Case, ...] = (
+    Case(
+        id="HA-BU-ACCEPT-01",
+        title="A home registration is accepted: BA status 0 via RH2, granted lifetime",
+        rfc_section="10.3.1",
+        requirement="The home agent creates the home registration entry and, A being set, "
+        "MUST return a Binding Acknowledgement with status 0 to the care-of address (type 2 "
+        "routing header naming the home address), echoing the Sequence Number (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=_home_bu(sequence=7, lifetime_units_4s=100),
+        stimulus_text="BU seq 7, A and H, lifetime 400 s, from the care-of address with a HAO",
+        expect=(
+            Expect(
+                "BA status 0, seq 7, via RH2 to the care-of address, lifetime 1..100 units",
+                lambda t, got: (
+                    m.ba(0, sequence=7, to_care_of=True, max_lifetime_units=100)(t, got)
+                    and (ba_fields(got) or (0, 0, 0, 0))[3] > 0
+                ),
+            ),
+        ),
+    ),
+    Case(
+        id="HA-BU-132-01",
+        title="A home address outside the home prefixes gets BA 132",
+        rfc_section="10.3.1",
+        requirement="If the home address is not an on-link address with respect to the home "
+        "agent's Prefix List, the home agent MUST reject the Binding Update with status 132 "
+        "(not home subnet) (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=_home_bu(sequence=7, home_address=IPv6Address("2001:db8:5::5")),
+        stimulus_text="BU seq 7, A and H, home address 2001:db8:5::5 (not a home prefix)",
+        expect=(Expect("BA status 132", _ba_status(132)),),
+    ),
+    Case(
+        id="HA-BU-133-01",
+        title="Deregistration without a home registration gets BA 133",
+        rfc_section="10.3.2",
+        requirement='"If the receiving node has no entry marked as a home registration in its '
+        "Binding Cache for this mobile node, then this node MUST reject the Binding Update "
+        "and SHOULD return a Binding Acknowledgement ..., in which the Status field is set "
+        'to 133."',
+        level="SHOULD",
+        role=ROLE,
+        stimulus=_home_bu(sequence=7, lifetime_units_4s=0),
+        stimulus_text="BU seq 7, A and H, lifetime 0, no registration before",
+        expect=(Expect("BA status 133", _ba_status(133)),),
+    ),
+    Case(
+        id="HA-BU-134-01",
+        title="A home address that fails duplicate address detection gets BA 134",
+        rfc_section="10.3.1",
+        requirement="If Duplicate Address Detection fails for the home address, the home "
+        "agent MUST reject the registration with status 134 (paraphrase). The home agent's "
+        "own address is certainly in use on the home link.",
+        level="MUST",
+        role=ROLE,
+        stimulus=_home_bu(sequence=7, home_address=PLAN.home_agent),
+        stimulus_text="BU seq 7, A and H, home address = the home agent's own address",
+        expect=(Expect("BA status 134", _ba_status(134)),),
+    ),
+    Case(
+        id="HA-BU-135-01",
+        title="A home registration repeating the sequence number gets BA 135 with the last one",
+        rfc_section="9.5.1, 10.3.1",
+        requirement="A Sequence Number not greater than the last accepted one gets status 135 "
+        "and the last accepted sequence number (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=_home_bu(sequence=90),
+        stimulus_text="BU seq 90, A and H (registration holds 100)",
+        expect=(Expect("BA status 135 carrying seq 100", _ba_status(135, sequence=100)),),
+    ),
+    Case(
+        id="HA-BU-135-02",
+        title="An out-of-window home registration is answered even when A is clear",
+        rfc_section="9.5.4",
+        requirement='"If the node rejects the Binding Update due to an expired nonce index, '
+        "sequence number being out of window (Section 9.5.1), or insufficiency of resources "
+        '(Section 9.5.2), a Binding Acknowledgement MUST be sent."',
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=_home_bu(sequence=90, ack=False),
+        stimulus_text="BU seq 90, H set, A clear (registration holds 100)",
+        expect=(Expect("BA status 135 carrying seq 100", _ba_status(135, sequence=100)),),
+    ),
+    Case(
+        id="HA-BU-ACK-01",
+        title="An accepted home registration with A clear is not acknowledged but takes effect",
+        rfc_section="9.5.4, 10.3.1",
+        requirement='"If the node accepts the Binding Update, the Binding Acknowledgement '
+        'SHOULD NOT be sent" when A is clear; the home agent intercepts for the home address.',
+        level="SHOULD",
+        role=ROLE,
+        stimulus=lambda t: [
+            *_home_bu(sequence=7, ack=False)(t),
+            Delay(0.5),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 7, H set, A clear; then a correspondent's packet to the home address",
+        expect=(
+            Silence("no Binding Acknowledgement", m.any_binding_ack),
+            Expect("the packet tunnelled to the care-of address", _tunnelled_to(PLAN.care_of)),
+        ),
+    ),
+    Case(
+        id="HA-BU-SEQ-WRAP-01",
+        title="Home registration sequence numbers wrap around: 0 is newer than 65535",
+        rfc_section="9.5.1",
+        requirement='"This Sequence Number comparison MUST be performed modulo 2**16".',
+        level="MUST",
+        role=ROLE,
+        preconditions=(HomeRegistration(sequence=65535),),
+        stimulus=_home_bu(sequence=0),
+        stimulus_text="BU seq 0, A and H (registration holds 65535)",
+        expect=(Expect("BA status 0, seq 0", _ba_status(0, sequence=0)),),
+    ),
+    Case(
+        id="HA-BU-139-01",
+        title="A home registration over a correspondent binding gets BA 139",
+        rfc_section="9.5.1",
+        requirement="If a binding already exists for the home address and its home "
+        "registration flag differs from the H bit of the Binding Update, the node MUST send "
+        "back a Binding Acknowledgement with status 139 (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(CorrespondentBinding(sequence=50),),
+        stimulus=_home_bu(sequence=51),
+        stimulus_text="BU seq 51, A and H, while the IUT holds a correspondent binding for "
+        "the home address",
+        expect=(Expect("BA status 139", _ba_status(139)),),
+    ),
+    Case(
+        id="HA-BU-REREG-01",
+        title="Re-registration from a new care-of address moves the binding",
+        rfc_section="10.3.1, 10.4.1",
+        requirement="A newer home registration replaces the binding: the BA goes to the new "
+        "care-of address and packets for the home address are tunnelled there (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=lambda t: [
+            *_home_bu(sequence=101, care_of=PLAN.care_of2)(t),
+            Delay(0.5),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 101, A and H, from 2001:db8:4::5; then a correspondent's "
+        "packet to the home address",
+        expect=(
+            Expect("BA status 0 to 2001:db8:4::5", _ba_status(0, destination=PLAN.care_of2)),
+            Expect("the packet tunnelled to 2001:db8:4::5", _tunnelled_to(PLAN.care_of2)),
+        ),
+    ),
+    Case(
+        id="HA-BU-DEREG-01",
+        title="Deregistration (lifetime 0) is acknowledged and stops interception",
+        rfc_section="10.3.2",
+        requirement="On a valid deregistration the home agent deletes the home registration, "
+        "stops intercepting packets for the home address, and acknowledges with status 0 "
+        "(paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=lambda t: [
+            *_home_bu(sequence=101, lifetime_units_4s=0)(t),
+            Delay(0.5),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 101, A and H, lifetime 0; then a correspondent's packet to "
+        "the home address",
+        expect=(
+            Expect("BA status 0, seq 101", _ba_status(0, sequence=101)),
+            Silence("no tunnelled packet", _any_tunnelled),
+        ),
+    ),
+    Case(
+        id="HA-BU-DEREG-02",
+        title="Deregistration from home (care-of = home address) is acknowledged on the home link",
+        rfc_section="10.3.2, 11.5.4",
+        requirement="A Binding Update whose care-of address equals the home address "
+        "deregisters; the Binding Acknowledgement is sent to the home address (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=_home_bu(sequence=101, from_home=True),
+        stimulus_text="BU seq 101, A and H, from the home address (no HAO)",
+        expect=(
+            Expect("BA status 0 to the home address", _ba_status(0, destination=PLAN.home_address)),
+        ),
+    ),
+    Case(
+        id="HA-BU-LIFE-01",
+        title="A registration is gone once its lifetime has passed",
+        rfc_section="10.3.1, 10.4.1",
+        requirement="The home agent intercepts for the home address only while the home "
+        "registration's lifetime lasts (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(HomeRegistration(sequence=100, lifetime_units_4s=2), Wait(12)),
+        stimulus=lambda t: [_from_correspondent(t)],
+        stimulus_text="a correspondent's packet to the home address 12 s after an 8 s registration",
+        expect=(Silence("no tunnelled packet", _any_tunnelled),),
+    ),
+    Case(
+        id="HA-BU-CKSUM-01",
+        title="A home registration with a wrong checksum is silently discarded",
+        rfc_section="9.2",
+        requirement="The checksum must be verified; otherwise the node MUST silently discard "
+        "the message (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=_home_bu(sequence=7, corrupt_checksum=True),
+        stimulus_text="BU seq 7, A and H, MH checksum XORed with 0x5a5a",
+        expect=(Silence("no packet at all"),),
+    ),
+    Case(
+        id="HA-TUN-01",
+        title="Packets for a registered home address are tunnelled to the care-of address",
+        rfc_section="10.4.1, RFC 2473 3",
+        requirement="While the mobile node is away the home agent intercepts packets for its "
+        "home address and tunnels each to the primary care-of address: outer source the home "
+        "agent, outer destination the care-of address (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=lambda t: [_from_correspondent(t)],
+        stimulus_text="Echo Request from the correspondent 2001:db8:2::99 to the home address",
+        expect=(
+            Expect(
+                "IPv6-in-IPv6 from the home agent to the care-of address, inner unchanged",
+                _tunnelled_to(PLAN.care_of),
+            ),
+        ),
+    ),
+    Case(
+        id="HA-TUN-02",
+        title="Without a registration, packets for the home address are not tunnelled",
+        rfc_section="10.4.1",
+        requirement="Only a home registration makes the home agent intercept and tunnel "
+        "(paraphrase); otherwise the packet is routed to the home link unchanged.",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [_from_correspondent(t)],
+        stimulus_text="Echo Request from the correspondent to the home address, no registration",
+        expect=(
+            Silence("no tunnelled packet", _any_tunnelled),
+            Expect("the packet forwarded unchanged to the home link", _forwarded_on_home_link),
+        ),
+    ),
+    Case(
+        id="HA-RT-01",
+        title="A reverse-tunnelled packet from the registered care-of address is forwarded",
+        rfc_section="10.4.5",
+        requirement="The home agent decapsulates a packet tunnelled from the mobile node's "
+        "registered care-of address and forwards the inner packet (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=_reverse_tunnel(PLAN.care_of),
+        stimulus_text="IPv6-in-IPv6 from the care-of address to the home agent; inner Echo "
+        "Request home address -> correspondent",
+        expect=(Expect("the inner packet forwarded to the correspondent", _inner_forwarded),),
+    ),
+    Case(
+        id="HA-RT-02",
+        title="A reverse-tunnelled packet from another address is dropped",
+        rfc_section="10.4.5",
+        requirement="The home agent accepts a reverse-tunnelled packet only when its outer "
+        "source is the registered care-of address of the inner source home address "
+        "(paraphrase; RFC 3775 10.4.5 and its security considerations).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=_reverse_tunnel(PLAN.care_of2),
+        stimulus_text="IPv6-in-IPv6 from 2001:db8:4::5 (not registered) to the home agent",
+        expect=(Silence("the inner packet not forwarded", _inner_forwarded),),
+    ),
+    Case(
+        id="HA-HOTI-01",
+        title="A reverse-tunnelled HoTI is forwarded to the correspondent",
+        rfc_section="10.4.6, 5.2.5",
+        requirement="The home agent forwards the HoTI it receives through the reverse tunnel "
+        "from the mobile node to the correspondent (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=lambda t: [tunnel(t.care_of_address, t.peer, _hoti_inner(t))],
+        stimulus_text="IPv6-in-IPv6 from the care-of address; inner HoTI home address -> "
+        "correspondent",
+        expect=(
+            Expect(
+                "the HoTI forwarded unchanged to the correspondent",
+                lambda t, got: got.data == _hoti_inner(t),
+            ),
+        ),
+    ),
+    Case(
+        id="HA-HOT-01",
+        title="A HoT for a registered home address is tunnelled to the care-of address",
+        rfc_section="10.4.6, 10.4.1",
+        requirement="The home agent tunnels the correspondent's HoT to the mobile node's "
+        "care-of address like any packet for the home address (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=lambda t: [_hot_from_correspondent(t)],
+        stimulus_text="HoT from the correspondent to the home address",
+        expect=(
+            Expect(
+                "the HoT tunnelled to the care-of address",
+                _tunnelled_inner(_hot_from_correspondent),
+            ),
+        ),
+    ),
+    Case(
+        id="HA-DHAAD-01",
+        title="A DHAAD request to the Home-Agents anycast address is answered",
+        rfc_section="10.5, 6.5, 6.6",
+        requirement="A home agent receiving a Home Agent Address Discovery Request sent to "
+        "the Mobile IPv6 Home-Agents anycast address of its home subnet replies with a Home "
+        "Agent Address Discovery Reply, copying the Identifier, listing home agents "
+        "(paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [
+            icmp_packet(t.care_of_address, ANYCAST, ICMPv6HAADRequest(id=0x4D36, R=0))
+        ],
+        stimulus_text="HAAD Request id 0x4d36 from the care-of address to "
+        "2001:db8:1::fdff:ffff:ffff:fffe",
+        expect=(
+            Expect(
+                "HAAD Reply id 0x4d36 to the care-of address listing 2001:db8:1::1",
+                _dhaad_reply,
+            ),
+        ),
+    ),
+    Case(
+        id="HA-MPS-01",
+        title="A Mobile Prefix Solicitation is answered with the home prefix",
+        rfc_section="10.6.2, 6.7, 6.8",
+        requirement="The home agent answers a Mobile Prefix Solicitation from a registered "
+        "mobile node with a Mobile Prefix Advertisement copying the Identifier and carrying "
+        "the home prefix, to the care-of address with a type 2 routing header (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(REGISTERED,),
+        stimulus=lambda t: [
+            icmp_packet(t.care_of_address, t.peer, ICMPv6MPSol(id=0x4D37), hao=t.home_address)
+        ],
+        stimulus_text="Mobile Prefix Solicitation id 0x4d37 from the care-of address with a HAO",
+        expect=(Expect("MPA id 0x4d37 via RH2 with prefix 2001:db8:1::/64", _mpa),),
+    ),
+    Case(
+        id="HA-BE-1-01",
+        title="A Home Address option without a binding gets Binding Error 1",
+        rfc_section="9.3.1, 9.3.3",
+        requirement="A packet with a Home Address option and no binding is dropped and the "
+        "node SHOULD send a Binding Error with status 1 (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        stimulus=lambda t: [t.echo_request()],
+        stimulus_text="Echo Request from the care-of address with a HAO to the home agent, "
+        "no registration",
+        expect=(Expect("Binding Error status 1", m.be(1)),),
+    ),
+    Case(
+        id="HA-BE-2-01",
+        title="An unknown MH Type gets Binding Error 2",
+        rfc_section="9.2",
+        requirement="An unknown MH Type is discarded and answered with a Binding Error with "
+        "status 2 (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [t.raw_mobility(bytes([59, 1, 201, 0, 0, 0]) + bytes(10))],
+        stimulus_text="Mobility Header of MH Type 201 from the care-of address",
+        expect=(Expect("Binding Error status 2", m.be(2, home_address=False)),),
+    ),
+)
+
+
+# -- home agent faults for the mutation run ------------------------------------------------------
+
+
+def _ha_module() -> Any:
+    from mip6.roles import home_agent
+
+    return home_agent
+
+
+@contextlib.contextmanager
+def _ha_sequence_without_wraparound() -> Iterator[None]:
+    with mock.patch.object(_ha_module(), "sequence_newer", lambda new, old: new > old):
+        yield
+
+
+def _any_home_prefix(engine: Any) -> None:
+    engine._in_home_prefix = lambda home: True
+
+
+def _reverse_tunnel_from_anywhere(engine: Any) -> None:
+    original = engine._reverse_tunnel
+
+    def reverse(now: float, data: bytes, offset: int, *, tunnelled: bool) -> Any:
+        inner = data[offset:]
+        registered = engine._tunnels.get(inner[8:24])
+        if registered is not None:
+            data = data[:8] + registered.care_of + data[24:]
+        return original(now, data, offset, tunnelled=tunnelled)
+
+    engine._reverse_tunnel = reverse
+
+
+def _no_tunnel(engine: Any) -> None:
+    engine._tunnel = lambda now, data, tunnel: engine._forward_home_link(data)
+
+
+def _deregistration_keeps_tunnel(engine: Any) -> None:
+    engine._remove_home_registration = lambda home: engine.binding_cache.remove(home)
+
+
+def _no_dhaad(engine: Any) -> None:
+    engine._home_agent_address_discovery = lambda now, inbound: []
+
+
+def _deregistration_without_entry_silent(engine: Any) -> None:
+    original = engine._deregister
+
+    def deregister(now: float, request: Any, inbound: Any, entry: Any) -> Any:
+        return [] if entry is None else original(now, request, inbound, entry)
+
+    engine._deregister = deregister
+
+
+def _dad_never_fails(engine: Any) -> None:
+    engine._address_in_use = lambda home: False
+    engine._care_of_acceptable = lambda care_of: True
+
+
+def _rejections_only_with_ack(engine: Any) -> None:
+    original = engine._acknowledge
+
+    def acknowledge(request: Any, inbound: Any, status: int, **kw: Any) -> Any:
+        if status >= 128 and not request.update.acknowledge:
+            return []
+        return original(request, inbound, status, **kw)
+
+    engine._acknowledge = acknowledge
+
+
+def _registration_type_change_allowed(engine: Any) -> None:
+    original = engine._live_entry
+
+    def live(now: float, home: Any) -> Any:
+        entry = original(now, home)
+        return entry if entry is None or entry.home_registration else None
+
+    engine._live_entry = live
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault(
+        "ha-rejections-only-with-ack",
+        "ha",
+        "rejections (135) answered only when A is set",
+        instance=_rejections_only_with_ack,
+    ),
+    Fault(
+        "ha-sequence-without-wraparound",
+        "ha",
+        "home registration sequence compared as plain integers",
+        module=_ha_sequence_without_wraparound,
+    ),
+    Fault(
+        "ha-any-home-prefix",
+        "ha",
+        "no BA 132: any home address accepted",
+        instance=_any_home_prefix,
+    ),
+    Fault(
+        "ha-reverse-tunnel-from-anywhere",
+        "ha",
+        "reverse tunnel accepted from any outer source",
+        instance=_reverse_tunnel_from_anywhere,
+    ),
+    Fault(
+        "ha-no-tunnel",
+        "ha",
+        "intercepted packets forwarded instead of tunnelled",
+        instance=_no_tunnel,
+    ),
+    Fault(
+        "ha-deregistration-keeps-tunnel",
+        "ha",
+        "deregistration keeps intercepting",
+        instance=_deregistration_keeps_tunnel,
+    ),
+    Fault("ha-no-dhaad-reply", "ha", "DHAAD requests never answered", instance=_no_dhaad),
+    Fault(
+        "ha-deregistration-without-entry-silent",
+        "ha",
+        "no BA 133 for deregistration without a registration",
+        instance=_deregistration_without_entry_silent,
+    ),
+    Fault(
+        "ha-dad-never-fails",
+        "ha",
+        "no BA 134: the home agent's own address can be registered",
+        instance=_dad_never_fails,
+    ),
+    Fault(
+        "ha-registration-type-change-allowed",
+        "ha",
+        "no BA 139: a home registration replaces a correspondent binding",
+        instance=_registration_type_change_allowed,
+    ),
+)
+
+__all__ = ["CASES", "FAULTS", "Delay"]

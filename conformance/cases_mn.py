@@ -1,0 +1,833 @@
+"""Mobile node cases (RFC 3775 11). The tester plays the mobile node's home agent
+(2001:db8:1::1) and a correspondent (2001:db8:2::99); the IUT is a mobile node with home
+address 2001:db8:1::5 that the IUT control hook moves to 2001:db8:3::5 (or 2001:db8:4::5).
+
+As the correspondent the tester picks its own keygen tokens (it is the one that would derive
+them from its Kcn), so it knows the Kbm the mobile node must use. Home registrations and BAs
+are exchanged without ESP (the sim target's engines have no RFC 3776 SAs).
+Requirement texts quote RFC 3775 where marked with quotation marks, and paraphrase it
+otherwise; the section number is the authority.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from typing import Any
+
+from scapy.layers.inet6 import (
+    MIP6MH_BA,
+    MIP6MH_BE,
+    MIP6MH_BRR,
+    ICMPv6EchoRequest,
+    IPv6,
+    IPv6ExtHdrRouting,
+    MIP6MH_CoT,
+    MIP6MH_HoT,
+    MIP6OptBindingAuthData,
+)
+from scapy.packet import Packet, Raw
+
+from conformance.case import Case, Check, Expect, PreconditionFailed, Silence
+from conformance.mutate import Fault
+from conformance.tester import (
+    Act,
+    Delay,
+    Received,
+    Tester,
+    authenticator,
+    checksum_ok,
+    fill_checksum,
+    icmp_packet,
+    kbm,
+    mobility_data,
+    tunnel,
+    walk,
+)
+from conformance.transport import ADDRESSES
+
+ROLE = "mn"
+PLAN = ADDRESSES
+CN = PLAN.tester_correspondent
+HOME_TOKEN, CARE_OF_TOKEN = b"HOMETOKN", b"CAREOFTK"
+HOME_INDEX, CARE_OF_INDEX = 7, 8
+A_FLAG, H_FLAG = 0x80, 0x40
+
+
+# -- what the mobile node sends --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bu:
+    got: Received
+    sequence: int
+    flags: int
+    lifetime_units_4s: int
+
+
+def binding_updates(got: list[Received], to: IPv6Address) -> list[Bu]:
+    """The Binding Updates (RFC 3775 6.1.7) in ``got`` sent to ``to``, checksum verified."""
+    out = []
+    for r in got:
+        mh = r.mh_bytes
+        if r.mh_type == 5 and mh is not None and len(mh) >= 12 and r.destination == to:
+            if checksum_ok(r.data):
+                sequence, flags, _, lifetime = struct.unpack("!HBBH", mh[6:12])
+                out.append(Bu(r, sequence, flags, lifetime))
+    return out
+
+
+def _inner(
+    got: Received, outer_source: IPv6Address, outer_destination: IPv6Address
+) -> bytes | None:
+    data = got.data
+    if data[6] != 41 or got.source != outer_source or got.destination != outer_destination:
+        return None
+    return data[40:]
+
+
+def _inner_mh_type(inner: bytes | None) -> int | None:
+    if inner is None or len(inner) < 43:
+        return None
+    chain = walk(inner)
+    return inner[chain.offset + 2] if chain.upper_protocol == 135 else None
+
+
+def _tunnelled_hoti(t: Tester, got: Received) -> bool:
+    """RFC 3775 11.6.1: HoTI from the home address, reverse-tunnelled to the home agent,
+    with no Home Address option inside."""
+    inner = _inner(got, t.care_of_address, PLAN.home_agent)
+    if _inner_mh_type(inner) != 1 or inner is None:
+        return False
+    chain = walk(inner)
+    return (
+        IPv6Address(inner[8:24]) == t.home_address
+        and IPv6Address(inner[24:40]) == CN
+        and chain.home_address_option is None
+        and checksum_ok(inner)
+    )
+
+
+def _direct_coti(t: Tester, got: Received) -> bool:
+    return (
+        got.mh_type == 2
+        and got.source == t.care_of_address
+        and got.destination == CN
+        and got.chain.home_address_option is None
+        and checksum_ok(got.data)
+    )
+
+
+def _correspondent_signalling(t: Tester, got: Received) -> bool:
+    """Any return routability or Binding Update towards the correspondent."""
+    return (
+        _tunnelled_hoti(t, got)
+        or _direct_coti(t, got)
+        or (got.mh_type == 5 and got.destination == CN)
+    )
+
+
+# -- what the tester (home agent, correspondent) sends ------------------------------------------
+
+
+def _mh_packet(
+    source: IPv6Address, destination: IPv6Address, mh: bytes, rh2: IPv6Address | None
+) -> bytes:
+    pkt: Packet = IPv6(src=str(source), dst=str(destination), nh=135)
+    if rh2 is not None:
+        pkt = IPv6(src=str(source), dst=str(destination)) / IPv6ExtHdrRouting(
+            type=2, segleft=1, addresses=[str(rh2)], nh=135
+        )
+    return fill_checksum(bytes(pkt / Raw(mh)))
+
+
+def home_agent_ba(t: Tester, sequence: int, status: int = 0, lifetime: int = 100) -> bytes:
+    """BA from the home agent to the care-of address via RH2 (RFC 3775 6.1.8, 10.3.1)."""
+    mh = bytes(MIP6MH_BA(status=status, flags=0, seq=sequence, mhtime=lifetime, cksum=0))
+    return _mh_packet(PLAN.home_agent, t.care_of_address, mh, t.home_address)
+
+
+def correspondent_ba(
+    t: Tester, sequence: int, status: int = 0, lifetime: int = 100, *, bad: bool = False
+) -> bytes:
+    """BA from the correspondent with Binding Authorization Data under the tester's Kbm."""
+    mh = bytearray(
+        bytes(
+            MIP6MH_BA(
+                status=status,
+                flags=0,
+                seq=sequence,
+                mhtime=lifetime,
+                cksum=0,
+                options=[MIP6OptBindingAuthData(olen=12, authenticator=0)],
+            )
+        )
+    )
+    auth = authenticator(
+        kbm(HOME_TOKEN, CARE_OF_TOKEN), t.care_of_address, CN, mobility_data(bytes(mh))
+    )
+    mh[-12:] = bytes([auth[0] ^ 0xFF]) + auth[1:] if bad else auth
+    return _mh_packet(CN, t.care_of_address, bytes(mh), t.home_address)
+
+
+def _cookie(inner_mh: bytes) -> bytes:
+    return inner_mh[8:16]
+
+
+def _answer_return_routability(t: Tester, got: list[Received]) -> list[bytes]:
+    """HoT (tunnelled by the home agent) and CoT (direct) for the HoTI/CoTI in ``got``."""
+    answers: list[bytes] = []
+    for r in got:
+        if _tunnelled_hoti(t, r):
+            inner = r.data[40:]
+            cookie = _cookie(inner[walk(inner).offset :])
+            hot = MIP6MH_HoT(index=HOME_INDEX, cookie=cookie, token=HOME_TOKEN, cksum=0)
+            packet = _mh_packet(CN, t.home_address, bytes(hot), None)
+            answers.append(tunnel(PLAN.home_agent, t.care_of_address, packet))
+        elif _direct_coti(t, r):
+            cookie = _cookie(r.mh_bytes or b"")
+            cot = MIP6MH_CoT(index=CARE_OF_INDEX, cookie=cookie, token=CARE_OF_TOKEN, cksum=0)
+            answers.append(_mh_packet(CN, t.care_of_address, bytes(cot), None))
+    return answers
+
+
+def _echo_from_correspondent(t: Tester) -> bytes:
+    return icmp_packet(CN, t.home_address, ICMPv6EchoRequest(id=0x4D4E, seq=1, data=b"hello mn"))
+
+
+def _echo_reply_inner(t: Tester, data: bytes) -> bool:
+    chain = walk(data)
+    return (
+        chain.upper_protocol == 58
+        and data[chain.offset] == 129
+        and IPv6Address(chain.pseudo_source) == t.home_address
+        and IPv6Address(data[24:40]) == CN
+        and checksum_ok(data)
+    )
+
+
+def _reverse_tunnelled_reply(t: Tester, got: Received) -> bool:
+    inner = _inner(got, t.care_of_address, PLAN.home_agent)
+    return inner is not None and _echo_reply_inner(t, inner)
+
+
+def _route_optimized_reply(t: Tester, got: Received) -> bool:
+    """RFC 3775 11.3.1: from the care-of address with a Home Address option naming the home
+    address (checksum over the home address)."""
+    return (
+        got.source == t.care_of_address
+        and got.chain.home_address_option == t.home_address.packed
+        and _echo_reply_inner(t, got.data)
+    )
+
+
+def _any_echo_reply(t: Tester, got: Received) -> bool:
+    return _reverse_tunnelled_reply(t, got) or _route_optimized_reply(t, got)
+
+
+# -- preconditions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MnMoved:
+    """The IUT moved to ``care_of`` and sent its home registration (not yet acknowledged)."""
+
+    care_of: IPv6Address = PLAN.care_of
+
+    def describe(self) -> str:
+        return f"IUT control: move to {self.care_of}; its home registration BU captured"
+
+    def apply(self, tester: Tester, iut: Any) -> None:
+        got = tester.exchange([Act("move", self.care_of)], 0.5)
+        bus = binding_updates(got, PLAN.home_agent)
+        if not bus:
+            raise PreconditionFailed("no home registration after moving")
+        tester.memo["home_bu"] = bus[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class MnRegistered:
+    """Moved, home registration acknowledged by the tester (BA status 0)."""
+
+    def describe(self) -> str:
+        return "IUT moved to 2001:db8:3::5; its home registration answered with BA status 0"
+
+    def apply(self, tester: Tester, iut: Any) -> None:
+        MnMoved().apply(tester, iut)
+        bu: Bu = tester.memo["home_bu"]
+        tester.exchange([home_agent_ba(tester, bu.sequence)], 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class MnTokensSent:
+    """Registered; route optimization with the correspondent started through the IUT control
+    hook; HoT and CoT sent with the tester's tokens (indices 7 and 8)."""
+
+    def describe(self) -> str:
+        return (
+            "registered; IUT control: route_optimize 2001:db8:2::99; HoTI/CoTI answered "
+            "with HoT (tunnelled by the home agent) and CoT carrying the tester's tokens"
+        )
+
+    def apply(self, tester: Tester, iut: Any) -> None:
+        MnRegistered().apply(tester, iut)
+        got = tester.exchange([Act("route_optimize", CN)], 0.5)
+        answers = _answer_return_routability(tester, got)
+        if len(answers) != 2:
+            raise PreconditionFailed("no HoTI and CoTI to answer")
+        for answer in answers:
+            tester.send(answer)
+
+
+@dataclass(frozen=True, slots=True)
+class MnCorrespondentBu:
+    """Tokens sent and the mobile node's Binding Update to the correspondent captured (not
+    answered)."""
+
+    def describe(self) -> str:
+        return MnTokensSent().describe() + "; the BU to the correspondent captured"
+
+    def apply(self, tester: Tester, iut: Any) -> None:
+        MnTokensSent().apply(tester, iut)
+        bus = binding_updates(tester.receive(0.5), CN)
+        if not bus:
+            raise PreconditionFailed("no Binding Update to the correspondent")
+        tester.memo["cn_bu"] = bus[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class MnRouteOptimized:
+    """Tokens sent, the correspondent BU captured and answered with an authorized BA 0."""
+
+    def describe(self) -> str:
+        return MnTokensSent().describe() + "; the BU to the correspondent answered with BA 0"
+
+    def apply(self, tester: Tester, iut: Any) -> None:
+        MnCorrespondentBu().apply(tester, iut)
+        tester.exchange([correspondent_ba(tester, tester.memo["cn_bu"].sequence)], 0.5)
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def _home_registration_bu(t: Tester, got: Received) -> bool:
+    bus = binding_updates([got], PLAN.home_agent)
+    return (
+        bool(bus)
+        and bus[0].flags & (A_FLAG | H_FLAG) == A_FLAG | H_FLAG
+        and bus[0].lifetime_units_4s > 0
+        and got.source == t.care_of_address
+        and got.chain.home_address_option == t.home_address.packed
+    )
+
+
+def _gaps(got: list[Received], to: IPv6Address) -> list[float]:
+    times = [b.got.time for b in binding_updates(got, to)]
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def _first_retransmission(t: Tester, got: list[Received]) -> bool:
+    gaps = _gaps(got, PLAN.home_agent)
+    return bool(gaps) and 1.45 <= gaps[0] <= 2.0
+
+
+def _doubling(t: Tester, got: list[Received]) -> bool:
+    gaps = _gaps(got, PLAN.home_agent)
+    return len(gaps) >= 3 and all(1.9 <= b / a <= 2.1 for a, b in itertools.pairwise(gaps[:3]))
+
+
+def _rate_limited(t: Tester, got: list[Received]) -> bool:
+    times = [b.got.time for b in binding_updates(got, PLAN.home_agent)]
+    return len(times) >= 3 and all(sum(1 for u in times if s <= u < s + 1.0) <= 3 for s in times)
+
+
+def _bu_newer_than(offset: int):  # type: ignore[no-untyped-def]
+    def match(t: Tester, got: Received) -> bool:
+        base = (t.memo["home_bu"].sequence + offset) & 0xFFFF
+        bus = binding_updates([got], PLAN.home_agent)
+        return bool(bus) and 0 < (bus[0].sequence - base) & 0xFFFF < 0x8000
+
+    return match
+
+
+def _any_home_bu(t: Tester, got: Received) -> bool:
+    return bool(binding_updates([got], PLAN.home_agent))
+
+
+def _correspondent_bu(t: Tester, got: Received) -> bool:
+    """RFC 3775 11.7.2, 6.2.6, 6.2.7: from the care-of address with a HAO, Nonce Indices 7
+    and 8, Binding Authorization Data verifying under Kbm = SHA1(home token | care-of token)."""
+    bus = binding_updates([got], CN)
+    if not bus or got.source != t.care_of_address:
+        return False
+    if got.chain.home_address_option != t.home_address.packed:
+        return False
+    mh = got.mh_bytes or b""
+    indices = None
+    i = 12
+    while i < len(mh):
+        if mh[i] == 0:
+            i += 1
+            continue
+        if mh[i] == 4 and mh[i + 1] == 4:
+            indices = struct.unpack("!HH", mh[i + 2 : i + 6])
+        i += 2 + mh[i + 1]
+    if indices != (HOME_INDEX, CARE_OF_INDEX) or mh[-14:-12] != b"\x05\x0c":
+        return False
+    expected = authenticator(
+        kbm(HOME_TOKEN, CARE_OF_TOKEN), t.care_of_address, CN, mobility_data(mh)
+    )
+    return expected == mh[-12:]
+
+
+def _deregistration_from_home(t: Tester, got: Received) -> bool:
+    bus = binding_updates([got], PLAN.home_agent)
+    return (
+        bool(bus)
+        and got.source == t.home_address
+        and bus[0].flags & H_FLAG == H_FLAG
+        and bus[0].flags & A_FLAG == A_FLAG
+        and (
+            bus[0].lifetime_units_4s == 0
+            or got.chain.home_address_option in (None, t.home_address.packed)
+        )
+    )
+
+
+def _rh2_echo(t: Tester, home: IPv6Address) -> bytes:
+    body = ICMPv6EchoRequest(id=0x4D4E, seq=2, data=b"via rh2")
+    return icmp_packet(CN, t.care_of_address, body, rh2=home)
+
+
+def _cn_bu_again(t: Tester, got: Received) -> bool:
+    return bool(binding_updates([got], CN))
+
+
+CASES: tuple[Case, ...] = (
+    Case(
+        id="MN-BU-HOME-01",
+        title="After moving, the mobile node registers with its home agent (A and H set)",
+        rfc_section="11.5.1, 11.7.1",
+        requirement="After a new care-of address is formed, the mobile node sends its home "
+        "agent a Binding Update with the Home Registration (H) and Acknowledge (A) bits set, "
+        "from the care-of address with a Home Address option (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [Act("move", PLAN.care_of)],
+        stimulus_text="IUT control: move to 2001:db8:3::5",
+        expect=(
+            Expect(
+                "BU to 2001:db8:1::1 from the care-of address, HAO = home address, A and H "
+                "set, lifetime > 0, checksum over the home address",
+                _home_registration_bu,
+            ),
+        ),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-BU-RETX-01",
+        title="An unacknowledged first home registration is retransmitted after "
+        "InitialBindackTimeoutFirstReg",
+        rfc_section="11.8, 13",
+        requirement="When the mobile node sends a Binding Update with A set and receives no "
+        "Binding Acknowledgement it retransmits, starting from InitialBindackTimeoutFirstReg "
+        "(1.5 s) for a first home registration (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        stimulus=lambda t: [Act("move", PLAN.care_of)],
+        stimulus_text="IUT control: move to 2001:db8:3::5; no BA ever",
+        expect=(Check("the second BU 1.5 s (+0.5 s) after the first", _first_retransmission),),
+        timeout=3.0,
+    ),
+    Case(
+        id="MN-BU-RETX-02",
+        title="Retransmission timeouts double",
+        rfc_section="11.8",
+        requirement='"The retransmissions by the mobile node MUST use an exponential back-off '
+        'process in which the timeout period is doubled upon each retransmission".',
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [Act("move", PLAN.care_of)],
+        stimulus_text="IUT control: move to 2001:db8:3::5; no BA ever",
+        expect=(Check("gaps between BUs doubling (ratio 2 +-5%)", _doubling),),
+        timeout=25.0,
+    ),
+    Case(
+        id="MN-BU-RATE-01",
+        title="At most MAX_UPDATE_RATE Binding Updates per second to the home agent",
+        rfc_section="11.8, 12",
+        requirement="A mobile node MUST NOT send Binding Updates to a particular node more "
+        "than MAX_UPDATE_RATE (3) times within a second (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [
+            item
+            for i in range(8)
+            for item in (Act("move", PLAN.care_of2 if i % 2 else PLAN.care_of), Delay(0.1))
+        ],
+        stimulus_text="IUT control: move between 2001:db8:3::5 and 2001:db8:4::5 eight times, "
+        "0.1 s apart",
+        expect=(Check("never more than 3 BUs to the home agent in one second", _rate_limited),),
+        timeout=3.0,
+    ),
+    Case(
+        id="MN-BA-ACCEPT-01",
+        title="A matching BA status 0 stops retransmission",
+        rfc_section="11.7.3",
+        requirement="On a valid Binding Acknowledgement with status 0 for the Binding Update "
+        "it sent, the mobile node stops retransmitting it (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnMoved(),),
+        stimulus=lambda t: [home_agent_ba(t, t.memo["home_bu"].sequence)],
+        stimulus_text="BA status 0 echoing the BU's sequence number, from the home agent",
+        expect=(Silence("no further BU to the home agent for 10 s", _any_home_bu),),
+        timeout=10.0,
+    ),
+    Case(
+        id="MN-BA-SEQ-01",
+        title="A BA whose sequence number does not match the BU is ignored",
+        rfc_section="11.7.3",
+        requirement="The mobile node acts only on a Binding Acknowledgement whose Sequence "
+        "Number matches the Binding Update it sent; it keeps retransmitting otherwise "
+        "(paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnMoved(),),
+        stimulus=lambda t: [home_agent_ba(t, (t.memo["home_bu"].sequence + 5) & 0xFFFF)],
+        stimulus_text="BA status 0 with the BU's sequence number + 5",
+        expect=(Expect("the BU retransmitted", _any_home_bu),),
+        timeout=3.0,
+    ),
+    Case(
+        id="MN-BA-135-01",
+        title="BA 135 makes the mobile node resend with a sequence number above the BA's",
+        rfc_section="11.7.3",
+        requirement="On status 135 the mobile node sends a new Binding Update with a "
+        "Sequence Number greater than the one in the Binding Acknowledgement (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnMoved(),),
+        stimulus=lambda t: [home_agent_ba(t, (t.memo["home_bu"].sequence + 1000) & 0xFFFF, 135)],
+        stimulus_text="BA status 135 carrying the BU's sequence number + 1000",
+        expect=(Expect("a BU with a sequence number newer than BA's", _bu_newer_than(1000)),),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-TUN-01",
+        title="A packet tunnelled by the home agent is decapsulated; the answer is "
+        "reverse-tunnelled",
+        rfc_section="11.3.2, 11.3.1",
+        requirement="The mobile node accepts packets its home agent tunnels to the care-of "
+        "address, and without a binding at the correspondent sends its packets through the "
+        "reverse tunnel to the home agent (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRegistered(),),
+        stimulus=lambda t: [
+            tunnel(PLAN.home_agent, t.care_of_address, _echo_from_correspondent(t))
+        ],
+        stimulus_text="IPv6-in-IPv6 from the home agent to the care-of address; inner Echo "
+        "Request correspondent -> home address",
+        expect=(
+            Expect(
+                "Echo Reply home address -> correspondent inside IPv6-in-IPv6 care-of -> home "
+                "agent",
+                _reverse_tunnelled_reply,
+            ),
+        ),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-TUN-02",
+        title="A packet tunnelled from another node than the home agent is dropped",
+        rfc_section="11.3.2",
+        requirement="The mobile node accepts tunnelled packets for its home address only from "
+        "its home agent (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRegistered(),),
+        stimulus=lambda t: [tunnel(CN, t.care_of_address, _echo_from_correspondent(t))],
+        stimulus_text="IPv6-in-IPv6 from 2001:db8:2::99 (not the home agent) to the care-of "
+        "address",
+        expect=(Silence("no Echo Reply", _any_echo_reply),),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-RR-01",
+        title="Return routability: HoTI through the reverse tunnel, CoTI directly",
+        rfc_section="11.6.1, 5.2.5",
+        requirement="The Home Test Init is sent from the home address, tunnelled to the home "
+        "agent; the Care-of Test Init is sent directly from the care-of address; neither "
+        "carries a Home Address option (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRegistered(),),
+        stimulus=lambda t: [Act("route_optimize", CN)],
+        stimulus_text="IUT control: route_optimize 2001:db8:2::99",
+        expect=(
+            Expect("HoTI home address -> correspondent inside the reverse tunnel", _tunnelled_hoti),
+            Expect("CoTI care-of address -> correspondent, no HAO", _direct_coti),
+        ),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-RR-02",
+        title="The correspondent BU uses the nonce indices and Kbm from the tokens",
+        rfc_section="11.7.2, 5.2.6, 6.2.7",
+        requirement="The Binding Update to the correspondent carries the Nonce Indices of the "
+        "HoT and CoT and Binding Authorization Data computed with Kbm = SHA1(home keygen "
+        "token | care-of keygen token) (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnTokensSent(),),
+        stimulus=lambda t: [],
+        stimulus_text="(none: the HoT and CoT of the precondition)",
+        expect=(
+            Expect(
+                "BU to the correspondent from the care-of address with HAO, Nonce Indices 7/8, "
+                "authenticator valid under the tester's Kbm",
+                _correspondent_bu,
+            ),
+        ),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-BA-AUTH-01",
+        title="A correspondent BA with a bad authenticator is ignored",
+        rfc_section="11.7.3",
+        requirement="A Binding Acknowledgement from a correspondent whose Binding "
+        "Authorization Data does not verify is silently discarded (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [correspondent_ba(t, t.memo["cn_bu"].sequence, bad=True)],
+        stimulus_text="BA status 0 from the correspondent with its authenticator's first "
+        "byte flipped",
+        expect=(Expect("the BU to the correspondent retransmitted", _cn_bu_again),),
+        timeout=2.0,
+    ),
+    Case(
+        id="MN-RO-01",
+        title="With a correspondent binding, packets go out with a Home Address option",
+        rfc_section="11.3.1",
+        requirement="With a binding at the correspondent, the mobile node sends packets from "
+        "the care-of address with a Home Address option naming the home address (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [
+            tunnel(PLAN.home_agent, t.care_of_address, _echo_from_correspondent(t))
+        ],
+        stimulus_text="an Echo Request from the correspondent tunnelled by the home agent",
+        expect=(Expect("Echo Reply from the care-of address with a HAO", _route_optimized_reply),),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-RH2-01",
+        title="A packet with a type 2 routing header naming the home address is accepted",
+        rfc_section="11.3.3",
+        requirement="The mobile node processes a type 2 routing header whose address is its "
+        "home address and delivers the packet to the home address (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [_rh2_echo(t, t.home_address)],
+        stimulus_text="Echo Request correspondent -> care-of address, RH2 naming the home address",
+        expect=(Expect("Echo Reply with a HAO", _route_optimized_reply),),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-RH2-02",
+        title="A type 2 routing header naming another address is dropped",
+        rfc_section="11.3.3, 6.4",
+        requirement="A type 2 routing header naming an address that is not the mobile node's "
+        "home address is not processed; the packet is dropped (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [_rh2_echo(t, IPv6Address("2001:db8:1::6"))],
+        stimulus_text="Echo Request correspondent -> care-of address, RH2 naming 2001:db8:1::6",
+        expect=(Silence("no Echo Reply", _any_echo_reply),),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-BRR-01",
+        title="A Binding Refresh Request makes the mobile node refresh the binding",
+        rfc_section="11.7.4",
+        requirement="On a Binding Refresh Request from a correspondent it has a binding with, "
+        "the mobile node refreshes the binding (return routability and a new Binding "
+        "Update) (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [
+            _mh_packet(CN, t.care_of_address, bytes(MIP6MH_BRR(cksum=0)), t.home_address)
+        ],
+        stimulus_text="BRR correspondent -> care-of address with RH2 naming the home address",
+        expect=(Expect("HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),),
+        timeout=2.0,
+    ),
+    Case(
+        id="MN-BE-1-01",
+        title="Binding Error 1 from the correspondent makes the mobile node bind again",
+        rfc_section="11.3.6",
+        requirement="On a Binding Error with status 1 the mobile node should send a Binding "
+        "Update to the correspondent (after return routability) (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [
+            _mh_packet(
+                CN,
+                t.care_of_address,
+                bytes(MIP6MH_BE(status=1, ha=str(t.home_address), cksum=0)),
+                None,
+            )
+        ],
+        stimulus_text="Binding Error status 1 (home address 2001:db8:1::5) from the correspondent",
+        expect=(Expect("HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),),
+        timeout=2.0,
+    ),
+    Case(
+        id="MN-BE-2-01",
+        title="Binding Error 2 stops route optimization with that correspondent",
+        rfc_section="11.3.6",
+        requirement="On a Binding Error with status 2 the mobile node should stop trying "
+        "route optimization with that correspondent (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [
+            _mh_packet(
+                CN,
+                t.care_of_address,
+                bytes(MIP6MH_BE(status=2, ha="::", cksum=0)),
+                None,
+            ),
+            Delay(0.5),
+            Act("route_optimize", CN),
+        ],
+        stimulus_text="Binding Error status 2 from the correspondent; then IUT control: "
+        "route_optimize 2001:db8:2::99",
+        expect=(
+            Silence("no HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),
+        ),
+        timeout=3.0,
+    ),
+    Case(
+        id="MN-DEREG-01",
+        title="Returning home, the mobile node deregisters from its home address",
+        rfc_section="11.5.4",
+        requirement="Back on its home link, the mobile node sends its home agent a Binding "
+        "Update from the home address with lifetime 0 or care-of address = home address, "
+        "A and H set (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRegistered(),),
+        stimulus=lambda t: [Act("move", None)],
+        stimulus_text="IUT control: move home",
+        expect=(Expect("deregistration BU from the home address", _deregistration_from_home),),
+        timeout=1.0,
+    ),
+)
+
+
+# -- mobile node faults for the mutation run -------------------------------------------------------
+
+
+def _mn_module() -> Any:
+    from mip6.roles import mobile_node
+
+    return mobile_node
+
+
+def _no_backoff(engine: Any) -> None:
+    original = engine._retransmit
+
+    def retransmit(now: float, destination: Any) -> Any:
+        entry = engine.bul.get(destination)
+        if entry is not None:
+            entry.retransmit_timeout = engine.constants.initial_bindack_timeout / 2
+        return original(now, destination)
+
+    engine._retransmit = retransmit
+
+
+def _ignores_135(engine: Any) -> None:
+    original = engine._binding_acknowledgement
+
+    def ack(now: float, inbound: Any, ba: Any) -> Any:
+        return [] if ba.status == 135 else original(now, inbound, ba)
+
+    engine._binding_acknowledgement = ack
+
+
+def _no_rate_limit(engine: Any) -> None:
+    import dataclasses
+
+    engine.constants = dataclasses.replace(engine.constants, max_update_rate=1000)
+
+
+def _tunnel_from_anyone(engine: Any) -> None:
+    engine.tunnel_relay = CN
+
+
+def _accept_ba_any_authenticator(engine: Any) -> None:
+    original = engine._binding_acknowledgement
+
+    def ack(now: float, inbound: Any, ba: Any) -> Any:
+        entry = engine.bul.get(inbound.packet.source)
+        if entry is not None and not entry.home_registration:
+            saved = entry.home_registration
+            entry.home_registration = True  # skip the correspondent authenticator check
+            try:
+                return original(now, inbound, ba)
+            finally:
+                entry.home_registration = saved
+        return original(now, inbound, ba)
+
+    engine._binding_acknowledgement = ack
+
+
+def _ignores_binding_error_2(engine: Any) -> None:
+    original = engine._binding_error
+
+    def error(now: float, inbound: Any, be: Any) -> Any:
+        return [] if be.status == 2 else original(now, inbound, be)
+
+    engine._binding_error = error
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault(
+        "mn-no-exponential-backoff",
+        "mn",
+        "BU retransmission interval does not double",
+        instance=_no_backoff,
+    ),
+    Fault("mn-ignores-ba-135", "mn", "BA 135 not acted upon", instance=_ignores_135),
+    Fault("mn-no-max-update-rate", "mn", "MAX_UPDATE_RATE not enforced", instance=_no_rate_limit),
+    Fault(
+        "mn-accepts-tunnel-from-anyone",
+        "mn",
+        "tunnelled packets accepted from a node that is not the home agent",
+        instance=_tunnel_from_anyone,
+    ),
+    Fault(
+        "mn-ba-authenticator-not-checked",
+        "mn",
+        "correspondent BA accepted without a valid authenticator",
+        instance=_accept_ba_any_authenticator,
+    ),
+    Fault(
+        "mn-ignores-binding-error-2",
+        "mn",
+        "Binding Error 2 does not stop route optimization",
+        instance=_ignores_binding_error_2,
+    ),
+)
+
+__all__ = ["CASES", "FAULTS"]
