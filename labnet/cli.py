@@ -16,7 +16,7 @@
     ESP protect + verify of 1,400-byte packets, AES-GCM and AES-CBC/HMAC-SHA1-96
     (see :mod:`labnet.bench.esp`).
 
-``labnet up TOPOLOGY [--backend netns|sim] [--name LAB]``
+``labnet up TOPOLOGY [--backend netns|sim] [--name LAB] [--esp]``
     Start a topology (a file, or a built-in name: ``roaming``, ``testbed``). ``netns`` (the
     default, root): a hub process, one namespace and ``mip6 run`` daemon per node, running
     until ``labnet down`` (see :mod:`labnet.netns`); prints the lab's status as JSON. ``sim``:
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", choices=["netns", "sim"], default="netns")
     up.add_argument("--name", help="the lab's name (default: the topology's)")
     up.add_argument("--seconds", type=float, default=5.0, help="sim: virtual seconds to run")
+    up.add_argument(
+        "--esp", action="store_true", help="netns: home registrations under ESP, random keys"
+    )
     status = commands.add_parser("status", help="a running lab's nodes, links and routes")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     execute = commands.add_parser("exec", help="run a command in a node's namespace")
@@ -92,7 +95,7 @@ def lab_command(args: argparse.Namespace) -> int:
         if args.command == "up":
             if args.backend == "sim":
                 return sim_up(args)
-            lab = NetnsLab.up(args.topology, args.name)
+            lab = NetnsLab.up(args.topology, args.name, esp=args.esp)
             print(json.dumps(lab.status(), indent=1))
         elif args.command == "down":
             name = down(args.name)

@@ -13,8 +13,8 @@ needed. Correspondents and mobile nodes run in shim mode: the namespace's kernel
 node's address (a mobile node's *home* address) on ``mip6k0`` with the default route into it,
 so stock programs (ping, curl) run in the namespace with ``labnet exec``. Home agents run in
 router mode (their namespace holds no device; it exists so every engine node has one) with
-``allow_unprotected_registration: true``, written out in the generated configuration, until
-ESP is wired into the daemon. ``external`` nodes get a hub link whose UDP address
+``allow_unprotected_registration: true``, written out in the generated configuration, unless
+the lab runs with ESP. ``external`` nodes get a hub link whose UDP address
 ``labnet status --json`` reports (send it raw IPv6 packets; the hub learns your endpoint).
 
 **State.** Everything a lab is lives under ``STATE_DIR/NAME/`` (daemon configurations,
@@ -25,8 +25,25 @@ control sockets, logs, the hub's description and captures ``pcap/NODE.pcap``), a
 it, and the next ``up`` of that name overwrites it. ``STATE_DIR`` is ``/run/labnet``
 (``LABNET_STATE_DIR`` overrides it).
 
+**ESP** (``NetnsLab.up(..., esp=True)``): RFC 3776 manual keying. For every mobile node and
+its home agent the lab draws fresh random SPIs and AES-GCM-16 keys and writes the same
+``ipsec:`` block (:mod:`mip6.core.ipsec.config`) into both daemons' configurations (files of
+mode 0600; keys are never printed or logged), and the home agent then refuses unprotected
+home registrations (no ``allow_unprotected_registration``).
+
+**Takeover** (:meth:`NetnsLab.start_standby`, :meth:`NetnsLab.activate`): a standby mobile node
+for another node's home address runs in the namespace of an ``external`` node of the topology
+(its hub link, network and address, which becomes the standby's care-of address), with the
+other node's ``ipsec:`` block (manual keying shares the keys; ``keys="random"`` gives an
+intruder fresh ones under the same SPIs). ESP's Sequence Numbers must continue past what the
+old holder sent, or the home agent's replay window refuses the standby's Binding Updates: the
+standby's daemon (``python -m labnet.netns CONFIG --skip N``) re-imports its outbound SAs with
+``SecurityAssociation.import_(..., skip=N)`` (default :data:`TAKEOVER_SKIP`), which stands for
+the old holder's exported counter when that holder crashed and exported nothing. The standby
+waits at home (no registration) until :meth:`NetnsLab.activate` tells it to register.
+
 **Not modelled yet**: two nodes on the same network still cross their uplinks twice (the sim
-backend gives them a small on-link latency); ESP between the mobile node and its home agent.
+backend gives them a small on-link latency).
 
 **Movement.** :meth:`NetnsLab.move` does what :meth:`labnet.sim.SimLab.move` does: the new
 care-of address keeps the node's interface identifier under the new network's prefix (the
@@ -37,18 +54,22 @@ is told (``mip6 ctl move``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from labnet.hub.server import query
 from labnet.topology import Network, NodeSpec, Topology, Uplink, builtin, load
@@ -58,6 +79,10 @@ TUN_DEVICE = "mip6k0"
 START_TIMEOUT = 20.0  # seconds for the hub and each daemon to come up
 REGISTRATION_TIMEOUT = 15.0  # seconds for mobile nodes' home registrations at `up`
 STOP_TIMEOUT = 5.0  # seconds a process gets after SIGTERM before SIGKILL
+# Sequence Numbers a standby's outbound SAs skip: far above what a mobile node sends over a
+# lab's life (a Binding Update and a few HoTIs per registration), far below 2**32.
+TAKEOVER_SKIP = 1 << 20
+_SA_NAMES = ("binding_update", "binding_acknowledgement", "home_test_init", "home_test")
 
 
 class LabError(RuntimeError):
@@ -113,6 +138,44 @@ def current_address(spec: NodeSpec, network: Network) -> IPv6Address:
         assert spec.home_address is not None
         return spec.home_address if care_of is None else care_of
     return spec.addresses[0]
+
+
+def esp_pair(spec: NodeSpec, spis: set[int]) -> dict[str, Any]:
+    """One ``ipsec.pairs`` entry for mobile node ``spec`` and its home agent: fresh random SPIs
+    (not in ``spis``, which gains them) and 20-byte AES-GCM-16 keys (16 key, 4 salt)."""
+    pair: dict[str, Any] = {
+        "home_address": str(spec.home_address),
+        "home_agent": str(spec.home_agent),
+    }
+    for sa_name in _SA_NAMES:
+        spi = 0
+        while spi < 0x100 or spi in spis:  # SPIs 1-255 are reserved (RFC 4303 2.1)
+            spi = secrets.randbelow(1 << 32)
+        spis.add(spi)
+        pair[sa_name] = {"spi": spi, "encryption_key": "0x" + secrets.token_hex(20)}
+    return pair
+
+
+def ipsec_lines(pairs: list[dict[str, Any]]) -> list[str]:
+    """The ``ipsec:`` block, keys quoted (YAML 1.1 reads an unquoted 0x... as an integer)."""
+    lines = ["ipsec:", "  algorithm: aes-gcm-16", "  pairs:"]
+    for pair in pairs:
+        lines += [
+            f'    - home_address: "{pair["home_address"]}"',
+            f'      home_agent: "{pair["home_agent"]}"',
+        ]
+        for sa_name in _SA_NAMES:
+            spi, key = pair[sa_name]["spi"], pair[sa_name]["encryption_key"]
+            lines.append(f'      {sa_name}: {{spi: {spi:#x}, encryption_key: "{key}"}}')
+    return lines
+
+
+def _write_private(path: Path, text: str) -> None:
+    """``text`` into ``path``, readable by its owner only (it may hold keys)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
 
 
 def _environment() -> dict[str, str]:
@@ -209,6 +272,8 @@ class NetnsLab:
 
     name: str
     state: dict[str, Any]
+    # while `up` runs with ESP: each mobile node's ipsec pair (keys: never in the state file)
+    _esp_pairs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     # -- finding labs --------------------------------------------------------------------------
 
@@ -254,8 +319,9 @@ class NetnsLab:
     # -- up ------------------------------------------------------------------------------------
 
     @classmethod
-    def up(cls, topology_spec: str, name: str | None = None) -> NetnsLab:
-        """Start the lab; on any failure everything started so far is removed again."""
+    def up(cls, topology_spec: str, name: str | None = None, *, esp: bool = False) -> NetnsLab:
+        """Start the lab; on any failure everything started so far is removed again. ``esp``:
+        home registrations under ESP with fresh random keys (see the module's description)."""
         if os.geteuid() != 0:
             raise LabError("the netns backend needs root (network namespaces, TUN devices)")
         topology = load_topology(topology_spec)
@@ -273,6 +339,7 @@ class NetnsLab:
             {
                 "name": name,
                 "backend": "netns",
+                "esp": esp,
                 "topology": str(spec_path.resolve()) if spec_path.exists() else topology_spec,
                 "directory": str(directory),
                 "hub": {"pid": None},
@@ -301,9 +368,15 @@ class NetnsLab:
             node.name: _free_udp_port() for node in topology.nodes.values() if node.kind == "engine"
         }
         self._start_hub(topology, endpoints)
+        if self.state.get("esp"):
+            spis: set[int] = set()
+            for node in topology.nodes.values():
+                if node.kind == "engine" and node.role == "mobile_node":
+                    self._esp_pairs[node.name] = esp_pair(node, spis)
         for node in topology.nodes.values():
             if node.kind == "engine":
                 self._start_node(topology, node, endpoints[node.name])
+        self._esp_pairs.clear()
         self._wait_registered(topology)
 
     def _hub_description(self, topology: Topology, endpoints: dict[str, int]) -> dict[str, Any]:
@@ -390,10 +463,20 @@ class NetnsLab:
                 "home_agent:",
                 f'  address: "{node.addresses[0]}"',
                 f"  home_prefixes: [{prefixes}]",
-                "  # labnet: home registrations are not protected by ESP yet (the daemon does",
-                "  # not wire ESP), so the lab explicitly accepts unprotected ones",
-                "  allow_unprotected_registration: true",
             ]
+            pairs = [
+                pair
+                for mobile, pair in self._esp_pairs.items()
+                if topology.nodes[mobile].home_agent == node.addresses[0]
+            ]
+            if not self.state.get("esp"):
+                lines += [
+                    "  # labnet: started without ESP, so the lab explicitly accepts",
+                    "  # unprotected home registrations",
+                    "  allow_unprotected_registration: true",
+                ]
+            elif pairs:
+                lines += ipsec_lines(pairs)
         elif node.role == "correspondent":
             lines.append("correspondent: {}")
         else:
@@ -405,29 +488,33 @@ class NetnsLab:
             ]
             if care_of is not None:
                 lines.append(f'  care_of_address: "{care_of}"')
+            if node.name in self._esp_pairs:
+                lines += ipsec_lines([self._esp_pairs[node.name]])
         return "\n".join(lines) + "\n"
 
     def _start_node(self, topology: Topology, node: NodeSpec, local_port: int) -> None:
         record = self.state["nodes"][node.name]
-        netns = record["netns"]
-        if Path("/run/netns", netns).exists():
-            raise LabError(f"network namespace {netns} exists already (not this lab's)")
-        record["netns_created"] = True  # recorded first: `down` deletes it even after a crash
-        self.save()
-        sh("ip", "netns", "add", netns)
-        sh("ip", "-n", netns, "link", "set", "lo", "up")
-        # no link-local address (hence no MLD or router solicitations) on the TUN device
-        sh(
-            "ip", "netns", "exec", netns, "sh", "-c",
-            "echo 1 > /proc/sys/net/ipv6/conf/default/addr_gen_mode",
-        )  # fmt: skip
+        netns = self._new_namespace(record)
         config = self.directory / f"{node.name}.yaml"
-        config.write_text(self._node_config(topology, node, local_port))
-        control = self.directory / f"{node.name}.sock"
+        text = self._node_config(topology, node, local_port)
+        if self.state.get("esp"):
+            _write_private(config, text)
+        else:
+            config.write_text(text)
+        self._launch(record, node.name, config, [sys.executable, "-m", "mip6.cli", "run"])
+        record["address"] = str(current_address(node, topology.networks[node.network]))
+        self.save()
+        if node.role != "home_agent":
+            kernel_address = node.home_address if node.role == "mobile_node" else node.addresses[0]
+            self._kernel_address(netns, kernel_address)
+
+    def _launch(self, record: dict[str, Any], name: str, config: Path, command: list[str]) -> None:
+        """Start ``name``'s daemon on ``config``; return once its control socket exists."""
+        control = self.directory / f"{name}.sock"
         control.unlink(missing_ok=True)
-        with open(self.directory / f"{node.name}.log", "w") as log:
+        with open(self.directory / f"{name}.log", "w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "mip6.cli", "run", str(config)],
+                [*command, str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -439,23 +526,38 @@ class NetnsLab:
             "marker": str(config),
             "config": str(config),
             "control": str(control),
-            "log": str(self.directory / f"{node.name}.log"),
-            "address": str(current_address(node, topology.networks[node.network])),
+            "log": str(self.directory / f"{name}.log"),
         }
         self.save()
         deadline = time.monotonic() + START_TIMEOUT
         while not control.exists():
             if process.poll() is not None or time.monotonic() > deadline:
                 text = Path(record["log"]).read_text()
-                raise LabError(f"node {node.name}'s daemon did not start: {text.strip()[-2000:]}")
+                raise LabError(f"node {name}'s daemon did not start: {text.strip()[-2000:]}")
             time.sleep(0.02)
-        if node.role != "home_agent":
-            kernel_address = node.home_address if node.role == "mobile_node" else node.addresses[0]
-            sh(
-                "ip", "-n", netns, "-6", "addr", "add", f"{kernel_address}/128",
-                "dev", TUN_DEVICE, "nodad",
-            )  # fmt: skip
-            sh("ip", "-n", netns, "-6", "route", "add", "default", "dev", TUN_DEVICE)
+
+    @staticmethod
+    def _kernel_address(netns: str, address: IPv6Address) -> None:
+        sh(
+            "ip", "-n", netns, "-6", "addr", "add", f"{address}/128",
+            "dev", TUN_DEVICE, "nodad",
+        )  # fmt: skip
+        sh("ip", "-n", netns, "-6", "route", "add", "default", "dev", TUN_DEVICE)
+
+    def _new_namespace(self, record: dict[str, Any]) -> str:
+        netns: str = record["netns"]
+        if Path("/run/netns", netns).exists():
+            raise LabError(f"network namespace {netns} exists already (not this lab's)")
+        record["netns_created"] = True  # recorded first: `down` deletes it even after a crash
+        self.save()
+        sh("ip", "netns", "add", netns)
+        sh("ip", "-n", netns, "link", "set", "lo", "up")
+        # no link-local address (hence no MLD or router solicitations) on the TUN device
+        sh(
+            "ip", "netns", "exec", netns, "sh", "-c",
+            "echo 1 > /proc/sys/net/ipv6/conf/default/addr_gen_mode",
+        )  # fmt: skip
+        return netns
 
     def _wait_registered(self, topology: Topology) -> None:
         """Until every mobile node away from home has its home registration acknowledged."""
@@ -481,6 +583,80 @@ class NetnsLab:
             and row["care_of_address"] == record["address"]
             for row in rows
         )
+
+    # -- takeover ------------------------------------------------------------------------------
+
+    def start_standby(
+        self, node: str, *, takes_over: str, keys: str = "shared", skip: int = TAKEOVER_SKIP
+    ) -> None:
+        """Run a standby mobile node for ``takes_over``'s home address on ``external`` node
+        ``node`` (its hub link; its address becomes the care-of address). ``keys``: "shared"
+        (``takes_over``'s SAs) or "random" (fresh keys under the same SPIs: a node without
+        the SA); either way the outbound Sequence Numbers start past ``skip``. It registers on
+        :meth:`activate`."""
+        if keys not in ("shared", "random"):
+            raise LabError(f"keys: {keys!r} is not 'shared' or 'random'")
+        record = self._node(node)
+        topology = self.topology
+        spec = topology.nodes[node]
+        holder = topology.nodes.get(takes_over)
+        if spec.kind != "external" or record.get("pid"):
+            raise LabError(f"{node} is not an unused external node")
+        if holder is None or holder.role != "mobile_node":
+            raise LabError(f"{takes_over} is not a mobile node")
+        held = yaml.safe_load(Path(self._node(takes_over)["config"]).read_text())
+        if "ipsec" not in held:
+            raise LabError(f"lab {self.name} runs without ESP: nothing to take over with")
+        pair = held["ipsec"]["pairs"][0]
+        if keys == "random":
+            for sa_name in _SA_NAMES:
+                pair[sa_name]["encryption_key"] = "0x" + secrets.token_hex(20)
+        record["netns"] = f"{self.name}-{node}"
+        record["role"] = "mobile_node"
+        netns = self._new_namespace(record)
+        hub_host, hub_port = self.state["hub"]["links"][node]["address"]
+        lines = [
+            f"# generated by labnet for lab {self.name}: standby for {takes_over} on {node}",
+            f"node: {node}",
+            "role: mobile_node",
+            "mode: shim",
+            f"netns: {netns}",
+            f"control: {self.directory / f'{node}.sock'}",
+            "links:",
+            f"  kernel: {{type: tun, name: {TUN_DEVICE}}}",
+            f'  network: {{type: udp, remote: "{hub_host}:{hub_port}", '
+            f'local: "127.0.0.1:{_free_udp_port()}"}}',
+            "mobile_node:",
+            f'  home_address: "{holder.home_address}"',
+            f'  home_agent: "{holder.home_agent}"',
+            *ipsec_lines([pair]),
+        ]
+        config = self.directory / f"{node}.yaml"
+        _write_private(config, "\n".join(lines) + "\n")
+        command = [
+            sys.executable,
+            "-m",
+            "labnet.netns",
+            "--skip",
+            str(skip),
+        ]
+        self._launch(record, node, config, command)
+        record["address"] = str(holder.home_address)  # at home until activated
+        record["care_of"] = str(spec.addresses[0])
+        self.save()
+        assert holder.home_address is not None
+        self._kernel_address(netns, holder.home_address)
+
+    def activate(self, node: str) -> None:
+        """Tell standby ``node`` to register its care-of address (returns at once)."""
+        record = self._node(node)
+        if "care_of" not in record:
+            raise LabError(f"{node} is not a standby (start_standby first)")
+        reply = control_request(record["control"], {"move": record["care_of"]})
+        if "error" in reply:
+            raise LabError(f"{node}: move: {reply['error']}")
+        record["address"] = record["care_of"]
+        self.save()
 
     # -- running -------------------------------------------------------------------------------
 
@@ -636,3 +812,38 @@ def down(name: str | None) -> str | None:
         return None
     lab.down()
     return lab.name
+
+
+def _run_standby(argv: list[str] | None = None) -> int:
+    """``python -m labnet.netns [--skip N] CONFIG``: ``mip6 run CONFIG``, with the outbound SAs'
+    Sequence Number counters advanced by N (:meth:`NetnsLab.start_standby`)."""
+    import asyncio
+    import logging
+
+    from mip6.core.ipsec.sa import Direction
+    from mip6.runtime.config import ConfigError
+    from mip6.runtime.config import load as load_config
+    from mip6.runtime.daemon import Daemon
+
+    parser = argparse.ArgumentParser(prog="python -m labnet.netns")
+    parser.add_argument("--skip", type=int, default=0)
+    parser.add_argument("config")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load_config(args.config)
+    except (ConfigError, OSError) as error:
+        print(f"labnet: {error}", file=sys.stderr)
+        return 2
+    daemon = Daemon(config)
+    security = getattr(daemon.engine, "security", None)
+    if args.skip and security is not None:
+        for sa in security.security_associations():
+            if sa.direction is Direction.OUTBOUND:
+                security.import_sa(sa.export(retire=True), skip=args.skip)
+    asyncio.run(daemon.run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_run_standby())
