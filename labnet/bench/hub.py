@@ -21,6 +21,20 @@ each have a core.
   figures: the rates move with whatever else the machine runs, the CPU cost per packet much less.
 - ``lost_packets``: packets sent that never arrived, per forwarder (0 expected).
 
+As root, the same run also measures the hub as the ``netns`` backend uses it (kernel to kernel,
+see :mod:`labnet.netns`); without root these are left out and ``netns_skipped`` says why:
+
+- ``veth_rtt_us``: the baseline, the median ``ping -6`` round trip between two network
+  namespaces joined by a bare veth pair.
+- ``hub_added_rtt_us``: the median ``ping -6`` round trip between two namespaces attached as
+  ``labnet up`` attaches nodes (a correspondent's shim-mode mip6 daemon with its TUN device in
+  the namespace and a UDP link to the hub, on networks with no emulated latency), minus
+  ``veth_rtt_us``: what the daemons and the hub add per round trip (``hub_rtt_us`` is the
+  round trip itself).
+- ``hub_tcp_mbps``: kernel TCP throughput (a Python socket sender and receiver, one connection)
+  between those two namespaces through the hub with no shaping, in Mbit/s of TCP payload. The
+  lab's hub writes its captures, as every netns lab does.
+
 The generator runs near the forwarder's speed, so the relay's rate may be bounded by the
 generator rather than the relay; compare the CPU figures for the hub's true overhead.
 """
@@ -30,10 +44,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import re
 import select
+import shutil
 import signal
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -256,6 +274,184 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# -- kernel to kernel, as the netns backend runs it (root) ----------------------------------------
+
+PING_COUNT: Final = 60  # echo requests per RTT figure; the first few are left out (warm-up)
+PING_WARMUP: Final = 5
+TCP_PORT: Final = 5201
+_PING_TIME = re.compile(r"icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms")
+
+# two correspondents (shim-mode daemons, kernel addresses on their TUN devices) on two networks
+# with no emulated latency, loss or bandwidth limit: nothing between them but the daemons and
+# the hub
+_TOPOLOGY = """\
+name: bench-hub
+networks:
+  a: {prefix: "2001:db8:a::/64"}
+  b: {prefix: "2001:db8:b::/64"}
+nodes:
+  a: {role: correspondent, network: a, address: "2001:db8:a::1"}
+  b: {role: correspondent, network: b, address: "2001:db8:b::1"}
+"""
+
+# the TCP receiver (in one namespace): counts the payload of one connection, accept to EOF
+_RECEIVER = """
+import socket, sys, time
+server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((sys.argv[1], int(sys.argv[2])))
+server.listen(1)
+server.settimeout(30)
+print("ready", flush=True)
+connection, _ = server.accept()
+connection.settimeout(30)
+start = time.perf_counter()
+buffer = bytearray(1 << 20)
+total = 0
+while size := connection.recv_into(buffer):
+    total += size
+print(total, time.perf_counter() - start, flush=True)
+connection.close()
+"""
+
+# the TCP sender (in the other): writes for the given seconds, then closes
+_SENDER = """
+import socket, sys, time
+data = bytes(1 << 16)
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+deadline = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < deadline:
+    sock.sendall(data)
+sock.shutdown(socket.SHUT_WR)
+sock.recv(1)
+sock.close()
+"""
+
+
+def _netns_unavailable() -> str | None:
+    """Why the kernel-to-kernel figures cannot be measured here (None: they can)."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, veth pairs, TUN devices): run as root"
+    if not os.path.exists("/dev/net/tun"):
+        return "needs /dev/net/tun"
+    for program in ("ip", "ping"):
+        if shutil.which(program) is None:
+            return f"needs {program} (apt-get install iproute2 iputils-ping)"
+    return None
+
+
+def _sh(*args: str) -> None:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip() or result.returncode}")
+
+
+def _ping_rtt_us(netns: str, address: str) -> float:
+    """Median ``ping -6`` round trip from namespace ``netns`` to ``address``, in µs."""
+    command = ["ping", "-6", "-n", "-c", str(PING_COUNT), "-i", "0.02", "-W", "2", address]
+    result = subprocess.run(
+        ["ip", "netns", "exec", netns, *command], capture_output=True, text=True, timeout=60
+    )
+    rtts = [float(ms) * 1000 for ms in _PING_TIME.findall(result.stdout)]
+    if len(rtts) < PING_COUNT // 2:
+        raise RuntimeError(f"ping {address} in {netns}: {len(rtts)} of {PING_COUNT} replies")
+    return statistics.median(rtts[PING_WARMUP:])
+
+
+def _veth_rtt_us() -> float:
+    """The baseline: two namespaces joined by a bare veth pair."""
+    tag = f"lbh{os.getpid() % 100000}"
+    first, second = f"{tag}-a", f"{tag}-b"
+    created: list[str] = []
+    try:
+        for netns in (first, second):
+            _sh("ip", "netns", "add", netns)
+            created.append(netns)
+            _sh("ip", "-n", netns, "link", "set", "lo", "up")
+        _sh("ip", "-n", first, "link", "add", "veth0", "type", "veth",
+            "peer", "name", "veth0", "netns", second)  # fmt: skip
+        for netns, address in ((first, "2001:db8:e::1"), (second, "2001:db8:e::2")):
+            _sh("ip", "-n", netns, "-6", "addr", "add", f"{address}/64", "dev", "veth0", "nodad")
+            _sh("ip", "-n", netns, "link", "set", "veth0", "up")
+        return _ping_rtt_us(first, "2001:db8:e::2")
+    finally:
+        for netns in created:  # deleting a namespace deletes its end of the pair, hence both
+            subprocess.run(["ip", "netns", "delete", netns], capture_output=True, timeout=30)
+
+
+def _tcp_mbps(sender_netns: str, receiver_netns: str, address: str, seconds: float) -> float:
+    """One kernel TCP connection's payload throughput from one namespace to the other."""
+    receiver = subprocess.Popen(
+        ["ip", "netns", "exec", receiver_netns, sys.executable, "-c", _RECEIVER,
+         address, str(TCP_PORT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert receiver.stdout is not None
+        if receiver.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the TCP receiver did not start: {receiver.communicate()[1]}")
+        sender = subprocess.run(
+            ["ip", "netns", "exec", sender_netns, sys.executable, "-c", _SENDER,
+             address, str(TCP_PORT), str(seconds)],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 40,
+        )  # fmt: skip
+        if sender.returncode != 0:
+            raise RuntimeError(f"the TCP sender failed: {sender.stderr.strip()[-500:]}")
+        out, errors = receiver.communicate(timeout=40)
+        if receiver.returncode != 0:
+            raise RuntimeError(f"the TCP receiver failed: {errors.strip()[-500:]}")
+        total, elapsed = out.split()
+        return int(total) * 8 / float(elapsed) / 1e6
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+
+
+def _through_hub(tcp_seconds: float) -> tuple[float, float]:
+    """(median ping RTT in µs, TCP Mbit/s) between two nodes of a ``labnet up`` lab (netns
+    backend) with no emulation; the lab is taken down again whatever happens."""
+    from labnet import netns
+
+    previous = os.environ.get("LABNET_STATE_DIR")
+    name = f"benchhub{os.getpid() % 100000}"
+    with tempfile.TemporaryDirectory(prefix="labnet-bench-hub-") as directory:
+        topology = Path(directory) / "bench-hub.yaml"
+        topology.write_text(_TOPOLOGY)
+        os.environ["LABNET_STATE_DIR"] = str(Path(directory) / "state")
+        try:
+            lab = netns.NetnsLab.up(str(topology), name)
+            first, second = (lab.state["nodes"][node]["netns"] for node in ("a", "b"))
+            rtt = _ping_rtt_us(first, "2001:db8:b::1")
+            mbps = _tcp_mbps(first, second, "2001:db8:b::1", tcp_seconds)
+            return rtt, mbps
+        finally:
+            netns.down(name)
+            if previous is None:
+                os.environ.pop("LABNET_STATE_DIR", None)
+            else:
+                os.environ["LABNET_STATE_DIR"] = previous
+
+
+def run_netns(tcp_seconds: float) -> dict[str, Any]:
+    """``veth_rtt_us``, ``hub_added_rtt_us`` and ``hub_tcp_mbps``, or ``netns_skipped``."""
+    reason = _netns_unavailable()
+    if reason is not None:
+        return {"netns_skipped": f"veth_rtt_us, hub_added_rtt_us, hub_tcp_mbps: {reason}"}
+    veth = _veth_rtt_us()
+    hub_rtt, mbps = _through_hub(tcp_seconds)
+    return {
+        "veth_rtt_us": round(veth, 1),
+        "hub_rtt_us": round(hub_rtt, 1),
+        "hub_added_rtt_us": round(hub_rtt - veth, 1),
+        "hub_tcp_mbps": round(mbps, 1),
+    }
+
+
 def run(seconds: float = 4.0) -> dict[str, Any]:
     share = seconds / 4
     measured: dict[str, Measured] = {}
@@ -275,6 +471,7 @@ def run(seconds: float = 4.0) -> dict[str, Any]:
         measured["hub"].cpu_us_per_packet / measured["relay"].cpu_us_per_packet, 2
     )
     results["lost_packets"] = {name: m.lost for name, m in measured.items()}
+    results.update(run_netns(max(1.0, 2 * share)))
     results["packet_bytes"] = PACKET_SIZE
     results["cpus"] = os.cpu_count()
     results["python"] = platform.python_version()
