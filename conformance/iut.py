@@ -74,7 +74,7 @@ class DaemonControl(IutControl):
         self.path = path
 
     def _request(self, request: dict[str, object]) -> None:
-        from mip6.cli import control_request  # the daemon's own client, not its codec
+        from mip6.runtime.control import control_request  # the daemon's client, not its codec
 
         reply = control_request(self.path, request)
         if "error" in reply:

@@ -73,6 +73,7 @@ import yaml
 
 from labnet.hub.server import query
 from labnet.topology import Network, NodeSpec, Topology, Uplink, builtin, load
+from mip6.runtime.control import control_request
 
 DEFAULT_STATE_DIR = "/run/labnet"
 TUN_DEVICE = "mip6k0"
@@ -190,22 +191,6 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise LabError(f"{' '.join(args)}: {result.stderr.strip() or result.returncode}")
     return result
-
-
-def control_request(path: str, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """One request to a daemon's control socket (as ``mip6 show``/``mip6 ctl`` send it)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        buffer = b""
-        while not buffer.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buffer += chunk
-    reply: dict[str, Any] = json.loads(buffer)
-    return reply
 
 
 def _free_udp_port() -> int:

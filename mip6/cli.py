@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import logging
-import socket
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from importlib import resources
 from typing import TextIO
 
 from mip6.dissect import dissect, dissection_json, summary_line
+from mip6.runtime.control import control_request
 from mip6.wire.pcap import CaptureError, Ipv6Frame, extract_ipv6, read_capture
 
 
@@ -110,21 +110,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     asyncio.run(Daemon(config).run())
     return 0
-
-
-def control_request(path: str, request: dict[str, object]) -> dict[str, object]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(path)
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        buffer = b""
-        while not buffer.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buffer += chunk
-    reply: dict[str, object] = json.loads(buffer)
-    return reply
 
 
 def show(args: argparse.Namespace, out: TextIO) -> int:
