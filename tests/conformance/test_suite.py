@@ -117,11 +117,13 @@ def test_manual_control_prints_the_instruction_and_waits() -> None:
 
 
 def test_daemon_control_speaks_the_control_socket_protocol(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import mip6.cli
+    import mip6.runtime.control
 
     requests = []
     monkeypatch.setattr(
-        mip6.cli, "control_request", lambda path, request: requests.append((path, request)) or {}
+        mip6.runtime.control,
+        "control_request",
+        lambda path, request: requests.append((path, request)) or {},
     )
     control = DaemonControl("/run/mip6.sock")
     control.move(None)
