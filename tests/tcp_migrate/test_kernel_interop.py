@@ -37,7 +37,7 @@ from tests.tcp_migrate.tunnet import (
 pytestmark = pytest.mark.netns
 
 DOWNLOAD_BYTES = 100_000_000  # about 1 s on the development machine
-UPLOAD_BYTES = 20_000_000
+UPLOAD_BYTES = 100_000_000
 MIGRATION_BYTES = 1_000_000  # through 40 ms delay and 1% loss: 5-10 s each
 MIGRATION_RING = 256 * 1024
 URL = f"http://[{OUR_ADDRESS}]:8080/file"
