@@ -1,9 +1,11 @@
 """``python -m conformance``: run the RFC 3775 conformance suite, or the mutation run.
 
-``python -m conformance run --role cn|ha|mn|all --target sim [--cases PATTERN] [--junit FILE]
-[--report FILE.md] [--json]``
+``python -m conformance run --role cn|ha|mn|all --target sim|lab [--cases PATTERN]
+[--junit FILE] [--report FILE.md] [--json] [--jobs N]``
     Run the cases of a role against a target. ``sim``: this project's own engines in labnet's
-    sim backend (virtual time). ``--cases`` takes comma-separated glob patterns or substrings
+    sim backend (virtual time). ``lab`` (root): this project's ``mip6 run`` daemons in labnet
+    netns labs, one per case, the tester on the hub's link of an external node (see
+    :mod:`conformance.lab`). ``--cases`` takes comma-separated glob patterns or substrings
     of case ids (``CN-BU-13*,WRAP``). Exit status 1 unless every selected case passed.
 
 ``python -m conformance mutate [--json]``
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,20 +28,30 @@ from conformance import ALL_CASES
 from conformance.report import summary, to_json, to_junit, to_markdown
 from conformance.runner import PASS, SimTarget, Target, run_cases, select
 
-TARGETS = ("sim",)
+TARGETS = ("sim", "lab")
 
 
-def _target(spec: str) -> Target:
+def _target(spec: str, jobs: int | None) -> Target:
+    target: Target
     if spec == "sim":
-        return SimTarget()
-    raise SystemExit(
-        f"conformance: unknown target {spec!r}: this build has {', '.join(TARGETS)} "
-        "(lab and netns transports are not built yet)"
-    )
+        target = SimTarget()
+    elif spec == "lab":
+        from conformance.lab import LabTarget
+
+        if os.geteuid() != 0:
+            raise SystemExit("conformance: --target lab needs root (network namespaces, TUN)")
+        target = LabTarget()
+    else:
+        raise SystemExit(
+            f"conformance: unknown target {spec!r}: this build has {', '.join(TARGETS)}"
+        )
+    if jobs is not None:
+        target.jobs = jobs
+    return target
 
 
 def run(args: argparse.Namespace) -> int:
-    target = _target(args.target)
+    target = _target(args.target, args.jobs)
     cases = select(ALL_CASES, args.role, args.cases)
     if not cases:
         print("conformance: no case matches", file=sys.stderr)
@@ -118,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     r = commands.add_parser("run", help="run cases against a target")
     r.add_argument("--role", choices=["cn", "ha", "mn", "all"], required=True)
-    r.add_argument("--target", required=True, help="sim")
+    r.add_argument("--target", required=True, choices=TARGETS, help="sim or lab")
+    r.add_argument("--jobs", type=int, help="cases run at once (default: 1 on sim, 8 on lab)")
     r.add_argument("--cases", help="comma-separated glob patterns or substrings of case ids")
     r.add_argument("--junit", metavar="FILE")
     r.add_argument("--report", metavar="FILE.md")

@@ -56,16 +56,15 @@ class StaleTokens:
 
     home: bool
     care_of: bool
-    wait: float = 300.0
 
     def describe(self) -> str:
         stale = " and ".join(w for w, on in (("home", self.home), ("care-of", self.care_of)) if on)
-        return f"{stale} keygen token(s) older than MAX_NONCE_LIFETIME ({self.wait:.0f} s)"
+        return f"{stale} keygen token(s) older than the IUT's MAX_NONCE_LIFETIME"
 
     def apply(self, tester: Tester, iut: IutControl) -> None:
         if not tester.return_routability():
             raise PreconditionFailed("the IUT did not answer HoTI/CoTI")
-        tester.receive(self.wait)
+        tester.receive(tester.nonce_expiry_wait)
         fresh_home, fresh_care_of = not self.home, not self.care_of
         if (fresh_home or fresh_care_of) and not tester.return_routability(
             home=fresh_home, care_of=fresh_care_of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,14 @@ class Result:
 
 
 class Target:
-    """Opens a fresh (transport, IUT control, tester addresses) for one case."""
+    """Opens a fresh (transport, IUT control, tester addresses) for one case. ``jobs``: how
+    many cases may run at once (each has its own transport); ``stale_wait``: how long until
+    the IUT has expired a nonce (see :attr:`conformance.tester.Tester.nonce_expiry_wait`)."""
 
     name = "target"
     plan: Addresses = ADDRESSES
+    jobs = 1
+    stale_wait = 300.0
 
     def open(self, role: str) -> tuple[Transport, IutControl]:
         raise NotImplementedError
@@ -95,9 +100,13 @@ def tester_for(role: str, transport: Transport, plan: Addresses) -> Tester:
 
 
 def run_case(case: Case, target: Target) -> Result:
-    transport, iut = target.open(case.role)
+    try:
+        transport, iut = target.open(case.role)
+    except Exception as error:  # the IUT did not start: this case cannot run, the others may
+        return Result(case, ERROR, [f"error: the target did not start: {error}"])
     tester = tester_for(case.role, transport, target.plan)
     tester.iut = iut
+    tester.nonce_expiry_wait = target.stale_wait
     result = Result(case, PASS)
     try:
         for precondition in case.preconditions:
@@ -170,4 +179,8 @@ def select(cases: Iterable[Case], role: str | None, pattern: str | None) -> list
 
 
 def run_cases(cases: Iterable[Case], target: Target) -> list[Result]:
-    return [run_case(case, target) for case in cases]
+    """Every case's result, in the order given; up to ``target.jobs`` at a time."""
+    if target.jobs <= 1:
+        return [run_case(case, target) for case in cases]
+    with ThreadPoolExecutor(max_workers=target.jobs) as pool:
+        return list(pool.map(lambda case: run_case(case, target), cases))

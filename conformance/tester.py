@@ -311,6 +311,9 @@ class Tester:
     received_log: list[Received] = field(default_factory=list)
     cookie_counter: int = 0
     iut: Any = None  # the IUT control hook (conformance.iut.IutControl)
+    # How long until the IUT has expired a nonce: MAX_NONCE_LIFETIME (240 s, RFC 3775 section
+    # 12) plus a nonce interval, unless the target runs the IUT with a shorter constant.
+    nonce_expiry_wait: float = 300.0
     memo: dict[str, Any] = field(default_factory=dict)  # what preconditions learned
 
     # -- I/O ---------------------------------------------------------------------------------

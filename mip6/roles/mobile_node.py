@@ -157,6 +157,17 @@ class MobileNode:
         """Movement detected (RFC 3775 11.5): a new care-of address, or None for home.
         Re-registers with the home agent; correspondent bindings follow once it accepts
         (11.7.2), or are deregistered from home."""
+        registration = self.bul.get(self.home_agent)
+        if (
+            care_of_address == self.care_of_address
+            and self.home_registration
+            and registration is not None
+            and registration.state in (BulState.WAITING_ACK, BulState.BOUND)
+        ):
+            # RFC 3775 11.5.1: movement is a change of the primary care-of address. Told again
+            # of the address in use, the registration in progress (or done) stands: restarting
+            # it would reset the retransmission back-off of 11.8.
+            return [Event("moved", {"care_of_address": care_of_address, "unchanged": True})]
         self.care_of_address = care_of_address
         actions: list[Action] = [Event("moved", {"care_of_address": care_of_address})]
         for entry in self.bul:

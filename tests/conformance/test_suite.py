@@ -85,7 +85,7 @@ def test_cli_run_writes_report_junit_and_json(tmp_path: Path, capsys) -> None:  
 
 
 def test_cli_exit_status_is_non_zero_when_a_case_fails(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    def faulty(spec: str) -> SimTarget:
+    def faulty(spec: str, jobs: int | None) -> SimTarget:
         return SimTarget(patch=lambda t: setattr(t.engine, "_is_home_agent", True))
 
     monkeypatch.setattr(cli, "_target", faulty)

@@ -94,6 +94,21 @@ def test_first_registration_backoff_1_5_s_doubling_to_32_with_new_sequence(lab: 
     assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(sequences))
 
 
+def test_move_to_the_care_of_address_in_use_keeps_the_registration_and_backoff(lab: Lab) -> None:
+    lab.net.call("mn", "register")
+    lab.net.run_for(1.0)
+    lab.net.call("mn", "move", CARE_OF)  # told again of the address in use: not a movement
+    lab.net.run_for(5)
+    assert [round(t - 0.005, 3) for t, _ in lab.bus()] == [0.0, 1.5, 4.5]
+    lab.acknowledge()
+    lab.net.call("mn", "move", CARE_OF)  # bound there: nothing to send either
+    lab.net.run_for(1)
+    assert len(lab.bus()) == 3
+    lab.net.call("mn", "move", CARE_OF_2)  # a real movement re-registers at once
+    lab.net.run_for(0.1)
+    assert len(lab.bus()) == 4 and lab.bus()[-1][1].source == CARE_OF_2
+
+
 def test_accepted_ba_stops_retransmission_and_refreshes_before_expiry(lab: Lab) -> None:
     lab.net.call("mn", "register")
     lab.net.run_for(0.5)
