@@ -11,11 +11,14 @@ otherwise; the section number is the authority.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Any
+from unittest import mock
 
 from scapy.layers.inet6 import (
     MIP6MH_BA,
@@ -118,6 +121,17 @@ def _direct_coti(t: Tester, got: Received) -> bool:
         and got.chain.home_address_option is None
         and checksum_ok(got.data)
     )
+
+
+def _renewal_expectations(fresh: str) -> tuple[Expect | Silence, ...]:
+    """After a BA 136/137/138: the expired kind(s) of test init again, and only those."""
+    hoti = Expect("a new HoTI through the reverse tunnel", _tunnelled_hoti)
+    coti = Expect("a new CoTI from the care-of address", _direct_coti)
+    if fresh == "home":
+        return (hoti, Silence("no CoTI (the care-of token is still valid)", _direct_coti))
+    if fresh == "care_of":
+        return (coti, Silence("no HoTI (the home token is still valid)", _tunnelled_hoti))
+    return (hoti, coti)
 
 
 def _correspondent_signalling(t: Tester, got: Received) -> bool:
@@ -610,6 +624,57 @@ CASES: tuple[Case, ...] = (
         timeout=2.0,
     ),
     Case(
+        id="MN-BA-136-01",
+        title="BA 136 from the correspondent makes the mobile node renew the home keygen token",
+        rfc_section="11.7.3, 5.2.7",
+        requirement="A correspondent's BA with status 136 (expired "
+        "home nonce index) means the "
+        "Binding Update used a keygen token the correspondent no longer accepts; the mobile "
+        "node restarts return routability for the expired token(s) only (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [correspondent_ba(t, t.memo["cn_bu"].sequence, status=136)],
+        stimulus_text="BA status 136 from the correspondent for the captured BU, "
+        "authorized under the tester's Kbm",
+        expect=_renewal_expectations("home"),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-BA-137-01",
+        title="BA 137 from the correspondent makes the mobile node renew the care-of keygen token",
+        rfc_section="11.7.3, 5.2.7",
+        requirement="A correspondent's BA with status 137 (expired "
+        "care-of nonce index) means the "
+        "Binding Update used a keygen token the correspondent no longer accepts; the mobile "
+        "node restarts return routability for the expired token(s) only (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [correspondent_ba(t, t.memo["cn_bu"].sequence, status=137)],
+        stimulus_text="BA status 137 from the correspondent for the captured BU, "
+        "authorized under the tester's Kbm",
+        expect=_renewal_expectations("care_of"),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-BA-138-01",
+        title="BA 138 from the correspondent makes the mobile node renew both keygen tokens",
+        rfc_section="11.7.3, 5.2.7",
+        requirement="A correspondent's BA with status 138 (expired "
+        "nonces) means the "
+        "Binding Update used a keygen token the correspondent no longer accepts; the mobile "
+        "node restarts return routability for the expired token(s) only (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [correspondent_ba(t, t.memo["cn_bu"].sequence, status=138)],
+        stimulus_text="BA status 138 from the correspondent for the captured BU, "
+        "authorized under the tester's Kbm",
+        expect=_renewal_expectations("both"),
+        timeout=1.0,
+    ),
+    Case(
         id="MN-RO-01",
         title="With a correspondent binding, packets go out with a Home Address option",
         rfc_section="11.3.1",
@@ -801,7 +866,21 @@ def _ignores_binding_error_2(engine: Any) -> None:
     engine._binding_error = error
 
 
+@contextlib.contextmanager
+def _expired_nonces_as_rejection() -> Iterator[None]:
+    from mip6.roles import mobile_node
+
+    with mock.patch.object(mobile_node, "EXPIRED_NONCE_STATUSES", ()):
+        yield
+
+
 FAULTS: tuple[Fault, ...] = (
+    Fault(
+        "mn-expired-nonce-ba-is-final",
+        "mn",
+        "BA 136/137/138 taken as a final rejection: no fresh tokens, no new BU",
+        module=_expired_nonces_as_rejection,
+    ),
     Fault(
         "mn-no-exponential-backoff",
         "mn",
