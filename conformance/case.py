@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from conformance.iut import IutControl
@@ -208,3 +208,7 @@ class Case:
     expect: tuple[Expect | Silence | Check, ...]
     preconditions: tuple[Precondition, ...] = ()
     timeout: float = 2.0  # seconds on the IUT's clock after the last stimulus packet
+    # The IUT's configuration for this case, as keys of its role's block in a `mip6 run`
+    # configuration (e.g. ("binding_cache_size", 1)): a rule that only shows under a policy
+    # or a limit. Empty: the IUT as the target starts it.
+    iut_config: tuple[tuple[str, Any], ...] = ()

@@ -7,24 +7,45 @@ otherwise; the section number is the authority.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from conformance import match as m
 from conformance.case import (
     Case,
     CorrespondentBinding,
     Expect,
+    PreconditionFailed,
     ReturnRoutability,
     Silence,
     StaleTokens,
     Wait,
 )
+from conformance.iut import IutControl
 from conformance.tester import Delay, Received, Tester, checksum_ok
+from conformance.transport import ADDRESSES
 
 ROLE = "cn"
+SECOND_HOME_ADDRESS = ADDRESSES.home_agent  # an address the tester owns on the home prefix
 COOKIE = b"\xc0\x0c\x1e\x5e\x01\x02\x03\x04"
 BINDING = CorrespondentBinding(sequence=100, lifetime_units_4s=25)
 NO_BINDING = Expect("Binding Error status 1 naming the home address (no binding any more)", m.be(1))
 NO_ANSWER = Silence("no packet at all (silently discarded)")
 NO_BA = Silence("no Binding Acknowledgement", m.any_binding_ack)
+
+
+@dataclass(frozen=True, slots=True)
+class SecondMobileNode:
+    """The tester now plays a second mobile node, home address :data:`SECOND_HOME_ADDRESS`
+    at the same care-of address, with its own return routability done."""
+
+    def describe(self) -> str:
+        return f"a second mobile node {SECOND_HOME_ADDRESS}: return routability done"
+
+    def apply(self, tester: Tester, iut: IutControl) -> None:
+        tester.home_address = SECOND_HOME_ADDRESS
+        tester.sequence = 0
+        if not tester.return_routability():
+            raise PreconditionFailed("the IUT did not answer the second HoTI/CoTI")
 
 
 def _hot(t: Tester, got: Received) -> bool:
@@ -238,6 +259,21 @@ CASES: tuple[Case, ...] = (
         stimulus=_bu(sequence=7, home=True),
         stimulus_text="BU seq 7 with A and H set (and valid authorization)",
         expect=(Expect("BA status 131", m.ba(131)),),
+    ),
+    Case(
+        id="CN-BU-130-01",
+        title="A binding that does not fit the binding cache gets BA 130",
+        rfc_section="9.5.2, 6.1.8",
+        requirement="A correspondent that cannot accommodate another binding rejects the "
+        "Binding Update with status 130 (insufficient resources) (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        iut_config=(("binding_cache_size", 1),),
+        preconditions=(BINDING, SecondMobileNode()),
+        stimulus=_bu(sequence=7),
+        stimulus_text="a second mobile node (home address 2001:db8:1::1, fresh tokens): BU "
+        "seq 7 with A (the binding cache holds one entry)",
+        expect=(Expect("BA status 130", m.ba(130)),),
     ),
     Case(
         id="CN-BU-136-01",

@@ -2,8 +2,11 @@
 2001:db8:1::5, care-of addresses 2001:db8:3::5 and 2001:db8:4::5) and a correspondent
 (2001:db8:2::99); the IUT is the home agent 2001:db8:1::1 serving 2001:db8:1::/64.
 
-Home registrations are sent without ESP (RFC 3776): the sim target configures our home agent
-with ``allow_unprotected_registration``; the suite does not check RFC 3776 protection.
+Home registrations are sent without ESP (RFC 3776): the targets configure our home agent with
+``allow_unprotected_registration``, except for HA-SEC-01, which runs it with its default policy
+(protection required) and checks that an unprotected registration is discarded. The tester
+itself speaks no ESP, so protected registrations are not exercised here (tests/ipsec and
+tests/labnet/test_netns_takeover.py cover them).
 Requirement texts quote RFC 3775 where marked with quotation marks, and paraphrase it
 otherwise; the section number is the authority.
 """
@@ -11,6 +14,7 @@ otherwise; the section number is the authority.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from ipaddress import IPv6Address
 from typing import Any
@@ -153,6 +157,10 @@ def _ba_status(status: int, **kw: Any):  # type: ignore[no-untyped-def]
     return match
 
 
+def _ba_status_any(t: Tester, got: Received) -> bool:
+    return ba_fields(got) is not None
+
+
 def _dhaad_reply(t: Tester, got: Received) -> bool:
     """RFC 3775 6.5: ICMPv6 type 145, same Identifier, the home agent's address listed."""
     chain = got.chain
@@ -224,6 +232,68 @@ CASES: tuple[Case, ...] = (
         stimulus=_home_bu(sequence=7, home_address=IPv6Address("2001:db8:5::5")),
         stimulus_text="BU seq 7, A and H, home address 2001:db8:5::5 (not a home prefix)",
         expect=(Expect("BA status 132", _ba_status(132)),),
+    ),
+    Case(
+        id="HA-BU-129-01",
+        title="A home address the home agent's policy refuses gets BA 129",
+        rfc_section="10.3.1, 6.1.8",
+        requirement="A home agent that will not serve a mobile node rejects its home "
+        "registration with status 129 (administratively prohibited) (paraphrase).",
+        level="MAY",
+        role=ROLE,
+        iut_config=(("acl_default_allow", False),),
+        stimulus=_home_bu(sequence=7),
+        stimulus_text="BU seq 7, A and H, for the home address 2001:db8:1::5",
+        expect=(
+            Expect("BA status 129", _ba_status(129)),
+            Silence("no BA status 0", _ba_status(0)),
+        ),
+    ),
+    Case(
+        id="HA-BU-130-01",
+        title="A home registration that does not fit the binding cache gets BA 130",
+        rfc_section="10.3.1, 9.5.2",
+        requirement="A home agent that cannot accommodate another binding rejects the "
+        "Binding Update with status 130 (insufficient resources) (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        iut_config=(("binding_cache_size", 1),),
+        preconditions=(REGISTERED,),
+        stimulus=_home_bu(sequence=7, home_address=PLAN.home_link_node, care_of=PLAN.care_of2),
+        stimulus_text="a second mobile node: BU seq 7, A and H, home address 2001:db8:1::77 "
+        "from 2001:db8:4::5 (the binding cache holds one entry)",
+        expect=(
+            Expect(
+                "BA status 130 to 2001:db8:4::5",
+                _ba_status(130, destination=PLAN.care_of2),
+            ),
+        ),
+    ),
+    Case(
+        id="HA-SEC-01",
+        title="A home registration not protected by ESP is silently discarded",
+        rfc_section="5.1, 10.3.1; RFC 3776 3",
+        requirement="Binding Updates and Acknowledgements between the mobile node and its "
+        "home agent MUST be protected by IPsec ESP; a home registration arriving without "
+        "that protection is not processed (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        iut_config=(("allow_unprotected_registration", False),),
+        stimulus=lambda t: [
+            *_home_bu(sequence=7)(t),
+            Delay(0.2),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 7, A and H, in the clear (no ESP), from 2001:db8:3::5; 0.2 s "
+        "later an Echo Request from the correspondent to the home address",
+        expect=(
+            Silence("no Binding Acknowledgement", _ba_status_any),
+            Silence(
+                "nothing tunnelled to the care-of address afterwards",
+                _tunnelled_to(PLAN.care_of),
+            ),
+        ),
+        timeout=1.0,
     ),
     Case(
         id="HA-BU-133-01",
@@ -652,7 +722,37 @@ def _registration_type_change_allowed(engine: Any) -> None:
     engine._live_entry = live
 
 
+def _accepts_unprotected_registration(engine: Any) -> None:
+    engine.config = dataclasses.replace(engine.config, allow_unprotected_registration=True)
+
+
+def _ignores_binding_acl(engine: Any) -> None:
+    engine._acl_allows = lambda home: True
+
+
+def _unbounded_binding_cache(engine: Any) -> None:
+    engine.binding_cache.capacity = 1 << 30
+
+
 FAULTS: tuple[Fault, ...] = (
+    Fault(
+        "ha-accepts-unprotected-registration",
+        "ha",
+        "home registrations accepted without ESP although the policy requires it",
+        instance=_accepts_unprotected_registration,
+    ),
+    Fault(
+        "ha-ignores-binding-acl",
+        "ha",
+        "no BA 129: the binding policy is never consulted",
+        instance=_ignores_binding_acl,
+    ),
+    Fault(
+        "ha-binding-cache-unbounded",
+        "ha",
+        "no BA 130: the binding cache grows past its configured size",
+        instance=_unbounded_binding_cache,
+    ),
     Fault(
         "ha-rejections-only-with-ack",
         "ha",

@@ -72,7 +72,9 @@ def role_options(role: str) -> dict[str, Any]:
 class LabTransport(Transport):
     """The tester's end of a lab's ``external`` node link (see the module description)."""
 
-    def __init__(self, role: str, *, plan: Addresses = ADDRESSES) -> None:
+    def __init__(
+        self, role: str, *, plan: Addresses = ADDRESSES, iut_config: dict[str, Any] | None = None
+    ) -> None:
         self.role = role
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.lab: NetnsLab | None = None
@@ -87,7 +89,7 @@ class LabTransport(Transport):
                 lab_name(role),
                 wait=False,
                 endpoints={"tester": self.socket.getsockname()},
-                role_options={"iut": role_options(role)},
+                role_options={"iut": role_options(role) | (iut_config or {})},
                 pinned={"tester": "iut"},
             )
             host, port = self.lab.state["hub"]["links"]["tester"]["address"]
@@ -176,8 +178,10 @@ class LabTarget(Target):
     jobs = DEFAULT_JOBS
     stale_wait = STALE_WAIT
 
-    def open(self, role: str) -> tuple[Transport, IutControl]:
-        transport = LabTransport(role, plan=self.plan)
+    def open(
+        self, role: str, iut_config: dict[str, Any] | None = None
+    ) -> tuple[Transport, IutControl]:
+        transport = LabTransport(role, plan=self.plan, iut_config=iut_config)
         return transport, LabControl(transport)
 
     def notes(self, role: str) -> list[str]:
@@ -197,7 +201,8 @@ class LabTarget(Target):
         if role == "ha":
             notes.append(
                 "The home agent runs with allow_unprotected_registration (the lab is started "
-                "without ESP): home registrations are sent without RFC 3776 ESP protection, "
-                "and the suite does not check that protection."
+                "without ESP): home registrations are sent without RFC 3776 ESP protection. "
+                "HA-SEC-01 runs it with protection required and checks that an unprotected "
+                "registration is discarded."
             )
         return notes

@@ -76,6 +76,10 @@ def _no_binding_error(engine: Any) -> None:
     engine.pipeline.binding_error = lambda *args, **kwargs: []
 
 
+def _unbounded_binding_cache(engine: Any) -> None:
+    engine.binding_cache.capacity = 1 << 30
+
+
 def _accepts_home_registration(engine: Any) -> None:
     engine._is_home_agent = True
 
@@ -184,6 +188,12 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "cn-never-send-binding-error", "cn", "Binding Errors never sent", instance=_no_binding_error
+    ),
+    Fault(
+        "cn-binding-cache-unbounded",
+        "cn",
+        "no BA 130: the binding cache grows past its configured size",
+        instance=_unbounded_binding_cache,
     ),
     Fault(
         "cn-expired-nonces-silent-without-ack",

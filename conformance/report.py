@@ -113,6 +113,10 @@ def to_markdown(results: list[Result], target: str, notes: dict[str, list[str]])
                 f"> {c.requirement}",
                 "",
             ]
+            if c.iut_config:
+                settings = ", ".join(f"`{key}: {value}`" for key, value in c.iut_config)
+                lines.append(f"IUT configured with {settings}.")
+                lines.append("")
             if c.preconditions:
                 lines.append("Preconditions:")
                 lines += [f"- {p.describe()}" for p in c.preconditions]

@@ -36,7 +36,11 @@ class Target:
     jobs = 1
     stale_wait = 300.0
 
-    def open(self, role: str) -> tuple[Transport, IutControl]:
+    def open(
+        self, role: str, iut_config: dict[str, Any] | None = None
+    ) -> tuple[Transport, IutControl]:
+        """A fresh IUT of ``role`` (with ``iut_config`` on top of the target's own settings:
+        keys of the role's block in a ``mip6 run`` configuration) and the tester's transport."""
         raise NotImplementedError
 
     def notes(self, role: str) -> list[str]:
@@ -53,8 +57,10 @@ class SimTarget(Target):
         self.seed = seed
         self.patch = patch
 
-    def open(self, role: str) -> tuple[Transport, IutControl]:
-        transport = SimTransport(role, seed=self.seed, plan=self.plan)
+    def open(
+        self, role: str, iut_config: dict[str, Any] | None = None
+    ) -> tuple[Transport, IutControl]:
+        transport = SimTransport(role, seed=self.seed, plan=self.plan, iut_config=iut_config)
         if self.patch is not None:
             self.patch(transport)
         return transport, SimControl(transport)
@@ -67,8 +73,9 @@ class SimTarget(Target):
         if role == "ha":
             notes.append(
                 "The home agent runs with HomeAgentConfig.allow_unprotected_registration=True "
-                "(the sim lab has no ESP yet): home registrations are sent without RFC 3776 "
-                "ESP protection, and the suite does not check that protection."
+                "(the sim lab has no ESP keys): home registrations are sent without RFC 3776 "
+                "ESP protection. HA-SEC-01 runs it with protection required and checks that "
+                "an unprotected registration is discarded."
             )
         return notes
 
@@ -101,7 +108,7 @@ def tester_for(role: str, transport: Transport, plan: Addresses) -> Tester:
 
 def run_case(case: Case, target: Target) -> Result:
     try:
-        transport, iut = target.open(case.role)
+        transport, iut = target.open(case.role, dict(case.iut_config))
     except Exception as error:  # the IUT did not start: this case cannot run, the others may
         return Result(case, ERROR, [f"error: the target did not start: {error}"])
     tester = tester_for(case.role, transport, target.plan)

@@ -110,10 +110,17 @@ def topology_for(role: str, plan: Addresses = ADDRESSES) -> Topology:
 class SimTransport(Transport):
     """Our own ``role`` engine in labnet's sim backend (virtual time, deterministic)."""
 
-    def __init__(self, role: str, *, seed: int = 0, plan: Addresses = ADDRESSES) -> None:
+    def __init__(
+        self,
+        role: str,
+        *,
+        seed: int = 0,
+        plan: Addresses = ADDRESSES,
+        iut_config: dict[str, Any] | None = None,
+    ) -> None:
         self.role = role
         self.plan = plan
-        self.lab = SimLab(topology_for(role, plan), seed=seed)
+        self.lab = SimLab(topology_for(role, plan), seed=seed, options={"iut": iut_config or {}})
         inbox = self.lab.net.nodes["tester"].engine
         assert isinstance(inbox, Inbox)
         self._inbox = inbox

@@ -14,7 +14,9 @@ node's address (a mobile node's *home* address) on ``mip6k0`` with the default r
 so stock programs (ping, curl) run in the namespace with ``labnet exec``. Home agents run in
 router mode (their namespace holds no device; it exists so every engine node has one) with
 ``allow_unprotected_registration: true``, written out in the generated configuration, unless
-the lab runs with ESP. ``external`` nodes get a hub link whose UDP address
+the lab runs with ESP. A node with ``mode: host`` in the topology runs a host-mode daemon (its
+applications inside it, from the topology's ``apps``; no TUN device, nothing in its namespace).
+``external`` nodes get a hub link whose UDP address
 ``labnet status --json`` reports (send it raw IPv6 packets; the hub learns your endpoint).
 
 **State.** Everything a lab is lives under ``STATE_DIR/NAME/`` (daemon configurations,
@@ -72,7 +74,7 @@ from typing import Any
 import yaml
 
 from labnet.hub.server import query
-from labnet.topology import Network, NodeSpec, Topology, Uplink, builtin, load
+from labnet.topology import Network, NodeSpec, Topology, Uplink, builtin, dump, load
 from mip6.runtime.control import control_request
 
 DEFAULT_STATE_DIR = "/run/labnet"
@@ -304,12 +306,34 @@ class NetnsLab:
     # -- up ------------------------------------------------------------------------------------
 
     @classmethod
-    def up(cls, topology_spec: str, name: str | None = None, *, esp: bool = False) -> NetnsLab:
+    def up(
+        cls,
+        topology_spec: str | Topology,
+        name: str | None = None,
+        *,
+        esp: bool = False,
+        wait: bool = True,
+        endpoints: dict[str, tuple[str, int]] | None = None,
+        role_options: dict[str, dict[str, Any]] | None = None,
+        pinned: dict[str, str] | None = None,
+    ) -> NetnsLab:
         """Start the lab; on any failure everything started so far is removed again. ``esp``:
-        home registrations under ESP with fresh random keys (see the module's description)."""
+        home registrations under ESP with fresh random keys (see the module's description).
+
+        For a tool driving the lab from Python (the conformance suite): a topology built in
+        code (written to the lab's directory as ``topology.yaml``); ``wait=False`` returns
+        without waiting for home registrations (the tester plays the home agent);
+        ``endpoints`` fixes the UDP address of ``external`` nodes' links, so the hub delivers
+        to them from the first packet (otherwise it learns the endpoint when the node first
+        sends); ``role_options`` adds keys to a node's role block in its daemon configuration
+        (``{"iut": {"constants": {"max_nonce_lifetime": 8}}}``); ``pinned`` sends everything
+        arriving on an ``external`` node's link to another node's link whatever its
+        destination (hub link key ``to``: a tester cabled to the node under test)."""
         if os.geteuid() != 0:
             raise LabError("the netns backend needs root (network namespaces, TUN devices)")
-        topology = load_topology(topology_spec)
+        topology = (
+            topology_spec if isinstance(topology_spec, Topology) else load_topology(topology_spec)
+        )
         name = name or topology.name
         if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 32:
             raise LabError(f"lab name {name!r}: up to 32 letters, digits, '-' or '_'")
@@ -318,14 +342,25 @@ class NetnsLab:
             raise LabError(f"lab {name!r} exists: labnet down --name {name} first")
         directory = state_dir() / name
         directory.mkdir(parents=True, exist_ok=True)
-        spec_path = Path(topology_spec)
+        if isinstance(topology_spec, Topology):
+            written = directory / "topology.yaml"
+            written.write_text(dump(topology))
+            spec = str(written)
+        else:
+            spec_path = Path(topology_spec)
+            spec = str(spec_path.resolve()) if spec_path.exists() else topology_spec
         lab = cls(
             name,
             {
                 "name": name,
                 "backend": "netns",
                 "esp": esp,
-                "topology": str(spec_path.resolve()) if spec_path.exists() else topology_spec,
+                "topology": spec,
+                "role_options": role_options or {},
+                "pinned": pinned or {},
+                "endpoints": {
+                    node: f"{host}:{port}" for node, (host, port) in (endpoints or {}).items()
+                },
                 "directory": str(directory),
                 "hub": {"pid": None},
                 "nodes": {
@@ -342,13 +377,13 @@ class NetnsLab:
         )
         lab.save()
         try:
-            lab._start(topology)
+            lab._start(topology, wait=wait)
         except BaseException:
             lab.down()
             raise
         return lab
 
-    def _start(self, topology: Topology) -> None:
+    def _start(self, topology: Topology, *, wait: bool) -> None:
         endpoints = {
             node.name: _free_udp_port() for node in topology.nodes.values() if node.kind == "engine"
         }
@@ -362,7 +397,8 @@ class NetnsLab:
             if node.kind == "engine":
                 self._start_node(topology, node, endpoints[node.name])
         self._esp_pairs.clear()
-        self._wait_registered(topology)
+        if wait:
+            self._wait_registered(topology)
 
     def _hub_description(self, topology: Topology, endpoints: dict[str, int]) -> dict[str, Any]:
         links: dict[str, Any] = {}
@@ -372,6 +408,10 @@ class NetnsLab:
             link: dict[str, Any] = uplink_profile(network.uplink)
             if node.name in endpoints:
                 link["endpoint"] = f"127.0.0.1:{endpoints[node.name]}"
+            elif node.name in self.state.get("endpoints", {}):
+                link["endpoint"] = self.state["endpoints"][node.name]
+            if node.name in self.state.get("pinned", {}):
+                link["to"] = self.state["pinned"][node.name]
             links[node.name] = link
             addresses = [current_address(node, network), *node.addresses[1:]]
             if node.kind == "external":
@@ -427,16 +467,17 @@ class NetnsLab:
         netns = self.state["nodes"][node.name]["netns"]
         hub_host, hub_port = self.state["hub"]["links"][node.name]["address"]
         control = self.directory / f"{node.name}.sock"
+        router = node.role == "home_agent"
         lines = [
             f"# generated by labnet up for lab {self.name}, node {node.name}",
             f"node: {node.name}",
             f"role: {node.role}",
-            f"mode: {'router' if node.role == 'home_agent' else 'shim'}",
+            f"mode: {node.mode if node.mode == 'host' else ('router' if router else 'shim')}",
             f"netns: {netns}",
             f"control: {control}",
             "links:",
         ]
-        if node.role != "home_agent":
+        if node.role != "home_agent" and node.mode != "host":
             lines.append(f"  kernel: {{type: tun, name: {TUN_DEVICE}}}")
         lines.append(
             f'  network: {{type: udp, remote: "{hub_host}:{hub_port}", '
@@ -448,13 +489,15 @@ class NetnsLab:
                 "home_agent:",
                 f'  address: "{node.addresses[0]}"',
                 f"  home_prefixes: [{prefixes}]",
+                *self._role_option_lines(node.name),
             ]
             pairs = [
                 pair
                 for mobile, pair in self._esp_pairs.items()
                 if topology.nodes[mobile].home_agent == node.addresses[0]
             ]
-            if not self.state.get("esp"):
+            options = self.state.get("role_options", {}).get(node.name, {})
+            if not self.state.get("esp") and "allow_unprotected_registration" not in options:
                 lines += [
                     "  # labnet: started without ESP, so the lab explicitly accepts",
                     "  # unprotected home registrations",
@@ -463,7 +506,10 @@ class NetnsLab:
             elif pairs:
                 lines += ipsec_lines(pairs)
         elif node.role == "correspondent":
-            lines.append("correspondent: {}")
+            extra = self._role_option_lines(node.name)
+            if node.mode == "host":  # the host's own address
+                extra = [f'  address: "{node.addresses[0]}"', *extra]
+            lines += ["correspondent:", *extra] if extra else ["correspondent: {}"]
         else:
             care_of = care_of_for(node, topology.networks[node.network])
             lines += [
@@ -473,9 +519,22 @@ class NetnsLab:
             ]
             if care_of is not None:
                 lines.append(f'  care_of_address: "{care_of}"')
+            lines += self._role_option_lines(node.name)
             if node.name in self._esp_pairs:
                 lines += ipsec_lines([self._esp_pairs[node.name]])
+        if node.apps:
+            lines += ["apps:", *(f"  - {app.flow()}" for app in node.apps)]
         return "\n".join(lines) + "\n"
+
+    def _role_option_lines(self, node: str) -> list[str]:
+        """``up``'s ``role_options`` for ``node``, as lines inside its role block."""
+        options = self.state.get("role_options", {}).get(node)
+        if not options:
+            return []
+        text = yaml.safe_dump(options, default_flow_style=False, sort_keys=True)
+        return ["  # labnet: role options given to `up`"] + [
+            f"  {line}" for line in text.splitlines()
+        ]
 
     def _start_node(self, topology: Topology, node: NodeSpec, local_port: int) -> None:
         record = self.state["nodes"][node.name]
@@ -489,7 +548,7 @@ class NetnsLab:
         self._launch(record, node.name, config, [sys.executable, "-m", "mip6.cli", "run"])
         record["address"] = str(current_address(node, topology.networks[node.network]))
         self.save()
-        if node.role != "home_agent":
+        if node.role != "home_agent" and node.mode != "host":
             kernel_address = node.home_address if node.role == "mobile_node" else node.addresses[0]
             self._kernel_address(netns, kernel_address)
 

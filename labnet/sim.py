@@ -9,12 +9,19 @@ both uplinks' loss. Jitter, bandwidth and queues are modelled by the hub's emula
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from ipaddress import IPv6Address
+from typing import Any, TypeVar
 
 from labnet.topology import NodeSpec, Topology
 from mip6.apps.echo import echo
-from mip6.core.config import HomeAgentConfig, MobileNodeConfig
+from mip6.core.config import (
+    CorrespondentConfig,
+    HomeAgentConfig,
+    MobileNodeConfig,
+    ProtocolConstants,
+)
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.home_agent import HomeAgent
 from mip6.roles.mobile_node import MobileNode
@@ -40,9 +47,19 @@ class Inbox:
         return []
 
 
+_Config = TypeVar("_Config", CorrespondentConfig, HomeAgentConfig, MobileNodeConfig)
+
+
 class SimLab:
-    def __init__(self, topology: Topology, seed: int = 0) -> None:
+    """``options``: per node, keys of its role's configuration on top of the lab's (as in a
+    ``mip6 run`` role block: ``{"ha": {"binding_cache_size": 1}}``; ``constants`` a mapping
+    of :class:`~mip6.core.config.ProtocolConstants` fields)."""
+
+    def __init__(
+        self, topology: Topology, seed: int = 0, options: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.topology = topology
+        self.options = options or {}
         self.net = MemoryNetwork(seed)
         self.attached: dict[str, str] = {}  # node -> network it is on now
         self.addresses: dict[str, IPv6Address] = {}  # node -> current address
@@ -65,15 +82,23 @@ class SimLab:
             config = HomeAgentConfig(
                 address=spec.addresses[0],
                 home_prefixes=prefixes,
-                # the lab has no ESP yet (RFC 3776 comes with its issue): say so explicitly
+                # the sim lab has no ESP keys: say so explicitly
                 allow_unprotected_registration=True,
             )
-            return HomeAgent(config, rng)
+            return HomeAgent(self._configured(spec.name, config), rng)
         if spec.role == "correspondent":
-            return CorrespondentNode(rng=rng)
+            return CorrespondentNode(
+                config=self._configured(spec.name, CorrespondentConfig()), rng=rng
+            )
         assert spec.home_address is not None and spec.home_agent is not None
         config = MobileNodeConfig(home_address=spec.home_address, home_agent=spec.home_agent)
-        return MobileNode(config=config, rng=rng)
+        return MobileNode(config=self._configured(spec.name, config), rng=rng)
+
+    def _configured(self, node: str, config: _Config) -> _Config:
+        options = dict(self.options.get(node, {}))
+        if "constants" in options:
+            options["constants"] = ProtocolConstants(**options["constants"])
+        return dataclasses.replace(config, **options) if options else config
 
     def _reroute(self) -> None:
         """Routes and paths for where every node is now."""

@@ -18,6 +18,10 @@ their addresses; ``external`` nodes are endpoints the hub exposes to outside too
            home_address: 2001:db8:1::5, home_agent: 2001:db8:1::1}
       probe: {kind: external, network: correspondent, addresses: [2001:db8:2::99]}
 
+``mode: host`` runs a node's daemon as the IPv6 host itself (no kernel behind it), with the
+built-in applications its ``apps`` list names, as in a daemon configuration
+(:mod:`mip6.runtime.config`), e.g. ``apps: [{type: http, port: 80, size: 5000000, seed: 1}]``.
+
 Every fault is reported with the file, line and key (see :class:`mip6.runtime.config.ConfigError`).
 """
 
@@ -25,13 +29,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 from yaml.nodes import Node
 
-from mip6.runtime.config import ConfigError, YamlReader, compose, join
+from mip6.runtime.config import AppConfig, ConfigError, YamlReader, compose, join, read_apps
 
 ROLES = ("home_agent", "correspondent", "mobile_node")
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
@@ -67,6 +72,7 @@ class NodeSpec:
     home_address: IPv6Address | None = None
     home_agent: IPv6Address | None = None
     line: int | None = None
+    apps: tuple[AppConfig, ...] = ()  # mode host: the daemon's built-in applications
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,7 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         "mode",
         "home_address",
         "home_agent",
+        "apps",
     }
     for field_name, (key_node, _) in fields.items():
         if field_name not in allowed:
@@ -189,7 +196,7 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
             raise reader.fail(value, f"{key}.role", "missing")
         role = reader.choice(fields["role"][1], f"{key}.role", ROLES)
     mode = (
-        reader.choice(fields["mode"][1], f"{key}.mode", ("shim", "router"))
+        reader.choice(fields["mode"][1], f"{key}.mode", ("shim", "router", "host"))
         if "mode" in fields
         else ("router" if role == "home_agent" else "shim")
     )
@@ -203,6 +210,11 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         if "home_agent" in fields
         else None
     )
+    apps: tuple[AppConfig, ...] = ()
+    if "apps" in fields:
+        if mode != "host":
+            raise reader.fail(fields["apps"][0], f"{key}.apps", "applications need mode host")
+        apps = read_apps(reader, fields["apps"][1], f"{key}.apps")
     if role == "mobile_node" and (home_address is None or home_agent is None):
         missing = "home_address" if home_address is None else "home_agent"
         raise reader.fail(value, f"{key}.{missing}", "missing (a mobile node needs it)")
@@ -216,21 +228,28 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         home_address,
         home_agent,
         value.start_mark.line + 1,
+        apps,
     )
 
 
 def _check_addresses(topology: Topology) -> None:
-    """Every address inside its own network's prefix, and no address used twice."""
+    """Every address inside its own network's prefix (an ``external`` node's in any network's:
+    a tester may play a mobile node's home and care-of addresses at once), and no address used
+    twice."""
     seen: dict[IPv6Address, str] = {}
     for spec in topology.nodes.values():
         prefix = topology.networks[spec.network].prefix
         for address in spec.addresses:
-            if address not in prefix:
+            if spec.kind == "external" and topology.network_of(address) is not None:
+                pass
+            elif address not in prefix:
+                where = "any network" if spec.kind == "external" else f"network {spec.network}"
                 raise ConfigError(
                     topology.path,
                     spec.line,
                     f"nodes.{spec.name}.address",
-                    f"{address} is not in network {spec.network} ({prefix})",
+                    f"{address} is not in {where}"
+                    + ("" if spec.kind == "external" else f" ({prefix})"),
                 )
             if address in seen:
                 raise ConfigError(
@@ -250,3 +269,41 @@ def builtin(name: str) -> Topology:
     """A topology shipped with labnet (``roaming``, ``testbed``)."""
     resource = resources.files("labnet").joinpath(f"topologies/{name}.yaml")
     return parse(resource.read_text(encoding="utf-8"), f"labnet/topologies/{name}.yaml")
+
+
+def _decimal(value: float) -> str:
+    """The shortest decimal that reads back as ``value``, never in exponent notation (the
+    duration and rate syntax has none)."""
+    return format(Decimal(repr(value)), "f")
+
+
+def dump(topology: Topology) -> str:
+    """``topology`` as YAML that :func:`parse` reads back to an equal topology (but for
+    ``path`` and line numbers): how a topology built in code becomes a lab's file."""
+    lines = [f"name: {topology.name}", "networks:"]
+    for network in topology.networks.values():
+        uplink = network.uplink
+        fields = [
+            f"prefix: {network.prefix}",
+            f"latency: {_decimal(uplink.latency)}s",
+            f"jitter: {_decimal(uplink.jitter)}s",
+            f"loss: {_decimal(uplink.loss)}",
+            f"queue: {uplink.queue}",
+        ]
+        if uplink.bandwidth is not None:
+            fields.append(f"bandwidth: {_decimal(uplink.bandwidth)}bit")
+        lines.append(f"  {network.name}: {{{', '.join(fields)}}}")
+    lines.append("nodes:" if topology.nodes else "nodes: {}")
+    for spec in topology.nodes.values():
+        fields = [f"kind: {spec.kind}", f"network: {spec.network}"]
+        fields.append(f"addresses: [{', '.join(str(a) for a in spec.addresses)}]")
+        if spec.kind == "engine":
+            fields += [f"role: {spec.role}", f"mode: {spec.mode}"]
+        if spec.home_address is not None:
+            fields.append(f"home_address: {spec.home_address}")
+        if spec.home_agent is not None:
+            fields.append(f"home_agent: {spec.home_agent}")
+        if spec.apps:
+            fields.append(f"apps: [{', '.join(app.flow() for app in spec.apps)}]")
+        lines.append(f"  {spec.name}: {{{', '.join(fields)}}}")
+    return "\n".join(lines) + "\n"

@@ -11,9 +11,9 @@
     labnet hub, as :mod:`mip6.runtime.config` describes; invalid configuration is refused with
     the file, line and key at fault.
 
-``mip6 show bcache|bul|rr|nonce|stats [--json] --control SOCKET``
+``mip6 show bcache|bul|rr|nonce|stats|tcp [--json] --control SOCKET``
     Print a running node's binding cache, binding update list, return routability state,
-    nonce table or counters.
+    nonce table, counters, or (host mode) the TCP connections of its host stack.
 
 ``mip6 ctl --control SOCKET move ADDRESS|home`` / ``route-optimize ADDRESS`` / ``register``
     Tell a running mobile node it moved, to start route optimization, or to register again.
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="the node's YAML configuration")
     r.add_argument("-v", "--verbose", action="store_true", help="log every decision")
     sh = commands.add_parser("show", help="print a running node's tables")
-    sh.add_argument("what", choices=["bcache", "bul", "rr", "nonce", "stats"])
+    sh.add_argument("what", choices=["bcache", "bul", "rr", "nonce", "stats", "tcp"])
     sh.add_argument("--json", action="store_true")
     sh.add_argument("--control", required=True, help="the node's control socket")
     c = commands.add_parser("ctl", help="tell a running mobile node what happened")

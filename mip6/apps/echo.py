@@ -1,12 +1,19 @@
 """Echo: answers ICMPv6 Echo Requests (RFC 4443 4.2, as any IPv6 node's kernel does) and UDP
-datagrams to the echo port (RFC 862), from the address they were sent to."""
+datagrams to the echo port (RFC 862), from the address they were sent to. :func:`echo` works on
+whole packets (any driver); :func:`udp_echo` is the UDP service on a host-mode daemon's UDP
+API."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from mip6.wire import icmpv6 as icmp
 from mip6.wire.errors import WireError
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.udp import UdpDatagram
+
+if TYPE_CHECKING:
+    from mip6.runtime.host import Host, UdpEndpoint
 
 ECHO_PORT = 7
 
@@ -32,3 +39,14 @@ def echo(now: float, data: bytes) -> list[bytes]:
         return []
     reply = Ipv6Packet(source=packet.destination, destination=packet.source, payload=answer)
     return [reply.emit()]
+
+
+def udp_echo(host: Host, port: int = ECHO_PORT) -> UdpEndpoint:
+    """RFC 862 over ``host``'s UDP: every datagram to ``port`` goes back to its sender, from
+    the address it was sent to."""
+
+    def receive(data: bytes, remote: tuple[str, int], local: tuple[str, int]) -> None:
+        endpoint.sendto(data, remote, source=local[0])
+
+    endpoint = host.udp_bind(port, receive)
+    return endpoint

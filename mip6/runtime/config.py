@@ -5,7 +5,9 @@ One file per node::
 
     node: cn1                       # a name for logs and the control socket
     role: correspondent             # correspondent | home_agent | mobile_node
-    mode: shim                      # shim: the MIPv6 layer for the kernel's own applications
+    mode: shim                      # shim: the MIPv6 layer for the kernel's own applications;
+                                    # host: the daemon is the IPv6 host (no kernel link), its
+                                    # applications run inside it (``apps``); router: a home agent
     control: /run/mip6/cn1.sock     # UNIX socket for `mip6 show` (optional)
     netns: lab-cn1                  # optional: TUN devices in this network namespace (a name
                                     # from `ip netns`, or a path such as /proc/PID/ns/net); UDP
@@ -17,13 +19,21 @@ One file per node::
     home_agent: {address: ..., home_prefixes: [...], allow_unprotected_registration: false}
     mobile_node: {home_address: ..., home_agent: ..., care_of_address: ...}
     correspondent: {binding_cache_size: 4096, nonce_interval: 30}
+    apps:                           # mode host only: built-in applications on the host stack
+      - {type: echo}                            # UDP echo (RFC 862), port 7 unless given
+      - {type: http, port: 80, size: 5000000, seed: 1}   # or path: FILE instead of size/seed
+                                    # (FILE relative to this file's directory)
+
+In host mode the node's addresses are its role's: a mobile node's ``home_address``, a home
+agent's ``address``, a correspondent's ``address`` (required then).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from ipaddress import AddressValueError, IPv6Address, IPv6Network, NetmaskValueError
 from pathlib import Path
 from typing import Any
@@ -31,9 +41,12 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from mip6.core.config import ProtocolConstants
+
 ROLES = ("correspondent", "home_agent", "mobile_node")
-MODES = ("shim", "router")
+MODES = ("shim", "router", "host")
 LINK_TYPES = ("tun", "udp")
+APP_TYPES = ("echo", "http")
 
 
 class ConfigError(ValueError):
@@ -55,6 +68,26 @@ class LinkConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AppConfig:
+    """A built-in application of a host-mode daemon (:mod:`mip6.apps.builtin`)."""
+
+    type: str  # echo | http
+    port: int
+    path: str | None = None  # http: the file to serve
+    size: int = 0  # http without path: bytes generated from ``seed``
+    seed: int = 0
+
+    def flow(self) -> str:
+        """This application as one YAML flow mapping, as :func:`read_apps` reads it."""
+        fields = [f"type: {self.type}", f"port: {self.port}"]
+        if self.path is not None:
+            fields.append(f"path: {json.dumps(self.path)}")
+        elif self.type == "http":
+            fields += [f"size: {self.size}", f"seed: {self.seed}"]
+        return "{" + ", ".join(fields) + "}"
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     path: str
     node: str
@@ -66,6 +99,14 @@ class NodeConfig:
     role_options: dict[str, Any] = field(default_factory=dict)  # typed per role, see below
     netns: str | None = None  # network namespace of the TUN devices
     ipsec: dict[str, Any] | None = None  # RFC 3776 SAs (mip6.core.ipsec.config), validated
+    apps: tuple[AppConfig, ...] = ()  # host mode: applications inside the daemon
+
+    @property
+    def host_addresses(self) -> tuple[IPv6Address, ...]:
+        """The node's own addresses in host mode (see the module docstring)."""
+        key = "home_address" if self.role == "mobile_node" else "address"
+        address = self.role_options.get(key)
+        return (address,) if address is not None else ()
 
 
 class YamlReader:
@@ -178,7 +219,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     reader = YamlReader(path)
     root = compose(text, path)
     top = reader.mapping(root, "")
-    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", *ROLES}
+    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", "apps", *ROLES}
     for name, (key_node, _) in top.items():
         if name not in allowed:
             raise reader.fail(
@@ -198,6 +239,15 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     needed = {"network"} | ({"kernel"} if mode == "shim" else set())
     for name in sorted(needed - set(links)):
         raise reader.fail(top["links"][1], f"links.{name}", f"missing (mode {mode} needs it)")
+    if mode == "host" and "kernel" in links:
+        raise reader.fail(
+            top["links"][1], "links.kernel", "mode host has no kernel link (the daemon is the host)"
+        )
+    apps: tuple[AppConfig, ...] = ()
+    if "apps" in top:
+        if mode != "host":
+            raise reader.fail(top["apps"][0], "apps", f"applications need mode host, not {mode}")
+        apps = read_apps(reader, top["apps"][1], "apps")
     control = reader.scalar(top["control"][1], "control") if "control" in top else None
     netns = _netns(reader, top["netns"][1]) if "netns" in top else None
     pcap: dict[str, str] = {}
@@ -218,8 +268,65 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     options = _ROLE_READERS[role](reader, top[role][1], role)
     if role == "home_agent" and "correspondent" in top:
         options["correspondent"] = _correspondent(reader, top["correspondent"][1], "correspondent")
+    if mode == "host" and role == "correspondent" and "address" not in options:
+        raise reader.fail(
+            top[role][1], f"{role}.address", "missing (mode host needs the node's address)"
+        )
     ipsec = _ipsec(reader, text, top["ipsec"], role) if "ipsec" in top else None
-    return NodeConfig(path, node, role, mode, links, control, pcap, options, netns, ipsec)
+    return NodeConfig(path, node, role, mode, links, control, pcap, options, netns, ipsec, apps)
+
+
+def read_apps(reader: YamlReader, node: Node, key: str) -> tuple[AppConfig, ...]:
+    """An ``apps`` list (see the module docstring); also used by labnet's topology files."""
+    apps: list[AppConfig] = []
+    ports: set[tuple[str, int]] = set()
+    for index, item in enumerate(reader.sequence(node, key)):
+        where = f"{key}[{index}]"
+        fields = reader.mapping(item, where)
+        if "type" not in fields:
+            raise reader.fail(item, f"{where}.type", "missing")
+        kind = reader.choice(fields["type"][1], f"{where}.type", APP_TYPES)
+        allowed = {"type", "port"} | ({"path", "size", "seed"} if kind == "http" else set())
+        for name, (key_node, _) in fields.items():
+            if name not in allowed:
+                raise reader.fail(
+                    key_node,
+                    f"{where}.{name}",
+                    f"unknown key for an app of type {kind} "
+                    f"(expected {', '.join(sorted(allowed))})",
+                )
+        values: dict[str, Any] = {}
+        for name in ("port", "size", "seed"):
+            if name in fields:
+                values[name] = _whole(reader, fields[name][1], f"{where}.{name}")
+        port = values.pop("port", 7 if kind == "echo" else 80)
+        if not 0 < port <= 0xFFFF:
+            raise reader.fail(fields["port"][1], f"{where}.port", f"{port} is not a port (1-65535)")
+        protocol = "udp" if kind == "echo" else "tcp"
+        if (protocol, port) in ports:
+            raise reader.fail(item, f"{where}.port", f"{protocol} port {port} is used twice")
+        ports.add((protocol, port))
+        if kind == "http":
+            if ("path" in fields) == ("size" in fields):
+                raise reader.fail(item, where, "an http app needs either path or size")
+            if "path" in fields:
+                if "seed" in fields:
+                    raise reader.fail(fields["seed"][0], f"{where}.seed", "only with size")
+                path = reader.scalar(fields["path"][1], f"{where}.path")
+                # relative to the configuration file, wherever the daemon was started
+                path = os.path.join(os.path.dirname(reader.path), path)
+                if not os.path.isfile(path):
+                    raise reader.fail(fields["path"][1], f"{where}.path", f"no file {path}")
+                values["path"] = path
+        apps.append(AppConfig(kind, port, **values))
+    return tuple(apps)
+
+
+def _whole(reader: YamlReader, node: Node, key: str) -> int:
+    number = reader.number(node, key)
+    if number != int(number):
+        raise reader.fail(node, key, f"{number} is not a whole number")
+    return int(number)
 
 
 def _ipsec(reader: YamlReader, text: str, entry: tuple[Node, Node], role: str) -> dict[str, Any]:
@@ -339,7 +446,28 @@ def _options(reader: YamlReader, node: Node, key: str, spec: dict[str, str]) -> 
             out[name] = int(number)
         elif kind == "boolean":
             out[name] = reader.boolean(value, full)
+        elif kind == "constants":
+            out[name] = _constants(reader, value, full)
     return out
+
+
+def _constants(reader: YamlReader, node: Node, key: str) -> ProtocolConstants:
+    """RFC 3775 section 12's protocol constants, each overridable ("configurable" in the RFC
+    for most; a conformance lab shortens MAX_NONCE_LIFETIME so expiry cases run in seconds)."""
+    values: dict[str, float | int] = {}
+    for name, (key_node, value) in reader.mapping(node, key).items():
+        full = join(key, name)
+        default = getattr(ProtocolConstants(), name, None)
+        if name.startswith("_") or default is None:
+            names = ", ".join(f.name for f in fields(ProtocolConstants))
+            raise reader.fail(key_node, full, f"unknown constant (expected one of {names})")
+        number = reader.number(value, full)
+        if isinstance(default, int):
+            if number != int(number):
+                raise reader.fail(value, full, f"{number} is not a whole number")
+            number = int(number)
+        values[name] = number
+    return ProtocolConstants(**values)  # type: ignore[arg-type]
 
 
 def _correspondent(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
@@ -350,6 +478,7 @@ def _correspondent(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
         {
             "binding_cache_size": "integer",
             "nonce_interval": "number",
+            "constants": "constants",
             "brr_lead": "number",
             "address": "address",
         },
@@ -367,6 +496,7 @@ def _home_agent(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
             "binding_cache_size": "integer",
             "max_home_registration_lifetime": "number",
             "allow_unprotected_registration": "boolean",
+            "acl_default_allow": "boolean",
             "home_link_addresses": "addresses",
         },
     )
@@ -388,6 +518,7 @@ def _mobile_node(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
             "home_registration_lifetime": "number",
             "route_optimization": "boolean",
             "home_registration": "boolean",
+            "constants": "constants",
         },
     )
     for required in ("home_address", "home_agent"):

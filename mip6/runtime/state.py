@@ -3,13 +3,16 @@ Secrets (Kcn, nonces, keygen tokens) are never shown, only their indices and age
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.home_agent import HomeAgent
 from mip6.roles.mobile_node import MobileNode
 
-WHATS = ("bcache", "bul", "rr", "nonce", "stats")
+if TYPE_CHECKING:
+    from mip6.runtime.host import Host
+
+WHATS = ("bcache", "bul", "rr", "nonce", "stats", "tcp")
 
 
 def _correspondent(engine: Any) -> CorrespondentNode | None:
@@ -20,7 +23,10 @@ def _correspondent(engine: Any) -> CorrespondentNode | None:
     return None
 
 
-def describe(engine: Any, what: str, now: float) -> dict[str, Any]:
+def describe(engine: Any, what: str, now: float, host: Host | None = None) -> dict[str, Any]:
+    """``what`` of ``engine``; with a host-mode daemon's ``host``, ``stats`` also holds its
+    counters (``host.*``, ``host.tcp.*`` from the TCP stack) and ``tcp`` lists its TCP
+    connections (no rows without a host)."""
     if what not in WHATS:
         raise ValueError(f"show what? one of {', '.join(WHATS)}")
     rows: list[dict[str, Any]] = []
@@ -67,6 +73,8 @@ def describe(engine: Any, what: str, now: float) -> dict[str, Any]:
                     else None,
                 }
             rows.append(row)
+    elif what == "tcp":
+        rows = host.describe()["connections"] if host is not None else []
     elif what == "nonce":
         correspondent = _correspondent(engine)
         if correspondent is not None:
@@ -77,6 +85,8 @@ def describe(engine: Any, what: str, now: float) -> dict[str, Any]:
         correspondent = _correspondent(engine)
         if correspondent is not None and correspondent is not engine:
             counters |= {f"correspondent.{k}": v for k, v in correspondent.counters.items()}
+        if host is not None:
+            counters |= {f"host.{k}": v for k, v in host.describe()["counters"].items()}
         return {"what": what, "counters": dict(sorted(counters.items()))}
     return {"what": what, "rows": rows}
 
