@@ -12,6 +12,7 @@ otherwise; the section number is the authority.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import struct
 from collections.abc import Iterator
@@ -326,6 +327,33 @@ class MnRouteOptimized:
 # -- checks ----------------------------------------------------------------------------------------
 
 
+def _mobility_options(mh: bytes, start: int) -> list[tuple[int, bytes]]:
+    """(type, data) of each mobility option from ``start`` (RFC 3775 6.2.1; Pad1 is one
+    byte)."""
+    options, offset = [], start
+    while offset < len(mh):
+        if mh[offset] == 0:
+            offset += 1
+            continue
+        if offset + 2 > len(mh):
+            break
+        length = mh[offset + 1]
+        options.append((mh[offset], mh[offset + 2 : offset + 2 + length]))
+        offset += 2 + length
+    return options
+
+
+def _alternate_care_of(care_of: IPv6Address):  # type: ignore[no-untyped-def]
+    def match(t: Tester, got: Received) -> bool:
+        bus = binding_updates([got], PLAN.home_agent)
+        if not bus or got.source != care_of or got.mh_bytes is None:
+            return False
+        # a BU's options start after its 12 fixed bytes (6.1.7); type 3, length 16 (6.2.5)
+        return (3, care_of.packed) in _mobility_options(got.mh_bytes, 12)
+
+    return match
+
+
 def _home_registration_bu(t: Tester, got: Received) -> bool:
     bus = binding_updates([got], PLAN.home_agent)
     return (
@@ -420,6 +448,27 @@ def _cn_bu_again(t: Tester, got: Received) -> bool:
 
 
 CASES: tuple[Case, ...] = (
+    Case(
+        id="MN-BU-ALTCOA-01",
+        title="A home registration carries the care-of address in an Alternate Care-of "
+        "Address option",
+        rfc_section="11.7.1, 6.2.5",
+        requirement="The Alternate Care-of Address option is included in every home "
+        "registration, because ESP does not protect the care-of address in the IPv6 header's "
+        "source (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [Act("move", PLAN.care_of2)],
+        stimulus_text="IUT control: move to 2001:db8:4::5",
+        expect=(
+            Expect(
+                "BU to 2001:db8:1::1 from 2001:db8:4::5 with an Alternate Care-of Address "
+                "option naming 2001:db8:4::5",
+                _alternate_care_of(PLAN.care_of2),
+            ),
+        ),
+        timeout=1.0,
+    ),
     Case(
         id="MN-BU-HOME-01",
         title="After moving, the mobile node registers with its home agent (A and H set)",
@@ -874,7 +923,25 @@ def _expired_nonces_as_rejection() -> Iterator[None]:
         yield
 
 
+def _no_alternate_care_of(engine: Any) -> None:
+    original = engine._home_binding_update
+
+    def without(entry: Any) -> Any:
+        packet = original(entry)
+        bu = packet.payload
+        plain = dataclasses.replace(bu, options=()).aligned()
+        return dataclasses.replace(packet, payload=plain)
+
+    engine._home_binding_update = without
+
+
 FAULTS: tuple[Fault, ...] = (
+    Fault(
+        "mn-no-alternate-care-of-address",
+        "mn",
+        "home registrations without the Alternate Care-of Address option",
+        instance=_no_alternate_care_of,
+    ),
     Fault(
         "mn-expired-nonce-ba-is-final",
         "mn",

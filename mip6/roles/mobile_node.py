@@ -434,15 +434,23 @@ class MobileNode:
         or from the home address with Lifetime 0 when returning home (11.5.4)."""
         lifetime = 0.0 if entry.deregistering else self.config.home_registration_lifetime
         entry.lifetime = lifetime
-        bu = mh.BindingUpdate(
-            sequence=entry.sequence,
-            acknowledge=True,
-            home_registration=True,
-            lifetime_units_4s=min(int(lifetime) // 4, 0xFFFF),
-        ).aligned()
+        fields = {
+            "sequence": entry.sequence,
+            "acknowledge": True,
+            "home_registration": True,
+            "lifetime_units_4s": min(int(lifetime) // 4, 0xFFFF),
+        }
         if self.at_home:
+            bu = mh.BindingUpdate(**fields).aligned()  # type: ignore[arg-type]
             return Ipv6Packet(source=self.home_address, destination=entry.destination, payload=bu)
         assert self.care_of_address is not None
+        # RFC 3775 11.7.1: the Alternate Care-of Address option goes in every home
+        # registration: ESP protects the Mobility Header, not the source address carrying the
+        # care-of address (6.2.5).
+        bu = mh.BindingUpdate(
+            **fields,  # type: ignore[arg-type]
+            options=(mh.AlternateCareOfAddress(alternate_care_of_address=self.care_of_address),),
+        ).aligned()
         return Ipv6Packet(
             source=self.care_of_address,
             destination=entry.destination,

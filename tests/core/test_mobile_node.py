@@ -82,6 +82,11 @@ def test_home_registration_bu_from_care_of_with_hao_a_and_h(lab: Lab) -> None:
     assert packet.home_address == HOME
     assert bu.acknowledge and bu.home_registration and not bu.key_management_mobility_capability
     assert bu.lifetime_s == 420
+    # RFC 3775 11.7.1: ESP does not cover the source address, so the care-of address rides in
+    # the Mobility Header too
+    assert bu.find(mh.AlternateCareOfAddress) == mh.AlternateCareOfAddress(
+        alternate_care_of_address=CARE_OF
+    )
 
 
 def test_first_registration_backoff_1_5_s_doubling_to_32_with_new_sequence(lab: Lab) -> None:
