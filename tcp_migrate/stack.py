@@ -26,7 +26,9 @@ Policy lives here, state and arithmetic in the C core (``csrc/tcp_conn.h``):
   queue (a SYN beyond either is dropped, as Linux does, so the client retries).
 - Migration: :meth:`Socket.freeze`, :meth:`Socket.export`, :meth:`Stack.import_connection`
   (the connection arrives frozen and owns its 4-tuple: segments to it are dropped silently, no
-  RST), :meth:`Socket.thaw`, and :meth:`Stack.detach` for the donor giving a connection up.
+  RST), :meth:`Socket.thaw`, and :meth:`Stack.release` for the donor giving a connection up:
+  segments still reaching it for that 4-tuple are dropped silently for ``time_wait_ms``, not
+  answered with a RST that would reset the connection the acceptor now serves.
 
 Not here: IPv6 fragments (dropped), ICMPv6 (path MTU, unreachable), IPv4.
 """
@@ -261,6 +263,7 @@ class Stack:
         self._listeners: dict[tuple[bytes, int], Listener] = {}
         self._dirty: set[Socket] = set()
         self._deadlines: dict[Socket, int] = {}
+        self._released: dict[FourTuple, int] = {}  # 4-tuple -> until when (ms) it stays quiet
         self._port_counter = 0
         self._rst_window = (-1, 0)  # (second, count)
         self.counters = {
@@ -271,6 +274,7 @@ class Stack:
             "rst_sent": 0,
             "rst_limited": 0,
             "syn_dropped": 0,
+            "released_dropped": 0,
         }
         self._hdr = bytearray(40)
 
@@ -370,6 +374,15 @@ class Stack:
         self._dirty.discard(sock)
         self._deadlines.pop(sock, None)
 
+    def release(self, now_ms: int, sock: Socket) -> None:
+        """The donor's side of a handoff (or an acceptor abandoning an import): forget ``sock``
+        without sending anything, and until ``now_ms + config.time_wait_ms`` drop segments to
+        its 4-tuple silently. Segments sent before the path moved still arrive here; the RST
+        that RFC 9293 3.10.7.1 prescribes for them would reset the connection elsewhere."""
+        self.detach(sock)
+        self._released = {k: t for k, t in self._released.items() if t > now_ms}
+        self._released[sock.key] = now_ms + self.config.time_wait_ms
+
     @property
     def connections(self) -> list[Socket]:
         return list(self._table.values())
@@ -397,6 +410,9 @@ class Stack:
         key = (hw.destination, dport, hw.source, sport)
         sock = self._table.get(key)
         if sock is None:
+            if self._released.get(key, now_ms) > now_ms:
+                self.counters["released_dropped"] += 1
+                return None
             return self._no_connection(now_ms, key, segment)
         result = sock.conn.input(now_ms, segment)
         if result == InputResult.BAD_CHECKSUM:

@@ -7,7 +7,8 @@ namespace's kernel, and the stack runs here). :class:`Driver` is the I/O loop: i
 when the descriptor is readable and passes them to the attached stack, writes what the stack
 transmits, and calls :meth:`Stack.poll` at the stack's deadlines, on the asyncio event loop's
 monotonic clock in milliseconds. A driver can swap stacks (:meth:`Driver.attach`): a migration
-on one device. An optional ``shim`` sits between the device and the stack (delay, loss).
+on one device. An optional ``shim`` sits between the device and the stack (:class:`DelayLoss`:
+delay and loss).
 
 :func:`open_connection` and :func:`start_server` give ``asyncio.StreamReader``s and
 :class:`StreamWriter`s that behave like the standard library's: ``write``/``drain`` with flow
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import random
 import socket
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -30,6 +32,7 @@ from tcp_migrate.stack import Listener, Socket, Stack
 
 __all__ = [
     "DatagramDevice",
+    "DelayLoss",
     "Driver",
     "Server",
     "Shim",
@@ -120,6 +123,39 @@ class Shim(Protocol):
 
     def inbound(self, packet: bytes, deliver: Callable[[bytes], None]) -> None: ...
     def outbound(self, packet: bytes, send: Callable[[bytes], None]) -> None: ...
+
+
+class DelayLoss:
+    """A :class:`Shim` emulating a path: each packet, either way, is dropped with probability
+    ``loss`` (independently, from a generator seeded with ``seed``) or passed on ``delay_ms``
+    milliseconds later. Create it on the running loop; ``dropped`` and ``passed`` count packets."""
+
+    def __init__(self, delay_ms: float, loss: float, seed: int = 1) -> None:
+        self.delay = delay_ms / 1000
+        self.loss = loss
+        self.rng = random.Random(seed)
+        self.dropped = 0
+        self.passed = 0
+        self.closed = False
+        self.loop = asyncio.get_running_loop()
+
+    def _pass(self, packet: bytes, forward: Callable[[bytes], None]) -> None:
+        if self.loss and self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        self.passed += 1
+        self.loop.call_later(self.delay, self._arrive, packet, forward)
+
+    def _arrive(self, packet: bytes, forward: Callable[[bytes], None]) -> None:
+        if not self.closed:
+            forward(packet)
+
+    def close(self) -> None:
+        """Packets still on their way are lost (call it before closing the device)."""
+        self.closed = True
+
+    inbound = _pass
+    outbound = _pass
 
 
 class Driver:

@@ -747,6 +747,50 @@ static uint32_t hole_rxt_bytes(const struct tcp_conn *c)
     return bytes;
 }
 
+/* Bytes above SND.UNA the peer has SACKed. */
+static uint32_t sacked_bytes(const struct tcp_conn *c)
+{
+    uint32_t bytes = 0, i;
+
+    for (i = 0; i < c->sack_count; i++)
+        bytes += c->sack[i].end - c->sack[i].start;
+    return bytes;
+}
+
+/* RFC 6675 4, IsLost(SND.UNA): more than (DupThresh - 1) * SMSS bytes above
+ * it SACKed.  A Linux receiver compresses SACKs (one ACK for several
+ * out-of-order segments), so three segments may arrive above a hole with
+ * fewer than three duplicate ACKs; counting ACKs alone delays the fast
+ * retransmission by a round trip or more, often past the RTO. */
+static bool sack_says_lost(const struct tcp_conn *c)
+{
+    return (c->flags & TCP_CF_SACK_OK) && sacked_bytes(c) > 2 * tcp_smss(c);
+}
+
+/* How much may be in flight, counted as output_data does (SND.NXT - SND.UNA
+ * plus the holes retransmitted in this recovery).  In fast recovery with
+ * SACK, at least ssthresh plus the bytes SACKed and the holes retransmitted:
+ * that is RFC 6675 5's rule, pipe below cwnd = ssthresh, with pipe = bytes
+ * outstanding less those SACKed, each hole counted once (as the original
+ * until it is retransmitted, then as the retransmission), written in the
+ * inflated-window terms of RFC 6582.  Inflating by one SMSS per duplicate
+ * ACK (RFC 6582 3.2 step 4) alone undercounts what has left the network when
+ * the receiver compresses SACKs: no new data went out during recovery, the
+ * full ACK found nothing in flight, and recovery ended with cwnd at 2*SMSS
+ * instead of ssthresh. */
+static uint64_t send_window(const struct tcp_conn *c)
+{
+    uint64_t w = c->cwnd;
+
+    if ((c->flags & TCP_CF_IN_RECOVERY) && (c->flags & TCP_CF_SACK_OK)) {
+        uint64_t sack_w = (uint64_t)c->ssthresh + sacked_bytes(c) +
+                          hole_rxt_bytes(c);
+        if (sack_w > w)
+            w = sack_w;
+    }
+    return w;
+}
+
 /* The next un-SACKed range at or after snd_rxt that lies below a SACKed
  * block; false if none. */
 static bool next_hole(const struct tcp_conn *c, uint32_t *start, uint32_t *len)
@@ -841,16 +885,19 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
     uint32_t ack = s->ack;
     uint32_t wnd = (uint32_t)s->wnd << c->snd_wscale;
     uint32_t old_una = c->snd_una;
+    uint32_t old_sacked = sacked_bytes(c);
     /* RFC 5681 2, DUPLICATE ACKNOWLEDGMENT: (a) outstanding data, (b) no
      * data, (c) SYN and FIN off, (d) SEG.ACK = SND.UNA, (e) same window;
      * and an open window: the answers to zero-window probes (3.8.6.1) are
-     * not a sign of loss. */
+     * not a sign of loss.  For (e), an ACK that SACKs new data counts even
+     * when the window moved (the receiving application read meanwhile): it
+     * reports a segment that arrived above a hole, as RFC 6675 counts. */
     bool dup = c->snd_max != c->snd_una && s->len == 0 &&
-               !(s->flags & (TH_SYN | TH_FIN)) && ack == c->snd_una &&
-               wnd == c->snd_wnd && wnd > 0;
+               !(s->flags & (TH_SYN | TH_FIN)) && ack == c->snd_una && wnd > 0;
 
     if ((c->flags & TCP_CF_SACK_OK) && s->nsack > 0)
         sack_update(c, s);
+    dup = dup && (wnd == c->snd_wnd || sacked_bytes(c) > old_sacked);
 
     if (seq_gt(ack, c->snd_una)) {
         uint32_t acked = ack - c->snd_una;
@@ -923,7 +970,8 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
             c->dupacks++;
         if (c->flags & TCP_CF_IN_RECOVERY) {
             tcp_cc_on_recovery_dupack(c); /* RFC 6582 3.2 step 4 */
-        } else if (c->dupacks == 3 && seq_gt(ack, c->recover)) {
+        } else if ((c->dupacks == 3 || sack_says_lost(c)) &&
+                   seq_gt(ack, c->recover)) {
             /* RFC 6582 3.2 steps 2-3: "If the Cumulative Acknowledgment field
              * covers more than recover", enter fast retransmit: "record the
              * highest sequence number transmitted in the variable recover" */
@@ -933,6 +981,13 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
             tcp_cc_on_enter_recovery(c);
             c->snd_rxt = c->snd_una;
             c->pending |= TCP_PEND_RXT;
+            /* The timer restarts with the fast retransmission (RFC 6298
+             * (5.1) arms it again when it goes out), as Linux does: left
+             * running from the last new ACK, it expires before the
+             * retransmission can be acknowledged whenever the duplicate
+             * ACKs took longer than RTO - RTT to come, and the spurious
+             * timeout drops cwnd to one segment. */
+            c->t_rtx = TCP_NO_DEADLINE;
         }
     }
 
@@ -1431,7 +1486,7 @@ static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
     uint32_t end = data_end(c);
     bool fin_ok = fin_queued(c) && c->snd_missing == 0;
     uint32_t opt = option_space(c), maxdata, off, avail, len, flight, room;
-    uint64_t hdr = TCP_HEADER_LEN + (uint64_t)opt, allowed;
+    uint64_t hdr = TCP_HEADER_LEN + (uint64_t)opt, allowed, window;
     bool fin;
 
     maxdata = c->snd_mss > opt ? c->snd_mss - opt : 1;
@@ -1477,13 +1532,14 @@ static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
             return send_data(c, now, out, seq, len, fin);
     }
     flight = (c->snd_nxt - c->snd_una) + hole_rxt_bytes(c);
+    window = send_window(c);
     /* Fast recovery with SACK: the holes below the highest SACKed byte go
-     * before new data, within the same cwnd (see the compliance notes). */
+     * before new data, within the same window (see the compliance notes). */
     if ((c->flags & TCP_CF_IN_RECOVERY) && (c->flags & TCP_CF_SACK_OK)) {
         uint32_t hs, hl;
         if (next_hole(c, &hs, &hl) && hs < ring) {
             len = min32(min32(hl, maxdata), ring - hs);
-            if ((uint64_t)flight + len <= c->cwnd) {
+            if ((uint64_t)flight + len <= window) {
                 c->snd_rxt = c->snd_una + hs + len;
                 return send_data(c, now, out, c->snd_una + hs, len, false);
             }
@@ -1504,7 +1560,7 @@ static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
      * data ... provided that ... the total FlightSize would remain less than
      * or equal to cwnd plus 2*SMSS ... the TCP sender MUST NOT change cwnd to
      * reflect these two segments". */
-    allowed = c->cwnd;
+    allowed = window;
     if (!(c->flags & TCP_CF_IN_RECOVERY) && c->dupacks > 0 &&
         seq_geq(c->snd_nxt, c->snd_max))
         allowed += (c->dupacks < 2 ? c->dupacks : 2) * (uint64_t)tcp_smss(c);

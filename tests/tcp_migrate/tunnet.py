@@ -1,5 +1,5 @@
-"""Test helpers: a namespace whose kernel reaches our stack through a TUN device, a delay and
-loss shim, a tiny HTTP file server on tcp_migrate streams, and a hashing kernel sink.
+"""Test helpers: a namespace whose kernel reaches our stack through a TUN device, a tiny HTTP
+file server on tcp_migrate streams, and a hashing kernel sink.
 
 Layout: the TUN device is created by this process and moved into a fresh namespace; there the
 kernel has ``KERNEL_ADDRESS``/128 on it and a route to ``OUR_ADDRESS`` through it. This process
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from labnet.bench import tcp_lossy
 from tcp_migrate.core import Config
 from tcp_migrate.stack import Stack
 from tcp_migrate.tun import Driver, TunDevice
@@ -45,26 +45,6 @@ def make_stack(driver: Driver, **kwargs) -> Stack:
     kwargs.setdefault("send_capacity", 1 << 20)
     kwargs.setdefault("receive_capacity", 1 << 20)
     return Stack(transmit=driver.transmit, local_addresses=[OUR_ADDRESS], secret=SECRET, **kwargs)
-
-
-class DelayLoss:
-    """One-way ``delay_ms`` each direction and independent ``loss`` (seeded)."""
-
-    def __init__(self, delay_ms: float, loss: float, seed: int = 1) -> None:
-        self.delay = delay_ms / 1000
-        self.loss = loss
-        self.rng = random.Random(seed)
-        self.dropped = 0
-        self.loop = asyncio.get_running_loop()
-
-    def _pass(self, packet: bytes, forward) -> None:
-        if self.loss and self.rng.random() < self.loss:
-            self.dropped += 1
-            return
-        self.loop.call_later(self.delay, forward, packet)
-
-    inbound = _pass
-    outbound = _pass
 
 
 def http_response(body: bytes) -> bytes:
@@ -101,33 +81,6 @@ async def curl_sha256(ns: str, url: str, timeout: float = 120) -> tuple[int, str
     return proc.returncode, out.decode().split()[0] if out else "", err.decode()
 
 
-SINK = r"""
-import hashlib, socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen(1)
-print("ready", flush=True)
-c, _ = s.accept()
-h = hashlib.sha256(); n = 0
-while True:
-    b = c.recv(1 << 20)
-    if not b:
-        break
-    h.update(b); n += len(b)
-c.sendall(f"{n} {h.hexdigest()}\n".encode())
-c.close()
-print(n, h.hexdigest(), flush=True)
-"""
-
-
 async def start_sink(ns: str, port: int) -> asyncio.subprocess.Process:
     """A kernel TCP server in ``ns`` hashing what it receives; answers "<bytes> <sha256>"."""
-    proc = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", ns, "python3", "-c", SINK, KERNEL_ADDRESS, str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    line = await asyncio.wait_for(proc.stdout.readline(), 10)
-    assert line.strip() == b"ready", line
-    return proc
+    return await tcp_lossy.start_sink(ns, KERNEL_ADDRESS, port)
