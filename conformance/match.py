@@ -110,3 +110,16 @@ def echo_reply_via_rh2(t: Tester, got: Received) -> bool:
         and chain.routing_type2 == t.home_address.packed
         and checksum_ok(got.data)
     )
+
+
+def forwarded(got: bytes, sent: bytes, *, hops: int = 2) -> bool:
+    """``got`` is ``sent`` as routers forward it (RFC 8200 3): every byte the same but the Hop
+    Limit (byte 7), lowered by at most ``hops`` (a router between the tester and the IUT, and
+    the IUT when it forwards). The Hop Limit is in no upper-layer checksum, so nothing else may
+    differ."""
+    return (
+        len(got) == len(sent) >= 40
+        and got[:7] == sent[:7]
+        and got[8:] == sent[8:]
+        and sent[7] - hops <= got[7] <= sent[7]
+    )

@@ -10,7 +10,8 @@
     The MIPv6 engines' hot operations (see :mod:`labnet.bench.core`).
 
 ``labnet bench hub [--json] [--seconds S]``
-    The hub's forwarding rate against a bare Python relay (see :mod:`labnet.bench.hub`).
+    The hub against a bare Python relay, in the same run: TUN links between kernels (RTT, TCP,
+    packet rate; root) and UDP links (see :mod:`labnet.bench.hub`).
 
 ``labnet bench esp [--json] [--seconds S]``
     ESP protect + verify of 1,400-byte packets, AES-GCM and AES-CBC/HMAC-SHA1-96
@@ -32,6 +33,11 @@
 ``labnet bench tcp [--json] [--seconds S]``
     tcp_migrate against the kernel through a TUN hop, snapshot sizes and costs, Linux
     TCP_REPAIR for comparison (needs root; see :mod:`labnet.bench.tcp`).
+
+``labnet bench tcp-lossy [--json] [--bytes N]``
+    tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
+    loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
+    same path; N bytes each (default 100 MB: minutes; see :mod:`labnet.bench.tcp_lossy`).
 
 ``labnet hub DESCRIPTION``
     Run a hub from a YAML or JSON description (see :mod:`labnet.hub.config`) until SIGTERM or
@@ -55,10 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument(
-        "suite", choices=["wire", "core", "hub", "esp", "tcp"], help="what to measure"
+        "suite", choices=["wire", "core", "hub", "esp", "tcp", "tcp-lossy"], help="what to measure"
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--seconds", type=float, default=4.0, help="total measuring time")
+    bench.add_argument("--bytes", type=int, default=100_000_000, help="tcp-lossy: per transfer")
     demo = commands.add_parser("demo", help="the roaming scenario, narrated (sim backend)")
     demo.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
     hub = commands.add_parser("hub", help="run a hub (link emulation, routing, pcaps)")
@@ -138,6 +145,11 @@ def format_status(report: dict[str, Any]) -> str:
                 f"  {name:10} {node['role']:14} on {node['network']:14} {node['address']:24}"
                 f" netns {node['netns']} pid {node['pid']} {state}"
             )
+        elif node["kind"] == "kernel":
+            lines.append(
+                f"  {name:10} {'kernel':14} on {node['network']:14}"
+                f" {', '.join(node['addresses']):24} netns {node['netns']} (hub TUN link)"
+            )
         else:
             host, port = node["endpoint"]
             lines.append(
@@ -200,13 +212,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ConfigError, OSError) as error:
             print(f"labnet hub: {error}", file=sys.stderr)
             return 2
-        serve(config, lambda described: print(json.dumps(described), flush=True))
+        try:
+            serve(config, lambda described: print(json.dumps(described), flush=True))
+        except OSError as error:  # an address in use, a TUN device that cannot be made
+            print(f"labnet hub: {error}", file=sys.stderr)
+            return 1
     elif args.command == "bench":
-        from labnet.bench import core, esp, hub, tcp, wire
+        from labnet.bench import core, esp, hub, tcp, tcp_lossy, wire
 
-        results = {"wire": wire, "core": core, "hub": hub, "esp": esp, "tcp": tcp}[args.suite].run(
-            args.seconds
-        )
+        if args.suite == "tcp-lossy":
+            results = tcp_lossy.run(args.bytes)
+        else:
+            suites = {"wire": wire, "core": core, "hub": hub, "esp": esp, "tcp": tcp}
+            results = suites[args.suite].run(args.seconds)
         if args.json:
             print(json.dumps(results))
         else:

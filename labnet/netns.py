@@ -18,6 +18,9 @@ the lab runs with ESP. A node with ``mode: host`` in the topology runs a host-mo
 applications inside it, from the topology's ``apps``; no TUN device, nothing in its namespace).
 ``external`` nodes get a hub link whose UDP address
 ``labnet status --json`` reports (send it raw IPv6 packets; the hub learns your endpoint).
+``kernel`` nodes get a namespace and a hub link of kind ``tun``: the hub creates the TUN device
+and moves it into the namespace with the node's addresses and a default route, and no daemon
+runs (plain kernel hosts, as in Mininet; ``labnet exec`` runs programs there).
 
 **State.** Everything a lab is lives under ``STATE_DIR/NAME/`` (daemon configurations,
 control sockets, logs, the hub's description and captures ``pcap/NODE.pcap``), and
@@ -128,6 +131,17 @@ def uplink_profile(uplink: Uplink) -> dict[str, Any]:
     if uplink.bandwidth is not None:
         profile["bandwidth"] = uplink.bandwidth
     return profile
+
+
+def kernel_link(spec: NodeSpec, netns: str) -> dict[str, Any]:
+    """The hub link keys that attach a ``kernel`` node: a TUN device the hub creates and moves
+    into ``netns``, the node's addresses on it, and a default route through it."""
+    return {
+        "kind": "tun",
+        "netns": netns,
+        "addresses": [f"{address}/128" for address in spec.addresses],
+        "kernel_routes": ["::/0"],
+    }
 
 
 def home_prefixes(topology: Topology, spec: NodeSpec) -> list[IPv6Network]:
@@ -368,7 +382,7 @@ class NetnsLab:
                         "kind": node.kind,
                         "role": node.role,
                         "network": node.network,
-                        "netns": f"{name}-{node.name}" if node.kind == "engine" else None,
+                        "netns": f"{name}-{node.name}" if node.kind != "external" else None,
                         "pid": None,
                     }
                     for node in topology.nodes.values()
@@ -387,6 +401,9 @@ class NetnsLab:
         endpoints = {
             node.name: _free_udp_port() for node in topology.nodes.values() if node.kind == "engine"
         }
+        for node in topology.nodes.values():
+            if node.kind == "kernel":  # the hub moves the node's TUN device into it
+                self._new_namespace(self.state["nodes"][node.name])
         self._start_hub(topology, endpoints)
         if self.state.get("esp"):
             spis: set[int] = set()
@@ -412,6 +429,8 @@ class NetnsLab:
                 link["endpoint"] = self.state["endpoints"][node.name]
             if node.name in self.state.get("pinned", {}):
                 link["to"] = self.state["pinned"][node.name]
+            if node.kind == "kernel":
+                link |= kernel_link(node, self.state["nodes"][node.name]["netns"])
             links[node.name] = link
             addresses = [current_address(node, network), *node.addresses[1:]]
             if node.kind == "external":
@@ -792,6 +811,8 @@ class NetnsLab:
             else:
                 entry["endpoint"] = link.get("address")  # where to send raw IPv6 datagrams
                 entry["addresses"] = [str(a) for a in self.topology.nodes[name].addresses]
+                if record["kind"] == "kernel":  # no endpoint: a TUN device in its namespace
+                    entry["netns"] = record["netns"]
             counters = stats.get("links", {}).get(name)
             if counters is not None:
                 entry["packets"] = {

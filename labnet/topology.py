@@ -4,7 +4,9 @@ Each network has a prefix and an uplink to the core with one-way latency, jitter
 loss and queue length; a packet between two networks crosses both uplinks (the seeds' testbed,
 004 Fig. 9, is exactly this shape: Lss between members, Lcs between members and the client).
 Nodes have a role (home_agent, correspondent, mobile_node), a mode, the network they sit on and
-their addresses; ``external`` nodes are endpoints the hub exposes to outside tools::
+their addresses; ``external`` nodes are endpoints the hub exposes to outside tools; ``kernel``
+nodes are plain network namespaces, no mip6 daemon, attached through a hub TUN link (as
+Mininet hosts: run any program in them with ``labnet exec``)::
 
     name: roaming
     networks:
@@ -17,6 +19,7 @@ their addresses; ``external`` nodes are endpoints the hub exposes to outside too
       mn: {role: mobile_node, network: visited1, address: 2001:db8:3::5,
            home_address: 2001:db8:1::5, home_agent: 2001:db8:1::1}
       probe: {kind: external, network: correspondent, addresses: [2001:db8:2::99]}
+      web: {kind: kernel, network: correspondent, address: 2001:db8:2::80}
 
 ``mode: host`` runs a node's daemon as the IPv6 host itself (no kernel behind it), with the
 built-in applications its ``apps`` list names, as in a daemon configuration
@@ -64,7 +67,7 @@ class Network:
 @dataclass(frozen=True, slots=True)
 class NodeSpec:
     name: str
-    kind: str  # "engine" or "external"
+    kind: str  # "engine", "external" or "kernel" (a plain kernel on a hub TUN link, no daemon)
     role: str | None
     network: str
     addresses: tuple[IPv6Address, ...]
@@ -171,7 +174,7 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         if field_name not in allowed:
             raise reader.fail(key_node, join(key, field_name), "unknown key")
     kind = (
-        reader.choice(fields["kind"][1], f"{key}.kind", ("engine", "external"))
+        reader.choice(fields["kind"][1], f"{key}.kind", ("engine", "external", "kernel"))
         if "kind" in fields
         else "engine"
     )

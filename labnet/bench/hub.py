@@ -1,42 +1,51 @@
 """``labnet bench hub``: how fast the hub forwards, against a bare Python relay, in one run.
 
-A load generator in this process sends small IPv6/UDP packets (64 bytes) from one UDP socket to
-the forwarder's first port and receives them on a second socket from the forwarder's second
-port, keeping at most :data:`WINDOW` packets outstanding so no socket buffer overflows: the
-figures are loss-free forwarding rates, and each run checks that every packet sent arrived. The
-forwarder runs in a child process, so on a two-core machine the generator and the forwarder
-each have a core.
+Every figure of the hub comes with its baseline from the same run (the machines are noisy).
+``*_factor`` figures say how many times worse the hub is than the bare relay (1.0: as good;
+issue #4's target is at most 1.5). Forwarders run in a child process, so on a two-core machine
+the load and the forwarder each have a core; ``*_cpu_us_per_packet`` is the forwarder process's
+CPU time (user + system, from /proc, so including the kernel work its system calls do) per packet
+forwarded: steadier than the rates, which move with whatever else the machine runs.
 
-- ``relay_pps``: the baseline, a bare relay with the hub's loop structure (epoll, non-blocking
-  ``recvfrom_into`` until EAGAIN, ``sendto``) and nothing else: no routing, Hop Limit, emulation,
-  statistics or capture.
-- ``hub_pps``: the hub (:class:`labnet.hub.server.HubServer`) with two links, routing by
-  destination prefix, no emulation, no capture.
-- ``hub_pcap_pps``: the same hub writing a pcap per link.
-- ``hub_emulated_pps``: every packet through the emulator: 1 ms latency on each link's up
-  direction (the window is raised so latency does not bound the rate).
-- ``hub_overhead``: ``relay_pps / hub_pps``.
-- ``*_cpu_us_per_packet``: the forwarder process's CPU time (user + system, from /proc) per
-  packet forwarded, and ``hub_cpu_overhead``, the hub's over the relay's. These are the steadier
-  figures: the rates move with whatever else the machine runs, the CPU cost per packet much less.
-- ``lost_packets``: packets sent that never arrived, per forwarder (0 expected).
+**Kernel to kernel through TUN links** (root; otherwise ``netns_skipped`` says why). Two network
+namespaces, A (``2001:db8:a::1/64``) and B (``2001:db8:b::1/64``), each with a TUN device that a
+forwarder process opened and moved there (:mod:`labnet.hub.tun`), MTU 1500, the other's prefix
+routed through it: plain kernel nodes, no mip6 daemon. Each forwarder is measured the same way: the
+median ``ping -6`` round trip A to B (``*_rtt_us``), one kernel TCP connection's payload rate A to B
+(``*_tcp_mbps``, the relay's ``relay_tun_mbps``; a Python sender and receiver, Mbit/s of payload),
+and the loss-free rate of 64-byte IPv6/UDP packets A to B (``*_pps``; a generator in this process
+with a socket in each namespace keeps at most :data:`WINDOW` packets outstanding and checks every
+one arrived, ``lost_packets``). The devices keep the kernel's TUN queue of 500 packets: a TCP sender
+faster than the forwarder overflows it, so the TCP figures include the losses a slower forwarder
+causes (a 5,000-packet queue removed them and raised both rates, the hub's more).
 
-As root, the same run also measures the hub as the ``netns`` backend uses it (kernel to kernel,
-see :mod:`labnet.netns`); without root these are left out and ``netns_skipped`` says why:
+- ``veth_rtt_us``: the floor, two namespaces joined by a bare veth pair.
+- ``relay_tun_*``: the baseline of issue #4, a bare Python relay: one thread, ``epoll`` on the
+  two devices, each readable device drained by reading a packet and writing it to the other
+  device, nothing else. It uses the hub's device code and I/O calls (``readinto`` a reused
+  buffer, ``write`` of a ``memoryview``), so the comparison measures what the hub does per
+  packet, not a difference in system calls. ``relay_tun_added_rtt_us`` is its RTT minus veth's.
+- ``hub_*``: the hub (:class:`labnet.hub.server.HubServer`) with two ``tun`` links, zero emulated
+  latency and no shaping, routing by prefix and writing one pcap per link as labs run it;
+  ``hub_added_rtt_us`` is its RTT minus ``veth_rtt_us``. ``hub_nocapture_*``: the same without
+  captures. Both run as ordinary processes, as the relay does (labs ask for SCHED_FIFO).
+- ``hub_rtt_factor`` (added RTT over the relay's added RTT), ``hub_pps_factor``,
+  ``hub_tcp_factor`` (the relay's rate over the hub's), and the same for ``hub_nocapture``.
 
-- ``veth_rtt_us``: the baseline, the median ``ping -6`` round trip between two network
-  namespaces joined by a bare veth pair.
-- ``hub_added_rtt_us``: the median ``ping -6`` round trip between two namespaces attached as
-  ``labnet up`` attaches nodes (a correspondent's shim-mode mip6 daemon with its TUN device in
-  the namespace and a UDP link to the hub, on networks with no emulated latency), minus
-  ``veth_rtt_us``: what the daemons and the hub add per round trip (``hub_rtt_us`` is the
-  round trip itself).
-- ``hub_tcp_mbps``: kernel TCP throughput (a Python socket sender and receiver, one connection)
-  between those two namespaces through the hub with no shaping, in Mbit/s of TCP payload. The
-  lab's hub writes its captures, as every netns lab does.
+**The lab's daemon path** (root): ``lab_shim_rtt_us`` and ``lab_shim_tcp_mbps`` between two
+correspondents of a ``labnet up`` lab (netns backend), no emulation: kernel -> TUN -> shim-mode
+mip6 daemon -> UDP -> hub -> UDP -> daemon -> TUN -> kernel, so two daemons plus the hub
+(``lab_shim_added_rtt_us``: minus ``veth_rtt_us``). The lab's hub writes its captures.
 
-The generator runs near the forwarder's speed, so the relay's rate may be bounded by the
-generator rather than the relay; compare the CPU figures for the hub's true overhead.
+**Over UDP links** (no root needed): a generator sends 64-byte raw IPv6 packets in UDP
+datagrams to the forwarder's first port and receives them from its second port.
+``udp_relay_pps``: a bare relay with the hub's loop structure (epoll, non-blocking
+``recvfrom_into`` until EAGAIN, ``sendto``) and nothing else; ``udp_hub_pps``: the hub with two
+UDP links, no emulation, no capture; ``udp_hub_pcap_pps``: with captures;
+``udp_hub_emulated_pps``: 1 ms latency on each link's up direction (the window is raised so
+latency does not bound the rate); ``udp_hub_factor``: ``udp_relay_pps / udp_hub_pps``. Here the
+generator runs near the forwarder's speed and may bound the relay's rate: compare the CPU
+figures.
 """
 
 from __future__ import annotations
@@ -53,17 +62,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv6Address, IPv6Network
+from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
 
-from labnet.hub.config import HubConfig, LinkConfig
+from labnet.hub.config import HubConfig, LinkConfig, TunConfig
 from labnet.hub.emulation import LinkProfile
 from labnet.hub.server import bind_udp, serve
+from labnet.hub.tun import TunDevice
+from mip6.runtime.links import enter_netns
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.udp import UdpDatagram
 
@@ -161,16 +174,15 @@ class Measured:
     lost: int  # packets sent that never arrived (0 when all is well)
 
 
-def _measure(
+def _measure_udp(
     first: Address,
     second: Address,
     cpu_seconds: Callable[[], float],
     seconds: float,
     window: int,
-    rounds: int = 3,
 ) -> Measured:
-    """Forward packets from ``first`` to ``second`` for ``seconds``; ``cpu_seconds`` reads the
-    forwarder's CPU time."""
+    """Forward packets from ``first`` to ``second`` (a UDP-link forwarder's ports) for
+    ``seconds``; ``cpu_seconds`` reads the forwarder's CPU time."""
     packet = small_packet()
     sender = bind_udp((LOCALHOST, 0))
     receiver = bind_udp((LOCALHOST, 0))
@@ -190,49 +202,63 @@ def _measure(
         time.sleep(0.05)
         _drain(sender)
         _drain(receiver)
-        sent = received = 0
         send = sender.sendto
-        receive = receiver.recv_into
-        scratch = bytearray(2048)
-        results = []
-        cpu_start = measured_start = 0.0
-        for round_ in range(rounds + 1):  # round 0 warms up
-            if round_ == 1:
-                cpu_start, measured_start = cpu_seconds(), received
-            duration = 0.2 if round_ == 0 else seconds / rounds
-            start_received = received
-            start = time.perf_counter()
-            deadline = start + duration
-            while True:
-                while sent - received < window:
-                    send(packet, first)
-                    sent += 1
-                while True:
-                    try:
-                        receive(scratch)
-                    except BlockingIOError:
-                        break
-                    received += 1
-                if sent - received >= window:
-                    select.select([receiver], [], [], 0.1)
-                if time.perf_counter() >= deadline:
-                    break
-            elapsed = time.perf_counter() - start
-            if round_:
-                results.append((received - start_received) / elapsed)
-        cpu = cpu_seconds() - cpu_start
-        forwarded = received - measured_start
-        receiver.settimeout(0.5)
-        while received < sent:  # the packets still in flight
-            try:
-                receiver.recv_into(scratch)
-            except TimeoutError:
-                break
-            received += 1
-        return Measured(statistics.median(results), cpu / forwarded * 1e6, sent - received)
+        return _windowed(lambda: send(packet, first), receiver, cpu_seconds, seconds, window)
     finally:
         sender.close()
         receiver.close()
+
+
+def _windowed(
+    send: Callable[[], object],
+    receiver: socket.socket,
+    cpu_seconds: Callable[[], float],
+    seconds: float,
+    window: int,
+    rounds: int = 3,
+) -> Measured:
+    """Call ``send`` and receive on ``receiver`` (non-blocking) for ``seconds``, at most
+    ``window`` packets outstanding; the median rate of ``rounds`` rounds after a warm-up."""
+    sent = received = 0
+    receive = receiver.recv_into
+    scratch = bytearray(2048)
+    results = []
+    cpu_start = measured_start = 0.0
+    for round_ in range(rounds + 1):  # round 0 warms up
+        if round_ == 1:
+            cpu_start, measured_start = cpu_seconds(), received
+        duration = 0.2 if round_ == 0 else seconds / rounds
+        start_received = received
+        start = time.perf_counter()
+        deadline = start + duration
+        while True:
+            while sent - received < window:
+                send()
+                sent += 1
+            while True:
+                try:
+                    receive(scratch)
+                except BlockingIOError:
+                    break
+                received += 1
+            if sent - received >= window:
+                select.select([receiver], [], [], 0.1)
+            if time.perf_counter() >= deadline:
+                break
+        elapsed = time.perf_counter() - start
+        if round_:
+            results.append((received - start_received) / elapsed)
+    cpu = cpu_seconds() - cpu_start
+    forwarded = received - measured_start
+    receiver.settimeout(0.5)
+    while received < sent:  # the packets still in flight
+        try:
+            receiver.recv_into(scratch)
+        except TimeoutError:
+            break
+        received += 1
+    receiver.setblocking(False)
+    return Measured(statistics.median(results), cpu / max(forwarded, 1) * 1e6, sent - received)
 
 
 def _drain(sock: socket.socket) -> None:
@@ -243,22 +269,22 @@ def _drain(sock: socket.socket) -> None:
             return
 
 
-def _with_forwarder(
-    target: Callable[..., None], args: tuple[Any, ...], window: int, seconds: float
-) -> Measured:
+@contextmanager
+def _forwarder(target: Callable[..., None], args: tuple[Any, ...]) -> Iterator[tuple[Any, int]]:
+    """Run ``target(*args, connection)`` in a child process until the block ends; yields what
+    it reports on the connection once ready, and its pid."""
     context = multiprocessing.get_context("fork")
     ours, theirs = context.Pipe()
     process = context.Process(target=target, args=(*args, theirs), daemon=True)
     process.start()
     try:
-        if not ours.poll(10):
-            raise RuntimeError("the forwarder did not report its addresses")
-        first, second = ours.recv()
-        pid = process.pid
-        assert pid is not None
-        return _measure(first, second, lambda: _cpu_seconds(pid), seconds, window)
+        if not ours.poll(20):
+            raise RuntimeError(f"the forwarder did not start (exit code {process.exitcode})")
+        ready = ours.recv()
+        assert process.pid is not None
+        yield ready, process.pid
     finally:
-        if process.pid is not None:
+        if process.pid is not None and process.is_alive():
             os.kill(process.pid, signal.SIGTERM)
         process.join(5)
         if process.is_alive():
@@ -268,18 +294,31 @@ def _with_forwarder(
         theirs.close()
 
 
+def _with_forwarder(
+    target: Callable[..., None], args: tuple[Any, ...], window: int, seconds: float
+) -> Measured:
+    with _forwarder(target, args) as ((first, second), pid):
+        return _measure_udp(first, second, lambda: _cpu_seconds(pid), seconds, window)
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (proc(5): fields 14 and 15, in clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# -- kernel to kernel, as the netns backend runs it (root) ----------------------------------------
+# -- kernel to kernel (root) ----------------------------------------------------------------------
 
 PING_COUNT: Final = 60  # echo requests per RTT figure; the first few are left out (warm-up)
 PING_WARMUP: Final = 5
 TCP_PORT: Final = 5201
+UDP_PORT: Final = 9
 _PING_TIME = re.compile(r"icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms")
+_SIDES: Final = ("a", "b")
+_TUN_ADDRESSES: Final = {
+    "a": IPv6Interface("2001:db8:a::1/64"),
+    "b": IPv6Interface("2001:db8:b::1/64"),
+}
 
 # two correspondents (shim-mode daemons, kernel addresses on their TUN devices) on two networks
 # with no emulated latency, loss or bandwidth limit: nothing between them but the daemons and
@@ -346,6 +385,21 @@ def _sh(*args: str) -> None:
         raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip() or result.returncode}")
 
 
+@contextmanager
+def _namespaces(*names: str) -> Iterator[tuple[str, ...]]:
+    """Network namespaces with loopback up, deleted (with every device in them) on the way out."""
+    created: list[str] = []
+    try:
+        for name in names:
+            _sh("ip", "netns", "add", name)
+            created.append(name)
+            _sh("ip", "-n", name, "link", "set", "lo", "up")
+        yield names
+    finally:
+        for name in created:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+
+
 def _ping_rtt_us(netns: str, address: str) -> float:
     """Median ``ping -6`` round trip from namespace ``netns`` to ``address``, in µs."""
     command = ["ping", "-6", "-n", "-c", str(PING_COUNT), "-i", "0.02", "-W", "2", address]
@@ -358,25 +412,15 @@ def _ping_rtt_us(netns: str, address: str) -> float:
     return statistics.median(rtts[PING_WARMUP:])
 
 
-def _veth_rtt_us() -> float:
-    """The baseline: two namespaces joined by a bare veth pair."""
-    tag = f"lbh{os.getpid() % 100000}"
-    first, second = f"{tag}-a", f"{tag}-b"
-    created: list[str] = []
-    try:
-        for netns in (first, second):
-            _sh("ip", "netns", "add", netns)
-            created.append(netns)
-            _sh("ip", "-n", netns, "link", "set", "lo", "up")
+def _veth_rtt_us(tag: str) -> float:
+    """The floor: two namespaces joined by a bare veth pair."""
+    with _namespaces(f"{tag}-va", f"{tag}-vb") as (first, second):
         _sh("ip", "-n", first, "link", "add", "veth0", "type", "veth",
             "peer", "name", "veth0", "netns", second)  # fmt: skip
         for netns, address in ((first, "2001:db8:e::1"), (second, "2001:db8:e::2")):
             _sh("ip", "-n", netns, "-6", "addr", "add", f"{address}/64", "dev", "veth0", "nodad")
             _sh("ip", "-n", netns, "link", "set", "veth0", "up")
         return _ping_rtt_us(first, "2001:db8:e::2")
-    finally:
-        for netns in created:  # deleting a namespace deletes its end of the pair, hence both
-            subprocess.run(["ip", "netns", "delete", netns], capture_output=True, timeout=30)
 
 
 def _tcp_mbps(sender_netns: str, receiver_netns: str, address: str, seconds: float) -> float:
@@ -412,13 +456,140 @@ def _tcp_mbps(sender_netns: str, receiver_netns: str, address: str, seconds: flo
             receiver.wait()
 
 
-def _through_hub(tcp_seconds: float) -> tuple[float, float]:
+def _udp_socket_in(netns: str) -> socket.socket:
+    """A UDP/IPv6 socket of namespace ``netns``: made by a thread that entered it (a socket
+    stays in the namespace it was made in; this thread's namespace does not change)."""
+    made: list[socket.socket | BaseException] = []
+
+    def make() -> None:
+        try:
+            enter_netns(netns)
+            made.append(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
+        except BaseException as error:  # handed to the caller
+            made.append(error)
+
+    thread = threading.Thread(target=make)
+    thread.start()
+    thread.join()
+    if isinstance(made[0], BaseException):
+        raise made[0]
+    return made[0]
+
+
+# -- forwarders between two TUN devices, each run in a child process --------------------------
+
+
+def _run_tun_relay(tag: str, namespaces: tuple[str, str], report: Connection) -> None:
+    """The baseline: copy each packet read from one device to the other, nothing else."""
+    devices = [TunDevice(f"{tag}r{side}") for side in _SIDES]
+    for device, netns, side, other in zip(devices, namespaces, _SIDES, _SIDES[::-1], strict=True):
+        device.attach(netns, [_TUN_ADDRESSES[side]], [_TUN_ADDRESSES[other].network])
+    stopping = False
+
+    def on_signal(number: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    report.send("ready")
+    poller = select.epoll()
+    first, second = devices
+    pairs = {
+        first.fd: (first.file.readinto, second.file.write),
+        second.fd: (second.file.readinto, first.file.write),
+    }
+    for fd in pairs:
+        poller.register(fd, select.EPOLLIN)
+    buffer = bytearray(65535)
+    view = memoryview(buffer)
+    while not stopping:
+        for fd, _ in poller.poll(0.2):
+            readinto, write = pairs[fd]
+            while size := readinto(buffer):  # None: EAGAIN
+                write(view[:size])
+
+
+def tun_hub_config(tag: str, namespaces: tuple[str, str], pcap_dir: Path | None) -> HubConfig:
+    """Two ``tun`` links, one into each namespace, no emulation."""
+    links = []
+    for netns, side, other in zip(namespaces, _SIDES, _SIDES[::-1], strict=True):
+        tun = TunConfig(
+            device=f"{tag}h{side}",
+            netns=netns,
+            addresses=(_TUN_ADDRESSES[side],),
+            routes=(_TUN_ADDRESSES[other].network,),
+        )
+        links.append(LinkConfig(name=side, tun=tun))
+    return HubConfig(
+        links=tuple(links),
+        routes=tuple((_TUN_ADDRESSES[side].network, side) for side in _SIDES),
+        control=None,
+        pcap_dir=pcap_dir,
+    )
+
+
+def _run_tun_hub(config: HubConfig, report: Connection) -> None:
+    serve(config, lambda described: report.send("ready"))
+
+
+@dataclass(frozen=True, slots=True)
+class KernelPath:
+    """What one forwarder between the two namespaces gave."""
+
+    rtt_us: float
+    tcp_mbps: float
+    udp: Measured
+
+    def figures(self, prefix: str) -> dict[str, Any]:
+        return {
+            f"{prefix}_rtt_us": round(self.rtt_us, 1),
+            # issue #4 names the relay's figure relay_tun_mbps
+            "relay_tun_mbps" if prefix == "relay_tun" else f"{prefix}_tcp_mbps": round(
+                self.tcp_mbps, 1
+            ),
+            f"{prefix}_pps": round(self.udp.pps),
+            f"{prefix}_cpu_us_per_packet": round(self.udp.cpu_us_per_packet, 2),
+        }
+
+
+def _kernel_path(
+    target: Callable[..., None],
+    args: tuple[Any, ...],
+    namespaces: tuple[str, str],
+    seconds: float,
+    tcp_seconds: float,
+) -> KernelPath:
+    """Start a forwarder between the namespaces' TUN devices and measure RTT, packet rate and
+    TCP from A to B through it."""
+    destination = str(_TUN_ADDRESSES["b"].ip)
+    sender = _udp_socket_in(namespaces[0])
+    receiver = _udp_socket_in(namespaces[1])
+    try:
+        payload = bytes(PACKET_SIZE - 48)  # an IPv6 header and a UDP header: 48 bytes
+        with _forwarder(target, args) as (_, pid):
+            # the forwarder made the devices, so the address and the route now exist
+            receiver.bind((destination, UDP_PORT))
+            receiver.setblocking(False)
+            sender.connect((destination, UDP_PORT))
+            rtt = _ping_rtt_us(namespaces[0], destination)
+            send = sender.send
+            udp = _windowed(
+                lambda: send(payload), receiver, lambda: _cpu_seconds(pid), seconds, WINDOW
+            )
+            mbps = _tcp_mbps(namespaces[0], namespaces[1], destination, tcp_seconds)
+        return KernelPath(rtt, mbps, udp)
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def _through_lab(tcp_seconds: float) -> tuple[float, float]:
     """(median ping RTT in µs, TCP Mbit/s) between two nodes of a ``labnet up`` lab (netns
-    backend) with no emulation; the lab is taken down again whatever happens."""
+    backend, shim-mode daemons) with no emulation; the lab is taken down whatever happens."""
     from labnet import netns
 
     previous = os.environ.get("LABNET_STATE_DIR")
-    name = f"benchhub{os.getpid() % 100000}"
+    name = f"benchhub{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="labnet-bench-hub-") as directory:
         topology = Path(directory) / "bench-hub.yaml"
         topology.write_text(_TOPOLOGY)
@@ -437,23 +608,47 @@ def _through_hub(tcp_seconds: float) -> tuple[float, float]:
                 os.environ["LABNET_STATE_DIR"] = previous
 
 
-def run_netns(tcp_seconds: float) -> dict[str, Any]:
-    """``veth_rtt_us``, ``hub_added_rtt_us`` and ``hub_tcp_mbps``, or ``netns_skipped``."""
+def run_netns(seconds: float, tcp_seconds: float) -> dict[str, Any]:
+    """The kernel-to-kernel figures (see the module docstring), or ``netns_skipped``."""
     reason = _netns_unavailable()
     if reason is not None:
-        return {"netns_skipped": f"veth_rtt_us, hub_added_rtt_us, hub_tcp_mbps: {reason}"}
-    veth = _veth_rtt_us()
-    hub_rtt, mbps = _through_hub(tcp_seconds)
-    return {
-        "veth_rtt_us": round(veth, 1),
-        "hub_rtt_us": round(hub_rtt, 1),
-        "hub_added_rtt_us": round(hub_rtt - veth, 1),
-        "hub_tcp_mbps": round(mbps, 1),
-    }
+        return {"netns_skipped": f"veth, relay_tun, hub and lab_shim figures: {reason}"}
+    tag = f"lbh{os.getpid()}"
+    results: dict[str, Any] = {"veth_rtt_us": round(_veth_rtt_us(tag), 1)}
+    paths: dict[str, KernelPath] = {}
+    with _namespaces(f"{tag}-a", f"{tag}-b") as pair:
+        namespaces = (pair[0], pair[1])
+        paths["relay_tun"] = _kernel_path(
+            _run_tun_relay, (tag, namespaces), namespaces, seconds, tcp_seconds
+        )
+        with tempfile.TemporaryDirectory(prefix="labnet-bench-hub-") as captures:
+            config = tun_hub_config(tag, namespaces, Path(captures))
+            paths["hub"] = _kernel_path(_run_tun_hub, (config,), namespaces, seconds, tcp_seconds)
+        config = tun_hub_config(tag, namespaces, None)
+        paths["hub_nocapture"] = _kernel_path(
+            _run_tun_hub, (config,), namespaces, seconds, tcp_seconds
+        )
+    veth = results["veth_rtt_us"]
+    relay = paths["relay_tun"]
+    for name, path in paths.items():
+        results.update(path.figures(name))
+        results[f"{name}_added_rtt_us"] = round(path.rtt_us - veth, 1)
+    for name in ("hub", "hub_nocapture"):
+        path = paths[name]
+        results[f"{name}_rtt_factor"] = round((path.rtt_us - veth) / (relay.rtt_us - veth), 2)
+        results[f"{name}_pps_factor"] = round(relay.udp.pps / path.udp.pps, 2)
+        results[f"{name}_tcp_factor"] = round(relay.tcp_mbps / path.tcp_mbps, 2)
+    results["lost_packets"] = {name: path.udp.lost for name, path in paths.items()}
+    lab_rtt, lab_mbps = _through_lab(tcp_seconds)
+    results["lab_shim_rtt_us"] = round(lab_rtt, 1)
+    results["lab_shim_added_rtt_us"] = round(lab_rtt - veth, 1)
+    results["lab_shim_tcp_mbps"] = round(lab_mbps, 1)
+    return results
 
 
 def run(seconds: float = 4.0) -> dict[str, Any]:
     share = seconds / 4
+    results = run_netns(max(1.0, share), max(1.0, 2 * share))
     measured: dict[str, Measured] = {}
     measured["relay"] = _with_forwarder(_run_relay, (), WINDOW, share)
     measured["hub"] = _with_forwarder(_run_hub, (hub_config(),), WINDOW, share)
@@ -462,17 +657,16 @@ def run(seconds: float = 4.0) -> dict[str, Any]:
         measured["hub_pcap"] = _with_forwarder(_run_hub, (config,), WINDOW, share)
     config = hub_config(up_latency=0.001)
     measured["hub_emulated"] = _with_forwarder(_run_hub, (config,), 4 * WINDOW, share)
-    results: dict[str, Any] = {f"{name}_pps": round(m.pps) for name, m in measured.items()}
-    results.update(
-        {f"{name}_cpu_us_per_packet": round(m.cpu_us_per_packet, 2) for name, m in measured.items()}
-    )
-    results["hub_overhead"] = round(results["relay_pps"] / results["hub_pps"], 2)
-    results["hub_cpu_overhead"] = round(
+    for name, m in measured.items():
+        results[f"udp_{name}_pps"] = round(m.pps)
+        results[f"udp_{name}_cpu_us_per_packet"] = round(m.cpu_us_per_packet, 2)
+    results["udp_hub_factor"] = round(measured["relay"].pps / measured["hub"].pps, 2)
+    results["udp_hub_cpu_factor"] = round(
         measured["hub"].cpu_us_per_packet / measured["relay"].cpu_us_per_packet, 2
     )
-    results["lost_packets"] = {name: m.lost for name, m in measured.items()}
-    results.update(run_netns(max(1.0, 2 * share)))
+    results["udp_lost_packets"] = {name: m.lost for name, m in measured.items()}
     results["packet_bytes"] = PACKET_SIZE
+    results["mtu"] = 1500
     results["cpus"] = os.cpu_count()
     results["python"] = platform.python_version()
     return results

@@ -1,10 +1,13 @@
-"""The labnet hub (ARCHITECTURE 6): a userspace IPv6 router between UDP-attached links, with
-per-direction link emulation (latency, jitter, bandwidth, queue, loss) and one pcap per link.
+"""The labnet hub (ARCHITECTURE 6): a userspace IPv6 router between links (UDP sockets, or TUN
+devices into network namespaces), with per-direction link emulation (latency, jitter, bandwidth,
+queue, loss) and one pcap per link.
 
 - :mod:`labnet.hub.emulation`: one direction of a link, sans-I/O, on any clock.
 - :mod:`labnet.hub.router`: longest prefix match, Hop Limit, what a router must not forward.
 - :mod:`labnet.hub.config`: the YAML/JSON description and its units.
-- :mod:`labnet.hub.server`: the process: sockets, the event loop, captures, the control port.
+- :mod:`labnet.hub.tun`: the TUN devices of ``tun`` links.
+- :mod:`labnet.hub.capture`: one link's capture file, written in batches.
+- :mod:`labnet.hub.server`: the process: links, the event loop, captures, the control port.
 
 Run one with ``labnet hub DESCRIPTION.yaml``; it prints one JSON line (link addresses, control
 port, capture paths) once its sockets are bound, and stops cleanly on SIGTERM or SIGINT.
@@ -14,6 +17,7 @@ from labnet.hub.config import (
     ConfigError,
     HubConfig,
     LinkConfig,
+    TunConfig,
     load_config,
     parse_config,
     parse_link_profiles,
@@ -42,6 +46,7 @@ __all__ = [
     "LinkEmulator",
     "LinkProfile",
     "Router",
+    "TunConfig",
     "load_config",
     "parse_config",
     "parse_link_profiles",

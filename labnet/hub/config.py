@@ -21,7 +21,17 @@ Example, every key shown (all but ``links`` are optional)::
       ha:
         bind: "[::1]:0"      # instead of port: a full address
         hairpin: true        # may a packet leave by the link it arrived on
+        to: mn               # every packet arriving here leaves on link mn, whatever its
+                             # destination (a tester cabled to the node under test)
         prefixes: [2001:db8:1::/64]
+      host:
+        kind: tun            # "udp" (the default) or "tun": a TUN device the hub creates
+        device: hubhost0     # its name (default: hub0, hub1, ... as the kernel numbers them)
+        netns: host          # move it into this network namespace (default: stay in the hub's)
+        addresses: [2001:db8:4::1/64]  # the kernel's addresses on it (no DAD)
+        kernel_routes: ["::/0"]  # the kernel's routes through it
+        mtu: 1500            # the default
+        prefixes: [2001:db8:4::/64]
     routes:                  # more routes: prefix -> link name
       "::/0": ha
 
@@ -33,6 +43,10 @@ a number of seconds or "10ms", "250us", "1.5s"), ``jitter_distribution`` ("unifo
 ``burst_loss`` ({p, r, loss_good, loss_bad}, see :class:`labnet.hub.emulation.GilbertElliott`),
 ``in_flight_limit``. A top-level ``defaults`` mapping of profile keys applies to every link.
 
+A ``tun`` link has none of ``port``, ``bind`` and ``endpoint``, a ``udp`` link none of the
+``tun`` keys (``device``, ``netns``, ``addresses``, ``kernel_routes``, ``mtu``): see
+:mod:`labnet.hub.tun` for what the hub does with them.
+
 Unknown keys are errors: a typo in a lab description must not silently mean "no emulation".
 """
 
@@ -41,7 +55,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv6Network, ip_address
+from ipaddress import IPv6Interface, IPv6Network, ip_address
 from os import PathLike
 from pathlib import Path
 from typing import Any, Final
@@ -53,6 +67,7 @@ from labnet.hub.emulation import GilbertElliott, Jitter, LinkProfile
 Address = tuple[str, int]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_DEVICE = re.compile(r"^[A-Za-z0-9_.%-]{1,15}$")  # IFNAMSIZ - 1 bytes; "%d": numbered by the kernel
 _NUMBER_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ/%]*)\s*$")
 
 _DURATION_UNITS: Final = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -79,7 +94,13 @@ _PROFILE_KEYS: Final = frozenset(
         "in_flight_limit",
     }
 )
-_LINK_KEYS: Final = frozenset({"port", "bind", "endpoint", "hairpin", "prefixes", "up", "down"})
+_UDP_KEYS: Final = frozenset({"port", "bind", "endpoint"})
+_TUN_KEYS: Final = frozenset({"device", "netns", "addresses", "kernel_routes", "mtu"})
+_LINK_KEYS: Final = (
+    frozenset({"kind", "hairpin", "to", "prefixes", "up", "down"}) | _UDP_KEYS | _TUN_KEYS
+)
+LINK_KINDS: Final = ("udp", "tun")
+MIN_MTU: Final = 1280  # RFC 8200 5: every IPv6 link carries 1280-byte packets
 _TOP_KEYS: Final = frozenset(
     {"bind", "control", "pcap_dir", "seed", "realtime", "links", "routes", "defaults"}
 )
@@ -100,17 +121,39 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TunConfig:
+    """A link of kind ``tun``: the TUN device the hub creates (:mod:`labnet.hub.tun`).
+    ``device`` None: the kernel names it ``hub0``, ``hub1``, ...; ``netns`` None: it stays in
+    the hub's namespace. ``addresses`` and ``routes`` are the kernel's, on and through it."""
+
+    device: str | None = None
+    netns: str | None = None
+    addresses: tuple[IPv6Interface, ...] = ()
+    routes: tuple[IPv6Network, ...] = ()
+    mtu: int = 1500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LinkConfig:
-    """One link: the hub's socket address, the attached node's (None: learned), and what each
-    direction does. ``up`` is node to hub, ``down`` hub to node."""
+    """One link. Kind ``udp`` (``tun`` None): the hub's socket address ``bind`` (required) and
+    the attached node's ``endpoint`` (None: learned). Kind ``tun``: the device, ``bind`` and
+    ``endpoint`` unused. Both: what each direction does, ``up`` node to hub, ``down`` hub to node.
+    """
 
     name: str
-    bind: Address
+    bind: Address | None = None
+    tun: TunConfig | None = None
     endpoint: Address | None = None
     hairpin: bool = False
+    to: str | None = None  # pinned: every packet from this link leaves on that one
     up: LinkProfile = field(default_factory=LinkProfile)
     down: LinkProfile = field(default_factory=LinkProfile)
     prefixes: tuple[IPv6Network, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``udp`` or ``tun``."""
+        return "udp" if self.tun is None else "tun"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,6 +197,9 @@ def parse_config(data: Any, base_dir: str | PathLike[str] = ".") -> HubConfig:
         for prefix in link.prefixes:
             _add_route(routes, prefix, name, f"{where}.prefixes")
         links.append(link)
+    for link in links:
+        if link.to is not None and link.to not in links_data:
+            raise ConfigError(f"links.{link.name}.to", f"no link named {link.to!r}")
     for prefix, name in _mapping(top.get("routes", {}), "routes", None).items():
         where = f"routes.{prefix}"
         if name not in links_data:
@@ -184,38 +230,89 @@ def _link(
     name: str, spec: Any, bind_host: str, defaults: Mapping[str, Any], where: str
 ) -> LinkConfig:
     spec = _mapping(spec if spec is not None else {}, where, _LINK_KEYS | _PROFILE_KEYS)
-    if "bind" in spec and "port" in spec:
+    kind = spec.get("kind", "udp")
+    if kind not in LINK_KINDS:
+        raise ConfigError(f"{where}.kind", f"{kind!r} is not one of {list(LINK_KINDS)}")
+    for key in sorted(_TUN_KEYS if kind == "udp" else _UDP_KEYS):
+        if key in spec:
+            raise ConfigError(f"{where}.{key}", f"not a key of a {kind} link")
+    bind = endpoint = tun = None
+    if kind == "tun":
+        tun = _tun(spec, where)
+    elif "bind" in spec and "port" in spec:
         raise ConfigError(where, "give either bind (a full address) or port, not both")
-    if "bind" in spec:
+    elif "bind" in spec:
         bind = parse_address(spec["bind"], f"{where}.bind")
     else:
         port = spec.get("port", 0)
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ConfigError(f"{where}.port", f"{port!r} is not a port number")
         bind = (_host(bind_host, f"{where}.bind"), port)
-    endpoint = spec.get("endpoint")
+    if spec.get("endpoint") is not None:
+        endpoint = parse_address(spec["endpoint"], f"{where}.endpoint")
     both = {**defaults, **{k: v for k, v in spec.items() if k in _PROFILE_KEYS}}
     up = _profile({**both, **_mapping(spec.get("up", {}), f"{where}.up", _PROFILE_KEYS)}, where)
     down = _profile(
         {**both, **_mapping(spec.get("down", {}), f"{where}.down", _PROFILE_KEYS)}, where
     )
-    prefixes = spec.get("prefixes", [])
-    if isinstance(prefixes, str):
-        prefixes = [prefixes]
-    if not isinstance(prefixes, list):
-        raise ConfigError(f"{where}.prefixes", "expected a list of IPv6 prefixes")
     hairpin = spec.get("hairpin", False)
     if not isinstance(hairpin, bool):
         raise ConfigError(f"{where}.hairpin", f"{hairpin!r} is not true or false")
+    to = spec.get("to")
+    if to is not None and (not isinstance(to, str) or to == name):
+        raise ConfigError(f"{where}.to", f"{to!r} is not the name of another link")
     return LinkConfig(
         name=name,
         bind=bind,
-        endpoint=None if endpoint is None else parse_address(endpoint, f"{where}.endpoint"),
+        tun=tun,
+        endpoint=endpoint,
         hairpin=hairpin,
+        to=to,
         up=up,
         down=down,
-        prefixes=tuple(_prefix(p, f"{where}.prefixes") for p in prefixes),
+        prefixes=tuple(_prefix(p, f"{where}.prefixes") for p in _list(spec, "prefixes", where)),
     )
+
+
+def _tun(spec: Mapping[str, Any], where: str) -> TunConfig:
+    device = spec.get("device")
+    if device is not None and (not isinstance(device, str) or not _DEVICE.match(device)):
+        raise ConfigError(
+            f"{where}.device", f"{device!r}: a device name is 1-15 letters, digits, '_-.%'"
+        )
+    netns = spec.get("netns")
+    if netns is not None and (not isinstance(netns, str) or not _NAME.match(netns)):
+        raise ConfigError(f"{where}.netns", f"{netns!r} is not a network namespace name")
+    addresses = []
+    for value in _list(spec, "addresses", where):
+        try:
+            addresses.append(IPv6Interface(str(value)))
+        except ValueError as error:
+            raise ConfigError(
+                f"{where}.addresses", f"{value!r} is not an IPv6 address/length: {error}"
+            ) from None
+    mtu = spec.get("mtu", 1500)
+    if not isinstance(mtu, int) or isinstance(mtu, bool) or not MIN_MTU <= mtu <= 65535:
+        raise ConfigError(f"{where}.mtu", f"{mtu!r} is not an MTU in {MIN_MTU}..65535")
+    return TunConfig(
+        device=device,
+        netns=netns,
+        addresses=tuple(addresses),
+        routes=tuple(
+            _prefix(p, f"{where}.kernel_routes") for p in _list(spec, "kernel_routes", where)
+        ),
+        mtu=mtu,
+    )
+
+
+def _list(spec: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    """A list-valued key; a single string stands for a list of one."""
+    value = spec.get(key, [])
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}.{key}", "expected a list")
+    return value
 
 
 def parse_link_profiles(spec: Any, where: str = "") -> tuple[LinkProfile, LinkProfile]:

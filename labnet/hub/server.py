@@ -1,16 +1,29 @@
-"""The hub process: UDP sockets, one event loop, the emulators and the router (ARCHITECTURE 6).
+"""The hub process: links, one event loop, the emulators and the router (ARCHITECTURE 6).
 
-**Link protocol.** Each link is one UDP socket (IPv4 or IPv6) on the hub. Every datagram carries
-exactly one raw IPv6 packet, nothing else; the port a datagram arrives on names the link. The
-node's UDP address on a link (its *endpoint*) is configured, or learned from the datagrams it
+A link is of kind ``udp`` (the default: the link protocol below) or ``tun``: a TUN device the
+hub creates (:mod:`labnet.hub.tun`), optionally moves into a network namespace with addresses and
+routes, and keeps the descriptor of; each packet the kernel there sends through the device is a
+packet from the node, each packet the hub writes to it one to the node. A plain kernel (a
+namespace with no mip6 daemon, as a Mininet host) attaches that way. Devices are not persistent:
+the kernel deletes them when the hub closes them or dies.
+
+**Link protocol.** Each ``udp`` link is one UDP socket (IPv4 or IPv6) on the hub. Every datagram
+carries exactly one raw IPv6 packet, nothing else; the port a datagram arrives on names the link.
+The node's UDP address on a link (its *endpoint*) is configured, or learned from the datagrams it
 sends: a learned endpoint follows the latest sender (a node that restarts on a new port is
-re-attached; ``endpoint_changes`` counts it), a configured one is fixed and datagrams from any
-other address are dropped (``foreign_datagrams``). The hub sends a link's packets from that
-link's socket to its endpoint.
+re-attached; ``endpoint_changes`` counts it), a configured one is fixed and datagrams from any other
+address are dropped (``foreign_datagrams``). The hub sends a link's packets from that link's socket
+to its endpoint.
 
-**Path of a packet** from link A to link B: A's *up* emulator (node to hub), the router (longest
-prefix match, Hop Limit, see :mod:`labnet.hub.router`), B's *down* emulator (hub to node), then
-``sendto`` B's endpoint. A direction with no emulation configured is skipped entirely.
+**Path of a packet** from link A to link B, whatever their kinds: A's *up* emulator (node to hub),
+the router (longest prefix match, Hop Limit, see :mod:`labnet.hub.router`), B's *down* emulator
+(hub to node), then ``sendto`` B's endpoint or ``write`` to B's device. A direction with no
+emulation configured is skipped entirely: a packet crossing two such directions is read into
+one preallocated buffer, routed (a cached decision per source and destination), captured and
+sent as a ``memoryview`` of that buffer, nothing allocated for it, and counted with plain integer
+increments. An emulated direction holds a copy. A link with ``to: B`` in the description is
+*pinned*: its packets leave on B whatever their destination (the scope and Hop Limit rules still
+apply), as from a tester cabled to the node under test.
 
 **Captures.** With a ``pcap_dir``, each link has ``<pcap_dir>/<link>.pcap`` (classic pcap, link
 type 229 raw IPv6, microsecond wall-clock timestamps) holding exactly what crossed that link, in
@@ -18,8 +31,9 @@ both directions, each packet recorded when it came out of the far end of the lin
 the node when it reaches the hub (after the up direction's latency; before routing, so packets
 the router then drops are in the capture, with the Hop Limit the node sent), a packet to the node
 when the hub sends it (after the down direction's latency, with the decremented Hop Limit).
-Packets lost or tail-dropped on a link never crossed it and are not recorded. Files are flushed
-every second, on the control command ``flush``, and at shutdown.
+Packets lost or tail-dropped on a link never crossed it and are not recorded. Records are
+buffered (:mod:`labnet.hub.capture`) and written every 256 KiB, every second, on the control
+command ``flush``, and at shutdown; a hub that is killed loses at most the last second.
 
 **Control.** A UDP socket (``control`` in the config; 127.0.0.1 and a free port by default)
 answers one JSON datagram per request datagram. Requests are ASCII: ``stats`` (all counters),
@@ -31,24 +45,25 @@ optional ``up``/``down`` mappings, as in the description; unset keys mean no emu
 netcat: ``echo stats | nc -u -w1 127.0.0.1 PORT``; from Python: :func:`query`.
 
 **Statistics** (``stats``): ``timing`` says how late the loop served emulated departures
-(``departures``, ``late_mean_us``, ``late_max_us``, ``late_over_1ms``). Per link: ``address``
-(the hub's socket), ``endpoint`` (the node's, null until known), ``up`` and ``down`` (the
-emulators' counters: ``packets_in``, ``bytes_in``, ``packets_out``, ``bytes_out``, ``drops`` by
-cause ``loss``, ``burst_loss``, ``queue``, ``overflow``, and ``held`` now), ``router_drops`` of
-packets that arrived on the link (``malformed``, ``no_route``, ``hop_limit``, ``same_link``,
-``scope``), ``no_endpoint`` (packets for a node whose endpoint is not known yet),
-``send_errors``, ``receive_errors``, ``foreign_datagrams``, ``endpoint_changes`` and
-``pcap_frames``.
+(``departures``, ``late_mean_us``, ``late_max_us``, ``late_over_1ms``). Per link: ``kind`` (``udp``
+or ``tun``), ``address`` (the hub's socket; null for a ``tun`` link, which has ``device`` and
+``netns`` instead), ``endpoint`` (the node's, null until known), ``up`` and ``down`` (the emulators'
+counters: ``packets_in``, ``bytes_in``, ``packets_out``, ``bytes_out``, ``drops`` by cause ``loss``,
+``burst_loss``, ``queue``, ``overflow``, and ``held`` now), ``router_drops`` of packets that arrived
+on the link (``malformed``, ``no_route``, ``hop_limit``, ``same_link``, ``scope``), ``no_endpoint``
+(packets for a node whose endpoint is not known yet), ``send_errors`` (a full socket buffer or
+device queue, a device that is down), ``receive_errors``, ``foreign_datagrams``,
+``endpoint_changes`` and ``pcap_frames``.
 
-**Loop.** One thread, ``epoll``: each readable socket is drained with non-blocking
-``recvfrom_into`` until ``EAGAIN`` (at most :data:`BATCH` datagrams before timers are looked at
-again). The wait ends at the next emulated departure: ``epoll`` counts whole milliseconds, so the
-hub sleeps in ``epoll`` for all but the last one to two milliseconds and then in ``select`` on the
-epoll descriptor, which takes microseconds, with the thread's timer slack lowered from 50 us to
-1 us (prctl PR_SET_TIMERSLACK): departures are served ~50-100 us late on average (the ``timing``
-statistics) instead of up to a millisecond. Sockets get 4 MiB buffers (forced when
-root) so bursts queue in the kernel rather than being dropped there. ``stop()`` (safe from a
-signal handler or another thread) wakes the loop through a socket pair.
+**Loop.** One thread, ``epoll``: each readable socket or device is drained with non-blocking
+``recvfrom_into`` or ``readinto`` until ``EAGAIN`` (at most :data:`BATCH` packets before timers are
+looked at again). The wait ends at the next emulated departure: ``epoll`` counts whole milliseconds,
+so the hub sleeps in ``epoll`` for all but the last one to two milliseconds and then in ``select``
+on the epoll descriptor, which takes microseconds, with the thread's timer slack lowered from 50 us
+to 1 us (prctl PR_SET_TIMERSLACK): departures are served ~50-100 us late on average (the ``timing``
+statistics) instead of up to a millisecond. Sockets get 4 MiB buffers (forced when root) so bursts
+queue in the kernel rather than being dropped there. ``stop()`` (safe from a signal handler or
+another thread) wakes the loop through a socket pair.
 
 **Real time.** Other busy processes on a small machine delay the hub's wake-ups by milliseconds
 now and then (under load here, about 1 departure in 200 was served over 1 ms late, the worst
@@ -58,6 +73,15 @@ priority :data:`REALTIME_PRIORITY` (root only; refused quietly otherwise, and th
 it, and under the same load no departure was over 1 ms late. The hub is one thread, so it can
 hold at most one core, and the kernel's real-time throttling (``sched_rt_runtime_us``) still
 applies.
+
+**Speed and threads.** ``labnet bench hub`` compares the hub with a bare Python relay copying
+packets between two TUN devices (one thread, ``epoll``) in the same run. Warm, the hub adds about
+0.5-0.7 us of Python per packet to the relay's (the system calls, which carry the kernels' own
+work on both sides of the devices, cost several microseconds), and about 1-2 us more per 1500-byte
+packet when capturing (two records of the packet copied to two files). A second thread per
+direction was tried on the relay and did not help: the threads share the GIL, and on two cores
+the kernels at both ends of a TCP connection need the other core. So the hub stays one thread,
+which also keeps the emulators' ordering simple.
 """
 
 from __future__ import annotations
@@ -74,14 +98,14 @@ import socket
 import time
 from collections.abc import Callable
 from ipaddress import IPv6Network
-from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Final
 
-from labnet.hub.config import Address, ConfigError, HubConfig, parse_link_profiles
+from labnet.hub.capture import CHUNK_BYTES, Capture, record_header
+from labnet.hub.config import Address, ConfigError, HubConfig, LinkConfig, parse_link_profiles
 from labnet.hub.emulation import LinkEmulator, LinkProfile
-from labnet.hub.router import Router
-from mip6.wire.pcap import PcapWriter
+from labnet.hub.router import ADDRESSES, HOP_LIMIT, Router
+from labnet.hub.tun import TunDevice, TunError
 
 BATCH: Final = 64
 """Datagrams read from one socket before the loop looks at departures and other sockets: at
@@ -91,6 +115,7 @@ SOCKET_BUFFER_BYTES: Final = 4 * 1024 * 1024
 FLUSH_INTERVAL: Final = 1.0  # seconds between pcap flushes
 MAX_DATAGRAM: Final = 65535
 MAX_CONTROL_REPLY: Final = 65000
+_NO_DECISIONS: Final[dict[bytes, int]] = {}  # what a pinned link looks its packets up in
 
 _COARSE_WAIT: Final = 0.002  # below this, wait in select() (microseconds), not epoll (ms)
 REALTIME_PRIORITY: Final = 10  # SCHED_FIFO 1-99: above every ordinary process, below the kernel's
@@ -129,48 +154,68 @@ class Timing:
 
 
 class _Link:
-    """Runtime state of one link."""
+    """Runtime state of one link: a UDP socket (``sock``) or a TUN device (``device``, whose
+    file's ``readinto`` and ``write`` are kept at hand: None means ``EAGAIN``)."""
 
     __slots__ = (
         "address",
+        "device",
         "down",
         "down_transparent",
         "endpoint",
         "endpoint_changes",
         "endpoint_fixed",
+        "fd",
         "foreign_datagrams",
         "index",
         "name",
         "no_endpoint",
+        "passed_down",
+        "passed_down_bytes",
         "pcap",
-        "pcap_path",
+        "readinto",
         "receive_errors",
         "send_errors",
         "sock",
         "up",
         "up_transparent",
+        "write",
     )
 
     def __init__(
         self,
         index: int,
         name: str,
-        sock: socket.socket,
         up: LinkEmulator[bytearray],
         down: LinkEmulator[bytearray],
+        *,
+        sock: socket.socket | None = None,
+        device: TunDevice | None = None,
     ) -> None:
         self.index = index
         self.name = name
         self.sock = sock
-        self.address: Address = sock.getsockname()[:2]
+        self.device = device
+        if sock is not None:
+            self.fd = sock.fileno()
+        elif device is not None:
+            self.fd = device.fd
+        else:
+            raise ValueError("a link needs a socket or a device")
+        self.address: Address | None = None if sock is None else sock.getsockname()[:2]
+        self.readinto = None if device is None else device.file.readinto
+        self.write = None if device is None else device.file.write
         self.up = up
         self.down = down
         self.up_transparent = up.profile.transparent
         self.down_transparent = down.profile.transparent
+        # Packets that skipped the transparent down direction: counted here, two increments
+        # instead of a call to LinkEmulator.pass_through, and added to its counters by stats().
+        self.passed_down = 0
+        self.passed_down_bytes = 0
         self.endpoint: Any = None  # a socket address as recvfrom returns it
         self.endpoint_fixed = False
-        self.pcap: PcapWriter | None = None
-        self.pcap_path: Path | None = None
+        self.pcap: Capture | None = None
         self.endpoint_changes = 0
         self.foreign_datagrams = 0
         self.no_endpoint = 0
@@ -201,6 +246,7 @@ class HubServer:
         self.realtime = False  # whether the loop's thread got SCHED_FIFO
         self.timing = Timing()
         self._links: list[_Link] = []
+        self._capturing = config.pcap_dir is not None
         self._handlers: dict[int, Callable[[], None]] = {}
         self._active_up: set[_Link] = set()
         self._active_down: set[_Link] = set()
@@ -217,46 +263,70 @@ class HubServer:
 
     def _setup(self, config: HubConfig) -> None:
         names = [link.name for link in config.links]
-        self.router = Router(names, hairpin=[link.name for link in config.links if link.hairpin])
+        self.router = Router(
+            names,
+            hairpin=[link.name for link in config.links if link.hairpin],
+            pinned={link.name: link.to for link in config.links if link.to is not None},
+        )
         for prefix, name in config.routes:
             self.router.add_route(prefix, name)
         if config.pcap_dir is not None:
             config.pcap_dir.mkdir(parents=True, exist_ok=True)
         for index, spec in enumerate(config.links):
-            sock = bind_udp(spec.bind)
-            # One generator per direction, seeded by name: adding a link changes no other's draws.
-            up: LinkEmulator[bytearray] = LinkEmulator(
-                spec.up, random.Random(f"{config.seed}:{spec.name}:up")
-            )
-            down: LinkEmulator[bytearray] = LinkEmulator(
-                spec.down, random.Random(f"{config.seed}:{spec.name}:down")
-            )
-            link = _Link(index, spec.name, sock, up, down)
-            self._links.append(link)
-            if spec.endpoint is not None:
-                link.endpoint = _sockaddr(spec.endpoint, sock.family)
-                link.endpoint_fixed = True
+            link = self._open_link(index, spec, config.seed)
             if config.pcap_dir is not None:
-                link.pcap_path = config.pcap_dir / f"{spec.name}.pcap"
-                link.pcap = PcapWriter.create(link.pcap_path)
-            self._register(sock, functools.partial(self._receive, link))
+                link.pcap = Capture(config.pcap_dir / f"{spec.name}.pcap")
+            self._register(link.fd, functools.partial(self._receive, link))
         if config.control is not None:
             self._control = bind_udp(config.control, buffers=False)
-            self._register(self._control, self._answer_control)
+            self._register(self._control.fileno(), self._answer_control)
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
-        self._register(self._wake_reader, self._drain_wake)
+        self._register(self._wake_reader.fileno(), self._drain_wake)
 
-    def _register(self, sock: socket.socket, handler: Callable[[], None]) -> None:
-        self._epoll.register(sock.fileno(), select.EPOLLIN)
-        self._handlers[sock.fileno()] = handler
+    def _open_link(self, index: int, spec: LinkConfig, seed: int) -> _Link:
+        """The link's socket or device, in :attr:`_links` as soon as it exists so that
+        :meth:`close` releases it if what follows fails."""
+        # One generator per direction, seeded by name: adding a link changes no other's draws.
+        up: LinkEmulator[bytearray] = LinkEmulator(spec.up, random.Random(f"{seed}:{spec.name}:up"))
+        down: LinkEmulator[bytearray] = LinkEmulator(
+            spec.down, random.Random(f"{seed}:{spec.name}:down")
+        )
+        if spec.tun is not None:
+            tun = spec.tun
+            try:
+                device = TunDevice(tun.device or "hub%d", tun.mtu)
+                link = _Link(index, spec.name, up, down, device=device)
+                self._links.append(link)
+                device.attach(tun.netns, tun.addresses, tun.routes)
+            except TunError as error:
+                raise TunError(f"links.{spec.name}: {error}") from None
+            return link
+        if spec.bind is None:
+            raise ConfigError(f"links.{spec.name}.bind", "a udp link needs an address to bind")
+        sock = bind_udp(spec.bind)
+        link = _Link(index, spec.name, up, down, sock=sock)
+        self._links.append(link)
+        if spec.endpoint is not None:
+            link.endpoint = _sockaddr(spec.endpoint, sock.family)
+            link.endpoint_fixed = True
+        return link
+
+    def _register(self, fd: int, handler: Callable[[], None]) -> None:
+        self._epoll.register(fd, select.EPOLLIN)
+        self._handlers[fd] = handler
 
     # -- public ----------------------------------------------------------------------------------
 
     @property
     def addresses(self) -> dict[str, Address]:
-        """Each link's hub address (host, port), ports chosen by the kernel filled in."""
-        return {link.name: link.address for link in self._links}
+        """Each UDP link's hub address (host, port), ports chosen by the kernel filled in."""
+        return {link.name: link.address for link in self._links if link.address is not None}
+
+    @property
+    def devices(self) -> dict[str, str]:
+        """Each TUN link's device name."""
+        return {link.name: link.device.name for link in self._links if link.device is not None}
 
     @property
     def control_address(self) -> Address | None:
@@ -271,9 +341,9 @@ class HubServer:
             "control": None if control is None else list(control),
             "links": {
                 link.name: {
-                    "address": list(link.address),
+                    **_identity(link),
                     "endpoint": None if link.endpoint is None else list(link.endpoint[:2]),
-                    "pcap": None if link.pcap_path is None else str(link.pcap_path),
+                    "pcap": None if link.pcap is None else str(link.pcap.path),
                 }
                 for link in self._links
             },
@@ -289,10 +359,10 @@ class HubServer:
             if link_name is not None and link.name != link_name:
                 continue
             links[link.name] = {
-                "address": list(link.address),
+                **_identity(link),
                 "endpoint": None if link.endpoint is None else list(link.endpoint[:2]),
                 "up": {**link.up.stats.as_dict(), "held": link.up.held},
-                "down": {**link.down.stats.as_dict(), "held": link.down.held},
+                "down": {**_with_passed(link), "held": link.down.held},
                 "router_drops": drops[link.name],
                 "no_endpoint": link.no_endpoint,
                 "send_errors": link.send_errors,
@@ -365,7 +435,10 @@ class HubServer:
             if link.pcap is not None:
                 link.pcap.close()
                 link.pcap = None
-            link.sock.close()
+            if link.sock is not None:
+                link.sock.close()
+            if link.device is not None:
+                link.device.close()
         if self._control is not None:
             self._control.close()
         self._wake_reader.close()
@@ -436,37 +509,54 @@ class HubServer:
         return None if soonest == math.inf else soonest
 
     def _receive(self, link: _Link) -> None:
-        """Drain ``link``'s socket: each datagram enters the link's up direction.
+        """Drain ``link``'s socket or device: each packet enters the link's up direction.
 
         The common case, a transparent up direction, is written out here rather than through
-        :meth:`_arrived` and :meth:`_send`: it is the hub's whole cost per packet."""
-        receive = link.sock.recvfrom_into
+        :meth:`_arrived` and :meth:`_send`: it is the hub's whole cost per packet. Every packet
+        is read into the one preallocated buffer and handled as a ``memoryview`` of it: nothing
+        is allocated per packet unless an emulator must hold it (then it is copied)."""
+        readinto = link.readinto
+        receive = None if link.sock is None else link.sock.recvfrom_into
         buffer = self._buffer
         view = self._view
         clock = self._clock
         up = link.up
         transparent = link.up_transparent
         pcap = link.pcap
+        pcap_buffer = None if pcap is None else pcap.buffer
+        capturing = self._capturing
         wall_clock_ns = self._wall_clock_ns
         forward = self.router.forward
         links = self._links
         index = link.index
+        # a pinned link's packets never take the cached decisions (see Router.decisions)
+        decisions = self.router.decisions if self.router.pinned[index] < 0 else _NO_DECISIONS
+        header = b""
         passed = passed_bytes = 0
         for _ in range(BATCH):
-            try:
-                size, source = receive(buffer)
-            except BlockingIOError:
-                break
-            except OSError:
-                link.receive_errors += 1
-                continue
-            if source != link.endpoint:
-                if link.endpoint_fixed:
-                    link.foreign_datagrams += 1
+            if readinto is not None:
+                try:
+                    size = readinto(buffer)
+                except OSError:
+                    link.receive_errors += 1
+                    break  # the device is down: wait for the next readable event
+                if not size:
+                    break
+            else:
+                try:
+                    size, source = receive(buffer)  # type: ignore[misc]
+                except BlockingIOError:
+                    break
+                except OSError:
+                    link.receive_errors += 1
                     continue
-                if link.endpoint is not None:
-                    link.endpoint_changes += 1
-                link.endpoint = source
+                if source != link.endpoint:
+                    if link.endpoint_fixed:
+                        link.foreign_datagrams += 1
+                        continue
+                    if link.endpoint is not None:
+                        link.endpoint_changes += 1
+                    link.endpoint = source
             if not transparent:
                 if up.offer(clock(), bytearray(view[:size])):
                     self._active_up.add(link)
@@ -474,28 +564,57 @@ class HubServer:
             passed += 1
             passed_bytes += size
             packet = view[:size]
-            if pcap is not None:
-                pcap.write(packet, wall_clock_ns())
-            out = forward(index, packet)
-            if out < 0:
-                continue
+            if capturing:
+                header = record_header(size, wall_clock_ns() // 1000)
+                if pcap is not None:
+                    pcap_buffer += header  # type: ignore[operator]
+                    pcap_buffer += packet  # type: ignore[operator]
+                    pcap.frames += 1
+            # Router.decisions, as its description allows: forward() only when it has no plain
+            # answer (a short key is never found; a found key means 40 bytes or more).
+            out = decisions.get(packet[ADDRESSES].tobytes(), -1)
+            if out >= 0 and out != index and packet[0] >> 4 == 6 and packet[HOP_LIMIT] > 1:
+                packet[HOP_LIMIT] -= 1
+            else:
+                out = forward(index, packet)
+                if out < 0:
+                    continue
             target = links[out]
             if not target.down_transparent:
                 if target.down.offer(clock(), bytearray(packet)):
                     self._active_down.add(target)
                 continue
-            target.down.pass_through(size)
-            endpoint = target.endpoint
-            if endpoint is None:
-                target.no_endpoint += 1
-                continue
-            try:
-                target.sock.sendto(packet, endpoint)
-            except OSError:  # including BlockingIOError: the socket buffer is full
-                target.send_errors += 1
-                continue
-            if target.pcap is not None:
-                target.pcap.write(packet, wall_clock_ns())
+            target.passed_down += 1
+            target.passed_down_bytes += size
+            write = target.write
+            if write is not None:
+                try:
+                    if write(packet) is None:  # EAGAIN: the kernel's queue is full
+                        target.send_errors += 1
+                        continue
+                except OSError:  # the device is down
+                    target.send_errors += 1
+                    continue
+            else:
+                endpoint = target.endpoint
+                if endpoint is None:
+                    target.no_endpoint += 1
+                    continue
+                try:
+                    target.sock.sendto(packet, endpoint)  # type: ignore[union-attr]
+                except OSError:  # including BlockingIOError: the socket buffer is full
+                    target.send_errors += 1
+                    continue
+            captured = target.pcap
+            if captured is not None:  # Capture.record, written out
+                captured_buffer = captured.buffer
+                captured_buffer += header
+                captured_buffer += packet
+                captured.frames += 1
+                if len(captured_buffer) >= CHUNK_BYTES:
+                    captured.flush()
+        if pcap is not None and len(pcap.buffer) >= CHUNK_BYTES:
+            pcap.flush()
         if passed:
             stats = up.stats
             stats.packets_in += passed
@@ -508,30 +627,36 @@ class HubServer:
         route, enter the down direction. (:meth:`_receive` does the same inline for links with
         a transparent up direction.)"""
         if link.pcap is not None:
-            link.pcap.write(packet, self._wall_clock_ns())
+            link.pcap.record(packet, record_header(len(packet), self._wall_clock_ns() // 1000))
         out = self.router.forward(link.index, packet)
         if out < 0:
             return
         target = self._links[out]
         if target.down_transparent:
-            target.down.pass_through(len(packet))
+            target.passed_down += 1
+            target.passed_down_bytes += len(packet)
             self._send(target, packet)
         elif target.down.offer(at, packet):
             self._active_down.add(target)
 
-    def _send(self, link: _Link, packet: bytearray | memoryview) -> None:
-        """``packet`` has crossed ``link`` to the node: send it to the endpoint and capture it."""
-        endpoint = link.endpoint
-        if endpoint is None:
-            link.no_endpoint += 1
-            return
+    def _send(self, link: _Link, packet: bytearray) -> None:
+        """``packet`` has crossed ``link`` to the node: write it to the device or send it to the
+        endpoint, and capture it."""
         try:
-            link.sock.sendto(packet, endpoint)
-        except OSError:  # including BlockingIOError: the socket buffer is full
+            if link.write is not None:
+                if link.write(packet) is None:  # EAGAIN: the kernel's queue is full
+                    link.send_errors += 1
+                    return
+            elif link.endpoint is None:
+                link.no_endpoint += 1
+                return
+            else:
+                link.sock.sendto(packet, link.endpoint)  # type: ignore[union-attr]
+        except OSError:  # a full socket buffer (BlockingIOError), a device that is down
             link.send_errors += 1
             return
         if link.pcap is not None:
-            link.pcap.write(packet, self._wall_clock_ns())
+            link.pcap.record(packet, record_header(len(packet), self._wall_clock_ns() // 1000))
 
     def _run_due(self, now: float) -> None:
         """Everything whose emulated departure is ``<= now`` leaves: up directions first, so a
@@ -690,6 +815,23 @@ def bind_udp(address: Address, *, buffers: bool = True) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _with_passed(link: _Link) -> dict[str, Any]:
+    """The down direction's counters, the packets that skipped it included."""
+    counters = link.down.stats.as_dict()
+    for kind in ("in", "out"):
+        counters[f"packets_{kind}"] += link.passed_down
+        counters[f"bytes_{kind}"] += link.passed_down_bytes
+    return counters
+
+
+def _identity(link: _Link) -> dict[str, Any]:
+    """What a link is, for ``links`` and ``stats``: its kind and socket address or device."""
+    if link.device is not None:
+        return {"kind": "tun", "address": None, "device": link.device.name,
+                "netns": link.device.netns}  # fmt: skip
+    return {"kind": "udp", "address": None if link.address is None else list(link.address)}
 
 
 def _lower_timer_slack() -> None:

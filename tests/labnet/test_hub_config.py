@@ -88,7 +88,8 @@ def test_docstring_example_parses() -> None:
     assert module.__doc__ is not None
     example = module.__doc__.split("::\n\n", 1)[1].split("\n\nProfile keys", 1)[0]
     config = parse_config(yaml.safe_load(textwrap.dedent(example)))
-    assert [link.name for link in config.links] == ["mn", "ha"]
+    assert [link.name for link in config.links] == ["mn", "ha", "host"]
+    assert [link.kind for link in config.links] == ["udp", "udp", "tun"]
     mn = config.links[0]
     assert mn.up.loss == 0.01 and mn.down.jitter == 0.002 and mn.up.queue_packets == 100
     assert config.routes[-1] == (IPv6Network("::/0"), "ha")
@@ -205,6 +206,9 @@ def test_parse_address_invalid_raises(text: object) -> None:
         ({"links": {"a": {}}, "seed": "x"}, "seed", "not an integer"),
         ({"links": {"a": {}}, "realtime": "yes"}, "realtime", "not true or false"),
         ({"links": {"a": {}}, "colour": 1}, "", "unknown keys ['colour']"),
+        ({"links": {"a": {"to": "a"}}}, "links.a.to", "not the name of another link"),
+        ({"links": {"a": {"to": "b"}}}, "links.a.to", "no link named 'b'"),
+        ({"links": {"a": {"to": 3}, "b": {}}}, "links.a.to", "not the name of another"),
     ],
 )
 def test_parse_config_fault_names_where_and_why(data: object, where: str, reason: str) -> None:

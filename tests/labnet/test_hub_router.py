@@ -151,6 +151,23 @@ def test_forward_hairpin_link_may_send_back() -> None:
     assert r.forward(B, packet("2001:db8:1:5::1")) is Drop.SAME_LINK  # b does not hairpin
 
 
+def test_pinned_link_sends_everything_to_its_target_others_still_route() -> None:
+    r = Router(["a", "b", "c"], pinned={"c": "b"})
+    r.add_route("2001:db8:1::/48", "a")
+    r.add_route("2001:db8:9::/48", "c")
+    data = packet("2001:db8:1::1")  # routed to a, but c is pinned to b
+    assert r.forward(C, data) == B
+    assert data[7] == 63
+    # the same addresses from b are routed (no decision cached for the pinned link's packet)
+    assert r.forward(B, packet("2001:db8:1::1")) == A
+    assert r.forward(C, packet("2001:db8:1::1")) == B
+    # what b sends back towards c's prefix is routed to c as usual
+    assert r.forward(B, packet("2001:db8:9::5", source="2001:db8:1::1")) == C
+    # pinned packets still obey the scope and Hop Limit rules
+    assert r.forward(C, packet("fe80::1")) is Drop.SCOPE
+    assert r.forward(C, packet("2001:db8:1::1", hop_limit=1)) is Drop.HOP_LIMIT
+
+
 # -- not forwardable ------------------------------------------------------------------------------
 
 
@@ -197,3 +214,19 @@ def test_forward_not_ipv6_drops_malformed(data: bytearray) -> None:
 def test_drop_values_are_negative_and_labelled() -> None:
     assert all(reason < 0 for reason in Drop)
     assert Drop.NO_ROUTE.label == "no_route"
+
+
+def test_cached_destination_link_local_source_still_dropped_scope() -> None:
+    r = router()
+    assert r.forward(A, packet("2001:db8:2::1")) == C  # the pair's decision is now cached
+    assert r.forward(A, packet("2001:db8:2::1", source="fe80::1")) is Drop.SCOPE
+    assert r.forward(A, packet("2001:db8:2::1", source="::1")) is Drop.SCOPE
+    assert r.forward(A, packet("2001:db8:2::1")) == C
+    assert r.drop_counts()["a"]["scope"] == 2
+
+
+def test_forward_memoryview_decrements_hop_limit_in_underlying_buffer() -> None:
+    data = packet("2001:db8:2::1") + bytes(100)  # a buffer longer than the packet, as the hub's
+    view = memoryview(data)[: len(data) - 100]
+    assert router().forward(A, view) == C
+    assert data[7] == 63

@@ -162,7 +162,9 @@ class HubProcess:
         return self.process.returncode
 
     def _stderr(self) -> str:
-        if self.process.poll() is None:
+        try:
+            self.process.wait(5)  # stdout closed: it is exiting
+        except subprocess.TimeoutExpired:
             return "(still running)"
         assert self.process.stderr is not None
         return self.process.stderr.read()
@@ -357,6 +359,22 @@ def test_unroutable_and_same_link_packets_counted_not_forwarded(lab: Lab) -> Non
         "same_link": 1,
         "scope": 1,
     }
+
+
+def test_cached_route_hop_limit_1_and_same_link_still_dropped(lab: Lab) -> None:
+    before = lab.hub.stats("src")["links"]["src"]["router_drops"]
+    lab.source.sendto(probe(LAT10, 1), lab.hub.address("src"))  # caches the pair's decision
+    lab.receivers["lat10"].settimeout(2)
+    lab.receivers["lat10"].recv(65535)
+    expiring = bytearray(probe(LAT10, 2))
+    expiring[7] = 1
+    lab.source.sendto(expiring, lab.hub.address("src"))
+    lab.source.sendto(probe(SOURCE, 3), lab.hub.address("src"))  # back out the same link
+    lab.source.sendto(probe(SOURCE, 4), lab.hub.address("src"))  # and again, now cached
+    time.sleep(0.05)
+    after = lab.hub.stats("src")["links"]["src"]["router_drops"]
+    assert after["hop_limit"] - before["hop_limit"] == 1
+    assert after["same_link"] - before["same_link"] == 2
 
 
 def test_configured_endpoint_rejects_other_senders(lab: Lab) -> None:
