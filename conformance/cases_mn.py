@@ -579,6 +579,27 @@ CASES: tuple[Case, ...] = (
         timeout=1.0,
     ),
     Case(
+        id="MN-BA-REJECT-01",
+        title="A home registration rejected with BA 129 is not retransmitted",
+        rfc_section="11.7.3, 11.8",
+        requirement="A Binding Acknowledgement with a rejection status (128 or more, other "
+        "than the sequence and nonce statuses the mobile node can correct) answers the Binding "
+        "Update: retransmission for it stops (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnMoved(),),
+        stimulus=lambda t: [home_agent_ba(t, t.memo["home_bu"].sequence, 129)],
+        stimulus_text="BA status 129 (administratively prohibited) for the captured BU",
+        expect=(
+            Silence(
+                "no Binding Update to the home agent for 3 s (the first retransmission was due "
+                "1.5 s after the BU)",
+                lambda t, got: bool(binding_updates([got], PLAN.home_agent)),
+            ),
+        ),
+        timeout=3.0,
+    ),
+    Case(
         id="MN-TUN-01",
         title="A packet tunnelled by the home agent is decapsulated; the answer is "
         "reverse-tunnelled",
@@ -879,6 +900,15 @@ def _ignores_135(engine: Any) -> None:
     engine._binding_acknowledgement = ack
 
 
+def _retransmits_after_rejection(engine: Any) -> None:
+    original = engine._binding_acknowledgement
+
+    def ack(now: float, inbound: Any, ba: Any) -> Any:
+        return [] if 128 <= ba.status < 135 else original(now, inbound, ba)
+
+    engine._binding_acknowledgement = ack
+
+
 def _no_rate_limit(engine: Any) -> None:
     import dataclasses
 
@@ -955,6 +985,12 @@ FAULTS: tuple[Fault, ...] = (
         instance=_no_backoff,
     ),
     Fault("mn-ignores-ba-135", "mn", "BA 135 not acted upon", instance=_ignores_135),
+    Fault(
+        "mn-ignores-rejection",
+        "mn",
+        "a rejecting BA (128-134) ignored: the BU keeps being retransmitted",
+        instance=_retransmits_after_rejection,
+    ),
     Fault("mn-no-max-update-rate", "mn", "MAX_UPDATE_RATE not enforced", instance=_no_rate_limit),
     Fault(
         "mn-accepts-tunnel-from-anyone",
