@@ -124,6 +124,26 @@ def _direct_coti(t: Tester, got: Received) -> bool:
     )
 
 
+def _expired_nonce_case(status: int, expired: str, fresh: str, renewed: str) -> Case:
+    """MN-BA-136/137/138-01: the correspondent's BA ``status`` for the captured BU."""
+    return Case(
+        id=f"MN-BA-{status}-01",
+        title=f"BA {status} from the correspondent makes the mobile node renew {renewed}",
+        rfc_section="11.7.3, 5.2.7",
+        requirement=f"A correspondent's BA with status {status} (expired {expired}) means the "
+        "Binding Update used a keygen token the correspondent no longer accepts; the mobile "
+        "node restarts return routability for the expired token(s) only (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [correspondent_ba(t, t.memo["cn_bu"].sequence, status=status)],
+        stimulus_text=f"BA status {status} from the correspondent for the captured BU, "
+        "authorized under the tester's Kbm",
+        expect=_renewal_expectations(fresh),
+        timeout=1.0,
+    )
+
+
 def _renewal_expectations(fresh: str) -> tuple[Expect | Silence, ...]:
     """After a BA 136/137/138: the expired kind(s) of test init again, and only those."""
     hoti = Expect("a new HoTI through the reverse tunnel", _tunnelled_hoti)
@@ -693,57 +713,9 @@ CASES: tuple[Case, ...] = (
         expect=(Expect("the BU to the correspondent retransmitted", _cn_bu_again),),
         timeout=2.0,
     ),
-    Case(
-        id="MN-BA-136-01",
-        title="BA 136 from the correspondent makes the mobile node renew the home keygen token",
-        rfc_section="11.7.3, 5.2.7",
-        requirement="A correspondent's BA with status 136 (expired "
-        "home nonce index) means the "
-        "Binding Update used a keygen token the correspondent no longer accepts; the mobile "
-        "node restarts return routability for the expired token(s) only (paraphrase).",
-        level="SHOULD",
-        role=ROLE,
-        preconditions=(MnCorrespondentBu(),),
-        stimulus=lambda t: [correspondent_ba(t, t.memo["cn_bu"].sequence, status=136)],
-        stimulus_text="BA status 136 from the correspondent for the captured BU, "
-        "authorized under the tester's Kbm",
-        expect=_renewal_expectations("home"),
-        timeout=1.0,
-    ),
-    Case(
-        id="MN-BA-137-01",
-        title="BA 137 from the correspondent makes the mobile node renew the care-of keygen token",
-        rfc_section="11.7.3, 5.2.7",
-        requirement="A correspondent's BA with status 137 (expired "
-        "care-of nonce index) means the "
-        "Binding Update used a keygen token the correspondent no longer accepts; the mobile "
-        "node restarts return routability for the expired token(s) only (paraphrase).",
-        level="SHOULD",
-        role=ROLE,
-        preconditions=(MnCorrespondentBu(),),
-        stimulus=lambda t: [correspondent_ba(t, t.memo["cn_bu"].sequence, status=137)],
-        stimulus_text="BA status 137 from the correspondent for the captured BU, "
-        "authorized under the tester's Kbm",
-        expect=_renewal_expectations("care_of"),
-        timeout=1.0,
-    ),
-    Case(
-        id="MN-BA-138-01",
-        title="BA 138 from the correspondent makes the mobile node renew both keygen tokens",
-        rfc_section="11.7.3, 5.2.7",
-        requirement="A correspondent's BA with status 138 (expired "
-        "nonces) means the "
-        "Binding Update used a keygen token the correspondent no longer accepts; the mobile "
-        "node restarts return routability for the expired token(s) only (paraphrase).",
-        level="SHOULD",
-        role=ROLE,
-        preconditions=(MnCorrespondentBu(),),
-        stimulus=lambda t: [correspondent_ba(t, t.memo["cn_bu"].sequence, status=138)],
-        stimulus_text="BA status 138 from the correspondent for the captured BU, "
-        "authorized under the tester's Kbm",
-        expect=_renewal_expectations("both"),
-        timeout=1.0,
-    ),
+    _expired_nonce_case(136, "home nonce index", "home", "the home keygen token"),
+    _expired_nonce_case(137, "care-of nonce index", "care_of", "the care-of keygen token"),
+    _expired_nonce_case(138, "nonces", "both", "both keygen tokens"),
     Case(
         id="MN-RO-01",
         title="With a correspondent binding, packets go out with a Home Address option",
