@@ -158,22 +158,54 @@ class DelayLoss:
     outbound = _pass
 
 
-class Driver:
+class StackTimers:
+    """A stack's clock and timers on an asyncio loop: what the streams below need of whatever
+    drives the stack (this module's :class:`Driver` on a device, the mip6 daemon's host mode
+    on its engine). :meth:`kick` polls the stack soon; each poll re-arms one timer at the
+    stack's next deadline."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stack: Stack | None) -> None:
+        self.loop = loop
+        self.stack = stack
+        self._timer: asyncio.TimerHandle | None = None
+        self._poll_scheduled = False
+
+    def now_ms(self) -> int:
+        return int(self.loop.time() * 1000)
+
+    def kick(self) -> None:
+        """Schedules a poll soon (after application calls, or a burst of received segments)."""
+        if not self._poll_scheduled:
+            self._poll_scheduled = True
+            self.loop.call_soon(self._poll)
+
+    def _poll(self) -> None:
+        self._poll_scheduled = False
+        stack = self.stack
+        if stack is None:
+            return
+        stack.poll(self.now_ms())
+        deadline = stack.next_deadline()
+        self.cancel_timer()
+        if deadline is not None:
+            self._timer = self.loop.call_at(max(deadline, 0) / 1000, self._poll)
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class Driver(StackTimers):
     """Serves ``device`` (anything with ``fd``, ``read()`` and ``write(packet)``) for the
     attached stack on the running asyncio loop. Create stacks with ``transmit=driver.transmit``.
     """
 
     def __init__(self, device, *, shim: Shim | None = None) -> None:
+        super().__init__(asyncio.get_running_loop(), None)
         self.device = device
         self.shim = shim
-        self.stack: Stack | None = None
-        self.loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._poll_scheduled = False
         self.loop.add_reader(device.fd, self._readable)
-
-    def now_ms(self) -> int:
-        return int(self.loop.time() * 1000)
 
     def attach(self, stack: Stack | None) -> None:
         """Packets from the device go to ``stack`` from now on (None: dropped)."""
@@ -205,29 +237,9 @@ class Driver:
                 self.shim.inbound(packet, self.deliver)
         self._poll()
 
-    def kick(self) -> None:
-        """Schedules a poll soon (after application calls)."""
-        if not self._poll_scheduled:
-            self._poll_scheduled = True
-            self.loop.call_soon(self._poll)
-
-    def _poll(self) -> None:
-        self._poll_scheduled = False
-        stack = self.stack
-        if stack is None:
-            return
-        stack.poll(self.now_ms())
-        deadline = stack.next_deadline()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = self.loop.call_at(max(deadline, 0) / 1000, self._poll)
-
     def close(self) -> None:
         self.loop.remove_reader(self.device.fd)
-        if self._timer is not None:
-            self._timer.cancel()
+        self.cancel_timer()
 
 
 # ---- streams -------------------------------------------------------------------------------
@@ -259,7 +271,7 @@ class _Transport(asyncio.Transport):
 class _Pipe:
     """Moves bytes between one socket and its reader/writer on ``on_change``."""
 
-    def __init__(self, driver: Driver, sock: Socket, limit: int) -> None:
+    def __init__(self, driver: StackTimers, sock: Socket, limit: int) -> None:
         self.driver = driver
         self.sock = sock
         self.paused = False
@@ -404,7 +416,7 @@ class StreamWriter:
 
 
 def wrap_socket(
-    driver: Driver, sock: Socket, *, limit: int = 2**16
+    driver: StackTimers, sock: Socket, *, limit: int = 2**16
 ) -> tuple[asyncio.StreamReader, StreamWriter]:
     """Streams over an existing socket (an accepted or imported one)."""
     pipe = _Pipe(driver, sock, limit)
@@ -413,7 +425,7 @@ def wrap_socket(
 
 
 async def open_connection(
-    driver: Driver, host: str, port: int, *, limit: int = 2**16
+    driver: StackTimers, host: str, port: int, *, limit: int = 2**16
 ) -> tuple[asyncio.StreamReader, StreamWriter]:
     """Active open through the driver's stack; raises ``ConnectionRefusedError`` or
     ``TimeoutError`` (the core's SYN retries) when it fails."""
@@ -448,7 +460,9 @@ ClientConnected = Callable[[asyncio.StreamReader, StreamWriter], Awaitable[None]
 class Server:
     """What :func:`start_server` returns: ``close()``, ``wait_closed()``, ``sockets``."""
 
-    def __init__(self, driver: Driver, listener: Listener, callback: ClientConnected, limit: int):
+    def __init__(
+        self, driver: StackTimers, listener: Listener, callback: ClientConnected, limit: int
+    ):
         self.driver = driver
         self.listener = listener
         self._callback = callback
@@ -485,7 +499,7 @@ class Server:
 
 
 async def start_server(
-    driver: Driver,
+    driver: StackTimers,
     client_connected_cb: ClientConnected,
     host: str = "::",
     port: int = 0,

@@ -36,7 +36,14 @@ from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.udp import UdpDatagram
 from mip6.wire.walk import walk
 from tcp_migrate.stack import Stack
-from tcp_migrate.tun import ClientConnected, Server, StreamWriter, open_connection, start_server
+from tcp_migrate.tun import (
+    ClientConnected,
+    Server,
+    StackTimers,
+    StreamWriter,
+    open_connection,
+    start_server,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +75,7 @@ class UdpEndpoint:
             self.host._udp.pop(self.port, None)
 
 
-class Host:
+class Host(StackTimers):
     """The host-mode upper layers over one engine (see the module docstring). ``addresses``
     are the node's own (the first is the default source); ``send`` takes one whole IPv6 packet
     towards the engine; ``port_unreachable(invoking)`` answers the packet ``invoking`` with an
@@ -90,12 +97,9 @@ class Host:
         self._packed = frozenset(a.packed for a in self.addresses)
         self._send = send
         self._port_unreachable = port_unreachable
-        self.loop = loop
-        self.stack = Stack(transmit=send, local_addresses=self.addresses, secret=secret)
+        super().__init__(loop, Stack(transmit=send, local_addresses=self.addresses, secret=secret))
         self._udp: dict[int, UdpEndpoint] = {}
         self._next_port = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._poll_scheduled = False
         self._servers: list[Server] = []
         self.counters: dict[str, int] = {}
 
@@ -188,39 +192,20 @@ class Host:
         self._count("udp_out")
         self._send(packet.emit())
 
-    # -- TCP: tcp_migrate's driver interface -----------------------------------------------------
-
-    def now_ms(self) -> int:
-        return int(self.loop.time() * 1000)
-
-    def kick(self) -> None:
-        """A poll soon: after application calls, and once per burst of received segments."""
-        if not self._poll_scheduled:
-            self._poll_scheduled = True
-            self.loop.call_soon(self._poll)
-
-    def _poll(self) -> None:
-        self._poll_scheduled = False
-        self.stack.poll(self.now_ms())
-        deadline = self.stack.next_deadline()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = self.loop.call_at(max(deadline, 0) / 1000, self._poll)
+    # -- TCP: tcp_migrate's streams on the host's stack --------------------------------------------
 
     async def open_connection(
         self, host: str, port: int, *, limit: int = 2**16
     ) -> tuple[asyncio.StreamReader, StreamWriter]:
         """A TCP connection from the host's stack (tcp_migrate's streams)."""
-        return await open_connection(self, host, port, limit=limit)  # type: ignore[arg-type]
+        return await open_connection(self, host, port, limit=limit)
 
     async def start_server(
         self, client_connected: ClientConnected, host: str = "::", port: int = 0, **kwargs: Any
     ) -> Server:
         """Listen on (host, port) of the host's stack; ``client_connected(reader, writer)``
         for each connection (a coroutine becomes a task). Closed with the host."""
-        server = await start_server(self, client_connected, host, port, **kwargs)  # type: ignore[arg-type]
+        server = await start_server(self, client_connected, host, port, **kwargs)
         self._servers.append(server)
         return server
 
@@ -253,6 +238,4 @@ class Host:
         self.stack.poll(self.now_ms())
         for endpoint in list(self._udp.values()):
             endpoint.close()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.cancel_timer()
