@@ -12,9 +12,9 @@ applies RFC 4443 2.4 and the node's rate limit; ICMPv6 Echo Requests are answere
 path (binding cache translation, Home Address option, reverse tunnelling), as packets from the
 kernel's TUN device do in shim mode.
 
-A :class:`Host` also plays tcp_migrate's driver (``loop``, ``stack``, ``now_ms()``, ``kick()``,
-see :class:`tcp_migrate.tun.Driver`): the stack's deadlines run on the asyncio loop's clock,
-and :meth:`open_connection` / :meth:`start_server` give tcp_migrate's asyncio streams.
+A :class:`Host` is a :class:`tcp_migrate.tun.StackTimers`, as tcp_migrate's TUN driver is: the
+stack's deadlines run on the asyncio loop's clock, and :meth:`open_connection` /
+:meth:`start_server` give tcp_migrate's asyncio streams.
 
 Not here: fragment reassembly (fragments are dropped and counted, as the stack does), a
 Parameter Problem for an unknown Next Header (dropped and counted), multicast groups.
