@@ -1,4 +1,5 @@
-"""Compiles tcp_migrate's C core with cffi in out-of-line API mode at install time.
+"""Compiles the C code with cffi in out-of-line API mode at install time: tcp_migrate's core and
+the labnet hub's fast path.
 
 Everything else about the package lives in pyproject.toml; setuptools reads ``cffi_modules``
 only from here.
@@ -6,4 +7,9 @@ only from here.
 
 from setuptools import setup
 
-setup(cffi_modules=["tcp_migrate/_build.py:ffibuilder"])
+setup(
+    cffi_modules=[
+        "tcp_migrate/_build.py:ffibuilder",
+        "labnet/hub/_fast_build.py:ffibuilder",
+    ]
+)

@@ -26,7 +26,8 @@ causes (a 5,000-packet queue removed them and raised both rates, the hub's more)
   buffer, ``write`` of a ``memoryview``), so the comparison measures what the hub does per
   packet, not a difference in system calls. ``relay_tun_added_rtt_us`` is its RTT minus veth's.
 - ``hub_*``: the hub (:class:`labnet.hub.server.HubServer`) with two ``tun`` links, zero emulated
-  latency and no shaping, routing by prefix and writing one pcap per link as labs run it;
+  latency and no shaping (so its C fast path forwards nearly every packet), routing by prefix and
+  writing one pcap per link as labs run it;
   ``hub_added_rtt_us`` is its RTT minus ``veth_rtt_us``. ``hub_nocapture_*``: the same without
   captures. Both run as ordinary processes, as the relay does (labs ask for SCHED_FIFO).
 - ``hub_rtt_factor`` (added RTT over the relay's added RTT), ``hub_pps_factor``,

@@ -7,6 +7,8 @@ queue, loss) and one pcap per link.
 - :mod:`labnet.hub.config`: the YAML/JSON description and its units.
 - :mod:`labnet.hub.tun`: the TUN devices of ``tun`` links.
 - :mod:`labnet.hub.capture`: one link's capture file, written in batches.
+- :mod:`labnet.hub.fast`: the C fast path (``csrc/hub_fast.c``): forwarding and captures of the
+  packets the router has decided, between transparent directions.
 - :mod:`labnet.hub.server`: the process: links, the event loop, captures, the control port.
 
 Run one with ``labnet hub DESCRIPTION.yaml``; it prints one JSON line (link addresses, control

@@ -6,6 +6,9 @@ The format is :class:`mip6.wire.pcap.PcapWriter`'s: classic little-endian pcap 2
 ever cut). Records are appended to a ``bytearray`` and written with one ``os.write`` per
 :data:`CHUNK_BYTES` or :meth:`Capture.flush`: one system call per few hundred packets instead of
 two buffered writes per packet, which made ``PcapWriter.write`` ~1 us per packet here.
+
+:class:`Capture` is the hub's capture without its C fast path (``HubServer(fast=False)``);
+with it, :class:`labnet.hub.fast.FastCapture` writes the same file from a buffer in C.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ SNAPLEN: Final = 262144
 _FILE_HEADER: Final = struct.Struct("<IHHiIII")  # magic, version 2.4, zone, sigfigs, snaplen, type
 _RECORD: Final = struct.Struct("<IIII")  # seconds, microseconds, captured length, original length
 _pack_record: Final = _RECORD.pack
+FILE_HEADER: Final = _FILE_HEADER.pack(PCAP_MAGIC_MICROSECONDS, 2, 4, 0, 0, SNAPLEN, LINKTYPE_IPV6)
 
 
 def record_header(size: int, stamp_us: int) -> bytes:
@@ -40,12 +44,8 @@ class Capture:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        # Records not written yet. The hub's loop appends to it directly (a header from
-        # record_header, the packet, frames += 1, flush() at CHUNK_BYTES): a method call per
-        # record was a tenth of its cost per packet.
-        self.buffer = bytearray(
-            _FILE_HEADER.pack(PCAP_MAGIC_MICROSECONDS, 2, 4, 0, 0, SNAPLEN, LINKTYPE_IPV6)
-        )
+        # records not written yet
+        self.buffer = bytearray(FILE_HEADER)
         self.frames = 0
 
     def record(self, packet: bytes | bytearray | memoryview, header: bytes) -> None:

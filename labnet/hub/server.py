@@ -18,12 +18,32 @@ to its endpoint.
 **Path of a packet** from link A to link B, whatever their kinds: A's *up* emulator (node to hub),
 the router (longest prefix match, Hop Limit, see :mod:`labnet.hub.router`), B's *down* emulator
 (hub to node), then ``sendto`` B's endpoint or ``write`` to B's device. A direction with no
-emulation configured is skipped entirely: a packet crossing two such directions is read into
-one preallocated buffer, routed (a cached decision per source and destination), captured and
-sent as a ``memoryview`` of that buffer, nothing allocated for it, and counted with plain integer
-increments. An emulated direction holds a copy. A link with ``to: B`` in the description is
-*pinned*: its packets leave on B whatever their destination (the scope and Hop Limit rules still
-apply), as from a tester cabled to the node under test.
+emulation configured is skipped entirely; an emulated direction holds a copy of the packet. A
+link with ``to: B`` in the description is *pinned*: its packets leave on B whatever their
+destination (the scope and Hop Limit rules still apply), as from a tester cabled to the node
+under test.
+
+**The C fast path** (:mod:`labnet.hub.fast`, ``csrc/hub_fast.c``) carries the common case: a
+packet crossing two transparent directions between links not pinned, whose (source,
+destination) pair the router has already decided. For a link with a transparent up direction
+the loop calls ``fast_drain``, which reads the socket or device into the hub's one buffer and,
+per packet, checks IP version 6, a Hop Limit above 1, the sender (UDP: the link's endpoint) and
+the decision table, then captures it, decrements the Hop Limit, sends it and captures it again,
+counting in C. It stops at the first packet it may not take and leaves it in the buffer: a new
+or foreign sender, no decision yet, a pinned arrival link, an emulated down direction, a Hop
+Limit of 0 or 1, anything malformed, a link whose node has no endpoint yet. Python handles that
+one packet (:meth:`HubServer._forward`, the reference implementation: the same captures, the
+same counters), hands the router's decision to C when C may apply it, and calls ``fast_drain``
+again. Route changes empty C's table; profile changes and learned endpoints are copied to C.
+Why C: ``labnet bench hub`` (root, two cores; three runs before, five after, each figure against
+the relay's in the same run) measured the Python loop at 2.8-3.1 us of CPU per 64-byte packet
+against 1.5-1.6 us for a bare Python relay, the capture's bytearray appends half of the
+difference; with the fast path the hub takes 1.3-1.6 us (relay 1.5-1.7). Added RTT: hub 194-251 us
+before (relay 125-169), 175-214 after (relay 160-194); 64-byte packets/s: hub 316k-351k before
+(relay 413k-532k), 482k-531k after (relay 483k-538k); kernel TCP with captures: hub 899-1456
+Mbit/s before (relay 1070-4410), 1351-2573 after (relay 4111-4769), and 3606-4444 without
+captures: see **Speed** for why captures still cost TCP that much.
+``HubServer(fast=False)`` runs every packet in Python, as the tests' reference.
 
 **Captures.** With a ``pcap_dir``, each link has ``<pcap_dir>/<link>.pcap`` (classic pcap, link
 type 229 raw IPv6, microsecond wall-clock timestamps) holding exactly what crossed that link, in
@@ -32,8 +52,10 @@ the node when it reaches the hub (after the up direction's latency; before routi
 the router then drops are in the capture, with the Hop Limit the node sent), a packet to the node
 when the hub sends it (after the down direction's latency, with the decremented Hop Limit).
 Packets lost or tail-dropped on a link never crossed it and are not recorded. Records are
-buffered (:mod:`labnet.hub.capture`) and written every 256 KiB, every second, on the control
-command ``flush``, and at shutdown; a hub that is killed loses at most the last second.
+buffered in C (:class:`labnet.hub.fast.FastCapture`, one buffer per link whichever path records,
+so a file's records stay in order; :mod:`labnet.hub.capture` without the fast path) and written
+every 256 KiB (by C), every second, on the control command ``flush``, and at shutdown; a hub that
+is killed loses at most the last second. C stamps with CLOCK_REALTIME, as ``time.time_ns``.
 
 **Control.** A UDP socket (``control`` in the config; 127.0.0.1 and a free port by default)
 answers one JSON datagram per request datagram. Requests are ASCII: ``stats`` (all counters),
@@ -55,12 +77,13 @@ on the link (``malformed``, ``no_route``, ``hop_limit``, ``same_link``, ``scope`
 device queue, a device that is down), ``receive_errors``, ``foreign_datagrams``,
 ``endpoint_changes`` and ``pcap_frames``.
 
-**Loop.** One thread, ``epoll``: each readable socket or device is drained with non-blocking
-``recvfrom_into`` or ``readinto`` until ``EAGAIN`` (at most :data:`BATCH` packets before timers are
-looked at again). The wait ends at the next emulated departure: ``epoll`` counts whole milliseconds,
-so the hub sleeps in ``epoll`` for all but the last one to two milliseconds and then in ``select``
-on the epoll descriptor, which takes microseconds, with the thread's timer slack lowered from 50 us
-to 1 us (prctl PR_SET_TIMERSLACK): departures are served ~50-100 us late on average (the ``timing``
+**Loop.** One thread, ``epoll``: each readable socket or device is drained until ``EAGAIN`` (at
+most :data:`BATCH` packets before timers are looked at again), by ``fast_drain`` in C if its up
+direction is transparent, else with non-blocking ``recvfrom_into`` or ``readinto`` in Python.
+The wait ends at the next emulated departure: ``epoll`` counts whole milliseconds, so the hub
+sleeps in ``epoll`` for all but the last one to two milliseconds and then in ``select`` on the
+epoll descriptor, which takes microseconds, with the thread's timer slack lowered from 50 us to
+1 us (prctl PR_SET_TIMERSLACK): departures are served ~50-100 us late on average (the ``timing``
 statistics) instead of up to a millisecond. Sockets get 4 MiB buffers (forced when root) so bursts
 queue in the kernel rather than being dropped there. ``stop()`` (safe from a signal handler or
 another thread) wakes the loop through a socket pair.
@@ -75,13 +98,20 @@ hold at most one core, and the kernel's real-time throttling (``sched_rt_runtime
 applies.
 
 **Speed and threads.** ``labnet bench hub`` compares the hub with a bare Python relay copying
-packets between two TUN devices (one thread, ``epoll``) in the same run. Warm, the hub adds about
-0.5-0.7 us of Python per packet to the relay's (the system calls, which carry the kernels' own
-work on both sides of the devices, cost several microseconds), and about 1-2 us more per 1500-byte
-packet when capturing (two records of the packet copied to two files). A second thread per
-direction was tried on the relay and did not help: the threads share the GIL, and on two cores
-the kernels at both ends of a TCP connection need the other core. So the hub stays one thread,
-which also keeps the emulators' ordering simple.
+packets between two TUN devices (one thread, ``epoll``) in the same run. With the C fast path
+the hub's CPU time per 64-byte packet (1.3-1.6 us, system calls included) is at or below the
+relay's (1.5-1.7 us): round trips and packet rates match the relay's within the runs' noise, and
+so does kernel TCP without captures (within 1.05-1.32 times). TCP with captures is bounded by the
+kernel's file writes, not by the hub: every 1500-byte packet becomes two records of ~1.5 KB
+appended to files, and growing a file in the page cache costs the kernel 0.5-1.4 ns per byte
+here, as much again as the rest of the packet's path. With the capture files on /dev/null the
+hub carried 4150 Mbit/s against the relay's 4617 in the same run; on tmpfs 1600-2100, on ext4
+1300-2600 (relay 4100-4800). A writer thread in C (the loop copying records into buffers, a
+second thread writing them) was tried: 2136-2432 Mbit/s against the relay's 4206-4842, about 1.8
+times, where the one thread gave 2.3-2.7 times in runs beside it; both cores were then busy, so
+it was not kept. A second thread per direction did not help the relay either: the threads share
+the GIL, and on two cores the kernels at both ends of a TCP connection need the other core. So
+the hub stays one thread, which also keeps the emulators' ordering simple.
 """
 
 from __future__ import annotations
@@ -101,10 +131,11 @@ from ipaddress import IPv6Network
 from types import FrameType, TracebackType
 from typing import Any, Final
 
-from labnet.hub.capture import CHUNK_BYTES, Capture, record_header
+from labnet.hub.capture import Capture, record_header
 from labnet.hub.config import Address, ConfigError, HubConfig, LinkConfig, parse_link_profiles
 from labnet.hub.emulation import LinkEmulator, LinkProfile
-from labnet.hub.router import ADDRESSES, HOP_LIMIT, Router
+from labnet.hub.fast import PUNT, FastCapture, FastPath
+from labnet.hub.router import ADDRESSES, Router
 from labnet.hub.tun import TunDevice, TunError
 
 BATCH: Final = 64
@@ -115,7 +146,6 @@ SOCKET_BUFFER_BYTES: Final = 4 * 1024 * 1024
 FLUSH_INTERVAL: Final = 1.0  # seconds between pcap flushes
 MAX_DATAGRAM: Final = 65535
 MAX_CONTROL_REPLY: Final = 65000
-_NO_DECISIONS: Final[dict[bytes, int]] = {}  # what a pinned link looks its packets up in
 
 _COARSE_WAIT: Final = 0.002  # below this, wait in select() (microseconds), not epoll (ms)
 REALTIME_PRIORITY: Final = 10  # SCHED_FIFO 1-99: above every ordinary process, below the kernel's
@@ -170,8 +200,6 @@ class _Link:
         "index",
         "name",
         "no_endpoint",
-        "passed_down",
-        "passed_down_bytes",
         "pcap",
         "readinto",
         "receive_errors",
@@ -209,13 +237,9 @@ class _Link:
         self.down = down
         self.up_transparent = up.profile.transparent
         self.down_transparent = down.profile.transparent
-        # Packets that skipped the transparent down direction: counted here, two increments
-        # instead of a call to LinkEmulator.pass_through, and added to its counters by stats().
-        self.passed_down = 0
-        self.passed_down_bytes = 0
         self.endpoint: Any = None  # a socket address as recvfrom returns it
         self.endpoint_fixed = False
-        self.pcap: Capture | None = None
+        self.pcap: Capture | FastCapture | None = None
         self.endpoint_changes = 0
         self.foreign_datagrams = 0
         self.no_endpoint = 0
@@ -228,6 +252,9 @@ class HubServer:
     :meth:`serve_forever` until :meth:`stop`; :meth:`close` releases everything.
 
     ``clock`` (seconds, monotonic) times the emulation; ``wall_clock_ns`` stamps captures.
+    ``fast`` (the default) forwards in C what it can (:mod:`labnet.hub.fast`); the C code stamps
+    its captures with CLOCK_REALTIME, so another ``wall_clock_ns`` needs ``fast=False``, the
+    hub in Python only.
     """
 
     def __init__(
@@ -236,7 +263,10 @@ class HubServer:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock_ns: Callable[[], int] = time.time_ns,
+        fast: bool = True,
     ) -> None:
+        if fast and wall_clock_ns is not time.time_ns:
+            raise ValueError("the fast path stamps captures with time.time_ns: use fast=False")
         self.config = config
         self._clock = clock
         self._wall_clock_ns = wall_clock_ns
@@ -252,6 +282,7 @@ class HubServer:
         self._active_down: set[_Link] = set()
         self._buffer = bytearray(MAX_DATAGRAM)
         self._view = memoryview(self._buffer)
+        self._fast = FastPath(len(config.links), self._buffer) if fast else None
         self._epoll = select.epoll()
         self._control: socket.socket | None = None
         self._wake_reader, self._wake_writer = socket.socketpair()
@@ -272,10 +303,17 @@ class HubServer:
             self.router.add_route(prefix, name)
         if config.pcap_dir is not None:
             config.pcap_dir.mkdir(parents=True, exist_ok=True)
+        fast = self._fast
         for index, spec in enumerate(config.links):
             link = self._open_link(index, spec, config.seed)
+            if fast is not None:
+                pinned = self.router.pinned[index] >= 0
+                fast.set_link(index, link.fd, udp=link.sock is not None, pinned=pinned)
+                fast.set_down_transparent(index, link.down_transparent)
+                fast.set_endpoint(index, link.endpoint)
             if config.pcap_dir is not None:
-                link.pcap = Capture(config.pcap_dir / f"{spec.name}.pcap")
+                path = config.pcap_dir / f"{spec.name}.pcap"
+                link.pcap = Capture(path) if fast is None else fast.capture(index, path)
             self._register(link.fd, functools.partial(self._receive, link))
         if config.control is not None:
             self._control = bind_udp(config.control, buffers=False)
@@ -358,15 +396,23 @@ class HubServer:
         for link in self._links:
             if link_name is not None and link.name != link_name:
                 continue
+            up, down = link.up.stats.as_dict(), link.down.stats.as_dict()
+            send_errors, receive_errors = link.send_errors, link.receive_errors
+            if self._fast is not None:  # what the C path forwarded and counted
+                counted = self._fast.counters(link.index)
+                _add_passed(up, counted.up_packets, counted.up_bytes)
+                _add_passed(down, counted.down_packets, counted.down_bytes)
+                send_errors += counted.send_errors
+                receive_errors += counted.receive_errors
             links[link.name] = {
                 **_identity(link),
                 "endpoint": None if link.endpoint is None else list(link.endpoint[:2]),
-                "up": {**link.up.stats.as_dict(), "held": link.up.held},
-                "down": {**_with_passed(link), "held": link.down.held},
+                "up": {**up, "held": link.up.held},
+                "down": {**down, "held": link.down.held},
                 "router_drops": drops[link.name],
                 "no_endpoint": link.no_endpoint,
-                "send_errors": link.send_errors,
-                "receive_errors": link.receive_errors,
+                "send_errors": send_errors,
+                "receive_errors": receive_errors,
                 "foreign_datagrams": link.foreign_datagrams,
                 "endpoint_changes": link.endpoint_changes,
                 "pcap_frames": None if link.pcap is None else link.pcap.frames,
@@ -384,10 +430,14 @@ class HubServer:
         """Packets to ``prefix`` leave on ``link_name`` from now on (replacing a route for the
         same prefix). ValueError for an unknown link or a bad prefix."""
         self.router.add_route(IPv6Network(prefix), link_name)
+        if self._fast is not None:
+            self._fast.forget()
 
     def remove_route(self, prefix: str | IPv6Network) -> None:
         """Forget the route for exactly ``prefix``; KeyError if there is none."""
         self.router.remove_route(IPv6Network(prefix))
+        if self._fast is not None:
+            self._fast.forget()
 
     def set_profile(self, link_name: str, up: LinkProfile, down: LinkProfile) -> None:
         """Change what ``link_name``'s two directions do from now on (a node moving to another
@@ -399,6 +449,8 @@ class HubServer:
                 link.down.set_profile(down)
                 link.up_transparent = up.transparent
                 link.down_transparent = down.transparent
+                if self._fast is not None:
+                    self._fast.set_down_transparent(link.index, down.transparent)
                 return
         raise KeyError(link_name)
 
@@ -509,30 +561,33 @@ class HubServer:
         return None if soonest == math.inf else soonest
 
     def _receive(self, link: _Link) -> None:
-        """Drain ``link``'s socket or device: each packet enters the link's up direction.
+        """Drain ``link``'s socket or device: each packet enters the link's up direction. With
+        a transparent up direction the C path forwards what it can (:meth:`_drain_fast`)."""
+        if self._fast is not None and link.up_transparent:
+            self._drain_fast(link)
+        else:
+            self._drain(link)
 
-        The common case, a transparent up direction, is written out here rather than through
-        :meth:`_arrived` and :meth:`_send`: it is the hub's whole cost per packet. Every packet
-        is read into the one preallocated buffer and handled as a ``memoryview`` of it: nothing
-        is allocated per packet unless an emulator must hold it (then it is copied)."""
+    def _drain_fast(self, link: _Link) -> None:
+        """Let C read and forward ``link``'s packets (``fast_drain`` in csrc/hub_fast.c), and
+        handle here each packet it leaves in the buffer: one from a new sender, or one C may
+        not forward (see ``fast_target``). At most :data:`BATCH` datagrams in all."""
+        fast = self._fast
+        assert fast is not None
+        punt = fast.punt
+        budget = BATCH
+        while budget > 0 and fast.drain(link.index, budget) == PUNT:
+            budget -= punt.used
+            if punt.stranger and not self._attach(link, fast.source()):
+                continue
+            self._forward(link, punt.size)
+
+    def _drain(self, link: _Link) -> None:
+        """Read ``link``'s packets in Python: every packet without the C path, and those of a
+        link whose up direction is emulated (each is copied into the emulator)."""
         readinto = link.readinto
         receive = None if link.sock is None else link.sock.recvfrom_into
         buffer = self._buffer
-        view = self._view
-        clock = self._clock
-        up = link.up
-        transparent = link.up_transparent
-        pcap = link.pcap
-        pcap_buffer = None if pcap is None else pcap.buffer
-        capturing = self._capturing
-        wall_clock_ns = self._wall_clock_ns
-        forward = self.router.forward
-        links = self._links
-        index = link.index
-        # a pinned link's packets never take the cached decisions (see Router.decisions)
-        decisions = self.router.decisions if self.router.pinned[index] < 0 else _NO_DECISIONS
-        header = b""
-        passed = passed_bytes = 0
         for _ in range(BATCH):
             if readinto is not None:
                 try:
@@ -550,82 +605,55 @@ class HubServer:
                 except OSError:
                     link.receive_errors += 1
                     continue
-                if source != link.endpoint:
-                    if link.endpoint_fixed:
-                        link.foreign_datagrams += 1
-                        continue
-                    if link.endpoint is not None:
-                        link.endpoint_changes += 1
-                    link.endpoint = source
-            if not transparent:
-                if up.offer(clock(), bytearray(view[:size])):
-                    self._active_up.add(link)
-                continue
-            passed += 1
-            passed_bytes += size
-            packet = view[:size]
-            if capturing:
-                header = record_header(size, wall_clock_ns() // 1000)
-                if pcap is not None:
-                    pcap_buffer += header  # type: ignore[operator]
-                    pcap_buffer += packet  # type: ignore[operator]
-                    pcap.frames += 1
-            # Router.decisions, as its description allows: forward() only when it has no plain
-            # answer (a short key is never found; a found key means 40 bytes or more).
-            out = decisions.get(packet[ADDRESSES].tobytes(), -1)
-            if out >= 0 and out != index and packet[0] >> 4 == 6 and packet[HOP_LIMIT] > 1:
-                packet[HOP_LIMIT] -= 1
-            else:
-                out = forward(index, packet)
-                if out < 0:
+                if source != link.endpoint and not self._attach(link, source):
                     continue
-            target = links[out]
-            if not target.down_transparent:
-                if target.down.offer(clock(), bytearray(packet)):
-                    self._active_down.add(target)
-                continue
-            target.passed_down += 1
-            target.passed_down_bytes += size
-            write = target.write
-            if write is not None:
-                try:
-                    if write(packet) is None:  # EAGAIN: the kernel's queue is full
-                        target.send_errors += 1
-                        continue
-                except OSError:  # the device is down
-                    target.send_errors += 1
-                    continue
-            else:
-                endpoint = target.endpoint
-                if endpoint is None:
-                    target.no_endpoint += 1
-                    continue
-                try:
-                    target.sock.sendto(packet, endpoint)  # type: ignore[union-attr]
-                except OSError:  # including BlockingIOError: the socket buffer is full
-                    target.send_errors += 1
-                    continue
-            captured = target.pcap
-            if captured is not None:  # Capture.record, written out
-                captured_buffer = captured.buffer
-                captured_buffer += header
-                captured_buffer += packet
-                captured.frames += 1
-                if len(captured_buffer) >= CHUNK_BYTES:
-                    captured.flush()
-        if pcap is not None and len(pcap.buffer) >= CHUNK_BYTES:
-            pcap.flush()
-        if passed:
-            stats = up.stats
-            stats.packets_in += passed
-            stats.packets_out += passed
-            stats.bytes_in += passed_bytes
-            stats.bytes_out += passed_bytes
+            if link.up_transparent:
+                self._forward(link, size)
+            elif link.up.offer(self._clock(), bytearray(self._view[:size])):
+                self._active_up.add(link)
+
+    def _attach(self, link: _Link, source: Any) -> bool:
+        """A datagram on ``link`` came from ``source``, not its endpoint: a learned endpoint
+        follows it (True), a configured one refuses it (False)."""
+        if link.endpoint_fixed:
+            link.foreign_datagrams += 1
+            return False
+        if link.endpoint is not None:
+            link.endpoint_changes += 1
+        link.endpoint = source
+        if self._fast is not None:
+            self._fast.set_endpoint(link.index, source)
+        return True
+
+    def _forward(self, link: _Link, size: int) -> None:
+        """The packet in the buffer's first ``size`` bytes has crossed ``link``'s transparent up
+        direction: capture it, route it, pass it to the down direction or send it, both records
+        with one timestamp. ``fast_drain`` does exactly this for the packets it takes; this is
+        the reference, and the path of every other packet. A decision the C path may apply
+        (see Router.decisions) is handed to it."""
+        packet = self._view[:size]
+        link.up.pass_through(size)
+        header = b""
+        if self._capturing:
+            header = record_header(size, self._wall_clock_ns() // 1000)
+            if link.pcap is not None:
+                link.pcap.record(packet, header)
+        out = self.router.forward(link.index, packet)
+        if out < 0:
+            return
+        if self._fast is not None and out != link.index and self.router.pinned[link.index] < 0:
+            self._fast.decide(packet[ADDRESSES].tobytes(), out)
+        target = self._links[out]
+        if target.down_transparent:
+            target.down.pass_through(size)
+            self._send(target, packet, header)
+        elif target.down.offer(self._clock(), bytearray(packet)):
+            self._active_down.add(target)
 
     def _arrived(self, link: _Link, packet: bytearray, at: float) -> None:
-        """``packet`` has crossed ``link``'s up direction, at emulated time ``at``: capture,
-        route, enter the down direction. (:meth:`_receive` does the same inline for links with
-        a transparent up direction.)"""
+        """``packet`` has crossed ``link``'s emulated up direction, at emulated time ``at``:
+        capture, route, enter the down direction. (:meth:`_forward` does the same for links
+        with a transparent up direction.)"""
         if link.pcap is not None:
             link.pcap.record(packet, record_header(len(packet), self._wall_clock_ns() // 1000))
         out = self.router.forward(link.index, packet)
@@ -633,15 +661,16 @@ class HubServer:
             return
         target = self._links[out]
         if target.down_transparent:
-            target.passed_down += 1
-            target.passed_down_bytes += len(packet)
+            target.down.pass_through(len(packet))
             self._send(target, packet)
         elif target.down.offer(at, packet):
             self._active_down.add(target)
 
-    def _send(self, link: _Link, packet: bytearray) -> None:
+    def _send(
+        self, link: _Link, packet: bytearray | memoryview, header: bytes | None = None
+    ) -> None:
         """``packet`` has crossed ``link`` to the node: write it to the device or send it to the
-        endpoint, and capture it."""
+        endpoint, and capture it with record ``header`` (None: stamped now)."""
         try:
             if link.write is not None:
                 if link.write(packet) is None:  # EAGAIN: the kernel's queue is full
@@ -656,7 +685,9 @@ class HubServer:
             link.send_errors += 1
             return
         if link.pcap is not None:
-            link.pcap.record(packet, record_header(len(packet), self._wall_clock_ns() // 1000))
+            if header is None:
+                header = record_header(len(packet), self._wall_clock_ns() // 1000)
+            link.pcap.record(packet, header)
 
     def _run_due(self, now: float) -> None:
         """Everything whose emulated departure is ``<= now`` leaves: up directions first, so a
@@ -817,13 +848,11 @@ def bind_udp(address: Address, *, buffers: bool = True) -> socket.socket:
     return sock
 
 
-def _with_passed(link: _Link) -> dict[str, Any]:
-    """The down direction's counters, the packets that skipped it included."""
-    counters = link.down.stats.as_dict()
+def _add_passed(counters: dict[str, Any], packets: int, size: int) -> None:
+    """Add the packets C passed through a transparent direction to its counters (as_dict())."""
     for kind in ("in", "out"):
-        counters[f"packets_{kind}"] += link.passed_down
-        counters[f"bytes_{kind}"] += link.passed_down_bytes
-    return counters
+        counters[f"packets_{kind}"] += packets
+        counters[f"bytes_{kind}"] += size
 
 
 def _identity(link: _Link) -> dict[str, Any]:

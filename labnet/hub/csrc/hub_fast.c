@@ -1,0 +1,437 @@
+/* The hub's fast path: see hub_fast.h, and labnet/hub/server.py for the Python it mirrors. */
+
+#define _GNU_SOURCE
+#include "hub_fast.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* RFC 8200 3: Version in the top 4 bits of byte 0, Hop Limit at byte 7, Source Address at bytes
+ * 8-23, Destination Address at bytes 24-39. */
+#define IPV6_HEADER 40
+#define HOP_LIMIT 7
+#define ADDRESSES 8
+#define KEY_BYTES 32
+
+/* capture.py _RECORD: seconds, microseconds, captured length, original length (little-endian) */
+#define RECORD_HEADER 16
+#define CAPTURE_CAPACITY (FAST_CAPTURE_CHUNK + RECORD_HEADER + FAST_MAX_PACKET)
+
+struct decision {
+    uint8_t key[KEY_BYTES];
+    int32_t out_plus_one; /* 0: an empty slot */
+};
+
+struct fast_link {
+    int fd;    /* -1: not set */
+    int udp;   /* a UDP socket (recvfrom, sendto); else a TUN device (read, write) */
+    int pinned;
+    int down_transparent;
+    struct sockaddr_storage endpoint; /* the node's address: family AF_UNSPEC until known */
+    socklen_t endpoint_length;
+    int capture_fd; /* -1: not capturing */
+    int capture_errno; /* a failed write, reported by the next fast_flush */
+    uint8_t *capture;
+    size_t capture_length;
+    struct fast_counters counters;
+};
+
+struct fast_hub {
+    int link_count;
+    uint8_t *buffer; /* FAST_MAX_PACKET bytes at least */
+    int decision_count;
+    struct fast_link *links;
+    struct decision decisions[FAST_DECISIONS];
+};
+
+static struct fast_link *link_at(struct fast_hub *hub, int link)
+{
+    if (hub == NULL || link < 0 || link >= hub->link_count)
+        return NULL;
+    return &hub->links[link];
+}
+
+struct fast_hub *fast_new(int links, uint8_t *buffer, size_t capacity)
+{
+    if (links <= 0 || buffer == NULL || capacity < FAST_MAX_PACKET)
+        return NULL;
+    struct fast_hub *hub = calloc(1, sizeof *hub);
+    if (hub == NULL)
+        return NULL;
+    hub->links = calloc((size_t)links, sizeof *hub->links);
+    if (hub->links == NULL) {
+        free(hub);
+        return NULL;
+    }
+    hub->link_count = links;
+    hub->buffer = buffer;
+    for (int i = 0; i < links; i++) {
+        hub->links[i].fd = -1;
+        hub->links[i].capture_fd = -1;
+        hub->links[i].endpoint.ss_family = AF_UNSPEC;
+    }
+    return hub;
+}
+
+void fast_free(struct fast_hub *hub)
+{
+    if (hub == NULL)
+        return;
+    for (int i = 0; i < hub->link_count; i++)
+        free(hub->links[i].capture);
+    free(hub->links);
+    free(hub);
+}
+
+int fast_set_link(struct fast_hub *hub, int link, int fd, int udp, int pinned)
+{
+    struct fast_link *l = link_at(hub, link);
+    if (l == NULL || fd < 0)
+        return -EINVAL;
+    l->fd = fd;
+    l->udp = udp != 0;
+    l->pinned = pinned != 0;
+    return 0;
+}
+
+int fast_set_down_transparent(struct fast_hub *hub, int link, int transparent)
+{
+    struct fast_link *l = link_at(hub, link);
+    if (l == NULL)
+        return -EINVAL;
+    l->down_transparent = transparent != 0;
+    return 0;
+}
+
+int fast_set_endpoint(struct fast_hub *hub, int link, int family, const uint8_t *address,
+                      uint16_t port, uint32_t flowinfo, uint32_t scope_id)
+{
+    struct fast_link *l = link_at(hub, link);
+    if (l == NULL)
+        return -EINVAL;
+    memset(&l->endpoint, 0, sizeof l->endpoint);
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&l->endpoint;
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        v6->sin6_flowinfo = htonl(flowinfo);
+        memcpy(&v6->sin6_addr, address, 16);
+        v6->sin6_scope_id = scope_id;
+        l->endpoint_length = sizeof *v6;
+    } else if (family == AF_INET) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&l->endpoint;
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        memcpy(&v4->sin_addr, address, 4);
+        l->endpoint_length = sizeof *v4;
+    } else {
+        l->endpoint.ss_family = AF_UNSPEC;
+        l->endpoint_length = 0;
+        if (family != 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* Whether `source` is the link's endpoint, compared as Python compares the (host, port[,
+ * flowinfo, scope_id]) tuples recvfrom gives. */
+static int is_endpoint(const struct fast_link *l, const struct sockaddr_storage *source)
+{
+    if (source->ss_family != l->endpoint.ss_family)
+        return 0;
+    if (source->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)source;
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)&l->endpoint;
+        return a->sin6_port == b->sin6_port && a->sin6_flowinfo == b->sin6_flowinfo &&
+               a->sin6_scope_id == b->sin6_scope_id &&
+               memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0;
+    }
+    if (source->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)source;
+        const struct sockaddr_in *b = (const struct sockaddr_in *)&l->endpoint;
+        return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    return 0;
+}
+
+static void describe_source(const struct sockaddr_storage *source, struct fast_punt *punt)
+{
+    memset(punt->address, 0, sizeof punt->address);
+    punt->family = source->ss_family;
+    punt->port = 0;
+    punt->flowinfo = punt->scope_id = 0;
+    if (source->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)source;
+        memcpy(punt->address, &v6->sin6_addr, 16);
+        punt->port = ntohs(v6->sin6_port);
+        punt->flowinfo = ntohl(v6->sin6_flowinfo);
+        punt->scope_id = v6->sin6_scope_id;
+    } else if (source->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)source;
+        memcpy(punt->address, &v4->sin_addr, 4);
+        punt->port = ntohs(v4->sin_port);
+    }
+}
+
+/* -- the decision table: open addressing, linear probing, at most half full ------------------ */
+
+static size_t slot_of(const uint8_t *key)
+{
+    uint64_t word, hash = 0;
+    for (int i = 0; i < KEY_BYTES; i += 8) {
+        memcpy(&word, key + i, 8);
+        hash = (hash ^ word) * 0x9E3779B97F4A7C15ull;
+    }
+    return (size_t)(hash ^ (hash >> 32)) & (FAST_DECISIONS - 1);
+}
+
+static int lookup(const struct fast_hub *hub, const uint8_t *key)
+{
+    for (size_t i = slot_of(key);; i = (i + 1) & (FAST_DECISIONS - 1)) {
+        const struct decision *d = &hub->decisions[i];
+        if (d->out_plus_one == 0)
+            return -1;
+        if (memcmp(d->key, key, KEY_BYTES) == 0)
+            return d->out_plus_one - 1;
+    }
+}
+
+int fast_decide(struct fast_hub *hub, const uint8_t *key, int out)
+{
+    if (link_at(hub, out) == NULL || key == NULL)
+        return -EINVAL;
+    if (hub->decision_count >= FAST_MAX_DECISIONS)
+        fast_forget(hub);
+    for (size_t i = slot_of(key);; i = (i + 1) & (FAST_DECISIONS - 1)) {
+        struct decision *d = &hub->decisions[i];
+        if (d->out_plus_one == 0) {
+            memcpy(d->key, key, KEY_BYTES);
+            hub->decision_count++;
+        } else if (memcmp(d->key, key, KEY_BYTES) != 0) {
+            continue;
+        }
+        d->out_plus_one = out + 1;
+        return 0;
+    }
+}
+
+void fast_forget(struct fast_hub *hub)
+{
+    if (hub == NULL)
+        return;
+    memset(hub->decisions, 0, sizeof hub->decisions);
+    hub->decision_count = 0;
+}
+
+int fast_decisions(const struct fast_hub *hub)
+{
+    return hub == NULL ? 0 : hub->decision_count;
+}
+
+/* -- captures --------------------------------------------------------------------------------- */
+
+static int write_all(int fd, const uint8_t *data, size_t size)
+{
+    while (size > 0) {
+        ssize_t written = write(fd, data, size);
+        if (written < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        data += written;
+        size -= (size_t)written;
+    }
+    return 0;
+}
+
+static void write_out(struct fast_link *l)
+{
+    if (l->capture_length == 0)
+        return;
+    int status = write_all(l->capture_fd, l->capture, l->capture_length);
+    if (status < 0 && l->capture_errno == 0)
+        l->capture_errno = -status;
+    l->capture_length = 0; /* written or, on an error, dropped: the buffer stays bounded */
+}
+
+int fast_capture(struct fast_hub *hub, int link, int fd)
+{
+    struct fast_link *l = link_at(hub, link);
+    if (l == NULL)
+        return -EINVAL;
+    if (fd >= 0 && l->capture == NULL) {
+        l->capture = malloc(CAPTURE_CAPACITY);
+        if (l->capture == NULL)
+            return -ENOMEM;
+    }
+    l->capture_fd = fd;
+    l->capture_length = 0;
+    l->capture_errno = 0;
+    return 0;
+}
+
+/* `size` is at most FAST_MAX_PACKET, and the buffer holds less than a chunk between records:
+ * the record fits. */
+static void record(struct fast_link *l, const uint8_t *header, const uint8_t *packet, size_t size)
+{
+    memcpy(l->capture + l->capture_length, header, RECORD_HEADER);
+    memcpy(l->capture + l->capture_length + RECORD_HEADER, packet, size);
+    l->capture_length += RECORD_HEADER + size;
+    l->counters.pcap_frames++;
+    if (l->capture_length >= FAST_CAPTURE_CHUNK)
+        write_out(l);
+}
+
+int fast_record(struct fast_hub *hub, int link, const uint8_t *header, const uint8_t *packet,
+                size_t size)
+{
+    struct fast_link *l = link_at(hub, link);
+    if (l == NULL || l->capture_fd < 0 || size > FAST_MAX_PACKET)
+        return -EINVAL;
+    record(l, header, packet, size);
+    return 0;
+}
+
+int fast_flush(struct fast_hub *hub, int link)
+{
+    struct fast_link *l = link_at(hub, link);
+    if (l == NULL)
+        return -EINVAL;
+    if (l->capture_fd >= 0)
+        write_out(l);
+    int error = l->capture_errno;
+    l->capture_errno = 0;
+    return -error;
+}
+
+static void put_le32(uint8_t *at, uint32_t value)
+{
+    at[0] = (uint8_t)value;
+    at[1] = (uint8_t)(value >> 8);
+    at[2] = (uint8_t)(value >> 16);
+    at[3] = (uint8_t)(value >> 24);
+}
+
+/* capture.py record_header, stamped now (CLOCK_REALTIME: what time.time_ns reads). */
+static void record_header(uint8_t *header, size_t size)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    put_le32(header, (uint32_t)now.tv_sec);
+    put_le32(header + 4, (uint32_t)(now.tv_nsec / 1000));
+    put_le32(header + 8, (uint32_t)size);
+    put_le32(header + 12, (uint32_t)size);
+}
+
+/* -- forwarding ------------------------------------------------------------------------------- */
+
+/* The link that packet[0:size], arrived on link `in`, leaves by if the fast path may take it:
+ * the link Router.forward would return having done nothing but decrement the Hop Limit (see
+ * Router.decisions), whose down direction is transparent and which can send now. Otherwise -1,
+ * and Python handles the packet. */
+static int fast_target(struct fast_hub *hub, int in, const uint8_t *packet, size_t size)
+{
+    if (size < IPV6_HEADER || packet[0] >> 4 != 6 || packet[HOP_LIMIT] <= 1)
+        return -1;
+    if (hub->links[in].pinned)
+        return -1;
+    int out = lookup(hub, packet + ADDRESSES);
+    if (out < 0 || out == in)
+        return -1;
+    const struct fast_link *target = &hub->links[out];
+    if (!target->down_transparent || target->fd < 0)
+        return -1;
+    if (target->udp && target->endpoint.ss_family == AF_UNSPEC)
+        return -1;
+    return out;
+}
+
+static ssize_t send_packet(const struct fast_link *l, const uint8_t *packet, size_t size)
+{
+    ssize_t sent;
+    do {
+        if (l->udp)
+            sent = sendto(l->fd, packet, size, 0, (const struct sockaddr *)&l->endpoint,
+                          l->endpoint_length);
+        else
+            sent = write(l->fd, packet, size);
+    } while (sent < 0 && errno == EINTR);
+    return sent;
+}
+
+int fast_drain(struct fast_hub *hub, int link, int budget, struct fast_punt *punt)
+{
+    struct fast_link *in = link_at(hub, link);
+    punt->used = 0;
+    if (in == NULL || in->fd < 0)
+        return FAST_DONE;
+    uint8_t *packet = hub->buffer;
+    uint32_t used = 0;
+    while (used < (uint32_t)budget) {
+        struct sockaddr_storage source;
+        socklen_t source_length = sizeof source;
+        ssize_t got;
+        if (in->udp)
+            got = recvfrom(in->fd, packet, FAST_MAX_PACKET, 0, (struct sockaddr *)&source,
+                           &source_length);
+        else
+            got = read(in->fd, packet, FAST_MAX_PACKET);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            in->counters.receive_errors++;
+            if (!in->udp)
+                break; /* the device is down: wait for the next readable event */
+            used++;
+            continue;
+        }
+        if (got == 0 && !in->udp)
+            break;
+        used++;
+        size_t size = (size_t)got;
+        int stranger = in->udp && !is_endpoint(in, &source);
+        int out = stranger ? -1 : fast_target(hub, link, packet, size);
+        if (out < 0) {
+            punt->size = (uint32_t)size;
+            punt->used = used;
+            punt->stranger = stranger;
+            if (in->udp)
+                describe_source(&source, punt);
+            return FAST_PUNT;
+        }
+        struct fast_link *target = &hub->links[out];
+        uint8_t header[RECORD_HEADER];
+        if (in->capture_fd >= 0 || target->capture_fd >= 0)
+            record_header(header, size);
+        in->counters.up_packets++;
+        in->counters.up_bytes += size;
+        if (in->capture_fd >= 0)
+            record(in, header, packet, size);
+        packet[HOP_LIMIT]--;
+        target->counters.down_packets++;
+        target->counters.down_bytes += size;
+        if (send_packet(target, packet, size) < 0) {
+            target->counters.send_errors++;
+            continue;
+        }
+        if (target->capture_fd >= 0)
+            record(target, header, packet, size);
+    }
+    punt->used = used;
+    return FAST_DONE;
+}
+
+const struct fast_counters *fast_counters(const struct fast_hub *hub, int link)
+{
+    if (hub == NULL || link < 0 || link >= hub->link_count)
+        return NULL;
+    return &hub->links[link].counters;
+}
