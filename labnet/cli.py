@@ -3,8 +3,10 @@
 ``labnet bench wire [--json] [--seconds S]``
     Wire-layer throughput, ours against scapy in the same run (see :mod:`labnet.bench.wire`).
 
-``labnet demo [--seed N]``
-    The roaming scenario on the ``sim`` backend (virtual time), with a narrated timeline.
+``labnet demo [--seed N] [--backend sim|netns]``
+    The roaming scenario with a narrated timeline: on the ``sim`` backend (virtual time, the
+    default) or the ``netns`` backend (real kernels and ``ping``, root; see
+    :mod:`labnet.demo_netns`).
 
 ``labnet bench core [--json] [--seconds S]``
     The MIPv6 engines' hot operations (see :mod:`labnet.bench.core`).
@@ -66,8 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--seconds", type=float, default=4.0, help="total measuring time")
     bench.add_argument("--bytes", type=int, default=100_000_000, help="tcp-lossy: per transfer")
-    demo = commands.add_parser("demo", help="the roaming scenario, narrated (sim backend)")
+    demo = commands.add_parser("demo", help="the roaming scenario, narrated")
     demo.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
+    demo.add_argument(
+        "--backend",
+        choices=["sim", "netns"],
+        default="sim",
+        help="sim: one process, virtual time (default); netns: real kernels (root)",
+    )
     hub = commands.add_parser("hub", help="run a hub (link emulation, routing, pcaps)")
     hub.add_argument("description", help="the hub's YAML or JSON description")
     up = commands.add_parser("up", help="start a topology")
@@ -200,6 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("up", "status", "exec", "move", "pcap", "down"):
         return lab_command(args)
     if args.command == "demo":
+        if args.backend == "netns":
+            from labnet import demo_netns
+            from labnet.netns import LabError
+
+            try:
+                return 0 if demo_netns.run(sys.stdout) == 4 else 1
+            except (LabError, OSError) as error:
+                print(f"labnet demo: {error}", file=sys.stderr)
+                return 1
         from labnet import demo
 
         demo.run(sys.stdout, seed=args.seed)

@@ -30,11 +30,11 @@ WHY = [
 ]
 
 
-def _why(summary: str) -> str:
+def why(summary: str) -> str:
     body = summary.split(": ", 1)[-1]
     if body.startswith("IP6-in-IP6"):
         inner = body.split(": ", 1)[-1]
-        return "tunnelled (RFC 2473): " + _why(inner)
+        return "tunnelled (RFC 2473): " + why(inner)
     if body.startswith("MH BU") and " lifetime 0s" in body:
         return "Binding Update with lifetime 0: delete the binding"
     for prefix, text in WHY:
@@ -51,9 +51,9 @@ def narrate(lab: SimLab, out: TextIO, since: int) -> int:
         hop = f"{sent.sender:>5} -> {sent.receiver or '?':<5}"
         lost = "  [lost]" if sent.lost else ""
         out.write(f"  {sent.time:7.3f}  {hop}  {summary}{lost}\n")
-        why = _why(summary)
-        if why:
-            out.write(f"  {'':7}  {'':14}  . {why}\n")
+        why_text = why(summary)
+        if why_text:
+            out.write(f"  {'':7}  {'':14}  . {why_text}\n")
     return len(trace)
 
 
