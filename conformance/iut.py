@@ -23,6 +23,7 @@ from ipaddress import IPv6Address
 from typing import TextIO
 
 from conformance.transport import SimTransport
+from labnet.topology import Topology
 
 
 class IutControl(ABC):
@@ -40,6 +41,16 @@ class IutControl(ABC):
         """The IUT (a mobile node) sends its home registration again."""
 
 
+def network_for_move(topology: Topology, care_of_address: IPv6Address | None) -> str:
+    """The lab network the IUT (topology node ``iut``, a mobile node) moves to for
+    ``care_of_address`` (None: its home network)."""
+    target = care_of_address or topology.nodes["iut"].home_address
+    network = None if target is None else topology.network_of(target)
+    if network is None:
+        raise ValueError(f"{care_of_address} is on no network of the lab")
+    return network.name
+
+
 class SimControl(IutControl):
     """Direct calls on our engine in the sim backend; moving also moves its routes."""
 
@@ -48,17 +59,7 @@ class SimControl(IutControl):
 
     def move(self, care_of_address: IPv6Address | None) -> None:
         lab = self.transport.lab
-        spec = lab.topology.nodes["iut"]
-        if care_of_address is None:
-            network = next(
-                n.name for n in lab.topology.networks.values() if spec.home_address in n.prefix
-            )
-        else:
-            found = lab.topology.network_of(care_of_address)
-            if found is None:
-                raise ValueError(f"{care_of_address} is on no network of the lab")
-            network = found.name
-        lab.move("iut", network)
+        lab.move("iut", network_for_move(lab.topology, care_of_address))
 
     def start_route_optimization(self, correspondent: IPv6Address) -> None:
         self.transport.lab.net.call("iut", "start_route_optimization", correspondent)

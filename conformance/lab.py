@@ -37,7 +37,7 @@ import time
 from ipaddress import IPv6Address
 from typing import Any, Final
 
-from conformance.iut import DaemonControl, IutControl
+from conformance.iut import DaemonControl, IutControl, network_for_move
 from conformance.runner import Target
 from conformance.transport import ADDRESSES, Addresses, Transport, topology_for
 from labnet.netns import NetnsLab
@@ -161,14 +161,7 @@ class LabControl(DaemonControl):
     def move(self, care_of_address: IPv6Address | None) -> None:
         lab = self.transport.lab
         assert lab is not None
-        topology = lab.topology
-        spec = topology.nodes["iut"]
-        target = spec.home_address if care_of_address is None else care_of_address
-        assert target is not None
-        network = topology.network_of(target)
-        if network is None:
-            raise ValueError(f"{care_of_address} is on no network of the lab")
-        lab.move("iut", network.name)
+        lab.move("iut", network_for_move(lab.topology, care_of_address))
 
 
 class LabTarget(Target):

@@ -16,10 +16,10 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from ipaddress import IPv6Address, IPv6Network
 from typing import TextIO
 
 from labnet.demo import why
+from labnet.hub.router import Router
 from labnet.netns import NetnsLab
 from labnet.topology import builtin
 from mip6.dissect import dissect, summary_line
@@ -38,26 +38,20 @@ class Timeline:
         self.start_ns = start_ns
         self.seen: dict[str, int] = {}  # link -> records already read
 
-    def _receiver(self, routes: list[tuple[IPv6Network, str]], destination: bytes) -> str | None:
-        address = IPv6Address(destination)
-        for prefix, link in routes:  # longest first, as the hub matches
-            if address in prefix:
-                return link
-        return None
-
     def narrate(self) -> None:
-        routes = [
-            (IPv6Network(prefix), link)
-            for prefix, link in self.lab.hub_query("routes")["routes"].items()
-        ]
+        links = list(self.lab.state["hub"]["links"])
+        router = Router(links)  # the hub's table now, to tell a record's direction
+        for prefix, link in self.lab.hub_query("routes")["routes"].items():
+            router.add_route(prefix, link)
         sent: list[tuple[int, str, str, bytes]] = []
-        for link in self.lab.state["hub"]["links"]:
+        for link in links:
             frames = list(read_capture_file(self.lab.pcap(link)))
             for frame in frames[self.seen.get(link, 0) :]:
                 data = frame.data
-                receiver = self._receiver(routes, data[24:40]) if len(data) >= 40 else None
+                out = router.lookup(data[24:40]) if len(data) >= 40 else None
+                receiver = "?" if out is None else links[out]
                 if receiver != link:  # not a record of the hub delivering to this link
-                    sent.append((frame.timestamp_ns, link, receiver or "?", data))
+                    sent.append((frame.timestamp_ns, link, receiver, data))
             self.seen[link] = len(frames)
         for stamp, sender, receiver, data in sorted(sent, key=lambda item: item[0]):
             summary = summary_line(dissect(data))

@@ -156,9 +156,7 @@ class Router:
         out = self.pinned[in_link]
         if out >= 0:
             # not through the cache: the same addresses may arrive on other links, routed
-            if _not_forwardable_source(addresses[:16]) or _not_forwardable_destination(
-                addresses[16:]
-            ):
+            if _out_of_scope(addresses):
                 out = int(Drop.SCOPE)
         else:
             out = self.decisions.get(addresses)
@@ -184,14 +182,10 @@ class Router:
 
     def _decide(self, addresses: bytes) -> int:
         """The decision for a source address followed by a destination address (32 bytes)."""
-        source, destination = (
-            addresses[: _DESTINATION - _SOURCE],
-            addresses[_DESTINATION - _SOURCE :],
-        )
-        if _not_forwardable_source(source) or _not_forwardable_destination(destination):
+        if _out_of_scope(addresses):
             out = int(Drop.SCOPE)
         else:
-            link = self.lookup(destination)
+            link = self.lookup(addresses[_DESTINATION - _SOURCE :])
             out = int(Drop.NO_ROUTE) if link is None else link
         if len(self.decisions) >= ROUTE_CACHE_SIZE:
             self.decisions.clear()
@@ -227,6 +221,15 @@ _ZERO_15: Final = bytes(15)
 def _unspecified_or_loopback(address: bytes) -> bool:
     """``::`` or ``::1`` (RFC 4291 2.5.2, 2.5.3)."""
     return address[:15] == _ZERO_15 and address[15] <= 1
+
+
+def _out_of_scope(addresses: bytes) -> bool:
+    """A source followed by a destination (32 bytes) a router must not forward (see the module
+    docstring)."""
+    split = _DESTINATION - _SOURCE
+    return _not_forwardable_source(addresses[:split]) or _not_forwardable_destination(
+        addresses[split:]
+    )
 
 
 def _not_forwardable_source(address: bytes) -> bool:
