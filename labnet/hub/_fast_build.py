@@ -6,9 +6,9 @@ works from the repository root without installing::
 
     python labnet/hub/_fast_build.py
 
-The C source is ``csrc/hub_fast.c`` beside this file; the declarations below restate
-``csrc/hub_fast.h``, which the generated module includes, so a declaration that drifts from it
-fails the compile (``-Werror``). ``make_builder(..., sanitize=True)`` adds AddressSanitizer and
+The C source is ``csrc/hub_fast.c`` beside this file; cffi reads its declarations from
+``csrc/hub_fast.h`` itself (:func:`header_declarations`), which the generated module
+includes. ``make_builder(..., sanitize=True)`` adds AddressSanitizer and
 UndefinedBehaviorSanitizer, as tcp_migrate's build does. Self-contained on purpose: setuptools
 executes this file outside any package.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -37,56 +38,16 @@ SANITIZER_FLAGS = [
 ]
 SANITIZER_CFLAGS = ["-O1", "-g", "-fno-wrapv", *SANITIZER_FLAGS]  # see tcp_migrate/_build.py
 
-CDEF = """
-#define FAST_MAX_PACKET 65535
-#define FAST_CAPTURE_CHUNK 262144
-#define FAST_DECISIONS 8192
-#define FAST_MAX_DECISIONS 4096
 
-enum fast_status {
-    FAST_DONE = 0,
-    FAST_PUNT = 1,
-};
+def header_declarations() -> str:
+    """``csrc/hub_fast.h`` as cffi's cdef: the header itself, less its include guard and
+    includes (cffi reads plain declarations, comments and integer ``#define``s), so the
+    declarations Python sees cannot drift from the ones the C compiles against."""
+    with open(os.path.join(CSRC, HEADER), encoding="utf-8") as header:
+        lines = header.read().splitlines()
+    skipped = re.compile(r"\s*#\s*(ifndef|endif|include)\b|\s*#\s*define\s+HUB_FAST_H\s*$")
+    return "\n".join(line for line in lines if not skipped.match(line))
 
-struct fast_counters {
-    uint64_t up_packets;
-    uint64_t up_bytes;
-    uint64_t down_packets;
-    uint64_t down_bytes;
-    uint64_t send_errors;
-    uint64_t receive_errors;
-    uint64_t pcap_frames;
-};
-
-struct fast_punt {
-    uint32_t size;
-    uint32_t used;
-    int stranger;
-    int family;
-    uint8_t address[16];
-    uint16_t port;
-    uint32_t flowinfo;
-    uint32_t scope_id;
-};
-
-struct fast_hub;
-
-struct fast_hub *fast_new(int links, uint8_t *buffer, size_t capacity);
-void fast_free(struct fast_hub *hub);
-int fast_set_link(struct fast_hub *hub, int link, int fd, int udp, int pinned);
-int fast_set_down_transparent(struct fast_hub *hub, int link, int transparent);
-int fast_set_endpoint(struct fast_hub *hub, int link, int family, const uint8_t *address,
-                      uint16_t port, uint32_t flowinfo, uint32_t scope_id);
-int fast_decide(struct fast_hub *hub, const uint8_t *key, int out);
-void fast_forget(struct fast_hub *hub);
-int fast_decisions(const struct fast_hub *hub);
-int fast_capture(struct fast_hub *hub, int link, int fd);
-int fast_record(struct fast_hub *hub, int link, const uint8_t *header, const uint8_t *packet,
-                size_t size);
-int fast_flush(struct fast_hub *hub, int link);
-int fast_drain(struct fast_hub *hub, int link, int budget, struct fast_punt *punt);
-const struct fast_counters *fast_counters(const struct fast_hub *hub, int link);
-"""
 
 # As tcp_migrate/_build.py: the stable ABI where the interpreter supports it, so the in-place
 # build and the installed one have the same file name.
@@ -101,7 +62,7 @@ def make_builder(*, absolute_sources: bool, sanitize: bool = False) -> cffi.FFI:
     directory). ``sanitize`` adds ASan and UBSan; such a module only loads with the ASan
     runtime preloaded."""
     builder = cffi.FFI()
-    builder.cdef(CDEF)
+    builder.cdef(header_declarations())
     builder.set_source(
         "labnet.hub._fast",
         f'#include "{HEADER}"\n',
