@@ -9,27 +9,24 @@ both uplinks' loss. Jitter, bandwidth and queues are modelled by the hub's emula
 
 from __future__ import annotations
 
-import dataclasses
 import random
+from collections.abc import Callable
 from ipaddress import IPv6Address
-from typing import Any, TypeVar
+from typing import Any
 
+from labnet.nodes import care_of_for, current_address, daemon_config, entry, mobile, read
 from labnet.topology import NodeSpec, Topology
+from mip6.apps.builtin import start_on_host
 from mip6.apps.echo import echo
-from mip6.core.config import (
-    CorrespondentConfig,
-    HomeAgentConfig,
-    MobileNodeConfig,
-    ProtocolConstants,
-)
-from mip6.roles.correspondent_node import CorrespondentNode
-from mip6.roles.home_agent import HomeAgent
-from mip6.roles.mobile_node import MobileNode
+from mip6.runtime.host import Host
 from mip6.runtime.memory import MemoryNetwork, Path
+from mip6.runtime.roles import build_engine
 from mip6.wire import icmpv6 as icmp
 from mip6.wire.ipv6 import Ipv6Packet
 
 ON_LINK_LATENCY = 0.0001
+NETWORK = {"network": {"type": "memory"}}
+SHIM = NETWORK | {"kernel": {"type": "memory"}}  # the kernel: an application answering pings
 
 
 class Inbox:
@@ -47,13 +44,14 @@ class Inbox:
         return []
 
 
-_Config = TypeVar("_Config", CorrespondentConfig, HomeAgentConfig, MobileNodeConfig)
-
-
 class SimLab:
     """``options``: per node, keys of its role's configuration on top of the lab's (as in a
     ``mip6 run`` role block: ``{"ha": {"binding_cache_size": 1}}``; ``constants`` a mapping
-    of :class:`~mip6.core.config.ProtocolConstants` fields)."""
+    of :class:`~mip6.core.config.ProtocolConstants` fields). Each daemon node is built from the
+    configuration the netns backend would write for it (:func:`labnet.nodes.daemon_config`),
+    read and checked by the daemon's own reader; ``mode: host`` nodes get a host
+    (:class:`~mip6.runtime.host.Host`) with their ``apps``, so host-mode TCP runs on virtual
+    time."""
 
     def __init__(
         self, topology: Topology, seed: int = 0, options: dict[str, dict[str, Any]] | None = None
@@ -63,49 +61,45 @@ class SimLab:
         self.net = MemoryNetwork(seed)
         self.attached: dict[str, str] = {}  # node -> network it is on now
         self.addresses: dict[str, IPv6Address] = {}  # node -> current address
+        self.apps: dict[str, list[Callable[[], None]]] = {}  # node -> what stops its apps
         for index, spec in enumerate(topology.nodes.values()):
             rng = random.Random(seed * 1000 + index)
-            self.net.add(spec.name, self._engine(spec, rng))
             self.attached[spec.name] = spec.network
             self.addresses[spec.name] = spec.addresses[0]
-            if spec.kind == "engine":
-                self.net.application(spec.name, echo)
+            self._add(spec, rng)
         self._reroute()
 
-    def _engine(self, spec: NodeSpec, rng: random.Random) -> object:
+    def _add(self, spec: NodeSpec, rng: random.Random) -> None:
         if spec.kind == "external":
-            return Inbox()
-        if spec.role == "home_agent":
-            prefixes = tuple(
-                n.prefix for n in self.topology.networks.values() if spec.addresses[0] in n.prefix
-            )
-            config = HomeAgentConfig(
-                address=spec.addresses[0],
-                home_prefixes=prefixes,
-                # the sim lab has no ESP keys: say so explicitly
-                allow_unprotected_registration=True,
-            )
-            return HomeAgent(self._configured(spec.name, config), rng)
-        if spec.role == "correspondent":
-            return CorrespondentNode(
-                config=self._configured(spec.name, CorrespondentConfig()), rng=rng
-            )
-        assert spec.home_address is not None and spec.home_agent is not None
-        config = MobileNodeConfig(home_address=spec.home_address, home_agent=spec.home_agent)
-        return MobileNode(config=self._configured(spec.name, config), rng=rng)
-
-    def _configured(self, node: str, config: _Config) -> _Config:
-        options = dict(self.options.get(node, {}))
-        if "constants" in options:
-            options["constants"] = ProtocolConstants(**options["constants"])
-        return dataclasses.replace(config, **options) if options else config
+            self.net.add(spec.name, Inbox())  # type: ignore[arg-type]
+            return
+        if spec.kind != "engine":
+            raise ValueError(f"node {spec.name}: {spec.kind} nodes need the netns backend")
+        config = read(
+            daemon_config(
+                self.topology,
+                spec,
+                links=SHIM if spec.mode == "shim" else NETWORK,
+                options=self.options.get(spec.name),
+            ),
+            f"<sim node {spec.name}>",
+        )
+        engine = build_engine(config, rng, rng.randbytes)
+        if config.mode != "host":
+            self.net.add(spec.name, engine, links=config.network_links)
+            self.net.application(spec.name, echo)  # as the kernel behind a shim answers pings
+            return
+        host = Host(addresses=config.host_addresses, secret=rng.randbytes(32))
+        self.net.add(spec.name, engine, links=config.network_links, host=host)
+        self.apps[spec.name] = [start_on_host(host, app) for app in config.apps]
 
     def _reroute(self) -> None:
         """Routes and paths for where every node is now."""
         net = self.net
         net.clear_routes()
         for spec in self.topology.nodes.values():
-            if spec.role == "home_agent":
+            found = entry(spec)
+            if found is not None and found.owns_prefixes:
                 for network in self.topology.networks.values():
                     if spec.addresses[0] in network.prefix:
                         net.route(network.prefix, spec.name)
@@ -128,30 +122,31 @@ class SimLab:
     # -- what happens in a scenario --------------------------------------------------------------
 
     def start(self) -> None:
-        """Mobile nodes away from home register from where they are."""
+        """Every daemon node starts (the engine contract's ``start``): mobile nodes away from
+        home register from where they are."""
         for spec in self.topology.nodes.values():
-            if spec.role == "mobile_node":
-                self.move(spec.name, self.attached[spec.name])
+            if mobile(spec):
+                self._place(spec.name, self.attached[spec.name])
+            if spec.kind == "engine":
+                self.net.start(spec.name)
 
     def move(self, node: str, network: str) -> IPv6Address | None:
         """Detach ``node`` and attach it to ``network``: the new care-of address keeps the
         node's interface identifier under the new prefix (as stateless autoconfiguration would
         give it), or is the home address on the home network. Returns the care-of address."""
-        spec = self.topology.nodes[node]
-        target = self.topology.networks[network]
-        assert spec.home_address is not None
-        self.net.unroute(self.addresses[node])
-        if spec.home_address in target.prefix:
-            care_of = None
-            self.addresses[node] = spec.home_address
-        else:
-            interface = int(spec.addresses[0]) & ((1 << 64) - 1)
-            care_of = IPv6Address(int(target.prefix.network_address) | interface)
-            self.addresses[node] = care_of
-        self.attached[node] = network
-        self._reroute()
+        care_of = self._place(node, network)
         self.net.call(node, "move", care_of)
         return care_of
+
+    def _place(self, node: str, network: str) -> IPv6Address | None:
+        """Attach ``node`` to ``network`` in the routes; its care-of address there."""
+        spec = self.topology.nodes[node]
+        target = self.topology.networks[network]
+        self.net.unroute(self.addresses[node])
+        self.addresses[node] = current_address(spec, target)
+        self.attached[node] = network
+        self._reroute()
+        return care_of_for(spec, target)
 
     def ping(self, source: str, destination: IPv6Address, sequence: int) -> None:
         """An ICMPv6 Echo Request from ``source``'s upper layer (its home address if mobile)."""

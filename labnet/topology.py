@@ -40,8 +40,9 @@ from pathlib import Path
 from yaml.nodes import Node
 
 from mip6.runtime.config import AppConfig, ConfigError, YamlReader, compose, join, read_apps
+from mip6.runtime.roles import ROLES, role
+from mip6.runtime.roles.base import MODES
 
-ROLES = ("home_agent", "correspondent", "mobile_node")
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _RATES = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
 
@@ -193,15 +194,18 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         )
     if not addresses:
         raise reader.fail(value, f"{key}.address", "missing")
-    role = None
+    role_name = None
+    default_mode = "shim"
+    mobile = False
     if kind == "engine":
         if "role" not in fields:
             raise reader.fail(value, f"{key}.role", "missing")
-        role = reader.choice(fields["role"][1], f"{key}.role", ROLES)
+        role_name = reader.choice(fields["role"][1], f"{key}.role", tuple(ROLES))
+        default_mode, mobile = role(role_name).default_mode, role(role_name).mobile
     mode = (
-        reader.choice(fields["mode"][1], f"{key}.mode", ("shim", "router", "host"))
+        reader.choice(fields["mode"][1], f"{key}.mode", MODES)
         if "mode" in fields
-        else ("router" if role == "home_agent" else "shim")
+        else default_mode
     )
     home_address = (
         reader.address(fields["home_address"][1], f"{key}.home_address")
@@ -218,13 +222,14 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         if mode != "host":
             raise reader.fail(fields["apps"][0], f"{key}.apps", "applications need mode host")
         apps = read_apps(reader, fields["apps"][1], f"{key}.apps")
-    if role == "mobile_node" and (home_address is None or home_agent is None):
+    if mobile and (home_address is None or home_agent is None):
         missing = "home_address" if home_address is None else "home_agent"
-        raise reader.fail(value, f"{key}.{missing}", "missing (a mobile node needs it)")
+        needs = f"missing (a {role_name.replace('_', ' ')} needs it)"
+        raise reader.fail(value, f"{key}.{missing}", needs)
     return NodeSpec(
         name,
         kind,
-        role,
+        role_name,
         network,
         addresses,
         mode,

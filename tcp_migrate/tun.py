@@ -36,6 +36,8 @@ __all__ = [
     "Driver",
     "Server",
     "Shim",
+    "StackTimers",
+    "StreamDriver",
     "StreamWriter",
     "TunDevice",
     "open_connection",
@@ -158,11 +160,24 @@ class DelayLoss:
     outbound = _pass
 
 
+class StreamDriver(Protocol):
+    """What the streams below need of whatever drives the stack: the loop their futures live
+    on, the stack, its clock, and ``kick()``, which has the stack polled soon after
+    application calls. :class:`StackTimers` is one; the mip6 daemon's host
+    (``mip6.runtime.host.AsyncHost``) is another."""
+
+    loop: asyncio.AbstractEventLoop
+    stack: Stack | None
+
+    def now_ms(self) -> int: ...
+
+    def kick(self) -> None: ...
+
+
 class StackTimers:
-    """A stack's clock and timers on an asyncio loop: what the streams below need of whatever
-    drives the stack (this module's :class:`Driver` on a device, the mip6 daemon's host mode
-    on its engine). :meth:`kick` polls the stack soon; each poll re-arms one timer at the
-    stack's next deadline."""
+    """A stack's clock and timers on an asyncio loop, for this module's :class:`Driver` on a
+    device: :meth:`kick` polls the stack soon; each poll re-arms one timer at the stack's
+    next deadline."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, stack: Stack | None) -> None:
         self.loop = loop
@@ -271,7 +286,7 @@ class _Transport(asyncio.Transport):
 class _Pipe:
     """Moves bytes between one socket and its reader/writer on ``on_change``."""
 
-    def __init__(self, driver: StackTimers, sock: Socket, limit: int) -> None:
+    def __init__(self, driver: StreamDriver, sock: Socket, limit: int) -> None:
         self.driver = driver
         self.sock = sock
         self.paused = False
@@ -416,7 +431,7 @@ class StreamWriter:
 
 
 def wrap_socket(
-    driver: StackTimers, sock: Socket, *, limit: int = 2**16
+    driver: StreamDriver, sock: Socket, *, limit: int = 2**16
 ) -> tuple[asyncio.StreamReader, StreamWriter]:
     """Streams over an existing socket (an accepted or imported one)."""
     pipe = _Pipe(driver, sock, limit)
@@ -425,7 +440,7 @@ def wrap_socket(
 
 
 async def open_connection(
-    driver: StackTimers, host: str, port: int, *, limit: int = 2**16
+    driver: StreamDriver, host: str, port: int, *, limit: int = 2**16
 ) -> tuple[asyncio.StreamReader, StreamWriter]:
     """Active open through the driver's stack; raises ``ConnectionRefusedError`` or
     ``TimeoutError`` (the core's SYN retries) when it fails."""
@@ -461,7 +476,7 @@ class Server:
     """What :func:`start_server` returns: ``close()``, ``wait_closed()``, ``sockets``."""
 
     def __init__(
-        self, driver: StackTimers, listener: Listener, callback: ClientConnected, limit: int
+        self, driver: StreamDriver, listener: Listener, callback: ClientConnected, limit: int
     ):
         self.driver = driver
         self.listener = listener
@@ -499,7 +514,7 @@ class Server:
 
 
 async def start_server(
-    driver: StackTimers,
+    driver: StreamDriver,
     client_connected_cb: ClientConnected,
     host: str = "::",
     port: int = 0,

@@ -13,7 +13,7 @@ from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.udp import UdpDatagram
 
 if TYPE_CHECKING:
-    from mip6.runtime.host import Host, UdpEndpoint
+    from mip6.runtime.host import AsyncHost, Host, UdpEndpoint
 
 ECHO_PORT = 7
 
@@ -41,7 +41,7 @@ def echo(now: float, data: bytes) -> list[bytes]:
     return [reply.emit()]
 
 
-def udp_echo(host: Host, port: int = ECHO_PORT) -> UdpEndpoint:
+def udp_echo(host: Host | AsyncHost, port: int = ECHO_PORT) -> UdpEndpoint:
     """RFC 862 over ``host``'s UDP: every datagram to ``port`` goes back to its sender, from
     the address it was sent to."""
 

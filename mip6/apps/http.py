@@ -15,13 +15,20 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from tcp_migrate.core import TcpState
+from tcp_migrate.stack import Listener, Socket
 from tcp_migrate.tun import StreamWriter
+
+if TYPE_CHECKING:
+    from mip6.runtime.host import Host
 
 log = logging.getLogger(__name__)
 
 BLOCK = 65536  # bytes per generated block and per file read
 MAX_HEAD = 16384  # bytes of request line and headers we read before answering 400
+OK = b"HTTP/1.1 200 "
 
 
 def generated_body(size: int, seed: int) -> Iterator[bytes]:
@@ -85,33 +92,128 @@ class HttpServer:
             head = b""
         except asyncio.IncompleteReadError:
             return  # closed before a whole request: nothing to answer
-        words = head.split(b"\r\n", 1)[0].split()
-        close = {"Connection": "close"}
-        if len(head) > MAX_HEAD or len(words) != 3 or not words[2].startswith(b"HTTP/1."):
-            writer.write(_head("400 Bad Request", {"Content-Length": "0", **close}))
+        answer, with_body = response(head, self.body)
+        writer.write(answer)
+        if not answer.startswith(OK):
             return
-        if words[0] not in (b"GET", b"HEAD"):
-            writer.write(
-                _head(
-                    "405 Method Not Allowed",
-                    {"Allow": "GET, HEAD", "Content-Length": "0", **close},
-                )
-            )
-            return
-        length = self.body.length()
-        writer.write(
-            _head(
-                "200 OK",
-                {
-                    "Content-Type": "application/octet-stream",
-                    "Content-Length": str(length),
-                    **close,
-                },
-            )
-        )
-        if words[0] == b"GET":
+        if with_body:
             for chunk in self.body.chunks():
                 writer.write(chunk)
                 await writer.drain()
         await writer.drain()
         self.served += 1
+
+
+def response(head: bytes, body: Body) -> tuple[bytes, bool]:
+    """The response head to a request head (through its blank line; empty when it was too
+    long), and whether the body follows it."""
+    words = head.split(b"\r\n", 1)[0].split()
+    close = {"Connection": "close"}
+    if len(head) > MAX_HEAD or len(words) != 3 or not words[2].startswith(b"HTTP/1."):
+        return _head("400 Bad Request", {"Content-Length": "0", **close}), False
+    if words[0] not in (b"GET", b"HEAD"):
+        allow = {"Allow": "GET, HEAD", "Content-Length": "0", **close}
+        return _head("405 Method Not Allowed", allow), False
+    length = body.length()
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length), **close}
+    return _head("200 OK", headers), words[0] == b"GET"
+
+
+class HostHttpServer:
+    """The same server on a sans-I/O :class:`~mip6.runtime.host.Host`, driven by the stack's
+    callbacks instead of asyncio (labnet's simulator runs it on virtual time): it reads a
+    request head, answers as :func:`response` says, writes the body as the send buffer takes
+    it and closes."""
+
+    def __init__(self, host: Host, port: int, body: Body) -> None:
+        self.body = body
+        self.served = 0
+        self.listener = host.listen(port)
+        self.listener.on_change = self._accept
+
+    def _accept(self, listener: Listener) -> None:
+        while (sock := listener.accept()) is not None:
+            _Response(self, sock)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class _Response:
+    """One connection of a :class:`HostHttpServer`: the request head, then the response."""
+
+    def __init__(self, server: HostHttpServer, sock: Socket) -> None:
+        self.server = server
+        self.head = b""
+        self.pending = b""  # ours to send, not yet taken by the send buffer
+        self.chunks: Iterator[bytes] | None = None  # None until the request head is in
+        self.ok = False
+        sock.on_change = self._changed
+        self._changed(sock)
+
+    def _changed(self, sock: Socket) -> None:
+        if sock.closed_by_app or sock.state is TcpState.CLOSED:
+            return
+        if self.chunks is None and not self._request(sock):
+            return
+        assert self.chunks is not None
+        while True:
+            if not self.pending:
+                self.pending = next(self.chunks, b"")
+                if not self.pending:
+                    break
+            self.pending = self.pending[sock.send(self.pending) :]
+            if self.pending:
+                return  # the send buffer is full: more when it drains
+        sock.recv(1 << 16)  # what a client sends after its request is not ours to keep
+        self.server.served += self.ok
+        sock.close()
+
+    def _request(self, sock: Socket) -> bool:
+        """Reads the request head; True once the response is decided."""
+        self.head += sock.recv(MAX_HEAD + 1 - len(self.head))
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0 and len(self.head) <= MAX_HEAD:
+            if sock.at_eof:
+                sock.close()  # closed before a whole request: nothing to answer
+            return False
+        head = self.head[: end + 4] if end >= 0 else b""  # empty: too long, a 400
+        self.pending, with_body = response(head, self.server.body)
+        self.ok = self.pending.startswith(OK)
+        self.chunks = self.server.body.chunks() if with_body else iter(())
+        return True
+
+
+class HostDownload:
+    """A client for :class:`HostHttpServer` (or any HTTP/1.1 server closing after its
+    response) on a sans-I/O host: GET ``path``, the body's SHA-256 and length, and when it
+    ended (on the host's clock, as the caller's ``now`` gives it). Call :meth:`start` and then
+    have the host's output performed."""
+
+    def __init__(self, host: Host, now: float, address: str, port: int, path: str = "/") -> None:
+        self.sock = host.connect(now, address, port)
+        self.sock.send(f"GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
+        self.sock.on_change = self._changed
+        self.head = b""
+        self.status: bytes | None = None
+        self.received = 0
+        self.digest = hashlib.sha256()
+        self.done = False
+        self.failed = False
+
+    def _changed(self, sock: Socket) -> None:
+        while data := sock.recv(1 << 16):
+            if self.status is None:
+                self.head += data
+                end = self.head.find(b"\r\n\r\n")
+                if end < 0:
+                    continue
+                self.status = self.head.split(b"\r\n", 1)[0]
+                data = self.head[end + 4 :]
+            self.received += len(data)
+            self.digest.update(data)
+        if sock.at_eof and not self.done:
+            self.done = True
+            sock.close()
+        elif sock.state is TcpState.CLOSED and not self.done:
+            self.done = self.failed = True

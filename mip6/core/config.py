@@ -80,6 +80,9 @@ class HomeAgentConfig:
     # RFC 2473 6.3 "Tunnel Hop Limit": the outer Hop Limit of tunnelled packets; default the
     # node's default Hop Limit (RFC 4861 CurHopLimit as Linux sets it).
     tunnel_hop_limit: int = 64
+    # The driver's link on the home link, named in ``Transmit.link`` for packets that go out
+    # on it; None when the home link is the node's one network link.
+    home_link: str | None = "home"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

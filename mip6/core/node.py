@@ -270,6 +270,24 @@ class NodePipeline:
         self._count("icmp_error_sent")
         return [Transmit(reply.emit())]
 
+    def port_unreachable(
+        self, now: float, invoking: bytes, send: Callable[[float, bytes], list[Action]]
+    ) -> list[Action]:
+        """RFC 4443 3.1 code 4 ("the transport protocol [...] has no listener") about a packet
+        the node's upper layer refused, through :meth:`icmp_error` (2.4 and the rate limit).
+        The answer comes from the upper layer's address, so it leaves through ``send``, the
+        role's send path (a mobile node's Home Address option or reverse tunnel)."""
+        actions: list[Action] = []
+        for action in self.icmp_error(
+            now,
+            invoking,
+            lambda body: icmp.DestinationUnreachable(
+                code=icmp.PORT_UNREACHABLE, invoking_packet=body
+            ),
+        ):
+            actions += send(now, action.data) if isinstance(action, Transmit) else [action]
+        return actions
+
     def binding_error(
         self,
         now: float,

@@ -15,8 +15,9 @@ import random
 import struct
 from collections.abc import Hashable
 from ipaddress import IPv6Address
+from typing import Any
 
-from mip6.core import rr
+from mip6.core import rr, show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.binding_cache import (
     BindingCache,
@@ -28,6 +29,7 @@ from mip6.core.binding_cache import (
 )
 from mip6.core.config import CorrespondentConfig
 from mip6.core.datapath import insert_type2_routing
+from mip6.core.engine import UnknownCommand
 from mip6.core.node import Inbound, NodePipeline
 from mip6.core.nonces import NonceTable
 from mip6.core.ratelimit import TokenBucket
@@ -555,6 +557,33 @@ class CorrespondentNode:
             Transmit(brr.emit()),
             Event("binding_refresh_requested", {"home_address": home}),
         ]
+
+    # -- the engine contract (mip6.core.engine) ------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        return []
+
+    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
+        return self.pipeline.port_unreachable(now, invoking, self.send)
+
+    def command(self, now: float, name: str, argument: Any) -> list[Action]:
+        raise UnknownCommand(name, "correspondent")
+
+    def stop(self, now: float) -> list[Action]:
+        return []
+
+    def stopped(self) -> bool:
+        return True
+
+    def describe(self, what: str, now: float) -> dict[str, Any]:
+        show.check(what)
+        if what == "bcache":
+            return show.rows(what, show.binding_cache_rows(self.binding_cache, now))
+        if what == "nonce":
+            return show.rows(what, show.nonce_rows(self.nonces, now))
+        if what == "stats":
+            return show.counters(what, ("", self.counters))
+        return show.rows(what, [])
 
     # -- helpers -------------------------------------------------------------------------------
 

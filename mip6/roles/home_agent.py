@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv6Address, IPv6Network
 from typing import Any
 
+from mip6.core import show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.addresses import home_agents_anycast, is_reserved_anycast
 from mip6.core.binding_cache import (
@@ -45,6 +46,7 @@ from mip6.core.binding_cache import (
 )
 from mip6.core.config import HomeAgentConfig
 from mip6.core.datapath import encapsulate
+from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
 from mip6.core.ipsec.sa import SecurityAssociation
@@ -63,7 +65,6 @@ log = logging.getLogger(__name__)
 
 Status = mh.BindingAckStatus
 
-HOME_LINK = "home"  # Transmit.link for packets that go out on the home link
 SNAPSHOT_FORMAT = "mip6.home_agent.binding_cache"
 SNAPSHOT_VERSION = 1
 _SNAPSHOT_ENTRY_KEYS = frozenset(
@@ -98,8 +99,9 @@ class HomeAgent:
     """The home agent engine. ``config.address`` is its home agent address; the driver hands
     it every packet for that address, for the Home-Agents anycast address of each home prefix,
     for ``config.other_local_addresses``, and for the home addresses it serves (the kernel's
-    proxy route). ``Transmit(data, link="home")`` means "out on the home link"; any other
-    Transmit goes wherever its destination routes. Counters of the correspondent role are in
+    proxy route). ``Transmit(data, link=config.home_link)`` means "out on the home link"
+    (None: the home link is the node's network link); any other Transmit goes wherever its
+    destination routes. Counters of the correspondent role are in
     ``self.correspondent.counters``."""
 
     def __init__(
@@ -333,7 +335,7 @@ class HomeAgent:
         ):
             return self._local(now, inner, tunnelled=True)
         if self._on_home_link(destination):
-            return [Transmit(inner, link=HOME_LINK)]
+            return [Transmit(inner, link=self.config.home_link)]
         return [Transmit(inner)]
 
     def _forward_home_link(self, data: bytes) -> list[Action]:
@@ -345,7 +347,7 @@ class HomeAgent:
         except WireError as error:
             self._count("forward_malformed")
             return [Event("drop", {"reason": str(error)})]
-        return [Transmit(data, link=HOME_LINK)]
+        return [Transmit(data, link=self.config.home_link)]
 
     def _output(self, now: float, data: bytes) -> list[Action]:
         """A packet this node originates: tunnelled when it is for a registered home address
@@ -353,7 +355,7 @@ class HomeAgent:
         tunnel = self._tunnels.get(data[24:40])
         if tunnel is not None and tunnel.entry.expires > now:
             return self._tunnel(now, data, tunnel)
-        return [Transmit(data, link=HOME_LINK if self._on_home_link(data[24:40]) else None)]
+        return [Transmit(data, link=self._link_to(data[24:40]))]
 
     def _outputs(self, now: float, actions: list[Action]) -> list[Action]:
         """The correspondent role's actions, with its packets routed as :meth:`_output` does."""
@@ -651,7 +653,7 @@ class HomeAgent:
             ba.lifetime_s,
         )
         return [
-            Transmit(packet.emit(), link=HOME_LINK if self._on_home_link(target) else None),
+            Transmit(packet.emit(), link=self._link_to(target)),
             Event(
                 "binding_ack_sent",
                 {"home_address": str(home), "status": int(status), "sequence": ba.sequence},
@@ -850,11 +852,43 @@ class HomeAgent:
             engine._pending.append(engine._changed("restored"))
         return engine
 
+    # -- the engine contract (mip6.core.engine; ``start`` above) --------------------------------
+
+    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
+        return self.pipeline.port_unreachable(now, invoking, self.send)
+
+    def command(self, now: float, name: str, argument: Any) -> list[Action]:
+        raise UnknownCommand(name, "home_agent")
+
+    def stop(self, now: float) -> list[Action]:
+        return []
+
+    def stopped(self) -> bool:
+        return True
+
+    def describe(self, what: str, now: float) -> dict[str, Any]:
+        """The correspondent role's tables are the home agent's own (one binding cache);
+        its counters appear under ``correspondent.``."""
+        show.check(what)
+        if what == "bcache":
+            return show.rows(what, show.binding_cache_rows(self.binding_cache, now))
+        if what == "nonce":
+            return show.rows(what, show.nonce_rows(self.correspondent.nonces, now))
+        if what == "stats":
+            return show.counters(
+                what, ("", self.counters), ("correspondent.", self.correspondent.counters)
+            )
+        return show.rows(what, [])
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _on_home_link(self, address: bytes) -> bool:
         value = int.from_bytes(address, "big")
         return any(value & mask == network for network, mask in self._prefixes)
+
+    def _link_to(self, destination: bytes) -> str | None:
+        """The home link for an address on it, else wherever the destination routes."""
+        return self.config.home_link if self._on_home_link(destination) else None
 
     def _in_home_prefix(self, address: IPv6Address) -> bool:
         return self._on_home_link(address.packed)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
-from mip6.core import rr
+from mip6.core import rr, show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.addresses import home_agents_anycast
 from mip6.core.binding_update_list import (
@@ -32,6 +32,7 @@ from mip6.core.binding_update_list import (
 )
 from mip6.core.config import MobileNodeConfig
 from mip6.core.datapath import encapsulate, insert_home_address_option
+from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
 from mip6.core.node import Inbound, NodePipeline
@@ -77,6 +78,7 @@ class MobileNode:
         config: MobileNodeConfig,
         rng: random.Random,
         care_of_address: IPv6Address | None = None,
+        care_of_at_start: IPv6Address | None = None,
         home_registration: bool = True,
         tunnel_relay: IPv6Address | None = None,
         security: SecurityPolicyDatabase | None = None,
@@ -87,6 +89,7 @@ class MobileNode:
         self.home_address = config.home_address
         self.home_agent = config.home_agent
         self.care_of_address = care_of_address  # None: at home
+        self.care_of_at_start = care_of_at_start  # where ``start`` registers from
         self.home_registration = home_registration
         self.tunnel_relay = tunnel_relay
         self.bul = BindingUpdateList(config.binding_update_list_size)
@@ -269,6 +272,43 @@ class MobileNode:
         identifier = self.rng.randrange(1 << 16)
         self._mps = (identifier, 0, self.constants.prefix_adv_timeout)
         return self._send_mps(now)
+
+    # -- the engine contract (mip6.core.engine) ------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """The first registration, from ``care_of_at_start`` when one was configured."""
+        if self.care_of_at_start is None:
+            return []
+        return self.move(now, self.care_of_at_start)
+
+    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
+        return self.pipeline.port_unreachable(now, invoking, self.send)
+
+    def command(self, now: float, name: str, argument: Any) -> list[Action]:
+        """``move`` (a care-of address, or None for home), ``route_optimize`` (a
+        correspondent's address), ``register``."""
+        if name == "move":
+            return self.move(now, IPv6Address(argument) if argument else None)
+        if name == "route_optimize":
+            return self.start_route_optimization(now, IPv6Address(argument))
+        if name == "register":
+            return self.register(now)
+        raise UnknownCommand(name, "mobile_node")
+
+    def stop(self, now: float) -> list[Action]:
+        """Away from home, delete every binding (:meth:`deregister`)."""
+        return [] if self.at_home else self.deregister(now)
+
+    def stopped(self) -> bool:
+        return self.at_home or not len(self.bul)
+
+    def describe(self, what: str, now: float) -> dict[str, Any]:
+        show.check(what)
+        if what in ("bul", "rr"):
+            return show.rows(what, show.bul_rows(self.bul, what, now))
+        if what == "stats":
+            return show.counters(what, ("", self.counters))
+        return show.rows(what, [])
 
     # -- data path -----------------------------------------------------------------------------
 

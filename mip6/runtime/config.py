@@ -4,7 +4,8 @@ fault ("node.yaml:12: mobile_node.home_address: 'x' is not an IPv6 address").
 One file per node::
 
     node: cn1                       # a name for logs and the control socket
-    role: correspondent             # correspondent | home_agent | mobile_node
+    role: correspondent             # a role of the registry (mip6.runtime.roles): correspondent,
+                                    # home_agent, mobile_node
     mode: shim                      # shim: the MIPv6 layer for the kernel's own applications;
                                     # host: the daemon is the IPv6 host (no kernel link), its
                                     # applications run inside it (``apps``); router: a home agent
@@ -24,13 +25,17 @@ One file per node::
       - {type: http, port: 80, size: 5000000, seed: 1}   # or path: FILE instead of size/seed
                                     # (FILE relative to this file's directory)
 
-In host mode the node's addresses are its role's: a mobile node's ``home_address``, a home
-agent's ``address``, a correspondent's ``address`` (required then).
+The role's block (its keys and their types, which other blocks it reads, its default mode,
+whether it may have an ``ipsec`` block) is described by its entry in the role registry
+(:mod:`mip6.runtime.roles`). In host mode the node's address is the one its entry names: a
+mobile node's ``home_address``, a home agent's or correspondent's ``address`` (required then).
+
+A link of ``type: memory`` is a link of labnet's simulator (:mod:`mip6.runtime.memory`): the
+simulator builds its nodes from the same configuration; a daemon refuses to open one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -42,10 +47,11 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mip6.core.config import ProtocolConstants
+from mip6.runtime.roles import ROLES, role
+from mip6.runtime.roles.base import MODES
 
-ROLES = ("correspondent", "home_agent", "mobile_node")
-MODES = ("shim", "router", "host")
-LINK_TYPES = ("tun", "udp")
+LINK_TYPES = ("tun", "udp", "memory")
+KERNEL_LINK = "kernel"  # shim mode: the TUN device of the kernel behind the daemon
 APP_TYPES = ("echo", "http")
 
 
@@ -61,7 +67,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class LinkConfig:
     name: str  # the role of the link: "kernel", "network", "home"
-    type: str  # tun | udp
+    type: str  # tun | udp | memory
     device: str | None = None  # tun: interface name
     remote: tuple[str, int] | None = None  # udp: the hub's address
     local: tuple[str, int] = ("::", 0)  # udp: where to bind
@@ -77,14 +83,14 @@ class AppConfig:
     size: int = 0  # http without path: bytes generated from ``seed``
     seed: int = 0
 
-    def flow(self) -> str:
-        """This application as one YAML flow mapping, as :func:`read_apps` reads it."""
-        fields = [f"type: {self.type}", f"port: {self.port}"]
+    def as_dict(self) -> dict[str, Any]:
+        """This application as :func:`read_apps` reads it."""
+        out: dict[str, Any] = {"type": self.type, "port": self.port}
         if self.path is not None:
-            fields.append(f"path: {json.dumps(self.path)}")
+            out["path"] = self.path
         elif self.type == "http":
-            fields += [f"size: {self.size}", f"seed: {self.seed}"]
-        return "{" + ", ".join(fields) + "}"
+            out |= {"size": self.size, "seed": self.seed}
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +108,14 @@ class NodeConfig:
     apps: tuple[AppConfig, ...] = ()  # host mode: applications inside the daemon
 
     @property
+    def network_links(self) -> tuple[str, ...]:
+        """The links that face the network (every link but the shim's ``kernel``)."""
+        return tuple(name for name in self.links if name != KERNEL_LINK)
+
+    @property
     def host_addresses(self) -> tuple[IPv6Address, ...]:
         """The node's own addresses in host mode (see the module docstring)."""
-        key = "home_address" if self.role == "mobile_node" else "address"
-        address = self.role_options.get(key)
+        address = self.role_options.get(role(self.role).host_address)
         return (address,) if address is not None else ()
 
 
@@ -219,7 +229,9 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     reader = YamlReader(path)
     root = compose(text, path)
     top = reader.mapping(root, "")
-    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", "apps", *ROLES}
+    sections = {name for entry in ROLES.values() for name in entry.sections}
+    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", "apps"}
+    allowed |= {*ROLES, *sections}
     for name, (key_node, _) in top.items():
         if name not in allowed:
             raise reader.fail(
@@ -229,12 +241,9 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
         if required not in top:
             raise ConfigError(path, root.start_mark.line + 1, required, "missing")
     node = reader.scalar(top["node"][1], "node")
-    role = reader.choice(top["role"][1], "role", ROLES)
-    mode = (
-        reader.choice(top["mode"][1], "mode", MODES)
-        if "mode" in top
-        else ("router" if role == "home_agent" else "shim")
-    )
+    role_name = reader.choice(top["role"][1], "role", tuple(ROLES))
+    entry = role(role_name)
+    mode = reader.choice(top["mode"][1], "mode", MODES) if "mode" in top else entry.default_mode
     links = _links(reader, top["links"][1])
     needed = {"network"} | ({"kernel"} if mode == "shim" else set())
     for name in sorted(needed - set(links)):
@@ -256,24 +265,30 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
             if name not in links:
                 raise reader.fail(key_node, f"pcap.{name}", "no such link")
             pcap[name] = reader.scalar(value_node, f"pcap.{name}")
-    if role not in top:
-        raise ConfigError(path, root.start_mark.line + 1, role, f"missing (role {role} needs it)")
-    for other in ROLES:
-        if (
-            other != role
-            and other in top
-            and not (role == "home_agent" and other == "correspondent")
-        ):
-            raise reader.fail(top[other][0], other, f"does not apply to role {role}")
-    options = _ROLE_READERS[role](reader, top[role][1], role)
-    if role == "home_agent" and "correspondent" in top:
-        options["correspondent"] = _correspondent(reader, top["correspondent"][1], "correspondent")
-    if mode == "host" and role == "correspondent" and "address" not in options:
-        raise reader.fail(
-            top[role][1], f"{role}.address", "missing (mode host needs the node's address)"
+    if role_name not in top:
+        raise ConfigError(
+            path, root.start_mark.line + 1, role_name, f"missing (role {role_name} needs it)"
         )
-    ipsec = _ipsec(reader, text, top["ipsec"], role) if "ipsec" in top else None
-    return NodeConfig(path, node, role, mode, links, control, pcap, options, netns, ipsec, apps)
+    for other in (*ROLES, *sections):
+        if other != role_name and other in top and other not in entry.sections:
+            raise reader.fail(top[other][0], other, f"does not apply to role {role_name}")
+    options = _options(reader, top[role_name][1], role_name, entry.options)
+    for required in entry.required:
+        if required not in options:
+            raise reader.fail(top[role_name][1], f"{role_name}.{required}", "missing")
+    for section, spec in entry.sections.items():
+        if section in top:
+            options[section] = _options(reader, top[section][1], section, spec)
+    if mode == "host" and entry.host_address not in options:
+        raise reader.fail(
+            top[role_name][1],
+            f"{role_name}.{entry.host_address}",
+            "missing (mode host needs the node's address)",
+        )
+    ipsec = _ipsec(reader, text, top["ipsec"], role_name) if "ipsec" in top else None
+    return NodeConfig(
+        path, node, role_name, mode, links, control, pcap, options, netns, ipsec, apps
+    )
 
 
 def read_apps(reader: YamlReader, node: Node, key: str) -> tuple[AppConfig, ...]:
@@ -329,19 +344,20 @@ def _whole(reader: YamlReader, node: Node, key: str) -> int:
     return int(number)
 
 
-def _ipsec(reader: YamlReader, text: str, entry: tuple[Node, Node], role: str) -> dict[str, Any]:
+def _ipsec(reader: YamlReader, text: str, entry: tuple[Node, Node], name: str) -> dict[str, Any]:
     """The ``ipsec`` block (see :mod:`mip6.core.ipsec.config`), checked by building the policy
     database once; a fault is reported at the line of the key it names."""
     from mip6.core.ipsec.config import IpsecConfigError, database_from_config
 
     key_node, value_node = entry
-    if role not in ("mobile_node", "home_agent"):
+    side = role(name).security
+    if side is None:
         raise reader.fail(
-            key_node, "ipsec", f"ESP is between mobile node and home agent, not for {role}"
+            key_node, "ipsec", f"ESP is between mobile node and home agent, not for {name}"
         )
     block = yaml.safe_load(text)["ipsec"]
     try:
-        database_from_config(block, role=role, random_bytes=os.urandom)
+        database_from_config(block, role=side, random_bytes=os.urandom)
     except IpsecConfigError as error:
         raise reader.fail(_locate(value_node, error.key), error.key, error.reason) from None
     return dict(block)
@@ -402,6 +418,8 @@ def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
                     fields["name"][1], f"{key}.name", "interface names are 1-15 characters"
                 )
             out[name] = LinkConfig(name, kind, device=device)
+        elif kind == "memory":
+            out[name] = LinkConfig(name, kind)
         else:
             if "remote" not in fields:
                 raise reader.fail(
@@ -468,67 +486,3 @@ def _constants(reader: YamlReader, node: Node, key: str) -> ProtocolConstants:
             number = int(number)
         values[name] = number
     return ProtocolConstants(**values)  # type: ignore[arg-type]
-
-
-def _correspondent(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
-    return _options(
-        reader,
-        node,
-        key,
-        {
-            "binding_cache_size": "integer",
-            "nonce_interval": "number",
-            "constants": "constants",
-            "brr_lead": "number",
-            "address": "address",
-        },
-    )
-
-
-def _home_agent(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
-    options = _options(
-        reader,
-        node,
-        key,
-        {
-            "address": "address",
-            "home_prefixes": "networks",
-            "binding_cache_size": "integer",
-            "max_home_registration_lifetime": "number",
-            "allow_unprotected_registration": "boolean",
-            "acl_default_allow": "boolean",
-            "home_link_addresses": "addresses",
-        },
-    )
-    for required in ("address", "home_prefixes"):
-        if required not in options:
-            raise reader.fail(node, f"{key}.{required}", "missing")
-    return options
-
-
-def _mobile_node(reader: YamlReader, node: Node, key: str) -> dict[str, Any]:
-    options = _options(
-        reader,
-        node,
-        key,
-        {
-            "home_address": "address",
-            "home_agent": "address",
-            "care_of_address": "address",
-            "home_registration_lifetime": "number",
-            "route_optimization": "boolean",
-            "home_registration": "boolean",
-            "constants": "constants",
-        },
-    )
-    for required in ("home_address", "home_agent"):
-        if required not in options:
-            raise reader.fail(node, f"{key}.{required}", "missing")
-    return options
-
-
-_ROLE_READERS = {
-    "correspondent": _correspondent,
-    "home_agent": _home_agent,
-    "mobile_node": _mobile_node,
-}

@@ -1,15 +1,18 @@
-"""The ``mip6 run`` daemon: one asyncio loop driving one role engine over its links.
+"""The ``mip6 run`` daemon: one asyncio loop driving one node (:class:`~mip6.runtime.node.
+NodeRuntime`: the role engine the registry builds, :mod:`mip6.runtime.roles`, and in host mode
+its host) over its links.
 
 Shim mode (ARCHITECTURE 4): packets the kernel routes into the ``kernel`` TUN device go to the
 engine's ``send`` (binding cache translation, Home Address option, tunnelling); what the engine
 delivers goes back into that device, so unmodified programs in the namespace (ping6, curl) get
-Mobile IPv6 behaviour. Router mode (a home agent): every link faces the network; ``Transmit``
-with ``link="home"`` leaves on the ``home`` link when there is one.
+Mobile IPv6 behaviour. Router mode (a home agent): every link faces the network; with a
+``home`` link configured, the home agent sends what is for its home link there.
 
 Host mode (ARCHITECTURE 4): the daemon is the IPv6 host. It has no kernel link; its ``network``
 link is a TUN device (the kernel routes between it and the real network) or, lab mode, a UDP
 socket to a labnet hub (no root needed). What the engine delivers goes to an in-daemon host
-(:class:`mip6.runtime.host.Host`): TCP to a tcp_migrate stack on the node's addresses (a mobile
+(:class:`mip6.runtime.host.Host`, sans-I/O, with :class:`~mip6.runtime.host.AsyncHost` as
+its asyncio face): TCP to a tcp_migrate stack on the node's addresses (a mobile
 node's home address), UDP to its bound ports, ICMPv6 Echo answered; a closed TCP port answers
 with a RST, a closed UDP port with a rate-limited ICMPv6 Port Unreachable. What the host sends
 takes the engine's send path, as the kernel's packets do in shim mode. The ``apps`` key starts
@@ -21,6 +24,7 @@ A program can embed a host-mode daemon and run its own asyncio code on its strea
     reader, writer = await daemon.host.open_connection("2001:db8:2::1", 80)
     server = await daemon.host.start_server(handle, "::", 8080)
     endpoint = daemon.host.udp_bind(5000, on_datagram)   # on_datagram(data, remote, local)
+    reader, writer = daemon.host.streams(sock)           # over an accepted or imported socket
     daemon.stop()
     await task                          # a mobile node deregisters first
 
@@ -42,82 +46,49 @@ import logging
 import os
 import random
 import signal
-from collections.abc import Callable, Hashable
-from ipaddress import IPv6Address
+from collections.abc import Callable
 from typing import Any
 
 from mip6.apps import builtin
-from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
-from mip6.core.config import CorrespondentConfig, HomeAgentConfig, MobileNodeConfig
-from mip6.core.ipsec.config import database_from_config
-from mip6.roles.correspondent_node import CorrespondentNode
-from mip6.roles.home_agent import HomeAgent
-from mip6.roles.mobile_node import MobileNode
-from mip6.runtime.config import NodeConfig
-from mip6.runtime.host import Host
+from mip6.core.actions import Event
+from mip6.runtime.config import KERNEL_LINK, NodeConfig
+from mip6.runtime.host import AsyncHost, Host
 from mip6.runtime.links import Link, TunLink, UdpLink, enter_netns
+from mip6.runtime.node import NodeRuntime
+from mip6.runtime.roles import build_engine
 from mip6.runtime.state import describe
-from mip6.wire import icmpv6 as icmp
 from mip6.wire.pcap import PcapWriter
 
 log = logging.getLogger(__name__)
-DEREGISTRATION_WAIT = 2.0  # seconds a stopping mobile node waits for its acknowledgements
+DEREGISTRATION_WAIT = 2.0  # seconds a stopping node waits for its engine to finish (stopped())
 
-
-def build_engine(config: NodeConfig, rng: random.Random) -> Any:
-    options = dict(config.role_options)
-    # RFC 3776 SAs; IVs from the operating system (RFC 3602 3: CBC IVs must be unpredictable).
-    security = (
-        database_from_config(config.ipsec, role=config.role, random_bytes=os.urandom)
-        if config.ipsec is not None
-        else None
-    )
-    if config.role == "correspondent":
-        options.pop("address", None)
-        return CorrespondentNode(config=CorrespondentConfig(**options), rng=rng)
-    if config.role == "home_agent":
-        correspondent = options.pop("correspondent", {})
-        correspondent.pop("address", None)
-        return HomeAgent(
-            HomeAgentConfig(correspondent=CorrespondentConfig(**correspondent), **options),
-            rng,
-            security,
-        )
-    care_of = options.pop("care_of_address", None)
-    home_registration = options.pop("home_registration", True)
-    return MobileNode(
-        config=MobileNodeConfig(**options),
-        rng=rng,
-        care_of_address=None,
-        home_registration=home_registration,
-        security=security,
-    ), care_of
+__all__ = ["Daemon", "build_engine"]
 
 
 class Daemon:
     def __init__(self, config: NodeConfig, rng: random.Random | None = None) -> None:
         self.config = config
-        built = build_engine(config, rng or random.SystemRandom())
-        self.initial_care_of: IPv6Address | None = None
-        if isinstance(built, tuple):
-            self.engine, self.initial_care_of = built
-        else:
-            self.engine = built
+        self.engine = build_engine(config, rng or random.SystemRandom())
         self.links: dict[str, Link] = {}
         for name, link in config.links.items():
             if link.type == "tun":
                 assert link.device is not None
                 self.links[name] = TunLink(name, link.device)
-            else:
+            elif link.type == "udp":
                 assert link.remote is not None
                 self.links[name] = UdpLink(name, link.remote, link.local)
-        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+            else:
+                raise ValueError(
+                    f"{config.path}: links.{name}: a {link.type} link exists only in labnet's "
+                    "simulator"
+                )
+        self.runtime: NodeRuntime | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self.events: list[Event] = []  # the last few, for `mip6 show events`
         self._control: asyncio.base_events.Server | None = None
         self._entered = False  # in config.netns yet
-        self.host: Host | None = None  # host mode: the IPv6 host, made when run() starts
+        self.host: AsyncHost | None = None  # host mode: the IPv6 host, made when run() starts
         self._stop_apps: list[Callable[[], None]] = []
         self._started = asyncio.Event()
 
@@ -159,14 +130,22 @@ class Daemon:
 
     async def _open(self, loop: asyncio.AbstractEventLoop, signals: bool) -> None:
         assert self._stopping is not None
+        host = None
         if self.config.mode == "host":
-            self.host = Host(
-                addresses=self.config.host_addresses,
-                send=self._from_upper_layer,
-                port_unreachable=self._port_unreachable,
-                loop=loop,
-                secret=os.urandom(32),
-            )
+            host = Host(addresses=self.config.host_addresses, secret=os.urandom(32))
+        kernel = self.links.get(KERNEL_LINK)
+        runtime = NodeRuntime(
+            self.config.node,
+            self.engine,
+            loop,
+            {name: self.links[name] for name in self.config.network_links},
+            host=host,
+            upper=kernel.send if kernel is not None else None,
+            observe=self._event,
+        )
+        self.runtime = runtime
+        if host is not None:
+            self.host = AsyncHost(host, loop, runtime.flush_host)
             for app in self.config.apps:
                 self._stop_apps.append(await builtin.start(self.host, app))
         for name, path in self.config.pcap.items():
@@ -180,7 +159,7 @@ class Daemon:
             if isinstance(link, TunLink) and self.config.netns and not self._entered:
                 enter_netns(self.config.netns)
                 self._entered = True
-            receive = self._from_upper_layer if name == "kernel" else self._from_network
+            receive = runtime.from_upper_layer if name == KERNEL_LINK else runtime.from_network
             await link.open(loop, receive)
         if self.config.netns and not self._entered:
             enter_netns(self.config.netns)
@@ -191,10 +170,7 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
         log.info("node %s: %s in %s mode", self.config.node, self.config.role, self.config.mode)
-        if isinstance(self.engine, HomeAgent):
-            self._apply(self.engine.start(self.now))
-        if isinstance(self.engine, MobileNode) and self.initial_care_of is not None:
-            self._apply(self.engine.move(self.now, self.initial_care_of))
+        runtime.start()
 
     def stop(self) -> None:
         if self._stopping is not None:
@@ -202,27 +178,31 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         self._close_host()  # first: its RSTs still take the mobile node's current path
-        if isinstance(self.engine, MobileNode) and not self.engine.at_home:
-            self._apply(self.engine.deregister(self.now))
-            deadline = self.now + DEREGISTRATION_WAIT
-            while len(self.engine.bul) and self.now < deadline:
-                await asyncio.sleep(0.05)
-            log.info(
-                "node %s: deregistered (%d bindings left)", self.config.node, len(self.engine.bul)
-            )
+        assert self.runtime is not None
+        self.runtime.apply(self.engine.stop(self.now))
+        if self.engine.stopped():
+            return
+        deadline = self.now + DEREGISTRATION_WAIT
+        while not self.engine.stopped() and self.now < deadline:
+            await asyncio.sleep(0.05)
+        log.info(
+            "node %s: stopped (%s)",
+            self.config.node,
+            "all acknowledged" if self.engine.stopped() else "gave up waiting",
+        )
 
     def _close_host(self) -> None:
         for stop in self._stop_apps:
             stop()
         self._stop_apps.clear()
-        if self.host is not None:
-            self.host.close()
+        if self.host is not None and self.runtime is not None:
+            self.host.close_servers()
+            self.runtime.apply_host(self.host.host.close(self.now))
 
     def close(self) -> None:
         self._close_host()
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        if self.runtime is not None:
+            self.runtime.cancel_timers()
         if self._control is not None:
             self._control.close()
             if self.config.control and os.path.exists(self.config.control):
@@ -230,63 +210,13 @@ class Daemon:
         for link in self.links.values():
             link.close()
 
-    # -- packets and timers ----------------------------------------------------------------------
-
-    def _from_network(self, data: bytes) -> None:
-        self._apply(self.engine.handle_packet(self.now, data))
-
-    def _from_upper_layer(self, data: bytes) -> None:
-        """A packet from the kernel's TUN device (shim mode) or the host (host mode)."""
-        self._apply(self.engine.send(self.now, data))
-
-    def _port_unreachable(self, invoking: bytes) -> None:
-        # RFC 4443 3.1 code 4, through the node's own error path: its 2.4 rules and rate limit.
-        actions = self.engine.pipeline.icmp_error(
-            self.now,
-            invoking,
-            lambda body: icmp.DestinationUnreachable(
-                code=icmp.PORT_UNREACHABLE, invoking_packet=body
-            ),
-        )
-        for action in actions:
-            if isinstance(action, Transmit):
-                self._from_upper_layer(action.data)  # from the home address: the send path
-            else:
-                self._apply([action])
-
-    def _timer(self, token: Hashable) -> None:
-        self._timers.pop(token, None)
-        self._apply(self.engine.handle_timer(self.now, token))
-
-    def _apply(self, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Transmit):
-                link = self.links.get(action.link or "network") or self.links["network"]
-                link.send(action.data)
-            elif isinstance(action, Deliver):
-                if self.host is not None:
-                    self.host.deliver(action.data)
-                elif (kernel := self.links.get("kernel")) is not None:
-                    kernel.send(action.data)
-            elif isinstance(action, StartTimer):
-                old = self._timers.pop(action.token, None)
-                if old is not None:
-                    old.cancel()
-                assert self._loop is not None
-                self._timers[action.token] = self._loop.call_at(
-                    action.at, self._timer, action.token
-                )
-            elif isinstance(action, CancelTimer):
-                handle = self._timers.pop(action.token, None)
-                if handle is not None:
-                    handle.cancel()
-            elif isinstance(action, Event):
-                if action.name != "drop":
-                    log.info("node %s: %s %s", self.config.node, action.name, dict(action.fields))
-                else:
-                    log.debug("node %s: drop %s", self.config.node, dict(action.fields))
-                self.events.append(action)
-                del self.events[:-100]
+    def _event(self, event: Event) -> None:
+        if event.name != "drop":
+            log.info("node %s: %s %s", self.config.node, event.name, dict(event.fields))
+        else:
+            log.debug("node %s: drop %s", self.config.node, dict(event.fields))
+        self.events.append(event)
+        del self.events[:-100]
 
     # -- control socket ---------------------------------------------------------------------------
 
@@ -310,27 +240,19 @@ class Daemon:
             writer.close()
 
     def command(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One control request: ``{"show": WHAT}``, or for a mobile node ``{"move": ADDR|null}``,
-        ``{"route_optimize": ADDR}``, ``{"register": true}``."""
+        """One control request: ``{"show": WHAT}``, or one of the engine's commands as
+        ``{NAME: ARGUMENT}`` (a mobile node's ``{"move": ADDR|null}``, ``{"route_optimize":
+        ADDR}``, ``{"register": true}``)."""
         if "show" in request:
+            host = self.host.host if self.host is not None else None
             return {
                 "node": self.config.node,
                 "role": self.config.role,
-                **describe(self.engine, request["show"], self.now, self.host),
+                **describe(self.engine, request["show"], self.now, host),
             }
-        if isinstance(self.engine, MobileNode):
-            if "move" in request:
-                care_of = request["move"]
-                self._apply(self.engine.move(self.now, IPv6Address(care_of) if care_of else None))
-                return {"ok": True}
-            if "route_optimize" in request:
-                self._apply(
-                    self.engine.start_route_optimization(
-                        self.now, IPv6Address(request["route_optimize"])
-                    )
-                )
-                return {"ok": True}
-            if "register" in request:
-                self._apply(self.engine.register(self.now))
-                return {"ok": True}
-        raise ValueError(f"unknown request {sorted(request)} for role {self.config.role}")
+        if len(request) != 1:
+            raise ValueError(f"one command per request, not {sorted(request)}")
+        assert self.runtime is not None
+        ((name, argument),) = request.items()
+        self.runtime.command(name, argument)
+        return {"ok": True}

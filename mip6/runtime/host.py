@@ -1,20 +1,34 @@
-"""Host mode (ARCHITECTURE 4): the IPv6 host that lives inside the daemon.
+"""Host mode (ARCHITECTURE 4): the IPv6 host above a role engine, sans-I/O.
 
-The engine hands :meth:`Host.deliver` what it delivers, after Mobile IPv6 processing (for a
-mobile node: packets to its home address, the care-of address, type 2 routing header and Home
-Address option already gone). TCP goes to a tcp_migrate :class:`~tcp_migrate.stack.Stack` bound
-to the node's addresses, which answers a segment for no connection and no listener with a RST
+A :class:`Host` owns the node's addresses (several: a member of a distributed server holds the
+contact address and its own), a tcp_migrate :class:`~tcp_migrate.stack.Stack` bound to them,
+its bound UDP ports and the ICMPv6 Echo answers. Events in, actions out, like the engines: the
+driver hands it what the engine delivers (:meth:`Host.deliver`), the timers it asked for
+(:meth:`Host.handle_timer`), and collects the output of application calls with
+:meth:`Host.poll`. What it returns:
+
+- :class:`~mip6.core.actions.Transmit`: a packet for the engine's send path (binding cache
+  translation, Home Address option, reverse tunnelling), as the kernel's packets take it in
+  shim mode;
+- :class:`PortUnreachable`: the engine answers through its own ICMPv6 error path;
+- timers (:data:`TCP_TIMER`) and :class:`~mip6.core.actions.Event`.
+
+TCP goes to the stack, which answers a segment for no connection and no listener with a RST
 (RFC 9293 3.10.7.1); UDP goes to the port bound with :meth:`Host.udp_bind`, and a datagram for
-a port nobody bound gets an ICMPv6 Destination Unreachable, code 4 (RFC 4443 3.1: "if the
-transport protocol [...] has no listener"), through the node's own ICMPv6 error path, which
-applies RFC 4443 2.4 and the node's rate limit; ICMPv6 Echo Requests are answered
-(:func:`mip6.apps.echo.echo`). Everything the host sends goes to ``send``: the engine's send
-path (binding cache translation, Home Address option, reverse tunnelling), as packets from the
-kernel's TUN device do in shim mode.
+a port nobody bound gets an ICMPv6 Destination Unreachable, code 4 (RFC 4443 3.1); ICMPv6 Echo
+Requests are answered (:func:`mip6.apps.echo.echo`).
 
-A :class:`Host` is a :class:`tcp_migrate.tun.StackTimers`, as tcp_migrate's TUN driver is: the
-stack's deadlines run on the asyncio loop's clock, and :meth:`open_connection` /
-:meth:`start_server` give tcp_migrate's asyncio streams.
+Time comes in as seconds (the engines' clock); the stack counts integer milliseconds. They meet
+in one place, :func:`stack_ms` and :func:`stack_seconds`.
+
+Connections move: :meth:`Host.export` freezes one and returns its snapshot,
+:meth:`Host.import_connection` takes one in frozen, :meth:`Host.release` gives one up without a
+RST (segments still reaching it are dropped silently), and :meth:`Host.close` aborts the open
+connections but releases the frozen ones, which are being handed off.
+
+:class:`AsyncHost` is the asyncio adapter the daemon gives applications: tcp_migrate's streams
+(``open_connection``, ``start_server``, :meth:`AsyncHost.streams` over an accepted or imported
+connection) and the UDP API.
 
 Not here: fragment reassembly (fragments are dropped and counted, as the stack does), a
 Parameter Problem for an unknown Next Header (dropped and counted), multicast groups.
@@ -24,33 +38,56 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Any
 
 from mip6.apps.echo import echo
+from mip6.core.actions import CancelTimer, Event, StartTimer, Transmit
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.udp import UdpDatagram
 from mip6.wire.walk import walk
-from tcp_migrate.stack import Stack
+from tcp_migrate.core import Config
+from tcp_migrate.stack import Listener, Socket, Stack
 from tcp_migrate.tun import (
     ClientConnected,
     Server,
-    StackTimers,
     StreamWriter,
     open_connection,
     start_server,
+    wrap_socket,
 )
 
-log = logging.getLogger(__name__)
-
 EPHEMERAL_PORTS = (49152, 65535)  # RFC 6335 6: the dynamic range
+TCP_TIMER = "tcp"  # the host's one timer: the stack's next deadline
+MAX_POLLS = 64  # polls in a row while application callbacks keep leaving output due
 Address = tuple[str, int]
 # payload, the sender's (address, port), the (address, port) it was sent to
 DatagramReceiver = Callable[[bytes, Address, Address], None]
+
+
+def stack_ms(now: float) -> int:
+    """The stack's clock (integer milliseconds) at ``now`` (seconds). Rounded, not truncated:
+    a timer the stack set for millisecond ``d`` fires at ``d / 1000`` seconds, which must read
+    back as ``d`` (0.29 * 1000 is 289.99999999999994)."""
+    return int(now * 1000 + 0.5)
+
+
+def stack_seconds(ms: int) -> float:
+    return ms / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PortUnreachable:
+    """Answer ``invoking`` with an ICMPv6 Port Unreachable, if the node's error path allows."""
+
+    invoking: bytes
+
+
+HostAction = Transmit | PortUnreachable | StartTimer | CancelTimer | Event
 
 
 class UdpEndpoint:
@@ -64,7 +101,7 @@ class UdpEndpoint:
 
     def sendto(self, data: bytes, remote: Address, source: str | None = None) -> None:
         """One datagram to ``remote`` from this port, from ``source`` (default the host's
-        first address: a mobile node's home address)."""
+        first address: a mobile node's home address). It leaves at the host's next output."""
         if self.closed:
             raise OSError(errno.EBADF, "UDP endpoint closed")
         self.host.send_udp(data, self.port, remote, source)
@@ -75,66 +112,115 @@ class UdpEndpoint:
             self.host._udp.pop(self.port, None)
 
 
-class Host(StackTimers):
-    """The host-mode upper layers over one engine (see the module docstring). ``addresses``
-    are the node's own (the first is the default source); ``send`` takes one whole IPv6 packet
-    towards the engine; ``port_unreachable(invoking)`` answers the packet ``invoking`` with an
-    ICMPv6 Port Unreachable (the node's error path decides whether it may); ``secret`` keys
-    the stack's ISS and port hashes."""
+class Host:
+    """The host-mode upper layers (see the module docstring). ``addresses`` are the node's own
+    (the first is the default source); ``secret`` keys the stack's ISS and port hashes;
+    ``on_output`` (if given) is called when a datagram was sent outside :meth:`deliver`: the
+    driver's cue to :meth:`poll` soon (TCP applications call their driver's ``kick``)."""
 
     def __init__(
         self,
         *,
         addresses: Iterable[IPv6Address],
-        send: Callable[[bytes], None],
-        port_unreachable: Callable[[bytes], None],
-        loop: asyncio.AbstractEventLoop,
         secret: bytes,
+        tcp_config: Config | None = None,
+        on_output: Callable[[], None] | None = None,
     ) -> None:
         self.addresses = tuple(addresses)
         if not self.addresses:
             raise ValueError("a host needs at least one address")
-        self._packed = frozenset(a.packed for a in self.addresses)
-        self._send = send
-        self._port_unreachable = port_unreachable
-        super().__init__(loop, Stack(transmit=send, local_addresses=self.addresses, secret=secret))
+        self._out: list[HostAction] = []
+        self.stack = Stack(
+            transmit=self._transmit,
+            local_addresses=self.addresses,
+            secret=secret,
+            config=tcp_config,
+        )
+        self.on_output = on_output
         self._udp: dict[int, UdpEndpoint] = {}
         self._next_port = 0
-        self._servers: list[Server] = []
+        self._armed: int | None = None  # the stack deadline our TCP_TIMER is set for (ms)
         self.counters: dict[str, int] = {}
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
-    # -- from the engine -------------------------------------------------------------------------
+    def _transmit(self, packet: bytes) -> None:
+        # The stack sends only while it runs, inside deliver, handle_timer or poll, which
+        # return what it sent.
+        self._out.append(Transmit(packet))
 
-    def deliver(self, data: bytes) -> None:
+    # -- addresses -------------------------------------------------------------------------------
+
+    def add_address(self, address: IPv6Address) -> None:
+        if address not in self.addresses:
+            self.addresses = (*self.addresses, address)
+            self.stack.local_addresses = frozenset(a.packed for a in self.addresses)
+
+    def remove_address(self, address: IPv6Address) -> None:
+        """Stop answering for ``address`` (its connections stay until they close)."""
+        remaining = tuple(a for a in self.addresses if a != address)
+        if not remaining:
+            raise ValueError("a host needs at least one address")
+        self.addresses = remaining
+        self.stack.local_addresses = frozenset(a.packed for a in remaining)
+
+    # -- events in -------------------------------------------------------------------------------
+
+    def deliver(self, now: float, data: bytes) -> list[HostAction]:
         """One packet the engine delivered."""
         try:
             chain = walk(data)
         except WireError:
             self._count("malformed")
-            return
+            return self._output(now)
         if chain.fragmented:
             self._count("fragment_dropped")
-            return
+            return self._output(now)
         protocol = chain.upper_protocol
         if protocol == protocols.TCP:
             self._count("tcp_in")
-            self.stack.receive(self.now_ms(), data)
-            self.kick()
+            self.stack.receive(stack_ms(now), data)
         elif protocol == protocols.UDP:
             self._udp_in(data, chain.upper_offset, chain.source, chain.destination)
         elif protocol == protocols.ICMPV6:
-            answers = echo(self.loop.time(), data)
+            answers = echo(now, data)
             self._count("echo_answered" if answers else "icmp_ignored")
-            for answer in answers:
-                self._send(answer)
+            self._out += [Transmit(answer) for answer in answers]
         else:
             self._count("protocol_dropped")
+        return self._output(now)
+
+    def handle_timer(self, now: float, token: Hashable) -> list[HostAction]:
+        if token == TCP_TIMER:
+            self._armed = None
+        return self._output(now)
+
+    def poll(self, now: float) -> list[HostAction]:
+        """What application calls left due (segments, datagrams) and the timer's new time."""
+        return self._output(now)
+
+    def _output(self, now: float) -> list[HostAction]:
+        """Runs the stack at ``now`` until no output is due (callbacks it makes may leave
+        more), then re-arms the one timer at its next deadline."""
+        stack = self.stack
+        ms = stack_ms(now)
+        for _ in range(MAX_POLLS):
+            stack.poll(ms)
+            deadline = stack.next_deadline()
+            if deadline is None or deadline > ms:
+                break
+        out, self._out = self._out, []
+        if deadline != self._armed:
+            self._armed = deadline
+            if deadline is None:
+                out.append(CancelTimer(TCP_TIMER))
+            else:
+                out.append(StartTimer(stack_seconds(max(deadline, ms)), TCP_TIMER))
+        return out
 
     def _udp_in(self, data: bytes, offset: int, source: bytes, destination: bytes) -> None:
-        if destination not in self._packed:
+        if destination not in self.stack.local_addresses:
             self._count("udp_not_ours")
             return
         end = 40 + ((data[4] << 8) | data[5])
@@ -146,7 +232,7 @@ class Host(StackTimers):
         endpoint = self._udp.get(datagram.destination_port)
         if endpoint is None:
             self._count("udp_port_unreachable")
-            self._port_unreachable(data)
+            self._out.append(PortUnreachable(data))
             return
         self._count("udp_in")
         endpoint.receive(
@@ -182,7 +268,7 @@ class Host(StackTimers):
 
     def send_udp(self, data: bytes, port: int, remote: Address, source: str | None) -> None:
         address = IPv6Address(source) if source is not None else self.addresses[0]
-        if address.packed not in self._packed:
+        if address not in self.addresses:
             raise OSError(errno.EADDRNOTAVAIL, f"{address} is not this host's")
         packet = Ipv6Packet(
             source=address,
@@ -190,24 +276,48 @@ class Host(StackTimers):
             payload=UdpDatagram(source_port=port, destination_port=remote[1], payload=data),
         )
         self._count("udp_out")
-        self._send(packet.emit())
+        self._out.append(Transmit(packet.emit()))
+        if self.on_output is not None:
+            self.on_output()
 
-    # -- TCP: tcp_migrate's streams on the host's stack --------------------------------------------
+    # -- TCP -------------------------------------------------------------------------------------
 
-    async def open_connection(
-        self, host: str, port: int, *, limit: int = 2**16
-    ) -> tuple[asyncio.StreamReader, StreamWriter]:
-        """A TCP connection from the host's stack (tcp_migrate's streams)."""
-        return await open_connection(self, host, port, limit=limit)
+    def connect(
+        self,
+        now: float,
+        address: str | IPv6Address,
+        port: int,
+        *,
+        source: IPv6Address | None = None,
+    ) -> Socket:
+        """An active open from ``source`` (default the host's first address); the SYN leaves
+        at the next :meth:`poll`."""
+        return self.stack.connect(
+            stack_ms(now), address, port, local_address=source or self.addresses[0]
+        )
 
-    async def start_server(
-        self, client_connected: ClientConnected, host: str = "::", port: int = 0, **kwargs: Any
-    ) -> Server:
-        """Listen on (host, port) of the host's stack; ``client_connected(reader, writer)``
-        for each connection (a coroutine becomes a task). Closed with the host."""
-        server = await start_server(self, client_connected, host, port, **kwargs)
-        self._servers.append(server)
-        return server
+    def listen(self, port: int, address: str | IPv6Address = "::", backlog: int = 128) -> Listener:
+        return self.stack.listen(address, port, backlog)
+
+    def export(self, now: float, sock: Socket, *, include_unacked: bool = True) -> bytes:
+        """Freeze ``sock`` (no more output, segments to it dropped silently, never a RST) and
+        return its snapshot; without ``include_unacked`` the unacknowledged bytes stay out
+        (the application regenerates them from the acknowledged offset)."""
+        if not sock.frozen:
+            sock.freeze(stack_ms(now))
+        return sock.export(include_unacked)
+
+    def import_connection(self, now: float, blob: bytes) -> Socket:
+        """A connection from a snapshot, frozen until :meth:`thaw`."""
+        return self.stack.import_connection(blob)
+
+    def thaw(self, now: float, sock: Socket) -> None:
+        sock.thaw(stack_ms(now))
+
+    def release(self, now: float, sock: Socket) -> None:
+        """Give ``sock`` up after a handoff: forgotten without a RST; its stragglers are
+        dropped silently for the stack's TIME-WAIT."""
+        self.stack.release(stack_ms(now), sock)
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -228,14 +338,82 @@ class Host(StackTimers):
         counters["udp.bound"] = len(self._udp)
         return {"counters": counters, "connections": connections}
 
-    def close(self) -> None:
-        """Stop listening and polling; connections still open are aborted (a RST each)."""
+    def close(self, now: float) -> list[HostAction]:
+        """Stop: open connections are aborted (a RST each); frozen ones, being handed off,
+        are released without one; UDP ports are closed."""
+        ms = stack_ms(now)
+        for sock in self.stack.connections:
+            if sock.frozen:
+                self.stack.release(ms, sock)
+            else:
+                sock.abort()
+        for endpoint in list(self._udp.values()):
+            endpoint.close()
+        return self._output(now)
+
+
+class AsyncHost:
+    """A :class:`Host` for asyncio applications: what tcp_migrate's streams need of a driver
+    (``loop``, ``stack``, ``now_ms``, ``kick``) and the UDP API. ``flush`` performs the host's
+    pending output (the node runtime's :meth:`~mip6.runtime.node.NodeRuntime.flush_host`)."""
+
+    def __init__(
+        self, host: Host, loop: asyncio.AbstractEventLoop, flush: Callable[[], None]
+    ) -> None:
+        self.host = host
+        self.loop = loop
+        self.stack = host.stack
+        self._flush = flush
+        self._scheduled = False
+        self._servers: list[Server] = []
+        host.on_output = self.kick
+
+    def now_ms(self) -> int:
+        return stack_ms(self.loop.time())
+
+    def kick(self) -> None:
+        """Perform the host's output soon (after application calls)."""
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        self._flush()
+
+    async def open_connection(
+        self, host: str, port: int, *, limit: int = 2**16
+    ) -> tuple[asyncio.StreamReader, StreamWriter]:
+        """A TCP connection from the host's stack (tcp_migrate's streams)."""
+        return await open_connection(self, host, port, limit=limit)
+
+    async def start_server(
+        self, client_connected: ClientConnected, host: str = "::", port: int = 0, **kwargs: Any
+    ) -> Server:
+        """Listen on (host, port) of the host's stack; ``client_connected(reader, writer)``
+        for each connection (a coroutine becomes a task). Closed with the host."""
+        server = await start_server(self, client_connected, host, port, **kwargs)
+        self._servers.append(server)
+        return server
+
+    def streams(
+        self, sock: Socket, *, limit: int = 2**16
+    ) -> tuple[asyncio.StreamReader, StreamWriter]:
+        """Streams over a connection the host already holds: accepted, or imported (thaw it
+        first or after; reads wait until data arrives)."""
+        return wrap_socket(self, sock, limit=limit)
+
+    def udp_bind(self, port: int, receive: DatagramReceiver) -> UdpEndpoint:
+        return self.host.udp_bind(port, receive)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.host.counters
+
+    def describe(self) -> dict[str, Any]:
+        return self.host.describe()
+
+    def close_servers(self) -> None:
         for server in self._servers:
             server.close()
         self._servers.clear()
-        for sock in self.stack.connections:
-            sock.abort()
-        self.stack.poll(self.now_ms())
-        for endpoint in list(self._udp.values()):
-            endpoint.close()
-        self.cancel_timer()

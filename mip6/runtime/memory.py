@@ -5,6 +5,11 @@ address (longest prefix match over routes that name a node), each path between t
 one-way latency and a loss probability, and everything random comes from one seeded generator,
 so a run is a pure function of its seed. Nothing here sleeps: ``run_until`` jumps the clock from
 event to event, so a 60-second scenario takes milliseconds.
+
+Each node is a :class:`~mip6.runtime.node.NodeRuntime`, as in the daemon: the network is its
+scheduler (virtual time) and its links; what the engines ask for is performed by the daemon's
+own code. A node may have a host (:class:`~mip6.runtime.host.Host`), so host-mode TCP runs here
+on virtual time.
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any, Protocol
 
-from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
+from mip6.core.actions import Action, Event
+from mip6.core.engine import Engine
+from mip6.runtime.host import Host
+from mip6.runtime.node import NodeRuntime
 
 
 class Application(Protocol):
@@ -28,10 +36,31 @@ class Application(Protocol):
     def __call__(self, now: float, data: bytes) -> list[bytes]: ...
 
 
-class Engine(Protocol):
-    def handle_packet(self, now: float, data: bytes) -> list[Action]: ...
+class _Call:
+    """A callback scheduled on the virtual clock (what ``call_at`` returns)."""
 
-    def handle_timer(self, now: float, token: Hashable) -> list[Action]: ...
+    __slots__ = ("args", "callback", "cancelled")
+
+    def __init__(self, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Link:
+    """A node's attachment: what it sends is routed by destination address."""
+
+    __slots__ = ("name", "net")
+
+    def __init__(self, net: MemoryNetwork, name: str) -> None:
+        self.net = net
+        self.name = name
+
+    def send(self, data: bytes) -> None:
+        self.net._transmit(self.name, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +86,13 @@ class Sent:
 class Node:
     name: str
     engine: Engine
-    delivered: list[tuple[float, bytes]] = field(default_factory=list)
+    runtime: NodeRuntime = field(init=False)
+    delivered: list[tuple[float, bytes]] = field(default_factory=list)  # without a host
     events: list[tuple[float, Event]] = field(default_factory=list)
+
+    @property
+    def host(self) -> Host | None:
+        return self.runtime.host
 
 
 class MemoryNetwork:
@@ -70,17 +104,40 @@ class MemoryNetwork:
         self.trace: list[Sent] = []
         self._routes: list[tuple[IPv6Network, str]] = []
         self._paths: dict[tuple[str, str], Path] = {}
-        self._queue: list[tuple[float, int, str, str, Any]] = []
+        self._queue: list[tuple[float, int, str | None, Any]] = []
         self._order = itertools.count()
-        self._timers: dict[tuple[str, Hashable], int] = {}
         self._applications: dict[str, Application] = {}
 
     # -- building --------------------------------------------------------------------------
 
-    def add(self, name: str, engine: Engine) -> Node:
+    def add(
+        self,
+        name: str,
+        engine: Engine,
+        *,
+        links: Iterable[str] = ("network", "home"),
+        host: Host | None = None,
+    ) -> Node:
+        """Attach ``engine`` as node ``name``. A node has one attachment here, which every
+        name in ``links`` reaches (an engine sending on any other link is a fault); with a
+        ``host``, what the engine delivers goes to it (host mode)."""
         node = Node(name, engine)
+        link = _Link(self, name)
+        node.runtime = NodeRuntime(
+            name,
+            engine,
+            self,
+            dict.fromkeys(links, link),
+            host=host,
+            upper=lambda data: self._deliver(node, data),
+            observe=lambda event: node.events.append((self.now, event)),
+        )
         self.nodes[name] = node
         return node
+
+    def start(self, name: str) -> None:
+        """Perform node ``name``'s ``start`` (the engine contract) now."""
+        self.nodes[name].runtime.start()
 
     def application(self, name: str, application: Application) -> None:
         """Run ``application`` as node ``name``'s upper layer."""
@@ -113,26 +170,28 @@ class MemoryNetwork:
 
     # -- driving -----------------------------------------------------------------------------
 
+    # -- the scheduler a NodeRuntime needs (mip6.runtime.node.Scheduler) -----------------------
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> _Call:
+        call = _Call(callback, args)
+        self._push(max(when, self.now), None, call)
+        return call
+
+    # -- driving -----------------------------------------------------------------------------
+
     def apply(self, name: str, actions: list[Action]) -> None:
         """Perform what engine ``name`` asked for, at the current time."""
-        node = self.nodes[name]
-        for action in actions:
-            if isinstance(action, Transmit):
-                self._transmit(name, action.data)
-            elif isinstance(action, Deliver):
-                node.delivered.append((self.now, action.data))
-                application = self._applications.get(name)
-                if application is not None:
-                    for answer in application(self.now, action.data):
-                        self.apply(name, node.engine.send(self.now, answer))  # type: ignore[attr-defined]
-            elif isinstance(action, StartTimer):
-                generation = next(self._order)
-                self._timers[(name, action.token)] = generation
-                self._push(max(action.at, self.now), name, "timer", (action.token, generation))
-            elif isinstance(action, CancelTimer):
-                self._timers.pop((name, action.token), None)
-            elif isinstance(action, Event):
-                node.events.append((self.now, action))
+        self.nodes[name].runtime.apply(actions)
+
+    def _deliver(self, node: Node, data: bytes) -> None:
+        node.delivered.append((self.now, data))
+        application = self._applications.get(node.name)
+        if application is not None:
+            for answer in application(self.now, data):
+                node.runtime.from_upper_layer(answer)
 
     def call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a command on node ``name``'s engine at the current time (``now`` is passed
@@ -143,33 +202,30 @@ class MemoryNetwork:
 
     def inject(self, name: str, data: bytes, at: float | None = None) -> None:
         """Have ``data`` arrive at node ``name`` from the network (at ``at``, default now)."""
-        self._push(self.now if at is None else at, name, "packet", data)
+        self._push(self.now if at is None else at, name, data)
 
     def run_until(self, until: float) -> None:
         while self._queue and self._queue[0][0] <= until:
-            at, _, name, kind, payload = heapq.heappop(self._queue)
+            at, _, name, payload = heapq.heappop(self._queue)
             self.now = at
-            engine = self.nodes[name].engine
-            if kind == "packet":
-                self.apply(name, engine.handle_packet(at, payload))
-            else:
-                token, generation = payload
-                if self._timers.get((name, token)) != generation:
-                    continue  # cancelled or moved
-                del self._timers[(name, token)]
-                self.apply(name, engine.handle_timer(at, token))
+            if name is not None:  # a packet arrives
+                self.nodes[name].runtime.from_network(payload)
+            elif not payload.cancelled:
+                payload.callback(*payload.args)
         self.now = max(self.now, until)
 
     def run_for(self, seconds: float) -> None:
         self.run_until(self.now + seconds)
 
     def pending_timers(self, name: str) -> list[Hashable]:
-        return [token for (owner, token) in self._timers if owner == name]
+        """The engine's running timers at node ``name``."""
+        return self.nodes[name].runtime.pending_timers()
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _push(self, at: float, name: str, kind: str, payload: Any) -> None:
-        heapq.heappush(self._queue, (at, next(self._order), name, kind, payload))
+    def _push(self, at: float, name: str | None, payload: Any) -> None:
+        """An event at ``at``: a packet arriving at node ``name``, or (``name`` None) a call."""
+        heapq.heappush(self._queue, (at, next(self._order), name, payload))
 
     def _transmit(self, sender: str, data: bytes) -> None:
         receiver = self.lookup(IPv6Address(data[24:40])) if len(data) >= 40 else None
@@ -180,4 +236,4 @@ class MemoryNetwork:
         lost = path.loss > 0 and self.rng.random() < path.loss
         self.trace.append(Sent(self.now, sender, receiver, data, lost))
         if not lost:
-            self._push(self.now + path.latency, receiver, "packet", data)
+            self._push(self.now + path.latency, receiver, data)

@@ -1,5 +1,6 @@
 """The host-mode host on its own: two :class:`Host`s wired back to back on one asyncio loop (no
-engine, no links), and the built-in HTTP server's answers."""
+Mobile IPv6: each node's engine passes packets straight through), driven by the node runtime and
+used through the asyncio adapter, and the built-in HTTP server's answers."""
 
 from __future__ import annotations
 
@@ -7,40 +8,95 @@ import asyncio
 import errno
 import hashlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from ipaddress import IPv6Address
+from typing import Any
 
 import pytest
 
 from mip6.apps.echo import udp_echo
 from mip6.apps.http import BLOCK, Body, HttpServer, generated_body
-from mip6.runtime.host import Host
+from mip6.core.actions import Action, Deliver, Transmit
+from mip6.runtime.host import AsyncHost
+from mip6.runtime.host import Host as SansIoHost
+from mip6.runtime.node import NodeRuntime
 from mip6.wire.ipv6 import Ipv6Packet, RawPayload
 
 A = IPv6Address("2001:db8::a")
 B = IPv6Address("2001:db8::b")
 
 
+class PassThrough:
+    """An engine without Mobile IPv6: the upper layer's packets go out as they are, received
+    ones are delivered, and Port Unreachable requests are recorded."""
+
+    def __init__(self, unreachable: list[bytes]) -> None:
+        self.unreachable = unreachable
+
+    def start(self, now: float) -> list[Action]:
+        return []
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        return [Deliver(data)]
+
+    def send(self, now: float, data: bytes) -> list[Action]:
+        return [Transmit(data)]
+
+    def handle_timer(self, now: float, token: Hashable) -> list[Action]:
+        return []
+
+    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
+        self.unreachable.append(invoking)
+        return []
+
+    def command(self, now: float, name: str, argument: Any) -> list[Action]:
+        return []
+
+    def stop(self, now: float) -> list[Action]:
+        return []
+
+    def stopped(self) -> bool:
+        return True
+
+    def describe(self, what: str, now: float) -> dict[str, Any]:
+        return {}
+
+
+class Host(AsyncHost):
+    """The asyncio adapter, plus a ``deliver`` for the tests."""
+
+    def __init__(self, address: IPv6Address, loop: asyncio.AbstractEventLoop) -> None:
+        self.unreachable: list[bytes] = []
+        self.runtime = NodeRuntime(
+            str(address),
+            PassThrough(self.unreachable),
+            loop,
+            {"network": self},
+            host=SansIoHost(addresses=[address], secret=os.urandom(32)),
+        )
+        assert self.runtime.host is not None
+        super().__init__(self.runtime.host, loop, self.runtime.flush_host)
+        self.peer: Host | None = None
+
+    def send(self, data: bytes) -> None:  # the link: the peer receives on the next loop turn
+        assert self.peer is not None
+        self.loop.call_soon(self.peer.runtime.from_network, data)
+
+    def deliver(self, data: bytes) -> None:
+        self.runtime.apply([Deliver(data)])
+
+    def close(self) -> None:
+        self.close_servers()
+        self.runtime.apply_host(self.host.close(self.loop.time()))
+        self.runtime.cancel_timers()
+
+
 def pair(loop: asyncio.AbstractEventLoop) -> tuple[Host, Host, list[bytes]]:
     """Hosts A and B; what A sends reaches B on the next loop turn and back. The list collects
     the packets B was asked to answer with a Port Unreachable."""
-    unreachable: list[bytes] = []
-    hosts: dict[str, Host] = {}
-    hosts["a"] = Host(
-        addresses=[A],
-        send=lambda p: loop.call_soon(hosts["b"].deliver, p),
-        port_unreachable=lambda p: None,
-        loop=loop,
-        secret=os.urandom(32),
-    )
-    hosts["b"] = Host(
-        addresses=[B],
-        send=lambda p: loop.call_soon(hosts["a"].deliver, p),
-        port_unreachable=unreachable.append,
-        loop=loop,
-        secret=os.urandom(32),
-    )
-    return hosts["a"], hosts["b"], unreachable
+    a, b = Host(A, loop), Host(B, loop)
+    a.peer, b.peer = b, a
+    return a, b, b.unreachable
 
 
 def run(test: Callable[[Host, Host, list[bytes]], Awaitable[None]]) -> None:

@@ -15,6 +15,7 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labnet.hub.config import HubConfig, LinkConfig
 from labnet.hub.emulation import LinkProfile
@@ -201,7 +202,7 @@ def test_host_mode_mobile_node_serves_http_and_udp_while_moving(hub) -> None:  #
                 source=CN, destination=HOME, payload=icmp.EchoRequest(identifier=1, sequence=1)
             )
             ignored = cn.host.counters["icmp_ignored"]
-            cn._from_upper_layer(ping.emit())
+            cn.runtime.from_upper_layer(ping.emit())
             await until(lambda: cn.host.counters["icmp_ignored"] == ignored + 1, 5)
             assert mn.host.counters["echo_answered"] == 1
             rows = cn.command({"show": "tcp"})["rows"]
@@ -267,7 +268,7 @@ def test_host_mode_config_faults_name_file_line_and_key(tmp_path: Path) -> None:
     again = parse(
         base + "mode: host\nlinks: {network: {type: tun, name: t0}}\n"
         "correspondent: {address: 2001:db8::1}\n"
-        f"apps: [{', '.join(a.flow() for a in config.apps)}]\n",
+        + yaml.safe_dump({"apps": [a.as_dict() for a in config.apps]}),
         "x.yaml",
     )
     assert again.apps == config.apps

@@ -30,6 +30,8 @@ from ipaddress import AddressValueError, IPv6Address
 from typing import Any
 
 from mip6.core.ipsec.policy import (
+    MOBILE_SIDE,
+    SIDES,
     PairKeys,
     SaKeys,
     SecurityPolicyDatabase,
@@ -55,7 +57,7 @@ def database_from_config(
     block: Mapping[str, Any], *, role: str, random_bytes: RandomBytes, key: str = "ipsec"
 ) -> SecurityPolicyDatabase:
     """The SPD and SAD of a ``mobile_node`` or ``home_agent`` from its ``ipsec`` block."""
-    if role not in ("mobile_node", "home_agent"):
+    if role not in SIDES:
         raise IpsecConfigError(key, f"ESP between mobile node and home agent; not for {role}")
     if not isinstance(block, Mapping):
         raise IpsecConfigError(key, "must be a mapping")
@@ -105,7 +107,7 @@ def database_from_config(
             raise IpsecConfigError(where, str(error)) from None
         if home_agent not in home_agents:
             home_agents.append(home_agent)
-    if role == "home_agent":
+    if role not in MOBILE_SIDE:  # the home agent's end
         for entry in home_registration_guard(home_agents):
             database.add_policy(entry)
     return database

@@ -73,6 +73,10 @@ _BU_FLAGS = 8  # offset of the A/H/L/K flags byte of a Binding Update (RFC 3775 
 _BU_H = 0x40
 
 
+# The two ends of an RFC 3776 SA pair, as the ``role`` arguments below name them.
+MOBILE_SIDE = frozenset({"mobile_node"})
+SIDES = frozenset({"mobile_node", "home_agent"})
+
 class PolicyAction(enum.Enum):
     """RFC 4301 4.4.1: "DISCARD, BYPASS, PROTECT"."""
 
@@ -419,9 +423,9 @@ def rfc3776_entries(
     * RFC 3776 5.2.4 (``tunnel_all``): the two tunnel SAs then select every protocol, so every
       reverse- and forward-tunnelled packet is protected, HoTI and HoT included.
     """
-    if role not in ("mobile_node", "home_agent"):
+    if role not in SIDES:
         raise ValueError(f"role {role!r} is not mobile_node or home_agent")
-    mobile = role == "mobile_node"
+    mobile = role in MOBILE_SIDE
     out_if_mobile = Direction.OUTBOUND if mobile else Direction.INBOUND
     in_if_mobile = Direction.INBOUND if mobile else Direction.OUTBOUND
     any_protocol = None if tunnel_all else protocols.MOBILITY

@@ -1,0 +1,65 @@
+"""The engine contract (ARCHITECTURE 2): what every role engine offers the driver that runs it.
+
+The daemon (:mod:`mip6.runtime.daemon`) and the in-memory network (:mod:`mip6.runtime.memory`)
+run any engine through this contract alone, with one implementation of the actions
+(:class:`mip6.runtime.node.NodeRuntime`); which engine a node runs comes from the role registry
+(:mod:`mip6.runtime.roles`), never from a test of the role's name.
+
+- ``start(now)``: actions before the first input (a restored home agent's expiry timers, a
+  mobile node's first registration from its configured care-of address).
+- ``handle_packet(now, data)``: one whole IPv6 packet from the network.
+- ``send(now, data)``: one whole IPv6 packet from the node's own upper layer (the kernel behind
+  a shim, or the daemon's host): binding cache translation, Home Address option, tunnelling.
+- ``handle_timer(now, token)``: a timer the engine started has fired. Tokens are the engine's
+  own: drivers keep each engine's timers apart, so two engines in one node may use the same
+  token.
+- ``port_unreachable(now, invoking)``: the upper layer has no listener for ``invoking``; the
+  engine answers through its own ICMPv6 error path (RFC 4443 2.4 and its rate limit) and sends
+  the answer as it sends its upper layer's packets.
+- ``command(now, name, argument)``: a command from above (``mip6 ctl``): ``move``,
+  ``route_optimize``, ``register`` for a mobile node; :class:`UnknownCommand` for a command the
+  role does not have.
+- ``stop(now)`` and ``stopped()``: a graceful end (a mobile node deletes its bindings);
+  ``stopped()`` is True once nothing more is awaited.
+- ``describe(what, now)``: a table for ``mip6 show`` (:mod:`mip6.core.show`).
+
+Times are seconds on the driver's clock (float); every packet is bytes; every output is an
+:data:`~mip6.core.actions.Action`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, Protocol, runtime_checkable
+
+from mip6.core.actions import Action
+
+
+class UnknownCommand(ValueError):
+    """A command the engine's role does not have."""
+
+    def __init__(self, name: str, role: str) -> None:
+        super().__init__(f"unknown command {name!r} for role {role}")
+        self.name = name
+        self.role = role
+
+
+@runtime_checkable
+class Engine(Protocol):
+    def start(self, now: float) -> list[Action]: ...
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]: ...
+
+    def send(self, now: float, data: bytes) -> list[Action]: ...
+
+    def handle_timer(self, now: float, token: Hashable) -> list[Action]: ...
+
+    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]: ...
+
+    def command(self, now: float, name: str, argument: Any) -> list[Action]: ...
+
+    def stop(self, now: float) -> list[Action]: ...
+
+    def stopped(self) -> bool: ...
+
+    def describe(self, what: str, now: float) -> dict[str, Any]: ...
