@@ -31,6 +31,11 @@ What exists:
   116 bytes idle with every option, 122 bytes in the short form with a full 1 MiB send ring;
   export and import take under a microsecond in C.
 - ``core.py``: ``Connection``, ``Config``, ``TcpState``, ``InputResult``, ``SnapshotError``.
+- ``ipv6.py``: ``walk``, the IPv6 fixed header and extension-header chain (Hop-by-Hop,
+  Routing, Fragment, Destination Options) read as far as TCP needs: addresses, upper-layer
+  protocol and offset, fragmented or not; every length bounded, a refusal is a
+  ``MalformedPacket`` with a ``Fault``. The package imports nothing of ``mip6`` (``mip6`` builds
+  on it, never the reverse).
 - ``stack.py``: ``Stack``, sans-I/O above any IPv6 layer (``transmit(packet)`` callable, the
   local addresses, ``receive(now_ms, packet)``, ``poll(now_ms)``/``next_deadline()``):
   demultiplexing by 4-tuple, ``listen`` (accept queue and half-open count bounded by the
@@ -67,6 +72,8 @@ Compliance (tests in ``tests/tcp_migrate/``):
   segments: ``test_conn_rfc5961.py``; floods of arbitrary segments: ``test_flood.py``.
 - Freeze, export, import, thaw, handoffs, two frozen copies, abandoned handoff, short-form
   regeneration, refusal of damaged snapshots, 100,000 mutated snapshots: ``test_snapshot.py``.
+- IPv6 walk: the same answers and refusals as ``mip6.wire.walk`` on fixed and mutated packets,
+  fuzzed; no import of ``mip6``: ``test_ipv6.py``, ``test_standalone.py``.
 - Stack: RFC 9293 3.10.7.1 and 3.10.7.2 replies, backlog and table bounds, RFC 6528 ISS, ports,
   handoffs between stacks: ``test_stack.py``; streams, refusal, reset, handoff under streams:
   ``test_streams.py``.

@@ -7,7 +7,8 @@ packet with :meth:`Stack.receive`, calls :meth:`Stack.poll` at or after
 output due). Time is always passed in: ``now_ms``, integer milliseconds of a monotonic clock.
 The stack reads no clock and draws no random numbers: the ISS secret is a constructor argument.
 
-Policy lives here, state and arithmetic in the C core (``csrc/tcp_conn.h``):
+Policy lives here, state and arithmetic in the C core (``csrc/tcp_conn.h``), the IPv6 header
+chain in :mod:`tcp_migrate.ipv6`:
 
 - Demultiplexing by the 4-tuple (local address, local port, remote address, remote port); a
   segment for no connection goes to a listener on (address, port) or the wildcard address.
@@ -41,8 +42,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from ipaddress import IPv6Address
 
-from mip6.wire.errors import WireError
-from mip6.wire.walk import walk
 from tcp_migrate._core import lib
 from tcp_migrate.core import (
     CloseReason,
@@ -51,6 +50,7 @@ from tcp_migrate.core import (
     InputResult,
     TcpState,
 )
+from tcp_migrate.ipv6 import MalformedPacket, walk
 
 __all__ = ["Listener", "Socket", "Stack", "StackError"]
 
@@ -394,20 +394,19 @@ class Stack:
         Output it causes is transmitted before returning."""
         self.counters["received"] += 1
         try:
-            hw = walk(packet)
-        except WireError:
+            source, destination, protocol, offset, end, fragmented = walk(packet)
+        except MalformedPacket:
             self.counters["malformed"] += 1
             return None
-        if hw.upper_protocol != TCP or hw.fragmented or hw.destination not in self.local_addresses:
+        if protocol != TCP or fragmented or destination not in self.local_addresses:
             self.counters["not_ours"] += 1
             return None
-        end = 40 + ((packet[4] << 8) | packet[5])
-        segment = packet[hw.upper_offset : end]
+        segment = packet[offset:end]
         if len(segment) < 20:
             self.counters["malformed"] += 1
             return None
         sport, dport = _PORTS.unpack_from(segment)
-        key = (hw.destination, dport, hw.source, sport)
+        key = (destination, dport, source, sport)
         sock = self._table.get(key)
         if sock is None:
             if self._released.get(key, now_ms) > now_ms:
