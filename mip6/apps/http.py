@@ -162,9 +162,10 @@ class _Response:
                 self.pending = next(self.chunks, b"")
                 if not self.pending:
                     break
+            if not sock.send_space:
+                return  # the send buffer is full: more when it drains (a send now would
+                # leave the connection marked for output with nothing to send)
             self.pending = self.pending[sock.send(self.pending) :]
-            if self.pending:
-                return  # the send buffer is full: more when it drains
         sock.recv(1 << 16)  # what a client sends after its request is not ours to keep
         self.server.served += self.ok
         sock.close()

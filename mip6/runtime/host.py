@@ -216,7 +216,9 @@ class Host:
             if deadline is None:
                 out.append(CancelTimer(TCP_TIMER))
             else:
-                out.append(StartTimer(stack_seconds(max(deadline, ms)), TCP_TIMER))
+                # still due after MAX_POLLS (an application that keeps marking output due
+                # without sending any): try again a millisecond on, never in a loop at ``now``
+                out.append(StartTimer(stack_seconds(max(deadline, ms + 1)), TCP_TIMER))
         return out
 
     def _udp_in(self, data: bytes, offset: int, source: bytes, destination: bytes) -> None:
