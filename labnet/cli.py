@@ -172,6 +172,7 @@ def format_status(report: dict[str, Any]) -> str:
 def sim_up(args: argparse.Namespace) -> int:
     """The topology on the sim backend for ``--seconds`` of virtual time: who registered."""
     from labnet.netns import load_topology
+    from labnet.nodes import mobile
     from labnet.sim import SimLab
     from mip6.runtime.state import describe
 
@@ -189,7 +190,7 @@ def sim_up(args: argparse.Namespace) -> int:
     }
     for name, node in report["nodes"].items():
         engine = lab.net.nodes[name].engine
-        if lab.topology.nodes[name].role == "mobile_node":
+        if mobile(lab.topology.nodes[name]):
             rows = describe(engine, "bul", lab.net.now)["rows"]
             node["bindings"] = {row["destination"]: row["state"] for row in rows}
     print(json.dumps(report, indent=1))
