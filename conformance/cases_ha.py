@@ -13,12 +13,9 @@ otherwise; the section number is the authority.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator
 from ipaddress import IPv6Address
 from typing import Any
-from unittest import mock
 
 from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6HAADRequest, ICMPv6MPSol, IPv6
 
@@ -31,7 +28,7 @@ from conformance.case import (
     Silence,
     Wait,
 )
-from conformance.mutate import Fault
+from conformance.mutate import Fault, sequence_without_wraparound
 from conformance.tester import (
     COOKIE_HA,
     Delay,
@@ -644,18 +641,6 @@ CASES: tuple[Case, ...] = (
 # -- home agent faults for the mutation run ------------------------------------------------------
 
 
-def _ha_module() -> Any:
-    from mip6.roles import home_agent
-
-    return home_agent
-
-
-@contextlib.contextmanager
-def _ha_sequence_without_wraparound() -> Iterator[None]:
-    with mock.patch.object(_ha_module(), "sequence_newer", lambda new, old: new > old):
-        yield
-
-
 def _any_home_prefix(engine: Any) -> None:
     engine._in_home_prefix = lambda home: True
 
@@ -761,7 +746,7 @@ FAULTS: tuple[Fault, ...] = (
         "ha-sequence-without-wraparound",
         "ha",
         "home registration sequence compared as plain integers",
-        module=_ha_sequence_without_wraparound,
+        module=sequence_without_wraparound,
     ),
     Fault(
         "ha-any-home-prefix",

@@ -3,10 +3,16 @@ Binding Update checks both apply before their own (RFC 3775 9.5.1).
 
 Bounded: ``capacity`` entries at most; a Binding Update that would need one more is refused
 with status 130 (insufficient resources) by the caller.
+
+The rules that decide what a Binding Update does to the entry for its home address (registration
+type change, sequence number, deletion) are written once here, in :func:`decide_binding_update`,
+and do not know which role asks: the correspondent node and the home agent both apply them, then
+their own (authorization, home subnet, lifetime limits, room).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
@@ -79,6 +85,20 @@ class BindingRequest:
         asks for the binding to be deleted."""
         return self.update.lifetime_units_4s == 0 or self.care_of_address == self.home_address
 
+    @property
+    def kind(self) -> BindingUpdateKind:
+        if self.update.home_registration:
+            return (
+                BindingUpdateKind.HOME_DEREGISTRATION
+                if self.deregistration
+                else BindingUpdateKind.HOME_REGISTRATION
+            )
+        return (
+            BindingUpdateKind.CORRESPONDENT_DEREGISTRATION
+            if self.deregistration
+            else BindingUpdateKind.CORRESPONDENT_REGISTRATION
+        )
+
 
 def binding_request(packet: Ipv6Packet) -> BindingRequest | None:
     """Resolve a Binding Update's addresses; None when RFC 3775 9.5.1 says discard it: the home
@@ -104,3 +124,105 @@ def unicast_routable(address: IPv6Address) -> bool:
     value = int(address)
     top = value >> 112
     return not (top >> 8 == 0xFF or top >> 6 == 0x3FA or value <= 1)
+
+
+# -- what a Binding Update does to the binding cache (RFC 3775 9.5.1) ----------------------------
+
+
+class BindingState(enum.Enum):
+    """What the binding cache holds for one home address; the entry's Home Registration flag
+    (RFC 3775 9.1) says which kind of binding it is."""
+
+    NO_BINDING = "no_binding"
+    CORRESPONDENT_BINDING = "correspondent_binding"
+    HOME_REGISTRATION = "home_registration"
+
+
+class BindingUpdateKind(enum.Enum):
+    """What a Binding Update asks for: its Home Registration (H) bit, and whether it asks for
+    the binding to be deleted (:attr:`BindingRequest.deregistration`)."""
+
+    CORRESPONDENT_REGISTRATION = "correspondent_registration"
+    CORRESPONDENT_DEREGISTRATION = "correspondent_deregistration"
+    HOME_REGISTRATION = "home_registration"
+    HOME_DEREGISTRATION = "home_deregistration"
+
+
+class BindingVerdict(enum.Enum):
+    """What to do with the entry. The two refusals are answered with a Binding
+    Acknowledgement whatever the A bit (9.5.1 "MUST send back")."""
+
+    STORE = "store"  # create or replace the entry, once the role's own checks pass
+    DELETE = "delete"  # remove the entry, if there is one
+    REGISTRATION_TYPE_CHANGE_DISALLOWED = "registration_type_change_disallowed"  # BA 139
+    SEQUENCE_NUMBER_OUT_OF_WINDOW = "sequence_number_out_of_window"  # BA 135
+
+
+_S, _K, _V = BindingState, BindingUpdateKind, BindingVerdict
+# RFC 3775 9.5.1: "If a binding already exists for the given home address and the home
+# registration flag has a different value than the Home Registration (H) bit in the Binding
+# Update, then the receiving node MUST send back a Binding Acknowledgement with status code
+# 139". RFC 3775 9.5.1 (and 9.5.3, 10.3.2): "If the Lifetime specified in the Binding Update
+# is zero or the specified care-of address matches the home address for the binding, then this
+# is a request to delete the cached binding for the home address."
+BINDING_RULES: dict[tuple[BindingState, BindingUpdateKind], BindingVerdict] = {
+    (_S.NO_BINDING, _K.CORRESPONDENT_REGISTRATION): _V.STORE,
+    (_S.NO_BINDING, _K.CORRESPONDENT_DEREGISTRATION): _V.DELETE,
+    (_S.NO_BINDING, _K.HOME_REGISTRATION): _V.STORE,
+    (_S.NO_BINDING, _K.HOME_DEREGISTRATION): _V.DELETE,
+    (_S.CORRESPONDENT_BINDING, _K.CORRESPONDENT_REGISTRATION): _V.STORE,
+    (_S.CORRESPONDENT_BINDING, _K.CORRESPONDENT_DEREGISTRATION): _V.DELETE,
+    (_S.CORRESPONDENT_BINDING, _K.HOME_REGISTRATION): _V.REGISTRATION_TYPE_CHANGE_DISALLOWED,
+    (_S.CORRESPONDENT_BINDING, _K.HOME_DEREGISTRATION): _V.REGISTRATION_TYPE_CHANGE_DISALLOWED,
+    (_S.HOME_REGISTRATION, _K.CORRESPONDENT_REGISTRATION): _V.REGISTRATION_TYPE_CHANGE_DISALLOWED,
+    (_S.HOME_REGISTRATION, _K.CORRESPONDENT_DEREGISTRATION): _V.REGISTRATION_TYPE_CHANGE_DISALLOWED,
+    (_S.HOME_REGISTRATION, _K.HOME_REGISTRATION): _V.STORE,
+    (_S.HOME_REGISTRATION, _K.HOME_DEREGISTRATION): _V.DELETE,
+}
+
+_BA_STATUS = {
+    BindingVerdict.REGISTRATION_TYPE_CHANGE_DISALLOWED: (
+        mh.BindingAckStatus.REGISTRATION_TYPE_CHANGE_DISALLOWED
+    ),
+    BindingVerdict.SEQUENCE_NUMBER_OUT_OF_WINDOW: mh.BindingAckStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BindingDecision:
+    """The verdict on one Binding Update, with what its Binding Acknowledgement carries."""
+
+    verdict: BindingVerdict
+    sequence: int  # for the BA: the last accepted Sequence Number after a 135, else the BU's
+
+    @property
+    def status(self) -> mh.BindingAckStatus | None:
+        """The BA status of a refusal; None when the Binding Update goes on."""
+        return _BA_STATUS.get(self.verdict)
+
+
+def binding_state(entry: BindingCacheEntry | None) -> BindingState:
+    if entry is None:
+        return BindingState.NO_BINDING
+    if entry.home_registration:
+        return BindingState.HOME_REGISTRATION
+    return BindingState.CORRESPONDENT_BINDING
+
+
+def decide_binding_update(
+    entry: BindingCacheEntry | None, request: BindingRequest
+) -> BindingDecision:
+    """The RFC 3775 9.5.1 rules every node with a binding cache applies to a Binding Update for
+    ``request.home_address``, given the entry the caller holds for it (None: no binding): the
+    registration type change first, then the sequence number, then deletion or storing."""
+    update = request.update
+    verdict = BINDING_RULES[(binding_state(entry), request.kind)]
+    if verdict is BindingVerdict.REGISTRATION_TYPE_CHANGE_DISALLOWED:
+        return BindingDecision(verdict, update.sequence)
+    if entry is not None and not sequence_newer(update.sequence, entry.sequence):
+        # RFC 3775 9.5.1: a Sequence Number not greater (modulo 2**16) than the last accepted
+        # one: "...the receiving node MUST send back a Binding Acknowledgement with status code
+        # 135, and the last accepted sequence number in the Sequence Number field of the
+        # Binding Acknowledgement."
+        return BindingDecision(BindingVerdict.SEQUENCE_NUMBER_OUT_OF_WINDOW, entry.sequence)
+    return BindingDecision(verdict, update.sequence)

@@ -23,8 +23,9 @@ from mip6.core.binding_cache import (
     BindingCache,
     BindingCacheEntry,
     BindingRequest,
+    BindingVerdict,
     binding_request,
-    sequence_newer,
+    decide_binding_update,
     unicast_routable,
 )
 from mip6.core.config import CorrespondentConfig
@@ -395,23 +396,14 @@ class CorrespondentNode:
             return [Event("drop", {"reason": "BU authenticator does not verify"})]
 
         entry = self.binding_cache.get(request.home_address)
-        if entry is not None and entry.home_registration:
-            # RFC 3775 9.5.1: a correspondent registration for an address that holds a home
-            # registration here (this node is its home agent) is a registration type change.
+        decision = decide_binding_update(entry, request)
+        if decision.status is not None:
+            # RFC 3775 9.5.1: 139 for an address that holds a home registration here (this node
+            # is its home agent); 135 carrying the last accepted Sequence Number.
             return self._acknowledge(
-                now, request, correspondent, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED, kbm
+                now, request, correspondent, decision.status, kbm, sequence=decision.sequence
             )
-        if entry is not None and not sequence_newer(update.sequence, entry.sequence):
-            # RFC 3775 9.5.1: BA 135 carrying the last accepted Sequence Number.
-            return self._acknowledge(
-                now,
-                request,
-                correspondent,
-                Status.SEQUENCE_NUMBER_OUT_OF_WINDOW,
-                kbm,
-                sequence=entry.sequence,
-            )
-        if request.deregistration:
+        if decision.verdict is BindingVerdict.DELETE:
             # RFC 3775 9.5.3: delete the entry (if any) and acknowledge if asked.
             if entry is not None:
                 self.binding_cache.remove(request.home_address)

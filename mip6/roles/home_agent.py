@@ -40,8 +40,9 @@ from mip6.core.binding_cache import (
     BindingCache,
     BindingCacheEntry,
     BindingRequest,
+    BindingVerdict,
     binding_request,
-    sequence_newer,
+    decide_binding_update,
     unicast_routable,
 )
 from mip6.core.config import HomeAgentConfig
@@ -444,13 +445,11 @@ class HomeAgent:
             return self._not_here("correspondent Binding Update to the anycast address")
         request = binding_request(inbound.packet)
         if request is not None:
-            entry = self._live_entry(now, request.home_address)
-            if entry is not None and entry.home_registration:
-                # RFC 3775 9.5.1: "If a binding already exists for the given home address and
-                # the home registration flag has a different value than the Home Registration
-                # (H) bit in the Binding Update, then the receiving node MUST send back a
-                # Binding Acknowledgement with status code 139". Checked here, before the
-                # correspondent role would overwrite (or delete) the home registration.
+            decision = decide_binding_update(self._live_entry(now, request.home_address), request)
+            if decision.verdict is BindingVerdict.REGISTRATION_TYPE_CHANGE_DISALLOWED:
+                # RFC 3775 9.5.1: a correspondent registration for a home address registered
+                # here. Checked here, before the correspondent role would overwrite (or delete)
+                # the home registration.
                 return self._acknowledge(
                     request, inbound, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED
                 )
@@ -514,15 +513,12 @@ class HomeAgent:
             # a foreign link"; one on the home link (or this node's) would tunnel into a loop.
             return self._acknowledge(request, inbound, Status.REASON_UNSPECIFIED)
         entry = self._live_entry(now, home)
-        if entry is not None and not entry.home_registration:
-            # RFC 3775 9.5.1 / 10.3.1: a correspondent binding exists for this home address.
-            return self._acknowledge(request, inbound, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED)
-        if entry is not None and not sequence_newer(update.sequence, entry.sequence):
-            # RFC 3775 9.5.1: BA 135 carrying the last accepted Sequence Number.
-            return self._acknowledge(
-                request, inbound, Status.SEQUENCE_NUMBER_OUT_OF_WINDOW, sequence=entry.sequence
-            )
-        if request.deregistration:
+        decision = decide_binding_update(entry, request)
+        if decision.status is not None:
+            # RFC 3775 9.5.1 / 10.3.1: 139 when a correspondent binding exists for this home
+            # address; 135 carrying the last accepted Sequence Number.
+            return self._acknowledge(request, inbound, decision.status, sequence=decision.sequence)
+        if decision.verdict is BindingVerdict.DELETE:
             return self._deregister(now, request, inbound, entry)
         if self._address_in_use(home):
             # RFC 3775 10.3.1: duplicate address detection on the home link "fails" (134);
