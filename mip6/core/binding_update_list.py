@@ -2,6 +2,9 @@
 agent, each correspondent), with what was sent, what was acknowledged, the return routability
 state, and the retransmission and rate-limit bookkeeping of RFC 3775 11.8.
 
+An entry's state changes only through :func:`transition`, by the table
+:data:`TRANSITIONS`; an input its state has no entry for raises :class:`BulProtocolError`.
+
 Also the exportable slice of an entry, for the distributed server (ARCHITECTURE 5): a member
 that takes over a client imports the donor's sequence number and, if still fresh, its tokens.
 """
@@ -22,7 +25,65 @@ class BulState(enum.Enum):
     READY = "ready"  # tokens in hand, Binding Update not sent yet ("RR in advance")
     WAITING_ACK = "waiting_ack"  # Binding Update out, Binding Acknowledgement awaited
     BOUND = "bound"  # acknowledged (or sent without A) and not expired
-    FAILED = "failed"  # rejected, or retransmissions exhausted
+    FAILED = "failed"  # rejected, expired, or the correspondent does not speak the MH
+
+
+class BulInput(enum.Enum):
+    """What moves an entry from one state to another."""
+
+    # register(): a home registration (or deregistration) is due, sent now or when the
+    # MAX_UPDATE_RATE limit allows (11.8); either way the entry awaits its acknowledgement.
+    HOME_REGISTRATION_STARTED = "home_registration_started"
+    RR_STARTED = "rr_started"  # HoTI and/or CoTI sent for the missing tokens (11.6.1)
+    # Return routability asked for with both tokens still fresh (5.2.7), Binding Update held
+    # back by the caller ("RR in advance"): nothing to send.
+    TOKENS_FRESH = "tokens_fresh"
+    TOKENS_COMPLETE = "tokens_complete"  # the last HoT/CoT arrived, Binding Update held back
+    BU_SENT = "bu_sent"  # a Binding Update went out (11.7.1, 11.7.2)
+    BA_ACCEPTED = "ba_accepted"  # 11.7.3, status below 128 (a deregistration leaves the list)
+    BA_REJECTED = "ba_rejected"  # 11.7.3, status 128 or more except 135-138 (those send again)
+    EXPIRED = "expired"  # the granted lifetime is over
+    MOVED = "moved"  # a new care-of address: a correspondent binding no longer applies (11.5)
+    # 11.3.6, Binding Error status 1: the correspondent has no binding for our home address.
+    BINDING_ERROR_UNKNOWN_BINDING = "binding_error_unknown_binding"
+    # 11.3.6, Binding Error status 2: the correspondent does not speak the Mobility Header.
+    BINDING_ERROR_UNRECOGNIZED_MH_TYPE = "binding_error_unrecognized_mh_type"
+
+
+_ALL = frozenset(BulState)
+# One row per input: the states it is taken in, and where it leads. Inputs taken in every state
+# are those the engine acts on whatever the entry is doing (a command, a fresh send, a Binding
+# Error); the others it only gives after checking the state. RFC 3775 11.8 retransmits without
+# end at MAX_BINDACK_TIMEOUT, so no input says "retransmissions exhausted".
+_ROWS: tuple[tuple[BulInput, frozenset[BulState], BulState], ...] = (
+    (BulInput.HOME_REGISTRATION_STARTED, _ALL, BulState.WAITING_ACK),
+    (BulInput.RR_STARTED, _ALL, BulState.RETURN_ROUTABILITY),
+    (BulInput.TOKENS_FRESH, _ALL, BulState.READY),
+    (BulInput.TOKENS_COMPLETE, frozenset({BulState.RETURN_ROUTABILITY}), BulState.READY),
+    (BulInput.BU_SENT, _ALL, BulState.WAITING_ACK),
+    (BulInput.BA_ACCEPTED, frozenset({BulState.WAITING_ACK}), BulState.BOUND),
+    (BulInput.BA_REJECTED, frozenset({BulState.WAITING_ACK}), BulState.FAILED),
+    (BulInput.EXPIRED, frozenset({BulState.BOUND}), BulState.FAILED),
+    (BulInput.MOVED, _ALL - {BulState.FAILED}, BulState.RETURN_ROUTABILITY),
+    (BulInput.BINDING_ERROR_UNKNOWN_BINDING, _ALL, BulState.RETURN_ROUTABILITY),
+    (BulInput.BINDING_ERROR_UNRECOGNIZED_MH_TYPE, _ALL, BulState.FAILED),
+)
+TRANSITIONS: dict[tuple[BulState, BulInput], BulState] = {
+    (state, bul_input): target for bul_input, states, target in _ROWS for state in states
+}
+
+
+class BulProtocolError(Exception):
+    """An entry was given an input its state has no transition for. The engine checks the
+    state before it gives the guarded inputs, so this is a bug in the engine (a local error),
+    never something a peer's packet can cause."""
+
+    def __init__(self, state: BulState, bul_input: BulInput) -> None:
+        super().__init__(
+            f"binding update list: no transition from {state.name} on {bul_input.name}"
+        )
+        self.state = state
+        self.input = bul_input
 
 
 @dataclass(slots=True)
@@ -71,6 +132,16 @@ class BulEntry:
             and self.care_of_address == care_of_address
             and self.expires > now
         )
+
+
+def transition(entry: BulEntry, bul_input: BulInput) -> BulState:
+    """Move ``entry`` by :data:`TRANSITIONS`; raises :class:`BulProtocolError`, leaving the
+    entry as it was, when its state has no transition for ``bul_input``."""
+    target = TRANSITIONS.get((entry.state, bul_input))
+    if target is None:
+        raise BulProtocolError(entry.state, bul_input)
+    entry.state = target
+    return target
 
 
 @dataclass(frozen=True, slots=True)

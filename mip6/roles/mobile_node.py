@@ -27,8 +27,10 @@ from mip6.core.addresses import home_agents_anycast
 from mip6.core.binding_update_list import (
     BindingUpdateList,
     BulEntry,
+    BulInput,
     BulState,
     CorrespondentState,
+    transition,
 )
 from mip6.core.config import MobileNodeConfig
 from mip6.core.datapath import encapsulate, insert_home_address_option
@@ -136,7 +138,7 @@ class MobileNode:
             if entry.first_registration
             else self.constants.initial_bindack_timeout
         )
-        entry.state = BulState.WAITING_ACK
+        transition(entry, BulInput.HOME_REGISTRATION_STARTED)
         return self._send_binding_update(now, entry)
 
     @_secure_output
@@ -175,7 +177,7 @@ class MobileNode:
         actions: list[Action] = [Event("moved", {"care_of_address": care_of_address})]
         for entry in self.bul:
             if not entry.home_registration and entry.state is not BulState.FAILED:
-                entry.state = BulState.RETURN_ROUTABILITY  # old binding no longer usable
+                transition(entry, BulInput.MOVED)  # old binding no longer usable
         if self.home_registration:
             actions += self.register(now)
         else:
@@ -371,7 +373,7 @@ class MobileNode:
             case ("expiry", IPv6Address() as destination):
                 entry = self.bul.get(destination)
                 if entry is not None and entry.state is BulState.BOUND and entry.expires <= now:
-                    entry.state = BulState.FAILED
+                    transition(entry, BulInput.EXPIRED)
                     return [Event("binding_expired", {"destination": destination})]
             case ("dhaad",):
                 return self._dhaad_timeout(now)
@@ -452,7 +454,7 @@ class MobileNode:
             if packet is None:
                 return self._return_routability(now, entry)
         entry.care_of_address = None if self.at_home else self.care_of_address
-        entry.state = BulState.WAITING_ACK
+        transition(entry, BulInput.BU_SENT)
         entry.first_registration = entry.first_registration and entry.home_registration
         self._count("binding_update_sent")
         return [
@@ -623,7 +625,7 @@ class MobileNode:
             entry.send_when_ready = True
             return actions + self._return_routability(now, entry)
         if not ba.accepted:
-            entry.state = BulState.FAILED
+            transition(entry, BulInput.BA_REJECTED)
             return [
                 *actions,
                 Event("binding_rejected", {"destination": entry.destination, "status": ba.status}),
@@ -643,7 +645,7 @@ class MobileNode:
         granted = min(entry.lifetime, ba.lifetime_s)
         entry.granted = granted
         entry.expires = sent_at + granted  # RFC 3775 11.7.3: counted from when the BU was sent
-        entry.state = BulState.BOUND
+        transition(entry, BulInput.BA_ACCEPTED)
         entry.acknowledged_sequence = ba.sequence
         entry.first_registration = False
         actions += [
@@ -715,9 +717,9 @@ class MobileNode:
         if self._tokens_ready(now, entry):
             if entry.send_when_ready:
                 return self._correspondent_binding_update(now, entry)
-            entry.state = BulState.READY
+            transition(entry, BulInput.TOKENS_FRESH)
             return [Event("return_routability_complete", {"correspondent": entry.destination})]
-        entry.state = BulState.RETURN_ROUTABILITY
+        transition(entry, BulInput.RR_STARTED)
         entry.rr_timeout = self.constants.initial_bindack_timeout
         return self._send_test_inits(now, entry)
 
@@ -800,7 +802,7 @@ class MobileNode:
         actions: list[Action] = [CancelTimer(("rr_retransmit", entry.destination))]
         if entry.send_when_ready:
             return actions + self._correspondent_binding_update(now, entry)
-        entry.state = BulState.READY
+        transition(entry, BulInput.TOKENS_COMPLETE)
         return [
             *actions,
             Event("return_routability_complete", {"correspondent": entry.destination}),
@@ -823,10 +825,10 @@ class MobileNode:
             return []
         if error.status == mh.BindingErrorStatus.UNRECOGNIZED_MH_TYPE:
             entry.mobility_header_unsupported = True
-            entry.state = BulState.FAILED
+            transition(entry, BulInput.BINDING_ERROR_UNRECOGNIZED_MH_TYPE)
             return [Event("route_optimization_unsupported", {"correspondent": entry.destination})]
         if error.status == mh.BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS_OPTION:
-            entry.state = BulState.RETURN_ROUTABILITY
+            transition(entry, BulInput.BINDING_ERROR_UNKNOWN_BINDING)
             entry.send_when_ready = True
             return self._return_routability(now, entry)
         return []
