@@ -439,7 +439,10 @@ class MobileNode:
 
     def _send_binding_update(self, now: float, entry: BulEntry) -> list[Action]:
         """Send ``entry``'s current Binding Update, within MAX_UPDATE_RATE per second (11.8)."""
-        recent = [t for t in entry.recent_sends if now - t < 1.0]
+        # The window is written as the timer below computes it (t + 1.0), not as now - t:
+        # the two disagree in floating point (1.001 - 0.001 < 1.0), and a timer that fires
+        # at t + 1.0 would find the window still full and re-arm at the same instant forever.
+        recent = [t for t in entry.recent_sends if t + 1.0 > now]
         if len(recent) >= self.constants.max_update_rate:
             return [
                 StartTimer(

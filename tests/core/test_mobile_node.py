@@ -8,7 +8,7 @@ from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
-from mip6.core.actions import Event
+from mip6.core.actions import Event, StartTimer, Transmit
 from mip6.core.addresses import home_agents_anycast
 from mip6.core.config import MobileNodeConfig
 from mip6.roles.correspondent_node import CorrespondentNode
@@ -161,6 +161,21 @@ def test_at_most_three_binding_updates_per_second(lab: Lab) -> None:
     assert len(lab.bus()) == 3
     lab.net.run_for(0.05)
     assert len(lab.bus()) >= 4
+
+
+def test_rate_limited_update_fires_when_the_window_ends_at_an_inexact_time(lab: Lab) -> None:
+    # 1.001 - 0.001 < 1.0 in floating point: a window tested as now - t < 1.0 was still full
+    # when the timer set for t + 1.0 fired, which re-armed at the same instant for ever.
+    lab.net.run_until(0.001)
+    for _ in range(4):
+        lab.net.call("mn", "register")
+    lab.net.run_until(0.5)
+    assert len(lab.bus()) == 3
+    assert lab.net.pending_timers("mn").count(("bu_send", HA)) == 1
+    # the timer's own instant, called directly (a driver would spin here if it re-armed)
+    fired = lab.mn.handle_timer(1.001, ("bu_send", HA))
+    assert [type(a) for a in fired if isinstance(a, Transmit)] == [Transmit]
+    assert not any(isinstance(a, StartTimer) and a.at <= 1.001 for a in fired)
 
 
 def test_return_home_deregisters_from_home_address(lab: Lab) -> None:
