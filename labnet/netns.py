@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -181,11 +182,32 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# A daemon's UDP port is chosen here and bound by the daemon a moment later. A port from the
+# kernel's ephemeral range could be handed, in that moment, to another lab's hub binding its
+# links to port 0 (conformance runs eight labs at once): the daemon then failed with
+# EADDRINUSE. Ports below the ephemeral range are never handed out that way; they are tried in
+# an order that starts at random, so labs started together do not pick the same ones.
+_PORTS = range(20000, max(20000 + 1024, _ephemeral_low()))
+_port_order = itertools.count(secrets.randbelow(len(_PORTS)))
+
+
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    for _ in range(len(_PORTS)):
+        port = _PORTS.start + next(_port_order) % len(_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise LabError(f"no free UDP port in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 def _alive(pid: int | None, marker: str) -> bool:
