@@ -497,7 +497,7 @@ class NetnsLab:
             node,
             links=links,
             options=self.state.get("role_options", {}).get(node.name),
-            ipsec_pairs=pairs if entry(node).security is not None else [],  # type: ignore[union-attr]
+            ipsec_pairs=pairs,
             esp=bool(self.state.get("esp")),
             extra={
                 "netns": self.state["nodes"][node.name]["netns"],
