@@ -1,0 +1,5 @@
+"""The distributed server of the seeds (DSERVER.md): a group of member daemons that every client
+sees as one IPv6 host, the contact address. Sans-I/O, like the roles.
+
+Here so far: :mod:`mip6.dserver.messages`, the handoff protocol's member-channel messages.
+"""
