@@ -59,5 +59,5 @@ def test_never_more_than_capacity_and_expiry_in_order(adds: list[tuple[int, byte
         now += step / 10
         table.add(now, CLIENT, cookie, A1)
         assert len(table) <= 16
-        expiries = [row["expires_in"] for row in table.rows(now)]
-        assert expiries == sorted(expiries) and all(e > 0 for e in expiries)  # type: ignore[operator]
+        expiries = [entry.expires for entry in table._entries.values()]
+        assert expiries == sorted(expiries) and all(e > now for e in expiries)

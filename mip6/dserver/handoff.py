@@ -1,0 +1,440 @@
+"""The handoff of one client between members, as two state machines: the donor's and the
+acceptor's (DSERVER.md section 4). Sans-I/O and smaller than an engine: each machine takes an
+input and returns :data:`Effect` values that the member engine performs (messages on the member
+channel, freezing and thawing the client's connections, Binding Updates through the mobile node
+engine, timers, telling the application). Transitions are tables; an input a state has no entry
+for (a late DONE, a duplicate FAILED, a timer that raced a message) is ignored and counted: the
+inputs come from peers and timers, so a missing entry is never a local bug to raise about.
+
+Donor (the member that holds the client; a policy whose first answer is this member ends it at
+once in COMPLETED, a local handoff; the same answer after failed attempts means none is left)::
+
+    start ──> PREPARING ──PREPARED──> INITIATED ──DONE──> COMPLETED   (release the frozen copies)
+    (RR in advance)   │                  │ FAILED / TIMEOUT
+          FAILED/TIMEOUT                 ├─> INITIATED at the next target (same sequence number)
+                  └─> next target, or    └─> REBINDING ──BOUND──> KEPT (thawed; failed_handoff)
+                      KEPT (nothing frozen)      │ SUPERSEDED (BA 135: another member holds the
+                                                 │ binding) or DONE ──> COMPLETED
+                                                 └ TIMEOUT ──> RESET (connections reset, counted)
+
+Rules it keeps (DSERVER.md 4): all of a client's connections move in one INIT (rule 1); the
+donor freezes before INIT and never thaws while an acceptor may hold the binding: after an INIT
+it thaws only once its own Binding Update is acknowledged (rule 3); a retry to another acceptor
+reuses the INIT's sequence number, so a BA 135 tells that an earlier acceptor took the client
+(rule 3, seeds' B4); every wait is bounded by ``attempt_timeout`` (rule 6) and the targets tried
+are handed to the policy, which never offers them again; when no target is left the
+application is told (``failed_handoff``). A local handoff (target = this member) moves no
+packet (rule 7).
+
+Acceptor (the member taking the client)::
+
+    PREPARE ──> PREPARING ──TOKENS──> PREPARED ──INIT──> BINDING ──BOUND / CLIENT_PACKET──> ACTIVE
+                    │ TIMEOUT          │ TIMEOUT     ^        │ REJECTED / TIMEOUT /
+                    └──> FAILED <──────┘             │        │ IMPORT_FAILED
+    INIT (no PREPARE) ───────────────────────────────┘        └──> FAILED (imports released)
+
+It imports the connections frozen and has the mobile node engine bind the client (return
+routability first if PREPARE did not run it), thaws when the Binding Acknowledgement arrives or
+on the client's first authenticated packet at its own address (rule 2), then sends DONE.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+
+from mip6.dserver.messages import FailureReason
+from mip6.dserver.policy import Policy, Selection, TargetFailure
+
+DEFAULT_ATTEMPT_TIMEOUT = 2.0  # seconds one attempt (PREPARE to DONE) may take (DSERVER 4.6)
+DEFAULT_REBIND_TIMEOUT = 4.0  # seconds the donor waits for its own binding back
+
+
+# -- effects: what the member engine performs ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendPrepare:
+    target: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class SendInit:
+    """INIT to ``target`` with the client's connections (the engine exports them: they are
+    frozen by now) and this sequence number."""
+
+    target: IPv6Address
+    next_sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendPrepared:
+    donor: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class SendDone:
+    donor: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    donor: IPv6Address
+    reason: FailureReason
+
+
+@dataclass(frozen=True, slots=True)
+class Freeze:
+    """Freeze every connection of the client (no output, segments dropped silently)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Thaw:
+    """Resume the client's connections here."""
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Give the client's frozen connections up without a RST (another member serves them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """The client's connections cannot be continued anywhere: reset them, with the reason."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunReturnRoutability:
+    """RR for (contact address, client) now, tokens kept (RR in advance)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """Have the client bind the contact address to this member: a Binding Update with
+    ``sequence`` (return routability first when the tokens are missing)."""
+
+    sequence: int
+    lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """Import the INIT's connections, frozen."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffCompleted:
+    target: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffFailed:
+    """The application's ``failed_handoff``: the client stays here (``kept``) or was reset."""
+
+    tried: tuple[IPv6Address, ...]
+    kept: bool
+
+
+Effect = (
+    SendPrepare
+    | SendInit
+    | SendPrepared
+    | SendDone
+    | SendFailed
+    | Freeze
+    | Thaw
+    | Release
+    | Reset
+    | RunReturnRoutability
+    | Bind
+    | Import
+    | StartTimer
+    | CancelTimer
+    | HandoffCompleted
+    | HandoffFailed
+)
+
+
+# -- the donor ---------------------------------------------------------------------------------
+
+
+class DonorState(enum.Enum):
+    PREPARING = "preparing"  # PREPARE sent, PREPARED awaited
+    INITIATED = "initiated"  # connections frozen, INIT sent, DONE awaited
+    REBINDING = "rebinding"  # every target failed after an INIT: our own BU awaits its BA
+    COMPLETED = "completed"  # the acceptor holds the client; our copies released
+    KEPT = "kept"  # the handoff failed, the client stays here (thawed or never frozen)
+    RESET = "reset"  # the client could not be rebound: its connections were reset
+
+
+class DonorInput(enum.Enum):
+    PREPARED = "prepared"
+    DONE = "done"
+    FAILED = "failed"  # FAILED from the acceptor
+    TIMEOUT = "timeout"  # the attempt's (or rebinding's) time ran out
+    BOUND = "bound"  # our own Binding Update (rebinding) acknowledged
+    SUPERSEDED = "superseded"  # BA 135 to our rebinding: another member holds the client
+
+
+_KNOWN = frozenset(FailureReason)
+FINAL_DONOR_STATES = frozenset({DonorState.COMPLETED, DonorState.KEPT, DonorState.RESET})
+_FAILURES = {
+    FailureReason.REFUSED: TargetFailure.REFUSED,
+    FailureReason.TIMEOUT: TargetFailure.TIMED_OUT,
+    FailureReason.CLIENT_UNREACHABLE: TargetFailure.UNREACHABLE,
+}
+
+
+@dataclass(slots=True)
+class Donor:
+    """One handoff of ``client`` away from ``local``. ``optimized``: PREPARE first (RR in
+    advance). ``next_sequence``: the Binding Update sequence number the acceptor (or, after a
+    failure, this member) uses next. Call :meth:`start`, then :meth:`handle` for each input."""
+
+    handoff_id: int
+    client: IPv6Address
+    local: IPv6Address
+    policy: Policy
+    next_sequence: int
+    lifetime: int
+    optimized: bool = True
+    attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT
+    rebind_timeout: float = DEFAULT_REBIND_TIMEOUT
+    first_bytes: bytes = b""
+    state: DonorState = DonorState.PREPARING
+    target: IPv6Address | None = None
+    tried: list[IPv6Address] = field(default_factory=list)
+    unexpected: int = 0  # inputs ignored in the state they arrived in
+    frozen: bool = False
+
+    def start(self, now: float) -> list[Effect]:
+        return self._next_target(now)
+
+    def handle(
+        self, now: float, received: DonorInput, reason: FailureReason | int = 0
+    ) -> list[Effect]:
+        step = _DONOR.get((self.state, received))
+        if step is None:
+            self.unexpected += 1
+            return []
+        return step(self, now, reason)
+
+    # -- steps (the table below names them) --------------------------------------------------
+
+    def _next_target(self, now: float) -> list[Effect]:
+        selection = Selection(
+            client=self.client,
+            local=self.local,
+            now=now,
+            tried=frozenset(self.tried),
+            first_bytes=self.first_bytes,
+        )
+        target = self.policy.select_target(selection)
+        if target is None or (target == self.local and self.tried):
+            # nothing left, or only this member after attempts failed: the handoff failed
+            return self._no_target(now)
+        if target == self.local:  # chosen at once: a local handoff, no packet moves
+            self.target = target
+            self.state = DonorState.COMPLETED
+            return [CancelTimer(), HandoffCompleted(target)]
+        self.target = target
+        self.tried.append(target)
+        timer: Effect = StartTimer(now + self.attempt_timeout)
+        if self.optimized and not self.frozen:
+            self.state = DonorState.PREPARING
+            return [SendPrepare(target), timer]
+        return [*self._freeze(), SendInit(target, self.next_sequence), timer]
+
+    def _no_target(self, now: float) -> list[Effect]:
+        """No member left (or the policy chose this one): keep the client. After an INIT an
+        acceptor may hold the binding, so the client is rebound here before it thaws."""
+        if self.frozen:
+            self.state = DonorState.REBINDING
+            return [Bind(self.next_sequence, self.lifetime), StartTimer(now + self.rebind_timeout)]
+        self.state = DonorState.KEPT
+        return [CancelTimer(), HandoffFailed(tuple(self.tried), kept=True)]
+
+    def _freeze(self) -> list[Effect]:
+        self.state = DonorState.INITIATED
+        if self.frozen:
+            return []
+        self.frozen = True
+        return [Freeze()]
+
+    def _prepared(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        assert self.target is not None
+        return [*self._freeze(), SendInit(self.target, self.next_sequence)]
+
+    def _failed(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        assert self.target is not None
+        failure = (
+            _FAILURES.get(FailureReason(reason), TargetFailure.NO_REASON)
+            if reason in _KNOWN
+            else TargetFailure.NO_REASON
+        )
+        self.policy.notify_failure(self.target, failure, now)
+        return self._next_target(now)
+
+    def _timed_out(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        assert self.target is not None
+        self.policy.notify_failure(self.target, TargetFailure.TIMED_OUT, now)
+        return self._next_target(now)
+
+    def _completed(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        assert self.target is not None
+        self.state = DonorState.COMPLETED
+        return [CancelTimer(), Release(), HandoffCompleted(self.target)]
+
+    def _bound(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        self.state = DonorState.KEPT
+        self.frozen = False
+        return [CancelTimer(), Thaw(), HandoffFailed(tuple(self.tried), kept=True)]
+
+    def _superseded(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        # BA 135 to the donor's own rebinding: an acceptor's Binding Update with this sequence
+        # number was taken, so that acceptor thawed and serves the client (it thaws on its BA).
+        assert self.target is not None
+        self.state = DonorState.COMPLETED
+        return [CancelTimer(), Release(), HandoffCompleted(self.target)]
+
+    def _rebind_timed_out(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        # Neither an acceptor nor this member could bind the client: thawing here would send to
+        # a client that may route to someone else; reset cleanly instead (DSERVER 4, failures).
+        self.state = DonorState.RESET
+        self.frozen = False
+        return [
+            CancelTimer(),
+            Reset("client could not be rebound after a failed handoff"),
+            HandoffFailed(tuple(self.tried), kept=False),
+        ]
+
+
+_DonorStep = Callable[[Donor, float, "FailureReason | int"], list[Effect]]
+_DONOR: dict[tuple[DonorState, DonorInput], _DonorStep] = {
+    (DonorState.PREPARING, DonorInput.PREPARED): Donor._prepared,
+    (DonorState.PREPARING, DonorInput.FAILED): Donor._failed,
+    (DonorState.PREPARING, DonorInput.TIMEOUT): Donor._timed_out,
+    (DonorState.INITIATED, DonorInput.DONE): Donor._completed,
+    (DonorState.INITIATED, DonorInput.FAILED): Donor._failed,
+    (DonorState.INITIATED, DonorInput.TIMEOUT): Donor._timed_out,
+    # a DONE that arrives after we gave up on its acceptor still means it holds the client
+    (DonorState.REBINDING, DonorInput.DONE): Donor._completed,
+    (DonorState.REBINDING, DonorInput.BOUND): Donor._bound,
+    (DonorState.REBINDING, DonorInput.SUPERSEDED): Donor._superseded,
+    (DonorState.REBINDING, DonorInput.TIMEOUT): Donor._rebind_timed_out,
+}
+
+
+# -- the acceptor ------------------------------------------------------------------------------
+
+
+class AcceptorState(enum.Enum):
+    IDLE = "idle"
+    PREPARING = "preparing"  # return routability running (after PREPARE)
+    PREPARED = "prepared"  # tokens in hand, INIT awaited
+    BINDING = "binding"  # connections imported frozen, Binding Update out
+    ACTIVE = "active"  # thawed, DONE sent: the client is ours
+    FAILED = "failed"  # FAILED sent, imports released
+
+
+class AcceptorInput(enum.Enum):
+    PREPARE = "prepare"
+    INIT = "init"
+    TOKENS = "tokens"  # return routability completed
+    BOUND = "bound"  # the client acknowledged our Binding Update
+    CLIENT_PACKET = "client_packet"  # an authenticated packet from the client at our address
+    REJECTED = "rejected"  # the client refused our Binding Update (135 included)
+    IMPORT_FAILED = "import_failed"
+    TIMEOUT = "timeout"
+
+
+FINAL_ACCEPTOR_STATES = frozenset({AcceptorState.ACTIVE, AcceptorState.FAILED})
+
+
+@dataclass(slots=True)
+class Acceptor:
+    """One handoff of ``client`` to this member from ``donor``."""
+
+    handoff_id: int
+    client: IPv6Address
+    donor: IPv6Address
+    attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT
+    state: AcceptorState = AcceptorState.IDLE
+    unexpected: int = 0
+
+    def handle(
+        self, now: float, received: AcceptorInput, *, sequence: int = 0, lifetime: int = 0
+    ) -> list[Effect]:
+        """``sequence`` and ``lifetime``: the INIT's."""
+        entry = _ACCEPTOR.get((self.state, received))
+        if entry is None:
+            self.unexpected += 1
+            return []
+        target, build = entry
+        self.state = target
+        return build(self, now, sequence, lifetime)
+
+    def _preparing(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return [RunReturnRoutability(), StartTimer(now + self.attempt_timeout)]
+
+    def _prepared(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return [SendPrepared(self.donor)]
+
+    def _binding(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return [Import(), Bind(sequence, lifetime), StartTimer(now + self.attempt_timeout)]
+
+    def _active(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return [CancelTimer(), Thaw(), SendDone(self.donor)]
+
+    def _fail(self, reason: FailureReason, *, imported: bool) -> list[Effect]:
+        return [CancelTimer(), *([Release()] if imported else []), SendFailed(self.donor, reason)]
+
+    def _unreachable(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return self._fail(FailureReason.CLIENT_UNREACHABLE, imported=False)
+
+    def _init_timeout(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return self._fail(FailureReason.TIMEOUT, imported=False)
+
+    def _rejected(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return self._fail(FailureReason.CLIENT_UNREACHABLE, imported=True)
+
+    def _import_failed(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return self._fail(FailureReason.IMPORT_FAILED, imported=True)
+
+    def _bind_timeout(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
+        return self._fail(FailureReason.TIMEOUT, imported=True)
+
+
+_AcceptorStep = Callable[[Acceptor, float, int, int], list[Effect]]
+_ACCEPTOR: dict[tuple[AcceptorState, AcceptorInput], tuple[AcceptorState, _AcceptorStep]] = {
+    (AcceptorState.IDLE, AcceptorInput.PREPARE): (AcceptorState.PREPARING, Acceptor._preparing),
+    (AcceptorState.IDLE, AcceptorInput.INIT): (AcceptorState.BINDING, Acceptor._binding),
+    (AcceptorState.PREPARING, AcceptorInput.TOKENS): (AcceptorState.PREPARED, Acceptor._prepared),
+    (AcceptorState.PREPARING, AcceptorInput.TIMEOUT): (AcceptorState.FAILED, Acceptor._unreachable),
+    # an INIT that overtakes our PREPARED (the donor's own timer): bind, RR finishes first
+    (AcceptorState.PREPARING, AcceptorInput.INIT): (AcceptorState.BINDING, Acceptor._binding),
+    (AcceptorState.PREPARED, AcceptorInput.INIT): (AcceptorState.BINDING, Acceptor._binding),
+    (AcceptorState.PREPARED, AcceptorInput.TIMEOUT): (AcceptorState.FAILED, Acceptor._init_timeout),
+    (AcceptorState.BINDING, AcceptorInput.BOUND): (AcceptorState.ACTIVE, Acceptor._active),
+    (AcceptorState.BINDING, AcceptorInput.CLIENT_PACKET): (AcceptorState.ACTIVE, Acceptor._active),
+    (AcceptorState.BINDING, AcceptorInput.REJECTED): (AcceptorState.FAILED, Acceptor._rejected),
+    (AcceptorState.BINDING, AcceptorInput.IMPORT_FAILED): (
+        AcceptorState.FAILED,
+        Acceptor._import_failed,
+    ),
+    (AcceptorState.BINDING, AcceptorInput.TIMEOUT): (AcceptorState.FAILED, Acceptor._bind_timeout),
+}

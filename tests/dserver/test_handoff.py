@@ -1,0 +1,194 @@
+"""The donor's and acceptor's handoff machines: the paths of DSERVER.md section 4 step by step,
+every (state, input) pair (a pair without an entry is ignored and counted, never a state change),
+and hypothesis runs over input sequences checking the rules that must always hold."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from ipaddress import IPv6Address
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mip6.dserver import handoff as h
+from mip6.dserver.messages import FailureReason
+from mip6.dserver.policy import GroupView, LocalPolicy, RoundRobinPolicy, TargetFailure
+
+LOCAL = IPv6Address("2001:db8:10::1")
+M2 = IPv6Address("2001:db8:20::1")
+M3 = IPv6Address("2001:db8:30::1")
+CLIENT = IPv6Address("2001:db8:99::5")
+D = h.DonorInput
+A = h.AcceptorInput
+
+
+class NotLocal(RoundRobinPolicy):
+    def __init__(self, *members: IPv6Address) -> None:
+        view = GroupView()
+        for member in members:
+            view.add(member)
+        super().__init__(view, local=False)
+        self.notified: list[tuple[IPv6Address, TargetFailure]] = []
+
+    def notify_failure(self, member: IPv6Address, reason: TargetFailure, now: float) -> None:
+        super().notify_failure(member, reason, now)
+        self.notified.append((member, reason))
+
+
+def donor(*members: IPv6Address, optimized: bool = True) -> h.Donor:
+    return h.Donor(
+        handoff_id=1,
+        client=CLIENT,
+        local=LOCAL,
+        policy=NotLocal(LOCAL, *members),
+        next_sequence=500,
+        lifetime=60,
+        optimized=optimized,
+    )
+
+
+def test_optimized_handoff_prepare_init_done() -> None:
+    d = donor(M2)
+    assert d.start(0.0) == [h.SendPrepare(M2), h.StartTimer(2.0)]
+    assert d.handle(0.1, D.PREPARED) == [h.Freeze(), h.SendInit(M2, 500)]
+    assert d.state is h.DonorState.INITIATED
+    assert d.handle(0.2, D.DONE) == [h.CancelTimer(), h.Release(), h.HandoffCompleted(M2)]
+    assert d.state is h.DonorState.COMPLETED
+
+
+def test_plain_handoff_freezes_and_sends_init_at_once() -> None:
+    d = donor(M2, optimized=False)
+    assert d.start(0.0) == [h.Freeze(), h.SendInit(M2, 500), h.StartTimer(2.0)]
+
+
+def test_refused_prepare_tries_the_next_member_without_freezing() -> None:
+    d = donor(M2, M3)
+    d.start(0.0)
+    assert d.handle(0.1, D.FAILED, FailureReason.REFUSED) == [h.SendPrepare(M3), h.StartTimer(2.1)]
+    assert d.policy.notified == [(M2, TargetFailure.REFUSED)]  # type: ignore[attr-defined]
+    out = d.handle(2.1, D.TIMEOUT)
+    assert out == [h.CancelTimer(), h.HandoffFailed((M2, M3), kept=True)]
+    assert d.state is h.DonorState.KEPT and not d.frozen
+
+
+def test_failed_init_retries_with_the_same_sequence_then_rebinds_before_thawing() -> None:
+    d = donor(M2, M3)
+    d.start(0.0)
+    d.handle(0.1, D.PREPARED)
+    # the second target gets the INIT's sequence number again (DSERVER 4 rule 3), no PREPARE
+    assert d.handle(2.1, D.TIMEOUT) == [h.SendInit(M3, 500), h.StartTimer(4.1)]
+    out = d.handle(2.2, D.FAILED, FailureReason.IMPORT_FAILED)
+    assert out == [h.Bind(500, 60), h.StartTimer(6.2)]  # never Thaw before our own BA
+    assert d.state is h.DonorState.REBINDING
+    assert d.handle(2.3, D.BOUND) == [h.CancelTimer(), h.Thaw(), h.HandoffFailed((M2, M3), True)]
+    assert d.state is h.DonorState.KEPT
+
+
+def test_ba_135_to_the_rebinding_means_the_acceptor_holds_the_client() -> None:
+    d = donor(M2)
+    d.start(0.0)
+    d.handle(0.1, D.PREPARED)
+    d.handle(2.1, D.TIMEOUT)
+    assert d.handle(2.2, D.SUPERSEDED) == [h.CancelTimer(), h.Release(), h.HandoffCompleted(M2)]
+
+
+def test_late_done_during_rebinding_completes_and_rebind_timeout_resets() -> None:
+    late = donor(M2)
+    late.start(0.0)
+    late.handle(0.1, D.PREPARED)
+    late.handle(2.1, D.TIMEOUT)
+    assert late.handle(2.5, D.DONE)[1:] == [h.Release(), h.HandoffCompleted(M2)]
+    lost = donor(M2)
+    lost.start(0.0)
+    lost.handle(0.1, D.PREPARED)
+    lost.handle(2.1, D.TIMEOUT)
+    out = lost.handle(6.1, D.TIMEOUT)
+    assert isinstance(out[1], h.Reset) and out[2] == h.HandoffFailed((M2,), kept=False)
+    assert lost.state is h.DonorState.RESET
+
+
+def test_local_policy_is_a_local_handoff_without_packets() -> None:
+    d = h.Donor(
+        handoff_id=2,
+        client=CLIENT,
+        local=LOCAL,
+        policy=LocalPolicy(),
+        next_sequence=1,
+        lifetime=60,
+    )
+    assert d.start(0.0) == [h.CancelTimer(), h.HandoffCompleted(LOCAL)]
+    assert d.state is h.DonorState.COMPLETED
+
+
+def test_acceptor_paths() -> None:
+    a = h.Acceptor(handoff_id=1, client=CLIENT, donor=LOCAL)
+    assert a.handle(0.0, A.PREPARE) == [h.RunReturnRoutability(), h.StartTimer(2.0)]
+    assert a.handle(0.1, A.TOKENS) == [h.SendPrepared(LOCAL)]
+    out = a.handle(0.2, A.INIT, sequence=500, lifetime=60)
+    assert out == [h.Import(), h.Bind(500, 60), h.StartTimer(2.2)]
+    assert a.handle(0.3, A.CLIENT_PACKET) == [h.CancelTimer(), h.Thaw(), h.SendDone(LOCAL)]
+    assert a.state is h.AcceptorState.ACTIVE
+    assert a.handle(0.4, A.BOUND) == [] and a.unexpected == 1  # the BA after the packet
+    refused = h.Acceptor(handoff_id=2, client=CLIENT, donor=LOCAL)
+    refused.handle(0.0, A.INIT, sequence=500, lifetime=60)
+    assert refused.handle(0.1, A.REJECTED) == [
+        h.CancelTimer(),
+        h.Release(),
+        h.SendFailed(LOCAL, FailureReason.CLIENT_UNREACHABLE),
+    ]
+
+
+DONOR_STATES = list(h.DonorState)
+ACCEPTOR_STATES = list(h.AcceptorState)
+
+
+@pytest.mark.parametrize("state,received", itertools.product(h.DonorState, h.DonorInput))
+def test_every_donor_pair_moves_as_the_table_says_or_is_ignored(state, received) -> None:  # type: ignore[no-untyped-def]
+    d = donor(M2)
+    d.start(0.0)
+    d.state, d.target, d.tried = state, M2, [M2]
+    d.frozen = state in (h.DonorState.INITIATED, h.DonorState.REBINDING)
+    out = d.handle(1.0, received, FailureReason.REFUSED)
+    if (state, received) in h._DONOR:
+        assert out  # every entry does something
+    else:
+        assert out == [] and d.state is state and d.unexpected == 1
+
+
+@pytest.mark.parametrize("state,received", itertools.product(h.AcceptorState, h.AcceptorInput))
+def test_every_acceptor_pair_moves_as_the_table_says_or_is_ignored(state, received) -> None:  # type: ignore[no-untyped-def]
+    a = h.Acceptor(handoff_id=1, client=CLIENT, donor=LOCAL, state=state)
+    out = a.handle(1.0, received, sequence=7, lifetime=60)
+    entry = h._ACCEPTOR.get((state, received))
+    if entry is None:
+        assert out == [] and a.state is state and a.unexpected == 1
+    else:
+        assert a.state is entry[0] and out
+
+
+@given(st.lists(st.sampled_from(list(h.DonorInput)), max_size=30), st.integers(0, 2**32))
+def test_donor_invariants_over_any_input_sequence(inputs: list[h.DonorInput], seed: int) -> None:
+    rng = random.Random(seed)
+    d = donor(M2, M3)
+    effects = d.start(0.0)
+    now = 0.0
+    for received in inputs:
+        now += 0.5
+        effects += d.handle(now, received, rng.choice(list(FailureReason)))
+    kinds = [type(e) for e in effects]
+    # never thawed unless our own rebinding was acknowledged; never both kept and released
+    assert kinds.count(h.Thaw) <= 1
+    if h.Thaw in kinds:
+        assert D.BOUND in inputs and h.Release not in kinds
+    if h.Release in kinds:
+        assert h.Thaw not in kinds and d.state is h.DonorState.COMPLETED
+    # every INIT carries the first sequence number; a frozen client is frozen once
+    assert {e.next_sequence for e in effects if isinstance(e, h.SendInit)} <= {500}
+    assert kinds.count(h.Freeze) <= 1
+    # a member is asked at most once per handoff
+    targets = [e.target for e in effects if isinstance(e, h.SendPrepare | h.SendInit)]
+    assert len(set(targets)) == len(set(d.tried)) and set(targets) <= {M2, M3}
+    if d.state in h.FINAL_DONOR_STATES:
+        assert not d.frozen or d.state is h.DonorState.COMPLETED
