@@ -641,6 +641,23 @@ CASES: tuple[Case, ...] = (
         stimulus_text="BU seq 7 from the home address, Payload Proto 6",
         expect=(Expect("ICMPv6 Parameter Problem code 0, pointer 40", m.icmp(4, 0, 40)),),
     ),
+    Case(
+        id="CN-MH-PROTO-03",
+        title="Payload Proto not 59 with the payload it announces after the Mobility Header "
+        "gets a Parameter Problem pointing at Payload Proto",
+        rfc_section="9.2, 6.1.1",
+        requirement="... and SHOULD send ICMP Parameter Problem, Code 0, directly to the "
+        "Source Address; the Pointer SHOULD point at the Payload Proto field (paraphrase). "
+        "A piggybacked payload really follows the Mobility Header, so the packet is longer "
+        "than Header Len says: that is this fault's symptom, not a Header Len fault.",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(ReturnRoutability(),),
+        stimulus=_bu(sequence=7, payload_proto=6, piggyback=bytes(20), from_home=True),
+        stimulus_text="BU seq 7 from the home address, Payload Proto 6, followed by 20 bytes "
+        "(a TCP header) in the IPv6 payload",
+        expect=(Expect("ICMPv6 Parameter Problem code 0, pointer 40", m.icmp(4, 0, 40)),),
+    ),
     # -- Binding Refresh Request (9.5.5) --------------------------------------------------------
     Case(
         id="CN-BRR-01",

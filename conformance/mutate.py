@@ -177,6 +177,24 @@ def _test_init_with_mobility_headers_answered() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _trailing_bytes_before_payload_proto() -> Iterator[None]:
+    """The parser reports bytes after the Mobility Header as a Header Len fault before it
+    looks at Payload Proto (RFC 3775 9.2 asks for the pointer at Payload Proto)."""
+    from mip6.wire import ipv6, mobility, protocols
+    from mip6.wire.errors import Malformed
+
+    original = mobility.parse_mobility_header
+
+    def parse(buf: bytes, *, source: bytes, destination: bytes) -> Any:
+        if len(buf) >= 2 and 8 * (buf[1] + 1) < len(buf):
+            raise Malformed("bytes after the Mobility Header", mobility.HEADER_LEN, "header_len")
+        return original(buf, source=source, destination=destination)
+
+    with mock.patch.dict(ipv6._UPPER_PARSERS, {protocols.MOBILITY: parse}):
+        yield
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "cn-accept-bad-authenticator",
@@ -231,6 +249,12 @@ FAULTS: tuple[Fault, ...] = (
         "cn",
         "fast-path HoTI/CoTI/BU checksum not verified",
         module=_checksum_not_verified,
+    ),
+    Fault(
+        "cn-trailing-bytes-before-payload-proto",
+        "cn",
+        "a piggybacked payload reported at Header Len instead of Payload Proto",
+        module=_trailing_bytes_before_payload_proto,
     ),
     Fault(
         "cn-ba-authenticator-wrong-key",

@@ -422,12 +422,15 @@ class Tester:
         destination: IPv6Address | None = None,
         header_len: int | None = None,
         payload_proto: int | None = None,
+        piggyback: bytes = b"",
         home_index: int | None = None,
         care_of_index: int | None = None,
     ) -> bytes:
         """A Binding Update (RFC 3775 6.1.7) from the care-of address with a Home Address
         option, or from the home address when ``from_home`` (deregistration from home:
-        care-of address = home address, Kbm from the home keygen token alone, 5.2.6)."""
+        care-of address = home address, Kbm from the home keygen token alone, 5.2.6).
+        ``piggyback``: bytes after the Mobility Header, in the IPv6 payload (the payload a
+        Payload Proto other than 59 announces, 6.1.1)."""
         hoa = home_address or self.home_address
         coa = hoa if from_home else (care_of or self.care_of_address)
         dst = destination or self.peer
@@ -469,7 +472,7 @@ class Tester:
         pkt: Packet = IPv6(src=str(coa), dst=str(dst))
         if coa != hoa:
             pkt = pkt / IPv6ExtHdrDestOpt(options=[HAO(hoa=str(hoa))])
-        data = bytes(pkt / Raw(bytes(mh)))
+        data = bytes(pkt / Raw(bytes(mh) + piggyback))
         # the Raw payload needs Next Header 135 in the header before it
         data = _set_last_next_header(data, MOBILITY)
         return fill_checksum(data, corrupt=corrupt_checksum)

@@ -629,13 +629,24 @@ MESSAGE_CLASSES: dict[int, type[_Message]] = {
 def parse_mobility_header(buf: bytes, *, source: bytes, destination: bytes) -> MobilityMessage:
     """Parse a whole Mobility Header; ``buf`` ends where the IPv6 payload ends.
 
-    Checks, in the order RFC 3775 9.2 lists them for receivers: the Header Len against the
-    buffer and against the minimum for the MH Type (too small: Malformed on ``header_len``,
-    which the node answers with a Parameter Problem pointing at it), Payload Proto = 59 (RFC 3775
-    6.1.1, and Linux's mip6_mh_filter), then the checksum; then the options, strictly.
+    Checks, in the order RFC 3775 9.2 lists them for receivers: Payload Proto = 59 (RFC 3775
+    6.1.1, and Linux's mip6_mh_filter; Malformed on ``payload_proto``), then the Header Len
+    against the buffer and against the minimum for the MH Type (too small: Malformed on
+    ``header_len``; the node answers either with a Parameter Problem pointing at the field),
+    then the checksum; then the options, strictly.
     """
     need(buf, 0, MESSAGE_DATA, "mobility header")
     payload_proto, header_len, mh_type, _reserved, _checksum = _COMMON.unpack_from(buf, 0)
+    if payload_proto != protocols.NO_NEXT_HEADER:
+        # RFC 3775 9.2: "The Payload Proto field MUST be IPPROTO_NONE ... The Pointer field in
+        # the ICMP message SHOULD point at the Payload Proto field." Checked before the length:
+        # a real piggybacked payload follows the Mobility Header, so the bytes after it are
+        # the symptom of this fault, not a Header Len fault.
+        raise Malformed(
+            f"Payload Proto {payload_proto}, must be 59 (IPPROTO_NONE)",
+            PAYLOAD_PROTO,
+            "payload_proto",
+        )
     length = 8 * (header_len + 1)
     if length > len(buf):
         raise Truncated(
@@ -652,12 +663,6 @@ def parse_mobility_header(buf: bytes, *, source: bytes, destination: bytes) -> M
     if cls is not None and length < cls.options_start:
         raise Malformed(
             f"Header Len {header_len} is too small for MH Type {mh_type}", HEADER_LEN, "header_len"
-        )
-    if payload_proto != protocols.NO_NEXT_HEADER:
-        raise Malformed(
-            f"Payload Proto {payload_proto}, must be 59 (IPPROTO_NONE)",
-            PAYLOAD_PROTO,
-            "payload_proto",
         )
     if not verify_upper_layer(source, destination, protocols.MOBILITY, buf):
         raise BadChecksum("Mobility Header checksum does not verify", CHECKSUM, "checksum")

@@ -332,6 +332,27 @@ def test_payload_proto_not_59_gets_parameter_problem_at_payload_proto(lab: Lab) 
     assert (reply.payload.code, reply.payload.pointer) == (0, 40)
 
 
+def test_payload_proto_not_59_with_piggybacked_payload_gets_parameter_problem_at_40(
+    lab: Lab,
+) -> None:
+    """RFC 3775 9.2: the Pointer SHOULD point at Payload Proto, also when the payload the field
+    announces really follows the Mobility Header (here 20 bytes of a TCP header)."""
+    bu = mh.BindingUpdate(sequence=1).aligned()
+    message = bu.emit(source=HOME.packed, destination=CN.packed, overrides={"payload_proto": 6})
+    message += bytes(20)
+    raw = Ipv6Packet(
+        source=HOME,
+        destination=CN,
+        payload=mh.UnknownMobilityMessage(mh_type=200, message_data=bytes(10)),
+    ).emit()
+    raw = raw[:40] + message
+    raw = raw[:4] + len(message).to_bytes(2, "big") + raw[6:]
+    lab.net.inject("cn", raw)
+    lab.net.run_for(1)
+    (reply,) = lab.mn.take()
+    assert (reply.payload.code, reply.payload.pointer) == (0, 40)
+
+
 def test_bad_checksum_silently_discarded(lab: Lab) -> None:
     hoti = bytearray(
         Ipv6Packet(

@@ -157,6 +157,14 @@ def test_payload_proto_not_59_is_malformed_at_offset_0() -> None:
     assert (info.value.field, info.value.offset) == ("payload_proto", 0)
 
 
+def test_payload_proto_not_59_with_piggybacked_payload_is_malformed_at_offset_0() -> None:
+    """RFC 3775 9.2: a real piggybacked payload follows the Mobility Header; the fault is the
+    Payload Proto field (offset 0), not the Header Len that no longer spans the buffer."""
+    with pytest.raises(Malformed) as info:
+        mh.parse_mobility_header(emitted(HOT, payload_proto=6) + bytes(20), source=S, destination=D)
+    assert (info.value.field, info.value.offset) == ("payload_proto", 0)
+
+
 def test_header_len_too_small_for_type_is_malformed_at_header_len() -> None:
     """RFC 3775 9.2: the node discards it and answers Parameter Problem code 0 at Header Len."""
     bu = emitted(mh.BindingUpdate(sequence=1).aligned())
