@@ -25,6 +25,7 @@ from conformance.case import (
     CorrespondentBinding,
     Expect,
     HomeRegistration,
+    ReturnRoutability,
     Silence,
     Wait,
 )
@@ -94,6 +95,10 @@ def _tunnelled_to(care_of: IPv6Address):  # type: ignore[no-untyped-def]
 
 def _any_tunnelled(t: Tester, got: Received) -> bool:
     return got.data[6] == 41
+
+
+def _any_ba(t: Tester, got: Received) -> bool:
+    return ba_fields(got) is not None
 
 
 def _forwarded_on_home_link(t: Tester, got: Received) -> bool:
@@ -389,6 +394,65 @@ CASES: tuple[Case, ...] = (
         stimulus_text="BU seq 51, A and H, while the IUT holds a correspondent binding for "
         "the home address",
         expect=(Expect("BA status 139", _ba_status(139)),),
+    ),
+    Case(
+        id="HA-BU-139-02",
+        title="An unauthorized correspondent registration for a registered home address is "
+        "silently discarded (no BA 139 before the authenticator is checked)",
+        rfc_section="9.5.1",
+        requirement="If the Binding Update is not authorized (its Binding Authorization Data "
+        "does not verify), it MUST be silently discarded (paraphrase): the BA 139 for a "
+        "registration type change comes only after authorization.",
+        level="MUST",
+        role=ROLE,
+        preconditions=(ReturnRoutability(), REGISTERED),
+        stimulus=lambda t: [t.binding_update(sequence=101, bad_authenticator=True)],
+        stimulus_text="correspondent BU seq 101 (no H) for the registered home address, "
+        "current nonce indices, authenticator's first byte flipped",
+        expect=(Silence("no Binding Acknowledgement", _any_ba),),
+    ),
+    Case(
+        id="HA-BU-139-03",
+        title="An authorized correspondent registration for a registered home address gets "
+        "an authenticated BA 139",
+        rfc_section="9.5.1",
+        requirement="If a binding already exists for the home address and its home "
+        "registration flag differs from the H bit of the Binding Update, the node MUST send "
+        "back a Binding Acknowledgement with status 139 (paraphrase); for a correspondent "
+        "registration that BA carries Binding Authorization Data (6.1.8, 9.5.4).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(ReturnRoutability(), REGISTERED),
+        stimulus=lambda t: [t.binding_update(sequence=101)],
+        stimulus_text="correspondent BU seq 101 (no H) for the registered home address, "
+        "authorized with the tokens of the home agent's correspondent role",
+        expect=(
+            Expect(
+                "BA status 139 whose authenticator verifies under Kbm",
+                lambda t, got: _ba_status(139)(t, got) and t.ba_authenticator_ok(got),
+            ),
+        ),
+    ),
+    Case(
+        id="HA-BU-NI-01",
+        title="A home registration carrying a Nonce Indices option is silently discarded",
+        rfc_section="9.5.1",
+        requirement='"If the Home Registration (H) bit is set, the Nonce Indices mobility '
+        'option MUST NOT be present"; otherwise the Binding Update MUST be silently discarded '
+        "(paraphrase of the second half).",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [
+            *_home_bu(sequence=1, nonce_indices=True, home_index=1, care_of_index=2)(t),
+            Delay(0.5),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 1, A and H, with a Nonce Indices option; then an Echo Request "
+        "from the correspondent to the home address",
+        expect=(
+            Silence("no Binding Acknowledgement", _any_ba),
+            Silence("nothing tunnelled (no binding was made)", _any_tunnelled),
+        ),
     ),
     Case(
         id="HA-BU-REREG-01",
@@ -717,6 +781,34 @@ def _unbounded_binding_cache(engine: Any) -> None:
     engine.binding_cache.capacity = 1 << 30
 
 
+def _home_registration_ignores_nonce_indices(engine: Any) -> None:
+    from mip6.wire import mobility as mh
+
+    original = engine._home_registration
+
+    def home_registration(now: float, inbound: Any, update: Any) -> Any:
+        options = tuple(o for o in update.options if not isinstance(o, mh.NonceIndices))
+        return original(now, inbound, dataclasses.replace(update, options=options))
+
+    engine._home_registration = home_registration
+
+
+def _registration_type_change_before_authorization(engine: Any) -> None:
+    from mip6.core.binding_cache import binding_request
+
+    original = engine._binding_update
+
+    def binding_update(now: float, inbound: Any) -> Any:
+        request = binding_request(inbound.packet)
+        if request is not None and not request.update.home_registration:
+            entry = engine._live_entry(now, request.home_address)
+            if entry is not None and entry.home_registration:
+                return engine._acknowledge(request, inbound, 139)
+        return original(now, inbound)
+
+    engine._binding_update = binding_update
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "ha-accepts-unprotected-registration",
@@ -784,6 +876,18 @@ FAULTS: tuple[Fault, ...] = (
         "ha",
         "no BA 134: the home agent's own address can be registered",
         instance=_dad_never_fails,
+    ),
+    Fault(
+        "ha-home-registration-ignores-nonce-indices",
+        "ha",
+        "a home registration with a Nonce Indices option accepted instead of discarded",
+        instance=_home_registration_ignores_nonce_indices,
+    ),
+    Fault(
+        "ha-139-before-authorization",
+        "ha",
+        "BA 139 for a correspondent registration sent before its authenticator is verified",
+        instance=_registration_type_change_before_authorization,
     ),
     Fault(
         "ha-registration-type-change-allowed",

@@ -443,16 +443,12 @@ class HomeAgent:
             return self._home_registration(now, inbound, update)
         if inbound.packet.destination.packed in self._anycast:
             return self._not_here("correspondent Binding Update to the anycast address")
-        request = binding_request(inbound.packet)
-        if request is not None:
-            decision = decide_binding_update(self._live_entry(now, request.home_address), request)
-            if decision.verdict is BindingVerdict.REGISTRATION_TYPE_CHANGE_DISALLOWED:
-                # RFC 3775 9.5.1: a correspondent registration for a home address registered
-                # here. Checked here, before the correspondent role would overwrite (or delete)
-                # the home registration.
-                return self._acknowledge(
-                    request, inbound, Status.REGISTRATION_TYPE_CHANGE_DISALLOWED
-                )
+        # A correspondent registration for a home address registered here gets BA 139 from the
+        # correspondent role, which shares this binding cache, after it has verified the
+        # authenticator: RFC 3775 9.5.1 "If the Binding Update is not authorized ... the
+        # Binding Update MUST be silently discarded", so nobody can have a BA 139 sent to a
+        # care-of address of their choosing. The 139 comes before the role would store or
+        # delete anything, so the home registration is never overwritten.
         log.debug("correspondent role: Binding Update from %s", inbound.packet.source)
         return self._outputs(now, self.correspondent.binding_update(now, inbound))
 
@@ -478,6 +474,17 @@ class HomeAgent:
                 Event(
                     "unprotected_home_registration",
                     {"source": str(packet.source), "sequence": update.sequence},
+                )
+            ]
+        if update.find(mh.NonceIndices) is not None:
+            # RFC 3775 9.5.1: "If the Home Registration (H) bit is set, the Nonce Indices
+            # mobility option MUST NOT be present", else the Binding Update "MUST be silently
+            # discarded".
+            self._count("home_registration_with_nonce_indices")
+            return [
+                Event(
+                    "drop",
+                    {"reason": "home registration with a Nonce Indices option (9.5.1)"},
                 )
             ]
         request = binding_request(packet)

@@ -26,7 +26,7 @@ from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.ipv6ext import DestinationOptions, RoutingType2
 from mip6.wire.udp import UdpDatagram
 
-from .harness import Recorder, Tokens, hao, return_routability, signed_bu
+from .harness import Recorder, hao, return_routability, signed_bu
 
 HA = IPv6Address("2001:db8:1::1")
 PREFIX = IPv6Network("2001:db8:1::/64")
@@ -105,10 +105,16 @@ def home_bu(
     care_of: IPv6Address = CARE_OF,
     destination: IPv6Address = HA,
     alternate: IPv6Address | None = None,
+    nonce_indices: bool = False,
 ) -> bytes:
     """A home registration as the mobile node sends it (RFC 3775 11.7.1): from the care-of
-    address with a Home Address option; from the home address itself when they are equal."""
-    options = (mh.AlternateCareOfAddress(alternate_care_of_address=alternate),) if alternate else ()
+    address with a Home Address option; from the home address itself when they are equal.
+    ``nonce_indices``: with a Nonce Indices option, which 9.5.1 forbids here."""
+    options: tuple[mh.MobilityOption, ...] = (
+        (mh.AlternateCareOfAddress(alternate_care_of_address=alternate),) if alternate else ()
+    )
+    if nonce_indices:
+        options += (mh.NonceIndices(home_nonce_index=1, care_of_nonce_index=2),)
     bu = mh.BindingUpdate(
         sequence=sequence,
         acknowledge=acknowledge,
@@ -344,26 +350,75 @@ def test_correspondent_binding_then_home_registration_gets_139(lab: Lab) -> None
     assert not lab.ha.binding_cache.get(HOME).home_registration
 
 
-def test_home_registration_then_correspondent_bu_gets_139_and_registration_stays(lab: Lab) -> None:
+def test_home_registration_then_unauthorized_correspondent_bu_silently_discarded(
+    lab: Lab,
+) -> None:
+    """RFC 3775 9.5.1: a correspondent Binding Update whose authenticator does not verify is
+    silently discarded, also for a home address registered here: no BA 139 to a care-of
+    address of the sender's choice, and the home registration untouched. (The nonce indices
+    are current ones, or the BU would get BA 136-138, which 9.5.1 sends unauthorized.)"""
+    lab.net.route(IPv6Network(f"{HOME}/128"), "mn")  # the HoT to the home address reaches the MN
+    tokens = return_routability(
+        lab.net, cn="ha", mn=lab.mn, home=HOME, care_of=CARE_OF, correspondent=HA
+    )
     lab.register(1)
-    # An H=0 Binding Update for the registered home address: answered before authorization,
-    # so the BA carries no Binding Authorization Data, and the home registration is untouched.
-    bogus = Tokens(1, bytes(8), 2, bytes(8))
     for lifetime in (100, 0):
         lab.arrive(
             signed_bu(
                 home=HOME,
                 care_of=ELSEWHERE,
                 correspondent=HA,
-                tokens=bogus,
+                tokens=tokens,
                 sequence=5,
+                lifetime_units_4s=lifetime,
+                tamper=True,
+            )
+        )
+        assert lab.elsewhere.take() == []
+    assert lab.ha.correspondent.counters["bu_bad_authenticator"] == 2
+    entry = lab.ha.binding_cache.get(HOME)
+    assert entry is not None and entry.home_registration and entry.care_of_address == CARE_OF
+
+
+def test_home_registration_then_authorized_correspondent_bu_gets_139_and_registration_stays(
+    lab: Lab,
+) -> None:
+    """RFC 3775 9.5.1: once authorized, a correspondent registration for a home address that
+    holds a home registration gets BA 139 (with Binding Authorization Data: it comes after the
+    authenticator check), and the home registration is untouched."""
+    lab.net.route(IPv6Network(f"{HOME}/128"), "mn")  # the HoT to the home address reaches the MN
+    tokens = return_routability(
+        lab.net, cn="ha", mn=lab.mn, home=HOME, care_of=CARE_OF, correspondent=HA
+    )
+    lab.register(1)
+    for sequence, lifetime in ((5, 100), (6, 0)):
+        lab.arrive(
+            signed_bu(
+                home=HOME,
+                care_of=CARE_OF,
+                correspondent=HA,
+                tokens=tokens,
+                sequence=sequence,
                 lifetime_units_4s=lifetime,
             )
         )
-        (packet,) = lab.elsewhere.take()
-        assert packet == ba_packet(Status.REGISTRATION_TYPE_CHANGE_DISALLOWED, 5, care_of=ELSEWHERE)
+        (packet,) = lab.mn.take()
+        ba = packet.payload
+        assert isinstance(ba, mh.BindingAcknowledgement)
+        assert (ba.status, ba.sequence) == (Status.REGISTRATION_TYPE_CHANGE_DISALLOWED, sequence)
+        assert ba.find(mh.BindingAuthorizationData) is not None
     entry = lab.ha.binding_cache.get(HOME)
     assert entry is not None and entry.home_registration and entry.care_of_address == CARE_OF
+
+
+def test_home_registration_with_nonce_indices_silently_discarded(lab: Lab) -> None:
+    """RFC 3775 9.5.1: "If the Home Registration (H) bit is set, the Nonce Indices mobility
+    option MUST NOT be present"; such a Binding Update is silently discarded."""
+    assert lab.register(1, nonce_indices=True) == []
+    assert lab.ha.binding_cache.get(HOME) is None
+    assert lab.ha.counters["home_registration_with_nonce_indices"] == 1
+    lab.arrive(udp(CN, HOME))  # not intercepted: no tunnel to the care-of address
+    assert lab.mn.take() == []
 
 
 @pytest.mark.parametrize(
