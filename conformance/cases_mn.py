@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import itertools
 import struct
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
@@ -185,9 +186,16 @@ def home_agent_ba(t: Tester, sequence: int, status: int = 0, lifetime: int = 100
 
 
 def correspondent_ba(
-    t: Tester, sequence: int, status: int = 0, lifetime: int = 100, *, bad: bool = False
+    t: Tester,
+    sequence: int,
+    status: int = 0,
+    lifetime: int = 100,
+    *,
+    bad: bool = False,
+    reserved: int = 0,
 ) -> bytes:
-    """BA from the correspondent with Binding Authorization Data under the tester's Kbm."""
+    """BA from the correspondent with Binding Authorization Data under the tester's Kbm;
+    ``reserved``: the Mobility Header's Reserved byte (6.1.1), covered by the authenticator."""
     mh = bytearray(
         bytes(
             MIP6MH_BA(
@@ -200,6 +208,7 @@ def correspondent_ba(
             )
         )
     )
+    mh[3] = reserved
     auth = authenticator(
         kbm(HOME_TOKEN, CARE_OF_TOKEN), t.care_of_address, CN, mobility_data(bytes(mh))
     )
@@ -713,6 +722,32 @@ CASES: tuple[Case, ...] = (
         expect=(Expect("the BU to the correspondent retransmitted", _cn_bu_again),),
         timeout=2.0,
     ),
+    Case(
+        id="MN-BA-AUTH-02",
+        title="A correspondent BA is authenticated over its bytes as received (Reserved set)",
+        rfc_section="11.7.3, 6.1.1, 5.2.6",
+        requirement="The Binding Authorization Data covers the Mobility Data as sent; the "
+        "Reserved field is set to zero by the sender and \"MUST be ignored by the receiver\" "
+        "(6.1.1), so a BA whose Reserved byte is not zero and whose authenticator verifies "
+        "over its bytes is accepted (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [
+            correspondent_ba(t, t.memo["cn_bu"].sequence, reserved=0x5A),
+            Delay(0.3),
+            tunnel(PLAN.home_agent, t.care_of_address, _echo_from_correspondent(t)),
+        ],
+        stimulus_text="BA status 0 from the correspondent with Reserved = 0x5a, authenticator "
+        "computed over those bytes; then an Echo Request tunnelled by the home agent",
+        expect=(
+            Expect(
+                "Echo Reply from the care-of address with a HAO (the binding is in use)",
+                _route_optimized_reply,
+            ),
+        ),
+        timeout=1.0,
+    ),
     _expired_nonce_case(136, "home nonce index", "home", "the home keygen token"),
     _expired_nonce_case(137, "care-of nonce index", "care_of", "the care-of keygen token"),
     _expired_nonce_case(138, "nonces", "both", "both keygen tokens"),
@@ -937,6 +972,21 @@ def _no_alternate_care_of(engine: Any) -> None:
     engine._home_binding_update = without
 
 
+@contextlib.contextmanager
+def _ba_authenticator_over_re_emitted_bytes() -> Iterator[None]:
+    """The BA's Mobility Data taken from our own emission of what we parsed (Reserved zero)
+    instead of the bytes received."""
+    from mip6.roles import mobile_node
+    from mip6.wire import mobility
+
+    proxy = types.SimpleNamespace(**vars(mobility))
+    proxy.received_mobility_data = lambda header: mobility.received_mobility_data(
+        header[:3] + b"\0" + header[4:]
+    )
+    with mock.patch.object(mobile_node, "mh", proxy):
+        yield
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "mn-no-alternate-care-of-address",
@@ -975,6 +1025,12 @@ FAULTS: tuple[Fault, ...] = (
         "mn",
         "correspondent BA accepted without a valid authenticator",
         instance=_accept_ba_any_authenticator,
+    ),
+    Fault(
+        "mn-ba-authenticator-over-re-emitted-bytes",
+        "mn",
+        "correspondent BA authenticated over our re-emission, not the bytes received",
+        module=_ba_authenticator_over_re_emitted_bytes,
     ),
     Fault(
         "mn-ignores-binding-error-2",

@@ -14,6 +14,7 @@ retries until it is acknowledged.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import random
 from collections.abc import Callable, Hashable
@@ -589,21 +590,25 @@ class MobileNode:
             self._count("ba_unexpected")
             return []
         if not entry.home_registration and ba.status not in EXPIRED_NONCE_STATUSES:
-            # RFC 3775 11.7.3: a correspondent's BA must carry a valid authenticator.
+            # RFC 3775 11.7.3: a correspondent's BA must carry a valid authenticator, computed
+            # (5.2.6, 6.2.7) over the Mobility Data as received: Reserved bytes and padding
+            # contents another sender set differently from our emission are covered as sent.
+            # Compared in constant time, as the correspondent compares a BU's.
             authorization = ba.find(mh.BindingAuthorizationData)
             care_of = self.home_address if self.at_home else self.care_of_address
             assert care_of is not None
+            header = inbound.layers[-1]
             if (
                 not isinstance(authorization, mh.BindingAuthorizationData)
                 or not self._tokens_ready(now, entry)
-                or (
+                or not hmac.compare_digest(
                     rr.authenticator(
                         self._kbm(entry),
                         care_of,
                         entry.destination,
-                        mh.mobility_data_for_authenticator(ba),
-                    )
-                    != authorization.authenticator
+                        mh.received_mobility_data(inbound.data[header.start : header.end]),
+                    ),
+                    authorization.authenticator,
                 )
             ):
                 self._count("ba_bad_authenticator")

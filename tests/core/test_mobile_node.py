@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
 from mip6.core.actions import Event, StartTimer, Transmit
 from mip6.core.addresses import home_agents_anycast
+from mip6.core.binding_update_list import BulState
 from mip6.core.config import MobileNodeConfig
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.memory import MemoryNetwork, Path
 from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
+from mip6.wire.checksum import upper_layer_checksum
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.ipv6ext import RoutingType2
 from mip6.wire.udp import UdpDatagram
 
+from . import rfc
 from .harness import Recorder, hao
 
 HOME = IPv6Address("2001:db8:1::5")
@@ -559,3 +563,86 @@ def test_expired_nonce_statuses_refresh_only_the_expired_tokens(
     assert kinds[-len(expected) :] == expected
     assert (entry.tokens.home_keygen_token == home_token) == home_kept
     assert (entry.tokens.care_of_keygen_token == care_of_token) == care_of_kept
+
+
+# -- RFC 3775 11.7.3: the correspondent's BA authenticated over the bytes received -------------
+
+
+def _pending_correspondent_bu() -> tuple[RoLab, int]:
+    """Route optimized, then a new Binding Update to the correspondent whose BA is lost."""
+    lab = RoLab()
+    route_optimize(lab)
+    lab.net.path("cn", "mn", Path(loss=1.0), both_ways=False)
+    lab.net.call("mn", "complete_route_optimization", CN)
+    lab.net.run_for(0.05)
+    entry = lab.mn.bul.get(CN)
+    assert entry is not None and entry.state is BulState.WAITING_ACK
+    return lab, entry.sequence
+
+
+def _correspondent_ba_wire(lab: RoLab, sequence: int, change: Callable[[bytearray], None]) -> bytes:
+    """A BA status 0 from the correspondent as another implementation may send it: ``change``
+    edits its bytes (Reserved, padding contents), then the authenticator is computed over them
+    with the independent RR math and the checksum filled in."""
+    ba = mh.BindingAcknowledgement(
+        status=0,
+        sequence=sequence,
+        lifetime_units_4s=25,
+        options=(mh.BindingAuthorizationData(),),
+    ).aligned()
+    raw = bytearray(ba.emit(source=CN.packed, destination=HOME.packed))
+    change(raw)
+    tokens = lab.mn.bul.get(CN).tokens
+    key = rfc.kbm(tokens.home_keygen_token, tokens.care_of_keygen_token)
+    raw[-12:] = rfc.authenticator(key, CARE_OF.packed, CN.packed, bytes(raw))
+    raw[4:6] = b"\0\0"
+    raw[4:6] = upper_layer_checksum(CN.packed, HOME.packed, 135, bytes(raw)).to_bytes(2, "big")
+    packet = Ipv6Packet(
+        source=CN,
+        destination=CARE_OF,
+        extension_headers=(RoutingType2(home_address=HOME),),
+        payload=ba,
+    ).emit()
+    return packet[: len(packet) - len(raw)] + bytes(raw)
+
+
+def _reserved(raw: bytearray) -> None:
+    raw[3] = 0x5A  # RFC 3775 6.1.1: Reserved, "MUST be ignored by the receiver"
+
+
+def _padding(raw: bytearray) -> None:
+    # the PadN before Binding Authorization Data (8n+2): type 1, length 4, then its contents
+    assert raw[12:14] == b"\x01\x04"
+    raw[14:18] = b"\xaa" * 4
+
+
+@pytest.mark.parametrize("change", [_reserved, _padding], ids=["reserved", "padding"])
+def test_waiting_ack_ba_differing_from_our_emission_verifies_over_received_bytes(
+    change: Callable[[bytearray], None],
+) -> None:
+    lab, sequence = _pending_correspondent_bu()
+    lab.net.inject("mn", _correspondent_ba_wire(lab, sequence, change))
+    lab.net.run_for(0.05)
+    entry = lab.mn.bul.get(CN)
+    assert entry.state is BulState.BOUND and entry.acknowledged_sequence == sequence
+    assert lab.mn.counters.get("ba_bad_authenticator", 0) == 0
+
+
+def test_waiting_ack_ba_with_a_wrong_authenticator_still_dropped() -> None:
+    lab, sequence = _pending_correspondent_bu()
+
+    def flip(raw: bytearray) -> None:
+        raw[3] = 0x5A
+
+    wire = bytearray(_correspondent_ba_wire(lab, sequence, flip))
+    wire[-1] ^= 1  # the authenticator's last byte; the checksum now fails too: recompute
+    header = wire[-32:]
+    header[4:6] = b"\0\0"
+    header[4:6] = upper_layer_checksum(CN.packed, HOME.packed, 135, bytes(header)).to_bytes(
+        2, "big"
+    )
+    wire[-32:] = header
+    lab.net.inject("mn", bytes(wire))
+    lab.net.run_for(0.05)
+    assert lab.mn.bul.get(CN).state is BulState.WAITING_ACK
+    assert lab.mn.counters["ba_bad_authenticator"] == 1
