@@ -472,6 +472,18 @@ def _rh2_echo(t: Tester, home: IPv6Address) -> bytes:
     return icmp_packet(CN, t.care_of_address, body, rh2=home)
 
 
+def _test_init_to_home_agent(t: Tester, got: Received) -> bool:
+    """A CoTI to the home agent, or a HoTI for it inside the reverse tunnel."""
+    if got.mh_type in (1, 2) and got.destination == PLAN.home_agent:
+        return True
+    inner = _inner(got, t.care_of_address, PLAN.home_agent)
+    return (
+        _inner_mh_type(inner) in (1, 2)
+        and inner is not None
+        and IPv6Address(inner[24:40]) == PLAN.home_agent
+    )
+
+
 def _cn_bu_again(t: Tester, got: Received) -> bool:
     return bool(binding_updates([got], CN))
 
@@ -629,6 +641,30 @@ CASES: tuple[Case, ...] = (
         timeout=3.0,
     ),
     Case(
+        id="MN-BA-136-HA-01",
+        title="BA 136 from the home agent is a rejection, not a reason for return routability",
+        rfc_section="11.7.3, 5.2.7",
+        requirement="Statuses 136-138 concern the nonces of return routability, which a home "
+        "registration does not use; like any status of 128 or more the mobile node takes it "
+        "as a rejection and SHOULD NOT send further Binding Updates to that destination "
+        "(paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnMoved(),),
+        stimulus=lambda t: [home_agent_ba(t, t.memo["home_bu"].sequence, 136)],
+        stimulus_text="BA status 136 (expired home nonce index) for the captured home "
+        "registration, from the home agent",
+        expect=(
+            Silence("no HoTI or CoTI for the home agent", _test_init_to_home_agent),
+            Silence(
+                "no Binding Update to the home agent for 3 s (the retransmission was due 1.5 s "
+                "after the BU)",
+                _any_home_bu,
+            ),
+        ),
+        timeout=3.0,
+    ),
+    Case(
         id="MN-TUN-01",
         title="A packet tunnelled by the home agent is decapsulated; the answer is "
         "reverse-tunnelled",
@@ -727,7 +763,7 @@ CASES: tuple[Case, ...] = (
         title="A correspondent BA is authenticated over its bytes as received (Reserved set)",
         rfc_section="11.7.3, 6.1.1, 5.2.6",
         requirement="The Binding Authorization Data covers the Mobility Data as sent; the "
-        "Reserved field is set to zero by the sender and \"MUST be ignored by the receiver\" "
+        'Reserved field is set to zero by the sender and "MUST be ignored by the receiver" '
         "(6.1.1), so a BA whose Reserved byte is not zero and whose authenticator verifies "
         "over its bytes is accepted (paraphrase).",
         level="MUST",
@@ -987,6 +1023,22 @@ def _ba_authenticator_over_re_emitted_bytes() -> Iterator[None]:
         yield
 
 
+def _expired_nonces_at_home_agent_start_rr(engine: Any) -> None:
+    original = engine._binding_acknowledgement
+
+    def ack(now: float, inbound: Any, ba: Any) -> Any:
+        entry = engine.bul.get(inbound.packet.source)
+        if entry is not None and entry.home_registration and ba.status in (136, 137, 138):
+            entry.home_registration = False  # handled as a correspondent's expired nonces
+            try:
+                return original(now, inbound, ba)
+            finally:
+                entry.home_registration = True
+        return original(now, inbound, ba)
+
+    engine._binding_acknowledgement = ack
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "mn-no-alternate-care-of-address",
@@ -1005,6 +1057,12 @@ FAULTS: tuple[Fault, ...] = (
         "mn",
         "BU retransmission interval does not double",
         instance=_no_backoff,
+    ),
+    Fault(
+        "mn-expired-nonces-from-home-agent-start-rr",
+        "mn",
+        "BA 136-138 for a home registration starts return routability with the home agent",
+        instance=_expired_nonces_at_home_agent_start_rr,
     ),
     Fault("mn-ignores-ba-135", "mn", "BA 135 not acted upon", instance=_ignores_135),
     Fault(

@@ -624,8 +624,14 @@ class MobileNode:
             self._count("ba_stale_sequence")
             return []
         actions: list[Action] = [CancelTimer(("bu_retransmit", entry.destination))]
-        if ba.status in EXPIRED_NONCE_STATUSES:
-            # RFC 3775 11.7.3: get fresh tokens for what expired, then send the BU again.
+        if ba.status in EXPIRED_NONCE_STATUSES and not entry.home_registration:
+            # RFC 3775 11.7.3: get fresh tokens for what expired, then send the BU again. The
+            # nonces are the return routability procedure's (5.2.7), which a home registration
+            # does not use: from the home agent these statuses fall through to the rejection
+            # rule below ("If the Status field indicates that the Binding Update was rejected
+            # (the Status field is greater than or equal to 128) ... the mobile node SHOULD
+            # record in its Binding Update List that future Binding Updates SHOULD NOT be sent
+            # to this destination"), never to return routability with the home agent.
             if ba.status != Status.EXPIRED_CARE_OF_NONCE_INDEX:
                 entry.tokens.home_keygen_token = None
             if ba.status != Status.EXPIRED_HOME_NONCE_INDEX:

@@ -150,6 +150,26 @@ def test_rejection_stops_and_reports(lab: Lab, status: int) -> None:
     assert event.fields["status"] == status
 
 
+@pytest.mark.parametrize("status", [136, 137, 138])
+def test_home_registration_expired_nonce_status_is_a_rejection_without_return_routability(
+    lab: Lab, status: int
+) -> None:
+    """RFC 3775 11.7.3: 136-138 concern the nonces of a correspondent registration; from the
+    home agent they are a rejection (128 or more) like any other, never a reason for return
+    routability with the home agent."""
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.5)
+    lab.acknowledge(status=status)
+    lab.net.run_for(60)
+    assert len(lab.bus()) == 1
+    assert lab.ha.received == [
+        p for p in lab.ha.received if isinstance(p[1].payload, mh.BindingUpdate)
+    ]
+    (event,) = lab.events("binding_rejected")
+    assert event.fields["status"] == status
+    assert lab.mn.bul.get(HA).state is BulState.FAILED
+
+
 def test_ba_with_other_sequence_ignored(lab: Lab) -> None:
     lab.net.call("mn", "register")
     lab.net.run_for(0.5)
