@@ -134,17 +134,7 @@ RANDOM_OFFSET = 20
 _LENGTH = struct.Struct("!I")
 LENGTH_PREFIX = _LENGTH.size
 
-# The largest plaintext: an INIT at the messages module's bounds. Its fixed parts are restated
-# here (Next Sequence, Connection Count, Lifetime: 8 bytes; per connection Flags, Reserved and two
-# lengths: 12 bytes); tests hold this to the length of the largest INIT messages.Init.emit makes.
-_INIT_FIXED_LENGTH = 8
-_CONNECTION_FIXED_LENGTH = 12
-MAX_MESSAGE_LENGTH = (
-    messages.HEADER_LENGTH
-    + _INIT_FIXED_LENGTH
-    + messages.MAX_CONNECTIONS
-    * (_CONNECTION_FIXED_LENGTH + messages.MAX_SNAPSHOT + messages.MAX_APPLICATION_STATE)
-)
+MAX_MESSAGE_LENGTH = messages.MAX_MESSAGE_LENGTH  # the largest plaintext: an INIT at its bounds
 MAX_FRAME_LENGTH = MAX_MESSAGE_LENGTH + TAG_LENGTH  # the Length field's cap: 134_218_548
 
 # The OKM's layout, in the order of the module docstring

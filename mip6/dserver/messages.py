@@ -73,6 +73,12 @@ CLIENT_OFFSET = 12
 _INIT = struct.Struct("!HHI")
 _CONNECTION = struct.Struct("!B3xII")
 _FAILED = struct.Struct("!B3x")
+# The longest message: an INIT at every bound (what the channel's frame length is capped by).
+MAX_MESSAGE_LENGTH = (
+    HEADER_LENGTH
+    + _INIT.size
+    + MAX_CONNECTIONS * (_CONNECTION.size + MAX_SNAPSHOT + MAX_APPLICATION_STATE)
+)
 REGENERABLE = 0x01
 
 
