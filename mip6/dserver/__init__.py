@@ -1,7 +1,12 @@
 """The distributed server of the seeds (DSERVER.md): a group of member daemons that every client
 sees as one IPv6 host, the contact address. Sans-I/O, like the roles.
 
-Here so far: :mod:`mip6.dserver.messages`, the handoff protocol's member-channel messages, and
-:mod:`mip6.dserver.channel`, the member channel's security layer (a handshake proving the group
-key, then AES-256-GCM frames each carrying one message).
+Here so far (the member engine that drives them is not written yet):
+
+- :mod:`mip6.dserver.messages`: the handoff protocol's member-channel messages;
+- :mod:`mip6.dserver.channel`: the member channel's security layer (a handshake proving the
+  group key, then AES-256-GCM frames each carrying one message);
+- :mod:`mip6.dserver.handoff`: the donor's and acceptor's handoff state machines;
+- :mod:`mip6.dserver.policy`: distribution policies and the group view they choose from;
+- :mod:`mip6.dserver.relay`: the contact node's HoTI/HoT relay table.
 """
