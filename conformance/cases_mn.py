@@ -179,10 +179,38 @@ def _mh_packet(
     return fill_checksum(bytes(pkt / Raw(mh)))
 
 
-def home_agent_ba(t: Tester, sequence: int, status: int = 0, lifetime: int = 100) -> bytes:
+def home_agent_ba(
+    t: Tester,
+    sequence: int,
+    status: int = 0,
+    lifetime: int = 100,
+    *,
+    care_of: IPv6Address | None = None,
+) -> bytes:
     """BA from the home agent to the care-of address via RH2 (RFC 3775 6.1.8, 10.3.1)."""
     mh = bytes(MIP6MH_BA(status=status, flags=0, seq=sequence, mhtime=lifetime, cksum=0))
-    return _mh_packet(PLAN.home_agent, t.care_of_address, mh, t.home_address)
+    return _mh_packet(PLAN.home_agent, care_of or t.care_of_address, mh, t.home_address)
+
+
+def binding_error(t: Tester, status: int) -> bytes:
+    """A Binding Error (RFC 3775 6.1.9) "from" the correspondent: anyone can send one."""
+    home = str(t.home_address) if status == 1 else "::"
+    return _mh_packet(
+        CN, t.care_of_address, bytes(MIP6MH_BE(status=status, ha=home, cksum=0)), None
+    )
+
+
+def _signalling_from(care_of: IPv6Address):  # type: ignore[no-untyped-def]
+    """Return routability or a Binding Update towards the correspondent from ``care_of``:
+    a CoTI or BU straight from it, or a HoTI in the reverse tunnel from it."""
+
+    def match(t: Tester, got: Received) -> bool:
+        if got.source == care_of and got.destination == CN and got.mh_type in (2, 5):
+            return True
+        inner = _inner(got, care_of, PLAN.home_agent)
+        return _inner_mh_type(inner) == 1 and inner is not None and IPv6Address(inner[24:40]) == CN
+
+    return match
 
 
 def correspondent_ba(
@@ -857,39 +885,76 @@ CASES: tuple[Case, ...] = (
         level="SHOULD",
         role=ROLE,
         preconditions=(MnRouteOptimized(),),
-        stimulus=lambda t: [
-            _mh_packet(
-                CN,
-                t.care_of_address,
-                bytes(MIP6MH_BE(status=1, ha=str(t.home_address), cksum=0)),
-                None,
-            )
-        ],
+        stimulus=lambda t: [binding_error(t, 1)],
         stimulus_text="Binding Error status 1 (home address 2001:db8:1::5) from the correspondent",
         expect=(Expect("HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),),
         timeout=2.0,
     ),
     Case(
         id="MN-BE-2-01",
-        title="Binding Error 2 stops route optimization with that correspondent",
+        title="Binding Error 2 while awaiting the correspondent's BA stops route optimization",
         rfc_section="11.3.6",
-        requirement="On a Binding Error with status 2 the mobile node should stop trying "
-        "route optimization with that correspondent (paraphrase).",
+        requirement="Expecting an acknowledgement or response from the correspondent, on a "
+        "Binding Error with status 2 the mobile node should cease the attempt to use route "
+        "optimization with it (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [binding_error(t, 2), Delay(0.5), Act("route_optimize", CN)],
+        stimulus_text="Binding Error status 2 from the correspondent while its BA is awaited "
+        "(it never acknowledged a binding); then IUT control: route_optimize 2001:db8:2::99",
+        expect=(
+            Silence(
+                "no HoTI, CoTI or BU towards the correspondent (the BU is not retransmitted)",
+                _correspondent_signalling,
+            ),
+        ),
+        timeout=3.0,
+    ),
+    Case(
+        id="MN-BE-2-02",
+        title="A Binding Error 2 from a correspondent that acknowledged our binding does not "
+        "stop the mobile node from keeping that binding current",
+        rfc_section="11.3.6, 11.7.2",
+        requirement='"If the mobile node is not expecting an acknowledgement or response from '
+        'the correspondent node, the mobile node SHOULD ignore this message"; and a binding the '
+        "mobile node created must not be left naming a care-of address it has left: after a "
+        "move it is updated (or deleted) (paraphrase).",
         level="SHOULD",
         role=ROLE,
         preconditions=(MnRouteOptimized(),),
         stimulus=lambda t: [
-            _mh_packet(
-                CN,
-                t.care_of_address,
-                bytes(MIP6MH_BE(status=2, ha="::", cksum=0)),
-                None,
-            ),
+            binding_error(t, 2),
             Delay(0.5),
-            Act("route_optimize", CN),
+            Act("move", PLAN.care_of2),
+            Delay(0.3),
+            home_agent_ba(t, (t.memo["home_bu"].sequence + 1) & 0xFFFF, care_of=PLAN.care_of2),
         ],
-        stimulus_text="Binding Error status 2 from the correspondent; then IUT control: "
-        "route_optimize 2001:db8:2::99",
+        stimulus_text="Binding Error status 2 from the correspondent that sent an authorized BA "
+        "0; IUT control: move to 2001:db8:4::5; the new home registration answered with BA 0",
+        expect=(
+            Expect(
+                "HoTI (in the reverse tunnel), CoTI or BU towards the correspondent from "
+                "2001:db8:4::5",
+                _signalling_from(PLAN.care_of2),
+            ),
+        ),
+        timeout=2.0,
+    ),
+    Case(
+        id="MN-BE-1-02",
+        title="After a Binding Error 2 was accepted, a Binding Error 1 does not restart route "
+        "optimization",
+        rfc_section="11.3.6",
+        requirement="Having ceased route optimization with a correspondent on a Binding Error "
+        "2, the mobile node does not resume it on an (equally unauthenticated) Binding Error 1 "
+        "(this implementation's reading).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [binding_error(t, 2), Delay(0.5), binding_error(t, 1)],
+        stimulus_text="Binding Error status 2 from the correspondent while its BA is awaited; "
+        "then Binding Error status 1 (home address 2001:db8:1::5) from it",
         expect=(
             Silence("no HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),
         ),
@@ -1039,6 +1104,22 @@ def _expired_nonces_at_home_agent_start_rr(engine: Any) -> None:
     engine._binding_acknowledgement = ack
 
 
+def _binding_error_2_always_believed(engine: Any) -> None:
+    engine._unrecognized_mh_type_applies = lambda entry: True
+
+
+def _binding_error_1_after_2_restarts(engine: Any) -> None:
+    original = engine._binding_error
+
+    def error(now: float, inbound: Any, be: Any) -> Any:
+        entry = engine.bul.get(inbound.packet.source)
+        if be.status == 1 and entry is not None:
+            entry.mobility_header_unsupported = False
+        return original(now, inbound, be)
+
+    engine._binding_error = error
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "mn-no-alternate-care-of-address",
@@ -1095,6 +1176,18 @@ FAULTS: tuple[Fault, ...] = (
         "mn",
         "Binding Error 2 does not stop route optimization",
         instance=_ignores_binding_error_2,
+    ),
+    Fault(
+        "mn-binding-error-2-always-believed",
+        "mn",
+        "Binding Error 2 stops managing a binding the correspondent acknowledged",
+        instance=_binding_error_2_always_believed,
+    ),
+    Fault(
+        "mn-binding-error-1-restarts-after-2",
+        "mn",
+        "Binding Error 1 restarts route optimization given up on a Binding Error 2",
+        instance=_binding_error_1_after_2_restarts,
     ),
 )
 

@@ -833,19 +833,55 @@ class MobileNode:
 
     def _binding_error(self, now: float, inbound: Inbound, error: mh.BindingError) -> list[Action]:
         """RFC 3775 11.3.6: status 1, the correspondent has no binding for our Home Address
-        option: bind again; status 2, it does not speak the Mobility Header: stop trying."""
+        option: bind again; status 2, it does not speak the Mobility Header: stop trying, when
+        :meth:`_unrecognized_mh_type_applies` says the message is believable."""
         entry = self.bul.get(inbound.packet.source)
         if entry is None or entry.home_registration:
+            # RFC 3775 11.3.6: no Binding Update List entry for the source: "it MUST ignore
+            # the message".
             return []
         if error.status == mh.BindingErrorStatus.UNRECOGNIZED_MH_TYPE:
+            if not self._unrecognized_mh_type_applies(entry):
+                self._count("binding_error_2_ignored")
+                return [
+                    Event(
+                        "drop",
+                        {"reason": "Binding Error 2 from a correspondent not expected to send it"},
+                    )
+                ]
             entry.mobility_header_unsupported = True
             transition(entry, BulInput.BINDING_ERROR_UNRECOGNIZED_MH_TYPE)
             return [Event("route_optimization_unsupported", {"correspondent": entry.destination})]
         if error.status == mh.BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS_OPTION:
+            if entry.mobility_header_unsupported:
+                # Route optimization with this correspondent was given up on a Binding Error 2
+                # (which we only believe from a node that never showed it speaks the Mobility
+                # Header, so it holds no binding of ours): a status 1, just as unauthenticated,
+                # does not restart it. The entry stays FAILED and traffic stays in the tunnel.
+                self._count("binding_error_1_ignored")
+                return []
             transition(entry, BulInput.BINDING_ERROR_UNKNOWN_BINDING)
             entry.send_when_ready = True
             return self._return_routability(now, entry)
         return []
+
+    def _unrecognized_mh_type_applies(self, entry: BulEntry) -> bool:
+        """Whether a Binding Error status 2 may end route optimization with ``entry``'s
+        correspondent. Binding Errors carry no authenticator, so anyone can send one.
+
+        RFC 3775 11.3.6: "If the mobile node is not expecting an acknowledgement or response
+        from the correspondent node, the mobile node SHOULD ignore this message. Otherwise,
+        the mobile node SHOULD cease the use of any extensions ... If no extensions had been
+        used, the mobile node should cease the attempt to use route optimization." So only
+        while a HoTI/CoTI or a Binding Update is outstanding. And never from a correspondent
+        that has sent us an authenticated Binding Acknowledgement: it demonstrably speaks the
+        Mobility Header, and it holds a binding we created; ceasing to manage that binding
+        would leave it pointing at the care-of address we leave on the next move (its traffic
+        black-holed until the binding's lifetime ends). Such a binding is kept current instead
+        (refreshed or deleted on each move, 11.7.2), which is what a node that understands the
+        Binding Update needs."""
+        expecting = entry.state in (BulState.RETURN_ROUTABILITY, BulState.WAITING_ACK)
+        return expecting and entry.acknowledged_sequence is None
 
     # -- discovery (RFC 3775 11.4) ---------------------------------------------------------------
 

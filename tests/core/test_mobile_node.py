@@ -451,20 +451,81 @@ def test_clear_binding_retries_until_acknowledged() -> None:
     assert lab.events("deregistered")
 
 
-def test_binding_error_2_stops_route_optimization() -> None:
-    lab = RoLab()
-    route_optimize(lab)
-    be = Ipv6Packet(
+def binding_error(status: int) -> bytes:
+    return Ipv6Packet(
         source=CN,
         destination=CARE_OF,
-        payload=mh.BindingError(status=2, home_address=HOME).aligned(),
-    )
-    lab.net.inject("mn", be.emit())
+        payload=mh.BindingError(status=status, home_address=HOME).aligned(),
+    ).emit()
+
+
+def test_return_routability_binding_error_2_stops_route_optimization() -> None:
+    """RFC 3775 11.3.6: expecting a response from a correspondent that never acknowledged a
+    binding of ours, a Binding Error 2 ends route optimization with it."""
+    lab = RoLab()
+    lab.net.route(HOME, "ha")
+    lab.net.call("mn", "start_route_optimization", CN)  # HoTI/CoTI out, never answered
+    lab.net.run_for(0.1)
+    lab.net.inject("mn", binding_error(2))
     lab.net.run_for(0.1)
     assert lab.events("route_optimization_unsupported")
+    assert lab.mn.bul.get(CN).state is BulState.FAILED
+    lab.ha.received.clear()
+    lab.net.run_for(10)  # no HoTI retransmission
+    assert lab.ha.received == []
     lab.net.call("mn", "send", udp(HOME, CN))
     lab.net.run_for(0.1)
     assert isinstance(lab.ha.received[-1][1].payload, Ipv6Packet)  # back to the reverse tunnel
+
+
+def test_failed_after_binding_error_2_binding_error_1_does_not_restart() -> None:
+    """A Binding Error 1 (as unauthenticated as the 2 was) does not undo the decision."""
+    lab = RoLab()
+    lab.net.route(HOME, "ha")
+    lab.net.call("mn", "start_route_optimization", CN)
+    lab.net.run_for(0.1)
+    lab.net.inject("mn", binding_error(2))
+    lab.net.run_for(0.1)
+    lab.ha.received.clear()
+    sent = len([s for s in lab.net.trace if s.sender == "mn"])
+    lab.net.inject("mn", binding_error(1))
+    lab.net.run_for(5)
+    assert len([s for s in lab.net.trace if s.sender == "mn"]) == sent
+    assert lab.mn.bul.get(CN).state is BulState.FAILED
+    assert lab.mn.counters["binding_error_1_ignored"] == 1
+
+
+def test_bound_binding_error_2_ignored_and_binding_follows_the_move() -> None:
+    """RFC 3775 11.3.6: not expecting a response, the mobile node ignores a Binding Error 2;
+    and a correspondent that acknowledged our binding speaks the Mobility Header. After the
+    next move its binding names the new care-of address, not the one we left."""
+    lab = RoLab()
+    route_optimize(lab)
+    lab.net.inject("mn", binding_error(2))
+    lab.net.run_for(0.1)
+    assert not lab.events("route_optimization_unsupported")
+    assert lab.mn.counters["binding_error_2_ignored"] == 1
+    lab.net.call("mn", "move", CARE_OF_2)
+    lab.net.run_for(0.1)
+    lab.acknowledge()
+    for _ in range(4):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    lab.net.run_for(0.5)
+    assert lab.cn.binding_cache.get(HOME).care_of_address == CARE_OF_2
+
+
+def test_waiting_ack_binding_error_2_from_a_correspondent_that_acknowledged_before_ignored() -> (
+    None
+):
+    """Refreshing a binding the correspondent acknowledged before: it speaks the Mobility
+    Header, so a Binding Error 2 "from" it is not believed either."""
+    lab, _ = _pending_correspondent_bu()
+    lab.net.inject("mn", binding_error(2))
+    lab.net.run_for(0.1)
+    entry = lab.mn.bul.get(CN)
+    assert entry.state is BulState.WAITING_ACK and not entry.mobility_header_unsupported
+    assert not lab.events("route_optimization_unsupported")
 
 
 def test_hao_in_data_only_with_binding() -> None:
