@@ -11,6 +11,7 @@ import itertools
 import random
 import signal
 from collections.abc import Callable
+from ipaddress import IPv6Address
 from pathlib import Path
 from unittest import mock
 
@@ -185,9 +186,11 @@ def _roaming(log: TransitionLog) -> Roaming:
     return lab
 
 
-def _inject_from_correspondent(lab: Roaming, message: mh._Message) -> None:
+def _inject_from_correspondent(
+    lab: Roaming, message: mh._Message, source: IPv6Address = CN
+) -> None:
     packet = Ipv6Packet(
-        source=CN,
+        source=source,
         destination=lab.mn.care_of_address,
         extension_headers=(RoutingType2(home_address=HOME),),
         payload=message,
@@ -240,16 +243,27 @@ def binding_errors(log: TransitionLog) -> None:
     lab.net.run_for(1)
     log.check(lab.mn)
     assert lab.mn.bul.get(CN).state is BulState.BOUND
+    # RFC 3775 11.3.6: not expecting a response (and it acknowledged our binding): ignored
     _inject_from_correspondent(lab, mh.BindingError(status=2, home_address=HOME).aligned())
     lab.net.run_for(0.1)
-    assert lab.mn.bul.get(CN).state is BulState.FAILED
-    lab.attach("visited2")  # a failed correspondent entry is not moved
+    assert lab.mn.bul.get(CN).state is BulState.BOUND
+    silent = IPv6Address("2001:db8:9::2")  # unrouted: nothing answers its HoTI/CoTI
+    lab.net.call("mn", "start_route_optimization", silent)
+    lab.net.run_for(0.1)
+    _inject_from_correspondent(
+        lab, mh.BindingError(status=2, home_address=HOME).aligned(), source=silent
+    )
+    lab.net.run_for(0.1)
+    assert lab.mn.bul.get(silent).state is BulState.FAILED
+    lab.attach("visited2")  # a failed correspondent entry is not moved; a bound one is
     lab.net.run_for(2)
     log.check(lab.mn)
-    assert lab.mn.bul.get(CN).state is BulState.FAILED
+    assert lab.mn.bul.get(silent).state is BulState.FAILED
+    assert lab.mn.bul.get(CN).state is BulState.BOUND
+    assert lab.cn.binding_cache.get(HOME).care_of_address == lab.mn.care_of_address
     assert {
         (BulState.BOUND, BulInput.BINDING_ERROR_UNKNOWN_BINDING),
-        (BulState.BOUND, BulInput.BINDING_ERROR_UNRECOGNIZED_MH_TYPE),
+        (BulState.RETURN_ROUTABILITY, BulInput.BINDING_ERROR_UNRECOGNIZED_MH_TYPE),
     } <= log.pairs()
 
 
