@@ -781,34 +781,6 @@ def _unbounded_binding_cache(engine: Any) -> None:
     engine.binding_cache.capacity = 1 << 30
 
 
-def _home_registration_ignores_nonce_indices(engine: Any) -> None:
-    from mip6.wire import mobility as mh
-
-    original = engine._home_registration
-
-    def home_registration(now: float, inbound: Any, update: Any) -> Any:
-        options = tuple(o for o in update.options if not isinstance(o, mh.NonceIndices))
-        return original(now, inbound, dataclasses.replace(update, options=options))
-
-    engine._home_registration = home_registration
-
-
-def _registration_type_change_before_authorization(engine: Any) -> None:
-    from mip6.core.binding_cache import binding_request
-
-    original = engine._binding_update
-
-    def binding_update(now: float, inbound: Any) -> Any:
-        request = binding_request(inbound.packet)
-        if request is not None and not request.update.home_registration:
-            entry = engine._live_entry(now, request.home_address)
-            if entry is not None and entry.home_registration:
-                return engine._acknowledge(request, inbound, 139)
-        return original(now, inbound)
-
-    engine._binding_update = binding_update
-
-
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "ha-accepts-unprotected-registration",
@@ -876,18 +848,6 @@ FAULTS: tuple[Fault, ...] = (
         "ha",
         "no BA 134: the home agent's own address can be registered",
         instance=_dad_never_fails,
-    ),
-    Fault(
-        "ha-home-registration-ignores-nonce-indices",
-        "ha",
-        "a home registration with a Nonce Indices option accepted instead of discarded",
-        instance=_home_registration_ignores_nonce_indices,
-    ),
-    Fault(
-        "ha-139-before-authorization",
-        "ha",
-        "BA 139 for a correspondent registration sent before its authenticator is verified",
-        instance=_registration_type_change_before_authorization,
     ),
     Fault(
         "ha-registration-type-change-allowed",

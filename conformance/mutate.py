@@ -195,6 +195,52 @@ def _trailing_bytes_before_payload_proto() -> Iterator[None]:
         yield
 
 
+# -- home agent and mobile node faults that need our codec (the case modules may not import it) --
+
+
+def _home_registration_ignores_nonce_indices(engine: Any) -> None:
+    from mip6.wire import mobility as mh
+
+    original = engine._home_registration
+
+    def home_registration(now: float, inbound: Any, update: Any) -> Any:
+        options = tuple(o for o in update.options if not isinstance(o, mh.NonceIndices))
+        return original(now, inbound, dataclasses.replace(update, options=options))
+
+    engine._home_registration = home_registration
+
+
+def _registration_type_change_before_authorization(engine: Any) -> None:
+    from mip6.core.binding_cache import binding_request
+
+    original = engine._binding_update
+
+    def binding_update(now: float, inbound: Any) -> Any:
+        request = binding_request(inbound.packet)
+        if request is not None and not request.update.home_registration:
+            entry = engine._live_entry(now, request.home_address)
+            if entry is not None and entry.home_registration:
+                return engine._acknowledge(request, inbound, 139)
+        return original(now, inbound)
+
+    engine._binding_update = binding_update
+
+
+@contextlib.contextmanager
+def _ba_authenticator_over_re_emitted_bytes() -> Iterator[None]:
+    """The BA's Mobility Data taken from our own emission of what we parsed (Reserved zero)
+    instead of the bytes received."""
+    from mip6.roles import mobile_node
+    from mip6.wire import mobility
+
+    proxy = types.SimpleNamespace(**vars(mobility))
+    proxy.received_mobility_data = lambda header: mobility.received_mobility_data(
+        header[:3] + b"\0" + header[4:]
+    )
+    with mock.patch.object(mobile_node, "mh", proxy):
+        yield
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "cn-accept-bad-authenticator",
@@ -291,6 +337,24 @@ FAULTS: tuple[Fault, ...] = (
         "cn",
         "HoT does not copy the Home Init Cookie",
         instance=_hot_with_wrong_cookie,
+    ),
+    Fault(
+        "ha-home-registration-ignores-nonce-indices",
+        "ha",
+        "a home registration with a Nonce Indices option accepted instead of discarded",
+        instance=_home_registration_ignores_nonce_indices,
+    ),
+    Fault(
+        "ha-139-before-authorization",
+        "ha",
+        "BA 139 for a correspondent registration sent before its authenticator is verified",
+        instance=_registration_type_change_before_authorization,
+    ),
+    Fault(
+        "mn-ba-authenticator-over-re-emitted-bytes",
+        "mn",
+        "correspondent BA authenticated over our re-emission, not the bytes received",
+        module=_ba_authenticator_over_re_emitted_bytes,
     ),
 )
 

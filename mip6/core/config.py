@@ -97,6 +97,14 @@ class MobileNodeConfig:
     correspondent_registration_lifetime: float = 420.0  # capped by MAX_RR_BINDING_LIFETIME
     refresh_lead: float = 0.2  # re-register when this fraction of the lifetime remains
     route_optimization: bool = True
+    # Route optimization started by traffic arriving through the home agent's tunnel (RFC 3775
+    # 11.7.2), whose inner source anyone can write: at most ``rate`` starts per second with
+    # ``burst`` saved up, over all sources; toward one source at most one start per
+    # ``retry_interval_s`` seconds, remembered for up to ``route_optimization_sources`` sources.
+    route_optimization_start_rate: float = 1.0
+    route_optimization_start_burst: int = 5
+    route_optimization_retry_interval_s: float = 60.0
+    route_optimization_sources: int = 256
     binding_update_list_size: int = 1024
     icmp_error_rate: float = 10.0
     icmp_error_burst: int = 10

@@ -25,6 +25,7 @@ from typing import Any
 from mip6.core import rr, show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.addresses import home_agents_anycast
+from mip6.core.binding_cache import unicast_routable
 from mip6.core.binding_update_list import (
     BindingUpdateList,
     BulEntry,
@@ -109,6 +110,12 @@ class MobileNode:
             ),
         )
         self.counters = self.pipeline.counters
+        # Starts of route optimization by tunnelled traffic: one bucket for all sources, and
+        # each source's last start (oldest first, at most route_optimization_sources).
+        self._route_optimization_starts = TokenBucket(
+            config.route_optimization_start_rate, config.route_optimization_start_burst
+        )
+        self._route_optimization_started: dict[IPv6Address, float] = {}
         self._dhaad: tuple[int, int, float] | None = None  # identifier, tries, timeout
         self._mps: tuple[int, int, float] | None = None
 
@@ -430,11 +437,53 @@ class MobileNode:
             and self.config.route_optimization
             and self.bul.get(correspondent) is None
             and not self.at_home
+            and self._may_route_optimize_with(correspondent)
+            and self._route_optimization_start_allowed(now, correspondent)
         ):
             # RFC 3775 11.7.2: traffic arriving through the home agent's tunnel is a reason to
             # start route optimization with its sender.
             actions += self.start_route_optimization(now, correspondent)
         return actions
+
+    def _may_route_optimize_with(self, correspondent: IPv6Address) -> bool:
+        """Whether the inner source of a tunnelled packet can be a correspondent node.
+
+        Not this node's own home or care-of address, nor its home agent (which holds its home
+        registration and would answer a correspondent registration with BA 139, 9.5.1). And
+        only a global unicast address (RFC 4291 2.4: everything but unspecified, loopback,
+        multicast and link-local; the check the correspondent applies to a Binding Update's
+        addresses, RFC 3775 9.5.1), minus ::/8 (RFC 4291 2.5.5: IPv4-compatible addresses are
+        deprecated, IPv4-mapped ones never appear in IPv6 headers, the rest is reserved by the
+        IETF). Unique local addresses (RFC 4193 fc00::/7) are allowed: they are unicast of
+        global scope (RFC 4193 3), and a correspondent in the same site is a real one."""
+        if correspondent in (self.home_address, self.care_of_address, self.home_agent):
+            return False
+        return unicast_routable(correspondent) and int(correspondent) >> 120 != 0
+
+    def _route_optimization_start_allowed(self, now: float, correspondent: IPv6Address) -> bool:
+        """The rate limits and bounds on starts by tunnelled traffic (see MobileNodeConfig):
+        one start per source per retry interval, a token bucket over all sources, a bounded
+        memory of sources, and room in the Binding Update List (whose ``put`` refuses to grow
+        past its capacity; one place is left for the home registration)."""
+        started = self._route_optimization_started
+        interval = self.config.route_optimization_retry_interval_s
+        last = started.get(correspondent)
+        if last is not None and now - last < interval:
+            self._count("route_optimization_start_limited_per_source")
+            return False
+        for source, at in list(started.items()):  # oldest first: forget what has aged out
+            if now - at < interval:
+                break
+            del started[source]
+        if (
+            len(started) >= self.config.route_optimization_sources
+            or len(self.bul) + 1 >= self.bul.capacity
+            or not self._route_optimization_starts.allow(now)
+        ):
+            self._count("route_optimization_start_limited")
+            return False
+        started[correspondent] = now  # any earlier start of it has aged out above
+        return True
 
     # -- Binding Updates out (RFC 3775 11.7) --------------------------------------------------
 

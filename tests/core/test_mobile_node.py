@@ -727,3 +727,87 @@ def test_waiting_ack_ba_with_a_wrong_authenticator_still_dropped() -> None:
     lab.net.run_for(0.05)
     assert lab.mn.bul.get(CN).state is BulState.WAITING_ACK
     assert lab.mn.counters["ba_bad_authenticator"] == 1
+
+
+# -- route optimization started by tunnelled traffic (RFC 3775 11.7.2) --------------------------
+
+
+def _tunnelled_from(lab: Lab, source: IPv6Address) -> None:
+    inner = Ipv6Packet.parse(udp(source, HOME))
+    lab.net.inject("mn", Ipv6Packet(source=HA, destination=CARE_OF, payload=inner).emit())
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        HOME,  # our own home address
+        CARE_OF,  # our own care-of address
+        HA,  # our home agent
+        IPv6Address("fe80::99"),  # link-local
+        IPv6Address("::ffff:192.0.2.1"),  # IPv4-mapped (RFC 4291 2.5.5.2)
+        IPv6Address("::1"),  # loopback
+        IPv6Address("::"),  # unspecified
+    ],
+)
+def test_away_tunnelled_packet_from_own_or_non_global_source_starts_no_route_optimization(
+    source: IPv6Address,
+) -> None:
+    lab = Lab(route_optimization=True)
+    _tunnelled_from(lab, source)
+    lab.net.run_for(0.5)
+    assert lab.mn.bul.get(source) is None
+    assert lab.ha.received == []  # no HoTI through the reverse tunnel
+
+
+@pytest.mark.parametrize("source", [CN, IPv6Address("fd00:1::7")], ids=["global", "unique-local"])
+def test_away_tunnelled_packet_from_a_correspondent_starts_route_optimization(
+    source: IPv6Address,
+) -> None:
+    lab = Lab(route_optimization=True)
+    _tunnelled_from(lab, source)
+    lab.net.run_for(0.1)
+    assert lab.mn.bul.get(source).state is BulState.RETURN_ROUTABILITY
+
+
+def test_away_tunnelled_packets_from_many_sources_start_route_optimization_at_the_rate() -> None:
+    lab = Lab(route_optimization=True)
+    sources = [IPv6Address(int(CN) + i) for i in range(20)]
+    for source in sources:
+        _tunnelled_from(lab, source)
+    lab.net.run_for(0.1)
+    burst = lab.mn.config.route_optimization_start_burst
+    assert sum(lab.mn.bul.get(s) is not None for s in sources) == burst
+    lab.net.run_for(1.0)  # one more token
+    for source in sources:
+        _tunnelled_from(lab, source)
+    lab.net.run_for(0.1)
+    assert sum(lab.mn.bul.get(s) is not None for s in sources) == burst + 1
+
+
+def test_away_route_optimization_restarted_toward_one_source_once_per_retry_interval() -> None:
+    lab = Lab(route_optimization=True)
+    _tunnelled_from(lab, CN)
+    lab.net.run_for(0.1)
+    lab.mn.bul.remove(CN)  # e.g. its binding was deleted
+    _tunnelled_from(lab, CN)
+    lab.net.run_for(0.1)
+    assert lab.mn.bul.get(CN) is None
+    assert lab.mn.counters["route_optimization_start_limited_per_source"] == 1
+    lab.net.run_for(lab.mn.config.route_optimization_retry_interval_s)
+    _tunnelled_from(lab, CN)
+    lab.net.run_for(0.1)
+    assert lab.mn.bul.get(CN) is not None
+
+
+def test_away_route_optimization_starts_bounded_by_the_binding_update_list() -> None:
+    """A full Binding Update List refuses a new entry (OverflowError); tunnelled traffic
+    never gets there, and a place stays free for the home registration."""
+    lab = Lab(route_optimization=True)
+    lab.mn.bul.capacity = 3
+    sources = [IPv6Address(int(CN) + i) for i in range(5)]
+    for source in sources:
+        _tunnelled_from(lab, source)
+    lab.net.run_for(0.1)
+    assert len(lab.mn.bul) == 2
+    lab.net.call("mn", "register")
+    assert lab.mn.bul.get(HA) is not None
