@@ -77,6 +77,7 @@ _BU_H = 0x40
 MOBILE_SIDE = frozenset({"mobile_node"})
 SIDES = frozenset({"mobile_node", "home_agent"})
 
+
 class PolicyAction(enum.Enum):
     """RFC 4301 4.4.1: "DISCARD, BYPASS, PROTECT"."""
 
