@@ -8,58 +8,22 @@ import asyncio
 import errno
 import hashlib
 import os
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from ipaddress import IPv6Address
-from typing import Any
 
 import pytest
 
 from mip6.apps.echo import udp_echo
 from mip6.apps.http import BLOCK, Body, HttpServer, generated_body
-from mip6.core.actions import Action, Deliver, Transmit
+from mip6.core.actions import Deliver
 from mip6.runtime.host import AsyncHost
 from mip6.runtime.host import Host as SansIoHost
 from mip6.runtime.node import NodeRuntime
 from mip6.wire.ipv6 import Ipv6Packet, RawPayload
+from tests.engines import PassThrough
 
 A = IPv6Address("2001:db8::a")
 B = IPv6Address("2001:db8::b")
-
-
-class PassThrough:
-    """An engine without Mobile IPv6: the upper layer's packets go out as they are, received
-    ones are delivered, and Port Unreachable requests are recorded."""
-
-    def __init__(self, unreachable: list[bytes]) -> None:
-        self.unreachable = unreachable
-
-    def start(self, now: float) -> list[Action]:
-        return []
-
-    def handle_packet(self, now: float, data: bytes) -> list[Action]:
-        return [Deliver(data)]
-
-    def send(self, now: float, data: bytes) -> list[Action]:
-        return [Transmit(data)]
-
-    def handle_timer(self, now: float, token: Hashable) -> list[Action]:
-        return []
-
-    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
-        self.unreachable.append(invoking)
-        return []
-
-    def command(self, now: float, name: str, argument: Any) -> list[Action]:
-        return []
-
-    def stop(self, now: float) -> list[Action]:
-        return []
-
-    def stopped(self) -> bool:
-        return True
-
-    def describe(self, what: str, now: float) -> dict[str, Any]:
-        return {}
 
 
 class Host(AsyncHost):

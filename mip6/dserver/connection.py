@@ -1,0 +1,125 @@
+"""The member channel on a member's own TCP stack (DSERVER.md section 6): a
+:class:`~mip6.dserver.channel.Channel` over one tcp_migrate connection of the member's
+sans-I/O host (:class:`~mip6.runtime.host.Host`), driven by the stack's callbacks, so it runs
+the same on virtual time in the simulator and in the daemon.
+
+:class:`MemberConnection` writes what the channel has to send as the send buffer takes it (a
+frame larger than the buffer goes out in pieces as the peer acknowledges), hands every byte read
+to the channel, and reports its events (:class:`~mip6.dserver.channel.Established`,
+:class:`~mip6.dserver.channel.MessageReceived`, :class:`~mip6.dserver.channel.Closed`) to
+``on_event``. When the channel closes (a forged, replayed or truncated frame, a wrong group
+key, the peer's end of stream) the TCP connection is closed after what is queued has gone out,
+and nothing more is read from it. :func:`connect` opens one to another member;
+:class:`MemberListener` accepts them on the member channel's port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from ipaddress import IPv6Address
+
+from mip6.dserver.channel import Channel, Closed, Established, Event, Role
+from mip6.dserver.messages import Message
+from tcp_migrate.core import TcpState
+from tcp_migrate.stack import Listener, Socket
+
+READ_SIZE = 1 << 16
+
+EventHandler = Callable[["MemberConnection", Event], None]
+ChannelFactory = Callable[[Role], Channel]
+
+
+class MemberConnection:
+    def __init__(self, sock: Socket, channel: Channel, on_event: EventHandler) -> None:
+        self.sock = sock
+        self.channel = channel
+        self.on_event = on_event
+        self.closed = False
+        self.established = False
+        self._waiting: list[Message] = []  # sent before the handshake ended
+        self._out = bytearray(channel.start())
+        sock.on_change = self._changed
+        self._changed(sock)
+
+    @property
+    def peer(self) -> IPv6Address:
+        return IPv6Address(self.sock.remote[0])
+
+    def send(self, message: Message) -> None:
+        """Queue ``message``; it leaves at the host's next output, or once the handshake has
+        proved the peer holds the group key. Dropped if the channel has closed."""
+        if self.closed:
+            return
+        if not self.established:
+            self._waiting.append(message)
+            return
+        self._out += self.channel.send(message)
+        self._flush()
+
+    def _changed(self, sock: Socket) -> None:
+        if self.closed:
+            return
+        events: list[Event] = []
+        while not self.closed and (data := sock.recv(READ_SIZE)):
+            events += self.channel.receive_data(data)
+        if sock.at_eof or sock.state is TcpState.CLOSED:
+            events += self.channel.receive_data(b"")  # the peer's end of stream
+        self._out += self.channel.data_to_send()
+        self._flush()
+        for event in events:
+            if isinstance(event, Closed):
+                self.closed = True
+                self._waiting.clear()
+            elif isinstance(event, Established):
+                self.established = True
+                for message in self._waiting:
+                    self._out += self.channel.send(message)
+                self._waiting.clear()
+                self._flush()
+            self.on_event(self, event)
+        if self.closed:
+            self._flush()
+            sock.close()
+
+    def _flush(self) -> None:
+        sock = self.sock
+        # a send with no room would still mark the connection as having output due
+        while self._out and sock.send_space and not sock.closed_by_app:
+            sent = sock.send(bytes(self._out[: sock.send_space]))
+            del self._out[:sent]
+
+
+def connect(
+    host_connect: Callable[[IPv6Address, int], Socket],
+    peer: IPv6Address,
+    port: int,
+    make_channel: ChannelFactory,
+    on_event: EventHandler,
+) -> MemberConnection:
+    """A member channel to ``peer``: ``host_connect(peer, port)`` opens the TCP connection
+    (e.g. ``functools.partial(host.connect, now)``), this member is the channel's initiator."""
+    return MemberConnection(host_connect(peer, port), make_channel(Role.INITIATOR), on_event)
+
+
+class MemberListener:
+    """Accepts member channels on ``listener``; each becomes a :class:`MemberConnection` whose
+    events go to ``on_event`` (this member is the responder)."""
+
+    def __init__(
+        self, listener: Listener, make_channel: ChannelFactory, on_event: EventHandler
+    ) -> None:
+        self.listener = listener
+        self.make_channel = make_channel
+        self.on_event = on_event
+        self.connections: list[MemberConnection] = []
+        listener.on_change = self._accept
+
+    def _accept(self, listener: Listener) -> None:
+        while (sock := listener.accept()) is not None:
+            self.connections = [c for c in self.connections if not c.closed]
+            self.connections.append(
+                MemberConnection(sock, self.make_channel(Role.RESPONDER), self.on_event)
+            )
+
+    def close(self) -> None:
+        self.listener.close()

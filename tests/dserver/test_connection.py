@@ -1,0 +1,128 @@
+"""The member channel over the members' own TCP stacks, on the simulator's virtual time: two
+hosts (no Mobile IPv6) open a channel, exchange handoff messages, one a large INIT carrying real
+snapshots, over a lossy path; a member with the wrong group key is refused on both sides; the
+same seed gives the same packets."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import random
+from ipaddress import IPv6Address
+
+from mip6.dserver import messages as m
+from mip6.dserver.channel import Channel, Closed, CloseReason, Established, MessageReceived
+from mip6.dserver.connection import MemberConnection, MemberListener, connect
+from mip6.runtime.host import Host
+from mip6.runtime.memory import MemoryNetwork, Path
+from tests.engines import PassThrough
+
+M1 = IPv6Address("2001:db8:10::1")
+M2 = IPv6Address("2001:db8:20::1")
+PORT = 7171
+KEY = bytes(range(32))
+
+
+def lab(seed: int, loss: float = 0.0) -> tuple[MemoryNetwork, Host, Host]:
+    net = MemoryNetwork(seed, default_path=Path(latency=0.01, loss=loss))
+    rng = random.Random(seed)
+    hosts = []
+    for name, address in (("m1", M1), ("m2", M2)):
+        host = Host(addresses=[address], secret=rng.randbytes(32))
+        net.add(name, PassThrough([]), host=host)  # type: ignore[arg-type]
+        net.route(address, name)
+        hosts.append(host)
+    return net, hosts[0], hosts[1]
+
+
+def channel_factory(identity: IPv6Address, key: bytes, rng: random.Random):  # type: ignore[no-untyped-def]
+    return lambda role: Channel(
+        role=role, group_key=key, identity=identity, random_bytes=rng.randbytes
+    )
+
+
+def run(seed: int, *, loss: float = 0.0, key2: bytes = KEY, snapshot_bytes: int = 200_000):  # type: ignore[no-untyped-def]
+    net, h1, h2 = lab(seed, loss)
+    rng = random.Random(seed + 1)
+    got: dict[str, list[object]] = {"m1": [], "m2": []}
+
+    def on_m2(connection: MemberConnection, event: object) -> None:
+        got["m2"].append(event)
+        if isinstance(event, MessageReceived) and isinstance(event.message, m.Prepare):
+            connection.send(
+                m.Prepared(handoff_id=event.message.handoff_id, client=event.message.client)
+            )
+
+    MemberListener(h2.listen(PORT), channel_factory(M2, key2, rng), on_m2)
+    flush = [net.nodes["m1"].runtime.flush_host, net.nodes["m2"].runtime.flush_host]
+    conn = connect(
+        functools.partial(h1.connect, net.now),
+        M2,
+        PORT,
+        channel_factory(M1, KEY, rng),
+        lambda c, e: got["m1"].append(e),
+    )
+    client = IPv6Address("2001:db8:99::5")
+    conn.send(m.Prepare(handoff_id=7, client=client))
+    blob = rng.randbytes(snapshot_bytes)
+    init = m.Init(
+        handoff_id=7,
+        client=client,
+        next_sequence=9,
+        lifetime=60,
+        connections=(m.ConnectionState(snapshot=blob, regenerable=False, application_state=b"s"),),
+    )
+    conn.send(init)
+    for f in flush:
+        f()
+    net.run_for(20.0)
+    trace = hashlib.sha256(b"".join(s.data for s in net.trace)).hexdigest()
+    return got, init, trace
+
+
+def test_channel_over_tcp_carries_prepare_init_and_answers() -> None:
+    got, init, _ = run(1, loss=0.02)
+    assert [type(e) for e in got["m1"]] == [Established, MessageReceived]
+    assert isinstance(got["m1"][1].message, m.Prepared)  # type: ignore[attr-defined]
+    received = [e.message for e in got["m2"] if isinstance(e, MessageReceived)]  # type: ignore[attr-defined]
+    assert got["m2"][0] == Established(peer_identity=M1)
+    assert [type(x) for x in received] == [m.Prepare, m.Init] and received[1] == init
+
+
+def test_wrong_group_key_is_refused_on_both_sides_and_nothing_delivered() -> None:
+    got, _, _ = run(2, key2=bytes(32))
+    for side in ("m1", "m2"):
+        assert not any(isinstance(e, MessageReceived | Established) for e in got[side])
+        closed = [e for e in got[side] if isinstance(e, Closed)]
+        assert [c.reason for c in closed] == [CloseReason.WRONG_GROUP_KEY]  # type: ignore[attr-defined]
+
+
+def test_same_seed_same_packets() -> None:
+    assert run(3, loss=0.01)[2] == run(3, loss=0.01)[2]
+    assert run(3, loss=0.01)[2] != run(4, loss=0.01)[2]
+
+
+def test_peer_closing_its_side_is_an_end_of_stream_and_the_connection_closes() -> None:
+    net, h1, h2 = lab(5)
+    rng = random.Random(5)
+    events: list[object] = []
+    listener = MemberListener(h2.listen(PORT), channel_factory(M2, KEY, rng), lambda c, e: None)
+    connect(
+        functools.partial(h1.connect, net.now),
+        M2,
+        PORT,
+        channel_factory(M1, KEY, rng),
+        lambda c, e: events.append(e),
+    )
+    net.nodes["m1"].runtime.flush_host()
+    net.run_for(1.0)
+    assert events == [Established(peer_identity=M2)]
+    (accepted,) = listener.connections
+    accepted.sock.close()
+    net.nodes["m2"].runtime.flush_host()
+    net.run_for(1.0)
+    assert events[1:] == [Closed(CloseReason.END_OF_STREAM)]
+    assert not h1.stack.connections or all(
+        s.state.name in ("FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "LAST_ACK", "CLOSING")
+        for s in h1.stack.connections
+    )
