@@ -2,9 +2,12 @@
 acceptor's (DSERVER.md section 4). Sans-I/O and smaller than an engine: each machine takes an
 input and returns :data:`Effect` values that the member engine performs (messages on the member
 channel, freezing and thawing the client's connections, Binding Updates through the mobile node
-engine, timers, telling the application). Transitions are tables; an input a state has no entry
-for (a late DONE, a duplicate FAILED, a timer that raced a message) is ignored and counted: the
-inputs come from peers and timers, so a missing entry is never a local bug to raise about.
+engine, telling the application); its one timer is the engines' own
+:class:`~mip6.core.actions.StartTimer` / :class:`~mip6.core.actions.CancelTimer`, with a token
+naming the machine (:attr:`Donor.timer`, :attr:`Acceptor.timer`). Transitions are tables; an
+input a state has no entry for (a late DONE, a duplicate FAILED, a timer that raced a message)
+is ignored and counted: the inputs come from peers and timers, so a missing entry is never a
+local bug to raise about.
 
 Donor (the member that holds the client; a policy whose first answer is this member ends it at
 once in COMPLETED, a local handoff; the same answer after failed attempts means none is left)::
@@ -45,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
+from mip6.core.actions import CancelTimer, StartTimer
 from mip6.dserver.messages import FailureReason
 from mip6.dserver.policy import Policy, Selection, TargetFailure
 
@@ -124,16 +128,6 @@ class Bind:
 @dataclass(frozen=True, slots=True)
 class Import:
     """Import the INIT's connections, frozen."""
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +215,11 @@ class Donor:
     unexpected: int = 0  # inputs ignored in the state they arrived in
     frozen: bool = False
 
+    @property
+    def timer(self) -> tuple[str, int]:
+        """The token of this machine's timer (its expiry is the TIMEOUT input)."""
+        return ("handoff_donor", self.handoff_id)
+
     def start(self, now: float) -> list[Effect]:
         return self._next_target(now)
 
@@ -250,10 +249,10 @@ class Donor:
         if target == self.local:  # chosen at once: a local handoff, no packet moves
             self.target = target
             self.state = DonorState.COMPLETED
-            return [CancelTimer(), HandoffCompleted(target)]
+            return [CancelTimer(self.timer), HandoffCompleted(target)]
         self.target = target
         self.tried.append(target)
-        timer: Effect = StartTimer(now + self.attempt_timeout)
+        timer: Effect = StartTimer(now + self.attempt_timeout, self.timer)
         if self.optimized and not self.frozen:
             self.state = DonorState.PREPARING
             return [SendPrepare(target), timer]
@@ -264,9 +263,12 @@ class Donor:
         acceptor may hold the binding, so the client is rebound here before it thaws."""
         if self.frozen:
             self.state = DonorState.REBINDING
-            return [Bind(self.next_sequence, self.lifetime), StartTimer(now + self.rebind_timeout)]
+            return [
+                Bind(self.next_sequence, self.lifetime),
+                StartTimer(now + self.rebind_timeout, self.timer),
+            ]
         self.state = DonorState.KEPT
-        return [CancelTimer(), HandoffFailed(tuple(self.tried), kept=True)]
+        return [CancelTimer(self.timer), HandoffFailed(tuple(self.tried), kept=True)]
 
     def _freeze(self) -> list[Effect]:
         self.state = DonorState.INITIATED
@@ -297,19 +299,19 @@ class Donor:
     def _completed(self, now: float, reason: FailureReason | int) -> list[Effect]:
         assert self.target is not None
         self.state = DonorState.COMPLETED
-        return [CancelTimer(), Release(), HandoffCompleted(self.target)]
+        return [CancelTimer(self.timer), Release(), HandoffCompleted(self.target)]
 
     def _bound(self, now: float, reason: FailureReason | int) -> list[Effect]:
         self.state = DonorState.KEPT
         self.frozen = False
-        return [CancelTimer(), Thaw(), HandoffFailed(tuple(self.tried), kept=True)]
+        return [CancelTimer(self.timer), Thaw(), HandoffFailed(tuple(self.tried), kept=True)]
 
     def _superseded(self, now: float, reason: FailureReason | int) -> list[Effect]:
         # BA 135 to the donor's own rebinding: an acceptor's Binding Update with this sequence
         # number was taken, so that acceptor thawed and serves the client (it thaws on its BA).
         assert self.target is not None
         self.state = DonorState.COMPLETED
-        return [CancelTimer(), Release(), HandoffCompleted(self.target)]
+        return [CancelTimer(self.timer), Release(), HandoffCompleted(self.target)]
 
     def _rebind_timed_out(self, now: float, reason: FailureReason | int) -> list[Effect]:
         # Neither an acceptor nor this member could bind the client: thawing here would send to
@@ -317,7 +319,7 @@ class Donor:
         self.state = DonorState.RESET
         self.frozen = False
         return [
-            CancelTimer(),
+            CancelTimer(self.timer),
             Reset("client could not be rebound after a failed handoff"),
             HandoffFailed(tuple(self.tried), kept=False),
         ]
@@ -376,6 +378,11 @@ class Acceptor:
     state: AcceptorState = AcceptorState.IDLE
     unexpected: int = 0
 
+    @property
+    def timer(self) -> tuple[str, int]:
+        """The token of this machine's timer (its expiry is the TIMEOUT input)."""
+        return ("handoff_acceptor", self.handoff_id)
+
     def handle(
         self, now: float, received: AcceptorInput, *, sequence: int = 0, lifetime: int = 0
     ) -> list[Effect]:
@@ -389,19 +396,27 @@ class Acceptor:
         return build(self, now, sequence, lifetime)
 
     def _preparing(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
-        return [RunReturnRoutability(), StartTimer(now + self.attempt_timeout)]
+        return [RunReturnRoutability(), StartTimer(now + self.attempt_timeout, self.timer)]
 
     def _prepared(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
         return [SendPrepared(self.donor)]
 
     def _binding(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
-        return [Import(), Bind(sequence, lifetime), StartTimer(now + self.attempt_timeout)]
+        return [
+            Import(),
+            Bind(sequence, lifetime),
+            StartTimer(now + self.attempt_timeout, self.timer),
+        ]
 
     def _active(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
-        return [CancelTimer(), Thaw(), SendDone(self.donor)]
+        return [CancelTimer(self.timer), Thaw(), SendDone(self.donor)]
 
     def _fail(self, reason: FailureReason, *, imported: bool) -> list[Effect]:
-        return [CancelTimer(), *([Release()] if imported else []), SendFailed(self.donor, reason)]
+        return [
+            CancelTimer(self.timer),
+            *([Release()] if imported else []),
+            SendFailed(self.donor, reason),
+        ]
 
     def _unreachable(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
         return self._fail(FailureReason.CLIENT_UNREACHABLE, imported=False)

@@ -22,6 +22,8 @@ M3 = IPv6Address("2001:db8:30::1")
 CLIENT = IPv6Address("2001:db8:99::5")
 D = h.DonorInput
 A = h.AcceptorInput
+DT = ("handoff_donor", 1)  # the timer token of handoff 1's donor
+AT = ("handoff_acceptor", 1)
 
 
 class NotLocal(RoundRobinPolicy):
@@ -51,25 +53,28 @@ def donor(*members: IPv6Address, optimized: bool = True) -> h.Donor:
 
 def test_optimized_handoff_prepare_init_done() -> None:
     d = donor(M2)
-    assert d.start(0.0) == [h.SendPrepare(M2), h.StartTimer(2.0)]
+    assert d.start(0.0) == [h.SendPrepare(M2), h.StartTimer(2.0, DT)]
     assert d.handle(0.1, D.PREPARED) == [h.Freeze(), h.SendInit(M2, 500)]
     assert d.state is h.DonorState.INITIATED
-    assert d.handle(0.2, D.DONE) == [h.CancelTimer(), h.Release(), h.HandoffCompleted(M2)]
+    assert d.handle(0.2, D.DONE) == [h.CancelTimer(DT), h.Release(), h.HandoffCompleted(M2)]
     assert d.state is h.DonorState.COMPLETED
 
 
 def test_plain_handoff_freezes_and_sends_init_at_once() -> None:
     d = donor(M2, optimized=False)
-    assert d.start(0.0) == [h.Freeze(), h.SendInit(M2, 500), h.StartTimer(2.0)]
+    assert d.start(0.0) == [h.Freeze(), h.SendInit(M2, 500), h.StartTimer(2.0, DT)]
 
 
 def test_refused_prepare_tries_the_next_member_without_freezing() -> None:
     d = donor(M2, M3)
     d.start(0.0)
-    assert d.handle(0.1, D.FAILED, FailureReason.REFUSED) == [h.SendPrepare(M3), h.StartTimer(2.1)]
+    assert d.handle(0.1, D.FAILED, FailureReason.REFUSED) == [
+        h.SendPrepare(M3),
+        h.StartTimer(2.1, DT),
+    ]
     assert d.policy.notified == [(M2, TargetFailure.REFUSED)]  # type: ignore[attr-defined]
     out = d.handle(2.1, D.TIMEOUT)
-    assert out == [h.CancelTimer(), h.HandoffFailed((M2, M3), kept=True)]
+    assert out == [h.CancelTimer(DT), h.HandoffFailed((M2, M3), kept=True)]
     assert d.state is h.DonorState.KEPT and not d.frozen
 
 
@@ -78,11 +83,11 @@ def test_failed_init_retries_with_the_same_sequence_then_rebinds_before_thawing(
     d.start(0.0)
     d.handle(0.1, D.PREPARED)
     # the second target gets the INIT's sequence number again (DSERVER 4 rule 3), no PREPARE
-    assert d.handle(2.1, D.TIMEOUT) == [h.SendInit(M3, 500), h.StartTimer(4.1)]
+    assert d.handle(2.1, D.TIMEOUT) == [h.SendInit(M3, 500), h.StartTimer(4.1, DT)]
     out = d.handle(2.2, D.FAILED, FailureReason.IMPORT_FAILED)
-    assert out == [h.Bind(500, 60), h.StartTimer(6.2)]  # never Thaw before our own BA
+    assert out == [h.Bind(500, 60), h.StartTimer(6.2, DT)]  # never Thaw before our own BA
     assert d.state is h.DonorState.REBINDING
-    assert d.handle(2.3, D.BOUND) == [h.CancelTimer(), h.Thaw(), h.HandoffFailed((M2, M3), True)]
+    assert d.handle(2.3, D.BOUND) == [h.CancelTimer(DT), h.Thaw(), h.HandoffFailed((M2, M3), True)]
     assert d.state is h.DonorState.KEPT
 
 
@@ -91,7 +96,7 @@ def test_ba_135_to_the_rebinding_means_the_acceptor_holds_the_client() -> None:
     d.start(0.0)
     d.handle(0.1, D.PREPARED)
     d.handle(2.1, D.TIMEOUT)
-    assert d.handle(2.2, D.SUPERSEDED) == [h.CancelTimer(), h.Release(), h.HandoffCompleted(M2)]
+    assert d.handle(2.2, D.SUPERSEDED) == [h.CancelTimer(DT), h.Release(), h.HandoffCompleted(M2)]
 
 
 def test_late_done_during_rebinding_completes_and_rebind_timeout_resets() -> None:
@@ -118,23 +123,23 @@ def test_local_policy_is_a_local_handoff_without_packets() -> None:
         next_sequence=1,
         lifetime=60,
     )
-    assert d.start(0.0) == [h.CancelTimer(), h.HandoffCompleted(LOCAL)]
+    assert d.start(0.0) == [h.CancelTimer(("handoff_donor", 2)), h.HandoffCompleted(LOCAL)]
     assert d.state is h.DonorState.COMPLETED
 
 
 def test_acceptor_paths() -> None:
     a = h.Acceptor(handoff_id=1, client=CLIENT, donor=LOCAL)
-    assert a.handle(0.0, A.PREPARE) == [h.RunReturnRoutability(), h.StartTimer(2.0)]
+    assert a.handle(0.0, A.PREPARE) == [h.RunReturnRoutability(), h.StartTimer(2.0, AT)]
     assert a.handle(0.1, A.TOKENS) == [h.SendPrepared(LOCAL)]
     out = a.handle(0.2, A.INIT, sequence=500, lifetime=60)
-    assert out == [h.Import(), h.Bind(500, 60), h.StartTimer(2.2)]
-    assert a.handle(0.3, A.CLIENT_PACKET) == [h.CancelTimer(), h.Thaw(), h.SendDone(LOCAL)]
+    assert out == [h.Import(), h.Bind(500, 60), h.StartTimer(2.2, AT)]
+    assert a.handle(0.3, A.CLIENT_PACKET) == [h.CancelTimer(AT), h.Thaw(), h.SendDone(LOCAL)]
     assert a.state is h.AcceptorState.ACTIVE
     assert a.handle(0.4, A.BOUND) == [] and a.unexpected == 1  # the BA after the packet
     refused = h.Acceptor(handoff_id=2, client=CLIENT, donor=LOCAL)
     refused.handle(0.0, A.INIT, sequence=500, lifetime=60)
     assert refused.handle(0.1, A.REJECTED) == [
-        h.CancelTimer(),
+        h.CancelTimer(("handoff_acceptor", 2)),
         h.Release(),
         h.SendFailed(LOCAL, FailureReason.CLIENT_UNREACHABLE),
     ]
