@@ -31,13 +31,16 @@ MAX_HEAD = 16384  # bytes of request line and headers we read before answering 4
 OK = b"HTTP/1.1 200 "
 
 
-def generated_body(size: int, seed: int) -> Iterator[bytes]:
+def generated_body(size: int, seed: int, start: int = 0) -> Iterator[bytes]:
     """``size`` pseudo-random bytes fixed by ``seed``: block ``i`` (64 KiB) is
-    SHAKE-128(seed, i), both 8-byte big-endian; the last block is cut to fit."""
+    SHAKE-128(seed, i), both 8-byte big-endian; the last block is cut to fit. From byte
+    ``start`` on: any part of the body can be made again (a handed-off download regenerates
+    what its snapshot left out)."""
     prefix = seed.to_bytes(8, "big")
-    for index, offset in enumerate(range(0, size, BLOCK)):
+    first = start // BLOCK
+    for index, offset in enumerate(range(first * BLOCK, size, BLOCK), first):
         block = hashlib.shake_128(prefix + index.to_bytes(8, "big")).digest(BLOCK)
-        yield block[: size - offset]
+        yield block[max(start - offset, 0) : size - offset]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +55,13 @@ class Body:
     def length(self) -> int:
         return os.path.getsize(self.path) if self.path is not None else self.size
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        """The body from byte ``start``."""
         if self.path is None:
-            yield from generated_body(self.size, self.seed)
+            yield from generated_body(self.size, self.seed, start)
             return
         with open(self.path, "rb") as source:
+            source.seek(start)
             while chunk := source.read(BLOCK):
                 yield chunk
 

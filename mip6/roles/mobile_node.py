@@ -7,8 +7,13 @@ Also the primitives the distributed server needs from it (ARCHITECTURE 5): bindi
 correspondent only (``home_registration=False`` leaves the home agent alone), return
 routability now and the Binding Update later (``send_binding_update=False`` then
 ``complete_route_optimization``), HoTI/HoT through a relay node instead of the home agent
-(``tunnel_relay``), export and import of one correspondent's state, and clearing a binding with
-retries until it is acknowledged.
+(``tunnel_relay``), export and import of one correspondent's state, forgetting one
+(``forget_correspondent``: another member holds that binding now), clearing a binding with
+retries until it is acknowledged, a BA 135 from a correspondent reported instead of answered
+(``sequence_recovery=False``: a member learns from it that another member bound the client
+later, DSERVER 4 rule 3), Home Tests that match no entry of ours handed to the contact node's
+relay (``home_test_relay``), and the decision to route-optimize with a tunnelled sender left to
+the caller (``config.route_optimization`` off, :meth:`route_optimize_tunnelled_sender` on).
 """
 
 from __future__ import annotations
@@ -86,6 +91,8 @@ class MobileNode:
         home_registration: bool = True,
         tunnel_relay: IPv6Address | None = None,
         security: SecurityPolicyDatabase | None = None,
+        sequence_recovery: bool = True,
+        home_test_relay: Callable[[float, bytes, mh.HomeTest], list[Action]] | None = None,
     ) -> None:
         self.config = config
         self.constants = config.constants
@@ -96,6 +103,8 @@ class MobileNode:
         self.care_of_at_start = care_of_at_start  # where ``start`` registers from
         self.home_registration = home_registration
         self.tunnel_relay = tunnel_relay
+        self.sequence_recovery = sequence_recovery
+        self.home_test_relay = home_test_relay
         self.bul = BindingUpdateList(config.binding_update_list_size)
         # RFC 3776: every packet in and out through the security policy database (BU/BA in
         # transport mode, HoTI/HoT in the tunnel in tunnel mode) when one is given.
@@ -254,6 +263,7 @@ class MobileNode:
         Update uses ``state.sequence + 1``; a fresh home keygen token is reused."""
         if state.home_address != self.home_address:
             raise ValueError("state is for another home address")
+        held = self.bul.get(state.correspondent)
         entry = BulEntry(
             destination=state.correspondent,
             home_address=state.home_address,
@@ -265,7 +275,44 @@ class MobileNode:
             entry.tokens.home_nonce_index = state.home_nonce_index
             entry.tokens.home_keygen_token = state.home_keygen_token
             entry.tokens.home_received = now - state.home_token_age
+        if held is not None and held.state is BulState.READY:
+            # return routability already ran here ("RR in advance", a PREPARE): its tokens,
+            # the care-of keygen token among them, are fresher than any imported
+            entry.tokens = held.tokens
         self.bul.put(entry)
+
+    def forget_correspondent(self, now: float, correspondent: IPv6Address) -> list[Action]:
+        """Drop the Binding Update List entry for ``correspondent`` without telling it: another
+        member holds (or is about to hold) the correspondent's binding. Its timers stop; a late
+        acknowledgement finds no entry and is ignored."""
+        if self.bul.get(correspondent) is None:
+            return []
+        self.bul.remove(correspondent)
+        return [
+            CancelTimer((name, correspondent))
+            for name in ("bu_retransmit", "bu_send", "refresh", "rr_retransmit", "expiry")
+        ]
+
+    @_secure_output
+    def rebind(self, now: float, correspondent: IPv6Address, after: int) -> list[Action]:
+        """Bind ``correspondent`` here again with a sequence number above ``after`` (a donor
+        taking its client back, DSERVER 4 rule 3); return routability first if needed."""
+        entry = self.bul.get(correspondent)
+        if entry is None:
+            return []
+        entry.sequence = after & 0xFFFF
+        entry.send_when_ready = True
+        entry.deregistering = False
+        if entry.state is BulState.WAITING_ACK:
+            entry.retransmit_timeout = self.constants.initial_bindack_timeout
+            entry.sequence = (entry.sequence + 1) & 0xFFFF
+            return [
+                CancelTimer(("bu_retransmit", correspondent)),
+                *self._send_binding_update(now, entry),
+            ]
+        if entry.state is BulState.FAILED:
+            return []
+        return self.complete_route_optimization(now, correspondent)
 
     @_secure_output
     def discover_home_agent(self, now: float) -> list[Action]:
@@ -431,19 +478,24 @@ class MobileNode:
         if isinstance(payload, icmp.MobilePrefixAdvertisement):
             return self._mobile_prefix_advertisement(now, inbound, payload)
         actions: list[Action] = [Deliver(inbound.delivered())]
-        correspondent = inbound.packet.source
+        if tunnelled_from == self.home_agent and self.config.route_optimization:
+            actions += self.route_optimize_tunnelled_sender(now, inbound.packet.source)
+        return actions
+
+    @_secure_output
+    def route_optimize_tunnelled_sender(
+        self, now: float, correspondent: IPv6Address
+    ) -> list[Action]:
+        """RFC 3775 11.7.2: traffic arriving through the home agent's tunnel is a reason to
+        start route optimization with its sender, within the checks and limits below."""
         if (
-            tunnelled_from == self.home_agent
-            and self.config.route_optimization
-            and self.bul.get(correspondent) is None
+            self.bul.get(correspondent) is None
             and not self.at_home
             and self._may_route_optimize_with(correspondent)
             and self._route_optimization_start_allowed(now, correspondent)
         ):
-            # RFC 3775 11.7.2: traffic arriving through the home agent's tunnel is a reason to
-            # start route optimization with its sender.
-            actions += self.start_route_optimization(now, correspondent)
-        return actions
+            return self.start_route_optimization(now, correspondent)
+        return []
 
     def _may_route_optimize_with(self, correspondent: IPv6Address) -> bool:
         """Whether the inner source of a tunnelled packet can be a correspondent node.
@@ -662,6 +714,21 @@ class MobileNode:
             ):
                 self._count("ba_bad_authenticator")
                 return [Event("drop", {"reason": "BA authenticator does not verify"})]
+        if (
+            ba.status == Status.SEQUENCE_NUMBER_OUT_OF_WINDOW
+            and not entry.home_registration
+            and not self.sequence_recovery
+        ):
+            # A member of a distributed server: the client took a later Binding Update from
+            # another member (DSERVER 4 rule 3). Whether to outbid it is the member's decision
+            # (:meth:`rebind`); the entry waits, its retransmissions stopped.
+            return [
+                CancelTimer(("bu_retransmit", entry.destination)),
+                Event(
+                    "sequence_out_of_window",
+                    {"destination": entry.destination, "sequence": ba.sequence},
+                ),
+            ]
         if ba.status == Status.SEQUENCE_NUMBER_OUT_OF_WINDOW:
             # RFC 3775 11.7.3: take the Sequence Number from the BA and send a new BU.
             entry.sequence = (ba.sequence + 1) & 0xFFFF
@@ -691,7 +758,14 @@ class MobileNode:
             transition(entry, BulInput.BA_REJECTED)
             return [
                 *actions,
-                Event("binding_rejected", {"destination": entry.destination, "status": ba.status}),
+                Event(
+                    "binding_rejected",
+                    {
+                        "destination": entry.destination,
+                        "status": ba.status,
+                        "sequence": ba.sequence,
+                    },
+                ),
             ]
         if entry.deregistering:
             self.bul.remove(entry.destination)
@@ -835,6 +909,8 @@ class MobileNode:
     def _home_test(self, now: float, inbound: Inbound, hot: mh.HomeTest) -> list[Action]:
         entry = self.bul.get(inbound.packet.source)
         if entry is None or entry.home_init_cookie != hot.home_init_cookie:
+            if self.home_test_relay is not None:
+                return self.home_test_relay(now, inbound.data, hot)
             self._count("hot_unexpected")
             return []
         entry.home_init_cookie = None

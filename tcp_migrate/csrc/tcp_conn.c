@@ -1911,6 +1911,15 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
     c->chack_window_ms = now_ms;
     c->chack_count = 0;
     c->flags &= (uint16_t)~TCP_CF_FROZEN;
+    /* The peer's acknowledgements of what was outstanding at the freeze went
+     * to the frozen instance (or to the member it left), so none may come here
+     * until the retransmission timer fires, a second or more on. The segment
+     * at SND.UNA goes out at once instead: if the peer has it, it answers with
+     * an immediate ACK (RFC 9293 3.10.7.4, a duplicate), which tells this
+     * instance where the peer stands; if not, it was due anyway. Not a
+     * timeout: cwnd and the back-off stay as they were. */
+    if (c->snd_max != c->snd_una && !syn_state(c))
+        c->pending |= TCP_PEND_RXT;
     return TCP_OK;
 }
 

@@ -1,0 +1,150 @@
+"""The distributed server's download service (DSERVER.md section 8; the seeds' 1 MB
+experiment, at any size): HTTP/1.1 GET answered with one body, a file or a reproducible
+generated one (:class:`~mip6.apps.http.Body`), whose output is regenerable: a handoff carries
+the short snapshot (no unacknowledged bytes, DSERVER 4 rule 5) and the response head, and the
+acceptor makes the rest of the stream again from the acknowledged offset, so the donor never
+waits for its buffers to drain.
+
+``handoff_every``: hand the client to another member (the group's policy chooses) each time that
+many more bytes of the response have been written; 0 never. The same request handling as
+:class:`~mip6.apps.http.HostHttpServer` (:func:`~mip6.apps.http.response`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from ipaddress import IPv6Address
+from typing import TYPE_CHECKING
+
+from mip6.apps.http import MAX_HEAD, Body, response
+from tcp_migrate.core import TcpState
+from tcp_migrate.stack import Socket
+
+if TYPE_CHECKING:
+    from mip6.dserver.member import Member
+
+REQUEST = b"Q"  # application state: the request head read so far
+RESPONDING = b"S"  # application state: the response head; the stream is head + body
+
+
+class DownloadService:
+    def __init__(self, body: Body, *, handoff_every: int = 0) -> None:
+        self.body = body
+        self.handoff_every = handoff_every
+        self.served = 0
+        self.handed_in_count = 0
+        self.failed_handoffs = 0
+        self._connections: dict[Socket, _Download] = {}
+
+    # -- mip6.dserver.member.Service -----------------------------------------------------------
+
+    def accepted(self, member: Member, sock: Socket) -> None:
+        self._connections[sock] = _Download(self, member, sock)
+
+    def export_state(self, sock: Socket) -> tuple[bytes, bool]:
+        download = self._connections.get(sock)
+        if download is None:
+            return REQUEST, True
+        if download.response_head is None:
+            return REQUEST + download.request, True
+        body_flag = b"1" if download.with_body else b"0"
+        return RESPONDING + body_flag + download.response_head, True
+
+    def handed_in(self, member: Member, sock: Socket, state: bytes) -> None:
+        self.handed_in_count += 1
+        self._connections[sock] = _Download(self, member, sock, state=state)
+
+    def handed_off(self, sock: Socket) -> None:
+        download = self._connections.pop(sock, None)
+        if download is not None:
+            download.gone = True
+        sock.on_change = None
+
+    def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
+        self.failed_handoffs += 1
+
+    def _forget(self, sock: Socket) -> None:
+        self._connections.pop(sock, None)
+
+
+class _Download:
+    """One connection: the request head, then head + body from the stream offset the socket
+    is at (0 for a new connection, the acknowledged offset after an import)."""
+
+    def __init__(
+        self, service: DownloadService, member: Member, sock: Socket, state: bytes = REQUEST
+    ) -> None:
+        self.service = service
+        self.member = member
+        self.sock = sock
+        self.gone = False
+        self.request = b""
+        self.response_head: bytes | None = None
+        self.with_body = False
+        self.pending = b""
+        self.chunks: Iterator[bytes] | None = None
+        self.written = 0  # stream offset of the next byte handed to the socket
+        self.next_handoff = 0
+        if state.startswith(RESPONDING):
+            flag, head = state[len(RESPONDING) : len(RESPONDING) + 1], state[len(RESPONDING) + 1 :]
+            self._respond(head, sock.write_offset, with_body=flag == b"1")
+        else:
+            self.request = state[len(REQUEST) :]
+        sock.on_change = self._changed
+        if not sock.frozen:
+            self._changed(sock)
+
+    def _respond(self, head: bytes, offset: int, *, with_body: bool) -> None:
+        self.response_head = head
+        self.with_body = with_body
+        self.written = offset
+        body_start = max(offset - len(head), 0)
+        self.pending = head[offset:]
+        length = self.service.body.length()
+        self.chunks = (
+            self.service.body.chunks(body_start)
+            if self.with_body and body_start < length
+            else iter(())
+        )
+        # each member writes ``handoff_every`` bytes before it hands on: counted from where
+        # it resumed (the acknowledged offset), not from multiples of the stream, or a donor's
+        # unacknowledged bytes would leave the next member a handful to write
+        every = self.service.handoff_every
+        self.next_handoff = offset + every if every else 0
+
+    def _changed(self, sock: Socket) -> None:
+        if self.gone or sock.frozen or sock.closed_by_app or sock.state is TcpState.CLOSED:
+            if sock.state is TcpState.CLOSED:
+                self.service._forget(sock)
+            return
+        if self.chunks is None and not self._read_request(sock):
+            return
+        assert self.chunks is not None
+        while True:
+            if not self.pending:
+                self.pending = next(self.chunks, b"")
+                if not self.pending:
+                    break
+            if not sock.send_space:
+                return  # more when the send buffer drains
+            sent = sock.send(self.pending)
+            self.pending = self.pending[sent:]
+            self.written += sent
+            if self.next_handoff and self.written >= self.next_handoff:
+                self.next_handoff += self.service.handoff_every
+                self.member.request_handoff(IPv6Address(sock.remote[0]))
+        sock.recv(1 << 16)  # what a client sends after its request is not ours to keep
+        self.service.served += 1
+        sock.close()
+
+    def _read_request(self, sock: Socket) -> bool:
+        self.request += sock.recv(MAX_HEAD + 1 - len(self.request))
+        end = self.request.find(b"\r\n\r\n")
+        if end < 0 and len(self.request) <= MAX_HEAD:
+            if sock.at_eof:
+                sock.close()
+            return False
+        head = self.request[: end + 4] if end >= 0 else b""
+        answer, with_body = response(head, self.service.body)
+        self._respond(answer, 0, with_body=with_body)
+        return True

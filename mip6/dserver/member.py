@@ -1,0 +1,1049 @@
+"""The member engine (DSERVER.md sections 2-4): one member of a distributed server, sans-I/O.
+
+A member answers for the contact address C (the home address of a mobile node that does not
+exist) from its own address M, a permanent care-of address. It composes, without copying them:
+
+- a :class:`~mip6.roles.mobile_node.MobileNode` for C with M as care-of address: its
+  per-correspondent bindings are the clients' bindings (return routability, Binding Updates,
+  refreshes, Binding Refresh Requests). Only the contact node registers C at the home agent;
+  every other member reaches the home agent through the contact node (its HoTI and any packet
+  it must reverse-tunnel go to the contact node, which forwards them as the registered mobile
+  node, DSERVER 4 "the contact node's relay");
+- a :class:`~mip6.runtime.host.Host` holding C and M: a tcp_migrate stack whose connections
+  freeze, export and import, the services' listeners on C, and the member channel's listener
+  on M;
+- the member channel (:mod:`mip6.dserver.connection`) to every other member, on that stack;
+- one :class:`~mip6.dserver.handoff.Donor` or :class:`~mip6.dserver.handoff.Acceptor` per
+  handoff in progress, whose effects it performs;
+- the contact node's :class:`~mip6.dserver.relay.RelayTable`;
+- a distribution :class:`~mip6.dserver.policy.Policy`.
+
+It offers the engine contract (:mod:`mip6.core.engine`) and owns its host: the runtime gives it
+packets and timers, and it performs what the host and the services it runs ask for, so every
+callback a service gets runs inside one of the member's entry points, at that entry point's
+``now``. Services (:class:`Service`) are sans-I/O too, driven by the stack's callbacks; handing a
+client off is :meth:`Member.handoff`, from a service, a command (``mip6 ctl handoff``) or the
+contact node's distribution of a new client.
+
+How a handoff maps onto the mobile node (DSERVER 4):
+
+- PREPARE at the acceptor: return routability for (C, client) without the Binding Update
+  (``start_route_optimization(send_binding_update=False)``).
+- The donor, when it freezes the client's connections, takes the client's Binding Update List
+  entry out of its mobile node (``export_correspondent`` + ``forget_correspondent``): no refresh
+  or late acknowledgement of its own may compete with the acceptor's Binding Update. The INIT's
+  sequence number is one above the entry's.
+- INIT at the acceptor: ``import_correspondent`` with that sequence number (tokens from PREPARE
+  kept), then ``complete_route_optimization``; the acknowledgement (``route_optimized``) thaws.
+- A donor whose handoff failed after an INIT imports its entry back and binds again
+  (``rebind``); a BA 135 then means an acceptor took the client (SUPERSEDED), unless every
+  acceptor tried has answered FAILED (each has released the client): then the donor outbids the
+  number the client holds. Member mobile nodes report BA 135 instead of answering it
+  (``sequence_recovery=False``) so that this choice is the member's.
+- The client's first packet at M carrying C in a type 2 routing header proves its binding points
+  here: it thaws an acceptor whose acknowledgement was lost (rule 2).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv6Address
+from typing import Any, Protocol
+
+from mip6.core import show
+from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
+from mip6.core.binding_update_list import BulState, CorrespondentState
+from mip6.core.config import MobileNodeConfig
+from mip6.core.datapath import encapsulate
+from mip6.core.engine import UnknownCommand
+from mip6.core.ipsec.errors import EspLocalError
+from mip6.core.ipsec.policy import SecurityPolicyDatabase
+from mip6.dserver import handoff as h
+from mip6.dserver import messages as msg
+from mip6.dserver.channel import Channel, Closed, Established, MessageReceived, Role
+from mip6.dserver.connection import MemberConnection, MemberListener, connect
+from mip6.dserver.policy import GroupView, Policy, RandomPolicy, Selection, TargetFailure
+from mip6.dserver.relay import RelayTable
+from mip6.roles.mobile_node import MobileNode
+from mip6.runtime.host import TCP_TIMER, Host, PortUnreachable, stack_ms
+from mip6.wire import mobility as mh
+from mip6.wire import protocols
+from mip6.wire.errors import WireError
+from mip6.wire.walk import walk
+from tcp_migrate.core import TcpState
+from tcp_migrate.stack import Socket, StackError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHANNEL_PORT = 7171
+SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the lower half
+BA_SEQUENCE_OUT_OF_WINDOW = mh.BindingAckStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW
+
+
+@dataclass(frozen=True, slots=True)
+class MemberConfig:
+    """One member. ``contact_node`` is the contact node's own address (static membership: the
+    member whose ``own_address`` it is registers C); ``members`` every member's own address.
+    ``group_key`` (32 bytes or more) keys the member channel and is never shown."""
+
+    contact_address: IPv6Address
+    home_agent: IPv6Address
+    own_address: IPv6Address
+    contact_node: IPv6Address
+    members: tuple[IPv6Address, ...]
+    group_key: bytes = field(repr=False)
+    channel_port: int = DEFAULT_CHANNEL_PORT
+    home_prefix_length: int = 64
+    prepare: bool = True  # RR in advance (PREPARE before INIT)
+    distribute: bool = True  # the contact node hands each new client to the policy's member
+    attempt_timeout: float = h.DEFAULT_ATTEMPT_TIMEOUT
+    rebind_timeout: float = h.DEFAULT_REBIND_TIMEOUT
+    binding_lifetime: int = 420
+    relay_capacity: int = 4096
+    relay_lifetime: float = 5.0
+    max_handoffs: int = 4096  # handoffs in progress, either side
+    mobile_node: MobileNodeConfig | None = None  # constants; addresses are set from the above
+
+    @property
+    def is_contact_node(self) -> bool:
+        return self.own_address == self.contact_node
+
+
+class Service(Protocol):
+    """An application on the contact address, driven by its sockets' callbacks."""
+
+    def accepted(self, member: Member, sock: Socket) -> None:
+        """A new client connection (the service sets ``sock.on_change``)."""
+
+    def export_state(self, sock: Socket) -> tuple[bytes, bool]:
+        """The connection's application state, and whether its output is regenerable (the
+        snapshot then leaves unacknowledged bytes out: DSERVER 4 rule 5)."""
+
+    def handed_in(self, member: Member, sock: Socket, state: bytes) -> None:
+        """A connection imported (frozen) with its application state; output the service
+        writes now leaves once it thaws."""
+
+    def handed_off(self, sock: Socket) -> None:
+        """Another member serves ``sock`` now: forget it."""
+
+    def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
+        """The seeds' ``failed_handoff``: the client stayed here (or was reset)."""
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    """A handoff this member gives: the machine, the frozen sockets, the client's binding."""
+
+    donor: h.Donor
+    socks: list[Socket] = field(default_factory=list)
+    binding: CorrespondentState | None = None
+    refused_by: set[IPv6Address] = field(default_factory=set)  # answered FAILED: released
+    started: float = 0.0
+    phases: list[tuple[float, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Incoming:
+    acceptor: h.Acceptor
+    init: msg.Init | None = None
+    socks: list[Socket] = field(default_factory=list)
+    started: float = 0.0
+    phases: list[tuple[float, str]] = field(default_factory=list)
+
+
+class Member:
+    def __init__(
+        self,
+        *,
+        config: MemberConfig,
+        rng: random.Random,
+        random_bytes: Callable[[int], bytes],
+        policy: Policy | None = None,
+        security: SecurityPolicyDatabase | None = None,
+        tcp_secret: bytes | None = None,
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.random_bytes = random_bytes
+        self.contact_address = config.contact_address
+        self.own_address = config.own_address
+        contact_node = config.is_contact_node
+        base = config.mobile_node or MobileNodeConfig(
+            home_address=config.contact_address, home_agent=config.home_agent
+        )
+        mobile_config = replace(
+            base,
+            home_address=config.contact_address,
+            # only the contact node talks to the home agent; the others go through it
+            home_agent=config.home_agent if contact_node else config.contact_node,
+            home_prefix_length=config.home_prefix_length,
+            correspondent_registration_lifetime=float(config.binding_lifetime),
+            route_optimization=False,  # the member decides whom to route-optimize with
+        )
+        self.mobile = MobileNode(
+            config=mobile_config,
+            rng=rng,
+            care_of_address=config.own_address,
+            care_of_at_start=config.own_address if contact_node else None,
+            home_registration=contact_node,
+            tunnel_relay=None if contact_node else config.contact_node,
+            security=security if contact_node else None,
+            sequence_recovery=False,
+            home_test_relay=self._relay_home_test if contact_node else None,
+        )
+        self.host = Host(
+            addresses=(config.own_address, config.contact_address),
+            secret=tcp_secret or random_bytes(32),
+        )
+        self.view = GroupView(set(config.members) | {config.own_address})
+        self.policy: Policy = policy or RandomPolicy(self.view, rng)
+        self.relay = RelayTable(config.relay_capacity, config.relay_lifetime)
+        self.services: dict[int, Service] = {}
+        self._listeners: list[Any] = []
+        self._channels: dict[IPv6Address, MemberConnection] = {}
+        self._outgoing: dict[int, _Outgoing] = {}
+        self._incoming: dict[tuple[IPv6Address, int], _Incoming] = {}
+        self._by_client: dict[IPv6Address, int] = {}  # client -> its donor handoff here
+        self._distribute_when_bound: set[IPv6Address] = set()
+        self._pending: list[Action] = []  # actions produced inside callbacks
+        self._deferred: list[Callable[[], None]] = []  # work callbacks asked for
+        self._now = 0.0
+        self.history: list[dict[str, Any]] = []  # finished handoffs, newest last (bounded)
+        self.counters: dict[str, int] = {}
+        self._stopped = False
+
+    # -- the engine contract -------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        return self._run(now, self._start)
+
+    def _start(self, now: float) -> None:
+        channel_listener = self.host.listen(self.config.channel_port, self.own_address)
+        self._listeners.append(
+            MemberListener(channel_listener, self._make_channel, self._channel_event)
+        )
+        self._mobile(self.mobile.start(now))
+
+    def serve(self, port: int, service: Service) -> None:
+        """Run ``service`` on the contact address's ``port``."""
+        if port in self.services:
+            raise ValueError(f"port {port} is already served")
+        listener = self.host.listen(port, self.contact_address)
+        listener.on_change = lambda listener: self._accept(listener, service)
+        self.services[port] = service
+        self._listeners.append(listener)
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        return self._run(now, functools.partial(self._packet, data=data))
+
+    def send(self, now: float, data: bytes) -> list[Action]:
+        return self.mobile.send(now, data)
+
+    def handle_timer(self, now: float, token: Hashable) -> list[Action]:
+        return self._run(now, functools.partial(self._timer, token=token))
+
+    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
+        return self.mobile.port_unreachable(now, invoking)
+
+    def command(self, now: float, name: str, argument: Any) -> list[Action]:
+        """``handoff``: a client's address, or (client, member) to name the acceptor."""
+        if name != "handoff":
+            raise UnknownCommand(name, "member")
+        client, target = (argument, None) if isinstance(argument, str) else argument
+        return self._run(
+            now,
+            lambda now: self.handoff(IPv6Address(client), IPv6Address(target) if target else None),
+        )
+
+    def stop(self, now: float) -> list[Action]:
+        """Leave: services stop, open connections are reset, the home registration (contact
+        node) is deleted. Handing clients to others first is graceful leave (membership)."""
+        self._stopped = True
+        for listener in self._listeners:
+            listener.close()
+        actions = self._host_actions(now, self.host.close(now))
+        return actions + self._mobile_now(now, self.mobile.stop(now))
+
+    def stopped(self) -> bool:
+        return self.mobile.stopped()
+
+    def describe(self, what: str, now: float) -> dict[str, Any]:
+        if what == "clients":
+            return {"what": what, "rows": self._client_rows(now)}
+        if what == "handoffs":
+            return {"what": what, "rows": self._handoff_rows()}
+        if what == "relay":
+            return {"what": what, "rows": self.relay.rows(now)}
+        if what == "members":
+            return {"what": what, "rows": self._member_rows()}
+        if what == "stats":
+            return show.counters(
+                what,
+                ("", self.counters),
+                ("relay.", self.relay.counters),
+                ("mobile.", self.mobile.counters),
+                ("host.", self.host.describe()["counters"]),
+            )
+        return self.mobile.describe(what, now)
+
+    # -- one entry point's work ----------------------------------------------------------------
+
+    def _run(self, now: float, work: Callable[[float], object]) -> list[Action]:
+        """Every entry point: do ``work`` at ``now``, then whatever callbacks deferred, then
+        collect the host's output through the mobile node's send path."""
+        self._now = now
+        work(now)
+        while self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for job in deferred:
+                job()
+        self._host_actions_pending(now, self.host.poll(now))
+        actions, self._pending = self._pending, []
+        return actions
+
+    def _emit(self, *actions: Action) -> None:
+        self._pending.extend(actions)
+
+    def _host_actions_pending(self, now: float, host_actions: list[Any]) -> None:
+        self._pending += self._host_actions(now, host_actions)
+
+    def _host_actions(self, now: float, host_actions: list[Any]) -> list[Action]:
+        out: list[Action] = []
+        for action in host_actions:
+            if isinstance(action, Transmit):
+                out += self._mobile_now(now, self.mobile.send(now, action.data))
+            elif isinstance(action, PortUnreachable):
+                out += self.mobile.port_unreachable(now, action.invoking)
+            else:  # the host's TCP timer, kept among the engine's (see handle_timer)
+                out.append(action)
+        return out
+
+    def _mobile(self, actions: list[Action]) -> None:
+        self._pending += self._mobile_now(self._now, actions)
+
+    def _mobile_now(self, now: float, actions: list[Action]) -> list[Action]:
+        """The mobile node's actions: delivered packets go to the host, events that concern a
+        handoff drive it; the rest is the runtime's."""
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, Deliver):
+                out += self._host_actions(now, self.host.deliver(now, action.data))
+            elif isinstance(action, Event):
+                out.append(action)
+                self._deferred.append(functools.partial(self._mobile_event, action))
+            else:
+                out.append(action)
+        return out
+
+    # -- packets -------------------------------------------------------------------------------
+
+    def _packet(self, now: float, data: bytes) -> None:
+        if self.config.is_contact_node and self._from_member_tunnel(now, data):
+            return
+        try:
+            chain = walk(data)
+        except WireError:
+            chain = None
+        if (
+            chain is not None
+            and chain.routing_home_address == self.contact_address.packed
+            and chain.destination == self.own_address.packed
+        ):
+            self._client_packet(now, IPv6Address(chain.source))
+        self._mobile(self.mobile.handle_packet(now, data))
+
+    def _from_member_tunnel(self, now: float, data: bytes) -> bool:
+        """DSERVER 4, the relay: a member's packet from C tunnelled to the contact node, which
+        sends it on through the home agent as the registered mobile node. A HoTI's (client,
+        cookie) is remembered, so that the HoT coming back goes to that member."""
+        if len(data) < 80 or data[6] != protocols.IPV6 or data[24:40] != self.own_address.packed:
+            return False
+        member = IPv6Address(data[8:24])
+        if member not in self.view.members or member == self.own_address:
+            return False
+        inner = data[40:]
+        if inner[8:24] != self.contact_address.packed:
+            self._count("relay_refused_source")
+            return True
+        try:
+            chain = walk(inner)
+        except WireError:
+            self._count("relay_malformed")
+            return True
+        client = IPv6Address(chain.destination)
+        if chain.upper_protocol == protocols.MOBILITY:
+            try:
+                payload = mh.parse_mobility_header(
+                    inner[chain.upper_offset :], source=chain.source, destination=chain.destination
+                )
+            except WireError:
+                self._count("relay_malformed")
+                return True
+            if isinstance(payload, mh.HomeTestInit) and not self.relay.add(
+                now, client, payload.home_init_cookie, member
+            ):
+                return True  # the table is full of live entries (counted there)
+        self._count("relay_forwarded")
+        packet = encapsulate(inner, self.own_address, self.config.home_agent)
+        security = self.mobile.security
+        if security is not None:
+            try:
+                protected = security.output(packet)
+            except EspLocalError:
+                self._count("relay_cannot_protect")
+                return True
+            if protected is None:
+                return True
+            packet = protected
+        self._emit(Transmit(packet))
+        return True
+
+    def _relay_home_test(self, now: float, inner: bytes, hot: mh.HomeTest) -> list[Action]:
+        """A HoT that matches no entry of ours: an acceptor's, if the relay table knows it."""
+        client = IPv6Address(inner[8:24])
+        acceptor = self.relay.take(now, client, hot.home_init_cookie)
+        if acceptor is None:
+            return []
+        return [Transmit(encapsulate(inner, self.own_address, acceptor))]
+
+    def _client_packet(self, now: float, client: IPv6Address) -> None:
+        """The client's packet reached this member's own address through its binding: an
+        acceptor whose acknowledgement was lost takes it as the acknowledgement (rule 2)."""
+        for key, incoming in list(self._incoming.items()):
+            if (
+                incoming.acceptor.client == client
+                and incoming.acceptor.state is h.AcceptorState.BINDING
+            ):
+                self._acceptor_input(key, h.AcceptorInput.CLIENT_PACKET)
+
+    def _timer(self, now: float, token: Hashable) -> None:
+        match token:
+            case "tcp":
+                self._host_actions_pending(now, self.host.handle_timer(now, TCP_TIMER))
+            case ("handoff_donor", int() as handoff_id):
+                self._donor_input(handoff_id, h.DonorInput.TIMEOUT)
+            case ("handoff_acceptor", (IPv6Address() as donor, int() as handoff_id)):
+                self._acceptor_input((donor, handoff_id), h.AcceptorInput.TIMEOUT)
+            case _:
+                self._mobile(self.mobile.handle_timer(now, token))
+
+    # -- services ------------------------------------------------------------------------------
+
+    def _accept(self, listener: Any, service: Service) -> None:
+        while (sock := listener.accept()) is not None:
+            self._count("clients_accepted")
+            service.accepted(self, sock)
+            client = IPv6Address(sock.remote[0])
+            if self.config.is_contact_node and client not in self._by_client:
+                self._deferred.append(functools.partial(self._new_client, client))
+
+    def _new_client(self, client: IPv6Address) -> None:
+        """The contact node's first contact with ``client`` (it came through the home agent's
+        tunnel): route optimization at once (DSERVER 3), then the policy's choice once the
+        client is bound here (the INIT then carries a sequence number the client accepts)."""
+        entry = self.mobile.bul.get(client)
+        if entry is None:
+            self._mobile(self.mobile.start_route_optimization(self._now, client))
+        if self.config.distribute:
+            if entry is not None and entry.state is BulState.BOUND:
+                self.handoff(client)
+            else:
+                self._distribute_when_bound.add(client)
+
+    def client_sockets(self, client: IPv6Address) -> list[Socket]:
+        """The live connections of ``client`` to the contact address here."""
+        return [
+            sock
+            for sock in self.host.stack.connections
+            if sock.key[2] == client.packed
+            and sock.key[0] == self.contact_address.packed
+            and sock.state is not TcpState.CLOSED
+        ]
+
+    # -- handoff: the donor --------------------------------------------------------------------
+
+    def handoff(
+        self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = False
+    ) -> int | None:
+        """Hand ``client`` (all its connections) to ``target`` or to the policy's choice
+        (``elsewhere``: another member than this one); the handoff's id, or None when one is
+        already in progress for it. Not from inside a socket callback: use
+        :meth:`request_handoff` there."""
+        if client in self._by_client or len(self._outgoing) >= self.config.max_handoffs:
+            self._count("handoff_busy")
+            return None
+        policy: Policy = self.policy if not elsewhere else _Elsewhere(self.policy)
+        if target is not None:
+            policy = _Chosen(target, policy)
+        donor = h.Donor(
+            handoff_id=self.rng.getrandbits(64),
+            client=client,
+            local=self.own_address,
+            policy=policy,
+            next_sequence=self._next_sequence(client),
+            lifetime=self.config.binding_lifetime,
+            optimized=self.config.prepare,
+            attempt_timeout=self.config.attempt_timeout,
+            rebind_timeout=self.config.rebind_timeout,
+        )
+        outgoing = _Outgoing(donor, started=self._now)
+        self._outgoing[donor.handoff_id] = outgoing
+        self._by_client[client] = donor.handoff_id
+        self._count("handoff_started")
+        log.info("handoff %016x: %s from %s", donor.handoff_id, client, self.own_address)
+        self._donor_effects(outgoing, donor.start(self._now))
+        return donor.handoff_id
+
+    def request_handoff(
+        self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = True
+    ) -> None:
+        """:meth:`handoff` once the current callback has returned (services call this from
+        their sockets' callbacks, inside the stack); ``elsewhere``: never this member."""
+        self._deferred.append(functools.partial(self.handoff, client, target, elsewhere=elsewhere))
+
+    def _next_sequence(self, client: IPv6Address) -> int:
+        entry = self.mobile.bul.get(client)
+        if entry is None:
+            return self.rng.randrange(SEQUENCE_UNKNOWN_SPREAD)
+        return (entry.sequence + 1) & 0xFFFF
+
+    def _donor_input(
+        self, handoff_id: int, received: h.DonorInput, reason: msg.FailureReason | int = 0
+    ) -> None:
+        outgoing = self._outgoing.get(handoff_id)
+        if outgoing is None:
+            self._count("handoff_unknown_input")
+            return
+        outgoing.phases.append((self._now, received.value))
+        self._donor_effects(outgoing, outgoing.donor.handle(self._now, received, reason))
+
+    def _donor_effects(self, outgoing: _Outgoing, effects: list[h.Effect]) -> None:
+        donor = outgoing.donor
+        client = donor.client
+        for effect in effects:
+            match effect:
+                case h.SendPrepare(target=target):
+                    self._send(target, msg.Prepare(handoff_id=donor.handoff_id, client=client))
+                case h.Freeze():
+                    self._freeze(outgoing)
+                case h.SendInit(target=target):
+                    self._send_init(outgoing, target)
+                case h.Thaw():
+                    ms = stack_ms(self._now)
+                    for sock in outgoing.socks:
+                        sock.thaw(ms)
+                        self._wake(sock)
+                case h.Release():
+                    self._release(outgoing.socks, handed_off=True)
+                case h.Reset(reason=reason):
+                    for sock in outgoing.socks:
+                        sock.abort()
+                    self._count("handoff_reset")
+                    log.warning("handoff %016x: %s reset: %s", donor.handoff_id, client, reason)
+                case h.Bind(sequence=sequence):
+                    self._rebind(outgoing, sequence)
+                case h.StartTimer() | h.CancelTimer():
+                    self._emit(effect)
+                case h.HandoffCompleted(target=target):
+                    self._finish_outgoing(outgoing, f"completed to {target}")
+                    self._count("handoff_completed" if target != self.own_address else "local")
+                case h.HandoffFailed(tried=tried, kept=kept):
+                    self._finish_outgoing(outgoing, "kept" if kept else "reset")
+                    self._count("handoff_failed")
+                    for service in self._services_of(outgoing.socks or self.client_sockets(client)):
+                        service.handoff_failed(client, tried)
+
+    def _freeze(self, outgoing: _Outgoing) -> None:
+        """Freeze every connection of the client and take its binding out of the mobile node
+        (see the module docstring): the INIT's sequence number is one above what it used."""
+        donor = outgoing.donor
+        ms = stack_ms(self._now)
+        outgoing.socks = self.client_sockets(donor.client)
+        for sock in outgoing.socks:
+            sock.freeze(ms)
+        if self.mobile.bul.get(donor.client) is not None:
+            state = self.mobile.export_correspondent(self._now, donor.client)
+            outgoing.binding = state
+            donor.next_sequence = (state.sequence + 1) & 0xFFFF
+            self._emit(*self.mobile.forget_correspondent(self._now, donor.client))
+
+    def _send_init(self, outgoing: _Outgoing, target: IPv6Address) -> None:
+        donor = outgoing.donor
+        connections = []
+        for sock in outgoing.socks:
+            service = self.services.get(sock.local[1])
+            state, regenerable = service.export_state(sock) if service else (b"", False)
+            connections.append(
+                msg.ConnectionState(
+                    snapshot=sock.export(not regenerable),
+                    regenerable=regenerable,
+                    application_state=state,
+                )
+            )
+        self._send(
+            target,
+            msg.Init(
+                handoff_id=donor.handoff_id,
+                client=donor.client,
+                next_sequence=donor.next_sequence,
+                lifetime=donor.lifetime,
+                connections=tuple(connections),
+            ),
+        )
+
+    def _rebind(self, outgoing: _Outgoing, sequence: int) -> None:
+        """The donor keeps its client after an INIT: its binding comes back here first."""
+        donor = outgoing.donor
+        state = outgoing.binding or CorrespondentState(
+            correspondent=donor.client,
+            home_address=self.contact_address,
+            sequence=0,
+            home_nonce_index=None,
+            home_keygen_token=None,
+            home_token_age=None,
+        )
+        self.mobile.import_correspondent(
+            self._now, replace(state, sequence=(sequence - 1) & 0xFFFF)
+        )
+        self._mobile(self.mobile.complete_route_optimization(self._now, donor.client))
+
+    def _finish_outgoing(self, outgoing: _Outgoing, outcome: str) -> None:
+        donor = outgoing.donor
+        self._outgoing.pop(donor.handoff_id, None)
+        if self._by_client.get(donor.client) == donor.handoff_id:
+            del self._by_client[donor.client]
+        self._remember(
+            "donor", donor.handoff_id, donor.client, outgoing.started, outgoing.phases, outcome
+        )
+        self._emit(
+            Event(
+                "handoff_finished",
+                {
+                    "handoff_id": donor.handoff_id,
+                    "client": donor.client,
+                    "outcome": outcome,
+                    "tried": tuple(donor.tried),
+                },
+            )
+        )
+
+    # -- handoff: the acceptor -----------------------------------------------------------------
+
+    def _acceptor_input(
+        self,
+        key: tuple[IPv6Address, int],
+        received: h.AcceptorInput,
+        *,
+        sequence: int = 0,
+        lifetime: int = 0,
+    ) -> None:
+        incoming = self._incoming.get(key)
+        if incoming is None:
+            return
+        incoming.phases.append((self._now, received.value))
+        effects = incoming.acceptor.handle(
+            self._now, received, sequence=sequence, lifetime=lifetime
+        )
+        acceptor = incoming.acceptor
+        for effect in effects:
+            match effect:
+                case h.RunReturnRoutability():
+                    self._mobile(
+                        self.mobile.start_route_optimization(
+                            self._now, acceptor.client, send_binding_update=False
+                        )
+                    )
+                case h.SendPrepared(donor=donor):
+                    self._send(
+                        donor, msg.Prepared(handoff_id=acceptor.handoff_id, client=acceptor.client)
+                    )
+                case h.Import():
+                    if not self._import(incoming):
+                        self._deferred.append(
+                            functools.partial(
+                                self._acceptor_input, key, h.AcceptorInput.IMPORT_FAILED
+                            )
+                        )
+                case h.Bind(sequence=bind_sequence):
+                    self.mobile.import_correspondent(
+                        self._now,
+                        CorrespondentState(
+                            correspondent=acceptor.client,
+                            home_address=self.contact_address,
+                            sequence=(bind_sequence - 1) & 0xFFFF,
+                            home_nonce_index=None,
+                            home_keygen_token=None,
+                            home_token_age=None,
+                        ),
+                    )
+                    self._mobile(
+                        self.mobile.complete_route_optimization(self._now, acceptor.client)
+                    )
+                case h.Thaw():
+                    ms = stack_ms(self._now)
+                    for sock in incoming.socks:
+                        sock.thaw(ms)
+                        self._wake(sock)
+                case h.SendDone(donor=donor):
+                    self._send(
+                        donor, msg.Done(handoff_id=acceptor.handoff_id, client=acceptor.client)
+                    )
+                    self._count("handoff_accepted")
+                    self._finish_incoming(key, "accepted")
+                case h.Release():
+                    self._release(incoming.socks, handed_off=True)
+                    incoming.socks = []
+                    self._emit(*self.mobile.forget_correspondent(self._now, acceptor.client))
+                case h.SendFailed(donor=donor, reason=reason):
+                    self._send(
+                        donor,
+                        msg.Failed(
+                            handoff_id=acceptor.handoff_id, client=acceptor.client, reason=reason
+                        ),
+                    )
+                    self._count(f"handoff_refused_{reason.name.lower()}")
+                    self._finish_incoming(key, f"failed: {reason.name.lower()}")
+                case h.StartTimer(at=at):
+                    self._emit(StartTimer(at, ("handoff_acceptor", key)))
+                case h.CancelTimer():
+                    self._emit(CancelTimer(("handoff_acceptor", key)))
+
+    def _import(self, incoming: _Incoming) -> bool:
+        assert incoming.init is not None
+        for connection in incoming.init.connections:
+            try:
+                sock = self.host.stack.import_connection(connection.snapshot)
+            except (StackError, ValueError) as error:
+                self._count("import_failed")
+                log.warning("handoff %016x: import failed: %s", incoming.acceptor.handoff_id, error)
+                return False
+            incoming.socks.append(sock)
+            service = self.services.get(sock.local[1])
+            if service is None or IPv6Address(sock.local[0]) != self.contact_address:
+                self._count("import_no_service")
+                return False
+            service.handed_in(self, sock, connection.application_state)
+        return True
+
+    def _finish_incoming(self, key: tuple[IPv6Address, int], outcome: str) -> None:
+        incoming = self._incoming.pop(key, None)
+        if incoming is None:
+            return
+        acceptor = incoming.acceptor
+        self._remember(
+            "acceptor",
+            acceptor.handoff_id,
+            acceptor.client,
+            incoming.started,
+            incoming.phases,
+            outcome,
+        )
+
+    # -- the mobile node's events --------------------------------------------------------------
+
+    def _mobile_event(self, event: Event) -> None:
+        fields = event.fields
+        match event.name:
+            case "route_optimized":
+                self._bound(fields["correspondent"])
+            case "return_routability_complete":
+                for key, incoming in list(self._incoming.items()):
+                    if incoming.acceptor.client == fields["correspondent"]:
+                        self._acceptor_input(key, h.AcceptorInput.TOKENS)
+            case "sequence_out_of_window":
+                self._out_of_window(fields["destination"], fields["sequence"])
+            case "binding_rejected":
+                self._rejected(fields["destination"])
+            case "route_optimization_unsupported":
+                self._distribute_when_bound.discard(fields["correspondent"])
+
+    def _bound(self, client: IPv6Address) -> None:
+        for key, incoming in list(self._incoming.items()):
+            if incoming.acceptor.client == client:
+                self._acceptor_input(key, h.AcceptorInput.BOUND)
+        handoff_id = self._by_client.get(client)
+        if handoff_id is not None:
+            self._donor_input(handoff_id, h.DonorInput.BOUND)
+        if client in self._distribute_when_bound:
+            self._distribute_when_bound.discard(client)
+            if self.client_sockets(client):
+                self.handoff(client)
+
+    def _out_of_window(self, client: IPv6Address, sequence: int) -> None:
+        """BA 135: the client holds a later Binding Update from another member."""
+        handoff_id = self._by_client.get(client)
+        outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
+        if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
+            if set(outgoing.donor.tried) <= outgoing.refused_by:
+                # every acceptor released the client: the number is a failed attempt's
+                self._mobile(self.mobile.rebind(self._now, client, sequence))
+            else:
+                self._emit(*self.mobile.forget_correspondent(self._now, client))
+                self._donor_input(outgoing.donor.handoff_id, h.DonorInput.SUPERSEDED)
+            return
+        for key, incoming in list(self._incoming.items()):
+            if incoming.acceptor.client == client:
+                self._acceptor_input(key, h.AcceptorInput.REJECTED)
+                return
+        # our own binding, no handoff: RFC 3775 11.7.3's answer
+        self._mobile(self.mobile.rebind(self._now, client, sequence))
+
+    def _rejected(self, client: IPv6Address) -> None:
+        for key, incoming in list(self._incoming.items()):
+            if incoming.acceptor.client == client:
+                self._acceptor_input(key, h.AcceptorInput.REJECTED)
+
+    # -- the member channel --------------------------------------------------------------------
+
+    def _make_channel(self, role: Role) -> Channel:
+        return Channel(
+            role=role,
+            group_key=self.config.group_key,
+            identity=self.own_address,
+            random_bytes=self.random_bytes,
+        )
+
+    def _send(self, peer: IPv6Address, message: msg.Message) -> None:
+        connection = self._channels.get(peer)
+        if connection is None or connection.closed:
+            connection = connect(
+                functools.partial(self.host.connect, self._now, source=self.own_address),
+                peer,
+                self.config.channel_port,
+                self._make_channel,
+                self._channel_event,
+            )
+            self._channels[peer] = connection
+        connection.send(message)
+
+    def _channel_event(self, connection: MemberConnection, event: object) -> None:
+        # called from the stack's callbacks: the work waits for the entry point's end
+        self._deferred.append(functools.partial(self._channel_event_now, connection, event))
+
+    def _channel_event_now(self, connection: MemberConnection, event: object) -> None:
+        peer = connection.peer
+        if isinstance(event, Established):
+            if peer not in self.view.members:
+                self._count("channel_unknown_member")
+                connection.sock.close()
+                return
+            existing = self._channels.get(peer)
+            if existing is None or existing.closed:
+                self._channels[peer] = connection
+            return
+        if isinstance(event, Closed):
+            self._count(f"channel_closed_{event.reason.name.lower()}")
+            if self._channels.get(peer) is connection:
+                del self._channels[peer]
+            return
+        if not isinstance(event, MessageReceived) or not connection.established:
+            return
+        message = event.message
+        self._count(f"received_{type(message).__name__.lower()}")
+        match message:
+            case msg.Prepare() | msg.Init():
+                self._offered(peer, message)
+            case msg.Prepared():
+                self._from_acceptor(peer, message.handoff_id, h.DonorInput.PREPARED)
+            case msg.Done():
+                self._from_acceptor(peer, message.handoff_id, h.DonorInput.DONE)
+            case msg.Failed():
+                outgoing = self._outgoing.get(message.handoff_id)
+                if outgoing is not None and outgoing.donor.target == peer:
+                    outgoing.refused_by.add(peer)
+                self._from_acceptor(peer, message.handoff_id, h.DonorInput.FAILED, message.reason)
+
+    def _from_acceptor(
+        self,
+        peer: IPv6Address,
+        handoff_id: int,
+        received: h.DonorInput,
+        reason: msg.FailureReason | int = 0,
+    ) -> None:
+        outgoing = self._outgoing.get(handoff_id)
+        if outgoing is None or outgoing.donor.target != peer:
+            self._count("handoff_stray_answer")
+            return
+        self._donor_input(handoff_id, received, reason)
+
+    def _offered(self, donor: IPv6Address, message: msg.Prepare | msg.Init) -> None:
+        key = (donor, message.handoff_id)
+        incoming = self._incoming.get(key)
+        if incoming is None:
+            if len(self._incoming) >= self.config.max_handoffs or self._stopped:
+                self._count("handoff_refused_busy")
+                self._send(
+                    donor,
+                    msg.Failed(
+                        handoff_id=message.handoff_id,
+                        client=message.client,
+                        reason=msg.FailureReason.REFUSED,
+                    ),
+                )
+                return
+            incoming = _Incoming(
+                h.Acceptor(
+                    handoff_id=message.handoff_id,
+                    client=message.client,
+                    donor=donor,
+                    attempt_timeout=self.config.attempt_timeout,
+                ),
+                started=self._now,
+            )
+            self._incoming[key] = incoming
+        if isinstance(message, msg.Prepare):
+            self._acceptor_input(key, h.AcceptorInput.PREPARE)
+            return
+        incoming.init = message
+        self._acceptor_input(
+            key,
+            h.AcceptorInput.INIT,
+            sequence=message.next_sequence,
+            lifetime=message.lifetime,
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _release(self, socks: list[Socket], *, handed_off: bool) -> None:
+        ms = stack_ms(self._now)
+        for sock in socks:
+            if handed_off:
+                service = self.services.get(sock.local[1])
+                if service is not None:
+                    service.handed_off(sock)
+            self.host.stack.release(ms, sock)
+
+    def _services_of(self, socks: list[Socket]) -> list[Service]:
+        found: dict[int, Service] = {}
+        for sock in socks:
+            service = self.services.get(sock.local[1])
+            if service is not None:
+                found[id(service)] = service
+        return list(found.values())
+
+    def _wake(self, sock: Socket) -> None:
+        """A thawed connection's service continues (it may have output to regenerate)."""
+        if sock.on_change is not None:
+            sock.on_change(sock)
+
+    def _remember(
+        self,
+        side: str,
+        handoff_id: int,
+        client: IPv6Address,
+        started: float,
+        phases: list[tuple[float, str]],
+        outcome: str,
+    ) -> None:
+        self.history.append(
+            {
+                "side": side,
+                "handoff_id": f"{handoff_id:016x}",
+                "client": str(client),
+                "started": started,
+                "phases": [(round(t - started, 6), name) for t, name in phases],
+                "outcome": outcome,
+            }
+        )
+        del self.history[:-256]
+
+    def _client_rows(self, now: float) -> list[dict[str, Any]]:
+        clients: dict[bytes, list[Socket]] = {}
+        for sock in self.host.stack.connections:
+            if sock.key[0] == self.contact_address.packed:
+                clients.setdefault(sock.key[2], []).append(sock)
+        rows = []
+        for raw, socks in sorted(clients.items()):
+            client = IPv6Address(raw)
+            entry = self.mobile.bul.get(client)
+            rows.append(
+                {
+                    "client": str(client),
+                    "connections": len(socks),
+                    "frozen": sum(sock.frozen for sock in socks),
+                    "binding": entry.state.value if entry else "none",
+                    "sequence": entry.sequence if entry else None,
+                    "handoff": client in self._by_client,
+                }
+            )
+        return rows
+
+    def _handoff_rows(self) -> list[dict[str, Any]]:
+        rows = [
+            {
+                "side": "donor",
+                "handoff_id": f"{o.donor.handoff_id:016x}",
+                "client": str(o.donor.client),
+                "state": o.donor.state.value,
+                "target": str(o.donor.target) if o.donor.target else None,
+                "phases": [(round(t - o.started, 6), name) for t, name in o.phases],
+            }
+            for o in self._outgoing.values()
+        ]
+        rows += [
+            {
+                "side": "acceptor",
+                "handoff_id": f"{i.acceptor.handoff_id:016x}",
+                "client": str(i.acceptor.client),
+                "state": i.acceptor.state.value,
+                "donor": str(i.acceptor.donor),
+                "phases": [(round(t - i.started, 6), name) for t, name in i.phases],
+            }
+            for i in self._incoming.values()
+        ]
+        return rows + [dict(row, state="finished") for row in self.history[-32:]]
+
+    def _member_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "member": str(member),
+                "self": member == self.own_address,
+                "contact_node": member == self.config.contact_node,
+                "channel": (
+                    "established"
+                    if (c := self._channels.get(member)) is not None and c.established
+                    else "open"
+                    if c is not None
+                    else "none"
+                ),
+            }
+            for member in sorted(self.view.members)
+        ]
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+
+class _Chosen:
+    """A handoff with a named acceptor: that member first, then the group's policy."""
+
+    def __init__(self, target: IPv6Address, fallback: Policy) -> None:
+        self.target = target
+        self.fallback = fallback
+
+    def select_target(self, selection: Selection) -> IPv6Address | None:
+        if self.target not in selection.tried:
+            return self.target
+        return self.fallback.select_target(selection)
+
+    def notify_failure(self, member: IPv6Address, reason: TargetFailure, now: float) -> None:
+        self.fallback.notify_failure(member, reason, now)
+
+
+class _Elsewhere:
+    """The group's policy, never choosing this member (the handoff echo's 'H')."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def select_target(self, selection: Selection) -> IPv6Address | None:
+        return self.policy.select_target(
+            replace(selection, tried=selection.tried | {selection.local})
+        )
+
+    def notify_failure(self, member: IPv6Address, reason: TargetFailure, now: float) -> None:
+        self.policy.notify_failure(member, reason, now)
