@@ -109,14 +109,14 @@ class Socket:
     def send(self, data: bytes) -> int:
         """Bytes of ``data`` accepted into the send ring (0 when it is full)."""
         n = self.conn.send(data)
-        self.stack._dirty.add(self)
+        self.stack._mark(self)
         return n
 
     def recv(self, n: int = 65536) -> bytes:
         """Up to ``n`` readable bytes; b"" when none (see :attr:`at_eof`)."""
         data = self.conn.recv(n)
         if data:
-            self.stack._dirty.add(self)  # a window update may be due
+            self.stack._mark(self)  # a window update may be due
         return data
 
     def close(self) -> None:
@@ -127,14 +127,14 @@ class Socket:
         elif self.conn.state in (TcpState.SYN_SENT, TcpState.CLOSED):
             if self.conn.state == TcpState.SYN_SENT:
                 self.conn.abort()
-        self.stack._dirty.add(self)
+        self.stack._mark(self)
 
     def abort(self) -> None:
         """RFC 9293 3.10.5 ABORT: a RST when synchronized, then CLOSED."""
         self.closed_by_app = True
         if self.conn.state != TcpState.CLOSED:
             self.conn.abort()
-        self.stack._dirty.add(self)
+        self.stack._mark(self)
 
     # ---- migration ---------------------------------------------------------------------
 
@@ -146,7 +146,7 @@ class Socket:
 
     def thaw(self, now_ms: int) -> None:
         self.conn.thaw(now_ms)
-        self.stack._dirty.add(self)
+        self.stack._mark(self)
         self.stack._rearm(self)
 
     # ---- state -------------------------------------------------------------------------
@@ -261,7 +261,9 @@ class Stack:
         self.rst_limit_per_s = rst_limit_per_s
         self._table: dict[FourTuple, Socket] = {}
         self._listeners: dict[tuple[bytes, int], Listener] = {}
-        self._dirty: set[Socket] = set()
+        # connections with output due, in the order they became so: a dict, not a set, whose
+        # order would follow memory addresses and make the simulator's runs differ
+        self._dirty: dict[Socket, None] = {}
         self._deadlines: dict[Socket, int] = {}
         self._released: dict[FourTuple, int] = {}  # 4-tuple -> until when (ms) it stays quiet
         self._port_counter = 0
@@ -346,7 +348,7 @@ class Stack:
         conn.connect(now_ms, iss=self.iss(now_ms, key), ts_offset=self.ts_offset(key))
         sock = Socket(self, conn)
         self._table[key] = sock
-        self._dirty.add(sock)
+        self._mark(sock)
         return sock
 
     def import_connection(self, blob: bytes) -> Socket:
@@ -371,7 +373,7 @@ class Stack:
     def detach(self, sock: Socket) -> None:
         """Forget a connection without sending anything (the donor after a handoff)."""
         self._table.pop(sock.key, None)
-        self._dirty.discard(sock)
+        self._dirty.pop(sock, None)
         self._deadlines.pop(sock, None)
 
     def release(self, now_ms: int, sock: Socket) -> None:
@@ -419,13 +421,16 @@ class Stack:
         self._after(now_ms, sock)
         return sock
 
+    def _mark(self, sock: Socket) -> None:
+        self._dirty[sock] = None
+
     def poll(self, now_ms: int) -> None:
         """Runs the timers due at ``now_ms`` and sends the output every connection owes."""
         due = [s for s, d in self._deadlines.items() if d <= now_ms]
         for sock in due:
             sock.conn.timer(now_ms)
-            self._dirty.add(sock)
-        dirty, self._dirty = self._dirty, set()
+            self._mark(sock)
+        dirty, self._dirty = self._dirty, {}
         for sock in dirty:
             self._after(now_ms, sock)
 

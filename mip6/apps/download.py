@@ -28,9 +28,10 @@ RESPONDING = b"S"  # application state: the response head; the stream is head + 
 
 
 class DownloadService:
-    def __init__(self, body: Body, *, handoff_every: int = 0) -> None:
+    def __init__(self, body: Body, *, handoff_every: int = 0, regenerable: bool = True) -> None:
         self.body = body
         self.handoff_every = handoff_every
+        self.regenerable = regenerable  # False: full snapshots (the seeds' way)
         self.served = 0
         self.handed_in_count = 0
         self.failed_handoffs = 0
@@ -44,11 +45,11 @@ class DownloadService:
     def export_state(self, sock: Socket) -> tuple[bytes, bool]:
         download = self._connections.get(sock)
         if download is None:
-            return REQUEST, True
+            return REQUEST, self.regenerable
         if download.response_head is None:
-            return REQUEST + download.request, True
+            return REQUEST + download.request, self.regenerable
         body_flag = b"1" if download.with_body else b"0"
-        return RESPONDING + body_flag + download.response_head, True
+        return RESPONDING + body_flag + download.response_head, self.regenerable
 
     def handed_in(self, member: Member, sock: Socket, state: bytes) -> None:
         self.handed_in_count += 1
@@ -120,6 +121,11 @@ class _Download:
         if self.chunks is None and not self._read_request(sock):
             return
         assert self.chunks is not None
+        # progress is what the client acknowledged, not what the send buffer took: a member
+        # that has just resumed fills its buffer at once
+        if self.next_handoff and sock.write_offset - sock.send_buffered >= self.next_handoff:
+            self.next_handoff = 0  # one request per member: the next one is the acceptor's
+            self.member.request_handoff(IPv6Address(sock.remote[0]))
         while True:
             if not self.pending:
                 self.pending = next(self.chunks, b"")
@@ -130,9 +136,6 @@ class _Download:
             sent = sock.send(self.pending)
             self.pending = self.pending[sent:]
             self.written += sent
-            if self.next_handoff and self.written >= self.next_handoff:
-                self.next_handoff += self.service.handoff_every
-                self.member.request_handoff(IPv6Address(sock.remote[0]))
         sock.recv(1 << 16)  # what a client sends after its request is not ours to keep
         self.service.served += 1
         sock.close()

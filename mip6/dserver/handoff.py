@@ -25,7 +25,8 @@ donor freezes before INIT and never thaws while an acceptor may hold the binding
 it thaws only once its own Binding Update is acknowledged (rule 3); a retry to another acceptor
 reuses the INIT's sequence number, so a BA 135 tells that an earlier acceptor took the client
 (rule 3, seeds' B4); every wait is bounded by ``attempt_timeout`` (rule 6) and the targets tried
-are handed to the policy, which never offers them again; when no target is left the
+are handed to the policy, which never offers them again (each phase, PREPARE to PREPARED and
+INIT to DONE, has ``attempt_timeout``); when no target is left the
 application is told (``failed_handoff``). A local handoff (target = this member) moves no
 packet (rule 7).
 
@@ -278,8 +279,14 @@ class Donor:
         return [Freeze()]
 
     def _prepared(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        # the INIT's own wait starts now: return routability may have taken a retransmission
+        # (a second) and a full snapshot is a quarter megabyte on the channel
         assert self.target is not None
-        return [*self._freeze(), SendInit(self.target, self.next_sequence)]
+        return [
+            *self._freeze(),
+            SendInit(self.target, self.next_sequence),
+            StartTimer(now + self.attempt_timeout, self.timer),
+        ]
 
     def _failed(self, now: float, reason: FailureReason | int) -> list[Effect]:
         assert self.target is not None

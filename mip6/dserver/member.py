@@ -74,14 +74,14 @@ from mip6.wire import mobility as mh
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
 from mip6.wire.walk import walk
-from tcp_migrate.core import TcpState
+from tcp_migrate.core import Config, TcpState
 from tcp_migrate.stack import Socket, StackError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL_PORT = 7171
 SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the lower half
-BA_SEQUENCE_OUT_OF_WINDOW = mh.BindingAckStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW
+RELAY_TIMER = "relay_expiry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +142,7 @@ class _Outgoing:
     socks: list[Socket] = field(default_factory=list)
     binding: CorrespondentState | None = None
     refused_by: set[IPv6Address] = field(default_factory=set)  # answered FAILED: released
+    outbid: int | None = None  # a BA 135's number, to outbid when the rebinding times out
     started: float = 0.0
     phases: list[tuple[float, str]] = field(default_factory=list)
 
@@ -198,6 +199,9 @@ class Member:
         self.host = Host(
             addresses=(config.own_address, config.contact_address),
             secret=tcp_secret or random_bytes(32),
+            # no Nagle: a handoff message behind an unacknowledged one would otherwise wait
+            # for the peer's delayed ACK (RFC 9293 3.7.4), 160 ms of the client's gap
+            tcp_config=Config(nodelay=True),
         )
         self.view = GroupView(set(config.members) | {config.own_address})
         self.policy: Policy = policy or RandomPolicy(self.view, rng)
@@ -250,13 +254,16 @@ class Member:
         return self.mobile.port_unreachable(now, invoking)
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
-        """``handoff``: a client's address, or (client, member) to name the acceptor."""
+        """``handoff``: a client's address, or (client, member) to name the acceptor; the
+        client goes to another member (the policy's choice when the named one fails)."""
         if name != "handoff":
             raise UnknownCommand(name, "member")
         client, target = (argument, None) if isinstance(argument, str) else argument
         return self._run(
             now,
-            lambda now: self.handoff(IPv6Address(client), IPv6Address(target) if target else None),
+            lambda now: self.handoff(
+                IPv6Address(client), IPv6Address(target) if target else None, elsewhere=True
+            ),
         )
 
     def stop(self, now: float) -> list[Action]:
@@ -352,6 +359,9 @@ class Member:
             chain is not None
             and chain.routing_home_address == self.contact_address.packed
             and chain.destination == self.own_address.packed
+            # a Binding Acknowledgement comes this way too, whatever its status (RFC 3775
+            # 9.5.4): only the client's traffic proves that its binding points here
+            and chain.upper_protocol != protocols.MOBILITY
         ):
             self._client_packet(now, IPv6Address(chain.source))
         self._mobile(self.mobile.handle_packet(now, data))
@@ -383,10 +393,10 @@ class Member:
             except WireError:
                 self._count("relay_malformed")
                 return True
-            if isinstance(payload, mh.HomeTestInit) and not self.relay.add(
-                now, client, payload.home_init_cookie, member
-            ):
-                return True  # the table is full of live entries (counted there)
+            if isinstance(payload, mh.HomeTestInit):
+                if not self.relay.add(now, client, payload.home_init_cookie, member):
+                    return True  # the table is full of live entries (counted there)
+                self._arm_relay_expiry()
         self._count("relay_forwarded")
         packet = encapsulate(inner, self.own_address, self.config.home_agent)
         security = self.mobile.security
@@ -402,10 +412,17 @@ class Member:
         self._emit(Transmit(packet))
         return True
 
+    def _arm_relay_expiry(self) -> None:
+        """Entries leave the relay table when their life ends, not only when the next HoTI
+        makes room (a table nobody adds to would keep its dead entries)."""
+        expiry = self.relay.next_expiry()
+        self._emit(CancelTimer(RELAY_TIMER) if expiry is None else StartTimer(expiry, RELAY_TIMER))
+
     def _relay_home_test(self, now: float, inner: bytes, hot: mh.HomeTest) -> list[Action]:
         """A HoT that matches no entry of ours: an acceptor's, if the relay table knows it."""
         client = IPv6Address(inner[8:24])
         acceptor = self.relay.take(now, client, hot.home_init_cookie)
+        self._arm_relay_expiry()
         if acceptor is None:
             return []
         return [Transmit(encapsulate(inner, self.own_address, acceptor))]
@@ -424,8 +441,12 @@ class Member:
         match token:
             case "tcp":
                 self._host_actions_pending(now, self.host.handle_timer(now, TCP_TIMER))
+            case "relay_expiry":
+                self.relay.expire(now)
+                self._arm_relay_expiry()
             case ("handoff_donor", int() as handoff_id):
-                self._donor_input(handoff_id, h.DonorInput.TIMEOUT)
+                if not self._outbid_due(handoff_id):
+                    self._donor_input(handoff_id, h.DonorInput.TIMEOUT)
             case ("handoff_acceptor", (IPv6Address() as donor, int() as handoff_id)):
                 self._acceptor_input((donor, handoff_id), h.AcceptorInput.TIMEOUT)
             case _:
@@ -766,8 +787,9 @@ class Member:
             if incoming.acceptor.client == client:
                 self._acceptor_input(key, h.AcceptorInput.BOUND)
         handoff_id = self._by_client.get(client)
-        if handoff_id is not None:
-            self._donor_input(handoff_id, h.DonorInput.BOUND)
+        outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
+        if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
+            self._donor_input(outgoing.donor.handoff_id, h.DonorInput.BOUND)
         if client in self._distribute_when_bound:
             self._distribute_when_bound.discard(client)
             if self.client_sockets(client):
@@ -779,23 +801,55 @@ class Member:
         outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
         if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
             if set(outgoing.donor.tried) <= outgoing.refused_by:
-                # every acceptor released the client: the number is a failed attempt's
+                # every acceptor answered FAILED, having released the client: the number
+                # the client holds is a failed attempt's, outbid it
                 self._mobile(self.mobile.rebind(self._now, client, sequence))
             else:
-                self._emit(*self.mobile.forget_correspondent(self._now, client))
-                self._donor_input(outgoing.donor.handoff_id, h.DonorInput.SUPERSEDED)
+                # an acceptor that never answered took the client. Alive, it thawed and its
+                # DONE is on the way (a DONE in REBINDING completes the handoff); dead, the
+                # client is bound to nobody. Which one is known when the rebinding's time is
+                # up, long after any acceptor's own attempt ended: then outbid (_outbid_due)
+                outgoing.outbid = sequence
             return
-        for key, incoming in list(self._incoming.items()):
-            if incoming.acceptor.client == client:
-                self._acceptor_input(key, h.AcceptorInput.REJECTED)
-                return
-        # our own binding, no handoff: RFC 3775 11.7.3's answer
-        self._mobile(self.mobile.rebind(self._now, client, sequence))
+        binding = self._binding_acceptors(client)
+        for key in binding:
+            self._acceptor_input(key, h.AcceptorInput.REJECTED)
+        if not binding:
+            # our own binding, no handoff: RFC 3775 11.7.3's answer
+            self._mobile(self.mobile.rebind(self._now, client, sequence))
+
+    def _outbid_due(self, handoff_id: int) -> bool:
+        """The rebinding's time is up after a BA 135 and no acceptor answered: each would
+        have sent DONE or FAILED within its own attempt, so the one that took the client is
+        gone. Bind the client here above its number, once, with one more rebinding period;
+        True when that was done (the timer is not the machine's TIMEOUT then)."""
+        outgoing = self._outgoing.get(handoff_id)
+        if (
+            outgoing is None
+            or outgoing.donor.state is not h.DonorState.REBINDING
+            or outgoing.outbid is None
+        ):
+            return False
+        sequence, outgoing.outbid = outgoing.outbid, None
+        self._count("handoff_outbid")
+        outgoing.phases.append((self._now, "outbid"))
+        self._mobile(self.mobile.rebind(self._now, outgoing.donor.client, sequence))
+        self._emit(StartTimer(self._now + self.config.rebind_timeout, outgoing.donor.timer))
+        return True
 
     def _rejected(self, client: IPv6Address) -> None:
-        for key, incoming in list(self._incoming.items()):
-            if incoming.acceptor.client == client:
-                self._acceptor_input(key, h.AcceptorInput.REJECTED)
+        for key in self._binding_acceptors(client):
+            self._acceptor_input(key, h.AcceptorInput.REJECTED)
+
+    def _binding_acceptors(self, client: IPv6Address) -> list[tuple[IPv6Address, int]]:
+        """The handoffs of ``client`` to this member whose Binding Update is out: an
+        acknowledgement's verdict is theirs (one in PREPARE has sent none)."""
+        return [
+            key
+            for key, incoming in self._incoming.items()
+            if incoming.acceptor.client == client
+            and incoming.acceptor.state is h.AcceptorState.BINDING
+        ]
 
     # -- the member channel --------------------------------------------------------------------
 
@@ -839,6 +893,17 @@ class Member:
             self._count(f"channel_closed_{event.reason.name.lower()}")
             if self._channels.get(peer) is connection:
                 del self._channels[peer]
+            if not connection.established:
+                # refused before any message could reach the peer (a wrong group key, an
+                # impostor): nothing was handed over, so the attempt fails now, not at its timer
+                for outgoing in list(self._outgoing.values()):
+                    if outgoing.donor.target == peer:
+                        outgoing.refused_by.add(peer)
+                        self._donor_input(
+                            outgoing.donor.handoff_id,
+                            h.DonorInput.FAILED,
+                            msg.FailureReason.REFUSED,
+                        )
             return
         if not isinstance(event, MessageReceived) or not connection.established:
             return
@@ -853,8 +918,8 @@ class Member:
                 self._from_acceptor(peer, message.handoff_id, h.DonorInput.DONE)
             case msg.Failed():
                 outgoing = self._outgoing.get(message.handoff_id)
-                if outgoing is not None and outgoing.donor.target == peer:
-                    outgoing.refused_by.add(peer)
+                if outgoing is not None and peer in outgoing.donor.tried:
+                    outgoing.refused_by.add(peer)  # it released whatever it imported
                 self._from_acceptor(peer, message.handoff_id, h.DonorInput.FAILED, message.reason)
 
     def _from_acceptor(
@@ -865,8 +930,16 @@ class Member:
         reason: msg.FailureReason | int = 0,
     ) -> None:
         outgoing = self._outgoing.get(handoff_id)
-        if outgoing is None or outgoing.donor.target != peer:
+        if outgoing is None or peer not in outgoing.donor.tried:
             self._count("handoff_stray_answer")
+            return
+        if received is h.DonorInput.DONE:
+            # from any acceptor tried: a DONE late for an attempt given up on still means
+            # that acceptor thawed and holds the client (the others' Binding Updates then
+            # meet BA 135 and they release theirs)
+            outgoing.donor.target = peer
+        elif outgoing.donor.target != peer:
+            self._count("handoff_late_answer")
             return
         self._donor_input(handoff_id, received, reason)
 
@@ -898,6 +971,11 @@ class Member:
         if isinstance(message, msg.Prepare):
             self._acceptor_input(key, h.AcceptorInput.PREPARE)
             return
+        for older in self._binding_acceptors(message.client):
+            # an earlier INIT for this client, still binding: a donor that gave up on us
+            # and handed the client on, which came back. The newer INIT carries the higher
+            # sequence number; the older attempt fails and releases what it imported.
+            self._acceptor_input(older, h.AcceptorInput.TIMEOUT)
         incoming.init = message
         self._acceptor_input(
             key,

@@ -8,13 +8,15 @@ import random
 from ipaddress import IPv6Address, IPv6Network
 
 from mip6.apps.download import DownloadService
-from mip6.apps.http import Body
+from mip6.apps.http import Body, HostDownload
 from mip6.core.config import HomeAgentConfig
 from mip6.dserver.member import Member, MemberConfig
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.home_agent import HomeAgent
 from mip6.runtime.host import Host
 from mip6.runtime.memory import MemoryNetwork, Path
+from mip6.wire import protocols
+from mip6.wire.walk import walk
 
 HOME_PREFIX = IPv6Network("2001:db8:1::/64")
 HA = IPv6Address("2001:db8:1::1")
@@ -41,6 +43,10 @@ class DServerLab:
         lss: float = 0.010,
         lcs: float = 0.020,
         key: dict[str, bytes] | None = None,
+        distribute: bool = True,
+        regenerable: bool = True,
+        relay_lifetime: float = 5.0,
+        attempt_timeout: float = 2.0,
     ) -> None:
         self.net = MemoryNetwork(seed, default_path=Path(latency=lss, loss=loss))
         rng = random.Random(seed)
@@ -70,11 +76,17 @@ class DServerLab:
                     members=tuple(MEMBERS.values()),
                     group_key=(key or {}).get(name, KEY),
                     prepare=prepare,
+                    distribute=distribute,
+                    relay_lifetime=relay_lifetime,
+                    attempt_timeout=attempt_timeout,
+                    rebind_timeout=2 * attempt_timeout,
                 ),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,
             )
-            service = DownloadService(self.body, handoff_every=handoff_every)
+            service = DownloadService(
+                self.body, handoff_every=handoff_every, regenerable=regenerable
+            )
             member.serve(PORT, service)
             self.members[name] = member
             self.services[name] = service
@@ -83,3 +95,64 @@ class DServerLab:
             self.net.path(name, "client", Path(latency=lcs, loss=loss))
         for name in MEMBERS:
             self.net.start(name)
+
+    def download(self, at: float = 1.0) -> HostDownload:
+        """The client's GET to the contact address, started at ``at`` (the contact node has
+        registered by then)."""
+        self.net.run_until(at)
+        fetch = HostDownload(self.client_host, self.net.now, str(CONTACT), PORT)
+        self.net.nodes["client"].runtime.flush_host()
+        return fetch
+
+    def run_to_end(self, fetch: HostDownload, limit: float = 120.0) -> None:
+        while not fetch.done and self.net.now < limit:
+            self.net.run_for(0.25)
+
+    def kill(self, name: str) -> None:
+        """Member ``name`` dies: nothing reaches it and its timers stop."""
+        self.net.unroute(IPv6Network((MEMBERS[name], 64), strict=False))
+        self.net.nodes[name].runtime.cancel_timers()
+
+    def handoff(self, donor: str, target: str | None = None) -> None:
+        argument = (str(CLIENT), str(MEMBERS[target]) if target else None)
+        self.net.call(donor, "command", "handoff", argument)
+
+    def data_senders(self) -> list[tuple[float, str]]:
+        """Each TCP data packet that reached the client: when it was sent, by which node."""
+        return [
+            (sent.time, sent.sender)
+            for sent in self.net.trace
+            if sent.receiver == "client" and not sent.lost and len(sent.data) > 1000
+        ]
+
+    def gaps(self) -> list[float]:
+        """Client-observed handoff times (DSERVER 4): the last data packet from one member to
+        the first from the next, as sent (each path's latency is fixed)."""
+        found = []
+        previous: tuple[float, str] | None = None
+        for at, sender in self.data_senders():
+            if sender == "ha":
+                continue
+            if previous is not None and sender != previous[1]:
+                found.append(at - previous[0])
+            previous = (at, sender)
+        return found
+
+
+def innermost(data: bytes) -> tuple[bytes, int, int]:
+    """The packet inside any IPv6-in-IPv6 layers, its upper-layer protocol and offset."""
+    chain = walk(data)
+    while chain.upper_protocol == protocols.IPV6:
+        data = data[chain.upper_offset :]
+        chain = walk(data)
+    return data, chain.upper_protocol, chain.upper_offset
+
+
+def resets(net: MemoryNetwork) -> int:
+    """TCP segments with RST on the wire, tunnelled or not."""
+    count = 0
+    for sent in net.trace:
+        data, protocol, offset = innermost(sent.data)
+        if protocol == protocols.TCP and data[offset + 13] & 0x04:
+            count += 1
+    return count

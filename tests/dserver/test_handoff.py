@@ -54,7 +54,7 @@ def donor(*members: IPv6Address, optimized: bool = True) -> h.Donor:
 def test_optimized_handoff_prepare_init_done() -> None:
     d = donor(M2)
     assert d.start(0.0) == [h.SendPrepare(M2), h.StartTimer(2.0, DT)]
-    assert d.handle(0.1, D.PREPARED) == [h.Freeze(), h.SendInit(M2, 500)]
+    assert d.handle(0.1, D.PREPARED) == [h.Freeze(), h.SendInit(M2, 500), h.StartTimer(2.1, DT)]
     assert d.state is h.DonorState.INITIATED
     assert d.handle(0.2, D.DONE) == [h.CancelTimer(DT), h.Release(), h.HandoffCompleted(M2)]
     assert d.state is h.DonorState.COMPLETED

@@ -1,0 +1,303 @@
+"""The member engine on the in-memory network (virtual time, deterministic per seed): a client
+downloads from the contact address while its connection is handed from member to member, with
+loss; and each failure DSERVER.md section 4 bounds (an acceptor dead, refusing, dying after its
+Binding Update; the client vanishing; the relay entry expired; handoffs racing) ends with the
+client's bytes whole, its connection continued or never frozen forever, and no state left."""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from ipaddress import IPv6Address
+
+import pytest
+
+from mip6.apps.http import generated_body
+from mip6.wire import mobility as mh
+from mip6.wire import protocols
+from mip6.wire.walk import walk
+from tests.dserver.lab import CLIENT, CONTACT, HA, MEMBERS, DServerLab, innermost, resets
+
+SEED = 3
+
+
+def expected(size: int, seed: int) -> str:
+    return hashlib.sha256(b"".join(generated_body(size, seed))).hexdigest()
+
+
+def quiet(lab: DServerLab) -> None:
+    """Once every bounded wait is over, no member is left with a handoff, a frozen
+    connection or a relay entry."""
+    lab.net.run_for(10.0)
+    for name, member in lab.members.items():
+        assert not member._outgoing and not member._incoming, name
+        assert not [s for s in member.host.stack.connections if s.frozen], name
+        assert len(member.relay) == 0, name
+
+
+def mobility_messages(lab: DServerLab) -> list[tuple[str, str, IPv6Address, object, bytes]]:
+    """(sender, receiver, outer source, message, innermost bytes) of every Mobility Header."""
+    found = []
+    for sent in lab.net.trace:
+        data, protocol, offset = innermost(sent.data)
+        if protocol != protocols.MOBILITY:
+            continue
+        chain = walk(data)
+        message = mh.parse_mobility_header(
+            data[offset:],
+            source=chain.home_address or chain.source,  # RFC 3775 6.1.7's pseudo-header
+            destination=chain.routing_home_address or chain.destination,
+        )
+        outer = IPv6Address(sent.data[8:24])
+        found.append((sent.sender, sent.receiver, outer, message, data))
+    return found
+
+
+@pytest.mark.parametrize("regenerable", [True, False], ids=["regenerable", "full"])
+def test_download_handed_off_twenty_times_with_loss_is_whole(regenerable: bool) -> None:
+    # a handoff takes a few round trips whatever the state's size; the download must last
+    # for twenty of them
+    size = 8_000_000
+    every = 50_000
+    lab = DServerLab(SEED, size=size, handoff_every=every, loss=0.01, regenerable=regenerable)
+    fetch = lab.download()
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed
+    assert fetch.status == b"HTTP/1.1 200 OK"
+    assert fetch.received == size
+    assert fetch.digest.hexdigest() == expected(size, SEED)
+    completed = sum(m.counters.get("handoff_completed", 0) for m in lab.members.values())
+    accepted = {n: m.counters.get("handoff_accepted", 0) for n, m in lab.members.items()}
+    assert completed >= 20
+    assert all(count >= 3 for count in accepted.values()), accepted
+    assert sum(m.counters.get("handoff_failed", 0) for m in lab.members.values()) == 0
+    assert resets(lab.net) == 0
+    # every member served data from its own address (the Home Address option naming C)
+    served = {sender for _, sender in lab.data_senders()}
+    assert {"m1", "m2", "m3"} <= served
+    messages = mobility_messages(lab)
+    # HoTIs of m2 and m3 reach the contact node tunnelled, and leave it for the home agent
+    relayed = {
+        sender
+        for sender, receiver, _, message, _ in messages
+        if isinstance(message, mh.HomeTestInit) and receiver == "m1" and sender in ("m2", "m3")
+    }
+    assert relayed == {"m2", "m3"}
+    assert any(
+        isinstance(message, mh.HomeTestInit) and sender == "m1" and receiver == "ha"
+        for sender, receiver, _, message, _ in messages
+    )
+    # the HoT comes back to each of them through the contact node
+    assert {
+        receiver
+        for sender, receiver, _, message, _ in messages
+        if isinstance(message, mh.HomeTest) and sender == "m1"
+    } >= {"m2", "m3"}
+    # each member bound the client from its own address with C as home address
+    for name, address in MEMBERS.items():
+        updates = [
+            data
+            for sender, receiver, outer, message, data in messages
+            if isinstance(message, mh.BindingUpdate) and sender == name and receiver == "client"
+        ]
+        assert updates, name
+        chain = walk(updates[0])
+        assert IPv6Address(chain.source) == address
+        assert chain.home_address == CONTACT.packed
+    quiet(lab)
+    assert len(lab.members["m1"].history) > 0
+
+
+def test_same_seed_same_packets() -> None:
+    def digest() -> str:
+        lab = DServerLab(7, size=600_000, handoff_every=100_000, loss=0.01)
+        fetch = lab.download()
+        lab.run_to_end(fetch)
+        assert fetch.done and fetch.digest.hexdigest() == expected(600_000, 7)
+        h = hashlib.sha256()
+        for sent in lab.net.trace:
+            h.update(f"{sent.time!r} {sent.sender} {sent.receiver} {sent.lost}".encode())
+            h.update(sent.data)
+        return h.hexdigest()
+
+    assert digest() == digest()
+
+
+@pytest.mark.parametrize("prepare", [True, False], ids=["rr-in-advance", "no-prepare"])
+def test_handoff_gap_bounded_at_any_buffer_fill(prepare: bool) -> None:
+    """DSERVER 4: at most Lss + 2 Lcs when the acceptor waits for the acknowledgement; without
+    PREPARE, return routability comes first (HoTI and HoT each cross three Lss hops, through
+    the contact node and the home agent; CoTI and CoT one Lcs each). The seeds' formulas
+    (4 Lcs + Lss, 6 Lcs + 3 Lss) are above both."""
+    lss, lcs = 0.020, 0.040
+    lab = DServerLab(SEED, size=5_000_000, handoff_every=60_000, lss=lss, lcs=lcs, prepare=prepare)
+    fetch = lab.download()
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(5_000_000, SEED)
+    gaps = lab.gaps()
+    assert len(gaps) >= 8
+    return_routability = 0 if prepare else max(6 * lss, 2 * lcs)
+    bound = lss + return_routability + 2 * lcs + 0.005
+    assert statistics.median(gaps) <= bound, gaps
+    seeds = (4 * lcs + lss) if prepare else (6 * lcs + 3 * lss)
+    assert statistics.median(gaps) < seeds
+    quiet(lab)
+
+
+def test_contact_node_relays_for_an_acceptor_and_keeps_others_off_the_home_agent() -> None:
+    lab = DServerLab(SEED, size=400_000, distribute=False)
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(400_000, SEED)
+    assert lab.members["m1"].counters["handoff_completed"] == 1
+    assert lab.members["m1"].relay.counters["relayed_hot"] >= 1
+    # only the contact node ever sent to the home agent
+    assert {s.sender for s in lab.net.trace if s.receiver == "ha"} <= {"m1", "client"}
+    assert lab.ha.describe("bcache", lab.net.now)["rows"][0]["care_of_address"] == str(
+        MEMBERS["m1"]
+    )
+    quiet(lab)
+
+
+def test_acceptor_dead_then_the_policy_picks_another() -> None:
+    lab = DServerLab(SEED, size=4_000_000, distribute=False, attempt_timeout=0.5)
+    lab.kill("m3")
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m3")
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(4_000_000, SEED)
+    m1 = lab.members["m1"]
+    assert m1.counters["handoff_completed"] == 1
+    assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}"
+    assert lab.members["m2"].counters["handoff_accepted"] == 1
+    assert resets(lab.net) == 0
+    quiet(lab)
+
+
+def test_no_member_left_keeps_the_client_never_frozen() -> None:
+    lab = DServerLab(SEED, size=4_000_000, distribute=False, attempt_timeout=0.5)
+    lab.kill("m2")
+    lab.kill("m3")
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1")
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(4_000_000, SEED)
+    m1 = lab.members["m1"]
+    assert m1.counters["handoff_failed"] == 1
+    assert m1.history[-1]["outcome"] == "kept"
+    assert lab.services["m1"].failed_handoffs == 1
+    quiet(lab)
+
+
+def test_acceptor_with_another_group_key_is_refused_at_once() -> None:
+    lab = DServerLab(
+        SEED, size=4_000_000, distribute=False, attempt_timeout=0.5, key={"m2": bytes(32)}
+    )
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(4_000_000, SEED)
+    m1 = lab.members["m1"]
+    assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m3']}"
+    phases = m1.history[-1]["phases"]
+    # refused during the channel's handshake (two round trips), not by the attempt's timer
+    assert phases[0][1] == "failed" and phases[0][0] < 0.1
+    assert any(name.startswith("channel_closed") for name in m1.counters)
+    assert lab.members["m2"].counters.get("handoff_accepted", 0) == 0
+    quiet(lab)
+
+
+def test_acceptor_dies_after_its_binding_update_then_the_donor_takes_the_client_back() -> None:
+    lab = DServerLab(SEED, size=4_000_000, distribute=False, attempt_timeout=0.5)
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    while not any(
+        isinstance(message, mh.BindingUpdate) and sender == "m2"
+        for sender, _, _, message, _ in mobility_messages(lab)
+    ):
+        lab.net.run_for(0.001)
+    lab.kill("m2")
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed
+    assert fetch.digest.hexdigest() == expected(4_000_000, SEED)
+    m1 = lab.members["m1"]
+    outcome = m1.history[-1]
+    assert outcome["outcome"] == "kept", outcome
+    assert "outbid" in [name for _, name in outcome["phases"]]
+    assert resets(lab.net) == 0
+    quiet_members = {n: m for n, m in lab.members.items() if n != "m2"}
+    for member in quiet_members.values():
+        assert not member._outgoing and not member._incoming
+        assert not [s for s in member.host.stack.connections if s.frozen]
+
+
+def test_client_vanishes_mid_handoff_and_nothing_is_left_frozen() -> None:
+    lab = DServerLab(SEED, size=5_000_000, distribute=False)
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    lab.net.run_for(0.005)  # PREPARE on its way
+    lab.net.unroute("2001:db8:2::/64")
+    lab.net.run_for(30.0)
+    assert not fetch.done
+    m1 = lab.members["m1"]
+    assert m1.history[-1]["outcome"] == "kept"
+    quiet(lab)
+
+
+def test_relay_entry_expired_fails_the_attempt_and_the_client_stays() -> None:
+    lab = DServerLab(
+        SEED, size=4_000_000, distribute=False, attempt_timeout=0.5, relay_lifetime=0.001
+    )
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(4_000_000, SEED)
+    m1 = lab.members["m1"]
+    assert m1.history[-1]["outcome"] == "kept"
+    assert m1.relay.counters["unknown_hot"] + m1.relay.counters["expired"] >= 1
+    assert m1.relay.counters["relayed_hot"] == 0
+    quiet(lab)
+
+
+def test_racing_handoffs_of_one_client_make_one() -> None:
+    lab = DServerLab(SEED, size=4_000_000, distribute=False, attempt_timeout=0.5)
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    lab.handoff("m1", "m3")
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(4_000_000, SEED)
+    m1 = lab.members["m1"]
+    assert m1.counters["handoff_busy"] == 1
+    assert m1.counters["handoff_completed"] == 1
+    assert lab.members["m3"].counters.get("received_prepare", 0) == 0
+    quiet(lab)
+
+
+def test_show_tables() -> None:
+    lab = DServerLab(SEED, size=400_000, distribute=False)
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    lab.run_to_end(fetch)
+    m1, m2 = lab.members["m1"], lab.members["m2"]
+    now = lab.net.now
+    members = m1.describe("members", now)["rows"]
+    assert [row["member"] for row in members] == [str(a) for a in sorted(MEMBERS.values())]
+    assert [row["contact_node"] for row in members] == [True, False, False]
+    handoffs = m1.describe("handoffs", now)["rows"]
+    assert handoffs[-1]["side"] == "donor" and handoffs[-1]["state"] == "finished"
+    assert [name for _, name in handoffs[-1]["phases"]] == ["prepared", "done"]
+    assert m2.describe("handoffs", now)["rows"][-1]["side"] == "acceptor"
+    stats = m1.describe("stats", now)["counters"]
+    assert stats["handoff_completed"] == 1 and "relay.relayed_hot" in stats
+    assert m1.describe("bcache", now)["rows"] == []
+    assert str(HA) and str(CLIENT)
