@@ -1,6 +1,9 @@
-"""A distributed server on the in-memory network, for the member tests: a home agent, a contact
-node and two more members on networks of their own, and a client (a correspondent node with a
-host) on another; every path with its own latency, the same seed giving the same packets."""
+"""A distributed server on the in-memory network, built from the engines directly, for tests
+and benchmarks: a home agent, a contact node and two more members on networks of their own, and
+a client (a correspondent node with a host) on another. Paths between members, and from members
+to the home agent, have latency ``lss``; from members to the client ``lcs`` (the seeds' Lss and
+Lcs); the same seed gives the same packets. Each member runs the download service
+(:mod:`mip6.apps.download`); ``service`` replaces it."""
 
 from __future__ import annotations
 
