@@ -8,12 +8,14 @@ Lcs); the same seed gives the same packets. Each member runs the download servic
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
+from typing import Any
 
 from mip6.apps.download import DownloadService
 from mip6.apps.http import Body, HostDownload
 from mip6.core.config import HomeAgentConfig
-from mip6.dserver.member import Member, MemberConfig
+from mip6.dserver.member import Member, MemberConfig, Service
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.home_agent import HomeAgent
 from mip6.runtime.host import Host
@@ -50,7 +52,10 @@ class DServerLab:
         regenerable: bool = True,
         relay_lifetime: float = 5.0,
         attempt_timeout: float = 2.0,
+        service: Callable[[str], Service] | None = None,
     ) -> None:
+        """``service(name)``: the service member ``name`` runs on port 80 instead of the
+        download service."""
         self.net = MemoryNetwork(seed, default_path=Path(latency=lss, loss=loss))
         rng = random.Random(seed)
         self.ha = HomeAgent(
@@ -67,7 +72,7 @@ class DServerLab:
         self.net.route("2001:db8:2::/64", "client")
         self.body = Body(size=size, seed=seed)
         self.members: dict[str, Member] = {}
-        self.services: dict[str, DownloadService] = {}
+        self.services: dict[str, Any] = {}
         for name, address in MEMBERS.items():
             member_rng = random.Random(rng.random())
             member = Member(
@@ -87,12 +92,14 @@ class DServerLab:
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,
             )
-            service = DownloadService(
-                self.body, handoff_every=handoff_every, regenerable=regenerable
+            served = (
+                service(name)
+                if service is not None
+                else DownloadService(self.body, handoff_every=handoff_every, regenerable=regenerable)
             )
-            member.serve(PORT, service)
+            member.serve(PORT, served)
             self.members[name] = member
-            self.services[name] = service
+            self.services[name] = served
             self.net.add(name, member)
             self.net.route(IPv6Network((address, 64), strict=False), name)
             self.net.path(name, "client", Path(latency=lcs, loss=loss))
