@@ -95,7 +95,9 @@ class DServerLab:
             served = (
                 service(name)
                 if service is not None
-                else DownloadService(self.body, handoff_every=handoff_every, regenerable=regenerable)
+                else DownloadService(
+                    self.body, handoff_every=handoff_every, regenerable=regenerable
+                )
             )
             member.serve(PORT, served)
             self.members[name] = member
