@@ -56,6 +56,16 @@ def current_address(spec: NodeSpec, network: Network) -> IPv6Address:
     return spec.addresses[0]
 
 
+def group(topology: Topology, spec: NodeSpec) -> tuple[IPv6Address, ...]:
+    """The own addresses of the daemon nodes of ``spec``'s role with its home address, in
+    topology order (a distributed server's members; the first is its contact node)."""
+    return tuple(
+        other.addresses[0]
+        for other in topology.nodes.values()
+        if (other.role, other.home_address) == (spec.role, spec.home_address)
+    )
+
+
 def plain(value: Any) -> Any:
     """``value`` with addresses, prefixes and tuples as YAML writes them (text and lists)."""
     if isinstance(value, IPv6Address | IPv6Network):
@@ -76,11 +86,13 @@ def daemon_config(
     ipsec_pairs: Sequence[Mapping[str, Any]] = (),
     esp: bool = False,
     extra: Mapping[str, Any] | None = None,
+    lab_secret: bytes = b"",
 ) -> dict[str, Any]:
     """The configuration of daemon node ``spec`` on ``links``: its role's block (from the
     registry entry, where the node starts) with ``options`` on top, an ``ipsec`` block with
     ``ipsec_pairs`` when the lab runs ``esp``, its applications, and ``extra`` top-level keys
-    (``netns``, ``control``)."""
+    (``netns``, ``control``). ``lab_secret``: a secret made for this lab run (a distributed
+    server's group key)."""
     found = entry(spec)
     if found is None:
         raise ValueError(f"node {spec.name} is a {spec.kind} node: no daemon")
@@ -91,6 +103,8 @@ def daemon_config(
         home_agent=spec.home_agent,
         care_of_address=care_of_for(spec, network) if found.mobile else None,
         prefixes=tuple(home_prefixes(topology, spec)),
+        group=group(topology, spec),
+        lab_secret=lab_secret,
     )
     block = found.lab_options(node) | plain(options or {})
     if not esp and UNPROTECTED in found.options:

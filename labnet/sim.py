@@ -59,6 +59,7 @@ class SimLab:
         self.topology = topology
         self.options = options or {}
         self.net = MemoryNetwork(seed)
+        self.secret = random.Random(f"lab secret {seed}").randbytes(32)
         self.attached: dict[str, str] = {}  # node -> network it is on now
         self.addresses: dict[str, IPv6Address] = {}  # node -> current address
         self.apps: dict[str, list[Callable[[], None]]] = {}  # node -> what stops its apps
@@ -81,10 +82,17 @@ class SimLab:
                 spec,
                 links=SHIM if spec.mode == "shim" else NETWORK,
                 options=self.options.get(spec.name),
+                lab_secret=self.secret,
             ),
             f"<sim node {spec.name}>",
         )
         engine = build_engine(config, rng, rng.randbytes)
+        found = entry(spec)
+        assert found is not None
+        if found.start_apps is not None:  # the engine holds its host (a member)
+            self.net.add(spec.name, engine, links=config.network_links)
+            self.apps[spec.name] = found.start_apps(engine, config.apps)
+            return
         if config.mode != "host":
             self.net.add(spec.name, engine, links=config.network_links)
             self.net.application(spec.name, echo)  # as the kernel behind a shim answers pings

@@ -36,7 +36,9 @@ from decimal import Decimal
 from importlib import resources
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
+from typing import Any
 
+import yaml
 from yaml.nodes import Node
 
 from mip6.runtime.config import AppConfig, ConfigError, YamlReader, compose, join, read_apps
@@ -201,11 +203,10 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         if "role" not in fields:
             raise reader.fail(value, f"{key}.role", "missing")
         role_name = reader.choice(fields["role"][1], f"{key}.role", tuple(ROLES))
-        default_mode, mobile = role(role_name).default_mode, role(role_name).mobile
+        found = role(role_name)
+        default_mode, mobile = found.default_mode, found.mobile or found.homed
     mode = (
-        reader.choice(fields["mode"][1], f"{key}.mode", MODES)
-        if "mode" in fields
-        else default_mode
+        reader.choice(fields["mode"][1], f"{key}.mode", MODES) if "mode" in fields else default_mode
     )
     home_address = (
         reader.address(fields["home_address"][1], f"{key}.home_address")
@@ -221,7 +222,8 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
     if "apps" in fields:
         if mode != "host":
             raise reader.fail(fields["apps"][0], f"{key}.apps", "applications need mode host")
-        apps = read_apps(reader, fields["apps"][1], f"{key}.apps")
+        types = role(role_name).apps if role_name is not None else ()
+        apps = read_apps(reader, fields["apps"][1], f"{key}.apps", types)
     if mobile and (home_address is None or home_agent is None):
         missing = "home_address" if home_address is None else "home_agent"
         needs = f"missing (a {role_name.replace('_', ' ')} needs it)"
@@ -274,7 +276,7 @@ def load(path: str | Path) -> Topology:
 
 
 def builtin(name: str) -> Topology:
-    """A topology shipped with labnet (``roaming``, ``testbed``)."""
+    """A topology shipped with labnet (``roaming``, ``testbed``, ``dserver``)."""
     resource = resources.files("labnet").joinpath(f"topologies/{name}.yaml")
     return parse(resource.read_text(encoding="utf-8"), f"labnet/topologies/{name}.yaml")
 
@@ -288,30 +290,34 @@ def _decimal(value: float) -> str:
 def dump(topology: Topology) -> str:
     """``topology`` as YAML that :func:`parse` reads back to an equal topology (but for
     ``path`` and line numbers): how a topology built in code becomes a lab's file."""
-    lines = [f"name: {topology.name}", "networks:"]
+    networks: dict[str, Any] = {}
     for network in topology.networks.values():
         uplink = network.uplink
-        fields = [
-            f"prefix: {network.prefix}",
-            f"latency: {_decimal(uplink.latency)}s",
-            f"jitter: {_decimal(uplink.jitter)}s",
-            f"loss: {_decimal(uplink.loss)}",
-            f"queue: {uplink.queue}",
-        ]
+        fields: dict[str, Any] = {
+            "prefix": str(network.prefix),
+            "latency": f"{_decimal(uplink.latency)}s",
+            "jitter": f"{_decimal(uplink.jitter)}s",
+            "loss": _decimal(uplink.loss),
+            "queue": uplink.queue,
+        }
         if uplink.bandwidth is not None:
-            fields.append(f"bandwidth: {_decimal(uplink.bandwidth)}bit")
-        lines.append(f"  {network.name}: {{{', '.join(fields)}}}")
-    lines.append("nodes:" if topology.nodes else "nodes: {}")
+            fields["bandwidth"] = f"{_decimal(uplink.bandwidth)}bit"
+        networks[network.name] = fields
+    nodes: dict[str, Any] = {}
     for spec in topology.nodes.values():
-        fields = [f"kind: {spec.kind}", f"network: {spec.network}"]
-        fields.append(f"addresses: [{', '.join(str(a) for a in spec.addresses)}]")
+        node: dict[str, Any] = {
+            "kind": spec.kind,
+            "network": spec.network,
+            "addresses": [str(a) for a in spec.addresses],
+        }
         if spec.kind == "engine":
-            fields += [f"role: {spec.role}", f"mode: {spec.mode}"]
+            node |= {"role": spec.role, "mode": spec.mode}
         if spec.home_address is not None:
-            fields.append(f"home_address: {spec.home_address}")
+            node["home_address"] = str(spec.home_address)
         if spec.home_agent is not None:
-            fields.append(f"home_agent: {spec.home_agent}")
+            node["home_agent"] = str(spec.home_agent)
         if spec.apps:
-            fields.append(f"apps: [{', '.join(app.flow() for app in spec.apps)}]")
-        lines.append(f"  {spec.name}: {{{', '.join(fields)}}}")
-    return "\n".join(lines) + "\n"
+            node["apps"] = [app.as_dict() for app in spec.apps]
+        nodes[spec.name] = node
+    document = {"name": topology.name, "networks": networks, "nodes": nodes}
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=None)

@@ -66,7 +66,17 @@ from mip6.dserver import handoff as h
 from mip6.dserver import messages as msg
 from mip6.dserver.channel import Channel, Closed, Established, MessageReceived, Role
 from mip6.dserver.connection import MemberConnection, MemberListener, connect
-from mip6.dserver.policy import GroupView, Policy, RandomPolicy, Selection, TargetFailure
+from mip6.dserver.policy import (
+    GroupView,
+    LeastLoadedPolicy,
+    LocalPolicy,
+    LowestLatencyPolicy,
+    Policy,
+    RandomPolicy,
+    RoundRobinPolicy,
+    Selection,
+    TargetFailure,
+)
 from mip6.dserver.relay import RelayTable
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.host import TCP_TIMER, Host, PortUnreachable, stack_ms
@@ -82,6 +92,25 @@ log = logging.getLogger(__name__)
 DEFAULT_CHANNEL_PORT = 7171
 SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the lower half
 RELAY_TIMER = "relay_expiry"
+
+
+POLICIES = ("random", "round_robin", "least_loaded", "lowest_latency", "local")
+
+
+def named_policy(name: str, view: GroupView, rng: random.Random) -> Policy:
+    """The built-in policy a configuration names (content-aware and user-written policies
+    are objects: :class:`Member`'s ``policy``)."""
+    if name == "random":
+        return RandomPolicy(view, rng)
+    if name == "round_robin":
+        return RoundRobinPolicy(view)
+    if name == "least_loaded":
+        return LeastLoadedPolicy(view)
+    if name == "lowest_latency":
+        return LowestLatencyPolicy(view)
+    if name == "local":
+        return LocalPolicy()
+    raise ValueError(f"no policy {name!r} (known: {', '.join(POLICIES)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +135,7 @@ class MemberConfig:
     relay_capacity: int = 4096
     relay_lifetime: float = 5.0
     max_handoffs: int = 4096  # handoffs in progress, either side
+    policy: str = "random"  # a name of POLICIES, when no Policy object is given
     mobile_node: MobileNodeConfig | None = None  # constants; addresses are set from the above
 
     @property
@@ -204,10 +234,11 @@ class Member:
             tcp_config=Config(nodelay=True),
         )
         self.view = GroupView(set(config.members) | {config.own_address})
-        self.policy: Policy = policy or RandomPolicy(self.view, rng)
+        self.policy: Policy = policy or named_policy(config.policy, self.view, rng)
         self.relay = RelayTable(config.relay_capacity, config.relay_lifetime)
         self.services: dict[int, Service] = {}
         self._listeners: list[Any] = []
+        self._service_listeners: dict[int, Any] = {}
         self._channels: dict[IPv6Address, MemberConnection] = {}
         self._outgoing: dict[int, _Outgoing] = {}
         self._incoming: dict[tuple[IPv6Address, int], _Incoming] = {}
@@ -240,6 +271,14 @@ class Member:
         listener.on_change = lambda listener: self._accept(listener, service)
         self.services[port] = service
         self._listeners.append(listener)
+        self._service_listeners[port] = listener
+
+    def stop_serving(self, port: int) -> None:
+        """The service on ``port`` accepts no more clients (its connections go on)."""
+        listener = self._service_listeners.pop(port, None)
+        if listener is not None:
+            listener.close()
+            self._listeners.remove(listener)
 
     def handle_packet(self, now: float, data: bytes) -> list[Action]:
         return self._run(now, functools.partial(self._packet, data=data))

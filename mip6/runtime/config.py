@@ -5,7 +5,8 @@ One file per node::
 
     node: cn1                       # a name for logs and the control socket
     role: correspondent             # a role of the registry (mip6.runtime.roles): correspondent,
-                                    # home_agent, mobile_node
+                                    # home_agent, mobile_node, member (a distributed server's,
+                                    # mip6.runtime.roles.member shows its block)
     mode: shim                      # shim: the MIPv6 layer for the kernel's own applications;
                                     # host: the daemon is the IPv6 host (no kernel link), its
                                     # applications run inside it (``apps``); router: a home agent
@@ -24,6 +25,8 @@ One file per node::
       - {type: echo}                            # UDP echo (RFC 862), port 7 unless given
       - {type: http, port: 80, size: 5000000, seed: 1}   # or path: FILE instead of size/seed
                                     # (FILE relative to this file's directory)
+                                    # a member's: download (as http, plus handoff_every and
+                                    # regenerable) and handoff_echo
 
 The role's block (its keys and their types, which other blocks it reads, its default mode,
 whether it may have an ``ipsec`` block) is described by its entry in the role registry
@@ -47,12 +50,17 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mip6.core.config import ProtocolConstants
+from mip6.dserver.member import POLICIES
 from mip6.runtime.roles import ROLES, role
 from mip6.runtime.roles.base import MODES
 
 LINK_TYPES = ("tun", "udp", "memory")
 KERNEL_LINK = "kernel"  # shim mode: the TUN device of the kernel behind the daemon
-APP_TYPES = ("echo", "http")
+APP_TYPES = ("echo", "http", "download", "handoff_echo")
+BODY_APPS = ("http", "download")  # apps serving a file or a generated body
+DEFAULT_APP_PORTS = {"echo": 7, "http": 80, "download": 80, "handoff_echo": 7}
+UDP_APPS = ("echo",)
+MIN_SECRET = 32  # bytes of a ``secret`` option (a member channel's group key)
 
 
 class ConfigError(ValueError):
@@ -77,19 +85,23 @@ class LinkConfig:
 class AppConfig:
     """A built-in application of a host-mode daemon (:mod:`mip6.apps.builtin`)."""
 
-    type: str  # echo | http
+    type: str  # echo | http | download | handoff_echo (the last two: a member's)
     port: int
-    path: str | None = None  # http: the file to serve
-    size: int = 0  # http without path: bytes generated from ``seed``
+    path: str | None = None  # http, download: the file to serve
+    size: int = 0  # http, download without path: bytes generated from ``seed``
     seed: int = 0
+    handoff_every: int = 0  # download: hand the client on after this many bytes (0: never)
+    regenerable: bool = True  # download: handoffs carry the short snapshot
 
     def as_dict(self) -> dict[str, Any]:
         """This application as :func:`read_apps` reads it."""
         out: dict[str, Any] = {"type": self.type, "port": self.port}
         if self.path is not None:
             out["path"] = self.path
-        elif self.type == "http":
+        elif self.type in BODY_APPS:
             out |= {"size": self.size, "seed": self.seed}
+        if self.type == "download":
+            out |= {"handoff_every": self.handoff_every, "regenerable": self.regenerable}
         return out
 
 
@@ -256,7 +268,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     if "apps" in top:
         if mode != "host":
             raise reader.fail(top["apps"][0], "apps", f"applications need mode host, not {mode}")
-        apps = read_apps(reader, top["apps"][1], "apps")
+        apps = read_apps(reader, top["apps"][1], "apps", entry.apps)
     control = reader.scalar(top["control"][1], "control") if "control" in top else None
     netns = _netns(reader, top["netns"][1]) if "netns" in top else None
     pcap: dict[str, str] = {}
@@ -291,8 +303,11 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     )
 
 
-def read_apps(reader: YamlReader, node: Node, key: str) -> tuple[AppConfig, ...]:
-    """An ``apps`` list (see the module docstring); also used by labnet's topology files."""
+def read_apps(
+    reader: YamlReader, node: Node, key: str, types: tuple[str, ...] = APP_TYPES
+) -> tuple[AppConfig, ...]:
+    """An ``apps`` list (see the module docstring) of the given ``types`` (a role's); also
+    used by labnet's topology files."""
     apps: list[AppConfig] = []
     ports: set[tuple[str, int]] = set()
     for index, item in enumerate(reader.sequence(node, key)):
@@ -300,8 +315,10 @@ def read_apps(reader: YamlReader, node: Node, key: str) -> tuple[AppConfig, ...]
         fields = reader.mapping(item, where)
         if "type" not in fields:
             raise reader.fail(item, f"{where}.type", "missing")
-        kind = reader.choice(fields["type"][1], f"{where}.type", APP_TYPES)
-        allowed = {"type", "port"} | ({"path", "size", "seed"} if kind == "http" else set())
+        kind = reader.choice(fields["type"][1], f"{where}.type", types)
+        allowed = {"type", "port"} | ({"path", "size", "seed"} if kind in BODY_APPS else set())
+        if kind == "download":
+            allowed |= {"handoff_every", "regenerable"}
         for name, (key_node, _) in fields.items():
             if name not in allowed:
                 raise reader.fail(
@@ -311,19 +328,22 @@ def read_apps(reader: YamlReader, node: Node, key: str) -> tuple[AppConfig, ...]
                     f"(expected {', '.join(sorted(allowed))})",
                 )
         values: dict[str, Any] = {}
-        for name in ("port", "size", "seed"):
+        for name in ("port", "size", "seed", "handoff_every"):
             if name in fields:
                 values[name] = _whole(reader, fields[name][1], f"{where}.{name}")
-        port = values.pop("port", 7 if kind == "echo" else 80)
+        if "regenerable" in fields:
+            values["regenerable"] = reader.boolean(fields["regenerable"][1], f"{where}.regenerable")
+        port = values.pop("port", DEFAULT_APP_PORTS[kind])
         if not 0 < port <= 0xFFFF:
             raise reader.fail(fields["port"][1], f"{where}.port", f"{port} is not a port (1-65535)")
-        protocol = "udp" if kind == "echo" else "tcp"
+        protocol = "udp" if kind in UDP_APPS else "tcp"
         if (protocol, port) in ports:
             raise reader.fail(item, f"{where}.port", f"{protocol} port {port} is used twice")
         ports.add((protocol, port))
-        if kind == "http":
+        if kind in BODY_APPS:
             if ("path" in fields) == ("size" in fields):
-                raise reader.fail(item, where, "an http app needs either path or size")
+                article = "an" if kind[0] in "aeiouh" else "a"  # an http, a download
+                raise reader.fail(item, where, f"{article} {kind} app needs either path or size")
             if "path" in fields:
                 if "seed" in fields:
                     raise reader.fail(fields["seed"][0], f"{where}.seed", "only with size")
@@ -436,8 +456,8 @@ def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
 
 
 def _options(reader: YamlReader, node: Node, key: str, spec: dict[str, str]) -> dict[str, Any]:
-    """Read a mapping whose keys are typed by ``spec`` (address, network, networks, number,
-    boolean, addresses)."""
+    """Read a mapping whose keys are typed by ``spec`` (address, addresses, network,
+    networks, number, integer, port, boolean, constants, policy, secret)."""
     out: dict[str, Any] = {}
     fields = reader.mapping(node, key)
     for name, (key_node, value) in fields.items():
@@ -466,7 +486,32 @@ def _options(reader: YamlReader, node: Node, key: str, spec: dict[str, str]) -> 
             out[name] = reader.boolean(value, full)
         elif kind == "constants":
             out[name] = _constants(reader, value, full)
+        elif kind == "port":
+            port = _whole(reader, value, full)
+            if not 0 < port <= 0xFFFF:
+                raise reader.fail(value, full, f"{port} is not a port (1-65535)")
+            out[name] = port
+        elif kind == "policy":
+            out[name] = reader.choice(value, full, POLICIES)
+        elif kind == "secret":
+            out[name] = _secret(reader, value, full)
     return out
+
+
+def _secret(reader: YamlReader, node: Node, key: str) -> bytes:
+    """A key in hex digits, at least :data:`MIN_SECRET` bytes. Faults never quote it."""
+    if not isinstance(node, ScalarNode):
+        raise reader.fail(node, key, "must be hex digits")
+    text = str(node.value).strip()
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise reader.fail(node, key, "must be hex digits (its value is not shown)") from None
+    if len(secret) < MIN_SECRET:
+        raise reader.fail(
+            node, key, f"{len(secret)} bytes; at least {MIN_SECRET} (64 hex digits) are needed"
+        )
+    return secret
 
 
 def _constants(reader: YamlReader, node: Node, key: str) -> ProtocolConstants:

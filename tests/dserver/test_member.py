@@ -12,11 +12,11 @@ from ipaddress import IPv6Address
 
 import pytest
 
+from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, DServerLab, innermost, resets
 from mip6.apps.http import generated_body
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
 from mip6.wire.walk import walk
-from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, DServerLab, innermost, resets
 
 SEED = 3
 

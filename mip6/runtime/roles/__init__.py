@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from mip6.core.engine import Engine
 from mip6.core.ipsec.config import database_from_config
 from mip6.core.ipsec.sa import RandomBytes
-from mip6.runtime.roles import correspondent, home_agent, mobile_node
+from mip6.runtime.roles import correspondent, home_agent, member, mobile_node
 from mip6.runtime.roles.base import BuildContext, LabNode, Role
 
 if TYPE_CHECKING:
@@ -45,7 +45,9 @@ def _registry(*roles: Role) -> Mapping[str, Role]:
     return {role.name: role for role in roles}
 
 
-ROLES: Mapping[str, Role] = _registry(correspondent.ROLE, home_agent.ROLE, mobile_node.ROLE)
+ROLES: Mapping[str, Role] = _registry(
+    correspondent.ROLE, home_agent.ROLE, mobile_node.ROLE, member.ROLE
+)
 
 
 def role(name: str) -> Role:
@@ -61,7 +63,8 @@ def build_engine(
 ) -> Engine:
     """The engine of ``config``'s role, with its RFC 3776 policy database when the
     configuration has an ``ipsec`` block (``random_bytes`` for its IVs: RFC 3602 3 asks for
-    unpredictable CBC IVs, so the daemon gives the operating system's)."""
+    unpredictable CBC IVs, so the daemon gives the operating system's; a member's channel keys
+    and nonces come from it too)."""
     entry = role(config.role)
     security = None
     if config.ipsec is not None:
@@ -69,7 +72,9 @@ def build_engine(
         security = database_from_config(
             config.ipsec, role=entry.security, random_bytes=random_bytes
         )
-    context = BuildContext(rng=rng, security=security, links=tuple(config.links))
+    context = BuildContext(
+        rng=rng, security=security, links=tuple(config.links), random_bytes=random_bytes
+    )
     return entry.build(dict(config.role_options), context)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,24 +19,31 @@ MODES = ("shim", "router", "host")
 class BuildContext:
     """What building an engine needs besides its options: the node's randomness (seeded in the
     simulator, the operating system's in the daemon), its RFC 3776 policy database (None
-    without an ``ipsec`` block) and the names of its links (an engine sends on no other)."""
+    without an ``ipsec`` block), the names of its links (an engine sends on no other) and its
+    source of random bytes."""
 
     rng: random.Random
     security: SecurityPolicyDatabase | None = None
     links: tuple[str, ...] = ("network",)  # the names of the node's links
+    random_bytes: Callable[[int], bytes] = os.urandom  # keys and nonces (seeded in the sim)
 
 
 @dataclass(frozen=True, slots=True)
 class LabNode:
     """A lab node as a role sees it when labnet writes its configuration: its addresses (the
-    first is its own), the home address and home agent of a node that moves, its care-of
-    address when it starts away from home, and the prefixes of the networks it is on."""
+    first is its own), the home address and home agent of a node that moves (or of a
+    distributed server's contact address), its care-of address when it starts away from home,
+    the prefixes of the networks it is on, its group and a secret of the lab's."""
 
     addresses: tuple[IPv6Address, ...]
     home_address: IPv6Address | None = None
     home_agent: IPv6Address | None = None
     care_of_address: IPv6Address | None = None
     prefixes: tuple[IPv6Network, ...] = ()
+    # the own addresses of the lab's nodes of the same role and home address, in topology
+    # order (this node's among them): a distributed server's members
+    group: tuple[IPv6Address, ...] = ()
+    lab_secret: bytes = field(default=b"", repr=False)  # made for this lab run, never shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +58,8 @@ class Role:
     address; ``owns_prefixes``: a lab routes the prefixes of its networks to it (a home
     agent intercepts for its home addresses). ``build(options, context)`` makes the engine
     from the validated options; ``lab_options(node)`` is the block labnet writes for a lab
-    node of this role."""
+    node of this role; ``apps``, the application types it runs in host mode;
+    ``start_apps``, set for a role whose engine holds its own host."""
 
     name: str
     options: Mapping[str, str]
@@ -63,3 +72,13 @@ class Role:
     security: str | None = None
     mobile: bool = False
     owns_prefixes: bool = False
+    homed: bool = False  # a lab node has a home address and home agent though it never moves
+    apps: tuple[str, ...] = ("echo", "http")  # the ``apps`` types it runs in host mode
+    # The engine holds its own host (a distributed-server member: its handoffs freeze and
+    # import the host's connections); ``start_apps(engine, apps)`` starts the applications
+    # on it and returns what stops each. Otherwise the runtime makes the host.
+    start_apps: Callable[[Engine, tuple[Any, ...]], list[Callable[[], None]]] | None = None
+
+    @property
+    def owns_host(self) -> bool:
+        return self.start_apps is not None

@@ -1,0 +1,125 @@
+"""The distributed server member role (DSERVER.md): :class:`~mip6.dserver.member.Member`, in
+host mode; its engine holds its own host, on which its applications run.
+
+Its block::
+
+    member:
+      contact_address: 2001:db8:1::c      # the server's address, on the home agent's prefix
+      home_agent: 2001:db8:1::1
+      address: 2001:db8:10::1             # this member's own address (its care-of address)
+      contact_node: 2001:db8:10::1        # the member that registers the contact address
+      members: [2001:db8:10::1, 2001:db8:20::1, 2001:db8:30::1]
+      group_key: 64 or more hex digits    # the member channel's pre-shared key (never shown)
+      channel_port: 7171
+      policy: random                      # round_robin, least_loaded, lowest_latency, local
+      prepare: true                       # return routability in advance (PREPARE)
+      distribute: true                    # the contact node hands each new client on
+      attempt_timeout: 2                  # seconds each handoff phase may take
+    apps:
+      - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
+      - {type: handoff_echo, port: 7}
+
+The contact node's ``ipsec`` block is the mobile-node side of the contact address's SA pair with
+the home agent (RFC 3776), as a mobile node's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mip6.apps.download import DownloadService
+from mip6.apps.http import Body
+from mip6.core.config import MobileNodeConfig
+from mip6.core.engine import Engine
+from mip6.dserver.member import Member, MemberConfig
+from mip6.runtime.roles.base import BuildContext, LabNode, Role
+
+DEFAULT_PORTS = {"download": 80, "handoff_echo": 7}
+
+
+def build(options: dict[str, Any], context: BuildContext) -> Member:
+    options = dict(options)
+    constants = options.pop("constants", None)
+    own = options.pop("address")
+    mobile = (
+        MobileNodeConfig(
+            home_address=options["contact_address"],
+            home_agent=options["home_agent"],
+            constants=constants,
+        )
+        if constants is not None
+        else None
+    )
+    config = MemberConfig(own_address=own, mobile_node=mobile, **options)
+    return Member(
+        config=config,
+        rng=context.rng,
+        random_bytes=context.random_bytes,
+        security=context.security,
+    )
+
+
+def start_apps(engine: Engine, apps: tuple[Any, ...]) -> list[Callable[[], None]]:
+    """Each application a service on the contact address's port."""
+    assert isinstance(engine, Member)
+    stops: list[Callable[[], None]] = []
+    for app in apps:
+        if app.type == "download":
+            service: Any = DownloadService(
+                Body(path=app.path, size=app.size, seed=app.seed),
+                handoff_every=app.handoff_every,
+                regenerable=app.regenerable,
+            )
+        else:
+            from mip6.apps.handoff_echo import HandoffEchoService
+
+            service = HandoffEchoService(str(engine.own_address))
+        engine.serve(app.port, service)
+        stops.append(lambda port=app.port: engine.stop_serving(port))
+    return stops
+
+
+def lab_options(node: LabNode) -> dict[str, Any]:
+    return {
+        "contact_address": str(node.home_address),
+        "home_agent": str(node.home_agent),
+        "address": str(node.addresses[0]),
+        "contact_node": str(node.group[0]),
+        "members": [str(address) for address in node.group],
+        "group_key": node.lab_secret.hex(),
+    }
+
+
+ROLE = Role(
+    name="member",
+    options={
+        "contact_address": "address",
+        "home_agent": "address",
+        "address": "address",
+        "contact_node": "address",
+        "members": "addresses",
+        "group_key": "secret",
+        "channel_port": "port",
+        "home_prefix_length": "integer",
+        "policy": "policy",
+        "prepare": "boolean",
+        "distribute": "boolean",
+        "attempt_timeout": "number",
+        "rebind_timeout": "number",
+        "binding_lifetime": "integer",
+        "relay_capacity": "integer",
+        "relay_lifetime": "number",
+        "max_handoffs": "integer",
+        "constants": "constants",
+    },
+    required=("contact_address", "home_agent", "address", "contact_node", "members", "group_key"),
+    host_address="address",
+    build=build,
+    lab_options=lab_options,
+    default_mode="host",
+    security="mobile_node",
+    homed=True,  # in a lab: home_address is the contact address, home_agent its home agent
+    apps=("download", "handoff_echo"),
+    start_apps=start_apps,
+)

@@ -1,0 +1,87 @@
+"""The member role's configuration: the block read with every fault located, the group key
+never shown, the applications a member runs (and only a member), the engine built from it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mip6.dserver.member import Member
+from mip6.runtime.config import ConfigError, parse
+from mip6.runtime.roles import build_engine
+
+KEY = "ab" * 32
+
+CONFIG = f"""\
+node: m1
+role: member
+links:
+  network: {{type: udp, remote: "[::1]:4000"}}
+member:
+  contact_address: 2001:db8:1::80
+  home_agent: 2001:db8:1::1
+  address: 2001:db8:10::1
+  contact_node: 2001:db8:10::1
+  members: [2001:db8:10::1, 2001:db8:20::1]
+  group_key: {KEY}
+  policy: round_robin
+  attempt_timeout: 1.5
+apps:
+  - {{type: download, port: 80, size: 1000, seed: 3, handoff_every: 500}}
+  - {{type: handoff_echo}}
+"""
+
+
+def test_member_block_builds_a_member_in_host_mode() -> None:
+    config = parse(CONFIG, "m1.yaml")
+    assert config.mode == "host"  # the member role's default
+    assert config.role_options["group_key"] == bytes.fromhex(KEY)
+    assert [(a.type, a.port, a.handoff_every) for a in config.apps] == [
+        ("download", 80, 500),
+        ("handoff_echo", 7, 0),
+    ]
+    rng = random.Random(1)
+    engine = build_engine(config, rng, rng.randbytes)
+    assert isinstance(engine, Member)
+    assert engine.config.is_contact_node
+    assert engine.config.attempt_timeout == 1.5
+    assert type(engine.policy).__name__ == "RoundRobinPolicy"
+    assert KEY not in repr(engine.config)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "key", "reason"),
+    [
+        (f"group_key: {KEY}", "group_key: abcd", 11, "member.group_key", "2 bytes; at least 32"),
+        (f"group_key: {KEY}", "group_key: zz" + KEY, 11, "member.group_key", "hex digits"),
+        ("policy: round_robin", "policy: fastest", 12, "member.policy", "fastest"),
+        ("  contact_node: 2001:db8:10::1\n", "", 6, "member.contact_node", "missing"),
+        ("{type: handoff_echo}", "{type: http, size: 1}", 16, "apps[1].type", "http"),
+        ("handoff_every: 500", "handoff_every: -1", 15, "apps[0].handoff_every", ""),
+    ],
+)
+def test_faults_name_file_line_and_key_and_never_the_key(
+    old: str, new: str, line: int, key: str, reason: str
+) -> None:
+    text = CONFIG.replace(old, new)
+    with pytest.raises(ConfigError) as raised:
+        parse(text, "m1.yaml")
+    error = raised.value
+    assert (error.path, error.line, error.key) == ("m1.yaml", line, key), str(error)
+    assert reason in error.reason
+    assert KEY not in str(error) and KEY[:16] not in str(error)
+
+
+def test_member_applications_only_on_a_member() -> None:
+    text = """\
+node: cn
+role: correspondent
+mode: host
+links: {network: {type: udp, remote: "[::1]:4000"}}
+correspondent: {address: 2001:db8:2::1}
+apps: [{type: download, size: 10}]
+"""
+    with pytest.raises(ConfigError) as raised:
+        parse(text, "cn.yaml")
+    assert raised.value.key == "apps[0].type"
