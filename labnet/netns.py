@@ -85,6 +85,7 @@ from labnet.nodes import (
     entry,
     home_prefixes,
     mobile,
+    registers_home,
 )
 from labnet.nodes import dump as dump_config
 from labnet.topology import NodeSpec, Topology, Uplink, builtin, dump, load
@@ -269,6 +270,7 @@ class NetnsLab:
     state: dict[str, Any]
     # while `up` runs with ESP: each mobile node's ipsec pair (keys: never in the state file)
     _esp_pairs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _lab_secret: bytes = field(default=b"", repr=False)
 
     # -- finding labs --------------------------------------------------------------------------
 
@@ -402,12 +404,14 @@ class NetnsLab:
         if self.state.get("esp"):
             spis: set[int] = set()
             for node in topology.nodes.values():
-                if node.kind == "engine" and mobile(node):
+                if registers_home(topology, node):
                     self._esp_pairs[node.name] = esp_pair(node, spis)
+        self._lab_secret = secrets.token_bytes(32)  # a distributed server's group key
         for node in topology.nodes.values():
             if node.kind == "engine":
                 self._start_node(topology, node, endpoints[node.name])
         self._esp_pairs.clear()
+        self._lab_secret = b""
         if wait:
             self._wait_registered(topology)
 
@@ -499,6 +503,7 @@ class NetnsLab:
             options=self.state.get("role_options", {}).get(node.name),
             ipsec_pairs=pairs,
             esp=bool(self.state.get("esp")),
+            lab_secret=self._lab_secret,
             extra={
                 "netns": self.state["nodes"][node.name]["netns"],
                 "control": str(self.directory / f"{node.name}.sock"),
@@ -576,12 +581,13 @@ class NetnsLab:
         return netns
 
     def _wait_registered(self, topology: Topology) -> None:
-        """Until every mobile node away from home has its home registration acknowledged."""
+        """Until every mobile node away from home, and every distributed server's contact
+        node, has its home registration acknowledged."""
         deadline = time.monotonic() + REGISTRATION_TIMEOUT
         for node in topology.nodes.values():
-            if not mobile(node):
+            if not registers_home(topology, node):
                 continue
-            if care_of_for(node, topology.networks[node.network]) is None:
+            if mobile(node) and care_of_for(node, topology.networks[node.network]) is None:
                 continue
             while not self.registered(node.name):
                 if time.monotonic() > deadline:

@@ -66,6 +66,17 @@ def group(topology: Topology, spec: NodeSpec) -> tuple[IPv6Address, ...]:
     )
 
 
+def registers_home(topology: Topology, spec: NodeSpec) -> bool:
+    """Whether ``spec`` holds a home registration at its home agent: a mobile node, or the
+    first of a distributed server's members (its contact node)."""
+    found = entry(spec)
+    if found is None or spec.kind != "engine":
+        return False
+    if found.mobile:
+        return True
+    return found.homed and group(topology, spec)[0] == spec.addresses[0]
+
+
 def plain(value: Any) -> Any:
     """``value`` with addresses, prefixes and tuples as YAML writes them (text and lists)."""
     if isinstance(value, IPv6Address | IPv6Network):

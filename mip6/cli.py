@@ -11,12 +11,19 @@
     labnet hub, as :mod:`mip6.runtime.config` describes; invalid configuration is refused with
     the file, line and key at fault.
 
-``mip6 show bcache|bul|rr|nonce|stats|tcp [--json] --control SOCKET``
+``mip6 show bcache|bul|rr|nonce|stats|tcp|clients|members|handoffs|relay [--json] --control S``
     Print a running node's binding cache, binding update list, return routability state,
-    nonce table, counters, or (host mode) the TCP connections of its host stack.
+    nonce table, counters, or (host mode) the TCP connections of its host stack; a
+    distributed-server member's clients (who holds which, binding sequence, frozen
+    connections), members (channels), handoffs (each one's phases, with times) and the contact
+    node's HoTI/HoT relay table.
 
 ``mip6 ctl --control SOCKET move ADDRESS|home`` / ``route-optimize ADDRESS`` / ``register``
     Tell a running mobile node it moved, to start route optimization, or to register again.
+
+``mip6 ctl --control SOCKET handoff CLIENT [MEMBER]``
+    Have a distributed-server member hand a client (all its connections) to MEMBER, or to
+    another member its policy chooses.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import TextIO
 
+from mip6.core.show import WHATS
 from mip6.dissect import dissect, dissection_json, summary_line
 from mip6.runtime.control import control_request
 from mip6.wire.pcap import CaptureError, Ipv6Frame, extract_ipv6, read_capture
@@ -132,6 +140,11 @@ def ctl(args: argparse.Namespace) -> int:
         request: dict[str, object] = {"move": None if args.argument == "home" else args.argument}
     elif args.action == "route-optimize":
         request = {"route_optimize": args.argument}
+    elif args.action == "handoff":
+        if args.argument is None:
+            print("mip6 ctl handoff: which client?", file=sys.stderr)
+            return 2
+        request = {"handoff": [args.argument, args.member]}
     else:
         request = {"register": True}
     try:
@@ -157,13 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="the node's YAML configuration")
     r.add_argument("-v", "--verbose", action="store_true", help="log every decision")
     sh = commands.add_parser("show", help="print a running node's tables")
-    sh.add_argument("what", choices=["bcache", "bul", "rr", "nonce", "stats", "tcp"])
+    sh.add_argument("what", choices=WHATS)
     sh.add_argument("--json", action="store_true")
     sh.add_argument("--control", required=True, help="the node's control socket")
-    c = commands.add_parser("ctl", help="tell a running mobile node what happened")
+    c = commands.add_parser("ctl", help="tell a running node what happened or what to do")
     c.add_argument("--control", required=True, help="the node's control socket")
-    c.add_argument("action", choices=["move", "route-optimize", "register"])
-    c.add_argument("argument", nargs="?", help="care-of address (or 'home'), correspondent")
+    c.add_argument("action", choices=["move", "route-optimize", "register", "handoff"])
+    c.add_argument("argument", nargs="?", help="care-of address (or 'home'), correspondent, client")
+    c.add_argument("member", nargs="?", help="handoff: the member to take the client")
     return parser
 
 

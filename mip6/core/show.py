@@ -15,7 +15,8 @@ from mip6.core.binding_cache import BindingCache
 from mip6.core.binding_update_list import BindingUpdateList
 from mip6.core.nonces import NonceTable
 
-WHATS = ("bcache", "bul", "rr", "nonce", "stats", "tcp")
+# the last four are a distributed-server member's (mip6.dserver.member): empty elsewhere
+WHATS = ("bcache", "bul", "rr", "nonce", "stats", "tcp", "clients", "members", "handoffs", "relay")
 
 
 class UnknownWhat(ValueError):

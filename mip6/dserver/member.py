@@ -297,7 +297,7 @@ class Member:
         client goes to another member (the policy's choice when the named one fails)."""
         if name != "handoff":
             raise UnknownCommand(name, "member")
-        client, target = (argument, None) if isinstance(argument, str) else argument
+        client, target = (argument, None) if isinstance(argument, str) else tuple(argument)
         return self._run(
             now,
             lambda now: self.handoff(
@@ -326,6 +326,8 @@ class Member:
             return {"what": what, "rows": self.relay.rows(now)}
         if what == "members":
             return {"what": what, "rows": self._member_rows()}
+        if what == "tcp":
+            return show.rows(what, self.host.describe()["connections"])
         if what == "stats":
             return show.counters(
                 what,

@@ -55,7 +55,7 @@ from mip6.runtime.config import KERNEL_LINK, NodeConfig
 from mip6.runtime.host import AsyncHost, Host
 from mip6.runtime.links import Link, TunLink, UdpLink, enter_netns
 from mip6.runtime.node import NodeRuntime
-from mip6.runtime.roles import build_engine
+from mip6.runtime.roles import build_engine, role
 from mip6.runtime.state import describe
 from mip6.wire.pcap import PcapWriter
 
@@ -131,7 +131,8 @@ class Daemon:
     async def _open(self, loop: asyncio.AbstractEventLoop, signals: bool) -> None:
         assert self._stopping is not None
         host = None
-        if self.config.mode == "host":
+        entry = role(self.config.role)
+        if self.config.mode == "host" and not entry.owns_host:
             host = Host(addresses=self.config.host_addresses, secret=os.urandom(32))
         kernel = self.links.get(KERNEL_LINK)
         runtime = NodeRuntime(
@@ -148,6 +149,8 @@ class Daemon:
             self.host = AsyncHost(host, loop, runtime.flush_host)
             for app in self.config.apps:
                 self._stop_apps.append(await builtin.start(self.host, app))
+        elif entry.start_apps is not None:  # the engine holds its host (a member)
+            self._stop_apps += entry.start_apps(self.engine, self.config.apps)
         for name, path in self.config.pcap.items():
             self.links[name].tap = PcapWriter.create(path)
         # With ``netns``: UDP links first, from the namespace the daemon was started in (where
