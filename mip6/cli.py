@@ -7,9 +7,9 @@
     ships with the package: a Mobile IPv6 story from home registration to route optimization.
 
 ``mip6 run CONFIG.yaml [-v]``
-    Run a node (correspondent, home agent or mobile node) on TUN devices or UDP links to a
-    labnet hub, as :mod:`mip6.runtime.config` describes; invalid configuration is refused with
-    the file, line and key at fault.
+    Run a node (correspondent, home agent, mobile node or distributed-server member) on TUN
+    devices or UDP links to a labnet hub, as :mod:`mip6.runtime.config` describes; invalid
+    configuration is refused with the file, line and key at fault.
 
 ``mip6 show bcache|bul|rr|nonce|stats|tcp|clients|members|handoffs|relay [--json] --control S``
     Print a running node's binding cache, binding update list, return routability state,
