@@ -36,6 +36,11 @@
     tcp_migrate against the kernel through a TUN hop, snapshot sizes and costs, Linux
     TCP_REPAIR for comparison (needs root; see :mod:`labnet.bench.tcp`).
 
+``labnet bench dserver [--json] [--seconds S]``
+    The distributed server: one local handoff against Linux TCP_REPAIR checkpoint + restore
+    (root), handoffs and contact-node distributions per CPU second, and the client-observed
+    handoff gap on virtual time (see :mod:`labnet.bench.dserver`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -63,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument(
-        "suite", choices=["wire", "core", "hub", "esp", "tcp", "tcp-lossy"], help="what to measure"
+        "suite",
+        choices=["wire", "core", "hub", "esp", "tcp", "tcp-lossy", "dserver"],
+        help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--seconds", type=float, default=4.0, help="total measuring time")
@@ -236,12 +243,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"labnet hub: {error}", file=sys.stderr)
             return 1
     elif args.command == "bench":
-        from labnet.bench import core, esp, hub, tcp, tcp_lossy, wire
+        from labnet.bench import core, dserver, esp, hub, tcp, tcp_lossy, wire
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
         else:
-            suites = {"wire": wire, "core": core, "hub": hub, "esp": esp, "tcp": tcp}
+            suites = {
+                "wire": wire,
+                "core": core,
+                "hub": hub,
+                "esp": esp,
+                "tcp": tcp,
+                "dserver": dserver,
+            }
             results = suites[args.suite].run(args.seconds)
         if args.json:
             print(json.dumps(results))
