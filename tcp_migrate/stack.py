@@ -382,8 +382,16 @@ class Stack:
         its 4-tuple silently. Segments sent before the path moved still arrive here; the RST
         that RFC 9293 3.10.7.1 prescribes for them would reset the connection elsewhere."""
         self.detach(sock)
-        self._released = {k: t for k, t in self._released.items() if t > now_ms}
-        self._released[sock.key] = now_ms + self.config.time_wait_ms
+        released = self._released
+        # every entry lives time_wait_ms from its release, so insertion order is expiry order:
+        # the expired ones are at the front (rebuilding the dict cost O(entries) per release)
+        while released:
+            key = next(iter(released))
+            if released[key] > now_ms:
+                break
+            del released[key]
+        released.pop(sock.key, None)
+        released[sock.key] = now_ms + self.config.time_wait_ms
 
     @property
     def connections(self) -> list[Socket]:

@@ -62,7 +62,12 @@ class DownloadService:
         sock.on_change = None
 
     def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
+        """The client stayed here: it is handed on again after another ``handoff_every``."""
         self.failed_handoffs += 1
+        for sock, download in self._connections.items():
+            if sock.remote[0] == str(client) and self.handoff_every:
+                acknowledged = sock.write_offset - sock.send_buffered
+                download.next_handoff = acknowledged + self.handoff_every
 
     def _forget(self, sock: Socket) -> None:
         self._connections.pop(sock, None)

@@ -92,6 +92,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CHANNEL_PORT = 7171
 SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the lower half
 RELAY_TIMER = "relay_expiry"
+SWEEP_TIMER = "sweep"
+SWEEP_INTERVAL = 5.0  # seconds between sweeps of bindings no connection needs any more
 
 
 POLICIES = ("random", "round_robin", "least_loaded", "lowest_latency", "local")
@@ -257,6 +259,7 @@ class Member:
         return self._run(now, self._start)
 
     def _start(self, now: float) -> None:
+        self._emit(StartTimer(now + SWEEP_INTERVAL, SWEEP_TIMER))
         channel_listener = self.host.listen(self.config.channel_port, self.own_address)
         self._listeners.append(
             MemberListener(channel_listener, self._make_channel, self._channel_event)
@@ -485,6 +488,9 @@ class Member:
             case "relay_expiry":
                 self.relay.expire(now)
                 self._arm_relay_expiry()
+            case "sweep":
+                self._sweep(now)
+                self._emit(StartTimer(now + SWEEP_INTERVAL, SWEEP_TIMER))
             case ("handoff_donor", int() as handoff_id):
                 if not self._outbid_due(handoff_id):
                     self._donor_input(handoff_id, h.DonorInput.TIMEOUT)
@@ -509,6 +515,9 @@ class Member:
         client is bound here (the INIT then carries a sequence number the client accepts)."""
         entry = self.mobile.bul.get(client)
         if entry is None:
+            if self._bul_full():  # served here through the home agent's tunnel, unbound
+                self._count("route_optimization_no_room")
+                return
             self._mobile(self.mobile.start_route_optimization(self._now, client))
         if self.config.distribute:
             if entry is not None and entry.state is BulState.BOUND:
@@ -668,6 +677,10 @@ class Member:
             home_keygen_token=None,
             home_token_age=None,
         )
+        if self.mobile.bul.get(donor.client) is None and self._bul_full():
+            # no room to bind it back: the rebinding's timer resets the client cleanly
+            self._count("binding_no_room")
+            return
         self.mobile.import_correspondent(
             self._now, replace(state, sequence=(sequence - 1) & 0xFFFF)
         )
@@ -731,6 +744,12 @@ class Member:
                             )
                         )
                 case h.Bind(sequence=bind_sequence):
+                    if self.mobile.bul.get(acceptor.client) is None and self._bul_full():
+                        self._count("binding_no_room")
+                        self._deferred.append(
+                            functools.partial(self._acceptor_input, key, h.AcceptorInput.REJECTED)
+                        )
+                        continue
                     self.mobile.import_correspondent(
                         self._now,
                         CorrespondentState(
@@ -806,6 +825,30 @@ class Member:
         )
 
     # -- the mobile node's events --------------------------------------------------------------
+
+    def _sweep(self, now: float) -> None:
+        """Forget the bindings of clients that have no connection here any more and no
+        handoff in progress: without this the Binding Update List fills with every client ever
+        served and refreshes them forever. The client's binding expires on its own; a client
+        that comes back reaches this member through it and is answered through the contact
+        node's tunnel until it is bound again."""
+        busy = set(self._by_client) | {i.acceptor.client for i in self._incoming.values()}
+        busy |= self._distribute_when_bound
+        live = {
+            IPv6Address(sock.key[2])
+            for sock in self.host.stack.connections
+            if sock.key[0] == self.contact_address.packed
+        }
+        for entry in list(self.mobile.bul):
+            client = entry.destination
+            if entry.home_registration or client in busy or client in live:
+                continue
+            self._count("binding_forgotten")
+            self._emit(*self.mobile.forget_correspondent(now, client))
+
+    def _bul_full(self) -> bool:
+        """No room for another client's binding (one place stays for the home registration)."""
+        return len(self.mobile.bul) + 1 >= self.mobile.bul.capacity
 
     def _mobile_event(self, event: Event) -> None:
         fields = event.fields
@@ -988,7 +1031,11 @@ class Member:
         key = (donor, message.handoff_id)
         incoming = self._incoming.get(key)
         if incoming is None:
-            if len(self._incoming) >= self.config.max_handoffs or self._stopped:
+            if (
+                len(self._incoming) >= self.config.max_handoffs
+                or self._stopped
+                or (self.mobile.bul.get(message.client) is None and self._bul_full())
+            ):
                 self._count("handoff_refused_busy")
                 self._send(
                     donor,
