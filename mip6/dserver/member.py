@@ -289,6 +289,11 @@ class Member:
     def send(self, now: float, data: bytes) -> list[Action]:
         return self.mobile.send(now, data)
 
+    def poll(self, now: float) -> list[Action]:
+        """What calls made outside the entry points left due: an asyncio application's writes
+        and reads on its sockets, a ``request_handoff`` (the driver calls this soon after)."""
+        return self._run(now, lambda now: None)
+
     def handle_timer(self, now: float, token: Hashable) -> list[Action]:
         return self._run(now, functools.partial(self._timer, token=token))
 
