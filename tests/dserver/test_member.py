@@ -301,3 +301,22 @@ def test_show_tables() -> None:
     assert stats["handoff_completed"] == 1 and "relay.relayed_hot" in stats
     assert m1.describe("bcache", now)["rows"] == []
     assert str(HA) and str(CLIENT)
+
+
+def test_bindings_of_departed_clients_are_forgotten() -> None:
+    """A member keeps a client's binding while it has a connection of the client (TIME-WAIT
+    included) or a handoff of it, then forgets it: the Binding Update List does not fill with
+    every client ever served."""
+    lab = DServerLab(SEED, size=600_000, handoff_every=100_000)
+    fetch = lab.download()
+    lab.run_to_end(fetch)
+    assert fetch.done
+    held = [len(m.mobile.bul) for m in lab.members.values()]
+    assert sum(held) > 1  # the client's binding, besides m1's home registration
+    lab.net.run_for(300.0)  # TIME-WAIT over, a sweep after it
+    assert [[e.destination for e in m.mobile.bul] for m in lab.members.values()] == [
+        [HA],
+        [],
+        [],
+    ]
+    assert sum(m.counters.get("binding_forgotten", 0) for m in lab.members.values()) >= 1
