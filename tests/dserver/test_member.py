@@ -16,6 +16,7 @@ from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, DServerLab, innermo
 from mip6.apps.http import generated_body
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
+from mip6.wire.checksum import upper_layer_checksum
 from mip6.wire.walk import walk
 
 SEED = 3
@@ -320,3 +321,46 @@ def test_bindings_of_departed_clients_are_forgotten() -> None:
         [],
     ]
     assert sum(m.counters.get("binding_forgotten", 0) for m in lab.members.values()) >= 1
+
+
+def test_forged_channel_frame_closes_the_channel_and_the_handoff_goes_elsewhere() -> None:
+    """One byte of the INIT changed in flight between m1 and m2, the TCP checksum made right
+    again (an attacker on the path): m2's channel refuses the frame and closes, processing
+    nothing of it; m1's attempt times out and the client goes to m3, its data whole."""
+    lab = DServerLab(SEED, size=4_000_000, distribute=False, attempt_timeout=0.5)
+    transmit = lab.net._transmit
+    tampered: list[float] = []
+
+    def on_path(sender: str, data: bytes) -> None:
+        inner, protocol, offset = innermost(data)
+        if (
+            not tampered
+            and sender == "m1"
+            and protocol == protocols.TCP
+            and inner[offset + 2 : offset + 4] == (7171).to_bytes(2, "big")
+            and len(inner) - offset - (inner[offset + 12] >> 4) * 4 > 200  # the INIT
+        ):
+            forged = bytearray(inner)
+            forged[-1] ^= 0x01
+            forged[offset + 16 : offset + 18] = b"\0\0"
+            checksum = upper_layer_checksum(
+                bytes(forged[8:24]), bytes(forged[24:40]), protocols.TCP, bytes(forged[offset:])
+            )
+            forged[offset + 16 : offset + 18] = checksum.to_bytes(2, "big")
+            tampered.append(lab.net.now)
+            data = bytes(forged)
+        transmit(sender, data)
+
+    lab.net._transmit = on_path  # type: ignore[method-assign]
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    lab.run_to_end(fetch)
+    assert tampered
+    assert fetch.done and fetch.digest.hexdigest() == expected(4_000_000, SEED)
+    m2 = lab.members["m2"]
+    assert m2.counters.get("received_init", 0) == 0
+    assert m2.counters.get("channel_closed_authentication_failed", 0) == 1, m2.counters
+    assert lab.members["m1"].history[-1]["outcome"] == f"completed to {MEMBERS['m3']}"
+    assert resets(lab.net) == 0
+    quiet(lab)
