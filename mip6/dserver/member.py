@@ -581,6 +581,21 @@ class Member:
         their sockets' callbacks, inside the stack); ``elsewhere``: never this member."""
         self._deferred.append(functools.partial(self.handoff, client, target, elsewhere=elsewhere))
 
+    def request_clear_binding(self, client: IPv6Address) -> None:
+        """The seeds' ``Close(true)`` / ``client_close``: once the current callback (or the next
+        :meth:`poll`) runs, ask ``client`` to delete its binding for the contact address (a
+        Lifetime 0 Binding Update, retried until acknowledged), so that its next connection
+        reaches the contact node. Not while a handoff of the client is under way, either side:
+        the binding is the handoff's then."""
+        self._deferred.append(functools.partial(self._clear_binding, client))
+
+    def _clear_binding(self, client: IPv6Address) -> None:
+        if client in self._by_client or any(
+            incoming.acceptor.client == client for incoming in self._incoming.values()
+        ):
+            return
+        self._mobile(self.mobile.clear_binding(self._now, client))
+
     def _next_sequence(self, client: IPv6Address) -> int:
         entry = self.mobile.bul.get(client)
         if entry is None:
