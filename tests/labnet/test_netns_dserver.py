@@ -1,0 +1,175 @@
+"""The distributed server on the netns backend (root), the built-in ``dserver`` topology with 1%
+loss on every network: a stock ``curl`` in the client's namespace (behind its shim-mode
+correspondent daemon) downloads 50 MB from the contact address while the members' download
+service hands the connection on every 1.5 MB, across the three members. curl exits 0, the sha256
+is right, and the captures (read by tshark) show every hop and no RST anywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from ipaddress import IPv6Address
+from pathlib import Path
+
+import pytest
+
+from labnet.cli import main
+from labnet.netns import NetnsLab, control_request
+from labnet.topology import Topology, Uplink, builtin, dump
+from mip6.apps.http import generated_body
+from tests.conftest import require
+from tests.runtime.netns import require_root
+
+pytestmark = pytest.mark.netns
+
+BASE = builtin("dserver")
+CONTACT = BASE.nodes["m1"].home_address
+MEMBERS = {name: BASE.nodes[name].addresses[0] for name in ("m1", "m2", "m3")}
+SIZE = 50_000_000  # the built-in download: seed 1
+EVERY = 1_500_000
+LOSS = 0.01
+
+
+def lossy() -> Topology:
+    """The built-in topology with LOSS on every network's uplink (a path crosses two) and the
+    download handed on every 1.5 MB (each member's handoff echo is kept)."""
+    networks = {
+        name: dataclasses.replace(
+            network, uplink=Uplink(**{**dataclasses.asdict(network.uplink), "loss": LOSS})
+        )
+        for name, network in BASE.networks.items()
+    }
+    nodes = dict(BASE.nodes)
+    for name in MEMBERS:
+        apps = tuple(
+            dataclasses.replace(app, handoff_every=EVERY) if app.type == "download" else app
+            for app in nodes[name].apps
+        )
+        nodes[name] = dataclasses.replace(nodes[name], apps=apps)
+    return dataclasses.replace(BASE, networks=networks, nodes=nodes)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
+    require_root()
+    require(shutil.which("curl") is not None, "needs curl (apt-get install curl)")
+    require(shutil.which("tshark") is not None, "needs tshark (apt-get install tshark)")
+    state = tmp_path_factory.mktemp("labnet")
+    topology = state / "dserver-lossy.yaml"
+    topology.write_text(dump(lossy()))
+    previous = os.environ.get("LABNET_STATE_DIR")
+    os.environ["LABNET_STATE_DIR"] = str(state)
+    name = f"d{os.getpid() % 100000}"
+    try:
+        assert main(["up", str(topology), "--backend", "netns", "--name", name]) == 0
+        yield NetnsLab.open(name)
+    finally:
+        main(["down", "--name", name])
+        if previous is None:
+            os.environ.pop("LABNET_STATE_DIR", None)
+        else:
+            os.environ["LABNET_STATE_DIR"] = previous
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [line for line in namespaces.splitlines() if line.startswith(f"{name}-")]
+    leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(state) not in leftovers
+
+
+def tshark(pcap: str, display_filter: str, *fields: str) -> list[list[str]]:
+    argv = ["tshark", "-n", "-r", pcap, "-Y", display_filter, "-T", "fields"]
+    for name in fields or ("frame.number",):
+        argv += ["-e", name]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def stats(lab: NetnsLab, node: str) -> dict[str, int]:
+    control = lab.state["nodes"][node]["control"]
+    return control_request(control, {"show": "stats"})["counters"]
+
+
+def test_curl_50mb_handed_off_twenty_times_with_loss(lab: NetnsLab, tmp_path: Path) -> None:
+    out = tmp_path / "download"
+    url = f"http://[{CONTACT}]:80/"
+    done = subprocess.run(
+        lab.exec_argv("client", ["curl", "-sS", "-g", "--max-time", "600", "-o", str(out), url]),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = hashlib.sha256(b"".join(generated_body(SIZE, 1))).hexdigest()
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == expected
+    counters = {name: stats(lab, name) for name in MEMBERS}
+    completed = sum(c.get("handoff_completed", 0) for c in counters.values())
+    assert completed >= 20, counters
+    assert all(c.get("handoff_accepted", 0) >= 1 for c in counters.values()), counters
+    pcaps = {name: lab.pcap(name) for name in lab.state["nodes"]}
+    for name, pcap in pcaps.items():
+        assert tshark(pcap, "tcp.flags.reset == 1") == [], f"a RST in {name}'s capture"
+    contact_node = str(MEMBERS["m1"])
+    for name in ("m2", "m3"):
+        own = str(MEMBERS[name])
+        # its HoTIs go tunnelled to the contact node, from C inside
+        hotis = tshark(pcaps[name], "mip6.mhtype == 1", "ipv6.src", "ipv6.dst")
+        assert any(
+            src.split(",") == [own, str(CONTACT)] and dst.split(",")[0] == contact_node
+            for src, dst in hotis
+        ), hotis[:3]
+        # the HoT comes back to it through the contact node
+        hots = tshark(pcaps[name], "mip6.mhtype == 3", "ipv6.src")
+        assert any(src.split(",")[0] == contact_node for (src,) in hots), hots[:3]
+    for name, address in MEMBERS.items():
+        # each member bound the client from its own address, C in the Home Address option
+        updates = tshark(pcaps[name], "mip6.mhtype == 5", "ipv6.src", "ipv6.opt.mipv6.home_address")
+        assert any(src == str(address) and hao == str(CONTACT) for src, hao in updates), name
+        # and sent the client data from it, the same way
+        data = tshark(
+            pcaps[name],
+            "tcp.srcport == 80 && tcp.len > 1000",
+            "ipv6.src",
+            "ipv6.opt.mipv6.home_address",
+        )
+        assert any(src == str(address) and hao == str(CONTACT) for src, hao in data), name
+    # the contact node relayed for the others (the home agent saw only its care-of address)
+    assert counters["m1"]["relay.relayed_hot"] >= 2
+    rows = control_request(lab.state["nodes"]["ha"]["control"], {"show": "bcache"})["rows"]
+    assert [IPv6Address(r["care_of_address"]) for r in rows] == [MEMBERS["m1"]]
+
+
+ECHO_CLIENT = r"""
+import socket, sys
+rounds = int(sys.argv[2])
+sock = socket.create_connection((sys.argv[1], 7), timeout=30)
+lines = sock.makefile("rb")
+holder, changes = None, 0
+for i in range(rounds):
+    sock.sendall(b"line %d\nH\n" % i)
+    if lines.readline() != b"line %d\n" % i:
+        sys.exit(f"round {i}: echo lost")
+    answer = lines.readline().split()
+    if answer[:1] != [b"member"] or answer[1] == holder:
+        sys.exit(f"round {i}: {answer!r} after {holder!r}")
+    holder, changes = answer[1], changes + 1
+sock.sendall(b"Q\n")
+if lines.readline() != b"bye\n" or lines.readline() != b"":
+    sys.exit("no clean bye")
+print(changes)
+"""
+
+
+def test_handoff_echo_from_a_stock_kernel_client(lab: NetnsLab) -> None:
+    """Each 'H' is answered by another member; 200 in a row lose nothing (every line echoed
+    once, in order), and 'Q' ends with a FIN."""
+    done = subprocess.run(
+        lab.exec_argv("client", [sys.executable, "-c", ECHO_CLIENT, str(CONTACT), "200"]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["200"]
