@@ -3,10 +3,11 @@
 ``labnet bench wire [--json] [--seconds S]``
     Wire-layer throughput, ours against scapy in the same run (see :mod:`labnet.bench.wire`).
 
-``labnet demo [--seed N] [--backend sim|netns]``
+``labnet demo [roaming|dserver] [--seed N] [--backend sim|netns]``
     The roaming scenario with a narrated timeline: on the ``sim`` backend (virtual time, the
     default) or the ``netns`` backend (real kernels and ``ping``, root; see
-    :mod:`labnet.demo_netns`).
+    :mod:`labnet.demo_netns`). ``dserver``: a client handed from member to member of the
+    distributed server, every packet explained (``sim`` only; see :mod:`labnet.demo_dserver`).
 
 ``labnet bench core [--json] [--seconds S]``
     The MIPv6 engines' hot operations (see :mod:`labnet.bench.core`).
@@ -75,7 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--seconds", type=float, default=4.0, help="total measuring time")
     bench.add_argument("--bytes", type=int, default=100_000_000, help="tcp-lossy: per transfer")
-    demo = commands.add_parser("demo", help="the roaming scenario, narrated")
+    demo = commands.add_parser("demo", help="a scenario, narrated packet by packet")
+    demo.add_argument(
+        "scenario",
+        nargs="?",
+        choices=["roaming", "dserver"],
+        default="roaming",
+        help="roaming: a mobile node moving (default); dserver: the distributed server",
+    )
     demo.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
     demo.add_argument(
         "--backend",
@@ -216,6 +224,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("up", "status", "exec", "move", "pcap", "down"):
         return lab_command(args)
     if args.command == "demo":
+        if args.scenario == "dserver":
+            if args.backend == "netns":
+                print(
+                    "labnet demo dserver: not available on the netns backend yet "
+                    "(run it on the sim backend: labnet demo dserver)",
+                    file=sys.stderr,
+                )
+                return 2
+            from labnet import demo_dserver
+
+            return 0 if demo_dserver.run(sys.stdout, seed=args.seed).ok else 1
         if args.backend == "netns":
             from labnet import demo_netns
             from labnet.netns import LabError
