@@ -552,6 +552,11 @@ class Member:
         if client in self._by_client or len(self._outgoing) >= self.config.max_handoffs:
             self._count("handoff_busy")
             return None
+        if not self.client_sockets(client):
+            # not ours to give: an INIT without connections would still bind the client to
+            # the acceptor, taking it from the member that serves it
+            self._count("handoff_not_here")
+            return None
         policy: Policy = self.policy if not elsewhere else _Elsewhere(self.policy)
         if target is not None:
             policy = _Chosen(target, policy)
@@ -1078,6 +1083,19 @@ class Member:
             self._incoming[key] = incoming
         if isinstance(message, msg.Prepare):
             self._acceptor_input(key, h.AcceptorInput.PREPARE)
+            return
+        if not message.connections:
+            # nothing to import, only a binding to take from whoever serves the client
+            self._count("handoff_refused_empty")
+            self._incoming.pop(key, None)
+            self._send(
+                donor,
+                msg.Failed(
+                    handoff_id=message.handoff_id,
+                    client=message.client,
+                    reason=msg.FailureReason.REFUSED,
+                ),
+            )
             return
         for older in self._binding_acceptors(message.client):
             # an earlier INIT for this client, still binding: a donor that gave up on us

@@ -364,3 +364,17 @@ def test_forged_channel_frame_closes_the_channel_and_the_handoff_goes_elsewhere(
     assert lab.members["m1"].history[-1]["outcome"] == f"completed to {MEMBERS['m3']}"
     assert resets(lab.net) == 0
     quiet(lab)
+
+
+def test_a_member_never_hands_off_a_client_it_does_not_serve() -> None:
+    lab = DServerLab(SEED, size=2_000_000, distribute=False)
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m3", "m2")  # m1 serves the client
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(2_000_000, SEED)
+    assert lab.members["m3"].counters["handoff_not_here"] == 1
+    assert lab.members["m2"].counters.get("received_prepare", 0) == 0
+    assert [s for _, s in lab.data_senders() if s != "ha"] and {
+        s for _, s in lab.data_senders() if s != "ha"
+    } == {"m1"}
