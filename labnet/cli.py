@@ -21,10 +21,11 @@
     (see :mod:`labnet.bench.esp`).
 
 ``labnet up TOPOLOGY [--backend netns|sim] [--name LAB] [--esp]``
-    Start a topology (a file, or a built-in name: ``roaming``, ``testbed``). ``netns`` (the
-    default, root): a hub process, one namespace and ``mip6 run`` daemon per node, running
-    until ``labnet down`` (see :mod:`labnet.netns`); prints the lab's status as JSON. ``sim``:
-    the engines on virtual time for ``--seconds``, then a summary (nothing keeps running).
+    Start a topology (a file, or a built-in name: ``roaming``, ``testbed``, ``dserver``).
+    ``netns`` (the default, root): a hub process, one namespace and ``mip6 run`` daemon per
+    node, running until ``labnet down`` (see :mod:`labnet.netns`); prints the lab's status as
+    JSON. ``sim``: the engines on virtual time for ``--seconds``, then a summary (nothing keeps
+    running).
 
 ``labnet status [--json] [--name LAB]``, ``labnet exec NODE -- COMMAND...``,
 ``labnet move NODE NETWORK``, ``labnet pcap LINK``, ``labnet down``
