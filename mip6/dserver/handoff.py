@@ -14,7 +14,7 @@ once in COMPLETED, a local handoff; the same answer after failed attempts means 
 
     start ──> PREPARING ──PREPARED──> INITIATED ──DONE──> COMPLETED   (release the frozen copies)
     (RR in advance)   │                  │ FAILED / TIMEOUT
-          FAILED/TIMEOUT                 ├─> INITIATED at the next target (same sequence number)
+          FAILED/TIMEOUT                 ├─> INITIATED at the next target (the next window)
                   └─> next target, or    └─> REBINDING ──BOUND──> KEPT (thawed; failed_handoff)
                       KEPT (nothing frozen)      │ SUPERSEDED (BA 135: another member holds the
                                                  │ binding) or DONE ──> COMPLETED
@@ -22,13 +22,22 @@ once in COMPLETED, a local handoff; the same answer after failed attempts means 
 
 Rules it keeps (DSERVER.md 4): all of a client's connections move in one INIT (rule 1); the
 donor freezes before INIT and never thaws while an acceptor may hold the binding: after an INIT
-it thaws only once its own Binding Update is acknowledged (rule 3); a retry to another acceptor
-reuses the INIT's sequence number, so a BA 135 tells that an earlier acceptor took the client
-(rule 3, seeds' B4); every wait is bounded by ``attempt_timeout`` (rule 6) and the targets tried
-are handed to the policy, which never offers them again (each phase, PREPARE to PREPARED and
-INIT to DONE, has ``attempt_timeout``); when no target is left the
-application is told (``failed_handoff``). A local handoff (target = this member) moves no
-packet (rule 7).
+it thaws only once its own Binding Update is acknowledged (rule 3); every wait is bounded
+(rule 6) and the targets tried are handed to the policy, which never offers them again; when no
+target is left the application is told (``failed_handoff``). A local handoff (target = this
+member) moves no packet (rule 7).
+
+Sequence numbers (rule 3, the seeds' B4). DSERVER 4 asked a retry to reuse the INIT's number so
+that a BA 135 would tell an earlier acceptor took the client; but an acceptor retransmitting its
+Binding Update must use a greater number each time (RFC 3775 11.8), so a first acceptor whose BU
+was lost and retransmitted could take the client with a number above its successor's: two
+thawed instances. Instead each INIT gets a window of :data:`SEQUENCE_WINDOW` numbers above the
+previous INIT's (an acceptor's retransmissions within its attempt stay inside it), so a later
+attempt always outbids an earlier one, and the donor's own rebinding outbids them all; and the
+donor moves on from an INIT only after ``init_timeout``, longer than the acceptor's own
+``attempt_timeout`` by the margin its DONE needs to arrive: an acceptor that bound in time has
+been heard from (DONE), and one that did not has given up, released what it imported and
+stopped retransmitting (FAILED, or nothing if it died) before the next acceptor binds.
 
 Acceptor (the member taking the client)::
 
@@ -55,6 +64,11 @@ from mip6.dserver.policy import Policy, Selection, TargetFailure
 
 DEFAULT_ATTEMPT_TIMEOUT = 2.0  # seconds one attempt (PREPARE to DONE) may take (DSERVER 4.6)
 DEFAULT_REBIND_TIMEOUT = 4.0  # seconds the donor waits for its own binding back
+# The donor's wait for an INIT's DONE, over the acceptor's own: its DONE's way back, with room.
+INIT_TIMEOUT_FACTOR = 1.5
+# Binding Update numbers one INIT's acceptor may use: its BU and the retransmissions its
+# attempt has time for (RFC 3775 11.8 doubles from INITIAL_BINDACK_TIMEOUT: two or three).
+SEQUENCE_WINDOW = 16
 
 
 # -- effects: what the member engine performs ------------------------------------------------
@@ -197,8 +211,9 @@ _FAILURES = {
 @dataclass(slots=True)
 class Donor:
     """One handoff of ``client`` away from ``local``. ``optimized``: PREPARE first (RR in
-    advance). ``next_sequence``: the Binding Update sequence number the acceptor (or, after a
-    failure, this member) uses next. Call :meth:`start`, then :meth:`handle` for each input."""
+    advance). ``next_sequence``: the Binding Update sequence number the next INIT's acceptor
+    (or, after a failure, this member) uses; each INIT moves it on by :data:`SEQUENCE_WINDOW`.
+    Call :meth:`start`, then :meth:`handle` for each input."""
 
     handoff_id: int
     client: IPv6Address
@@ -209,6 +224,7 @@ class Donor:
     optimized: bool = True
     attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT
     rebind_timeout: float = DEFAULT_REBIND_TIMEOUT
+    init_timeout: float = DEFAULT_ATTEMPT_TIMEOUT * INIT_TIMEOUT_FACTOR
     first_bytes: bytes = b""
     state: DonorState = DonorState.PREPARING
     target: IPv6Address | None = None
@@ -253,11 +269,17 @@ class Donor:
             return [CancelTimer(self.timer), HandoffCompleted(target)]
         self.target = target
         self.tried.append(target)
-        timer: Effect = StartTimer(now + self.attempt_timeout, self.timer)
         if self.optimized and not self.frozen:
             self.state = DonorState.PREPARING
-            return [SendPrepare(target), timer]
-        return [*self._freeze(), SendInit(target, self.next_sequence), timer]
+            return [SendPrepare(target), StartTimer(now + self.attempt_timeout, self.timer)]
+        return [*self._freeze(), *self._init(now, target)]
+
+    def _init(self, now: float, target: IPv6Address) -> list[Effect]:
+        """INIT with the current window's first number; the next INIT (or our rebinding) gets
+        the window above it."""
+        sequence = self.next_sequence
+        self.next_sequence = (sequence + SEQUENCE_WINDOW) & 0xFFFF
+        return [SendInit(target, sequence), StartTimer(now + self.init_timeout, self.timer)]
 
     def _no_target(self, now: float) -> list[Effect]:
         """No member left (or the policy chose this one): keep the client. After an INIT an
@@ -282,11 +304,7 @@ class Donor:
         # the INIT's own wait starts now: return routability may have taken a retransmission
         # (a second) and a full snapshot is a quarter megabyte on the channel
         assert self.target is not None
-        return [
-            *self._freeze(),
-            SendInit(self.target, self.next_sequence),
-            StartTimer(now + self.attempt_timeout, self.timer),
-        ]
+        return [*self._freeze(), *self._init(now, self.target)]
 
     def _failed(self, now: float, reason: FailureReason | int) -> list[Effect]:
         assert self.target is not None

@@ -31,8 +31,8 @@ How a handoff maps onto the mobile node (DSERVER 4):
   (``start_route_optimization(send_binding_update=False)``).
 - The donor, when it freezes the client's connections, takes the client's Binding Update List
   entry out of its mobile node (``export_correspondent`` + ``forget_correspondent``): no refresh
-  or late acknowledgement of its own may compete with the acceptor's Binding Update. The INIT's
-  sequence number is one above the entry's.
+  or late acknowledgement of its own may compete with the acceptor's Binding Update. Each INIT
+  carries the first number of a window above everything sent before it (:mod:`.handoff`).
 - INIT at the acceptor: ``import_correspondent`` with that sequence number (tokens from PREPARE
   kept), then ``complete_route_optimization``; the acknowledgement (``route_optimized``) thaws.
 - A donor whose handoff failed after an INIT imports its entry back and binds again
@@ -509,15 +509,19 @@ class Member:
     def _accept(self, listener: Any, service: Service) -> None:
         while (sock := listener.accept()) is not None:
             self._count("clients_accepted")
-            service.accepted(self, sock)
             client = IPv6Address(sock.remote[0])
             if self.config.is_contact_node and client not in self._by_client:
+                # before the service sees the connection: a handoff it asks for at once then
+                # finds the client's binding begun, and numbers its INITs above it
                 self._deferred.append(functools.partial(self._new_client, client))
+            service.accepted(self, sock)
 
     def _new_client(self, client: IPv6Address) -> None:
         """The contact node's first contact with ``client`` (it came through the home agent's
         tunnel): route optimization at once (DSERVER 3), then the policy's choice once the
         client is bound here (the INIT then carries a sequence number the client accepts)."""
+        if client in self._by_client:
+            return  # being handed off already: the acceptor binds it
         entry = self.mobile.bul.get(client)
         if entry is None:
             if self._bul_full():  # served here through the home agent's tunnel, unbound
@@ -570,6 +574,7 @@ class Member:
             optimized=self.config.prepare,
             attempt_timeout=self.config.attempt_timeout,
             rebind_timeout=self.config.rebind_timeout,
+            init_timeout=self.config.attempt_timeout * h.INIT_TIMEOUT_FACTOR,
         )
         outgoing = _Outgoing(donor, started=self._now)
         self._outgoing[donor.handoff_id] = outgoing
@@ -602,10 +607,13 @@ class Member:
         self._mobile(self.mobile.clear_binding(self._now, client))
 
     def _next_sequence(self, client: IPv6Address) -> int:
+        """The first INIT's number: a window above the client's binding here, so that the
+        Binding Updates this member's mobile node may still send for it before the freeze
+        (a refresh, a retransmission) stay below (see :mod:`mip6.dserver.handoff`)."""
         entry = self.mobile.bul.get(client)
         if entry is None:
             return self.rng.randrange(SEQUENCE_UNKNOWN_SPREAD)
-        return (entry.sequence + 1) & 0xFFFF
+        return (entry.sequence + h.SEQUENCE_WINDOW) & 0xFFFF
 
     def _donor_input(
         self, handoff_id: int, received: h.DonorInput, reason: msg.FailureReason | int = 0
@@ -626,8 +634,8 @@ class Member:
                     self._send(target, msg.Prepare(handoff_id=donor.handoff_id, client=client))
                 case h.Freeze():
                     self._freeze(outgoing)
-                case h.SendInit(target=target):
-                    self._send_init(outgoing, target)
+                case h.SendInit(target=target, next_sequence=sequence):
+                    self._send_init(outgoing, target, sequence)
                 case h.Thaw():
                     ms = stack_ms(self._now)
                     for sock in outgoing.socks:
@@ -655,19 +663,18 @@ class Member:
 
     def _freeze(self, outgoing: _Outgoing) -> None:
         """Freeze every connection of the client and take its binding out of the mobile node
-        (see the module docstring): the INIT's sequence number is one above what it used."""
+        (see the module docstring): from now on only acceptors, with the INIT's numbers, and
+        this member's rebinding, above them, bind the client."""
         donor = outgoing.donor
         ms = stack_ms(self._now)
         outgoing.socks = self.client_sockets(donor.client)
         for sock in outgoing.socks:
             sock.freeze(ms)
         if self.mobile.bul.get(donor.client) is not None:
-            state = self.mobile.export_correspondent(self._now, donor.client)
-            outgoing.binding = state
-            donor.next_sequence = (state.sequence + 1) & 0xFFFF
+            outgoing.binding = self.mobile.export_correspondent(self._now, donor.client)
             self._emit(*self.mobile.forget_correspondent(self._now, donor.client))
 
-    def _send_init(self, outgoing: _Outgoing, target: IPv6Address) -> None:
+    def _send_init(self, outgoing: _Outgoing, target: IPv6Address, sequence: int) -> None:
         donor = outgoing.donor
         connections = []
         for sock in outgoing.socks:
@@ -685,7 +692,7 @@ class Member:
             msg.Init(
                 handoff_id=donor.handoff_id,
                 client=donor.client,
-                next_sequence=donor.next_sequence,
+                next_sequence=sequence,
                 lifetime=donor.lifetime,
                 connections=tuple(connections),
             ),

@@ -54,7 +54,8 @@ def donor(*members: IPv6Address, optimized: bool = True) -> h.Donor:
 def test_optimized_handoff_prepare_init_done() -> None:
     d = donor(M2)
     assert d.start(0.0) == [h.SendPrepare(M2), h.StartTimer(2.0, DT)]
-    assert d.handle(0.1, D.PREPARED) == [h.Freeze(), h.SendInit(M2, 500), h.StartTimer(2.1, DT)]
+    # the INIT's wait is longer than the acceptor's own (its DONE's way back, with room)
+    assert d.handle(0.1, D.PREPARED) == [h.Freeze(), h.SendInit(M2, 500), h.StartTimer(3.1, DT)]
     assert d.state is h.DonorState.INITIATED
     assert d.handle(0.2, D.DONE) == [h.CancelTimer(DT), h.Release(), h.HandoffCompleted(M2)]
     assert d.state is h.DonorState.COMPLETED
@@ -62,7 +63,7 @@ def test_optimized_handoff_prepare_init_done() -> None:
 
 def test_plain_handoff_freezes_and_sends_init_at_once() -> None:
     d = donor(M2, optimized=False)
-    assert d.start(0.0) == [h.Freeze(), h.SendInit(M2, 500), h.StartTimer(2.0, DT)]
+    assert d.start(0.0) == [h.Freeze(), h.SendInit(M2, 500), h.StartTimer(3.0, DT)]
 
 
 def test_refused_prepare_tries_the_next_member_without_freezing() -> None:
@@ -78,16 +79,21 @@ def test_refused_prepare_tries_the_next_member_without_freezing() -> None:
     assert d.state is h.DonorState.KEPT and not d.frozen
 
 
-def test_failed_init_retries_with_the_same_sequence_then_rebinds_before_thawing() -> None:
+def test_failed_init_retries_in_the_next_window_then_rebinds_above_before_thawing() -> None:
     d = donor(M2, M3)
     d.start(0.0)
     d.handle(0.1, D.PREPARED)
-    # the second target gets the INIT's sequence number again (DSERVER 4 rule 3), no PREPARE
-    assert d.handle(2.1, D.TIMEOUT) == [h.SendInit(M3, 500), h.StartTimer(4.1, DT)]
-    out = d.handle(2.2, D.FAILED, FailureReason.IMPORT_FAILED)
-    assert out == [h.Bind(500, 60), h.StartTimer(6.2, DT)]  # never Thaw before our own BA
+    # the second target's INIT starts a window above the first's (whose acceptor may have
+    # retransmitted its BU with greater numbers, RFC 3775 11.8), and no PREPARE
+    assert d.handle(3.1, D.TIMEOUT) == [
+        h.SendInit(M3, 500 + h.SEQUENCE_WINDOW),
+        h.StartTimer(6.1, DT),
+    ]
+    out = d.handle(3.2, D.FAILED, FailureReason.IMPORT_FAILED)
+    rebinding = 500 + 2 * h.SEQUENCE_WINDOW  # above both acceptors' windows
+    assert out == [h.Bind(rebinding, 60), h.StartTimer(7.2, DT)]  # never Thaw before our BA
     assert d.state is h.DonorState.REBINDING
-    assert d.handle(2.3, D.BOUND) == [h.CancelTimer(DT), h.Thaw(), h.HandoffFailed((M2, M3), True)]
+    assert d.handle(7.3, D.BOUND) == [h.CancelTimer(DT), h.Thaw(), h.HandoffFailed((M2, M3), True)]
     assert d.state is h.DonorState.KEPT
 
 
@@ -189,8 +195,11 @@ def test_donor_invariants_over_any_input_sequence(inputs: list[h.DonorInput], se
         assert D.BOUND in inputs and h.Release not in kinds
     if h.Release in kinds:
         assert h.Thaw not in kinds and d.state is h.DonorState.COMPLETED
-    # every INIT carries the first sequence number; a frozen client is frozen once
-    assert {e.next_sequence for e in effects if isinstance(e, h.SendInit)} <= {500}
+    # each INIT starts a window above the previous one's; a frozen client is frozen once
+    numbers = [e.next_sequence for e in effects if isinstance(e, h.SendInit)]
+    assert numbers == [500 + k * h.SEQUENCE_WINDOW for k in range(len(numbers))]
+    rebinds = [e.sequence for e in effects if isinstance(e, h.Bind)]
+    assert all(n > max(numbers, default=0) for n in rebinds)
     assert kinds.count(h.Freeze) <= 1
     # a member is asked at most once per handoff
     targets = [e.target for e in effects if isinstance(e, h.SendPrepare | h.SendInit)]

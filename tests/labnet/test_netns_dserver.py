@@ -1,7 +1,8 @@
 """The distributed server on the netns backend (root), the built-in ``dserver`` topology with 1%
 loss on every network: a stock ``curl`` in the client's namespace (behind its shim-mode
-correspondent daemon) downloads 50 MB from the contact address while the members' download
-service hands the connection on every 1.5 MB, across the three members. curl exits 0, the sha256
+correspondent daemon) downloads 50 MB twice at once from the contact address (regenerable and
+full snapshots) while the members' download services hand the client on every 1.5 MB, across
+the three members. curl exits 0, the sha256
 is right, and the captures (read by tshark) show every hop and no RST anywhere."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from labnet.cli import main
 from labnet.netns import NetnsLab, control_request
 from labnet.topology import Topology, Uplink, builtin, dump
 from mip6.apps.http import generated_body
+from mip6.runtime.config import AppConfig
 from tests.conftest import require
 from tests.runtime.netns import require_root
 
@@ -30,7 +32,8 @@ pytestmark = pytest.mark.netns
 BASE = builtin("dserver")
 CONTACT = BASE.nodes["m1"].home_address
 MEMBERS = {name: BASE.nodes[name].addresses[0] for name in ("m1", "m2", "m3")}
-SIZE = 50_000_000  # the built-in download: seed 1
+SIZE = 50_000_000  # the built-in download: seed 1, regenerable
+FULL_PORT = 81  # the same size, seed 2, handed off with full snapshots
 EVERY = 1_500_000
 LOSS = 0.01
 
@@ -45,12 +48,15 @@ def lossy() -> Topology:
         for name, network in BASE.networks.items()
     }
     nodes = dict(BASE.nodes)
+    full = AppConfig(
+        "download", FULL_PORT, size=SIZE, seed=2, handoff_every=EVERY, regenerable=False
+    )
     for name in MEMBERS:
         apps = tuple(
             dataclasses.replace(app, handoff_every=EVERY) if app.type == "download" else app
             for app in nodes[name].apps
         )
-        nodes[name] = dataclasses.replace(nodes[name], apps=apps)
+        nodes[name] = dataclasses.replace(nodes[name], apps=(*apps, full))
     return dataclasses.replace(BASE, networks=networks, nodes=nodes)
 
 
@@ -94,16 +100,21 @@ def stats(lab: NetnsLab, node: str) -> dict[str, int]:
 
 
 def test_curl_50mb_handed_off_twenty_times_with_loss(lab: NetnsLab, tmp_path: Path) -> None:
-    out = tmp_path / "download"
-    url = f"http://[{CONTACT}]:80/"
-    done = subprocess.run(
-        lab.exec_argv("client", ["curl", "-sS", "-g", "--max-time", "600", "-o", str(out), url]),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    expected = hashlib.sha256(b"".join(generated_body(SIZE, 1))).hexdigest()
-    assert hashlib.sha256(out.read_bytes()).hexdigest() == expected
+    """Two downloads at once from the one client, regenerable (port 80) and full snapshots
+    (port 81): every handoff moves both connections in one INIT (DSERVER 4 rule 1)."""
+    curls = {}
+    for port in (80, FULL_PORT):
+        out = tmp_path / f"download-{port}"
+        url = f"http://[{CONTACT}]:{port}/"
+        argv = ["curl", "-sS", "-g", "--max-time", "900", "-o", str(out), url]
+        curl = subprocess.Popen(lab.exec_argv("client", argv), stderr=subprocess.PIPE)
+        curls[port] = (out, curl)
+    for port, seed in ((80, 1), (FULL_PORT, 2)):
+        out, curl = curls[port]
+        _, stderr = curl.communicate(timeout=1000)
+        assert curl.returncode == 0, (port, stderr)
+        expected = hashlib.sha256(b"".join(generated_body(SIZE, seed))).hexdigest()
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == expected, port
     counters = {name: stats(lab, name) for name in MEMBERS}
     completed = sum(c.get("handoff_completed", 0) for c in counters.values())
     assert completed >= 20, counters
@@ -146,25 +157,33 @@ import socket, sys
 rounds = int(sys.argv[2])
 sock = socket.create_connection((sys.argv[1], 7), timeout=30)
 lines = sock.makefile("rb")
-holder, changes = None, 0
+holder, failed = None, 0
 for i in range(rounds):
     sock.sendall(b"line %d\nH\n" % i)
     if lines.readline() != b"line %d\n" % i:
         sys.exit(f"round {i}: echo lost")
-    answer = lines.readline().split()
+    while True:
+        answer = lines.readline().split()
+        if answer[:2] == [b"handoff", b"failed,"] and answer[-1] == holder and failed < 10:
+            failed += 1  # reported, the client still where it was: ask again
+            sock.sendall(b"H\n")
+            continue
+        break
     if answer[:1] != [b"member"] or answer[1] == holder:
         sys.exit(f"round {i}: {answer!r} after {holder!r}")
-    holder, changes = answer[1], changes + 1
+    holder = answer[1]
 sock.sendall(b"Q\n")
 if lines.readline() != b"bye\n" or lines.readline() != b"":
     sys.exit("no clean bye")
-print(changes)
+print(rounds, failed)
 """
 
 
 def test_handoff_echo_from_a_stock_kernel_client(lab: NetnsLab) -> None:
     """Each 'H' is answered by another member; 200 in a row lose nothing (every line echoed
-    once, in order), and 'Q' ends with a FIN."""
+    once, in order), and 'Q' ends with a FIN. With 2% loss on each path a handoff's return
+    routability can fail twice at both other members (about 2% of them): the member says so,
+    keeps the client, and the client asks again; fewer than ten such in the run."""
     done = subprocess.run(
         lab.exec_argv("client", [sys.executable, "-c", ECHO_CLIENT, str(CONTACT), "200"]),
         capture_output=True,
@@ -172,4 +191,5 @@ def test_handoff_echo_from_a_stock_kernel_client(lab: NetnsLab) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["200"]
+    rounds, failed = map(int, done.stdout.split())
+    assert rounds == 200 and failed < 10
