@@ -60,7 +60,11 @@ class MemberConnection:
         if self.closed:
             return
         events: list[Event] = []
-        while not self.closed and (data := sock.recv(READ_SIZE)):
+        # a connection reset or aborted (the member stopping) has nothing to read: recv would
+        # raise in CLOSED; the end of stream below closes the channel
+        while (
+            not self.closed and sock.state is not TcpState.CLOSED and (data := sock.recv(READ_SIZE))
+        ):
             events += self.channel.receive_data(data)
         if sock.at_eof or sock.state is TcpState.CLOSED:
             events += self.channel.receive_data(b"")  # the peer's end of stream
