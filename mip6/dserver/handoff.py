@@ -13,8 +13,10 @@ Donor (the member that holds the client; a policy whose first answer is this mem
 once in COMPLETED, a local handoff; the same answer after failed attempts means none is left)::
 
     start ──> PREPARING ──PREPARED──> INITIATED ──DONE──> COMPLETED   (release the frozen copies)
-    (RR in advance)   │                  │ FAILED / TIMEOUT
-          FAILED/TIMEOUT                 ├─> INITIATED at the next target (the next window)
+    (RR in advance)   │                  │ TIMEOUT ──> ABORTING ──DONE──> COMPLETED
+                      │                  │               │ FAILED / TIMEOUT (gone)
+          FAILED/TIMEOUT                 │ FAILED <──────┘
+                      │                  ├─> INITIATED at the next target (the next window)
                   └─> next target, or    └─> REBINDING ──BOUND──> KEPT (thawed; failed_handoff)
                       KEPT (nothing frozen)      │ SUPERSEDED (BA 135: another member holds the
                                                  │ binding) or DONE ──> COMPLETED
@@ -34,10 +36,11 @@ was lost and retransmitted could take the client with a number above its success
 thawed instances. Instead each INIT gets a window of :data:`SEQUENCE_WINDOW` numbers above the
 previous INIT's (an acceptor's retransmissions within its attempt stay inside it), so a later
 attempt always outbids an earlier one, and the donor's own rebinding outbids them all; and the
-donor moves on from an INIT only after ``init_timeout``, longer than the acceptor's own
-``attempt_timeout`` by the margin its DONE needs to arrive: an acceptor that bound in time has
-been heard from (DONE), and one that did not has given up, released what it imported and
-stopped retransmitting (FAILED, or nothing if it died) before the next acceptor binds.
+donor moves on from an INIT only once its acceptor has answered: FAILED (it released what it
+imported and stopped retransmitting), or, when ``init_timeout`` ran out, the answer to the
+donor's own FAILED (ABORTING), which follows the INIT on the ordered channel and so finds the
+acceptor either holding the client (DONE) or giving it up; only an acceptor silent for
+``abort_timeout`` more is taken for dead, and the next acceptor's window outbids it.
 
 Acceptor (the member taking the client)::
 
@@ -86,6 +89,15 @@ class SendInit:
 
     target: IPv6Address
     next_sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendAbort:
+    """FAILED from the donor to ``target``: the donor gives up on it. Behind the INIT on the
+    same ordered channel, so the acceptor answers DONE if it already took the client, else
+    releases what it imported and answers FAILED."""
+
+    target: IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +173,7 @@ class HandoffFailed:
 Effect = (
     SendPrepare
     | SendInit
+    | SendAbort
     | SendPrepared
     | SendDone
     | SendFailed
@@ -184,6 +197,7 @@ Effect = (
 class DonorState(enum.Enum):
     PREPARING = "preparing"  # PREPARE sent, PREPARED awaited
     INITIATED = "initiated"  # connections frozen, INIT sent, DONE awaited
+    ABORTING = "aborting"  # the INIT's time ran out: the acceptor told, its answer awaited
     REBINDING = "rebinding"  # every target failed after an INIT: our own BU awaits its BA
     COMPLETED = "completed"  # the acceptor holds the client; our copies released
     KEPT = "kept"  # the handoff failed, the client stays here (thawed or never frozen)
@@ -225,6 +239,7 @@ class Donor:
     attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT
     rebind_timeout: float = DEFAULT_REBIND_TIMEOUT
     init_timeout: float = DEFAULT_ATTEMPT_TIMEOUT * INIT_TIMEOUT_FACTOR
+    abort_timeout: float = DEFAULT_ATTEMPT_TIMEOUT
     first_bytes: bytes = b""
     state: DonorState = DonorState.PREPARING
     target: IPv6Address | None = None
@@ -321,6 +336,14 @@ class Donor:
         self.policy.notify_failure(self.target, TargetFailure.TIMED_OUT, now)
         return self._next_target(now)
 
+    def _abort(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        """The INIT's time ran out. The acceptor may still be binding (a large INIT takes long
+        on the channel): moving on now could leave two thawed copies. It is told to give up,
+        behind the INIT on the ordered channel, and answers for sure."""
+        assert self.target is not None
+        self.state = DonorState.ABORTING
+        return [SendAbort(self.target), StartTimer(now + self.abort_timeout, self.timer)]
+
     def _completed(self, now: float, reason: FailureReason | int) -> list[Effect]:
         assert self.target is not None
         self.state = DonorState.COMPLETED
@@ -357,7 +380,12 @@ _DONOR: dict[tuple[DonorState, DonorInput], _DonorStep] = {
     (DonorState.PREPARING, DonorInput.TIMEOUT): Donor._timed_out,
     (DonorState.INITIATED, DonorInput.DONE): Donor._completed,
     (DonorState.INITIATED, DonorInput.FAILED): Donor._failed,
-    (DonorState.INITIATED, DonorInput.TIMEOUT): Donor._timed_out,
+    (DonorState.INITIATED, DonorInput.TIMEOUT): Donor._abort,
+    # its answer: DONE (it took the client in time) or FAILED (it released everything); no
+    # answer in time: it is gone, and the next acceptor's window outbids whatever it sent
+    (DonorState.ABORTING, DonorInput.DONE): Donor._completed,
+    (DonorState.ABORTING, DonorInput.FAILED): Donor._failed,
+    (DonorState.ABORTING, DonorInput.TIMEOUT): Donor._timed_out,
     # a DONE that arrives after we gave up on its acceptor still means it holds the client
     (DonorState.REBINDING, DonorInput.DONE): Donor._completed,
     (DonorState.REBINDING, DonorInput.BOUND): Donor._bound,
@@ -387,6 +415,7 @@ class AcceptorInput(enum.Enum):
     REJECTED = "rejected"  # the client refused our Binding Update (135 included)
     IMPORT_FAILED = "import_failed"
     TIMEOUT = "timeout"
+    ABORTED = "aborted"  # FAILED from the donor: it gave up on us
 
 
 FINAL_ACCEPTOR_STATES = frozenset({AcceptorState.ACTIVE, AcceptorState.FAILED})
@@ -424,7 +453,9 @@ class Acceptor:
         return [RunReturnRoutability(), StartTimer(now + self.attempt_timeout, self.timer)]
 
     def _prepared(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
-        return [SendPrepared(self.donor)]
+        # the INIT's own wait: it leaves the donor when PREPARED arrives, and a full snapshot
+        # is a quarter megabyte per connection on the channel
+        return [SendPrepared(self.donor), StartTimer(now + self.attempt_timeout, self.timer)]
 
     def _binding(self, now: float, sequence: int, lifetime: int) -> list[Effect]:
         return [
@@ -477,4 +508,10 @@ _ACCEPTOR: dict[tuple[AcceptorState, AcceptorInput], tuple[AcceptorState, _Accep
         Acceptor._import_failed,
     ),
     (AcceptorState.BINDING, AcceptorInput.TIMEOUT): (AcceptorState.FAILED, Acceptor._bind_timeout),
+    (AcceptorState.PREPARING, AcceptorInput.ABORTED): (
+        AcceptorState.FAILED,
+        Acceptor._init_timeout,
+    ),
+    (AcceptorState.PREPARED, AcceptorInput.ABORTED): (AcceptorState.FAILED, Acceptor._init_timeout),
+    (AcceptorState.BINDING, AcceptorInput.ABORTED): (AcceptorState.FAILED, Acceptor._bind_timeout),
 }

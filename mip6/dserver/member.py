@@ -244,6 +244,10 @@ class Member:
         self._channels: dict[IPv6Address, MemberConnection] = {}
         self._outgoing: dict[int, _Outgoing] = {}
         self._incoming: dict[tuple[IPv6Address, int], _Incoming] = {}
+        # handoffs finished here, the last max_handoffs of each side, oldest first: an
+        # acceptor's (donor, id) -> whether it took the client; a donor's ids
+        self._finished_incoming: dict[tuple[IPv6Address, int], bool] = {}
+        self._finished_outgoing: dict[int, None] = {}
         self._by_client: dict[IPv6Address, int] = {}  # client -> its donor handoff here
         self._distribute_when_bound: set[IPv6Address] = set()
         self._pending: list[Action] = []  # actions produced inside callbacks
@@ -575,6 +579,7 @@ class Member:
             attempt_timeout=self.config.attempt_timeout,
             rebind_timeout=self.config.rebind_timeout,
             init_timeout=self.config.attempt_timeout * h.INIT_TIMEOUT_FACTOR,
+            abort_timeout=self.config.attempt_timeout,
         )
         outgoing = _Outgoing(donor, started=self._now)
         self._outgoing[donor.handoff_id] = outgoing
@@ -632,6 +637,15 @@ class Member:
             match effect:
                 case h.SendPrepare(target=target):
                     self._send(target, msg.Prepare(handoff_id=donor.handoff_id, client=client))
+                case h.SendAbort(target=target):
+                    self._send(
+                        target,
+                        msg.Failed(
+                            handoff_id=donor.handoff_id,
+                            client=client,
+                            reason=msg.FailureReason.TIMEOUT,
+                        ),
+                    )
                 case h.Freeze():
                     self._freeze(outgoing)
                 case h.SendInit(target=target, next_sequence=sequence):
@@ -721,6 +735,9 @@ class Member:
     def _finish_outgoing(self, outgoing: _Outgoing, outcome: str) -> None:
         donor = outgoing.donor
         self._outgoing.pop(donor.handoff_id, None)
+        self._finished_outgoing[donor.handoff_id] = None
+        while len(self._finished_outgoing) > self.config.max_handoffs:
+            self._finished_outgoing.pop(next(iter(self._finished_outgoing)))
         if self._by_client.get(donor.client) == donor.handoff_id:
             del self._by_client[donor.client]
         self._remember(
@@ -842,10 +859,30 @@ class Member:
             service.handed_in(self, sock, connection.application_state)
         return True
 
+    def _answer_again(self, donor: IPv6Address, message: msg.Message) -> None:
+        """The answer a finished handoff gave, for a message about it that came late."""
+        key = (donor, message.handoff_id)
+        accepted = self._finished_incoming[key]
+        self._count("handoff_answered_again")
+        if accepted:
+            self._send(donor, msg.Done(handoff_id=message.handoff_id, client=message.client))
+        else:
+            self._send(
+                donor,
+                msg.Failed(
+                    handoff_id=message.handoff_id,
+                    client=message.client,
+                    reason=msg.FailureReason.TIMEOUT,
+                ),
+            )
+
     def _finish_incoming(self, key: tuple[IPv6Address, int], outcome: str) -> None:
         incoming = self._incoming.pop(key, None)
         if incoming is None:
             return
+        self._finished_incoming[key] = outcome == "accepted"
+        while len(self._finished_incoming) > self.config.max_handoffs:
+            self._finished_incoming.pop(next(iter(self._finished_incoming)))
         acceptor = incoming.acceptor
         self._remember(
             "acceptor",
@@ -1032,11 +1069,29 @@ class Member:
                 self._from_acceptor(peer, message.handoff_id, h.DonorInput.PREPARED)
             case msg.Done():
                 self._from_acceptor(peer, message.handoff_id, h.DonorInput.DONE)
-            case msg.Failed():
-                outgoing = self._outgoing.get(message.handoff_id)
-                if outgoing is not None and peer in outgoing.donor.tried:
+            case msg.Failed() if (peer, message.handoff_id) in self._incoming:
+                # from the donor: it gave up on us (behind its INIT on this channel)
+                self._acceptor_input((peer, message.handoff_id), h.AcceptorInput.ABORTED)
+            case msg.Failed() if (peer, message.handoff_id) in self._finished_incoming:
+                self._answer_again(peer, message)
+            case msg.Failed() if message.handoff_id in self._outgoing:
+                outgoing = self._outgoing[message.handoff_id]
+                if peer in outgoing.donor.tried:
                     outgoing.refused_by.add(peer)  # it released whatever it imported
                 self._from_acceptor(peer, message.handoff_id, h.DonorInput.FAILED, message.reason)
+            case msg.Failed() if message.handoff_id not in self._finished_outgoing:
+                # a donor's give-up for a handoff we never heard of (its PREPARE or INIT lost
+                # with a channel): nothing here, so it may go on
+                self._send(
+                    peer,
+                    msg.Failed(
+                        handoff_id=message.handoff_id,
+                        client=message.client,
+                        reason=msg.FailureReason.REFUSED,
+                    ),
+                )
+            case msg.Failed():
+                self._count("handoff_stray_answer")
 
     def _from_acceptor(
         self,
@@ -1061,6 +1116,11 @@ class Member:
 
     def _offered(self, donor: IPv6Address, message: msg.Prepare | msg.Init) -> None:
         key = (donor, message.handoff_id)
+        if key in self._finished_incoming:
+            # a handoff this member already answered: never taken up again (an INIT that
+            # arrives after we said FAILED would bind a client the donor gave to another)
+            self._answer_again(donor, message)
+            return
         incoming = self._incoming.get(key)
         if incoming is None:
             if (
@@ -1091,6 +1151,26 @@ class Member:
         if isinstance(message, msg.Prepare):
             self._acceptor_input(key, h.AcceptorInput.PREPARE)
             return
+        giving = self._outgoing.get(self._by_client.get(message.client, -1))
+        if giving is not None:
+            if giving.donor.frozen:
+                # the client comes back to us through the member we handed it to, so that one
+                # took it: its DONE is late (a lossy channel); our frozen copies go now, or
+                # their 4-tuples would refuse the import
+                self._count("handoff_done_implied")
+                self._donor_input(giving.donor.handoff_id, h.DonorInput.DONE)
+            else:
+                self._count("handoff_refused_own")  # we still serve it: not another's to give
+                self._send(
+                    donor,
+                    msg.Failed(
+                        handoff_id=message.handoff_id,
+                        client=message.client,
+                        reason=msg.FailureReason.REFUSED,
+                    ),
+                )
+                self._incoming.pop(key, None)
+                return
         if not message.connections:
             # nothing to import, only a binding to take from whoever serves the client
             self._count("handoff_refused_empty")

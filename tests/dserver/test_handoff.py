@@ -83,39 +83,64 @@ def test_failed_init_retries_in_the_next_window_then_rebinds_above_before_thawin
     d = donor(M2, M3)
     d.start(0.0)
     d.handle(0.1, D.PREPARED)
-    # the second target's INIT starts a window above the first's (whose acceptor may have
-    # retransmitted its BU with greater numbers, RFC 3775 11.8), and no PREPARE
-    assert d.handle(3.1, D.TIMEOUT) == [
+    # the INIT's time runs out: the acceptor is told to give up, behind the INIT on the channel
+    assert d.handle(3.1, D.TIMEOUT) == [h.SendAbort(M2), h.StartTimer(5.1, DT)]
+    assert d.state is h.DonorState.ABORTING
+    # it answers FAILED (it released everything): the second target's INIT starts a window
+    # above the first's (whose acceptor may have retransmitted its BU with greater numbers,
+    # RFC 3775 11.8), and no PREPARE
+    assert d.handle(3.2, D.FAILED, FailureReason.TIMEOUT) == [
         h.SendInit(M3, 500 + h.SEQUENCE_WINDOW),
-        h.StartTimer(6.1, DT),
+        h.StartTimer(6.2, DT),
     ]
-    out = d.handle(3.2, D.FAILED, FailureReason.IMPORT_FAILED)
+    out = d.handle(3.3, D.FAILED, FailureReason.IMPORT_FAILED)
     rebinding = 500 + 2 * h.SEQUENCE_WINDOW  # above both acceptors' windows
-    assert out == [h.Bind(rebinding, 60), h.StartTimer(7.2, DT)]  # never Thaw before our BA
+    assert out == [h.Bind(rebinding, 60), h.StartTimer(7.3, DT)]  # never Thaw before our BA
     assert d.state is h.DonorState.REBINDING
-    assert d.handle(7.3, D.BOUND) == [h.CancelTimer(DT), h.Thaw(), h.HandoffFailed((M2, M3), True)]
+    assert d.handle(7.4, D.BOUND) == [h.CancelTimer(DT), h.Thaw(), h.HandoffFailed((M2, M3), True)]
     assert d.state is h.DonorState.KEPT
+
+
+def test_aborted_acceptor_that_took_the_client_answers_done() -> None:
+    d = donor(M2, M3)
+    d.start(0.0)
+    d.handle(0.1, D.PREPARED)
+    d.handle(3.1, D.TIMEOUT)
+    assert d.handle(3.2, D.DONE) == [h.CancelTimer(DT), h.Release(), h.HandoffCompleted(M2)]
+    silent = donor(M2, M3)
+    silent.start(0.0)
+    silent.handle(0.1, D.PREPARED)
+    silent.handle(3.1, D.TIMEOUT)
+    # no answer to the abort either: taken for dead, the next acceptor outbids it
+    assert silent.handle(5.1, D.TIMEOUT) == [
+        h.SendInit(M3, 500 + h.SEQUENCE_WINDOW),
+        h.StartTimer(8.1, DT),
+    ]
 
 
 def test_ba_135_to_the_rebinding_means_the_acceptor_holds_the_client() -> None:
     d = donor(M2)
     d.start(0.0)
     d.handle(0.1, D.PREPARED)
-    d.handle(2.1, D.TIMEOUT)
-    assert d.handle(2.2, D.SUPERSEDED) == [h.CancelTimer(DT), h.Release(), h.HandoffCompleted(M2)]
+    d.handle(3.1, D.TIMEOUT)  # aborting
+    d.handle(5.1, D.TIMEOUT)  # no answer: rebinding
+    assert d.handle(5.2, D.SUPERSEDED) == [h.CancelTimer(DT), h.Release(), h.HandoffCompleted(M2)]
 
 
 def test_late_done_during_rebinding_completes_and_rebind_timeout_resets() -> None:
     late = donor(M2)
     late.start(0.0)
     late.handle(0.1, D.PREPARED)
-    late.handle(2.1, D.TIMEOUT)
-    assert late.handle(2.5, D.DONE)[1:] == [h.Release(), h.HandoffCompleted(M2)]
+    late.handle(3.1, D.TIMEOUT)
+    late.handle(5.1, D.TIMEOUT)
+    assert late.state is h.DonorState.REBINDING
+    assert late.handle(5.5, D.DONE)[1:] == [h.Release(), h.HandoffCompleted(M2)]
     lost = donor(M2)
     lost.start(0.0)
     lost.handle(0.1, D.PREPARED)
-    lost.handle(2.1, D.TIMEOUT)
-    out = lost.handle(6.1, D.TIMEOUT)
+    lost.handle(3.1, D.TIMEOUT)
+    lost.handle(5.1, D.TIMEOUT)
+    out = lost.handle(9.1, D.TIMEOUT)
     assert isinstance(out[1], h.Reset) and out[2] == h.HandoffFailed((M2,), kept=False)
     assert lost.state is h.DonorState.RESET
 
@@ -136,7 +161,7 @@ def test_local_policy_is_a_local_handoff_without_packets() -> None:
 def test_acceptor_paths() -> None:
     a = h.Acceptor(handoff_id=1, client=CLIENT, donor=LOCAL)
     assert a.handle(0.0, A.PREPARE) == [h.RunReturnRoutability(), h.StartTimer(2.0, AT)]
-    assert a.handle(0.1, A.TOKENS) == [h.SendPrepared(LOCAL)]
+    assert a.handle(0.1, A.TOKENS) == [h.SendPrepared(LOCAL), h.StartTimer(2.1, AT)]
     out = a.handle(0.2, A.INIT, sequence=500, lifetime=60)
     assert out == [h.Import(), h.Bind(500, 60), h.StartTimer(2.2, AT)]
     assert a.handle(0.3, A.CLIENT_PACKET) == [h.CancelTimer(AT), h.Thaw(), h.SendDone(LOCAL)]
@@ -148,6 +173,13 @@ def test_acceptor_paths() -> None:
         h.CancelTimer(("handoff_acceptor", 2)),
         h.Release(),
         h.SendFailed(LOCAL, FailureReason.CLIENT_UNREACHABLE),
+    ]
+    aborted = h.Acceptor(handoff_id=3, client=CLIENT, donor=LOCAL)
+    aborted.handle(0.0, A.INIT, sequence=500, lifetime=60)
+    assert aborted.handle(0.1, A.ABORTED) == [
+        h.CancelTimer(("handoff_acceptor", 3)),
+        h.Release(),
+        h.SendFailed(LOCAL, FailureReason.TIMEOUT),
     ]
 
 
