@@ -45,13 +45,16 @@ acceptor either holding the client (DONE) or giving it up; only an acceptor sile
 Acceptor (the member taking the client)::
 
     PREPARE ──> PREPARING ──TOKENS──> PREPARED ──INIT──> BINDING ──BOUND / CLIENT_PACKET──> ACTIVE
-                    │ TIMEOUT          │ TIMEOUT     ^        │ REJECTED / TIMEOUT /
-                    └──> FAILED <──────┘             │        │ IMPORT_FAILED
+                    │ TIMEOUT /        │ TIMEOUT /   ^        │ REJECTED / TIMEOUT /
+                    │ ABORTED          │ ABORTED     │        │ IMPORT_FAILED / ABORTED
+                    └──> FAILED <──────┘             │        │
     INIT (no PREPARE) ───────────────────────────────┘        └──> FAILED (imports released)
 
 It imports the connections frozen and has the mobile node engine bind the client (return
 routability first if PREPARE did not run it), thaws when the Binding Acknowledgement arrives or
 on the client's first authenticated packet at its own address (rule 2), then sends DONE.
+ABORTED is the donor's FAILED: it gave up on this acceptor. A handoff it finished is never taken
+up again: the member answers late messages about it with the outcome it had.
 """
 
 from __future__ import annotations
