@@ -859,6 +859,14 @@ class Member:
             service.handed_in(self, sock, connection.application_state)
         return True
 
+    def _send_failed(
+        self, peer: IPv6Address, message: msg.Message, reason: msg.FailureReason
+    ) -> None:
+        """FAILED about ``message``'s handoff and client."""
+        self._send(
+            peer, msg.Failed(handoff_id=message.handoff_id, client=message.client, reason=reason)
+        )
+
     def _answer_again(self, donor: IPv6Address, message: msg.Message) -> None:
         """The answer a finished handoff gave, for a message about it that came late."""
         key = (donor, message.handoff_id)
@@ -867,14 +875,7 @@ class Member:
         if accepted:
             self._send(donor, msg.Done(handoff_id=message.handoff_id, client=message.client))
         else:
-            self._send(
-                donor,
-                msg.Failed(
-                    handoff_id=message.handoff_id,
-                    client=message.client,
-                    reason=msg.FailureReason.TIMEOUT,
-                ),
-            )
+            self._send_failed(donor, message, msg.FailureReason.TIMEOUT)
 
     def _finish_incoming(self, key: tuple[IPv6Address, int], outcome: str) -> None:
         incoming = self._incoming.pop(key, None)
@@ -1082,14 +1083,7 @@ class Member:
             case msg.Failed() if message.handoff_id not in self._finished_outgoing:
                 # a donor's give-up for a handoff we never heard of (its PREPARE or INIT lost
                 # with a channel): nothing here, so it may go on
-                self._send(
-                    peer,
-                    msg.Failed(
-                        handoff_id=message.handoff_id,
-                        client=message.client,
-                        reason=msg.FailureReason.REFUSED,
-                    ),
-                )
+                self._send_failed(peer, message, msg.FailureReason.REFUSED)
             case msg.Failed():
                 self._count("handoff_stray_answer")
 
@@ -1129,14 +1123,7 @@ class Member:
                 or (self.mobile.bul.get(message.client) is None and self._bul_full())
             ):
                 self._count("handoff_refused_busy")
-                self._send(
-                    donor,
-                    msg.Failed(
-                        handoff_id=message.handoff_id,
-                        client=message.client,
-                        reason=msg.FailureReason.REFUSED,
-                    ),
-                )
+                self._send_failed(donor, message, msg.FailureReason.REFUSED)
                 return
             incoming = _Incoming(
                 h.Acceptor(
@@ -1161,28 +1148,14 @@ class Member:
                 self._donor_input(giving.donor.handoff_id, h.DonorInput.DONE)
             else:
                 self._count("handoff_refused_own")  # we still serve it: not another's to give
-                self._send(
-                    donor,
-                    msg.Failed(
-                        handoff_id=message.handoff_id,
-                        client=message.client,
-                        reason=msg.FailureReason.REFUSED,
-                    ),
-                )
+                self._send_failed(donor, message, msg.FailureReason.REFUSED)
                 self._incoming.pop(key, None)
                 return
         if not message.connections:
             # nothing to import, only a binding to take from whoever serves the client
             self._count("handoff_refused_empty")
             self._incoming.pop(key, None)
-            self._send(
-                donor,
-                msg.Failed(
-                    handoff_id=message.handoff_id,
-                    client=message.client,
-                    reason=msg.FailureReason.REFUSED,
-                ),
-            )
+            self._send_failed(donor, message, msg.FailureReason.REFUSED)
             return
         for older in self._binding_acceptors(message.client):
             # an earlier INIT for this client, still binding: a donor that gave up on us
