@@ -116,7 +116,8 @@ class Host:
     """The host-mode upper layers (see the module docstring). ``addresses`` are the node's own
     (the first is the default source); ``secret`` keys the stack's ISS and port hashes;
     ``on_output`` (if given) is called when a datagram was sent outside :meth:`deliver`: the
-    driver's cue to :meth:`poll` soon (TCP applications call their driver's ``kick``)."""
+    driver's cue to :meth:`poll` soon (TCP applications call their driver's ``kick``);
+    ``max_connections`` bounds the stack's table (TIME-WAIT included)."""
 
     def __init__(
         self,
@@ -125,6 +126,7 @@ class Host:
         secret: bytes,
         tcp_config: Config | None = None,
         on_output: Callable[[], None] | None = None,
+        max_connections: int = 1024,
     ) -> None:
         self.addresses = tuple(addresses)
         if not self.addresses:
@@ -135,6 +137,7 @@ class Host:
             local_addresses=self.addresses,
             secret=secret,
             config=tcp_config,
+            max_connections=max_connections,
         )
         self.on_output = on_output
         self._udp: dict[int, UdpEndpoint] = {}

@@ -27,6 +27,7 @@ member:
   group_key: {KEY}
   policy: round_robin
   attempt_timeout: 1.5
+  time_wait: 30
 apps:
   - {{type: download, port: 80, size: 1000, seed: 3, handoff_every: 500}}
   - {{type: handoff_echo}}
@@ -47,6 +48,8 @@ def test_member_block_builds_a_member_in_host_mode() -> None:
     assert engine.config.is_contact_node
     assert engine.config.attempt_timeout == 1.5
     assert type(engine.policy).__name__ == "RoundRobinPolicy"
+    assert engine.host.stack.config.time_wait_ms == 30_000
+    assert engine.host.stack.max_connections == 16384
     assert KEY not in repr(engine.config)
 
 
@@ -57,8 +60,8 @@ def test_member_block_builds_a_member_in_host_mode() -> None:
         (f"group_key: {KEY}", "group_key: zz" + KEY, 11, "member.group_key", "hex digits"),
         ("policy: round_robin", "policy: fastest", 12, "member.policy", "fastest"),
         ("  contact_node: 2001:db8:10::1\n", "", 6, "member.contact_node", "missing"),
-        ("{type: handoff_echo}", "{type: http, size: 1}", 16, "apps[1].type", "http"),
-        ("handoff_every: 500", "handoff_every: -1", 15, "apps[0].handoff_every", ""),
+        ("{type: handoff_echo}", "{type: http, size: 1}", 17, "apps[1].type", "http"),
+        ("handoff_every: 500", "handoff_every: -1", 16, "apps[0].handoff_every", ""),
     ],
 )
 def test_faults_name_file_line_and_key_and_never_the_key(

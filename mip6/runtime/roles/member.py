@@ -111,6 +111,8 @@ ROLE = Role(
         "relay_capacity": "integer",
         "relay_lifetime": "number",
         "max_handoffs": "integer",
+        "max_connections": "integer",
+        "time_wait": "number",
         "constants": "constants",
     },
     required=("contact_address", "home_agent", "address", "contact_node", "members", "group_key"),
