@@ -36,6 +36,32 @@ KEY = bytes(range(32, 64))
 PORT = 80
 
 
+def member_config(name: str, **options: Any) -> MemberConfig:
+    """Member ``name``'s configuration in these labs: m1 is the contact node, every member
+    knows the others, one group key; ``options`` are further MemberConfig fields."""
+    return MemberConfig(
+        **{
+            "contact_address": CONTACT,
+            "home_agent": HA,
+            "own_address": MEMBERS[name],
+            "contact_node": MEMBERS["m1"],
+            "members": tuple(MEMBERS.values()),
+            "group_key": KEY,
+            **options,
+        }
+    )
+
+
+def home_agent(rng: random.Random) -> HomeAgent:
+    """The labs' home agent, for HOME_PREFIX, taking unprotected registrations (no ESP)."""
+    return HomeAgent(
+        HomeAgentConfig(
+            address=HA, home_prefixes=(HOME_PREFIX,), allow_unprotected_registration=True
+        ),
+        rng,
+    )
+
+
 class DServerLab:
     def __init__(
         self,
@@ -58,12 +84,7 @@ class DServerLab:
         download service."""
         self.net = MemoryNetwork(seed, default_path=Path(latency=lss, loss=loss))
         rng = random.Random(seed)
-        self.ha = HomeAgent(
-            HomeAgentConfig(
-                address=HA, home_prefixes=(HOME_PREFIX,), allow_unprotected_registration=True
-            ),
-            random.Random(rng.random()),
-        )
+        self.ha = home_agent(random.Random(rng.random()))
         self.net.add("ha", self.ha)
         self.net.route(HOME_PREFIX, "ha")
         self.client_host = Host(addresses=[CLIENT], secret=rng.randbytes(32))
@@ -76,12 +97,8 @@ class DServerLab:
         for name, address in MEMBERS.items():
             member_rng = random.Random(rng.random())
             member = Member(
-                config=MemberConfig(
-                    contact_address=CONTACT,
-                    home_agent=HA,
-                    own_address=address,
-                    contact_node=MEMBERS["m1"],
-                    members=tuple(MEMBERS.values()),
+                config=member_config(
+                    name,
                     group_key=(key or {}).get(name, KEY),
                     prepare=prepare,
                     distribute=distribute,

@@ -80,17 +80,26 @@ from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from labnet.bench import tcp
-from labnet.dserver_lab import CONTACT, HA, HOME_PREFIX, KEY, MEMBERS, PORT, DServerLab, resets
+from labnet.dserver_lab import (
+    CONTACT,
+    HA,
+    HOME_PREFIX,
+    MEMBERS,
+    PORT,
+    DServerLab,
+    home_agent,
+    member_config,
+    resets,
+)
 from mip6.apps.download import REQUEST, DownloadService
 from mip6.apps.http import Body, HostDownload
 from mip6.core import rr
 from mip6.core.actions import Action, Transmit
 from mip6.core.binding_update_list import BulEntry, BulState, CorrespondentState, Tokens
-from mip6.core.config import HomeAgentConfig, MobileNodeConfig
-from mip6.dserver.member import Member, MemberConfig
+from mip6.core.config import MobileNodeConfig
+from mip6.dserver.member import Member
 from mip6.dserver.policy import GroupView, RandomPolicy
 from mip6.roles.correspondent_node import CorrespondentNode
-from mip6.roles.home_agent import HomeAgent
 from mip6.runtime.host import Host, stack_ms
 from mip6.runtime.memory import MemoryNetwork, Path
 from mip6.wire import mobility as mh
@@ -109,22 +118,11 @@ GAP_LSS, GAP_LCS = 0.020, 0.040  # the gap runs' (the seeds' Fig. 12 discussion)
 # ---- one connection, in process ---------------------------------------------------------------
 
 
-def _member(address: IPv6Address) -> Member:
+def _member(name: str) -> Member:
     """A member as the engine builds it (its host and mobile node are what is timed); not
     started, on no network."""
-    rng = random.Random(int(address))
-    return Member(
-        config=MemberConfig(
-            contact_address=CONTACT,
-            home_agent=HA,
-            own_address=address,
-            contact_node=MEMBERS["m1"],
-            members=tuple(MEMBERS.values()),
-            group_key=KEY,
-        ),
-        rng=rng,
-        random_bytes=rng.randbytes,
-    )
+    rng = random.Random(int(MEMBERS[name]))
+    return Member(config=member_config(name), rng=rng, random_bytes=rng.randbytes)
 
 
 def _exchange(now: float, hosts: dict[bytes, Host], actions: list[Any]) -> None:
@@ -148,7 +146,7 @@ class _Pair:
 def _pair(fill: int) -> _Pair:
     """Two members, a client, one established connection client -> C:80 on the first member
     with ``fill`` bytes written and none acknowledged, the client bound to the first member."""
-    a, b = _member(MEMBERS["m2"]), _member(MEMBERS["m3"])
+    a, b = _member("m2"), _member("m3")
     client = Host(addresses=[CLIENT], secret=bytes(32))
     listener = a.host.listen(PORT, CONTACT)
     hosts = {CONTACT.packed: a.host, CLIENT.packed: client}
@@ -428,12 +426,7 @@ class _Group:
     ) -> None:
         self.net = _Network(seed, Path(latency=LSS))
         rng = random.Random(seed)
-        self.ha = HomeAgent(
-            HomeAgentConfig(
-                address=HA, home_prefixes=(HOME_PREFIX,), allow_unprotected_registration=True
-            ),
-            random.Random(rng.random()),
-        )
+        self.ha = home_agent(random.Random(rng.random()))
         self.net.add("ha", self.ha)
         self.net.route(HOME_PREFIX, "ha")
         self.members: dict[str, Member] = {}
@@ -445,15 +438,7 @@ class _Group:
                 # see _ACCEPTOR_ROOM: room for every client the run brings
                 mobile = replace(mobile, binding_update_list_size=acceptor_room)
             member = Member(
-                config=MemberConfig(
-                    contact_address=CONTACT,
-                    home_agent=HA,
-                    own_address=address,
-                    contact_node=MEMBERS["m1"],
-                    members=tuple(MEMBERS.values()),
-                    group_key=KEY,
-                    mobile_node=mobile,
-                ),
+                config=member_config(name, mobile_node=mobile),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,
                 policy=RandomPolicy(GroupView(set(servers)), member_rng, local=False),

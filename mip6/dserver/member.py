@@ -657,10 +657,7 @@ class Member:
                 case h.SendInit(target=target, next_sequence=sequence):
                     self._send_init(outgoing, target, sequence)
                 case h.Thaw():
-                    ms = stack_ms(self._now)
-                    for sock in outgoing.socks:
-                        sock.thaw(ms)
-                        self._wake(sock)
+                    self._thaw(outgoing.socks)
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
                 case h.Reset(reason=reason):
@@ -820,10 +817,7 @@ class Member:
                         self.mobile.complete_route_optimization(self._now, acceptor.client)
                     )
                 case h.Thaw():
-                    ms = stack_ms(self._now)
-                    for sock in incoming.socks:
-                        sock.thaw(ms)
-                        self._wake(sock)
+                    self._thaw(incoming.socks)
                 case h.SendDone(donor=donor):
                     self._send(
                         donor, msg.Done(handoff_id=acceptor.handoff_id, client=acceptor.client)
@@ -1195,10 +1189,14 @@ class Member:
                 found[id(service)] = service
         return list(found.values())
 
-    def _wake(self, sock: Socket) -> None:
-        """A thawed connection's service continues (it may have output to regenerate)."""
-        if sock.on_change is not None:
-            sock.on_change(sock)
+    def _thaw(self, socks: list[Socket]) -> None:
+        """Resume ``socks`` here; each one's service continues (it may have output to
+        regenerate)."""
+        ms = stack_ms(self._now)
+        for sock in socks:
+            sock.thaw(ms)
+            if sock.on_change is not None:
+                sock.on_change(sock)
 
     def _remember(
         self,
