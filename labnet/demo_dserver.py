@@ -82,7 +82,9 @@ _CHANNEL_WHY = {
     "PREPARE": "the donor asks the acceptor to run return routability with the client now, "
     "RR in advance, while the donor still serves the client",
     "PREPARED": "the acceptor holds both keygen tokens: the donor freezes the connection, no "
-    "output and arriving segments dropped silently, and sends INIT",
+    "output and arriving segments dropped silently, and sends INIT; with a window in flight it "
+    "first waits for the client's next acknowledgement and sends what that allows, so that the "
+    "client has data to read during the handoff",
     "INIT": "the frozen connection as a regenerable tcp_migrate snapshot, ~110 bytes whatever "
     "its buffers hold, the download's state, the response head, and the next Binding Update "
     "sequence number: the acceptor imports it frozen and binds the client",
@@ -880,7 +882,8 @@ def phases(lab: SimLab, handoff: Handoff) -> str:
     names = {
         ("acceptor", "prepare"): f"PREPARE at {acceptor}",
         ("acceptor", "tokens"): f"RR done at {acceptor}",
-        ("donor", "prepared"): f"PREPARED at {donor} (freeze, INIT)",
+        ("donor", "prepared"): f"PREPARED at {donor}",
+        ("donor", "frozen"): f"freeze and INIT at {donor}",
         ("acceptor", "init"): f"INIT at {acceptor} (import, BU)",
         ("acceptor", "bound"): f"BA at {acceptor} (thaw, DONE)",
         ("acceptor", "client_packet"): f"client's packet at {acceptor} (thaw, DONE)",
@@ -920,7 +923,7 @@ def gap(narrator: Narrator, handoff: Handoff) -> str:
     seen_first = first.time + lcs
     donor = records[0]
     frozen = next(
-        (donor["started"] + at for at, phase in donor["phases"] if phase == "prepared"), None
+        (donor["started"] + at for at, phase in donor["phases"] if phase == "frozen"), None
     )
     lines = [
         f"    client-observed gap: {_ms(seen_first - seen_last)} ms, from the last segment from "

@@ -56,10 +56,11 @@
   contact node and the home agent comes first: max(6·Lss, 2·Lcs) more), and the handoff's
   own share, from the donor's freeze to the acceptor's first data packet (the rest of a gap
   is the donor's idle time before its freeze: the simulator's links have no rate, so a
-  sender's window leaves in bursts a round trip apart). The first handoff between two members
-  also opens their member channel, 4·Lss more; without RR in advance that comes after the
-  freeze (``freeze_to_acceptor_over_bound`` counts such handoffs). Virtual time:
-  deterministic, the same for every run and machine.
+  sender's window leaves in bursts a round trip apart; with RR in advance the donor freezes
+  just after its next send, ``Member._prepared``, and that rest is nil). The first handoff
+  between two members also opens their member channel, 4·Lss more; without RR in advance
+  that comes after the freeze (``freeze_to_acceptor_over_bound`` counts such handoffs).
+  Virtual time: deterministic, the same for every run and machine.
 
 ``--seconds`` scales the measuring time of everything but the gap runs (default 4: about a
 minute in all).
@@ -97,7 +98,7 @@ from mip6.core import rr
 from mip6.core.actions import Action, Transmit
 from mip6.core.binding_update_list import BulEntry, BulState, CorrespondentState, Tokens
 from mip6.core.config import MobileNodeConfig
-from mip6.dserver.member import Member
+from mip6.dserver.member import FROZEN, Member
 from mip6.dserver.policy import GroupView, RandomPolicy
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.runtime.host import Host, stack_ms
@@ -679,7 +680,7 @@ def _gap_run(lss: float, lcs: float, prepare: bool, handoffs: int, seed: int) ->
     were seen; the gaps, and for each completed handoff the time from the donor's freeze to
     the acceptor's first data packet (the handoff's own share of the gap: the rest is the
     donor's idle time before the freeze, its burst having gone out up to a round trip
-    earlier, for the simulator's links have no rate)."""
+    earlier, for the simulator's links have no rate; nil with RR in advance)."""
     lab = DServerLab(seed, size=1 << 40, handoff_every=25_000, lss=lss, lcs=lcs, prepare=prepare)
     names = {str(address): name for name, address in MEMBERS.items()}
     fetch = lab.download()
@@ -704,8 +705,8 @@ def _gap_run(lss: float, lcs: float, prepare: bool, handoffs: int, seed: int) ->
         if not entry["outcome"].startswith("completed to "):
             continue
         acceptor = names[entry["outcome"].removeprefix("completed to ")]
-        phases = [at for at, name in entry["phases"] if name == "prepared"]
-        frozen = entry["started"] + (phases[-1] if prepare and phases else 0.0)
+        phases = [at for at, name in entry["phases"] if name == FROZEN]
+        frozen = entry["started"] + (phases[-1] if phases else 0.0)
         times = sent.get(acceptor, [])
         first = bisect.bisect_left(times, frozen - 1e-9)
         if first < len(times):

@@ -93,6 +93,8 @@ DEFAULT_CHANNEL_PORT = 7171
 SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the lower half
 RELAY_TIMER = "relay_expiry"
 SWEEP_TIMER = "sweep"
+FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see _prepared)
+FROZEN = "frozen"  # the donor's phase (history) when it freezes the client's connections
 SWEEP_INTERVAL = 5.0  # seconds between sweeps of bindings no connection needs any more
 
 
@@ -256,6 +258,8 @@ class Member:
         self._finished_outgoing: dict[int, None] = {}
         self._by_client: dict[IPv6Address, int] = {}  # client -> its donor handoff here
         self._distribute_when_bound: set[IPv6Address] = set()
+        # client -> (acceptor, handoff id, its packet came): PREPARED held until a send
+        self._freeze_after_send: dict[IPv6Address, tuple[IPv6Address, int, bool]] = {}
         self._pending: list[Action] = []  # actions produced inside callbacks
         self._deferred: list[Callable[[], None]] = []  # work callbacks asked for
         self._now = 0.0
@@ -368,6 +372,12 @@ class Member:
             for job in deferred:
                 job()
         self._host_actions_pending(now, self.host.poll(now))
+        ready = [c for c, (_, _, answered) in self._freeze_after_send.items() if answered]
+        if ready:
+            # after the stack's answer to the client's packet has left (see _prepared)
+            for client in ready:
+                self._freeze_waited(client)
+            self._host_actions_pending(now, self.host.poll(now))
         actions, self._pending = self._pending, []
         return actions
 
@@ -424,6 +434,10 @@ class Member:
         ):
             self._client_packet(now, IPv6Address(chain.source))
         self._mobile(self.mobile.handle_packet(now, data))
+        if chain is not None and self._freeze_after_send:
+            waiting = self._freeze_after_send.get(IPv6Address(chain.source))
+            if waiting is not None:
+                self._freeze_after_send[IPv6Address(chain.source)] = (*waiting[:2], True)
 
     def _from_member_tunnel(self, now: float, data: bytes) -> bool:
         """DSERVER 4, the relay: a member's packet from C tunnelled to the contact node, which
@@ -509,6 +523,10 @@ class Member:
             case ("handoff_donor", int() as handoff_id):
                 if not self._outbid_due(handoff_id):
                     self._donor_input(handoff_id, h.DonorInput.TIMEOUT)
+            case ("freeze_wait", int() as handoff_id):  # FREEZE_WAIT
+                for client, (_, waiting, _) in list(self._freeze_after_send.items()):
+                    if waiting == handoff_id:
+                        self._freeze_waited(client)
             case ("handoff_acceptor", (IPv6Address() as donor, int() as handoff_id)):
                 self._acceptor_input((donor, handoff_id), h.AcceptorInput.TIMEOUT)
             case _:
@@ -627,13 +645,20 @@ class Member:
         return (entry.sequence + h.SEQUENCE_WINDOW) & 0xFFFF
 
     def _donor_input(
-        self, handoff_id: int, received: h.DonorInput, reason: msg.FailureReason | int = 0
+        self,
+        handoff_id: int,
+        received: h.DonorInput,
+        reason: msg.FailureReason | int = 0,
+        *,
+        recorded: bool = False,
     ) -> None:
+        """``recorded``: the input's phase is in the history already (when it arrived)."""
         outgoing = self._outgoing.get(handoff_id)
         if outgoing is None:
             self._count("handoff_unknown_input")
             return
-        outgoing.phases.append((self._now, received.value))
+        if not recorded:
+            outgoing.phases.append((self._now, received.value))
         self._donor_effects(outgoing, outgoing.donor.handle(self._now, received, reason))
 
     def _donor_effects(self, outgoing: _Outgoing, effects: list[h.Effect]) -> None:
@@ -684,6 +709,7 @@ class Member:
         this member's rebinding, above them, bind the client."""
         donor = outgoing.donor
         ms = stack_ms(self._now)
+        outgoing.phases.append((self._now, FROZEN))
         outgoing.socks = self.client_sockets(donor.client)
         for sock in outgoing.socks:
             sock.freeze(ms)
@@ -743,6 +769,10 @@ class Member:
             self._finished_outgoing.pop(next(iter(self._finished_outgoing)))
         if self._by_client.get(donor.client) == donor.handoff_id:
             del self._by_client[donor.client]
+        waiting = self._freeze_after_send.get(donor.client)
+        if waiting is not None and waiting[1] == donor.handoff_id:
+            del self._freeze_after_send[donor.client]
+            self._emit(CancelTimer((FREEZE_WAIT, donor.handoff_id)))
         self._remember(
             "donor", donor.handoff_id, donor.client, outgoing.started, outgoing.phases, outcome
         )
@@ -1067,7 +1097,7 @@ class Member:
             case msg.Prepare() | msg.Init():
                 self._offered(peer, message)
             case msg.Prepared():
-                self._from_acceptor(peer, message.handoff_id, h.DonorInput.PREPARED)
+                self._prepared(peer, message.handoff_id)
             case msg.Done():
                 self._from_acceptor(peer, message.handoff_id, h.DonorInput.DONE)
             case msg.Failed() if (peer, message.handoff_id) in self._incoming:
@@ -1087,12 +1117,47 @@ class Member:
             case msg.Failed():
                 self._count("handoff_stray_answer")
 
+    def _prepared(self, peer: IPv6Address, handoff_id: int) -> None:
+        """The acceptor holds the tokens: freeze now, or just after this member's next send.
+
+        A sender whose window is in flight is idle until the client's acknowledgement comes
+        back, and a freeze in that idle time leaves the client's pipe empty for the whole
+        handoff: its gap is the handoff plus up to a round trip. When the client's
+        connections have bytes in flight, the freeze waits for the client's next packet here
+        and for what the stack sends in answer (see :meth:`_run`), at most a smoothed round
+        trip of theirs (half the attempt's time at most), so that the client has a window
+        to read while the handoff goes on."""
+        outgoing = self._outgoing.get(handoff_id)
+        wait = 0.0
+        if outgoing is not None and outgoing.donor.target == peer:
+            client = outgoing.donor.client
+            for sock in self.client_sockets(client):
+                raw = sock.conn.raw
+                if raw.snd_nxt != raw.snd_una and not sock.frozen:
+                    wait = max(wait, raw.srtt_ms / 1000)
+            wait = min(wait, self.config.attempt_timeout / 2)
+        if wait <= 0 or outgoing is None:
+            self._from_acceptor(peer, handoff_id, h.DonorInput.PREPARED)
+            return
+        outgoing.phases.append((self._now, h.DonorInput.PREPARED.value))
+        self._freeze_after_send[outgoing.donor.client] = (peer, handoff_id, False)
+        self._emit(StartTimer(self._now + wait, (FREEZE_WAIT, handoff_id)))
+
+    def _freeze_waited(self, client: IPv6Address) -> None:
+        """The wait of :meth:`_prepared` ends: the PREPARED goes to the donor's machine
+        (which checks that it still waits for it from that acceptor)."""
+        peer, handoff_id, _ = self._freeze_after_send.pop(client)
+        self._emit(CancelTimer((FREEZE_WAIT, handoff_id)))
+        self._from_acceptor(peer, handoff_id, h.DonorInput.PREPARED, recorded=True)
+
     def _from_acceptor(
         self,
         peer: IPv6Address,
         handoff_id: int,
         received: h.DonorInput,
         reason: msg.FailureReason | int = 0,
+        *,
+        recorded: bool = False,
     ) -> None:
         outgoing = self._outgoing.get(handoff_id)
         if outgoing is None or peer not in outgoing.donor.tried:
@@ -1106,7 +1171,7 @@ class Member:
         elif outgoing.donor.target != peer:
             self._count("handoff_late_answer")
             return
-        self._donor_input(handoff_id, received, reason)
+        self._donor_input(handoff_id, received, reason, recorded=recorded)
 
     def _offered(self, donor: IPv6Address, message: msg.Prepare | msg.Init) -> None:
         key = (donor, message.handoff_id)
