@@ -6,7 +6,8 @@ One file per node::
     node: cn1                       # a name for logs and the control socket
     role: correspondent             # a role of the registry (mip6.runtime.roles): correspondent,
                                     # home_agent, mobile_node, member (a distributed server's,
-                                    # mip6.runtime.roles.member shows its block)
+                                    # mip6.runtime.roles.member shows its block), farm (many
+                                    # clients for load, mip6.runtime.roles.farm)
     mode: shim                      # shim: the MIPv6 layer for the kernel's own applications;
                                     # host: the daemon is the IPv6 host (no kernel link), its
                                     # applications run inside it (``apps``); router: a home agent
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from ipaddress import AddressValueError, IPv6Address, IPv6Network, NetmaskValueError
 from pathlib import Path
@@ -52,7 +54,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from mip6.core.config import ProtocolConstants
 from mip6.dserver.member import POLICIES
 from mip6.runtime.roles import ROLES, role
-from mip6.runtime.roles.base import MODES
+from mip6.runtime.roles.base import MODES, OptionError
 
 LINK_TYPES = ("tun", "udp", "memory")
 KERNEL_LINK = "kernel"  # shim mode: the TUN device of the kernel behind the daemon
@@ -256,6 +258,10 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     role_name = reader.choice(top["role"][1], "role", tuple(ROLES))
     entry = role(role_name)
     mode = reader.choice(top["mode"][1], "mode", MODES) if "mode" in top else entry.default_mode
+    if mode not in entry.modes:
+        raise reader.fail(
+            top["mode"][1], "mode", f"role {role_name} runs in mode {', '.join(entry.modes)} only"
+        )
     links = _links(reader, top["links"][1])
     needed = {"network"} | ({"kernel"} if mode == "shim" else set())
     for name in sorted(needed - set(links)):
@@ -284,13 +290,14 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     for other in (*ROLES, *sections):
         if other != role_name and other in top and other not in entry.sections:
             raise reader.fail(top[other][0], other, f"does not apply to role {role_name}")
-    options = _options(reader, top[role_name][1], role_name, entry.options)
+    options = read_options(reader, top[role_name][1], role_name, entry.options)
     for required in entry.required:
         if required not in options:
             raise reader.fail(top[role_name][1], f"{role_name}.{required}", "missing")
+    check_options(reader, top[role_name][1], role_name, options)
     for section, spec in entry.sections.items():
         if section in top:
-            options[section] = _options(reader, top[section][1], section, spec)
+            options[section] = read_options(reader, top[section][1], section, spec)
     if mode == "host" and entry.host_address not in options:
         raise reader.fail(
             top[role_name][1],
@@ -455,9 +462,27 @@ def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
     return out
 
 
-def _options(reader: YamlReader, node: Node, key: str, spec: dict[str, str]) -> dict[str, Any]:
+def check_options(reader: YamlReader, node: Node, name: str, options: dict[str, Any]) -> None:
+    """Role ``name``'s ``check`` over its typed block ``options`` (read from ``node``): a
+    fault is reported at the line of the key it names (the block's, if that key is not in
+    it). Also used by labnet's topology files."""
+    found = role(name)
+    if found.check is None:
+        return
+    try:
+        found.check(options)
+    except OptionError as error:
+        fields = reader.mapping(node, name) if isinstance(node, MappingNode) else {}
+        at = fields[error.key][1] if error.key in fields else node
+        raise reader.fail(at, join(name, error.key), error.reason) from None
+
+
+def read_options(
+    reader: YamlReader, node: Node, key: str, spec: Mapping[str, str]
+) -> dict[str, Any]:
     """Read a mapping whose keys are typed by ``spec`` (address, addresses, network,
-    networks, number, integer, port, boolean, constants, policy, secret)."""
+    networks, number, integer (1 or more), count (0 or more), port, boolean, text,
+    constants, policy, secret). Also used by labnet's topology files."""
     out: dict[str, Any] = {}
     fields = reader.mapping(node, key)
     for name, (key_node, value) in fields.items():
@@ -477,11 +502,13 @@ def _options(reader: YamlReader, node: Node, key: str, spec: dict[str, str]) -> 
             out[name] = tuple(reader.address(v, full) for v in reader.sequence(value, full))
         elif kind == "number":
             out[name] = reader.number(value, full)
-        elif kind == "integer":
-            number = reader.number(value, full, minimum=1)
+        elif kind in ("integer", "count"):
+            number = reader.number(value, full, minimum=1 if kind == "integer" else 0)
             if number != int(number):
                 raise reader.fail(value, full, f"{number} is not a whole number")
             out[name] = int(number)
+        elif kind == "text":
+            out[name] = reader.scalar(value, full)
         elif kind == "boolean":
             out[name] = reader.boolean(value, full)
         elif kind == "constants":

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING
 from mip6.core.engine import Engine
 from mip6.core.ipsec.config import database_from_config
 from mip6.core.ipsec.sa import RandomBytes
-from mip6.runtime.roles import correspondent, home_agent, member, mobile_node
-from mip6.runtime.roles.base import BuildContext, LabNode, Role
+from mip6.runtime.roles import correspondent, farm, home_agent, member, mobile_node
+from mip6.runtime.roles.base import BuildContext, LabNode, OptionError, Role
 
 if TYPE_CHECKING:
     from mip6.runtime.config import NodeConfig
@@ -46,7 +46,7 @@ def _registry(*roles: Role) -> Mapping[str, Role]:
 
 
 ROLES: Mapping[str, Role] = _registry(
-    correspondent.ROLE, home_agent.ROLE, mobile_node.ROLE, member.ROLE
+    correspondent.ROLE, home_agent.ROLE, mobile_node.ROLE, member.ROLE, farm.ROLE
 )
 
 
@@ -78,4 +78,4 @@ def build_engine(
     return entry.build(dict(config.role_options), context)
 
 
-__all__ = ["ROLES", "BuildContext", "LabNode", "Role", "build_engine", "role"]
+__all__ = ["ROLES", "BuildContext", "LabNode", "OptionError", "Role", "build_engine", "role"]

@@ -15,6 +15,16 @@ from mip6.core.ipsec.policy import SecurityPolicyDatabase
 MODES = ("shim", "router", "host")
 
 
+class OptionError(ValueError):
+    """A role's block is wrong as a whole (two keys that do not fit together): ``key`` names
+    the option to point at, ``reason`` says why. Raised by a :class:`Role`'s ``check``; the
+    configuration reader reports it at that key's line."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
 @dataclass(frozen=True, slots=True)
 class BuildContext:
     """What building an engine needs besides its options: the node's randomness (seeded in the
@@ -59,7 +69,9 @@ class Role:
     agent intercepts for its home addresses). ``build(options, context)`` makes the engine
     from the validated options; ``lab_options(node)`` is the block labnet writes for a lab
     node of this role; ``apps``, the application types it runs in host mode;
-    ``start_apps``, set for a role whose engine holds its own host."""
+    ``start_apps``, set for a role whose engine holds its own host; ``modes``, the modes it
+    runs in; ``check(options)``, what the typed options must satisfy together (raises
+    :class:`OptionError`)."""
 
     name: str
     options: Mapping[str, str]
@@ -78,6 +90,8 @@ class Role:
     # import the host's connections); ``start_apps(engine, apps)`` starts the applications
     # on it and returns what stops each. Otherwise the runtime makes the host.
     start_apps: Callable[[Engine, tuple[Any, ...]], list[Callable[[], None]]] | None = None
+    modes: tuple[str, ...] = MODES
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
     @property
     def owns_host(self) -> bool:

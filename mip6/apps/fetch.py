@@ -1,0 +1,205 @@
+"""A verifying HTTP/1.1 client on a sans-I/O :class:`~mip6.runtime.host.Host`: one GET, and
+every byte of the answer checked against the body the server is known to send.
+
+The server is the distributed server's download service (:mod:`mip6.apps.download`) or the
+host-mode ``http`` app (:mod:`mip6.apps.http`): one request per connection, ``Connection:
+close``, a generated body (:func:`~mip6.apps.http.generated_body`, ``size`` bytes from
+``seed``). A :class:`Fetch` sends the request, reads the response head (status 200 and a
+Content-Length equal to ``size``, or it fails), then compares each body byte as it arrives with
+the generated body at that offset, so a corrupted, duplicated or missing stretch is caught where
+it happens (:attr:`Fetch.failed_at`), not only in a digest at the end. The server's FIN ends
+the body: whole when exactly ``size`` bytes came.
+
+Driven by the socket's callbacks (``on_change``), so it runs wherever the host runs: in the
+farm's engine (:mod:`mip6.farm`) on virtual time or in the daemon. It reads no clock: the
+caller's ``clock`` gives the time of the entry point that is running. A failed fetch aborts its
+connection (a RST: the server must not go on sending to a client that gave up). When the fetch
+ends, ``on_done`` is called once with it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from ipaddress import IPv6Address
+
+from mip6.apps.http import MAX_HEAD, generated_body
+from tcp_migrate.core import CloseReason, TcpState
+from tcp_migrate.stack import Socket
+
+READ = 1 << 16  # bytes per recv
+
+
+class Cause(enum.Enum):
+    """Why a fetch failed (each a counter of the farm: ``failed.<value>``)."""
+
+    STATUS = "status"  # no response head, a malformed one, or a status other than 200
+    LENGTH = "length"  # Content-Length missing or not the expected size
+    CORRUPT = "corrupt"  # a body byte differs from the generated body at its offset
+    SHORT = "short"  # the server's FIN came before the whole body
+    LONG = "long"  # more bytes than the body has
+    RESET = "reset"  # a RST ended the connection
+    REFUSED = "refused"  # a RST answered the SYN
+    TIMEOUT = "timeout"  # TCP gave up retransmitting (RFC 9293 3.8.3)
+    STALLED = "stalled"  # no byte for the caller's timeout (:meth:`Fetch.stall`)
+    CONNECT = "connect"  # the stack refused to open a connection (table full, no port)
+
+
+_CLOSED_BY = {
+    CloseReason.RESET: Cause.RESET,
+    CloseReason.REFUSED: Cause.REFUSED,
+    CloseReason.TIMEOUT: Cause.TIMEOUT,
+}
+
+
+def request(path: str, server: IPv6Address, port: int) -> bytes:
+    """The GET for ``path`` (RFC 9112 3; the Host field of an IPv6 literal in brackets, RFC
+    9110 7.2 / RFC 3986 3.2.2; the port only when it is not 80)."""
+    authority = f"[{server}]" if port == 80 else f"[{server}]:{port}"
+    return f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n".encode()
+
+
+class Fetch:
+    """One GET on ``sock`` (connected, request not yet sent) for a body of ``size`` bytes
+    generated from ``seed``. ``clock()`` is the time now (the driver's entry point);
+    ``on_done(fetch)`` is called once, when it ended (:attr:`cause` None: whole);
+    ``on_reset()`` if a RST closes the connection after a whole body (while it closes)."""
+
+    def __init__(
+        self,
+        sock: Socket,
+        request_bytes: bytes,
+        *,
+        size: int,
+        seed: int,
+        clock: Callable[[], float],
+        on_done: Callable[[Fetch], None],
+        on_reset: Callable[[], None] | None = None,
+    ) -> None:
+        self.sock = sock
+        self.size = size
+        self.seed = seed
+        self.clock = clock
+        self.on_done = on_done
+        self.on_reset = on_reset
+        self.started = clock()
+        self.last_progress = self.started  # when a byte last came (or the fetch started)
+        self.ended: float | None = None
+        self.head = b""
+        self.in_body = False
+        self.received = 0  # body bytes received and verified
+        self.cause: Cause | None = None
+        self.failed_at: int | None = None  # body offset of the first wrong byte (CORRUPT)
+        self.done = False
+        self._blocks: Iterator[bytes] = generated_body(size, seed)
+        self._block = memoryview(b"")
+        self._block_at = 0
+        sock.on_change = self._changed
+        sock.send(request_bytes)
+
+    # -- the socket's callback -------------------------------------------------------------------
+
+    def _changed(self, sock: Socket) -> None:
+        if self.done:
+            return
+        while data := sock.recv(READ):
+            self.last_progress = self.clock()
+            if not self.in_body and not self._read_head(data):
+                return
+            if self.in_body and not self._verify(self._pending_body(data)):
+                return
+        if sock.at_eof:
+            if not self.in_body:
+                self._fail(Cause.STATUS)
+            elif self.received < self.size:
+                self._fail(Cause.SHORT)
+            else:
+                self._finish(None)
+                sock.on_change = self._closing
+                sock.close()
+        elif sock.state is TcpState.CLOSED:
+            self._fail(_CLOSED_BY.get(sock.close_reason, Cause.RESET))
+
+    def _read_head(self, data: bytes) -> bool:
+        """Accumulates the response head; False once the fetch failed."""
+        self.head += data
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.head) > MAX_HEAD:
+                self._fail(Cause.STATUS)
+                return False
+            return True
+        lines = self.head[:end].split(b"\r\n")
+        words = lines[0].split(None, 2)
+        if len(words) < 2 or not words[0].startswith(b"HTTP/1.") or words[1] != b"200":
+            self._fail(Cause.STATUS)
+            return False
+        lengths = [
+            value.strip()
+            for name, _, value in (line.partition(b":") for line in lines[1:])
+            if name.strip().lower() == b"content-length"
+        ]
+        if len(lengths) != 1 or not lengths[0].isdigit() or int(lengths[0]) != self.size:
+            self._fail(Cause.LENGTH)
+            return False
+        self.in_body = True
+        return True
+
+    def _pending_body(self, data: bytes) -> bytes:
+        """The body bytes in ``data``: after the head, the rest of what carried it."""
+        if self.head:
+            body = self.head[self.head.find(b"\r\n\r\n") + 4 :]
+            self.head = b""
+            return body
+        return data
+
+    def _verify(self, data: bytes) -> bool:
+        """Compares ``data`` with the generated body at the received offset; False once the
+        fetch failed."""
+        view = memoryview(data)
+        while view:
+            if self._block_at >= len(self._block):
+                block = next(self._blocks, None)
+                if block is None:
+                    self._fail(Cause.LONG)
+                    return False
+                self._block, self._block_at = memoryview(block), 0
+            n = min(len(view), len(self._block) - self._block_at)
+            expected = self._block[self._block_at : self._block_at + n]
+            if view[:n] != expected:
+                first = next(i for i in range(n) if view[i] != expected[i])
+                self.failed_at = self.received + first
+                self._fail(Cause.CORRUPT)
+                return False
+            self.received += n
+            self._block_at += n
+            view = view[n:]
+        return True
+
+    def _closing(self, sock: Socket) -> None:
+        """After a whole body, until the connection is gone: a RST is still worth counting."""
+        if sock.state is TcpState.CLOSED:
+            sock.on_change = None
+            if sock.close_reason is CloseReason.RESET and self.on_reset is not None:
+                self.on_reset()
+
+    # -- ends ------------------------------------------------------------------------------------
+
+    def stall(self) -> None:
+        """The caller's watchdog: no byte came for its timeout."""
+        if not self.done:
+            self._fail(Cause.STALLED)
+
+    def _fail(self, cause: Cause) -> None:
+        if self.sock.state is not TcpState.CLOSED:
+            self.sock.abort()
+        self._finish(cause)
+
+    def _finish(self, cause: Cause | None) -> None:
+        self.done = True
+        self.cause = cause
+        self.ended = self.clock()
+        self.sock.on_change = None
+        self._blocks = iter(())
+        self._block = memoryview(b"")
+        self.on_done(self)

@@ -1,0 +1,472 @@
+"""A client farm (DSERVER.md section 9, issue 12 item 8): many correspondent clients in one
+engine, for load on a distributed server.
+
+Each client is what a stock client behind a shim-mode correspondent is, made cheap enough to
+run hundreds in one process: its own IPv6 address (``clients`` consecutive addresses from
+``address``, inside ``prefix``), its own :class:`~mip6.roles.correspondent_node.
+CorrespondentNode` (binding cache, nonces and Kcn: return routability answered per client, each
+member's Binding Updates accepted or refused per client) and its own
+:class:`~mip6.runtime.host.Host` (a tcp_migrate stack on that one address). Its workload is
+repeated HTTP/1.1 GETs of ``path`` from ``server``:``port`` (the distributed server's download
+service), ``concurrency`` at once, each fetch verified byte for byte against the generated body
+of ``size`` bytes from ``seed`` (:class:`~mip6.apps.fetch.Fetch`); ``think`` seconds between a
+client's fetches, ``fetches`` per client in all (0: forever), first fetches spread over
+``ramp`` seconds. A fetch with no byte for ``timeout`` seconds fails (``stalled``); after a
+failed fetch the client waits at least :data:`RETRY_AFTER` before its next.
+
+One engine, the engine contract (:mod:`mip6.core.engine`), sans-I/O: time comes in with every
+call, randomness from the injected ``rng`` (each client's correspondent gets a generator seeded
+from it) and ``random_bytes`` (each stack's secret). Packets are dispatched by destination
+address (bytes 24-40 of the IPv6 header) to their client's correspondent node; a packet for no
+client (an address of the prefix beyond the farm, a multicast Neighbor Solicitation, an ICMPv6
+message to the prefix) is counted (``unknown_destination``) and dropped, a packet too short to
+hold an IPv6 header is counted as ``malformed``. What a client's correspondent delivers goes to
+its host; what its host sends takes its correspondent's send path (the binding cache's type 2
+routing header). Timers carry the client's index: ``("cn", i, token)``, ``("host", i)``,
+``("start", i, slot)``, ``("watch", i, slot)``.
+
+The engine keeps counters, not histories: per client a fixed record (fetches ok and failed,
+bytes, its ``concurrency`` fetch slots), for the farm ``fetches_*``, ``failed.<cause>``
+(:class:`~mip6.apps.fetch.Cause`), ``bytes``, ``resets`` (connections a RST closed),
+``bindings_accepted`` (Binding Updates a client's correspondent accepted: each
+``binding_added``), and the clients' correspondent and host counters summed (``cn.*``,
+``host.*``) in ``mip6 show stats``. The correspondents' events are counted, not passed on (a
+farm's hundreds of bindings would flood a daemon's log); a failed fetch is an
+``Event("fetch_failed")``. ``mip6 show clients`` lists the clients, ``bcache`` and ``nonce``
+their tables (a ``client`` column first), ``tcp`` their connections.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any
+
+from mip6.apps.fetch import Cause, Fetch, request
+from mip6.core import show
+from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
+from mip6.core.config import CorrespondentConfig
+from mip6.core.engine import UnknownCommand
+from mip6.roles.correspondent_node import CorrespondentNode
+from mip6.runtime.host import TCP_TIMER, Host, HostAction, PortUnreachable
+from tcp_migrate.stack import StackError
+
+log = logging.getLogger(__name__)
+
+CN, HOST, START, WATCH = "cn", "host", "start", "watch"  # the first item of a timer token
+RETRY_AFTER = 1.0  # seconds a client waits after a failed fetch (no hot loop on a dead server)
+REQUEST_RING = 4096  # each connection's send ring: it carries one request
+_PATH = re.compile(r"/[\x21-\x7e]*")  # RFC 9112 3.2.1 origin-form, printable, no spaces
+MAX_CLIENTS = 1 << 16
+
+
+class FarmConfigError(ValueError):
+    """A farm configuration fault: ``key`` and ``reason`` (the configuration reader locates it
+    in its file)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FarmConfig:
+    """The farm (see the module docstring). Times in seconds, sizes in bytes."""
+
+    prefix: IPv6Network
+    address: IPv6Address  # the first client's; client i has address + i
+    server: IPv6Address
+    size: int  # the body every fetch must receive, generated from ``seed``
+    seed: int = 0
+    clients: int = 1
+    port: int = 80
+    path: str = "/"
+    think: float = 0.0
+    fetches: int = 0  # per client; 0: forever
+    concurrency: int = 1  # fetches at once per client
+    timeout: float = 30.0  # a fetch with no byte for this long fails (stalled)
+    ramp: float = 1.0  # first fetches start at random times in [0, ramp) after start
+    window: int = 65536  # each connection's receive buffer (its advertised window)
+    correspondent: CorrespondentConfig = field(default_factory=CorrespondentConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.clients <= MAX_CLIENTS:
+            raise FarmConfigError("clients", f"{self.clients}: 1 to {MAX_CLIENTS}")
+        if self.address not in self.prefix:
+            raise FarmConfigError("address", f"{self.address} is not in prefix {self.prefix}")
+        last = int(self.address) + self.clients - 1
+        if last > int(self.prefix.broadcast_address):
+            raise FarmConfigError(
+                "clients",
+                f"{self.clients} clients from {self.address} do not fit in {self.prefix}",
+            )
+        if not _PATH.fullmatch(self.path):
+            raise FarmConfigError("path", f"{self.path!r} is not a path (/ and printable ASCII)")
+        if self.size < 0 or self.seed < 0 or self.fetches < 0:
+            raise FarmConfigError("size", "size, seed and fetches are whole numbers >= 0")
+        if self.concurrency < 1:
+            raise FarmConfigError("concurrency", "at least 1")
+        if self.timeout <= 0:
+            raise FarmConfigError("timeout", "must be above 0")
+        if self.window < 1024:
+            raise FarmConfigError("window", f"{self.window}: at least 1024 bytes")
+        if self.server in self.addresses_range():
+            raise FarmConfigError("server", f"{self.server} is one of the farm's own clients")
+
+    def addresses_range(self) -> range:
+        """The clients' addresses as integers."""
+        return range(int(self.address), int(self.address) + self.clients)
+
+
+@dataclass(slots=True, eq=False)
+class Client:
+    """One client of the farm (identity, not value: a key of dicts)."""
+
+    index: int
+    address: IPv6Address
+    correspondent: CorrespondentNode
+    host: Host
+    slots: list[Fetch | None]
+    started: int = 0  # fetches begun
+    ok: int = 0
+    failed: int = 0
+    bytes: int = 0
+    last_failure: str | None = None
+
+
+class Farm:
+    def __init__(
+        self,
+        *,
+        config: FarmConfig,
+        rng: random.Random,
+        random_bytes: Callable[[int], bytes],
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self._request = request(config.path, config.server, config.port)
+        self.clients: list[Client] = []
+        self._by_address: dict[bytes, Client] = {}
+        # each connection of a client, plus those closing (LAST-ACK) while the next begins
+        max_connections = 4 * config.concurrency + 4
+        for index, number in enumerate(config.addresses_range()):
+            address = IPv6Address(number)
+            host = Host(
+                addresses=(address,), secret=random_bytes(32), max_connections=max_connections
+            )
+            host.stack.send_capacity = REQUEST_RING
+            host.stack.receive_capacity = config.window
+            correspondent = CorrespondentNode(
+                config=config.correspondent, rng=random.Random(rng.getrandbits(64))
+            )
+            client = Client(index, address, correspondent, host, [None] * config.concurrency)
+            self.clients.append(client)
+            self._by_address[address.packed] = client
+        self.counters: dict[str, int] = {}
+        self._now = 0.0
+        self._pending: list[Action] = []
+        self._deferred: list[Callable[[], None]] = []
+        self._dirty: dict[Client, None] = {}  # hosts whose output is due (in order)
+        self._stopping = False
+
+    # -- the engine contract -------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """Every client's fetch slots start at random times within ``ramp``."""
+        ramp = self.config.ramp
+        return [
+            StartTimer(now + self.rng.random() * ramp, (START, client.index, slot))
+            for client in self.clients
+            for slot in range(self.config.concurrency)
+        ]
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        if len(data) < 40:
+            self._count("malformed")
+            return []
+        client = self._by_address.get(data[24:40])
+        if client is None:
+            self._count("unknown_destination")
+            return []
+        correspondent = client.correspondent
+        return self._run(
+            now, lambda: self._correspondent(client, correspondent.handle_packet(now, data))
+        )
+
+    def send(self, now: float, data: bytes) -> list[Action]:
+        """A packet from an upper layer above the farm (there is none but the clients' hosts,
+        whose packets never come this way): sent by the client whose address is its source."""
+        client = self._by_address.get(data[8:24]) if len(data) >= 40 else None
+        if client is None:
+            self._count("send_not_ours")
+            return []
+        return self._run(
+            now, lambda: self._correspondent(client, client.correspondent.send(now, data))
+        )
+
+    def handle_timer(self, now: float, token: Hashable) -> list[Action]:
+        match token:
+            case (str() as kind, int() as index, *rest) if 0 <= index < len(self.clients):
+                client = self.clients[index]
+            case _:
+                self._count("unknown_timer")
+                return []
+        match kind, rest:
+            case "cn", [inner]:
+                work = lambda: self._correspondent(  # noqa: E731
+                    client, client.correspondent.handle_timer(now, inner)
+                )
+            case "host", []:
+                work = lambda: self._host(client, client.host.handle_timer(now, TCP_TIMER))  # noqa: E731
+            case "start", [int() as slot]:
+                work = functools.partial(self._start_fetch, client, slot)
+            case "watch", [int() as slot]:
+                work = functools.partial(self._watch, client, slot)
+            case _:
+                self._count("unknown_timer")
+                return []
+        return self._run(now, work)
+
+    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
+        """The invoking packet's destination is one of the clients: its correspondent answers
+        (only a host the runtime made would ask; the farm's hosts answer through it)."""
+        client = self._by_address.get(invoking[24:40]) if len(invoking) >= 40 else None
+        if client is None:
+            return []
+        return client.correspondent.port_unreachable(now, invoking)
+
+    def command(self, now: float, name: str, argument: Any) -> list[Action]:
+        raise UnknownCommand(name, "farm")
+
+    def stop(self, now: float) -> list[Action]:
+        """No more fetches; the open ones are abandoned (their connections reset: the server
+        must not go on sending to clients that are gone)."""
+        self._stopping = True
+
+        def work() -> None:
+            for client in self.clients:
+                for slot, fetch in enumerate(client.slots):
+                    if fetch is not None:
+                        fetch.sock.on_change = None
+                        client.slots[slot] = None
+                        self._count("fetches_abandoned")
+                self._host(client, client.host.close(now))
+
+        return self._run(now, work)
+
+    def stopped(self) -> bool:
+        return True
+
+    def describe(self, what: str, now: float) -> dict[str, Any]:
+        show.check(what)
+        if what == "stats":
+            active = sum(f is not None for c in self.clients for f in c.slots)
+            return show.counters(
+                what,
+                ("", self.counters | {"clients": len(self.clients), "fetches_active": active}),
+                ("cn.", _summed(c.correspondent.counters for c in self.clients)),
+                ("host.", _summed(c.host.describe()["counters"] for c in self.clients)),
+            )
+        if what == "clients":
+            return show.rows(what, [self._client_row(client, now) for client in self.clients])
+        if what == "bcache":
+            return show.rows(
+                what,
+                [
+                    {"client": str(client.address), **row}
+                    for client in self.clients
+                    for row in show.binding_cache_rows(client.correspondent.binding_cache, now)
+                ],
+            )
+        if what == "nonce":
+            return show.rows(
+                what,
+                [
+                    {"client": str(client.address), **row}
+                    for client in self.clients
+                    for row in show.nonce_rows(client.correspondent.nonces, now)
+                ],
+            )
+        if what == "tcp":
+            return show.rows(
+                what, [row for c in self.clients for row in c.host.describe()["connections"]]
+            )
+        return show.rows(what, [])
+
+    # -- one entry point's work ----------------------------------------------------------------
+
+    def _run(self, now: float, work: Callable[[], object]) -> list[Action]:
+        """Every entry point: ``work`` at ``now``, then what callbacks deferred, then the
+        output of the hosts that application calls left due."""
+        self._now = now
+        work()
+        while self._deferred or self._dirty:
+            deferred, self._deferred = self._deferred, []
+            for job in deferred:
+                job()
+            dirty, self._dirty = self._dirty, {}
+            for client in dirty:
+                self._host(client, client.host.poll(now))
+        actions, self._pending = self._pending, []
+        return actions
+
+    def _correspondent(self, client: Client, actions: list[Action]) -> None:
+        """A client's correspondent node's actions: delivered packets to its host, timers
+        under the client's index, events counted."""
+        for action in actions:
+            if isinstance(action, Transmit):
+                self._pending.append(action)
+            elif isinstance(action, Deliver):
+                self._host(client, client.host.deliver(self._now, action.data))
+            elif isinstance(action, StartTimer):
+                self._pending.append(StartTimer(action.at, (CN, client.index, action.token)))
+            elif isinstance(action, CancelTimer):
+                self._pending.append(CancelTimer((CN, client.index, action.token)))
+            else:
+                self._event(action)
+
+    def _host(self, client: Client, actions: list[HostAction]) -> None:
+        """A client's host's actions: its packets take its correspondent's send path."""
+        now = self._now
+        for action in actions:
+            if isinstance(action, Transmit):
+                self._correspondent(client, client.correspondent.send(now, action.data))
+            elif isinstance(action, PortUnreachable):
+                self._correspondent(
+                    client, client.correspondent.port_unreachable(now, action.invoking)
+                )
+            elif isinstance(action, StartTimer):
+                self._pending.append(StartTimer(action.at, (HOST, client.index)))
+            elif isinstance(action, CancelTimer):
+                self._pending.append(CancelTimer((HOST, client.index)))
+
+    def _event(self, event: Event) -> None:
+        name = {
+            "binding_added": "bindings_accepted",
+            "binding_deleted": "bindings_deleted",
+            "binding_expired": "bindings_expired",
+        }.get(event.name)
+        if name is not None:
+            self._count(name)
+
+    # -- the workload --------------------------------------------------------------------------
+
+    def _start_fetch(self, client: Client, slot: int) -> None:
+        limit = self.config.fetches
+        if (
+            self._stopping
+            or not 0 <= slot < len(client.slots)
+            or client.slots[slot] is not None
+            or (limit and client.started >= limit)
+        ):
+            return
+        client.started += 1
+        self._count("fetches_started")
+        config = self.config
+        try:
+            sock = client.host.connect(self._now, config.server, config.port)
+        except StackError as error:
+            log.debug("farm client %s: no connection: %s", client.address, error.reason)
+            self._failed(client, Cause.CONNECT, 0)
+            self._next(client, slot, RETRY_AFTER)
+            return
+        client.slots[slot] = Fetch(
+            sock,
+            self._request,
+            size=config.size,
+            seed=config.seed,
+            clock=self._clock,
+            on_done=functools.partial(self._done, client, slot),
+            on_reset=functools.partial(self._count, "resets"),
+        )
+        self._dirty[client] = None
+        self._pending.append(StartTimer(self._now + config.timeout, (WATCH, client.index, slot)))
+
+    def _clock(self) -> float:
+        return self._now
+
+    def _watch(self, client: Client, slot: int) -> None:
+        """A fetch with no byte for ``timeout`` fails; otherwise look again when it would."""
+        fetch = client.slots[slot] if 0 <= slot < len(client.slots) else None
+        if fetch is None:
+            return
+        idle_until = fetch.last_progress + self.config.timeout
+        if self._now >= idle_until:
+            fetch.stall()
+            self._dirty[client] = None
+        else:
+            self._pending.append(StartTimer(idle_until, (WATCH, client.index, slot)))
+
+    def _done(self, client: Client, slot: int, fetch: Fetch) -> None:
+        """A fetch ended (inside its socket's callback): counted, and the slot's next fetch
+        scheduled (deferred to the end of the entry point: no connection opened from inside
+        the stack's processing)."""
+        client.slots[slot] = None
+        self._pending.append(CancelTimer((WATCH, client.index, slot)))
+        client.bytes += fetch.received
+        self._count("bytes", fetch.received)
+        if fetch.cause is None:
+            client.ok += 1
+            self._count("fetches_ok")
+            elapsed_ms = round(((fetch.ended or fetch.started) - fetch.started) * 1000)
+            self._count("fetch_ms_total", elapsed_ms)
+            self.counters["fetch_ms_max"] = max(self.counters.get("fetch_ms_max", 0), elapsed_ms)
+            self._next(client, slot, self.config.think)
+        else:
+            self._failed(client, fetch.cause, fetch.received, fetch.failed_at)
+            self._next(client, slot, max(self.config.think, RETRY_AFTER))
+
+    def _failed(
+        self, client: Client, cause: Cause, received: int, failed_at: int | None = None
+    ) -> None:
+        client.failed += 1
+        client.last_failure = cause.value
+        self._count("fetches_failed")
+        self._count(f"failed.{cause.value}")
+        if cause in (Cause.RESET, Cause.REFUSED):
+            self._count("resets")
+        fields: dict[str, Any] = {"client": client.address, "cause": cause.value}
+        fields["received"] = received
+        if failed_at is not None:
+            fields["failed_at"] = failed_at
+        self._pending.append(Event("fetch_failed", fields))
+
+    def _next(self, client: Client, slot: int, wait: float) -> None:
+        limit = self.config.fetches
+        if self._stopping or (limit and client.started >= limit):
+            return
+        if wait > 0:
+            self._pending.append(StartTimer(self._now + wait, (START, client.index, slot)))
+        else:
+            self._deferred.append(functools.partial(self._start_fetch, client, slot))
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _client_row(self, client: Client, now: float) -> dict[str, Any]:
+        binding = client.correspondent.binding_cache.get(self.config.server)
+        return {
+            "client": str(client.address),
+            "fetches_ok": client.ok,
+            "fetches_failed": client.failed,
+            "bytes": client.bytes,
+            "active": sum(f is not None for f in client.slots),
+            "bound_to": str(binding.care_of_address) if binding is not None else None,
+            "binding_sequence": binding.sequence if binding is not None else None,
+            "last_failure": client.last_failure,
+        }
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+
+def _summed(groups: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counters in groups:
+        for name, value in counters.items():
+            total[name] = total.get(name, 0) + value
+    return total
