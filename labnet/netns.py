@@ -16,6 +16,9 @@ router mode (their namespace holds no device; it exists so every engine node has
 ``allow_unprotected_registration: true``, written out in the generated configuration, unless
 the lab runs with ESP. A node with ``mode: host`` in the topology runs a host-mode daemon (its
 applications inside it, from the topology's ``apps``; no TUN device, nothing in its namespace).
+A client farm (role ``farm``, host mode) is one such daemon: its one hub link carries its whole
+network's prefix (the hub routes the prefix to it, as a home agent's home prefixes), every
+client's address inside it.
 ``external`` nodes get a hub link whose UDP address
 ``labnet status --json`` reports (send it raw IPv6 packets; the hub learns your endpoint).
 ``kernel`` nodes get a namespace and a hub link of kind ``tun``: the hub creates the TUN device
@@ -111,7 +114,8 @@ def state_dir() -> Path:
 
 
 def load_topology(spec: str) -> Topology:
-    """A topology file, or the name of a built-in one (``roaming``, ``testbed``)."""
+    """A topology file, or the name of a built-in one (``roaming``, ``testbed``, ``dserver``,
+    ``dserver-farm``)."""
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return load(path)

@@ -100,7 +100,8 @@ def daemon_config(
     lab_secret: bytes = b"",
 ) -> dict[str, Any]:
     """The configuration of daemon node ``spec`` on ``links``: its role's block (from the
-    registry entry, where the node starts) with ``options`` on top, an ``ipsec`` block with
+    registry entry, where the node starts), the topology's ``options`` of the node on top, and
+    ``options`` on top of those, an ``ipsec`` block with
     ``ipsec_pairs`` when the lab runs ``esp``, its applications, and ``extra`` top-level keys
     (``netns``, ``control``). ``lab_secret``: a secret made for this lab run (a distributed
     server's group key)."""
@@ -117,7 +118,7 @@ def daemon_config(
         group=group(topology, spec),
         lab_secret=lab_secret,
     )
-    block = found.lab_options(node) | plain(options or {})
+    block = found.lab_options(node) | plain(spec.options) | plain(options or {})
     if not esp and UNPROTECTED in found.options:
         block.setdefault(UNPROTECTED, True)
     config: dict[str, Any] = {

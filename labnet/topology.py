@@ -3,10 +3,10 @@
 Each network has a prefix and an uplink to the core with one-way latency, jitter, bandwidth,
 loss and queue length; a packet between two networks crosses both uplinks (the seeds' testbed,
 004 Fig. 9, is exactly this shape: Lss between members, Lcs between members and the client).
-Nodes have a role (home_agent, correspondent, mobile_node), a mode, the network they sit on and
-their addresses; ``external`` nodes are endpoints the hub exposes to outside tools; ``kernel``
-nodes are plain network namespaces, no mip6 daemon, attached through a hub TUN link (as
-Mininet hosts: run any program in them with ``labnet exec``)::
+Nodes have a role (home_agent, correspondent, mobile_node, member, farm), a mode, the network
+they sit on and their addresses; ``external`` nodes are endpoints the hub exposes to outside
+tools; ``kernel`` nodes are plain network namespaces, no mip6 daemon, attached through a hub
+TUN link (as Mininet hosts: run any program in them with ``labnet exec``)::
 
     name: roaming
     networks:
@@ -25,12 +25,20 @@ Mininet hosts: run any program in them with ``labnet exec``)::
 built-in applications its ``apps`` list names, as in a daemon configuration
 (:mod:`mip6.runtime.config`), e.g. ``apps: [{type: http, port: 80, size: 5000000, seed: 1}]``.
 
+``options`` are keys of a daemon node's role block on top of those the lab derives from the
+topology (its addresses, home agent, group...), typed and checked as the daemon checks them,
+e.g. a client farm's (:mod:`mip6.runtime.roles.farm`; its prefix is its network's)::
+
+      farm: {role: farm, network: farm, address: 2001:db8:3::1,
+             options: {clients: 200, server: 2001:db8:1::80, port: 81, size: 200000, seed: 3}}
+
 Every fault is reported with the file, line and key (see :class:`mip6.runtime.config.ConfigError`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
@@ -41,8 +49,17 @@ from typing import Any
 import yaml
 from yaml.nodes import Node
 
-from mip6.runtime.config import AppConfig, ConfigError, YamlReader, compose, join, read_apps
-from mip6.runtime.roles import ROLES, role
+from mip6.runtime.config import (
+    AppConfig,
+    ConfigError,
+    YamlReader,
+    check_options,
+    compose,
+    join,
+    read_apps,
+    read_options,
+)
+from mip6.runtime.roles import ROLES, LabNode, role
 from mip6.runtime.roles.base import MODES
 
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
@@ -79,6 +96,9 @@ class NodeSpec:
     home_agent: IPv6Address | None = None
     line: int | None = None
     apps: tuple[AppConfig, ...] = ()  # mode host: the daemon's built-in applications
+    # keys of the role's block, as YAML gives them (text, numbers, lists): the daemon's
+    # configuration carries them on top of what the lab derives
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +192,7 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         "home_address",
         "home_agent",
         "apps",
+        "options",
     }
     for field_name, (key_node, _) in fields.items():
         if field_name not in allowed:
@@ -208,6 +229,9 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
     mode = (
         reader.choice(fields["mode"][1], f"{key}.mode", MODES) if "mode" in fields else default_mode
     )
+    if role_name is not None and mode not in role(role_name).modes:
+        modes = ", ".join(role(role_name).modes)
+        raise reader.fail(fields["mode"][1], f"{key}.mode", f"a {role_name} runs in mode {modes}")
     home_address = (
         reader.address(fields["home_address"][1], f"{key}.home_address")
         if "home_address" in fields
@@ -228,6 +252,19 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         missing = "home_address" if home_address is None else "home_agent"
         needs = f"missing (a {role_name.replace('_', ' ')} needs it)"
         raise reader.fail(value, f"{key}.{missing}", needs)
+    options: dict[str, Any] = {}
+    if "options" in fields:
+        if role_name is None:
+            raise reader.fail(fields["options"][0], f"{key}.options", f"a {kind} node has no role")
+        probe = LabNode(
+            addresses=addresses,
+            home_address=home_address,
+            home_agent=home_agent,
+            prefixes=(networks[network].prefix,),
+            group=addresses[:1],
+            lab_secret=bytes(32),
+        )
+        options = _role_options(reader, fields["options"][1], f"{key}.options", role_name, probe)
     return NodeSpec(
         name,
         kind,
@@ -239,7 +276,38 @@ def _node(reader: YamlReader, name: str, value: Node, networks: dict[str, Networ
         home_agent,
         value.start_mark.line + 1,
         apps,
+        options,
     )
+
+
+def _role_options(
+    reader: YamlReader, node: Node, key: str, role_name: str, probe: LabNode
+) -> dict[str, Any]:
+    """A node's ``options``: each key typed as the role's block types it, and the block the
+    lab will write (what it derives for ``probe``, these on top) complete and consistent, every
+    fault at its line here. Returned as YAML gives them, to be written into the daemon's
+    configuration."""
+    found = role(role_name)
+    read_options(reader, node, key, found.options)  # each key's type, at its line
+    given = yaml.safe_load(yaml.serialize(node))
+    derived = found.lab_options(probe)
+    block_text = yaml.safe_dump({role_name: derived | given}, sort_keys=False)
+    # the whole block as the daemon will read it; a fault in a derived key is the topology's
+    # too (the node's addresses), so it is reported at the options' line
+    block_reader = YamlReader(reader.path)
+    block = block_reader.mapping(compose(block_text, reader.path), "")[role_name][1]
+    typed = read_options(block_reader, block, role_name, found.options)
+    for required in found.required:
+        if required not in typed:
+            raise reader.fail(node, join(key, required), "missing")
+    try:
+        check_options(block_reader, block, role_name, typed)
+    except ConfigError as error:
+        name = error.key.removeprefix(f"{role_name}.")
+        given_fields = reader.mapping(node, key)
+        at = given_fields[name][1] if name in given_fields else node
+        raise reader.fail(at, join(key, name), error.reason) from None
+    return dict(given)
 
 
 def _check_addresses(topology: Topology) -> None:
@@ -276,7 +344,8 @@ def load(path: str | Path) -> Topology:
 
 
 def builtin(name: str) -> Topology:
-    """A topology shipped with labnet (``roaming``, ``testbed``, ``dserver``)."""
+    """A topology shipped with labnet (``roaming``, ``testbed``, ``dserver``, and
+    ``dserver-farm``: ``dserver`` with a client farm loading it)."""
     resource = resources.files("labnet").joinpath(f"topologies/{name}.yaml")
     return parse(resource.read_text(encoding="utf-8"), f"labnet/topologies/{name}.yaml")
 
@@ -318,6 +387,8 @@ def dump(topology: Topology) -> str:
             node["home_agent"] = str(spec.home_agent)
         if spec.apps:
             node["apps"] = [app.as_dict() for app in spec.apps]
+        if spec.options:
+            node["options"] = dict(spec.options)
         nodes[spec.name] = node
     document = {"name": topology.name, "networks": networks, "nodes": nodes}
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=None)

@@ -115,7 +115,7 @@ class FarmConfig:
             raise FarmConfigError("timeout", "must be above 0")
         if self.window < 1024:
             raise FarmConfigError("window", f"{self.window}: at least 1024 bytes")
-        if self.server in self.addresses_range():
+        if int(self.server) in self.addresses_range():
             raise FarmConfigError("server", f"{self.server} is one of the farm's own clients")
 
     def addresses_range(self) -> range:

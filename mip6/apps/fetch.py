@@ -102,6 +102,9 @@ class Fetch:
     def _changed(self, sock: Socket) -> None:
         if self.done:
             return
+        if sock.state is TcpState.CLOSED:  # a RST or TCP's timeout: nothing to read any more
+            self._fail(_CLOSED_BY.get(sock.close_reason, Cause.RESET))
+            return
         while data := sock.recv(READ):
             self.last_progress = self.clock()
             if not self.in_body and not self._read_head(data):
@@ -117,8 +120,6 @@ class Fetch:
                 self._finish(None)
                 sock.on_change = self._closing
                 sock.close()
-        elif sock.state is TcpState.CLOSED:
-            self._fail(_CLOSED_BY.get(sock.close_reason, Cause.RESET))
 
     def _read_head(self, data: bytes) -> bool:
         """Accumulates the response head; False once the fetch failed."""
@@ -168,7 +169,8 @@ class Fetch:
             expected = self._block[self._block_at : self._block_at + n]
             if view[:n] != expected:
                 first = next(i for i in range(n) if view[i] != expected[i])
-                self.failed_at = self.received + first
+                self.received += first  # the good ones before it
+                self.failed_at = self.received
                 self._fail(Cause.CORRUPT)
                 return False
             self.received += n
