@@ -35,7 +35,7 @@ import cffi
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
 SOURCES = sorted(glob.glob(os.path.join(CSRC, "*.c")))
-HEADERS = ("tcp_seq.h", "tcp_ring.h", "tcp_conn.h", "tcp_snapshot.h")
+HEADERS = ("tcp_seq.h", "tcp_ring.h", "tcp_ring_memory.h", "tcp_conn.h", "tcp_snapshot.h")
 
 CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"]
 SANITIZER_FLAGS = [
@@ -49,7 +49,8 @@ SANITIZER_FLAGS = [
 # overflow defined and hide it from UBSan.
 SANITIZER_CFLAGS = ["-O1", "-g", "-fno-wrapv", *SANITIZER_FLAGS]
 
-# The public API, as declared in csrc/tcp_seq.h, tcp_ring.h, tcp_conn.h and tcp_snapshot.h
+# The public API, as declared in csrc/tcp_seq.h, tcp_ring.h, tcp_ring_memory.h, tcp_conn.h and
+# tcp_snapshot.h
 # (tcp_cc.h is internal to the core).
 CDEF = """
 /* tcp_seq.h */
@@ -329,6 +330,13 @@ int tcp_conn_check(const struct tcp_conn *c);
 uint32_t tcp_ts_now(const struct tcp_conn *c, uint64_t now_ms);
 uint32_t tcp_smss(const struct tcp_conn *c);
 uint16_t tcp_checksum(const uint8_t *src, const uint8_t *dst, const uint8_t *segment, size_t len);
+
+/* tcp_ring_memory.h */
+#define RING_MEMORY_CACHE_BYTES ...
+#define RING_MEMORY_CACHE_BLOCKS 256
+void *ring_memory_alloc(size_t size);
+void ring_memory_free(void *mem);
+size_t ring_memory_cached(void);
 
 /* tcp_snapshot.h */
 #define TCP_SNAP_VERSION 1

@@ -25,6 +25,7 @@ asyncio streams in ``tun.py``.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from tcp_migrate._core import ffi, lib
@@ -161,18 +162,30 @@ class Config:
     reasm_limit: int = 8
 
     def to_c(self):
-        cfg = ffi.new("struct tcp_config *")
-        for name in self.__dataclass_fields__:
-            setattr(cfg, name, int(getattr(self, name)))
-        if lib.tcp_config_check(cfg) != lib.TCP_OK:
-            raise ValueError(f"invalid TCP settings: {self}")
-        return cfg
+        """The ``struct tcp_config`` (checked), built once per distinct settings: every new
+        or imported connection copies it (tcp_conn_init), and building it field by field was
+        a third of an import's cost."""
+        return _c_config(self)
+
+
+@functools.lru_cache(maxsize=64)
+def _c_config(config: Config):
+    cfg = ffi.new("struct tcp_config *")
+    for name in config.__dataclass_fields__:
+        setattr(cfg, name, int(getattr(config, name)))
+    if lib.tcp_config_check(cfg) != lib.TCP_OK:
+        raise ValueError(f"invalid TCP settings: {config}")
+    return cfg
 
 
 # Ring memory is not cleared: the rings never expose a byte they were not given (lengths and
 # offsets bound every read), and clearing two 256 KiB rings was most of an import's cost (69 of
-# the 135 us `labnet bench dserver` measured for a whole local handoff).
-_ring_memory = ffi.new_allocator(should_clear_after_alloc=False)
+# the 135 us `labnet bench dserver` measured for a whole local handoff). It comes from the
+# core's cache of freed rings (csrc/tcp_ring_memory.h): malloc gave two freed rings back to the
+# kernel and took them again for the next connection, 9 of the 15 us an import cost.
+_ring_memory = ffi.new_allocator(
+    alloc=lib.ring_memory_alloc, free=lib.ring_memory_free, should_clear_after_alloc=False
+)
 
 
 class Connection:

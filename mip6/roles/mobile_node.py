@@ -22,6 +22,7 @@ import functools
 import hmac
 import logging
 import random
+import struct
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 from ipaddress import IPv6Address, IPv6Network
@@ -49,9 +50,10 @@ from mip6.core.ratelimit import TokenBucket
 from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
+from mip6.wire.checksum import upper_layer_checksum
 from mip6.wire.errors import WireError
 from mip6.wire.ipv6 import Ipv6Packet
-from mip6.wire.ipv6ext import DestinationOptions, HomeAddressOption
+from mip6.wire.ipv6ext import HOME_ADDRESS_OPTION, DestinationOptions, HomeAddressOption
 from mip6.wire.walk import walk
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,69 @@ EXPIRED_NONCE_STATUSES = (
     Status.EXPIRED_CARE_OF_NONCE_INDEX,
     Status.EXPIRED_NONCES,
 )
+
+
+# A correspondent registration's Binding Update from a care-of address, as the codec lays it
+# out (RFC 3775 6.1.7, 6.2.7, 6.3): IPv6 header; a Destination Options header (Next Header 135,
+# Hdr Ext Len 2) whose PadN puts the Home Address option at 8n+6; the Mobility Header (Payload
+# Proto 59, Header Len 3, MH Type 5), Sequence, flags (A), Lifetime, Nonce Indices at 2n and
+# Binding Authorization Data at 8n+2 with no padding between, then the 12-byte Authenticator.
+_IPV6_HEADER = struct.Struct("!IHBB16s16s")
+_HOME_ADDRESS_OPTIONS = struct.Struct("!BB4sBB16s")
+_HAO_PADDING = b"\x01\x02\x00\x00"
+_AUTHORIZED_BU = struct.Struct("!BBBBHHHHBBHHBB")
+_BU_ACKNOWLEDGE = 0x8000
+
+
+def _authorized_bu_packet(
+    care_of: IPv6Address,
+    correspondent: IPv6Address,
+    home: IPv6Address,
+    sequence: int,
+    lifetime_units_4s: int,
+    home_nonce_index: int,
+    care_of_nonce_index: int,
+    kbm: bytes,
+) -> bytes:
+    """The Binding Update of :meth:`MobileNode._correspondent_packet` away from home, built
+    without a Repr (tests hold it byte-identical to the codec's): a distributed server
+    member sends one per handoff, and the codec's three passes over the message were half of
+    a local handoff's cost."""
+    home_packed, correspondent_packed = home.packed, correspondent.packed
+    unsigned = _AUTHORIZED_BU.pack(
+        protocols.NO_NEXT_HEADER,
+        3,
+        mh.MhType.BINDING_UPDATE,
+        0,
+        0,
+        sequence,
+        _BU_ACKNOWLEDGE,
+        lifetime_units_4s,
+        mh.MobilityOptionType.NONCE_INDICES,
+        4,
+        home_nonce_index,
+        care_of_nonce_index,
+        mh.MobilityOptionType.BINDING_AUTHORIZATION_DATA,
+        rr.AUTHENTICATOR_LENGTH,
+    )
+    message = bytearray(unsigned + rr.authenticator(kbm, care_of, correspondent, unsigned))
+    # RFC 3775 6.1.1: the pseudo-header's source is the home address (Home Address option)
+    checksum = upper_layer_checksum(
+        home_packed, correspondent_packed, protocols.MOBILITY, bytes(message)
+    )
+    message[4:6] = checksum.to_bytes(2, "big")
+    options = _HOME_ADDRESS_OPTIONS.pack(
+        protocols.MOBILITY, 2, _HAO_PADDING, HOME_ADDRESS_OPTION, 16, home_packed
+    )
+    header = _IPV6_HEADER.pack(
+        6 << 28,
+        len(options) + len(message),
+        protocols.DESTINATION_OPTIONS,
+        64,
+        care_of.packed,
+        correspondent_packed,
+    )
+    return header + options + bytes(message)
 
 
 def _secure_output(method: Callable[..., list[Action]]) -> Callable[..., list[Action]]:
@@ -553,17 +618,18 @@ class MobileNode:
             ]
         entry.recent_sends.append(now)
         if entry.home_registration:
-            packet = self._home_binding_update(entry)
+            packet = self._home_binding_update(entry).emit()
         else:
-            packet = self._correspondent_packet(now, entry)
-            if packet is None:
+            correspondent_packet = self._correspondent_packet(now, entry)
+            if correspondent_packet is None:
                 return self._return_routability(now, entry)
+            packet = correspondent_packet
         entry.care_of_address = None if self.at_home else self.care_of_address
         transition(entry, BulInput.BU_SENT)
         entry.first_registration = entry.first_registration and entry.home_registration
         self._count("binding_update_sent")
         return [
-            Transmit(packet.emit()),
+            Transmit(packet),
             StartTimer(now + entry.retransmit_timeout, ("bu_retransmit", entry.destination)),
             Event(
                 "binding_update_sent",
@@ -607,9 +673,10 @@ class MobileNode:
             payload=bu,
         )
 
-    def _correspondent_packet(self, now: float, entry: BulEntry) -> Ipv6Packet | None:
+    def _correspondent_packet(self, now: float, entry: BulEntry) -> bytes | None:
         """RFC 3775 11.7.2: Nonce Indices and Binding Authorization Data computed with Kbm;
-        None when the tokens are not fresh enough to compute it."""
+        None when the tokens are not fresh enough to compute it. Away from home, by its
+        faster twin :func:`_authorized_bu_packet`."""
         if not self._tokens_ready(now, entry):
             return None
         tokens = entry.tokens
@@ -625,6 +692,26 @@ class MobileNode:
             )
         )
         entry.lifetime = lifetime
+        if not self.at_home:
+            return _authorized_bu_packet(
+                care_of,
+                entry.destination,
+                self.home_address,
+                entry.sequence,
+                int(lifetime) // 4,
+                tokens.home_nonce_index,
+                tokens.care_of_nonce_index or 0,
+                self._kbm(entry),
+            )
+        return self._correspondent_packet_codec(entry, care_of, lifetime).emit()
+
+    def _correspondent_packet_codec(
+        self, entry: BulEntry, care_of: IPv6Address, lifetime: float
+    ) -> Ipv6Packet:
+        """The Binding Update of :meth:`_correspondent_packet` built with the codec: from home
+        always, away from home in the tests that hold :func:`_authorized_bu_packet` to it."""
+        tokens = entry.tokens
+        assert tokens.home_nonce_index is not None
         bu = mh.BindingUpdate(
             sequence=entry.sequence,
             acknowledge=True,

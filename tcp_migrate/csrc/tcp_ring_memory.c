@@ -1,0 +1,72 @@
+/* tcp_ring_memory.c: see tcp_ring_memory.h. */
+#include "tcp_ring_memory.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Before each buffer: its size, and the link of the cache's list while
+ * cached.  16 bytes, so the buffer keeps malloc's alignment. */
+struct block {
+    size_t size;
+    struct block *next;
+};
+
+_Static_assert(sizeof(struct block) == 16, "the header keeps 16-byte alignment");
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct block *cached;
+static size_t cached_bytes;
+static size_t cached_blocks;
+
+void *ring_memory_alloc(size_t size)
+{
+    if (size == 0 || size > SIZE_MAX - sizeof(struct block))
+        return NULL;
+    struct block *found = NULL;
+    pthread_mutex_lock(&lock);
+    for (struct block **at = &cached; *at != NULL; at = &(*at)->next) {
+        if ((*at)->size == size) {
+            found = *at;
+            *at = found->next;
+            cached_bytes -= size;
+            cached_blocks--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (found == NULL) {
+        found = malloc(sizeof(struct block) + size);
+        if (found == NULL)
+            return NULL;
+        found->size = size;
+    }
+    found->next = NULL;
+    return found + 1;
+}
+
+void ring_memory_free(void *mem)
+{
+    if (mem == NULL)
+        return;
+    struct block *b = (struct block *)mem - 1;
+    pthread_mutex_lock(&lock);
+    if (cached_blocks < RING_MEMORY_CACHE_BLOCKS &&
+        b->size <= RING_MEMORY_CACHE_BYTES - cached_bytes) {
+        b->next = cached;
+        cached = b;
+        cached_bytes += b->size;
+        cached_blocks++;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&lock);
+    free(b);
+}
+
+size_t ring_memory_cached(void)
+{
+    pthread_mutex_lock(&lock);
+    size_t bytes = cached_bytes;
+    pthread_mutex_unlock(&lock);
+    return bytes;
+}

@@ -1,0 +1,33 @@
+/*
+ * tcp_ring_memory.h: memory for the rings of connections the Python layer
+ * makes (tcp_migrate.core.Connection), from a bounded cache of freed buffers.
+ *
+ * A connection's two rings are large (256 KiB each by default).  Released
+ * at the top of the heap, glibc gives them back to the kernel (brk) and
+ * takes them again for the next connection: two system calls per ring and
+ * most of the cost of importing a connection.  Freed buffers are kept here
+ * instead, up to RING_MEMORY_CACHE_BYTES and _BLOCKS in all, and handed out again for a
+ * request of the same size; the rest goes back to free().
+ *
+ * The buffers are not cleared (the rings never expose a byte they were not
+ * given).  A buffer is freed only when the Python object owning it is
+ * collected, so no live connection shares one.  Thread-safe.
+ */
+#ifndef TCP_MIGRATE_TCP_RING_MEMORY_H
+#define TCP_MIGRATE_TCP_RING_MEMORY_H
+
+#include <stddef.h>
+
+/* Most bytes the cache keeps: 64 MiB, the rings of 128 default connections. */
+#define RING_MEMORY_CACHE_BYTES (64u << 20)
+/* Most buffers it keeps (an allocation walks them to find its size). */
+#define RING_MEMORY_CACHE_BLOCKS 256
+
+/* size bytes (16-byte aligned), NULL when malloc fails or size is 0. */
+void *ring_memory_alloc(size_t size);
+/* Back to the cache, or to free() when it is full; NULL does nothing. */
+void ring_memory_free(void *mem);
+/* Bytes the cache holds now. */
+size_t ring_memory_cached(void);
+
+#endif
