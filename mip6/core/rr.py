@@ -18,12 +18,12 @@ AUTHENTICATOR_LENGTH = 12
 
 def home_keygen_token(kcn: bytes, home_address: IPv6Address, nonce: bytes) -> bytes:
     """RFC 3775 5.2.5: First(64, HMAC_SHA1(Kcn, (home address | nonce | 0)))."""
-    return hmac.digest(kcn, home_address.packed + nonce + b"\x00", "sha1")[:TOKEN_LENGTH]
+    return hmac.digest(kcn, home_address.packed + nonce + b"\x00", hashlib.sha1)[:TOKEN_LENGTH]
 
 
 def care_of_keygen_token(kcn: bytes, care_of_address: IPv6Address, nonce: bytes) -> bytes:
     """RFC 3775 5.2.5: First(64, HMAC_SHA1(Kcn, (care-of address | nonce | 1)))."""
-    return hmac.digest(kcn, care_of_address.packed + nonce + b"\x01", "sha1")[:TOKEN_LENGTH]
+    return hmac.digest(kcn, care_of_address.packed + nonce + b"\x01", hashlib.sha1)[:TOKEN_LENGTH]
 
 
 def binding_management_key(home_token: bytes, care_of_token: bytes | None) -> bytes:
@@ -42,4 +42,4 @@ def authenticator(
     """RFC 3775 6.2.7: First(96, HMAC_SHA1(Kbm, (care-of address | correspondent | MH Data))),
     where MH Data is the Mobility Header with Checksum zero, without the Authenticator."""
     message = care_of_address.packed + correspondent_address.packed + mobility_data
-    return hmac.digest(kbm, message, "sha1")[:AUTHENTICATOR_LENGTH]
+    return hmac.digest(kbm, message, hashlib.sha1)[:AUTHENTICATOR_LENGTH]

@@ -194,8 +194,19 @@ class MobileNode:
         self._mps: tuple[int, int, float] | None = None
 
     @property
+    def care_of_address(self) -> IPv6Address | None:
+        """The primary care-of address; None at home."""
+        return self._care_of_address
+
+    @care_of_address.setter
+    def care_of_address(self, address: IPv6Address | None) -> None:
+        self._care_of_address = address
+        # asked several times per packet sent: kept, not compared each time
+        self._at_home = address is None or address == self.home_address
+
+    @property
     def at_home(self) -> bool:
-        return self.care_of_address is None or self.care_of_address == self.home_address
+        return self._at_home
 
     # -- commands ----------------------------------------------------------------------------
 
