@@ -27,8 +27,9 @@ routing header). Timers carry the client's index: ``("cn", i, token)``, ``("host
 
 The engine keeps counters, not histories: per client a fixed record (fetches ok and failed,
 bytes, its ``concurrency`` fetch slots), for the farm ``fetches_*``, ``failed.<cause>``
-(:class:`~mip6.apps.fetch.Cause`), ``bytes``, ``resets`` (connections a RST closed),
-``bindings_accepted`` (Binding Updates a client's correspondent accepted: each
+(:class:`~mip6.apps.fetch.Cause`), ``bytes`` (body bytes verified, counted as each fetch
+ends), ``resets`` (connections a RST closed), ``fetch_ms_total`` and ``fetch_ms_max`` (whole
+fetches), ``bindings_accepted`` (Binding Updates a client's correspondent accepted: each
 ``binding_added``), and the clients' correspondent and host counters summed (``cn.*``,
 ``host.*``) in ``mip6 show stats``. The correspondents' events are counted, not passed on (a
 farm's hundreds of bindings would flood a daemon's log); a failed fetch is an
