@@ -301,6 +301,41 @@ def test_refused_connection_fails_and_the_client_retries_after_a_pause() -> None
     assert lab.net.now - first >= RETRY_AFTER - 0.5  # run_until_ended steps half seconds
 
 
+def test_stack_that_refuses_to_connect_fails_the_fetch_and_pauses() -> None:
+    lab = Lab(config(clients=1, fetches=2, ramp=0.01))
+    lab.farm.clients[0].host.stack.max_connections = 0  # every connect: StackError table-full
+    lab.net.run_until(0.5)
+    assert lab.counters["failed.connect"] == 1 and "fetches_ok" not in lab.counters
+    lab.net.run_until(0.5 + RETRY_AFTER)
+    assert lab.counters["failed.connect"] == 2
+    assert lab.counters["fetches_started"] == 2  # then no more: two fetches per client
+
+
+def test_send_and_port_unreachable_go_through_the_clients_correspondent() -> None:
+    rng = random.Random(3)
+    farm = Farm(config=config(), rng=rng, random_bytes=rng.randbytes)
+    client = farm.clients[1]
+    echo = Ipv6Packet(
+        source=client.address,
+        destination=SERVER,
+        payload=icmp.EchoRequest(identifier=1, sequence=2),
+    ).emit()
+    assert farm.send(1.0, echo) == [Transmit(echo)]
+    stranger = Ipv6Packet(
+        source=FIRST + 9, destination=SERVER, payload=icmp.EchoRequest(identifier=1, sequence=2)
+    ).emit()
+    assert farm.send(1.0, stranger) == []
+    assert farm.counters == {"send_not_ours": 1}
+    invoking = Ipv6Packet(
+        source=SERVER,
+        destination=client.address,
+        payload=icmp.EchoRequest(identifier=1, sequence=3),
+    ).emit()
+    (error,) = [a.data for a in farm.port_unreachable(1.0, invoking) if isinstance(a, Transmit)]
+    assert error[8:24] == client.address.packed and error[24:40] == SERVER.packed
+    assert farm.port_unreachable(1.0, b"short") == []
+
+
 def test_silent_server_fails_the_fetch_as_stalled_after_the_timeout() -> None:
     lab = Lab(
         config(clients=1, fetches=1, timeout=3.0),
