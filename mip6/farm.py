@@ -40,7 +40,6 @@ their tables (a ``client`` column first), ``tcp`` their connections.
 from __future__ import annotations
 
 import functools
-import logging
 import random
 import re
 from collections.abc import Callable, Hashable
@@ -56,8 +55,6 @@ from mip6.core.engine import UnknownCommand
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.runtime.host import TCP_TIMER, Host, HostAction, PortUnreachable
 from tcp_migrate.stack import StackError
-
-log = logging.getLogger(__name__)
 
 CN, HOST, START, WATCH = "cn", "host", "start", "watch"  # the first item of a timer token
 RETRY_AFTER = 1.0  # seconds a client waits after a failed fetch (no hot loop on a dead server)
@@ -108,8 +105,9 @@ class FarmConfig:
             )
         if not _PATH.fullmatch(self.path):
             raise FarmConfigError("path", f"{self.path!r} is not a path (/ and printable ASCII)")
-        if self.size < 0 or self.seed < 0 or self.fetches < 0:
-            raise FarmConfigError("size", "size, seed and fetches are whole numbers >= 0")
+        for name in ("size", "seed", "fetches"):
+            if getattr(self, name) < 0:
+                raise FarmConfigError(name, f"{getattr(self, name)}: a whole number >= 0")
         if self.concurrency < 1:
             raise FarmConfigError("concurrency", "at least 1")
         if self.timeout <= 0:
@@ -217,13 +215,12 @@ class Farm:
             case _:
                 self._count("unknown_timer")
                 return []
+        work: Callable[[], None]
         match kind, rest:
             case "cn", [inner]:
-                work = lambda: self._correspondent(  # noqa: E731
-                    client, client.correspondent.handle_timer(now, inner)
-                )
+                work = functools.partial(self._correspondent_timer, client, inner)
             case "host", []:
-                work = lambda: self._host(client, client.host.handle_timer(now, TCP_TIMER))  # noqa: E731
+                work = functools.partial(self._host_timer, client)
             case "start", [int() as slot]:
                 work = functools.partial(self._start_fetch, client, slot)
             case "watch", [int() as slot]:
@@ -316,6 +313,12 @@ class Farm:
         actions, self._pending = self._pending, []
         return actions
 
+    def _correspondent_timer(self, client: Client, token: Hashable) -> None:
+        self._correspondent(client, client.correspondent.handle_timer(self._now, token))
+
+    def _host_timer(self, client: Client) -> None:
+        self._host(client, client.host.handle_timer(self._now, TCP_TIMER))
+
     def _correspondent(self, client: Client, actions: list[Action]) -> None:
         """A client's correspondent node's actions: delivered packets to its host, timers
         under the client's index, events counted."""
@@ -371,8 +374,7 @@ class Farm:
         config = self.config
         try:
             sock = client.host.connect(self._now, config.server, config.port)
-        except StackError as error:
-            log.debug("farm client %s: no connection: %s", client.address, error.reason)
+        except StackError:  # its table is full (or no port is free): a failed fetch
             self._failed(client, Cause.CONNECT, 0)
             self._next(client, slot, RETRY_AFTER)
             return
