@@ -481,6 +481,9 @@ class MobileNode:
         return self._receive(now, data)
 
     def _receive(self, now: float, data: bytes) -> list[Action]:
+        delivered = self.pipeline.data_fast_path(data)
+        if delivered is not None:
+            return [Deliver(delivered)]
         inbound, actions = self.pipeline.receive(now, data)
         if inbound is None:
             return actions

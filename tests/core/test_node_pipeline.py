@@ -6,6 +6,8 @@ from __future__ import annotations
 from ipaddress import IPv6Address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mip6.core.actions import Transmit
 from mip6.core.node import NodePipeline
@@ -15,12 +17,14 @@ from mip6.wire import mobility as mh
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.ipv6ext import (
     DestinationOptions,
+    HomeAddressOption,
     HopByHopOptions,
     RoutingType0,
     RoutingType2,
     UnknownIpv6Option,
     UnknownRouting,
 )
+from mip6.wire.tcp import TcpSegment
 from mip6.wire.udp import UdpDatagram
 
 ME = IPv6Address("2001:db8:2::1")
@@ -165,3 +169,59 @@ def test_unknown_mh_type_binding_error_2_carries_hao_address() -> None:
     (reply,) = replies(actions)
     # the Home Address option is checked first: no binding, so Binding Error status 1
     assert reply.payload == mh.BindingError(status=1, home_address=HOME).aligned()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tcp=st.booleans(),
+    routed=st.booleans(),
+    payload=st.binary(max_size=200),
+    ports=st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)),
+    hop_limit=st.integers(0, 255),
+    flow_label=st.integers(0, 0xFFFFF),
+)
+def test_data_fast_path_delivers_what_the_full_path_delivers(
+    tcp: bool,
+    routed: bool,
+    payload: bytes,
+    ports: tuple[int, int],
+    hop_limit: int,
+    flow_label: int,
+) -> None:
+    """TCP or UDP, direct or through a type 2 routing header naming our home address: the
+    fast path's bytes are the full path's Inbound.delivered(), byte for byte."""
+    upper: TcpSegment | UdpDatagram = (
+        TcpSegment(source_port=ports[0], destination_port=ports[1], payload=payload)
+        if tcp
+        else UdpDatagram(source_port=ports[0], destination_port=ports[1], payload=payload)
+    )
+    data = Ipv6Packet(
+        source=PEER,
+        destination=ME,
+        extension_headers=(RoutingType2(home_address=HOME),) if routed else (),
+        payload=upper,
+        hop_limit=hop_limit,
+        flow_label=flow_label,
+    ).emit()
+    node = pipeline(home=(HOME,))
+    inbound, actions = node.receive(0.0, data)
+    assert inbound is not None and not actions
+    assert node.data_fast_path(data) == inbound.delivered()
+
+
+@pytest.mark.parametrize(
+    "headers,why",
+    [
+        ((RoutingType2(home_address=PEER),), "a type 2 routing header not naming our home"),
+        ((RoutingType2(home_address=HOME, segments_left=0),), "no segment left"),
+        ((DestinationOptions.aligned([HomeAddressOption(home_address=HOME)]),), "an HAO"),
+        ((HopByHopOptions.aligned([]),), "a Hop-by-Hop header"),
+    ],
+)
+def test_data_fast_path_leaves_everything_else_to_the_full_path(
+    headers: tuple[object, ...], why: str
+) -> None:
+    node = pipeline(home=(HOME,))
+    assert node.data_fast_path(udp(*headers)) is None, why
+    assert node.data_fast_path(udp()[:-1]) is None  # Payload Length overruns the buffer
+    assert node.data_fast_path(udp() + b"\x00") is None  # bytes after it: the full path's
