@@ -85,6 +85,12 @@ class InputResult(enum.IntEnum):
     DROPPED = lib.TCP_IN_DROPPED
 
 
+# The members by value, for the per-segment conversions (a dict lookup; calling the enum is
+# several times slower, and these run for every segment in and every state check)
+_TCP_STATES = {state.value: state for state in TcpState}
+_INPUT_RESULTS = {result.value: result for result in InputResult}
+
+
 class SnapshotFault(enum.IntEnum):
     """Why a snapshot was refused or could not be written (``enum tcp_snap_status``)."""
 
@@ -264,7 +270,7 @@ class Connection:
     # ---- segments and time ---------------------------------------------------------------
 
     def input(self, now_ms: int, segment: bytes) -> InputResult:
-        return InputResult(lib.tcp_input(self.raw, now_ms, segment, len(segment)))
+        return _INPUT_RESULTS[lib.tcp_input(self.raw, now_ms, segment, len(segment))]
 
     def output(self, now_ms: int) -> bytes | None:
         """The next segment due, or None."""
@@ -330,7 +336,7 @@ class Connection:
 
     @property
     def state(self) -> TcpState:
-        return TcpState(self.raw.state)
+        return _TCP_STATES[self.raw.state]
 
     @property
     def close_reason(self) -> CloseReason:

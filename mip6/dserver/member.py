@@ -564,11 +564,12 @@ class Member:
 
     def client_sockets(self, client: IPv6Address) -> list[Socket]:
         """The live connections of ``client`` to the contact address here."""
+        client_packed, contact_packed = client.packed, self.contact_address.packed
         return [
             sock
             for sock in self.host.stack.connections
-            if sock.key[2] == client.packed
-            and sock.key[0] == self.contact_address.packed
+            if sock.key[2] == client_packed
+            and sock.key[0] == contact_packed
             and sock.state is not TcpState.CLOSED
         ]
 

@@ -163,6 +163,7 @@ class MobileNode:
         self.constants = config.constants
         self.rng = rng
         self.home_address = config.home_address
+        self._home_packed = config.home_address.packed  # compared with every packet sent
         self.home_agent = config.home_agent
         self.care_of_address = care_of_address  # None: at home
         self.care_of_at_start = care_of_at_start  # where ``start`` registers from
@@ -455,7 +456,7 @@ class MobileNode:
         except WireError:
             self._count("send_malformed")
             return []
-        if self.at_home or chain.source != self.home_address.packed:
+        if self.at_home or chain.source != self._home_packed:
             return [Transmit(data)]
         assert self.care_of_address is not None
         entry = self.bul.get(IPv6Address(chain.destination))
