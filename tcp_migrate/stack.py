@@ -37,6 +37,7 @@ Not here: IPv6 fragments (dropped), ICMPv6 (path MTU, unreachable), IPv4.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -265,6 +266,11 @@ class Stack:
         # order would follow memory addresses and make the simulator's runs differ
         self._dirty: dict[Socket, None] = {}
         self._deadlines: dict[Socket, int] = {}
+        # the same deadlines as a heap of (deadline, push order, socket) whose stale entries
+        # (a socket re-armed or gone) are dropped when they surface: poll and next_deadline
+        # cost O(log n), not a walk of every connection for every packet
+        self._heap: list[tuple[int, int, Socket]] = []
+        self._pushes = 0
         self._released: dict[FourTuple, int] = {}  # 4-tuple -> until when (ms) it stays quiet
         self._port_counter = 0
         self._rst_window = (-1, 0)  # (second, count)
@@ -434,7 +440,13 @@ class Stack:
 
     def poll(self, now_ms: int) -> None:
         """Runs the timers due at ``now_ms`` and sends the output every connection owes."""
-        due = [s for s, d in self._deadlines.items() if d <= now_ms]
+        heap, deadlines = self._heap, self._deadlines
+        due = []
+        while heap and heap[0][0] <= now_ms:
+            deadline, _, sock = heapq.heappop(heap)
+            if deadlines.get(sock) == deadline:
+                del deadlines[sock]  # _after re-arms it from the connection's next deadline
+                due.append(sock)
         for sock in due:
             sock.conn.timer(now_ms)
             self._mark(sock)
@@ -447,7 +459,13 @@ class Stack:
         application calls left output due."""
         if self._dirty:
             return 0
-        return min(self._deadlines.values(), default=None)
+        heap, deadlines = self._heap, self._deadlines
+        while heap:
+            deadline, _, sock = heap[0]
+            if deadlines.get(sock) == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -495,8 +513,13 @@ class Stack:
         deadline = sock.conn.next_deadline()
         if deadline is None:
             self._deadlines.pop(sock, None)
-        else:
+        elif self._deadlines.get(sock) != deadline:
             self._deadlines[sock] = deadline
+            self._pushes += 1
+            heapq.heappush(self._heap, (deadline, self._pushes, sock))
+            if len(self._heap) > 2 * len(self._deadlines) + 64:
+                self._heap = [(d, order, s) for order, (s, d) in enumerate(self._deadlines.items())]
+                heapq.heapify(self._heap)
 
     def _emit(self, source: bytes, destination: bytes, segment: bytes) -> None:
         # RFC 8200 3: version 6, traffic class 0, flow label 0, Next Header TCP.

@@ -211,6 +211,8 @@ class Member:
         self.random_bytes = random_bytes
         self.contact_address = config.contact_address
         self.own_address = config.own_address
+        self._contact_packed = config.contact_address.packed  # compared with every packet
+        self._own_packed = config.own_address.packed
         contact_node = config.is_contact_node
         base = config.mobile_node or MobileNodeConfig(
             home_address=config.contact_address, home_agent=config.home_agent
@@ -425,9 +427,10 @@ class Member:
         except WireError:
             chain = None
         if (
-            chain is not None
-            and chain.routing_home_address == self.contact_address.packed
-            and chain.destination == self.own_address.packed
+            self._incoming
+            and chain is not None
+            and chain.routing_home_address == self._contact_packed
+            and chain.destination == self._own_packed
             # a Binding Acknowledgement comes this way too, whatever its status (RFC 3775
             # 9.5.4): only the client's traffic proves that its binding points here
             and chain.upper_protocol != protocols.MOBILITY
@@ -435,9 +438,10 @@ class Member:
             self._client_packet(now, IPv6Address(chain.source))
         self._mobile(self.mobile.handle_packet(now, data))
         if chain is not None and self._freeze_after_send:
-            waiting = self._freeze_after_send.get(IPv6Address(chain.source))
+            source = IPv6Address(chain.source)
+            waiting = self._freeze_after_send.get(source)
             if waiting is not None:
-                self._freeze_after_send[IPv6Address(chain.source)] = (*waiting[:2], True)
+                self._freeze_after_send[source] = (*waiting[:2], True)
 
     def _from_member_tunnel(self, now: float, data: bytes) -> bool:
         """DSERVER 4, the relay: a member's packet from C tunnelled to the contact node, which

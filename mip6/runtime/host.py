@@ -172,6 +172,11 @@ class Host:
 
     def deliver(self, now: float, data: bytes) -> list[HostAction]:
         """One packet the engine delivered."""
+        if len(data) >= 40 and data[6] == protocols.TCP:
+            # no extension header: the stack checks the rest itself (its own walk)
+            self._count("tcp_in")
+            self.stack.receive(stack_ms(now), data)
+            return self._output(now)
         try:
             chain = walk(data)
         except WireError:

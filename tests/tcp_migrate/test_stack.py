@@ -364,3 +364,30 @@ def test_established_import_foreign_address_not_local():
     with pytest.raises(StackError) as err:
         other.import_connection(server.export())
     assert err.value.reason == "not-local"
+
+
+def test_timers_of_many_connections_fire_in_deadline_order_and_the_heap_stays_bounded():
+    """The stack's deadline heap: each connection's SYN retransmission fires once when due
+    (none early, none lost), connections re-armed again and again leave no growing heap."""
+    net = Net()
+    net.b = Stack(transmit=lambda packet: None, local_addresses=[ADDRESS_B], secret=SECRET)
+    net.stacks = {ADDRESS_A: net.a}  # SYNs go nowhere: every connection retransmits
+    socks = []
+    for i in range(200):  # one SYN a millisecond: 200 different deadlines
+        socks.append(net.a.connect(i, ADDRESS_B, 80))
+        net.a.poll(i)
+    first = net.a.next_deadline()
+    assert first is not None and first > 200
+    net.sent.clear()
+    net.a.poll(first - 1)
+    assert not net.sent  # nothing early
+    net.a.poll(first)
+    assert [decode(p).flags & TcpFlags.SYN for p in net.sent] == [TcpFlags.SYN]
+    for step in range(50):
+        for sock in socks[::7]:
+            sock.send(b"")  # marks the socket: its timer is re-armed (unchanged)
+        net.a.poll(first + step)
+    assert len(net.a._heap) <= 2 * len(net.a._deadlines) + 64
+    net.a.poll(first + 1000)  # every first retransmission is due by now (RTO 1 s + 199 ms)
+    assert len(net.sent) == 200  # each once
+    assert net.a.next_deadline() == first + 2000  # the first one's second retransmission
