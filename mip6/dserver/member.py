@@ -193,6 +193,7 @@ class _Incoming:
     socks: list[Socket] = field(default_factory=list)
     started: float = 0.0
     phases: list[tuple[float, str]] = field(default_factory=list)
+    client_packed: bytes = b""  # the acceptor's client, as packets carry it
 
 
 class Member:
@@ -214,6 +215,7 @@ class Member:
         self._contact_packed = config.contact_address.packed  # compared with every packet
         self._own_packed = config.own_address.packed
         contact_node = config.is_contact_node
+        self._is_contact_node = contact_node  # asked for every packet
         base = config.mobile_node or MobileNodeConfig(
             home_address=config.contact_address, home_agent=config.home_agent
         )
@@ -420,7 +422,7 @@ class Member:
     # -- packets -------------------------------------------------------------------------------
 
     def _packet(self, now: float, data: bytes) -> None:
-        if self.config.is_contact_node and self._from_member_tunnel(now, data):
+        if self._is_contact_node and self._from_member_tunnel(now, data):
             return
         try:
             chain = walk(data)
@@ -435,7 +437,7 @@ class Member:
             # 9.5.4): only the client's traffic proves that its binding points here
             and chain.upper_protocol != protocols.MOBILITY
         ):
-            self._client_packet(now, IPv6Address(chain.source))
+            self._client_packet(now, chain.source)
         self._mobile(self.mobile.handle_packet(now, data))
         if chain is not None and self._freeze_after_send:
             source = IPv6Address(chain.source)
@@ -504,12 +506,12 @@ class Member:
             return []
         return [Transmit(encapsulate(inner, self.own_address, acceptor))]
 
-    def _client_packet(self, now: float, client: IPv6Address) -> None:
+    def _client_packet(self, now: float, client: bytes) -> None:
         """The client's packet reached this member's own address through its binding: an
         acceptor whose acknowledgement was lost takes it as the acknowledgement (rule 2)."""
         for key, incoming in list(self._incoming.items()):
             if (
-                incoming.acceptor.client == client
+                incoming.client_packed == client
                 and incoming.acceptor.state is h.AcceptorState.BINDING
             ):
                 self._acceptor_input(key, h.AcceptorInput.CLIENT_PACKET)
@@ -542,7 +544,7 @@ class Member:
         while (sock := listener.accept()) is not None:
             self._count("clients_accepted")
             client = IPv6Address(sock.remote[0])
-            if self.config.is_contact_node and client not in self._by_client:
+            if self._is_contact_node and client not in self._by_client:
                 # before the service sees the connection: a handoff it asks for at once then
                 # finds the client's binding begun, and numbers its INITs above it
                 self._deferred.append(functools.partial(self._new_client, client))
@@ -1203,6 +1205,7 @@ class Member:
                     attempt_timeout=self.config.attempt_timeout,
                 ),
                 started=self._now,
+                client_packed=message.client.packed,
             )
             self._incoming[key] = incoming
         if isinstance(message, msg.Prepare):
