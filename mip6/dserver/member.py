@@ -94,6 +94,10 @@ SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the l
 RELAY_TIMER = "relay_expiry"
 SWEEP_TIMER = "sweep"
 FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see _prepared)
+# after a first routing header, the headers that could carry more of the chain
+_WALK_NEEDED = frozenset(
+    (protocols.HOP_BY_HOP, protocols.ROUTING, protocols.DESTINATION_OPTIONS, protocols.FRAGMENT)
+)
 FROZEN = "frozen"  # the donor's phase (history) when it freezes the client's connections
 SWEEP_INTERVAL = 5.0  # seconds between sweeps of bindings no connection needs any more
 
@@ -424,26 +428,43 @@ class Member:
     def _packet(self, now: float, data: bytes) -> None:
         if self._is_contact_node and self._from_member_tunnel(now, data):
             return
-        try:
-            chain = walk(data)
-        except WireError:
-            chain = None
-        if (
-            self._incoming
-            and chain is not None
-            and chain.routing_home_address == self._contact_packed
-            and chain.destination == self._own_packed
-            # a Binding Acknowledgement comes this way too, whatever its status (RFC 3775
-            # 9.5.4): only the client's traffic proves that its binding points here
-            and chain.upper_protocol != protocols.MOBILITY
-        ):
-            self._client_packet(now, chain.source)
+        if self._incoming and self._through_binding(data):
+            self._client_packet(now, data[8:24])
         self._mobile(self.mobile.handle_packet(now, data))
-        if chain is not None and self._freeze_after_send:
-            source = IPv6Address(chain.source)
+        if self._freeze_after_send and len(data) >= 40:
+            source = IPv6Address(data[8:24])
             waiting = self._freeze_after_send.get(source)
             if waiting is not None:
                 self._freeze_after_send[source] = (*waiting[:2], True)
+
+    def _through_binding(self, data: bytes) -> bool:
+        """A client's packet to this member's own address with C in a type 2 routing header:
+        its binding points here. A Binding Acknowledgement comes this way too, whatever its
+        status (RFC 3775 9.5.4): only the client's traffic proves it, so not Mobility Header.
+        The usual layout (the routing header first) is read in place; others are walked."""
+        if (
+            len(data) >= 64
+            and data[6] == protocols.ROUTING
+            and 40 + ((data[4] << 8) | data[5]) <= len(data)
+            and data[41] == 2  # Hdr Ext Len: 24 bytes
+            and data[42] == 2  # type 2
+            and data[43]  # segments left
+            and data[40] not in _WALK_NEEDED
+        ):
+            return (
+                data[48:64] == self._contact_packed
+                and data[24:40] == self._own_packed
+                and data[40] != protocols.MOBILITY
+            )
+        try:
+            chain = walk(data)
+        except WireError:
+            return False
+        return (
+            chain.routing_home_address == self._contact_packed
+            and chain.destination == self._own_packed
+            and chain.upper_protocol != protocols.MOBILITY
+        )
 
     def _from_member_tunnel(self, now: float, data: bytes) -> bool:
         """DSERVER 4, the relay: a member's packet from C tunnelled to the contact node, which

@@ -76,6 +76,7 @@ _HOME_ADDRESS_OPTIONS = struct.Struct("!BB4sBB16s")
 _HAO_PADDING = b"\x01\x02\x00\x00"
 _AUTHORIZED_BU = struct.Struct("!BBBBHHHHBBHHBB")
 _BU_ACKNOWLEDGE = 0x8000
+_PLAIN_UPPER = frozenset((protocols.TCP, protocols.UDP))  # MobileNode.send's shortcut
 
 
 def _authorized_bu_packet(
@@ -451,20 +452,25 @@ class MobileNode:
         """A packet from the local upper layer, normally from the home address. Away from
         home: a Home Address option when the correspondent holds a binding (RFC 3775
         11.3.1), else the reverse tunnel through the home agent (11.3.1, 10.4.5)."""
-        try:
-            chain = walk(data)
-        except WireError:
-            self._count("send_malformed")
-            return []
-        if self.at_home or chain.source != self._home_packed:
+        if len(data) >= 40 and data[6] in _PLAIN_UPPER:
+            # no extension header (what the host's TCP and UDP send): no walk needed
+            source, destination, upper = data[8:24], data[24:40], data[6]
+        else:
+            try:
+                chain = walk(data)
+            except WireError:
+                self._count("send_malformed")
+                return []
+            source, destination, upper = chain.source, chain.destination, chain.upper_protocol
+        if self.at_home or source != self._home_packed:
             return [Transmit(data)]
         assert self.care_of_address is not None
-        entry = self.bul.get(IPv6Address(chain.destination))
+        entry = self.bul.get(IPv6Address(destination))
         if (
             entry is not None
             and not entry.home_registration
             and entry.usable(now, self.care_of_address)
-            and chain.upper_protocol != protocols.MOBILITY
+            and upper != protocols.MOBILITY
         ):
             return [Transmit(insert_home_address_option(data, self.care_of_address))]
         return [Transmit(encapsulate(data, self.care_of_address, self.home_agent))]

@@ -391,3 +391,41 @@ def test_a_member_never_hands_off_a_client_it_does_not_serve() -> None:
     assert [s for _, s in lab.data_senders() if s != "ha"] and {
         s for _, s in lab.data_senders() if s != "ha"
     } == {"m1"}
+
+
+def test_a_clients_packet_through_its_binding_is_told_apart_in_place_as_walk_tells_it() -> None:
+    """Member._through_binding reads the usual layout in place and walks the rest: the
+    same answer as from the walked chain, for packets it must take and must not."""
+    from mip6.wire.ipv6 import Ipv6Packet, RawPayload
+    from mip6.wire.ipv6ext import DestinationOptions, RoutingType2
+    from mip6.wire.tcp import TcpSegment
+    from mip6.wire.tlv import PadN
+
+    lab = DServerLab(SEED, size=1000, distribute=False)
+    member = lab.members["m2"]
+    own = MEMBERS["m2"]
+    segment = TcpSegment(source_port=1, destination_port=80, payload=b"x")
+    ba = mh.BindingAcknowledgement(status=0, sequence=1).aligned()
+
+    def packet(*headers: object, payload: object = segment, to: IPv6Address = own) -> bytes:
+        return Ipv6Packet(
+            source=CLIENT, destination=to, extension_headers=headers, payload=payload
+        ).emit()
+
+    cases = {
+        packet(RoutingType2(home_address=CONTACT)): True,
+        packet(
+            RoutingType2(home_address=CONTACT), DestinationOptions.aligned([PadN(data=bytes(4))])
+        ): True,
+        packet(RoutingType2(home_address=CONTACT), payload=ba): False,
+        packet(RoutingType2(home_address=CLIENT)): False,
+        packet(RoutingType2(home_address=CONTACT), to=MEMBERS["m3"]): False,
+        packet(RoutingType2(home_address=CONTACT, segments_left=0)): False,
+        packet(): False,
+        packet(RoutingType2(home_address=CONTACT), payload=RawPayload(protocol=6, data=b"")): True,
+    }
+    broken = bytearray(packet(RoutingType2(home_address=CONTACT)))
+    broken[41] = 3  # Hdr Ext Len of a type 2 routing header must be 2: walk refuses it
+    cases[bytes(broken)] = False
+    for data, expected in cases.items():
+        assert member._through_binding(data) is expected, data.hex()
