@@ -65,7 +65,7 @@ class DownloadService:
         """The client stayed here: it is handed on again after another ``handoff_every``."""
         self.failed_handoffs += 1
         for sock, download in self._connections.items():
-            if sock.remote[0] == str(client) and self.handoff_every:
+            if sock.key[2] == client.packed and self.handoff_every:
                 acknowledged = sock.write_offset - sock.send_buffered
                 download.next_handoff = acknowledged + self.handoff_every
 
@@ -130,7 +130,7 @@ class _Download:
         # that has just resumed fills its buffer at once
         if self.next_handoff and sock.write_offset - sock.send_buffered >= self.next_handoff:
             self.next_handoff = 0  # one request per member: the next one is the acceptor's
-            self.member.request_handoff(IPv6Address(sock.remote[0]))
+            self.member.request_handoff(IPv6Address(sock.key[2]))
         while True:
             if not self.pending:
                 self.pending = next(self.chunks, b"")

@@ -32,6 +32,7 @@ ChannelFactory = Callable[[Role], Channel]
 class MemberConnection:
     def __init__(self, sock: Socket, channel: Channel, on_event: EventHandler) -> None:
         self.sock = sock
+        self.peer = IPv6Address(sock.key[2])  # the other member's own address
         self.channel = channel
         self.on_event = on_event
         self.closed = False
@@ -41,9 +42,6 @@ class MemberConnection:
         sock.on_change = self._changed
         self._changed(sock)
 
-    @property
-    def peer(self) -> IPv6Address:
-        return IPv6Address(self.sock.remote[0])
 
     def send(self, message: Message) -> None:
         """Queue ``message``; it leaves at the host's next output, or once the handshake has

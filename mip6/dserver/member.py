@@ -564,7 +564,7 @@ class Member:
     def _accept(self, listener: Any, service: Service) -> None:
         while (sock := listener.accept()) is not None:
             self._count("clients_accepted")
-            client = IPv6Address(sock.remote[0])
+            client = IPv6Address(sock.key[2])
             if self._is_contact_node and client not in self._by_client:
                 # before the service sees the connection: a handoff it asks for at once then
                 # finds the client's binding begun, and numbers its INITs above it
@@ -911,7 +911,7 @@ class Member:
                 return False
             incoming.socks.append(sock)
             service = self.services.get(sock.local[1])
-            if service is None or IPv6Address(sock.local[0]) != self.contact_address:
+            if service is None or sock.key[0] != self._contact_packed:
                 self._count("import_no_service")
                 return False
             service.handed_in(self, sock, connection.application_state)
