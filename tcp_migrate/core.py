@@ -171,7 +171,15 @@ class Config:
         """The ``struct tcp_config`` (checked), built once per distinct settings: every new
         or imported connection copies it (tcp_conn_init), and building it field by field was
         a third of an import's cost."""
-        return _c_config(self)
+        last = _last_c_config[0]  # one read: a (Config, struct) pair, never half of two
+        if last is not None and last[0] is self:
+            return last[1]  # the stack's one Config, again: not even hashed
+        cfg = _c_config(self)
+        _last_c_config[0] = (self, cfg)
+        return cfg
+
+
+_last_c_config: list = [None]  # the (Config, struct) asked for last
 
 
 @functools.lru_cache(maxsize=64)

@@ -38,6 +38,7 @@ from mip6.core.binding_update_list import (
     BulInput,
     BulState,
     CorrespondentState,
+    Tokens,
     transition,
 )
 from mip6.core.config import MobileNodeConfig
@@ -342,22 +343,26 @@ class MobileNode:
         if state.home_address != self.home_address:
             raise ValueError("state is for another home address")
         held = self.bul.get(state.correspondent)
-        entry = BulEntry(
-            destination=state.correspondent,
-            home_address=state.home_address,
-            home_registration=False,
-            sequence=state.sequence,
-            state=BulState.RETURN_ROUTABILITY,
-        )
-        if state.home_keygen_token is not None and state.home_token_age is not None:
-            entry.tokens.home_nonce_index = state.home_nonce_index
-            entry.tokens.home_keygen_token = state.home_keygen_token
-            entry.tokens.home_received = now - state.home_token_age
         if held is not None and held.state is BulState.READY:
             # return routability already ran here ("RR in advance", a PREPARE): its tokens,
             # the care-of keygen token among them, are fresher than any imported
-            entry.tokens = held.tokens
-        self.bul.put(entry)
+            tokens = held.tokens
+        else:
+            tokens = Tokens()
+            if state.home_keygen_token is not None and state.home_token_age is not None:
+                tokens.home_nonce_index = state.home_nonce_index
+                tokens.home_keygen_token = state.home_keygen_token
+                tokens.home_received = now - state.home_token_age
+        self.bul.put(
+            BulEntry(
+                destination=state.correspondent,
+                home_address=state.home_address,
+                home_registration=False,
+                sequence=state.sequence,
+                state=BulState.RETURN_ROUTABILITY,
+                tokens=tokens,
+            )
+        )
 
     def forget_correspondent(self, now: float, correspondent: IPv6Address) -> list[Action]:
         """Drop the Binding Update List entry for ``correspondent`` without telling it: another
