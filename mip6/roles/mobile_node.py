@@ -131,6 +131,26 @@ def _authorized_bu_packet(
     return header + options + bytes(message)
 
 
+# A Home or Care-of Test Init (RFC 3775 6.1.3, 6.1.4), as the codec lays it out: the IPv6
+# header, then the Mobility Header (Payload Proto 59, Header Len 1, MH Type), Reserved, the
+# checksum, 16 reserved bits and the 8-byte cookie.
+_TEST_INIT = struct.Struct("!BBBBH2x8s")
+
+
+def _test_init_packet(
+    source: IPv6Address, destination: IPv6Address, mh_type: int, cookie: bytes
+) -> bytes:
+    """A HoTI or CoTI without a Repr (tests hold it byte-identical to the codec's): an
+    acceptor of the distributed server starts return routability for every handoff."""
+    source_packed, destination_packed = source.packed, destination.packed
+    message = _TEST_INIT.pack(protocols.NO_NEXT_HEADER, 1, mh_type, 0, 0, cookie)
+    checksum = upper_layer_checksum(source_packed, destination_packed, protocols.MOBILITY, message)
+    header = _IPV6_HEADER.pack(
+        6 << 28, len(message), protocols.MOBILITY, 64, source_packed, destination_packed
+    )
+    return header + message[:4] + checksum.to_bytes(2, "big") + message[6:]
+
+
 def _secure_output(method: Callable[..., list[Action]]) -> Callable[..., list[Action]]:
     """Commands and events may call one another; the packets they send go through the
     security policy database once, when the outermost call returns."""
@@ -981,11 +1001,12 @@ class MobileNode:
         actions: list[Action] = []
         if tokens.home_keygen_token is None or now - tokens.home_received > lifetime:
             entry.home_init_cookie = self.rng.randbytes(8)
-            hoti = Ipv6Packet(
-                source=self.home_address,
-                destination=entry.destination,
-                payload=mh.HomeTestInit(home_init_cookie=entry.home_init_cookie),
-            ).emit()
+            hoti = _test_init_packet(
+                self.home_address,
+                entry.destination,
+                mh.MhType.HOME_TEST_INIT,
+                entry.home_init_cookie,
+            )
             if self.at_home:
                 actions.append(Transmit(hoti))
             else:
@@ -999,12 +1020,13 @@ class MobileNode:
         ):
             assert self.care_of_address is not None
             entry.care_of_init_cookie = self.rng.randbytes(8)
-            coti = Ipv6Packet(
-                source=self.care_of_address,
-                destination=entry.destination,
-                payload=mh.CareOfTestInit(care_of_init_cookie=entry.care_of_init_cookie),
+            coti = _test_init_packet(
+                self.care_of_address,
+                entry.destination,
+                mh.MhType.CARE_OF_TEST_INIT,
+                entry.care_of_init_cookie,
             )
-            actions.append(Transmit(coti.emit()))
+            actions.append(Transmit(coti))
         self._count("return_routability_started")
         actions.append(StartTimer(now + entry.rr_timeout, ("rr_retransmit", entry.destination)))
         return actions

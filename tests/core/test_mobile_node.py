@@ -870,3 +870,24 @@ def test_fast_correspondent_binding_update_is_byte_identical_to_the_codec(
     assert fast == generic
     parsed = Ipv6Packet.parse(fast)
     assert parsed.payload == bu and parsed.home_address == home
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    home=st.booleans(),
+    cookie=st.binary(min_size=8, max_size=8),
+    addresses=st.lists(st.binary(min_size=16, max_size=16), min_size=2, max_size=2),
+)
+def test_fast_test_inits_are_byte_identical_to_the_codec(
+    home: bool, cookie: bytes, addresses: list[bytes]
+) -> None:
+    from mip6.roles.mobile_node import _test_init_packet
+
+    source, destination = (IPv6Address(a) for a in addresses)
+    message = (
+        mh.HomeTestInit(home_init_cookie=cookie)
+        if home
+        else mh.CareOfTestInit(care_of_init_cookie=cookie)
+    )
+    generic = Ipv6Packet(source=source, destination=destination, payload=message).emit()
+    assert _test_init_packet(source, destination, message.mh_type, cookie) == generic
