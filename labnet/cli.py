@@ -21,7 +21,8 @@
     (see :mod:`labnet.bench.esp`).
 
 ``labnet up TOPOLOGY [--backend netns|sim] [--name LAB] [--esp]``
-    Start a topology (a file, or a built-in name: ``roaming``, ``testbed``, ``dserver``).
+    Start a topology (a file, or a built-in name: ``roaming``, ``testbed``, ``dserver``,
+    ``dserver-farm``).
     ``netns`` (the default, root): a hub process, one namespace and ``mip6 run`` daemon per
     node, running until ``labnet down`` (see :mod:`labnet.netns`); prints the lab's status as
     JSON. ``sim``: the engines on virtual time for ``--seconds``, then a summary (nothing keeps
@@ -95,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     hub = commands.add_parser("hub", help="run a hub (link emulation, routing, pcaps)")
     hub.add_argument("description", help="the hub's YAML or JSON description")
     up = commands.add_parser("up", help="start a topology")
-    up.add_argument("topology", help="a topology file or a built-in name (roaming, testbed)")
+    up.add_argument(
+        "topology",
+        help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm)",
+    )
     up.add_argument("--backend", choices=["netns", "sim"], default="netns")
     up.add_argument("--name", help="the lab's name (default: the topology's)")
     up.add_argument("--seconds", type=float, default=5.0, help="sim: virtual seconds to run")
