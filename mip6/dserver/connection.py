@@ -42,7 +42,6 @@ class MemberConnection:
         sock.on_change = self._changed
         self._changed(sock)
 
-
     def send(self, message: Message) -> None:
         """Queue ``message``; it leaves at the host's next output, or once the handshake has
         proved the peer holds the group key. Dropped if the channel has closed."""
