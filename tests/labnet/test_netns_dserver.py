@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from labnet.cli import main
 from labnet.netns import NetnsLab, control_request, uplink_profile
 from labnet.topology import Topology, Uplink, builtin, dump
 from mip6.apps.http import generated_body
 from mip6.runtime.config import AppConfig
 from tests.conftest import require
+from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -69,22 +68,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
     state = tmp_path_factory.mktemp("labnet")
     topology = state / "dserver-lossy.yaml"
     topology.write_text(dump(lossy()))
-    previous = os.environ.get("LABNET_STATE_DIR")
-    os.environ["LABNET_STATE_DIR"] = str(state)
-    name = f"d{os.getpid() % 100000}"
-    try:
-        assert main(["up", str(topology), "--backend", "netns", "--name", name]) == 0
-        yield NetnsLab.open(name)
-    finally:
-        main(["down", "--name", name])
-        if previous is None:
-            os.environ.pop("LABNET_STATE_DIR", None)
-        else:
-            os.environ["LABNET_STATE_DIR"] = previous
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert not [line for line in namespaces.splitlines() if line.startswith(f"{name}-")]
-    leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(state) not in leftovers
+    with netns_lab(state, topology, "d") as lab:
+        yield lab
 
 
 def tshark(pcap: str, display_filter: str, *fields: str) -> list[list[str]]:

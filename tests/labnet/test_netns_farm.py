@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from labnet.netns import NetnsLab, control_request
 from labnet.topology import Topology, builtin
+from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -42,24 +42,8 @@ def topology() -> Topology:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
     require_root()
-    state = tmp_path_factory.mktemp("labnet")
-    previous = os.environ.get("LABNET_STATE_DIR")
-    os.environ["LABNET_STATE_DIR"] = str(state)
-    name = f"f{os.getpid() % 100000}"
-    try:
-        yield NetnsLab.up(topology(), name)
-    finally:
-        lab = NetnsLab.open(name) if NetnsLab.state_file(name).exists() else None
-        if lab is not None:
-            lab.down()
-        if previous is None:
-            os.environ.pop("LABNET_STATE_DIR", None)
-        else:
-            os.environ["LABNET_STATE_DIR"] = previous
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert not [line for line in namespaces.splitlines() if line.startswith(f"{name}-")]
-    leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(state) not in leftovers
+    with netns_lab(tmp_path_factory.mktemp("labnet"), topology(), "f") as lab:
+        yield lab
 
 
 def stats(lab: NetnsLab, node: str) -> dict[str, int]:

@@ -7,7 +7,6 @@ stall), the body's sha256 is right, and the mobile node's stack sent no RST."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import time
@@ -22,6 +21,7 @@ from labnet.netns import NetnsLab, control_request
 from labnet.topology import load
 from mip6.apps.http import generated_body
 from tests.conftest import require
+from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -51,25 +51,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
     require_root()
     require(shutil.which("curl") is not None, "needs curl (apt-get install curl)")
     tmp_path = tmp_path_factory.mktemp("host-lab")
-    state = tmp_path / "labnet"
-    previous = os.environ.get("LABNET_STATE_DIR")
-    os.environ["LABNET_STATE_DIR"] = str(state)
     topology = tmp_path / "roaming-host.yaml"
     topology.write_text(TOPOLOGY)
-    name = f"h{os.getpid() % 100000}"
-    try:
-        assert main(["up", str(topology), "--backend", "netns", "--name", name]) == 0
-        yield NetnsLab.open(name)
-    finally:
-        main(["down", "--name", name])
-        if previous is None:
-            os.environ.pop("LABNET_STATE_DIR", None)
-        else:
-            os.environ["LABNET_STATE_DIR"] = previous
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert not [line for line in namespaces.splitlines() if line.startswith(f"{name}-")]
-    leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(state) not in leftovers  # no daemon, hub or curl of this lab is left
+    with netns_lab(tmp_path / "labnet", topology, "h") as lab:
+        yield lab
 
 
 def test_topology_host_mode_node_gets_a_host_mode_config(lab: NetnsLab) -> None:

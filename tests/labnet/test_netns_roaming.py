@@ -26,6 +26,7 @@ from labnet.topology import builtin
 from mip6.wire import icmpv6 as icmp
 from mip6.wire.ipv6 import Ipv6Packet
 from tests.conftest import require
+from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -46,24 +47,8 @@ def one_way_ms(a: str, b: str) -> float:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
     require_root()
     require(shutil.which("ping") is not None, "needs ping (apt-get install iputils-ping)")
-    state = tmp_path_factory.mktemp("labnet")
-    previous = os.environ.get("LABNET_STATE_DIR")
-    os.environ["LABNET_STATE_DIR"] = str(state)
-    name = f"t{os.getpid() % 100000}"
-    try:
-        assert main(["up", "roaming", "--backend", "netns", "--name", name]) == 0
-        yield NetnsLab.open(name)
-    finally:
-        main(["down", "--name", name])
-        main(["down", "--name", name])  # idempotent
-        if previous is None:
-            os.environ.pop("LABNET_STATE_DIR", None)
-        else:
-            os.environ["LABNET_STATE_DIR"] = previous
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert not [line for line in namespaces.splitlines() if line.startswith(f"{name}-")]
-    leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(state) not in leftovers  # no daemon or hub of this lab is left
+    with netns_lab(tmp_path_factory.mktemp("labnet"), "roaming", "t") as lab:
+        yield lab
 
 
 def ping(lab: NetnsLab, count: int) -> dict[int, float]:

@@ -33,6 +33,7 @@ from mip6.wire import protocols
 from mip6.wire.pcap import read_capture_file
 from mip6.wire.walk import walk
 from tests.conftest import require
+from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -59,21 +60,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
     directory = tmp_path_factory.mktemp("takeover")
     topology = directory / "takeover.yaml"
     topology.write_text(TOPOLOGY)
-    previous = os.environ.get("LABNET_STATE_DIR")
-    os.environ["LABNET_STATE_DIR"] = str(directory / "state")
-    name = f"k{os.getpid() % 100000}"
-    lab = None
-    try:
-        lab = NetnsLab.up(str(topology), name, esp=True)
+    with netns_lab(directory / "state", topology, "k", esp=True) as lab:
         yield lab
-    finally:
-        if lab is not None:
-            lab.down()
-        if previous is None:
-            os.environ.pop("LABNET_STATE_DIR", None)
-        else:
-            os.environ["LABNET_STATE_DIR"] = previous
-    assert not any(line.startswith(f"{name}-") for line in netns_list())
 
 
 def netns_list() -> list[str]:

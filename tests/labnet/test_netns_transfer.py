@@ -21,6 +21,7 @@ from labnet.cli import main
 from labnet.netns import NetnsLab, control_request
 from labnet.topology import builtin
 from tests.conftest import require
+from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -37,23 +38,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
     require_root()
     require(shutil.which("curl") is not None, "needs curl (apt-get install curl)")
     require(shutil.which("ss") is not None, "needs ss (apt-get install iproute2)")
-    state = tmp_path_factory.mktemp("labnet")
-    previous = os.environ.get("LABNET_STATE_DIR")
-    os.environ["LABNET_STATE_DIR"] = str(state)
-    name = f"x{os.getpid() % 100000}"
-    try:
-        assert main(["up", "roaming", "--backend", "netns", "--name", name]) == 0
-        yield NetnsLab.open(name)
-    finally:
-        main(["down", "--name", name])
-        if previous is None:
-            os.environ.pop("LABNET_STATE_DIR", None)
-        else:
-            os.environ["LABNET_STATE_DIR"] = previous
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert not [line for line in namespaces.splitlines() if line.startswith(f"{name}-")]
-    leftovers = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(state) not in leftovers  # no daemon, hub, server or curl of this lab is left
+    with netns_lab(tmp_path_factory.mktemp("labnet"), "roaming", "x") as lab:
+        yield lab
 
 
 def wait_listening(lab: NetnsLab, node: str, port: int, timeout: float = 10.0) -> None:
