@@ -337,6 +337,7 @@ uint16_t tcp_checksum(const uint8_t *src, const uint8_t *dst, const uint8_t *seg
 void *ring_memory_alloc(size_t size);
 void ring_memory_free(void *mem);
 size_t ring_memory_cached(void);
+size_t ring_memory_release(void);
 
 /* tcp_snapshot.h */
 #define TCP_SNAP_VERSION 1

@@ -63,6 +63,23 @@ void ring_memory_free(void *mem)
     free(b);
 }
 
+size_t ring_memory_release(void)
+{
+    pthread_mutex_lock(&lock);
+    struct block *list = cached;
+    size_t bytes = cached_bytes;
+    cached = NULL;
+    cached_bytes = 0;
+    cached_blocks = 0;
+    pthread_mutex_unlock(&lock);
+    while (list != NULL) {
+        struct block *next = list->next;
+        free(list);
+        list = next;
+    }
+    return bytes;
+}
+
 size_t ring_memory_cached(void)
 {
     pthread_mutex_lock(&lock);

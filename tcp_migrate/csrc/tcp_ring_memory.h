@@ -29,5 +29,7 @@ void *ring_memory_alloc(size_t size);
 void ring_memory_free(void *mem);
 /* Bytes the cache holds now. */
 size_t ring_memory_cached(void);
+/* Everything cached back to free(); the bytes that were cached. */
+size_t ring_memory_release(void);
 
 #endif
