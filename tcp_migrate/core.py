@@ -300,9 +300,12 @@ class Connection:
 
     # ---- the application's side ----------------------------------------------------------
 
-    def send(self, data: bytes) -> int:
-        """Copies what fits of ``data`` into the send ring; returns how many bytes."""
-        return self._check("send", lib.tcp_send(self.raw, data, len(data)))
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Copies what fits of ``data`` into the send ring; returns how many bytes. Any
+        bytes-like object: an application sending the rest of a large buffer passes a
+        memoryview of it, not a copy."""
+        buffer = data if type(data) is bytes else ffi.from_buffer("uint8_t[]", data)
+        return self._check("send", lib.tcp_send(self.raw, buffer, len(data)))
 
     def recv(self, n: int) -> bytes:
         """Up to ``n`` readable bytes (b"" when none; see :attr:`at_eof`)."""

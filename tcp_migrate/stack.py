@@ -107,8 +107,9 @@ class Socket:
 
     # ---- the application's side (output goes out at the stack's next poll) ----------
 
-    def send(self, data: bytes) -> int:
-        """Bytes of ``data`` accepted into the send ring (0 when it is full)."""
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Bytes of ``data`` (any bytes-like object) accepted into the send ring (0 when it
+        is full)."""
         n = self.conn.send(data)
         self.stack._mark(self)
         return n
