@@ -202,6 +202,9 @@ _ring_memory = ffi.new_allocator(
 )
 
 
+_scratch = ffi.new_allocator(should_clear_after_alloc=False)
+
+
 class Connection:
     """One TCP connection: a ``struct tcp_conn`` (``raw``) and its rings' memory.
 
@@ -309,7 +312,11 @@ class Connection:
 
     def recv(self, n: int) -> bytes:
         """Up to ``n`` readable bytes (b"" when none; see :attr:`at_eof`)."""
-        buf = ffi.new("uint8_t[]", max(n, 1))
+        # a buffer for what is there, not for all that was asked (a reader asking for 64 KiB
+        # each time had 64 KiB allocated and cleared for every few bytes), not cleared: the
+        # core writes every byte it returns
+        n = min(n, lib.ring_length(ffi.addressof(self.raw, "rcv")))
+        buf = _scratch("uint8_t[]", max(n, 1))
         got = self._check("recv", lib.tcp_recv(self.raw, buf, n))
         return ffi.buffer(buf, got)[:]
 
