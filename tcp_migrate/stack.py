@@ -178,6 +178,14 @@ class Socket:
         return self.conn.send_buffered
 
     @property
+    def unsent(self) -> int:
+        """Bytes in the send ring not sent yet (behind SND.NXT): what an application that
+        writes ahead (Linux's TCP_NOTSENT_LOWAT) compares with its low-water mark."""
+        raw = self.conn.raw
+        in_flight = (raw.snd_nxt - raw.snd_una) & 0xFFFFFFFF
+        return max(self.conn.send_buffered - in_flight, 0)
+
+    @property
     def frozen(self) -> bool:
         return self.conn.frozen
 

@@ -23,6 +23,10 @@ from tcp_migrate.stack import Socket
 if TYPE_CHECKING:
     from mip6.dserver.member import Member
 
+# Unsent bytes the service keeps written ahead (Linux's TCP_NOTSENT_LOWAT): enough that the
+# stack never waits for the application, and no more, for a handoff drops what was not sent
+# (the acceptor makes it again) and every byte written is a byte generated.
+NOT_SENT_LOW_WATER = 1 << 16
 REQUEST = b"Q"  # application state: the request head read so far
 RESPONDING = b"S"  # application state: the response head; the stream is head + body
 
@@ -138,7 +142,7 @@ class _Download:
                 self.pending = memoryview(next(self.chunks, b""))
                 if not self.pending:
                     break
-            if not sock.send_space:
+            if not sock.send_space or sock.unsent >= NOT_SENT_LOW_WATER:
                 return  # more when the send buffer drains
             sent = sock.send(self.pending)
             self.pending = self.pending[sent:]
