@@ -516,6 +516,10 @@ class MobileNode:
         delivered = self.pipeline.data_fast_path(data)
         if delivered is not None:
             return [Deliver(delivered)]
+        if data[6] == protocols.IPV6 and len(data) >= 80:
+            tunnelled = self._tunnelled_fast(now, data)
+            if tunnelled is not None:
+                return tunnelled
         inbound, actions = self.pipeline.receive(now, data)
         if inbound is None:
             return actions
@@ -546,6 +550,30 @@ class MobileNode:
             case ("mps",):
                 return self._mps_timeout(now)
         return []
+
+    def _tunnelled_fast(self, now: float, data: bytes) -> list[Action] | None:
+        """:meth:`_tunnelled` for the common tunnel: an outer header with no extension
+        header around a data packet the inner pipeline's fast path takes (see
+        :meth:`NodePipeline.data_fast_path`), from the home agent or relay to the care-of
+        address, for the home address. The same checks and the same result, without parsing
+        either packet into a Repr; None for anything else (the full path decides)."""
+        care_of = self.care_of_address
+        if care_of is None or 40 + ((data[4] << 8) | data[5]) != len(data):
+            return None
+        inner = data[40:]
+        if (
+            data[24:40] != care_of.packed
+            or inner[24:40] != self._home_packed
+            or (delivered := self.pipeline.data_fast_path(inner)) is None
+        ):
+            return None
+        sender = IPv6Address(data[8:24])
+        if sender != self.home_agent and sender != self.tunnel_relay:
+            return None
+        actions: list[Action] = [Deliver(delivered)]
+        if sender == self.home_agent and self.config.route_optimization:
+            actions += self.route_optimize_tunnelled_sender(now, IPv6Address(inner[8:24]))
+        return actions
 
     def _tunnelled(self, now: float, inbound: Inbound) -> list[Action]:
         """RFC 3775 11.3.2 (and 10.4.6): packets the home agent (or, for a distributed

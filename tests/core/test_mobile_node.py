@@ -891,3 +891,50 @@ def test_fast_test_inits_are_byte_identical_to_the_codec(
     )
     generic = Ipv6Packet(source=source, destination=destination, payload=message).emit()
     assert _test_init_packet(source, destination, message.mh_type, cookie) == generic
+
+
+@pytest.mark.parametrize("route_optimization", [True, False])
+@pytest.mark.parametrize(
+    "sender,outer_to,inner_to,inner_headers,why",
+    [
+        (HA, CARE_OF, HOME, (), "the common tunnel: fast"),
+        (CN, CARE_OF, HOME, (), "not from the home agent: refused"),
+        (HA, CARE_OF_2, HOME, (), "not to our care-of address: refused"),
+        (HA, CARE_OF, CN, (), "not for our home address: refused"),
+        (
+            HA,
+            CARE_OF,
+            HOME,
+            (RoutingType2(home_address=HOME),),
+            "an inner RH2 naming our home address: fast",
+        ),
+    ],
+)
+def test_tunnel_fast_path_gives_what_the_full_path_gives(
+    route_optimization: bool,
+    sender: IPv6Address,
+    outer_to: IPv6Address,
+    inner_to: IPv6Address,
+    inner_headers: tuple[object, ...],
+    why: str,
+) -> None:
+    """Two mobile nodes alike (same seed), one without the tunnel fast path: the same
+    actions for the same tunnelled packet, delivered bytes and route optimization alike."""
+    inner = Ipv6Packet(
+        source=CN,
+        destination=inner_to,
+        extension_headers=inner_headers,
+        payload=UdpDatagram(source_port=1, destination_port=2, payload=b"hi"),
+    )
+    outer = Ipv6Packet(source=sender, destination=outer_to, payload=inner).emit()
+    config = MobileNodeConfig(
+        home_address=HOME, home_agent=HA, route_optimization=route_optimization
+    )
+
+    def node() -> MobileNode:
+        return MobileNode(config=config, rng=random.Random(3), care_of_address=CARE_OF)
+
+    fast, full = node(), node()
+    full._tunnelled_fast = lambda now, data: None  # type: ignore[method-assign]
+    assert fast.handle_packet(1.0, outer) == full.handle_packet(1.0, outer), why
+    assert fast._tunnelled_fast(1.0, outer) is None or why.endswith("fast")
