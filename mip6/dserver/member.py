@@ -472,9 +472,10 @@ class Member:
         cookie) is remembered, so that the HoT coming back goes to that member."""
         if len(data) < 80 or data[6] != protocols.IPV6 or data[24:40] != self.own_address.packed:
             return False
-        member = IPv6Address(data[8:24])
-        if member not in self.view.members or member == self.own_address:
+        source = data[8:24]
+        if source not in self.view.packed or source == self._own_packed:
             return False
+        member = IPv6Address(source)
         inner = data[40:]
         if inner[8:24] != self.contact_address.packed:
             self._count("relay_refused_source")

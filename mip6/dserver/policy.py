@@ -75,12 +75,20 @@ class GroupView:
     _latency: OrderedDict[tuple[IPv6Address, IPv6Network], float] = field(
         default_factory=OrderedDict
     )
+    # the members as packets carry them: the contact node asks of every packet whether its
+    # source is a member (an address's own hash is slow: it prints the address)
+    packed: set[bytes] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.packed = {member.packed for member in self.members}
 
     def add(self, member: IPv6Address) -> None:
         self.members.add(member)
+        self.packed.add(member.packed)
 
     def remove(self, member: IPv6Address) -> None:
         self.members.discard(member)
+        self.packed.discard(member.packed)
         self.load.pop(member, None)
         for key in [key for key in self._latency if key[0] == member]:
             del self._latency[key]
