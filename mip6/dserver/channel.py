@@ -269,8 +269,11 @@ def session_keys(group_key: bytes, initiator_hello: bytes, responder_hello: byte
 def frame_nonce(nonce_base: bytes, sequence: int) -> bytes:
     """RFC 8446 5.3's per-record nonce: the sequence number, big-endian in 96 bits, XOR the base.
     ``to_bytes`` refuses a sequence past 2**96 rather than wrap into a reused nonce."""
-    counter = sequence.to_bytes(NONCE_LENGTH, "big")
-    return bytes(a ^ b for a, b in zip(nonce_base, counter, strict=True))
+    if sequence < 0 or len(nonce_base) != NONCE_LENGTH:
+        raise ValueError("a frame nonce needs a 96-bit base and a sequence number from 0")
+    # base XOR sequence as integers: a sequence of 2**96 or more makes the result too long
+    # for to_bytes, which raises, as the base is below 2**96
+    return (int.from_bytes(nonce_base, "big") ^ sequence).to_bytes(NONCE_LENGTH, "big")
 
 
 class _Secret:

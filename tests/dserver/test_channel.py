@@ -635,3 +635,13 @@ def test_assert_no_secret_finds_a_key_when_present() -> None:
     for rendering in renderings(GROUP_KEY):
         with pytest.raises(AssertionError):
             assert_no_secret(f"Channel(key={rendering})", GROUP_KEY)
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=st.binary(min_size=12, max_size=12), sequence=st.integers(0, (1 << 96) - 1))
+def test_frame_nonce_is_the_base_xor_the_sequence_in_96_bits(base: bytes, sequence: int) -> None:
+    """RFC 8446 5.3, computed here byte by byte; past 2**96 no nonce (it would repeat)."""
+    counter = sequence.to_bytes(12, "big")
+    assert c.frame_nonce(base, sequence) == bytes(a ^ b for a, b in zip(base, counter, strict=True))
+    with pytest.raises(OverflowError):
+        c.frame_nonce(base, sequence + (1 << 96))
