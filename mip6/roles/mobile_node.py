@@ -157,6 +157,8 @@ def _secure_output(method: Callable[..., list[Action]]) -> Callable[..., list[Ac
 
     @functools.wraps(method)
     def wrapper(self: MobileNode, *args: Any, **kwargs: Any) -> list[Action]:
+        if self.security is None:
+            return method(self, *args, **kwargs)  # nothing to secure: no depth to keep
         self._depth += 1
         try:
             actions = method(self, *args, **kwargs)
