@@ -160,18 +160,25 @@ class CorrespondentState:
 class BindingUpdateList:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: dict[IPv6Address, BulEntry] = {}
+        # keyed by the packed address: an IPv6Address hashes by printing itself, and the
+        # mobile node looks up the destination of every packet it sends
+        self._entries: dict[bytes, BulEntry] = {}
 
     def get(self, destination: IPv6Address) -> BulEntry | None:
+        return self._entries.get(destination.packed)
+
+    def get_packed(self, destination: bytes) -> BulEntry | None:
+        """:meth:`get` for an address as a packet carries it (16 bytes)."""
         return self._entries.get(destination)
 
     def put(self, entry: BulEntry) -> None:
-        if entry.destination not in self._entries and len(self._entries) >= self.capacity:
+        key = entry.destination.packed
+        if key not in self._entries and len(self._entries) >= self.capacity:
             raise OverflowError("binding update list is full")
-        self._entries[entry.destination] = entry
+        self._entries[key] = entry
 
     def remove(self, destination: IPv6Address) -> None:
-        self._entries.pop(destination, None)
+        self._entries.pop(destination.packed, None)
 
     def __iter__(self) -> Iterator[BulEntry]:
         return iter(list(self._entries.values()))

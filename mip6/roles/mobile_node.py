@@ -492,7 +492,7 @@ class MobileNode:
         if self.at_home or source != self._home_packed:
             return [Transmit(data)]
         assert self.care_of_address is not None
-        entry = self.bul.get(IPv6Address(destination))
+        entry = self.bul.get_packed(destination)
         if (
             entry is not None
             and not entry.home_registration
