@@ -206,6 +206,10 @@ class Host:
 
     def poll(self, now: float) -> list[HostAction]:
         """What application calls left due (segments, datagrams) and the timer's new time."""
+        if not self._out:
+            deadline = self.stack.next_deadline()  # 0 when application calls left output due
+            if deadline == self._armed and (deadline is None or deadline > stack_ms(now)):
+                return []  # nothing due and the timer already set for it (engines poll a lot)
         return self._output(now)
 
     def _output(self, now: float) -> list[HostAction]:
