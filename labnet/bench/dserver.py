@@ -44,10 +44,9 @@
   engine CPU time, as above, per completed distribution; ``distributions_per_virtual_s`` is
   the rate the simulation sustained on its virtual clock (the offered load: all of it served,
   none failed). ``contact_release_cpu_us_per_distribution`` is the part of that CPU time spent
-  in the stack's release of the handed-off connection, which walks every 4-tuple released in
-  the last 240 s (TIME-WAIT): it grows with the run, and with it the figure. m2 and m3 get
-  room for every client the run brings (``_ACCEPTOR_ROOM``: with the defaults a member fails
-  after 1,024 clients); the contact node keeps its defaults.
+  in the stack's release of the handed-off connection (its 4-tuple kept quiet for TIME-WAIT,
+  the expired ones dropped oldest first). m2 and m3 get room for every client the run brings
+  (``_ACCEPTOR_ROOM``); the contact node keeps the member defaults.
 - ``handoff_gap_ms``: the client-observed gap (last data packet from the donor to the first
   from the acceptor, :meth:`labnet.dserver_lab.DServerLab.gaps`, its default client), median
   and p99 over at least 100 handoffs at Lss = 20 ms and Lcs = 40 ms, with and without RR in
@@ -593,11 +592,11 @@ def handoff_rate_figures(
 _ACCEPTOR_ROOM = 1 << 16
 _ACCEPTOR_RING = 16384
 """The acceptors' Binding Update List and connection table sizes, and their connections'
-ring sizes, in the distribution run. With the defaults (1,024 each) a member that has served
-1,024 clients fails: it keeps every client's binding after the client's connections are gone
-(refreshed, never forgotten), and every connection it closed first stays in its table for
-TIME-WAIT (240 s), with its two 256 KiB rings (half a gigabyte per 1,024 clients, in this one
-process). The contact node, the one measured, keeps every default."""
+ring sizes, in the distribution run: a member keeps a departed client's binding until its
+sweep (every 5 s) and every connection it closed first for TIME-WAIT (60 s by default), and
+the run brings a new client every few milliseconds, with two 256 KiB rings per connection by
+default (gigabytes in this one process). The contact node, the one measured, keeps every
+default."""
 
 
 def distribution_figures(
@@ -660,9 +659,8 @@ def distribution_figures(
         "distribution_clients": clients,
         "distribution_fetch_bytes": size,
         "distribution_contact_cpu_s": round(cpu, 3),
-        # 4-tuples the contact node keeps quiet for TIME-WAIT after handing them off: each
-        # release walks them all (tcp_migrate Stack.release), so the cost per distribution
-        # grows with the distributions of the last 240 s (contact_release_cpu_us_...)
+        # 4-tuples the contact node keeps quiet for TIME-WAIT after handing them off (a
+        # release drops the expired ones, oldest first: tcp_migrate Stack.release)
         "distribution_contact_released_entries": len(stack._released),
         "distribution_virtual_s": round(virtual, 2),
         "seeds_distributions_per_s": "4,200/s extrapolated from 549 in 60 s at 0.13 s CPU "
