@@ -98,6 +98,7 @@ FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see 
 _WALK_NEEDED = frozenset(
     (protocols.HOP_BY_HOP, protocols.ROUTING, protocols.DESTINATION_OPTIONS, protocols.FRAGMENT)
 )
+_TCP_SYN, _TCP_ACK = 0x02, 0x10  # RFC 9293 3.1 control bits
 FROZEN = "frozen"  # the donor's phase (history) when it freezes the client's connections
 SWEEP_INTERVAL = 5.0  # seconds between sweeps of bindings no connection needs any more
 
@@ -268,6 +269,8 @@ class Member:
         self._distribute_when_bound: set[IPv6Address] = set()
         # client -> (acceptor, handoff id, its packet came): PREPARED held until a send
         self._freeze_after_send: dict[IPv6Address, tuple[IPv6Address, int, bool]] = {}
+        # clients (packed) whose connections are frozen here: their new SYNs are dropped
+        self._frozen_clients: set[bytes] = set()
         self._pending: list[Action] = []  # actions produced inside callbacks
         self._deferred: list[Callable[[], None]] = []  # work callbacks asked for
         self._now = 0.0
@@ -428,6 +431,13 @@ class Member:
     def _packet(self, now: float, data: bytes) -> None:
         if self._is_contact_node and self._from_member_tunnel(now, data):
             return
+        if self._frozen_clients and self._new_connection_of_frozen_client(data):
+            # the handoff moves the connections there were at the freeze; one opened now
+            # would stay here when the binding moves, and the client's next segment would
+            # meet the acceptor's RST. The client sends its SYN again (RFC 9293 3.8.1), by
+            # then to the member that holds its binding.
+            self._count("syn_during_handoff_dropped")
+            return
         if self._incoming and self._through_binding(data):
             self._client_packet(now, data[8:24])
         self._mobile(self.mobile.handle_packet(now, data))
@@ -436,6 +446,23 @@ class Member:
             waiting = self._freeze_after_send.get(source)
             if waiting is not None:
                 self._freeze_after_send[source] = (*waiting[:2], True)
+
+    def _new_connection_of_frozen_client(self, data: bytes) -> bool:
+        """A SYN (without ACK) from a client whose connections are frozen here, through its
+        binding or, at the contact node, through the home agent's tunnel."""
+        packet = data[40:] if len(data) >= 80 and data[6] == protocols.IPV6 else data
+        if packet[8:24] not in self._frozen_clients:
+            return False
+        try:
+            chain = walk(packet)
+        except WireError:
+            return False
+        flags_at = chain.upper_offset + 13
+        return (
+            chain.upper_protocol == protocols.TCP
+            and len(packet) > flags_at
+            and packet[flags_at] & (_TCP_SYN | _TCP_ACK) == _TCP_SYN
+        )
 
     def _through_binding(self, data: bytes) -> bool:
         """A client's packet to this member's own address with C in a type 2 routing header:
@@ -711,6 +738,7 @@ class Member:
                 case h.SendInit(target=target, next_sequence=sequence):
                     self._send_init(outgoing, target, sequence)
                 case h.Thaw():
+                    self._frozen_clients.discard(client.packed)
                     self._thaw(outgoing.socks)
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
@@ -739,6 +767,7 @@ class Member:
         donor = outgoing.donor
         ms = stack_ms(self._now)
         outgoing.phases.append((self._now, FROZEN))
+        self._frozen_clients.add(donor.client.packed)
         outgoing.socks = self.client_sockets(donor.client)
         for sock in outgoing.socks:
             sock.freeze(ms)
@@ -798,6 +827,7 @@ class Member:
             self._finished_outgoing.pop(next(iter(self._finished_outgoing)))
         if self._by_client.get(donor.client) == donor.handoff_id:
             del self._by_client[donor.client]
+        self._frozen_clients.discard(donor.client.packed)
         waiting = self._freeze_after_send.get(donor.client)
         if waiting is not None and waiting[1] == donor.handoff_id:
             del self._freeze_after_send[donor.client]

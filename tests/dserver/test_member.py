@@ -12,8 +12,8 @@ from ipaddress import IPv6Address
 
 import pytest
 
-from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, DServerLab, innermost, resets
-from mip6.apps.http import generated_body
+from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, PORT, DServerLab, innermost, resets
+from mip6.apps.http import HostDownload, generated_body
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
 from mip6.wire.checksum import upper_layer_checksum
@@ -429,3 +429,32 @@ def test_a_clients_packet_through_its_binding_is_told_apart_in_place_as_walk_tel
     cases[bytes(broken)] = False
     for data, expected in cases.items():
         assert member._through_binding(data) is expected, data.hex()
+
+
+def test_a_connection_opened_while_the_clients_connections_are_frozen_opens_at_the_acceptor() -> (
+    None
+):
+    """A client's SYN reaching the donor between its freeze and the handoff's end would open a
+    connection the handoff does not move: the binding goes to the acceptor, and the client's
+    next segment meets the acceptor's RST (seen on the netns farm: a fetch's request reset).
+    The donor drops it; the client sends it again, to the acceptor, and both downloads end
+    whole with no RST."""
+    lab = DServerLab(SEED, size=2_000_000, distribute=False)
+    first = lab.download()
+    lab.net.run_for(0.1)
+    m1 = lab.members["m1"]
+    lab.handoff("m1", "m2")
+    while not m1._frozen_clients:
+        lab.net.run_for(0.001)
+    second = HostDownload(lab.client_host, lab.net.now, str(CONTACT), PORT)
+    lab.net.nodes["client"].runtime.flush_host()
+    lab.run_to_end(first)
+    lab.run_to_end(second)
+    for fetch in (first, second):
+        assert fetch.done and not fetch.failed
+        assert fetch.digest.hexdigest() == expected(2_000_000, SEED)
+    assert m1.counters.get("syn_during_handoff_dropped", 0) >= 1
+    assert resets(lab.net) == 0
+    assert not m1._frozen_clients
+    # both ended at the acceptor (the acceptor closed first: TIME-WAIT there)
+    assert len(lab.members["m2"].client_sockets(CLIENT)) == 2
