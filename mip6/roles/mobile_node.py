@@ -978,6 +978,13 @@ class MobileNode:
         for entry in self.bul:
             if entry.home_registration or entry.state is BulState.FAILED:
                 continue
+            if not entry.send_when_ready:
+                # return routability in advance (start_route_optimization without the BU):
+                # its owner sends the Binding Update, with the number it chooses, when it
+                # chooses (complete_route_optimization). A distributed server's contact node
+                # refreshing its home registration sent one here for an acceptor's PREPARE,
+                # with a number of its own, and took the client from the member serving it.
+                continue
             if (
                 entry.care_of_address != (None if self.at_home else self.care_of_address)
                 or entry.state is not BulState.BOUND

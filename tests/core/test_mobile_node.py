@@ -938,3 +938,22 @@ def test_tunnel_fast_path_gives_what_the_full_path_gives(
     full._tunnelled_fast = lambda now, data: None  # type: ignore[method-assign]
     assert fast.handle_packet(1.0, outer) == full.handle_packet(1.0, outer), why
     assert fast._tunnelled_fast(1.0, outer) is None or why.endswith("fast")
+
+
+def test_home_registration_refresh_leaves_a_binding_prepared_in_advance_to_its_owner() -> None:
+    """RR in advance (no BU yet): a refresh of the home registration brings correspondents'
+    bindings up to date (RFC 3775 11.7.2) but must not send this one's BU: its owner sends it,
+    with the number it chooses (a distributed server's acceptor, after the INIT)."""
+    lab = RoLab()
+    lab.net.route(HOME, "ha")
+    lab.net.call("mn", "start_route_optimization", CN, send_binding_update=False)
+    for _ in range(4):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    assert lab.events("return_routability_complete")
+    assert lab.mn._refresh_correspondents(lab.net.now) == []  # as after a home BA
+    lab.net.run_for(0.5)
+    assert len(lab.cn.binding_cache) == 0
+    lab.net.call("mn", "complete_route_optimization", CN)
+    lab.net.run_for(0.5)
+    assert lab.cn.binding_cache.get(HOME) is not None
