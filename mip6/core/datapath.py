@@ -14,8 +14,8 @@ import struct
 from ipaddress import IPv6Address
 
 from mip6.wire import protocols
+from mip6.wire.ipv6 import fixed_header
 
-_FIXED = struct.Struct("!IHBB16s16s")
 # RFC 3775 6.3: Destination Options header of 24 bytes: Next Header, Hdr Ext Len 2, a PadN of
 # 4 bytes (so the Home Address option starts at 8n+6), Option Type 201, Option Length 16, Home
 # Address. The same bytes DestinationOptions.aligned([HomeAddressOption(...)]) emits.
@@ -54,13 +54,18 @@ def insert_type2_routing(data: bytes, care_of_address: IPv6Address) -> bytes:
     return bytes(out)
 
 
+def home_address_options(next_header: int, home: bytes) -> bytes:
+    """The Destination Options header that carries only a Home Address option (see
+    :data:`_HAO_PREFIX`), before a header of type ``next_header``."""
+    return bytes((next_header, 2)) + _HAO_PREFIX + home
+
+
 def insert_home_address_option(data: bytes, care_of_address: IPv6Address) -> bytes:
     """Send from the care-of address carrying the home address in a Home Address option
     (RFC 3775 6.3, 11.3.1). Placed right after any Hop-by-Hop header: RFC 8200 4.1 puts a
     Destination Options header for the final destination after the Routing header, and the
     mobile node's data packets carry none."""
-    home = data[8:24]
-    header = bytes((0, 2)) + _HAO_PREFIX + home
+    header = home_address_options(0, data[8:24])
     out = _insert_after_hop_by_hop(data, protocols.DESTINATION_OPTIONS, header)
     out[8:24] = care_of_address.packed
     return bytes(out)
@@ -73,9 +78,6 @@ def encapsulate(
     The inner packet is sent whole; a packet too big for the path is the driver's concern."""
     if len(data) > 0xFFFF:
         raise ValueError("inner packet too large for a non-jumbo IPv6 payload")
-    return (
-        _FIXED.pack(
-            6 << 28, len(data), protocols.IPV6, hop_limit, source.packed, destination.packed
-        )
-        + data
+    return fixed_header(len(data), protocols.IPV6, source.packed, destination.packed, hop_limit) + (
+        data
     )

@@ -36,9 +36,9 @@ from mip6.core.nonces import NonceTable
 from mip6.core.ratelimit import TokenBucket
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
-from mip6.wire.checksum import upper_layer_checksum, verify_upper_layer
+from mip6.wire.checksum import verify_upper_layer
 from mip6.wire.errors import WireError
-from mip6.wire.ipv6 import Ipv6Packet, RawPayload
+from mip6.wire.ipv6 import Ipv6Packet, RawPayload, fixed_header
 from mip6.wire.ipv6ext import RoutingType2
 from mip6.wire.walk import walk
 
@@ -59,7 +59,6 @@ _BU_MH_AT = 64
 _BU_OPTIONS_AT = 76
 _BU_FIELDS = struct.Struct("!HHH2xHH")  # from offset 70: Sequence, flags, Lifetime, NI
 _TEST_MESSAGE = struct.Struct("!BBBBHH8s8s")  # HoT / CoT (RFC 3775 6.1.5, 6.1.6)
-_IPV6_HEADER = struct.Struct("!IHBB16s16s")
 
 # RFC 3775 6.2.7: Binding Authorization Data at 8n+2, after the 12 fixed bytes of a BA.
 _AUTHORIZED_BA_OPTIONS = (
@@ -106,15 +105,15 @@ def _authorized_ba_packet(
         _BA_PADDING,
         _BA_AUTHORIZATION,
     )
-    message = bytearray(unsigned + rr.authenticator(kbm, care_of, correspondent, unsigned))
-    checksum = upper_layer_checksum(
-        correspondent_packed, home_packed, protocols.MOBILITY, bytes(message)
+    message = mh.with_checksum(
+        unsigned + rr.authenticator(kbm, care_of, correspondent, unsigned),
+        source=correspondent_packed,
+        destination=home_packed,
     )
-    message[4:6] = checksum.to_bytes(2, "big")
-    header = _IPV6_HEADER.pack(
-        6 << 28, 24 + len(message), protocols.ROUTING, 64, correspondent_packed, care_of.packed
+    header = fixed_header(
+        24 + len(message), protocols.ROUTING, correspondent_packed, care_of.packed
     )
-    return header + _ROUTING_TYPE2.pack(protocols.MOBILITY, 2, 2, 1, home_packed) + bytes(message)
+    return header + _ROUTING_TYPE2.pack(protocols.MOBILITY, 2, 2, 1, home_packed) + message
 
 
 def _units_4s(seconds: float) -> int:
@@ -244,17 +243,15 @@ class CorrespondentNode:
             token = rr.care_of_keygen_token(nonce.kcn, address, nonce.nonce)
             reply_type = mh.MhType.CARE_OF_TEST
             self._count("care_of_test_sent")
-        message = bytearray(
+        message = mh.with_checksum(
             _TEST_MESSAGE.pack(
                 protocols.NO_NEXT_HEADER, 2, reply_type, 0, 0, nonce.index, cookie, token
-            )
+            ),
+            source=destination,
+            destination=source,
         )
-        checksum = upper_layer_checksum(destination, source, protocols.MOBILITY, bytes(message))
-        message[4:6] = checksum.to_bytes(2, "big")
-        header = _IPV6_HEADER.pack(
-            6 << 28, len(message), protocols.MOBILITY, 64, destination, source
-        )
-        return [Transmit(header + bytes(message))]
+        header = fixed_header(len(message), protocols.MOBILITY, destination, source)
+        return [Transmit(header + message)]
 
     def _home_test(self, now: float, inbound: Inbound, hoti: mh.HomeTestInit) -> list[Action]:
         """RFC 3775 9.4.1/9.4.3: HoT to the HoTI's source (the home address), same cookie."""

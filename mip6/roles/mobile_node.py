@@ -42,7 +42,7 @@ from mip6.core.binding_update_list import (
     transition,
 )
 from mip6.core.config import MobileNodeConfig
-from mip6.core.datapath import encapsulate, insert_home_address_option
+from mip6.core.datapath import encapsulate, home_address_options, insert_home_address_option
 from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
@@ -51,10 +51,9 @@ from mip6.core.ratelimit import TokenBucket
 from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
-from mip6.wire.checksum import upper_layer_checksum
 from mip6.wire.errors import WireError
-from mip6.wire.ipv6 import Ipv6Packet
-from mip6.wire.ipv6ext import HOME_ADDRESS_OPTION, DestinationOptions, HomeAddressOption
+from mip6.wire.ipv6 import Ipv6Packet, fixed_header
+from mip6.wire.ipv6ext import DestinationOptions, HomeAddressOption
 from mip6.wire.walk import walk
 
 log = logging.getLogger(__name__)
@@ -72,9 +71,6 @@ EXPIRED_NONCE_STATUSES = (
 # Hdr Ext Len 2) whose PadN puts the Home Address option at 8n+6; the Mobility Header (Payload
 # Proto 59, Header Len 3, MH Type 5), Sequence, flags (A), Lifetime, Nonce Indices at 2n and
 # Binding Authorization Data at 8n+2 with no padding between, then the 12-byte Authenticator.
-_IPV6_HEADER = struct.Struct("!IHBB16s16s")
-_HOME_ADDRESS_OPTIONS = struct.Struct("!BB4sBB16s")
-_HAO_PADDING = b"\x01\x02\x00\x00"
 _AUTHORIZED_BU = struct.Struct("!BBBBHHHHBBHHBB")
 _BU_ACKNOWLEDGE = 0x8000
 _PLAIN_UPPER = frozenset((protocols.TCP, protocols.UDP))  # MobileNode.send's shortcut
@@ -111,24 +107,20 @@ def _authorized_bu_packet(
         mh.MobilityOptionType.BINDING_AUTHORIZATION_DATA,
         rr.AUTHENTICATOR_LENGTH,
     )
-    message = bytearray(unsigned + rr.authenticator(kbm, care_of, correspondent, unsigned))
     # RFC 3775 6.1.1: the pseudo-header's source is the home address (Home Address option)
-    checksum = upper_layer_checksum(
-        home_packed, correspondent_packed, protocols.MOBILITY, bytes(message)
+    message = mh.with_checksum(
+        unsigned + rr.authenticator(kbm, care_of, correspondent, unsigned),
+        source=home_packed,
+        destination=correspondent_packed,
     )
-    message[4:6] = checksum.to_bytes(2, "big")
-    options = _HOME_ADDRESS_OPTIONS.pack(
-        protocols.MOBILITY, 2, _HAO_PADDING, HOME_ADDRESS_OPTION, 16, home_packed
-    )
-    header = _IPV6_HEADER.pack(
-        6 << 28,
+    options = home_address_options(protocols.MOBILITY, home_packed)
+    header = fixed_header(
         len(options) + len(message),
         protocols.DESTINATION_OPTIONS,
-        64,
         care_of.packed,
         correspondent_packed,
     )
-    return header + options + bytes(message)
+    return header + options + message
 
 
 # A Home or Care-of Test Init (RFC 3775 6.1.3, 6.1.4), as the codec lays it out: the IPv6
@@ -143,12 +135,14 @@ def _test_init_packet(
     """A HoTI or CoTI without a Repr (tests hold it byte-identical to the codec's): an
     acceptor of the distributed server starts return routability for every handoff."""
     source_packed, destination_packed = source.packed, destination.packed
-    message = _TEST_INIT.pack(protocols.NO_NEXT_HEADER, 1, mh_type, 0, 0, cookie)
-    checksum = upper_layer_checksum(source_packed, destination_packed, protocols.MOBILITY, message)
-    header = _IPV6_HEADER.pack(
-        6 << 28, len(message), protocols.MOBILITY, 64, source_packed, destination_packed
+    message = mh.with_checksum(
+        _TEST_INIT.pack(protocols.NO_NEXT_HEADER, 1, mh_type, 0, 0, cookie),
+        source=source_packed,
+        destination=destination_packed,
     )
-    return header + message[:4] + checksum.to_bytes(2, "big") + message[6:]
+    return fixed_header(len(message), protocols.MOBILITY, source_packed, destination_packed) + (
+        message
+    )
 
 
 def _secure_output(method: Callable[..., list[Action]]) -> Callable[..., list[Action]]:

@@ -52,6 +52,19 @@ SOURCE = 8
 DESTINATION = 24
 _FIXED = struct.Struct("!IHBB16s16s")
 
+
+def fixed_header(
+    payload_length: int,
+    next_header: int,
+    source: bytes,
+    destination: bytes,
+    hop_limit: int = 64,
+) -> bytes:
+    """The 40-byte IPv6 header (RFC 8200 3), traffic class and flow label zero, for packets
+    built without a Repr (their tests hold them to :meth:`Ipv6Packet.emit`)."""
+    return _FIXED.pack(6 << 28, payload_length, next_header, hop_limit, source, destination)
+
+
 #: RFC 8200 sets no limit; we stop after this many so a crafted chain costs bounded work.
 MAX_EXTENSION_HEADERS = 32
 

@@ -705,10 +705,15 @@ def emit_authorized(
     signed = authenticator(mobility_data)
     if len(signed) != AUTHENTICATOR_LENGTH:
         raise EmitError(f"authenticator must be {AUTHENTICATOR_LENGTH} bytes")
-    data = bytearray(mobility_data + signed)
-    checksum = upper_layer_checksum(source, destination, protocols.MOBILITY, bytes(data))
-    data[CHECKSUM : CHECKSUM + 2] = checksum.to_bytes(2, "big")
-    return bytes(data)
+    return with_checksum(mobility_data + signed, source=source, destination=destination)
+
+
+def with_checksum(message: bytes, *, source: bytes, destination: bytes) -> bytes:
+    """A Mobility Header's bytes, emitted with a zero Checksum field, with the checksum put in
+    (``source``/``destination``: the pseudo-header's, as for :meth:`_Message.emit`). For the
+    messages built without a Repr too."""
+    checksum = upper_layer_checksum(source, destination, protocols.MOBILITY, message)
+    return message[:CHECKSUM] + checksum.to_bytes(2, "big") + message[CHECKSUM + 2 :]
 
 
 def received_mobility_data(header: bytes) -> bytes:
