@@ -36,6 +36,7 @@ from mip6.wire.ipv6ext import (
     UnknownRouting,
 )
 from mip6.wire.tlv import option_size
+from mip6.wire.walk import type2_routed
 
 log = logging.getLogger(__name__)
 
@@ -137,17 +138,10 @@ class NodePipeline:
         next_header = data[6]
         if next_header in _FAST_UPPER:
             return data if 40 + ((data[4] << 8) | data[5]) == len(data) else None
-        if (
-            next_header != protocols.ROUTING
-            or len(data) < 64
-            or data[41] != 2  # Hdr Ext Len: 24 bytes
-            or data[42] != 2  # Routing Type 2
-            or data[43] != 1  # Segments Left
-            or data[40] not in _FAST_UPPER
-            or 40 + ((data[4] << 8) | data[5]) != len(data)
-        ):
+        routed = type2_routed(data)
+        if routed is None or routed[1] not in _FAST_UPPER:
             return None
-        home = data[48:64]
+        home = routed[0]
         if not any(home == address.packed for address in self._own_home_addresses()):
             return None
         payload_length = len(data) - 64

@@ -83,7 +83,7 @@ from mip6.runtime.host import TCP_TIMER, Host, PortUnreachable, stack_ms
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
-from mip6.wire.walk import walk
+from mip6.wire.walk import type2_routed, walk
 from tcp_migrate.core import Config, TcpState
 from tcp_migrate.stack import Socket, StackError
 
@@ -469,19 +469,13 @@ class Member:
         its binding points here. A Binding Acknowledgement comes this way too, whatever its
         status (RFC 3775 9.5.4): only the client's traffic proves it, so not Mobility Header.
         The usual layout (the routing header first) is read in place; others are walked."""
-        if (
-            len(data) >= 64
-            and data[6] == protocols.ROUTING
-            and 40 + ((data[4] << 8) | data[5]) <= len(data)
-            and data[41] == 2  # Hdr Ext Len: 24 bytes
-            and data[42] == 2  # type 2
-            and data[43]  # segments left
-            and data[40] not in _WALK_NEEDED
-        ):
+        routed = type2_routed(data)
+        if routed is not None and routed[1] not in _WALK_NEEDED:
+            home, upper = routed
             return (
-                data[48:64] == self._contact_packed
+                home == self._contact_packed
                 and data[24:40] == self._own_packed
-                and data[40] != protocols.MOBILITY
+                and upper != protocols.MOBILITY
             )
         try:
             chain = walk(data)

@@ -112,3 +112,20 @@ def _find_home_address(buf: bytes, header: int, end: int, found: bytes | None) -
             found = buf[offset + 2 : data_end]
         offset = data_end
     return found
+
+
+def type2_routed(buf: bytes) -> tuple[bytes, int] | None:
+    """The usual layout of a packet sent through a binding (RFC 3775 6.4, 9.3.2), read in
+    place: the fixed header, its Payload Length the buffer's, then one type 2 Routing header
+    with one segment left. Its home address and Next Header; None for any other layout (which
+    :func:`walk` reads)."""
+    if (
+        len(buf) < 64
+        or buf[6] != protocols.ROUTING
+        or 40 + ((buf[4] << 8) | buf[5]) != len(buf)
+        or buf[41] != 2  # Hdr Ext Len: 24 bytes
+        or buf[42] != 2  # Routing Type 2
+        or buf[43] != 1  # Segments Left
+    ):
+        return None
+    return buf[48:64], buf[40]
