@@ -267,8 +267,8 @@ class Member:
         self._finished_outgoing: dict[int, None] = {}
         self._by_client: dict[IPv6Address, int] = {}  # client -> its donor handoff here
         self._distribute_when_bound: set[IPv6Address] = set()
-        # client -> (acceptor, handoff id, its packet came): PREPARED held until a send
-        self._freeze_after_send: dict[IPv6Address, tuple[IPv6Address, int, bool]] = {}
+        # client (packed) -> (acceptor, handoff id, its packet came): PREPARED held until a send
+        self._freeze_after_send: dict[bytes, tuple[IPv6Address, int, bool]] = {}
         # clients (packed) whose connections are frozen here: their new SYNs are dropped
         self._frozen_clients: set[bytes] = set()
         self._pending: list[Action] = []  # actions produced inside callbacks
@@ -441,8 +441,8 @@ class Member:
         if self._incoming and self._through_binding(data):
             self._client_packet(now, data[8:24])
         self._mobile(self.mobile.handle_packet(now, data))
-        if self._freeze_after_send and len(data) >= 40:
-            source = IPv6Address(data[8:24])
+        if self._freeze_after_send:
+            source = data[8:24]
             waiting = self._freeze_after_send.get(source)
             if waiting is not None:
                 self._freeze_after_send[source] = (*waiting[:2], True)
@@ -573,9 +573,11 @@ class Member:
                 if not self._outbid_due(handoff_id):
                     self._donor_input(handoff_id, h.DonorInput.TIMEOUT)
             case ("freeze_wait", int() as handoff_id):  # FREEZE_WAIT
-                for client, (_, waiting, _) in list(self._freeze_after_send.items()):
-                    if waiting == handoff_id:
-                        self._freeze_waited(client)
+                outgoing = self._outgoing.get(handoff_id)
+                client = outgoing.donor.client.packed if outgoing is not None else b""
+                waiting = self._freeze_after_send.get(client)
+                if waiting is not None and waiting[1] == handoff_id:
+                    self._freeze_waited(client)
             case ("handoff_acceptor", (IPv6Address() as donor, int() as handoff_id)):
                 self._acceptor_input((donor, handoff_id), h.AcceptorInput.TIMEOUT)
             case _:
@@ -822,9 +824,9 @@ class Member:
         if self._by_client.get(donor.client) == donor.handoff_id:
             del self._by_client[donor.client]
         self._frozen_clients.discard(donor.client.packed)
-        waiting = self._freeze_after_send.get(donor.client)
+        waiting = self._freeze_after_send.get(donor.client.packed)
         if waiting is not None and waiting[1] == donor.handoff_id:
-            del self._freeze_after_send[donor.client]
+            del self._freeze_after_send[donor.client.packed]
             self._emit(CancelTimer((FREEZE_WAIT, donor.handoff_id)))
         self._remember(
             "donor", donor.handoff_id, donor.client, outgoing.started, outgoing.phases, outcome
@@ -1193,10 +1195,10 @@ class Member:
             self._from_acceptor(peer, handoff_id, h.DonorInput.PREPARED)
             return
         outgoing.phases.append((self._now, h.DonorInput.PREPARED.value))
-        self._freeze_after_send[outgoing.donor.client] = (peer, handoff_id, False)
+        self._freeze_after_send[outgoing.donor.client.packed] = (peer, handoff_id, False)
         self._emit(StartTimer(self._now + wait, (FREEZE_WAIT, handoff_id)))
 
-    def _freeze_waited(self, client: IPv6Address) -> None:
+    def _freeze_waited(self, client: bytes) -> None:
         """The wait of :meth:`_prepared` ends: the PREPARED goes to the donor's machine
         (which checks that it still waits for it from that acceptor)."""
         peer, handoff_id, _ = self._freeze_after_send.pop(client)
