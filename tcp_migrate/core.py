@@ -58,6 +58,19 @@ class TcpState(enum.IntEnum):
     TIME_WAIT = lib.TCP_TIME_WAIT
 
 
+# RFC 9293 3.3.2: the states after our FIN was queued or sent (an imported connection closed at
+# the donor says so by its state alone: who called CLOSE is not in a snapshot)
+WRITE_SHUT_STATES = frozenset(
+    {
+        TcpState.FIN_WAIT_1,
+        TcpState.FIN_WAIT_2,
+        TcpState.CLOSING,
+        TcpState.LAST_ACK,
+        TcpState.TIME_WAIT,
+    }
+)
+
+
 class CloseReason(enum.IntEnum):
     NONE = lib.TCP_CLOSE_NONE
     NORMAL = lib.TCP_CLOSE_NORMAL

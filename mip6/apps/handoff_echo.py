@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import TYPE_CHECKING
 
-from tcp_migrate.core import TcpState
+from tcp_migrate.core import WRITE_SHUT_STATES, TcpState
 from tcp_migrate.stack import Socket
 
 if TYPE_CHECKING:
@@ -75,18 +75,6 @@ CLOSING = 0x02  # close once the pending output is written
 # more did not come from this service
 MAX_STATE_OUTPUT = MAX_LINE + 1 + 1024
 MAX_STATE_INPUT = MAX_LINE + 1
-
-# states in which our FIN is queued or sent: an imported connection closed at the donor has no
-# ``closed_by_app`` (a Python attribute of the donor's socket), its TCP state says it
-_WRITE_SHUT = frozenset(
-    {
-        TcpState.FIN_WAIT_1,
-        TcpState.FIN_WAIT_2,
-        TcpState.CLOSING,
-        TcpState.LAST_ACK,
-        TcpState.TIME_WAIT,
-    }
-)
 
 
 class StateError(ValueError):
@@ -235,7 +223,7 @@ class _Echo:
             return
         if sock.frozen:
             return  # a handoff is under way: its outcome decides who goes on
-        if sock.closed_by_app or sock.state in _WRITE_SHUT:
+        if sock.closed_by_app or sock.state in WRITE_SHUT_STATES:
             self._discard_input(sock)
             return
         while self._flush(sock):

@@ -161,7 +161,7 @@ from mip6.dserver.policy import GroupView, Policy
 from mip6.runtime.config import NodeConfig, load
 from mip6.runtime.daemon import Daemon
 from mip6.runtime.host import stack_ms
-from tcp_migrate.core import TcpState
+from tcp_migrate.core import WRITE_SHUT_STATES, TcpState
 from tcp_migrate.stack import Socket, Stack
 from tcp_migrate.tun import StreamWriter, wrap_socket
 
@@ -198,16 +198,6 @@ _FLAGS = _REGENERABLE | _CLOSING | _CLEAR_BINDING
 # the whole envelope always fits an INIT's application state (mip6.dserver.messages)
 assert _ENVELOPE.size + MAX_STATE + _UNREAD_BOUND + MAX_UNSENT <= MAX_APPLICATION_STATE
 
-# states in which our FIN is queued or sent: nothing of the output is left to regenerate
-_WRITE_SHUT = frozenset(
-    {
-        TcpState.FIN_WAIT_1,
-        TcpState.FIN_WAIT_2,
-        TcpState.CLOSING,
-        TcpState.LAST_ACK,
-        TcpState.TIME_WAIT,
-    }
-)
 _DONE = frozenset({TcpState.TIME_WAIT, TcpState.CLOSED})
 
 Handler = Callable[["Connection"], Awaitable[None]]
@@ -570,7 +560,8 @@ class Connection:
     def _export(self) -> tuple[bytes, bool]:
         """The handoff state now (the connection is frozen), and whether the snapshot leaves
         the unacknowledged bytes out."""
-        fin_queued = self.writer._pipe.fin_queued or self.sock.state in _WRITE_SHUT
+        # our FIN queued or sent: nothing of the output is left to regenerate
+        fin_queued = self.writer._pipe.fin_queued or self.sock.state in WRITE_SHUT_STATES
         closing = self.writer.is_closing()
         state, clear = self._state, self._clear_binding
         if fin_queued:
