@@ -167,9 +167,22 @@ class _Host:
         await watch
 
     async def _freeze_when_due(self, sock: Socket) -> None:
-        while sock.conn.acked_offset < self.config.freeze_at:
-            await asyncio.sleep(0.001)
-        sock.freeze(self.driver.now_ms())
+        # frozen by the stack's own callback, at the segment whose acknowledgement crosses
+        # freeze_at: a task polling the offset could wake too late on a busy loop (the
+        # whole stream sent, the server closed), as it did about one run in ten
+        due = asyncio.Event()
+        wake = sock.on_change
+
+        def check(changed: Socket) -> None:
+            if not due.is_set() and changed.conn.acked_offset >= self.config.freeze_at:
+                changed.freeze(self.driver.now_ms())  # once: a thawed donor goes on
+                due.set()
+            if wake is not None:
+                wake(changed)
+
+        sock.on_change = check
+        check(sock)
+        await due.wait()
         blob = sock.export(include_unacked=self.config.include_unacked)
         self.blob.send_bytes(blob)
         self.control.send(("frozen", sock.conn.acked_offset, len(blob)))
