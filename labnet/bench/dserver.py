@@ -19,7 +19,10 @@
 - ``tcp_repair_swap_us``: the same run's baseline, Linux TCP_REPAIR checkpoint + restore of an
   established kernel socket on loopback with empty queues, from :mod:`labnet.bench.tcp`
   (``tcp_repair_checkpoint_us`` + ``tcp_repair_restore_us``, the sum of the two medians). It
-  needs root (CAP_NET_ADMIN): otherwise None with a ``reason``.
+  needs root (CAP_NET_ADMIN): otherwise None with a ``reason``. The swaps run in ten slices
+  alternating with the regenerable handoffs' (the machine's speed drifts by a third within a
+  minute, which made the two figures' ratio swing as much); ``local_handoff_vs_tcp_repair`` is
+  their ratio.
 - ``handoffs_per_s``: on the in-memory network (:class:`~mip6.runtime.memory.MemoryNetwork`,
   Lss = 10 ms, Lcs = 20 ms), a contact node m1, members m2 and m3 that hand every client back
   and forth, and ``clients`` (50) clients (each a correspondent node with a host and a /64 of its
@@ -248,54 +251,86 @@ def _binding_update_accepted(pair: _Pair, actions: list[Action], member: Member)
     return entry is not None and entry.care_of_address == member.own_address
 
 
-def local_handoff_figures(seconds: float, fill: int = 65536) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for full in (False, True):
-        pair = _pair(fill)
-        sock = pair.sock
-        holder = 0
-        samples: list[int] = []
-        releases: list[int] = []
-        checked = False
-        end = time.perf_counter() + seconds / 2
-        while time.perf_counter() < end and len(samples) < 200_000:
+class _LocalHandoffs:
+    """One connection handed back and forth between two members (:func:`_pair`), in as many
+    slices of time as the caller wants."""
+
+    def __init__(self, fill: int, full: bool) -> None:
+        self.fill, self.full = fill, full
+        self.pair = _pair(fill)
+        self.sock = self.pair.sock
+        self.holder = 0
+        self.samples: list[int] = []
+        self.releases: list[int] = []
+        self.checked = False
+
+    def run(self, seconds: float, limit: int = 200_000) -> None:
+        pair, sock, holder, fill = self.pair, self.sock, self.holder, self.fill
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end and len(self.samples) < limit:
             donor, acceptor = pair.members[holder], pair.members[1 - holder]
             _prepared(acceptor, pair.tokens[acceptor.own_address])
             t0 = time.perf_counter_ns()
-            moved, actions = _handoff(donor, acceptor, sock, full)
+            moved, actions = _handoff(donor, acceptor, sock, self.full)
             t1 = time.perf_counter_ns()
             donor.host.release(NOW, sock)
             t2 = time.perf_counter_ns()
-            samples.append(t1 - t0)
-            releases.append(t2 - t1)
-            if not checked:
+            self.samples.append(t1 - t0)
+            self.releases.append(t2 - t1)
+            if not self.checked:
                 if not _binding_update_accepted(pair, actions, acceptor):
                     raise AssertionError("the acceptor's Binding Update was not accepted")
-                checked = True
+                self.checked = True
             if moved.frozen or moved.state is not TcpState.ESTABLISHED:
                 raise AssertionError(f"the moved connection is {moved!r}")
             _refill(moved, fill)
             acceptor.host.poll(NOW)
             sock, holder = moved, 1 - holder
-        sock.freeze(stack_ms(NOW))
-        sizes = len(sock.export(False)), len(sock.export(True))
-        name = "local_handoff_full_us" if full else "local_handoff_us"
-        results[name] = round(statistics.median(samples) / 1000, 2)
-        if not full:
-            results["local_handoff_samples"] = len(samples)
-            results["local_release_us"] = round(statistics.median(releases) / 1000, 2)
-            results["state_bytes_regenerable"], results["state_bytes_full"] = sizes
-            results["send_buffered_bytes"] = fill
-        else:
-            results["local_handoff_full_samples"] = len(samples)
+        self.sock, self.holder = sock, holder
+
+    def sizes(self) -> tuple[int, int]:
+        """The snapshot's size, regenerable and full, of the connection where it is now."""
+        self.sock.freeze(stack_ms(NOW))
+        return len(self.sock.export(False)), len(self.sock.export(True))
+
+
+def local_handoff_figures(
+    seconds: float, fill: int = 65536, *, baseline: bool = True, rounds: int = 10
+) -> dict[str, Any]:
+    """The local handoff, regenerable then full, each in half of ``seconds``; with
+    ``baseline``, the regenerable handoffs alternate with the TCP_REPAIR swaps of
+    :func:`tcp_repair_baseline` in ``rounds`` slices each (``seconds / 4`` of swaps in all), so
+    that a drift of the machine's speed moves both figures alike."""
+    results: dict[str, Any] = {}
+    regenerable = _LocalHandoffs(fill, full=False)
+    swaps = tcp.TcpRepairSwaps() if baseline and os.geteuid() == 0 else None
+    for _ in range(rounds):
+        regenerable.run(seconds / 2 / rounds)
+        if swaps is not None:
+            swaps.run(seconds / 4 / rounds)
+    results["local_handoff_us"] = round(statistics.median(regenerable.samples) / 1000, 2)
+    results["local_handoff_samples"] = len(regenerable.samples)
+    results["local_release_us"] = round(statistics.median(regenerable.releases) / 1000, 2)
+    results["state_bytes_regenerable"], results["state_bytes_full"] = regenerable.sizes()
+    results["send_buffered_bytes"] = fill
+    full = _LocalHandoffs(fill, full=True)
+    full.run(seconds / 2)
+    results["local_handoff_full_us"] = round(statistics.median(full.samples) / 1000, 2)
+    results["local_handoff_full_samples"] = len(full.samples)
+    if baseline:
+        results.update(tcp_repair_baseline(swaps))
+        swap_us = results["tcp_repair_swap_us"]
+        if swap_us:
+            results["local_handoff_vs_tcp_repair"] = round(results["local_handoff_us"] / swap_us, 3)
     return results
 
 
-def tcp_repair_baseline(seconds: float) -> dict[str, Any]:
-    """Linux TCP_REPAIR checkpoint + restore (labnet.bench.tcp), or None and why not."""
-    if os.geteuid() != 0:
+def tcp_repair_baseline(swaps: tcp.TcpRepairSwaps | None) -> dict[str, Any]:
+    """Linux TCP_REPAIR checkpoint + restore (:class:`labnet.bench.tcp.TcpRepairSwaps`, None
+    without root), or None and why not."""
+    if swaps is None:
         return {"tcp_repair_swap_us": None, "reason": "TCP_REPAIR needs root (CAP_NET_ADMIN)"}
-    figures = tcp.tcp_repair_figures(seconds)
+    figures = swaps.figures()
     checkpoint, restore = figures["tcp_repair_checkpoint_us"], figures["tcp_repair_restore_us"]
     if checkpoint is None or restore is None or not figures.get("tcp_repair_ok"):
         reason = figures.get("tcp_repair_error", "the restored socket did not carry data")
@@ -305,7 +340,8 @@ def tcp_repair_baseline(seconds: float) -> dict[str, Any]:
         "tcp_repair_checkpoint_us": checkpoint,
         "tcp_repair_restore_us": restore,
         "tcp_repair_samples": figures["tcp_repair_samples"],
-        "tcp_repair_what": "kernel socket on IPv4 loopback, empty queues, sum of two medians",
+        "tcp_repair_what": "kernel socket on IPv4 loopback, empty queues, sum of two medians, "
+        "measured in slices alternating with local_handoff_us's",
     }
 
 
@@ -755,7 +791,6 @@ def handoff_gap_figures(handoffs: int = 100, seed: int = 3) -> dict[str, Any]:
 def run(seconds: float = 4.0, *, clients: int = 50, gap_handoffs: int = 100) -> dict[str, Any]:
     results: dict[str, Any] = {}
     results.update(local_handoff_figures(seconds / 2))
-    results.update(tcp_repair_baseline(seconds / 8))
     results.update(handoff_rate_figures(seconds * 2.5, clients))
     results.update(distribution_figures(seconds * 2.5, clients))
     results["handoff_gap_ms"] = handoff_gap_figures(gap_handoffs)

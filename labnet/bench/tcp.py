@@ -333,48 +333,77 @@ def _restore(state: dict[str, Any]) -> socket.socket:
     return s
 
 
-def tcp_repair_figures(seconds: float) -> dict[str, Any]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    ours = socket.create_connection(listener.getsockname())
-    peer, _ = listener.accept()
-    checkpoint_ns: list[int] = []
-    restore_ns: list[int] = []
-    try:
+class TcpRepairSwaps:
+    """One established kernel connection on IPv4 loopback, checkpointed and restored with
+    TCP_REPAIR again and again, in as many slices of time as the caller wants: ``labnet bench
+    dserver`` interleaves them with its own handoffs, so that the figure and its baseline see
+    the same machine (its speed was seen to drift by a third within a minute)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(1)
+        self._ours = socket.create_connection(self._listener.getsockname())
+        self._peer, _ = self._listener.accept()
+        self.checkpoint_ns: list[int] = []
+        self.restore_ns: list[int] = []
+        self.error: str | None = None
+
+    def run(self, seconds: float, limit: int = 20_000) -> None:
+        """Swap for ``seconds`` (or until ``limit`` samples in all); an error stops it for
+        good and is reported by :meth:`figures`."""
         end = time.perf_counter() + seconds
-        while time.perf_counter() < end and len(checkpoint_ns) < 20_000:
-            t0 = time.perf_counter_ns()
-            state = _checkpoint(ours)
-            t1 = time.perf_counter_ns()
-            ours.close()  # in repair mode: silent, the peer sees nothing
-            t2 = time.perf_counter_ns()
-            ours = _restore(state)
-            t3 = time.perf_counter_ns()
-            checkpoint_ns.append(t1 - t0)
-            restore_ns.append(t3 - t2)
-        ours.sendall(b"ping")
-        peer.settimeout(5)
-        ok = peer.recv(4) == b"ping"
-        peer.sendall(b"pong")
-        ours.settimeout(5)
-        ok = ok and ours.recv(4) == b"pong"
-    except OSError as e:
+        try:
+            while (
+                self.error is None and time.perf_counter() < end and len(self.checkpoint_ns) < limit
+            ):
+                t0 = time.perf_counter_ns()
+                state = _checkpoint(self._ours)
+                t1 = time.perf_counter_ns()
+                self._ours.close()  # in repair mode: silent, the peer sees nothing
+                t2 = time.perf_counter_ns()
+                self._ours = _restore(state)
+                t3 = time.perf_counter_ns()
+                self.checkpoint_ns.append(t1 - t0)
+                self.restore_ns.append(t3 - t2)
+        except OSError as e:
+            self.error = str(e)
+
+    def figures(self) -> dict[str, Any]:
+        """The medians, once the restored socket has carried data both ways; closes all."""
+        ok = False
+        try:
+            if self.error is None and self.checkpoint_ns:
+                self._ours.sendall(b"ping")
+                self._peer.settimeout(5)
+                ok = self._peer.recv(4) == b"ping"
+                self._peer.sendall(b"pong")
+                self._ours.settimeout(5)
+                ok = ok and self._ours.recv(4) == b"pong"
+        except OSError as e:
+            self.error = str(e)
+        finally:
+            for s in (self._ours, self._peer, self._listener):
+                s.close()
+        if self.error is not None or not self.checkpoint_ns:
+            return {
+                "tcp_repair_checkpoint_us": None,
+                "tcp_repair_restore_us": None,
+                "tcp_repair_ok": False,
+                "tcp_repair_error": self.error or "no sample taken",
+            }
         return {
-            "tcp_repair_checkpoint_us": None,
-            "tcp_repair_restore_us": None,
-            "tcp_repair_ok": False,
-            "tcp_repair_error": str(e),
+            "tcp_repair_checkpoint_us": round(statistics.median(self.checkpoint_ns) / 1000, 2),
+            "tcp_repair_restore_us": round(statistics.median(self.restore_ns) / 1000, 2),
+            "tcp_repair_samples": len(self.checkpoint_ns),
+            "tcp_repair_ok": ok,
         }
-    finally:
-        for s in (ours, peer, listener):
-            s.close()
-    return {
-        "tcp_repair_checkpoint_us": round(statistics.median(checkpoint_ns) / 1000, 2),
-        "tcp_repair_restore_us": round(statistics.median(restore_ns) / 1000, 2),
-        "tcp_repair_samples": len(checkpoint_ns),
-        "tcp_repair_ok": ok,
-    }
+
+
+def tcp_repair_figures(seconds: float) -> dict[str, Any]:
+    swaps = TcpRepairSwaps()
+    swaps.run(seconds)
+    return swaps.figures()
 
 
 def run(seconds: float = 4.0) -> dict[str, Any]:

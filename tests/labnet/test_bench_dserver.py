@@ -29,6 +29,9 @@ def test_local_handoff_and_its_baseline(results: dict) -> None:
         assert results["tcp_repair_swap_us"] == pytest.approx(
             results["tcp_repair_checkpoint_us"] + results["tcp_repair_restore_us"], abs=0.02
         )
+        assert results["local_handoff_vs_tcp_repair"] == pytest.approx(
+            results["local_handoff_us"] / results["tcp_repair_swap_us"], abs=0.002
+        )
 
 
 def test_handoffs_per_cpu_second(results: dict) -> None:
