@@ -361,14 +361,15 @@ class MobileNode:
         held = self.bul.get(state.correspondent)
         if held is not None and held.state is BulState.READY:
             # return routability already ran here ("RR in advance", a PREPARE): its tokens,
-            # the care-of keygen token among them, are fresher than any imported
-            tokens = held.tokens
-        else:
-            tokens = Tokens()
-            if state.home_keygen_token is not None and state.home_token_age is not None:
-                tokens.home_nonce_index = state.home_nonce_index
-                tokens.home_keygen_token = state.home_keygen_token
-                tokens.home_received = now - state.home_token_age
+            # the care-of keygen token among them, are fresher than any imported; the entry
+            # stays READY, its Binding Update not sent yet, and continues the sequence
+            held.sequence = state.sequence
+            return
+        tokens = Tokens()
+        if state.home_keygen_token is not None and state.home_token_age is not None:
+            tokens.home_nonce_index = state.home_nonce_index
+            tokens.home_keygen_token = state.home_keygen_token
+            tokens.home_received = now - state.home_token_age
         self.bul.put(
             BulEntry(
                 destination=state.correspondent,
@@ -679,13 +680,11 @@ class MobileNode:
         # The window is written as the timer below computes it (t + 1.0), not as now - t:
         # the two disagree in floating point (1.001 - 0.001 < 1.0), and a timer that fires
         # at t + 1.0 would find the window still full and re-arm at the same instant forever.
-        recent = [t for t in entry.recent_sends if t + 1.0 > now]
-        if len(recent) >= self.constants.max_update_rate:
-            return [
-                StartTimer(
-                    recent[-self.constants.max_update_rate] + 1.0, ("bu_send", entry.destination)
-                )
-            ]
+        rate = self.constants.max_update_rate
+        if len(entry.recent_sends) >= rate:  # else the window cannot be full: not filtered
+            recent = [t for t in entry.recent_sends if t + 1.0 > now]
+            if len(recent) >= rate:
+                return [StartTimer(recent[-rate] + 1.0, ("bu_send", entry.destination))]
         entry.recent_sends.append(now)
         if entry.home_registration:
             packet = self._home_binding_update(entry).emit()
