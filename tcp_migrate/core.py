@@ -305,8 +305,11 @@ class Connection:
         status = lib.tcp_import(blob, len(blob), raw)
         if status != lib.TCP_SNAP_OK:
             raise SnapshotError(SnapshotFault(status))
-        conn.local_address = ffi.buffer(raw.local_addr)[:]
-        conn.remote_address = ffi.buffer(raw.remote_addr)[:]
+        # the body of a snapshot (csrc/tcp_snapshot.h) opens with the two addresses, which
+        # the import just checked: sliced from it, not read back out of the struct
+        body = lib.TCP_SNAP_HEADER_LEN
+        conn.local_address = bytes(blob[body : body + 16])  # bytes whatever the buffer type
+        conn.remote_address = bytes(blob[body + 16 : body + 32])
         return conn
 
     # ---- segments and time ---------------------------------------------------------------

@@ -58,5 +58,15 @@ def authenticator(
 ) -> bytes:
     """RFC 3775 6.2.7: First(96, HMAC_SHA1(Kbm, (care-of address | correspondent | MH Data))),
     where MH Data is the Mobility Header with Checksum zero, without the Authenticator."""
-    message = care_of_address.packed + correspondent_address.packed + mobility_data
-    return hmac_sha1(kbm, message)[:AUTHENTICATOR_LENGTH]
+    return packed_authenticator(
+        kbm, care_of_address.packed, correspondent_address.packed, mobility_data
+    )
+
+
+def packed_authenticator(
+    kbm: bytes, care_of_address: bytes, correspondent_address: bytes, mobility_data: bytes
+) -> bytes:
+    """:func:`authenticator` for addresses as packets carry them (16 bytes each)."""
+    return hmac_sha1(kbm, care_of_address + correspondent_address + mobility_data)[
+        :AUTHENTICATOR_LENGTH
+    ]

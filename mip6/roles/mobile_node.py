@@ -77,9 +77,9 @@ _PLAIN_UPPER = frozenset((protocols.TCP, protocols.UDP))  # MobileNode.send's sh
 
 
 def _authorized_bu_packet(
-    care_of: IPv6Address,
-    correspondent: IPv6Address,
-    home: IPv6Address,
+    care_of: bytes,
+    correspondent: bytes,
+    home: bytes,
     sequence: int,
     lifetime_units_4s: int,
     home_nonce_index: int,
@@ -89,8 +89,7 @@ def _authorized_bu_packet(
     """The Binding Update of :meth:`MobileNode._correspondent_packet` away from home, built
     without a Repr (tests hold it byte-identical to the codec's): a distributed server
     member sends one per handoff, and the codec's three passes over the message were half of
-    a local handoff's cost."""
-    home_packed, correspondent_packed = home.packed, correspondent.packed
+    a local handoff's cost. Addresses as packets carry them (16 bytes each)."""
     unsigned = _AUTHORIZED_BU.pack(
         protocols.NO_NEXT_HEADER,
         3,
@@ -109,16 +108,13 @@ def _authorized_bu_packet(
     )
     # RFC 3775 6.1.1: the pseudo-header's source is the home address (Home Address option)
     message = mh.with_checksum(
-        unsigned + rr.authenticator(kbm, care_of, correspondent, unsigned),
-        source=home_packed,
-        destination=correspondent_packed,
+        unsigned + rr.packed_authenticator(kbm, care_of, correspondent, unsigned),
+        source=home,
+        destination=correspondent,
     )
-    options = home_address_options(protocols.MOBILITY, home_packed)
+    options = home_address_options(protocols.MOBILITY, home)
     header = fixed_header(
-        len(options) + len(message),
-        protocols.DESTINATION_OPTIONS,
-        care_of.packed,
-        correspondent_packed,
+        len(options) + len(message), protocols.DESTINATION_OPTIONS, care_of, correspondent
     )
     return header + options + message
 
@@ -222,6 +218,7 @@ class MobileNode:
         self._care_of_address = address
         # asked several times per packet sent: kept, not compared each time
         self._at_home = address is None or address == self.home_address
+        self._care_of_packed = None if address is None else address.packed
 
     @property
     def at_home(self) -> bool:
@@ -750,8 +747,6 @@ class MobileNode:
             return None
         tokens = entry.tokens
         assert tokens.home_keygen_token is not None and tokens.home_nonce_index is not None
-        care_of = self.home_address if self.at_home else self.care_of_address
-        assert care_of is not None
         lifetime = (
             0.0
             if entry.deregistering
@@ -761,18 +756,19 @@ class MobileNode:
             )
         )
         entry.lifetime = lifetime
-        if not self.at_home:
-            return _authorized_bu_packet(
-                care_of,
-                entry.destination,
-                self.home_address,
-                entry.sequence,
-                int(lifetime) // 4,
-                tokens.home_nonce_index,
-                tokens.care_of_nonce_index or 0,
-                self._kbm(entry),
-            )
-        return self._correspondent_packet_codec(entry, care_of, lifetime).emit()
+        if self.at_home:
+            return self._correspondent_packet_codec(entry, self.home_address, lifetime).emit()
+        assert self._care_of_packed is not None
+        return _authorized_bu_packet(
+            self._care_of_packed,
+            entry.destination.packed,
+            self._home_packed,
+            entry.sequence,
+            int(lifetime) // 4,
+            tokens.home_nonce_index,
+            tokens.care_of_nonce_index or 0,
+            self._kbm(entry),
+        )
 
     def _correspondent_packet_codec(
         self, entry: BulEntry, care_of: IPv6Address, lifetime: float
@@ -1008,7 +1004,12 @@ class MobileNode:
             return home_ok
         care_of_ok = (
             tokens.care_of_keygen_token is not None
-            and tokens.care_of_for == self.care_of_address
+            # identity first: IPv6Address.__eq__ is Python code, and the tokens usually hold
+            # the very address object they were obtained for
+            and (
+                tokens.care_of_for is self.care_of_address
+                or tokens.care_of_for == self.care_of_address
+            )
             and now - tokens.care_of_received <= lifetime
         )
         return home_ok and care_of_ok
@@ -1045,7 +1046,12 @@ class MobileNode:
                 actions.append(Transmit(encapsulate(hoti, self.care_of_address, via)))
         if not self.at_home and not (
             tokens.care_of_keygen_token is not None
-            and tokens.care_of_for == self.care_of_address
+            # identity first: IPv6Address.__eq__ is Python code, and the tokens usually hold
+            # the very address object they were obtained for
+            and (
+                tokens.care_of_for is self.care_of_address
+                or tokens.care_of_for == self.care_of_address
+            )
             and now - tokens.care_of_received <= lifetime
         ):
             assert self.care_of_address is not None

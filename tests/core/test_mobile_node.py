@@ -841,7 +841,14 @@ def test_fast_correspondent_binding_update_is_byte_identical_to_the_codec(
 
     care_of, correspondent, home = (IPv6Address(a) for a in addresses)
     fast = _authorized_bu_packet(
-        care_of, correspondent, home, sequence, lifetime_units, home_index, care_of_index, kbm
+        care_of.packed,
+        correspondent.packed,
+        home.packed,
+        sequence,
+        lifetime_units,
+        home_index,
+        care_of_index,
+        kbm,
     )
     unsigned = mh.BindingUpdate(
         sequence=sequence,
