@@ -148,8 +148,7 @@ class Socket:
 
     def thaw(self, now_ms: int) -> None:
         self.conn.thaw(now_ms)
-        self.stack._mark(self)
-        self.stack._rearm(self)
+        self.stack._mark(self)  # the next poll sends what is due and re-arms its timers
 
     # ---- state -------------------------------------------------------------------------
 
