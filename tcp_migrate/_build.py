@@ -336,6 +336,12 @@ uint16_t tcp_checksum(const uint8_t *src, const uint8_t *dst, const uint8_t *seg
 #define RING_MEMORY_CACHE_BLOCKS 256
 void *ring_memory_alloc(size_t size);
 void ring_memory_free(void *mem);
+struct tcp_conn *conn_memory_new(const struct tcp_config *cfg,
+                                 const uint8_t *local_addr, uint16_t local_port,
+                                 const uint8_t *remote_addr,
+                                 uint16_t remote_port, size_t snd_cap,
+                                 size_t rcv_cap);
+void conn_memory_free(struct tcp_conn *c);
 size_t ring_memory_cached(void);
 size_t ring_memory_release(void);
 

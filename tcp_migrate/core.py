@@ -209,10 +209,9 @@ def _c_config(config: Config):
 # offsets bound every read), and clearing two 256 KiB rings was most of an import's cost (69 of
 # the 135 us `labnet bench dserver` measured for a whole local handoff). It comes from the
 # core's cache of freed rings (csrc/tcp_ring_memory.h): malloc gave two freed rings back to the
-# kernel and took them again for the next connection, 9 of the 15 us an import cost.
-_ring_memory = ffi.new_allocator(
-    alloc=lib.ring_memory_alloc, free=lib.ring_memory_free, should_clear_after_alloc=False
-)
+# kernel and took them again for the next connection, 9 of the 15 us an import cost. The
+# connection and both rings come in one call (conn_memory_new), given back when ``raw`` is
+# collected.
 
 
 _scratch = ffi.new_allocator(should_clear_after_alloc=False)
@@ -238,39 +237,52 @@ class Connection:
         send_capacity: int = 65536,
         receive_capacity: int = 65536,
     ) -> None:
-        self._allocate(config, send_capacity, receive_capacity)
         self.local_address = bytes(local_address)
         self.remote_address = bytes(remote_address)
         if len(self.local_address) != 16 or len(self.remote_address) != 16:
             raise ValueError("IPv6 addresses are 16 bytes")
-        self._init(self.local_address, local_port, self.remote_address, remote_port)
+        self._allocate(
+            config,
+            self.local_address,
+            local_port,
+            self.remote_address,
+            remote_port,
+            send_capacity,
+            receive_capacity,
+        )
 
-    def _allocate(self, config: Config | None, send_capacity: int, receive_capacity: int) -> None:
-        self.config = config if config is not None else Config()
-        self.raw = ffi.new("struct tcp_conn *")
-        self._snd_cap, self._rcv_cap = send_capacity, receive_capacity
-        self._snd_mem = _ring_memory("uint8_t[]", max(send_capacity, 1))
-        self._rcv_mem = _ring_memory("uint8_t[]", max(receive_capacity, 1))
-        self._out_cap = self.config.mss + lib.TCP_MAX_HEADER_LEN
-        self._out = ffi.new("uint8_t[]", self._out_cap)
-
-    def _init(
-        self, local_address: bytes, local_port: int, remote_address: bytes, remote_port: int
+    def _allocate(
+        self,
+        config: Config | None,
+        local_address: bytes,
+        local_port: int,
+        remote_address: bytes,
+        remote_port: int,
+        send_capacity: int,
+        receive_capacity: int,
     ) -> None:
-        status = lib.tcp_conn_init(
-            self.raw,
-            self.config.to_c(),
+        """``raw``: a CLOSED connection with its rings (csrc/tcp_ring_memory.h), and the
+        output buffer."""
+        self.config = config = config if config is not None else Config()
+        raw = lib.conn_memory_new(
+            config.to_c(),
             local_address,
             local_port,
             remote_address,
             remote_port,
-            self._snd_mem,
-            self._snd_cap,
-            self._rcv_mem,
-            self._rcv_cap,
+            send_capacity,
+            receive_capacity,
         )
-        if status != lib.TCP_OK:
-            raise ValueError(f"tcp_conn_init refused the arguments ({status})")
+        if raw == ffi.NULL:
+            if not (
+                0 <= send_capacity <= lib.TCP_RING_MAX_CAPACITY
+                and 0 <= receive_capacity <= lib.TCP_RING_MAX_CAPACITY
+            ):
+                raise ValueError(f"ring capacities {send_capacity}, {receive_capacity} refused")
+            raise MemoryError("no memory for a connection")
+        self.raw = ffi.gc(raw, lib.conn_memory_free)
+        self._out_cap = config.mss + lib.TCP_MAX_HEADER_LEN
+        self._out = ffi.new("uint8_t[]", self._out_cap)
 
     # ---- opening -------------------------------------------------------------------------
 
@@ -299,8 +311,7 @@ class Connection:
         addresses and ports are the snapshot's). Built without the constructor's argument
         checks, which have nothing to check here: a third of an import's cost was in them."""
         conn = cls.__new__(cls)
-        conn._allocate(config, send_capacity, receive_capacity)
-        conn._init(_NO_ADDRESS, 0, _NO_ADDRESS, 0)
+        conn._allocate(config, _NO_ADDRESS, 0, _NO_ADDRESS, 0, send_capacity, receive_capacity)
         raw = conn.raw
         status = lib.tcp_import(blob, len(blob), raw)
         if status != lib.TCP_SNAP_OK:

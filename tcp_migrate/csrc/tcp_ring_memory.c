@@ -63,6 +63,47 @@ void ring_memory_free(void *mem)
     free(b);
 }
 
+/* The connection first, so a pointer to it is a pointer to the whole; the
+ * rings' memory kept here whatever the connection's ring structs say. */
+struct conn_memory {
+    struct tcp_conn conn;
+    void *snd;
+    void *rcv;
+};
+
+struct tcp_conn *conn_memory_new(const struct tcp_config *cfg,
+                                 const uint8_t *local_addr, uint16_t local_port,
+                                 const uint8_t *remote_addr,
+                                 uint16_t remote_port, size_t snd_cap,
+                                 size_t rcv_cap)
+{
+    if (snd_cap > TCP_RING_MAX_CAPACITY || rcv_cap > TCP_RING_MAX_CAPACITY)
+        return NULL; /* before a buffer of that size is asked for */
+    struct conn_memory *m = malloc(sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->snd = ring_memory_alloc(snd_cap > 0 ? snd_cap : 1);
+    m->rcv = ring_memory_alloc(rcv_cap > 0 ? rcv_cap : 1);
+    if (m->snd == NULL || m->rcv == NULL ||
+        tcp_conn_init(&m->conn, cfg, local_addr, local_port, remote_addr,
+                      remote_port, m->snd, snd_cap, m->rcv,
+                      rcv_cap) != TCP_OK) {
+        conn_memory_free(&m->conn);
+        return NULL;
+    }
+    return &m->conn;
+}
+
+void conn_memory_free(struct tcp_conn *c)
+{
+    if (c == NULL)
+        return;
+    struct conn_memory *m = (struct conn_memory *)c;
+    ring_memory_free(m->snd);
+    ring_memory_free(m->rcv);
+    free(m);
+}
+
 size_t ring_memory_release(void)
 {
     pthread_mutex_lock(&lock);

@@ -633,10 +633,14 @@ def test_import_refused_leaves_connection_untouched():
     conn, peer, now = established_with_peer()
     peer.send(now, seq=ISS_B + 1, ack=ISS_A + 1, payload=b"keep me", options=ts_option(3, now))
     before = struct_bytes(conn)
-    ring = bytes(ffi.buffer(conn._rcv_mem))
+
+    def receive_ring() -> bytes:
+        return bytes(ffi.buffer(conn.raw.rcv.buf, conn.raw.rcv.capacity))
+
+    ring = receive_ring()
     for bad in (good_blob()[:-1], with_field(cwnd=0), with_field(ooo=[(0, b"x")])):
         assert lib.tcp_import(bad, len(bad), conn.raw) < 0
-        assert struct_bytes(conn) == before and bytes(ffi.buffer(conn._rcv_mem)) == ring
+        assert struct_bytes(conn) == before and receive_ring() == ring
     assert conn.recv(100) == b"keep me"
 
 
