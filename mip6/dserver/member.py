@@ -775,7 +775,7 @@ class Member:
         donor = outgoing.donor
         connections = []
         for sock in outgoing.socks:
-            service = self.services.get(sock.local[1])
+            service = self.services.get(sock.key[1])
             state, regenerable = service.export_state(sock) if service else (b"", False)
             connections.append(
                 msg.ConnectionState(
@@ -937,7 +937,7 @@ class Member:
                 log.warning("handoff %016x: import failed: %s", incoming.acceptor.handoff_id, error)
                 return False
             incoming.socks.append(sock)
-            service = self.services.get(sock.local[1])
+            service = self.services.get(sock.key[1])
             if service is None or sock.key[0] != self._contact_packed:
                 self._count("import_no_service")
                 return False
@@ -1297,7 +1297,7 @@ class Member:
         ms = stack_ms(self._now)
         for sock in socks:
             if handed_off:
-                service = self.services.get(sock.local[1])
+                service = self.services.get(sock.key[1])
                 if service is not None:
                     service.handed_off(sock)
             self.host.stack.release(ms, sock)
@@ -1305,7 +1305,7 @@ class Member:
     def _services_of(self, socks: list[Socket]) -> list[Service]:
         found: dict[int, Service] = {}
         for sock in socks:
-            service = self.services.get(sock.local[1])
+            service = self.services.get(sock.key[1])
             if service is not None:
                 found[id(service)] = service
         return list(found.values())
