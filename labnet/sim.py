@@ -97,7 +97,9 @@ class SimLab:
             self.net.add(spec.name, engine, links=config.network_links)
             self.net.application(spec.name, echo)  # as the kernel behind a shim answers pings
             return
-        host = Host(addresses=config.host_addresses, secret=rng.randbytes(32))
+        host = Host(
+            addresses=config.host_addresses, secret=rng.randbytes(32), tcp_config=config.tcp
+        )
         self.net.add(spec.name, engine, links=config.network_links, host=host)
         self.apps[spec.name] = [start_on_host(host, app) for app in config.apps]
 

@@ -54,6 +54,7 @@ from mip6.core.config import CorrespondentConfig
 from mip6.core.engine import UnknownCommand
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.runtime.host import TCP_TIMER, Host, HostAction, PortUnreachable
+from tcp_migrate.core import Config
 from tcp_migrate.stack import StackError
 
 CN, HOST, START, WATCH = "cn", "host", "start", "watch"  # the first item of a timer token
@@ -145,6 +146,7 @@ class Farm:
         config: FarmConfig,
         rng: random.Random,
         random_bytes: Callable[[int], bytes],
+        tcp_config: Config | None = None,
     ) -> None:
         self.config = config
         self.rng = rng
@@ -156,7 +158,10 @@ class Farm:
         for index, number in enumerate(config.addresses_range()):
             address = IPv6Address(number)
             host = Host(
-                addresses=(address,), secret=random_bytes(32), max_connections=max_connections
+                addresses=(address,),
+                secret=random_bytes(32),
+                tcp_config=tcp_config,
+                max_connections=max_connections,
             )
             host.stack.send_capacity = REQUEST_RING
             host.stack.receive_capacity = config.window

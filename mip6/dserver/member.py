@@ -79,7 +79,7 @@ from mip6.dserver.policy import (
 )
 from mip6.dserver.relay import RelayTable
 from mip6.roles.mobile_node import MobileNode
-from mip6.runtime.host import TCP_TIMER, Host, PortUnreachable, stack_ms
+from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, PortUnreachable, stack_ms
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
@@ -122,6 +122,15 @@ def named_policy(name: str, view: GroupView, rng: random.Random) -> Policy:
     raise ValueError(f"no policy {name!r} (known: {', '.join(POLICIES)})")
 
 
+# The host TCP's settings a member sets itself (a ``tcp`` block may not), and why.
+TCP_FIXED = {
+    # a handoff message behind an unacknowledged one would otherwise wait for the peer's
+    # delayed ACK (RFC 9293 3.7.4), 160 ms of the client's gap
+    "nodelay": "a member sends without Nagle's delay (its handoff messages would wait)",
+    "time_wait_ms": "a member's TIME-WAIT is member.time_wait (seconds)",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class MemberConfig:
     """One member. ``contact_node`` is the contact node's own address (static membership: the
@@ -151,6 +160,7 @@ class MemberConfig:
     max_connections: int = 16384
     time_wait: float = 60.0  # seconds
     mobile_node: MobileNodeConfig | None = None  # constants; addresses are set from the above
+    tcp: Config | None = None  # the host's TCP (default TCP_DEFAULTS), but for TCP_FIXED's keys
 
     @property
     def is_contact_node(self) -> bool:
@@ -247,9 +257,11 @@ class Member:
         self.host = Host(
             addresses=(config.own_address, config.contact_address),
             secret=tcp_secret or random_bytes(32),
-            # no Nagle: a handoff message behind an unacknowledged one would otherwise wait
-            # for the peer's delayed ACK (RFC 9293 3.7.4), 160 ms of the client's gap
-            tcp_config=Config(nodelay=True, time_wait_ms=int(config.time_wait * 1000)),
+            tcp_config=replace(
+                config.tcp or TCP_DEFAULTS,
+                nodelay=True,
+                time_wait_ms=int(config.time_wait * 1000),
+            ),
             max_connections=config.max_connections,
         )
         self.view = GroupView(set(config.members) | {config.own_address})

@@ -22,6 +22,8 @@ One file per node::
     home_agent: {address: ..., home_prefixes: [...], allow_unprotected_registration: false}
     mobile_node: {home_address: ..., home_agent: ..., care_of_address: ...}
     correspondent: {binding_cache_size: 4096, nonce_interval: 30}
+    tcp: {rto_min_ms: 200}          # mode host only: the host's TCP (TCP_KEYS, over
+                                    # mip6.runtime.host.TCP_DEFAULTS; times in milliseconds)
     apps:                           # mode host only: built-in applications on the host stack
       - {type: echo}                            # UDP echo (RFC 862), port 7 unless given
       - {type: http, port: 80, size: 5000000, seed: 1}   # or path: FILE instead of size/seed
@@ -43,7 +45,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from ipaddress import AddressValueError, IPv6Address, IPv6Network, NetmaskValueError
 from pathlib import Path
 from typing import Any
@@ -53,8 +55,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mip6.core.config import ProtocolConstants
 from mip6.dserver.member import POLICIES
+from mip6.runtime.host import TCP_DEFAULTS
 from mip6.runtime.roles import ROLES, role
 from mip6.runtime.roles.base import MODES, OptionError
+from tcp_migrate.core import Config
 
 LINK_TYPES = ("tun", "udp", "memory")
 KERNEL_LINK = "kernel"  # shim mode: the TUN device of the kernel behind the daemon
@@ -63,6 +67,25 @@ BODY_APPS = ("http", "download")  # apps serving a file or a generated body
 DEFAULT_APP_PORTS = {"echo": 7, "http": 80, "download": 80, "handoff_echo": 7}
 UDP_APPS = ("echo",)
 MIN_SECRET = 32  # bytes of a ``secret`` option (a member channel's group key)
+# The ``tcp`` block's keys: fields of tcp_migrate.core.Config, whole numbers (milliseconds,
+# bytes, counts) or booleans; the core's own check (tcp_config_check) bounds each.
+TCP_KEYS = {
+    "rto_min_ms": "whole",
+    "rto_initial_ms": "whole",
+    "rto_max_ms": "whole",
+    "delack_ms": "whole",
+    "time_wait_ms": "whole",
+    "keepalive_idle_ms": "whole",
+    "keepalive_intvl_ms": "whole",
+    "keepalive_count": "whole",
+    "max_retries": "whole",
+    "syn_retries": "whole",
+    "mss": "whole",
+    "sack": "boolean",
+    "timestamps": "boolean",
+    "window_scaling": "boolean",
+    "nodelay": "boolean",
+}
 
 
 class ConfigError(ValueError):
@@ -120,6 +143,7 @@ class NodeConfig:
     netns: str | None = None  # network namespace of the TUN devices
     ipsec: dict[str, Any] | None = None  # RFC 3776 SAs (mip6.core.ipsec.config), validated
     apps: tuple[AppConfig, ...] = ()  # host mode: applications inside the daemon
+    tcp: Config | None = None  # host mode: the ``tcp`` block over TCP_DEFAULTS, if given
 
     @property
     def network_links(self) -> tuple[str, ...]:
@@ -244,7 +268,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     root = compose(text, path)
     top = reader.mapping(root, "")
     sections = {name for entry in ROLES.values() for name in entry.sections}
-    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", "apps"}
+    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", "apps", "tcp"}
     allowed |= {*ROLES, *sections}
     for name, (key_node, _) in top.items():
         if name not in allowed:
@@ -275,6 +299,13 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
         if mode != "host":
             raise reader.fail(top["apps"][0], "apps", f"applications need mode host, not {mode}")
         apps = read_apps(reader, top["apps"][1], "apps", entry.apps)
+    tcp = None
+    if "tcp" in top:
+        if mode != "host":
+            raise reader.fail(
+                top["tcp"][0], "tcp", f"applies to mode host only (in mode {mode} the kernel's TCP)"
+            )
+        tcp = _tcp(reader, top["tcp"][1], entry.tcp_fixed)
     control = reader.scalar(top["control"][1], "control") if "control" in top else None
     netns = _netns(reader, top["netns"][1]) if "netns" in top else None
     pcap: dict[str, str] = {}
@@ -306,7 +337,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
         )
     ipsec = _ipsec(reader, text, top["ipsec"], role_name) if "ipsec" in top else None
     return NodeConfig(
-        path, node, role_name, mode, links, control, pcap, options, netns, ipsec, apps
+        path, node, role_name, mode, links, control, pcap, options, netns, ipsec, apps, tcp
     )
 
 
@@ -369,6 +400,39 @@ def _whole(reader: YamlReader, node: Node, key: str) -> int:
     if number != int(number):
         raise reader.fail(node, key, f"{number} is not a whole number")
     return int(number)
+
+
+def _tcp(reader: YamlReader, node: Node, fixed: Mapping[str, str]) -> Config:
+    """The ``tcp`` block over :data:`~mip6.runtime.host.TCP_DEFAULTS`; ``fixed``: the keys
+    the role sets itself, and why."""
+    values: dict[str, int | bool] = {}
+    for name, (key_node, value_node) in reader.mapping(node, "tcp").items():
+        key = f"tcp.{name}"
+        kind = TCP_KEYS.get(name)
+        if kind is None:
+            raise reader.fail(
+                key_node, key, f"unknown key (expected one of {', '.join(sorted(TCP_KEYS))})"
+            )
+        if name in fixed:
+            raise reader.fail(key_node, key, fixed[name])
+        value: int | bool = (
+            reader.boolean(value_node, key)
+            if kind == "boolean"
+            else _whole(reader, value_node, key)
+        )
+        try:
+            replace(TCP_DEFAULTS, **{name: value}).to_c()
+        except (ValueError, OverflowError):
+            raise reader.fail(value_node, key, f"{value} is out of the TCP core's range") from None
+        values[name] = value
+    config = replace(TCP_DEFAULTS, **values)
+    try:
+        config.to_c()
+    except ValueError:
+        raise reader.fail(
+            node, "tcp", f"settings that do not go together ({', '.join(sorted(values))})"
+        ) from None
+    return config
 
 
 def _ipsec(reader: YamlReader, text: str, entry: tuple[Node, Node], name: str) -> dict[str, Any]:

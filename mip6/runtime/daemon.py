@@ -133,7 +133,11 @@ class Daemon:
         host = None
         entry = role(self.config.role)
         if self.config.mode == "host" and not entry.owns_host:
-            host = Host(addresses=self.config.host_addresses, secret=os.urandom(32))
+            host = Host(
+                addresses=self.config.host_addresses,
+                secret=os.urandom(32),
+                tcp_config=self.config.tcp,
+            )
         kernel = self.links.get(KERNEL_LINK)
         runtime = NodeRuntime(
             self.config.node,

@@ -112,6 +112,13 @@ class UdpEndpoint:
             self.host._udp.pop(self.port, None)
 
 
+# The host's TCP: tcp_migrate's settings but for the minimum retransmission timeout, Linux's
+# TCP_RTO_MIN (200 ms) rather than RFC 6298 2.4's 1 s (which it lets an implementation lower):
+# after a move, a segment lost on the old path stalled the transfer for a whole second. A
+# node's ``tcp`` block (mip6.runtime.config) changes these.
+TCP_DEFAULTS = Config(rto_min_ms=200)
+
+
 class Host:
     """The host-mode upper layers (see the module docstring). ``addresses`` are the node's own
     (the first is the default source); ``secret`` keys the stack's ISS and port hashes;
@@ -136,7 +143,7 @@ class Host:
             transmit=self._transmit,
             local_addresses=self.addresses,
             secret=secret,
-            config=tcp_config,
+            config=tcp_config if tcp_config is not None else TCP_DEFAULTS,
             max_connections=max_connections,
         )
         self.on_output = on_output

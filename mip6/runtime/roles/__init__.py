@@ -73,7 +73,11 @@ def build_engine(
             config.ipsec, role=entry.security, random_bytes=random_bytes
         )
     context = BuildContext(
-        rng=rng, security=security, links=tuple(config.links), random_bytes=random_bytes
+        rng=rng,
+        security=security,
+        links=tuple(config.links),
+        random_bytes=random_bytes,
+        tcp=config.tcp,
     )
     return entry.build(dict(config.role_options), context)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from mip6.core.engine import Engine
 from mip6.core.ipsec.policy import SecurityPolicyDatabase
+from tcp_migrate.core import Config
 
 MODES = ("shim", "router", "host")
 
@@ -30,12 +31,13 @@ class BuildContext:
     """What building an engine needs besides its options: the node's randomness (seeded in the
     simulator, the operating system's in the daemon), its RFC 3776 policy database (None
     without an ``ipsec`` block), the names of its links (an engine sends on no other) and its
-    source of random bytes."""
+    source of random bytes, and its ``tcp`` block's settings (None: the host's defaults)."""
 
     rng: random.Random
     security: SecurityPolicyDatabase | None = None
     links: tuple[str, ...] = ("network",)  # the names of the node's links
     random_bytes: Callable[[int], bytes] = os.urandom  # keys and nonces (seeded in the sim)
+    tcp: Config | None = None  # the host TCP's settings (the ``tcp`` block), if given
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,9 @@ class Role:
     start_apps: Callable[[Engine, tuple[Any, ...]], list[Callable[[], None]]] | None = None
     modes: tuple[str, ...] = MODES
     check: Callable[[Mapping[str, Any]], None] | None = None
+    # keys of the ``tcp`` block the role sets itself, each with the reason a configuration
+    # that sets it is refused
+    tcp_fixed: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def owns_host(self) -> bool:

@@ -57,7 +57,12 @@ def check(options: Mapping[str, Any]) -> None:
 
 
 def build(options: dict[str, Any], context: BuildContext) -> Farm:
-    return Farm(config=config(options), rng=context.rng, random_bytes=context.random_bytes)
+    return Farm(
+        config=config(options),
+        rng=context.rng,
+        random_bytes=context.random_bytes,
+        tcp_config=context.tcp,
+    )
 
 
 def start_apps(engine: Engine, apps: tuple[Any, ...]) -> list[Callable[[], None]]:

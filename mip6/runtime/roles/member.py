@@ -32,7 +32,7 @@ from mip6.apps.download import DownloadService
 from mip6.apps.http import Body
 from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
-from mip6.dserver.member import Member, MemberConfig
+from mip6.dserver.member import TCP_FIXED, Member, MemberConfig
 from mip6.runtime.roles.base import BuildContext, LabNode, Role
 
 DEFAULT_PORTS = {"download": 80, "handoff_echo": 7}
@@ -51,7 +51,7 @@ def build(options: dict[str, Any], context: BuildContext) -> Member:
         if constants is not None
         else None
     )
-    config = MemberConfig(own_address=own, mobile_node=mobile, **options)
+    config = MemberConfig(own_address=own, mobile_node=mobile, tcp=context.tcp, **options)
     return Member(
         config=config,
         rng=context.rng,
@@ -124,4 +124,5 @@ ROLE = Role(
     homed=True,  # in a lab: home_address is the contact address, home_agent its home agent
     apps=("download", "handoff_echo"),
     start_apps=start_apps,
+    tcp_fixed=TCP_FIXED,
 )
