@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import random
+import types
 from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
 
@@ -15,6 +17,7 @@ from mip6.core.actions import Event, StartTimer, Transmit
 from mip6.core.addresses import home_agents_anycast
 from mip6.core.binding_update_list import BulState
 from mip6.core.config import MobileNodeConfig
+from mip6.roles import mobile_node
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.memory import MemoryNetwork, Path
@@ -709,6 +712,29 @@ def test_waiting_ack_ba_differing_from_our_emission_verifies_over_received_bytes
     entry = lab.mn.bul.get(CN)
     assert entry.state is BulState.BOUND and entry.acknowledged_sequence == sequence
     assert lab.mn.counters.get("ba_bad_authenticator", 0) == 0
+
+
+def test_waiting_ack_ba_authenticator_compared_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC 3775 5.2.6 / 15.4: the authenticator decides whether a BA is believed; a comparison
+    that stops at the first differing byte tells an attacker, by its timing, how many leading
+    bytes of a forged one are right. The mobile node compares with hmac.compare_digest, as the
+    correspondent compares a BU's (a `!=` on bytes gives the same answers, so only the call
+    shows it)."""
+    lab, sequence = _pending_correspondent_bu()
+    compared: list[tuple[bytes, bytes]] = []
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return hmac.compare_digest(a, b)
+
+    monkeypatch.setattr(mobile_node, "hmac", types.SimpleNamespace(compare_digest=compare_digest))
+    wire = _correspondent_ba_wire(lab, sequence, _reserved)
+    lab.net.inject("mn", wire)
+    lab.net.run_for(0.05)
+    assert lab.mn.bul.get(CN).state is BulState.BOUND
+    assert compared == [(wire[-12:], wire[-12:])]
 
 
 def test_waiting_ack_ba_with_a_wrong_authenticator_still_dropped() -> None:
