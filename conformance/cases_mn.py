@@ -353,6 +353,24 @@ class MnTokensSent:
 
 
 @dataclass(frozen=True, slots=True)
+class MnTestInitsSent:
+    """Registered; route optimization with the correspondent started through the IUT control
+    hook; its HoTI and CoTI captured (not answered)."""
+
+    def describe(self) -> str:
+        return (
+            "registered; IUT control: route_optimize 2001:db8:2::99; its HoTI (in the reverse "
+            "tunnel) and CoTI captured, not answered"
+        )
+
+    def apply(self, tester: Tester, iut: Any) -> None:
+        MnRegistered().apply(tester, iut)
+        got = tester.exchange([Act("route_optimize", CN)], 0.5)
+        if len(_answer_return_routability(tester, got)) != 2:
+            raise PreconditionFailed("no HoTI and CoTI to the correspondent")
+
+
+@dataclass(frozen=True, slots=True)
 class MnCorrespondentBu:
     """Tokens sent and the mobile node's Binding Update to the correspondent captured (not
     answered)."""
@@ -972,20 +990,22 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         id="MN-BE-2-01",
-        title="Binding Error 2 while awaiting the correspondent's BA stops route optimization",
+        title="Binding Error 2 while awaiting the correspondent's HoT and CoT stops route "
+        "optimization",
         rfc_section="11.3.6",
-        requirement="Expecting an acknowledgement or response from the correspondent, on a "
-        "Binding Error with status 2 the mobile node should cease the attempt to use route "
-        "optimization with it (paraphrase).",
+        requirement="Expecting a response from the correspondent, on a Binding Error with "
+        "status 2 the mobile node should cease the attempt to use route optimization with it "
+        "(paraphrase; this implementation believes it only before any Binding Update went to "
+        "that correspondent, see MN-BE-2-03).",
         level="SHOULD",
         role=ROLE,
-        preconditions=(MnCorrespondentBu(),),
+        preconditions=(MnTestInitsSent(),),
         stimulus=lambda t: [binding_error(t, 2), Delay(0.5), Act("route_optimize", CN)],
-        stimulus_text="Binding Error status 2 from the correspondent while its BA is awaited "
-        "(it never acknowledged a binding); then IUT control: route_optimize 2001:db8:2::99",
+        stimulus_text="Binding Error status 2 from the correspondent while its HoT and CoT are "
+        "awaited; then IUT control: route_optimize 2001:db8:2::99",
         expect=(
             Silence(
-                "no HoTI, CoTI or BU towards the correspondent (the BU is not retransmitted)",
+                "no HoTI, CoTI or BU towards the correspondent (HoTI and CoTI not retransmitted)",
                 _correspondent_signalling,
             ),
         ),
@@ -1022,6 +1042,37 @@ CASES: tuple[Case, ...] = (
         timeout=2.0,
     ),
     Case(
+        id="MN-BE-2-03",
+        title="A Binding Error 2 while the correspondent's first BA is awaited does not stop "
+        "the mobile node from keeping the binding current",
+        rfc_section="11.3.6, 11.7.2",
+        requirement="The correspondent may hold the binding the Binding Update created although "
+        "its BA has not arrived; Binding Errors are not authenticated, and a binding the mobile "
+        "node created must not be left naming a care-of address it has left: after a move it "
+        "is updated (or deleted) (this implementation's reading of 11.3.6).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [
+            binding_error(t, 2),
+            Delay(0.2),
+            Act("move", PLAN.care_of2),
+            Delay(0.3),
+            home_agent_ba(t, (t.memo["home_bu"].sequence + 1) & 0xFFFF, care_of=PLAN.care_of2),
+        ],
+        stimulus_text="Binding Error status 2 from the correspondent while the BA to its first "
+        "BU is awaited (never sent); IUT control: move to 2001:db8:4::5; the new home "
+        "registration answered with BA 0",
+        expect=(
+            Expect(
+                "HoTI (in the reverse tunnel), CoTI or BU towards the correspondent from "
+                "2001:db8:4::5",
+                _signalling_from(PLAN.care_of2),
+            ),
+        ),
+        timeout=2.0,
+    ),
+    Case(
         id="MN-BE-1-02",
         title="After a Binding Error 2 was accepted, a Binding Error 1 does not restart route "
         "optimization",
@@ -1031,10 +1082,10 @@ CASES: tuple[Case, ...] = (
         "(this implementation's reading).",
         level="SHOULD",
         role=ROLE,
-        preconditions=(MnCorrespondentBu(),),
+        preconditions=(MnTestInitsSent(),),
         stimulus=lambda t: [binding_error(t, 2), Delay(0.5), binding_error(t, 1)],
-        stimulus_text="Binding Error status 2 from the correspondent while its BA is awaited; "
-        "then Binding Error status 1 (home address 2001:db8:1::5) from it",
+        stimulus_text="Binding Error status 2 from the correspondent while its HoT and CoT are "
+        "awaited; then Binding Error status 1 (home address 2001:db8:1::5) from it",
         expect=(
             Silence("no HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),
         ),

@@ -241,6 +241,18 @@ def _ba_authenticator_over_re_emitted_bytes() -> Iterator[None]:
         yield
 
 
+def _binding_error_2_believed_until_acknowledged(engine: Any) -> None:
+    """The earlier rule: a Binding Error 2 believed while a Binding Update is
+    outstanding, as long as no BA of the correspondent was ever authenticated (its binding may
+    stand all the same: the BA may have been lost)."""
+    from mip6.core.binding_update_list import BulState
+
+    expecting = (BulState.RETURN_ROUTABILITY, BulState.WAITING_ACK)
+    engine._unrecognized_mh_type_applies = lambda entry: (
+        entry.state in expecting and entry.acknowledged_sequence is None
+    )
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "cn-accept-bad-authenticator",
@@ -355,6 +367,12 @@ FAULTS: tuple[Fault, ...] = (
         "mn",
         "correspondent BA authenticated over our re-emission, not the bytes received",
         module=_ba_authenticator_over_re_emitted_bytes,
+    ),
+    Fault(
+        "mn-binding-error-2-believed-until-acknowledged",
+        "mn",
+        "Binding Error 2 stops managing a binding whose BU went out but whose BA was lost",
+        instance=_binding_error_2_believed_until_acknowledged,
     ),
 )
 

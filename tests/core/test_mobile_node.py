@@ -533,6 +533,45 @@ def test_waiting_ack_binding_error_2_from_a_correspondent_that_acknowledged_befo
     assert not lab.events("route_optimization_unsupported")
 
 
+@pytest.mark.parametrize("moved_first", [False, True], ids=["waiting_ack", "after_the_move"])
+def test_first_ba_lost_binding_error_2_ignored_and_binding_follows_the_move(
+    moved_first: bool,
+) -> None:
+    """The correspondent took our first Binding Update (it holds a binding naming CARE_OF) but
+    its BA was lost, so no BA of it was ever authenticated here. A Binding Error 2 "from" it,
+    while the BU is retransmitted or during the return routability after a move, must not
+    make us stop managing that binding: after the move it names the new care-of address."""
+    lab = RoLab()
+    lab.net.route(HOME, "ha")
+    lab.net.call("mn", "start_route_optimization", CN, send_binding_update=False)
+    for _ in range(4):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    lab.net.path("cn", "mn", Path(loss=1.0), both_ways=False)
+    lab.net.call("mn", "complete_route_optimization", CN)
+    lab.net.run_for(0.05)
+    assert lab.cn.binding_cache.get(HOME).care_of_address == CARE_OF
+    assert lab.mn.bul.get(CN).state is BulState.WAITING_ACK
+    lab.net.path("cn", "mn", Path(), both_ways=False)
+    if moved_first:
+        lab.net.call("mn", "move", CARE_OF_2)
+        lab.net.run_for(0.01)
+        assert lab.mn.bul.get(CN).state is BulState.RETURN_ROUTABILITY
+    lab.net.inject("mn", binding_error(2))
+    lab.net.run_for(0.01)
+    assert not lab.events("route_optimization_unsupported")
+    assert lab.mn.counters["binding_error_2_ignored"] == 1
+    if not moved_first:
+        lab.net.call("mn", "move", CARE_OF_2)
+    lab.net.run_for(0.1)
+    lab.acknowledge()
+    for _ in range(4):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    lab.net.run_for(0.5)
+    assert lab.cn.binding_cache.get(HOME).care_of_address == CARE_OF_2
+
+
 def test_hao_in_data_only_with_binding() -> None:
     lab = RoLab()
     route_optimize(lab)
