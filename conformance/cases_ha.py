@@ -538,6 +538,31 @@ CASES: tuple[Case, ...] = (
         expect=(Silence("no packet at all"),),
     ),
     Case(
+        id="HA-MH-PROTO-01",
+        title="A home registration with Payload Proto not 59 and the payload it announces gets "
+        "a Parameter Problem pointing at Payload Proto",
+        rfc_section="9.2, 6.1.1",
+        requirement="The Payload Proto field MUST be IPPROTO_NONE; otherwise the node MUST "
+        "discard the message and SHOULD send ICMP Parameter Problem, Code 0, directly to the "
+        "Source Address; the Pointer SHOULD point at the Payload Proto field (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        stimulus=lambda t: [
+            *_home_bu(sequence=1, payload_proto=6, piggyback=bytes(20))(t),
+            Delay(0.5),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 1, A and H, Payload Proto 6, followed by 20 bytes (a TCP header) "
+        "in the IPv6 payload; then an Echo Request from the correspondent to the home address",
+        expect=(
+            # the Mobility Header starts after the IPv6 header (40) and the Destination
+            # Options header carrying the Home Address option (24: PadN to 8n+6, then 18)
+            Expect("ICMPv6 Parameter Problem code 0, pointer 64", m.icmp(4, 0, 64)),
+            Silence("no Binding Acknowledgement", _any_ba),
+            Silence("nothing tunnelled (no binding was made)", _any_tunnelled),
+        ),
+    ),
+    Case(
         id="HA-TUN-01",
         title="Packets for a registered home address are tunnelled to the care-of address",
         rfc_section="10.4.1, RFC 2473 3",

@@ -34,6 +34,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.packet import Packet, Raw
 
+from conformance import match as m
 from conformance.case import Case, Check, Expect, PreconditionFailed, Silence
 from conformance.mutate import Fault
 from conformance.tester import (
@@ -973,6 +974,38 @@ CASES: tuple[Case, ...] = (
         stimulus_text="BRR correspondent -> care-of address with RH2 naming the home address",
         expect=(Expect("HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),),
         timeout=2.0,
+    ),
+    Case(
+        id="MN-MH-PROTO-01",
+        title="A Mobility Header with Payload Proto not 59 and the payload it announces gets a "
+        "Parameter Problem pointing at Payload Proto",
+        rfc_section="9.2, 6.1.1",
+        requirement="The Payload Proto field MUST be IPPROTO_NONE; otherwise the node MUST "
+        "discard the message and SHOULD send ICMP Parameter Problem, Code 0, directly to the "
+        "Source Address; the Pointer SHOULD point at the Payload Proto field (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [
+            _mh_packet(
+                CN,
+                t.care_of_address,
+                bytes(MIP6MH_BRR(nh=6, cksum=0)) + bytes(20),
+                t.home_address,
+            )
+        ],
+        stimulus_text="BRR correspondent -> care-of address with RH2 naming the home address, "
+        "Payload Proto 6, followed by 20 bytes (a TCP header) in the IPv6 payload",
+        expect=(
+            # the Mobility Header starts after the IPv6 header (40) and the type 2 routing
+            # header (24)
+            Expect("ICMPv6 Parameter Problem code 0, pointer 64", m.icmp(4, 0, 64)),
+            Silence(
+                "no HoTI, CoTI or BU towards the correspondent (the BRR is not acted upon)",
+                _correspondent_signalling,
+            ),
+        ),
+        timeout=1.0,
     ),
     Case(
         id="MN-BE-1-01",

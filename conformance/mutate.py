@@ -180,7 +180,8 @@ def _test_init_with_mobility_headers_answered() -> Iterator[None]:
 @contextlib.contextmanager
 def _trailing_bytes_before_payload_proto() -> Iterator[None]:
     """The parser reports bytes after the Mobility Header as a Header Len fault before it
-    looks at Payload Proto (RFC 3775 9.2 asks for the pointer at Payload Proto)."""
+    looks at Payload Proto (RFC 3775 9.2 asks for the pointer at Payload Proto). Every role
+    parses with it: one fault, run against each role's cases."""
     from mip6.wire import ipv6, mobility, protocols
     from mip6.wire.errors import Malformed
 
@@ -312,6 +313,18 @@ FAULTS: tuple[Fault, ...] = (
         "cn-trailing-bytes-before-payload-proto",
         "cn",
         "a piggybacked payload reported at Header Len instead of Payload Proto",
+        module=_trailing_bytes_before_payload_proto,
+    ),
+    Fault(
+        "ha-trailing-bytes-before-payload-proto",
+        "ha",
+        "a piggybacked payload after a home registration reported at Header Len",
+        module=_trailing_bytes_before_payload_proto,
+    ),
+    Fault(
+        "mn-trailing-bytes-before-payload-proto",
+        "mn",
+        "a piggybacked payload after a correspondent's message reported at Header Len",
         module=_trailing_bytes_before_payload_proto,
     ),
     Fault(
