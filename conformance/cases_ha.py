@@ -563,6 +563,49 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(
+        id="HA-MH-HDRLEN-01",
+        title="A home registration whose Header Len is too small gets a Parameter Problem "
+        "pointing at Header Len and makes no binding",
+        rfc_section="9.2",
+        requirement='"The Header Len field in the Mobility Header MUST NOT be less than the '
+        'length specified for this particular type of message in Section 6.1"; such a message '
+        "is discarded and SHOULD be answered with ICMP Parameter Problem, Code 0, the Pointer "
+        "at the Header Len field (paraphrase of the second half).",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [
+            *_home_bu(sequence=1, header_len=0)(t),
+            Delay(0.5),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 1, A and H, Header Len 0 (a BU needs at least 1); then an Echo "
+        "Request from the correspondent to the home address",
+        expect=(
+            # the Mobility Header starts at 64, after the Destination Options header
+            Expect("ICMPv6 Parameter Problem code 0, pointer 65", m.icmp(4, 0, 65)),
+            Silence("no Binding Acknowledgement", _any_ba),
+            Silence("nothing tunnelled (no binding was made)", _any_tunnelled),
+        ),
+    ),
+    Case(
+        id="HA-MH-OPT-01",
+        title="A home registration with an option of unknown type is processed as without it",
+        rfc_section="6.2.1, 10.3.1",
+        requirement="A receiver that does not recognize a mobility option's type MUST skip "
+        "over the option and handle the remaining options of the message (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=_home_bu(sequence=7, lifetime_units_4s=100, unknown_option=True),
+        stimulus_text="BU seq 7, A and H, lifetime 400 s, with an option of type 200 (6 bytes "
+        "of zeros), from the care-of address with a HAO",
+        expect=(
+            Expect(
+                "BA status 0, seq 7, via RH2 to the care-of address",
+                m.ba(0, sequence=7, to_care_of=True),
+            ),
+        ),
+    ),
+    Case(
         id="HA-TUN-01",
         title="Packets for a registered home address are tunnelled to the care-of address",
         rfc_section="10.4.1, RFC 2473 3",

@@ -200,6 +200,21 @@ def binding_error(t: Tester, status: int) -> bytes:
     )
 
 
+def _short_binding_error(t: Tester) -> bytes:
+    """A Binding Error status 1 cut to 16 bytes, Header Len 1 (6.1.9: 24 bytes at least)."""
+    mh = bytearray(bytes(MIP6MH_BE(status=1, ha=str(t.home_address), cksum=0))[:16])
+    mh[1] = 1
+    return bytes(mh)
+
+
+def _corrupt_checksum(data: bytes) -> bytes:
+    """``data`` (no extension headers) with its Mobility Header checksum XORed with 0x5a5a."""
+    out = bytearray(data)
+    out[44] ^= 0x5A
+    out[45] ^= 0x5A
+    return bytes(out)
+
+
 def _signalling_from(care_of: IPv6Address):  # type: ignore[no-untyped-def]
     """Return routability or a Binding Update towards the correspondent from ``care_of``:
     a CoTI or BU straight from it, or a HoTI in the reverse tunnel from it."""
@@ -1003,6 +1018,64 @@ CASES: tuple[Case, ...] = (
             Silence(
                 "no HoTI, CoTI or BU towards the correspondent (the BRR is not acted upon)",
                 _correspondent_signalling,
+            ),
+        ),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-MH-HDRLEN-01",
+        title="A Mobility Header whose Header Len is too small gets a Parameter Problem "
+        "pointing at Header Len and is not acted upon",
+        rfc_section="9.2",
+        requirement='"The Header Len field in the Mobility Header MUST NOT be less than the '
+        'length specified for this particular type of message in Section 6.1"; such a message '
+        "is discarded and SHOULD be answered with ICMP Parameter Problem, Code 0, the Pointer "
+        "at the Header Len field (paraphrase of the second half).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [_mh_packet(CN, t.care_of_address, _short_binding_error(t), None)],
+        stimulus_text="Binding Error status 1 (home address 2001:db8:1::5) from the "
+        "correspondent, Header Len 1 and 16 bytes long (a Binding Error needs 24)",
+        expect=(
+            Expect("ICMPv6 Parameter Problem code 0, pointer 41", m.icmp(4, 0, 41)),
+            Silence("no HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),
+        ),
+        timeout=2.0,
+    ),
+    Case(
+        id="MN-MH-CKSUM-01",
+        title="A Mobility Header with a wrong checksum is silently discarded",
+        rfc_section="9.2",
+        requirement="The checksum must be verified; otherwise the node MUST silently discard "
+        "the message (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [_corrupt_checksum(binding_error(t, 1))],
+        stimulus_text="Binding Error status 1 (home address 2001:db8:1::5) from the "
+        "correspondent, MH checksum XORed with 0x5a5a",
+        expect=(Silence("no packet at all (no HoTI, CoTI or BU; no ICMP error)"),),
+        timeout=2.0,
+    ),
+    Case(
+        id="MN-MH-TYPE-01",
+        title="An unknown MH Type gets Binding Error 2",
+        rfc_section="9.2",
+        requirement="An unknown MH Type is discarded and answered with a Binding Error with "
+        "status 2 (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRegistered(),),
+        stimulus=lambda t: [
+            _mh_packet(CN, t.care_of_address, bytes([59, 1, 201, 0, 0, 0]) + bytes(10), None)
+        ],
+        stimulus_text="Mobility Header of MH Type 201 from the correspondent to the care-of "
+        "address",
+        expect=(
+            Expect(
+                "Binding Error status 2 to the correspondent",
+                lambda t, got: got.destination == CN and m.be(2, home_address=False)(t, got),
             ),
         ),
         timeout=1.0,

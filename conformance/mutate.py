@@ -196,6 +196,47 @@ def _trailing_bytes_before_payload_proto() -> Iterator[None]:
         yield
 
 
+def _header_len_silently_discarded(engine: Any) -> None:
+    """A Header Len fault discarded without the Parameter Problem pointing at the field that
+    RFC 3775 9.2 asks for (every role's pipeline answers it: run against each role's cases)."""
+    pipeline = engine.pipeline
+    original = pipeline._malformed
+
+    def malformed(now: float, data: bytes, error: Any) -> Any:
+        actions = original(now, data, error)
+        return actions[:1] if error.field == "header_len" else actions  # the drop Event only
+
+    pipeline._malformed = malformed
+
+
+@contextlib.contextmanager
+def _unknown_option_rejected() -> Iterator[None]:
+    """A mobility option of an unknown type makes the whole message malformed, where RFC 3775
+    6.2.1 has the receiver skip it (run against each role's cases)."""
+    from mip6.wire import mobility
+    from mip6.wire.errors import Malformed
+
+    original = mobility._decode_mobility_option
+
+    def decode(option_type: int, data: bytes, offset: int) -> Any:
+        option = original(option_type, data, offset)
+        if isinstance(option, mobility.UnknownMobilityOption):
+            raise Malformed(f"unknown mobility option type {option_type}", offset, "options")
+        return option
+
+    with mock.patch.object(mobility, "_decode_mobility_option", decode):
+        yield
+
+
+@contextlib.contextmanager
+def _mobility_checksum_not_verified() -> Iterator[None]:
+    """The Mobility Header parser's checksum check skipped (RFC 3775 9.2: silently discard)."""
+    from mip6.wire import mobility
+
+    with mock.patch.object(mobility, "verify_upper_layer", lambda *args: True):
+        yield
+
+
 # -- home agent and mobile node faults that need our codec (the case modules may not import it) --
 
 
@@ -326,6 +367,48 @@ FAULTS: tuple[Fault, ...] = (
         "mn",
         "a piggybacked payload after a correspondent's message reported at Header Len",
         module=_trailing_bytes_before_payload_proto,
+    ),
+    Fault(
+        "cn-header-len-without-parameter-problem",
+        "cn",
+        "a too small Header Len discarded without a Parameter Problem",
+        instance=_header_len_silently_discarded,
+    ),
+    Fault(
+        "ha-header-len-without-parameter-problem",
+        "ha",
+        "a too small Header Len discarded without a Parameter Problem",
+        instance=_header_len_silently_discarded,
+    ),
+    Fault(
+        "mn-header-len-without-parameter-problem",
+        "mn",
+        "a too small Header Len discarded without a Parameter Problem",
+        instance=_header_len_silently_discarded,
+    ),
+    Fault(
+        "cn-unknown-option-rejected",
+        "cn",
+        "a BU with an option of unknown type discarded instead of the option skipped",
+        module=_unknown_option_rejected,
+    ),
+    Fault(
+        "ha-unknown-option-rejected",
+        "ha",
+        "a home registration with an option of unknown type discarded, not the option skipped",
+        module=_unknown_option_rejected,
+    ),
+    Fault(
+        "mn-mh-checksum-not-verified",
+        "mn",
+        "Mobility Header checksum not verified",
+        module=_mobility_checksum_not_verified,
+    ),
+    Fault(
+        "mn-never-send-binding-error",
+        "mn",
+        "Binding Errors never sent",
+        instance=_no_binding_error,
     ),
     Fault(
         "cn-ba-authenticator-wrong-key",
