@@ -435,3 +435,30 @@ def test_bound_correspondent_authorization_data_not_last_silently_discarded() ->
     assert role.send(authorization_data_not_last(role)) == []
     assert role.state() == before
     assert role.counters()["malformed_options"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "counter"),
+    [
+        # RFC 3775 9.5.1: a correspondent registration without Nonce Indices or without
+        # Binding Authorization Data is silently discarded.
+        ("correspondent", nonce_indices(1, 2) + pad_n(6), "bu_without_authorization"),
+        ("correspondent", pad_n(6) + binding_authorization_data(), "bu_without_authorization"),
+        # RFC 3775 9.5.1: "If the Home Registration (H) bit is set, the Nonce Indices mobility
+        # option MUST NOT be present"; such a Binding Update is silently discarded.
+        (
+            "home_agent",
+            nonce_indices(1, 2) + pad_n(4) + bytes([3, 16]) + CARE_OF.packed,
+            "home_registration_with_nonce_indices",
+        ),
+    ],
+    ids=["bu_without_authorization_data", "bu_without_nonce_indices", "home_registration_with_ni"],
+)
+def test_bound_option_rule_broken_silently_discarded_and_changes_nothing(
+    name: str, options: bytes, counter: str
+) -> None:
+    role = ROLES[name]()
+    before = role.state()
+    assert role.send(role.packet(role.mobility_header(options=options))) == []
+    assert role.state() == before
+    assert role.counters()[counter] == 1
