@@ -462,3 +462,72 @@ def test_bound_option_rule_broken_silently_discarded_and_changes_nothing(
     assert role.send(role.packet(role.mobility_header(options=options))) == []
     assert role.state() == before
     assert role.counters()[counter] == 1
+
+
+# -- the correspondent's HoTI, read by its fast path when well formed (RFC 3775 9.4.1) ---------
+
+
+def correspondent_home_test_init() -> Role:
+    lab = CorrespondentLab()
+    hoti = Ipv6Packet(
+        source=HOME,
+        destination=CN_ADDRESS,
+        payload=mh.HomeTestInit(home_init_cookie=b"H" * 8),
+    ).emit()
+    prefix, header = _split(hoti)
+    return Role(
+        net=lab.net,
+        node="cn",
+        prefix=prefix,
+        fixed=header,  # Reserved and the Home Init Cookie: no options (6.1.3)
+        options=b"",
+        pseudo=(HOME, CN_ADDRESS),
+        sender=HOME,
+        # RFC 3775 5.2.8: a HoTI leaves no state; what is sent is what counts
+        state=lambda: copy.deepcopy(list(lab.cn.binding_cache)),
+        changed=lambda: lab.cn.counters.get("home_test_sent", 0) > 0,
+        counters=lambda: lab.cn.counters,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "pointer"),
+    [
+        (payload_proto_not_59, PAYLOAD_PROTO),
+        (payload_proto_not_59_with_piggybacked_payload, PAYLOAD_PROTO),
+        (header_len_too_small, HEADER_LEN),
+        (header_len_past_the_packet, None),
+        (bad_checksum, None),
+    ],
+    ids=[
+        "payload_proto",
+        "payload_proto_piggybacked",
+        "header_len_too_small",
+        "header_len_past_the_packet",
+        "bad_checksum",
+    ],
+)
+def test_malformed_hoti_gets_no_home_test(
+    variant: Callable[[Role], bytes], pointer: int | None
+) -> None:
+    """The same classes through the HoTI's fast path: never a HoT; a Parameter Problem where
+    9.2 asks for one, silence otherwise."""
+    role = correspondent_home_test_init()
+    before = role.state()
+    replies = role.send(variant(role))
+    assert not role.changed() and role.state() == before
+    if pointer is None:
+        assert replies == []
+    else:
+        problem = parameter_problem(replies, role)
+        assert (problem.code, problem.pointer) == (0, len(role.prefix) + pointer)
+
+
+def test_hoti_well_formed_or_with_unknown_option_gets_home_test() -> None:
+    """The control, and RFC 3775 6.2.1 (an option of unknown type skipped) on the general
+    path, which a HoTI longer than 16 bytes takes."""
+    for options in (b"", UNKNOWN_OPTION):
+        role = correspondent_home_test_init()
+        (reply,) = role.send(role.packet(role.mobility_header(options=options)))
+        assert isinstance(reply.payload, mh.HomeTest) and role.changed()
+        assert reply.payload.home_init_cookie == b"H" * 8
