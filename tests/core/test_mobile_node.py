@@ -438,6 +438,37 @@ def test_export_import_continues_sequence_on_another_member() -> None:
     assert entry.sequence == (state.sequence + 1) % 65536
 
 
+def test_imported_return_routability_binding_error_2_ignored() -> None:
+    """An entry imported from another member (a distributed server's handoff) names a
+    correspondent that holds the group's binding: a Binding Error 2 during the acceptor's
+    return routability is not believed (RFC 3775 11.3.6), and its Binding Update goes out."""
+    lab = RoLab()
+    route_optimize(lab)
+    state = lab.mn.export_correspondent(lab.net.now, CN)
+    other = MobileNode(
+        config=MobileNodeConfig(home_address=HOME, home_agent=HA, route_optimization=False),
+        rng=random.Random(11),
+        care_of_address=CARE_OF_2,
+        home_registration=False,
+    )
+    lab.net.add("mn2", other)
+    lab.net.route("2001:db8:4::/64", "mn2")
+    other.import_correspondent(lab.net.now, state)
+    lab.net.path("cn", "mn2", Path(latency=0.2), both_ways=False)  # the CoT arrives late
+    lab.net.call("mn2", "start_route_optimization", CN)
+    lab.net.run_for(0.05)
+    assert other.bul.get(CN).state is BulState.RETURN_ROUTABILITY
+    be = Ipv6Packet(
+        source=CN,
+        destination=CARE_OF_2,
+        payload=mh.BindingError(status=2, home_address=HOME).aligned(),
+    )
+    lab.net.inject("mn2", be.emit())
+    lab.net.run_for(0.5)
+    assert other.counters["binding_error_2_ignored"] == 1
+    assert lab.cn.binding_cache.get(HOME).care_of_address == CARE_OF_2
+
+
 def test_clear_binding_retries_until_acknowledged() -> None:
     lab = RoLab()
     route_optimize(lab)
