@@ -845,6 +845,8 @@ def _tunnelled_from(lab: Lab, source: IPv6Address) -> None:
         IPv6Address("::ffff:192.0.2.1"),  # IPv4-mapped (RFC 4291 2.5.5.2)
         IPv6Address("::1"),  # loopback
         IPv6Address("::"),  # unspecified
+        IPv6Address("ff0e::1"),  # multicast (RFC 4291 2.7)
+        IPv6Address("::2"),  # reserved by the IETF (::/8, RFC 4291 2.5.5)
     ],
 )
 def test_away_tunnelled_packet_from_own_or_non_global_source_starts_no_route_optimization(
