@@ -2,9 +2,10 @@
 against each role, checked for the RFC's answer and for no state change.
 
 Each role starts bound (the correspondent holds a binding, the home agent a home registration,
-the mobile node a correspondent binding) and is sent a variant of a message it would act on: the
-correspondent a deregistering Binding Update (RFC 3775 9.5.1), the home agent a re-registration
-(10.3.1), the mobile node a Binding Error status 1 (11.3.6). The Mobility Header is built here
+the mobile node a correspondent binding, or awaits its home agent's BA) and is sent a variant of
+a message it would act on: the correspondent a deregistering Binding Update (RFC 3775 9.5.1),
+the home agent a re-registration (10.3.1), the mobile node a Binding Error status 1 (11.3.6)
+or the BA accepting its home registration (11.7.3). The Mobility Header is built here
 byte by byte from the message's fixed part and raw option bytes; Header Len and the checksum are
 computed unless a class breaks them on purpose, and the correspondent's authenticator is
 recomputed over the variant (independent math, :mod:`tests.core.rfc`), so nothing but the
@@ -23,11 +24,13 @@ from ipaddress import IPv6Address
 import pytest
 
 from mip6.core.binding_cache import BindingCacheEntry
+from mip6.core.binding_update_list import BulState
 from mip6.runtime.memory import MemoryNetwork
 from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
 from mip6.wire.checksum import upper_layer_checksum
 from mip6.wire.ipv6 import Ipv6Packet, Layer
+from mip6.wire.ipv6ext import RoutingType2
 
 from . import rfc
 from .harness import signed_bu
@@ -37,6 +40,8 @@ from .test_home_agent import HA as HA_ADDRESS
 from .test_home_agent import Lab as HomeAgentLab
 from .test_home_agent import home_bu
 from .test_mobile_node import CN as MN_CORRESPONDENT
+from .test_mobile_node import HA as MN_HOME_AGENT
+from .test_mobile_node import Lab as MobileNodeLab
 from .test_mobile_node import RoLab, route_optimize
 
 HOME = IPv6Address("2001:db8:1::5")
@@ -214,10 +219,42 @@ def mobile_node() -> Role:
     )
 
 
+def mobile_node_registering() -> Role:
+    """The mobile node awaiting its home agent's BA (RFC 3775 11.7.3), sent one that accepts
+    its home registration with a Binding Refresh Advice (6.2.4, which a home agent's BA may
+    carry)."""
+    lab = MobileNodeLab()
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.1)
+    ((_, bu),) = lab.bus()
+    base = Ipv6Packet(
+        source=MN_HOME_AGENT,
+        destination=CARE_OF,
+        extension_headers=(RoutingType2(home_address=HOME),),
+        payload=mh.BindingAcknowledgement(
+            status=0, sequence=bu.payload.sequence, lifetime_units_4s=100
+        ).aligned(),
+    ).emit()
+    prefix, header = _split(base)
+    return Role(
+        net=lab.net,
+        node="mn",
+        prefix=prefix,
+        fixed=header[: mh.BindingAcknowledgement.options_start],
+        options=bytes([2, 2, 0, 50]),  # Binding Refresh Advice (2n) at 12
+        pseudo=(MN_HOME_AGENT, HOME),
+        sender=MN_HOME_AGENT,
+        state=lambda: copy.deepcopy(list(lab.mn.bul)),
+        changed=lambda: lab.mn.bul.get(MN_HOME_AGENT).state is BulState.BOUND,  # type: ignore[union-attr]
+        counters=lambda: lab.mn.counters,
+    )
+
+
 ROLES: dict[str, Callable[[], Role]] = {
     "correspondent": correspondent,
     "home_agent": home_agent,
     "mobile_node": mobile_node,
+    "mobile_node_registering": mobile_node_registering,
 }
 
 
@@ -280,6 +317,7 @@ def misaligned_option(role: Role, name: str) -> bytes:
         "correspondent": b"\x00" + nonce_indices(1, 2) + pad_n(7) + binding_authorization_data(),
         "home_agent": bytes([3, 16]) + CARE_OF.packed + pad_n(2),
         "mobile_node": b"\x00" + bytes([2, 2, 0, 10]) + b"\x00\x00\x00",
+        "mobile_node_registering": b"\x00" + bytes([2, 2, 0, 50]) + pad_n(7),
     }[name]
     return role.packet(role.mobility_header(options=options))
 
@@ -291,6 +329,7 @@ def wrong_option_length(role: Role, name: str) -> bytes:
         "correspondent": nonce_indices(1, 2, length=6) + pad_n(6) + binding_authorization_data(),
         "home_agent": pad_n(2) + bytes([3, 18]) + CARE_OF.packed + bytes(2) + pad_n(6),
         "mobile_node": bytes([2, 4, 0, 10, 0, 0]) + pad_n(2),
+        "mobile_node_registering": bytes([2, 4, 0, 50, 0, 0]) + pad_n(6),
     }[name]
     return role.packet(role.mobility_header(options=options))
 
@@ -312,6 +351,7 @@ def unknown_option_first(role: Role, name: str) -> bytes:
         + binding_authorization_data(),
         "home_agent": bytes([200, 0]) + role.options[2:],
         "mobile_node": UNKNOWN_OPTION,
+        "mobile_node_registering": UNKNOWN_OPTION + role.options,
     }[name]
     return role.packet(role.mobility_header(options=options))
 
