@@ -658,6 +658,26 @@ CASES: tuple[Case, ...] = (
         "(a TCP header) in the IPv6 payload",
         expect=(Expect("ICMPv6 Parameter Problem code 0, pointer 40", m.icmp(4, 0, 40)),),
     ),
+    Case(
+        id="CN-MH-OPT-01",
+        title="A BU with an option of unknown type is processed as without it",
+        rfc_section="6.2.1",
+        requirement="A receiver that does not recognize a mobility option's type MUST skip "
+        "over the option and handle the remaining options of the message (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(ReturnRoutability(),),
+        stimulus=_bu(sequence=7, lifetime_units_4s=25, unknown_option=True),
+        stimulus_text="BU seq 7, A, lifetime 100 s: an option of type 200 (6 bytes of zeros) "
+        "before the Nonce Indices and Binding Authorization Data (authenticator over all of "
+        "it), from the care-of address with a HAO",
+        expect=(
+            Expect(
+                "BA status 0, seq 7, to the care-of address via RH2, authenticator valid",
+                m.ba(0, sequence=7, to_care_of=True, authorized=True),
+            ),
+        ),
+    ),
     # -- Binding Refresh Request (9.5.5) --------------------------------------------------------
     Case(
         id="CN-BRR-01",

@@ -538,6 +538,74 @@ CASES: tuple[Case, ...] = (
         expect=(Silence("no packet at all"),),
     ),
     Case(
+        id="HA-MH-PROTO-01",
+        title="A home registration with Payload Proto not 59 and the payload it announces gets "
+        "a Parameter Problem pointing at Payload Proto",
+        rfc_section="9.2, 6.1.1",
+        requirement="The Payload Proto field MUST be IPPROTO_NONE; otherwise the node MUST "
+        "discard the message and SHOULD send ICMP Parameter Problem, Code 0, directly to the "
+        "Source Address; the Pointer SHOULD point at the Payload Proto field (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        stimulus=lambda t: [
+            *_home_bu(sequence=1, payload_proto=6, piggyback=bytes(20))(t),
+            Delay(0.5),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 1, A and H, Payload Proto 6, followed by 20 bytes (a TCP header) "
+        "in the IPv6 payload; then an Echo Request from the correspondent to the home address",
+        expect=(
+            # the Mobility Header starts after the IPv6 header (40) and the Destination
+            # Options header carrying the Home Address option (24: PadN to 8n+6, then 18)
+            Expect("ICMPv6 Parameter Problem code 0, pointer 64", m.icmp(4, 0, 64)),
+            Silence("no Binding Acknowledgement", _any_ba),
+            Silence("nothing tunnelled (no binding was made)", _any_tunnelled),
+        ),
+    ),
+    Case(
+        id="HA-MH-HDRLEN-01",
+        title="A home registration whose Header Len is too small gets a Parameter Problem "
+        "pointing at Header Len and makes no binding",
+        rfc_section="9.2",
+        requirement='"The Header Len field in the Mobility Header MUST NOT be less than the '
+        'length specified for this particular type of message in Section 6.1"; such a message '
+        "is discarded and SHOULD be answered with ICMP Parameter Problem, Code 0, the Pointer "
+        "at the Header Len field (paraphrase of the second half).",
+        level="MUST",
+        role=ROLE,
+        stimulus=lambda t: [
+            *_home_bu(sequence=1, header_len=0)(t),
+            Delay(0.5),
+            _from_correspondent(t),
+        ],
+        stimulus_text="BU seq 1, A and H, Header Len 0 (a BU needs at least 1); then an Echo "
+        "Request from the correspondent to the home address",
+        expect=(
+            # the Mobility Header starts at 64, after the Destination Options header
+            Expect("ICMPv6 Parameter Problem code 0, pointer 65", m.icmp(4, 0, 65)),
+            Silence("no Binding Acknowledgement", _any_ba),
+            Silence("nothing tunnelled (no binding was made)", _any_tunnelled),
+        ),
+    ),
+    Case(
+        id="HA-MH-OPT-01",
+        title="A home registration with an option of unknown type is processed as without it",
+        rfc_section="6.2.1, 10.3.1",
+        requirement="A receiver that does not recognize a mobility option's type MUST skip "
+        "over the option and handle the remaining options of the message (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        stimulus=_home_bu(sequence=7, lifetime_units_4s=100, unknown_option=True),
+        stimulus_text="BU seq 7, A and H, lifetime 400 s, with an option of type 200 (6 bytes "
+        "of zeros), from the care-of address with a HAO",
+        expect=(
+            Expect(
+                "BA status 0, seq 7, via RH2 to the care-of address",
+                m.ba(0, sequence=7, to_care_of=True),
+            ),
+        ),
+    ),
+    Case(
         id="HA-TUN-01",
         title="Packets for a registered home address are tunnelled to the care-of address",
         rfc_section="10.4.1, RFC 2473 3",

@@ -34,6 +34,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.packet import Packet, Raw
 
+from conformance import match as m
 from conformance.case import Case, Check, Expect, PreconditionFailed, Silence
 from conformance.mutate import Fault
 from conformance.tester import (
@@ -199,6 +200,21 @@ def binding_error(t: Tester, status: int) -> bytes:
     )
 
 
+def _short_binding_error(t: Tester) -> bytes:
+    """A Binding Error status 1 cut to 16 bytes, Header Len 1 (6.1.9: 24 bytes at least)."""
+    mh = bytearray(bytes(MIP6MH_BE(status=1, ha=str(t.home_address), cksum=0))[:16])
+    mh[1] = 1
+    return bytes(mh)
+
+
+def _corrupt_checksum(data: bytes) -> bytes:
+    """``data`` (no extension headers) with its Mobility Header checksum XORed with 0x5a5a."""
+    out = bytearray(data)
+    out[44] ^= 0x5A
+    out[45] ^= 0x5A
+    return bytes(out)
+
+
 def _signalling_from(care_of: IPv6Address):  # type: ignore[no-untyped-def]
     """Return routability or a Binding Update towards the correspondent from ``care_of``:
     a CoTI or BU straight from it, or a HoTI in the reverse tunnel from it."""
@@ -350,6 +366,24 @@ class MnTokensSent:
             raise PreconditionFailed("no HoTI and CoTI to answer")
         for answer in answers:
             tester.send(answer)
+
+
+@dataclass(frozen=True, slots=True)
+class MnTestInitsSent:
+    """Registered; route optimization with the correspondent started through the IUT control
+    hook; its HoTI and CoTI captured (not answered)."""
+
+    def describe(self) -> str:
+        return (
+            "registered; IUT control: route_optimize 2001:db8:2::99; its HoTI (in the reverse "
+            "tunnel) and CoTI captured, not answered"
+        )
+
+    def apply(self, tester: Tester, iut: Any) -> None:
+        MnRegistered().apply(tester, iut)
+        got = tester.exchange([Act("route_optimize", CN)], 0.5)
+        if len(_answer_return_routability(tester, got)) != 2:
+            raise PreconditionFailed("no HoTI and CoTI to the correspondent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -957,6 +991,96 @@ CASES: tuple[Case, ...] = (
         timeout=2.0,
     ),
     Case(
+        id="MN-MH-PROTO-01",
+        title="A Mobility Header with Payload Proto not 59 and the payload it announces gets a "
+        "Parameter Problem pointing at Payload Proto",
+        rfc_section="9.2, 6.1.1",
+        requirement="The Payload Proto field MUST be IPPROTO_NONE; otherwise the node MUST "
+        "discard the message and SHOULD send ICMP Parameter Problem, Code 0, directly to the "
+        "Source Address; the Pointer SHOULD point at the Payload Proto field (paraphrase).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [
+            _mh_packet(
+                CN,
+                t.care_of_address,
+                bytes(MIP6MH_BRR(nh=6, cksum=0)) + bytes(20),
+                t.home_address,
+            )
+        ],
+        stimulus_text="BRR correspondent -> care-of address with RH2 naming the home address, "
+        "Payload Proto 6, followed by 20 bytes (a TCP header) in the IPv6 payload",
+        expect=(
+            # the Mobility Header starts after the IPv6 header (40) and the type 2 routing
+            # header (24)
+            Expect("ICMPv6 Parameter Problem code 0, pointer 64", m.icmp(4, 0, 64)),
+            Silence(
+                "no HoTI, CoTI or BU towards the correspondent (the BRR is not acted upon)",
+                _correspondent_signalling,
+            ),
+        ),
+        timeout=1.0,
+    ),
+    Case(
+        id="MN-MH-HDRLEN-01",
+        title="A Mobility Header whose Header Len is too small gets a Parameter Problem "
+        "pointing at Header Len and is not acted upon",
+        rfc_section="9.2",
+        requirement='"The Header Len field in the Mobility Header MUST NOT be less than the '
+        'length specified for this particular type of message in Section 6.1"; such a message '
+        "is discarded and SHOULD be answered with ICMP Parameter Problem, Code 0, the Pointer "
+        "at the Header Len field (paraphrase of the second half).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [_mh_packet(CN, t.care_of_address, _short_binding_error(t), None)],
+        stimulus_text="Binding Error status 1 (home address 2001:db8:1::5) from the "
+        "correspondent, Header Len 1 and 16 bytes long (a Binding Error needs 24)",
+        expect=(
+            Expect("ICMPv6 Parameter Problem code 0, pointer 41", m.icmp(4, 0, 41)),
+            Silence("no HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),
+        ),
+        timeout=2.0,
+    ),
+    Case(
+        id="MN-MH-CKSUM-01",
+        title="A Mobility Header with a wrong checksum is silently discarded",
+        rfc_section="9.2",
+        requirement="The checksum must be verified; otherwise the node MUST silently discard "
+        "the message (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRouteOptimized(),),
+        stimulus=lambda t: [_corrupt_checksum(binding_error(t, 1))],
+        stimulus_text="Binding Error status 1 (home address 2001:db8:1::5) from the "
+        "correspondent, MH checksum XORed with 0x5a5a",
+        expect=(Silence("no packet at all (no HoTI, CoTI or BU; no ICMP error)"),),
+        timeout=2.0,
+    ),
+    Case(
+        id="MN-MH-TYPE-01",
+        title="An unknown MH Type gets Binding Error 2",
+        rfc_section="9.2",
+        requirement="An unknown MH Type is discarded and answered with a Binding Error with "
+        "status 2 (paraphrase).",
+        level="MUST",
+        role=ROLE,
+        preconditions=(MnRegistered(),),
+        stimulus=lambda t: [
+            _mh_packet(CN, t.care_of_address, bytes([59, 1, 201, 0, 0, 0]) + bytes(10), None)
+        ],
+        stimulus_text="Mobility Header of MH Type 201 from the correspondent to the care-of "
+        "address",
+        expect=(
+            Expect(
+                "Binding Error status 2 to the correspondent",
+                lambda t, got: got.destination == CN and m.be(2, home_address=False)(t, got),
+            ),
+        ),
+        timeout=1.0,
+    ),
+    Case(
         id="MN-BE-1-01",
         title="Binding Error 1 from the correspondent makes the mobile node bind again",
         rfc_section="11.3.6",
@@ -972,20 +1096,22 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         id="MN-BE-2-01",
-        title="Binding Error 2 while awaiting the correspondent's BA stops route optimization",
+        title="Binding Error 2 while awaiting the correspondent's HoT and CoT stops route "
+        "optimization",
         rfc_section="11.3.6",
-        requirement="Expecting an acknowledgement or response from the correspondent, on a "
-        "Binding Error with status 2 the mobile node should cease the attempt to use route "
-        "optimization with it (paraphrase).",
+        requirement="Expecting a response from the correspondent, on a Binding Error with "
+        "status 2 the mobile node should cease the attempt to use route optimization with it "
+        "(paraphrase; this implementation believes it only before any Binding Update went to "
+        "that correspondent, see MN-BE-2-03).",
         level="SHOULD",
         role=ROLE,
-        preconditions=(MnCorrespondentBu(),),
+        preconditions=(MnTestInitsSent(),),
         stimulus=lambda t: [binding_error(t, 2), Delay(0.5), Act("route_optimize", CN)],
-        stimulus_text="Binding Error status 2 from the correspondent while its BA is awaited "
-        "(it never acknowledged a binding); then IUT control: route_optimize 2001:db8:2::99",
+        stimulus_text="Binding Error status 2 from the correspondent while its HoT and CoT are "
+        "awaited; then IUT control: route_optimize 2001:db8:2::99",
         expect=(
             Silence(
-                "no HoTI, CoTI or BU towards the correspondent (the BU is not retransmitted)",
+                "no HoTI, CoTI or BU towards the correspondent (HoTI and CoTI not retransmitted)",
                 _correspondent_signalling,
             ),
         ),
@@ -1022,6 +1148,37 @@ CASES: tuple[Case, ...] = (
         timeout=2.0,
     ),
     Case(
+        id="MN-BE-2-03",
+        title="A Binding Error 2 while the correspondent's first BA is awaited does not stop "
+        "the mobile node from keeping the binding current",
+        rfc_section="11.3.6, 11.7.2",
+        requirement="The correspondent may hold the binding the Binding Update created although "
+        "its BA has not arrived; Binding Errors are not authenticated, and a binding the mobile "
+        "node created must not be left naming a care-of address it has left: after a move it "
+        "is updated (or deleted) (this implementation's reading of 11.3.6).",
+        level="SHOULD",
+        role=ROLE,
+        preconditions=(MnCorrespondentBu(),),
+        stimulus=lambda t: [
+            binding_error(t, 2),
+            Delay(0.2),
+            Act("move", PLAN.care_of2),
+            Delay(0.3),
+            home_agent_ba(t, (t.memo["home_bu"].sequence + 1) & 0xFFFF, care_of=PLAN.care_of2),
+        ],
+        stimulus_text="Binding Error status 2 from the correspondent while the BA to its first "
+        "BU is awaited (never sent); IUT control: move to 2001:db8:4::5; the new home "
+        "registration answered with BA 0",
+        expect=(
+            Expect(
+                "HoTI (in the reverse tunnel), CoTI or BU towards the correspondent from "
+                "2001:db8:4::5",
+                _signalling_from(PLAN.care_of2),
+            ),
+        ),
+        timeout=2.0,
+    ),
+    Case(
         id="MN-BE-1-02",
         title="After a Binding Error 2 was accepted, a Binding Error 1 does not restart route "
         "optimization",
@@ -1031,10 +1188,10 @@ CASES: tuple[Case, ...] = (
         "(this implementation's reading).",
         level="SHOULD",
         role=ROLE,
-        preconditions=(MnCorrespondentBu(),),
+        preconditions=(MnTestInitsSent(),),
         stimulus=lambda t: [binding_error(t, 2), Delay(0.5), binding_error(t, 1)],
-        stimulus_text="Binding Error status 2 from the correspondent while its BA is awaited; "
-        "then Binding Error status 1 (home address 2001:db8:1::5) from it",
+        stimulus_text="Binding Error status 2 from the correspondent while its HoT and CoT are "
+        "awaited; then Binding Error status 1 (home address 2001:db8:1::5) from it",
         expect=(
             Silence("no HoTI, CoTI or BU towards the correspondent", _correspondent_signalling),
         ),

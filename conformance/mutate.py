@@ -180,7 +180,8 @@ def _test_init_with_mobility_headers_answered() -> Iterator[None]:
 @contextlib.contextmanager
 def _trailing_bytes_before_payload_proto() -> Iterator[None]:
     """The parser reports bytes after the Mobility Header as a Header Len fault before it
-    looks at Payload Proto (RFC 3775 9.2 asks for the pointer at Payload Proto)."""
+    looks at Payload Proto (RFC 3775 9.2 asks for the pointer at Payload Proto). Every role
+    parses with it: one fault, run against each role's cases."""
     from mip6.wire import ipv6, mobility, protocols
     from mip6.wire.errors import Malformed
 
@@ -192,6 +193,47 @@ def _trailing_bytes_before_payload_proto() -> Iterator[None]:
         return original(buf, source=source, destination=destination)
 
     with mock.patch.dict(ipv6._UPPER_PARSERS, {protocols.MOBILITY: parse}):
+        yield
+
+
+def _header_len_silently_discarded(engine: Any) -> None:
+    """A Header Len fault discarded without the Parameter Problem pointing at the field that
+    RFC 3775 9.2 asks for (every role's pipeline answers it: run against each role's cases)."""
+    pipeline = engine.pipeline
+    original = pipeline._malformed
+
+    def malformed(now: float, data: bytes, error: Any) -> Any:
+        actions = original(now, data, error)
+        return actions[:1] if error.field == "header_len" else actions  # the drop Event only
+
+    pipeline._malformed = malformed
+
+
+@contextlib.contextmanager
+def _unknown_option_rejected() -> Iterator[None]:
+    """A mobility option of an unknown type makes the whole message malformed, where RFC 3775
+    6.2.1 has the receiver skip it (run against each role's cases)."""
+    from mip6.wire import mobility
+    from mip6.wire.errors import Malformed
+
+    original = mobility._decode_mobility_option
+
+    def decode(option_type: int, data: bytes, offset: int) -> Any:
+        option = original(option_type, data, offset)
+        if isinstance(option, mobility.UnknownMobilityOption):
+            raise Malformed(f"unknown mobility option type {option_type}", offset, "options")
+        return option
+
+    with mock.patch.object(mobility, "_decode_mobility_option", decode):
+        yield
+
+
+@contextlib.contextmanager
+def _mobility_checksum_not_verified() -> Iterator[None]:
+    """The Mobility Header parser's checksum check skipped (RFC 3775 9.2: silently discard)."""
+    from mip6.wire import mobility
+
+    with mock.patch.object(mobility, "verify_upper_layer", lambda *args: True):
         yield
 
 
@@ -239,6 +281,18 @@ def _ba_authenticator_over_re_emitted_bytes() -> Iterator[None]:
     )
     with mock.patch.object(mobile_node, "mh", proxy):
         yield
+
+
+def _binding_error_2_believed_until_acknowledged(engine: Any) -> None:
+    """The earlier rule: a Binding Error 2 believed while a Binding Update is
+    outstanding, as long as no BA of the correspondent was ever authenticated (its binding may
+    stand all the same: the BA may have been lost)."""
+    from mip6.core.binding_update_list import BulState
+
+    expecting = (BulState.RETURN_ROUTABILITY, BulState.WAITING_ACK)
+    engine._unrecognized_mh_type_applies = lambda entry: (
+        entry.state in expecting and entry.acknowledged_sequence is None
+    )
 
 
 FAULTS: tuple[Fault, ...] = (
@@ -303,6 +357,60 @@ FAULTS: tuple[Fault, ...] = (
         module=_trailing_bytes_before_payload_proto,
     ),
     Fault(
+        "ha-trailing-bytes-before-payload-proto",
+        "ha",
+        "a piggybacked payload after a home registration reported at Header Len",
+        module=_trailing_bytes_before_payload_proto,
+    ),
+    Fault(
+        "mn-trailing-bytes-before-payload-proto",
+        "mn",
+        "a piggybacked payload after a correspondent's message reported at Header Len",
+        module=_trailing_bytes_before_payload_proto,
+    ),
+    Fault(
+        "cn-header-len-without-parameter-problem",
+        "cn",
+        "a too small Header Len discarded without a Parameter Problem",
+        instance=_header_len_silently_discarded,
+    ),
+    Fault(
+        "ha-header-len-without-parameter-problem",
+        "ha",
+        "a too small Header Len discarded without a Parameter Problem",
+        instance=_header_len_silently_discarded,
+    ),
+    Fault(
+        "mn-header-len-without-parameter-problem",
+        "mn",
+        "a too small Header Len discarded without a Parameter Problem",
+        instance=_header_len_silently_discarded,
+    ),
+    Fault(
+        "cn-unknown-option-rejected",
+        "cn",
+        "a BU with an option of unknown type discarded instead of the option skipped",
+        module=_unknown_option_rejected,
+    ),
+    Fault(
+        "ha-unknown-option-rejected",
+        "ha",
+        "a home registration with an option of unknown type discarded, not the option skipped",
+        module=_unknown_option_rejected,
+    ),
+    Fault(
+        "mn-mh-checksum-not-verified",
+        "mn",
+        "Mobility Header checksum not verified",
+        module=_mobility_checksum_not_verified,
+    ),
+    Fault(
+        "mn-never-send-binding-error",
+        "mn",
+        "Binding Errors never sent",
+        instance=_no_binding_error,
+    ),
+    Fault(
         "cn-ba-authenticator-wrong-key",
         "cn",
         "BA authenticator computed with a wrong Kbm",
@@ -355,6 +463,12 @@ FAULTS: tuple[Fault, ...] = (
         "mn",
         "correspondent BA authenticated over our re-emission, not the bytes received",
         module=_ba_authenticator_over_re_emitted_bytes,
+    ),
+    Fault(
+        "mn-binding-error-2-believed-until-acknowledged",
+        "mn",
+        "Binding Error 2 stops managing a binding whose BU went out but whose BA was lost",
+        instance=_binding_error_2_believed_until_acknowledged,
     ),
 )
 

@@ -34,6 +34,7 @@ from scapy.layers.inet6 import (
     MIP6MH_HoTI,
     MIP6OptBindingAuthData,
     MIP6OptNonceIndices,
+    MIP6OptUnknown,
 )
 from scapy.packet import Packet, Raw
 
@@ -425,18 +426,22 @@ class Tester:
         piggyback: bytes = b"",
         home_index: int | None = None,
         care_of_index: int | None = None,
+        unknown_option: bool = False,
     ) -> bytes:
         """A Binding Update (RFC 3775 6.1.7) from the care-of address with a Home Address
         option, or from the home address when ``from_home`` (deregistration from home:
         care-of address = home address, Kbm from the home keygen token alone, 5.2.6).
         ``piggyback``: bytes after the Mobility Header, in the IPv6 payload (the payload a
-        Payload Proto other than 59 announces, 6.1.1)."""
+        Payload Proto other than 59 announces, 6.1.1). ``unknown_option``: first, an option
+        of type 200, which no RFC defines (6.2.1: the receiver skips it)."""
         hoa = home_address or self.home_address
         coa = hoa if from_home else (care_of or self.care_of_address)
         dst = destination or self.peer
         flags = ("A" if ack else "") + ("H" if home else "")
         options: list[Packet] = []
         t = self.tokens
+        if unknown_option:
+            options.append(MIP6OptUnknown(otype=200, olen=6, odata=bytes(6)))
         if nonce_indices:
             options.append(
                 MIP6OptNonceIndices(

@@ -122,6 +122,10 @@ class BulEntry:
     recent_sends: deque[float] = field(default_factory=lambda: deque(maxlen=8))
     deregistering: bool = False
     mobility_header_unsupported: bool = False  # Binding Error status 2 received (11.3.6)
+    # A Binding Update that may have created a binding at the destination went out (here, or
+    # at the member of a distributed server the entry was imported from): from then on a
+    # Binding Error 2 is not believed (11.3.6, see MobileNode._unrecognized_mh_type_applies).
+    binding_update_sent: bool = False
 
     def usable(self, now: float, care_of_address: IPv6Address | None) -> bool:
         """True when packets may use this binding: acknowledged for the current care-of

@@ -375,6 +375,7 @@ class MobileNode:
                 sequence=state.sequence,
                 state=BulState.RETURN_ROUTABILITY,
                 tokens=tokens,
+                binding_update_sent=True,  # the other member's binding stands
             )
         )
 
@@ -691,6 +692,7 @@ class MobileNode:
                 return self._return_routability(now, entry)
             packet = correspondent_packet
         entry.care_of_address = None if self.at_home else self.care_of_address
+        entry.binding_update_sent = True
         transition(entry, BulInput.BU_SENT)
         entry.first_registration = entry.first_registration and entry.home_registration
         self._count("binding_update_sent")
@@ -1168,16 +1170,17 @@ class MobileNode:
         RFC 3775 11.3.6: "If the mobile node is not expecting an acknowledgement or response
         from the correspondent node, the mobile node SHOULD ignore this message. Otherwise,
         the mobile node SHOULD cease the use of any extensions ... If no extensions had been
-        used, the mobile node should cease the attempt to use route optimization." So only
-        while a HoTI/CoTI or a Binding Update is outstanding. And never from a correspondent
-        that has sent us an authenticated Binding Acknowledgement: it demonstrably speaks the
-        Mobility Header, and it holds a binding we created; ceasing to manage that binding
-        would leave it pointing at the care-of address we leave on the next move (its traffic
-        black-holed until the binding's lifetime ends). Such a binding is kept current instead
-        (refreshed or deleted on each move, 11.7.2), which is what a node that understands the
-        Binding Update needs."""
-        expecting = entry.state in (BulState.RETURN_ROUTABILITY, BulState.WAITING_ACK)
-        return expecting and entry.acknowledged_sequence is None
+        used, the mobile node should cease the attempt to use route optimization." We believe
+        it only while return routability is outstanding and no Binding Update has ever gone
+        to this correspondent, i.e. only when it cannot hold a binding of ours: ceasing to
+        manage a binding it holds would leave it naming the care-of address we leave on the
+        next move (its traffic black-holed for the rest of the binding's lifetime, up to
+        MAX_RR_BINDING_LIFETIME). Once a Binding Update has gone out, whether or not its BA
+        arrived, the binding is kept current instead (refreshed or deleted on each move,
+        11.7.2), and a Binding Error 2 is ignored: a deviation from the second SHOULD that
+        costs nothing real, since a correspondent that answered our HoTI and CoTI with HoT
+        and CoT speaks the Mobility Header, and we use no extensions it could reject."""
+        return entry.state is BulState.RETURN_ROUTABILITY and not entry.binding_update_sent
 
     # -- discovery (RFC 3775 11.4) ---------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import random
+import types
 from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
 
@@ -15,6 +17,7 @@ from mip6.core.actions import Event, StartTimer, Transmit
 from mip6.core.addresses import home_agents_anycast
 from mip6.core.binding_update_list import BulState
 from mip6.core.config import MobileNodeConfig
+from mip6.roles import mobile_node
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.memory import MemoryNetwork, Path
@@ -435,6 +438,37 @@ def test_export_import_continues_sequence_on_another_member() -> None:
     assert entry.sequence == (state.sequence + 1) % 65536
 
 
+def test_imported_return_routability_binding_error_2_ignored() -> None:
+    """An entry imported from another member (a distributed server's handoff) names a
+    correspondent that holds the group's binding: a Binding Error 2 during the acceptor's
+    return routability is not believed (RFC 3775 11.3.6), and its Binding Update goes out."""
+    lab = RoLab()
+    route_optimize(lab)
+    state = lab.mn.export_correspondent(lab.net.now, CN)
+    other = MobileNode(
+        config=MobileNodeConfig(home_address=HOME, home_agent=HA, route_optimization=False),
+        rng=random.Random(11),
+        care_of_address=CARE_OF_2,
+        home_registration=False,
+    )
+    lab.net.add("mn2", other)
+    lab.net.route("2001:db8:4::/64", "mn2")
+    other.import_correspondent(lab.net.now, state)
+    lab.net.path("cn", "mn2", Path(latency=0.2), both_ways=False)  # the CoT arrives late
+    lab.net.call("mn2", "start_route_optimization", CN)
+    lab.net.run_for(0.05)
+    assert other.bul.get(CN).state is BulState.RETURN_ROUTABILITY
+    be = Ipv6Packet(
+        source=CN,
+        destination=CARE_OF_2,
+        payload=mh.BindingError(status=2, home_address=HOME).aligned(),
+    )
+    lab.net.inject("mn2", be.emit())
+    lab.net.run_for(0.5)
+    assert other.counters["binding_error_2_ignored"] == 1
+    assert lab.cn.binding_cache.get(HOME).care_of_address == CARE_OF_2
+
+
 def test_clear_binding_retries_until_acknowledged() -> None:
     lab = RoLab()
     route_optimize(lab)
@@ -528,6 +562,45 @@ def test_waiting_ack_binding_error_2_from_a_correspondent_that_acknowledged_befo
     entry = lab.mn.bul.get(CN)
     assert entry.state is BulState.WAITING_ACK and not entry.mobility_header_unsupported
     assert not lab.events("route_optimization_unsupported")
+
+
+@pytest.mark.parametrize("moved_first", [False, True], ids=["waiting_ack", "after_the_move"])
+def test_first_ba_lost_binding_error_2_ignored_and_binding_follows_the_move(
+    moved_first: bool,
+) -> None:
+    """The correspondent took our first Binding Update (it holds a binding naming CARE_OF) but
+    its BA was lost, so no BA of it was ever authenticated here. A Binding Error 2 "from" it,
+    while the BU is retransmitted or during the return routability after a move, must not
+    make us stop managing that binding: after the move it names the new care-of address."""
+    lab = RoLab()
+    lab.net.route(HOME, "ha")
+    lab.net.call("mn", "start_route_optimization", CN, send_binding_update=False)
+    for _ in range(4):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    lab.net.path("cn", "mn", Path(loss=1.0), both_ways=False)
+    lab.net.call("mn", "complete_route_optimization", CN)
+    lab.net.run_for(0.05)
+    assert lab.cn.binding_cache.get(HOME).care_of_address == CARE_OF
+    assert lab.mn.bul.get(CN).state is BulState.WAITING_ACK
+    lab.net.path("cn", "mn", Path(), both_ways=False)
+    if moved_first:
+        lab.net.call("mn", "move", CARE_OF_2)
+        lab.net.run_for(0.01)
+        assert lab.mn.bul.get(CN).state is BulState.RETURN_ROUTABILITY
+    lab.net.inject("mn", binding_error(2))
+    lab.net.run_for(0.01)
+    assert not lab.events("route_optimization_unsupported")
+    assert lab.mn.counters["binding_error_2_ignored"] == 1
+    if not moved_first:
+        lab.net.call("mn", "move", CARE_OF_2)
+    lab.net.run_for(0.1)
+    lab.acknowledge()
+    for _ in range(4):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    lab.net.run_for(0.5)
+    assert lab.cn.binding_cache.get(HOME).care_of_address == CARE_OF_2
 
 
 def test_hao_in_data_only_with_binding() -> None:
@@ -711,6 +784,29 @@ def test_waiting_ack_ba_differing_from_our_emission_verifies_over_received_bytes
     assert lab.mn.counters.get("ba_bad_authenticator", 0) == 0
 
 
+def test_waiting_ack_ba_authenticator_compared_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC 3775 5.2.6 / 15.4: the authenticator decides whether a BA is believed; a comparison
+    that stops at the first differing byte tells an attacker, by its timing, how many leading
+    bytes of a forged one are right. The mobile node compares with hmac.compare_digest, as the
+    correspondent compares a BU's (a `!=` on bytes gives the same answers, so only the call
+    shows it)."""
+    lab, sequence = _pending_correspondent_bu()
+    compared: list[tuple[bytes, bytes]] = []
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return hmac.compare_digest(a, b)
+
+    monkeypatch.setattr(mobile_node, "hmac", types.SimpleNamespace(compare_digest=compare_digest))
+    wire = _correspondent_ba_wire(lab, sequence, _reserved)
+    lab.net.inject("mn", wire)
+    lab.net.run_for(0.05)
+    assert lab.mn.bul.get(CN).state is BulState.BOUND
+    assert compared == [(wire[-12:], wire[-12:])]
+
+
 def test_waiting_ack_ba_with_a_wrong_authenticator_still_dropped() -> None:
     lab, sequence = _pending_correspondent_bu()
 
@@ -749,6 +845,8 @@ def _tunnelled_from(lab: Lab, source: IPv6Address) -> None:
         IPv6Address("::ffff:192.0.2.1"),  # IPv4-mapped (RFC 4291 2.5.5.2)
         IPv6Address("::1"),  # loopback
         IPv6Address("::"),  # unspecified
+        IPv6Address("ff0e::1"),  # multicast (RFC 4291 2.7)
+        IPv6Address("::2"),  # reserved by the IETF (::/8, RFC 4291 2.5.5)
     ],
 )
 def test_away_tunnelled_packet_from_own_or_non_global_source_starts_no_route_optimization(
