@@ -361,6 +361,7 @@ class MobileNode:
             # the care-of keygen token among them, are fresher than any imported; the entry
             # stays READY, its Binding Update not sent yet, and continues the sequence
             held.sequence = state.sequence
+            held.binding_update_sent = True  # the other member's binding stands
             return
         tokens = Tokens()
         if state.home_keygen_token is not None and state.home_token_age is not None:
