@@ -282,10 +282,13 @@ class NodePipeline:
         build: Callable[[bytes], icmp.Icmpv6Message],
         *,
         multicast_ok: bool = False,
+        forwarding: bool = False,
     ) -> list[Action]:
         """An ICMPv6 error about ``invoking``, subject to RFC 4443 2.4: never about an ICMPv6
         error, never to a multicast or unspecified source, not about a multicast destination
-        unless ``multicast_ok`` (Parameter Problem code 2), and rate limited."""
+        unless ``multicast_ok`` (Parameter Problem code 2), and rate limited. From the
+        invoking packet's destination, or with ``forwarding`` (a packet this node forwards, as
+        a router: its destination is not ours) from the node's primary address."""
         if len(invoking) < 40:
             return []
         source = IPv6Address(invoking[8:24])
@@ -300,7 +303,9 @@ class NodePipeline:
             self._count("icmp_rate_limited")
             return []
         room = MINIMUM_MTU - 40 - 8
-        reply_source = self._primary_address if destination.is_multicast else destination
+        reply_source = (
+            self._primary_address if forwarding or destination.is_multicast else destination
+        )
         if reply_source is None:
             return []  # a multicast destination needs a unicast address of ours; none given
         message = build(invoking[:room])

@@ -230,7 +230,7 @@ class HomeAgent:
             return []
         tunnel = self._tunnels.get(data[24:40])
         if tunnel is not None:
-            return self._tunnel(now, data, tunnel)
+            return self._tunnel(now, data, tunnel, forwarding=False)
         return self._outputs(now, self.correspondent.send(now, data))
 
     def handle_timer(self, now: float, token: Hashable) -> list[Action]:
@@ -252,11 +252,14 @@ class HomeAgent:
 
     # -- the data path (RFC 3775 10.4, RFC 2473) ---------------------------------------------
 
-    def _tunnel(self, now: float, data: bytes, tunnel: _Tunnel) -> list[Action]:
+    def _tunnel(
+        self, now: float, data: bytes, tunnel: _Tunnel, *, forwarding: bool = True
+    ) -> list[Action]:
         """RFC 3775 10.4.1: while the mobile node is away, the home agent intercepts packets
         for its home address and tunnels each to the primary care-of address of the binding
         (RFC 2473 3: outer source the home agent, outer destination the care-of address, Next
-        Header 41; the inner packet unchanged)."""
+        Header 41; the inner packet unchanged but for its Hop Limit, 3.1, when the home agent
+        forwards it rather than sends it: ``forwarding``)."""
         entry = tunnel.entry
         if entry.expires <= now:
             # The expiry timer has not run yet (a driver may deliver packets first): expire
@@ -264,10 +267,27 @@ class HomeAgent:
             actions = self._expire(now, entry.home_address)
             self._tunnels.pop(entry.home_address.packed, None)
             return actions + self.handle_packet(now, data)
+        hop_limit = data[7]
+        if forwarding and hop_limit <= 1:
+            # RFC 2473 3.1: the entry point forwards the original packet as a router does
+            # (RFC 8200 3): one that would leave with Hop Limit 0 is discarded instead, and
+            # its source told (RFC 4443 3.3, code 0)
+            self._count("tunnel_hop_limit_exceeded")
+            return self.pipeline.icmp_error(
+                now,
+                data,
+                lambda body: icmp.TimeExceeded(code=icmp.HOP_LIMIT_EXCEEDED, invoking_packet=body),
+                forwarding=True,
+            )
         try:
             walk(data)
             outer = encapsulate(
-                data, self.config.address, entry.care_of_address, self.config.tunnel_hop_limit
+                # RFC 2473 3.1: the original packet's Hop Limit goes down by one as it is
+                # forwarded into the tunnel
+                data[:7] + bytes((hop_limit - 1,)) + data[8:] if forwarding else data,
+                self.config.address,
+                entry.care_of_address,
+                self.config.tunnel_hop_limit,
             )
         except (WireError, ValueError) as error:
             self._count("tunnel_malformed")

@@ -158,6 +158,11 @@ def udp(source: IPv6Address, destination: IPv6Address, payload: bytes = b"data")
     ).emit()
 
 
+def forwarded(packet: bytes) -> bytes:
+    """``packet`` as a router forwards it (RFC 8200 3): one hop off its Hop Limit."""
+    return packet[:7] + bytes((packet[7] - 1,)) + packet[8:]
+
+
 def tunnel(source: IPv6Address, destination: IPv6Address, inner: bytes) -> bytes:
     return Ipv6Packet(
         source=source, destination=destination, payload=Ipv6Packet.parse(inner)
@@ -496,9 +501,11 @@ def test_correspondent_packet_to_home_address_tunnelled_to_care_of(lab: Lab) -> 
     (outer,) = lab.wire("mn")[-1:]
     assert outer[:8] == bytes((0x60, 0, 0, 0)) + len(inner).to_bytes(2, "big") + bytes((41, 64))
     assert outer[8:24] == HA.packed and outer[24:40] == CARE_OF.packed
-    assert outer[40:] == inner  # RFC 2473 3: the inner packet unchanged
+    # RFC 2473 3: the inner packet unchanged, but for the Hop Limit the entry point lowers
+    # as a router forwarding it (3.1)
+    assert outer[40:] == forwarded(inner)
     (packet,) = lab.mn.take()
-    assert packet.payload == Ipv6Packet.parse(inner)
+    assert packet.payload == Ipv6Packet.parse(forwarded(inner))
     assert lab.cn.take() == [] and lab.home_link.take() == []
 
 
@@ -576,7 +583,30 @@ def test_hoti_reverse_tunnelled_out_and_hot_tunnelled_back(lab: Lab) -> None:
     lab.mn.take()
     lab.arrive(hot)
     (outer,) = lab.wire("mn")[-1:]
-    assert outer[8:24] == HA.packed and outer[24:40] == CARE_OF.packed and outer[40:] == hot
+    assert outer[8:24] == HA.packed and outer[24:40] == CARE_OF.packed
+    assert outer[40:] == forwarded(hot)
+
+
+@pytest.mark.parametrize("hop_limit", [1, 0])
+def test_packet_whose_hop_limit_runs_out_is_not_tunnelled(lab: Lab, hop_limit: int) -> None:
+    """RFC 2473 3.1, RFC 8200 3: the entry point forwards as a router; a packet that would
+    leave with Hop Limit 0 is discarded and its source gets a Time Exceeded (RFC 4443 3.3,
+    code 0) from the home agent's own address, not from the home address it was sent to."""
+    lab.register(1)
+    inner = udp(CN, HOME)
+    inner = inner[:7] + bytes((hop_limit,)) + inner[8:]
+    lab.arrive(inner)
+    assert lab.mn.take() == []
+    assert lab.ha.counters["tunnel_hop_limit_exceeded"] == 1
+    (reply,) = lab.cn.take()
+    assert reply.source == HA and reply.destination == CN
+    assert isinstance(reply.payload, icmp.TimeExceeded)
+    assert reply.payload.code == icmp.HOP_LIMIT_EXCEEDED
+    assert reply.payload.invoking_packet == inner
+    # Hop Limit 2 still goes through, with 1 left
+    lab.arrive(inner[:7] + b"\x02" + inner[8:])
+    (packet,) = lab.mn.take()
+    assert packet.payload.hop_limit == 1
 
 
 def test_reverse_tunnel_between_two_mobile_nodes_tunnels_again(lab: Lab) -> None:
@@ -585,7 +615,7 @@ def test_reverse_tunnel_between_two_mobile_nodes_tunnels_again(lab: Lab) -> None
     inner = udp(HOME, HOME2)
     lab.arrive(tunnel(CARE_OF, HA, inner))
     (outer,) = lab.wire("mn")[-1:]
-    assert outer[24:40] == CARE_OF2.packed and outer[40:] == inner
+    assert outer[24:40] == CARE_OF2.packed and outer[40:] == forwarded(inner)
 
 
 def test_home_prefix_address_without_binding_forwarded_on_home_link(lab: Lab) -> None:
@@ -781,7 +811,7 @@ def test_restart_from_snapshot_keeps_tunnelling_and_drops_expired(lab: Lab) -> N
     inner = udp(CN, HOME)
     later.arrive(inner)
     (outer,) = later.wire("mn")
-    assert outer[24:40] == CARE_OF.packed and outer[40:] == inner
+    assert outer[24:40] == CARE_OF.packed and outer[40:] == forwarded(inner)
     later.mn.take()
     data = udp(CN, HOME2)
     assert later.ha.handle_packet(later.net.now, data) == [Transmit(data, link="home")]
