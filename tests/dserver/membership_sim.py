@@ -148,7 +148,7 @@ class Bus:
                     self._not_acting(where)
                 case ms.Left():
                     self.left.append(where)
-        if where in self.left and where in self.nodes:
+        if any(isinstance(a, ms.Left) for a in actions):
             del self.nodes[where]  # the process exits once it has left
 
     def _not_acting(self, where: IPv6Address) -> None:
