@@ -70,9 +70,10 @@ eyes while the others carry on.
 Timers (``MembershipConfig``): heartbeats every 100 ms and three missed (300 ms) replace a dead
 contact node within about 0.4 s (suspicion is checked at each heartbeat tick).
 
-Engines log nothing beside their events elsewhere in dserver; this one logs its protocol
-decisions (suspicions, votes refused, 2PC outcomes) with structured ``extra`` fields, which
-carry no key, and reports role and view changes as events.
+Logging: role and view changes are events (:class:`BecameContactNode`, :class:`SteppedDown`,
+:class:`ViewChanged`, ...) for the runtime to log; the protocol's own decisions, which have no
+event (a suspicion, a vote refused, a commit, participants treated as failed), are logged here
+with structured ``extra`` fields.
 """
 
 from __future__ import annotations
@@ -380,7 +381,8 @@ class Membership:
                     self._contact_hint = peer
                     self._stale_peer(peer, message.view_number)
             case msg.PleaseRejoin():
-                if self.view is None or message.view_number > self.view.number:
+                admitted = self.role in (Role.CORE, Role.SNODE, Role.LEAVING)
+                if admitted and self.view is not None and message.view_number > self.view.number:
                     self._removed(now)
             case msg.ContactQuery():
                 if self.acting:
@@ -506,7 +508,11 @@ class Membership:
     def _suspect(self, now: float, member: IPv6Address) -> None:
         log.info(
             "membership: predecessor suspected",
-            extra={"member": str(self.address), "suspect": str(member), "silent": now},
+            extra={
+                "member": str(self.address),
+                "suspect": str(member),
+                "silent_since": self._last_answer,
+            },
         )
         self.suspected.add(member)
         entry = self._entry(member)
@@ -855,7 +861,7 @@ class Membership:
             return "number not above every number seen"
         if view.contact is None or view.contact.address != peer:
             return "coordinator not first in the proposed core"
-        proposed = {e.address for e in view.core}
+        proposed = {e.address for e in view.members()}
         for entry in self.view.core:
             if entry.address == peer:
                 break
