@@ -433,3 +433,17 @@ def test_config_refuses_a_lease_margin_that_leaves_no_lease() -> None:
         ms.MembershipConfig(lease_margin=0.25)
     with pytest.raises(ValueError):
         ms.MembershipConfig(max_core=msg.MAX_CORE + 1)
+
+
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_heavy_loss_false_suspicions_never_two_contact_nodes_nor_two_cores(seed: int) -> None:
+    """15% loss: heartbeats go unanswered three times in a row often enough that members are
+    suspected and contact nodes replaced while alive (or stepping down and taking the role up
+    again); the lease still keeps every two acting periods apart and no view number gets two
+    cores."""
+    bus = group(6, seed=seed, loss=0.15, settle=False)
+    bus.run_until(40.0)
+    contacts = {who for _, who, what in bus.trace if "BecameContactNode" in what}
+    assert len(contacts) > 1  # the loss did provoke takeovers
+    assert bus.overlaps == []
+    assert bus.conflicts == []
