@@ -437,13 +437,14 @@ def test_config_refuses_a_lease_margin_that_leaves_no_lease() -> None:
 
 @pytest.mark.parametrize("seed", range(1, 4))
 def test_heavy_loss_false_suspicions_never_two_contact_nodes_nor_two_cores(seed: int) -> None:
-    """15% loss: heartbeats go unanswered three times in a row often enough that members are
-    suspected and contact nodes replaced while alive (or stepping down and taking the role up
-    again); the lease still keeps every two acting periods apart and no view number gets two
-    cores."""
-    bus = group(6, seed=seed, loss=0.15, settle=False)
+    """20% loss: heartbeats go unanswered three times in a row often enough that live members
+    are suspected and removed (they join again) and the contact node's lease runs out; the
+    lease still keeps every two acting periods apart and no view number gets two cores."""
+    bus = group(6, seed=seed, loss=0.2, settle=False)
     bus.run_until(40.0)
-    contacts = {who for _, who, what in bus.trace if "BecameContactNode" in what}
-    assert len(contacts) > 1  # the loss did provoke takeovers
+    # the loss did bite: leases ran out, and live members were suspected and removed
+    assert any("LEASE_EXPIRED" in what for _, _, what in bus.trace)
+    joins = [who for _, who, what in bus.trace if what.startswith("Joined(")]
+    assert len(joins) > len(set(joins))
     assert bus.overlaps == []
     assert bus.conflicts == []
