@@ -33,7 +33,8 @@ commit that contains the information about the new backup and about the failed o
 commit the coordinator sends VIEW_COMMIT to the participants and the view to every member old
 and new (a removed member learns it that way; B4 "the new backup is informed" is the
 JOIN_ANSWER plus that view). Numbers are never reused, so no two different cores are committed
-under one number unless two members coordinate at once, which the lease below prevents.
+under one number unless two members coordinate at once, which the lease below prevents (but
+for the partition it does not cover).
 
 Failure detection (8.1 B5): every core member heartbeats its predecessor, the nearest core
 member before it that it does not suspect; the contact node heartbeats the last one (a ring:
@@ -65,7 +66,11 @@ the contact node steps down first, then tells its successor, which takes over at
 exception (not covered here; DSERVER 5 and issue 15 item 4: the home agent's binding decides):
 a member cut off from every member before it for ``failure_timeout`` (a partition, not lost
 messages: the lease binds only the watchers the contact node hears from) takes over in its own
-eyes while the others carry on.
+eyes while the others carry on. A contact node cut off from all the others steps down when its
+lease runs out, but once it has suspected every other core member (one failure timeout each,
+around the ring) it acts again alone, and commits a view of itself under the number the other
+side uses too: there is no majority to stop it, since a core of two must survive the death of
+either member (tests: ``test_contact_node_partitioned_...`` pins this).
 
 Timers (``MembershipConfig``): heartbeats every 100 ms and three missed (300 ms) replace a dead
 contact node within about 0.4 s (suspicion is checked at each heartbeat tick).

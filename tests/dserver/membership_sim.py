@@ -58,7 +58,7 @@ class Bus:
         self.cores: dict[int, tuple[msg.MemberEntry, ...]] = {}
         self.conflicts: list[tuple[int, tuple[object, ...], tuple[object, ...]]] = []
         self.acting: dict[IPv6Address, float] = {}
-        self.overlaps: list[tuple[float, float]] = []  # (start, duration) of two acting
+        self._overlaps: list[tuple[float, float]] = []  # (start, duration) of two acting
         self._overlap_start: float | None = None
         self.sent = 0
         self.left: list[IPv6Address] = []
@@ -155,7 +155,7 @@ class Bus:
         self.acting.pop(where, None)
         if len(self.acting) <= 1 and self._overlap_start is not None:
             start = self._overlap_start
-            self.overlaps.append((start, self.now - start))
+            self._overlaps.append((start, self.now - start))
             self._overlap_start = None
 
     def _record(self, view: msg.View) -> None:
@@ -182,6 +182,14 @@ class Bus:
         self._push(at, ("message", peer, target.incarnation, source, message.emit()))
 
     # -- what the tests look at ---------------------------------------------------------------
+
+    @property
+    def overlaps(self) -> list[tuple[float, float]]:
+        """(start, duration) of every period in which two or more members acted as contact
+        node, the one still going (if any) up to now."""
+        if self._overlap_start is None:
+            return list(self._overlaps)
+        return [*self._overlaps, (self._overlap_start, self.now - self._overlap_start)]
 
     def members(self) -> dict[IPv6Address, ms.Membership]:
         """The engines admitted to the group (not joining, not gone)."""

@@ -304,8 +304,13 @@ def test_contact_node_partitioned_steps_down_before_successor_takes_over() -> No
     again = next(t for t, who, what in events if who == str(A) and "BecameContact" in what)
     assert stepped < took
     assert again - cut >= 3 * CONFIG.failure_timeout  # C, D and B suspected first
-    assert [e.address for e in bus.nodes[A].engine.view.core] == [A]
-    assert [e.address for e in bus.nodes[B].engine.view.core] == [B, C, D]
+    # pinned, the exception: each side committed its own view under the same number, and
+    # both act, until the home agent's binding tells A (issue 15 item 4, not built yet)
+    ((number, theirs, ours),) = bus.conflicts
+    assert [e.address for e in theirs] == [B, C, D] and [e.address for e in ours] == [A]
+    assert bus.nodes[A].engine.view.number == bus.nodes[B].engine.view.number == number
+    ((start, _),) = bus.overlaps
+    assert start == again
 
 
 def test_contact_node_lease_is_renewed_by_echoes_and_expires_without_them() -> None:
