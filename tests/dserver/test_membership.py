@@ -453,3 +453,36 @@ def test_heavy_loss_false_suspicions_never_two_contact_nodes_nor_two_cores(seed:
     assert len(joins) > len(set(joins))
     assert bus.overlaps == []
     assert bus.conflicts == []
+
+
+def test_contact_node_answers_the_contact_query_and_a_backup_does_not() -> None:
+    contact = contact_of_three()
+    out = sends(contact.handle_message(1.0, D, msg.ContactQuery(nonce=77)))
+    assert out == [(D, msg.ContactAnswer(nonce=77, view_number=5))]
+    backup = engine_with(core_view(A, B, C), C)
+    assert sends(backup.handle_message(1.0, D, msg.ContactQuery(nonce=77))) == []
+
+
+def test_backup_join_answered_not_contact_with_the_contact_node_it_knows() -> None:
+    backup = engine_with(core_view(A, B, C), C)
+    out = sends(backup.handle_message(1.0, D, msg.Join(request=4)))
+    status = msg.JoinStatus.NOT_CONTACT
+    assert out == [(D, msg.JoinAnswer(status=status, request=4, join_id=0, contact=A))]
+
+
+def test_contact_node_duplicate_join_gets_the_same_answer_and_the_view() -> None:
+    contact = contact_of_three()
+    out = sends(contact.handle_message(1.0, C, msg.Join(request=8)))
+    status = msg.JoinStatus.ACCEPTED
+    assert out == [
+        (C, msg.JoinAnswer(status=status, request=8, join_id=3, contact=A)),
+        (C, msg.ViewUpdate(view=contact.view)),
+    ]
+
+
+def test_contact_node_registration_of_a_forgotten_snode_gets_please_rejoin() -> None:
+    contact = contact_of_three()
+    out = sends(contact.handle_message(1.0, D, msg.Register(join_id=12, view_number=3)))
+    assert out == [(D, msg.PleaseRejoin(view_number=5))]
+    out = sends(contact.handle_message(1.1, D, msg.Register(join_id=0, view_number=0)))
+    assert (D, msg.Registered(join_id=4, view_number=6)) in out  # a new id: 8.1 S1 "adds it"
