@@ -10,11 +10,14 @@ import random
 from ipaddress import IPv6Address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mip6.core.actions import StartTimer
 from mip6.dserver import membership as ms
 from mip6.dserver import messages as msg
 from tests.dserver.membership_sim import Bus, address
+from tests.dserver.test_membership_messages import membership_messages
 
 CONFIG = ms.MembershipConfig()
 A, B, C, D = (address(n) for n in range(4))
@@ -486,3 +489,47 @@ def test_contact_node_registration_of_a_forgotten_snode_gets_please_rejoin() -> 
     assert out == [(D, msg.PleaseRejoin(view_number=5))]
     out = sends(contact.handle_message(1.1, D, msg.Register(join_id=0, view_number=0)))
     assert (D, msg.Registered(join_id=4, view_number=6)) in out  # a new id: 8.1 S1 "adds it"
+
+
+def roles() -> dict[str, ms.Membership]:
+    joining = ms.Membership(D, random.Random(2))
+    joining.join(0.0)
+    leaving = engine_with(core_view(A, B, C), C)
+    leaving.leave(0.0)
+    return {
+        "contact": contact_of_three(CONFIG),
+        "backup": engine_with(core_view(A, B, C), C),
+        "snode": engine_with(core_view(A, number=3, snodes=(B,)), B),
+        "joining": joining,
+        "leaving": leaving,
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["contact", "backup", "snode", "joining", "leaving"]),
+    st.lists(
+        st.tuples(
+            st.sampled_from([A, B, C, D, address(9)]),
+            st.one_of(membership_messages, st.sampled_from(list(ms.Timer))),
+        ),
+        max_size=30,
+    ),
+)
+def test_any_role_any_input_sequence_never_raises_and_stays_bounded(
+    role: str, inputs: list[tuple[IPv6Address, msg.MembershipMessage | ms.Timer]]
+) -> None:
+    engine = roles()[role]
+    now = 1.0
+    for peer, item in inputs:
+        now += 0.05
+        if isinstance(item, ms.Timer):
+            engine.handle_timer(now, item)
+        else:
+            engine.handle_message(now, peer, item)
+        engine.peer_unreachable(now, peer)
+        assert len(engine._queue) <= CONFIG.max_pending
+        if engine.view is not None:
+            assert len(engine._watchers) <= len(engine.view.core)
+            assert engine.suspected <= {e.address for e in engine.view.core}
+        assert not engine.acting or engine.role == ms.Role.CORE
