@@ -1,11 +1,13 @@
-"""Member-channel messages of the handoff protocol (DSERVER.md section 4), as wire codecs.
+"""Member-channel messages of the handoff protocol (DSERVER.md section 4) and of membership
+(section 5), as wire codecs.
 
 The seeds wrote C structs raw onto a TCP connection (SPEC-dserver 4.6: encodings, byte order
 and enum values "not specified"); here every message is a frozen dataclass with ``parse`` and
 ``emit``, network byte order, versioned, strict, round-trip exact. The channel
 (``mip6.dserver.channel``) authenticates and encrypts each one; these bytes are its plaintext.
 
-Every message starts with the same header::
+Every message starts with the same first word (Version, Type, Reserved); a handoff message
+continues it into this header::
 
      0                   1                   2                   3
      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
