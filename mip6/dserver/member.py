@@ -957,14 +957,14 @@ class Member:
         return True
 
     def _send_failed(
-        self, peer: IPv6Address, message: msg.Message, reason: msg.FailureReason
+        self, peer: IPv6Address, message: msg.HandoffMessage, reason: msg.FailureReason
     ) -> None:
         """FAILED about ``message``'s handoff and client."""
         self._send(
             peer, msg.Failed(handoff_id=message.handoff_id, client=message.client, reason=reason)
         )
 
-    def _answer_again(self, donor: IPv6Address, message: msg.Message) -> None:
+    def _answer_again(self, donor: IPv6Address, message: msg.HandoffMessage) -> None:
         """The answer a finished handoff gave, for a message about it that came late."""
         key = (donor, message.handoff_id)
         accepted = self._finished_incoming[key]

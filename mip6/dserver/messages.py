@@ -1,11 +1,13 @@
-"""Member-channel messages of the handoff protocol (DSERVER.md section 4), as wire codecs.
+"""Member-channel messages of the handoff protocol (DSERVER.md section 4) and of membership
+(section 5), as wire codecs.
 
 The seeds wrote C structs raw onto a TCP connection (SPEC-dserver 4.6: encodings, byte order
 and enum values "not specified"); here every message is a frozen dataclass with ``parse`` and
 ``emit``, network byte order, versioned, strict, round-trip exact. The channel
 (``mip6.dserver.channel``) authenticates and encrypts each one; these bytes are its plaintext.
 
-Every message starts with the same header::
+Every message starts with the same first word (Version, Type, Reserved); a handoff message
+continues it into this header::
 
      0                   1                   2                   3
      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
@@ -45,15 +47,52 @@ Every message starts with the same header::
 Bounds (a peer's frame never makes us allocate beyond them): at most
 :data:`MAX_CONNECTIONS` connections, :data:`MAX_SNAPSHOT` bytes per snapshot and
 :data:`MAX_APPLICATION_STATE` bytes of application state each.
+
+Membership messages (``mip6.dserver.membership``; the seeds' catalogue, SPEC-dserver 8.1,
+whose wire formats the seeds leave open, SPEC-dserver 11.3) share the first word (Version,
+Type, Reserved) and have no handoff id or client address: their body follows at once. Numbers
+are unsigned, network byte order; a Join Id of 0 means "none yet"::
+
+    JOIN (B1, candidate backup -> contact address):  | Request (32) | Reserved (32) |
+    JOIN_ANSWER (B4, contact node -> candidate):
+        | Status (8) | Reserved (24) | Request (32) | Join Id (64) | Contact (128) |
+    REGISTER (S1, snode -> contact node, periodic): | Join Id (64) | View Number (64) |
+    REGISTERED (contact node -> snode):             | Join Id (64) | View Number (64) |
+    HEARTBEAT (B5, backup -> its predecessor):
+        | Sequence (32) | Echo (32) | View Number (64) |
+    HEARTBEAT_ANSWER (predecessor -> backup): | Sequence (32) | Reserved (32) | View Number (64) |
+    PLEASE_REJOIN (B7):                       | View Number (64) |
+    VIEW_PREPARE (B2/B6, 2PC phase one):      | Transaction (64) | View |
+    VIEW_VOTE (B2, participant -> coordinator):
+        | Transaction (64) | Highest Number (64) | Vote (8, 1 yes) | Reserved (24) |
+    VIEW_COMMIT (B3) and VIEW_ABORT:          | Transaction (64) |
+    VIEW (S2, the view update broadcast):     | View |
+    CONTACT_QUERY (Q1, any member -> contact address): | Nonce (32) | Reserved (32) |
+    CONTACT_ANSWER (Q2, contact node -> asker): | Nonce (32) | Reserved (32) | View Number (64) |
+    LEAVE (a member leaving, or a member reported unreachable -> contact node):
+        | Reason (8) | Reserved (24) | Join Id (64) | Member (128) |
+
+A View (the membership as the contact node commits it)::
+
+    | Number (64) | Next Join Id (64) | Core Count (8) | Reserved (8) | Snode Count (16) |
+    then Core Count + Snode Count entries: | Join Id (64) | Address (128) |
+
+The core (the contact node and its backups) comes first, then the snodes; each list strictly
+increasing by join id (the contact node is the core's first: SPEC-dserver 8.1 "the contact node
+is always selected as the backup node with the lowest ID"), every join id above 0 and below Next
+Join Id, no join id or address twice. Views hold at most :data:`MAX_CORE` core members and
+:data:`MAX_SNODES` snodes, so a View is at most 24 KiB.
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mip6.wire.errors import EmitError, Malformed, Truncated
 
@@ -73,21 +112,68 @@ CLIENT_OFFSET = 12
 _INIT = struct.Struct("!HHI")
 _CONNECTION = struct.Struct("!B3xII")
 _FAILED = struct.Struct("!B3x")
-# The longest message: an INIT at every bound (what the channel's frame length is capped by).
+REGENERABLE = 0x01
+
+MAX_CORE = 16  # the contact node and its backups (the seeds: "typically less than 5" backups)
+MAX_SNODES = 1008  # with MAX_CORE, 1024 members in a view
+_WORD = struct.Struct("!BBH")  # Version, Type, Reserved: the first word of every message
+WORD_LENGTH = _WORD.size
+_JOIN = struct.Struct("!I4x")
+_JOIN_ANSWER = struct.Struct("!B3xIQ16s")
+_REGISTER = struct.Struct("!QQ")  # REGISTER and REGISTERED
+_HEARTBEAT = struct.Struct("!IIQ")
+_HEARTBEAT_ANSWER = struct.Struct("!I4xQ")
+_NUMBER = struct.Struct("!Q")  # PLEASE_REJOIN's view number; the 2PC's transaction
+_VOTE = struct.Struct("!QQB3x")
+_QUERY = struct.Struct("!I4x")
+_CONTACT_ANSWER = struct.Struct("!I4xQ")
+_LEAVE = struct.Struct("!B3xQ16s")
+_VIEW = struct.Struct("!QQBBH")
+_ENTRY = struct.Struct("!Q16s")
+MAX_VIEW_LENGTH = _VIEW.size + (MAX_CORE + MAX_SNODES) * _ENTRY.size
+# The longest message: an INIT at every bound (what the channel's frame length is capped by);
+# the longest membership message, a VIEW_PREPARE with a full view, is far shorter.
 MAX_MESSAGE_LENGTH = (
     HEADER_LENGTH
     + _INIT.size
     + MAX_CONNECTIONS * (_CONNECTION.size + MAX_SNAPSHOT + MAX_APPLICATION_STATE)
 )
-REGENERABLE = 0x01
 
 
 class MessageType(enum.IntEnum):
+    # handoff (DSERVER.md 4): the header with handoff id and client
     PREPARE = 1
     PREPARED = 2
     INIT = 3
     DONE = 4
     FAILED = 5
+    # membership (SPEC-dserver 8.1): the first word, then the body
+    JOIN = 16
+    JOIN_ANSWER = 17
+    REGISTER = 18
+    REGISTERED = 19
+    HEARTBEAT = 20
+    HEARTBEAT_ANSWER = 21
+    PLEASE_REJOIN = 22
+    VIEW_PREPARE = 23
+    VIEW_VOTE = 24
+    VIEW_COMMIT = 25
+    VIEW_ABORT = 26
+    VIEW = 27
+    CONTACT_QUERY = 28
+    CONTACT_ANSWER = 29
+    LEAVE = 30
+
+
+class JoinStatus(enum.IntEnum):
+    ACCEPTED = 1  # the candidate is a backup now, with this join id
+    FULL = 2  # the core holds MAX_CORE (or the configured number of) members: register as snode
+    NOT_CONTACT = 3  # the answerer is not the contact node; Contact is the one it knows, if any
+
+
+class LeaveReason(enum.IntEnum):
+    LEAVING = 1  # the member itself, leaving gracefully
+    UNREACHABLE = 2  # reported by a member that found it silent (heartbeat, handoff)
 
 
 class FailureReason(enum.IntEnum):
@@ -187,20 +273,328 @@ class Init(_Message):
         return b"".join(parts)
 
 
-Message = Prepare | Prepared | Init | Done | Failed
+HandoffMessage = Prepare | Prepared | Init | Done | Failed
+
+
+# -- membership ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberEntry:
+    """A member in a view: its join id (unique in the group's life: the contact node's
+    counter, SPEC-dserver 8.1) and its own address M."""
+
+    join_id: int
+    address: IPv6Address
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class View:
+    """The membership the contact node committed: ``number`` grows with every change,
+    ``next_join_id`` is the counter the next join id comes from (in the view so that a new
+    contact node continues it), ``core`` the contact node (first) and backups, ``snodes`` the
+    rest; both strictly increasing by join id."""
+
+    number: int
+    next_join_id: int
+    core: tuple[MemberEntry, ...]
+    snodes: tuple[MemberEntry, ...] = ()
+
+    @property
+    def contact(self) -> MemberEntry | None:
+        return self.core[0] if self.core else None
+
+    def members(self) -> tuple[MemberEntry, ...]:
+        return self.core + self.snodes
+
+    def emit(self) -> bytes:
+        problem = _view_problem(self)
+        if problem is not None:
+            raise EmitError(f"view: {problem[0]}")
+        parts = [_VIEW.pack(self.number, self.next_join_id, len(self.core), 0, len(self.snodes))]
+        parts += [_ENTRY.pack(e.join_id, e.address.packed) for e in self.members()]
+        return b"".join(parts)
+
+
+def _view_problem(view: View) -> tuple[str, str] | None:
+    """Why ``view`` may not be on the wire (reason, field), or None."""
+    if not 0 <= view.number < 1 << 64:
+        return f"number {view.number} does not fit 64 bits", "number"
+    if not 0 < view.next_join_id < 1 << 64:
+        return f"next join id {view.next_join_id} out of range", "next_join_id"
+    if len(view.core) > MAX_CORE:
+        return f"{len(view.core)} core members (at most {MAX_CORE})", "core_count"
+    if len(view.snodes) > MAX_SNODES:
+        return f"{len(view.snodes)} snodes (at most {MAX_SNODES})", "snode_count"
+    for group in (view.core, view.snodes):
+        ids = [e.join_id for e in group]
+        if any(a >= b for a, b in itertools.pairwise(ids)):
+            return "members not in increasing join id order", "join_id"
+    entries = view.members()
+    if any(not 0 < e.join_id < view.next_join_id for e in entries):
+        return "a join id of 0 or not below the next join id", "join_id"
+    if len({e.join_id for e in entries}) != len(entries):
+        return "a join id twice", "join_id"
+    if len({e.address for e in entries}) != len(entries):
+        return "an address twice", "address"
+    return None
+
+
+def _fits(value: int, bits: int, name: str) -> None:
+    if not 0 <= value < 1 << bits:
+        raise EmitError(f"{name} {value} does not fit {bits} bits")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Membership:
+    message_type: ClassVar[MessageType]
+
+    def _word(self) -> bytes:
+        return _WORD.pack(VERSION, self.message_type, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Join(_Membership):
+    """B1: a candidate backup asks to join (authenticated by the channel: the group key
+    replaces the seeds' password, D 2.3.3). ``request`` matches the answer to the attempt."""
+
+    request: int
+    message_type: ClassVar[MessageType] = MessageType.JOIN
+
+    def emit(self) -> bytes:
+        _fits(self.request, 32, "request")
+        return self._word() + _JOIN.pack(self.request)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinAnswer(_Membership):
+    """B4 (and the refusals the seeds leave open): ``join_id`` when ACCEPTED, else 0;
+    ``contact`` the contact node's own address as the answerer knows it (``::`` if none)."""
+
+    status: JoinStatus | int
+    request: int
+    join_id: int
+    contact: IPv6Address
+    message_type: ClassVar[MessageType] = MessageType.JOIN_ANSWER
+
+    def emit(self) -> bytes:
+        _fits(self.status, 8, "status")
+        _fits(self.request, 32, "request")
+        _fits(self.join_id, 64, "join id")
+        return self._word() + _JOIN_ANSWER.pack(
+            self.status, self.request, self.join_id, self.contact.packed
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Register(_Membership):
+    """S1: an snode registers (``join_id`` 0) or re-registers (its join id), telling the
+    view number it holds so that a stale one is sent the view."""
+
+    join_id: int
+    view_number: int
+    message_type: ClassVar[MessageType] = MessageType.REGISTER
+
+    def emit(self) -> bytes:
+        _fits(self.join_id, 64, "join id")
+        _fits(self.view_number, 64, "view number")
+        return self._word() + _REGISTER.pack(self.join_id, self.view_number)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registered(_Membership):
+    join_id: int
+    view_number: int
+    message_type: ClassVar[MessageType] = MessageType.REGISTERED
+
+    def emit(self) -> bytes:
+        _fits(self.join_id, 64, "join id")
+        _fits(self.view_number, 64, "view number")
+        return self._word() + _REGISTER.pack(self.join_id, self.view_number)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(_Membership):
+    """B5: ``sequence`` numbers the heartbeat; ``echo`` is the sequence of the newest answer
+    the sender has received (0: none), which renews the predecessor's lease."""
+
+    sequence: int
+    echo: int
+    view_number: int
+    message_type: ClassVar[MessageType] = MessageType.HEARTBEAT
+
+    def emit(self) -> bytes:
+        _fits(self.sequence, 32, "sequence")
+        _fits(self.echo, 32, "echo")
+        _fits(self.view_number, 64, "view number")
+        return self._word() + _HEARTBEAT.pack(self.sequence, self.echo, self.view_number)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatAnswer(_Membership):
+    sequence: int
+    view_number: int
+    message_type: ClassVar[MessageType] = MessageType.HEARTBEAT_ANSWER
+
+    def emit(self) -> bytes:
+        _fits(self.sequence, 32, "sequence")
+        _fits(self.view_number, 64, "view number")
+        return self._word() + _HEARTBEAT_ANSWER.pack(self.sequence, self.view_number)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PleaseRejoin(_Membership):
+    """B7: "we consider you to have failed, please join again", from a member holding view
+    ``view_number``, which no longer lists the receiver."""
+
+    view_number: int
+    message_type: ClassVar[MessageType] = MessageType.PLEASE_REJOIN
+
+    def emit(self) -> bytes:
+        _fits(self.view_number, 64, "view number")
+        return self._word() + _NUMBER.pack(self.view_number)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewPrepare(_Membership):
+    """Two-phase commit, phase one: the coordinator proposes ``view``."""
+
+    transaction: int
+    view: View
+    message_type: ClassVar[MessageType] = MessageType.VIEW_PREPARE
+
+    def emit(self) -> bytes:
+        _fits(self.transaction, 64, "transaction")
+        return self._word() + _NUMBER.pack(self.transaction) + self.view.emit()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewVote(_Membership):
+    """A participant's vote; ``highest`` is the highest view number it has committed or
+    promised, so that a refused coordinator proposes above it."""
+
+    transaction: int
+    highest: int
+    yes: bool
+    message_type: ClassVar[MessageType] = MessageType.VIEW_VOTE
+
+    def emit(self) -> bytes:
+        _fits(self.transaction, 64, "transaction")
+        _fits(self.highest, 64, "highest")
+        return self._word() + _VOTE.pack(self.transaction, self.highest, int(self.yes))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewCommit(_Membership):
+    transaction: int
+    message_type: ClassVar[MessageType] = MessageType.VIEW_COMMIT
+
+    def emit(self) -> bytes:
+        _fits(self.transaction, 64, "transaction")
+        return self._word() + _NUMBER.pack(self.transaction)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewAbort(_Membership):
+    transaction: int
+    message_type: ClassVar[MessageType] = MessageType.VIEW_ABORT
+
+    def emit(self) -> bytes:
+        _fits(self.transaction, 64, "transaction")
+        return self._word() + _NUMBER.pack(self.transaction)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewUpdate(_Membership):
+    """S2 widened: the contact node's current view, to every member after each change and to
+    any member found holding an older one."""
+
+    view: View
+    message_type: ClassVar[MessageType] = MessageType.VIEW
+
+    def emit(self) -> bytes:
+        return self._word() + self.view.emit()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactQuery(_Membership):
+    nonce: int
+    message_type: ClassVar[MessageType] = MessageType.CONTACT_QUERY
+
+    def emit(self) -> bytes:
+        _fits(self.nonce, 32, "nonce")
+        return self._word() + _QUERY.pack(self.nonce)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactAnswer(_Membership):
+    """Q2: the answer's sender is the contact node; ``view_number`` the view it holds."""
+
+    nonce: int
+    view_number: int
+    message_type: ClassVar[MessageType] = MessageType.CONTACT_ANSWER
+
+    def emit(self) -> bytes:
+        _fits(self.nonce, 32, "nonce")
+        _fits(self.view_number, 64, "view number")
+        return self._word() + _CONTACT_ANSWER.pack(self.nonce, self.view_number)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Leave(_Membership):
+    """``member`` (with ``join_id``) leaves: it says so itself (LEAVING), or another member
+    found it silent (UNREACHABLE)."""
+
+    reason: LeaveReason | int
+    join_id: int
+    member: IPv6Address
+    message_type: ClassVar[MessageType] = MessageType.LEAVE
+
+    def emit(self) -> bytes:
+        _fits(self.reason, 8, "reason")
+        _fits(self.join_id, 64, "join id")
+        return self._word() + _LEAVE.pack(self.reason, self.join_id, self.member.packed)
+
+
+MembershipMessage = (
+    Join
+    | JoinAnswer
+    | Register
+    | Registered
+    | Heartbeat
+    | HeartbeatAnswer
+    | PleaseRejoin
+    | ViewPrepare
+    | ViewVote
+    | ViewCommit
+    | ViewAbort
+    | ViewUpdate
+    | ContactQuery
+    | ContactAnswer
+    | Leave
+)
+Message = HandoffMessage | MembershipMessage
 
 
 def parse(data: bytes) -> Message:
     """One message; :class:`~mip6.wire.errors.Truncated` or
     :class:`~mip6.wire.errors.Malformed` (with the offset and field at fault) otherwise.
     Trailing bytes are malformed: the channel frames exactly one message."""
-    if len(data) < HEADER_LENGTH:
+    if len(data) < WORD_LENGTH:
         raise Truncated("shorter than the message header", len(data), "header")
-    version, kind, reserved, handoff_id, client = _HEADER.unpack_from(data)
+    version, kind, reserved = _WORD.unpack_from(data)
     if version != VERSION:
         raise Malformed(f"version {version} (we speak {VERSION})", VERSION_OFFSET, "version")
     if reserved:
         raise Malformed("reserved bits set", RESERVED_OFFSET, "reserved")
+    if kind in _MEMBERSHIP_BODIES:
+        membership, offset = _MEMBERSHIP_BODIES[kind](data, WORD_LENGTH)
+        if offset != len(data):
+            raise Malformed("bytes after the message", offset, "length")
+        return membership
+    if len(data) < HEADER_LENGTH:
+        raise Truncated("shorter than the message header", len(data), "header")
+    _, _, _, handoff_id, client = _HEADER.unpack_from(data)
     common = {"handoff_id": handoff_id, "client": IPv6Address(client)}
     offset = HEADER_LENGTH
     message: Message
@@ -265,6 +659,163 @@ def _init(data: bytes, offset: int, common: dict[str, object]) -> tuple[Init, in
         connections=tuple(connections),
     )
     return init, offset
+
+
+def _fields(
+    data: bytes, offset: int, layout: struct.Struct, field: str, reserved: slice | None = None
+) -> tuple[tuple[Any, ...], int]:
+    """``layout``'s fields at ``offset`` and the offset after them; ``reserved``: where its
+    pad bytes lie (relative to ``offset``), which must be zero."""
+    _need(data, offset, layout.size, field)
+    if reserved is not None and any(data[offset + reserved.start : offset + reserved.stop]):
+        raise Malformed("reserved bits set", offset + reserved.start, "reserved")
+    return layout.unpack_from(data, offset), offset + layout.size
+
+
+def _view(data: bytes, offset: int) -> tuple[View, int]:
+    start = offset
+    (number, next_join_id, core_count, reserved, snode_count), offset = _fields(
+        data, offset, _VIEW, "view"
+    )
+    if reserved:
+        raise Malformed("reserved bits set", start + 17, "reserved")
+    # the counts are checked before anything they announce is read (the bounds)
+    if core_count > MAX_CORE:
+        raise Malformed(f"{core_count} core members", start + 16, "core_count")
+    if snode_count > MAX_SNODES:
+        raise Malformed(f"{snode_count} snodes", start + 18, "snode_count")
+    count = int(core_count) + int(snode_count)
+    _need(data, offset, count * _ENTRY.size, "entries")
+    entries = []
+    for _ in range(count):
+        join_id, address = _ENTRY.unpack_from(data, offset)
+        entries.append(MemberEntry(join_id=join_id, address=IPv6Address(address)))
+        offset += _ENTRY.size
+    view = View(
+        number=int(number),
+        next_join_id=int(next_join_id),
+        core=tuple(entries[:core_count]),
+        snodes=tuple(entries[core_count:]),
+    )
+    problem = _view_problem(view)
+    if problem is not None:
+        raise Malformed(problem[0], start, problem[1])
+    return view, offset
+
+
+def _join(data: bytes, offset: int) -> tuple[Join, int]:
+    (request,), offset = _fields(data, offset, _JOIN, "join", slice(4, 8))
+    return Join(request=int(request)), offset
+
+
+def _join_answer(data: bytes, offset: int) -> tuple[JoinAnswer, int]:
+    (status, request, join_id, contact), offset = _fields(
+        data, offset, _JOIN_ANSWER, "join answer", slice(1, 4)
+    )
+    known = status in JoinStatus._value2member_map_
+    answer = JoinAnswer(
+        status=JoinStatus(status) if known else int(status),
+        request=int(request),
+        join_id=int(join_id),
+        contact=IPv6Address(contact),
+    )
+    return answer, offset
+
+
+def _register(data: bytes, offset: int) -> tuple[Register, int]:
+    (join_id, number), offset = _fields(data, offset, _REGISTER, "register")
+    return Register(join_id=int(join_id), view_number=int(number)), offset
+
+
+def _registered(data: bytes, offset: int) -> tuple[Registered, int]:
+    (join_id, number), offset = _fields(data, offset, _REGISTER, "registered")
+    return Registered(join_id=int(join_id), view_number=int(number)), offset
+
+
+def _heartbeat(data: bytes, offset: int) -> tuple[Heartbeat, int]:
+    (sequence, echo, number), offset = _fields(data, offset, _HEARTBEAT, "heartbeat")
+    return Heartbeat(sequence=int(sequence), echo=int(echo), view_number=int(number)), offset
+
+
+def _heartbeat_answer(data: bytes, offset: int) -> tuple[HeartbeatAnswer, int]:
+    (sequence, number), offset = _fields(
+        data, offset, _HEARTBEAT_ANSWER, "heartbeat answer", slice(4, 8)
+    )
+    return HeartbeatAnswer(sequence=int(sequence), view_number=int(number)), offset
+
+
+def _please_rejoin(data: bytes, offset: int) -> tuple[PleaseRejoin, int]:
+    (number,), offset = _fields(data, offset, _NUMBER, "view number")
+    return PleaseRejoin(view_number=int(number)), offset
+
+
+def _view_prepare(data: bytes, offset: int) -> tuple[ViewPrepare, int]:
+    (transaction,), offset = _fields(data, offset, _NUMBER, "transaction")
+    view, offset = _view(data, offset)
+    return ViewPrepare(transaction=int(transaction), view=view), offset
+
+
+def _view_vote(data: bytes, offset: int) -> tuple[ViewVote, int]:
+    start = offset
+    (transaction, highest, vote), offset = _fields(data, offset, _VOTE, "vote", slice(17, 20))
+    if vote > 1:
+        raise Malformed(f"vote {vote} (0 no, 1 yes)", start + 16, "vote")
+    return ViewVote(transaction=int(transaction), highest=int(highest), yes=bool(vote)), offset
+
+
+def _view_commit(data: bytes, offset: int) -> tuple[ViewCommit, int]:
+    (transaction,), offset = _fields(data, offset, _NUMBER, "transaction")
+    return ViewCommit(transaction=int(transaction)), offset
+
+
+def _view_abort(data: bytes, offset: int) -> tuple[ViewAbort, int]:
+    (transaction,), offset = _fields(data, offset, _NUMBER, "transaction")
+    return ViewAbort(transaction=int(transaction)), offset
+
+
+def _view_update(data: bytes, offset: int) -> tuple[ViewUpdate, int]:
+    view, offset = _view(data, offset)
+    return ViewUpdate(view=view), offset
+
+
+def _contact_query(data: bytes, offset: int) -> tuple[ContactQuery, int]:
+    (nonce,), offset = _fields(data, offset, _QUERY, "query", slice(4, 8))
+    return ContactQuery(nonce=int(nonce)), offset
+
+
+def _contact_answer(data: bytes, offset: int) -> tuple[ContactAnswer, int]:
+    (nonce, number), offset = _fields(data, offset, _CONTACT_ANSWER, "answer", slice(4, 8))
+    return ContactAnswer(nonce=int(nonce), view_number=int(number)), offset
+
+
+def _leave(data: bytes, offset: int) -> tuple[Leave, int]:
+    (reason, join_id, member), offset = _fields(data, offset, _LEAVE, "leave", slice(1, 4))
+    known = reason in LeaveReason._value2member_map_
+    leave = Leave(
+        reason=LeaveReason(reason) if known else int(reason),
+        join_id=int(join_id),
+        member=IPv6Address(member),
+    )
+    return leave, offset
+
+
+_MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[MembershipMessage, int]]] = {
+    MessageType.JOIN: _join,
+    MessageType.JOIN_ANSWER: _join_answer,
+    MessageType.REGISTER: _register,
+    MessageType.REGISTERED: _registered,
+    MessageType.HEARTBEAT: _heartbeat,
+    MessageType.HEARTBEAT_ANSWER: _heartbeat_answer,
+    MessageType.PLEASE_REJOIN: _please_rejoin,
+    MessageType.VIEW_PREPARE: _view_prepare,
+    MessageType.VIEW_VOTE: _view_vote,
+    MessageType.VIEW_COMMIT: _view_commit,
+    MessageType.VIEW_ABORT: _view_abort,
+    MessageType.VIEW: _view_update,
+    MessageType.CONTACT_QUERY: _contact_query,
+    MessageType.CONTACT_ANSWER: _contact_answer,
+    MessageType.LEAVE: _leave,
+}
 
 
 def _need(data: bytes, offset: int, length: int, field: str) -> None:
