@@ -336,7 +336,7 @@ class Membership:
         """Leave gracefully: the contact node steps down and hands over to its successor at
         once (T 4.2.3: so that another node takes over "in time"); any other member asks the
         contact node to remove it. Completes with :class:`Left`."""
-        if self.role == Role.JOINING:
+        if self.role is Role.JOINING:
             self._transition(Input.LEAVE, local=True)
             self._out.append(Left())
             self._out.append(CancelTimer(Timer.TICK))
@@ -426,7 +426,7 @@ class Membership:
     @property
     def contact(self) -> IPv6Address | None:
         """The contact node's own address as this member knows it."""
-        if self.role == Role.CORE and self.view is not None:
+        if self.role is Role.CORE and self.view is not None:
             live = self._live_core()
             return live[0].address if live else None
         if self._contact_hint is not None:
@@ -452,7 +452,7 @@ class Membership:
 
     def _tick(self, now: float) -> None:
         config = self.config
-        if self.role == Role.CORE:
+        if self.role is Role.CORE:
             self._out.append(StartTimer(now + config.heartbeat_interval, Timer.TICK))
             self._watch(now)
             self._evaluate(now)
@@ -464,7 +464,7 @@ class Membership:
                     entry = self._entry(suspect)
                     if entry is not None:
                         self._report(now, entry, msg.LeaveReason.UNREACHABLE)
-        elif self.role == Role.SNODE:
+        elif self.role is Role.SNODE:
             self._out.append(StartTimer(now + config.register_interval, Timer.TICK))
             if now - self._contact_heard >= config.snode_timeout:
                 # the contact node we register with is silent: ask who it is (8.1 Q1)
@@ -479,11 +479,11 @@ class Membership:
                 self._request = self.rng.randrange(1, 1 << 32)
                 promotion = msg.Join(request=self._request)
                 self._send(self.contact or Destination.CONTACT_ADDRESS, promotion)
-        elif self.role == Role.JOINING:
+        elif self.role is Role.JOINING:
             self._out.append(StartTimer(now + config.heartbeat_interval, Timer.TICK))
             if now - self._last_sent >= config.join_retry:
                 self._send_join(now)
-        elif self.role == Role.LEAVING:
+        elif self.role is Role.LEAVING:
             self._out.append(StartTimer(now + config.heartbeat_interval, Timer.TICK))
             if now >= self._leave_deadline:
                 self._gone()
@@ -575,7 +575,7 @@ class Membership:
 
     def _evaluate(self, now: float) -> None:
         """Act as contact node or not (the rule in the module docstring)."""
-        if self.role != Role.CORE or self.view is None:
+        if self.role is not Role.CORE or self.view is None:
             return
         live = self._live_core()
         first = bool(live) and live[0].address == self.address
@@ -637,12 +637,12 @@ class Membership:
                 self._removed(now)
             return
         in_core = entry in view.core
-        if self.role == Role.SNODE and in_core:
+        if self.role is Role.SNODE and in_core:
             self.join_id = entry.join_id
             self._transition(Input.ADMITTED_CORE)
             self._out.append(Joined(join_id=entry.join_id, role=self.role))
             self._out.append(StartTimer(now, Timer.TICK))
-        elif self.role == Role.JOINING:
+        elif self.role is Role.JOINING:
             self.join_id = entry.join_id
             self._transition(Input.ADMITTED_CORE if in_core else Input.ADMITTED_SNODE)
             self._out.append(Joined(join_id=entry.join_id, role=self.role))
@@ -652,7 +652,7 @@ class Membership:
 
     def _removed(self, now: float) -> None:
         """A view without us, or PLEASE_REJOIN: join again (B7), or the leave is done."""
-        was_leaving = self.role == Role.LEAVING
+        was_leaving = self.role is Role.LEAVING
         self._set_acting(now, False, StepDownReason.REMOVED)
         self._transition(Input.REMOVED)
         if was_leaving:
@@ -926,9 +926,9 @@ class Membership:
         self._progress(now)
 
     def _on_join_answer(self, now: float, peer: IPv6Address, answer: msg.JoinAnswer) -> None:
-        if self.role == Role.SNODE or answer.request != self._request:
+        if self.role is Role.SNODE or answer.request != self._request:
             return  # an snode asking to be promoted just asks again later
-        if self.role != Role.JOINING:
+        if self.role is not Role.JOINING:
             return
         if answer.status == msg.JoinStatus.FULL:
             self._as_backup = False  # the core is full: serve as an snode (8.1 S1)
