@@ -1005,7 +1005,12 @@ class MobileNode:
         home_ok = tokens.home_keygen_token is not None and now - tokens.home_received <= lifetime
         if self.at_home:
             return home_ok
-        care_of_ok = (
+        return home_ok and self._care_of_token_fresh(now, tokens)
+
+    def _care_of_token_fresh(self, now: float, tokens: Tokens) -> bool:
+        """A care-of keygen token for the current care-of address, younger than
+        MAX_TOKEN_LIFETIME (RFC 3775 5.2.7)."""
+        return (
             tokens.care_of_keygen_token is not None
             # identity first: IPv6Address.__eq__ is Python code, and the tokens usually hold
             # the very address object they were obtained for
@@ -1013,9 +1018,8 @@ class MobileNode:
                 tokens.care_of_for is self.care_of_address
                 or tokens.care_of_for == self.care_of_address
             )
-            and now - tokens.care_of_received <= lifetime
+            and now - tokens.care_of_received <= self.constants.max_token_lifetime
         )
-        return home_ok and care_of_ok
 
     def _return_routability(self, now: float, entry: BulEntry) -> list[Action]:
         if self._tokens_ready(now, entry):
@@ -1047,16 +1051,7 @@ class MobileNode:
                 assert self.care_of_address is not None
                 via = self.tunnel_relay or self.home_agent
                 actions.append(Transmit(encapsulate(hoti, self.care_of_address, via)))
-        if not self.at_home and not (
-            tokens.care_of_keygen_token is not None
-            # identity first: IPv6Address.__eq__ is Python code, and the tokens usually hold
-            # the very address object they were obtained for
-            and (
-                tokens.care_of_for is self.care_of_address
-                or tokens.care_of_for == self.care_of_address
-            )
-            and now - tokens.care_of_received <= lifetime
-        ):
+        if not self.at_home and not self._care_of_token_fresh(now, tokens):
             assert self.care_of_address is not None
             entry.care_of_init_cookie = self.rng.randbytes(8)
             coti = _test_init_packet(
