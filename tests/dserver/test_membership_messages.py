@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mip6.dserver import messages as m
-from mip6.wire.errors import EmitError, Malformed, Truncated, WireError
+from mip6.wire.errors import EmitError, Malformed, WireError
+
+from .test_messages import mutations_parse_or_raise, round_trips, truncations_refused
 
 A = IPv6Address("2001:db8:1::1")
 B = IPv6Address("2001:db8:1::2")
@@ -111,33 +113,19 @@ membership_messages = st.one_of(
 
 @given(membership_messages)
 def test_every_membership_message_round_trips_both_ways(message: m.MembershipMessage) -> None:
-    data = message.emit()
-    assert m.parse(data) == message
-    assert m.parse(data).emit() == data
+    round_trips(message)
 
 
 @given(membership_messages)
 def test_every_truncation_is_refused_as_truncated(message: m.MembershipMessage) -> None:
-    data = message.emit()
-    for length in range(len(data)):
-        with pytest.raises(Truncated):
-            m.parse(data[:length])
+    truncations_refused(message)
 
 
 @given(membership_messages, st.data())
 def test_mutations_parse_or_raise_a_wire_error(
     message: m.MembershipMessage, data: st.DataObject
 ) -> None:
-    raw = bytearray(message.emit())
-    for _ in range(data.draw(st.integers(1, 4))):
-        index = data.draw(st.integers(0, len(raw) - 1))
-        raw[index] = data.draw(st.integers(0, 255))
-    try:
-        parsed = m.parse(bytes(raw))
-    except WireError as error:
-        assert 0 <= error.offset <= len(raw)
-        return
-    assert parsed.emit() == bytes(raw)  # what parses is canonical
+    mutations_parse_or_raise(message, data)
 
 
 @given(st.integers(16, 31), st.binary(max_size=120))

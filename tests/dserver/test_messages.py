@@ -80,23 +80,22 @@ messages = st.one_of(
 )
 
 
-@given(messages)
-def test_every_message_round_trips_both_ways(message: m.Message) -> None:
+def round_trips(message: m.Message) -> None:
+    """Emit then parse gives the message back, and parse then emit the bytes."""
     data = message.emit()
     assert m.parse(data) == message
     assert m.parse(data).emit() == data
 
 
-@given(messages)
-def test_every_truncation_is_refused_as_truncated(message: m.Message) -> None:
+def truncations_refused(message: m.Message) -> None:
     data = message.emit()
     for length in range(len(data)):
         with pytest.raises(Truncated):
             m.parse(data[:length])
 
 
-@given(messages, st.data())
-def test_mutations_parse_or_raise_a_wire_error(message: m.Message, data: st.DataObject) -> None:
+def mutations_parse_or_raise(message: m.Message, data: st.DataObject) -> None:
+    """A few bytes of ``message`` changed: parsed (and then canonical) or a WireError."""
     raw = bytearray(message.emit())
     for _ in range(data.draw(st.integers(1, 4))):
         index = data.draw(st.integers(0, len(raw) - 1))
@@ -107,6 +106,21 @@ def test_mutations_parse_or_raise_a_wire_error(message: m.Message, data: st.Data
         assert 0 <= error.offset <= len(raw)
         return
     assert parsed.emit() == bytes(raw)  # what parses is canonical
+
+
+@given(messages)
+def test_every_message_round_trips_both_ways(message: m.Message) -> None:
+    round_trips(message)
+
+
+@given(messages)
+def test_every_truncation_is_refused_as_truncated(message: m.Message) -> None:
+    truncations_refused(message)
+
+
+@given(messages, st.data())
+def test_mutations_parse_or_raise_a_wire_error(message: m.Message, data: st.DataObject) -> None:
+    mutations_parse_or_raise(message, data)
 
 
 @pytest.mark.parametrize(
