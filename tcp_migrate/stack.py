@@ -204,6 +204,11 @@ class Socket:
     def remote(self) -> tuple[str, int]:
         return str(IPv6Address(self.key[2])), self.key[3]
 
+    @property
+    def remote_address(self) -> IPv6Address:
+        """The peer's address, without :attr:`remote`'s round trip through its text form."""
+        return IPv6Address(self.key[2])
+
     def __repr__(self) -> str:
         return f"<Socket {self.local} -> {self.remote} {self.state.name}>"
 

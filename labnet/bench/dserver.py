@@ -23,21 +23,29 @@
   alternating with the regenerable handoffs' (the machine's speed drifts by a third within a
   minute, which made the two figures' ratio swing as much); ``local_handoff_vs_tcp_repair`` is
   their ratio.
-- ``handoffs_per_s``: on the in-memory network (:class:`~mip6.runtime.memory.MemoryNetwork`,
-  Lss = 10 ms, Lcs = 20 ms), a contact node m1, members m2 and m3 that hand every client back
-  and forth, and ``clients`` (50) clients (each a correspondent node with a host and a /64 of its
-  own), each downloading a body that never ends through a 4 KiB receive window (a trickle: the
-  members' time goes to handoffs more than to bytes); a member hands a client on once
-  ``handoff_every`` more bytes were acknowledged, with RR in advance (PREPARE). The measured
-  member m2's engine entry points (``handle_packet``, ``handle_timer``, ``send``, ``command``,
-  ``port_unreachable``) are wrapped and their CPU time (``time.process_time_ns``) summed;
-  the handoffs it took part in, counted at both ends as the seeds counted "handovers per
-  replica" (each it completed as donor, DONE received, plus each it completed as acceptor,
-  DONE sent), are divided by that time. The member's other work in that time is in it:
-  serving the download between handoffs (``handoff_member_data_packets``), the download
-  service regenerating its send ring after each acceptance, the member channel, return
-  routability. ``handoffs_counted`` says what was counted. The seeds' figure (5,000/s,
-  extrapolated from 250/s at 5% CPU on 2008 hardware) is not a same-run baseline.
+- ``handoffs_per_s``: the seeds' handoff-scalability workload (thesis 6.3.3, SPEC-dserver
+  9.8: the echo example and a client writing 'H' after 'H', each a handoff) on the in-memory
+  network (:class:`~mip6.runtime.memory.MemoryNetwork`, Lss = 10 ms, Lcs = 20 ms): a contact
+  node m1, members m2 and m3 running the handoff echo (:mod:`mip6.apps.handoff_echo`), and
+  ``clients`` (50) clients (each a correspondent node with a host and a /64 of its own). The
+  contact node hands each new client to m2 or m3; each client then sends an 'H' line and,
+  when the member that took it has announced itself, the next one, so m2 and m3 hand every
+  client to each other as fast as the round trips allow, with RR in advance (PREPARE). The
+  measured member m2's engine entry points (``handle_packet``, ``handle_timer``, ``send``,
+  ``command``, ``port_unreachable``) are wrapped and their CPU time
+  (``time.process_time_ns``) summed; the handoffs it took part in, counted at both ends as the
+  seeds counted "handovers per replica" (each it completed as donor, DONE received, plus each
+  it completed as acceptor, DONE sent), are divided by that time. All of the member's work in
+  that time is in it: the echo, the member channel, return routability, the client's TCP.
+  ``handoffs_counted`` says what was counted, and what the clients saw (each announcement
+  must name another member than the one before). The seeds' figure (250/s per replica at 5%
+  CPU, 5,000/s extrapolated, on 2008 hardware) is not a same-run baseline.
+- ``download_handoffs_per_s``: the same group with handoffs in the middle of downloads: each
+  client downloads a body that never ends through a 4 KiB receive window (a trickle: the
+  members' time goes to handoffs more than to bytes), and a member hands a client on once
+  ``handoff_every`` (8 KiB) more bytes were acknowledged. Serving the download between
+  handoffs (``download_member_data_packets``) and the download service regenerating its send
+  ring after each acceptance are in the member's time, which is why it is below the echo's.
 - ``distributions_per_s``, ``contact_cpu_us_per_distribution``: clients arrive at the contact
   node continuously (``clients`` (50) client nodes in a closed loop; each arrival a new client
   address with an empty binding cache, as the seeds restarted the client's MIPv6 daemon); it
@@ -95,6 +103,7 @@ from labnet.dserver_lab import (
     resets,
 )
 from mip6.apps.download import REQUEST, DownloadService
+from mip6.apps.handoff_echo import HandoffEchoService
 from mip6.apps.http import Body, HostDownload
 from mip6.core import rr
 from mip6.core.actions import Action, Transmit
@@ -578,9 +587,114 @@ def _delta(after: dict[str, int], before: dict[str, int], name: str) -> int:
     return after.get(name, 0) - before.get(name, 0)
 
 
-def handoff_rate_figures(
+class _EchoClient:
+    """The seeds' handoff-scalability client (thesis 6.3.3, SPEC-dserver 9.8) on a client
+    node's host: one connection to the handoff echo, an 'H' line, and the next 'H' as soon as
+    the member that took the client has announced itself (or said the handoff failed). Every
+    line that came back is checked: an announcement must name another member than the last."""
+
+    def __init__(self, group: _Group, name: str) -> None:
+        self.sock = group.hosts[name].connect(group.net.now, str(CONTACT), PORT)
+        self.sock.on_change = self._changed
+        self.buffer = b""
+        self.last: bytes | None = None
+        self.counts = {"announced": 0, "failed": 0, "same_member": 0, "unexpected": 0}
+        self.sock.send(HANDOFF_LINE)
+        group.net.nodes[name].runtime.flush_host()
+
+    def _changed(self, sock: Socket) -> None:
+        while data := sock.recv(1 << 16):
+            self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            if line.startswith(b"member ") and line.endswith(b" took you"):
+                self.counts["announced"] += 1
+                self.counts["same_member"] += line == self.last
+                self.last = line
+            elif line.startswith(b"handoff failed"):
+                self.counts["failed"] += 1
+            else:
+                self.counts["unexpected"] += 1
+                continue
+            sock.send(HANDOFF_LINE)
+
+
+HANDOFF_LINE = b"H\n"
+
+
+def _handoff_counts(group: _Group, measure: Callable[[], Any]) -> dict[str, Any]:
+    """Runs ``measure`` and counts the measured member m2's handoffs in that time, as donor
+    and acceptor, and its engine's CPU time."""
+    before = group.counters()
+    measured = measure()
+    after = group.counters()
+    donor = _delta(after["m2"], before["m2"], "handoff_completed")
+    acceptor = _delta(after["m2"], before["m2"], "handoff_accepted")
+    failed = sum(_delta(after[n], before[n], "handoff_failed") for n in MEMBERS)
+    cpu = group.meter.cpu_ns / 1e9
+    wall = group.meter.wall_ns / 1e9
+    counted = donor + acceptor
+    return {
+        "measured": measured,
+        "counted": counted,
+        "per_s": round(counted / cpu) if cpu else None,
+        "per_s_wall_clock": round(counted / wall) if wall else None,
+        "cpu_us_per_handoff": round(cpu * 1e6 / counted, 1) if counted else None,
+        "cpu_s": round(cpu, 3),
+        "as_donor": donor,
+        "as_acceptor": acceptor,
+        "failed_anywhere": failed,
+    }
+
+
+_COUNTED = (
+    "the measured member m2's handoffs completed at either end: as donor (DONE received: its "
+    "counter handoff_completed) plus as acceptor (DONE sent: handoff_accepted); a handoff "
+    "between m2 and m3 counts once, at m2"
+)
+
+
+def handoff_rate_figures(seconds: float, clients: int = 50) -> dict[str, Any]:
+    """The seeds' workload (thesis 6.3.3): ``clients`` clients of the handoff echo, each
+    sending 'H' after 'H'; m2 and m3 hand each to the other at every 'H'."""
+    services: dict[str, Any] = {
+        name: HandoffEchoService(str(address)) for name, address in MEMBERS.items()
+    }
+    group = _Group(clients, services, measured="m2", window=65535)
+    group.net.run_until(1.0)  # the contact node has registered
+    echo: list[_EchoClient] = []
+    for i, name in enumerate(group.clients):
+        group.net.call_at(1.0 + i * 0.01, lambda name=name: echo.append(_EchoClient(group, name)))
+    group.net.run_until(2.0 + clients * 0.01)  # every client is handed back and forth by now
+    counts = _handoff_counts(group, lambda: group.measure(seconds)[0])
+    clients_counts = {key: sum(client.counts[key] for client in echo) for key in echo[0].counts}
+    return {
+        "handoffs_per_s": counts["per_s"],
+        "handoffs_per_s_wall_clock": counts["per_s_wall_clock"],
+        "member_cpu_us_per_handoff": counts["cpu_us_per_handoff"],
+        "handoffs_counted": {
+            "what": _COUNTED,
+            "as_donor": counts["as_donor"],
+            "as_acceptor": counts["as_acceptor"],
+            "failed_anywhere": counts["failed_anywhere"],
+            "echo_clients": clients_counts,
+        },
+        "handoff_clients": clients,
+        "handoff_member_cpu_s": counts["cpu_s"],
+        "handoff_virtual_s": round(counts["measured"], 2),
+        "handoff_virtual_rate_per_s": round(counts["counted"] / counts["measured"], 1)
+        if counts["measured"]
+        else None,
+        "seeds_handoffs_per_s": "250/s per replica measured at 5% CPU, 5,000/s extrapolated, "
+        "with this workload (2008 hardware; not a same-run baseline)",
+    }
+
+
+def download_handoff_rate_figures(
     seconds: float, clients: int = 50, handoff_every: int = 8192, window: int = 4096
 ) -> dict[str, Any]:
+    """Handoffs in the middle of downloads: each client downloads a body that never ends
+    through a ``window``-byte receive window, handed on every ``handoff_every`` bytes."""
     body = Body(size=1 << 40, seed=SEED)  # never ends
     services: dict[str, Any] = {
         name: DownloadService(body, handoff_every=handoff_every) for name in MEMBERS
@@ -590,38 +704,25 @@ def handoff_rate_figures(
     for i, name in enumerate(group.clients):
         group.net.call_at(1.0 + i * 0.01, group.fetch, name)
     group.net.run_until(2.0 + clients * 0.01)  # every client is handed back and forth by now
-    before = group.counters()
-    virtual, packets = group.measure(seconds)
-    after = group.counters()
-    donor = _delta(after["m2"], before["m2"], "handoff_completed")
-    acceptor = _delta(after["m2"], before["m2"], "handoff_accepted")
-    failed = sum(_delta(after[n], before[n], "handoff_failed") for n in MEMBERS)
+    counts = _handoff_counts(group, lambda: group.measure(seconds))
+    virtual, packets = counts["measured"]
     ended = group.ended["whole"] + group.ended["failed"]  # none should: the body never ends
-    cpu = group.meter.cpu_ns / 1e9
-    wall = group.meter.wall_ns / 1e9
-    counted = donor + acceptor
     return {
-        "handoffs_per_s": round(counted / cpu) if cpu else None,
-        "handoffs_per_s_wall_clock": round(counted / wall) if wall else None,
-        "member_cpu_us_per_handoff": round(cpu * 1e6 / counted, 1) if counted else None,
-        "handoffs_counted": {
-            "what": "the measured member m2's handoffs completed at either end: as donor "
-            "(DONE received: its counter handoff_completed) plus as acceptor (DONE sent: "
-            "handoff_accepted); a handoff between m2 and m3 counts once, at m2",
-            "as_donor": donor,
-            "as_acceptor": acceptor,
-            "failed_anywhere": failed,
+        "download_handoffs_per_s": counts["per_s"],
+        "download_handoffs_per_s_wall_clock": counts["per_s_wall_clock"],
+        "download_member_cpu_us_per_handoff": counts["cpu_us_per_handoff"],
+        "download_handoffs_counted": {
+            "what": _COUNTED,
+            "as_donor": counts["as_donor"],
+            "as_acceptor": counts["as_acceptor"],
+            "failed_anywhere": counts["failed_anywhere"],
             "downloads_ended": ended,
         },
-        "handoff_clients": clients,
-        "handoff_every_bytes": handoff_every,
-        "handoff_client_window_bytes": window,
-        "handoff_member_data_packets": packets,
-        "handoff_member_cpu_s": round(cpu, 3),
-        "handoff_virtual_s": round(virtual, 2),
-        "handoff_virtual_rate_per_s": round(counted / virtual, 1) if virtual else None,
-        "seeds_handoffs_per_s": "250/s per replica measured at 5% CPU, 5,000/s extrapolated "
-        "(2008 hardware; not a same-run baseline)",
+        "download_handoff_every_bytes": handoff_every,
+        "download_client_window_bytes": window,
+        "download_member_data_packets": packets,
+        "download_member_cpu_s": counts["cpu_s"],
+        "download_virtual_s": round(virtual, 2),
     }
 
 
@@ -792,6 +893,7 @@ def run(seconds: float = 4.0, *, clients: int = 50, gap_handoffs: int = 100) -> 
     results: dict[str, Any] = {}
     results.update(local_handoff_figures(seconds / 2))
     results.update(handoff_rate_figures(seconds * 2.5, clients))
+    results.update(download_handoff_rate_figures(seconds * 2.5, clients))
     results.update(distribution_figures(seconds * 2.5, clients))
     results["handoff_gap_ms"] = handoff_gap_figures(gap_handoffs)
     results["cpus"] = os.cpu_count()

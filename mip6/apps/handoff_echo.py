@@ -174,7 +174,7 @@ class HandoffEchoService:
     def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
         self.failed_handoffs += 1
         for sock, echo in list(self._connections.items()):
-            if echo.handing_off and IPv6Address(sock.remote[0]) == client:
+            if echo.handing_off and sock.remote_address == client:
                 echo.handoff_failed()
 
     def _forget(self, sock: Socket) -> None:
@@ -277,7 +277,7 @@ class _Echo:
             self.handing_off = True
             self.service.handoffs_requested += 1
             # deferred by the member to the end of this entry point (we are inside the stack)
-            self.member.request_handoff(IPv6Address(sock.remote[0]))
+            self.member.request_handoff(sock.remote_address)
         elif command == QUIT:
             self.output += BYE
             self.closing = True

@@ -410,7 +410,7 @@ class Connection:
         self.server = server
         self.served = served
         self.sock = sock
-        self.client = IPv6Address(sock.remote[0])
+        self.client = sock.remote_address
         self.peer = sock.remote
         self.port = sock.local[1]
         self.handed_in = handed_in

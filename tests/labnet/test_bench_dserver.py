@@ -37,9 +37,21 @@ def test_local_handoff_and_its_baseline(results: dict) -> None:
 def test_handoffs_per_cpu_second(results: dict) -> None:
     counted = results["handoffs_counted"]
     assert counted["as_donor"] + counted["as_acceptor"] > 0
-    assert counted["failed_anywhere"] == 0 and counted["downloads_ended"] == 0
+    assert counted["failed_anywhere"] == 0
+    # every 'H' was answered by another member than the last, and nothing else came back
+    clients = counted["echo_clients"]
+    assert clients["announced"] > 0
+    assert clients["failed"] == clients["same_member"] == clients["unexpected"] == 0
     assert results["handoffs_per_s"] > 0 and results["member_cpu_us_per_handoff"] > 0
     assert results["handoff_clients"] == 4
+
+
+def test_handoffs_in_downloads_per_cpu_second(results: dict) -> None:
+    counted = results["download_handoffs_counted"]
+    assert counted["as_donor"] + counted["as_acceptor"] > 0
+    assert counted["failed_anywhere"] == 0 and counted["downloads_ended"] == 0
+    assert results["download_handoffs_per_s"] > 0
+    assert results["download_member_cpu_us_per_handoff"] > 0
 
 
 def test_distributions_per_cpu_second(results: dict) -> None:
