@@ -16,6 +16,7 @@ from mip6.apps.download import DownloadService
 from mip6.apps.http import Body, HostDownload
 from mip6.core.config import HomeAgentConfig
 from mip6.dserver.member import Member, MemberConfig, Service
+from mip6.dserver.membership import MembershipConfig
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.roles.home_agent import HomeAgent
 from mip6.runtime.host import Host
@@ -79,9 +80,11 @@ class DServerLab:
         relay_lifetime: float = 5.0,
         attempt_timeout: float = 2.0,
         service: Callable[[str], Service] | None = None,
+        membership: MembershipConfig | None = None,
     ) -> None:
         """``service(name)``: the service member ``name`` runs on port 80 instead of the
-        download service."""
+        download service. ``membership``: dynamic membership (m1 founds the group, m2 and m3
+        join it through the contact address) instead of the static list."""
         self.net = MemoryNetwork(seed, default_path=Path(latency=lss, loss=loss))
         rng = random.Random(seed)
         self.ha = home_agent(random.Random(rng.random()))
@@ -105,6 +108,7 @@ class DServerLab:
                     relay_lifetime=relay_lifetime,
                     attempt_timeout=attempt_timeout,
                     rebind_timeout=2 * attempt_timeout,
+                    membership=membership,
                 ),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,

@@ -32,7 +32,10 @@ ChannelFactory = Callable[[Role], Channel]
 class MemberConnection:
     def __init__(self, sock: Socket, channel: Channel, on_event: EventHandler) -> None:
         self.sock = sock
-        self.peer = IPv6Address(sock.key[2])  # the other member's own address
+        self.peer = IPv6Address(sock.key[2])  # the address connected to (or from)
+        # the address the peer proved it holds the group key for, in its hello: its own
+        # address, also on a channel opened to the contact address (DSERVER 5, Q1)
+        self.identity: IPv6Address | None = None
         self.channel = channel
         self.on_event = on_event
         self.closed = False
@@ -73,6 +76,7 @@ class MemberConnection:
                 self._waiting.clear()
             elif isinstance(event, Established):
                 self.established = True
+                self.identity = event.peer_identity
                 for message in self._waiting:
                     self._out += self.channel.send(message)
                 self._waiting.clear()

@@ -63,6 +63,7 @@ from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import SecurityPolicyDatabase
 from mip6.dserver import handoff as h
+from mip6.dserver import membership as ms
 from mip6.dserver import messages as msg
 from mip6.dserver.channel import Channel, Closed, Established, MessageReceived, Role
 from mip6.dserver.connection import MemberConnection, MemberListener, connect
@@ -94,6 +95,7 @@ SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the l
 RELAY_TIMER = "relay_expiry"
 SWEEP_TIMER = "sweep"
 FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see _prepared)
+MEMBERSHIP_TIMER = "membership"  # (MEMBERSHIP_TIMER, the membership engine's token)
 # after a first routing header, the headers that could carry more of the chain
 _WALK_NEEDED = frozenset(
     (protocols.HOP_BY_HOP, protocols.ROUTING, protocols.DESTINATION_OPTIONS, protocols.FRAGMENT)
@@ -133,9 +135,13 @@ TCP_FIXED = {
 
 @dataclass(frozen=True, slots=True)
 class MemberConfig:
-    """One member. ``contact_node`` is the contact node's own address (static membership: the
-    member whose ``own_address`` it is registers C); ``members`` every member's own address.
-    ``group_key`` (32 bytes or more) keys the member channel and is never shown."""
+    """One member. ``contact_node`` is the contact node's own address (the member whose
+    ``own_address`` it is registers C); ``members`` every member's own address (static
+    membership) or, with ``membership`` set (dynamic membership, :mod:`.membership`), the
+    members this one may already know: the contact node founds the group, every other member
+    joins it through the contact address, and the policy chooses among the members of the
+    committed view. ``group_key`` (32 bytes or more) keys the member channel and is never
+    shown."""
 
     contact_address: IPv6Address
     home_agent: IPv6Address
@@ -161,6 +167,7 @@ class MemberConfig:
     time_wait: float = 60.0  # seconds
     mobile_node: MobileNodeConfig | None = None  # constants; addresses are set from the above
     tcp: Config | None = None  # the host's TCP (default TCP_DEFAULTS), but for TCP_FIXED's keys
+    membership: ms.MembershipConfig | None = None  # None: the static ``members`` list
 
     @property
     def is_contact_node(self) -> bool:
@@ -264,7 +271,14 @@ class Member:
             ),
             max_connections=config.max_connections,
         )
-        self.view = GroupView(set(config.members) | {config.own_address})
+        self.membership = (
+            ms.Membership(config.own_address, rng, config.membership)
+            if config.membership is not None
+            else None
+        )
+        # dynamic membership: the members of the committed view, once it comes
+        initial = set(config.members) if self.membership is None else set()
+        self.view = GroupView(initial | {config.own_address})
         self.policy: Policy = policy or named_policy(config.policy, self.view, rng)
         self.relay = RelayTable(config.relay_capacity, config.relay_lifetime)
         self.services: dict[int, Service] = {}
@@ -302,6 +316,19 @@ class Member:
             MemberListener(channel_listener, self._make_channel, self._channel_event)
         )
         self._mobile(self.mobile.start(now))
+        if self.membership is not None:
+            # a member that does not know the contact node reaches it at the contact address
+            # (SPEC-dserver 8.1 Q1): the home agent tunnels that to whoever registered C
+            contact_listener = self.host.listen(self.config.channel_port, self.contact_address)
+            self._listeners.append(
+                MemberListener(contact_listener, self._make_channel, self._channel_event)
+            )
+            if self.config.is_contact_node:
+                self._membership(self.membership.found(now))
+            else:
+                # every member joins as an snode until a backup can take the contact address
+                # over (issue 15 item 2): a core member would be proposed as contact node
+                self._membership(self.membership.join(now, backup=False))
 
     def serve(self, port: int, service: Service) -> None:
         """Run ``service`` on the contact address's ``port``."""
@@ -370,7 +397,7 @@ class Member:
         if what == "relay":
             return {"what": what, "rows": self.relay.rows(now)}
         if what == "members":
-            return {"what": what, "rows": self._member_rows()}
+            return {"what": what, "rows": self._member_rows(now)}
         if what == "tcp":
             return show.rows(what, self.host.describe()["connections"])
         if what == "stats":
@@ -592,6 +619,10 @@ class Member:
                     self._freeze_waited(client)
             case ("handoff_acceptor", (IPv6Address() as donor, int() as handoff_id)):
                 self._acceptor_input((donor, handoff_id), h.AcceptorInput.TIMEOUT)
+            case (str() as kind, membership_token) if (
+                kind == MEMBERSHIP_TIMER and self.membership is not None
+            ):
+                self._membership(self.membership.handle_timer(now, membership_token))
             case _:
                 self._mobile(self.mobile.handle_timer(now, token))
 
@@ -656,6 +687,8 @@ class Member:
         policy: Policy = self.policy if not elsewhere else _Elsewhere(self.policy)
         if target is not None:
             policy = _Chosen(target, policy)
+        if self.membership is not None:
+            policy = _Reporting(policy, self._unreachable)
         donor = h.Donor(
             handoff_id=self.rng.getrandbits(64),
             client=client,
@@ -1132,7 +1165,9 @@ class Member:
     def _channel_event_now(self, connection: MemberConnection, event: object) -> None:
         peer = connection.peer
         if isinstance(event, Established):
-            if peer not in self.view.members:
+            # dynamic membership: whoever holds the group key may talk membership (a member
+            # joining is in no view yet); handoff messages still need a member of the view
+            if self.membership is None and peer not in self.view.members:
                 self._count("channel_unknown_member")
                 connection.sock.close()
                 return
@@ -1158,8 +1193,20 @@ class Member:
             return
         if not isinstance(event, MessageReceived) or not connection.established:
             return
+        # who sent it: the identity the peer proved with the group key, which on a channel
+        # this member opened to the contact address is the contact node's own address
+        peer = connection.identity or peer
         message = event.message
         self._count(f"received_{type(message).__name__.lower()}")
+        if isinstance(message, msg.MembershipMessage):
+            if self.membership is None:
+                self._count("membership_message_ignored")  # static membership
+                return
+            self._membership(self.membership.handle_message(self._now, peer, message))
+            return
+        if self.membership is not None and peer not in self.view.members:
+            self._count("handoff_message_from_non_member")
+            return
         match message:
             case msg.Prepare() | msg.Init():
                 self._offered(peer, message)
@@ -1303,6 +1350,60 @@ class Member:
             lifetime=message.lifetime,
         )
 
+    # -- membership (dynamic) ------------------------------------------------------------------
+
+    def _membership(self, actions: list[ms.Action]) -> None:
+        """Performs the membership engine's actions: its messages go over the member channel
+        (to the contact address: a channel to C, which the home agent tunnels to the member
+        that registered it), its timers are the member's, a new view is what the policy
+        chooses from."""
+        for action in actions:
+            match action:
+                case ms.Send(peer=ms.Destination.CONTACT_ADDRESS, message=message):
+                    self._send(self.contact_address, message)
+                case ms.Send(peer=IPv6Address() as peer, message=message):
+                    self._send(peer, message)
+                case StartTimer(at=at, token=token):
+                    self._emit(StartTimer(at, (MEMBERSHIP_TIMER, token)))
+                case CancelTimer(token=token):
+                    self._emit(CancelTimer((MEMBERSHIP_TIMER, token)))
+                case ms.ViewChanged(view=view):
+                    self._view_changed(view)
+                case ms.Joined(join_id=join_id, role=role):
+                    self._membership_event("joined", join_id=join_id, role=role.value)
+                case ms.Left():
+                    self._membership_event("left")
+                case ms.BecameContactNode(view_number=number):
+                    self._membership_event("became_contact_node", view_number=number)
+                case ms.SteppedDown(reason=reason):
+                    self._membership_event("stepped_down", reason=reason.value)
+
+    def _membership_event(self, name: str, **fields: Any) -> None:
+        self._count(f"membership_{name}")
+        log.info("membership: %s %s", name, fields, extra={"membership": name, **fields})
+        self._emit(Event(f"membership_{name}", fields))
+
+    def _view_changed(self, view: msg.View) -> None:
+        """The committed view's members are the ones the policy may choose (this member is
+        always among them: a member removed by mistake joins again, B7)."""
+        members = {entry.address for entry in view.members()} | {self.own_address}
+        for gone in self.view.members - members:
+            self.view.remove(gone)
+        for new in members - self.view.members:
+            self.view.add(new)
+        self._membership_event(
+            "view",
+            number=view.number,
+            core=[str(e.address) for e in view.core],
+            snodes=[str(e.address) for e in view.snodes],
+        )
+
+    def _unreachable(self, member: IPv6Address) -> None:
+        """A handoff to ``member`` timed out or could not reach it (8.1: "when a handoff to
+        them fails"): the contact node hears of it and removes the member if it is dead."""
+        if self.membership is not None and member != self.own_address:
+            self._membership(self.membership.peer_unreachable(self._now, member))
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _release(self, socks: list[Socket], *, handed_off: bool) -> None:
@@ -1398,12 +1499,22 @@ class Member:
         ]
         return rows + [dict(row, state="finished") for row in self.history[-32:]]
 
-    def _member_rows(self) -> list[dict[str, Any]]:
-        return [
-            {
+    def _member_rows(self, now: float) -> list[dict[str, Any]]:
+        """Static membership: the configured members. Dynamic: this member's view (role,
+        join id, when each was last heard), then the members the policy knows besides."""
+        membership = self.membership
+        entries: dict[IPv6Address, tuple[int, str]] = {}
+        if membership is not None and membership.view is not None:
+            view = membership.view
+            for i, entry in enumerate(view.core):
+                entries[entry.address] = (entry.join_id, "contact_node" if i == 0 else "backup")
+            for entry in view.snodes:
+                entries[entry.address] = (entry.join_id, "snode")
+        rows = []
+        for member in sorted(set(entries) | self.view.members):
+            row: dict[str, Any] = {
                 "member": str(member),
                 "self": member == self.own_address,
-                "contact_node": member == self.config.contact_node,
                 "channel": (
                     "established"
                     if (c := self._channels.get(member)) is not None and c.established
@@ -1412,8 +1523,19 @@ class Member:
                     else "none"
                 ),
             }
-            for member in sorted(self.view.members)
-        ]
+            if membership is None:
+                row["contact_node"] = member == self.config.contact_node
+            else:
+                join_id, role = entries.get(member, (None, "not in view"))
+                heard = membership.last_heard(member)
+                row.update(
+                    role=role,
+                    join_id=join_id,
+                    last_heard_s_ago=None if heard is None else round(now - heard, 3),
+                    suspected=member in membership.suspected,
+                )
+            rows.append(row)
+        return rows
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -1433,6 +1555,22 @@ class _Chosen:
 
     def notify_failure(self, member: IPv6Address, reason: TargetFailure, now: float) -> None:
         self.fallback.notify_failure(member, reason, now)
+
+
+class _Reporting:
+    """The donor's policy, also telling membership of a member a handoff could not reach."""
+
+    def __init__(self, policy: Policy, unreachable: Callable[[IPv6Address], None]) -> None:
+        self.policy = policy
+        self.unreachable = unreachable
+
+    def select_target(self, selection: Selection) -> IPv6Address | None:
+        return self.policy.select_target(selection)
+
+    def notify_failure(self, member: IPv6Address, reason: TargetFailure, now: float) -> None:
+        self.policy.notify_failure(member, reason, now)
+        if reason in (TargetFailure.TIMED_OUT, TargetFailure.UNREACHABLE):
+            self.unreachable(member)
 
 
 class _Elsewhere:

@@ -435,6 +435,23 @@ class Membership:
             return self.view.contact.address
         return None
 
+    def last_heard(self, peer: IPv6Address) -> float | None:
+        """When ``peer`` was last heard on the protocol's own exchanges: its heartbeat to us,
+        its answer to ours (our predecessor; since we began watching it, if it has not
+        answered yet), its registration (an snode, at the contact
+        node), the contact node's answer to an snode; None if it never was."""
+        times = []
+        watcher = self._watchers.get(peer)
+        if watcher is not None:
+            times.append(watcher.last_heard)
+        if peer == self._watched and self._last_answer:
+            times.append(self._last_answer)
+        if peer in self._snode_seen:
+            times.append(self._snode_seen[peer])
+        if peer == self._contact_hint and self._contact_heard:
+            times.append(self._contact_heard)
+        return max(times) if times else None
+
     # -- heartbeats and the lease -----------------------------------------------------------
 
     def _live_core(self) -> list[msg.MemberEntry]:

@@ -55,6 +55,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mip6.core.config import ProtocolConstants
 from mip6.dserver.member import POLICIES
+from mip6.dserver.membership import MembershipConfig
 from mip6.runtime.host import TCP_DEFAULTS
 from mip6.runtime.roles import ROLES, role
 from mip6.runtime.roles.base import MODES, OptionError
@@ -546,7 +547,7 @@ def read_options(
 ) -> dict[str, Any]:
     """Read a mapping whose keys are typed by ``spec`` (address, addresses, network,
     networks, number, integer (1 or more), count (0 or more), port, boolean, text,
-    constants, policy, secret). Also used by labnet's topology files."""
+    constants, membership, policy, secret). Also used by labnet's topology files."""
     out: dict[str, Any] = {}
     fields = reader.mapping(node, key)
     for name, (key_node, value) in fields.items():
@@ -577,6 +578,8 @@ def read_options(
             out[name] = reader.boolean(value, full)
         elif kind == "constants":
             out[name] = _constants(reader, value, full)
+        elif kind == "membership":
+            out[name] = _membership(reader, value, full)
         elif kind == "port":
             port = _whole(reader, value, full)
             if not 0 < port <= 0xFFFF:
@@ -603,6 +606,31 @@ def _secret(reader: YamlReader, node: Node, key: str) -> bytes:
             node, key, f"{len(secret)} bytes; at least {MIN_SECRET} (64 hex digits) are needed"
         )
     return secret
+
+
+def _membership(reader: YamlReader, node: Node, key: str) -> MembershipConfig:
+    """A distributed server's dynamic membership (:mod:`mip6.dserver.membership`): its timers
+    in seconds and its sizes, each over the default (``{}``: every default)."""
+    defaults = MembershipConfig()
+    values: dict[str, float | int] = {}
+    for name, (key_node, value) in reader.mapping(node, key).items():
+        full = join(key, name)
+        default = getattr(defaults, name, None)
+        if default is None:
+            names = ", ".join(f.name for f in fields(MembershipConfig))
+            raise reader.fail(key_node, full, f"unknown key (expected one of {names})")
+        number = reader.number(value, full)
+        if isinstance(default, int):
+            if number != int(number) or number < 1:
+                raise reader.fail(value, full, f"{number} is not a whole number of 1 or more")
+            number = int(number)
+        elif number <= 0:
+            raise reader.fail(value, full, f"{number} seconds: must be more than 0")
+        values[name] = number
+    try:
+        return MembershipConfig(**values)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise reader.fail(node, key, str(error)) from None
 
 
 def _constants(reader: YamlReader, node: Node, key: str) -> ProtocolConstants:

@@ -76,6 +76,41 @@ def test_faults_name_file_line_and_key_and_never_the_key(
     assert KEY not in str(error) and KEY[:16] not in str(error)
 
 
+def test_membership_block_makes_membership_dynamic() -> None:
+    rng = random.Random(1)
+    static = build_engine(parse(CONFIG, "m1.yaml"), rng, rng.randbytes)
+    assert isinstance(static, Member) and static.membership is None
+    text = CONFIG.replace(
+        "  time_wait: 30\n",
+        "  time_wait: 30\n  membership: {heartbeat_interval: 0.05, max_core: 3}\n",
+    )
+    engine = build_engine(parse(text, "m1.yaml"), rng, rng.randbytes)
+    assert isinstance(engine, Member) and engine.membership is not None
+    assert engine.membership.config.heartbeat_interval == 0.05
+    assert engine.membership.config.max_core == 3
+    assert engine.membership.config.failure_timeout == 0.3  # the rest are the defaults
+    # until the view comes, the policy knows only this member
+    assert engine.view.members == {engine.own_address}
+
+
+@pytest.mark.parametrize(
+    ("block", "key", "reason"),
+    [
+        ("{heartbeat: 1}", "member.membership.heartbeat", "unknown key"),
+        ("{failure_timeout: 0}", "member.membership.failure_timeout", "more than 0"),
+        ("{max_core: 2.5}", "member.membership.max_core", "whole number"),
+        ("{lease_margin: 0.5}", "member.membership", "lease_margin"),
+    ],
+)
+def test_membership_faults_name_the_key(block: str, key: str, reason: str) -> None:
+    text = CONFIG.replace("  time_wait: 30\n", f"  time_wait: 30\n  membership: {block}\n")
+    with pytest.raises(ConfigError) as raised:
+        parse(text, "m1.yaml")
+    error = raised.value
+    assert (error.path, error.line, error.key) == ("m1.yaml", 15, key), str(error)
+    assert reason in error.reason
+
+
 def test_member_applications_only_on_a_member() -> None:
     text = """\
 node: cn

@@ -1,0 +1,132 @@
+"""Dynamic membership inside the member engine (issue 15, first piece) on the in-memory
+network: m1 founds the group, m2 and m3 join it through the contact address (a member channel
+to C, which the home agent tunnels to the member that registered C), the committed view is what
+the policy chooses from, and a member that dies leaves every view: by its silence (snodes
+re-register) or at once when a handoff to it times out. Virtual time, deterministic per seed."""
+
+from __future__ import annotations
+
+import hashlib
+
+from labnet.dserver_lab import CLIENT, CONTACT, MEMBERS, DServerLab, resets
+from mip6.apps.http import generated_body
+from mip6.dserver.membership import MembershipConfig, Role
+
+SEED = 3
+
+
+def views(lab: DServerLab, names: tuple[str, ...] = ("m1", "m2", "m3")) -> set[object]:
+    """The distinct views (number, core, snodes) the named members hold."""
+    found = set()
+    for name in names:
+        view = lab.members[name].membership.view  # type: ignore[union-attr]
+        assert view is not None, name
+        found.add((view.number, view.core, view.snodes))
+    return found
+
+
+def run_until_gone(lab: DServerLab, dead: str, limit: float) -> float:
+    """Runs until no live member's policy can choose ``dead``; how long that took."""
+    start = lab.net.now
+    while lab.net.now - start < limit:
+        lab.net.run_for(0.05)
+        if all(MEMBERS[dead] not in m.view.members for n, m in lab.members.items() if n != dead):
+            return lab.net.now - start
+    raise AssertionError(f"{dead} still in a view after {limit} s")
+
+
+def test_members_join_through_the_contact_address_and_their_views_agree() -> None:
+    lab = DServerLab(SEED, membership=MembershipConfig())
+    lab.net.run_until(1.0)
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    assert m1.membership is not None and m1.membership.role is Role.CORE
+    assert m1.membership.acting
+    for member in (m2, m3):
+        assert member.membership is not None and member.membership.role is Role.SNODE
+        # the registration went to C: the joiner had a channel to the contact address
+        assert CONTACT in member._channels
+    ((_number, core, snodes),) = views(lab)
+    assert [e.address for e in core] == [MEMBERS["m1"]]
+    assert [e.address for e in snodes] == [MEMBERS["m2"], MEMBERS["m3"]]
+    assert [e.join_id for e in core + snodes] == [1, 2, 3]
+    for member in (m1, m2, m3):
+        assert member.view.members == set(MEMBERS.values())
+    assert m1.counters["received_register"] >= 2
+    rows = {row["member"]: row for row in m2.describe("members", lab.net.now)["rows"]}
+    assert rows[str(MEMBERS["m1"])]["role"] == "contact_node"
+    assert rows[str(MEMBERS["m2"])]["self"] and rows[str(MEMBERS["m2"])]["role"] == "snode"
+    assert rows[str(MEMBERS["m1"])]["last_heard_s_ago"] < MembershipConfig().register_interval
+    assert rows[str(MEMBERS["m3"])]["join_id"] == 3
+
+
+def test_a_download_handed_between_members_that_joined_is_whole() -> None:
+    size = 4_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, handoff_every=150_000)
+    fetch = lab.download()
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed
+    assert (
+        fetch.digest.hexdigest() == hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    )
+    assert resets(lab.net) == 0
+    for name in ("m2", "m3"):  # the joined members took the client, and handed it on
+        counters = lab.members[name].counters
+        assert counters.get("handoff_accepted", 0) >= 1, name
+        assert counters.get("handoff_completed", 0) >= 1, name
+    assert not any(m.counters.get("handoff_message_from_non_member") for m in lab.members.values())
+    lab.net.run_for(10.0)
+    for name, member in lab.members.items():  # nothing left half done
+        assert not member._outgoing and not member._incoming, name
+        assert not [s for s in member.host.stack.connections if s.frozen], name
+
+
+def test_a_silent_member_leaves_every_view() -> None:
+    config = MembershipConfig()
+    lab = DServerLab(SEED, membership=config)
+    lab.net.run_until(1.0)
+    lab.kill("m3")
+    took = run_until_gone(lab, "m3", 5.0)
+    # the contact node forgets an snode silent for snode_timeout (its last registration may
+    # have come a register_interval before the kill)
+    assert took <= config.snode_timeout + config.register_interval + 0.1
+    ((_number, core, snodes),) = views(lab, ("m1", "m2"))
+    assert [e.address for e in core + snodes] == [MEMBERS["m1"], MEMBERS["m2"]]
+
+
+def m1_history_outcome(lab: DServerLab) -> str:
+    (record,) = lab.members["m1"].history
+    return str(record["outcome"])
+
+
+def test_a_handoff_to_a_dead_member_reports_it_and_the_next_member_takes_the_client() -> None:
+    # snodes re-register rarely here: only the failed handoff can tell the contact node
+    config = MembershipConfig(register_interval=20.0, snode_timeout=60.0)
+    size = 20_000_000  # still downloading when the handoff to m2 has completed
+    lab = DServerLab(SEED, membership=config, size=size, distribute=False, attempt_timeout=0.5)
+    fetch = lab.download()
+    lab.net.run_until(1.5)
+    lab.kill("m3")
+    lab.net.call("m1", "command", "handoff", (str(CLIENT), str(MEMBERS["m3"])))
+    took = run_until_gone(lab, "m3", 3.0)
+    assert took < 1.5  # the attempt's timeout, then the view change; not snode_timeout
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed and fetch.received == size
+    assert lab.members["m2"].counters.get("handoff_accepted", 0) == 1
+    assert m1_history_outcome(lab) == f"completed to {MEMBERS['m2']}"
+    assert resets(lab.net) == 0
+    m1 = lab.members["m1"]
+    assert MEMBERS["m3"] not in m1.view.members
+
+
+def test_same_seed_same_membership_packets() -> None:
+    def digest() -> str:
+        lab = DServerLab(7, membership=MembershipConfig(), loss=0.02)
+        lab.net.run_until(3.0)
+        h = hashlib.sha256()
+        for sent in lab.net.trace:
+            h.update(f"{sent.time!r} {sent.sender} {sent.receiver} {sent.lost}".encode())
+            h.update(sent.data)
+        assert len(views(lab)) == 1  # with loss too, one view
+        return h.hexdigest()
+
+    assert digest() == digest()
