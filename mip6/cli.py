@@ -21,9 +21,10 @@
 ``mip6 ctl --control SOCKET move ADDRESS|home`` / ``route-optimize ADDRESS`` / ``register``
     Tell a running mobile node it moved, to start route optimization, or to register again.
 
-``mip6 ctl --control SOCKET handoff CLIENT [MEMBER]``
+``mip6 ctl --control SOCKET handoff CLIENT [MEMBER]`` / ``leave``
     Have a distributed-server member hand a client (all its connections) to MEMBER, or to
-    another member its policy chooses.
+    another member its policy chooses; or (dynamic membership) leave the group gracefully,
+    its clients handed to other members first.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def ctl(args: argparse.Namespace) -> int:
             print("mip6 ctl handoff: which client?", file=sys.stderr)
             return 2
         request = {"handoff": [args.argument, args.member]}
+    elif args.action == "leave":
+        request = {"leave": True}
     else:
         request = {"register": True}
     try:
@@ -175,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--control", required=True, help="the node's control socket")
     c = commands.add_parser("ctl", help="tell a running node what happened or what to do")
     c.add_argument("--control", required=True, help="the node's control socket")
-    c.add_argument("action", choices=["move", "route-optimize", "register", "handoff"])
+    c.add_argument("action", choices=["move", "route-optimize", "register", "handoff", "leave"])
     c.add_argument("argument", nargs="?", help="care-of address (or 'home'), correspondent, client")
     c.add_argument("member", nargs="?", help="handoff: the member to take the client")
     return parser

@@ -96,6 +96,8 @@ RELAY_TIMER = "relay_expiry"
 SWEEP_TIMER = "sweep"
 FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see _prepared)
 MEMBERSHIP_TIMER = "membership"  # (MEMBERSHIP_TIMER, the membership engine's token)
+LEAVE_TIMER = "leave"  # a graceful leave stops waiting for its clients' handoffs
+LEAVE_HANDOFF_WAIT = 10.0  # seconds a leaving member gives its clients' handoffs
 # after a first routing header, the headers that could carry more of the chain
 _WALK_NEEDED = frozenset(
     (protocols.HOP_BY_HOP, protocols.ROUTING, protocols.DESTINATION_OPTIONS, protocols.FRAGMENT)
@@ -303,6 +305,7 @@ class Member:
         self.history: list[dict[str, Any]] = []  # finished handoffs, newest last (bounded)
         self.counters: dict[str, int] = {}
         self._stopped = False
+        self._leaving = False  # a graceful leave is handing the clients on (then leaves)
 
     # -- the engine contract -------------------------------------------------------------------
 
@@ -366,7 +369,11 @@ class Member:
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         """``handoff``: a client's address, or (client, member) to name the acceptor; the
-        client goes to another member (the policy's choice when the named one fails)."""
+        client goes to another member (the policy's choice when the named one fails).
+        ``leave``: leave the group gracefully (dynamic membership)."""
+        if name == "leave":
+            self._check_can_leave()
+            return self._run(now, self._leave)
         if name != "handoff":
             raise UnknownCommand(name, "member")
         client, target = (argument, None) if isinstance(argument, str) else tuple(argument)
@@ -602,6 +609,8 @@ class Member:
         match token:
             case "tcp":
                 self._host_actions_pending(now, self.host.handle_timer(now, TCP_TIMER))
+            case "leave":  # LEAVE_TIMER
+                self._leave_when_handed_on(waited=True)
             case "relay_expiry":
                 self.relay.expire(now)
                 self._arm_relay_expiry()
@@ -887,6 +896,9 @@ class Member:
                 },
             )
         )
+        if self._leaving:
+            # deferred: a Release after DONE is still to run for this handoff
+            self._deferred.append(self._leave_when_handed_on)
 
     # -- handoff: the acceptor -----------------------------------------------------------------
 
@@ -1351,6 +1363,45 @@ class Member:
         )
 
     # -- membership (dynamic) ------------------------------------------------------------------
+
+    def _check_can_leave(self) -> None:
+        if self.membership is None:
+            raise ValueError("static membership: a member leaves the group by stopping")
+        if self.config.is_contact_node:
+            raise ValueError(
+                "the contact node cannot leave yet: no member takes the contact address over"
+            )
+        if self.membership.role is not ms.Role.SNODE and self.membership.role is not ms.Role.CORE:
+            raise ValueError(f"not a member of the group ({self.membership.role.value})")
+
+    def _leave(self, now: float) -> None:
+        """Graceful leave (issue 15 item 1): no new clients here, every client handed to
+        another member, then the membership engine's leave (the contact node removes us).
+        Clients no member took within LEAVE_HANDOFF_WAIT stay served here after the leave."""
+        if self._leaving:
+            return
+        self._leaving = True
+        for port in list(self._service_listeners):
+            self.stop_serving(port)
+        contact = self.contact_address.packed
+        clients = {
+            sock.key[2]
+            for sock in self.host.stack.connections
+            if sock.key[0] == contact and sock.state is not TcpState.CLOSED
+        }
+        for client in sorted(clients):
+            self.handoff(IPv6Address(client), elsewhere=True)
+        self._emit(StartTimer(now + LEAVE_HANDOFF_WAIT, LEAVE_TIMER))
+        self._leave_when_handed_on()
+
+    def _leave_when_handed_on(self, *, waited: bool = False) -> None:
+        if not self._leaving or self.membership is None:
+            return
+        if self._outgoing and not waited:
+            return
+        self._leaving = False
+        self._emit(CancelTimer(LEAVE_TIMER))
+        self._membership(self.membership.leave(self._now))
 
     def _membership(self, actions: list[ms.Action]) -> None:
         """Performs the membership engine's actions: its messages go over the member channel

@@ -1,12 +1,15 @@
 """Dynamic membership inside the member engine (issue 15, first piece) on the in-memory
 network: m1 founds the group, m2 and m3 join it through the contact address (a member channel
 to C, which the home agent tunnels to the member that registered C), the committed view is what
-the policy chooses from, and a member that dies leaves every view: by its silence (snodes
-re-register) or at once when a handoff to it times out. Virtual time, deterministic per seed."""
+the policy chooses from, a member that dies leaves every view (by its silence: snodes
+re-register; or at once when a handoff to it times out), and a member that leaves gracefully
+hands its clients on first. Virtual time, deterministic per seed."""
 
 from __future__ import annotations
 
 import hashlib
+
+import pytest
 
 from labnet.dserver_lab import CLIENT, CONTACT, MEMBERS, DServerLab, resets
 from mip6.apps.http import generated_body
@@ -130,3 +133,36 @@ def test_same_seed_same_membership_packets() -> None:
         return h.hexdigest()
 
     assert digest() == digest()
+
+
+def test_graceful_leave_hands_the_clients_on_first() -> None:
+    size = 6_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
+    fetch = lab.download()
+    lab.net.run_until(1.6)
+    (serving,) = [
+        name
+        for name in ("m2", "m3")
+        if lab.members[name].client_sockets(CLIENT)  # the contact node handed it here
+    ]
+    lab.net.call(serving, "command", "leave", True)
+    run_until_gone(lab, serving, 3.0)
+    leaver = lab.members[serving]
+    assert leaver.membership is not None and leaver.membership.role is Role.LEFT
+    assert leaver.counters.get("handoff_completed") == 1
+    assert not leaver.client_sockets(CLIENT)
+    # another member serves the client now
+    assert any(m.client_sockets(CLIENT) for n, m in lab.members.items() if n != serving)
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed and fetch.received == size
+    assert resets(lab.net) == 0
+
+
+def test_leave_is_refused_where_it_cannot_be_done() -> None:
+    static = DServerLab(SEED)
+    with pytest.raises(ValueError, match="static membership"):
+        static.members["m2"].command(static.net.now, "leave", True)
+    lab = DServerLab(SEED, membership=MembershipConfig())
+    lab.net.run_until(1.0)
+    with pytest.raises(ValueError, match="contact node cannot leave"):
+        lab.members["m1"].command(lab.net.now, "leave", True)
