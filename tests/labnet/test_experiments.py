@@ -13,10 +13,50 @@ import pytest
 
 from labnet import experiments
 from labnet.cli import main
-from labnet.experiments import testbed
-from labnet.experiments.fit import least_squares
+from labnet.experiments import rr_in_advance, testbed
+from labnet.experiments.fit import least_squares, line
 
 MS = 1e-3
+
+
+def _slope(lss: float | None, lcs: float | None, prepare: bool) -> float:
+    """The fitted slope of the gap against the latency left as None, swept over 10..80 ms."""
+    sweep = [10 * MS, 40 * MS, 80 * MS]
+    gaps = [
+        min(
+            rr_in_advance.measure(
+                lss if lss is not None else x, lcs if lcs is not None else x, prepare, 2, 1
+            )
+        )
+        for x in sweep
+    ]
+    slope, _ = line(sweep, gaps)
+    return slope
+
+
+@pytest.mark.parametrize(
+    ("prepare", "slope_in_lcs", "slope_in_lss"),
+    [(True, 2, 1), (False, 4, 3)],
+)
+def test_rr_in_advance_gap_grows_linearly_with_our_model_slopes(
+    prepare: bool, slope_in_lcs: float, slope_in_lss: float
+) -> None:
+    # Fig. 12 (a) and (b): our model is the seeds' formula less 2·Lcs (the donor does not wait
+    # for the client's last ACK): Lss + 2·Lcs with PREPARE, 3·Lss + 4·Lcs without
+    assert _slope(20 * MS, None, prepare) == pytest.approx(slope_in_lcs, rel=0.1)
+    assert _slope(None, 40 * MS, prepare) == pytest.approx(slope_in_lss, rel=0.1)
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_rr_in_advance_gap_under_seeds_formula_within_10_percent_of_ours(prepare: bool) -> None:
+    lss, lcs = 20 * MS, 40 * MS
+    gaps = rr_in_advance.measure(lss, lcs, prepare, 3, 1)
+    assert len(gaps) == 3
+    for gap in gaps:
+        assert gap == pytest.approx(rr_in_advance.our_formula(lss, lcs, prepare), rel=0.1)
+        assert gap < rr_in_advance.seeds_formula(lss, lcs, prepare)
+    if prepare:
+        assert max(gaps) <= lss + 2 * lcs + 5 * MS  # issue 12's target
 
 
 def test_access_latency_fit_has_seeds_slopes_and_small_intercepts() -> None:
@@ -61,6 +101,24 @@ def test_experiment_without_matplotlib_writes_json_csv_and_says_how_to_plot(
     assert f"wrote {tmp_path / 'access-latency.json'}" in out
 
 
+def test_rr_in_advance_json_lists_every_point_and_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _without_matplotlib(monkeypatch)
+    code = main(["experiment", "rr-in-advance", "--runs", "1", "--out", str(tmp_path), "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    printed = json.loads(out)
+    assert printed == json.loads((tmp_path / "rr-in-advance.json").read_text())
+    assert printed["files"] == ["rr-in-advance.json", "rr-in-advance.csv", "rr-in-advance.md"]
+    assert len(printed["rows"]) == 2 * 2 * len(rr_in_advance.SWEEP)  # (a), (b) x PREPARE
+    for key, series in printed["results"].items():
+        assert series["max_deviation_from_our_formula"] <= 0.1, key
+        assert series["fitted_slope"] == pytest.approx(series["our_slope"], rel=0.1), key
+    with (tmp_path / "rr-in-advance.csv").open() as file:
+        assert len(list(csv.DictReader(file))) == len(printed["rows"])
+
+
 def test_experiment_with_matplotlib_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     assert main(["experiment", "access-latency", "--runs", "1", "--out", str(tmp_path)]) == 0
@@ -68,7 +126,7 @@ def test_experiment_with_matplotlib_writes_a_png(tmp_path: Path) -> None:
     assert "![access-latency](access-latency.png)" in (tmp_path / "access-latency.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["access-latency"])
+@pytest.mark.parametrize("name", ["rr-in-advance", "access-latency"])
 def test_netns_backend_refused_with_a_message(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -81,7 +139,7 @@ def test_netns_backend_refused_with_a_message(
 def test_experiment_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "list"]) == 0
     listed = capsys.readouterr().out
-    assert "access-latency" in listed
+    assert "rr-in-advance" in listed and "access-latency" in listed
     assert main(["experiment", "fig-99"]) == 2
     assert "no experiment 'fig-99'" in capsys.readouterr().err
 
