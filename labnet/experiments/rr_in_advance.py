@@ -318,5 +318,5 @@ EXPERIMENT = Experiment(
     run=run,
     default_runs=20,
     runs_mean="handoffs timed per point",
-    default_wall_time="about 7 s",
+    default_wall_time="about 10 s",
 )
