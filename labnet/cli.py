@@ -49,6 +49,13 @@
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
     same path; N bytes each (default 100 MB: minutes; see :mod:`labnet.bench.tcp_lossy`).
 
+``labnet experiment list``, ``labnet experiment NAME [--backend sim|netns] [--runs N]
+[--out DIR] [--json] [--seed N]``
+    The seeds' experiments (see :mod:`labnet.experiments`): list them with their defaults, or
+    run one, a line per point on stderr, and write ``DIR/NAME.json``, ``.csv``, ``.md`` and
+    ``.png`` (the plot needs the ``plots`` extra; DIR defaults to ``labnet-results``).
+    ``--json`` prints the JSON on stdout.
+
 ``labnet hub DESCRIPTION``
     Run a hub from a YAML or JSON description (see :mod:`labnet.hub.config`) until SIGTERM or
     SIGINT; prints one JSON line with its addresses once its sockets are bound.
@@ -93,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="sim",
         help="sim: one process, virtual time (default); netns: real kernels (root)",
     )
+    experiment = commands.add_parser("experiment", help="the seeds' experiments: list or run")
+    experiment.add_argument("name", help="list, or the experiment to run")
+    experiment.add_argument(
+        "--backend",
+        choices=["sim", "netns"],
+        default="sim",
+        help="sim: one process, virtual time (default); netns: real kernels (root)",
+    )
+    experiment.add_argument("--runs", type=int, help="samples per point (see list)")
+    experiment.add_argument("--out", default="labnet-results", help="where the files go")
+    experiment.add_argument("--json", action="store_true", help="print the JSON on stdout")
+    experiment.add_argument("--seed", type=int, default=1, help="random seed of the lab")
     hub = commands.add_parser("hub", help="run a hub (link emulation, routing, pcaps)")
     hub.add_argument("description", help="the hub's YAML or JSON description")
     up = commands.add_parser("up", help="start a topology")
@@ -217,6 +236,57 @@ def sim_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def experiment_command(args: argparse.Namespace) -> int:
+    """``experiment list`` and ``experiment NAME``."""
+    from pathlib import Path
+
+    from labnet import experiments
+    from labnet.experiments import report
+
+    if args.name == "list":
+        for experiment in experiments.EXPERIMENTS.values():
+            print(f"{experiment.name:16} {experiment.title}")
+            print(
+                f"{'':16} --runs: {experiment.runs_mean} (default {experiment.default_runs}, "
+                f"{experiment.default_wall_time} on sim); backends: "
+                f"{', '.join(experiment.backends)}"
+            )
+        return 0
+    if args.name not in experiments.EXPERIMENTS:
+        known = ", ".join(experiments.EXPERIMENTS)
+        print(f"labnet experiment: no experiment {args.name!r} (list, {known})", file=sys.stderr)
+        return 2
+    if args.runs is not None and args.runs < 1:
+        print("labnet experiment: --runs must be at least 1", file=sys.stderr)
+        return 2
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    settings = experiments.Settings(
+        backend=args.backend, runs=args.runs, seed=args.seed, progress=progress
+    )
+    try:
+        outcome = experiments.run(args.name, settings)
+    except experiments.BackendUnavailable as error:
+        print(f"labnet experiment: {error}", file=sys.stderr)
+        return 2
+    command = f"labnet experiment {args.name} --backend {args.backend}"
+    command += f" --runs {args.runs}" if args.runs is not None else ""
+    command += f" --seed {args.seed}" if args.seed != 1 else ""
+    written = report.write(outcome, Path(args.out), command)
+    if args.json:
+        print(written.json.read_text(), end="")
+    else:
+        print(outcome.summary)
+        print()
+        for path in written.paths():
+            print(f"wrote {path}")
+    if written.plot_note is not None:
+        print(f"labnet experiment: {written.plot_note}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command: list[str] | None = None
@@ -228,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = command
     if args.command in ("up", "status", "exec", "move", "pcap", "down"):
         return lab_command(args)
+    if args.command == "experiment":
+        return experiment_command(args)
     if args.command == "demo":
         if args.scenario == "dserver":
             if args.backend == "netns":

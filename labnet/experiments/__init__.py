@@ -1,0 +1,32 @@
+"""The seeds' experiments (SPEC-dserver 9; issue 17), one module each, run by
+``labnet experiment NAME`` (:mod:`labnet.cli`), written by :mod:`labnet.experiments.report`.
+
+Each builds its own lab, the seeds' testbed (:mod:`labnet.experiments.testbed`), measures on
+the backend it is given and returns an :class:`~labnet.experiments.base.Outcome`: its points,
+fits and a Markdown summary with the seeds' numbers beside ours.
+"""
+
+from __future__ import annotations
+
+from labnet.experiments import access_latency, rr_in_advance
+from labnet.experiments.base import BackendUnavailable, Experiment, Outcome, Settings
+
+EXPERIMENTS: dict[str, Experiment] = {
+    experiment.name: experiment
+    for experiment in (rr_in_advance.EXPERIMENT, access_latency.EXPERIMENT)
+}
+
+
+def run(name: str, settings: Settings) -> Outcome:
+    """Experiment ``name`` with ``settings``. KeyError for an unknown name; BackendUnavailable
+    when it cannot run on ``settings.backend`` yet."""
+    experiment = EXPERIMENTS[name]
+    if settings.backend not in experiment.backends:
+        raise BackendUnavailable(
+            f"{name} cannot run on the {settings.backend} backend yet "
+            f"(it runs on: {', '.join(experiment.backends)}); try --backend sim"
+        )
+    return experiment.run(settings)
+
+
+__all__ = ["EXPERIMENTS", "BackendUnavailable", "Experiment", "Outcome", "Settings", "run"]

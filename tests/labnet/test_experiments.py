@@ -1,0 +1,163 @@
+"""``labnet experiment``: the seeds' experiments on the simulator with tiny settings (virtual
+time, so a handful of samples per point gives the shape exactly), the files they write, and
+the command's answers when matplotlib or a backend is missing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from labnet import experiments
+from labnet.cli import main
+from labnet.experiments import rr_in_advance, testbed
+from labnet.experiments.fit import least_squares, line
+
+MS = 1e-3
+
+
+def _slope(lss: float | None, lcs: float | None, prepare: bool) -> float:
+    """The fitted slope of the gap against the latency left as None, swept over 10..80 ms."""
+    sweep = [10 * MS, 40 * MS, 80 * MS]
+    gaps = [
+        min(
+            rr_in_advance.measure(
+                lss if lss is not None else x, lcs if lcs is not None else x, prepare, 2, 1
+            )
+        )
+        for x in sweep
+    ]
+    slope, _ = line(sweep, gaps)
+    return slope
+
+
+@pytest.mark.parametrize(
+    ("prepare", "slope_in_lcs", "slope_in_lss"),
+    [(True, 2, 1), (False, 4, 3)],
+)
+def test_rr_in_advance_gap_grows_linearly_with_our_model_slopes(
+    prepare: bool, slope_in_lcs: float, slope_in_lss: float
+) -> None:
+    # Fig. 12 (a) and (b): our model is the seeds' formula less 2·Lcs (the donor does not wait
+    # for the client's last ACK): Lss + 2·Lcs with PREPARE, 3·Lss + 4·Lcs without
+    assert _slope(20 * MS, None, prepare) == pytest.approx(slope_in_lcs, rel=0.1)
+    assert _slope(None, 40 * MS, prepare) == pytest.approx(slope_in_lss, rel=0.1)
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_rr_in_advance_gap_under_seeds_formula_within_10_percent_of_ours(prepare: bool) -> None:
+    lss, lcs = 20 * MS, 40 * MS
+    gaps = rr_in_advance.measure(lss, lcs, prepare, 3, 1)
+    assert len(gaps) == 3
+    for gap in gaps:
+        assert gap == pytest.approx(rr_in_advance.our_formula(lss, lcs, prepare), rel=0.1)
+        assert gap < rr_in_advance.seeds_formula(lss, lcs, prepare)
+    if prepare:
+        assert max(gaps) <= lss + 2 * lcs + 5 * MS  # issue 12's target
+
+
+def test_access_latency_fit_has_seeds_slopes_and_small_intercepts() -> None:
+    outcome = experiments.run("access-latency", experiments.Settings(runs=2))
+    results = outcome.results
+    # virtual time: the intercepts are the lab's on-link hops, well under a millisecond
+    assert 0 <= results["x_ms"] < 1 and 0 <= results["y_ms"] < 1
+    assert results["local_free_fit"]["a"] == pytest.approx(2, rel=0.1)
+    assert abs(results["local_free_fit"]["b"]) < 0.1
+    assert results["remote_free_fit"]["a"] == pytest.approx(2, rel=0.1)
+    assert results["remote_free_fit"]["b"] == pytest.approx(2, rel=0.1)
+    assert {r["config"] for r in outcome.rows} == {"local", "remote"}
+    assert all(r["echoes"] == 2 for r in outcome.rows)
+    assert "2.13 ms" in outcome.summary and "3.61 ms" in outcome.summary
+
+
+def _without_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a None entry makes every import of the name raise ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+
+
+def test_experiment_without_matplotlib_writes_json_csv_and_says_how_to_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _without_matplotlib(monkeypatch)
+    code = main(["experiment", "access-latency", "--runs", "1", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert not (tmp_path / "access-latency.png").exists()
+    assert "pip install '.[plots]'" in err
+    document = json.loads((tmp_path / "access-latency.json").read_text())
+    assert document["experiment"] == "access-latency" and document["backend"] == "sim"
+    assert document["results"]["seeds_x_ms"] == 2.13
+    with (tmp_path / "access-latency.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == len(document["rows"]) == 32
+    assert float(rows[0]["rtt_median_ms"]) == document["rows"][0]["rtt_median_ms"]
+    markdown = (tmp_path / "access-latency.md").read_text()
+    assert "pip install '.[plots]'" in markdown and "| X:" in markdown
+    assert "Lcs1 10 ms Lss 10 ms" in err  # a line per point
+    assert f"wrote {tmp_path / 'access-latency.json'}" in out
+
+
+def test_rr_in_advance_json_lists_every_point_and_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _without_matplotlib(monkeypatch)
+    code = main(["experiment", "rr-in-advance", "--runs", "1", "--out", str(tmp_path), "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    printed = json.loads(out)
+    assert printed == json.loads((tmp_path / "rr-in-advance.json").read_text())
+    assert printed["files"] == ["rr-in-advance.json", "rr-in-advance.csv", "rr-in-advance.md"]
+    assert len(printed["rows"]) == 2 * 2 * len(rr_in_advance.SWEEP)  # (a), (b) x PREPARE
+    for key, series in printed["results"].items():
+        assert series["max_deviation_from_our_formula"] <= 0.1, key
+        assert series["fitted_slope"] == pytest.approx(series["our_slope"], rel=0.1), key
+    with (tmp_path / "rr-in-advance.csv").open() as file:
+        assert len(list(csv.DictReader(file))) == len(printed["rows"])
+
+
+def test_experiment_with_matplotlib_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    assert main(["experiment", "access-latency", "--runs", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "access-latency.png").read_bytes().startswith(b"\x89PNG")
+    assert "![access-latency](access-latency.png)" in (tmp_path / "access-latency.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["rr-in-advance", "access-latency"])
+def test_netns_backend_refused_with_a_message(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["experiment", name, "--backend", "netns", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run on the netns backend yet" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_experiment_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "rr-in-advance" in listed and "access-latency" in listed
+    assert main(["experiment", "fig-99"]) == 2
+    assert "no experiment 'fig-99'" in capsys.readouterr().err
+
+
+def test_testbed_uplinks_give_the_seeds_latencies() -> None:
+    setting = testbed.Testbed(lss=20 * MS, lcs1=40 * MS, lcs2=30 * MS)
+    up = setting.uplinks()
+    assert up["site1"] + up["site2"] == pytest.approx(setting.lss)
+    assert up["site1"] + up["client"] == pytest.approx(setting.lcs1)
+    assert up["site2"] + up["client"] == pytest.approx(setting.lcs2)
+    assert up["home1"] == up["site1"]  # HA1 is Node 1's router
+    with pytest.raises(ValueError, match="star of uplinks"):
+        testbed.Testbed(lss=80 * MS, lcs1=10 * MS, lcs2=10 * MS).uplinks()
+
+
+def test_least_squares_recovers_a_plane_and_refuses_dependent_columns() -> None:
+    rows = [(x, y, 1.0) for x in (1.0, 2.0, 5.0) for y in (0.0, 3.0)]
+    values = [2 * x - 0.5 * y + 7 for x, y, _ in rows]
+    assert least_squares(rows, values) == pytest.approx([2, -0.5, 7])
+    with pytest.raises(ValueError, match="linearly dependent"):
+        least_squares([(1.0, 2.0), (2.0, 4.0)], [1.0, 2.0])
