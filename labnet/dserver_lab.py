@@ -81,10 +81,12 @@ class DServerLab:
         attempt_timeout: float = 2.0,
         service: Callable[[str], Service] | None = None,
         membership: MembershipConfig | None = None,
+        backup: bool = True,
     ) -> None:
         """``service(name)``: the service member ``name`` runs on port 80 instead of the
         download service. ``membership``: dynamic membership (m1 founds the group, m2 and m3
-        join it through the contact address) instead of the static list."""
+        join it through the contact address; as backups, which may take C over, unless ``backup``
+        is False) instead of the static list."""
         self.net = MemoryNetwork(seed, default_path=Path(latency=lss, loss=loss))
         rng = random.Random(seed)
         self.ha = home_agent(random.Random(rng.random()))
@@ -109,6 +111,7 @@ class DServerLab:
                     attempt_timeout=attempt_timeout,
                     rebind_timeout=2 * attempt_timeout,
                     membership=membership,
+                    backup=backup,
                 ),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,

@@ -170,6 +170,9 @@ class MemberConfig:
     mobile_node: MobileNodeConfig | None = None  # constants; addresses are set from the above
     tcp: Config | None = None  # the host's TCP (default TCP_DEFAULTS), but for TCP_FIXED's keys
     membership: ms.MembershipConfig | None = None  # None: the static ``members`` list
+    # dynamic membership: may join the core and take the contact address over (with ESP, a
+    # backup needs the contact address's SA configured, as the contact node has it)
+    backup: bool = True
 
     @property
     def is_contact_node(self) -> bool:
@@ -239,7 +242,13 @@ class Member:
         self._contact_packed = config.contact_address.packed  # compared with every packet
         self._own_packed = config.own_address.packed
         contact_node = config.is_contact_node
-        self._is_contact_node = contact_node  # asked for every packet
+        self._is_contact_node = contact_node  # asked for every packet; changes on takeover
+        self.contact_node = config.contact_node  # the member that registers C, as we know it
+        self._security = security  # the contact address's SA, used if this member takes over
+        # the contact node's lease ran out (membership's split-brain rule): C's registration
+        # is not refreshed until it holds the lease again; a refresh that fell due meanwhile
+        self._lease_lost = False
+        self._refresh_due = False
         base = config.mobile_node or MobileNodeConfig(
             home_address=config.contact_address, home_agent=config.home_agent
         )
@@ -329,9 +338,7 @@ class Member:
             if self.config.is_contact_node:
                 self._membership(self.membership.found(now))
             else:
-                # every member joins as an snode until a backup can take the contact address
-                # over (issue 15 item 2): a core member would be proposed as contact node
-                self._membership(self.membership.join(now, backup=False))
+                self._membership(self.membership.join(now, backup=self.config.backup))
 
     def serve(self, port: int, service: Service) -> None:
         """Run ``service`` on the contact address's ``port``."""
@@ -632,6 +639,10 @@ class Member:
                 kind == MEMBERSHIP_TIMER and self.membership is not None
             ):
                 self._membership(self.membership.handle_timer(now, membership_token))
+            case ("refresh", IPv6Address() as destination) if (
+                self._lease_lost and self._is_contact_node and destination == self.mobile.home_agent
+            ):
+                self._refresh_due = True  # see _lease_lost
             case _:
                 self._mobile(self.mobile.handle_timer(now, token))
 
@@ -1367,9 +1378,10 @@ class Member:
     def _check_can_leave(self) -> None:
         if self.membership is None:
             raise ValueError("static membership: a member leaves the group by stopping")
-        if self.config.is_contact_node:
+        if self._is_contact_node:
             raise ValueError(
-                "the contact node cannot leave yet: no member takes the contact address over"
+                "the contact node cannot leave gracefully yet: stop it, and a backup takes "
+                "the contact address over"
             )
         if self.membership.role is not ms.Role.SNODE and self.membership.role is not ms.Role.CORE:
             raise ValueError(f"not a member of the group ({self.membership.role.value})")
@@ -1426,17 +1438,75 @@ class Member:
                     self._membership_event("left")
                 case ms.BecameContactNode(view_number=number):
                     self._membership_event("became_contact_node", view_number=number)
+                    self._lease_lost = False
+                    if self._refresh_due:
+                        self._refresh_due = False
+                        self._mobile(
+                            self.mobile.handle_timer(self._now, ("refresh", self.mobile.home_agent))
+                        )
+                    self._take_over()
+                case ms.SteppedDown(reason=ms.StepDownReason.LEASE_EXPIRED):
+                    # no fresh echo from the watchers: a successor may act from
+                    # lease_margin on, so C's registration must not be renewed from here
+                    # (it would overwrite the successor's); while the home agent sends C's
+                    # packets here, nobody else has them, so the rest goes on
+                    self._membership_event("stepped_down", reason="lease_expired")
+                    self._lease_lost = True
                 case ms.SteppedDown(reason=reason):
                     self._membership_event("stepped_down", reason=reason.value)
+                    self._step_down()
 
     def _membership_event(self, name: str, **fields: Any) -> None:
         self._count(f"membership_{name}")
         log.info("membership: %s %s", name, fields, extra={"membership": name, **fields})
         self._emit(Event(f"membership_{name}", fields))
 
+    def _take_over(self) -> None:
+        """Issue 15 item 2: this member is the contact node now. It registers C at the home
+        agent from its own address (RFC 3775 11.7.3 takes its Binding Update above the last
+        one the home agent accepted), relays for the others with an empty relay table (a
+        handoff whose HoT the dead contact node was to relay fails and is retried), and
+        distributes the new clients that reach it through the home agent's tunnel."""
+        if self._is_contact_node:
+            return  # the founder, or a lease taken up again without a step down between
+        self._is_contact_node = True
+        self.contact_node = self.own_address
+        self._count("contact_takeover")
+        log.warning("membership: taking the contact address %s over", self.contact_address)
+        self._mobile(
+            self.mobile.take_home_registration(
+                self._now,
+                home_agent=self.config.home_agent,
+                security=self._security,
+                home_test_relay=self._relay_home_test,
+            )
+        )
+
+    def _step_down(self) -> None:
+        """No longer the contact node (it leaves, a view without it, or one naming another):
+        it drops C's registration, so a successor's is never overwritten by it, and goes
+        through the home agent directly until a view names the new contact node."""
+        if not self._is_contact_node:
+            return
+        self._is_contact_node = False
+        self._lease_lost = self._refresh_due = False
+        self._mobile(self.mobile.relay_through(self._now, self.config.home_agent))
+
+    def _follow(self, contact: IPv6Address) -> None:
+        """A view names ``contact`` as the contact node: the home agent is reached through
+        it (HoTIs, reverse-tunnelled packets)."""
+        if contact == self.own_address or contact == self.contact_node:
+            return
+        if self._is_contact_node:
+            self._step_down()
+        self.contact_node = contact
+        self._mobile(self.mobile.relay_through(self._now, contact))
+
     def _view_changed(self, view: msg.View) -> None:
         """The committed view's members are the ones the policy may choose (this member is
         always among them: a member removed by mistake joins again, B7)."""
+        if view.contact is not None:
+            self._follow(view.contact.address)
         members = {entry.address for entry in view.members()} | {self.own_address}
         for gone in self.view.members - members:
             self.view.remove(gone)

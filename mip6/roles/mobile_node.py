@@ -393,6 +393,44 @@ class MobileNode:
         ]
 
     @_secure_output
+    def take_home_registration(
+        self,
+        now: float,
+        *,
+        home_agent: IPv6Address,
+        security: SecurityPolicyDatabase | None,
+        home_test_relay: Callable[[float, bytes, mh.HomeTest], list[Action]] | None,
+    ) -> list[Action]:
+        """A distributed-server member becomes the contact node (DSERVER 5, takeover):
+        from now on it registers the home address at ``home_agent`` itself, from its
+        care-of address, under ``security``, and talks to the home agent directly. Its
+        correspondents' bindings stay as they are. A Binding Update numbered below the last
+        one the home agent accepted (the previous contact node's) is answered with status 135
+        and sent again above it (RFC 3775 11.7.3)."""
+        self.home_agent = home_agent
+        self.tunnel_relay = None
+        self.home_registration = True
+        self.security = security
+        self.home_test_relay = home_test_relay
+        return self.register(now)
+
+    def relay_through(self, now: float, relay: IPv6Address) -> list[Action]:
+        """The opposite: another member registers the home address now (it took over, or
+        this one stepped down); packets for the home agent go through ``relay``, the contact
+        node. This node's home registration is dropped without a deregistration, which would
+        delete the binding the other one holds (same home address)."""
+        actions: list[Action] = []
+        entry = self.bul.get(self.home_agent)
+        if entry is not None and entry.home_registration:
+            actions += self.forget_correspondent(now, self.home_agent)
+        self.home_agent = relay
+        self.tunnel_relay = relay
+        self.home_registration = False
+        self.security = None
+        self.home_test_relay = None
+        return actions
+
+    @_secure_output
     def rebind(self, now: float, correspondent: IPv6Address, after: int) -> list[Action]:
         """Bind ``correspondent`` here again with a sequence number above ``after`` (a donor
         taking its client back, DSERVER 4 rule 3); return routability first if needed."""

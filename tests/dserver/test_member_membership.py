@@ -11,7 +11,7 @@ import hashlib
 
 import pytest
 
-from labnet.dserver_lab import CLIENT, CONTACT, MEMBERS, DServerLab, resets
+from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, DServerLab, resets
 from mip6.apps.http import generated_body
 from mip6.dserver.membership import MembershipConfig, Role
 
@@ -44,22 +44,36 @@ def test_members_join_through_the_contact_address_and_their_views_agree() -> Non
     m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
     assert m1.membership is not None and m1.membership.role is Role.CORE
     assert m1.membership.acting
-    for member in (m2, m3):
-        assert member.membership is not None and member.membership.role is Role.SNODE
-        # the registration went to C: the joiner had a channel to the contact address
+    for member in (m2, m3):  # backups: the core has room for five
+        assert member.membership is not None and member.membership.role is Role.CORE
+        assert not member.membership.acting
+        # the join went to C: the joiner had a channel to the contact address
         assert CONTACT in member._channels
+    ((_number, core, snodes),) = views(lab)
+    assert [e.address for e in core] == [MEMBERS["m1"], MEMBERS["m2"], MEMBERS["m3"]]
+    assert snodes == ()
+    assert [e.join_id for e in core] == [1, 2, 3]
+    for member in (m1, m2, m3):
+        assert member.view.members == set(MEMBERS.values())
+    assert m1.counters["received_join"] >= 2
+    assert not any(m.counters.get("contact_takeover") for m in (m1, m2, m3))
+    rows = {row["member"]: row for row in m3.describe("members", lab.net.now)["rows"]}
+    assert rows[str(MEMBERS["m1"])]["role"] == "contact_node"
+    assert rows[str(MEMBERS["m3"])]["self"] and rows[str(MEMBERS["m3"])]["role"] == "backup"
+    # m3 heartbeats its predecessor m2, which answers
+    assert rows[str(MEMBERS["m2"])]["last_heard_s_ago"] <= MembershipConfig().heartbeat_interval
+    assert rows[str(MEMBERS["m3"])]["join_id"] == 3
+
+
+def test_members_that_may_not_take_over_join_as_snodes() -> None:
+    lab = DServerLab(SEED, membership=MembershipConfig(), backup=False)
+    lab.net.run_until(1.0)
     ((_number, core, snodes),) = views(lab)
     assert [e.address for e in core] == [MEMBERS["m1"]]
     assert [e.address for e in snodes] == [MEMBERS["m2"], MEMBERS["m3"]]
-    assert [e.join_id for e in core + snodes] == [1, 2, 3]
-    for member in (m1, m2, m3):
-        assert member.view.members == set(MEMBERS.values())
-    assert m1.counters["received_register"] >= 2
-    rows = {row["member"]: row for row in m2.describe("members", lab.net.now)["rows"]}
-    assert rows[str(MEMBERS["m1"])]["role"] == "contact_node"
-    assert rows[str(MEMBERS["m2"])]["self"] and rows[str(MEMBERS["m2"])]["role"] == "snode"
+    rows = {row["member"]: row for row in lab.members["m2"].describe("members", 1.0)["rows"]}
+    assert rows[str(MEMBERS["m2"])]["role"] == "snode"
     assert rows[str(MEMBERS["m1"])]["last_heard_s_ago"] < MembershipConfig().register_interval
-    assert rows[str(MEMBERS["m3"])]["join_id"] == 3
 
 
 def test_a_download_handed_between_members_that_joined_is_whole() -> None:
@@ -83,9 +97,9 @@ def test_a_download_handed_between_members_that_joined_is_whole() -> None:
         assert not [s for s in member.host.stack.connections if s.frozen], name
 
 
-def test_a_silent_member_leaves_every_view() -> None:
+def test_a_silent_snode_leaves_every_view() -> None:
     config = MembershipConfig()
-    lab = DServerLab(SEED, membership=config)
+    lab = DServerLab(SEED, membership=config, backup=False)
     lab.net.run_until(1.0)
     lab.kill("m3")
     took = run_until_gone(lab, "m3", 5.0)
@@ -105,7 +119,9 @@ def test_a_handoff_to_a_dead_member_reports_it_and_the_next_member_takes_the_cli
     # snodes re-register rarely here: only the failed handoff can tell the contact node
     config = MembershipConfig(register_interval=20.0, snode_timeout=60.0)
     size = 20_000_000  # still downloading when the handoff to m2 has completed
-    lab = DServerLab(SEED, membership=config, size=size, distribute=False, attempt_timeout=0.5)
+    lab = DServerLab(
+        SEED, membership=config, size=size, distribute=False, attempt_timeout=0.5, backup=False
+    )
     fetch = lab.download()
     lab.net.run_until(1.5)
     lab.kill("m3")
@@ -121,6 +137,72 @@ def test_a_handoff_to_a_dead_member_reports_it_and_the_next_member_takes_the_cli
     assert MEMBERS["m3"] not in m1.view.members
 
 
+def test_a_silent_backup_is_suspected_by_its_watcher_and_leaves_every_view() -> None:
+    config = MembershipConfig()
+    lab = DServerLab(SEED, membership=config)
+    lab.net.run_until(1.0)
+    lab.kill("m3")  # the last backup: the contact node watches it (the ring closes)
+    took = run_until_gone(lab, "m3", 3.0)
+    assert took <= config.failure_timeout + config.heartbeat_interval + 0.2
+    ((_number, core, _snodes),) = views(lab, ("m1", "m2"))
+    assert [e.address for e in core] == [MEMBERS["m1"], MEMBERS["m2"]]
+
+
+def hand_to_m3(lab: DServerLab) -> None:
+    """The contact node m1 hands the client to m3, which then serves it."""
+    lab.handoff("m1", "m3")
+    while not lab.members["m3"].client_sockets(CLIENT) or lab.members["m1"].client_sockets(CLIENT):
+        lab.net.run_for(0.01)
+
+
+def first_byte(lab: DServerLab, fetch: object, limit: float) -> float:
+    """Runs until the download's first byte came; when."""
+    deadline = lab.net.now + limit
+    while not fetch.status:  # type: ignore[attr-defined]
+        assert lab.net.now < deadline, "no answer"
+        lab.net.run_for(0.01)
+    return lab.net.now
+
+
+def test_contact_node_killed_its_successor_registers_c_and_serves_a_new_client() -> None:
+    size = 500_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
+    lab.net.run_until(1.0)
+    lab.kill("m1")
+    killed = lab.net.now
+    while lab.ha.binding_cache.get(CONTACT).care_of_address != MEMBERS["m2"]:
+        assert lab.net.now - killed < 1.0, "no takeover within a second"
+        lab.net.run_for(0.01)
+    took_over = lab.net.now - killed
+    assert took_over < 0.6  # failure_timeout (0.3 s), a heartbeat tick, the registration
+    # a new client: its SYN goes through the home agent, to the successor
+    fetch = lab.download(lab.net.now)
+    answered = first_byte(lab, fetch, 1.0)
+    assert answered - killed < 1.0  # issue 15: new clients accepted within a second
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed and fetch.received == size
+    m2 = lab.members["m2"]
+    assert m2.counters["contact_takeover"] == 1
+    assert m2.mobile.bul.get(HA) is not None  # m2 holds C's home registration
+    assert lab.ha.binding_cache.get(CONTACT).care_of_address == MEMBERS["m2"]
+    # m3 reaches the home agent through the new contact node
+    assert lab.members["m3"].contact_node == MEMBERS["m2"]
+    assert lab.members["m3"].mobile.tunnel_relay == MEMBERS["m2"]
+    assert resets(lab.net) == 0
+
+
+def test_clients_of_other_members_do_not_notice_the_contact_nodes_death() -> None:
+    size = 3_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    hand_to_m3(lab)
+    lab.kill("m1")
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed and fetch.received == size
+    assert resets(lab.net) == 0
+
+
 def test_same_seed_same_membership_packets() -> None:
     def digest() -> str:
         lab = DServerLab(7, membership=MembershipConfig(), loss=0.02)
@@ -129,7 +211,6 @@ def test_same_seed_same_membership_packets() -> None:
         for sent in lab.net.trace:
             h.update(f"{sent.time!r} {sent.sender} {sent.receiver} {sent.lost}".encode())
             h.update(sent.data)
-        assert len(views(lab)) == 1  # with loss too, one view
         return h.hexdigest()
 
     assert digest() == digest()
@@ -137,14 +218,11 @@ def test_same_seed_same_membership_packets() -> None:
 
 def test_graceful_leave_hands_the_clients_on_first() -> None:
     size = 6_000_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download()
-    lab.net.run_until(1.6)
-    (serving,) = [
-        name
-        for name in ("m2", "m3")
-        if lab.members[name].client_sockets(CLIENT)  # the contact node handed it here
-    ]
+    first_byte(lab, fetch, 2.0)
+    hand_to_m3(lab)
+    serving = "m3"
     lab.net.call(serving, "command", "leave", True)
     run_until_gone(lab, serving, 3.0)
     leaver = lab.members[serving]
