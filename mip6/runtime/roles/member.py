@@ -17,13 +17,16 @@ Its block::
       attempt_timeout: 2                  # seconds each handoff phase may take
       membership: {}                      # dynamic membership (timers: MembershipConfig);
                                           # without it, the static members list
+      backup: true                        # may take the contact address over (dynamic)
     apps:
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
       - {type: handoff_echo, port: 7}
 
 With ``membership``, the contact node founds the group and every other member joins it through
-the contact address (``members`` are then the members it may know at first); ``mip6 show
-members`` gives the view (role, join id, when each was last heard).
+the contact address (``members`` are then the members it may know at first), as a backup that
+takes the contact address over when the contact node dies (``backup: false``: an snode, which
+never does; with ESP, a backup needs the contact address's ``ipsec`` block as the contact node
+has it); ``mip6 show members`` gives the view (role, join id, when each was last heard).
 
 The contact node's ``ipsec`` block is the mobile-node side of the contact address's SA pair with
 the home agent (RFC 3776), as a mobile node's.
@@ -121,6 +124,7 @@ ROLE = Role(
         "time_wait": "number",
         "constants": "constants",
         "membership": "membership",
+        "backup": "boolean",
     },
     required=("contact_address", "home_agent", "address", "contact_node", "members", "group_key"),
     host_address="address",
