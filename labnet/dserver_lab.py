@@ -15,6 +15,13 @@ from typing import Any
 from mip6.apps.download import DownloadService
 from mip6.apps.http import Body, HostDownload
 from mip6.core.config import HomeAgentConfig
+from mip6.core.ipsec.policy import (
+    PairKeys,
+    SaKeys,
+    SecurityPolicyDatabase,
+    home_registration_guard,
+)
+from mip6.core.ipsec.sa import Algorithm
 from mip6.dserver.member import Member, MemberConfig, Service
 from mip6.dserver.membership import MembershipConfig
 from mip6.roles.correspondent_node import CorrespondentNode
@@ -53,13 +60,41 @@ def member_config(name: str, **options: Any) -> MemberConfig:
     )
 
 
-def home_agent(rng: random.Random) -> HomeAgent:
-    """The labs' home agent, for HOME_PREFIX, taking unprotected registrations (no ESP)."""
+# the contact address's SA pair with the home agent (RFC 3776), when a lab uses ESP
+ESP_KEYS = PairKeys(
+    binding_update=SaKeys(spi=0x5001, encryption_key=bytes(range(40, 60))),
+    binding_acknowledgement=SaKeys(spi=0x5002, encryption_key=bytes(range(60, 80))),
+    home_test_init=SaKeys(spi=0x5003, encryption_key=bytes(range(80, 100))),
+    home_test=SaKeys(spi=0x5004, encryption_key=bytes(range(100, 120))),
+)
+
+
+def esp_database(role: str, rng: random.Random) -> SecurityPolicyDatabase:
+    """The ``role`` side (home_agent or mobile_node) of C's SAs, as configured: every backup
+    holds the mobile node's side, with its counters at zero."""
+    spd = SecurityPolicyDatabase(random_bytes=rng.randbytes)
+    spd.add_pair(
+        role=role,
+        home_address=CONTACT,
+        home_agent=HA,
+        algorithm=Algorithm.AES_GCM_16,
+        keys=ESP_KEYS,
+    )
+    if role == "home_agent":
+        for entry in home_registration_guard([HA]):
+            spd.add_policy(entry)
+    return spd
+
+
+def home_agent(rng: random.Random, *, esp: bool = False) -> HomeAgent:
+    """The labs' home agent, for HOME_PREFIX: taking unprotected registrations (no ESP), or
+    with ``esp`` only C's, under its SAs."""
     return HomeAgent(
         HomeAgentConfig(
-            address=HA, home_prefixes=(HOME_PREFIX,), allow_unprotected_registration=True
+            address=HA, home_prefixes=(HOME_PREFIX,), allow_unprotected_registration=not esp
         ),
         rng,
+        esp_database("home_agent", random.Random(rng.random())) if esp else None,
     )
 
 
@@ -82,14 +117,16 @@ class DServerLab:
         service: Callable[[str], Service] | None = None,
         membership: MembershipConfig | None = None,
         backup: bool = True,
+        esp: bool = False,
     ) -> None:
         """``service(name)``: the service member ``name`` runs on port 80 instead of the
         download service. ``membership``: dynamic membership (m1 founds the group, m2 and m3
         join it through the contact address; as backups, which may take C over, unless ``backup``
-        is False) instead of the static list."""
+        is False) instead of the static list. ``esp``: C's registration under ESP, the SAs
+        configured on every member (RFC 3776)."""
         self.net = MemoryNetwork(seed, default_path=Path(latency=lss, loss=loss))
         rng = random.Random(seed)
-        self.ha = home_agent(random.Random(rng.random()))
+        self.ha = home_agent(random.Random(rng.random()), esp=esp)
         self.net.add("ha", self.ha)
         self.net.route(HOME_PREFIX, "ha")
         self.client_host = Host(addresses=[CLIENT], secret=rng.randbytes(32))
@@ -115,6 +152,7 @@ class DServerLab:
                 ),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,
+                security=esp_database("mobile_node", random.Random(rng.random())) if esp else None,
             )
             served = (
                 service(name)

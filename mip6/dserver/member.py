@@ -62,6 +62,7 @@ from mip6.core.datapath import encapsulate
 from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import SecurityPolicyDatabase
+from mip6.core.ipsec.sa import Direction
 from mip6.dserver import handoff as h
 from mip6.dserver import membership as ms
 from mip6.dserver import messages as msg
@@ -97,6 +98,13 @@ SWEEP_TIMER = "sweep"
 FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see _prepared)
 MEMBERSHIP_TIMER = "membership"  # (MEMBERSHIP_TIMER, the membership engine's token)
 LEAVE_TIMER = "leave"  # a graceful leave stops waiting for its clients' handoffs
+CONTACT_STATE_TIMER = "contact_state"  # the contact node tells its backups C's registration
+# A successor's first Binding Update for C goes this far above the last number the contact
+# node reported (its retransmissions reuse a number, its refreshes are minutes apart), and its
+# SAs' Sequence Number counters this far above theirs: more than anything a cut-off contact
+# node can still send before it steps down (SecurityAssociation.export), under 2**32 / 4096.
+CONTACT_SEQUENCE_SKIP = 8
+SA_SEQUENCE_SKIP = 1 << 16
 LEAVE_HANDOFF_WAIT = 10.0  # seconds a leaving member gives its clients' handoffs
 # after a first routing header, the headers that could carry more of the chain
 _WALK_NEEDED = frozenset(
@@ -249,6 +257,10 @@ class Member:
         # is not refreshed until it holds the lease again; a refresh that fell due meanwhile
         self._lease_lost = False
         self._refresh_due = False
+        # a backup: the contact node's last report of C's registration (CONTACT_STATE);
+        # the contact node: what it last sent each backup
+        self._contact_state: msg.ContactState | None = None
+        self._contact_state_sent: dict[IPv6Address, msg.ContactState] = {}
         base = config.mobile_node or MobileNodeConfig(
             home_address=config.contact_address, home_agent=config.home_agent
         )
@@ -335,6 +347,7 @@ class Member:
             self._listeners.append(
                 MemberListener(contact_listener, self._make_channel, self._channel_event)
             )
+            self._emit(StartTimer(now, CONTACT_STATE_TIMER))
             if self.config.is_contact_node:
                 self._membership(self.membership.found(now))
             else:
@@ -616,6 +629,11 @@ class Member:
         match token:
             case "tcp":
                 self._host_actions_pending(now, self.host.handle_timer(now, TCP_TIMER))
+            case "contact_state":  # CONTACT_STATE_TIMER
+                self._report_contact_state()
+                if self.membership is not None:
+                    interval = self.membership.config.heartbeat_interval
+                    self._emit(StartTimer(now + interval, CONTACT_STATE_TIMER))
             case "leave":  # LEAVE_TIMER
                 self._leave_when_handed_on(waited=True)
             case "relay_expiry":
@@ -1221,6 +1239,10 @@ class Member:
         peer = connection.identity or peer
         message = event.message
         self._count(f"received_{type(message).__name__.lower()}")
+        if isinstance(message, msg.ContactState):
+            if peer == self.contact_node and not self._is_contact_node:
+                self._contact_state = message
+            return
         if isinstance(message, msg.MembershipMessage):
             if self.membership is None:
                 self._count("membership_message_ignored")  # static membership
@@ -1461,6 +1483,61 @@ class Member:
         log.info("membership: %s %s", name, fields, extra={"membership": name, **fields})
         self._emit(Event(f"membership_{name}", fields))
 
+    def _registration_state(self) -> msg.ContactState | None:
+        """C's home registration as the acting contact node holds it, or None."""
+        entry = self.mobile.bul.get(self.mobile.home_agent)
+        if not self._is_contact_node or entry is None or not entry.home_registration:
+            return None
+        counters: list[msg.SaCounter] = []
+        if self.mobile.security is not None:
+            for sa in self.mobile.security.security_associations()[: msg.MAX_SA_COUNTERS]:
+                outbound = sa.direction is Direction.OUTBOUND
+                counters.append(
+                    msg.SaCounter(
+                        spi=sa.spi,
+                        outbound=outbound,
+                        number=sa.sequence_counter if outbound else sa.replay_top,
+                    )
+                )
+        return msg.ContactState(binding_sequence=entry.sequence, counters=tuple(counters))
+
+    def _report_contact_state(self) -> None:
+        """The acting contact node tells each backup what changed of C's registration (its
+        Binding Update sequence number, its SAs' counters), so a successor continues both
+        (DSERVER 5)."""
+        state = self._registration_state()
+        view = self.membership.view if self.membership is not None else None
+        if state is None or view is None:
+            return
+        backups = {entry.address for entry in view.core} - {self.own_address}
+        for backup in backups:
+            if self._contact_state_sent.get(backup) != state:
+                self._contact_state_sent[backup] = state
+                self._send(backup, state)
+        for gone in set(self._contact_state_sent) - backups:
+            del self._contact_state_sent[gone]
+
+    def _continue_registration(self) -> int | None:
+        """A successor continues the dead contact node's registration from its last report:
+        the SAs' counters above its (they are this member's copies of the same SAs), and the
+        Binding Update number to start above. None when no report came: the home agent's BA
+        135 then gives the number (RFC 3775 11.7.3), and with ESP the SAs start where they
+        were configured, which a home agent that saw the old counters refuses as replays."""
+        state = self._contact_state
+        if state is None:
+            if self._security is not None:
+                self._count("takeover_without_contact_state")
+                log.warning("membership: taking C over without the contact node's SA counters")
+            return None
+        if self._security is not None:
+            reported = {(c.spi, c.outbound): c.number for c in state.counters}
+            for sa in self._security.security_associations():
+                outbound = sa.direction is Direction.OUTBOUND
+                number = reported.get((sa.spi, outbound))
+                if number is not None:
+                    sa.continue_after(number, skip=SA_SEQUENCE_SKIP if outbound else 0)
+        return (state.binding_sequence + CONTACT_SEQUENCE_SKIP) & 0xFFFF
+
     def _take_over(self) -> None:
         """Issue 15 item 2: this member is the contact node now. It registers C at the home
         agent from its own address (RFC 3775 11.7.3 takes its Binding Update above the last
@@ -1469,8 +1546,10 @@ class Member:
         distributes the new clients that reach it through the home agent's tunnel."""
         if self._is_contact_node:
             return  # the founder, or a lease taken up again without a step down between
+        sequence_after = self._continue_registration()
         self._is_contact_node = True
         self.contact_node = self.own_address
+        self._contact_state = None
         self._count("contact_takeover")
         log.warning("membership: taking the contact address %s over", self.contact_address)
         self._mobile(
@@ -1479,6 +1558,7 @@ class Member:
                 home_agent=self.config.home_agent,
                 security=self._security,
                 home_test_relay=self._relay_home_test,
+                sequence_after=sequence_after,
             )
         )
 

@@ -72,6 +72,14 @@ are unsigned, network byte order; a Join Id of 0 means "none yet"::
     LEAVE (a member leaving, or a member reported unreachable -> contact node):
         | Reason (8) | Reserved (24) | Join Id (64) | Member (128) |
 
+The contact node's registration state (not a membership message: the member engine keeps it,
+DSERVER 5), with the same first word::
+
+    CONTACT_STATE (the acting contact node -> each backup, when it changed):
+        | Binding Sequence (16) | Count (8) | Reserved (8) |
+        then Count (at most 8) SA counters: | SPI (32) | Outbound (8, 0 or 1) | Reserved (24) |
+        | Counter (64: an outbound SA's Sequence Number counter, an inbound one's replay top) |
+
 A View (the membership as the contact node commits it)::
 
     | Number (64) | Next Join Id (64) | Core Count (8) | Reserved (8) | Snode Count (16) |
@@ -128,6 +136,9 @@ _VOTE = struct.Struct("!QQB3x")
 _QUERY = struct.Struct("!I4x")
 _CONTACT_ANSWER = struct.Struct("!I4xQ")
 _LEAVE = struct.Struct("!B3xQ16s")
+_CONTACT_STATE = struct.Struct("!HBx")  # binding sequence, counter count
+_SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
+MAX_SA_COUNTERS = 8  # RFC 3776's pair is four SAs
 _VIEW = struct.Struct("!QQBBH")
 _ENTRY = struct.Struct("!Q16s")
 MAX_VIEW_LENGTH = _VIEW.size + (MAX_CORE + MAX_SNODES) * _ENTRY.size
@@ -163,6 +174,7 @@ class MessageType(enum.IntEnum):
     CONTACT_QUERY = 28
     CONTACT_ANSWER = 29
     LEAVE = 30
+    CONTACT_STATE = 31  # the contact node's registration state, to its backups (DSERVER 5)
 
 
 class JoinStatus(enum.IntEnum):
@@ -556,6 +568,39 @@ class Leave(_Membership):
         return self._word() + _LEAVE.pack(self.reason, self.join_id, self.member.packed)
 
 
+@dataclass(frozen=True, slots=True)
+class SaCounter:
+    """One of the contact address's ESP SAs: ``outbound``, its Sequence Number counter (RFC
+    4303 3.3.3); inbound, the top of its replay window (3.4.3)."""
+
+    spi: int
+    outbound: bool
+    number: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactState(_Membership):
+    """The acting contact node's registration of C, for its backups: the Sequence Number of
+    its last home registration Binding Update and its SAs' counters. A successor continues
+    both above them (DSERVER 5: "continuing the SA's sequence counter with a skip and the
+    Binding Update sequence number above the last one it knows")."""
+
+    binding_sequence: int
+    counters: tuple[SaCounter, ...] = ()
+    message_type: ClassVar[MessageType] = MessageType.CONTACT_STATE
+
+    def emit(self) -> bytes:
+        _fits(self.binding_sequence, 16, "binding sequence")
+        if len(self.counters) > MAX_SA_COUNTERS:
+            raise EmitError(f"{len(self.counters)} SA counters (at most {MAX_SA_COUNTERS})")
+        parts = [self._word(), _CONTACT_STATE.pack(self.binding_sequence, len(self.counters))]
+        for counter in self.counters:
+            _fits(counter.spi, 32, "SPI")
+            _fits(counter.number, 64, "counter")
+            parts.append(_SA_COUNTER.pack(counter.spi, int(counter.outbound), counter.number))
+        return b"".join(parts)
+
+
 MembershipMessage = (
     Join
     | JoinAnswer
@@ -573,7 +618,7 @@ MembershipMessage = (
     | ContactAnswer
     | Leave
 )
-Message = HandoffMessage | MembershipMessage
+Message = HandoffMessage | MembershipMessage | ContactState
 
 
 def parse(data: bytes) -> Message:
@@ -799,7 +844,26 @@ def _leave(data: bytes, offset: int) -> tuple[Leave, int]:
     return leave, offset
 
 
-_MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[MembershipMessage, int]]] = {
+def _contact_state(data: bytes, offset: int) -> tuple[ContactState, int]:
+    start = offset
+    (sequence, count), offset = _fields(data, offset, _CONTACT_STATE, "contact state", slice(3, 4))
+    if count > MAX_SA_COUNTERS:
+        raise Malformed(f"{count} SA counters", start + 2, "count")
+    counters = []
+    for _ in range(count):
+        at = offset
+        (spi, direction, number), offset = _fields(
+            data, offset, _SA_COUNTER, "SA counter", slice(5, 8)
+        )
+        if direction > 1:
+            raise Malformed(f"direction {direction} (0 inbound, 1 outbound)", at + 4, "direction")
+        counters.append(SaCounter(spi=int(spi), outbound=bool(direction), number=int(number)))
+    return ContactState(binding_sequence=int(sequence), counters=tuple(counters)), offset
+
+
+_MEMBERSHIP_BODIES: dict[
+    int, Callable[[bytes, int], tuple[MembershipMessage | ContactState, int]]
+] = {
     MessageType.JOIN: _join,
     MessageType.JOIN_ANSWER: _join_answer,
     MessageType.REGISTER: _register,
@@ -815,6 +879,7 @@ _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[MembershipMessage, in
     MessageType.CONTACT_QUERY: _contact_query,
     MessageType.CONTACT_ANSWER: _contact_answer,
     MessageType.LEAVE: _leave,
+    MessageType.CONTACT_STATE: _contact_state,
 }
 
 

@@ -400,13 +400,25 @@ class MobileNode:
         home_agent: IPv6Address,
         security: SecurityPolicyDatabase | None,
         home_test_relay: Callable[[float, bytes, mh.HomeTest], list[Action]] | None,
+        sequence_after: int | None = None,
     ) -> list[Action]:
         """A distributed-server member becomes the contact node (DSERVER 5, takeover):
         from now on it registers the home address at ``home_agent`` itself, from its
         care-of address, under ``security``, and talks to the home agent directly. Its
-        correspondents' bindings stay as they are. A Binding Update numbered below the last
-        one the home agent accepted (the previous contact node's) is answered with status 135
-        and sent again above it (RFC 3775 11.7.3)."""
+        correspondents' bindings stay as they are. The first Binding Update is numbered
+        ``sequence_after`` + 1 (above the previous contact node's last, as it reported it);
+        one numbered below the last the home agent accepted is answered with status 135 and
+        sent again above it (RFC 3775 11.7.3)."""
+        if sequence_after is not None and self.bul.get(home_agent) is None:
+            self.bul.put(
+                BulEntry(
+                    destination=home_agent,
+                    home_address=self.home_address,
+                    home_registration=True,
+                    sequence=sequence_after & 0xFFFF,
+                    state=BulState.WAITING_ACK,
+                )
+            )
         self.home_agent = home_agent
         self.tunnel_relay = None
         self.home_registration = True

@@ -11,8 +11,10 @@ import hashlib
 
 import pytest
 
-from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, DServerLab, resets
+from labnet.dserver_lab import CLIENT, CONTACT, ESP_KEYS, HA, MEMBERS, DServerLab, resets
 from mip6.apps.http import generated_body
+from mip6.core.ipsec.sa import Direction
+from mip6.dserver.member import CONTACT_SEQUENCE_SKIP, SA_SEQUENCE_SKIP
 from mip6.dserver.membership import MembershipConfig, Role
 
 SEED = 3
@@ -244,3 +246,42 @@ def test_leave_is_refused_where_it_cannot_be_done() -> None:
     lab.net.run_until(1.0)
     with pytest.raises(ValueError, match="contact node cannot leave"):
         lab.members["m1"].command(lab.net.now, "leave", True)
+
+
+def test_takeover_under_esp_continues_the_sas_and_the_binding_sequence() -> None:
+    lab = DServerLab(SEED, membership=MembershipConfig(), esp=True, size=300_000)
+    lab.net.run_until(1.0)
+    m2 = lab.members["m2"]
+    state = m2._contact_state  # what the contact node m1 reported to its backups
+    assert state is not None
+    assert state.binding_sequence == lab.ha.binding_cache.get(CONTACT).sequence
+    reported = {(c.spi, c.outbound): c.number for c in state.counters}
+    binding_update_spi = ESP_KEYS.binding_update.spi
+    assert reported[(binding_update_spi, True)] >= 1  # m1's registration went under ESP
+    lab.kill("m1")
+    killed = lab.net.now
+    while lab.ha.binding_cache.get(CONTACT).care_of_address != MEMBERS["m2"]:
+        assert lab.net.now - killed < 1.0, "no takeover within a second"
+        lab.net.run_for(0.01)
+    binding = lab.ha.binding_cache.get(CONTACT)
+    assert binding.sequence == (state.binding_sequence + CONTACT_SEQUENCE_SKIP + 1) & 0xFFFF
+    inbound = lab.ha.security.sa(Direction.INBOUND, binding_update_spi)  # type: ignore[union-attr]
+    assert inbound is not None
+    assert inbound.replay_top == reported[(binding_update_spi, True)] + SA_SEQUENCE_SKIP + 1
+    fetch = lab.download(lab.net.now)
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed and fetch.received == 300_000
+    assert resets(lab.net) == 0
+
+
+def test_without_the_contact_nodes_report_the_home_agent_refuses_the_successors_esp() -> None:
+    # the counterfactual: a successor whose SA copies start where they were configured sends
+    # numbers the home agent has seen (m1's), which it refuses as replays
+    lab = DServerLab(SEED, membership=MembershipConfig(), esp=True)
+    lab.net.run_until(1.0)
+    lab.kill("m1")
+    lab.members["m2"]._contact_state = None
+    lab.net.run_for(1.5)
+    assert lab.members["m2"].counters["takeover_without_contact_state"] == 1
+    assert lab.ha.binding_cache.get(CONTACT).care_of_address == MEMBERS["m1"]
+    assert lab.ha.security.counters.get("in_drop_replayed", 0) >= 1  # type: ignore[union-attr]

@@ -108,6 +108,14 @@ membership_messages = st.one_of(
         join_id=u64,
         member=addresses,
     ),
+    st.builds(
+        m.ContactState,
+        binding_sequence=st.integers(0, 0xFFFF),
+        counters=st.lists(
+            st.builds(m.SaCounter, spi=u32, outbound=st.booleans(), number=u64),
+            max_size=m.MAX_SA_COUNTERS,
+        ).map(tuple),
+    ),
 )
 
 
@@ -128,7 +136,7 @@ def test_mutations_parse_or_raise_a_wire_error(
     mutations_parse_or_raise(message, data)
 
 
-@given(st.integers(16, 31), st.binary(max_size=120))
+@given(st.integers(16, 32), st.binary(max_size=120))
 def test_random_bodies_parse_or_raise_a_wire_error(kind: int, body: bytes) -> None:
     raw = bytes([m.VERSION, kind, 0, 0]) + body
     try:
@@ -213,6 +221,38 @@ def test_a_vote_is_yes_or_no_and_reserved_bytes_are_zero() -> None:
     with pytest.raises(Malformed) as caught:
         m.parse(bytes(raw))
     assert caught.value.field == "reserved" and caught.value.offset == len(raw) - 4
+
+
+# CONTACT_STATE by hand: version 1, type 31, binding sequence 0x1234, two counters
+CONTACT_STATE_BYTES = bytes.fromhex(
+    "01" "1f" "0000" "1234" "02" "00"
+    "00001001" "01" "000000" "0000000000000102"
+    "00001002" "00" "000000" "00000000000000ff"
+)  # fmt: skip
+
+
+def test_contact_state_fixture_parses_and_emits_byte_for_byte() -> None:
+    state = m.ContactState(
+        binding_sequence=0x1234,
+        counters=(
+            m.SaCounter(spi=0x1001, outbound=True, number=0x102),
+            m.SaCounter(spi=0x1002, outbound=False, number=0xFF),
+        ),
+    )
+    assert m.parse(CONTACT_STATE_BYTES) == state
+    assert state.emit() == CONTACT_STATE_BYTES
+    raw = bytearray(CONTACT_STATE_BYTES)
+    raw[m.WORD_LENGTH + 4 + 4] = 2  # the first counter's direction
+    with pytest.raises(Malformed) as caught:
+        m.parse(bytes(raw))
+    assert caught.value.field == "direction"
+    raw = bytearray(CONTACT_STATE_BYTES)
+    raw[m.WORD_LENGTH + 2] = m.MAX_SA_COUNTERS + 1  # the count, checked before any counter
+    with pytest.raises(Malformed) as caught:
+        m.parse(bytes(raw))
+    assert caught.value.field == "count"
+    with pytest.raises(EmitError):
+        m.ContactState(binding_sequence=1 << 16).emit()
 
 
 def test_emit_refuses_values_that_do_not_fit() -> None:

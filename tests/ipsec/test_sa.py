@@ -164,6 +164,24 @@ def test_counter_last_number_then_refuses_to_cycle(algorithm: Algorithm) -> None
     assert sender.sequence_counter == 0xFFFF_FFFF  # nothing consumed by the refusal
 
 
+def test_continue_after_another_holder_of_the_sa() -> None:
+    # a distributed server's successor continues the dead contact node's counters
+    sender, inbound = sa_pair(Algorithm.AES_GCM_16)
+    sender.continue_after(41, skip=1000)
+    assert sender.next_sequence_number() == 1042
+    sender.continue_after(5, skip=10)  # never back
+    assert sender.next_sequence_number() == 1043
+    sender.continue_after(0xFFFF_FFF0, skip=1000)  # capped at the last number
+    assert sender.sequence_counter == 0xFFFF_FFFF
+    inbound.continue_after(500)
+    for seen in (500, 499, 437):  # at and below the reported top: taken as seen
+        with pytest.raises(Replayed):
+            inbound.check_replay(seen)
+    inbound.check_replay(501)
+    inbound.continue_after(100)  # never back
+    assert inbound.replay_top == 500
+
+
 def test_counter_inbound_sa_does_not_send() -> None:
     with pytest.raises(ValueError, match="inbound"):
         receiver().next_sequence_number()

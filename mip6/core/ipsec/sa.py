@@ -355,6 +355,19 @@ class SecurityAssociation:
         else:
             self.replay_bitmap |= 1 << (self.replay_top - sequence_number)
 
+    def continue_after(self, number: int, *, skip: int = 0) -> None:
+        """Continue another holder of this SA (a distributed server's contact node, taken
+        over) from ``number``, what it reported last: outbound, its Sequence Number counter,
+        which this one's goes above by ``skip`` (the numbers it may have sent since: see
+        :meth:`export`); inbound, the top of its replay window, at and below which every
+        number is taken as seen (the window's bits are not reported). Never moves back."""
+        if self.direction is Direction.OUTBOUND:
+            counter = min(number + skip, MAX_SEQUENCE_NUMBER)
+            self.sequence_counter = max(self.sequence_counter, counter)
+        elif number > self.replay_top:
+            self.replay_top = min(number, MAX_SEQUENCE_NUMBER)
+            self.replay_bitmap = _WINDOW_MASK
+
     # -- export / import --------------------------------------------------------------------
 
     def export(self, *, retire: bool) -> bytes:
