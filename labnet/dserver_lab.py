@@ -69,18 +69,18 @@ ESP_KEYS = PairKeys(
 )
 
 
-def esp_database(role: str, rng: random.Random) -> SecurityPolicyDatabase:
-    """The ``role`` side (home_agent or mobile_node) of C's SAs, as configured: every backup
+def esp_database(home_agent_side: bool, rng: random.Random) -> SecurityPolicyDatabase:
+    """The home agent's side of C's SAs, or the mobile node's, as configured: every backup
     holds the mobile node's side, with its counters at zero."""
     spd = SecurityPolicyDatabase(random_bytes=rng.randbytes)
     spd.add_pair(
-        role=role,
+        role="home_agent" if home_agent_side else "mobile_node",
         home_address=CONTACT,
         home_agent=HA,
         algorithm=Algorithm.AES_GCM_16,
         keys=ESP_KEYS,
     )
-    if role == "home_agent":
+    if home_agent_side:
         for entry in home_registration_guard([HA]):
             spd.add_policy(entry)
     return spd
@@ -94,7 +94,7 @@ def home_agent(rng: random.Random, *, esp: bool = False) -> HomeAgent:
             address=HA, home_prefixes=(HOME_PREFIX,), allow_unprotected_registration=not esp
         ),
         rng,
-        esp_database("home_agent", random.Random(rng.random())) if esp else None,
+        esp_database(True, random.Random(rng.random())) if esp else None,
     )
 
 
@@ -152,7 +152,7 @@ class DServerLab:
                 ),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,
-                security=esp_database("mobile_node", random.Random(rng.random())) if esp else None,
+                security=esp_database(False, random.Random(rng.random())) if esp else None,
             )
             served = (
                 service(name)
