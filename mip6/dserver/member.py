@@ -261,6 +261,10 @@ class Member:
         # the contact node: what it last sent each backup
         self._contact_state: msg.ContactState | None = None
         self._contact_state_sent: dict[IPv6Address, msg.ContactState] = {}
+        # C's registration may go above the home agent's number (BA 135) until its first
+        # acknowledgement: the founder's (a binding left from an earlier run), a successor's
+        # without a report. After that, a BA 135 means another member registered C since.
+        self._home_sequence_free = contact_node
         base = config.mobile_node or MobileNodeConfig(
             home_address=config.contact_address, home_agent=config.home_agent
         )
@@ -283,6 +287,8 @@ class Member:
             security=security if contact_node else None,
             sequence_recovery=False,
             home_test_relay=self._relay_home_test if contact_node else None,
+            # dynamic membership: a BA 135 to C's registration is the member's to judge
+            home_sequence_recovery=config.membership is None,
         )
         self.host = Host(
             addresses=(config.own_address, config.contact_address),
@@ -1100,12 +1106,34 @@ class Member:
                 for key, incoming in list(self._incoming.items()):
                     if incoming.acceptor.client == fields["correspondent"]:
                         self._acceptor_input(key, h.AcceptorInput.TOKENS)
+            case "sequence_out_of_window" if fields["destination"] == self.mobile.home_agent:
+                self._home_agent_holds_another(fields["sequence"])
             case "sequence_out_of_window":
                 self._out_of_window(fields["destination"], fields["sequence"])
+            case "home_registered":
+                self._home_sequence_free = False
             case "binding_rejected":
                 self._rejected(fields["destination"])
             case "route_optimization_unsupported":
                 self._distribute_when_bound.discard(fields["correspondent"])
+
+    def _home_agent_holds_another(self, sequence: int) -> None:
+        """BA 135 to C's registration (issue 15 item 4, the home agent decides): unless this
+        member may still go above the home agent's number, another member registered C
+        after it, a successor that took the contact address over while this one was cut off.
+        It steps down: no registration of C, no distribution, whatever membership believes
+        (the seeds' split brain: SPEC-dserver 10.1)."""
+        if not self._is_contact_node:
+            return
+        if self._home_sequence_free:
+            self._mobile(self.mobile.register_above(self._now, sequence))
+            return
+        self._count("contact_outbid")
+        log.warning(
+            "membership: the home agent holds %s for another member: stepping down",
+            self.contact_address,
+        )
+        self._step_down()
 
     def _bound(self, client: IPv6Address) -> None:
         for key, incoming in list(self._incoming.items()):
@@ -1547,6 +1575,7 @@ class Member:
         if self._is_contact_node:
             return  # the founder, or a lease taken up again without a step down between
         sequence_after = self._continue_registration()
+        self._home_sequence_free = sequence_after is None
         self._is_contact_node = True
         self.contact_node = self.own_address
         self._contact_state = None

@@ -172,6 +172,7 @@ class MobileNode:
         security: SecurityPolicyDatabase | None = None,
         sequence_recovery: bool = True,
         home_test_relay: Callable[[float, bytes, mh.HomeTest], list[Action]] | None = None,
+        home_sequence_recovery: bool = True,
     ) -> None:
         self.config = config
         self.constants = config.constants
@@ -184,6 +185,7 @@ class MobileNode:
         self.home_registration = home_registration
         self.tunnel_relay = tunnel_relay
         self.sequence_recovery = sequence_recovery
+        self.home_sequence_recovery = home_sequence_recovery
         self.home_test_relay = home_test_relay
         self.bul = BindingUpdateList(config.binding_update_list_size)
         # RFC 3776: every packet in and out through the security policy database (BU/BA in
@@ -424,6 +426,15 @@ class MobileNode:
         self.home_registration = True
         self.security = security
         self.home_test_relay = home_test_relay
+        return self.register(now)
+
+    @_secure_output
+    def register_above(self, now: float, sequence: int) -> list[Action]:
+        """The home registration again, numbered above ``sequence`` (a BA 135's, RFC 3775
+        11.7.3), when the caller decided to outbid it (see ``home_sequence_recovery``)."""
+        entry = self.bul.get(self.home_agent)
+        if entry is not None and entry.home_registration:
+            entry.sequence = sequence & 0xFFFF
         return self.register(now)
 
     def relay_through(self, now: float, relay: IPv6Address) -> list[Action]:
@@ -919,14 +930,15 @@ class MobileNode:
             ):
                 self._count("ba_bad_authenticator")
                 return [Event("drop", {"reason": "BA authenticator does not verify"})]
-        if (
-            ba.status == Status.SEQUENCE_NUMBER_OUT_OF_WINDOW
-            and not entry.home_registration
-            and not self.sequence_recovery
-        ):
+        recovery = (
+            self.home_sequence_recovery if entry.home_registration else self.sequence_recovery
+        )
+        if ba.status == Status.SEQUENCE_NUMBER_OUT_OF_WINDOW and not recovery:
             # A member of a distributed server: the client took a later Binding Update from
-            # another member (DSERVER 4 rule 3). Whether to outbid it is the member's decision
-            # (:meth:`rebind`); the entry waits, its retransmissions stopped.
+            # another member (DSERVER 4 rule 3), or the home agent holds C for a member that
+            # took the contact address over (DSERVER 5). Whether to outbid it is the member's
+            # decision (:meth:`rebind`, :meth:`register_above`); the entry waits, its
+            # retransmissions stopped.
             return [
                 CancelTimer(("bu_retransmit", entry.destination)),
                 Event(

@@ -13,9 +13,11 @@ import pytest
 
 from labnet.dserver_lab import CLIENT, CONTACT, ESP_KEYS, HA, MEMBERS, DServerLab, resets
 from mip6.apps.http import generated_body
+from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
 from mip6.dserver.member import CONTACT_SEQUENCE_SKIP, SA_SEQUENCE_SKIP
 from mip6.dserver.membership import MembershipConfig, Role
+from mip6.runtime.memory import Path
 
 SEED = 3
 
@@ -285,3 +287,57 @@ def test_without_the_contact_nodes_report_the_home_agent_refuses_the_successors_
     assert lab.members["m2"].counters["takeover_without_contact_state"] == 1
     assert lab.ha.binding_cache.get(CONTACT).care_of_address == MEMBERS["m1"]
     assert lab.ha.security.counters.get("in_drop_replayed", 0) >= 1  # type: ignore[union-attr]
+
+
+def test_a_cut_off_contact_node_that_registers_again_meets_its_successor_and_steps_down() -> None:
+    # issue 15 item 4: the home agent's binding decides. m1 is cut off from the other
+    # members (not from the home agent); m2 takes C over. m1, alone, acts as contact node in
+    # its own eyes (membership's known partition hole) and its registration of C falls due:
+    # the home agent answers 135 (m2's number is above), and m1 steps down instead of
+    # outbidding its successor.
+    lab = DServerLab(SEED, membership=MembershipConfig())
+    lab.net.run_until(1.0)
+    cut = Path(latency=0.01, loss=1.0)
+    for other in ("m2", "m3"):
+        lab.net.path("m1", other, cut)
+    start = lab.net.now
+    while lab.ha.binding_cache.get(CONTACT).care_of_address != MEMBERS["m2"]:
+        assert lab.net.now - start < 1.0, "no takeover"
+        lab.net.run_for(0.01)
+    m1 = lab.members["m1"]
+    assert m1._is_contact_node  # it has no way to know yet
+    lab.net.run_for(2.0)  # m1 suspected every other member: it acts alone
+    assert m1.membership is not None and m1.membership.acting
+    lab.net.call("m1", "handle_timer", ("refresh", HA))  # C's refresh falls due at m1
+    lab.net.run_for(0.5)
+    assert m1.counters["contact_outbid"] == 1
+    assert not m1._is_contact_node and m1.mobile.bul.get(HA) is None
+    assert lab.ha.binding_cache.get(CONTACT).care_of_address == MEMBERS["m2"]
+    lab.net.run_for(5.0)  # nothing from m1 takes it back
+    assert lab.ha.binding_cache.get(CONTACT).care_of_address == MEMBERS["m2"]
+
+
+def test_a_founder_goes_above_a_binding_left_from_an_earlier_run() -> None:
+    # the home agent still holds C from an earlier life of the group, with a higher number:
+    # the founder's first registration is answered 135 and goes above it (RFC 3775 11.7.3)
+    lab = DServerLab(SEED, membership=MembershipConfig())
+    m1 = lab.members["m1"]
+    first = m1.mobile.bul.get(HA)
+    assert first is not None  # its Binding Update is on the way
+    stale = (first.sequence + 100) & 0xFFFF
+    lab.ha.binding_cache.put(
+        BindingCacheEntry(
+            home_address=CONTACT,
+            care_of_address=MEMBERS["m3"],
+            expires=400.0,
+            sequence=stale,
+            home_registration=True,
+            lifetime=400.0,
+            last_used=0.0,
+            correspondent_address=HA,
+        )
+    )
+    lab.net.run_until(1.0)
+    entry = lab.ha.binding_cache.get(CONTACT)
+    assert entry.care_of_address == MEMBERS["m1"] and entry.sequence == (stale + 1) & 0xFFFF
+    assert m1.counters.get("contact_outbid", 0) == 0 and m1._is_contact_node
