@@ -288,7 +288,7 @@ class Host:
         return None
 
     def _fragment_in(self, now: float, data: bytes, found: fragments.Fragment) -> bytes | None:
-        self._count("fragment_in")
+        self._count("fragments_in")
         result = self.reassembler.receive(now, data, found)
         if isinstance(result, fragments.Refused):
             if result.error is not None:
