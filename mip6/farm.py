@@ -52,8 +52,9 @@ from mip6.core import show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.config import CorrespondentConfig
 from mip6.core.engine import UnknownCommand
+from mip6.core.node import UpperLayerError
 from mip6.roles.correspondent_node import CorrespondentNode
-from mip6.runtime.host import TCP_TIMER, Host, HostAction, PortUnreachable
+from mip6.runtime.host import TCP_TIMER, Host, HostAction, IcmpError
 from tcp_migrate.core import Config
 from tcp_migrate.stack import StackError
 
@@ -157,17 +158,19 @@ class Farm:
         max_connections = 4 * config.concurrency + 4
         for index, number in enumerate(config.addresses_range()):
             address = IPv6Address(number)
-            host = Host(
-                addresses=(address,),
-                secret=random_bytes(32),
-                tcp_config=tcp_config,
-                max_connections=max_connections,
-            )
-            host.stack.send_capacity = REQUEST_RING
-            host.stack.receive_capacity = config.window
+            secret = random_bytes(32)  # before the correspondent's generator: a seed, one run
             correspondent = CorrespondentNode(
                 config=config.correspondent, rng=random.Random(rng.getrandbits(64))
             )
+            host = Host(
+                addresses=(address,),
+                secret=secret,
+                tcp_config=tcp_config,
+                max_connections=max_connections,
+                send_overhead=correspondent.send_overhead,
+            )
+            host.stack.send_capacity = REQUEST_RING
+            host.stack.receive_capacity = config.window
             client = Client(index, address, correspondent, host, [None] * config.concurrency)
             self.clients.append(client)
             self._by_address[address.packed] = client
@@ -235,13 +238,19 @@ class Farm:
                 return []
         return self._run(now, work)
 
-    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
+    def upper_layer_error(
+        self, now: float, invoking: bytes, message: UpperLayerError
+    ) -> list[Action]:
         """The invoking packet's destination is one of the clients: its correspondent answers
         (only a host the runtime made would ask; the farm's hosts answer through it)."""
         client = self._by_address.get(invoking[24:40]) if len(invoking) >= 40 else None
         if client is None:
             return []
-        return client.correspondent.port_unreachable(now, invoking)
+        return client.correspondent.upper_layer_error(now, invoking, message)
+
+    def send_overhead(self, now: float, source: bytes, destination: bytes) -> int:
+        client = self._by_address.get(source)
+        return 0 if client is None else client.correspondent.send_overhead(now, source, destination)
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         raise UnknownCommand(name, "farm")
@@ -345,9 +354,10 @@ class Farm:
         for action in actions:
             if isinstance(action, Transmit):
                 self._correspondent(client, client.correspondent.send(now, action.data))
-            elif isinstance(action, PortUnreachable):
+            elif isinstance(action, IcmpError):
                 self._correspondent(
-                    client, client.correspondent.port_unreachable(now, action.invoking)
+                    client,
+                    client.correspondent.upper_layer_error(now, action.invoking, action.message),
                 )
             elif isinstance(action, StartTimer):
                 self._pending.append(StartTimer(action.at, (HOST, client.index)))

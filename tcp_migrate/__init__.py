@@ -57,7 +57,9 @@ Compliance (tests in ``tests/tcp_migrate/``):
 - RFC 9293 state machine, every state of 3.3.2, opening and closing including simultaneous
   open and close: ``test_conn_handshake.py``, ``test_conn_transfer.py::test_close_*``.
 - MSS (3.7.1, 1220 by default for IPv6), window scaling and timestamps with PAWS (RFC 7323),
-  SACK-permitted: ``test_conn_handshake.py``, ``test_conn_recovery.py::test_timestamps_*``.
+  SACK-permitted: ``test_conn_handshake.py``, ``test_conn_recovery.py::test_timestamps_*``;
+  the path MTU bounds it (RFC 8201 5.2): ``Stack(mss_limit=)`` for new connections,
+  ``Stack.limit_mss`` lowers open ones (``test_stack.py::test_*mss*``).
 - SACK (RFC 2018): blocks for out-of-order data, most recent first
   (``test_conn_transfer.py::test_established_sack_*``); the sender's scoreboard fills holes
   in fast recovery and is forgotten after a timeout (``test_conn_recovery.py::test_sack_*``).

@@ -381,6 +381,11 @@ class Connection:
     def freeze(self, now_ms: int) -> None:
         self._check("freeze", lib.tcp_freeze(self.raw, now_ms))
 
+    def limit_mss(self, mss: int) -> bool:
+        """Lower the send MSS to ``mss`` bytes (a narrower path, RFC 8201 5.2); never raises
+        it, never below the core's minimum. Whether it changed."""
+        return bool(lib.tcp_limit_mss(self.raw, mss))
+
     def thaw(self, now_ms: int) -> None:
         self._check("thaw", lib.tcp_thaw(self.raw, now_ms))
 

@@ -41,6 +41,7 @@ import heapq
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from ipaddress import IPv6Address
 
 from tcp_migrate._core import lib
@@ -246,7 +247,10 @@ class Stack:
     ``transmit`` sends one IPv6 packet (bytes, network byte order); ``local_addresses`` are
     the addresses this stack owns (16 bytes or text); ``secret`` keys the ISS, timestamp
     offset and port hashes (at least 16 bytes); ``send_capacity`` and ``receive_capacity``
-    are each connection's ring sizes in bytes.
+    are each connection's ring sizes in bytes. ``mss_limit(now_ms, local, remote)``, if
+    given, bounds the MSS of each new connection, the one it offers and the one it sends with
+    (RFC 9293 3.7.1: what the path to ``remote`` carries, RFC 8201 5.2); :meth:`limit_mss`
+    lowers it for the open ones.
     """
 
     def __init__(
@@ -261,6 +265,7 @@ class Stack:
         receive_capacity: int = 262144,
         ephemeral_ports: tuple[int, int] = (49152, 65535),
         rst_limit_per_s: int = 200,
+        mss_limit: Callable[[int, bytes, bytes], int] | None = None,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("the secret needs at least 16 bytes")
@@ -273,6 +278,8 @@ class Stack:
         self.receive_capacity = receive_capacity
         self.ephemeral_ports = ephemeral_ports
         self.rst_limit_per_s = rst_limit_per_s
+        self.mss_limit = mss_limit
+        self._mss_configs: dict[int, Config] = {}  # config.mss -> the config with it
         self._table: dict[FourTuple, Socket] = {}
         self._listeners: dict[tuple[bytes, int], Listener] = {}
         # connections with output due, in the order they became so: a dict, not a set, whose
@@ -363,7 +370,7 @@ class Stack:
         key = (local, port, remote, remote_port)
         if key in self._table:
             raise StackError("address-in-use")
-        conn = self._new_connection(key)
+        conn = self._new_connection(now_ms, key)
         conn.connect(now_ms, iss=self.iss(now_ms, key), ts_offset=self.ts_offset(key))
         sock = Socket(self, conn)
         self._table[key] = sock
@@ -411,6 +418,14 @@ class Stack:
             del released[key]
         released.pop(sock.key, None)
         released[sock.key] = now_ms + self.config.time_wait_ms
+
+    def limit_mss(self, remote: bytes, mss: int) -> int:
+        """The path to ``remote`` (16 bytes) carries segments of at most ``mss`` bytes now
+        (RFC 8201 5.2, a Packet Too Big): every connection to it sends no bigger ones from
+        here on (:meth:`Connection.limit_mss`). How many changed."""
+        return sum(
+            sock.conn.limit_mss(mss) for key, sock in self._table.items() if key[2] == remote
+        )
 
     @property
     def connections(self) -> list[Socket]:
@@ -486,14 +501,22 @@ class Stack:
         if len(self._table) >= self.max_connections:
             raise StackError("table-full")
 
-    def _new_connection(self, key: FourTuple) -> Connection:
+    def _new_connection(self, now_ms: int, key: FourTuple) -> Connection:
         local, lport, remote, rport = key
+        config = self.config
+        if self.mss_limit is not None:
+            mss = max(self.mss_limit(now_ms, local, remote), lib.TCP_MIN_MSS)
+            if mss < config.mss:
+                narrower = self._mss_configs.get(mss)
+                if narrower is None:  # one per size: the core caches each one's C struct
+                    narrower = self._mss_configs[mss] = replace(config, mss=mss)
+                config = narrower
         return Connection(
             local_address=local,
             local_port=lport,
             remote_address=remote,
             remote_port=rport,
-            config=self.config,
+            config=config,
             send_capacity=self.send_capacity,
             receive_capacity=self.receive_capacity,
         )
@@ -560,7 +583,7 @@ class Stack:
         ):
             self.counters["syn_dropped"] += 1
             return None
-        conn = self._new_connection(key)
+        conn = self._new_connection(now_ms, key)
         result = conn.accept(
             now_ms, segment, iss=self.iss(now_ms, key), ts_offset=self.ts_offset(key)
         )

@@ -32,7 +32,7 @@
   when the member that took it has announced itself, the next one, so m2 and m3 hand every
   client to each other as fast as the round trips allow, with RR in advance (PREPARE). The
   measured member m2's engine entry points (``handle_packet``, ``handle_timer``, ``send``,
-  ``command``, ``port_unreachable``) are wrapped and their CPU time
+  ``command``, ``upper_layer_error``) are wrapped and their CPU time
   (``time.process_time_ns``) summed; the handoffs it took part in, counted at both ends as the
   seeds counted "handovers per replica" (each it completed as donor, DONE received, plus each
   it completed as acceptor, DONE sent), are divided by that time. All of the member's work in
@@ -109,6 +109,7 @@ from mip6.core import rr
 from mip6.core.actions import Action, Transmit
 from mip6.core.binding_update_list import BulEntry, BulState, CorrespondentState, Tokens
 from mip6.core.config import MobileNodeConfig
+from mip6.core.node import UpperLayerError
 from mip6.dserver.member import FROZEN, Member
 from mip6.dserver.policy import GroupView, RandomPolicy
 from mip6.roles.correspondent_node import CorrespondentNode
@@ -390,8 +391,13 @@ class _Metered:
     def handle_timer(self, now: float, token: Hashable) -> list[Action]:
         return self._timed(self.engine.handle_timer, now, token)
 
-    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
-        return self._timed(self.engine.port_unreachable, now, invoking)
+    def upper_layer_error(
+        self, now: float, invoking: bytes, message: UpperLayerError
+    ) -> list[Action]:
+        return self._timed(self.engine.upper_layer_error, now, invoking, message)
+
+    def send_overhead(self, now: float, source: bytes, destination: bytes) -> int:
+        return self.engine.send_overhead(now, source, destination)
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         return self._timed(self.engine.command, now, name, argument)

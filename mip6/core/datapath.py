@@ -20,6 +20,9 @@ from mip6.wire.ipv6 import fixed_header
 # 4 bytes (so the Home Address option starts at 8n+6), Option Type 201, Option Length 16, Home
 # Address. The same bytes DestinationOptions.aligned([HomeAddressOption(...)]) emits.
 _HAO_PREFIX = b"\x01\x02\x00\x00\xc9\x10"
+HOME_ADDRESS_OPTION_OVERHEAD = 24  # that Destination Options header
+TYPE2_ROUTING_OVERHEAD = 24  # RFC 3775 6.4: Hdr Ext Len 2
+TUNNEL_OVERHEAD = 40  # RFC 2473 3: the outer IPv6 header
 
 
 def _insert_after_hop_by_hop(data: bytes, header_type: int, header_body: bytes) -> bytearray:

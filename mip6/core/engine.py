@@ -13,9 +13,15 @@ run any engine through this contract alone, with one implementation of the actio
 - ``handle_timer(now, token)``: a timer the engine started has fired. Tokens are the engine's
   own: drivers keep each engine's timers apart, so two engines in one node may use the same
   token.
-- ``port_unreachable(now, invoking)``: the upper layer has no listener for ``invoking``; the
-  engine answers through its own ICMPv6 error path (RFC 4443 2.4 and its rate limit) and sends
-  the answer as it sends its upper layer's packets.
+- ``upper_layer_error(now, invoking, message)``: the upper layer refuses ``invoking`` with the
+  ICMPv6 error ``message`` (Port Unreachable, a Parameter Problem, a reassembly's Time
+  Exceeded; its invoking packet left empty); the engine answers through its own ICMPv6 error
+  path (RFC 4443 2.4 and its rate limit), as much of ``invoking`` as fits, and sends the answer
+  as it sends its upper layer's packets.
+- ``send_overhead(now, source, destination)``: how many bytes ``send`` would add now to a
+  packet of the upper layer from ``source`` to ``destination`` (16-byte addresses): 24 for a
+  Home Address option or a type 2 routing header, 40 for an IPv6-in-IPv6 tunnel (RFC 3775 6.3,
+  6.4; RFC 2473), so that the upper layer sizes its packets for the path (RFC 8201).
 - ``command(now, name, argument)``: a command from above (``mip6 ctl``): ``move``,
   ``route_optimize``, ``register`` for a mobile node; :class:`UnknownCommand` for a command the
   role does not have.
@@ -33,6 +39,7 @@ from collections.abc import Hashable
 from typing import Any, Protocol, runtime_checkable
 
 from mip6.core.actions import Action
+from mip6.core.node import UpperLayerError
 
 
 class UnknownCommand(ValueError):
@@ -54,7 +61,11 @@ class Engine(Protocol):
 
     def handle_timer(self, now: float, token: Hashable) -> list[Action]: ...
 
-    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]: ...
+    def upper_layer_error(
+        self, now: float, invoking: bytes, message: UpperLayerError
+    ) -> list[Action]: ...
+
+    def send_overhead(self, now: float, source: bytes, destination: bytes) -> int: ...
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]: ...
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
 
 from mip6.core.actions import Action, Event, Transmit
@@ -44,6 +44,8 @@ MINIMUM_MTU = 1280  # RFC 8200 5: an ICMPv6 error carries as much of the invoker
 ROUTING_TYPE_OFFSET = 2
 SEGMENTS_LEFT_OFFSET = 3
 _FAST_UPPER = frozenset((protocols.TCP, protocols.UDP))  # see NodePipeline.data_fast_path
+# The errors an upper layer asks its node to send (NodePipeline.upper_layer_error)
+UpperLayerError = icmp.DestinationUnreachable | icmp.ParameterProblem | icmp.TimeExceeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,20 +315,27 @@ class NodePipeline:
         self._count("icmp_error_sent")
         return [Transmit(reply.emit())]
 
-    def port_unreachable(
-        self, now: float, invoking: bytes, send: Callable[[float, bytes], list[Action]]
+    def upper_layer_error(
+        self,
+        now: float,
+        invoking: bytes,
+        message: UpperLayerError,
+        send: Callable[[float, bytes], list[Action]],
     ) -> list[Action]:
-        """RFC 4443 3.1 code 4 ("the transport protocol [...] has no listener") about a packet
-        the node's upper layer refused, through :meth:`icmp_error` (2.4 and the rate limit).
-        The answer comes from the upper layer's address, so it leaves through ``send``, the
-        role's send path (a mobile node's Home Address option or reverse tunnel)."""
+        """An ICMPv6 error the node's upper layer asks for about a packet it refused (RFC 4443
+        3.1 code 4, "the transport protocol [...] has no listener"; RFC 8200 4 and 4.5:
+        Parameter Problem for an unrecognized Next Header or a bad fragment, Time Exceeded
+        for a reassembly that timed out): ``message`` with its invoking packet left empty,
+        filled here with as much of ``invoking`` as fits, through :meth:`icmp_error` (2.4 and
+        the rate limit). The answer comes from the upper layer's address, so it leaves
+        through ``send``, the role's send path (a mobile node's Home Address option or
+        reverse tunnel)."""
         actions: list[Action] = []
         for action in self.icmp_error(
             now,
             invoking,
-            lambda body: icmp.DestinationUnreachable(
-                code=icmp.PORT_UNREACHABLE, invoking_packet=body
-            ),
+            lambda body: replace(message, invoking_packet=body),
+            multicast_ok=isinstance(message, icmp.ParameterProblem) and message.code == 2,
         ):
             actions += send(now, action.data) if isinstance(action, Transmit) else [action]
         return actions

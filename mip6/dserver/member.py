@@ -63,6 +63,7 @@ from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import SecurityPolicyDatabase
 from mip6.core.ipsec.sa import Direction
+from mip6.core.node import UpperLayerError
 from mip6.dserver import handoff as h
 from mip6.dserver import membership as ms
 from mip6.dserver import messages as msg
@@ -81,7 +82,7 @@ from mip6.dserver.policy import (
 )
 from mip6.dserver.relay import RelayTable
 from mip6.roles.mobile_node import MobileNode
-from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, PortUnreachable, stack_ms
+from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, IcmpError, stack_ms
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
@@ -299,6 +300,8 @@ class Member:
                 time_wait_ms=int(config.time_wait * 1000),
             ),
             max_connections=config.max_connections,
+            rng=rng,
+            send_overhead=self.mobile.send_overhead,
         )
         self.membership = (
             ms.Membership(config.own_address, rng, config.membership)
@@ -390,8 +393,13 @@ class Member:
     def handle_timer(self, now: float, token: Hashable) -> list[Action]:
         return self._run(now, functools.partial(self._timer, token=token))
 
-    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
-        return self.mobile.port_unreachable(now, invoking)
+    def upper_layer_error(
+        self, now: float, invoking: bytes, message: UpperLayerError
+    ) -> list[Action]:
+        return self.mobile.upper_layer_error(now, invoking, message)
+
+    def send_overhead(self, now: float, source: bytes, destination: bytes) -> int:
+        return self.mobile.send_overhead(now, source, destination)
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         """``handoff``: a client's address, or (client, member) to name the acceptor; the
@@ -475,8 +483,8 @@ class Member:
         for action in host_actions:
             if isinstance(action, Transmit):
                 out += self._mobile_now(now, self.mobile.send(now, action.data))
-            elif isinstance(action, PortUnreachable):
-                out += self.mobile.port_unreachable(now, action.invoking)
+            elif isinstance(action, IcmpError):
+                out += self.mobile.upper_layer_error(now, action.invoking, action.message)
             else:  # the host's TCP timer, kept among the engine's (see handle_timer)
                 out.append(action)
         return out

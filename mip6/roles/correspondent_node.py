@@ -29,9 +29,9 @@ from mip6.core.binding_cache import (
     unicast_routable,
 )
 from mip6.core.config import CorrespondentConfig
-from mip6.core.datapath import insert_type2_routing
+from mip6.core.datapath import TYPE2_ROUTING_OVERHEAD, insert_type2_routing
 from mip6.core.engine import UnknownCommand
-from mip6.core.node import Inbound, NodePipeline
+from mip6.core.node import Inbound, NodePipeline, UpperLayerError
 from mip6.core.nonces import NonceTable
 from mip6.core.ratelimit import TokenBucket
 from mip6.wire import mobility as mh
@@ -552,8 +552,15 @@ class CorrespondentNode:
     def start(self, now: float) -> list[Action]:
         return []
 
-    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
-        return self.pipeline.port_unreachable(now, invoking, self.send)
+    def upper_layer_error(
+        self, now: float, invoking: bytes, message: UpperLayerError
+    ) -> list[Action]:
+        return self.pipeline.upper_layer_error(now, invoking, message, self.send)
+
+    def send_overhead(self, now: float, source: bytes, destination: bytes) -> int:
+        """A type 2 routing header when :meth:`send` would route through a binding."""
+        entry = self.binding_cache.get(IPv6Address(destination))
+        return TYPE2_ROUTING_OVERHEAD if entry is not None and entry.expires > now else 0
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         raise UnknownCommand(name, "correspondent")

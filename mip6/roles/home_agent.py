@@ -46,12 +46,12 @@ from mip6.core.binding_cache import (
     unicast_routable,
 )
 from mip6.core.config import HomeAgentConfig
-from mip6.core.datapath import encapsulate
+from mip6.core.datapath import TUNNEL_OVERHEAD, encapsulate
 from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
 from mip6.core.ipsec.sa import SecurityAssociation
-from mip6.core.node import MINIMUM_MTU, Inbound, NodePipeline
+from mip6.core.node import MINIMUM_MTU, Inbound, NodePipeline, UpperLayerError
 from mip6.core.ratelimit import TokenBucket
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.wire import icmpv6 as icmp
@@ -877,8 +877,17 @@ class HomeAgent:
 
     # -- the engine contract (mip6.core.engine; ``start`` above) --------------------------------
 
-    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
-        return self.pipeline.port_unreachable(now, invoking, self.send)
+    def upper_layer_error(
+        self, now: float, invoking: bytes, message: UpperLayerError
+    ) -> list[Action]:
+        return self.pipeline.upper_layer_error(now, invoking, message, self.send)
+
+    def send_overhead(self, now: float, source: bytes, destination: bytes) -> int:
+        """The tunnel to a registered home address (RFC 3775 10.4.1), else the correspondent
+        role's."""
+        if destination in self._tunnels:
+            return TUNNEL_OVERHEAD
+        return self.correspondent.send_overhead(now, source, destination)
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         raise UnknownCommand(name, "home_agent")

@@ -42,11 +42,17 @@ from mip6.core.binding_update_list import (
     transition,
 )
 from mip6.core.config import MobileNodeConfig
-from mip6.core.datapath import encapsulate, home_address_options, insert_home_address_option
+from mip6.core.datapath import (
+    HOME_ADDRESS_OPTION_OVERHEAD,
+    TUNNEL_OVERHEAD,
+    encapsulate,
+    home_address_options,
+    insert_home_address_option,
+)
 from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
-from mip6.core.node import Inbound, NodePipeline
+from mip6.core.node import Inbound, NodePipeline, UpperLayerError
 from mip6.core.ratelimit import TokenBucket
 from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
@@ -498,8 +504,24 @@ class MobileNode:
             return []
         return self.move(now, self.care_of_at_start)
 
-    def port_unreachable(self, now: float, invoking: bytes) -> list[Action]:
-        return self.pipeline.port_unreachable(now, invoking, self.send)
+    def upper_layer_error(
+        self, now: float, invoking: bytes, message: UpperLayerError
+    ) -> list[Action]:
+        return self.pipeline.upper_layer_error(now, invoking, message, self.send)
+
+    def send_overhead(self, now: float, source: bytes, destination: bytes) -> int:
+        """What :meth:`send` adds: nothing at home or from another address, a Home Address
+        option through a correspondent binding, else the reverse tunnel."""
+        if self.at_home or source != self._home_packed:
+            return 0
+        entry = self.bul.get_packed(destination)
+        if (
+            entry is not None
+            and not entry.home_registration
+            and entry.usable(now, self.care_of_address)
+        ):
+            return HOME_ADDRESS_OPTION_OVERHEAD
+        return TUNNEL_OVERHEAD
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         """``move`` (a care-of address, or None for home), ``route_optimize`` (a

@@ -10,8 +10,20 @@ driver hands it what the engine delivers (:meth:`Host.deliver`), the timers it a
 - :class:`~mip6.core.actions.Transmit`: a packet for the engine's send path (binding cache
   translation, Home Address option, reverse tunnelling), as the kernel's packets take it in
   shim mode;
-- :class:`PortUnreachable`: the engine answers through its own ICMPv6 error path;
+- :class:`IcmpError`: an ICMPv6 error the engine sends through its own error path (rate
+  limited, from the right address);
 - timers (:data:`TCP_TIMER`) and :class:`~mip6.core.actions.Event`.
+
+IPv6 (RFC 8200): fragments are reassembled (:mod:`mip6.runtime.fragments`: bounded memory,
+the 60 s timeout with its Time Exceeded, RFC 5722's overlaps, the Parameter Problems of 4.5),
+atomic fragments processed on their own (RFC 6946); a packet whose upper layer the host does
+not know gets a Parameter Problem, code 1, pointing at the Next Header that names it (RFC 8200
+4), and one with No Next Header (59) is ignored (4.7). What the host sends is fragmented when
+it is bigger than the path takes (4.5): the path MTU per destination (:mod:`mip6.runtime.pmtu`,
+RFC 8201, lowered by Packet Too Big messages about our packets, aged back after 10 minutes)
+less what the engine's send path adds (``send_overhead``: a tunnel, a Home Address option, a
+type 2 routing header). TCP sizes its segments to fit instead: a new connection's MSS from the
+path, an open one's lowered by a Packet Too Big or by a segment that had to be fragmented.
 
 TCP goes to the stack, which answers a segment for no connection and no listener with a RST
 (RFC 9293 3.10.7.1); UDP goes to the port bound with :meth:`Host.udp_bind`, and a datagram for
@@ -30,14 +42,15 @@ connections but releases the frozen ones, which are being handed off.
 (``open_connection``, ``start_server``, :meth:`AsyncHost.streams` over an accepted or imported
 connection) and the UDP API.
 
-Not here: fragment reassembly (fragments are dropped and counted, as the stack does), a
-Parameter Problem for an unknown Next Header (dropped and counted), multicast groups.
+Not here: multicast groups; options in extension headers after a Fragment header (the
+engine's pipeline processes those before it, the host steps over those after it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import random
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv6Address
@@ -45,6 +58,10 @@ from typing import Any
 
 from mip6.apps.echo import echo
 from mip6.core.actions import CancelTimer, Event, StartTimer, Transmit
+from mip6.core.datapath import TUNNEL_OVERHEAD
+from mip6.core.node import UpperLayerError
+from mip6.runtime import fragments, pmtu
+from mip6.wire import icmpv6 as icmp
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
 from mip6.wire.ipv6 import Ipv6Packet
@@ -62,8 +79,16 @@ from tcp_migrate.tun import (
 )
 
 EPHEMERAL_PORTS = (49152, 65535)  # RFC 6335 6: the dynamic range
-TCP_TIMER = "tcp"  # the host's one timer: the stack's next deadline
+# The host's one timer: the stack's next deadline or a reassembly's timeout, the earlier
+TCP_TIMER = "tcp"
 MAX_POLLS = 64  # polls in a row while application callbacks keep leaving output due
+TCP_HEADERS = 40 + 20  # an IPv6 header and a TCP header without options: packet = MSS + this
+# No send path adds more than a tunnel's header (RFC 2473), so a packet up to this size fits
+# any path (RFC 8200 5: 1280 at least) and needs no look-up.
+ALWAYS_FITS = pmtu.MINIMUM_MTU - TUNNEL_OVERHEAD
+MAX_REASSEMBLY_PASSES = 4  # a reassembled packet that holds a Fragment header again, at most
+# Upper layers the host reads; 59 (No Next Header) is known too (RFC 8200 4.7: ignored)
+_KNOWN_UPPER = frozenset((protocols.TCP, protocols.UDP, protocols.ICMPV6))
 Address = tuple[str, int]
 # payload, the sender's (address, port), the (address, port) it was sent to
 DatagramReceiver = Callable[[bytes, Address, Address], None]
@@ -81,13 +106,27 @@ def stack_seconds(ms: int) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class PortUnreachable:
-    """Answer ``invoking`` with an ICMPv6 Port Unreachable, if the node's error path allows."""
+class IcmpError:
+    """Answer ``invoking`` with the ICMPv6 error ``message`` (its invoking packet left empty),
+    if the node's error path allows (the engine contract's ``upper_layer_error``)."""
 
     invoking: bytes
+    message: UpperLayerError
 
 
-HostAction = Transmit | PortUnreachable | StartTimer | CancelTimer | Event
+HostAction = Transmit | IcmpError | StartTimer | CancelTimer | Event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IpSettings:
+    """The host's IPv6 layer: ``link_mtu`` (bytes) is the path MTU to every destination until
+    a Packet Too Big says less (RFC 8201 4: the first hop's MTU); reassembly holds at most
+    ``reassembly_max_bytes`` and ``reassembly_max_datagrams`` at once
+    (:mod:`mip6.runtime.fragments`)."""
+
+    link_mtu: int = pmtu.LINK_MTU
+    reassembly_max_bytes: int = fragments.MAX_BYTES
+    reassembly_max_datagrams: int = fragments.MAX_DATAGRAMS
 
 
 class UdpEndpoint:
@@ -124,7 +163,11 @@ class Host:
     (the first is the default source); ``secret`` keys the stack's ISS and port hashes;
     ``on_output`` (if given) is called when a datagram was sent outside :meth:`deliver`: the
     driver's cue to :meth:`poll` soon (TCP applications call their driver's ``kick``);
-    ``max_connections`` bounds the stack's table (TIME-WAIT included)."""
+    ``max_connections`` bounds the stack's table (TIME-WAIT included); ``ip`` sets the IPv6
+    layer; ``rng`` draws the Fragment headers' Identification (RFC 8200 4.5; RFC 7739:
+    unpredictable), by default a generator seeded from ``secret``; ``send_overhead(now,
+    source, destination)`` says how many bytes the engine's send path adds to a packet (the
+    engine contract's; the node runtime sets it), by default none."""
 
     def __init__(
         self,
@@ -134,10 +177,14 @@ class Host:
         tcp_config: Config | None = None,
         on_output: Callable[[], None] | None = None,
         max_connections: int = 1024,
+        ip: IpSettings | None = None,
+        rng: random.Random | None = None,
+        send_overhead: Callable[[float, bytes, bytes], int] | None = None,
     ) -> None:
         self.addresses = tuple(addresses)
         if not self.addresses:
             raise ValueError("a host needs at least one address")
+        ip = ip if ip is not None else IpSettings()
         self._out: list[HostAction] = []
         self.stack = Stack(
             transmit=self._transmit,
@@ -145,15 +192,27 @@ class Host:
             secret=secret,
             config=tcp_config if tcp_config is not None else TCP_DEFAULTS,
             max_connections=max_connections,
+            mss_limit=self._mss_limit,
         )
         self.on_output = on_output
+        self.send_overhead = send_overhead
+        self.rng = rng if rng is not None else random.Random(secret)
+        self.path_mtu = pmtu.PathMtuCache(link_mtu=ip.link_mtu)
+        self.reassembler = fragments.Reassembler(
+            on_drop=self._fragment_dropped,
+            max_bytes=ip.reassembly_max_bytes,
+            max_datagrams=ip.reassembly_max_datagrams,
+        )
         self._udp: dict[int, UdpEndpoint] = {}
         self._next_port = 0
-        self._armed: int | None = None  # the stack deadline our TCP_TIMER is set for (ms)
+        self._armed: int | None = None  # the deadline our TCP_TIMER is set for (ms)
         self.counters: dict[str, int] = {}
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _fragment_dropped(self, drop: fragments.Drop) -> None:
+        self._count(f"fragment_{drop.value}")
 
     def _transmit(self, packet: bytes) -> None:
         # The stack sends only while it runs, inside deliver, handle_timer or poll, which
@@ -184,14 +243,30 @@ class Host:
             self._count("tcp_in")
             self.stack.receive(stack_ms(now), data)
             return self._output(now)
+        for _ in range(MAX_REASSEMBLY_PASSES):
+            whole = self._receive(now, data)
+            if whole is None:
+                break
+            data = whole
+        else:
+            self._count("fragment_nested")
+        return self._output(now)
+
+    def _receive(self, now: float, data: bytes) -> bytes | None:
+        """One packet to its upper layer; a fragment to reassembly. A whole packet to go
+        round again (reassembled, or an atomic fragment without its Fragment header)."""
         try:
             chain = walk(data)
         except WireError:
             self._count("malformed")
-            return self._output(now)
-        if chain.fragmented:
-            self._count("fragment_dropped")
-            return self._output(now)
+            return None
+        if chain.upper_offset > 40:
+            found = fragments.find_fragment(data)
+            if found is not None:
+                if not chain.fragmented:
+                    self._count("atomic_fragment_in")  # RFC 6946 4: on its own
+                    return fragments.strip_atomic(data, found)
+                return self._fragment_in(now, data, found)
         protocol = chain.upper_protocol
         if protocol == protocols.TCP:
             self._count("tcp_in")
@@ -199,25 +274,105 @@ class Host:
         elif protocol == protocols.UDP:
             self._udp_in(data, chain.upper_offset, chain.source, chain.destination)
         elif protocol == protocols.ICMPV6:
-            answers = echo(now, data)
-            self._count("echo_answered" if answers else "icmp_ignored")
-            self._out += [Transmit(answer) for answer in answers]
+            self._icmp_in(now, data, chain.upper_offset)
+        elif protocol == protocols.NO_NEXT_HEADER:
+            self._count("no_next_header")  # RFC 8200 4.7: nothing follows; ignored
         else:
-            self._count("protocol_dropped")
-        return self._output(now)
+            # RFC 8200 4: "...it should discard the packet and send an ICMP Parameter Problem
+            # message to the source of the packet, with an ICMP Code value of 1
+            # ("unrecognized Next Header type encountered") and the ICMP Pointer field
+            # containing the offset of the unrecognized value within the original packet."
+            self._count("unrecognized_next_header")
+            *_, upper = fragments.headers(data, len(data))
+            self._error(data, icmp.ParameterProblem(code=1, pointer=upper.named_at))
+        return None
+
+    def _fragment_in(self, now: float, data: bytes, found: fragments.Fragment) -> bytes | None:
+        self._count("fragments_in")
+        result = self.reassembler.receive(now, data, found)
+        if isinstance(result, fragments.Refused):
+            if result.error is not None:
+                self._error(data, result.error)
+            return None
+        if result is not None:
+            self._count("reassembled")
+        return result
+
+    def _error(self, invoking: bytes, message: UpperLayerError) -> None:
+        self._out.append(IcmpError(invoking, message))
+
+    def _icmp_in(self, now: float, data: bytes, offset: int) -> None:
+        if offset < len(data) and data[offset] == icmp.PACKET_TOO_BIG:
+            self._packet_too_big(now, data)
+            return
+        answers = echo(now, data)
+        self._count("echo_answered" if answers else "icmp_ignored")
+        self._out += [Transmit(answer) for answer in answers]
+
+    def _packet_too_big(self, now: float, data: bytes) -> None:
+        """RFC 8201 4: a Packet Too Big about a packet this host sent lowers the estimate for
+        its destination, and the open TCP connections to it send smaller segments (5.2)."""
+        try:
+            message = Ipv6Packet.parse(data).payload
+        except WireError:
+            self._count("icmp_malformed")
+            return
+        assert isinstance(message, icmp.PacketTooBig)
+        invoking = pmtu.about(message.invoking_packet)
+        # RFC 8201 4: "Nodes should appropriately validate the payload of ICMPv6 PTB
+        # messages to ensure these are received in response to transmitted traffic"
+        if invoking is None or invoking.source not in self.stack.local_addresses:
+            self._count("packet_too_big_not_ours")
+            return
+        lowered = self.path_mtu.lower(now, invoking.destination, message.mtu)
+        if lowered is None:
+            self._count("packet_too_big_ignored")
+            return
+        self._count("packet_too_big")
+        room = self._room(now, invoking.source, invoking.destination)
+        self.stack.limit_mss(invoking.destination, room - TCP_HEADERS)
+
+    def _room(self, now: float, source: bytes, destination: bytes) -> int:
+        """The largest packet the host may send from ``source`` to ``destination`` now: the
+        path MTU less what the engine's send path adds."""
+        overhead = self.send_overhead(now, source, destination) if self.send_overhead else 0
+        return self.path_mtu.get(now, destination) - overhead
+
+    def _mss_limit(self, now_ms: int, local: bytes, remote: bytes) -> int:
+        """RFC 9293 3.7.1 (and RFC 8201 5.2): a new connection's MSS fits the path."""
+        return self._room(stack_seconds(now_ms), local, remote) - TCP_HEADERS
 
     def handle_timer(self, now: float, token: Hashable) -> list[HostAction]:
         if token == TCP_TIMER:
             self._armed = None
+            for expired in self.reassembler.expire(now):
+                if expired.first is not None:
+                    # RFC 8200 4.5: "If the first fragment (i.e., the one with a Fragment
+                    # Offset of zero) has been received, an ICMP Time Exceeded -- Fragment
+                    # Reassembly Time Exceeded message should be sent to the source of that
+                    # fragment."
+                    self._error(
+                        expired.first,
+                        icmp.TimeExceeded(code=icmp.FRAGMENT_REASSEMBLY_TIME_EXCEEDED),
+                    )
         return self._output(now)
 
     def poll(self, now: float) -> list[HostAction]:
         """What application calls left due (segments, datagrams) and the timer's new time."""
         if not self._out:
-            deadline = self.stack.next_deadline()  # 0 when application calls left output due
+            deadline = self._deadline()  # 0 when application calls left output due
             if deadline == self._armed and (deadline is None or deadline > stack_ms(now)):
                 return []  # nothing due and the timer already set for it (engines poll a lot)
         return self._output(now)
+
+    def _deadline(self) -> int | None:
+        """The host's next deadline (ms): the stack's or the oldest reassembly's."""
+        deadline = self.stack.next_deadline()
+        reassembly = self.reassembler.next_deadline()
+        if reassembly is None:
+            return deadline
+        reassembly_ms = stack_ms(reassembly)
+        return reassembly_ms if deadline is None else min(deadline, reassembly_ms)
 
     def _output(self, now: float) -> list[HostAction]:
         """Runs the stack at ``now`` until no output is due (callbacks it makes may leave
@@ -230,6 +385,9 @@ class Host:
             if deadline is None or deadline > ms:
                 break
         out, self._out = self._out, []
+        if any(isinstance(a, Transmit) and len(a.data) > ALWAYS_FITS for a in out):
+            out = self._fit(now, out)
+        deadline = self._deadline()
         if deadline != self._armed:
             self._armed = deadline
             if deadline is None:
@@ -238,6 +396,30 @@ class Host:
                 # still due after MAX_POLLS (an application that keeps marking output due
                 # without sending any): try again a millisecond on, never in a loop at ``now``
                 out.append(StartTimer(stack_seconds(max(deadline, ms + 1)), TCP_TIMER))
+        return out
+
+    def _fit(self, now: float, actions: list[HostAction]) -> list[HostAction]:
+        """RFC 8200 4.5: a packet bigger than its path takes leaves in fragments. A TCP
+        segment is also a sign its connection's MSS is too big for the path now (a move into
+        the reverse tunnel, an imported connection): it is lowered (RFC 8201 5.2)."""
+        out: list[HostAction] = []
+        for action in actions:
+            if not isinstance(action, Transmit) or len(action.data) <= ALWAYS_FITS:
+                out.append(action)
+                continue
+            data = action.data
+            source, destination = data[8:24], data[24:40]
+            room = self._room(now, source, destination)
+            if len(data) <= room:
+                out.append(action)
+                continue
+            if data[6] == protocols.TCP:
+                self._count("tcp_mss_lowered")
+                self.stack.limit_mss(destination, room - TCP_HEADERS)
+            pieces = fragments.fragment(data, room, self.rng.getrandbits(32))
+            self._count("fragmented_out")
+            self.counters["fragments_out"] = self.counters.get("fragments_out", 0) + len(pieces)
+            out += [Transmit(piece) for piece in pieces]
         return out
 
     def _udp_in(self, data: bytes, offset: int, source: bytes, destination: bytes) -> None:
@@ -253,7 +435,7 @@ class Host:
         endpoint = self._udp.get(datagram.destination_port)
         if endpoint is None:
             self._count("udp_port_unreachable")
-            self._out.append(PortUnreachable(data))
+            self._error(data, icmp.DestinationUnreachable(code=icmp.PORT_UNREACHABLE))
             return
         self._count("udp_in")
         endpoint.receive(

@@ -204,6 +204,15 @@ class MemoryNetwork:
         """Have ``data`` arrive at node ``name`` from the network (at ``at``, default now)."""
         self._push(self.now if at is None else at, name, data)
 
+    def drop_in_flight(self, lost: Callable[[str, bytes], bool]) -> int:
+        """Lose the packets still on their way for which ``lost(receiver, data)`` is true (a
+        link going down under them); how many."""
+        kept = [event for event in self._queue if event[2] is None or not lost(event[2], event[3])]
+        dropped = len(self._queue) - len(kept)
+        heapq.heapify(kept)
+        self._queue = kept
+        return dropped
+
     def run_until(self, until: float) -> None:
         while self._queue and self._queue[0][0] <= until:
             at, _, name, payload = heapq.heappop(self._queue)

@@ -10,8 +10,8 @@ give it (the asyncio loop, or the simulator's virtual clock) and in their links.
 - ``Deliver`` goes to the host, or to ``upper`` (the kernel's TUN device behind a shim, an
   application in the simulator).
 - Timers are kept per layer (``engine``, ``host``): each layer's tokens are its own.
-- The host's packets take the engine's send path; its Port Unreachable answers the engine's
-  ICMPv6 error path.
+- The host's packets take the engine's send path (and the host sizes them by the engine's
+  ``send_overhead``); its ICMPv6 errors take the engine's error path.
 - ``Event``s go to ``observe``.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.engine import Engine
-from mip6.runtime.host import Host, HostAction, PortUnreachable
+from mip6.runtime.host import Host, HostAction, IcmpError
 
 ENGINE = "engine"
 HOST = "host"
@@ -71,6 +71,8 @@ class NodeRuntime:
         self.scheduler = scheduler
         self.links = dict(links)
         self.host = host
+        if host is not None and host.send_overhead is None:
+            host.send_overhead = engine.send_overhead
         self.upper = upper
         self.observe = observe
         self._timers: dict[tuple[str, Hashable], Cancellable] = {}
@@ -127,8 +129,8 @@ class NodeRuntime:
         for action in actions:
             if isinstance(action, Transmit):
                 self.apply(self.engine.send(self.now, action.data))
-            elif isinstance(action, PortUnreachable):
-                self.apply(self.engine.port_unreachable(self.now, action.invoking))
+            elif isinstance(action, IcmpError):
+                self.apply(self.engine.upper_layer_error(self.now, action.invoking, action.message))
             else:
                 self._other(HOST, action)
 

@@ -125,6 +125,17 @@ uint32_t tcp_smss(const struct tcp_conn *c)
     return mss > 0 ? mss : 1;
 }
 
+bool tcp_limit_mss(struct tcp_conn *c, uint32_t mss)
+{
+    mss = max32(mss, TCP_MIN_MSS);
+    if (mss >= c->snd_mss)
+        return false;
+    /* RFC 9293 3.7.1: Eff.snd.MSS is bounded by what the path's MTU allows
+     * (MMS_S), which RFC 8201 lets a Packet Too Big lower at any time */
+    c->snd_mss = (uint16_t)mss;
+    return true;
+}
+
 /* Data bytes per full-sized segment the peer sends us. */
 static uint32_t rcv_smss(const struct tcp_conn *c)
 {

@@ -322,6 +322,11 @@ int tcp_freeze(struct tcp_conn *c, uint64_t now_ms);
 /* Resume a frozen connection: every deadline moves by the time spent
  * frozen and the timestamp clock continues from its value at freeze. */
 int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
+/* The path got narrower (RFC 8201 5.2, RFC 9293 3.7.3): the send MSS goes down
+ * to mss (never below TCP_MIN_MSS, never up).  Segments already sent stay as
+ * they are; retransmissions and new data use the new size.  Returns whether
+ * it changed. */
+bool tcp_limit_mss(struct tcp_conn *c, uint32_t mss);
 
 /* Internal consistency of a connection (0 when consistent, otherwise the
  * enum tcp_snap_status of the first fault, tcp_snapshot.h).  tcp_import

@@ -142,8 +142,13 @@ def test_handoff_gap_bounded_at_any_buffer_fill(prepare: bool) -> None:
     assert statistics.median(gaps) <= bound, gaps
     if prepare:
         # every one: the donor freezes just after a send, never in the idle round trip
-        # between a window's burst and its acknowledgement (Member._prepared)
-        assert max(gaps) <= bound, gaps
+        # between a window's burst and its acknowledgement (Member._prepared); but for a
+        # handoff after the donor sent the body's last bytes, which has no next send to wait
+        # for (with the MSS of the tunnelled path, 1400, one lands there: the acceptor resends
+        # the unacknowledged tail a round trip later)
+        senders = [sender for _, sender in lab.data_senders() if sender != "ha"]
+        handoffs = len(gaps) - (senders[-1] != senders[-2])
+        assert max(gaps[:handoffs]) <= bound, gaps
     seeds = (4 * lcs + lss) if prepare else (6 * lcs + 3 * lss)
     assert statistics.median(gaps) < seeds
     quiet(lab)

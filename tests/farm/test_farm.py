@@ -311,7 +311,7 @@ def test_stack_that_refuses_to_connect_fails_the_fetch_and_pauses() -> None:
     assert lab.counters["fetches_started"] == 2  # then no more: two fetches per client
 
 
-def test_send_and_port_unreachable_go_through_the_clients_correspondent() -> None:
+def test_send_and_upper_layer_errors_go_through_the_clients_correspondent() -> None:
     rng = random.Random(3)
     farm = Farm(config=config(), rng=rng, random_bytes=rng.randbytes)
     client = farm.clients[1]
@@ -331,9 +331,16 @@ def test_send_and_port_unreachable_go_through_the_clients_correspondent() -> Non
         destination=client.address,
         payload=icmp.EchoRequest(identifier=1, sequence=3),
     ).emit()
-    (error,) = [a.data for a in farm.port_unreachable(1.0, invoking) if isinstance(a, Transmit)]
+    unreachable = icmp.DestinationUnreachable(code=icmp.PORT_UNREACHABLE)
+    (error,) = [
+        a.data
+        for a in farm.upper_layer_error(1.0, invoking, unreachable)
+        if isinstance(a, Transmit)
+    ]
     assert error[8:24] == client.address.packed and error[24:40] == SERVER.packed
-    assert farm.port_unreachable(1.0, b"short") == []
+    assert farm.upper_layer_error(1.0, b"short", unreachable) == []
+    assert farm.send_overhead(1.0, client.address.packed, SERVER.packed) == 0
+    assert farm.send_overhead(1.0, SERVER.packed, client.address.packed) == 0
 
 
 def test_silent_server_fails_the_fetch_as_stalled_after_the_timeout() -> None:

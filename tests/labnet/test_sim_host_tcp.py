@@ -6,7 +6,9 @@ byte."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import time
 from ipaddress import IPv6Address
 
@@ -91,4 +93,52 @@ def test_host_mode_download_across_a_move_is_whole_and_deterministic(capsys) -> 
         print(
             f"\n20 MB host-mode download with a move: {lab.net.now:.2f} s virtual, "
             f"{len(lab.net.trace)} packets, {wall:.2f} s wall"
+        )
+
+
+def stall_after_a_lossy_move(rto_min_ms: int) -> tuple[float, int]:
+    """A 4 MB download whose mobile node moves while a window of its data is on the old path:
+    that window and the acknowledgements on their way to the old care-of address are lost
+    (the link goes down under them). The longest the correspondent then waits between two
+    data packets (s), and how many packets were lost."""
+    size = 4 * 1024 * 1024
+    lab = SimLab(parse(TOPOLOGY.replace(str(SIZE), str(size))), seed=4)
+    mn = lab.net.nodes["mn"].host
+    assert mn is not None and mn.stack.config.rto_min_ms == 200  # the host's default
+    mn.stack.config = dataclasses.replace(mn.stack.config, rto_min_ms=rto_min_ms)
+    lab.start()
+    lab.run_until(1.0)
+    cn = lab.net.nodes["cn"]
+    assert cn.host is not None
+    fetch = HostDownload(cn.host, lab.net.now, HOME, 80)
+    cn.runtime.flush_host()
+    lab.run_until(1.99)  # a window is on its way: sent at 1.98, 20 ms from mn to cn
+    moved_at = lab.net.now
+    old = lab.addresses["mn"].packed
+    lost = lab.net.drop_in_flight(lambda receiver, data: receiver == "mn" or data[8:24] == old)
+    lab.move("mn", "visited2")
+    while not fetch.done and lab.net.now < 120:
+        lab.net.run_for(0.5)
+    assert fetch.received == size
+    arrivals = [
+        sent.time
+        for sent in lab.net.trace
+        if sent.receiver == "cn" and not sent.lost and len(sent.data) > 1000
+    ]
+    return max(b - a for a, b in itertools.pairwise(arrivals) if b > moved_at), lost
+
+
+def test_host_mode_download_across_a_lossy_move_stalls_about_the_minimum_rto(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Issue #13: the lost window is resent when the retransmission timer fires, at the
+    host's minimum RTO (200 ms, Linux's) rather than RFC 6298's 1 s; the registration with
+    the correspondent (return routability and Binding Update, 160 ms here) runs meanwhile."""
+    stall, lost = stall_after_a_lossy_move(200)
+    stall_rfc6298, _ = stall_after_a_lossy_move(1000)
+    assert lost > 100
+    assert stall <= 0.3
+    assert stall_rfc6298 >= 1.0
+    with capsys.disabled():
+        print(
+            f"\nlossy move ({lost} packets lost): stall {stall * 1000:.0f} ms with the "
+            f"200 ms minimum RTO, {stall_rfc6298 * 1000:.0f} ms with RFC 6298's 1 s"
         )

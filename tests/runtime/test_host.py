@@ -152,6 +152,6 @@ def test_unknown_protocol_and_malformed_packets_are_dropped_and_counted() -> Non
             ).emit()
         )
         b.deliver(b"\x60" + bytes(10))
-        assert b.counters == {"protocol_dropped": 1, "malformed": 1}
+        assert b.counters == {"unrecognized_next_header": 1, "malformed": 1}
 
     run(test)

@@ -128,3 +128,47 @@ def test_host_mode_daemon_serves_curl_from_tcp_migrate(host_daemon, tmp_path: Pa
     assert stats["host.echo_answered"] == 1
     assert stats["host.tcp.rst_sent"] == 1
     assert stats["host.tcp_in"] > SIZE // 65536  # at least one ACK per 64 KiB sent
+
+
+# The client's side of the UDP exchange: one 60,000-byte datagram to the daemon's echo port
+# (the kernel sends it in fragments), the same bytes back (the daemon sends them in fragments).
+UDP_CLIENT = """
+import socket, sys
+payload = bytes(range(256)) * 234 + bytes(96)  # 60,000 bytes
+with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+    s.settimeout(10)
+    s.sendto(payload, (sys.argv[1], 7))
+    data, sender = s.recvfrom(65535)
+    assert data == payload, (len(data), sender)
+print("udp", len(data))
+"""
+
+
+def test_host_mode_daemon_60000_byte_ping_and_udp_in_fragments_with_a_kernel_peer(
+    host_daemon: tuple[str, str],
+) -> None:
+    """Issue #13's must-show: the kernel's 60,000-byte Echo Requests and UDP datagram reach
+    the daemon in fragments and are reassembled there; its 60,000-byte answers leave in
+    fragments that the kernel reassembles (RFC 8200 4.5)."""
+    client_ns, control = host_daemon
+    ping = subprocess.run(
+        ["ip", "netns", "exec", client_ns, "ping", "-6", "-c", "3", "-s", "60000", "-W", "5",
+         SERVER],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert "3 received" in ping.stdout, ping.stdout
+    udp = subprocess.run(
+        ["ip", "netns", "exec", client_ns, sys.executable, "-c", UDP_CLIENT, SERVER],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert udp.returncode == 0, udp.stdout + udp.stderr
+    assert udp.stdout.split() == ["udp", "60000"]
+    stats = control_request(control, {"show": "stats"})["counters"]
+    # three Echo Requests and one datagram reassembled, their four answers fragmented
+    assert stats["host.reassembled"] == 4
+    assert stats["host.echo_answered"] == 3 and stats["host.udp_in"] == 1
+    assert stats["host.fragmented_out"] == 4
+    assert stats["host.fragments_out"] == 4 * 42  # 60,008 bytes, 1,448 a fragment
+    assert stats["host.fragments_in"] == 4 * 42  # the kernel's, at the same link MTU
+    assert not [name for name in stats if name.startswith("host.fragment_")]  # no drop

@@ -10,7 +10,8 @@ import struct
 
 import pytest
 
-from mip6.wire.tcp import TcpFlags, TcpSegment
+from mip6.wire.tcp import MaximumSegmentSize, TcpFlags, TcpSegment
+from tcp_migrate._core import lib
 from tcp_migrate.core import CloseReason, Config, TcpState
 from tcp_migrate.stack import Stack, StackError
 
@@ -391,3 +392,71 @@ def test_timers_of_many_connections_fire_in_deadline_order_and_the_heap_stays_bo
     net.a.poll(first + 1000)  # every first retransmission is due by now (RTO 1 s + 199 ms)
     assert len(net.sent) == 200  # each once
     assert net.a.next_deadline() == first + 2000  # the first one's second retransmission
+
+
+# ---- RFC 8201 5.2, RFC 9293 3.7.1: the MSS the path allows --------------------------------
+
+
+def _mss_option(segment: TcpSegment) -> int | None:
+    for option in segment.options:
+        if isinstance(option, MaximumSegmentSize):
+            return option.maximum_segment_size
+    return None
+
+
+def _largest_data_segment(packets: list[bytes], source: bytes) -> int:
+    """The largest TCP segment (header, options and data) ``source`` sent among ``packets``."""
+    return max(len(p) - 40 for p in packets if p[8:24] == source and decode(p).payload)
+
+
+def test_new_connection_mss_limit_bounds_offered_and_sent_mss():
+    asked = []
+
+    def limit(now_ms: int, local: bytes, remote: bytes) -> int:
+        asked.append((local, remote))
+        return 1000 if remote == ADDRESS_B else 5000
+
+    net = Net()
+    net.a.mss_limit = limit
+    net.b.mss_limit = limit
+    client, server = _established(net)
+    syn, syn_ack = decode(net.sent[0]), decode(net.sent[1])
+    # A's SYN offers what the path to B carries; B's path to A is wider than its own 1440
+    assert (_mss_option(syn), _mss_option(syn_ack)) == (1000, CONFIG.mss)
+    assert asked == [(ADDRESS_A, ADDRESS_B), (ADDRESS_B, ADDRESS_A)]
+    net.sent.clear()
+    data = bytes(range(256)) * 400
+    assert _pump(net, server, client, data) == data
+    # B sends with A's offer: no segment bigger than 20 + 1000 bytes (options within the MSS)
+    assert _largest_data_segment(net.sent, ADDRESS_B) == 20 + 1000
+
+
+def test_established_limit_mss_lowers_later_segments_only_never_raises():
+    net = Net()
+    client, server = _established(net)
+    data = bytes(range(256)) * 400
+    assert _pump(net, server, client, data) == data
+    assert _largest_data_segment(net.sent, ADDRESS_B) == 20 + CONFIG.mss
+    assert net.b.limit_mss(ADDRESS_A, 700) == 1
+    assert net.b.limit_mss(ADDRESS_A, 900) == 0  # never up
+    assert net.b.limit_mss(OTHER, 300) == 0  # no connection to it
+    net.sent.clear()
+    assert _pump(net, server, client, data) == data
+    assert _largest_data_segment(net.sent, ADDRESS_B) == 20 + 700
+    assert client.conn.raw.snd_mss == CONFIG.mss  # A's own unchanged
+    assert net.b.limit_mss(ADDRESS_A, 1) == 1  # the core's floor, TCP_MIN_MSS
+    net.sent.clear()
+    assert _pump(net, server, client, data[:4000]) == data[:4000]
+    assert _largest_data_segment(net.sent, ADDRESS_B) == 20 + lib.TCP_MIN_MSS
+
+
+def test_limit_mss_travels_in_the_snapshot():
+    net = Net()
+    client, _ = _established(net)
+    client.conn.limit_mss(900)
+    client.freeze(net.now)
+    blob = client.export()
+    other = Stack(transmit=lambda p: None, local_addresses=[ADDRESS_A], secret=SECRET)
+    net.a.detach(client)
+    imported = other.import_connection(blob)
+    assert imported.conn.raw.snd_mss == 900
