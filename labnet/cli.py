@@ -44,6 +44,10 @@
     (root), handoffs and contact-node distributions per CPU second, and the client-observed
     handoff gap on virtual time (see :mod:`labnet.bench.dserver`).
 
+``labnet bench failover [--json]``
+    A distributed server without its contact node: from the contact node's death to a new
+    client served by its successor, on virtual time (see :mod:`labnet.bench.failover`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -79,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument(
         "suite",
-        choices=["wire", "core", "hub", "esp", "tcp", "tcp-lossy", "dserver"],
+        choices=["wire", "core", "hub", "esp", "tcp", "tcp-lossy", "dserver", "failover"],
         help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -339,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"labnet hub: {error}", file=sys.stderr)
             return 1
     elif args.command == "bench":
-        from labnet.bench import core, dserver, esp, hub, tcp, tcp_lossy, wire
+        from labnet.bench import core, dserver, esp, failover, hub, tcp, tcp_lossy, wire
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
@@ -351,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "esp": esp,
                 "tcp": tcp,
                 "dserver": dserver,
+                "failover": failover,
             }
             results = suites[args.suite].run(args.seconds)
         if args.json:
