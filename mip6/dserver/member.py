@@ -69,6 +69,7 @@ from mip6.dserver import membership as ms
 from mip6.dserver import messages as msg
 from mip6.dserver.channel import Channel, Closed, Established, MessageReceived, Role
 from mip6.dserver.connection import MemberConnection, MemberListener, connect
+from mip6.dserver.datagram import HeartbeatReceiver, HeartbeatSender
 from mip6.dserver.policy import (
     GroupView,
     LeastLoadedPolicy,
@@ -82,7 +83,7 @@ from mip6.dserver.policy import (
 )
 from mip6.dserver.relay import RelayTable
 from mip6.roles.mobile_node import MobileNode
-from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, IcmpError, stack_ms
+from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, IcmpError, UdpEndpoint, stack_ms
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
@@ -334,6 +335,10 @@ class Member:
         self._now = 0.0
         self.history: list[dict[str, Any]] = []  # finished handoffs, newest last (bounded)
         self.counters: dict[str, int] = {}
+        # dynamic membership: heartbeats as datagrams (mip6.dserver.datagram says why)
+        self._heartbeat_sender = HeartbeatSender(config.group_key, config.own_address, random_bytes)
+        self._heartbeat_receiver = HeartbeatReceiver(config.group_key, self.counters)
+        self._heartbeat_port: UdpEndpoint | None = None
         self._stopped = False
         self._leaving = False  # a graceful leave is handing the clients on (then leaves)
 
@@ -352,6 +357,9 @@ class Member:
         if self.membership is not None:
             # a member that does not know the contact node reaches it at the contact address
             # (SPEC-dserver 8.1 Q1): the home agent tunnels that to whoever registered C
+            self._heartbeat_port = self.host.udp_bind(
+                self.config.channel_port, self._heartbeat_datagram
+            )
             contact_listener = self.host.listen(self.config.channel_port, self.contact_address)
             self._listeners.append(
                 MemberListener(contact_listener, self._make_channel, self._channel_event)
@@ -1480,6 +1488,14 @@ class Member:
         chooses from."""
         for action in actions:
             match action:
+                case ms.Send(
+                    peer=IPv6Address() as peer, message=msg.Heartbeat() | msg.HeartbeatAnswer()
+                ) if self._heartbeat_port is not None:
+                    self._heartbeat_port.sendto(
+                        self._heartbeat_sender.seal(action.message),  # type: ignore[arg-type]
+                        (str(peer), self.config.channel_port),
+                        str(self.own_address),
+                    )
                 case ms.Send(peer=ms.Destination.CONTACT_ADDRESS, message=message):
                     self._send(self.contact_address, message)
                 case ms.Send(peer=IPv6Address() as peer, message=message):
@@ -1513,6 +1529,17 @@ class Member:
                 case ms.SteppedDown(reason=reason):
                     self._membership_event("stepped_down", reason=reason.value)
                     self._step_down()
+
+    def _heartbeat_datagram(self, data: bytes, remote: Any, local: Any) -> None:
+        # called from the host's delivery: the work waits for the entry point's end
+        self._deferred.append(functools.partial(self._heartbeat_now, data))
+
+    def _heartbeat_now(self, data: bytes) -> None:
+        opened = self._heartbeat_receiver.open(data)
+        if opened is not None and self.membership is not None:
+            sender, message = opened
+            self._count(f"received_{type(message).__name__.lower()}")
+            self._membership(self.membership.handle_message(self._now, sender, message))
 
     def _membership_event(self, name: str, **fields: Any) -> None:
         self._count(f"membership_{name}")
