@@ -107,6 +107,7 @@ CONTACT_STATE_TIMER = "contact_state"  # the contact node tells its backups C's 
 # node can still send before it steps down (SecurityAssociation.export), under 2**32 / 4096.
 CONTACT_SEQUENCE_SKIP = 8
 SA_SEQUENCE_SKIP = 1 << 16
+CONTACT_STATE_REPEAT = 10  # the report goes again every this many ticks even when unchanged
 LEAVE_HANDOFF_WAIT = 10.0  # seconds a leaving member gives its clients' handoffs
 # after a first routing header, the headers that could carry more of the chain
 _WALK_NEEDED = frozenset(
@@ -263,6 +264,7 @@ class Member:
         # the contact node: what it last sent each backup
         self._contact_state: msg.ContactState | None = None
         self._contact_state_sent: dict[IPv6Address, msg.ContactState] = {}
+        self._contact_state_ticks = 0
         # C's registration may go above the home agent's number (BA 135) until its first
         # acknowledgement: the founder's (a binding left from an earlier run), a successor's
         # without a report. After that, a BA 135 means another member registered C since.
@@ -1284,8 +1286,8 @@ class Member:
         message = event.message
         self._count(f"received_{type(message).__name__.lower()}")
         if isinstance(message, msg.ContactState):
-            if peer == self.contact_node and not self._is_contact_node:
-                self._contact_state = message
+            if not self._is_contact_node:
+                self._contact_state = _newer_state(self._contact_state, message)
             return
         if isinstance(message, msg.MembershipMessage):
             if self.membership is None:
@@ -1573,8 +1575,10 @@ class Member:
         if state is None or view is None:
             return
         backups = {entry.address for entry in view.core} - {self.own_address}
+        self._contact_state_ticks += 1
+        again = self._contact_state_ticks % CONTACT_STATE_REPEAT == 0
         for backup in backups:
-            if self._contact_state_sent.get(backup) != state:
+            if again or self._contact_state_sent.get(backup) != state:
                 self._contact_state_sent[backup] = state
                 self._send(backup, state)
         for gone in set(self._contact_state_sent) - backups:
@@ -1820,6 +1824,26 @@ class _Chosen:
 
     def notify_failure(self, member: IPv6Address, reason: TargetFailure, now: float) -> None:
         self.fallback.notify_failure(member, reason, now)
+
+
+def _newer_state(held: msg.ContactState | None, came: msg.ContactState) -> msg.ContactState:
+    """What a backup keeps of the contact node's reports: the later Binding Update number
+    (RFC 3775 9.5.1's modulo 2**16 comparison) and each SA's highest counter. Reports come
+    from whoever was contact node when they were sent, and one may arrive before the view that
+    names its sender (or after a newer one): keeping the highest of everything is what a
+    successor needs, whatever the order."""
+    if held is None:
+        return came
+    ahead = (came.binding_sequence - held.binding_sequence) & 0xFFFF
+    sequence = came.binding_sequence if 0 < ahead < 0x8000 else held.binding_sequence
+    counters = {(c.spi, c.outbound): c.number for c in held.counters}
+    for c in came.counters:
+        counters[(c.spi, c.outbound)] = max(counters.get((c.spi, c.outbound), 0), c.number)
+    merged = tuple(
+        msg.SaCounter(spi=spi, outbound=outbound, number=number)
+        for (spi, outbound), number in sorted(counters.items())
+    )[: msg.MAX_SA_COUNTERS]
+    return msg.ContactState(binding_sequence=sequence, counters=merged)
 
 
 class _Reporting:

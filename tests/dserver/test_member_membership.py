@@ -15,8 +15,9 @@ from labnet.dserver_lab import CLIENT, CONTACT, ESP_KEYS, HA, MEMBERS, DServerLa
 from mip6.apps.http import generated_body
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
-from mip6.dserver.member import CONTACT_SEQUENCE_SKIP, SA_SEQUENCE_SKIP
+from mip6.dserver.member import CONTACT_SEQUENCE_SKIP, SA_SEQUENCE_SKIP, _newer_state
 from mip6.dserver.membership import MembershipConfig, Role
+from mip6.dserver.messages import ContactState, SaCounter
 from mip6.runtime.memory import Path
 
 SEED = 3
@@ -353,3 +354,25 @@ def test_with_loss_on_every_link_no_live_contact_node_is_taken_over() -> None:
         ((_number, core, _snodes),) = views(lab)
         assert [e.address for e in core] == list(MEMBERS.values())
         assert all(m.counters.get("received_heartbeat", 0) > 100 for m in lab.members.values())
+
+
+def test_a_backup_keeps_the_latest_of_the_reports_whatever_their_order() -> None:
+    # reports come from whoever was contact node, one may arrive before the view naming its
+    # sender: the later Binding Update number (modulo 2**16) and each SA's highest counter
+    older = ContactState(
+        binding_sequence=0xFFFE, counters=(SaCounter(spi=1, outbound=True, number=10),)
+    )
+    newer = ContactState(
+        binding_sequence=3,
+        counters=(
+            SaCounter(spi=1, outbound=True, number=7),
+            SaCounter(spi=2, outbound=False, number=4),
+        ),
+    )
+    for first, second in ((older, newer), (newer, older)):
+        kept = _newer_state(_newer_state(None, first), second)
+        assert kept.binding_sequence == 3
+        assert kept.counters == (
+            SaCounter(spi=1, outbound=True, number=10),
+            SaCounter(spi=2, outbound=False, number=4),
+        )
