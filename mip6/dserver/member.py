@@ -259,6 +259,7 @@ class Member:
         # the contact node's lease ran out (membership's split-brain rule): C's registration
         # is not refreshed until it holds the lease again; a refresh that fell due meanwhile
         self._lease_lost = False
+        self._lease_lost_at = 0.0
         self._refresh_due = False
         # a backup: the contact node's last report of C's registration (CONTACT_STATE);
         # the contact node: what it last sent each backup
@@ -1514,12 +1515,7 @@ class Member:
                     self._membership_event("left")
                 case ms.BecameContactNode(view_number=number):
                     self._membership_event("became_contact_node", view_number=number)
-                    self._lease_lost = False
-                    if self._refresh_due:
-                        self._refresh_due = False
-                        self._mobile(
-                            self.mobile.handle_timer(self._now, ("refresh", self.mobile.home_agent))
-                        )
+                    self._lease_regained()
                     self._take_over()
                 case ms.SteppedDown(reason=ms.StepDownReason.LEASE_EXPIRED):
                     # no fresh echo from the watchers: a successor may act from
@@ -1527,7 +1523,9 @@ class Member:
                     # (it would overwrite the successor's); while the home agent sends C's
                     # packets here, nobody else has them, so the rest goes on
                     self._membership_event("stepped_down", reason="lease_expired")
-                    self._lease_lost = True
+                    if not self._lease_lost:
+                        self._lease_lost = True
+                        self._lease_lost_at = self._now
                 case ms.SteppedDown(reason=reason):
                     self._membership_event("stepped_down", reason=reason.value)
                     self._step_down()
@@ -1547,6 +1545,22 @@ class Member:
         self._count(f"membership_{name}")
         log.info("membership: %s %s", name, fields, extra={"membership": name, **fields})
         self._emit(Event(f"membership_{name}", fields))
+
+    def _lease_regained(self) -> None:
+        """The contact node holds its lease again. Lost longer than ``lease_margin``, a
+        successor may have taken C over meanwhile (membership cannot tell from here when the
+        lease came back because this member is alone: a partition), so it registers C again at
+        once: the home agent's BA 135 then says another member holds C and it steps down
+        (:meth:`_home_agent_holds_another`), one round trip after, not at its next refresh."""
+        if not self._lease_lost:
+            return
+        self._lease_lost = False
+        margin = self.membership.config.lease_margin if self.membership is not None else 0.0
+        due = self._refresh_due or self._now - self._lease_lost_at > margin
+        self._refresh_due = False
+        if due and self._is_contact_node:
+            self._count("contact_registration_checked")
+            self._mobile(self.mobile.handle_timer(self._now, ("refresh", self.mobile.home_agent)))
 
     def _registration_state(self) -> msg.ContactState | None:
         """C's home registration as the acting contact node holds it, or None."""
