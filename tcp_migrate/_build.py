@@ -162,6 +162,7 @@ enum tcp_close_reason {
     TCP_CLOSE_REFUSED = 3,
     TCP_CLOSE_TIMEOUT = 4,
     TCP_CLOSE_ABORTED = 5,
+    TCP_CLOSE_RESYNC = 6,
 };
 
 enum tcp_status {
@@ -186,6 +187,7 @@ enum tcp_input_result {
     TCP_IN_RESET = 10,
     TCP_IN_BAD_ACK = 11,
     TCP_IN_DROPPED = 12,
+    TCP_IN_RESYNC_REFUSED = 13,
 };
 
 enum tcp_cc_algo {
@@ -205,6 +207,7 @@ enum tcp_cc_algo {
 #define TCP_CF_FROZEN 256
 #define TCP_CF_RTT_TIMING 512
 #define TCP_CF_RCV_FIN 1024
+#define TCP_CF_RESYNC 2048
 
 #define TCP_PEND_ACK 1
 #define TCP_PEND_SYN 2
@@ -299,6 +302,7 @@ struct tcp_conn {
     uint32_t chack_count;
     uint32_t reply_seq;
     uint32_t reply_ack;
+    uint32_t resync_gap;
     struct tcp_sack_block sack[8];
     struct tcp_config cfg;
     struct tcp_ring snd;
@@ -326,6 +330,7 @@ int tcp_shutdown_write(struct tcp_conn *c);
 int tcp_abort(struct tcp_conn *c);
 int tcp_freeze(struct tcp_conn *c, uint64_t now_ms);
 int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
+int tcp_resync(struct tcp_conn *c);
 bool tcp_limit_mss(struct tcp_conn *c, uint32_t mss);
 int tcp_conn_check(const struct tcp_conn *c);
 uint32_t tcp_ts_now(const struct tcp_conn *c, uint64_t now_ms);
@@ -380,6 +385,8 @@ enum tcp_snap_status {
 uint32_t tcp_crc32(uint32_t crc, const uint8_t *data, size_t len);
 int64_t tcp_export_size(const struct tcp_conn *c, int include_unacked);
 int64_t tcp_export(const struct tcp_conn *c, int include_unacked, uint8_t *out, size_t cap);
+int64_t tcp_replica_size(const struct tcp_conn *c, uint64_t now_ms);
+int64_t tcp_replica(const struct tcp_conn *c, uint64_t now_ms, uint8_t *out, size_t cap);
 int tcp_import(const uint8_t *blob, size_t len, struct tcp_conn *c);
 """
 

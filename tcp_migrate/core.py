@@ -78,6 +78,7 @@ class CloseReason(enum.IntEnum):
     REFUSED = lib.TCP_CLOSE_REFUSED
     TIMEOUT = lib.TCP_CLOSE_TIMEOUT
     ABORTED = lib.TCP_CLOSE_ABORTED
+    RESYNC = lib.TCP_CLOSE_RESYNC  # the peer stood beyond what a resync may take (RST sent)
 
 
 class InputResult(enum.IntEnum):
@@ -96,6 +97,7 @@ class InputResult(enum.IntEnum):
     RESET = lib.TCP_IN_RESET
     BAD_ACK = lib.TCP_IN_BAD_ACK
     DROPPED = lib.TCP_IN_DROPPED
+    RESYNC_REFUSED = lib.TCP_IN_RESYNC_REFUSED
 
 
 # The members by value, for the per-segment conversions (a dict lookup; calling the enum is
@@ -388,6 +390,36 @@ class Connection:
 
     def thaw(self, now_ms: int) -> None:
         self._check("thaw", lib.tcp_thaw(self.raw, now_ms))
+
+    def replica(self, now_ms: int) -> bytes:
+        """A snapshot of this running connection as if frozen at ``now_ms``, without its
+        unacknowledged bytes (the application's output must be regenerable), for another
+        host to keep: if this one dies, that host imports it, calls :meth:`resync` and thaws
+        it. This connection is not changed."""
+        size = lib.tcp_replica_size(self.raw, now_ms)
+        if size < 0:
+            raise SnapshotError(SnapshotFault(size))
+        buf = ffi.new("uint8_t[]", size)
+        written = lib.tcp_replica(self.raw, now_ms, buf, size)
+        if written < 0:
+            raise SnapshotError(SnapshotFault(written))
+        return ffi.buffer(buf, written)[:]
+
+    def resync(self) -> None:
+        """This frozen connection was imported from a :meth:`replica`: on thaw it asks the
+        peer where it stands, and the peer's first acknowledgement sets both directions
+        (within ``TCP_RESYNC_LIMIT`` of the replica's, else the connection is reset with
+        close reason RESYNC). The application then writes its stream again from
+        :attr:`acked_offset`; :attr:`resync_gap` counts received bytes it will never see."""
+        self._check("resync", lib.tcp_resync(self.raw))
+
+    @property
+    def resyncing(self) -> bool:
+        return bool(self.raw.flags & lib.TCP_CF_RESYNC)
+
+    @property
+    def resync_gap(self) -> int:
+        return int(self.raw.resync_gap)
 
     def export(self, include_unacked: bool = True) -> bytes:
         """The snapshot of this frozen connection (which is not changed)."""

@@ -526,6 +526,11 @@ static bool has_unsent(const struct tcp_conn *c)
  * unsent data waits for the window (RFC 9293 3.8.6.1); never both. */
 static void update_timers(struct tcp_conn *c, uint64_t now)
 {
+    if (c->flags & TCP_CF_RESYNC) { /* the probe's timer (tcp_resync) */
+        if (c->t_rtx == TCP_NO_DEADLINE)
+            c->t_rtx = after(now, c->rto_ms);
+        return;
+    }
     if (syn_state(c)) {
         c->t_persist = TCP_NO_DEADLINE;
         if (c->snd_max != c->snd_una && c->t_rtx == TCP_NO_DEADLINE)
@@ -1070,6 +1075,59 @@ static void receive_text(struct tcp_conn *c, uint64_t now, const struct seg *s)
     }
 }
 
+/* tcp_resync: the peer's ACK sets where both sides stand (see tcp_conn.h).
+ * False when it lies out of bounds: the connection is reset. */
+static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
+{
+    uint32_t acked = s->ack - c->snd_una; /* beyond the replica's SND.UNA */
+    uint32_t sent = s->seq - c->rcv_nxt;  /* beyond the replica's RCV.NXT */
+    uint32_t ours;
+
+    if (acked > TCP_RESYNC_LIMIT || sent > TCP_RESYNC_LIMIT) {
+        uint32_t seq = c->snd_nxt;
+
+        close_conn(c, TCP_CLOSE_RESYNC);
+        queue_rst(c, seq, 0, TH_RST);
+        return false;
+    }
+    /* the send stream restarts at the peer's acknowledgement */
+    ring_consume(&c->snd, ring_length(&c->snd));
+    c->snd_missing = 0;
+    c->snd_skip = 0;
+    c->snd_off += acked;
+    c->snd_una = c->snd_nxt = c->snd_max = s->ack;
+    c->snd_wl1 = s->seq - 1; /* the window in this segment is taken */
+    c->snd_wl2 = s->ack;
+    c->recover = s->ack - 1;
+    c->sack_count = 0;
+    c->dupacks = 0;
+    c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
+                             TCP_CF_RTT_TIMING);
+    /* the receive stream goes on from the peer's sequence number: what the
+     * replica's holder received meanwhile is lost to this instance */
+    c->rcv_nxt += sent;
+    c->rcv_off += sent;
+    c->resync_gap += sent;
+    if (seq_lt(c->rcv_adv, c->rcv_nxt))
+        c->rcv_adv = c->rcv_nxt;
+    if (sent > 0)
+        reasm_init(&c->reasm, c->reasm.limit); /* held above the old RCV.NXT */
+    if ((c->flags & TCP_CF_TS_OK) && s->has_ts) {
+        /* RFC 7323 5.3: the peer's clock as it is now, and ours at least at
+         * what the replica's holder sent last (its TSecr), or the peer's
+         * PAWS would drop everything this instance sends */
+        c->ts_recent = s->tsval;
+        c->ts_recent_ms = now;
+        ours = tcp_ts_now(c, now);
+        if (seq_gt(s->tsecr, ours))
+            c->ts_offset += s->tsecr - ours;
+    }
+    c->flags &= (uint16_t)~TCP_CF_RESYNC;
+    c->backoff = 0;
+    c->t_rtx = TCP_NO_DEADLINE;
+    return true;
+}
+
 /* RFC 9293 3.10.7.4: SYN-RECEIVED and the synchronized states. */
 static int input_synchronized(struct tcp_conn *c, uint64_t now, struct seg *s)
 {
@@ -1089,6 +1147,10 @@ static int input_synchronized(struct tcp_conn *c, uint64_t now, struct seg *s)
         ack_now(c);
         return TCP_IN_PAWS;
     }
+
+    if ((c->flags & TCP_CF_RESYNC) && (s->flags & TH_ACK) &&
+        !(s->flags & (TH_RST | TH_SYN)) && !resync(c, now, s))
+        return TCP_IN_RESYNC_REFUSED;
 
     /* Simultaneous open (RFC 9293 3.5 figure 7): in SYN-RECEIVED the peer's
      * SYN-ACK repeats its SYN at IRS; with an acceptable ACK it completes
@@ -1662,6 +1724,21 @@ static void on_retransmit_timeout(struct tcp_conn *c, uint64_t now)
     uint32_t limit = syn_state(c) ? c->cfg.syn_retries : c->cfg.max_retries;
     bool first = c->backoff == 0;
 
+    if (c->flags & TCP_CF_RESYNC) {
+        /* tcp_resync: the peer has not answered the probe; ask again, backing
+         * off as a retransmission would, and give up as it would (no RST) */
+        if (c->backoff >= limit) {
+            close_conn(c, TCP_CLOSE_TIMEOUT);
+            return;
+        }
+        c->backoff++;
+        c->rto_ms = min32(c->rto_ms * 2 > c->rto_ms ? c->rto_ms * 2 : UINT32_MAX,
+                          c->cfg.rto_max_ms);
+        ack_now(c);
+        c->t_rtx = after(now, c->rto_ms);
+        return;
+    }
+
     if (c->snd_max == c->snd_una)
         return;
     if (c->backoff >= limit) {
@@ -1929,8 +2006,24 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
      * an immediate ACK (RFC 9293 3.10.7.4, a duplicate), which tells this
      * instance where the peer stands; if not, it was due anyway. Not a
      * timeout: cwnd and the back-off stay as they were. */
-    if (c->snd_max != c->snd_una && !syn_state(c))
+    if (c->flags & TCP_CF_RESYNC) {
+        ack_now(c); /* the probe (tcp_resync) */
+        c->t_rtx = after(now_ms, c->rto_ms);
+    } else if (c->snd_max != c->snd_una && !syn_state(c)) {
         c->pending |= TCP_PEND_RXT;
+    }
+    return TCP_OK;
+}
+
+int tcp_resync(struct tcp_conn *c)
+{
+    if (c == NULL)
+        return TCP_EINVAL;
+    if (!frozen(c) ||
+        (c->state != TCP_ESTABLISHED && c->state != TCP_CLOSE_WAIT))
+        return TCP_ESTATE;
+    c->flags |= TCP_CF_RESYNC;
+    c->resync_gap = 0;
     return TCP_OK;
 }
 
@@ -1951,7 +2044,7 @@ int tcp_conn_check(const struct tcp_conn *c)
     if (c->state > TCP_TIME_WAIT)
         return TCP_SNAP_ESTATE;
     if (c->flags & ~(TCP_CF_EXPORTED | TCP_CF_FROZEN | TCP_CF_RTT_TIMING |
-                     TCP_CF_RCV_FIN))
+                     TCP_CF_RCV_FIN | TCP_CF_RESYNC))
         return TCP_SNAP_EFLAGS;
     if (c->pending & ~0x3F)
         return TCP_SNAP_EFLAGS;

@@ -76,6 +76,7 @@ enum tcp_close_reason {
     TCP_CLOSE_REFUSED = 3, /* RST in answer to our SYN ("connection refused") */
     TCP_CLOSE_TIMEOUT = 4, /* retransmissions or keepalive probes gave up */
     TCP_CLOSE_ABORTED = 5, /* tcp_abort() */
+    TCP_CLOSE_RESYNC = 6,  /* tcp_resync: the peer stood beyond what it may take */
 };
 
 /* Results of the application calls (negative) and of tcp_conn_init. */
@@ -102,6 +103,7 @@ enum tcp_input_result {
     TCP_IN_RESET = 10,         /* valid RST: the connection is closed */
     TCP_IN_BAD_ACK = 11,       /* unacceptable ACK: ACK or RST reply queued */
     TCP_IN_DROPPED = 12,       /* dropped silently by the state machine rules */
+    TCP_IN_RESYNC_REFUSED = 13, /* tcp_resync: out of bounds, reset (RST queued) */
 };
 
 /* Congestion control algorithms (tcp_cc.c switches on this, no function
@@ -125,6 +127,10 @@ enum tcp_cc_algo {
 #define TCP_CF_FROZEN 0x0100  /* tcp_freeze: no output, input dropped */
 #define TCP_CF_RTT_TIMING 0x0200 /* rtt_seq is being timed (no timestamps) */
 #define TCP_CF_RCV_FIN 0x0400    /* FIN received: end of stream for tcp_recv */
+#define TCP_CF_RESYNC 0x0800     /* tcp_resync: the peer's next ACK sets both sides */
+
+/* tcp_resync: how far the peer may stand beyond the replica, each direction */
+#define TCP_RESYNC_LIMIT (1u << 30)
 
 /* struct tcp_conn.pending: segments tcp_output() owes. */
 #define TCP_PEND_ACK 0x01   /* an ACK now (not delayed) */
@@ -249,6 +255,10 @@ struct tcp_conn {
     uint32_t reply_seq;
     uint32_t reply_ack;
 
+    /* tcp_resync: stream bytes the peer sent that the replica's holder had
+     * received (and acknowledged) and this instance never will */
+    uint32_t resync_gap;
+
     struct tcp_sack_block sack[TCP_SACK_MAX]; /* SACKed by the peer, sorted,
                                                  apart, in (SND.UNA, SND.MAX] */
     struct tcp_config cfg;
@@ -322,6 +332,18 @@ int tcp_freeze(struct tcp_conn *c, uint64_t now_ms);
 /* Resume a frozen connection: every deadline moves by the time spent
  * frozen and the timestamp clock continues from its value at freeze. */
 int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
+/* A frozen connection imported from a replica (tcp_replica: taken while
+ * another instance kept running, which then died) does not know where the
+ * peer stands. After tcp_resync, tcp_thaw sends an ACK that the peer answers
+ * (a duplicate, RFC 9293 3.10.7.4 / RFC 7323 5.3), repeated on the
+ * retransmission timer with back-off, and the peer's first ACK sets SND.UNA
+ * and RCV.NXT to its acknowledgement and sequence number if each lies within
+ * TCP_RESYNC_LIMIT beyond the replica's (else the connection is reset, close
+ * reason TCP_CLOSE_RESYNC). The send stream restarts at the new SND.UNA (the
+ * application writes again from its stream offset: what it wrote before is
+ * dropped); received bytes skipped are counted in resync_gap. TCP_OK, or
+ * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT. */
+int tcp_resync(struct tcp_conn *c);
 /* The path got narrower (RFC 8201 5.2, RFC 9293 3.7.3): the send MSS goes down
  * to mss (never below TCP_MIN_MSS, never up).  Segments already sent stay as
  * they are; retransmissions and new data use the new size.  Returns whether

@@ -333,6 +333,38 @@ int64_t tcp_export(const struct tcp_conn *c, int include_unacked, uint8_t *out,
     return n;
 }
 
+/* The running connection as its frozen self at now_ms would be exported: a
+ * copy of the struct (sharing the rings, which encode only reads) marked so. */
+static struct tcp_conn frozen_copy(const struct tcp_conn *c, uint64_t now_ms)
+{
+    struct tcp_conn t = *c;
+
+    t.flags |= TCP_CF_FROZEN;
+    t.frozen_at_ms = now_ms;
+    return t;
+}
+
+int64_t tcp_replica_size(const struct tcp_conn *c, uint64_t now_ms)
+{
+    struct tcp_conn t;
+
+    if (c == NULL)
+        return TCP_SNAP_EINVAL;
+    t = frozen_copy(c, now_ms);
+    return tcp_export_size(&t, 0);
+}
+
+int64_t tcp_replica(const struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
+                    size_t cap)
+{
+    struct tcp_conn t;
+
+    if (c == NULL)
+        return TCP_SNAP_EINVAL;
+    t = frozen_copy(c, now_ms);
+    return tcp_export(&t, 0, out, cap);
+}
+
 /* ---- decoding ------------------------------------------------------------ */
 
 struct dec {

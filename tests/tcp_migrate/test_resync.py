@@ -1,0 +1,137 @@
+"""A replica of a running connection (``Connection.replica``) and its resynchronization after
+the connection's holder died (``Connection.resync``): the peer's next acknowledgement says where
+both directions stand, within bounds; issue 15 item 3's tcp_migrate part.
+
+In the two-connection harness B is the holder (a distributed-server member serving A, the
+client). A replica of B is taken while it runs; B goes on sending (and receiving) for a while,
+then dies, and the replica, imported, resynchronized and thawed, takes B's place on the link."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from mip6.wire.tcp import NoOperation, Timestamps
+from tcp_migrate.core import CloseReason, Connection, ConnectionStateError, InputResult, TcpState
+
+from .pair import ADDRESS_A, ADDRESS_B, Pair, Peer, decode
+
+STREAM = bytes(i * 7 % 251 for i in range(600_000))  # B's regenerable output
+
+
+def serve(conn: Connection, start: int, end: int) -> int:
+    """Writes STREAM[start:end] as the ring takes it; the next offset to write."""
+    return start + conn.send(memoryview(STREAM)[start:end])
+
+
+def download(pair: Pair, received: bytearray, upto: int, written: list[int]) -> None:
+    """B writes STREAM up to ``upto`` while A reads it, until A has all of it."""
+
+    def app(p: Pair) -> None:
+        assert p.b is not None
+        written[0] = serve(p.b, written[0], upto)
+        while data := p.a.recv(1 << 16):
+            received.extend(data)
+
+    pair.start(app)
+    pair.run(lambda: len(received) >= upto)
+    pair.app = None
+
+
+def replica_taken(pair: Pair, received: bytearray, written: list[int]) -> bytes:
+    pair.handshake()
+    assert pair.b is not None
+    download(pair, received, 100_000, written)
+    # B has 30 kB more in flight when the replica is taken
+    written[0] = serve(pair.b, written[0], 130_000)
+    pair.flush()
+    blob = pair.b.replica(pair.now)
+    assert pair.b.check() == 0 and not pair.b.frozen  # the running connection unchanged
+    return blob
+
+
+def take_over(pair: Pair, blob: bytes) -> Connection:
+    """B dies; its replica takes its place (A's segments reach it from now on)."""
+    replica = Connection.import_(blob)
+    replica.resync()
+    pair.b = replica
+    replica.thaw(pair.now)
+    pair.flush()
+    return replica
+
+
+def test_the_replica_resyncs_from_the_peers_acknowledgement_and_the_stream_goes_on() -> None:
+    pair = Pair(seed=3)
+    received, written = bytearray(), [0]
+    blob = replica_taken(pair, received, written)
+    # B goes on after the replica: 200 kB more to A, and A sends B 300 bytes B reads
+    assert pair.a.send(b"q" * 300) == 300
+    download(pair, received, 300_000, written)
+    b = pair.b
+    assert b is not None
+    pair.run(lambda: pair.a.acked_offset == 300)
+    assert b.recv(1 << 16) == b"q" * 300
+    replica = take_over(pair, blob)
+    assert replica.resyncing
+    pair.run(lambda: not replica.resyncing)
+    # where A stands: it had all 300 kB, and B had taken its 300 bytes
+    assert replica.acked_offset == 300_000
+    assert replica.resync_gap == 300
+    assert replica.state is TcpState.ESTABLISHED
+    # the replica serves the rest of the stream from there; A gets it whole, in order
+    written[0] = replica.acked_offset
+    download(pair, received, 600_000, written)
+    assert bytes(received) == STREAM
+    assert not any(result == InputResult.RESET for _, result in pair.results)
+    assert pair.a.state is TcpState.ESTABLISHED
+
+
+def test_a_peer_that_never_answers_makes_the_replica_give_up_without_a_reset() -> None:
+    pair = Pair(seed=4)
+    received, written = bytearray(), [0]
+    blob = replica_taken(pair, received, written)
+    pair.filters["ab"] = lambda raw: []  # nothing from A arrives any more
+    replica = take_over(pair, blob)
+    pair.record = True
+    pair.run(lambda: replica.state is TcpState.CLOSED, max_ms=3_600_000)
+    assert replica.close_reason is CloseReason.TIMEOUT
+    probes = pair.sent_by("ba")
+    assert len(probes) > 3 and all(not s.segment.payload for s in probes)
+    gaps = [b.time - a.time for a, b in itertools.pairwise(probes)]
+    assert gaps == sorted(gaps)  # backed off
+
+
+def test_an_acknowledgement_beyond_the_bound_resets_the_replica() -> None:
+    pair = Pair(seed=5)
+    received, written = bytearray(), [0]
+    blob = replica_taken(pair, received, written)
+    replica = Connection.import_(blob)
+    replica.resync()
+    replica.thaw(pair.now)
+    probe = replica.output(pair.now)
+    assert probe is not None
+    sent = decode(probe, source=ADDRESS_B, destination=ADDRESS_A)
+    (stamps,) = [o for o in sent.options if isinstance(o, Timestamps)]
+    far = Peer(replica, swap=True).build(
+        seq=sent.acknowledgment_number,
+        ack=sent.sequence_number + (1 << 30) + 1,
+        options=(
+            NoOperation(),
+            NoOperation(),
+            Timestamps(tsval=stamps.tsecr + 10, tsecr=stamps.tsval),
+        ),
+    )
+    assert replica.input(pair.now, far) == InputResult.RESYNC_REFUSED
+    assert replica.state is TcpState.CLOSED and replica.close_reason is CloseReason.RESYNC
+    rst = replica.output(pair.now)
+    assert rst is not None
+    assert decode(rst, source=ADDRESS_B, destination=ADDRESS_A).flags.RST
+
+
+def test_resync_needs_a_frozen_established_connection() -> None:
+    pair = Pair(seed=6)
+    pair.handshake()
+    assert pair.b is not None
+    with pytest.raises(ConnectionStateError, match="resync"):
+        pair.b.resync()
