@@ -45,8 +45,9 @@
     handoff gap on virtual time (see :mod:`labnet.bench.dserver`).
 
 ``labnet bench failover [--json]``
-    A distributed server without its contact node: from the contact node's death to a new
-    client served by its successor, on virtual time (see :mod:`labnet.bench.failover`).
+    A distributed server losing members: the contact node's death to a new client served by
+    its successor, a serving member's death to its client's data flowing again from the
+    buddy that held its replica, and what replication costs (see :mod:`labnet.bench.failover`).
 
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%

@@ -118,6 +118,7 @@ class DServerLab:
         membership: MembershipConfig | None = None,
         backup: bool = True,
         esp: bool = False,
+        replication: bool = True,
     ) -> None:
         """``service(name)``: the service member ``name`` runs on port 80 instead of the
         download service. ``membership``: dynamic membership (m1 founds the group, m2 and m3
@@ -149,6 +150,7 @@ class DServerLab:
                     rebind_timeout=2 * attempt_timeout,
                     membership=membership,
                     backup=backup,
+                    replication=replication,
                 ),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,

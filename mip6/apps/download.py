@@ -131,7 +131,11 @@ class _Download:
             return
         if self.chunks is None and not self._read_request(sock):
             return
-        assert self.chunks is not None
+        assert self.chunks is not None and self.response_head is not None
+        if sock.write_offset != self.written:
+            # a connection recovered from a replica (tcp_migrate's resync) restarts its
+            # stream where the client stands, which the replica did not know
+            self._respond(self.response_head, sock.write_offset, with_body=self.with_body)
         # progress is what the client acknowledged, not what the send buffer took: a member
         # that has just resumed fills its buffer at once
         if self.next_handoff and sock.write_offset - sock.send_buffered >= self.next_handoff:
@@ -161,4 +165,7 @@ class _Download:
         head = self.request[: end + 4] if end >= 0 else b""
         answer, with_body = response(head, self.service.body)
         self._respond(answer, 0, with_body=with_body)
+        # a request boundary: the member's buddy gets the connection (issue 15 item 3); the
+        # body is regenerable, so this one replica serves for the whole response
+        self.member.request_replicate(IPv6Address(sock.key[2]))
         return True

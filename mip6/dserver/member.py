@@ -88,7 +88,7 @@ from mip6.wire import mobility as mh
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
 from mip6.wire.walk import type2_routed, walk
-from tcp_migrate.core import Config, TcpState
+from tcp_migrate.core import Config, ConnectionStateError, SnapshotError, TcpState
 from tcp_migrate.stack import Socket, StackError
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ CONTACT_STATE_TIMER = "contact_state"  # the contact node tells its backups C's 
 CONTACT_SEQUENCE_SKIP = 8
 SA_SEQUENCE_SKIP = 1 << 16
 CONTACT_STATE_REPEAT = 10  # the report goes again every this many ticks even when unchanged
+RECOVER_TIMER = "recover"  # (RECOVER_TIMER, client): a recovered client bound in time or reset
 LEAVE_HANDOFF_WAIT = 10.0  # seconds a leaving member gives its clients' handoffs
 # after a first routing header, the headers that could carry more of the chain
 _WALK_NEEDED = frozenset(
@@ -184,6 +185,8 @@ class MemberConfig:
     # dynamic membership: may join the core and take the contact address over (with ESP, a
     # backup needs the contact address's SA configured, as the contact node has it)
     backup: bool = True
+    # dynamic membership: each client's connections replicated to the buddy (issue 15 item 3)
+    replication: bool = True
 
     @property
     def is_contact_node(self) -> bool:
@@ -266,6 +269,12 @@ class Member:
         self._contact_state: msg.ContactState | None = None
         self._contact_state_sent: dict[IPv6Address, msg.ContactState] = {}
         self._contact_state_ticks = 0
+        # replication (issue 15 item 3): the replicas other members sent us (member -> client
+        # -> replica), where our clients' replicas went (client -> buddy), and the clients
+        # recovered from a dead member whose binding is being moved here (client -> sockets)
+        self._replicas: dict[IPv6Address, dict[IPv6Address, msg.Replica]] = {}
+        self._replicated: dict[IPv6Address, IPv6Address] = {}
+        self._recovering: dict[IPv6Address, list[Socket]] = {}
         # C's registration may go above the home agent's number (BA 135) until its first
         # acknowledgement: the founder's (a binding left from an earlier run), a successor's
         # without a report. After that, a BA 135 means another member registered C since.
@@ -529,7 +538,7 @@ class Member:
             # then to the member that holds its binding.
             self._count("syn_during_handoff_dropped")
             return
-        if self._incoming and self._through_binding(data):
+        if (self._incoming or self._recovering) and self._through_binding(data):
             self._client_packet(now, data[8:24])
         self._mobile(self.mobile.handle_packet(now, data))
         if self._freeze_after_send:
@@ -642,7 +651,12 @@ class Member:
 
     def _client_packet(self, now: float, client: bytes) -> None:
         """The client's packet reached this member's own address through its binding: an
-        acceptor whose acknowledgement was lost takes it as the acknowledgement (rule 2)."""
+        acceptor whose acknowledgement was lost takes it as the acknowledgement (rule 2), and
+        so does a member recovering the client of a dead one."""
+        if self._recovering:
+            address = IPv6Address(client)
+            if address in self._recovering:
+                self._recovered(address)
         for key, incoming in list(self._incoming.items()):
             if (
                 incoming.client_packed == client
@@ -659,6 +673,8 @@ class Member:
                 if self.membership is not None:
                     interval = self.membership.config.heartbeat_interval
                     self._emit(StartTimer(now + interval, CONTACT_STATE_TIMER))
+            case ("recover", IPv6Address() as client):  # RECOVER_TIMER
+                self._recovery_failed(client)
             case "leave":  # LEAVE_TIMER
                 self._leave_when_handed_on(waited=True)
             case "relay_expiry":
@@ -773,6 +789,11 @@ class Member:
         self._donor_effects(outgoing, donor.start(self._now))
         return donor.handoff_id
 
+    def request_replicate(self, client: IPv6Address) -> None:
+        """Replicate ``client`` to this member's buddy once the current callback has returned
+        (a service at a request boundary: issue 15 item 3). Dynamic membership only."""
+        self._deferred.append(functools.partial(self.replicate, client))
+
     def request_handoff(
         self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = True
     ) -> None:
@@ -844,6 +865,7 @@ class Member:
                 case h.Thaw():
                     self._frozen_clients.discard(client.packed)
                     self._thaw(outgoing.socks)
+                    self.request_replicate(client)  # kept: the replica goes on with it
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
                 case h.Reset(reason=reason):
@@ -857,6 +879,8 @@ class Member:
                     self._emit(effect)
                 case h.HandoffCompleted(target=target):
                     self._finish_outgoing(outgoing, f"completed to {target}")
+                    if target != self.own_address:
+                        self._drop_replica(client)
                     self._count("handoff_completed" if target != self.own_address else "local")
                 case h.HandoffFailed(tried=tried, kept=kept):
                     self._finish_outgoing(outgoing, "kept" if kept else "reset")
@@ -1014,6 +1038,7 @@ class Member:
                     )
                 case h.Thaw():
                     self._thaw(incoming.socks)
+                    self.request_replicate(acceptor.client)  # this member's buddy now
                 case h.SendDone(donor=donor):
                     self._send(
                         donor, msg.Done(handoff_id=acceptor.handoff_id, client=acceptor.client)
@@ -1155,6 +1180,8 @@ class Member:
         self._step_down()
 
     def _bound(self, client: IPv6Address) -> None:
+        if client in self._recovering:
+            self._recovered(client)
         for key, incoming in list(self._incoming.items()):
             if incoming.acceptor.client == client:
                 self._acceptor_input(key, h.AcceptorInput.BOUND)
@@ -1169,6 +1196,10 @@ class Member:
 
     def _out_of_window(self, client: IPv6Address, sequence: int) -> None:
         """BA 135: the client holds a later Binding Update from another member."""
+        if client in self._recovering:
+            # the dead member bound it again after its replica: go above that
+            self._mobile(self.mobile.rebind(self._now, client, sequence))
+            return
         handoff_id = self._by_client.get(client)
         outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
         if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
@@ -1286,6 +1317,9 @@ class Member:
         peer = connection.identity or peer
         message = event.message
         self._count(f"received_{type(message).__name__.lower()}")
+        if isinstance(message, msg.Replica | msg.ReplicaDrop):
+            self._replica_message(peer, message)
+            return
         if isinstance(message, msg.ContactState):
             if not self._is_contact_node:
                 self._contact_state = _newer_state(self._contact_state, message)
@@ -1670,10 +1704,15 @@ class Member:
         if view.contact is not None:
             self._follow(view.contact.address)
         members = {entry.address for entry in view.members()} | {self.own_address}
-        for gone in self.view.members - members:
+        gone_members = self.view.members - members
+        for gone in gone_members:
             self.view.remove(gone)
         for new in members - self.view.members:
             self.view.add(new)
+        for gone in gone_members:
+            self._recover_from(gone)
+        self._replicas = {m: r for m, r in self._replicas.items() if m in members}
+        self._follow_buddy()
         self._membership_event(
             "view",
             number=view.number,
@@ -1686,6 +1725,147 @@ class Member:
         them fails"): the contact node hears of it and removes the member if it is dead."""
         if self.membership is not None and member != self.own_address:
             self._membership(self.membership.peer_unreachable(self._now, member))
+
+    # -- replication (issue 15 item 3) ---------------------------------------------------------
+
+    def buddy(self) -> IPv6Address | None:
+        """The member this one replicates its clients to: the next in the view by join id
+        (the last one's is the first), None alone or with static membership."""
+        view = self.membership.view if self.membership is not None else None
+        if view is None:
+            return None
+        order = [e.address for e in sorted(view.members(), key=lambda e: e.join_id)]
+        if self.own_address not in order or len(order) < 2:
+            return None
+        return order[(order.index(self.own_address) + 1) % len(order)]
+
+    def replicate(self, client: IPv6Address) -> bool:
+        """Send the buddy a replica of ``client``: each of its connections here, replicated
+        running (tcp_migrate's regenerable form), with its application state, and the
+        client's binding. False (counted) when there is no buddy, nothing to replicate, or a
+        connection whose service cannot regenerate its output (its unacknowledged bytes
+        would be lost with this member)."""
+        buddy = self.buddy() if self.config.replication else None
+        socks = [sock for sock in self.client_sockets(client) if not sock.frozen]
+        if buddy is None or not socks or client in self._by_client:
+            return False
+        connections = []
+        ms_now = stack_ms(self._now)
+        for sock in socks:
+            service = self.services.get(sock.key[1])
+            state, regenerable = service.export_state(sock) if service else (b"", False)
+            if not regenerable:
+                self._count("replica_not_regenerable")
+                return False
+            try:
+                snapshot = sock.conn.replica(ms_now)
+            except SnapshotError:
+                self._count("replica_not_exportable")
+                return False
+            connections.append(
+                msg.ConnectionState(snapshot=snapshot, regenerable=True, application_state=state)
+            )
+        entry = self.mobile.bul.get(client)
+        replica = msg.Replica(
+            client=client,
+            binding_sequence=entry.sequence if entry is not None else 0,
+            lifetime=self.config.binding_lifetime,
+            connections=tuple(connections),
+        )
+        self._replicated[client] = buddy
+        self._count("replica_sent")
+        self._send(buddy, replica)
+        return True
+
+    def _drop_replica(self, client: IPv6Address) -> None:
+        buddy = self._replicated.pop(client, None)
+        if buddy is not None:
+            self._send(buddy, msg.ReplicaDrop(client=client))
+
+    def _follow_buddy(self) -> None:
+        """A new buddy (the old one died or left, or a member joined between): it gets the
+        replicas of every client replicated so far."""
+        buddy = self.buddy()
+        for client, held_by in list(self._replicated.items()):
+            if held_by != buddy:
+                del self._replicated[client]
+                self.replicate(client)
+
+    def _replica_message(self, peer: IPv6Address, message: msg.Replica | msg.ReplicaDrop) -> None:
+        if self.membership is None or peer not in self.view.members:
+            self._count("replica_from_non_member")
+            return
+        held = self._replicas.setdefault(peer, {})
+        if isinstance(message, msg.ReplicaDrop):
+            held.pop(message.client, None)
+            return
+        if message.client not in held and len(held) >= self.config.max_connections:
+            self._count("replica_table_full")
+            return
+        held[message.client] = message
+        self._count("replica_kept")
+
+    def _recover_from(self, member: IPv6Address) -> None:
+        """``member`` left the view (dead, or removed): serve the clients it replicated here."""
+        for client, replica in self._replicas.pop(member, {}).items():
+            self._recover(client, replica)
+
+    def _recover(self, client: IPv6Address, replica: msg.Replica) -> None:
+        """Import the client's connections frozen, to resynchronize from its next segment
+        (tcp_migrate's resync), and bind it here above the dead member's number: return
+        routability through the contact node, then a Binding Update. The connections thaw
+        when it is acknowledged (or the client's packet comes through the binding); they are
+        reset if that does not happen within ``rebind_timeout``."""
+        if self.client_sockets(client) or client in self._by_client or client in self._recovering:
+            self._count("recover_skipped_served")
+            return
+        socks: list[Socket] = []
+        for connection in replica.connections:
+            try:
+                sock = self.host.import_connection(self._now, connection.snapshot)
+                sock.conn.resync()
+            except (SnapshotError, ConnectionStateError, StackError):
+                self._count("recover_import_failed")
+                continue
+            service = self.services.get(sock.key[1])
+            if service is not None:
+                service.handed_in(self, sock, connection.application_state)
+            socks.append(sock)
+        if not socks:
+            return
+        self._recovering[client] = socks
+        self._count("recover_started")
+        log.warning("replication: serving %s for a dead member", client)
+        self.mobile.import_correspondent(
+            self._now,
+            CorrespondentState(
+                correspondent=client,
+                home_address=self.contact_address,
+                sequence=(replica.binding_sequence + h.SEQUENCE_WINDOW) & 0xFFFF,
+                home_nonce_index=None,
+                home_keygen_token=None,
+                home_token_age=None,
+            ),
+        )
+        self._mobile(self.mobile.start_route_optimization(self._now, client))
+        self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
+
+    def _recovered(self, client: IPv6Address) -> None:
+        socks = self._recovering.pop(client)
+        self._emit(CancelTimer((RECOVER_TIMER, client)))
+        self._count("recover_completed")
+        self._thaw(socks)
+        self.request_replicate(client)
+
+    def _recovery_failed(self, client: IPv6Address) -> None:
+        socks = self._recovering.pop(client, None)
+        if socks is None:
+            return
+        self._count("recover_failed")
+        log.warning("replication: %s could not be bound here; its connections reset", client)
+        for sock in socks:
+            sock.abort()
+        self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     # -- helpers -------------------------------------------------------------------------------
 

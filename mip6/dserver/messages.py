@@ -80,6 +80,13 @@ DSERVER 5), with the same first word::
         then Count (at most 8) SA counters: | SPI (32) | Outbound (8, 0 or 1) | Reserved (24) |
         | Counter (64: an outbound SA's Sequence Number counter, an inbound one's replay top) |
 
+A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same first word::
+
+    REPLICA (a member -> its buddy, at its clients' request boundaries):
+        | Client (128) | Binding Sequence (16) | Connection Count (16) | Lifetime (32) |
+        then the connections as in INIT
+    REPLICA_DROP (a member -> its buddy, when it no longer serves the client): | Client (128) |
+
 A View (the membership as the contact node commits it)::
 
     | Number (64) | Next Join Id (64) | Core Count (8) | Reserved (8) | Snode Count (16) |
@@ -138,6 +145,8 @@ _CONTACT_ANSWER = struct.Struct("!I4xQ")
 _LEAVE = struct.Struct("!B3xQ16s")
 _CONTACT_STATE = struct.Struct("!HBx")  # binding sequence, counter count
 _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
+_REPLICA = struct.Struct("!16sHHI")  # client, binding sequence, connection count, lifetime
+_CLIENT = struct.Struct("!16s")
 MAX_SA_COUNTERS = 8  # RFC 3776's pair is four SAs
 _VIEW = struct.Struct("!QQBBH")
 _ENTRY = struct.Struct("!Q16s")
@@ -175,6 +184,8 @@ class MessageType(enum.IntEnum):
     CONTACT_ANSWER = 29
     LEAVE = 30
     CONTACT_STATE = 31  # the contact node's registration state, to its backups (DSERVER 5)
+    REPLICA = 32  # a client's connections and binding, to the member's buddy (DSERVER 5)
+    REPLICA_DROP = 33  # the member no longer serves that client
 
 
 class JoinStatus(enum.IntEnum):
@@ -272,16 +283,7 @@ class Init(_Message):
             self._header(),
             _INIT.pack(self.next_sequence, len(self.connections), self.lifetime),
         ]
-        for connection in self.connections:
-            if len(connection.snapshot) > MAX_SNAPSHOT:
-                raise EmitError(f"a snapshot of {len(connection.snapshot)} bytes")
-            if len(connection.application_state) > MAX_APPLICATION_STATE:
-                raise EmitError(f"{len(connection.application_state)} bytes of application state")
-            flags = REGENERABLE if connection.regenerable else 0
-            parts.append(
-                _CONNECTION.pack(flags, len(connection.snapshot), len(connection.application_state))
-            )
-            parts += [connection.snapshot, connection.application_state]
+        _emit_connections(parts, self.connections)
         return b"".join(parts)
 
 
@@ -601,6 +603,45 @@ class ContactState(_Membership):
         return b"".join(parts)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replica(_Membership):
+    """What a member's buddy needs to serve ``client`` if the member dies (issue 15 item 3):
+    every connection of the client as a tcp_migrate replica (regenerable: no unacknowledged
+    bytes) with its application state, and the client's binding (the Sequence Number of the
+    last Binding Update the member sent it, its lifetime)."""
+
+    client: IPv6Address
+    binding_sequence: int
+    lifetime: int
+    connections: tuple[ConnectionState, ...]
+    message_type: ClassVar[MessageType] = MessageType.REPLICA
+
+    def emit(self) -> bytes:
+        _fits(self.binding_sequence, 16, "binding sequence")
+        _fits(self.lifetime, 32, "lifetime")
+        if len(self.connections) > MAX_CONNECTIONS:
+            raise EmitError(f"{len(self.connections)} connections (at most {MAX_CONNECTIONS})")
+        parts = [
+            self._word(),
+            _REPLICA.pack(
+                self.client.packed, self.binding_sequence, len(self.connections), self.lifetime
+            ),
+        ]
+        _emit_connections(parts, self.connections)
+        return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaDrop(_Membership):
+    """The member no longer serves ``client``: its buddy forgets the replica."""
+
+    client: IPv6Address
+    message_type: ClassVar[MessageType] = MessageType.REPLICA_DROP
+
+    def emit(self) -> bytes:
+        return self._word() + _CLIENT.pack(self.client.packed)
+
+
 MembershipMessage = (
     Join
     | JoinAnswer
@@ -618,7 +659,7 @@ MembershipMessage = (
     | ContactAnswer
     | Leave
 )
-Message = HandoffMessage | MembershipMessage | ContactState
+Message = HandoffMessage | MembershipMessage | ContactState | Replica | ReplicaDrop
 
 
 def parse(data: bytes) -> Message:
@@ -666,12 +707,56 @@ def parse(data: bytes) -> Message:
     return message
 
 
+def _emit_connections(parts: list[bytes], connections: tuple[ConnectionState, ...]) -> None:
+    for connection in connections:
+        if len(connection.snapshot) > MAX_SNAPSHOT:
+            raise EmitError(f"a snapshot of {len(connection.snapshot)} bytes")
+        if len(connection.application_state) > MAX_APPLICATION_STATE:
+            raise EmitError(f"{len(connection.application_state)} bytes of application state")
+        flags = REGENERABLE if connection.regenerable else 0
+        parts.append(
+            _CONNECTION.pack(flags, len(connection.snapshot), len(connection.application_state))
+        )
+        parts += [connection.snapshot, connection.application_state]
+
+
 def _init(data: bytes, offset: int, common: dict[str, object]) -> tuple[Init, int]:
     _need(data, offset, _INIT.size, "init")
     next_sequence, count, lifetime = _INIT.unpack_from(data, offset)
     if count > MAX_CONNECTIONS:
         raise Malformed(f"{count} connections (at most {MAX_CONNECTIONS})", offset + 2, "count")
     offset += _INIT.size
+    connections, offset = _connections(data, offset, count)
+    init = Init(
+        **common,  # type: ignore[arg-type]
+        next_sequence=next_sequence,
+        lifetime=lifetime,
+        connections=connections,
+    )
+    return init, offset
+
+
+def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
+    start = offset
+    (client, sequence, count, lifetime), offset = _fields(data, offset, _REPLICA, "replica")
+    if count > MAX_CONNECTIONS:
+        raise Malformed(f"{count} connections (at most {MAX_CONNECTIONS})", start + 18, "count")
+    connections, offset = _connections(data, offset, count)
+    replica = Replica(
+        client=IPv6Address(client),
+        binding_sequence=int(sequence),
+        lifetime=int(lifetime),
+        connections=connections,
+    )
+    return replica, offset
+
+
+def _replica_drop(data: bytes, offset: int) -> tuple[ReplicaDrop, int]:
+    (client,), offset = _fields(data, offset, _CLIENT, "client")
+    return ReplicaDrop(client=IPv6Address(client)), offset
+
+
+def _connections(data: bytes, offset: int, count: int) -> tuple[tuple[ConnectionState, ...], int]:
     connections = []
     for _ in range(count):
         _need(data, offset, _CONNECTION.size, "connection")
@@ -697,13 +782,7 @@ def _init(data: bytes, offset: int, common: dict[str, object]) -> tuple[Init, in
                 snapshot=snapshot, regenerable=bool(flags & REGENERABLE), application_state=state
             )
         )
-    init = Init(
-        **common,  # type: ignore[arg-type]
-        next_sequence=next_sequence,
-        lifetime=lifetime,
-        connections=tuple(connections),
-    )
-    return init, offset
+    return tuple(connections), offset
 
 
 def _fields(
@@ -861,9 +940,9 @@ def _contact_state(data: bytes, offset: int) -> tuple[ContactState, int]:
     return ContactState(binding_sequence=int(sequence), counters=tuple(counters)), offset
 
 
-_MEMBERSHIP_BODIES: dict[
-    int, Callable[[bytes, int], tuple[MembershipMessage | ContactState, int]]
-] = {
+# the messages whose header is the first word alone
+_WordMessage = MembershipMessage | ContactState | Replica | ReplicaDrop
+_MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] = {
     MessageType.JOIN: _join,
     MessageType.JOIN_ANSWER: _join_answer,
     MessageType.REGISTER: _register,
@@ -880,6 +959,8 @@ _MEMBERSHIP_BODIES: dict[
     MessageType.CONTACT_ANSWER: _contact_answer,
     MessageType.LEAVE: _leave,
     MessageType.CONTACT_STATE: _contact_state,
+    MessageType.REPLICA: _replica,
+    MessageType.REPLICA_DROP: _replica_drop,
 }
 
 

@@ -379,3 +379,49 @@ def test_a_backup_keeps_the_latest_of_the_reports_whatever_their_order() -> None
             SaCounter(spi=1, outbound=True, number=10),
             SaCounter(spi=2, outbound=False, number=4),
         )
+
+
+def member_killed_mid_download(seed: int, *, loss: float = 0.0) -> tuple[DServerLab, str, float]:
+    """The client downloads from m2 (m1 hands it there); m2 dies mid-download. Its buddy's
+    name, and the stall: the kill to the next data packet sent to the client."""
+    size = 3_000_000
+    lab = DServerLab(seed, membership=MembershipConfig(), size=size, distribute=False, loss=loss)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    while not lab.members["m2"].client_sockets(CLIENT):
+        lab.net.run_for(0.01)
+    buddy = next(n for n, a in MEMBERS.items() if a == lab.members["m2"].buddy())
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m2"] not in lab.members[buddy]._replicas:  # m2 replicated it on its thaw
+        assert lab.net.now < deadline, "no replica at the buddy"
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.2)
+    lab.kill("m2")
+    killed = lab.net.now
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed, (fetch.received, size)
+    digest = hashlib.sha256(b"".join(generated_body(size, seed))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert resets(lab.net) == 0
+    after = [t for t, sender in lab.data_senders() if t > killed and sender != "m2"]
+    return lab, buddy, after[0] - killed
+
+
+def test_a_member_killed_mid_download_loses_no_connection() -> None:
+    # issue 15 item 3: m2 replicated the client's connection to its buddy when it took the
+    # client; the buddy imports it, binds the client above the dead member's number and
+    # resynchronizes the connection from the client's next segment
+    lab, buddy, stall = member_killed_mid_download(SEED)
+    counters = lab.members[buddy].counters
+    assert counters["recover_started"] == counters["recover_completed"] == 1
+    config = MembershipConfig()
+    # the watcher's failure timeout, a tick, the view, return routability through the
+    # contact node and the Binding Update: about a second
+    assert config.failure_timeout < stall < 1.5, stall
+
+
+def test_a_member_killed_mid_download_with_loss_loses_no_connection() -> None:
+    for seed in (4, 5):
+        lab, buddy, _stall = member_killed_mid_download(seed, loss=0.01)
+        assert lab.members[buddy].counters.get("recover_completed") == 1, seed

@@ -109,6 +109,22 @@ membership_messages = st.one_of(
         member=addresses,
     ),
     st.builds(
+        m.Replica,
+        client=addresses,
+        binding_sequence=st.integers(0, 0xFFFF),
+        lifetime=u32,
+        connections=st.lists(
+            st.builds(
+                m.ConnectionState,
+                snapshot=st.binary(max_size=40),
+                regenerable=st.booleans(),
+                application_state=st.binary(max_size=20),
+            ),
+            max_size=3,
+        ).map(tuple),
+    ),
+    st.builds(m.ReplicaDrop, client=addresses),
+    st.builds(
         m.ContactState,
         binding_sequence=st.integers(0, 0xFFFF),
         counters=st.lists(
@@ -136,7 +152,7 @@ def test_mutations_parse_or_raise_a_wire_error(
     mutations_parse_or_raise(message, data)
 
 
-@given(st.integers(16, 32), st.binary(max_size=120))
+@given(st.integers(16, 34), st.binary(max_size=120))
 def test_random_bodies_parse_or_raise_a_wire_error(kind: int, body: bytes) -> None:
     raw = bytes([m.VERSION, kind, 0, 0]) + body
     try:

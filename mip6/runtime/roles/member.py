@@ -18,6 +18,7 @@ Its block::
       membership: {}                      # dynamic membership (timers: MembershipConfig);
                                           # without it, the static members list
       backup: true                        # may take the contact address over (dynamic)
+      replication: true                   # clients replicated to a buddy (dynamic)
     apps:
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
       - {type: handoff_echo, port: 7}
@@ -125,6 +126,7 @@ ROLE = Role(
         "constants": "constants",
         "membership": "membership",
         "backup": "boolean",
+        "replication": "boolean",
     },
     required=("contact_address", "home_agent", "address", "contact_node", "members", "group_key"),
     host_address="address",
