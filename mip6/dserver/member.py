@@ -275,6 +275,7 @@ class Member:
         self._replicas: dict[IPv6Address, dict[IPv6Address, msg.Replica]] = {}
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         self._recovering: dict[IPv6Address, list[Socket]] = {}
+        self._view_order: list[IPv6Address] = []  # the committed view's members by join id
         # C's registration may go above the home agent's number (BA 135) until its first
         # acknowledgement: the founder's (a binding left from an earlier run), a successor's
         # without a report. After that, a BA 135 means another member registered C since.
@@ -348,7 +349,9 @@ class Member:
         self.history: list[dict[str, Any]] = []  # finished handoffs, newest last (bounded)
         self.counters: dict[str, int] = {}
         # dynamic membership: heartbeats as datagrams (mip6.dserver.datagram says why)
-        self._heartbeat_sender = HeartbeatSender(config.group_key, config.own_address, random_bytes)
+        # made at start and only then, so that a static group draws nothing more from
+        # random_bytes (its seeded runs stay what they were)
+        self._heartbeat_sender: HeartbeatSender | None = None
         self._heartbeat_receiver = HeartbeatReceiver(config.group_key, self.counters)
         self._heartbeat_port: UdpEndpoint | None = None
         self._stopped = False
@@ -369,6 +372,9 @@ class Member:
         if self.membership is not None:
             # a member that does not know the contact node reaches it at the contact address
             # (SPEC-dserver 8.1 Q1): the home agent tunnels that to whoever registered C
+            self._heartbeat_sender = HeartbeatSender(
+                self.config.group_key, self.own_address, self.random_bytes
+            )
             self._heartbeat_port = self.host.udp_bind(
                 self.config.channel_port, self._heartbeat_datagram
             )
@@ -1527,7 +1533,7 @@ class Member:
             match action:
                 case ms.Send(
                     peer=IPv6Address() as peer, message=msg.Heartbeat() | msg.HeartbeatAnswer()
-                ) if self._heartbeat_port is not None:
+                ) if self._heartbeat_port is not None and self._heartbeat_sender is not None:
                     self._heartbeat_port.sendto(
                         self._heartbeat_sender.seal(action.message),  # type: ignore[arg-type]
                         (str(peer), self.config.channel_port),
@@ -1709,8 +1715,13 @@ class Member:
             self.view.remove(gone)
         for new in members - self.view.members:
             self.view.add(new)
+        previous, self._view_order = (
+            self._view_order,
+            [e.address for e in sorted(view.members(), key=lambda e: e.join_id)],
+        )
         for gone in gone_members:
-            self._recover_from(gone)
+            if _buddy_in(previous, gone, members) == self.own_address:
+                self._recover_from(gone)
         self._replicas = {m: r for m, r in self._replicas.items() if m in members}
         self._follow_buddy()
         self._membership_event(
@@ -1731,13 +1742,9 @@ class Member:
     def buddy(self) -> IPv6Address | None:
         """The member this one replicates its clients to: the next in the view by join id
         (the last one's is the first), None alone or with static membership."""
-        view = self.membership.view if self.membership is not None else None
-        if view is None:
+        if self.membership is None:
             return None
-        order = [e.address for e in sorted(view.members(), key=lambda e: e.join_id)]
-        if self.own_address not in order or len(order) < 2:
-            return None
-        return order[(order.index(self.own_address) + 1) % len(order)]
+        return _buddy_in(self._view_order, self.own_address, set(self._view_order))
 
     def replicate(self, client: IPv6Address) -> bool:
         """Send the buddy a replica of ``client``: each of its connections here, replicated
@@ -1746,7 +1753,13 @@ class Member:
         connection whose service cannot regenerate its output (its unacknowledged bytes
         would be lost with this member)."""
         buddy = self.buddy() if self.config.replication else None
-        socks = [sock for sock in self.client_sockets(client) if not sock.frozen]
+        # the connections that can still carry data (a finished download's closing one has
+        # nothing to resume; tcp_migrate resyncs ESTABLISHED and CLOSE-WAIT ones)
+        socks = [
+            sock
+            for sock in self.client_sockets(client)
+            if not sock.frozen and sock.state in _RESUMABLE
+        ]
         if buddy is None or not socks or client in self._by_client:
             return False
         connections = []
@@ -1788,7 +1801,11 @@ class Member:
         buddy = self.buddy()
         for client, held_by in list(self._replicated.items()):
             if held_by != buddy:
+                # the old buddy forgets it (if alive): two holders would both resume the
+                # client when this member dies
                 del self._replicated[client]
+                if held_by in self.view.members:
+                    self._send(held_by, msg.ReplicaDrop(client=client))
                 self.replicate(client)
 
     def _replica_message(self, peer: IPv6Address, message: msg.Replica | msg.ReplicaDrop) -> None:
@@ -2018,6 +2035,25 @@ class _Chosen:
 
     def notify_failure(self, member: IPv6Address, reason: TargetFailure, now: float) -> None:
         self.fallback.notify_failure(member, reason, now)
+
+
+_RESUMABLE = frozenset((TcpState.ESTABLISHED, TcpState.CLOSE_WAIT))
+
+
+def _buddy_in(
+    order: list[IPv6Address], member: IPv6Address, alive: set[IPv6Address]
+) -> IPv6Address | None:
+    """``member``'s buddy in a view ordered by join id: the next member after it that is
+    ``alive``, wrapping around; None if there is none. Every member computes the same one
+    from the same view, so exactly one resumes a dead member's clients."""
+    if member not in order:
+        return None
+    at = order.index(member)
+    for step in range(1, len(order)):
+        candidate = order[(at + step) % len(order)]
+        if candidate in alive and candidate != member:
+            return candidate
+    return None
 
 
 def _newer_state(held: msg.ContactState | None, came: msg.ContactState) -> msg.ContactState:

@@ -2007,7 +2007,12 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
      * instance where the peer stands; if not, it was due anyway. Not a
      * timeout: cwnd and the back-off stay as they were. */
     if (c->flags & TCP_CF_RESYNC) {
-        ack_now(c); /* the probe (tcp_resync) */
+        /* the probe (tcp_resync), asked again from the minimum RTO on: the replica's
+         * timer and back-off are the dead holder's, and a peer may leave one probe
+         * unanswered (Linux answers out-of-window segments at most every 500 ms) */
+        ack_now(c);
+        c->backoff = 0;
+        c->rto_ms = c->cfg.rto_min_ms;
         c->t_rtx = after(now_ms, c->rto_ms);
     } else if (c->snd_max != c->snd_una && !syn_state(c)) {
         c->pending |= TCP_PEND_RXT;
