@@ -3,8 +3,9 @@ for a given seed (mip6.runtime.memory underneath).
 
 Paths between nodes cross their networks' uplinks to the core: one-way latency is the sum of
 the two uplinks' latencies (a small on-link latency inside one network) and a packet survives
-both uplinks' loss. Jitter, bandwidth and queues are modelled by the hub's emulator in the
-``netns`` backend; here they are not yet (a packet's size does not change its delay).
+both uplinks' loss. The uplinks' jitter and bandwidth are modelled by the hub's emulator in the
+``netns`` backend; here they are not applied yet (the memory network can shape a path between
+two nodes, :class:`~mip6.runtime.memory.Path`, which an experiment sets itself).
 """
 
 from __future__ import annotations

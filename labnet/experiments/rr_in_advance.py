@@ -38,9 +38,9 @@ FIXED_LCS = 0.040  # Fig. 12 (b)
 SWEEP = tuple(step / 1000 for step in range(10, 81, 10))  # 10..80 ms; the seeds' step is not given
 SEEDS_BANDWIDTH = 2e6  # 004 6.4: shaped to 2 Mbit/s
 HANDOFF_EVERY = 25_000
-# the client's receive window: the simulator's links have no rate, so a sender's whole window
-# leaves each round trip; a small one keeps the packet count (and the wall time) down and does
-# not change a gap, for the donor freezes right after a send
+# the client's receive window: the path to the client has no rate on the simulator, so a sender's
+# whole window leaves each round trip; a small one keeps the packet count (and the wall time)
+# down and does not change a gap, for the donor freezes right after a send
 WINDOW = 16384
 VIRTUAL_LIMIT = 600.0  # seconds of virtual time a point may take
 DONOR, ACCEPTOR = "node1", "node2"
@@ -151,7 +151,7 @@ def run(settings: Settings) -> Outcome:
             "handoffs_per_point": handoffs,
             "handoff_every_bytes": HANDOFF_EVERY,
             "bandwidth_bps": SEEDS_BANDWIDTH,
-            "bandwidth_modelled": False,  # the simulator's links have no rate (labnet.sim)
+            "bandwidth_shapes": "the path between the members (testbed.sim_lab)",
             "seed": settings.seed,
             "timed": "at the client: last data packet from the donor (node1, the contact node) "
             "to the first data packet from the acceptor (node2), 004 6.3",
@@ -165,7 +165,8 @@ def run(settings: Settings) -> Outcome:
         notes=[
             "virtual time: every handoff at a point takes the same time; --runs adds samples, "
             "not confidence",
-            "bandwidth is not modelled on the sim backend: the seeds shaped to 2 Mbit/s",
+            "the sim backend shapes only the path between the members to 2 Mbit/s; the seeds "
+            "shaped everything the home agents sent to the core",
         ],
     )
 
@@ -268,8 +269,9 @@ def _summary(
     if backend == "sim":
         lines += [
             "",
-            "On the simulator bandwidth is not modelled (the seeds shaped to 2 Mbit/s) and a "
-            "node's processing takes no virtual time; what lies over our model without "
+            "On the simulator only the path between the members is shaped to 2 Mbit/s (the "
+            "seeds shaped all the home agents sent) and a node's processing takes no virtual "
+            "time; what lies over our model without "
             "PREPARE is the on-link hops between Node 1 and HA1 that the relayed home test "
             "crosses.",
         ]

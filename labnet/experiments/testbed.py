@@ -20,6 +20,7 @@ home agent an on-link path (:func:`sim_lab`), as the seeds' Ethernet between the
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
@@ -50,7 +51,9 @@ _PREFIXES = {
 @dataclass(frozen=True, slots=True)
 class Testbed:
     """One setting of the testbed: one-way latencies in seconds, the members' bandwidth in
-    bits per second (None: unshaped; the seeds shaped what the home agents send to the core)."""
+    bits per second (None: unshaped). The seeds shaped what the home agents send to the core;
+    the simulator shapes the path between the members, each way (:func:`sim_lab`), which the
+    state transfer takes, and not yet the paths from the members to the client."""
 
     lss: float
     lcs1: float
@@ -114,6 +117,12 @@ def sim_lab(testbed: Testbed, seed: int = 1) -> SimLab:
     for member in testbed.members:
         # the member's home agent routes its site: one on-link hop, not two uplinks
         lab.net.path(member, ROUTERS[member], Path(latency=ON_LINK_LATENCY))
+    if testbed.bandwidth is not None:
+        uplinks = testbed.uplinks()
+        for a, b in itertools.permutations(testbed.members, 2):
+            latency = uplinks[SITES[a]] + uplinks[SITES[b]]  # as SimLab's path between them
+            shaped = Path(latency=latency, bandwidth_bits_per_s=testbed.bandwidth)
+            lab.net.path(a, b, shaped, both_ways=False)
     lab.start()
     return lab
 

@@ -8,11 +8,17 @@ waits for its buffers to drain.
 ``handoff_every``: hand the client to another member (the group's policy chooses) each time that
 many more bytes of the response have been written; 0 never. The same request handling as
 :class:`~mip6.apps.http.HostHttpServer` (:func:`~mip6.apps.http.response`).
+
+``on_share_written``: the seeds' modified server instead (004 6.3, the buffer sweep): each
+member writes exactly ``handoff_every`` bytes, stops, and calls it with the socket once its
+last write has returned; whoever set it hands the client on when it chooses (a service has no
+clock). Without it the service writes on and asks for the handoff itself once the client has
+acknowledged its share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import IPv6Address
 from typing import TYPE_CHECKING
 
@@ -32,10 +38,18 @@ RESPONDING = b"S"  # application state: the response head; the stream is head + 
 
 
 class DownloadService:
-    def __init__(self, body: Body, *, handoff_every: int = 0, regenerable: bool = True) -> None:
+    def __init__(
+        self,
+        body: Body,
+        *,
+        handoff_every: int = 0,
+        regenerable: bool = True,
+        on_share_written: Callable[[Socket], None] | None = None,
+    ) -> None:
         self.body = body
         self.handoff_every = handoff_every
         self.regenerable = regenerable  # False: full snapshots (the seeds' way)
+        self.on_share_written = on_share_written  # see the module docstring
         self.served = 0
         self.handed_in_count = 0
         self.failed_handoffs = 0
@@ -97,6 +111,7 @@ class _Download:
         self.chunks: Iterator[bytes] | None = None
         self.written = 0  # stream offset of the next byte handed to the socket
         self.next_handoff = 0
+        self.holding = False  # on_share_written was called: no more writes here
         if state.startswith(RESPONDING):
             flag, head = state[len(RESPONDING) : len(RESPONDING) + 1], state[len(RESPONDING) + 1 :]
             self._respond(head, sock.write_offset, with_body=flag == b"1")
@@ -136,9 +151,13 @@ class _Download:
             # a connection recovered from a replica (tcp_migrate's resync) restarts its
             # stream where the client stands, which the replica did not know
             self._respond(self.response_head, sock.write_offset, with_body=self.with_body)
+        held = self.service.on_share_written
+        if self.holding:
+            return  # the share is written; the handoff is the driver's
         # progress is what the client acknowledged, not what the send buffer took: a member
         # that has just resumed fills its buffer at once
-        if self.next_handoff and sock.write_offset - sock.send_buffered >= self.next_handoff:
+        acknowledged = sock.write_offset - sock.send_buffered
+        if not held and self.next_handoff and acknowledged >= self.next_handoff:
             self.next_handoff = 0  # one request per member: the next one is the acceptor's
             self.member.request_handoff(IPv6Address(sock.key[2]))
         while True:
@@ -146,9 +165,14 @@ class _Download:
                 self.pending = memoryview(next(self.chunks, b""))
                 if not self.pending:
                     break
+            if held and self.next_handoff and self.written >= self.next_handoff:
+                self.holding = True
+                held(sock)
+                return
             if not sock.send_space or sock.unsent >= NOT_SENT_LOW_WATER:
                 return  # more when the send buffer drains
-            sent = sock.send(self.pending)
+            share = self.next_handoff - self.written if held and self.next_handoff else None
+            sent = sock.send(self.pending[:share])
             self.pending = self.pending[sent:]
             self.written += sent
         sock.recv(1 << 16)  # what a client sends after its request is not ours to keep

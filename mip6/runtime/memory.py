@@ -2,9 +2,10 @@
 
 Written once for the tests and for labnet's ``sim`` backend. Packets are routed by destination
 address (longest prefix match over routes that name a node), each path between two nodes has a
-one-way latency and a loss probability, and everything random comes from one seeded generator,
-so a run is a pure function of its seed. Nothing here sleeps: ``run_until`` jumps the clock from
-event to event, so a 60-second scenario takes milliseconds.
+one-way latency, a loss probability and optionally a bandwidth with a bounded queue, and
+everything random comes from one seeded generator, so a run is a pure function of its seed.
+Nothing here sleeps: ``run_until`` jumps the clock from event to event, so a 60-second scenario
+takes milliseconds.
 
 Each node is a :class:`~mip6.runtime.node.NodeRuntime`, as in the daemon: the network is its
 scheduler (virtual time) and its links; what the engines ask for is performed by the daemon's
@@ -17,6 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
@@ -65,10 +67,45 @@ class _Link:
 
 @dataclass(frozen=True, slots=True)
 class Path:
-    """One direction between two nodes."""
+    """One direction between two nodes, in the order a packet meets it (the order of
+    ``labnet.hub.emulation``, the netns backend's emulator): loss, then, with a bandwidth, a
+    FIFO queue of at most ``queue_packets`` packets (counting the one being serialized; a
+    packet that finds it full is dropped and counted in :attr:`MemoryNetwork.queue_drops`),
+    serialization of its ``len(data) * 8 / bandwidth_bits_per_s`` seconds once the link is
+    free, then ``latency``. Without a bandwidth there is no queue and no serialization time."""
 
     latency: float = 0.005  # seconds, one way
     loss: float = 0.0  # probability a packet is dropped
+    bandwidth_bits_per_s: float | None = None  # None: infinitely fast
+    queue_packets: int = 1000  # Linux's default txqueuelen, as the hub's emulator
+
+    def __post_init__(self) -> None:
+        bandwidth = self.bandwidth_bits_per_s
+        if bandwidth is not None and not bandwidth > 0:
+            raise ValueError(f"bandwidth_bits_per_s={bandwidth!r} must be > 0 (None: unlimited)")
+        if self.queue_packets < 1:
+            raise ValueError(f"queue_packets={self.queue_packets!r} must be at least 1")
+
+
+class _Serializer:
+    """One direction's transmitter with a bandwidth: when each packet still in its queue will
+    have been serialized (ascending, the last is when the link is free)."""
+
+    __slots__ = ("finishes",)
+
+    def __init__(self) -> None:
+        self.finishes: deque[float] = deque()
+
+    def offer(self, now: float, seconds: float, queue_packets: int) -> float | None:
+        """When a packet offered at ``now`` that takes ``seconds`` to serialize has left the
+        sender's end, or None: ``queue_packets`` are queued already and it is dropped."""
+        while self.finishes and self.finishes[0] <= now:
+            self.finishes.popleft()
+        if len(self.finishes) >= queue_packets:
+            return None
+        start = self.finishes[-1] if self.finishes else now
+        self.finishes.append(start + seconds)
+        return self.finishes[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +144,10 @@ class MemoryNetwork:
         self._queue: list[tuple[float, int, str | None, Any]] = []
         self._order = itertools.count()
         self._applications: dict[str, Application] = {}
+        # per direction (sender, receiver), whatever Path it has now: a rerouted direction
+        # keeps its queue, as an interface keeps its qdisc when routes change
+        self._serializers: dict[tuple[str, str], _Serializer] = {}
+        self.queue_drops: Counter[tuple[str, str]] = Counter()  # (sender, receiver): packets
 
     # -- building --------------------------------------------------------------------------
 
@@ -243,6 +284,17 @@ class MemoryNetwork:
             return
         path = self._paths.get((sender, receiver), self.default_path)
         lost = path.loss > 0 and self.rng.random() < path.loss
+        arrives = self.now + path.latency
+        if not lost and path.bandwidth_bits_per_s is not None:
+            direction = (sender, receiver)
+            serializer = self._serializers.setdefault(direction, _Serializer())
+            seconds = len(data) * 8 / path.bandwidth_bits_per_s
+            leaves = serializer.offer(self.now, seconds, path.queue_packets)
+            if leaves is None:
+                self.queue_drops[direction] += 1
+                lost = True
+            else:
+                arrives = leaves + path.latency
         self.trace.append(Sent(self.now, sender, receiver, data, lost))
         if not lost:
-            self._push(self.now + path.latency, receiver, data)
+            self._push(arrives, receiver, data)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from labnet import experiments
 from labnet.cli import main
 from labnet.experiments import rr_in_advance, testbed
 from labnet.experiments.fit import least_squares, line
+from mip6.apps.http import HostDownload
+from mip6.runtime.config import AppConfig
 
 MS = 1e-3
 
@@ -161,3 +164,65 @@ def test_least_squares_recovers_a_plane_and_refuses_dependent_columns() -> None:
     assert least_squares(rows, values) == pytest.approx([2, -0.5, 7])
     with pytest.raises(ValueError, match="linearly dependent"):
         least_squares([(1.0, 2.0), (2.0, 4.0)], [1.0, 2.0])
+
+
+def test_testbed_bandwidth_shapes_only_the_path_between_members() -> None:
+    lab = testbed.sim_lab(testbed.Testbed(20 * MS, 40 * MS, 40 * MS, bandwidth=2e6))
+    paths = lab.net._paths
+    for a, b in (("node1", "node2"), ("node2", "node1")):
+        assert paths[(a, b)].bandwidth_bits_per_s == 2e6
+        assert paths[(a, b)].latency == pytest.approx(20 * MS)
+    assert paths[("node1", "client")].bandwidth_bits_per_s is None
+    unshaped = testbed.sim_lab(testbed.Testbed(20 * MS, 40 * MS, 40 * MS))
+    assert unshaped.net._paths[("node1", "node2")].bandwidth_bits_per_s is None
+
+
+def _seeds_server_gap(wait: float, regenerable: bool) -> tuple[float, int]:
+    """The seeds' modified server (004 6.3) on the testbed at 1 Mbit/s between the members,
+    Lss = Lcs = 10 ms, no PREPARE: Node 1 writes 500 kB of a 1 MB download, waits ``wait``,
+    hands the client to Node 2. The client-perceived gap (s) and the bytes Node 1 sent Node 2."""
+    download = AppConfig(
+        "download", 80, size=1_000_000, seed=1, handoff_every=500_000, regenerable=regenerable
+    )
+    bed = testbed.Testbed(
+        10 * MS,
+        10 * MS,
+        10 * MS,
+        bandwidth=1e6,
+        apps=(download,),
+        member_options={"distribute": False, "prepare": False},
+    )
+    lab = testbed.sim_lab(bed)
+    net = lab.net
+    tap = testbed.ClientTap(lab, testbed.tcp_data)
+    lab.run_until(1.0)
+    donor = net.nodes["node1"].engine
+
+    def hand_on(client: IPv6Address) -> None:
+        donor.request_handoff(client, testbed.NODES["node2"])
+        net.call("node1", "poll")
+
+    donor.services[80].on_share_written = lambda sock: net.call_at(
+        net.now + wait, hand_on, IPv6Address(sock.key[2])
+    )
+    net.nodes["node2"].engine.services[80].handoff_every = 0  # the rest is Node 2's
+    client = net.nodes["client"]
+    fetch = HostDownload(client.host, net.now, str(testbed.CONTACT), 80)
+    client.runtime.flush_host()
+    net.run_until(10.0)
+    assert fetch.done and fetch.received == 1_000_000
+    (gap,) = rr_in_advance.handoff_gaps(tap.senders(testbed.names()), "node1", "node2")
+    moved = sum(len(s.data) for s in net.trace if (s.sender, s.receiver) == ("node1", "node2"))
+    return gap, moved
+
+
+def test_seeds_server_full_state_gap_falls_as_buffer_drains_regenerable_stays_low() -> None:
+    # Fig. 10's left side: full state carries what the donor still buffers across 1 Mbit/s;
+    # a regenerable snapshot is a few hundred bytes whatever the wait
+    full_now, moved_now = _seeds_server_gap(0.0, regenerable=False)
+    full_drained, moved_drained = _seeds_server_gap(0.05, regenerable=False)
+    regenerable_now, moved_regenerable = _seeds_server_gap(0.0, regenerable=True)
+    assert moved_now > 100_000 and moved_drained < 2_000 and moved_regenerable < 2_000
+    assert full_now == pytest.approx(moved_now * 8 / 1e6, rel=0.2)
+    assert full_drained < 0.2 and regenerable_now < 0.2
+    assert regenerable_now < full_drained < full_now
