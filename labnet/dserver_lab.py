@@ -7,6 +7,7 @@ Lcs); the same seed gives the same packets. Each member runs the download servic
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
@@ -222,6 +223,16 @@ def innermost(data: bytes) -> tuple[bytes, int, int]:
         data = data[chain.upper_offset :]
         chain = walk(data)
     return data, chain.upper_protocol, chain.upper_offset
+
+
+def trace_digest(net: MemoryNetwork) -> str:
+    """SHA-256 over every packet the network carried (when, who to whom, lost, the bytes):
+    two runs of a seed must give the same."""
+    digest = hashlib.sha256()
+    for sent in net.trace:
+        digest.update(f"{sent.time!r} {sent.sender} {sent.receiver} {sent.lost}".encode())
+        digest.update(sent.data)
+    return digest.hexdigest()
 
 
 def resets(net: MemoryNetwork) -> int:

@@ -12,7 +12,17 @@ from ipaddress import IPv6Address
 
 import pytest
 
-from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, PORT, DServerLab, innermost, resets
+from labnet.dserver_lab import (
+    CLIENT,
+    CONTACT,
+    HA,
+    MEMBERS,
+    PORT,
+    DServerLab,
+    innermost,
+    resets,
+    trace_digest,
+)
 from mip6.apps.http import HostDownload, generated_body
 from mip6.wire import mobility as mh
 from mip6.wire import protocols
@@ -115,11 +125,7 @@ def test_same_seed_same_packets() -> None:
         fetch = lab.download()
         lab.run_to_end(fetch)
         assert fetch.done and fetch.digest.hexdigest() == expected(600_000, 7)
-        h = hashlib.sha256()
-        for sent in lab.net.trace:
-            h.update(f"{sent.time!r} {sent.sender} {sent.receiver} {sent.lost}".encode())
-            h.update(sent.data)
-        return h.hexdigest()
+        return trace_digest(lab.net)
 
     assert digest() == digest()
 

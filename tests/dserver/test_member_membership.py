@@ -11,7 +11,16 @@ import hashlib
 
 import pytest
 
-from labnet.dserver_lab import CLIENT, CONTACT, ESP_KEYS, HA, MEMBERS, DServerLab, resets
+from labnet.dserver_lab import (
+    CLIENT,
+    CONTACT,
+    ESP_KEYS,
+    HA,
+    MEMBERS,
+    DServerLab,
+    resets,
+    trace_digest,
+)
 from mip6.apps.http import generated_body
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
@@ -212,11 +221,7 @@ def test_same_seed_same_membership_packets() -> None:
     def digest() -> str:
         lab = DServerLab(7, membership=MembershipConfig(), loss=0.02)
         lab.net.run_until(3.0)
-        h = hashlib.sha256()
-        for sent in lab.net.trace:
-            h.update(f"{sent.time!r} {sent.sender} {sent.receiver} {sent.lost}".encode())
-            h.update(sent.data)
-        return h.hexdigest()
+        return trace_digest(lab.net)
 
     assert digest() == digest()
 
