@@ -1983,6 +1983,7 @@ class Member:
         """Static membership: the configured members. Dynamic: this member's view (role,
         join id, when each was last heard), then the members the policy knows besides."""
         membership = self.membership
+        buddy = self.buddy()
         entries: dict[IPv6Address, tuple[int, str]] = {}
         if membership is not None and membership.view is not None:
             view = membership.view
@@ -2013,6 +2014,10 @@ class Member:
                     join_id=join_id,
                     last_heard_s_ago=None if heard is None else round(now - heard, 3),
                     suspected=member in membership.suspected,
+                    # this member's buddy (it holds our replicas), and how many replicas of
+                    # each member's clients this one holds
+                    buddy=member == buddy,
+                    replicas_held=len(self._replicas.get(member, {})),
                 )
             rows.append(row)
         return rows

@@ -402,6 +402,12 @@ def member_killed_mid_download(seed: int, *, loss: float = 0.0) -> tuple[DServer
         assert lab.net.now < deadline, "no replica at the buddy"
         lab.net.run_for(0.01)
     lab.net.run_for(0.2)
+    rows = {
+        row["member"]: row for row in lab.members["m2"].describe("members", lab.net.now)["rows"]
+    }
+    assert rows[str(MEMBERS[buddy])]["buddy"] and not rows[str(MEMBERS["m2"])]["buddy"]
+    held = lab.members[buddy].describe("members", lab.net.now)["rows"]
+    assert {row["member"]: row["replicas_held"] for row in held}[str(MEMBERS["m2"])] == 1
     lab.kill("m2")
     killed = lab.net.now
     lab.run_to_end(fetch, limit=60.0)
