@@ -276,6 +276,7 @@ class Member:
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         self._recovering: dict[IPv6Address, list[Socket]] = {}
         self._view_order: list[IPv6Address] = []  # the committed view's members by join id
+        self._join_ids: dict[IPv6Address, int] = {}  # each member's join id in that view
         # C's registration may go above the home agent's number (BA 135) until its first
         # acknowledgement: the founder's (a binding left from an earlier run), a successor's
         # without a report. After that, a BA 135 means another member registered C since.
@@ -1715,6 +1716,7 @@ class Member:
             self.view.remove(gone)
         for new in members - self.view.members:
             self.view.add(new)
+        self._new_incarnations(view)
         previous, self._view_order = (
             self._view_order,
             [e.address for e in sorted(view.members(), key=lambda e: e.join_id)],
@@ -1730,6 +1732,24 @@ class Member:
             core=[str(e.address) for e in view.core],
             snodes=[str(e.address) for e in view.snodes],
         )
+
+    def _new_incarnations(self, view: msg.View) -> None:
+        """A member back with a new join id is a new life of it (it died and was restarted):
+        the channel to its old life is dead (what goes on it is lost until the RST comes), so
+        it is dropped, and the replicas its old life held are sent again."""
+        join_ids = {entry.address: entry.join_id for entry in view.members()}
+        for member, join_id in join_ids.items():
+            old = self._join_ids.get(member)
+            if old is None or old == join_id or member == self.own_address:
+                continue
+            connection = self._channels.pop(member, None)
+            if connection is not None and not connection.closed:
+                connection.sock.abort()
+            for client, held_by in list(self._replicated.items()):
+                if held_by == member:
+                    del self._replicated[client]
+                    self.request_replicate(client)
+        self._join_ids = join_ids
 
     def _unreachable(self, member: IPv6Address) -> None:
         """A handoff to ``member`` timed out or could not reach it (8.1: "when a handoff to
