@@ -798,8 +798,10 @@ class Member:
 
     def request_replicate(self, client: IPv6Address) -> None:
         """Replicate ``client`` to this member's buddy once the current callback has returned
-        (a service at a request boundary: issue 15 item 3). Dynamic membership only."""
-        self._deferred.append(functools.partial(self.replicate, client))
+        (a service at a request boundary: issue 15 item 3). Dynamic membership only: a static
+        group's services call this for every request, and nothing is queued for them."""
+        if self.membership is not None and self.config.replication:
+            self._deferred.append(functools.partial(self.replicate, client))
 
     def request_handoff(
         self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = True

@@ -235,16 +235,18 @@ class MobileNode:
     # -- commands ----------------------------------------------------------------------------
 
     @_secure_output
-    def register(self, now: float) -> list[Action]:
+    def register(self, now: float, *, sequence_after: int | None = None) -> list[Action]:
         """Home registration (RFC 3775 11.7.1) at the current care-of address, or
-        deregistration if at home (11.5.4)."""
+        deregistration if at home (11.5.4). A first one is numbered ``sequence_after`` + 1
+        when given (see :meth:`take_home_registration`), else from a random number."""
         entry = self.bul.get(self.home_agent)
         if entry is None:
+            first = self.rng.randrange(1 << 16) if sequence_after is None else sequence_after
             entry = BulEntry(
                 destination=self.home_agent,
                 home_address=self.home_address,
                 home_registration=True,
-                sequence=self.rng.randrange(1 << 16),
+                sequence=first & 0xFFFF,
                 state=BulState.WAITING_ACK,
             )
             self.bul.put(entry)
@@ -417,22 +419,12 @@ class MobileNode:
         ``sequence_after`` + 1 (above the previous contact node's last, as it reported it);
         one numbered below the last the home agent accepted is answered with status 135 and
         sent again above it (RFC 3775 11.7.3)."""
-        if sequence_after is not None and self.bul.get(home_agent) is None:
-            self.bul.put(
-                BulEntry(
-                    destination=home_agent,
-                    home_address=self.home_address,
-                    home_registration=True,
-                    sequence=sequence_after & 0xFFFF,
-                    state=BulState.WAITING_ACK,
-                )
-            )
         self.home_agent = home_agent
         self.tunnel_relay = None
         self.home_registration = True
         self.security = security
         self.home_test_relay = home_test_relay
-        return self.register(now)
+        return self.register(now, sequence_after=sequence_after)
 
     @_secure_output
     def register_above(self, now: float, sequence: int) -> list[Action]:
