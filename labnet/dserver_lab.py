@@ -138,8 +138,8 @@ class DServerLab:
         self.body = Body(size=size, seed=seed)
         self.members: dict[str, Member] = {}
         self.services: dict[str, Any] = {}
-        for name, address in MEMBERS.items():
-            member_rng = random.Random(rng.random())
+
+        def new_member(name: str, member_rng: random.Random, esp_rng: random.Random | None) -> None:
             member = Member(
                 config=member_config(
                     name,
@@ -155,7 +155,7 @@ class DServerLab:
                 ),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,
-                security=esp_database(False, random.Random(rng.random())) if esp else None,
+                security=esp_database(False, esp_rng) if esp_rng is not None else None,
             )
             served = (
                 service(name)
@@ -168,10 +168,17 @@ class DServerLab:
             self.members[name] = member
             self.services[name] = served
             self.net.add(name, member)
+
+        self._new_member = new_member
+        for name, address in MEMBERS.items():
+            member_rng = random.Random(rng.random())  # drawn before the ESP one, as always
+            new_member(name, member_rng, random.Random(rng.random()) if esp else None)
             self.net.route(IPv6Network((address, 64), strict=False), name)
             self.net.path(name, "client", Path(latency=lcs, loss=loss))
         for name in MEMBERS:
             self.net.start(name)
+        self._seed, self._esp = seed, esp
+        self._lives = dict.fromkeys(MEMBERS, 1)
 
     def download(self, at: float = 1.0) -> HostDownload:
         """The client's GET to the contact address, started at ``at`` (the contact node has
@@ -189,6 +196,18 @@ class DServerLab:
         """Member ``name`` dies: nothing reaches it and its timers stop."""
         self.net.unroute(IPv6Network((MEMBERS[name], 64), strict=False))
         self.net.nodes[name].runtime.cancel_timers()
+
+    def restart(self, name: str) -> None:
+        """Member ``name``, killed, starts again: a new process (a new engine and stack, which
+        know nothing of the old one's connections) on the same address, with the same
+        configuration; with dynamic membership it joins the group through the contact
+        address."""
+        self._lives[name] += 1
+        life = f"{self._seed} {name} {self._lives[name]}"
+        esp_rng = random.Random(life + " esp") if self._esp else None
+        self._new_member(name, random.Random(life + " rng"), esp_rng)
+        self.net.route(IPv6Network((MEMBERS[name], 64), strict=False), name)
+        self.net.start(name)
 
     def handoff(self, donor: str, target: str | None = None) -> None:
         argument = (str(CLIENT), str(MEMBERS[target]) if target else None)

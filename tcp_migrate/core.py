@@ -405,13 +405,15 @@ class Connection:
             raise SnapshotError(SnapshotFault(written))
         return ffi.buffer(buf, written)[:]
 
-    def resync(self) -> None:
-        """This frozen connection was imported from a :meth:`replica`: on thaw it asks the
-        peer where it stands, and the peer's first acknowledgement sets both directions
-        (within ``TCP_RESYNC_LIMIT`` of the replica's, else the connection is reset with
-        close reason RESYNC). The application then writes its stream again from
-        :attr:`acked_offset`; :attr:`resync_gap` counts received bytes it will never see."""
-        self._check("resync", lib.tcp_resync(self.raw))
+    def resync(self, *, age_ms: int) -> None:
+        """This frozen connection was imported from a :meth:`replica` taken at least
+        ``age_ms`` ago: on thaw it asks the peer where it stands, and the peer's first
+        acknowledgement sets both directions (within ``TCP_RESYNC_LIMIT`` of the replica's,
+        else the connection is reset with close reason RESYNC). Its timestamp clock resumes
+        ``age_ms`` on, where the dead holder's could have been (the peer's PAWS test). The
+        application then writes its stream again from :attr:`acked_offset`;
+        :attr:`resync_gap` counts received bytes it will never see."""
+        self._check("resync", lib.tcp_resync(self.raw, max(0, min(age_ms, 0x7FFFFFFF))))
 
     @property
     def resyncing(self) -> bool:

@@ -237,6 +237,12 @@ class _Incoming:
     client_packed: bytes = b""  # the acceptor's client, as packets carry it
 
 
+@dataclass(frozen=True, slots=True)
+class _HeldReplica:
+    replica: msg.Replica
+    received: float  # when it came: it is at least this old when it is resumed
+
+
 class Member:
     def __init__(
         self,
@@ -272,7 +278,7 @@ class Member:
         # replication (issue 15 item 3): the replicas other members sent us (member -> client
         # -> replica), where our clients' replicas went (client -> buddy), and the clients
         # recovered from a dead member whose binding is being moved here (client -> sockets)
-        self._replicas: dict[IPv6Address, dict[IPv6Address, msg.Replica]] = {}
+        self._replicas: dict[IPv6Address, dict[IPv6Address, _HeldReplica]] = {}
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         self._recovering: dict[IPv6Address, list[Socket]] = {}
         self._view_order: list[IPv6Address] = []  # the committed view's members by join id
@@ -704,7 +710,8 @@ class Member:
             case (str() as kind, membership_token) if (
                 kind == MEMBERSHIP_TIMER and self.membership is not None
             ):
-                self._membership(self.membership.handle_timer(now, membership_token))
+                if not self._stopped:  # a stopped member is gone from the group, as a dead one
+                    self._membership(self.membership.handle_timer(now, membership_token))
             case ("refresh", IPv6Address() as destination) if (
                 self._lease_lost and self._is_contact_node and destination == self.mobile.home_agent
             ):
@@ -1307,6 +1314,8 @@ class Member:
             self._count(f"channel_closed_{event.reason.name.lower()}")
             if self._channels.get(peer) is connection:
                 del self._channels[peer]
+            if connection.established:
+                self._replicate_again(peer)
             if not connection.established:
                 # refused before any message could reach the peer (a wrong group key, an
                 # impostor): nothing was handed over, so the attempt fails now, not at its timer
@@ -1719,13 +1728,16 @@ class Member:
         for new in members - self.view.members:
             self.view.add(new)
         self._new_incarnations(view)
-        previous, self._view_order = (
-            self._view_order,
-            [e.address for e in sorted(view.members(), key=lambda e: e.join_id)],
-        )
-        for gone in gone_members:
-            if _buddy_in(previous, gone, members) == self.own_address:
-                self._recover_from(gone)
+        self._view_order = [e.address for e in sorted(view.members(), key=lambda e: e.join_id)]
+        for sender, held in list(self._replicas.items()):
+            # a member that chose this one as its buddy in an earlier view and is not in this
+            # one died or left: its clients are served here. This member's own views may
+            # never have had it (it joined as the sender was dying); a replica sent under a
+            # view not yet seen here is a newer member's, not a dead one's
+            if sender not in members and any(
+                h.replica.view_number < view.number for h in held.values()
+            ):
+                self._recover_from(sender)
         self._replicas = {m: r for m, r in self._replicas.items() if m in members}
         self._follow_buddy()
         self._membership_event(
@@ -1747,10 +1759,7 @@ class Member:
             connection = self._channels.pop(member, None)
             if connection is not None and not connection.closed:
                 connection.sock.abort()
-            for client, held_by in list(self._replicated.items()):
-                if held_by == member:
-                    del self._replicated[client]
-                    self.request_replicate(client)
+            self._replicate_again(member)
         self._join_ids = join_ids
 
     def _unreachable(self, member: IPv6Address) -> None:
@@ -1805,12 +1814,27 @@ class Member:
             client=client,
             binding_sequence=entry.sequence if entry is not None else 0,
             lifetime=self.config.binding_lifetime,
+            view_number=self._view_number(),
             connections=tuple(connections),
         )
         self._replicated[client] = buddy
         self._count("replica_sent")
         self._send(buddy, replica)
         return True
+
+    def _view_number(self) -> int:
+        """The number of the view this member holds (0 before its first)."""
+        view = self.membership.view if self.membership is not None else None
+        return view.number if view is not None else 0
+
+    def _replicate_again(self, peer: IPv6Address) -> None:
+        """The channel to ``peer`` closed: the replicas sent on it may not have arrived (a
+        peer that died and came back answers with a RST), so the ones it should hold go
+        again, on a new channel."""
+        for client, held_by in list(self._replicated.items()):
+            if held_by == peer:
+                del self._replicated[client]
+                self.request_replicate(client)
 
     def _drop_replica(self, client: IPv6Address) -> None:
         buddy = self._replicated.pop(client, None)
@@ -1831,8 +1855,11 @@ class Member:
                 self.replicate(client)
 
     def _replica_message(self, peer: IPv6Address, message: msg.Replica | msg.ReplicaDrop) -> None:
-        if self.membership is None or peer not in self.view.members:
-            self._count("replica_from_non_member")
+        # from any member that proved the group key, in this member's view or not yet: a
+        # member that just joined hears from its new predecessor before the view that says so
+        # (it goes when a view without the sender comes)
+        if self.membership is None:
+            self._count("replica_without_membership")
             return
         held = self._replicas.setdefault(peer, {})
         if isinstance(message, msg.ReplicaDrop):
@@ -1841,15 +1868,15 @@ class Member:
         if message.client not in held and len(held) >= self.config.max_connections:
             self._count("replica_table_full")
             return
-        held[message.client] = message
+        held[message.client] = _HeldReplica(message, self._now)
         self._count("replica_kept")
 
     def _recover_from(self, member: IPv6Address) -> None:
         """``member`` left the view (dead, or removed): serve the clients it replicated here."""
-        for client, replica in self._replicas.pop(member, {}).items():
-            self._recover(client, replica)
+        for client, held in self._replicas.pop(member, {}).items():
+            self._recover(client, held)
 
-    def _recover(self, client: IPv6Address, replica: msg.Replica) -> None:
+    def _recover(self, client: IPv6Address, held: _HeldReplica) -> None:
         """Import the client's connections frozen, to resynchronize from its next segment
         (tcp_migrate's resync), and bind it here above the dead member's number: return
         routability through the contact node, then a Binding Update. The connections thaw
@@ -1859,10 +1886,15 @@ class Member:
             self._count("recover_skipped_served")
             return
         socks: list[Socket] = []
+        replica = held.replica
+        # the dead member's timestamp clocks ran on at most this long after the replica
+        # (plus its transit, which the time to notice the death covers): the resumed
+        # connections' clocks jump that far, past every TSval it sent
+        age_ms = int((self._now - held.received) * 1000)
         for connection in replica.connections:
             try:
                 sock = self.host.import_connection(self._now, connection.snapshot)
-                sock.conn.resync()
+                sock.conn.resync(age_ms=age_ms)
             except (SnapshotError, ConnectionStateError, StackError):
                 self._count("recover_import_failed")
                 continue
@@ -2072,7 +2104,7 @@ def _buddy_in(
 ) -> IPv6Address | None:
     """``member``'s buddy in a view ordered by join id: the next member after it that is
     ``alive``, wrapping around; None if there is none. Every member computes the same one
-    from the same view, so exactly one resumes a dead member's clients."""
+    from the same view: a member's replicas go to that one alone."""
     if member not in order:
         return None
     at = order.index(member)

@@ -145,7 +145,8 @@ _CONTACT_ANSWER = struct.Struct("!I4xQ")
 _LEAVE = struct.Struct("!B3xQ16s")
 _CONTACT_STATE = struct.Struct("!HBx")  # binding sequence, counter count
 _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
-_REPLICA = struct.Struct("!16sHHI")  # client, binding sequence, connection count, lifetime
+# client, binding sequence, connection count, lifetime, the sender's view number
+_REPLICA = struct.Struct("!16sHHIQ")
 _CLIENT = struct.Struct("!16s")
 MAX_SA_COUNTERS = 8  # RFC 3776's pair is four SAs
 _VIEW = struct.Struct("!QQBBH")
@@ -608,23 +609,32 @@ class Replica(_Membership):
     """What a member's buddy needs to serve ``client`` if the member dies (issue 15 item 3):
     every connection of the client as a tcp_migrate replica (regenerable: no unacknowledged
     bytes) with its application state, and the client's binding (the Sequence Number of the
-    last Binding Update the member sent it, its lifetime)."""
+    last Binding Update the member sent it, its lifetime). ``view_number``: the sender's
+    view, in which the receiver is its buddy; a later view without the sender means the
+    receiver serves the client (even if the receiver's own view never had the sender: it
+    joined as the sender was dying)."""
 
     client: IPv6Address
     binding_sequence: int
     lifetime: int
+    view_number: int
     connections: tuple[ConnectionState, ...]
     message_type: ClassVar[MessageType] = MessageType.REPLICA
 
     def emit(self) -> bytes:
         _fits(self.binding_sequence, 16, "binding sequence")
         _fits(self.lifetime, 32, "lifetime")
+        _fits(self.view_number, 64, "view number")
         if len(self.connections) > MAX_CONNECTIONS:
             raise EmitError(f"{len(self.connections)} connections (at most {MAX_CONNECTIONS})")
         parts = [
             self._word(),
             _REPLICA.pack(
-                self.client.packed, self.binding_sequence, len(self.connections), self.lifetime
+                self.client.packed,
+                self.binding_sequence,
+                len(self.connections),
+                self.lifetime,
+                self.view_number,
             ),
         ]
         _emit_connections(parts, self.connections)
@@ -738,7 +748,9 @@ def _init(data: bytes, offset: int, common: dict[str, object]) -> tuple[Init, in
 
 def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
     start = offset
-    (client, sequence, count, lifetime), offset = _fields(data, offset, _REPLICA, "replica")
+    (client, sequence, count, lifetime, view_number), offset = _fields(
+        data, offset, _REPLICA, "replica"
+    )
     if count > MAX_CONNECTIONS:
         raise Malformed(f"{count} connections (at most {MAX_CONNECTIONS})", start + 18, "count")
     connections, offset = _connections(data, offset, count)
@@ -746,6 +758,7 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
         client=IPv6Address(client),
         binding_sequence=int(sequence),
         lifetime=int(lifetime),
+        view_number=int(view_number),
         connections=connections,
     )
     return replica, offset

@@ -2020,7 +2020,7 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
     return TCP_OK;
 }
 
-int tcp_resync(struct tcp_conn *c)
+int tcp_resync(struct tcp_conn *c, uint32_t age_ms)
 {
     if (c == NULL)
         return TCP_EINVAL;
@@ -2029,6 +2029,13 @@ int tcp_resync(struct tcp_conn *c)
         return TCP_ESTATE;
     c->flags |= TCP_CF_RESYNC;
     c->resync_gap = 0;
+    /* RFC 7323 5.3: the holder's timestamp clock ran on for age_ms after the
+     * replica, and the peer's TS.Recent is its last TSval.  A probe stamped
+     * older fails the peer's PAWS test, and Linux (6.15 on) drops a pure ACK
+     * that fails it without the duplicate ACK that would answer the probe:
+     * the clock resumes at least where the holder's could have been. */
+    if (c->flags & TCP_CF_TS_OK)
+        c->ts_offset += age_ms;
     return TCP_OK;
 }
 

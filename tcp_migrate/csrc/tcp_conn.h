@@ -342,8 +342,10 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
  * reason TCP_CLOSE_RESYNC). The send stream restarts at the new SND.UNA (the
  * application writes again from its stream offset: what it wrote before is
  * dropped); received bytes skipped are counted in resync_gap. TCP_OK, or
- * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT. */
-int tcp_resync(struct tcp_conn *c);
+ * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT. age_ms: how long
+ * ago the replica was taken (at least); the timestamp clock resumes that much
+ * further on, past every TSval the dead holder can have sent. */
+int tcp_resync(struct tcp_conn *c, uint32_t age_ms);
 /* The path got narrower (RFC 8201 5.2, RFC 9293 3.7.3): the send MSS goes down
  * to mss (never below TCP_MIN_MSS, never up).  Segments already sent stay as
  * they are; retransmissions and new data use the new size.  Returns whether

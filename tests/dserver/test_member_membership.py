@@ -24,8 +24,13 @@ from labnet.dserver_lab import (
 from mip6.apps.http import generated_body
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
-from mip6.dserver.member import CONTACT_SEQUENCE_SKIP, SA_SEQUENCE_SKIP, _newer_state
-from mip6.dserver.membership import MembershipConfig, Role
+from mip6.dserver.member import (
+    CONTACT_SEQUENCE_SKIP,
+    MEMBERSHIP_TIMER,
+    SA_SEQUENCE_SKIP,
+    _newer_state,
+)
+from mip6.dserver.membership import MembershipConfig, Role, Timer
 from mip6.dserver.messages import ContactState, SaCounter
 from mip6.runtime.memory import Path
 
@@ -246,6 +251,17 @@ def test_graceful_leave_hands_the_clients_on_first() -> None:
     assert resets(lab.net) == 0
 
 
+def test_a_stopped_member_takes_no_part_in_the_group_any_more() -> None:
+    # a daemon's stop closes the heartbeat port; the membership engine's timers that were
+    # already due must not send on it (they did, and raised, in a netns run's teardown)
+    lab = DServerLab(SEED, membership=MembershipConfig())
+    lab.net.run_until(1.0)
+    m3 = lab.members["m3"]
+    m3.stop(lab.net.now)
+    for step in range(1, 20):
+        assert m3.handle_timer(lab.net.now + step * 0.1, (MEMBERSHIP_TIMER, Timer.TICK)) == []
+
+
 def test_leave_is_refused_where_it_cannot_be_done() -> None:
     static = DServerLab(SEED)
     with pytest.raises(ValueError, match="static membership"):
@@ -436,3 +452,33 @@ def test_a_member_killed_mid_download_with_loss_loses_no_connection() -> None:
     for seed in (4, 5):
         lab, buddy, _stall = member_killed_mid_download(seed, loss=0.01)
         assert lab.members[buddy].counters.get("recover_completed") == 1, seed
+
+
+def test_a_replica_sent_to_a_restarted_buddys_old_life_goes_again() -> None:
+    """m2 serves the client and replicates it to its buddy m3. m3 dies and is restarted (a new
+    process: its stack knows nothing of the old one's connections) and joins again, and is
+    m2's buddy again: m2 sends it the replica as soon as m2's view has it, before the new m3's
+    own view has m2 (it was dropped then: the netns member-kill runs lost clients so). Then m2
+    dies, and the new m3 resumes the client."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    while MEMBERS["m2"] not in lab.members["m3"]._replicas:
+        lab.net.run_for(0.01)
+    lab.kill("m3")
+    run_until_gone(lab, "m3", 3.0)
+    lab.restart("m3")
+    new_m3 = lab.members["m3"]
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m2"] not in new_m3._replicas:
+        assert lab.net.now < deadline, ("the new m3 got no replica", lab.members["m2"].counters)
+        lab.net.run_for(0.01)
+    assert lab.members["m2"].buddy() == MEMBERS["m3"]
+    lab.kill("m2")
+    lab.run_to_end(fetch, limit=60.0)
+    assert new_m3.counters.get("recover_completed") == 1
+    assert fetch.done and not fetch.failed
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest

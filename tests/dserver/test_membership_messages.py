@@ -113,6 +113,7 @@ membership_messages = st.one_of(
         client=addresses,
         binding_sequence=st.integers(0, 0xFFFF),
         lifetime=u32,
+        view_number=u64,
         connections=st.lists(
             st.builds(
                 m.ConnectionState,

@@ -204,6 +204,13 @@ def recoveries(lab: NetnsLab, alive: list[str]) -> int:
     return total
 
 
+def replication_counters(lab: NetnsLab, node: str) -> dict[str, int]:
+    """What a member counted of replicas and recoveries (a failed recovery's story)."""
+    control = lab.state["nodes"][node]["control"]
+    counters = control_request(control, {"show": "stats"})["counters"]
+    return {k: v for k, v in counters.items() if k.startswith(("replica", "recover"))}
+
+
 def longest_pause(path: Path, since: float, window: float) -> float:
     """The longest time the download did not grow, from ``since`` for ``window`` seconds
     (polled every 10 ms): what was in flight from the dead member still lands at first."""
@@ -281,6 +288,7 @@ def test_member_killed_mid_download_the_kernel_curl_completes(
         assert recoveries(lab, alive) == recovered + 1, (
             f"no member resumed {dead}'s client",
             {node: members(lab, node) for node in alive},
+            {node: replication_counters(lab, node) for node in alive},
         )
         successor = wait_for_successor(lab, alive, dead)
         lab.restart(dead, role_options={"contact_node": str(MEMBERS[successor])})

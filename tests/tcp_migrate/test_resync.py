@@ -39,7 +39,7 @@ def download(pair: Pair, received: bytearray, upto: int, written: list[int]) -> 
     pair.app = None
 
 
-def replica_taken(pair: Pair, received: bytearray, written: list[int]) -> bytes:
+def replica_taken(pair: Pair, received: bytearray, written: list[int]) -> tuple[bytes, int]:
     pair.handshake()
     assert pair.b is not None
     download(pair, received, 100_000, written)
@@ -48,13 +48,14 @@ def replica_taken(pair: Pair, received: bytearray, written: list[int]) -> bytes:
     pair.flush()
     blob = pair.b.replica(pair.now)
     assert pair.b.check() == 0 and not pair.b.frozen  # the running connection unchanged
-    return blob
+    return blob, pair.now
 
 
-def take_over(pair: Pair, blob: bytes) -> Connection:
-    """B dies; its replica takes its place (A's segments reach it from now on)."""
+def take_over(pair: Pair, blob: bytes, taken: int) -> Connection:
+    """B dies; its replica, taken at ``taken``, takes its place (A's segments reach it from
+    now on)."""
     replica = Connection.import_(blob)
-    replica.resync()
+    replica.resync(age_ms=pair.now - taken)
     pair.b = replica
     replica.thaw(pair.now)
     pair.flush()
@@ -64,7 +65,7 @@ def take_over(pair: Pair, blob: bytes) -> Connection:
 def test_the_replica_resyncs_from_the_peers_acknowledgement_and_the_stream_goes_on() -> None:
     pair = Pair(seed=3)
     received, written = bytearray(), [0]
-    blob = replica_taken(pair, received, written)
+    blob, taken = replica_taken(pair, received, written)
     # B goes on after the replica: 200 kB more to A, and A sends B 300 bytes B reads
     assert pair.a.send(b"q" * 300) == 300
     download(pair, received, 300_000, written)
@@ -72,7 +73,7 @@ def test_the_replica_resyncs_from_the_peers_acknowledgement_and_the_stream_goes_
     assert b is not None
     pair.run(lambda: pair.a.acked_offset == 300)
     assert b.recv(1 << 16) == b"q" * 300
-    replica = take_over(pair, blob)
+    replica = take_over(pair, blob, taken)
     assert replica.resyncing
     pair.run(lambda: not replica.resyncing)
     # where A stands: it had all 300 kB, and B had taken its 300 bytes
@@ -90,9 +91,9 @@ def test_the_replica_resyncs_from_the_peers_acknowledgement_and_the_stream_goes_
 def test_a_peer_that_never_answers_makes_the_replica_give_up_without_a_reset() -> None:
     pair = Pair(seed=4)
     received, written = bytearray(), [0]
-    blob = replica_taken(pair, received, written)
+    blob, taken = replica_taken(pair, received, written)
     pair.filters["ab"] = lambda raw: []  # nothing from A arrives any more
-    replica = take_over(pair, blob)
+    replica = take_over(pair, blob, taken)
     pair.record = True
     pair.run(lambda: replica.state is TcpState.CLOSED, max_ms=3_600_000)
     assert replica.close_reason is CloseReason.TIMEOUT
@@ -105,9 +106,9 @@ def test_a_peer_that_never_answers_makes_the_replica_give_up_without_a_reset() -
 def test_an_acknowledgement_beyond_the_bound_resets_the_replica() -> None:
     pair = Pair(seed=5)
     received, written = bytearray(), [0]
-    blob = replica_taken(pair, received, written)
+    blob, _ = replica_taken(pair, received, written)
     replica = Connection.import_(blob)
-    replica.resync()
+    replica.resync(age_ms=0)
     replica.thaw(pair.now)
     probe = replica.output(pair.now)
     assert probe is not None
@@ -134,4 +135,38 @@ def test_resync_needs_a_frozen_established_connection() -> None:
     pair.handshake()
     assert pair.b is not None
     with pytest.raises(ConnectionStateError, match="resync"):
-        pair.b.resync()
+        pair.b.resync(age_ms=0)
+
+
+def stamp(raw: bytes, direction: str) -> int:
+    source, destination = (ADDRESS_B, ADDRESS_A) if direction == "ba" else (ADDRESS_A, ADDRESS_B)
+    (stamps,) = [
+        o
+        for o in decode(raw, source=source, destination=destination).options
+        if isinstance(o, Timestamps)
+    ]
+    return stamps.tsval
+
+
+@pytest.mark.parametrize("age", [True, False])
+def test_the_probe_is_stamped_past_every_tsval_the_dead_holder_sent(age: bool) -> None:
+    """RFC 7323 5.3: the peer holds the dead holder's last TSval as TS.Recent, and Linux
+    (6.15 on) drops a pure ACK older than that without the duplicate ACK that would answer
+    the probe. With the replica's age the probe is stamped past it; without, it is not (what
+    the netns member-kill test ran into: no answer until the clock caught up)."""
+    pair = Pair(seed=7, record=True)
+    received, written = bytearray(), [0]
+    blob, taken = replica_taken(pair, received, written)
+    download(pair, received, 400_000, written)  # B runs on for a while
+    while pair.now < taken + 3_000:  # and lives 3 s in all, sending now and then
+        pair.now += 250
+        written[0] = serve(pair.b, written[0], written[0] + 100)
+        pair.flush()
+        pair.run(lambda: pair.b.acked_offset == written[0])
+    last = max(stamp(s.raw, "ba") for s in pair.sent_by("ba"))
+    replica = Connection.import_(blob)
+    replica.resync(age_ms=pair.now - taken if age else 0)
+    replica.thaw(pair.now)
+    probe = replica.output(pair.now)
+    assert probe is not None
+    assert (stamp(probe, "ba") - last) % (1 << 32) < (1 << 31) if age else stamp(probe, "ba") < last
