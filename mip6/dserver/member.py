@@ -101,6 +101,9 @@ FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see 
 MEMBERSHIP_TIMER = "membership"  # (MEMBERSHIP_TIMER, the membership engine's token)
 LEAVE_TIMER = "leave"  # a graceful leave stops waiting for its clients' handoffs
 CONTACT_STATE_TIMER = "contact_state"  # the contact node tells its backups C's registration
+# the contact node, left alone in the core by suspecting the others, asks the home agent
+# whether one of them took C over (see _view_changed)
+CONTACT_CHECK_TIMER = "contact_check"
 # A successor's first Binding Update for C goes this far above the last number the contact
 # node reported (its retransmissions reuse a number, its refreshes are minutes apart), and its
 # SAs' Sequence Number counters this far above theirs: more than anything a cut-off contact
@@ -282,6 +285,7 @@ class Member:
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         self._recovering: dict[IPv6Address, list[Socket]] = {}
         self._view_order: list[IPv6Address] = []  # the committed view's members by join id
+        self._core: tuple[IPv6Address, ...] = ()  # the committed view's core
         self._join_ids: dict[IPv6Address, int] = {}  # each member's join id in that view
         # C's registration may go above the home agent's number (BA 135) until its first
         # acknowledgement: the founder's (a binding left from an earlier run), a successor's
@@ -688,6 +692,8 @@ class Member:
                     self._emit(StartTimer(now + interval, CONTACT_STATE_TIMER))
             case ("recover", IPv6Address() as client):  # RECOVER_TIMER
                 self._recovery_failed(client)
+            case "contact_check":  # CONTACT_CHECK_TIMER
+                self._check_registration()
             case "leave":  # LEAVE_TIMER
                 self._leave_when_handed_on(waited=True)
             case "relay_expiry":
@@ -1194,6 +1200,9 @@ class Member:
             self.contact_address,
         )
         self._step_down()
+        if self.membership is not None:
+            # cut off while a successor took over: out of its group, whatever this view says
+            self._membership(self.membership.outbid(self._now))
 
     def _bound(self, client: IPv6Address) -> None:
         if client in self._recovering:
@@ -1610,7 +1619,13 @@ class Member:
         margin = self.membership.config.lease_margin if self.membership is not None else 0.0
         due = self._refresh_due or self._now - self._lease_lost_at > margin
         self._refresh_due = False
-        if due and self._is_contact_node:
+        if due:
+            self._check_registration()
+
+    def _check_registration(self) -> None:
+        """Register C again now (above this member's own last number, below any successor's,
+        which skipped ahead): accepted, nothing changes; BA 135, another member holds C."""
+        if self._is_contact_node:
             self._count("contact_registration_checked")
             self._mobile(self.mobile.handle_timer(self._now, ("refresh", self.mobile.home_agent)))
 
@@ -1729,6 +1744,16 @@ class Member:
             self.view.add(new)
         self._new_incarnations(view)
         self._view_order = [e.address for e in sorted(view.members(), key=lambda e: e.join_id)]
+        core = tuple(entry.address for entry in view.core)
+        if self._is_contact_node and core == (self.own_address,) and len(self._core) > 1:
+            # alone by suspecting every other core member: no lease holds then (membership's
+            # partition exception), and one of them may have suspected this one and taken C
+            # over; by a failure timeout from now any that could has, and its number is above
+            # this member's (successors skip ahead), so C's registration is checked then
+            assert self.membership is not None
+            at = self._now + self.membership.config.failure_timeout
+            self._emit(StartTimer(at, CONTACT_CHECK_TIMER))
+        self._core = core
         for sender, held in list(self._replicas.items()):
             # a member that chose this one as its buddy in an earlier view and is not in this
             # one died or left: its clients are served here. This member's own views may

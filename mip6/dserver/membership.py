@@ -332,6 +332,15 @@ class Membership:
         self._start_ticks(now)
         return self._flush()
 
+    def outbid(self, now: float) -> list[Action]:
+        """The home agent holds the contact address for another member (issue 15 item 4: its
+        binding decides): this one, which acted as contact node, was cut off while a successor
+        took over. It is out of the group whatever its view says, and joins again through the
+        contact address, which now reaches the one that holds it."""
+        if self.role in (Role.CORE, Role.SNODE):
+            self._removed(now)
+        return self._flush()
+
     def leave(self, now: float) -> list[Action]:
         """Leave gracefully: the contact node steps down and hands over to its successor at
         once (T 4.2.3: so that another node takes over "in time"); any other member asks the

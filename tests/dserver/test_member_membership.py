@@ -47,6 +47,15 @@ def views(lab: DServerLab, names: tuple[str, ...] = ("m1", "m2", "m3")) -> set[o
     return found
 
 
+def one_view_of_all(lab: DServerLab) -> bool:
+    """Every member holds the same view, and it has all three."""
+    held = {m.membership.view for m in lab.members.values()}  # type: ignore[union-attr]
+    if None in held or len(held) != 1:
+        return False
+    (view,) = held
+    return len(view.members()) == 3  # type: ignore[union-attr]
+
+
 def run_until_gone(lab: DServerLab, dead: str, limit: float) -> float:
     """Runs until no live member's policy can choose ``dead``; how long that took."""
     start = lab.net.now
@@ -335,8 +344,47 @@ def test_a_cut_off_contact_node_that_registers_again_meets_its_successor_and_ste
         assert lab.net.now < deadline, "m1 never consulted the home agent"
         lab.net.run_for(0.05)
     assert m1.counters["contact_registration_checked"] >= 1
-    assert m1.membership is not None and m1.membership.acting  # membership's own belief
     assert not m1._is_contact_node and m1.mobile.bul.get(HA) is None
+    assert lab.ha.binding_cache.get(CONTACT).care_of_address == MEMBERS["m2"]
+    # and it is out of the group whatever its view said: it joins again through C, which
+    # reaches m2; once the members reach each other again, one view holds all three
+    assert m1.membership is not None and not m1.membership.acting
+    assert m1.membership.role is Role.JOINING
+    for other in ("m2", "m3"):
+        lab.net.path("m1", other, Path(latency=0.01))
+    deadline = lab.net.now + 3.0
+    while not one_view_of_all(lab):
+        assert lab.net.now < deadline, [m.membership.view for m in lab.members.values()]  # type: ignore[union-attr]
+        lab.net.run_for(0.05)
+    assert lab.members["m2"].membership.acting  # type: ignore[union-attr]
+
+
+def test_two_contact_nodes_that_suspected_each_other_become_one_group_again() -> None:
+    # issue 15 item 4, the race the netns member-kill run met: the contact node m1 and the
+    # others stop hearing each other at once (every member-to-member path cut, the home
+    # agent reachable); m2 takes C over while m1, alone, still acts. m1 checks C's
+    # registration a failure timeout after it is left alone, meets m2's higher number, steps
+    # down and joins again; after the cut heals the members hold one view with one contact
+    # node within seconds
+    lab = DServerLab(SEED, membership=MembershipConfig())
+    lab.net.run_until(1.0)
+    cut = Path(latency=0.01, loss=1.0)
+    pairs = [("m1", "m2"), ("m1", "m3")]
+    for a, b in pairs:
+        lab.net.path(a, b, cut)
+    m1 = lab.members["m1"]
+    deadline = lab.net.now + 3.0
+    while not m1.counters.get("contact_outbid"):
+        assert lab.net.now < deadline, "m1 never learnt that m2 holds C"
+        lab.net.run_for(0.05)
+    for a, b in pairs:
+        lab.net.path(a, b, Path(latency=0.01))
+    deadline = lab.net.now + 3.0
+    while not one_view_of_all(lab):
+        assert lab.net.now < deadline, [m.membership.view for m in lab.members.values()]  # type: ignore[union-attr]
+        lab.net.run_for(0.05)
+    acting = [n for n, m in lab.members.items() if m.membership.acting]  # type: ignore[union-attr]
+    assert acting == ["m2"]
     assert lab.ha.binding_cache.get(CONTACT).care_of_address == MEMBERS["m2"]
     lab.net.run_for(5.0)  # nothing from m1 takes it back
     assert lab.ha.binding_cache.get(CONTACT).care_of_address == MEMBERS["m2"]
