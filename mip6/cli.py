@@ -21,10 +21,11 @@
 ``mip6 ctl --control SOCKET move ADDRESS|home`` / ``route-optimize ADDRESS`` / ``register``
     Tell a running mobile node it moved, to start route optimization, or to register again.
 
-``mip6 ctl --control SOCKET handoff CLIENT [MEMBER]`` / ``leave``
+``mip6 ctl --control SOCKET handoff CLIENT [MEMBER]`` / ``leave`` / ``drain``
     Have a distributed-server member hand a client (all its connections) to MEMBER, or to
     another member its policy chooses; or (dynamic membership) leave the group gracefully,
-    its clients handed to other members first.
+    its clients handed to other members first. ``drain``: a client farm starts no more
+    fetches, and those under way finish.
 """
 
 from __future__ import annotations
@@ -148,6 +149,8 @@ def ctl(args: argparse.Namespace) -> int:
         request = {"handoff": [args.argument, args.member]}
     elif args.action == "leave":
         request = {"leave": True}
+    elif args.action == "drain":
+        request = {"drain": True}
     else:
         request = {"register": True}
     try:
@@ -178,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--control", required=True, help="the node's control socket")
     c = commands.add_parser("ctl", help="tell a running node what happened or what to do")
     c.add_argument("--control", required=True, help="the node's control socket")
-    c.add_argument("action", choices=["move", "route-optimize", "register", "handoff", "leave"])
+    c.add_argument(
+        "action", choices=["move", "route-optimize", "register", "handoff", "leave", "drain"]
+    )
     c.add_argument("argument", nargs="?", help="care-of address (or 'home'), correspondent, client")
     c.add_argument("member", nargs="?", help="handoff: the member to take the client")
     return parser

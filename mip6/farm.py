@@ -253,7 +253,12 @@ class Farm:
         return 0 if client is None else client.correspondent.send_overhead(now, source, destination)
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
-        raise UnknownCommand(name, "farm")
+        """``drain``: no more fetches start; those under way go on to their end (``mip6 show
+        stats``: ``fetches_active`` comes down to 0), e.g. to end a load test on whole fetches."""
+        if name != "drain":
+            raise UnknownCommand(name, "farm")
+        self._stopping = True
+        return []
 
     def stop(self, now: float) -> list[Action]:
         """No more fetches; the open ones are abandoned (their connections reset: the server

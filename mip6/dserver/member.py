@@ -479,12 +479,22 @@ class Member:
         if what == "tcp":
             return show.rows(what, self.host.describe()["connections"])
         if what == "stats":
+            membership = self.membership
             return show.counters(
                 what,
                 ("", self.counters),
                 ("relay.", self.relay.counters),
                 ("mobile.", self.mobile.counters),
                 ("host.", self.host.describe()["counters"]),
+                (
+                    "membership.",
+                    {
+                        "unexpected": membership.unexpected,
+                        "unreachable_core_ignored": membership.unreachable_core_ignored,
+                    }
+                    if membership is not None
+                    else {},
+                ),
             )
         return self.mobile.describe(what, now)
 
@@ -685,8 +695,9 @@ class Member:
         match token:
             case "tcp":
                 self._host_actions_pending(now, self.host.handle_timer(now, TCP_TIMER))
-            case "contact_state":  # CONTACT_STATE_TIMER
+            case "contact_state":  # CONTACT_STATE_TIMER (every member, each heartbeat)
                 self._report_contact_state()
+                self._drop_finished_replicas()
                 if self.membership is not None:
                     interval = self.membership.config.heartbeat_interval
                     self._emit(StartTimer(now + interval, CONTACT_STATE_TIMER))
@@ -1861,6 +1872,23 @@ class Member:
                 del self._replicated[client]
                 self.request_replicate(client)
 
+    def _drop_finished_replicas(self) -> None:
+        """The replicas of clients that no connection here owes anything any more (their
+        last one ended: the client acknowledged our FIN, or it is gone) are dropped at the
+        buddy. Kept, a buddy that resumed one after this member died would rebind the client
+        to itself, away from the member serving its next connection."""
+        if not self._replicated:
+            return
+        contact = self.contact_address.packed
+        owed = {
+            sock.key[2]
+            for sock in self.host.stack.connections
+            if sock.key[0] == contact and sock.state in _OWING
+        }
+        for client in [c for c in self._replicated if c.packed not in owed]:
+            self._count("replica_dropped_finished")
+            self._drop_replica(client)
+
     def _drop_replica(self, client: IPv6Address) -> None:
         buddy = self._replicated.pop(client, None)
         if buddy is not None:
@@ -2122,6 +2150,8 @@ class _Chosen:
 
 
 _RESUMABLE = frozenset((TcpState.ESTABLISHED, TcpState.CLOSE_WAIT))
+# a connection in these states still owes its client data or a FIN: its replica is kept
+_OWING = _RESUMABLE | {TcpState.FIN_WAIT_1, TcpState.CLOSING, TcpState.LAST_ACK}
 
 
 def _buddy_in(

@@ -48,7 +48,8 @@ from the next view or from PLEASE_REJOIN (B7), and joins again. Snodes re-regist
 ``register_interval``; the contact node removes one silent for ``snode_timeout``; an snode whose
 registrations go unanswered that long asks the contact address who the contact node is (Q1).
 The transport's "peer unreachable" (a handoff to it failed, 8.1 "when a handoff to them fails")
-is reported the same way.
+is reported the same way for an snode; a core member is left to its watcher's heartbeats, which
+judge it sooner than a handoff times out and do not remove a live member that was only busy.
 
 Split brain: the rule enforced. A core member acts as contact node only while it holds a
 *lease*. Each heartbeat echoes the sequence of the newest answer its sender has received; the
@@ -283,6 +284,7 @@ class Membership:
         self._as_backup = True  # the next JOIN asks for the core (not after a FULL answer)
         self.suspected: set[IPv6Address] = set()
         self.unexpected = 0  # inputs the role had no transition for
+        self.unreachable_core_ignored = 0  # transport reports on core members (peer_unreachable)
         # watching our predecessor
         self._watched: IPv6Address | None = None
         self._sequence = 0
@@ -423,10 +425,18 @@ class Membership:
 
     def peer_unreachable(self, now: float, peer: IPv6Address) -> list[Action]:
         """The transport found ``peer`` unreachable (a handoff to it failed, its channel could
-        not be opened): reported to the contact node, never suspected here on that alone (the
-        lease counts on heartbeat silence only)."""
+        not be opened). An snode is reported to the contact node (8.1: "when a handoff to them
+        fails"); never suspected here on that alone (the lease counts on heartbeat silence
+        only). A core member is not: its watcher's heartbeats judge it, within
+        ``failure_timeout``, sooner than any handoff times out, and a handoff that timed out
+        on a live but busy member removed it, and its clients were resumed by its buddy while
+        it still served them."""
         entry = self._entry(peer)
-        if entry is not None and peer != self.address:
+        if entry is None or peer == self.address:
+            return self._flush()
+        if self.view is not None and entry in self.view.core:
+            self.unreachable_core_ignored += 1
+        else:
             self._report(now, entry, msg.LeaveReason.UNREACHABLE)
         return self._flush()
 

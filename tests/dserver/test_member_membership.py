@@ -530,3 +530,26 @@ def test_a_replica_sent_to_a_restarted_buddys_old_life_goes_again() -> None:
     assert fetch.done and not fetch.failed
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
+
+
+def test_a_finished_clients_replica_is_dropped_and_never_resumed() -> None:
+    """Once the client's download has ended (our FIN acknowledged) the member drops its
+    replica at the buddy: a buddy that resumed it after the member's death would rebind the
+    client to itself, away from whichever member serves its next connection."""
+    size = 300_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    buddy = next(n for n, a in MEMBERS.items() if a == lab.members["m2"].buddy())
+    while MEMBERS["m2"] not in lab.members[buddy]._replicas:
+        lab.net.run_for(0.01)
+    lab.run_to_end(fetch, limit=30.0)
+    assert fetch.done and not fetch.failed
+    lab.net.run_for(1.0)
+    assert not lab.members[buddy]._replicas.get(MEMBERS["m2"])
+    assert lab.members["m2"].counters["replica_dropped_finished"] == 1
+    lab.kill("m2")
+    run_until_gone(lab, "m2", 3.0)
+    lab.net.run_for(1.0)
+    assert "recover_started" not in lab.members[buddy].counters

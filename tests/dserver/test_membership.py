@@ -389,11 +389,22 @@ def test_contact_node_leaving_hands_over_to_its_successor_at_once() -> None:
     assert bus.settle(1.0) is not None and bus.overlaps == []
 
 
-def test_unreachable_peer_reported_to_the_contact_node() -> None:
+def test_unreachable_snode_reported_to_the_contact_node() -> None:
+    backup = engine_with(core_view(A, B, snodes=(C,)), B)
+    out = sends(backup.peer_unreachable(1.0, C))
+    assert out == [(A, msg.Leave(reason=msg.LeaveReason.UNREACHABLE, join_id=3, member=C))]
+    assert C not in backup.suspected  # the transport alone never starts a takeover
+
+
+def test_unreachable_core_member_is_left_to_its_watchers_heartbeats() -> None:
+    # a handoff that timed out on a busy core member removed it while it served its clients,
+    # and its buddy resumed them beside it; its watcher judges it, in failure_timeout
     backup = engine_with(core_view(A, B, C), C)
-    out = sends(backup.peer_unreachable(1.0, B))
-    assert out == [(A, msg.Leave(reason=msg.LeaveReason.UNREACHABLE, join_id=2, member=B))]
-    assert B not in backup.suspected  # the transport alone never starts a takeover
+    assert sends(backup.peer_unreachable(1.0, B)) == []
+    assert B not in backup.suspected and backup.unreachable_core_ignored == 1
+    contact = engine_with(core_view(A, B, C), A)
+    assert sends(contact.peer_unreachable(1.0, B)) == []
+    assert [e.address for e in contact.view.core] == [A, B, C]
 
 
 # -- bounds, determinism, state table ---------------------------------------------------------

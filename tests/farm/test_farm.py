@@ -16,6 +16,7 @@ from mip6.apps.fetch import Cause
 from mip6.apps.http import Body, HostHttpServer, generated_body
 from mip6.core import rr
 from mip6.core.actions import Event, StartTimer, Transmit
+from mip6.core.engine import UnknownCommand
 from mip6.farm import RETRY_AFTER, Farm, FarmConfig, FarmConfigError
 from mip6.roles.correspondent_node import CorrespondentNode
 from mip6.runtime.host import Host
@@ -365,6 +366,21 @@ def test_stop_abandons_open_fetches_and_starts_no_more() -> None:
     started = lab.counters["fetches_started"]
     lab.net.run_for(30.0)
     assert lab.counters["fetches_started"] == started
+
+
+def test_drain_lets_the_fetches_under_way_finish_and_starts_no_more() -> None:
+    lab = Lab(config(clients=4, fetches=0, think=0.0, ramp=0.01))
+    lab.net.run_until(0.3)
+    active = lab.farm.describe("stats", lab.net.now)["counters"]["fetches_active"]
+    assert active == 4  # every client is fetching
+    lab.net.call("farm", "command", "drain", True)
+    started = lab.counters["fetches_started"]
+    lab.net.run_for(10.0)
+    assert lab.counters["fetches_started"] == started
+    assert lab.counters["fetches_ok"] == started and "fetches_failed" not in lab.counters
+    assert lab.farm.describe("stats", lab.net.now)["counters"]["fetches_active"] == 0
+    with pytest.raises(UnknownCommand):
+        lab.farm.command(lab.net.now, "move", None)
 
 
 # -- bounded -----------------------------------------------------------------------------------

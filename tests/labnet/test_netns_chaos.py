@@ -1,0 +1,132 @@
+"""The chaos test of issue 15 on the netns backend (root): the built-in ``dserver-chaos``
+topology (five members with dynamic membership and replication, ESP between the contact address
+and the home agent, 1% loss on every network's uplink) under a farm of 200 correspondent
+clients fetching 200 kB bodies again and again (every byte checked, a handoff every 64 kB).
+For ``MIP6_CHAOS_SECONDS`` (default 60) members are killed with SIGKILL at random, one at a time,
+the contact node among them at least twice, and each is started again a moment later. Then the
+farm drains (no new fetches, those under way finish) and the test checks: no fetch failed and
+none was reset (connections lost: 0), every byte was right, no member holds a frozen connection
+or a relay entry, and the members' views agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from labnet.netns import NetnsLab, control_request
+from labnet.topology import builtin
+from tests.labnet.netns_lab import netns_lab
+from tests.runtime.netns import require_root
+
+pytestmark = pytest.mark.netns
+
+TOPOLOGY = builtin("dserver-chaos")
+MEMBERS = {name: TOPOLOGY.nodes[name].addresses[0] for name in ("m1", "m2", "m3", "m4", "m5")}
+SECONDS = float(os.environ.get("MIP6_CHAOS_SECONDS", "60"))
+SEED = int(os.environ.get("MIP6_CHAOS_SEED", "15"))
+CONTACT_KILLS = (1, 4)  # the kills (counted from 0) that take the contact node
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
+    require_root()
+    with netns_lab(tmp_path_factory.mktemp("labnet"), "dserver-chaos", "ch", esp=True) as lab:
+        yield lab
+
+
+def show(lab: NetnsLab, node: str, what: str) -> dict:
+    return control_request(lab.state["nodes"][node]["control"], {"show": what})
+
+
+def view(lab: NetnsLab, node: str) -> tuple[frozenset[str], str | None]:
+    """The members in ``node``'s view and the one it names contact node."""
+    rows = show(lab, node, "members")["rows"]
+    members = frozenset(row["member"] for row in rows if row.get("join_id"))
+    contact = [row["member"] for row in rows if row.get("role") == "contact_node"]
+    return members, contact[0] if len(contact) == 1 else None
+
+
+def settled(lab: NetnsLab, alive: list[str], timeout: float = 15.0) -> str:
+    """Waits until every live member's view holds exactly the live members and names the same
+    contact node; that node's name."""
+    want = frozenset(str(MEMBERS[name]) for name in alive)
+    deadline = time.monotonic() + timeout
+    while True:
+        views = {view(lab, node) for node in alive}
+        if len(views) == 1:
+            ((members, contact),) = views
+            if members == want and contact is not None:
+                return next(name for name, a in MEMBERS.items() if str(a) == contact)
+        assert time.monotonic() < deadline, {node: view(lab, node) for node in alive}
+        time.sleep(0.1)
+
+
+def counters(lab: NetnsLab, node: str) -> dict[str, int]:
+    found: dict[str, int] = show(lab, node, "stats")["counters"]
+    return found
+
+
+def test_members_killed_at_random_under_a_farm_lose_no_connection(lab: NetnsLab) -> None:
+    rng = random.Random(SEED)
+    alive = list(MEMBERS)
+    contact = settled(lab, alive, timeout=30.0)
+    kills: list[tuple[str, bool]] = []
+    recovered: dict[str, int] = {}  # over the members' lives: each restart resets counters
+    started = time.monotonic()
+    while time.monotonic() - started < SECONDS or len(kills) <= max(CONTACT_KILLS):
+        time.sleep(rng.uniform(2.0, 4.0))
+        victim = (
+            contact
+            if len(kills) in CONTACT_KILLS
+            else rng.choice([m for m in alive if m != contact])
+        )
+        for name, value in counters(lab, victim).items():
+            if name.startswith(("recover_", "replica_", "handoff_completed")):
+                recovered[name] = recovered.get(name, 0) + value
+        lab.kill(victim)
+        alive.remove(victim)
+        kills.append((victim, victim == contact))
+        contact = settled(lab, alive)
+        time.sleep(rng.uniform(1.0, 2.0))
+        lab.restart(victim, role_options={"contact_node": str(MEMBERS[contact])})
+        alive.append(victim)
+        contact = settled(lab, alive)
+    # the end: no new fetches; those under way finish
+    control_request(lab.state["nodes"]["farm"]["control"], {"drain": True})
+    deadline = time.monotonic() + 60.0
+    while (farm := counters(lab, "farm"))["fetches_active"]:
+        assert time.monotonic() < deadline, farm
+        time.sleep(0.5)
+    members = {name: counters(lab, name) for name in MEMBERS}
+    for member in members.values():
+        for name, value in member.items():
+            if name.startswith(("recover_", "replica_", "handoff_completed")):
+                recovered[name] = recovered.get(name, 0) + value
+    summary = {
+        "seconds": round(time.monotonic() - started, 1),
+        "kills": len(kills),
+        "contact_node_kills": sum(was_contact for _, was_contact in kills),
+        "fetches_ok": farm.get("fetches_ok", 0),
+        "fetches_failed": farm.get("fetches_failed", 0),
+        "resets": farm.get("resets", 0),
+        **{name: recovered[name] for name in sorted(recovered)},
+    }
+    print("\nnetns chaos:", json.dumps(summary))
+    size = TOPOLOGY.nodes["farm"].options["size"]
+    assert farm["clients"] == 200
+    assert farm.get("fetches_ok", 0) > 0 and farm["bytes"] == farm["fetches_ok"] * size, farm
+    assert "fetches_failed" not in farm and "resets" not in farm, (farm, kills)
+    assert summary["contact_node_kills"] >= 2
+    assert recovered.get("recover_failed", 0) == 0, recovered
+    # nothing left behind: no frozen connection, no relay entry once they have expired
+    time.sleep(6.0)  # the relay's entries live 5 s
+    for name in MEMBERS:
+        frozen = [row for row in show(lab, name, "clients")["rows"] if row.get("frozen")]
+        assert not frozen, (name, frozen)
+        assert not show(lab, name, "relay")["rows"], name
+    settled(lab, list(MEMBERS))
