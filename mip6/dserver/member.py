@@ -1959,7 +1959,12 @@ class Member:
             return
         self._recovering[client] = socks
         self._count("recover_started")
-        log.warning("replication: serving %s for a dead member", client)
+        before = self.mobile.bul.get(client)
+        log.warning(
+            "replication: serving %s for a dead member (its binding here was %s)",
+            client,
+            before.state.value if before is not None else "none",
+        )
         self.mobile.import_correspondent(
             self._now,
             CorrespondentState(
@@ -1986,7 +1991,12 @@ class Member:
         if socks is None:
             return
         self._count("recover_failed")
-        log.warning("replication: %s could not be bound here; its connections reset", client)
+        entry = self.mobile.bul.get(client)
+        log.warning(
+            "replication: %s could not be bound here (binding %s); its connections reset",
+            client,
+            entry.state.value if entry is not None else "none",
+        )
         for sock in socks:
             sock.abort()
         self._mobile(self.mobile.forget_correspondent(self._now, client))

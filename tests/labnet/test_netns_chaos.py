@@ -117,6 +117,7 @@ def test_members_killed_at_random_under_a_farm_lose_no_connection(lab: NetnsLab)
         **{name: recovered[name] for name in sorted(recovered)},
     }
     print("\nnetns chaos:", json.dumps(summary))
+    print("farm:", json.dumps(farm, sort_keys=True))
     size = TOPOLOGY.nodes["farm"].options["size"]
     assert farm["clients"] == 200
     assert farm.get("fetches_ok", 0) > 0 and farm["bytes"] == farm["fetches_ok"] * size, farm
