@@ -8,12 +8,16 @@ fits and a Markdown summary with the seeds' numbers beside ours.
 
 from __future__ import annotations
 
-from labnet.experiments import access_latency, rr_in_advance
+from labnet.experiments import access_latency, handoff_phases, rr_in_advance
 from labnet.experiments.base import BackendUnavailable, Experiment, Outcome, Settings
 
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
-    for experiment in (rr_in_advance.EXPERIMENT, access_latency.EXPERIMENT)
+    for experiment in (
+        access_latency.EXPERIMENT,
+        handoff_phases.EXPERIMENT,
+        rr_in_advance.EXPERIMENT,
+    )
 }
 
 

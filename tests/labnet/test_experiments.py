@@ -14,7 +14,7 @@ import pytest
 
 from labnet import experiments
 from labnet.cli import main
-from labnet.experiments import rr_in_advance, testbed
+from labnet.experiments import rr_in_advance, split_download, testbed
 from labnet.experiments.fit import least_squares, line
 from mip6.apps.http import HostDownload
 from mip6.runtime.config import AppConfig
@@ -226,3 +226,21 @@ def test_seeds_server_full_state_gap_falls_as_buffer_drains_regenerable_stays_lo
     assert full_now == pytest.approx(moved_now * 8 / 1e6, rel=0.2)
     assert full_drained < 0.2 and regenerable_now < 0.2
     assert regenerable_now < full_drained < full_now
+
+
+def test_handoff_phases_state_transfer_follows_inverse_bandwidth_only_with_full_state() -> None:
+    # Table 1: phase 2 carries the ~90 kB of full state at the sites' rate; a regenerable
+    # snapshot is a few hundred bytes whatever the buffers hold
+    full = {
+        mbit: split_download.run(split_download.Setting(mbit * 1e6, False), 1) for mbit in (1, 2)
+    }
+    regenerable = split_download.run(split_download.Setting(1e6, True), 1)
+    for mbit, handoff in full.items():
+        assert 80_000 < handoff.state_bytes <= split_download.SEEDS_STATE_BYTES
+        assert handoff.phases[1] == pytest.approx(handoff.state_bytes * 8 / (mbit * 1e6), rel=0.1)
+    assert full[1].phases[1] / full[2].phases[1] == pytest.approx(2, rel=0.05)
+    assert regenerable.state_bytes < 1_000 and regenerable.phases[1] < 0.01
+    for handoff in (*full.values(), regenerable):
+        assert len(handoff.phases) == 7 and min(handoff.phases) >= 0
+        # no NISTnet delay: the client sees the whole handoff, as the core does
+        assert sum(handoff.phases) == pytest.approx(handoff.gap, abs=1e-4)
