@@ -8,7 +8,7 @@ fits and a Markdown summary with the seeds' numbers beside ours.
 
 from __future__ import annotations
 
-from labnet.experiments import access_latency, handoff_phases, rr_in_advance
+from labnet.experiments import access_latency, buffer_sweep, handoff_phases, rr_in_advance
 from labnet.experiments.base import BackendUnavailable, Experiment, Outcome, Settings
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -16,6 +16,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     for experiment in (
         access_latency.EXPERIMENT,
         handoff_phases.EXPERIMENT,
+        buffer_sweep.EXPERIMENT,
         rr_in_advance.EXPERIMENT,
     )
 }

@@ -7,17 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
 
 from labnet import experiments
 from labnet.cli import main
-from labnet.experiments import rr_in_advance, split_download, testbed
+from labnet.experiments import buffer_sweep, rr_in_advance, split_download, testbed
 from labnet.experiments.fit import least_squares, line
-from mip6.apps.http import HostDownload
-from mip6.runtime.config import AppConfig
 
 MS = 1e-3
 
@@ -129,7 +126,9 @@ def test_experiment_with_matplotlib_writes_a_png(tmp_path: Path) -> None:
     assert "![access-latency](access-latency.png)" in (tmp_path / "access-latency.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["rr-in-advance", "access-latency"])
+@pytest.mark.parametrize(
+    "name", ["rr-in-advance", "access-latency", "handoff-phases", "buffer-sweep"]
+)
 def test_netns_backend_refused_with_a_message(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -177,55 +176,37 @@ def test_testbed_bandwidth_shapes_only_the_path_between_members() -> None:
     assert unshaped.net._paths[("node1", "node2")].bandwidth_bits_per_s is None
 
 
-def _seeds_server_gap(wait: float, regenerable: bool) -> tuple[float, int]:
-    """The seeds' modified server (004 6.3) on the testbed at 1 Mbit/s between the members,
-    Lss = Lcs = 10 ms, no PREPARE: Node 1 writes 500 kB of a 1 MB download, waits ``wait``,
-    hands the client to Node 2. The client-perceived gap (s) and the bytes Node 1 sent Node 2."""
-    download = AppConfig(
-        "download", 80, size=1_000_000, seed=1, handoff_every=500_000, regenerable=regenerable
+def test_testbed_shape_sites_one_queue_per_site_for_all_it_sends_out() -> None:
+    lab = testbed.sim_lab(testbed.Testbed(20 * MS, 40 * MS, 40 * MS, 2e6, shape_sites=True))
+    paths = lab.net._paths
+    for sender, site in (("node1", "site1"), ("ha1", "site1"), ("node2", "site2")):
+        for receiver in ("client", "node2" if site == "site1" else "node1"):
+            assert paths[(sender, receiver)].shared_queue == f"{site} uplink"
+            assert paths[(sender, receiver)].bandwidth_bits_per_s == 2e6
+    assert paths[("node1", "client")].latency == pytest.approx(40 * MS)
+    assert paths[("node1", "ha1")].bandwidth_bits_per_s is None  # inside the site
+    assert paths[("client", "node1")].bandwidth_bits_per_s is None  # the client is not shaped
+
+
+def _sweep_gap(wait_ms: float, regenerable: bool) -> float:
+    """Fig. 10's point at 2 Mbit/s, Lss = 20 ms, Lcs = 40 ms (the buffer-sweep's): ms."""
+    setting = split_download.Setting(
+        2e6, regenerable, wait=wait_ms * MS, lss=buffer_sweep.LSS, lcs=buffer_sweep.LCS
     )
-    bed = testbed.Testbed(
-        10 * MS,
-        10 * MS,
-        10 * MS,
-        bandwidth=1e6,
-        apps=(download,),
-        member_options={"distribute": False, "prepare": False},
-    )
-    lab = testbed.sim_lab(bed)
-    net = lab.net
-    tap = testbed.ClientTap(lab, testbed.tcp_data)
-    lab.run_until(1.0)
-    donor = net.nodes["node1"].engine
-
-    def hand_on(client: IPv6Address) -> None:
-        donor.request_handoff(client, testbed.NODES["node2"])
-        net.call("node1", "poll")
-
-    donor.services[80].on_share_written = lambda sock: net.call_at(
-        net.now + wait, hand_on, IPv6Address(sock.key[2])
-    )
-    net.nodes["node2"].engine.services[80].handoff_every = 0  # the rest is Node 2's
-    client = net.nodes["client"]
-    fetch = HostDownload(client.host, net.now, str(testbed.CONTACT), 80)
-    client.runtime.flush_host()
-    net.run_until(10.0)
-    assert fetch.done and fetch.received == 1_000_000
-    (gap,) = rr_in_advance.handoff_gaps(tap.senders(testbed.names()), "node1", "node2")
-    moved = sum(len(s.data) for s in net.trace if (s.sender, s.receiver) == ("node1", "node2"))
-    return gap, moved
+    return split_download.run(setting, 1).gap / MS
 
 
-def test_seeds_server_full_state_gap_falls_as_buffer_drains_regenerable_stays_low() -> None:
-    # Fig. 10's left side: full state carries what the donor still buffers across 1 Mbit/s;
-    # a regenerable snapshot is a few hundred bytes whatever the wait
-    full_now, moved_now = _seeds_server_gap(0.0, regenerable=False)
-    full_drained, moved_drained = _seeds_server_gap(0.05, regenerable=False)
-    regenerable_now, moved_regenerable = _seeds_server_gap(0.0, regenerable=True)
-    assert moved_now > 100_000 and moved_drained < 2_000 and moved_regenerable < 2_000
-    assert full_now == pytest.approx(moved_now * 8 / 1e6, rel=0.2)
-    assert full_drained < 0.2 and regenerable_now < 0.2
-    assert regenerable_now < full_drained < full_now
+def test_buffer_sweep_full_state_minimum_at_the_drained_buffer_regenerable_flat() -> None:
+    # Fig. 10: ~88 kB take ~350 ms to drain at 2 Mbit/s; full state falls about 1 ms per ms
+    # waited until then and rises 1 ms per ms after; regenerable is flat, under full's best
+    full = {wait: _sweep_gap(wait, False) for wait in (0, 200, 375, 600)}
+    regenerable = {wait: _sweep_gap(wait, True) for wait in (0, 200, 600)}
+    assert full[0] > full[200] > full[375] < full[600]
+    assert full[0] - full[200] == pytest.approx(200, rel=0.15)
+    assert full[600] - full[375] == pytest.approx(225, rel=0.05)
+    assert regenerable[200] == pytest.approx(regenerable[0], abs=1)
+    assert regenerable[0] < full[375] - 2 * buffer_sweep.LCS / MS * 0.9
+    assert regenerable[600] == pytest.approx(full[600], abs=5)  # both only idle by then
 
 
 def test_handoff_phases_state_transfer_follows_inverse_bandwidth_only_with_full_state() -> None:
