@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from labnet.experiments import split_download
-from labnet.experiments.base import Experiment, Outcome, Settings
+from labnet.experiments.base import Experiment, Outcome, Settings, thin
 from labnet.experiments.fit import line
 from labnet.experiments.split_download import Setting
 
@@ -53,9 +53,10 @@ def _mbit(bandwidth: float) -> float:
 def run(settings: Settings) -> Outcome:
     started = time.perf_counter()
     runs = settings.runs or EXPERIMENT.default_runs
+    waits = thin(WAITS, settings.every)
     rows: list[dict[str, Any]] = []
     for bandwidth in BANDWIDTHS:
-        for wait in WAITS:
+        for wait in waits:
             for regenerable in (False, True):
                 handoffs = [
                     split_download.run(
@@ -88,7 +89,7 @@ def run(settings: Settings) -> Outcome:
         title=EXPERIMENT.title,
         backend=settings.backend,
         parameters={
-            "waits_ms": [_ms(WAITS[0]), _ms(WAITS[-1]), _ms(WAITS[1] - WAITS[0])],
+            "waits_ms": [_ms(w) for w in waits],
             "bandwidths_mbit": [_mbit(b) for b in BANDWIDTHS],
             "lss_ms": _ms(LSS),
             "lcs_ms": _ms(LCS),
@@ -106,7 +107,7 @@ def run(settings: Settings) -> Outcome:
         columns=tuple(rows[0]),
         rows=rows,
         results=results,
-        summary=_summary(results, runs),
+        summary=_summary(results, runs, waits),
         plot=lambda figure: _plot(figure, rows, results),
         wall_seconds=time.perf_counter() - started,
         notes=[
@@ -169,10 +170,15 @@ def _slope(series: list[dict[str, Any]]) -> float | None:
     return round(slope, 3)
 
 
-def _summary(results: dict[str, Any], runs: int) -> str:
+def _summary(results: dict[str, Any], runs: int, waits: tuple[float, ...]) -> str:
+    step, seeds_step = _ms(waits[1] - waits[0]), _ms(WAITS[1] - WAITS[0])
+    steps = f"{step:g} ms steps" + (
+        " as the seeds'" if step == seeds_step else f" (the seeds: {seeds_step:g} ms)"
+    )
     lines = [
         "Client-perceived handoff time (ms), as the seeds timed it (004 6.3), against the "
-        f"donor's wait after its last write, 0 to 1000 ms in 25 ms steps; Lss = {_ms(LSS):g} "
+        f"donor's wait after its last write, {_ms(waits[0]):g} to {_ms(waits[-1]):g} ms in "
+        f"{steps}; Lss = {_ms(LSS):g} "
         f"ms, Lcs = {_ms(LCS):g} ms, no return routability in advance; mean of {runs} "
         "download(s) per point. The seeds' figure has no values in the text we have, only its "
         "shape: the time falls to a minimum where the socket is extracted just after the "
@@ -191,19 +197,27 @@ def _summary(results: dict[str, Any], runs: int) -> str:
             f"({r['full_state_bytes_at_wait_0']:,} bytes) | {r['drained_at_wait_ms']:g} | "
             f"{r['full_minimum_ms']:.0f} ({r['full_minimum_at_wait_ms']:g}) | "
             f"{r['regenerable_gap_at_wait_0_ms']:.0f} | {r['regenerable_flat_until_wait_ms']:g} | "
-            f"{r['full_slope_before_drain']} / {r['full_slope_after_drain']} | "
-            f"{r['regenerable_slope_after_drain']} |"
+            f"{_text(r['full_slope_before_drain'])} / {_text(r['full_slope_after_drain'])} | "
+            f"{_text(r['regenerable_slope_after_drain'])} |"
         )
     per_bandwidth = [results[f"{_mbit(b):g}_mbit"] for b in BANDWIDTHS]
     under = [r["regenerable_under_full_minimum_ms"] for r in per_bandwidth]
-    falls = [-r["full_slope_before_drain"] for r in per_bandwidth]
+    # a sweep thinned to a point or none on a side of the drain has no slope there
+    falls = [-r["full_slope_before_drain"] for r in per_bandwidth if r["full_slope_before_drain"]]
+    fall = f"{min(falls):.2f} to {max(falls):.2f} ms" if falls else "about 1 ms"
     low, high = results["full_range_ms"]
+    if step != seeds_step:
+        lines += [
+            "",
+            f"A thinned sweep ({step:g} ms steps): the drain and the minima above are only as "
+            "exact as its step, and what follows reads the full sweep.",
+        ]
     lines += [
         "",
-        f"With full state the curve falls by {min(falls):.2f} to {max(falls):.2f} ms per ms "
-        "waited (the state left to move shrinks as the client drains the buffer) to its "
-        "minimum where the donor's buffer has drained, the seeds' shape and their rule: empty "
-        "the output buffers before freezing. With regenerable state the curve is flat from "
+        f"With full state the curve falls by {fall} per ms waited (the state left to move "
+        "shrinks as the client drains the buffer) to its minimum where the donor's buffer "
+        "has drained, the seeds' shape and their rule: empty the output buffers before "
+        "freezing. With regenerable state the curve is flat from "
         "wait 0 until the donor's last segment has reached the client, one round trip before "
         f"full state's minimum, and {min(under):.0f} to {max(under):.0f} ms under it: the "
         "round trip of that last segment and its ACK, which full state waits for and a "
@@ -216,6 +230,10 @@ def _summary(results: dict[str, Any], runs: int) -> str:
         '"depending on the state of the TCP buffers and available bandwidth".',
     ]
     return "\n".join(lines)
+
+
+def _text(slope: float | None) -> str:
+    return "-" if slope is None else f"{slope:g}"
 
 
 def _plot(figure: Figure, rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
@@ -251,4 +269,5 @@ EXPERIMENT = Experiment(
     default_runs=1,
     runs_mean="downloads per wait, bandwidth and state",
     default_wall_time="about 25 s",
+    report_runs=1,
 )

@@ -14,6 +14,7 @@ import pytest
 from labnet import experiments
 from labnet.cli import main
 from labnet.experiments import buffer_sweep, rr_in_advance, split_download, testbed
+from labnet.experiments.base import thin
 from labnet.experiments.fit import least_squares, line
 
 MS = 1e-3
@@ -225,3 +226,39 @@ def test_handoff_phases_state_transfer_follows_inverse_bandwidth_only_with_full_
         assert len(handoff.phases) == 7 and min(handoff.phases) >= 0
         # no NISTnet delay: the client sees the whole handoff, as the core does
         assert sum(handoff.phases) == pytest.approx(handoff.gap, abs=1e-4)
+
+
+def test_report_runs_every_experiment_into_one_markdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CI-sized: one sample per point, every eighth point of each sweep
+    assert main(["report", "--runs", "1", "--every", "8", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    report = (tmp_path / "report.md").read_text()
+    assert f"wrote {tmp_path / 'report.md'}" in out
+    for name, experiment in experiments.EXPERIMENTS.items():
+        assert f"## {name}: {experiment.title}" in report
+        assert (tmp_path / f"{name}.json").exists() and (tmp_path / f"{name}.csv").exists()
+        assert f"labnet experiment {name} --backend sim --runs 1" in report
+    assert "648.2" in report and "2.13 ms" in report  # the seeds' numbers beside ours
+    assert "buffer-sweep 1 Mbit/s, wait 1000 ms" in err  # a line per point
+    document = json.loads((tmp_path / "buffer-sweep.json").read_text())
+    assert document["parameters"]["waits_ms"] == [0, 200, 400, 600, 800, 1000]
+    if (tmp_path / "access-latency.png").exists():  # matplotlib installed
+        assert "![buffer-sweep](buffer-sweep.png)" in report
+    else:
+        assert "pip install '.[plots]'" in report
+
+
+def test_report_on_a_backend_no_experiment_runs_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--backend", "netns", "--out", str(tmp_path)]) == 2
+    assert "no experiment runs on the netns backend" in capsys.readouterr().err
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_thin_keeps_the_last_point() -> None:
+    assert thin((1, 2, 3, 4, 5), 2) == (1, 3, 5)
+    assert thin((1, 2, 3, 4), 2) == (1, 3, 4)
+    assert thin((1, 2, 3), 1) == (1, 2, 3)
