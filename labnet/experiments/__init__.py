@@ -8,7 +8,14 @@ fits and a Markdown summary with the seeds' numbers beside ours.
 
 from __future__ import annotations
 
-from labnet.experiments import access_latency, buffer_sweep, handoff_phases, rr_in_advance
+from labnet.experiments import (
+    access_latency,
+    buffer_sweep,
+    handoff_phases,
+    handoff_scalability,
+    rr_in_advance,
+    unresponsive_members,
+)
 from labnet.experiments.base import BackendUnavailable, Experiment, Outcome, Settings
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -18,6 +25,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         handoff_phases.EXPERIMENT,
         buffer_sweep.EXPERIMENT,
         rr_in_advance.EXPERIMENT,
+        handoff_scalability.EXPERIMENT,
+        unresponsive_members.EXPERIMENT,
     )
 }
 

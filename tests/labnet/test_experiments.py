@@ -13,7 +13,13 @@ import pytest
 
 from labnet import experiments
 from labnet.cli import main
-from labnet.experiments import buffer_sweep, rr_in_advance, split_download, testbed
+from labnet.experiments import (
+    buffer_sweep,
+    rr_in_advance,
+    split_download,
+    testbed,
+    unresponsive_members,
+)
 from labnet.experiments.base import thin
 from labnet.experiments.fit import least_squares, line
 
@@ -127,9 +133,7 @@ def test_experiment_with_matplotlib_writes_a_png(tmp_path: Path) -> None:
     assert "![access-latency](access-latency.png)" in (tmp_path / "access-latency.md").read_text()
 
 
-@pytest.mark.parametrize(
-    "name", ["rr-in-advance", "access-latency", "handoff-phases", "buffer-sweep"]
-)
+@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
 def test_netns_backend_refused_with_a_message(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -244,6 +248,12 @@ def test_report_runs_every_experiment_into_one_markdown(
     assert "buffer-sweep 1 Mbit/s, wait 1000 ms" in err  # a line per point
     document = json.loads((tmp_path / "buffer-sweep.json").read_text())
     assert document["parameters"]["waits_ms"] == [0, 200, 400, 600, 800, 1000]
+    scalability = json.loads((tmp_path / "handoff-scalability.json").read_text())
+    assert [r["clients"] for r in scalability["rows"]] == [1, 100]
+    assert scalability["results"]["failed"] == 0
+    # each client's round trips set its pace: the rate grows with the clients
+    per_client = [r["handoffs_per_virtual_s"] / r["clients"] for r in scalability["rows"]]
+    assert per_client[1] == pytest.approx(per_client[0], rel=0.1)
     if (tmp_path / "access-latency.png").exists():  # matplotlib installed
         assert "![buffer-sweep](buffer-sweep.png)" in report
     else:
@@ -262,3 +272,20 @@ def test_thin_keeps_the_last_point() -> None:
     assert thin((1, 2, 3, 4, 5), 2) == (1, 3, 5)
     assert thin((1, 2, 3, 4), 2) == (1, 3, 4)
     assert thin((1, 2, 3), 1) == (1, 2, 3)
+
+
+@pytest.mark.parametrize(("bogus", "prepare", "per_attempt"), [(2, True, 2.0), (1, False, 5.0)])
+def test_unresponsive_members_each_attempt_costs_its_timeouts_connection_lives(
+    bogus: int, prepare: bool, per_attempt: float
+) -> None:
+    # with PREPARE an attempt is the attempt timeout (the seeds' 2 s); without, the INIT's
+    # 1.5 timeouts and the abort's one
+    attempts = unresponsive_members.measure(bogus, prepare, 1)
+    assert attempts.tried == bogus and attempts.alive
+    assert attempts.answer == pytest.approx(bogus * per_attempt, abs=0.05)
+    if prepare:  # never frozen: the later line is read as soon as the 'H' is answered
+        assert attempts.later_echo == pytest.approx(
+            attempts.answer - unresponsive_members.LATER, abs=0.05
+        )
+    else:  # lost in the frozen connection: echoed at the client's next retransmission
+        assert attempts.later_echo > attempts.answer - unresponsive_members.LATER
