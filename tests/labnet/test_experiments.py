@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from labnet import experiments
+from labnet.bench import dserver as bench_dserver
 from labnet.cli import main
 from labnet.experiments import (
     buffer_sweep,
@@ -248,6 +249,10 @@ def test_report_runs_every_experiment_into_one_markdown(
     assert "buffer-sweep 1 Mbit/s, wait 1000 ms" in err  # a line per point
     document = json.loads((tmp_path / "buffer-sweep.json").read_text())
     assert document["parameters"]["waits_ms"] == [0, 200, 400, 600, 800, 1000]
+    phases = json.loads((tmp_path / "handoff-phases.json").read_text())["results"]
+    for state in ("full", "regenerable"):  # timed in process (no timing asserted)
+        assert set(phases["local_phases_cpu_us"][state]) == set(bench_dserver.LOCAL_PHASES)
+        assert all(us > 0 for us in phases["local_phases_cpu_us"][state].values())
     scalability = json.loads((tmp_path / "handoff-scalability.json").read_text())
     assert [r["clients"] for r in scalability["rows"]] == [1, 100]
     assert scalability["results"]["failed"] == 0
