@@ -11,6 +11,7 @@ from __future__ import annotations
 from labnet.experiments import (
     access_latency,
     buffer_sweep,
+    contact_scalability,
     handoff_phases,
     handoff_scalability,
     rr_in_advance,
@@ -25,6 +26,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         handoff_phases.EXPERIMENT,
         buffer_sweep.EXPERIMENT,
         rr_in_advance.EXPERIMENT,
+        contact_scalability.EXPERIMENT,
         handoff_scalability.EXPERIMENT,
         unresponsive_members.EXPERIMENT,
     )

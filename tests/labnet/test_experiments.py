@@ -259,6 +259,9 @@ def test_report_runs_every_experiment_into_one_markdown(
     # each client's round trips set its pace: the rate grows with the clients
     per_client = [r["handoffs_per_virtual_s"] / r["clients"] for r in scalability["rows"]]
     assert per_client[1] == pytest.approx(per_client[0], rel=0.1)
+    contact = json.loads((tmp_path / "contact-scalability.json").read_text())
+    assert [r["clients"] for r in contact["rows"]] == [10, 120]
+    assert contact["results"]["failed"] == contact["results"]["fetches_failed"] == 0
     if (tmp_path / "access-latency.png").exists():  # matplotlib installed
         assert "![buffer-sweep](buffer-sweep.png)" in report
     else:
