@@ -274,9 +274,9 @@ def experiment_command(args: argparse.Namespace) -> int:
 
     if args.name == "list":
         for experiment in experiments.EXPERIMENTS.values():
-            print(f"{experiment.name:16} {experiment.title}")
+            print(f"{experiment.name:20} {experiment.title}")
             print(
-                f"{'':16} --runs: {experiment.runs_mean} (default {experiment.default_runs}, "
+                f"{'':20} --runs: {experiment.runs_mean} (default {experiment.default_runs}, "
                 f"{experiment.default_wall_time} on sim); backends: "
                 f"{', '.join(experiment.backends)}"
             )

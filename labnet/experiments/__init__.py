@@ -12,6 +12,7 @@ from labnet.experiments import (
     access_latency,
     buffer_sweep,
     contact_scalability,
+    failover,
     handoff_phases,
     handoff_scalability,
     rr_in_advance,
@@ -29,6 +30,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         contact_scalability.EXPERIMENT,
         handoff_scalability.EXPERIMENT,
         unresponsive_members.EXPERIMENT,
+        failover.EXPERIMENT,
     )
 }
 

@@ -262,6 +262,9 @@ def test_report_runs_every_experiment_into_one_markdown(
     contact = json.loads((tmp_path / "contact-scalability.json").read_text())
     assert [r["clients"] for r in contact["rows"]] == [10, 120]
     assert contact["results"]["failed"] == contact["results"]["fetches_failed"] == 0
+    failover = json.loads((tmp_path / "failover.json").read_text())["results"]
+    assert failover["member"]["connections_lost"] == failover["member"]["resets"] == 0
+    assert failover["member_no_replication"]["connections_lost"] == 1  # nobody held it
     if (tmp_path / "access-latency.png").exists():  # matplotlib installed
         assert "![buffer-sweep](buffer-sweep.png)" in report
     else:
