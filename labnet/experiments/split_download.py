@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from labnet.dserver_lab import innermost
+from labnet.experiments.rr_in_advance import handoff_gaps
 from labnet.experiments.testbed import (
     CLIENT,
     CONTACT,
+    NETWORKS,
     NODES,
     ROUTERS,
-    SITES,
     Testbed,
     names,
     sim_lab,
@@ -58,7 +59,7 @@ PHASES = (
     "BM procedure",
     "socket activation",
 )
-_NETWORK = {"client": "client", "ha1": "home1", "ha2": "site2"} | SITES  # each node's
+# the site of each node: a member's and its home agent's is the member
 _SITE = {"client": "client"} | {m: m for m in NODES} | {ROUTERS[m]: m for m in NODES}
 _RR_INIT = {MhType.HOME_TEST_INIT, MhType.CARE_OF_TEST_INIT}
 _RR_ANSWER = {MhType.HOME_TEST, MhType.CARE_OF_TEST}
@@ -120,7 +121,7 @@ class Core:
         if receiver == "client":
             self.client_arrivals.append((now, sender, data))
         if _SITE.get(sender) != _SITE[receiver]:
-            at = now - self._uplinks[_NETWORK[receiver]]
+            at = now - self._uplinks[NETWORKS[receiver]]
             self.crossings.append(Crossing(at, sender, receiver, data))
         deliver(data)
 
@@ -178,7 +179,8 @@ def run(setting: Setting, seed: int) -> Handoff:
             f"{setting.wait * 1e3:g} ms: {fetch.received} of {SIZE} bytes by {net.now:.0f} s, "
             f"{len(started)} handoffs"
         )
-    gaps = _gaps((at, sender) for at, sender, data in core.client_arrivals if _data(data))
+    arrivals = ((at, sender) for at, sender, data in core.client_arrivals if _data(data))
+    gaps = handoff_gaps(arrivals, DONOR, ACCEPTOR)
     if len(gaps) != 1:
         raise RuntimeError(f"split download: {len(gaps)} donor-to-acceptor gaps, not one")
     times, state_bytes = phases(core.ordered(), started[0])
@@ -245,17 +247,6 @@ def _first(crossings: list[Crossing], keep: Callable[[Crossing], bool]) -> Cross
         if keep(crossing):
             return crossing
     raise RuntimeError("a phase boundary's packet is missing from the capture")
-
-
-def _gaps(arrivals: Iterable[tuple[float, str]]) -> list[float]:
-    """From each last data packet of the donor to the next one, of the acceptor."""
-    gaps: list[float] = []
-    previous: tuple[float, str] | None = None
-    for at, sender in arrivals:
-        if previous is not None and previous[1] == DONOR and sender == ACCEPTOR:
-            gaps.append(at - previous[0])
-        previous = (at, sender)
-    return gaps
 
 
 def _tcp(data: bytes) -> tuple[bytes, int] | None:

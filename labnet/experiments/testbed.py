@@ -40,6 +40,7 @@ CONTACT = IPv6Address("2001:db8:1::100")
 NODES = {"node1": IPv6Address("2001:db8:10::10"), "node2": IPv6Address("2001:db8:20::10")}
 SITES = {"node1": "site1", "node2": "site2"}
 ROUTERS = {"node1": "ha1", "node2": "ha2"}  # each member's home agent, its site's router
+NETWORKS = {"client": "client", "ha1": "home1", "ha2": "site2"} | SITES  # each node's network
 _PREFIXES = {
     "client": IPv6Network("2001:db8:30::/64"),
     "home1": IPv6Network("2001:db8:1::/64"),
@@ -136,16 +137,16 @@ def _shape_sites(lab: SimLab, testbed: Testbed, bandwidth: float) -> None:
     nodes (the member and its home agent) to a node outside the site leaves through one
     queue, the site's, at ``bandwidth``; what the client sends stays unshaped."""
     uplinks = testbed.uplinks()
-    network = {"client": "client", "ha1": "home1", "ha2": "site2"} | SITES
-    sites = {f"{SITES[m]} uplink": (m, ROUTERS[m]) for m in NODES}
-    for queue, inside in sites.items():
+    for member in NODES:
+        inside = (member, ROUTERS[member])
+        queue = f"{SITES[member]} uplink"
         for sender in inside:
             if sender not in lab.net.nodes:
                 continue  # a member this setting leaves out
             for receiver in lab.net.nodes:
                 if receiver in inside:
                     continue
-                latency = uplinks[network[sender]] + uplinks[network[receiver]]
+                latency = uplinks[NETWORKS[sender]] + uplinks[NETWORKS[receiver]]
                 shaped = Path(latency=latency, bandwidth_bits_per_s=bandwidth, shared_queue=queue)
                 lab.net.path(sender, receiver, shaped, both_ways=False)
 
