@@ -189,6 +189,6 @@ EXPERIMENT = Experiment(
     run=run,
     default_runs=1,
     runs_mean="seconds of wall clock measured per client count",
-    default_wall_time="about 10 s",
+    default_wall_time="about 8 s",
     report_runs=1,
 )

@@ -194,7 +194,7 @@ EXPERIMENT = Experiment(
     run=run,
     default_runs=20,
     runs_mean="kills of each kind",
-    default_wall_time="about 20 s",
+    default_wall_time="about 10 s",
     report_runs=5,
     sweeps=False,
 )

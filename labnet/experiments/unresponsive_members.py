@@ -311,6 +311,6 @@ EXPERIMENT = Experiment(
     run=run,
     default_runs=1,
     runs_mean="clients per point",
-    default_wall_time="about 2 s",
+    default_wall_time="about 1 s",
     report_runs=1,
 )
