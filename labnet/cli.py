@@ -344,7 +344,8 @@ def report_command(args: argparse.Namespace) -> int:
         return 2
     directory = Path(args.out)
     entries: list[report.Entry] = []
-    for name, experiment in experiments.EXPERIMENTS.items():
+    for number, (name, experiment) in enumerate(experiments.EXPERIMENTS.items(), 1):
+        _progress(f"labnet report: {name} ({number} of {len(experiments.EXPERIMENTS)})")
         runs = args.runs if args.runs is not None else experiment.report_runs
         every = args.every if experiment.sweeps else 1
         command = _experiment_command(name, args.backend, runs, every, args.seed)

@@ -287,7 +287,8 @@ def _plot(figure: Figure, rows: list[dict[str, Any]]) -> None:
                     width * 0.9,
                     bottom=bottom,
                     color=colour,
-                    label=phase if offset == 0 and column == 0 else None,
+                    hatch="//" if label == "seeds" else None,  # theirs apart from ours
+                    label=phase if offset == 1 and column == 0 else None,
                 )
                 bottom += value
             bars.annotate(
