@@ -20,6 +20,7 @@ inside a site (a member and its home agent) are not seen, as theirs were not.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from labnet.experiments.testbed import (
     sim_lab,
 )
 from labnet.sim import SimLab
-from mip6.apps.http import HostDownload
+from mip6.apps.http import HostDownload, generated_body
 from mip6.dserver.member import DEFAULT_CHANNEL_PORT
 from mip6.runtime.config import AppConfig
 from mip6.wire import protocols
@@ -130,7 +131,8 @@ class Core:
 
 
 def run(setting: Setting, seed: int) -> Handoff:
-    """One download on the simulator; RuntimeError if it does not complete whole."""
+    """One download on the simulator; RuntimeError unless it ends whole (its length and
+    SHA-256) after exactly one handoff."""
     download = AppConfig(
         "download",
         80,
@@ -172,12 +174,14 @@ def run(setting: Setting, seed: int) -> Handoff:
     client.runtime.flush_host()
     while not fetch.done and net.now < VIRTUAL_LIMIT:
         net.run_for(1.0)
-    if not (fetch.done and fetch.received == SIZE and len(started) == 1):
+    body = hashlib.sha256(b"".join(generated_body(SIZE, seed))).hexdigest()
+    whole = fetch.done and fetch.received == SIZE and fetch.digest.hexdigest() == body
+    if not (whole and len(started) == 1):
         raise RuntimeError(
             f"split download at {setting.bandwidth / 1e6:g} Mbit/s, "
             f"{'regenerable' if setting.regenerable else 'full'} state, wait "
-            f"{setting.wait * 1e3:g} ms: {fetch.received} of {SIZE} bytes by {net.now:.0f} s, "
-            f"{len(started)} handoffs"
+            f"{setting.wait * 1e3:g} ms: {fetch.received} of {SIZE} bytes by {net.now:.0f} s "
+            f"({'whole' if whole else 'not whole'}), {len(started)} handoffs"
         )
     arrivals = ((at, sender) for at, sender, data in core.client_arrivals if _data(data))
     gaps = handoff_gaps(arrivals, DONOR, ACCEPTOR)
