@@ -55,11 +55,17 @@
     same path; N bytes each (default 100 MB: minutes; see :mod:`labnet.bench.tcp_lossy`).
 
 ``labnet experiment list``, ``labnet experiment NAME [--backend sim|netns] [--runs N]
-[--out DIR] [--json] [--seed N]``
+[--out DIR] [--json] [--seed N] [--every N]``
     The seeds' experiments (see :mod:`labnet.experiments`): list them with their defaults, or
     run one, a line per point on stderr, and write ``DIR/NAME.json``, ``.csv``, ``.md`` and
     ``.png`` (the plot needs the ``plots`` extra; DIR defaults to ``labnet-results``).
-    ``--json`` prints the JSON on stdout.
+    ``--json`` prints the JSON on stdout; ``--every N`` measures every Nth point of each
+    sweep (the last always).
+
+``labnet report [--backend sim|netns] [--out DIR] [--runs N] [--every N] [--seed N]``
+    Every experiment with its short defaults (``--runs`` and ``--every`` for all of them), each
+    one's files and ``DIR/report.md`` with every summary and plot (DIR defaults to
+    ``labnet-report``; the repository's example: ``docs/report``).
 
 ``labnet hub DESCRIPTION``
     Run a hub from a YAML or JSON description (see :mod:`labnet.hub.config`) until SIGTERM or
@@ -117,6 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", default="labnet-results", help="where the files go")
     experiment.add_argument("--json", action="store_true", help="print the JSON on stdout")
     experiment.add_argument("--seed", type=int, default=1, help="random seed of the lab")
+    experiment.add_argument(
+        "--every", type=int, default=1, help="measure every Nth point of each sweep (default 1)"
+    )
+    report = commands.add_parser(
+        "report", help="every experiment with short defaults, one Markdown report"
+    )
+    report.add_argument(
+        "--backend",
+        choices=["sim", "netns"],
+        default="sim",
+        help="sim: one process, virtual time (default); netns: real kernels (root)",
+    )
+    report.add_argument("--out", default="labnet-report", help="where the files go")
+    report.add_argument("--runs", type=int, help="samples per point, every experiment's")
+    report.add_argument(
+        "--every", type=int, default=1, help="measure every Nth point of each sweep (default 1)"
+    )
+    report.add_argument("--seed", type=int, default=1, help="random seed of the labs")
     hub = commands.add_parser("hub", help="run a hub (link emulation, routing, pcaps)")
     hub.add_argument("description", help="the hub's YAML or JSON description")
     up = commands.add_parser("up", help="start a topology")
@@ -250,9 +274,9 @@ def experiment_command(args: argparse.Namespace) -> int:
 
     if args.name == "list":
         for experiment in experiments.EXPERIMENTS.values():
-            print(f"{experiment.name:16} {experiment.title}")
+            print(f"{experiment.name:20} {experiment.title}")
             print(
-                f"{'':16} --runs: {experiment.runs_mean} (default {experiment.default_runs}, "
+                f"{'':20} --runs: {experiment.runs_mean} (default {experiment.default_runs}, "
                 f"{experiment.default_wall_time} on sim); backends: "
                 f"{', '.join(experiment.backends)}"
             )
@@ -261,24 +285,17 @@ def experiment_command(args: argparse.Namespace) -> int:
         known = ", ".join(experiments.EXPERIMENTS)
         print(f"labnet experiment: no experiment {args.name!r} (list, {known})", file=sys.stderr)
         return 2
-    if args.runs is not None and args.runs < 1:
-        print("labnet experiment: --runs must be at least 1", file=sys.stderr)
+    if not _counts_valid("labnet experiment", args):
         return 2
-
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     settings = experiments.Settings(
-        backend=args.backend, runs=args.runs, seed=args.seed, progress=progress
+        backend=args.backend, runs=args.runs, seed=args.seed, progress=_progress, every=args.every
     )
     try:
         outcome = experiments.run(args.name, settings)
     except experiments.BackendUnavailable as error:
         print(f"labnet experiment: {error}", file=sys.stderr)
         return 2
-    command = f"labnet experiment {args.name} --backend {args.backend}"
-    command += f" --runs {args.runs}" if args.runs is not None else ""
-    command += f" --seed {args.seed}" if args.seed != 1 else ""
+    command = _experiment_command(args.name, args.backend, args.runs, args.every, args.seed)
     written = report.write(outcome, Path(args.out), command)
     if args.json:
         print(written.json.read_text(), end="")
@@ -289,6 +306,71 @@ def experiment_command(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     if written.plot_note is not None:
         print(f"labnet experiment: {written.plot_note}", file=sys.stderr)
+    return 0
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _counts_valid(command: str, args: argparse.Namespace) -> bool:
+    if args.runs is not None and args.runs < 1:
+        print(f"{command}: --runs must be at least 1", file=sys.stderr)
+        return False
+    if args.every < 1:
+        print(f"{command}: --every must be at least 1", file=sys.stderr)
+        return False
+    return True
+
+
+def _experiment_command(name: str, backend: str, runs: int | None, every: int, seed: int) -> str:
+    """The ``labnet experiment`` command line that repeats a run."""
+    command = f"labnet experiment {name} --backend {backend}"
+    command += f" --runs {runs}" if runs is not None else ""
+    command += f" --every {every}" if every != 1 else ""
+    command += f" --seed {seed}" if seed != 1 else ""
+    return command
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``report``: every experiment with its short defaults (``Experiment.report_runs``, or
+    ``--runs``), its files and one ``report.md`` in ``--out``."""
+    from pathlib import Path
+
+    from labnet import experiments
+    from labnet.experiments import report
+
+    if not _counts_valid("labnet report", args):
+        return 2
+    directory = Path(args.out)
+    entries: list[report.Entry] = []
+    for number, (name, experiment) in enumerate(experiments.EXPERIMENTS.items(), 1):
+        _progress(f"labnet report: {name} ({number} of {len(experiments.EXPERIMENTS)})")
+        runs = args.runs if args.runs is not None else experiment.report_runs
+        every = args.every if experiment.sweeps else 1
+        command = _experiment_command(name, args.backend, runs, every, args.seed)
+        settings = experiments.Settings(
+            backend=args.backend, runs=runs, seed=args.seed, progress=_progress, every=every
+        )
+        try:
+            outcome = experiments.run(name, settings)
+        except experiments.BackendUnavailable as error:
+            print(f"labnet report: {error}", file=sys.stderr)
+            entries.append(report.Entry(name, command, skipped=str(error)))
+            continue
+        written = report.write(outcome, directory, command)
+        entries.append(report.Entry(name, command, outcome, written))
+    if not any(entry.outcome is not None for entry in entries):
+        print(f"labnet report: no experiment runs on the {args.backend} backend", file=sys.stderr)
+        return 2
+    command = f"labnet report --backend {args.backend} --out {args.out}"
+    command += f" --runs {args.runs}" if args.runs is not None else ""
+    command += f" --every {args.every}" if args.every != 1 else ""
+    command += f" --seed {args.seed}" if args.seed != 1 else ""
+    path = report.write_report(entries, directory, command, args.backend)
+    print(f"wrote {path}")
+    if any(entry.written is not None and entry.written.png is None for entry in entries):
+        print(f"labnet report: {report.PLOTS_HINT}", file=sys.stderr)
     return 0
 
 
@@ -305,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return lab_command(args)
     if args.command == "experiment":
         return experiment_command(args)
+    if args.command == "report":
+        return report_command(args)
     if args.command == "demo":
         if args.scenario == "dserver":
             if args.backend == "netns":

@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import os
 import platform
 import random
@@ -216,17 +217,25 @@ def _prepared(member: Member, tokens: Tokens) -> None:
 
 
 def _handoff(
-    donor: Member, acceptor: Member, sock: Socket, full: bool
+    donor: Member, acceptor: Member, sock: Socket, full: bool, marks: list[int] | None = None
 ) -> tuple[Socket, list[Action]]:
-    """The timed steps (see the module docstring); the new socket and the BU's actions."""
+    """The timed steps (see the module docstring); the new socket and the BU's actions.
+    ``marks``: the clock (``perf_counter_ns``) is appended to it between Table 1's local
+    phases (:data:`LOCAL_PHASES`), three times."""
     blob = donor.host.export(NOW, sock, include_unacked=full)  # freeze + export
     binding = donor.mobile.export_correspondent(NOW, CLIENT)
     donor.mobile.forget_correspondent(NOW, CLIENT)
+    if marks is not None:
+        marks.append(time.perf_counter_ns())
     moved = acceptor.host.import_connection(NOW, blob)
     acceptor.mobile.import_correspondent(
         NOW, CorrespondentState(CLIENT, CONTACT, binding.sequence, None, None, None)
     )
+    if marks is not None:
+        marks.append(time.perf_counter_ns())
     actions = acceptor.mobile.complete_route_optimization(NOW, CLIENT)
+    if marks is not None:
+        marks.append(time.perf_counter_ns())
     acceptor.host.thaw(NOW, moved)
     acceptor.host.poll(NOW)
     return moved, actions
@@ -263,15 +272,17 @@ def _binding_update_accepted(pair: _Pair, actions: list[Action], member: Member)
 
 class _LocalHandoffs:
     """One connection handed back and forth between two members (:func:`_pair`), in as many
-    slices of time as the caller wants."""
+    slices of time as the caller wants; with ``phases``, each handoff's local phases are
+    timed too (:data:`LOCAL_PHASES`, nanoseconds each, in ``phase_samples``)."""
 
-    def __init__(self, fill: int, full: bool) -> None:
+    def __init__(self, fill: int, full: bool, *, phases: bool = False) -> None:
         self.fill, self.full = fill, full
         self.pair = _pair(fill)
         self.sock = self.pair.sock
         self.holder = 0
         self.samples: list[int] = []
         self.releases: list[int] = []
+        self.phase_samples: list[tuple[int, ...]] | None = [] if phases else None
         self.checked = False
 
     def run(self, seconds: float, limit: int = 200_000) -> None:
@@ -280,13 +291,17 @@ class _LocalHandoffs:
         while time.perf_counter() < end and len(self.samples) < limit:
             donor, acceptor = pair.members[holder], pair.members[1 - holder]
             _prepared(acceptor, pair.tokens[acceptor.own_address])
+            marks: list[int] | None = [] if self.phase_samples is not None else None
             t0 = time.perf_counter_ns()
-            moved, actions = _handoff(donor, acceptor, sock, self.full)
+            moved, actions = _handoff(donor, acceptor, sock, self.full, marks)
             t1 = time.perf_counter_ns()
             donor.host.release(NOW, sock)
             t2 = time.perf_counter_ns()
             self.samples.append(t1 - t0)
             self.releases.append(t2 - t1)
+            if self.phase_samples is not None and marks is not None:
+                bounds = (t0, *marks, t1)
+                self.phase_samples.append(tuple(b - a for a, b in itertools.pairwise(bounds)))
             if not self.checked:
                 if not _binding_update_accepted(pair, actions, acceptor):
                     raise AssertionError("the acceptor's Binding Update was not accepted")
@@ -333,6 +348,26 @@ def local_handoff_figures(
         if swap_us:
             results["local_handoff_vs_tcp_repair"] = round(results["local_handoff_us"] / swap_us, 3)
     return results
+
+
+# Table 1's local phases (004 6.2) as :func:`_handoff` performs them: the donor's freeze and
+# export (its binding taken out too); the acceptor's import (the binding continued); its
+# Binding Update built (the tokens of a PREPARE at hand); its thaw and first output.
+LOCAL_PHASES = ("socket extraction", "socket re-creation", "BU construction", "socket activation")
+
+
+def local_phase_figures(seconds: float, fill: int, *, full: bool) -> dict[str, float]:
+    """The median of each of :data:`LOCAL_PHASES`, in microseconds, over the handoffs of a
+    connection with ``fill`` unacknowledged bytes that ``seconds`` of wall clock allow
+    (``full``: the snapshot carries them)."""
+    handoffs = _LocalHandoffs(fill, full, phases=True)
+    handoffs.run(seconds)
+    assert handoffs.phase_samples is not None
+    columns = list(zip(*handoffs.phase_samples, strict=True))
+    return {
+        phase: round(statistics.median(column) / 1000, 2)
+        for phase, column in zip(LOCAL_PHASES, columns, strict=True)
+    }
 
 
 def tcp_repair_baseline(swaps: tcp.TcpRepairSwaps | None) -> dict[str, Any]:

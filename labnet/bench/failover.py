@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from labnet.dserver_lab import CONTACT, MEMBERS, PORT, DServerLab, resets
@@ -43,8 +44,9 @@ from tcp_migrate.stack import Socket
 PROBE_INTERVAL = 0.01  # a new client's connection attempt every 10 ms
 
 
-def _one_kill(seed: int) -> tuple[float, float]:
-    """(death to the HA's binding at the successor, death to a new client established)."""
+def contact_kill(seed: int) -> tuple[float, float]:
+    """The contact node's death, seconds from it to the HA's binding at the successor and to
+    a new client established (see the module docstring)."""
     lab = DServerLab(seed, membership=MembershipConfig(), esp=True)
     lab.net.run_until(1.0 + (seed % 10) * 0.0137)  # the death falls anywhere in a tick
     lab.kill("m1")
@@ -67,25 +69,43 @@ def _one_kill(seed: int) -> tuple[float, float]:
 DOWNLOAD = 3_000_000
 
 
-def _member_kill(seed: int) -> float:
-    """The stall the client sees when the member serving it dies (see the docstring)."""
-    lab = DServerLab(seed, membership=MembershipConfig(), size=DOWNLOAD, distribute=False)
+@dataclass(frozen=True, slots=True)
+class MemberKill:
+    """A client's download when the member serving it died: the stall it saw (seconds from
+    the death to the next data packet another member sent it; None: none did), whether the
+    download ended whole, and the RSTs on the wire."""
+
+    stall: float | None
+    whole: bool
+    resets: int
+
+
+def member_kill(seed: int, *, replication: bool = True) -> MemberKill:
+    """The member serving a client dies mid-download (see the module docstring); without
+    ``replication`` no buddy holds the client's connection."""
+    lab = DServerLab(
+        seed,
+        membership=MembershipConfig(),
+        size=DOWNLOAD,
+        distribute=False,
+        replication=replication,
+    )
     fetch = lab.download(1.0)
     while not fetch.status:
         lab.net.run_for(0.01)
     lab.handoff("m1", "m2")
-    buddy = next(n for n, a in MEMBERS.items() if a == lab.members["m2"].buddy())
-    while MEMBERS["m2"] not in lab.members[buddy]._replicas:
-        lab.net.run_for(0.01)
+    if replication:  # the buddy holds the client before the death
+        buddy = next(n for n, a in MEMBERS.items() if a == lab.members["m2"].buddy())
+        while MEMBERS["m2"] not in lab.members[buddy]._replicas:
+            lab.net.run_for(0.01)
     lab.net.run_for(0.2 + (seed % 10) * 0.0137)
     lab.kill("m2")
     killed = lab.net.now
     lab.run_to_end(fetch, limit=60.0)
     digest = hashlib.sha256(b"".join(generated_body(DOWNLOAD, seed))).hexdigest()
-    if not fetch.done or fetch.digest.hexdigest() != digest or resets(lab.net):
-        raise RuntimeError(f"seed {seed}: the download did not survive its member's death")
+    whole = fetch.done and not fetch.failed and fetch.digest.hexdigest() == digest
     after = [t for t, sender in lab.data_senders() if t > killed and sender != "m2"]
-    return after[0] - killed
+    return MemberKill(after[0] - killed if after else None, whole, resets(lab.net))
 
 
 def _replication_cost(replication: bool, seed: int, calls: list[float]) -> float:
@@ -122,8 +142,13 @@ def _time_replicate(member: Member, calls: list[float]) -> None:
 
 def run(seconds: float = 4.0, *, kills: int = 20, cost_runs: int = 5) -> dict[str, Any]:
     del seconds  # virtual time: the figures do not depend on how long one measures
-    registered, served = zip(*(_one_kill(seed) for seed in range(1, kills + 1)), strict=True)
-    stalls = [_member_kill(seed) for seed in range(1, kills + 1)]
+    registered, served = zip(*(contact_kill(seed) for seed in range(1, kills + 1)), strict=True)
+    stalls: list[float] = []
+    for seed in range(1, kills + 1):
+        killed = member_kill(seed)
+        if killed.stall is None or not killed.whole or killed.resets:
+            raise RuntimeError(f"seed {seed}: the download did not survive its member's death")
+        stalls.append(killed.stall)
     on: list[float] = []
     off: list[float] = []
     calls: list[float] = []

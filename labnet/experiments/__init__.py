@@ -8,12 +8,30 @@ fits and a Markdown summary with the seeds' numbers beside ours.
 
 from __future__ import annotations
 
-from labnet.experiments import access_latency, rr_in_advance
+from labnet.experiments import (
+    access_latency,
+    buffer_sweep,
+    contact_scalability,
+    failover,
+    handoff_phases,
+    handoff_scalability,
+    rr_in_advance,
+    unresponsive_members,
+)
 from labnet.experiments.base import BackendUnavailable, Experiment, Outcome, Settings
 
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
-    for experiment in (rr_in_advance.EXPERIMENT, access_latency.EXPERIMENT)
+    for experiment in (
+        access_latency.EXPERIMENT,
+        handoff_phases.EXPERIMENT,
+        buffer_sweep.EXPERIMENT,
+        rr_in_advance.EXPERIMENT,
+        contact_scalability.EXPERIMENT,
+        handoff_scalability.EXPERIMENT,
+        unresponsive_members.EXPERIMENT,
+        failover.EXPERIMENT,
+    )
 }
 
 

@@ -19,7 +19,7 @@ import time
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
-from labnet.experiments.base import Experiment, Outcome, Settings
+from labnet.experiments.base import Experiment, Outcome, Settings, thin
 from labnet.experiments.fit import least_squares
 from labnet.experiments.testbed import CONTACT, Testbed, sim_lab
 from mip6.apps.echo import ECHO_PORT, udp_echo
@@ -77,9 +77,10 @@ def _ms(seconds: float) -> float:
 def run(settings: Settings) -> Outcome:
     started = time.perf_counter()
     echoes = settings.runs or EXPERIMENT.default_runs
+    sweep_lcs1, sweep_lss = thin(SWEEP_LCS1, settings.every), thin(SWEEP_LSS, settings.every)
     rows: list[dict[str, Any]] = []
     for config in ("local", "remote"):
-        for lcs1, lss in product(SWEEP_LCS1, SWEEP_LSS):
+        for lcs1, lss in product(sweep_lcs1, sweep_lss):
             rtts = measure(config, lcs1, lss, echoes, settings.seed)
             model = 2 * lcs1 + (2 * lss if config == "remote" else 0.0)
             median = statistics.median(rtts)
@@ -106,8 +107,8 @@ def run(settings: Settings) -> Outcome:
         title=EXPERIMENT.title,
         backend=settings.backend,
         parameters={
-            "lcs1_ms": [_ms(x) for x in SWEEP_LCS1],
-            "lss_ms": [_ms(x) for x in SWEEP_LSS],
+            "lcs1_ms": [_ms(x) for x in sweep_lcs1],
+            "lss_ms": [_ms(x) for x in sweep_lss],
             "payload_bytes": len(PAYLOAD),
             "echoes_per_point": echoes,
             "seed": settings.seed,
@@ -243,4 +244,5 @@ EXPERIMENT = Experiment(
     default_runs=100,
     runs_mean="echoes per latency pair and configuration",
     default_wall_time="about 2 s",
+    report_runs=20,
 )

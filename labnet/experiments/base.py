@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -23,12 +23,23 @@ def _log_progress(line: str) -> None:
     log.info("%s", line)
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     backend: str = "sim"
     runs: int | None = None  # None: the experiment's default
     seed: int = 1
     progress: Callable[[str], None] = _log_progress  # a line per point measured
+    every: int = 1  # measure every Nth point of each sweep (:func:`thin`)
+
+
+def thin(points: Sequence[T], every: int) -> tuple[T, ...]:
+    """Every ``every``-th of a sweep's points, the last one always among them (a short run
+    still spans the whole range)."""
+    kept = tuple(points[::every])
+    return kept if kept[-1] == points[-1] else (*kept, points[-1])
 
 
 @dataclass(slots=True)
@@ -72,4 +83,6 @@ class Experiment:
     default_runs: int
     runs_mean: str  # what one of ``--runs`` is
     default_wall_time: str  # measured on the sim backend, 2-core machine
+    report_runs: int  # ``labnet report``'s short default
     backends: tuple[str, ...] = ("sim",)
+    sweeps: bool = True  # False: ``Settings.every`` changes nothing (no sweep to thin)

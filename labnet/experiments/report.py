@@ -1,6 +1,7 @@
 """An experiment's files: ``DIR/NAME.json`` (everything), ``DIR/NAME.csv`` (its points),
 ``DIR/NAME.png`` (its plot, when matplotlib is installed: the ``plots`` extra) and
-``DIR/NAME.md`` (a short summary, ours beside the seeds')."""
+``DIR/NAME.md`` (a short summary, ours beside the seeds'); and ``labnet report``'s
+``DIR/report.md``, every experiment's summary and plot in one document."""
 
 from __future__ import annotations
 
@@ -80,3 +81,58 @@ def _markdown(outcome: Outcome, written: Written, command: str) -> str:
     lines += [f"- {note}" for note in outcome.notes]
     lines += ["", "Files: " + ", ".join(f"`{p.name}`" for p in written.paths()), ""]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One experiment in a report: what it measured and the files it wrote, with the
+    command that repeats it; or, ``outcome`` None, why it did not run (``skipped``)."""
+
+    name: str
+    command: str
+    outcome: Outcome | None = None
+    written: Written | None = None
+    skipped: str | None = None
+
+
+def write_report(entries: list[Entry], directory: Path, command: str, backend: str) -> Path:
+    """``directory/report.md``: every entry's summary, plot and files in one document (the
+    entries' own files are written already, beside it); its path."""
+    ran = [e for e in entries if e.outcome is not None]
+    wall = sum(e.outcome.wall_seconds for e in ran if e.outcome is not None)
+    lines = [
+        "# The seeds' experiments, reproduced",
+        "",
+        f"`{command}`: every experiment on the {backend} backend with the report's short "
+        f"defaults, {wall:.0f} s of wall clock in all. Each section is the experiment's own "
+        "summary (`NAME.md` beside this file), ours beside the seeds' numbers, then its plot; "
+        "the command under each heading repeats it alone, and without `--runs` it runs with "
+        "its full defaults (`labnet experiment list`).",
+        "",
+    ]
+    lines += [
+        f"- [{e.name}](#{e.name})" + (" (not run)" if e.outcome is None else "") for e in entries
+    ]
+    for entry in entries:
+        lines += ["", f'<a id="{entry.name}"></a>', ""]
+        if entry.outcome is None or entry.written is None:
+            lines += [f"## {entry.name}: not run", "", entry.skipped or "", ""]
+            continue
+        outcome, written = entry.outcome, entry.written
+        lines += [
+            f"## {outcome.name}: {outcome.title}",
+            "",
+            f"`{entry.command}`, {outcome.wall_seconds:.1f} s of wall clock.",
+            "",
+            outcome.summary,
+            "",
+        ]
+        if written.png is not None:
+            lines += [f"![{outcome.name}]({written.png.name})", ""]
+        else:
+            lines += [f"({written.plot_note})", ""]
+        lines += [f"- {note}" for note in outcome.notes]
+        lines += ["", "Files: " + ", ".join(f"[`{p.name}`]({p.name})" for p in written.paths())]
+    path = directory / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -40,6 +40,7 @@ CONTACT = IPv6Address("2001:db8:1::100")
 NODES = {"node1": IPv6Address("2001:db8:10::10"), "node2": IPv6Address("2001:db8:20::10")}
 SITES = {"node1": "site1", "node2": "site2"}
 ROUTERS = {"node1": "ha1", "node2": "ha2"}  # each member's home agent, its site's router
+NETWORKS = {"client": "client", "ha1": "home1", "ha2": "site2"} | SITES  # each node's network
 _PREFIXES = {
     "client": IPv6Network("2001:db8:30::/64"),
     "home1": IPv6Network("2001:db8:1::/64"),
@@ -53,12 +54,14 @@ class Testbed:
     """One setting of the testbed: one-way latencies in seconds, the members' bandwidth in
     bits per second (None: unshaped). The seeds shaped what the home agents send to the core;
     the simulator shapes the path between the members, each way (:func:`sim_lab`), which the
-    state transfer takes, and not yet the paths from the members to the client."""
+    state transfer takes, and, with ``shape_sites``, as the seeds did: everything a site (a
+    member and its home agent) sends out of it, through one queue per site."""
 
     lss: float
     lcs1: float
     lcs2: float
     bandwidth: float | None = None
+    shape_sites: bool = False
     members: tuple[str, ...] = ("node1", "node2")  # the first is the contact node
     apps: tuple[AppConfig, ...] = ()  # every member's
     member_options: Mapping[str, Any] = field(default_factory=dict)  # keys of its role block
@@ -117,7 +120,9 @@ def sim_lab(testbed: Testbed, seed: int = 1) -> SimLab:
     for member in testbed.members:
         # the member's home agent routes its site: one on-link hop, not two uplinks
         lab.net.path(member, ROUTERS[member], Path(latency=ON_LINK_LATENCY))
-    if testbed.bandwidth is not None:
+    if testbed.bandwidth is not None and testbed.shape_sites:
+        _shape_sites(lab, testbed, testbed.bandwidth)
+    elif testbed.bandwidth is not None:
         uplinks = testbed.uplinks()
         for a, b in itertools.permutations(testbed.members, 2):
             latency = uplinks[SITES[a]] + uplinks[SITES[b]]  # as SimLab's path between them
@@ -125,6 +130,25 @@ def sim_lab(testbed: Testbed, seed: int = 1) -> SimLab:
             lab.net.path(a, b, shaped, both_ways=False)
     lab.start()
     return lab
+
+
+def _shape_sites(lab: SimLab, testbed: Testbed, bandwidth: float) -> None:
+    """The seeds' cbq on each home agent's interface to the core: every path from a site's
+    nodes (the member and its home agent) to a node outside the site leaves through one
+    queue, the site's, at ``bandwidth``; what the client sends stays unshaped."""
+    uplinks = testbed.uplinks()
+    for member in NODES:
+        inside = (member, ROUTERS[member])
+        queue = f"{SITES[member]} uplink"
+        for sender in inside:
+            if sender not in lab.net.nodes:
+                continue  # a member this setting leaves out
+            for receiver in lab.net.nodes:
+                if receiver in inside:
+                    continue
+                latency = uplinks[NETWORKS[sender]] + uplinks[NETWORKS[receiver]]
+                shaped = Path(latency=latency, bandwidth_bits_per_s=bandwidth, shared_queue=queue)
+                lab.net.path(sender, receiver, shaped, both_ways=False)
 
 
 class ClientTap:

@@ -2,8 +2,9 @@
 
 Written once for the tests and for labnet's ``sim`` backend. Packets are routed by destination
 address (longest prefix match over routes that name a node), each path between two nodes has a
-one-way latency, a loss probability and optionally a bandwidth with a bounded queue, and
-everything random comes from one seeded generator, so a run is a pure function of its seed.
+one-way latency, a loss probability and optionally a bandwidth with a bounded queue (its own,
+or one it shares with other paths: a router's uplink), and everything random comes from one
+seeded generator, so a run is a pure function of its seed.
 Nothing here sleeps: ``run_until`` jumps the clock from event to event, so a 60-second scenario
 takes milliseconds.
 
@@ -72,12 +73,17 @@ class Path:
     FIFO queue of at most ``queue_packets`` packets (counting the one being serialized; a
     packet that finds it full is dropped and counted in :attr:`MemoryNetwork.queue_drops`),
     serialization of its ``len(data) * 8 / bandwidth_bits_per_s`` seconds once the link is
-    free, then ``latency``. Without a bandwidth there is no queue and no serialization time."""
+    free, then ``latency``. Without a bandwidth there is no queue and no serialization time.
+
+    ``shared_queue``: a name the paths that leave through one shaped interface share (a
+    router's uplink, whatever the destination behind it): their packets wait in one FIFO and
+    take turns on one link, each at its own path's rate. None: the direction has its own."""
 
     latency: float = 0.005  # seconds, one way
     loss: float = 0.0  # probability a packet is dropped
     bandwidth_bits_per_s: float | None = None  # None: infinitely fast
     queue_packets: int = 1000  # Linux's default txqueuelen, as the hub's emulator
+    shared_queue: str | None = None
 
     def __post_init__(self) -> None:
         bandwidth = self.bandwidth_bits_per_s
@@ -144,9 +150,9 @@ class MemoryNetwork:
         self._queue: list[tuple[float, int, str | None, Any]] = []
         self._order = itertools.count()
         self._applications: dict[str, Application] = {}
-        # per direction (sender, receiver), whatever Path it has now: a rerouted direction
-        # keeps its queue, as an interface keeps its qdisc when routes change
-        self._serializers: dict[tuple[str, str], _Serializer] = {}
+        # per direction (sender, receiver) or shared queue's name, whatever Path it has now: a
+        # rerouted direction keeps its queue, as an interface keeps its qdisc when routes change
+        self._serializers: dict[tuple[str, str] | str, _Serializer] = {}
         self.queue_drops: Counter[tuple[str, str]] = Counter()  # (sender, receiver): packets
 
     # -- building --------------------------------------------------------------------------
@@ -287,7 +293,8 @@ class MemoryNetwork:
         arrives = self.now + path.latency
         if not lost and path.bandwidth_bits_per_s is not None:
             direction = (sender, receiver)
-            serializer = self._serializers.setdefault(direction, _Serializer())
+            queue = path.shared_queue if path.shared_queue is not None else direction
+            serializer = self._serializers.setdefault(queue, _Serializer())
             seconds = len(data) * 8 / path.bandwidth_bits_per_s
             leaves = serializer.offer(self.now, seconds, path.queue_packets)
             if leaves is None:

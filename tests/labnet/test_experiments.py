@@ -7,17 +7,22 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
 
 from labnet import experiments
+from labnet.bench import dserver as bench_dserver
 from labnet.cli import main
-from labnet.experiments import rr_in_advance, testbed
+from labnet.experiments import (
+    buffer_sweep,
+    rr_in_advance,
+    split_download,
+    testbed,
+    unresponsive_members,
+)
+from labnet.experiments.base import thin
 from labnet.experiments.fit import least_squares, line
-from mip6.apps.http import HostDownload
-from mip6.runtime.config import AppConfig
 
 MS = 1e-3
 
@@ -129,7 +134,7 @@ def test_experiment_with_matplotlib_writes_a_png(tmp_path: Path) -> None:
     assert "![access-latency](access-latency.png)" in (tmp_path / "access-latency.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["rr-in-advance", "access-latency"])
+@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
 def test_netns_backend_refused_with_a_message(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -177,52 +182,121 @@ def test_testbed_bandwidth_shapes_only_the_path_between_members() -> None:
     assert unshaped.net._paths[("node1", "node2")].bandwidth_bits_per_s is None
 
 
-def _seeds_server_gap(wait: float, regenerable: bool) -> tuple[float, int]:
-    """The seeds' modified server (004 6.3) on the testbed at 1 Mbit/s between the members,
-    Lss = Lcs = 10 ms, no PREPARE: Node 1 writes 500 kB of a 1 MB download, waits ``wait``,
-    hands the client to Node 2. The client-perceived gap (s) and the bytes Node 1 sent Node 2."""
-    download = AppConfig(
-        "download", 80, size=1_000_000, seed=1, handoff_every=500_000, regenerable=regenerable
+def test_testbed_shape_sites_one_queue_per_site_for_all_it_sends_out() -> None:
+    lab = testbed.sim_lab(testbed.Testbed(20 * MS, 40 * MS, 40 * MS, 2e6, shape_sites=True))
+    paths = lab.net._paths
+    for sender, site in (("node1", "site1"), ("ha1", "site1"), ("node2", "site2")):
+        for receiver in ("client", "node2" if site == "site1" else "node1"):
+            assert paths[(sender, receiver)].shared_queue == f"{site} uplink"
+            assert paths[(sender, receiver)].bandwidth_bits_per_s == 2e6
+    assert paths[("node1", "client")].latency == pytest.approx(40 * MS)
+    assert paths[("node1", "ha1")].bandwidth_bits_per_s is None  # inside the site
+    assert paths[("client", "node1")].bandwidth_bits_per_s is None  # the client is not shaped
+
+
+def _sweep_gap(wait_ms: float, regenerable: bool) -> float:
+    """Fig. 10's point at 2 Mbit/s, Lss = 20 ms, Lcs = 40 ms (the buffer-sweep's): ms."""
+    setting = split_download.Setting(
+        2e6, regenerable, wait=wait_ms * MS, lss=buffer_sweep.LSS, lcs=buffer_sweep.LCS
     )
-    bed = testbed.Testbed(
-        10 * MS,
-        10 * MS,
-        10 * MS,
-        bandwidth=1e6,
-        apps=(download,),
-        member_options={"distribute": False, "prepare": False},
-    )
-    lab = testbed.sim_lab(bed)
-    net = lab.net
-    tap = testbed.ClientTap(lab, testbed.tcp_data)
-    lab.run_until(1.0)
-    donor = net.nodes["node1"].engine
-
-    def hand_on(client: IPv6Address) -> None:
-        donor.request_handoff(client, testbed.NODES["node2"])
-        net.call("node1", "poll")
-
-    donor.services[80].on_share_written = lambda sock: net.call_at(
-        net.now + wait, hand_on, IPv6Address(sock.key[2])
-    )
-    net.nodes["node2"].engine.services[80].handoff_every = 0  # the rest is Node 2's
-    client = net.nodes["client"]
-    fetch = HostDownload(client.host, net.now, str(testbed.CONTACT), 80)
-    client.runtime.flush_host()
-    net.run_until(10.0)
-    assert fetch.done and fetch.received == 1_000_000
-    (gap,) = rr_in_advance.handoff_gaps(tap.senders(testbed.names()), "node1", "node2")
-    moved = sum(len(s.data) for s in net.trace if (s.sender, s.receiver) == ("node1", "node2"))
-    return gap, moved
+    return split_download.run(setting, 1).gap / MS
 
 
-def test_seeds_server_full_state_gap_falls_as_buffer_drains_regenerable_stays_low() -> None:
-    # Fig. 10's left side: full state carries what the donor still buffers across 1 Mbit/s;
-    # a regenerable snapshot is a few hundred bytes whatever the wait
-    full_now, moved_now = _seeds_server_gap(0.0, regenerable=False)
-    full_drained, moved_drained = _seeds_server_gap(0.05, regenerable=False)
-    regenerable_now, moved_regenerable = _seeds_server_gap(0.0, regenerable=True)
-    assert moved_now > 100_000 and moved_drained < 2_000 and moved_regenerable < 2_000
-    assert full_now == pytest.approx(moved_now * 8 / 1e6, rel=0.2)
-    assert full_drained < 0.2 and regenerable_now < 0.2
-    assert regenerable_now < full_drained < full_now
+def test_buffer_sweep_full_state_minimum_at_the_drained_buffer_regenerable_flat() -> None:
+    # Fig. 10: ~88 kB take ~350 ms to drain at 2 Mbit/s; full state falls about 1 ms per ms
+    # waited until then and rises 1 ms per ms after; regenerable is flat, under full's best
+    full = {wait: _sweep_gap(wait, False) for wait in (0, 200, 375, 600)}
+    regenerable = {wait: _sweep_gap(wait, True) for wait in (0, 200, 600)}
+    assert full[0] > full[200] > full[375] < full[600]
+    assert full[0] - full[200] == pytest.approx(200, rel=0.15)
+    assert full[600] - full[375] == pytest.approx(225, rel=0.05)
+    assert regenerable[200] == pytest.approx(regenerable[0], abs=1)
+    assert regenerable[0] < full[375] - 2 * buffer_sweep.LCS / MS * 0.9
+    assert regenerable[600] == pytest.approx(full[600], abs=5)  # both only idle by then
+
+
+def test_handoff_phases_state_transfer_follows_inverse_bandwidth_only_with_full_state() -> None:
+    # Table 1: phase 2 carries the ~90 kB of full state at the sites' rate; a regenerable
+    # snapshot is a few hundred bytes whatever the buffers hold
+    full = {
+        mbit: split_download.run(split_download.Setting(mbit * 1e6, False), 1) for mbit in (1, 2)
+    }
+    regenerable = split_download.run(split_download.Setting(1e6, True), 1)
+    for mbit, handoff in full.items():
+        assert 80_000 < handoff.state_bytes <= split_download.SEEDS_STATE_BYTES
+        assert handoff.phases[1] == pytest.approx(handoff.state_bytes * 8 / (mbit * 1e6), rel=0.1)
+    assert full[1].phases[1] / full[2].phases[1] == pytest.approx(2, rel=0.05)
+    assert regenerable.state_bytes < 1_000 and regenerable.phases[1] < 0.01
+    for handoff in (*full.values(), regenerable):
+        assert len(handoff.phases) == 7 and min(handoff.phases) >= 0
+        # no NISTnet delay: the client sees the whole handoff, as the core does
+        assert sum(handoff.phases) == pytest.approx(handoff.gap, abs=1e-4)
+
+
+def test_report_runs_every_experiment_into_one_markdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CI-sized: one sample per point, every eighth point of each sweep
+    assert main(["report", "--runs", "1", "--every", "8", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    report = (tmp_path / "report.md").read_text()
+    assert f"wrote {tmp_path / 'report.md'}" in out
+    for name, experiment in experiments.EXPERIMENTS.items():
+        assert f"## {name}: {experiment.title}" in report
+        assert (tmp_path / f"{name}.json").exists() and (tmp_path / f"{name}.csv").exists()
+        assert f"labnet experiment {name} --backend sim --runs 1" in report
+    assert "648.2" in report and "2.13 ms" in report  # the seeds' numbers beside ours
+    assert "buffer-sweep 1 Mbit/s, wait 1000 ms" in err  # a line per point
+    document = json.loads((tmp_path / "buffer-sweep.json").read_text())
+    assert document["parameters"]["waits_ms"] == [0, 200, 400, 600, 800, 1000]
+    phases = json.loads((tmp_path / "handoff-phases.json").read_text())["results"]
+    for state in ("full", "regenerable"):  # timed in process (no timing asserted)
+        assert set(phases["local_phases_cpu_us"][state]) == set(bench_dserver.LOCAL_PHASES)
+        assert all(us > 0 for us in phases["local_phases_cpu_us"][state].values())
+    scalability = json.loads((tmp_path / "handoff-scalability.json").read_text())
+    assert [r["clients"] for r in scalability["rows"]] == [1, 100]
+    assert scalability["results"]["failed"] == 0
+    # each client's round trips set its pace: the rate grows with the clients
+    per_client = [r["handoffs_per_virtual_s"] / r["clients"] for r in scalability["rows"]]
+    assert per_client[1] == pytest.approx(per_client[0], rel=0.1)
+    contact = json.loads((tmp_path / "contact-scalability.json").read_text())
+    assert [r["clients"] for r in contact["rows"]] == [10, 120]
+    assert contact["results"]["failed"] == contact["results"]["fetches_failed"] == 0
+    failover = json.loads((tmp_path / "failover.json").read_text())["results"]
+    assert failover["member"]["connections_lost"] == failover["member"]["resets"] == 0
+    assert failover["member_no_replication"]["connections_lost"] == 1  # nobody held it
+    if (tmp_path / "access-latency.png").exists():  # matplotlib installed
+        assert "![buffer-sweep](buffer-sweep.png)" in report
+    else:
+        assert "pip install '.[plots]'" in report
+
+
+def test_report_on_a_backend_no_experiment_runs_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--backend", "netns", "--out", str(tmp_path)]) == 2
+    assert "no experiment runs on the netns backend" in capsys.readouterr().err
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_thin_keeps_the_last_point() -> None:
+    assert thin((1, 2, 3, 4, 5), 2) == (1, 3, 5)
+    assert thin((1, 2, 3, 4), 2) == (1, 3, 4)
+    assert thin((1, 2, 3), 1) == (1, 2, 3)
+
+
+@pytest.mark.parametrize(("bogus", "prepare", "per_attempt"), [(2, True, 2.0), (1, False, 5.0)])
+def test_unresponsive_members_each_attempt_costs_its_timeouts_connection_lives(
+    bogus: int, prepare: bool, per_attempt: float
+) -> None:
+    # with PREPARE an attempt is the attempt timeout (the seeds' 2 s); without, the INIT's
+    # 1.5 timeouts and the abort's one
+    attempts = unresponsive_members.measure(bogus, prepare, 1)
+    assert attempts.tried == bogus and attempts.alive
+    assert attempts.answer == pytest.approx(bogus * per_attempt, abs=0.05)
+    if prepare:  # never frozen: the later line is read as soon as the 'H' is answered
+        assert attempts.later_echo == pytest.approx(
+            attempts.answer - unresponsive_members.LATER, abs=0.05
+        )
+    else:  # lost in the frozen connection: echoed at the client's next retransmission
+        assert attempts.later_echo > attempts.answer - unresponsive_members.LATER

@@ -73,6 +73,26 @@ def test_shaped_path_full_queue_tail_drops_counted_per_direction() -> None:
     assert arrivals(net, 1.0) == pytest.approx([0.011, 0.012, 0.013])
 
 
+def test_shared_queue_one_direction_waits_behind_another() -> None:
+    # a third node c behind the same uplink as b's path: a's packet to c leaves the link only
+    # after the two to b, as behind one shaped router interface
+    uplink = Path(latency=0.010, bandwidth_bits_per_s=8 * MBIT, shared_queue="a uplink")
+    net = network(uplink)
+    c = IPv6Address("2001:db8:3::c")
+    net.add("c", PassThrough([]))
+    net.route(f"{c}/128", "c")
+    net.path("a", "c", Path(latency=0.002, bandwidth_bits_per_s=8 * MBIT, shared_queue="a uplink"))
+    for _ in range(2):
+        net.call("a", "send", packet(1000))
+    to_c = Ipv6Packet(
+        source=A, destination=c, payload=RawPayload(protocol=NO_NEXT_HEADER, data=bytes(960))
+    ).emit()
+    net.call("a", "send", to_c)
+    net.run_until(1.0)
+    assert [at for at, _ in net.nodes["c"].delivered] == pytest.approx([0.005])
+    assert arrivals(net, 1.0) == pytest.approx([0.011, 0.012])
+
+
 def test_unshaped_path_burst_arrives_together_after_latency() -> None:
     net = network(Path(latency=0.010))
     for size in (1000, 1500, 60):

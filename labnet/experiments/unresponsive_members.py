@@ -1,0 +1,316 @@
+"""``unresponsive-members``: the seeds' recovery from unresponsive replicas (003 6.3.3;
+SPEC-dserver 9.9). The seeds ran their echo example on the contact node alone, configured with
+bogus replica addresses and a 2 s handover timeout, with a policy that tries every remote
+target before the local one: "a new connection attempt was issued every two seconds", and with
+the endpoint frozen during the attempts a client "reported a broken connection after 21
+seconds on average", the contact node having made 11 attempts.
+
+Here Node 1, the contact node and the only member that exists, runs the handoff echo
+(:mod:`mip6.apps.handoff_echo`) with ``bogus`` more members in its static group, addresses no
+node holds (their packets are lost). A client connects, sends 'H' (hand me to another member:
+the group's policy never picks Node 1 for it, so every bogus member is tried) and, 1 s later,
+another line. Measured at the client: the time from the 'H' to Node 1's answer that the
+handoff failed, and from the later line to its echo; and whether the connection lives on.
+With return routability in advance (PREPARE, our default) an attempt is a PREPARE the bogus
+member never answers, the connection keeps running, and each attempt costs the attempt
+timeout; without it the donor freezes the connection and sends INIT, and each attempt costs
+the INIT's timeout and the abort's (DSERVER 4 rule 6: 1.5 + 1 attempt timeouts). ``--runs``:
+clients per point, each on its own seed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from typing import TYPE_CHECKING, Any
+
+from labnet.experiments.base import Experiment, Outcome, Settings, thin
+from labnet.experiments.fit import line
+from labnet.experiments.split_download import NO_NISTNET_DELAY
+from labnet.experiments.testbed import CONTACT, NODES, Testbed, sim_lab
+from labnet.sim import SimLab
+from mip6.dserver import handoff
+from mip6.runtime.config import AppConfig
+from mip6.runtime.host import TCP_DEFAULTS
+from tcp_migrate.core import TcpState
+from tcp_migrate.stack import Socket
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+NAME = "unresponsive-members"
+BOGUS = tuple(range(11))  # the seeds' client saw 11 attempts
+ATTEMPT_TIMEOUT = handoff.DEFAULT_ATTEMPT_TIMEOUT  # 2 s, the seeds' handover timeout too
+PORT = 7
+LATER = 1.0  # seconds after the 'H' that the client sends its next line
+VIRTUAL_LIMIT = 300.0
+SEEDS_ATTEMPT_S = 2.0  # 003 6.3.3: "a new connection attempt was issued every two seconds"
+SEEDS_BROKEN_S, SEEDS_BROKEN_ATTEMPTS = 21.0, 11  # 003 6.3.3, the endpoint frozen
+
+
+def bogus_member(index: int) -> IPv6Address:
+    """A member address no node holds (no route: its packets are lost)."""
+    return IPv6Address(f"2001:db8:40::{index + 1:x}")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempts:
+    """One client's 'H': seconds from it to the answer and from the later line to its echo,
+    the members tried, and whether the connection is still established at the end."""
+
+    answer: float
+    later_echo: float
+    tried: int
+    alive: bool
+
+
+class _Client:
+    """Connects to the handoff echo, sends 'H' once established (after ``settle``), the later
+    line ``LATER`` after it, and times the lines that come back."""
+
+    def __init__(self, lab: SimLab, settle: float) -> None:
+        self.net = lab.net
+        self.node = lab.net.nodes["client"]
+        assert self.node.host is not None
+        self.sock = self.node.host.connect(self.net.now, str(CONTACT), PORT)
+        self.sock.on_change = self._changed
+        self.settle = settle
+        self.buffer = b""
+        self.sent_h: float | None = None
+        self.sent_later: float | None = None
+        self.answer: float | None = None
+        self.later_echo: float | None = None
+        self.node.runtime.flush_host()
+
+    def _send(self, line: bytes) -> float:
+        self.sock.send(line)
+        self.node.runtime.flush_host()
+        return self.net.now
+
+    def _send_h(self) -> None:
+        self.sent_h = self._send(b"H\n")
+        self.net.call_at(self.net.now + LATER, self._send_later)
+
+    def _send_later(self) -> None:
+        self.sent_later = self._send(b"later\n")
+
+    def _changed(self, sock: Socket) -> None:
+        if self.sent_h is None and sock.state is TcpState.ESTABLISHED:
+            self.sent_h = -1.0  # scheduled
+            self.net.call_at(self.net.now + self.settle, self._send_h)
+        self.buffer += sock.recv(1 << 16)
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line_ in lines:
+            if line_.startswith(b"handoff failed") and self.answer is None:
+                self.answer = self.net.now
+            elif line_ == b"later" and self.later_echo is None:
+                self.later_echo = self.net.now
+
+
+def measure(bogus: int, prepare: bool, seed: int) -> Attempts:
+    """One client's 'H' with ``bogus`` unresponsive members in Node 1's group."""
+    members = (NODES["node1"], *(bogus_member(i) for i in range(bogus)))
+    testbed = Testbed(
+        NO_NISTNET_DELAY,
+        NO_NISTNET_DELAY,
+        NO_NISTNET_DELAY,
+        members=("node1",),
+        apps=(AppConfig("handoff_echo", PORT),),
+        member_options={
+            "members": [str(m) for m in members],
+            "prepare": prepare,
+            "distribute": False,  # the client stays at the contact node until its 'H'
+            "attempt_timeout": ATTEMPT_TIMEOUT,
+        },
+    )
+    lab = sim_lab(testbed, seed)
+    lab.run_until(1.0)  # the contact node has registered
+    client = _Client(lab, settle=1.0)
+    while client.later_echo is None and lab.net.now < VIRTUAL_LIMIT:
+        lab.net.run_for(1.0)
+    if client.answer is None or client.later_echo is None:
+        raise RuntimeError(
+            f"{NAME}: {bogus} bogus members, prepare {prepare}: no answer to the 'H' by "
+            f"{lab.net.now:.0f} s"
+        )
+    assert client.sent_h is not None and client.sent_later is not None
+    finished = [e.fields for _, e in lab.net.nodes["node1"].events if e.name == "handoff_finished"]
+    return Attempts(
+        answer=client.answer - client.sent_h,
+        later_echo=client.later_echo - client.sent_later,
+        tried=len(finished[-1]["tried"]) if finished else 0,
+        alive=client.sock.state is TcpState.ESTABLISHED,
+    )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def run(settings: Settings) -> Outcome:
+    started = time.perf_counter()
+    runs = settings.runs or EXPERIMENT.default_runs
+    rows: list[dict[str, Any]] = []
+    for bogus in thin(BOGUS, settings.every):
+        for prepare in (True, False):
+            attempts = [measure(bogus, prepare, settings.seed + i) for i in range(runs)]
+            rows.append(
+                {
+                    "bogus_members": bogus,
+                    "prepare": prepare,
+                    "runs": runs,
+                    "attempts": statistics.mean(a.tried for a in attempts),
+                    "answer_s": round(statistics.mean(a.answer for a in attempts), 4),
+                    "later_line_echo_s": round(statistics.mean(a.later_echo for a in attempts), 4),
+                    "connections_alive": sum(a.alive for a in attempts),
+                }
+            )
+        with_, without = rows[-2], rows[-1]
+        settings.progress(
+            f"{NAME} {bogus} bogus members: answer after {with_['answer_s']:g} s with PREPARE, "
+            f"{without['answer_s']:g} s without ({with_['attempts']:g} attempts); the later "
+            f"line echoed after {with_['later_line_echo_s']:g} s / "
+            f"{without['later_line_echo_s']:g} s"
+        )
+    results = _results(rows)
+    return Outcome(
+        name=NAME,
+        title=EXPERIMENT.title,
+        backend=settings.backend,
+        parameters={
+            "bogus_members": [r["bogus_members"] for r in rows if r["prepare"]],
+            "attempt_timeout_s": ATTEMPT_TIMEOUT,
+            "later_line_after_s": LATER,
+            "clients_per_point": runs,
+            "lss_ms": _ms(NO_NISTNET_DELAY),
+            "lcs_ms": _ms(NO_NISTNET_DELAY),
+            "seed": settings.seed,
+        },
+        columns=tuple(rows[0]),
+        rows=rows,
+        results=results,
+        summary=_summary(rows, results),
+        plot=lambda figure: _plot(figure, rows),
+        wall_seconds=time.perf_counter() - started,
+        notes=[
+            "virtual time: the timers alone set these times; --runs adds samples, not confidence",
+            "the seeds' client broke after 21 s because their frozen endpoint was frozen before "
+            "connecting; ours are frozen (without PREPARE) only during the attempts",
+        ],
+    )
+
+
+def _results(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for prepare in (True, False):
+        series = [r for r in rows if r["prepare"] is prepare]
+        slope, intercept = line([r["attempts"] for r in series], [r["answer_s"] for r in series])
+        results["prepare" if prepare else "no_prepare"] = {
+            "seconds_per_attempt": round(slope, 3),
+            "intercept_s": round(intercept, 3),
+            "model_seconds_per_attempt": ATTEMPT_TIMEOUT
+            if prepare
+            else ATTEMPT_TIMEOUT * (handoff.INIT_TIMEOUT_FACTOR + 1),
+            "longest_answer_s": max(r["answer_s"] for r in series),
+            "longest_later_line_echo_s": max(r["later_line_echo_s"] for r in series),
+            "connections_lost": sum(r["runs"] - r["connections_alive"] for r in series),
+        }
+    results["seeds_seconds_per_attempt"] = SEEDS_ATTEMPT_S
+    results["seeds_broken_after_s"] = SEEDS_BROKEN_S
+    results["seeds_attempts_before_broken"] = SEEDS_BROKEN_ATTEMPTS
+    return results
+
+
+def _summary(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
+    lines = [
+        "A client of the handoff echo on Node 1 sends 'H' with Node 1's group holding that "
+        "many unresponsive members, and another line 1 s later; seconds at the client from "
+        "the 'H' to Node 1's \"handoff failed\" and from the later line to its echo; "
+        f"{ATTEMPT_TIMEOUT:g} s attempt timeout (the seeds' handover timeout).",
+        "",
+        "| bogus members | attempts | answer, PREPARE | later line, PREPARE | answer, no PREPARE "
+        "| later line, no PREPARE |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    with_ = [r for r in rows if r["prepare"]]
+    without = [r for r in rows if not r["prepare"]]
+    for a, b in zip(with_, without, strict=True):
+        lines.append(
+            f"| {a['bogus_members']} | {a['attempts']:g} | {a['answer_s']:.2f} | "
+            f"{a['later_line_echo_s']:.2f} | {b['answer_s']:.2f} | {b['later_line_echo_s']:.2f} |"
+        )
+    p, n = results["prepare"], results["no_prepare"]
+    lost = p["connections_lost"] + n["connections_lost"]
+    lines += [
+        "",
+        f"With PREPARE an attempt costs {p['seconds_per_attempt']:g} s (the seeds: a new "
+        f"attempt every {SEEDS_ATTEMPT_S:g} s): the bogus member never answers the PREPARE, "
+        "and the connection was never frozen, so it stays acknowledged while the attempts "
+        "run, but the handoff echo reads no line behind an 'H' until the handoff has ended. "
+        f"Without PREPARE an attempt costs {n['seconds_per_attempt']:g} s: the donor freezes "
+        "the connection, its INIT waits "
+        f"{handoff.INIT_TIMEOUT_FACTOR:g} attempt timeouts and its abort one more before the "
+        "next member is tried (DSERVER 4 rule 6). "
+        "A line the client sends meanwhile is lost in the frozen connection and echoed "
+        "only at the client's first retransmission after the thaw: its doubling "
+        "retransmission timeout makes the steps of the last column (up to "
+        f"{n['longest_later_line_echo_s']:.1f} s). {lost} connections were lost: the "
+        f"client's TCP gives up only after {TCP_DEFAULTS.max_retries} retransmissions. The "
+        f"seeds' client reported a broken connection after {SEEDS_BROKEN_S:g} s and "
+        f"{SEEDS_BROKEN_ATTEMPTS} attempts, its endpoint frozen before it connected.",
+    ]
+    return "\n".join(lines)
+
+
+def _plot(figure: Figure, rows: list[dict[str, Any]]) -> None:
+    axes = figure.subplots()
+    for prepare, colour in ((True, "tab:blue"), (False, "tab:red")):
+        series = [r for r in rows if r["prepare"] is prepare]
+        label = "with PREPARE" if prepare else "without PREPARE"
+        bogus = [r["bogus_members"] for r in series]
+        axes.plot(
+            bogus,
+            [r["answer_s"] for r in series],
+            "o-",
+            color=colour,
+            label=f"'H' answered, {label}",
+        )
+        axes.plot(
+            bogus,
+            [r["later_line_echo_s"] for r in series],
+            "x:",
+            color=colour,
+            label=f"later line echoed, {label}",
+        )
+    axes.plot(
+        BOGUS,
+        [SEEDS_ATTEMPT_S * b for b in BOGUS],
+        "--",
+        color="tab:gray",
+        label="seeds: an attempt every 2 s",
+    )
+    axes.plot(
+        [SEEDS_BROKEN_ATTEMPTS],
+        [SEEDS_BROKEN_S],
+        "s",
+        color="tab:gray",
+        label="seeds: client broke (21 s, 11 attempts)",
+    )
+    axes.set_xlabel("unresponsive members in the group")
+    axes.set_ylabel("seconds at the client")
+    axes.set_title("recovery from unresponsive members (003 6.3.3), 2 s attempt timeout")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small")
+
+
+EXPERIMENT = Experiment(
+    name=NAME,
+    title="recovery from unresponsive members (003 6.3.3): attempts and time to answer",
+    run=run,
+    default_runs=1,
+    runs_mean="clients per point",
+    default_wall_time="about 1 s",
+    report_runs=1,
+)
