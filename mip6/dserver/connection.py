@@ -86,6 +86,12 @@ class MemberConnection:
             self._flush()
             sock.close()
 
+    @property
+    def queued(self) -> int:
+        """Bytes sent on the channel that the peer has not acknowledged yet (waiting here or in
+        the TCP send buffer): what the peer would never get if this member died now."""
+        return len(self._out) + self.sock.send_buffered
+
     def _flush(self) -> None:
         sock = self.sock
         # a send with no room would still mark the connection as having output due

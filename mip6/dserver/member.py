@@ -1820,12 +1820,10 @@ class Member:
         connection whose service cannot regenerate its output (its unacknowledged bytes
         would be lost with this member)."""
         buddy = self.buddy() if self.config.replication else None
-        # the connections that can still carry data (a finished download's closing one has
-        # nothing to resume; tcp_migrate resyncs ESTABLISHED and CLOSE-WAIT ones)
+        # the connections that still owe the client data or our FIN (a finished download's
+        # has nothing to resume; tcp_migrate resyncs these, a closing one's FIN sent again)
         socks = [
-            sock
-            for sock in self.client_sockets(client)
-            if not sock.frozen and sock.state in _RESUMABLE
+            sock for sock in self.client_sockets(client) if not sock.frozen and sock.state in _OWING
         ]
         if buddy is None or not socks or client in self._by_client:
             return False
@@ -2120,6 +2118,7 @@ class Member:
                     if c is not None
                     else "none"
                 ),
+                "channel_queued": c.queued if c is not None else 0,
             }
             if membership is None:
                 row["contact_node"] = member == self.config.contact_node
@@ -2159,9 +2158,17 @@ class _Chosen:
         self.fallback.notify_failure(member, reason, now)
 
 
-_RESUMABLE = frozenset((TcpState.ESTABLISHED, TcpState.CLOSE_WAIT))
-# a connection in these states still owes its client data or a FIN: its replica is kept
-_OWING = _RESUMABLE | {TcpState.FIN_WAIT_1, TcpState.CLOSING, TcpState.LAST_ACK}
+# a connection in these states still owes its client data or our FIN: it is replicated, and
+# its replica kept at the buddy (tcp_migrate resyncs each of them)
+_OWING = frozenset(
+    (
+        TcpState.ESTABLISHED,
+        TcpState.CLOSE_WAIT,
+        TcpState.FIN_WAIT_1,
+        TcpState.CLOSING,
+        TcpState.LAST_ACK,
+    )
+)
 
 
 def _buddy_in(

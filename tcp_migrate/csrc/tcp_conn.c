@@ -2024,9 +2024,36 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms)
 {
     if (c == NULL)
         return TCP_EINVAL;
-    if (!frozen(c) ||
-        (c->state != TCP_ESTABLISHED && c->state != TCP_CLOSE_WAIT))
+    if (!frozen(c))
         return TCP_ESTATE;
+    /* A replica taken after the application closed: its FIN, like its
+     * unacknowledged bytes, is the application's to send again (it writes
+     * from the resynchronized offset and closes), so writing reopens. */
+    switch (c->state) {
+    case TCP_ESTABLISHED:
+    case TCP_CLOSE_WAIT:
+        break;
+    case TCP_FIN_WAIT_1:
+        c->state = TCP_ESTABLISHED;
+        break;
+    case TCP_CLOSING:
+    case TCP_LAST_ACK:
+        c->state = TCP_CLOSE_WAIT;
+        break;
+    default:
+        return TCP_ESTATE;
+    }
+    if (c->flags & TCP_CF_FIN_QUEUED) {
+        /* a FIN already sent took a sequence number past the stream */
+        uint64_t total = (uint64_t)ring_length(&c->snd) + c->snd_missing;
+
+        if ((uint64_t)(c->snd_max - c->snd_una) > total) {
+            c->snd_max--;
+            if (seq_gt(c->snd_nxt, c->snd_max))
+                c->snd_nxt = c->snd_max;
+        }
+        c->flags &= (uint16_t)~TCP_CF_FIN_QUEUED;
+    }
     c->flags |= TCP_CF_RESYNC;
     c->resync_gap = 0;
     /* RFC 7323 5.3: the holder's timestamp clock ran on for age_ms after the

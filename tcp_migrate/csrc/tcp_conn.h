@@ -342,7 +342,10 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
  * reason TCP_CLOSE_RESYNC). The send stream restarts at the new SND.UNA (the
  * application writes again from its stream offset: what it wrote before is
  * dropped); received bytes skipped are counted in resync_gap. TCP_OK, or
- * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT. age_ms: how long
+ * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT, or closing with
+ * our FIN unacknowledged (FIN-WAIT-1, CLOSING, LAST-ACK: the FIN goes with
+ * the unacknowledged bytes, the state goes back to ESTABLISHED or CLOSE-WAIT
+ * and the application closes again once it has written). age_ms: how long
  * ago the replica was taken (at least); the timestamp clock resumes that much
  * further on, past every TSval the dead holder can have sent. */
 int tcp_resync(struct tcp_conn *c, uint32_t age_ms);

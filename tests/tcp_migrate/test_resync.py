@@ -170,3 +170,42 @@ def test_the_probe_is_stamped_past_every_tsval_the_dead_holder_sent(age: bool) -
     probe = replica.output(pair.now)
     assert probe is not None
     assert (stamp(probe, "ba") - last) % (1 << 32) < (1 << 31) if age else stamp(probe, "ba") < last
+
+
+def test_a_replica_taken_after_the_close_sends_the_rest_and_its_fin_again() -> None:
+    """B wrote its last bytes and closed (FIN-WAIT-1, the FIN not acknowledged) when the
+    replica was taken, then died. The replica goes back to ESTABLISHED on resync: the
+    application writes what the peer lacks and closes again; A gets the stream whole, then
+    the end of stream."""
+    pair = Pair(seed=8)
+    received, written = bytearray(), [0]
+    pair.handshake()
+    b = pair.b
+    assert b is not None
+    download(pair, received, 200_000, written)
+    pair.filters["ba"] = lambda raw: []  # what B sends from now on is lost: it dies soon
+    written[0] = serve(b, written[0], 230_000)
+    b.shutdown_write()
+    pair.flush()
+    assert b.state is TcpState.FIN_WAIT_1
+    blob, taken = b.replica(pair.now), pair.now
+    pair.now += 300
+    pair.filters.pop("ba")
+    replica = take_over(pair, blob, taken)
+    assert replica.state is TcpState.ESTABLISHED and replica.resyncing
+    pair.run(lambda: not replica.resyncing)
+    assert replica.acked_offset == 200_000
+    written[0] = serve(replica, replica.acked_offset, 230_000)
+    assert written[0] == 230_000
+    replica.shutdown_write()
+    pair.flush()
+
+    def read(p: Pair) -> None:
+        while data := p.a.recv(1 << 16):
+            received.extend(data)
+
+    pair.start(read)
+    pair.run(lambda: pair.a.at_eof, max_ms=60_000)
+    assert bytes(received) == STREAM[:230_000]
+    pair.run(lambda: replica.state is TcpState.FIN_WAIT_2, max_ms=60_000)  # our FIN acked
+    assert not any(result == InputResult.RESET for _, result in pair.results)
