@@ -140,6 +140,10 @@ class _Download:
         self.next_handoff = offset + every if every else 0
 
     def _changed(self, sock: Socket) -> None:
+        if sock.conn.resyncing:
+            # resumed from a replica: nothing is written until the client's answer says where
+            # the stream stands (what went before would be dropped, and a close would end it)
+            return
         if self.gone or sock.frozen or sock.closed_by_app or sock.state is TcpState.CLOSED:
             if sock.state is TcpState.CLOSED:
                 self.service._forget(sock)

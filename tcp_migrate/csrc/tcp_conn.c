@@ -614,6 +614,17 @@ static void ack_now(struct tcp_conn *c)
     c->pending |= TCP_PEND_ACK;
 }
 
+/* tcp_resync's question to the peer: a keepalive's segment (SEG.SEQ =
+ * SND.UNA-1, RFC 9293 3.8.4). The peer has everything before the replica's
+ * SND.UNA, so that is always below its RCV.NXT: unacceptable, answered with
+ * an ACK. A plain ACK at SND.NXT is not answered when the peer lacks bytes
+ * the dead holder sent after the replica (it lands in the window, ahead of
+ * RCV.NXT, and carries nothing to acknowledge). */
+static void resync_probe(struct tcp_conn *c)
+{
+    c->pending |= TCP_PEND_KA;
+}
+
 /* RFC 5961 7: "An implementation SHOULD include an ACK throttling
  * mechanism"; here at most challenge_ack_limit per second per connection. */
 static int challenge_ack(struct tcp_conn *c, uint64_t now, int result)
@@ -1734,7 +1745,7 @@ static void on_retransmit_timeout(struct tcp_conn *c, uint64_t now)
         c->backoff++;
         c->rto_ms = min32(c->rto_ms * 2 > c->rto_ms ? c->rto_ms * 2 : UINT32_MAX,
                           c->cfg.rto_max_ms);
-        ack_now(c);
+        resync_probe(c);
         c->t_rtx = after(now, c->rto_ms);
         return;
     }
@@ -2010,7 +2021,7 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
         /* the probe (tcp_resync), asked again from the minimum RTO on: the replica's
          * timer and back-off are the dead holder's, and a peer may leave one probe
          * unanswered (Linux answers out-of-window segments at most every 500 ms) */
-        ack_now(c);
+        resync_probe(c);
         c->backoff = 0;
         c->rto_ms = c->cfg.rto_min_ms;
         c->t_rtx = after(now_ms, c->rto_ms);

@@ -33,6 +33,7 @@ from mip6.dserver.member import (
 from mip6.dserver.membership import MembershipConfig, Role, Timer
 from mip6.dserver.messages import ContactState, SaCounter
 from mip6.runtime.memory import Path
+from tcp_migrate.core import TcpState
 
 SEED = 3
 
@@ -553,3 +554,34 @@ def test_a_finished_clients_replica_is_dropped_and_never_resumed() -> None:
     run_until_gone(lab, "m2", 3.0)
     lab.net.run_for(1.0)
     assert "recover_started" not in lab.members[buddy].counters
+
+
+def test_a_member_killed_after_writing_the_last_share_and_closing_loses_nothing() -> None:
+    """m2 takes the client for the download's last bytes, writes them all and closes at once
+    (FIN-WAIT-1), and dies before the client has acknowledged them. Its replica (taken closing)
+    is resumed by the buddy, which writes what the client lacks and closes again: the download
+    ends whole (it ended short, or was never resumed, before)."""
+    size = 400_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    lab.client_host.stack.receive_capacity = 16_384  # a slow download: a window per RTT
+    fetch = lab.download(1.0)
+    deadline = lab.net.now + 10.0
+    while fetch.received < size - 40_000:
+        assert lab.net.now < deadline, fetch.received
+        lab.net.run_for(0.001)
+    lab.handoff("m1", "m2")
+    buddy = next(n for n, a in MEMBERS.items() if a == lab.members["m2"].buddy())
+    while MEMBERS["m2"] not in lab.members[buddy]._replicas:
+        assert lab.net.now < deadline, lab.members["m2"].counters
+        lab.net.run_for(0.001)
+    (sock,) = lab.members["m2"].client_sockets(CLIENT)
+    assert sock.state is TcpState.FIN_WAIT_1 and not fetch.done
+    lab.kill("m2")
+    # and what it sent is lost with it: the client lacks the last bytes and the FIN
+    m2 = MEMBERS["m2"].packed
+    assert lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m2)
+    lab.run_to_end(fetch, limit=60.0)
+    assert lab.members[buddy].counters.get("recover_completed") == 1
+    assert fetch.done and not fetch.failed and fetch.received == size
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
