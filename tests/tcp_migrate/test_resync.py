@@ -116,7 +116,8 @@ def test_an_acknowledgement_beyond_the_bound_resets_the_replica() -> None:
     (stamps,) = [o for o in sent.options if isinstance(o, Timestamps)]
     far = Peer(replica, swap=True).build(
         seq=sent.acknowledgment_number,
-        ack=sent.sequence_number + (1 << 30) + 1,
+        # the probe is a keepalive's segment, at the replica's SND.UNA - 1
+        ack=sent.sequence_number + 1 + (1 << 30) + 1,
         options=(
             NoOperation(),
             NoOperation(),
