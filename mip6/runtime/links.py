@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 Receiver = Callable[[bytes], None]
 MAX_PACKET = 65_575  # a full IPv6 packet without jumbogram
+SOCKET_BUFFER_BYTES = 4 << 20  # labnet.hub.server's too (capped by net.core.[rw]mem_max)
 CLONE_NEWNET = 0x40000000  # sched.h
 NETNS_DIR = "/run/netns"  # where `ip netns add NAME` mounts a namespace
 
@@ -57,6 +58,19 @@ class Link:
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
         raise NotImplementedError
 
+    def fileno(self) -> int:
+        """The open descriptor: every read gives one packet, every write sends one."""
+        raise NotImplementedError
+
+    def received(self, data: bytes) -> None:
+        """A packet read from the link: recorded, then handed to the receiver."""
+        raise NotImplementedError
+
+    def take_reading(self, reader: Callable[[], None]) -> None:
+        """From now on ``reader`` reads the open link when it is readable (the daemon's fast
+        path, :mod:`mip6.runtime.fast`), and hands what it does not carry to :meth:`received`."""
+        raise NotImplementedError
+
     def close(self) -> None:
         if self.tap is not None:
             self.tap.close()
@@ -79,6 +93,7 @@ class TunLink(Link):
         self._tun: object | None = None
         self._fd = -1
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._receive: Receiver | None = None
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
         import pytun
@@ -91,6 +106,7 @@ class TunLink(Link):
         flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
         fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self._loop = loop
+        self._receive = receive
 
         def readable() -> None:
             while True:
@@ -101,12 +117,24 @@ class TunLink(Link):
                 except OSError as error:
                     log.warning("link %s: read failed: %s", self.name, error)
                     return
-                if data and data[0] >> 4 == 6:  # the kernel also hands us nothing else
-                    self._record(data)
-                    receive(data)
+                self.received(data)
 
         loop.add_reader(self._fd, readable)
         log.info("link %s: tun %s up", self.name, self.device)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def received(self, data: bytes) -> None:
+        assert self._receive is not None
+        if data and data[0] >> 4 == 6:  # the kernel also hands us nothing else
+            self._record(data)
+            self._receive(data)
+
+    def take_reading(self, reader: Callable[[], None]) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(self._fd)
+        self._loop.add_reader(self._fd, reader)
 
     def send(self, data: bytes) -> None:
         self._record(data)
@@ -127,14 +155,18 @@ class TunLink(Link):
 
 class UdpLink(Link):
     """One raw IPv6 packet per UDP datagram, to and from a labnet hub's port for this link.
-    Datagrams from any other address are ignored (counted)."""
+    The socket is connected to the hub's port, so the kernel hands it no datagram from any
+    other address (connect(2)). A datagram the socket cannot take now (a full send buffer) is
+    dropped, as a link drops, and counted (``dropped``)."""
 
     def __init__(self, name: str, remote: tuple[str, int], local: tuple[str, int]) -> None:
         self.name = name
         self.remote = remote
         self.local = local
-        self._transport: asyncio.DatagramTransport | None = None
-        self.ignored = 0
+        self._sock: socket.socket | None = None
+        self._receive: Receiver | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.dropped = 0
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
         family = socket.AF_INET6 if ":" in self.remote[0] else socket.AF_INET
@@ -142,38 +174,69 @@ class UdpLink(Link):
         remote = infos[0][4]
         sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.setblocking(False)
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            # as the hub's sockets: a burst the loop is slow to read waits instead of dropping
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         sock.bind(
             self.local
             if family == socket.AF_INET6
             else (self.local[0].replace("::", "0.0.0.0"), self.local[1])
         )
         sock.connect(remote)
-        link = self
+        self._sock = sock
+        self._receive = receive
+        self._loop = loop
 
-        class Protocol(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-                if addr[:2] != remote[:2]:
-                    link.ignored += 1
+        def readable() -> None:
+            while True:
+                try:
+                    data = sock.recv(MAX_PACKET)
+                except BlockingIOError:
                     return
-                link._record(data)
-                receive(data)
+                except ConnectionRefusedError:  # an earlier send found no hub: nothing to read
+                    continue
+                except OSError as error:
+                    log.warning("link %s: receive failed: %s", self.name, error)
+                    return
+                self.received(data)
 
-        transport, _ = await loop.create_datagram_endpoint(Protocol, sock=sock)
-        self._transport = transport
-        log.info("link %s: udp %s -> %s", self.name, transport.get_extra_info("sockname"), remote)
+        loop.add_reader(sock.fileno(), readable)
+        log.info("link %s: udp %s -> %s", self.name, sock.getsockname(), remote)
+
+    def fileno(self) -> int:
+        assert self._sock is not None
+        return self._sock.fileno()
+
+    def received(self, data: bytes) -> None:
+        assert self._receive is not None
+        self._record(data)
+        self._receive(data)
+
+    def take_reading(self, reader: Callable[[], None]) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(self.fileno())
+        self._loop.add_reader(self.fileno(), reader)
 
     @property
     def local_address(self) -> tuple[str, int] | None:
-        return None if self._transport is None else self._transport.get_extra_info("sockname")
+        return None if self._sock is None else self._sock.getsockname()
 
     def send(self, data: bytes) -> None:
-        if self._transport is None:
+        if self._sock is None:
             return
         self._record(data)
-        self._transport.sendto(data)
+        try:
+            self._sock.send(data)
+        except (BlockingIOError, ConnectionRefusedError):  # full, or no hub listening yet
+            self.dropped += 1
+        except OSError as error:
+            self.dropped += 1
+            log.warning("link %s: send failed: %s", self.name, error)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
         super().close()

@@ -1,0 +1,428 @@
+/* The daemon's fast path: see daemon_fast.h, and mip6/runtime/fast.py for the Python around
+ * it. What a decision does mirrors mip6.core.datapath; which packets it may take mirrors what
+ * the engine's parser accepts (mip6.wire), so a packet taken here is one the engine would have
+ * treated the same way, byte for byte. */
+
+#define _GNU_SOURCE
+#include "daemon_fast.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* RFC 8200 3: Version in the top 4 bits of byte 0, Payload Length at bytes 4-5, Next Header at
+ * byte 6, Source Address at bytes 8-23, Destination Address at bytes 24-39. */
+#define IPV6_HEADER 40
+#define PAYLOAD_LENGTH 4
+#define NEXT_HEADER 6
+#define SOURCE 8
+#define DESTINATION 24
+#define ADDRESS 16
+#define KEY_BYTES 33 /* ingress, then source and destination */
+
+/* mip6.wire.protocols */
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define PROTO_ROUTING 43
+#define PROTO_ICMPV6 58
+#define PROTO_DESTINATION_OPTIONS 60
+
+/* RFC 3775 6.3, 6.4: both headers the fast path adds or removes are 24 bytes (Hdr Ext Len 2) */
+#define MIPV6_HEADER 24
+/* mip6.core.datapath._HAO_PREFIX: after Next Header and Hdr Ext Len 2, a PadN of 4 bytes, then
+ * Option Type 201, Option Length 16; the home address follows */
+static const uint8_t HAO_PREFIX[6] = {0x01, 0x02, 0x00, 0x00, 0xc9, 0x10};
+
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
+
+struct decision {
+    uint8_t key[KEY_BYTES];
+    uint8_t action;
+    uint8_t verify;
+    int32_t out;
+    uint8_t address[ADDRESS];
+    double expires;
+    struct dfast_usage usage;
+};
+
+struct link {
+    int fd; /* -1: not set */
+    int ingress;
+    struct dfast_counters counters;
+};
+
+struct dfast {
+    int link_count;
+    struct link *links;
+    uint8_t *buffer; /* the caller's: a punted packet stays there */
+    uint8_t *out;    /* DFAST_BUFFER bytes: what a decision makes of a packet */
+    int count;
+    int32_t slots[DFAST_SLOTS]; /* id + 1 of the decision in the slot; 0: empty */
+    struct decision decisions[DFAST_MAX_DECISIONS];
+};
+
+struct dfast *dfast_new(int links, uint8_t *buffer, size_t capacity)
+{
+    if (links <= 0 || buffer == NULL || capacity < DFAST_BUFFER)
+        return NULL;
+    struct dfast *fast = calloc(1, sizeof *fast);
+    if (fast == NULL)
+        return NULL;
+    fast->links = calloc((size_t)links, sizeof *fast->links);
+    fast->out = malloc(DFAST_BUFFER);
+    if (fast->links == NULL || fast->out == NULL) {
+        dfast_free(fast);
+        return NULL;
+    }
+    fast->link_count = links;
+    fast->buffer = buffer;
+    for (int i = 0; i < links; i++)
+        fast->links[i].fd = -1;
+    return fast;
+}
+
+void dfast_free(struct dfast *fast)
+{
+    if (fast == NULL)
+        return;
+    free(fast->links);
+    free(fast->out);
+    free(fast);
+}
+
+static struct link *link_at(struct dfast *fast, int link)
+{
+    if (fast == NULL || link < 0 || link >= fast->link_count)
+        return NULL;
+    return &fast->links[link];
+}
+
+int dfast_set_link(struct dfast *fast, int link, int fd, int ingress)
+{
+    struct link *l = link_at(fast, link);
+    if (l == NULL || fd < 0 || (ingress != DFAST_UPPER && ingress != DFAST_NETWORK))
+        return -EINVAL;
+    l->fd = fd;
+    l->ingress = ingress;
+    return 0;
+}
+
+/* -- the decision table: open addressing, linear probing, at most half full ------------------ */
+
+static size_t slot_of(const uint8_t *key)
+{
+    uint64_t word, hash = key[0];
+    for (int i = 1; i < KEY_BYTES; i += 8) {
+        memcpy(&word, key + i, 8);
+        hash = (hash ^ word) * 0x9E3779B97F4A7C15ull;
+    }
+    return (size_t)(hash ^ (hash >> 32)) & (DFAST_SLOTS - 1);
+}
+
+static struct decision *lookup(struct dfast *fast, const uint8_t *key)
+{
+    for (size_t i = slot_of(key);; i = (i + 1) & (DFAST_SLOTS - 1)) {
+        int32_t id = fast->slots[i];
+        if (id == 0)
+            return NULL;
+        struct decision *d = &fast->decisions[id - 1];
+        if (memcmp(d->key, key, KEY_BYTES) == 0)
+            return d;
+    }
+}
+
+static void make_key(uint8_t *key, int ingress, const uint8_t *addresses)
+{
+    key[0] = (uint8_t)ingress;
+    memcpy(key + 1, addresses, 2 * ADDRESS);
+}
+
+int dfast_decide(struct dfast *fast, int ingress, const uint8_t *key, int action,
+                 const uint8_t *address, int out, int verify, double expires)
+{
+    if (fast == NULL || key == NULL || address == NULL || link_at(fast, out) == NULL ||
+        (ingress != DFAST_UPPER && ingress != DFAST_NETWORK) || action < DFAST_FORWARD ||
+        action > DFAST_REMOVE_HOME_ADDRESS_OPTION || isnan(expires))
+        return -EINVAL;
+    uint8_t full[KEY_BYTES];
+    make_key(full, ingress, key);
+    struct decision *d = lookup(fast, full);
+    if (d == NULL) {
+        if (fast->count >= DFAST_MAX_DECISIONS)
+            return -ENOSPC;
+        size_t i = slot_of(full);
+        while (fast->slots[i] != 0)
+            i = (i + 1) & (DFAST_SLOTS - 1);
+        d = &fast->decisions[fast->count];
+        fast->slots[i] = ++fast->count;
+        memcpy(d->key, full, KEY_BYTES);
+    }
+    d->action = (uint8_t)action;
+    d->verify = verify != 0;
+    d->out = out;
+    memcpy(d->address, address, ADDRESS);
+    d->expires = expires;
+    memset(&d->usage, 0, sizeof d->usage);
+    return (int)(d - fast->decisions);
+}
+
+void dfast_forget(struct dfast *fast)
+{
+    if (fast == NULL)
+        return;
+    memset(fast->slots, 0, sizeof fast->slots);
+    fast->count = 0;
+}
+
+int dfast_decisions(const struct dfast *fast)
+{
+    return fast == NULL ? 0 : fast->count;
+}
+
+const struct dfast_usage *dfast_usage(const struct dfast *fast, int id)
+{
+    if (fast == NULL || id < 0 || id >= fast->count)
+        return NULL;
+    return &fast->decisions[id].usage;
+}
+
+/* -- what the engine's parser accepts (mip6.wire) ------------------------------------------- */
+
+static uint16_t get16(const uint8_t *at)
+{
+    return (uint16_t)((at[0] << 8) | at[1]);
+}
+
+static void put16(uint8_t *at, size_t value)
+{
+    at[0] = (uint8_t)(value >> 8);
+    at[1] = (uint8_t)value;
+}
+
+/* mip6.wire.checksum.verify_upper_layer: the RFC 1071 sum over the RFC 8200 8.1 pseudo-header
+ * and the segment (checksum field included) is -0. */
+static int checksum_verifies(const uint8_t *source, const uint8_t *destination, int next_header,
+                             const uint8_t *segment, size_t size)
+{
+    uint64_t sum = (uint64_t)size + (uint64_t)next_header;
+    for (int i = 0; i < ADDRESS; i += 2)
+        sum += get16(source + i) + get16(destination + i);
+    size_t i = 0;
+    for (; i + 1 < size; i += 2)
+        sum += get16(segment + i);
+    if (i < size)
+        sum += (uint64_t)segment[i] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return sum == 0xFFFF;
+}
+
+/* mip6.wire.tcp.parse_tcp_options: the strict option rules (RFC 9293 3.1, 3.2). */
+static int tcp_options_parse(const uint8_t *segment, size_t end)
+{
+    size_t offset = 20;
+    while (offset < end) {
+        uint8_t kind = segment[offset];
+        if (kind == 0) { /* End of Option List: the padding after it must be zero */
+            for (size_t i = offset + 1; i < end; i++)
+                if (segment[i] != 0)
+                    return 0;
+            return 1;
+        }
+        if (kind == 1) { /* No-Operation */
+            offset++;
+            continue;
+        }
+        if (offset + 2 > end)
+            return 0;
+        size_t length = segment[offset + 1];
+        if (length < 2 || offset + length > end)
+            return 0;
+        /* _FIXED_LENGTHS: MSS 4, Window Scale 3, SACK Permitted 2, Timestamps 10 */
+        if ((kind == 2 && length != 4) || (kind == 3 && length != 3) ||
+            (kind == 4 && length != 2) || (kind == 8 && length != 10))
+            return 0;
+        if (kind == 5 && ((length - 2) % 8 != 0 || length < 10 || length > 34))
+            return 0; /* SACK: 2 + 8n bytes, n from 1 to 4 */
+        offset += length;
+    }
+    return 1;
+}
+
+/* Whether `segment` of type `next_header` is one the fast path carries: TCP, UDP or ICMPv6,
+ * and with `verify` one the engine's parser accepts as TCP, UDP or an ICMPv6 Echo over the
+ * pseudo-header of `source` and `destination` (mip6.wire.tcp, udp, icmpv6 parse). */
+static int upper_ok(int next_header, const uint8_t *segment, size_t size, int verify,
+                    const uint8_t *source, const uint8_t *destination)
+{
+    if (next_header != PROTO_TCP && next_header != PROTO_UDP && next_header != PROTO_ICMPV6)
+        return 0;
+    if (!verify)
+        return 1; /* the engine's send path walks the headers and reads no further */
+    if (next_header == PROTO_TCP) {
+        if (size < 20)
+            return 0;
+        size_t header_length = 4u * (segment[12] >> 4);
+        if (header_length < 20 || header_length > size || !tcp_options_parse(segment, header_length))
+            return 0;
+    } else if (next_header == PROTO_UDP) {
+        /* RFC 768 Length equals the datagram; RFC 8200 8.1: a zero checksum is discarded */
+        if (size < 8 || get16(segment + 4) != size || get16(segment + 6) == 0)
+            return 0;
+    } else if (size < 8 ||
+               (segment[0] != ICMPV6_ECHO_REQUEST && segment[0] != ICMPV6_ECHO_REPLY)) {
+        return 0; /* other ICMPv6 messages may mean something to the engine */
+    }
+    return checksum_verifies(source, destination, next_header, segment, size);
+}
+
+/* -- decisions applied (mip6.core.datapath) ------------------------------------------------- */
+
+static int apply(const struct decision *d, const uint8_t *packet, size_t size, uint8_t *out)
+{
+    size_t payload = size - IPV6_HEADER;
+    switch (d->action) {
+    case DFAST_FORWARD:
+        if (!upper_ok(packet[NEXT_HEADER], packet + IPV6_HEADER, payload, d->verify,
+                      packet + SOURCE, packet + DESTINATION))
+            return DFAST_PUNT;
+        memcpy(out, packet, size);
+        return (int)size;
+    case DFAST_INSERT_TYPE2_ROUTING:
+        /* insert_type2_routing: RFC 3775 6.4, 9.3.2 */
+        if (payload + MIPV6_HEADER > 0xFFFF ||
+            !upper_ok(packet[NEXT_HEADER], packet + IPV6_HEADER, payload, d->verify,
+                      packet + SOURCE, packet + DESTINATION))
+            return DFAST_PUNT;
+        memcpy(out, packet, IPV6_HEADER);
+        put16(out + PAYLOAD_LENGTH, payload + MIPV6_HEADER);
+        out[NEXT_HEADER] = PROTO_ROUTING;
+        memcpy(out + DESTINATION, d->address, ADDRESS);
+        uint8_t *routing = out + IPV6_HEADER;
+        routing[0] = packet[NEXT_HEADER];
+        routing[1] = 2; /* Hdr Ext Len */
+        routing[2] = 2; /* Routing Type */
+        routing[3] = 1; /* Segments Left */
+        memset(routing + 4, 0, 4);
+        memcpy(routing + 8, packet + DESTINATION, ADDRESS);
+        memcpy(out + IPV6_HEADER + MIPV6_HEADER, packet + IPV6_HEADER, payload);
+        return (int)(size + MIPV6_HEADER);
+    case DFAST_REMOVE_HOME_ADDRESS_OPTION: {
+        /* Inbound.delivered for a Destination Options header that holds only the Home
+         * Address option of the binding (RFC 3775 9.3.1); no other header */
+        const uint8_t *options = packet + IPV6_HEADER;
+        if (packet[NEXT_HEADER] != PROTO_DESTINATION_OPTIONS) {
+            /* a packet from the care-of address without the option: delivered as it came */
+            struct decision plain = *d;
+            plain.action = DFAST_FORWARD;
+            return apply(&plain, packet, size, out);
+        }
+        if (payload < MIPV6_HEADER ||
+            options[1] != 2 || memcmp(options + 2, HAO_PREFIX, sizeof HAO_PREFIX) != 0 ||
+            memcmp(options + 8, d->address, ADDRESS) != 0 ||
+            !upper_ok(options[0], options + MIPV6_HEADER, payload - MIPV6_HEADER, d->verify,
+                      d->address, packet + DESTINATION))
+            return DFAST_PUNT;
+        memcpy(out, packet, IPV6_HEADER);
+        put16(out + PAYLOAD_LENGTH, payload - MIPV6_HEADER);
+        out[NEXT_HEADER] = options[0];
+        memcpy(out + SOURCE, d->address, ADDRESS);
+        memcpy(out + IPV6_HEADER, options + MIPV6_HEADER, payload - MIPV6_HEADER);
+        return (int)(size - MIPV6_HEADER);
+    }
+    }
+    return DFAST_PUNT;
+}
+
+static int transform(struct dfast *fast, int ingress, const uint8_t *packet, size_t size,
+                     uint8_t *out, double now, int *link)
+{
+    if (size < IPV6_HEADER || size > DFAST_MAX_PACKET || packet[0] >> 4 != 6 ||
+        IPV6_HEADER + (size_t)get16(packet + PAYLOAD_LENGTH) != size)
+        return DFAST_PUNT;
+    uint8_t key[KEY_BYTES];
+    make_key(key, ingress, packet + SOURCE);
+    struct decision *d = lookup(fast, key);
+    if (d == NULL || !(now < d->expires))
+        return DFAST_PUNT; /* past its binding's lifetime: the engine expires the binding */
+    int written = apply(d, packet, size, out);
+    if (written < 0)
+        return DFAST_PUNT;
+    d->usage.packets++;
+    d->usage.bytes += (uint64_t)written;
+    d->usage.last_used = now;
+    *link = d->out;
+    return written;
+}
+
+int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size_t size,
+                    uint8_t *out, size_t capacity, double now, int *link)
+{
+    if (fast == NULL || packet == NULL || out == NULL || link == NULL || capacity < DFAST_BUFFER)
+        return DFAST_PUNT;
+    return transform(fast, ingress, packet, size, out, now, link);
+}
+
+/* -- I/O -------------------------------------------------------------------------------------- */
+
+static double monotonic_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *punt)
+{
+    struct link *in = link_at(fast, link);
+    punt->used = 0;
+    if (in == NULL || in->fd < 0)
+        return DFAST_DONE;
+    uint32_t used = 0;
+    while (used < (uint32_t)budget) {
+        ssize_t got = read(in->fd, fast->buffer, DFAST_MAX_PACKET);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                in->counters.receive_errors++;
+            break; /* a device that is down, or a socket error: wait for the next event */
+        }
+        used++;
+        int out_link = -1;
+        int written = transform(fast, in->ingress, fast->buffer, (size_t)got, fast->out,
+                                monotonic_now(), &out_link);
+        if (written < 0) {
+            in->counters.punted++;
+            punt->size = (uint32_t)got;
+            punt->used = used;
+            return DFAST_PUNT;
+        }
+        struct link *target = &fast->links[out_link];
+        in->counters.in_packets++;
+        in->counters.in_bytes += (uint64_t)got;
+        ssize_t sent;
+        do
+            sent = write(target->fd, fast->out, (size_t)written);
+        while (sent < 0 && errno == EINTR);
+        if (sent < 0) {
+            target->counters.send_errors++; /* dropped, as a link drops: Link.send does too */
+            continue;
+        }
+        target->counters.out_packets++;
+        target->counters.out_bytes += (uint64_t)written;
+    }
+    punt->used = used;
+    return DFAST_DONE;
+}
+
+const struct dfast_counters *dfast_counters(const struct dfast *fast, int link)
+{
+    if (fast == NULL || link < 0 || link >= fast->link_count)
+        return NULL;
+    return &fast->links[link].counters;
+}
