@@ -203,6 +203,7 @@ class Daemon:
                 link.fileno(),
                 Ingress.UPPER if name == KERNEL_LINK else Ingress.NETWORK,
                 link.received,
+                link.datagram_socket,
             )
             for name, link in self.links.items()
         ]

@@ -52,12 +52,14 @@ _LINK_COUNTERS: Final = (
 @dataclass(frozen=True, slots=True)
 class FastLink:
     """A link as the fast path uses it: the descriptor C reads and writes, what its packets
-    are to the engine, and ``received``, its Python path for a punted packet."""
+    are to the engine, ``received``, its Python path for a punted packet, and whether it is a
+    datagram socket (a TUN device is read and written one packet per system call)."""
 
     name: str
     fd: int
     ingress: Ingress
     received: Callable[[bytes], None]
+    datagram_socket: bool = False  # read and written in batches (recvmmsg, sendmmsg)
 
 
 class FastPath:
@@ -84,7 +86,10 @@ class FastPath:
             raise MemoryError("dfast_new")
         self._fast = ffi.gc(fast, lib.dfast_free)
         for index, link in enumerate(links):
-            _check(lib.dfast_set_link(self._fast, index, link.fd, link.ingress), "dfast_set_link")
+            status = lib.dfast_set_link(
+                self._fast, index, link.fd, link.ingress, link.datagram_socket
+            )
+            _check(status, "dfast_set_link")
         self._punt = ffi.new("struct dfast_punt *")
         self._version = engine.fast_version()
         # (ingress, source and destination) -> (C id, decision), as installed in C

@@ -51,6 +51,7 @@ class Link:
 
     name: str
     tap: PcapWriter | None = None
+    datagram_socket = False  # a socket: the fast path reads and writes it in batches
 
     def send(self, data: bytes) -> None:
         raise NotImplementedError
@@ -158,6 +159,8 @@ class UdpLink(Link):
     The socket is connected to the hub's port, so the kernel hands it no datagram from any
     other address (connect(2)). A datagram the socket cannot take now (a full send buffer) is
     dropped, as a link drops, and counted (``dropped``)."""
+
+    datagram_socket = True
 
     def __init__(self, name: str, remote: tuple[str, int], local: tuple[str, int]) -> None:
         self.name = name

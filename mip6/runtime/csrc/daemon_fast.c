@@ -10,6 +10,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,9 +51,23 @@ struct decision {
     struct dfast_usage usage;
 };
 
+/* A datagram socket's batches (recvmmsg, sendmmsg): DFAST_BATCH packets read ahead, and the
+ * packets decisions sent it, written at once before dfast_drain returns. */
+struct batch {
+    uint8_t *in;  /* DFAST_BATCH slots of DFAST_MAX_PACKET bytes */
+    struct mmsghdr in_messages[DFAST_BATCH];
+    struct iovec in_vectors[DFAST_BATCH];
+    int in_next, in_count; /* read ahead: slots in_next .. in_count-1 still to process */
+    uint8_t *out; /* DFAST_BATCH slots of DFAST_BUFFER bytes */
+    struct mmsghdr out_messages[DFAST_BATCH];
+    struct iovec out_vectors[DFAST_BATCH];
+    int out_count;
+};
+
 struct link {
     int fd; /* -1: not set */
     int ingress;
+    struct batch *batch; /* NULL: a TUN device, one read and one write per packet */
     struct dfast_counters counters;
 };
 
@@ -85,10 +101,21 @@ struct dfast *dfast_new(int links, uint8_t *buffer, size_t capacity)
     return fast;
 }
 
+static void free_batch(struct batch *batch)
+{
+    if (batch == NULL)
+        return;
+    free(batch->in);
+    free(batch->out);
+    free(batch);
+}
+
 void dfast_free(struct dfast *fast)
 {
     if (fast == NULL)
         return;
+    for (int i = 0; fast->links != NULL && i < fast->link_count; i++)
+        free_batch(fast->links[i].batch);
     free(fast->links);
     free(fast->out);
     free(fast);
@@ -101,11 +128,39 @@ static struct link *link_at(struct dfast *fast, int link)
     return &fast->links[link];
 }
 
-int dfast_set_link(struct dfast *fast, int link, int fd, int ingress)
+static struct batch *new_batch(void)
+{
+    struct batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL)
+        return NULL;
+    batch->in = malloc((size_t)DFAST_BATCH * DFAST_MAX_PACKET);
+    batch->out = malloc((size_t)DFAST_BATCH * DFAST_BUFFER);
+    if (batch->in == NULL || batch->out == NULL) {
+        free_batch(batch);
+        return NULL;
+    }
+    for (int i = 0; i < DFAST_BATCH; i++) {
+        batch->in_vectors[i].iov_base = batch->in + (size_t)i * DFAST_MAX_PACKET;
+        batch->in_vectors[i].iov_len = DFAST_MAX_PACKET;
+        batch->in_messages[i].msg_hdr.msg_iov = &batch->in_vectors[i];
+        batch->in_messages[i].msg_hdr.msg_iovlen = 1;
+        batch->out_vectors[i].iov_base = batch->out + (size_t)i * DFAST_BUFFER;
+        batch->out_messages[i].msg_hdr.msg_iov = &batch->out_vectors[i];
+        batch->out_messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    return batch;
+}
+
+int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagram_socket)
 {
     struct link *l = link_at(fast, link);
     if (l == NULL || fd < 0 || (ingress != DFAST_UPPER && ingress != DFAST_NETWORK))
         return -EINVAL;
+    if (datagram_socket && l->batch == NULL) {
+        l->batch = new_batch();
+        if (l->batch == NULL)
+            return -ENOMEM;
+    }
     l->fd = fd;
     l->ingress = ingress;
     return 0;
@@ -338,17 +393,26 @@ static int apply(const struct decision *d, const uint8_t *packet, size_t size, u
     return DFAST_PUNT;
 }
 
-static int transform(struct dfast *fast, int ingress, const uint8_t *packet, size_t size,
-                     uint8_t *out, double now, int *link)
+/* The decision for `packet` from `ingress` at `now`, if one is in force (NULL: punt). */
+static struct decision *decision_for(struct dfast *fast, int ingress, const uint8_t *packet,
+                                     size_t size, double now)
 {
     if (size < IPV6_HEADER || size > DFAST_MAX_PACKET || packet[0] >> 4 != 6 ||
         IPV6_HEADER + (size_t)get16(packet + PAYLOAD_LENGTH) != size)
-        return DFAST_PUNT;
+        return NULL;
     uint8_t key[KEY_BYTES];
     make_key(key, ingress, packet + SOURCE);
     struct decision *d = lookup(fast, key);
     if (d == NULL || !(now < d->expires))
-        return DFAST_PUNT; /* past its binding's lifetime: the engine expires the binding */
+        return NULL; /* past its binding's lifetime: the engine expires the binding */
+    return d;
+}
+
+/* Decision `d` applied to `packet` into `out`: the length written, with its usage counted and
+ * *link set, or DFAST_PUNT when the packet is not of the shape the decision takes. */
+static int carry(struct decision *d, const uint8_t *packet, size_t size, uint8_t *out, double now,
+                 int *link)
+{
     int written = apply(d, packet, size, out);
     if (written < 0)
         return DFAST_PUNT;
@@ -364,7 +428,8 @@ int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size
 {
     if (fast == NULL || packet == NULL || out == NULL || link == NULL || capacity < DFAST_BUFFER)
         return DFAST_PUNT;
-    return transform(fast, ingress, packet, size, out, now, link);
+    struct decision *d = decision_for(fast, ingress, packet, size, now);
+    return d == NULL ? DFAST_PUNT : carry(d, packet, size, out, now, link);
 }
 
 /* -- I/O -------------------------------------------------------------------------------------- */
@@ -376,6 +441,80 @@ static double monotonic_now(void)
     return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
 
+/* Write the packets queued for a datagram socket, in one sendmmsg where the socket takes
+ * them all; what it refuses (a full buffer) is dropped and counted, as Link.send drops. */
+static void flush(struct link *l)
+{
+    struct batch *batch = l->batch;
+    int done = 0;
+    while (done < batch->out_count) {
+        int sent = sendmmsg(l->fd, batch->out_messages + done, (unsigned)(batch->out_count - done),
+                            0);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* full: none of them fits now */
+                l->counters.send_errors += (uint64_t)(batch->out_count - done);
+                break;
+            }
+            l->counters.send_errors++;
+            done++; /* the first of those left could not go: drop it, try the rest */
+            continue;
+        }
+        for (int i = done; i < done + sent; i++) {
+            l->counters.out_packets++;
+            l->counters.out_bytes += batch->out_vectors[i].iov_len;
+        }
+        done += sent;
+    }
+    batch->out_count = 0;
+}
+
+static void flush_all(struct dfast *fast)
+{
+    for (int i = 0; i < fast->link_count; i++)
+        if (fast->links[i].batch != NULL && fast->links[i].batch->out_count > 0)
+            flush(&fast->links[i]);
+}
+
+/* The next packet read from `in`: its address and length in *size; NULL when there is none
+ * now (EAGAIN, or an error counted). A datagram socket is read DFAST_BATCH at a time. */
+static const uint8_t *next_packet(struct dfast *fast, struct link *in, size_t *size)
+{
+    struct batch *batch = in->batch;
+    if (batch == NULL) {
+        for (;;) {
+            ssize_t got = read(in->fd, fast->buffer, DFAST_MAX_PACKET);
+            if (got >= 0) {
+                *size = (size_t)got;
+                return fast->buffer;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                in->counters.receive_errors++;
+            return NULL; /* a device that is down: wait for the next readable event */
+        }
+    }
+    if (batch->in_next == batch->in_count) {
+        int got;
+        do
+            got = recvmmsg(in->fd, batch->in_messages, DFAST_BATCH, MSG_DONTWAIT, NULL);
+        while (got < 0 && errno == EINTR);
+        if (got <= 0) {
+            if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+                in->counters.receive_errors++; /* ECONNREFUSED: an earlier send found no hub */
+            batch->in_next = batch->in_count = 0;
+            return NULL;
+        }
+        batch->in_next = 0;
+        batch->in_count = got;
+    }
+    int i = batch->in_next++;
+    *size = batch->in_messages[i].msg_len;
+    return batch->in_vectors[i].iov_base;
+}
+
 int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *punt)
 {
     struct link *in = link_at(fast, link);
@@ -383,31 +522,46 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
     if (in == NULL || in->fd < 0)
         return DFAST_DONE;
     uint32_t used = 0;
-    while (used < (uint32_t)budget) {
-        ssize_t got = read(in->fd, fast->buffer, DFAST_MAX_PACKET);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                in->counters.receive_errors++;
-            break; /* a device that is down, or a socket error: wait for the next event */
-        }
+    /* Past the budget, a datagram socket's packets read ahead are still processed: once read,
+     * its descriptor may not become readable again to bring us back for them. */
+    while (used < (uint32_t)budget || (in->batch != NULL && in->batch->in_next < in->batch->in_count)) {
+        size_t size;
+        const uint8_t *packet = next_packet(fast, in, &size);
+        if (packet == NULL)
+            break;
         used++;
         int out_link = -1;
-        int written = transform(fast, in->ingress, fast->buffer, (size_t)got, fast->out,
-                                monotonic_now(), &out_link);
+        double now = monotonic_now();
+        struct link *target = NULL;
+        uint8_t *out = fast->out;
+        struct decision *d = decision_for(fast, in->ingress, packet, size, now);
+        if (d != NULL) {
+            target = &fast->links[d->out];
+            if (target->batch != NULL) {
+                if (target->batch->out_count == DFAST_BATCH)
+                    flush(target);
+                out = target->batch->out + (size_t)target->batch->out_count * DFAST_BUFFER;
+            }
+        }
+        int written = d == NULL ? DFAST_PUNT : carry(d, packet, size, out, now, &out_link);
         if (written < 0) {
             in->counters.punted++;
-            punt->size = (uint32_t)got;
+            if (packet != fast->buffer)
+                memcpy(fast->buffer, packet, size);
+            flush_all(fast); /* what C carried leaves before what Python sends next */
+            punt->size = (uint32_t)size;
             punt->used = used;
             return DFAST_PUNT;
         }
-        struct link *target = &fast->links[out_link];
         in->counters.in_packets++;
-        in->counters.in_bytes += (uint64_t)got;
+        in->counters.in_bytes += (uint64_t)size;
+        if (target->batch != NULL) {
+            target->batch->out_vectors[target->batch->out_count++].iov_len = (size_t)written;
+            continue;
+        }
         ssize_t sent;
         do
-            sent = write(target->fd, fast->out, (size_t)written);
+            sent = write(target->fd, out, (size_t)written);
         while (sent < 0 && errno == EINTR);
         if (sent < 0) {
             target->counters.send_errors++; /* dropped, as a link drops: Link.send does too */
@@ -416,6 +570,7 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
         target->counters.out_packets++;
         target->counters.out_bytes += (uint64_t)written;
     }
+    flush_all(fast);
     punt->used = used;
     return DFAST_DONE;
 }

@@ -19,6 +19,7 @@
 #define DFAST_BUFFER 65639         /* what dfast_transform may write: 64 bytes of headers more */
 #define DFAST_SLOTS 8192           /* table slots (a power of two) */
 #define DFAST_MAX_DECISIONS 4096   /* decisions before dfast_decide refuses (-ENOSPC) */
+#define DFAST_BATCH 32             /* a datagram socket's packets per recvmmsg and sendmmsg */
 
 /* where a packet came from: the two inputs of the engine contract */
 enum dfast_ingress {
@@ -73,8 +74,10 @@ struct dfast *dfast_new(int links, uint8_t *buffer, size_t capacity);
 void dfast_free(struct dfast *fast);
 
 /* Link `link` reads and writes `fd` (a TUN device or a connected datagram socket: every read
- * is one packet, every write sends one); `ingress` is what its packets are to the engine. */
-int dfast_set_link(struct dfast *fast, int link, int fd, int ingress);
+ * is one packet, every write sends one); `ingress` is what its packets are to the engine.
+ * A `datagram_socket` is read and written in batches (recvmmsg, sendmmsg): -ENOMEM when
+ * their buffers cannot be had. */
+int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagram_socket);
 
 /* Packets from `ingress` with source and destination `key` (32 bytes: IPv6 header bytes 8-39)
  * take `action` with `address` (16 bytes) and leave on link `out`; `verify`: only when their
@@ -96,8 +99,10 @@ const struct dfast_usage *dfast_usage(const struct dfast *fast, int id);
 int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size_t size,
                     uint8_t *out, size_t capacity, double now, int *link);
 
-/* Read link `link` until EAGAIN or `budget` packets, writing out every packet a decision
- * carries. Returns DFAST_DONE, or DFAST_PUNT with the packet left in the buffer, untouched. */
+/* Read link `link` until EAGAIN or `budget` packets (and those a datagram socket read ahead),
+ * writing out every packet a decision carries; everything carried is written before this
+ * returns. Returns DFAST_DONE, or DFAST_PUNT with the packet left in the buffer, untouched
+ * (the packets read ahead after it wait for the next call). */
 int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *punt);
 
 const struct dfast_counters *dfast_counters(const struct dfast *fast, int link);
