@@ -35,6 +35,11 @@ class BindingCacheEntry:
     correspondent_address: IPv6Address  # our address the Binding Update was sent to
     refresh_requested: bool = False  # a Binding Refresh Request went out for this lifetime
 
+    def touch(self, at: float) -> None:
+        """Packets used the entry at ``at`` (the daemon's fast path reports those it carried:
+        ``FastDecision.touch``)."""
+        self.last_used = max(self.last_used, at)
+
 
 class BindingCache:
     def __init__(self, capacity: int) -> None:

@@ -112,13 +112,23 @@ class FastAction(enum.IntEnum):
     # header holding the Home Address option ``address`` (RFC 3775 9.3.1); a packet without
     # extension headers leaves as it came
     REMOVE_HOME_ADDRESS_OPTION = 2
+    INSERT_HOME_ADDRESS_OPTION = 3  # insert_home_address_option(data, address): 11.3.1
+    # NodePipeline.data_fast_path of a packet whose only extension header is a type 2 routing
+    # header naming the home address ``address`` (RFC 3775 11.3.3); a packet without extension
+    # headers leaves as it came
+    REMOVE_TYPE2_ROUTING = 4
+    ENCAPSULATE = 5  # encapsulate(data, source, address, hop_limit): RFC 2473 3
+    # the same for a packet forwarded into the tunnel: its Hop Limit goes down by one first
+    # (RFC 2473 3.1), and one that would leave with 0 stays with the engine
+    ENCAPSULATE_FORWARDED = 6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FastDecision:
     """What the engine does with every TCP, UDP or ICMPv6 packet from one ingress with one
     source and destination address, until its ``fast_version`` changes or ``expires`` (on the
-    engine's clock, seconds): ``action`` with ``address`` (16 bytes), then the packet is
+    engine's clock, seconds): ``action`` with ``address`` (16 bytes; an encapsulation's outer
+    header goes from ``source`` to ``address`` with ``hop_limit``), then the packet is
     delivered to the upper layer (``deliver``) or transmitted on ``link`` (None: the network
     link). ``verify``: the engine would parse the packet (a received one) and drop it if its
     upper-layer header is bad, so the fast path takes only those whose header checks.
@@ -130,6 +140,8 @@ class FastDecision:
     deliver: bool = False
     link: str | None = None
     address: bytes = bytes(16)
+    source: bytes = bytes(16)
+    hop_limit: int = 0
     verify: bool = False
     expires: float = math.inf
     binding: IPv6Address | None = None

@@ -13,7 +13,7 @@ import hmac
 import logging
 import random
 import struct
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from ipaddress import IPv6Address
 from typing import Any
 
@@ -124,16 +124,6 @@ def _authorized_ba_packet(
 
 def _units_4s(seconds: float) -> int:
     return min(int(seconds) // 4, 0xFFFF)
-
-
-def _toucher(entry: BindingCacheEntry) -> Callable[[float], None]:
-    """``FastDecision.touch`` for a binding cache entry: its packets, carried by the fast path,
-    count as use (RFC 3775 9.5.5), as they do in :meth:`CorrespondentNode.send`."""
-
-    def touch(at: float) -> None:
-        entry.last_used = max(entry.last_used, at)
-
-    return touch
 
 
 class CorrespondentNode:
@@ -601,7 +591,7 @@ class CorrespondentNode:
                 address=entry.care_of_address.packed,
                 expires=entry.expires,
                 binding=entry.home_address,
-                touch=_toucher(entry),
+                touch=entry.touch,
             )
         # Received: a data packet that parses is delivered as it came; one from a care-of
         # address may carry the Home Address option of its binding (RFC 3775 9.3.1), removed
@@ -621,7 +611,7 @@ class CorrespondentNode:
             address=entry.home_address.packed,
             expires=entry.expires,
             binding=entry.home_address,
-            touch=_toucher(entry),
+            touch=entry.touch,
         )
 
     def stop(self, now: float) -> list[Action]:

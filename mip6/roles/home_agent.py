@@ -46,7 +46,13 @@ from mip6.core.binding_cache import (
     unicast_routable,
 )
 from mip6.core.config import HomeAgentConfig
-from mip6.core.datapath import TUNNEL_OVERHEAD, encapsulate
+from mip6.core.datapath import (
+    TUNNEL_OVERHEAD,
+    FastAction,
+    FastDecision,
+    Ingress,
+    encapsulate,
+)
 from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
@@ -891,6 +897,33 @@ class HomeAgent:
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         raise UnknownCommand(name, "home_agent")
+
+    def fast_version(self) -> int:
+        return self.binding_cache.version  # home registrations and the correspondent's
+
+    def fast_decision(
+        self, now: float, ingress: Ingress, source: bytes, destination: bytes
+    ) -> FastDecision | None:
+        """What :meth:`handle_packet` does to data packets for a registered home address:
+        RFC 3775 10.4.1 interception and RFC 2473 tunnelling (:meth:`_tunnel`). Everything
+        else (packets for this node, the reverse tunnel, the home link) stays with the
+        engine, as does all of it under a security policy database (which sees every packet
+        the home agent sends)."""
+        tunnel = self._tunnels.get(destination)
+        if ingress is not Ingress.NETWORK or self.security is not None or tunnel is None:
+            return None
+        entry = tunnel.entry
+        if entry.expires <= now:
+            return None
+        return FastDecision(
+            action=FastAction.ENCAPSULATE_FORWARDED,
+            address=tunnel.care_of,
+            source=self._address,
+            hop_limit=self.config.tunnel_hop_limit,
+            expires=entry.expires,
+            binding=entry.home_address,
+            touch=entry.touch,
+        )
 
     def stop(self, now: float) -> list[Action]:
         return []

@@ -154,13 +154,14 @@ class FastPath:
             return  # the engine's answer leads somewhere only Python goes
         if len(self._decisions) >= MAX_DECISIONS:
             self.forget()  # a bound, as the hub's: the busy flows are decided again at once
-        address = ffi.from_buffer("uint8_t[]", decision.address)
         ident = lib.dfast_decide(
             self._fast,
             ingress,
             ffi.from_buffer("uint8_t[]", key[1:]),
             decision.action,
-            address,
+            ffi.from_buffer("uint8_t[]", decision.address),
+            ffi.from_buffer("uint8_t[]", decision.source),
+            decision.hop_limit,
             out,
             decision.verify,
             decision.expires,

@@ -38,12 +38,12 @@ from mip6.wire.ipv6ext import (
 )
 from mip6.wire.tcp import MaximumSegmentSize, NoOperation, Sack, TcpFlags, TcpSegment, Timestamps
 from mip6.wire.udp import UdpDatagram
+from tests.core.scenario import CN, HA, HOME, VISITED, Roaming
 
 fast = pytest.importorskip("mip6.runtime.fast", reason="the fast path is not built")
 FastLink, FastPath = fast.FastLink, fast.FastPath
 
-CORRESPONDENT = IPv6Address("2001:db8:2::1")
-HOME = IPv6Address("2001:db8:1::5")
+CORRESPONDENT = CN
 CARE_OF = IPv6Address("2001:db8:3::5")
 OTHER_HOME = IPv6Address("2001:db8:1::6")
 STRANGER = IPv6Address("2001:db8:4::9")
@@ -394,3 +394,62 @@ def test_fast_action_values_match_the_c_enum() -> None:
     assert FastAction.INSERT_TYPE2_ROUTING == lib.DFAST_INSERT_TYPE2_ROUTING
     assert FastAction.REMOVE_HOME_ADDRESS_OPTION == lib.DFAST_REMOVE_HOME_ADDRESS_OPTION
     assert (Ingress.UPPER, Ingress.NETWORK) == (lib.DFAST_UPPER, lib.DFAST_NETWORK)
+
+
+# -- the roaming triangle: every role's decisions in the states a real exchange leaves -------
+
+
+def triangle_packets(lab: Roaming) -> Iterator[tuple[Ingress, bytes]]:
+    """Packets between the triangle's addresses in every shape the three roles' decisions take
+    and beside them: plain, with a Home Address option, a type 2 routing header, tunnelled,
+    with Hop Limit 1."""
+    care_of = VISITED["visited1"][1]
+    addresses = (HA, CN, HOME, care_of, STRANGER)
+    for payload in payloads():
+        for source in addresses:
+            for destination in addresses:
+                if source == destination:
+                    continue
+                plain = packet(source, destination, payload)
+                yield Ingress.UPPER, plain
+                yield Ingress.NETWORK, plain
+                last_hop = bytearray(plain)
+                last_hop[7] = 1
+                yield Ingress.NETWORK, bytes(last_hop)
+        yield Ingress.NETWORK, packet(care_of, CN, payload, hao())
+        yield Ingress.NETWORK, packet(CN, care_of, payload, RoutingType2(home_address=HOME))
+        yield Ingress.NETWORK, packet(CN, care_of, payload, RoutingType2(home_address=CN))
+        inner = Ipv6Packet(source=HOME, destination=CN, payload=payload)
+        yield Ingress.NETWORK, packet(care_of, HA, inner)
+        inner = Ipv6Packet(source=CN, destination=HOME, payload=payload)
+        yield Ingress.NETWORK, packet(HA, care_of, inner)
+
+
+@pytest.mark.parametrize("route_optimized", [False, True], ids=["tunnelled", "optimized"])
+@pytest.mark.parametrize("role", ["cn", "ha", "mn"])
+def test_fast_path_triangle_role_equals_engine_packet_by_packet(
+    role: str, route_optimized: bool
+) -> None:
+    lab = Roaming()
+    lab.attach("visited1")
+    lab.net.run_for(1)
+    if route_optimized:
+        lab.ping_from_correspondent()
+        lab.net.run_for(1)
+        assert lab.cn.binding_cache.get(HOME) is not None
+    engine = getattr(lab, role)
+    now = lab.net.now
+    path = fast_path(engine, learn=False)
+    path.clock = lambda: now
+    try:
+        carried = 0
+        for ingress, data in triangle_packets(lab):
+            path.learn(ingress, data)  # the engine's decision in its present state
+            result = path.transform(ingress, data, now)
+            expected = outcome(engine, ingress, data, now)
+            if result is not None:
+                assert result == expected, (ingress, data.hex())
+                carried += 1
+        assert carried > 0
+    finally:
+        close(path)

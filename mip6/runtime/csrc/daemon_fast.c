@@ -20,6 +20,7 @@
 #define IPV6_HEADER 40
 #define PAYLOAD_LENGTH 4
 #define NEXT_HEADER 6
+#define HOP_LIMIT 7
 #define SOURCE 8
 #define DESTINATION 24
 #define ADDRESS 16
@@ -27,6 +28,7 @@
 
 /* mip6.wire.protocols */
 #define PROTO_TCP 6
+#define PROTO_IPV6 41
 #define PROTO_UDP 17
 #define PROTO_ROUTING 43
 #define PROTO_ICMPV6 58
@@ -45,8 +47,10 @@ struct decision {
     uint8_t key[KEY_BYTES];
     uint8_t action;
     uint8_t verify;
+    uint8_t hop_limit; /* an encapsulation's outer Hop Limit */
     int32_t out;
     uint8_t address[ADDRESS];
+    uint8_t source[ADDRESS]; /* an encapsulation's outer Source Address */
     double expires;
     struct dfast_usage usage;
 };
@@ -197,11 +201,13 @@ static void make_key(uint8_t *key, int ingress, const uint8_t *addresses)
 }
 
 int dfast_decide(struct dfast *fast, int ingress, const uint8_t *key, int action,
-                 const uint8_t *address, int out, int verify, double expires)
+                 const uint8_t *address, const uint8_t *source, int hop_limit, int out,
+                 int verify, double expires)
 {
-    if (fast == NULL || key == NULL || address == NULL || link_at(fast, out) == NULL ||
-        (ingress != DFAST_UPPER && ingress != DFAST_NETWORK) || action < DFAST_FORWARD ||
-        action > DFAST_REMOVE_HOME_ADDRESS_OPTION || isnan(expires))
+    if (fast == NULL || key == NULL || address == NULL || source == NULL ||
+        link_at(fast, out) == NULL || (ingress != DFAST_UPPER && ingress != DFAST_NETWORK) ||
+        action < DFAST_FORWARD || action > DFAST_ENCAPSULATE_FORWARDED || hop_limit < 0 ||
+        hop_limit > 255 || isnan(expires))
         return -EINVAL;
     uint8_t full[KEY_BYTES];
     make_key(full, ingress, key);
@@ -220,6 +226,8 @@ int dfast_decide(struct dfast *fast, int ingress, const uint8_t *key, int action
     d->verify = verify != 0;
     d->out = out;
     memcpy(d->address, address, ADDRESS);
+    memcpy(d->source, source, ADDRESS);
+    d->hop_limit = (uint8_t)hop_limit;
     d->expires = expires;
     memset(&d->usage, 0, sizeof d->usage);
     return (int)(d - fast->decisions);
@@ -388,6 +396,67 @@ static int apply(const struct decision *d, const uint8_t *packet, size_t size, u
         memcpy(out + SOURCE, d->address, ADDRESS);
         memcpy(out + IPV6_HEADER, options + MIPV6_HEADER, payload - MIPV6_HEADER);
         return (int)(size - MIPV6_HEADER);
+    }
+    case DFAST_INSERT_HOME_ADDRESS_OPTION: {
+        /* insert_home_address_option: RFC 3775 6.3, 11.3.1 */
+        if (payload + MIPV6_HEADER > 0xFFFF ||
+            !upper_ok(packet[NEXT_HEADER], packet + IPV6_HEADER, payload, d->verify,
+                      packet + SOURCE, packet + DESTINATION))
+            return DFAST_PUNT;
+        memcpy(out, packet, IPV6_HEADER);
+        put16(out + PAYLOAD_LENGTH, payload + MIPV6_HEADER);
+        out[NEXT_HEADER] = PROTO_DESTINATION_OPTIONS;
+        memcpy(out + SOURCE, d->address, ADDRESS);
+        uint8_t *options = out + IPV6_HEADER;
+        options[0] = packet[NEXT_HEADER];
+        options[1] = 2; /* Hdr Ext Len */
+        memcpy(options + 2, HAO_PREFIX, sizeof HAO_PREFIX);
+        memcpy(options + 8, packet + SOURCE, ADDRESS);
+        memcpy(out + IPV6_HEADER + MIPV6_HEADER, packet + IPV6_HEADER, payload);
+        return (int)(size + MIPV6_HEADER);
+    }
+    case DFAST_REMOVE_TYPE2_ROUTING: {
+        /* NodePipeline.data_fast_path: one type 2 routing header with one segment left
+         * naming the home address (RFC 3775 6.4, 11.3.3; mip6.wire.walk.type2_routed) */
+        const uint8_t *routing = packet + IPV6_HEADER;
+        if (packet[NEXT_HEADER] != PROTO_ROUTING) {
+            struct decision plain = *d;
+            plain.action = DFAST_FORWARD;
+            return apply(&plain, packet, size, out);
+        }
+        if (payload < MIPV6_HEADER || routing[1] != 2 || routing[2] != 2 || routing[3] != 1 ||
+            memcmp(routing + 8, d->address, ADDRESS) != 0 ||
+            !upper_ok(routing[0], routing + MIPV6_HEADER, payload - MIPV6_HEADER, d->verify,
+                      packet + SOURCE, d->address))
+            return DFAST_PUNT;
+        memcpy(out, packet, IPV6_HEADER);
+        put16(out + PAYLOAD_LENGTH, payload - MIPV6_HEADER);
+        out[NEXT_HEADER] = routing[0];
+        memcpy(out + DESTINATION, d->address, ADDRESS);
+        memcpy(out + IPV6_HEADER, routing + MIPV6_HEADER, payload - MIPV6_HEADER);
+        return (int)(size - MIPV6_HEADER);
+    }
+    case DFAST_ENCAPSULATE:
+    case DFAST_ENCAPSULATE_FORWARDED: {
+        /* encapsulate: RFC 2473 3, an outer header with Next Header 41, traffic class and
+         * flow label 0; forwarded, the inner Hop Limit goes down by one (3.1), and a packet
+         * that would leave with 0 is the engine's (an ICMPv6 Time Exceeded) */
+        int forwarded = d->action == DFAST_ENCAPSULATE_FORWARDED;
+        if (size > 0xFFFF || (forwarded && packet[HOP_LIMIT] <= 1) ||
+            !upper_ok(packet[NEXT_HEADER], packet + IPV6_HEADER, payload, d->verify,
+                      packet + SOURCE, packet + DESTINATION))
+            return DFAST_PUNT;
+        memset(out, 0, IPV6_HEADER);
+        out[0] = 6 << 4;
+        put16(out + PAYLOAD_LENGTH, size);
+        out[NEXT_HEADER] = PROTO_IPV6;
+        out[HOP_LIMIT] = d->hop_limit;
+        memcpy(out + SOURCE, d->source, ADDRESS);
+        memcpy(out + DESTINATION, d->address, ADDRESS);
+        memcpy(out + IPV6_HEADER, packet, size);
+        if (forwarded)
+            out[IPV6_HEADER + HOP_LIMIT]--;
+        return (int)(size + IPV6_HEADER);
     }
     }
     return DFAST_PUNT;

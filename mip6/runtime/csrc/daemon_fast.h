@@ -29,10 +29,15 @@ enum dfast_ingress {
 
 /* what a decision does to a packet (mip6.core.datapath.FastAction) */
 enum dfast_action {
-    DFAST_FORWARD = 0,                   /* unchanged */
-    DFAST_INSERT_TYPE2_ROUTING = 1,      /* RFC 3775 9.3.2: destination := `address` */
-    DFAST_REMOVE_HOME_ADDRESS_OPTION = 2 /* RFC 3775 9.3.1: source := `address`; a packet
-                                            without extension headers is forwarded */
+    DFAST_FORWARD = 0,                    /* unchanged */
+    DFAST_INSERT_TYPE2_ROUTING = 1,       /* RFC 3775 9.3.2: destination := `address` */
+    DFAST_REMOVE_HOME_ADDRESS_OPTION = 2, /* RFC 3775 9.3.1: source := `address`; a packet
+                                             without extension headers is forwarded */
+    DFAST_INSERT_HOME_ADDRESS_OPTION = 3, /* RFC 3775 11.3.1: source := `address` */
+    DFAST_REMOVE_TYPE2_ROUTING = 4,       /* RFC 3775 11.3.3: destination := `address`; a
+                                             packet without extension headers is forwarded */
+    DFAST_ENCAPSULATE = 5,                /* RFC 2473 3: from `source` to `address` */
+    DFAST_ENCAPSULATE_FORWARDED = 6       /* the same, the inner Hop Limit decremented (3.1) */
 };
 
 /* dfast_drain results; dfast_transform returns DFAST_PUNT (negative) for a packet it leaves */
@@ -80,13 +85,15 @@ void dfast_free(struct dfast *fast);
 int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagram_socket);
 
 /* Packets from `ingress` with source and destination `key` (32 bytes: IPv6 header bytes 8-39)
- * take `action` with `address` (16 bytes) and leave on link `out`; `verify`: only when their
- * upper-layer header checks as the engine's parser checks it (checksum, lengths, TCP options);
- * `expires`: until CLOCK_MONOTONIC `expires` seconds (then they are punted: the engine
- * expires the binding). Returns the decision's id (>= 0, for dfast_usage), -ENOSPC when the
- * table is full, -EINVAL for a bad argument. A second decision for a key replaces the first. */
+ * take `action` with `address` (16 bytes; with `source` and `hop_limit` the outer header's of
+ * an encapsulation) and leave on link `out`; `verify`: only when their upper-layer header
+ * checks as the engine's parser checks it (checksum, lengths, TCP options); `expires`: until
+ * CLOCK_MONOTONIC `expires` seconds (then they are punted: the engine expires the binding).
+ * Returns the decision's id (>= 0, for dfast_usage), -ENOSPC when the table is full, -EINVAL
+ * for a bad argument. A second decision for a key replaces the first. */
 int dfast_decide(struct dfast *fast, int ingress, const uint8_t *key, int action,
-                 const uint8_t *address, int out, int verify, double expires);
+                 const uint8_t *address, const uint8_t *source, int hop_limit, int out,
+                 int verify, double expires);
 /* Forget every decision (the engine's state changed); ids start again from 0. */
 void dfast_forget(struct dfast *fast);
 int dfast_decisions(const struct dfast *fast);
