@@ -32,6 +32,13 @@ With ``netns: NAME`` the daemon opens its UDP links where it was started (the ro
 where a labnet hub listens), then moves into the network namespace NAME (setns(2)) and creates
 its TUN devices there: a namespace's kernel reaches the lab through the daemon, without veths.
 
+Established traffic takes the C fast path (:mod:`mip6.runtime.fast`) where it is built and the
+engine gives decisions (a correspondent's, a home agent's, a mobile node's): the daemon's links
+are read in C, and packets the engine has already decided for (its binding cache and Binding
+Update List unchanged since) are rewritten and written there; every other packet takes the
+engine, which stays the reference. ``fast_path: false`` turns it off; a link with a pcap tap
+does too (taps are written in Python).
+
 The engine's clock is the loop's monotonic clock; its randomness is the operating system's.
 A control socket answers ``mip6 show`` (and commands such as ``move``) with one JSON object
 per request line. SIGTERM and SIGINT deregister (a mobile node sends Lifetime 0 Binding Updates

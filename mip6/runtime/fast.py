@@ -94,6 +94,9 @@ class FastPath:
         self._version = engine.fast_version()
         # (ingress, source and destination) -> (C id, decision), as installed in C
         self._decisions: dict[bytes, tuple[int, FastDecision]] = {}
+        # keys the engine gave no decision C can carry (None, or a delivery with no upper
+        # link here): asked once per version, not per packet
+        self._refused: set[bytes] = set()
         self._touched: dict[int, float] = {}  # C id -> last use already told the engine
         self._bindings: dict[str, int] = {}  # packets carried per binding, forgotten decisions'
         self.forgets = 0
@@ -136,6 +139,7 @@ class FastPath:
                 self._bindings[name] = self._bindings.get(name, 0) + int(usage.packets)
         lib.dfast_forget(self._fast)
         self._decisions.clear()
+        self._refused.clear()
         self._touched.clear()
         self.forgets += 1
 
@@ -144,16 +148,18 @@ class FastPath:
         if len(data) < 40 or data[0] >> 4 != 6:
             return
         key = bytes((ingress,)) + data[8:40]
-        if key in self._decisions:
+        if key in self._decisions or key in self._refused:
             return  # decided; this packet was of another shape (signalling, a bad checksum)
-        decision = self.engine.fast_decision(self.clock(), ingress, data[8:24], data[24:40])
-        if decision is None:
-            return
-        out = self._index.get(self.upper if decision.deliver else decision.link or "network", -1)
-        if out < 0 or (decision.deliver and self.upper is None):
-            return  # the engine's answer leads somewhere only Python goes
-        if len(self._decisions) >= MAX_DECISIONS:
+        if len(self._decisions) + len(self._refused) >= MAX_DECISIONS:
             self.forget()  # a bound, as the hub's: the busy flows are decided again at once
+        decision = self.engine.fast_decision(self.clock(), ingress, data[8:24], data[24:40])
+        out = -1
+        if decision is not None and not (decision.deliver and self.upper is None):
+            target = self.upper if decision.deliver else decision.link or "network"
+            out = self._index.get(target, -1)
+        if decision is None or out < 0:
+            self._refused.add(key)  # the engine's answer leads somewhere only Python goes
+            return
         ident = lib.dfast_decide(
             self._fast,
             ingress,

@@ -453,3 +453,29 @@ def test_fast_path_triangle_role_equals_engine_packet_by_packet(
         assert carried > 0
     finally:
         close(path)
+
+
+def test_fast_path_no_upper_link_delivery_refused_and_asked_once() -> None:
+    engine = correspondent((HOME, CARE_OF))
+    asked = []
+    decide = engine.fast_decision
+
+    def counting(*args: object) -> object:
+        asked.append(args)
+        return decide(*args)
+
+    engine.fast_decision = counting  # type: ignore[method-assign]
+    fds = [os.open(os.devnull, os.O_RDWR)]
+    # host mode: no kernel link, the host (Python) takes what the engine delivers
+    path = FastPath(
+        engine, [FastLink("network", fds[0], Ingress.NETWORK, print)], None, lambda: NOW
+    )
+    try:
+        data = packet(STRANGER, CORRESPONDENT, UdpDatagram(source_port=1, destination_port=2))
+        for _ in range(3):
+            path.learn(Ingress.NETWORK, data)
+        assert len(asked) == 1
+        assert path.transform(Ingress.NETWORK, data, NOW) is None
+        assert path.counters()["decisions"] == 0
+    finally:
+        os.close(fds[0])
