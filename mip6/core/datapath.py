@@ -101,6 +101,7 @@ class Ingress(enum.IntEnum):
 
     UPPER = 0  # engine.send: from the node's upper layer
     NETWORK = 1  # engine.handle_packet: from a network link
+    TUNNEL = 2  # the inner packet a DECAPSULATE decision took out of its tunnel
 
 
 class FastAction(enum.IntEnum):
@@ -121,6 +122,10 @@ class FastAction(enum.IntEnum):
     # the same for a packet forwarded into the tunnel: its Hop Limit goes down by one first
     # (RFC 2473 3.1), and one that would leave with 0 stays with the engine
     ENCAPSULATE_FORWARDED = 6
+    # the inner packet of an IPv6-in-IPv6 packet without extension headers whose inner source
+    # is ``address`` (a home agent's reverse tunnel, RFC 3775 10.4.5), then what the engine
+    # decided for the inner packet's addresses (Ingress.TUNNEL)
+    DECAPSULATE = 7
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

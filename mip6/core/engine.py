@@ -34,7 +34,8 @@ An engine may also offer the daemon's fast path its decisions (:class:`FastEngin
 
 - ``fast_decision(now, ingress, source, destination)``: what it does now to every TCP, UDP and
   ICMPv6 data packet that enters by ``ingress`` with these addresses (16 bytes each), or None
-  when it must see each such packet itself;
+  when it must see each such packet itself (``Ingress.TUNNEL``: the inner packets of its own
+  DECAPSULATE decisions);
 - ``fast_version()``: a value that changes whenever a decision it gave may no longer hold (a
   binding added, changed, deleted or expired).
 

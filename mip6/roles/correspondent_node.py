@@ -579,6 +579,8 @@ class CorrespondentNode:
     ) -> FastDecision | None:
         """What :meth:`send` and :meth:`handle_packet` do to data packets (not Mobility
         Header messages, which the fast path never takes) with these addresses."""
+        if ingress is Ingress.TUNNEL:
+            return None  # it decapsulates nothing
         if ingress is Ingress.UPPER:
             entry = self.binding_cache.get(IPv6Address(destination))
             if entry is None:

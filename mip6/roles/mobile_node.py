@@ -536,8 +536,8 @@ class MobileNode:
     ) -> FastDecision | None:
         """What :meth:`send` and :meth:`handle_packet` do to data packets with these
         addresses; nothing under a security policy database (which sees every packet)."""
-        if self.security is not None:
-            return None
+        if self.security is not None or ingress is Ingress.TUNNEL:
+            return None  # tunnelled packets are the engine's (below)
         if ingress is Ingress.NETWORK:
             # NodePipeline.data_fast_path: delivered as they came, or with a correspondent's
             # type 2 routing header removed (RFC 3775 11.3.3). Tunnelled packets stay with the

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from mip6.core.datapath import FastDecision, Ingress
+from mip6.core.datapath import FastAction, FastDecision, Ingress
 from mip6.core.engine import FastEngine
 from mip6.runtime._fast import ffi, lib
 
@@ -144,15 +144,25 @@ class FastPath:
         self.forgets += 1
 
     def _learn(self, ingress: Ingress, data: bytes) -> None:
-        """Ask the engine what it does with packets like ``data`` and install the answer."""
+        """Ask the engine what it does with packets like ``data`` and install the answer;
+        for a decapsulation, with the inner packet's too."""
         if len(data) < 40 or data[0] >> 4 != 6:
             return
         key = bytes((ingress,)) + data[8:40]
+        self._decide(ingress, key)
+        installed = self._decisions.get(key)
+        if installed is not None and installed[1].action is FastAction.DECAPSULATE:
+            inner = data[40:]
+            if len(inner) >= 40:
+                self._decide(Ingress.TUNNEL, bytes((Ingress.TUNNEL,)) + inner[8:40])
+
+    def _decide(self, ingress: Ingress, key: bytes) -> None:
+        """Install the engine's decision for ``key`` (ingress, source and destination)."""
         if key in self._decisions or key in self._refused:
             return  # decided; this packet was of another shape (signalling, a bad checksum)
         if len(self._decisions) + len(self._refused) >= MAX_DECISIONS:
             self.forget()  # a bound, as the hub's: the busy flows are decided again at once
-        decision = self.engine.fast_decision(self.clock(), ingress, data[8:24], data[24:40])
+        decision = self.engine.fast_decision(self.clock(), ingress, key[1:17], key[17:33])
         out = -1
         if decision is not None and not (decision.deliver and self.upper is None):
             target = self.upper if decision.deliver else decision.link or "network"

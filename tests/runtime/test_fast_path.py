@@ -419,8 +419,15 @@ def triangle_packets(lab: Roaming) -> Iterator[tuple[Ingress, bytes]]:
         yield Ingress.NETWORK, packet(care_of, CN, payload, hao())
         yield Ingress.NETWORK, packet(CN, care_of, payload, RoutingType2(home_address=HOME))
         yield Ingress.NETWORK, packet(CN, care_of, payload, RoutingType2(home_address=CN))
-        inner = Ipv6Packet(source=HOME, destination=CN, payload=payload)
+        # the reverse tunnel: to a correspondent, to the home agent itself, to a home address
+        # (tunnelled again), from another source, nested, with inner Hop Limit 1
+        for inner_source, inner_destination in ((HOME, CN), (HOME, HA), (HOME, HOME), (CN, CN)):
+            inner = Ipv6Packet(source=inner_source, destination=inner_destination, payload=payload)
+            yield Ingress.NETWORK, packet(care_of, HA, inner)
+        inner = Ipv6Packet(source=HOME, destination=CN, payload=payload, hop_limit=1)
         yield Ingress.NETWORK, packet(care_of, HA, inner)
+        nested = Ipv6Packet(source=care_of, destination=HA, payload=inner)
+        yield Ingress.NETWORK, packet(care_of, HA, nested)
         inner = Ipv6Packet(source=CN, destination=HOME, payload=payload)
         yield Ingress.NETWORK, packet(HA, care_of, inner)
 

@@ -205,8 +205,8 @@ int dfast_decide(struct dfast *fast, int ingress, const uint8_t *key, int action
                  int verify, double expires)
 {
     if (fast == NULL || key == NULL || address == NULL || source == NULL ||
-        link_at(fast, out) == NULL || (ingress != DFAST_UPPER && ingress != DFAST_NETWORK) ||
-        action < DFAST_FORWARD || action > DFAST_ENCAPSULATE_FORWARDED || hop_limit < 0 ||
+        link_at(fast, out) == NULL || ingress < DFAST_UPPER || ingress > DFAST_TUNNEL ||
+        action < DFAST_FORWARD || action > DFAST_DECAPSULATE || hop_limit < 0 ||
         hop_limit > 255 || isnan(expires))
         return -EINVAL;
     uint8_t full[KEY_BYTES];
@@ -345,7 +345,13 @@ static int upper_ok(int next_header, const uint8_t *segment, size_t size, int ve
 
 /* -- decisions applied (mip6.core.datapath) ------------------------------------------------- */
 
-static int apply(const struct decision *d, const uint8_t *packet, size_t size, uint8_t *out)
+static struct decision *decision_for(struct dfast *fast, int ingress, const uint8_t *packet,
+                                     size_t size, double now);
+static int carry(struct dfast *fast, struct decision *d, const uint8_t *packet, size_t size,
+                 uint8_t *out, double now, int *link);
+
+static int apply(struct dfast *fast, const struct decision *d, const uint8_t *packet, size_t size,
+                 uint8_t *out, double now, int *link)
 {
     size_t payload = size - IPV6_HEADER;
     switch (d->action) {
@@ -382,7 +388,7 @@ static int apply(const struct decision *d, const uint8_t *packet, size_t size, u
             /* a packet from the care-of address without the option: delivered as it came */
             struct decision plain = *d;
             plain.action = DFAST_FORWARD;
-            return apply(&plain, packet, size, out);
+            return apply(fast, &plain, packet, size, out, now, link);
         }
         if (payload < MIPV6_HEADER ||
             options[1] != 2 || memcmp(options + 2, HAO_PREFIX, sizeof HAO_PREFIX) != 0 ||
@@ -422,7 +428,7 @@ static int apply(const struct decision *d, const uint8_t *packet, size_t size, u
         if (packet[NEXT_HEADER] != PROTO_ROUTING) {
             struct decision plain = *d;
             plain.action = DFAST_FORWARD;
-            return apply(&plain, packet, size, out);
+            return apply(fast, &plain, packet, size, out, now, link);
         }
         if (payload < MIPV6_HEADER || routing[1] != 2 || routing[2] != 2 || routing[3] != 1 ||
             memcmp(routing + 8, d->address, ADDRESS) != 0 ||
@@ -458,6 +464,20 @@ static int apply(const struct decision *d, const uint8_t *packet, size_t size, u
             out[IPV6_HEADER + HOP_LIMIT]--;
         return (int)(size + IPV6_HEADER);
     }
+    case DFAST_DECAPSULATE: {
+        /* HomeAgent._reverse_tunnel: an outer header without extension headers around a
+         * whole inner packet from the home address; then what the engine decided for the
+         * inner packet's addresses (never another decapsulation: a tunnel in the tunnel is
+         * the engine's to refuse) */
+        const uint8_t *inner = packet + IPV6_HEADER;
+        if (packet[NEXT_HEADER] != PROTO_IPV6 || payload < IPV6_HEADER || inner[0] >> 4 != 6 ||
+            memcmp(inner + SOURCE, d->address, ADDRESS) != 0)
+            return DFAST_PUNT;
+        struct decision *next = decision_for(fast, DFAST_TUNNEL, inner, payload, now);
+        if (next == NULL || next->action == DFAST_DECAPSULATE)
+            return DFAST_PUNT;
+        return carry(fast, next, inner, payload, out, now, link);
+    }
     }
     return DFAST_PUNT;
 }
@@ -479,16 +499,17 @@ static struct decision *decision_for(struct dfast *fast, int ingress, const uint
 
 /* Decision `d` applied to `packet` into `out`: the length written, with its usage counted and
  * *link set, or DFAST_PUNT when the packet is not of the shape the decision takes. */
-static int carry(struct decision *d, const uint8_t *packet, size_t size, uint8_t *out, double now,
-                 int *link)
+static int carry(struct dfast *fast, struct decision *d, const uint8_t *packet, size_t size,
+                 uint8_t *out, double now, int *link)
 {
-    int written = apply(d, packet, size, out);
+    int written = apply(fast, d, packet, size, out, now, link);
     if (written < 0)
         return DFAST_PUNT;
     d->usage.packets++;
     d->usage.bytes += (uint64_t)written;
     d->usage.last_used = now;
-    *link = d->out;
+    if (d->action != DFAST_DECAPSULATE) /* else the inner decision's link, set by apply */
+        *link = d->out;
     return written;
 }
 
@@ -498,7 +519,7 @@ int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size
     if (fast == NULL || packet == NULL || out == NULL || link == NULL || capacity < DFAST_BUFFER)
         return DFAST_PUNT;
     struct decision *d = decision_for(fast, ingress, packet, size, now);
-    return d == NULL ? DFAST_PUNT : carry(d, packet, size, out, now, link);
+    return d == NULL ? DFAST_PUNT : carry(fast, d, packet, size, out, now, link);
 }
 
 /* -- I/O -------------------------------------------------------------------------------------- */
@@ -537,6 +558,14 @@ static void flush(struct link *l)
         done += sent;
     }
     batch->out_count = 0;
+}
+
+/* Where the next packet queued for datagram socket `l` goes (the queue written out if full). */
+static uint8_t *next_slot(struct link *l)
+{
+    if (l->batch->out_count == DFAST_BATCH)
+        flush(l);
+    return l->batch->out + (size_t)l->batch->out_count * DFAST_BUFFER;
 }
 
 static void flush_all(struct dfast *fast)
@@ -601,18 +630,20 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
         used++;
         int out_link = -1;
         double now = monotonic_now();
-        struct link *target = NULL;
-        uint8_t *out = fast->out;
         struct decision *d = decision_for(fast, in->ingress, packet, size, now);
-        if (d != NULL) {
-            target = &fast->links[d->out];
-            if (target->batch != NULL) {
-                if (target->batch->out_count == DFAST_BATCH)
-                    flush(target);
-                out = target->batch->out + (size_t)target->batch->out_count * DFAST_BUFFER;
-            }
+        /* written straight into the batch of the link it will leave by, when that is known
+         * before the inner decision of a decapsulation is */
+        uint8_t *out = fast->out;
+        struct link *target = d == NULL || d->action == DFAST_DECAPSULATE ? NULL
+                                                                           : &fast->links[d->out];
+        if (target != NULL && target->batch != NULL)
+            out = next_slot(target);
+        int written = d == NULL ? DFAST_PUNT : carry(fast, d, packet, size, out, now, &out_link);
+        if (written >= 0 && target == NULL) {
+            target = &fast->links[out_link];
+            if (target->batch != NULL)
+                memcpy(next_slot(target), out, (size_t)written);
         }
-        int written = d == NULL ? DFAST_PUNT : carry(d, packet, size, out, now, &out_link);
         if (written < 0) {
             in->counters.punted++;
             if (packet != fast->buffer)

@@ -25,6 +25,7 @@
 enum dfast_ingress {
     DFAST_UPPER = 0,   /* the node's upper layer (engine.send) */
     DFAST_NETWORK = 1, /* a network link (engine.handle_packet) */
+    DFAST_TUNNEL = 2,  /* out of a tunnel: what a DFAST_DECAPSULATE decision took out */
 };
 
 /* what a decision does to a packet (mip6.core.datapath.FastAction) */
@@ -37,7 +38,9 @@ enum dfast_action {
     DFAST_REMOVE_TYPE2_ROUTING = 4,       /* RFC 3775 11.3.3: destination := `address`; a
                                              packet without extension headers is forwarded */
     DFAST_ENCAPSULATE = 5,                /* RFC 2473 3: from `source` to `address` */
-    DFAST_ENCAPSULATE_FORWARDED = 6       /* the same, the inner Hop Limit decremented (3.1) */
+    DFAST_ENCAPSULATE_FORWARDED = 6,      /* the same, the inner Hop Limit decremented (3.1) */
+    DFAST_DECAPSULATE = 7 /* RFC 2473 3: the inner packet, from source `address` (RFC 3775
+                             10.4.5: the home address), then its own DFAST_TUNNEL decision */
 };
 
 /* dfast_drain results; dfast_transform returns DFAST_PUNT (negative) for a packet it leaves */
