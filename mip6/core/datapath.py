@@ -123,7 +123,8 @@ class FastAction(enum.IntEnum):
     # (RFC 2473 3.1), and one that would leave with 0 stays with the engine
     ENCAPSULATE_FORWARDED = 6
     # the inner packet of an IPv6-in-IPv6 packet without extension headers whose inner source
-    # is ``address`` (a home agent's reverse tunnel, RFC 3775 10.4.5), then what the engine
+    # is ``address`` (a home agent's reverse tunnel, RFC 3775 10.4.5; the unspecified address:
+    # any source, a mobile node's tunnel from its home agent, 11.3.2), then what the engine
     # decided for the inner packet's addresses (Ingress.TUNNEL)
     DECAPSULATE = 7
 

@@ -465,13 +465,16 @@ static int apply(struct dfast *fast, const struct decision *d, const uint8_t *pa
         return (int)(size + IPV6_HEADER);
     }
     case DFAST_DECAPSULATE: {
-        /* HomeAgent._reverse_tunnel: an outer header without extension headers around a
-         * whole inner packet from the home address; then what the engine decided for the
-         * inner packet's addresses (never another decapsulation: a tunnel in the tunnel is
-         * the engine's to refuse) */
+        /* HomeAgent._reverse_tunnel, MobileNode._tunnelled_fast: an outer header without
+         * extension headers around a whole inner packet from the home address (or from
+         * anyone: `address` unspecified); then what the engine decided for the inner
+         * packet's addresses (never another decapsulation: a tunnel in the tunnel is the
+         * engine's to refuse) */
+        static const uint8_t unspecified[ADDRESS];
         const uint8_t *inner = packet + IPV6_HEADER;
         if (packet[NEXT_HEADER] != PROTO_IPV6 || payload < IPV6_HEADER || inner[0] >> 4 != 6 ||
-            memcmp(inner + SOURCE, d->address, ADDRESS) != 0)
+            (memcmp(d->address, unspecified, ADDRESS) != 0 &&
+             memcmp(inner + SOURCE, d->address, ADDRESS) != 0))
             return DFAST_PUNT;
         struct decision *next = decision_for(fast, DFAST_TUNNEL, inner, payload, now);
         if (next == NULL || next->action == DFAST_DECAPSULATE)

@@ -40,7 +40,8 @@ enum dfast_action {
     DFAST_ENCAPSULATE = 5,                /* RFC 2473 3: from `source` to `address` */
     DFAST_ENCAPSULATE_FORWARDED = 6,      /* the same, the inner Hop Limit decremented (3.1) */
     DFAST_DECAPSULATE = 7 /* RFC 2473 3: the inner packet, from source `address` (RFC 3775
-                             10.4.5: the home address), then its own DFAST_TUNNEL decision */
+                             10.4.5: the home address; unspecified: any), then its own
+                             DFAST_TUNNEL decision */
 };
 
 /* dfast_drain results; dfast_transform returns DFAST_PUNT (negative) for a packet it leaves */
