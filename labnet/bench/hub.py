@@ -51,6 +51,13 @@ has UDP links), halved; ``*_pass_rtt_factor`` that over ``relay_tun_added_rtt_us
 most 1.5), and ``*_tcp_fraction`` the lab's TCP rate over ``relay_tun_mbps`` (target at least
 0.5).
 
+**A home agent's tunnel** (root): ``lab_ha_*`` as ``lab_shim_*``, but ``b`` is a mobile node
+away from home (route optimization off) and ``a`` reaches it at its home address: a's daemon,
+the hub, the home agent (interception and RFC 2473 tunnel one way, the reverse tunnel the other),
+the hub, b's daemon. ``lab_ha_pass_added_rtt_us``: its added RTT less the shim lab's and less one
+hub pass, the home agent's pass; ``lab_ha_pass_rtt_factor`` that over the relay's; the
+``_nofast`` figures without the fast path.
+
 **Over UDP links** (no root needed): a generator sends 64-byte raw IPv6 packets in UDP
 datagrams to the forwarder's first port and receives them from its second port.
 ``udp_relay_pps``: a bare relay with the hub's loop structure (epoll, non-blocking
@@ -345,6 +352,21 @@ networks:
 nodes:
   a: {role: correspondent, network: a, address: "2001:db8:a::1"}
   b: {role: correspondent, network: b, address: "2001:db8:b::1"}
+"""
+
+# ``a`` reaches ``b`` at its home address through the home agent's tunnel both ways (route
+# optimization off): a's daemon, the hub, the home agent, the hub, b's daemon
+_HA_TOPOLOGY = """\
+name: bench-ha
+networks:
+  a: {prefix: "2001:db8:a::/64"}
+  home: {prefix: "2001:db8:b::/64"}
+  visited: {prefix: "2001:db8:c::/64"}
+nodes:
+  a: {role: correspondent, network: a, address: "2001:db8:a::1"}
+  ha: {role: home_agent, network: home, address: "2001:db8:b::2"}
+  b: {role: mobile_node, network: visited, address: "2001:db8:c::1", home_address: "2001:db8:b::1",
+      home_agent: "2001:db8:b::2", options: {route_optimization: false}}
 """
 
 # the TCP receiver (in one namespace): counts the payload of one connection, accept to EOF
@@ -642,17 +664,19 @@ def _kernel_path(
         receiver.close()
 
 
-def _through_lab(tcp_seconds: float, fast_path: bool) -> tuple[float, float]:
-    """(median ping RTT in µs, TCP Mbit/s) between two nodes of a ``labnet up`` lab (netns
-    backend, shim-mode daemons, with or without their ``fast_path``) with no emulation; the lab
-    is taken down whatever happens."""
+def _through_lab(
+    tcp_seconds: float, fast_path: bool, topology_text: str = _TOPOLOGY
+) -> tuple[float, float]:
+    """(median ping RTT in µs, TCP Mbit/s) from node ``a`` to node ``b`` (at 2001:db8:b::1)
+    of a ``labnet up`` lab (netns backend, shim-mode daemons, with or without their
+    ``fast_path``) with no emulation; the lab is taken down whatever happens."""
     from labnet import netns
 
     previous = os.environ.get("LABNET_STATE_DIR")
     name = f"benchhub{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="labnet-bench-hub-") as directory:
         topology = Path(directory) / "bench-hub.yaml"
-        topology.write_text(_TOPOLOGY)
+        topology.write_text(topology_text)
         os.environ["LABNET_STATE_DIR"] = str(Path(directory) / "state")
         try:
             lab = netns.NetnsLab.up(str(topology), name, fast_path=fast_path)
@@ -714,6 +738,18 @@ def run_netns(seconds: float, tcp_seconds: float) -> dict[str, Any]:
         per_pass = (lab_rtt - veth - results["hub_added_rtt_us"]) / 2
         results[f"{prefix}_pass_added_rtt_us"] = round(per_pass, 1)
         results[f"{prefix}_pass_rtt_factor"] = round(per_pass / (relay.rtt_us - veth), 2)
+        results[f"{prefix}_tcp_fraction"] = round(lab_mbps / relay.tcp_mbps, 2)
+    for prefix, fast_path in (("lab_ha", True), ("lab_ha_nofast", False)):
+        lab_rtt, lab_mbps = _through_lab(tcp_seconds, fast_path, _HA_TOPOLOGY)
+        results[f"{prefix}_rtt_us"] = round(lab_rtt, 1)
+        results[f"{prefix}_added_rtt_us"] = round(lab_rtt - veth, 1)
+        results[f"{prefix}_tcp_mbps"] = round(lab_mbps, 1)
+        # the home agent's pass: what the lab adds over the shim lab (the home agent and a
+        # second hub pass), less the hub's pass
+        shim = "lab_shim" if fast_path else "lab_shim_nofast"
+        ha_pass = lab_rtt - veth - results[f"{shim}_added_rtt_us"] - results["hub_added_rtt_us"]
+        results[f"{prefix}_pass_added_rtt_us"] = round(ha_pass, 1)
+        results[f"{prefix}_pass_rtt_factor"] = round(ha_pass / (relay.rtt_us - veth), 2)
         results[f"{prefix}_tcp_fraction"] = round(lab_mbps / relay.tcp_mbps, 2)
     return results
 
