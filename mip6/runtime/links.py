@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 Receiver = Callable[[bytes], None]
 MAX_PACKET = 65_575  # a full IPv6 packet without jumbogram
 SOCKET_BUFFER_BYTES = 4 << 20  # labnet.hub.server's too (capped by net.core.[rw]mem_max)
+READ_BUDGET = 64  # datagrams a UDP link reads per readable event
 CLONE_NEWNET = 0x40000000  # sched.h
 NETNS_DIR = "/run/netns"  # where `ip netns add NAME` mounts a namespace
 
@@ -191,7 +192,9 @@ class UdpLink(Link):
         self._loop = loop
 
         def readable() -> None:
-            while True:
+            # At most READ_BUDGET datagrams per event: a link that is always readable must not
+            # keep the loop from its other callbacks (timers, the control socket)
+            for _ in range(READ_BUDGET):
                 try:
                     data = sock.recv(MAX_PACKET)
                 except BlockingIOError:
