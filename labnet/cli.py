@@ -20,7 +20,7 @@
     ESP protect + verify of 1,400-byte packets, AES-GCM and AES-CBC/HMAC-SHA1-96
     (see :mod:`labnet.bench.esp`).
 
-``labnet up TOPOLOGY [--backend netns|sim] [--name LAB] [--esp]``
+``labnet up TOPOLOGY [--backend netns|sim] [--name LAB] [--esp] [--no-fast-path]``
     Start a topology (a file, or a built-in name: ``roaming``, ``testbed``, ``dserver``,
     ``dserver-farm``).
     ``netns`` (the default, root): a hub process, one namespace and ``mip6 run`` daemon per
@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--esp", action="store_true", help="netns: home registrations under ESP, random keys"
     )
+    up.add_argument(
+        "--no-fast-path",
+        dest="fast_path",
+        action="store_false",
+        default=None,
+        help="netns: the daemons without their C fast path (the engines see every packet)",
+    )
     status = commands.add_parser("status", help="a running lab's nodes, links and routes")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     execute = commands.add_parser("exec", help="run a command in a node's namespace")
@@ -178,7 +185,7 @@ def lab_command(args: argparse.Namespace) -> int:
         if args.command == "up":
             if args.backend == "sim":
                 return sim_up(args)
-            lab = NetnsLab.up(args.topology, args.name, esp=args.esp)
+            lab = NetnsLab.up(args.topology, args.name, esp=args.esp, fast_path=args.fast_path)
             print(json.dumps(lab.status(), indent=1))
         elif args.command == "down":
             name = down(args.name)

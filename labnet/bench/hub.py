@@ -38,6 +38,26 @@ correspondents of a ``labnet up`` lab (netns backend), no emulation: kernel -> T
 mip6 daemon -> UDP -> hub -> UDP -> daemon -> TUN -> kernel, so two daemons plus the hub
 (``lab_shim_added_rtt_us``: minus ``veth_rtt_us``). The lab's hub writes its captures.
 
+**One daemon pass** (root): ``daemon_shim_*`` measures a shim-mode ``mip6 run`` daemon (a
+correspondent without bindings, so every packet is forwarded unchanged) as the forwarder between
+the same two namespaces, its kernel link A's TUN device and its network link B's, exactly as the
+relay is measured: the same path through one daemon. ``daemon_shim_nofast_*``: the same daemon
+without its C fast path (``fast_path: false``: the engine sees every packet). Factors as the hub's.
+
+**The lab with the fast path off**: ``lab_shim_nofast_*``, as ``lab_shim_*`` with the daemons'
+``fast_path: false``. For both, issue #13's per-pass figures: ``*_pass_added_rtt_us`` is the
+lab's added RTT less ``hub_added_rtt_us`` (the hub's pass, measured with TUN links; the lab's hub
+has UDP links), halved; ``*_pass_rtt_factor`` that over ``relay_tun_added_rtt_us`` (target at
+most 1.5), and ``*_tcp_fraction`` the lab's TCP rate over ``relay_tun_mbps`` (target at least
+0.5).
+
+**A home agent's tunnel** (root): ``lab_ha_*`` as ``lab_shim_*``, but ``b`` is a mobile node
+away from home (route optimization off) and ``a`` reaches it at its home address: a's daemon,
+the hub, the home agent (interception and RFC 2473 tunnel one way, the reverse tunnel the other),
+the hub, b's daemon. ``lab_ha_pass_added_rtt_us``: its added RTT less the shim lab's and less one
+hub pass, the home agent's pass; ``lab_ha_pass_rtt_factor`` that over the relay's; the
+``_nofast`` figures without the fast path.
+
 **Over UDP links** (no root needed): a generator sends 64-byte raw IPv6 packets in UDP
 datagrams to the forwarder's first port and receives them from its second port.
 ``udp_relay_pps``: a bare relay with the hub's loop structure (epoll, non-blocking
@@ -334,6 +354,21 @@ nodes:
   b: {role: correspondent, network: b, address: "2001:db8:b::1"}
 """
 
+# ``a`` reaches ``b`` at its home address through the home agent's tunnel both ways (route
+# optimization off): a's daemon, the hub, the home agent, the hub, b's daemon
+_HA_TOPOLOGY = """\
+name: bench-ha
+networks:
+  a: {prefix: "2001:db8:a::/64"}
+  home: {prefix: "2001:db8:b::/64"}
+  visited: {prefix: "2001:db8:c::/64"}
+nodes:
+  a: {role: correspondent, network: a, address: "2001:db8:a::1"}
+  ha: {role: home_agent, network: home, address: "2001:db8:b::2"}
+  b: {role: mobile_node, network: visited, address: "2001:db8:c::1", home_address: "2001:db8:b::1",
+      home_agent: "2001:db8:b::2", options: {route_optimization: false}}
+"""
+
 # the TCP receiver (in one namespace): counts the payload of one connection, accept to EOF
 _RECEIVER = """
 import socket, sys, time
@@ -510,6 +545,51 @@ def _run_tun_relay(tag: str, namespaces: tuple[str, str], report: Connection) ->
                 write(view[:size])
 
 
+_DAEMON_CONFIG = """\
+node: bench
+role: correspondent
+mode: shim
+fast_path: {fast_path}
+links:
+  kernel: {{type: tun, name: {tag}dk}}
+  network: {{type: tun, name: {tag}dn}}
+correspondent: {{address: "{address}"}}
+"""
+
+
+def _run_daemon(tag: str, namespaces: tuple[str, str], fast_path: bool, report: Connection) -> None:
+    """One shim-mode ``mip6 run`` daemon (a correspondent without bindings) as the forwarder:
+    its kernel link is A's TUN device, its network link B's. The daemon creates both devices
+    here; they are moved into the namespaces afterwards (the descriptors stay with it)."""
+    import asyncio
+
+    from mip6.runtime.config import parse
+    from mip6.runtime.daemon import Daemon
+
+    text = _DAEMON_CONFIG.format(
+        tag=tag, fast_path=str(fast_path).lower(), address=_TUN_ADDRESSES["a"].ip
+    )
+    daemon = Daemon(parse(text, "bench-daemon.yaml"))
+
+    async def main() -> None:
+        task = await daemon.start()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, daemon.stop)
+        for device, netns, side, other in zip(
+            (f"{tag}dk", f"{tag}dn"), namespaces, _SIDES, _SIDES[::-1], strict=True
+        ):
+            _sh("ip", "link", "set", device, "netns", netns)
+            _sh("ip", "-n", netns, "-6", "addr", "add", str(_TUN_ADDRESSES[side]), "dev", device,
+                "nodad")  # fmt: skip
+            _sh("ip", "-n", netns, "link", "set", device, "up")
+            _sh("ip", "-n", netns, "-6", "route", "replace", str(_TUN_ADDRESSES[other].network),
+                "dev", device)  # fmt: skip
+        report.send("ready")
+        await task
+
+    asyncio.run(main())
+
+
 def tun_hub_config(tag: str, namespaces: tuple[str, str], pcap_dir: Path | None) -> HubConfig:
     """Two ``tun`` links, one into each namespace, no emulation."""
     links = []
@@ -584,19 +664,22 @@ def _kernel_path(
         receiver.close()
 
 
-def _through_lab(tcp_seconds: float) -> tuple[float, float]:
-    """(median ping RTT in µs, TCP Mbit/s) between two nodes of a ``labnet up`` lab (netns
-    backend, shim-mode daemons) with no emulation; the lab is taken down whatever happens."""
+def _through_lab(
+    tcp_seconds: float, fast_path: bool, topology_text: str = _TOPOLOGY
+) -> tuple[float, float]:
+    """(median ping RTT in µs, TCP Mbit/s) from node ``a`` to node ``b`` (at 2001:db8:b::1)
+    of a ``labnet up`` lab (netns backend, shim-mode daemons, with or without their
+    ``fast_path``) with no emulation; the lab is taken down whatever happens."""
     from labnet import netns
 
     previous = os.environ.get("LABNET_STATE_DIR")
     name = f"benchhub{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="labnet-bench-hub-") as directory:
         topology = Path(directory) / "bench-hub.yaml"
-        topology.write_text(_TOPOLOGY)
+        topology.write_text(topology_text)
         os.environ["LABNET_STATE_DIR"] = str(Path(directory) / "state")
         try:
-            lab = netns.NetnsLab.up(str(topology), name)
+            lab = netns.NetnsLab.up(str(topology), name, fast_path=fast_path)
             first, second = (lab.state["nodes"][node]["netns"] for node in ("a", "b"))
             rtt = _ping_rtt_us(first, "2001:db8:b::1")
             mbps = _tcp_mbps(first, second, "2001:db8:b::1", tcp_seconds)
@@ -629,21 +712,45 @@ def run_netns(seconds: float, tcp_seconds: float) -> dict[str, Any]:
         paths["hub_nocapture"] = _kernel_path(
             _run_tun_hub, (config,), namespaces, seconds, tcp_seconds
         )
+        for name, fast_path in (("daemon_shim", True), ("daemon_shim_nofast", False)):
+            paths[name] = _kernel_path(
+                _run_daemon, (tag, namespaces, fast_path), namespaces, seconds, tcp_seconds
+            )
     veth = results["veth_rtt_us"]
     relay = paths["relay_tun"]
     for name, path in paths.items():
         results.update(path.figures(name))
         results[f"{name}_added_rtt_us"] = round(path.rtt_us - veth, 1)
-    for name in ("hub", "hub_nocapture"):
+    for name in ("hub", "hub_nocapture", "daemon_shim", "daemon_shim_nofast"):
         path = paths[name]
         results[f"{name}_rtt_factor"] = round((path.rtt_us - veth) / (relay.rtt_us - veth), 2)
         results[f"{name}_pps_factor"] = round(relay.udp.pps / path.udp.pps, 2)
         results[f"{name}_tcp_factor"] = round(relay.tcp_mbps / path.tcp_mbps, 2)
     results["lost_packets"] = {name: path.udp.lost for name, path in paths.items()}
-    lab_rtt, lab_mbps = _through_lab(tcp_seconds)
-    results["lab_shim_rtt_us"] = round(lab_rtt, 1)
-    results["lab_shim_added_rtt_us"] = round(lab_rtt - veth, 1)
-    results["lab_shim_tcp_mbps"] = round(lab_mbps, 1)
+    for prefix, fast_path in (("lab_shim", True), ("lab_shim_nofast", False)):
+        lab_rtt, lab_mbps = _through_lab(tcp_seconds, fast_path)
+        results[f"{prefix}_rtt_us"] = round(lab_rtt, 1)
+        results[f"{prefix}_added_rtt_us"] = round(lab_rtt - veth, 1)
+        results[f"{prefix}_tcp_mbps"] = round(lab_mbps, 1)
+        # issue #13's targets: a daemon pass at most 1.5 times a relay pass (the lab's two
+        # daemons and hub, less the hub's pass measured above, halved), and TCP through the
+        # two daemons at least half the relay's
+        per_pass = (lab_rtt - veth - results["hub_added_rtt_us"]) / 2
+        results[f"{prefix}_pass_added_rtt_us"] = round(per_pass, 1)
+        results[f"{prefix}_pass_rtt_factor"] = round(per_pass / (relay.rtt_us - veth), 2)
+        results[f"{prefix}_tcp_fraction"] = round(lab_mbps / relay.tcp_mbps, 2)
+    for prefix, fast_path in (("lab_ha", True), ("lab_ha_nofast", False)):
+        lab_rtt, lab_mbps = _through_lab(tcp_seconds, fast_path, _HA_TOPOLOGY)
+        results[f"{prefix}_rtt_us"] = round(lab_rtt, 1)
+        results[f"{prefix}_added_rtt_us"] = round(lab_rtt - veth, 1)
+        results[f"{prefix}_tcp_mbps"] = round(lab_mbps, 1)
+        # the home agent's pass: what the lab adds over the shim lab (the home agent and a
+        # second hub pass), less the hub's pass
+        shim = "lab_shim" if fast_path else "lab_shim_nofast"
+        ha_pass = lab_rtt - veth - results[f"{shim}_added_rtt_us"] - results["hub_added_rtt_us"]
+        results[f"{prefix}_pass_added_rtt_us"] = round(ha_pass, 1)
+        results[f"{prefix}_pass_rtt_factor"] = round(ha_pass / (relay.rtt_us - veth), 2)
+        results[f"{prefix}_tcp_fraction"] = round(lab_mbps / relay.tcp_mbps, 2)
     return results
 
 

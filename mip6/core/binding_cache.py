@@ -35,6 +35,11 @@ class BindingCacheEntry:
     correspondent_address: IPv6Address  # our address the Binding Update was sent to
     refresh_requested: bool = False  # a Binding Refresh Request went out for this lifetime
 
+    def touch(self, at: float) -> None:
+        """Packets used the entry at ``at`` (the daemon's fast path reports those it carried:
+        ``FastDecision.touch``)."""
+        self.last_used = max(self.last_used, at)
+
 
 class BindingCache:
     def __init__(self, capacity: int) -> None:
@@ -42,6 +47,9 @@ class BindingCache:
             raise ValueError("binding cache capacity must be at least 1")
         self.capacity = capacity
         self._entries: dict[IPv6Address, BindingCacheEntry] = {}
+        # Goes up with every put and remove: the daemon's fast path forgets the decisions an
+        # engine gave from this cache when it changes (mip6.core.datapath.FastDecision).
+        self.version = 0
 
     def get(self, home_address: IPv6Address) -> BindingCacheEntry | None:
         return self._entries.get(home_address)
@@ -53,8 +61,10 @@ class BindingCache:
         if not self.has_room_for(entry.home_address):
             raise OverflowError("binding cache is full")
         self._entries[entry.home_address] = entry
+        self.version += 1
 
     def remove(self, home_address: IPv6Address) -> BindingCacheEntry | None:
+        self.version += 1
         return self._entries.pop(home_address, None)
 
     def __len__(self) -> int:

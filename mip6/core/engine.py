@@ -29,6 +29,16 @@ run any engine through this contract alone, with one implementation of the actio
   ``stopped()`` is True once nothing more is awaited.
 - ``describe(what, now)``: a table for ``mip6 show`` (:mod:`mip6.core.show`).
 
+An engine may also offer the daemon's fast path its decisions (:class:`FastEngine`,
+:class:`mip6.core.datapath.FastDecision`):
+
+- ``fast_decision(now, ingress, source, destination)``: what it does now to every TCP, UDP and
+  ICMPv6 data packet that enters by ``ingress`` with these addresses (16 bytes each), or None
+  when it must see each such packet itself (``Ingress.TUNNEL``: the inner packets of its own
+  DECAPSULATE decisions);
+- ``fast_version()``: a value that changes whenever a decision it gave may no longer hold (a
+  binding added, changed, deleted or expired).
+
 Times are seconds on the driver's clock (float); every packet is bytes; every output is an
 :data:`~mip6.core.actions.Action`.
 """
@@ -39,6 +49,7 @@ from collections.abc import Hashable
 from typing import Any, Protocol, runtime_checkable
 
 from mip6.core.actions import Action
+from mip6.core.datapath import FastDecision, Ingress
 from mip6.core.node import UpperLayerError
 
 
@@ -74,3 +85,12 @@ class Engine(Protocol):
     def stopped(self) -> bool: ...
 
     def describe(self, what: str, now: float) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class FastEngine(Protocol):
+    def fast_decision(
+        self, now: float, ingress: Ingress, source: bytes, destination: bytes
+    ) -> FastDecision | None: ...
+
+    def fast_version(self) -> Hashable: ...

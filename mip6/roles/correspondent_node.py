@@ -29,7 +29,13 @@ from mip6.core.binding_cache import (
     unicast_routable,
 )
 from mip6.core.config import CorrespondentConfig
-from mip6.core.datapath import TYPE2_ROUTING_OVERHEAD, insert_type2_routing
+from mip6.core.datapath import (
+    TYPE2_ROUTING_OVERHEAD,
+    FastAction,
+    FastDecision,
+    Ingress,
+    insert_type2_routing,
+)
 from mip6.core.engine import UnknownCommand
 from mip6.core.node import Inbound, NodePipeline, UpperLayerError
 from mip6.core.nonces import NonceTable
@@ -564,6 +570,51 @@ class CorrespondentNode:
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         raise UnknownCommand(name, "correspondent")
+
+    def fast_version(self) -> int:
+        return self.binding_cache.version
+
+    def fast_decision(
+        self, now: float, ingress: Ingress, source: bytes, destination: bytes
+    ) -> FastDecision | None:
+        """What :meth:`send` and :meth:`handle_packet` do to data packets (not Mobility
+        Header messages, which the fast path never takes) with these addresses."""
+        if ingress is Ingress.TUNNEL:
+            return None  # it decapsulates nothing
+        if ingress is Ingress.UPPER:
+            entry = self.binding_cache.get(IPv6Address(destination))
+            if entry is None:
+                return FastDecision(action=FastAction.FORWARD)
+            if entry.expires <= now:
+                return None
+            # RFC 3775 9.3.2: to the care-of address, with a type 2 routing header
+            return FastDecision(
+                action=FastAction.INSERT_TYPE2_ROUTING,
+                address=entry.care_of_address.packed,
+                expires=entry.expires,
+                binding=entry.home_address,
+                touch=entry.touch,
+            )
+        # Received: a data packet that parses is delivered as it came; one from a care-of
+        # address may carry the Home Address option of its binding (RFC 3775 9.3.1), removed
+        # for the upper layer. With several bindings from one care-of address the option
+        # alone says which: such packets stay with the engine.
+        care_of = IPv6Address(source)
+        entries = [e for e in self.binding_cache if e.care_of_address == care_of]
+        if len(entries) != 1:
+            return FastDecision(action=FastAction.FORWARD, deliver=True, verify=True)
+        (entry,) = entries
+        if entry.expires <= now:
+            return None
+        return FastDecision(
+            action=FastAction.REMOVE_HOME_ADDRESS_OPTION,
+            deliver=True,
+            verify=True,
+            address=entry.home_address.packed,
+            expires=entry.expires,
+            binding=entry.home_address,
+            touch=entry.touch,
+        )
 
     def stop(self, now: float) -> list[Action]:
         return []

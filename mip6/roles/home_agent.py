@@ -46,7 +46,13 @@ from mip6.core.binding_cache import (
     unicast_routable,
 )
 from mip6.core.config import HomeAgentConfig
-from mip6.core.datapath import TUNNEL_OVERHEAD, encapsulate
+from mip6.core.datapath import (
+    TUNNEL_OVERHEAD,
+    FastAction,
+    FastDecision,
+    Ingress,
+    encapsulate,
+)
 from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import Dropped, SecurityPolicyDatabase
@@ -891,6 +897,61 @@ class HomeAgent:
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         raise UnknownCommand(name, "home_agent")
+
+    def fast_version(self) -> int:
+        return self.binding_cache.version  # home registrations and the correspondent's
+
+    def fast_decision(
+        self, now: float, ingress: Ingress, source: bytes, destination: bytes
+    ) -> FastDecision | None:
+        """What :meth:`handle_packet` does to data packets: for a registered home address,
+        RFC 3775 10.4.1 interception and RFC 2473 tunnelling (:meth:`_tunnel`); from a
+        registered care-of address to this node, the reverse tunnel (10.4.5,
+        :meth:`_reverse_tunnel`), whose inner packets go where :meth:`_forward` sends them.
+        Everything else (packets for this node, the home link's neighbours) stays with the
+        engine, as does all of it under a security policy database (which sees every packet
+        the home agent sends)."""
+        if ingress is Ingress.UPPER or self.security is not None:
+            return None
+        tunnel = self._tunnels.get(destination)
+        if tunnel is not None:
+            entry = tunnel.entry
+            if entry.expires <= now:
+                return None
+            return FastDecision(
+                action=FastAction.ENCAPSULATE_FORWARDED,
+                address=tunnel.care_of,
+                source=self._address,
+                hop_limit=self.config.tunnel_hop_limit,
+                expires=entry.expires,
+                binding=entry.home_address,
+                touch=entry.touch,
+            )
+        local = (
+            destination == self._address
+            or destination in self._anycast
+            or destination in self._other_local
+        )
+        if ingress is Ingress.TUNNEL:
+            if local:
+                return None  # processed here, never decapsulated twice
+            home_link = self.config.home_link if self._on_home_link(destination) else None
+            return FastDecision(action=FastAction.FORWARD, link=home_link)
+        if destination != self._address:
+            return None
+        # the reverse tunnel from a care-of address: one home registration per care-of
+        # address, or the inner source alone says which (the engine's to check)
+        registered = [t for t in self._tunnels.values() if t.care_of == source]
+        if len(registered) != 1 or registered[0].entry.expires <= now:
+            return None
+        entry = registered[0].entry
+        return FastDecision(
+            action=FastAction.DECAPSULATE,
+            address=entry.home_address.packed,
+            expires=entry.expires,
+            binding=entry.home_address,
+            touch=entry.touch,
+        )
 
     def stop(self, now: float) -> list[Action]:
         return []

@@ -45,6 +45,9 @@ from mip6.core.config import MobileNodeConfig
 from mip6.core.datapath import (
     HOME_ADDRESS_OPTION_OVERHEAD,
     TUNNEL_OVERHEAD,
+    FastAction,
+    FastDecision,
+    Ingress,
     encapsulate,
     home_address_options,
     insert_home_address_option,
@@ -514,6 +517,83 @@ class MobileNode:
         ):
             return HOME_ADDRESS_OPTION_OVERHEAD
         return TUNNEL_OVERHEAD
+
+    def fast_version(self) -> Hashable:
+        """What the decisions below depend on: where the node is, its tunnels' other ends and
+        each binding's state (read per batch the fast path reads: as long as the Binding
+        Update List, a shim's has a few correspondents)."""
+        return (
+            self._at_home,
+            self.care_of_address,
+            self.home_agent,
+            self.tunnel_relay,
+            tuple(
+                (e.destination, e.state, e.deregistering, e.care_of_address, e.expires)
+                for e in self.bul
+            ),
+        )
+
+    def fast_decision(
+        self, now: float, ingress: Ingress, source: bytes, destination: bytes
+    ) -> FastDecision | None:
+        """What :meth:`send` and :meth:`handle_packet` do to data packets with these
+        addresses; nothing under a security policy database (which sees every packet)."""
+        if self.security is not None:
+            return None
+        if ingress is Ingress.TUNNEL:
+            # _tunnelled_fast: what the tunnel brings for the home address is delivered
+            if destination != self._home_packed:
+                return None
+            return FastDecision(action=FastAction.FORWARD, deliver=True, verify=True)
+        if ingress is Ingress.NETWORK:
+            # RFC 3775 11.3.2: the tunnel from the home agent (or the relay, 10.4.6). From the
+            # home agent it is the engine's reason to start route optimization (11.7.2), so
+            # those stay with the engine unless route optimization is off.
+            care_of = self.care_of_address
+            senders = {
+                self.tunnel_relay,
+                None if self.config.route_optimization else self.home_agent,
+            }
+            if (
+                care_of is not None
+                and destination == care_of.packed
+                and IPv6Address(source) in senders - {None}
+            ):
+                return FastDecision(action=FastAction.DECAPSULATE)
+            # NodePipeline.data_fast_path: delivered as they came, or with a correspondent's
+            # type 2 routing header removed (RFC 3775 11.3.3). The fast path checks what the
+            # engine's parser would (verify), so it takes a subset.
+            if care_of is not None and destination == care_of.packed:
+                return FastDecision(
+                    action=FastAction.REMOVE_TYPE2_ROUTING,
+                    deliver=True,
+                    verify=True,
+                    address=self._home_packed,
+                )
+            return FastDecision(action=FastAction.FORWARD, deliver=True, verify=True)
+        if self.at_home or source != self._home_packed:
+            return FastDecision(action=FastAction.FORWARD)
+        assert self.care_of_address is not None
+        entry = self.bul.get_packed(destination)
+        if (
+            entry is not None
+            and not entry.home_registration
+            and entry.usable(now, self.care_of_address)
+        ):
+            # RFC 3775 11.3.1: from the care-of address, the home address in the option
+            return FastDecision(
+                action=FastAction.INSERT_HOME_ADDRESS_OPTION,
+                address=self.care_of_address.packed,
+                expires=entry.expires,
+                binding=entry.destination,
+            )
+        # RFC 3775 11.3.1: the reverse tunnel to the home agent (encapsulate's Hop Limit)
+        return FastDecision(
+            action=FastAction.ENCAPSULATE,
+            address=self.home_agent.packed,
+            source=self.care_of_address.packed,
+            hop_limit=64,
+        )
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         """``move`` (a care-of address, or None for home), ``route_optimize`` (a

@@ -18,7 +18,10 @@ One file per node::
     links:
       kernel:  {type: tun, name: mip6k0}                        # shim mode: the kernel's side
       network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}   # or {type: tun, name: ...}
-    pcap: {network: /tmp/cn1.pcap}  # optional, per link
+    pcap: {network: /tmp/cn1.pcap}  # optional, per link (a daemon with one has no fast path)
+    fast_path: true                 # optional: established traffic through the C fast path
+                                    # (mip6.runtime.fast) where it is built; false: the
+                                    # engine sees every packet
     home_agent: {address: ..., home_prefixes: [...], allow_unprotected_registration: false}
     mobile_node: {home_address: ..., home_agent: ..., care_of_address: ...}
     correspondent: {binding_cache_size: 4096, nonce_interval: 30}
@@ -145,6 +148,7 @@ class NodeConfig:
     ipsec: dict[str, Any] | None = None  # RFC 3776 SAs (mip6.core.ipsec.config), validated
     apps: tuple[AppConfig, ...] = ()  # host mode: applications inside the daemon
     tcp: Config | None = None  # host mode: the ``tcp`` block over TCP_DEFAULTS, if given
+    fast_path: bool = True  # the C fast path where built (mip6.runtime.fast)
 
     @property
     def network_links(self) -> tuple[str, ...]:
@@ -269,7 +273,8 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     root = compose(text, path)
     top = reader.mapping(root, "")
     sections = {name for entry in ROLES.values() for name in entry.sections}
-    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", "apps", "tcp"}
+    allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", "apps"}
+    allowed |= {"tcp", "fast_path"}
     allowed |= {*ROLES, *sections}
     for name, (key_node, _) in top.items():
         if name not in allowed:
@@ -337,9 +342,11 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
             "missing (mode host needs the node's address)",
         )
     ipsec = _ipsec(reader, text, top["ipsec"], role_name) if "ipsec" in top else None
+    fast_path = reader.boolean(top["fast_path"][1], "fast_path") if "fast_path" in top else True
     return NodeConfig(
-        path, node, role_name, mode, links, control, pcap, options, netns, ipsec, apps, tcp
-    )
+        path, node, role_name, mode, links, control, pcap, options, netns, ipsec, apps, tcp,
+        fast_path,
+    )  # fmt: skip
 
 
 def read_apps(

@@ -32,6 +32,13 @@ With ``netns: NAME`` the daemon opens its UDP links where it was started (the ro
 where a labnet hub listens), then moves into the network namespace NAME (setns(2)) and creates
 its TUN devices there: a namespace's kernel reaches the lab through the daemon, without veths.
 
+Established traffic takes the C fast path (:mod:`mip6.runtime.fast`) where it is built and the
+engine gives decisions (a correspondent's, a home agent's, a mobile node's): the daemon's links
+are read in C, and packets the engine has already decided for (its binding cache and Binding
+Update List unchanged since) are rewritten and written there; every other packet takes the
+engine, which stays the reference. ``fast_path: false`` turns it off; a link with a pcap tap
+does too (taps are written in Python).
+
 The engine's clock is the loop's monotonic clock; its randomness is the operating system's.
 A control socket answers ``mip6 show`` (and commands such as ``move``) with one JSON object
 per request line. SIGTERM and SIGINT deregister (a mobile node sends Lifetime 0 Binding Updates
@@ -47,10 +54,12 @@ import os
 import random
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mip6.apps import builtin
 from mip6.core.actions import Event
+from mip6.core.datapath import Ingress
+from mip6.core.engine import FastEngine
 from mip6.runtime.config import KERNEL_LINK, NodeConfig
 from mip6.runtime.host import AsyncHost, Host
 from mip6.runtime.links import Link, TunLink, UdpLink, enter_netns
@@ -58,6 +67,9 @@ from mip6.runtime.node import NodeRuntime
 from mip6.runtime.roles import build_engine, role
 from mip6.runtime.state import describe
 from mip6.wire.pcap import PcapWriter
+
+if TYPE_CHECKING:
+    from mip6.runtime.fast import FastPath
 
 log = logging.getLogger(__name__)
 DEREGISTRATION_WAIT = 2.0  # seconds a stopping node waits for its engine to finish (stopped())
@@ -91,6 +103,7 @@ class Daemon:
         self.host: AsyncHost | None = None  # host mode: the IPv6 host, made when run() starts
         self._stop_apps: list[Callable[[], None]] = []
         self._started = asyncio.Event()
+        self.fast: FastPath | None = None  # made when run() starts, if it is on
 
     # -- running -------------------------------------------------------------------------------
 
@@ -171,6 +184,7 @@ class Daemon:
         if self.config.netns and not self._entered:
             enter_netns(self.config.netns)
             self._entered = True
+        self.fast = self._open_fast_path(runtime)
         if self.config.control:
             await self._open_control(self.config.control)
         if signals:
@@ -178,6 +192,35 @@ class Daemon:
                 loop.add_signal_handler(sig, self._stopping.set)
         log.info("node %s: %s in %s mode", self.config.node, self.config.role, self.config.mode)
         runtime.start()
+
+    def _open_fast_path(self, runtime: NodeRuntime) -> FastPath | None:
+        """The C fast path over the open links (:mod:`mip6.runtime.fast`), unless the
+        configuration turns it off, a link has a tap (written by Python only), the engine
+        gives no decisions or the extension is not built."""
+        if not self.config.fast_path or self.config.pcap or not isinstance(self.engine, FastEngine):
+            return None
+        try:
+            from mip6.runtime.fast import FastLink, FastPath
+        except ImportError as error:  # not built: the Python path alone is complete
+            log.info("node %s: no fast path (%s)", self.config.node, error)
+            return None
+        links = [
+            FastLink(
+                name,
+                link.fileno(),
+                Ingress.UPPER if name == KERNEL_LINK else Ingress.NETWORK,
+                link.received,
+                link.datagram_socket,
+            )
+            for name, link in self.links.items()
+        ]
+        upper = KERNEL_LINK if KERNEL_LINK in self.links else None
+        fast = FastPath(self.engine, links, upper, lambda: self.now)
+        for name, link in self.links.items():
+            link.take_reading(fast.reader(name))
+        runtime.before_timer = fast.touch
+        log.info("node %s: fast path on", self.config.node)
+        return fast
 
     def stop(self) -> None:
         if self._stopping is not None:
@@ -255,7 +298,13 @@ class Daemon:
             return {
                 "node": self.config.node,
                 "role": self.config.role,
-                **describe(self.engine, request["show"], self.now, host),
+                **describe(
+                    self.engine,
+                    request["show"],
+                    self.now,
+                    host,
+                    None if self.fast is None else self.fast.counters(),
+                ),
             }
         if len(request) != 1:
             raise ValueError(f"one command per request, not {sorted(request)}")

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 Receiver = Callable[[bytes], None]
 MAX_PACKET = 65_575  # a full IPv6 packet without jumbogram
+READ_BUDGET = 64  # datagrams a UDP link reads per readable event
 CLONE_NEWNET = 0x40000000  # sched.h
 NETNS_DIR = "/run/netns"  # where `ip netns add NAME` mounts a namespace
 
@@ -50,11 +51,25 @@ class Link:
 
     name: str
     tap: PcapWriter | None = None
+    datagram_socket = False  # a socket: the fast path reads and writes it in batches
 
     def send(self, data: bytes) -> None:
         raise NotImplementedError
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
+        raise NotImplementedError
+
+    def fileno(self) -> int:
+        """The open descriptor: every read gives one packet, every write sends one."""
+        raise NotImplementedError
+
+    def received(self, data: bytes) -> None:
+        """A packet read from the link: recorded, then handed to the receiver."""
+        raise NotImplementedError
+
+    def take_reading(self, reader: Callable[[], None]) -> None:
+        """From now on ``reader`` reads the open link when it is readable (the daemon's fast
+        path, :mod:`mip6.runtime.fast`), and hands what it does not carry to :meth:`received`."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -79,6 +94,7 @@ class TunLink(Link):
         self._tun: object | None = None
         self._fd = -1
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._receive: Receiver | None = None
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
         import pytun
@@ -91,6 +107,7 @@ class TunLink(Link):
         flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
         fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self._loop = loop
+        self._receive = receive
 
         def readable() -> None:
             while True:
@@ -101,12 +118,24 @@ class TunLink(Link):
                 except OSError as error:
                     log.warning("link %s: read failed: %s", self.name, error)
                     return
-                if data and data[0] >> 4 == 6:  # the kernel also hands us nothing else
-                    self._record(data)
-                    receive(data)
+                self.received(data)
 
         loop.add_reader(self._fd, readable)
         log.info("link %s: tun %s up", self.name, self.device)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def received(self, data: bytes) -> None:
+        assert self._receive is not None
+        if data and data[0] >> 4 == 6:  # the kernel also hands us nothing else
+            self._record(data)
+            self._receive(data)
+
+    def take_reading(self, reader: Callable[[], None]) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(self._fd)
+        self._loop.add_reader(self._fd, reader)
 
     def send(self, data: bytes) -> None:
         self._record(data)
@@ -146,14 +175,20 @@ def _large_buffers(sock: socket.socket) -> None:
 
 class UdpLink(Link):
     """One raw IPv6 packet per UDP datagram, to and from a labnet hub's port for this link.
-    Datagrams from any other address are ignored (counted)."""
+    The socket is connected to the hub's port, so the kernel hands it no datagram from any
+    other address (connect(2)). A datagram the socket cannot take now (a full send buffer) is
+    dropped, as a link drops, and counted (``dropped``)."""
+
+    datagram_socket = True
 
     def __init__(self, name: str, remote: tuple[str, int], local: tuple[str, int]) -> None:
         self.name = name
         self.remote = remote
         self.local = local
-        self._transport: asyncio.DatagramTransport | None = None
-        self.ignored = 0
+        self._sock: socket.socket | None = None
+        self._receive: Receiver | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.dropped = 0
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
         family = socket.AF_INET6 if ":" in self.remote[0] else socket.AF_INET
@@ -168,32 +203,62 @@ class UdpLink(Link):
             else (self.local[0].replace("::", "0.0.0.0"), self.local[1])
         )
         sock.connect(remote)
-        link = self
+        self._sock = sock
+        self._receive = receive
+        self._loop = loop
 
-        class Protocol(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-                if addr[:2] != remote[:2]:
-                    link.ignored += 1
+        def readable() -> None:
+            # At most READ_BUDGET datagrams per event: a link that is always readable must not
+            # keep the loop from its other callbacks (timers, the control socket)
+            for _ in range(READ_BUDGET):
+                try:
+                    data = sock.recv(MAX_PACKET)
+                except BlockingIOError:
                     return
-                link._record(data)
-                receive(data)
+                except ConnectionRefusedError:  # an earlier send found no hub: nothing to read
+                    continue
+                except OSError as error:
+                    log.warning("link %s: receive failed: %s", self.name, error)
+                    return
+                self.received(data)
 
-        transport, _ = await loop.create_datagram_endpoint(Protocol, sock=sock)
-        self._transport = transport
-        log.info("link %s: udp %s -> %s", self.name, transport.get_extra_info("sockname"), remote)
+        loop.add_reader(sock.fileno(), readable)
+        log.info("link %s: udp %s -> %s", self.name, sock.getsockname(), remote)
+
+    def fileno(self) -> int:
+        assert self._sock is not None
+        return self._sock.fileno()
+
+    def received(self, data: bytes) -> None:
+        assert self._receive is not None
+        self._record(data)
+        self._receive(data)
+
+    def take_reading(self, reader: Callable[[], None]) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(self.fileno())
+        self._loop.add_reader(self.fileno(), reader)
 
     @property
     def local_address(self) -> tuple[str, int] | None:
-        return None if self._transport is None else self._transport.get_extra_info("sockname")
+        return None if self._sock is None else self._sock.getsockname()
 
     def send(self, data: bytes) -> None:
-        if self._transport is None:
+        if self._sock is None:
             return
         self._record(data)
-        self._transport.sendto(data)
+        try:
+            self._sock.send(data)
+        except (BlockingIOError, ConnectionRefusedError):  # full, or no hub listening yet
+            self.dropped += 1
+        except OSError as error:
+            self.dropped += 1
+            log.warning("link %s: send failed: %s", self.name, error)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
         super().close()

@@ -76,6 +76,9 @@ class NodeRuntime:
         self.upper = upper
         self.observe = observe
         self._timers: dict[tuple[str, Hashable], Cancellable] = {}
+        # Called before each engine timer: the daemon's fast path tells the engine which
+        # bindings it used (mip6.runtime.fast.FastPath.touch)
+        self.before_timer: Callable[[], None] | None = None
 
     @property
     def now(self) -> float:
@@ -160,4 +163,6 @@ class NodeRuntime:
             assert self.host is not None
             self.apply_host(self.host.handle_timer(self.now, token))
         else:
+            if self.before_timer is not None:
+                self.before_timer()
             self.apply(self.engine.handle_timer(self.now, token))

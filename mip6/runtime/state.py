@@ -4,6 +4,7 @@ Secrets (Kcn, nonces, keygen tokens) are never shown, only their indices and age
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mip6.core import show
@@ -15,17 +16,27 @@ if TYPE_CHECKING:
 WHATS = show.WHATS
 
 
-def describe(engine: Engine, what: str, now: float, host: Host | None = None) -> dict[str, Any]:
+def describe(
+    engine: Engine,
+    what: str,
+    now: float,
+    host: Host | None = None,
+    fast: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """``what`` of ``engine``; with a host-mode node's ``host``, ``stats`` also holds its
     counters (``host.*``, ``host.tcp.*`` from the TCP stack) and ``tcp`` lists its TCP
-    connections (no rows without a host)."""
+    connections (no rows without a host); with the counters of the daemon's ``fast`` path
+    (:meth:`mip6.runtime.fast.FastPath.counters`), ``stats`` holds them as ``fast.*``."""
     reply = engine.describe(what, now)
-    if host is None:
-        return reply
-    if what == "tcp":
+    if what == "tcp" and host is not None:
         return show.rows(what, host.describe()["connections"])
-    if what == "stats":
-        return show.counters(what, ("", reply["counters"]), ("host.", host.describe()["counters"]))
+    if what == "stats" and (host is not None or fast is not None):
+        groups = [("", reply["counters"])]
+        if host is not None:
+            groups.append(("host.", host.describe()["counters"]))
+        if fast is not None:
+            groups.append(("fast.", fast))
+        return show.counters(what, *groups)
     return reply
 
 

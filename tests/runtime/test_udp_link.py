@@ -30,9 +30,8 @@ def test_udp_link_carries_packets_and_has_large_buffers() -> None:
                 if received:
                     break
                 await asyncio.sleep(0.01)
-            assert link._transport is not None
-            sock = link._transport.get_extra_info("socket")
-            size = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            assert link._sock is not None
+            size = link._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             return received, size, answer
         finally:
             link.close()

@@ -1,0 +1,686 @@
+/* The daemon's fast path: see daemon_fast.h, and mip6/runtime/fast.py for the Python around
+ * it. What a decision does mirrors mip6.core.datapath; which packets it may take mirrors what
+ * the engine's parser accepts (mip6.wire), so a packet taken here is one the engine would have
+ * treated the same way, byte for byte. */
+
+#define _GNU_SOURCE
+#include "daemon_fast.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* RFC 8200 3: Version in the top 4 bits of byte 0, Payload Length at bytes 4-5, Next Header at
+ * byte 6, Source Address at bytes 8-23, Destination Address at bytes 24-39. */
+#define IPV6_HEADER 40
+#define PAYLOAD_LENGTH 4
+#define NEXT_HEADER 6
+#define HOP_LIMIT 7
+#define SOURCE 8
+#define DESTINATION 24
+#define ADDRESS 16
+#define KEY_BYTES 33 /* ingress, then source and destination */
+
+/* mip6.wire.protocols */
+#define PROTO_TCP 6
+#define PROTO_IPV6 41
+#define PROTO_UDP 17
+#define PROTO_ROUTING 43
+#define PROTO_ICMPV6 58
+#define PROTO_DESTINATION_OPTIONS 60
+
+/* RFC 3775 6.3, 6.4: both headers the fast path adds or removes are 24 bytes (Hdr Ext Len 2) */
+#define MIPV6_HEADER 24
+/* mip6.core.datapath._HAO_PREFIX: after Next Header and Hdr Ext Len 2, a PadN of 4 bytes, then
+ * Option Type 201, Option Length 16; the home address follows */
+static const uint8_t HAO_PREFIX[6] = {0x01, 0x02, 0x00, 0x00, 0xc9, 0x10};
+
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
+
+struct decision {
+    uint8_t key[KEY_BYTES];
+    uint8_t action;
+    uint8_t verify;
+    uint8_t hop_limit; /* an encapsulation's outer Hop Limit */
+    int32_t out;
+    uint8_t address[ADDRESS];
+    uint8_t source[ADDRESS]; /* an encapsulation's outer Source Address */
+    double expires;
+    struct dfast_usage usage;
+};
+
+/* A datagram socket's batches (recvmmsg, sendmmsg): DFAST_BATCH packets read ahead, and the
+ * packets decisions sent it, written at once before dfast_drain returns. */
+struct batch {
+    uint8_t *in;  /* DFAST_BATCH slots of DFAST_MAX_PACKET bytes */
+    struct mmsghdr in_messages[DFAST_BATCH];
+    struct iovec in_vectors[DFAST_BATCH];
+    int in_next, in_count; /* read ahead: slots in_next .. in_count-1 still to process */
+    uint8_t *out; /* DFAST_BATCH slots of DFAST_BUFFER bytes */
+    struct mmsghdr out_messages[DFAST_BATCH];
+    struct iovec out_vectors[DFAST_BATCH];
+    int out_count;
+};
+
+struct link {
+    int fd; /* -1: not set */
+    int ingress;
+    struct batch *batch; /* NULL: a TUN device, one read and one write per packet */
+    struct dfast_counters counters;
+};
+
+struct dfast {
+    int link_count;
+    struct link *links;
+    uint8_t *buffer; /* the caller's: a punted packet stays there */
+    uint8_t *out;    /* DFAST_BUFFER bytes: what a decision makes of a packet */
+    int count;
+    int32_t slots[DFAST_SLOTS]; /* id + 1 of the decision in the slot; 0: empty */
+    struct decision decisions[DFAST_MAX_DECISIONS];
+};
+
+struct dfast *dfast_new(int links, uint8_t *buffer, size_t capacity)
+{
+    if (links <= 0 || buffer == NULL || capacity < DFAST_BUFFER)
+        return NULL;
+    struct dfast *fast = calloc(1, sizeof *fast);
+    if (fast == NULL)
+        return NULL;
+    fast->links = calloc((size_t)links, sizeof *fast->links);
+    fast->out = malloc(DFAST_BUFFER);
+    if (fast->links == NULL || fast->out == NULL) {
+        dfast_free(fast);
+        return NULL;
+    }
+    fast->link_count = links;
+    fast->buffer = buffer;
+    for (int i = 0; i < links; i++)
+        fast->links[i].fd = -1;
+    return fast;
+}
+
+static void free_batch(struct batch *batch)
+{
+    if (batch == NULL)
+        return;
+    free(batch->in);
+    free(batch->out);
+    free(batch);
+}
+
+void dfast_free(struct dfast *fast)
+{
+    if (fast == NULL)
+        return;
+    for (int i = 0; fast->links != NULL && i < fast->link_count; i++)
+        free_batch(fast->links[i].batch);
+    free(fast->links);
+    free(fast->out);
+    free(fast);
+}
+
+static struct link *link_at(struct dfast *fast, int link)
+{
+    if (fast == NULL || link < 0 || link >= fast->link_count)
+        return NULL;
+    return &fast->links[link];
+}
+
+static struct batch *new_batch(void)
+{
+    struct batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL)
+        return NULL;
+    batch->in = malloc((size_t)DFAST_BATCH * DFAST_MAX_PACKET);
+    batch->out = malloc((size_t)DFAST_BATCH * DFAST_BUFFER);
+    if (batch->in == NULL || batch->out == NULL) {
+        free_batch(batch);
+        return NULL;
+    }
+    for (int i = 0; i < DFAST_BATCH; i++) {
+        batch->in_vectors[i].iov_base = batch->in + (size_t)i * DFAST_MAX_PACKET;
+        batch->in_vectors[i].iov_len = DFAST_MAX_PACKET;
+        batch->in_messages[i].msg_hdr.msg_iov = &batch->in_vectors[i];
+        batch->in_messages[i].msg_hdr.msg_iovlen = 1;
+        batch->out_vectors[i].iov_base = batch->out + (size_t)i * DFAST_BUFFER;
+        batch->out_messages[i].msg_hdr.msg_iov = &batch->out_vectors[i];
+        batch->out_messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    return batch;
+}
+
+int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagram_socket)
+{
+    struct link *l = link_at(fast, link);
+    if (l == NULL || fd < 0 || (ingress != DFAST_UPPER && ingress != DFAST_NETWORK))
+        return -EINVAL;
+    if (datagram_socket && l->batch == NULL) {
+        l->batch = new_batch();
+        if (l->batch == NULL)
+            return -ENOMEM;
+    }
+    l->fd = fd;
+    l->ingress = ingress;
+    return 0;
+}
+
+/* -- the decision table: open addressing, linear probing, at most half full ------------------ */
+
+static size_t slot_of(const uint8_t *key)
+{
+    uint64_t word, hash = key[0];
+    for (int i = 1; i < KEY_BYTES; i += 8) {
+        memcpy(&word, key + i, 8);
+        hash = (hash ^ word) * 0x9E3779B97F4A7C15ull;
+    }
+    return (size_t)(hash ^ (hash >> 32)) & (DFAST_SLOTS - 1);
+}
+
+static struct decision *lookup(struct dfast *fast, const uint8_t *key)
+{
+    for (size_t i = slot_of(key);; i = (i + 1) & (DFAST_SLOTS - 1)) {
+        int32_t id = fast->slots[i];
+        if (id == 0)
+            return NULL;
+        struct decision *d = &fast->decisions[id - 1];
+        if (memcmp(d->key, key, KEY_BYTES) == 0)
+            return d;
+    }
+}
+
+static void make_key(uint8_t *key, int ingress, const uint8_t *addresses)
+{
+    key[0] = (uint8_t)ingress;
+    memcpy(key + 1, addresses, 2 * ADDRESS);
+}
+
+int dfast_decide(struct dfast *fast, int ingress, const uint8_t *key, int action,
+                 const uint8_t *address, const uint8_t *source, int hop_limit, int out,
+                 int verify, double expires)
+{
+    if (fast == NULL || key == NULL || address == NULL || source == NULL ||
+        link_at(fast, out) == NULL || ingress < DFAST_UPPER || ingress > DFAST_TUNNEL ||
+        action < DFAST_FORWARD || action > DFAST_DECAPSULATE || hop_limit < 0 ||
+        hop_limit > 255 || isnan(expires))
+        return -EINVAL;
+    uint8_t full[KEY_BYTES];
+    make_key(full, ingress, key);
+    struct decision *d = lookup(fast, full);
+    if (d == NULL) {
+        if (fast->count >= DFAST_MAX_DECISIONS)
+            return -ENOSPC;
+        size_t i = slot_of(full);
+        while (fast->slots[i] != 0)
+            i = (i + 1) & (DFAST_SLOTS - 1);
+        d = &fast->decisions[fast->count];
+        fast->slots[i] = ++fast->count;
+        memcpy(d->key, full, KEY_BYTES);
+    }
+    d->action = (uint8_t)action;
+    d->verify = verify != 0;
+    d->out = out;
+    memcpy(d->address, address, ADDRESS);
+    memcpy(d->source, source, ADDRESS);
+    d->hop_limit = (uint8_t)hop_limit;
+    d->expires = expires;
+    memset(&d->usage, 0, sizeof d->usage);
+    return (int)(d - fast->decisions);
+}
+
+void dfast_forget(struct dfast *fast)
+{
+    if (fast == NULL)
+        return;
+    memset(fast->slots, 0, sizeof fast->slots);
+    fast->count = 0;
+}
+
+int dfast_decisions(const struct dfast *fast)
+{
+    return fast == NULL ? 0 : fast->count;
+}
+
+const struct dfast_usage *dfast_usage(const struct dfast *fast, int id)
+{
+    if (fast == NULL || id < 0 || id >= fast->count)
+        return NULL;
+    return &fast->decisions[id].usage;
+}
+
+/* -- what the engine's parser accepts (mip6.wire) ------------------------------------------- */
+
+static uint16_t get16(const uint8_t *at)
+{
+    return (uint16_t)((at[0] << 8) | at[1]);
+}
+
+static void put16(uint8_t *at, size_t value)
+{
+    at[0] = (uint8_t)(value >> 8);
+    at[1] = (uint8_t)value;
+}
+
+/* mip6.wire.checksum.verify_upper_layer: the RFC 1071 sum over the RFC 8200 8.1 pseudo-header
+ * and the segment (checksum field included) is -0. */
+static int checksum_verifies(const uint8_t *source, const uint8_t *destination, int next_header,
+                             const uint8_t *segment, size_t size)
+{
+    uint64_t sum = (uint64_t)size + (uint64_t)next_header;
+    for (int i = 0; i < ADDRESS; i += 2)
+        sum += get16(source + i) + get16(destination + i);
+    size_t i = 0;
+    for (; i + 1 < size; i += 2)
+        sum += get16(segment + i);
+    if (i < size)
+        sum += (uint64_t)segment[i] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return sum == 0xFFFF;
+}
+
+/* mip6.wire.tcp.parse_tcp_options: the strict option rules (RFC 9293 3.1, 3.2). */
+static int tcp_options_parse(const uint8_t *segment, size_t end)
+{
+    size_t offset = 20;
+    while (offset < end) {
+        uint8_t kind = segment[offset];
+        if (kind == 0) { /* End of Option List: the padding after it must be zero */
+            for (size_t i = offset + 1; i < end; i++)
+                if (segment[i] != 0)
+                    return 0;
+            return 1;
+        }
+        if (kind == 1) { /* No-Operation */
+            offset++;
+            continue;
+        }
+        if (offset + 2 > end)
+            return 0;
+        size_t length = segment[offset + 1];
+        if (length < 2 || offset + length > end)
+            return 0;
+        /* _FIXED_LENGTHS: MSS 4, Window Scale 3, SACK Permitted 2, Timestamps 10 */
+        if ((kind == 2 && length != 4) || (kind == 3 && length != 3) ||
+            (kind == 4 && length != 2) || (kind == 8 && length != 10))
+            return 0;
+        if (kind == 5 && ((length - 2) % 8 != 0 || length < 10 || length > 34))
+            return 0; /* SACK: 2 + 8n bytes, n from 1 to 4 */
+        offset += length;
+    }
+    return 1;
+}
+
+/* Whether `segment` of type `next_header` is one the fast path carries: TCP, UDP or ICMPv6,
+ * and with `verify` one the engine's parser accepts as TCP, UDP or an ICMPv6 Echo over the
+ * pseudo-header of `source` and `destination` (mip6.wire.tcp, udp, icmpv6 parse). */
+static int upper_ok(int next_header, const uint8_t *segment, size_t size, int verify,
+                    const uint8_t *source, const uint8_t *destination)
+{
+    if (next_header != PROTO_TCP && next_header != PROTO_UDP && next_header != PROTO_ICMPV6)
+        return 0;
+    if (!verify)
+        return 1; /* the engine's send path walks the headers and reads no further */
+    if (next_header == PROTO_TCP) {
+        if (size < 20)
+            return 0;
+        size_t header_length = 4u * (segment[12] >> 4);
+        if (header_length < 20 || header_length > size || !tcp_options_parse(segment, header_length))
+            return 0;
+    } else if (next_header == PROTO_UDP) {
+        /* RFC 768 Length equals the datagram; RFC 8200 8.1: a zero checksum is discarded */
+        if (size < 8 || get16(segment + 4) != size || get16(segment + 6) == 0)
+            return 0;
+    } else if (size < 8 ||
+               (segment[0] != ICMPV6_ECHO_REQUEST && segment[0] != ICMPV6_ECHO_REPLY)) {
+        return 0; /* other ICMPv6 messages may mean something to the engine */
+    }
+    return checksum_verifies(source, destination, next_header, segment, size);
+}
+
+/* -- decisions applied (mip6.core.datapath) ------------------------------------------------- */
+
+static struct decision *decision_for(struct dfast *fast, int ingress, const uint8_t *packet,
+                                     size_t size, double now);
+static int carry(struct dfast *fast, struct decision *d, const uint8_t *packet, size_t size,
+                 uint8_t *out, double now, int *link);
+
+static int apply(struct dfast *fast, const struct decision *d, const uint8_t *packet, size_t size,
+                 uint8_t *out, double now, int *link)
+{
+    size_t payload = size - IPV6_HEADER;
+    switch (d->action) {
+    case DFAST_FORWARD:
+        if (!upper_ok(packet[NEXT_HEADER], packet + IPV6_HEADER, payload, d->verify,
+                      packet + SOURCE, packet + DESTINATION))
+            return DFAST_PUNT;
+        memcpy(out, packet, size);
+        return (int)size;
+    case DFAST_INSERT_TYPE2_ROUTING:
+        /* insert_type2_routing: RFC 3775 6.4, 9.3.2 */
+        if (payload + MIPV6_HEADER > 0xFFFF ||
+            !upper_ok(packet[NEXT_HEADER], packet + IPV6_HEADER, payload, d->verify,
+                      packet + SOURCE, packet + DESTINATION))
+            return DFAST_PUNT;
+        memcpy(out, packet, IPV6_HEADER);
+        put16(out + PAYLOAD_LENGTH, payload + MIPV6_HEADER);
+        out[NEXT_HEADER] = PROTO_ROUTING;
+        memcpy(out + DESTINATION, d->address, ADDRESS);
+        uint8_t *routing = out + IPV6_HEADER;
+        routing[0] = packet[NEXT_HEADER];
+        routing[1] = 2; /* Hdr Ext Len */
+        routing[2] = 2; /* Routing Type */
+        routing[3] = 1; /* Segments Left */
+        memset(routing + 4, 0, 4);
+        memcpy(routing + 8, packet + DESTINATION, ADDRESS);
+        memcpy(out + IPV6_HEADER + MIPV6_HEADER, packet + IPV6_HEADER, payload);
+        return (int)(size + MIPV6_HEADER);
+    case DFAST_REMOVE_HOME_ADDRESS_OPTION: {
+        /* Inbound.delivered for a Destination Options header that holds only the Home
+         * Address option of the binding (RFC 3775 9.3.1); no other header */
+        const uint8_t *options = packet + IPV6_HEADER;
+        if (packet[NEXT_HEADER] != PROTO_DESTINATION_OPTIONS) {
+            /* a packet from the care-of address without the option: delivered as it came */
+            struct decision plain = *d;
+            plain.action = DFAST_FORWARD;
+            return apply(fast, &plain, packet, size, out, now, link);
+        }
+        if (payload < MIPV6_HEADER ||
+            options[1] != 2 || memcmp(options + 2, HAO_PREFIX, sizeof HAO_PREFIX) != 0 ||
+            memcmp(options + 8, d->address, ADDRESS) != 0 ||
+            !upper_ok(options[0], options + MIPV6_HEADER, payload - MIPV6_HEADER, d->verify,
+                      d->address, packet + DESTINATION))
+            return DFAST_PUNT;
+        memcpy(out, packet, IPV6_HEADER);
+        put16(out + PAYLOAD_LENGTH, payload - MIPV6_HEADER);
+        out[NEXT_HEADER] = options[0];
+        memcpy(out + SOURCE, d->address, ADDRESS);
+        memcpy(out + IPV6_HEADER, options + MIPV6_HEADER, payload - MIPV6_HEADER);
+        return (int)(size - MIPV6_HEADER);
+    }
+    case DFAST_INSERT_HOME_ADDRESS_OPTION: {
+        /* insert_home_address_option: RFC 3775 6.3, 11.3.1 */
+        if (payload + MIPV6_HEADER > 0xFFFF ||
+            !upper_ok(packet[NEXT_HEADER], packet + IPV6_HEADER, payload, d->verify,
+                      packet + SOURCE, packet + DESTINATION))
+            return DFAST_PUNT;
+        memcpy(out, packet, IPV6_HEADER);
+        put16(out + PAYLOAD_LENGTH, payload + MIPV6_HEADER);
+        out[NEXT_HEADER] = PROTO_DESTINATION_OPTIONS;
+        memcpy(out + SOURCE, d->address, ADDRESS);
+        uint8_t *options = out + IPV6_HEADER;
+        options[0] = packet[NEXT_HEADER];
+        options[1] = 2; /* Hdr Ext Len */
+        memcpy(options + 2, HAO_PREFIX, sizeof HAO_PREFIX);
+        memcpy(options + 8, packet + SOURCE, ADDRESS);
+        memcpy(out + IPV6_HEADER + MIPV6_HEADER, packet + IPV6_HEADER, payload);
+        return (int)(size + MIPV6_HEADER);
+    }
+    case DFAST_REMOVE_TYPE2_ROUTING: {
+        /* NodePipeline.data_fast_path: one type 2 routing header with one segment left
+         * naming the home address (RFC 3775 6.4, 11.3.3; mip6.wire.walk.type2_routed) */
+        const uint8_t *routing = packet + IPV6_HEADER;
+        if (packet[NEXT_HEADER] != PROTO_ROUTING) {
+            struct decision plain = *d;
+            plain.action = DFAST_FORWARD;
+            return apply(fast, &plain, packet, size, out, now, link);
+        }
+        if (payload < MIPV6_HEADER || routing[1] != 2 || routing[2] != 2 || routing[3] != 1 ||
+            memcmp(routing + 8, d->address, ADDRESS) != 0 ||
+            !upper_ok(routing[0], routing + MIPV6_HEADER, payload - MIPV6_HEADER, d->verify,
+                      packet + SOURCE, d->address))
+            return DFAST_PUNT;
+        memcpy(out, packet, IPV6_HEADER);
+        put16(out + PAYLOAD_LENGTH, payload - MIPV6_HEADER);
+        out[NEXT_HEADER] = routing[0];
+        memcpy(out + DESTINATION, d->address, ADDRESS);
+        memcpy(out + IPV6_HEADER, routing + MIPV6_HEADER, payload - MIPV6_HEADER);
+        return (int)(size - MIPV6_HEADER);
+    }
+    case DFAST_ENCAPSULATE:
+    case DFAST_ENCAPSULATE_FORWARDED: {
+        /* encapsulate: RFC 2473 3, an outer header with Next Header 41, traffic class and
+         * flow label 0; forwarded, the inner Hop Limit goes down by one (3.1), and a packet
+         * that would leave with 0 is the engine's (an ICMPv6 Time Exceeded) */
+        int forwarded = d->action == DFAST_ENCAPSULATE_FORWARDED;
+        if (size > 0xFFFF || (forwarded && packet[HOP_LIMIT] <= 1) ||
+            !upper_ok(packet[NEXT_HEADER], packet + IPV6_HEADER, payload, d->verify,
+                      packet + SOURCE, packet + DESTINATION))
+            return DFAST_PUNT;
+        memset(out, 0, IPV6_HEADER);
+        out[0] = 6 << 4;
+        put16(out + PAYLOAD_LENGTH, size);
+        out[NEXT_HEADER] = PROTO_IPV6;
+        out[HOP_LIMIT] = d->hop_limit;
+        memcpy(out + SOURCE, d->source, ADDRESS);
+        memcpy(out + DESTINATION, d->address, ADDRESS);
+        memcpy(out + IPV6_HEADER, packet, size);
+        if (forwarded)
+            out[IPV6_HEADER + HOP_LIMIT]--;
+        return (int)(size + IPV6_HEADER);
+    }
+    case DFAST_DECAPSULATE: {
+        /* HomeAgent._reverse_tunnel, MobileNode._tunnelled_fast: an outer header without
+         * extension headers around a whole inner packet from the home address (or from
+         * anyone: `address` unspecified); then what the engine decided for the inner
+         * packet's addresses (never another decapsulation: a tunnel in the tunnel is the
+         * engine's to refuse) */
+        static const uint8_t unspecified[ADDRESS];
+        const uint8_t *inner = packet + IPV6_HEADER;
+        if (packet[NEXT_HEADER] != PROTO_IPV6 || payload < IPV6_HEADER || inner[0] >> 4 != 6 ||
+            (memcmp(d->address, unspecified, ADDRESS) != 0 &&
+             memcmp(inner + SOURCE, d->address, ADDRESS) != 0))
+            return DFAST_PUNT;
+        struct decision *next = decision_for(fast, DFAST_TUNNEL, inner, payload, now);
+        if (next == NULL || next->action == DFAST_DECAPSULATE)
+            return DFAST_PUNT;
+        return carry(fast, next, inner, payload, out, now, link);
+    }
+    }
+    return DFAST_PUNT;
+}
+
+/* The decision for `packet` from `ingress` at `now`, if one is in force (NULL: punt). */
+static struct decision *decision_for(struct dfast *fast, int ingress, const uint8_t *packet,
+                                     size_t size, double now)
+{
+    if (size < IPV6_HEADER || size > DFAST_MAX_PACKET || packet[0] >> 4 != 6 ||
+        IPV6_HEADER + (size_t)get16(packet + PAYLOAD_LENGTH) != size)
+        return NULL;
+    uint8_t key[KEY_BYTES];
+    make_key(key, ingress, packet + SOURCE);
+    struct decision *d = lookup(fast, key);
+    if (d == NULL || !(now < d->expires))
+        return NULL; /* past its binding's lifetime: the engine expires the binding */
+    return d;
+}
+
+/* Decision `d` applied to `packet` into `out`: the length written, with its usage counted and
+ * *link set, or DFAST_PUNT when the packet is not of the shape the decision takes. */
+static int carry(struct dfast *fast, struct decision *d, const uint8_t *packet, size_t size,
+                 uint8_t *out, double now, int *link)
+{
+    int written = apply(fast, d, packet, size, out, now, link);
+    if (written < 0)
+        return DFAST_PUNT;
+    d->usage.packets++;
+    d->usage.bytes += (uint64_t)written;
+    d->usage.last_used = now;
+    if (d->action != DFAST_DECAPSULATE) /* else the inner decision's link, set by apply */
+        *link = d->out;
+    return written;
+}
+
+int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size_t size,
+                    uint8_t *out, size_t capacity, double now, int *link)
+{
+    if (fast == NULL || packet == NULL || out == NULL || link == NULL || capacity < DFAST_BUFFER)
+        return DFAST_PUNT;
+    struct decision *d = decision_for(fast, ingress, packet, size, now);
+    return d == NULL ? DFAST_PUNT : carry(fast, d, packet, size, out, now, link);
+}
+
+/* -- I/O -------------------------------------------------------------------------------------- */
+
+static double monotonic_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* Write the packets queued for a datagram socket, in one sendmmsg where the socket takes
+ * them all; what it refuses (a full buffer) is dropped and counted, as Link.send drops. */
+static void flush(struct link *l)
+{
+    struct batch *batch = l->batch;
+    int done = 0;
+    while (done < batch->out_count) {
+        int sent = sendmmsg(l->fd, batch->out_messages + done, (unsigned)(batch->out_count - done),
+                            0);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* full: none of them fits now */
+                l->counters.send_errors += (uint64_t)(batch->out_count - done);
+                break;
+            }
+            l->counters.send_errors++;
+            done++; /* the first of those left could not go: drop it, try the rest */
+            continue;
+        }
+        for (int i = done; i < done + sent; i++) {
+            l->counters.out_packets++;
+            l->counters.out_bytes += batch->out_vectors[i].iov_len;
+        }
+        done += sent;
+    }
+    batch->out_count = 0;
+}
+
+/* Where the next packet queued for datagram socket `l` goes (the queue written out if full). */
+static uint8_t *next_slot(struct link *l)
+{
+    if (l->batch->out_count == DFAST_BATCH)
+        flush(l);
+    return l->batch->out + (size_t)l->batch->out_count * DFAST_BUFFER;
+}
+
+static void flush_all(struct dfast *fast)
+{
+    for (int i = 0; i < fast->link_count; i++)
+        if (fast->links[i].batch != NULL && fast->links[i].batch->out_count > 0)
+            flush(&fast->links[i]);
+}
+
+/* The next packet read from `in`: its address and length in *size; NULL when there is none
+ * now (EAGAIN, or an error counted). A datagram socket is read DFAST_BATCH at a time. */
+static const uint8_t *next_packet(struct dfast *fast, struct link *in, size_t *size)
+{
+    struct batch *batch = in->batch;
+    if (batch == NULL) {
+        for (;;) {
+            ssize_t got = read(in->fd, fast->buffer, DFAST_MAX_PACKET);
+            if (got >= 0) {
+                *size = (size_t)got;
+                return fast->buffer;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                in->counters.receive_errors++;
+            return NULL; /* a device that is down: wait for the next readable event */
+        }
+    }
+    if (batch->in_next == batch->in_count) {
+        int got;
+        do
+            got = recvmmsg(in->fd, batch->in_messages, DFAST_BATCH, MSG_DONTWAIT, NULL);
+        while (got < 0 && errno == EINTR);
+        if (got <= 0) {
+            if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+                in->counters.receive_errors++; /* ECONNREFUSED: an earlier send found no hub */
+            batch->in_next = batch->in_count = 0;
+            return NULL;
+        }
+        batch->in_next = 0;
+        batch->in_count = got;
+    }
+    int i = batch->in_next++;
+    *size = batch->in_messages[i].msg_len;
+    return batch->in_vectors[i].iov_base;
+}
+
+int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *punt)
+{
+    struct link *in = link_at(fast, link);
+    punt->used = 0;
+    if (in == NULL || in->fd < 0)
+        return DFAST_DONE;
+    uint32_t used = 0;
+    /* Past the budget, a datagram socket's packets read ahead are still processed: once read,
+     * its descriptor may not become readable again to bring us back for them. */
+    while (used < (uint32_t)budget || (in->batch != NULL && in->batch->in_next < in->batch->in_count)) {
+        size_t size;
+        const uint8_t *packet = next_packet(fast, in, &size);
+        if (packet == NULL)
+            break;
+        used++;
+        int out_link = -1;
+        double now = monotonic_now();
+        struct decision *d = decision_for(fast, in->ingress, packet, size, now);
+        /* written straight into the batch of the link it will leave by, when that is known
+         * before the inner decision of a decapsulation is */
+        uint8_t *out = fast->out;
+        struct link *target = d == NULL || d->action == DFAST_DECAPSULATE ? NULL
+                                                                           : &fast->links[d->out];
+        if (target != NULL && target->batch != NULL)
+            out = next_slot(target);
+        int written = d == NULL ? DFAST_PUNT : carry(fast, d, packet, size, out, now, &out_link);
+        if (written >= 0 && target == NULL) {
+            target = &fast->links[out_link];
+            if (target->batch != NULL)
+                memcpy(next_slot(target), out, (size_t)written);
+        }
+        if (written < 0) {
+            in->counters.punted++;
+            if (packet != fast->buffer)
+                memcpy(fast->buffer, packet, size);
+            flush_all(fast); /* what C carried leaves before what Python sends next */
+            punt->size = (uint32_t)size;
+            punt->used = used;
+            return DFAST_PUNT;
+        }
+        in->counters.in_packets++;
+        in->counters.in_bytes += (uint64_t)size;
+        if (target->batch != NULL) {
+            target->batch->out_vectors[target->batch->out_count++].iov_len = (size_t)written;
+            continue;
+        }
+        ssize_t sent;
+        do
+            sent = write(target->fd, out, (size_t)written);
+        while (sent < 0 && errno == EINTR);
+        if (sent < 0) {
+            target->counters.send_errors++; /* dropped, as a link drops: Link.send does too */
+            continue;
+        }
+        target->counters.out_packets++;
+        target->counters.out_bytes += (uint64_t)written;
+    }
+    flush_all(fast);
+    punt->used = used;
+    return DFAST_DONE;
+}
+
+const struct dfast_counters *dfast_counters(const struct dfast *fast, int link)
+{
+    if (fast == NULL || link < 0 || link >= fast->link_count)
+        return NULL;
+    return &fast->links[link].counters;
+}

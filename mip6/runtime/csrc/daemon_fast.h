@@ -1,0 +1,121 @@
+/* The daemon's fast path (mip6/runtime/fast.py): carries the packets of established traffic
+ * whose fate the role engine has already decided, in C, and hands every other packet back to
+ * Python, where the engine stays the reference implementation and owns every decision.
+ *
+ * The daemon (Python) owns the descriptors and the receive buffer; this code holds, per link,
+ * its descriptor and counters, and a table of decisions the engine gave for packets that
+ * arrive by one ingress (the node's upper layer, or the network) with one source and one
+ * destination address: leave on link L unchanged, with a type 2 routing header inserted, or
+ * with the Home Address option removed. A decision applies only to packets of the shape its
+ * action expects, carrying TCP, UDP or ICMPv6 Echo; anything else is punted. */
+
+#ifndef DAEMON_FAST_H
+#define DAEMON_FAST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DFAST_MAX_PACKET 65575     /* an IPv6 header and the largest non-jumbo payload */
+#define DFAST_BUFFER 65639         /* what dfast_transform may write: 64 bytes of headers more */
+#define DFAST_SLOTS 8192           /* table slots (a power of two) */
+#define DFAST_MAX_DECISIONS 4096   /* decisions before dfast_decide refuses (-ENOSPC) */
+#define DFAST_BATCH 32             /* a datagram socket's packets per recvmmsg and sendmmsg */
+
+/* where a packet came from: the two inputs of the engine contract */
+enum dfast_ingress {
+    DFAST_UPPER = 0,   /* the node's upper layer (engine.send) */
+    DFAST_NETWORK = 1, /* a network link (engine.handle_packet) */
+    DFAST_TUNNEL = 2,  /* out of a tunnel: what a DFAST_DECAPSULATE decision took out */
+};
+
+/* what a decision does to a packet (mip6.core.datapath.FastAction) */
+enum dfast_action {
+    DFAST_FORWARD = 0,                    /* unchanged */
+    DFAST_INSERT_TYPE2_ROUTING = 1,       /* RFC 3775 9.3.2: destination := `address` */
+    DFAST_REMOVE_HOME_ADDRESS_OPTION = 2, /* RFC 3775 9.3.1: source := `address`; a packet
+                                             without extension headers is forwarded */
+    DFAST_INSERT_HOME_ADDRESS_OPTION = 3, /* RFC 3775 11.3.1: source := `address` */
+    DFAST_REMOVE_TYPE2_ROUTING = 4,       /* RFC 3775 11.3.3: destination := `address`; a
+                                             packet without extension headers is forwarded */
+    DFAST_ENCAPSULATE = 5,                /* RFC 2473 3: from `source` to `address` */
+    DFAST_ENCAPSULATE_FORWARDED = 6,      /* the same, the inner Hop Limit decremented (3.1) */
+    DFAST_DECAPSULATE = 7 /* RFC 2473 3: the inner packet, from source `address` (RFC 3775
+                             10.4.5: the home address; unspecified: any), then its own
+                             DFAST_TUNNEL decision */
+};
+
+/* dfast_drain results; dfast_transform returns DFAST_PUNT (negative) for a packet it leaves */
+enum dfast_status {
+    DFAST_DONE = 0, /* nothing more to read now (EAGAIN, a receive error) or budget spent */
+    DFAST_PUNT = -1 /* one packet for Python: in the buffer, struct dfast_punt says its size */
+};
+
+/* What C counted for one link. */
+struct dfast_counters {
+    uint64_t in_packets;     /* read, then carried by a decision */
+    uint64_t in_bytes;
+    uint64_t out_packets;    /* written by the fast path */
+    uint64_t out_bytes;
+    uint64_t punted;         /* read, then left to Python */
+    uint64_t send_errors;    /* a write that failed (a full queue, a device that is down) */
+    uint64_t receive_errors; /* a read that failed other than EAGAIN */
+};
+
+/* What one decision carried since it was installed. */
+struct dfast_usage {
+    uint64_t packets;
+    uint64_t bytes;
+    double last_used; /* CLOCK_MONOTONIC seconds (Python's time.monotonic), 0: never */
+};
+
+struct dfast_punt {
+    uint32_t size; /* the punted packet's length, in the buffer */
+    uint32_t used; /* packets read by this call, the punted one included */
+};
+
+struct dfast;
+
+/* Fast path state for `links` links (0 .. links-1) reading into `buffer` (`capacity` bytes,
+ * at least DFAST_BUFFER, owned by the caller and kept alive as long as this). NULL when out
+ * of memory or given bad arguments. */
+struct dfast *dfast_new(int links, uint8_t *buffer, size_t capacity);
+/* Frees the memory; closes nothing (the descriptors are the caller's). */
+void dfast_free(struct dfast *fast);
+
+/* Link `link` reads and writes `fd` (a TUN device or a connected datagram socket: every read
+ * is one packet, every write sends one); `ingress` is what its packets are to the engine.
+ * A `datagram_socket` is read and written in batches (recvmmsg, sendmmsg): -ENOMEM when
+ * their buffers cannot be had. */
+int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagram_socket);
+
+/* Packets from `ingress` with source and destination `key` (32 bytes: IPv6 header bytes 8-39)
+ * take `action` with `address` (16 bytes; with `source` and `hop_limit` the outer header's of
+ * an encapsulation) and leave on link `out`; `verify`: only when their upper-layer header
+ * checks as the engine's parser checks it (checksum, lengths, TCP options); `expires`: until
+ * CLOCK_MONOTONIC `expires` seconds (then they are punted: the engine expires the binding).
+ * Returns the decision's id (>= 0, for dfast_usage), -ENOSPC when the table is full, -EINVAL
+ * for a bad argument. A second decision for a key replaces the first. */
+int dfast_decide(struct dfast *fast, int ingress, const uint8_t *key, int action,
+                 const uint8_t *address, const uint8_t *source, int hop_limit, int out,
+                 int verify, double expires);
+/* Forget every decision (the engine's state changed); ids start again from 0. */
+void dfast_forget(struct dfast *fast);
+int dfast_decisions(const struct dfast *fast);
+const struct dfast_usage *dfast_usage(const struct dfast *fast, int id);
+
+/* What the decisions make of `packet` (`size` bytes) from `ingress` at CLOCK_MONOTONIC `now`:
+ * the length of the packet written to `out` (`capacity` >= DFAST_BUFFER bytes), with `*link`
+ * the link it leaves on and its decision's usage counted, or DFAST_PUNT. No I/O: the tests
+ * hold this to the engine packet by packet. */
+int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size_t size,
+                    uint8_t *out, size_t capacity, double now, int *link);
+
+/* Read link `link` until EAGAIN or `budget` packets (and those a datagram socket read ahead),
+ * writing out every packet a decision carries; everything carried is written before this
+ * returns. Returns DFAST_DONE, or DFAST_PUNT with the packet left in the buffer, untouched
+ * (the packets read ahead after it wait for the next call). */
+int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *punt);
+
+const struct dfast_counters *dfast_counters(const struct dfast *fast, int link);
+
+#endif

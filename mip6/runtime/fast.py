@@ -1,0 +1,245 @@
+"""The daemon's C fast path (``csrc/daemon_fast.c``, built by ``_fast_build.py``).
+
+Established traffic takes the same way through the engine packet after packet: a correspondent
+inserts the type 2 routing header of a binding, removes the Home Address option of one, or
+passes the packet on unchanged. :class:`FastPath` reads the daemon's links in C and carries such
+packets without Python; the engine stays the reference and owns every decision:
+
+- A packet C has no decision for (the first of each source and destination, signalling,
+  anything of another shape) is *punted*: it takes the Python path (the link's ``received``,
+  the engine, the actions). Then the engine is asked what it does to data packets with those
+  addresses (``fast_decision``, :class:`mip6.core.datapath.FastDecision`), and its answer is
+  installed in C.
+- The engine's ``fast_version`` is read before each batch C reads and after each punted packet;
+  when it changed (a binding added, changed, deleted or expired) every decision is forgotten at
+  once, before C carries another packet. A decision also carries its binding's expiry time,
+  which C checks per packet.
+- Before the engine's timers run, the bindings the fast path used are touched
+  (``FastDecision.touch``), so the engine sees them in active use (RFC 3775 9.5.5).
+
+Counters (``mip6 show stats``, :meth:`counters`): per link, packets C carried in and out and
+packets punted to the engine; per binding, packets carried under its decisions.
+
+Taps (a link's ``pcap``) are written by the Python path only, so a daemon with a tap does not
+use the fast path; nor does one whose ``fast_path`` key is false.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from mip6.core.datapath import FastAction, FastDecision, Ingress
+from mip6.core.engine import FastEngine
+from mip6.runtime._fast import ffi, lib
+
+BUDGET: Final = 256  # packets one readable event drains before the loop runs other callbacks
+BUFFER_BYTES: Final = lib.DFAST_BUFFER
+MAX_DECISIONS: Final = lib.DFAST_MAX_DECISIONS
+_LINK_COUNTERS: Final = (
+    "in_packets",
+    "in_bytes",
+    "out_packets",
+    "out_bytes",
+    "punted",
+    "send_errors",
+    "receive_errors",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FastLink:
+    """A link as the fast path uses it: the descriptor C reads and writes, what its packets
+    are to the engine, ``received``, its Python path for a punted packet, and whether it is a
+    datagram socket (a TUN device is read and written one packet per system call)."""
+
+    name: str
+    fd: int
+    ingress: Ingress
+    received: Callable[[bytes], None]
+    datagram_socket: bool = False  # read and written in batches (recvmmsg, sendmmsg)
+
+
+class FastPath:
+    """C decisions for ``engine`` over ``links``; ``upper`` names the link a delivered packet
+    leaves by (the shim's kernel TUN device; None: delivering stays with Python); ``clock``
+    is the engine's (the loop's monotonic clock, which C reads as CLOCK_MONOTONIC)."""
+
+    def __init__(
+        self,
+        engine: FastEngine,
+        links: list[FastLink],
+        upper: str | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.engine = engine
+        self.links = links
+        self.upper = upper
+        self.clock = clock
+        self._index = {link.name: index for index, link in enumerate(links)}
+        self._buffer = bytearray(BUFFER_BYTES)
+        self._c_buffer = ffi.from_buffer("uint8_t[]", self._buffer, require_writable=True)
+        fast = lib.dfast_new(len(links), self._c_buffer, len(self._buffer))
+        if fast == ffi.NULL:
+            raise MemoryError("dfast_new")
+        self._fast = ffi.gc(fast, lib.dfast_free)
+        for index, link in enumerate(links):
+            status = lib.dfast_set_link(
+                self._fast, index, link.fd, link.ingress, link.datagram_socket
+            )
+            _check(status, "dfast_set_link")
+        self._punt = ffi.new("struct dfast_punt *")
+        self._version = engine.fast_version()
+        # (ingress, source and destination) -> (C id, decision), as installed in C
+        self._decisions: dict[bytes, tuple[int, FastDecision]] = {}
+        # keys the engine gave no decision C can carry (None, or a delivery with no upper
+        # link here): asked once per version, not per packet
+        self._refused: set[bytes] = set()
+        self._touched: dict[int, float] = {}  # C id -> last use already told the engine
+        self._bindings: dict[str, int] = {}  # packets carried per binding, forgotten decisions'
+        self.forgets = 0
+
+    def reader(self, name: str) -> Callable[[], None]:
+        """The callback for link ``name``'s readable events."""
+        index = self._index[name]
+        return lambda: self.drain(index)
+
+    def drain(self, index: int) -> None:
+        """Read link ``index`` until it has nothing more (or :data:`BUDGET` packets): C
+        carries what it has decisions for, Python the rest."""
+        self._check_version()
+        punt = self._punt
+        budget = BUDGET
+        # With the budget spent, C still hands over what a datagram socket read ahead (budget
+        # 0 reads nothing new): its descriptor need not become readable again for those.
+        while lib.dfast_drain(self._fast, index, budget, punt) == lib.DFAST_PUNT:
+            budget = max(budget - punt.used, 0)
+            data = bytes(self._buffer[: punt.size])
+            link = self.links[index]
+            link.received(data)
+            self._check_version()
+            self._learn(link.ingress, data)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def _check_version(self) -> None:
+        version = self.engine.fast_version()
+        if version != self._version:
+            self._version = version
+            self.forget()
+
+    def forget(self) -> None:
+        """Forget every decision (keeping their per-binding counts)."""
+        for ident, decision in self._decisions.values():
+            if decision.binding is not None:
+                usage = lib.dfast_usage(self._fast, ident)
+                name = str(decision.binding)
+                self._bindings[name] = self._bindings.get(name, 0) + int(usage.packets)
+        lib.dfast_forget(self._fast)
+        self._decisions.clear()
+        self._refused.clear()
+        self._touched.clear()
+        self.forgets += 1
+
+    def _learn(self, ingress: Ingress, data: bytes) -> None:
+        """Ask the engine what it does with packets like ``data`` and install the answer;
+        for a decapsulation, with the inner packet's too."""
+        if len(data) < 40 or data[0] >> 4 != 6:
+            return
+        key = bytes((ingress,)) + data[8:40]
+        self._decide(ingress, key)
+        installed = self._decisions.get(key)
+        if installed is not None and installed[1].action is FastAction.DECAPSULATE:
+            inner = data[40:]
+            if len(inner) >= 40:
+                self._decide(Ingress.TUNNEL, bytes((Ingress.TUNNEL,)) + inner[8:40])
+
+    def _decide(self, ingress: Ingress, key: bytes) -> None:
+        """Install the engine's decision for ``key`` (ingress, source and destination)."""
+        if key in self._decisions or key in self._refused:
+            return  # decided; this packet was of another shape (signalling, a bad checksum)
+        if len(self._decisions) + len(self._refused) >= MAX_DECISIONS:
+            self.forget()  # a bound, as the hub's: the busy flows are decided again at once
+        decision = self.engine.fast_decision(self.clock(), ingress, key[1:17], key[17:33])
+        out = -1
+        if decision is not None and not (decision.deliver and self.upper is None):
+            target = self.upper if decision.deliver else decision.link or "network"
+            out = self._index.get(target, -1)
+        if decision is None or out < 0:
+            self._refused.add(key)  # the engine's answer leads somewhere only Python goes
+            return
+        ident = lib.dfast_decide(
+            self._fast,
+            ingress,
+            ffi.from_buffer("uint8_t[]", key[1:]),
+            decision.action,
+            ffi.from_buffer("uint8_t[]", decision.address),
+            ffi.from_buffer("uint8_t[]", decision.source),
+            decision.hop_limit,
+            out,
+            decision.verify,
+            decision.expires,
+        )
+        _check(ident, "dfast_decide")
+        self._decisions[key] = (ident, decision)
+
+    def touch(self) -> None:
+        """Tell the engine when the fast path last used each binding (before its timers)."""
+        for ident, decision in self._decisions.values():
+            if decision.touch is None:
+                continue
+            last_used = float(lib.dfast_usage(self._fast, ident).last_used)
+            if last_used > self._touched.get(ident, 0.0):
+                self._touched[ident] = last_used
+                decision.touch(last_used)
+
+    # -- counters ----------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """For ``mip6 show stats``: per link what C carried and what it punted, per binding
+        the packets carried under its decisions, and the decisions in force."""
+        out: dict[str, int] = {"decisions": len(self._decisions), "forgets": self.forgets}
+        for index, link in enumerate(self.links):
+            counters = lib.dfast_counters(self._fast, index)
+            for name in _LINK_COUNTERS:
+                out[f"{link.name}.{name}"] = int(getattr(counters, name))
+        bindings = dict(self._bindings)
+        for ident, decision in self._decisions.values():
+            if decision.binding is not None:
+                name = str(decision.binding)
+                usage = lib.dfast_usage(self._fast, ident)
+                bindings[name] = bindings.get(name, 0) + int(usage.packets)
+        out |= {f"binding.{name}.packets": count for name, count in bindings.items()}
+        return out
+
+    def transform(self, ingress: Ingress, packet: bytes, now: float) -> tuple[str, bytes] | None:
+        """What C does to ``packet`` from ``ingress`` at ``now`` without I/O: the link it leaves
+        by and its bytes, or None (punted). For the differential tests."""
+        out = bytearray(BUFFER_BYTES)
+        link = ffi.new("int *")
+        size = lib.dfast_transform(
+            self._fast,
+            ingress,
+            ffi.from_buffer("uint8_t[]", packet),
+            len(packet),
+            ffi.from_buffer("uint8_t[]", out, require_writable=True),
+            len(out),
+            now,
+            link,
+        )
+        if size < 0:
+            return None
+        return self.links[link[0]].name, bytes(out[:size])
+
+    def learn(self, ingress: Ingress, packet: bytes) -> None:
+        """Install the engine's decision for packets like ``packet`` (as after a punt)."""
+        self._check_version()
+        self._learn(ingress, packet)
+
+
+def _check(status: int, what: str) -> None:
+    """-errno from C becomes an OSError (EINVAL: an argument C refused, a bug here)."""
+    if status < 0:
+        raise OSError(-status, os.strerror(-status), what)

@@ -1,0 +1,507 @@
+"""The daemon's C fast path (mip6.runtime.fast) held to the engine it stands in for.
+
+Differential: every packet of a corpus (data packets of each shape a decision takes, and
+packets next to them that it must not take: signalling, bad checksums, malformed upper-layer
+headers, extension headers, trailing bytes) and hypothesis' mutations of them go to the engine
+and to C; whenever C does not punt, its packet and link equal the engine's single action, byte
+for byte. Then the I/O: packets written into datagram socket pairs standing in for the TUN
+device and the hub's UDP link come out of the other side as the engine would send them, and
+the punted ones reach the Python path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from ipaddress import IPv6Address
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mip6.core.actions import Deliver, Transmit
+from mip6.core.binding_cache import BindingCacheEntry
+from mip6.core.datapath import FastAction, Ingress
+from mip6.roles.correspondent_node import CorrespondentNode
+from mip6.runtime.config import parse
+from mip6.wire import icmpv6 as icmp
+from mip6.wire import mobility as mh
+from mip6.wire.ipv6 import Ipv6Packet, Payload
+from mip6.wire.ipv6ext import (
+    DestinationOptions,
+    ExtensionHeader,
+    HomeAddressOption,
+    HopByHopOptions,
+    RoutingType2,
+)
+from mip6.wire.tcp import MaximumSegmentSize, NoOperation, Sack, TcpFlags, TcpSegment, Timestamps
+from mip6.wire.udp import UdpDatagram
+from tests.core.scenario import CN, HA, HOME, VISITED, Roaming
+
+fast = pytest.importorskip("mip6.runtime.fast", reason="the fast path is not built")
+FastLink, FastPath = fast.FastLink, fast.FastPath
+
+CORRESPONDENT = CN
+CARE_OF = IPv6Address("2001:db8:3::5")
+OTHER_HOME = IPv6Address("2001:db8:1::6")
+STRANGER = IPv6Address("2001:db8:4::9")
+NOW = 1000.0
+LIFETIME = 60.0
+CHUNK = 8
+
+
+def correspondent(*homes: tuple[IPv6Address, IPv6Address], now: float = NOW) -> CorrespondentNode:
+    """A correspondent with a live binding for each (home address, care-of address), made at
+    ``now``."""
+    import random
+
+    engine = CorrespondentNode(rng=random.Random(1))
+    for home, care_of in homes:
+        engine.binding_cache.put(
+            BindingCacheEntry(
+                home_address=home,
+                care_of_address=care_of,
+                expires=now + LIFETIME,
+                sequence=1,
+                home_registration=False,
+                lifetime=LIFETIME,
+                last_used=now,
+                correspondent_address=CORRESPONDENT,
+            )
+        )
+    return engine
+
+
+def packet(
+    source: IPv6Address,
+    destination: IPv6Address,
+    payload: Payload,
+    *headers: ExtensionHeader,
+) -> bytes:
+    return Ipv6Packet(
+        source=source, destination=destination, payload=payload, extension_headers=headers
+    ).emit()
+
+
+def hao(home: IPv6Address = HOME) -> DestinationOptions:
+    return DestinationOptions.aligned([HomeAddressOption(home_address=home)])
+
+
+def payloads() -> Iterator[Payload]:
+    yield TcpSegment(source_port=80, destination_port=40000, flags=TcpFlags.ACK, payload=b"x" * 99)
+    yield TcpSegment(
+        source_port=80,
+        destination_port=40001,
+        flags=TcpFlags.SYN,
+        options=(
+            MaximumSegmentSize(maximum_segment_size=1440),
+            NoOperation(),
+            NoOperation(),
+            Timestamps(tsval=1, tsecr=2),
+        ),
+    )
+    yield TcpSegment(
+        source_port=80,
+        destination_port=40002,
+        flags=TcpFlags.ACK,
+        options=(NoOperation(), NoOperation(), Sack(blocks=((1, 2), (3, 4)))),
+        payload=bytes(1200),
+    )
+    yield UdpDatagram(source_port=7, destination_port=9, payload=b"hello")
+    yield UdpDatagram(source_port=7, destination_port=9, payload=bytes(1400))
+    yield icmp.EchoRequest(identifier=1, sequence=2, data=b"ping")
+    yield icmp.EchoReply(identifier=1, sequence=2, data=b"")
+    yield icmp.DestinationUnreachable(code=4, invoking_packet=bytes(48))
+
+
+def corpus() -> Iterator[tuple[Ingress, bytes]]:
+    """Packets from the upper layer and from the network, to and from bound and unbound
+    addresses, of every shape a decision takes and beside it."""
+    for payload in payloads():
+        for destination in (HOME, OTHER_HOME, STRANGER):
+            yield Ingress.UPPER, packet(CORRESPONDENT, destination, payload)
+        yield Ingress.NETWORK, packet(STRANGER, CORRESPONDENT, payload)
+        yield Ingress.NETWORK, packet(CARE_OF, CORRESPONDENT, payload)
+        yield Ingress.NETWORK, packet(CARE_OF, CORRESPONDENT, payload, hao())
+        yield Ingress.NETWORK, packet(CARE_OF, CORRESPONDENT, payload, hao(OTHER_HOME))
+        yield Ingress.NETWORK, packet(HOME, CORRESPONDENT, payload)
+        yield Ingress.UPPER, packet(CORRESPONDENT, HOME, payload, HopByHopOptions.aligned([]))
+        yield (
+            Ingress.NETWORK,
+            packet(STRANGER, CORRESPONDENT, payload, RoutingType2(home_address=HOME)),
+        )
+    yield Ingress.UPPER, packet(CORRESPONDENT, HOME, mh.BindingRefreshRequest())
+    yield Ingress.NETWORK, packet(CARE_OF, CORRESPONDENT, mh.BindingRefreshRequest(), hao())
+
+
+def outcome(
+    engine: CorrespondentNode, ingress: Ingress, data: bytes, now: float = NOW
+) -> tuple[str, bytes] | None:
+    """The engine's single packet action for ``data`` at ``now`` as (link, bytes), None for any
+    other."""
+    actions = (engine.send if ingress is Ingress.UPPER else engine.handle_packet)(now, data)
+    packets = [a for a in actions if isinstance(a, Transmit | Deliver)]
+    if len(packets) != 1:
+        return None
+    (action,) = packets
+    if isinstance(action, Deliver):
+        return "kernel", action.data
+    return action.link or "network", action.data
+
+
+def fast_path(engine: CorrespondentNode, *, learn: bool = True) -> FastPath:
+    """A fast path over two idle descriptors (its transform does no I/O)."""
+    fds = [os.open(os.devnull, os.O_RDWR) for _ in range(2)]
+    path = FastPath(
+        engine,
+        [
+            FastLink("kernel", fds[0], Ingress.UPPER, lambda data: None),
+            FastLink("network", fds[1], Ingress.NETWORK, lambda data: None),
+        ],
+        "kernel",
+        lambda: NOW,
+    )
+    path.fds = fds  # closed by the fixture's user through close()
+    if learn:
+        for ingress, data in corpus():
+            path.learn(ingress, data)
+    return path
+
+
+def close(path: FastPath) -> None:
+    for fd in path.fds:
+        os.close(fd)
+
+
+@pytest.fixture
+def engine_and_fast() -> Iterator[tuple[CorrespondentNode, FastPath]]:
+    engine = correspondent((HOME, CARE_OF))
+    path = fast_path(engine)
+    yield engine, path
+    close(path)
+
+
+def test_fast_path_corpus_equals_engine_packet_by_packet(
+    engine_and_fast: tuple[CorrespondentNode, FastPath],
+) -> None:
+    engine, path = engine_and_fast
+    taken = set()
+    for ingress, data in corpus():
+        result = path.transform(ingress, data, NOW)
+        if result is not None:
+            assert result == outcome(engine, ingress, data), data.hex()
+            taken.add(Ipv6Packet.parse(data).extension_headers != ())
+    assert taken == {False, True}  # plain packets and the Home Address option both taken
+
+
+def test_fast_path_established_binding_inserts_type2_routing_header(
+    engine_and_fast: tuple[CorrespondentNode, FastPath],
+) -> None:
+    _, path = engine_and_fast
+    data = packet(CORRESPONDENT, HOME, UdpDatagram(source_port=1, destination_port=2))
+    link, out = path.transform(Ingress.UPPER, data, NOW)
+    routed = Ipv6Packet.parse(out)
+    assert (link, routed.destination) == ("network", CARE_OF)
+    assert routed.extension_headers == (RoutingType2(home_address=HOME),)
+
+
+def test_fast_path_bad_checksum_received_punted(
+    engine_and_fast: tuple[CorrespondentNode, FastPath],
+) -> None:
+    engine, path = engine_and_fast
+    for payload in payloads():
+        data = bytearray(packet(STRANGER, CORRESPONDENT, payload))
+        data[-1] ^= 1 if len(data) > 48 else 0
+        data[43] ^= 0x40  # a port or the ICMPv6 code: covered by the checksum
+        assert path.transform(Ingress.NETWORK, bytes(data), NOW) is None
+        assert outcome(engine, Ingress.NETWORK, bytes(data)) is None
+
+
+def test_fast_path_binding_expired_punted() -> None:
+    engine = correspondent((HOME, CARE_OF))
+    path = fast_path(engine)
+    try:
+        data = packet(CORRESPONDENT, HOME, UdpDatagram(source_port=1, destination_port=2))
+        assert path.transform(Ingress.UPPER, data, NOW + LIFETIME - 0.001) is not None
+        assert path.transform(Ingress.UPPER, data, NOW + LIFETIME) is None
+    finally:
+        close(path)
+
+
+def test_fast_path_binding_deleted_decisions_forgotten() -> None:
+    engine = correspondent((HOME, CARE_OF))
+    path = fast_path(engine)
+    try:
+        data = packet(CORRESPONDENT, HOME, UdpDatagram(source_port=1, destination_port=2))
+        assert path.transform(Ingress.UPPER, data, NOW) is not None
+        engine.binding_cache.remove(HOME)
+        path.learn(Ingress.UPPER, data)  # what the daemon does after every punt and batch
+        assert path.counters()["binding.2001:db8:1::5.packets"] == 1
+        assert path.counters()["forgets"] == 1
+        assert path.transform(Ingress.UPPER, data, NOW) == ("network", data)  # unbound now
+    finally:
+        close(path)
+
+
+def test_fast_path_two_bindings_one_care_of_address_option_punted() -> None:
+    engine = correspondent((HOME, CARE_OF), (OTHER_HOME, CARE_OF))
+    path = fast_path(engine)
+    try:
+        payload = UdpDatagram(source_port=1, destination_port=2)
+        assert (
+            path.transform(Ingress.NETWORK, packet(CARE_OF, CORRESPONDENT, payload, hao()), NOW)
+            is None
+        )
+        plain = packet(CARE_OF, CORRESPONDENT, payload)
+        assert path.transform(Ingress.NETWORK, plain, NOW) == ("kernel", plain)
+    finally:
+        close(path)
+
+
+def test_fast_path_touch_marks_binding_used() -> None:
+    engine = correspondent((HOME, CARE_OF))
+    path = fast_path(engine)
+    try:
+        data = packet(CORRESPONDENT, HOME, UdpDatagram(source_port=1, destination_port=2))
+        path.transform(Ingress.UPPER, data, NOW + 5)
+        path.touch()
+        entry = engine.binding_cache.get(HOME)
+        assert entry is not None and entry.last_used == NOW + 5
+    finally:
+        close(path)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    index=st.integers(min_value=0, max_value=10_000),
+    flips=st.lists(st.tuples(st.integers(0, 2000), st.integers(1, 255)), max_size=3),
+    cut=st.integers(min_value=0, max_value=8),
+)
+def test_fast_path_mutated_packet_punted_or_equal_to_engine(
+    index: int, flips: list[tuple[int, int]], cut: int
+) -> None:
+    packets = list(corpus())
+    ingress, original = packets[index % len(packets)]
+    data = bytearray(original)
+    for at, mask in flips:
+        data[at % len(data)] ^= mask
+    mutated = bytes(data[: len(data) - cut] if cut < len(data) else data)
+    engine = correspondent((HOME, CARE_OF))
+    path = fast_path(engine, learn=False)
+    try:
+        path.learn(ingress, original)
+        path.learn(ingress, mutated)
+        result = path.transform(ingress, mutated, NOW)
+        if result is not None:
+            assert result == outcome(engine, ingress, mutated), mutated.hex()
+    finally:
+        close(path)
+
+
+# -- I/O over datagram socket pairs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("budget", [fast.BUDGET, 1], ids=["budget", "budget_1"])
+@pytest.mark.parametrize("datagram_socket", [False, True], ids=["one_by_one", "batched"])
+def test_fast_path_drain_writes_engine_packets_and_punts_the_rest(
+    datagram_socket: bool, budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # budget 1: a batch read ahead outlives the budget and must still be processed
+    monkeypatch.setattr(fast, "BUDGET", budget)
+    # C reads CLOCK_MONOTONIC as it reads the links: the bindings live on that clock
+    now = time.monotonic()
+    engine = correspondent((HOME, CARE_OF), now=now)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(2)]
+    for ours, theirs in pairs:
+        ours.setblocking(False)
+        theirs.setblocking(False)
+    punted: list[tuple[str, bytes]] = []
+    reference = correspondent((HOME, CARE_OF), now=now)
+
+    def python_path(name: str, ingress: Ingress):
+        def received(data: bytes) -> None:
+            punted.append((name, data))
+            # the daemon's Python path: the engine, its packet written where it goes
+            result = outcome(engine, ingress, data, time.monotonic())
+            if result is not None:
+                target = pairs[0 if result[0] == "kernel" else 1][0]
+                target.send(result[1])
+
+        return received
+
+    path = FastPath(
+        engine,
+        [
+            FastLink(
+                "kernel",
+                pairs[0][0].fileno(),
+                Ingress.UPPER,
+                python_path("kernel", Ingress.UPPER),
+                datagram_socket,
+            ),
+            FastLink(
+                "network",
+                pairs[1][0].fileno(),
+                Ingress.NETWORK,
+                python_path("network", Ingress.NETWORK),
+                datagram_socket,
+            ),
+        ],
+        "kernel",
+        time.monotonic,
+    )
+    try:
+        # Chunks of packets from one side, each written before the link is drained, so that
+        # a batched link reads several at once (a socket pair queues at most 10 datagrams:
+        # net.unix.max_dgram_qlen); the second round finds the decisions the first made.
+        packets = list(corpus()) * 2
+        for ingress in (Ingress.UPPER, Ingress.NETWORK):
+            side = [data for i, data in packets if i is ingress]
+            index = 0 if ingress is Ingress.UPPER else 1
+            for start in range(0, len(side), CHUNK):
+                chunk = side[start : start + CHUNK]
+                for data in chunk:
+                    pairs[index][1].send(data)
+                # the loop calls a reader again while a TUN device stays readable; a socket
+                # read ahead must be emptied by the one call, whatever the budget
+                for _ in range(1 if datagram_socket else len(chunk)):
+                    path.drain(index)
+                for data in chunk:
+                    expected = outcome(reference, ingress, data, now)
+                    if expected is not None:
+                        link, out = expected
+                        assert pairs[0 if link == "kernel" else 1][1].recv(70000) == out
+        counters = path.counters()
+        assert counters["kernel.in_packets"] > 0 and counters["network.in_packets"] > 0
+        assert counters["kernel.punted"] + counters["network.punted"] == len(punted)
+        assert counters["binding.2001:db8:1::5.packets"] > 0
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+
+def test_config_fast_path_key_turns_it_off() -> None:
+    text = """
+node: cn
+role: correspondent
+links:
+  kernel: {type: tun, name: k0}
+  network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}
+correspondent: {}
+"""
+    assert parse(text).fast_path is True
+    assert parse(text + "fast_path: false\n").fast_path is False
+
+
+def test_fast_action_values_match_the_c_enum() -> None:
+    lib = fast.lib
+    assert FastAction.FORWARD == lib.DFAST_FORWARD
+    assert FastAction.INSERT_TYPE2_ROUTING == lib.DFAST_INSERT_TYPE2_ROUTING
+    assert FastAction.REMOVE_HOME_ADDRESS_OPTION == lib.DFAST_REMOVE_HOME_ADDRESS_OPTION
+    assert (Ingress.UPPER, Ingress.NETWORK) == (lib.DFAST_UPPER, lib.DFAST_NETWORK)
+
+
+# -- the roaming triangle: every role's decisions in the states a real exchange leaves -------
+
+
+def triangle_packets(lab: Roaming) -> Iterator[tuple[Ingress, bytes]]:
+    """Packets between the triangle's addresses in every shape the three roles' decisions take
+    and beside them: plain, with a Home Address option, a type 2 routing header, tunnelled,
+    with Hop Limit 1."""
+    care_of = VISITED["visited1"][1]
+    addresses = (HA, CN, HOME, care_of, STRANGER)
+    for payload in payloads():
+        for source in addresses:
+            for destination in addresses:
+                if source == destination:
+                    continue
+                plain = packet(source, destination, payload)
+                yield Ingress.UPPER, plain
+                yield Ingress.NETWORK, plain
+                last_hop = bytearray(plain)
+                last_hop[7] = 1
+                yield Ingress.NETWORK, bytes(last_hop)
+        yield Ingress.NETWORK, packet(care_of, CN, payload, hao())
+        yield Ingress.NETWORK, packet(CN, care_of, payload, RoutingType2(home_address=HOME))
+        yield Ingress.NETWORK, packet(CN, care_of, payload, RoutingType2(home_address=CN))
+        # the reverse tunnel: to a correspondent, to the home agent itself, to a home address
+        # (tunnelled again), from another source, nested, with inner Hop Limit 1
+        for inner_source, inner_destination in ((HOME, CN), (HOME, HA), (HOME, HOME), (CN, CN)):
+            inner = Ipv6Packet(source=inner_source, destination=inner_destination, payload=payload)
+            yield Ingress.NETWORK, packet(care_of, HA, inner)
+        inner = Ipv6Packet(source=HOME, destination=CN, payload=payload, hop_limit=1)
+        yield Ingress.NETWORK, packet(care_of, HA, inner)
+        nested = Ipv6Packet(source=care_of, destination=HA, payload=inner)
+        yield Ingress.NETWORK, packet(care_of, HA, nested)
+        inner = Ipv6Packet(source=CN, destination=HOME, payload=payload)
+        yield Ingress.NETWORK, packet(HA, care_of, inner)
+
+
+@pytest.mark.parametrize(
+    ("role", "route_optimized"),
+    [
+        *((role, optimized) for role in ("cn", "ha", "mn") for optimized in (False, True)),
+        ("mn_without_route_optimization", False),
+    ],
+)
+def test_fast_path_triangle_role_equals_engine_packet_by_packet(
+    role: str, route_optimized: bool
+) -> None:
+    lab = Roaming()
+    if role == "mn_without_route_optimization":
+        # its home agent's tunnel is then no reason to start route optimization: the fast
+        # path takes it too
+        lab.mn.config = replace(lab.mn.config, route_optimization=False)
+        role = "mn"
+    lab.attach("visited1")
+    lab.net.run_for(1)
+    if route_optimized:
+        lab.ping_from_correspondent()
+        lab.net.run_for(1)
+        assert lab.cn.binding_cache.get(HOME) is not None
+    engine = getattr(lab, role)
+    now = lab.net.now
+    path = fast_path(engine, learn=False)
+    path.clock = lambda: now
+    try:
+        carried = 0
+        for ingress, data in triangle_packets(lab):
+            path.learn(ingress, data)  # the engine's decision in its present state
+            result = path.transform(ingress, data, now)
+            expected = outcome(engine, ingress, data, now)
+            if result is not None:
+                assert result == expected, (ingress, data.hex())
+                carried += 1
+        assert carried > 0
+    finally:
+        close(path)
+
+
+def test_fast_path_no_upper_link_delivery_refused_and_asked_once() -> None:
+    engine = correspondent((HOME, CARE_OF))
+    asked = []
+    decide = engine.fast_decision
+
+    def counting(*args: object) -> object:
+        asked.append(args)
+        return decide(*args)
+
+    engine.fast_decision = counting  # type: ignore[method-assign]
+    fds = [os.open(os.devnull, os.O_RDWR)]
+    # host mode: no kernel link, the host (Python) takes what the engine delivers
+    path = FastPath(
+        engine, [FastLink("network", fds[0], Ingress.NETWORK, print)], None, lambda: NOW
+    )
+    try:
+        data = packet(STRANGER, CORRESPONDENT, UdpDatagram(source_port=1, destination_port=2))
+        for _ in range(3):
+            path.learn(Ingress.NETWORK, data)
+        assert len(asked) == 1
+        assert path.transform(Ingress.NETWORK, data, NOW) is None
+        assert path.counters()["decisions"] == 0
+    finally:
+        os.close(fds[0])
