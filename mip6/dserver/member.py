@@ -111,6 +111,8 @@ CONTACT_CHECK_TIMER = "contact_check"
 CONTACT_SEQUENCE_SKIP = 8
 SA_SEQUENCE_SKIP = 1 << 16
 CONTACT_STATE_REPEAT = 10  # the report goes again every this many ticks even when unchanged
+# a recovered client's Binding Update: this far above the replica's number (see _recover)
+RECOVERY_STEP = h.SEQUENCE_WINDOW // 2
 RECOVER_TIMER = "recover"  # (RECOVER_TIMER, client): a recovered client bound in time or reset
 LEAVE_HANDOFF_WAIT = 10.0  # seconds a leaving member gives its clients' handoffs
 # after a first routing header, the headers that could carry more of the chain
@@ -284,6 +286,7 @@ class Member:
         self._replicas: dict[IPv6Address, dict[IPv6Address, _HeldReplica]] = {}
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         self._recovering: dict[IPv6Address, list[Socket]] = {}
+        self._recovering_sequence: dict[IPv6Address, int] = {}  # each one's replica's number
         self._view_order: list[IPv6Address] = []  # the committed view's members by join id
         self._core: tuple[IPv6Address, ...] = ()  # the committed view's core
         self._join_ids: dict[IPv6Address, int] = {}  # each member's join id in that view
@@ -1233,8 +1236,16 @@ class Member:
     def _out_of_window(self, client: IPv6Address, sequence: int) -> None:
         """BA 135: the client holds a later Binding Update from another member."""
         if client in self._recovering:
-            # the dead member bound it again after its replica: go above that
-            self._mobile(self.mobile.rebind(self._now, client, sequence))
+            ahead = (sequence - self._recovering_sequence[client]) & 0xFFFF
+            if ahead < h.SEQUENCE_WINDOW:  # below any acceptor's (see _recover)
+                # the dead member bound it again after its replica: go above that
+                self._mobile(self.mobile.rebind(self._now, client, sequence))
+            else:
+                # a window or more above the replica's number: a handoff's acceptor bound
+                # it after the replica was sent (the dead member's REPLICA_DROP died with it).
+                # That member serves the client; outbidding it would take the client from
+                # the connection it is on
+                self._recovery_superseded(client)
             return
         handoff_id = self._by_client.get(client)
         outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
@@ -1956,6 +1967,7 @@ class Member:
         if not socks:
             return
         self._recovering[client] = socks
+        self._recovering_sequence[client] = replica.binding_sequence
         self._count("recover_started")
         before = self.mobile.bul.get(client)
         log.warning(
@@ -1968,7 +1980,10 @@ class Member:
             CorrespondentState(
                 correspondent=client,
                 home_address=self.contact_address,
-                sequence=(replica.binding_sequence + h.SEQUENCE_WINDOW) & 0xFFFF,
+                # the Binding Update goes RECOVERY_STEP above the replica's number: above
+                # the dead member's own later ones, below any handoff acceptor's (a window
+                # above), whose BA 135 then says another member took the client
+                sequence=(replica.binding_sequence + RECOVERY_STEP - 1) & 0xFFFF,
                 home_nonce_index=None,
                 home_keygen_token=None,
                 home_token_age=None,
@@ -1979,6 +1994,7 @@ class Member:
 
     def _recovered(self, client: IPv6Address) -> None:
         socks = self._recovering.pop(client)
+        del self._recovering_sequence[client]
         self._emit(CancelTimer((RECOVER_TIMER, client)))
         self._count("recover_completed")
         self._thaw(socks)
@@ -1988,6 +2004,7 @@ class Member:
         socks = self._recovering.pop(client, None)
         if socks is None:
             return
+        del self._recovering_sequence[client]
         self._count("recover_failed")
         entry = self.mobile.bul.get(client)
         log.warning(
@@ -1997,6 +2014,17 @@ class Member:
         )
         for sock in socks:
             sock.abort()
+        self._mobile(self.mobile.forget_correspondent(self._now, client))
+
+    def _recovery_superseded(self, client: IPv6Address) -> None:
+        """Another member holds ``client`` (see _out_of_window): the imported connections go
+        without a RST (the client's are alive there) and so does the binding started here."""
+        socks = self._recovering.pop(client)
+        del self._recovering_sequence[client]
+        self._emit(CancelTimer((RECOVER_TIMER, client)))
+        self._count("recover_superseded")
+        log.warning("replication: %s is served by another member; not resumed here", client)
+        self._release(socks, handed_off=True)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     # -- helpers -------------------------------------------------------------------------------

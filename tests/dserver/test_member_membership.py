@@ -585,3 +585,34 @@ def test_a_member_killed_after_writing_the_last_share_and_closing_loses_nothing(
     assert fetch.done and not fetch.failed and fetch.received == size
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
+
+
+def test_a_stale_replica_does_not_take_the_client_from_the_member_serving_it() -> None:
+    """m2 replicated the client to m3, then handed it to m1 and died before its REPLICA_DROP
+    reached m3 (here: m3 is given the old replica back). m3 resumes it, and its Binding Update
+    (a few above the replica's number) meets the client's binding from m1 (a window above):
+    BA 135, so m3 steps aside without a RST; m1 goes on serving and the download is whole.
+    Outbidding (as before) took the client from m1's connection."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    m3 = lab.members["m3"]
+    assert lab.members["m2"].buddy() == MEMBERS["m3"]
+    while MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    stale = m3._replicas[MEMBERS["m2"]][CLIENT]
+    lab.handoff("m2", "m1")
+    while not lab.members["m1"].client_sockets(CLIENT) or lab.members["m2"].client_sockets(CLIENT):
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.2)
+    m3._replicas.setdefault(MEMBERS["m2"], {})[CLIENT] = stale  # the drop was lost
+    lab.kill("m2")
+    lab.run_to_end(fetch, limit=60.0)
+    assert m3.counters.get("recover_started") == 1 and m3.counters.get("recover_superseded") == 1
+    assert "recover_completed" not in m3.counters
+    assert fetch.done and not fetch.failed
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert resets(lab.net) == 0

@@ -62,8 +62,25 @@ def settled(lab: NetnsLab, alive: list[str], timeout: float = 15.0) -> str:
             ((members, contact),) = views
             if members == want and contact is not None:
                 return next(name for name, a in MEMBERS.items() if str(a) == contact)
-        assert time.monotonic() < deadline, {node: view(lab, node) for node in alive}
+        assert time.monotonic() < deadline, diagnosis(lab, alive)
         time.sleep(0.1)
+
+
+def diagnosis(lab: NetnsLab, alive: list[str]) -> str:
+    """Each live member's view, channels and membership counters (why views did not settle)."""
+    found = {}
+    for node in alive:
+        members = {
+            row["member"]: {k: row.get(k) for k in ("role", "join_id", "channel", "channel_queued")}
+            for row in show(lab, node, "members")["rows"]
+        }
+        stats = {
+            k: v
+            for k, v in counters(lab, node).items()
+            if k.startswith(("received_", "membership", "channel_"))
+        }
+        found[node] = {"members": members, "counters": stats}
+    return json.dumps(found, indent=1, sort_keys=True)
 
 
 def counters(lab: NetnsLab, node: str) -> dict[str, int]:
