@@ -1836,7 +1836,9 @@ class Member:
         socks = [
             sock for sock in self.client_sockets(client) if not sock.frozen and sock.state in _OWING
         ]
-        if buddy is None or not socks or client in self._by_client:
+        # (a handoff of the client may be under way: while it prepares the connection still
+        # runs here, and the replica is dropped when the handoff completes)
+        if buddy is None or not socks:
             return False
         connections = []
         ms_now = stack_ms(self._now)

@@ -561,6 +561,14 @@ class Membership:
             self._report(now, entry, msg.LeaveReason.UNREACHABLE)
 
     def _on_heartbeat(self, now: float, peer: IPv6Address, heartbeat: msg.Heartbeat) -> None:
+        if self.role is Role.JOINING:
+            # the contact node admitted us and watches us (we are the last of its ring) before
+            # its answer and the view reach us, which under load and loss took longer than a
+            # failure timeout: unanswered, it removed us again and again. We answer; we are
+            # not acting, so no lease hangs on it
+            number = self.view.number if self.view is not None else 0
+            self._send(peer, msg.HeartbeatAnswer(sequence=heartbeat.sequence, view_number=number))
+            return
         if self.view is None or self.role not in (Role.CORE, Role.LEAVING):
             return
         if not any(e.address == peer for e in self.view.core):

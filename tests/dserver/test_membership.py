@@ -83,6 +83,16 @@ def test_idle_join_sends_join_to_the_contact_address_and_retries() -> None:
     assert sends(engine.handle_timer(CONFIG.join_retry, ms.Timer.TICK)) == [(peer, join)]
 
 
+def test_joining_member_answers_the_heartbeats_of_the_contact_node_that_admitted_it() -> None:
+    # admitted and watched (the last of the contact node's ring) before the answer and the
+    # view reach it: unanswered, it was suspected and removed again and again under load
+    engine = ms.Membership(B, random.Random(1))
+    engine.join(0.0)
+    out = sends(engine.handle_message(0.2, A, msg.Heartbeat(sequence=9, echo=0, view_number=4)))
+    assert out == [(A, msg.HeartbeatAnswer(sequence=9, view_number=0))]
+    assert engine.role is ms.Role.JOINING and not engine.acting
+
+
 def test_lone_contact_node_join_commits_without_participants() -> None:
     contact = ms.Membership(A, random.Random(1))
     contact.found(0.0)
