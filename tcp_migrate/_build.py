@@ -208,6 +208,7 @@ enum tcp_cc_algo {
 #define TCP_CF_RTT_TIMING 512
 #define TCP_CF_RCV_FIN 1024
 #define TCP_CF_RESYNC 2048
+#define TCP_CF_RESYNCED 4096
 
 #define TCP_PEND_ACK 1
 #define TCP_PEND_SYN 2

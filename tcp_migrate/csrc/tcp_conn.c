@@ -934,6 +934,7 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
         uint32_t from_ring = min32(data, ring);
 
         fin_acked = acked > total; /* SND.MAX <= data end + 1 (the FIN) */
+        c->flags &= (uint16_t)~TCP_CF_RESYNCED; /* the peer has what we sent */
         ring_consume(&c->snd, from_ring);
         if (data > from_ring) {
             /* acknowledged bytes the application has not written again yet:
@@ -1134,6 +1135,7 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
             c->ts_offset += s->tsecr - ours;
     }
     c->flags &= (uint16_t)~TCP_CF_RESYNC;
+    c->flags |= TCP_CF_RESYNCED;
     c->backoff = 0;
     c->t_rtx = TCP_NO_DEADLINE;
     return true;
@@ -1261,6 +1263,15 @@ static int input_synchronized(struct tcp_conn *c, uint64_t now, struct seg *s)
         /* RFC 5961 5.2: acceptable if "(SND.UNA - MAX.SND.WND) =< SEG.ACK =<
          * SND.NXT"; otherwise "discard the segment and send an ACK back"
          * (throttled like every challenge ACK). */
+        if ((c->flags & TCP_CF_RESYNCED) && seq_gt(s->ack, c->snd_max) &&
+            s->ack - c->snd_una <= TCP_RESYNC_LIMIT && seq_geq(s->seq, c->rcv_nxt)) {
+            /* tcp_resync took an answer the peer sent the dead holder, which
+             * stood behind where the peer is: this later one moves us on
+             * (answered with an ACK instead, the peer's dup ACKs and ours went
+             * back and forth and the stream never moved) */
+            resync(c, now, s);
+            return TCP_IN_OK;
+        }
         if (!seq_between(c->snd_una - c->max_snd_wnd, s->ack, c->snd_max + 1))
             return challenge_ack(c, now, TCP_IN_BAD_ACK);
         fin_acked = process_ack(c, now, s);
@@ -2094,7 +2105,7 @@ int tcp_conn_check(const struct tcp_conn *c)
     if (c->state > TCP_TIME_WAIT)
         return TCP_SNAP_ESTATE;
     if (c->flags & ~(TCP_CF_EXPORTED | TCP_CF_FROZEN | TCP_CF_RTT_TIMING |
-                     TCP_CF_RCV_FIN | TCP_CF_RESYNC))
+                     TCP_CF_RCV_FIN | TCP_CF_RESYNC | TCP_CF_RESYNCED))
         return TCP_SNAP_EFLAGS;
     if (c->pending & ~0x3F)
         return TCP_SNAP_EFLAGS;

@@ -210,3 +210,35 @@ def test_a_replica_taken_after_the_close_sends_the_rest_and_its_fin_again() -> N
     assert bytes(received) == STREAM[:230_000]
     pair.run(lambda: replica.state is TcpState.FIN_WAIT_2, max_ms=60_000)  # our FIN acked
     assert not any(result == InputResult.RESET for _, result in pair.results)
+
+
+def test_an_answer_to_the_dead_holder_taken_first_is_overtaken_by_the_next() -> None:
+    """An ACK the peer sent the dead holder, arriving after the probe went out, may stand
+    behind where the peer is now. Taken as the answer, the replica's stream went back; the
+    peer's next ACK, past what the replica has sent, moves it on again (a chaos run had the
+    two exchange ACKs for 30 s instead: ours for the peer's old bytes, its duplicate ACKs
+    past ours)."""
+    pair = Pair(seed=9)
+    received, written = bytearray(), [0]
+    blob, _ = replica_taken(pair, received, written)
+    replica = Connection.import_(blob)
+    replica.resync(age_ms=500)
+    replica.thaw(pair.now)
+    probe = replica.output(pair.now)
+    assert probe is not None
+    sent = decode(probe, source=ADDRESS_B, destination=ADDRESS_A)
+    (stamps,) = [o for o in sent.options if isinstance(o, Timestamps)]
+    una, base = sent.sequence_number + 1, replica.acked_offset
+
+    def ack(offset: int, tsval: int) -> bytes:
+        return Peer(replica, swap=True).build(
+            seq=sent.acknowledgment_number,
+            ack=una + offset,
+            options=(NoOperation(), NoOperation(), Timestamps(tsval=tsval, tsecr=stamps.tsval)),
+        )
+
+    assert replica.input(pair.now, ack(2_000, stamps.tsecr + 1)) == InputResult.OK  # stale
+    assert not replica.resyncing and replica.acked_offset == base + 2_000
+    assert replica.input(pair.now, ack(9_000, stamps.tsecr + 2)) == InputResult.OK
+    assert replica.acked_offset == base + 9_000
+    assert replica.state is TcpState.ESTABLISHED
