@@ -286,7 +286,8 @@ class Member:
         self._replicas: dict[IPv6Address, dict[IPv6Address, _HeldReplica]] = {}
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         self._recovering: dict[IPv6Address, list[Socket]] = {}
-        self._recovering_sequence: dict[IPv6Address, int] = {}  # each one's replica's number
+        # each one's replica's binding number, None when its sender had not bound the client
+        self._recovering_sequence: dict[IPv6Address, int | None] = {}
         self._view_order: list[IPv6Address] = []  # the committed view's members by join id
         self._core: tuple[IPv6Address, ...] = ()  # the committed view's core
         self._join_ids: dict[IPv6Address, int] = {}  # each member's join id in that view
@@ -750,6 +751,9 @@ class Member:
                 # finds the client's binding begun, and numbers its INITs above it
                 self._deferred.append(functools.partial(self._new_client, client))
             service.accepted(self, sock)
+            # replicated from the start: a contact node that dies before it has handed the
+            # new client on (or read its request) would otherwise take it along
+            self.request_replicate(client)
 
     def _new_client(self, client: IPv6Address) -> None:
         """The contact node's first contact with ``client`` (it came through the home agent's
@@ -1236,9 +1240,13 @@ class Member:
     def _out_of_window(self, client: IPv6Address, sequence: int) -> None:
         """BA 135: the client holds a later Binding Update from another member."""
         if client in self._recovering:
-            ahead = (sequence - self._recovering_sequence[client]) & 0xFFFF
+            replicated = self._recovering_sequence[client]
+            # (a client the dead member had not bound yet, new at the contact node, has a
+            # number from its earlier binding with whoever served it before)
+            ahead = (sequence - replicated) & 0xFFFF if replicated is not None else 0
             if ahead < h.SEQUENCE_WINDOW:  # below any acceptor's (see _recover)
-                # the dead member bound it again after its replica: go above that
+                # the dead member bound it again after its replica (or had not bound it at
+                # all): go above that
                 self._mobile(self.mobile.rebind(self._now, client, sequence))
             else:
                 # a window or more above the replica's number: a handoff's acceptor bound
@@ -1860,6 +1868,7 @@ class Member:
         replica = msg.Replica(
             client=client,
             binding_sequence=entry.sequence if entry is not None else 0,
+            bound=entry is not None,
             lifetime=self.config.binding_lifetime,
             view_number=self._view_number(),
             connections=tuple(connections),
@@ -1969,7 +1978,7 @@ class Member:
         if not socks:
             return
         self._recovering[client] = socks
-        self._recovering_sequence[client] = replica.binding_sequence
+        self._recovering_sequence[client] = replica.binding_sequence if replica.bound else None
         self._count("recover_started")
         before = self.mobile.bul.get(client)
         log.warning(

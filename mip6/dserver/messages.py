@@ -145,8 +145,9 @@ _CONTACT_ANSWER = struct.Struct("!I4xQ")
 _LEAVE = struct.Struct("!B3xQ16s")
 _CONTACT_STATE = struct.Struct("!HBx")  # binding sequence, counter count
 _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
-# client, binding sequence, connection count, lifetime, the sender's view number
-_REPLICA = struct.Struct("!16sHHIQ")
+# client, binding sequence, connection count, lifetime, the sender's view number, flags
+_REPLICA = struct.Struct("!16sHHIQB")
+REPLICA_BOUND = 0x01  # the sender had bound the client (binding_sequence is its number)
 _CLIENT = struct.Struct("!16s")
 MAX_SA_COUNTERS = 8  # RFC 3776's pair is four SAs
 _VIEW = struct.Struct("!QQBBH")
@@ -612,13 +613,15 @@ class Replica(_Membership):
     last Binding Update the member sent it, its lifetime). ``view_number``: the sender's
     view, in which the receiver is its buddy; a later view without the sender means the
     receiver serves the client (even if the receiver's own view never had the sender: it
-    joined as the sender was dying)."""
+    joined as the sender was dying). ``bound``: the sender held a binding with the client
+    (a new client at the contact node has none yet, and ``binding_sequence`` is 0)."""
 
     client: IPv6Address
     binding_sequence: int
     lifetime: int
     view_number: int
     connections: tuple[ConnectionState, ...]
+    bound: bool = True
     message_type: ClassVar[MessageType] = MessageType.REPLICA
 
     def emit(self) -> bytes:
@@ -635,6 +638,7 @@ class Replica(_Membership):
                 len(self.connections),
                 self.lifetime,
                 self.view_number,
+                REPLICA_BOUND if self.bound else 0,
             ),
         ]
         _emit_connections(parts, self.connections)
@@ -748,9 +752,11 @@ def _init(data: bytes, offset: int, common: dict[str, object]) -> tuple[Init, in
 
 def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
     start = offset
-    (client, sequence, count, lifetime, view_number), offset = _fields(
+    (client, sequence, count, lifetime, view_number, flags), offset = _fields(
         data, offset, _REPLICA, "replica"
     )
+    if flags & ~REPLICA_BOUND:
+        raise Malformed(f"unknown flags {flags:#x}", start + 32, "flags")
     if count > MAX_CONNECTIONS:
         raise Malformed(f"{count} connections (at most {MAX_CONNECTIONS})", start + 18, "count")
     connections, offset = _connections(data, offset, count)
@@ -760,6 +766,7 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
         lifetime=int(lifetime),
         view_number=int(view_number),
         connections=connections,
+        bound=bool(flags & REPLICA_BOUND),
     )
     return replica, offset
 

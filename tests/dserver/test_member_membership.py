@@ -616,3 +616,29 @@ def test_a_stale_replica_does_not_take_the_client_from_the_member_serving_it() -
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
     assert resets(lab.net) == 0
+
+
+def test_a_new_client_of_a_contact_node_that_dies_before_handing_it_on_is_resumed() -> None:
+    """The contact node replicates a new client from the start (when it accepts the
+    connection, and again at the request), before it has bound the client: killed before it
+    hands the client on, its buddy resumes the download, binding the client above whatever
+    number the client holds (a replica without a binding never steps aside on BA 135)."""
+    size = 3_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
+    m1 = lab.members["m1"]
+    fetch = lab.download(1.0)
+    deadline = lab.net.now + 2.0
+    while not m1.client_sockets(CLIENT):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
+    while MEMBERS["m1"] not in lab.members[buddy]._replicas:
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    assert m1.client_sockets(CLIENT) and not m1._by_client  # not handed on yet
+    lab.kill("m1")
+    lab.run_to_end(fetch, limit=60.0)
+    assert lab.members[buddy].counters.get("recover_completed") == 1
+    assert fetch.done and not fetch.failed and fetch.received == size
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest

@@ -114,6 +114,7 @@ membership_messages = st.one_of(
         binding_sequence=st.integers(0, 0xFFFF),
         lifetime=u32,
         view_number=u64,
+        bound=st.booleans(),
         connections=st.lists(
             st.builds(
                 m.ConnectionState,
