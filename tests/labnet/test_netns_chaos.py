@@ -9,9 +9,10 @@ none was reset (connections lost: 0), every byte was right, no member holds a fr
 or a relay entry, and the members' views agree.
 
 Opt-in (``MIP6_CHAOS=1``): it does not pass yet (issue 15). A 30 s run on the shared 2-core
-machine ends with about 2,350 fetches whole and 40 to 60 failed (most stalled for the farm's
-30 s: a member killed while handing a client on, the client frozen at it and not resumed by
-its buddy; a few reset); the summary line says which."""
+machine ends with about 2,000 fetches whole and 15 to 30 failed: most are new connections
+reset (the client's binding still named a member that had died, or had died and come back,
+between two of its fetches: nobody resumes an idle client's binding), a few stalled; the
+summary line says which."""
 
 from __future__ import annotations
 
