@@ -243,6 +243,12 @@ class _Incoming:
 
 
 @dataclass(frozen=True, slots=True)
+class _Recovery:
+    socks: list[Socket]  # the client's connections imported from the replica, frozen
+    sequence: int | None  # the replica's binding number; None: its sender had not bound it
+
+
+@dataclass(frozen=True, slots=True)
 class _HeldReplica:
     replica: msg.Replica
     received: float  # when it came: it is at least this old when it is resumed
@@ -282,12 +288,11 @@ class Member:
         self._contact_state_ticks = 0
         # replication (issue 15 item 3): the replicas other members sent us (member -> client
         # -> replica), where our clients' replicas went (client -> buddy), and the clients
-        # recovered from a dead member whose binding is being moved here (client -> sockets)
+        # recovered from a dead member whose binding is being moved here (client -> recovery)
         self._replicas: dict[IPv6Address, dict[IPv6Address, _HeldReplica]] = {}
         self._replicated: dict[IPv6Address, IPv6Address] = {}
-        self._recovering: dict[IPv6Address, list[Socket]] = {}
-        # each one's replica's binding number, None when its sender had not bound the client
-        self._recovering_sequence: dict[IPv6Address, int | None] = {}
+        self._replicate_queued: set[IPv6Address] = set()  # request_replicate, not yet run
+        self._recovering: dict[IPv6Address, _Recovery] = {}
         self._view_order: list[IPv6Address] = []  # the committed view's members by join id
         self._core: tuple[IPv6Address, ...] = ()  # the committed view's core
         self._join_ids: dict[IPv6Address, int] = {}  # each member's join id in that view
@@ -831,8 +836,19 @@ class Member:
         """Replicate ``client`` to this member's buddy once the current callback has returned
         (a service at a request boundary: issue 15 item 3). Dynamic membership only: a static
         group's services call this for every request, and nothing is queued for them."""
-        if self.membership is not None and self.config.replication:
-            self._deferred.append(functools.partial(self.replicate, client))
+        # once per client and entry point: a connection's accept and its request often come
+        # in one, and the replica taken after both holds both
+        if (
+            self.membership is not None
+            and self.config.replication
+            and client not in self._replicate_queued
+        ):
+            self._replicate_queued.add(client)
+            self._deferred.append(functools.partial(self._replicate_queued_client, client))
+
+    def _replicate_queued_client(self, client: IPv6Address) -> None:
+        self._replicate_queued.discard(client)
+        self.replicate(client)
 
     def request_handoff(
         self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = True
@@ -1240,7 +1256,7 @@ class Member:
     def _out_of_window(self, client: IPv6Address, sequence: int) -> None:
         """BA 135: the client holds a later Binding Update from another member."""
         if client in self._recovering:
-            replicated = self._recovering_sequence[client]
+            replicated = self._recovering[client].sequence
             # (a client the dead member had not bound yet, new at the contact node, has a
             # number from its earlier binding with whoever served it before)
             ahead = (sequence - replicated) & 0xFFFF if replicated is not None else 0
@@ -1977,8 +1993,9 @@ class Member:
             socks.append(sock)
         if not socks:
             return
-        self._recovering[client] = socks
-        self._recovering_sequence[client] = replica.binding_sequence if replica.bound else None
+        self._recovering[client] = _Recovery(
+            socks, replica.binding_sequence if replica.bound else None
+        )
         self._count("recover_started")
         before = self.mobile.bul.get(client)
         log.warning(
@@ -2004,18 +2021,16 @@ class Member:
         self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
 
     def _recovered(self, client: IPv6Address) -> None:
-        socks = self._recovering.pop(client)
-        del self._recovering_sequence[client]
+        socks = self._recovering.pop(client).socks
         self._emit(CancelTimer((RECOVER_TIMER, client)))
         self._count("recover_completed")
         self._thaw(socks)
         self.request_replicate(client)
 
     def _recovery_failed(self, client: IPv6Address) -> None:
-        socks = self._recovering.pop(client, None)
-        if socks is None:
+        recovery = self._recovering.pop(client, None)
+        if recovery is None:
             return
-        del self._recovering_sequence[client]
         self._count("recover_failed")
         entry = self.mobile.bul.get(client)
         log.warning(
@@ -2023,15 +2038,14 @@ class Member:
             client,
             entry.state.value if entry is not None else "none",
         )
-        for sock in socks:
+        for sock in recovery.socks:
             sock.abort()
         self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     def _recovery_superseded(self, client: IPv6Address) -> None:
         """Another member holds ``client`` (see _out_of_window): the imported connections go
         without a RST (the client's are alive there) and so does the binding started here."""
-        socks = self._recovering.pop(client)
-        del self._recovering_sequence[client]
+        socks = self._recovering.pop(client).socks
         self._emit(CancelTimer((RECOVER_TIMER, client)))
         self._count("recover_superseded")
         log.warning("replication: %s is served by another member; not resumed here", client)
