@@ -1102,15 +1102,34 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
         queue_rst(c, seq, 0, TH_RST);
         return false;
     }
-    /* the send stream restarts at the peer's acknowledgement */
-    ring_consume(&c->snd, ring_length(&c->snd));
-    c->snd_missing = 0;
-    c->snd_skip = 0;
+    if (c->flags & TCP_CF_RESYNC) {
+        /* the first answer: the send stream restarts at the peer's
+         * acknowledgement, which the application writes again from */
+        ring_consume(&c->snd, ring_length(&c->snd));
+        c->snd_missing = 0;
+        c->snd_skip = 0;
+    } else {
+        /* a later one (TCP_CF_RESYNCED): the application has written on
+         * from the first, and may have closed. The bytes the peer already
+         * holds leave the ring; those it has not written yet are skipped
+         * when it does, so its stream offset stays where it is (dropping
+         * the ring instead lost the rest of a response whose writer had
+         * finished: our FIN went out where the peer stood). A FIN of the
+         * dead holder's that the peer acknowledges is ours to send again:
+         * the peer answers a repeated FIN. */
+        uint32_t ring = (uint32_t)ring_length(&c->snd);
+        uint32_t from_ring = min32(acked, ring);
+
+        if ((c->flags & TCP_CF_FIN_QUEUED) && acked > ring)
+            acked = ring;
+        ring_consume(&c->snd, from_ring);
+        c->snd_skip += acked - from_ring;
+    }
     c->snd_off += acked;
-    c->snd_una = c->snd_nxt = c->snd_max = s->ack;
+    c->snd_una = c->snd_nxt = c->snd_max = c->snd_una + acked;
     c->snd_wl1 = s->seq - 1; /* the window in this segment is taken */
-    c->snd_wl2 = s->ack;
-    c->recover = s->ack - 1;
+    c->snd_wl2 = c->snd_una;
+    c->recover = c->snd_una - 1;
     c->sack_count = 0;
     c->dupacks = 0;
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |

@@ -242,3 +242,44 @@ def test_an_answer_to_the_dead_holder_taken_first_is_overtaken_by_the_next() -> 
     assert replica.input(pair.now, ack(9_000, stamps.tsecr + 2)) == InputResult.OK
     assert replica.acked_offset == base + 9_000
     assert replica.state is TcpState.ESTABLISHED
+
+
+def test_a_later_answer_keeps_what_the_application_wrote_since_the_first() -> None:
+    """The stale answer came first; the application then wrote the rest of its stream and
+    closed. The peer's later ACK, past what was sent, takes off the ring only the bytes the
+    peer holds, and the rest goes out from there (the chaos run's 'short' fetches: the ring was
+    dropped and the FIN went out where the peer stood, the response's end lost)."""
+    pair = Pair(seed=9)
+    received, written = bytearray(), [0]
+    blob, _ = replica_taken(pair, received, written)
+    replica = Connection.import_(blob)
+    replica.resync(age_ms=500)
+    replica.thaw(pair.now)
+    probe = replica.output(pair.now)
+    assert probe is not None
+    sent = decode(probe, source=ADDRESS_B, destination=ADDRESS_A)
+    (stamps,) = [o for o in sent.options if isinstance(o, Timestamps)]
+    una, base = sent.sequence_number + 1, replica.acked_offset
+
+    def ack(offset: int, tsval: int) -> bytes:
+        return Peer(replica, swap=True).build(
+            seq=sent.acknowledgment_number,
+            ack=una + offset,
+            options=(NoOperation(), NoOperation(), Timestamps(tsval=tsval, tsecr=stamps.tsval)),
+        )
+
+    assert replica.input(pair.now, ack(2_000, stamps.tsecr + 1)) == InputResult.OK  # stale
+    end = base + 2_000 + 20_000
+    assert serve(replica, base + 2_000, end) == end  # the rest of the response
+    replica.shutdown_write()
+    buffered = replica.send_buffered
+    assert replica.input(pair.now, ack(9_000, stamps.tsecr + 2)) == InputResult.OK
+    assert replica.acked_offset == base + 9_000
+    assert replica.send_buffered == buffered - 7_000  # only what the peer holds left the ring
+    segments = []
+    while (out := replica.output(pair.now)) is not None:
+        segments.append(decode(out, source=ADDRESS_B, destination=ADDRESS_A))
+    data = [s for s in segments if s.payload]
+    assert data and data[0].sequence_number == una + 9_000
+    stream = b"".join(bytes(s.payload) for s in data)
+    assert stream == STREAM[base + 9_000 : base + 9_000 + len(stream)]
