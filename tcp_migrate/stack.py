@@ -29,7 +29,12 @@ chain in :mod:`tcp_migrate.ipv6`:
   (the connection arrives frozen and owns its 4-tuple: segments to it are dropped silently, no
   RST), :meth:`Socket.thaw`, and :meth:`Stack.release` for the donor giving a connection up:
   segments still reaching it for that 4-tuple are dropped silently for ``time_wait_ms``, not
-  answered with a RST that would reset the connection the acceptor now serves.
+  answered with a RST that would reset the connection the acceptor now serves. Where
+  connections may be resumed by another host (a replica's, after this one's holder died),
+  ``Stack.withhold_rst(local, remote)`` returning True drops a segment for no connection
+  without the RST (counted ``rst_withheld``), and ``Listener.on_half_open`` names each
+  connection as it enters SYN-RECEIVED, so that it can be replicated before its peer's first
+  data arrives.
 
 Not here: IPv6 fragments (dropped), ICMPv6 (path MTU, unreachable), IPv4.
 """
@@ -216,9 +221,21 @@ class Socket:
 
 class Listener:
     """A listening endpoint: ``accept()`` takes the oldest established connection, or None.
-    ``on_change`` (if set) is called when the accept queue grows."""
+    ``on_change`` (if set) is called when the accept queue grows, ``on_half_open`` (if set)
+    with each new connection in SYN-RECEIVED, its SYN-ACK sent (a program that replicates its
+    connections keeps one from there: the peer may take it as established at once)."""
 
-    __slots__ = ("address", "backlog", "closed", "half_open", "on_change", "port", "queue", "stack")
+    __slots__ = (
+        "address",
+        "backlog",
+        "closed",
+        "half_open",
+        "on_change",
+        "on_half_open",
+        "port",
+        "queue",
+        "stack",
+    )
 
     def __init__(self, stack: Stack, address: bytes, port: int, backlog: int) -> None:
         self.stack = stack
@@ -229,6 +246,7 @@ class Listener:
         self.half_open = 0
         self.closed = False
         self.on_change: Callable[[Listener], None] | None = None
+        self.on_half_open: Callable[[Socket], None] | None = None
 
     def accept(self) -> Socket | None:
         return self.queue.popleft() if self.queue else None
@@ -294,6 +312,9 @@ class Stack:
         self._released: dict[FourTuple, int] = {}  # 4-tuple -> until when (ms) it stays quiet
         self._port_counter = 0
         self._rst_window = (-1, 0)  # (second, count)
+        # (local address, remote address) -> True: a segment for no connection between them
+        # is dropped without a RST (a host whose peers' connections may be resumed elsewhere)
+        self.withhold_rst: Callable[[bytes, bytes], bool] | None = None
         self.counters = {
             "received": 0,
             "not_ours": 0,
@@ -303,6 +324,7 @@ class Stack:
             "rst_limited": 0,
             "syn_dropped": 0,
             "released_dropped": 0,
+            "rst_withheld": 0,
         }
         self._hdr = bytearray(40)
 
@@ -573,6 +595,9 @@ class Stack:
             return None  # RFC 9293 3.10.7.1/3.10.7.2: an incoming RST is discarded
         listener = self._listeners.get((local, lport)) or self._listeners.get((_WILDCARD, lport))
         if listener is None or flags & _ACK:
+            if self.withhold_rst is not None and self.withhold_rst(local, remote):
+                self.counters["rst_withheld"] += 1
+                return None
             return self._reset(now_ms, key, segment, seq, ack, offset_byte, flags)
         if not flags & _SYN:
             return None  # RFC 9293 3.10.7.2 fourth: "drop the segment and return"
@@ -594,6 +619,8 @@ class Stack:
         listener.half_open += 1
         self._table[key] = sock
         self._after(now_ms, sock)
+        if listener.on_half_open is not None and conn.state == TcpState.SYN_RECEIVED:
+            listener.on_half_open(sock)
         return None
 
     def _reset(

@@ -293,6 +293,9 @@ class Member:
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         self._replicate_queued: set[IPv6Address] = set()  # request_replicate, not yet run
         self._recovering: dict[IPv6Address, _Recovery] = {}
+        # until then a segment to C for no connection here gets no RST: the connection may be
+        # a dead member's, being resumed by its buddy (see _withhold_rst)
+        self._quiet_until = 0.0
         self._view_order: list[IPv6Address] = []  # the committed view's members by join id
         self._core: tuple[IPv6Address, ...] = ()  # the committed view's core
         self._join_ids: dict[IPv6Address, int] = {}  # each member's join id in that view
@@ -342,6 +345,8 @@ class Member:
             if config.membership is not None
             else None
         )
+        if self.membership is not None and config.replication:
+            self.host.stack.withhold_rst = self._withhold_rst
         # dynamic membership: the members of the committed view, once it comes
         initial = set(config.members) if self.membership is None else set()
         self.view = GroupView(initial | {config.own_address})
@@ -403,6 +408,10 @@ class Member:
                 MemberListener(contact_listener, self._make_channel, self._channel_event)
             )
             self._emit(StartTimer(now, CONTACT_STATE_TIMER))
+            # a member started again after it died finds its old life's clients still bound
+            # to its address while its buddy resumes them: no RST for them meanwhile
+            config = self.membership.config
+            self._quiet(config.failure_timeout + config.vote_timeout)
             if self.config.is_contact_node:
                 self._membership(self.membership.found(now))
             else:
@@ -414,6 +423,9 @@ class Member:
             raise ValueError(f"port {port} is already served")
         listener = self.host.listen(port, self.contact_address)
         listener.on_change = lambda listener: self._accept(listener, service)
+        # replicated from its SYN-ACK: the client takes the connection as established then,
+        # and a member that dies before the client's first data would otherwise take it along
+        listener.on_half_open = lambda sock: self.request_replicate(IPv6Address(sock.key[2]))
         self.services[port] = service
         self._listeners.append(listener)
         self._service_listeners[port] = listener
@@ -756,9 +768,6 @@ class Member:
                 # finds the client's binding begun, and numbers its INITs above it
                 self._deferred.append(functools.partial(self._new_client, client))
             service.accepted(self, sock)
-            # replicated from the start: a contact node that dies before it has handed the
-            # new client on (or read its request) would otherwise take it along
-            self.request_replicate(client)
 
     def _new_client(self, client: IPv6Address) -> None:
         """The contact node's first contact with ``client`` (it came through the home agent's
@@ -1784,6 +1793,8 @@ class Member:
             self._follow(view.contact.address)
         members = {entry.address for entry in view.members()} | {self.own_address}
         gone_members = self.view.members - members
+        if gone_members and self.membership is not None:
+            self._quiet(self.membership.config.vote_timeout)
         for gone in gone_members:
             self.view.remove(gone)
         for new in members - self.view.members:
@@ -1893,6 +1904,17 @@ class Member:
         self._count("replica_sent")
         self._send(buddy, replica)
         return True
+
+    def _quiet(self, before_recovery: float) -> None:
+        """No RST from C for ``before_recovery`` plus a recovery's time (``rebind_timeout``):
+        a dead member's clients may reach this member meanwhile (the home agent's tunnel, a
+        binding to the address this member took over with its new life) while their
+        connections are being resumed by the dead member's buddy."""
+        until = self._now + before_recovery + self.config.rebind_timeout
+        self._quiet_until = max(self._quiet_until, until)
+
+    def _withhold_rst(self, local: bytes, remote: bytes) -> bool:
+        return local == self._contact_packed and self._now < self._quiet_until
 
     def _view_number(self) -> int:
         """The number of the view this member holds (0 before its first)."""
@@ -2215,6 +2237,7 @@ class _Chosen:
 # its replica kept at the buddy (tcp_migrate resyncs each of them)
 _OWING = frozenset(
     (
+        TcpState.SYN_RECEIVED,  # its SYN-ACK sent: the client may be established
         TcpState.ESTABLISHED,
         TcpState.CLOSE_WAIT,
         TcpState.FIN_WAIT_1,

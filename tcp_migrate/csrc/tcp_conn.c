@@ -2071,6 +2071,14 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms)
      * unacknowledged bytes, is the application's to send again (it writes
      * from the resynchronized offset and closes), so writing reopens. */
     switch (c->state) {
+    case TCP_SYN_RECEIVED:
+        /* taken before the handshake completed: the holder had sent nothing
+         * but its SYN-ACK, so the peer's next segment (its ACK of ISS+1, or
+         * its SYN again) finds this one where the peer stands; only the
+         * timestamp clock moves on (below) */
+        if (c->flags & TCP_CF_TS_OK)
+            c->ts_offset += age_ms;
+        return TCP_OK;
     case TCP_ESTABLISHED:
     case TCP_CLOSE_WAIT:
         break;

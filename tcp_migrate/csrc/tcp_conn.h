@@ -346,7 +346,9 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
  * reason TCP_CLOSE_RESYNC). The send stream restarts at the new SND.UNA (the
  * application writes again from its stream offset: what it wrote before is
  * dropped); received bytes skipped are counted in resync_gap. TCP_OK, or
- * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT, or closing with
+ * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT (or SYN-RECEIVED:
+ * a replica taken before the handshake completed needs no probe, the peer's
+ * next segment completes it; only its timestamp clock moves), or closing with
  * our FIN unacknowledged (FIN-WAIT-1, CLOSING, LAST-ACK: the FIN goes with
  * the unacknowledged bytes, the state goes back to ESTABLISHED or CLOSE-WAIT
  * and the application closes again once it has written). age_ms: how long

@@ -642,3 +642,35 @@ def test_a_new_client_of_a_contact_node_that_dies_before_handing_it_on_is_resume
     assert fetch.done and not fetch.failed and fetch.received == size
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
+
+
+def test_a_connection_whose_member_dies_after_its_syn_ack_is_resumed() -> None:
+    """The contact node answers the client's SYN and dies before the client's first data (the
+    handshake's ACK) reaches it: the client holds an established connection that only the
+    dead member knew. The member replicated it from its SYN-ACK (SYN-RECEIVED), so its buddy
+    resumes it, and the successor that takes C over withholds its RST meanwhile: the client's
+    request, sent again, completes the handshake at the buddy and the download is whole (the
+    chaos runs' fetches reset after their SYN-ACK)."""
+    size = 300_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
+    m1 = lab.members["m1"]
+    fetch = lab.download(1.0)
+    deadline = lab.net.now + 2.0
+    while not m1.client_sockets(CLIENT):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    (sock,) = m1.client_sockets(CLIENT)
+    assert sock.state is TcpState.SYN_RECEIVED
+    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
+    while MEMBERS["m1"] not in lab.members[buddy]._replicas:
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    assert m1.client_sockets(CLIENT)[0].state is TcpState.SYN_RECEIVED
+    lab.kill("m1")
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m1")
+    lab.run_to_end(fetch, limit=60.0)
+    assert lab.members[buddy].counters.get("recover_completed") == 1
+    assert fetch.done and not fetch.failed and fetch.received == size
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert resets(lab.net) == 0

@@ -283,3 +283,45 @@ def test_a_later_answer_keeps_what_the_application_wrote_since_the_first() -> No
     assert data and data[0].sequence_number == una + 9_000
     stream = b"".join(bytes(s.payload) for s in data)
     assert stream == STREAM[base + 9_000 : base + 9_000 + len(stream)]
+
+
+def test_a_replica_taken_in_syn_received_completes_the_handshake_where_the_peer_stands() -> None:
+    """The holder answered the SYN and died before the peer's first data (which completes the
+    handshake) reached it: the peer is established, the holder's replica is in SYN-RECEIVED.
+    Resynced (only its timestamp clock moves: no probe) and thawed, it takes the peer's next
+    segment as the handshake's ACK and the stream goes on from the first byte (the chaos
+    run's fetches reset after their SYN-ACK: nobody held the connection)."""
+    pair = Pair(seed=5)
+    pair.open()
+    pair.run(lambda: pair.b is not None)
+    assert pair.b is not None and pair.b.state is TcpState.SYN_RECEIVED
+    pair.flush()  # the SYN-ACK is on its way
+    blob, taken = pair.b.replica(pair.now), pair.now
+    pair.filters["ab"] = lambda raw: []  # the holder is dead: nothing reaches it
+    pair.run(lambda: pair.a.state is TcpState.ESTABLISHED)
+    request = b"GET / HTTP/1.1\r\n\r\n"
+    assert pair.a.send(request) == len(request)
+    pair.flush()
+    pair.run(lambda: False if pair.now < taken + 3_000 else True)  # its retransmissions lost
+    replica = Connection.import_(blob)
+    replica.resync(age_ms=pair.now - taken)
+    assert not replica.resyncing  # nothing to ask the peer: its next segment says it all
+    del pair.filters["ab"]
+    pair.b = replica
+    replica.thaw(pair.now)
+    pair.flush()
+    received = bytearray()
+
+    def app(p: Pair) -> None:
+        while data := replica.recv(1 << 16):
+            received.extend(data)
+
+    pair.start(app)
+    pair.run(lambda: bytes(received) == request, max_ms=30_000)
+    assert replica.state is TcpState.ESTABLISHED
+    assert replica.send(b"HTTP/1.1 200 OK\r\n\r\n") > 0
+    answer = bytearray()
+    pair.app = lambda p: answer.extend(p.a.recv(1 << 16))
+    pair.flush()
+    pair.run(lambda: bytes(answer) == b"HTTP/1.1 200 OK\r\n\r\n", max_ms=30_000)
+    assert not any(result == InputResult.RESET for _, result in pair.results)

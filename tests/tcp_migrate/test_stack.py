@@ -172,6 +172,33 @@ def test_listen_ack_gets_rst_and_no_connection():
     assert net.b.connections == []
 
 
+def test_withheld_rst_drops_a_segment_for_no_connection_silently_where_asked():
+    """``withhold_rst`` (a host whose peers' connections may be resumed elsewhere): no RST
+    for the addresses it names, counted; others still get theirs, and SYNs still open."""
+    net = Net()
+    net.b.listen("::", 80)
+    net.b.withhold_rst = lambda local, remote: remote == ADDRESS_A
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=5, ack=777, flags=TcpFlags.ACK))
+    assert net.sent == [] and net.b.counters["rst_withheld"] == 1
+    net.b.receive(0, tcp(OTHER, ADDRESS_B, seq=5, ack=777, flags=TcpFlags.ACK))
+    rst = only_sent(net)
+    assert rst.flags == TcpFlags.RST and rst.sequence_number == 777
+    net.sent.clear()
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=1000, flags=TcpFlags.SYN))
+    assert only_sent(net).flags == TcpFlags.SYN | TcpFlags.ACK
+
+
+def test_listener_names_each_half_open_connection_after_its_syn_ack():
+    net = Net()
+    listener = net.b.listen("::", 80)
+    half_open = []
+    listener.on_half_open = lambda sock: half_open.append((sock.state, len(net.sent)))
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=1000, flags=TcpFlags.SYN))
+    assert half_open == [(TcpState.SYN_RECEIVED, 1)]  # its SYN-ACK was out first
+    net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=1000, flags=TcpFlags.SYN))  # again
+    assert len(half_open) == 1
+
+
 def test_listen_neither_syn_nor_ack_dropped():
     net = Net()
     net.b.listen("::", 80)
