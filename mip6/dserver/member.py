@@ -240,6 +240,7 @@ class _Incoming:
     started: float = 0.0
     phases: list[tuple[float, str]] = field(default_factory=list)
     client_packed: bytes = b""  # the acceptor's client, as packets carry it
+    waited_for_view: bool = False  # its timeout was put off once (see _wait_for_view)
 
 
 @dataclass(frozen=True, slots=True)
@@ -744,7 +745,8 @@ class Member:
                 if waiting is not None and waiting[1] == handoff_id:
                     self._freeze_waited(client)
             case ("handoff_acceptor", (IPv6Address() as donor, int() as handoff_id)):
-                self._acceptor_input((donor, handoff_id), h.AcceptorInput.TIMEOUT)
+                if not self._wait_for_view((donor, handoff_id)):
+                    self._acceptor_input((donor, handoff_id), h.AcceptorInput.TIMEOUT)
             case (str() as kind, membership_token) if (
                 kind == MEMBERSHIP_TIMER and self.membership is not None
             ):
@@ -1402,6 +1404,9 @@ class Member:
         if isinstance(message, msg.Replica | msg.ReplicaDrop):
             self._replica_message(peer, message)
             return
+        if isinstance(message, msg.ClientClaimed):
+            self._claimed(message.client)
+            return
         if isinstance(message, msg.ContactState):
             if not self._is_contact_node:
                 self._contact_state = _newer_state(self._contact_state, message)
@@ -1795,6 +1800,9 @@ class Member:
         gone_members = self.view.members - members
         if gone_members and self.membership is not None:
             self._quiet(self.membership.config.vote_timeout)
+            for key, incoming in list(self._incoming.items()):
+                if key[0] in gone_members and incoming.acceptor.state is h.AcceptorState.BINDING:
+                    self._adopt(key)
         for gone in gone_members:
             self.view.remove(gone)
         for new in members - self.view.members:
@@ -2041,6 +2049,74 @@ class Member:
         )
         self._mobile(self.mobile.start_route_optimization(self._now, client))
         self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
+
+    def _wait_for_view(self, key: tuple[IPv6Address, int]) -> bool:
+        """An acceptor whose Binding Update the client has not answered in its attempt's time
+        waits once for the view to say whether the donor is alive (True: the timeout is put
+        off): the client may have taken the update (its acknowledgement lost), and if the
+        donor died, FAILED would leave the client bound here to nobody."""
+        incoming = self._incoming.get(key)
+        if (
+            self.membership is None
+            or incoming is None
+            or incoming.waited_for_view
+            or incoming.acceptor.state is not h.AcceptorState.BINDING
+        ):
+            return False
+        incoming.waited_for_view = True
+        config = self.membership.config
+        wait = config.failure_timeout + config.vote_timeout
+        self._count("acceptor_waited_for_view")
+        self._emit(StartTimer(self._now + wait, ("handoff_acceptor", key)))
+        return True
+
+    def _adopt(self, key: tuple[IPv6Address, int]) -> None:
+        """The donor died after its INIT, the client frozen for this member: the connections
+        imported from the INIT are the latest anyone holds (the donor sent nothing after the
+        freeze), so this member binds the client (above its own number, at once) and serves
+        it, as a recovery, and tells every member (CLIENT_CLAIMED): the donor's buddy would
+        otherwise resume the client from an older replica, below this member's binding."""
+        incoming = self._incoming[key]
+        client, socks = incoming.acceptor.client, incoming.socks
+        incoming.socks = []
+        self._emit(CancelTimer(("handoff_acceptor", key)))
+        self._finish_incoming(key, "adopted")
+        # a regenerable connection is resumed as a replica would be: should the donor's buddy
+        # have resumed the client before the claim reached it, the client stands past the
+        # freeze (a full one keeps its unacknowledged bytes, which a resync would drop)
+        age_ms = int((self._now - incoming.started) * 1000)
+        connections = incoming.init.connections if incoming.init is not None else ()
+        for sock, state in zip(socks, connections, strict=False):
+            if state.regenerable and sock.state in _OWING:
+                sock.conn.resync(age_ms=age_ms)
+        entry = self.mobile.bul.get(client)
+        self._recovering[client] = _Recovery(socks, entry.sequence if entry is not None else None)
+        self._count("handoff_adopted")
+        log.warning("handoff %016x: the donor died; %s served here", key[1], client)
+        if entry is not None:
+            self._mobile(self.mobile.rebind(self._now, client, entry.sequence))
+        self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
+        for member in self.view.members - {self.own_address}:
+            self._send(member, msg.ClientClaimed(client=client))
+
+    def _claimed(self, client: IPv6Address) -> None:
+        """CLIENT_CLAIMED: another member adopted ``client`` (see _adopt). Its replicas here
+        go, and so does a recovery of it: from the dead donor's replica, older than the
+        adopter's INIT, under a binding below the adopter's. One that completed before the
+        claim came yields too (without a RST): the adopter's binding wins at the client,
+        and its connections resynchronize from where this member left the client."""
+        for held in self._replicas.values():
+            held.pop(client, None)
+        if client in self._recovering:
+            self._recovery_superseded(client)
+            return
+        socks = [sock for sock in self.client_sockets(client) if not sock.frozen]
+        if socks and client not in self._by_client:
+            self._count("recover_yielded")
+            log.warning("replication: %s was adopted by a handoff's acceptor; given up", client)
+            self._release(socks, handed_off=True)
+            self._drop_replica(client)
+            self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     def _recovered(self, client: IPv6Address) -> None:
         socks = self._recovering.pop(client).socks

@@ -86,6 +86,9 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
         | Client (128) | Binding Sequence (16) | Connection Count (16) | Lifetime (32) |
         then the connections as in INIT
     REPLICA_DROP (a member -> its buddy, when it no longer serves the client): | Client (128) |
+    CLIENT_CLAIMED (an acceptor whose donor died while the client was frozen for it -> every
+        member: it holds the client's connections as they were at the freeze, and binds it):
+        | Client (128) |
 
 A View (the membership as the contact node commits it)::
 
@@ -188,6 +191,7 @@ class MessageType(enum.IntEnum):
     CONTACT_STATE = 31  # the contact node's registration state, to its backups (DSERVER 5)
     REPLICA = 32  # a client's connections and binding, to the member's buddy (DSERVER 5)
     REPLICA_DROP = 33  # the member no longer serves that client
+    CLIENT_CLAIMED = 34  # an acceptor orphaned by its donor's death serves the client
 
 
 class JoinStatus(enum.IntEnum):
@@ -656,6 +660,19 @@ class ReplicaDrop(_Membership):
         return self._word() + _CLIENT.pack(self.client.packed)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientClaimed(_Membership):
+    """A handoff's acceptor whose donor died after the INIT (the client frozen for it) serves
+    ``client`` from that INIT: every member drops its replicas of the client and gives up a
+    recovery of it."""
+
+    client: IPv6Address
+    message_type: ClassVar[MessageType] = MessageType.CLIENT_CLAIMED
+
+    def emit(self) -> bytes:
+        return self._word() + _CLIENT.pack(self.client.packed)
+
+
 MembershipMessage = (
     Join
     | JoinAnswer
@@ -673,7 +690,7 @@ MembershipMessage = (
     | ContactAnswer
     | Leave
 )
-Message = HandoffMessage | MembershipMessage | ContactState | Replica | ReplicaDrop
+Message = HandoffMessage | MembershipMessage | ContactState | Replica | ReplicaDrop | ClientClaimed
 
 
 def parse(data: bytes) -> Message:
@@ -774,6 +791,11 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
 def _replica_drop(data: bytes, offset: int) -> tuple[ReplicaDrop, int]:
     (client,), offset = _fields(data, offset, _CLIENT, "client")
     return ReplicaDrop(client=IPv6Address(client)), offset
+
+
+def _client_claimed(data: bytes, offset: int) -> tuple[ClientClaimed, int]:
+    (client,), offset = _fields(data, offset, _CLIENT, "client")
+    return ClientClaimed(client=IPv6Address(client)), offset
 
 
 def _connections(data: bytes, offset: int, count: int) -> tuple[tuple[ConnectionState, ...], int]:
@@ -961,7 +983,7 @@ def _contact_state(data: bytes, offset: int) -> tuple[ContactState, int]:
 
 
 # the messages whose header is the first word alone
-_WordMessage = MembershipMessage | ContactState | Replica | ReplicaDrop
+_WordMessage = MembershipMessage | ContactState | Replica | ReplicaDrop | ClientClaimed
 _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] = {
     MessageType.JOIN: _join,
     MessageType.JOIN_ANSWER: _join_answer,
@@ -981,6 +1003,7 @@ _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] 
     MessageType.CONTACT_STATE: _contact_state,
     MessageType.REPLICA: _replica,
     MessageType.REPLICA_DROP: _replica_drop,
+    MessageType.CLIENT_CLAIMED: _client_claimed,
 }
 
 

@@ -674,3 +674,48 @@ def test_a_connection_whose_member_dies_after_its_syn_ack_is_resumed() -> None:
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
     assert resets(lab.net) == 0
+
+
+def test_an_acceptor_whose_donor_dies_before_the_client_answers_adopts_the_client() -> None:
+    """m2 hands the client to m1 and dies after its INIT, before anything of the client's
+    reaches m1 (its acknowledgement lost, its segments too). m1 holds the connections as they
+    were at the freeze: when its view drops m2 it adopts the client (binds it again, resumes
+    the connections) and tells every member; m3, m2's buddy, gives up resuming the client from
+    its older replica. The download is whole and nobody resets it (m1 gave the client up
+    when its attempt timed out, and m3's binding came below m1's: the client, bound to m1,
+    was served by nobody: the chaos run's stalls)."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    m1, m2, m3 = (lab.members[n] for n in ("m1", "m2", "m3"))
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    assert m2.buddy() == MEMBERS["m3"]
+    lab.net.run_for(0.3)
+    client = CLIENT.packed
+
+    def to_m1(receiver: str, data: bytes) -> bool:
+        return receiver == "m1" and client in (data[8:24], data[48:64])
+
+    lab.handoff("m2", "m1")
+    deadline = lab.net.now + 2.0
+    while not any(
+        i.acceptor.client == CLIENT and i.init is not None for i in m1._incoming.values()
+    ):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    lab.kill("m2")
+    # nothing of the client's reaches m1 for longer than its attempt, and its wait for the view
+    silent_until = lab.net.now + 3.0
+    while lab.net.now < silent_until:
+        lab.net.drop_in_flight(to_m1)
+        lab.net.run_for(0.001)
+    assert MEMBERS["m2"] not in m1.view.members
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert m1.counters.get("handoff_adopted") == 1 and m1.counters.get("recover_completed") == 1
+    assert "recover_completed" not in m3.counters and "recover_yielded" not in m3.counters
