@@ -423,6 +423,12 @@ class Connection:
     def resync_gap(self) -> int:
         return int(self.raw.resync_gap)
 
+    @property
+    def backoff(self) -> int:
+        """Consecutive retransmission (or persist) timeouts without an acknowledgement: above
+        0, the peer has not answered for at least one retransmission timeout."""
+        return int(self.raw.backoff)
+
     def export(self, include_unacked: bool = True) -> bytes:
         """The snapshot of this frozen connection (which is not changed)."""
         size = lib.tcp_export_size(self.raw, int(include_unacked))

@@ -507,8 +507,9 @@ def test_a_replica_sent_to_a_restarted_buddys_old_life_goes_again() -> None:
     """m2 serves the client and replicates it to its buddy m3. m3 dies and is restarted (a new
     process: its stack knows nothing of the old one's connections) and joins again, and is
     m2's buddy again: m2 sends it the replica as soon as m2's view has it, before the new m3's
-    own view has m2 (it was dropped then: the netns member-kill runs lost clients so). Then m2
-    dies, and the new m3 resumes the client."""
+    own view has m2 (it was dropped then: the netns member-kill runs lost clients so), and on a
+    new channel (the chaos run's: the old life's took seconds to be reset). Then m2 dies, and
+    the new m3 resumes the client."""
     size = 20_000_000
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download(1.0)
@@ -516,11 +517,23 @@ def test_a_replica_sent_to_a_restarted_buddys_old_life_goes_again() -> None:
     lab.handoff("m1", "m2")
     while MEMBERS["m2"] not in lab.members["m3"]._replicas:
         lab.net.run_for(0.01)
+    # a replica on its way when m3 dies: the channel to m3's old life backs its timer off
+    lab.members["m2"].replicate(CLIENT)
     lab.kill("m3")
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m3")
     run_until_gone(lab, "m3", 3.0)
+    m2 = lab.members["m2"]
+    old_channel = m2._channels[MEMBERS["m3"]]
     lab.restart("m3")
     new_m3 = lab.members["m3"]
     deadline = lab.net.now + 5.0
+    while MEMBERS["m3"] not in m2.view.members:
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    # the new life (a new join id) gets a new channel at once: the old one would carry the
+    # replicas meant for it into segments it answers with a RST only at the old channel's
+    # next backed-off retransmission
+    assert m2._channels.get(MEMBERS["m3"]) is not old_channel
     while MEMBERS["m2"] not in new_m3._replicas:
         assert lab.net.now < deadline, ("the new m3 got no replica", lab.members["m2"].counters)
         lab.net.run_for(0.01)
