@@ -1796,6 +1796,13 @@ class Member:
         always among them: a member removed by mistake joins again, B7)."""
         if view.contact is not None:
             self._follow(view.contact.address)
+        if (
+            self.own_address in self._join_ids
+            and all(entry.address != self.own_address for entry in view.members())
+            and self.membership is not None
+            and self.membership.role is ms.Role.JOINING
+        ):
+            self._fence()
         members = {entry.address for entry in view.members()} | {self.own_address}
         gone_members = self.view.members - members
         if gone_members and self.membership is not None:
@@ -1864,6 +1871,30 @@ class Member:
                 connection.sock.abort()
                 self._replicate_again(member)
         self._join_ids = join_ids
+
+    def _fence(self) -> None:
+        """Removed from the view while alive (silent for a failure timeout: a loaded machine,
+        a partition): to the group this member is dead, and the members holding its replicas
+        resume those clients, the acceptors of its handoffs adopt theirs. Serving them on made
+        two members answer one client, each binding it above the other (a chaos run's resets):
+        they are let go here, without a RST and with their bindings, as at a handoff. Clients
+        no other member can resume (never replicated) stay."""
+        self._count("fenced")
+        log.warning("membership: removed from the view; the clients the group resumes let go")
+        gone = set(self._replicated) | set(self._by_client)
+        for outgoing in list(self._outgoing.values()):
+            self._emit(CancelTimer(outgoing.donor.timer))
+            self._finish_outgoing(outgoing, "fenced")
+        for key, incoming in list(self._incoming.items()):
+            # its donor takes the client back when the attempt times out
+            self._release(incoming.socks, handed_off=True)
+            incoming.socks = []
+            self._emit(CancelTimer(("handoff_acceptor", key)))
+            self._finish_incoming(key, "fenced")
+        for client in gone:
+            self._release(self.client_sockets(client), handed_off=True)
+            self._mobile(self.mobile.forget_correspondent(self._now, client))
+        self._replicated.clear()
 
     def _unreachable(self, member: IPv6Address) -> None:
         """A handoff to ``member`` timed out or could not reach it (8.1: "when a handoff to

@@ -732,3 +732,34 @@ def test_an_acceptor_whose_donor_dies_before_the_client_answers_adopts_the_clien
     assert fetch.digest.hexdigest() == digest
     assert m1.counters.get("handoff_adopted") == 1 and m1.counters.get("recover_completed") == 1
     assert "recover_completed" not in m3.counters and "recover_yielded" not in m3.counters
+
+
+def test_a_member_removed_while_alive_lets_go_of_the_clients_its_buddy_resumes() -> None:
+    """m2 serves the client (replicated to m3) and falls silent without dying (everything it
+    sends is lost for a while): the group removes it and m3 resumes the client. When m2
+    hears it was removed it lets the client go (no RST, no binding): serving on, it and m3
+    both answered the client, each binding it above the other (a loaded chaos run's resets).
+    The download is whole and m2 joins again."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.3)
+    own = MEMBERS["m2"].packed
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m2"] in m3.view.members:  # m2's packets lost until m3's view drops it
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+        lab.net.run_for(0.001)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert m2.counters.get("fenced") == 1 and not m2.client_sockets(CLIENT)
+    assert m3.counters.get("recover_completed") == 1
+    lab.net.run_for(3.0)
+    assert MEMBERS["m2"] in m3.view.members  # joined again
