@@ -1273,8 +1273,13 @@ class Member:
             ahead = (sequence - replicated) & 0xFFFF if replicated is not None else 0
             if ahead < h.SEQUENCE_WINDOW:  # below any acceptor's (see _recover)
                 # the dead member bound it again after its replica (or had not bound it at
-                # all): go above that
+                # all): go above that, with the recovery's time from now (the client
+                # answered; return routability through a contact node that was being taken
+                # over can have used most of it)
                 self._mobile(self.mobile.rebind(self._now, client, sequence))
+                self._emit(
+                    StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client))
+                )
             else:
                 # a window or more above the replica's number: a handoff's acceptor bound
                 # it after the replica was sent (the dead member's REPLICA_DROP died with it).
@@ -2134,7 +2139,10 @@ class Member:
             if state.regenerable and sock.state in _OWING:
                 sock.conn.resync(age_ms=age_ms)
         entry = self.mobile.bul.get(client)
-        self._recovering[client] = _Recovery(socks, entry.sequence if entry is not None else None)
+        # no number to step aside for (None): the claim has every other member step aside,
+        # and a number the client holds above ours is an older binding's (the donor started
+        # from a guess, or an attempt before ours failed), to be outbid
+        self._recovering[client] = _Recovery(socks, None)
         self._count("handoff_adopted")
         log.warning("handoff %016x: the donor died; %s served here", key[1], client)
         if entry is not None:

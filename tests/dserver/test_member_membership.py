@@ -7,6 +7,7 @@ hands its clients on first. Virtual time, deterministic per seed."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -689,14 +690,10 @@ def test_a_connection_whose_member_dies_after_its_syn_ack_is_resumed() -> None:
     assert resets(lab.net) == 0
 
 
-def test_an_acceptor_whose_donor_dies_before_the_client_answers_adopts_the_client() -> None:
-    """m2 hands the client to m1 and dies after its INIT, before anything of the client's
-    reaches m1 (its acknowledgement lost, its segments too). m1 holds the connections as they
-    were at the freeze: when its view drops m2 it adopts the client (binds it again, resumes
-    the connections) and tells every member; m3, m2's buddy, gives up resuming the client from
-    its older replica. The download is whole and nobody resets it (m1 gave the client up
-    when its attempt timed out, and m3's binding came below m1's: the client, bound to m1,
-    was served by nobody: the chaos run's stalls)."""
+def adopted(*, client_number_ahead: int = 0) -> None:
+    """m2 hands the client to m1 and dies after its INIT, nothing of the client's reaching m1
+    meanwhile; with ``client_number_ahead``, the client holds a number that far above the
+    one it had (an older binding's, above what the donor knew)."""
     size = 20_000_000
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     m1, m2, m3 = (lab.members[n] for n in ("m1", "m2", "m3"))
@@ -719,6 +716,10 @@ def test_an_acceptor_whose_donor_dies_before_the_client_answers_adopts_the_clien
     ):
         assert lab.net.now < deadline
         lab.net.run_for(0.001)
+    if client_number_ahead:
+        entry = lab.client.binding_cache.get(CONTACT)
+        number = (entry.sequence + client_number_ahead) & 0xFFFF
+        lab.client.binding_cache.put(dataclasses.replace(entry, sequence=number))
     lab.kill("m2")
     # nothing of the client's reaches m1 for longer than its attempt, and its wait for the view
     silent_until = lab.net.now + 3.0
@@ -732,6 +733,25 @@ def test_an_acceptor_whose_donor_dies_before_the_client_answers_adopts_the_clien
     assert fetch.digest.hexdigest() == digest
     assert m1.counters.get("handoff_adopted") == 1 and m1.counters.get("recover_completed") == 1
     assert "recover_completed" not in m3.counters and "recover_yielded" not in m3.counters
+
+
+def test_an_acceptor_whose_donor_dies_before_the_client_answers_adopts_the_client() -> None:
+    """m2 hands the client to m1 and dies after its INIT, before anything of the client's
+    reaches m1 (its acknowledgement lost, its segments too). m1 holds the connections as they
+    were at the freeze: when its view drops m2 it adopts the client (binds it again, resumes
+    the connections) and tells every member; m3, m2's buddy, gives up resuming the client from
+    its older replica. The download is whole and nobody resets it (m1 gave the client up
+    when its attempt timed out, and m3's binding came below m1's: the client, bound to m1,
+    was served by nobody: the chaos run's stalls)."""
+    adopted()
+
+
+def test_an_adopter_goes_above_a_number_the_client_holds_from_an_older_binding() -> None:
+    """The client holds a number far above the INIT's (the donor, a new life of a member,
+    started from a guess): BA 135 to the adopter. Nobody else may serve the client (the claim
+    had them step aside), so the adopter binds it above that number; stepping aside, as a
+    recovery from a replica does, left the client to nobody (a chaos run's stall)."""
+    adopted(client_number_ahead=1000)
 
 
 def test_a_member_removed_while_alive_lets_go_of_the_clients_its_buddy_resumes() -> None:
