@@ -42,6 +42,28 @@ How a handoff maps onto the mobile node (DSERVER 4):
   (``sequence_recovery=False``) so that this choice is the member's.
 - The client's first packet at M carrying C in a type 2 routing header proves its binding points
   here: it thaws an acceptor whose acknowledgement was lost (rule 2).
+
+Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
+
+- Each client is replicated to the member's buddy (the next member by join id): each of its
+  connections as tcp_migrate's regenerable replica with its service's state, and its binding
+  number. From its SYN-ACK (SYN-RECEIVED: the client takes the connection as established at
+  once), at every request boundary a service marks, when a handoff or recovery lands it here,
+  and again to a new buddy; dropped once no connection owes the client anything.
+- When a view drops a member, its buddy resumes that member's clients: imports the replicas
+  frozen, binds each client a step above the replica's number (return routability through the
+  contact node) and resynchronizes the connections from the client's next segment; a BA 135 a
+  window or more above says a handoff's acceptor holds the client (step aside, no RST).
+- An acceptor whose donor dies after the INIT adopts the client (the INIT's connections are the
+  latest) and says so to every member (CLIENT_CLAIMED): the buddy steps aside.
+- A member that hears it was removed while alive lets go of the clients the group resumes.
+- For a recovery's time after its start and after a view without a member, C answers a segment
+  of no connection with nothing rather than a RST: it may be a dead member's connection being
+  resumed elsewhere.
+- Not survived: a connection whose member dies between its SYN-ACK and the replica's arrival at
+  the buddy, a client idle between connections whose binding names a member that stays dead
+  (it reaches the group again when its binding expires), and services whose output cannot be
+  regenerated (their connections are not replicated).
 """
 
 from __future__ import annotations
@@ -1924,12 +1946,11 @@ class Member:
         would be lost with this member)."""
         buddy = self.buddy() if self.config.replication else None
         # the connections that still owe the client data or our FIN (a finished download's
-        # has nothing to resume; tcp_migrate resyncs these, a closing one's FIN sent again)
-        socks = [
-            sock for sock in self.client_sockets(client) if not sock.frozen and sock.state in _OWING
-        ]
-        # (a handoff of the client may be under way: while it prepares the connection still
-        # runs here, and the replica is dropped when the handoff completes)
+        # has nothing to resume; tcp_migrate resyncs these, a closing one's FIN sent again),
+        # frozen ones too: a handoff of the client may be under way (the replica is dropped
+        # when it completes), and a new buddy must get the client even then, or a donor that
+        # dies while it rebinds the client after a failed attempt takes the client along
+        socks = [sock for sock in self.client_sockets(client) if sock.state in _OWING]
         if buddy is None or not socks:
             return False
         connections = []
@@ -1941,7 +1962,11 @@ class Member:
                 self._count("replica_not_regenerable")
                 return False
             try:
-                snapshot = sock.conn.replica(ms_now)
+                snapshot = (
+                    sock.conn.export(include_unacked=False)
+                    if sock.frozen
+                    else sock.conn.replica(ms_now)
+                )
             except SnapshotError:
                 self._count("replica_not_exportable")
                 return False
@@ -1949,10 +1974,16 @@ class Member:
                 msg.ConnectionState(snapshot=snapshot, regenerable=True, application_state=state)
             )
         entry = self.mobile.bul.get(client)
+        sequence = entry.sequence if entry is not None else None
+        handoff_id = self._by_client.get(client)
+        outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
+        if outgoing is not None and outgoing.binding is not None:
+            # frozen for a handoff: the donor holds the binding out of its mobile node
+            sequence = outgoing.binding.sequence
         replica = msg.Replica(
             client=client,
-            binding_sequence=entry.sequence if entry is not None else 0,
-            bound=entry is not None,
+            binding_sequence=sequence if sequence is not None else 0,
+            bound=sequence is not None,
             lifetime=self.config.binding_lifetime,
             view_number=self._view_number(),
             connections=tuple(connections),

@@ -783,3 +783,30 @@ def test_a_member_removed_while_alive_lets_go_of_the_clients_its_buddy_resumes()
     assert m3.counters.get("recover_completed") == 1
     lab.net.run_for(3.0)
     assert MEMBERS["m2"] in m3.view.members  # joined again
+
+
+def test_a_client_frozen_for_a_handoff_is_replicated_to_a_new_buddy() -> None:
+    """m2 hands its client to m1, which does not answer: the client's connection stays frozen
+    at m2 for the attempt. A replica asked for meanwhile (a new buddy's) carries the frozen
+    connection: refused before, a donor that died while it rebound the client after a failed
+    attempt took the client along (a chaos run's stall)."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=20_000_000, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.3)
+    m3._replicas.clear()
+    lab.handoff("m2", "m1")
+    deadline = lab.net.now + 2.0
+    while not all(sock.frozen for sock in m2.client_sockets(CLIENT)):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m1")  # the INIT
+    assert m2.replicate(CLIENT)
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m1")
+    lab.net.run_for(0.05)
+    held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
+    assert len(held.connections) == 1 and held.bound
