@@ -18,6 +18,7 @@ acknowledged its share.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from ipaddress import IPv6Address
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 NOT_SENT_LOW_WATER = 1 << 16
 REQUEST = b"Q"  # application state: the request head read so far
 RESPONDING = b"S"  # application state: the response head; the stream is head + body
+
+log = logging.getLogger(__name__)
 
 
 class DownloadService:
@@ -147,6 +150,15 @@ class _Download:
         if self.gone or sock.frozen or sock.closed_by_app or sock.state is TcpState.CLOSED:
             if sock.state is TcpState.CLOSED:
                 self.service._forget(sock)
+            return
+        if self.chunks is None and sock.conn.resync_gap:
+            # resumed from a replica taken before the request had come: the dead member had it
+            # (the client's sequence number is past it) and it is lost with it. Nothing can
+            # answer it: a clean reset, never a client left waiting
+            log.warning("download %s: the request was lost with a dead member: reset", sock.remote)
+            self.gone = True
+            self.service._forget(sock)
+            sock.abort()
             return
         if self.chunks is None and not self._read_request(sock):
             return

@@ -215,6 +215,10 @@ class HostDownload:
         self.failed = False
 
     def _changed(self, sock: Socket) -> None:
+        if sock.state is TcpState.CLOSED:  # nothing more to read; before our end, a RST
+            if not self.done:
+                self.done = self.failed = True
+            return
         while data := sock.recv(1 << 16):
             if self.status is None:
                 self.head += data
@@ -228,5 +232,3 @@ class HostDownload:
         if sock.at_eof and not self.done:
             self.done = True
             sock.close()
-        elif sock.state is TcpState.CLOSED and not self.done:
-            self.done = self.failed = True

@@ -19,6 +19,7 @@ from labnet.dserver_lab import (
     HA,
     MEMBERS,
     DServerLab,
+    innermost,
     resets,
     trace_digest,
 )
@@ -810,3 +811,41 @@ def test_a_client_frozen_for_a_handoff_is_replicated_to_a_new_buddy() -> None:
     lab.net.run_for(0.05)
     held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
     assert len(held.connections) == 1 and held.bound
+
+
+def test_a_replica_from_before_the_request_resumed_after_it_resets_cleanly() -> None:
+    """The buddy holds a replica taken after the handshake but before the request came; the
+    dead member had read the request and answered part of it, and its later replica never
+    arrived. Resumed, the connection learns from the client's sequence number that the
+    request is gone with the dead member: nothing can answer it, so the download service
+    resets the connection at once rather than leave the client waiting for ever."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=3_000_000, distribute=False)
+    m1 = lab.members["m1"]
+    fetch = lab.download(1.0)
+    deadline = lab.net.now + 2.0
+
+    def request(receiver: str, data: bytes) -> bool:
+        inner, protocol, offset = innermost(data)
+        return (
+            receiver == "m1"
+            and protocol == 6
+            and len(inner) > offset + (inner[offset + 12] >> 4) * 4
+        )
+
+    while not any(s.state is TcpState.ESTABLISHED for s in m1.client_sockets(CLIENT)):
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(request)
+        lab.net.run_for(0.0005)
+    buddy = lab.members[next(n for n, a in MEMBERS.items() if a == m1.buddy())]
+    assert m1.replicate(CLIENT)  # established, the request not read yet
+    lab.net.run_for(0.05)
+    early = buddy._replicas[MEMBERS["m1"]][CLIENT]
+    while fetch.received < 100_000:
+        assert lab.net.now < deadline + 5.0
+        lab.net.run_for(0.01)
+    buddy._replicas[MEMBERS["m1"]][CLIENT] = early  # the later replicas lost
+    lab.kill("m1")
+    lab.run_to_end(fetch, limit=30.0)
+    assert fetch.failed
+    assert buddy.counters.get("recover_completed") == 1
+    assert resets(lab.net) == 1  # the resumed connection's, at once
