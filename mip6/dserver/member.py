@@ -1249,6 +1249,10 @@ class Member:
                 self._rejected(fields["destination"])
             case "route_optimization_unsupported":
                 self._distribute_when_bound.discard(fields["correspondent"])
+            case "binding_update_sent" if fields["destination"] in self._replicated:
+                # a new number (a rebinding, an outbid): the buddy's replica carries it, or a
+                # recovery from it would take the number for a later member's and step aside
+                self.request_replicate(fields["destination"])
 
     def _home_agent_holds_another(self, sequence: int) -> None:
         """BA 135 to C's registration (issue 15 item 4, the home agent decides): unless this
@@ -1817,6 +1821,11 @@ class Member:
             self._step_down()
         self.contact_node = contact
         self._mobile(self.mobile.relay_through(self._now, contact))
+        # a recovery's return routability went through the dead contact node: its HoTI is
+        # answered once the next one goes through the new one, seconds on with the back-off,
+        # so each recovery gets its time again from now
+        for client in self._recovering:
+            self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
 
     def _view_changed(self, view: msg.View) -> None:
         """The committed view's members are the ones the policy may choose (this member is

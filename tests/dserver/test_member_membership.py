@@ -849,3 +849,27 @@ def test_a_replica_from_before_the_request_resumed_after_it_resets_cleanly() -> 
     assert fetch.failed
     assert buddy.counters.get("recover_completed") == 1
     assert resets(lab.net) == 1  # the resumed connection's, at once
+
+
+def test_a_member_binding_its_client_again_replicates_the_new_number() -> None:
+    """m2 binds its client again with a number far above the one it replicated (as a donor
+    does after a failed attempt, outbidding the client's number): its buddy's replica carries
+    the new number. A recovery from the old one went a step above the old number, met the
+    client's BA 135 with m2's new one, took it for a later member's and stepped aside (a
+    chaos run's stall: the donor died while it rebound the client)."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=20_000_000, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.3)
+    old = m3._replicas[MEMBERS["m2"]][CLIENT].replica.binding_sequence
+    above = (old + 1000) & 0xFFFF
+    actions = m2._run(lab.net.now, lambda now: m2._mobile(m2.mobile.rebind(now, CLIENT, above)))
+    lab.net.apply("m2", actions)
+    lab.net.run_for(0.05)
+    held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
+    assert held.bound and held.binding_sequence == (above + 1) & 0xFFFF
+    assert held.binding_sequence == m2.mobile.bul.get(CLIENT).sequence
