@@ -304,6 +304,9 @@ struct tcp_conn {
     uint32_t reply_seq;
     uint32_t reply_ack;
     uint32_t resync_gap;
+    uint32_t rcv_resync_to;
+    uint32_t dupacks_owed;
+    uint64_t t_rcv_resync;
     struct tcp_sack_block sack[8];
     struct tcp_config cfg;
     struct tcp_ring snd;

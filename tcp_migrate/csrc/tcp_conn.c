@@ -359,7 +359,7 @@ static void reset_state(struct tcp_conn *c)
     c->cwnd = tcp_smss(c);
     c->ssthresh = TCP_MAX_WINDOW;
     c->t_rtx = c->t_delack = c->t_persist = TCP_NO_DEADLINE;
-    c->t_keepalive = c->t_timewait = TCP_NO_DEADLINE;
+    c->t_keepalive = c->t_timewait = c->t_rcv_resync = TCP_NO_DEADLINE;
 }
 
 int tcp_conn_init(struct tcp_conn *c, const struct tcp_config *cfg,
@@ -587,7 +587,8 @@ static void close_conn(struct tcp_conn *c, uint8_t reason)
     c->close_reason = reason;
     c->pending = 0;
     c->t_rtx = c->t_delack = c->t_persist = TCP_NO_DEADLINE;
-    c->t_keepalive = c->t_timewait = TCP_NO_DEADLINE;
+    c->t_keepalive = c->t_timewait = c->t_rcv_resync = TCP_NO_DEADLINE;
+    c->dupacks_owed = 0;
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
                              TCP_CF_RTT_TIMING);
     c->sack_count = 0;
@@ -1134,6 +1135,24 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
     c->dupacks = 0;
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
                              TCP_CF_RTT_TIMING);
+    if (sent > 0 && ((c->flags & TCP_CF_RESYNC) || c->t_rcv_resync != TCP_NO_DEADLINE)) {
+        /* The peer has sent up to SEG.SEQ, and which of it the dead holder
+         * acknowledged is unknown: the unacknowledged rest the peer sends
+         * again from where the holder's acknowledgements stopped, which is
+         * RCV.NXT here if they stopped at the replica (a request that came
+         * just before the holder died, and that skipping would lose). Two
+         * more duplicate ACKs at RCV.NXT (the probe's made one) have the
+         * peer send it at once (RFC 5681 3.2); what the holder had
+         * acknowledged never comes again, so RCV.NXT goes to SEG.SEQ when a
+         * retransmission timeout passes without it. */
+        if (c->t_rcv_resync == TCP_NO_DEADLINE || seq_gt(s->seq, c->rcv_resync_to))
+            c->rcv_resync_to = s->seq;
+        if (c->t_rcv_resync == TCP_NO_DEADLINE) {
+            c->t_rcv_resync = after(now, max32(c->rto_ms, c->cfg.rto_min_ms));
+            c->dupacks_owed = 2;
+        }
+        sent = 0;
+    }
     /* the receive stream goes on from the peer's sequence number: what the
      * replica's holder received meanwhile is lost to this instance */
     c->rcv_nxt += sent;
@@ -1158,6 +1177,26 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
     c->backoff = 0;
     c->t_rtx = TCP_NO_DEADLINE;
     return true;
+}
+
+/* tcp_resync's wait for the peer's bytes at RCV.NXT is over (see
+ * rcv_resync_to in tcp_conn.h): what has not come the dead holder had
+ * acknowledged, and RCV.NXT goes past it. */
+static void rcv_resync_done(struct tcp_conn *c)
+{
+    uint32_t gap;
+
+    c->t_rcv_resync = TCP_NO_DEADLINE;
+    if (!seq_gt(c->rcv_resync_to, c->rcv_nxt))
+        return;
+    gap = c->rcv_resync_to - c->rcv_nxt;
+    c->rcv_nxt += gap;
+    c->rcv_off += gap;
+    c->resync_gap += gap;
+    if (seq_lt(c->rcv_adv, c->rcv_nxt))
+        c->rcv_adv = c->rcv_nxt;
+    reasm_init(&c->reasm, c->reasm.limit); /* held above the old RCV.NXT */
+    ack_now(c);
 }
 
 /* RFC 9293 3.10.7.4: SYN-RECEIVED and the synchronized states. */
@@ -1382,6 +1421,7 @@ int tcp_input(struct tcp_conn *c, uint64_t now_ms, const uint8_t *segment,
               size_t len)
 {
     struct seg s;
+    uint32_t before;
     int r;
 
     if (c == NULL)
@@ -1398,8 +1438,17 @@ int tcp_input(struct tcp_conn *c, uint64_t now_ms, const uint8_t *segment,
     case TCP_SYN_SENT:
         return input_syn_sent(c, now_ms, &s);
     default:
-        return input_synchronized(c, now_ms, &s);
+        break;
     }
+    before = c->rcv_nxt;
+    r = input_synchronized(c, now_ms, &s);
+    if (c->t_rcv_resync != TCP_NO_DEADLINE && c->state != TCP_CLOSED) {
+        if (!seq_lt(c->rcv_nxt, c->rcv_resync_to))
+            c->t_rcv_resync = TCP_NO_DEADLINE; /* the peer's bytes came again */
+        else if (c->rcv_nxt != before) /* coming: the wait starts again */
+            c->t_rcv_resync = after(now_ms, max32(c->rto_ms, c->cfg.rto_min_ms));
+    }
+    return r;
 }
 
 /* ---- output ---------------------------------------------------------------- */
@@ -1734,6 +1783,10 @@ size_t tcp_output(struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
     case TCP_CLOSE_WAIT:
     case TCP_CLOSING:
     case TCP_LAST_ACK:
+        if (c->dupacks_owed > 0) { /* tcp_resync: pure ACKs, before any data */
+            c->dupacks_owed--;
+            return build(c, now_ms, out, c->snd_nxt, TH_ACK, 0, 0);
+        }
         n = output_data(c, now_ms, out, cap);
         if (n > 0)
             return n;
@@ -1863,6 +1916,8 @@ void tcp_timer(struct tcp_conn *c, uint64_t now_ms)
         if (c->state == TCP_CLOSED)
             return;
     }
+    if (c->t_rcv_resync <= now_ms)
+        rcv_resync_done(c);
     update_timers(c, now_ms);
 }
 
@@ -1881,6 +1936,8 @@ uint64_t tcp_next_deadline(const struct tcp_conn *c)
         d = c->t_keepalive;
     if (c->t_timewait < d)
         d = c->t_timewait;
+    if (c->t_rcv_resync < d)
+        d = c->t_rcv_resync;
     return d;
 }
 

@@ -262,6 +262,14 @@ struct tcp_conn {
     /* tcp_resync: stream bytes the peer sent that the replica's holder had
      * received (and acknowledged) and this instance never will */
     uint32_t resync_gap;
+    /* tcp_resync: where the peer's sending stood at its answer. RCV.NXT stays
+     * at the replica's until t_rcv_resync: what the peer sent beyond it may be
+     * unacknowledged (the peer sends it again, hurried by dupacks_owed
+     * duplicate ACKs) or acknowledged by the dead holder (never again: at
+     * t_rcv_resync RCV.NXT goes to rcv_resync_to, the skip in resync_gap) */
+    uint32_t rcv_resync_to;
+    uint32_t dupacks_owed;
+    uint64_t t_rcv_resync;
 
     struct tcp_sack_block sack[TCP_SACK_MAX]; /* SACKed by the peer, sorted,
                                                  apart, in (SND.UNA, SND.MAX] */

@@ -583,6 +583,9 @@ int tcp_import(const uint8_t *blob, size_t len, struct tcp_conn *c)
     t.t_persist = timers & SNAP_T_PERSIST ? get_u32v(&d) : TCP_NO_DEADLINE;
     t.t_keepalive = timers & SNAP_T_KEEPALIVE ? get_u32v(&d) : TCP_NO_DEADLINE;
     t.t_timewait = timers & SNAP_T_TIMEWAIT ? get_u32v(&d) : TCP_NO_DEADLINE;
+    t.t_rcv_resync = TCP_NO_DEADLINE; /* tcp_resync's wait is not carried */
+    t.rcv_resync_to = 0;
+    t.dupacks_owed = 0;
     nsack = get_u8(&d);
     if (d.err == TCP_SNAP_OK && nsack > TCP_SACK_MAX)
         fail(&d, TCP_SNAP_ESACK);

@@ -23,7 +23,7 @@ from labnet.dserver_lab import (
     resets,
     trace_digest,
 )
-from mip6.apps.http import generated_body
+from mip6.apps.http import HostDownload, generated_body
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
 from mip6.dserver.member import (
@@ -189,7 +189,7 @@ def hand_to_m3(lab: DServerLab) -> None:
 def first_byte(lab: DServerLab, fetch: object, limit: float) -> float:
     """Runs until the download's first byte came; when."""
     deadline = lab.net.now + limit
-    while not fetch.status:  # type: ignore[attr-defined]
+    while not fetch.status:
         assert lab.net.now < deadline, "no answer"
         lab.net.run_for(0.01)
     return lab.net.now
@@ -633,23 +633,31 @@ def test_a_stale_replica_does_not_take_the_client_from_the_member_serving_it() -
     assert resets(lab.net) == 0
 
 
-def test_a_new_client_of_a_contact_node_that_dies_before_handing_it_on_is_resumed() -> None:
-    """The contact node replicates a new client from the start (when it accepts the
-    connection, and again at the request), before it has bound the client: killed before it
-    hands the client on, its buddy resumes the download, binding the client above whatever
-    number the client holds (a replica without a binding never steps aside on BA 135)."""
-    size = 3_000_000
+def new_client_replicated(size: int, *, step: float) -> tuple[DServerLab, HostDownload, str]:
+    """A download from the contact node m1, run until m1 has the client's connection and its
+    buddy a replica of it: the lab, the download and the buddy's name."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
     m1 = lab.members["m1"]
     fetch = lab.download(1.0)
     deadline = lab.net.now + 2.0
     while not m1.client_sockets(CLIENT):
         assert lab.net.now < deadline
-        lab.net.run_for(0.001)
+        lab.net.run_for(step)
     buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
     while MEMBERS["m1"] not in lab.members[buddy]._replicas:
         assert lab.net.now < deadline
-        lab.net.run_for(0.001)
+        lab.net.run_for(step)
+    return lab, fetch, buddy
+
+
+def test_a_new_client_of_a_contact_node_that_dies_before_handing_it_on_is_resumed() -> None:
+    """The contact node replicates a new client from the start (from its SYN-ACK, and again
+    at the request), before it has bound the client: killed before it hands the client on,
+    its buddy resumes the download, binding the client above whatever number the client
+    holds (a replica without a binding never steps aside on BA 135)."""
+    size = 3_000_000
+    lab, fetch, buddy = new_client_replicated(size, step=0.001)
+    m1 = lab.members["m1"]
     assert m1.client_sockets(CLIENT) and not m1._by_client  # not handed on yet
     lab.kill("m1")
     lab.run_to_end(fetch, limit=60.0)
@@ -667,20 +675,9 @@ def test_a_connection_whose_member_dies_after_its_syn_ack_is_resumed() -> None:
     request, sent again, completes the handshake at the buddy and the download is whole (the
     chaos runs' fetches reset after their SYN-ACK)."""
     size = 300_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
-    m1 = lab.members["m1"]
-    fetch = lab.download(1.0)
-    deadline = lab.net.now + 2.0
-    while not m1.client_sockets(CLIENT):
-        assert lab.net.now < deadline
-        lab.net.run_for(0.0005)
-    (sock,) = m1.client_sockets(CLIENT)
+    lab, fetch, buddy = new_client_replicated(size, step=0.0005)
+    (sock,) = lab.members["m1"].client_sockets(CLIENT)
     assert sock.state is TcpState.SYN_RECEIVED
-    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
-    while MEMBERS["m1"] not in lab.members[buddy]._replicas:
-        assert lab.net.now < deadline
-        lab.net.run_for(0.0005)
-    assert m1.client_sockets(CLIENT)[0].state is TcpState.SYN_RECEIVED
     lab.kill("m1")
     lab.net.drop_in_flight(lambda receiver, data: receiver == "m1")
     lab.run_to_end(fetch, limit=60.0)
@@ -691,20 +688,28 @@ def test_a_connection_whose_member_dies_after_its_syn_ack_is_resumed() -> None:
     assert resets(lab.net) == 0
 
 
+def served_by_m2(size: int = 20_000_000) -> tuple[DServerLab, HostDownload]:
+    """A download handed from m1 to m2, run until m2 serves it and its buddy m3 holds the
+    replica, and a moment more."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    assert m2.buddy() == MEMBERS["m3"]
+    lab.net.run_for(0.3)
+    return lab, fetch
+
+
 def adopted(*, client_number_ahead: int = 0) -> None:
     """m2 hands the client to m1 and dies after its INIT, nothing of the client's reaching m1
     meanwhile; with ``client_number_ahead``, the client holds a number that far above the
     one it had (an older binding's, above what the donor knew)."""
     size = 20_000_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    m1, m2, m3 = (lab.members[n] for n in ("m1", "m2", "m3"))
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    lab.handoff("m1", "m2")
-    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
-        lab.net.run_for(0.01)
-    assert m2.buddy() == MEMBERS["m3"]
-    lab.net.run_for(0.3)
+    lab, fetch = served_by_m2(size)
+    m1, m3 = lab.members["m1"], lab.members["m3"]
     client = CLIENT.packed
 
     def to_m1(receiver: str, data: bytes) -> bool:
@@ -762,14 +767,8 @@ def test_a_member_removed_while_alive_lets_go_of_the_clients_its_buddy_resumes()
     both answered the client, each binding it above the other (a loaded chaos run's resets).
     The download is whole and m2 joins again."""
     size = 20_000_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    lab.handoff("m1", "m2")
+    lab, fetch = served_by_m2(size)
     m2, m3 = lab.members["m2"], lab.members["m3"]
-    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
-        lab.net.run_for(0.01)
-    lab.net.run_for(0.3)
     own = MEMBERS["m2"].packed
     deadline = lab.net.now + 5.0
     while MEMBERS["m2"] in m3.view.members:  # m2's packets lost until m3's view drops it
@@ -791,14 +790,8 @@ def test_a_client_frozen_for_a_handoff_is_replicated_to_a_new_buddy() -> None:
     at m2 for the attempt. A replica asked for meanwhile (a new buddy's) carries the frozen
     connection: refused before, a donor that died while it rebound the client after a failed
     attempt took the client along (a chaos run's stall)."""
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=20_000_000, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    lab.handoff("m1", "m2")
+    lab, _ = served_by_m2()
     m2, m3 = lab.members["m2"], lab.members["m3"]
-    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
-        lab.net.run_for(0.01)
-    lab.net.run_for(0.3)
     m3._replicas.clear()
     lab.handoff("m2", "m1")
     deadline = lab.net.now + 2.0
@@ -857,14 +850,8 @@ def test_a_member_binding_its_client_again_replicates_the_new_number() -> None:
     the new number. A recovery from the old one went a step above the old number, met the
     client's BA 135 with m2's new one, took it for a later member's and stepped aside (a
     chaos run's stall: the donor died while it rebound the client)."""
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=20_000_000, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    lab.handoff("m1", "m2")
+    lab, _ = served_by_m2()
     m2, m3 = lab.members["m2"], lab.members["m3"]
-    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
-        lab.net.run_for(0.01)
-    lab.net.run_for(0.3)
     old = m3._replicas[MEMBERS["m2"]][CLIENT].replica.binding_sequence
     above = (old + 1000) & 0xFFFF
     actions = m2._run(lab.net.now, lambda now: m2._mobile(m2.mobile.rebind(now, CLIENT, above)))
