@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import h11
 
-MAX_HEAD = 64 * 1024  # bytes of a head (request or status line and headers) we follow
+MAX_HEAD = 32 * 1024  # bytes of a head (request or status line and headers) we follow
 
 
 class Unsupported(Exception):

@@ -218,6 +218,12 @@ class Service(Protocol):
     def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
         """The seeds' ``failed_handoff``: the client stayed here (or was reset)."""
 
+    def movable(self, sock: Socket) -> bool:
+        """Whether the connection may be handed off now. False refuses every handoff of its
+        client (the contact node's distribution, ``mip6 ctl handoff``, a leave's) until it is
+        True again: a proxy in the middle of an exchange with a server that stays on this box
+        (:mod:`mip6.apps.proxy`) could not go on with it anywhere else."""
+
 
 @dataclass(slots=True)
 class _Outgoing:
@@ -778,6 +784,10 @@ class Member:
             else:
                 self._distribute_when_bound.add(client)
 
+    def _movable(self, sock: Socket) -> bool:
+        service = self.services.get(sock.key[1])
+        return service is None or service.movable(sock)
+
     def client_sockets(self, client: IPv6Address) -> list[Socket]:
         """The live connections of ``client`` to the contact address here."""
         client_packed, contact_packed = client.packed, self.contact_address.packed
@@ -801,10 +811,14 @@ class Member:
         if client in self._by_client or len(self._outgoing) >= self.config.max_handoffs:
             self._count("handoff_busy")
             return None
-        if not self.client_sockets(client):
+        socks = self.client_sockets(client)
+        if not socks:
             # not ours to give: an INIT without connections would still bind the client to
             # the acceptor, taking it from the member that serves it
             self._count("handoff_not_here")
+            return None
+        if not all(self._movable(sock) for sock in socks):
+            self._count("handoff_not_movable")
             return None
         policy: Policy = self.policy if not elsewhere else _Elsewhere(self.policy)
         if target is not None:

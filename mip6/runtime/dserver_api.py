@@ -418,6 +418,10 @@ class Connection:
         self._regenerable = envelope.regenerable
         self._state = envelope.state
         self.handed_off = False
+        # False: the member refuses to hand the client off (every handoff of it, whoever asks)
+        # until it is True again: the handler is where no other member could take over (a
+        # proxy in the middle of an exchange with its server)
+        self.movable = True
         self.failed_handoff = False
         self.failed_handoff_target: IPv6Address | None = None
         self.failed_handoff_tried: tuple[IPv6Address, ...] = ()
@@ -699,6 +703,10 @@ class ServedPort:
         self.failed_handoffs += 1
         self.server._handoff_failed(client, tried)
 
+    def movable(self, sock: Socket) -> bool:
+        conn = self.server._conns.get(sock)
+        return conn is None or conn.movable
+
 
 # -- the server ------------------------------------------------------------------------------------
 
@@ -830,6 +838,18 @@ class DistributedServer:
         """Run ``handler(conn)`` as a task for every connection to the contact address's
         ``port``, new or handed in. ``regenerable``: the connections' default (see the module
         docstring); ``clear_binding``: the seeds' ``ClearBindingOnClose``."""
+        return self.listen(port, handler, regenerable=regenerable, clear_binding=clear_binding)
+
+    def listen(
+        self,
+        port: int,
+        handler: Handler,
+        *,
+        regenerable: bool = False,
+        clear_binding: bool = False,
+    ) -> ServedPort:
+        """:meth:`serve` outside a coroutine (a daemon starting its configured applications
+        before its loop runs them)."""
         if self._leaving:
             raise RuntimeError("this member has left")
         served = ServedPort(
