@@ -1,0 +1,293 @@
+"""The proxy for unmodified servers (mip6.apps.proxy) on real member daemons without root: the
+lab of tests/runtime/test_dserver_api.py (a hub in a thread, a home agent, three members and a
+client daemon over loopback UDP), each member's proxy relaying to its own stock
+``http.server`` (HTTP/1.1, kernel TCP on loopback) serving the same directory. The client is
+the client daemon's own TCP stack, speaking HTTP/1.1 through h11."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import functools
+import http.server
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from ipaddress import IPv6Address
+from pathlib import Path
+
+import h11
+import pytest
+
+from mip6.apps.proxy import Proxy, ProxySettings, start_proxy
+from mip6.dserver.policy import BasePolicy, ContentAwarePolicy, RoundRobinPolicy, Selection
+from tests.runtime.test_dserver_api import MEMBERS, Hub, Lab, hub, until
+
+__all__ = ["hub"]  # the fixture, shared with the API's tests
+
+PORT = 80
+FILES = 30
+
+
+class Backend(http.server.ThreadingHTTPServer):
+    """``python -m http.server --protocol HTTP/1.1`` in a thread, counting its connections."""
+
+    address_family = __import__("socket").AF_INET6
+    daemon_threads = True
+
+    def __init__(self, directory: Path) -> None:
+        handler = functools.partial(_Handler, directory=str(directory))
+        super().__init__(("::1", 0), handler)
+        self.accepted = 0
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def get_request(self):  # type: ignore[no-untyped-def]
+        self.accepted += 1
+        return super().get_request()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    (root / "m3").mkdir(parents=True)
+    for index in range(FILES):
+        (root / f"f{index}").write_bytes(os.urandom(1000 + 997 * index))
+    (root / "m3" / "page").write_bytes(b"routed to m3\n" * 100)
+    return root
+
+
+@pytest.fixture
+def backends(site: Path) -> Iterator[dict[str, Backend]]:
+    servers = {name: Backend(site) for name in MEMBERS}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+class Client:
+    """One keep-alive connection from the client daemon, h11 on top of it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: object) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    @classmethod
+    async def connect(cls, lab: Lab) -> Client:
+        reader, writer = await lab.connect(PORT)
+        return cls(reader, writer)
+
+    def send(self, method: str, target: str, **headers: str) -> None:
+        self.writer.write(self.expect(method, target, **headers))  # type: ignore[attr-defined]
+
+    def expect(self, method: str, target: str, **headers: str) -> bytes:
+        """The request's bytes, and h11 told to expect its response."""
+        fields = [("Host", "server"), *headers.items()]
+        data = self.h11.send(h11.Request(method=method, target=target, headers=fields))
+        return data + (self.h11.send(h11.EndOfMessage()) or b"")
+
+    async def response(self) -> tuple[h11.Response, bytes]:
+        head: h11.Response | None = None
+        body = b""
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(self.reader.read(1 << 16), 10)
+                self.h11.receive_data(data)
+            elif isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                if self.h11.states == {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
+                    self.h11.start_next_cycle()  # kept alive
+                return head, body
+
+    async def get(self, target: str, method: str = "GET", **headers: str) -> tuple[int, bytes]:
+        self.send(method, target, **headers)
+        head, body = await self.response()
+        return head.status_code, body
+
+
+def proxies(lab: Lab, backends: dict[str, Backend], **options: object) -> dict[str, Proxy]:
+    return {
+        name: start_proxy(
+            server,
+            PORT,
+            ProxySettings(server_port=backends[name].server_address[1], **options),  # type: ignore[arg-type]
+        )
+        for name, server in lab.servers.items()
+    }
+
+
+def run(lab: Lab, scenario: object) -> None:
+    async def main() -> None:
+        await lab.start()
+        try:
+            await scenario(lab)  # type: ignore[operator]
+        finally:
+            await lab.stop()
+
+    asyncio.run(main())
+
+
+def test_keep_alive_client_handed_off_between_requests(
+    hub: Hub, tmp_path: Path, site: Path, backends: dict[str, Backend]
+) -> None:
+    """Every second request goes to another member; every file arrives whole, the client's
+    one connection is served by all three members, each through its own server connection."""
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    async def scenario(lab: Lab) -> None:
+        running = proxies(lab, backends, handoff_every=2)
+        for server in lab.servers.values():
+            server.policy = RoundRobinPolicy(server.view)
+        client = await Client.connect(lab)
+        for index in range(FILES):
+            status, body = await client.get(f"/f{index}")
+            assert status == 200
+            assert body == (site / f"f{index}").read_bytes(), index
+        asked = sum(p.handoffs_asked for p in running.values())
+        failed = sum(p.handoffs_failed for p in running.values())
+        assert asked >= FILES // 2 - 1 and failed == 0
+        assert all(p.requests >= 5 for p in running.values()), {
+            n: p.requests for n, p in running.items()
+        }
+        assert sum(p.requests for p in running.values()) == FILES
+        # each member opened its own connection to its own server
+        assert all(backend.accepted >= 1 for backend in backends.values())
+        await until(
+            lambda: (
+                sum(s.member.counters.get("handoff_completed", 0) for s in lab.servers.values())
+                == asked
+            )
+        )
+
+    run(lab, scenario)
+
+
+def test_pipelined_head_and_conditional_requests(
+    hub: Hub, tmp_path: Path, site: Path, backends: dict[str, Backend]
+) -> None:
+    """Requests sent back to back before any answer (HTTP/1.1 pipelining), a HEAD (a
+    Content-Length with no body) and a 304: each answered in order, the client handed on
+    between them with the pipelined bytes in the handoff's state."""
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    async def scenario(lab: Lab) -> None:
+        running = proxies(lab, backends, handoff_every=1)
+        for server in lab.servers.values():
+            server.policy = RoundRobinPolicy(server.view)
+        reader, writer = await lab.connect(PORT)
+        requests = (
+            b"".join(b"GET /f%d HTTP/1.1\r\nHost: s\r\n\r\n" % index for index in range(6))
+            + b"HEAD /f7 HTTP/1.1\r\nHost: s\r\n\r\n"
+        )
+        writer.write(requests)
+        client = Client(reader, writer)
+        for index in [*range(6), 7]:
+            client.expect("HEAD" if index == 7 else "GET", f"/f{index}")
+            head, body = await client.response()
+            expected = (site / f"f{index}").read_bytes()
+            assert head.status_code == 200
+            assert body == (b"" if index == 7 else expected)
+            assert dict(head.headers)[b"content-length"] == str(len(expected)).encode()
+        assert sum(p.handoffs_asked for p in running.values()) >= 5
+        # a conditional request the server answers 304, on the same connection
+        stamp = email.utils.formatdate((site / "f1").stat().st_mtime + 60, usegmt=True)
+        status, body = await client.get("/f1", **{"If-Modified-Since": stamp})
+        assert (status, body) == (304, b"")
+        status, body = await client.get("/f2")
+        assert (status, body) == (200, (site / "f2").read_bytes())
+
+    run(lab, scenario)
+
+
+class Stay(BasePolicy):
+    """Every request the content-aware chooser declines stays where it is."""
+
+    def _choose(self, selection: Selection, candidates: list[IPv6Address]) -> IPv6Address:
+        return selection.local
+
+
+def test_policy_routes_by_path(
+    hub: Hub, tmp_path: Path, site: Path, backends: dict[str, Backend]
+) -> None:
+    """route_requests: the member's content-aware policy sees each request's first bytes,
+    and a request for /m3/ is served by m3, whichever member the client was at."""
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    def choose(first: bytes, candidates: Iterable[IPv6Address]) -> IPv6Address | None:
+        return MEMBERS["m3"] if first.startswith(b"GET /m3/") else None
+
+    async def scenario(lab: Lab) -> None:
+        running = proxies(lab, backends, route_requests=True)
+        for server in lab.servers.values():
+            server.policy = ContentAwarePolicy(server.view, choose, Stay(server.view))
+        client = await Client.connect(lab)
+        assert await client.get("/f1") == (200, (site / "f1").read_bytes())
+        assert lab.serving(PORT) == ["m1"]
+        assert await client.get("/m3/page") == (200, b"routed to m3\n" * 100)
+        await until(lambda: lab.serving(PORT) == ["m3"])
+        assert running["m3"].requests == 1 and running["m1"].requests == 1
+        assert await client.get("/f2") == (200, (site / "f2").read_bytes())
+        assert lab.serving(PORT) == ["m3"]  # no one routes /f2 elsewhere
+        assert running["m3"].requests == 2 and running["m3"].handoffs_asked == 0
+
+    run(lab, scenario)
+
+
+def test_what_the_parser_does_not_follow_stays_and_is_relayed(
+    hub: Hub, tmp_path: Path, site: Path, backends: dict[str, Backend]
+) -> None:
+    """A request h11 refuses (a header line without a colon, which http.server lets pass)
+    goes to the server as it is, and from then on the connection is relayed as it is where
+    it is: never handed off again, though every request should be."""
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    async def scenario(lab: Lab) -> None:
+        running = proxies(lab, backends, handoff_every=1)
+        for server in lab.servers.values():
+            server.policy = RoundRobinPolicy(server.view)
+        client = await Client.connect(lab)
+        assert await client.get("/f1") == (200, (site / "f1").read_bytes())
+        client.expect("GET", "/f2")
+        client.writer.write(b"GET /f2 HTTP/1.1\r\nHost: s\r\nno colon here\r\n\r\n")  # type: ignore[attr-defined]
+        head, body = await client.response()
+        assert (head.status_code, body) == (200, (site / "f2").read_bytes())
+        for index in (3, 4):
+            assert await client.get(f"/f{index}") == (200, (site / f"f{index}").read_bytes())
+        assert [p.opaque for p in running.values()] == [1, 0, 0]
+        assert sum(p.handoffs_asked for p in running.values()) == 0
+        assert lab.serving(PORT) == ["m1"]
+
+    run(lab, scenario)
+
+
+def test_unreachable_server_is_a_bad_gateway(hub: Hub, tmp_path: Path) -> None:
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    async def scenario(lab: Lab) -> None:
+        closed = Backend(tmp_path)
+        port = closed.server_address[1]
+        closed.stop()  # nothing listens there any more
+        for server in lab.servers.values():
+            start_proxy(server, PORT, ProxySettings(server_port=port))
+        client = await Client.connect(lab)
+        assert await client.get("/") == (502, b"")
+        assert await asyncio.wait_for(client.reader.read(1), 5) == b""  # and closed
+
+    run(lab, scenario)
