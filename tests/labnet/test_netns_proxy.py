@@ -1,0 +1,141 @@
+"""The proxy for unmodified servers on the netns backend (root), issue #16's first must-show:
+the built-in ``dserver`` topology with each member running a proxy (``type: proxy``) in front
+of an unmodified ``python -m http.server`` (kernel TCP, HTTP/1.1, in the member's namespace)
+serving the same directory; a stock ``curl`` in the client's namespace (behind its shim-mode
+correspondent daemon) fetches 200 files over one keep-alive connection, handed to another
+member after every second request. curl exits 0 having connected once, every file's sha256
+is right, the members completed at least 50 handoffs, and no link's capture (tshark) holds a
+RST."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labnet.netns import NetnsLab, control_request
+from labnet.topology import Topology, builtin, dump
+from mip6.runtime.config import AppConfig
+from tests.conftest import require
+from tests.labnet.netns_lab import netns_lab
+from tests.runtime.netns import require_root
+
+pytestmark = pytest.mark.netns
+
+BASE = builtin("dserver")
+CONTACT = BASE.nodes["m1"].home_address
+MEMBERS = ("m1", "m2", "m3")
+SERVER_PORT = 8000
+FILES = 200
+EVERY = 2  # requests served at a member before its proxy hands the client on
+
+
+def proxied() -> Topology:
+    """The built-in topology, each member's applications replaced by a proxy on port 80."""
+    proxy = AppConfig("proxy", 80, server="::1", server_port=SERVER_PORT, handoff_every=EVERY)
+    nodes = dict(BASE.nodes)
+    for name in MEMBERS:
+        nodes[name] = dataclasses.replace(nodes[name], apps=(proxy,))
+    return dataclasses.replace(BASE, nodes=nodes)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("site")
+    for index in range(FILES):
+        # 1 byte to about 200 kB: bodies within one segment, and bodies of many
+        (root / f"f{index:03d}").write_bytes(os.urandom(1 + (index * 7919) % 200_000))
+    return root
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, site: Path) -> Iterator[NetnsLab]:
+    require_root()
+    require(shutil.which("curl") is not None, "needs curl (apt-get install curl)")
+    require(shutil.which("tshark") is not None, "needs tshark (apt-get install tshark)")
+    state = tmp_path_factory.mktemp("labnet")
+    topology = state / "dserver-proxy.yaml"
+    topology.write_text(dump(proxied()))
+    with netns_lab(state, topology, "px") as lab:
+        servers = [
+            subprocess.Popen(
+                lab.exec_argv(
+                    name,
+                    [
+                        sys.executable,
+                        "-u",
+                        "-m",
+                        "http.server",
+                        "--protocol",
+                        "HTTP/1.1",
+                        "--bind",
+                        "::1",
+                        "--directory",
+                        str(site),
+                        str(SERVER_PORT),
+                    ],
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for name in MEMBERS
+        ]
+        try:
+            for server in servers:
+                assert server.stdout is not None
+                # printed once the socket listens
+                assert "Serving HTTP" in server.stdout.readline()
+            yield lab
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(10)
+
+
+def test_curl_200_files_over_one_connection_handed_off_between_requests(
+    lab: NetnsLab, site: Path, tmp_path: Path
+) -> None:
+    names = sorted(path.name for path in site.iterdir())
+    argv = ["curl", "-sS", "-g", "--max-time", "120", "-w", "%{http_code} %{num_connects}\\n"]
+    for name in names:
+        argv += ["-o", str(tmp_path / name), f"http://[{CONTACT}]/{name}"]
+    started = time.monotonic()
+    done = subprocess.run(
+        lab.exec_argv("client", argv), capture_output=True, text=True, timeout=150
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    written = [line.split() for line in done.stdout.splitlines()]
+    assert [code for code, _ in written] == ["200"] * FILES
+    assert sum(int(connects) for _, connects in written) == 1  # one keep-alive connection
+    for name in names:
+        got = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        assert got == hashlib.sha256((site / name).read_bytes()).hexdigest(), name
+    counters = {
+        name: control_request(lab.state["nodes"][name]["control"], {"show": "stats"})["counters"]
+        for name in MEMBERS
+    }
+    completed = sum(c.get("handoff_completed", 0) for c in counters.values())
+    print(
+        f"{FILES} files in {took:.1f} s over one connection, {completed} handoffs, "
+        f"refused mid-exchange: {sum(c.get('handoff_not_movable', 0) for c in counters.values())}"
+    )
+    assert completed >= 50, counters
+    assert all(c.get("handoff_accepted", 0) >= 10 for c in counters.values()), counters
+    for name in lab.state["nodes"]:
+        resets = subprocess.run(
+            ["tshark", "-n", "-r", lab.pcap(name), "-Y", "tcp.flags.reset == 1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert resets == "", f"a RST in {name}'s capture: {resets[:500]}"
