@@ -21,7 +21,8 @@ import pytest
 
 from mip6.apps.proxy import Proxy, ProxySettings, start_proxy
 from mip6.dserver.policy import BasePolicy, ContentAwarePolicy, RoundRobinPolicy, Selection
-from tests.runtime.test_dserver_api import MEMBERS, Hub, Lab, hub, until
+from mip6.runtime.dserver_api import HandoffFailed
+from tests.runtime.test_dserver_api import CLIENT, MEMBERS, Hub, Lab, hub, until
 
 __all__ = ["hub"]  # the fixture, shared with the API's tests
 
@@ -289,5 +290,47 @@ def test_unreachable_server_is_a_bad_gateway(hub: Hub, tmp_path: Path) -> None:
         client = await Client.connect(lab)
         assert await client.get("/") == (502, b"")
         assert await asyncio.wait_for(client.reader.read(1), 5) == b""  # and closed
+
+    run(lab, scenario)
+
+
+def test_handoff_in_the_middle_of_an_exchange_is_refused(
+    hub: Hub, tmp_path: Path, backends: dict[str, Backend]
+) -> None:
+    """A handoff the member is asked for (``mip6 ctl handoff``, the contact node's
+    distribution) while a response is on its way is refused, and the response arrives whole;
+    asked again between two exchanges, it completes."""
+    lab = Lab(hub, tmp_path, distribute=False)
+    release = threading.Event()
+
+    async def held_back(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234")
+        await writer.drain()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+        writer.write(b"56789")
+        await writer.drain()
+        await reader.read()  # until the proxy closes its side
+        writer.close()
+
+    async def scenario(lab: Lab) -> None:
+        slow = await asyncio.start_server(held_back, "::1", 0)
+        port = slow.sockets[0].getsockname()[1]
+        for server in lab.servers.values():
+            start_proxy(server, PORT, ProxySettings(server_port=port))
+        m1 = lab.servers["m1"]
+        client = await Client.connect(lab)
+        client.send("GET", "/slow")
+        await until(lambda: m1.connections and not m1.connections[0].movable)
+        with pytest.raises(HandoffFailed):
+            await m1.handoff(CLIENT, MEMBERS["m2"])
+        assert m1.member.counters["handoff_not_movable"] == 1
+        release.set()
+        head, body = await client.response()
+        assert (head.status_code, body) == (200, b"0123456789")
+        await until(lambda: m1.connections[0].movable)
+        await m1.handoff(CLIENT, MEMBERS["m2"])
+        assert lab.serving(PORT) == ["m2"]
+        slow.close()
 
     run(lab, scenario)
