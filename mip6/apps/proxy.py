@@ -159,6 +159,47 @@ class _Backend:
         self.writer.close()
 
 
+class _ServerSide:
+    """The server's side of one client connection at this member: a connection to the
+    server, opened ahead (while the client's next request is on its way: the connect then
+    costs the request nothing), and opened again when the server has closed an idle one."""
+
+    def __init__(self, proxy: Proxy, conn: Connection) -> None:
+        self.proxy = proxy
+        self.conn = conn
+        self.backend: _Backend | None = None
+        self._opening: asyncio.Future[_Backend | None] | None = None
+
+    def prepare(self) -> None:
+        if self.backend is not None and self.backend.reader.at_eof():
+            self.backend.close()  # the server closed it while the client was idle
+            self.backend = None
+        if self.backend is None and self._opening is None:
+            self._opening = asyncio.ensure_future(self.proxy._connect(self.conn))
+
+    async def get(self) -> _Backend | None:
+        """The connection (None: the server cannot be reached)."""
+        self.prepare()
+        if self._opening is not None:
+            opening, self._opening = self._opening, None
+            self.backend = await opening
+        return self.backend
+
+    def close(self) -> None:
+        if self._opening is not None:
+            self._opening.add_done_callback(_close_opened)
+            self._opening.cancel()
+        if self.backend is not None:
+            self.backend.close()
+
+
+def _close_opened(opening: asyncio.Future[_Backend | None]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        backend = opening.result()
+        if backend is not None:
+            backend.close()
+
+
 class Proxy:
     """The proxy of one port on one member (``server``: the member's asyncio face)."""
 
@@ -193,26 +234,24 @@ class Proxy:
             # gone with the member that died, and the client's response cannot be finished
             log.info("proxy %s: resumed in the middle of an exchange: closed", conn)
             return
-        backend: _Backend | None = None
+        side = _ServerSide(self, conn)
         try:
             if self.settings.http:
-                backend = await self._http(conn, held, routed)
+                await self._http(conn, side, held, routed)
             else:
-                backend = await self._plain(conn)
+                await self._plain(conn, side)
         finally:
-            if backend is not None:
-                backend.close()
+            side.close()
 
     # -- HTTP/1.1 ------------------------------------------------------------------------------
 
-    async def _http(self, conn: Connection, held: bytes, routed: bool) -> _Backend | None:
-        """Exchange after exchange until either side ends the connection; returns the
-        server connection open at the end (for the caller to close)."""
-        backend: _Backend | None = None
+    async def _http(self, conn: Connection, side: _ServerSide, held: bytes, routed: bool) -> None:
+        """Exchange after exchange until either side ends the connection."""
         served = 0  # requests served at this member
         while True:
             # between two exchanges: a handoff may take the client from here
             conn.movable = True
+            side.prepare()  # while the request is on its way
             request = MessageTracker(Kind.REQUEST)
             try:
                 taken = request.feed(held) if held else 0
@@ -223,11 +262,11 @@ class Proxy:
                         raise Unsupported("a head longer than a handoff state carries")
                     data = await conn.reader.read(min(READ_SIZE, room))
                     if not data:
-                        return backend  # the client closed between two requests
+                        return  # the client closed between two requests
                     held += data
                     taken += request.feed(data)
             except Unsupported as error:
-                return await self._opaque(conn, backend, held, None, error)
+                return await self._opaque(conn, await side.get(), held, None, error)
             if not routed and await self._hand_off_failed(conn, held, served):
                 served = 0  # asked again only after another handoff_every requests
             routed = False
@@ -236,14 +275,10 @@ class Proxy:
             served += 1
             self.requests += 1
             head = request.head
-            if backend is not None and backend.reader.at_eof():
-                backend.close()  # the server closed it while the client was idle
-                backend = None
+            backend = await side.get()
             if backend is None:
-                backend = await self._connect(conn)
-                if backend is None:
-                    conn.writer.write(BAD_GATEWAY)
-                    return None
+                conn.writer.write(BAD_GATEWAY)
+                return
             message, held = held[:taken], held[taken:]
             backend.writer.write(message)
             response = asyncio.ensure_future(self._response(conn, backend, head.method))
@@ -257,7 +292,7 @@ class Proxy:
                 raise
             keep_alive = await response
             if not (keep_alive and head.keep_alive):
-                return backend  # the exchange ends the connection: our FIN follows
+                return  # the exchange ends the connection: our FIN follows
 
     def _handoff_due(self, served: int) -> bool:
         every = self.settings.handoff_every
@@ -342,7 +377,7 @@ class Proxy:
         held: bytes,
         response: asyncio.Future[bool] | None,
         error: Unsupported,
-    ) -> _Backend | None:
+    ) -> None:
         """The rest of the connection relayed as it is, here, both ways until the server
         closes or the client has closed and the server answered."""
         self.opaque += 1
@@ -350,10 +385,8 @@ class Proxy:
         conn.movable = False
         conn.state = encode_state(b"", middle=True)
         if backend is None:
-            backend = await self._connect(conn)
-            if backend is None:
-                conn.writer.write(BAD_GATEWAY)
-                return None
+            conn.writer.write(BAD_GATEWAY)
+            return
         backend.writer.write(held)
         down = response or asyncio.ensure_future(self._raw(backend.read, conn.writer))
         client_read = functools.partial(conn.reader.read, READ_SIZE)
@@ -365,14 +398,13 @@ class Proxy:
         finally:
             up.cancel()
             down.cancel()
-        return backend
 
     # -- plain TCP -----------------------------------------------------------------------------
 
-    async def _plain(self, conn: Connection) -> _Backend | None:
-        backend = await self._connect(conn)
+    async def _plain(self, conn: Connection, side: _ServerSide) -> None:
+        backend = await side.get()
         if backend is None:
-            return None
+            return
         # movable until a byte has gone either way: the contact node's distribution right
         # after the accept finds nothing begun (the seeds' proxy)
         client_read = functools.partial(conn.reader.read, READ_SIZE)
@@ -389,7 +421,6 @@ class Proxy:
         finally:
             for task in (up_first, down_first, up, down):
                 task.cancel()
-        return backend
 
     async def _relay_after(
         self,
