@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="start a topology")
     up.add_argument(
         "topology",
-        help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm)",
+        help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm, "
+        "dserver-proxy)",
     )
     up.add_argument("--backend", choices=["netns", "sim"], default="netns")
     up.add_argument("--name", help="the lab's name (default: the topology's)")

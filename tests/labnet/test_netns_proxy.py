@@ -1,7 +1,7 @@
 """The proxy for unmodified servers on the netns backend (root), issue #16's first must-show:
-the built-in ``dserver`` topology with each member running a proxy (``type: proxy``) in front
-of an unmodified ``python -m http.server`` (kernel TCP, HTTP/1.1, in the member's namespace)
-serving the same directory; a stock ``curl`` in the client's namespace (behind its shim-mode
+the built-in ``dserver-proxy`` topology (each member running a proxy, ``type: proxy``) with an
+unmodified ``python -m http.server`` (kernel TCP, HTTP/1.1) in each member's namespace behind
+it, serving the same directory; a stock ``curl`` in the client's namespace (behind its shim-mode
 correspondent daemon) fetches 200 files over one keep-alive connection, handed to another
 member after every second request. curl exits 0 having connected once, every file's sha256
 is right, the members completed at least 50 handoffs, and no link's capture (tshark) holds a
@@ -9,7 +9,6 @@ RST."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import shutil
@@ -22,29 +21,18 @@ from pathlib import Path
 import pytest
 
 from labnet.netns import NetnsLab, control_request
-from labnet.topology import Topology, builtin, dump
-from mip6.runtime.config import AppConfig
+from labnet.topology import builtin
 from tests.conftest import require
 from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
 
-BASE = builtin("dserver")
-CONTACT = BASE.nodes["m1"].home_address
+TOPOLOGY = builtin("dserver-proxy")
+CONTACT = TOPOLOGY.nodes["m1"].home_address
 MEMBERS = ("m1", "m2", "m3")
 SERVER_PORT = 8000
 FILES = 200
-EVERY = 2  # requests served at a member before its proxy hands the client on
-
-
-def proxied() -> Topology:
-    """The built-in topology, each member's applications replaced by a proxy on port 80."""
-    proxy = AppConfig("proxy", 80, server="::1", server_port=SERVER_PORT, handoff_every=EVERY)
-    nodes = dict(BASE.nodes)
-    for name in MEMBERS:
-        nodes[name] = dataclasses.replace(nodes[name], apps=(proxy,))
-    return dataclasses.replace(BASE, nodes=nodes)
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +49,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory, site: Path) -> Iterator[NetnsL
     require_root()
     require(shutil.which("curl") is not None, "needs curl (apt-get install curl)")
     require(shutil.which("tshark") is not None, "needs tshark (apt-get install tshark)")
+    assert {app.handoff_every for name in MEMBERS for app in TOPOLOGY.nodes[name].apps} == {2}
     state = tmp_path_factory.mktemp("labnet")
-    topology = state / "dserver-proxy.yaml"
-    topology.write_text(dump(proxied()))
-    with netns_lab(state, topology, "px") as lab:
+    with netns_lab(state, "dserver-proxy", "px") as lab:
         servers = [
             subprocess.Popen(
                 lab.exec_argv(
