@@ -21,7 +21,8 @@ client to ``web`` crosses the same hub links as the path to m1, without the memb
 - ``proxy_mbps`` vs ``direct_mbps``: the same for a ``large`` body (curl's
   ``speed_download``), medians of three each, interleaved; ``member_cpu_ns_per_byte``: the
   CPU time (user + system, ``/proc``) the m1 daemon spent per byte of the proxied large
-  fetches: its TCP, engine and proxy together.
+  fetches: its TCP, engine and proxy together; ``member_mbps`` and
+  ``member_own_cpu_ns_per_byte``: the same body from m1's own server (no proxy, port 82).
 - ``requests_per_s`` vs ``direct_requests_per_s``: one curl fetching the 10 kB file
   ``requests`` times over one keep-alive connection, requests over the sum of the transfers'
   times.
@@ -46,13 +47,15 @@ from labnet.topology import NodeSpec, Topology, Uplink, builtin
 from mip6.runtime.config import AppConfig
 
 SERVER_PORT = 8000
-MEMBER_PORT = 81  # the member's own HTTP server (the download service), no proxy
+# the member's own HTTP server (the download service, no proxy): the small body, the large one
+# on the next port
+MEMBER_PORT = 81
 WEB = IPv6Address("2001:db8:10::80")  # the direct server, on m1's network
 SMALL = 10_000  # bytes: the seeds' "10kb" document
 LARGE = 50_000_000
 
 
-def topology(small: Path) -> Topology:
+def topology(small: Path, large: Path) -> Topology:
     base = builtin("dserver")
     networks = {
         name: dataclasses.replace(network, uplink=Uplink())
@@ -60,8 +63,10 @@ def topology(small: Path) -> Topology:
     }
     proxy = AppConfig("proxy", 80, server="::1", server_port=SERVER_PORT)
     own = AppConfig("download", MEMBER_PORT, path=str(small))
+    own_large = AppConfig("download", MEMBER_PORT + 1, path=str(large))
+    apps = (proxy, own, own_large)
     nodes = {
-        name: dataclasses.replace(node, apps=(proxy, own)) if node.role == "member" else node
+        name: dataclasses.replace(node, apps=apps) if node.role == "member" else node
         for name, node in base.nodes.items()
     }
     nodes["web"] = NodeSpec(name="web", kind="kernel", role=None, network="site1", addresses=(WEB,))
@@ -79,6 +84,7 @@ class _Bench:
         contact = builtin("dserver").nodes["m1"].home_address
         self.proxy = f"http://[{contact}]"
         self.member = f"http://[{contact}]:{MEMBER_PORT}"
+        self.member_large = f"http://[{contact}]:{MEMBER_PORT + 1}"
         self.direct = f"http://[{WEB}]:{SERVER_PORT}"
 
     def curl(self, urls: list[str], size: int) -> list[tuple[float, float]]:
@@ -141,7 +147,7 @@ def run(
         (site / "small").write_bytes(os.urandom(SMALL))
         (site / "large").write_bytes(os.urandom(large))
         lab = NetnsLab.up(
-            topology(site / "small"),
+            topology(site / "small", site / "large"),
             f"bproxy{os.getpid() % 100000}",
             role_options={"m1": {"distribute": False}},
         )
@@ -169,13 +175,18 @@ def _measure(bench: _Bench, fetches: int, requests: int, large: int) -> dict[str
         direct.append(bench.fetch_ms(bench.direct))
     pid = bench.lab.state["nodes"]["m1"]["pid"]
     proxy_mbps: list[float] = []
+    member_mbps: list[float] = []
     direct_mbps: list[float] = []
-    cpu = 0.0
+    cpu = member_cpu = 0.0
     for _ in range(3):
         before = _cpu_seconds(pid)
         ((_, speed),) = bench.curl([f"{bench.proxy}/large"], large)
         cpu += _cpu_seconds(pid) - before
         proxy_mbps.append(speed * 8 / 1e6)
+        before = _cpu_seconds(pid)
+        ((_, speed),) = bench.curl([f"{bench.member_large}/large"], large)
+        member_cpu += _cpu_seconds(pid) - before
+        member_mbps.append(speed * 8 / 1e6)
         ((_, speed),) = bench.curl([f"{bench.direct}/large"], large)
         direct_mbps.append(speed * 8 / 1e6)
     kept = bench.curl([f"{bench.proxy}/small"] * requests, SMALL)
@@ -189,8 +200,10 @@ def _measure(bench: _Bench, fetches: int, requests: int, large: int) -> dict[str
         "fetches": fetches,
         "proxy_mbps": round(statistics.median(proxy_mbps), 1),
         "direct_mbps": round(statistics.median(direct_mbps), 1),
+        "member_mbps": round(statistics.median(member_mbps), 1),
         "large_bytes": large,
         "member_cpu_ns_per_byte": round(cpu * 1e9 / (3 * large), 2),
+        "member_own_cpu_ns_per_byte": round(member_cpu * 1e9 / (3 * large), 2),
         "requests_per_s": round(requests / sum(total for total, _ in kept), 1),
         "direct_requests_per_s": round(requests / sum(total for total, _ in kept_direct), 1),
         "requests": requests,
