@@ -67,6 +67,13 @@ client's binding is per (contact address, client)); each one's handler here is c
 each one starts at the acceptor. A handler returning (or raising) closes its connection: a FIN
 once the output is out; what the client still sends is read and dropped.
 
+A handler that is somewhere no other member could go on from (the proxy in the middle of an
+exchange with a server that stays on this box, :mod:`mip6.apps.proxy`) sets
+``conn.movable = False`` until it is past it: the member then refuses every handoff of the
+client, whoever asks (the contact node's distribution, ``mip6 ctl handoff``, a leave, this
+API), counted as ``handoff_not_movable``; asked through this API, it fails with
+:class:`HandoffFailed`.
+
 Names of the seeds (SPEC-dserver 3.5, 6.2, 7) and their counterparts here:
 
 =====================================================  ==========================================
