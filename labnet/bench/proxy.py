@@ -2,13 +2,14 @@
 a client, against the same unmodified server reached directly, in the same run (root: the
 netns backend).
 
-The lab: the built-in ``dserver`` topology with every latency set to zero (a LAN, as the seeds'
-testbed: thesis 6.3.2, SPEC-dserver 9.7), the contact node m1 keeping its clients
-(``distribute: false``, so the figures are the proxy's and not a distribution's), a proxy on
-port 80 of every member in front of a stock ``python -m http.server --protocol HTTP/1.1`` on
-``::1`` in the member's namespace, and beside it on m1's network a plain kernel namespace
-(``web``, no daemon) running the same ``http.server`` on its own address: the path from the
-client to ``web`` crosses the same hub links as the path to m1, without the member.
+The lab: the built-in ``dserver-proxy`` topology with every latency set to zero (a LAN, as
+the seeds' testbed: thesis 6.3.2, SPEC-dserver 9.7), the contact node m1 keeping its clients
+(``distribute: false``, so the figures are the proxy's and not a distribution's), the proxy on
+port 80 of every member (handing no client on) in front of a stock ``python -m http.server
+--protocol HTTP/1.1`` on ``::1`` in the member's namespace, and beside it on m1's network a
+plain kernel namespace (``web``, no daemon) running the same ``http.server`` on its own
+address: the path from the client to ``web`` crosses the same hub links as the path to m1,
+without the member.
 
 - ``proxy_fetch_ms`` vs ``direct_fetch_ms``: a stock ``curl`` in the client's namespace (behind
   its shim-mode correspondent daemon) fetching a 10 kB file, a new connection each time (curl's
@@ -46,7 +47,8 @@ from labnet.netns import NetnsLab
 from labnet.topology import NodeSpec, Topology, Uplink, builtin
 from mip6.runtime.config import AppConfig
 
-SERVER_PORT = 8000
+SERVER_PORT = 8000  # where dserver-proxy's proxies find their servers
+MEMBERS = ("m1", "m2", "m3")
 # the member's own HTTP server (the download service, no proxy): the small body, the large one
 # on the next port
 MEMBER_PORT = 81
@@ -56,19 +58,20 @@ LARGE = 50_000_000
 
 
 def topology(small: Path, large: Path) -> Topology:
-    base = builtin("dserver")
+    """The built-in ``dserver-proxy`` at zero latency, its proxies never handing a client on,
+    the members' own servers beside them, and ``web``."""
+    base = builtin("dserver-proxy")
     networks = {
         name: dataclasses.replace(network, uplink=Uplink())
         for name, network in base.networks.items()
     }
-    proxy = AppConfig("proxy", 80, server="::1", server_port=SERVER_PORT)
     own = AppConfig("download", MEMBER_PORT, path=str(small))
     own_large = AppConfig("download", MEMBER_PORT + 1, path=str(large))
-    apps = (proxy, own, own_large)
-    nodes = {
-        name: dataclasses.replace(node, apps=apps) if node.role == "member" else node
-        for name, node in base.nodes.items()
-    }
+    nodes = dict(base.nodes)
+    for name in MEMBERS:
+        proxies = tuple(dataclasses.replace(app, handoff_every=0) for app in nodes[name].apps)
+        assert [app.server_port for app in proxies] == [SERVER_PORT]
+        nodes[name] = dataclasses.replace(nodes[name], apps=(*proxies, own, own_large))
     nodes["web"] = NodeSpec(name="web", kind="kernel", role=None, network="site1", addresses=(WEB,))
     return dataclasses.replace(base, name="dserver-proxy-bench", networks=networks, nodes=nodes)
 
@@ -81,7 +84,7 @@ def _cpu_seconds(pid: int) -> float:
 class _Bench:
     def __init__(self, lab: NetnsLab) -> None:
         self.lab = lab
-        contact = builtin("dserver").nodes["m1"].home_address
+        contact = builtin("dserver-proxy").nodes["m1"].home_address
         self.proxy = f"http://[{contact}]"
         self.member = f"http://[{contact}]:{MEMBER_PORT}"
         self.member_large = f"http://[{contact}]:{MEMBER_PORT + 1}"
@@ -114,7 +117,7 @@ class _Bench:
 
 def _servers(lab: NetnsLab, site: Path) -> list[subprocess.Popen[str]]:
     """The stock http.servers: one in each member's namespace on ::1, one on ``web``."""
-    where = [(name, "::1", SERVER_PORT) for name in ("m1", "m2", "m3")]
+    where = [(name, "::1", SERVER_PORT) for name in MEMBERS]
     where.append(("web", str(WEB), SERVER_PORT))
     servers = []
     for node, address, port in where:

@@ -80,6 +80,7 @@ Read = Callable[[], Awaitable[bytes]]  # one side's next bytes (empty: its end)
 
 READ_SIZE = 1 << 16  # bytes asked of a stream per read
 FIRST_BYTES = 4096  # bytes of a request's head the policy sees
+THAW_POLL = 0.005  # seconds between looks at a frozen connection (see _thawed)
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -193,6 +194,13 @@ class _ServerSide:
             self.backend.close()
 
 
+async def _thawed(conn: Connection) -> None:
+    """Until a handoff that froze ``conn`` has failed (one that completes cancels the task).
+    Rare (a freeze and a request's head in the same instant): polled, not signalled."""
+    while conn.sock.frozen:
+        await asyncio.sleep(THAW_POLL)
+
+
 def _close_opened(opening: asyncio.Future[_Backend | None]) -> None:
     if not opening.cancelled() and opening.exception() is None:
         backend = opening.result()
@@ -271,6 +279,10 @@ class Proxy:
                 served = 0  # asked again only after another handoff_every requests
             routed = False
             conn.movable = False
+            if conn.sock.frozen:
+                # a handoff froze the client between our last read and now, with what we read
+                # still in its state: its outcome decides (completed: cancelled here)
+                await _thawed(conn)
             conn.state = encode_state(b"", middle=True)
             served += 1
             self.requests += 1

@@ -425,10 +425,7 @@ class Connection:
         self._regenerable = envelope.regenerable
         self._state = envelope.state
         self.handed_off = False
-        # False: the member refuses to hand the client off (every handoff of it, whoever asks)
-        # until it is True again: the handler is where no other member could take over (a
-        # proxy in the middle of an exchange with its server)
-        self.movable = True
+        self._movable = True
         self.failed_handoff = False
         self.failed_handoff_target: IPv6Address | None = None
         self.failed_handoff_tried: tuple[IPv6Address, ...] = ()
@@ -465,6 +462,19 @@ class Connection:
         if len(value) > MAX_STATE:
             raise ValueError(f"{len(value)} bytes of state (at most {MAX_STATE})")
         self._state = value
+
+    @property
+    def movable(self) -> bool:
+        """False: the member hands the client off neither now nor at a freeze already on its
+        way (whoever asked) until it is True again: the handler is where no other member
+        could go on from (a proxy in the middle of an exchange with its server)."""
+        return self._movable
+
+    @movable.setter
+    def movable(self, value: bool) -> None:
+        self._movable = value
+        if value:
+            self.server.driver.kick()  # a handoff held for it goes on at the member's poll
 
     @property
     def regenerable(self) -> bool:

@@ -7,6 +7,7 @@ the client daemon's own TCP stack, speaking HTTP/1.1 through h11."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import functools
 import http.server
@@ -332,5 +333,71 @@ def test_handoff_in_the_middle_of_an_exchange_is_refused(
         await m1.handoff(CLIENT, MEMBERS["m2"])
         assert lab.serving(PORT) == ["m2"]
         slow.close()
+
+    run(lab, scenario)
+
+
+@pytest.mark.parametrize("held_s", [0.2, 1.5])
+def test_handoff_prepared_before_an_exchange_waits_for_its_end(
+    hub: Hub, tmp_path: Path, held_s: float
+) -> None:
+    """A handoff begun between two exchanges (movable) whose acceptor is ready once the next
+    exchange has begun: the freeze waits for that exchange's end, at most half an attempt
+    (the lab's attempt_timeout is 2 s). Ending within it (0.2 s), the handoff then completes;
+    not (1.5 s), it ends with the client kept, the acceptor told, no member blamed. The
+    response arrives whole either way."""
+    lab = Lab(hub, tmp_path, distribute=False)
+    release = threading.Event()
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            await serve(reader, writer)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            if head.startswith(b"GET /slow"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234")
+                await writer.drain()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+                writer.write(b"56789")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async def scenario(lab: Lab) -> None:
+        server = await asyncio.start_server(backend, "::1", 0)
+        port = server.sockets[0].getsockname()[1]
+        for member in lab.servers.values():
+            start_proxy(member, PORT, ProxySettings(server_port=port))
+        m1 = lab.servers["m1"]
+        client = await Client.connect(lab)
+        assert await client.get("/fast") == (200, b"ok")
+        asked = asyncio.ensure_future(m1.handoff(CLIENT, MEMBERS["m2"]))
+        client.send("GET", "/slow")  # its head reaches m1 before m2's PREPARED does
+        await until(lambda: m1.member.counters.get("handoff_waited_movable", 0) == 1)
+        loop = asyncio.get_running_loop()
+        loop.call_later(held_s, release.set)
+        head, body = await client.response()
+        assert (head.status_code, body) == (200, b"0123456789")
+        if held_s < 1.0:
+            await asyncio.wait_for(asked, 5)
+            assert lab.serving(PORT) == ["m2"]
+            assert await client.get("/fast") == (200, b"ok")
+        else:
+            with pytest.raises(HandoffFailed):
+                await asyncio.wait_for(asked, 5)
+            assert m1.member.counters["handoff_not_movable"] == 1
+            assert lab.serving(PORT) == ["m1"]
+            assert await client.get("/fast") == (200, b"ok")
+            assert not m1.policy._failed  # type: ignore[attr-defined]  # m2 not blamed
+
+            # the acceptor was told and let its preparation go at once (its own wait for
+            # the INIT is longer than the test has run)
+            def m2_acceptor() -> list[str]:
+                rows = lab.servers["m2"].member.describe("handoffs", loop.time())["rows"]
+                return [row["state"] for row in rows if row["side"] == "acceptor"]
+
+            await until(lambda: m2_acceptor() == ["finished"])
+        server.close()
 
     run(lab, scenario)
