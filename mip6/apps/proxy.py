@@ -330,7 +330,8 @@ class Proxy:
         conn.state = encode_state(held, routed=True)
         self.handoffs_asked += 1
         try:
-            await conn.handoff(target)  # completed: this task is cancelled here
+            # completed: this task is cancelled here
+            await conn.handoff(target, first_bytes=held[:FIRST_BYTES])
         except HandoffFailed as failed:
             self.handoffs_failed += 1
             log.info("proxy %s: stays here: %s", conn, failed)

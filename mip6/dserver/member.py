@@ -817,12 +817,18 @@ class Member:
     # -- handoff: the donor --------------------------------------------------------------------
 
     def handoff(
-        self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = False
+        self,
+        client: IPv6Address,
+        target: IPv6Address | None = None,
+        *,
+        elsewhere: bool = False,
+        first_bytes: bytes = b"",
     ) -> int | None:
         """Hand ``client`` (all its connections) to ``target`` or to the policy's choice
-        (``elsewhere``: another member than this one); the handoff's id, or None when one is
-        already in progress for it. Not from inside a socket callback: use
-        :meth:`request_handoff` there."""
+        (``elsewhere``: another member than this one; ``first_bytes``: the client's request,
+        for a content-aware policy); the handoff's id, or None when one is already in
+        progress for it. Not from inside a socket callback: use :meth:`request_handoff`
+        there."""
         if client in self._by_client or len(self._outgoing) >= self.config.max_handoffs:
             self._count("handoff_busy")
             return None
@@ -853,6 +859,7 @@ class Member:
             rebind_timeout=self.config.rebind_timeout,
             init_timeout=self.config.attempt_timeout * h.INIT_TIMEOUT_FACTOR,
             abort_timeout=self.config.attempt_timeout,
+            first_bytes=first_bytes,
         )
         outgoing = _Outgoing(donor, started=self._now)
         self._outgoing[donor.handoff_id] = outgoing
@@ -881,11 +888,20 @@ class Member:
         self.replicate(client)
 
     def request_handoff(
-        self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = True
+        self,
+        client: IPv6Address,
+        target: IPv6Address | None = None,
+        *,
+        elsewhere: bool = True,
+        first_bytes: bytes = b"",
     ) -> None:
         """:meth:`handoff` once the current callback has returned (services call this from
         their sockets' callbacks, inside the stack); ``elsewhere``: never this member."""
-        self._deferred.append(functools.partial(self.handoff, client, target, elsewhere=elsewhere))
+        self._deferred.append(
+            functools.partial(
+                self.handoff, client, target, elsewhere=elsewhere, first_bytes=first_bytes
+            )
+        )
 
     def request_clear_binding(self, client: IPv6Address) -> None:
         """The seeds' ``Close(true)`` / ``client_close``: once the current callback (or the next

@@ -499,18 +499,23 @@ class Connection:
 
     # -- handoff --------------------------------------------------------------------------------
 
-    async def handoff(self, target: IPv6Address | str | None = None) -> None:
+    async def handoff(
+        self, target: IPv6Address | str | None = None, *, first_bytes: bytes = b""
+    ) -> None:
         """Hand the client (every connection of it) to ``target``, or to the member the policy
-        picks (never this one), and wait for the outcome. Completed: the client is served
-        elsewhere and, called from the handler, this task is cancelled here (other callers
-        get None). Failed: :class:`NoTarget` or :class:`TargetError`, and the connection goes
-        on here (unless ``kept`` is False: it was reset)."""
-        await self.handoff_nowait(target)
+        picks (never this one; ``first_bytes``: the client's request, for a content-aware
+        policy, also when ``target`` fails), and wait for the outcome. Completed: the client
+        is served elsewhere and, called from the handler, this task is cancelled here (other
+        callers get None). Failed: :class:`NoTarget` or :class:`TargetError`, and the
+        connection goes on here (unless ``kept`` is False: it was reset)."""
+        await self.handoff_nowait(target, first_bytes=first_bytes)
 
     def handoff_nowait(
         self,
         target: IPv6Address | str | None = None,
         callback: Callable[[asyncio.Future[None]], object] | None = None,
+        *,
+        first_bytes: bytes = b"",
     ) -> asyncio.Future[None]:
         """Start the handoff :meth:`handoff` waits for and return its future at once (the
         seeds' non-blocking ``Handoff(true)``); ``callback(future)`` runs when it ends. A
@@ -520,7 +525,7 @@ class Connection:
             raise HandedOff(f"{self}: another member serves it")
         if self.sock.state is TcpState.CLOSED:
             raise ConnectionResetError(f"{self}: closed")
-        future = self.server._request_handoff(self.client, target)
+        future = self.server._request_handoff(self.client, target, first_bytes)
         # a non-blocking caller may look at conn.failed_handoff instead: no "never retrieved"
         future.add_done_callback(_retrieve)
         if callback is not None:
@@ -891,7 +896,7 @@ class DistributedServer:
     # -- handoffs ------------------------------------------------------------------------------
 
     def _request_handoff(
-        self, client: IPv6Address, target: IPv6Address | str | None
+        self, client: IPv6Address, target: IPv6Address | str | None, first_bytes: bytes = b""
     ) -> asyncio.Future[None]:
         future: asyncio.Future[None] = self.loop.create_future()
         chosen = IPv6Address(target) if target is not None else None
@@ -906,7 +911,7 @@ class DistributedServer:
         arriving = [c._live for c in self._conns.values() if c.client == client]
         arriving = [live for live in arriving if not live.done()]
         if not arriving:
-            self._ask(client, chosen, future)
+            self._ask(client, chosen, future, first_bytes)
             return future
         # the client is still being handed in (its handlers start before the thaw): this
         # member is its acceptor until then, and may give it away only once it holds it
@@ -918,7 +923,7 @@ class DistributedServer:
             if left or future.done():
                 return
             if any(c.client == client for c in self._conns.values()):
-                self._ask(client, chosen, future)
+                self._ask(client, chosen, future, first_bytes)
             else:  # the import failed: the client never came
                 future.set_exception(HandedOff(f"{client} is not served here"))
 
@@ -927,11 +932,15 @@ class DistributedServer:
         return future
 
     def _ask(
-        self, client: IPv6Address, chosen: IPv6Address | None, future: asyncio.Future[None]
+        self,
+        client: IPv6Address,
+        chosen: IPv6Address | None,
+        future: asyncio.Future[None],
+        first_bytes: bytes = b"",
     ) -> None:
         self._waiters.setdefault(client, []).append((future, chosen))
         # the member starts it at its next entry point: the poll kicked here, or a packet
-        self.member.request_handoff(client, chosen, elsewhere=True)
+        self.member.request_handoff(client, chosen, elsewhere=True, first_bytes=first_bytes)
         self._asked.add(client)
         self.driver.kick()
 

@@ -401,3 +401,29 @@ def test_handoff_prepared_before_an_exchange_waits_for_its_end(
         server.close()
 
     run(lab, scenario)
+
+
+def test_policy_choosing_by_itself_sees_the_request(
+    hub: Hub, tmp_path: Path, site: Path, backends: dict[str, Backend]
+) -> None:
+    """With handoff_every the member's policy chooses the next member itself: its selection
+    carries the first bytes of the request that is handed on."""
+    lab = Lab(hub, tmp_path, distribute=False)
+    seen: list[bytes] = []
+
+    def choose(first: bytes, candidates: Iterable[IPv6Address]) -> IPv6Address | None:
+        seen.append(first)
+        return None  # the fallback picks
+
+    async def scenario(lab: Lab) -> None:
+        proxies(lab, backends, handoff_every=1)
+        for server in lab.servers.values():
+            server.policy = ContentAwarePolicy(server.view, choose, RoundRobinPolicy(server.view))
+        client = await Client.connect(lab)
+        for index in range(4):
+            assert await client.get(f"/f{index}") == (200, (site / f"f{index}").read_bytes())
+        assert [first.split(b"\r\n")[0] for first in seen] == [
+            b"GET /f%d HTTP/1.1" % index for index in (1, 2, 3)
+        ]
+
+    run(lab, scenario)
