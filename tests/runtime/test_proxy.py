@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import email.utils
 import functools
+import hashlib
 import http.server
 import os
 import threading
@@ -425,5 +426,73 @@ def test_policy_choosing_by_itself_sees_the_request(
         assert [first.split(b"\r\n")[0] for first in seen] == [
             b"GET /f%d HTTP/1.1" % index for index in (1, 2, 3)
         ]
+
+    run(lab, scenario)
+
+
+def test_request_bodies_and_chunked_responses_between_handoffs(hub: Hub, tmp_path: Path) -> None:
+    """A server of our own answers each POST with its body's sha256 in a chunked response
+    (trailers included), after a 100 Continue when asked; bodies sent with Content-Length and
+    chunked, each request on another member: every answer names the right digest."""
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server = h11.Connection(h11.SERVER)
+        digest = hashlib.sha256()
+        while True:
+            event = server.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(1 << 16)
+                if not data:
+                    return
+                server.receive_data(data)
+            elif isinstance(event, h11.Request):
+                digest = hashlib.sha256()
+                if (b"expect", b"100-continue") in list(event.headers):
+                    interim = h11.InformationalResponse(status_code=100, headers=[])
+                    writer.write(server.send(interim))
+            elif isinstance(event, h11.Data):
+                digest.update(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                answer = digest.hexdigest().encode()
+                head = h11.Response(status_code=200, headers=[(b"transfer-encoding", b"chunked")])
+                out = server.send(head)
+                for piece in (answer[:10], answer[10:]):
+                    out += server.send(h11.Data(data=piece))
+                out += server.send(h11.EndOfMessage(headers=[(b"x-digest", b"sha256")]))
+                writer.write(out)
+                await writer.drain()
+                server.start_next_cycle()
+
+    async def scenario(lab: Lab) -> None:
+        listener = await asyncio.start_server(backend, "::1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        running = {
+            name: start_proxy(server, PORT, ProxySettings(server_port=port, handoff_every=1))
+            for name, server in lab.servers.items()
+        }
+        for server in lab.servers.values():
+            server.policy = RoundRobinPolicy(server.view)
+        client = await Client.connect(lab)
+        for index in range(6):
+            body = os.urandom(1000 * (index + 1) ** 3)
+            if index % 2:
+                headers = [("Content-Length", str(len(body))), ("Expect", "100-continue")]
+                pieces = [body]
+            else:
+                headers = [("Transfer-Encoding", "chunked")]
+                pieces = [body[start : start + 7000] for start in range(0, len(body), 7000)]
+            request = h11.Request(method="POST", target="/", headers=[("Host", "s"), *headers])
+            data = client.h11.send(request)
+            for piece in pieces:
+                data += client.h11.send(h11.Data(data=piece))
+            data += client.h11.send(h11.EndOfMessage())
+            client.writer.write(data)  # type: ignore[attr-defined]
+            head, answer = await client.response()
+            assert (head.status_code, answer) == (200, hashlib.sha256(body).hexdigest().encode())
+        assert sum(p.handoffs_asked for p in running.values()) == 5
+        assert sum(p.handoffs_failed for p in running.values()) == 0
+        assert sum(p.opaque for p in running.values()) == 0
+        listener.close()
 
     run(lab, scenario)
