@@ -76,7 +76,8 @@ def topology(small: Path, large: Path) -> Topology:
     return dataclasses.replace(base, name="dserver-proxy-bench", networks=networks, nodes=nodes)
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process ``pid`` has used, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -182,13 +183,13 @@ def _measure(bench: _Bench, fetches: int, requests: int, large: int) -> dict[str
     direct_mbps: list[float] = []
     cpu = member_cpu = 0.0
     for _ in range(3):
-        before = _cpu_seconds(pid)
+        before = cpu_seconds(pid)
         ((_, speed),) = bench.curl([f"{bench.proxy}/large"], large)
-        cpu += _cpu_seconds(pid) - before
+        cpu += cpu_seconds(pid) - before
         proxy_mbps.append(speed * 8 / 1e6)
-        before = _cpu_seconds(pid)
+        before = cpu_seconds(pid)
         ((_, speed),) = bench.curl([f"{bench.member_large}/large"], large)
-        member_cpu += _cpu_seconds(pid) - before
+        member_cpu += cpu_seconds(pid) - before
         member_mbps.append(speed * 8 / 1e6)
         ((_, speed),) = bench.curl([f"{bench.direct}/large"], large)
         direct_mbps.append(speed * 8 / 1e6)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from labnet.bench.proxy import cpu_seconds
 from labnet.netns import NetnsLab, control_request
 from labnet.topology import builtin
 from tests.conftest import require
@@ -126,3 +127,55 @@ def test_curl_200_files_over_one_connection_handed_off_between_requests(
             check=True,
         ).stdout
         assert resets == "", f"a RST in {name}'s capture: {resets[:500]}"
+
+
+GIGABYTE = 1 << 30
+
+
+@pytest.mark.skipif(not os.environ.get("MIP6_PROXY_GB"), reason="a minute or more: MIP6_PROXY_GB=1")
+def test_one_gigabyte_body_between_handoffs(lab: NetnsLab, site: Path, tmp_path: Path) -> None:
+    """Issue #16's second must-show: a 1 GB body through the proxy on the same keep-alive
+    connection as small files, the client handed on between requests (never during the
+    body); the body's sha256 right; the members' CPU per byte printed."""
+    digest = hashlib.sha256()
+    with open(site / "gigabyte", "wb") as out:
+        for _ in range(GIGABYTE >> 24):
+            chunk = os.urandom(1 << 24)
+            digest.update(chunk)
+            out.write(chunk)
+    names = ["f000", "f001", "gigabyte", "f002", "f003"]
+    argv = ["curl", "-sS", "-g", "--max-time", "900", "-w", "%{http_code} %{num_connects}\\n"]
+    for name in names:
+        argv += ["-o", str(tmp_path / name), f"http://[{CONTACT}]/{name}"]
+    pids = {name: lab.state["nodes"][name]["pid"] for name in MEMBERS}
+
+    def handoffs() -> int:
+        return sum(
+            control_request(lab.state["nodes"][name]["control"], {"show": "stats"})["counters"].get(
+                "handoff_completed", 0
+            )
+            for name in MEMBERS
+        )
+
+    before, cpu = handoffs(), {name: cpu_seconds(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    done = subprocess.run(
+        lab.exec_argv("client", argv), capture_output=True, text=True, timeout=1000
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    used = sum(cpu_seconds(pid) - cpu[name] for name, pid in pids.items())
+    assert [line.split() for line in done.stdout.splitlines()] == [["200", "1"]] + [
+        ["200", "0"]
+    ] * (len(names) - 1)
+    assert hashlib.sha256((tmp_path / "gigabyte").read_bytes()).hexdigest() == digest.hexdigest()
+    for name in names[:2] + names[3:]:
+        assert (tmp_path / name).read_bytes() == (site / name).read_bytes()
+    moved = handoffs() - before
+    print(
+        f"1 GiB and 4 files in {took:.1f} s ({GIGABYTE * 8 / took / 1e6:.0f} Mbit/s), "
+        f"{moved} handoffs between requests, members' CPU {used:.1f} s: "
+        f"{used * 1e9 / GIGABYTE:.1f} ns per byte"
+    )
+    assert moved >= 2
+    (site / "gigabyte").unlink()
