@@ -257,17 +257,19 @@ class Proxy:
         """Exchange after exchange until either side ends the connection."""
         served = 0  # requests served at this member
         while True:
-            # between two exchanges: a handoff may take the client from here
-            conn.movable = True
+            # between two exchanges: a handoff may take the client from here, unless more was
+            # read of what follows (pipelined requests) than its state can carry
+            conn.movable = len(held) <= MAX_HELD
             side.prepare()  # while the request is on its way
             request = MessageTracker(Kind.REQUEST)
             try:
                 taken = request.feed(held) if held else 0
                 while request.head is None:
-                    conn.state = encode_state(held, routed=routed)
                     room = MAX_HELD - len(held)
                     if room <= 0:
                         raise Unsupported("a head longer than a handoff state carries")
+                    conn.state = encode_state(held, routed=routed)
+                    conn.movable = True
                     data = await conn.reader.read(min(READ_SIZE, room))
                     if not data:
                         return  # the client closed between two requests
@@ -314,6 +316,8 @@ class Proxy:
         """At a boundary with the next request's head in ``held``: hand the client to the
         member the policy routes the request to, or on after ``handoff_every`` requests.
         True when a handoff was tried and failed (the client is still here)."""
+        if len(held) > MAX_HELD:
+            return False  # its state could not carry what was read: served here
         target: IPv6Address | None = None
         if self.settings.route_requests:
             selection = Selection(

@@ -496,3 +496,33 @@ def test_request_bodies_and_chunked_responses_between_handoffs(hub: Hub, tmp_pat
         listener.close()
 
     run(lab, scenario)
+
+
+def test_long_pipeline_through_handoffs(
+    hub: Hub, tmp_path: Path, site: Path, backends: dict[str, Backend]
+) -> None:
+    """120 kB of requests written at once (more than one handoff's state carries: the rest
+    waits in the reader and in TCP, and travels there), each handed on: every response
+    comes, in order, each request served once."""
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    async def scenario(lab: Lab) -> None:
+        running = proxies(lab, backends, handoff_every=1)
+        for server in lab.servers.values():
+            server.policy = RoundRobinPolicy(server.view)
+        client = await Client.connect(lab)
+        pad = b"p" * 2000
+        client.writer.write(  # type: ignore[attr-defined]
+            b"".join(
+                b"GET /f%d HTTP/1.1\r\nHost: s\r\nX-Pad: %s\r\n\r\n" % (index % FILES, pad)
+                for index in range(60)
+            )
+        )
+        for index in range(60):
+            client.expect("GET", f"/f{index % FILES}")  # h11 told, nothing sent
+            head, body = await client.response()
+            assert (head.status_code, body) == (200, (site / f"f{index % FILES}").read_bytes())
+        assert sum(p.requests for p in running.values()) == 60
+        assert sum(p.handoffs_asked for p in running.values()) >= 10
+
+    run(lab, scenario)
