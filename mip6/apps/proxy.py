@@ -39,8 +39,8 @@ connection. The donor's connection to its server closes with the handoff. When i
   again);
 - and any handoff the member starts itself (the contact node's distribution, ``mip6 ctl
   handoff``, a leave): the proxy says the connection is movable only between exchanges
-  (:attr:`~mip6.runtime.dserver_api.Connection.movable`), and the member refuses a handoff
-  asked for in the middle of one.
+  (:attr:`~mip6.runtime.dserver_api.Connection.movable`), and the member's freeze for a
+  handoff waits for the end of an exchange (half an attempt at most; then the client stays).
 
 Anything the tracker does not follow (not HTTP/1.1, CONNECT, an upgrade, a head longer than
 32 KiB, a malformed chunked body) turns the connection into a plain relay where it is, never

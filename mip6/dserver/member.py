@@ -220,10 +220,12 @@ class Service(Protocol):
         """The seeds' ``failed_handoff``: the client stayed here (or was reset)."""
 
     def movable(self, sock: Socket) -> bool:
-        """Whether the connection may be handed off now. False refuses every handoff of its
-        client (the contact node's distribution, ``mip6 ctl handoff``, a leave's) until it is
-        True again: a proxy in the middle of an exchange with a server that stays on this box
-        (:mod:`mip6.apps.proxy`) could not go on with it anywhere else."""
+        """Whether the connection may be frozen for a handoff now. While False, a handoff of its
+        client (whoever asked: the contact node's distribution, ``mip6 ctl handoff``, a
+        leave) waits at its freeze, half an attempt at most, and then ends with the client
+        kept (without PREPARE, which freezes at once, it is refused): a proxy in the middle
+        of an exchange with a server that stays on this box (:mod:`mip6.apps.proxy`) could
+        not go on with it anywhere else."""
 
 
 @dataclass(slots=True)
@@ -838,8 +840,9 @@ class Member:
             # the acceptor, taking it from the member that serves it
             self._count("handoff_not_here")
             return None
-        if not all(self._movable(sock) for sock in socks):
-            # (one that becomes unmovable after this is held at its freeze: _prepared_input)
+        if not self.config.prepare and not all(self._movable(sock) for sock in socks):
+            # freezing at once (no PREPARE), it cannot wait for the client to be movable;
+            # with PREPARE the freeze waits for it (_prepared_input)
             self._count("handoff_not_movable")
             return None
         policy: Policy = self.policy if not elsewhere else _Elsewhere(self.policy)

@@ -69,10 +69,10 @@ once the output is out; what the client still sends is read and dropped.
 
 A handler that is somewhere no other member could go on from (the proxy in the middle of an
 exchange with a server that stays on this box, :mod:`mip6.apps.proxy`) sets
-``conn.movable = False`` until it is past it: the member then refuses every handoff of the
-client, whoever asks (the contact node's distribution, ``mip6 ctl handoff``, a leave, this
-API), counted as ``handoff_not_movable``; asked through this API, it fails with
-:class:`HandoffFailed`.
+``conn.movable = False`` until it is past it: a handoff of the client, whoever asked (the
+contact node's distribution, ``mip6 ctl handoff``, a leave, this API), then waits at its
+freeze until it is True again, half an attempt at most, and otherwise ends with the client
+kept (counted as ``handoff_not_movable``; asked through this API, :class:`HandoffFailed`).
 
 Names of the seeds (SPEC-dserver 3.5, 6.2, 7) and their counterparts here:
 
@@ -465,9 +465,10 @@ class Connection:
 
     @property
     def movable(self) -> bool:
-        """False: the member hands the client off neither now nor at a freeze already on its
-        way (whoever asked) until it is True again: the handler is where no other member
-        could go on from (a proxy in the middle of an exchange with its server)."""
+        """False: the member freezes the client for no handoff (one under way waits at its
+        freeze) until it is True again: the handler is where no other member could go on
+        from (a proxy in the middle of an exchange with its server). See the module
+        docstring."""
         return self._movable
 
     @movable.setter

@@ -300,8 +300,9 @@ def test_handoff_in_the_middle_of_an_exchange_is_refused(
     hub: Hub, tmp_path: Path, backends: dict[str, Backend]
 ) -> None:
     """A handoff the member is asked for (``mip6 ctl handoff``, the contact node's
-    distribution) while a response is on its way is refused, and the response arrives whole;
-    asked again between two exchanges, it completes."""
+    distribution) while a response is on its way waits at its freeze for the exchange's end,
+    half an attempt (1 s) at most, then fails with the client kept; the response arrives
+    whole; asked again between two exchanges, the handoff completes."""
     lab = Lab(hub, tmp_path, distribute=False)
     release = threading.Event()
 
