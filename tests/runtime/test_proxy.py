@@ -14,7 +14,7 @@ import hashlib
 import http.server
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from ipaddress import IPv6Address
 from pathlib import Path
 
@@ -525,5 +525,51 @@ def test_long_pipeline_through_handoffs(
             assert (head.status_code, body) == (200, (site / f"f{index % FILES}").read_bytes())
         assert sum(p.requests for p in running.values()) == 60
         assert sum(p.handoffs_asked for p in running.values()) >= 10
+
+    run(lab, scenario)
+
+
+def test_plain_tcp_relays_both_ways_and_stays_once_a_byte_went(hub: Hub, tmp_path: Path) -> None:
+    """``http: false``, the seeds' proxy: bytes both ways as they come, to an echo server of
+    our own; a handoff asked for before any byte moves the client (the acceptor's proxy then
+    relays to its own server), one asked for after a byte went gives up with the client
+    kept; the client's end reaches the server, whose close ends the connection."""
+    lab = Lab(hub, tmp_path, distribute=False)
+    echoes: list[str] = []
+
+    def echo(name: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            echoes.append(name)
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        return serve
+
+    async def scenario(lab: Lab) -> None:
+        listeners = []
+        for name, member in lab.servers.items():
+            listener = await asyncio.start_server(echo(name), "::1", 0)
+            listeners.append(listener)
+            port = listener.sockets[0].getsockname()[1]
+            start_proxy(member, PORT, ProxySettings(server_port=port, http=False))
+        reader, writer = await lab.connect(PORT)
+        m1, m2 = lab.servers["m1"], lab.servers["m2"]
+        await until(lambda: m1.connections and m1.connections[0].movable)
+        await m1.handoff(CLIENT, MEMBERS["m2"])  # nothing relayed yet
+        assert lab.serving(PORT) == ["m2"]
+        payload = os.urandom(300_000)
+        writer.write(payload)
+        echoed = await asyncio.wait_for(reader.readexactly(len(payload)), 10)
+        assert echoed == payload
+        with pytest.raises(HandoffFailed):
+            await m2.handoff(CLIENT, MEMBERS["m3"])
+        assert lab.serving(PORT) == ["m2"]
+        writer.close()  # our FIN: the echo server closes, and so does the proxy
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        assert echoes == ["m1", "m2"]  # each member connected to its own server
+        for listener in listeners:
+            listener.close()
 
     run(lab, scenario)
