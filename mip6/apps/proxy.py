@@ -81,6 +81,8 @@ Read = Callable[[], Awaitable[bytes]]  # one side's next bytes (empty: its end)
 READ_SIZE = 1 << 16  # bytes asked of a stream per read
 FIRST_BYTES = 4096  # bytes of a request's head the policy sees
 THAW_POLL = 0.005  # seconds between looks at a frozen connection (see _thawed)
+# RFC 9110 9.2.2: a request of these methods may be sent again when no answer came
+IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -169,14 +171,21 @@ class _ServerSide:
         self.proxy = proxy
         self.conn = conn
         self.backend: _Backend | None = None
+        self.reused = False  # the connection carried an exchange already
         self._opening: asyncio.Future[_Backend | None] | None = None
 
     def prepare(self) -> None:
         if self.backend is not None and self.backend.reader.at_eof():
-            self.backend.close()  # the server closed it while the client was idle
-            self.backend = None
+            self.drop()  # the server closed it while the client was idle
         if self.backend is None and self._opening is None:
             self._opening = asyncio.ensure_future(self.proxy._connect(self.conn))
+
+    def drop(self) -> None:
+        """The connection is of no more use: the next :meth:`get` opens another."""
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+        self.reused = False
 
     async def get(self) -> _Backend | None:
         """The connection (None: the server cannot be reached)."""
@@ -223,6 +232,7 @@ class Proxy:
         self.opaque = 0
         self.bad_gateway = 0
         self.bad_states = 0
+        self.retried = 0  # requests sent again after the server closed a kept-alive connection
 
     def listen(self, port: int) -> ServedPort:
         return self.server.listen(port, self.handle)
@@ -291,13 +301,13 @@ class Proxy:
             head = request.head
             backend = await side.get()
             if backend is None:
-                conn.writer.write(BAD_GATEWAY)
-                return
+                return self._bad_gateway(conn)
             message, held = held[:taken], held[taken:]
+            whole, reused = request.ended, side.reused
             backend.writer.write(message)
             response = asyncio.ensure_future(self._response(conn, backend, head.method))
             try:
-                if not request.ended:
+                if not whole:
                     held = await self._request_body(conn, request, backend)
             except Unsupported as error:
                 return await self._opaque(conn, backend, held, response, error)
@@ -305,6 +315,19 @@ class Proxy:
                 response.cancel()
                 raise
             keep_alive = await response
+            if keep_alive is None and reused and whole and head.method in IDEMPOTENT:
+                # the server closed a kept-alive connection as the request reached it (its
+                # idle timeout): nothing of it was answered, so it goes again on a new one
+                # (RFC 9112 9.3.1)
+                self.retried += 1
+                side.drop()
+                backend = await side.get()
+                if backend is not None:
+                    backend.writer.write(message)
+                    keep_alive = await self._response(conn, backend, head.method)
+            if keep_alive is None:
+                return self._bad_gateway(conn)
+            side.reused = True
             if not (keep_alive and head.keep_alive):
                 return  # the exchange ends the connection: our FIN follows
 
@@ -357,9 +380,9 @@ class Proxy:
             if request.ended:
                 return data[taken:]
 
-    async def _response(self, conn: Connection, backend: _Backend, method: bytes) -> bool:
+    async def _response(self, conn: Connection, backend: _Backend, method: bytes) -> bool | None:
         """Relays one response (interim ones included); whether the connection may carry
-        another exchange after it."""
+        another exchange after it; None when the server closed before answering at all."""
         response = MessageTracker(Kind.RESPONSE, method)
         relayed = 0
         while True:
@@ -367,9 +390,7 @@ class Proxy:
             try:
                 if not data:
                     if not relayed:
-                        self.bad_gateway += 1
-                        conn.writer.write(BAD_GATEWAY)
-                        return False
+                        return None
                     response.close()  # a body that ran until the close ended; else raises
                     return False
                 taken = response.feed(data)
@@ -402,8 +423,7 @@ class Proxy:
         conn.movable = False
         conn.state = encode_state(b"", middle=True)
         if backend is None:
-            conn.writer.write(BAD_GATEWAY)
-            return
+            return self._bad_gateway(conn)
         backend.writer.write(held)
         down = response or asyncio.ensure_future(self._raw(backend.read, conn.writer))
         client_read = functools.partial(conn.reader.read, READ_SIZE)
@@ -470,9 +490,14 @@ class Proxy:
                 settings.server_port,
                 error,
             )
-            self.bad_gateway += 1
             return None
         return _Backend(reader, writer)
+
+    def _bad_gateway(self, conn: Connection) -> None:
+        """The answer when the server cannot be reached or closed without one (the client's
+        connection closes after it)."""
+        self.bad_gateway += 1
+        conn.writer.write(BAD_GATEWAY)
 
     @staticmethod
     async def _raw(read: Read, writer: asyncio.StreamWriter) -> None:

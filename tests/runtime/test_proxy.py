@@ -573,3 +573,50 @@ def test_plain_tcp_relays_both_ways_and_stays_once_a_byte_went(hub: Hub, tmp_pat
             listener.close()
 
     run(lab, scenario)
+
+
+def test_request_the_server_dropped_at_its_idle_timeout_goes_again(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """A server that closes a kept-alive connection as the next request reaches it (an idle
+    timeout firing) answers nothing: a GET goes again on a new connection and is answered;
+    a POST is not sent twice: the client gets 502 and the connection closes."""
+    lab = Lab(hub, tmp_path, distribute=False)
+    connections: list[int] = []
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            for served in range(2):
+                head = await reader.readuntil(b"\r\n\r\n")
+                if served == 1:
+                    break  # the idle timeout: closed, the request unanswered
+                body = b"answer %d" % len(connections)
+                length = (
+                    int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                    if b"Content-Length: " in head
+                    else 0
+                )
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        writer.close()
+
+    async def scenario(lab: Lab) -> None:
+        listener = await asyncio.start_server(backend, "::1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        running = {
+            name: start_proxy(server, PORT, ProxySettings(server_port=port))
+            for name, server in lab.servers.items()
+        }
+        client = await Client.connect(lab)
+        assert await client.get("/a") == (200, b"answer 1")
+        assert await client.get("/b") == (200, b"answer 2")  # sent again, on connection 2
+        assert running["m1"].retried == 1
+        client.send("POST", "/c", **{"Content-Length": "0"})
+        head, _ = await client.response()
+        assert head.status_code == 502 and running["m1"].retried == 1
+        assert await asyncio.wait_for(client.reader.read(1), 5) == b""
+        listener.close()
+
+    run(lab, scenario)
