@@ -47,7 +47,9 @@ Anything the tracker does not follow (not HTTP/1.1, CONNECT, an upgrade, a head 
 handed off again; a response that runs until the server closes ends the connection with it;
 ``Connection: close`` on either side ends it after that exchange. A server that cannot be
 reached is answered ``502 Bad Gateway``; one that closes its idle keep-alive connection is
-reconnected at the next request.
+reconnected at the next request, and a request it dropped unanswered as it closed goes again
+on a new connection if its method is idempotent (else 502). The connection to the server is
+opened while the client's request is on its way.
 
 Relaying copies as little as this module can: bytes read from one side are written to the other
 as the same objects (a Content-Length body is counted, never parsed; a slice only where a read
