@@ -1522,7 +1522,13 @@ class Member:
         become busy since the handoff began). Until then it is held, at most half an
         attempt's time; then the handoff ends with the client kept (NOT_MOVABLE)."""
         outgoing = self._outgoing.get(handoff_id)
-        if outgoing is None or self._client_movable(outgoing.donor.client):
+        if (
+            outgoing is None
+            or outgoing.donor.target != peer
+            or outgoing.donor.state is not h.DonorState.PREPARING
+            or self._client_movable(outgoing.donor.client)
+        ):
+            # (a stray or late answer goes on to be counted as one)
             self._from_acceptor(peer, handoff_id, h.DonorInput.PREPARED, recorded=recorded)
             return
         if not recorded:
