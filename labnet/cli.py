@@ -49,6 +49,11 @@
     its successor, a serving member's death to its client's data flowing again from the
     buddy that held its replica, and what replication costs (see :mod:`labnet.bench.failover`).
 
+``labnet bench proxy [--json]``
+    A 10 kB fetch, a large body and keep-alive requests through a member's proxy in front of a
+    stock http.server, against the same server reached directly, same run (root; see
+    :mod:`labnet.bench.proxy`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -90,7 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument(
         "suite",
-        choices=["wire", "core", "hub", "esp", "tcp", "tcp-lossy", "dserver", "failover"],
+        choices=[
+            "wire",
+            "core",
+            "hub",
+            "esp",
+            "tcp",
+            "tcp-lossy",
+            "dserver",
+            "failover",
+            "proxy",
+        ],
         help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -146,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="start a topology")
     up.add_argument(
         "topology",
-        help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm)",
+        help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm, "
+        "dserver-proxy)",
     )
     up.add_argument("--backend", choices=["netns", "sim"], default="netns")
     up.add_argument("--name", help="the lab's name (default: the topology's)")
@@ -435,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"labnet hub: {error}", file=sys.stderr)
             return 1
     elif args.command == "bench":
-        from labnet.bench import core, dserver, esp, failover, hub, tcp, tcp_lossy, wire
+        from labnet.bench import core, dserver, esp, failover, hub, proxy, tcp, tcp_lossy, wire
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
@@ -448,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "tcp": tcp,
                 "dserver": dserver,
                 "failover": failover,
+                "proxy": proxy,
             }
             results = suites[args.suite].run(args.seconds)
         if args.json:

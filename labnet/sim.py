@@ -92,7 +92,7 @@ class SimLab:
         assert found is not None
         if found.start_apps is not None:  # the engine holds its host (a member)
             self.net.add(spec.name, engine, links=config.network_links)
-            self.apps[spec.name] = found.start_apps(engine, config.apps)
+            self.apps[spec.name] = found.start_apps(engine, config.apps, None)
             return
         if config.mode != "host":
             self.net.add(spec.name, engine, links=config.network_links)

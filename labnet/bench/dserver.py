@@ -488,6 +488,9 @@ class _Dispatcher:
     def handed_off(self, sock: Socket) -> None:
         pass
 
+    def movable(self, sock: Socket) -> bool:
+        return True
+
     def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
         self.failed_handoffs += 1
 

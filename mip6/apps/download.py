@@ -82,6 +82,9 @@ class DownloadService:
             download.gone = True
         sock.on_change = None
 
+    def movable(self, sock: Socket) -> bool:
+        return True  # its state describes any point of the connection
+
     def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
         """The client stayed here: it is handed on again after another ``handoff_every``."""
         self.failed_handoffs += 1

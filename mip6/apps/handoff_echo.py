@@ -171,6 +171,9 @@ class HandoffEchoService:
             self.handed_off_count += 1
         sock.on_change = None
 
+    def movable(self, sock: Socket) -> bool:
+        return True  # its state describes any point of the connection
+
     def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
         self.failed_handoffs += 1
         for sock, echo in list(self._connections.items()):

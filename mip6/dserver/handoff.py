@@ -13,7 +13,8 @@ Donor (the member that holds the client; a policy whose first answer is this mem
 once in COMPLETED, a local handoff; the same answer after failed attempts means none is left)::
 
     start ──> PREPARING ──PREPARED──> INITIATED ──DONE──> COMPLETED   (release the frozen copies)
-    (RR in advance)   │                  │ TIMEOUT ──> ABORTING ──DONE──> COMPLETED
+    (RR in advance)   │ NOT_MOVABLE ──> KEPT
+                      │                  │ TIMEOUT ──> ABORTING ──DONE──> COMPLETED
                       │                  │               │ FAILED / TIMEOUT (gone)
           FAILED/TIMEOUT                 │ FAILED <──────┘
                       │                  ├─> INITIATED at the next target (the next window)
@@ -214,6 +215,9 @@ class DonorInput(enum.Enum):
     TIMEOUT = "timeout"  # the attempt's (or rebinding's) time ran out
     BOUND = "bound"  # our own Binding Update (rebinding) acknowledged
     SUPERSEDED = "superseded"  # BA 135 to our rebinding: another member holds the client
+    # the client's connections could not be frozen within the wait for it: a service kept
+    # one of them unmovable (a proxy in the middle of an exchange, mip6.apps.proxy)
+    NOT_MOVABLE = "not_movable"
 
 
 _KNOWN = frozenset(FailureReason)
@@ -347,6 +351,17 @@ class Donor:
         self.state = DonorState.ABORTING
         return [SendAbort(self.target), StartTimer(now + self.abort_timeout, self.timer)]
 
+    def _not_movable(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        """The acceptor is ready but the client cannot be frozen: keep it (nothing was
+        frozen), tell the acceptor, and blame no member (the policy is not told)."""
+        assert self.target is not None
+        self.state = DonorState.KEPT
+        return [
+            SendAbort(self.target),
+            CancelTimer(self.timer),
+            HandoffFailed(tuple(self.tried), kept=True),
+        ]
+
     def _completed(self, now: float, reason: FailureReason | int) -> list[Effect]:
         assert self.target is not None
         self.state = DonorState.COMPLETED
@@ -381,6 +396,7 @@ _DONOR: dict[tuple[DonorState, DonorInput], _DonorStep] = {
     (DonorState.PREPARING, DonorInput.PREPARED): Donor._prepared,
     (DonorState.PREPARING, DonorInput.FAILED): Donor._failed,
     (DonorState.PREPARING, DonorInput.TIMEOUT): Donor._timed_out,
+    (DonorState.PREPARING, DonorInput.NOT_MOVABLE): Donor._not_movable,
     (DonorState.INITIATED, DonorInput.DONE): Donor._completed,
     (DonorState.INITIATED, DonorInput.FAILED): Donor._failed,
     (DonorState.INITIATED, DonorInput.TIMEOUT): Donor._abort,

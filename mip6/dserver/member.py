@@ -120,6 +120,7 @@ SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the l
 RELAY_TIMER = "relay_expiry"
 SWEEP_TIMER = "sweep"
 FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see _prepared)
+MOVABLE_WAIT = "movable_wait"  # a PREPARED held until the client's connections are movable
 MEMBERSHIP_TIMER = "membership"  # (MEMBERSHIP_TIMER, the membership engine's token)
 LEAVE_TIMER = "leave"  # a graceful leave stops waiting for its clients' handoffs
 CONTACT_STATE_TIMER = "contact_state"  # the contact node tells its backups C's registration
@@ -239,6 +240,14 @@ class Service(Protocol):
 
     def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
         """The seeds' ``failed_handoff``: the client stayed here (or was reset)."""
+
+    def movable(self, sock: Socket) -> bool:
+        """Whether the connection may be frozen for a handoff now. While False, a handoff of its
+        client (whoever asked: the contact node's distribution, ``mip6 ctl handoff``, a
+        leave) waits at its freeze, half an attempt at most, and then ends with the client
+        kept (without PREPARE, which freezes at once, it is refused): a proxy in the middle
+        of an exchange with a server that stays on this box (:mod:`mip6.apps.proxy`) could
+        not go on with it anywhere else."""
 
 
 @dataclass(slots=True)
@@ -389,6 +398,9 @@ class Member:
         self._distribute_when_bound: set[IPv6Address] = set()
         # client (packed) -> (acceptor, handoff id, its packet came): PREPARED held until a send
         self._freeze_after_send: dict[bytes, tuple[IPv6Address, int, bool]] = {}
+        # client (packed) -> (acceptor, handoff id): PREPARED held until the client's
+        # connections are movable again (see _prepared_input)
+        self._held_for_movable: dict[bytes, tuple[IPv6Address, int]] = {}
         # clients (packed) whose connections are frozen here: their new SYNs are dropped
         self._frozen_clients: set[bytes] = set()
         self._pending: list[Action] = []  # actions produced inside callbacks
@@ -559,6 +571,11 @@ class Member:
             # after the stack's answer to the client's packet has left (see _prepared)
             for client in ready:
                 self._freeze_waited(client)
+            self._host_actions_pending(now, self.host.poll(now))
+        movable = [c for c in self._held_for_movable if self._client_movable(IPv6Address(c))]
+        if movable:
+            for client in movable:
+                self._movable_waited(client, movable=True)
             self._host_actions_pending(now, self.host.poll(now))
         actions, self._pending = self._pending, []
         return actions
@@ -760,6 +777,12 @@ class Member:
             case ("handoff_donor", int() as handoff_id):
                 if not self._outbid_due(handoff_id):
                     self._donor_input(handoff_id, h.DonorInput.TIMEOUT)
+            case ("movable_wait", int() as handoff_id):  # MOVABLE_WAIT
+                outgoing = self._outgoing.get(handoff_id)
+                client = outgoing.donor.client.packed if outgoing is not None else b""
+                held = self._held_for_movable.get(client)
+                if held is not None and held[1] == handoff_id:
+                    self._movable_waited(client, movable=False)
             case ("freeze_wait", int() as handoff_id):  # FREEZE_WAIT
                 outgoing = self._outgoing.get(handoff_id)
                 client = outgoing.donor.client.packed if outgoing is not None else b""
@@ -811,6 +834,10 @@ class Member:
             else:
                 self._distribute_when_bound.add(client)
 
+    def _movable(self, sock: Socket) -> bool:
+        service = self.services.get(sock.key[1])
+        return service is None or service.movable(sock)
+
     def client_sockets(self, client: IPv6Address) -> list[Socket]:
         """The live connections of ``client`` to the contact address here."""
         client_packed, contact_packed = client.packed, self.contact_address.packed
@@ -825,19 +852,31 @@ class Member:
     # -- handoff: the donor --------------------------------------------------------------------
 
     def handoff(
-        self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = False
+        self,
+        client: IPv6Address,
+        target: IPv6Address | None = None,
+        *,
+        elsewhere: bool = False,
+        first_bytes: bytes = b"",
     ) -> int | None:
         """Hand ``client`` (all its connections) to ``target`` or to the policy's choice
-        (``elsewhere``: another member than this one); the handoff's id, or None when one is
-        already in progress for it. Not from inside a socket callback: use
-        :meth:`request_handoff` there."""
+        (``elsewhere``: another member than this one; ``first_bytes``: the client's request,
+        for a content-aware policy); the handoff's id, or None when one is already in
+        progress for it. Not from inside a socket callback: use :meth:`request_handoff`
+        there."""
         if client in self._by_client or len(self._outgoing) >= self.config.max_handoffs:
             self._count("handoff_busy")
             return None
-        if not self.client_sockets(client):
+        socks = self.client_sockets(client)
+        if not socks:
             # not ours to give: an INIT without connections would still bind the client to
             # the acceptor, taking it from the member that serves it
             self._count("handoff_not_here")
+            return None
+        if not self.config.prepare and not all(self._movable(sock) for sock in socks):
+            # freezing at once (no PREPARE), it cannot wait for the client to be movable;
+            # with PREPARE the freeze waits for it (_prepared_input)
+            self._count("handoff_not_movable")
             return None
         policy: Policy = self.policy if not elsewhere else _Elsewhere(self.policy)
         if target is not None:
@@ -856,6 +895,7 @@ class Member:
             rebind_timeout=self.config.rebind_timeout,
             init_timeout=self.config.attempt_timeout * h.INIT_TIMEOUT_FACTOR,
             abort_timeout=self.config.attempt_timeout,
+            first_bytes=first_bytes,
         )
         outgoing = _Outgoing(donor, started=self._now)
         self._outgoing[donor.handoff_id] = outgoing
@@ -884,11 +924,20 @@ class Member:
         self.replicate(client)
 
     def request_handoff(
-        self, client: IPv6Address, target: IPv6Address | None = None, *, elsewhere: bool = True
+        self,
+        client: IPv6Address,
+        target: IPv6Address | None = None,
+        *,
+        elsewhere: bool = True,
+        first_bytes: bytes = b"",
     ) -> None:
         """:meth:`handoff` once the current callback has returned (services call this from
         their sockets' callbacks, inside the stack); ``elsewhere``: never this member."""
-        self._deferred.append(functools.partial(self.handoff, client, target, elsewhere=elsewhere))
+        self._deferred.append(
+            functools.partial(
+                self.handoff, client, target, elsewhere=elsewhere, first_bytes=first_bytes
+            )
+        )
 
     def request_clear_binding(self, client: IPv6Address) -> None:
         """The seeds' ``Close(true)`` / ``client_close``: once the current callback (or the next
@@ -1049,6 +1098,10 @@ class Member:
         if waiting is not None and waiting[1] == donor.handoff_id:
             del self._freeze_after_send[donor.client.packed]
             self._emit(CancelTimer((FREEZE_WAIT, donor.handoff_id)))
+        held = self._held_for_movable.get(donor.client.packed)
+        if held is not None and held[1] == donor.handoff_id:
+            del self._held_for_movable[donor.client.packed]
+            self._emit(CancelTimer((MOVABLE_WAIT, donor.handoff_id)))
         self._remember(
             "donor", donor.handoff_id, donor.client, outgoing.started, outgoing.phases, outcome
         )
@@ -1495,7 +1548,7 @@ class Member:
                     wait = max(wait, raw.srtt_ms / 1000)
             wait = min(wait, self.config.attempt_timeout / 2)
         if wait <= 0 or outgoing is None:
-            self._from_acceptor(peer, handoff_id, h.DonorInput.PREPARED)
+            self._prepared_input(peer, handoff_id, recorded=False)
             return
         outgoing.phases.append((self._now, h.DonorInput.PREPARED.value))
         self._freeze_after_send[outgoing.donor.client.packed] = (peer, handoff_id, False)
@@ -1506,7 +1559,41 @@ class Member:
         (which checks that it still waits for it from that acceptor)."""
         peer, handoff_id, _ = self._freeze_after_send.pop(client)
         self._emit(CancelTimer((FREEZE_WAIT, handoff_id)))
-        self._from_acceptor(peer, handoff_id, h.DonorInput.PREPARED, recorded=True)
+        self._prepared_input(peer, handoff_id, recorded=True)
+
+    def _prepared_input(self, peer: IPv6Address, handoff_id: int, *, recorded: bool) -> None:
+        """PREPARED to the donor's machine, which freezes the client: only once every
+        connection of the client is movable (:meth:`Service.movable`; a service may have
+        become busy since the handoff began). Until then it is held, at most half an
+        attempt's time; then the handoff ends with the client kept (NOT_MOVABLE)."""
+        outgoing = self._outgoing.get(handoff_id)
+        if (
+            outgoing is None
+            or outgoing.donor.target != peer
+            or outgoing.donor.state is not h.DonorState.PREPARING
+            or self._client_movable(outgoing.donor.client)
+        ):
+            # (a stray or late answer goes on to be counted as one)
+            self._from_acceptor(peer, handoff_id, h.DonorInput.PREPARED, recorded=recorded)
+            return
+        if not recorded:
+            outgoing.phases.append((self._now, h.DonorInput.PREPARED.value))
+        self._count("handoff_waited_movable")
+        self._held_for_movable[outgoing.donor.client.packed] = (peer, handoff_id)
+        wait = self.config.attempt_timeout / 2
+        self._emit(StartTimer(self._now + wait, (MOVABLE_WAIT, handoff_id)))
+
+    def _movable_waited(self, client: bytes, *, movable: bool) -> None:
+        peer, handoff_id = self._held_for_movable.pop(client)
+        self._emit(CancelTimer((MOVABLE_WAIT, handoff_id)))
+        if movable:
+            self._from_acceptor(peer, handoff_id, h.DonorInput.PREPARED, recorded=True)
+        else:
+            self._count("handoff_not_movable")
+            self._from_acceptor(peer, handoff_id, h.DonorInput.NOT_MOVABLE, recorded=True)
+
+    def _client_movable(self, client: IPv6Address) -> bool:
+        return all(self._movable(sock) for sock in self.client_sockets(client))
 
     def _from_acceptor(
         self,

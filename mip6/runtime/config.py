@@ -32,7 +32,9 @@ One file per node::
       - {type: http, port: 80, size: 5000000, seed: 1}   # or path: FILE instead of size/seed
                                     # (FILE relative to this file's directory)
                                     # a member's: download (as http, plus handoff_every and
-                                    # regenerable) and handoff_echo
+                                    # regenerable), handoff_echo, and proxy (server,
+                                    # server_port, http, handoff_every, route_requests:
+                                    # mip6.apps.proxy)
 
 The role's block (its keys and their types, which other blocks it reads, its default mode,
 whether it may have an ``ipsec`` block) is described by its entry in the role registry
@@ -49,7 +51,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from ipaddress import AddressValueError, IPv6Address, IPv6Network, NetmaskValueError
+from ipaddress import AddressValueError, IPv6Address, IPv6Network, NetmaskValueError, ip_address
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +68,9 @@ from tcp_migrate.core import Config
 
 LINK_TYPES = ("tun", "udp", "memory")
 KERNEL_LINK = "kernel"  # shim mode: the TUN device of the kernel behind the daemon
-APP_TYPES = ("echo", "http", "download", "handoff_echo")
+APP_TYPES = ("echo", "http", "download", "handoff_echo", "proxy")
 BODY_APPS = ("http", "download")  # apps serving a file or a generated body
-DEFAULT_APP_PORTS = {"echo": 7, "http": 80, "download": 80, "handoff_echo": 7}
+DEFAULT_APP_PORTS = {"echo": 7, "http": 80, "download": 80, "handoff_echo": 7, "proxy": 80}
 UDP_APPS = ("echo",)
 MIN_SECRET = 32  # bytes of a ``secret`` option (a member channel's group key)
 # The ``tcp`` block's keys: fields of tcp_migrate.core.Config, whole numbers (milliseconds,
@@ -114,13 +116,20 @@ class LinkConfig:
 class AppConfig:
     """A built-in application of a host-mode daemon (:mod:`mip6.apps.builtin`)."""
 
-    type: str  # echo | http | download | handoff_echo (the last two: a member's)
+    type: str  # echo | http | download | handoff_echo | proxy (the last three: a member's)
     port: int
     path: str | None = None  # http, download: the file to serve
     size: int = 0  # http, download without path: bytes generated from ``seed``
     seed: int = 0
-    handoff_every: int = 0  # download: hand the client on after this many bytes (0: never)
+    # download: hand the client on after this many bytes; proxy: after this many requests
+    # (0: never)
+    handoff_every: int = 0
     regenerable: bool = True  # download: handoffs carry the short snapshot
+    # proxy (mip6.apps.proxy): the unmodified server it relays to, and how clients move
+    server: str = "::1"
+    server_port: int = 0
+    http: bool = True
+    route_requests: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """This application as :func:`read_apps` reads it."""
@@ -131,6 +140,14 @@ class AppConfig:
             out |= {"size": self.size, "seed": self.seed}
         if self.type == "download":
             out |= {"handoff_every": self.handoff_every, "regenerable": self.regenerable}
+        if self.type == "proxy":
+            out |= {
+                "server": self.server,
+                "server_port": self.server_port,
+                "http": self.http,
+                "handoff_every": self.handoff_every,
+                "route_requests": self.route_requests,
+            }
         return out
 
 
@@ -365,6 +382,8 @@ def read_apps(
         allowed = {"type", "port"} | ({"path", "size", "seed"} if kind in BODY_APPS else set())
         if kind == "download":
             allowed |= {"handoff_every", "regenerable"}
+        if kind == "proxy":
+            allowed |= {"server", "server_port", "http", "handoff_every", "route_requests"}
         for name, (key_node, _) in fields.items():
             if name not in allowed:
                 raise reader.fail(
@@ -374,11 +393,14 @@ def read_apps(
                     f"(expected {', '.join(sorted(allowed))})",
                 )
         values: dict[str, Any] = {}
-        for name in ("port", "size", "seed", "handoff_every"):
+        for name in ("port", "size", "seed", "handoff_every", "server_port"):
             if name in fields:
                 values[name] = _whole(reader, fields[name][1], f"{where}.{name}")
-        if "regenerable" in fields:
-            values["regenerable"] = reader.boolean(fields["regenerable"][1], f"{where}.regenerable")
+        for name in ("regenerable", "http", "route_requests"):
+            if name in fields:
+                values[name] = reader.boolean(fields[name][1], f"{where}.{name}")
+        if kind == "proxy":
+            _proxy(reader, item, fields, where, values)
         port = values.pop("port", DEFAULT_APP_PORTS[kind])
         if not 0 < port <= 0xFFFF:
             raise reader.fail(fields["port"][1], f"{where}.port", f"{port} is not a port (1-65535)")
@@ -401,6 +423,38 @@ def read_apps(
                 values["path"] = path
         apps.append(AppConfig(kind, port, **values))
     return tuple(apps)
+
+
+def _proxy(
+    reader: YamlReader,
+    item: Node,
+    fields: dict[str, tuple[Node, Node]],
+    where: str,
+    values: dict[str, Any],
+) -> None:
+    """A proxy's server (the seeds' ``-s`` and ``-a``) and how its clients move."""
+    if "server_port" not in fields:
+        raise reader.fail(item, f"{where}.server_port", "missing (the server's port)")
+    if not 0 < values["server_port"] <= 0xFFFF:
+        raise reader.fail(
+            fields["server_port"][1],
+            f"{where}.server_port",
+            f"{values['server_port']} is not a port (1-65535)",
+        )
+    if "server" in fields:
+        text = reader.scalar(fields["server"][1], f"{where}.server")
+        try:
+            values["server"] = str(ip_address(text))
+        except ValueError:
+            raise reader.fail(
+                fields["server"][1], f"{where}.server", f"{text!r} is not an IP address"
+            ) from None
+    if not values.get("http", True):
+        for name in ("handoff_every", "route_requests"):
+            if name in fields:
+                raise reader.fail(
+                    fields[name][0], f"{where}.{name}", "only with http (plain TCP moves once)"
+                )
 
 
 def _whole(reader: YamlReader, node: Node, key: str) -> int:

@@ -65,6 +65,7 @@ from mip6.runtime.host import AsyncHost, Host
 from mip6.runtime.links import Link, TunLink, UdpLink, enter_netns
 from mip6.runtime.node import NodeRuntime
 from mip6.runtime.roles import build_engine, role
+from mip6.runtime.roles.base import AppContext
 from mip6.runtime.state import describe
 from mip6.wire.pcap import PcapWriter
 
@@ -167,7 +168,8 @@ class Daemon:
             for app in self.config.apps:
                 self._stop_apps.append(await builtin.start(self.host, app))
         elif entry.start_apps is not None:  # the engine holds its host (a member)
-            self._stop_apps += entry.start_apps(self.engine, self.config.apps)
+            context = AppContext(loop, runtime.apply)
+            self._stop_apps += entry.start_apps(self.engine, self.config.apps, context)
         for name, path in self.config.pcap.items():
             self.links[name].tap = PcapWriter.create(path)
         # With ``netns``: UDP links first, from the namespace the daemon was started in (where

@@ -67,6 +67,13 @@ client's binding is per (contact address, client)); each one's handler here is c
 each one starts at the acceptor. A handler returning (or raising) closes its connection: a FIN
 once the output is out; what the client still sends is read and dropped.
 
+A handler that is somewhere no other member could go on from (the proxy in the middle of an
+exchange with a server that stays on this box, :mod:`mip6.apps.proxy`) sets
+``conn.movable = False`` until it is past it: a handoff of the client, whoever asked (the
+contact node's distribution, ``mip6 ctl handoff``, a leave, this API), then waits at its
+freeze until it is True again, half an attempt at most, and otherwise ends with the client
+kept (counted as ``handoff_not_movable``; asked through this API, :class:`HandoffFailed`).
+
 Names of the seeds (SPEC-dserver 3.5, 6.2, 7) and their counterparts here:
 
 =====================================================  ==========================================
@@ -418,6 +425,7 @@ class Connection:
         self._regenerable = envelope.regenerable
         self._state = envelope.state
         self.handed_off = False
+        self._movable = True
         self.failed_handoff = False
         self.failed_handoff_target: IPv6Address | None = None
         self.failed_handoff_tried: tuple[IPv6Address, ...] = ()
@@ -456,6 +464,20 @@ class Connection:
         self._state = value
 
     @property
+    def movable(self) -> bool:
+        """False: the member freezes the client for no handoff (one under way waits at its
+        freeze) until it is True again: the handler is where no other member could go on
+        from (a proxy in the middle of an exchange with its server). See the module
+        docstring."""
+        return self._movable
+
+    @movable.setter
+    def movable(self, value: bool) -> None:
+        self._movable = value
+        if value:
+            self.server.driver.kick()  # a handoff held for it goes on at the member's poll
+
+    @property
     def regenerable(self) -> bool:
         return self._regenerable
 
@@ -478,18 +500,23 @@ class Connection:
 
     # -- handoff --------------------------------------------------------------------------------
 
-    async def handoff(self, target: IPv6Address | str | None = None) -> None:
+    async def handoff(
+        self, target: IPv6Address | str | None = None, *, first_bytes: bytes = b""
+    ) -> None:
         """Hand the client (every connection of it) to ``target``, or to the member the policy
-        picks (never this one), and wait for the outcome. Completed: the client is served
-        elsewhere and, called from the handler, this task is cancelled here (other callers
-        get None). Failed: :class:`NoTarget` or :class:`TargetError`, and the connection goes
-        on here (unless ``kept`` is False: it was reset)."""
-        await self.handoff_nowait(target)
+        picks (never this one; ``first_bytes``: the client's request, for a content-aware
+        policy, also when ``target`` fails), and wait for the outcome. Completed: the client
+        is served elsewhere and, called from the handler, this task is cancelled here (other
+        callers get None). Failed: :class:`NoTarget` or :class:`TargetError`, and the
+        connection goes on here (unless ``kept`` is False: it was reset)."""
+        await self.handoff_nowait(target, first_bytes=first_bytes)
 
     def handoff_nowait(
         self,
         target: IPv6Address | str | None = None,
         callback: Callable[[asyncio.Future[None]], object] | None = None,
+        *,
+        first_bytes: bytes = b"",
     ) -> asyncio.Future[None]:
         """Start the handoff :meth:`handoff` waits for and return its future at once (the
         seeds' non-blocking ``Handoff(true)``); ``callback(future)`` runs when it ends. A
@@ -499,7 +526,7 @@ class Connection:
             raise HandedOff(f"{self}: another member serves it")
         if self.sock.state is TcpState.CLOSED:
             raise ConnectionResetError(f"{self}: closed")
-        future = self.server._request_handoff(self.client, target)
+        future = self.server._request_handoff(self.client, target, first_bytes)
         # a non-blocking caller may look at conn.failed_handoff instead: no "never retrieved"
         future.add_done_callback(_retrieve)
         if callback is not None:
@@ -699,6 +726,10 @@ class ServedPort:
         self.failed_handoffs += 1
         self.server._handoff_failed(client, tried)
 
+    def movable(self, sock: Socket) -> bool:
+        conn = self.server._conns.get(sock)
+        return conn is None or conn.movable
+
 
 # -- the server ------------------------------------------------------------------------------------
 
@@ -830,6 +861,18 @@ class DistributedServer:
         """Run ``handler(conn)`` as a task for every connection to the contact address's
         ``port``, new or handed in. ``regenerable``: the connections' default (see the module
         docstring); ``clear_binding``: the seeds' ``ClearBindingOnClose``."""
+        return self.listen(port, handler, regenerable=regenerable, clear_binding=clear_binding)
+
+    def listen(
+        self,
+        port: int,
+        handler: Handler,
+        *,
+        regenerable: bool = False,
+        clear_binding: bool = False,
+    ) -> ServedPort:
+        """:meth:`serve` outside a coroutine (a daemon starting its configured applications
+        before its loop runs them)."""
         if self._leaving:
             raise RuntimeError("this member has left")
         served = ServedPort(
@@ -854,7 +897,7 @@ class DistributedServer:
     # -- handoffs ------------------------------------------------------------------------------
 
     def _request_handoff(
-        self, client: IPv6Address, target: IPv6Address | str | None
+        self, client: IPv6Address, target: IPv6Address | str | None, first_bytes: bytes = b""
     ) -> asyncio.Future[None]:
         future: asyncio.Future[None] = self.loop.create_future()
         chosen = IPv6Address(target) if target is not None else None
@@ -869,7 +912,7 @@ class DistributedServer:
         arriving = [c._live for c in self._conns.values() if c.client == client]
         arriving = [live for live in arriving if not live.done()]
         if not arriving:
-            self._ask(client, chosen, future)
+            self._ask(client, chosen, future, first_bytes)
             return future
         # the client is still being handed in (its handlers start before the thaw): this
         # member is its acceptor until then, and may give it away only once it holds it
@@ -881,7 +924,7 @@ class DistributedServer:
             if left or future.done():
                 return
             if any(c.client == client for c in self._conns.values()):
-                self._ask(client, chosen, future)
+                self._ask(client, chosen, future, first_bytes)
             else:  # the import failed: the client never came
                 future.set_exception(HandedOff(f"{client} is not served here"))
 
@@ -890,11 +933,15 @@ class DistributedServer:
         return future
 
     def _ask(
-        self, client: IPv6Address, chosen: IPv6Address | None, future: asyncio.Future[None]
+        self,
+        client: IPv6Address,
+        chosen: IPv6Address | None,
+        future: asyncio.Future[None],
+        first_bytes: bytes = b"",
     ) -> None:
         self._waiters.setdefault(client, []).append((future, chosen))
         # the member starts it at its next entry point: the poll kicked here, or a packet
-        self.member.request_handoff(client, chosen, elsewhere=True)
+        self.member.request_handoff(client, chosen, elsewhere=True, first_bytes=first_bytes)
         self._asked.add(client)
         self.driver.kick()
 

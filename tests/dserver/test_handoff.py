@@ -79,6 +79,22 @@ def test_refused_prepare_tries_the_next_member_without_freezing() -> None:
     assert d.state is h.DonorState.KEPT and not d.frozen
 
 
+def test_preparing_not_movable_keeps_the_client_and_blames_no_member() -> None:
+    """The acceptor is ready but the client's connections stayed unmovable (a proxy in the
+    middle of an exchange): nothing was frozen, the acceptor is told, the client kept, and
+    the policy hears of no failure (the acceptor did nothing wrong)."""
+    d = donor(M2, M3)
+    d.start(0.0)
+    assert d.handle(1.0, D.NOT_MOVABLE) == [
+        h.SendAbort(M2),
+        h.CancelTimer(DT),
+        h.HandoffFailed((M2,), kept=True),
+    ]
+    assert d.state is h.DonorState.KEPT and not d.frozen
+    assert d.policy.notified == []  # type: ignore[attr-defined]
+    assert d.handle(1.1, D.PREPARED) == [] and d.unexpected == 1  # a late answer: ignored
+
+
 def test_failed_init_retries_in_the_next_window_then_rebinds_above_before_thawing() -> None:
     d = donor(M2, M3)
     d.start(0.0)

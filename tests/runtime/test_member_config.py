@@ -9,7 +9,7 @@ import pytest
 
 from mip6.dserver.member import Member
 from mip6.runtime.config import ConfigError, parse
-from mip6.runtime.roles import build_engine
+from mip6.runtime.roles import build_engine, role
 
 KEY = "ab" * 32
 
@@ -123,3 +123,57 @@ apps: [{type: download, size: 10}]
     with pytest.raises(ConfigError) as raised:
         parse(text, "cn.yaml")
     assert raised.value.key == "apps[0].type"
+
+
+PROXY = "  - {type: proxy, port: 8080, server: 127.0.0.1, server_port: 8000, handoff_every: 3}\n"
+
+
+def test_proxy_entry_reads_the_seeds_options() -> None:
+    config = parse(CONFIG + PROXY, "m1.yaml")
+    proxy = config.apps[2]
+    assert (proxy.type, proxy.port, proxy.server, proxy.server_port) == (
+        "proxy",
+        8080,
+        "127.0.0.1",
+        8000,
+    )
+    assert (proxy.http, proxy.handoff_every, proxy.route_requests) == (True, 3, False)
+    text = CONFIG.replace("port: 80, ", "port: 81, ") + "  - {type: proxy, server_port: 8000}\n"
+    (default,) = [app for app in parse(text, "m1.yaml").apps if app.type == "proxy"]
+    assert (default.server, default.http, default.handoff_every) == ("::1", True, 0)
+    assert default.as_dict()["server_port"] == 8000
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "reason"),
+    [
+        ("{type: proxy, port: 81}", "apps[2].server_port", "missing"),
+        ("{type: proxy, port: 81, server_port: 0}", "apps[2].server_port", "not a port"),
+        ("{type: proxy, port: 81, server_port: 80, server: db}", "apps[2].server", "IP address"),
+        ("{type: proxy, port: 81, server_port: 80, size: 3}", "apps[2].size", "unknown key"),
+        (
+            "{type: proxy, port: 81, server_port: 80, http: false, handoff_every: 2}",
+            "apps[2].handoff_every",
+            "only with http",
+        ),
+        ("{type: proxy, server_port: 8000}", "apps[2].port", "tcp port 80 is used twice"),
+    ],
+)
+def test_proxy_faults_name_file_line_and_key(entry: str, key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(CONFIG + f"  - {entry}\n", "m1.yaml")
+    error = raised.value
+    assert (error.path, error.line, error.key) == ("m1.yaml", 18, key), str(error)
+    assert reason in error.reason
+
+
+def test_proxy_needs_the_daemon_not_the_simulator() -> None:
+    """The proxy relays through the kernel: labnet's simulator (no asyncio loop, no kernel)
+    refuses it by name rather than run a member without it."""
+    config = parse(CONFIG + PROXY, "m1.yaml")
+    rng = random.Random(1)
+    engine = build_engine(config, rng, rng.randbytes)
+    start_apps = role("member").start_apps
+    assert start_apps is not None
+    with pytest.raises(ValueError, match=r"port 8080\).* not in labnet's simulator"):
+        start_apps(engine, config.apps, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import Callable, Mapping
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
+from mip6.core.actions import Action
 from mip6.core.engine import Engine
 from mip6.core.ipsec.policy import SecurityPolicyDatabase
 from tcp_migrate.core import Config
@@ -38,6 +40,18 @@ class BuildContext:
     links: tuple[str, ...] = ("network",)  # the names of the node's links
     random_bytes: Callable[[int], bytes] = os.urandom  # keys and nonces (seeded in the sim)
     tcp: Config | None = None  # the host TCP's settings (the ``tcp`` block), if given
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What a role's applications may run on besides its engine, in the daemon: the asyncio
+    loop, and ``apply``, which performs the engine's actions (the daemon's
+    :class:`~mip6.runtime.node.NodeRuntime`'s), for applications written on the asyncio API
+    (:mod:`mip6.runtime.dserver_api`). labnet's simulator has none (virtual time, no asyncio
+    loop): it passes None."""
+
+    loop: asyncio.AbstractEventLoop
+    apply: Callable[[list[Action]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +103,12 @@ class Role:
     homed: bool = False  # a lab node has a home address and home agent though it never moves
     apps: tuple[str, ...] = ("echo", "http")  # the ``apps`` types it runs in host mode
     # The engine holds its own host (a distributed-server member: its handoffs freeze and
-    # import the host's connections); ``start_apps(engine, apps)`` starts the applications
-    # on it and returns what stops each. Otherwise the runtime makes the host.
-    start_apps: Callable[[Engine, tuple[Any, ...]], list[Callable[[], None]]] | None = None
+    # import the host's connections); ``start_apps(engine, apps, context)`` starts the
+    # applications on it (``context``: the daemon's AppContext, None in the simulator) and
+    # returns what stops each. Otherwise the runtime makes the host.
+    start_apps: (
+        Callable[[Engine, tuple[Any, ...], AppContext | None], list[Callable[[], None]]] | None
+    ) = None
     modes: tuple[str, ...] = MODES
     check: Callable[[Mapping[str, Any]], None] | None = None
     # keys of the ``tcp`` block the role sets itself, each with the reason a configuration

@@ -36,7 +36,7 @@ from typing import Any
 from mip6.core.config import CorrespondentConfig
 from mip6.core.engine import Engine
 from mip6.farm import Farm, FarmConfig, FarmConfigError
-from mip6.runtime.roles.base import BuildContext, LabNode, OptionError, Role
+from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, OptionError, Role
 
 CORRESPONDENT_KEYS = ("binding_cache_size", "nonce_interval", "brr_lead", "constants")
 
@@ -65,7 +65,9 @@ def build(options: dict[str, Any], context: BuildContext) -> Farm:
     )
 
 
-def start_apps(engine: Engine, apps: tuple[Any, ...]) -> list[Callable[[], None]]:
+def start_apps(
+    engine: Engine, apps: tuple[Any, ...], context: AppContext | None
+) -> list[Callable[[], None]]:
     """The farm runs no applications but its clients' workload, which its engine starts."""
     return []
 

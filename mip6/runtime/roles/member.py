@@ -22,6 +22,7 @@ Its block::
     apps:
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
       - {type: handoff_echo, port: 7}
+      - {type: proxy, port: 8080, server: "::1", server_port: 8000, handoff_every: 3}
 
 With ``membership``, the contact node founds the group and every other member joins it through
 the contact address (``members`` are then the members it may know at first), as a backup that
@@ -35,15 +36,19 @@ the home agent (RFC 3776), as a mobile node's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mip6.apps.download import DownloadService
 from mip6.apps.http import Body
 from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
 from mip6.dserver.member import TCP_FIXED, Member, MemberConfig
-from mip6.runtime.roles.base import BuildContext, LabNode, Role
+from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, Role
+
+if TYPE_CHECKING:
+    from mip6.runtime.dserver_api import DistributedServer
 
 DEFAULT_PORTS = {"download": 80, "handoff_echo": 7}
 
@@ -70,11 +75,37 @@ def build(options: dict[str, Any], context: BuildContext) -> Member:
     )
 
 
-def start_apps(engine: Engine, apps: tuple[Any, ...]) -> list[Callable[[], None]]:
-    """Each application a service on the contact address's port."""
+def start_apps(
+    engine: Engine, apps: tuple[Any, ...], context: AppContext | None
+) -> list[Callable[[], None]]:
+    """Each application a service on the contact address's port; the proxies on the member's
+    asyncio face (:class:`~mip6.runtime.dserver_api.DistributedServer`), one for all of
+    them, in the daemon only (they relay to a server through the kernel)."""
+    # here, not at the top: the asyncio API reads configurations, which read this registry
+    from mip6.apps.proxy import ProxySettings, start_proxy
+    from mip6.runtime.dserver_api import DistributedServer
+
     assert isinstance(engine, Member)
     stops: list[Callable[[], None]] = []
+    server: DistributedServer | None = None
     for app in apps:
+        if app.type == "proxy":
+            if context is None:
+                raise ValueError(
+                    f"a proxy (port {app.port}) relays to a server through the kernel: it runs "
+                    "in the mip6 daemon, not in labnet's simulator"
+                )
+            server = server or DistributedServer(engine, context, context.loop)
+            settings = ProxySettings(
+                server=app.server,
+                server_port=app.server_port,
+                http=app.http,
+                handoff_every=app.handoff_every,
+                route_requests=app.route_requests,
+            )
+            start_proxy(server, app.port, settings)
+            stops.append(functools.partial(_stop_proxy, server, app.port))
+            continue
         if app.type == "download":
             service: Any = DownloadService(
                 Body(path=app.path, size=app.size, seed=app.seed),
@@ -88,6 +119,14 @@ def start_apps(engine: Engine, apps: tuple[Any, ...]) -> list[Callable[[], None]
         engine.serve(app.port, service)
         stops.append(lambda port=app.port: engine.stop_serving(port))
     return stops
+
+
+def _stop_proxy(server: DistributedServer, port: int) -> None:
+    """No new clients on the proxy's port, and every connection of it ends (its handler's
+    task cancelled; the daemon is stopping)."""
+    server.stop_serving(port)
+    for task in server.tasks:
+        task.cancel()
 
 
 def lab_options(node: LabNode) -> dict[str, Any]:
@@ -135,7 +174,7 @@ ROLE = Role(
     default_mode="host",
     security="mobile_node",
     homed=True,  # in a lab: home_address is the contact address, home_agent its home agent
-    apps=("download", "handoff_echo"),
+    apps=("download", "handoff_echo", "proxy"),
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
 )

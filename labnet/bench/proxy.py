@@ -1,0 +1,217 @@
+"""``labnet bench proxy``: what the proxy for unmodified servers (:mod:`mip6.apps.proxy`) costs
+a client, against the same unmodified server reached directly, in the same run (root: the
+netns backend).
+
+The lab: the built-in ``dserver-proxy`` topology with every latency set to zero (a LAN, as
+the seeds' testbed: thesis 6.3.2, SPEC-dserver 9.7), the contact node m1 keeping its clients
+(``distribute: false``, so the figures are the proxy's and not a distribution's), the proxy on
+port 80 of every member (handing no client on) in front of a stock ``python -m http.server
+--protocol HTTP/1.1`` on ``::1`` in the member's namespace, and beside it on m1's network a
+plain kernel namespace (``web``, no daemon) running the same ``http.server`` on its own
+address: the path from the client to ``web`` crosses the same hub links as the path to m1,
+without the member.
+
+- ``proxy_fetch_ms`` vs ``direct_fetch_ms``: a stock ``curl`` in the client's namespace (behind
+  its shim-mode correspondent daemon) fetching a 10 kB file, a new connection each time (curl's
+  ``time_total``: connect to the last byte, the process's start left out), through the contact
+  address and m1's proxy vs from ``web``; medians of ``fetches`` each, interleaved;
+  ``proxy_added_fetch_ms`` their difference (the seeds: 23.41 vs 20.23 ms, +3.18).
+  ``member_fetch_ms``: the same file from m1's own HTTP server inside the daemon (the
+  ``download`` service on port 81: no proxy, no kernel server), which splits the difference
+  into the member's part (its TCP and engine, in Python) and the proxy's.
+- ``proxy_mbps`` vs ``direct_mbps``: the same for a ``large`` body (curl's
+  ``speed_download``), medians of three each, interleaved; ``member_cpu_ns_per_byte``: the
+  CPU time (user + system, ``/proc``) the m1 daemon spent per byte of the proxied large
+  fetches: its TCP, engine and proxy together; ``member_mbps`` and
+  ``member_own_cpu_ns_per_byte``: the same body from m1's own server (no proxy, port 82).
+- ``requests_per_s`` vs ``direct_requests_per_s``: one curl fetching the 10 kB file
+  ``requests`` times over one keep-alive connection, requests over the sum of the transfers'
+  times.
+
+Every fetch is checked (status 200 and its size); figures move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any
+
+from labnet.netns import NetnsLab
+from labnet.topology import NodeSpec, Topology, Uplink, builtin
+from mip6.runtime.config import AppConfig
+
+SERVER_PORT = 8000  # where dserver-proxy's proxies find their servers
+MEMBERS = ("m1", "m2", "m3")
+# the member's own HTTP server (the download service, no proxy): the small body, the large one
+# on the next port
+MEMBER_PORT = 81
+WEB = IPv6Address("2001:db8:10::80")  # the direct server, on m1's network
+SMALL = 10_000  # bytes: the seeds' "10kb" document
+LARGE = 50_000_000
+
+
+def topology(small: Path, large: Path) -> Topology:
+    """The built-in ``dserver-proxy`` at zero latency, its proxies never handing a client on,
+    the members' own servers beside them, and ``web``."""
+    base = builtin("dserver-proxy")
+    networks = {
+        name: dataclasses.replace(network, uplink=Uplink())
+        for name, network in base.networks.items()
+    }
+    own = AppConfig("download", MEMBER_PORT, path=str(small))
+    own_large = AppConfig("download", MEMBER_PORT + 1, path=str(large))
+    nodes = dict(base.nodes)
+    for name in MEMBERS:
+        proxies = tuple(dataclasses.replace(app, handoff_every=0) for app in nodes[name].apps)
+        assert [app.server_port for app in proxies] == [SERVER_PORT]
+        nodes[name] = dataclasses.replace(nodes[name], apps=(*proxies, own, own_large))
+    nodes["web"] = NodeSpec(name="web", kind="kernel", role=None, network="site1", addresses=(WEB,))
+    return dataclasses.replace(base, name="dserver-proxy-bench", networks=networks, nodes=nodes)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process ``pid`` has used, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Bench:
+    def __init__(self, lab: NetnsLab) -> None:
+        self.lab = lab
+        contact = builtin("dserver-proxy").nodes["m1"].home_address
+        self.proxy = f"http://[{contact}]"
+        self.member = f"http://[{contact}]:{MEMBER_PORT}"
+        self.member_large = f"http://[{contact}]:{MEMBER_PORT + 1}"
+        self.direct = f"http://[{WEB}]:{SERVER_PORT}"
+
+    def curl(self, urls: list[str], size: int) -> list[tuple[float, float]]:
+        """Each URL fetched in turn by one curl (one connection, kept alive): per transfer,
+        (time_total seconds, speed_download bytes/s); every one checked."""
+        argv = ["curl", "-sS", "-g", "--max-time", "300"]
+        argv += ["-w", "%{http_code} %{size_download} %{time_total} %{speed_download}\\n"]
+        for url in urls:
+            argv += ["-o", "/dev/null", url]
+        done = subprocess.run(
+            self.lab.exec_argv("client", argv), capture_output=True, text=True, timeout=600
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"curl failed ({done.returncode}): {done.stderr.strip()}")
+        out = []
+        for line in done.stdout.splitlines():
+            code, got, total, speed = line.split()
+            if code != "200" or int(got) != size:
+                raise RuntimeError(f"a fetch answered {code} with {got} bytes (of {size})")
+            out.append((float(total), float(speed)))
+        return out
+
+    def fetch_ms(self, base: str) -> float:
+        ((total, _),) = self.curl([f"{base}/small"], SMALL)
+        return total * 1000
+
+
+def _servers(lab: NetnsLab, site: Path) -> list[subprocess.Popen[str]]:
+    """The stock http.servers: one in each member's namespace on ::1, one on ``web``."""
+    where = [(name, "::1", SERVER_PORT) for name in MEMBERS]
+    where.append(("web", str(WEB), SERVER_PORT))
+    servers = []
+    for node, address, port in where:
+        argv = [sys.executable, "-u", "-m", "http.server", "--protocol", "HTTP/1.1"]
+        argv += ["--bind", address, "--directory", str(site), str(port)]
+        servers.append(
+            subprocess.Popen(
+                lab.exec_argv(node, argv),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        )
+    for server in servers:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        if "Serving HTTP" not in line:
+            raise RuntimeError(f"http.server did not start: {line!r}")
+    return servers
+
+
+def run(
+    seconds: float = 4.0, *, fetches: int = 30, requests: int = 300, large: int = LARGE
+) -> dict[str, Any]:
+    """``seconds`` is not used: the figures come from counts (the lab's start dominates)."""
+    if os.geteuid() != 0:
+        raise PermissionError("labnet bench proxy needs root (the netns backend)")
+    with tempfile.TemporaryDirectory(prefix="labnet-bench-proxy-") as tmp:
+        site = Path(tmp)
+        (site / "small").write_bytes(os.urandom(SMALL))
+        (site / "large").write_bytes(os.urandom(large))
+        lab = NetnsLab.up(
+            topology(site / "small", site / "large"),
+            f"bproxy{os.getpid() % 100000}",
+            role_options={"m1": {"distribute": False}},
+        )
+        servers: list[subprocess.Popen[str]] = []
+        try:
+            servers = _servers(lab, site)
+            return _measure(_Bench(lab), fetches, requests, large)
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(10)
+            lab.down()
+
+
+def _measure(bench: _Bench, fetches: int, requests: int, large: int) -> dict[str, Any]:
+    # the client's first connection to C takes the home agent's tunnel and route optimization
+    for base in (bench.proxy, bench.member, bench.direct):
+        bench.fetch_ms(base)
+    proxied: list[float] = []
+    member: list[float] = []
+    direct: list[float] = []
+    for _ in range(fetches):
+        proxied.append(bench.fetch_ms(bench.proxy))
+        member.append(bench.fetch_ms(bench.member))
+        direct.append(bench.fetch_ms(bench.direct))
+    pid = bench.lab.state["nodes"]["m1"]["pid"]
+    proxy_mbps: list[float] = []
+    member_mbps: list[float] = []
+    direct_mbps: list[float] = []
+    cpu = member_cpu = 0.0
+    for _ in range(3):
+        before = cpu_seconds(pid)
+        ((_, speed),) = bench.curl([f"{bench.proxy}/large"], large)
+        cpu += cpu_seconds(pid) - before
+        proxy_mbps.append(speed * 8 / 1e6)
+        before = cpu_seconds(pid)
+        ((_, speed),) = bench.curl([f"{bench.member_large}/large"], large)
+        member_cpu += cpu_seconds(pid) - before
+        member_mbps.append(speed * 8 / 1e6)
+        ((_, speed),) = bench.curl([f"{bench.direct}/large"], large)
+        direct_mbps.append(speed * 8 / 1e6)
+    kept = bench.curl([f"{bench.proxy}/small"] * requests, SMALL)
+    kept_direct = bench.curl([f"{bench.direct}/small"] * requests, SMALL)
+    proxy_ms, direct_ms = statistics.median(proxied), statistics.median(direct)
+    return {
+        "proxy_fetch_ms": round(proxy_ms, 2),
+        "direct_fetch_ms": round(direct_ms, 2),
+        "proxy_added_fetch_ms": round(proxy_ms - direct_ms, 2),
+        "member_fetch_ms": round(statistics.median(member), 2),
+        "fetches": fetches,
+        "proxy_mbps": round(statistics.median(proxy_mbps), 1),
+        "direct_mbps": round(statistics.median(direct_mbps), 1),
+        "member_mbps": round(statistics.median(member_mbps), 1),
+        "large_bytes": large,
+        "member_cpu_ns_per_byte": round(cpu * 1e9 / (3 * large), 2),
+        "member_own_cpu_ns_per_byte": round(member_cpu * 1e9 / (3 * large), 2),
+        "requests_per_s": round(requests / sum(total for total, _ in kept), 1),
+        "direct_requests_per_s": round(requests / sum(total for total, _ in kept_direct), 1),
+        "requests": requests,
+        "seeds_proxy_fetch_ms": 23.41,
+        "seeds_direct_fetch_ms": 20.23,
+        "cpus": os.cpu_count(),
+    }

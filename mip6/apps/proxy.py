@@ -1,0 +1,518 @@
+"""The proxy for unmodified servers (DSERVER.md section 8; the seeds' proxy, thesis 4.3 and
+6.2.1, SPEC-dserver 7.9): a member accepts clients on the contact address and relays each
+connection to an unmodified server on its own box (kernel TCP, from the member daemon's network
+namespace), so that any server (python's http.server, nginx, Apache) joins a distributed server
+without a line changed.
+
+Configuration (an ``apps`` entry of a member, :mod:`mip6.runtime.roles.member`)::
+
+    - {type: proxy, port: 80, server: "::1", server_port: 8000,
+       http: true, handoff_every: 0, route_requests: false}
+
+The seeds' command-line options and their counterparts: ``-a`` (the real server's port) is
+``server_port`` (required); ``-s`` (its address, default loopback) is ``server`` (default
+``::1``, any IPv4 or IPv6 address); ``-g`` (the framework's configuration) is the member's own
+configuration file this entry is in; ``-l`` and ``-i`` (the address and interface handoffs use)
+are the member's ``address`` and links; ``-c`` (only the contact node distributes new clients)
+is the member's ``distribute`` (the contact node's distribution, DSERVER 3) together with
+``handoff_every: 0`` and ``route_requests: false`` here (no member moves a client on its own);
+``-n`` and ``-v`` have none (each connection is a task; logging is the daemon's ``-v``).
+
+**Plain TCP** (``http: false``): the seeds' proxy. A connection may be handed off until its
+first byte is relayed either way (the contact node's distribution right after the accept);
+from then on it stays where it is, since the server's side of it cannot move.
+
+**HTTP/1.1** (``http: true``, the default): the proxy follows requests and responses just
+enough to know where each ends (:mod:`mip6.apps.http_boundary`, with h11) and, between two
+exchanges of a keep-alive client, the client may be handed to another member's proxy: when
+the next request's head has arrived and nothing of it has been forwarded, the application
+state is that head (the bytes read and not forwarded: empty when the client has sent nothing
+yet), and the acceptor's proxy forwards the request to its own server over its own
+connection. The donor's connection to its server closes with the handoff. When it hands off:
+
+- ``handoff_every: N`` (requests): after every N requests served at this member, the member's
+  policy picks another member (never this one);
+- ``route_requests: true``: the member's policy sees each request's first bytes before it is
+  forwarded (:class:`~mip6.dserver.policy.Selection` ``first_bytes``; content-aware
+  distribution: a :class:`~mip6.dserver.policy.ContentAwarePolicy` routes by path) and the
+  request goes to the member it chooses (the member it arrives at serves it without asking
+  again);
+- and any handoff the member starts itself (the contact node's distribution, ``mip6 ctl
+  handoff``, a leave): the proxy says the connection is movable only between exchanges
+  (:attr:`~mip6.runtime.dserver_api.Connection.movable`), and the member's freeze for a
+  handoff waits for the end of an exchange (half an attempt at most; then the client stays).
+
+Anything the tracker does not follow (not HTTP/1.1, CONNECT, an upgrade, a head longer than
+32 KiB, a malformed chunked body) turns the connection into a plain relay where it is, never
+handed off again; a response that runs until the server closes ends the connection with it;
+``Connection: close`` on either side ends it after that exchange. A server that cannot be
+reached is answered ``502 Bad Gateway``; one that closes its idle keep-alive connection is
+reconnected at the next request, and a request it dropped unanswered as it closed goes again
+on a new connection if its method is idempotent (else 502). The connection to the server is
+opened while the client's request is on its way.
+
+Relaying copies as little as this module can: bytes read from one side are written to the other
+as the same objects (a Content-Length body is counted, never parsed; a slice only where a read
+holds the end of a message). Bodies that are chunked go through h11's parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from ipaddress import IPv6Address, ip_address
+
+from mip6.apps.http_boundary import Kind, MessageTracker, Unsupported
+from mip6.dserver.policy import Selection
+from mip6.runtime.dserver_api import (
+    MAX_STATE,
+    Connection,
+    DistributedServer,
+    HandoffFailed,
+    ServedPort,
+)
+
+log = logging.getLogger(__name__)
+
+Read = Callable[[], Awaitable[bytes]]  # one side's next bytes (empty: its end)
+
+READ_SIZE = 1 << 16  # bytes asked of a stream per read
+FIRST_BYTES = 4096  # bytes of a request's head the policy sees
+THAW_POLL = 0.005  # seconds between looks at a frozen connection (see _thawed)
+# RFC 9110 9.2.2: a request of these methods may be sent again when no answer came
+IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
+BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+# The application state (``conn.state``): empty between exchanges with nothing read of the
+# next request; else a name and version, flags, then the bytes read and not forwarded.
+STATE_MAGIC = b"P1"
+ROUTED = 0x01  # the request at the head of the bytes was routed here: serve it, ask no one
+MIDDLE = 0x02  # in the middle of an exchange (only a replica's resumption can carry this)
+_STATE_HEAD = len(STATE_MAGIC) + 1
+MAX_HELD = MAX_STATE - _STATE_HEAD  # bytes of a request the state can carry
+
+
+class StateError(ValueError):
+    """A state this proxy cannot have written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """One proxy (see the module docstring): the server's address and port, and how clients
+    move."""
+
+    server_port: int
+    server: str = "::1"
+    http: bool = True
+    handoff_every: int = 0  # requests served here before the client is handed on (0: never)
+    route_requests: bool = False
+
+    def __post_init__(self) -> None:
+        ip_address(self.server)  # a literal address: the daemon resolves no names
+        if not 0 < self.server_port <= 0xFFFF:
+            raise ValueError(f"server_port {self.server_port} is not a port (1-65535)")
+        if self.handoff_every < 0:
+            raise ValueError("handoff_every must not be negative")
+
+
+def encode_state(held: bytes, *, routed: bool = False, middle: bool = False) -> bytes:
+    if not held and not routed and not middle:
+        return b""
+    flags = (ROUTED if routed else 0) | (MIDDLE if middle else 0)
+    return STATE_MAGIC + bytes((flags,)) + held
+
+
+def decode_state(state: bytes) -> tuple[bytes, bool, bool]:
+    """The held bytes, ``routed`` and ``middle`` of a state :func:`encode_state` wrote."""
+    if not state:
+        return b"", False, False
+    if len(state) < _STATE_HEAD or state[:2] != STATE_MAGIC:
+        raise StateError("not a proxy state")
+    flags = state[2]
+    if flags & ~(ROUTED | MIDDLE):
+        raise StateError(f"unknown flags {flags:#x}")
+    return state[_STATE_HEAD:], bool(flags & ROUTED), bool(flags & MIDDLE)
+
+
+class _Backend:
+    """This member's connection to its server for one client connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._socket = writer.get_extra_info("socket")
+
+    async def read(self) -> bytes:
+        """The next bytes from the server, acknowledged at once. A server that writes a
+        response's head and body apart (python's http.server does) holds a body smaller than
+        the segment size behind its unacknowledged head (Nagle's algorithm), and on loopback
+        (64 kB segments) nearly every body is: our delayed ACK would cost each response 40 ms
+        (measured: 23 keep-alive requests a second instead of thousands). Linux sends the
+        pending ACK when TCP_QUICKACK is set, and leaves quick-ACK mode on its own later, so
+        it is set again after each read."""
+        data = await self.reader.read(READ_SIZE)
+        if data and _QUICKACK is not None and self._socket is not None:
+            self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        return data
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _ServerSide:
+    """The server's side of one client connection at this member: a connection to the
+    server, opened ahead (while the client's next request is on its way: the connect then
+    costs the request nothing), and opened again when the server has closed an idle one."""
+
+    def __init__(self, proxy: Proxy, conn: Connection) -> None:
+        self.proxy = proxy
+        self.conn = conn
+        self.backend: _Backend | None = None
+        self.reused = False  # the connection carried an exchange already
+        self._opening: asyncio.Future[_Backend | None] | None = None
+
+    def prepare(self) -> None:
+        if self.backend is not None and self.backend.reader.at_eof():
+            self.drop()  # the server closed it while the client was idle
+        if self.backend is None and self._opening is None:
+            self._opening = asyncio.ensure_future(self.proxy._connect(self.conn))
+
+    def drop(self) -> None:
+        """The connection is of no more use: the next :meth:`get` opens another."""
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+        self.reused = False
+
+    async def get(self) -> _Backend | None:
+        """The connection (None: the server cannot be reached)."""
+        self.prepare()
+        if self._opening is not None:
+            opening, self._opening = self._opening, None
+            self.backend = await opening
+        return self.backend
+
+    def close(self) -> None:
+        if self._opening is not None:
+            self._opening.add_done_callback(_close_opened)
+            self._opening.cancel()
+        if self.backend is not None:
+            self.backend.close()
+
+
+async def _thawed(conn: Connection) -> None:
+    """Until a handoff that froze ``conn`` has failed (one that completes cancels the task).
+    Rare (a freeze and a request's head in the same instant): polled, not signalled."""
+    while conn.sock.frozen:
+        await asyncio.sleep(THAW_POLL)
+
+
+def _close_opened(opening: asyncio.Future[_Backend | None]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        backend = opening.result()
+        if backend is not None:
+            backend.close()
+
+
+class Proxy:
+    """The proxy of one port on one member (``server``: the member's asyncio face)."""
+
+    def __init__(self, server: DistributedServer, settings: ProxySettings) -> None:
+        self.server = server
+        self.settings = settings
+        # counters, for tests and inspection
+        self.connections = 0
+        self.handed_in = 0
+        self.requests = 0
+        self.handoffs_asked = 0
+        self.handoffs_failed = 0
+        self.opaque = 0
+        self.bad_gateway = 0
+        self.bad_states = 0
+        self.retried = 0  # requests sent again after the server closed a kept-alive connection
+
+    def listen(self, port: int) -> ServedPort:
+        return self.server.listen(port, self.handle)
+
+    async def handle(self, conn: Connection) -> None:
+        """The handler of one client connection, new or handed in."""
+        self.connections += 1
+        self.handed_in += conn.handed_in
+        try:
+            held, routed, middle = decode_state(conn.state)
+        except StateError as error:
+            self.bad_states += 1
+            log.warning("proxy %s: bad state from a donor: %s", conn, error)
+            return
+        if middle:
+            # resumed from a replica taken during an exchange: the server's side of it is
+            # gone with the member that died, and the client's response cannot be finished
+            log.info("proxy %s: resumed in the middle of an exchange: closed", conn)
+            return
+        side = _ServerSide(self, conn)
+        try:
+            if self.settings.http:
+                await self._http(conn, side, held, routed)
+            else:
+                await self._plain(conn, side)
+        finally:
+            side.close()
+
+    # -- HTTP/1.1 ------------------------------------------------------------------------------
+
+    async def _http(self, conn: Connection, side: _ServerSide, held: bytes, routed: bool) -> None:
+        """Exchange after exchange until either side ends the connection."""
+        served = 0  # requests served at this member
+        while True:
+            # between two exchanges: a handoff may take the client from here, unless more was
+            # read of what follows (pipelined requests) than its state can carry
+            conn.movable = len(held) <= MAX_HELD
+            side.prepare()  # while the request is on its way
+            request = MessageTracker(Kind.REQUEST)
+            try:
+                taken = request.feed(held) if held else 0
+                while request.head is None:
+                    room = MAX_HELD - len(held)
+                    if room <= 0:
+                        raise Unsupported("a head longer than a handoff state carries")
+                    conn.state = encode_state(held, routed=routed)
+                    conn.movable = True
+                    data = await conn.reader.read(min(READ_SIZE, room))
+                    if not data:
+                        return  # the client closed between two requests
+                    held += data
+                    taken += request.feed(data)
+            except Unsupported as error:
+                return await self._opaque(conn, await side.get(), held, None, error)
+            if not routed and await self._hand_off_failed(conn, held, served):
+                served = 0  # asked again only after another handoff_every requests
+            routed = False
+            conn.movable = False
+            if conn.sock.frozen:
+                # a handoff froze the client between our last read and now, with what we read
+                # still in its state: its outcome decides (completed: cancelled here)
+                await _thawed(conn)
+            conn.state = encode_state(b"", middle=True)
+            served += 1
+            self.requests += 1
+            head = request.head
+            backend = await side.get()
+            if backend is None:
+                return self._bad_gateway(conn)
+            message, held = held[:taken], held[taken:]
+            whole, reused = request.ended, side.reused
+            backend.writer.write(message)
+            response = asyncio.ensure_future(self._response(conn, backend, head.method))
+            try:
+                if not whole:
+                    held = await self._request_body(conn, request, backend)
+            except Unsupported as error:
+                return await self._opaque(conn, backend, held, response, error)
+            except BaseException:
+                response.cancel()
+                raise
+            keep_alive = await response
+            if keep_alive is None and reused and whole and head.method in IDEMPOTENT:
+                # the server closed a kept-alive connection as the request reached it (its
+                # idle timeout): nothing of it was answered, so it goes again on a new one
+                # (RFC 9112 9.3.1)
+                self.retried += 1
+                side.drop()
+                backend = await side.get()
+                if backend is not None:
+                    backend.writer.write(message)
+                    keep_alive = await self._response(conn, backend, head.method)
+            if keep_alive is None:
+                return self._bad_gateway(conn)
+            side.reused = True
+            if not (keep_alive and head.keep_alive):
+                return  # the exchange ends the connection: our FIN follows
+
+    def _handoff_due(self, served: int) -> bool:
+        every = self.settings.handoff_every
+        return bool(every) and served >= every
+
+    async def _hand_off_failed(self, conn: Connection, held: bytes, served: int) -> bool:
+        """At a boundary with the next request's head in ``held``: hand the client to the
+        member the policy routes the request to, or on after ``handoff_every`` requests.
+        True when a handoff was tried and failed (the client is still here)."""
+        if len(held) > MAX_HELD:
+            return False  # its state could not carry what was read: served here
+        target: IPv6Address | None = None
+        if self.settings.route_requests:
+            selection = Selection(
+                client=conn.client,
+                local=self.server.address,
+                now=self.server.loop.time(),
+                first_bytes=held[:FIRST_BYTES],
+            )
+            chosen = self.server.policy.select_target(selection)
+            if chosen is not None and chosen != self.server.address:
+                target = chosen
+        if target is None and not self._handoff_due(served):
+            return False
+        conn.state = encode_state(held, routed=True)
+        self.handoffs_asked += 1
+        try:
+            # completed: this task is cancelled here
+            await conn.handoff(target, first_bytes=held[:FIRST_BYTES])
+        except HandoffFailed as failed:
+            self.handoffs_failed += 1
+            log.info("proxy %s: stays here: %s", conn, failed)
+            return True
+        return False  # the policy's choice was this member after all
+
+    async def _request_body(
+        self, conn: Connection, request: MessageTracker, backend: _Backend
+    ) -> bytes:
+        """Forwards the rest of the request's body; returns what followed it in the last read
+        (the start of the next request)."""
+        while True:
+            data = await conn.reader.read(READ_SIZE)
+            if not data:
+                request.close()  # raises: the client closed in the middle of its request
+            taken = request.feed(data)
+            backend.writer.write(data if taken == len(data) else data[:taken])
+            await backend.writer.drain()
+            if request.ended:
+                return data[taken:]
+
+    async def _response(self, conn: Connection, backend: _Backend, method: bytes) -> bool | None:
+        """Relays one response (interim ones included); whether the connection may carry
+        another exchange after it; None when the server closed before answering at all."""
+        response = MessageTracker(Kind.RESPONSE, method)
+        relayed = 0
+        while True:
+            data = await backend.read()
+            try:
+                if not data:
+                    if not relayed:
+                        return None
+                    response.close()  # a body that ran until the close ended; else raises
+                    return False
+                taken = response.feed(data)
+            except Unsupported as error:
+                conn.writer.write(data)
+                await self._raw(backend.read, conn.writer)
+                self.opaque += 1
+                log.info("proxy %s: relayed as it is: the response: %s", conn, error)
+                return False
+            conn.writer.write(data if taken == len(data) else data[:taken])
+            relayed += taken
+            await conn.writer.drain()
+            if response.ended:
+                assert response.head is not None
+                # anything past the response was sent for no request: nothing follows it here
+                return response.head.keep_alive and taken == len(data)
+
+    async def _opaque(
+        self,
+        conn: Connection,
+        backend: _Backend | None,
+        held: bytes,
+        response: asyncio.Future[bool] | None,
+        error: Unsupported,
+    ) -> None:
+        """The rest of the connection relayed as it is, here, both ways until the server
+        closes or the client has closed and the server answered."""
+        self.opaque += 1
+        log.info("proxy %s: relayed as it is from here: %s", conn, error)
+        conn.movable = False
+        conn.state = encode_state(b"", middle=True)
+        if backend is None:
+            return self._bad_gateway(conn)
+        backend.writer.write(held)
+        down = response or asyncio.ensure_future(self._raw(backend.read, conn.writer))
+        client_read = functools.partial(conn.reader.read, READ_SIZE)
+        up = asyncio.ensure_future(self._raw(client_read, backend.writer))
+        try:
+            await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            if up.done():
+                await down  # the client finished sending: the server's answer still comes
+        finally:
+            up.cancel()
+            down.cancel()
+
+    # -- plain TCP -----------------------------------------------------------------------------
+
+    async def _plain(self, conn: Connection, side: _ServerSide) -> None:
+        backend = await side.get()
+        if backend is None:
+            return
+        # movable until a byte has gone either way: the contact node's distribution right
+        # after the accept finds nothing begun (the seeds' proxy)
+        client_read = functools.partial(conn.reader.read, READ_SIZE)
+        up_first = asyncio.ensure_future(client_read())
+        down_first = asyncio.ensure_future(backend.read())
+        up = asyncio.ensure_future(self._relay_after(up_first, client_read, backend.writer))
+        down = asyncio.ensure_future(self._relay_after(down_first, backend.read, conn.writer))
+        try:
+            await asyncio.wait({up_first, down_first}, return_when=asyncio.FIRST_COMPLETED)
+            conn.movable = False
+            await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            if up.done():
+                await down  # the client finished sending: the server's answer still comes
+        finally:
+            for task in (up_first, down_first, up, down):
+                task.cancel()
+
+    async def _relay_after(
+        self,
+        first: asyncio.Future[bytes],
+        read: Read,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """A direction whose first read is ``first``: its bytes, then the rest as it comes."""
+        data = await first
+        if data:
+            writer.write(data)
+            await writer.drain()
+            await self._raw(read, writer)
+        elif writer.can_write_eof():
+            writer.write_eof()
+
+    # -- both ----------------------------------------------------------------------------------
+
+    async def _connect(self, conn: Connection) -> _Backend | None:
+        settings = self.settings
+        try:
+            reader, writer = await asyncio.open_connection(
+                settings.server, settings.server_port, limit=READ_SIZE
+            )
+        except OSError as error:
+            log.warning(
+                "proxy %s: server [%s]:%d: %s",
+                conn,
+                settings.server,
+                settings.server_port,
+                error,
+            )
+            return None
+        return _Backend(reader, writer)
+
+    def _bad_gateway(self, conn: Connection) -> None:
+        """The answer when the server cannot be reached or closed without one (the client's
+        connection closes after it)."""
+        self.bad_gateway += 1
+        conn.writer.write(BAD_GATEWAY)
+
+    @staticmethod
+    async def _raw(read: Read, writer: asyncio.StreamWriter) -> None:
+        """Everything ``read`` gives, to ``writer``, as it comes; its end, as a half-close."""
+        while data := await read():
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+
+
+def start_proxy(server: DistributedServer, port: int, settings: ProxySettings) -> Proxy:
+    """A proxy on the contact address's ``port`` of ``server``'s member."""
+    proxy = Proxy(server, settings)
+    proxy.listen(port)
+    return proxy
