@@ -32,9 +32,9 @@ chain in :mod:`tcp_migrate.ipv6`:
   answered with a RST that would reset the connection the acceptor now serves. Where
   connections may be resumed by another host (a replica's, after this one's holder died),
   ``Stack.withhold_rst(local, remote)`` returning True drops a segment for no connection
-  without the RST (counted ``rst_withheld``), and ``Listener.on_half_open`` names each
-  connection as it enters SYN-RECEIVED, so that it can be replicated before its peer's first
-  data arrives.
+  without the RST (counted ``rst_withheld``), ``Listener.on_half_open`` names each
+  connection as it enters SYN-RECEIVED, before its SYN-ACK goes, and :meth:`Socket.hold` keeps
+  what a connection sends until a replica covers it.
 
 Not here: IPv6 fragments (dropped), ICMPv6 (path MTU, unreachable), IPv4.
 """
@@ -96,7 +96,7 @@ class Socket:
     the stack handled a segment or a timer for it: the driver's hook to wake readers and
     writers."""
 
-    __slots__ = ("closed_by_app", "conn", "key", "listener", "on_change", "stack")
+    __slots__ = ("closed_by_app", "conn", "held", "key", "listener", "on_change", "stack")
 
     def __init__(self, stack: Stack, conn: Connection, listener: Listener | None = None) -> None:
         self.stack = stack
@@ -110,6 +110,8 @@ class Socket:
         self.listener = listener
         self.closed_by_app = False
         self.on_change: Callable[[Socket], None] | None = None
+        # hold(): the packets the connection sends are kept here until release_hold()
+        self.held: list[bytes] | None = None
 
     # ---- the application's side (output goes out at the stack's next poll) ----------
 
@@ -135,6 +137,21 @@ class Socket:
         elif self.conn.state in (TcpState.SYN_SENT, TcpState.CLOSED):
             if self.conn.state == TcpState.SYN_SENT:
                 self.conn.abort()
+        self.stack._mark(self)
+
+    def hold(self) -> None:
+        """Keep what the connection sends (its segments are built as usual, its state moves
+        on as if they had gone) until :meth:`release_hold`: a program that replicates its
+        connections lets nothing out that a replica does not cover yet (a SYN-ACK, the answer
+        to a request, the acknowledgement of it). At most a window of segments is kept."""
+        if self.held is None:
+            self.held = []
+
+    def release_hold(self) -> None:
+        """Send what :meth:`hold` kept, in order, and stop keeping."""
+        held, self.held = self.held, None
+        for packet in held or ():
+            self.stack.transmit(packet)
         self.stack._mark(self)
 
     def abort(self) -> None:
@@ -222,8 +239,9 @@ class Socket:
 class Listener:
     """A listening endpoint: ``accept()`` takes the oldest established connection, or None.
     ``on_change`` (if set) is called when the accept queue grows, ``on_half_open`` (if set)
-    with each new connection in SYN-RECEIVED, its SYN-ACK sent (a program that replicates its
-    connections keeps one from there: the peer may take it as established at once)."""
+    with each new connection in SYN-RECEIVED before its SYN-ACK goes out (a program that
+    replicates its connections holds it until a replica covers the connection: the peer takes
+    it as established as soon as the SYN-ACK comes)."""
 
     __slots__ = (
         "address",
@@ -420,6 +438,7 @@ class Stack:
 
     def detach(self, sock: Socket) -> None:
         """Forget a connection without sending anything (the donor after a handoff)."""
+        sock.held = None  # what it held is not sent either
         self._table.pop(sock.key, None)
         self._dirty.pop(sock, None)
         self._deadlines.pop(sock, None)
@@ -550,7 +569,10 @@ class Stack:
         local, _, remote, _ = sock.key
         emit = self._emit
         while (segment := conn.output(now_ms)) is not None:
-            emit(local, remote, segment)
+            if sock.held is not None and not segment[13] & _RST:
+                sock.held.append(self._packet(local, remote, segment))
+            else:
+                emit(local, remote, segment)
         listener = sock.listener
         state = conn.state
         if listener is not None and state != TcpState.SYN_RECEIVED:
@@ -580,8 +602,12 @@ class Stack:
                 heapq.heapify(self._heap)
 
     def _emit(self, source: bytes, destination: bytes, segment: bytes) -> None:
+        self.transmit(self._packet(source, destination, segment))
+
+    @staticmethod
+    def _packet(source: bytes, destination: bytes, segment: bytes) -> bytes:
         # RFC 8200 3: version 6, traffic class 0, flow label 0, Next Header TCP.
-        self.transmit(
+        return (
             _IPV6.pack(0x60000000, len(segment), TCP, HOP_LIMIT) + source + destination + segment
         )
 
@@ -618,9 +644,9 @@ class Stack:
         sock = Socket(self, conn, listener)
         listener.half_open += 1
         self._table[key] = sock
+        if listener.on_half_open is not None:
+            listener.on_half_open(sock)  # before the SYN-ACK goes: it may hold it
         self._after(now_ms, sock)
-        if listener.on_half_open is not None and conn.state == TcpState.SYN_RECEIVED:
-            listener.on_half_open(sock)
         return None
 
     def _reset(

@@ -210,5 +210,5 @@ class _Download:
         self._respond(answer, 0, with_body=with_body)
         # a request boundary: the member's buddy gets the connection (issue 15 item 3); the
         # body is regenerable, so this one replica serves for the whole response
-        self.member.request_replicate(IPv6Address(sock.key[2]))
+        self.member.request_replicate(IPv6Address(sock.key[2]), hold=(sock,))
         return True

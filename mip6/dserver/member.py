@@ -71,7 +71,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address
 from typing import Any, Protocol
@@ -137,6 +137,9 @@ CONTACT_STATE_REPEAT = 10  # the report goes again every this many ticks even wh
 # a recovered client's Binding Update: this far above the replica's number (see _recover)
 RECOVERY_STEP = h.SEQUENCE_WINDOW // 2
 RECOVER_TIMER = "recover"  # (RECOVER_TIMER, client): a recovered client bound in time or reset
+# (REPLICA_ACK_TIMER, client): what the client's connections hold back goes out even though no
+# REPLICA_ACK came (the buddy is slow or dead: the view will say, and a new buddy gets them)
+REPLICA_ACK_TIMER = "replica_ack"
 LEAVE_HANDOFF_WAIT = 10.0  # seconds a leaving member gives its clients' handoffs
 # after a first routing header, the headers that could carry more of the chain
 _WALK_NEEDED = frozenset(
@@ -215,6 +218,12 @@ class MemberConfig:
     backup: bool = True
     # dynamic membership: each client's connections replicated to the buddy (issue 15 item 3)
     replication: bool = True
+    # a connection's SYN-ACK and answers wait for the buddy's REPLICA_ACK (a round trip
+    # between members on each; false: sent at once, lost with the member if it dies first)
+    hold_until_replicated: bool = True
+    # seconds a connection holds back what it sends for a replica the buddy has not
+    # acknowledged before it sends it anyway
+    replica_ack_timeout: float = 1.0
 
     @property
     def is_contact_node(self) -> bool:
@@ -325,6 +334,10 @@ class Member:
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         self._replicate_queued: set[IPv6Address] = set()  # request_replicate, not yet run
         self._recovering: dict[IPv6Address, _Recovery] = {}
+        # connections holding back what they send, each until the REPLICA_ACK of a replica
+        # with at least this serial (one taken after the hold) comes (see request_replicate)
+        self._held_for: dict[Socket, int] = {}
+        self._replica_serial = 0
         # until then a segment to C for no connection here gets no RST: the connection may be
         # a dead member's, being resumed by its buddy (see _withhold_rst)
         self._quiet_until = 0.0
@@ -460,7 +473,9 @@ class Member:
         listener.on_change = lambda listener: self._accept(listener, service)
         # replicated from its SYN-ACK: the client takes the connection as established then,
         # and a member that dies before the client's first data would otherwise take it along
-        listener.on_half_open = lambda sock: self.request_replicate(IPv6Address(sock.key[2]))
+        listener.on_half_open = lambda sock: self.request_replicate(
+            IPv6Address(sock.key[2]), hold=(sock,)
+        )
         self.services[port] = service
         self._listeners.append(listener)
         self._service_listeners[port] = listener
@@ -759,11 +774,16 @@ class Member:
             case "contact_state":  # CONTACT_STATE_TIMER (every member, each heartbeat)
                 self._report_contact_state()
                 self._drop_finished_replicas()
+                self._forget_released_holds()
                 if self.membership is not None:
                     interval = self.membership.config.heartbeat_interval
                     self._emit(StartTimer(now + interval, CONTACT_STATE_TIMER))
             case ("recover", IPv6Address() as client):  # RECOVER_TIMER
                 self._recovery_failed(client)
+            case ("replica_ack", IPv6Address() as client):  # REPLICA_ACK_TIMER
+                if any(sock in self._held_for for sock in self.client_sockets(client)):
+                    self._count("replica_ack_late")
+                self._release_held(client)
             case "contact_check":  # CONTACT_CHECK_TIMER
                 self._check_registration()
             case "leave":  # LEAVE_TIMER
@@ -905,23 +925,61 @@ class Member:
         self._donor_effects(outgoing, donor.start(self._now))
         return donor.handoff_id
 
-    def request_replicate(self, client: IPv6Address) -> None:
+    def request_replicate(self, client: IPv6Address, *, hold: Iterable[Socket] = ()) -> None:
         """Replicate ``client`` to this member's buddy once the current callback has returned
         (a service at a request boundary: issue 15 item 3). Dynamic membership only: a static
-        group's services call this for every request, and nothing is queued for them."""
+        group's services call this for every request, and nothing is queued for them.
+
+        Until the buddy acknowledges the replica (REPLICA_ACK) the client's connections hold
+        back what they send (tcp_migrate's ``Socket.hold``): the connections in ``hold``,
+        whose SYN-ACK or answer to a request (and its acknowledgement) is being made. What
+        the client has from this member is then always something the buddy can resume from:
+        sent before the replica, the client took the connection as established, or its
+        request as read, and a death before the replica came lost the connection (the chaos
+        runs' last failures). The cost is a round trip to the buddy on each connection's
+        set-up and each request."""
+        if self.membership is None or not self.config.replication:
+            return
+        held = [sock for sock in hold if not sock.frozen and sock.state is not TcpState.CLOSED]
+        if held and self.config.hold_until_replicated and self.buddy() is not None:
+            needed = (self._replica_serial + 1) & 0xFFFFFFFF  # the replica taken after now
+            for sock in held:
+                sock.hold()
+                self._held_for[sock] = needed
+            self._emit(
+                StartTimer(self._now + self.config.replica_ack_timeout, (REPLICA_ACK_TIMER, client))
+            )
         # once per client and entry point: a connection's accept and its request often come
         # in one, and the replica taken after both holds both
-        if (
-            self.membership is not None
-            and self.config.replication
-            and client not in self._replicate_queued
-        ):
+        if client not in self._replicate_queued:
             self._replicate_queued.add(client)
             self._deferred.append(functools.partial(self._replicate_queued_client, client))
 
+    def _release_held(self, client: IPv6Address, acknowledged: int | None = None) -> None:
+        """The client's connections send what they held back (see request_replicate): those
+        a replica numbered ``acknowledged`` covers, or all."""
+        waiting = False
+        for sock in self.client_sockets(client):
+            needed = self._held_for.get(sock)
+            if needed is None:
+                continue
+            if acknowledged is None or (acknowledged - needed) & 0xFFFFFFFF < 1 << 31:
+                del self._held_for[sock]
+                sock.release_hold()
+            else:
+                waiting = True
+        if not waiting:
+            self._emit(CancelTimer((REPLICA_ACK_TIMER, client)))
+
+    def _forget_released_holds(self) -> None:
+        """Connections gone (handed off, closed) while they held: nothing to release."""
+        for sock in [sock for sock in self._held_for if sock.held is None]:
+            del self._held_for[sock]
+
     def _replicate_queued_client(self, client: IPv6Address) -> None:
         self._replicate_queued.discard(client)
-        self.replicate(client)
+        if not self.replicate(client):
+            self._release_held(client)  # nothing the buddy could resume: nothing to wait for
 
     def request_handoff(
         self,
@@ -1003,7 +1061,8 @@ class Member:
                 case h.Thaw():
                     self._frozen_clients.discard(client.packed)
                     self._thaw(outgoing.socks)
-                    self.request_replicate(client)  # kept: the replica goes on with it
+                    # kept: the replica goes on with it
+                    self.request_replicate(client, hold=outgoing.socks)
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
                 case h.Reset(reason=reason):
@@ -1180,7 +1239,8 @@ class Member:
                     )
                 case h.Thaw():
                     self._thaw(incoming.socks)
-                    self.request_replicate(acceptor.client)  # this member's buddy now
+                    # this member's buddy now: nothing the old one cannot resume goes out
+                    self.request_replicate(acceptor.client, hold=incoming.socks)
                 case h.SendDone(donor=donor):
                     self._send(
                         donor, msg.Done(handoff_id=acceptor.handoff_id, client=acceptor.client)
@@ -1487,6 +1547,9 @@ class Member:
         self._count(f"received_{type(message).__name__.lower()}")
         if isinstance(message, msg.Replica | msg.ReplicaDrop):
             self._replica_message(peer, message)
+            return
+        if isinstance(message, msg.ReplicaAck):
+            self._release_held(message.client, message.serial)
             return
         if isinstance(message, msg.ClientClaimed):
             self._claimed(message.client)
@@ -2049,6 +2112,9 @@ class Member:
         socks = [sock for sock in self.client_sockets(client) if sock.state in _OWING]
         if buddy is None or not socks:
             return False
+        if len(socks) > msg.MAX_CONNECTIONS:  # more than one message carries
+            self._count("replica_too_many_connections")
+            return False
         connections = []
         ms_now = stack_ms(self._now)
         for sock in socks:
@@ -2083,6 +2149,7 @@ class Member:
             lifetime=self.config.binding_lifetime,
             view_number=self._view_number(),
             connections=tuple(connections),
+            serial=self._next_replica_serial(),
         )
         self._replicated[client] = buddy
         self._count("replica_sent")
@@ -2099,6 +2166,10 @@ class Member:
 
     def _withhold_rst(self, local: bytes, remote: bytes) -> bool:
         return local == self._contact_packed and self._now < self._quiet_until
+
+    def _next_replica_serial(self) -> int:
+        self._replica_serial = (self._replica_serial + 1) & 0xFFFFFFFF
+        return self._replica_serial
 
     def _view_number(self) -> int:
         """The number of the view this member holds (0 before its first)."""
@@ -2160,6 +2231,8 @@ class Member:
         if isinstance(message, msg.ReplicaDrop):
             held.pop(message.client, None)
             return
+        # acknowledged kept or not: the sender holds its client's traffic back until then
+        self._send(peer, msg.ReplicaAck(client=message.client, serial=message.serial))
         if message.client not in held and len(held) >= self.config.max_connections:
             self._count("replica_table_full")
             return
@@ -2302,7 +2375,7 @@ class Member:
         self._emit(CancelTimer((RECOVER_TIMER, client)))
         self._count("recover_completed")
         self._thaw(socks)
-        self.request_replicate(client)
+        self.request_replicate(client, hold=socks)
 
     def _recovery_failed(self, client: IPv6Address) -> None:
         recovery = self._recovering.pop(client, None)

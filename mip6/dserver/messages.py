@@ -84,7 +84,10 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
 
     REPLICA (a member -> its buddy, at its clients' request boundaries):
         | Client (128) | Binding Sequence (16) | Connection Count (16) | Lifetime (32) |
+        | View Number (64) | Flags (8: 1 bound) | Serial (32) |
         then the connections as in INIT
+    REPLICA_ACK (the buddy -> the member, for each REPLICA: it holds it, and the member
+        sends what it held back for it): | Client (128) | Serial (32) |
     REPLICA_DROP (a member -> its buddy, when it no longer serves the client): | Client (128) |
     CLIENT_CLAIMED (an acceptor whose donor died while the client was frozen for it -> every
         member: it holds the client's connections as they were at the freeze, and binds it):
@@ -149,7 +152,8 @@ _LEAVE = struct.Struct("!B3xQ16s")
 _CONTACT_STATE = struct.Struct("!HBx")  # binding sequence, counter count
 _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
 # client, binding sequence, connection count, lifetime, the sender's view number, flags
-_REPLICA = struct.Struct("!16sHHIQB")
+_REPLICA = struct.Struct("!16sHHIQBI")
+_REPLICA_ACK = struct.Struct("!16sI")
 REPLICA_BOUND = 0x01  # the sender had bound the client (binding_sequence is its number)
 _CLIENT = struct.Struct("!16s")
 MAX_SA_COUNTERS = 8  # RFC 3776's pair is four SAs
@@ -192,6 +196,7 @@ class MessageType(enum.IntEnum):
     REPLICA = 32  # a client's connections and binding, to the member's buddy (DSERVER 5)
     REPLICA_DROP = 33  # the member no longer serves that client
     CLIENT_CLAIMED = 34  # an acceptor orphaned by its donor's death serves the client
+    REPLICA_ACK = 35  # the buddy holds that replica
 
 
 class JoinStatus(enum.IntEnum):
@@ -626,12 +631,14 @@ class Replica(_Membership):
     view_number: int
     connections: tuple[ConnectionState, ...]
     bound: bool = True
+    serial: int = 0  # the sender's count of its replicas, which the REPLICA_ACK echoes
     message_type: ClassVar[MessageType] = MessageType.REPLICA
 
     def emit(self) -> bytes:
         _fits(self.binding_sequence, 16, "binding sequence")
         _fits(self.lifetime, 32, "lifetime")
         _fits(self.view_number, 64, "view number")
+        _fits(self.serial, 32, "serial")
         if len(self.connections) > MAX_CONNECTIONS:
             raise EmitError(f"{len(self.connections)} connections (at most {MAX_CONNECTIONS})")
         parts = [
@@ -643,10 +650,25 @@ class Replica(_Membership):
                 self.lifetime,
                 self.view_number,
                 REPLICA_BOUND if self.bound else 0,
+                self.serial,
             ),
         ]
         _emit_connections(parts, self.connections)
         return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaAck(_Membership):
+    """The buddy holds the replica ``serial`` of ``client``: what the member held back until
+    its buddy could resume it (its SYN-ACK, the answer to a request) may go."""
+
+    client: IPv6Address
+    serial: int
+    message_type: ClassVar[MessageType] = MessageType.REPLICA_ACK
+
+    def emit(self) -> bytes:
+        _fits(self.serial, 32, "serial")
+        return self._word() + _REPLICA_ACK.pack(self.client.packed, self.serial)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -690,7 +712,15 @@ MembershipMessage = (
     | ContactAnswer
     | Leave
 )
-Message = HandoffMessage | MembershipMessage | ContactState | Replica | ReplicaDrop | ClientClaimed
+Message = (
+    HandoffMessage
+    | MembershipMessage
+    | ContactState
+    | Replica
+    | ReplicaAck
+    | ReplicaDrop
+    | ClientClaimed
+)
 
 
 def parse(data: bytes) -> Message:
@@ -769,7 +799,7 @@ def _init(data: bytes, offset: int, common: dict[str, object]) -> tuple[Init, in
 
 def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
     start = offset
-    (client, sequence, count, lifetime, view_number, flags), offset = _fields(
+    (client, sequence, count, lifetime, view_number, flags, serial), offset = _fields(
         data, offset, _REPLICA, "replica"
     )
     if flags & ~REPLICA_BOUND:
@@ -784,8 +814,14 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
         view_number=int(view_number),
         connections=connections,
         bound=bool(flags & REPLICA_BOUND),
+        serial=int(serial),
     )
     return replica, offset
+
+
+def _replica_ack(data: bytes, offset: int) -> tuple[ReplicaAck, int]:
+    (client, serial), offset = _fields(data, offset, _REPLICA_ACK, "replica ack")
+    return ReplicaAck(client=IPv6Address(client), serial=int(serial)), offset
 
 
 def _replica_drop(data: bytes, offset: int) -> tuple[ReplicaDrop, int]:
@@ -983,7 +1019,7 @@ def _contact_state(data: bytes, offset: int) -> tuple[ContactState, int]:
 
 
 # the messages whose header is the first word alone
-_WordMessage = MembershipMessage | ContactState | Replica | ReplicaDrop | ClientClaimed
+_WordMessage = MembershipMessage | ContactState | Replica | ReplicaAck | ReplicaDrop | ClientClaimed
 _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] = {
     MessageType.JOIN: _join,
     MessageType.JOIN_ANSWER: _join_answer,
@@ -1004,6 +1040,7 @@ _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] 
     MessageType.REPLICA: _replica,
     MessageType.REPLICA_DROP: _replica_drop,
     MessageType.CLIENT_CLAIMED: _client_claimed,
+    MessageType.REPLICA_ACK: _replica_ack,
 }
 
 

@@ -592,9 +592,11 @@ def test_a_member_killed_after_writing_the_last_share_and_closing_loses_nothing(
     (sock,) = lab.members["m2"].client_sockets(CLIENT)
     assert sock.state is TcpState.FIN_WAIT_1 and not fetch.done
     lab.kill("m2")
-    # and what it sent is lost with it: the client lacks the last bytes and the FIN
+    # and what it sent is lost with it (it may not have sent anything yet: it holds its
+    # output until the buddy acknowledges the replica): the client lacks the last bytes and
+    # the FIN
     m2 = MEMBERS["m2"].packed
-    assert lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m2)
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m2)
     lab.run_to_end(fetch, limit=60.0)
     assert lab.members[buddy].counters.get("recover_completed") == 1
     assert fetch.done and not fetch.failed and fetch.received == size
@@ -860,3 +862,29 @@ def test_a_member_binding_its_client_again_replicates_the_new_number() -> None:
     held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
     assert held.bound and held.binding_sequence == (above + 1) & 0xFFFF
     assert held.binding_sequence == m2.mobile.bul.get(CLIENT).sequence
+
+
+def test_nothing_goes_to_the_client_before_the_buddy_holds_the_replica() -> None:
+    """The contact node holds its SYN-ACK back until its buddy acknowledges the connection's
+    replica (REPLICA_ACK). Killed in between, with its replica lost too, it leaves the client
+    with nothing but an unanswered SYN, which the client sends again to the member that takes
+    C over: the download is whole and nobody resets it. Sent at once, the SYN-ACK made the
+    client take the connection as established, and nobody could resume it (the chaos runs'
+    last resets)."""
+    size = 300_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
+    m1 = lab.members["m1"]
+    fetch = lab.download(1.0)
+    deadline = lab.net.now + 2.0
+    while not m1.client_sockets(CLIENT):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    (sock,) = m1.client_sockets(CLIENT)
+    assert sock.held is not None and len(sock.held) == 1  # the SYN-ACK, held
+    lab.kill("m1")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m1"].packed)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and fetch.received == size
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert resets(lab.net) == 0

@@ -115,6 +115,7 @@ membership_messages = st.one_of(
         lifetime=u32,
         view_number=u64,
         bound=st.booleans(),
+        serial=u32,
         connections=st.lists(
             st.builds(
                 m.ConnectionState,
@@ -127,6 +128,7 @@ membership_messages = st.one_of(
     ),
     st.builds(m.ReplicaDrop, client=addresses),
     st.builds(m.ClientClaimed, client=addresses),
+    st.builds(m.ReplicaAck, client=addresses, serial=u32),
     st.builds(
         m.ContactState,
         binding_sequence=st.integers(0, 0xFFFF),
@@ -155,7 +157,7 @@ def test_mutations_parse_or_raise_a_wire_error(
     mutations_parse_or_raise(message, data)
 
 
-@given(st.integers(16, 35), st.binary(max_size=120))
+@given(st.integers(16, 36), st.binary(max_size=120))
 def test_random_bodies_parse_or_raise_a_wire_error(kind: int, body: bytes) -> None:
     raw = bytes([m.VERSION, kind, 0, 0]) + body
     try:

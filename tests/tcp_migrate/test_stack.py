@@ -188,15 +188,38 @@ def test_withheld_rst_drops_a_segment_for_no_connection_silently_where_asked():
     assert only_sent(net).flags == TcpFlags.SYN | TcpFlags.ACK
 
 
-def test_listener_names_each_half_open_connection_after_its_syn_ack():
+def test_listener_names_each_half_open_connection_before_its_syn_ack():
     net = Net()
     listener = net.b.listen("::", 80)
     half_open = []
     listener.on_half_open = lambda sock: half_open.append((sock.state, len(net.sent)))
     net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=1000, flags=TcpFlags.SYN))
-    assert half_open == [(TcpState.SYN_RECEIVED, 1)]  # its SYN-ACK was out first
+    assert half_open == [(TcpState.SYN_RECEIVED, 0)] and len(net.sent) == 1
     net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=1000, flags=TcpFlags.SYN))  # again
     assert len(half_open) == 1
+
+
+def test_a_held_connection_sends_nothing_until_released_then_all_in_order():
+    """Socket.hold: the SYN-ACK is built (the state moves on) but kept; release_hold sends it
+    and the connection goes on as if nothing had happened."""
+    net = Net()
+    listener = net.b.listen("::", 80)
+    listener.on_half_open = lambda sock: sock.hold()
+    client = net.a.connect(0, ADDRESS_B, 80)
+    net.run(lambda: bool(net.b.connections), limit_ms=100)
+    (server,) = net.b.connections
+    assert len(net.sent) == 1 and decode(net.sent[0]).flags == TcpFlags.SYN  # the client's
+    assert server.held is not None and len(server.held) == 1  # the SYN-ACK, kept
+    assert decode(server.held[0]).flags == TcpFlags.SYN | TcpFlags.ACK
+    server.release_hold()
+    net.run(lambda: client.state == TcpState.ESTABLISHED, limit_ms=1000)
+    assert server.held is None
+    client.send(b"request")
+    net.run(lambda: bool(listener.queue), limit_ms=1000)
+    accepted = listener.accept()
+    assert accepted is server
+    net.run(lambda: server.conn.received_offset == 7, limit_ms=1000)
+    assert server.recv(100) == b"request"
 
 
 def test_listen_neither_syn_nor_ack_dropped():

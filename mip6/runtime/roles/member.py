@@ -19,6 +19,8 @@ Its block::
                                           # without it, the static members list
       backup: true                        # may take the contact address over (dynamic)
       replication: true                   # clients replicated to a buddy (dynamic)
+      hold_until_replicated: true         # SYN-ACKs and answers wait for the buddy's copy
+      replica_ack_timeout: 1              # at most this many seconds
     apps:
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
       - {type: handoff_echo, port: 7}
@@ -166,6 +168,8 @@ ROLE = Role(
         "membership": "membership",
         "backup": "boolean",
         "replication": "boolean",
+        "hold_until_replicated": "boolean",
+        "replica_ack_timeout": "number",
     },
     required=("contact_address", "home_agent", "address", "contact_node", "members", "group_key"),
     host_address="address",
