@@ -49,7 +49,9 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   connections as tcp_migrate's regenerable replica with its service's state, and its binding
   number. From its SYN-ACK (SYN-RECEIVED: the client takes the connection as established at
   once), at every request boundary a service marks, when a handoff or recovery lands it here,
-  and again to a new buddy; dropped once no connection owes the client anything.
+  when its binding number changes, and again to a new buddy; dropped once no connection owes
+  the client anything. The SYN-ACK and the answer to a request wait until the buddy
+  acknowledges the replica that covers them (REPLICA_ACK; ``hold_until_replicated``).
 - When a view drops a member, its buddy resumes that member's clients: imports the replicas
   frozen, binds each client a step above the replica's number (return routability through the
   contact node) and resynchronizes the connections from the client's next segment; a BA 135 a
@@ -60,10 +62,11 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
 - For a recovery's time after its start and after a view without a member, C answers a segment
   of no connection with nothing rather than a RST: it may be a dead member's connection being
   resumed elsewhere.
-- Not survived: a connection whose member dies between its SYN-ACK and the replica's arrival at
-  the buddy, a client idle between connections whose binding names a member that stays dead
-  (it reaches the group again when its binding expires), and services whose output cannot be
-  regenerated (their connections are not replicated).
+- Not survived: with ``hold_until_replicated: false``, a connection whose member dies between
+  its SYN-ACK (or its answer) and the replica's arrival at the buddy; a client idle between
+  connections whose binding names a member that stays dead (it reaches the group again when
+  its binding expires); services whose output cannot be regenerated (their connections are
+  not replicated).
 """
 
 from __future__ import annotations
@@ -287,6 +290,7 @@ class _Incoming:
 class _Recovery:
     socks: list[Socket]  # the client's connections imported from the replica, frozen
     sequence: int | None  # the replica's binding number; None: its sender had not bound it
+    origin: IPv6Address  # the member that served the client (dead, or removed while alive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1982,13 +1986,6 @@ class Member:
         always among them: a member removed by mistake joins again, B7)."""
         if view.contact is not None:
             self._follow(view.contact.address)
-        if (
-            self.own_address in self._join_ids
-            and all(entry.address != self.own_address for entry in view.members())
-            and self.membership is not None
-            and self.membership.role is ms.Role.JOINING
-        ):
-            self._fence()
         members = {entry.address for entry in view.members()} | {self.own_address}
         gone_members = self.view.members - members
         if gone_members and self.membership is not None:
@@ -2057,30 +2054,6 @@ class Member:
                 connection.sock.abort()
                 self._replicate_again(member)
         self._join_ids = join_ids
-
-    def _fence(self) -> None:
-        """Removed from the view while alive (silent for a failure timeout: a loaded machine,
-        a partition): to the group this member is dead, and the members holding its replicas
-        resume those clients, the acceptors of its handoffs adopt theirs. Serving them on made
-        two members answer one client, each binding it above the other (a chaos run's resets):
-        they are let go here, without a RST and with their bindings, as at a handoff. Clients
-        no other member can resume (never replicated) stay."""
-        self._count("fenced")
-        log.warning("membership: removed from the view; the clients the group resumes let go")
-        gone = set(self._replicated) | set(self._by_client)
-        for outgoing in list(self._outgoing.values()):
-            self._emit(CancelTimer(outgoing.donor.timer))
-            self._finish_outgoing(outgoing, "fenced")
-        for key, incoming in list(self._incoming.items()):
-            # its donor takes the client back when the attempt times out
-            self._release(incoming.socks, handed_off=True)
-            incoming.socks = []
-            self._emit(CancelTimer(("handoff_acceptor", key)))
-            self._finish_incoming(key, "fenced")
-        for client in gone:
-            self._release(self.client_sockets(client), handed_off=True)
-            self._mobile(self.mobile.forget_correspondent(self._now, client))
-        self._replicated.clear()
 
     def _unreachable(self, member: IPv6Address) -> None:
         """A handoff to ``member`` timed out or could not reach it (8.1: "when a handoff to
@@ -2242,9 +2215,9 @@ class Member:
     def _recover_from(self, member: IPv6Address) -> None:
         """``member`` left the view (dead, or removed): serve the clients it replicated here."""
         for client, held in self._replicas.pop(member, {}).items():
-            self._recover(client, held)
+            self._recover(client, held, member)
 
-    def _recover(self, client: IPv6Address, held: _HeldReplica) -> None:
+    def _recover(self, client: IPv6Address, held: _HeldReplica, origin: IPv6Address) -> None:
         """Import the client's connections frozen, to resynchronize from its next segment
         (tcp_migrate's resync), and bind it here above the dead member's number: return
         routability through the contact node, then a Binding Update. The connections thaw
@@ -2273,7 +2246,7 @@ class Member:
         if not socks:
             return
         self._recovering[client] = _Recovery(
-            socks, replica.binding_sequence if replica.bound else None
+            socks, replica.binding_sequence if replica.bound else None, origin
         )
         self._count("recover_started")
         before = self.mobile.bul.get(client)
@@ -2342,37 +2315,54 @@ class Member:
         # no number to step aside for (None): the claim has every other member step aside,
         # and a number the client holds above ours is an older binding's (the donor started
         # from a guess, or an attempt before ours failed), to be outbid
-        self._recovering[client] = _Recovery(socks, None)
+        self._recovering[client] = _Recovery(socks, None, key[0])
         self._count("handoff_adopted")
         log.warning("handoff %016x: the donor died; %s served here", key[1], client)
         if entry is not None:
             self._mobile(self.mobile.rebind(self._now, client, entry.sequence))
         self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
-        for member in self.view.members - {self.own_address}:
+        self._claim(client, key[0])
+
+    def _claim(self, client: IPv6Address, origin: IPv6Address) -> None:
+        """CLIENT_CLAIMED to every member, and to the one that served the client before: it
+        may be alive (removed from the view by a false suspicion) and serving on."""
+        for member in (self.view.members | {origin}) - {self.own_address}:
             self._send(member, msg.ClientClaimed(client=client))
 
     def _claimed(self, client: IPv6Address) -> None:
-        """CLIENT_CLAIMED: another member adopted ``client`` (see _adopt). Its replicas here
-        go, and so does a recovery of it: from the dead donor's replica, older than the
-        adopter's INIT, under a binding below the adopter's. One that completed before the
-        claim came yields too (without a RST): the adopter's binding wins at the client,
-        and its connections resynchronize from where this member left the client."""
+        """CLIENT_CLAIMED: another member adopted ``client`` (see _adopt), or resumed it from
+        this member's replica (a view removed this member while it was alive: see
+        _recovered). Its replicas here go, and so does a recovery of it (from a dead donor's
+        replica, older than the adopter's INIT, under a binding below the adopter's). This
+        member's own service of the client yields too, without a RST, handoff or not:
+        serving on, two members answered the client, each binding it above the other (a
+        loaded chaos run's resets); the claimer's binding wins at the client and its
+        connections resynchronize from where this member left the client."""
         for held in self._replicas.values():
             held.pop(client, None)
         if client in self._recovering:
             self._recovery_superseded(client)
             return
-        socks = [sock for sock in self.client_sockets(client) if not sock.frozen]
-        if socks and client not in self._by_client:
+        handoff_id = self._by_client.get(client)
+        outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
+        if outgoing is not None:
+            self._emit(CancelTimer(outgoing.donor.timer))
+            self._finish_outgoing(outgoing, "claimed")
+        socks = self.client_sockets(client)
+        if socks:
             self._count("recover_yielded")
-            log.warning("replication: %s was adopted by a handoff's acceptor; given up", client)
+            log.warning("replication: %s is served by another member now; given up", client)
             self._release(socks, handed_off=True)
             self._drop_replica(client)
             self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     def _recovered(self, client: IPv6Address) -> None:
-        socks = self._recovering.pop(client).socks
+        recovery = self._recovering.pop(client)
+        socks = recovery.socks
         self._emit(CancelTimer((RECOVER_TIMER, client)))
+        # bound here now: whoever else serves the client (the member the view removed, alive)
+        # lets it go
+        self._claim(client, recovery.origin)
         self._count("recover_completed")
         self._thaw(socks)
         self.request_replicate(client, hold=socks)
