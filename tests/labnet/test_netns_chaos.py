@@ -8,12 +8,11 @@ farm drains (no new fetches, those under way finish) and the test checks: no fet
 none was reset (connections lost: 0), every byte was right, no member holds a frozen connection
 or a relay entry, and the members' views agree.
 
-Opt-in (``MIP6_CHAOS=1``): it does not pass yet (issue 15). 60 s runs with 7 to 9 kills on
-the shared 2-core machine end with 1,476 to 2,052 fetches whole and 2 to 7 failed: connections
-whose member died between its SYN-ACK (or its acknowledgement of the request) and its
-replica's arrival at the buddy (reset cleanly), and the odd stall; under heavy other load
-(members suspected while alive) up to 22 of 812. Run it with ``--basetemp`` to keep the lab's
-logs and captures; the summary line gives the farm's and the members' counters."""
+Opt-in (``MIP6_CHAOS=1``): it does not pass yet (issue 15). The last 60 s run (8 kills, the
+shared 2-core machine) ended with 2,831 fetches whole and 5 failed (earlier runs: 2 to 8 in
+1,500 to 2,000; under heavy other load, members suspected while alive, up to 22 of 812); the
+README says what is left. Run it with ``--basetemp`` to keep the lab's logs and captures; the
+summary line gives the farm's and the members' counters."""
 
 from __future__ import annotations
 
