@@ -38,6 +38,8 @@ ROLE = Role(
         "allow_unprotected_registration": "boolean",
         "acl_default_allow": "boolean",
         "home_link_addresses": "addresses",
+        "duplicate_address_detection": "boolean",
+        "dad_retrans_timer": "number",
     },
     required=("address", "home_prefixes"),
     host_address="address",
