@@ -7,6 +7,7 @@ from typing import Any
 
 from mip6.core.config import HomeAgentConfig
 from mip6.roles.home_agent import HomeAgent
+from mip6.runtime.kernel import HomeLinkProxy
 from mip6.runtime.roles import correspondent
 from mip6.runtime.roles.base import BuildContext, LabNode, Role
 
@@ -49,4 +50,5 @@ ROLE = Role(
     sections={"correspondent": correspondent.OPTIONS},
     security="home_agent",
     owns_prefixes=True,
+    network_driver=HomeLinkProxy,
 )
