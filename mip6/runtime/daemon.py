@@ -142,6 +142,9 @@ class Daemon:
             await self._stopping.wait()
             await self._shutdown()
         finally:  # also when opening failed half-way: nothing of ours stays open
+            if self.driver is not None:  # before the links: it removes what it added to them
+                await self.driver.close()
+                self.driver = None
             if signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -208,10 +211,9 @@ class Daemon:
                     link=interface,
                     kernel_device=kernel.device if isinstance(kernel, TunLink) else None,
                     command=runtime.command,
-                    loop=loop,
                 )
             )
-            self.driver.open()
+            await self.driver.open()
 
     def _open_fast_path(self, runtime: NodeRuntime) -> FastPath | None:
         """The C fast path over the open links (:mod:`mip6.runtime.fast`), unless the
@@ -276,9 +278,6 @@ class Daemon:
 
     def close(self) -> None:
         self._close_host()
-        if self.driver is not None:  # before the links: it removes what it added to them
-            self.driver.close()
-            self.driver = None
         if self.runtime is not None:
             self.runtime.cancel_timers()
         if self._control is not None:

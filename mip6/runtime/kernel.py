@@ -59,7 +59,7 @@ import re
 import socket
 import struct
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,7 +70,7 @@ from mip6.wire import icmpv6 as icmp
 from mip6.wire.ipv6 import Ipv6Packet
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+    from pyroute2 import AsyncIPRoute
 
     from mip6.core.engine import Engine
 
@@ -275,17 +275,17 @@ class DriverContext:
     link: InterfaceLink
     kernel_device: str | None
     command: Callable[[str, Any], None]
-    loop: asyncio.AbstractEventLoop
 
 
 class NetworkDriver(Protocol):
-    """Kernel state a role keeps beside its engine on a real network."""
+    """Kernel state a role keeps beside its engine on a real network. ``observe`` sees every
+    event of the engine (it may start work on the loop); ``close`` removes all it added."""
 
-    def open(self) -> None: ...
+    async def open(self) -> None: ...
 
     def observe(self, event: Event) -> None: ...
 
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 # Routes and rules we add carry this protocol number, so a crashed run's are found and removed
@@ -296,39 +296,89 @@ ROUTE_PROTOCOL = 96
 POLICY_TABLE = 0x6D36
 POLICY_PRIORITY = 0x6D36
 BINDING_EVENTS = ("binding_added", "binding_deleted", "binding_expired", "binding_cache_restored")
+MAIN_TABLE = 254
+_NTF_PROXY = 0x08  # linux/neighbour.h
+_IFA_F_NODAD = 0x02
+_IFA_F_DADFAILED = 0x08
+_IFA_F_TENTATIVE = 0x40
+_IFA_F_PERMANENT = 0x80
+_IFF_LOWER_UP = 0x10000
+_RTPROT_RA = 9  # linux/rtnetlink.h: a route learnt from a Router Advertisement
 
 
-def _iproute() -> IPRoute:
-    from pyroute2 import IPRoute
+async def _iproute() -> AsyncIPRoute:
+    # pyroute2's synchronous IPRoute runs an event loop of its own, which cannot run inside
+    # the daemon's: the asynchronous API on the daemon's loop instead
+    from pyroute2 import AsyncIPRoute
 
-    return IPRoute()
+    return AsyncIPRoute()
 
 
-class HomeLinkProxy:
+async def _quietly(call: Awaitable[Any]) -> None:
+    """A netlink change whose failure changes nothing (removing what is already gone)."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with contextlib.suppress(NetlinkError):
+        await call
+
+
+async def _listed(generator: Awaitable[AsyncIterator[Any]]) -> list[Any]:
+    return [message async for message in await generator]
+
+
+class _Reconciler:
+    """Kernel state that follows the engine's binding cache: ``_reconcile`` runs after binding
+    events, one run at a time, again if events came during a run."""
+
+    _task: asyncio.Task[None] | None = None
+    _dirty = False
+
+    def observe(self, event: Event) -> None:
+        if event.name not in BINDING_EVENTS:
+            return
+        self._dirty = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            try:
+                await self._reconcile()
+            except Exception:  # netlink refused: logged, tried again at the next event
+                log.exception("kernel state does not follow the binding cache")
+
+    async def _reconcile(self) -> None:
+        raise NotImplementedError
+
+    async def _settle(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class HomeLinkProxy(_Reconciler):
     """RFC 3775 10.4.1: "the home agent MUST ... intercept any packets ... addressed to the
     mobile node's home address ... using proxy Neighbor Discovery". The kernel answers
     Neighbor Solicitations for each registered home address (a proxy entry on the home
-    interface; the kernel answers them only with proxy_ndp and forwarding on that interface,
-    RFC 4861 7.2.8, so both are turned on and put back at close); the link takes the packets
-    that then arrive for it and the engine tunnels them (RFC 2473)."""
+    interface; Linux answers for them only with proxy_ndp and forwarding on that interface,
+    so both are turned on and put back at close); the link takes the packets that then arrive
+    for the address and the engine tunnels them (RFC 2473)."""
 
     def __init__(self, context: DriverContext) -> None:
-        self.context = context
         self.engine = context.engine
         self.link = context.link
         self.prefixes: tuple[IPv6Network, ...] = tuple(context.options["home_prefixes"])
         self.proxied: set[IPv6Address] = set()
         self._saved: dict[str, str] = {}
-        self._ipr: IPRoute | None = None
+        self._ipr: AsyncIPRoute | None = None
 
-    def open(self) -> None:
-        self._ipr = _iproute()
+    async def open(self) -> None:
+        self._ipr = ipr = await _iproute()
         device = self.link.device
         # A crashed run's proxy entries: nobody else proxies this home agent's home addresses
-        for entry in self._ipr.get_neighbours(family=socket.AF_INET6, ifindex=self.link.ifindex):
-            address = entry.get_attr("NDA_DST")
-            if entry["flags"] & _NTF_PROXY and self._home(address):
-                self._ipr.neigh("del", dst=address, ifindex=self.link.ifindex, flags=_NTF_PROXY)
+        for address in await self._proxy_entries():
+            if any(address in prefix for prefix in self.prefixes):
+                await _quietly(self._neigh("del", address))
                 log.warning("removed proxy entry %s left by an earlier run", address)
         for key, value in (("forwarding", "1"), ("proxy_ndp", "1")):
             self._saved[key] = read_sysctl(device, key)
@@ -339,45 +389,52 @@ class HomeLinkProxy:
             self._saved["accept_ra"] = "1"
             write_sysctl(device, "accept_ra", "2")
         self.link.copy_neighbor_advertisements()  # the engine's DAD (RFC 3775 10.3.1)
-        self._reconcile()
+        assert ipr is self._ipr
+        await self._reconcile()
 
-    def _home(self, address: str | None) -> bool:
-        return address is not None and any(IPv6Address(address) in p for p in self.prefixes)
-
-    def observe(self, event: Event) -> None:
-        if event.name in BINDING_EVENTS:
-            self._reconcile()
-
-    def _reconcile(self) -> None:
-        """The kernel's proxy entries and the link's served set follow the engine's home
-        registrations (RFC 3775 10.3.2: deregistration or expiry stops the interception)."""
+    async def _proxy_entries(self) -> list[IPv6Address]:
         assert self._ipr is not None
+        entries = await _listed(self._ipr.neigh("dump", family=socket.AF_INET6, flags=_NTF_PROXY))
+        return [
+            IPv6Address(entry.get_attr("NDA_DST"))
+            for entry in entries
+            if entry["ifindex"] == self.link.ifindex and entry.get_attr("NDA_DST")
+        ]
+
+    def _neigh(self, command: str, address: IPv6Address) -> Awaitable[Any]:
+        assert self._ipr is not None
+        return self._ipr.neigh(
+            command, dst=str(address), ifindex=self.link.ifindex, flags=_NTF_PROXY
+        )
+
+    async def _reconcile(self) -> None:
+        """The proxy entries and the link's served set follow the engine's home registrations
+        (RFC 3775 10.3.2: deregistration, and expiry, stop the interception)."""
         wanted = {
             entry.home_address
             for entry in self.engine.binding_cache  # type: ignore[attr-defined]
             if entry.home_registration
         }
         for home in sorted(wanted - self.proxied):
-            self._ipr.neigh("replace", dst=str(home), ifindex=self.link.ifindex, flags=_NTF_PROXY)
+            await self._neigh("replace", home)
             self.link.serve(home)
             self.proxied.add(home)
             log.info("proxy ND for home address %s on %s", home, self.link.device)
         for home in sorted(self.proxied - wanted):
-            self._unproxy(home)
+            await self._unproxy(home)
 
-    def _unproxy(self, home: IPv6Address) -> None:
-        assert self._ipr is not None
+    async def _unproxy(self, home: IPv6Address) -> None:
         self.link.unserve(home)
-        with contextlib.suppress(Exception):  # NetlinkError: already gone
-            self._ipr.neigh("del", dst=str(home), ifindex=self.link.ifindex, flags=_NTF_PROXY)
+        await _quietly(self._neigh("del", home))
         self.proxied.discard(home)
         log.info("proxy ND for home address %s removed", home)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._ipr is None:
             return
+        await self._settle()
         for home in sorted(self.proxied):
-            self._unproxy(home)
+            await self._unproxy(home)
         for key, value in self._saved.items():
             with contextlib.suppress(OSError):
                 write_sysctl(self.link.device, key, value)
@@ -385,10 +442,7 @@ class HomeLinkProxy:
         self._ipr = None
 
 
-_NTF_PROXY = 0x08  # linux/neighbour.h
-
-
-class CorrespondentRoutes:
+class CorrespondentRoutes(_Reconciler):
     """A /128 route into the shim's TUN device for each home address bound here (RFC 3775
     9.3.2: packets to it take the binding's type 2 routing header): the kernel's other traffic
     never passes through the daemon."""
@@ -396,28 +450,23 @@ class CorrespondentRoutes:
     def __init__(self, context: DriverContext) -> None:
         if context.kernel_device is None:
             raise ValueError("a correspondent on a real network needs its kernel link (shim)")
-        self.context = context
         self.engine = context.engine
         self.kernel_device = context.kernel_device
         self.routed: set[IPv6Address] = set()
-        self._ipr: IPRoute | None = None
+        self._ipr: AsyncIPRoute | None = None
         self._tun_index = 0
 
-    def open(self) -> None:
-        self._ipr = _iproute()
-        self._tun_index = self._ipr.link_lookup(ifname=self.kernel_device)[0]
-        remove_routes(self._ipr)
-        self._reconcile()
+    async def open(self) -> None:
+        self._ipr = await _iproute()
+        self._tun_index = socket.if_nametoindex(self.kernel_device)
+        await remove_routes(self._ipr)
+        await self._reconcile()
 
-    def observe(self, event: Event) -> None:
-        if event.name in BINDING_EVENTS:
-            self._reconcile()
-
-    def _reconcile(self) -> None:
+    async def _reconcile(self) -> None:
         assert self._ipr is not None
         wanted = {entry.home_address for entry in self.engine.binding_cache}  # type: ignore[attr-defined]
         for home in sorted(wanted - self.routed):
-            self._ipr.route(
+            await self._ipr.route(
                 "replace",
                 dst=f"{home}/128",
                 oif=self._tun_index,
@@ -427,31 +476,29 @@ class CorrespondentRoutes:
             self.routed.add(home)
             log.info("route optimized: %s through %s", home, self.kernel_device)
         for home in sorted(self.routed - wanted):
-            with contextlib.suppress(Exception):
-                self._ipr.route("del", dst=f"{home}/128", family=socket.AF_INET6)
+            await _quietly(self._ipr.route("del", dst=f"{home}/128", family=socket.AF_INET6))
             self.routed.discard(home)
             log.info("binding for %s gone: its route removed", home)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._ipr is None:
             return
-        remove_routes(self._ipr)
+        await self._settle()
+        await remove_routes(self._ipr)
         self.routed.clear()
         self._ipr.close()
         self._ipr = None
 
 
-def remove_routes(ipr: IPRoute) -> None:
-    """Every IPv6 route and rule of ours (:data:`ROUTE_PROTOCOL`, :data:`POLICY_TABLE`)."""
-    for table in (254, POLICY_TABLE):
-        for route in ipr.get_routes(family=socket.AF_INET6, table=table):
+async def remove_routes(ipr: AsyncIPRoute) -> None:
+    """Every IPv6 route and rule of ours (:data:`ROUTE_PROTOCOL`, :data:`POLICY_PRIORITY`)."""
+    for table in (MAIN_TABLE, POLICY_TABLE):
+        for route in await _listed(ipr.get_routes(family=socket.AF_INET6, table=table)):
             if route["proto"] == ROUTE_PROTOCOL:
-                with contextlib.suppress(Exception):
-                    ipr.route("del", **_route_key(route))
-    for rule in ipr.get_rules(family=socket.AF_INET6):
+                await _quietly(ipr.route("del", **_route_key(route)))
+    for rule in await _listed(ipr.get_rules(family=socket.AF_INET6)):
         if rule.get_attr("FRA_PRIORITY") == POLICY_PRIORITY:
-            with contextlib.suppress(Exception):
-                ipr.rule("del", family=socket.AF_INET6, priority=POLICY_PRIORITY)
+            await _quietly(ipr.rule("del", family=socket.AF_INET6, priority=POLICY_PRIORITY))
 
 
 def _route_key(route: Any) -> dict[str, Any]:
@@ -461,20 +508,11 @@ def _route_key(route: Any) -> dict[str, Any]:
         "dst_len": route["dst_len"],
         "proto": route["proto"],
     }
-    dst = route.get_attr("RTA_DST")
-    if dst is not None:
-        key["dst"] = dst
-    oif = route.get_attr("RTA_OIF")
-    if oif is not None:
-        key["oif"] = oif
+    for attribute, name in (("RTA_DST", "dst"), ("RTA_OIF", "oif"), ("RTA_GATEWAY", "gateway")):
+        value = route.get_attr(attribute)
+        if value is not None:
+            key[name] = value
     return key
-
-
-_IFA_F_NODAD = 0x02
-_IFA_F_TENTATIVE = 0x40
-_IFA_F_DADFAILED = 0x08
-_IFA_F_PERMANENT = 0x80
-_IFF_LOWER_UP = 0x10000
 
 
 class MobileNodeKernel:
@@ -482,21 +520,21 @@ class MobileNodeKernel:
 
     The care-of address is a global address the kernel has on the interface (SLAAC from the
     link's Router Advertisements, or configured) outside the home prefix, usable (not
-    tentative, not failed DAD). Netlink events (addresses, routes, the link) make the driver
+    tentative, DAD not failed). Netlink events (addresses, routes, the link) make the driver
     look again; a different care-of address is a movement (the engine's ``move``), a usable
     address of the home prefix on the interface means home (``move`` to None, 11.5.4).
 
     When the link loses its carrier (unplugged, moved to another switch) the addresses and
     default routes the kernel learnt from the old link's advertisements are removed: RFC 3775
-    11.5.1 asks a mobile node to stop trusting the old router and prefixes once it may have
-    moved, and the kernel would otherwise keep them for their full lifetimes (a day) and route
+    11.5.1 has a mobile node stop trusting the old router and prefixes once it may have moved,
+    and the kernel would keep them for their whole lifetimes (a day by default) and route
     through a router that is no longer there. Configured (permanent) addresses stay.
 
     Away from home the home address sits on the shim's TUN device (/128) with a policy rule
     sending packets from it into that device, so stock programs can use it as a source and
     what the engine delivers for it is local; at home it is on the interface with the home
     prefix and no DAD (11.5.4: the home agent still defends it until the deregistration is
-    acknowledged), and the node announces it with an unsolicited Neighbor Advertisement."""
+    acknowledged), announced with an unsolicited Neighbor Advertisement."""
 
     def __init__(self, context: DriverContext) -> None:
         if context.kernel_device is None:
@@ -505,23 +543,23 @@ class MobileNodeKernel:
         self.link = context.link
         self.kernel_device = context.kernel_device
         self.home_address: IPv6Address = context.options["home_address"]
-        length = context.options.get("home_prefix_length", 64)
-        self.home_prefix = IPv6Network(f"{self.home_address}/{length}", strict=False)
+        self.home_prefix = IPv6Network(f"{self.home_address}/{HOME_PREFIX_LENGTH}", strict=False)
         self.care_of: IPv6Address | None = None
         self.at_home: bool | None = None  # unknown until the first look
-        self._ipr: IPRoute | None = None
-        self._events: IPRoute | None = None
+        self._ipr: AsyncIPRoute | None = None
+        self._events: AsyncIPRoute | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._tun_index = 0
         self._carrier = True
 
-    def open(self) -> None:
+    async def open(self) -> None:
         from pyroute2.netlink.rtnl import RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK
 
-        self._ipr = _iproute()
-        self._tun_index = self._ipr.link_lookup(ifname=self.kernel_device)[0]
-        remove_routes(self._ipr)
-        self._remove_home_address()
-        self._ipr.route(
+        self._ipr = ipr = await _iproute()
+        self._tun_index = socket.if_nametoindex(self.kernel_device)
+        await remove_routes(ipr)
+        await self._remove_home_address()
+        await ipr.route(
             "replace",
             dst="::/0",
             oif=self._tun_index,
@@ -529,36 +567,37 @@ class MobileNodeKernel:
             proto=ROUTE_PROTOCOL,
             family=socket.AF_INET6,
         )
-        self._events = _iproute()
-        self._events.bind(groups=RTMGRP_LINK | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE)
-        self.context.loop.add_reader(self._events.fileno(), self._netlink)
-        self._carrier = self._has_carrier()
-        self._look()
+        self._events = await _iproute()
+        await self._events.bind(groups=RTMGRP_LINK | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE)
+        self._carrier = await self._has_carrier()
+        await self._look()
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
 
-    def _netlink(self) -> None:
+    async def _listen(self) -> None:
         assert self._events is not None
-        try:
-            messages = self._events.get()
-        except OSError as error:
-            log.warning("netlink: %s", error)
-            return
-        carrier = self._has_carrier()
-        if self._carrier and not carrier:
-            self._forget_link()
-        self._carrier = carrier
-        if messages:
-            self._look()
+        while True:
+            async for _ in self._events.get():
+                pass  # what changed does not matter: the driver looks at the whole state
+            try:
+                carrier = await self._has_carrier()
+                if self._carrier and not carrier:
+                    await self._forget_link()
+                self._carrier = carrier
+                await self._look()
+            except Exception:  # a netlink request refused: logged, looked at again next event
+                log.exception("movement detection")
 
-    def _has_carrier(self) -> bool:
+    async def _has_carrier(self) -> bool:
         assert self._ipr is not None
-        (info,) = self._ipr.get_links(self.link.ifindex)
+        (info,) = await _listed(self._ipr.get_links(self.link.ifindex))
         return bool(info["flags"] & _IFF_LOWER_UP)
 
-    def _addresses(self) -> list[tuple[IPv6Address, int, int]]:
+    async def _addresses(self) -> list[tuple[IPv6Address, int, int]]:
         """The interface's global IPv6 addresses with their flags and prefix lengths."""
         assert self._ipr is not None
         out = []
-        for message in self._ipr.get_addr(family=socket.AF_INET6, index=self.link.ifindex):
+        messages = self._ipr.get_addr(family=socket.AF_INET6, index=self.link.ifindex)
+        for message in await _listed(messages):
             address = IPv6Address(message.get_attr("IFA_ADDRESS"))
             if address.is_link_local or address.is_multicast:
                 continue
@@ -566,62 +605,60 @@ class MobileNodeKernel:
             out.append((address, flags, message["prefixlen"]))
         return out
 
-    def _forget_link(self) -> None:
+    async def _forget_link(self) -> None:
         """The carrier went: the old link's learnt addresses and routers go too (see the
         class docstring)."""
         assert self._ipr is not None
-        for address, flags, length in self._addresses():
+        for address, flags, length in await self._addresses():
             if not flags & _IFA_F_PERMANENT and address != self.home_address:
-                with contextlib.suppress(Exception):
+                await _quietly(
                     self._ipr.addr(
                         "del", index=self.link.ifindex, address=str(address), prefixlen=length
                     )
-        for route in self._ipr.get_routes(family=socket.AF_INET6, oif=self.link.ifindex):
-            if route["proto"] == _RTPROT_RA:
-                with contextlib.suppress(Exception):
-                    self._ipr.route("del", **_route_key(route))
-        log.info("link %s lost its carrier: forgot the old link's addresses and routers",
+                )
+        routes = await _listed(self._ipr.get_routes(family=socket.AF_INET6, table=MAIN_TABLE))
+        for route in routes:
+            if route["proto"] == _RTPROT_RA and route.get_attr("RTA_OIF") == self.link.ifindex:
+                await _quietly(self._ipr.route("del", **_route_key(route)))
+        log.info("link %s lost its carrier: the old link's addresses and routers forgotten",
                  self.link.device)  # fmt: skip
 
-    def _look(self) -> None:
-        """Where are we (RFC 3775 11.5.1)? Tell the engine when that changed."""
+    async def _look(self) -> None:
+        """Where are we (RFC 3775 11.5.1)? The engine is told when that changed."""
         if not self._carrier:
             return
         usable = [
             address
-            for address, flags, _ in self._addresses()
+            for address, flags, _ in await self._addresses()
             if not flags & (_IFA_F_TENTATIVE | _IFA_F_DADFAILED) and address != self.home_address
         ]
         home = any(address in self.home_prefix for address in usable)
         care_of = next((a for a in usable if a not in self.home_prefix), None)
-        if home and self.at_home is not True:
-            self.at_home, self.care_of = True, None
-            self._home_on_interface()
-            log.info("movement detected: at home (%s)", self.home_prefix)
-            self.context.command("move", None)
-            self._announce_home_address()
-        elif (
-            not home
-            and care_of is not None
-            and (self.at_home is not False or care_of != self.care_of)
-        ):
+        if home:
+            if self.at_home is not True:
+                self.at_home, self.care_of = True, None
+                await self._home_on_interface()
+                log.info("movement detected: at home (%s)", self.home_prefix)
+                self.context.command("move", None)
+                self._announce_home_address(await self._mac())
+        elif care_of is not None and (self.at_home is not False or care_of != self.care_of):
             if self.at_home is not False:
-                self._home_on_tun()
+                await self._home_on_tun()
             self.at_home, self.care_of = False, care_of
             log.info("movement detected: care-of address %s", care_of)
             self.context.command("move", str(care_of))
 
-    def _home_on_tun(self) -> None:
+    async def _home_on_tun(self) -> None:
         assert self._ipr is not None
-        self._remove_home_address()
-        self._ipr.addr(
+        await self._remove_home_address()
+        await self._ipr.addr(
             "add",
             index=self._tun_index,
             address=str(self.home_address),
             prefixlen=128,
             flags=_IFA_F_NODAD,
         )
-        self._ipr.rule(
+        await self._ipr.rule(
             "add",
             family=socket.AF_INET6,
             src=str(self.home_address),
@@ -630,12 +667,12 @@ class MobileNodeKernel:
             priority=POLICY_PRIORITY,
         )
 
-    def _home_on_interface(self) -> None:
+    async def _home_on_interface(self) -> None:
         assert self._ipr is not None
-        self._remove_home_address()
-        # RFC 3775 11.5.4: no DAD for the home address on return (the home agent answers
-        # for it until the deregistration is done)
-        self._ipr.addr(
+        await self._remove_home_address()
+        # RFC 3775 11.5.4: no DAD for the home address on return (the home agent answers for
+        # it until the deregistration is done)
+        await self._ipr.addr(
             "add",
             index=self.link.ifindex,
             address=str(self.home_address),
@@ -643,13 +680,15 @@ class MobileNodeKernel:
             flags=_IFA_F_NODAD,
         )
 
-    def _announce_home_address(self) -> None:
+    async def _mac(self) -> bytes:
+        assert self._ipr is not None
+        (info,) = await _listed(self._ipr.get_links(self.link.ifindex))
+        return bytes.fromhex(info.get_attr("IFLA_ADDRESS").replace(":", ""))
+
+    def _announce_home_address(self, mac: bytes) -> None:
         """RFC 3775 11.5.4: the mobile node multicasts a Neighbor Advertisement for its home
         address (Override set, its own link-layer address) so the home link's nodes stop
         sending to the home agent's."""
-        assert self._ipr is not None
-        (info,) = self._ipr.get_links(self.link.ifindex)
-        mac = bytes.fromhex(info.get_attr("IFLA_ADDRESS").replace(":", ""))
         advertisement = Ipv6Packet(
             source=self.home_address,
             destination=IPv6Address("ff02::1"),
@@ -662,35 +701,40 @@ class MobileNodeKernel:
         )
         self.link.send(advertisement.emit())
 
-    def _remove_home_address(self) -> None:
+    async def _remove_home_address(self) -> None:
         """The home address wherever we put it, and the rule for it."""
         assert self._ipr is not None
-        for index, length in (
-            (self._tun_index, 128),
-            (self.link.ifindex, self.home_prefix.prefixlen),
-        ):
-            with contextlib.suppress(Exception):
+        places = ((self._tun_index, 128), (self.link.ifindex, self.home_prefix.prefixlen))
+        for index, length in places:
+            await _quietly(
                 self._ipr.addr("del", index=index, address=str(self.home_address), prefixlen=length)
-        for rule in self._ipr.get_rules(family=socket.AF_INET6):
+            )
+        for rule in await _listed(self._ipr.get_rules(family=socket.AF_INET6)):
             if rule.get_attr("FRA_PRIORITY") == POLICY_PRIORITY:
-                with contextlib.suppress(Exception):
+                await _quietly(
                     self._ipr.rule("del", family=socket.AF_INET6, priority=POLICY_PRIORITY)
+                )
 
     def observe(self, event: Event) -> None:
         """The engine's events change nothing here: the kernel's do."""
 
-    def close(self) -> None:
-        if self._ipr is None:
-            return
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         if self._events is not None:
-            self.context.loop.remove_reader(self._events.fileno())
             self._events.close()
             self._events = None
-        if not self.at_home:
-            self._remove_home_address()
-        remove_routes(self._ipr)
+        if self._ipr is None:
+            return
+        if not self.at_home:  # at home the home address stays: it is the node's address there
+            await self._remove_home_address()
+        await remove_routes(self._ipr)
         self._ipr.close()
         self._ipr = None
 
 
-_RTPROT_RA = 9  # linux/rtnetlink.h: a route learnt from a Router Advertisement
+# The mobile node role's home subnet (MobileNodeConfig.home_prefix_length's default; the role's
+# block has no key for it)
+HOME_PREFIX_LENGTH = 64
