@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    # -v is for our decisions; pyroute2's debug log is every netlink message, raw
+    logging.getLogger("pyroute2").setLevel(logging.INFO)
     try:
         config = load(args.config)
     except (ConfigError, OSError) as error:
