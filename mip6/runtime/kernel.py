@@ -65,6 +65,8 @@ from ipaddress import IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mip6.core.actions import Event
+from mip6.core.datapath import TUNNEL_OVERHEAD
+from mip6.core.node import MINIMUM_MTU
 from mip6.runtime.links import MAX_PACKET, Link, Receiver
 from mip6.wire import icmpv6 as icmp
 from mip6.wire.ipv6 import Ipv6Packet
@@ -304,6 +306,7 @@ _IFA_F_TENTATIVE = 0x40
 _IFA_F_PERMANENT = 0x80
 _IFF_LOWER_UP = 0x10000
 _RTPROT_RA = 9  # linux/rtnetlink.h: a route learnt from a Router Advertisement
+ROUTING_TYPE_2 = 24  # bytes of a type 2 routing header (RFC 3775 6.4)
 
 
 async def _iproute() -> AsyncIPRoute:
@@ -324,6 +327,17 @@ async def _quietly(call: Awaitable[Any]) -> None:
 
 async def _listed(generator: Awaitable[AsyncIterator[Any]]) -> list[Any]:
     return [message async for message in await generator]
+
+
+async def size_kernel_device(ipr: AsyncIPRoute, tun: int, link: int, overhead: int) -> None:
+    """The shim's TUN device gets the interface's MTU less what the engine adds to a packet
+    at most: the kernel sizes its packets (TCP's MSS among them) by the device's MTU, and a
+    packet the engine makes too big for the interface cannot be sent (the raw socket refuses
+    it)."""
+    (info,) = await _listed(ipr.get_links(link))
+    mtu = max(info.get_attr("IFLA_MTU") - overhead, MINIMUM_MTU)
+    await ipr.link("set", index=tun, mtu=mtu)
+    log.info("kernel device MTU %d (interface %d less %d bytes)", mtu, mtu + overhead, overhead)
 
 
 class _Reconciler:
@@ -451,6 +465,7 @@ class CorrespondentRoutes(_Reconciler):
         if context.kernel_device is None:
             raise ValueError("a correspondent on a real network needs its kernel link (shim)")
         self.engine = context.engine
+        self.link = context.link
         self.kernel_device = context.kernel_device
         self.routed: set[IPv6Address] = set()
         self._ipr: AsyncIPRoute | None = None
@@ -459,6 +474,8 @@ class CorrespondentRoutes(_Reconciler):
     async def open(self) -> None:
         self._ipr = await _iproute()
         self._tun_index = socket.if_nametoindex(self.kernel_device)
+        # RFC 3775 6.4: a bound packet grows by a type 2 routing header
+        await size_kernel_device(self._ipr, self._tun_index, self.link.ifindex, ROUTING_TYPE_2)
         await remove_routes(self._ipr)
         await self._reconcile()
 
@@ -557,6 +574,9 @@ class MobileNodeKernel:
 
         self._ipr = ipr = await _iproute()
         self._tun_index = socket.if_nametoindex(self.kernel_device)
+        # RFC 2473: the reverse tunnel adds 40 bytes, more than route optimization's Home
+        # Address option (24)
+        await size_kernel_device(ipr, self._tun_index, self.link.ifindex, TUNNEL_OVERHEAD)
         await remove_routes(ipr)
         await self._remove_home_address()
         await ipr.route(

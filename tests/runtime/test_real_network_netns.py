@@ -19,6 +19,7 @@ address reach it only because it answers Neighbor Solicitations for it (proxy ND
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -47,6 +48,7 @@ CN = "2001:db8:2::1"
 CORE = {"rh": "2001:db8:2::a", "r1": "2001:db8:2::b", "r2": "2001:db8:2::c"}
 VISITED = {"r1": ("2001:db8:3::1", "2001:db8:3::/64"), "r2": ("2001:db8:4::1", "2001:db8:4::/64")}
 PROTOCOL = str(ROUTE_PROTOCOL)
+BODY_BYTES = 50_000_000
 
 
 @dataclass
@@ -225,6 +227,10 @@ def care_of(lab: Lab, prefix: str) -> str | None:
     return None
 
 
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def bcache(lab: Lab, node: str) -> str:
     from mip6.runtime.control import control_request
 
@@ -319,6 +325,28 @@ def test_home_agent_mobile_node_correspondent_on_real_links(tmp_path: Path) -> N
         assert lab.ping("cn", CORE["rh"]) and lab.ping("ha", NEIGHBOUR)
         assert lab.ping("mn", "2001:db8:3::1") and lab.ping("nb", HOME_ROUTER)
 
+        # A stock web server on the mobile node's home address, a stock curl of 50 MB from
+        # the correspondent; rate-limited so the move falls in its middle
+        body = lab.tmp / "www" / "body"
+        body.parent.mkdir()
+        body.write_bytes(os.urandom(BODY_BYTES))
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns("mn"), sys.executable, "-m", "http.server", "8080",
+             "--bind", HOME_ADDRESS, "--directory", str(body.parent)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        lab.stack.callback(_stop, server)
+        fetched = lab.tmp / "fetched"
+        until(
+            lambda: "LISTEN" in lab.run("mn", "ss", "-ltn", "sport", "= :8080"),
+            10, "the web server", lab,
+        )  # fmt: skip
+        curl = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns("cn"), "curl", "-sS", "-g", "--limit-rate", "6M",
+             "--max-time", "120", "-o", str(fetched), f"http://[{HOME_ADDRESS}]:8080/body"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        lab.stack.callback(_stop, curl)
         # the cable moves to visited2: a ping running across the move gets answers after it
         pinger = subprocess.Popen(
             ["ip", "netns", "exec", lab.ns("cn"), "ping", "-6", "-n", "-i", "0.2", "-c", "100",
@@ -326,6 +354,7 @@ def test_home_agent_mobile_node_correspondent_on_real_links(tmp_path: Path) -> N
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         time.sleep(2)
+        assert curl.poll() is None  # the transfer is under way when the cable moves
         moved_at = time.monotonic()
         move(lab, "br-v2")
         until(lambda: care_of(lab, "2001:db8:4:") is not None, 20, "SLAAC on visited2", lab)
@@ -333,6 +362,7 @@ def test_home_agent_mobile_node_correspondent_on_real_links(tmp_path: Path) -> N
         assert coa2 is not None
         until(lambda: coa2 in bcache(lab, "ha"), 20, "home registration from visited2", lab)
         detected = time.monotonic() - moved_at
+        assert curl.poll() is None  # and still is once the mobile node has registered
         until(lambda: coa2 in bcache(lab, "cn"), 20, "correspondent binding to visited2", lab)
         output, _ = pinger.communicate(timeout=60)
         replies = [float(m) for m in re.findall(r"icmp_seq=(\d+) ", output)]
@@ -340,6 +370,10 @@ def test_home_agent_mobile_node_correspondent_on_real_links(tmp_path: Path) -> N
         assert care_of(lab, "2001:db8:3:") is None  # the old link's address was forgotten
         assert lab.ping("mn", "2001:db8:4::1")
         print(f"movement to visited2 registered {detected:.2f} s after the re-plug")
+        output, _ = curl.communicate(timeout=150)
+        assert curl.returncode == 0, output
+        assert fetched.stat().st_size == BODY_BYTES
+        assert sha256(fetched) == sha256(body)
 
         # home again: deregistered, no proxy entry, the home address on the interface
         move(lab, "br-home")
