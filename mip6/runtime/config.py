@@ -524,8 +524,9 @@ def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
         kind = reader.choice(fields["type"][1], f"{key}.type", LINK_TYPES)
         if kind in ("tun", "interface"):
             if "name" not in fields:
+                article = "an" if kind == "interface" else "a"
                 raise reader.fail(
-                    value, f"{key}.name", f"missing (a {kind} link needs a device name)"
+                    value, f"{key}.name", f"missing ({article} {kind} link needs a device name)"
                 )
             device = reader.scalar(fields["name"][1], f"{key}.name")
             # an interface link's TAP device is named m6<device> (mip6.runtime.kernel)
