@@ -132,7 +132,6 @@ class InterfaceLink(Link):
         self.name = name
         self.device = device
         self.table = nft_table(device)
-        self.tap = None
         self.tap_device = tap_name(device)
         self.ifindex = 0
         self._fd = -1
@@ -143,24 +142,26 @@ class InterfaceLink(Link):
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
         self.ifindex = socket.if_nametoindex(self.device)  # OSError: no such device
-        remove_leftovers(self.device)
-        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        ipr = await _iproute()
         try:
-            fcntl.ioctl(
-                fd, TUNSETIFF, struct.pack("16sH", self.tap_device.encode(), IFF_TAP | IFF_NO_PI)
-            )
-            # The kernel must never use our TAP: no addresses, no router solicitations on it
-            write_sysctl(self.tap_device, "disable_ipv6", "1")
-            subprocess.run(
-                ["ip", "link", "set", self.tap_device, "up"], check=True, capture_output=True
-            )
-        except BaseException:
-            os.close(fd)
-            raise
+            await remove_leftovers(ipr, self.device)
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                flags = struct.pack("16sH", self.tap_device.encode(), IFF_TAP | IFF_NO_PI)
+                fcntl.ioctl(fd, TUNSETIFF, flags)
+                # The kernel must never use our TAP: no addresses, no router solicitations
+                write_sysctl(self.tap_device, "disable_ipv6", "1")
+                tap = socket.if_nametoindex(self.tap_device)
+                await ipr.link("set", index=tap, state="up")
+                nft(self._ruleset())
+            except BaseException:
+                os.close(fd)  # the TAP goes with it
+                raise
+        finally:
+            ipr.close()
         self._fd = fd
         self._sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self._sock.setblocking(False)
-        nft(self._ruleset())
         self._loop = loop
         self._receive = receive
         loop.add_reader(fd, self._readable)
@@ -254,13 +255,14 @@ table netdev {self.table} {{
         super().close()
 
 
-def remove_leftovers(device: str) -> None:
-    """What a daemon that died on ``device`` may have left: its nftables table and TAP."""
+async def remove_leftovers(ipr: AsyncIPRoute, device: str) -> None:
+    """What a daemon that died on ``device`` may have left: its nftables table and TAP (a
+    TAP goes with its last descriptor, unless something made it persistent)."""
     if nft(f"delete table netdev {nft_table(device)}\n", check=False).returncode == 0:
         log.warning("removed nftables table %s left by an earlier run", nft_table(device))
     with contextlib.suppress(OSError):
-        socket.if_nametoindex(tap_name(device))
-        subprocess.run(["ip", "link", "delete", tap_name(device)], capture_output=True)
+        index = socket.if_nametoindex(tap_name(device))
+        await _quietly(ipr.link("del", index=index))
         log.warning("removed device %s left by an earlier run", tap_name(device))
 
 
@@ -387,7 +389,7 @@ class HomeLinkProxy(_Reconciler):
         self._ipr: AsyncIPRoute | None = None
 
     async def open(self) -> None:
-        self._ipr = ipr = await _iproute()
+        self._ipr = await _iproute()
         device = self.link.device
         # A crashed run's proxy entries: nobody else proxies this home agent's home addresses
         for address in await self._proxy_entries():
@@ -403,7 +405,6 @@ class HomeLinkProxy(_Reconciler):
             self._saved["accept_ra"] = "1"
             write_sysctl(device, "accept_ra", "2")
         self.link.copy_neighbor_advertisements()  # the engine's DAD (RFC 3775 10.3.1)
-        assert ipr is self._ipr
         await self._reconcile()
 
     async def _proxy_entries(self) -> list[IPv6Address]:

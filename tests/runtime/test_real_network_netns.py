@@ -389,6 +389,9 @@ def test_home_agent_mobile_node_correspondent_on_real_links(tmp_path: Path) -> N
             assert _stop(lab.daemons[node]) == 0, lab.log(node)
         for node in ("mn", "cn", "ha"):
             assert kernel_state(lab, node) == [], node
+        # the home agent's interface is as it found it (proxy ND and forwarding were its own)
+        for key, value in (("proxy_ndp", "0"), ("forwarding", "0"), ("accept_ra", "1")):
+            assert lab.run("ha", "sysctl", "-n", f"net.ipv6.conf.eth0.{key}").strip() == value
         # and the box still works without them
         assert lab.ping("cn", CORE["rh"]) and lab.ping("ha", NEIGHBOUR)
         assert lab.ping("mn", HOME_ROUTER)
