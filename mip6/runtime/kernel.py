@@ -304,6 +304,7 @@ MAIN_TABLE = 254
 _NTF_PROXY = 0x08  # linux/neighbour.h
 _IFA_F_NODAD = 0x02
 _IFA_F_DADFAILED = 0x08
+_IFA_F_OPTIMISTIC = 0x04
 _IFA_F_TENTATIVE = 0x40
 _IFA_F_PERMANENT = 0x80
 _IFF_LOWER_UP = 0x10000
@@ -533,14 +534,23 @@ def _route_key(route: Any) -> dict[str, Any]:
     return key
 
 
+def _usable(flags: int) -> bool:
+    """An address DAD has not failed for and either finished or lets us use already (RFC 4429
+    Optimistic DAD, where the box's optimistic_dad and use_optimistic sysctls allow it)."""
+    if flags & _IFA_F_DADFAILED:
+        return False
+    return not flags & _IFA_F_TENTATIVE or bool(flags & _IFA_F_OPTIMISTIC)
+
+
 class MobileNodeKernel:
     """Movement detection from the kernel (RFC 3775 11.5.1) and the home address's place.
 
     The care-of address is a global address the kernel has on the interface (SLAAC from the
-    link's Router Advertisements, or configured) outside the home prefix, usable (not
-    tentative, DAD not failed). Netlink events (addresses, routes, the link) make the driver
-    look again; a different care-of address is a movement (the engine's ``move``), a usable
-    address of the home prefix on the interface means home (``move`` to None, 11.5.4).
+    link's Router Advertisements, or configured) outside the home prefix, usable (DAD done,
+    or optimistic: RFC 4429, if the box allows it). Netlink events (addresses, routes, the
+    link) make the driver look again; a different care-of address is a movement (the engine's
+    ``move``), a usable address of the home prefix on the interface means home (``move`` to
+    None, 11.5.4).
 
     When the link loses its carrier (unplugged, moved to another switch) the addresses and
     default routes the kernel learnt from the old link's advertisements are removed: RFC 3775
@@ -651,7 +661,7 @@ class MobileNodeKernel:
         usable = [
             address
             for address, flags, _ in await self._addresses()
-            if not flags & (_IFA_F_TENTATIVE | _IFA_F_DADFAILED) and address != self.home_address
+            if _usable(flags) and address != self.home_address
         ]
         home = any(address in self.home_prefix for address in usable)
         care_of = next((a for a in usable if a not in self.home_prefix), None)
