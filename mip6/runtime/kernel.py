@@ -59,6 +59,7 @@ import re
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
@@ -139,6 +140,8 @@ class InterfaceLink(Link):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._receive: Receiver | None = None
         self.served: set[IPv6Address] = set()
+        self.dropped = 0  # packets the kernel would not send
+        self._next_warning = 0.0
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
         self.ifindex = socket.if_nametoindex(self.device)  # OSError: no such device
@@ -239,8 +242,18 @@ table netdev {self.table} {{
         scope = self.ifindex if destination.is_link_local or destination.is_multicast else 0
         try:
             self._sock.sendto(data, (str(destination), 0, 0, scope))
-        except OSError as error:  # no route, a full buffer: dropped, as a link drops
-            log.warning("link %s: send to %s failed: %s", self.name, destination, error)
+        except OSError as error:  # no route, no carrier, a full buffer: dropped, as links drop
+            self.dropped += 1
+            now = time.monotonic()
+            if now >= self._next_warning:  # a burst (an unplugged cable) is one line a second
+                self._next_warning = now + 1.0
+                log.warning(
+                    "link %s: send to %s failed: %s (%d dropped so far)",
+                    self.name,
+                    destination,
+                    error,
+                    self.dropped,
+                )
 
     def close(self) -> None:
         if self._loop is not None and self._fd >= 0:
