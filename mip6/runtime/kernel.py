@@ -392,12 +392,16 @@ class HomeLinkProxy(_Reconciler):
     Neighbor Solicitations for each registered home address (a proxy entry on the home
     interface; Linux answers for them only with proxy_ndp and forwarding on that interface,
     so both are turned on and put back at close); the link takes the packets that then arrive
-    for the address and the engine tunnels them (RFC 2473)."""
+    for the address and the engine tunnels them (RFC 2473). When it starts to proxy an address
+    it advertises it once, unsolicited, so the home link's caches of the mobile node's own
+    link-layer address are overridden (10.4.1; the RFC allows up to MAX_NEIGHBOR_ADVERTISEMENT,
+    3)."""
 
     def __init__(self, context: DriverContext) -> None:
         self.engine = context.engine
         self.link = context.link
         self.prefixes: tuple[IPv6Network, ...] = tuple(context.options["home_prefixes"])
+        self.address: IPv6Address = context.options["address"]
         self.proxied: set[IPv6Address] = set()
         self._saved: dict[str, str] = {}
         self._ipr: AsyncIPRoute | None = None
@@ -448,6 +452,9 @@ class HomeLinkProxy(_Reconciler):
             await self._neigh("replace", home)
             self.link.serve(home)
             self.proxied.add(home)
+            self.link.send(
+                unsolicited_advertisement(self.address, home, await _mac(self._ipr, self.link))
+            )
             log.info("proxy ND for home address %s on %s", home, self.link.device)
         for home in sorted(self.proxied - wanted):
             await self._unproxy(home)
@@ -553,6 +560,27 @@ def _usable(flags: int) -> bool:
     if flags & _IFA_F_DADFAILED:
         return False
     return not flags & _IFA_F_TENTATIVE or bool(flags & _IFA_F_OPTIMISTIC)
+
+
+async def _mac(ipr: AsyncIPRoute, link: InterfaceLink) -> bytes:
+    (info,) = await _listed(ipr.get_links(link.ifindex))
+    return bytes.fromhex(info.get_attr("IFLA_ADDRESS").replace(":", ""))
+
+
+def unsolicited_advertisement(source: IPv6Address, target: IPv6Address, mac: bytes) -> bytes:
+    """A Neighbor Advertisement to all nodes for ``target`` with the Override flag and
+    ``mac`` as its Target Link-Layer Address (RFC 4861 7.2.6), as RFC 3775 10.4.1 (a home agent
+    starting to proxy) and 11.5.4 (a mobile node back home) have them sent."""
+    return Ipv6Packet(
+        source=source,
+        destination=IPv6Address("ff02::1"),
+        hop_limit=255,
+        payload=icmp.NeighborAdvertisement(
+            target_address=target,
+            override=True,
+            options=(icmp.TargetLinkLayerAddress.padded(mac),),
+        ),
+    ).emit()
 
 
 class MobileNodeKernel:
@@ -684,7 +712,10 @@ class MobileNodeKernel:
                 await self._home_on_interface()
                 log.info("movement detected: at home (%s)", self.home_prefix)
                 self.context.command("move", None)
-                self._announce_home_address(await self._mac())
+                # RFC 3775 11.5.4: the home link's nodes stop sending to the home agent
+                assert self._ipr is not None
+                mac = await _mac(self._ipr, self.link)
+                self.link.send(unsolicited_advertisement(self.home_address, self.home_address, mac))
         elif care_of is not None and (self.at_home is not False or care_of != self.care_of):
             if self.at_home is not False:
                 await self._home_on_tun()
@@ -723,27 +754,6 @@ class MobileNodeKernel:
             prefixlen=self.home_prefix.prefixlen,
             flags=_IFA_F_NODAD,
         )
-
-    async def _mac(self) -> bytes:
-        assert self._ipr is not None
-        (info,) = await _listed(self._ipr.get_links(self.link.ifindex))
-        return bytes.fromhex(info.get_attr("IFLA_ADDRESS").replace(":", ""))
-
-    def _announce_home_address(self, mac: bytes) -> None:
-        """RFC 3775 11.5.4: the mobile node multicasts a Neighbor Advertisement for its home
-        address (Override set, its own link-layer address) so the home link's nodes stop
-        sending to the home agent's."""
-        advertisement = Ipv6Packet(
-            source=self.home_address,
-            destination=IPv6Address("ff02::1"),
-            hop_limit=255,
-            payload=icmp.NeighborAdvertisement(
-                target_address=self.home_address,
-                override=True,
-                options=(icmp.TargetLinkLayerAddress.padded(mac),),
-            ),
-        )
-        self.link.send(advertisement.emit())
 
     async def _remove_home_address(self) -> None:
         """The home address wherever we put it, and the rule for it."""
