@@ -33,6 +33,11 @@ def test_interface_link_and_dad_options_read() -> None:
     ("text", "message"),
     [
         (
+            HOME_AGENT.replace("dad_retrans_timer: 0.5", "dad_retrans_timer: 0"),
+            "ha.yaml:9: home_agent.dad_retrans_timer: must be more than 0 seconds "
+            "(RFC 4861 RetransTimer)",
+        ),
+        (
             HOME_AGENT.replace("name: eth0", "name: eth01234567890"),
             "ha.yaml:4: links.network.name: interface device names are 1-13 characters",
         ),

@@ -339,6 +339,9 @@ def test_home_agent_mobile_node_correspondent_on_real_links(tmp_path: Path) -> N
         )  # fmt: skip
         assert coa1 in bcache(lab, "cn")
         assert lab.ping("cn", HOME_ADDRESS, count=3)
+        # a stock program on the mobile node with the home address as its source
+        assert sh("ip", "netns", "exec", lab.ns("mn"), "ping", "-6", "-c", "1", "-W", "2",
+                  "-I", HOME_ADDRESS, CN, check=False).returncode == 0  # fmt: skip
         # other programs keep working while the daemons run
         assert lab.ping("cn", CORE["rh"]) and lab.ping("ha", NEIGHBOUR)
         assert lab.ping("mn", "2001:db8:3::1") and lab.ping("nb", HOME_ROUTER)
