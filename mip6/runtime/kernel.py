@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mip6.core.actions import Event
 from mip6.core.datapath import TUNNEL_OVERHEAD
+from mip6.core.ipsec.sa import Direction
 from mip6.core.node import MINIMUM_MTU
 from mip6.runtime.links import MAX_PACKET, Link, Receiver
 from mip6.wire import icmpv6 as icmp
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from pyroute2 import AsyncIPRoute
 
     from mip6.core.engine import Engine
+    from mip6.core.ipsec.policy import SecurityPolicyDatabase
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,18 @@ table netdev {self.table} {{
         nft(
             f"add rule netdev {self.table} ingress icmpv6 type nd-neighbor-advert "
             f'dup to "{self.tap_device}"\n'
+        )
+
+    def take_esp(self, spis: list[int]) -> None:
+        """From now on ESP packets for this box with one of ``spis`` (the SPIs of the node's
+        inbound SAs, RFC 3776) are read too: only those, so the box's own IPsec keeps its
+        packets. Transport-mode ones (a BU behind a Home Address option, a BA behind a type
+        2 routing header) are taken by the rules above already; this is for the tunnel mode of
+        HoTI and HoT (RFC 3776 4.2), where ESP follows the IPv6 header."""
+        listed = ", ".join(str(spi) for spi in spis)
+        nft(
+            f"add rule netdev {self.table} ingress fib daddr type local esp spi {{ {listed} }} "
+            f'fwd to "{self.tap_device}"\n'
         )
 
     def serve(self, address: IPv6Address) -> None:
@@ -425,6 +439,7 @@ class HomeLinkProxy(_Reconciler):
             self._saved["accept_ra"] = "1"
             write_sysctl(device, "accept_ra", "2")
         self.link.copy_neighbor_advertisements()  # the engine's DAD (RFC 3775 10.3.1)
+        take_esp(self.engine, self.link)
         await self._reconcile()
 
     async def _proxy_entries(self) -> list[IPv6Address]:
@@ -564,6 +579,18 @@ def _usable(flags: int) -> bool:
     return not flags & _IFA_F_TENTATIVE or bool(flags & _IFA_F_OPTIMISTIC)
 
 
+def take_esp(engine: Engine, link: InterfaceLink) -> None:
+    """The link takes the ESP of the engine's inbound SAs, if it has an SA database."""
+    security: SecurityPolicyDatabase | None = engine.security  # type: ignore[attr-defined]
+    if security is None:
+        return
+    spis = sorted(
+        sa.spi for sa in security.security_associations() if sa.direction is Direction.INBOUND
+    )
+    if spis:
+        link.take_esp(spis)
+
+
 async def _mac(ipr: AsyncIPRoute, link: InterfaceLink) -> bytes:
     (info,) = await _listed(ipr.get_links(link.ifindex))
     return bytes.fromhex(info.get_attr("IFLA_ADDRESS").replace(":", ""))
@@ -626,6 +653,7 @@ class MobileNodeKernel:
     async def open(self) -> None:
         from pyroute2.netlink.rtnl import RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK
 
+        take_esp(self.context.engine, self.link)
         self._ipr = ipr = await _iproute()
         self._tun_index = socket.if_nametoindex(self.kernel_device)
         # RFC 2473: the reverse tunnel adds 40 bytes, more than route optimization's Home
