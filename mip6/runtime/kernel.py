@@ -11,7 +11,9 @@ option is one), each only when addressed to this box (``fib daddr type local``),
 packet for a home address the daemon serves (an nftables set, :meth:`InterfaceLink.serve`).
 A Destination Options header without a Home Address option is rare; behind a shim the engine
 hands such a packet on to the kernel, a home agent in router mode (no kernel link) drops it.
-Everything else stays with the kernel: the box's other programs keep working. What the daemon
+With RFC 3776 SAs, ESP for this box with the SPI of one of the node's inbound SAs is taken too
+(:meth:`InterfaceLink.take_esp`). Everything else stays with the kernel: the box's other
+programs keep working. What the daemon
 sends goes through a raw IPv6 socket with the header included (IPPROTO_RAW), so the kernel
 routes it and resolves neighbours as for its own packets; ingress hooks never see it, so there
 is no loop. Neighbor Advertisements can be copied (``dup``) as well, for a home agent's
