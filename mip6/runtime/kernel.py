@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import re
@@ -404,6 +405,39 @@ class _Reconciler:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+# Where a daemon notes the sysctls it changes before it changes them, so that the next start
+# after a crash puts back the box's own values, not the ones the crashed run left
+STATE_DIR = "/run/mip6"
+
+
+def _sysctl_record(device: str) -> str:
+    # one namespace's devices: /run is shared between namespaces
+    namespace = os.stat("/proc/self/ns/net").st_ino
+    return os.path.join(STATE_DIR, f"sysctl-{namespace}-{_name(device)}.json")
+
+
+def saved_sysctls(device: str) -> dict[str, str] | None:
+    """What a run that did not close noted for ``device``; None without a record."""
+    try:
+        with open(_sysctl_record(device), encoding="utf-8") as file:
+            values = json.load(file)
+    except (OSError, ValueError):
+        return None
+    log.warning("sysctls of %s as an earlier run found them: %s", device, values)
+    return {str(key): str(value) for key, value in values.items()}
+
+
+def save_sysctls(device: str, values: dict[str, str]) -> None:
+    os.makedirs(STATE_DIR, exist_ok=True)
+    with open(_sysctl_record(device), "w", encoding="utf-8") as file:
+        json.dump(values, file)
+
+
+def forget_sysctls(device: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_sysctl_record(device))
+
+
 class HomeLinkProxy(_Reconciler):
     """RFC 3775 10.4.1: "the home agent MUST ... intercept any packets ... addressed to the
     mobile node's home address ... using proxy Neighbor Discovery". The kernel answers
@@ -432,13 +466,16 @@ class HomeLinkProxy(_Reconciler):
             if any(address in prefix for prefix in self.prefixes):
                 await _quietly(self._neigh("del", address))
                 log.warning("removed proxy entry %s left by an earlier run", address)
-        for key, value in (("forwarding", "1"), ("proxy_ndp", "1")):
-            self._saved[key] = read_sysctl(device, key)
-            write_sysctl(device, key, value)
-        if self._saved["forwarding"] == "0" and read_sysctl(device, "accept_ra") == "1":
+        # The values as the box had them: a killed run's record of them, or now
+        self._saved = saved_sysctls(device) or {
+            key: read_sysctl(device, key) for key in ("forwarding", "proxy_ndp", "accept_ra")
+        }
+        save_sysctls(device, self._saved)
+        write_sysctl(device, "forwarding", "1")
+        write_sysctl(device, "proxy_ndp", "1")
+        if self._saved["forwarding"] == "0" and self._saved["accept_ra"] == "1":
             # Forwarding would stop the box learning from Router Advertisements on the home
             # link (accept_ra 1); 2 keeps it learning, so it is never left without IPv6
-            self._saved["accept_ra"] = "1"
             write_sysctl(device, "accept_ra", "2")
         self.link.copy_neighbor_advertisements()  # the engine's DAD (RFC 3775 10.3.1)
         take_esp(self.engine, self.link)
@@ -493,6 +530,7 @@ class HomeLinkProxy(_Reconciler):
         for key, value in self._saved.items():
             with contextlib.suppress(OSError):
                 write_sysctl(self.link.device, key, value)
+        forget_sysctls(self.link.device)
         self._ipr.close()
         self._ipr = None
 

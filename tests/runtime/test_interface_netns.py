@@ -122,6 +122,11 @@ def kernel_state(box: str) -> tuple[str, str]:
     )
 
 
+def read(ns: str, key: str) -> str:
+    """A sysctl of eth0 in ``ns``."""
+    return sh("ip", "netns", "exec", ns, "sysctl", "-n", f"net.ipv6.conf.eth0.{key}").stdout.strip()
+
+
 def packets() -> list[bytes]:
     """What the box must take (each addressed to it, or to the address it serves), then what
     it must leave to its kernel."""
@@ -208,5 +213,53 @@ def test_interface_link_start_removes_what_a_killed_run_left(pair) -> None:  # t
         reader.send_signal(signal.SIGTERM)
         out, _ = reader.communicate(timeout=10)
     assert [tuple(json.loads(line)) for line in out.splitlines()] == [(135, BOX)]
+    tables, links = kernel_state(box)
+    assert nft_table("eth0") not in tables and tap_name("eth0") not in links
+
+
+def test_home_agent_killed_then_restarted_puts_the_interface_back(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A home agent daemon turns proxy ND and forwarding on on its interface; killed, it cannot
+    put them back, so the next start does when it stops, with the box's own values."""
+    _, box = pair
+    config = tmp_path / "ha.yaml"
+    config.write_text(
+        "node: ha\nrole: home_agent\nmode: router\n"
+        "links: {network: {type: interface, name: eth0}}\n"
+        f'home_agent: {{address: "{BOX}", home_prefixes: ["2001:db8:7::/64"]}}\n'
+    )
+
+    def sysctls() -> list[str]:
+        return [read(box, key) for key in ("forwarding", "proxy_ndp", "accept_ra")]
+
+    def start() -> subprocess.Popen[str]:
+        daemon = subprocess.Popen(
+            ["ip", "netns", "exec", box, sys.executable, "-m", "mip6.cli", "run", str(config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": ROOT},
+        )  # fmt: skip
+        assert daemon.stderr is not None
+        # its signal handlers are in place once it says which mode it runs in
+        for line in daemon.stderr:
+            if "in router mode" in line:
+                break
+        for _ in range(200):  # and its interface is set up a moment later
+            if "mip6_eth0" in kernel_state(box)[0] and read(box, "proxy_ndp") == "1":
+                break
+            time.sleep(0.05)
+        assert daemon.poll() is None
+        return daemon
+
+    before = sysctls()
+    assert before == ["0", "0", "1"]
+    killed = start()
+    time.sleep(0.5)
+    killed.kill()
+    killed.wait()
+    assert sysctls() == ["1", "1", "2"]  # left as the killed run set them
+    daemon = start()
+    time.sleep(0.5)
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=10) == 0
+    assert sysctls() == before
     tables, links = kernel_state(box)
     assert nft_table("eth0") not in tables and tap_name("eth0") not in links
