@@ -3,9 +3,11 @@ configuration: read, and refused with file, line and key where it cannot work.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mip6.runtime.config import ConfigError, parse
+from mip6.runtime.config import ConfigError, load, parse
 from tests.runtime.test_member_config import CONFIG as MEMBER
 
 HOME_AGENT = """\
@@ -61,3 +63,10 @@ def test_interface_link_faults_name_file_line_and_key(text: str, message: str) -
     with pytest.raises(ConfigError) as raised:
         parse(text, path)
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("role", ["home_agent", "mobile_node", "correspondent"])
+def test_real_network_examples_read(role: str) -> None:
+    path = Path(__file__).parents[2] / "examples" / "real-network" / f"{role}.yaml"
+    config = load(path)
+    assert config.role == role and config.links["network"].type == "interface"
