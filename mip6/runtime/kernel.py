@@ -8,7 +8,9 @@ a TAP device of ours (``m6<device>``, IPv6 disabled on it, so the kernel never u
 daemon reads whole Ethernet frames from the TAP. Taken: Mobility Header packets, type 2
 routing headers, IPv6-in-IPv6 and packets with a Destination Options header (a Home Address
 option is one), each only when addressed to this box (``fib daddr type local``), and every
-packet for a home address the daemon serves (an nftables set, :meth:`InterfaceLink.serve`).
+packet for a home address the daemon serves (an nftables set, :meth:`InterfaceLink.serve`)
+but Neighbor Discovery: a neighbour's unicast solicitation of a home address (its
+reachability check) is the kernel's to answer for the proxy entry, not the mobile node's.
 A Destination Options header without a Home Address option is rare; behind a shim the engine
 hands such a packet on to the kernel, a home agent in router mode (no kernel link) drops it.
 With RFC 3776 SAs, ESP for this box with the SPI of one of the node's inbound SAs is taken too
@@ -191,7 +193,8 @@ table netdev {self.table} {{
     set served {{ type ipv6_addr; }}
     chain ingress {{
         type filter hook ingress device "{self.device}" priority {INGRESS_PRIORITY};
-        ip6 daddr @served {to}
+        ip6 daddr @served meta l4proto != icmpv6 {to}
+        ip6 daddr @served icmpv6 type != {{ nd-neighbor-solicit, nd-neighbor-advert }} {to}
         {local} meta l4proto 135 {to}
         {local} meta l4proto ipv6 {to}
         {local} rt type 2 {to}

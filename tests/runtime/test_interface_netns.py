@@ -154,6 +154,12 @@ def packets() -> list[bytes]:
         ).emit(),
         Ipv6Packet(source=p, destination=s, payload=udp).emit(),  # a served address
         Ipv6Packet(source=p, destination=b, payload=udp).emit(),  # plain: the kernel's
+        Ipv6Packet(  # a neighbour's reachability check of a served address: the kernel's
+            source=p,
+            destination=s,
+            hop_limit=255,
+            payload=icmp.NeighborSolicitation(target_address=s),
+        ).emit(),
     ]
 
 
@@ -193,7 +199,7 @@ def test_interface_link_takes_mipv6_leaves_the_rest_and_cleans_up(pair) -> None:
         (43, BOX),  # routing header (type 2)
         (60, BOX),  # Destination Options (Home Address option)
         (17, SERVED),  # for the served address
-    ], err  # no echo request, no plain UDP: those stayed with the kernel
+    ], err  # no echo request, no plain UDP, no solicitation: those stayed with the kernel
     tables, links = kernel_state(box)
     assert nft_table("eth0") not in tables and tap_name("eth0") not in links
 
