@@ -28,6 +28,13 @@ A program can embed a host-mode daemon and run its own asyncio code on its strea
     daemon.stop()
     await task                          # a mobile node deregisters first
 
+On a real network (a link of ``type: interface``, :mod:`mip6.runtime.kernel`) the network
+link is the box's own interface, and the role's network driver (its registry entry's
+``network_driver``) keeps the kernel state beside the engine: it sees every event the engine
+emits (a home agent's registrations become proxy neighbour entries), gives the engine commands
+(a mobile node's movements, from netlink events) and removes what it added before the links
+close.
+
 With ``netns: NAME`` the daemon opens its UDP links where it was started (the root namespace,
 where a labnet hub listens), then moves into the network namespace NAME (setns(2)) and creates
 its TUN devices there: a namespace's kernel reaches the lab through the daemon, without veths.
