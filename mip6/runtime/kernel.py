@@ -483,10 +483,29 @@ class HomeLinkProxy(_Reconciler):
         self.link.copy_neighbor_advertisements()  # the engine's DAD (RFC 3775 10.3.1)
         take_esp(self.engine, self.link)
         await self._reconcile()
+        log.info(
+            "home link %s: proxy ND for home addresses of %s",
+            device,
+            ", ".join(str(prefix) for prefix in self.prefixes),
+        )
 
     async def _proxy_entries(self) -> list[IPv6Address]:
+        """The interface's proxy neighbour entries. The kernel lists them only for a dump
+        request with NTF_PROXY in its own flags, which pyroute2's ``neigh("dump")`` does not
+        send (it filters what it gets back): the request is made here."""
+        from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
+        from pyroute2.netlink.rtnl import RTM_GETNEIGH
+        from pyroute2.netlink.rtnl.ndmsg import ndmsg
+
         assert self._ipr is not None
-        entries = await _listed(self._ipr.neigh("dump", family=socket.AF_INET6, flags=_NTF_PROXY))
+        request = ndmsg()
+        request["family"] = socket.AF_INET6
+        request["flags"] = _NTF_PROXY
+        entries = await _listed(
+            self._ipr.nlm_request(
+                request, msg_type=RTM_GETNEIGH, msg_flags=NLM_F_REQUEST | NLM_F_DUMP
+            )
+        )
         return [
             IPv6Address(entry.get_attr("NDA_DST"))
             for entry in entries

@@ -244,26 +244,25 @@ def test_home_agent_killed_then_restarted_puts_the_interface_back(pair, tmp_path
             env={**os.environ, "PYTHONPATH": ROOT},
         )  # fmt: skip
         assert daemon.stderr is not None
-        # its signal handlers are in place once it says which mode it runs in
+        # up, its signal handlers in place, once it says it proxies on its home link
         for line in daemon.stderr:
-            if "in router mode" in line:
+            if "proxy ND for home addresses" in line:
                 break
-        for _ in range(200):  # and its interface is set up a moment later
-            if "mip6_eth0" in kernel_state(box)[0] and read(box, "proxy_ndp") == "1":
-                break
-            time.sleep(0.05)
         assert daemon.poll() is None
         return daemon
 
     before = sysctls()
     assert before == ["0", "0", "1"]
     killed = start()
-    time.sleep(0.5)
     killed.kill()
     killed.wait()
     assert sysctls() == ["1", "1", "2"]  # left as the killed run set them
+    # a proxy entry the killed run could have left (its home prefix), and one not of its own
+    for address in ("2001:db8:7::99", "2001:db8:8::99"):
+        sh("ip", "-n", box, "-6", "neigh", "add", "proxy", address, "dev", "eth0")
     daemon = start()
-    time.sleep(0.5)
+    proxies = sh("ip", "-n", box, "-6", "neigh", "show", "proxy").stdout
+    assert "2001:db8:7::99" not in proxies and "2001:db8:8::99" in proxies
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=10) == 0
     assert sysctls() == before
