@@ -33,8 +33,9 @@ policy routing into a TUN cannot do for packets addressed to the box itself: the
 is looked up first). Tried with two namespaces and a veth (``tests/runtime/
 test_interface_netns.py`` does it again): a Mobility Header, an IPv6-in-IPv6 and a type 2
 routing header packet sent to the box arrived as frames on the TAP, while ``ping`` to the same
-address kept its kernel answer. The end-to-end test's figures are in README ("Running on a
-real network").
+address kept its kernel answer. Throughput and round trips through the daemons on such links
+(``python -m tests.runtime.real_network_bench``) and the end-to-end test's movement times are
+in README ("Running on a real network").
 
 The nftables table and the TAP are named after the device, so a daemon that crashed leaves
 nothing the next start does not remove first (:meth:`InterfaceLink.open`); :meth:`close`
