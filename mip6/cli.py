@@ -105,6 +105,10 @@ def decode(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _quiet_pyroute2(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.INFO or not record.name.startswith("pyroute2")
+
+
 def run(args: argparse.Namespace) -> int:
     from mip6.runtime.config import ConfigError, load
     from mip6.runtime.daemon import Daemon
@@ -113,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    # -v is for our decisions; pyroute2's debug log is every netlink message, raw. A filter on
+    # the handler, since importing pyroute2 resets its loggers' levels
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_pyroute2)
     try:
         config = load(args.config)
     except (ConfigError, OSError) as error:

@@ -48,3 +48,8 @@ def is_reserved_anycast(address: IPv6Address, prefix: IPv6Network) -> bool:
     if prefix.prefixlen > 128 - _ANYCAST_ID_BITS:
         return False
     return host & ~((1 << _ANYCAST_ID_BITS) - 1) == _reserved_base(prefix)
+
+
+def solicited_node_multicast(address: IPv6Address) -> IPv6Address:
+    """RFC 4291 2.7.1: ff02::1:ff00:0/104 and the address's low 24 bits."""
+    return IPv6Address(int(IPv6Address("ff02::1:ff00:0")) | (int(address) & 0xFFFFFF))

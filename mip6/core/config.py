@@ -83,6 +83,11 @@ class HomeAgentConfig:
     # The driver's link on the home link, named in ``Transmit.link`` for packets that go out
     # on it; None when the home link is the node's one network link.
     home_link: str | None = "home"
+    # RFC 3775 10.3.1: duplicate address detection on the home link before a new home
+    # registration is accepted (on a real home link; a lab's home link has only the nodes in
+    # ``home_link_addresses``). ``dad_retrans_timer``: RFC 4861 RetransTimer, seconds.
+    duplicate_address_detection: bool = False
+    dad_retrans_timer: float = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,12 +14,15 @@ lookup on its Destination Address and encapsulated without being parsed beyond
 
 Home registrations must arrive under ESP (RFC 3776), with an SA of the ``security`` policy
 database whose selector names the home address; ``allow_unprotected_registration`` (off by
-default) lets unprotected ones through for labs without keys. Not implemented: duplicate address
-detection and proxy Neighbor Discovery on the home link (10.4.1; a configured address list
-stands in for DAD, and the driver's routes stand in for proxy ND), the Home Agents List learnt
-from Router Advertisements (10.5.1; ``other_home_agents`` is configured), unsolicited Mobile
-Prefix Advertisements (10.6.2-10.6.3), ICMP errors about tunnelled packets (10.4.1, RFC 2473 8)
-and the Tunnel Encapsulation Limit option (RFC 2473 5.1).
+default) lets unprotected ones through for labs without keys. With ``duplicate_address_detection``
+a new home registration waits for DAD on the home link (10.3.1: a Neighbor Solicitation sent, a
+Neighbor Advertisement the driver hands back means 134); without it (labs, the simulator) a
+configured address list stands in for DAD. Proxy Neighbor Discovery (10.4.1) is the driver's
+(:mod:`mip6.runtime.kernel`: the kernel's proxy entries). Not implemented: the Home Agents
+List learnt from Router Advertisements (10.5.1; ``other_home_agents`` is configured),
+unsolicited Mobile Prefix Advertisements (10.6.2-10.6.3), ICMP errors about tunnelled packets
+(10.4.1, RFC 2473 8), the Tunnel Encapsulation Limit option (RFC 2473 5.1), and DAD's answer
+to a simultaneous solicitation for the same address (RFC 4862 5.4.3).
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ from typing import Any
 
 from mip6.core import show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
-from mip6.core.addresses import home_agents_anycast, is_reserved_anycast
+from mip6.core.addresses import (
+    home_agents_anycast,
+    is_reserved_anycast,
+    solicited_node_multicast,
+)
 from mip6.core.binding_cache import (
     BindingCache,
     BindingCacheEntry,
@@ -82,6 +89,7 @@ _SNAPSHOT_ENTRY_KEYS = frozenset(
 MAX_DHAAD_ADDRESSES = (MINIMUM_MTU - 40 - 8) // 16
 _IPV6_HEADER = 40
 _TEST_INIT_TYPES = (mh.MhType.HOME_TEST_INIT, mh.MhType.CARE_OF_TEST_INIT)
+_NA_TYPE = bytes([icmp.NEIGHBOR_ADVERTISEMENT])
 
 
 class SnapshotError(ValueError):
@@ -96,6 +104,14 @@ class _Tunnel:
 
     entry: BindingCacheEntry
     care_of: bytes
+
+
+@dataclass(slots=True)
+class _PendingRegistration:
+    """A new home registration waiting for duplicate address detection on the home link."""
+
+    request: BindingRequest
+    inbound: Inbound
 
 
 def _units_4s(seconds: float) -> int:
@@ -159,6 +175,9 @@ class HomeAgent:
         # mirrors the home registrations in ``binding_cache``, so it is bounded by its capacity.
         self._tunnels: dict[bytes, _Tunnel] = {}
         self._pending: list[Action] = []  # what ``start`` hands a restored engine's driver
+        # Home address (16 bytes) -> the home registration held for duplicate address
+        # detection (RFC 3775 10.3.1); bounded like the binding cache.
+        self._dad: dict[bytes, _PendingRegistration] = {}
 
     # -- events in ---------------------------------------------------------------------------
 
@@ -213,6 +232,8 @@ class HomeAgent:
         tunnel = self._tunnels.get(destination)
         if tunnel is not None:
             return self._tunnel(now, data, tunnel)
+        if self._dad and data[6] == protocols.ICMPV6 and data[40:41] == _NA_TYPE:
+            return self._neighbor_advertisement(data)
         if destination == self._address or destination in self._anycast:
             return self._local(now, data)
         if destination in self._other_local:
@@ -247,6 +268,8 @@ class HomeAgent:
         match token:
             case ("home_registration_expiry", IPv6Address() as home):
                 return self._expire(now, home)
+            case ("duplicate_address_detection", IPv6Address() as home):
+                return self._duplicate_address_detection_done(now, home)
             case ("binding_expiry" | "binding_refresh", IPv6Address() as home):
                 # The correspondent role's timers; a home registration that has since taken
                 # the home address over is not the correspondent's to expire or refresh.
@@ -557,9 +580,20 @@ class HomeAgent:
             # RFC 3775 10.3.1: duplicate address detection on the home link "fails" (134);
             # the configured addresses in use stand in for DAD.
             return self._acknowledge(request, inbound, Status.DUPLICATE_ADDRESS_DETECTION_FAILED)
-        if not self.binding_cache.has_room_for(home):
+        if not self.binding_cache.has_room_for(home) or (
+            home.packed not in self._dad and len(self._dad) >= self.config.binding_cache_size
+        ):
             # RFC 3775 9.5.2 / 10.3.1: insufficient resources (130).
             return self._acknowledge(request, inbound, Status.INSUFFICIENT_RESOURCES)
+        if self.config.duplicate_address_detection and entry is None:
+            return self._start_duplicate_address_detection(now, request, inbound)
+        return self._accept(now, request, inbound)
+
+    def _accept(self, now: float, request: BindingRequest, inbound: Inbound) -> list[Action]:
+        """Accept a home registration that passed every check of RFC 3775 10.3.1."""
+        update = request.update
+        home = request.home_address
+        care_of = request.care_of_address
         # RFC 3775 10.3.1: the granted lifetime is at most the requested one, the home agent's
         # own limit (UMIP HaMaxBindingLife), and "MUST NOT be greater than the remaining valid
         # lifetime for the subnet prefix in the mobile node's home address". Whole 4 s units, so
@@ -609,6 +643,67 @@ class HomeAgent:
             # mobility capability), no Binding Authorization Data (that is for RR, 6.2.7).
             actions += self._acknowledge(request, inbound, Status.ACCEPTED, lifetime=lifetime)
         return actions
+
+    def _start_duplicate_address_detection(
+        self, now: float, request: BindingRequest, inbound: Inbound
+    ) -> list[Action]:
+        """RFC 3775 10.3.1: before accepting a new home registration "the home agent MUST
+        perform Duplicate Address Detection on the mobile node's home link" (RFC 4862 5.4: one
+        Neighbor Solicitation from the unspecified address to the solicited-node multicast
+        address of the home address, then RetransTimer for an answer). The Binding Update is
+        held meanwhile; the mobile node's retransmissions of it are dropped (the answer to the
+        held one is coming)."""
+        home = request.home_address
+        if home.packed in self._dad:
+            self._count("home_registration_dad_in_progress")
+            return [Event("drop", {"reason": "home registration waits for DAD"})]
+        self._dad[home.packed] = _PendingRegistration(request, inbound)
+        solicitation = Ipv6Packet(
+            source=IPv6Address(0),
+            destination=solicited_node_multicast(home),
+            hop_limit=255,  # RFC 4861 7.1.1: receivers drop ND with any other Hop Limit
+            payload=icmp.NeighborSolicitation(target_address=home),
+        )
+        self._count("dad_started")
+        return [
+            Transmit(solicitation.emit(), link=self.config.home_link),
+            StartTimer(now + self.config.dad_retrans_timer, ("duplicate_address_detection", home)),
+            Event("dad_started", {"home_address": str(home)}),
+        ]
+
+    def _neighbor_advertisement(self, data: bytes) -> list[Action]:
+        """RFC 4862 5.4.4: a Neighbor Advertisement for an address under DAD means another node
+        has it: the held home registration fails with status 134 (RFC 3775 10.3.1)."""
+        try:
+            message = icmp.parse_icmpv6(data[40:], source=data[8:24], destination=data[24:40])
+        except WireError as error:
+            self._count("neighbor_advertisement_malformed")
+            return [Event("drop", {"reason": f"neighbor advertisement: {error}"})]
+        if not isinstance(message, icmp.NeighborAdvertisement) or data[7] != 255:
+            return [Event("drop", {"reason": "not a neighbor advertisement with Hop Limit 255"})]
+        pending = self._dad.pop(message.target_address.packed, None)
+        if pending is None:
+            return []
+        self._count("dad_failed")
+        home = pending.request.home_address
+        return [
+            CancelTimer(("duplicate_address_detection", home)),
+            Event("dad_failed", {"home_address": str(home), "owner": str(IPv6Address(data[8:24]))}),
+            *self._acknowledge(
+                pending.request, pending.inbound, Status.DUPLICATE_ADDRESS_DETECTION_FAILED
+            ),
+        ]
+
+    def _duplicate_address_detection_done(self, now: float, home: IPv6Address) -> list[Action]:
+        """RetransTimer passed without an answer: the home address is free (RFC 4862 5.4)."""
+        pending = self._dad.pop(home.packed, None)
+        if pending is None:
+            return []
+        if not self.binding_cache.has_room_for(home):  # filled up while we waited
+            return self._acknowledge(
+                pending.request, pending.inbound, Status.INSUFFICIENT_RESOURCES
+            )
+        return self._accept(now, pending.request, pending.inbound)
 
     def _deregister(
         self,

@@ -1065,7 +1065,17 @@ class MobileNode:
                 entry.tokens.care_of_keygen_token = None
             entry.send_when_ready = True
             return actions + self._return_routability(now, entry)
-        if not ba.accepted:
+        if (
+            entry.home_registration
+            and entry.deregistering
+            and ba.status == Status.NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE
+        ):
+            # RFC 3775 10.3.2: a home agent with no home registration for us answers a
+            # deregistration with 133. Every retransmission carries a new Sequence Number
+            # (11.8), so an earlier one that arrived late (a neighbour resolution on the home
+            # link, a lost acknowledgement) has already deleted it: the deregistration holds.
+            self._count("deregistration_found_no_binding")
+        elif not ba.accepted:
             transition(entry, BulInput.BA_REJECTED)
             return [
                 *actions,

@@ -18,6 +18,8 @@ One file per node::
     links:
       kernel:  {type: tun, name: mip6k0}                        # shim mode: the kernel's side
       network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}   # or {type: tun, name: ...}
+                                    # or {type: interface, name: eth0}: the box's own
+                                    # interface on a real network (mip6.runtime.kernel)
     pcap: {network: /tmp/cn1.pcap}  # optional, per link (a daemon with one has no fast path)
     fast_path: true                 # optional: established traffic through the C fast path
                                     # (mip6.runtime.fast) where it is built; false: the
@@ -66,7 +68,7 @@ from mip6.runtime.roles import ROLES, role
 from mip6.runtime.roles.base import MODES, OptionError
 from tcp_migrate.core import Config
 
-LINK_TYPES = ("tun", "udp", "memory")
+LINK_TYPES = ("tun", "udp", "memory", "interface")
 KERNEL_LINK = "kernel"  # shim mode: the TUN device of the kernel behind the daemon
 APP_TYPES = ("echo", "http", "download", "handoff_echo", "proxy")
 BODY_APPS = ("http", "download")  # apps serving a file or a generated body
@@ -107,7 +109,7 @@ class ConfigError(ValueError):
 class LinkConfig:
     name: str  # the role of the link: "kernel", "network", "home"
     type: str  # tun | udp | memory
-    device: str | None = None  # tun: interface name
+    device: str | None = None  # tun, interface: the device's name
     remote: tuple[str, int] | None = None  # udp: the hub's address
     local: tuple[str, int] = ("::", 0)  # udp: where to bind
 
@@ -313,6 +315,18 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     needed = {"network"} | ({"kernel"} if mode == "shim" else set())
     for name in sorted(needed - set(links)):
         raise reader.fail(top["links"][1], f"links.{name}", f"missing (mode {mode} needs it)")
+    for name, link in links.items():
+        if link.type != "interface":
+            continue
+        where = top["links"][1]
+        if entry.network_driver is None:
+            raise reader.fail(
+                where, f"links.{name}", f"role {role_name} does not run on a real interface yet"
+            )
+        if mode == "host":
+            raise reader.fail(
+                where, f"links.{name}", "an interface link needs mode shim or router, not host"
+            )
     if mode == "host" and "kernel" in links:
         raise reader.fail(
             top["links"][1], "links.kernel", "mode host has no kernel link (the daemon is the host)"
@@ -562,13 +576,20 @@ def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
         if "type" not in fields:
             raise reader.fail(value, f"{key}.type", "missing")
         kind = reader.choice(fields["type"][1], f"{key}.type", LINK_TYPES)
-        if kind == "tun":
+        if kind in ("tun", "interface"):
             if "name" not in fields:
-                raise reader.fail(value, f"{key}.name", "missing (a tun link needs a device name)")
-            device = reader.scalar(fields["name"][1], f"{key}.name")
-            if not 0 < len(device) < 16:
+                article = "an" if kind == "interface" else "a"
                 raise reader.fail(
-                    fields["name"][1], f"{key}.name", "interface names are 1-15 characters"
+                    value, f"{key}.name", f"missing ({article} {kind} link needs a device name)"
+                )
+            device = reader.scalar(fields["name"][1], f"{key}.name")
+            # an interface link's TAP device is named m6<device> (mip6.runtime.kernel)
+            longest = 15 if kind == "tun" else 13
+            if not 0 < len(device) <= longest:
+                raise reader.fail(
+                    fields["name"][1],
+                    f"{key}.name",
+                    f"{kind} device names are 1-{longest} characters",
                 )
             out[name] = LinkConfig(name, kind, device=device)
         elif kind == "memory":

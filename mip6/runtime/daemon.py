@@ -28,6 +28,13 @@ A program can embed a host-mode daemon and run its own asyncio code on its strea
     daemon.stop()
     await task                          # a mobile node deregisters first
 
+On a real network (a link of ``type: interface``, :mod:`mip6.runtime.kernel`) the network
+link is the box's own interface, and the role's network driver (its registry entry's
+``network_driver``) keeps the kernel state beside the engine: it sees every event the engine
+emits (a home agent's registrations become proxy neighbour entries), gives the engine commands
+(a mobile node's movements, from netlink events) and removes what it added before the links
+close.
+
 With ``netns: NAME`` the daemon opens its UDP links where it was started (the root namespace,
 where a labnet hub listens), then moves into the network namespace NAME (setns(2)) and creates
 its TUN devices there: a namespace's kernel reaches the lab through the daemon, without veths.
@@ -62,6 +69,7 @@ from mip6.core.datapath import Ingress
 from mip6.core.engine import FastEngine
 from mip6.runtime.config import KERNEL_LINK, NodeConfig
 from mip6.runtime.host import AsyncHost, Host
+from mip6.runtime.kernel import DriverContext, InterfaceLink, NetworkDriver
 from mip6.runtime.links import Link, TunLink, UdpLink, enter_netns
 from mip6.runtime.node import NodeRuntime
 from mip6.runtime.roles import build_engine, role
@@ -87,6 +95,9 @@ class Daemon:
             if link.type == "tun":
                 assert link.device is not None
                 self.links[name] = TunLink(name, link.device)
+            elif link.type == "interface":
+                assert link.device is not None
+                self.links[name] = InterfaceLink(name, link.device)
             elif link.type == "udp":
                 assert link.remote is not None
                 self.links[name] = UdpLink(name, link.remote, link.local)
@@ -105,6 +116,8 @@ class Daemon:
         self._stop_apps: list[Callable[[], None]] = []
         self._started = asyncio.Event()
         self.fast: FastPath | None = None  # made when run() starts, if it is on
+        # on a real network: the role's kernel state (mip6.runtime.kernel), made by run()
+        self.driver: NetworkDriver | None = None
 
     # -- running -------------------------------------------------------------------------------
 
@@ -137,6 +150,9 @@ class Daemon:
             await self._stopping.wait()
             await self._shutdown()
         finally:  # also when opening failed half-way: nothing of ours stays open
+            if self.driver is not None:  # before the links: it removes what it added to them
+                await self.driver.close()
+                self.driver = None
             if signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -176,9 +192,10 @@ class Daemon:
         # the hub is), then into the node's namespace, where the TUN devices are created.
         ordered = list(self.links.items())
         if self.config.netns:
-            ordered.sort(key=lambda item: isinstance(item[1], TunLink))
+            ordered.sort(key=lambda item: isinstance(item[1], TunLink | InterfaceLink))
         for name, link in ordered:
-            if isinstance(link, TunLink) and self.config.netns and not self._entered:
+            in_netns = isinstance(link, TunLink | InterfaceLink)
+            if in_netns and self.config.netns and not self._entered:
                 enter_netns(self.config.netns)
                 self._entered = True
             receive = runtime.from_upper_layer if name == KERNEL_LINK else runtime.from_network
@@ -194,12 +211,29 @@ class Daemon:
                 loop.add_signal_handler(sig, self._stopping.set)
         log.info("node %s: %s in %s mode", self.config.node, self.config.role, self.config.mode)
         runtime.start()
+        interface = next((k for k in self.links.values() if isinstance(k, InterfaceLink)), None)
+        if interface is not None and entry.network_driver is not None:
+            self.driver = entry.network_driver(
+                DriverContext(
+                    engine=self.engine,
+                    options=self.config.role_options,
+                    link=interface,
+                    kernel_device=kernel.device if isinstance(kernel, TunLink) else None,
+                    command=runtime.command,
+                )
+            )
+            await self.driver.open()
 
     def _open_fast_path(self, runtime: NodeRuntime) -> FastPath | None:
         """The C fast path over the open links (:mod:`mip6.runtime.fast`), unless the
         configuration turns it off, a link has a tap (written by Python only), the engine
         gives no decisions or the extension is not built."""
         if not self.config.fast_path or self.config.pcap or not isinstance(self.engine, FastEngine):
+            return None
+        if any(isinstance(link, InterfaceLink) for link in self.links.values()):
+            # An interface link reads Ethernet frames from its TAP and sends through a raw
+            # socket; the C reader and writer handle one packet per read and write of one fd
+            log.info("node %s: no fast path on an interface link", self.config.node)
             return None
         try:
             from mip6.runtime.fast import FastLink, FastPath
@@ -269,6 +303,8 @@ class Daemon:
             log.debug("node %s: drop %s", self.config.node, dict(event.fields))
         self.events.append(event)
         del self.events[:-100]
+        if self.driver is not None:
+            self.driver.observe(event)
 
     # -- control socket ---------------------------------------------------------------------------
 

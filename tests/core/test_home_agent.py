@@ -897,3 +897,70 @@ def test_valid_hand_written_snapshot_restores() -> None:
     (timer, restored) = engine.start(10.0)
     assert timer.at == 400.0 and restored.name == "binding_cache_restored"
     assert engine.start(10.0) == []
+
+
+# -- duplicate address detection on the home link (RFC 3775 10.3.1, RFC 4862 5.4) ---------------
+
+
+def dad_engine() -> HomeAgent:
+    return HomeAgent(config(duplicate_address_detection=True, home_link=None), random.Random(1))
+
+
+def neighbor_advertisement(target: IPv6Address, *, hop_limit: int = 255) -> bytes:
+    """A defender's answer to DAD (RFC 4861 7.2.4: to all-nodes, the source the unspecified
+    address's solicitation could not name)."""
+    return Ipv6Packet(
+        source=HOST,
+        destination=IPv6Address("ff02::1"),
+        hop_limit=hop_limit,
+        payload=icmp.NeighborAdvertisement(target_address=target, override=True),
+    ).emit()
+
+
+def transmitted(actions: list[object]) -> list[Ipv6Packet]:
+    return [Ipv6Packet.parse(a.data) for a in actions if isinstance(a, Transmit)]
+
+
+def test_dad_new_registration_solicits_then_accepts_after_retrans_timer() -> None:
+    ha = dad_engine()
+    actions = ha.handle_packet(0.0, home_bu(10))
+    (solicitation,) = transmitted(actions)
+    assert solicitation.source == IPv6Address("::")
+    assert solicitation.destination == IPv6Address("ff02::1:ff00:5")  # RFC 4291 2.7.1
+    assert solicitation.hop_limit == 255
+    assert solicitation.payload == icmp.NeighborSolicitation(target_address=HOME)
+    assert ha.binding_cache.get(HOME) is None  # held, not yet accepted
+    # the mobile node's retransmission while DAD runs is not answered twice
+    assert transmitted(ha.handle_packet(0.5, home_bu(11))) == []
+    (ack,) = transmitted(ha.handle_timer(1.0, ("duplicate_address_detection", HOME)))
+    assert ack == ba_packet(Status.ACCEPTED, 10, 100)
+    entry = ha.binding_cache.get(HOME)
+    assert entry is not None and entry.home_registration
+
+
+def test_dad_neighbor_advertisement_for_home_address_gets_134() -> None:
+    ha = dad_engine()
+    ha.handle_packet(0.0, home_bu(10))
+    actions = ha.handle_packet(0.2, neighbor_advertisement(HOME))
+    (ack,) = transmitted(actions)
+    assert ack == ba_packet(Status.DUPLICATE_ADDRESS_DETECTION_FAILED, 10)
+    assert any(isinstance(a, Event) and a.name == "dad_failed" for a in actions)
+    assert transmitted(ha.handle_timer(1.0, ("duplicate_address_detection", HOME))) == []
+    assert ha.binding_cache.get(HOME) is None
+
+
+def test_dad_advertisement_for_another_target_or_hop_limit_below_255_ignored() -> None:
+    ha = dad_engine()
+    ha.handle_packet(0.0, home_bu(10))
+    assert transmitted(ha.handle_packet(0.1, neighbor_advertisement(HOME2))) == []
+    assert transmitted(ha.handle_packet(0.2, neighbor_advertisement(HOME, hop_limit=64))) == []
+    (ack,) = transmitted(ha.handle_timer(1.0, ("duplicate_address_detection", HOME)))
+    assert ack == ba_packet(Status.ACCEPTED, 10, 100)
+
+
+def test_dad_refresh_of_existing_registration_accepted_at_once() -> None:
+    ha = dad_engine()
+    ha.handle_packet(0.0, home_bu(10))
+    ha.handle_timer(1.0, ("duplicate_address_detection", HOME))
+    (ack,) = transmitted(ha.handle_packet(2.0, home_bu(11)))
+    assert ack == ba_packet(Status.ACCEPTED, 11, 100)

@@ -223,6 +223,33 @@ def test_return_home_deregisters_from_home_address(lab: Lab) -> None:
     assert lab.events("deregistered") and lab.mn.bul.get(HA) is None
 
 
+def test_return_home_deregistration_answered_133_is_done(lab: Lab) -> None:
+    """The first deregistration arrived late, after its retransmission was sent: the home agent
+    deleted the binding on the first and answers the second 133 (RFC 3775 10.3.2)."""
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.5)
+    lab.acknowledge()
+    lab.net.run_for(1)
+    lab.net.route(HOME, "mn")
+    lab.net.call("mn", "move", None)
+    lab.net.run_for(1.5)  # retransmitted (INITIAL_BINDACK_TIMEOUT), a new Sequence Number
+    first, second = (p.payload for _, p in lab.bus()[-2:])
+    assert second.sequence == (first.sequence + 1) & 0xFFFF and second.lifetime_units_4s == 0
+    lab.acknowledge(status=Status.NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE, lifetime_units_4s=0)
+    lab.net.run_for(60)
+    assert lab.events("deregistered") and not lab.events("binding_rejected")
+    assert lab.mn.bul.get(HA) is None and len(lab.bus()) == 3  # none sent after the 133
+
+
+def test_registration_answered_133_is_rejected(lab: Lab) -> None:
+    """133 to a registration (not a deregistration) stays a rejection."""
+    lab.net.call("mn", "register")
+    lab.net.run_for(0.5)
+    lab.acknowledge(status=Status.NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE)
+    lab.net.run_for(1)
+    assert lab.events("binding_rejected") and not lab.events("deregistered")
+
+
 # -- data path -----------------------------------------------------------------------------------
 
 

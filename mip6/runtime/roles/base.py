@@ -8,12 +8,15 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mip6.core.actions import Action
 from mip6.core.engine import Engine
 from mip6.core.ipsec.policy import SecurityPolicyDatabase
 from tcp_migrate.core import Config
+
+if TYPE_CHECKING:
+    from mip6.runtime.kernel import DriverContext, NetworkDriver
 
 MODES = ("shim", "router", "host")
 
@@ -114,6 +117,9 @@ class Role:
     # keys of the ``tcp`` block the role sets itself, each with the reason a configuration
     # that sets it is refused
     tcp_fixed: Mapping[str, str] = field(default_factory=dict)
+    # On a real network (a link of type ``interface``, mip6.runtime.kernel): the kernel state
+    # the role keeps beside its engine (proxy entries, routes, the addresses it moves with)
+    network_driver: Callable[[DriverContext], NetworkDriver] | None = None
 
     @property
     def owns_host(self) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from mip6.core.config import CorrespondentConfig
 from mip6.roles.correspondent_node import CorrespondentNode
+from mip6.runtime.kernel import CorrespondentRoutes
 from mip6.runtime.roles.base import BuildContext, LabNode, Role
 
 OPTIONS = {
@@ -39,4 +40,5 @@ ROLE = Role(
     host_address="address",
     build=build,
     lab_options=lab_options,
+    network_driver=CorrespondentRoutes,
 )

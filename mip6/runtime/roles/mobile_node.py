@@ -7,6 +7,7 @@ from typing import Any
 
 from mip6.core.config import MobileNodeConfig
 from mip6.roles.mobile_node import MobileNode
+from mip6.runtime.kernel import MobileNodeKernel
 from mip6.runtime.roles.base import BuildContext, LabNode, Role
 
 
@@ -47,4 +48,5 @@ ROLE = Role(
     lab_options=lab_options,
     security="mobile_node",
     mobile=True,
+    network_driver=MobileNodeKernel,
 )

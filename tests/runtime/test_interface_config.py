@@ -1,0 +1,72 @@
+"""A link of type ``interface`` (the daemon on a real network, mip6.runtime.kernel) in the
+configuration: read, and refused with file, line and key where it cannot work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mip6.runtime.config import ConfigError, load, parse
+from tests.runtime.test_member_config import CONFIG as MEMBER
+
+HOME_AGENT = """\
+node: ha
+role: home_agent
+links:
+  network: {type: interface, name: eth0}
+home_agent:
+  address: 2001:db8:1::2
+  home_prefixes: [2001:db8:1::/64]
+  duplicate_address_detection: true
+  dad_retrans_timer: 0.5
+"""
+
+
+def test_interface_link_and_dad_options_read() -> None:
+    config = parse(HOME_AGENT, "ha.yaml")
+    link = config.links["network"]
+    assert (link.type, link.device) == ("interface", "eth0")
+    assert config.role_options["duplicate_address_detection"] is True
+    assert config.role_options["dad_retrans_timer"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            HOME_AGENT.replace("dad_retrans_timer: 0.5", "dad_retrans_timer: 0"),
+            "ha.yaml:9: home_agent.dad_retrans_timer: must be more than 0 seconds "
+            "(RFC 4861 RetransTimer)",
+        ),
+        (
+            HOME_AGENT.replace("name: eth0", "name: eth01234567890"),
+            "ha.yaml:4: links.network.name: interface device names are 1-13 characters",
+        ),
+        (
+            HOME_AGENT.replace("{type: interface, name: eth0}", "{type: interface}"),
+            "ha.yaml:4: links.network.name: missing (an interface link needs a device name)",
+        ),
+        (
+            "node: cn\nrole: correspondent\nmode: host\nlinks:\n"
+            "  network: {type: interface, name: eth0}\ncorrespondent: {address: 2001:db8::1}\n",
+            "cn.yaml:5: links.network: an interface link needs mode shim or router, not host",
+        ),
+        (
+            MEMBER.replace('{type: udp, remote: "[::1]:4000"}', "{type: interface, name: eth0}"),
+            "m1.yaml:4: links.network: role member does not run on a real interface yet",
+        ),
+    ],
+)
+def test_interface_link_faults_name_file_line_and_key(text: str, message: str) -> None:
+    path = message.split(":")[0]
+    with pytest.raises(ConfigError) as raised:
+        parse(text, path)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("role", ["home_agent", "mobile_node", "correspondent"])
+def test_real_network_examples_read(role: str) -> None:
+    path = Path(__file__).parents[2] / "examples" / "real-network" / f"{role}.yaml"
+    config = load(path)
+    assert config.role == role and config.links["network"].type == "interface"
