@@ -607,9 +607,7 @@ class Stack:
     @staticmethod
     def _packet(source: bytes, destination: bytes, segment: bytes) -> bytes:
         # RFC 8200 3: version 6, traffic class 0, flow label 0, Next Header TCP.
-        return (
-            _IPV6.pack(0x60000000, len(segment), TCP, HOP_LIMIT) + source + destination + segment
-        )
+        return _IPV6.pack(0x60000000, len(segment), TCP, HOP_LIMIT) + source + destination + segment
 
     def _no_connection(self, now_ms: int, key: FourTuple, segment: bytes) -> None:
         local, lport, remote, _ = key

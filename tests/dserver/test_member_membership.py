@@ -635,9 +635,8 @@ def test_a_stale_replica_does_not_take_the_client_from_the_member_serving_it() -
     assert resets(lab.net) == 0
 
 
-def new_client_replicated(size: int, *, step: float) -> tuple[DServerLab, HostDownload, str]:
-    """A download from the contact node m1, run until m1 has the client's connection and its
-    buddy a replica of it: the lab, the download and the buddy's name."""
+def new_client(size: int, *, step: float) -> tuple[DServerLab, HostDownload]:
+    """A download from the contact node m1, run until m1 has the client's connection."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
     m1 = lab.members["m1"]
     fetch = lab.download(1.0)
@@ -645,6 +644,15 @@ def new_client_replicated(size: int, *, step: float) -> tuple[DServerLab, HostDo
     while not m1.client_sockets(CLIENT):
         assert lab.net.now < deadline
         lab.net.run_for(step)
+    return lab, fetch
+
+
+def new_client_replicated(size: int, *, step: float) -> tuple[DServerLab, HostDownload, str]:
+    """:func:`new_client`, then run until m1's buddy holds a replica of the connection: the
+    lab, the download and the buddy's name."""
+    lab, fetch = new_client(size, step=step)
+    m1 = lab.members["m1"]
+    deadline = lab.net.now + 2.0
     buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
     while MEMBERS["m1"] not in lab.members[buddy]._replicas:
         assert lab.net.now < deadline
@@ -874,14 +882,8 @@ def test_nothing_goes_to_the_client_before_the_buddy_holds_the_replica() -> None
     client take the connection as established, and nobody could resume it (the chaos runs'
     last resets)."""
     size = 300_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size)
-    m1 = lab.members["m1"]
-    fetch = lab.download(1.0)
-    deadline = lab.net.now + 2.0
-    while not m1.client_sockets(CLIENT):
-        assert lab.net.now < deadline
-        lab.net.run_for(0.0005)
-    (sock,) = m1.client_sockets(CLIENT)
+    lab, fetch = new_client(size, step=0.0005)
+    (sock,) = lab.members["m1"].client_sockets(CLIENT)
     assert sock.held is not None and len(sock.held) == 1  # the SYN-ACK, held
     lab.kill("m1")
     lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m1"].packed)
