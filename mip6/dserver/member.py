@@ -929,6 +929,11 @@ class Member:
         self._donor_effects(outgoing, donor.start(self._now))
         return donor.handoff_id
 
+    def _outgoing_of(self, client: IPv6Address) -> _Outgoing | None:
+        """The handoff of ``client`` this member is giving, if any."""
+        handoff_id = self._by_client.get(client)
+        return self._outgoing.get(handoff_id) if handoff_id is not None else None
+
     def request_replicate(self, client: IPv6Address, *, hold: Iterable[Socket] = ()) -> None:
         """Replicate ``client`` to this member's buddy once the current callback has returned
         (a service at a request boundary: issue 15 item 3). Dynamic membership only: a static
@@ -1398,8 +1403,7 @@ class Member:
         for key, incoming in list(self._incoming.items()):
             if incoming.acceptor.client == client:
                 self._acceptor_input(key, h.AcceptorInput.BOUND)
-        handoff_id = self._by_client.get(client)
-        outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
+        outgoing = self._outgoing_of(client)
         if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
             self._donor_input(outgoing.donor.handoff_id, h.DonorInput.BOUND)
         if client in self._distribute_when_bound:
@@ -1420,9 +1424,7 @@ class Member:
                 # answered; return routability through a contact node that was being taken
                 # over can have used most of it)
                 self._mobile(self.mobile.rebind(self._now, client, sequence))
-                self._emit(
-                    StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client))
-                )
+                self._arm_recovery(client)
             else:
                 # a window or more above the replica's number: a handoff's acceptor bound
                 # it after the replica was sent (the dead member's REPLICA_DROP died with it).
@@ -1430,8 +1432,7 @@ class Member:
                 # the connection it is on
                 self._recovery_superseded(client)
             return
-        handoff_id = self._by_client.get(client)
-        outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
+        outgoing = self._outgoing_of(client)
         if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
             if set(outgoing.donor.tried) <= outgoing.refused_by:
                 # every acceptor answered FAILED, having released the client: the number
@@ -1716,7 +1717,7 @@ class Member:
         if isinstance(message, msg.Prepare):
             self._acceptor_input(key, h.AcceptorInput.PREPARE)
             return
-        giving = self._outgoing.get(self._by_client.get(message.client, -1))
+        giving = self._outgoing_of(message.client)
         if giving is not None:
             if giving.donor.frozen:
                 # the client comes back to us through the member we handed it to, so that one
@@ -1979,7 +1980,7 @@ class Member:
         # answered once the next one goes through the new one, seconds on with the back-off,
         # so each recovery gets its time again from now
         for client in self._recovering:
-            self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
+            self._arm_recovery(client)
 
     def _view_changed(self, view: msg.View) -> None:
         """The committed view's members are the ones the policy may choose (this member is
@@ -2110,8 +2111,7 @@ class Member:
             )
         entry = self.mobile.bul.get(client)
         sequence = entry.sequence if entry is not None else None
-        handoff_id = self._by_client.get(client)
-        outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
+        outgoing = self._outgoing_of(client)
         if outgoing is not None and outgoing.binding is not None:
             # frozen for a handoff: the donor holds the binding out of its mobile node
             sequence = outgoing.binding.sequence
@@ -2270,7 +2270,7 @@ class Member:
             ),
         )
         self._mobile(self.mobile.start_route_optimization(self._now, client))
-        self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
+        self._arm_recovery(client)
 
     def _wait_for_view(self, key: tuple[IPv6Address, int]) -> bool:
         """An acceptor whose Binding Update the client has not answered in its attempt's time
@@ -2320,7 +2320,7 @@ class Member:
         log.warning("handoff %016x: the donor died; %s served here", key[1], client)
         if entry is not None:
             self._mobile(self.mobile.rebind(self._now, client, entry.sequence))
-        self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
+        self._arm_recovery(client)
         self._claim(client, key[0])
 
     def _claim(self, client: IPv6Address, origin: IPv6Address) -> None:
@@ -2343,8 +2343,7 @@ class Member:
         if client in self._recovering:
             self._recovery_superseded(client)
             return
-        handoff_id = self._by_client.get(client)
-        outgoing = self._outgoing.get(handoff_id) if handoff_id is not None else None
+        outgoing = self._outgoing_of(client)
         if outgoing is not None:
             self._emit(CancelTimer(outgoing.donor.timer))
             self._finish_outgoing(outgoing, "claimed")
@@ -2355,6 +2354,11 @@ class Member:
             self._release(socks, handed_off=True)
             self._drop_replica(client)
             self._mobile(self.mobile.forget_correspondent(self._now, client))
+
+    def _arm_recovery(self, client: IPv6Address) -> None:
+        """The recovery of ``client`` has ``rebind_timeout`` from now to bind it, or its
+        connections are reset (RECOVER_TIMER)."""
+        self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
 
     def _recovered(self, client: IPv6Address) -> None:
         recovery = self._recovering.pop(client)
@@ -2555,7 +2559,7 @@ class _Chosen:
 # its replica kept at the buddy (tcp_migrate resyncs each of them)
 _OWING = frozenset(
     (
-        TcpState.SYN_RECEIVED,  # its SYN-ACK sent: the client may be established
+        TcpState.SYN_RECEIVED,  # its SYN-ACK made: once out, the client is established
         TcpState.ESTABLISHED,
         TcpState.CLOSE_WAIT,
         TcpState.FIN_WAIT_1,
