@@ -1088,6 +1088,13 @@ static void receive_text(struct tcp_conn *c, uint64_t now, const struct seg *s)
     }
 }
 
+/* tcp_resync: how long the peer's bytes at RCV.NXT are waited for (see
+ * rcv_resync_to in tcp_conn.h): a retransmission timeout, from now. */
+static uint64_t rcv_resync_deadline(const struct tcp_conn *c, uint64_t now)
+{
+    return after(now, max32(c->rto_ms, c->cfg.rto_min_ms));
+}
+
 /* tcp_resync: the peer's ACK sets where both sides stand (see tcp_conn.h).
  * False when it lies out of bounds: the connection is reset. */
 static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
@@ -1148,7 +1155,7 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
         if (c->t_rcv_resync == TCP_NO_DEADLINE || seq_gt(s->seq, c->rcv_resync_to))
             c->rcv_resync_to = s->seq;
         if (c->t_rcv_resync == TCP_NO_DEADLINE) {
-            c->t_rcv_resync = after(now, max32(c->rto_ms, c->cfg.rto_min_ms));
+            c->t_rcv_resync = rcv_resync_deadline(c, now);
             c->dupacks_owed = 2;
         }
         sent = 0;
@@ -1446,7 +1453,7 @@ int tcp_input(struct tcp_conn *c, uint64_t now_ms, const uint8_t *segment,
         if (!seq_lt(c->rcv_nxt, c->rcv_resync_to))
             c->t_rcv_resync = TCP_NO_DEADLINE; /* the peer's bytes came again */
         else if (c->rcv_nxt != before) /* coming: the wait starts again */
-            c->t_rcv_resync = after(now_ms, max32(c->rto_ms, c->cfg.rto_min_ms));
+            c->t_rcv_resync = rcv_resync_deadline(c, now_ms);
     }
     return r;
 }
@@ -2131,11 +2138,9 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms)
     case TCP_SYN_RECEIVED:
         /* taken before the handshake completed: the holder had sent nothing
          * but its SYN-ACK, so the peer's next segment (its ACK of ISS+1, or
-         * its SYN again) finds this one where the peer stands; only the
-         * timestamp clock moves on (below) */
-        if (c->flags & TCP_CF_TS_OK)
-            c->ts_offset += age_ms;
-        return TCP_OK;
+         * its SYN again) finds this one where the peer stands; no probe, only
+         * the timestamp clock moves on (below) */
+        break;
     case TCP_ESTABLISHED:
     case TCP_CLOSE_WAIT:
         break;
@@ -2149,19 +2154,21 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms)
     default:
         return TCP_ESTATE;
     }
-    if (c->flags & TCP_CF_FIN_QUEUED) {
-        /* a FIN already sent took a sequence number past the stream */
-        uint64_t total = (uint64_t)ring_length(&c->snd) + c->snd_missing;
+    if (c->state != TCP_SYN_RECEIVED) {
+        if (c->flags & TCP_CF_FIN_QUEUED) {
+            /* a FIN already sent took a sequence number past the stream */
+            uint64_t total = (uint64_t)ring_length(&c->snd) + c->snd_missing;
 
-        if ((uint64_t)(c->snd_max - c->snd_una) > total) {
-            c->snd_max--;
-            if (seq_gt(c->snd_nxt, c->snd_max))
-                c->snd_nxt = c->snd_max;
+            if ((uint64_t)(c->snd_max - c->snd_una) > total) {
+                c->snd_max--;
+                if (seq_gt(c->snd_nxt, c->snd_max))
+                    c->snd_nxt = c->snd_max;
+            }
+            c->flags &= (uint16_t)~TCP_CF_FIN_QUEUED;
         }
-        c->flags &= (uint16_t)~TCP_CF_FIN_QUEUED;
+        c->flags |= TCP_CF_RESYNC;
+        c->resync_gap = 0;
     }
-    c->flags |= TCP_CF_RESYNC;
-    c->resync_gap = 0;
     /* RFC 7323 5.3: the holder's timestamp clock ran on for age_ms after the
      * replica, and the peer's TS.Recent is its last TSval.  A probe stamped
      * older fails the peer's PAWS test, and Linux (6.15 on) drops a pure ACK
