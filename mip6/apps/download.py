@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 
 class DownloadService:
+    # regenerable output is replicated short; the seeds' full snapshots (``regenerable``
+    # False) are handoffs only, as in their experiments (Service)
+    full_replicas = False
+
     def __init__(
         self,
         body: Body,

@@ -1103,6 +1103,11 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
     uint32_t sent = s->seq - c->rcv_nxt;  /* beyond the replica's RCV.NXT */
     uint32_t ours;
 
+    if (seq_lt(s->seq, c->rcv_nxt) && c->rcv_nxt - s->seq <= TCP_RESYNC_LIMIT)
+        /* the peer stands behind the replica: the holder kept back its
+         * acknowledgement until a replica covered what came (a replicating
+         * program's hold), and the peer sends again what this one has */
+        sent = 0;
     if (acked > TCP_RESYNC_LIMIT || sent > TCP_RESYNC_LIMIT) {
         uint32_t seq = c->snd_nxt;
 

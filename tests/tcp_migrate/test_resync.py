@@ -399,3 +399,27 @@ def test_a_full_replica_resets_when_the_peer_stands_beyond_its_ring() -> None:
     pair.run(lambda: replica.state is TcpState.CLOSED, max_ms=2_000)
     assert replica.close_reason is CloseReason.RESYNC
     assert bytes(received) == STREAM[:110_000]
+
+
+def test_a_peer_behind_the_replica_sends_again_what_the_replica_has() -> None:
+    """B held back its acknowledgement of A's request until a replica covered it (a member
+    replicating its connections), then died: A stands behind the replica and sends the
+    request again. The replica is not reset and reads the request once."""
+    pair = Pair(seed=10)
+    received, written = bytearray(), [0]
+    pair.handshake()
+    assert pair.b is not None
+    download(pair, received, 50_000, written)
+    pair.filters["ba"] = lambda raw: []  # nothing from B reaches A any more
+    request = b"GET /next HTTP/1.1\r\n\r\n"
+    assert pair.a.send(request) == len(request)
+    pair.run(lambda: pair.b is not None and pair.b.received_offset == len(request), max_ms=1_000)
+    blob, taken = pair.b.replica(pair.now, include_unacked=True), pair.now
+    replica = take_over(pair, blob, taken)
+    # the probe is lost too: A's next segment is its retransmission of the request
+    pair.run(lambda: not replica.resyncing, max_ms=3_000)
+    del pair.filters["ba"]
+    assert replica.state is TcpState.ESTABLISHED and replica.resync_gap == 0
+    pair.run(lambda: pair.a.acked_offset == len(request), max_ms=3_000)
+    assert replica.recv(1 << 16) == request
+    assert replica.recv(1 << 16) == b""
