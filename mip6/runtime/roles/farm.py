@@ -9,9 +9,14 @@ Its block::
       clients: 200
       server: 2001:db8:1::80         # the distributed server's contact address
       port: 81
+      workload: download             # or echo: dialogues with the handoff echo
       path: /                        # what each GET asks for
       size: 200000                   # the body the server sends (generated from seed): every
       seed: 3                        #   byte of every fetch is checked against it
+      requests: 1                    # GETs per connection (more: keep-alive)
+      lines: 20                      # echo: lines per dialogue, each checked
+      line_size: 64                  # echo: bytes per line
+      pause: 0                       # echo: seconds between an echo and the next line
       think: 0.5                     # seconds between a client's fetches
       fetches: 0                     # per client; 0: forever
       concurrency: 1                 # fetches at once per client
@@ -84,9 +89,14 @@ ROLE = Role(
         "clients": "integer",
         "server": "address",
         "port": "port",
+        "workload": "text",
         "path": "text",
         "size": "count",
         "seed": "count",
+        "requests": "integer",
+        "lines": "count",
+        "line_size": "integer",
+        "pause": "number",
         "think": "number",
         "fetches": "count",
         "concurrency": "integer",
@@ -98,7 +108,7 @@ ROLE = Role(
         "brr_lead": "number",
         "constants": "constants",
     },
-    required=("prefix", "address", "server", "size"),
+    required=("prefix", "address", "server"),
     host_address="address",
     build=build,
     lab_options=lab_options,
