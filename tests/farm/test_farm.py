@@ -353,21 +353,23 @@ def test_an_echo_dialogue_checks_every_line_and_ends_with_bye() -> None:
 
 
 @pytest.mark.parametrize(
-    ("alter", "cause"),
+    ("alter", "cause", "failed_at"),
     [
-        (lambda line: line[:9] + b"?" + line[10:], Cause.CORRUPT),
-        (lambda line: line + line, Cause.CORRUPT),  # echoed twice: not the next line
-        (lambda line: line[:-1], Cause.STALLED),  # the newline never comes
+        (lambda line: line[:9] + b"?" + line[10:], Cause.CORRUPT, 9),
+        # echoed twice: the copy is not the next line ("0.0.1 0 " against "0.0.1 1 ")
+        (lambda line: line + line, Cause.CORRUPT, 40 + 6),
+        (lambda line: line[:-1], Cause.STALLED, None),  # the newline never comes
     ],
     ids=["corrupt", "twice", "cut"],
 )
-def test_a_wrong_echo_fails_the_dialogue_with_its_cause(alter, cause: Cause) -> None:
+def test_a_wrong_echo_fails_the_dialogue_with_its_cause(
+    alter: Callable[[bytes], bytes], cause: Cause, failed_at: int | None
+) -> None:
     lab = Lab(echo_config(clients=1, timeout=2.0), lambda host: EchoResponder(host, alter))
     lab.run_until_ended(1)
     assert lab.counters[f"failed.{cause.value}"] == 1
-    if cause is Cause.CORRUPT:
-        (event,) = lab.events("fetch_failed")
-        assert event.fields["failed_at"] == 9
+    (event,) = lab.events("fetch_failed")
+    assert event.fields.get("failed_at") == failed_at
 
 
 def test_refused_connection_fails_and_the_client_retries_after_a_pause() -> None:
