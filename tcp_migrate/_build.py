@@ -307,6 +307,7 @@ struct tcp_conn {
     uint32_t rcv_resync_to;
     uint32_t dupacks_owed;
     uint64_t t_rcv_resync;
+    uint32_t rcv_resync_age_ms;
     struct tcp_sack_block sack[8];
     struct tcp_config cfg;
     struct tcp_ring snd;

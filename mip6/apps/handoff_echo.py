@@ -239,6 +239,15 @@ class _Echo:
             # resumed from a replica: its send ring is the replica's until the client's
             # answer says which of it the client holds (tcp_migrate's full resync)
             return
+        if sock.conn.resync_gap:
+            # the dead member had lines of the client's this replica never saw (it did not
+            # wait for its buddy): their echoes cannot be made. A clean reset, never a
+            # client waiting for them
+            log.warning("handoff echo %s: lines lost with a dead member: reset", self.service.name)
+            self.gone = True
+            self.service._forget(sock)
+            sock.abort()
+            return
         if sock.closed_by_app or sock.state in WRITE_SHUT_STATES:
             self._discard_input(sock)
             return

@@ -349,6 +349,8 @@ class Member:
         # connections holding back what they send, each until the REPLICA_ACK of a replica
         # with at least this serial (one taken after the hold) comes (see request_replicate)
         self._held_for: dict[Socket, int] = {}
+        # clients whose holds waited once past replica_ack_timeout (see _replica_ack_due)
+        self._ack_waited: set[IPv6Address] = set()
         self._replica_serial = 0
         # until then a segment to C for no connection here gets no RST: the connection may be
         # a dead member's, being resumed by its buddy (see _withhold_rst)
@@ -806,9 +808,7 @@ class Member:
             case ("recover", IPv6Address() as client):  # RECOVER_TIMER
                 self._recovery_failed(client)
             case ("replica_ack", IPv6Address() as client):  # REPLICA_ACK_TIMER
-                if any(sock in self._held_for for sock in self.client_sockets(client)):
-                    self._count("replica_ack_late")
-                self._release_held(client)
+                self._replica_ack_due(client)
             case "contact_check":  # CONTACT_CHECK_TIMER
                 self._check_registration()
             case "leave":  # LEAVE_TIMER
@@ -923,6 +923,21 @@ class Member:
             # with PREPARE the freeze waits for it (_prepared_input)
             self._count("handoff_not_movable")
             return None
+        if (
+            self.membership is not None
+            and self.mobile.bul.get(client) is None
+            and not self._is_contact_node
+            and not self._bul_full()
+        ):
+            # never bound here: a client that reached this member's new life through the
+            # binding its old one made. An INIT would carry a guessed number, most likely
+            # below the client's, every acceptor would meet BA 135, and a death then left
+            # the client to nobody (a chaos run's stall). Bound first (above the client's
+            # number on BA 135, RFC 3775 11.7.3), then handed on
+            self._count("handoff_binding_first")
+            self._mobile(self.mobile.start_route_optimization(self._now, client))
+            self._distribute_when_bound.add(client)
+            return None
         policy: Policy = self.policy if not elsewhere else _Elsewhere(self.policy)
         if target is not None:
             policy = _Chosen(target, policy)
@@ -999,7 +1014,27 @@ class Member:
             else:
                 waiting = True
         if not waiting:
+            self._ack_waited.discard(client)
             self._emit(CancelTimer((REPLICA_ACK_TIMER, client)))
+
+    def _replica_ack_due(self, client: IPv6Address) -> None:
+        """No REPLICA_ACK in ``replica_ack_timeout``. The buddy may have died: once, the
+        client's connections hold on for the time the group takes to notice a death and
+        commit the view without it (its new buddy then gets the client's replica, and its
+        acknowledgement releases them); what went out unreplicated instead, the buddy could
+        not resume. Then they send anyway: the buddy is alive but slow."""
+        if not any(sock in self._held_for for sock in self.client_sockets(client)):
+            self._ack_waited.discard(client)
+            return
+        if self.membership is not None and client not in self._ack_waited:
+            self._ack_waited.add(client)
+            self._count("replica_ack_waited")
+            config = self.membership.config
+            wait = config.failure_timeout + config.vote_timeout
+            self._emit(StartTimer(self._now + wait, (REPLICA_ACK_TIMER, client)))
+            return
+        self._count("replica_ack_late")
+        self._release_held(client)
 
     def _forget_released_holds(self) -> None:
         """Connections gone (handed off, closed) while they held: nothing to release."""

@@ -266,10 +266,14 @@ struct tcp_conn {
      * at the replica's until t_rcv_resync: what the peer sent beyond it may be
      * unacknowledged (the peer sends it again, hurried by dupacks_owed
      * duplicate ACKs) or acknowledged by the dead holder (never again: at
-     * t_rcv_resync RCV.NXT goes to rcv_resync_to, the skip in resync_gap) */
+     * t_rcv_resync RCV.NXT goes to rcv_resync_to, the skip in resync_gap).
+     * rcv_resync_age_ms: the replica's age at tcp_resync, which lengthens the
+     * wait: the peer's retransmission timer backed off while it sent to the
+     * dead holder */
     uint32_t rcv_resync_to;
     uint32_t dupacks_owed;
     uint64_t t_rcv_resync;
+    uint32_t rcv_resync_age_ms;
 
     struct tcp_sack_block sack[TCP_SACK_MAX]; /* SACKed by the peer, sorted,
                                                  apart, in (SND.UNA, SND.MAX] */

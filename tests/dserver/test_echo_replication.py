@@ -16,11 +16,13 @@ from tests.dserver.test_handoff_echo import LineClient
 SEED = 7
 
 
-def replicated_echo_lab(seed: int, *, loss: float = 0.0) -> DServerLab:
+def replicated_echo_lab(
+    seed: int, *, loss: float = 0.0, membership: MembershipConfig | None = None
+) -> DServerLab:
     return DServerLab(
         seed,
         distribute=False,
-        membership=MembershipConfig(),
+        membership=membership or MembershipConfig(),
         loss=loss,
         service=lambda name: HandoffEchoService(str(MEMBERS[name])),
     )
@@ -81,3 +83,27 @@ def test_every_echo_waits_for_the_replica_that_holds_it() -> None:
     client.wait_for(lambda: client.lines == [b"one\n"])
     assert m1.counters.get("replica_sent", 0) >= 2  # the SYN-ACK's and the echo's
     assert not m1.counters.get("replica_not_regenerable")
+
+
+def test_a_hold_outlasts_a_dead_buddy_until_the_next_buddy_holds_the_replica() -> None:
+    """m2's buddy dies just before a line comes: the echo (and the line's acknowledgement)
+    waits past ``replica_ack_timeout`` for the group to commit the view without the buddy,
+    goes to the new buddy's replica, and leaves only then; nothing went out unreplicated.
+    The chaos lab's slow failure detection: a death is noticed after the timeout."""
+    slow = MembershipConfig(failure_timeout=1.0, vote_timeout=1.0)
+    lab = replicated_echo_lab(SEED, membership=slow)
+    client = LineClient(lab, at=2.0)
+    client.send(b"hello\n")
+    client.wait_for(lambda: client.lines == [b"hello\n"])
+    lab.handoff("m1", "m2")
+    m2 = lab.members["m2"]
+    client.wait_for(lambda: bool(m2.client_sockets(CLIENT)), 5.0)
+    lab.net.run_for(0.5)
+    buddy = next(n for n, a in MEMBERS.items() if a == m2.buddy())
+    lab.kill(buddy)
+    client.send(b"after the buddy\n")
+    client.wait_for(lambda: len(client.lines) == 2, 10.0)
+    assert client.lines[1] == b"after the buddy\n"
+    assert m2.counters.get("replica_ack_waited", 0) >= 1
+    assert not m2.counters.get("replica_ack_late")
+    assert m2.buddy() != MEMBERS[buddy]

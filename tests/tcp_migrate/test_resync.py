@@ -423,3 +423,38 @@ def test_a_peer_behind_the_replica_sends_again_what_the_replica_has() -> None:
     pair.run(lambda: pair.a.acked_offset == len(request), max_ms=3_000)
     assert replica.recv(1 << 16) == request
     assert replica.recv(1 << 16) == b""
+
+
+def test_the_replica_waits_for_a_peer_whose_retransmission_timer_backed_off() -> None:
+    """A sent its request to B just before B died, and has retransmitted it, unanswered, for
+    three seconds (its timer doubling: the next try is four seconds away). The replica, as old,
+    learns from A's answer that the request is missing and waits for it past
+    A's next retransmission (duplicate ACKs, which a SACK peer does not heed, lost here): it
+    reads the request rather than skip it after one of its own timeouts."""
+    pair = Pair(seed=11)
+    received, written = bytearray(), [0]
+    blob, taken = replica_taken(pair, received, written)
+    pair.run(lambda: pair.a.acked_offset == 0 and not pair.ab.next_time(), max_ms=1_000)
+    tries = [0]
+
+    def dead(raw: bytes) -> list[bytes]:  # B is dead: A's request and its retries are lost
+        tries[0] += decode(raw, source=ADDRESS_A, destination=ADDRESS_B).payload == request
+        return []
+
+    request = b"GET /next HTTP/1.1\r\n\r\n"
+    pair.filters["ab"] = dead
+    assert pair.a.send(request) == len(request)
+    pair.run(lambda: tries[0] == 3, max_ms=10_000)  # sent, and tried twice again
+    del pair.filters["ab"]
+    sent_by_replica = [0]
+
+    def probe_only(raw: bytes) -> list[bytes]:
+        sent_by_replica[0] += 1
+        return [raw] if sent_by_replica[0] == 1 else []  # the duplicate ACKs are lost
+
+    pair.filters["ba"] = probe_only
+    replica = take_over(pair, blob, taken)
+    got = bytearray()
+    pair.start(lambda p: got.extend(replica.recv(1 << 16)))
+    pair.run(lambda: bytes(got) == request or replica.resync_gap > 0, max_ms=20_000)
+    assert bytes(got) == request and replica.resync_gap == 0
