@@ -307,7 +307,7 @@ struct tcp_conn {
     uint32_t rcv_resync_to;
     uint32_t dupacks_owed;
     uint64_t t_rcv_resync;
-    uint32_t rcv_resync_age_ms;
+    uint32_t rcv_resync_wait_ms;
     struct tcp_sack_block sack[8];
     struct tcp_config cfg;
     struct tcp_ring snd;
@@ -335,7 +335,7 @@ int tcp_shutdown_write(struct tcp_conn *c);
 int tcp_abort(struct tcp_conn *c);
 int tcp_freeze(struct tcp_conn *c, uint64_t now_ms);
 int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
-int tcp_resync(struct tcp_conn *c, uint32_t age_ms);
+int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms);
 bool tcp_limit_mss(struct tcp_conn *c, uint32_t mss);
 int tcp_conn_check(const struct tcp_conn *c);
 uint32_t tcp_ts_now(const struct tcp_conn *c, uint64_t now_ms);

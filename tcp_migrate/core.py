@@ -406,15 +406,22 @@ class Connection:
             raise SnapshotError(SnapshotFault(written))
         return ffi.buffer(buf, written)[:]
 
-    def resync(self, *, age_ms: int) -> None:
+    def resync(self, *, age_ms: int, peer_wait_ms: int | None = None) -> None:
         """This frozen connection was imported from a :meth:`replica` taken at least
         ``age_ms`` ago: on thaw it asks the peer where it stands, and the peer's first
         acknowledgement sets both directions (within ``TCP_RESYNC_LIMIT`` of the replica's,
         else the connection is reset with close reason RESYNC). Its timestamp clock resumes
         ``age_ms`` on, where the dead holder's could have been (the peer's PAWS test). The
         application then writes its stream again from :attr:`acked_offset`;
-        :attr:`resync_gap` counts received bytes it will never see."""
-        self._check("resync", lib.tcp_resync(self.raw, max(0, min(age_ms, 0x7FFFFFFF))))
+        :attr:`resync_gap` counts received bytes it will never see: bytes beyond the replica
+        the peer has not sent again a retransmission timeout plus ``peer_wait_ms`` after its
+        answer, which the dead holder had acknowledged. ``peer_wait_ms`` defaults to twice
+        the age (the peer's timer backed off while the holder was dead); a holder that never
+        acknowledged bytes no replica had (it held the acknowledgement until one did) lets
+        the peer send them again however late: the longest retransmission timeout."""
+        age = max(0, min(age_ms, 0x7FFFFFFF))
+        wait = 0 if peer_wait_ms is None else max(1, min(peer_wait_ms, 0x7FFFFFFF))
+        self._check("resync", lib.tcp_resync(self.raw, age, wait))
 
     @property
     def resyncing(self) -> bool:

@@ -143,6 +143,9 @@ RECOVER_TIMER = "recover"  # (RECOVER_TIMER, client): a recovered client bound i
 # (REPLICA_ACK_TIMER, client): what the client's connections hold back goes out even though no
 # REPLICA_ACK came (the buddy is slow or dead: the view will say, and a new buddy gets them)
 REPLICA_ACK_TIMER = "replica_ack"
+# a resumed connection's longest wait for its client's retransmission (tcp_migrate caps it at
+# the stack's longest retransmission timeout, RFC 6298 2.5's 60 s at least)
+LONGEST_PEER_WAIT_MS = 60_000
 LEAVE_HANDOFF_WAIT = 10.0  # seconds a leaving member gives its clients' handoffs
 # after a first routing header, the headers that could carry more of the chain
 _WALK_NEEDED = frozenset(
@@ -2295,7 +2298,7 @@ class Member:
         for connection in replica.connections:
             try:
                 sock = self.host.import_connection(self._now, connection.snapshot)
-                sock.conn.resync(age_ms=age_ms)
+                sock.conn.resync(age_ms=age_ms, peer_wait_ms=self._peer_wait_ms())
             except (SnapshotError, ConnectionStateError, StackError):
                 self._count("recover_import_failed")
                 continue
@@ -2333,6 +2336,14 @@ class Member:
         self._mobile(self.mobile.start_route_optimization(self._now, client))
         self._arm_recovery(client)
 
+    def _peer_wait_ms(self) -> int | None:
+        """How long a resumed connection waits for its client's bytes beyond the replica
+        (tcp_migrate's resync): members that held every acknowledgement until a replica
+        covered it (``hold_until_replicated``, a group-wide setting) never took bytes the
+        client will not send again, however late its backed-off timer; otherwise the
+        default, after which what the dead member took is skipped."""
+        return LONGEST_PEER_WAIT_MS if self.config.hold_until_replicated else None
+
     def _wait_for_view(self, key: tuple[IPv6Address, int]) -> bool:
         """An acceptor whose Binding Update the client has not answered in its attempt's time
         waits once for the view to say whether the donor is alive (True: the timeout is put
@@ -2364,14 +2375,14 @@ class Member:
         incoming.socks = []
         self._emit(CancelTimer(("handoff_acceptor", key)))
         self._finish_incoming(key, "adopted")
-        # a regenerable connection is resumed as a replica would be: should the donor's buddy
-        # have resumed the client before the claim reached it, the client stands past the
-        # freeze (a full one keeps its unacknowledged bytes, which a resync would drop)
+        # resumed as a replica would be: should the donor's buddy have resumed the client
+        # before the claim reached it, the client stands past the freeze (a full snapshot's
+        # unacknowledged bytes stay, and go from where the client stands). A frozen donor
+        # acknowledged nothing after its snapshot: the client's bytes beyond it will come
         age_ms = int((self._now - incoming.started) * 1000)
-        connections = incoming.init.connections if incoming.init is not None else ()
-        for sock, state in zip(socks, connections, strict=False):
-            if state.regenerable and sock.state in _OWING:
-                sock.conn.resync(age_ms=age_ms)
+        for sock in socks:
+            if sock.state in _OWING:
+                sock.conn.resync(age_ms=age_ms, peer_wait_ms=LONGEST_PEER_WAIT_MS)
         entry = self.mobile.bul.get(client)
         # no number to step aside for (None): the claim has every other member step aside,
         # and a number the client holds above ours is an older binding's (the donor started

@@ -1089,19 +1089,15 @@ static void receive_text(struct tcp_conn *c, uint64_t now, const struct seg *s)
 }
 
 /* tcp_resync: how long the peer's bytes at RCV.NXT are waited for (see
- * rcv_resync_to in tcp_conn.h): a retransmission timeout from now, and twice
- * the replica's age. The peer sent them to the dead holder and has retransmitted
- * them, unanswered, since; its timer doubled each time (RFC 6298 5.5), so its
- * next retransmission comes at most about as long after the first as the time
- * that passed. Duplicate ACKs do not hurry a peer that uses SACK (Linux counts
- * only SACKed segments then), and skipping sooner lost the bytes of a member
- * that held their acknowledgement until a replica had them. */
+ * rcv_resync_to in tcp_conn.h): a retransmission timeout from now, and
+ * tcp_resync's wait_ms (by default twice the replica's age: the peer sent them
+ * to the dead holder and has retransmitted them, unanswered, since; its timer
+ * doubled each time, RFC 6298 5.5, so its next try comes at most about as long
+ * after the first as the time that passed). Duplicate ACKs do not hurry a peer
+ * that uses SACK (Linux counts only SACKed segments then). */
 static uint64_t rcv_resync_deadline(const struct tcp_conn *c, uint64_t now)
 {
-    uint64_t wait = (uint64_t)max32(c->rto_ms, c->cfg.rto_min_ms) +
-                    2 * (uint64_t)c->rcv_resync_age_ms;
-
-    return after(now, wait < c->cfg.rto_max_ms ? wait : c->cfg.rto_max_ms);
+    return after(now, (uint64_t)max32(c->rto_ms, c->cfg.rto_min_ms) + c->rcv_resync_wait_ms);
 }
 
 /* tcp_resync: the peer's ACK sets where both sides stand (see tcp_conn.h).
@@ -2161,7 +2157,7 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
     return TCP_OK;
 }
 
-int tcp_resync(struct tcp_conn *c, uint32_t age_ms)
+int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms)
 {
     if (c == NULL)
         return TCP_EINVAL;
@@ -2212,7 +2208,9 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms)
      * the clock resumes at least where the holder's could have been. */
     if (c->flags & TCP_CF_TS_OK)
         c->ts_offset += age_ms;
-    c->rcv_resync_age_ms = age_ms;
+    if (wait_ms == 0)
+        wait_ms = age_ms > c->cfg.rto_max_ms / 2 ? c->cfg.rto_max_ms : 2 * age_ms;
+    c->rcv_resync_wait_ms = min32(wait_ms, c->cfg.rto_max_ms);
     return TCP_OK;
 }
 

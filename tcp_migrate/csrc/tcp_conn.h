@@ -267,13 +267,13 @@ struct tcp_conn {
      * unacknowledged (the peer sends it again, hurried by dupacks_owed
      * duplicate ACKs) or acknowledged by the dead holder (never again: at
      * t_rcv_resync RCV.NXT goes to rcv_resync_to, the skip in resync_gap).
-     * rcv_resync_age_ms: the replica's age at tcp_resync, which lengthens the
-     * wait: the peer's retransmission timer backed off while it sent to the
+     * rcv_resync_wait_ms: tcp_resync's wait_ms, how much longer than a
+     * retransmission timeout: the peer's timer backed off while it sent to the
      * dead holder */
     uint32_t rcv_resync_to;
     uint32_t dupacks_owed;
     uint64_t t_rcv_resync;
-    uint32_t rcv_resync_age_ms;
+    uint32_t rcv_resync_wait_ms;
 
     struct tcp_sack_block sack[TCP_SACK_MAX]; /* SACKed by the peer, sorted,
                                                  apart, in (SND.UNA, SND.MAX] */
@@ -367,8 +367,13 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
  * the unacknowledged bytes, the state goes back to ESTABLISHED or CLOSE-WAIT
  * and the application closes again once it has written). age_ms: how long
  * ago the replica was taken (at least); the timestamp clock resumes that much
- * further on, past every TSval the dead holder can have sent. */
-int tcp_resync(struct tcp_conn *c, uint32_t age_ms);
+ * further on, past every TSval the dead holder can have sent. wait_ms: how
+ * long, beyond a retransmission timeout, the peer's bytes beyond the replica
+ * are waited for before RCV.NXT skips them (rcv_resync_to), at most the
+ * longest retransmission timeout: 0 for twice the age (see
+ * rcv_resync_deadline); the longest when the holder never acknowledged what no
+ * replica had (the peer sends it again, however late its backed-off timer). */
+int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms);
 /* The path got narrower (RFC 8201 5.2, RFC 9293 3.7.3): the send MSS goes down
  * to mss (never below TCP_MIN_MSS, never up).  Segments already sent stay as
  * they are; retransmissions and new data use the new size.  Returns whether

@@ -587,7 +587,7 @@ int tcp_import(const uint8_t *blob, size_t len, struct tcp_conn *c)
     t.t_rcv_resync = TCP_NO_DEADLINE; /* tcp_resync's wait is not carried */
     t.rcv_resync_to = 0;
     t.dupacks_owed = 0;
-    t.rcv_resync_age_ms = 0;
+    t.rcv_resync_wait_ms = 0;
     nsack = get_u8(&d);
     if (d.err == TCP_SNAP_OK && nsack > TCP_SACK_MAX)
         fail(&d, TCP_SNAP_ESACK);

@@ -458,3 +458,39 @@ def test_the_replica_waits_for_a_peer_whose_retransmission_timer_backed_off() ->
     pair.start(lambda p: got.extend(replica.recv(1 << 16)))
     pair.run(lambda: bytes(got) == request or replica.resync_gap > 0, max_ms=20_000)
     assert bytes(got) == request and replica.resync_gap == 0
+
+
+@pytest.mark.parametrize("peer_wait_ms", [None, 45_000])
+def test_the_wait_for_the_peers_bytes_is_the_callers_or_twice_the_age(
+    peer_wait_ms: int | None,
+) -> None:
+    """A holder that held its acknowledgements until a replica had the bytes lets the peer
+    send them again however late (``peer_wait_ms``: the longest timeout, at most); by
+    default the wait is twice the replica's age beyond a retransmission timeout."""
+    pair = Pair(seed=12)
+    received, written = bytearray(), [0]
+    blob, taken = replica_taken(pair, received, written)
+    pair.filters["ab"] = lambda raw: []  # B is dead: A's request is lost
+    request = b"GET /next HTTP/1.1\r\n\r\n"
+    assert pair.a.send(request) == len(request)
+    pair.run(lambda: pair.now >= taken + 300, max_ms=5_000)  # before A tries again
+    del pair.filters["ab"]
+    sent_by_replica = [0]
+
+    def probe_only(raw: bytes) -> list[bytes]:
+        sent_by_replica[0] += 1
+        return [raw] if sent_by_replica[0] == 1 else []
+
+    pair.filters["ba"] = probe_only
+    replica = Connection.import_(blob)
+    age = pair.now - taken
+    replica.resync(age_ms=age, peer_wait_ms=peer_wait_ms)
+    pair.b = replica
+    replica.thaw(pair.now)
+    pair.flush()
+    pair.run(lambda: not replica.resyncing, max_ms=2_000)
+    answered = pair.now
+    wait = replica.raw.t_rcv_resync - answered
+    timeout = max(replica.raw.rto_ms, 200)
+    expected = 2 * age if peer_wait_ms is None else peer_wait_ms
+    assert timeout + expected - 50 <= wait <= timeout + expected + 50, (wait, timeout, age)
