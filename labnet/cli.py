@@ -3,11 +3,18 @@
 ``labnet bench wire [--json] [--seconds S]``
     Wire-layer throughput, ours against scapy in the same run (see :mod:`labnet.bench.wire`).
 
-``labnet demo [roaming|dserver] [--seed N] [--backend sim|netns]``
+``labnet demo [roaming|dserver] [--seed N] [--backend sim|netns] [--chart FILE]``
     The roaming scenario with a narrated timeline: on the ``sim`` backend (virtual time, the
     default) or the ``netns`` backend (real kernels and ``ping``, root; see
     :mod:`labnet.demo_netns`). ``dserver``: a client handed from member to member of the
     distributed server, every packet explained (``sim`` only; see :mod:`labnet.demo_dserver`).
+    ``--chart FILE`` (``sim``): also the run's message sequence chart, SVG when FILE ends in
+    ``.svg``, else text (see :mod:`labnet.chart`).
+
+``labnet chart [CAPTURE|DIR ...] [--topology T] [--name LAB] [--out FILE] [--group-key-file F]``
+    A message sequence chart of captures (a directory: its pcaps), lifelines named after the
+    topology's nodes (a file named ``NODE.pcap`` is that node's link). With no capture, a netns
+    lab's hub captures, topology and group key. Text on stdout, or FILE (SVG if ``.svg``).
 
 ``labnet bench core [--json] [--seconds S]``
     The MIPv6 engines' hot operations (see :mod:`labnet.bench.core`).
@@ -86,6 +93,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from mip6.chart.names import Names
 from mip6.runtime.config import ConfigError
 
 
@@ -125,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["sim", "netns"],
         default="sim",
         help="sim: one process, virtual time (default); netns: real kernels (root)",
+    )
+    demo.add_argument(
+        "--chart", metavar="FILE", help="sim: write the run's sequence chart (SVG if .svg)"
+    )
+    chart = commands.add_parser("chart", help="a message sequence chart of captures")
+    chart.add_argument("captures", nargs="*", help="pcap files or directories of them")
+    chart.add_argument("--topology", help="a topology file or built-in name: the lifelines' names")
+    chart.add_argument("--out", help="write the chart to FILE (SVG if it ends in .svg)")
+    chart.add_argument(
+        "--group-key-file", metavar="CONFIG", help="a member's configuration: its group_key"
     )
     experiment = commands.add_parser("experiment", help="the seeds' experiments: list or run")
     experiment.add_argument("name", help="list, or the experiment to run")
@@ -188,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     pcap = commands.add_parser("pcap", help="print the path of a hub link's capture")
     pcap.add_argument("link", help="a link: the name of the node it attaches")
     commands.add_parser("down", help="stop a lab and delete its namespaces")
-    for command in (status, execute, move, pcap, commands.choices["down"]):
+    for command in (status, execute, move, pcap, commands.choices["down"], chart):
         command.add_argument("--name", help="the lab (default: the only one running)")
     return parser
 
@@ -397,6 +415,45 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def chart_command(args: argparse.Namespace) -> int:
+    """``chart``: the captures named, or a running (or stopped) netns lab's."""
+    from pathlib import Path
+
+    from labnet.chart import captures_in, lab_inputs, render, topology_names
+    from labnet.netns import LabError, load_topology
+    from mip6.chart.read import chart_captures, group_key_of
+    from mip6.wire.pcap import CaptureError
+
+    try:
+        if args.captures:
+            paths = captures_in([Path(p) for p in args.captures])
+            topology = load_topology(args.topology) if args.topology else None
+            key = group_key_of(args.group_key_file) if args.group_key_file else None
+        else:
+            paths, topology, key = lab_inputs(args.name)
+        names = topology_names(topology) if topology is not None else None
+        if not paths:
+            raise LabError("no capture to chart")
+        drawn, _ = chart_captures(paths, names or Names(), key)
+        out = Path(args.out) if args.out else None
+        sys.stdout.write(render(drawn, out))
+    except (LabError, ConfigError, CaptureError, OSError) as error:
+        print(f"labnet chart: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo_chart(lab: Any, where: str | None) -> None:
+    """``demo --chart FILE``: the simulated run's chart written to FILE."""
+    if where is None:
+        return
+    from pathlib import Path
+
+    from labnet.chart import render, simulated
+
+    sys.stdout.write(render(simulated(lab), Path(where)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command: list[str] | None = None
@@ -412,7 +469,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return experiment_command(args)
     if args.command == "report":
         return report_command(args)
+    if args.command == "chart":
+        return chart_command(args)
     if args.command == "demo":
+        if args.chart is not None and args.backend == "netns":
+            print(
+                "labnet demo: --chart is for the sim backend (netns: labnet chart)", file=sys.stderr
+            )
+            return 2
         if args.scenario == "dserver":
             if args.backend == "netns":
                 print(
@@ -423,7 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             from labnet import demo_dserver
 
-            return 0 if demo_dserver.run(sys.stdout, seed=args.seed).ok else 1
+            played = demo_dserver.run(sys.stdout, seed=args.seed)
+            _demo_chart(played.lab, args.chart)
+            return 0 if played.ok else 1
         if args.backend == "netns":
             from labnet import demo_netns
             from labnet.netns import LabError
@@ -435,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
         from labnet import demo
 
-        demo.run(sys.stdout, seed=args.seed)
+        _demo_chart(demo.run(sys.stdout, seed=args.seed), args.chart)
         return 0
     if args.command == "hub":
         from labnet.hub import ConfigError, load_config, serve

@@ -253,7 +253,9 @@ class ChannelFollower:
         number = direction.frames
         direction.frames += 1
         length = len(record) - LENGTH_PREFIX
-        encrypted = Label(Kind.CHANNEL, f"channel frame {number + 1}, {length} bytes (encrypted)")
+        encrypted = Label(
+            Kind.CHANNEL, f"channel frame {number + 1}, {length} bytes (encrypted)", sealed=True
+        )
         if self._group_key is None or direction.undecryptable:
             return encrypted
         if not connection.keyed and not self._derive(connection):

@@ -36,6 +36,7 @@ class Label:
     run: str = ""  # DATA: what a run of such packets is called
     size: int = 0  # DATA: payload bytes
     unit: str = "packets"  # DATA: what the run counts
+    sealed: bool = False  # a member-channel frame shown without being opened
 
 
 _MOBILITY_ICMP = (

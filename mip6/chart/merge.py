@@ -3,7 +3,7 @@
 A capture is either a link's (the labnet hub writes one per node link, recording every packet
 on the link it arrived by and the link it left by, the two records differing only in the Hop
 Limit; the simulator's captures do the same at send and at arrival time) or a vantage point's
-(``link`` None: one tcpdump somewhere). The same packet seen on several links within
+(``link`` None: one tcpdump somewhere). The same packet seen by several captures within
 :data:`WINDOW_NS` is one hop, from the node of the link that saw it first to the node of the
 link that saw it last (the links between are ``via``). A packet seen once is placed by its
 addresses: from the link's node to the destination's, or from the source's to the link's node.
@@ -33,9 +33,11 @@ HEADER_LENGTH: Final = 40
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One packet as one capture recorded it; ``link`` the node whose link it is."""
+    """One packet as capture number ``capture`` recorded it; ``link`` the node whose link the
+    capture is of (None: a vantage point)."""
 
     time_ns: int
+    capture: int
     link: str | None
     data: bytes
 
@@ -56,8 +58,15 @@ class Hop:
 @dataclass(slots=True)
 class _Group:
     first: Seen
-    links: list[str | None] = field(default_factory=list)
+    captures: set[int] = field(default_factory=set)
+    links: list[str] = field(default_factory=list)
     last_ns: int = 0
+
+    def add(self, seen: Seen) -> None:
+        self.captures.add(seen.capture)
+        if seen.link is not None:
+            self.links.append(seen.link)
+        self.last_ns = seen.time_ns
 
 
 def _key(data: bytes) -> bytes:
@@ -82,7 +91,7 @@ def _ends(data: bytes, names: Names) -> tuple[str, str]:
 
 def _hop(group: _Group, names: Names) -> Hop:
     data = group.first.data
-    links = [link for link in group.links if link is not None]
+    links = group.links
     if len(links) >= 2:
         return Hop(
             group.first.time_ns, group.last_ns, links[0], links[-1], data, tuple(links[1:-1])
@@ -109,23 +118,19 @@ def merge(captures: Iterable[Iterable[Seen]], names: Names) -> Iterator[Hop]:
         key = _key(seen.data)
         group = _joinable(open_groups.get(key), seen)
         if group is None:
-            group = _Group(seen, [seen.link], seen.time_ns)
+            group = _Group(seen)
             open_groups.setdefault(key, deque()).append(group)
             pending.append((key, group))
-        else:
-            group.links.append(seen.link)
-            group.last_ns = seen.time_ns
+        group.add(seen)
     while pending:
         yield _close(open_groups, pending, names)
 
 
 def _joinable(groups: deque[_Group] | None, seen: Seen) -> _Group | None:
-    """The oldest group still open for ``seen``: one that has not been on its link yet (a
-    vantage point's sightings are each their own packet: it sees a packet once)."""
-    if groups is None or seen.link is None:
-        return None
-    for group in groups:
-        if seen.link not in group.links and None not in group.links:
+    """The oldest group still open for ``seen``: one its capture has not recorded yet (a
+    capture that records the same bytes twice saw two packets)."""
+    for group in groups or ():
+        if seen.capture not in group.captures:
             return group
     return None
 

@@ -94,7 +94,8 @@ def size_text(size: int) -> str:
     return f"{size / 1_000_000:.2f} MB"
 
 
-def _labels(hop: Hop, channels: ChannelFollower) -> Label:
+def _labels(hop: Hop, channels: ChannelFollower) -> tuple[Label, int]:
+    """The hop's label, and how many member-channel frames in it were left unopened."""
     dissection = dissect(hop.data)
     found = tcp_segment(dissection)
     if found is not None:
@@ -107,11 +108,13 @@ def _labels(hop: Hop, channels: ChannelFollower) -> Label:
                     if all(i.kind is Kind.CONTROL for i in signalling)
                     else Kind.CHANNEL
                 )
-                return Label(kind, ", ".join(item.text for item in signalling))
+                text = ", ".join(item.text for item in signalling)
+                sealed = sum(item.sealed for item in signalling)
+                return Label(kind, text, sealed=sealed > 0), sealed
             if labels:
-                return labels[0]
-            return Label(Kind.DATA, "", CHANNEL_DATA, len(found[1].payload), "segments")
-    return label(dissection)
+                return labels[0], 0
+            return Label(Kind.DATA, "", CHANNEL_DATA, len(found[1].payload), "segments"), 0
+    return label(dissection), 0
 
 
 def build(hops: Iterable[Hop], names: Names, group_key: bytes | None = None) -> Chart:
@@ -130,9 +133,9 @@ def build(hops: Iterable[Hop], names: Names, group_key: bytes | None = None) -> 
         start_ns = hop.start_ns if start_ns is None else start_ns
         for lifeline in (hop.sender, *hop.via, hop.receiver):
             seen.setdefault(lifeline)
-        found = _labels(hop, channels)
+        found, sealed = _labels(hop, channels)
+        encrypted += sealed
         if found.kind is not Kind.DATA:
-            encrypted += found.text.count("(encrypted)")
             close_runs()
             items.append(
                 Message(

@@ -1,4 +1,5 @@
-"""Capture files to :class:`~mip6.chart.merge.Seen` packets: the I/O edge of the charts.
+"""Capture files to :class:`~mip6.chart.merge.Seen` packets, and to a chart; a member's
+configuration to its group key: the I/O edge of the charts.
 
 A file named after a node (``ha.pcap`` for node ``ha``, as the lab hub and the simulator name
 their per-link captures) is that node's link; any other file is a vantage point (its packets are
@@ -7,11 +8,12 @@ placed by their addresses). Frames that are not IPv6 are skipped and counted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mip6.chart.merge import Seen
+from mip6.chart.merge import Seen, merge
+from mip6.chart.model import Chart, build
 from mip6.chart.names import Names
 from mip6.wire.pcap import Ipv6Frame, extract_ipv6, read_capture_file
 
@@ -28,12 +30,42 @@ def link_of(path: Path, names: Names) -> str | None:
     return path.stem if names.knows(path.stem) else None
 
 
-def read_seen(path: Path, link: str | None, skipped: Skipped) -> Iterator[Seen]:
+def read_seen(path: Path, capture: int, link: str | None, skipped: Skipped) -> Iterator[Seen]:
     """The IPv6 packets of one capture (pcap or pcapng); raises
     :class:`~mip6.wire.pcap.CaptureError` on a broken file and OSError on a missing one."""
     for frame in read_capture_file(path):
         extracted = extract_ipv6(frame.link_type, frame.data)
         if isinstance(extracted, Ipv6Frame):
-            yield Seen(frame.timestamp_ns, link, extracted.packet)
+            yield Seen(frame.timestamp_ns, capture, link, extracted.packet)
         else:
             skipped.frames += 1
+
+
+def chart_captures(
+    paths: Sequence[Path], names: Names, group_key: bytes | None = None
+) -> tuple[Chart, Skipped]:
+    """The chart of ``paths`` merged (each a link's capture when named after a node, else a
+    vantage point's); raises CaptureError or OSError as :func:`read_seen` does."""
+    skipped = Skipped()
+    captures = [
+        read_seen(path, number, link_of(path, names), skipped) for number, path in enumerate(paths)
+    ]
+    chart = build(merge(captures, names), names, group_key)
+    if skipped.frames:
+        note = f"{skipped.frames} frames without an IPv6 packet left out"
+        chart = replace(chart, notes=(*chart.notes, note))
+    return chart, skipped
+
+
+def group_key_of(path: str) -> bytes:
+    """The ``group_key`` of a member's configuration file; ConfigError (file, line, key) or
+    OSError when it cannot be had."""
+    from mip6.runtime.config import ConfigError, load
+
+    config = load(path)
+    key = config.role_options.get("group_key")
+    if not isinstance(key, bytes):
+        raise ConfigError(
+            f"{path}: node {config.node} is a {config.role}, not a member: no group_key"
+        )
+    return key

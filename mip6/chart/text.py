@@ -49,6 +49,8 @@ def render(chart: Chart) -> str:
         + "".join(f"{name[: COLUMN - 1]:^{COLUMN}}" for name in chart.lifelines)
     )
     lines = [header.rstrip()]
+    if any(len(name) >= COLUMN for name in chart.lifelines):  # cut in the header: say them whole
+        lines.insert(0, "lifelines: " + " | ".join(chart.lifelines))
     for item in chart.items:
         if isinstance(item, Message):
             row = _row(chart, item.sender, item.receiver, item.via, "-", both=False)
