@@ -81,30 +81,34 @@ def _order(seen: Seen) -> tuple[int, int]:
     return seen.time_ns, -hop_limit
 
 
-def _ends(data: bytes, names: Names) -> tuple[str, str]:
+def _ends(data: bytes, names: Names) -> tuple[str, str] | None:
+    """The lifelines of the packet's source and destination; None when it is too short to
+    name them."""
     if len(data) < HEADER_LENGTH:
-        return names.of(IPv6Address(0)), names.of(IPv6Address(0))
+        return None
     source = IPv6Address(data[SOURCE_OFFSET : SOURCE_OFFSET + 16])
     destination = IPv6Address(data[DESTINATION_OFFSET : DESTINATION_OFFSET + 16])
     return names.of(source), names.of(destination)
 
 
 def _hop(group: _Group, names: Names) -> Hop:
-    data = group.first.data
+    data, start, end = group.first.data, group.first.time_ns, group.last_ns
     links = group.links
     if len(links) >= 2:
-        return Hop(
-            group.first.time_ns, group.last_ns, links[0], links[-1], data, tuple(links[1:-1])
-        )
-    source, destination = _ends(data, names)
+        return Hop(start, end, links[0], links[-1], data, tuple(links[1:-1]))
+    ends = _ends(data, names)
+    if ends is None:  # a packet cut short: where it was seen, if that is known
+        here = links[0] if links else names.of(IPv6Address(0))
+        return Hop(start, end, here, here, data)
+    source, destination = ends
     if not links:
-        return Hop(group.first.time_ns, group.last_ns, source, destination, data)
+        return Hop(start, end, source, destination, data)
     link = links[0]
     if source == link:
-        return Hop(group.first.time_ns, group.last_ns, link, destination, data)
+        return Hop(start, end, link, destination, data)
     if destination == link:
-        return Hop(group.first.time_ns, group.last_ns, source, link, data)
-    return Hop(group.first.time_ns, group.last_ns, source, destination, data, (link,))
+        return Hop(start, end, source, link, data)
+    return Hop(start, end, source, destination, data, (link,))
 
 
 def merge(captures: Iterable[Iterable[Seen]], names: Names) -> Iterator[Hop]:

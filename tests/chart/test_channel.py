@@ -1,0 +1,161 @@
+"""The member channel followed from the wire: hellos, confirms and frames found in the TCP
+streams, opened with the group key, and never mistaken for another TCP connection."""
+
+from __future__ import annotations
+
+import random
+from ipaddress import IPv6Address
+
+from mip6.chart.channel import ChannelFollower
+from mip6.chart.label import Kind, Label
+from mip6.chart.names import Names
+from mip6.dissect import dissect
+from mip6.dserver import channel as c
+from mip6.dserver import messages
+from mip6.wire.ipv6 import Ipv6Packet
+from mip6.wire.tcp import TcpFlags, TcpSegment
+from tests.chart.packets import CLIENT, M1, M2, segment
+
+KEY = bytes(range(32))
+PORTS = (40000, 7171)
+ISN = {M1: 1000, M2: 0xFFFFFF00}  # M2's stream wraps the 32-bit sequence space
+
+
+INIT = messages.Init(
+    handoff_id=0x1_2345_6789,
+    client=CLIENT,
+    next_sequence=9,
+    lifetime=420,
+    connections=(messages.ConnectionState(snapshot=b"s" * 90, regenerable=True),),
+)
+
+
+def streams(key: bytes = KEY) -> tuple[bytes, bytes]:
+    """What M1 (initiator) and M2 (responder) write: hellos, confirms, then M1 an INIT and M2
+    a DONE."""
+    rng = random.Random(7)
+    ends = {
+        M1: c.Channel(
+            role=c.Role.INITIATOR, group_key=key, identity=M1, random_bytes=rng.randbytes
+        ),
+        M2: c.Channel(
+            role=c.Role.RESPONDER, group_key=key, identity=M2, random_bytes=rng.randbytes
+        ),
+    }
+    out = {M1: ends[M1].start(), M2: ends[M2].start()}
+    ends[M2].receive_data(out[M1])
+    ends[M1].receive_data(out[M2])
+    out[M1] += ends[M1].data_to_send()
+    out[M2] += ends[M2].data_to_send()
+    ends[M1].receive_data(out[M2][c.HELLO_LENGTH :])
+    ends[M2].receive_data(out[M1][c.HELLO_LENGTH :])
+    out[M1] += ends[M1].send(INIT)
+    out[M2] += ends[M2].send(messages.Done(handoff_id=0x1_2345_6789, client=CLIENT))
+    return out[M1], out[M2]
+
+
+def feed(follower: ChannelFollower, data: bytes) -> list[Label] | None:
+    packet = dissect(data).packet
+    assert isinstance(packet, Ipv6Packet) and isinstance(packet.payload, TcpSegment)
+    return follower.segment(packet, packet.payload)
+
+
+def handshake(follower: ChannelFollower) -> None:
+    feed(follower, segment(M1, M2, PORTS, ISN[M1], flags=TcpFlags.SYN))
+    back = (PORTS[1], PORTS[0])
+    feed(follower, segment(M2, M1, back, ISN[M2], flags=TcpFlags.SYN | TcpFlags.ACK))
+
+
+def texts(labels: list[Label] | None) -> list[str]:
+    assert labels is not None
+    return [label.text for label in labels]
+
+
+def run(follower: ChannelFollower, chunk: int) -> list[str]:
+    """Both streams cut into ``chunk``-byte segments, in the order the protocol allows: both
+    hellos, then the responder's confirm and frame, then the initiator's."""
+    first, second = streams()
+    handshake(follower)
+    found: list[str] = []
+    back = (PORTS[1], PORTS[0])
+    pieces = (
+        (M1, M2, PORTS, first, 0, c.HELLO_LENGTH),
+        (M2, M1, back, second, 0, len(second)),
+        (M1, M2, PORTS, first, c.HELLO_LENGTH, len(first)),
+    )
+    for source, destination, ports, stream, start, end in pieces:
+        for at in range(start, end, chunk):
+            sequence = (ISN[source] + 1 + at) % (1 << 32)
+            payload = stream[at : min(at + chunk, end)]
+            # None: a hello not whole yet, so not known to be a channel
+            labels = feed(follower, segment(source, destination, ports, sequence, payload))
+            found += texts(labels or [])
+    return found
+
+
+def test_channel_with_group_key_messages_named() -> None:
+    names = Names({CLIENT: "client"})
+    found = run(ChannelFollower(names, KEY), chunk=1000)
+    assert found == [
+        "channel hello (initiator)",
+        "channel hello (responder)",
+        "channel confirm",
+        "DONE #23456789 client client",
+        "channel confirm",
+        f"INIT #23456789 client client seq 9, 1 connection (1 regenerable), "
+        f"{len(INIT.emit())} bytes",
+    ]
+
+
+def test_channel_small_segments_same_records() -> None:
+    whole = run(ChannelFollower(Names(), KEY), chunk=1000)
+    assert run(ChannelFollower(Names(), KEY), chunk=7) == whole
+
+
+def test_channel_without_key_frames_sealed() -> None:
+    found = run(ChannelFollower(Names()), chunk=1000)
+    assert found[3] == "channel frame 1, 44 bytes (encrypted)"  # DONE: 28 bytes + the tag
+    assert found[5] == f"channel frame 1, {len(INIT.emit()) + 16} bytes (encrypted)"
+
+
+def test_channel_wrong_key_says_so() -> None:
+    found = run(ChannelFollower(Names(), bytes(32)), chunk=1000)
+    assert found[3] == "channel frame 1, 44 bytes (not this group key)"
+
+
+def test_channel_out_of_order_assembled_and_retransmission_marked() -> None:
+    follower = ChannelFollower(Names(), KEY)
+    first, _ = streams()
+    handshake(follower)
+    start = ISN[M1] + 1
+    late = segment(M1, M2, PORTS, start + 60, first[60:])
+    early = segment(M1, M2, PORTS, start, first[:60])
+    assert feed(follower, late) is None  # no hello yet: not known to be a channel, held
+    assert len(texts(feed(follower, early))) == 3  # hello, confirm, INIT
+    (again,) = feed(follower, early) or []
+    assert (again.kind, again.run) == (Kind.DATA, "member channel retransmitted")
+
+
+def test_other_tcp_not_a_channel() -> None:
+    follower = ChannelFollower(Names(), KEY)
+    ports = (51000, 80)
+    feed(follower, segment(CLIENT, M1, ports, 5, flags=TcpFlags.SYN))
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 3  # longer than a hello
+    assert feed(follower, segment(CLIENT, M1, ports, 6, request)) is None
+    assert feed(follower, segment(CLIENT, M1, ports, 6 + len(request), b"more")) is None
+
+
+def test_hello_claiming_another_address_not_a_channel() -> None:
+    """A hello's identity is its sender's own address: bytes that merely look like a hello
+    from elsewhere are ordinary data."""
+    follower = ChannelFollower(Names(), KEY)
+    first, _ = streams()
+    feed(follower, segment(CLIENT, M2, PORTS, 0, flags=TcpFlags.SYN))
+    assert feed(follower, segment(CLIENT, M2, PORTS, 1, first)) is None
+
+
+def test_connection_table_bounded() -> None:
+    follower = ChannelFollower(Names())
+    for port in range(2000):
+        feed(follower, segment(IPv6Address(int(M1) + port), M2, (port, 80), 0, flags=TcpFlags.SYN))
+    assert len(follower._connections) <= 256
