@@ -135,7 +135,7 @@ def _payload_label(payload: object, path: str) -> Label:
     if isinstance(payload, _MOBILITY_ICMP):
         return Label(Kind.MOBILITY, icmpv6.describe(payload))
     if isinstance(payload, icmpv6.EchoRequest | icmpv6.EchoReply):
-        text = f"{payload.name} seq {payload.sequence}"
+        text = f"ICMP6 {payload.name} seq {payload.sequence}"
         return Label(Kind.DATA, text, f"ICMP6 echo{path}", len(payload.data))
     if isinstance(payload, _NEIGHBOUR_DISCOVERY):
         return Label(Kind.DATA, icmpv6.describe(payload), "neighbour discovery")

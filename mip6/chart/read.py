@@ -66,6 +66,6 @@ def group_key_of(path: str) -> bytes:
     key = config.role_options.get("group_key")
     if not isinstance(key, bytes):
         raise ConfigError(
-            f"{path}: node {config.node} is a {config.role}, not a member: no group_key"
+            path, None, "role", f"node {config.node} is a {config.role}, not a member: no group_key"
         )
     return key
