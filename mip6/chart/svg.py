@@ -2,11 +2,13 @@
 grey arrow per run of data, built with :mod:`xml.etree.ElementTree` (so it is well-formed and
 every label escaped, and no dependency is needed).
 
-Time runs down the page but is not to one scale: a row is at least :data:`ROW_MIN` pixels below
-the one before (messages a microsecond apart stay readable) and at most :data:`ROW_MAX` (a
-quiet minute does not take a metre); between rows time is linear at :data:`PX_PER_SECOND`, so an
-arrow's slope shows its one-way latency where the gaps allow. Each row's time since the first
-packet is written in the left margin; a gap shortened by the cap is drawn as a dashed break.
+Time runs down the page but is not to one scale: a row is at least :data:`ROW_MIN` pixels
+below the one before (messages a microsecond apart stay readable) and at most :data:`ROW_MAX`
+(a quiet minute does not take a metre); between rows time is linear at :data:`PX_PER_SECOND`,
+so an arrow's slope shows its one-way latency where the gaps allow. A run of data is a level
+arrow at its first packet over a shaded band that lasts until its last packet arrived. Each
+row's time since the first packet is written in the left margin; a gap shortened by the cap is
+drawn as a dashed break.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ COLOURS: Final = {
 
 
 class _TimeAxis:
-    """Time (ns) to y: the rows' times are the knots, linear in between and past the last."""
+    """Rows to y, and time (ns) to y: each row (an item, in order) is a knot; between knots
+    time is linear, past the last at :data:`PX_PER_SECOND` (capped at :data:`ROW_MAX`). Rows
+    at one time stack :data:`ROW_MIN` apart; a time among them maps to the lowest."""
 
     def __init__(self, times: list[int]) -> None:
         self.times: list[int] = []
-        self.ys: list[float] = []
+        self.rows: list[float] = []
         self.breaks: list[tuple[float, float]] = []  # (y, seconds left out)
         y = TOP + ROW_MIN
-        for time in sorted(set(times)):
+        for time in times:
             if self.times:
                 seconds = (time - self.times[-1]) / 1e9
                 step = seconds * PX_PER_SECOND
@@ -50,21 +54,21 @@ class _TimeAxis:
                     self.breaks.append((y + ROW_MAX / 2, seconds))
                 y += min(max(step, ROW_MIN), ROW_MAX)
             self.times.append(time)
-            self.ys.append(y)
+            self.rows.append(y)
 
     def y(self, time: int) -> float:
         index = bisect.bisect_right(self.times, time) - 1
         if index < 0:
-            return self.ys[0] if self.ys else TOP
+            return self.rows[0] if self.rows else TOP
         if index == len(self.times) - 1:
-            return self.ys[-1] + min((time - self.times[-1]) / 1e9 * PX_PER_SECOND, ROW_MAX)
+            return self.rows[-1] + min((time - self.times[-1]) / 1e9 * PX_PER_SECOND, ROW_MAX)
         t0, t1 = self.times[index], self.times[index + 1]
-        y0, y1 = self.ys[index], self.ys[index + 1]
+        y0, y1 = self.rows[index], self.rows[index + 1]
         return y0 + (y1 - y0) * (time - t0) / (t1 - t0)
 
     @property
     def bottom(self) -> float:
-        return (self.ys[-1] if self.ys else TOP) + ROW_MAX
+        return (self.rows[-1] if self.rows else TOP) + ROW_MAX
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: object) -> ET.Element:
@@ -86,8 +90,9 @@ def _markers(svg: ET.Element) -> None:
             viewBox="0 0 10 10",
             refX=10,
             refY=5,
-            markerWidth=7,
-            markerHeight=7,
+            markerUnits="userSpaceOnUse",  # the same head on a thin arrow and a thick run
+            markerWidth=9,
+            markerHeight=9,
             orient="auto-start-reverse",
         )
         _sub(marker, "path", d="M 0 0 L 10 5 L 0 10 z", fill=colour)
@@ -136,23 +141,28 @@ def render(chart: Chart) -> str:
         )
         _sub(breaks, "text", f"{seconds:.3f} s later", x=8, y=y + 4, fill="#999")
     rows = _sub(svg, "g", class_="items")
-    for item in chart.items:
-        _item(rows, chart, axis, x, item)
+    for row, item in zip(axis.rows, chart.items, strict=True):
+        _item(rows, chart, (row, max(row, axis.y(item.end_ns))), x, item)
     for index, note in enumerate(chart.notes):
         _sub(svg, "text", f"note: {note}", x=8, y=axis.bottom + 16 * (index + 1), fill="#555")
     return ET.tostring(svg, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _item(
-    parent: ET.Element, chart: Chart, axis: _TimeAxis, x: dict[str, float], item: Message | Run
+    parent: ET.Element,
+    chart: Chart,
+    ys: tuple[float, float],
+    x: dict[str, float],
+    item: Message | Run,
 ) -> None:
+    """One row: the arrow from ``ys[0]`` (its row) down to ``ys[1]`` (its arrival)."""
     if isinstance(item, Message):
         sender, receiver, kind, via = item.sender, item.receiver, item.kind, item.via
         both = False
     else:
         sender, receiver, kind, via = item.first, item.second, Kind.DATA, ()
         both = item.both_ways
-    y0, y1 = axis.y(item.start_ns), axis.y(item.end_ns)
+    y0, y1 = ys
     colour = COLOURS[kind]
     group = _sub(parent, "g", class_=f"item {kind.value}")
     seconds = (item.start_ns - chart.start_ns) / 1e9
@@ -163,6 +173,20 @@ def _item(
         _sub(group, "circle", cx=x0, cy=y0, r=4, fill=colour)
         _sub(group, "text", item.text, x=x0 + 8, y=y0 - 4, fill=colour)
         return
+    if isinstance(item, Run):
+        # a run: its span of time shaded between the two lifelines, a level arrow at its start
+        # (one arrow cannot slope for packets that left and arrived at many times)
+        _sub(
+            group,
+            "rect",
+            x=f"{min(x0, x1):.1f}",
+            y=f"{y0:.1f}",
+            width=f"{abs(x1 - x0):.1f}",
+            height=f"{y1 - y0:.1f}",
+            fill=colour,
+            fill_opacity=0.15,
+        )
+        y1 = y0
     line = _sub(
         group,
         "line",
