@@ -8,8 +8,8 @@
     default) or the ``netns`` backend (real kernels and ``ping``, root; see
     :mod:`labnet.demo_netns`). ``dserver``: a client handed from member to member of the
     distributed server, every packet explained (``sim`` only; see :mod:`labnet.demo_dserver`).
-    ``--chart FILE`` (``sim``): also the run's message sequence chart, SVG when FILE ends in
-    ``.svg``, else text (see :mod:`labnet.chart`).
+    ``--chart FILE``: also the run's message sequence chart (from the simulated packets, or the
+    netns hub's captures), SVG when FILE ends in ``.svg``, else text (see :mod:`labnet.chart`).
 
 ``labnet chart [CAPTURE|DIR ...] [--topology T] [--name LAB] [--out FILE] [--group-key-file F]``
     A message sequence chart of captures (a directory: its pcaps), lifelines named after the
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sim: one process, virtual time (default); netns: real kernels (root)",
     )
     demo.add_argument(
-        "--chart", metavar="FILE", help="sim: write the run's sequence chart (SVG if .svg)"
+        "--chart", metavar="FILE", help="write the run's sequence chart (SVG if .svg)"
     )
     chart = commands.add_parser("chart", help="a message sequence chart of captures")
     chart.add_argument("captures", nargs="*", help="pcap files or directories of them")
@@ -472,11 +472,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "chart":
         return chart_command(args)
     if args.command == "demo":
-        if args.chart is not None and args.backend == "netns":
-            print(
-                "labnet demo: --chart is for the sim backend (netns: labnet chart)", file=sys.stderr
-            )
-            return 2
         if args.scenario == "dserver":
             if args.backend == "netns":
                 print(
@@ -491,11 +486,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _demo_chart(played.lab, args.chart)
             return 0 if played.ok else 1
         if args.backend == "netns":
+            from pathlib import Path
+
             from labnet import demo_netns
             from labnet.netns import LabError
 
             try:
-                return 0 if demo_netns.run(sys.stdout) == 4 else 1
+                chart = Path(args.chart) if args.chart else None
+                return 0 if demo_netns.run(sys.stdout, chart=chart) == 4 else 1
             except (LabError, OSError) as error:
                 print(f"labnet demo: {error}", file=sys.stderr)
                 return 1

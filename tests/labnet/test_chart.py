@@ -6,9 +6,7 @@ Header message cross-checked against tshark's decode of the same files."""
 from __future__ import annotations
 
 import re
-import subprocess
 import xml.etree.ElementTree as ET
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from labnet.sim_capture import write_link_captures
 from mip6 import cli as mip6_cli
 from mip6.chart.model import Chart, Message
 from mip6.chart.read import chart_captures
+from tests.chart import oracle
 
 SVG = "{http://www.w3.org/2000/svg}"
 LINKS = ("ha", "m1", "m2", "m3", "client")
@@ -112,75 +111,15 @@ def test_data_collapsed_into_runs(run: tuple[Path, bytes]) -> None:
     assert re.search(r"TCP route-optimized: \d+ segments, [\d.]+ kB", text)
 
 
-def _tshark_mobility(directory: Path, tshark: str) -> list[tuple[str, int, int, str]]:
-    """(link, time ns, MH type, sequence or cookie) of every Mobility Header tshark finds."""
-    found = []
-    for link in LINKS:
-        out = subprocess.run(
-            [
-                tshark,
-                "-n",
-                "-r",
-                str(directory / f"{link}.pcap"),
-                "-Y",
-                "mipv6",
-                "-T",
-                "fields",
-                "-e",
-                "frame.time_epoch",
-                "-e",
-                "mip6.mhtype",
-                "-e",
-                "mip6.bu.seqnr",
-                "-e",
-                "mip6.ba.seqnr",
-                "-e",
-                "mip6.hoti.cookie",
-                "-e",
-                "mip6.hot.cookie",
-                "-e",
-                "mip6.coti.cookie",
-                "-e",
-                "mip6.cot.cookie",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for line in out.splitlines():
-            stamp, kind, *rest = line.split("\t")
-            detail = next((value for value in rest if value), "")
-            detail = detail[2:10] if detail.startswith("0x") else detail
-            found.append((link, int(Decimal(stamp) * 10**9), int(kind), detail))
-    return found
-
-
-_TYPES = {"HoTI": 1, "CoTI": 2, "HoT": 3, "CoT": 4, "BU": 5, "BA": 6}
-
-
-def _ours(message: Message) -> tuple[int, str] | None:
-    words = message.text.removeprefix("tunnel: ").split()
-    if words[0] not in _TYPES:
-        return None
-    # BU seq N, BA <status...> seq N, HoTI/HoT/CoTI/CoT cookie C
-    detail = words[words.index("seq" if words[0] in ("BU", "BA") else "cookie") + 1]
-    return _TYPES[words[0]], detail
-
-
 def test_mobility_labels_match_tshark(run: tuple[Path, bytes], tshark: str) -> None:
     """Every MH message tshark decodes (on the sender's link and again on the receiver's) is
     one arrow of ours with the same type and sequence number or cookie, and no arrow of ours
     lacks it."""
     directory, key = run
-    theirs = _tshark_mobility(directory, tshark)
-    ours = []
-    for message in messages(chart_of(run, key)):
-        found = _ours(message)
-        if found is not None:
-            ours.append((message.sender, message.start_ns, *found))
-            ours.append((message.receiver, message.end_ns, *found))
-    assert len(ours) > 40
-    assert sorted(ours) == sorted(theirs)
+    mine = oracle.ours(chart_of(run, key))
+    assert len(mine) > 40
+    links = {link: directory / f"{link}.pcap" for link in LINKS}
+    assert sorted(mine) == sorted(oracle.theirs(links, tshark))
 
 
 def test_svg_well_formed_with_lifelines_and_handoff(
@@ -259,8 +198,3 @@ def test_demo_writes_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     chart = out.read_text().splitlines()
     assert chart[0].split() == ["ha", "cn", "mn"]
     assert any(line.endswith("BU seq") is False and "(delete)" in line for line in chart)
-
-
-def test_demo_chart_netns_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo", "--backend", "netns", "--chart", "x.svg"]) == 2
-    assert "sim backend" in capsys.readouterr().err
