@@ -76,13 +76,14 @@ def simulated(lab: SimLab, directory: Path | None = None) -> Chart:
 
 
 def lab_inputs(name: str | None) -> tuple[list[Path], Topology, bytes | None]:
-    """A netns lab's hub captures, its topology and (when it has members) its group key, read
-    from a member's configuration in the lab's directory. Raises LabError when there is no
-    such lab."""
+    """A running netns lab's hub captures (the hub told to write what it holds first), its
+    topology and (when it has members) its group key, read from a member's configuration in
+    the lab's directory. Raises LabError when there is no such lab."""
     from labnet.netns import NetnsLab
     from mip6.chart.read import group_key_of
 
     lab = NetnsLab.open(name)
+    lab.hub_query("flush")  # the hub writes its captures in batches
     topology = lab.topology
     key = None
     for spec in topology.nodes.values():
