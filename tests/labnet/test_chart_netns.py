@@ -6,19 +6,27 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from labnet import demo_netns
+from labnet import cli, demo_netns
 from labnet.chart import captures_in, topology_names
 from labnet.topology import builtin
 from mip6.chart.model import Message, Run
 from mip6.chart.read import chart_captures
 from tests.chart import oracle
+from tests.conftest import require
+from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
+SVG = "{http://www.w3.org/2000/svg}"
+CONTACT = "2001:db8:1::80"
+MEMBERS = ("m1", "m2", "m3")
 
 
 def test_netns_demo_chart_from_hub_captures(tmp_path: Path, monkeypatch, tshark: str) -> None:  # type: ignore[no-untyped-def]
@@ -43,3 +51,29 @@ def test_netns_demo_chart_from_hub_captures(tmp_path: Path, monkeypatch, tshark:
     links = {path.stem: path for path in paths}
     assert sorted(oracle.ours(chart)) == sorted(oracle.theirs(links, tshark))
     assert text_chart.read_text().splitlines()[0].split()[:3] == ["ha", "cn", "mn"]
+
+
+def test_netns_dserver_lab_chart_opens_member_channel(tmp_path: Path, tshark: str) -> None:
+    """``labnet chart --name LAB`` on a running distributed server: the hub's captures flushed
+    and merged, the member channel opened with the group key from a member's configuration,
+    while a stock curl's download is handed from member to member every 2 MB."""
+    require_root()
+    require(shutil.which("curl") is not None, "needs curl (apt-get install curl)")
+    with netns_lab(tmp_path, "dserver", "h17b-d") as lab:
+        argv = ["curl", "-sS", "-g", "--max-time", "3", "-o", "/dev/null", f"http://[{CONTACT}]/"]
+        curl = subprocess.run(lab.exec_argv("client", argv), capture_output=True, text=True)
+        assert curl.returncode in (0, 28), curl.stderr  # 28: the time is up, as meant
+        out = tmp_path / "chart.svg"
+        assert cli.main(["chart", "--name", lab.name, "--out", str(out)]) == 0
+        directory, topology = lab.directory, lab.topology
+    # the captures once the hub has closed them: tshark and we read the same packets
+    paths = captures_in([directory / "pcap"])
+    chart, _ = chart_captures(paths, topology_names(topology), None)
+    texts = [element.text or "" for element in ET.parse(out).getroot().iter(f"{SVG}text")]
+    assert texts[: len(MEMBERS) + 2] == ["ha", *MEMBERS, "client"]
+    inits = [t for t in texts if t.startswith("INIT #")]
+    assert inits and len(inits) == sum(t.startswith("DONE #") for t in texts)
+    assert any(t.startswith("tunnel: HoTI cookie") for t in texts)
+    assert "give the group key" in chart.notes[0]  # the same captures without the key
+    links = {path.stem: path for path in paths}
+    assert sorted(oracle.ours(chart)) == sorted(oracle.theirs(links, tshark))
