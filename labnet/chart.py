@@ -71,7 +71,7 @@ def simulated(lab: SimLab, directory: Path | None = None) -> Chart:
     with tempfile.TemporaryDirectory(prefix="labnet-chart-") as temporary:
         where = directory or Path(temporary)
         paths = write_link_captures(lab.net.trace, where)
-        chart, _ = chart_captures(list(paths.values()), topology_names(lab.topology), lab.secret)
+        chart = chart_captures(list(paths.values()), topology_names(lab.topology), lab.secret)
     return chart
 
 

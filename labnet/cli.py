@@ -434,7 +434,7 @@ def chart_command(args: argparse.Namespace) -> int:
         names = topology_names(topology) if topology is not None else None
         if not paths:
             raise LabError("no capture to chart")
-        drawn, _ = chart_captures(paths, names or Names(), key)
+        drawn = chart_captures(paths, names or Names(), key)
         out = Path(args.out) if args.out else None
         sys.stdout.write(render(drawn, out))
     except (LabError, ConfigError, CaptureError, OSError) as error:

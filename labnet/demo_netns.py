@@ -131,6 +131,6 @@ def run(out: TextIO, name: str | None = None, chart: Path | None = None) -> int:
     out.write(f"\n{answered} of 4 pings answered; captures were in {lab.directory}/pcap.\n")
     if chart is not None:
         paths = captures_in([lab.directory / "pcap"])
-        drawn, _ = chart_captures(paths, topology_names(topology))
+        drawn = chart_captures(paths, topology_names(topology))
         out.write(render(drawn, chart))
     return answered

@@ -147,10 +147,10 @@ def chart(args: argparse.Namespace, out: TextIO) -> int:
     try:
         key = group_key_of(args.group_key_file) if args.group_key_file else None
         if args.capture:
-            drawn, _ = chart_captures([Path(p) for p in args.capture], names, key)
+            drawn = chart_captures([Path(p) for p in args.capture], names, key)
         else:
             with resources.as_file(resources.files("mip6").joinpath("data/sample.pcap")) as sample:
-                drawn, _ = chart_captures([sample], names, key)
+                drawn = chart_captures([sample], names, key)
     except (CaptureError, ConfigError, OSError) as error:
         print(f"mip6 decode: {error}", file=sys.stderr)
         return 1

@@ -41,9 +41,7 @@ def read_seen(path: Path, capture: int, link: str | None, skipped: Skipped) -> I
             skipped.frames += 1
 
 
-def chart_captures(
-    paths: Sequence[Path], names: Names, group_key: bytes | None = None
-) -> tuple[Chart, Skipped]:
+def chart_captures(paths: Sequence[Path], names: Names, group_key: bytes | None = None) -> Chart:
     """The chart of ``paths`` merged (each a link's capture when named after a node, else a
     vantage point's); raises CaptureError or OSError as :func:`read_seen` does."""
     skipped = Skipped()
@@ -54,7 +52,7 @@ def chart_captures(
     if skipped.frames:
         note = f"{skipped.frames} frames without an IPv6 packet left out"
         chart = replace(chart, notes=(*chart.notes, note))
-    return chart, skipped
+    return chart
 
 
 def group_key_of(path: str) -> bytes:

@@ -35,7 +35,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 def chart_of(run: tuple[Path, bytes], key: bytes | None) -> Chart:
     directory, _ = run
     paths = sorted(directory.glob("*.pcap"))
-    drawn, _ = chart_captures(paths, topology_names(demo_dserver.topology()), key)
+    drawn = chart_captures(paths, topology_names(demo_dserver.topology()), key)
     return drawn
 
 

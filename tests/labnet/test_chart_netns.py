@@ -38,7 +38,7 @@ def test_netns_demo_chart_from_hub_captures(tmp_path: Path, monkeypatch, tshark:
     assert demo_netns.run(out, name=name, chart=text_chart) == 4
     assert f"wrote {text_chart}" in out.getvalue()
     paths = captures_in([tmp_path / name / "pcap"])
-    chart, _ = chart_captures(paths, topology_names(builtin("roaming")))
+    chart = chart_captures(paths, topology_names(builtin("roaming")))
     assert set(chart.lifelines) >= {"ha", "cn", "mn"}
     arrows = [(m.sender, m.receiver, m.text) for m in chart.items if isinstance(m, Message)]
     home = [(s, r) for s, r, t in arrows if t.startswith("BU ") and t.endswith(" A H")]
@@ -68,7 +68,7 @@ def test_netns_dserver_lab_chart_opens_member_channel(tmp_path: Path, tshark: st
         directory, topology = lab.directory, lab.topology
     # the captures once the hub has closed them: tshark and we read the same packets
     paths = captures_in([directory / "pcap"])
-    chart, _ = chart_captures(paths, topology_names(topology), None)
+    chart = chart_captures(paths, topology_names(topology), None)
     texts = [element.text or "" for element in ET.parse(out).getroot().iter(f"{SVG}text")]
     assert texts[: len(MEMBERS) + 2] == ["ha", *MEMBERS, "client"]
     inits = [t for t in texts if t.startswith("INIT #")]
