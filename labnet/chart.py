@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
 
-from labnet.nodes import care_of_for, mobile
+from labnet.nodes import care_of_for, entry, mobile
 from labnet.sim import SimLab
 from labnet.sim_capture import write_link_captures
 from labnet.topology import Topology
 from mip6.chart import svg, text
 from mip6.chart.model import Chart
 from mip6.chart.names import Names
-from mip6.chart.read import chart_captures
+from mip6.chart.read import GROUP_KEY, chart_captures
 
 
 def topology_names(topology: Topology) -> Names:
@@ -87,8 +87,9 @@ def lab_inputs(name: str | None) -> tuple[list[Path], Topology, bytes | None]:
     topology = lab.topology
     key = None
     for spec in topology.nodes.values():
+        found = entry(spec)
         config = lab.directory / f"{spec.name}.yaml"
-        if spec.role == "member" and config.exists():
+        if found is not None and GROUP_KEY in found.options and config.exists():
             key = group_key_of(str(config))
             break
     return captures_in([lab.directory / "pcap"]), topology, key

@@ -17,6 +17,8 @@ from mip6.chart.model import Chart, build
 from mip6.chart.names import Names
 from mip6.wire.pcap import Ipv6Frame, extract_ipv6, read_capture_file
 
+GROUP_KEY = "group_key"  # the member channel's key in a member's configuration block
+
 
 @dataclass(slots=True)
 class Skipped:
@@ -61,7 +63,7 @@ def group_key_of(path: str) -> bytes:
     from mip6.runtime.config import ConfigError, load
 
     config = load(path)
-    key = config.role_options.get("group_key")
+    key = config.role_options.get(GROUP_KEY)
     if not isinstance(key, bytes):
         raise ConfigError(
             path, None, "role", f"node {config.node} is a {config.role}, not a member: no group_key"
