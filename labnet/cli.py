@@ -61,6 +61,10 @@
     stock http.server, against the same server reached directly, same run (root; see
     :mod:`labnet.bench.proxy`).
 
+``labnet bench chart [--json] [--seconds S]``
+    A sequence chart drawn from the dserver demo's captures against the plain decode of the
+    same files, same run (see :mod:`labnet.bench.chart`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -113,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dserver",
             "failover",
             "proxy",
+            "chart",
         ],
         help="what to measure",
     )
@@ -515,7 +520,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"labnet hub: {error}", file=sys.stderr)
             return 1
     elif args.command == "bench":
-        from labnet.bench import core, dserver, esp, failover, hub, proxy, tcp, tcp_lossy, wire
+        from labnet.bench import (
+            chart,
+            core,
+            dserver,
+            esp,
+            failover,
+            hub,
+            proxy,
+            tcp,
+            tcp_lossy,
+            wire,
+        )
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
@@ -529,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dserver": dserver,
                 "failover": failover,
                 "proxy": proxy,
+                "chart": chart,
             }
             results = suites[args.suite].run(args.seconds)
         if args.json:

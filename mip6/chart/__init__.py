@@ -13,4 +13,8 @@ capture reading are at the edges:
   frames found; frames decrypted and their messages parsed when the group key is known.
 - :mod:`mip6.chart.model`: hops to the chart: messages, and runs of data between signalling.
 - :mod:`mip6.chart.text` and :mod:`mip6.chart.svg`: the two renderings.
+- :mod:`mip6.chart.read`: the I/O edge: capture files in, a chart out; a member's
+  configuration to its group key.
+
+``labnet.chart`` names the lifelines after a lab topology's nodes and charts simulated runs.
 """

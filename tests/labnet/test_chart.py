@@ -198,3 +198,12 @@ def test_demo_writes_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     chart = out.read_text().splitlines()
     assert chart[0].split() == ["ha", "cn", "mn"]
     assert any(line.endswith("BU seq") is False and "(delete)" in line for line in chart)
+
+
+def test_bench_chart_reports_chart_and_decode_same_run() -> None:
+    from labnet.bench import chart
+
+    results = chart.run(seconds=0.2)
+    assert results["records"] > 1000  # every packet twice: its sender's link and receiver's
+    assert 0 < results["chart_items"] < results["records"] / 10
+    assert results["chart_records_per_s"] > 0 and results["decode_records_per_s"] > 0
