@@ -53,6 +53,7 @@ class Hop:
     receiver: str
     data: bytes
     via: tuple[str, ...] = ()
+    lost: bool = False  # seen leaving, never arriving, though its receiver's link is captured
 
 
 @dataclass(slots=True)
@@ -91,7 +92,7 @@ def _ends(data: bytes, names: Names) -> tuple[str, str] | None:
     return names.of(source), names.of(destination)
 
 
-def _hop(group: _Group, names: Names) -> Hop:
+def _hop(group: _Group, names: Names, captured: frozenset[str]) -> Hop:
     data, start, end = group.first.data, group.first.time_ns, group.last_ns
     links = group.links
     if len(links) >= 2:
@@ -105,20 +106,24 @@ def _hop(group: _Group, names: Names) -> Hop:
         return Hop(start, end, source, destination, data)
     link = links[0]
     if source == link:
-        return Hop(start, end, link, destination, data)
+        return Hop(start, end, link, destination, data, lost=destination in captured)
     if destination == link:
         return Hop(start, end, source, link, data)
     return Hop(start, end, source, destination, data, (link,))
 
 
-def merge(captures: Iterable[Iterable[Seen]], names: Names) -> Iterator[Hop]:
-    """Every capture's packets in time order, each packet once, as hops in order of sending."""
+def merge(
+    captures: Iterable[Iterable[Seen]], names: Names, captured: frozenset[str] = frozenset()
+) -> Iterator[Hop]:
+    """Every capture's packets in time order, each packet once, as hops in order of sending.
+    ``captured``: the nodes whose links the captures include, so a packet that left one of
+    them for another and never arrived is known to be lost (or dropped on the way)."""
     everything = heapq.merge(*captures, key=_order)  # each capture is in time order
     open_groups: dict[bytes, deque[_Group]] = {}
     pending: deque[tuple[bytes, _Group]] = deque()  # in order of first sighting
     for seen in everything:
         while pending and pending[0][1].first.time_ns < seen.time_ns - WINDOW_NS:
-            yield _close(open_groups, pending, names)
+            yield _close(open_groups, pending, names, captured)
         key = _key(seen.data)
         group = _joinable(open_groups.get(key), seen)
         if group is None:
@@ -127,7 +132,7 @@ def merge(captures: Iterable[Iterable[Seen]], names: Names) -> Iterator[Hop]:
             pending.append((key, group))
         group.add(seen)
     while pending:
-        yield _close(open_groups, pending, names)
+        yield _close(open_groups, pending, names, captured)
 
 
 def _joinable(groups: deque[_Group] | None, seen: Seen) -> _Group | None:
@@ -140,11 +145,14 @@ def _joinable(groups: deque[_Group] | None, seen: Seen) -> _Group | None:
 
 
 def _close(
-    open_groups: dict[bytes, deque[_Group]], pending: deque[tuple[bytes, _Group]], names: Names
+    open_groups: dict[bytes, deque[_Group]],
+    pending: deque[tuple[bytes, _Group]],
+    names: Names,
+    captured: frozenset[str],
 ) -> Hop:
     key, group = pending.popleft()
     groups = open_groups[key]
     groups.remove(group)
     if not groups:
         del open_groups[key]
-    return _hop(group, names)
+    return _hop(group, names, captured)

@@ -17,6 +17,7 @@ from mip6.wire.tcp import TcpFlags
 
 _CONTROL_FLAGS = TcpFlags.SYN | TcpFlags.FIN | TcpFlags.RST
 CHANNEL_DATA = "member channel"  # a run of channel segments that complete no record
+LOST = " (lost)"  # after a message that left its sender and never reached its receiver
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Message:
 class Flow:
     packets: int = 0
     size: int = 0  # payload bytes
+    lost: int = 0  # packets that never arrived (merge.Hop.lost)
 
 
 @dataclass(slots=True)
@@ -63,12 +65,13 @@ class Run:
     def flow_text(self, sender: str) -> str:
         flow = self.flows[sender]
         unit = self.unit.removesuffix("s") if flow.packets == 1 else self.unit
-        return f"{flow.packets} {unit}, {size_text(flow.size)}"
+        lost = f" ({flow.lost} lost)" if flow.lost else ""
+        return f"{flow.packets} {unit}, {size_text(flow.size)}{lost}"
 
     @property
     def text(self) -> str:
         if self.packets == 1 and self.only_text:
-            return self.only_text
+            return self.only_text + (LOST if self.flows[self.first].lost else "")
         parts = [f"{self.name}: {self.flow_text(self.first)}"]
         if self.both_ways:
             parts.append(f"back {self.flow_text(self.second)}")
@@ -143,7 +146,7 @@ def build(hops: Iterable[Hop], names: Names, group_key: bytes | None = None) -> 
                     hop.end_ns,
                     hop.sender,
                     hop.receiver,
-                    found.text,
+                    found.text + (LOST if hop.lost else ""),
                     found.kind,
                     hop.via,
                 )
@@ -164,6 +167,7 @@ def build(hops: Iterable[Hop], names: Names, group_key: bytes | None = None) -> 
         flow = run.flows.setdefault(hop.sender, Flow())
         flow.packets += 1
         flow.size += found.size
+        flow.lost += hop.lost
         run.end_ns = max(run.end_ns, hop.end_ns)
     close_runs()
     ordered = [name for name in names.order if name in seen]

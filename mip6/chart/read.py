@@ -47,10 +47,13 @@ def chart_captures(paths: Sequence[Path], names: Names, group_key: bytes | None 
     """The chart of ``paths`` merged (each a link's capture when named after a node, else a
     vantage point's); raises CaptureError or OSError as :func:`read_seen` does."""
     skipped = Skipped()
+    links = [link_of(path, names) for path in paths]
     captures = [
-        read_seen(path, number, link_of(path, names), skipped) for number, path in enumerate(paths)
+        read_seen(path, number, link, skipped)
+        for number, (path, link) in enumerate(zip(paths, links, strict=True))
     ]
-    chart = build(merge(captures, names), names, group_key)
+    captured = frozenset(link for link in links if link is not None)
+    chart = build(merge(captures, names, captured), names, group_key)
     if skipped.frames:
         note = f"{skipped.frames} frames without an IPv6 packet left out"
         chart = replace(chart, notes=(*chart.notes, note))

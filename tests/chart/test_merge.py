@@ -82,3 +82,11 @@ def test_names_unknown_addresses_bounded() -> None:
     got = {table.of(CLIENT.__class__(int(CLIENT) + n)) for n in range(3 * MAX_LIFELINES)}
     assert len(got) == MAX_LIFELINES + 1
     assert OTHERS in got
+
+
+def test_seen_leaving_never_arriving_at_captured_link_is_lost() -> None:
+    data = packet(M1, M2, binding_update(4))
+    (lost,) = merge([[Seen(1, 0, "m1", data)], []], names(), frozenset({"m1", "m2"}))
+    (unknown,) = merge([[Seen(1, 0, "m1", data)]], names(), frozenset({"m1"}))
+    assert (lost.sender, lost.receiver, lost.lost) == ("m1", "m2", True)
+    assert (unknown.receiver, unknown.lost) == ("m2", False)  # m2's link was not captured

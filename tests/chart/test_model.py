@@ -151,3 +151,14 @@ def test_svg_escapes_labels() -> None:
     )
     root = ET.fromstring(svg.render(chart).split("\n", 1)[1])
     assert "x < y & z" in [t.text for t in root.iter(f"{NS}text")]
+
+
+def test_lost_packets_said_in_messages_and_runs() -> None:
+    bu = Hop(0, 0, "m1", "ha", packet(M1, HA, binding_update(7)), lost=True)
+    segments = [data(10, 100), data(20, 100)]
+    segments[1] = Hop(20, 20, "m1", "client", segments[1].data, lost=True)
+    chart = build([bu, *segments], names())
+    assert [item.text for item in chart.items] == [
+        "BU seq 7 lifetime 420s A H (lost)",
+        "TCP: 2 segments, 200 B (1 lost)",
+    ]
