@@ -14,9 +14,15 @@ implicit sequence number and its message parsed: ``INIT #3 client 2001:db8:2::1 
 connection (regenerable)``. Periodic membership traffic (heartbeats, registrations, replicas) is
 labelled as data, so runs of it collapse.
 
-Bounds: :data:`MAX_CONNECTIONS` connections followed (the oldest forgotten first),
-:data:`MAX_BUFFERED` bytes held per direction (out-of-order data beyond is not followed), and a
-frame longer than :data:`MAX_FRAME_FOLLOWED` is counted and skipped, not buffered.
+Bounds: :data:`MAX_CONNECTIONS` connections followed, the oldest that has not shown a hello
+forgotten first (so a stream of short connections cannot push the channels out), of which at
+most :data:`MAX_CHANNELS` member channels (the oldest forgotten); a connection not known to be
+a channel holds at most :data:`MAX_UNKNOWN_BUFFERED` bytes per direction (its start, while a
+reordered hello completes), a channel :data:`MAX_BUFFERED` (out-of-order data beyond is not
+followed); a frame longer than :data:`MAX_FRAME_FOLLOWED` is counted and skipped, not buffered.
+At most about
+``MAX_CHANNELS * 2 * MAX_BUFFERED + MAX_CONNECTIONS * 2 * MAX_UNKNOWN_BUFFERED`` bytes (288
+MiB) are ever held, and that only for captures made to reach it.
 """
 
 from __future__ import annotations
@@ -54,8 +60,10 @@ from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.tcp import TcpFlags, TcpSegment
 
 MAX_CONNECTIONS: Final = 256
-MAX_BUFFERED: Final = 8 << 20
-MAX_FRAME_FOLLOWED: Final = 8 << 20
+MAX_CHANNELS: Final = 32  # a group of a few members has a channel per pair
+MAX_UNKNOWN_BUFFERED: Final = 64 << 10  # a connection's start, reordered, until it shows a hello
+MAX_BUFFERED: Final = 4 << 20
+MAX_FRAME_FOLLOWED: Final = MAX_BUFFERED  # an INIT with a few full snapshots fits
 SEQUENCE_SPACE: Final = 1 << 32
 
 # Membership messages that come and go on timers: data to a chart, collapsed into runs
@@ -153,8 +161,7 @@ class ChannelFollower:
         if segment.flags & TcpFlags.SYN:
             if connection is None:
                 connection = self._connections[key] = _Connection()
-                if len(self._connections) > MAX_CONNECTIONS:
-                    self._connections.popitem(last=False)
+                self._forget()
             connection.directions[source] = _Direction(segment.sequence_number)
             return []
         if connection is None:
@@ -166,20 +173,46 @@ class ChannelFollower:
         if connection.channel and _repeated(direction, offset, segment.payload):
             size = len(segment.payload)
             return [Label(Kind.DATA, "", "member channel retransmitted", size, "segments")]
-        self._assemble(direction, offset, segment.payload)
+        limit = MAX_BUFFERED if connection.channel else MAX_UNKNOWN_BUFFERED
+        self._assemble(direction, offset, segment.payload[: max(0, limit - offset)], limit)
         labels = self._records(connection, direction, packet.source)
         if labels is None:
             del self._connections[key]
             return None
-        connection.channel = connection.channel or direction.role is not None
+        if not connection.channel and direction.role is not None:
+            connection.channel = True
+            self._forget()
         return labels if connection.channel else None
 
+    def followed(self) -> int:
+        """How many TCP connections are followed now."""
+        return len(self._connections)
+
+    def held_bytes(self) -> int:
+        """Stream bytes held now, in every direction of every connection."""
+        return sum(
+            _held(direction)
+            for connection in self._connections.values()
+            for direction in connection.directions.values()
+        )
+
+    def _forget(self) -> None:
+        """Keep within the bounds: the oldest connection not known to be a channel goes first,
+        then the oldest channel."""
+        connections = self._connections
+        channels = [key for key, connection in connections.items() if connection.channel]
+        if len(channels) > MAX_CHANNELS:
+            del connections[channels[0]]
+        if len(connections) > MAX_CONNECTIONS:
+            unknown = next((k for k, c in connections.items() if not c.channel), None)
+            del connections[unknown if unknown is not None else next(iter(connections))]
+
     @staticmethod
-    def _assemble(direction: _Direction, offset: int, payload: bytes) -> None:
+    def _assemble(direction: _Direction, offset: int, payload: bytes, limit: int) -> None:
         if offset > SEQUENCE_SPACE // 2:  # before the stream's start: a stale retransmission
             return
         if offset > direction.received:
-            if _held(direction) + len(payload) <= MAX_BUFFERED:
+            if payload and _held(direction) + len(payload) <= limit:
                 direction.out_of_order[offset] = payload
             return
         direction.buffer += payload[direction.received - offset :]
@@ -192,7 +225,7 @@ class ChannelFollower:
             if start + len(later) > direction.received:
                 direction.buffer += later[direction.received - start :]
                 direction.received = start + len(later)
-        if _held(direction) > MAX_BUFFERED:
+        if _held(direction) > limit:
             direction.stage = _Stage.STOPPED
             direction.buffer.clear()
             direction.out_of_order.clear()

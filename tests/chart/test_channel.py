@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from ipaddress import IPv6Address
 
-from mip6.chart.channel import ChannelFollower
+from mip6.chart.channel import MAX_CONNECTIONS, MAX_UNKNOWN_BUFFERED, ChannelFollower
 from mip6.chart.label import Kind, Label
 from mip6.chart.names import Names
 from mip6.dissect import dissect
@@ -158,4 +158,24 @@ def test_connection_table_bounded() -> None:
     follower = ChannelFollower(Names())
     for port in range(2000):
         feed(follower, segment(IPv6Address(int(M1) + port), M2, (port, 80), 0, flags=TcpFlags.SYN))
-    assert len(follower._connections) <= 256
+    assert follower.followed() <= MAX_CONNECTIONS
+
+
+def test_channels_kept_while_many_other_connections_come_and_go() -> None:
+    """Short connections that never show a hello are forgotten before a member channel is."""
+    follower = ChannelFollower(Names(), KEY)
+    first, _ = streams()
+    handshake(follower)
+    assert texts(feed(follower, segment(M1, M2, PORTS, ISN[M1] + 1, first[: c.HELLO_LENGTH])))
+    for port in range(MAX_CONNECTIONS + 10):
+        feed(follower, segment(CLIENT, M2, (port, 80), 0, flags=TcpFlags.SYN))
+    rest = segment(M1, M2, PORTS, ISN[M1] + 1 + c.HELLO_LENGTH, first[c.HELLO_LENGTH :])
+    assert feed(follower, rest) is not None  # still followed
+
+
+def test_unknown_connection_holds_only_its_start() -> None:
+    follower = ChannelFollower(Names())
+    feed(follower, segment(CLIENT, M2, (1, 80), 0, flags=TcpFlags.SYN))
+    for at in range(1, 200):  # a megabyte, out of order: the first 52 bytes never come
+        feed(follower, segment(CLIENT, M2, (1, 80), 100 + at * 5000, bytes(5000)))
+    assert follower.held_bytes() <= MAX_UNKNOWN_BUFFERED
