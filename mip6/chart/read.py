@@ -18,6 +18,7 @@ from mip6.chart.names import Names
 from mip6.wire.pcap import Ipv6Frame, extract_ipv6, read_capture_file
 
 GROUP_KEY = "group_key"  # the member channel's key in a member's configuration block
+INTERFACES = 1 << 32  # more than a pcapng file can describe: capture numbers never collide
 
 
 @dataclass(slots=True)
@@ -32,12 +33,15 @@ def link_of(path: Path, names: Names) -> str | None:
     return path.stem if names.knows(path.stem) else None
 
 
-def read_seen(path: Path, capture: int, link: str | None, skipped: Skipped) -> Iterator[Seen]:
-    """The IPv6 packets of one capture (pcap or pcapng); raises
-    :class:`~mip6.wire.pcap.CaptureError` on a broken file and OSError on a missing one."""
+def read_seen(path: Path, number: int, link: str | None, skipped: Skipped) -> Iterator[Seen]:
+    """The IPv6 packets of capture file ``number`` (pcap or pcapng); raises
+    :class:`~mip6.wire.pcap.CaptureError` on a broken file and OSError on a missing one. Each
+    interface of a pcapng file is a capture of its own (a packet a router forwards is on two),
+    numbered ``number * INTERFACES + interface``."""
     for frame in read_capture_file(path):
         extracted = extract_ipv6(frame.link_type, frame.data)
         if isinstance(extracted, Ipv6Frame):
+            capture = number * INTERFACES + frame.interface
             yield Seen(frame.timestamp_ns, capture, link, extracted.packet)
         else:
             skipped.frames += 1
