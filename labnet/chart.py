@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
 
-from labnet.nodes import care_of_for, entry, mobile
+from labnet.nodes import care_of_for, mobile
 from labnet.sim import SimLab
 from labnet.sim_capture import write_link_captures
 from labnet.topology import Topology
 from mip6.chart import svg, text
 from mip6.chart.model import Chart
 from mip6.chart.names import Names
-from mip6.chart.read import GROUP_KEY, chart_captures
+from mip6.chart.read import chart_captures, group_key_of
 
 
 def topology_names(topology: Topology) -> Names:
@@ -42,14 +42,33 @@ def topology_names(topology: Topology) -> Names:
 
 
 def captures_in(paths: Sequence[Path]) -> list[Path]:
-    """The capture files named: a directory stands for its ``*.pcap`` and ``*.pcapng``."""
+    """The capture files named: a directory stands for its ``*.pcap`` and ``*.pcapng``, a netns
+    lab's directory (``STATE_DIR/LAB``, kept after ``labnet down``) for its ``pcap/``."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted([*path.glob("*.pcap"), *path.glob("*.pcapng")])
+            folder = path / "pcap" if (path / "pcap").is_dir() else path
+            found += sorted([*folder.glob("*.pcap"), *folder.glob("*.pcapng")])
         else:
             found.append(path)
     return found
+
+
+def group_key_in(paths: Sequence[Path]) -> bytes | None:
+    """The group key of the first member configuration (``NODE.yaml``, as a netns lab writes
+    them) in the lab directories among ``paths``, if any; a configuration that is not a
+    member's, or not a node's at all, is passed over."""
+    from mip6.runtime.config import ConfigError
+
+    for path in paths:
+        if not (path / "pcap").is_dir():
+            continue
+        for config in sorted(path.glob("*.yaml")):
+            try:
+                return group_key_of(str(config))
+            except ConfigError:
+                continue
+    return None
 
 
 def render(chart: Chart, out: Path | None) -> str:
@@ -80,16 +99,7 @@ def lab_inputs(name: str | None) -> tuple[list[Path], Topology, bytes | None]:
     topology and (when it has members) its group key, read from a member's configuration in
     the lab's directory. Raises LabError when there is no such lab."""
     from labnet.netns import NetnsLab
-    from mip6.chart.read import group_key_of
 
     lab = NetnsLab.open(name)
     lab.hub_query("flush")  # the hub writes its captures in batches
-    topology = lab.topology
-    key = None
-    for spec in topology.nodes.values():
-        found = entry(spec)
-        config = lab.directory / f"{spec.name}.yaml"
-        if found is not None and GROUP_KEY in found.options and config.exists():
-            key = group_key_of(str(config))
-            break
-    return captures_in([lab.directory / "pcap"]), topology, key
+    return captures_in([lab.directory]), lab.topology, group_key_in([lab.directory])

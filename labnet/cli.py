@@ -12,9 +12,11 @@
     netns hub's captures), SVG when FILE ends in ``.svg``, else text (see :mod:`labnet.chart`).
 
 ``labnet chart [CAPTURE|DIR ...] [--topology T] [--name LAB] [--out FILE] [--group-key-file F]``
-    A message sequence chart of captures (a directory: its pcaps), lifelines named after the
-    topology's nodes (a file named ``NODE.pcap`` is that node's link). With no capture, a netns
-    lab's hub captures, topology and group key. Text on stdout, or FILE (SVG if ``.svg``).
+    A message sequence chart of captures (a directory: its pcaps; a netns lab's directory, kept
+    after ``down``: its hub's captures and, from a member's configuration, its group key),
+    lifelines named after the topology's nodes (a file named ``NODE.pcap`` is that node's link).
+    With no capture, a running netns lab's captures, topology and group key. Text on stdout, or
+    FILE (SVG if ``.svg``).
 
 ``labnet bench core [--json] [--seconds S]``
     The MIPv6 engines' hot operations (see :mod:`labnet.bench.core`).
@@ -424,16 +426,20 @@ def chart_command(args: argparse.Namespace) -> int:
     """``chart``: the captures named, or a running (or stopped) netns lab's."""
     from pathlib import Path
 
-    from labnet.chart import captures_in, lab_inputs, render, topology_names
+    from labnet.chart import captures_in, group_key_in, lab_inputs, render, topology_names
     from labnet.netns import LabError, load_topology
     from mip6.chart.read import chart_captures, group_key_of
     from mip6.wire.pcap import CaptureError
 
     try:
         if args.captures:
-            paths = captures_in([Path(p) for p in args.captures])
+            given = [Path(p) for p in args.captures]
+            paths = captures_in(given)
             topology = load_topology(args.topology) if args.topology else None
-            key = group_key_of(args.group_key_file) if args.group_key_file else None
+            if args.group_key_file:
+                key: bytes | None = group_key_of(args.group_key_file)
+            else:
+                key = group_key_in(given)
         else:
             paths, topology, key = lab_inputs(args.name)
         names = topology_names(topology) if topology is not None else None

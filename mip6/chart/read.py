@@ -65,14 +65,23 @@ def chart_captures(paths: Sequence[Path], names: Names, group_key: bytes | None 
 
 
 def group_key_of(path: str) -> bytes:
-    """The ``group_key`` of a member's configuration file; ConfigError (file, line, key) or
-    OSError when it cannot be had."""
-    from mip6.runtime.config import ConfigError, load
+    """The ``group_key`` of a member's configuration file, read by the daemon's own reader of
+    the member's block (the rest of the file is not checked: the namespace and links it names
+    may be gone, as after ``labnet down``); ConfigError (file, line, key) or OSError when it
+    cannot be had."""
+    from mip6.runtime.config import ConfigError, YamlReader, compose, join, read_options
+    from mip6.runtime.roles import ROLES
 
-    config = load(path)
-    key = config.role_options.get(GROUP_KEY)
-    if not isinstance(key, bytes):
-        raise ConfigError(
-            path, None, "role", f"node {config.node} is a {config.role}, not a member: no group_key"
-        )
+    reader = YamlReader(path)
+    top = reader.mapping(compose(Path(path).read_text(encoding="utf-8"), path), "")
+    if "role" not in top:
+        raise ConfigError(path, None, "role", "missing: not a node's configuration")
+    role_node = top["role"][1]
+    name = reader.choice(role_node, "role", tuple(ROLES))
+    if GROUP_KEY not in ROLES[name].options or name not in top:
+        raise reader.fail(role_node, "role", f"{name} is not a member: no {GROUP_KEY}")
+    options = read_options(reader, top[name][1], name, ROLES[name].options)
+    if GROUP_KEY not in options:
+        raise reader.fail(top[name][0], join(name, GROUP_KEY), "missing")
+    key: bytes = options[GROUP_KEY]
     return key

@@ -6,6 +6,7 @@ Header message cross-checked against tshark's decode of the same files."""
 from __future__ import annotations
 
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -207,3 +208,22 @@ def test_bench_chart_reports_chart_and_decode_same_run() -> None:
     assert results["records"] > 1000  # every packet twice: its sender's link and receiver's
     assert 0 < results["chart_items"] < results["records"] / 10
     assert results["chart_records_per_s"] > 0 and results["decode_records_per_s"] > 0
+
+
+def test_lab_directory_gives_captures_and_group_key(
+    run: tuple[Path, bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A netns lab's directory as ``labnet down`` leaves it: ``pcap/`` and the nodes'
+    configurations, a member's holding the group key (the home agent's is passed over)."""
+    directory, key = run
+    lab = tmp_path / "lab"
+    shutil.copytree(directory, lab / "pcap")
+    topology = demo_dserver.topology()
+    for name in ("ha", "m2"):
+        config = daemon_config(
+            topology, topology.nodes[name], links={"network": {"type": "memory"}}, lab_secret=key
+        )
+        (lab / f"{name}.yaml").write_text(dump(config))
+    assert cli.main(["chart", str(lab), "--topology", "dserver"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" INIT #") == 2 and "note:" not in out

@@ -69,6 +69,9 @@ def test_netns_dserver_lab_chart_opens_member_channel(tmp_path: Path, tshark: st
     # the captures once the hub has closed them: tshark and we read the same packets
     paths = captures_in([directory / "pcap"])
     chart = chart_captures(paths, topology_names(topology), None)
+    after = tmp_path / "after.txt"  # the lab's directory, left by labnet down, keeps its key
+    assert cli.main(["chart", str(directory), "--topology", "dserver", "--out", str(after)]) == 0
+    assert "INIT #" in after.read_text()
     texts = [element.text or "" for element in ET.parse(out).getroot().iter(f"{SVG}text")]
     assert texts[: len(MEMBERS) + 2] == ["ha", *MEMBERS, "client"]
     inits = [t for t in texts if t.startswith("INIT #")]
