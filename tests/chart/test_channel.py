@@ -3,8 +3,12 @@ streams, opened with the group key, and never mistaken for another TCP connectio
 
 from __future__ import annotations
 
+import itertools
 import random
 from ipaddress import IPv6Address
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mip6.chart.channel import MAX_CONNECTIONS, MAX_UNKNOWN_BUFFERED, ChannelFollower
 from mip6.chart.label import Kind, Label
@@ -179,3 +183,43 @@ def test_unknown_connection_holds_only_its_start() -> None:
     for at in range(1, 200):  # a megabyte, out of order: the first 52 bytes never come
         feed(follower, segment(CLIENT, M2, (1, 80), 100 + at * 5000, bytes(5000)))
     assert follower.held_bytes() <= MAX_UNKNOWN_BUFFERED
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_any_segmentation_and_reordering_same_records(data: st.DataObject) -> None:
+    """Each direction's bytes cut anywhere and its segments delivered in any order, some twice:
+    the same hellos, confirms and messages, in each direction's order."""
+    first, second = streams()
+    back = (PORTS[1], PORTS[0])
+    follower = ChannelFollower(Names({CLIENT: "client"}), KEY)
+    handshake(follower)
+    found: dict[IPv6Address, list[str]] = {M1: [], M2: []}
+    pieces = (
+        (M1, M2, PORTS, first, 0, c.HELLO_LENGTH),
+        (M2, M1, back, second, 0, len(second)),
+        (M1, M2, PORTS, first, c.HELLO_LENGTH, len(first)),
+    )
+    for source, destination, ports, stream, start, end in pieces:
+        cuts = sorted(data.draw(st.sets(st.integers(start + 1, end - 1), max_size=6)))
+        bounds = [start, *cuts, end]
+        segments = [
+            segment(source, destination, ports, (ISN[source] + 1 + a) % (1 << 32), stream[a:b])
+            for a, b in itertools.pairwise(bounds)
+        ]
+        segments += data.draw(st.lists(st.sampled_from(segments), max_size=2))  # duplicates
+        for item in data.draw(st.permutations(segments)):
+            found[source] += [
+                label.text for label in feed(follower, item) or [] if label.kind is not Kind.DATA
+            ]
+    assert found[M1] == [
+        "channel hello (initiator)",
+        "channel confirm",
+        f"INIT #23456789 client client seq 9, 1 connection (1 regenerable), "
+        f"{len(INIT.emit())} bytes",
+    ]
+    assert found[M2] == [
+        "channel hello (responder)",
+        "channel confirm",
+        "DONE #23456789 client client",
+    ]
