@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--chart", metavar="FILE", help="write the run's sequence chart (SVG if .svg)"
     )
     chart = commands.add_parser("chart", help="a message sequence chart of captures")
-    chart.add_argument("captures", nargs="*", help="pcap files or directories of them")
+    chart.add_argument(
+        "captures", nargs="*", help="pcap files, directories of them, or a netns lab's directory"
+    )
     chart.add_argument("--topology", help="a topology file or built-in name: the lifelines' names")
     chart.add_argument("--out", help="write the chart to FILE (SVG if it ends in .svg)")
     chart.add_argument(

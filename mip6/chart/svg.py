@@ -127,6 +127,7 @@ def render(chart: Chart) -> str:
         )
         _sub(lifelines, "text", name, x=at, y=28, text_anchor="middle", font_weight="bold")
     _sub(svg, "text", "time (s)", x=8, y=28, fill="#555")
+    _legend(svg, LEFT + LANE * len(chart.lifelines) + 10)
     breaks = _sub(svg, "g", class_="breaks")
     for y, seconds in axis.breaks:
         _sub(
@@ -146,6 +147,24 @@ def render(chart: Chart) -> str:
     for index, note in enumerate(chart.notes):
         _sub(svg, "text", f"note: {note}", x=8, y=axis.bottom + 16 * (index + 1), fill="#555")
     return ET.tostring(svg, encoding="unicode", xml_declaration=True) + "\n"
+
+
+LEGEND: Final = {
+    Kind.MOBILITY: "Mobile IPv6 signalling",
+    Kind.CHANNEL: "member channel",
+    Kind.CONTROL: "TCP SYN/FIN/RST, ICMPv6 errors",
+    Kind.DATA: "data (a run)",
+}
+
+
+def _legend(svg: ET.Element, x: float) -> None:
+    """What the colours mean, right of the last lifeline's box."""
+    legend = _sub(svg, "g", class_="legend")
+    for row, (kind, words) in enumerate(LEGEND.items()):
+        y = 14 + 12 * row
+        width = 4 if kind is Kind.DATA else 1.5
+        _sub(legend, "line", x1=x, y1=y, x2=x + 24, y2=y, stroke=COLOURS[kind], stroke_width=width)
+        _sub(legend, "text", words, x=x + 30, y=y + 4, fill=COLOURS[kind])
 
 
 def _item(
