@@ -147,17 +147,23 @@ def _payload_label(payload: object, path: str) -> Label:
 
 
 def label(dissection: Dissection) -> Label:
-    """The label of one IPv6 packet."""
+    """The label of one IPv6 packet; a tunnelled one (RFC 2473, nested as deep as it goes) by
+    its innermost packet, with a ``tunnel:`` per level."""
     packet = dissection.packet
     if packet is None:
         return Label(Kind.CONTROL, f"malformed: {dissection.error}")
-    if isinstance(packet.payload, Ipv6Packet):
-        inner = _payload_label(packet.payload.payload, _path(packet.payload))
-        if inner.kind is Kind.DATA:
-            text = f"tunnel: {inner.text}" if inner.text else ""
-            return Label(Kind.DATA, text, f"{inner.run} in tunnel", inner.size, inner.unit)
-        return Label(inner.kind, f"tunnel: {inner.text}")
-    return _payload_label(packet.payload, _path(packet))
+    depth = 0
+    while isinstance(packet.payload, Ipv6Packet):
+        packet, depth = packet.payload, depth + 1
+    inner = _payload_label(packet.payload, _path(packet))
+    if not depth:
+        return inner
+    prefix = "tunnel: " * depth
+    if inner.kind is Kind.DATA:
+        levels = " in tunnel" * depth
+        text = prefix + inner.text if inner.text else ""
+        return Label(Kind.DATA, text, inner.run + levels, inner.size, inner.unit)
+    return Label(inner.kind, prefix + inner.text)
 
 
 def tcp_segment(dissection: Dissection) -> tuple[Ipv6Packet, tcp.TcpSegment] | None:

@@ -13,11 +13,13 @@ from mip6.chart import svg, text
 from mip6.chart.merge import Seen, merge
 from mip6.chart.model import build
 from mip6.chart.names import Names
+from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.tcp import TcpFlags
 from tests.chart.packets import M1, M2, binding_update, packet, segment
 
 TEMPLATES = [
     packet(M1, M2, binding_update(1)),
+    packet(M1, M2, Ipv6Packet(source=M2, destination=M1, payload=binding_update(2))),
     segment(M1, M2, (40000, 7171), 0, flags=TcpFlags.SYN),
     segment(M1, M2, (40000, 7171), 1, b"\x01\x01\x00\x00" + M1.packed + bytes(64)),
 ]

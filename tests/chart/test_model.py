@@ -162,3 +162,11 @@ def test_lost_packets_said_in_messages_and_runs() -> None:
         "BU seq 7 lifetime 420s A H (lost)",
         "TCP: 2 segments, 200 B (1 lost)",
     ]
+
+
+def test_tunnel_in_tunnel_labelled_by_innermost() -> None:
+    home_test_init = mh.HomeTestInit(home_init_cookie=bytes(8)).aligned()
+    inner = Ipv6Packet(source=CONTACT, destination=CLIENT, payload=home_test_init)
+    middle = Ipv6Packet(source=M1, destination=HA, payload=inner)
+    (item,) = build([hop(0, "m1", "ha", packet(M1, HA, middle))], names()).items
+    assert item.text == "tunnel: tunnel: HoTI cookie 00000000"
