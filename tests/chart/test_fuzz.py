@@ -13,8 +13,12 @@ from mip6.chart import svg, text
 from mip6.chart.merge import Seen, merge
 from mip6.chart.model import build
 from mip6.chart.names import Names
-from mip6.wire.ipv6 import Ipv6Packet
-from mip6.wire.tcp import TcpFlags
+from mip6.wire import mobility as mh
+from mip6.wire.esp import EspPacket
+from mip6.wire.icmpv6 import EchoRequest
+from mip6.wire.ipv6 import Ipv6Packet, NoNextHeader, Payload
+from mip6.wire.tcp import TcpFlags, TcpSegment
+from mip6.wire.udp import UdpDatagram
 from tests.chart.packets import M1, M2, binding_update, packet, segment
 
 TEMPLATES = [
@@ -25,11 +29,37 @@ TEMPLATES = [
 ]
 
 
+PAYLOADS = [
+    binding_update(3),
+    mh.BindingAcknowledgement(status=136, sequence=3).aligned(),
+    mh.HomeTestInit(home_init_cookie=bytes(8)).aligned(),
+    mh.BindingError(status=1, home_address=M1).aligned(),
+    mh.BindingRefreshRequest().aligned(),
+    EchoRequest(identifier=1, sequence=1),
+    EspPacket(spi=0x100, sequence_number=1, data=bytes(24)),
+    UdpDatagram(source_port=1, destination_port=7, payload=b"x"),
+    TcpSegment(source_port=1, destination_port=7171, flags=TcpFlags.RST),
+    NoNextHeader(),
+]
+
+
+@st.composite
+def well_formed(draw: st.DrawFn) -> bytes:
+    """A valid packet of any kind, in up to three tunnels."""
+    inner: Payload = draw(st.sampled_from(PAYLOADS))
+    for _ in range(draw(st.integers(0, 3))):
+        inner = Ipv6Packet(source=M2, destination=M1, payload=inner)
+    return packet(M1, M2, inner)
+
+
 @st.composite
 def garbled(draw: st.DrawFn) -> bytes:
     """A template packet with bytes flipped, cut or extended, or random bytes."""
-    if draw(st.booleans()):
+    choice = draw(st.integers(0, 2))
+    if choice == 0:
         return draw(st.binary(max_size=120))
+    if choice == 1:
+        return draw(well_formed())
     data = bytearray(draw(st.sampled_from(TEMPLATES)))
     for _ in range(draw(st.integers(0, 4))):
         at = draw(st.integers(0, len(data) - 1))
