@@ -10,7 +10,12 @@ from ipaddress import IPv6Address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mip6.chart.channel import MAX_CONNECTIONS, MAX_UNKNOWN_BUFFERED, ChannelFollower
+from mip6.chart.channel import (
+    MAX_CONNECTIONS,
+    MAX_UNKNOWN_BUFFERED,
+    ChannelFollower,
+    message_label,
+)
 from mip6.chart.label import Kind, Label
 from mip6.chart.names import Names
 from mip6.dissect import dissect
@@ -223,3 +228,15 @@ def test_any_segmentation_and_reordering_same_records(data: st.DataObject) -> No
         "channel confirm",
         "DONE #23456789 client client",
     ]
+
+
+def test_membership_messages_periodic_ones_are_data() -> None:
+    """Heartbeats come every 100 ms: a chart collapses them into runs; a join is an event."""
+    names = Names()
+    heartbeat = messages.Heartbeat(sequence=4, echo=3, view_number=1)
+    beat = message_label(heartbeat, len(heartbeat.emit()), names)
+    assert (beat.kind, beat.run, beat.unit) == (Kind.DATA, "member channel HEARTBEAT", "messages")
+    join = message_label(messages.Join(request=1), 12, names)
+    assert (join.kind, join.text) == (Kind.CHANNEL, "JOIN")
+    failed = messages.Failed(handoff_id=5, client=CLIENT, reason=messages.FailureReason.TIMEOUT)
+    assert message_label(failed, 32, names).text == "FAILED #00000005 client 2001:db8:2::1 timeout"
