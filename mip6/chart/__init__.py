@@ -11,6 +11,7 @@ capture reading are at the edges:
 - :mod:`mip6.chart.label`: what a packet is, in a few words, and whether it is data.
 - :mod:`mip6.chart.channel`: the member channel's TCP streams followed: hello, confirm and
   frames found; frames decrypted and their messages parsed when the group key is known.
+- :mod:`mip6.chart.heartbeat`: the membership heartbeat datagrams named (opened with the key).
 - :mod:`mip6.chart.model`: hops to the chart: messages, and runs of data between signalling.
 - :mod:`mip6.chart.text` and :mod:`mip6.chart.svg`: the two renderings.
 - :mod:`mip6.chart.read`: the I/O edge: capture files in, a chart out; a member's

@@ -1,11 +1,14 @@
 """The distributed server's member channel (:mod:`mip6.dserver.channel`) as seen on the wire,
 followed passively so a chart can name what it carries.
 
-A member channel is a TCP connection between members' own addresses whose streams each start
-with a hello (version, role, the sender's own address, a random), then a confirm, then
-length-prefixed AES-GCM frames. A TCP connection is followed from its SYN; it is taken for a
-member channel when the first 52 bytes of a direction form a valid hello whose identity is the
-address the bytes came from, and dropped from the table the moment they do not.
+A member channel is a TCP connection between members (their own addresses, or a joining
+member and the contact address) whose streams each start with a hello (version, role, the
+sender's own address, a random), then a confirm, then length-prefixed AES-GCM frames. A TCP
+connection is followed from its SYN; it is taken for a member channel when the first 52 bytes of
+a direction form a valid hello whose identity is the address the bytes came from (the contact
+node answering a join through the contact address names its own address, not the one its bytes
+come from, so one end vouching suffices), and dropped from the table the moment a direction's
+first bytes are no hello, or both hellos are in and cannot be a channel's.
 
 Without the group key a frame is labelled by its number and length only (the channel is
 encrypted: that is all an observer sees). With it, the two hellos give the connection's keys
@@ -100,6 +103,7 @@ class _Direction:
     stage: _Stage = _Stage.HELLO
     hello: bytes = b""
     role: Role | None = None
+    vouched: bool = False  # the hello's identity is the address its bytes came from
     frames: int = 0  # frames seen: the next one's implicit sequence number
     skip: int = 0  # bytes of an oversize frame still to pass over
     aead: AESGCM | None = None
@@ -176,10 +180,10 @@ class ChannelFollower:
         limit = MAX_BUFFERED if connection.channel else MAX_UNKNOWN_BUFFERED
         self._assemble(direction, offset, segment.payload[: max(0, limit - offset)], limit)
         labels = self._records(connection, direction, packet.source)
-        if labels is None:
+        if labels is None or _refuted(connection):
             del self._connections[key]
             return None
-        if not connection.channel and direction.role is not None:
+        if not connection.channel and any(d.vouched for d in connection.directions.values()):
             connection.channel = True
             self._forget()
         return labels if connection.channel else None
@@ -245,10 +249,12 @@ class ChannelFollower:
             if direction.stage is _Stage.HELLO:
                 if len(buffer) < HELLO_LENGTH:
                     return labels
-                role = _hello_role(bytes(buffer[:HELLO_LENGTH]), sender)
+                hello = bytes(buffer[:HELLO_LENGTH])
+                role = _hello_role(hello)
                 if role is None:
                     return None
-                direction.hello, direction.role = bytes(buffer[:HELLO_LENGTH]), role
+                direction.hello, direction.role = hello, role
+                direction.vouched = hello[IDENTITY_OFFSET:RANDOM_OFFSET] == sender.packed
                 del buffer[:HELLO_LENGTH]
                 direction.stage = _Stage.CONFIRM
                 labels.append(Label(Kind.CHANNEL, f"channel hello ({role.name.lower()})"))
@@ -328,11 +334,18 @@ def _repeated(direction: _Direction, offset: int, payload: bytes) -> bool:
     return offset <= SEQUENCE_SPACE // 2 and offset + len(payload) <= direction.received
 
 
-def _hello_role(hello: bytes, sender: IPv6Address) -> Role | None:
-    """The hello's role when it is a well-formed hello from ``sender``, else None."""
+def _refuted(connection: _Connection) -> bool:
+    """Whether both ends' hellos are in and cannot be a member channel's: the same role, or
+    neither naming the address it came from."""
+    hellos = [d for d in connection.directions.values() if d.role is not None]
+    if len(hellos) < 2:
+        return False
+    return hellos[0].role == hellos[1].role or not any(d.vouched for d in hellos)
+
+
+def _hello_role(hello: bytes) -> Role | None:
+    """The hello's role when it is a well-formed hello, else None."""
     if hello[VERSION_OFFSET] != VERSION or hello[RESERVED_OFFSET:IDENTITY_OFFSET] != b"\0\0":
-        return None
-    if hello[IDENTITY_OFFSET:RANDOM_OFFSET] != sender.packed:
         return None
     try:
         return Role(hello[ROLE_OFFSET])

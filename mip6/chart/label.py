@@ -166,6 +166,14 @@ def label(dissection: Dissection) -> Label:
     return Label(inner.kind, prefix + inner.text)
 
 
+def udp_datagram(dissection: Dissection) -> tuple[Ipv6Packet, udp.UdpDatagram] | None:
+    """The packet and its UDP datagram, when it carries one outside any tunnel."""
+    packet = dissection.packet
+    if packet is not None and isinstance(packet.payload, udp.UdpDatagram):
+        return packet, packet.payload
+    return None
+
+
 def tcp_segment(dissection: Dissection) -> tuple[Ipv6Packet, tcp.TcpSegment] | None:
     """The packet and its TCP segment, when it carries one outside any tunnel."""
     packet = dissection.packet

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mip6.chart.channel import ChannelFollower
-from mip6.chart.label import Kind, Label, label, tcp_segment
+from mip6.chart.heartbeat import HeartbeatLabeler
+from mip6.chart.label import Kind, Label, label, tcp_segment, udp_datagram
 from mip6.chart.merge import Hop
 from mip6.chart.names import Names
 from mip6.dissect import dissect
@@ -97,9 +98,14 @@ def size_text(size: int) -> str:
     return f"{size / 1_000_000:.2f} MB"
 
 
-def _labels(hop: Hop, channels: ChannelFollower) -> tuple[Label, int]:
+def _labels(hop: Hop, channels: ChannelFollower, heartbeats: HeartbeatLabeler) -> tuple[Label, int]:
     """The hop's label, and how many member-channel frames in it were left unopened."""
     dissection = dissect(hop.data)
+    datagram = udp_datagram(dissection)
+    if datagram is not None:
+        beat = heartbeats.datagram(datagram[0].source, datagram[1])
+        if beat is not None:
+            return beat, 0
     found = tcp_segment(dissection)
     if found is not None:
         labels = channels.segment(*found)
@@ -122,6 +128,7 @@ def _labels(hop: Hop, channels: ChannelFollower) -> tuple[Label, int]:
 
 def build(hops: Iterable[Hop], names: Names, group_key: bytes | None = None) -> Chart:
     channels = ChannelFollower(names, group_key)
+    heartbeats = HeartbeatLabeler(group_key)
     items: list[Item] = []
     open_runs: dict[tuple[frozenset[str], str], Run] = {}
     seen: dict[str, None] = {}
@@ -136,7 +143,7 @@ def build(hops: Iterable[Hop], names: Names, group_key: bytes | None = None) -> 
         start_ns = hop.start_ns if start_ns is None else start_ns
         for lifeline in (hop.sender, *hop.via, hop.receiver):
             seen.setdefault(lifeline)
-        found, sealed = _labels(hop, channels)
+        found, sealed = _labels(hop, channels, heartbeats)
         encrypted += sealed
         if found.kind is not Kind.DATA:
             close_runs()

@@ -23,7 +23,7 @@ from mip6.dserver import channel as c
 from mip6.dserver import messages
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.tcp import TcpFlags, TcpSegment
-from tests.chart.packets import CLIENT, M1, M2, segment
+from tests.chart.packets import CLIENT, CONTACT, M1, M2, segment
 
 KEY = bytes(range(32))
 PORTS = (40000, 7171)
@@ -39,28 +39,28 @@ INIT = messages.Init(
 )
 
 
-def streams(key: bytes = KEY) -> tuple[bytes, bytes]:
-    """What M1 (initiator) and M2 (responder) write: hellos, confirms, then M1 an INIT and M2
-    a DONE."""
+def streams(
+    key: bytes = KEY, initiator: IPv6Address = M1, responder: IPv6Address = M2
+) -> tuple[bytes, bytes]:
+    """What the initiator (M1) and the responder (M2) write, each naming itself in its hello:
+    hellos, confirms, then the initiator an INIT and the responder a DONE."""
     rng = random.Random(7)
-    ends = {
-        M1: c.Channel(
-            role=c.Role.INITIATOR, group_key=key, identity=M1, random_bytes=rng.randbytes
-        ),
-        M2: c.Channel(
-            role=c.Role.RESPONDER, group_key=key, identity=M2, random_bytes=rng.randbytes
-        ),
-    }
-    out = {M1: ends[M1].start(), M2: ends[M2].start()}
-    ends[M2].receive_data(out[M1])
-    ends[M1].receive_data(out[M2])
-    out[M1] += ends[M1].data_to_send()
-    out[M2] += ends[M2].data_to_send()
-    ends[M1].receive_data(out[M2][c.HELLO_LENGTH :])
-    ends[M2].receive_data(out[M1][c.HELLO_LENGTH :])
-    out[M1] += ends[M1].send(INIT)
-    out[M2] += ends[M2].send(messages.Done(handoff_id=0x1_2345_6789, client=CLIENT))
-    return out[M1], out[M2]
+    first = c.Channel(
+        role=c.Role.INITIATOR, group_key=key, identity=initiator, random_bytes=rng.randbytes
+    )
+    second = c.Channel(
+        role=c.Role.RESPONDER, group_key=key, identity=responder, random_bytes=rng.randbytes
+    )
+    out = [first.start(), second.start()]
+    second.receive_data(out[0])
+    first.receive_data(out[1])
+    out[0] += first.data_to_send()
+    out[1] += second.data_to_send()
+    first.receive_data(out[1][c.HELLO_LENGTH :])
+    second.receive_data(out[0][c.HELLO_LENGTH :])
+    out[0] += first.send(INIT)
+    out[1] += second.send(messages.Done(handoff_id=0x1_2345_6789, client=CLIENT))
+    return out[0], out[1]
 
 
 def feed(follower: ChannelFollower, data: bytes) -> list[Label] | None:
@@ -240,3 +240,34 @@ def test_membership_messages_periodic_ones_are_data() -> None:
     assert (join.kind, join.text) == (Kind.CHANNEL, "JOIN")
     failed = messages.Failed(handoff_id=5, client=CLIENT, reason=messages.FailureReason.TIMEOUT)
     assert message_label(failed, 32, names).text == "FAILED #00000005 client 2001:db8:2::1 timeout"
+
+
+def test_join_through_contact_address_answer_names_contact_node() -> None:
+    """A joining member (M2) opens its channel to the contact address; the contact node (M1)
+    answers from it, its hello naming M1: the initiator's hello vouches for the channel."""
+    joining, contact_node = streams(initiator=M2, responder=M1)
+    follower = ChannelFollower(Names({CLIENT: "client"}), KEY)
+    back = (PORTS[1], PORTS[0])
+    feed(follower, segment(M2, CONTACT, PORTS, 10, flags=TcpFlags.SYN))
+    feed(follower, segment(CONTACT, M2, back, 20, flags=TcpFlags.SYN | TcpFlags.ACK))
+    hello = segment(CONTACT, M2, back, 21, contact_node[: c.HELLO_LENGTH])
+    assert feed(follower, hello) is None  # it names M1, not C: nothing vouches for it yet
+    assert texts(feed(follower, segment(M2, CONTACT, PORTS, 11, joining))) == [
+        "channel hello (initiator)",
+        "channel confirm",
+        f"INIT #23456789 client client seq 9, 1 connection (1 regenerable), "
+        f"{len(INIT.emit())} bytes",
+    ]
+    rest = segment(CONTACT, M2, back, 21 + c.HELLO_LENGTH, contact_node[c.HELLO_LENGTH :])
+    assert texts(feed(follower, rest)) == ["channel confirm", "DONE #23456789 client client"]
+
+
+def test_hellos_vouched_by_neither_end_not_a_channel() -> None:
+    first, second = streams(initiator=M1, responder=M2)
+    follower = ChannelFollower(Names(), KEY)
+    back = (PORTS[1], PORTS[0])
+    feed(follower, segment(CLIENT, CONTACT, PORTS, 10, flags=TcpFlags.SYN))
+    feed(follower, segment(CONTACT, CLIENT, back, 20, flags=TcpFlags.SYN | TcpFlags.ACK))
+    assert feed(follower, segment(CONTACT, CLIENT, back, 21, second[: c.HELLO_LENGTH])) is None
+    assert feed(follower, segment(CLIENT, CONTACT, PORTS, 11, first[: c.HELLO_LENGTH])) is None
+    assert follower.followed() == 0
