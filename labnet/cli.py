@@ -3,11 +3,20 @@
 ``labnet bench wire [--json] [--seconds S]``
     Wire-layer throughput, ours against scapy in the same run (see :mod:`labnet.bench.wire`).
 
-``labnet demo [roaming|dserver] [--seed N] [--backend sim|netns]``
+``labnet demo [roaming|dserver] [--seed N] [--backend sim|netns] [--chart FILE]``
     The roaming scenario with a narrated timeline: on the ``sim`` backend (virtual time, the
     default) or the ``netns`` backend (real kernels and ``ping``, root; see
     :mod:`labnet.demo_netns`). ``dserver``: a client handed from member to member of the
     distributed server, every packet explained (``sim`` only; see :mod:`labnet.demo_dserver`).
+    ``--chart FILE``: also the run's message sequence chart (from the simulated packets, or the
+    netns hub's captures), SVG when FILE ends in ``.svg``, else text (see :mod:`labnet.chart`).
+
+``labnet chart [CAPTURE|DIR ...] [--topology T] [--name LAB] [--out FILE] [--group-key-file F]``
+    A message sequence chart of captures (a directory: its pcaps; a netns lab's directory, kept
+    after ``down``: its hub's captures and, from a member's configuration, its group key),
+    lifelines named after the topology's nodes (a file named ``NODE.pcap`` is that node's link).
+    With no capture, a running netns lab's captures, topology and group key. Text on stdout, or
+    FILE (SVG if ``.svg``).
 
 ``labnet bench core [--json] [--seconds S]``
     The MIPv6 engines' hot operations (see :mod:`labnet.bench.core`).
@@ -54,6 +63,10 @@
     stock http.server, against the same server reached directly, same run (root; see
     :mod:`labnet.bench.proxy`).
 
+``labnet bench chart [--json] [--seconds S]``
+    A sequence chart drawn from the dserver demo's captures against the plain decode of the
+    same files, same run (see :mod:`labnet.bench.chart`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -86,6 +99,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from mip6.chart.names import Names
 from mip6.runtime.config import ConfigError
 
 
@@ -105,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dserver",
             "failover",
             "proxy",
+            "chart",
         ],
         help="what to measure",
     )
@@ -125,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["sim", "netns"],
         default="sim",
         help="sim: one process, virtual time (default); netns: real kernels (root)",
+    )
+    demo.add_argument(
+        "--chart", metavar="FILE", help="write the run's sequence chart (SVG if .svg)"
+    )
+    chart = commands.add_parser("chart", help="a message sequence chart of captures")
+    chart.add_argument(
+        "captures", nargs="*", help="pcap files, directories of them, or a netns lab's directory"
+    )
+    chart.add_argument("--topology", help="a topology file or built-in name: the lifelines' names")
+    chart.add_argument("--out", help="write the chart to FILE (SVG if it ends in .svg)")
+    chart.add_argument(
+        "--group-key-file", metavar="CONFIG", help="a member's configuration: its group_key"
     )
     experiment = commands.add_parser("experiment", help="the seeds' experiments: list or run")
     experiment.add_argument("name", help="list, or the experiment to run")
@@ -188,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     pcap = commands.add_parser("pcap", help="print the path of a hub link's capture")
     pcap.add_argument("link", help="a link: the name of the node it attaches")
     commands.add_parser("down", help="stop a lab and delete its namespaces")
-    for command in (status, execute, move, pcap, commands.choices["down"]):
+    for command in (status, execute, move, pcap, commands.choices["down"], chart):
         command.add_argument("--name", help="the lab (default: the only one running)")
     return parser
 
@@ -397,6 +424,49 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def chart_command(args: argparse.Namespace) -> int:
+    """``chart``: the captures named, or a running (or stopped) netns lab's."""
+    from pathlib import Path
+
+    from labnet.chart import captures_in, group_key_in, lab_inputs, render, topology_names
+    from labnet.netns import LabError, load_topology
+    from mip6.chart.read import chart_captures, group_key_of
+    from mip6.wire.pcap import CaptureError
+
+    try:
+        if args.captures:
+            given = [Path(p) for p in args.captures]
+            paths = captures_in(given)
+            topology = load_topology(args.topology) if args.topology else None
+            if args.group_key_file:
+                key: bytes | None = group_key_of(args.group_key_file)
+            else:
+                key = group_key_in(given)
+        else:
+            paths, topology, key = lab_inputs(args.name)
+        names = topology_names(topology) if topology is not None else None
+        if not paths:
+            raise LabError("no capture to chart")
+        drawn = chart_captures(paths, names or Names(), key)
+        out = Path(args.out) if args.out else None
+        sys.stdout.write(render(drawn, out))
+    except (LabError, ConfigError, CaptureError, OSError) as error:
+        print(f"labnet chart: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo_chart(lab: Any, where: str | None) -> None:
+    """``demo --chart FILE``: the simulated run's chart written to FILE."""
+    if where is None:
+        return
+    from pathlib import Path
+
+    from labnet.chart import render, simulated
+
+    sys.stdout.write(render(simulated(lab), Path(where)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command: list[str] | None = None
@@ -412,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return experiment_command(args)
     if args.command == "report":
         return report_command(args)
+    if args.command == "chart":
+        return chart_command(args)
     if args.command == "demo":
         if args.scenario == "dserver":
             if args.backend == "netns":
@@ -423,19 +495,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             from labnet import demo_dserver
 
-            return 0 if demo_dserver.run(sys.stdout, seed=args.seed).ok else 1
+            played = demo_dserver.run(sys.stdout, seed=args.seed)
+            _demo_chart(played.lab, args.chart)
+            return 0 if played.ok else 1
         if args.backend == "netns":
+            from pathlib import Path
+
             from labnet import demo_netns
             from labnet.netns import LabError
 
             try:
-                return 0 if demo_netns.run(sys.stdout) == 4 else 1
+                chart = Path(args.chart) if args.chart else None
+                return 0 if demo_netns.run(sys.stdout, chart=chart) == 4 else 1
             except (LabError, OSError) as error:
                 print(f"labnet demo: {error}", file=sys.stderr)
                 return 1
         from labnet import demo
 
-        demo.run(sys.stdout, seed=args.seed)
+        _demo_chart(demo.run(sys.stdout, seed=args.seed), args.chart)
         return 0
     if args.command == "hub":
         from labnet.hub import ConfigError, load_config, serve
@@ -451,7 +528,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"labnet hub: {error}", file=sys.stderr)
             return 1
     elif args.command == "bench":
-        from labnet.bench import core, dserver, esp, failover, hub, proxy, tcp, tcp_lossy, wire
+        from labnet.bench import (
+            chart,
+            core,
+            dserver,
+            esp,
+            failover,
+            hub,
+            proxy,
+            tcp,
+            tcp_lossy,
+            wire,
+        )
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
@@ -465,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dserver": dserver,
                 "failover": failover,
                 "proxy": proxy,
+                "chart": chart,
             }
             results = suites[args.suite].run(args.seconds)
         if args.json:

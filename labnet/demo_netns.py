@@ -16,12 +16,15 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
+from labnet.chart import captures_in, render, topology_names
 from labnet.demo import why
 from labnet.hub.router import Router
 from labnet.netns import NetnsLab
 from labnet.topology import builtin
+from mip6.chart.read import chart_captures
 from mip6.dissect import dissect, summary_line
 from mip6.wire.pcap import read_capture_file
 
@@ -62,8 +65,9 @@ class Timeline:
                 self.out.write(f"  {'':7}  {'':14}  . {reason}\n")
 
 
-def run(out: TextIO, name: str | None = None) -> int:
-    """Run the scenario; returns how many of the four pings were answered."""
+def run(out: TextIO, name: str | None = None, chart: Path | None = None) -> int:
+    """Run the scenario; returns how many of the four pings were answered. ``chart``: where
+    to write the run's sequence chart from the hub's captures (SVG if it ends in ``.svg``)."""
     topology = builtin("roaming")
     home = topology.nodes["mn"].home_address
     assert home is not None
@@ -125,4 +129,8 @@ def run(out: TextIO, name: str | None = None) -> int:
     finally:
         lab.down()
     out.write(f"\n{answered} of 4 pings answered; captures were in {lab.directory}/pcap.\n")
+    if chart is not None:
+        paths = captures_in([lab.directory / "pcap"])
+        drawn = chart_captures(paths, topology_names(topology))
+        out.write(render(drawn, chart))
     return answered

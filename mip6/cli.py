@@ -6,6 +6,13 @@
     the whole header chain. With no capture and no ``--hex`` it decodes the sample capture that
     ships with the package: a Mobile IPv6 story from home registration to route optimization.
 
+``mip6 decode --chart [CAPTURE...] [--svg FILE] [--name ADDRESS=NAME ...] [--group-key-file F]``
+    A message sequence chart of the captures merged (:mod:`mip6.chart`), as text, and as SVG in
+    FILE with ``--svg``: a lifeline per address (or per ``--name``), every Mobile IPv6 message
+    labelled, data collapsed into runs. A capture named ``NAME.pcap`` after a ``--name`` is that
+    node's link (the lab hub's per-link captures). ``--group-key-file``: a distributed-server
+    member's configuration, whose ``group_key`` opens the member channel's frames.
+
 ``mip6 run CONFIG.yaml [-v]``
     Run a node (correspondent, home agent, mobile node or distributed-server member) on TUN
     devices or UDP links to a labnet hub, as :mod:`mip6.runtime.config` describes; invalid
@@ -38,8 +45,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
+from ipaddress import IPv6Address
+from pathlib import Path
 from typing import TextIO
 
+from mip6.chart.names import Names
 from mip6.core.show import WHATS
 from mip6.dissect import dissect, dissection_json, summary_line
 from mip6.runtime.control import control_request
@@ -74,7 +84,7 @@ def decode(args: argparse.Namespace, out: TextIO) -> int:
         packets: Iterator[tuple[int | None, bytes | str]] = _hex_packets(args.hex)
         source = None
     elif args.capture:
-        source = open(args.capture, "rb")
+        source = open(args.capture[0], "rb")
         packets = _capture_packets(source)
     else:
         source = resources.files("mip6").joinpath("data/sample.pcap").open("rb")
@@ -102,6 +112,51 @@ def decode(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         if source is not None:
             source.close()
+    return 0
+
+
+def _names(values: Sequence[str]) -> Names | str:
+    """``--name ADDRESS=NAME`` values as lifeline names, or what is wrong with one."""
+    known: dict[IPv6Address, str] = {}
+    for value in values:
+        address, sep, name = value.partition("=")
+        try:
+            known[IPv6Address(address)] = name
+        except ValueError:
+            return f"--name {value!r}: not ADDRESS=NAME with an IPv6 address"
+        if not sep or not name:
+            return f"--name {value!r}: not ADDRESS=NAME"
+    return Names(known, list(dict.fromkeys(known.values())))
+
+
+def chart(args: argparse.Namespace, out: TextIO) -> int:
+    from mip6.chart import svg, text
+    from mip6.chart.read import chart_captures, group_key_of
+    from mip6.runtime.config import ConfigError
+
+    if args.hex or args.json or args.count:
+        print(
+            "mip6 decode: --chart draws whole captures (no --hex, --json or --count)",
+            file=sys.stderr,
+        )
+        return 2
+    names = _names(args.name or [])
+    if isinstance(names, str):
+        print(f"mip6 decode: {names}", file=sys.stderr)
+        return 2
+    try:
+        key = group_key_of(args.group_key_file) if args.group_key_file else None
+        if args.capture:
+            drawn = chart_captures([Path(p) for p in args.capture], names, key)
+        else:
+            with resources.as_file(resources.files("mip6").joinpath("data/sample.pcap")) as sample:
+                drawn = chart_captures([sample], names, key)
+    except (CaptureError, ConfigError, OSError) as error:
+        print(f"mip6 decode: {error}", file=sys.stderr)
+        return 1
+    out.write(text.render(drawn))
+    if args.svg:
+        Path(args.svg).write_text(svg.render(drawn))
     return 0
 
 
@@ -176,10 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mip6", description="Userspace Mobile IPv6 (RFC 3775)")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("decode", help="decode IPv6/MIPv6 packets from a capture or hex")
-    p.add_argument("capture", nargs="?", help="pcap or pcapng file (default: the sample)")
+    p.add_argument(
+        "capture", nargs="*", help="pcap or pcapng file (default: the sample); --chart: several"
+    )
     p.add_argument("--hex", action="append", metavar="HEX", help="one packet as hex (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per packet")
     p.add_argument("--count", "-c", type=int, default=0, help="stop after N packets")
+    p.add_argument("--chart", action="store_true", help="a message sequence chart of the captures")
+    p.add_argument("--svg", metavar="FILE", help="--chart: also write it as SVG to FILE")
+    p.add_argument(
+        "--name", action="append", metavar="ADDRESS=NAME", help="--chart: a lifeline's name"
+    )
+    p.add_argument(
+        "--group-key-file",
+        metavar="CONFIG",
+        help="--chart: a member's configuration, to open the member channel with its group_key",
+    )
     r = commands.add_parser("run", help="run a node from its YAML configuration")
     r.add_argument("config", help="the node's YAML configuration")
     r.add_argument("-v", "--verbose", action="store_true", help="log every decision")
@@ -200,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "decode":
+        if args.chart or args.svg:
+            return chart(args, sys.stdout)
+        if len(args.capture) > 1:
+            print("mip6 decode: one capture at a time (several only with --chart)", file=sys.stderr)
+            return 2
         try:
             return decode(args, sys.stdout)
         except BrokenPipeError:  # `mip6 decode | head` is normal use

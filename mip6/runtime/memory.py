@@ -123,6 +123,7 @@ class Sent:
     receiver: str | None  # None: no route
     data: bytes
     lost: bool
+    arrives: float | None = None  # when it reaches the receiver (None: lost or no route)
 
 
 @dataclass(slots=True)
@@ -302,6 +303,6 @@ class MemoryNetwork:
                 lost = True
             else:
                 arrives = leaves + path.latency
-        self.trace.append(Sent(self.now, sender, receiver, data, lost))
+        self.trace.append(Sent(self.now, sender, receiver, data, lost, None if lost else arrives))
         if not lost:
             self._push(arrives, receiver, data)
