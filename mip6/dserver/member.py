@@ -16,7 +16,10 @@ exist) from its own address M, a permanent care-of address. It composes, without
 - one :class:`~mip6.dserver.handoff.Donor` or :class:`~mip6.dserver.handoff.Acceptor` per
   handoff in progress, whose effects it performs;
 - the contact node's :class:`~mip6.dserver.relay.RelayTable`;
-- a distribution :class:`~mip6.dserver.policy.Policy`.
+- a distribution :class:`~mip6.dserver.policy.Policy`;
+- its UDP services and their clients' flows (:class:`~mip6.dserver.udp.DatagramServices`):
+  a handoff freezes, carries (in the same INIT) and releases a client's flows with its
+  connections, and a member drops the datagrams of a client it no longer holds.
 
 It offers the engine contract (:mod:`mip6.core.engine`) and owns its host: the runtime gives it
 packets and timers, and it performs what the host and the services it runs ask for, so every
@@ -107,6 +110,7 @@ from mip6.dserver.policy import (
     TargetFailure,
 )
 from mip6.dserver.relay import RelayTable
+from mip6.dserver.udp import DatagramService, DatagramServices
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, IcmpError, UdpEndpoint, stack_ms
 from mip6.wire import mobility as mh
@@ -402,6 +406,10 @@ class Member:
         self.policy: Policy = policy or named_policy(config.policy, self.view, rng)
         self.relay = RelayTable(config.relay_capacity, config.relay_lifetime)
         self.services: dict[int, Service] = {}
+        # UDP services on C and their clients' flows (mip6.dserver.udp)
+        self.udp = DatagramServices(
+            self.host, config.contact_address, lambda: self._now, self._new_datagram_client
+        )
         self._listeners: list[Any] = []
         self._service_listeners: dict[int, Any] = {}
         self._channels: dict[IPv6Address, MemberConnection] = {}
@@ -484,6 +492,10 @@ class Member:
         self._listeners.append(listener)
         self._service_listeners[port] = listener
 
+    def serve_datagrams(self, port: int, service: DatagramService) -> None:
+        """Run ``service`` on the contact address's UDP ``port`` (:mod:`mip6.dserver.udp`)."""
+        self.udp.serve(port, service)
+
     def stop_serving(self, port: int) -> None:
         """The service on ``port`` accepts no more clients (its connections go on)."""
         listener = self._service_listeners.pop(port, None)
@@ -553,12 +565,15 @@ class Member:
             return {"what": what, "rows": self._member_rows(now)}
         if what == "tcp":
             return show.rows(what, self.host.describe()["connections"])
+        if what == "udp":
+            return show.rows(what, self.udp.rows())
         if what == "stats":
             membership = self.membership
             return show.counters(
                 what,
                 ("", self.counters),
                 ("relay.", self.relay.counters),
+                ("udp.", self.udp.service_counters()),
                 ("mobile.", self.mobile.counters),
                 ("host.", self.host.describe()["counters"]),
                 (
@@ -858,6 +873,11 @@ class Member:
             else:
                 self._distribute_when_bound.add(client)
 
+    def _new_datagram_client(self, client: IPv6Address) -> None:
+        """A client's first datagram here: at the contact node, a new client (as _accept)."""
+        if self._is_contact_node and client not in self._by_client:
+            self._deferred.append(functools.partial(self._new_client, client))
+
     def _movable(self, sock: Socket) -> bool:
         service = self.services.get(sock.key[1])
         return service is None or service.movable(sock)
@@ -892,7 +912,7 @@ class Member:
             self._count("handoff_busy")
             return None
         socks = self.client_sockets(client)
-        if not socks:
+        if not socks and not self.udp.holds(client):
             # not ours to give: an INIT without connections would still bind the client to
             # the acceptor, taking it from the member that serves it
             self._count("handoff_not_here")
@@ -1069,14 +1089,17 @@ class Member:
                     self._send_init(outgoing, target, sequence)
                 case h.Thaw():
                     self._frozen_clients.discard(client.packed)
+                    self.udp.thaw(client)
                     self._thaw(outgoing.socks)
                     # kept: the replica goes on with it
                     self.request_replicate(client, hold=outgoing.socks)
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
+                    self.udp.release(client)
                 case h.Reset(reason=reason):
                     for sock in outgoing.socks:
                         sock.abort()
+                    self.udp.forget(client)
                     self._count("handoff_reset")
                     log.warning("handoff %016x: %s reset: %s", donor.handoff_id, client, reason)
                 case h.Bind(sequence=sequence):
@@ -1105,6 +1128,7 @@ class Member:
         outgoing.socks = self.client_sockets(donor.client)
         for sock in outgoing.socks:
             sock.freeze(ms)
+        self.udp.freeze(donor.client)
         if self.mobile.bul.get(donor.client) is not None:
             outgoing.binding = self.mobile.export_correspondent(self._now, donor.client)
             self._emit(*self.mobile.forget_correspondent(self._now, donor.client))
@@ -1129,7 +1153,7 @@ class Member:
                 client=donor.client,
                 next_sequence=sequence,
                 lifetime=donor.lifetime,
-                connections=tuple(connections),
+                connections=(*connections, *self.udp.export(donor.client)),
             ),
         )
 
@@ -1247,6 +1271,7 @@ class Member:
                         self.mobile.complete_route_optimization(self._now, acceptor.client)
                     )
                 case h.Thaw():
+                    self.udp.thaw(acceptor.client)
                     self._thaw(incoming.socks)
                     # this member's buddy now: nothing the old one cannot resume goes out
                     self.request_replicate(acceptor.client, hold=incoming.socks)
@@ -1258,6 +1283,7 @@ class Member:
                     self._finish_incoming(key, "accepted")
                 case h.Release():
                     self._release(incoming.socks, handed_off=True)
+                    self.udp.forget(acceptor.client)
                     incoming.socks = []
                     self._emit(*self.mobile.forget_correspondent(self._now, acceptor.client))
                 case h.SendFailed(donor=donor, reason=reason):
@@ -1277,6 +1303,10 @@ class Member:
     def _import(self, incoming: _Incoming) -> bool:
         assert incoming.init is not None
         for connection in incoming.init.connections:
+            if connection.datagram:
+                if not self.udp.import_(incoming.init.client, connection):
+                    return False
+                continue
             try:
                 sock = self.host.stack.import_connection(connection.snapshot)
             except (StackError, ValueError) as error:
@@ -1341,6 +1371,8 @@ class Member:
             for sock in self.host.stack.connections
             if sock.key[0] == self.contact_address.packed
         }
+        self.udp.expire(now)
+        live |= self.udp.clients()
         for entry in list(self.mobile.bul):
             client = entry.destination
             if entry.home_registration or client in busy or client in live:
@@ -1408,7 +1440,7 @@ class Member:
             self._donor_input(outgoing.donor.handoff_id, h.DonorInput.BOUND)
         if client in self._distribute_when_bound:
             self._distribute_when_bound.discard(client)
-            if self.client_sockets(client):
+            if self.client_sockets(client) or self.udp.holds(client):
                 self.handoff(client)
 
     def _out_of_window(self, client: IPv6Address, sequence: int) -> None:
@@ -2347,6 +2379,7 @@ class Member:
         if outgoing is not None:
             self._emit(CancelTimer(outgoing.donor.timer))
             self._finish_outgoing(outgoing, "claimed")
+        self.udp.release(client)  # its datagrams still coming here are dropped
         socks = self.client_sockets(client)
         if socks:
             self._count("recover_yielded")
@@ -2368,6 +2401,7 @@ class Member:
         # lets it go
         self._claim(client, recovery.origin)
         self._count("recover_completed")
+        self.udp.thaw(client)
         self._thaw(socks)
         self.request_replicate(client, hold=socks)
 
@@ -2384,6 +2418,7 @@ class Member:
         )
         for sock in recovery.socks:
             sock.abort()
+        self.udp.forget(client)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     def _recovery_superseded(self, client: IPv6Address) -> None:
@@ -2394,6 +2429,7 @@ class Member:
         self._count("recover_superseded")
         log.warning("replication: %s is served by another member; not resumed here", client)
         self._release(socks, handed_off=True)
+        self.udp.forget(client)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     # -- helpers -------------------------------------------------------------------------------
