@@ -177,3 +177,27 @@ def test_proxy_needs_the_daemon_not_the_simulator() -> None:
     assert start_apps is not None
     with pytest.raises(ValueError, match=r"port 8080\).* not in labnet's simulator"):
         start_apps(engine, config.apps, None)
+
+
+def test_udp_services_are_member_apps_on_the_contact_address() -> None:
+    text = CONFIG + "  - {type: lookup, handoff_every: 4}\n  - {type: udp_echo}\n"
+    config = parse(text, "m1.yaml")
+    assert [(a.type, a.port, a.handoff_every) for a in config.apps][2:] == [
+        ("lookup", 53, 4),
+        ("udp_echo", 7, 0),  # UDP 7 beside handoff_echo's TCP 7
+    ]
+    rng = random.Random(1)
+    engine = build_engine(config, rng, rng.randbytes)
+    assert isinstance(engine, Member)
+    stops = role("member").start_apps(engine, config.apps[2:], None)
+    assert [row["port"] for row in engine.udp.rows()] == [7, 53]
+    for stop in stops:
+        stop()
+    assert engine.udp.rows() == []
+
+
+def test_udp_service_key_it_does_not_take_names_the_line() -> None:
+    text = CONFIG + "  - {type: lookup, size: 3}\n"
+    with pytest.raises(ConfigError) as raised:
+        parse(text, "m1.yaml")
+    assert (raised.value.line, raised.value.key) == (18, "apps[2].size")

@@ -25,6 +25,8 @@ Its block::
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
       - {type: handoff_echo, port: 7}
       - {type: proxy, port: 8080, server: "::1", server_port: 8000, handoff_every: 3}
+      - {type: lookup, port: 53, handoff_every: 0}   # UDP (mip6.dserver.udp): a DNS-like
+      - {type: udp_echo, port: 7}                     # service and RFC 862 echo
 
 With ``membership``, the contact node founds the group and every other member joins it through
 the contact address (``members`` are then the members it may know at first), as a backup that
@@ -44,6 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 from mip6.apps.download import DownloadService
 from mip6.apps.http import Body
+from mip6.apps.lookup import LookupService
+from mip6.apps.udp_echo import UdpEchoService
 from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
 from mip6.dserver.member import TCP_FIXED, Member, MemberConfig
@@ -91,6 +95,11 @@ def start_apps(
     stops: list[Callable[[], None]] = []
     server: DistributedServer | None = None
     for app in apps:
+        if app.type in ("lookup", "udp_echo"):
+            kind = LookupService if app.type == "lookup" else UdpEchoService
+            engine.serve_datagrams(app.port, kind(engine, app.handoff_every))
+            stops.append(lambda port=app.port: engine.udp.stop_serving(port))
+            continue
         if app.type == "proxy":
             if context is None:
                 raise ValueError(
@@ -178,7 +187,7 @@ ROLE = Role(
     default_mode="host",
     security="mobile_node",
     homed=True,  # in a lab: home_address is the contact address, home_agent its home agent
-    apps=("download", "handoff_echo", "proxy"),
+    apps=("download", "handoff_echo", "proxy", "lookup", "udp_echo"),
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
 )
