@@ -12,6 +12,9 @@ Its block::
       path: /                        # what each GET asks for
       size: 200000                   # the body the server sends (generated from seed): every
       seed: 3                        #   byte of every fetch is checked against it
+      workload: http                 # or lookup, echo: UDP requests to server:port instead,
+      retransmit: 0.5                #   each sent again after this many seconds unanswered,
+      retries: 8                     #   this many times at most (mip6.apps.udp_requests)
       think: 0.5                     # seconds between a client's fetches
       fetches: 0                     # per client; 0: forever
       concurrency: 1                 # fetches at once per client
@@ -87,6 +90,9 @@ ROLE = Role(
         "path": "text",
         "size": "count",
         "seed": "count",
+        "workload": "text",
+        "retransmit": "number",
+        "retries": "count",
         "think": "number",
         "fetches": "count",
         "concurrency": "integer",
@@ -98,7 +104,7 @@ ROLE = Role(
         "brr_lead": "number",
         "constants": "constants",
     },
-    required=("prefix", "address", "server", "size"),
+    required=("prefix", "address", "server"),
     host_address="address",
     build=build,
     lab_options=lab_options,
