@@ -1,0 +1,96 @@
+"""UDP services of the distributed server on the netns backend (root; issue 16 part 4): the
+built-in ``dserver-udp`` topology, three member daemons serving the lookup service on the
+contact address and handing each client on after 20 of its datagrams, and a client farm of 50
+correspondent clients in one daemon asking 200 lookups each. Every request is answered or
+retried until it is, no request is answered by two members (each answer names the member that
+sent it), and what the members dropped as not theirs the clients sent again; ``mip6 show udp``
+reads each member's per-service counters. Everything the lab started is gone afterwards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from labnet.netns import NetnsLab, control_request
+from labnet.topology import builtin
+from tests.labnet.netns_lab import netns_lab
+from tests.runtime.netns import require_root
+
+pytestmark = pytest.mark.netns
+
+MEMBERS = ("m1", "m2", "m3")
+DEADLINE = 120.0  # seconds for all requests (the simulator needs 18 s of virtual time)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
+    require_root()
+    # h16b: this lab's namespaces and processes are told apart from other labs on the box
+    with netns_lab(tmp_path_factory.mktemp("labnet"), builtin("dserver-udp"), "h16b") as lab:
+        yield lab
+
+
+def show(lab: NetnsLab, node: str, what: str) -> dict[str, object]:
+    reply: dict[str, object] = control_request(lab.state["nodes"][node]["control"], {"show": what})
+    return reply
+
+
+def test_ten_thousand_lookups_from_fifty_clients_moved_between_members(lab: NetnsLab) -> None:
+    options = lab.topology.nodes["farm"].options
+    total = options["clients"] * options["fetches"]
+    assert total == 10_000
+    started = time.monotonic()
+    while True:
+        counters = show(lab, "farm", "stats")["counters"]
+        assert isinstance(counters, dict)
+        ended = counters.get("requests_ok", 0) + counters.get("requests_failed", 0)
+        if ended >= total or time.monotonic() - started > DEADLINE:
+            break
+        time.sleep(1.0)
+    elapsed = time.monotonic() - started
+    time.sleep(2.0)  # late answers and stragglers land
+    counters = show(lab, "farm", "stats")["counters"]
+    assert isinstance(counters, dict)
+    assert counters.get("requests_ok", 0) == total, (elapsed, counters)
+    assert "requests_failed" not in counters, counters
+    assert counters["udp.answered"] == total
+    # no request answered by two members, no answer wrong
+    assert "udp.two_members" not in counters and "udp.wrong" not in counters, counters
+    by = {k: v for k, v in counters.items() if k.startswith("udp.answered_by.")}
+    assert len(by) == 3, by
+    members = {name: show(lab, name, "stats")["counters"] for name in MEMBERS}
+    completed = sum(c.get("handoff_completed", 0) for c in members.values())  # type: ignore[union-attr]
+    assert completed >= total // 25, members
+    rows = {name: show(lab, name, "udp")["rows"] for name in MEMBERS}
+    lookup = {name: next(r for r in rows[name] if r["port"] == 53) for name in MEMBERS}  # type: ignore[union-attr]
+    answers = sum(row["answers"] for row in lookup.values())
+    requests = sum(row["requests"] for row in lookup.values())
+    dropped_not_owned = sum(row["dropped_not_owned"] for row in lookup.values())
+    dropped_in_handoff = sum(row["dropped_in_handoff"] for row in lookup.values())
+    assert answers == requests - sum(row["malformed"] for row in lookup.values())
+    assert answers >= total
+    assert counters["udp.retried"] >= dropped_not_owned + dropped_in_handoff
+    print(
+        json.dumps(
+            {
+                "requests": total,
+                "seconds": round(elapsed, 1),
+                "handoffs": completed,
+                "retried": counters["udp.retried"],
+                "duplicate": counters.get("udp.duplicate", 0),
+                "dropped_not_owned": dropped_not_owned,
+                "dropped_in_handoff": dropped_in_handoff,
+                "answered_by": by,
+            }
+        )
+    )
+    # the daemon's inspection path: mip6 show udp, as a person would type it
+    control = lab.state["nodes"]["m1"]["control"]
+    argv = [sys.executable, "-m", "mip6.cli", "show", "udp", "--control", control]
+    text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    assert "LookupService" in text and "dropped-not-owned" in text
