@@ -4,7 +4,9 @@ contact address and handing each client on after 20 of its datagrams, and a clie
 correspondent clients in one daemon asking 200 lookups each. Every request is answered or
 retried until it is, no request is answered by two members (each answer names the member that
 sent it), and what the members dropped as not theirs the clients sent again; ``mip6 show udp``
-reads each member's per-service counters. Everything the lab started is gone afterwards."""
+reads each member's per-service counters. Then a stock kernel UDP socket in the ``client``
+namespace (behind its shim-mode correspondent daemon) asks 500 lookups the same way.
+Everything the lab started is gone afterwards."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from tests.runtime.netns import require_root
 pytestmark = pytest.mark.netns
 
 MEMBERS = ("m1", "m2", "m3")
+CONTACT = builtin("dserver-udp").nodes["m1"].home_address
 DEADLINE = 120.0  # seconds for all requests (the simulator needs 18 s of virtual time)
 
 
@@ -94,3 +97,53 @@ def test_ten_thousand_lookups_from_fifty_clients_moved_between_members(lab: Netn
     argv = [sys.executable, "-m", "mip6.cli", "show", "udp", "--control", control]
     text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     assert "LookupService" in text and "dropped-not-owned" in text
+
+
+# A kernel UDP socket asking lookups one after another, each sent again after 0.5 s without
+# its answer; the bookkeeping is the farm's (mip6.apps.udp_requests). Prints its counters.
+KERNEL_CLIENT = """
+import json, random, socket, sys, time
+from mip6.apps.udp_requests import Requester, Service
+contact, count = sys.argv[1], int(sys.argv[2])
+sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+requester = Requester(Service.LOOKUP, b"kernel", random.Random(1), timeout=0.5, retries=8)
+for _ in range(count):
+    request_id, datagram = requester.request(time.monotonic())
+    sock.sendto(datagram, (contact, 53))
+    deadline = time.monotonic() + requester.timeout
+    while datagram is not None:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        try:
+            data, _ = sock.recvfrom(2048)
+        except socket.timeout:
+            datagram = requester.expired(time.monotonic(), request_id)
+            if datagram is not None:
+                sock.sendto(datagram, (contact, 53))
+                deadline = time.monotonic() + requester.timeout
+            continue
+        if requester.answer(time.monotonic(), data) == request_id:
+            break
+sock.settimeout(1.0)
+try:  # late answers: duplicates, or (never) from a second member
+    while True:
+        requester.answer(time.monotonic(), sock.recvfrom(2048)[0])
+except socket.timeout:
+    pass
+print(json.dumps(requester.counters))
+"""
+
+
+def test_kernel_udp_client_answered_once_per_request_across_handoffs(lab: NetnsLab) -> None:
+    done = subprocess.run(
+        lab.exec_argv("client", [sys.executable, "-c", KERNEL_CLIENT, str(CONTACT), "500"]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    counters = json.loads(done.stdout)
+    print(json.dumps(counters))
+    assert counters["answered"] == 500 and "failed" not in counters, counters
+    assert "two_members" not in counters and "wrong" not in counters, counters
+    by = {k: v for k, v in counters.items() if k.startswith("answered_by.")}
+    assert len(by) == 3, by  # handed on every 20 datagrams: every member answered it
