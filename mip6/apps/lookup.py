@@ -149,5 +149,5 @@ class LookupService:
     def handed_in(self, flow: Flow, state: bytes) -> None:
         """Stateless: the flow alone came."""
 
-    def handed_off(self, flow: Flow) -> None:
+    def forget(self, flow: Flow) -> None:
         """Stateless: nothing to forget."""

@@ -124,8 +124,9 @@ class DatagramService(Protocol):
     def handed_in(self, flow: Flow, state: bytes) -> None:
         """A flow came with a handoff; its datagrams come once the client is bound here."""
 
-    def handed_off(self, flow: Flow) -> None:
-        """Another member holds ``flow``'s client now: forget the flow."""
+    def forget(self, flow: Flow) -> None:
+        """``flow`` is served here no more: another member holds its client, or it was idle
+        for ``flow_idle``, or its client's handoff failed (at the acceptor) or was reset."""
 
 
 @dataclass(slots=True)
@@ -185,7 +186,7 @@ class DatagramServices:
         if served is not None:
             served.endpoint.close()
             for key in [key for key in self._flows if key[2] == port]:
-                self._forget_flow(key)
+                self._forget_flow(key)  # (the service is gone with its flows)
 
     # -- datagrams -------------------------------------------------------------------------------
 
@@ -239,12 +240,16 @@ class DatagramServices:
         return flow
 
     def _forget_flow(self, key: tuple[IPv6Address, int, int]) -> Flow | None:
+        """The flow out of the tables, its service told (if it still runs)."""
         flow = self._flows.pop(key, None)
         if flow is not None:
             keys = self._by_client[flow.client]
             keys.discard(key)
             if not keys:
                 del self._by_client[flow.client]
+            served = self._served.get(key[2])
+            if served is not None:
+                served.service.forget(flow)
         return flow
 
     # -- the handoff's side ---------------------------------------------------------------------
@@ -296,7 +301,7 @@ class DatagramServices:
             return False
         self._frozen.add(client)
         self._released.pop(client, None)
-        self._forget_flow(key)
+        self._forget_flow(key)  # (a flow left from before: the INIT's is newer)
         flow = self._add_flow(client, record.client_port, record.service_port)
         flow.last_heard = self._clock()
         served.service.handed_in(flow, state.application_state)
@@ -308,11 +313,8 @@ class DatagramServices:
         its stragglers dropped for ``straggler_time``."""
         self._frozen.discard(client)
         for key in list(self._by_client.get(client, ())):
-            flow = self._forget_flow(key)
-            served = self._served.get(key[2])
-            if flow is not None and served is not None:
-                served.service.handed_off(flow)
-                self._count("flows_handed_off")
+            self._forget_flow(key)
+            self._count("flows_handed_off")
         self._released.pop(client, None)
         self._released[client] = self._clock() + self.straggler_time
         while len(self._released) > self.max_flows:

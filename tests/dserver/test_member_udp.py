@@ -8,10 +8,22 @@ from __future__ import annotations
 import random
 from ipaddress import IPv6Address
 
+import pytest
+
 from labnet.dserver_lab import CLIENT, CONTACT, MEMBERS, DServerLab
+from mip6.apps.http import generated_body
 from mip6.apps.lookup import Answer, LookupService, Query
 from mip6.apps.udp_echo import UdpEchoService
 from mip6.apps.udp_requests import Requester, Service
+from mip6.apps.udp_stream import (
+    CHUNK,
+    Data,
+    Get,
+    StateError,
+    StreamReader,
+    StreamService,
+    StreamState,
+)
 from mip6.dserver.udp import Flow
 from mip6.wire.ipv6 import Ipv6Packet
 from mip6.wire.ipv6ext import RoutingType2
@@ -194,7 +206,7 @@ def test_client_with_a_download_and_lookups_moves_both_in_one_init() -> None:
     assert len(holders) == 1
 
 
-class StreamState:
+class OffsetEcho:
     """A stateful flow's service for the test: the state is (stream id, offset) and each
     datagram answers with both; a handoff carries them (SPEC-dserver 4.13)."""
 
@@ -218,7 +230,7 @@ class StreamState:
         assert stream == b"7"
         self.offsets[flow.key] = int(offset)
 
-    def handed_off(self, flow: Flow) -> None:
+    def forget(self, flow: Flow) -> None:
         del self.offsets[flow.key]
 
 
@@ -226,7 +238,7 @@ def test_stateful_flow_resumes_at_its_offset_on_the_acceptor() -> None:
     lab = DServerLab(SEED)
     services = {}
     for name, member in lab.members.items():
-        services[name] = StreamState(member.own_address)
+        services[name] = OffsetEcho(member.own_address)
         member.serve_datagrams(ECHO_PORT, services[name])
     answers: list[bytes] = []
     lab.net.run_until(1.0)
@@ -290,3 +302,93 @@ def test_malformed_query_is_counted_not_answered() -> None:
 def test_answer_round_trips() -> None:
     answer = Answer(request_id=7, value=1 << 63, member=MEMBERS["m2"], name=b"a.example")
     assert Answer.parse(answer.emit()) == answer
+
+
+STREAM_PORT = 5004
+
+
+def test_stream_read_across_handoffs_whole_resumed_from_the_donors_offset() -> None:
+    size, stream_id = 600_000, 11
+    lab = DServerLab(SEED)
+    services = {}
+    for name, member in lab.members.items():
+        services[name] = StreamService(member, size, handoff_every=5)
+        member.serve_datagrams(STREAM_PORT, services[name])
+    lab.net.run_until(1.0)
+    reader = StreamReader(stream_id)
+    progress = [0.0]
+
+    def received(data: bytes, remote: tuple[str, int], local: tuple[str, int]) -> None:
+        before = reader.offset
+        get = reader.received(data)
+        if reader.offset != before:
+            progress[0] = lab.net.now
+        if get is not None:
+            lab.net.call_at(lab.net.now, send, get)
+
+    endpoint = lab.client_host.udp_bind(0, received)
+
+    def send(data: bytes) -> None:
+        endpoint.sendto(data, (str(CONTACT), STREAM_PORT))
+        lab.net.nodes["client"].runtime.flush_host()
+
+    send(reader.start())
+    progress[0] = lab.net.now
+    while not reader.done and lab.net.now < 120:
+        lab.net.run_for(0.1)
+        if lab.net.now - progress[0] >= 0.3:  # nothing for a while: ask again
+            progress[0] = lab.net.now
+            send(reader.expired())
+    assert reader.done and reader.offset == size
+    assert b"".join(reader.data) == b"".join(generated_body(size, stream_id))
+    sent_by = {k: v for k, v in reader.counters.items() if k.startswith("from.")}
+    assert len(sent_by) == 3, reader.counters  # every member sent part of it
+    accepted = sum(m.counters.get("handoff_accepted", 0) for m in lab.members.values())
+    handed_in = sum(m.udp.counters.get("flows_handed_in", 0) for m in lab.members.values())
+    resumed = sum(s.counters["resumed"] for s in services.values())
+    # every flow handed in came with its state (a local handoff's too)
+    assert resumed == handed_in >= accepted >= 6, (resumed, handed_in, accepted)
+    # the acceptors went on from where each donor had sent to: (almost) nothing came twice
+    assert reader.counters.get("duplicate", 0) <= 2 * 16 * accepted // 4, reader.counters
+    assert "duplicate" not in reader.counters, reader.counters
+    assert sum(s.counters["bad_state"] for s in services.values()) == 0
+
+
+def test_stream_state_round_trips_and_a_bad_one_is_refused() -> None:
+    state = StreamState(7, 1024, 4096)
+    assert StreamState.decode(state.encode(), 10_000) == state
+    for bad in (b"", state.encode()[:-1], StreamState(7, 4096, 1024).encode()):
+        with pytest.raises(StateError):
+            StreamState.decode(bad, 10_000)
+    with pytest.raises(StateError):
+        StreamState.decode(state.encode(), 2048)  # past the stream's end
+
+
+class SentFlow:
+    """A flow for one service's eyes: what it sends is kept."""
+
+    def __init__(self) -> None:
+        self.key = (CLIENT, 40000, STREAM_PORT)
+        self.client = CLIENT
+        self.requests = 1
+        self.sent: list[bytes] = []
+
+    def send(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+
+def test_handed_in_stream_goes_on_from_the_donors_sent_offset_not_the_acknowledged() -> None:
+    lab = DServerLab(SEED)
+    service = StreamService(lab.members["m2"], 100_000, window=8 * CHUNK)
+    flow = SentFlow()
+    # the donor had sent up to 8 kB; the client acknowledged 4 kB (its GET reached the acceptor)
+    service.handed_in(flow, StreamState(3, 0, 8 * CHUNK).encode())  # type: ignore[arg-type]
+    service.received(flow, Get(stream_id=3, offset=4 * CHUNK).emit())  # type: ignore[arg-type]
+    offsets = [Data.parse(d).offset for d in flow.sent]
+    assert offsets == [8 * CHUNK + i * CHUNK for i in range(4)]  # 8 kB up to 4 + 8 kB
+    # the same acknowledgement again: the client lost some; from its offset
+    flow.sent.clear()
+    service.received(flow, Get(stream_id=3, offset=4 * CHUNK).emit())  # type: ignore[arg-type]
+    assert Data.parse(flow.sent[0]).offset == 4 * CHUNK
+    exported = service.export_state(flow)  # type: ignore[arg-type]
+    assert exported == StreamState(3, 4 * CHUNK, 12 * CHUNK).encode()

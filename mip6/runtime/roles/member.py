@@ -26,7 +26,8 @@ Its block::
       - {type: handoff_echo, port: 7}
       - {type: proxy, port: 8080, server: "::1", server_port: 8000, handoff_every: 3}
       - {type: lookup, port: 53, handoff_every: 0}   # UDP (mip6.dserver.udp): a DNS-like
-      - {type: udp_echo, port: 7}                     # service and RFC 862 echo
+      - {type: udp_echo, port: 7}                     # service, RFC 862 echo and a
+      - {type: stream, port: 5004, size: 10000000}    # stateful stream
 
 With ``membership``, the contact node founds the group and every other member joins it through
 the contact address (``members`` are then the members it may know at first), as a backup that
@@ -48,9 +49,11 @@ from mip6.apps.download import DownloadService
 from mip6.apps.http import Body
 from mip6.apps.lookup import LookupService
 from mip6.apps.udp_echo import UdpEchoService
+from mip6.apps.udp_stream import StreamService
 from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
 from mip6.dserver.member import TCP_FIXED, Member, MemberConfig
+from mip6.dserver.udp import DatagramService
 from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, Role
 
 if TYPE_CHECKING:
@@ -95,9 +98,8 @@ def start_apps(
     stops: list[Callable[[], None]] = []
     server: DistributedServer | None = None
     for app in apps:
-        if app.type in ("lookup", "udp_echo"):
-            kind = LookupService if app.type == "lookup" else UdpEchoService
-            engine.serve_datagrams(app.port, kind(engine, app.handoff_every))
+        if app.type in ("lookup", "udp_echo", "stream"):
+            engine.serve_datagrams(app.port, _datagram_service(engine, app))
             stops.append(lambda port=app.port: engine.udp.stop_serving(port))
             continue
         if app.type == "proxy":
@@ -130,6 +132,15 @@ def start_apps(
         engine.serve(app.port, service)
         stops.append(lambda port=app.port: engine.stop_serving(port))
     return stops
+
+
+def _datagram_service(member: Member, app: Any) -> DatagramService:
+    """A UDP service on the contact address (:mod:`mip6.dserver.udp`)."""
+    if app.type == "stream":
+        return StreamService(member, app.size, app.handoff_every)
+    if app.type == "lookup":
+        return LookupService(member, app.handoff_every)
+    return UdpEchoService(member, app.handoff_every)
 
 
 def _stop_proxy(server: DistributedServer, port: int) -> None:
@@ -187,7 +198,7 @@ ROLE = Role(
     default_mode="host",
     security="mobile_node",
     homed=True,  # in a lab: home_address is the contact address, home_agent its home agent
-    apps=("download", "handoff_echo", "proxy", "lookup", "udp_echo"),
+    apps=("download", "handoff_echo", "proxy", "lookup", "udp_echo", "stream"),
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
 )
