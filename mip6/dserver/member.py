@@ -1283,7 +1283,9 @@ class Member:
                     self._finish_incoming(key, "accepted")
                 case h.Release():
                     self._release(incoming.socks, handed_off=True)
-                    self.udp.forget(acceptor.client)
+                    # the donor keeps the client: should our Binding Update have reached it,
+                    # its datagrams here until the donor rebinds it are not ours to answer
+                    self.udp.release(acceptor.client)
                     incoming.socks = []
                     self._emit(*self.mobile.forget_correspondent(self._now, acceptor.client))
                 case h.SendFailed(donor=donor, reason=reason):
@@ -2429,7 +2431,7 @@ class Member:
         self._count("recover_superseded")
         log.warning("replication: %s is served by another member; not resumed here", client)
         self._release(socks, handed_off=True)
-        self.udp.forget(client)
+        self.udp.release(client)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     # -- helpers -------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ Who answers a client's datagram, so that no request is answered by two members:
   client whose binding ended and which comes back through the home agent's tunnel to the
   contact node is served again;
 - an acceptor, between the import and the thaw: drops it (``dropped_in_handoff``); its binding
-  is not confirmed yet.
+  is not confirmed yet. An acceptor whose handoff failed after the import lets the client go as
+  a donor does (its Binding Update may have reached the client before the donor rebinds it).
 
 The contact node is told of each client's first datagram (``new_client``), as of each new TCP
 client: it route-optimizes the client and lets the policy place it (DSERVER 3).
@@ -321,8 +322,7 @@ class DatagramServices:
             self._released.popitem(last=False)
 
     def forget(self, client: IPv6Address) -> None:
-        """Drop ``client``'s flows silently: an acceptor whose handoff failed (the donor keeps
-        the client), a donor that reset the client."""
+        """Drop ``client``'s flows: a member that reset the client (it is bound nowhere)."""
         self._frozen.discard(client)
         for key in list(self._by_client.get(client, ())):
             self._forget_flow(key)

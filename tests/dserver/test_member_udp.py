@@ -392,3 +392,26 @@ def test_handed_in_stream_goes_on_from_the_donors_sent_offset_not_the_acknowledg
     assert Data.parse(flow.sent[0]).offset == 4 * CHUNK
     exported = service.export_state(flow)  # type: ignore[arg-type]
     assert exported == StreamState(3, 4 * CHUNK, 12 * CHUNK).encode()
+
+
+def test_acceptor_without_the_service_refuses_and_the_client_goes_elsewhere() -> None:
+    lab = DServerLab(SEED, distribute=False)  # the client stays at the contact node m1
+    for name in ("m1", "m3"):  # m2 serves no lookups
+        member = lab.members[name]
+        member.serve_datagrams(LOOKUP_PORT, LookupService(member))
+    client = UdpClient(lab, Service.LOOKUP, LOOKUP_PORT, requests=3)
+    run(lab, client)
+    assert lab.members["m1"].udp.holds(CLIENT)
+    lab.handoff("m1", "m2")
+    lab.net.run_for(3.0)
+    m2 = lab.members["m2"]
+    assert m2.udp.counters["import_no_service"] == 1
+    assert m2.counters["handoff_refused_import_failed"] == 1
+    assert not m2.udp.holds(CLIENT)
+    # the policy's next member took the client, flow and all
+    assert lab.members["m3"].udp.holds(CLIENT) and not lab.members["m1"].udp.holds(CLIENT)
+    more = UdpClient(lab, Service.LOOKUP, LOOKUP_PORT, requests=5)
+    more.start()
+    lab.net.run_for(5.0)
+    assert more.counters["answered"] == 5
+    assert more.counters["answered_by.2001:db8:30::1"] == 5
