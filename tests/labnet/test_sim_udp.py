@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from labnet.dserver_lab import trace_digest
 from labnet.sim import SimLab
 from labnet.topology import Topology, builtin
 from mip6.farm import Farm
@@ -68,3 +69,19 @@ def test_ten_thousand_lookups_from_fifty_clients_moved_between_members(loss: flo
     assert dropped > 0  # the handoffs made some...
     assert stats["udp.retried"] >= dropped  # ...and the clients sent each one again
     assert wall < 120, f"{wall:.1f} s of wall clock"
+
+
+def test_same_seed_same_packets() -> None:
+    def digest() -> str:
+        base = topology(0.01)
+        farm = base.nodes["farm"]
+        options = {**farm.options, "clients": 5, "fetches": 40}
+        nodes = {**base.nodes, "farm": dataclasses.replace(farm, options=options)}
+        lab = SimLab(dataclasses.replace(base, nodes=nodes), seed=4)
+        lab.start()
+        lab.run_until(12.0)
+        engine = lab.net.nodes["farm"].engine
+        assert isinstance(engine, Farm) and engine.counters.get("requests_ok", 0) == 200
+        return trace_digest(lab.net)
+
+    assert digest() == digest()
