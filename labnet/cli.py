@@ -54,6 +54,11 @@
     stock http.server, against the same server reached directly, same run (root; see
     :mod:`labnet.bench.proxy`).
 
+``labnet bench udp [--json]``
+    The distributed server's UDP lookup service with clients handed on every 20 datagrams
+    against the same simulation without those handoffs: request times, retries, drops, CPU
+    (see :mod:`labnet.bench.udp`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -105,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dserver",
             "failover",
             "proxy",
+            "udp",
         ],
         help="what to measure",
     )
@@ -451,7 +457,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"labnet hub: {error}", file=sys.stderr)
             return 1
     elif args.command == "bench":
-        from labnet.bench import core, dserver, esp, failover, hub, proxy, tcp, tcp_lossy, wire
+        from labnet.bench import (
+            core,
+            dserver,
+            esp,
+            failover,
+            hub,
+            proxy,
+            tcp,
+            tcp_lossy,
+            udp,
+            wire,
+        )
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
@@ -465,6 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dserver": dserver,
                 "failover": failover,
                 "proxy": proxy,
+                "udp": udp,
             }
             results = suites[args.suite].run(args.seconds)
         if args.json:

@@ -69,7 +69,9 @@ class Requester:
         # request id -> the member that answered it (None: an echo, which does not say)
         self._answered: OrderedDict[int, IPv6Address | None] = OrderedDict()
         self.counters: dict[str, int] = {}
-        self.elapsed_max = 0.0  # seconds from a request's first transmission to its answer
+        # seconds from a request's first transmission to its answer: the longest, the sum
+        self.elapsed_max = 0.0
+        self.elapsed_total = 0.0
 
     @property
     def outstanding(self) -> int:
@@ -123,6 +125,7 @@ class Requester:
         if member is not None:
             self._count(f"answered_by.{member}")
         self.elapsed_max = max(self.elapsed_max, now - outstanding.sent)
+        self.elapsed_total += now - outstanding.sent
         return request_id
 
     def _name(self, request_id: int) -> bytes:

@@ -2342,7 +2342,8 @@ class Member:
         # freeze (a full one keeps its unacknowledged bytes, which a resync would drop)
         age_ms = int((self._now - incoming.started) * 1000)
         connections = incoming.init.connections if incoming.init is not None else ()
-        for sock, state in zip(socks, connections, strict=False):
+        tcp = [state for state in connections if not state.datagram]  # socks are these
+        for sock, state in zip(socks, tcp, strict=False):
             if state.regenerable and sock.state in _OWING:
                 sock.conn.resync(age_ms=age_ms)
         entry = self.mobile.bul.get(client)
