@@ -26,6 +26,7 @@ from labnet.topology import Topology, builtin
 from mip6.farm import Farm
 
 MEMBERS = ("m1", "m2", "m3")
+UDP = ("lookup", "udp_echo")  # the apps whose handoffs are compared (the download is idle)
 
 
 def topology(handoff_every: int) -> Topology:
@@ -33,7 +34,8 @@ def topology(handoff_every: int) -> Topology:
     nodes = dict(base.nodes)
     for name in MEMBERS:
         apps = tuple(
-            dataclasses.replace(app, handoff_every=handoff_every) for app in nodes[name].apps
+            dataclasses.replace(app, handoff_every=handoff_every) if app.type in UDP else app
+            for app in nodes[name].apps
         )
         nodes[name] = dataclasses.replace(nodes[name], apps=apps)
     return dataclasses.replace(base, nodes=nodes)

@@ -5,21 +5,27 @@ correspondent clients in one daemon asking 200 lookups each. Every request is an
 retried until it is, no request is answered by two members (each answer names the member that
 sent it), and what the members dropped as not theirs the clients sent again; ``mip6 show udp``
 reads each member's per-service counters. Then a stock kernel UDP socket in the ``client``
-namespace (behind its shim-mode correspondent daemon) asks 500 lookups the same way.
+namespace (behind its shim-mode correspondent daemon) asks 500 lookups the same way while a
+stock curl beside it downloads 20 MB: one client, its connection and its flow moved together.
 Everything the lab started is gone afterwards."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from labnet.netns import NetnsLab, control_request
 from labnet.topology import builtin
+from mip6.apps.http import generated_body
+from tests.conftest import require
 from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
 
@@ -133,15 +139,31 @@ print(json.dumps(requester.counters))
 """
 
 
-def test_kernel_udp_client_answered_once_per_request_across_handoffs(lab: NetnsLab) -> None:
-    done = subprocess.run(
+def test_kernel_client_downloading_and_asking_lookups_moves_as_one(
+    lab: NetnsLab, tmp_path: Path
+) -> None:
+    """The kernel client's lookups and a stock curl's 20 MB download at once: its connection
+    and its flow share one binding, so every handoff (the lookups' every 20 datagrams, the
+    download's every 1 MB) moves both; the file is whole and every lookup answered once."""
+    require(shutil.which("curl") is not None, "needs curl (apt-get install curl)")
+    lookups = subprocess.Popen(
         lab.exec_argv("client", [sys.executable, "-c", KERNEL_CLIENT, str(CONTACT), "500"]),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
     )
-    assert done.returncode == 0, done.stderr
-    counters = json.loads(done.stdout)
+    time.sleep(1.0)  # the lookups' flow first: the download joins a client being moved
+    out = tmp_path / "body"
+    url = f"http://[{CONTACT}]/"
+    argv = ["curl", "-sS", "-g", "--max-time", "300", "-o", str(out), url]
+    curl = subprocess.run(lab.exec_argv("client", argv), capture_output=True, timeout=400)
+    stdout, stderr = lookups.communicate(timeout=600)
+    assert curl.returncode == 0, curl.stderr
+    size = next(a for a in lab.topology.nodes["m1"].apps if a.type == "download").size
+    expected = hashlib.sha256(b"".join(generated_body(size, 1))).hexdigest()
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == expected
+    assert lookups.returncode == 0, stderr
+    counters = json.loads(stdout)
     print(json.dumps(counters))
     assert counters["answered"] == 500 and "failed" not in counters, counters
     assert "two_members" not in counters and "wrong" not in counters, counters
