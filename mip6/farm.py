@@ -6,17 +6,26 @@ run hundreds in one process: its own IPv6 address (``clients`` consecutive addre
 ``address``, inside ``prefix``), its own :class:`~mip6.roles.correspondent_node.
 CorrespondentNode` (binding cache, nonces and Kcn: return routability answered per client, each
 member's Binding Updates accepted or refused per client) and its own
-:class:`~mip6.runtime.host.Host` (a tcp_migrate stack on that one address). Its workload is
-repeated HTTP/1.1 GETs of ``path`` from ``server``:``port`` (the distributed server's download
-service), ``concurrency`` at once, each fetch verified byte for byte against the generated body
-of ``size`` bytes from ``seed`` (:class:`~mip6.apps.fetch.Fetch`); ``think`` seconds between a
-client's fetches, ``fetches`` per client in all (0: forever), first fetches spread over
-``ramp`` seconds. A fetch with no byte for ``timeout`` seconds fails (``stalled``); after a
-failed fetch the client waits at least :data:`RETRY_AFTER` before its next.
+:class:`~mip6.runtime.host.Host` (a tcp_migrate stack on that one address). Its workload, one
+connection after another to ``server``:``port``, ``concurrency`` at once:
 
-``workload: lookup`` or ``echo`` makes each "fetch" a UDP request to ``server``:``port`` instead
-(:class:`~mip6.apps.udp_requests.Requester`: the distributed server's lookup service, whose
-answers name the member that answered, or its echo): sent from one port per client, again every
+- ``workload: download``: ``requests`` HTTP/1.1 GETs of ``path`` on each connection (more than
+  one: a keep-alive connection; the distributed server's download service), each response
+  verified byte for byte against the generated body of ``size`` bytes from ``seed``
+  (:class:`~mip6.apps.fetch.Fetch`);
+- ``workload: echo``: a dialogue of ``lines`` lines of ``line_size`` bytes with the handoff
+  echo, ``pause`` seconds between an echo and the next line, every echo checked
+  (:class:`~mip6.apps.echo_check.Dialogue`).
+
+Each connection is a "fetch" in the counters: ``think`` seconds between a client's fetches,
+``fetches`` per client in all (0: forever), first fetches spread over ``ramp`` seconds. A fetch
+with no byte for ``timeout`` seconds fails (``stalled``); after a failed fetch the client waits
+at least :data:`RETRY_AFTER` before its next.
+
+``workload: lookup`` or ``udp_echo`` makes each "fetch" a UDP request to ``server``:``port``
+instead (:class:`~mip6.apps.udp_requests.Requester`: the distributed server's lookup service,
+whose answers name the member that answered, or its UDP echo): sent from one port per client,
+again every
 ``retransmit`` seconds unanswered, ``retries`` times at most, then failed
 (``requests_failed``, an ``Event("request_failed")``); ``requests_ok`` when answered; the
 requesters' own counters summed under ``udp.`` in ``mip6 show stats`` (``answered``,
@@ -32,7 +41,7 @@ message to the prefix) is counted (``unknown_destination``) and dropped, a packe
 hold an IPv6 header is counted as ``malformed``. What a client's correspondent delivers goes to
 its host; what its host sends takes its correspondent's send path (the binding cache's type 2
 routing header). Timers carry the client's index: ``("cn", i, token)``, ``("host", i)``,
-``("start", i, slot)``, ``("watch", i, slot)``.
+``("start", i, slot)``, ``("watch", i, slot)``, ``("line", i, slot)`` (a dialogue's pause).
 
 The engine keeps counters, not histories: per client a fixed record (fetches ok and failed,
 bytes, its ``concurrency`` fetch slots), for the farm ``fetches_*``, ``failed.<cause>``
@@ -56,7 +65,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
-from mip6.apps.fetch import Cause, Fetch, request
+from mip6.apps.echo_check import MIN_LINE, Dialogue
+from mip6.apps.fetch import Cause, Fetch, requests
+from mip6.apps.handoff_echo import MAX_LINE
 from mip6.apps.udp_requests import Requester, Service
 from mip6.core import show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
@@ -69,12 +80,14 @@ from tcp_migrate.core import Config
 from tcp_migrate.stack import StackError
 
 # the first item of a timer token
-CN, HOST, START, WATCH, RETRY = "cn", "host", "start", "watch", "retry"
-WORKLOADS = ("http", "lookup", "echo")
+CN, HOST, START, WATCH, LINE, RETRY = "cn", "host", "start", "watch", "line", "retry"
+UDP_WORKLOADS = tuple(service.value for service in Service)  # lookup, udp_echo
+WORKLOADS = ("download", "echo", *UDP_WORKLOADS)
 RETRY_AFTER = 1.0  # seconds a client waits after a failed fetch (no hot loop on a dead server)
 REQUEST_RING = 4096  # each connection's send ring: it carries one request
 _PATH = re.compile(r"/[\x21-\x7e]*")  # RFC 9112 3.2.1 origin-form, printable, no spaces
 MAX_CLIENTS = 1 << 16
+MAX_REQUESTS = 1 << 16
 
 
 class FarmConfigError(ValueError):
@@ -93,13 +106,15 @@ class FarmConfig:
     prefix: IPv6Network
     address: IPv6Address  # the first client's; client i has address + i
     server: IPv6Address
-    size: int = 0  # the body every fetch must receive, generated from ``seed``
-    # http: GETs of the body; lookup, echo: UDP requests (mip6.apps.udp_requests), each
-    # a "fetch" of the keys below
-    workload: str = "http"
+    workload: str = "download"  # or "echo", "lookup", "udp_echo" (see the module docstring)
+    size: int = 0  # the body every response must carry, generated from ``seed``
     retransmit: float = 0.5  # UDP: seconds a request waits for its answer before it goes again
     retries: int = 8  # UDP: retransmissions of a request before it has failed
     seed: int = 0
+    requests: int = 1  # GETs per connection (download)
+    lines: int = 20  # lines per dialogue (echo)
+    line_size: int = 64  # bytes per line, its newline included (echo)
+    pause: float = 0.0  # seconds between an echo and the next line (echo)
     clients: int = 1
     port: int = 80
     path: str = "/"
@@ -124,15 +139,23 @@ class FarmConfig:
             )
         if not _PATH.fullmatch(self.path):
             raise FarmConfigError("path", f"{self.path!r} is not a path (/ and printable ASCII)")
+        if self.workload not in WORKLOADS:
+            raise FarmConfigError("workload", f"{self.workload!r}: one of {', '.join(WORKLOADS)}")
         for name in ("size", "seed", "fetches"):
             if getattr(self, name) < 0:
                 raise FarmConfigError(name, f"{getattr(self, name)}: a whole number >= 0")
-        if self.workload not in WORKLOADS:
-            raise FarmConfigError("workload", f"{self.workload!r}: one of {', '.join(WORKLOADS)}")
         if self.retransmit <= 0:
             raise FarmConfigError("retransmit", "must be above 0")
         if self.retries < 0:
             raise FarmConfigError("retries", f"{self.retries}: a whole number >= 0")
+        if not 1 <= self.requests <= MAX_REQUESTS:
+            raise FarmConfigError("requests", f"{self.requests}: 1 to {MAX_REQUESTS}")
+        if self.lines < 0:
+            raise FarmConfigError("lines", f"{self.lines}: a whole number >= 0")
+        if not MIN_LINE <= self.line_size <= MAX_LINE:
+            raise FarmConfigError("line_size", f"{self.line_size}: {MIN_LINE} to {MAX_LINE}")
+        if self.pause < 0:
+            raise FarmConfigError("pause", f"{self.pause}: at least 0")
         if self.concurrency < 1:
             raise FarmConfigError("concurrency", "at least 1")
         if self.timeout <= 0:
@@ -155,7 +178,8 @@ class Client:
     address: IPv6Address
     correspondent: CorrespondentNode
     host: Host
-    slots: list[Fetch | None]
+    slots: list[Fetch | Dialogue | None]
+    connections: int = 0  # connections begun: each dialogue's tag
     started: int = 0  # fetches begun
     ok: int = 0
     failed: int = 0
@@ -164,7 +188,7 @@ class Client:
     # UDP workloads: the client's requests, its port, and the slot each request fills
     requester: Requester | None = None
     udp: UdpEndpoint | None = None
-    requests: dict[int, int] = field(default_factory=dict)  # request id -> slot
+    in_flight: dict[int, int] = field(default_factory=dict)  # request id -> slot
 
 
 class Farm:
@@ -178,7 +202,7 @@ class Farm:
     ) -> None:
         self.config = config
         self.rng = rng
-        self._request = request(config.path, config.server, config.port)
+        self._requests = requests(config.path, config.server, config.port, config.requests)
         self.clients: list[Client] = []
         self._by_address: dict[bytes, Client] = {}
         # each connection of a client, plus those closing (LAST-ACK) while the next begins
@@ -199,7 +223,7 @@ class Farm:
             host.stack.send_capacity = REQUEST_RING
             host.stack.receive_capacity = config.window
             client = Client(index, address, correspondent, host, [None] * config.concurrency)
-            if config.workload != "http":  # (an http farm draws nothing more: same seeded runs)
+            if config.workload in UDP_WORKLOADS:  # (others draw nothing more: same seeded runs)
                 client.requester = Requester(
                     Service(config.workload),
                     str(index).encode(),
@@ -269,6 +293,8 @@ class Farm:
                 work = functools.partial(self._start_fetch, client, slot)
             case "watch", [int() as slot]:
                 work = functools.partial(self._watch, client, slot)
+            case "line", [int() as slot]:
+                work = functools.partial(self._line, client, slot)
             case "retry", [int() as request_id]:
                 work = functools.partial(self._retry, client, request_id)
             case _:
@@ -321,7 +347,7 @@ class Farm:
         show.check(what)
         if what == "stats":
             active = sum(f is not None for c in self.clients for f in c.slots)
-            active += sum(len(c.requests) for c in self.clients)
+            active += sum(len(c.in_flight) for c in self.clients)
             return show.counters(
                 what,
                 ("", self.counters | {"clients": len(self.clients), "fetches_active": active}),
@@ -426,7 +452,7 @@ class Farm:
             self._stopping
             or not 0 <= slot < len(client.slots)
             or client.slots[slot] is not None
-            or slot in client.requests.values()
+            or slot in client.in_flight.values()
             or (limit and client.started >= limit)
         ):
             return
@@ -442,15 +468,33 @@ class Farm:
             self._failed(client, Cause.CONNECT, 0)
             self._next(client, slot, RETRY_AFTER)
             return
-        client.slots[slot] = Fetch(
-            sock,
-            self._request,
-            size=config.size,
-            seed=config.seed,
-            clock=self._clock,
-            on_done=functools.partial(self._done, client, slot),
-            on_reset=functools.partial(self._count, "resets"),
-        )
+        on_done = functools.partial(self._done, client, slot)
+        on_reset = functools.partial(self._count, "resets")
+        client.connections += 1
+        if config.workload == "echo":
+            client.slots[slot] = Dialogue(
+                sock,
+                f"{client.index}.{slot}.{client.connections}",
+                lines=config.lines,
+                line_size=config.line_size,
+                pause=config.pause,
+                clock=self._clock,
+                schedule=lambda at: self._pending.append(
+                    StartTimer(at, (LINE, client.index, slot))
+                ),
+                on_done=on_done,
+                on_reset=on_reset,
+            )
+        else:
+            client.slots[slot] = Fetch(
+                sock,
+                self._requests,
+                size=config.size,
+                seed=config.seed,
+                clock=self._clock,
+                on_done=on_done,
+                on_reset=on_reset,
+            )
         self._dirty[client] = None
         self._pending.append(StartTimer(self._now + config.timeout, (WATCH, client.index, slot)))
 
@@ -469,7 +513,14 @@ class Farm:
         else:
             self._pending.append(StartTimer(idle_until, (WATCH, client.index, slot)))
 
-    def _done(self, client: Client, slot: int, fetch: Fetch) -> None:
+    def _line(self, client: Client, slot: int) -> None:
+        """A dialogue's pause is over."""
+        dialogue = client.slots[slot] if 0 <= slot < len(client.slots) else None
+        if isinstance(dialogue, Dialogue):
+            dialogue.tick()
+            self._dirty[client] = None
+
+    def _done(self, client: Client, slot: int, fetch: Fetch | Dialogue) -> None:
         """A fetch ended (inside its socket's callback): counted, and the slot's next fetch
         scheduled (deferred to the end of the entry point: no connection opened from inside
         the stack's processing)."""
@@ -508,7 +559,7 @@ class Farm:
         assert client.requester is not None
         self._count("requests_started")
         request_id, datagram = client.requester.request(self._now)
-        client.requests[request_id] = slot
+        client.in_flight[request_id] = slot
         self._send_request(client, request_id, datagram)
 
     def _send_request(self, client: Client, request_id: int, datagram: bytes) -> None:
@@ -519,13 +570,13 @@ class Farm:
         self._pending.append(StartTimer(at, (RETRY, client.index, request_id)))
 
     def _retry(self, client: Client, request_id: int) -> None:
-        if client.requester is None or request_id not in client.requests:
+        if client.requester is None or request_id not in client.in_flight:
             return
         datagram = client.requester.expired(self._now, request_id)
         if datagram is not None:
             self._send_request(client, request_id, datagram)
             return
-        slot = client.requests.pop(request_id)  # given up
+        slot = client.in_flight.pop(request_id)  # given up
         client.failed += 1
         client.last_failure = "unanswered"
         self._count("requests_failed")
@@ -544,7 +595,7 @@ class Farm:
             self._count("udp_not_from_server")
             return
         request_id = client.requester.answer(self._now, data)
-        slot = client.requests.pop(request_id, None) if request_id is not None else None
+        slot = client.in_flight.pop(request_id, None) if request_id is not None else None
         if slot is None:
             return
         self._pending.append(CancelTimer((RETRY, client.index, request_id)))

@@ -389,8 +389,9 @@ enum tcp_snap_status {
 uint32_t tcp_crc32(uint32_t crc, const uint8_t *data, size_t len);
 int64_t tcp_export_size(const struct tcp_conn *c, int include_unacked);
 int64_t tcp_export(const struct tcp_conn *c, int include_unacked, uint8_t *out, size_t cap);
-int64_t tcp_replica_size(const struct tcp_conn *c, uint64_t now_ms);
-int64_t tcp_replica(const struct tcp_conn *c, uint64_t now_ms, uint8_t *out, size_t cap);
+int64_t tcp_replica_size(const struct tcp_conn *c, uint64_t now_ms, int include_unacked);
+int64_t tcp_replica(
+    const struct tcp_conn *c, uint64_t now_ms, int include_unacked, uint8_t *out, size_t cap);
 int tcp_import(const uint8_t *blob, size_t len, struct tcp_conn *c);
 """
 

@@ -391,16 +391,17 @@ class Connection:
     def thaw(self, now_ms: int) -> None:
         self._check("thaw", lib.tcp_thaw(self.raw, now_ms))
 
-    def replica(self, now_ms: int) -> bytes:
-        """A snapshot of this running connection as if frozen at ``now_ms``, without its
-        unacknowledged bytes (the application's output must be regenerable), for another
+    def replica(self, now_ms: int, include_unacked: bool = False) -> bytes:
+        """A snapshot of this running connection as if frozen at ``now_ms``, for another
         host to keep: if this one dies, that host imports it, calls :meth:`resync` and thaws
-        it. This connection is not changed."""
-        size = lib.tcp_replica_size(self.raw, now_ms)
+        it. This connection is not changed. Without its unacknowledged bytes (the default)
+        the application's output must be regenerable; with them (a full replica) the send
+        ring travels and the resumed connection sends on from where the peer stands."""
+        size = lib.tcp_replica_size(self.raw, now_ms, int(include_unacked))
         if size < 0:
             raise SnapshotError(SnapshotFault(size))
         buf = ffi.new("uint8_t[]", size)
-        written = lib.tcp_replica(self.raw, now_ms, buf, size)
+        written = lib.tcp_replica(self.raw, now_ms, int(include_unacked), buf, size)
         if written < 0:
             raise SnapshotError(SnapshotFault(written))
         return ffi.buffer(buf, written)[:]

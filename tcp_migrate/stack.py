@@ -94,9 +94,21 @@ class Socket:
     plus its 4-tuple. Application calls mark the connection as having output due; the stack's
     next :meth:`Stack.poll` sends it. ``on_change`` (if set) is called with the socket after
     the stack handled a segment or a timer for it: the driver's hook to wake readers and
-    writers."""
+    writers. ``on_received`` (if set) is called with the socket when a segment moved RCV.NXT
+    (new in-order data, or the peer's FIN), before any output it causes is sent: a program
+    that replicates its connections holds the acknowledgement there (:meth:`hold`) until a
+    replica covers what came."""
 
-    __slots__ = ("closed_by_app", "conn", "held", "key", "listener", "on_change", "stack")
+    __slots__ = (
+        "closed_by_app",
+        "conn",
+        "held",
+        "key",
+        "listener",
+        "on_change",
+        "on_received",
+        "stack",
+    )
 
     def __init__(self, stack: Stack, conn: Connection, listener: Listener | None = None) -> None:
         self.stack = stack
@@ -110,6 +122,7 @@ class Socket:
         self.listener = listener
         self.closed_by_app = False
         self.on_change: Callable[[Socket], None] | None = None
+        self.on_received: Callable[[Socket], None] | None = None
         # hold(): the packets the connection sends are kept here until release_hold()
         self.held: list[bytes] | None = None
 
@@ -498,9 +511,13 @@ class Stack:
                 self.counters["released_dropped"] += 1
                 return None
             return self._no_connection(now_ms, key, segment)
+        raw = sock.conn.raw
+        expected = raw.rcv_nxt
         result = sock.conn.input(now_ms, segment)
         if result == InputResult.BAD_CHECKSUM:
             self.counters["bad_checksum"] += 1
+        if sock.on_received is not None and raw.rcv_nxt != expected:
+            sock.on_received(sock)
         self._after(now_ms, sock)
         return sock
 

@@ -473,6 +473,8 @@ class _Dispatcher:
     """The contact node's service when it only distributes: it reads nothing, so the client's
     request travels in the connection's snapshot to the member that answers it."""
 
+    full_replicas = False  # its state is regenerable's (Service)
+
     def __init__(self) -> None:
         self.failed_handoffs = 0
 

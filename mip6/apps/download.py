@@ -3,7 +3,11 @@ experiment, at any size): HTTP/1.1 GET answered with one body, a file or a repro
 generated one (:class:`~mip6.apps.http.Body`), whose output is regenerable: a handoff carries
 the short snapshot (no unacknowledged bytes, DSERVER 4 rule 5) and the response head, and the
 acceptor makes the rest of the stream again from the acknowledged offset, so the donor never
-waits for its buffers to drain.
+waits for its buffers to drain. Connections are persistent (RFC 9112 9.3): after a response
+to an HTTP/1.1 request without ``Connection: close`` the next request is read (pipelined ones
+wait their turn); the state then carries the last response (its stream offset and head) and
+the next request's bytes, so a handoff or a replica taken between two requests, or before
+the last response was acknowledged, resumes wherever the client stands.
 
 ``handoff_every``: hand the client to another member (the group's policy chooses) each time that
 many more bytes of the response have been written; 0 never. The same request handling as
@@ -19,6 +23,7 @@ acknowledged its share.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable, Iterator
 from ipaddress import IPv6Address
 from typing import TYPE_CHECKING
@@ -34,13 +39,22 @@ if TYPE_CHECKING:
 # stack never waits for the application, and no more, for a handoff drops what was not sent
 # (the acceptor makes it again) and every byte written is a byte generated.
 NOT_SENT_LOW_WATER = 1 << 16
-REQUEST = b"Q"  # application state: the request head read so far
-RESPONDING = b"S"  # application state: the response head; the stream is head + body
+REQUEST = b"Q"  # application state: the request head read so far (no response yet)
+# application state once a response began: its stream offset, flags and head, then the next
+# request's bytes read so far; the stream from that offset is head + body
+RESPONDING = b"S"
+_RESPONSE = struct.Struct("!QBI")  # stream offset, flags, head length
+_WITH_BODY = 0x01
+_KEEP_ALIVE = 0x02
 
 log = logging.getLogger(__name__)
 
 
 class DownloadService:
+    # regenerable output is replicated short; the seeds' full snapshots (``regenerable``
+    # False) are handoffs only, as in their experiments (Service)
+    full_replicas = False
+
     def __init__(
         self,
         body: Body,
@@ -67,10 +81,7 @@ class DownloadService:
         download = self._connections.get(sock)
         if download is None:
             return REQUEST, self.regenerable
-        if download.response_head is None:
-            return REQUEST + download.request, self.regenerable
-        body_flag = b"1" if download.with_body else b"0"
-        return RESPONDING + body_flag + download.response_head, self.regenerable
+        return download.state(), self.regenerable
 
     def handed_in(self, member: Member, sock: Socket, state: bytes) -> None:
         self.handed_in_count += 1
@@ -98,8 +109,11 @@ class DownloadService:
 
 
 class _Download:
-    """One connection: the request head, then head + body from the stream offset the socket
-    is at (0 for a new connection, the acknowledged offset after an import)."""
+    """One connection: a request head, then head + body from the stream offset the socket is
+    at (0 for a new connection, the acknowledged offset after an import), then, on a
+    keep-alive connection, the next request. The last response is remembered until the next
+    one begins: a replica or handoff taken while it was still going out (or not yet
+    acknowledged) resumes it wherever the client stands."""
 
     def __init__(
         self, service: DownloadService, member: Member, sock: Socket, state: bytes = REQUEST
@@ -108,31 +122,62 @@ class _Download:
         self.member = member
         self.sock = sock
         self.gone = False
-        self.request = b""
-        self.response_head: bytes | None = None
+        self.request = b""  # the next request's bytes read so far
+        self.response_head: bytes | None = None  # the last response's
+        self.response_start = 0  # its stream offset
         self.with_body = False
+        self.keep_alive = False  # the connection goes on after it
         # what is left of the chunk being written: a view, so that taking what the send ring
         # took off its front copies nothing (a 64 KiB chunk goes in a window at a time)
         self.pending = memoryview(b"")
-        self.chunks: Iterator[bytes] | None = None
-        self.written = 0  # stream offset of the next byte handed to the socket
+        self.chunks: Iterator[bytes] | None = None  # None: reading a request
+        self.written = sock.write_offset  # stream offset of the next byte handed to the socket
         self.next_handoff = 0
         self.holding = False  # on_share_written was called: no more writes here
         if state.startswith(RESPONDING):
-            flag, head = state[len(RESPONDING) : len(RESPONDING) + 1], state[len(RESPONDING) + 1 :]
-            self._respond(head, sock.write_offset, with_body=flag == b"1")
+            start, flags, length = _RESPONSE.unpack_from(state, len(RESPONDING))
+            at = len(RESPONDING) + _RESPONSE.size
+            self.request = state[at + length :]
+            self._respond(
+                state[at : at + length],
+                start,
+                sock.write_offset,
+                with_body=bool(flags & _WITH_BODY),
+                keep_alive=bool(flags & _KEEP_ALIVE),
+            )
         else:
             self.request = state[len(REQUEST) :]
         sock.on_change = self._changed
         if not sock.frozen:
             self._changed(sock)
 
-    def _respond(self, head: bytes, offset: int, *, with_body: bool) -> None:
+    def state(self) -> bytes:
+        if self.response_head is None:
+            return REQUEST + self.request
+        flags = (_WITH_BODY if self.with_body else 0) | (_KEEP_ALIVE if self.keep_alive else 0)
+        head = self.response_head
+        return (
+            RESPONDING + _RESPONSE.pack(self.response_start, flags, len(head)) + head + self.request
+        )
+
+    def _response_end(self) -> int:
+        assert self.response_head is not None
+        length = self.service.body.length() if self.with_body else 0
+        return self.response_start + len(self.response_head) + length
+
+    def _respond(
+        self, head: bytes, start: int, offset: int, *, with_body: bool, keep_alive: bool
+    ) -> None:
+        """The response ``head`` (+ body) beginning at stream offset ``start``, written from
+        ``offset`` on."""
         self.response_head = head
+        self.response_start = start
         self.with_body = with_body
+        self.keep_alive = keep_alive
         self.written = offset
-        body_start = max(offset - len(head), 0)
-        self.pending = memoryview(head)[offset:]
+        into = offset - start
+        body_start = max(into - len(head), 0)
+        self.pending = memoryview(head)[into:] if into < len(head) else memoryview(b"")
         length = self.service.body.length()
         self.chunks = (
             self.service.body.chunks(body_start)
@@ -154,25 +199,45 @@ class _Download:
             if sock.state is TcpState.CLOSED:
                 self.service._forget(sock)
             return
-        if self.chunks is None and sock.conn.resync_gap:
-            # resumed from a replica taken before the request had come: the dead member had it
-            # (the client's sequence number is past it) and it is lost with it. Nothing can
-            # answer it: a clean reset, never a client left waiting
-            log.warning("download %s: the request was lost with a dead member: reset", sock.remote)
-            self.gone = True
-            self.service._forget(sock)
-            sock.abort()
-            return
-        if self.chunks is None and not self._read_request(sock):
-            return
-        assert self.chunks is not None and self.response_head is not None
-        if sock.write_offset != self.written:
+        if self.response_head is not None and sock.write_offset != self.written:
             # a connection recovered from a replica (tcp_migrate's resync) restarts its
-            # stream where the client stands, which the replica did not know
-            self._respond(self.response_head, sock.write_offset, with_body=self.with_body)
+            # stream where the client stands, which the replica did not know: inside the
+            # last response, or at its end (the request phase that followed it)
+            if sock.write_offset > self._response_end():
+                self._lost(sock, "the client stands past the last response the replica knew")
+                return
+            self._respond(
+                self.response_head,
+                self.response_start,
+                sock.write_offset,
+                with_body=self.with_body,
+                keep_alive=self.keep_alive,
+            )
+        while True:
+            if self.chunks is None:
+                if sock.conn.resync_gap:
+                    # resumed from a replica taken before the request had come: the dead
+                    # member had it (the client's sequence number is past it) and it is lost
+                    # with it. Nothing can answer it: a clean reset, never a client waiting
+                    self._lost(sock, "the request was lost with a dead member")
+                    return
+                if not self._read_request(sock):
+                    return
+            if not self._write(sock):
+                return
+            self.service.served += 1
+            if not self.keep_alive:
+                sock.recv(1 << 16)  # what a client sends after its request is not ours
+                sock.close()
+                return
+            self.chunks = None  # the next request
+
+    def _write(self, sock: Socket) -> bool:
+        """Writes the response as the send buffer takes it; True once all of it is written."""
+        assert self.chunks is not None
         held = self.service.on_share_written
         if self.holding:
-            return  # the share is written; the handoff is the driver's
+            return False  # the share is written; the handoff is the driver's
         # progress is what the client acknowledged, not what the send buffer took: a member
         # that has just resumed fills its buffer at once
         acknowledged = sock.write_offset - sock.send_buffered
@@ -183,20 +248,23 @@ class _Download:
             if not self.pending:
                 self.pending = memoryview(next(self.chunks, b""))
                 if not self.pending:
-                    break
+                    return True
             if held and self.next_handoff and self.written >= self.next_handoff:
                 self.holding = True
                 held(sock)
-                return
+                return False
             if not sock.send_space or sock.unsent >= NOT_SENT_LOW_WATER:
-                return  # more when the send buffer drains
+                return False  # more when the send buffer drains
             share = self.next_handoff - self.written if held and self.next_handoff else None
             sent = sock.send(self.pending[:share])
             self.pending = self.pending[sent:]
             self.written += sent
-        sock.recv(1 << 16)  # what a client sends after its request is not ours to keep
-        self.service.served += 1
-        sock.close()
+
+    def _lost(self, sock: Socket, why: str) -> None:
+        log.warning("download %s: %s: reset", sock.remote, why)
+        self.gone = True
+        self.service._forget(sock)
+        sock.abort()
 
     def _read_request(self, sock: Socket) -> bool:
         self.request += sock.recv(MAX_HEAD + 1 - len(self.request))
@@ -206,8 +274,12 @@ class _Download:
                 sock.close()
             return False
         head = self.request[: end + 4] if end >= 0 else b""
-        answer, with_body = response(head, self.service.body)
-        self._respond(answer, 0, with_body=with_body)
+        # a pipelined request behind this one waits for its turn (RFC 9112 9.3.2)
+        self.request = self.request[end + 4 :] if end >= 0 else b""
+        answer, with_body, keep_alive = response(head, self.service.body, keep_alive=True)
+        self._respond(
+            answer, self.written, self.written, with_body=with_body, keep_alive=keep_alive
+        )
         # a request boundary: the member's buddy gets the connection (issue 15 item 3); the
         # body is regenerable, so this one replica serves for the whole response
         self.member.request_replicate(IPv6Address(sock.key[2]), hold=(sock,))

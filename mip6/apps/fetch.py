@@ -1,14 +1,16 @@
-"""A verifying HTTP/1.1 client on a sans-I/O :class:`~mip6.runtime.host.Host`: one GET, and
-every byte of the answer checked against the body the server is known to send.
+"""A verifying HTTP/1.1 client on a sans-I/O :class:`~mip6.runtime.host.Host`: GETs on one
+connection, and every byte of each answer checked against the body the server is known to send.
 
 The server is the distributed server's download service (:mod:`mip6.apps.download`) or the
-host-mode ``http`` app (:mod:`mip6.apps.http`): one request per connection, ``Connection:
-close``, a generated body (:func:`~mip6.apps.http.generated_body`, ``size`` bytes from
-``seed``). A :class:`Fetch` sends the request, reads the response head (status 200 and a
-Content-Length equal to ``size``, or it fails), then compares each body byte as it arrives with
-the generated body at that offset, so a corrupted, duplicated or missing stretch is caught where
-it happens (:attr:`Fetch.failed_at`), not only in a digest at the end. The server's FIN ends
-the body: whole when exactly ``size`` bytes came.
+host-mode ``http`` app (:mod:`mip6.apps.http`), with a generated body
+(:func:`~mip6.apps.http.generated_body`, ``size`` bytes from ``seed``). A :class:`Fetch` sends
+its first request, reads the response head (status 200 and a Content-Length equal to ``size``,
+or it fails), then compares each body byte as it arrives with the generated body at that
+offset, so a corrupted, duplicated or missing stretch is caught where it happens
+(:attr:`Fetch.failed_at`), not only in a digest at the end. On a keep-alive connection (more
+than one request, every one but the last without ``Connection: close``) the next request goes
+once a body is whole (its Content-Length); the last asks the server to close, and its FIN ends
+the fetch: whole when every response came with exactly ``size`` bytes.
 
 Driven by the socket's callbacks (``on_change``), so it runs wherever the host runs: in the
 farm's engine (:mod:`mip6.farm`) on virtual time or in the daemon. It reads no clock: the
@@ -52,23 +54,32 @@ _CLOSED_BY = {
 }
 
 
-def request(path: str, server: IPv6Address, port: int) -> bytes:
+def request(path: str, server: IPv6Address, port: int, *, close: bool = True) -> bytes:
     """The GET for ``path`` (RFC 9112 3; the Host field of an IPv6 literal in brackets, RFC
-    9110 7.2 / RFC 3986 3.2.2; the port only when it is not 80)."""
+    9110 7.2 / RFC 3986 3.2.2; the port only when it is not 80), asking the server to close
+    after its answer (RFC 9112 9.6) or, without ``close``, to keep the connection."""
     authority = f"[{server}]" if port == 80 else f"[{server}]:{port}"
-    return f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n".encode()
+    connection = "Connection: close\r\n" if close else ""
+    return f"GET {path} HTTP/1.1\r\nHost: {authority}\r\n{connection}\r\n".encode()
+
+
+def requests(path: str, server: IPv6Address, port: int, count: int) -> tuple[bytes, ...]:
+    """``count`` GETs for one connection: keep-alive ones, then one that asks to close."""
+    keep = request(path, server, port, close=False)
+    return (keep,) * (count - 1) + (request(path, server, port),)
 
 
 class Fetch:
-    """One GET on ``sock`` (connected, request not yet sent) for a body of ``size`` bytes
-    generated from ``seed``. ``clock()`` is the time now (the driver's entry point);
-    ``on_done(fetch)`` is called once, when it ended (:attr:`cause` None: whole);
-    ``on_reset()`` if a RST closes the connection after a whole body (while it closes)."""
+    """The GETs ``request_bytes`` (one, or a keep-alive connection's: see :func:`requests`)
+    on ``sock`` (connected, nothing sent yet), each for a body of ``size`` bytes generated
+    from ``seed``. ``clock()`` is the time now (the driver's entry point); ``on_done(fetch)``
+    is called once, when it ended (:attr:`cause` None: whole); ``on_reset()`` if a RST
+    closes the connection after the last whole body (while it closes)."""
 
     def __init__(
         self,
         sock: Socket,
-        request_bytes: bytes,
+        request_bytes: bytes | tuple[bytes, ...],
         *,
         size: int,
         seed: int,
@@ -87,15 +98,18 @@ class Fetch:
         self.ended: float | None = None
         self.head = b""
         self.in_body = False
-        self.received = 0  # body bytes received and verified
+        self.received = 0  # body bytes received and verified, every response's
+        self.responses = 0  # whole responses
         self.cause: Cause | None = None
         self.failed_at: int | None = None  # body offset of the first wrong byte (CORRUPT)
         self.done = False
+        self._requests = (request_bytes,) if isinstance(request_bytes, bytes) else request_bytes
+        self._in_response = 0  # body bytes of the current response
         self._blocks: Iterator[bytes] = generated_body(size, seed)
         self._block = memoryview(b"")
         self._block_at = 0
         sock.on_change = self._changed
-        sock.send(request_bytes)
+        sock.send(self._requests[0])
 
     # -- the socket's callback -------------------------------------------------------------------
 
@@ -112,10 +126,8 @@ class Fetch:
             if self.in_body and not self._verify(self._pending_body(data)):
                 return
         if sock.at_eof:
-            if not self.in_body:
-                self._fail(Cause.STATUS)
-            elif self.received < self.size:
-                self._fail(Cause.SHORT)
+            if self.responses < len(self._requests):
+                self._fail(Cause.SHORT if self.in_body else Cause.STATUS)
             else:
                 self._finish(None)
                 sock.on_change = self._closing
@@ -144,6 +156,8 @@ class Fetch:
             self._fail(Cause.LENGTH)
             return False
         self.in_body = True
+        if self.size == 0:
+            self._response_whole()
         return True
 
     def _pending_body(self, data: bytes) -> bytes:
@@ -154,11 +168,24 @@ class Fetch:
             return body
         return data
 
+    def _response_whole(self) -> None:
+        """A body is whole: the next request, if there is one (keep-alive)."""
+        self.responses += 1
+        if self.responses < len(self._requests):
+            self.in_body = False
+            self._in_response = 0
+            self._blocks = generated_body(self.size, self.seed)
+            self._block, self._block_at = memoryview(b""), 0
+            self.sock.send(self._requests[self.responses])
+
     def _verify(self, data: bytes) -> bool:
         """Compares ``data`` with the generated body at the received offset; False once the
         fetch failed."""
         view = memoryview(data)
         while view:
+            if not self.in_body:  # the body before was whole: nothing may follow it yet
+                self._fail(Cause.LONG)
+                return False
             if self._block_at >= len(self._block):
                 block = next(self._blocks, None)
                 if block is None:
@@ -174,8 +201,11 @@ class Fetch:
                 self._fail(Cause.CORRUPT)
                 return False
             self.received += n
+            self._in_response += n
             self._block_at += n
             view = view[n:]
+            if self._in_response == self.size:
+                self._response_whole()
         return True
 
     def _closing(self, sock: Socket) -> None:

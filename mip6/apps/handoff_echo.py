@@ -26,6 +26,13 @@ announcement per ``H``) and "close once the output is out". Echo output cannot b
 from an offset, so snapshots are full ones (``regenerable`` False: the unacknowledged bytes
 travel).
 
+With dynamic membership (issue 15) the buddy holds a full replica of every connection: the
+service asks for one (:meth:`Member.request_replicate
+<mip6.dserver.member.Member.request_replicate>`, holding the socket) whenever it hands output
+to the send buffer, and the member holds the acknowledgement of every line until a replica
+covers it; so whatever the client has seen or had acknowledged, the buddy has too, and resumes
+the transcript exactly where the client stands if this member dies.
+
 Mapping to the seeds' echo example (SPEC-dserver 7.8):
 
 - seeds: one byte read at a time, any ``H`` byte inside a line hands off (``HiHaHo`` makes three
@@ -119,6 +126,8 @@ class EchoState:
 class HandoffEchoService:
     """The handoff echo on one member; ``name`` is how it introduces itself to clients (the
     member's own address, or any label)."""
+
+    full_replicas = True  # its state says where the connection stands (Service)
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -226,6 +235,10 @@ class _Echo:
             return
         if sock.frozen:
             return  # a handoff is under way: its outcome decides who goes on
+        if sock.conn.resyncing:
+            # resumed from a replica: its send ring is the replica's until the client's
+            # answer says which of it the client holds (tcp_migrate's full resync)
+            return
         if sock.closed_by_app or sock.state in WRITE_SHUT_STATES:
             self._discard_input(sock)
             return
@@ -243,12 +256,18 @@ class _Echo:
                 return  # more when the client sends more (on_change again)
 
     def _flush(self, sock: Socket) -> bool:
-        """Hands pending output to the send buffer; True when all of it went."""
+        """Hands pending output to the send buffer; True when all of it went. What went is
+        held until the buddy has a replica with it (see the module docstring)."""
+        sent = False
         while self.output:
             if not sock.send_space:
-                return False  # more when the send buffer drains (on_change again)
-            self.output = self.output[sock.send(self.output) :]
-        return True
+                break  # more when the send buffer drains (on_change again)
+            taken = sock.send(self.output)
+            self.output = self.output[taken:]
+            sent = sent or taken > 0
+        if sent:
+            self.member.request_replicate(sock.remote_address, hold=(sock,))
+        return not self.output
 
     def _next_line(self, sock: Socket) -> bytes | None:
         """The next whole line (terminator included), or None when there is none yet. Sets

@@ -104,7 +104,7 @@ class HttpServer:
             head = b""
         except asyncio.IncompleteReadError:
             return  # closed before a whole request: nothing to answer
-        answer, with_body = response(head, self.body)
+        answer, with_body, _ = response(head, self.body)
         writer.write(answer)
         if not answer.startswith(OK):
             return
@@ -116,19 +116,31 @@ class HttpServer:
         self.served += 1
 
 
-def response(head: bytes, body: Body) -> tuple[bytes, bool]:
+def response(head: bytes, body: Body, *, keep_alive: bool = False) -> tuple[bytes, bool, bool]:
     """The response head to a request head (through its blank line; empty when it was too
-    long), and whether the body follows it."""
-    words = head.split(b"\r\n", 1)[0].split()
+    long), whether the body follows it, and whether the connection goes on after it: only
+    where the server offers it (``keep_alive``) and the request allows it (RFC 9112 9.3: an
+    HTTP/1.1 request without the "close" connection option), and never after an error."""
+    lines = head.split(b"\r\n")
+    words = lines[0].split()
     close = {"Connection": "close"}
     if len(head) > MAX_HEAD or len(words) != 3 or not words[2].startswith(b"HTTP/1."):
-        return _head("400 Bad Request", {"Content-Length": "0", **close}), False
+        return _head("400 Bad Request", {"Content-Length": "0", **close}), False, False
     if words[0] not in (b"GET", b"HEAD"):
         allow = {"Allow": "GET, HEAD", "Content-Length": "0", **close}
-        return _head("405 Method Not Allowed", allow), False
+        return _head("405 Method Not Allowed", allow), False, False
+    options = {
+        option.strip().lower()
+        for name, _, value in (line.partition(b":") for line in lines[1:])
+        if name.strip().lower() == b"connection"
+        for option in value.split(b",")
+    }
+    persistent = keep_alive and words[2] == b"HTTP/1.1" and b"close" not in options
     length = body.length()
-    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length), **close}
-    return _head("200 OK", headers), words[0] == b"GET"
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+    if not persistent:
+        headers |= close
+    return _head("200 OK", headers), words[0] == b"GET", persistent
 
 
 class HostHttpServer:
@@ -191,7 +203,7 @@ class _Response:
                 sock.close()  # closed before a whole request: nothing to answer
             return False
         head = self.head[: end + 4] if end >= 0 else b""  # empty: too long, a 400
-        self.pending, with_body = response(head, self.server.body)
+        self.pending, with_body, _ = response(head, self.server.body)
         self.ok = self.pending.startswith(OK)
         self.chunks = self.server.body.chunks() if with_body else iter(())
         return True
@@ -205,7 +217,8 @@ class HostDownload:
 
     def __init__(self, host: Host, now: float, address: str, port: int, path: str = "/") -> None:
         self.sock = host.connect(now, address, port)
-        self.sock.send(f"GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
+        request = f"GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        self.sock.send(request.encode())
         self.sock.on_change = self._changed
         self.head = b""
         self.status: bytes | None = None

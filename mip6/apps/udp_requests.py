@@ -37,7 +37,7 @@ _ECHO_ID = struct.Struct("!H")
 
 class Service(enum.Enum):
     LOOKUP = "lookup"
-    ECHO = "echo"
+    UDP_ECHO = "udp_echo"
 
 
 @dataclass(slots=True)
@@ -140,7 +140,7 @@ class Requester:
 
     def _check(self, payload: bytes) -> tuple[int, IPv6Address | None] | None:
         """(request id, answering member) of a right answer; None for a wrong one."""
-        if self.service is Service.ECHO:
+        if self.service is Service.UDP_ECHO:
             if len(payload) != ECHO_SIZE:
                 return None
             (request_id,) = _ECHO_ID.unpack_from(payload)

@@ -240,6 +240,14 @@ class MemberConfig:
 class Service(Protocol):
     """An application on the contact address, driven by its sockets' callbacks."""
 
+    # Whether a connection whose output is not regenerable may be replicated to the buddy
+    # with its unacknowledged bytes (tcp_migrate's full replica): the service's state then
+    # describes every point of the connection, as a handoff's does, and the service asks
+    # for a replica (Member.request_replicate, holding the socket) whenever it sends. False:
+    # such a client is not replicated (counted ``replica_not_regenerable``): a proxy's
+    # exchange with a server on this box goes on nowhere else.
+    full_replicas: bool
+
     def accepted(self, member: Member, sock: Socket) -> None:
         """A new client connection (the service sets ``sock.on_change``)."""
 
@@ -485,9 +493,7 @@ class Member:
         listener.on_change = lambda listener: self._accept(listener, service)
         # replicated from its SYN-ACK: the client takes the connection as established then,
         # and a member that dies before the client's first data would otherwise take it along
-        listener.on_half_open = lambda sock: self.request_replicate(
-            IPv6Address(sock.key[2]), hold=(sock,)
-        )
+        listener.on_half_open = self._half_open
         self.services[port] = service
         self._listeners.append(listener)
         self._service_listeners[port] = listener
@@ -495,6 +501,21 @@ class Member:
     def serve_datagrams(self, port: int, service: DatagramService) -> None:
         """Run ``service`` on the contact address's UDP ``port`` (:mod:`mip6.dserver.udp`)."""
         self.udp.serve(port, service)
+
+    def _half_open(self, sock: Socket) -> None:
+        self._watch_received(sock)
+        self.request_replicate(IPv6Address(sock.key[2]), hold=(sock,))
+
+    def _watch_received(self, sock: Socket) -> None:
+        """What the client sends on ``sock`` is acknowledged only once a replica covers it
+        (see request_replicate): acknowledged by a member that died before replicating it,
+        a request (or an echo's line) never came again, and the buddy could only skip it."""
+        if self.membership is not None and self.config.replication:
+            sock.on_received = self._received
+
+    def _received(self, sock: Socket) -> None:
+        if not sock.frozen:
+            self.request_replicate(IPv6Address(sock.key[2]), hold=(sock,))
 
     def stop_serving(self, port: int) -> None:
         """The service on ``port`` accepts no more clients (its connections go on)."""
@@ -1320,6 +1341,7 @@ class Member:
             if service is None or sock.key[0] != self._contact_packed:
                 self._count("import_no_service")
                 return False
+            self._watch_received(sock)
             service.handed_in(self, sock, connection.application_state)
         return True
 
@@ -2107,10 +2129,11 @@ class Member:
 
     def replicate(self, client: IPv6Address) -> bool:
         """Send the buddy a replica of ``client``: each of its connections here, replicated
-        running (tcp_migrate's regenerable form), with its application state, and the
-        client's binding. False (counted) when there is no buddy, nothing to replicate, or a
-        connection whose service cannot regenerate its output (its unacknowledged bytes
-        would be lost with this member)."""
+        running (tcp_migrate's regenerable form, or its full one for a service whose output
+        cannot be made again but whose state says where it stands: ``full_replicas``), with
+        its application state, and the client's binding. False (counted) when there is no
+        buddy, nothing to replicate, or a connection whose service can be replicated neither
+        way (a proxy's)."""
         buddy = self.buddy() if self.config.replication else None
         # the connections that still owe the client data or our FIN (a finished download's
         # has nothing to resume; tcp_migrate resyncs these, a closing one's FIN sent again),
@@ -2128,20 +2151,22 @@ class Member:
         for sock in socks:
             service = self.services.get(sock.key[1])
             state, regenerable = service.export_state(sock) if service else (b"", False)
-            if not regenerable:
+            if not regenerable and not (service is not None and service.full_replicas):
                 self._count("replica_not_regenerable")
                 return False
             try:
                 snapshot = (
-                    sock.conn.export(include_unacked=False)
+                    sock.conn.export(include_unacked=not regenerable)
                     if sock.frozen
-                    else sock.conn.replica(ms_now)
+                    else sock.conn.replica(ms_now, include_unacked=not regenerable)
                 )
             except SnapshotError:
                 self._count("replica_not_exportable")
                 return False
             connections.append(
-                msg.ConnectionState(snapshot=snapshot, regenerable=True, application_state=state)
+                msg.ConnectionState(
+                    snapshot=snapshot, regenerable=regenerable, application_state=state
+                )
             )
         entry = self.mobile.bul.get(client)
         sequence = entry.sequence if entry is not None else None
@@ -2274,6 +2299,7 @@ class Member:
                 self._count("recover_import_failed")
                 continue
             service = self.services.get(sock.key[1])
+            self._watch_received(sock)
             if service is not None:
                 service.handed_in(self, sock, connection.application_state)
             socks.append(sock)

@@ -624,7 +624,8 @@ class ContactState(_Membership):
 class Replica(_Membership):
     """What a member's buddy needs to serve ``client`` if the member dies (issue 15 item 3):
     every connection of the client as a tcp_migrate replica (regenerable: no unacknowledged
-    bytes) with its application state, and the client's binding (the Sequence Number of the
+    bytes; else a full one, its send ring with it) with its application state, and the
+    client's binding (the Sequence Number of the
     last Binding Update the member sent it, its lifetime). ``view_number``: the sender's
     view, in which the receiver is its buddy; a later view without the sender means the
     receiver serves the client (even if the receiver's own view never had the sender: it

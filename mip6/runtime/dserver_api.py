@@ -655,6 +655,10 @@ class ServedPort:
     """A handler on a port of the contact address (the seeds' ``GeckoServerSocket``), and the
     member engine's :class:`~mip6.dserver.member.Service` for that port."""
 
+    # a handler's output that cannot be made again is not replicated (Service): what it
+    # does between its reads and writes (a proxy's exchange with a server) is not in a state
+    full_replicas = False
+
     def __init__(
         self,
         server: DistributedServer,

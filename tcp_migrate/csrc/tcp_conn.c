@@ -1103,6 +1103,11 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
     uint32_t sent = s->seq - c->rcv_nxt;  /* beyond the replica's RCV.NXT */
     uint32_t ours;
 
+    if (seq_lt(s->seq, c->rcv_nxt) && c->rcv_nxt - s->seq <= TCP_RESYNC_LIMIT)
+        /* the peer stands behind the replica: the holder kept back its
+         * acknowledgement until a replica covered what came (a replicating
+         * program's hold), and the peer sends again what this one has */
+        sent = 0;
     if (acked > TCP_RESYNC_LIMIT || sent > TCP_RESYNC_LIMIT) {
         uint32_t seq = c->snd_nxt;
 
@@ -1110,7 +1115,29 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
         queue_rst(c, seq, 0, TH_RST);
         return false;
     }
-    if (c->flags & TCP_CF_RESYNC) {
+    if ((c->flags & TCP_CF_RESYNC) && c->snd_missing == 0 &&
+        ring_length(&c->snd) > 0) {
+        /* the first answer to a full replica (the application writes
+         * nothing while a resync is under way, so the ring is the
+         * replica's: its bytes from the replica's SND.UNA on): what the
+         * peer holds leaves the ring, the rest is sent again. The peer
+         * cannot stand beyond the ring unless the holder sent bytes no
+         * replica covered: they are lost, and so is the stream. A FIN
+         * of the holder's that the peer acknowledges (tcp_resync took it
+         * off) is ours to send again once the application closes: the
+         * peer answers a repeated FIN */
+        uint32_t ring = (uint32_t)ring_length(&c->snd);
+        uint32_t seq = c->snd_nxt;
+
+        if (acked == ring + 1)
+            acked = ring;
+        if (acked > ring) {
+            close_conn(c, TCP_CLOSE_RESYNC);
+            queue_rst(c, seq, 0, TH_RST);
+            return false;
+        }
+        ring_consume(&c->snd, acked);
+    } else if (c->flags & TCP_CF_RESYNC) {
         /* the first answer: the send stream restarts at the peer's
          * acknowledgement, which the application writes again from */
         ring_consume(&c->snd, ring_length(&c->snd));

@@ -353,7 +353,9 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
  * TCP_RESYNC_LIMIT beyond the replica's (else the connection is reset, close
  * reason TCP_CLOSE_RESYNC). The send stream restarts at the new SND.UNA (the
  * application writes again from its stream offset: what it wrote before is
- * dropped); received bytes skipped are counted in resync_gap. TCP_OK, or
+ * dropped), or, from a full replica (its ring came with it), sends on from
+ * the ring what the peer does not hold (reset if the peer holds more);
+ * received bytes skipped are counted in resync_gap. TCP_OK, or
  * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT (or SYN-RECEIVED:
  * a replica taken before the handshake completed needs no probe, the peer's
  * next segment completes it; only its timestamp clock moves), or closing with

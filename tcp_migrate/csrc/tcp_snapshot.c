@@ -344,25 +344,26 @@ static struct tcp_conn frozen_copy(const struct tcp_conn *c, uint64_t now_ms)
     return t;
 }
 
-int64_t tcp_replica_size(const struct tcp_conn *c, uint64_t now_ms)
+int64_t tcp_replica_size(const struct tcp_conn *c, uint64_t now_ms,
+                         int include_unacked)
 {
     struct tcp_conn t;
 
     if (c == NULL)
         return TCP_SNAP_EINVAL;
     t = frozen_copy(c, now_ms);
-    return tcp_export_size(&t, 0);
+    return tcp_export_size(&t, include_unacked);
 }
 
-int64_t tcp_replica(const struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
-                    size_t cap)
+int64_t tcp_replica(const struct tcp_conn *c, uint64_t now_ms,
+                    int include_unacked, uint8_t *out, size_t cap)
 {
     struct tcp_conn t;
 
     if (c == NULL)
         return TCP_SNAP_EINVAL;
     t = frozen_copy(c, now_ms);
-    return tcp_export(&t, 0, out, cap);
+    return tcp_export(&t, include_unacked, out, cap);
 }
 
 /* ---- decoding ------------------------------------------------------------ */

@@ -118,13 +118,14 @@ int64_t tcp_export(const struct tcp_conn *c, int include_unacked,
                    uint8_t *out, size_t cap);
 
 /* A replica of a running (not frozen) connection, taken as if it were frozen
- * at now_ms and exported without its unacknowledged bytes: another member
- * keeps it, and after this one dies imports it, calls tcp_resync and thaws it.
- * The connection is not changed. Sizes and errors as tcp_export_size and
- * tcp_export. */
-int64_t tcp_replica_size(const struct tcp_conn *c, uint64_t now_ms);
-int64_t tcp_replica(const struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
-                    size_t cap);
+ * at now_ms and exported with or without its unacknowledged bytes (as
+ * tcp_export): another member keeps it, and after this one dies imports it,
+ * calls tcp_resync and thaws it. The connection is not changed. Sizes and
+ * errors as tcp_export_size and tcp_export. */
+int64_t tcp_replica_size(const struct tcp_conn *c, uint64_t now_ms,
+                         int include_unacked);
+int64_t tcp_replica(const struct tcp_conn *c, uint64_t now_ms,
+                    int include_unacked, uint8_t *out, size_t cap);
 /*
  * Validates a snapshot completely and, only if all of it is valid, replaces
  * the state of `c` (initialized by tcp_conn_init: its settings and rings are

@@ -268,7 +268,7 @@ def test_echo_service_answers_with_the_payload() -> None:
     lab = DServerLab(SEED)
     for member in lab.members.values():
         member.serve_datagrams(ECHO_PORT, UdpEchoService(member, handoff_every=4))
-    client = UdpClient(lab, Service.ECHO, ECHO_PORT, requests=40)
+    client = UdpClient(lab, Service.UDP_ECHO, ECHO_PORT, requests=40)
     run(lab, client)
     assert client.counters["answered"] == 40 and "wrong" not in client.counters
     # one handoff after each member's fourth echo (and the retry of the request it dropped)

@@ -127,7 +127,7 @@ def test_request_given_up_after_its_retries() -> None:
 
 
 def test_echo_requests_are_the_seeds_128_bytes_and_checked_exactly() -> None:
-    client = requester(Service.ECHO)
+    client = requester(Service.UDP_ECHO)
     request_id, datagram = client.request(0.0)
     assert len(datagram) == ECHO_SIZE
     assert client.answer(0.1, datagram[:-1] + b"!") is None

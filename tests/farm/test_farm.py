@@ -294,6 +294,86 @@ def test_wrong_answer_fails_the_fetch_with_its_cause(
     assert lab.farm.clients[0].last_failure == cause.value
 
 
+@pytest.mark.parametrize(
+    ("response", "cause"),
+    [
+        (head(SIZE) + body(), Cause.STATUS),  # closed after the first of two: no second head
+        (head(SIZE) + body()[:-1], Cause.SHORT),
+        (head(SIZE) + body() + b"x", Cause.LONG),  # a byte before the second request
+    ],
+    ids=["closed-between", "short", "unasked"],
+)
+def test_a_keep_alive_fetch_fails_where_its_server_breaks_the_connection(
+    response: bytes, cause: Cause
+) -> None:
+    lab = Lab(config(clients=1, fetches=1, requests=2), lambda host: Responder(host, 80, response))
+    lab.run_until_ended(1)
+    assert lab.counters["fetches_failed"] == 1
+    assert lab.counters[f"failed.{cause.value}"] == 1
+
+
+class EchoResponder:
+    """A line echo that answers each line through ``alter`` (the handoff echo's protocol:
+    ``Q`` is answered ``bye`` and closed)."""
+
+    def __init__(self, host: Host, alter: Callable[[bytes], bytes]) -> None:
+        self.alter = alter
+        self.listener = host.listen(7)
+        self.listener.on_change = self._accept
+
+    def _accept(self, listener: Listener) -> None:
+        while (sock := listener.accept()) is not None:
+            buffer = bytearray()
+
+            def changed(sock: Socket, buffer: bytearray = buffer) -> None:
+                if sock.closed_by_app or sock.state is TcpState.CLOSED:
+                    return
+                buffer += sock.recv(1 << 16)
+                while (end := buffer.find(b"\n")) >= 0:
+                    line = bytes(buffer[: end + 1])
+                    del buffer[: end + 1]
+                    if line == b"Q\n":
+                        sock.send(b"bye\n")
+                        sock.close()
+                        return
+                    sock.send(self.alter(line))
+
+            sock.on_change = changed
+            changed(sock)
+
+
+def echo_config(**overrides: object) -> FarmConfig:
+    return config(workload="echo", port=7, lines=5, line_size=40, fetches=1, **overrides)
+
+
+def test_an_echo_dialogue_checks_every_line_and_ends_with_bye() -> None:
+    lab = Lab(echo_config(clients=2, pause=0.1), lambda host: EchoResponder(host, lambda x: x))
+    lab.run_until_ended(2)
+    assert lab.counters["fetches_ok"] == 2 and "fetches_failed" not in lab.counters
+    assert lab.counters["bytes"] == 2 * (5 * 40 + 4)
+    assert lab.net.now > 0.5  # four pauses of 0.1 s in each dialogue
+
+
+@pytest.mark.parametrize(
+    ("alter", "cause", "failed_at"),
+    [
+        (lambda line: line[:9] + b"?" + line[10:], Cause.CORRUPT, 9),
+        # echoed twice: the copy is not the next line ("0.0.1 0 " against "0.0.1 1 ")
+        (lambda line: line + line, Cause.CORRUPT, 40 + 6),
+        (lambda line: line[:-1], Cause.STALLED, None),  # the newline never comes
+    ],
+    ids=["corrupt", "twice", "cut"],
+)
+def test_a_wrong_echo_fails_the_dialogue_with_its_cause(
+    alter: Callable[[bytes], bytes], cause: Cause, failed_at: int | None
+) -> None:
+    lab = Lab(echo_config(clients=1, timeout=2.0), lambda host: EchoResponder(host, alter))
+    lab.run_until_ended(1)
+    assert lab.counters[f"failed.{cause.value}"] == 1
+    (event,) = lab.events("fetch_failed")
+    assert event.fields.get("failed_at") == failed_at
+
+
 def test_refused_connection_fails_and_the_client_retries_after_a_pause() -> None:
     lab = Lab(config(clients=1, fetches=2), lambda host: None)  # nothing listens on port 80
     lab.run_until_ended(1)
@@ -511,7 +591,9 @@ def test_lookup_workload_gives_up_after_its_retries() -> None:
 
 
 def test_echo_workload_checks_the_echo() -> None:
-    lab = Lab(config(workload="echo", port=7, clients=2, fetches=4), lambda host: udp_echo(host, 7))
+    lab = Lab(
+        config(workload="udp_echo", port=7, clients=2, fetches=4), lambda host: udp_echo(host, 7)
+    )
     lab.net.run_for(5.0)
     stats = lab.farm.describe("stats", lab.net.now)["counters"]
     assert stats["requests_ok"] == 8 and stats["udp.answered"] == 8

@@ -16,12 +16,29 @@ CLIENTS = 50
 FETCHES = 2  # per client
 
 
-def topology() -> Topology:
+def topology(**farm: object) -> Topology:
     base = builtin("dserver-farm")
     nodes = dict(base.nodes)
-    options = {**nodes["farm"].options, "clients": CLIENTS, "fetches": FETCHES, "think": 0.5}
+    options = {
+        **nodes["farm"].options,
+        "clients": CLIENTS,
+        "fetches": FETCHES,
+        "think": 0.5,
+        **farm,
+    }
     nodes["farm"] = dataclasses.replace(nodes["farm"], options=options)
     return dataclasses.replace(base, nodes=nodes)
+
+
+def run_farm(lab: SimLab, connections: int, limit: float = 120.0) -> dict[str, int]:
+    farm = lab.net.nodes["farm"].engine
+    assert isinstance(farm, Farm)
+    while lab.net.now < limit:
+        lab.run_until(lab.net.now + 1.0)
+        counters = farm.counters
+        if counters.get("fetches_ok", 0) + counters.get("fetches_failed", 0) >= connections:
+            break
+    return farm.counters
 
 
 def test_farm_of_fifty_fetches_through_handoffs_without_a_failure() -> None:
@@ -69,3 +86,37 @@ def test_dserver_farm_is_dserver_with_a_farm_and_a_port_for_it() -> None:
     ports = {app.port for app in farm.nodes["m1"].apps}
     assert farm.nodes["farm"].options["port"] in ports - {app.port for app in base.nodes["m1"].apps}
     assert farm.nodes["farm"].addresses[0] in farm.networks["farm"].prefix
+
+
+def test_keep_alive_connections_carry_several_requests_through_handoffs() -> None:
+    """Three GETs per connection (the first two keep-alive): the download service reads the
+    next request after each response, and handoffs in the middle of any of them resume
+    where the client stands; every body whole."""
+    lab = SimLab(topology(requests=3, clients=20), seed=2)
+    lab.start()
+    counters = run_farm(lab, 20 * FETCHES)
+    size = lab.net.nodes["farm"].engine.config.size
+    assert counters["fetches_ok"] == 20 * FETCHES, counters
+    assert "fetches_failed" not in counters and "resets" not in counters
+    assert counters["bytes"] == 20 * FETCHES * 3 * size
+    members = [lab.net.nodes[name].engine.counters for name in ("m1", "m2", "m3")]
+    # 1.8 MB a connection, handed on every 150 kB
+    assert sum(c.get("handoff_completed", 0) for c in members) >= 20 * FETCHES * 3
+
+
+def test_echo_dialogues_are_checked_line_by_line_through_handoffs() -> None:
+    """The echo workload: dialogues of 30 lines with the members' handoff echo (port 7), the
+    contact node handing each client on; every echo came back once, in order."""
+    lab = SimLab(
+        topology(workload="echo", port=7, lines=30, line_size=100, pause=0.05, clients=20),
+        seed=3,
+    )
+    lab.start()
+    counters = run_farm(lab, 20 * FETCHES)
+    assert counters["fetches_ok"] == 20 * FETCHES, counters
+    assert "fetches_failed" not in counters and "resets" not in counters
+    # every line echoed whole, and "bye" for each dialogue
+    assert counters["bytes"] == 20 * FETCHES * (30 * 100 + 4)
+    # the contact node hands each new client on; its later dialogues go to that member
+    members = [lab.net.nodes[name].engine.counters for name in ("m1", "m2", "m3")]
+    assert sum(c.get("handoff_completed", 0) for c in members) >= 10

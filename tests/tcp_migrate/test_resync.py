@@ -349,3 +349,77 @@ def test_a_replica_taken_in_syn_received_completes_the_handshake_where_the_peer_
     pair.flush()
     pair.run(lambda: bytes(answer) == b"HTTP/1.1 200 OK\r\n\r\n", max_ms=30_000)
     assert not any(result == InputResult.RESET for _, result in pair.results)
+
+
+def test_a_full_replica_sends_its_unacknowledged_bytes_again_from_where_the_peer_stands() -> None:
+    """A full replica (``include_unacked``) carries B's send ring: output that cannot be made
+    again (an echo's). B dies with 30 kB the replica holds in flight, some of it delivered:
+    the replica's first answer takes off the ring what A holds and sends the rest, and the
+    application writes on after it; A gets the stream whole, nothing twice."""
+    pair = Pair(seed=8)
+    received, written = bytearray(), [0]
+    pair.handshake()
+    assert pair.b is not None
+    download(pair, received, 100_000, written)
+    written[0] = serve(pair.b, written[0], 130_000)
+    blob, taken = pair.b.replica(pair.now, include_unacked=True), pair.now
+    # a third of the flight reaches A, then B dies (the rest of its segments with it)
+    delivered = [0]
+
+    def some(raw: bytes) -> list[bytes]:
+        delivered[0] += 1
+        return [raw] if delivered[0] <= 7 else []
+
+    pair.filters["ba"] = some
+    pair.start(lambda p: received.extend(p.a.recv(1 << 16)))
+    pair.run(lambda: not pair.ba.next_time(), max_ms=2_000)
+    del pair.filters["ba"]
+    assert 100_000 < len(received) < 130_000
+    replica = take_over(pair, blob, taken)
+    pair.run(lambda: not replica.resyncing, max_ms=2_000)
+    # the ring kept what A had not had (the first answer may be an ACK A sent B before it
+    # died: a later one takes off the rest)
+    assert replica.acked_offset + replica.send_buffered == 130_000
+    download(pair, received, 200_000, written)
+    assert bytes(received) == STREAM[:200_000]
+    assert replica.resync_gap == 0
+
+
+def test_a_full_replica_resets_when_the_peer_stands_beyond_its_ring() -> None:
+    """The holder sent bytes no replica covered (it did not wait for the buddy): the peer
+    has output the replica cannot know, and the stream cannot go on right: a reset."""
+    pair = Pair(seed=9)
+    received, written = bytearray(), [0]
+    pair.handshake()
+    assert pair.b is not None
+    download(pair, received, 100_000, written)
+    blob, taken = pair.b.replica(pair.now, include_unacked=True), pair.now
+    download(pair, received, 110_000, written)  # 10 kB the replica never had
+    replica = take_over(pair, blob, taken)
+    pair.run(lambda: replica.state is TcpState.CLOSED, max_ms=2_000)
+    assert replica.close_reason is CloseReason.RESYNC
+    assert bytes(received) == STREAM[:110_000]
+
+
+def test_a_peer_behind_the_replica_sends_again_what_the_replica_has() -> None:
+    """B held back its acknowledgement of A's request until a replica covered it (a member
+    replicating its connections), then died: A stands behind the replica and sends the
+    request again. The replica is not reset and reads the request once."""
+    pair = Pair(seed=10)
+    received, written = bytearray(), [0]
+    pair.handshake()
+    assert pair.b is not None
+    download(pair, received, 50_000, written)
+    pair.filters["ba"] = lambda raw: []  # nothing from B reaches A any more
+    request = b"GET /next HTTP/1.1\r\n\r\n"
+    assert pair.a.send(request) == len(request)
+    pair.run(lambda: pair.b is not None and pair.b.received_offset == len(request), max_ms=1_000)
+    blob, taken = pair.b.replica(pair.now, include_unacked=True), pair.now
+    replica = take_over(pair, blob, taken)
+    # the probe is lost too: A's next segment is its retransmission of the request
+    pair.run(lambda: not replica.resyncing, max_ms=3_000)
+    del pair.filters["ba"]
+    assert replica.state is TcpState.ESTABLISHED and replica.resync_gap == 0
+    pair.run(lambda: pair.a.acked_offset == len(request), max_ms=3_000)
+    assert replica.recv(1 << 16) == request
+    assert replica.recv(1 << 16) == b""

@@ -222,6 +222,38 @@ def test_a_held_connection_sends_nothing_until_released_then_all_in_order():
     assert server.recv(100) == b"request"
 
 
+def test_on_received_holds_the_acknowledgement_of_new_data_before_it_goes():
+    """Socket.on_received: called when a segment moves RCV.NXT (data, then the FIN), before
+    the output it causes: holding there keeps the ACK; a pure ACK does not call it."""
+    net = Net()
+    listener = net.b.listen("::", 80)
+    client = net.a.connect(0, ADDRESS_B, 80)
+    net.run(lambda: bool(listener.queue), limit_ms=1000)
+    server = listener.accept()
+    calls: list[int] = []
+
+    def received(sock) -> None:
+        calls.append(sock.conn.received_offset)
+        sock.hold()
+
+    server.on_received = received
+    net.sent.clear()
+    client.send(b"line one\n")
+    net.run(lambda: server.conn.received_offset == 9, limit_ms=1000)
+    start = net.now
+    net.run(lambda: net.now >= start + 250, limit_ms=5000)  # past the delayed ACK: held too
+    assert calls == [9]
+    assert all(decode(packet).payload for packet in net.sent)  # only the client's data
+    assert server.held and decode(server.held[-1]).acknowledgment_number == (
+        client.conn.raw.snd_nxt
+    )
+    server.release_hold()
+    net.run(lambda: client.conn.acked_offset == 9, limit_ms=1000)
+    client.close()
+    net.run(lambda: len(calls) == 2, limit_ms=1000)  # the FIN moved RCV.NXT
+    assert server.recv(100) == b"line one\n" and server.at_eof
+
+
 def test_listen_neither_syn_nor_ack_dropped():
     net = Net()
     net.b.listen("::", 80)

@@ -9,12 +9,17 @@ Its block::
       clients: 200
       server: 2001:db8:1::80         # the distributed server's contact address
       port: 81
+      workload: download             # or echo: dialogues with the handoff echo; or lookup,
+                                     #   udp_echo: UDP requests (mip6.apps.udp_requests)
       path: /                        # what each GET asks for
       size: 200000                   # the body the server sends (generated from seed): every
       seed: 3                        #   byte of every fetch is checked against it
-      workload: http                 # or lookup, echo: UDP requests to server:port instead,
-      retransmit: 0.5                #   each sent again after this many seconds unanswered,
-      retries: 8                     #   this many times at most (mip6.apps.udp_requests)
+      requests: 1                    # GETs per connection (more: keep-alive)
+      lines: 20                      # echo: lines per dialogue, each checked
+      line_size: 64                  # echo: bytes per line
+      pause: 0                       # echo: seconds between an echo and the next line
+      retransmit: 0.5                # lookup, udp_echo: a request goes again after this many
+      retries: 8                     #   seconds unanswered, this many times at most
       think: 0.5                     # seconds between a client's fetches
       fetches: 0                     # per client; 0: forever
       concurrency: 1                 # fetches at once per client
@@ -87,10 +92,14 @@ ROLE = Role(
         "clients": "integer",
         "server": "address",
         "port": "port",
+        "workload": "text",
         "path": "text",
         "size": "count",
         "seed": "count",
-        "workload": "text",
+        "requests": "integer",
+        "lines": "count",
+        "line_size": "integer",
+        "pause": "number",
         "retransmit": "number",
         "retries": "count",
         "think": "number",
