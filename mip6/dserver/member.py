@@ -95,6 +95,7 @@ from mip6.core.node import UpperLayerError
 from mip6.dserver import handoff as h
 from mip6.dserver import membership as ms
 from mip6.dserver import messages as msg
+from mip6.dserver import udp
 from mip6.dserver.channel import Channel, Closed, Established, MessageReceived, Role
 from mip6.dserver.connection import MemberConnection, MemberListener, connect
 from mip6.dserver.datagram import HeartbeatReceiver, HeartbeatSender
@@ -110,7 +111,7 @@ from mip6.dserver.policy import (
     TargetFailure,
 )
 from mip6.dserver.relay import RelayTable
-from mip6.dserver.udp import DatagramService, DatagramServices
+from mip6.dserver.udp import DatagramService
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, IcmpError, UdpEndpoint, stack_ms
 from mip6.wire import mobility as mh
@@ -231,6 +232,11 @@ class MemberConfig:
     # seconds a connection holds back what it sends for a replica the buddy has not
     # acknowledged before it sends it anyway
     replica_ack_timeout: float = 1.0
+    # UDP services (mip6.dserver.udp): flows at most, seconds before an idle flow is
+    # forgotten, seconds a handed-off client's datagrams are dropped here
+    udp_flows: int = udp.MAX_FLOWS
+    udp_flow_idle: float = udp.FLOW_IDLE
+    udp_straggler_time: float = udp.STRAGGLER_TIME
 
     @property
     def is_contact_node(self) -> bool:
@@ -415,8 +421,14 @@ class Member:
         self.relay = RelayTable(config.relay_capacity, config.relay_lifetime)
         self.services: dict[int, Service] = {}
         # UDP services on C and their clients' flows (mip6.dserver.udp)
-        self.udp = DatagramServices(
-            self.host, config.contact_address, lambda: self._now, self._new_datagram_client
+        self.udp = udp.DatagramServices(
+            self.host,
+            config.contact_address,
+            lambda: self._now,
+            self._new_datagram_client,
+            max_flows=config.udp_flows,
+            flow_idle=config.udp_flow_idle,
+            straggler_time=config.udp_straggler_time,
         )
         self._listeners: list[Any] = []
         self._service_listeners: dict[int, Any] = {}

@@ -34,7 +34,12 @@ client: it route-optimizes the client and lets the policy place it (DSERVER 3).
 
 Bounds: at most ``max_flows`` flows (a datagram that would open one more is dropped and counted
 ``flows_full``), each forgotten after ``flow_idle`` seconds without a datagram; at most
-``max_flows`` handed-off clients remembered, the oldest forgotten first.
+``max_flows`` handed-off clients remembered, the oldest forgotten first. A member's
+configuration sets them (``udp_flows``, ``udp_flow_idle``, ``udp_straggler_time``).
+
+Not done: a member's UDP flows are not in the replicas it sends its buddy (DSERVER 5), so a
+UDP-only client of a member that dies is answered again only once its binding expires and it
+comes back through the home agent to the contact node.
 """
 
 from __future__ import annotations

@@ -217,3 +217,23 @@ def test_udp_service_faults_name_the_line_and_key(app: str, key: str, reason: st
         parse(CONFIG + f"  - {app}\n", "m1.yaml")
     assert (raised.value.line, raised.value.key) == (18, key)
     assert reason in raised.value.reason
+
+
+def test_udp_limits_are_member_keys() -> None:
+    text = CONFIG.replace(
+        "  time_wait: 30\n",
+        "  time_wait: 30\n  udp_flows: 100\n  udp_flow_idle: 30\n  udp_straggler_time: 0.5\n",
+    )
+    rng = random.Random(1)
+    engine = build_engine(parse(text, "m1.yaml"), rng, rng.randbytes)
+    assert isinstance(engine, Member)
+    udp = engine.udp
+    assert (udp.max_flows, udp.flow_idle, udp.straggler_time) == (100, 30.0, 0.5)
+
+
+def test_udp_straggler_time_of_zero_is_refused_at_its_line() -> None:
+    text = CONFIG.replace("  time_wait: 30\n", "  time_wait: 30\n  udp_straggler_time: 0\n")
+    with pytest.raises(ConfigError) as raised:
+        parse(text, "m1.yaml")
+    assert (raised.value.line, raised.value.key) == (15, "member.udp_straggler_time")
+    assert "more than 0" in raised.value.reason

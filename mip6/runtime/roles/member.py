@@ -21,6 +21,9 @@ Its block::
       replication: true                   # clients replicated to a buddy (dynamic)
       hold_until_replicated: true         # SYN-ACKs and answers wait for the buddy's copy
       replica_ack_timeout: 1              # at most this many seconds
+      udp_flows: 65536                    # UDP services: flows at most,
+      udp_flow_idle: 60                   #   seconds before an idle one is forgotten,
+      udp_straggler_time: 2               #   seconds a handed-off client's datagrams drop
     apps:
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
       - {type: handoff_echo, port: 7}
@@ -42,7 +45,7 @@ the home agent (RFC 3776), as a mobile node's.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mip6.apps.download import DownloadService
@@ -54,7 +57,7 @@ from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
 from mip6.dserver.member import TCP_FIXED, Member, MemberConfig
 from mip6.dserver.udp import DatagramService
-from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, Role
+from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, OptionError, Role
 
 if TYPE_CHECKING:
     from mip6.runtime.dserver_api import DistributedServer
@@ -151,6 +154,14 @@ def _stop_proxy(server: DistributedServer, port: int) -> None:
         task.cancel()
 
 
+def check(options: Mapping[str, Any]) -> None:
+    # a straggler time of 0 would answer a handed-off client's late datagrams here too
+    # (mip6.dserver.udp: a request answered by two members)
+    for key in ("udp_flow_idle", "udp_straggler_time"):
+        if options.get(key, 1.0) <= 0:
+            raise OptionError(key, "must be more than 0 seconds")
+
+
 def lab_options(node: LabNode) -> dict[str, Any]:
     return {
         "contact_address": str(node.home_address),
@@ -190,6 +201,9 @@ ROLE = Role(
         "replication": "boolean",
         "hold_until_replicated": "boolean",
         "replica_ack_timeout": "number",
+        "udp_flows": "integer",
+        "udp_flow_idle": "number",
+        "udp_straggler_time": "number",
     },
     required=("contact_address", "home_agent", "address", "contact_node", "members", "group_key"),
     host_address="address",
@@ -201,4 +215,5 @@ ROLE = Role(
     apps=("download", "handoff_echo", "proxy", "lookup", "udp_echo", "stream"),
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
+    check=check,
 )
