@@ -22,7 +22,7 @@
 
 ``labnet up TOPOLOGY [--backend netns|sim] [--name LAB] [--esp] [--no-fast-path]``
     Start a topology (a file, or a built-in name: ``roaming``, ``testbed``, ``dserver``,
-    ``dserver-farm``).
+    ``dserver-farm``, ``dserver-proxy``, ``dserver-udp``).
     ``netns`` (the default, root): a hub process, one namespace and ``mip6 run`` daemon per
     node, running until ``labnet down`` (see :mod:`labnet.netns`); prints the lab's status as
     JSON. ``sim``: the engines on virtual time for ``--seconds``, then a summary (nothing keeps
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "topology",
         help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm, "
-        "dserver-proxy)",
+        "dserver-proxy, dserver-udp)",
     )
     up.add_argument("--backend", choices=["netns", "sim"], default="netns")
     up.add_argument("--name", help="the lab's name (default: the topology's)")
