@@ -26,7 +26,7 @@ from labnet.topology import Topology, builtin
 from mip6.farm import Farm
 
 MEMBERS = ("m1", "m2", "m3")
-UDP = ("lookup", "udp_echo")  # the apps whose handoffs are compared (the download is idle)
+UDP = ("lookup", "udp_echo")  # the apps whose handoffs are compared (the others are idle)
 
 
 def topology(handoff_every: int) -> Topology:

@@ -169,3 +169,52 @@ def test_kernel_client_downloading_and_asking_lookups_moves_as_one(
     assert "two_members" not in counters and "wrong" not in counters, counters
     by = {k: v for k, v in counters.items() if k.startswith("answered_by.")}
     assert len(by) == 3, by  # handed on every 20 datagrams: every member answered it
+
+
+# A kernel UDP socket reading stream 7 (mip6.apps.udp_stream's StreamReader: in order, a GET
+# each half window, again after 0.3 s without a byte). Prints its counters, offset and digest.
+STREAM_CLIENT = """
+import hashlib, json, socket, sys, time
+from mip6.apps.udp_stream import StreamReader
+contact, port = sys.argv[1], int(sys.argv[2])
+sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+reader = StreamReader(7)
+sock.sendto(reader.start(), (contact, port))
+deadline = time.monotonic() + 240
+while not reader.done and time.monotonic() < deadline:
+    sock.settimeout(0.3)
+    try:
+        get = reader.received(sock.recvfrom(2048)[0])
+    except socket.timeout:
+        get = reader.expired()
+    if get is not None:
+        sock.sendto(get, (contact, port))
+digest = hashlib.sha256(b"".join(reader.data)).hexdigest()
+print(json.dumps({"offset": reader.offset, "sha256": digest, **reader.counters}))
+"""
+
+
+def test_kernel_client_reads_a_udp_stream_handed_on_across_members(lab: NetnsLab) -> None:
+    """The stream's handoff carries its offsets: the acceptor goes on where the donor stopped
+    sending, and the client reads the whole stream in order from all three members."""
+    app = next(a for a in lab.topology.nodes["m1"].apps if a.type == "stream")
+    done = subprocess.run(
+        lab.exec_argv("client", [sys.executable, "-c", STREAM_CLIENT, str(CONTACT), str(app.port)]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    print(json.dumps(result))
+    assert result["offset"] == app.size
+    assert result["sha256"] == hashlib.sha256(b"".join(generated_body(app.size, 7))).hexdigest()
+    sent_by = {k: v for k, v in result.items() if k.startswith("from.")}
+    assert len(sent_by) == 3, result  # every member sent part of it
+    resumed = sum(
+        row.get("resumed", 0)
+        for name in MEMBERS
+        for row in show(lab, name, "udp")["rows"]  # type: ignore[union-attr]
+        if row["port"] == app.port
+    )
+    assert resumed >= 2, resumed
