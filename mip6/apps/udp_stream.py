@@ -24,6 +24,11 @@ sending, not from the client's last acknowledgement, so it sends no byte twice.
 ``handoff_every``: after that many GETs of a flow here, hand its client to another member; 0
 never. A datagram that is not a GET, or names an offset past the stream's end, is dropped and
 counted (``malformed``).
+
+Not done: a GET of 24 bytes is answered with up to ``window`` bytes, whoever sent it, so a
+forged source address makes the service a reflector (as any UDP server that answers one small
+datagram with several large ones); a first window of one datagram for a new flow would bound
+that, at a round trip's cost to every stream's start.
 """
 
 from __future__ import annotations
