@@ -31,7 +31,7 @@
 
 ``labnet up TOPOLOGY [--backend netns|sim] [--name LAB] [--esp] [--no-fast-path]``
     Start a topology (a file, or a built-in name: ``roaming``, ``testbed``, ``dserver``,
-    ``dserver-farm``).
+    ``dserver-farm``, ``dserver-proxy``, ``dserver-udp``).
     ``netns`` (the default, root): a hub process, one namespace and ``mip6 run`` daemon per
     node, running until ``labnet down`` (see :mod:`labnet.netns`); prints the lab's status as
     JSON. ``sim``: the engines on virtual time for ``--seconds``, then a summary (nothing keeps
@@ -66,6 +66,11 @@
 ``labnet bench chart [--json] [--seconds S]``
     A sequence chart drawn from the dserver demo's captures against the plain decode of the
     same files, same run (see :mod:`labnet.bench.chart`).
+
+``labnet bench udp [--json]``
+    The distributed server's UDP lookup service with clients handed on every 20 datagrams
+    against the same simulation without those handoffs: request times, retries, drops, CPU
+    (see :mod:`labnet.bench.udp`).
 
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
@@ -119,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dserver",
             "failover",
             "proxy",
+            "udp",
             "chart",
         ],
         help="what to measure",
@@ -189,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "topology",
         help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm, "
-        "dserver-proxy)",
+        "dserver-proxy, dserver-udp)",
     )
     up.add_argument("--backend", choices=["netns", "sim"], default="netns")
     up.add_argument("--name", help="the lab's name (default: the topology's)")
@@ -538,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             proxy,
             tcp,
             tcp_lossy,
+            udp,
             wire,
         )
 
@@ -553,6 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dserver": dserver,
                 "failover": failover,
                 "proxy": proxy,
+                "udp": udp,
                 "chart": chart,
             }
             results = suites[args.suite].run(args.seconds)

@@ -122,7 +122,7 @@ def state_dir() -> Path:
 
 def load_topology(spec: str) -> Topology:
     """A topology file, or the name of a built-in one (``roaming``, ``testbed``, ``dserver``,
-    ``dserver-farm``)."""
+    ``dserver-farm``, ``dserver-proxy``, ``dserver-udp``)."""
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return load(path)

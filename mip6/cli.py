@@ -18,12 +18,13 @@
     devices or UDP links to a labnet hub, as :mod:`mip6.runtime.config` describes; invalid
     configuration is refused with the file, line and key at fault.
 
-``mip6 show bcache|bul|rr|nonce|stats|tcp|clients|members|handoffs|relay [--json] --control S``
+``mip6 show bcache|bul|rr|nonce|stats|tcp|clients|members|handoffs|relay|udp [--json] --control S``
     Print a running node's binding cache, binding update list, return routability state,
     nonce table, counters, or (host mode) the TCP connections of its host stack; a
     distributed-server member's clients (who holds which, binding sequence, frozen
-    connections), members (channels), handoffs (each one's phases, with times) and the contact
-    node's HoTI/HoT relay table.
+    connections), members (channels), handoffs (each one's phases, with times), the contact
+    node's HoTI/HoT relay table and its UDP services (per service: flows, requests, answers,
+    datagrams dropped as not its own or during a handoff).
 
 ``mip6 ctl --control SOCKET move ADDRESS|home`` / ``route-optimize ADDRESS`` / ``register``
     Tell a running mobile node it moved, to start route optimization, or to register again.

@@ -22,6 +22,16 @@ Each connection is a "fetch" in the counters: ``think`` seconds between a client
 with no byte for ``timeout`` seconds fails (``stalled``); after a failed fetch the client waits
 at least :data:`RETRY_AFTER` before its next.
 
+``workload: lookup`` or ``udp_echo`` makes each "fetch" a UDP request to ``server``:``port``
+instead (:class:`~mip6.apps.udp_requests.Requester`: the distributed server's lookup service,
+whose answers name the member that answered, or its UDP echo): sent from one port per client,
+again every
+``retransmit`` seconds unanswered, ``retries`` times at most, then failed
+(``requests_failed``, an ``Event("request_failed")``); ``requests_ok`` when answered; the
+requesters' own counters summed under ``udp.`` in ``mip6 show stats`` (``answered``,
+``retried``, ``duplicate``, ``two_members``: a request answered by two members, ``wrong``,
+``answered_by.<member>``). Timers ``("retry", i, request id)``.
+
 One engine, the engine contract (:mod:`mip6.core.engine`), sans-I/O: time comes in with every
 call, randomness from the injected ``rng`` (each client's correspondent gets a generator seeded
 from it) and ``random_bytes`` (each stack's secret). Packets are dispatched by destination
@@ -58,19 +68,21 @@ from typing import Any
 from mip6.apps.echo_check import MIN_LINE, Dialogue
 from mip6.apps.fetch import Cause, Fetch, requests
 from mip6.apps.handoff_echo import MAX_LINE
+from mip6.apps.udp_requests import Requester, Service
 from mip6.core import show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
 from mip6.core.config import CorrespondentConfig
 from mip6.core.engine import UnknownCommand
 from mip6.core.node import UpperLayerError
 from mip6.roles.correspondent_node import CorrespondentNode
-from mip6.runtime.host import TCP_TIMER, Host, HostAction, IcmpError
+from mip6.runtime.host import TCP_TIMER, Host, HostAction, IcmpError, UdpEndpoint
 from tcp_migrate.core import Config
 from tcp_migrate.stack import StackError
 
 # the first item of a timer token
-CN, HOST, START, WATCH, LINE = "cn", "host", "start", "watch", "line"
-WORKLOADS = ("download", "echo")
+CN, HOST, START, WATCH, LINE, RETRY = "cn", "host", "start", "watch", "line", "retry"
+UDP_WORKLOADS = tuple(service.value for service in Service)  # lookup, udp_echo
+WORKLOADS = ("download", "echo", *UDP_WORKLOADS)
 RETRY_AFTER = 1.0  # seconds a client waits after a failed fetch (no hot loop on a dead server)
 REQUEST_RING = 4096  # each connection's send ring: it carries one request
 _PATH = re.compile(r"/[\x21-\x7e]*")  # RFC 9112 3.2.1 origin-form, printable, no spaces
@@ -94,8 +106,10 @@ class FarmConfig:
     prefix: IPv6Network
     address: IPv6Address  # the first client's; client i has address + i
     server: IPv6Address
-    workload: str = "download"  # or "echo" (see the module docstring)
+    workload: str = "download"  # or "echo", "lookup", "udp_echo" (see the module docstring)
     size: int = 0  # the body every response must carry, generated from ``seed``
+    retransmit: float = 0.5  # UDP: seconds a request waits for its answer before it goes again
+    retries: int = 8  # UDP: retransmissions of a request before it has failed
     seed: int = 0
     requests: int = 1  # GETs per connection (download)
     lines: int = 20  # lines per dialogue (echo)
@@ -130,6 +144,10 @@ class FarmConfig:
         for name in ("size", "seed", "fetches"):
             if getattr(self, name) < 0:
                 raise FarmConfigError(name, f"{getattr(self, name)}: a whole number >= 0")
+        if self.retransmit <= 0:
+            raise FarmConfigError("retransmit", "must be above 0")
+        if self.retries < 0:
+            raise FarmConfigError("retries", f"{self.retries}: a whole number >= 0")
         if not 1 <= self.requests <= MAX_REQUESTS:
             raise FarmConfigError("requests", f"{self.requests}: 1 to {MAX_REQUESTS}")
         if self.lines < 0:
@@ -167,6 +185,10 @@ class Client:
     failed: int = 0
     bytes: int = 0
     last_failure: str | None = None
+    # UDP workloads: the client's requests, its port, and the slot each request fills
+    requester: Requester | None = None
+    udp: UdpEndpoint | None = None
+    in_flight: dict[int, int] = field(default_factory=dict)  # request id -> slot
 
 
 class Farm:
@@ -201,6 +223,15 @@ class Farm:
             host.stack.send_capacity = REQUEST_RING
             host.stack.receive_capacity = config.window
             client = Client(index, address, correspondent, host, [None] * config.concurrency)
+            if config.workload in UDP_WORKLOADS:  # (others draw nothing more: same seeded runs)
+                client.requester = Requester(
+                    Service(config.workload),
+                    str(index).encode(),
+                    random.Random(rng.getrandbits(64)),
+                    timeout=config.retransmit,
+                    retries=config.retries,
+                )
+                client.udp = host.udp_bind(0, functools.partial(self._answer, client))
             self.clients.append(client)
             self._by_address[address.packed] = client
         self.counters: dict[str, int] = {}
@@ -264,6 +295,8 @@ class Farm:
                 work = functools.partial(self._watch, client, slot)
             case "line", [int() as slot]:
                 work = functools.partial(self._line, client, slot)
+            case "retry", [int() as request_id]:
+                work = functools.partial(self._retry, client, request_id)
             case _:
                 self._count("unknown_timer")
                 return []
@@ -314,11 +347,13 @@ class Farm:
         show.check(what)
         if what == "stats":
             active = sum(f is not None for c in self.clients for f in c.slots)
+            active += sum(len(c.in_flight) for c in self.clients)
             return show.counters(
                 what,
                 ("", self.counters | {"clients": len(self.clients), "fetches_active": active}),
                 ("cn.", _summed(c.correspondent.counters for c in self.clients)),
                 ("host.", _summed(c.host.describe()["counters"] for c in self.clients)),
+                ("udp.", _summed(c.requester.counters for c in self.clients if c.requester)),
             )
         if what == "clients":
             return show.rows(what, [self._client_row(client, now) for client in self.clients])
@@ -417,10 +452,14 @@ class Farm:
             self._stopping
             or not 0 <= slot < len(client.slots)
             or client.slots[slot] is not None
+            or slot in client.in_flight.values()
             or (limit and client.started >= limit)
         ):
             return
         client.started += 1
+        if client.requester is not None:
+            self._start_request(client, slot)
+            return
         self._count("fetches_started")
         config = self.config
         try:
@@ -514,6 +553,55 @@ class Farm:
         if failed_at is not None:
             fields["failed_at"] = failed_at
         self._pending.append(Event("fetch_failed", fields))
+
+    def _start_request(self, client: Client, slot: int) -> None:
+        """A UDP workload's "fetch": one request, retransmitted until answered or failed."""
+        assert client.requester is not None
+        self._count("requests_started")
+        request_id, datagram = client.requester.request(self._now)
+        client.in_flight[request_id] = slot
+        self._send_request(client, request_id, datagram)
+
+    def _send_request(self, client: Client, request_id: int, datagram: bytes) -> None:
+        assert client.udp is not None and client.requester is not None
+        client.udp.sendto(datagram, (str(self.config.server), self.config.port))
+        self._dirty[client] = None
+        at = self._now + client.requester.timeout
+        self._pending.append(StartTimer(at, (RETRY, client.index, request_id)))
+
+    def _retry(self, client: Client, request_id: int) -> None:
+        if client.requester is None or request_id not in client.in_flight:
+            return
+        datagram = client.requester.expired(self._now, request_id)
+        if datagram is not None:
+            self._send_request(client, request_id, datagram)
+            return
+        slot = client.in_flight.pop(request_id)  # given up
+        client.failed += 1
+        client.last_failure = "unanswered"
+        self._count("requests_failed")
+        self._pending.append(
+            Event("request_failed", {"client": client.address, "request_id": request_id})
+        )
+        self._next(client, slot, max(self.config.think, RETRY_AFTER))
+
+    def _answer(
+        self, client: Client, data: bytes, remote: tuple[str, int], local: tuple[str, int]
+    ) -> None:
+        """A datagram to the client's UDP port (inside its host's delivery): the answer that
+        completes a request frees its slot; the requester counts the rest."""
+        assert client.requester is not None
+        if remote != (str(self.config.server), self.config.port):
+            self._count("udp_not_from_server")
+            return
+        request_id = client.requester.answer(self._now, data)
+        slot = client.in_flight.pop(request_id, None) if request_id is not None else None
+        if slot is None:
+            return
+        self._pending.append(CancelTimer((RETRY, client.index, request_id)))
+        client.ok += 1
+        self._count("requests_ok")
+        self._next(client, slot, self.config.think)
 
     def _next(self, client: Client, slot: int, wait: float) -> None:
         limit = self.config.fetches

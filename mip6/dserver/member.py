@@ -16,7 +16,10 @@ exist) from its own address M, a permanent care-of address. It composes, without
 - one :class:`~mip6.dserver.handoff.Donor` or :class:`~mip6.dserver.handoff.Acceptor` per
   handoff in progress, whose effects it performs;
 - the contact node's :class:`~mip6.dserver.relay.RelayTable`;
-- a distribution :class:`~mip6.dserver.policy.Policy`.
+- a distribution :class:`~mip6.dserver.policy.Policy`;
+- its UDP services and their clients' flows (:class:`~mip6.dserver.udp.DatagramServices`):
+  a handoff freezes, carries (in the same INIT) and releases a client's flows with its
+  connections, and a member drops the datagrams of a client it no longer holds.
 
 It offers the engine contract (:mod:`mip6.core.engine`) and owns its host: the runtime gives it
 packets and timers, and it performs what the host and the services it runs ask for, so every
@@ -92,6 +95,7 @@ from mip6.core.node import UpperLayerError
 from mip6.dserver import handoff as h
 from mip6.dserver import membership as ms
 from mip6.dserver import messages as msg
+from mip6.dserver import udp
 from mip6.dserver.channel import Channel, Closed, Established, MessageReceived, Role
 from mip6.dserver.connection import MemberConnection, MemberListener, connect
 from mip6.dserver.datagram import HeartbeatReceiver, HeartbeatSender
@@ -107,6 +111,7 @@ from mip6.dserver.policy import (
     TargetFailure,
 )
 from mip6.dserver.relay import RelayTable
+from mip6.dserver.udp import DatagramService
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, IcmpError, UdpEndpoint, stack_ms
 from mip6.wire import mobility as mh
@@ -230,6 +235,11 @@ class MemberConfig:
     # seconds a connection holds back what it sends for a replica the buddy has not
     # acknowledged before it sends it anyway
     replica_ack_timeout: float = 1.0
+    # UDP services (mip6.dserver.udp): flows at most, seconds before an idle flow is
+    # forgotten, seconds a handed-off client's datagrams are dropped here
+    udp_flows: int = udp.MAX_FLOWS
+    udp_flow_idle: float = udp.FLOW_IDLE
+    udp_straggler_time: float = udp.STRAGGLER_TIME
 
     @property
     def is_contact_node(self) -> bool:
@@ -415,6 +425,16 @@ class Member:
         self.policy: Policy = policy or named_policy(config.policy, self.view, rng)
         self.relay = RelayTable(config.relay_capacity, config.relay_lifetime)
         self.services: dict[int, Service] = {}
+        # UDP services on C and their clients' flows (mip6.dserver.udp)
+        self.udp = udp.DatagramServices(
+            self.host,
+            config.contact_address,
+            lambda: self._now,
+            self._new_datagram_client,
+            max_flows=config.udp_flows,
+            flow_idle=config.udp_flow_idle,
+            straggler_time=config.udp_straggler_time,
+        )
         self._listeners: list[Any] = []
         self._service_listeners: dict[int, Any] = {}
         self._channels: dict[IPv6Address, MemberConnection] = {}
@@ -494,6 +514,10 @@ class Member:
         self.services[port] = service
         self._listeners.append(listener)
         self._service_listeners[port] = listener
+
+    def serve_datagrams(self, port: int, service: DatagramService) -> None:
+        """Run ``service`` on the contact address's UDP ``port`` (:mod:`mip6.dserver.udp`)."""
+        self.udp.serve(port, service)
 
     def _half_open(self, sock: Socket) -> None:
         self._watch_received(sock)
@@ -579,12 +603,15 @@ class Member:
             return {"what": what, "rows": self._member_rows(now)}
         if what == "tcp":
             return show.rows(what, self.host.describe()["connections"])
+        if what == "udp":
+            return show.rows(what, self.udp.rows())
         if what == "stats":
             membership = self.membership
             return show.counters(
                 what,
                 ("", self.counters),
                 ("relay.", self.relay.counters),
+                ("udp.", self.udp.service_counters()),
                 ("mobile.", self.mobile.counters),
                 ("host.", self.host.describe()["counters"]),
                 (
@@ -882,6 +909,11 @@ class Member:
             else:
                 self._distribute_when_bound.add(client)
 
+    def _new_datagram_client(self, client: IPv6Address) -> None:
+        """A client's first datagram here: at the contact node, a new client (as _accept)."""
+        if self._is_contact_node and client not in self._by_client:
+            self._deferred.append(functools.partial(self._new_client, client))
+
     def _movable(self, sock: Socket) -> bool:
         service = self.services.get(sock.key[1])
         return service is None or service.movable(sock)
@@ -916,7 +948,7 @@ class Member:
             self._count("handoff_busy")
             return None
         socks = self.client_sockets(client)
-        if not socks:
+        if not socks and not self.udp.holds(client):
             # not ours to give: an INIT without connections would still bind the client to
             # the acceptor, taking it from the member that serves it
             self._count("handoff_not_here")
@@ -1128,14 +1160,17 @@ class Member:
                     self._send_init(outgoing, target, sequence)
                 case h.Thaw():
                     self._frozen_clients.discard(client.packed)
+                    self.udp.thaw(client)
                     self._thaw(outgoing.socks)
                     # kept: the replica goes on with it
                     self.request_replicate(client, hold=outgoing.socks)
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
+                    self.udp.release(client)
                 case h.Reset(reason=reason):
                     for sock in outgoing.socks:
                         sock.abort()
+                    self.udp.forget(client)
                     self._count("handoff_reset")
                     log.warning("handoff %016x: %s reset: %s", donor.handoff_id, client, reason)
                 case h.Bind(sequence=sequence):
@@ -1164,6 +1199,7 @@ class Member:
         outgoing.socks = self.client_sockets(donor.client)
         for sock in outgoing.socks:
             sock.freeze(ms)
+        self.udp.freeze(donor.client)
         if self.mobile.bul.get(donor.client) is not None:
             outgoing.binding = self.mobile.export_correspondent(self._now, donor.client)
             self._emit(*self.mobile.forget_correspondent(self._now, donor.client))
@@ -1188,7 +1224,7 @@ class Member:
                 client=donor.client,
                 next_sequence=sequence,
                 lifetime=donor.lifetime,
-                connections=tuple(connections),
+                connections=(*connections, *self.udp.export(donor.client)),
             ),
         )
 
@@ -1306,6 +1342,7 @@ class Member:
                         self.mobile.complete_route_optimization(self._now, acceptor.client)
                     )
                 case h.Thaw():
+                    self.udp.thaw(acceptor.client)
                     self._thaw(incoming.socks)
                     # this member's buddy now: nothing the old one cannot resume goes out
                     self.request_replicate(acceptor.client, hold=incoming.socks)
@@ -1317,6 +1354,9 @@ class Member:
                     self._finish_incoming(key, "accepted")
                 case h.Release():
                     self._release(incoming.socks, handed_off=True)
+                    # the donor keeps the client: should our Binding Update have reached it,
+                    # its datagrams here until the donor rebinds it are not ours to answer
+                    self.udp.release(acceptor.client)
                     incoming.socks = []
                     self._emit(*self.mobile.forget_correspondent(self._now, acceptor.client))
                 case h.SendFailed(donor=donor, reason=reason):
@@ -1336,6 +1376,10 @@ class Member:
     def _import(self, incoming: _Incoming) -> bool:
         assert incoming.init is not None
         for connection in incoming.init.connections:
+            if connection.datagram:
+                if not self.udp.import_(incoming.init.client, connection):
+                    return False
+                continue
             try:
                 sock = self.host.stack.import_connection(connection.snapshot)
             except (StackError, ValueError) as error:
@@ -1401,6 +1445,8 @@ class Member:
             for sock in self.host.stack.connections
             if sock.key[0] == self.contact_address.packed
         }
+        self.udp.expire(now)
+        live |= self.udp.clients()
         for entry in list(self.mobile.bul):
             client = entry.destination
             if entry.home_registration or client in busy or client in live:
@@ -1468,7 +1514,7 @@ class Member:
             self._donor_input(outgoing.donor.handoff_id, h.DonorInput.BOUND)
         if client in self._distribute_when_bound:
             self._distribute_when_bound.discard(client)
-            if self.client_sockets(client):
+            if self.client_sockets(client) or self.udp.holds(client):
                 self.handoff(client)
 
     def _out_of_window(self, client: IPv6Address, sequence: int) -> None:
@@ -2419,6 +2465,7 @@ class Member:
         if outgoing is not None:
             self._emit(CancelTimer(outgoing.donor.timer))
             self._finish_outgoing(outgoing, "claimed")
+        self.udp.release(client)  # its datagrams still coming here are dropped
         socks = self.client_sockets(client)
         if socks:
             self._count("recover_yielded")
@@ -2440,6 +2487,7 @@ class Member:
         # lets it go
         self._claim(client, recovery.origin)
         self._count("recover_completed")
+        self.udp.thaw(client)
         self._thaw(socks)
         self.request_replicate(client, hold=socks)
 
@@ -2456,6 +2504,7 @@ class Member:
         )
         for sock in recovery.socks:
             sock.abort()
+        self.udp.forget(client)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     def _recovery_superseded(self, client: IPv6Address) -> None:
@@ -2466,6 +2515,7 @@ class Member:
         self._count("recover_superseded")
         log.warning("replication: %s is served by another member; not resumed here", client)
         self._release(socks, handed_off=True)
+        self.udp.release(client)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
 
     # -- helpers -------------------------------------------------------------------------------

@@ -36,8 +36,11 @@ continues it into this header::
 
     | Next Sequence (16) | Connection Count (16) | Lifetime (32, seconds) |
     then per connection:
-    | Flags (8, R = 0x01 regenerable) | Reserved (24) | Snapshot Length (32) |
-    | Application State Length (32) | Snapshot | Application State |
+    | Flags (8, R = 0x01 regenerable, D = 0x02 datagram) | Reserved (24) |
+    | Snapshot Length (32) | Application State Length (32) | Snapshot | Application State |
+
+  A datagram entry (D) is one of the client's UDP flows (:mod:`mip6.dserver.udp`): its
+  "snapshot" is the flow's ports (``FlowRepr``), R is clear.
 
 - DONE (acceptor -> donor, no body): the acceptor holds the client; the donor drops its frozen
   copies silently.
@@ -134,6 +137,7 @@ _INIT = struct.Struct("!HHI")
 _CONNECTION = struct.Struct("!B3xII")
 _FAILED = struct.Struct("!B3x")
 REGENERABLE = 0x01
+DATAGRAM = 0x02  # a UDP flow (mip6.dserver.udp.FlowRepr), not a tcp_migrate snapshot
 
 MAX_CORE = 16  # the contact node and its backups (the seeds: "typically less than 5" backups)
 MAX_SNODES = 1008  # with MAX_CORE, 1024 members in a view
@@ -224,11 +228,13 @@ class FailureReason(enum.IntEnum):
 class ConnectionState:
     """One client connection in an INIT: its tcp_migrate snapshot (``regenerable``: the form
     without unacknowledged send bytes, which the application regenerates) and the
-    application's state for it."""
+    application's state for it; or, ``datagram``, one of the client's UDP flows (the snapshot
+    is its :class:`~mip6.dserver.udp.FlowRepr`)."""
 
     snapshot: bytes
     regenerable: bool = False
     application_state: bytes = b""
+    datagram: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -775,7 +781,11 @@ def _emit_connections(parts: list[bytes], connections: tuple[ConnectionState, ..
             raise EmitError(f"a snapshot of {len(connection.snapshot)} bytes")
         if len(connection.application_state) > MAX_APPLICATION_STATE:
             raise EmitError(f"{len(connection.application_state)} bytes of application state")
-        flags = REGENERABLE if connection.regenerable else 0
+        if connection.datagram and connection.regenerable:
+            raise EmitError("a datagram flow is not regenerable")
+        flags = (REGENERABLE if connection.regenerable else 0) | (
+            DATAGRAM if connection.datagram else 0
+        )
         parts.append(
             _CONNECTION.pack(flags, len(connection.snapshot), len(connection.application_state))
         )
@@ -840,7 +850,7 @@ def _connections(data: bytes, offset: int, count: int) -> tuple[tuple[Connection
     for _ in range(count):
         _need(data, offset, _CONNECTION.size, "connection")
         flags, snapshot_length, state_length = _CONNECTION.unpack_from(data, offset)
-        if flags & ~REGENERABLE:
+        if flags & ~(REGENERABLE | DATAGRAM) or flags == REGENERABLE | DATAGRAM:
             raise Malformed(f"unknown flags {flags:#04x}", offset, "flags")
         if data[offset + 1 : offset + 4] != bytes(3):
             raise Malformed("reserved bits set", offset + 1, "reserved")
@@ -858,7 +868,10 @@ def _connections(data: bytes, offset: int, count: int) -> tuple[tuple[Connection
         offset += state_length
         connections.append(
             ConnectionState(
-                snapshot=snapshot, regenerable=bool(flags & REGENERABLE), application_state=state
+                snapshot=snapshot,
+                regenerable=bool(flags & REGENERABLE),
+                application_state=state,
+                datagram=bool(flags & DATAGRAM),
             )
         )
     return tuple(connections), offset

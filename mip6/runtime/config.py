@@ -36,7 +36,11 @@ One file per node::
                                     # a member's: download (as http, plus handoff_every and
                                     # regenerable), handoff_echo, and proxy (server,
                                     # server_port, http, handoff_every, route_requests:
-                                    # mip6.apps.proxy)
+                                    # mip6.apps.proxy); UDP on the contact address:
+                                    # lookup (port 53, a DNS-like service: mip6.apps.lookup),
+                                    # udp_echo (port 7) and stream (port 5004, size: each
+                                    # stream's bytes; mip6.apps.udp_stream), each with
+                                    # handoff_every
 
 The role's block (its keys and their types, which other blocks it reads, its default mode,
 whether it may have an ``ipsec`` block) is described by its entry in the role registry
@@ -70,10 +74,29 @@ from tcp_migrate.core import Config
 
 LINK_TYPES = ("tun", "udp", "memory", "interface")
 KERNEL_LINK = "kernel"  # shim mode: the TUN device of the kernel behind the daemon
-APP_TYPES = ("echo", "http", "download", "handoff_echo", "proxy")
+APP_TYPES = (
+    "echo",
+    "http",
+    "download",
+    "handoff_echo",
+    "proxy",
+    "lookup",
+    "udp_echo",
+    "stream",
+)
 BODY_APPS = ("http", "download")  # apps serving a file or a generated body
-DEFAULT_APP_PORTS = {"echo": 7, "http": 80, "download": 80, "handoff_echo": 7, "proxy": 80}
-UDP_APPS = ("echo",)
+DEFAULT_APP_PORTS = {
+    "echo": 7,
+    "http": 80,
+    "download": 80,
+    "handoff_echo": 7,
+    "proxy": 80,
+    "lookup": 53,
+    "udp_echo": 7,
+    "stream": 5004,
+}
+UDP_APPS = ("echo", "lookup", "udp_echo", "stream")
+HANDOFF_UDP_APPS = ("lookup", "udp_echo", "stream")  # a member's UDP services (mip6.dserver.udp)
 MIN_SECRET = 32  # bytes of a ``secret`` option (a member channel's group key)
 # The ``tcp`` block's keys: fields of tcp_migrate.core.Config, whole numbers (milliseconds,
 # bytes, counts) or booleans; the core's own check (tcp_config_check) bounds each.
@@ -118,13 +141,15 @@ class LinkConfig:
 class AppConfig:
     """A built-in application of a host-mode daemon (:mod:`mip6.apps.builtin`)."""
 
-    type: str  # echo | http | download | handoff_echo | proxy (the last three: a member's)
+    # echo | http | download | handoff_echo | proxy | lookup | udp_echo | stream (all but the
+    # first two: a member's)
+    type: str
     port: int
     path: str | None = None  # http, download: the file to serve
-    size: int = 0  # http, download without path: bytes generated from ``seed``
+    size: int = 0  # http, download without path: bytes generated from ``seed``; stream: its bytes
     seed: int = 0
-    # download: hand the client on after this many bytes; proxy: after this many requests
-    # (0: never)
+    # download: hand the client on after this many bytes; proxy: after this many requests;
+    # lookup, udp_echo: after this many datagrams of a flow (0: never)
     handoff_every: int = 0
     regenerable: bool = True  # download: handoffs carry the short snapshot
     # proxy (mip6.apps.proxy): the unmodified server it relays to, and how clients move
@@ -142,6 +167,10 @@ class AppConfig:
             out |= {"size": self.size, "seed": self.seed}
         if self.type == "download":
             out |= {"handoff_every": self.handoff_every, "regenerable": self.regenerable}
+        if self.type in HANDOFF_UDP_APPS:
+            out["handoff_every"] = self.handoff_every
+        if self.type == "stream":
+            out["size"] = self.size
         if self.type == "proxy":
             out |= {
                 "server": self.server,
@@ -396,6 +425,10 @@ def read_apps(
         allowed = {"type", "port"} | ({"path", "size", "seed"} if kind in BODY_APPS else set())
         if kind == "download":
             allowed |= {"handoff_every", "regenerable"}
+        if kind in HANDOFF_UDP_APPS:
+            allowed |= {"handoff_every"}
+        if kind == "stream":
+            allowed |= {"size"}
         if kind == "proxy":
             allowed |= {"server", "server_port", "http", "handoff_every", "route_requests"}
         for name, (key_node, _) in fields.items():
@@ -422,6 +455,8 @@ def read_apps(
         if (protocol, port) in ports:
             raise reader.fail(item, f"{where}.port", f"{protocol} port {port} is used twice")
         ports.add((protocol, port))
+        if kind == "stream" and values.get("size", 0) == 0:
+            raise reader.fail(item, f"{where}.size", "a stream app needs a size above 0")
         if kind in BODY_APPS:
             if ("path" in fields) == ("size" in fields):
                 article = "an" if kind[0] in "aeiouh" else "a"  # an http, a download

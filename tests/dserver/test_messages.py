@@ -5,6 +5,7 @@ and an INIT carrying real tcp_migrate snapshots that import on another stack."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from ipaddress import IPv6Address
 
 import pytest
@@ -53,11 +54,20 @@ def test_failed_fixture_and_unknown_reason_kept_as_number() -> None:
 
 addresses = st.integers(0, (1 << 128) - 1).map(IPv6Address)
 ids = st.integers(0, (1 << 64) - 1)
-connections = st.builds(
-    m.ConnectionState,
-    snapshot=st.binary(max_size=200),
-    regenerable=st.booleans(),
-    application_state=st.binary(max_size=50),
+connections = st.one_of(
+    st.builds(
+        m.ConnectionState,
+        snapshot=st.binary(max_size=200),
+        regenerable=st.booleans(),
+        application_state=st.binary(max_size=50),
+    ),
+    # a UDP flow (mip6.dserver.udp): never regenerable
+    st.builds(
+        m.ConnectionState,
+        snapshot=st.binary(max_size=8),
+        datagram=st.just(True),
+        application_state=st.binary(max_size=50),
+    ),
 )
 messages = st.one_of(
     st.builds(m.Prepare, handoff_id=ids, client=addresses),
@@ -129,7 +139,8 @@ def test_mutations_parse_or_raise_a_wire_error(message: m.Message, data: st.Data
         (m.VERSION_OFFSET, 2, "version"),
         (m.TYPE_OFFSET, 9, "type"),
         (m.RESERVED_OFFSET, 1, "reserved"),
-        (m.HEADER_LENGTH + 8, 0x02, "flags"),  # an unknown connection flag
+        (m.HEADER_LENGTH + 8, 0x04, "flags"),  # an unknown connection flag
+        (m.HEADER_LENGTH + 8, 0x03, "flags"),  # a datagram flow marked regenerable
         (m.HEADER_LENGTH + 9, 0x01, "reserved"),  # the connection's reserved bytes
     ],
 )
@@ -139,6 +150,20 @@ def test_malformed_fields_are_named_with_their_offset(offset: int, value: int, f
     with pytest.raises(Malformed) as caught:
         m.parse(bytes(raw))
     assert caught.value.field == field and caught.value.offset == offset
+
+
+def test_init_datagram_flow_round_trips_with_its_flag() -> None:
+    flow = m.ConnectionState(snapshot=b"\x30\x39\x00\x35", datagram=True, application_state=b"s")
+    init = replace(INIT, connections=(flow,))
+    raw = init.emit()
+    assert raw[m.HEADER_LENGTH + 8] == m.DATAGRAM
+    assert m.parse(raw) == init
+
+
+def test_emit_datagram_flow_marked_regenerable_refused() -> None:
+    flow = m.ConnectionState(snapshot=b"", datagram=True, regenerable=True)
+    with pytest.raises(EmitError):
+        replace(INIT, connections=(flow,)).emit()
 
 
 def test_trailing_bytes_are_malformed() -> None:

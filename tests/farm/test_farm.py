@@ -12,8 +12,10 @@ from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
+from mip6.apps.echo import udp_echo
 from mip6.apps.fetch import Cause
 from mip6.apps.http import Body, HostHttpServer, generated_body
+from mip6.apps.lookup import Answer, Query, value_of
 from mip6.core import rr
 from mip6.core.actions import Event, StartTimer, Transmit
 from mip6.core.engine import UnknownCommand
@@ -521,6 +523,9 @@ def test_same_seed_gives_the_same_packets() -> None:
         ({"timeout": 0.0}, "timeout"),
         ({"concurrency": 0}, "concurrency"),
         ({"server": FIRST + 2}, "server"),
+        ({"workload": "dns"}, "workload"),
+        ({"retransmit": 0.0}, "retransmit"),
+        ({"retries": -1}, "retries"),
     ],
 )
 def test_config_that_does_not_fit_together_names_its_key(
@@ -529,3 +534,67 @@ def test_config_that_does_not_fit_together_names_its_key(
     with pytest.raises(FarmConfigError) as raised:
         config(**overrides)
     assert raised.value.key == key
+
+
+# -- UDP workloads -------------------------------------------------------------------------------
+
+
+class LookupResponder:
+    """The lookup service's answers from a plain host (as a member would, naming ``member``),
+    dropping the first ``drop`` queries of each request id: the farm must send them again."""
+
+    def __init__(self, host: Host, member: IPv6Address, drop: int = 0) -> None:
+        self.member, self.drop = member, drop
+        self.seen: dict[tuple[str, int], int] = {}
+        self.endpoint = host.udp_bind(53, self._received)
+
+    def _received(self, data: bytes, remote: tuple[str, int], local: tuple[str, int]) -> None:
+        query = Query.parse(data)
+        key = (remote[0], query.request_id)
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if self.seen[key] <= self.drop:
+            return
+        answer = Answer(
+            request_id=query.request_id,
+            value=value_of(query.name),
+            member=self.member,
+            name=query.name,
+        )
+        self.endpoint.sendto(answer.emit(), remote, source=local[0])
+
+
+def test_lookup_workload_retransmits_until_answered_and_counts_who_answered() -> None:
+    lab = Lab(
+        config(workload="lookup", port=53, clients=3, fetches=5, retransmit=0.2),
+        lambda host: LookupResponder(host, SERVER, drop=1),
+    )
+    lab.net.run_for(10.0)
+    stats = lab.farm.describe("stats", lab.net.now)["counters"]
+    assert stats["requests_ok"] == 15 and "requests_failed" not in stats
+    assert stats["udp.answered"] == 15 and stats["udp.retried"] == 15  # one each
+    assert stats[f"udp.answered_by.{SERVER}"] == 15
+    assert stats["fetches_active"] == 0
+    rows = lab.farm.describe("clients", lab.net.now)["rows"]
+    assert {row["fetches_ok"] for row in rows} == {5}
+
+
+def test_lookup_workload_gives_up_after_its_retries() -> None:
+    lab = Lab(
+        config(workload="lookup", port=53, clients=1, fetches=2, retransmit=0.1, retries=3),
+        lambda host: LookupResponder(host, SERVER, drop=99),
+    )
+    lab.net.run_for(10.0)
+    stats = lab.farm.describe("stats", lab.net.now)["counters"]
+    assert stats["requests_failed"] == 2 and "requests_ok" not in stats
+    assert stats["udp.retried"] == 2 * 3
+    assert [e.fields["client"] for e in lab.events("request_failed")] == [FIRST, FIRST]
+
+
+def test_echo_workload_checks_the_echo() -> None:
+    lab = Lab(
+        config(workload="udp_echo", port=7, clients=2, fetches=4), lambda host: udp_echo(host, 7)
+    )
+    lab.net.run_for(5.0)
+    stats = lab.farm.describe("stats", lab.net.now)["counters"]
+    assert stats["requests_ok"] == 8 and stats["udp.answered"] == 8
+    assert "udp.wrong" not in stats

@@ -75,6 +75,9 @@ def test_farm_block_builds_a_farm_in_host_mode() -> None:
         ("  port: 81\n", "  port: 70000\n", 10, "farm.port"),
         ("  seed: 3\n", "  sed: 3\n", 13, "farm.sed"),
         ("role: farm\n", "role: farm\nmode: shim\n", 3, "mode"),
+        ("  concurrency: 2\n", "  concurrency: 2\n  workload: dns\n", 17, "farm.workload"),
+        ("  concurrency: 2\n", "  concurrency: 2\n  retransmit: 0\n", 17, "farm.retransmit"),
+        ("  concurrency: 2\n", "  concurrency: 2\n  retries: -1\n", 17, "farm.retries"),
     ],
 )
 def test_bad_farm_block_is_refused_at_its_line(old: str, new: str, line: int, key: str) -> None:
@@ -82,6 +85,21 @@ def test_bad_farm_block_is_refused_at_its_line(old: str, new: str, line: int, ke
     with pytest.raises(ConfigError) as raised:
         parse(CONFIG.replace(old, new), "farm.yaml")
     assert (raised.value.path, raised.value.line, raised.value.key) == ("farm.yaml", line, key)
+
+
+def test_udp_farm_needs_no_body() -> None:
+    text = CONFIG.replace("  size: 600000\n", "").replace(
+        "  port: 81\n", "  port: 53\n  workload: lookup\n  retransmit: 0.25\n  retries: 3\n"
+    )
+    rng = random.Random(1)
+    farm = build_engine(parse(text, "farm.yaml"), rng, rng.randbytes)
+    assert isinstance(farm, Farm)
+    assert (farm.config.workload, farm.config.retransmit, farm.config.retries) == (
+        "lookup",
+        0.25,
+        3,
+    )
+    assert all(client.udp is not None and client.requester for client in farm.clients)
 
 
 def test_farm_runs_no_applications() -> None:

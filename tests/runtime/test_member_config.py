@@ -177,3 +177,63 @@ def test_proxy_needs_the_daemon_not_the_simulator() -> None:
     assert start_apps is not None
     with pytest.raises(ValueError, match=r"port 8080\).* not in labnet's simulator"):
         start_apps(engine, config.apps, None)
+
+
+def test_udp_services_are_member_apps_on_the_contact_address() -> None:
+    text = CONFIG + (
+        "  - {type: lookup, handoff_every: 4}\n  - {type: udp_echo}\n"
+        "  - {type: stream, size: 5000, handoff_every: 9}\n"
+    )
+    config = parse(text, "m1.yaml")
+    assert [(a.type, a.port, a.handoff_every) for a in config.apps][2:] == [
+        ("lookup", 53, 4),
+        ("udp_echo", 7, 0),  # UDP 7 beside handoff_echo's TCP 7
+        ("stream", 5004, 9),
+    ]
+    assert config.apps[4].size == 5000
+    rng = random.Random(1)
+    engine = build_engine(config, rng, rng.randbytes)
+    assert isinstance(engine, Member)
+    stops = role("member").start_apps(engine, config.apps[2:], None)
+    assert [row["service"] for row in engine.udp.rows()] == [
+        "UdpEchoService",
+        "LookupService",
+        "StreamService",
+    ]
+    for stop in stops:
+        stop()
+    assert engine.udp.rows() == []
+
+
+@pytest.mark.parametrize(
+    ("app", "key", "reason"),
+    [
+        ("{type: lookup, size: 3}", "apps[2].size", "unknown key"),
+        ("{type: stream}", "apps[2].size", "a size above 0"),
+    ],
+)
+def test_udp_service_faults_name_the_line_and_key(app: str, key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(CONFIG + f"  - {app}\n", "m1.yaml")
+    assert (raised.value.line, raised.value.key) == (18, key)
+    assert reason in raised.value.reason
+
+
+def test_udp_limits_are_member_keys() -> None:
+    text = CONFIG.replace(
+        "  time_wait: 30\n",
+        "  time_wait: 30\n  udp_flows: 100\n  udp_flow_idle: 30\n  udp_straggler_time: 0.5\n",
+    )
+    rng = random.Random(1)
+    engine = build_engine(parse(text, "m1.yaml"), rng, rng.randbytes)
+    assert isinstance(engine, Member)
+    udp = engine.udp
+    assert (udp.max_flows, udp.flow_idle, udp.straggler_time) == (100, 30.0, 0.5)
+
+
+def test_udp_straggler_time_of_zero_is_refused_at_its_line() -> None:
+    text = CONFIG.replace("  time_wait: 30\n", "  time_wait: 30\n  udp_straggler_time: 0\n")
+    with pytest.raises(ConfigError) as raised:
+        parse(text, "m1.yaml")
+    assert (raised.value.line, raised.value.key) == (15, "member.udp_straggler_time")
+    assert "more than 0" in raised.value.reason

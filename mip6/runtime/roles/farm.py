@@ -9,7 +9,8 @@ Its block::
       clients: 200
       server: 2001:db8:1::80         # the distributed server's contact address
       port: 81
-      workload: download             # or echo: dialogues with the handoff echo
+      workload: download             # or echo: dialogues with the handoff echo; or lookup,
+                                     #   udp_echo: UDP requests (mip6.apps.udp_requests)
       path: /                        # what each GET asks for
       size: 200000                   # the body the server sends (generated from seed): every
       seed: 3                        #   byte of every fetch is checked against it
@@ -17,6 +18,8 @@ Its block::
       lines: 20                      # echo: lines per dialogue, each checked
       line_size: 64                  # echo: bytes per line
       pause: 0                       # echo: seconds between an echo and the next line
+      retransmit: 0.5                # lookup, udp_echo: a request goes again after this many
+      retries: 8                     #   seconds unanswered, this many times at most
       think: 0.5                     # seconds between a client's fetches
       fetches: 0                     # per client; 0: forever
       concurrency: 1                 # fetches at once per client
@@ -97,6 +100,8 @@ ROLE = Role(
         "lines": "count",
         "line_size": "integer",
         "pause": "number",
+        "retransmit": "number",
+        "retries": "count",
         "think": "number",
         "fetches": "count",
         "concurrency": "integer",

@@ -21,10 +21,16 @@ Its block::
       replication: true                   # clients replicated to a buddy (dynamic)
       hold_until_replicated: true         # SYN-ACKs and answers wait for the buddy's copy
       replica_ack_timeout: 1              # at most this many seconds
+      udp_flows: 65536                    # UDP services: flows at most,
+      udp_flow_idle: 60                   #   seconds before an idle one is forgotten,
+      udp_straggler_time: 2               #   seconds a handed-off client's datagrams drop
     apps:
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
       - {type: handoff_echo, port: 7}
       - {type: proxy, port: 8080, server: "::1", server_port: 8000, handoff_every: 3}
+      - {type: lookup, port: 53, handoff_every: 0}   # UDP (mip6.dserver.udp): a DNS-like
+      - {type: udp_echo, port: 7}                     # service, RFC 862 echo and a
+      - {type: stream, port: 5004, size: 10000000}    # stateful stream
 
 With ``membership``, the contact node founds the group and every other member joins it through
 the contact address (``members`` are then the members it may know at first), as a backup that
@@ -39,15 +45,19 @@ the home agent (RFC 3776), as a mobile node's.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mip6.apps.download import DownloadService
 from mip6.apps.http import Body
+from mip6.apps.lookup import LookupService
+from mip6.apps.udp_echo import UdpEchoService
+from mip6.apps.udp_stream import StreamService
 from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
 from mip6.dserver.member import TCP_FIXED, Member, MemberConfig
-from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, Role
+from mip6.dserver.udp import DatagramService
+from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, OptionError, Role
 
 if TYPE_CHECKING:
     from mip6.runtime.dserver_api import DistributedServer
@@ -91,6 +101,10 @@ def start_apps(
     stops: list[Callable[[], None]] = []
     server: DistributedServer | None = None
     for app in apps:
+        if app.type in ("lookup", "udp_echo", "stream"):
+            engine.serve_datagrams(app.port, _datagram_service(engine, app))
+            stops.append(lambda port=app.port: engine.udp.stop_serving(port))
+            continue
         if app.type == "proxy":
             if context is None:
                 raise ValueError(
@@ -123,12 +137,29 @@ def start_apps(
     return stops
 
 
+def _datagram_service(member: Member, app: Any) -> DatagramService:
+    """A UDP service on the contact address (:mod:`mip6.dserver.udp`)."""
+    if app.type == "stream":
+        return StreamService(member, app.size, app.handoff_every)
+    if app.type == "lookup":
+        return LookupService(member, app.handoff_every)
+    return UdpEchoService(member, app.handoff_every)
+
+
 def _stop_proxy(server: DistributedServer, port: int) -> None:
     """No new clients on the proxy's port, and every connection of it ends (its handler's
     task cancelled; the daemon is stopping)."""
     server.stop_serving(port)
     for task in server.tasks:
         task.cancel()
+
+
+def check(options: Mapping[str, Any]) -> None:
+    # a straggler time of 0 would answer a handed-off client's late datagrams here too
+    # (mip6.dserver.udp: a request answered by two members)
+    for key in ("udp_flow_idle", "udp_straggler_time"):
+        if options.get(key, 1.0) <= 0:
+            raise OptionError(key, "must be more than 0 seconds")
 
 
 def lab_options(node: LabNode) -> dict[str, Any]:
@@ -170,6 +201,9 @@ ROLE = Role(
         "replication": "boolean",
         "hold_until_replicated": "boolean",
         "replica_ack_timeout": "number",
+        "udp_flows": "integer",
+        "udp_flow_idle": "number",
+        "udp_straggler_time": "number",
     },
     required=("contact_address", "home_agent", "address", "contact_node", "members", "group_key"),
     host_address="address",
@@ -178,7 +212,8 @@ ROLE = Role(
     default_mode="host",
     security="mobile_node",
     homed=True,  # in a lab: home_address is the contact address, home_agent its home agent
-    apps=("download", "handoff_echo", "proxy"),
+    apps=("download", "handoff_echo", "proxy", "lookup", "udp_echo", "stream"),
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
+    check=check,
 )
