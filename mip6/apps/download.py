@@ -203,7 +203,16 @@ class _Download:
             # a connection recovered from a replica (tcp_migrate's resync) restarts its
             # stream where the client stands, which the replica did not know: inside the
             # last response, or at its end (the request phase that followed it)
-            if sock.write_offset > self._response_end():
+            end = self._response_end()
+            if sock.write_offset == end + 1 and not self.keep_alive:
+                # the client acknowledged the FIN after the last response too: it has all it
+                # asked for (a replica taken before the dead member's FIN went). Our FIN
+                # again, which the client answers, and nothing else
+                self.gone = True
+                self.service._forget(sock)
+                sock.close()
+                return
+            if sock.write_offset > end:
                 self._lost(sock, "the client stands past the last response the replica knew")
                 return
             self._respond(

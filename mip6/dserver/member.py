@@ -151,6 +151,11 @@ REPLICA_ACK_TIMER = "replica_ack"
 # a resumed connection's longest wait for its client's retransmission (tcp_migrate caps it at
 # the stack's longest retransmission timeout, RFC 6298 2.5's 60 s at least)
 LONGEST_PEER_WAIT_MS = 60_000
+# a recovery binding its client is given this many rebinding periods (rebind_timeout) in all
+# while its binding is still under way: return routability goes through the contact node,
+# which may have died with the member (its successor takes over in a second or two, and the
+# mobile node's HoTI retries back off); the client's TCP waits far longer than that
+RECOVERY_LIMIT = 4
 LEAVE_HANDOFF_WAIT = 10.0  # seconds a leaving member gives its clients' handoffs
 # after a first routing header, the headers that could carry more of the chain
 _WALK_NEEDED = frozenset(
@@ -312,6 +317,7 @@ class _Recovery:
     socks: list[Socket]  # the client's connections imported from the replica, frozen
     sequence: int | None  # the replica's binding number; None: its sender had not bound it
     origin: IPv6Address  # the member that served the client (dead, or removed while alive)
+    started: float  # when: it binds the client within RECOVERY_LIMIT rebinding periods
 
 
 @dataclass(frozen=True, slots=True)
@@ -836,7 +842,7 @@ class Member:
                     interval = self.membership.config.heartbeat_interval
                     self._emit(StartTimer(now + interval, CONTACT_STATE_TIMER))
             case ("recover", IPv6Address() as client):  # RECOVER_TIMER
-                self._recovery_failed(client)
+                self._recovery_due(client)
             case ("replica_ack", IPv6Address() as client):  # REPLICA_ACK_TIMER
                 self._replica_ack_due(client)
             case "contact_check":  # CONTACT_CHECK_TIMER
@@ -2239,11 +2245,11 @@ class Member:
         return True
 
     def _quiet(self, before_recovery: float) -> None:
-        """No RST from C for ``before_recovery`` plus a recovery's time (``rebind_timeout``):
+        """No RST from C for ``before_recovery`` plus a recovery's longest time:
         a dead member's clients may reach this member meanwhile (the home agent's tunnel, a
         binding to the address this member took over with its new life) while their
         connections are being resumed by the dead member's buddy."""
-        until = self._now + before_recovery + self.config.rebind_timeout
+        until = self._now + before_recovery + RECOVERY_LIMIT * self.config.rebind_timeout
         self._quiet_until = max(self._quiet_until, until)
 
     def _withhold_rst(self, local: bytes, remote: bytes) -> bool:
@@ -2356,7 +2362,7 @@ class Member:
         if not socks:
             return
         self._recovering[client] = _Recovery(
-            socks, replica.binding_sequence if replica.bound else None, origin
+            socks, replica.binding_sequence if replica.bound else None, origin, self._now
         )
         self._count("recover_started")
         before = self.mobile.bul.get(client)
@@ -2433,7 +2439,7 @@ class Member:
         # no number to step aside for (None): the claim has every other member step aside,
         # and a number the client holds above ours is an older binding's (the donor started
         # from a guess, or an attempt before ours failed), to be outbid
-        self._recovering[client] = _Recovery(socks, None, key[0])
+        self._recovering[client] = _Recovery(socks, None, key[0], self._now)
         self._count("handoff_adopted")
         log.warning("handoff %016x: the donor died; %s served here", key[1], client)
         if entry is not None:
@@ -2490,6 +2496,25 @@ class Member:
         self.udp.thaw(client)
         self._thaw(socks)
         self.request_replicate(client, hold=socks)
+
+    def _recovery_due(self, client: IPv6Address) -> None:
+        """The recovery's rebinding period is over: while its binding is still under way
+        (return routability, or a Binding Update unanswered) it gets another, up to
+        RECOVERY_LIMIT in all; then its connections are reset."""
+        recovery = self._recovering.get(client)
+        if recovery is None:
+            return
+        entry = self.mobile.bul.get(client)
+        limit = recovery.started + RECOVERY_LIMIT * self.config.rebind_timeout
+        if entry is not None and entry.state is not BulState.BOUND and self._now < limit:
+            self._count("recover_extended")
+            self._emit(
+                StartTimer(
+                    min(self._now + self.config.rebind_timeout, limit), (RECOVER_TIMER, client)
+                )
+            )
+            return
+        self._recovery_failed(client)
 
     def _recovery_failed(self, client: IPv6Address) -> None:
         recovery = self._recovering.pop(client, None)

@@ -932,3 +932,32 @@ def test_a_new_life_binds_a_client_it_never_bound_before_handing_it_on() -> None
     assert sum(m.counters.get("handoff_accepted", 0) for m in acceptors) >= 1
     # none answered an acceptor's Binding Update (one may answer m2's own first)
     assert lab.client.counters.get("ba_status_135", 0) - before <= 1
+
+
+def test_a_recovery_keeps_its_time_while_its_binding_is_under_way() -> None:
+    """m2 dies mid-download; its buddy resumes the client, but for five seconds nothing
+    reaches the client (its link is down: return routability's tests retry, backing off).
+    The recovery keeps its time while its binding is under way, up to RECOVERY_LIMIT
+    rebinding periods, and completes once the link is back: the download is whole, nothing
+    reset (after one rebinding period its connections used to be reset)."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 3.0)
+    lab.handoff("m1", "m2")
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.3)
+    lab.kill("m2")
+    while not m3.counters.get("recover_started"):
+        lab.net.run_for(0.01)
+    down_until = lab.net.now + 5.0
+    while lab.net.now < down_until:
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client")
+        lab.net.run_for(0.005)
+    lab.run_to_end(fetch, limit=90.0)
+    assert fetch.done and not fetch.failed, fetch.received
+    assert m3.counters.get("recover_extended", 0) >= 1
+    assert m3.counters.get("recover_completed") == 1 and not m3.counters.get("recover_failed")
+    assert resets(lab.net) == 0
