@@ -1023,7 +1023,7 @@ class Member:
                 continue
             if acknowledged is None or (acknowledged - needed) & 0xFFFFFFFF < 1 << 31:
                 del self._held_for[sock]
-                sock.release_hold()
+                sock.release_hold(stack_ms(self._now))
             else:
                 waiting = True
         if not waiting:
