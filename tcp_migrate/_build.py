@@ -336,6 +336,7 @@ int tcp_abort(struct tcp_conn *c);
 int tcp_freeze(struct tcp_conn *c, uint64_t now_ms);
 int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
 int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms);
+int tcp_release(struct tcp_conn *c, uint64_t now_ms);
 bool tcp_limit_mss(struct tcp_conn *c, uint32_t mss);
 int tcp_conn_check(const struct tcp_conn *c);
 uint32_t tcp_ts_now(const struct tcp_conn *c, uint64_t now_ms);

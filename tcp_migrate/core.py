@@ -391,6 +391,12 @@ class Connection:
     def thaw(self, now_ms: int) -> None:
         self._check("thaw", lib.tcp_thaw(self.raw, now_ms))
 
+    def released(self, now_ms: int) -> None:
+        """What the program kept back from the wire goes now (``Socket.release_hold``): the
+        retransmission timeouts that fired meanwhile lost nothing, so their back-off goes
+        and the timer restarts from ``now_ms``."""
+        self._check("release", lib.tcp_release(self.raw, now_ms))
+
     def replica(self, now_ms: int, include_unacked: bool = False) -> bytes:
         """A snapshot of this running connection as if frozen at ``now_ms``, for another
         host to keep: if this one dies, that host imports it, calls :meth:`resync` and thaws

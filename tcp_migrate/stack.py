@@ -160,11 +160,16 @@ class Socket:
         if self.held is None:
             self.held = []
 
-    def release_hold(self) -> None:
-        """Send what :meth:`hold` kept, in order, and stop keeping."""
+    def release_hold(self, now_ms: int) -> None:
+        """Send what :meth:`hold` kept, in order, and stop keeping. The retransmission
+        timeouts that fired while it held (their segments kept too) lost nothing: the timer
+        starts again from ``now_ms`` without their back-off (a hold of seconds had backed it
+        off so far that a segment then lost on the way waited half a minute)."""
         held, self.held = self.held, None
         for packet in held or ():
             self.stack.transmit(packet)
+        if held and not self.conn.frozen and self.conn.state is not TcpState.CLOSED:
+            self.conn.released(now_ms)
         self.stack._mark(self)
 
     def abort(self) -> None:

@@ -297,6 +297,9 @@ class _Outgoing:
     binding: CorrespondentState | None = None
     refused_by: set[IPv6Address] = field(default_factory=set)  # answered FAILED: released
     outbid: int | None = None  # a BA 135's number, to outbid when the rebinding times out
+    # a window below the first INIT's number: every acceptor's is at least that far above
+    # (the number the replicas of the frozen client carry; see replicate)
+    base_sequence: int = 0
     started: float = 0.0
     phases: list[tuple[float, str]] = field(default_factory=list)
 
@@ -998,7 +1001,8 @@ class Member:
             abort_timeout=self.config.attempt_timeout,
             first_bytes=first_bytes,
         )
-        outgoing = _Outgoing(donor, started=self._now)
+        base = (donor.next_sequence - h.SEQUENCE_WINDOW) & 0xFFFF
+        outgoing = _Outgoing(donor, base_sequence=base, started=self._now)
         self._outgoing[donor.handoff_id] = outgoing
         self._by_client[client] = donor.handoff_id
         self._count("handoff_started")
@@ -1051,7 +1055,7 @@ class Member:
                 continue
             if acknowledged is None or (acknowledged - needed) & 0xFFFFFFFF < 1 << 31:
                 del self._held_for[sock]
-                sock.release_hold()
+                sock.release_hold(stack_ms(self._now))
             else:
                 waiting = True
         if not waiting:
@@ -2227,9 +2231,13 @@ class Member:
         entry = self.mobile.bul.get(client)
         sequence = entry.sequence if entry is not None else None
         outgoing = self._outgoing_of(client)
-        if outgoing is not None and outgoing.binding is not None:
-            # frozen for a handoff: the donor holds the binding out of its mobile node
-            sequence = outgoing.binding.sequence
+        if outgoing is not None and entry is None and outgoing.binding is not None:
+            # frozen for a handoff, its binding out of the mobile node: a window below the
+            # first INIT's number, whatever the mobile node sent after it was chosen (a
+            # Binding Update sent again moved the binding's number on by one, and a recovery
+            # from it then took an acceptor's BA 135 for the dead member's own outbid and
+            # took the client from the acceptor serving it)
+            sequence = outgoing.base_sequence
         replica = msg.Replica(
             client=client,
             binding_sequence=sequence if sequence is not None else 0,

@@ -2157,6 +2157,31 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
     return TCP_OK;
 }
 
+int tcp_release(struct tcp_conn *c, uint64_t now_ms)
+{
+    uint64_t rto;
+
+    if (c == NULL)
+        return TCP_EINVAL;
+    if (frozen(c))
+        return TCP_ESTATE;
+    if (c->backoff == 0)
+        return TCP_OK;
+    /* the timeouts that passed while the segments were kept back lost
+     * nothing: the back-off goes (RFC 6298 5.7's re-initialization after
+     * timeouts that were not losses), the timer starts again from now */
+    c->backoff = 0;
+    rto = c->srtt_ms ? (uint64_t)c->srtt_ms + max32(1, 4 * c->rttvar_ms) : c->cfg.rto_initial_ms;
+    if (rto < c->cfg.rto_min_ms)
+        rto = c->cfg.rto_min_ms;
+    if (rto > c->cfg.rto_max_ms)
+        rto = c->cfg.rto_max_ms;
+    c->rto_ms = (uint32_t)rto;
+    if (c->t_rtx != TCP_NO_DEADLINE)
+        c->t_rtx = after(now_ms, c->rto_ms);
+    return TCP_OK;
+}
+
 int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms)
 {
     if (c == NULL)

@@ -374,6 +374,11 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
  * rcv_resync_deadline); the longest when the holder never acknowledged what no
  * replica had (the peer sends it again, however late its backed-off timer). */
 int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms);
+/* What a program kept back from the wire (tcp_migrate's Socket.hold: the
+ * segments were built, the timers ran) leaves now: timeouts that fired
+ * meanwhile were no losses, so the retransmission back-off is cleared and the
+ * timer restarts from now_ms. TCP_ESTATE when frozen. */
+int tcp_release(struct tcp_conn *c, uint64_t now_ms);
 /* The path got narrower (RFC 8201 5.2, RFC 9293 3.7.3): the send MSS goes down
  * to mss (never below TCP_MIN_MSS, never up).  Segments already sent stay as
  * they are; retransmissions and new data use the new size.  Returns whether

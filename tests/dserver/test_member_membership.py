@@ -26,6 +26,7 @@ from labnet.dserver_lab import (
 from mip6.apps.http import HostDownload, generated_body
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
+from mip6.dserver.handoff import SEQUENCE_WINDOW
 from mip6.dserver.member import (
     CONTACT_SEQUENCE_SKIP,
     LONGEST_PEER_WAIT_MS,
@@ -961,3 +962,25 @@ def test_a_recovery_keeps_its_time_while_its_binding_is_under_way() -> None:
     assert m3.counters.get("recover_extended", 0) >= 1
     assert m3.counters.get("recover_completed") == 1 and not m3.counters.get("recover_failed")
     assert resets(lab.net) == 0
+
+
+def test_a_frozen_clients_replica_carries_a_number_a_window_below_every_acceptors() -> None:
+    """m2 hands its client on; before the freeze its mobile node's binding number moves on
+    (a Binding Update sent again). The replica of the frozen client carries a number a
+    window below the first INIT's, not the moved one: a recovery from it that meets the
+    acceptor's number (BA 135) knows the client went to an acceptor and steps aside, where
+    it took the number for the dead member's own and outbid the acceptor serving it."""
+    lab, _ = served_by_m2()
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    lab.handoff("m2")
+    outgoing = m2._outgoing_of(CLIENT)
+    assert outgoing is not None
+    init_number = outgoing.donor.next_sequence  # the first INIT's, not sent yet
+    entry = m2.mobile.bul.get(CLIENT)
+    entry.sequence = (entry.sequence + 1) & 0xFFFF  # sent again, before the freeze
+    while m2.mobile.bul.get(CLIENT) is not None:  # frozen: out of the mobile node
+        lab.net.run_for(0.001)
+    assert m2.replicate(CLIENT)
+    lab.net.run_for(0.05)
+    held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
+    assert held.binding_sequence == (init_number - SEQUENCE_WINDOW) & 0xFFFF

@@ -211,7 +211,7 @@ def test_a_held_connection_sends_nothing_until_released_then_all_in_order():
     assert len(net.sent) == 1 and decode(net.sent[0]).flags == TcpFlags.SYN  # the client's
     assert server.held is not None and len(server.held) == 1  # the SYN-ACK, kept
     assert decode(server.held[0]).flags == TcpFlags.SYN | TcpFlags.ACK
-    server.release_hold()
+    server.release_hold(net.now)
     net.run(lambda: client.state == TcpState.ESTABLISHED, limit_ms=1000)
     assert server.held is None
     client.send(b"request")
@@ -247,11 +247,32 @@ def test_on_received_holds_the_acknowledgement_of_new_data_before_it_goes():
     assert server.held and decode(server.held[-1]).acknowledgment_number == (
         client.conn.raw.snd_nxt
     )
-    server.release_hold()
+    server.release_hold(net.now)
     net.run(lambda: client.conn.acked_offset == 9, limit_ms=1000)
     client.close()
     net.run(lambda: len(calls) == 2, limit_ms=1000)  # the FIN moved RCV.NXT
     assert server.recv(100) == b"line one\n" and server.at_eof
+
+
+def test_a_release_after_a_long_hold_clears_the_retransmission_back_off():
+    """Held for seconds, a connection's retransmission timer fired (its retransmissions
+    kept too) and backed off; those timeouts lost nothing, so the release clears the
+    back-off: a segment lost after the release goes again a timeout later, not half a
+    minute later."""
+    net = Net()
+    listener = net.b.listen("::", 80)
+    client = net.a.connect(0, ADDRESS_B, 80)
+    net.run(lambda: bool(listener.queue), limit_ms=1000)
+    server = listener.accept()
+    server.hold()
+    server.send(b"answer")
+    start = net.now
+    net.run(lambda: net.now >= start + 5_000, limit_ms=20_000)
+    assert server.conn.raw.backoff >= 2 and len(server.held) >= 3
+    server.release_hold(net.now)
+    assert server.conn.raw.backoff == 0
+    assert server.conn.raw.t_rtx - net.now <= max(server.conn.raw.rto_ms, 1000)
+    net.run(lambda: client.conn.received_offset == 6, limit_ms=1000)
 
 
 def test_listen_neither_syn_nor_ack_dropped():
