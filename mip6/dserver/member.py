@@ -363,6 +363,8 @@ class Member:
         self._held_for: dict[Socket, int] = {}
         # clients whose holds waited once past replica_ack_timeout (see _replica_ack_due)
         self._ack_waited: set[IPv6Address] = set()
+        # handoffs accepted here whose DONE waits for the buddy's replica: donor, message
+        self._done_after_replica: dict[IPv6Address, tuple[IPv6Address, msg.Done]] = {}
         self._replica_serial = 0
         # until then a segment to C for no connection here gets no RST: the connection may be
         # a dead member's, being resumed by its buddy (see _withhold_rst)
@@ -1029,6 +1031,15 @@ class Member:
         if not waiting:
             self._ack_waited.discard(client)
             self._emit(CancelTimer((REPLICA_ACK_TIMER, client)))
+            self._send_done_after_replica(client)
+
+    def _send_done_after_replica(self, client: IPv6Address) -> None:
+        """The DONE of a handoff accepted here goes now that the client's connections have
+        nothing held (see the acceptor's SendDone)."""
+        waiting = self._done_after_replica.pop(client, None)
+        if waiting is not None:
+            donor, done = waiting
+            self._send(donor, done)
 
     def _replica_ack_due(self, client: IPv6Address) -> None:
         """No REPLICA_ACK in ``replica_ack_timeout``. The buddy may have died: once, the
@@ -1038,6 +1049,7 @@ class Member:
         not resume. Then they send anyway: the buddy is alive but slow."""
         if not any(sock in self._held_for for sock in self.client_sockets(client)):
             self._ack_waited.discard(client)
+            self._send_done_after_replica(client)
             return
         if self.membership is not None and client not in self._ack_waited:
             self._ack_waited.add(client)
@@ -1320,9 +1332,16 @@ class Member:
                     # this member's buddy now: nothing the old one cannot resume goes out
                     self.request_replicate(acceptor.client, hold=incoming.socks)
                 case h.SendDone(donor=donor):
-                    self._send(
-                        donor, msg.Done(handoff_id=acceptor.handoff_id, client=acceptor.client)
-                    )
+                    done = msg.Done(handoff_id=acceptor.handoff_id, client=acceptor.client)
+                    if any(s in self._held_for for s in self.client_sockets(acceptor.client)):
+                        # once this member's buddy holds the client (the thaw's replica):
+                        # the donor keeps its frozen connections until then, and should
+                        # this member die first it takes the client back (its rebinding),
+                        # as nothing went to the client from here meanwhile. A DONE at once
+                        # lost the client with an acceptor killed just after its thaw
+                        self._done_after_replica[acceptor.client] = (donor, done)
+                    else:
+                        self._send(donor, done)
                     self._count("handoff_accepted")
                     self._finish_incoming(key, "accepted")
                 case h.Release():
