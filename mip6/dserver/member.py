@@ -1047,9 +1047,11 @@ class Member:
         commit the view without it (its new buddy then gets the client's replica, and its
         acknowledgement releases them); what went out unreplicated instead, the buddy could
         not resume. Then they send anyway: the buddy is alive but slow."""
+        # a DONE waits no longer than replica_ack_timeout: its donor takes the client back
+        # after its own INIT timeout, and two members would then serve it
+        self._send_done_after_replica(client)
         if not any(sock in self._held_for for sock in self.client_sockets(client)):
             self._ack_waited.discard(client)
-            self._send_done_after_replica(client)
             return
         if self.membership is not None and client not in self._ack_waited:
             self._ack_waited.add(client)
@@ -2202,7 +2204,13 @@ class Member:
                 )
             )
         entry = self.mobile.bul.get(client)
-        sequence = entry.sequence if entry is not None else None
+        # bound only once the client acknowledged a binding of this member's: a number only
+        # sent may be far from the client's (a new life's first Binding Update), and a
+        # recovery that met the client's own then took it for another member's binding and
+        # stepped aside; unbound, a recovery outbids whatever number the client reports.
+        # Once bound, the last number sent (a rebinding above the client's is the client's)
+        bound = entry is not None and entry.acknowledged_sequence is not None
+        sequence = entry.sequence if entry is not None and bound else None
         outgoing = self._outgoing_of(client)
         if outgoing is not None and entry is None and outgoing.binding is not None:
             # frozen for a handoff, its binding out of the mobile node: a window below the

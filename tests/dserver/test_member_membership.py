@@ -926,6 +926,13 @@ def test_a_new_life_binds_a_client_it_never_bound_before_handing_it_on() -> None
     assert m2.mobile.bul.get(CLIENT) is None
     lab.handoff("m2")
     assert m2.counters.get("handoff_binding_first") == 1
+    # its replica says unbound until the client acknowledges a binding of this life's: a
+    # recovery from it outbids the number the client holds instead of stepping aside
+    assert m2.mobile.bul.get(CLIENT) is not None
+    assert m2.replicate(CLIENT)
+    lab.net.run_for(0.02)
+    buddy = lab.members[next(n for n, a in MEMBERS.items() if a == m2.buddy())]
+    assert not buddy._replicas[MEMBERS["m2"]][CLIENT].replica.bound
     lab.run_to_end(second, limit=30.0)
     assert second.done and not second.failed
     assert m2.counters.get("handoff_completed") == 1
