@@ -1458,6 +1458,8 @@ class Member:
                 self._out_of_window(fields["destination"], fields["sequence"])
             case "home_registered":
                 self._home_sequence_free = False
+                if self._is_contact_node:
+                    self._recoveries_test_again()
             case "binding_rejected":
                 self._rejected(fields["destination"])
             case "route_optimization_unsupported":
@@ -2067,10 +2069,18 @@ class Member:
             self._step_down()
         self.contact_node = contact
         self._mobile(self.mobile.relay_through(self._now, contact))
-        # a recovery's return routability went through the dead contact node: its HoTI is
-        # answered once the next one goes through the new one, seconds on with the back-off,
-        # so each recovery gets its time again from now
+        self._recoveries_test_again()
+
+    def _recoveries_test_again(self) -> None:
+        """The way to the home agent changed (a new contact node to relay through, or this
+        member registered C itself): a recovery's return routability went through the dead
+        contact node, so its HoTI goes again now (the back-off had put the next try seconds
+        on, and a recovery's time ran out waiting), and it gets its time again from now."""
         for client in self._recovering:
+            entry = self.mobile.bul.get(client)
+            if entry is not None and entry.state is BulState.RETURN_ROUTABILITY:
+                self._count("recover_test_init_again")
+                self._mobile(self.mobile.start_route_optimization(self._now, client))
             self._arm_recovery(client)
 
     def _view_changed(self, view: msg.View) -> None:

@@ -1023,3 +1023,28 @@ def test_an_acceptor_killed_just_after_its_thaw_leaves_the_client_to_its_donor()
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
     assert resets(lab.net) == 0
+
+
+def test_a_recovery_sends_its_home_test_init_again_through_a_new_contact_node() -> None:
+    """m2, serving a download, and the contact node m1 die together: m2's buddy starts its
+    recovery's return routability through the dead contact node; when the view names the
+    successor, its HoTI goes again through it at once rather than after the back-off, and
+    the recovery completes: the download whole, nothing reset."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 3.0)
+    lab.handoff("m1", "m2")
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.3)
+    lab.kill("m2")
+    while not m3.counters.get("recover_started"):
+        lab.net.run_for(0.005)
+    lab.kill("m1")  # the contact node, while the recovery's tests are out
+    lab.run_to_end(fetch, limit=90.0)
+    assert fetch.done and not fetch.failed, fetch.received
+    assert m3.counters.get("recover_test_init_again", 0) >= 1
+    assert m3.counters.get("recover_completed") == 1
+    assert resets(lab.net) == 0
