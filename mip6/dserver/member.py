@@ -373,6 +373,8 @@ class Member:
         self._held_for: dict[Socket, int] = {}
         # clients whose holds waited once past replica_ack_timeout (see _replica_ack_due)
         self._ack_waited: set[IPv6Address] = set()
+        # handoffs accepted here whose DONE waits for the buddy's replica: donor, message
+        self._done_after_replica: dict[IPv6Address, tuple[IPv6Address, msg.Done]] = {}
         self._replica_serial = 0
         # until then a segment to C for no connection here gets no RST: the connection may be
         # a dead member's, being resumed by its buddy (see _withhold_rst)
@@ -1061,6 +1063,15 @@ class Member:
         if not waiting:
             self._ack_waited.discard(client)
             self._emit(CancelTimer((REPLICA_ACK_TIMER, client)))
+            self._send_done_after_replica(client)
+
+    def _send_done_after_replica(self, client: IPv6Address) -> None:
+        """The DONE of a handoff accepted here goes now that the client's connections have
+        nothing held (see the acceptor's SendDone)."""
+        waiting = self._done_after_replica.pop(client, None)
+        if waiting is not None:
+            donor, done = waiting
+            self._send(donor, done)
 
     def _replica_ack_due(self, client: IPv6Address) -> None:
         """No REPLICA_ACK in ``replica_ack_timeout``. The buddy may have died: once, the
@@ -1068,6 +1079,9 @@ class Member:
         commit the view without it (its new buddy then gets the client's replica, and its
         acknowledgement releases them); what went out unreplicated instead, the buddy could
         not resume. Then they send anyway: the buddy is alive but slow."""
+        # a DONE waits no longer than replica_ack_timeout: its donor takes the client back
+        # after its own INIT timeout, and two members would then serve it
+        self._send_done_after_replica(client)
         if not any(sock in self._held_for for sock in self.client_sockets(client)):
             self._ack_waited.discard(client)
             return
@@ -1357,9 +1371,16 @@ class Member:
                     # this member's buddy now: nothing the old one cannot resume goes out
                     self.request_replicate(acceptor.client, hold=incoming.socks)
                 case h.SendDone(donor=donor):
-                    self._send(
-                        donor, msg.Done(handoff_id=acceptor.handoff_id, client=acceptor.client)
-                    )
+                    done = msg.Done(handoff_id=acceptor.handoff_id, client=acceptor.client)
+                    if any(s in self._held_for for s in self.client_sockets(acceptor.client)):
+                        # once this member's buddy holds the client (the thaw's replica):
+                        # the donor keeps its frozen connections until then, and should
+                        # this member die first it takes the client back (its rebinding),
+                        # as nothing went to the client from here meanwhile. A DONE at once
+                        # lost the client with an acceptor killed just after its thaw
+                        self._done_after_replica[acceptor.client] = (donor, done)
+                    else:
+                        self._send(donor, done)
                     self._count("handoff_accepted")
                     self._finish_incoming(key, "accepted")
                 case h.Release():
@@ -1483,6 +1504,8 @@ class Member:
                 self._out_of_window(fields["destination"], fields["sequence"])
             case "home_registered":
                 self._home_sequence_free = False
+                if self._is_contact_node:
+                    self._recoveries_test_again()
             case "binding_rejected":
                 self._rejected(fields["destination"])
             case "route_optimization_unsupported":
@@ -2092,10 +2115,18 @@ class Member:
             self._step_down()
         self.contact_node = contact
         self._mobile(self.mobile.relay_through(self._now, contact))
-        # a recovery's return routability went through the dead contact node: its HoTI is
-        # answered once the next one goes through the new one, seconds on with the back-off,
-        # so each recovery gets its time again from now
+        self._recoveries_test_again()
+
+    def _recoveries_test_again(self) -> None:
+        """The way to the home agent changed (a new contact node to relay through, or this
+        member registered C itself): a recovery's return routability went through the dead
+        contact node, so its HoTI goes again now (the back-off had put the next try seconds
+        on, and a recovery's time ran out waiting), and it gets its time again from now."""
         for client in self._recovering:
+            entry = self.mobile.bul.get(client)
+            if entry is not None and entry.state is BulState.RETURN_ROUTABILITY:
+                self._count("recover_test_init_again")
+                self._mobile(self.mobile.start_route_optimization(self._now, client))
             self._arm_recovery(client)
 
     def _view_changed(self, view: msg.View) -> None:
@@ -2229,7 +2260,13 @@ class Member:
                 )
             )
         entry = self.mobile.bul.get(client)
-        sequence = entry.sequence if entry is not None else None
+        # bound only once the client acknowledged a binding of this member's: a number only
+        # sent may be far from the client's (a new life's first Binding Update), and a
+        # recovery that met the client's own then took it for another member's binding and
+        # stepped aside; unbound, a recovery outbids whatever number the client reports.
+        # Once bound, the last number sent (a rebinding above the client's is the client's)
+        bound = entry is not None and entry.acknowledged_sequence is not None
+        sequence = entry.sequence if entry is not None and bound else None
         outgoing = self._outgoing_of(client)
         if outgoing is not None and entry is None and outgoing.binding is not None:
             # frozen for a handoff, its binding out of the mobile node: a window below the

@@ -926,6 +926,13 @@ def test_a_new_life_binds_a_client_it_never_bound_before_handing_it_on() -> None
     assert m2.mobile.bul.get(CLIENT) is None
     lab.handoff("m2")
     assert m2.counters.get("handoff_binding_first") == 1
+    # its replica says unbound until the client acknowledges a binding of this life's: a
+    # recovery from it outbids the number the client holds instead of stepping aside
+    assert m2.mobile.bul.get(CLIENT) is not None
+    assert m2.replicate(CLIENT)
+    lab.net.run_for(0.02)
+    buddy = lab.members[next(n for n, a in MEMBERS.items() if a == m2.buddy())]
+    assert not buddy._replicas[MEMBERS["m2"]][CLIENT].replica.bound
     lab.run_to_end(second, limit=30.0)
     assert second.done and not second.failed
     assert m2.counters.get("handoff_completed") == 1
@@ -984,3 +991,60 @@ def test_a_frozen_clients_replica_carries_a_number_a_window_below_every_acceptor
     lab.net.run_for(0.05)
     held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
     assert held.binding_sequence == (init_number - SEQUENCE_WINDOW) & 0xFFFF
+
+
+def test_an_acceptor_killed_just_after_its_thaw_leaves_the_client_to_its_donor() -> None:
+    """m1 hands its client to m2, which is killed as it thaws, before its buddy holds the
+    client's replica (its DONE waits for that): m1 still has the client frozen, gets no
+    DONE, binds the client back above m2's number and serves on from its snapshot; the
+    download is whole. A DONE sent at once let m1 go, and nobody had the client."""
+    size = 5_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 3.0)
+    lab.handoff("m1", "m2")
+    m2 = lab.members["m2"]
+    while not any(not sock.frozen for sock in m2.client_sockets(CLIENT)):
+        lab.net.run_for(0.0005)
+    assert CLIENT in m2._done_after_replica  # thawed, its DONE waiting for the replica
+    # the replica does not reach m2's buddy (lost, the buddy busy) before m2 dies, while
+    # the DONE, had it gone, would have reached m1
+    buddy = next(n for n, a in MEMBERS.items() if a == m2.buddy())
+    deadline = lab.net.now + 0.05
+    while lab.net.now < deadline:
+        lab.net.drop_in_flight(
+            lambda receiver, data: receiver == buddy and data[8:24] == MEMBERS["m2"].packed
+        )
+        lab.net.run_for(0.0005)
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert resets(lab.net) == 0
+
+
+def test_a_recovery_sends_its_home_test_init_again_through_a_new_contact_node() -> None:
+    """m2, serving a download, and the contact node m1 die together: m2's buddy starts its
+    recovery's return routability through the dead contact node; when the view names the
+    successor, its HoTI goes again through it at once rather than after the back-off, and
+    the recovery completes: the download whole, nothing reset."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 3.0)
+    lab.handoff("m1", "m2")
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.3)
+    lab.kill("m2")
+    while not m3.counters.get("recover_started"):
+        lab.net.run_for(0.005)
+    lab.kill("m1")  # the contact node, while the recovery's tests are out
+    lab.run_to_end(fetch, limit=90.0)
+    assert fetch.done and not fetch.failed, fetch.received
+    assert m3.counters.get("recover_test_init_again", 0) >= 1
+    assert m3.counters.get("recover_completed") == 1
+    assert resets(lab.net) == 0
