@@ -1322,7 +1322,10 @@ class MobileNode:
                 return []
             transition(entry, BulInput.BINDING_ERROR_UNKNOWN_BINDING)
             entry.send_when_ready = True
-            return self._return_routability(now, entry)
+            # for observers: what the correspondent sends us until it is bound again goes to
+            # the home address (a distributed server's member has it tunnelled to itself)
+            lost = Event("binding_error", {"correspondent": entry.destination, "status": 1})
+            return [lost, *self._return_routability(now, entry)]
         return []
 
     def _unrecognized_mh_type_applies(self, entry: BulEntry) -> bool:
