@@ -421,6 +421,9 @@ class Member:
         # and the ones this member serves through it (mip6.dserver.tunnel)
         self.tunnels = TunnelTable(config.tunnel_capacity, config.tunnel_lifetime)
         self.tunnelled = TunnelledClients()
+        # new clients whose first route optimization the contact node runs: one still
+        # unbound at its MIPV6_WAIT speaks no Mobile IPv6 (a handoff or a binding ends the wait)
+        self._awaiting_mipv6: set[IPv6Address] = set()
         self._home_agent_packed = config.home_agent.packed
         self.services: dict[int, Service] = {}
         self._listeners: list[Any] = []
@@ -820,6 +823,8 @@ class Member:
         """The contact node found that ``client`` speaks no Mobile IPv6 (DSERVER 3): it stops
         trying to bind it, serves it through the home agent's tunnel and hands it on like any
         other client, the tunnel following it."""
+        self._awaiting_mipv6.discard(client)
+        self._emit(CancelTimer((MIPV6_WAIT, client)))
         if client in self.tunnelled or client in self._by_client:
             return  # known already, or a handoff has it (its acceptor binds it as it can)
         entry = self.mobile.bul.get(client)
@@ -827,7 +832,6 @@ class Member:
             return  # bound: it does speak Mobile IPv6 (a forged error)
         self._count("client_without_mipv6")
         log.info("%s speaks no Mobile IPv6 (%s): served through the tunnel", client, why)
-        self._emit(CancelTimer((MIPV6_WAIT, client)))
         if entry is not None:
             self._emit(*self.mobile.forget_correspondent(self._now, client))
         # its tunnel binding's acknowledgement distributes it (_bound), as a route-optimized
@@ -955,8 +959,7 @@ class Member:
                 self.tunnels.expire(now)
                 self._arm_tunnel_expiry()
             case ("mipv6_wait", IPv6Address() as client):  # MIPV6_WAIT
-                entry = self.mobile.bul.get(client)
-                if entry is not None and entry.state is not BulState.BOUND:
+                if client in self._awaiting_mipv6:
                     self._without_mipv6(client, "no return routability answer")
             case "sweep":
                 self._sweep(now)
@@ -1019,6 +1022,7 @@ class Member:
                 self._count("route_optimization_no_room")
                 return
             self._mobile(self.mobile.start_route_optimization(self._now, client))
+            self._awaiting_mipv6.add(client)
             self._emit(StartTimer(self._now + self.config.mipv6_timeout, (MIPV6_WAIT, client)))
         if self.config.distribute:
             if entry is not None and entry.state is BulState.BOUND:
@@ -1058,6 +1062,12 @@ class Member:
         there."""
         if client in self._by_client or len(self._outgoing) >= self.config.max_handoffs:
             self._count("handoff_busy")
+            return None
+        if client in self._awaiting_mipv6:
+            # the contact node does not know yet how the client can be reached elsewhere
+            # (its binding, or the tunnel: DSERVER 3); an acceptor's return routability with
+            # a client without Mobile IPv6 would only fail the attempt
+            self._count("handoff_awaiting_mipv6")
             return None
         socks = self.client_sockets(client)
         if not socks:
@@ -1280,6 +1290,7 @@ class Member:
         donor = outgoing.donor
         ms = stack_ms(self._now)
         outgoing.phases.append((self._now, FROZEN))
+        self._awaiting_mipv6.discard(donor.client)  # the acceptor binds it now, as it can
         self._frozen_clients.add(donor.client.packed)
         outgoing.socks = self.client_sockets(donor.client)
         for sock in outgoing.socks:
@@ -1570,7 +1581,7 @@ class Member:
                 self._without_mipv6(fields["correspondent"], "Binding Error 2")
             case "route_optimization_unsupported":
                 self._distribute_when_bound.discard(fields["correspondent"])
-            case "binding_error":
+            case "binding_error" if fields["bound"]:
                 self._binding_lost(fields["correspondent"])
             case "binding_update_sent" if fields["destination"] in self._replicated:
                 # a new number (a rebinding, an outbid): the buddy's replica carries it, or a
@@ -1599,6 +1610,9 @@ class Member:
             self._membership(self.membership.outbid(self._now))
 
     def _bound(self, client: IPv6Address) -> None:
+        if client in self._awaiting_mipv6:
+            self._awaiting_mipv6.discard(client)
+            self._emit(CancelTimer((MIPV6_WAIT, client)))
         if client in self._recovering:
             self._recovered(client)
         for key, incoming in list(self._incoming.items()):
