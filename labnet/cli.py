@@ -54,6 +54,10 @@
     stock http.server, against the same server reached directly, same run (root; see
     :mod:`labnet.bench.proxy`).
 
+``labnet bench tunnel [--json]``
+    A client without Mobile IPv6 against a Mobile IPv6 client, same run, on virtual time:
+    first byte, handoff gaps, what the contact node forwards (see :mod:`labnet.bench.tunnel`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -105,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dserver",
             "failover",
             "proxy",
+            "tunnel",
         ],
         help="what to measure",
     )
@@ -451,7 +456,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"labnet hub: {error}", file=sys.stderr)
             return 1
     elif args.command == "bench":
-        from labnet.bench import core, dserver, esp, failover, hub, proxy, tcp, tcp_lossy, wire
+        from labnet.bench import (
+            core,
+            dserver,
+            esp,
+            failover,
+            hub,
+            proxy,
+            tcp,
+            tcp_lossy,
+            tunnel,
+            wire,
+        )
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
@@ -465,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dserver": dserver,
                 "failover": failover,
                 "proxy": proxy,
+                "tunnel": tunnel,
             }
             results = suites[args.suite].run(args.seconds)
         if args.json:

@@ -15,8 +15,20 @@ from mip6.core.binding_cache import BindingCache
 from mip6.core.binding_update_list import BindingUpdateList
 from mip6.core.nonces import NonceTable
 
-# the last four are a distributed-server member's (mip6.dserver.member): empty elsewhere
-WHATS = ("bcache", "bul", "rr", "nonce", "stats", "tcp", "clients", "members", "handoffs", "relay")
+# the last five are a distributed-server member's (mip6.dserver.member): empty elsewhere
+WHATS = (
+    "bcache",
+    "bul",
+    "rr",
+    "nonce",
+    "stats",
+    "tcp",
+    "clients",
+    "members",
+    "handoffs",
+    "relay",
+    "tunnel",
+)
 
 
 class UnknownWhat(ValueError):

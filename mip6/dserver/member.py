@@ -15,7 +15,8 @@ exist) from its own address M, a permanent care-of address. It composes, without
 - the member channel (:mod:`mip6.dserver.connection`) to every other member, on that stack;
 - one :class:`~mip6.dserver.handoff.Donor` or :class:`~mip6.dserver.handoff.Acceptor` per
   handoff in progress, whose effects it performs;
-- the contact node's :class:`~mip6.dserver.relay.RelayTable`;
+- the contact node's :class:`~mip6.dserver.relay.RelayTable` and
+  :class:`~mip6.dserver.tunnel.TunnelTable`;
 - a distribution :class:`~mip6.dserver.policy.Policy`.
 
 It offers the engine contract (:mod:`mip6.core.engine`) and owns its host: the runtime gives it
@@ -42,6 +43,21 @@ How a handoff maps onto the mobile node (DSERVER 4):
   (``sequence_recovery=False``) so that this choice is the member's.
 - The client's first packet at M carrying C in a type 2 routing header proves its binding points
   here: it thaws an acceptor whose acknowledgement was lost (rule 2).
+
+Clients without Mobile IPv6 (DSERVER 3, :mod:`.tunnel`):
+
+- The contact node takes a new client for one when it answers the first HoTI or CoTI with an
+  ICMPv6 Parameter Problem for the Mobility Header, with a Binding Error 2, or not at all
+  within ``mipv6_timeout``; it stops route optimization with it and binds it in its own
+  tunnel table. Handoffs asked meanwhile wait until the contact node knows (``_bound``).
+- Its packets from the home agent's tunnel go on to the member the table names; that member's
+  mobile node takes them as the relay's, and its answers, with no binding to follow, go
+  reverse-tunnelled to the contact node as ever. A handoff (T flag) binds the table instead of
+  the client (TUNNEL, acknowledged by TUNNEL_ACK, which is the acceptor's BOUND and a
+  rebinding donor's).
+- A Binding Error 1 for a binding a member held (the seeds' B8) has the contact node tunnel
+  that client to the member while it binds again.
+- A new contact node is told every member's tunnelled clients again.
 
 Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
 
@@ -424,6 +440,8 @@ class Member:
         # new clients whose first route optimization the contact node runs: one still
         # unbound at its MIPV6_WAIT speaks no Mobile IPv6 (a handoff or a binding ends the wait)
         self._awaiting_mipv6: set[IPv6Address] = set()
+        # handoffs asked for such a client meanwhile: (target, elsewhere, first bytes)
+        self._handoff_when_known: dict[IPv6Address, tuple[IPv6Address | None, bool, bytes]] = {}
         self._home_agent_packed = config.home_agent.packed
         self.services: dict[int, Service] = {}
         self._listeners: list[Any] = []
@@ -1065,9 +1083,11 @@ class Member:
             return None
         if client in self._awaiting_mipv6:
             # the contact node does not know yet how the client can be reached elsewhere
-            # (its binding, or the tunnel: DSERVER 3); an acceptor's return routability with
-            # a client without Mobile IPv6 would only fail the attempt
+            # (its binding, or the tunnel: DSERVER 3; an acceptor's return routability with a
+            # client without Mobile IPv6 would only fail the attempt): the handoff starts
+            # once it does (_bound), within mipv6_timeout
             self._count("handoff_awaiting_mipv6")
+            self._handoff_when_known[client] = (target, elsewhere, first_bytes)
             return None
         socks = self.client_sockets(client)
         if not socks:
@@ -1550,6 +1570,8 @@ class Member:
                 continue
             self._count("binding_forgotten")
             self._emit(*self.mobile.forget_correspondent(now, client))
+        for client in [c for c in self._handoff_when_known if c not in live]:
+            del self._handoff_when_known[client]  # gone before anyone knew how to reach it
         for client in list(self.tunnelled.serving):
             if client not in busy and client not in live:
                 # its entry in the contact node's table lives on until it has been idle for
@@ -1613,6 +1635,14 @@ class Member:
         if client in self._awaiting_mipv6:
             self._awaiting_mipv6.discard(client)
             self._emit(CancelTimer((MIPV6_WAIT, client)))
+        asked = self._handoff_when_known.pop(client, None)
+        if asked is not None and self.client_sockets(client):
+            target, elsewhere, first_bytes = asked
+            self._deferred.append(
+                functools.partial(
+                    self.handoff, client, target, elsewhere=elsewhere, first_bytes=first_bytes
+                )
+            )
         if client in self._recovering:
             self._recovered(client)
         for key, incoming in list(self._incoming.items()):
