@@ -915,6 +915,10 @@ class Member:
             self._bound(client)
         elif status is msg.TunnelStatus.SEQUENCE_OUT_OF_WINDOW:
             self._count("tunnel_out_of_window")
+            if client in self._recovering:
+                # a window or more above the replica's: a handoff's acceptor holds it (see
+                # _out_of_window; the step stays below any acceptor's window)
+                self._recovery_superseded(client)
             outgoing = self._outgoing_of(client)
             if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
                 if set(outgoing.donor.tried) <= outgoing.refused_by:
@@ -929,10 +933,13 @@ class Member:
 
     def _announce_tunnels(self) -> None:
         """A new contact node (a takeover) starts with an empty table: the clients this
-        member serves through the tunnel are bound there again, with the numbers they had."""
-        for client, sequence in list(self.tunnelled.serving.items()):
-            self._count("tunnel_announced")
-            self._bind_tunnel(client, sequence)
+        member serves through the tunnel are bound there again, with the numbers they had,
+        and the TUNNELs the old one did not answer go to the new one."""
+        for client in {*self.tunnelled.serving, *self.tunnelled.pending}:
+            sequence = self.tunnelled.sequence(client)
+            if sequence is not None:
+                self._count("tunnel_announced")
+                self._bind_tunnel(client, sequence)
 
     def _client_packet(self, now: float, client: bytes) -> None:
         """The client's packet reached this member's own address through its binding: an
@@ -1078,7 +1085,11 @@ class Member:
         for a content-aware policy); the handoff's id, or None when one is already in
         progress for it. Not from inside a socket callback: use :meth:`request_handoff`
         there."""
-        if client in self._by_client or len(self._outgoing) >= self.config.max_handoffs:
+        if (
+            client in self._by_client
+            or client in self._handoff_when_known  # one asked already waits (see below)
+            or len(self._outgoing) >= self.config.max_handoffs
+        ):
             self._count("handoff_busy")
             return None
         if client in self._awaiting_mipv6:
@@ -2370,6 +2381,9 @@ class Member:
         if outgoing is not None and outgoing.binding is not None:
             # frozen for a handoff: the donor holds the binding out of its mobile node
             sequence = outgoing.binding.sequence
+        tunnelled = self.tunnelled.sequence(client)
+        if tunnelled is not None:
+            sequence = tunnelled
         replica = msg.Replica(
             client=client,
             binding_sequence=sequence if sequence is not None else 0,
@@ -2378,6 +2392,7 @@ class Member:
             view_number=self._view_number(),
             connections=tuple(connections),
             serial=self._next_replica_serial(),
+            tunnelled=tunnelled is not None,
         )
         self._replicated[client] = buddy
         self._count("replica_sent")
@@ -2504,6 +2519,12 @@ class Member:
             socks, replica.binding_sequence if replica.bound else None, origin
         )
         self._count("recover_started")
+        if replica.tunnelled:
+            # no Mobile IPv6: the contact node's table is its binding (mip6.dserver.tunnel),
+            # bound above the dead member's number as a Binding Update would be
+            self._bind_tunnel(client, (replica.binding_sequence + RECOVERY_STEP) & 0xFFFF)
+            self._arm_recovery(client)
+            return
         before = self.mobile.bul.get(client)
         log.warning(
             "replication: serving %s for a dead member (its binding here was %s)",
@@ -2640,6 +2661,7 @@ class Member:
         for sock in recovery.socks:
             sock.abort()
         self._mobile(self.mobile.forget_correspondent(self._now, client))
+        self.tunnelled.forget(client)
 
     def _recovery_superseded(self, client: IPv6Address) -> None:
         """Another member holds ``client`` (see _out_of_window): the imported connections go

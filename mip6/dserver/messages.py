@@ -88,7 +88,7 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
 
     REPLICA (a member -> its buddy, at its clients' request boundaries):
         | Client (128) | Binding Sequence (16) | Connection Count (16) | Lifetime (32) |
-        | View Number (64) | Flags (8: 1 bound) | Serial (32) |
+        | View Number (64) | Flags (8: 1 bound, 2 tunnelled) | Serial (32) |
         then the connections as in INIT
     REPLICA_ACK (the buddy -> the member, for each REPLICA: it holds it, and the member
         sends what it held back for it): | Client (128) | Serial (32) |
@@ -169,6 +169,8 @@ _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
 _REPLICA = struct.Struct("!16sHHIQBI")
 _REPLICA_ACK = struct.Struct("!16sI")
 REPLICA_BOUND = 0x01  # the sender had bound the client (binding_sequence is its number)
+# the client speaks no Mobile IPv6: binding_sequence numbers its tunnel binding (DSERVER 3)
+REPLICA_TUNNELLED = 0x02
 _CLIENT = struct.Struct("!16s")
 TUNNELLED = 0x8000  # the handoff header's T flag (PREPARE and INIT)
 _TUNNEL = struct.Struct("!16sH2x")
@@ -668,6 +670,7 @@ class Replica(_Membership):
     connections: tuple[ConnectionState, ...]
     bound: bool = True
     serial: int = 0  # the sender's count of its replicas, which the REPLICA_ACK echoes
+    tunnelled: bool = False  # no Mobile IPv6: the number is the client's tunnel binding's
     message_type: ClassVar[MessageType] = MessageType.REPLICA
 
     def emit(self) -> bytes:
@@ -685,7 +688,7 @@ class Replica(_Membership):
                 len(self.connections),
                 self.lifetime,
                 self.view_number,
-                REPLICA_BOUND if self.bound else 0,
+                (REPLICA_BOUND if self.bound else 0) | (REPLICA_TUNNELLED if self.tunnelled else 0),
                 self.serial,
             ),
         ]
@@ -876,7 +879,7 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
     (client, sequence, count, lifetime, view_number, flags, serial), offset = _fields(
         data, offset, _REPLICA, "replica"
     )
-    if flags & ~REPLICA_BOUND:
+    if flags & ~(REPLICA_BOUND | REPLICA_TUNNELLED):
         raise Malformed(f"unknown flags {flags:#x}", start + 32, "flags")
     if count > MAX_CONNECTIONS:
         raise Malformed(f"{count} connections (at most {MAX_CONNECTIONS})", start + 18, "count")
@@ -888,6 +891,7 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
         view_number=int(view_number),
         connections=connections,
         bound=bool(flags & REPLICA_BOUND),
+        tunnelled=bool(flags & REPLICA_TUNNELLED),
         serial=int(serial),
     )
     return replica, offset

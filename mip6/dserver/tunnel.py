@@ -24,8 +24,8 @@ handoff's BOUND.
 Bounded: at most ``capacity`` clients, each forgotten ``lifetime`` seconds after its last
 packet through the table (or its last TUNNEL); a TUNNEL for a new client that finds the table
 full of live entries is refused (NO_ROOM): that handoff fails and the client stays where it
-is. A member's entries go when a view drops it; the buddy that resumes its clients binds them
-anew.
+is. A member's entries go when a view drops it; the buddy that resumes its clients (their
+replicas say they are tunnelled) binds them anew, a step above the dead member's number.
 
 What a member keeps (:class:`TunnelledClients`): the clients it serves through the tunnel and
 the number of their tunnel binding, so that a handoff numbers its INIT above it and, when

@@ -253,12 +253,14 @@ def test_a_silent_client_is_taken_for_one_without_mipv6_at_mipv6_timeout() -> No
     assert not any(isinstance(x, mh.BindingUpdate) for x in to_client(lab))
 
 
-def hand_to_m3(lab: DServerLab) -> None:
-    """The contact node m1 hands the client to m3, which then serves it."""
-    lab.handoff("m1", "m3")
+def hand_to(lab: DServerLab, member: str = "m3") -> None:
+    """The contact node m1 hands the client to ``member``, which then serves it."""
+    lab.handoff("m1", member)
     deadline = lab.net.now + 2.0
-    while not lab.members["m3"].client_sockets(CLIENT) or lab.members["m1"].client_sockets(CLIENT):
-        assert lab.net.now < deadline, "not handed to m3"
+    while not lab.members[member].client_sockets(CLIENT) or lab.members["m1"].client_sockets(
+        CLIENT
+    ):
+        assert lab.net.now < deadline, f"not handed to {member}"
         lab.net.run_for(0.01)
 
 
@@ -277,7 +279,7 @@ def test_binding_error_1_sends_the_client_through_the_tunnel_at_once() -> None:
     while not fetch.status:
         assert lab.net.now < 5.0
         lab.net.run_for(0.01)
-    hand_to_m3(lab)
+    hand_to(lab)
     lab.net.run_for(0.3)
     client = lab.client
     assert not isinstance(client, PlainNode)
@@ -321,7 +323,7 @@ def test_a_tunnelled_client_survives_its_contact_nodes_death() -> None:
     while "client_without_mipv6" not in lab.members["m1"].counters:
         assert lab.net.now < 5.0
         lab.net.run_for(0.01)
-    hand_to_m3(lab)
+    hand_to(lab)
     sequence = lab.members["m3"].tunnelled.serving[CLIENT]
     lab.kill("m1")
     lab.run_to_end(fetch)
@@ -332,3 +334,36 @@ def test_a_tunnelled_client_survives_its_contact_nodes_death() -> None:
     assert m3.counters["tunnel_announced"] >= 1
     assert m2.tunnels.sequence(CLIENT) == sequence
     assert m2.tunnels.counters["forwarded"] > 0
+
+
+def test_a_tunnelled_clients_buddy_resumes_it_when_its_member_dies() -> None:
+    """Issue 15's recovery for a client without Mobile IPv6: m2 serves it through the tunnel
+    and dies; its buddy m3, holding m2's replica (which says the client is tunnelled, and its
+    number), imports the connection and binds the contact node's table a step above that
+    number instead of running return routability; the client's next segment, tunnelled to
+    it, resumes the download."""
+    size = 3_000_000
+    lab = DServerLab(
+        SEED, membership=MembershipConfig(), size=size, distribute=False, mipv6_client=False
+    )
+    lab.net.path("ha", "client", Path(latency=0.010, bandwidth_bits_per_s=10e6))
+    fetch = lab.download(1.0)
+    while "client_without_mipv6" not in lab.members["m1"].counters:
+        assert lab.net.now < 5.0
+        lab.net.run_for(0.01)
+    hand_to(lab, "m2")
+    assert lab.members["m2"].buddy() == M3
+    while not lab.members["m3"]._replicas.get(M2, {}).get(CLIENT):
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.2)
+    assert not fetch.done
+    lab.kill("m2")
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed and fetch.digest.hexdigest() == expected(size, SEED)
+    assert resets(lab.net) == 0
+    resumed = lab.members["m3"]
+    assert resumed.counters["recover_completed"] == 1
+    assert resumed.counters.get("recover_failed", 0) == 0
+    assert lab.members["m1"].tunnels.member_for(lab.net.now, CLIENT) == M3
+    # never return routability with it: the contact node's first HoTI and CoTI only
+    assert len(to_client(lab)) == 2
