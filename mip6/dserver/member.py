@@ -928,7 +928,8 @@ class Member:
                     self._donor_input(outgoing.donor.handoff_id, h.DonorInput.SUPERSEDED)
             self._rejected(client)
         else:
-            self._count(f"tunnel_refused_{status}")
+            name = status.name.lower() if isinstance(status, msg.TunnelStatus) else status
+            self._count(f"tunnel_refused_{name}")
             self._rejected(client)
 
     def _announce_tunnels(self) -> None:
@@ -1321,7 +1322,6 @@ class Member:
         donor = outgoing.donor
         ms = stack_ms(self._now)
         outgoing.phases.append((self._now, FROZEN))
-        self._awaiting_mipv6.discard(donor.client)  # the acceptor binds it now, as it can
         self._frozen_clients.add(donor.client.packed)
         outgoing.socks = self.client_sockets(donor.client)
         for sock in outgoing.socks:
