@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "topology",
         help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm, "
-        "dserver-proxy)",
+        "dserver-proxy, dserver-plain)",
     )
     up.add_argument("--backend", choices=["netns", "sim"], default="netns")
     up.add_argument("--name", help="the lab's name (default: the topology's)")

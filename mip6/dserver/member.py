@@ -1139,6 +1139,12 @@ class Member:
         self._donor_effects(outgoing, donor.start(self._now))
         return donor.handoff_id
 
+    def handoff_waits(self, client: IPv6Address) -> bool:
+        """A handoff of ``client`` was asked and waits until the contact node knows whether
+        the client speaks Mobile IPv6 (see :meth:`handoff`): it starts within
+        ``mipv6_timeout``."""
+        return client in self._handoff_when_known
+
     def _outgoing_of(self, client: IPv6Address) -> _Outgoing | None:
         """The handoff of ``client`` this member is giving, if any."""
         handoff_id = self._by_client.get(client)

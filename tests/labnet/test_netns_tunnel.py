@@ -1,11 +1,11 @@
 """A client with no Mobile IPv6 at all on the netns backend (root, issue 16 part 3): the built-in
-``dserver`` topology with its client a plain kernel namespace (``kind: kernel``: no shim
-daemon, a stock Linux kernel that answers the contact node's HoTI and CoTI with an ICMPv6
-Parameter Problem). A stock ``curl`` there downloads 50 MB from the contact address while the
-members' download services hand it on every 2 MB: the contact node tunnels its packets to the
-member serving it (DSERVER 3, :mod:`mip6.dserver.tunnel`). curl exits 0, the sha256 is right,
-the handoffs are real (every member served it), the client was never sent a Binding Update, and
-no capture holds a RST."""
+``dserver-plain`` topology, ``dserver`` with its client a plain kernel namespace (``kind:
+kernel``: no shim daemon, a stock Linux kernel that answers the contact node's HoTI and CoTI
+with an ICMPv6 Parameter Problem). A stock ``curl`` there downloads 50 MB from the contact
+address while the members' download services hand it on every 2 MB: the contact node tunnels
+its packets to the member serving it (DSERVER 3, :mod:`mip6.dserver.tunnel`). curl exits 0,
+the sha256 is right, the handoffs are real (every member served it), the client was never sent
+a Binding Update, and no capture holds a RST."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from labnet.netns import NetnsLab, control_request
-from labnet.topology import NodeSpec, Topology, builtin
+from labnet.topology import builtin
 from mip6.apps.http import generated_body
 from tests.conftest import require
 from tests.labnet.netns_lab import netns_lab
@@ -28,20 +28,22 @@ from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
 
-BASE = builtin("dserver")
-CONTACT = BASE.nodes["m1"].home_address
-CLIENT = BASE.nodes["client"].addresses[0]
-MEMBERS = {name: BASE.nodes[name].addresses[0] for name in ("m1", "m2", "m3")}
+TOPOLOGY = builtin("dserver-plain")
+CONTACT = TOPOLOGY.nodes["m1"].home_address
+CLIENT = TOPOLOGY.nodes["client"].addresses[0]
+MEMBERS = {name: TOPOLOGY.nodes[name].addresses[0] for name in ("m1", "m2", "m3")}
 SIZE = 50_000_000  # the built-in download: seed 1, handed on every 2 MB
 
 
-def without_mipv6() -> Topology:
-    """The built-in topology with its client a plain kernel namespace on the same address."""
-    nodes = dict(BASE.nodes)
-    nodes["client"] = NodeSpec(
-        name="client", kind="kernel", role=None, network="clients", addresses=(CLIENT,)
-    )
-    return dataclasses.replace(BASE, nodes=nodes)
+def test_the_topology_is_dserver_with_a_plain_kernel_client() -> None:
+    base = builtin("dserver")
+    assert TOPOLOGY.nodes["client"].kind == "kernel" and TOPOLOGY.nodes["client"].role is None
+    assert TOPOLOGY.networks == base.networks
+    assert {n: s for n, s in TOPOLOGY.nodes.items() if n != "client"} == {
+        n: dataclasses.replace(s, line=TOPOLOGY.nodes[n].line)
+        for n, s in base.nodes.items()
+        if n != "client"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
     require(shutil.which("curl") is not None, "needs curl (apt-get install curl)")
     require(shutil.which("tshark") is not None, "needs tshark (apt-get install tshark)")
     state = tmp_path_factory.mktemp("labnet")
-    with netns_lab(state, without_mipv6(), "h16a") as lab:
+    with netns_lab(state, "dserver-plain", "h16a") as lab:
         yield lab
 
 
