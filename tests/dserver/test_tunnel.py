@@ -15,7 +15,7 @@ import pytest
 
 from labnet.dserver_lab import CLIENT, CONTACT, HA, MEMBERS, DServerLab, PlainNode, resets
 from mip6.apps.http import generated_body
-from mip6.core.actions import Transmit
+from mip6.core.actions import Action, Transmit
 from mip6.core.datapath import encapsulate
 from mip6.dserver import messages as m
 from mip6.dserver.membership import MembershipConfig
@@ -367,3 +367,36 @@ def test_a_tunnelled_clients_buddy_resumes_it_when_its_member_dies() -> None:
     assert lab.members["m1"].tunnels.member_for(lab.net.now, CLIENT) == M3
     # never return routability with it: the contact node's first HoTI and CoTI only
     assert len(to_client(lab)) == 2
+
+
+class UnrecognizedTypeNode(PlainNode):
+    """A node that speaks the Mobility Header but no message of RFC 3775's: every one it gets
+    is answered with a Binding Error, status 2 (RFC 3775 9.2), from the address it went to."""
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        if data[6] != protocols.MOBILITY:
+            return super().handle_packet(now, data)
+        error = mh.BindingError(
+            status=mh.BindingErrorStatus.UNRECOGNIZED_MH_TYPE, home_address=IPv6Address(0)
+        )
+        source, destination = IPv6Address(data[24:40]), IPv6Address(data[8:24])
+        return [Transmit(Ipv6Packet(source=source, destination=destination, payload=error).emit())]
+
+
+def test_a_binding_error_2_for_the_first_return_routability_means_no_mipv6() -> None:
+    size = 2_000_000
+    lab = DServerLab(SEED, size=size, handoff_every=300_000, mipv6_client=False)
+    node = lab.net.nodes["client"]
+    node.engine = node.runtime.engine = UnrecognizedTypeNode()
+    fetch = lab.download()
+    started = lab.net.now
+    while "client_without_mipv6" not in lab.members["m1"].counters:
+        assert lab.net.now - started < 1.0  # the error, not mipv6_timeout (3 s)
+        lab.net.run_for(0.01)
+    lab.run_to_end(fetch)
+    assert fetch.done and not fetch.failed and fetch.digest.hexdigest() == expected(size, SEED)
+    m1 = lab.members["m1"]
+    assert m1.counters["client_without_mipv6"] == 1
+    assert m1.mobile.counters.get("binding_error_2_ignored", 0) == 0
+    assert sum(x.counters.get("handoff_completed", 0) for x in lab.members.values()) >= 2
+    assert resets(lab.net) == 0
