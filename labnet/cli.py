@@ -58,6 +58,11 @@
     A client without Mobile IPv6 against a Mobile IPv6 client, same run, on virtual time:
     first byte, handoff gaps, what the contact node forwards (see :mod:`labnet.bench.tunnel`).
 
+``labnet bench tunnel-netns [--json]``
+    The same two clients on the netns backend (root): a stock curl's 50 MB download handed
+    between members, through the tunnel and through route optimization, and the contact
+    node's CPU time for each (see :mod:`labnet.bench.tunnel`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -110,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
             "failover",
             "proxy",
             "tunnel",
+            "tunnel-netns",
         ],
         help="what to measure",
     )
@@ -471,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
+        elif args.suite == "tunnel-netns":
+            results = tunnel.run_netns(args.seconds)
         else:
             suites = {
                 "wire": wire,

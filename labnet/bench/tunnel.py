@@ -17,16 +17,31 @@ handed on every ``every`` bytes; the download must end whole (sha256) with no RS
   per megabyte downloaded (its relay to the home agent and its tunnel to the members; the
   seeds' worry: every such client's traffic, both ways, crosses the contact node). A Mobile
   IPv6 client's are the HoTIs of the acceptors' return routability.
+
+``labnet bench tunnel-netns`` (root): the same question on real daemons and kernels, the netns
+backend's built-in ``dserver-plain`` (a plain kernel client: the tunnel) and ``dserver`` (a
+stock kernel behind a shim-mode correspondent daemon: route optimization), one after the other
+in one run, each a stock ``curl`` of the members' 50 MB download (handed on every 2 MB), twice:
+``seconds`` (curl's ``time_total``) and ``mbps`` (its ``speed_download``), medians, and
+``contact_node_cpu_s``: the CPU time the contact node's daemon used during each download,
+median. Every download is checked (size, sha256).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import statistics
+import subprocess
+import tempfile
+from pathlib import Path as FilePath
 from typing import Any
 
+from labnet.bench.proxy import cpu_seconds
 from labnet.dserver_lab import MEMBERS, DServerLab, resets
+from labnet.netns import NetnsLab
+from labnet.topology import builtin
 from mip6.apps.http import generated_body
 from mip6.runtime.memory import Path
 
@@ -108,3 +123,53 @@ def run(seconds: float = 4.0, *, size: int = 6_000_000, every: int = 500_000) ->
         }
     results["paths_ms"] = {"lss": LSS * 1000, "lcs": LCS * 1000}
     return results
+
+
+NETNS_SIZE = 50_000_000  # the built-in topologies' download: seed 1
+
+
+def run_netns(seconds: float = 4.0, *, downloads: int = 2, prefix: str = "btun") -> dict[str, Any]:
+    """``seconds`` is not used. Each lab is named ``prefix`` + this process's id + a letter."""
+    if os.geteuid() != 0:
+        raise PermissionError("labnet bench tunnel-netns needs root (the netns backend)")
+    expected = hashlib.sha256(b"".join(generated_body(NETNS_SIZE, 1))).hexdigest()
+    results: dict[str, Any] = {"size": NETNS_SIZE}
+    for letter, (label, topology) in zip(
+        "ab", (("tunnel", "dserver-plain"), ("mipv6", "dserver")), strict=True
+    ):
+        contact = builtin(topology).nodes["m1"].home_address
+        lab = NetnsLab.up(topology, f"{prefix}{os.getpid() % 100000}{letter}")
+        try:
+            pid = lab.state["nodes"]["m1"]["pid"]
+            times, speeds, cpu = [], [], []
+            with tempfile.TemporaryDirectory(prefix="labnet-bench-tunnel-") as tmp:
+                out = FilePath(tmp) / "body"
+                for _ in range(downloads):
+                    before = cpu_seconds(pid)
+                    total, speed = _curl(lab, f"http://[{contact}]/", out)
+                    cpu.append(cpu_seconds(pid) - before)
+                    if hashlib.sha256(out.read_bytes()).hexdigest() != expected:
+                        raise RuntimeError(f"{label}: the body's sha256 is wrong")
+                    times.append(total)
+                    speeds.append(speed * 8 / 1e6)
+            results[label] = {
+                "seconds": round(statistics.median(times), 2),
+                "mbps": round(statistics.median(speeds), 1),
+                "contact_node_cpu_s": round(statistics.median(cpu), 2),
+            }
+        finally:
+            lab.down()
+    return results
+
+
+def _curl(lab: NetnsLab, url: str, out: FilePath) -> tuple[float, float]:
+    """A stock curl in the lab's client namespace: (time_total seconds, speed bytes/s)."""
+    argv = ["curl", "-sS", "-g", "--max-time", "900", "-o", str(out), url]
+    argv += ["-w", "%{http_code} %{size_download} %{time_total} %{speed_download}"]
+    done = subprocess.run(lab.exec_argv("client", argv), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"curl failed ({done.returncode}): {done.stderr.strip()}")
+    code, got, total, speed = done.stdout.split()
+    if code != "200" or int(got) != NETNS_SIZE:
+        raise RuntimeError(f"answered {code} with {got} bytes (of {NETNS_SIZE})")
+    return float(total), float(speed)
