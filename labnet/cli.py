@@ -72,6 +72,15 @@
     against the same simulation without those handoffs: request times, retries, drops, CPU
     (see :mod:`labnet.bench.udp`).
 
+``labnet bench tunnel [--json]``
+    A client without Mobile IPv6 against a Mobile IPv6 client, same run, on virtual time:
+    first byte, handoff gaps, what the contact node forwards (see :mod:`labnet.bench.tunnel`).
+
+``labnet bench tunnel-netns [--json]``
+    The same two clients on the netns backend (root): a stock curl's 50 MB download handed
+    between members, through the tunnel and through route optimization, and the contact
+    node's CPU time for each (see :mod:`labnet.bench.tunnel`).
+
 ``labnet bench tcp-lossy [--json] [--bytes N]``
     tcp_migrate's download and upload against the kernel through 40 ms one-way delay and 1%
     loss each way, sha256-checked, with kernel-to-kernel CUBIC and Reno baselines over the
@@ -126,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
             "proxy",
             "udp",
             "chart",
+            "tunnel",
+            "tunnel-netns",
         ],
         help="what to measure",
     )
@@ -195,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "topology",
         help="a topology file or a built-in name (roaming, testbed, dserver, dserver-farm, "
-        "dserver-proxy, dserver-udp)",
+        "dserver-proxy, dserver-udp, dserver-plain)",
     )
     up.add_argument("--backend", choices=["netns", "sim"], default="netns")
     up.add_argument("--name", help="the lab's name (default: the topology's)")
@@ -544,12 +555,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             proxy,
             tcp,
             tcp_lossy,
+            tunnel,
             udp,
             wire,
         )
 
         if args.suite == "tcp-lossy":
             results = tcp_lossy.run(args.bytes)
+        elif args.suite == "tunnel-netns":
+            results = tunnel.run_netns(args.seconds)
         else:
             suites = {
                 "wire": wire,
@@ -562,6 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "proxy": proxy,
                 "udp": udp,
                 "chart": chart,
+                "tunnel": tunnel,
             }
             results = suites[args.suite].run(args.seconds)
         if args.json:

@@ -1,6 +1,7 @@
 """A distributed server on the in-memory network, built from the engines directly, for tests
 and benchmarks: a home agent, a contact node and two more members on networks of their own, and
-a client (a correspondent node with a host) on another. Paths between members, and from members
+a client (a correspondent node with a host, or with ``mipv6_client=False`` a :class:`PlainNode`:
+a host without Mobile IPv6, as a stock kernel) on another. Paths between members, and from members
 to the home agent, have latency ``lss``; from members to the client ``lcs`` (the seeds' Lss and
 Lcs); the same seed gives the same packets. Each member runs the download service
 (:mod:`mip6.apps.download`); ``service`` replaces it."""
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from mip6.apps.download import DownloadService
 from mip6.apps.http import Body, HostDownload
+from mip6.core import show
+from mip6.core.actions import Action, Deliver, Transmit
 from mip6.core.config import HomeAgentConfig
+from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.policy import (
     PairKeys,
     SaKeys,
@@ -23,6 +27,8 @@ from mip6.core.ipsec.policy import (
     home_registration_guard,
 )
 from mip6.core.ipsec.sa import Algorithm
+from mip6.core.node import NodePipeline, UpperLayerError
+from mip6.core.ratelimit import TokenBucket
 from mip6.dserver.member import Member, MemberConfig, Service
 from mip6.dserver.membership import MembershipConfig
 from mip6.roles.correspondent_node import CorrespondentNode
@@ -99,6 +105,54 @@ def home_agent(rng: random.Random, *, esp: bool = False) -> HomeAgent:
     )
 
 
+class PlainNode:
+    """A node without Mobile IPv6, as a stock kernel without it: the IPv6 node pipeline and
+    nothing more. Every packet goes to its host as it came; the host refuses a Mobility Header
+    with an ICMPv6 Parameter Problem, code 1 (RFC 8200 4), sent through the pipeline's ICMPv6
+    error path; it holds no binding, so its packets to the contact address always go to the
+    home agent."""
+
+    def __init__(self) -> None:
+        self.pipeline = NodePipeline(
+            binding_allows=lambda now, home, care_of: False,
+            icmp_limiter=TokenBucket(10.0, 10),
+            binding_error_limiter=TokenBucket(1.0, 10),
+        )
+
+    def start(self, now: float) -> list[Action]:
+        return []
+
+    def handle_packet(self, now: float, data: bytes) -> list[Action]:
+        inbound, actions = self.pipeline.receive(now, data)
+        return actions if inbound is None else [*actions, Deliver(inbound.data)]
+
+    def send(self, now: float, data: bytes) -> list[Action]:
+        return [Transmit(data)]
+
+    def handle_timer(self, now: float, token: Hashable) -> list[Action]:
+        return []
+
+    def upper_layer_error(
+        self, now: float, invoking: bytes, message: UpperLayerError
+    ) -> list[Action]:
+        return self.pipeline.upper_layer_error(now, invoking, message, self.send)
+
+    def send_overhead(self, now: float, source: bytes, destination: bytes) -> int:
+        return 0
+
+    def command(self, now: float, name: str, argument: Any) -> list[Action]:
+        raise UnknownCommand(name, "plain node")
+
+    def stop(self, now: float) -> list[Action]:
+        return []
+
+    def stopped(self) -> bool:
+        return True
+
+    def describe(self, what: str, now: float) -> dict[str, Any]:
+        return show.counters(what, ("", self.pipeline.counters))
+
+
 class DServerLab:
     def __init__(
         self,
@@ -120,19 +174,26 @@ class DServerLab:
         backup: bool = True,
         esp: bool = False,
         replication: bool = True,
+        mipv6_client: bool = True,
+        mipv6_timeout: float = 3.0,
     ) -> None:
         """``service(name)``: the service member ``name`` runs on port 80 instead of the
         download service. ``membership``: dynamic membership (m1 founds the group, m2 and m3
         join it through the contact address; as backups, which may take C over, unless ``backup``
         is False) instead of the static list. ``esp``: C's registration under ESP, the SAs
-        configured on every member (RFC 3776)."""
+        configured on every member (RFC 3776). ``mipv6_client`` False: the client is a
+        :class:`PlainNode` (no Mobile IPv6), which the contact node serves through its tunnel
+        (``mipv6_timeout``: the members' ``MemberConfig.mipv6_timeout``)."""
         self.net = MemoryNetwork(seed, default_path=Path(latency=lss, loss=loss))
         rng = random.Random(seed)
         self.ha = home_agent(random.Random(rng.random()), esp=esp)
         self.net.add("ha", self.ha)
         self.net.route(HOME_PREFIX, "ha")
         self.client_host = Host(addresses=[CLIENT], secret=rng.randbytes(32))
-        self.client = CorrespondentNode(rng=random.Random(rng.random()))
+        client_rng = random.Random(rng.random())  # drawn either way: the seeds' runs stay
+        self.client: CorrespondentNode | PlainNode = (
+            CorrespondentNode(rng=client_rng) if mipv6_client else PlainNode()
+        )
         self.net.add("client", self.client, host=self.client_host)
         self.net.route("2001:db8:2::/64", "client")
         self.body = Body(size=size, seed=seed)
@@ -152,6 +213,7 @@ class DServerLab:
                     membership=membership,
                     backup=backup,
                     replication=replication,
+                    mipv6_timeout=mipv6_timeout,
                 ),
                 rng=member_rng,
                 random_bytes=member_rng.randbytes,

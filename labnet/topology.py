@@ -346,8 +346,9 @@ def load(path: str | Path) -> Topology:
 def builtin(name: str) -> Topology:
     """A topology shipped with labnet (``roaming``, ``testbed``, ``dserver``,
     ``dserver-farm``: ``dserver`` with a client farm loading it, ``dserver-proxy``:
-    ``dserver`` with a proxy in front of a web server on every member, and ``dserver-udp``:
-    ``dserver`` serving UDP, with a farm of UDP clients)."""
+    ``dserver`` with a proxy in front of a web server on every member, ``dserver-udp``:
+    ``dserver`` serving UDP, with a farm of UDP clients, and ``dserver-plain``: ``dserver``
+    with a client that has no Mobile IPv6, a plain kernel namespace)."""
     resource = resources.files("labnet").joinpath(f"topologies/{name}.yaml")
     return parse(resource.read_text(encoding="utf-8"), f"labnet/topologies/{name}.yaml")
 

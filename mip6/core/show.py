@@ -28,6 +28,7 @@ WHATS = (
     "handoffs",
     "relay",
     "udp",
+    "tunnel",
 )
 
 

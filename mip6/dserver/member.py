@@ -15,7 +15,8 @@ exist) from its own address M, a permanent care-of address. It composes, without
 - the member channel (:mod:`mip6.dserver.connection`) to every other member, on that stack;
 - one :class:`~mip6.dserver.handoff.Donor` or :class:`~mip6.dserver.handoff.Acceptor` per
   handoff in progress, whose effects it performs;
-- the contact node's :class:`~mip6.dserver.relay.RelayTable`;
+- the contact node's :class:`~mip6.dserver.relay.RelayTable` and
+  :class:`~mip6.dserver.tunnel.TunnelTable`;
 - a distribution :class:`~mip6.dserver.policy.Policy`;
 - its UDP services and their clients' flows (:class:`~mip6.dserver.udp.DatagramServices`):
   a handoff freezes, carries (in the same INIT) and releases a client's flows with its
@@ -45,6 +46,21 @@ How a handoff maps onto the mobile node (DSERVER 4):
   (``sequence_recovery=False``) so that this choice is the member's.
 - The client's first packet at M carrying C in a type 2 routing header proves its binding points
   here: it thaws an acceptor whose acknowledgement was lost (rule 2).
+
+Clients without Mobile IPv6 (DSERVER 3, :mod:`.tunnel`):
+
+- The contact node takes a new client for one when it answers the first HoTI or CoTI with an
+  ICMPv6 Parameter Problem for the Mobility Header, with a Binding Error 2, or not at all
+  within ``mipv6_timeout``; it stops route optimization with it and binds it in its own
+  tunnel table. Handoffs asked meanwhile wait until the contact node knows (``_bound``).
+- Its packets from the home agent's tunnel go on to the member the table names; that member's
+  mobile node takes them as the relay's, and its answers, with no binding to follow, go
+  reverse-tunnelled to the contact node as ever. A handoff (T flag) binds the table instead of
+  the client (TUNNEL, acknowledged by TUNNEL_ACK, which is the acceptor's BOUND and a
+  rebinding donor's).
+- A Binding Error 1 for a binding a member held (the seeds' B8) has the contact node tunnel
+  that client to the member while it binds again.
+- A new contact node is told every member's tunnelled clients again.
 
 Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
 
@@ -111,6 +127,12 @@ from mip6.dserver.policy import (
     TargetFailure,
 )
 from mip6.dserver.relay import RelayTable
+from mip6.dserver.tunnel import (
+    TunnelledClients,
+    TunnelTable,
+    home_agent_tunnelled_source,
+    mobility_header_refused,
+)
 from mip6.dserver.udp import DatagramService
 from mip6.roles.mobile_node import MobileNode
 from mip6.runtime.host import TCP_DEFAULTS, TCP_TIMER, Host, IcmpError, UdpEndpoint, stack_ms
@@ -126,6 +148,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CHANNEL_PORT = 7171
 SEQUENCE_UNKNOWN_SPREAD = 1 << 15  # a first binding's number: anywhere in the lower half
 RELAY_TIMER = "relay_expiry"
+TUNNEL_TIMER = "tunnel_expiry"
+MIPV6_WAIT = "mipv6_wait"  # (MIPV6_WAIT, client): a new client's route optimization is late
 SWEEP_TIMER = "sweep"
 FREEZE_WAIT = "freeze_wait"  # a PREPARED held until the donor's next send (see _prepared)
 MOVABLE_WAIT = "movable_wait"  # a PREPARED held until the client's connections are movable
@@ -219,6 +243,13 @@ class MemberConfig:
     binding_lifetime: int = 420
     relay_capacity: int = 4096
     relay_lifetime: float = 5.0
+    # clients without Mobile IPv6 (DSERVER 3, mip6.dserver.tunnel): seconds a new client's
+    # return routability may take before the contact node takes it for one (an ICMPv6
+    # Parameter Problem or a Binding Error 2 says so at once); the contact node's tunnel
+    # table's size, and how long an entry lives after its client's last packet
+    mipv6_timeout: float = 3.0
+    tunnel_capacity: int = 4096
+    tunnel_lifetime: float = 420.0
     max_handoffs: int = 4096  # handoffs in progress, either side
     policy: str = "random"  # a name of POLICIES, when no Policy object is given
     # A server closes first and keeps each finished client in TIME-WAIT: with the stack's
@@ -312,6 +343,7 @@ class _Incoming:
     started: float = 0.0
     phases: list[tuple[float, str]] = field(default_factory=list)
     client_packed: bytes = b""  # the acceptor's client, as packets carry it
+    tunnelled: bool = False  # the client speaks no Mobile IPv6 (PREPARE's or INIT's T flag)
     waited_for_view: bool = False  # its timeout was put off once (see _wait_for_view)
 
 
@@ -435,6 +467,16 @@ class Member:
         self.view = GroupView(initial | {config.own_address})
         self.policy: Policy = policy or named_policy(config.policy, self.view, rng)
         self.relay = RelayTable(config.relay_capacity, config.relay_lifetime)
+        # clients without Mobile IPv6: the contact node's table of where their packets go,
+        # and the ones this member serves through it (mip6.dserver.tunnel)
+        self.tunnels = TunnelTable(config.tunnel_capacity, config.tunnel_lifetime)
+        self.tunnelled = TunnelledClients()
+        # new clients whose first route optimization the contact node runs: one still
+        # unbound at its MIPV6_WAIT speaks no Mobile IPv6 (a handoff or a binding ends the wait)
+        self._awaiting_mipv6: set[IPv6Address] = set()
+        # handoffs asked for such a client meanwhile: (target, elsewhere, first bytes)
+        self._handoff_when_known: dict[IPv6Address, tuple[IPv6Address | None, bool, bytes]] = {}
+        self._home_agent_packed = config.home_agent.packed
         self.services: dict[int, Service] = {}
         # UDP services on C and their clients' flows (mip6.dserver.udp)
         self.udp = udp.DatagramServices(
@@ -610,6 +652,8 @@ class Member:
             return {"what": what, "rows": self._handoff_rows()}
         if what == "relay":
             return {"what": what, "rows": self.relay.rows(now)}
+        if what == "tunnel":
+            return {"what": what, "rows": self.tunnels.rows(now)}
         if what == "members":
             return {"what": what, "rows": self._member_rows(now)}
         if what == "tcp":
@@ -623,6 +667,7 @@ class Member:
                 ("", self.counters),
                 ("relay.", self.relay.counters),
                 ("udp.", self.udp.service_counters()),
+                ("tunnel.", self.tunnels.counters),
                 ("mobile.", self.mobile.counters),
                 ("host.", self.host.describe()["counters"]),
                 (
@@ -689,6 +734,8 @@ class Member:
         out: list[Action] = []
         for action in actions:
             if isinstance(action, Deliver):
+                if self._is_contact_node and self._refused_mobility_header(action.data):
+                    continue
                 out += self._host_actions(now, self.host.deliver(now, action.data))
             elif isinstance(action, Event):
                 out.append(action)
@@ -701,6 +748,8 @@ class Member:
 
     def _packet(self, now: float, data: bytes) -> None:
         if self._is_contact_node and self._from_member_tunnel(now, data):
+            return
+        if self._is_contact_node and self.tunnels and self._tunnel_on(now, data):
             return
         if self._frozen_clients and self._new_connection_of_frozen_client(data):
             # the handoff moves the connections there were at the freeze; one opened now
@@ -820,6 +869,143 @@ class Member:
             return []
         return [Transmit(encapsulate(inner, self.own_address, acceptor))]
 
+    # -- clients without Mobile IPv6 (DSERVER 3, mip6.dserver.tunnel) -------------------------
+
+    def _tunnel_on(self, now: float, data: bytes) -> bool:
+        """The contact node: a packet of a client without Mobile IPv6, from the home agent's
+        tunnel, goes on to the member serving the client (True), tunnelled from here."""
+        client = home_agent_tunnelled_source(
+            data, self._home_agent_packed, self._own_packed, self._contact_packed
+        )
+        if client is None:
+            return False
+        member = self.tunnels.member_for(now, IPv6Address(client))
+        if member is None or member == self.own_address:
+            return False
+        self.tunnels.counters["forwarded"] += 1
+        self._emit(Transmit(encapsulate(data[40:], self.own_address, member)))
+        return True
+
+    def _arm_tunnel_expiry(self) -> None:
+        expiry = self.tunnels.next_expiry()
+        self._emit(
+            CancelTimer(TUNNEL_TIMER) if expiry is None else StartTimer(expiry, TUNNEL_TIMER)
+        )
+
+    def _refused_mobility_header(self, packet: bytes) -> bool:
+        """A client's ICMPv6 Parameter Problem for our HoTI or CoTI: it speaks no Mobile IPv6
+        (True: the message is taken here, as the kernel of such a client would take it)."""
+        client = mobility_header_refused(packet, (self._contact_packed, self._own_packed))
+        if client is None:
+            return False
+        self._without_mipv6(client, "ICMPv6 Parameter Problem for the Mobility Header")
+        return True
+
+    def _without_mipv6(self, client: IPv6Address, why: str) -> None:
+        """The contact node found that ``client`` speaks no Mobile IPv6 (DSERVER 3): it stops
+        trying to bind it, serves it through the home agent's tunnel and hands it on like any
+        other client, the tunnel following it."""
+        self._awaiting_mipv6.discard(client)
+        self._emit(CancelTimer((MIPV6_WAIT, client)))
+        if client in self.tunnelled or client in self._by_client:
+            return  # known already, or a handoff has it (its acceptor binds it as it can)
+        entry = self.mobile.bul.get(client)
+        if entry is not None and entry.state is BulState.BOUND:
+            return  # bound: it does speak Mobile IPv6 (a forged error)
+        self._count("client_without_mipv6")
+        log.info("%s speaks no Mobile IPv6 (%s): served through the tunnel", client, why)
+        if entry is not None:
+            self._emit(*self.mobile.forget_correspondent(self._now, client))
+        # its tunnel binding's acknowledgement distributes it (_bound), as a route-optimized
+        # client's Binding Acknowledgement would
+        self._bind_tunnel(client, self.rng.randrange(SEQUENCE_UNKNOWN_SPREAD))
+
+    def _binding_lost(self, client: IPv6Address) -> None:
+        """A Binding Error 1 from a client this member serves (the seeds' B8: it holds no
+        binding for us; the mobile node has stopped route optimization with it and binds it
+        again): until then its packets go to the home agent and so to the contact node, which
+        tunnels them here at once."""
+        if self._is_contact_node or not self.client_sockets(client):
+            return  # the home agent's tunnel reaches the contact node as it is
+        entry = self.mobile.bul.get(client)
+        if entry is None:
+            return
+        self._count("binding_error_tunnelled")
+        self._bind_tunnel(client, entry.sequence, route_optimized=True)
+
+    def _bind_tunnel(
+        self, client: IPv6Address, sequence: int, *, route_optimized: bool = False
+    ) -> None:
+        """Have the contact node tunnel ``client``'s packets here from ``sequence`` on; its
+        answer is the binding's (:meth:`_tunnel_answered`). ``route_optimized``: the client
+        speaks Mobile IPv6 and lost its binding; the tunnel bridges the time its binding takes
+        to come back, and this member does not serve it through the tunnel after that."""
+        if not route_optimized:
+            self.tunnelled.asked(client, sequence)
+        if not self._is_contact_node:
+            self._send(self.contact_node, msg.Tunnel(client=client, sequence=sequence))
+            return
+        status, held = self.tunnels.bind(self._now, client, self.own_address, sequence)
+        self._arm_tunnel_expiry()
+        self._deferred.append(
+            functools.partial(self._tunnel_answered, client, sequence, held, status)
+        )
+
+    def _tunnel_asked(self, member: IPv6Address, message: msg.Tunnel) -> None:
+        """TUNNEL from ``member``: the contact node's table takes it, or says why not."""
+        if not self._is_contact_node:
+            status, held = msg.TunnelStatus.NOT_CONTACT_NODE, message.sequence
+        elif member not in self.view.members:
+            return  # a member that left; its clients are resumed by its buddy
+        else:
+            status, held = self.tunnels.bind(self._now, message.client, member, message.sequence)
+            self._arm_tunnel_expiry()
+        self._send(
+            member,
+            msg.TunnelAck(
+                client=message.client, sequence=message.sequence, held=held, status=status
+            ),
+        )
+
+    def _tunnel_answered(
+        self, client: IPv6Address, sequence: int, held: int, status: msg.TunnelStatus | int
+    ) -> None:
+        """The contact node's answer to this member's TUNNEL: accepted, it is the binding's
+        acknowledgement (a handoff's acceptor thaws, a donor keeps its client); a later
+        number held means another member took the client."""
+        if not self.tunnelled.answered(client, sequence, status):
+            return  # not awaited: a stray, or a B8 bridge (nothing waits on it)
+        if status is msg.TunnelStatus.ACCEPTED:
+            self._bound(client)
+        elif status is msg.TunnelStatus.SEQUENCE_OUT_OF_WINDOW:
+            self._count("tunnel_out_of_window")
+            if client in self._recovering:
+                # a window or more above the replica's: a handoff's acceptor holds it (see
+                # _out_of_window; the step stays below any acceptor's window)
+                self._recovery_superseded(client)
+            outgoing = self._outgoing_of(client)
+            if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
+                if set(outgoing.donor.tried) <= outgoing.refused_by:
+                    # every acceptor released it: their numbers are failed attempts'
+                    self._bind_tunnel(client, (held + 1) & 0xFFFF)
+                else:
+                    self._donor_input(outgoing.donor.handoff_id, h.DonorInput.SUPERSEDED)
+            self._rejected(client)
+        else:
+            name = status.name.lower() if isinstance(status, msg.TunnelStatus) else status
+            self._count(f"tunnel_refused_{name}")
+            self._rejected(client)
+
+    def _announce_tunnels(self) -> None:
+        """A new contact node (a takeover) starts with an empty table: the clients this
+        member serves through the tunnel are bound there again, with the numbers they had,
+        and the TUNNELs the old one did not answer go to the new one."""
+        for client in {*self.tunnelled.serving, *self.tunnelled.pending}:
+            sequence = self.tunnelled.sequence(client)
+            if sequence is not None:
+                self._count("tunnel_announced")
+                self._bind_tunnel(client, sequence)
+
     def _client_packet(self, now: float, client: bytes) -> None:
         """The client's packet reached this member's own address through its binding: an
         acceptor whose acknowledgement was lost takes it as the acknowledgement (rule 2), and
@@ -857,6 +1043,12 @@ class Member:
             case "relay_expiry":
                 self.relay.expire(now)
                 self._arm_relay_expiry()
+            case "tunnel_expiry":  # TUNNEL_TIMER
+                self.tunnels.expire(now)
+                self._arm_tunnel_expiry()
+            case ("mipv6_wait", IPv6Address() as client):  # MIPV6_WAIT
+                if client in self._awaiting_mipv6:
+                    self._without_mipv6(client, "no return routability answer")
             case "sweep":
                 self._sweep(now)
                 self._emit(StartTimer(now + SWEEP_INTERVAL, SWEEP_TIMER))
@@ -908,12 +1100,18 @@ class Member:
         client is bound here (the INIT then carries a sequence number the client accepts)."""
         if client in self._by_client:
             return  # being handed off already: the acceptor binds it
+        if client in self.tunnelled:  # no Mobile IPv6 (DSERVER 3): hand it on as it is
+            if self.config.distribute:
+                self.handoff(client)
+            return
         entry = self.mobile.bul.get(client)
         if entry is None:
             if self._bul_full():  # served here through the home agent's tunnel, unbound
                 self._count("route_optimization_no_room")
                 return
             self._mobile(self.mobile.start_route_optimization(self._now, client))
+            self._awaiting_mipv6.add(client)
+            self._emit(StartTimer(self._now + self.config.mipv6_timeout, (MIPV6_WAIT, client)))
         if self.config.distribute:
             if entry is not None and entry.state is BulState.BOUND:
                 self.handoff(client)
@@ -955,8 +1153,20 @@ class Member:
         for a content-aware policy); the handoff's id, or None when one is already in
         progress for it. Not from inside a socket callback: use :meth:`request_handoff`
         there."""
-        if client in self._by_client or len(self._outgoing) >= self.config.max_handoffs:
+        if (
+            client in self._by_client
+            or client in self._handoff_when_known  # one asked already waits (see below)
+            or len(self._outgoing) >= self.config.max_handoffs
+        ):
             self._count("handoff_busy")
+            return None
+        if client in self._awaiting_mipv6:
+            # the contact node does not know yet how the client can be reached elsewhere
+            # (its binding, or the tunnel: DSERVER 3; an acceptor's return routability with a
+            # client without Mobile IPv6 would only fail the attempt): the handoff starts
+            # once it does (_bound), within mipv6_timeout
+            self._count("handoff_awaiting_mipv6")
+            self._handoff_when_known[client] = (target, elsewhere, first_bytes)
             return None
         socks = self.client_sockets(client)
         if not socks and not self.udp.holds(client):
@@ -1011,6 +1221,12 @@ class Member:
         log.info("handoff %016x: %s from %s", donor.handoff_id, client, self.own_address)
         self._donor_effects(outgoing, donor.start(self._now))
         return donor.handoff_id
+
+    def handoff_waits(self, client: IPv6Address) -> bool:
+        """A handoff of ``client`` was asked and waits until the contact node knows whether
+        the client speaks Mobile IPv6 (see :meth:`handoff`): it starts within
+        ``mipv6_timeout``."""
+        return client in self._handoff_when_known
 
     def _outgoing_of(self, client: IPv6Address) -> _Outgoing | None:
         """The handoff of ``client`` this member is giving, if any."""
@@ -1141,6 +1357,9 @@ class Member:
         Binding Updates this member's mobile node may still send for it before the freeze
         (a refresh, a retransmission) stay below (see :mod:`mip6.dserver.handoff`)."""
         entry = self.mobile.bul.get(client)
+        tunnelled = self.tunnelled.sequence(client)
+        if tunnelled is not None:
+            return (tunnelled + h.SEQUENCE_WINDOW) & 0xFFFF
         if entry is None:
             return self.rng.randrange(SEQUENCE_UNKNOWN_SPREAD)
         return (entry.sequence + h.SEQUENCE_WINDOW) & 0xFFFF
@@ -1168,7 +1387,14 @@ class Member:
         for effect in effects:
             match effect:
                 case h.SendPrepare(target=target):
-                    self._send(target, msg.Prepare(handoff_id=donor.handoff_id, client=client))
+                    self._send(
+                        target,
+                        msg.Prepare(
+                            handoff_id=donor.handoff_id,
+                            client=client,
+                            tunnelled=client in self.tunnelled,
+                        ),
+                    )
                 case h.SendAbort(target=target):
                     self._send(
                         target,
@@ -1205,6 +1431,7 @@ class Member:
                     self._finish_outgoing(outgoing, f"completed to {target}")
                     if target != self.own_address:
                         self._drop_replica(client)
+                        self.tunnelled.forget(client)
                     self._count("handoff_completed" if target != self.own_address else "local")
                 case h.HandoffFailed(tried=tried, kept=kept):
                     self._finish_outgoing(outgoing, "kept" if kept else "reset")
@@ -1249,12 +1476,16 @@ class Member:
                 next_sequence=sequence,
                 lifetime=donor.lifetime,
                 connections=(*connections, *self.udp.export(donor.client)),
+                tunnelled=donor.client in self.tunnelled,
             ),
         )
 
     def _rebind(self, outgoing: _Outgoing, sequence: int) -> None:
         """The donor keeps its client after an INIT: its binding comes back here first."""
         donor = outgoing.donor
+        if donor.client in self.tunnelled:
+            self._bind_tunnel(donor.client, sequence)
+            return
         state = outgoing.binding or CorrespondentState(
             correspondent=donor.client,
             home_address=self.contact_address,
@@ -1327,6 +1558,11 @@ class Member:
         acceptor = incoming.acceptor
         for effect in effects:
             match effect:
+                case h.RunReturnRoutability() if incoming.tunnelled:
+                    # no Mobile IPv6, no tokens to get: prepared at once
+                    self._deferred.append(
+                        functools.partial(self._acceptor_input, key, h.AcceptorInput.TOKENS)
+                    )
                 case h.RunReturnRoutability():
                     self._mobile(
                         self.mobile.start_route_optimization(
@@ -1344,6 +1580,8 @@ class Member:
                                 self._acceptor_input, key, h.AcceptorInput.IMPORT_FAILED
                             )
                         )
+                case h.Bind(sequence=bind_sequence) if incoming.tunnelled:
+                    self._bind_tunnel(acceptor.client, bind_sequence)
                 case h.Bind(sequence=bind_sequence):
                     if self.mobile.bul.get(acceptor.client) is None and self._bul_full():
                         self._count("binding_no_room")
@@ -1390,6 +1628,8 @@ class Member:
                     self.udp.release(acceptor.client)
                     incoming.socks = []
                     self._emit(*self.mobile.forget_correspondent(self._now, acceptor.client))
+                    if incoming.tunnelled:
+                        self.tunnelled.forget(acceptor.client)
                 case h.SendFailed(donor=donor, reason=reason):
                     self._send(
                         donor,
@@ -1484,6 +1724,13 @@ class Member:
                 continue
             self._count("binding_forgotten")
             self._emit(*self.mobile.forget_correspondent(now, client))
+        for client in [c for c in self._handoff_when_known if c not in live]:
+            del self._handoff_when_known[client]  # gone before anyone knew how to reach it
+        for client in list(self.tunnelled.serving):
+            if client not in busy and client not in live:
+                # its entry in the contact node's table lives on until it has been idle for
+                # tunnel_lifetime: a client served here again is bound anew
+                self.tunnelled.forget(client)
 
     def _bul_full(self) -> bool:
         """No room for another client's binding (one place stays for the home registration)."""
@@ -1508,8 +1755,12 @@ class Member:
                     self._recoveries_test_again()
             case "binding_rejected":
                 self._rejected(fields["destination"])
+            case "route_optimization_unsupported" if self._is_contact_node:
+                self._without_mipv6(fields["correspondent"], "Binding Error 2")
             case "route_optimization_unsupported":
                 self._distribute_when_bound.discard(fields["correspondent"])
+            case "binding_error" if fields["bound"]:
+                self._binding_lost(fields["correspondent"])
             case "binding_update_sent" if fields["destination"] in self._replicated:
                 # a new number (a rebinding, an outbid): the buddy's replica carries it, or a
                 # recovery from it would take the number for a later member's and step aside
@@ -1537,6 +1788,17 @@ class Member:
             self._membership(self.membership.outbid(self._now))
 
     def _bound(self, client: IPv6Address) -> None:
+        if client in self._awaiting_mipv6:
+            self._awaiting_mipv6.discard(client)
+            self._emit(CancelTimer((MIPV6_WAIT, client)))
+        asked = self._handoff_when_known.pop(client, None)
+        if asked is not None and self.client_sockets(client):
+            target, elsewhere, first_bytes = asked
+            self._deferred.append(
+                functools.partial(
+                    self.handoff, client, target, elsewhere=elsewhere, first_bytes=first_bytes
+                )
+            )
         if client in self._recovering:
             self._recovered(client)
         for key, incoming in list(self._incoming.items()):
@@ -1698,6 +1960,12 @@ class Member:
         if isinstance(message, msg.ClientClaimed):
             self._claimed(message.client)
             return
+        if isinstance(message, msg.Tunnel):
+            self._tunnel_asked(peer, message)
+            return
+        if isinstance(message, msg.TunnelAck):
+            self._tunnel_answered(message.client, message.sequence, message.held, message.status)
+            return
         if isinstance(message, msg.ContactState):
             if not self._is_contact_node:
                 self._contact_state = _newer_state(self._contact_state, message)
@@ -1853,6 +2121,7 @@ class Member:
                 client_packed=message.client.packed,
             )
             self._incoming[key] = incoming
+        incoming.tunnelled = message.tunnelled
         if isinstance(message, msg.Prepare):
             self._acceptor_input(key, h.AcceptorInput.PREPARE)
             return
@@ -2086,6 +2355,7 @@ class Member:
         self._contact_state = None
         self._count("contact_takeover")
         log.warning("membership: taking the contact address %s over", self.contact_address)
+        self._announce_tunnels()  # into this member's own table, empty until now
         self._mobile(
             self.mobile.take_home_registration(
                 self._now,
@@ -2115,6 +2385,7 @@ class Member:
             self._step_down()
         self.contact_node = contact
         self._mobile(self.mobile.relay_through(self._now, contact))
+        self._announce_tunnels()
         self._recoveries_test_again()
 
     def _recoveries_test_again(self) -> None:
@@ -2143,6 +2414,7 @@ class Member:
                     self._adopt(key)
         for gone in gone_members:
             self.view.remove(gone)
+            self.tunnels.drop_member(gone)
         for new in members - self.view.members:
             self.view.add(new)
         self._new_incarnations(view)
@@ -2275,6 +2547,9 @@ class Member:
             # from it then took an acceptor's BA 135 for the dead member's own outbid and
             # took the client from the acceptor serving it)
             sequence = outgoing.base_sequence
+        tunnelled = self.tunnelled.sequence(client)
+        if tunnelled is not None:
+            sequence = tunnelled
         replica = msg.Replica(
             client=client,
             binding_sequence=sequence if sequence is not None else 0,
@@ -2283,6 +2558,7 @@ class Member:
             view_number=self._view_number(),
             connections=tuple(connections),
             serial=self._next_replica_serial(),
+            tunnelled=tunnelled is not None,
         )
         self._replicated[client] = buddy
         self._count("replica_sent")
@@ -2410,6 +2686,12 @@ class Member:
             socks, replica.binding_sequence if replica.bound else None, origin, self._now
         )
         self._count("recover_started")
+        if replica.tunnelled:
+            # no Mobile IPv6: the contact node's table is its binding (mip6.dserver.tunnel),
+            # bound above the dead member's number as a Binding Update would be
+            self._bind_tunnel(client, (replica.binding_sequence + RECOVERY_STEP) & 0xFFFF)
+            self._arm_recovery(client)
+            return
         before = self.mobile.bul.get(client)
         log.warning(
             "replication: serving %s for a dead member (its binding here was %s)",
@@ -2576,6 +2858,7 @@ class Member:
             sock.abort()
         self.udp.forget(client)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
+        self.tunnelled.forget(client)
 
     def _recovery_superseded(self, client: IPv6Address) -> None:
         """Another member holds ``client`` (see _out_of_window): the imported connections go
@@ -2646,13 +2929,18 @@ class Member:
         for raw, socks in sorted(clients.items()):
             client = IPv6Address(raw)
             entry = self.mobile.bul.get(client)
+            tunnel = self.tunnelled.sequence(client)
             rows.append(
                 {
                     "client": str(client),
                     "connections": len(socks),
                     "frozen": sum(sock.frozen for sock in socks),
+                    # DSERVER 3: a client without Mobile IPv6 is reached through the contact
+                    # node's tunnel; the others through their binding once bound
+                    "mipv6": tunnel is None,
+                    "via": "tunnel" if tunnel is not None else "binding",
                     "binding": entry.state.value if entry else "none",
-                    "sequence": entry.sequence if entry else None,
+                    "sequence": tunnel if tunnel is not None else entry.sequence if entry else None,
                     "handoff": client in self._by_client,
                 }
             )

@@ -12,7 +12,7 @@ continues it into this header::
      0                   1                   2                   3
      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
     +---------------+---------------+-------------------------------+
-    |    Version    |     Type      |           Reserved            |
+    |    Version    |     Type      |T|         Reserved            |
     +---------------+---------------+-------------------------------+
     |                                                               |
     +                          Handoff Id                           +
@@ -26,8 +26,12 @@ continues it into this header::
     +---------------------------------------------------------------+
     |                    Type-specific body ...
 
+- T (Tunnelled, PREPARE and INIT only; 0 in every other message): the client does not speak
+  Mobile IPv6 and reaches the group through the contact node's tunnel (DSERVER 3,
+  :mod:`mip6.dserver.tunnel`): the acceptor binds it with TUNNEL, not return routability and
+  a Binding Update.
 - PREPARE (donor -> acceptor, no body): run return routability for (contact address, client)
-  now and keep the tokens (RR in advance, seeds 004 6.4).
+  now and keep the tokens (RR in advance, seeds 004 6.4); with T, nothing to run.
 - PREPARED (acceptor -> donor, no body): the tokens are in hand.
 - INIT (donor -> acceptor): the next Binding Update sequence number, the binding lifetime
   (seconds), and every connection of the client (DSERVER 4 rule 1: the binding is per client,
@@ -87,7 +91,7 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
 
     REPLICA (a member -> its buddy, at its clients' request boundaries):
         | Client (128) | Binding Sequence (16) | Connection Count (16) | Lifetime (32) |
-        | View Number (64) | Flags (8: 1 bound) | Serial (32) |
+        | View Number (64) | Flags (8: 1 bound, 2 tunnelled) | Serial (32) |
         then the connections as in INIT
     REPLICA_ACK (the buddy -> the member, for each REPLICA: it holds it, and the member
         sends what it held back for it): | Client (128) | Serial (32) |
@@ -95,6 +99,16 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
     CLIENT_CLAIMED (an acceptor whose donor died while the client was frozen for it -> every
         member: it holds the client's connections as they were at the freeze, and binds it):
         | Client (128) |
+
+The contact node's tunnel for clients without Mobile IPv6 (DSERVER 3, :mod:`.tunnel`), same
+first word::
+
+    TUNNEL (a member -> the contact node: tunnel the client's packets to me; numbered like the
+        Binding Updates the client would get, so a later handoff's outbids an earlier one's):
+        | Client (128) | Sequence (16) | Reserved (16) |
+    TUNNEL_ACK (the contact node -> that member):
+        | Client (128) | Sequence (16: the TUNNEL's) | Held (16: the number the table holds) |
+        | Status (8) | Reserved (24) |
 
 A View (the membership as the contact node commits it)::
 
@@ -159,7 +173,12 @@ _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
 _REPLICA = struct.Struct("!16sHHIQBI")
 _REPLICA_ACK = struct.Struct("!16sI")
 REPLICA_BOUND = 0x01  # the sender had bound the client (binding_sequence is its number)
+# the client speaks no Mobile IPv6: binding_sequence numbers its tunnel binding (DSERVER 3)
+REPLICA_TUNNELLED = 0x02
 _CLIENT = struct.Struct("!16s")
+TUNNELLED = 0x8000  # the handoff header's T flag (PREPARE and INIT)
+_TUNNEL = struct.Struct("!16sH2x")
+_TUNNEL_ACK = struct.Struct("!16sHHB3x")
 MAX_SA_COUNTERS = 8  # RFC 3776's pair is four SAs
 _VIEW = struct.Struct("!QQBBH")
 _ENTRY = struct.Struct("!Q16s")
@@ -201,6 +220,8 @@ class MessageType(enum.IntEnum):
     REPLICA_DROP = 33  # the member no longer serves that client
     CLIENT_CLAIMED = 34  # an acceptor orphaned by its donor's death serves the client
     REPLICA_ACK = 35  # the buddy holds that replica
+    TUNNEL = 36  # a member serves a client without MIPv6: its packets to me (DSERVER 3)
+    TUNNEL_ACK = 37  # the contact node's answer to TUNNEL
 
 
 class JoinStatus(enum.IntEnum):
@@ -212,6 +233,15 @@ class JoinStatus(enum.IntEnum):
 class LeaveReason(enum.IntEnum):
     LEAVING = 1  # the member itself, leaving gracefully
     UNREACHABLE = 2  # reported by a member that found it silent (heartbeat, handoff)
+
+
+class TunnelStatus(enum.IntEnum):
+    """TUNNEL_ACK's status (a number not known here is kept as a number)."""
+
+    ACCEPTED = 0
+    SEQUENCE_OUT_OF_WINDOW = 1  # the table holds a later number (TUNNEL_ACK carries it)
+    NOT_CONTACT_NODE = 2  # the receiver does not hold the contact address
+    NO_ROOM = 3  # the table is full of live entries
 
 
 class FailureReason(enum.IntEnum):
@@ -243,10 +273,10 @@ class _Message:
     client: IPv6Address
     message_type: ClassVar[MessageType]
 
-    def _header(self) -> bytes:
+    def _header(self, flags: int = 0) -> bytes:
         if not 0 <= self.handoff_id < 1 << 64:
             raise EmitError(f"handoff id {self.handoff_id} does not fit 64 bits")
-        return _HEADER.pack(VERSION, self.message_type, 0, self.handoff_id, self.client.packed)
+        return _HEADER.pack(VERSION, self.message_type, flags, self.handoff_id, self.client.packed)
 
     def emit(self) -> bytes:
         return self._header()
@@ -254,7 +284,13 @@ class _Message:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prepare(_Message):
+    """``tunnelled``: the T flag (the client speaks no Mobile IPv6)."""
+
+    tunnelled: bool = False
     message_type: ClassVar[MessageType] = MessageType.PREPARE
+
+    def emit(self) -> bytes:
+        return self._header(TUNNELLED if self.tunnelled else 0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -282,11 +318,13 @@ class Failed(_Message):
 class Init(_Message):
     """``next_sequence``: the Binding Update sequence number the acceptor sends next (DSERVER
     4 rule 3: numbers only grow, and a retry to a second acceptor reuses it); ``lifetime``:
-    the binding lifetime to request, seconds."""
+    the binding lifetime to request, seconds; ``tunnelled``: the T flag (the client speaks
+    no Mobile IPv6: ``next_sequence`` numbers its TUNNEL)."""
 
     next_sequence: int
     lifetime: int
     connections: tuple[ConnectionState, ...]
+    tunnelled: bool = False
     message_type: ClassVar[MessageType] = MessageType.INIT
 
     def emit(self) -> bytes:
@@ -297,7 +335,7 @@ class Init(_Message):
         if len(self.connections) > MAX_CONNECTIONS:
             raise EmitError(f"{len(self.connections)} connections (at most {MAX_CONNECTIONS})")
         parts = [
-            self._header(),
+            self._header(TUNNELLED if self.tunnelled else 0),
             _INIT.pack(self.next_sequence, len(self.connections), self.lifetime),
         ]
         _emit_connections(parts, self.connections)
@@ -639,6 +677,7 @@ class Replica(_Membership):
     connections: tuple[ConnectionState, ...]
     bound: bool = True
     serial: int = 0  # the sender's count of its replicas, which the REPLICA_ACK echoes
+    tunnelled: bool = False  # no Mobile IPv6: the number is the client's tunnel binding's
     message_type: ClassVar[MessageType] = MessageType.REPLICA
 
     def emit(self) -> bytes:
@@ -656,7 +695,7 @@ class Replica(_Membership):
                 len(self.connections),
                 self.lifetime,
                 self.view_number,
-                REPLICA_BOUND if self.bound else 0,
+                (REPLICA_BOUND if self.bound else 0) | (REPLICA_TUNNELLED if self.tunnelled else 0),
                 self.serial,
             ),
         ]
@@ -702,6 +741,41 @@ class ClientClaimed(_Membership):
         return self._word() + _CLIENT.pack(self.client.packed)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tunnel(_Membership):
+    """The sender serves ``client``, which speaks no Mobile IPv6: the contact node tunnels
+    the client's packets to it, unless its table holds a later ``sequence`` for the client."""
+
+    client: IPv6Address
+    sequence: int
+    message_type: ClassVar[MessageType] = MessageType.TUNNEL
+
+    def emit(self) -> bytes:
+        _fits(self.sequence, 16, "sequence")
+        return self._word() + _TUNNEL.pack(self.client.packed, self.sequence)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TunnelAck(_Membership):
+    """The contact node's answer to the TUNNEL numbered ``sequence``: ``held`` is the number
+    its table holds for the client afterwards (the TUNNEL's when accepted, the later one that
+    refused it when SEQUENCE_OUT_OF_WINDOW)."""
+
+    client: IPv6Address
+    sequence: int
+    held: int
+    status: TunnelStatus | int
+    message_type: ClassVar[MessageType] = MessageType.TUNNEL_ACK
+
+    def emit(self) -> bytes:
+        _fits(self.sequence, 16, "sequence")
+        _fits(self.held, 16, "held")
+        _fits(self.status, 8, "status")
+        return self._word() + _TUNNEL_ACK.pack(
+            self.client.packed, self.sequence, self.held, self.status
+        )
+
+
 MembershipMessage = (
     Join
     | JoinAnswer
@@ -727,6 +801,8 @@ Message = (
     | ReplicaAck
     | ReplicaDrop
     | ClientClaimed
+    | Tunnel
+    | TunnelAck
 )
 
 
@@ -739,7 +815,8 @@ def parse(data: bytes) -> Message:
     version, kind, reserved = _WORD.unpack_from(data)
     if version != VERSION:
         raise Malformed(f"version {version} (we speak {VERSION})", VERSION_OFFSET, "version")
-    if reserved:
+    tunnelled = kind in (MessageType.PREPARE, MessageType.INIT) and bool(reserved & TUNNELLED)
+    if reserved & ~(TUNNELLED if tunnelled else 0):
         raise Malformed("reserved bits set", RESERVED_OFFSET, "reserved")
     if kind in _MEMBERSHIP_BODIES:
         membership, offset = _MEMBERSHIP_BODIES[kind](data, WORD_LENGTH)
@@ -753,7 +830,7 @@ def parse(data: bytes) -> Message:
     offset = HEADER_LENGTH
     message: Message
     if kind == MessageType.PREPARE:
-        message = Prepare(**common)
+        message = Prepare(**common, tunnelled=tunnelled)
     elif kind == MessageType.PREPARED:
         message = Prepared(**common)
     elif kind == MessageType.DONE:
@@ -767,7 +844,7 @@ def parse(data: bytes) -> Message:
         known = reason in FailureReason._value2member_map_
         message = Failed(**common, reason=FailureReason(reason) if known else reason)
     elif kind == MessageType.INIT:
-        message, offset = _init(data, offset, common)
+        message, offset = _init(data, offset, {**common, "tunnelled": tunnelled})
     else:
         raise Malformed(f"unknown message type {kind}", TYPE_OFFSET, "type")
     if offset != len(data):
@@ -813,7 +890,7 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
     (client, sequence, count, lifetime, view_number, flags, serial), offset = _fields(
         data, offset, _REPLICA, "replica"
     )
-    if flags & ~REPLICA_BOUND:
+    if flags & ~(REPLICA_BOUND | REPLICA_TUNNELLED):
         raise Malformed(f"unknown flags {flags:#x}", start + 32, "flags")
     if count > MAX_CONNECTIONS:
         raise Malformed(f"{count} connections (at most {MAX_CONNECTIONS})", start + 18, "count")
@@ -825,6 +902,7 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
         view_number=int(view_number),
         connections=connections,
         bound=bool(flags & REPLICA_BOUND),
+        tunnelled=bool(flags & REPLICA_TUNNELLED),
         serial=int(serial),
     )
     return replica, offset
@@ -1032,8 +1110,36 @@ def _contact_state(data: bytes, offset: int) -> tuple[ContactState, int]:
     return ContactState(binding_sequence=int(sequence), counters=tuple(counters)), offset
 
 
+def _tunnel(data: bytes, offset: int) -> tuple[Tunnel, int]:
+    (client, sequence), offset = _fields(data, offset, _TUNNEL, "tunnel", slice(18, 20))
+    return Tunnel(client=IPv6Address(client), sequence=int(sequence)), offset
+
+
+def _tunnel_ack(data: bytes, offset: int) -> tuple[TunnelAck, int]:
+    (client, sequence, held, status), offset = _fields(
+        data, offset, _TUNNEL_ACK, "tunnel ack", slice(21, 24)
+    )
+    known = status in TunnelStatus._value2member_map_
+    ack = TunnelAck(
+        client=IPv6Address(client),
+        sequence=int(sequence),
+        held=int(held),
+        status=TunnelStatus(status) if known else int(status),
+    )
+    return ack, offset
+
+
 # the messages whose header is the first word alone
-_WordMessage = MembershipMessage | ContactState | Replica | ReplicaAck | ReplicaDrop | ClientClaimed
+_WordMessage = (
+    MembershipMessage
+    | ContactState
+    | Replica
+    | ReplicaAck
+    | ReplicaDrop
+    | ClientClaimed
+    | Tunnel
+    | TunnelAck
+)
 _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] = {
     MessageType.JOIN: _join,
     MessageType.JOIN_ANSWER: _join_answer,
@@ -1055,6 +1161,8 @@ _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] 
     MessageType.REPLICA_DROP: _replica_drop,
     MessageType.CLIENT_CLAIMED: _client_claimed,
     MessageType.REPLICA_ACK: _replica_ack,
+    MessageType.TUNNEL: _tunnel,
+    MessageType.TUNNEL_ACK: _tunnel_ack,
 }
 
 

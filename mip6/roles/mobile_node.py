@@ -1320,9 +1320,17 @@ class MobileNode:
                 # does not restart it. The entry stays FAILED and traffic stays in the tunnel.
                 self._count("binding_error_1_ignored")
                 return []
+            was_bound = entry.state is BulState.BOUND
             transition(entry, BulInput.BINDING_ERROR_UNKNOWN_BINDING)
             entry.send_when_ready = True
-            return self._return_routability(now, entry)
+            # for observers: what the correspondent sends us until it is bound again goes to
+            # the home address (a distributed server's member has it tunnelled to itself);
+            # ``bound``: this error ended a binding (the ones behind it find none)
+            lost = Event(
+                "binding_error",
+                {"correspondent": entry.destination, "status": 1, "bound": was_bound},
+            )
+            return [lost, *self._return_routability(now, entry)]
         return []
 
     def _unrecognized_mh_type_applies(self, entry: BulEntry) -> bool:

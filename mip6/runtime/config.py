@@ -663,7 +663,8 @@ def read_options(
     reader: YamlReader, node: Node, key: str, spec: Mapping[str, str]
 ) -> dict[str, Any]:
     """Read a mapping whose keys are typed by ``spec`` (address, addresses, network,
-    networks, number, integer (1 or more), count (0 or more), port, boolean, text,
+    networks, number, duration (seconds, more than 0), integer (1 or more), count (0 or
+    more), port, boolean, text,
     constants, membership, policy, secret). Also used by labnet's topology files."""
     out: dict[str, Any] = {}
     fields = reader.mapping(node, key)
@@ -684,6 +685,11 @@ def read_options(
             out[name] = tuple(reader.address(v, full) for v in reader.sequence(value, full))
         elif kind == "number":
             out[name] = reader.number(value, full)
+        elif kind == "duration":
+            seconds = reader.number(value, full)
+            if not seconds > 0:
+                raise reader.fail(value, full, f"{seconds} seconds: must be more than 0")
+            out[name] = seconds
         elif kind in ("integer", "count"):
             number = reader.number(value, full, minimum=1 if kind == "integer" else 0)
             if number != int(number):

@@ -962,6 +962,8 @@ class DistributedServer:
             if row["side"] == "donor" and row["state"] != "finished"
         }
         for client in asked:
+            if self.member.handoff_waits(client):
+                continue  # it starts once the contact node knows the client (DSERVER 3)
             if self._waiters.get(client) and str(client) not in busy:
                 # too many handoffs under way, or none of the client's connections is here
                 self._settle(client, HandoffFailed(f"the member refused to hand {client} off"))

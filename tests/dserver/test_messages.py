@@ -70,7 +70,7 @@ connections = st.one_of(
     ),
 )
 messages = st.one_of(
-    st.builds(m.Prepare, handoff_id=ids, client=addresses),
+    st.builds(m.Prepare, handoff_id=ids, client=addresses, tunnelled=st.booleans()),
     st.builds(m.Prepared, handoff_id=ids, client=addresses),
     st.builds(m.Done, handoff_id=ids, client=addresses),
     st.builds(
@@ -86,6 +86,15 @@ messages = st.one_of(
         next_sequence=st.integers(0, 0xFFFF),
         lifetime=st.integers(0, (1 << 32) - 1),
         connections=st.lists(connections, max_size=5).map(tuple),
+        tunnelled=st.booleans(),
+    ),
+    st.builds(m.Tunnel, client=addresses, sequence=st.integers(0, 0xFFFF)),
+    st.builds(
+        m.TunnelAck,
+        client=addresses,
+        sequence=st.integers(0, 0xFFFF),
+        held=st.integers(0, 0xFFFF),
+        status=st.one_of(st.sampled_from(m.TunnelStatus), st.integers(4, 255)),
     ),
 )
 

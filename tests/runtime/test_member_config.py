@@ -62,6 +62,9 @@ def test_member_block_builds_a_member_in_host_mode() -> None:
         ("  contact_node: 2001:db8:10::1\n", "", 6, "member.contact_node", "missing"),
         ("{type: handoff_echo}", "{type: http, size: 1}", 17, "apps[1].type", "http"),
         ("handoff_every: 500", "handoff_every: -1", 16, "apps[0].handoff_every", ""),
+        ("time_wait: 30", "time_wait: 30\n  mipv6_timeout: 0", 15, "member.mipv6_timeout", "0"),
+        ("time_wait: 30", "time_wait: 30\n  tunnel_lifetime: -2", 15, "member.tunnel_lifetime", ""),
+        ("time_wait: 30", "time_wait: 30\n  tunnel_capacity: 0", 15, "member.tunnel_capacity", ""),
     ],
 )
 def test_faults_name_file_line_and_key_and_never_the_key(

@@ -15,6 +15,10 @@ Its block::
       prepare: true                       # return routability in advance (PREPARE)
       distribute: true                    # the contact node hands each new client on
       attempt_timeout: 2                  # seconds each handoff phase may take
+      mipv6_timeout: 3                    # seconds before a silent new client is taken for
+                                          # one without Mobile IPv6 (tunnelled, DSERVER 3)
+      tunnel_capacity: 4096               # the contact node's tunnel table: clients
+      tunnel_lifetime: 420                # seconds an entry lives after its client's last packet
       membership: {}                      # dynamic membership (timers: MembershipConfig);
                                           # without it, the static members list
       backup: true                        # may take the contact address over (dynamic)
@@ -192,6 +196,9 @@ ROLE = Role(
         "binding_lifetime": "integer",
         "relay_capacity": "integer",
         "relay_lifetime": "number",
+        "mipv6_timeout": "duration",
+        "tunnel_capacity": "integer",
+        "tunnel_lifetime": "duration",
         "max_handoffs": "integer",
         "max_connections": "integer",
         "time_wait": "number",
