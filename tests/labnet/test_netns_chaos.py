@@ -10,11 +10,9 @@ those under way finish) and the test checks: no download or dialogue failed and 
 (connections lost: 0), every byte was right, no member holds a frozen connection or a relay
 entry, and the members' views agree.
 
-Opt-in (``MIP6_CHAOS=1``): it does not pass yet (issue 15). The last 60 s run (8 kills, the
-shared 2-core machine) ended with 2,831 fetches whole and 5 failed (earlier runs: 2 to 8 in
-1,500 to 2,000; under heavy other load, members suspected while alive, up to 22 of 812); the
-README says what is left. Run it with ``--basetemp`` to keep the lab's logs and captures; the
-summary line gives the farm's and the members' counters."""
+Opt-in (``MIP6_CHAOS=1``: about 100 s). The README gives the last runs' figures. Run it with
+``--basetemp`` to keep the lab's logs and captures; the summary line gives the farms' and the
+members' counters."""
 
 from __future__ import annotations
 
@@ -35,7 +33,7 @@ pytestmark = [
     pytest.mark.netns,
     pytest.mark.skipif(
         os.environ.get("MIP6_CHAOS") != "1",
-        reason="opt-in (MIP6_CHAOS=1): fetches still fail under the chaos, open in issue 15",
+        reason="opt-in (MIP6_CHAOS=1): about 100 s of random member kills under two farms",
     ),
 ]
 
