@@ -31,7 +31,7 @@ chain in :mod:`tcp_migrate.ipv6`:
   segments still reaching it for that 4-tuple are dropped silently for ``time_wait_ms``, not
   answered with a RST that would reset the connection the acceptor now serves. Where
   connections may be resumed by another host (a replica's, after this one's holder died),
-  ``Stack.withhold_rst(local, remote)`` returning True drops a segment for no connection
+  ``Stack.withhold_rst(local, port, remote)`` returning True drops a segment for no connection
   without the RST (counted ``rst_withheld``), ``Listener.on_half_open`` names each
   connection as it enters SYN-RECEIVED, before its SYN-ACK goes, and :meth:`Socket.hold` keeps
   what a connection sends until a replica covers it.
@@ -350,7 +350,7 @@ class Stack:
         self._rst_window = (-1, 0)  # (second, count)
         # (local address, remote address) -> True: a segment for no connection between them
         # is dropped without a RST (a host whose peers' connections may be resumed elsewhere)
-        self.withhold_rst: Callable[[bytes, bytes], bool] | None = None
+        self.withhold_rst: Callable[[bytes, int, bytes], bool] | None = None
         self.counters = {
             "received": 0,
             "not_ours": 0,
@@ -641,7 +641,7 @@ class Stack:
             return None  # RFC 9293 3.10.7.1/3.10.7.2: an incoming RST is discarded
         listener = self._listeners.get((local, lport)) or self._listeners.get((_WILDCARD, lport))
         if listener is None or flags & _ACK:
-            if self.withhold_rst is not None and self.withhold_rst(local, remote):
+            if self.withhold_rst is not None and self.withhold_rst(local, lport, remote):
                 self.counters["rst_withheld"] += 1
                 return None
             return self._reset(now_ms, key, segment, seq, ack, offset_byte, flags)

@@ -2573,8 +2573,13 @@ class Member:
         until = self._now + before_recovery + RECOVERY_LIMIT * self.config.rebind_timeout
         self._quiet_until = max(self._quiet_until, until)
 
-    def _withhold_rst(self, local: bytes, remote: bytes) -> bool:
-        return local == self._contact_packed and self._now < self._quiet_until
+    def _withhold_rst(self, local: bytes, port: int, remote: bytes) -> bool:
+        """Only for the services' ports: a member's channel to C that reached this member
+        (the contact node changed under it, or this member's new life) is reset at once, so
+        the member connects again; withheld, it hung for the quiet time, and a member joining
+        again through it did not join in time."""
+        quiet = self._now < self._quiet_until
+        return quiet and local == self._contact_packed and port in self.services
 
     def _next_replica_serial(self) -> int:
         self._replica_serial = (self._replica_serial + 1) & 0xFFFFFFFF

@@ -18,6 +18,7 @@ from labnet.dserver_lab import (
     ESP_KEYS,
     HA,
     MEMBERS,
+    PORT,
     DServerLab,
     innermost,
     resets,
@@ -1048,3 +1049,17 @@ def test_a_recovery_sends_its_home_test_init_again_through_a_new_contact_node() 
     assert m3.counters.get("recover_test_init_again", 0) >= 1
     assert m3.counters.get("recover_completed") == 1
     assert resets(lab.net) == 0
+
+
+def test_the_quiet_contact_address_withholds_rsts_for_services_only() -> None:
+    """After a member's death the contact address keeps quiet for connections it does not
+    know, which may be resuming at the dead member's buddy: on the services' ports only. A
+    member's channel to C that reaches it (the contact node changed under it) is reset at
+    once, so the member connects again: withheld, a member joining again through it hung."""
+    lab, _ = served_by_m2()
+    lab.kill("m2")
+    lab.net.run_for(0.5)  # the view without m2: the members keep quiet
+    m1 = lab.members["m1"]
+    contact, other = CONTACT.packed, MEMBERS["m3"].packed
+    assert m1._withhold_rst(contact, PORT, CLIENT.packed)
+    assert not m1._withhold_rst(contact, m1.config.channel_port, other)

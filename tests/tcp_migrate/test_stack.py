@@ -177,7 +177,7 @@ def test_withheld_rst_drops_a_segment_for_no_connection_silently_where_asked():
     for the addresses it names, counted; others still get theirs, and SYNs still open."""
     net = Net()
     net.b.listen("::", 80)
-    net.b.withhold_rst = lambda local, remote: remote == ADDRESS_A
+    net.b.withhold_rst = lambda local, port, remote: remote == ADDRESS_A
     net.b.receive(0, tcp(ADDRESS_A, ADDRESS_B, seq=5, ack=777, flags=TcpFlags.ACK))
     assert net.sent == [] and net.b.counters["rst_withheld"] == 1
     net.b.receive(0, tcp(OTHER, ADDRESS_B, seq=5, ack=777, flags=TcpFlags.ACK))
