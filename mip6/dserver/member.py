@@ -247,7 +247,10 @@ class MemberConfig:
     # return routability may take before the contact node takes it for one (an ICMPv6
     # Parameter Problem or a Binding Error 2 says so at once); the contact node's tunnel
     # table's size, and how long an entry lives after its client's last packet
-    mipv6_timeout: float = 3.0
+    # long: a Mobile IPv6 client's return routability through a contact node being taken
+    # over can take seconds (the chaos runs misjudged clients at 3 s), and a client without
+    # it says so at once as a rule (Linux: the Parameter Problem)
+    mipv6_timeout: float = 10.0
     tunnel_capacity: int = 4096
     tunnel_lifetime: float = 420.0
     max_handoffs: int = 4096  # handoffs in progress, either side

@@ -15,7 +15,7 @@ Its block::
       prepare: true                       # return routability in advance (PREPARE)
       distribute: true                    # the contact node hands each new client on
       attempt_timeout: 2                  # seconds each handoff phase may take
-      mipv6_timeout: 3                    # seconds before a silent new client is taken for
+      mipv6_timeout: 10                   # seconds before a silent new client is taken for
                                           # one without Mobile IPv6 (tunnelled, DSERVER 3)
       tunnel_capacity: 4096               # the contact node's tunnel table: clients
       tunnel_lifetime: 420                # seconds an entry lives after its client's last packet
