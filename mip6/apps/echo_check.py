@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mip6.apps.fetch import _CLOSED_BY, READ, Cause
+from mip6.apps.fetch import _CLOSED_BY, READ, Cause, Exchange
 from mip6.apps.handoff_echo import BYE, QUIT
-from tcp_migrate.core import CloseReason, TcpState
+from tcp_migrate.core import TcpState
 from tcp_migrate.stack import Socket
 
 MIN_LINE = 32  # room for the tag and index of any dialogue
@@ -32,7 +32,7 @@ def line(tag: str, index: int, size: int) -> bytes:
     return start + filler + b"\n"
 
 
-class Dialogue:
+class Dialogue(Exchange):
     """``lines`` lines on ``sock`` (connected, nothing sent yet), each ``line_size`` bytes,
     tagged ``tag`` (unique per dialogue). ``clock()``, ``on_done`` and ``on_reset`` as
     :class:`~mip6.apps.fetch.Fetch`'s."""
@@ -50,22 +50,12 @@ class Dialogue:
         on_done: Callable[[Dialogue], None],
         on_reset: Callable[[], None] | None = None,
     ) -> None:
-        self.sock = sock
+        super().__init__(sock, clock, on_done, on_reset)
         self.tag = tag
         self.lines = lines
         self.line_size = max(line_size, MIN_LINE)
         self.pause = pause
-        self.clock = clock
         self.schedule = schedule
-        self.on_done = on_done
-        self.on_reset = on_reset
-        self.started = clock()
-        self.last_progress = self.started
-        self.ended: float | None = None
-        self.received = 0  # echoed bytes checked
-        self.cause: Cause | None = None
-        self.failed_at: int | None = None
-        self.done = False
         self._sent = 0  # lines sent
         self._expected = b""  # the echo awaited: the line last sent, then "bye"
         sock.on_change = self._changed
@@ -75,10 +65,6 @@ class Dialogue:
         """The pause after an echo is over: the next line."""
         if not self.done and not self._expected:
             self._send_next()
-
-    def stall(self) -> None:
-        if not self.done:
-            self._fail(Cause.STALLED)
 
     def _send_next(self) -> None:
         if self._sent < self.lines:
@@ -104,9 +90,7 @@ class Dialogue:
             if self._sent <= self.lines or self._expected:
                 self._fail(Cause.SHORT)  # the FIN before "bye"
                 return
-            self._finish(None)
-            sock.on_change = self._closing
-            sock.close()
+            self._close(sock)
 
     def _check(self, data: bytes) -> bool:
         """Compares what came with the echo awaited; False once the dialogue failed."""
@@ -128,21 +112,3 @@ class Dialogue:
                 else:
                     self._send_next()
         return True
-
-    def _closing(self, sock: Socket) -> None:
-        if sock.state is TcpState.CLOSED:
-            sock.on_change = None
-            if sock.close_reason is CloseReason.RESET and self.on_reset is not None:
-                self.on_reset()
-
-    def _fail(self, cause: Cause) -> None:
-        if self.sock.state is not TcpState.CLOSED:
-            self.sock.abort()
-        self._finish(cause)
-
-    def _finish(self, cause: Cause | None) -> None:
-        self.done = True
-        self.cause = cause
-        self.ended = self.clock()
-        self.sock.on_change = None
-        self.on_done(self)

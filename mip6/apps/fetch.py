@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator
 from ipaddress import IPv6Address
+from typing import Any
 
 from mip6.apps.http import MAX_HEAD, generated_body
 from tcp_migrate.core import CloseReason, TcpState
@@ -69,12 +70,69 @@ def requests(path: str, server: IPv6Address, port: int, count: int) -> tuple[byt
     return (keep,) * (count - 1) + (request(path, server, port),)
 
 
-class Fetch:
+class Exchange:
+    """What a verifying client's exchange on one connection (:class:`Fetch`, the echo's
+    :class:`~mip6.apps.echo_check.Dialogue`) has for its driver: when it started and last made
+    progress, its end (``on_done(exchange)`` once; :attr:`cause` None: whole), the driver's
+    watchdog (:meth:`stall`), and ``on_reset()`` if a RST closes the connection after a
+    whole exchange (while it closes). ``clock()`` is the time now (the driver's entry
+    point)."""
+
+    def __init__(
+        self,
+        sock: Socket,
+        clock: Callable[[], float],
+        on_done: Callable[[Any], None],
+        on_reset: Callable[[], None] | None,
+    ) -> None:
+        self.sock = sock
+        self.clock = clock
+        self.on_done = on_done
+        self.on_reset = on_reset
+        self.started = clock()
+        self.last_progress = self.started  # when a byte last came (or it started)
+        self.ended: float | None = None
+        self.received = 0  # bytes received and verified
+        self.cause: Cause | None = None
+        self.failed_at: int | None = None  # offset of the first wrong byte (CORRUPT)
+        self.done = False
+
+    def stall(self) -> None:
+        """The caller's watchdog: no byte came for its timeout."""
+        if not self.done:
+            self._fail(Cause.STALLED)
+
+    def _closing(self, sock: Socket) -> None:
+        """After a whole exchange, until the connection is gone: a RST is still worth
+        counting."""
+        if sock.state is TcpState.CLOSED:
+            sock.on_change = None
+            if sock.close_reason is CloseReason.RESET and self.on_reset is not None:
+                self.on_reset()
+
+    def _close(self, sock: Socket) -> None:
+        """The server's FIN after a whole exchange: ours, then watch for a RST."""
+        self._finish(None)
+        sock.on_change = self._closing
+        sock.close()
+
+    def _fail(self, cause: Cause) -> None:
+        if self.sock.state is not TcpState.CLOSED:
+            self.sock.abort()
+        self._finish(cause)
+
+    def _finish(self, cause: Cause | None) -> None:
+        self.done = True
+        self.cause = cause
+        self.ended = self.clock()
+        self.sock.on_change = None
+        self.on_done(self)
+
+
+class Fetch(Exchange):
     """The GETs ``request_bytes`` (one, or a keep-alive connection's: see :func:`requests`)
     on ``sock`` (connected, nothing sent yet), each for a body of ``size`` bytes generated
-    from ``seed``. ``clock()`` is the time now (the driver's entry point); ``on_done(fetch)``
-    is called once, when it ended (:attr:`cause` None: whole); ``on_reset()`` if a RST
-    closes the connection after the last whole body (while it closes)."""
+    from ``seed``; the rest as :class:`Exchange`."""
 
     def __init__(
         self,
@@ -87,22 +145,12 @@ class Fetch:
         on_done: Callable[[Fetch], None],
         on_reset: Callable[[], None] | None = None,
     ) -> None:
-        self.sock = sock
+        super().__init__(sock, clock, on_done, on_reset)
         self.size = size
         self.seed = seed
-        self.clock = clock
-        self.on_done = on_done
-        self.on_reset = on_reset
-        self.started = clock()
-        self.last_progress = self.started  # when a byte last came (or the fetch started)
-        self.ended: float | None = None
         self.head = b""
         self.in_body = False
-        self.received = 0  # body bytes received and verified, every response's
-        self.responses = 0  # whole responses
-        self.cause: Cause | None = None
-        self.failed_at: int | None = None  # body offset of the first wrong byte (CORRUPT)
-        self.done = False
+        self.responses = 0  # whole responses; received counts every response's body bytes
         self._requests = (request_bytes,) if isinstance(request_bytes, bytes) else request_bytes
         self._in_response = 0  # body bytes of the current response
         self._blocks: Iterator[bytes] = generated_body(size, seed)
@@ -129,9 +177,7 @@ class Fetch:
             if self.responses < len(self._requests):
                 self._fail(Cause.SHORT if self.in_body else Cause.STATUS)
             else:
-                self._finish(None)
-                sock.on_change = self._closing
-                sock.close()
+                self._close(sock)
 
     def _read_head(self, data: bytes) -> bool:
         """Accumulates the response head; False once the fetch failed."""
@@ -208,30 +254,7 @@ class Fetch:
                 self._response_whole()
         return True
 
-    def _closing(self, sock: Socket) -> None:
-        """After a whole body, until the connection is gone: a RST is still worth counting."""
-        if sock.state is TcpState.CLOSED:
-            sock.on_change = None
-            if sock.close_reason is CloseReason.RESET and self.on_reset is not None:
-                self.on_reset()
-
-    # -- ends ------------------------------------------------------------------------------------
-
-    def stall(self) -> None:
-        """The caller's watchdog: no byte came for its timeout."""
-        if not self.done:
-            self._fail(Cause.STALLED)
-
-    def _fail(self, cause: Cause) -> None:
-        if self.sock.state is not TcpState.CLOSED:
-            self.sock.abort()
-        self._finish(cause)
-
     def _finish(self, cause: Cause | None) -> None:
-        self.done = True
-        self.cause = cause
-        self.ended = self.clock()
-        self.sock.on_change = None
         self._blocks = iter(())
         self._block = memoryview(b"")
-        self.on_done(self)
+        super()._finish(cause)

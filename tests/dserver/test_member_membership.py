@@ -33,6 +33,7 @@ from mip6.dserver.member import (
     LONGEST_PEER_WAIT_MS,
     MEMBERSHIP_TIMER,
     SA_SEQUENCE_SKIP,
+    Member,
     _newer_state,
 )
 from mip6.dserver.membership import MembershipConfig, Role, Timer
@@ -943,24 +944,24 @@ def test_a_new_life_binds_a_client_it_never_bound_before_handing_it_on() -> None
     assert lab.client.counters.get("ba_status_135", 0) - before <= 1
 
 
+def recovering_after_m2_died() -> tuple[DServerLab, HostDownload, Member]:
+    """m2 serves a 20 MB download (handed from m1) and dies; run until its buddy m3 has
+    begun the recovery."""
+    lab, fetch = served_by_m2()
+    m3 = lab.members["m3"]
+    lab.kill("m2")
+    while not m3.counters.get("recover_started"):
+        lab.net.run_for(0.005)
+    return lab, fetch, m3
+
+
 def test_a_recovery_keeps_its_time_while_its_binding_is_under_way() -> None:
     """m2 dies mid-download; its buddy resumes the client, but for five seconds nothing
     reaches the client (its link is down: return routability's tests retry, backing off).
     The recovery keeps its time while its binding is under way, up to RECOVERY_LIMIT
     rebinding periods, and completes once the link is back: the download is whole, nothing
     reset (after one rebinding period its connections used to be reset)."""
-    size = 20_000_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 3.0)
-    lab.handoff("m1", "m2")
-    m2, m3 = lab.members["m2"], lab.members["m3"]
-    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
-        lab.net.run_for(0.01)
-    lab.net.run_for(0.3)
-    lab.kill("m2")
-    while not m3.counters.get("recover_started"):
-        lab.net.run_for(0.01)
+    lab, fetch, m3 = recovering_after_m2_died()
     down_until = lab.net.now + 5.0
     while lab.net.now < down_until:
         lab.net.drop_in_flight(lambda receiver, data: receiver == "client")
@@ -1031,18 +1032,7 @@ def test_a_recovery_sends_its_home_test_init_again_through_a_new_contact_node() 
     recovery's return routability through the dead contact node; when the view names the
     successor, its HoTI goes again through it at once rather than after the back-off, and
     the recovery completes: the download whole, nothing reset."""
-    size = 20_000_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 3.0)
-    lab.handoff("m1", "m2")
-    m2, m3 = lab.members["m2"], lab.members["m3"]
-    while not m2.client_sockets(CLIENT) or MEMBERS["m2"] not in m3._replicas:
-        lab.net.run_for(0.01)
-    lab.net.run_for(0.3)
-    lab.kill("m2")
-    while not m3.counters.get("recover_started"):
-        lab.net.run_for(0.005)
+    lab, fetch, m3 = recovering_after_m2_died()
     lab.kill("m1")  # the contact node, while the recovery's tests are out
     lab.run_to_end(fetch, limit=90.0)
     assert fetch.done and not fetch.failed, fetch.received
