@@ -10,7 +10,7 @@ the echo's), so an echo lost, repeated, reordered or corrupted is caught at the 
 differs (:attr:`Dialogue.failed_at`, the offset in the transcript). After the last echo it sends
 ``Q`` and expects ``bye`` and the server's FIN: the transcript is then whole. The causes of a
 failure are the fetch's (:class:`~mip6.apps.fetch.Cause`); :attr:`received` counts the echoed
-bytes checked. Its interface is :class:`~mip6.apps.fetch.Fetch`'s, so the farm runs either.
+bytes checked. It is an :class:`~mip6.apps.fetch.Exchange`, as a fetch is, so the farm runs either.
 """
 
 from __future__ import annotations

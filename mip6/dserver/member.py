@@ -2543,12 +2543,16 @@ class Member:
         bound = entry is not None and entry.acknowledged_sequence is not None
         sequence = entry.sequence if entry is not None and bound else None
         outgoing = self._outgoing_of(client)
-        if outgoing is not None and entry is None and outgoing.binding is not None:
-            # frozen for a handoff, its binding out of the mobile node: a window below the
-            # first INIT's number, whatever the mobile node sent after it was chosen (a
-            # Binding Update sent again moved the binding's number on by one, and a recovery
-            # from it then took an acceptor's BA 135 for the dead member's own outbid and
-            # took the client from the acceptor serving it)
+        if (
+            outgoing is not None
+            and outgoing.donor.state is not h.DonorState.REBINDING
+            and (bound or outgoing.binding is not None)
+        ):
+            # a handoff under way (the client frozen, its binding out of the mobile node, or
+            # about to be): a window below the first INIT's number, whatever the mobile node
+            # sent after it was chosen (a Binding Update sent again moved the binding's
+            # number on by one, and a recovery from it then took an acceptor's BA 135 for
+            # the dead member's own outbid and took the client from the acceptor serving it)
             sequence = outgoing.base_sequence
         tunnelled = self.tunnelled.sequence(client)
         if tunnelled is not None:

@@ -987,6 +987,10 @@ def test_a_frozen_clients_replica_carries_a_number_a_window_below_every_acceptor
     init_number = outgoing.donor.next_sequence  # the first INIT's, not sent yet
     entry = m2.mobile.bul.get(CLIENT)
     entry.sequence = (entry.sequence + 1) & 0xFFFF  # sent again, before the freeze
+    assert m2.replicate(CLIENT)  # before the freeze, too
+    lab.net.run_for(0.02)
+    held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
+    assert held.binding_sequence == (init_number - SEQUENCE_WINDOW) & 0xFFFF
     while m2.mobile.bul.get(CLIENT) is not None:  # frozen: out of the mobile node
         lab.net.run_for(0.001)
     assert m2.replicate(CLIENT)
