@@ -2535,12 +2535,15 @@ class Member:
                 )
             )
         entry = self.mobile.bul.get(client)
-        # bound only once the client acknowledged a binding of this member's: a number only
-        # sent may be far from the client's (a new life's first Binding Update), and a
+        # bound only once the client took a binding of this member's (it acknowledged one,
+        # or sent through it: an acceptor thawed by the client's first packet): a number
+        # only sent may be far from the client's (a new life's first Binding Update), and a
         # recovery that met the client's own then took it for another member's binding and
         # stepped aside; unbound, a recovery outbids whatever number the client reports.
         # Once bound, the last number sent (a rebinding above the client's is the client's)
-        bound = entry is not None and entry.acknowledged_sequence is not None
+        bound = entry is not None and (
+            entry.acknowledged_sequence is not None or entry.state is BulState.BOUND
+        )
         sequence = entry.sequence if entry is not None and bound else None
         outgoing = self._outgoing_of(client)
         if (
