@@ -298,9 +298,18 @@ def experiment_command(args: argparse.Namespace) -> int:
     if args.name == "list":
         for experiment in experiments.EXPERIMENTS.values():
             print(f"{experiment.name:20} {experiment.title}")
+            timings = [
+                f"{experiment.default_runs}, {experiment.default_wall_time} on sim"
+                if "sim" in experiment.backends
+                else "",
+                f"{experiment.netns_runs or experiment.default_runs}, "
+                f"{experiment.netns_wall_time} on netns"
+                if "netns" in experiment.backends
+                else "",
+            ]
             print(
-                f"{'':20} --runs: {experiment.runs_mean} (default {experiment.default_runs}, "
-                f"{experiment.default_wall_time} on sim); backends: "
+                f"{'':20} --runs: {experiment.runs_mean} (default "
+                f"{'; '.join(t for t in timings if t)}); backends: "
                 f"{', '.join(experiment.backends)}"
             )
         return 0
@@ -318,6 +327,9 @@ def experiment_command(args: argparse.Namespace) -> int:
     except experiments.BackendUnavailable as error:
         print(f"labnet experiment: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:  # the lab would not come up (LabError), or a run failed
+        print(f"labnet experiment: {args.name} on {args.backend}: {error}", file=sys.stderr)
+        return 1
     command = _experiment_command(args.name, args.backend, args.runs, args.every, args.seed)
     written = report.write(outcome, Path(args.out), command)
     if args.json:
@@ -369,7 +381,7 @@ def report_command(args: argparse.Namespace) -> int:
     entries: list[report.Entry] = []
     for number, (name, experiment) in enumerate(experiments.EXPERIMENTS.items(), 1):
         _progress(f"labnet report: {name} ({number} of {len(experiments.EXPERIMENTS)})")
-        runs = args.runs if args.runs is not None else experiment.report_runs
+        runs = args.runs if args.runs is not None else experiment.short_runs(args.backend)
         every = args.every if experiment.sweeps else 1
         command = _experiment_command(name, args.backend, runs, every, args.seed)
         settings = experiments.Settings(
@@ -380,6 +392,10 @@ def report_command(args: argparse.Namespace) -> int:
         except experiments.BackendUnavailable as error:
             print(f"labnet report: {error}", file=sys.stderr)
             entries.append(report.Entry(name, command, skipped=str(error)))
+            continue
+        except RuntimeError as error:  # a lab or a run failed: the report goes on
+            print(f"labnet report: {name}: {error}", file=sys.stderr)
+            entries.append(report.Entry(name, command, skipped=f"failed: {error}"))
             continue
         written = report.write(outcome, directory, command)
         entries.append(report.Entry(name, command, outcome, written))

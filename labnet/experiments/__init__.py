@@ -8,6 +8,8 @@ fits and a Markdown summary with the seeds' numbers beside ours.
 
 from __future__ import annotations
 
+import os
+
 from labnet.experiments import (
     access_latency,
     buffer_sweep,
@@ -42,7 +44,11 @@ def run(name: str, settings: Settings) -> Outcome:
     if settings.backend not in experiment.backends:
         raise BackendUnavailable(
             f"{name} cannot run on the {settings.backend} backend yet "
-            f"(it runs on: {', '.join(experiment.backends)}); try --backend sim"
+            f"(it runs on: {', '.join(experiment.backends)})"
+        )
+    if settings.backend == "netns" and os.geteuid() != 0:
+        raise BackendUnavailable(
+            f"{name} on the netns backend needs root (network namespaces, TUN devices)"
         )
     return experiment.run(settings)
 

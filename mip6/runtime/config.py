@@ -33,8 +33,8 @@ One file per node::
       - {type: echo}                            # UDP echo (RFC 862), port 7 unless given
       - {type: http, port: 80, size: 5000000, seed: 1}   # or path: FILE instead of size/seed
                                     # (FILE relative to this file's directory)
-                                    # a member's: download (as http, plus handoff_every and
-                                    # regenerable), handoff_echo, and proxy (server,
+                                    # a member's: echo, download (as http, plus handoff_every
+                                    # and regenerable), handoff_echo, and proxy (server,
                                     # server_port, http, handoff_every, route_requests:
                                     # mip6.apps.proxy)
 

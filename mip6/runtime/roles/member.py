@@ -25,6 +25,8 @@ Its block::
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
       - {type: handoff_echo, port: 7}
       - {type: proxy, port: 8080, server: "::1", server_port: 8000, handoff_every: 3}
+      - {type: echo, port: 7}             # UDP echo on every address (the contact address's
+                                          # access latency, 004 6.1); UDP never moves
 
 With ``membership``, the contact node founds the group and every other member joins it through
 the contact address (``members`` are then the members it may know at first), as a backup that
@@ -43,6 +45,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mip6.apps.download import DownloadService
+from mip6.apps.echo import udp_echo
 from mip6.apps.http import Body
 from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
@@ -52,7 +55,7 @@ from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, Role
 if TYPE_CHECKING:
     from mip6.runtime.dserver_api import DistributedServer
 
-DEFAULT_PORTS = {"download": 80, "handoff_echo": 7}
+DEFAULT_PORTS = {"download": 80, "handoff_echo": 7, "echo": 7}
 
 
 def build(options: dict[str, Any], context: BuildContext) -> Member:
@@ -91,6 +94,9 @@ def start_apps(
     stops: list[Callable[[], None]] = []
     server: DistributedServer | None = None
     for app in apps:
+        if app.type == "echo":
+            stops.append(udp_echo(engine.host, app.port).close)
+            continue
         if app.type == "proxy":
             if context is None:
                 raise ValueError(
@@ -178,7 +184,7 @@ ROLE = Role(
     default_mode="host",
     security="mobile_node",
     homed=True,  # in a lab: home_address is the contact address, home_agent its home agent
-    apps=("download", "handoff_echo", "proxy"),
+    apps=("download", "handoff_echo", "proxy", "echo"),
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
 )

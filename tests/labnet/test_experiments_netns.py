@@ -1,0 +1,59 @@
+"""``labnet experiment NAME --backend netns`` (root): each experiment on real namespaces,
+``mip6 run`` daemons and kernel clients, with tiny settings (a few points, a few samples),
+checked for the seeds' shape, not for timing (the machine's load moves every figure)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labnet import experiments
+from tests.runtime.netns import require_root
+
+pytestmark = pytest.mark.netns
+
+# the labs' names start with it (their namespaces: NAME-NODE); a test run beside others may
+# choose its own
+PREFIX = os.environ.get("LABNET_TEST_LAB_PREFIX", "xpt")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """The labs' state directory, and afterwards no namespace of this run's labs left."""
+    require_root()
+    previous = os.environ.get("LABNET_STATE_DIR")
+    os.environ["LABNET_STATE_DIR"] = str(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        if previous is None:
+            os.environ.pop("LABNET_STATE_DIR", None)
+        else:
+            os.environ["LABNET_STATE_DIR"] = previous
+    ours = f"{PREFIX}{os.getpid() % 100000}"
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [line for line in namespaces.splitlines() if line.startswith(ours)]
+    assert not list(tmp_path.glob("*.json"))  # every lab's state file removed by its down
+
+
+def _settings(runs: int, every: int = 1) -> experiments.Settings:
+    return experiments.Settings(backend="netns", runs=runs, every=every, lab_prefix=PREFIX)
+
+
+def test_access_latency_netns_linear_with_real_intercepts(state: Path) -> None:
+    outcome = experiments.run("access-latency", _settings(runs=2, every=3))
+    assert outcome.backend == "netns"
+    assert len(outcome.rows) == 2 * 4 and all(r["echoes"] == 2 for r in outcome.rows)
+    results = outcome.results
+    assert results["local_free_fit"]["a"] == pytest.approx(2, rel=0.1)
+    assert abs(results["local_free_fit"]["b"]) < 0.1
+    assert results["remote_free_fit"]["a"] == pytest.approx(2, rel=0.1)
+    assert results["remote_free_fit"]["b"] == pytest.approx(2, rel=0.1)
+    # real work on the way: the daemons, the hub and the TUN devices take time, the remote
+    # configuration's tunnel twice more than the local's; a few ms each at most here
+    assert 0 < results["x_ms"] < 20 and 0 < results["y_ms"] < 20
+    assert "this machine" in outcome.summary
