@@ -17,6 +17,7 @@ from labnet.experiments import (
     failover,
     handoff_phases,
     handoff_scalability,
+    proxy_overhead,
     rr_in_advance,
     unresponsive_members,
 )
@@ -31,6 +32,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         rr_in_advance.EXPERIMENT,
         contact_scalability.EXPERIMENT,
         handoff_scalability.EXPERIMENT,
+        proxy_overhead.EXPERIMENT,
         unresponsive_members.EXPERIMENT,
         failover.EXPERIMENT,
     )
