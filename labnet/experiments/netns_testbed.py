@@ -11,10 +11,13 @@ applications; the home agents in router mode.
 
 The hub's emulation is per link (a node's link, both directions), so a path's latency is the
 sum of its two ends' uplinks, a star as :func:`labnet.experiments.testbed.Testbed.uplinks`
-solves it. The simulator can give a member and its home agent an on-link path whatever the
-star; the hub cannot yet, so on netns HA1 and Node 1 are on-link (no emulated latency between
-them, as the seeds' Ethernet) only when site 1's uplink is zero, which is when
-Lcs2 = Lcs1 + Lss (:func:`check_on_link`). Latencies and shaping change between points of a
+solves it, but for HA1's own link, which has none (:func:`profiles`): the client reaches
+Node 1 through HA1 in Lcs1, as in the seeds' testbed. The simulator can give a
+member and its home agent an on-link path whatever the star; the hub cannot yet, so on netns
+HA1 and Node 1 are on-link (no emulated latency between them, as the seeds' Ethernet) only
+when site 1's uplink is zero, which is when Lcs2 = Lcs1 + Lss (:func:`check_on_link`);
+otherwise they are site 1's uplink apart, but a path from the client or Node 2 through HA1
+to Node 1 still sums to the seeds' latency. Latencies and shaping change between points of a
 sweep through the hub's ``profile`` control request, on the running lab.
 """
 
@@ -25,7 +28,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -35,16 +38,22 @@ from labnet.experiments.split_download import Crossing
 from labnet.experiments.testbed import CONTACT, NETWORKS, Testbed, names, topology
 from labnet.netns import NetnsLab
 from labnet.topology import Topology
+from mip6.runtime.config import AppConfig
 from mip6.wire.pcap import read_capture_file
 
 CLIENT_TIMEOUT = 600.0  # seconds a client program in the lab may run
 
 
-def netns_topology(testbed: Testbed) -> Topology:
-    """The testbed with its client a shim-mode correspondent (a stock kernel behind it)."""
+def netns_topology(
+    testbed: Testbed, apps: Mapping[str, tuple[AppConfig, ...]] | None = None
+) -> Topology:
+    """The testbed with its client a shim-mode correspondent (a stock kernel behind it);
+    ``apps``: members' applications instead of the testbed's (which are every member's)."""
     base = topology(testbed)
     nodes = dict(base.nodes)
     nodes["client"] = dataclasses.replace(nodes["client"], mode="shim")
+    for member, own in (apps or {}).items():
+        nodes[member] = dataclasses.replace(nodes[member], apps=own)
     return dataclasses.replace(base, nodes=nodes)
 
 
@@ -65,7 +74,10 @@ def profiles(testbed: Testbed) -> dict[str, dict[str, Any]]:
     uplinks = testbed.uplinks()
     out: dict[str, dict[str, Any]] = {}
     for node, network in NETWORKS.items():
-        profile: dict[str, Any] = {"latency": uplinks[network]}
+        # HA1 is the seeds' core-side router of Node 1's site: with no latency on its own
+        # link, every path through it (client - HA1 - Node 1, the contact address's tunnel
+        # and relay) has the seeds' latency, whatever site 1's uplink
+        profile: dict[str, Any] = {"latency": 0.0 if node == "ha1" else uplinks[network]}
         if testbed.bandwidth is not None and node != "client":
             profile["up"] = {"bandwidth": testbed.bandwidth}
         out[node] = profile
@@ -79,10 +91,13 @@ def lab_name(prefix: str, tag: str) -> str:
 
 
 @contextmanager
-def netns_lab(testbed: Testbed, name: str) -> Iterator[NetnsLab]:
-    """The testbed up on netns as lab ``name``, its contact node registered, the hub's
-    profiles set from ``testbed``; taken down (daemons, hub, namespaces) however it ends."""
-    lab = NetnsLab.up(netns_topology(testbed), name)
+def netns_lab(
+    testbed: Testbed, name: str, apps: Mapping[str, tuple[AppConfig, ...]] | None = None
+) -> Iterator[NetnsLab]:
+    """The testbed up on netns as lab ``name`` (``apps``: see :func:`netns_topology`), its
+    contact node registered, the hub's profiles set from ``testbed``; taken down (daemons,
+    hub, namespaces) however it ends."""
+    lab = NetnsLab.up(netns_topology(testbed, apps), name)
     try:
         set_profiles(lab, testbed)
         yield lab
@@ -98,11 +113,18 @@ def set_profiles(lab: NetnsLab, testbed: Testbed) -> None:
             lab.hub_query(f"profile {node} {json.dumps(profile)}")
 
 
+def run_argv(
+    lab: NetnsLab, argv: list[str], timeout: float = CLIENT_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end in the client's namespace, its output captured."""
+    command = lab.exec_argv("client", argv)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
 def client_run(lab: NetnsLab, script: str, *args: str, timeout: float = CLIENT_TIMEOUT) -> str:
     """Run Python ``script`` with ``args`` in the client's namespace (its kernel's sockets);
     its standard output. RuntimeError with its standard error when it fails."""
-    argv = lab.exec_argv("client", [sys.executable, "-c", script, *args])
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    done = run_argv(lab, [sys.executable, "-c", script, *args], timeout)
     if done.returncode != 0:
         raise RuntimeError(f"client program failed ({done.returncode}): {done.stderr.strip()}")
     return done.stdout

@@ -70,3 +70,19 @@ def test_proxy_overhead_netns_proxy_costs_more_than_direct(state: Path) -> None:
         results["proxy_fetch_ms"] - results["direct_fetch_ms"], abs=0.002
     )
     assert "3.18 ms" in outcome.summary
+
+
+def test_handoff_phases_netns_phase_2_follows_the_state_and_the_bandwidth(state: Path) -> None:
+    # one download per cell of Table 1: a curl through mip6 daemons, the phases from the
+    # hub's captures
+    outcome = experiments.run("handoff-phases", _settings(runs=1))
+    full = [r for r in outcome.rows if r["state"] == "full"]
+    regenerable = [r for r in outcome.rows if r["state"] == "regenerable"]
+    assert [r["bandwidth_mbit"] for r in full] == [100, 2, 1.5, 1]
+    fit = outcome.results["full"]["fit_state_transfer_vs_inverse_bandwidth"]
+    # full state: the 90 kB send ring's worth crosses the shaped link (the seeds: ~81 kB)
+    assert 40 < fit["implied_kilobytes"] < 200
+    assert outcome.results["full"]["state_transfer_share_at_1_mbit"] > 0.8
+    for row in regenerable:
+        assert row["state_bytes"] < 1000 and row["state_transfer_ms"] < 20
+    assert regenerable[-1]["total_ms"] < full[-1]["total_ms"] / 5

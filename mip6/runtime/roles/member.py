@@ -21,8 +21,11 @@ Its block::
       replication: true                   # clients replicated to a buddy (dynamic)
       hold_until_replicated: true         # SYN-ACKs and answers wait for the buddy's copy
       replica_ack_timeout: 1              # at most this many seconds
+      send_buffer: 90000                  # bytes of each connection's send ring
     apps:
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
+        # handoff_wait: S  the seeds' modified server (004 6.3): write the share, stop, hand
+        #                  on S seconds after the last write returned (daemon only)
       - {type: handoff_echo, port: 7}
       - {type: proxy, port: 8080, server: "::1", server_port: 8000, handoff_every: 3}
       - {type: echo, port: 7}             # UDP echo on every address (the contact address's
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from ipaddress import IPv6Address
 from typing import TYPE_CHECKING, Any
 
 from mip6.apps.download import DownloadService
@@ -120,6 +124,15 @@ def start_apps(
                 handoff_every=app.handoff_every,
                 regenerable=app.regenerable,
             )
+            if app.handoff_wait is not None:
+                if context is None:
+                    raise ValueError(
+                        f"handoff_wait (download on port {app.port}) needs the daemon's clock: "
+                        "in labnet's simulator set the service's on_share_written"
+                    )
+                service.on_share_written = functools.partial(
+                    _hand_on_later, engine, context, app.handoff_wait
+                )
         else:
             from mip6.apps.handoff_echo import HandoffEchoService
 
@@ -127,6 +140,18 @@ def start_apps(
         engine.serve(app.port, service)
         stops.append(lambda port=app.port: engine.stop_serving(port))
     return stops
+
+
+def _hand_on_later(engine: Member, context: AppContext, wait: float, sock: Any) -> None:
+    """The seeds' modified server (004 6.3): ``wait`` seconds after the share's last write
+    returned, the client (the socket's remote address) goes to the policy's member."""
+    client = IPv6Address(sock.key[2])
+
+    def hand_on() -> None:
+        engine.request_handoff(client)
+        context.apply(engine.poll(context.loop.time()))
+
+    context.loop.call_later(wait, hand_on)
 
 
 def _stop_proxy(server: DistributedServer, port: int) -> None:
@@ -170,6 +195,7 @@ ROLE = Role(
         "max_handoffs": "integer",
         "max_connections": "integer",
         "time_wait": "number",
+        "send_buffer": "integer",
         "constants": "constants",
         "membership": "membership",
         "backup": "boolean",
