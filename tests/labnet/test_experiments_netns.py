@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from labnet import experiments
+from labnet.experiments import buffer_sweep
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -86,3 +87,18 @@ def test_handoff_phases_netns_phase_2_follows_the_state_and_the_bandwidth(state:
     for row in regenerable:
         assert row["state_bytes"] < 1000 and row["state_transfer_ms"] < 20
     assert regenerable[-1]["total_ms"] < full[-1]["total_ms"] / 5
+
+
+def test_buffer_sweep_netns_full_state_waits_for_the_drain_regenerable_does_not(
+    state: Path,
+) -> None:
+    # Fig. 10 at one bandwidth and two waits (the experiment sweeps three and eleven): the
+    # full snapshot at wait 0 carries the 90 kB ring across 2 Mbit/s, drained by 400 ms
+    measured = buffer_sweep.measure_netns((2e6,), (0.0, 0.4), 1, _settings(runs=1))
+    ((full_now,),) = [measured[2e6, 0.0, False]]
+    ((full_drained,),) = [measured[2e6, 0.4, False]]
+    ((regenerable_now,),) = [measured[2e6, 0.0, True]]
+    assert full_now.state_bytes > 50_000 and full_drained.state_bytes < buffer_sweep.DRAINED_BYTES
+    assert regenerable_now.state_bytes < 1000
+    assert full_drained.gap < full_now.gap
+    assert regenerable_now.gap < full_now.gap / 2
