@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -30,7 +31,6 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 from labnet.experiments import netns_testbed
-from labnet.experiments.rr_in_advance import handoff_gaps
 from labnet.experiments.split_download import (
     ACCEPTOR,
     DONOR,
@@ -40,13 +40,34 @@ from labnet.experiments.split_download import (
     _payload,
     phases,
 )
-from labnet.experiments.testbed import CLIENT, CONTACT, NODES, Testbed
+from labnet.experiments.testbed import CLIENT, CONTACT, NODES, Testbed, handoff_gaps
 from labnet.netns import NetnsLab, control_request
 from mip6.apps.http import generated_body
 from mip6.runtime.config import AppConfig
 
 CURL_TIMEOUT = 300.0  # seconds a download may take (1 MB at 1 Mbit/s: 8 s)
 UNBIND_TIMEOUT = 10.0  # seconds for a client's binding to be deleted between downloads
+UNBIND_ASK_EVERY = 0.5  # seconds between asks (a handoff still finishing may rebind it)
+
+# a download through the kernel's TCP with a small receive buffer (curl cannot set one): the
+# window limits how far ahead of the client a member writes, as rr-in-advance's simulator
+# client does (its WINDOW)
+_WINDOWED_CLIENT = """
+import socket, sys
+address, port, window, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window)
+sock.settimeout(60)
+sock.connect((address, port))
+sock.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+received = bytearray()
+while chunk := sock.recv(65536):
+    received += chunk
+head, _, body = bytes(received).partition(b"\\r\\n\\r\\n")
+if not head.startswith(b"HTTP/1.1 200"):
+    sys.exit(f"answered {head[:40]!r}")
+open(out, "wb").write(body)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +126,25 @@ class DownloadLab:
         """The latencies and shaping of ``testbed`` from now on."""
         netns_testbed.set_profiles(self.lab, testbed)
 
-    def download(self, port: int) -> Window:
-        """One download from the contact address's ``port`` by curl in the client's namespace,
-        checked whole; then the client's binding deleted. RuntimeError when it is not whole."""
+    def download(self, port: int, window: int | None = None) -> Window:
+        """One download from the contact address's ``port`` in the client's namespace, by curl
+        or, with ``window``, by a Python client whose socket's receive buffer is ``window``
+        bytes; checked whole; then the client's binding deleted. RuntimeError when it is not
+        whole."""
         size, seed = self._bodies[port]
         out = self._directory / f"download-{port}"
-        url = f"http://[{CONTACT}]:{port}/"
-        argv = ["curl", "-sS", "-g", "--max-time", str(int(CURL_TIMEOUT)), "-o", str(out), url]
+        if window is None:
+            url = f"http://[{CONTACT}]:{port}/"
+            timeout = str(int(CURL_TIMEOUT))
+            argv = ["curl", "-sS", "-g", "--max-time", timeout, "-o", str(out), url]
+        else:
+            argv = [sys.executable, "-c", _WINDOWED_CLIENT, str(CONTACT), str(port)]
+            argv += [str(window), str(out)]
         start = time.time()
         done = netns_testbed.run_argv(self.lab, argv, CURL_TIMEOUT + 10)
         end = time.time()
         if done.returncode != 0:
-            raise RuntimeError(f"curl failed ({done.returncode}): {done.stderr.strip()}")
+            raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()}")
         if port not in self._digests:
             self._digests[port] = hashlib.sha256(b"".join(generated_body(size, seed))).hexdigest()
         if hashlib.sha256(out.read_bytes()).hexdigest() != self._digests[port]:
@@ -126,10 +154,13 @@ class DownloadLab:
         return Window(start, end)
 
     def _unbind(self) -> None:
-        """The client's binding for the contact address deleted by the member it names."""
+        """The client's binding for the contact address deleted by the member it names, and
+        still gone a moment later (a handoff that was finishing as the download ended may
+        bind it again: the member it names is asked again)."""
         client = self.lab.state["nodes"]["client"]["control"]
         deadline = time.monotonic() + UNBIND_TIMEOUT
-        asked: set[str] = set()
+        asked: dict[str, float] = {}
+        unbound_since: float | None = None
         while True:
             rows = control_request(client, {"show": "bcache"})["rows"]
             holders = [
@@ -139,14 +170,19 @@ class DownloadLab:
                 for member, address in NODES.items()
                 if IPv6Address(row["care_of_address"]) == address
             ]
+            now = time.monotonic()
             if not holders:
-                return
+                unbound_since = unbound_since or now
+                if now - unbound_since >= UNBIND_ASK_EVERY:
+                    return
+            else:
+                unbound_since = None
             for member in holders:
-                if member not in asked:
+                if now - asked.get(member, -UNBIND_ASK_EVERY) >= UNBIND_ASK_EVERY:
                     control = self.lab.state["nodes"][member]["control"]
                     control_request(control, {"clear_binding": str(CLIENT)})
-                    asked.add(member)
-            if time.monotonic() > deadline:
+                    asked[member] = now
+            if now > deadline:
                 raise RuntimeError(f"the client's binding at {holders} was not deleted")
             time.sleep(0.05)
 
@@ -187,8 +223,10 @@ def download_lab(
     name: str,
     apps: Mapping[str, tuple[AppConfig, ...]],
 ) -> Iterator[DownloadLab]:
-    """The testbed up on netns as lab ``name`` with each member's ``apps``."""
-    bodies = {app.port: (app.size, app.seed) for member in apps.values() for app in member}
+    """The testbed up on netns as lab ``name``, its members' applications ``apps`` where given
+    (the testbed's otherwise)."""
+    every = [*testbed.apps, *(app for member in apps.values() for app in member)]
+    bodies = {app.port: (app.size, app.seed) for app in every}
     with (
         tempfile.TemporaryDirectory(prefix="labnet-downloads-") as directory,
         netns_testbed.netns_lab(testbed, name, apps=apps) as lab,

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from labnet.dserver_lab import innermost
-from labnet.experiments.rr_in_advance import handoff_gaps
 from labnet.experiments.testbed import (
     CLIENT,
     CONTACT,
@@ -35,6 +34,7 @@ from labnet.experiments.testbed import (
     NODES,
     ROUTERS,
     Testbed,
+    handoff_gaps,
     names,
     sim_lab,
 )

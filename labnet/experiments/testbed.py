@@ -186,3 +186,14 @@ def tcp_data(data: bytes) -> bool:
 def names() -> dict[IPv6Address, str]:
     """The testbed's nodes by address."""
     return {HA1: "ha1", HA2: "ha2", CLIENT: "client"} | {a: n for n, a in NODES.items()}
+
+
+def handoff_gaps(arrivals: Iterable[tuple[float, str]], donor: str, acceptor: str) -> list[float]:
+    """From each last data packet of ``donor`` to the next one, of ``acceptor``."""
+    gaps: list[float] = []
+    previous: tuple[float, str] | None = None
+    for at, sender in arrivals:
+        if previous is not None and previous[1] == donor and sender == acceptor:
+            gaps.append(at - previous[0])
+        previous = (at, sender)
+    return gaps

@@ -5,6 +5,7 @@ checked for the seeds' shape, not for timing (the machine's load moves every fig
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from labnet import experiments
-from labnet.experiments import buffer_sweep
+from labnet.experiments import buffer_sweep, rr_in_advance
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -102,3 +103,15 @@ def test_buffer_sweep_netns_full_state_waits_for_the_drain_regenerable_does_not(
     assert regenerable_now.state_bytes < 1000
     assert full_drained.gap < full_now.gap
     assert regenerable_now.gap < full_now.gap / 2
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_rr_in_advance_netns_gap_follows_our_model(state: Path, prepare: bool) -> None:
+    # one point of Fig. 12 (both of its series pass through it): Lss 20 ms, Lcs 40 ms; the
+    # gaps at a kernel client, from the hub's captures; real work adds a few ms to the model
+    lss, lcs = 0.020, 0.040
+    (gaps,) = rr_in_advance.measure_netns([(lss, lcs)], prepare, 2, _settings(runs=2))
+    model = rr_in_advance.our_formula(lss, lcs, prepare)
+    assert len(gaps) == 2
+    assert model - 0.005 <= statistics.median(gaps) <= model * 1.25 + 0.015
+    assert statistics.median(gaps) < rr_in_advance.seeds_formula(lss, lcs, prepare)
