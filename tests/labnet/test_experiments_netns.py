@@ -115,3 +115,14 @@ def test_rr_in_advance_netns_gap_follows_our_model(state: Path, prepare: bool) -
     assert len(gaps) == 2
     assert model - 0.005 <= statistics.median(gaps) <= model * 1.25 + 0.015
     assert statistics.median(gaps) < rr_in_advance.seeds_formula(lss, lcs, prepare)
+
+
+def test_failover_netns_sigkilled_members_clients_served_and_resumed(state: Path) -> None:
+    outcome = experiments.run("failover", _settings(runs=1))
+    results = outcome.results
+    assert results["contact"]["kills"] == results["member"]["kills"] == 1
+    # the membership's failure timeout (300 ms) and registration, well inside the probe's 5 s
+    assert 0.3 * 1000 < results["contact"]["ms"]["median"] < 5000
+    assert results["member"]["connections_lost"] == 0 and results["member"]["resets"] == 0
+    assert results["member"]["ms"]["median"] < 4000  # the stall window
+    assert "not run on this backend" in outcome.summary
