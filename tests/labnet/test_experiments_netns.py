@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from labnet import experiments
-from labnet.experiments import buffer_sweep, rr_in_advance
+from labnet.experiments import buffer_sweep, rr_in_advance, unresponsive_members
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -126,3 +126,18 @@ def test_failover_netns_sigkilled_members_clients_served_and_resumed(state: Path
     assert results["member"]["connections_lost"] == 0 and results["member"]["resets"] == 0
     assert results["member"]["ms"]["median"] < 4000  # the stall window
     assert "not run on this backend" in outcome.summary
+
+
+@pytest.mark.parametrize(("bogus", "prepare", "per_attempt"), [(2, True, 2.0), (1, False, 5.0)])
+def test_unresponsive_members_netns_each_attempt_costs_its_timeouts(
+    state: Path, bogus: int, prepare: bool, per_attempt: float
+) -> None:
+    # the seeds' 2 s per attempt with PREPARE; without, the INIT's 1.5 timeouts and the
+    # abort's one; the bogus members counted from the hub's capture of Node 1's SYNs
+    attempts = unresponsive_members.measure_netns(bogus, prepare, _settings(runs=1))
+    assert attempts.tried == bogus and attempts.alive
+    assert attempts.answer == pytest.approx(bogus * per_attempt, abs=0.3)
+    if prepare:  # never frozen: the later line is echoed as soon as it is sent
+        assert attempts.later_echo == pytest.approx(
+            attempts.answer - unresponsive_members.LATER, abs=0.3
+        )
