@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from labnet import experiments
-from labnet.experiments import buffer_sweep, rr_in_advance, unresponsive_members
+from labnet.experiments import (
+    buffer_sweep,
+    contact_scalability,
+    rr_in_advance,
+    unresponsive_members,
+)
 from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
@@ -141,3 +146,13 @@ def test_unresponsive_members_netns_each_attempt_costs_its_timeouts(
         assert attempts.later_echo == pytest.approx(
             attempts.answer - unresponsive_members.LATER, abs=0.3
         )
+
+
+def test_contact_scalability_netns_a_burst_of_new_clients_all_served(state: Path) -> None:
+    row = contact_scalability.measure_netns(20, _settings(runs=1))
+    # every client new to m1 (its first connection through the home agent), every fetch
+    # whole, within the burst and a few of the testbed's round trips
+    assert row["accepted"] == 20 and row["fetches_failed"] == row["failed"] == 0
+    assert row["served_s"] < contact_scalability.NETNS_BURST + 10
+    # m1's CPU time, counted in clock ticks, over the burst: never more than the wall clock
+    assert row["cpu_us_per_distribution"] is not None and 0 <= row["contact_cpu_share"] <= 1
