@@ -16,6 +16,7 @@ from labnet import experiments
 from labnet.experiments import (
     buffer_sweep,
     contact_scalability,
+    handoff_scalability,
     rr_in_advance,
     unresponsive_members,
 )
@@ -156,3 +157,11 @@ def test_contact_scalability_netns_a_burst_of_new_clients_all_served(state: Path
     assert row["served_s"] < contact_scalability.NETNS_BURST + 10
     # m1's CPU time, counted in clock ticks, over the burst: never more than the wall clock
     assert row["cpu_us_per_distribution"] is not None and 0 <= row["contact_cpu_share"] <= 1
+
+
+def test_handoff_scalability_netns_kernel_clients_each_h_another_member(state: Path) -> None:
+    # two kernel clients, five 'H' each: every answer from another member (the client checks),
+    # none failed, m2 took part as donor and acceptor
+    row = handoff_scalability.measure_netns(2, 5, _settings(runs=1))
+    assert row["failed"] == 0 and row["as_donor"] + row["as_acceptor"] > 0
+    assert row["handoffs_per_s"] > 0 and row["wall_s"] < 60
