@@ -60,17 +60,20 @@
     same path; N bytes each (default 100 MB: minutes; see :mod:`labnet.bench.tcp_lossy`).
 
 ``labnet experiment list``, ``labnet experiment NAME [--backend sim|netns] [--runs N]
-[--out DIR] [--json] [--seed N] [--every N]``
-    The seeds' experiments (see :mod:`labnet.experiments`): list them with their defaults, or
-    run one, a line per point on stderr, and write ``DIR/NAME.json``, ``.csv``, ``.md`` and
-    ``.png`` (the plot needs the ``plots`` extra; DIR defaults to ``labnet-results``).
-    ``--json`` prints the JSON on stdout; ``--every N`` measures every Nth point of each
-    sweep (the last always).
+[--out DIR] [--json] [--seed N] [--every N] [--lab-prefix P]``
+    The seeds' experiments (see :mod:`labnet.experiments`): list them with their defaults and
+    wall times on each backend, or run one, a line per point on stderr, and write
+    ``DIR/NAME.json``, ``.csv``, ``.md`` and ``.png`` (the plot needs the ``plots`` extra; DIR
+    defaults to ``labnet-results``). ``--json`` prints the JSON on stdout; ``--every N``
+    measures every Nth point of each sweep (the last always). On ``netns`` (root) each run
+    brings up its own labs, named ``P`` + this process's id + a tag, and takes them down.
 
-``labnet report [--backend sim|netns] [--out DIR] [--runs N] [--every N] [--seed N]``
+``labnet report [--backend sim|netns] [--out DIR] [--runs N] [--every N] [--seed N]
+[--lab-prefix P]``
     Every experiment with its short defaults (``--runs`` and ``--every`` for all of them), each
     one's files and ``DIR/report.md`` with every summary and plot (DIR defaults to
-    ``labnet-report``; the repository's example: ``docs/report``).
+    ``labnet-report``; the repository's examples: ``docs/report``, ``docs/report-netns``). An
+    experiment that cannot run on the backend, or fails, is listed with the reason.
 
 ``labnet hub DESCRIPTION``
     Run a hub from a YAML or JSON description (see :mod:`labnet.hub.config`) until SIGTERM or
@@ -87,6 +90,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from mip6.runtime.config import ConfigError
+
+_LAB_PREFIX_HELP = (
+    "netns: the labs' names (and their namespaces') start with it, then this process's id "
+    "(default xp)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument(
         "--every", type=int, default=1, help="measure every Nth point of each sweep (default 1)"
     )
+    experiment.add_argument("--lab-prefix", default="xp", help=_LAB_PREFIX_HELP)
     report = commands.add_parser(
         "report", help="every experiment with short defaults, one Markdown report"
     )
@@ -156,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--every", type=int, default=1, help="measure every Nth point of each sweep (default 1)"
     )
     report.add_argument("--seed", type=int, default=1, help="random seed of the labs")
+    report.add_argument("--lab-prefix", default="xp", help=_LAB_PREFIX_HELP)
     hub = commands.add_parser("hub", help="run a hub (link emulation, routing, pcaps)")
     hub.add_argument("description", help="the hub's YAML or JSON description")
     up = commands.add_parser("up", help="start a topology")
@@ -320,7 +330,12 @@ def experiment_command(args: argparse.Namespace) -> int:
     if not _counts_valid("labnet experiment", args):
         return 2
     settings = experiments.Settings(
-        backend=args.backend, runs=args.runs, seed=args.seed, progress=_progress, every=args.every
+        backend=args.backend,
+        runs=args.runs,
+        seed=args.seed,
+        progress=_progress,
+        every=args.every,
+        lab_prefix=args.lab_prefix,
     )
     try:
         outcome = experiments.run(args.name, settings)
@@ -385,7 +400,12 @@ def report_command(args: argparse.Namespace) -> int:
         every = args.every if experiment.sweeps else 1
         command = _experiment_command(name, args.backend, runs, every, args.seed)
         settings = experiments.Settings(
-            backend=args.backend, runs=runs, seed=args.seed, progress=_progress, every=every
+            backend=args.backend,
+            runs=runs,
+            seed=args.seed,
+            progress=_progress,
+            every=every,
+            lab_prefix=args.lab_prefix,
         )
         try:
             outcome = experiments.run(name, settings)
