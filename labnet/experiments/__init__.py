@@ -4,6 +4,17 @@
 Each builds its own lab, the seeds' testbed (:mod:`labnet.experiments.testbed`), measures on
 the backend it is given and returns an :class:`~labnet.experiments.base.Outcome`: its points,
 fits and a Markdown summary with the seeds' numbers beside ours.
+
+On the ``sim`` backend (virtual time: exact, repeatable) every experiment but
+``proxy-overhead`` runs (the proxy relays to a kernel server). On the ``netns`` backend (root:
+real namespaces, ``mip6 run`` daemons, the hub emulating the latencies and shaping, kernel
+clients) every one runs, with defaults sized for real seconds (``Experiment.netns_runs``, and
+coarser sweeps where a point costs seconds): the testbed there is
+:mod:`~labnet.experiments.netns_testbed`, handoffs of downloads timed from the hub's captures
+:mod:`~labnet.experiments.netns_handoff`, failover's kills
+:mod:`~labnet.experiments.netns_failover`; the other labs are built-in topologies (the
+client farm, ``dserver``, ``dserver-proxy``). ``labnet experiment list`` gives each one's wall
+time on each backend.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class Experiment:
     run: Callable[[Settings], Outcome]
     default_runs: int
     runs_mean: str  # what one of ``--runs`` is
-    default_wall_time: str  # measured on the sim backend, 2-core machine
+    default_wall_time: str  # measured on the sim backend, 2-core machine ("" without sim)
     report_runs: int  # ``labnet report``'s short default (on netns at most ``netns_runs``)
     backends: tuple[str, ...] = ("sim",)
     # measured on the netns backend with ``netns_runs``, 2-core machine ("" without netns)

@@ -36,9 +36,9 @@ from labnet.experiments.split_download import (
     DONOR,
     Crossing,
     Handoff,
-    _data,
-    _payload,
+    client_data,
     phases,
+    tcp_payload,
 )
 from labnet.experiments.testbed import CLIENT, CONTACT, NODES, Testbed, handoff_gaps
 from labnet.netns import NetnsLab, control_request
@@ -197,7 +197,7 @@ class DownloadLab:
         arrivals = [
             (c.time, c.sender)
             for c in self.crossings(window)
-            if c.receiver == "client" and _data(c.data)
+            if c.receiver == "client" and client_data(c.data)
         ]
         return handoff_gaps(arrivals, DONOR, ACCEPTOR)
 
@@ -211,7 +211,7 @@ class DownloadLab:
         first_data = next(
             c
             for c in crossings
-            if c.sender == DONOR and c.receiver == "client" and _payload(c.data) > 0
+            if c.sender == DONOR and c.receiver == "client" and tcp_payload(c.data) > 0
         )
         times, state_bytes = phases(crossings, first_data.time)
         return Handoff(gaps[0], times, state_bytes)
