@@ -163,6 +163,9 @@ def test_testbed_uplinks_give_the_seeds_latencies() -> None:
     assert up["home1"] == up["site1"]  # HA1 is Node 1's router
     with pytest.raises(ValueError, match="star of uplinks"):
         testbed.Testbed(lss=80 * MS, lcs1=10 * MS, lcs2=10 * MS).uplinks()
+    # on the edge (Lcs2 = Lcs1 + Lss, netns access-latency's), whatever the rounding
+    edge = testbed.Testbed(lss=10 * MS, lcs1=40 * MS, lcs2=40 * MS + 10 * MS).uplinks()
+    assert edge["site1"] == 0 and edge["site2"] == pytest.approx(10 * MS)
 
 
 def test_least_squares_recovers_a_plane_and_refuses_dependent_columns() -> None:
