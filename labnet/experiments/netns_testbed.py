@@ -116,9 +116,13 @@ def set_profiles(lab: NetnsLab, testbed: Testbed) -> None:
 def run_argv(
     lab: NetnsLab, argv: list[str], timeout: float = CLIENT_TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
-    """``argv`` run to its end in the client's namespace, its output captured."""
+    """``argv`` run to its end in the client's namespace, its output captured; RuntimeError
+    when it runs longer than ``timeout`` seconds (it is killed)."""
     command = lab.exec_argv("client", argv)
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{argv[0]} in the client's namespace ran over {timeout:g} s") from None
 
 
 def client_run(lab: NetnsLab, script: str, *args: str, timeout: float = CLIENT_TIMEOUT) -> str:
