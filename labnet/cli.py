@@ -342,7 +342,8 @@ def experiment_command(args: argparse.Namespace) -> int:
     except experiments.BackendUnavailable as error:
         print(f"labnet experiment: {error}", file=sys.stderr)
         return 2
-    except RuntimeError as error:  # the lab would not come up (LabError), or a run failed
+    # the lab would not come up (LabError), a run failed, or a program in a lab overran
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"labnet experiment: {args.name} on {args.backend}: {error}", file=sys.stderr)
         return 1
     command = _experiment_command(args.name, args.backend, args.runs, args.every, args.seed)
@@ -413,7 +414,8 @@ def report_command(args: argparse.Namespace) -> int:
             print(f"labnet report: {error}", file=sys.stderr)
             entries.append(report.Entry(name, command, skipped=str(error)))
             continue
-        except RuntimeError as error:  # a lab or a run failed: the report goes on
+        # a lab or a run failed, or a program in a lab overran: the report goes on
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
             print(f"labnet report: {name}: {error}", file=sys.stderr)
             entries.append(report.Entry(name, command, skipped=f"failed: {error}"))
             continue
