@@ -392,5 +392,5 @@ EXPERIMENT = Experiment(
     default_wall_time="about 8 s",
     report_runs=1,
     backends=("sim", "netns"),
-    netns_wall_time="about 1 min",
+    netns_wall_time="about 25 s",
 )

@@ -340,5 +340,5 @@ EXPERIMENT = Experiment(
     report_runs=1,
     backends=("sim", "netns"),
     netns_runs=1,
-    netns_wall_time="about 1 min",
+    netns_wall_time="about 40 s",
 )
