@@ -92,19 +92,20 @@ def _member_kills(
     expected = hashlib.sha256(b"".join(generated_body(size, 1))).hexdigest()
     downloads: list[tuple[Path, subprocess.Popen[bytes]]] = []
 
-    def current() -> int:
+    def current() -> Path:
+        """The download in progress; a new one when the last has ended."""
         if not downloads or downloads[-1][1].poll() is not None:
             out = directory / f"download-{len(downloads)}"
             argv = ["curl", "-sS", "-g", "--max-time", "300", "-o", str(out)]
             argv.append(f"http://[{netns_failover.CONTACT}]/")
             curl = subprocess.Popen(lab.exec_argv("client", argv), stderr=subprocess.DEVNULL)
             downloads.append((out, curl))
-        return len(downloads) - 1
+        return downloads[-1][0]
 
     killed: list[tuple[int, netns_failover.MemberKill]] = []
     for kill in range(1, kills + 1):
-        index = current()
-        done = netns_failover.member_kill(lab, alive, downloads[index][0], client)
+        out, done = netns_failover.member_kill(lab, alive, current, client)
+        index = next(i for i, (path, _) in enumerate(downloads) if path == out)
         killed.append((index, done))
         settings.progress(
             f"{NAME} kill {kill}: member {done.dead} killed mid-download, its client stalled "

@@ -24,6 +24,7 @@ import dataclasses
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
@@ -214,12 +215,19 @@ class MemberKill:
 
 
 def member_kill(
-    lab: NetnsLab, alive: list[str], out: Path, client: str, timeout: float = 30.0
-) -> MemberKill:
-    """Once the download into ``out`` is under way (more than 2 MB in, 15 MB left) kill the
-    member serving ``client`` (``alive`` loses it) and watch the download's pauses."""
+    lab: NetnsLab,
+    alive: list[str],
+    current: Callable[[], Path],
+    client: str,
+    timeout: float = 30.0,
+) -> tuple[Path, MemberKill]:
+    """Once a download is under way (more than 2 MB in, 15 MB left; ``current`` gives the
+    file of the one in progress, starting the next when the last has ended) kill the member
+    serving ``client`` (``alive`` loses it) and watch the download's pauses; the download's
+    file and what the kill did."""
     deadline = time.monotonic() + timeout
     while True:
+        out = current()
         dead = serving(lab, alive, client)
         if dead is not None and 2_000_000 < received(out) < DOWNLOAD_SIZE - 15_000_000:
             break
@@ -232,4 +240,4 @@ def member_kill(
     lab.kill(dead)
     alive.remove(dead)
     stall = longest_pause(out, killed, STALL_WINDOW)
-    return MemberKill(dead, stall, recoveries(lab, alive) == before + 1)
+    return out, MemberKill(dead, stall, recoveries(lab, alive) == before + 1)
