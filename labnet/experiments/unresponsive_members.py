@@ -412,5 +412,5 @@ EXPERIMENT = Experiment(
     report_runs=1,
     backends=("sim", "netns"),
     netns_runs=1,
-    netns_wall_time="about 8 min (6 points)",
+    netns_wall_time="about 6 min (6 points)",
 )
