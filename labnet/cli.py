@@ -314,6 +314,7 @@ def experiment_command(args: argparse.Namespace) -> int:
                 else "",
                 f"{experiment.netns_runs or experiment.default_runs}, "
                 f"{experiment.netns_wall_time} on netns"
+                + (f" (--runs: {meaning})" if (meaning := experiment.netns_runs_mean) else "")
                 if "netns" in experiment.backends
                 else "",
             ]

@@ -91,6 +91,7 @@ class Experiment:
     netns_wall_time: str = ""
     # the netns backend's default ``--runs`` (real clocks: each sample costs real seconds)
     netns_runs: int | None = None
+    netns_runs_mean: str = ""  # what one of ``--runs`` is on netns, when not ``runs_mean``
     sweeps: bool = True  # False: ``Settings.every`` changes nothing (no sweep to thin)
 
     def runs(self, settings: Settings) -> int:

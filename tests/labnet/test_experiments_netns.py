@@ -4,6 +4,7 @@ checked for the seeds' shape, not for timing (the machine's load moves every fig
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from labnet import experiments
+from labnet.cli import main
 from labnet.experiments import (
     buffer_sweep,
     contact_scalability,
@@ -67,17 +69,26 @@ def test_access_latency_netns_linear_with_real_intercepts(state: Path) -> None:
     assert "this machine" in outcome.summary
 
 
-def test_proxy_overhead_netns_proxy_costs_more_than_direct(state: Path) -> None:
-    outcome = experiments.run("proxy-overhead", _settings(runs=3))
-    assert [r["fetch"] for r in outcome.rows] == [1, 2, 3]
-    results = outcome.results
+def test_proxy_overhead_netns_from_the_command_proxy_costs_more_than_direct(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    argv = ["experiment", "proxy-overhead", "--backend", "netns", "--runs", "3"]
+    assert main([*argv, "--out", str(out), "--lab-prefix", PREFIX]) == 0
+    printed, err = capsys.readouterr()
+    assert "proxy-overhead fetch 3 of 3" in err  # a line per fetch
+    document = json.loads((out / "proxy-overhead.json").read_text())
+    assert document["backend"] == "netns" and [r["fetch"] for r in document["rows"]] == [1, 2, 3]
+    results = document["results"]
     # every fetch checked (status 200, 10 kB) by the bench's curl; the relay through the
     # member's kernel server is a second connection: never free
     assert 0 < results["direct_fetch_ms"] < results["proxy_fetch_ms"]
     assert results["proxy_added_ms"] == pytest.approx(
         results["proxy_fetch_ms"] - results["direct_fetch_ms"], abs=0.002
     )
-    assert "3.18 ms" in outcome.summary
+    assert "3.18 ms" in printed
+    markdown = (out / "proxy-overhead.md").read_text()
+    assert "labnet experiment proxy-overhead --backend netns --runs 3" in markdown
 
 
 def test_handoff_phases_netns_phase_2_follows_the_state_and_the_bandwidth(state: Path) -> None:
