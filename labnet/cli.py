@@ -87,17 +87,20 @@
     same path; N bytes each (default 100 MB: minutes; see :mod:`labnet.bench.tcp_lossy`).
 
 ``labnet experiment list``, ``labnet experiment NAME [--backend sim|netns] [--runs N]
-[--out DIR] [--json] [--seed N] [--every N]``
-    The seeds' experiments (see :mod:`labnet.experiments`): list them with their defaults, or
-    run one, a line per point on stderr, and write ``DIR/NAME.json``, ``.csv``, ``.md`` and
-    ``.png`` (the plot needs the ``plots`` extra; DIR defaults to ``labnet-results``).
-    ``--json`` prints the JSON on stdout; ``--every N`` measures every Nth point of each
-    sweep (the last always).
+[--out DIR] [--json] [--seed N] [--every N] [--lab-prefix P]``
+    The seeds' experiments (see :mod:`labnet.experiments`): list them with their defaults and
+    wall times on each backend, or run one, a line per point on stderr, and write
+    ``DIR/NAME.json``, ``.csv``, ``.md`` and ``.png`` (the plot needs the ``plots`` extra; DIR
+    defaults to ``labnet-results``). ``--json`` prints the JSON on stdout; ``--every N``
+    measures every Nth point of each sweep (the last always). On ``netns`` (root) each run
+    brings up its own labs, named ``P`` + this process's id + a tag, and takes them down.
 
-``labnet report [--backend sim|netns] [--out DIR] [--runs N] [--every N] [--seed N]``
+``labnet report [--backend sim|netns] [--out DIR] [--runs N] [--every N] [--seed N]
+[--lab-prefix P]``
     Every experiment with its short defaults (``--runs`` and ``--every`` for all of them), each
     one's files and ``DIR/report.md`` with every summary and plot (DIR defaults to
-    ``labnet-report``; the repository's example: ``docs/report``).
+    ``labnet-report``; the repository's examples: ``docs/report``, ``docs/report-netns``). An
+    experiment that cannot run on the backend, or fails, is listed with the reason.
 
 ``labnet hub DESCRIPTION``
     Run a hub from a YAML or JSON description (see :mod:`labnet.hub.config`) until SIGTERM or
@@ -115,6 +118,11 @@ from typing import Any
 
 from mip6.chart.names import Names
 from mip6.runtime.config import ConfigError
+
+_LAB_PREFIX_HELP = (
+    "netns: the labs' names (and their namespaces') start with it, then this process's id "
+    "(default xp)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument(
         "--every", type=int, default=1, help="measure every Nth point of each sweep (default 1)"
     )
+    experiment.add_argument("--lab-prefix", default="xp", help=_LAB_PREFIX_HELP)
     report = commands.add_parser(
         "report", help="every experiment with short defaults, one Markdown report"
     )
@@ -200,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--every", type=int, default=1, help="measure every Nth point of each sweep (default 1)"
     )
     report.add_argument("--seed", type=int, default=1, help="random seed of the labs")
+    report.add_argument("--lab-prefix", default="xp", help=_LAB_PREFIX_HELP)
     hub = commands.add_parser("hub", help="run a hub (link emulation, routing, pcaps)")
     hub.add_argument("description", help="the hub's YAML or JSON description")
     up = commands.add_parser("up", help="start a topology")
@@ -342,9 +352,19 @@ def experiment_command(args: argparse.Namespace) -> int:
     if args.name == "list":
         for experiment in experiments.EXPERIMENTS.values():
             print(f"{experiment.name:20} {experiment.title}")
+            timings = [
+                f"{experiment.default_runs}, {experiment.default_wall_time} on sim"
+                if "sim" in experiment.backends
+                else "",
+                f"{experiment.netns_runs or experiment.default_runs}, "
+                f"{experiment.netns_wall_time} on netns"
+                + (f" (--runs: {meaning})" if (meaning := experiment.netns_runs_mean) else "")
+                if "netns" in experiment.backends
+                else "",
+            ]
             print(
-                f"{'':20} --runs: {experiment.runs_mean} (default {experiment.default_runs}, "
-                f"{experiment.default_wall_time} on sim); backends: "
+                f"{'':20} --runs: {experiment.runs_mean} (default "
+                f"{'; '.join(t for t in timings if t)}); backends: "
                 f"{', '.join(experiment.backends)}"
             )
         return 0
@@ -355,13 +375,22 @@ def experiment_command(args: argparse.Namespace) -> int:
     if not _counts_valid("labnet experiment", args):
         return 2
     settings = experiments.Settings(
-        backend=args.backend, runs=args.runs, seed=args.seed, progress=_progress, every=args.every
+        backend=args.backend,
+        runs=args.runs,
+        seed=args.seed,
+        progress=_progress,
+        every=args.every,
+        lab_prefix=args.lab_prefix,
     )
     try:
         outcome = experiments.run(args.name, settings)
     except experiments.BackendUnavailable as error:
         print(f"labnet experiment: {error}", file=sys.stderr)
         return 2
+    # the lab would not come up (LabError), a run failed, or a program in a lab overran
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        print(f"labnet experiment: {args.name} on {args.backend}: {error}", file=sys.stderr)
+        return 1
     command = _experiment_command(args.name, args.backend, args.runs, args.every, args.seed)
     written = report.write(outcome, Path(args.out), command)
     if args.json:
@@ -413,17 +442,27 @@ def report_command(args: argparse.Namespace) -> int:
     entries: list[report.Entry] = []
     for number, (name, experiment) in enumerate(experiments.EXPERIMENTS.items(), 1):
         _progress(f"labnet report: {name} ({number} of {len(experiments.EXPERIMENTS)})")
-        runs = args.runs if args.runs is not None else experiment.report_runs
+        runs = args.runs if args.runs is not None else experiment.short_runs(args.backend)
         every = args.every if experiment.sweeps else 1
         command = _experiment_command(name, args.backend, runs, every, args.seed)
         settings = experiments.Settings(
-            backend=args.backend, runs=runs, seed=args.seed, progress=_progress, every=every
+            backend=args.backend,
+            runs=runs,
+            seed=args.seed,
+            progress=_progress,
+            every=every,
+            lab_prefix=args.lab_prefix,
         )
         try:
             outcome = experiments.run(name, settings)
         except experiments.BackendUnavailable as error:
             print(f"labnet report: {error}", file=sys.stderr)
             entries.append(report.Entry(name, command, skipped=str(error)))
+            continue
+        # a lab or a run failed, or a program in a lab overran: the report goes on
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            print(f"labnet report: {name}: {error}", file=sys.stderr)
+            entries.append(report.Entry(name, command, skipped=f"failed: {error}"))
             continue
         written = report.write(outcome, directory, command)
         entries.append(report.Entry(name, command, outcome, written))

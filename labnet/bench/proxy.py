@@ -39,6 +39,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
@@ -140,30 +142,38 @@ def _servers(lab: NetnsLab, site: Path) -> list[subprocess.Popen[str]]:
     return servers
 
 
-def run(
-    seconds: float = 4.0, *, fetches: int = 30, requests: int = 300, large: int = LARGE
-) -> dict[str, Any]:
-    """``seconds`` is not used: the figures come from counts (the lab's start dominates)."""
+@contextmanager
+def proxy_lab(name: str, large: int = LARGE) -> Iterator[_Bench]:
+    """The bench's lab up as ``name`` (see the module docstring), its stock servers serving a
+    random ``SMALL``-byte file and a ``large``-byte one; taken down however it ends."""
     if os.geteuid() != 0:
-        raise PermissionError("labnet bench proxy needs root (the netns backend)")
+        raise PermissionError("the proxy's lab needs root (the netns backend)")
     with tempfile.TemporaryDirectory(prefix="labnet-bench-proxy-") as tmp:
         site = Path(tmp)
         (site / "small").write_bytes(os.urandom(SMALL))
         (site / "large").write_bytes(os.urandom(large))
         lab = NetnsLab.up(
             topology(site / "small", site / "large"),
-            f"bproxy{os.getpid() % 100000}",
+            name,
             role_options={"m1": {"distribute": False}},
         )
         servers: list[subprocess.Popen[str]] = []
         try:
             servers = _servers(lab, site)
-            return _measure(_Bench(lab), fetches, requests, large)
+            yield _Bench(lab)
         finally:
             for server in servers:
                 server.terminate()
                 server.wait(10)
             lab.down()
+
+
+def run(
+    seconds: float = 4.0, *, fetches: int = 30, requests: int = 300, large: int = LARGE
+) -> dict[str, Any]:
+    """``seconds`` is not used: the figures come from counts (the lab's start dominates)."""
+    with proxy_lab(f"bproxy{os.getpid() % 100000}", large) as bench:
+        return _measure(bench, fetches, requests, large)
 
 
 def _measure(bench: _Bench, fetches: int, requests: int, large: int) -> dict[str, Any]:

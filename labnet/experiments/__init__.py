@@ -4,9 +4,22 @@
 Each builds its own lab, the seeds' testbed (:mod:`labnet.experiments.testbed`), measures on
 the backend it is given and returns an :class:`~labnet.experiments.base.Outcome`: its points,
 fits and a Markdown summary with the seeds' numbers beside ours.
+
+On the ``sim`` backend (virtual time: exact, repeatable) every experiment but
+``proxy-overhead`` runs (the proxy relays to a kernel server). On the ``netns`` backend (root:
+real namespaces, ``mip6 run`` daemons, the hub emulating the latencies and shaping, kernel
+clients) every one runs, with defaults sized for real seconds (``Experiment.netns_runs``, and
+coarser sweeps where a point costs seconds): the testbed there is
+:mod:`~labnet.experiments.netns_testbed`, handoffs of downloads timed from the hub's captures
+:mod:`~labnet.experiments.netns_handoff`, failover's kills
+:mod:`~labnet.experiments.netns_failover`; the other labs are built-in topologies (the
+client farm, ``dserver``, ``dserver-proxy``). ``labnet experiment list`` gives each one's wall
+time on each backend.
 """
 
 from __future__ import annotations
+
+import os
 
 from labnet.experiments import (
     access_latency,
@@ -15,6 +28,7 @@ from labnet.experiments import (
     failover,
     handoff_phases,
     handoff_scalability,
+    proxy_overhead,
     rr_in_advance,
     unresponsive_members,
 )
@@ -29,6 +43,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         rr_in_advance.EXPERIMENT,
         contact_scalability.EXPERIMENT,
         handoff_scalability.EXPERIMENT,
+        proxy_overhead.EXPERIMENT,
         unresponsive_members.EXPERIMENT,
         failover.EXPERIMENT,
     )
@@ -42,7 +57,11 @@ def run(name: str, settings: Settings) -> Outcome:
     if settings.backend not in experiment.backends:
         raise BackendUnavailable(
             f"{name} cannot run on the {settings.backend} backend yet "
-            f"(it runs on: {', '.join(experiment.backends)}); try --backend sim"
+            f"(it runs on: {', '.join(experiment.backends)})"
+        )
+    if settings.backend == "netns" and os.geteuid() != 0:
+        raise BackendUnavailable(
+            f"{name} on the netns backend needs root (network namespaces, TUN devices)"
         )
     return experiment.run(settings)
 

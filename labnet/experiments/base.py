@@ -33,6 +33,8 @@ class Settings:
     seed: int = 1
     progress: Callable[[str], None] = _log_progress  # a line per point measured
     every: int = 1  # measure every Nth point of each sweep (:func:`thin`)
+    # netns backend: the labs' names start with it (their namespaces are ``NAME-NODE``)
+    lab_prefix: str = "xp"
 
 
 def thin(points: Sequence[T], every: int) -> tuple[T, ...]:
@@ -82,7 +84,26 @@ class Experiment:
     run: Callable[[Settings], Outcome]
     default_runs: int
     runs_mean: str  # what one of ``--runs`` is
-    default_wall_time: str  # measured on the sim backend, 2-core machine
-    report_runs: int  # ``labnet report``'s short default
+    default_wall_time: str  # measured on the sim backend, 2-core machine ("" without sim)
+    report_runs: int  # ``labnet report``'s short default (on netns at most ``netns_runs``)
     backends: tuple[str, ...] = ("sim",)
+    # measured on the netns backend with ``netns_runs``, 2-core machine ("" without netns)
+    netns_wall_time: str = ""
+    # the netns backend's default ``--runs`` (real clocks: each sample costs real seconds)
+    netns_runs: int | None = None
+    netns_runs_mean: str = ""  # what one of ``--runs`` is on netns, when not ``runs_mean``
     sweeps: bool = True  # False: ``Settings.every`` changes nothing (no sweep to thin)
+
+    def runs(self, settings: Settings) -> int:
+        """``--runs``, or this experiment's default on ``settings.backend``."""
+        if settings.runs:
+            return settings.runs
+        if settings.backend == "netns" and self.netns_runs is not None:
+            return self.netns_runs
+        return self.default_runs
+
+    def short_runs(self, backend: str) -> int:
+        """``labnet report``'s ``--runs`` on ``backend``: its short default."""
+        if backend == "netns" and self.netns_runs is not None:
+            return min(self.report_runs, self.netns_runs)
+        return self.report_runs

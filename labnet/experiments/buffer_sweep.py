@@ -11,6 +11,13 @@ do not say), shaping everything each site sends (the seeds' cbq on the home agen
 the one number they give for this setting (003 6.1, citing their CCPE paper): Lss = 20 ms
 and Lcs = 40 ms, "400 to 950 ms, depending on the state of the TCP buffers and available
 bandwidth". ``--runs``: downloads per point, each on its own seed (the seeds: 100).
+
+On the netns backend (:mod:`labnet.experiments.netns_handoff`) a stock curl downloads from
+``mip6 run`` members, one lab for the whole sweep: one download service per wait and state
+(the seeds' modified server, ``handoff_wait``, on its own port), the hub's shaping changed per
+bandwidth, the gap read from the hub's captures (the packets it sent on to the client). A
+1 MB download takes 4 to 8 s of real time at these bandwidths, so its waits are every 100 ms
+(:data:`NETNS_WAITS`) unless ``--every`` thins them further.
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
-from labnet.experiments import split_download
+from labnet.experiments import netns_handoff, netns_testbed, split_download
 from labnet.experiments.base import Experiment, Outcome, Settings, thin
 from labnet.experiments.fit import line
-from labnet.experiments.split_download import Setting
+from labnet.experiments.split_download import Handoff, Setting
+from labnet.experiments.testbed import Testbed
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,13 +39,16 @@ if TYPE_CHECKING:
 NAME = "buffer-sweep"
 MBIT = 1e6
 WAITS = tuple(step / 1000 for step in range(0, 1001, 25))  # 004 6.3: 0 to 1000 ms, 25 ms steps
+NETNS_WAITS = WAITS[::4]  # every 100 ms: each download costs real seconds
 BANDWIDTHS = (2 * MBIT, 1.5 * MBIT, 1 * MBIT)
 LSS, LCS = 0.020, 0.040  # 003 6.1 (CCPE): 20 ms between the members, 40 ms to the client
 SEEDS_RANGE_MS = (400, 950)  # 003 6.1: "between 400 and 950 ms", the same latencies
 # the full snapshot counts as drained once it carries less than one full segment of
 # unacknowledged data
 DRAINED_BYTES = 1_440
-FLAT_MS = 5.0  # a regenerable point this close to its value at wait 0 counts as flat
+# a regenerable point this close to its value at wait 0 counts as flat: on virtual time any
+# difference is the model's; on real clocks one download's gap moves by ~15 ms run to run
+FLAT_MS = {"sim": 5.0, "netns": 20.0}
 STATES = {False: "full", True: "regenerable"}
 COLOURS = ("tab:blue", "tab:orange", "tab:red")
 
@@ -50,21 +61,72 @@ def _mbit(bandwidth: float) -> float:
     return round(bandwidth / MBIT, 3)
 
 
+Measured = dict[tuple[float, float, bool], list[Handoff]]  # (bandwidth, wait, regenerable)
+
+
+def measure_sim(
+    bandwidths: tuple[float, ...], waits: tuple[float, ...], runs: int, seed: int
+) -> Measured:
+    """``runs`` handoffs per bandwidth, wait and state on the simulator, each its own seed."""
+    return {
+        (bandwidth, wait, regenerable): [
+            split_download.run(
+                Setting(bandwidth, regenerable, wait=wait, lss=LSS, lcs=LCS), seed + i
+            )
+            for i in range(runs)
+        ]
+        for bandwidth in bandwidths
+        for wait in waits
+        for regenerable in (False, True)
+    }
+
+
+def measure_netns(
+    bandwidths: tuple[float, ...], waits: tuple[float, ...], runs: int, settings: Settings
+) -> Measured:
+    """``runs`` handoffs per bandwidth, wait and state on the netns backend, in one lab."""
+    splits = [
+        netns_handoff.Split(
+            80 + index,
+            split_download.SIZE,
+            split_download.SHARE,
+            regenerable,
+            wait=wait,
+            seed=settings.seed,
+        )
+        for index, (wait, regenerable) in enumerate(itertools.product(waits, (False, True)))
+    ]
+    options = {
+        "distribute": False,
+        "prepare": False,
+        "send_buffer": split_download.SEEDS_STATE_BYTES,
+    }
+    testbed = Testbed(LSS, LCS, LCS, member_options=options)
+    name = netns_testbed.lab_name(settings.lab_prefix, "bs")
+    out: Measured = {}
+    with netns_handoff.download_lab(testbed, name, netns_handoff.split_apps(splits)) as lab:
+        for bandwidth in bandwidths:
+            lab.shape(Testbed(LSS, LCS, LCS, bandwidth=bandwidth))
+            for split in splits:
+                windows = [lab.download(split.port) for _ in range(runs)]
+                out[bandwidth, split.wait, split.regenerable] = [lab.handoff(w) for w in windows]
+    return out
+
+
 def run(settings: Settings) -> Outcome:
     started = time.perf_counter()
-    runs = settings.runs or EXPERIMENT.default_runs
-    waits = thin(WAITS, settings.every)
+    runs = EXPERIMENT.runs(settings)
+    if settings.backend == "netns":
+        waits = thin(NETNS_WAITS, settings.every)
+        measured = measure_netns(BANDWIDTHS, waits, runs, settings)
+    else:
+        waits = thin(WAITS, settings.every)
+        measured = measure_sim(BANDWIDTHS, waits, runs, settings.seed)
     rows: list[dict[str, Any]] = []
     for bandwidth in BANDWIDTHS:
         for wait in waits:
             for regenerable in (False, True):
-                handoffs = [
-                    split_download.run(
-                        Setting(bandwidth, regenerable, wait=wait, lss=LSS, lcs=LCS),
-                        settings.seed + i,
-                    )
-                    for i in range(runs)
-                ]
+                handoffs = measured[bandwidth, wait, regenerable]
                 rows.append(
                     {
                         "bandwidth_mbit": _mbit(bandwidth),
@@ -83,7 +145,7 @@ def run(settings: Settings) -> Outcome:
                 f"{full['gap_ms']:g} ms with full state ({full['state_bytes']} bytes), "
                 f"{regenerable_row['gap_ms']:g} ms regenerable; {runs} downloads each"
             )
-    results = _results(rows)
+    results = _results(rows, FLAT_MS[settings.backend])
     return Outcome(
         name=NAME,
         title=EXPERIMENT.title,
@@ -100,18 +162,25 @@ def run(settings: Settings) -> Outcome:
             "downloads_per_point": runs,
             "seed": settings.seed,
             "shaping": "everything each site (a member and its home agent) sends out of it, "
-            "one queue per site (testbed.Testbed.shape_sites)",
+            + (
+                "one queue per site (testbed.Testbed.shape_sites)"
+                if settings.backend == "sim"
+                else "one queue per node (netns_testbed.profiles)"
+            ),
             "timed": "at the client: last data packet from the donor (node1) to the first "
-            "from the acceptor (node2), 004 6.3",
+            "from the acceptor (node2), 004 6.3"
+            + ("; the hub's captures" if settings.backend == "netns" else ""),
         },
         columns=tuple(rows[0]),
         rows=rows,
         results=results,
-        summary=_summary(results, runs, waits),
+        summary=_summary(results, runs, waits, FLAT_MS[settings.backend]),
         plot=lambda figure: _plot(figure, rows, results),
         wall_seconds=time.perf_counter() - started,
         notes=[
-            "virtual time: runs differ only by their seed; --runs adds samples, not confidence",
+            "virtual time: runs differ only by their seed; --runs adds samples, not confidence"
+            if settings.backend == "sim"
+            else "real kernels and clocks: the figures move with the machine's load",
             "full state is the connection exported with its unacknowledged bytes (tcp_migrate's "
             "full snapshot, the download service's regenerable: false), the seeds' TCPCP",
         ],
@@ -122,9 +191,9 @@ def _series(rows: list[dict[str, Any]], bandwidth: float, state: str) -> list[di
     return [r for r in rows if r["bandwidth_mbit"] == _mbit(bandwidth) and r["state"] == state]
 
 
-def _results(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _results(rows: list[dict[str, Any]], flat_ms: float) -> dict[str, Any]:
     """Per bandwidth: when the full snapshot is drained and where the full curve has its
-    minimum; how long the regenerable curve stays flat (within :data:`FLAT_MS` of its value at
+    minimum; how long the regenerable curve stays flat (within ``flat_ms`` of its value at
     wait 0) and how far under full state's minimum it lies; the slopes of the full curve
     before the drain and of both after it."""
     results: dict[str, Any] = {}
@@ -137,7 +206,7 @@ def _results(rows: list[dict[str, Any]]) -> dict[str, Any]:
         minimum = min(full, key=lambda r: r["gap_ms"])
         at_zero = regenerable[0]["gap_ms"]
         flat = list(
-            itertools.takewhile(lambda r, zero=at_zero: r["gap_ms"] - zero <= FLAT_MS, regenerable)
+            itertools.takewhile(lambda r, zero=at_zero: r["gap_ms"] - zero <= flat_ms, regenerable)
         )
         results[f"{_mbit(bandwidth):g}_mbit"] = {
             "drained_at_wait_ms": drained,
@@ -170,7 +239,7 @@ def _slope(series: list[dict[str, Any]]) -> float | None:
     return round(slope, 3)
 
 
-def _summary(results: dict[str, Any], runs: int, waits: tuple[float, ...]) -> str:
+def _summary(results: dict[str, Any], runs: int, waits: tuple[float, ...], flat_ms: float) -> str:
     step, seeds_step = _ms(waits[1] - waits[0]), _ms(WAITS[1] - WAITS[0])
     steps = f"{step:g} ms steps" + (
         " as the seeds'" if step == seeds_step else f" (the seeds: {seeds_step:g} ms)"
@@ -186,7 +255,7 @@ def _summary(results: dict[str, Any], runs: int, waits: tuple[float, ...]) -> st
         "",
         "| bandwidth | full state at wait 0 | buffer drained at wait | full state's minimum "
         "(at wait) | regenerable at wait 0 | regenerable flat (within "
-        f"{FLAT_MS:g} ms) up to wait | full state's slope before / after the drain | "
+        f"{flat_ms:g} ms) up to wait | full state's slope before / after the drain | "
         "regenerable's slope after |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -270,4 +339,7 @@ EXPERIMENT = Experiment(
     runs_mean="downloads per wait, bandwidth and state",
     default_wall_time="about 25 s",
     report_runs=1,
+    backends=("sim", "netns"),
+    netns_runs=1,
+    netns_wall_time="about 10 min (11 waits)",
 )

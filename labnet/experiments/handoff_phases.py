@@ -10,19 +10,28 @@ On the simulator a node's own work takes no virtual time, so the local phases (1
 hold only what the shaped uplinks add (a packet is seen at the core once it is serialized);
 the seeds' local phases were their 2005 CPUs and kernels. Their work is timed in process
 instead (:func:`labnet.bench.dserver.local_phase_figures`) and shown beside the seeds'.
+
+On the netns backend (:mod:`labnet.experiments.netns_handoff`) a stock curl downloads from
+``mip6 run`` members whose download services are the seeds' modified server (``handoff_wait:
+0``, a 90 kB send ring: ``send_buffer``), one lab for the whole table (the full and the
+regenerable service on two ports, the hub's shaping changed per column), and every phase is
+timed from the hub's captures: the local phases are then real work, the daemons' and the
+hub's, on this machine.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from labnet.bench.dserver import LOCAL_PHASES, local_phase_figures
-from labnet.experiments import split_download
+from labnet.experiments import netns_handoff, netns_testbed, split_download
 from labnet.experiments.base import Experiment, Outcome, Settings
 from labnet.experiments.fit import line
-from labnet.experiments.split_download import PHASES, Setting
+from labnet.experiments.split_download import PHASES, Handoff, Setting
+from labnet.experiments.testbed import Testbed
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,35 +66,78 @@ def _key(phase: str) -> str:
     return phase.replace(" ", "_").replace("-", "_").lower() + "_ms"
 
 
+def _sim_handoffs(settings: Settings, runs: int) -> Iterator[tuple[float, bool, list[Handoff]]]:
+    """Per column and state, ``runs`` handoffs on the simulator, each on its own seed."""
+    for bandwidth in BANDWIDTHS:
+        for regenerable in (False, True):
+            yield (
+                bandwidth,
+                regenerable,
+                [
+                    split_download.run(Setting(bandwidth, regenerable), settings.seed + i)
+                    for i in range(runs)
+                ],
+            )
+
+
+NETNS_PORTS = {False: 80, True: 81}  # the full state's download service, the regenerable's
+
+
+def _netns_handoffs(settings: Settings, runs: int) -> Iterator[tuple[float, bool, list[Handoff]]]:
+    """Per column and state, ``runs`` handoffs on the netns backend, all in one lab."""
+    splits = [
+        netns_handoff.Split(
+            port, split_download.SIZE, split_download.SHARE, regenerable, seed=settings.seed
+        )
+        for regenerable, port in NETNS_PORTS.items()
+    ]
+    # no NISTnet delays: none emulated (the hub's own forwarding is real, unlike the
+    # simulator's 0.1 ms stand-in for the seeds' Ethernet)
+    testbed = Testbed(
+        0.0,
+        0.0,
+        0.0,
+        member_options={
+            "distribute": False,
+            "prepare": False,
+            "send_buffer": split_download.SEEDS_STATE_BYTES,
+        },
+    )
+    name = netns_testbed.lab_name(settings.lab_prefix, "hp")
+    with netns_handoff.download_lab(testbed, name, netns_handoff.split_apps(splits)) as lab:
+        for bandwidth in BANDWIDTHS:
+            lab.shape(Testbed(0.0, 0.0, 0.0, bandwidth=bandwidth))
+            for regenerable, port in NETNS_PORTS.items():
+                windows = [lab.download(port) for _ in range(runs)]
+                yield bandwidth, regenerable, [lab.handoff(window) for window in windows]
+
+
 def run(settings: Settings) -> Outcome:
     started = time.perf_counter()
-    runs = settings.runs or EXPERIMENT.default_runs
+    runs = EXPERIMENT.runs(settings)
     rows: list[dict[str, Any]] = []
-    for column, bandwidth in enumerate(BANDWIDTHS):
-        for regenerable in (False, True):
-            handoffs = [
-                split_download.run(Setting(bandwidth, regenerable), settings.seed + i)
-                for i in range(runs)
-            ]
-            row: dict[str, Any] = {
-                "bandwidth_mbit": _mbit(bandwidth),
-                "state": STATES[regenerable],
-                "runs": runs,
-                "state_bytes": round(statistics.mean(h.state_bytes for h in handoffs)),
-            }
-            for index, phase in enumerate(PHASES):
-                row[_key(phase)] = _ms(statistics.mean(h.phases[index] for h in handoffs))
-            row["total_ms"] = _ms(statistics.mean(sum(h.phases) for h in handoffs))
-            row["client_gap_ms"] = _ms(statistics.mean(h.gap for h in handoffs))
-            row["seeds_state_transfer_ms"] = SEEDS_TABLE_1["state transfer"][column]
-            row["seeds_total_ms"] = SEEDS_TOTAL[column]
-            rows.append(row)
-            settings.progress(
-                f"{NAME} {_mbit(bandwidth):g} Mbit/s, {STATES[regenerable]} state: phase 2 "
-                f"{row['state_transfer_ms']:g} ms of {row['total_ms']:g} ms "
-                f"({row['state_bytes']} bytes moved; seeds {row['seeds_state_transfer_ms']:g} "
-                f"of {row['seeds_total_ms']:g} ms); {runs} downloads"
-            )
+    measured = (_netns_handoffs if settings.backend == "netns" else _sim_handoffs)(settings, runs)
+    for bandwidth, regenerable, handoffs in measured:
+        column = BANDWIDTHS.index(bandwidth)
+        row: dict[str, Any] = {
+            "bandwidth_mbit": _mbit(bandwidth),
+            "state": STATES[regenerable],
+            "runs": runs,
+            "state_bytes": round(statistics.mean(h.state_bytes for h in handoffs)),
+        }
+        for index, phase in enumerate(PHASES):
+            row[_key(phase)] = _ms(statistics.mean(h.phases[index] for h in handoffs))
+        row["total_ms"] = _ms(statistics.mean(sum(h.phases) for h in handoffs))
+        row["client_gap_ms"] = _ms(statistics.mean(h.gap for h in handoffs))
+        row["seeds_state_transfer_ms"] = SEEDS_TABLE_1["state transfer"][column]
+        row["seeds_total_ms"] = SEEDS_TOTAL[column]
+        rows.append(row)
+        settings.progress(
+            f"{NAME} {_mbit(bandwidth):g} Mbit/s, {STATES[regenerable]} state: phase 2 "
+            f"{row['state_transfer_ms']:g} ms of {row['total_ms']:g} ms "
+            f"({row['state_bytes']} bytes moved; seeds {row['seeds_state_transfer_ms']:g} "
+            f"of {row['seeds_total_ms']:g} ms); {runs} downloads"
+        )
     results = _results(rows)
     results["local_phases_cpu_us"] = {
         state: local_phase_figures(
@@ -102,14 +154,14 @@ def run(settings: Settings) -> Outcome:
             "download_bytes": split_download.SIZE,
             "handed_off_after_bytes": split_download.SHARE,
             "send_buffer_bytes": split_download.SEEDS_STATE_BYTES,
-            "lss_ms": _ms(split_download.NO_NISTNET_DELAY),
-            "lcs_ms": _ms(split_download.NO_NISTNET_DELAY),
+            "lss_ms": _ms(split_download.NO_NISTNET_DELAY) if settings.backend == "sim" else 0,
+            "lcs_ms": _ms(split_download.NO_NISTNET_DELAY) if settings.backend == "sim" else 0,
             "prepare": False,
             "downloads_per_point": runs,
             "seed": settings.seed,
-            "shaping": "everything each site (a member and its home agent) sends out of it, "
-            "one queue per site (testbed.Testbed.shape_sites)",
-            "timed": "packets crossing the core router (split_download.phases)",
+            "shaping": _SHAPING[settings.backend],
+            "timed": "packets crossing the core router (split_download.phases)"
+            + (": the hub's captures" if settings.backend == "netns" else ""),
         },
         columns=tuple(rows[0]),
         rows=rows,
@@ -118,11 +170,21 @@ def run(settings: Settings) -> Outcome:
         plot=lambda figure: _plot(figure, rows),
         wall_seconds=time.perf_counter() - started,
         notes=[
-            "virtual time: runs differ only by their seed; --runs adds samples, not confidence",
+            "virtual time: runs differ only by their seed; --runs adds samples, not confidence"
+            if settings.backend == "sim"
+            else "real kernels and clocks: the figures move with the machine's load",
             "full state is the connection exported with its unacknowledged bytes (tcp_migrate's "
             "full snapshot, the download service's regenerable: false), the seeds' TCPCP",
         ],
     )
+
+
+_SHAPING = {
+    "sim": "everything each site (a member and its home agent) sends out of it, one queue per "
+    "site (testbed.Testbed.shape_sites)",
+    "netns": "everything each member and each home agent sends into the hub, one queue each "
+    "(netns_testbed.profiles)",
+}
 
 
 def _series(rows: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
@@ -178,8 +240,9 @@ def _summary(rows: list[dict[str, Any]], results: dict[str, Any], runs: int, bac
     lines = [
         "Table 1 (004 6.2), each phase in ms as seeds / ours with full state / ours with "
         f"regenerable state; ours the mean of {runs} downloads per cell, timed at the core "
-        "router from the packets, no NISTnet delays (every path 0.1 ms), every site's uplink "
-        "shaped to the column's bandwidth.",
+        "router from the packets, no NISTnet delays"
+        + (" (every path 0.1 ms)" if backend == "sim" else " (none emulated)")
+        + ", every site's uplink shaped to the column's bandwidth.",
         "",
         f"| No. | phase | {header} |",
         "|---:|---|" + "---:|" * len(BANDWIDTHS),
@@ -237,6 +300,16 @@ def _summary(rows: list[dict[str, Any]], results: dict[str, Any], runs: int, bac
             "what the model measures: the donor's INIT waits behind the data it had queued "
             "for the client in its site's uplink (one queue per site, as the seeds' cbq), so "
             "the client keeps receiving while the state is on its way.",
+        ]
+    else:
+        lines += [
+            "",
+            "On the netns backend every boundary is a packet in the hub's captures, as the "
+            "seeds' tcpdump on their router: a stock curl downloads, the members are mip6 "
+            "daemons (userspace TCP and engine, Python with a C fast path) behind TUN devices, "
+            "and each one's packets to the hub are shaped on its own queue. The local phases "
+            "(1, 3, 5, 7) are real work here: the daemons', the kernels' and the hub's, on "
+            "this machine, under whatever else runs on it.",
         ]
     cpu = results["local_phases_cpu_us"]
     lines += [
@@ -326,5 +399,8 @@ EXPERIMENT = Experiment(
     runs_mean="downloads per bandwidth and state",
     default_wall_time="about 5 s",
     report_runs=3,
+    backends=("sim", "netns"),
+    netns_runs=1,
+    netns_wall_time="about 1 min",
     sweeps=False,  # Table 1's four columns, always
 )

@@ -14,18 +14,33 @@ Our donor freezes right after its last send (the snapshot is regenerable: no una
 byte travels, DSERVER 4 rule 5) where the seeds' donor waited for the client's last ACK, and
 it freezes only once the acceptor's PREPARED says return routability is done: our model is
 Lss + 2·Lcs with PREPARE and 3·Lss + 4·Lcs without, 2·Lcs under the seeds' at every point.
+
+On the netns backend (:mod:`labnet.experiments.netns_handoff`) a stock curl downloads from
+``mip6 run`` members, one lab with PREPARE and one without, the hub's latencies changed per
+point and the gaps read from its captures (the packets it sent on to the client); each member
+and home agent's traffic into the hub is shaped to 2 Mbit/s, as the seeds' cbq shaped what
+the home agents sent. Each point's download is long enough for ``--runs`` Node 1 -> Node 2
+handoffs.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from labnet.experiments import netns_handoff, netns_testbed
 from labnet.experiments.base import Experiment, Outcome, Settings, thin
 from labnet.experiments.fit import line
-from labnet.experiments.testbed import CONTACT, ClientTap, Testbed, names, sim_lab, tcp_data
+from labnet.experiments.testbed import (
+    CONTACT,
+    ClientTap,
+    Testbed,
+    handoff_gaps,
+    names,
+    sim_lab,
+    tcp_data,
+)
 from mip6.apps.http import HostDownload
 from mip6.runtime.config import AppConfig
 
@@ -40,9 +55,12 @@ SEEDS_BANDWIDTH = 2e6  # 004 6.4: shaped to 2 Mbit/s
 HANDOFF_EVERY = 25_000
 # the client's receive window: the path to the client has no rate on the simulator, so a sender's
 # whole window leaves each round trip; a small one keeps the packet count (and the wall time)
-# down and does not change a gap, for the donor freezes right after a send
+# down and does not change a gap, for the donor freezes right after a send. On netns, where a
+# member's send ring would otherwise run far ahead of the handoffs, it keeps each member's
+# share near HANDOFF_EVERY (the kernel client's socket buffer)
 WINDOW = 16384
 VIRTUAL_LIMIT = 600.0  # seconds of virtual time a point may take
+NETNS_BYTES_PER_HANDOFF = 200_000  # download bytes per Node 1 -> Node 2 handoff wanted
 DONOR, ACCEPTOR = "node1", "node2"
 
 
@@ -57,17 +75,6 @@ def our_formula(lss: float, lcs: float, prepare: bool) -> float:
     the contact node (Lss + 2·Lcs + Lss, the care-of test in parallel), then BU and BA
     (2·Lcs) and the first data segment (Lcs), less the Lcs the donor's last one took."""
     return lss + 2 * lcs if prepare else 3 * lss + 4 * lcs
-
-
-def handoff_gaps(arrivals: Iterable[tuple[float, str]], donor: str, acceptor: str) -> list[float]:
-    """From each last data packet of ``donor`` to the next one, of ``acceptor``."""
-    gaps: list[float] = []
-    previous: tuple[float, str] | None = None
-    for at, sender in arrivals:
-        if previous is not None and previous[1] == donor and sender == acceptor:
-            gaps.append(at - previous[0])
-        previous = (at, sender)
-    return gaps
 
 
 def measure(lss: float, lcs: float, prepare: bool, handoffs: int, seed: int) -> list[float]:
@@ -103,6 +110,34 @@ def measure(lss: float, lcs: float, prepare: bool, handoffs: int, seed: int) -> 
     return gaps[:handoffs]
 
 
+def measure_netns(
+    points: list[tuple[float, float]], prepare: bool, handoffs: int, settings: Settings
+) -> list[list[float]]:
+    """Per (Lss, Lcs) point, ``handoffs`` client-observed gaps (seconds) on the netns backend,
+    in one lab with or without PREPARE."""
+    # the members hand the client back and forth, Node 1 -> Node 2 every other handoff; a
+    # member writes on while its handoff is prepared (measured: 60-90 kB a share at 2 Mbit/s)
+    size = NETNS_BYTES_PER_HANDOFF * (handoffs + 1)
+    download = AppConfig("download", 80, size=size, seed=settings.seed, handoff_every=HANDOFF_EVERY)
+    first_lss, first_lcs = points[0]
+    testbed = Testbed(
+        first_lss, first_lcs, first_lcs, apps=(download,), member_options={"prepare": prepare}
+    )
+    name = netns_testbed.lab_name(settings.lab_prefix, "rp" if prepare else "rn")
+    out: list[list[float]] = []
+    with netns_handoff.download_lab(testbed, name, {}) as lab:
+        for lss, lcs in points:
+            lab.shape(Testbed(lss, lcs, lcs, bandwidth=SEEDS_BANDWIDTH))
+            gaps = lab.gaps(lab.download(80, window=WINDOW))
+            if len(gaps) < handoffs:
+                raise RuntimeError(
+                    f"{NAME}: Lss {lss * 1e3:g} ms, Lcs {lcs * 1e3:g} ms, prepare {prepare}: "
+                    f"{len(gaps)} of {handoffs} handoffs in a {size}-byte download"
+                )
+            out.append(gaps[:handoffs])
+    return out
+
+
 def _points(sweep: tuple[float, ...]) -> list[tuple[str, float, float]]:
     return [("a", FIXED_LSS, lcs) for lcs in sweep] + [("b", lss, FIXED_LCS) for lss in sweep]
 
@@ -113,12 +148,22 @@ def _ms(seconds: float) -> float:
 
 def run(settings: Settings) -> Outcome:
     started = time.perf_counter()
-    handoffs = settings.runs or EXPERIMENT.default_runs
+    handoffs = EXPERIMENT.runs(settings)
     sweep = thin(SWEEP, settings.every)
     rows: list[dict[str, Any]] = []
-    for figure, lss, lcs in _points(sweep):
+    points = _points(sweep)
+    measured: dict[tuple[int, bool], list[float]] = {}
+    for prepare in (True, False):
+        if settings.backend == "netns":
+            pairs = [(lss, lcs) for _, lss, lcs in points]
+            for index, gaps in enumerate(measure_netns(pairs, prepare, handoffs, settings)):
+                measured[index, prepare] = gaps
+        else:
+            for index, (_, lss, lcs) in enumerate(points):
+                measured[index, prepare] = measure(lss, lcs, prepare, handoffs, settings.seed)
+    for index, (figure, lss, lcs) in enumerate(points):
         for prepare in (True, False):
-            gaps = measure(lss, lcs, prepare, handoffs, settings.seed)
+            gaps = measured[index, prepare]
             median = statistics.median(gaps)
             rows.append(
                 {
@@ -152,7 +197,9 @@ def run(settings: Settings) -> Outcome:
             "handoffs_per_point": handoffs,
             "handoff_every_bytes": HANDOFF_EVERY,
             "bandwidth_bps": SEEDS_BANDWIDTH,
-            "bandwidth_shapes": "the path between the members (testbed.sim_lab)",
+            "bandwidth_shapes": "the path between the members (testbed.sim_lab)"
+            if settings.backend == "sim"
+            else "what each member and home agent sends into the hub (netns_testbed.profiles)",
             "seed": settings.seed,
             "timed": "at the client: last data packet from the donor (node1, the contact node) "
             "to the first data packet from the acceptor (node2), 004 6.3",
@@ -163,13 +210,22 @@ def run(settings: Settings) -> Outcome:
         summary=_summary(rows, results, handoffs, settings.backend),
         plot=lambda figure: _plot(figure, rows),
         wall_seconds=time.perf_counter() - started,
-        notes=[
-            "virtual time: every handoff at a point takes the same time; --runs adds samples, "
-            "not confidence",
-            "the sim backend shapes only the path between the members to 2 Mbit/s; the seeds "
-            "shaped everything the home agents sent to the core",
-        ],
+        notes=_NOTES[settings.backend],
     )
+
+
+_NOTES = {
+    "sim": [
+        "virtual time: every handoff at a point takes the same time; --runs adds samples, "
+        "not confidence",
+        "the sim backend shapes only the path between the members to 2 Mbit/s; the seeds "
+        "shaped everything the home agents sent to the core",
+    ],
+    "netns": [
+        "real kernels and clocks: the figures move with the machine's load; a point's "
+        "progress line is printed once both labs have measured it",
+    ],
+}
 
 
 def _series(rows: list[dict[str, Any]], figure: str, prepare: bool) -> list[dict[str, Any]]:
@@ -323,4 +379,7 @@ EXPERIMENT = Experiment(
     runs_mean="handoffs timed per point",
     default_wall_time="about 10 s",
     report_runs=5,
+    backends=("sim", "netns"),
+    netns_runs=3,
+    netns_wall_time="about 6.5 min",
 )

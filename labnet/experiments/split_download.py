@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from labnet.dserver_lab import innermost
-from labnet.experiments.rr_in_advance import handoff_gaps
 from labnet.experiments.testbed import (
     CLIENT,
     CONTACT,
@@ -35,6 +34,7 @@ from labnet.experiments.testbed import (
     NODES,
     ROUTERS,
     Testbed,
+    handoff_gaps,
     names,
     sim_lab,
 )
@@ -183,7 +183,7 @@ def run(setting: Setting, seed: int) -> Handoff:
             f"{setting.wait * 1e3:g} ms: {fetch.received} of {SIZE} bytes by {net.now:.0f} s "
             f"({'whole' if whole else 'not whole'}), {len(started)} handoffs"
         )
-    arrivals = ((at, sender) for at, sender, data in core.client_arrivals if _data(data))
+    arrivals = ((at, sender) for at, sender, data in core.client_arrivals if client_data(data))
     gaps = handoff_gaps(arrivals, DONOR, ACCEPTOR)
     if len(gaps) != 1:
         raise RuntimeError(f"split download: {len(gaps)} donor-to-acceptor gaps, not one")
@@ -219,7 +219,7 @@ def phases(crossings: list[Crossing], started: float) -> tuple[tuple[float, ...]
         lambda c: c.receiver == ACCEPTOR and _mh(c) == MhType.BINDING_ACKNOWLEDGEMENT,
     )
     first_data = _first(
-        after, lambda c: c.sender == ACCEPTOR and c.receiver == "client" and _data(c.data)
+        after, lambda c: c.sender == ACCEPTOR and c.receiver == "client" and client_data(c.data)
     )
     last_donor_data = max(
         (
@@ -227,7 +227,7 @@ def phases(crossings: list[Crossing], started: float) -> tuple[tuple[float, ...]
             for c in crossings
             if c.sender == DONOR
             and c.receiver == "client"
-            and _data(c.data)
+            and client_data(c.data)
             and c.time <= transfer[0].time
         ),
         key=lambda c: c.time,
@@ -242,7 +242,7 @@ def phases(crossings: list[Crossing], started: float) -> tuple[tuple[float, ...]
         ack.time,
         first_data.time,
     ]
-    state_bytes = sum(_payload(c.data) for c in transfer)
+    state_bytes = sum(tcp_payload(c.data) for c in transfer)
     return tuple(b - a for a, b in itertools.pairwise(bounds)), state_bytes
 
 
@@ -260,7 +260,7 @@ def _tcp(data: bytes) -> tuple[bytes, int] | None:
     return packet, offset
 
 
-def _payload(data: bytes) -> int:
+def tcp_payload(data: bytes) -> int:
     tcp = _tcp(data)
     if tcp is None:
         return 0
@@ -268,12 +268,12 @@ def _payload(data: bytes) -> int:
     return len(packet) - offset - (packet[offset + 12] >> 4) * 4
 
 
-def _data(data: bytes) -> bool:
+def client_data(data: bytes) -> bool:
     """A TCP segment with data to or from the client (tunnelled or not)."""
     tcp = _tcp(data)
     return (
         tcp is not None
-        and _payload(data) > 0
+        and tcp_payload(data) > 0
         and CLIENT.packed
         in (
             tcp[0][8:24],
@@ -293,7 +293,7 @@ def _channel(crossing: Crossing, sender: str, receiver: str) -> bool:
         int.from_bytes(packet[offset + 2 : offset + 4]),
     )
     return DEFAULT_CHANNEL_PORT in ports and (
-        _payload(crossing.data) > 0 or bool(packet[offset + 13] & 0x02)
+        tcp_payload(crossing.data) > 0 or bool(packet[offset + 13] & 0x02)
     )
 
 

@@ -69,17 +69,18 @@ class Testbed:
     def uplinks(self) -> dict[str, float]:
         """Each network's uplink latency (seconds), solved from the three path latencies."""
         lss, lcs1, lcs2 = self.lss, self.lcs1, self.lcs2
-        if not abs(lcs1 - lcs2) <= lss <= lcs1 + lcs2:
+        slack = 1e-12  # seconds: Lcs2 = Lcs1 + Lss computed in floating point is on the edge
+        if not abs(lcs1 - lcs2) - slack <= lss <= lcs1 + lcs2 + slack:
             raise ValueError(
                 f"Lss {lss * 1e3:g} ms, Lcs1 {lcs1 * 1e3:g} ms, Lcs2 {lcs2 * 1e3:g} ms: a star "
                 "of uplinks needs |Lcs1 - Lcs2| <= Lss <= Lcs1 + Lcs2"
             )
-        site1 = (lss + lcs1 - lcs2) / 2
+        site1 = max((lss + lcs1 - lcs2) / 2, 0.0)  # never a rounding's -1e-18
         return {
-            "client": (lcs1 + lcs2 - lss) / 2,
+            "client": max((lcs1 + lcs2 - lss) / 2, 0.0),
             "home1": site1,
             "site1": site1,
-            "site2": (lss + lcs2 - lcs1) / 2,
+            "site2": max((lss + lcs2 - lcs1) / 2, 0.0),
         }
 
 
@@ -186,3 +187,14 @@ def tcp_data(data: bytes) -> bool:
 def names() -> dict[IPv6Address, str]:
     """The testbed's nodes by address."""
     return {HA1: "ha1", HA2: "ha2", CLIENT: "client"} | {a: n for n, a in NODES.items()}
+
+
+def handoff_gaps(arrivals: Iterable[tuple[float, str]], donor: str, acceptor: str) -> list[float]:
+    """From each last data packet of ``donor`` to the next one, of ``acceptor``."""
+    gaps: list[float] = []
+    previous: tuple[float, str] | None = None
+    for at, sender in arrivals:
+        if previous is not None and previous[1] == donor and sender == acceptor:
+            gaps.append(at - previous[0])
+        previous = (at, sender)
+    return gaps

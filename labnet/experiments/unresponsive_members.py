@@ -16,24 +16,36 @@ member never answers, the connection keeps running, and each attempt costs the a
 timeout; without it the donor freezes the connection and sends INIT, and each attempt costs
 the INIT's timeout and the abort's (DSERVER 4 rule 6: 1.5 + 1 attempt timeouts). ``--runs``:
 clients per point, each on its own seed.
+
+On the netns backend Node 1 is a ``mip6 run`` daemon (one lab per point: the group is its
+configuration), the client a Python program on the client namespace's kernel, and the members
+tried are counted from the hub's capture of Node 1's link: the member channel's SYNs to the
+bogus addresses (the hub has no route for them and drops them). Each point costs its
+attempts' real seconds, so the bogus counts are every other one unless ``--every`` says.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import TYPE_CHECKING, Any
 
+from labnet.dserver_lab import innermost
+from labnet.experiments import netns_testbed
 from labnet.experiments.base import Experiment, Outcome, Settings, thin
 from labnet.experiments.fit import line
 from labnet.experiments.split_download import NO_NISTNET_DELAY
 from labnet.experiments.testbed import CONTACT, NODES, Testbed, sim_lab
 from labnet.sim import SimLab
 from mip6.dserver import handoff
+from mip6.dserver.member import DEFAULT_CHANNEL_PORT
 from mip6.runtime.config import AppConfig
 from mip6.runtime.host import TCP_DEFAULTS
+from mip6.wire import protocols
+from mip6.wire.pcap import read_capture_file
 from tcp_migrate.core import TcpState
 from tcp_migrate.stack import Socket
 
@@ -48,6 +60,7 @@ LATER = 1.0  # seconds after the 'H' that the client sends its next line
 VIRTUAL_LIMIT = 300.0
 SEEDS_ATTEMPT_S = 2.0  # 003 6.3.3: "a new connection attempt was issued every two seconds"
 SEEDS_BROKEN_S, SEEDS_BROKEN_ATTEMPTS = 21.0, 11  # 003 6.3.3, the endpoint frozen
+NETNS_EVERY = 2  # netns: every other bogus count (each attempt costs real seconds)
 
 
 def bogus_member(index: int) -> IPv6Address:
@@ -109,13 +122,13 @@ class _Client:
                 self.later_echo = self.net.now
 
 
-def measure(bogus: int, prepare: bool, seed: int) -> Attempts:
-    """One client's 'H' with ``bogus`` unresponsive members in Node 1's group."""
+def _testbed(bogus: int, prepare: bool, latency: float) -> Testbed:
+    """The contact node alone, ``bogus`` unresponsive members in its group."""
     members = (NODES["node1"], *(bogus_member(i) for i in range(bogus)))
-    testbed = Testbed(
-        NO_NISTNET_DELAY,
-        NO_NISTNET_DELAY,
-        NO_NISTNET_DELAY,
+    return Testbed(
+        latency,
+        latency,
+        latency,
         members=("node1",),
         apps=(AppConfig("handoff_echo", PORT),),
         member_options={
@@ -125,6 +138,82 @@ def measure(bogus: int, prepare: bool, seed: int) -> Attempts:
             "attempt_timeout": ATTEMPT_TIMEOUT,
         },
     )
+
+
+# the netns client: connects, sends 'H' after a second, the later line LATER after it, and
+# prints the seconds to the "handoff failed" answer and to the later line's echo, and
+# whether the connection still carries a line after them
+_CLIENT = """
+import json, select, socket, sys, time
+address, port, later, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+sock = socket.create_connection((address, port), timeout=limit)
+time.sleep(1.0)
+sent_h = time.monotonic()
+sock.sendall(b"H\\n")
+deadline = sent_h + limit
+buffer, answer, echo, sent_later = b"", None, None, None
+while echo is None and time.monotonic() < deadline:
+    if sent_later is None and time.monotonic() >= sent_h + later:
+        sent_later = time.monotonic()
+        sock.sendall(b"later\\n")
+    until = sent_h + later if sent_later is None else deadline
+    ready, _, _ = select.select([sock], [], [], max(until - time.monotonic(), 0))
+    if not ready:
+        continue
+    data = sock.recv(65536)
+    if not data:
+        sys.exit("the server closed the connection")
+    now = time.monotonic()
+    *lines, buffer = (buffer + data).split(b"\\n")
+    for line in lines:
+        if line.startswith(b"handoff failed") and answer is None:
+            answer = now - sent_h
+        elif line == b"later" and sent_later is not None:
+            echo = now - sent_later
+sock.sendall(b"still there\\n")
+alive = sock.makefile("rb").readline() == b"still there\\n"
+print(json.dumps({"answer": answer, "later_echo": echo, "alive": alive}))
+"""
+
+
+def measure_netns(bogus: int, prepare: bool, settings: Settings) -> Attempts:
+    """One client's 'H' with ``bogus`` unresponsive members in Node 1's group, on netns."""
+    # without PREPARE the later line waits, frozen, for the kernel's retransmission after the
+    # thaw, and its backoff doubles: up to twice the attempts' time
+    limit = 2 * bogus * ATTEMPT_TIMEOUT * (handoff.INIT_TIMEOUT_FACTOR + 1) + 30
+    name = netns_testbed.lab_name(settings.lab_prefix, f"um{bogus}{'p' if prepare else 'n'}")
+    with netns_testbed.netns_lab(_testbed(bogus, prepare, 0.0), name) as lab:
+        printed = netns_testbed.client_run(
+            lab, _CLIENT, str(CONTACT), str(PORT), str(LATER), str(limit), timeout=limit + 30
+        )
+        tried = _tried(lab.pcap("node1"), bogus)
+    result = json.loads(printed)
+    if result["answer"] is None or result["later_echo"] is None:
+        raise RuntimeError(
+            f"{NAME}: {bogus} bogus members, prepare {prepare}: no answer to the 'H' or no "
+            f"echo of the later line within {limit:g} s"
+        )
+    return Attempts(result["answer"], result["later_echo"], tried, result["alive"])
+
+
+def _tried(pcap: str, bogus: int) -> int:
+    """The bogus members Node 1 opened its member channel to (a SYN each), by its capture."""
+    wanted = {bogus_member(i).packed for i in range(bogus)}
+    tried = set()
+    for frame in read_capture_file(pcap):
+        packet, protocol, offset = innermost(frame.data)
+        if protocol != protocols.TCP or len(packet) < offset + 14:
+            continue
+        port = int.from_bytes(packet[offset + 2 : offset + 4])
+        syn = packet[offset + 13] & 0x12 == 0x02
+        if syn and port == DEFAULT_CHANNEL_PORT and packet[24:40] in wanted:
+            tried.add(packet[24:40])
+    return len(tried)
+
+
+def measure(bogus: int, prepare: bool, seed: int) -> Attempts:
+    """One client's 'H' with ``bogus`` unresponsive members in Node 1's group."""
+    testbed = _testbed(bogus, prepare, NO_NISTNET_DELAY)
     lab = sim_lab(testbed, seed)
     lab.run_until(1.0)  # the contact node has registered
     client = _Client(lab, settle=1.0)
@@ -151,11 +240,17 @@ def _ms(seconds: float) -> float:
 
 def run(settings: Settings) -> Outcome:
     started = time.perf_counter()
-    runs = settings.runs or EXPERIMENT.default_runs
+    runs = EXPERIMENT.runs(settings)
     rows: list[dict[str, Any]] = []
-    for bogus in thin(BOGUS, settings.every):
+    netns = settings.backend == "netns"
+    for bogus in thin(BOGUS, settings.every * (NETNS_EVERY if netns else 1)):
         for prepare in (True, False):
-            attempts = [measure(bogus, prepare, settings.seed + i) for i in range(runs)]
+            attempts = [
+                measure_netns(bogus, prepare, settings)
+                if netns
+                else measure(bogus, prepare, settings.seed + i)
+                for i in range(runs)
+            ]
             rows.append(
                 {
                     "bogus_members": bogus,
@@ -195,7 +290,9 @@ def run(settings: Settings) -> Outcome:
         plot=lambda figure: _plot(figure, rows),
         wall_seconds=time.perf_counter() - started,
         notes=[
-            "virtual time: the timers alone set these times; --runs adds samples, not confidence",
+            "virtual time: the timers alone set these times; --runs adds samples, not confidence"
+            if settings.backend == "sim"
+            else "real kernels and clocks: the timers and the machine's load set these times",
             "the seeds' client broke after 21 s because their frozen endpoint was frozen before "
             "connecting; ours are frozen (without PREPARE) only during the attempts",
         ],
@@ -313,4 +410,7 @@ EXPERIMENT = Experiment(
     runs_mean="clients per point",
     default_wall_time="about 1 s",
     report_runs=1,
+    backends=("sim", "netns"),
+    netns_runs=1,
+    netns_wall_time="about 6 min (6 points)",
 )

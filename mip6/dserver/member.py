@@ -260,6 +260,9 @@ class MemberConfig:
     # Linux holds TIME-WAIT 60 s; timestamps guard a reused 4-tuple (RFC 7323 5.8, RFC 6191).
     max_connections: int = 16384
     time_wait: float = 60.0  # seconds
+    # bytes of each connection's send ring (None: the stack's); what a full snapshot can
+    # carry at most (the seeds' experiments: "about 90 kB" of socket state)
+    send_buffer: int | None = None
     mobile_node: MobileNodeConfig | None = None  # constants; addresses are set from the above
     tcp: Config | None = None  # the host's TCP (default TCP_DEFAULTS), but for TCP_FIXED's keys
     membership: ms.MembershipConfig | None = None  # None: the static ``members`` list
@@ -458,6 +461,8 @@ class Member:
             rng=rng,
             send_overhead=self.mobile.send_overhead,
         )
+        if config.send_buffer is not None:
+            self.host.stack.send_capacity = config.send_buffer
         self.membership = (
             ms.Membership(config.own_address, rng, config.membership)
             if config.membership is not None
@@ -622,10 +627,15 @@ class Member:
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         """``handoff``: a client's address, or (client, member) to name the acceptor; the
         client goes to another member (the policy's choice when the named one fails).
-        ``leave``: leave the group gracefully (dynamic membership)."""
+        ``leave``: leave the group gracefully (dynamic membership). ``clear_binding``: a
+        client's address: its binding for the contact address is deleted (the seeds'
+        ``Close(true)``, :meth:`request_clear_binding`), so its next connection reaches the
+        contact node (labnet's experiments start each download so)."""
         if name == "leave":
             self._check_can_leave()
             return self._run(now, self._leave)
+        if name == "clear_binding":
+            return self._run(now, lambda now: self._clear_binding(IPv6Address(argument)))
         if name != "handoff":
             raise UnknownCommand(name, "member")
         client, target = (argument, None) if isinstance(argument, str) else tuple(argument)

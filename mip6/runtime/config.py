@@ -33,8 +33,9 @@ One file per node::
       - {type: echo}                            # UDP echo (RFC 862), port 7 unless given
       - {type: http, port: 80, size: 5000000, seed: 1}   # or path: FILE instead of size/seed
                                     # (FILE relative to this file's directory)
-                                    # a member's: download (as http, plus handoff_every and
-                                    # regenerable), handoff_echo, and proxy (server,
+                                    # a member's: echo (UDP on every address), download
+                                    # (as http, plus handoff_every, regenerable and
+                                    # handoff_wait), handoff_echo, and proxy (server,
                                     # server_port, http, handoff_every, route_requests:
                                     # mip6.apps.proxy); UDP on the contact address:
                                     # lookup (port 53, a DNS-like service: mip6.apps.lookup),
@@ -152,6 +153,10 @@ class AppConfig:
     # lookup, udp_echo: after this many datagrams of a flow (0: never)
     handoff_every: int = 0
     regenerable: bool = True  # download: handoffs carry the short snapshot
+    # download: the seeds' modified server (004 6.3): each member writes its handoff_every
+    # bytes, stops, and hands the client on this many seconds after the last write returned
+    # (None: it writes on and hands on once the client acknowledged its share)
+    handoff_wait: float | None = None
     # proxy (mip6.apps.proxy): the unmodified server it relays to, and how clients move
     server: str = "::1"
     server_port: int = 0
@@ -167,6 +172,8 @@ class AppConfig:
             out |= {"size": self.size, "seed": self.seed}
         if self.type == "download":
             out |= {"handoff_every": self.handoff_every, "regenerable": self.regenerable}
+            if self.handoff_wait is not None:
+                out["handoff_wait"] = self.handoff_wait
         if self.type in HANDOFF_UDP_APPS:
             out["handoff_every"] = self.handoff_every
         if self.type == "stream":
@@ -424,7 +431,7 @@ def read_apps(
         kind = reader.choice(fields["type"][1], f"{where}.type", types)
         allowed = {"type", "port"} | ({"path", "size", "seed"} if kind in BODY_APPS else set())
         if kind == "download":
-            allowed |= {"handoff_every", "regenerable"}
+            allowed |= {"handoff_every", "regenerable", "handoff_wait"}
         if kind in HANDOFF_UDP_APPS:
             allowed |= {"handoff_every"}
         if kind == "stream":
@@ -446,6 +453,9 @@ def read_apps(
         for name in ("regenerable", "http", "route_requests"):
             if name in fields:
                 values[name] = reader.boolean(fields[name][1], f"{where}.{name}")
+        if "handoff_wait" in fields:
+            wait = fields["handoff_wait"][1]
+            values["handoff_wait"] = reader.number(wait, f"{where}.handoff_wait")
         if kind == "proxy":
             _proxy(reader, item, fields, where, values)
         port = values.pop("port", DEFAULT_APP_PORTS[kind])

@@ -469,3 +469,27 @@ def test_a_connection_opened_while_the_clients_connections_are_frozen_opens_at_t
     assert not m1._frozen_clients
     # both ended at the acceptor (the acceptor closed first: TIME-WAIT there)
     assert len(lab.members["m2"].client_sockets(CLIENT)) == 2
+
+
+def test_finished_client_clear_binding_command_sends_its_next_connection_to_the_contact_node() -> (
+    None
+):
+    """``clear_binding`` (the seeds' Close(true), labnet's experiments between downloads): the
+    acceptor that holds the finished client's binding deletes it, so the client's next
+    connection goes through the home agent to the contact node again."""
+    lab = DServerLab(SEED, size=100_000, distribute=False)
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    lab.run_to_end(fetch)
+    assert fetch.done
+    assert lab.client.binding_cache.get(CONTACT).care_of_address == MEMBERS["m2"]
+    lab.net.call("m1", "command", "clear_binding", str(CLIENT))  # none here: nothing sent
+    lab.net.run_for(0.5)
+    assert lab.client.binding_cache.get(CONTACT) is not None
+    lab.net.call("m2", "command", "clear_binding", str(CLIENT))
+    lab.net.run_for(0.5)
+    assert lab.client.binding_cache.get(CONTACT) is None
+    again = lab.download(lab.net.now + 0.1)
+    lab.run_to_end(again)
+    assert again.done and lab.members["m1"].counters["clients_accepted"] == 2

@@ -134,13 +134,14 @@ def test_experiment_with_matplotlib_writes_a_png(tmp_path: Path) -> None:
     assert "![access-latency](access-latency.png)" in (tmp_path / "access-latency.md").read_text()
 
 
-@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
-def test_netns_backend_refused_with_a_message(
-    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_backend_an_experiment_cannot_run_on_refused_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["experiment", name, "--backend", "netns", "--out", str(tmp_path)]) == 2
+    # the proxy relays to a kernel server: netns only
+    assert main(["experiment", "proxy-overhead", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "cannot run on the netns backend yet" in err and "Traceback" not in err
+    assert "cannot run on the sim backend yet (it runs on: netns)" in err
+    assert "Traceback" not in err
     assert not list(tmp_path.iterdir())
 
 
@@ -161,6 +162,9 @@ def test_testbed_uplinks_give_the_seeds_latencies() -> None:
     assert up["home1"] == up["site1"]  # HA1 is Node 1's router
     with pytest.raises(ValueError, match="star of uplinks"):
         testbed.Testbed(lss=80 * MS, lcs1=10 * MS, lcs2=10 * MS).uplinks()
+    # on the edge (Lcs2 = Lcs1 + Lss, netns access-latency's), whatever the rounding
+    edge = testbed.Testbed(lss=10 * MS, lcs1=40 * MS, lcs2=40 * MS + 10 * MS).uplinks()
+    assert edge["site1"] == 0 and edge["site2"] == pytest.approx(10 * MS)
 
 
 def test_least_squares_recovers_a_plane_and_refuses_dependent_columns() -> None:
@@ -242,6 +246,9 @@ def test_report_runs_every_experiment_into_one_markdown(
     report = (tmp_path / "report.md").read_text()
     assert f"wrote {tmp_path / 'report.md'}" in out
     for name, experiment in experiments.EXPERIMENTS.items():
+        if "sim" not in experiment.backends:  # listed, with the reason
+            assert f"## {name}: not run" in report and "it runs on: netns" in report
+            continue
         assert f"## {name}: {experiment.title}" in report
         assert (tmp_path / f"{name}.json").exists() and (tmp_path / f"{name}.csv").exists()
         assert f"labnet experiment {name} --backend sim --runs 1" in report
@@ -272,8 +279,10 @@ def test_report_runs_every_experiment_into_one_markdown(
 
 
 def test_report_on_a_backend_no_experiment_runs_on(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    sim_only = {n: e for n, e in experiments.EXPERIMENTS.items() if "netns" not in e.backends}
+    monkeypatch.setattr(experiments, "EXPERIMENTS", sim_only)
     assert main(["report", "--backend", "netns", "--out", str(tmp_path)]) == 2
     assert "no experiment runs on the netns backend" in capsys.readouterr().err
     assert not (tmp_path / "report.md").exists()

@@ -8,7 +8,6 @@ the group through the contact address."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -18,13 +17,28 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
 
+from labnet.experiments.netns_failover import (
+    BASE,
+    CONNECT,
+    CONTACT,
+    DOWNLOAD_SIZE,
+    MEMBERS,
+    contact_node,
+    longest_pause,
+    members,
+    received,
+    recoveries,
+    replication_counters,
+    serving,
+    wait_for_successor,
+    wait_for_views,
+    with_membership,
+)
 from labnet.netns import NetnsLab, control_request
-from labnet.topology import NodeSpec, Topology, builtin
 from mip6.apps.http import generated_body
 from tests.conftest import require
 from tests.labnet.netns_lab import netns_lab
@@ -32,52 +46,8 @@ from tests.runtime.netns import require_root
 
 pytestmark = pytest.mark.netns
 
-BASE = builtin("dserver")
-CONTACT = BASE.nodes["m1"].home_address
-MEMBERS = {name: BASE.nodes[name].addresses[0] for name in ("m1", "m2", "m3")}
-NEWCOMER = "2001:db8:2::50"
 # each kill about 3 s; the median and max are printed (the issue's 20: MIP6_KILLS=20)
 KILLS = int(os.environ.get("MIP6_KILLS", "4"))
-
-# In the newcomer's namespace: a new connection to C's echo port every 20 ms (each its own
-# SYN: a new client), until one is established; prints the wall clock time it was.
-CONNECT = """
-import selectors, socket, sys, time
-selector = selectors.DefaultSelector()
-deadline = time.time() + float(sys.argv[2])
-while time.time() < deadline:
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.setblocking(False)
-    s.connect_ex((sys.argv[1], 7))
-    selector.register(s, selectors.EVENT_WRITE)
-    for key, _ in selector.select(0.02):
-        if key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
-            print(repr(time.time()))
-            sys.exit(0)
-        selector.unregister(key.fileobj)
-        key.fileobj.close()
-sys.exit(1)
-"""
-
-
-def with_membership() -> Topology:
-    nodes = dict(BASE.nodes)
-    for name in MEMBERS:
-        # the download stays with a member until that member dies: which one serves it is
-        # then known when the test kills it
-        apps = tuple(
-            dataclasses.replace(app, handoff_every=0) if app.type == "download" else app
-            for app in nodes[name].apps
-        )
-        nodes[name] = dataclasses.replace(nodes[name], options={"membership": {}}, apps=apps)
-    nodes["newcomer"] = NodeSpec(
-        name="newcomer",
-        kind="kernel",
-        role=None,
-        network="clients",
-        addresses=(IPv6Address(NEWCOMER),),
-    )
-    return dataclasses.replace(BASE, nodes=nodes)
 
 
 @pytest.fixture(scope="module")
@@ -86,51 +56,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
     state = tmp_path_factory.mktemp("labnet")
     with netns_lab(state, with_membership(), "mb", esp=True) as lab:
         yield lab
-
-
-def members(lab: NetnsLab, node: str) -> list[dict]:
-    control = lab.state["nodes"][node]["control"]
-    return control_request(control, {"show": "members"})["rows"]
-
-
-def contact_node(lab: NetnsLab, alive: list[str]) -> str:
-    """The member every live member's view names as contact node."""
-    named = set()
-    for node in alive:
-        rows = members(lab, node)
-        named |= {row["member"] for row in rows if row.get("role") == "contact_node"}
-    assert len(named) == 1, named
-    (address,) = named
-    return next(name for name, a in MEMBERS.items() if str(a) == address)
-
-
-def wait_for_successor(lab: NetnsLab, alive: list[str], dead: str) -> str:
-    """The member the live members' views name as contact node once it is not ``dead`` (the
-    successor registers C first, then commits the view without the dead one)."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        try:
-            successor = contact_node(lab, alive)
-        except AssertionError:  # the live members' views disagree for a moment
-            successor = dead
-        if successor != dead:
-            return successor
-        assert time.monotonic() < deadline, "no view names a successor"
-        time.sleep(0.05)
-
-
-def wait_for_views(lab: NetnsLab, alive: list[str], timeout: float = 10.0) -> None:
-    """Until every live member's view holds exactly the live members."""
-    want = {str(MEMBERS[name]) for name in alive}
-    deadline = time.monotonic() + timeout
-    while True:
-        views = [
-            {row["member"] for row in members(lab, node) if row.get("join_id")} for node in alive
-        ]
-        if all(view == want for view in views):
-            return
-        assert time.monotonic() < deadline, views
-        time.sleep(0.1)
 
 
 def test_contact_node_killed_successor_answers_new_clients_within_a_second(
@@ -173,53 +98,9 @@ def test_contact_node_killed_successor_answers_new_clients_within_a_second(
     assert max(delays) < 1.0, delays
 
 
-SIZE = 50_000_000  # the built-in download (seed 1, regenerable)
+SIZE = DOWNLOAD_SIZE
 # each kill about 7 s; the issue's 20: MIP6_MEMBER_KILLS=20 (about 2.5 min)
 MEMBER_KILLS = int(os.environ.get("MIP6_MEMBER_KILLS", "3"))
-
-
-def serving(lab: NetnsLab, alive: list[str], client: str) -> str | None:
-    """The live member whose clients' table holds ``client`` unfrozen, if any."""
-    for node in alive:
-        control = lab.state["nodes"][node]["control"]
-        for row in control_request(control, {"show": "clients"})["rows"]:
-            if row["client"] == client and not row.get("frozen"):
-                return node
-    return None
-
-
-def received(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
-
-
-def recoveries(lab: NetnsLab, alive: list[str]) -> int:
-    """Clients resumed from a replica, summed over the live members."""
-    total = 0
-    for node in alive:
-        control = lab.state["nodes"][node]["control"]
-        total += control_request(control, {"show": "stats"})["counters"].get("recover_completed", 0)
-    return total
-
-
-def replication_counters(lab: NetnsLab, node: str) -> dict[str, int]:
-    """What a member counted of replicas and recoveries (a failed recovery's story)."""
-    control = lab.state["nodes"][node]["control"]
-    counters = control_request(control, {"show": "stats"})["counters"]
-    return {k: v for k, v in counters.items() if k.startswith(("replica", "recover"))}
-
-
-def longest_pause(path: Path, since: float, window: float) -> float:
-    """The longest time the download did not grow, from ``since`` for ``window`` seconds
-    (polled every 10 ms): what was in flight from the dead member still lands at first."""
-    last_size, last_growth, longest = received(path), since, 0.0
-    while time.monotonic() - since < window:
-        time.sleep(0.01)
-        size = received(path)
-        if size > last_size:
-            now = time.monotonic()
-            longest = max(longest, now - last_growth)
-            last_size, last_growth = size, now
-    return max(longest, time.monotonic() - last_growth)
 
 
 def test_member_killed_mid_download_the_kernel_curl_completes(

@@ -240,3 +240,44 @@ def test_udp_straggler_time_of_zero_is_refused_at_its_line() -> None:
         parse(text, "m1.yaml")
     assert (raised.value.line, raised.value.key) == (15, "member.udp_straggler_time")
     assert "more than 0" in raised.value.reason
+
+
+def test_download_handoff_wait_echo_and_send_buffer_are_read() -> None:
+    """The experiments' keys: the seeds' modified server (``handoff_wait``), a UDP echo on a
+    member, the send ring a full snapshot can carry at most."""
+    text = CONFIG.replace("handoff_every: 500}", "handoff_every: 500, handoff_wait: 0.25}")
+    text = text.replace("  time_wait: 30\n", "  time_wait: 30\n  send_buffer: 90000\n")
+    config = parse(text + "  - {type: echo}\n", "m1.yaml")
+    download, _, echo = config.apps
+    assert download.handoff_wait == 0.25
+    assert parse(CONFIG, "m1.yaml").apps[0].handoff_wait is None  # hands on once acknowledged
+    assert (echo.type, echo.port) == ("echo", 7)
+    assert download.as_dict()["handoff_wait"] == 0.25
+    rng = random.Random(1)
+    engine = build_engine(config, rng, rng.randbytes)
+    assert isinstance(engine, Member)
+    assert engine.host.stack.send_capacity == 90_000
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [("handoff_wait: -1", "below the minimum 0"), ("handoff_wait: soon", "number")],
+)
+def test_handoff_wait_faults_name_file_line_and_key(entry: str, reason: str) -> None:
+    text = CONFIG.replace("handoff_every: 500}", f"handoff_every: 500, {entry}}}")
+    with pytest.raises(ConfigError) as raised:
+        parse(text, "m1.yaml")
+    error = raised.value
+    assert (error.path, error.line, error.key) == ("m1.yaml", 16, "apps[0].handoff_wait")
+    assert reason in error.reason
+
+
+def test_handoff_wait_needs_the_daemon_not_the_simulator() -> None:
+    text = CONFIG.replace("handoff_every: 500}", "handoff_every: 500, handoff_wait: 0}")
+    config = parse(text, "m1.yaml")
+    rng = random.Random(1)
+    engine = build_engine(config, rng, rng.randbytes)
+    start_apps = role("member").start_apps
+    assert start_apps is not None
+    with pytest.raises(ValueError, match=r"handoff_wait \(download on port 80\) needs the daemon"):
+        start_apps(engine, config.apps, None)

@@ -28,13 +28,18 @@ Its block::
       udp_flows: 65536                    # UDP services: flows at most,
       udp_flow_idle: 60                   #   seconds before an idle one is forgotten,
       udp_straggler_time: 2               #   seconds a handed-off client's datagrams drop
+      send_buffer: 90000                  # bytes of each connection's send ring
     apps:
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
+        # handoff_wait: S  the seeds' modified server (004 6.3): write the share, stop, hand
+        #                  on S seconds after the last write returned (daemon only)
       - {type: handoff_echo, port: 7}
       - {type: proxy, port: 8080, server: "::1", server_port: 8000, handoff_every: 3}
       - {type: lookup, port: 53, handoff_every: 0}   # UDP (mip6.dserver.udp): a DNS-like
       - {type: udp_echo, port: 7}                     # service, RFC 862 echo and a
       - {type: stream, port: 5004, size: 10000000}    # stateful stream
+      - {type: echo, port: 7}             # UDP echo on every address (the contact address's
+                                          # access latency, 004 6.1); UDP never moves
 
 With ``membership``, the contact node founds the group and every other member joins it through
 the contact address (``members`` are then the members it may know at first), as a backup that
@@ -50,9 +55,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from ipaddress import IPv6Address
 from typing import TYPE_CHECKING, Any
 
 from mip6.apps.download import DownloadService
+from mip6.apps.echo import udp_echo
 from mip6.apps.http import Body
 from mip6.apps.lookup import LookupService
 from mip6.apps.udp_echo import UdpEchoService
@@ -66,7 +73,7 @@ from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, OptionErr
 if TYPE_CHECKING:
     from mip6.runtime.dserver_api import DistributedServer
 
-DEFAULT_PORTS = {"download": 80, "handoff_echo": 7}
+DEFAULT_PORTS = {"download": 80, "handoff_echo": 7, "echo": 7}
 
 
 def build(options: dict[str, Any], context: BuildContext) -> Member:
@@ -109,6 +116,9 @@ def start_apps(
             engine.serve_datagrams(app.port, _datagram_service(engine, app))
             stops.append(lambda port=app.port: engine.udp.stop_serving(port))
             continue
+        if app.type == "echo":
+            stops.append(udp_echo(engine.host, app.port).close)
+            continue
         if app.type == "proxy":
             if context is None:
                 raise ValueError(
@@ -132,6 +142,15 @@ def start_apps(
                 handoff_every=app.handoff_every,
                 regenerable=app.regenerable,
             )
+            if app.handoff_wait is not None:
+                if context is None:
+                    raise ValueError(
+                        f"handoff_wait (download on port {app.port}) needs the daemon's clock: "
+                        "in labnet's simulator set the service's on_share_written"
+                    )
+                service.on_share_written = functools.partial(
+                    _hand_on_later, engine, context, app.handoff_wait
+                )
         else:
             from mip6.apps.handoff_echo import HandoffEchoService
 
@@ -148,6 +167,18 @@ def _datagram_service(member: Member, app: Any) -> DatagramService:
     if app.type == "lookup":
         return LookupService(member, app.handoff_every)
     return UdpEchoService(member, app.handoff_every)
+
+
+def _hand_on_later(engine: Member, context: AppContext, wait: float, sock: Any) -> None:
+    """The seeds' modified server (004 6.3): ``wait`` seconds after the share's last write
+    returned, the client (the socket's remote address) goes to the policy's member."""
+    client = IPv6Address(sock.key[2])
+
+    def hand_on() -> None:
+        engine.request_handoff(client)
+        context.apply(engine.poll(context.loop.time()))
+
+    context.loop.call_later(wait, hand_on)
 
 
 def _stop_proxy(server: DistributedServer, port: int) -> None:
@@ -202,6 +233,7 @@ ROLE = Role(
         "max_handoffs": "integer",
         "max_connections": "integer",
         "time_wait": "number",
+        "send_buffer": "integer",
         "constants": "constants",
         "membership": "membership",
         "backup": "boolean",
@@ -219,7 +251,7 @@ ROLE = Role(
     default_mode="host",
     security="mobile_node",
     homed=True,  # in a lab: home_address is the contact address, home_agent its home agent
-    apps=("download", "handoff_echo", "proxy", "lookup", "udp_echo", "stream"),
+    apps=("download", "handoff_echo", "proxy", "echo", "lookup", "udp_echo", "stream"),
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
     check=check,
