@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from labnet.dserver_lab import CONTACT, MEMBERS, PORT, DServerLab, resets
+from labnet.dserver_lab import CLIENT, CONTACT, MEMBERS, PORT, DServerLab, resets
 from mip6.apps.http import generated_body
 from mip6.dserver.member import Member
 from mip6.dserver.membership import MembershipConfig
@@ -96,6 +96,8 @@ def member_kill(seed: int, *, replication: bool = True) -> MemberKill:
     while not fetch.status:
         lab.net.run_for(0.01)
     lab.handoff("m1", "m2")
+    while not lab.members["m2"].client_sockets(CLIENT):  # m2 serves it (the handoff may
+        lab.net.run_for(0.01)  # wait for the contact node to know how to reach the client)
     if replication:  # the buddy holds the client before the death
         buddy = next(n for n, a in MEMBERS.items() if a == lab.members["m2"].buddy())
         while MEMBERS["m2"] not in lab.members[buddy]._replicas:
