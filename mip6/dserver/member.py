@@ -2857,8 +2857,13 @@ class Member:
         if recovery is None:
             return
         entry = self.mobile.bul.get(client)
+        if entry is None:
+            # the binding begun here is gone (another member took the client over it): its
+            # connections go without a RST, which would reset them where they are served
+            self._recovery_superseded(client)
+            return
         limit = recovery.started + RECOVERY_LIMIT * self.config.rebind_timeout
-        if entry is not None and entry.state is not BulState.BOUND and self._now < limit:
+        if entry.state is not BulState.BOUND and self._now < limit:
             self._count("recover_extended")
             self._emit(
                 StartTimer(

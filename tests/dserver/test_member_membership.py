@@ -1057,3 +1057,18 @@ def test_the_quiet_contact_address_withholds_rsts_for_services_only() -> None:
     contact, other = CONTACT.packed, MEMBERS["m3"].packed
     assert m1._withhold_rst(contact, PORT, CLIENT.packed)
     assert not m1._withhold_rst(contact, m1.config.channel_port, other)
+
+
+def test_a_recovery_whose_binding_is_gone_lets_its_connections_go_without_a_rst() -> None:
+    """The binding a recovery began is gone from the mobile node when its time is up
+    (another member took the client over it): the resumed connections are released, not
+    reset, for a RST from C would reset them where the client is served."""
+    lab, _, m3 = recovering_after_m2_died()
+    lab.net.apply(
+        "m3", m3._run(lab.net.now, lambda now: m3.mobile.forget_correspondent(now, CLIENT))
+    )
+    before = resets(lab.net)
+    lab.net.apply("m3", m3._run(lab.net.now, lambda now: m3._recovery_due(CLIENT)))
+    lab.net.run_for(0.1)
+    assert m3.counters.get("recover_superseded") == 1 and not m3.counters.get("recover_failed")
+    assert resets(lab.net) == before
