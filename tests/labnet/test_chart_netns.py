@@ -76,9 +76,16 @@ def test_netns_dserver_lab_chart_opens_member_channel(tmp_path: Path, tshark: st
     lifelines = texts[: texts.index("time (s)")]
     order = ["ha", *MEMBERS, "client"]  # members the policy never picked have no lifeline
     assert {"ha", "m1", "client"} <= set(lifelines)
-    assert lifelines == [name for name in order if name in lifelines]
+    named = [name for name in lifelines if name in order]
+    assert named == [name for name in order if name in named]
+    # a packet to the contact address seen leaving the client's link but not arriving (the
+    # curl cut off by its time, the lab taken down) is drawn to the address itself
+    assert set(lifelines) - set(named) <= {str(CONTACT)}
     inits = [t for t in texts if t.startswith("INIT #")]
-    assert inits and len(inits) == sum(t.startswith("DONE #") for t in texts)
+    dones = sum(t.startswith("DONE #") for t in texts)
+    # the captures are read while the download runs: the last handoff may not be done yet
+    # (an acceptor's DONE waits for its buddy's replica)
+    assert inits and len(inits) - 1 <= dones <= len(inits)
     assert any(t.startswith("tunnel: HoTI cookie") for t in texts)
     assert "give the group key" in chart.notes[0]  # the same captures without the key
     links = {path.stem: path for path in paths}
