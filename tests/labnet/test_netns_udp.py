@@ -196,7 +196,7 @@ print(json.dumps({"offset": reader.offset, "sha256": digest, **reader.counters})
 
 def test_kernel_client_reads_a_udp_stream_handed_on_across_members(lab: NetnsLab) -> None:
     """The stream's handoff carries its offsets: the acceptor goes on where the donor stopped
-    sending, and the client reads the whole stream in order from all three members."""
+    sending, and the client reads the whole stream in order from the members it was handed to."""
     app = next(a for a in lab.topology.nodes["m1"].apps if a.type == "stream")
     done = subprocess.run(
         lab.exec_argv("client", [sys.executable, "-c", STREAM_CLIENT, str(CONTACT), str(app.port)]),
@@ -210,11 +210,15 @@ def test_kernel_client_reads_a_udp_stream_handed_on_across_members(lab: NetnsLab
     assert result["offset"] == app.size
     assert result["sha256"] == hashlib.sha256(b"".join(generated_body(app.size, 7))).hexdigest()
     sent_by = {k: v for k, v in result.items() if k.startswith("from.")}
-    assert len(sent_by) == 3, result  # every member sent part of it
+    # the group's policy picks the acceptor at random: four handoffs or more, between two
+    # members or among all three
+    assert len(sent_by) >= 2, result
     resumed = sum(
         row.get("resumed", 0)
         for name in MEMBERS
         for row in show(lab, name, "udp")["rows"]  # type: ignore[union-attr]
         if row["port"] == app.port
     )
-    assert resumed >= 2, resumed
+    # a GET every 8 kB, handed on every 100 GETs: 4 MB crosses four handoffs (one less
+    # allowed for the GETs a freeze drops, counted again at the acceptor)
+    assert resumed >= 3, resumed
