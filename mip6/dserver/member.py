@@ -1805,7 +1805,7 @@ class Member:
             self._awaiting_mipv6.discard(client)
             self._emit(CancelTimer((MIPV6_WAIT, client)))
         asked = self._handoff_when_known.pop(client, None)
-        if asked is not None and self.client_sockets(client):
+        if asked is not None and (self.client_sockets(client) or self.udp.holds(client)):
             target, elsewhere, first_bytes = asked
             self._deferred.append(
                 functools.partial(

@@ -131,6 +131,23 @@ def test_lookups_handed_off_every_five_are_each_answered_by_one_member() -> None
     assert counters.get("retried", 0) >= dropped
 
 
+def test_handoff_asked_before_the_client_is_bound_starts_once_it_is() -> None:
+    """Without the contact node's own distribution, the service's handoff after the first
+    lookup is asked while the client's binding is still under way: it waits for the binding
+    (the client's first INIT then carries a number it accepts) and then starts, although the
+    client has no connection, only a flow."""
+    lab = DServerLab(SEED, distribute=False)
+    for member in lab.members.values():
+        member.serve_datagrams(LOOKUP_PORT, LookupService(member, handoff_every=1))
+    client = UdpClient(lab, Service.LOOKUP, LOOKUP_PORT, requests=1)
+    run(lab, client)
+    assert client.counters["answered"] == 1, client.counters
+    contact = lab.members["m1"].counters
+    assert contact.get("handoff_awaiting_mipv6", 0) == 1, contact
+    assert contact.get("handoff_completed", 0) == 1, contact
+    assert not lab.members["m1"].udp.holds(CLIENT)
+
+
 def test_lookups_with_loss_every_request_answered_or_retried_never_by_two() -> None:
     lab = lookup_lab(handoff_every=3, loss=0.02)
     client = UdpClient(lab, Service.LOOKUP, LOOKUP_PORT, requests=150)
