@@ -774,6 +774,31 @@ def test_an_adopter_goes_above_a_number_the_client_holds_from_an_older_binding()
     adopted(client_number_ahead=1000)
 
 
+def test_buddy_prepared_as_acceptor_recovers_when_the_donor_dies_before_init() -> None:
+    """m2 asks its buddy m3 to take the client (PREPARE: return routability in advance) and
+    dies before its INIT. m3 holds no connection from the handoff, only m2's replica: the
+    recovery binds and serves the client, and the handoff, its INIT never come, ends without
+    letting go of the binding the recovery made (a chaos run stalled in this case)."""
+    size = 20_000_000
+    lab, fetch = served_by_m2(size)
+    m3 = lab.members["m3"]
+    lab.handoff("m2", "m3")
+    deadline = lab.net.now + 2.0
+    while not any(i.acceptor.client == CLIENT for i in m3._incoming.values()):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    (incoming,) = m3._incoming.values()
+    assert incoming.init is None
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m2")
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert m3.counters.get("recover_completed") == 1, m3.counters
+    assert not m3._incoming
+
+
 def test_a_member_removed_while_alive_lets_go_of_the_clients_its_buddy_resumes() -> None:
     """m2 serves the client (replicated to m3) and falls silent without dying (everything it
     sends is lost for a while): the group removes it and m3 resumes the client. When m3's
