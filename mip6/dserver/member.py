@@ -1754,6 +1754,12 @@ class Member:
         match event.name:
             case "route_optimized":
                 self._bound(fields["correspondent"])
+                if fields["correspondent"] in self._replicated:
+                    # the buddy's replica may have been taken before the client acknowledged
+                    # (the request came first): without a binding, a recovery from it outbids
+                    # whatever number the client reports, an acceptor's that a handoff since
+                    # gave it too, and took the client from the member serving it
+                    self.request_replicate(fields["correspondent"])
             case "return_routability_complete":
                 for key, incoming in list(self._incoming.items()):
                     if incoming.acceptor.client == fields["correspondent"]:

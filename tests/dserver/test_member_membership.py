@@ -774,6 +774,42 @@ def test_an_adopter_goes_above_a_number_the_client_holds_from_an_older_binding()
     adopted(client_number_ahead=1000)
 
 
+def test_a_donor_dying_as_its_handoff_completes_leaves_no_replica_taking_the_client_back() -> None:
+    """The contact node hands its new client on and dies as the handoff completes: the
+    REPLICA_DROP it sent its buddy is lost with it. The buddy resumes the client from the
+    replica it holds, and must step aside at the client's BA 135 (the acceptor's binding is
+    a window above the replica's). The replica was taken at the client's request, before
+    the contact node's Binding Update was acknowledged: without a binding, a recovery
+    outbids whatever number the client reports, and took the client from the acceptor that
+    served it (a chaos run's resets, three clients handed on as their donor died)."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    m1 = lab.members["m1"]
+    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
+    assert MEMBERS["m1"] in lab.members[buddy]._replicas
+    acceptor = next(n for n in MEMBERS if n not in ("m1", buddy))
+    lab.net.run_for(0.5)
+    lab.handoff("m1", acceptor)
+    deadline = lab.net.now + 3.0
+    while not m1.counters.get("handoff_completed"):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    lab.kill("m1")
+    own = MEMBERS["m1"].packed
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    # it stepped aside: the acceptor serves the client on (a single download resyncs from
+    # wherever its client stands; a keep-alive connection past the replica's request did not)
+    counters = lab.members[buddy].counters
+    assert counters.get("recover_superseded") == 1 and "recover_completed" not in counters
+    assert "recover_yielded" not in lab.members[acceptor].counters
+
+
 def test_buddy_prepared_as_acceptor_recovers_when_the_donor_dies_before_init() -> None:
     """m2 asks its buddy m3 to take the client (PREPARE: return routability in advance) and
     dies before its INIT. m3 holds no connection from the handoff, only m2's replica: the
