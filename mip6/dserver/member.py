@@ -359,6 +359,7 @@ class _Recovery:
     sequence: int | None  # the replica's binding number; None: its sender had not bound it
     origin: IPv6Address  # the member that served the client (dead, or removed while alive)
     started: float  # when: it binds the client within RECOVERY_LIMIT rebinding periods
+    serial: int | None = None  # the replica's (None: an adopted INIT's connections)
 
 
 @dataclass(frozen=True, slots=True)
@@ -2678,6 +2679,14 @@ class Member:
             return
         held[message.client] = _HeldReplica(message, self._now)
         self._count("replica_kept")
+        recovery = self._recovering.get(message.client)
+        if (
+            recovery is not None
+            and recovery.origin == peer
+            and recovery.serial is not None
+            and 0 < (message.serial - recovery.serial) & 0xFFFFFFFF < 1 << 31
+        ):
+            self._refresh_recovery(message.client, held[message.client])
 
     def _recover_from(self, member: IPv6Address) -> None:
         """``member`` left the view (dead, or removed): serve the clients it replicated here."""
@@ -2693,28 +2702,16 @@ class Member:
         if self.client_sockets(client) or client in self._by_client or client in self._recovering:
             self._count("recover_skipped_served")
             return
-        socks: list[Socket] = []
-        replica = held.replica
-        # the dead member's timestamp clocks ran on at most this long after the replica
-        # (plus its transit, which the time to notice the death covers): the resumed
-        # connections' clocks jump that far, past every TSval it sent
-        age_ms = int((self._now - held.received) * 1000)
-        for connection in replica.connections:
-            try:
-                sock = self.host.import_connection(self._now, connection.snapshot)
-                sock.conn.resync(age_ms=age_ms, peer_wait_ms=self._peer_wait_ms())
-            except (SnapshotError, ConnectionStateError, StackError):
-                self._count("recover_import_failed")
-                continue
-            service = self.services.get(sock.key[1])
-            self._watch_received(sock)
-            if service is not None:
-                service.handed_in(self, sock, connection.application_state)
-            socks.append(sock)
+        socks = self._resume(held)
         if not socks:
             return
+        replica = held.replica
         self._recovering[client] = _Recovery(
-            socks, replica.binding_sequence if replica.bound else None, origin, self._now
+            socks,
+            replica.binding_sequence if replica.bound else None,
+            origin,
+            self._now,
+            replica.serial,
         )
         self._count("recover_started")
         if replica.tunnelled:
@@ -2745,6 +2742,51 @@ class Member:
         )
         self._mobile(self.mobile.start_route_optimization(self._now, client))
         self._arm_recovery(client)
+
+    def _resume(self, held: _HeldReplica) -> list[Socket]:
+        """The replica's connections imported frozen, each to resynchronize from its client's
+        next segment (tcp_migrate's resync), its service told."""
+        socks: list[Socket] = []
+        # the dead member's timestamp clocks ran on at most this long after the replica
+        # (plus its transit, which the time to notice the death covers): the resumed
+        # connections' clocks jump that far, past every TSval it sent
+        age_ms = int((self._now - held.received) * 1000)
+        for connection in held.replica.connections:
+            try:
+                sock = self.host.import_connection(self._now, connection.snapshot)
+                sock.conn.resync(age_ms=age_ms, peer_wait_ms=self._peer_wait_ms())
+            except (SnapshotError, ConnectionStateError, StackError):
+                self._count("recover_import_failed")
+                continue
+            service = self.services.get(sock.key[1])
+            self._watch_received(sock)
+            if service is not None:
+                service.handed_in(self, sock, connection.application_state)
+            socks.append(sock)
+        return socks
+
+    def _refresh_recovery(self, client: IPv6Address, held: _HeldReplica) -> None:
+        """A newer replica from the member whose client a recovery resumes, before the
+        recovery has bound the client: that member was removed from the view alive (a false
+        suspicion) and serves on until this member's binding takes the client, holding back
+        what it sends until this member acknowledges the replica that covers it. The
+        recovery goes on from the newer replica: from the older one, a keep-alive connection
+        whose client had since sent its next request could only be reset (a chaos run's)."""
+        recovery = self._recovering[client]
+        for sock in recovery.socks:
+            service = self.services.get(sock.key[1])
+            if service is not None:
+                service.handed_off(sock)
+            self.host.stack.detach(sock)  # (its 4-tuple is taken again at once)
+        socks = self._resume(held)
+        self._count("recover_refreshed")
+        if not socks:
+            # nothing of the newer replica could be imported: the recovery ends as one
+            # another member serves (its sender does)
+            self._recovering[client] = replace(recovery, socks=[])
+            self._recovery_superseded(client)
+            return
+        self._recovering[client] = replace(recovery, socks=socks, serial=held.replica.serial)
 
     def _peer_wait_ms(self) -> int | None:
         """How long a resumed connection waits for its client's bytes beyond the replica

@@ -24,6 +24,7 @@ from labnet.dserver_lab import (
     resets,
     trace_digest,
 )
+from mip6.apps.fetch import Fetch, requests
 from mip6.apps.http import HostDownload, generated_body
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
@@ -833,6 +834,58 @@ def test_buddy_prepared_as_acceptor_recovers_when_the_donor_dies_before_init() -
     assert fetch.digest.hexdigest() == digest
     assert m3.counters.get("recover_completed") == 1, m3.counters
     assert not m3._incoming
+
+
+def test_a_recovery_from_a_member_removed_alive_goes_on_from_its_newer_replicas() -> None:
+    """m3 serves a keep-alive connection of three GETs and falls silent long enough for the
+    group to remove it: m1, its buddy, resumes the client from m3's replica. m3, alive and
+    not yet aware, replicates the client to m1 again (as at its client's next request) while
+    m1's binding is under way (its packets to the client lost here): m1 goes on from the
+    newer replica, and its binding then takes the client; the download is whole. (A chaos
+    run's member, removed alive, served its client's next request before the recovery bound
+    it, and the recovery, from the replica before that request, was reset by the download
+    service: the client stood past what the replica knew.)"""
+    size = 1_500_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    lab.net.run_until(1.0)
+    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
+    done: list[Fetch] = []
+    fetch = Fetch(
+        sock,
+        requests("/", CONTACT, PORT, 3),
+        size=size,
+        seed=SEED,
+        clock=lambda: lab.net.now,
+        on_done=done.append,
+    )
+    lab.net.nodes["client"].runtime.flush_host()
+    while not fetch.in_body:
+        assert lab.net.now < 3.0
+        lab.net.run_for(0.01)
+    lab.handoff("m1", "m3")
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    while not m1.counters.get("handoff_completed") or MEMBERS["m3"] not in m1._replicas:
+        assert lab.net.now < 10.0
+        lab.net.run_for(0.01)
+    assert m3.buddy() == MEMBERS["m1"]
+    own, m1_own = MEMBERS["m3"].packed, MEMBERS["m1"].packed
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m3"] in m1.view.members:  # m3's packets lost until m1's view drops it
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+        lab.net.run_for(0.001)
+    assert CLIENT in m1._recovering and m3.buddy() == MEMBERS["m1"]
+    assert m3.replicate(CLIENT)  # (as at the client's next request)
+    deadline = lab.net.now + 1.0
+    while not m1.counters.get("recover_refreshed"):
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m1_own)
+        lab.net.run_for(0.001)
+    while not done and lab.net.now < 60.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    assert resets(lab.net) == 0
+    assert m1.counters.get("recover_completed") == 1
 
 
 def test_a_member_removed_while_alive_lets_go_of_the_clients_its_buddy_resumes() -> None:
