@@ -19,9 +19,10 @@ in with every call.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from ipaddress import IPv6Address
+
+from mip6.dserver.expiring import ExpiryOrdered
 
 DEFAULT_CAPACITY = 4096
 # RFC 3775 13: MAX_RR_BINDING_LIFETIME is not the bound here; a HoT answers within a few round
@@ -44,7 +45,7 @@ class RelayTable:
         self.capacity = capacity
         self.lifetime = lifetime
         # insertion order is expiry order: every entry lives ``lifetime`` from when it was put
-        self._entries: OrderedDict[tuple[IPv6Address, bytes], RelayEntry] = OrderedDict()
+        self._entries: ExpiryOrdered[tuple[IPv6Address, bytes], RelayEntry] = ExpiryOrdered()
         self.counters = {
             "relayed_hoti": 0,
             "relayed_hot": 0,
@@ -83,16 +84,11 @@ class RelayTable:
         return entry.acceptor
 
     def expire(self, now: float) -> None:
-        while self._entries:
-            key, entry = next(iter(self._entries.items()))
-            if entry.expires > now:
-                break
-            del self._entries[key]
-            self.counters["expired"] += 1
+        self.counters["expired"] += self._entries.expire(now)
 
     def next_expiry(self) -> float | None:
         """When :meth:`expire` next has work (for the engine's timer), None when empty."""
-        return next(iter(self._entries.values())).expires if self._entries else None
+        return self._entries.next_expiry()
 
     def rows(self, now: float) -> list[dict[str, object]]:
         """For ``mip6 show relay``."""

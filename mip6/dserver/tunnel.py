@@ -35,11 +35,11 @@ that member's empty table.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 
+from mip6.dserver.expiring import ExpiryOrdered
 from mip6.dserver.messages import TunnelStatus
 from mip6.wire import protocols
 from mip6.wire.errors import WireError
@@ -81,7 +81,7 @@ class TunnelTable:
         self.lifetime = lifetime
         # every entry lives ``lifetime`` from its last use, and a use moves it to the end:
         # insertion order is expiry order
-        self._entries: OrderedDict[IPv6Address, TunnelEntry] = OrderedDict()
+        self._entries: ExpiryOrdered[IPv6Address, TunnelEntry] = ExpiryOrdered()
         self.counters = {
             "bound": 0,
             "out_of_window": 0,
@@ -145,16 +145,11 @@ class TunnelTable:
         return len(gone)
 
     def expire(self, now: float) -> None:
-        while self._entries:
-            client, entry = next(iter(self._entries.items()))
-            if entry.expires > now:
-                break
-            del self._entries[client]
-            self.counters["expired"] += 1
+        self.counters["expired"] += self._entries.expire(now)
 
     def next_expiry(self) -> float | None:
         """When :meth:`expire` next has work (for the engine's timer), None when empty."""
-        return next(iter(self._entries.values())).expires if self._entries else None
+        return self._entries.next_expiry()
 
     def rows(self, now: float) -> list[dict[str, object]]:
         """For ``mip6 show tunnel``."""
