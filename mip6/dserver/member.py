@@ -2574,6 +2574,11 @@ class Member:
             # number on by one, and a recovery from it then took an acceptor's BA 135 for
             # the dead member's own outbid and took the client from the acceptor serving it)
             sequence = outgoing.base_sequence
+        recovery = self._recovering.get(client)
+        if recovery is not None and sequence is None:
+            # resumed here, not bound yet: the number of the replica it was resumed from
+            # (None: an adopted INIT's, which every other member stepped aside for)
+            sequence = recovery.sequence
         tunnelled = self.tunnelled.sequence(client)
         if tunnelled is not None:
             sequence = tunnelled
@@ -2787,6 +2792,7 @@ class Member:
             self._recovery_superseded(client)
             return
         self._recovering[client] = replace(recovery, socks=socks, serial=held.replica.serial)
+        self.request_replicate(client)
 
     def _peer_wait_ms(self) -> int | None:
         """How long a resumed connection waits for its client's bytes beyond the replica
@@ -2882,8 +2888,12 @@ class Member:
 
     def _arm_recovery(self, client: IPv6Address) -> None:
         """The recovery of ``client`` has ``rebind_timeout`` from now to bind it, or its
-        connections are reset (RECOVER_TIMER)."""
+        connections are reset (RECOVER_TIMER). Its frozen connections go to this member's
+        buddy at once: should this member die before the recovery binds the client, the
+        buddy resumes it (a chaos run lost a client whose second server died three seconds
+        into its recovery)."""
         self._emit(StartTimer(self._now + self.config.rebind_timeout, (RECOVER_TIMER, client)))
+        self.request_replicate(client)
 
     def _recovered(self, client: IPv6Address) -> None:
         recovery = self._recovering.pop(client)
@@ -2934,6 +2944,7 @@ class Member:
         )
         for sock in recovery.socks:
             sock.abort()
+        self._drop_replica(client)
         self.udp.forget(client)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
         self.tunnelled.forget(client)
@@ -2946,6 +2957,7 @@ class Member:
         self._count("recover_superseded")
         log.warning("replication: %s is served by another member; not resumed here", client)
         self._release(socks, handed_off=True)
+        self._drop_replica(client)
         self.udp.release(client)
         self._mobile(self.mobile.forget_correspondent(self._now, client))
 

@@ -811,6 +811,33 @@ def test_a_donor_dying_as_its_handoff_completes_leaves_no_replica_taking_the_cli
     assert "recover_yielded" not in lab.members[acceptor].counters
 
 
+def test_a_member_dying_while_it_recovers_a_client_leaves_it_to_its_own_buddy() -> None:
+    """m2 serves the client (replicated to m3) and dies; m3 resumes the client, and dies too
+    before its binding reaches the client (its packets to the client lost here). m3 sent its
+    buddy m1 the frozen connections when its recovery began: m1 resumes the client in turn,
+    and the download is whole (a chaos run lost a client whose second server died three
+    seconds into its recovery, nothing of the recovery replicated)."""
+    size = 20_000_000
+    lab, fetch = served_by_m2(size)
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    m3_own = MEMBERS["m3"].packed
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m2")
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m3"] not in m1._replicas or CLIENT not in m1._replicas[MEMBERS["m3"]]:
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m3_own)
+        lab.net.run_for(0.001)
+    assert CLIENT in m3._recovering
+    lab.kill("m3")
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m3")
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert m1.counters.get("recover_completed") == 1
+
+
 def test_buddy_prepared_as_acceptor_recovers_when_the_donor_dies_before_init() -> None:
     """m2 asks its buddy m3 to take the client (PREPARE: return routability in advance) and
     dies before its INIT. m3 holds no connection from the handoff, only m2's replica: the
