@@ -735,6 +735,21 @@ static void sack_insert(struct tcp_conn *c, uint32_t l, uint32_t r)
     c->sack_count = (uint8_t)(n + 1);
 }
 
+/* Whether the peer reports (RFC 2018) holding bytes past SND.MAX, which this
+ * instance never sent: after tcp_resync, the dead holder's beyond a hole the
+ * peer waits for. TCP_CF_RESYNCED stays while it does: filling the hole, the
+ * peer's acknowledgement jumps past SND.MAX, and refused (RFC 5961 5.2) with
+ * the window full, the stream never moved again (a chaos run's stall). */
+static bool sacked_past_snd_max(const struct tcp_conn *c, const struct seg *s)
+{
+    uint32_t k;
+
+    for (k = 0; k < s->nsack; k++)
+        if (seq_gt(s->sack[k][1], c->snd_max))
+            return true;
+    return false;
+}
+
 static void sack_update(struct tcp_conn *c, const struct seg *s)
 {
     uint32_t k, outstanding = c->snd_max - c->snd_una;
@@ -935,7 +950,8 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
         uint32_t from_ring = min32(data, ring);
 
         fin_acked = acked > total; /* SND.MAX <= data end + 1 (the FIN) */
-        c->flags &= (uint16_t)~TCP_CF_RESYNCED; /* the peer has what we sent */
+        if (!sacked_past_snd_max(c, s)) /* the peer has what we sent */
+            c->flags &= (uint16_t)~TCP_CF_RESYNCED;
         ring_consume(&c->snd, from_ring);
         if (data > from_ring) {
             /* acknowledged bytes the application has not written again yet:

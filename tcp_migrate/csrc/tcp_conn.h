@@ -129,9 +129,10 @@ enum tcp_cc_algo {
 #define TCP_CF_RCV_FIN 0x0400    /* FIN received: end of stream for tcp_recv */
 #define TCP_CF_RESYNC 0x0800     /* tcp_resync: the peer's next ACK sets both sides */
 #define TCP_CF_RESYNCED 0x1000   /* set by it; an ACK past SND.MAX sets them again, until
-                                    the peer acknowledges data sent since (what the
-                                    application wrote meanwhile is kept: the bytes the
-                                    peer holds leave the ring, or are skipped) */
+                                    the peer acknowledges data sent since and reports
+                                    (SACK) nothing past SND.MAX (what the application
+                                    wrote meanwhile is kept: the bytes the peer holds
+                                    leave the ring, or are skipped) */
 
 /* tcp_resync: how far the peer may stand beyond the replica, each direction */
 #define TCP_RESYNC_LIMIT (1u << 30)

@@ -494,3 +494,42 @@ def test_the_wait_for_the_peers_bytes_is_the_callers_or_twice_the_age(
     timeout = max(replica.raw.rto_ms, 200)
     expected = 2 * age if peer_wait_ms is None else peer_wait_ms
     assert timeout + expected - 50 <= wait <= timeout + expected + 50, (wait, timeout, age)
+
+
+def test_a_hole_the_replica_fills_lets_the_peer_acknowledge_past_what_it_sent() -> None:
+    """B dies with a hole in what A holds: three of its last segments were lost, and A holds
+    (and reports in SACK blocks) the ones after them. The replica, taken early (its window
+    small), resumes from A's acknowledgement at the hole and sends the hole again; A
+    acknowledges its first segments, and then jumps past everything the replica has sent: it
+    is taken as where A stands, and the stream goes on. Refused as acknowledging data never
+    sent (RFC 5961 5.2), every ACK of A's after it was, the replica's window stayed full and
+    its retransmission was answered with the same ACK (a chaos run's recovered download
+    stalled so)."""
+    pair = Pair(seed=10)
+    received, written = bytearray(), [0]
+    pair.handshake()
+    assert pair.b is not None
+    download(pair, received, 5_000, written)
+    blob, taken = pair.b.replica(pair.now), pair.now
+    download(pair, received, 100_000, written)
+    pair.start(lambda p: received.extend(p.a.recv(1 << 16)))
+    sent = [0]
+
+    def lose_the_first_three(raw: bytes) -> list[bytes]:
+        sent[0] += 1
+        return [] if sent[0] <= 3 else [raw]
+
+    pair.filters["ba"] = lose_the_first_three
+    written[0] = serve(pair.b, written[0], 150_000)
+    pair.flush()
+    pair.filters["ab"] = lambda raw: []  # B dies: A's acknowledgements never reach it
+    pair.run(lambda: not pair.ba.next_time(), max_ms=2_000)
+    del pair.filters["ab"], pair.filters["ba"]
+    assert len(received) == 100_000  # the hole: A holds what came after it out of order
+    replica = take_over(pair, blob, taken)
+    pair.run(lambda: not replica.resyncing, max_ms=2_000)
+    assert replica.acked_offset == 100_000
+    written[0] = replica.acked_offset
+    download(pair, received, 200_000, written)
+    assert bytes(received) == STREAM[:200_000]
+    assert not any(result == InputResult.RESET for _, result in pair.results)
