@@ -376,9 +376,14 @@ class Channel:
         """The frame carrying ``message``, after anything still queued (our confirm) so the
         order on the wire is right. Raises :class:`ChannelStateError` unless established, and
         :class:`~mip6.wire.errors.EmitError` for a message that cannot be encoded."""
+        return self.send_emitted(message.emit())
+
+    def send_emitted(self, payload: bytes) -> bytes:
+        """:meth:`send` for a message emitted already (``Message.emit``): a sender that
+        queues messages before sealing them (frames are numbered in the order sealed)."""
         self._advance(Input.FRAME)
         assert self._sender is not None  # set with the keys, before ESTABLISHED
-        frame = self._sender.seal(message.emit())
+        frame = self._sender.seal(payload)
         return self.data_to_send() + frame
 
     def data_to_send(self) -> bytes:

@@ -8,22 +8,31 @@ frame larger than the buffer goes out in pieces as the peer acknowledges), hands
 to the channel, and reports its events (:class:`~mip6.dserver.channel.Established`,
 :class:`~mip6.dserver.channel.MessageReceived`, :class:`~mip6.dserver.channel.Closed`) to
 ``on_event``. When the channel closes (a forged, replayed or truncated frame, a wrong group
-key, the peer's end of stream) the TCP connection is closed after what is queued has gone out,
-and nothing more is read from it. :func:`connect` opens one to another member;
+key, the peer's end of stream) the TCP connection is closed after what is sealed has gone out
+(messages not sealed yet go with the channel), and nothing more is read from it.
+
+Messages wait emitted but unsealed until the send buffer has room, in two queues: replicas (and
+their drops, which must not overtake them) behind everything else. A frame is sealed when it
+goes into the send buffer, so a membership or handoff message waits behind at most what the
+buffer holds, never behind a backlog of replicas (a loaded chaos run's contact node had 150 kB
+of them queued to a backup, its two-phase commit timed out behind them, and a member could not
+join for good). :func:`connect` opens one to another member;
 :class:`MemberListener` accepts them on the member channel's port.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
 from mip6.dserver.channel import Channel, Closed, Established, Event, Role
-from mip6.dserver.messages import Message
+from mip6.dserver.messages import Message, Replica, ReplicaDrop
 from tcp_migrate.core import TcpState
 from tcp_migrate.stack import Listener, Socket
 
 READ_SIZE = 1 << 16
+BULK = (Replica, ReplicaDrop)  # queued behind everything else, in their own order
 
 EventHandler = Callable[["MemberConnection", Event], None]
 ChannelFactory = Callable[[Role], Channel]
@@ -41,7 +50,11 @@ class MemberConnection:
         self.closed = False
         self.established = False
         self._waiting: list[Message] = []  # sent before the handshake ended
-        self._out = bytearray(channel.start())
+        self._out = bytearray(channel.start())  # sealed, for the send buffer
+        # emitted, not sealed yet (see the module docstring), and their bytes
+        self._urgent: deque[bytes] = deque()
+        self._bulk: deque[bytes] = deque()
+        self._pending = 0
         sock.on_change = self._changed
         self._changed(sock)
 
@@ -53,8 +66,13 @@ class MemberConnection:
         if not self.established:
             self._waiting.append(message)
             return
-        self._out += self.channel.send(message)
+        self._queue(message)
         self._flush()
+
+    def _queue(self, message: Message) -> None:
+        payload = message.emit()
+        (self._bulk if isinstance(message, BULK) else self._urgent).append(payload)
+        self._pending += len(payload)
 
     def _changed(self, sock: Socket) -> None:
         if self.closed:
@@ -78,7 +96,7 @@ class MemberConnection:
                 self.established = True
                 self.identity = event.peer_identity
                 for message in self._waiting:
-                    self._out += self.channel.send(message)
+                    self._queue(message)
                 self._waiting.clear()
                 self._flush()
             self.on_event(self, event)
@@ -90,12 +108,19 @@ class MemberConnection:
     def queued(self) -> int:
         """Bytes sent on the channel that the peer has not acknowledged yet (waiting here or in
         the TCP send buffer): what the peer would never get if this member died now."""
-        return len(self._out) + self.sock.send_buffered
+        return self._pending + len(self._out) + self.sock.send_buffered
 
     def _flush(self) -> None:
         sock = self.sock
         # a send with no room would still mark the connection as having output due
-        while self._out and sock.send_space and not sock.closed_by_app:
+        while sock.send_space and not sock.closed_by_app:
+            if not self._out:
+                queue = self._urgent or self._bulk
+                if not queue or self.closed:
+                    break
+                payload = queue.popleft()
+                self._pending -= len(payload)
+                self._out += self.channel.send_emitted(payload)
             sent = sock.send(bytes(self._out[: sock.send_space]))
             del self._out[:sent]
 

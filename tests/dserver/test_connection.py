@@ -126,3 +126,53 @@ def test_peer_closing_its_side_is_an_end_of_stream_and_the_connection_closes() -
         s.state.name in ("FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "LAST_ACK", "CLOSING")
         for s in h1.stack.connections
     )
+
+
+def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_them() -> None:
+    """Twenty 30 kB replicas queued on the channel, then a REPLICA_DROP and a heartbeat: the
+    heartbeat waits behind what the send buffer holds, not behind the replicas still
+    waiting (a loaded chaos run's two-phase commit timed out behind 150 kB of them), and the
+    drop, whose client's replica must not come after it, arrives after every replica."""
+    net, h1, h2 = lab(11)
+    rng = random.Random(12)
+    got: list[m.Message] = []
+
+    def on_m2(connection: MemberConnection, event: object) -> None:
+        if isinstance(event, MessageReceived):
+            got.append(event.message)
+
+    MemberListener(h2.listen(PORT), channel_factory(M2, KEY, rng), on_m2)
+    conn = connect(
+        functools.partial(h1.connect, net.now),
+        M2,
+        PORT,
+        channel_factory(M1, KEY, rng),
+        lambda c, e: None,
+    )
+    net.nodes["m1"].runtime.flush_host()
+    while not conn.established:
+        net.run_for(0.01)
+    room = conn.sock.send_space  # the send buffer: what goes before the heartbeat, at most
+    client = IPv6Address("2001:db8:99::5")
+    state = m.ConnectionState(snapshot=rng.randbytes(30_000), regenerable=True)
+    for serial in range(20):
+        replica = m.Replica(
+            client=client,
+            binding_sequence=1,
+            lifetime=60,
+            view_number=1,
+            connections=(state,),
+            serial=serial,
+        )
+        conn.send(replica)
+    conn.send(m.ReplicaDrop(client=client))
+    conn.send(m.Heartbeat(sequence=1, echo=0, view_number=1))
+    assert conn.queued > 600_000
+    net.nodes["m1"].runtime.flush_host()
+    net.run_for(20.0)
+    kinds = [type(message).__name__ for message in got]
+    assert len(kinds) == 22 and kinds[-1] == "ReplicaDrop", kinds
+    assert kinds.index("Heartbeat") <= room // 30_000 + 1 < 20, (kinds, room)
+    serials = [message.serial for message in got if isinstance(message, m.Replica)]
+    assert serials == list(range(20))
+    assert conn.queued == 0
