@@ -78,17 +78,42 @@ from mip6.runtime.state import describe
 from mip6.wire.pcap import PcapWriter
 
 if TYPE_CHECKING:
-    from mip6.runtime.fast import FastPath
+    from mip6.runtime.fast import FastPath, FastSelector
 
 log = logging.getLogger(__name__)
 DEREGISTRATION_WAIT = 2.0  # seconds a stopping node waits for its engine to finish (stopped())
 
-__all__ = ["Daemon", "build_engine"]
+__all__ = ["Daemon", "build_engine", "run_daemon"]
+
+
+def run_daemon(config: NodeConfig) -> None:
+    """Run a daemon for ``config`` until it stops (SIGTERM, SIGINT), on an event loop that waits
+    in C with the fast path's links drained there (:class:`mip6.runtime.fast.FastSelector`),
+    or on a plain one where the fast path is not built."""
+    try:
+        from mip6.runtime.fast import FastSelector
+    except ImportError:  # not built: the Python path alone is complete
+        asyncio.run(Daemon(config).run())
+        return
+    selector = FastSelector()
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selector)) as runner:
+        runner.run(Daemon(config, selector=selector).run())
 
 
 class Daemon:
-    def __init__(self, config: NodeConfig, rng: random.Random | None = None) -> None:
+    """One node. ``selector``: the one the running loop was made with, if it is a
+    :class:`~mip6.runtime.fast.FastSelector`: then the fast path's links are drained while it
+    waits, in C (:func:`run_daemon` makes such a loop)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        rng: random.Random | None = None,
+        *,
+        selector: FastSelector | None = None,
+    ) -> None:
         self.config = config
+        self.selector = selector
         self.engine = build_engine(config, rng or random.SystemRandom())
         self.links: dict[str, Link] = {}
         for name, link in config.links.items():
@@ -255,7 +280,13 @@ class Daemon:
         for name, link in self.links.items():
             link.take_reading(fast.reader(name))
         runtime.before_timer = fast.touch
-        log.info("node %s: fast path on", self.config.node)
+        if self.selector is not None:
+            self.selector.fast = fast
+        log.info(
+            "node %s: fast path on%s",
+            self.config.node,
+            "" if self.selector is None else ", waiting in C",
+        )
         return fast
 
     def stop(self) -> None:
@@ -293,6 +324,8 @@ class Daemon:
             self._control.close()
             if self.config.control and os.path.exists(self.config.control):
                 os.unlink(self.config.control)
+        if self.selector is not None:
+            self.selector.fast = None  # before the links' descriptors close
         for link in self.links.values():
             link.close()
 

@@ -11,7 +11,9 @@ the punted ones reach the Python path.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -382,6 +384,101 @@ def test_fast_path_drain_writes_engine_packets_and_punts_the_rest(
         for ours, theirs in pairs:
             ours.close()
             theirs.close()
+
+
+def settle(loop: asyncio.AbstractEventLoop, fds: list[int]) -> None:
+    """Run ``loop`` until none of ``fds`` is readable and its callbacks have all run (a punt
+    handed over is taken by its link's reader in the same iteration)."""
+    for _ in range(1000):
+        loop.run_until_complete(asyncio.sleep(0))
+        if not select.select(fds, [], [], 0)[0]:
+            for _ in range(3):
+                loop.run_until_complete(asyncio.sleep(0))
+            return
+    raise AssertionError("the links stayed readable")
+
+
+@pytest.mark.parametrize("datagram_socket", [False, True], ids=["one_by_one", "batched"])
+def test_fast_selector_waits_in_c_carries_engine_packets_and_hands_the_loop_the_rest(
+    datagram_socket: bool,
+) -> None:
+    # the daemon's loop as run_daemon makes it: C drains the links while the loop waits, and
+    # the loop's callbacks see the punts (through the links' readers) and its other descriptors
+    now = time.monotonic()
+    engine = correspondent((HOME, CARE_OF), now=now)
+    reference = correspondent((HOME, CARE_OF), now=now)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(2)]
+    other, other_peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for sock in (*(end for pair in pairs for end in pair), other, other_peer):
+        sock.setblocking(False)
+    selector = fast.FastSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    punted: list[tuple[str, bytes]] = []
+    seen: list[bytes] = []
+
+    def python_path(name: str, ingress: Ingress):
+        def received(data: bytes) -> None:
+            punted.append((name, data))
+            result = outcome(engine, ingress, data, time.monotonic())
+            if result is not None:
+                pairs[0 if result[0] == "kernel" else 1][0].send(result[1])
+
+        return received
+
+    path = FastPath(
+        engine,
+        [
+            FastLink(
+                name,
+                pairs[index][0].fileno(),
+                ingress,
+                python_path(name, ingress),
+                datagram_socket,
+            )
+            for index, (name, ingress) in enumerate(
+                (("kernel", Ingress.UPPER), ("network", Ingress.NETWORK))
+            )
+        ],
+        "kernel",
+        time.monotonic,
+    )
+    for link in path.links:
+        loop.add_reader(link.fd, path.reader(link.name))
+    loop.add_reader(other.fileno(), lambda: seen.append(other.recv(100)))
+    selector.fast = path
+    links = [pair[0].fileno() for pair in pairs]
+    try:
+        packets = list(corpus()) * 2
+        for ingress in (Ingress.UPPER, Ingress.NETWORK):
+            side = [data for i, data in packets if i is ingress]
+            index = 0 if ingress is Ingress.UPPER else 1
+            for start in range(0, len(side), CHUNK):
+                chunk = side[start : start + CHUNK]
+                for data in chunk:
+                    pairs[index][1].send(data)
+                other_peer.send(b"%d" % start)
+                settle(loop, [*links, other.fileno()])
+                assert seen.pop() == b"%d" % start  # a descriptor that is not a link: the loop's
+                for data in chunk:
+                    expected = outcome(reference, ingress, data, now)
+                    if expected is not None:
+                        link, out = expected
+                        assert pairs[0 if link == "kernel" else 1][1].recv(70000) == out
+                for pair in pairs:  # and nothing else came out
+                    with pytest.raises(BlockingIOError):
+                        pair[1].recv(70000)
+        counters = path.counters()
+        assert counters["kernel.in_packets"] > 0 and counters["network.in_packets"] > 0
+        assert counters["kernel.punted"] + counters["network.punted"] == len(punted)
+        # a timer still fires while C waits with nothing to read
+        started = time.monotonic()
+        loop.run_until_complete(asyncio.sleep(0.02))
+        assert time.monotonic() - started >= 0.02
+    finally:
+        selector.fast = None
+        loop.close()
+        for sock in (*(end for pair in pairs for end in pair), other, other_peer):
+            sock.close()
 
 
 def test_config_fast_path_key_turns_it_off() -> None:

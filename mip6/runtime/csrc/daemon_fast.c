@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -81,6 +82,8 @@ struct dfast {
     uint8_t *buffer; /* the caller's: a punted packet stays there */
     uint8_t *out;    /* DFAST_BUFFER bytes: what a decision makes of a packet */
     int count;
+    int pending_link;          /* a link whose punt dfast_wait left in the buffer; -1: none */
+    struct dfast_punt pending; /* that punt */
     int32_t slots[DFAST_SLOTS]; /* id + 1 of the decision in the slot; 0: empty */
     struct decision decisions[DFAST_MAX_DECISIONS];
 };
@@ -100,6 +103,7 @@ struct dfast *dfast_new(int links, uint8_t *buffer, size_t capacity)
     }
     fast->link_count = links;
     fast->buffer = buffer;
+    fast->pending_link = -1;
     for (int i = 0; i < links; i++)
         fast->links[i].fd = -1;
     return fast;
@@ -676,6 +680,74 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
     flush_all(fast);
     punt->used = used;
     return DFAST_DONE;
+}
+
+static int link_of_fd(const struct dfast *fast, int fd)
+{
+    for (int i = 0; i < fast->link_count; i++)
+        if (fast->links[i].fd == fd)
+            return i;
+    return -1;
+}
+
+#define WAIT_EVENTS 64
+
+int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct dfast_ready *ready,
+               int max)
+{
+    if (fast == NULL || ready == NULL || max <= 0 || budget <= 0)
+        return -EINVAL;
+    if (fast->pending_link >= 0) { /* not taken yet: the caller's reader has not run */
+        ready[0].fd = fast->links[fast->pending_link].fd;
+        ready[0].events = EPOLLIN;
+        return 1;
+    }
+    struct epoll_event events[WAIT_EVENTS];
+    int capacity = max < WAIT_EVENTS ? max : WAIT_EVENTS; /* one entry per event at most */
+    double deadline = timeout_ms > 0 ? monotonic_now() + timeout_ms * 1e-3 : 0;
+    int wait_ms = timeout_ms;
+    for (;;) {
+        int got = epoll_wait(epfd, events, capacity, wait_ms);
+        if (got < 0)
+            return errno == EINTR ? 0 : -errno;
+        int count = 0;
+        for (int e = 0; e < got; e++) {
+            int fd = events[e].data.fd;
+            int link = link_of_fd(fast, fd);
+            uint32_t flags = events[e].events;
+            /* a link's readiness is ours; anything else about it (EPOLLERR, EPOLLHUP) and every
+             * other descriptor are the caller's */
+            if (link < 0 || (flags & ~(uint32_t)EPOLLIN) != 0 || fast->pending_link >= 0) {
+                ready[count].fd = fd;
+                ready[count].events = flags;
+                count++;
+                continue;
+            }
+            if (dfast_drain(fast, link, budget, &fast->pending) == DFAST_PUNT) {
+                fast->pending_link = link; /* the buffer holds it: read nothing more here */
+                ready[count].fd = fd;
+                ready[count].events = flags;
+                count++;
+            }
+        }
+        if (count > 0 || timeout_ms == 0)
+            return count;
+        if (timeout_ms > 0) {
+            double left = deadline - monotonic_now();
+            if (left <= 0)
+                return 0;
+            wait_ms = (int)ceil(left * 1e3);
+        }
+    }
+}
+
+int dfast_take_punt(struct dfast *fast, int link, struct dfast_punt *punt)
+{
+    if (fast == NULL || punt == NULL || fast->pending_link < 0 || fast->pending_link != link)
+        return DFAST_DONE;
+    *punt = fast->pending;
+    fast->pending_link = -1;
+    return DFAST_PUNT;
 }
 
 const struct dfast_counters *dfast_counters(const struct dfast *fast, int link)

@@ -73,6 +73,12 @@ struct dfast_punt {
     uint32_t used; /* packets read by this call, the punted one included */
 };
 
+/* A descriptor dfast_wait leaves to the caller's event loop, with its epoll events. */
+struct dfast_ready {
+    int32_t fd;
+    uint32_t events;
+};
+
 struct dfast;
 
 /* Fast path state for `links` links (0 .. links-1) reading into `buffer` (`capacity` bytes,
@@ -115,6 +121,22 @@ int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size
  * returns. Returns DFAST_DONE, or DFAST_PUNT with the packet left in the buffer, untouched
  * (the packets read ahead after it wait for the next call). */
 int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *punt);
+
+/* The event loop's wait, with the links read here: epoll_wait on `epfd` (the loop's epoll
+ * descriptor, where the links' descriptors are registered with their own fd as data) for at
+ * most `timeout_ms` (-1: no limit; 0: once, without waiting). A readable link is drained here
+ * (dfast_drain, `budget` packets per readiness) and waited on again, without returning, so
+ * established traffic never wakes the caller. Returns, as soon as there is any, what the
+ * caller must see: descriptors that are not links, a link's other events (an error, a hang-up)
+ * and a link whose drain punted a packet (kept for dfast_take_punt, and this call returns at
+ * once); at most `max` entries in `ready` (the count), 0 when the time is up or a signal came
+ * (EINTR: the caller's handlers run), -errno when epoll_wait fails otherwise. A punt not yet
+ * taken is reported again before anything is read. */
+int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct dfast_ready *ready,
+               int max);
+/* The packet dfast_wait punted from link `link`, if there is one: DFAST_PUNT with `punt`
+ * filled and the packet in the buffer (as dfast_drain leaves it), else DFAST_DONE. */
+int dfast_take_punt(struct dfast *fast, int link, struct dfast_punt *punt);
 
 const struct dfast_counters *dfast_counters(const struct dfast *fast, int link);
 
