@@ -116,10 +116,15 @@ class Daemon:
         self.selector = selector
         self.engine = build_engine(config, rng or random.SystemRandom())
         self.links: dict[str, Link] = {}
+        # The shim's kernel device offloads TCP segmentation to the daemon when the fast path
+        # reads it (mip6.runtime.offload): one read per 64 kB the kernel's TCP sends
+        offload = self._fast_path_wanted() and config.offload
         for name, link in config.links.items():
             if link.type == "tun":
                 assert link.device is not None
-                self.links[name] = TunLink(name, link.device)
+                self.links[name] = TunLink(
+                    name, link.device, offload=offload and name == KERNEL_LINK
+                )
             elif link.type == "interface":
                 assert link.device is not None
                 self.links[name] = InterfaceLink(name, link.device)
@@ -249,22 +254,31 @@ class Daemon:
             )
             await self.driver.open()
 
-    def _open_fast_path(self, runtime: NodeRuntime) -> FastPath | None:
-        """The C fast path over the open links (:mod:`mip6.runtime.fast`), unless the
-        configuration turns it off, a link has a tap (written by Python only), the engine
-        gives no decisions or the extension is not built."""
-        if not self.config.fast_path or self.config.pcap or not isinstance(self.engine, FastEngine):
-            return None
-        if any(isinstance(link, InterfaceLink) for link in self.links.values()):
-            # An interface link reads Ethernet frames from its TAP and sends through a raw
-            # socket; the C reader and writer handle one packet per read and write of one fd
-            log.info("node %s: no fast path on an interface link", self.config.node)
-            return None
+    def _fast_path_wanted(self) -> bool:
+        """Whether the C fast path will read the links: on in the configuration, no tap (taps
+        are written by Python only), an engine that gives decisions, no interface link (it
+        reads Ethernet frames from its TAP and sends through a raw socket, where C handles
+        one packet per read and write of one fd) and the extension built."""
+        config = self.config
+        if not config.fast_path or config.pcap or not isinstance(self.engine, FastEngine):
+            return False
+        if any(link.type == "interface" for link in config.links.values()):
+            log.info("node %s: no fast path on an interface link", config.node)
+            return False
         try:
-            from mip6.runtime.fast import FastLink, FastPath
+            import mip6.runtime.fast  # noqa: F401
         except ImportError as error:  # not built: the Python path alone is complete
-            log.info("node %s: no fast path (%s)", self.config.node, error)
+            log.info("node %s: no fast path (%s)", config.node, error)
+            return False
+        return True
+
+    def _open_fast_path(self, runtime: NodeRuntime) -> FastPath | None:
+        """The C fast path over the open links (:mod:`mip6.runtime.fast`), if it is wanted
+        (:meth:`_fast_path_wanted`)."""
+        if not self._fast_path_wanted():
             return None
+        from mip6.runtime.fast import FastLink, FastPath
+
         links = [
             FastLink(
                 name,
@@ -272,6 +286,7 @@ class Daemon:
                 Ingress.UPPER if name == KERNEL_LINK else Ingress.NETWORK,
                 link.received,
                 link.datagram_socket,
+                isinstance(link, TunLink) and link.offload,
             )
             for name, link in self.links.items()
         ]

@@ -61,6 +61,9 @@ _LINK_COUNTERS: Final = (
     "punted",
     "send_errors",
     "receive_errors",
+    "offload_frames",
+    "offload_errors",
+    "coalesced",
 )
 
 
@@ -75,6 +78,7 @@ class FastLink:
     ingress: Ingress
     received: Callable[[bytes], None]
     datagram_socket: bool = False  # read and written in batches (recvmmsg, sendmmsg)
+    offload: bool = False  # a TUN device with TCP segmentation offload (mip6.runtime.offload)
 
 
 class FastPath:
@@ -105,6 +109,8 @@ class FastPath:
                 self._fast, index, link.fd, link.ingress, link.datagram_socket
             )
             _check(status, "dfast_set_link")
+            if link.offload:
+                _check(lib.dfast_set_offload(self._fast, index), "dfast_set_offload")
         self._punt = ffi.new("struct dfast_punt *")
         self._ready = ffi.new("struct dfast_ready[]", READY_ENTRIES)
         self._version = engine.fast_version()
@@ -284,6 +290,25 @@ class FastPath:
         if size < 0:
             return None
         return self.links[link[0]].name, bytes(out[:size])
+
+    @staticmethod
+    def frame_packets(frame: bytes) -> list[bytes] | None:
+        """What C makes of one read of an offloading TUN device (``dfast_frame_packet``), or
+        None where it drops it. For the differential tests against
+        :func:`mip6.runtime.offload.packets`."""
+        out = bytearray(BUFFER_BYTES)
+        view = ffi.from_buffer("uint8_t[]", out, require_writable=True)
+        made = []
+        for index in range(1 << 16):
+            size = lib.dfast_frame_packet(
+                ffi.from_buffer("uint8_t[]", frame), len(frame), index, view, len(out)
+            )
+            if size < 0:
+                return None
+            if size == 0:
+                return made
+            made.append(bytes(out[:size]))
+        raise AssertionError("more packets than a frame holds")
 
     def learn(self, ingress: Ingress, packet: bytes) -> None:
         """Install the engine's decision for packets like ``packet`` (as after a punt)."""

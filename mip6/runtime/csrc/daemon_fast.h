@@ -59,6 +59,10 @@ struct dfast_counters {
     uint64_t punted;         /* read, then left to Python */
     uint64_t send_errors;    /* a write that failed (a full queue, a device that is down) */
     uint64_t receive_errors; /* a read that failed other than EAGAIN */
+    uint64_t offload_frames; /* an offloading TUN device's reads of a segment to cut */
+    uint64_t offload_errors; /* such reads dropped: offloads not asked for, bad offsets */
+    uint64_t coalesced;      /* packets written to an offloading TUN device inside a frame of
+                                several (one TCP segment for the kernel to take whole) */
 };
 
 /* What one decision carried since it was installed. */
@@ -93,6 +97,24 @@ void dfast_free(struct dfast *fast);
  * A `datagram_socket` is read and written in batches (recvmmsg, sendmmsg): -ENOMEM when
  * their buffers cannot be had. */
 int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagram_socket);
+
+/* Link `link` (a TUN device, set) was opened with IFF_VNET_HDR and TUNSETOFFLOAD(TUN_F_CSUM |
+ * TUN_F_TSO6) (mip6/runtime/offload.py): every read is a virtio_net header and a packet that
+ * may be a TCP segment to cut or have its checksum left to us. What a read gives is made into
+ * whole packets (dfast_frame_packet) before anything else looks at them. What one dfast_drain
+ * writes to it is coalesced where it can be: consecutive full-sized segments of one TCP
+ * connection, headers equal but for the sequence number (PSH on the last), written as one
+ * frame for the kernel to take as the segments it is (the reverse of a read: cutting the
+ * frame with dfast_frame_packet gives them back, byte for byte); every other write gets a
+ * header asking nothing. -ENOMEM, -EINVAL (a datagram socket, a link not set). */
+int dfast_set_offload(struct dfast *fast, int link);
+
+/* Packet `index` (0, 1, ...) of `frame` (`size` bytes: a virtio_net header and a packet, one
+ * read of an offloading TUN device), written to `out` (`capacity` >= DFAST_MAX_PACKET): its
+ * length; 0 when the frame has no packet `index`; -EINVAL for a frame the offloads asked for
+ * cannot make (another GSO type, offsets outside the packet). As mip6.runtime.offload.packets. */
+int dfast_frame_packet(const uint8_t *frame, size_t size, uint32_t index, uint8_t *out,
+                       size_t capacity);
 
 /* Packets from `ingress` with source and destination `key` (32 bytes: IPv6 header bytes 8-39)
  * take `action` with `address` (16 bytes; with `source` and `hop_limit` the outer header's of
