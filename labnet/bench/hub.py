@@ -55,7 +55,8 @@ over the relays' chain, over ``same_time_relay_tun_added_rtt_us``;
 differences a run looks for between one measurement and the next, so every lab figure is
 measured beside its baselines: a veth pair, the bare relay and the hub between TUN devices
 (``same_time_veth_rtt_us``, ``same_time_relay_tun_added_rtt_us``, ``same_time_hub_added_rtt_us``,
-``same_time_relay_tun_mbps``) and every lab below (relays' chains, shim, shim without captures,
+``same_time_relay_tun_mbps``), the one-daemon pass below (``same_time_daemon_shim_*``, its
+factors as ``daemon_shim``'s) and every lab below (relays' chains, shim, shim without captures,
 shim and home agent without the fast path, home agent, member) are up together; their RTTs are
 taken in turn, three rounds of pings each (:func:`_interleaved_rtt_us`), and their TCP rates in
 :data:`TCP_ROUNDS` rounds, each path once per round (``lab_tcp_rounds_mbps``: every
@@ -942,6 +943,8 @@ def run_netns(seconds: float, tcp_seconds: float) -> dict[str, Any]:
         _namespaces(f"{tag}-ha", f"{tag}-hb") as hub_pair,
         tempfile.TemporaryDirectory(prefix="labnet-bench-hub-") as captures,
         _forwarder(_run_tun_hub, (tun_hub_config(tag, hub_pair, Path(captures)),)),
+        _namespaces(f"{tag}-da", f"{tag}-db") as daemon_pair,
+        _forwarder(_run_daemon, (tag, daemon_pair, True)),
         _relay_lab(tag) as relay_lab,
         _relay_lab(tag, captures=False) as relay_nocapture_lab,
         _lab(_TOPOLOGY, True, "s") as shim_lab,
@@ -953,6 +956,7 @@ def run_netns(seconds: float, tcp_seconds: float) -> dict[str, Any]:
     ):
         chains = {
             "same_time_relay_tun": relay_pair,
+            "same_time_daemon_shim": daemon_pair,
             "lab_relay": relay_lab,
             "lab_relay_nocapture": relay_nocapture_lab,
             "lab_shim": shim_lab,
@@ -984,6 +988,14 @@ def run_netns(seconds: float, tcp_seconds: float) -> dict[str, Any]:
     results["same_time_hub_added_rtt_us"] = round(hub_pass, 1)
     results["same_time_relay_tun_mbps"] = round(mbps["same_time_relay_tun"], 1)
     relay_mbps = mbps["same_time_relay_tun"]
+    # issue #13's single pass, against the relay beside it
+    daemon_pass = rtt["same_time_daemon_shim"] - veth
+    results["same_time_daemon_shim_added_rtt_us"] = round(daemon_pass, 1)
+    results["same_time_daemon_shim_rtt_factor"] = round(daemon_pass / relay_pass, 2)
+    results["same_time_daemon_shim_tcp_mbps"] = round(mbps["same_time_daemon_shim"], 1)
+    results["same_time_daemon_shim_tcp_factor"] = round(
+        relay_mbps / mbps["same_time_daemon_shim"], 2
+    )
     for prefix in ("lab_relay", "lab_relay_nocapture", "lab_shim", "lab_shim_nocapture",
                    "lab_shim_nofast", "lab_ha", "lab_ha_nofast", "lab_member"):  # fmt: skip
         results[f"{prefix}_rtt_us"] = round(rtt[prefix], 1)
