@@ -496,6 +496,25 @@ correspondent: {}
     assert parse(text + "fast_path: false\n").fast_path is False
 
 
+def test_config_offload_key_turns_the_kernel_devices_offload_off() -> None:
+    text = """
+node: cn
+role: correspondent
+links:
+  kernel: {type: tun, name: k0}
+  network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}
+correspondent: {}
+"""
+    assert parse(text).offload is True
+    assert parse(text + "offload: false\n").offload is False
+    from mip6.runtime.daemon import Daemon
+    from mip6.runtime.links import TunLink
+
+    for extra, expected in (("", True), ("offload: false\n", False), ("fast_path: false\n", False)):
+        kernel = Daemon(parse(text + extra)).links["kernel"]
+        assert isinstance(kernel, TunLink) and kernel.offload is expected
+
+
 def test_fast_action_values_match_the_c_enum() -> None:
     lib = fast.lib
     assert FastAction.FORWARD == lib.DFAST_FORWARD
