@@ -345,6 +345,7 @@ class NetnsLab:
         role_options: dict[str, dict[str, Any]] | None = None,
         pinned: dict[str, str] | None = None,
         fast_path: bool | None = None,
+        captures: bool = True,
     ) -> NetnsLab:
         """Start the lab; on any failure everything started so far is removed again. ``esp``:
         home registrations under ESP with fresh random keys (see the module's description).
@@ -358,7 +359,9 @@ class NetnsLab:
         (``{"iut": {"constants": {"max_nonce_lifetime": 8}}}``); ``pinned`` sends everything
         arriving on an ``external`` node's link to another node's link whatever its
         destination (hub link key ``to``: a tester cabled to the node under test);
-        ``fast_path``: the daemons' C fast path (None: on unless ``LABNET_FAST_PATH=off``)."""
+        ``fast_path``: the daemons' C fast path (None: on unless ``LABNET_FAST_PATH=off``);
+        ``captures=False``: the hub writes no pcap (``labnet bench hub`` measures the daemons
+        with and without the hub's capture cost)."""
         if os.geteuid() != 0:
             raise LabError("the netns backend needs root (network namespaces, TUN devices)")
         topology = (
@@ -386,6 +389,7 @@ class NetnsLab:
                 "backend": "netns",
                 "esp": esp,
                 "fast_path": fast_path_default() if fast_path is None else fast_path,
+                "captures": captures,
                 "topology": spec,
                 "role_options": role_options or {},
                 "pinned": pinned or {},
@@ -463,7 +467,7 @@ class NetnsLab:
         return {
             "bind": "127.0.0.1",
             "control": "127.0.0.1:0",
-            "pcap_dir": "pcap",
+            **({"pcap_dir": "pcap"} if self.state.get("captures", True) else {}),
             "seed": 1,
             "realtime": True,
             "links": links,
@@ -809,6 +813,8 @@ class NetnsLab:
         links = self.state["hub"].get("links", {})
         if link not in links:
             raise LabError(f"no link {link!r} (links: {', '.join(links)})")
+        if links[link]["pcap"] is None:
+            raise LabError(f"lab {self.name!r} was started without captures")
         with contextlib.suppress(LabError, TimeoutError, OSError):
             self.hub_query("flush")
         return str(links[link]["pcap"])

@@ -39,7 +39,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -167,7 +166,7 @@ def _quiet_pyroute2(record: logging.LogRecord) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from mip6.runtime.config import ConfigError, load
-    from mip6.runtime.daemon import Daemon
+    from mip6.runtime.daemon import run_daemon
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -182,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as error:
         print(f"mip6: {error}", file=sys.stderr)
         return 2
-    asyncio.run(Daemon(config).run())
+    run_daemon(config)
     return 0
 
 

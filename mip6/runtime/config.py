@@ -24,6 +24,9 @@ One file per node::
     fast_path: true                 # optional: established traffic through the C fast path
                                     # (mip6.runtime.fast) where it is built; false: the
                                     # engine sees every packet
+    offload: true                   # optional, with the fast path: the shim's kernel TUN device
+                                    # hands the daemon the kernel's TCP segments of up to 64 kB
+                                    # to cut (mip6.runtime.offload); false: 1 packet per read
     home_agent: {address: ..., home_prefixes: [...], allow_unprotected_registration: false}
     mobile_node: {home_address: ..., home_agent: ..., care_of_address: ...}
     correspondent: {binding_cache_size: 4096, nonce_interval: 30}
@@ -204,6 +207,7 @@ class NodeConfig:
     apps: tuple[AppConfig, ...] = ()  # host mode: applications inside the daemon
     tcp: Config | None = None  # host mode: the ``tcp`` block over TCP_DEFAULTS, if given
     fast_path: bool = True  # the C fast path where built (mip6.runtime.fast)
+    offload: bool = True  # with the fast path: TCP segmentation offload (mip6.runtime.offload)
 
     @property
     def network_links(self) -> tuple[str, ...]:
@@ -329,7 +333,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
     top = reader.mapping(root, "")
     sections = {name for entry in ROLES.values() for name in entry.sections}
     allowed = {"node", "role", "mode", "control", "links", "pcap", "netns", "ipsec", "apps"}
-    allowed |= {"tcp", "fast_path"}
+    allowed |= {"tcp", "fast_path", "offload"}
     allowed |= {*ROLES, *sections}
     for name, (key_node, _) in top.items():
         if name not in allowed:
@@ -410,9 +414,10 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
         )
     ipsec = _ipsec(reader, text, top["ipsec"], role_name) if "ipsec" in top else None
     fast_path = reader.boolean(top["fast_path"][1], "fast_path") if "fast_path" in top else True
+    offload = reader.boolean(top["offload"][1], "offload") if "offload" in top else True
     return NodeConfig(
         path, node, role_name, mode, links, control, pcap, options, netns, ipsec, apps, tcp,
-        fast_path,
+        fast_path, offload,
     )  # fmt: skip
 
 

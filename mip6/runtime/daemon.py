@@ -78,23 +78,53 @@ from mip6.runtime.state import describe
 from mip6.wire.pcap import PcapWriter
 
 if TYPE_CHECKING:
-    from mip6.runtime.fast import FastPath
+    from mip6.runtime.fast import FastPath, FastSelector
 
 log = logging.getLogger(__name__)
 DEREGISTRATION_WAIT = 2.0  # seconds a stopping node waits for its engine to finish (stopped())
 
-__all__ = ["Daemon", "build_engine"]
+__all__ = ["Daemon", "build_engine", "run_daemon"]
+
+
+def run_daemon(config: NodeConfig) -> None:
+    """Run a daemon for ``config`` until it stops (SIGTERM, SIGINT), on an event loop that waits
+    in C with the fast path's links drained there (:class:`mip6.runtime.fast.FastSelector`),
+    or on a plain one where the fast path is not built."""
+    try:
+        from mip6.runtime.fast import FastSelector
+    except ImportError:  # not built: the Python path alone is complete
+        asyncio.run(Daemon(config).run())
+        return
+    selector = FastSelector()
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selector)) as runner:
+        runner.run(Daemon(config, selector=selector).run())
 
 
 class Daemon:
-    def __init__(self, config: NodeConfig, rng: random.Random | None = None) -> None:
+    """One node. ``selector``: the one the running loop was made with, if it is a
+    :class:`~mip6.runtime.fast.FastSelector`: then the fast path's links are drained while it
+    waits, in C (:func:`run_daemon` makes such a loop)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        rng: random.Random | None = None,
+        *,
+        selector: FastSelector | None = None,
+    ) -> None:
         self.config = config
+        self.selector = selector
         self.engine = build_engine(config, rng or random.SystemRandom())
         self.links: dict[str, Link] = {}
+        # The shim's kernel device offloads TCP segmentation to the daemon when the fast path
+        # reads it (mip6.runtime.offload): one read per 64 kB the kernel's TCP sends
+        offload = self._fast_path_wanted() and config.offload
         for name, link in config.links.items():
             if link.type == "tun":
                 assert link.device is not None
-                self.links[name] = TunLink(name, link.device)
+                self.links[name] = TunLink(
+                    name, link.device, offload=offload and name == KERNEL_LINK
+                )
             elif link.type == "interface":
                 assert link.device is not None
                 self.links[name] = InterfaceLink(name, link.device)
@@ -224,22 +254,31 @@ class Daemon:
             )
             await self.driver.open()
 
-    def _open_fast_path(self, runtime: NodeRuntime) -> FastPath | None:
-        """The C fast path over the open links (:mod:`mip6.runtime.fast`), unless the
-        configuration turns it off, a link has a tap (written by Python only), the engine
-        gives no decisions or the extension is not built."""
-        if not self.config.fast_path or self.config.pcap or not isinstance(self.engine, FastEngine):
-            return None
-        if any(isinstance(link, InterfaceLink) for link in self.links.values()):
-            # An interface link reads Ethernet frames from its TAP and sends through a raw
-            # socket; the C reader and writer handle one packet per read and write of one fd
-            log.info("node %s: no fast path on an interface link", self.config.node)
-            return None
+    def _fast_path_wanted(self) -> bool:
+        """Whether the C fast path will read the links: on in the configuration, no tap (taps
+        are written by Python only), an engine that gives decisions, no interface link (it
+        reads Ethernet frames from its TAP and sends through a raw socket, where C handles
+        one packet per read and write of one fd) and the extension built."""
+        config = self.config
+        if not config.fast_path or config.pcap or not isinstance(self.engine, FastEngine):
+            return False
+        if any(link.type == "interface" for link in config.links.values()):
+            log.info("node %s: no fast path on an interface link", config.node)
+            return False
         try:
-            from mip6.runtime.fast import FastLink, FastPath
+            import mip6.runtime.fast  # noqa: F401
         except ImportError as error:  # not built: the Python path alone is complete
-            log.info("node %s: no fast path (%s)", self.config.node, error)
+            log.info("node %s: no fast path (%s)", config.node, error)
+            return False
+        return True
+
+    def _open_fast_path(self, runtime: NodeRuntime) -> FastPath | None:
+        """The C fast path over the open links (:mod:`mip6.runtime.fast`), if it is wanted
+        (:meth:`_fast_path_wanted`)."""
+        if not self._fast_path_wanted():
             return None
+        from mip6.runtime.fast import FastLink, FastPath
+
         links = [
             FastLink(
                 name,
@@ -247,6 +286,7 @@ class Daemon:
                 Ingress.UPPER if name == KERNEL_LINK else Ingress.NETWORK,
                 link.received,
                 link.datagram_socket,
+                isinstance(link, TunLink) and link.offload,
             )
             for name, link in self.links.items()
         ]
@@ -255,7 +295,13 @@ class Daemon:
         for name, link in self.links.items():
             link.take_reading(fast.reader(name))
         runtime.before_timer = fast.touch
-        log.info("node %s: fast path on", self.config.node)
+        if self.selector is not None:
+            self.selector.fast = fast
+        log.info(
+            "node %s: fast path on%s",
+            self.config.node,
+            "" if self.selector is None else ", waiting in C",
+        )
         return fast
 
     def stop(self) -> None:
@@ -293,6 +339,8 @@ class Daemon:
             self._control.close()
             if self.config.control and os.path.exists(self.config.control):
                 os.unlink(self.config.control)
+        if self.selector is not None:
+            self.selector.fast = None  # before the links' descriptors close
         for link in self.links.values():
             link.close()
 

@@ -22,11 +22,23 @@ packets punted to the engine; per binding, packets carried under its decisions.
 
 Taps (a link's ``pcap``) are written by the Python path only, so a daemon with a tap does not
 use the fast path; nor does one whose ``fast_path`` key is false.
+
+**Waiting in C.** On an ordinary asyncio loop each readable link wakes the loop, which calls
+:meth:`FastPath.drain`: an iteration of the loop in Python per wake-up, on the latency of every
+packet that wakes the daemon (most of them, at a ping's pace). A loop made on a
+:class:`FastSelector` (:func:`new_event_loop`) waits in C instead (``dfast_wait``): the loop's
+own epoll descriptor, the links drained there as they become readable, and the loop sees only
+what it must: its other descriptors (the control socket, signals' wake-up, a host's sockets),
+and a link with a packet punted, which its reader (:meth:`FastPath.drain`) takes first. The
+engine only runs while the loop does, between two waits, so a decision cannot go stale while C
+waits: its version is checked before each wait, as before each drain.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import selectors
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -35,6 +47,9 @@ from mip6.core.datapath import FastAction, FastDecision, Ingress
 from mip6.core.engine import FastEngine
 from mip6.runtime._fast import ffi, lib
 
+READY_ENTRIES: Final = 64  # descriptors one wait in C hands the loop at most
+_EPOLLIN: Final = 0x001  # sys/epoll.h
+_EPOLLOUT: Final = 0x004
 BUDGET: Final = 256  # packets one readable event drains before the loop runs other callbacks
 BUFFER_BYTES: Final = lib.DFAST_BUFFER
 MAX_DECISIONS: Final = lib.DFAST_MAX_DECISIONS
@@ -46,6 +61,9 @@ _LINK_COUNTERS: Final = (
     "punted",
     "send_errors",
     "receive_errors",
+    "offload_frames",
+    "offload_errors",
+    "coalesced",
 )
 
 
@@ -60,6 +78,7 @@ class FastLink:
     ingress: Ingress
     received: Callable[[bytes], None]
     datagram_socket: bool = False  # read and written in batches (recvmmsg, sendmmsg)
+    offload: bool = False  # a TUN device with TCP segmentation offload (mip6.runtime.offload)
 
 
 class FastPath:
@@ -90,7 +109,10 @@ class FastPath:
                 self._fast, index, link.fd, link.ingress, link.datagram_socket
             )
             _check(status, "dfast_set_link")
+            if link.offload:
+                _check(lib.dfast_set_offload(self._fast, index), "dfast_set_offload")
         self._punt = ffi.new("struct dfast_punt *")
+        self._ready = ffi.new("struct dfast_ready[]", READY_ENTRIES)
         self._version = engine.fast_version()
         # (ingress, source and destination) -> (C id, decision), as installed in C
         self._decisions: dict[bytes, tuple[int, FastDecision]] = {}
@@ -108,19 +130,55 @@ class FastPath:
 
     def drain(self, index: int) -> None:
         """Read link ``index`` until it has nothing more (or :data:`BUDGET` packets): C
-        carries what it has decisions for, Python the rest."""
+        carries what it has decisions for, Python the rest; first the packet a wait in C
+        punted from it, if there is one."""
         self._check_version()
         punt = self._punt
         budget = BUDGET
+        status = lib.dfast_take_punt(self._fast, index, punt)
+        if status != lib.DFAST_PUNT:
+            status = lib.dfast_drain(self._fast, index, budget, punt)
         # With the budget spent, C still hands over what a datagram socket read ahead (budget
         # 0 reads nothing new): its descriptor need not become readable again for those.
-        while lib.dfast_drain(self._fast, index, budget, punt) == lib.DFAST_PUNT:
+        while status == lib.DFAST_PUNT:
             budget = max(budget - punt.used, 0)
             data = bytes(self._buffer[: punt.size])
             link = self.links[index]
             link.received(data)
             self._check_version()
             self._learn(link.ingress, data)
+            status = lib.dfast_drain(self._fast, index, budget, punt)
+
+    def wait(
+        self, selector: selectors.EpollSelector, timeout: float | None
+    ) -> list[tuple[selectors.SelectorKey, int]]:
+        """``selector.select(timeout)`` with the links drained in C meanwhile (``dfast_wait``):
+        what the loop must see of the selector's descriptors, as ``select`` gives it."""
+        self._check_version()  # the loop's callbacks ran since the last wait: the engine too
+        if timeout is None:
+            milliseconds = -1
+        elif timeout <= 0:
+            milliseconds = 0
+        else:  # as selectors.EpollSelector: rounded up, so a timer is never woken early
+            milliseconds = math.ceil(timeout * 1e3)
+        count = lib.dfast_wait(
+            self._fast, selector.fileno(), milliseconds, BUDGET, self._ready, len(self._ready)
+        )
+        _check(count, "dfast_wait")
+        ready = []
+        keys = selector.get_map()
+        for entry in self._ready[0:count]:
+            key = keys.get(entry.fd)
+            if key is None:
+                continue  # unregistered meanwhile, as selectors.EpollSelector skips it
+            flags = entry.events
+            events = 0
+            if flags & ~_EPOLLIN:  # selectors.EpollSelector's own mapping
+                events |= selectors.EVENT_WRITE
+            if flags & ~_EPOLLOUT:
+                events |= selectors.EVENT_READ
+            ready.append((key, events & key.events))
+        return ready
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -233,10 +291,43 @@ class FastPath:
             return None
         return self.links[link[0]].name, bytes(out[:size])
 
+    @staticmethod
+    def frame_packets(frame: bytes) -> list[bytes] | None:
+        """What C makes of one read of an offloading TUN device (``dfast_frame_packet``), or
+        None where it drops it. For the differential tests against
+        :func:`mip6.runtime.offload.packets`."""
+        out = bytearray(BUFFER_BYTES)
+        view = ffi.from_buffer("uint8_t[]", out, require_writable=True)
+        made = []
+        for index in range(1 << 16):
+            size = lib.dfast_frame_packet(
+                ffi.from_buffer("uint8_t[]", frame), len(frame), index, view, len(out)
+            )
+            if size < 0:
+                return None
+            if size == 0:
+                return made
+            made.append(bytes(out[:size]))
+        raise AssertionError("more packets than a frame holds")
+
     def learn(self, ingress: Ingress, packet: bytes) -> None:
         """Install the engine's decision for packets like ``packet`` (as after a punt)."""
         self._check_version()
         self._learn(ingress, packet)
+
+
+class FastSelector(selectors.EpollSelector):
+    """An epoll selector that waits in C, draining the links of its :attr:`fast` path, when it
+    has one (see the module's description); without one it is the standard library's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fast: FastPath | None = None
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self.fast is None:
+            return super().select(timeout)
+        return self.fast.wait(self, timeout)
 
 
 def _check(status: int, what: str) -> None:

@@ -11,7 +11,9 @@ the punted ones reach the Python path.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -26,9 +28,11 @@ from mip6.core.actions import Deliver, Transmit
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.datapath import FastAction, Ingress
 from mip6.roles.correspondent_node import CorrespondentNode
+from mip6.runtime import offload
 from mip6.runtime.config import parse
 from mip6.wire import icmpv6 as icmp
 from mip6.wire import mobility as mh
+from mip6.wire.checksum import ones_complement_sum, pseudo_header
 from mip6.wire.ipv6 import Ipv6Packet, Payload
 from mip6.wire.ipv6ext import (
     DestinationOptions,
@@ -384,6 +388,101 @@ def test_fast_path_drain_writes_engine_packets_and_punts_the_rest(
             theirs.close()
 
 
+def settle(loop: asyncio.AbstractEventLoop, fds: list[int]) -> None:
+    """Run ``loop`` until none of ``fds`` is readable and its callbacks have all run (a punt
+    handed over is taken by its link's reader in the same iteration)."""
+    for _ in range(1000):
+        loop.run_until_complete(asyncio.sleep(0))
+        if not select.select(fds, [], [], 0)[0]:
+            for _ in range(3):
+                loop.run_until_complete(asyncio.sleep(0))
+            return
+    raise AssertionError("the links stayed readable")
+
+
+@pytest.mark.parametrize("datagram_socket", [False, True], ids=["one_by_one", "batched"])
+def test_fast_selector_waits_in_c_carries_engine_packets_and_hands_the_loop_the_rest(
+    datagram_socket: bool,
+) -> None:
+    # the daemon's loop as run_daemon makes it: C drains the links while the loop waits, and
+    # the loop's callbacks see the punts (through the links' readers) and its other descriptors
+    now = time.monotonic()
+    engine = correspondent((HOME, CARE_OF), now=now)
+    reference = correspondent((HOME, CARE_OF), now=now)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(2)]
+    other, other_peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for sock in (*(end for pair in pairs for end in pair), other, other_peer):
+        sock.setblocking(False)
+    selector = fast.FastSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    punted: list[tuple[str, bytes]] = []
+    seen: list[bytes] = []
+
+    def python_path(name: str, ingress: Ingress):
+        def received(data: bytes) -> None:
+            punted.append((name, data))
+            result = outcome(engine, ingress, data, time.monotonic())
+            if result is not None:
+                pairs[0 if result[0] == "kernel" else 1][0].send(result[1])
+
+        return received
+
+    path = FastPath(
+        engine,
+        [
+            FastLink(
+                name,
+                pairs[index][0].fileno(),
+                ingress,
+                python_path(name, ingress),
+                datagram_socket,
+            )
+            for index, (name, ingress) in enumerate(
+                (("kernel", Ingress.UPPER), ("network", Ingress.NETWORK))
+            )
+        ],
+        "kernel",
+        time.monotonic,
+    )
+    for link in path.links:
+        loop.add_reader(link.fd, path.reader(link.name))
+    loop.add_reader(other.fileno(), lambda: seen.append(other.recv(100)))
+    selector.fast = path
+    links = [pair[0].fileno() for pair in pairs]
+    try:
+        packets = list(corpus()) * 2
+        for ingress in (Ingress.UPPER, Ingress.NETWORK):
+            side = [data for i, data in packets if i is ingress]
+            index = 0 if ingress is Ingress.UPPER else 1
+            for start in range(0, len(side), CHUNK):
+                chunk = side[start : start + CHUNK]
+                for data in chunk:
+                    pairs[index][1].send(data)
+                other_peer.send(b"%d" % start)
+                settle(loop, [*links, other.fileno()])
+                assert seen.pop() == b"%d" % start  # a descriptor that is not a link: the loop's
+                for data in chunk:
+                    expected = outcome(reference, ingress, data, now)
+                    if expected is not None:
+                        link, out = expected
+                        assert pairs[0 if link == "kernel" else 1][1].recv(70000) == out
+                for pair in pairs:  # and nothing else came out
+                    with pytest.raises(BlockingIOError):
+                        pair[1].recv(70000)
+        counters = path.counters()
+        assert counters["kernel.in_packets"] > 0 and counters["network.in_packets"] > 0
+        assert counters["kernel.punted"] + counters["network.punted"] == len(punted)
+        # a timer still fires while C waits with nothing to read
+        started = time.monotonic()
+        loop.run_until_complete(asyncio.sleep(0.02))
+        assert time.monotonic() - started >= 0.02
+    finally:
+        selector.fast = None
+        loop.close()
+        for sock in (*(end for pair in pairs for end in pair), other, other_peer):
+            sock.close()
+
+
 def test_config_fast_path_key_turns_it_off() -> None:
     text = """
 node: cn
@@ -395,6 +494,25 @@ correspondent: {}
 """
     assert parse(text).fast_path is True
     assert parse(text + "fast_path: false\n").fast_path is False
+
+
+def test_config_offload_key_turns_the_kernel_devices_offload_off() -> None:
+    text = """
+node: cn
+role: correspondent
+links:
+  kernel: {type: tun, name: k0}
+  network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}
+correspondent: {}
+"""
+    assert parse(text).offload is True
+    assert parse(text + "offload: false\n").offload is False
+    from mip6.runtime.daemon import Daemon
+    from mip6.runtime.links import TunLink
+
+    for extra, expected in (("", True), ("offload: false\n", False), ("fast_path: false\n", False)):
+        kernel = Daemon(parse(text + extra)).links["kernel"]
+        assert isinstance(kernel, TunLink) and kernel.offload is expected
 
 
 def test_fast_action_values_match_the_c_enum() -> None:
@@ -505,3 +623,261 @@ def test_fast_path_no_upper_link_delivery_refused_and_asked_once() -> None:
         assert path.counters()["decisions"] == 0
     finally:
         os.close(fds[0])
+
+
+# -- TCP segmentation offload on the kernel's TUN device (mip6.runtime.offload) ----------------
+
+
+def gso_payload(size: int) -> bytes:
+    return (bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+def gso_frame(
+    payload_bytes: int,
+    gso_size: int,
+    *,
+    flags: TcpFlags = TcpFlags.ACK | TcpFlags.PSH,
+    gso_type: int = offload.GSO_TCPV6,
+    sequence: int = 0xFFFFF000,  # the pieces' sequence numbers wrap
+    destination: IPv6Address = HOME,
+) -> bytes:
+    """What the kernel's TCP hands an offloading TUN device: a header asking to cut a segment
+    of ``payload_bytes`` into ``gso_size`` pieces, the checksum field holding only the
+    pseudo-header's sum (as Linux leaves it: CHECKSUM_PARTIAL)."""
+    segment = TcpSegment(
+        source_port=80,
+        destination_port=40000,
+        sequence_number=sequence,
+        acknowledgment_number=7,
+        flags=flags,
+        options=(NoOperation(), NoOperation(), Timestamps(tsval=1, tsecr=2)),
+        payload=gso_payload(payload_bytes),
+    )
+    data = bytearray(packet(CORRESPONDENT, destination, segment))
+    partial = ones_complement_sum(
+        pseudo_header(CORRESPONDENT.packed, destination.packed, len(data) - 40, 6)
+    )
+    data[56:58] = partial.to_bytes(2, "big")
+    header = offload.VNET_HEADER.pack(offload.NEEDS_CSUM, gso_type, 72, gso_size, 40, 16)
+    return header + bytes(data)
+
+
+def partial_frame(payload: Payload, offset: int) -> bytes:
+    """A packet whose upper-layer checksum the kernel left to the device."""
+    data = bytearray(packet(CORRESPONDENT, HOME, payload))
+    partial = ones_complement_sum(
+        pseudo_header(CORRESPONDENT.packed, HOME.packed, len(data) - 40, data[6])
+    )
+    data[40 + offset : 42 + offset] = partial.to_bytes(2, "big")
+    return offload.VNET_HEADER.pack(offload.NEEDS_CSUM, 0, 0, 0, 40, offset) + bytes(data)
+
+
+def offload_frames() -> Iterator[bytes]:
+    for payload_bytes in (0, 1, 1000, 1428, 1429, 2856, 64000):
+        for flags in (TcpFlags.ACK, TcpFlags.ACK | TcpFlags.PSH | TcpFlags.FIN | TcpFlags.CWR):
+            yield gso_frame(payload_bytes, 1428, flags=flags)
+    yield gso_frame(5000, 1428, gso_type=offload.GSO_TCPV6 | offload.GSO_ECN)
+    yield partial_frame(TcpSegment(source_port=1, destination_port=2, payload=b"abc"), 16)
+    yield partial_frame(UdpDatagram(source_port=7, destination_port=9, payload=b"odd"), 6)
+    yield offload.PLAIN + packet(CORRESPONDENT, HOME, icmp.EchoRequest(identifier=1, sequence=2))
+    # what the offloads asked for cannot make: dropped by both
+    yield gso_frame(5000, 1428, gso_type=3)  # UDP segmentation was not asked for
+    yield gso_frame(5000, 0)
+    yield offload.VNET_HEADER.pack(offload.NEEDS_CSUM, 0, 0, 0, 40, 2000) + packet(
+        CORRESPONDENT, HOME, UdpDatagram(source_port=7, destination_port=9)
+    )
+    yield b"\x00" * 5
+
+
+def python_frame_packets(frame: bytes) -> list[bytes] | None:
+    try:
+        return offload.packets(frame)
+    except offload.OffloadError:
+        return None
+
+
+@pytest.mark.parametrize("frame", list(offload_frames()))
+def test_offload_frame_cut_in_c_equals_the_python_reference(frame: bytes) -> None:
+    assert FastPath.frame_packets(frame) == python_frame_packets(frame)
+
+
+def test_offload_gso_frame_cut_into_valid_segments_of_the_same_bytes() -> None:
+    frame = gso_frame(64000, 1428, flags=TcpFlags.ACK | TcpFlags.PSH | TcpFlags.FIN)
+    made = offload.packets(frame)
+    assert len(made) == 45 and all(len(p) <= 1500 for p in made)
+    segments = [Ipv6Packet.parse(p).payload for p in made]  # checksums verified by parse
+    assert all(isinstance(s, TcpSegment) for s in segments)
+    assert b"".join(s.payload for s in segments) == gso_payload(64000)
+    assert [s.sequence_number for s in segments] == [
+        (0xFFFFF000 + 1428 * i) & 0xFFFFFFFF for i in range(45)
+    ]
+    assert all(TcpFlags.FIN not in s.flags and TcpFlags.PSH not in s.flags for s in segments[:-1])
+    assert TcpFlags.FIN in segments[-1].flags and TcpFlags.PSH in segments[-1].flags
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frame=st.sampled_from(list(offload_frames())),
+    position=st.integers(min_value=0, max_value=200),
+    value=st.integers(min_value=0, max_value=255),
+    cut=st.integers(min_value=0, max_value=64),
+)
+def test_offload_mutated_frame_c_agrees_with_the_python_reference(
+    frame: bytes, position: int, value: int, cut: int
+) -> None:
+    mutated = bytearray(frame[: max(len(frame) - cut, 0)])
+    if position < len(mutated):
+        mutated[position] = value
+    assert FastPath.frame_packets(bytes(mutated)) == python_frame_packets(bytes(mutated))
+
+
+def test_offload_link_drained_segments_take_the_engine_way_and_writes_carry_a_header() -> None:
+    # the kernel's side of an offloading TUN device as a datagram socket pair: each read one
+    # frame, each write a header and a packet
+    now = time.monotonic()
+    engine = correspondent((HOME, CARE_OF), now=now)
+    reference = correspondent((HOME, CARE_OF), now=now)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(2)]
+    for ours, theirs in pairs:
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        for sock in (ours, theirs):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+
+    def from_kernel(data: bytes) -> None:  # the Python path: the engine, its packet written
+        result = outcome(engine, Ingress.UPPER, data, time.monotonic())
+        if result is not None:
+            assert result[0] == "network"
+            pairs[1][0].send(result[1])
+
+    def from_network(data: bytes) -> None:  # ... to the kernel as TunLink.send writes it
+        result = outcome(engine, Ingress.NETWORK, data, time.monotonic())
+        if result is not None:
+            assert result[0] == "kernel"
+            pairs[0][0].send(offload.PLAIN + result[1])
+
+    path = FastPath(
+        engine,
+        [
+            FastLink("kernel", pairs[0][0].fileno(), Ingress.UPPER, from_kernel, False, True),
+            FastLink("network", pairs[1][0].fileno(), Ingress.NETWORK, from_network),
+        ],
+        "kernel",
+        time.monotonic,
+    )
+    try:
+        for frame in (gso_frame(20000, 1428), gso_frame(20000, 1428)):  # punted, then in C
+            pairs[0][1].send(frame)
+            path.drain(0)
+            for piece in offload.packets(frame):
+                expected = outcome(reference, Ingress.UPPER, piece, now)
+                assert expected is not None and expected[0] == "network"
+                assert pairs[1][1].recv(70000) == expected[1]
+        assert path.counters()["kernel.offload_frames"] == 2
+        assert path.counters()["kernel.in_packets"] > 0  # the second frame's pieces, in C
+        # from the network to the kernel: written with a header asking nothing
+        inbound = packet(
+            CARE_OF, CORRESPONDENT, TcpSegment(source_port=1, destination_port=2), hao()
+        )
+        expected = outcome(reference, Ingress.NETWORK, inbound, now)
+        assert expected is not None and expected[0] == "kernel"
+        for _ in range(2):  # punted and learned, then carried in C
+            pairs[1][1].send(inbound)
+            path.drain(1)
+            assert pairs[0][1].recv(70000) == offload.PLAIN + expected[1]
+        assert path.counters()["network.in_packets"] == 1
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+
+def stream_segment(
+    sequence: int, size: int, flags: TcpFlags = TcpFlags.ACK, port: int = 80
+) -> bytes:
+    """A segment of a download from the mobile node (Home Address option, a binding's)."""
+    segment = TcpSegment(
+        source_port=port,
+        destination_port=40000,
+        sequence_number=sequence & 0xFFFFFFFF,
+        acknowledgment_number=9,
+        flags=flags,
+        window=512,
+        options=(NoOperation(), NoOperation(), Timestamps(tsval=5, tsecr=6)),
+        payload=gso_payload(size),
+    )
+    return packet(CARE_OF, CORRESPONDENT, segment, hao())
+
+
+def stream() -> list[bytes]:
+    """Segments as a download brings them, with what must end or stay out of a frame: a short
+    one, PSH, a gap, another connection in between, an ACK without data, a FIN."""
+    start = 0xFFFFF800  # the sequence numbers wrap inside a frame
+    out = [stream_segment(start + 1428 * i, 1428) for i in range(5)]
+    out.append(stream_segment(start + 1428 * 5, 1428, TcpFlags.ACK | TcpFlags.PSH))
+    base = start + 1428 * 6
+    out += [stream_segment(base, 1428), stream_segment(base + 1428, 700)]  # short: ends it
+    out += [stream_segment(base + 2128, 1428), stream_segment(base + 9999, 1428)]  # a gap
+    out += [stream_segment(base + 11427, 1428), stream_segment(7, 1428, port=81)]
+    out += [stream_segment(base + 12855, 1428), stream_segment(base + 14283, 0)]
+    out += [stream_segment(base + 14283, 1428, TcpFlags.ACK | TcpFlags.FIN)]
+    out += [stream_segment(base + 15711 + 1428 * i, 1428) for i in range(50)]  # > 64 kB
+    return out
+
+
+@pytest.mark.parametrize("datagram_socket", [False, True], ids=["one_by_one", "batched"])
+def test_offload_link_writes_coalesced_frames_that_cut_back_into_the_engine_packets(
+    datagram_socket: bool,
+) -> None:
+    now = time.monotonic()
+    engine = correspondent((HOME, CARE_OF), now=now)
+    reference = correspondent((HOME, CARE_OF), now=now)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(2)]
+    for ours, theirs in pairs:
+        for sock in (ours, theirs):
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+
+    def from_network(data: bytes) -> None:  # the Python path, as TunLink.send writes
+        result = outcome(engine, Ingress.NETWORK, data, time.monotonic())
+        if result is not None:
+            pairs[0][0].send(offload.PLAIN + result[1])
+
+    path = FastPath(
+        engine,
+        [
+            FastLink("kernel", pairs[0][0].fileno(), Ingress.UPPER, lambda data: None, False, True),
+            FastLink(
+                "network", pairs[1][0].fileno(), Ingress.NETWORK, from_network, datagram_socket
+            ),
+        ],
+        "kernel",
+        time.monotonic,
+    )
+    try:
+        segments = stream()
+        expected = []
+        for data in segments:
+            result = outcome(reference, Ingress.NETWORK, data, now)
+            assert result is not None and result[0] == "kernel"
+            expected.append(result[1])
+        # a socket pair queues only so many datagrams: a few at a time, each lot drained
+        frames = []
+        for start in range(0, len(segments), CHUNK):
+            for data in segments[start : start + CHUNK]:
+                pairs[1][1].send(data)
+            path.drain(1)
+            while True:
+                try:
+                    frames.append(pairs[0][1].recv(70000))
+                except BlockingIOError:
+                    break
+        assert [piece for frame in frames for piece in offload.packets(frame)] == expected
+        assert len(frames) < len(segments)  # some were coalesced
+        assert path.counters()["kernel.coalesced"] > 0
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()

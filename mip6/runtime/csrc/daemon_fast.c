@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -72,6 +73,12 @@ struct link {
     int fd; /* -1: not set */
     int ingress;
     struct batch *batch; /* NULL: a TUN device, one read and one write per packet */
+    uint8_t *frame;      /* an offloading TUN device's last read (NULL: none of that) */
+    size_t frame_size;   /* 0: every packet of the frame handed on */
+    uint32_t piece;      /* the frame's next packet */
+    uint8_t *gro;        /* the frame being coalesced for an offloading TUN device: header, packet */
+    size_t gro_size;     /* its packet's length; 0: none held */
+    uint32_t gro_segments, gro_mss, gro_next; /* segments in it, their payload, next sequence */
     struct dfast_counters counters;
 };
 
@@ -81,6 +88,8 @@ struct dfast {
     uint8_t *buffer; /* the caller's: a punted packet stays there */
     uint8_t *out;    /* DFAST_BUFFER bytes: what a decision makes of a packet */
     int count;
+    int pending_link;          /* a link whose punt dfast_wait left in the buffer; -1: none */
+    struct dfast_punt pending; /* that punt */
     int32_t slots[DFAST_SLOTS]; /* id + 1 of the decision in the slot; 0: empty */
     struct decision decisions[DFAST_MAX_DECISIONS];
 };
@@ -100,6 +109,7 @@ struct dfast *dfast_new(int links, uint8_t *buffer, size_t capacity)
     }
     fast->link_count = links;
     fast->buffer = buffer;
+    fast->pending_link = -1;
     for (int i = 0; i < links; i++)
         fast->links[i].fd = -1;
     return fast;
@@ -118,8 +128,11 @@ void dfast_free(struct dfast *fast)
 {
     if (fast == NULL)
         return;
-    for (int i = 0; fast->links != NULL && i < fast->link_count; i++)
+    for (int i = 0; fast->links != NULL && i < fast->link_count; i++) {
         free_batch(fast->links[i].batch);
+        free(fast->links[i].frame);
+        free(fast->links[i].gro);
+    }
     free(fast->links);
     free(fast->out);
     free(fast);
@@ -168,6 +181,151 @@ int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagr
     l->fd = fd;
     l->ingress = ingress;
     return 0;
+}
+
+/* big-endian (network byte order) fields */
+static uint16_t get16(const uint8_t *at)
+{
+    return (uint16_t)((at[0] << 8) | at[1]);
+}
+
+static void put16(uint8_t *at, size_t value)
+{
+    at[0] = (uint8_t)(value >> 8);
+    at[1] = (uint8_t)value;
+}
+
+/* -- TCP segmentation and checksum offload (mip6/runtime/offload.py) ----------------------- */
+
+/* linux/virtio_net.h: struct virtio_net_hdr, in native byte order on a TUN device */
+#define VNET_HEADER 10
+#define VNET_NEEDS_CSUM 0x01
+#define VNET_GSO_NONE 0
+#define VNET_GSO_TCPV6 4
+#define VNET_GSO_ECN 0x80
+#define DFAST_FRAME (VNET_HEADER + DFAST_MAX_PACKET)
+#define TCP_FIN 0x01
+#define TCP_PSH 0x08
+#define TCP_CWR 0x80
+
+static const uint8_t plain_header[VNET_HEADER]; /* no offload asked of the kernel */
+
+int dfast_set_offload(struct dfast *fast, int link)
+{
+    struct link *l = link_at(fast, link);
+    if (l == NULL || l->fd < 0 || l->batch != NULL)
+        return -EINVAL;
+    if (l->frame == NULL)
+        l->frame = malloc(DFAST_FRAME);
+    if (l->gro == NULL)
+        l->gro = malloc(DFAST_FRAME);
+    if (l->frame == NULL || l->gro == NULL)
+        return -ENOMEM;
+    l->frame_size = l->gro_size = 0;
+    return 0;
+}
+
+static uint16_t get_native16(const uint8_t *at)
+{
+    uint16_t value;
+    memcpy(&value, at, 2);
+    return value;
+}
+
+/* The RFC 1071 sum of `size` bytes as big-endian 16-bit words, folded to 16 bits: native words
+ * summed eight bytes at a time, which is the same sum byte-swapped on a little-endian machine
+ * (RFC 1071 2(B)), read back through memory as big-endian. */
+static uint32_t sum_be(const uint8_t *data, size_t size)
+{
+    uint64_t sum = 0;
+    for (; size >= 8; data += 8, size -= 8) {
+        uint64_t word;
+        memcpy(&word, data, 8);
+        sum += (word & 0xFFFFFFFFu) + (word >> 32);
+    }
+    for (; size >= 2; data += 2, size -= 2)
+        sum += get_native16(data);
+    if (size == 1) {
+        const uint8_t padded[2] = {data[0], 0};
+        sum += get_native16(padded);
+    }
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    uint16_t native = (uint16_t)sum;
+    uint8_t bytes[2];
+    memcpy(bytes, &native, 2);
+    return get16(bytes);
+}
+
+static uint16_t fold_complement(uint64_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+int dfast_frame_packet(const uint8_t *frame, size_t size, uint32_t index, uint8_t *out,
+                       size_t capacity)
+{
+    if (frame == NULL || out == NULL || capacity < DFAST_MAX_PACKET || size < VNET_HEADER ||
+        size - VNET_HEADER > DFAST_MAX_PACKET)
+        return -EINVAL;
+    uint8_t flags = frame[0], gso_type = frame[1];
+    size_t gso_size = get_native16(frame + 4), csum_start = get_native16(frame + 6),
+           csum_offset = get_native16(frame + 8);
+    const uint8_t *packet = frame + VNET_HEADER;
+    size_t length = size - VNET_HEADER;
+    if ((gso_type & ~VNET_GSO_ECN) == VNET_GSO_NONE) {
+        if (index > 0)
+            return 0;
+        memcpy(out, packet, length);
+        if (flags & VNET_NEEDS_CSUM) {
+            /* Linux's skb_checksum_help: the sum from csum_start, the pseudo-header's sum
+             * already in the field, complemented into it */
+            size_t field = csum_start + csum_offset;
+            if (csum_start < IPV6_HEADER || field + 2 > length)
+                return -EINVAL;
+            uint16_t value = fold_complement(sum_be(out + csum_start, length - csum_start));
+            if (value == 0 && csum_offset == 6)
+                value = 0xFFFF; /* RFC 8200 8.1: UDP's (at offset 6) zero is sent as 0xFFFF */
+            put16(out + field, value);
+        }
+        return (int)length;
+    }
+    /* a TCP segment to cut: RFC 9293 3.1, as Linux's tcp_gso_segment */
+    if ((gso_type & ~VNET_GSO_ECN) != VNET_GSO_TCPV6 || !(flags & VNET_NEEDS_CSUM) ||
+        gso_size == 0 || length < IPV6_HEADER + 20 || packet[NEXT_HEADER] != PROTO_TCP)
+        return -EINVAL;
+    size_t tcp_length = 4u * (packet[IPV6_HEADER + 12] >> 4);
+    size_t headers = IPV6_HEADER + tcp_length;
+    if (tcp_length < 20 || headers > length)
+        return -EINVAL;
+    size_t payload = length - headers, start = (size_t)index * gso_size;
+    if (start >= payload && !(index == 0 && payload == 0))
+        return 0;
+    size_t piece = payload - start < gso_size ? payload - start : gso_size;
+    memcpy(out, packet, headers);
+    memcpy(out + headers, packet + headers + start, piece);
+    put16(out + PAYLOAD_LENGTH, tcp_length + piece);
+    uint8_t *tcp = out + IPV6_HEADER;
+    uint32_t sequence = ((uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 |
+                         (uint32_t)tcp[6] << 8 | tcp[7]) + (uint32_t)start;
+    tcp[4] = (uint8_t)(sequence >> 24);
+    tcp[5] = (uint8_t)(sequence >> 16);
+    tcp[6] = (uint8_t)(sequence >> 8);
+    tcp[7] = (uint8_t)sequence;
+    if (start + gso_size < payload) /* not the last piece: FIN and PSH are the last one's */
+        tcp[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
+    if (start > 0) /* CWR is the first piece's */
+        tcp[13] &= (uint8_t)~TCP_CWR;
+    tcp[16] = tcp[17] = 0;
+    /* RFC 8200 8.1: the pseudo-header, then the segment */
+    uint64_t sum = (uint64_t)(tcp_length + piece) + PROTO_TCP;
+    for (int i = 0; i < 2 * ADDRESS; i += 2)
+        sum += get16(out + SOURCE + i);
+    sum += sum_be(tcp, tcp_length + piece);
+    put16(tcp + 16, fold_complement(sum));
+    return (int)(headers + piece);
 }
 
 /* -- the decision table: open addressing, linear probing, at most half full ------------------ */
@@ -254,17 +412,6 @@ const struct dfast_usage *dfast_usage(const struct dfast *fast, int id)
 }
 
 /* -- what the engine's parser accepts (mip6.wire) ------------------------------------------- */
-
-static uint16_t get16(const uint8_t *at)
-{
-    return (uint16_t)((at[0] << 8) | at[1]);
-}
-
-static void put16(uint8_t *at, size_t value)
-{
-    at[0] = (uint8_t)(value >> 8);
-    at[1] = (uint8_t)value;
-}
 
 /* mip6.wire.checksum.verify_upper_layer: the RFC 1071 sum over the RFC 8200 8.1 pseudo-header
  * and the segment (checksum field included) is -0. */
@@ -525,6 +672,115 @@ int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size
     return d == NULL ? DFAST_PUNT : carry(fast, d, packet, size, out, now, link);
 }
 
+/* -- coalescing what goes to an offloading TUN device ----------------------------------------- */
+
+#define TCP_ACK 0x10
+
+static void write_frame(struct link *l, const uint8_t *header, const uint8_t *packet, size_t size)
+{
+    struct iovec parts[2] = {{(void *)header, VNET_HEADER}, {(void *)packet, size}};
+    ssize_t sent;
+    do
+        sent = writev(l->fd, parts, 2);
+    while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+        l->counters.send_errors++; /* dropped, as a link drops: Link.send does too */
+        return;
+    }
+    l->counters.out_packets++;
+    l->counters.out_bytes += (uint64_t)size;
+}
+
+/* The TCP header length of a TCP/IPv6 packet without extension headers carrying data, as a
+ * segment a frame may hold (ACK, maybe PSH, no other flag); 0 for any other packet. */
+static size_t coalescible(const uint8_t *packet, size_t size)
+{
+    if (size < IPV6_HEADER + 20 || packet[NEXT_HEADER] != PROTO_TCP)
+        return 0;
+    size_t tcp_length = 4u * (packet[IPV6_HEADER + 12] >> 4);
+    if (tcp_length < 20 || IPV6_HEADER + tcp_length >= size ||
+        (packet[IPV6_HEADER + 13] & ~TCP_PSH) != TCP_ACK)
+        return 0;
+    return tcp_length;
+}
+
+static uint32_t get32(const uint8_t *at)
+{
+    return (uint32_t)at[0] << 24 | (uint32_t)at[1] << 16 | (uint32_t)at[2] << 8 | at[3];
+}
+
+/* Write what link `l` holds: one packet as it is, several as one TCP segment for the kernel
+ * (gso_type TCPV6, gso_size their payload; the checksum left to it, the field holding the
+ * pseudo-header's sum, as Linux's own TCP leaves it: CHECKSUM_PARTIAL). */
+static void gro_flush(struct link *l)
+{
+    if (l->gro_size == 0)
+        return;
+    uint8_t *header = l->gro, *packet = l->gro + VNET_HEADER;
+    size_t size = l->gro_size;
+    l->gro_size = 0;
+    if (l->gro_segments == 1) {
+        write_frame(l, plain_header, packet, size);
+        return;
+    }
+    size_t tcp_length = 4u * (packet[IPV6_HEADER + 12] >> 4);
+    uint16_t fields[4] = {(uint16_t)(IPV6_HEADER + tcp_length), (uint16_t)l->gro_mss,
+                          IPV6_HEADER, 16};
+    header[0] = VNET_NEEDS_CSUM;
+    header[1] = VNET_GSO_TCPV6;
+    memcpy(header + 2, fields, sizeof fields); /* native byte order, as the kernel reads it */
+    uint64_t sum = (uint64_t)(size - IPV6_HEADER) + PROTO_TCP;
+    for (int i = 0; i < 2 * ADDRESS; i += 2)
+        sum += get16(packet + SOURCE + i);
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    put16(packet + IPV6_HEADER + 16, (size_t)sum);
+    l->counters.coalesced += l->gro_segments;
+    write_frame(l, header, packet, size);
+}
+
+/* `packet` out of offloading TUN device `l`: added to the segment it holds where it continues
+ * it (the same connection and headers but for the sequence number, the next bytes, no more
+ * than the first one's payload), else after what it holds is written. */
+static void gro_write(struct link *l, const uint8_t *packet, size_t size)
+{
+    uint8_t *held = l->gro + VNET_HEADER;
+    size_t tcp_length = coalescible(packet, size);
+    size_t headers = IPV6_HEADER + tcp_length, payload = size - headers;
+    if (l->gro_size > 0 && tcp_length > 0 &&
+        tcp_length == 4u * (held[IPV6_HEADER + 12] >> 4) && payload <= l->gro_mss &&
+        l->gro_size + payload <= DFAST_MAX_PACKET &&
+        memcmp(packet, held, PAYLOAD_LENGTH) == 0 && /* version, class, flow label */
+        memcmp(packet + NEXT_HEADER, held + NEXT_HEADER, IPV6_HEADER - NEXT_HEADER) == 0 &&
+        memcmp(packet + IPV6_HEADER, held + IPV6_HEADER, 4) == 0 && /* ports */
+        get32(packet + IPV6_HEADER + 4) == l->gro_next &&
+        memcmp(packet + IPV6_HEADER + 8, held + IPV6_HEADER + 8, 5) == 0 && /* ack, offset */
+        (packet[IPV6_HEADER + 13] & ~TCP_PSH) == held[IPV6_HEADER + 13] &&
+        memcmp(packet + IPV6_HEADER + 14, held + IPV6_HEADER + 14, 2) == 0 && /* window */
+        memcmp(packet + IPV6_HEADER + 18, held + IPV6_HEADER + 18, tcp_length - 18) == 0) {
+        memcpy(held + l->gro_size, packet + headers, payload);
+        l->gro_size += payload;
+        l->gro_segments++;
+        l->gro_next += (uint32_t)payload;
+        put16(held + PAYLOAD_LENGTH, l->gro_size - IPV6_HEADER);
+        if (packet[IPV6_HEADER + 13] & TCP_PSH || payload < l->gro_mss) {
+            held[IPV6_HEADER + 13] |= packet[IPV6_HEADER + 13] & TCP_PSH; /* the last one's */
+            gro_flush(l);
+        }
+        return;
+    }
+    gro_flush(l);
+    if (tcp_length > 0 && !(packet[IPV6_HEADER + 13] & TCP_PSH)) {
+        memcpy(held, packet, size);
+        l->gro_size = size;
+        l->gro_segments = 1;
+        l->gro_mss = (uint32_t)payload;
+        l->gro_next = get32(packet + IPV6_HEADER + 4) + (uint32_t)payload;
+        return;
+    }
+    write_frame(l, plain_header, packet, size);
+}
+
 /* -- I/O -------------------------------------------------------------------------------------- */
 
 static double monotonic_now(void)
@@ -573,9 +829,11 @@ static uint8_t *next_slot(struct link *l)
 
 static void flush_all(struct dfast *fast)
 {
-    for (int i = 0; i < fast->link_count; i++)
+    for (int i = 0; i < fast->link_count; i++) {
         if (fast->links[i].batch != NULL && fast->links[i].batch->out_count > 0)
             flush(&fast->links[i]);
+        gro_flush(&fast->links[i]);
+    }
 }
 
 /* The next packet read from `in`: its address and length in *size; NULL when there is none
@@ -583,6 +841,36 @@ static void flush_all(struct dfast *fast)
 static const uint8_t *next_packet(struct dfast *fast, struct link *in, size_t *size)
 {
     struct batch *batch = in->batch;
+    while (in->frame != NULL) {
+        if (in->frame_size > 0) { /* the last read's next packet, into the buffer */
+            int got = dfast_frame_packet(in->frame, in->frame_size, in->piece, fast->buffer,
+                                         DFAST_MAX_PACKET);
+            if (got > 0) {
+                in->piece++;
+                *size = (size_t)got;
+                return fast->buffer;
+            }
+            if (got < 0)
+                in->counters.offload_errors++; /* dropped, as a NIC drops what it cannot do */
+            in->frame_size = 0;
+        }
+        ssize_t got = read(in->fd, in->frame, DFAST_FRAME);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                in->counters.receive_errors++;
+            return NULL;
+        }
+        if (got == 0) { /* no header: nothing a TUN device gives */
+            in->counters.offload_errors++;
+            return NULL;
+        }
+        in->frame_size = (size_t)got;
+        in->piece = 0;
+        if (got >= VNET_HEADER && in->frame[1] != VNET_GSO_NONE)
+            in->counters.offload_frames++;
+    }
     if (batch == NULL) {
         for (;;) {
             ssize_t got = read(in->fd, fast->buffer, DFAST_MAX_PACKET);
@@ -662,6 +950,10 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
             target->batch->out_vectors[target->batch->out_count++].iov_len = (size_t)written;
             continue;
         }
+        if (target->gro != NULL) { /* an offloading TUN device: coalesced, or with a header */
+            gro_write(target, out, (size_t)written);
+            continue;
+        }
         ssize_t sent;
         do
             sent = write(target->fd, out, (size_t)written);
@@ -676,6 +968,74 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
     flush_all(fast);
     punt->used = used;
     return DFAST_DONE;
+}
+
+static int link_of_fd(const struct dfast *fast, int fd)
+{
+    for (int i = 0; i < fast->link_count; i++)
+        if (fast->links[i].fd == fd)
+            return i;
+    return -1;
+}
+
+#define WAIT_EVENTS 64
+
+int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct dfast_ready *ready,
+               int max)
+{
+    if (fast == NULL || ready == NULL || max <= 0 || budget <= 0)
+        return -EINVAL;
+    if (fast->pending_link >= 0) { /* not taken yet: the caller's reader has not run */
+        ready[0].fd = fast->links[fast->pending_link].fd;
+        ready[0].events = EPOLLIN;
+        return 1;
+    }
+    struct epoll_event events[WAIT_EVENTS];
+    int capacity = max < WAIT_EVENTS ? max : WAIT_EVENTS; /* one entry per event at most */
+    double deadline = timeout_ms > 0 ? monotonic_now() + timeout_ms * 1e-3 : 0;
+    int wait_ms = timeout_ms;
+    for (;;) {
+        int got = epoll_wait(epfd, events, capacity, wait_ms);
+        if (got < 0)
+            return errno == EINTR ? 0 : -errno;
+        int count = 0;
+        for (int e = 0; e < got; e++) {
+            int fd = events[e].data.fd;
+            int link = link_of_fd(fast, fd);
+            uint32_t flags = events[e].events;
+            /* a link's readiness is ours; anything else about it (EPOLLERR, EPOLLHUP) and every
+             * other descriptor are the caller's */
+            if (link < 0 || (flags & ~(uint32_t)EPOLLIN) != 0 || fast->pending_link >= 0) {
+                ready[count].fd = fd;
+                ready[count].events = flags;
+                count++;
+                continue;
+            }
+            if (dfast_drain(fast, link, budget, &fast->pending) == DFAST_PUNT) {
+                fast->pending_link = link; /* the buffer holds it: read nothing more here */
+                ready[count].fd = fd;
+                ready[count].events = flags;
+                count++;
+            }
+        }
+        if (count > 0 || timeout_ms == 0)
+            return count;
+        if (timeout_ms > 0) {
+            double left = deadline - monotonic_now();
+            if (left <= 0)
+                return 0;
+            wait_ms = (int)ceil(left * 1e3);
+        }
+    }
+}
+
+int dfast_take_punt(struct dfast *fast, int link, struct dfast_punt *punt)
+{
+    if (fast == NULL || punt == NULL || fast->pending_link < 0 || fast->pending_link != link)
+        return DFAST_DONE;
+    *punt = fast->pending;
+    fast->pending_link = -1;
+    return DFAST_PUNT;
 }
 
 const struct dfast_counters *dfast_counters(const struct dfast *fast, int link)

@@ -59,6 +59,10 @@ struct dfast_counters {
     uint64_t punted;         /* read, then left to Python */
     uint64_t send_errors;    /* a write that failed (a full queue, a device that is down) */
     uint64_t receive_errors; /* a read that failed other than EAGAIN */
+    uint64_t offload_frames; /* an offloading TUN device's reads of a segment to cut */
+    uint64_t offload_errors; /* such reads dropped: offloads not asked for, bad offsets */
+    uint64_t coalesced;      /* packets written to an offloading TUN device inside a frame of
+                                several (one TCP segment for the kernel to take whole) */
 };
 
 /* What one decision carried since it was installed. */
@@ -71,6 +75,12 @@ struct dfast_usage {
 struct dfast_punt {
     uint32_t size; /* the punted packet's length, in the buffer */
     uint32_t used; /* packets read by this call, the punted one included */
+};
+
+/* A descriptor dfast_wait leaves to the caller's event loop, with its epoll events. */
+struct dfast_ready {
+    int32_t fd;
+    uint32_t events;
 };
 
 struct dfast;
@@ -87,6 +97,24 @@ void dfast_free(struct dfast *fast);
  * A `datagram_socket` is read and written in batches (recvmmsg, sendmmsg): -ENOMEM when
  * their buffers cannot be had. */
 int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagram_socket);
+
+/* Link `link` (a TUN device, set) was opened with IFF_VNET_HDR and TUNSETOFFLOAD(TUN_F_CSUM |
+ * TUN_F_TSO6) (mip6/runtime/offload.py): every read is a virtio_net header and a packet that
+ * may be a TCP segment to cut or have its checksum left to us. What a read gives is made into
+ * whole packets (dfast_frame_packet) before anything else looks at them. What one dfast_drain
+ * writes to it is coalesced where it can be: consecutive full-sized segments of one TCP
+ * connection, headers equal but for the sequence number (PSH on the last), written as one
+ * frame for the kernel to take as the segments it is (the reverse of a read: cutting the
+ * frame with dfast_frame_packet gives them back, byte for byte); every other write gets a
+ * header asking nothing. -ENOMEM, -EINVAL (a datagram socket, a link not set). */
+int dfast_set_offload(struct dfast *fast, int link);
+
+/* Packet `index` (0, 1, ...) of `frame` (`size` bytes: a virtio_net header and a packet, one
+ * read of an offloading TUN device), written to `out` (`capacity` >= DFAST_MAX_PACKET): its
+ * length; 0 when the frame has no packet `index`; -EINVAL for a frame the offloads asked for
+ * cannot make (another GSO type, offsets outside the packet). As mip6.runtime.offload.packets. */
+int dfast_frame_packet(const uint8_t *frame, size_t size, uint32_t index, uint8_t *out,
+                       size_t capacity);
 
 /* Packets from `ingress` with source and destination `key` (32 bytes: IPv6 header bytes 8-39)
  * take `action` with `address` (16 bytes; with `source` and `hop_limit` the outer header's of
@@ -115,6 +143,22 @@ int dfast_transform(struct dfast *fast, int ingress, const uint8_t *packet, size
  * returns. Returns DFAST_DONE, or DFAST_PUNT with the packet left in the buffer, untouched
  * (the packets read ahead after it wait for the next call). */
 int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *punt);
+
+/* The event loop's wait, with the links read here: epoll_wait on `epfd` (the loop's epoll
+ * descriptor, where the links' descriptors are registered with their own fd as data) for at
+ * most `timeout_ms` (-1: no limit; 0: once, without waiting). A readable link is drained here
+ * (dfast_drain, `budget` packets per readiness) and waited on again, without returning, so
+ * established traffic never wakes the caller. Returns, as soon as there is any, what the
+ * caller must see: descriptors that are not links, a link's other events (an error, a hang-up)
+ * and a link whose drain punted a packet (kept for dfast_take_punt, and this call returns at
+ * once); at most `max` entries in `ready` (the count), 0 when the time is up or a signal came
+ * (EINTR: the caller's handlers run), -errno when epoll_wait fails otherwise. A punt not yet
+ * taken is reported again before anything is read. */
+int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct dfast_ready *ready,
+               int max);
+/* The packet dfast_wait punted from link `link`, if there is one: DFAST_PUNT with `punt`
+ * filled and the packet in the buffer (as dfast_drain leaves it), else DFAST_DONE. */
+int dfast_take_punt(struct dfast *fast, int link, struct dfast_punt *punt);
 
 const struct dfast_counters *dfast_counters(const struct dfast *fast, int link);
 
