@@ -46,8 +46,8 @@ from typing import Any, Final
 
 from conformance.arrival import ANCILLARY_SIZE, arrival
 from conformance.arrival import enable as enable_timestamps
-from conformance.iut import DaemonControl, IutControl, ManualControl
-from conformance.neighbour import Neighbours, format_mac, frame, parse_mac
+from conformance.iut import DaemonControl, IutControl, ManualControl, substitute
+from conformance.neighbour import Neighbours, format_mac, frame, link_local, parse_mac
 from conformance.runner import Target
 from conformance.transport import ADDRESSES, Addresses, Transport, topology_for
 
@@ -185,19 +185,18 @@ class InterfaceTransport(Transport):
         self._stop_reader = self._wake = -1
 
 
-def substitute(command: str, values: dict[str, str]) -> list[str]:
-    """``command`` split as a shell would, each word's ``{name}`` replaced (one word each)."""
-    return [word.format(**values) for word in shlex.split(command)]
-
-
 class _CaseTransport(InterfaceTransport):
     """An :class:`InterfaceTransport` that gives its interface back to the target's pool."""
 
     def __init__(self, release: queue.Queue[str], interface: str, *args: Any, **kw: Any):
         super().__init__(interface, *args, **kw)
         self._release = release
+        self._released = False
 
     def close(self) -> None:
+        if self._released:
+            return
+        self._released = True
         try:
             super().close()
         finally:
@@ -236,9 +235,8 @@ class InterfaceTarget(Target):
     def describe(self, interface: str) -> str:
         mac = interface_mac(interface)
         return (
-            f"tester on {interface}: MAC {format_mac(mac)}, link-local "
-            f"{Neighbours.of(mac, (), IPv6Address('::')).link_local_address} (the IUT routes "
-            "the tester's off-link addresses to it)"
+            f"tester on {interface}: MAC {format_mac(mac)}, link-local {link_local(mac)} (the "
+            "IUT routes the tester's off-link addresses to it)"
         )
 
     def open(

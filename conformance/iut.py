@@ -91,6 +91,11 @@ class DaemonControl(IutControl):
         self._request({"register": True})
 
 
+def substitute(command: str, values: dict[str, str]) -> list[str]:
+    """``command`` split as a shell would, each word's ``{name}`` replaced (one word each)."""
+    return [word.format(**values) for word in shlex.split(command)]
+
+
 class ManualControl(IutControl):
     """Any other implementation: run ``scripts[action]`` (a shell command with ``{address}``,
     and the keys of ``values``, e.g. ``{interface}``) if given, else ask ``fallback`` (e.g. a
@@ -121,9 +126,7 @@ class ManualControl(IutControl):
     ) -> None:
         script = self.scripts.get(action)
         if script is not None:
-            words = shlex.split(script)
-            values = {**self.values, "address": address}
-            subprocess.run([word.format(**values) for word in words], check=True)
+            subprocess.run(substitute(script, {**self.values, "address": address}), check=True)
             return
         if self.fallback is not None and fallback is not None:
             fallback(self.fallback)
