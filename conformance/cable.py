@@ -58,6 +58,7 @@ MAX_FRAME: Final = 65536 + 14
 RESOLVE_TIMEOUT: Final = 10.0  # seconds for the IUT to answer the tester's solicitation
 RESOLVE_INTERVAL: Final = 0.5  # seconds between solicitations (RFC 4861 10: RetransTimer 1 s)
 RESET_TIMEOUT: Final = 60.0  # seconds the reset command may take
+SETTLE: Final = 0.05  # seconds at most for the reader to catch up at the end of a window
 
 
 def tester_addresses(role: str, plan: Addresses = ADDRESSES) -> tuple[IPv6Address, ...]:
@@ -161,6 +162,11 @@ class InterfaceTransport(Transport):
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(left)
+        # what the kernel took in by the deadline and the reader has not read yet belongs to
+        # this window: give the reader a moment to empty the socket
+        settle = time.monotonic() + SETTLE
+        while select.select([self.socket], [], [], 0)[0] and time.monotonic() < settle:
+            time.sleep(0.001)
         with self._lock:
             got = [item for item in self._got if item[0] <= deadline]
             self._got = [item for item in self._got if item[0] > deadline]
