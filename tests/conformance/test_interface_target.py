@@ -15,7 +15,7 @@ interface's address (its daemon sees it through netlink, as on any box).
     tester ── br0 ── cn0        (one station per bridge; each role's run on its own
            ── br1 ── cn1         stations, the three runs at once)
            ...
-           ── br9 ── mn2
+           ── br11 ── mn2
 
 Every case passes on the lab target (``tests/conformance/test_lab.py`` asserts all of them,
 ``python -m conformance run --role all --target lab``): every case must pass here too.
