@@ -1,12 +1,18 @@
 """``python -m conformance``: run the RFC 3775 conformance suite, or the mutation run.
 
-``python -m conformance run --role cn|ha|mn|all --target sim|lab [--cases PATTERN]
+``python -m conformance run --role cn|ha|mn|all --target sim|lab|interface [--cases PATTERN]
 [--junit FILE] [--report FILE.md] [--json] [--jobs N]``
     Run the cases of a role against a target. ``sim``: this project's own engines in labnet's
     sim backend (virtual time). ``lab`` (root): this project's ``mip6 run`` daemons in labnet
     netns labs, one per case, the tester on the hub's link of an external node (see
-    :mod:`conformance.lab`). ``--cases`` takes comma-separated glob patterns or substrings
-    of case ids (``CN-BU-13*,WRAP``). Exit status 1 unless every selected case passed.
+    :mod:`conformance.lab`). ``interface`` (root): any implementation on a LAN, the tester
+    sending and receiving Ethernet frames on ``--interface IFNAME`` (repeat it for several
+    instances of the IUT, one per interface, cases run on them at once); ``--iut-reset CMD``
+    restarts the IUT before each case, ``--iut-control SOCKET`` (a ``mip6 run`` daemon) or
+    ``--iut-action ACTION=CMD`` makes it act, ``--stale-wait S`` is the IUT's nonce lifetime
+    (see :mod:`conformance.cable`). ``--cases`` takes comma-separated glob patterns or
+    substrings of case ids (``CN-BU-13*,WRAP``). Exit status 1 unless every selected case
+    passed.
 
 ``python -m conformance mutate [--json]``
     Start our roles with injected faults and show which case catches each. Exit status 1 if
@@ -28,7 +34,36 @@ from conformance import ALL_CASES
 from conformance.report import summary, to_json, to_junit, to_markdown
 from conformance.runner import PASS, SimTarget, Target, run_cases, select
 
-TARGETS = ("sim", "lab")
+TARGETS = ("sim", "lab", "interface")
+ACTIONS = ("move", "route_optimize", "register")
+
+
+def _interface_target(args: argparse.Namespace) -> Target:
+    from conformance.cable import InterfaceTarget
+
+    if os.geteuid() != 0:
+        raise SystemExit("conformance: --target interface needs root (raw Ethernet frames)")
+    if not args.interface:
+        raise SystemExit("conformance: --target interface needs --interface IFNAME")
+    actions: dict[str, str] = {}
+    for item in args.iut_action or ():
+        action, _, command = item.partition("=")
+        if action not in ACTIONS or not command:
+            raise SystemExit(f"conformance: --iut-action {item!r}: ACTION=COMMAND, ACTION in "
+                             f"{', '.join(ACTIONS)}")  # fmt: skip
+        actions[action] = command
+    target = InterfaceTarget(
+        args.interface,
+        reset=args.iut_reset,
+        control=args.iut_control,
+        actions=actions,
+        stale_wait=args.stale_wait,
+    )
+    for interface in args.interface:
+        print(f"conformance: {target.describe(interface)}", file=sys.stderr)
+    if args.jobs is not None:
+        target.jobs = min(args.jobs, target.jobs)  # one case per interface at a time
+    return target
 
 
 def _target(spec: str, jobs: int | None) -> Target:
@@ -51,7 +86,10 @@ def _target(spec: str, jobs: int | None) -> Target:
 
 
 def run(args: argparse.Namespace) -> int:
-    target = _target(args.target, args.jobs)
+    if args.target == "interface":
+        target = _interface_target(args)
+    else:
+        target = _target(args.target, args.jobs)
     cases = select(ALL_CASES, args.role, args.cases)
     if not cases:
         print("conformance: no case matches", file=sys.stderr)
@@ -131,8 +169,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     r = commands.add_parser("run", help="run cases against a target")
     r.add_argument("--role", choices=["cn", "ha", "mn", "all"], required=True)
-    r.add_argument("--target", required=True, choices=TARGETS, help="sim or lab")
-    r.add_argument("--jobs", type=int, help="cases run at once (default: 1 on sim, 8 on lab)")
+    r.add_argument("--target", required=True, choices=TARGETS, help="sim, lab or interface")
+    r.add_argument(
+        "--jobs",
+        type=int,
+        help="cases run at once (default: 1 on sim, 8 on lab, one per interface on interface)",
+    )
+    cable = r.add_argument_group("--target interface (any implementation on a LAN)")
+    cable.add_argument(
+        "--interface",
+        action="append",
+        metavar="IFNAME",
+        help="the tester's interface, on the IUT's LAN segment (repeat: one IUT per interface)",
+    )
+    cable.add_argument(
+        "--iut-reset",
+        metavar="CMD",
+        help="run before each case to start a fresh IUT; {interface}, {role}, {config} (the "
+        "case's IUT configuration as JSON) are replaced",
+    )
+    cable.add_argument(
+        "--iut-control",
+        metavar="SOCKET",
+        help="a mip6 daemon's control socket ({interface} replaced) for the IUT's actions",
+    )
+    cable.add_argument(
+        "--iut-action",
+        action="append",
+        metavar="ACTION=CMD",
+        help="a command for an IUT action (move, route_optimize, register); {address} and "
+        "{interface} replaced. Without one (and no --iut-control) the tester asks on the terminal",
+    )
+    cable.add_argument(
+        "--stale-wait",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds until the IUT has expired a nonce: its MAX_NONCE_LIFETIME plus a nonce "
+        "interval (default 300, RFC 3775 section 12)",
+    )
     r.add_argument("--cases", help="comma-separated glob patterns or substrings of case ids")
     r.add_argument("--junit", metavar="FILE")
     r.add_argument("--report", metavar="FILE.md")

@@ -212,3 +212,16 @@ class Case:
     # configuration (e.g. ("binding_cache_size", 1)): a rule that only shows under a policy
     # or a limit. Empty: the IUT as the target starts it.
     iut_config: tuple[tuple[str, Any], ...] = ()
+    # The stimulus's own delays (its Delay items), seconds: with the preconditions' waits
+    # and the timeout, how long the case takes on a wall clock (see ``expected_seconds``)
+    stimulus_seconds: float = 0.0
+
+    def expected_seconds(self, stale_wait: float) -> float:
+        """About how long the case takes on a wall clock whose IUT expires nonces after
+        ``stale_wait`` seconds: its waits, its stimulus's delays and its timeout."""
+        waits = sum(
+            p.seconds if isinstance(p, Wait) else stale_wait
+            for p in self.preconditions
+            if isinstance(p, Wait | StaleTokens)
+        )
+        return waits + self.stimulus_seconds + self.timeout

@@ -697,6 +697,7 @@ CASES: tuple[Case, ...] = (
             t.echo_request(sequence=3),
         ],
         stimulus_text="Echo Requests with a HAO at 0, 20 and 40 s of a 60 s binding",
+        stimulus_seconds=40.0,
         expect=(
             Expect(
                 "Binding Refresh Request whose final destination is the home address",

@@ -18,6 +18,7 @@ from ipaddress import IPv6Address
 from typing import Any
 
 from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6HAADRequest, ICMPv6MPSol, IPv6
+from scapy.packet import Raw
 
 from conformance import match as m
 from conformance.case import (
@@ -134,7 +135,7 @@ def _hot_from_correspondent(t: Tester) -> bytes:
     assert t.correspondent is not None
     mh = bytes([59, 2, 3, 0, 0, 0, 0x12, 0x34]) + COOKIE_HA + b"TOKEN-64"
     pkt = IPv6(src=str(t.correspondent), dst=str(t.home_address), nh=135)
-    return fill_checksum(bytes(pkt) + mh)
+    return fill_checksum(bytes(pkt / Raw(mh)))  # Payload Length covers the MH
 
 
 def _tunnelled_inner(expected) -> Any:  # type: ignore[no-untyped-def]

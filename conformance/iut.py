@@ -91,39 +91,69 @@ class DaemonControl(IutControl):
         self._request({"register": True})
 
 
+def substitute(command: str, values: dict[str, str]) -> list[str]:
+    """``command`` split as a shell would, each word's ``{name}`` replaced (one word each)."""
+    return [word.format(**values) for word in shlex.split(command)]
+
+
 class ManualControl(IutControl):
-    """Any other implementation: run ``scripts[action]`` (a shell command with ``{address}``)
-    if given, otherwise print the instruction and wait for Enter."""
+    """Any other implementation: run ``scripts[action]`` (a shell command with ``{address}``,
+    and the keys of ``values``, e.g. ``{interface}``) if given, else ask ``fallback`` (e.g. a
+    :class:`DaemonControl`) if there is one, otherwise print the instruction and wait for
+    Enter."""
 
     def __init__(
         self,
         scripts: dict[str, str] | None = None,
         *,
+        values: dict[str, str] | None = None,
+        fallback: IutControl | None = None,
         out: TextIO = sys.stderr,
         wait: Callable[[], object] = input,
     ) -> None:
         self.scripts = scripts or {}
+        self.values = values or {}
+        self.fallback = fallback
         self.out = out
         self.wait = wait
 
-    def _do(self, action: str, instruction: str, address: str = "") -> None:
+    def _do(
+        self,
+        action: str,
+        instruction: str,
+        address: str = "",
+        fallback: Callable[[IutControl], None] | None = None,
+    ) -> None:
         script = self.scripts.get(action)
         if script is not None:
-            subprocess.run(shlex.split(script.format(address=address)), check=True)
+            subprocess.run(substitute(script, {**self.values, "address": address}), check=True)
+            return
+        if self.fallback is not None and fallback is not None:
+            fallback(self.fallback)
             return
         print(f"IUT control: {instruction}, then press Enter", file=self.out)
         self.wait()
 
     def move(self, care_of_address: IPv6Address | None) -> None:
         where = "home" if care_of_address is None else str(care_of_address)
-        self._do("move", f"move the mobile node to {where}", where)
+        self._do(
+            "move",
+            f"move the mobile node to {where}",
+            where,
+            lambda control: control.move(care_of_address),
+        )
 
     def start_route_optimization(self, correspondent: IPv6Address) -> None:
         self._do(
             "route_optimize",
             f"make the mobile node start route optimization with {correspondent}",
             str(correspondent),
+            lambda control: control.start_route_optimization(correspondent),
         )
 
     def register(self) -> None:
-        self._do("register", "make the mobile node send its home registration again")
+        self._do(
+            "register",
+            "make the mobile node send its home registration again",
+            fallback=lambda control: control.register(),
+        )

@@ -31,12 +31,13 @@ import os
 import select
 import shutil
 import socket
-import struct
 import threading
 import time
 from ipaddress import IPv6Address
 from typing import Any, Final
 
+from conformance.arrival import ANCILLARY_SIZE, arrival
+from conformance.arrival import enable as enable_timestamps
 from conformance.iut import DaemonControl, IutControl, network_for_move
 from conformance.runner import Target
 from conformance.transport import ADDRESSES, Addresses, Transport, topology_for
@@ -48,7 +49,6 @@ LAB_NONCE_INTERVAL: Final = 1.0  # seconds between the correspondent's new nonce
 STALE_WAIT: Final = LAB_MAX_NONCE_LIFETIME + 2 * LAB_NONCE_INTERVAL + 1.0
 DEFAULT_JOBS: Final = 8
 LOCALHOST: Final = "127.0.0.1"
-_SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)
 _names = itertools.count()
 _names_lock = threading.Lock()
 
@@ -80,7 +80,7 @@ class LabTransport(Transport):
         self.lab: NetnsLab | None = None
         try:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            self.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            enable_timestamps(self.socket)
             self.socket.bind((LOCALHOST, 0))
             self.socket.setblocking(False)
             topology: Topology = topology_for(role, plan)
@@ -123,20 +123,10 @@ class LabTransport(Transport):
     def _drain(self, into: list[tuple[float, bytes]]) -> None:
         while True:
             try:
-                data, ancillary, _, _ = self.socket.recvmsg(65535, 64)
+                data, ancillary, _, _ = self.socket.recvmsg(65535, ANCILLARY_SIZE)
             except BlockingIOError:
                 return
-            into.append((self._arrival(ancillary), data))
-
-    @staticmethod
-    def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
-        """The kernel's receive time (wall clock) moved onto the monotonic clock."""
-        for level, kind, value in ancillary:
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
-                seconds, nanoseconds = struct.unpack("@qq", value[:16])
-                age = time.time() - (seconds + nanoseconds * 1e-9)
-                return time.monotonic() - max(age, 0.0)
-        return time.monotonic()
+            into.append((arrival(ancillary), data))
 
     def now(self) -> float:
         return time.monotonic()

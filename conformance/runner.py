@@ -186,8 +186,18 @@ def select(cases: Iterable[Case], role: str | None, pattern: str | None) -> list
 
 
 def run_cases(cases: Iterable[Case], target: Target) -> list[Result]:
-    """Every case's result, in the order given; up to ``target.jobs`` at a time."""
+    """Every case's result, in the order given; up to ``target.jobs`` at a time, the longest
+    first (:meth:`Case.expected_seconds`), so that a minute-long case started last does not
+    keep the run going alone."""
+    cases = list(cases)
     if target.jobs <= 1:
         return [run_case(case, target) for case in cases]
+    longest_first = sorted(
+        range(len(cases)), key=lambda i: -cases[i].expected_seconds(target.stale_wait)
+    )
+    results: list[Result | None] = [None] * len(cases)
     with ThreadPoolExecutor(max_workers=target.jobs) as pool:
-        return list(pool.map(lambda case: run_case(case, target), cases))
+        futures = {i: pool.submit(run_case, cases[i], target) for i in longest_first}
+        for i, future in futures.items():
+            results[i] = future.result()
+    return [result for result in results if result is not None]

@@ -234,8 +234,6 @@ class Daemon:
             enter_netns(self.config.netns)
             self._entered = True
         self.fast = self._open_fast_path(runtime)
-        if self.config.control:
-            await self._open_control(self.config.control)
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
@@ -253,6 +251,10 @@ class Daemon:
                 )
             )
             await self.driver.open()
+        # Last: a control socket that answers says the node is ready, its kernel state too (a
+        # home agent's nftables rule for DHAAD requests, a mobile node's care-of address)
+        if self.config.control:
+            await self._open_control(self.config.control)
 
     def _fast_path_wanted(self) -> bool:
         """Whether the C fast path will read the links: on in the configuration, no tap (taps

@@ -74,6 +74,7 @@ from ipaddress import IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mip6.core.actions import Event
+from mip6.core.addresses import home_agents_anycast
 from mip6.core.datapath import TUNNEL_OVERHEAD
 from mip6.core.ipsec.sa import Direction
 from mip6.core.node import MINIMUM_MTU
@@ -97,6 +98,7 @@ IFF_NO_PI = 0x1000
 # The ingress chain runs before anything else on the device (tc, other netdev tables).
 INGRESS_PRIORITY = -500
 NFT = "nft"
+HAAD_REQUEST = 144  # ICMPv6 Home Agent Address Discovery Request (RFC 3775 6.5)
 
 
 def _name(device: str) -> str:
@@ -174,6 +176,17 @@ class InterfaceLink(Link):
             ipr.close()
         self._fd = fd
         self._sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        # What the link sends leaves on its interface, whatever other routes the box has: a
+        # correspondent's /128 route into its shim for a bound home address (CorrespondentRoutes)
+        # would otherwise take the daemon's own packets to that address (a Binding Refresh
+        # Request, RFC 3775 9.5.5) back into the daemon
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.device.encode())
+        # Nor do its multicasts come back to the box's own stack: a home agent's unsolicited
+        # Neighbor Advertisement for a home address it starts to proxy (RFC 3775 10.4.1)
+        # carries its own link-layer address with Override set, and the box's neighbour cache
+        # would take it for the address's own and send itself what it later routes there
+        # (the mobile node back home: the BA of its deregistration, RFC 3775 10.3.2)
+        self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
         self._sock.setblocking(False)
         self._loop = loop
         self._receive = receive
@@ -222,6 +235,17 @@ table netdev {self.table} {{
         nft(
             f"add rule netdev {self.table} ingress fib daddr type local esp spi {{ {listed} }} "
             f'fwd to "{self.tap_device}"\n'
+        )
+
+    def take_home_agent_discovery(self, anycast: list[IPv6Address]) -> None:
+        """From now on Home Agent Address Discovery Requests (ICMPv6 type 144) to one of
+        ``anycast`` are read too: RFC 3775 10.5 has a home agent answer those sent to the
+        Mobile IPv6 Home-Agents anycast address of its home subnet, an address the kernel does
+        not have (it would forward or drop them)."""
+        listed = ", ".join(str(address) for address in anycast)
+        nft(
+            f"add rule netdev {self.table} ingress ip6 daddr {{ {listed} }} icmpv6 type "
+            f'{HAAD_REQUEST} fwd to "{self.tap_device}"\n'
         )
 
     def serve(self, address: IPv6Address) -> None:
@@ -482,6 +506,7 @@ class HomeLinkProxy(_Reconciler):
             # link (accept_ra 1); 2 keeps it learning, so it is never left without IPv6
             write_sysctl(device, "accept_ra", "2")
         self.link.copy_neighbor_advertisements()  # the engine's DAD (RFC 3775 10.3.1)
+        self.link.take_home_agent_discovery([home_agents_anycast(p) for p in self.prefixes])
         take_esp(self.engine, self.link)
         await self._reconcile()
         log.info(

@@ -15,12 +15,13 @@ import pytest
 
 import conformance
 from conformance import __main__ as cli
+from conformance import runner
 from conformance.cases_cn import CASES as CN_CASES
 from conformance.cases_ha import CASES as HA_CASES
 from conformance.cases_mn import CASES as MN_CASES
 from conformance.iut import DaemonControl, ManualControl
 from conformance.mutate import all_faults, mutate
-from conformance.runner import FAIL, PASS, SimTarget, run_case, run_cases
+from conformance.runner import ERROR, FAIL, PASS, SimTarget, run_case, run_cases
 
 PACKAGE = Path(conformance.__file__).parent
 
@@ -151,3 +152,36 @@ def test_tester_and_cases_do_not_build_or_check_packets_with_our_codec(name: str
         elif isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
     assert not {m for m in imported if m.startswith(("mip6.wire", "mip6.core"))}
+
+
+def test_parallel_run_starts_longest_case_first_and_keeps_result_order(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    started: list[str] = []
+
+    def recorded(case, target):  # type: ignore[no-untyped-def]
+        started.append(case.id)
+        return runner.Result(case, ERROR)
+
+    monkeypatch.setattr(runner, "run_case", recorded)
+    target = SimTarget()
+    target.jobs, target.stale_wait = 2, 9.0
+    results = run_cases(CN_CASES, target)
+    assert [r.case.id for r in results] == [c.id for c in CN_CASES]
+    # CN-BRR-01 (40 s of stimulus, 15 s timeout) is started first, though listed last
+    assert started[0] == "CN-BRR-01" == CN_CASES[-1].id
+    assert CN_CASES[-1].expected_seconds(9.0) == 55.0
+
+
+def test_manual_control_runs_action_script_with_values_else_asks_its_fallback() -> None:
+    calls: list[str] = []
+
+    class Fallback(DaemonControl):
+        def _request(self, request: dict[str, object]) -> None:
+            calls.append(json.dumps(request))
+
+    control = ManualControl(
+        {"move": "true {interface} {address}"}, values={"interface": "eth9"}, fallback=Fallback("")
+    )
+    control.move(IPv6Address("2001:db8:4::5"))  # the script (true: exits 0)
+    control.register()  # no script: the daemon's control socket
+    control.start_route_optimization(IPv6Address("2001:db8:2::99"))
+    assert calls == ['{"register": true}', '{"route_optimize": "2001:db8:2::99"}']
