@@ -359,11 +359,20 @@ class Daemon:
     # -- control socket ---------------------------------------------------------------------------
 
     async def _open_control(self, path: str) -> None:
+        """The control socket, listening before its path exists: bound and listening under a
+        name of its own, then renamed into place, so that whoever waits for the path (labnet,
+        the conformance lab) never meets a bound socket that does not listen yet (a refused
+        connection failed a conformance case)."""
         if os.path.exists(path):
             os.unlink(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._control = await asyncio.start_unix_server(self._serve, path=path)
-        os.chmod(path, 0o600)
+        # (a short name: a socket's path has at most 107 bytes)
+        binding = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.getpid()}")
+        if os.path.exists(binding):
+            os.unlink(binding)
+        self._control = await asyncio.start_unix_server(self._serve, path=binding)
+        os.chmod(binding, 0o600)
+        os.replace(binding, path)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
