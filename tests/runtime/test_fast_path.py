@@ -483,8 +483,7 @@ def test_fast_selector_waits_in_c_carries_engine_packets_and_hands_the_loop_the_
             sock.close()
 
 
-def test_config_fast_path_key_turns_it_off() -> None:
-    text = """
+CORRESPONDENT_CONFIG = """
 node: cn
 role: correspondent
 links:
@@ -492,19 +491,16 @@ links:
   network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}
 correspondent: {}
 """
+
+
+def test_config_fast_path_key_turns_it_off() -> None:
+    text = CORRESPONDENT_CONFIG
     assert parse(text).fast_path is True
     assert parse(text + "fast_path: false\n").fast_path is False
 
 
 def test_config_offload_key_turns_the_kernel_devices_offload_off() -> None:
-    text = """
-node: cn
-role: correspondent
-links:
-  kernel: {type: tun, name: k0}
-  network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}
-correspondent: {}
-"""
+    text = CORRESPONDENT_CONFIG
     assert parse(text).offload is True
     assert parse(text + "offload: false\n").offload is False
     from mip6.runtime.daemon import Daemon
