@@ -16,8 +16,12 @@ many more bytes of the response have been written; 0 never. The same request han
 ``on_share_written``: the seeds' modified server instead (004 6.3, the buffer sweep): each
 member writes exactly ``handoff_every`` bytes, stops, and calls it with the socket once its
 last write has returned; whoever set it hands the client on when it chooses (a service has no
-clock). Without it the service writes on and asks for the handoff itself once the client has
-acknowledged its share.
+clock). ``handoff_drained``: the seeds' server of Fig. 12 (004 6.4: "the donor sends Prepare
+right after its last send(), then waits for the socket to empty"): each member writes its
+share, stops, and the client is handed on once it has acknowledged every byte; with PREPARE
+the handoff is asked for at the last write and its freeze waits for the drain (:meth:`movable`),
+so return routability runs while the buffer empties. Without either, the service writes on and
+asks for the handoff itself once the client has acknowledged its share.
 """
 
 from __future__ import annotations
@@ -62,11 +66,13 @@ class DownloadService:
         handoff_every: int = 0,
         regenerable: bool = True,
         on_share_written: Callable[[Socket], None] | None = None,
+        handoff_drained: bool = False,
     ) -> None:
         self.body = body
         self.handoff_every = handoff_every
         self.regenerable = regenerable  # False: full snapshots (the seeds' way)
         self.on_share_written = on_share_written  # see the module docstring
+        self.handoff_drained = handoff_drained  # see the module docstring
         self.served = 0
         self.handed_in_count = 0
         self.failed_handoffs = 0
@@ -94,15 +100,22 @@ class DownloadService:
         sock.on_change = None
 
     def movable(self, sock: Socket) -> bool:
-        return True  # its state describes any point of the connection
+        # its state describes any point of the connection; only a share written for a
+        # handoff_drained one waits until the client has acknowledged all of it
+        download = self._connections.get(sock)
+        return download is None or not download.draining or sock.send_buffered == 0
 
     def handoff_failed(self, client: IPv6Address, tried: tuple[IPv6Address, ...]) -> None:
         """The client stayed here: it is handed on again after another ``handoff_every``."""
         self.failed_handoffs += 1
-        for sock, download in self._connections.items():
+        for sock, download in list(self._connections.items()):
             if sock.key[2] == client.packed and self.handoff_every:
                 acknowledged = sock.write_offset - sock.send_buffered
                 download.next_handoff = acknowledged + self.handoff_every
+                if download.holding:
+                    # a share written for that handoff: writing goes on here
+                    download.holding = download.draining = False
+                    download._changed(sock)
 
     def _forget(self, sock: Socket) -> None:
         self._connections.pop(sock, None)
@@ -133,7 +146,10 @@ class _Download:
         self.chunks: Iterator[bytes] | None = None  # None: reading a request
         self.written = sock.write_offset  # stream offset of the next byte handed to the socket
         self.next_handoff = 0
-        self.holding = False  # on_share_written was called: no more writes here
+        self.holding = False  # the share is written (see _write): no more writes here
+        # handoff_drained: the share is written and the handoff waits for the client's
+        # acknowledgement of all of it (asked for already with PREPARE, at the drain without)
+        self.draining = False
         if state.startswith(RESPONDING):
             start, flags, length = _RESPONSE.unpack_from(state, len(RESPONDING))
             at = len(RESPONDING) + _RESPONSE.size
@@ -244,13 +260,18 @@ class _Download:
     def _write(self, sock: Socket) -> bool:
         """Writes the response as the send buffer takes it; True once all of it is written."""
         assert self.chunks is not None
-        held = self.service.on_share_written
+        service = self.service
+        # the seeds' servers stop at their share (see the module docstring)
+        stops = service.on_share_written is not None or service.handoff_drained
         if self.holding:
-            return False  # the share is written; the handoff is the driver's
+            if self.draining and sock.send_buffered == 0 and not self.member.config.prepare:
+                self.draining = False  # all of it acknowledged: the handoff freezes at once
+                self.member.request_handoff(IPv6Address(sock.key[2]))
+            return False  # the share is written; the handoff comes (or is the driver's)
         # progress is what the client acknowledged, not what the send buffer took: a member
         # that has just resumed fills its buffer at once
         acknowledged = sock.write_offset - sock.send_buffered
-        if not held and self.next_handoff and acknowledged >= self.next_handoff:
+        if not stops and self.next_handoff and acknowledged >= self.next_handoff:
             self.next_handoff = 0  # one request per member: the next one is the acceptor's
             self.member.request_handoff(IPv6Address(sock.key[2]))
         while True:
@@ -258,13 +279,21 @@ class _Download:
                 self.pending = memoryview(next(self.chunks, b""))
                 if not self.pending:
                     return True
-            if held and self.next_handoff and self.written >= self.next_handoff:
+            if stops and self.next_handoff and self.written >= self.next_handoff:
                 self.holding = True
-                held(sock)
-                return False
+                if service.on_share_written is not None:
+                    service.on_share_written(sock)
+                    return False
+                self.draining = True
+                if self.member.config.prepare:
+                    # 004 6.4: PREPARE right after the last send; the freeze waits for the
+                    # drain (movable), return routability runs meanwhile
+                    self.member.request_handoff(IPv6Address(sock.key[2]))
+                    return False
+                return self._write(sock)  # drained already (nothing was in flight)?
             if not sock.send_space or sock.unsent >= NOT_SENT_LOW_WATER:
                 return False  # more when the send buffer drains
-            share = self.next_handoff - self.written if held and self.next_handoff else None
+            share = self.next_handoff - self.written if stops and self.next_handoff else None
             sent = sock.send(self.pending[:share])
             self.pending = self.pending[sent:]
             self.written += sent

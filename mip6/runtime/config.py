@@ -37,9 +37,10 @@ One file per node::
       - {type: http, port: 80, size: 5000000, seed: 1}   # or path: FILE instead of size/seed
                                     # (FILE relative to this file's directory)
                                     # a member's: echo (UDP on every address), download
-                                    # (as http, plus handoff_every, regenerable and
-                                    # handoff_wait), handoff_echo, and proxy (server,
-                                    # server_port, http, handoff_every, route_requests:
+                                    # (as http, plus handoff_every, regenerable,
+                                    # handoff_wait or handoff_drained), handoff_echo,
+                                    # and proxy (server, server_port, http,
+                                    # handoff_every, route_requests:
                                     # mip6.apps.proxy); UDP on the contact address:
                                     # lookup (port 53, a DNS-like service: mip6.apps.lookup),
                                     # udp_echo (port 7) and stream (port 5004, size: each
@@ -160,6 +161,9 @@ class AppConfig:
     # bytes, stops, and hands the client on this many seconds after the last write returned
     # (None: it writes on and hands on once the client acknowledged its share)
     handoff_wait: float | None = None
+    # download: the seeds' Fig. 12 server (004 6.4): each member writes its handoff_every
+    # bytes, stops, and hands the client on once it has acknowledged all of them
+    handoff_drained: bool = False
     # proxy (mip6.apps.proxy): the unmodified server it relays to, and how clients move
     server: str = "::1"
     server_port: int = 0
@@ -177,6 +181,8 @@ class AppConfig:
             out |= {"handoff_every": self.handoff_every, "regenerable": self.regenerable}
             if self.handoff_wait is not None:
                 out["handoff_wait"] = self.handoff_wait
+            if self.handoff_drained:
+                out["handoff_drained"] = True
         if self.type in HANDOFF_UDP_APPS:
             out["handoff_every"] = self.handoff_every
         if self.type == "stream":
@@ -436,7 +442,7 @@ def read_apps(
         kind = reader.choice(fields["type"][1], f"{where}.type", types)
         allowed = {"type", "port"} | ({"path", "size", "seed"} if kind in BODY_APPS else set())
         if kind == "download":
-            allowed |= {"handoff_every", "regenerable", "handoff_wait"}
+            allowed |= {"handoff_every", "regenerable", "handoff_wait", "handoff_drained"}
         if kind in HANDOFF_UDP_APPS:
             allowed |= {"handoff_every"}
         if kind == "stream":
@@ -455,12 +461,19 @@ def read_apps(
         for name in ("port", "size", "seed", "handoff_every", "server_port"):
             if name in fields:
                 values[name] = _whole(reader, fields[name][1], f"{where}.{name}")
-        for name in ("regenerable", "http", "route_requests"):
+        for name in ("regenerable", "http", "route_requests", "handoff_drained"):
             if name in fields:
                 values[name] = reader.boolean(fields[name][1], f"{where}.{name}")
         if "handoff_wait" in fields:
             wait = fields["handoff_wait"][1]
             values["handoff_wait"] = reader.number(wait, f"{where}.handoff_wait")
+            if values.get("handoff_drained"):
+                raise reader.fail(
+                    fields["handoff_drained"][0],
+                    f"{where}.handoff_drained",
+                    "the seeds' two servers are one or the other: handoff_wait hands on after "
+                    "a time, handoff_drained once the share is acknowledged",
+                )
         if kind == "proxy":
             _proxy(reader, item, fields, where, values)
         port = values.pop("port", DEFAULT_APP_PORTS[kind])

@@ -272,6 +272,26 @@ def test_handoff_wait_faults_name_file_line_and_key(entry: str, reason: str) -> 
     assert reason in error.reason
 
 
+def test_download_handoff_drained_is_read_and_excludes_handoff_wait() -> None:
+    text = CONFIG.replace("handoff_every: 500}", "handoff_every: 500, handoff_drained: true}")
+    download = parse(text, "m1.yaml").apps[0]
+    assert download.handoff_drained and download.as_dict()["handoff_drained"] is True
+    assert "handoff_drained" not in parse(CONFIG, "m1.yaml").apps[0].as_dict()
+    rng = random.Random(1)
+    engine = build_engine(parse(text, "m1.yaml"), rng, rng.randbytes)
+    assert isinstance(engine, Member)
+    start_apps = role("member").start_apps
+    assert start_apps is not None
+    start_apps(engine, parse(text, "m1.yaml").apps, None)  # no clock needed: acks drive it
+    assert engine.services[80].handoff_drained
+    both = text.replace("handoff_drained: true}", "handoff_wait: 0.1, handoff_drained: true}")
+    with pytest.raises(ConfigError) as raised:
+        parse(both, "m1.yaml")
+    error = raised.value
+    assert (error.path, error.line, error.key) == ("m1.yaml", 16, "apps[0].handoff_drained")
+    assert "one or the other" in error.reason
+
+
 def test_handoff_wait_needs_the_daemon_not_the_simulator() -> None:
     text = CONFIG.replace("handoff_every: 500}", "handoff_every: 500, handoff_wait: 0}")
     config = parse(text, "m1.yaml")

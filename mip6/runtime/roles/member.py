@@ -33,6 +33,8 @@ Its block::
       - {type: download, port: 80, size: 50000000, seed: 1, handoff_every: 2000000}
         # handoff_wait: S  the seeds' modified server (004 6.3): write the share, stop, hand
         #                  on S seconds after the last write returned (daemon only)
+        # handoff_drained: true  the seeds' Fig. 12 server (004 6.4): write the share, stop,
+        #                  hand on once the client acknowledged it (PREPARE at the last write)
       - {type: handoff_echo, port: 7}
       - {type: proxy, port: 8080, server: "::1", server_port: 8000, handoff_every: 3}
       - {type: lookup, port: 53, handoff_every: 0}   # UDP (mip6.dserver.udp): a DNS-like
@@ -141,6 +143,7 @@ def start_apps(
                 Body(path=app.path, size=app.size, seed=app.seed),
                 handoff_every=app.handoff_every,
                 regenerable=app.regenerable,
+                handoff_drained=app.handoff_drained,
             )
             if app.handoff_wait is not None:
                 if context is None:
