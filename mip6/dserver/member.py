@@ -74,7 +74,10 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
 - When a view drops a member, its buddy resumes that member's clients: imports the replicas
   frozen, binds each client a step above the replica's number (return routability through the
   contact node) and resynchronizes the connections from the client's next segment; a BA 135 a
-  window or more above says a handoff's acceptor holds the client (step aside, no RST).
+  window or more above says a handoff's acceptor bound the client: the buddy asks every member
+  (CLIENT_QUERY) and steps aside (no RST) when one serves the client (CLIENT_CLAIMED), or goes
+  above that number when none does (the acceptor let the client go at its donor's abort, and
+  the donor died before it bound the client back).
 - An acceptor whose donor dies after the INIT adopts the client (the INIT's connections are the
   latest) and says so to every member (CLIENT_CLAIMED): the buddy steps aside.
 - A member that hears it was removed while alive lets go of the clients the group resumes.
@@ -172,6 +175,11 @@ RECOVER_TIMER = "recover"  # (RECOVER_TIMER, client): a recovered client bound i
 # (REPLICA_ACK_TIMER, client): what the client's connections hold back goes out even though no
 # REPLICA_ACK came (the buddy is slow or dead: the view will say, and a new buddy gets them)
 REPLICA_ACK_TIMER = "replica_ack"
+# (CLIENT_QUERY_TIMER, client): a recovery's CLIENT_QUERY had no CLIENT_CLAIMED in time
+CLIENT_QUERY_TIMER = "client_query"
+# seconds a recovery waits for a CLIENT_CLAIMED: the answer of a live member is a channel
+# round trip away (urgent, ahead of replicas), and a dead one's is never coming
+CLIENT_QUERY_WAIT = 1.0
 # a resumed connection's longest wait for its client's retransmission (tcp_migrate caps it at
 # the stack's longest retransmission timeout, RFC 6298 2.5's 60 s at least)
 LONGEST_PEER_WAIT_MS = 60_000
@@ -360,6 +368,9 @@ class _Recovery:
     origin: IPv6Address  # the member that served the client (dead, or removed while alive)
     started: float  # when: it binds the client within RECOVERY_LIMIT rebinding periods
     serial: int | None = None  # the replica's (None: an adopted INIT's connections)
+    # the number a later binding holds (BA 135) while CLIENT_QUERY asks who serves the client
+    asked: int | None = None
+    tunnelled: bool = False  # no Mobile IPv6: bound by the contact node's tunnel table
 
 
 @dataclass(frozen=True, slots=True)
@@ -994,9 +1005,9 @@ class Member:
         elif status is msg.TunnelStatus.SEQUENCE_OUT_OF_WINDOW:
             self._count("tunnel_out_of_window")
             if client in self._recovering:
-                # a window or more above the replica's: a handoff's acceptor holds it (see
+                # a window or more above the replica's: a handoff's acceptor bound it (see
                 # _out_of_window; the step stays below any acceptor's window)
-                self._recovery_superseded(client)
+                self._recovery_ask(client, held)
             outgoing = self._outgoing_of(client)
             if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
                 if set(outgoing.donor.tried) <= outgoing.refused_by:
@@ -1048,6 +1059,8 @@ class Member:
                     self._emit(StartTimer(now + interval, CONTACT_STATE_TIMER))
             case ("recover", IPv6Address() as client):  # RECOVER_TIMER
                 self._recovery_due(client)
+            case ("client_query", IPv6Address() as client):  # CLIENT_QUERY_TIMER
+                self._query_unanswered(client)
             case ("replica_ack", IPv6Address() as client):  # REPLICA_ACK_TIMER
                 self._replica_ack_due(client)
             case "contact_check":  # CONTACT_CHECK_TIMER
@@ -1848,10 +1861,11 @@ class Member:
                 self._arm_recovery(client)
             else:
                 # a window or more above the replica's number: a handoff's acceptor bound
-                # it after the replica was sent (the dead member's REPLICA_DROP died with it).
-                # That member serves the client; outbidding it would take the client from
-                # the connection it is on
-                self._recovery_superseded(client)
+                # it after the replica was sent. Serving it (the dead member's REPLICA_DROP
+                # died with it), outbidding it would take the client from the connection it
+                # is on; released (the donor's abort, the donor dead before it bound the
+                # client back), nobody serves the client. The group says which
+                self._recovery_ask(client, sequence)
             return
         outgoing = self._outgoing_of(client)
         if outgoing is not None and outgoing.donor.state is h.DonorState.REBINDING:
@@ -1979,6 +1993,9 @@ class Member:
             return
         if isinstance(message, msg.ClientClaimed):
             self._claimed(message.client)
+            return
+        if isinstance(message, msg.ClientQuery):
+            self._client_queried(peer, message.client)
             return
         if isinstance(message, msg.Tunnel):
             self._tunnel_asked(peer, message)
@@ -2717,6 +2734,7 @@ class Member:
             origin,
             self._now,
             replica.serial,
+            tunnelled=replica.tunnelled,
         )
         self._count("recover_started")
         if replica.tunnelled:
@@ -2886,6 +2904,55 @@ class Member:
             self._drop_replica(client)
             self._mobile(self.mobile.forget_correspondent(self._now, client))
 
+    def _recovery_ask(self, client: IPv6Address, held: int) -> None:
+        """The recovery of ``client`` met the binding numbered ``held``, a window above its
+        replica's: CLIENT_QUERY to every member; a CLIENT_CLAIMED has it step aside
+        (_claimed), none in CLIENT_QUERY_WAIT has it go above ``held`` (_query_unanswered)."""
+        recovery = self._recovering[client]
+        self._recovering[client] = replace(recovery, asked=held)
+        if recovery.asked is not None:
+            return  # asked already (a Binding Update sent again met the same binding)
+        self._count("recover_asked")
+        for member in self.view.members - {self.own_address}:
+            self._send(member, msg.ClientQuery(client=client))
+        self._emit(StartTimer(self._now + CLIENT_QUERY_WAIT, (CLIENT_QUERY_TIMER, client)))
+
+    def _client_queried(self, peer: IPv6Address, client: IPv6Address) -> None:
+        """CLIENT_QUERY: a recovery of ``client`` asks whether this member serves it. It does
+        when it holds the client's connections (a handoff of it under way included), is a
+        handoff's acceptor of it, or recovers it itself without asking too (two recoveries
+        asking each other would both step aside)."""
+        recovery = self._recovering.get(client)
+        serves = (
+            (recovery is not None and recovery.asked is None)
+            or (recovery is None and bool(self.client_sockets(client)))
+            or self.udp.holds(client)
+            or any(i.acceptor.client == client for i in self._incoming.values())
+        )
+        if serves:
+            self._send(peer, msg.ClientClaimed(client=client))
+
+    def _query_unanswered(self, client: IPv6Address) -> None:
+        """Nobody claimed ``client`` in CLIENT_QUERY_WAIT: the binding its recovery met is a
+        released acceptor's, and the recovery goes above it (RFC 3775 9.5.1: a BA 135
+        carries the last number the client accepted), with its time from now."""
+        recovery = self._recovering.get(client)
+        if recovery is None or recovery.asked is None:
+            return
+        self._recovering[client] = replace(recovery, asked=None)
+        self._count("recover_outbid")
+        log.warning(
+            "replication: nobody serves %s (its binding %d): bound here above it",
+            client,
+            recovery.asked,
+        )
+        if recovery.tunnelled:
+            # no Mobile IPv6: the contact node's table is its binding
+            self._bind_tunnel(client, (recovery.asked + 1) & 0xFFFF)
+        else:
+            self._mobile(self.mobile.rebind(self._now, client, recovery.asked))
+        self._arm_recovery(client)
+
     def _arm_recovery(self, client: IPv6Address) -> None:
         """The recovery of ``client`` has ``rebind_timeout`` from now to bind it, or its
         connections are reset (RECOVER_TIMER). Its frozen connections go to this member's
@@ -2952,8 +3019,11 @@ class Member:
     def _recovery_superseded(self, client: IPv6Address) -> None:
         """Another member holds ``client`` (see _out_of_window): the imported connections go
         without a RST (the client's are alive there) and so does the binding started here."""
-        socks = self._recovering.pop(client).socks
+        recovery = self._recovering.pop(client)
+        socks = recovery.socks
         self._emit(CancelTimer((RECOVER_TIMER, client)))
+        if recovery.asked is not None:
+            self._emit(CancelTimer((CLIENT_QUERY_TIMER, client)))
         self._count("recover_superseded")
         log.warning("replication: %s is served by another member; not resumed here", client)
         self._release(socks, handed_off=True)

@@ -97,8 +97,11 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
         sends what it held back for it): | Client (128) | Serial (32) |
     REPLICA_DROP (a member -> its buddy, when it no longer serves the client): | Client (128) |
     CLIENT_CLAIMED (an acceptor whose donor died while the client was frozen for it -> every
-        member: it holds the client's connections as they were at the freeze, and binds it):
+        member: it holds the client's connections as they were at the freeze, and binds it;
+        or a member that serves the client -> the member whose CLIENT_QUERY asked):
         | Client (128) |
+    CLIENT_QUERY (a recovery whose Binding Update met a later binding, BA 135 -> every
+        member: who serves the client? whoever does answers CLIENT_CLAIMED): | Client (128) |
 
 The contact node's tunnel for clients without Mobile IPv6 (DSERVER 3, :mod:`.tunnel`), same
 first word::
@@ -222,6 +225,7 @@ class MessageType(enum.IntEnum):
     REPLICA_ACK = 35  # the buddy holds that replica
     TUNNEL = 36  # a member serves a client without MIPv6: its packets to me (DSERVER 3)
     TUNNEL_ACK = 37  # the contact node's answer to TUNNEL
+    CLIENT_QUERY = 38  # a recovery asks who serves the client (answered by CLIENT_CLAIMED)
 
 
 class JoinStatus(enum.IntEnum):
@@ -742,6 +746,19 @@ class ClientClaimed(_Membership):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClientQuery(_Membership):
+    """A recovery of ``client`` met a binding a window above its replica's (BA 135): whoever
+    serves the client says so (CLIENT_CLAIMED, to the sender alone); nobody answering, the
+    binding is a released acceptor's and the recovery goes above it."""
+
+    client: IPv6Address
+    message_type: ClassVar[MessageType] = MessageType.CLIENT_QUERY
+
+    def emit(self) -> bytes:
+        return self._word() + _CLIENT.pack(self.client.packed)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tunnel(_Membership):
     """The sender serves ``client``, which speaks no Mobile IPv6: the contact node tunnels
     the client's packets to it, unless its table holds a later ``sequence`` for the client."""
@@ -801,6 +818,7 @@ Message = (
     | ReplicaAck
     | ReplicaDrop
     | ClientClaimed
+    | ClientQuery
     | Tunnel
     | TunnelAck
 )
@@ -921,6 +939,11 @@ def _replica_drop(data: bytes, offset: int) -> tuple[ReplicaDrop, int]:
 def _client_claimed(data: bytes, offset: int) -> tuple[ClientClaimed, int]:
     (client,), offset = _fields(data, offset, _CLIENT, "client")
     return ClientClaimed(client=IPv6Address(client)), offset
+
+
+def _client_query(data: bytes, offset: int) -> tuple[ClientQuery, int]:
+    (client,), offset = _fields(data, offset, _CLIENT, "client")
+    return ClientQuery(client=IPv6Address(client)), offset
 
 
 def _connections(data: bytes, offset: int, count: int) -> tuple[tuple[ConnectionState, ...], int]:
@@ -1137,6 +1160,7 @@ _WordMessage = (
     | ReplicaAck
     | ReplicaDrop
     | ClientClaimed
+    | ClientQuery
     | Tunnel
     | TunnelAck
 )
@@ -1163,6 +1187,7 @@ _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] 
     MessageType.REPLICA_ACK: _replica_ack,
     MessageType.TUNNEL: _tunnel,
     MessageType.TUNNEL_ACK: _tunnel_ack,
+    MessageType.CLIENT_QUERY: _client_query,
 }
 
 

@@ -28,7 +28,7 @@ from mip6.apps.fetch import Fetch, requests
 from mip6.apps.http import HostDownload, generated_body
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
-from mip6.dserver.handoff import SEQUENCE_WINDOW
+from mip6.dserver.handoff import SEQUENCE_WINDOW, DonorState
 from mip6.dserver.member import (
     CONTACT_SEQUENCE_SKIP,
     LONGEST_PEER_WAIT_MS,
@@ -40,6 +40,8 @@ from mip6.dserver.member import (
 from mip6.dserver.membership import MembershipConfig, Role, Timer
 from mip6.dserver.messages import ContactState, SaCounter
 from mip6.runtime.memory import Path
+from mip6.wire import protocols
+from mip6.wire.mobility import MhType
 from tcp_migrate.core import TcpState
 
 SEED = 3
@@ -1213,3 +1215,55 @@ def test_a_recovery_whose_binding_is_gone_lets_its_connections_go_without_a_rst(
     lab.net.run_for(0.1)
     assert m3.counters.get("recover_superseded") == 1 and not m3.counters.get("recover_failed")
     assert resets(lab.net) == before
+
+
+def _binding_ack_or_data(data: bytes) -> bool:
+    """The client's Binding Acknowledgement, or a TCP segment of the client's (which would
+    thaw an acceptor as well as a BA)."""
+    if data[8:24] != CLIENT.packed:
+        return False
+    packet, protocol, offset = innermost(data)
+    if protocol == protocols.TCP:
+        return True
+    return protocol == protocols.MOBILITY and packet[offset + 2] == MhType.BINDING_ACKNOWLEDGEMENT
+
+
+def test_a_recovery_that_meets_a_released_acceptors_binding_outbids_it() -> None:
+    """m1 hands its client on; each acceptor's Binding Update is taken by the client while
+    every answer of the client's to it is lost: each attempt runs out, each acceptor answers
+    the abort and lets the client go, and m1 dies as it binds the client back (its Binding
+    Update lost with it). The client's binding names the last acceptor, which serves it no
+    more. m1's buddy resumes the client and meets BA 135 (that acceptor's number, a window
+    above the replica's): it asks the group who serves the client, nobody does, and it goes
+    above that number and serves on; the download is whole. Stepping aside at once left
+    the client to nobody (a chaos run's stalled download)."""
+    size = 5_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    m1 = lab.members["m1"]
+    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
+    while MEMBERS["m1"] not in lab.members[buddy]._replicas:
+        lab.net.run_for(0.01)
+    lab.handoff("m1")
+    deadline = lab.net.now + 10.0
+    while not any(o.donor.state is DonorState.REBINDING for o in m1._outgoing.values()):
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(
+            lambda receiver, data: receiver != "m1" and _binding_ack_or_data(data)
+        )
+        lab.net.run_for(0.0005)
+    (outgoing,) = m1._outgoing.values()
+    for name in ("m2", "m3"):
+        assert not lab.members[name].client_sockets(CLIENT)  # it let the client go
+    entry = lab.client.binding_cache.get(CONTACT)  # type: ignore[union-attr]
+    assert entry is not None and entry.care_of_address == outgoing.donor.tried[-1]
+    lab.kill("m1")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m1"].packed)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    counters = lab.members[buddy].counters
+    assert counters.get("recover_outbid") == 1 and counters.get("recover_completed") == 1
+    assert resets(lab.net) == 0
