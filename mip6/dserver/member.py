@@ -80,7 +80,10 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   the donor died before it bound the client back).
 - An acceptor whose donor dies after the INIT adopts the client (the INIT's connections are the
   latest) and says so to every member (CLIENT_CLAIMED): the buddy steps aside.
-- A member that hears it was removed while alive lets go of the clients the group resumes.
+- A member that hears it was removed while alive pauses the clients it replicated (their
+  connections frozen: nothing more reaches the client than the buddy's replica knows) and
+  lets go of each one the group resumes (CLIENT_CLAIMED); one nobody claims within a
+  recovery's longest time it serves on.
 - For a recovery's time after its start and after a view without a member, C answers a segment
   of no connection with nothing rather than a RST: it may be a dead member's connection being
   resumed elsewhere.
@@ -177,6 +180,8 @@ RECOVER_TIMER = "recover"  # (RECOVER_TIMER, client): a recovered client bound i
 REPLICA_ACK_TIMER = "replica_ack"
 # (CLIENT_QUERY_TIMER, client): a recovery's CLIENT_QUERY had no CLIENT_CLAIMED in time
 CLIENT_QUERY_TIMER = "client_query"
+# (PAUSE_TIMER, client): a client paused at this member's removal was claimed by nobody
+PAUSE_TIMER = "paused"
 # seconds a recovery waits for a CLIENT_CLAIMED: the answer of a live member is a channel
 # round trip away (urgent, ahead of replicas), and a dead one's is never coming
 CLIENT_QUERY_WAIT = 1.0
@@ -416,6 +421,9 @@ class Member:
         # recovered from a dead member whose binding is being moved here (client -> recovery)
         self._replicas: dict[IPv6Address, dict[IPv6Address, _HeldReplica]] = {}
         self._replicated: dict[IPv6Address, IPv6Address] = {}
+        # clients paused when the group removed this member alive: their connections, frozen
+        # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
+        self._paused: dict[IPv6Address, list[Socket]] = {}
         self._replicate_queued: set[IPv6Address] = set()  # request_replicate, not yet run
         self._recovering: dict[IPv6Address, _Recovery] = {}
         # connections holding back what they send, each until the REPLICA_ACK of a replica
@@ -1059,6 +1067,8 @@ class Member:
                     self._emit(StartTimer(now + interval, CONTACT_STATE_TIMER))
             case ("recover", IPv6Address() as client):  # RECOVER_TIMER
                 self._recovery_due(client)
+            case ("paused", IPv6Address() as client):  # PAUSE_TIMER
+                self._pause_over(client)
             case ("client_query", IPv6Address() as client):  # CLIENT_QUERY_TIMER
                 self._query_unanswered(client)
             case ("replica_ack", IPv6Address() as client):  # REPLICA_ACK_TIMER
@@ -1183,6 +1193,7 @@ class Member:
         if (
             client in self._by_client
             or client in self._handoff_when_known  # one asked already waits (see below)
+            or client in self._paused  # its buddy may be resuming it
             or len(self._outgoing) >= self.config.max_handoffs
         ):
             self._count("handoff_busy")
@@ -1292,7 +1303,10 @@ class Member:
 
     def _release_held(self, client: IPv6Address, acknowledged: int | None = None) -> None:
         """The client's connections send what they held back (see request_replicate): those
-        a replica numbered ``acknowledged`` covers, or all."""
+        a replica numbered ``acknowledged`` covers, or all. A paused client's wait for its
+        pause's end (see _pause_replicated)."""
+        if client in self._paused:
+            return
         waiting = False
         for sock in self.client_sockets(client):
             needed = self._held_for.get(sock)
@@ -2265,6 +2279,9 @@ class Member:
                     self._membership_event("joined", join_id=join_id, role=role.value)
                 case ms.Left():
                     self._membership_event("left")
+                case ms.Removed():
+                    self._membership_event("removed")
+                    self._pause_replicated()
                 case ms.BecameContactNode(view_number=number):
                     self._membership_event("became_contact_node", view_number=number)
                     self._lease_regained()
@@ -2888,6 +2905,8 @@ class Member:
         connections resynchronize from where this member left the client."""
         for held in self._replicas.values():
             held.pop(client, None)
+        if self._paused.pop(client, None) is not None:
+            self._emit(CancelTimer((PAUSE_TIMER, client)))
         if client in self._recovering:
             self._recovery_superseded(client)
             return
@@ -2903,6 +2922,64 @@ class Member:
             self._release(socks, handed_off=True)
             self._drop_replica(client)
             self._mobile(self.mobile.forget_correspondent(self._now, client))
+
+    def _pause_replicated(self) -> None:
+        """The group removed this member alive (a false suspicion): its buddy resumes every
+        client replicated to it, from the replica, and binds it. Serving on meanwhile, this
+        member would take the client past what the replica knows (a chaos run's download
+        reset: the client stood past the last response the replica knew), so each such
+        client's connections freeze here until the claim of whoever resumed it arrives
+        (_claimed lets them go) or, nobody claiming it within a recovery's longest time
+        (its buddy dead too, or the replica never arrived), they thaw and it is served on."""
+        if not self.config.replication:
+            return
+        ms_now = stack_ms(self._now)
+        wait = (RECOVERY_LIMIT + 1) * self.config.rebind_timeout + CLIENT_QUERY_WAIT
+        contact = self.contact_address.packed
+        # every client with a connection that owes it something and whose service replicates
+        # (the buddy holds its replica: each went at the connection's SYN-ACK), whether or
+        # not the replica's channel is open now (a silence closes it)
+        clients = {
+            IPv6Address(sock.key[2])
+            for sock in self.host.stack.connections
+            if sock.key[0] == contact and sock.state in _OWING
+        }
+        for client in clients:
+            if (
+                client in self._paused
+                or client in self._recovering
+                or client.packed in self._frozen_clients
+                or self._outgoing_of(client) is not None
+            ):
+                continue  # a handoff's or recovery's own rules bind it
+            socks = [sock for sock in self.client_sockets(client) if not sock.frozen]
+            if not socks or not all(self._replicable(sock) for sock in socks):
+                continue
+            for sock in socks:
+                sock.freeze(ms_now)
+            self._paused[client] = socks
+            self._count("client_paused")
+            self._emit(StartTimer(self._now + wait, (PAUSE_TIMER, client)))
+        if self._paused:
+            log.warning("membership: removed alive: %d clients paused", len(self._paused))
+
+    def _replicable(self, sock: Socket) -> bool:
+        """Whether ``sock``'s service has it replicated (see replicate)."""
+        service = self.services.get(sock.key[1])
+        if service is None:
+            return False
+        return service.full_replicas or service.export_state(sock)[1]
+
+    def _pause_over(self, client: IPv6Address) -> None:
+        """Nobody claimed ``client`` in the pause's time: it is served on here."""
+        socks = self._paused.pop(client, None)
+        if socks is None:
+            return
+        self._count("client_pause_unclaimed")
+        log.warning("membership: %s claimed by nobody; served on here", client)
+        self._thaw([sock for sock in socks if sock.state is not TcpState.CLOSED])
+        self._release_held(client)
+        self.request_replicate(client)
 
     def _recovery_ask(self, client: IPv6Address, held: int) -> None:
         """The recovery of ``client`` met the binding numbered ``held``, a window above its

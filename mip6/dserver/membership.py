@@ -192,8 +192,22 @@ class Left:
     """The leave completed (a view without us arrived, or ``leave_timeout`` ran out)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A view without us, or PLEASE_REJOIN, while we were in the group (not leaving): the
+    group took us for dead, and we join again (B7)."""
+
+
 Action = (
-    Send | StartTimer | CancelTimer | ViewChanged | BecameContactNode | SteppedDown | Joined | Left
+    Send
+    | StartTimer
+    | CancelTimer
+    | ViewChanged
+    | BecameContactNode
+    | SteppedDown
+    | Joined
+    | Left
+    | Removed
 )
 
 
@@ -703,6 +717,7 @@ class Membership:
             self._out.append(Left())
             self._out.append(CancelTimer(Timer.TICK))
             return
+        self._out.append(Removed())
         log.info("membership: removed, joining again", extra={"member": str(self.address)})
         self._start_joining(now)
 

@@ -1267,3 +1267,92 @@ def test_a_recovery_that_meets_a_released_acceptors_binding_outbids_it() -> None
     counters = lab.members[buddy].counters
     assert counters.get("recover_outbid") == 1 and counters.get("recover_completed") == 1
     assert resets(lab.net) == 0
+
+
+def test_a_member_removed_alive_pauses_its_clients_until_their_recovery_claims_them() -> None:
+    """m3 serves a keep-alive connection of three GETs and falls silent long enough for the
+    group to remove it; m1, its buddy, resumes the client from m3's replica, and its
+    binding takes seconds (its packets to the client lost). m3 hears of its removal at
+    once and pauses the client: serving on, it took the client past what the replica knew
+    and the recovery reset the connection (a chaos run's lost download). m1's claim then
+    has m3 let go; all three responses come whole, with no RST."""
+    size = 1_500_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    lab.net.run_until(1.0)
+    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
+    done: list[Fetch] = []
+    fetch = Fetch(
+        sock,
+        requests("/", CONTACT, PORT, 3),
+        size=size,
+        seed=SEED,
+        clock=lambda: lab.net.now,
+        on_done=done.append,
+    )
+    lab.net.nodes["client"].runtime.flush_host()
+    while not fetch.in_body:
+        assert lab.net.now < 3.0
+        lab.net.run_for(0.01)
+    lab.handoff("m1", "m3")
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    while not m1.counters.get("handoff_completed") or MEMBERS["m3"] not in m1._replicas:
+        assert lab.net.now < 10.0
+        lab.net.run_for(0.01)
+    own, m1_own = MEMBERS["m3"].packed, MEMBERS["m1"].packed
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m3"] in m1.view.members:  # m3's packets lost until m1's view drops it
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+        lab.net.run_for(0.001)
+    assert CLIENT in m1._recovering
+    deadline = lab.net.now + 2.0
+    while lab.net.now < deadline:  # the recovery's binding is slow to come
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m1_own)
+        lab.net.run_for(0.001)
+    assert m3.counters.get("client_paused") == 1
+    while not done and lab.net.now < 60.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    assert resets(lab.net) == 0
+    assert m1.counters.get("recover_completed") == 1
+    assert m3.counters.get("recover_yielded") == 1 and "client_pause_unclaimed" not in m3.counters
+
+
+def test_a_paused_client_nobody_claims_is_served_on() -> None:
+    """m3 is removed alive as above, but its buddy m1 never resumes the client (the replica
+    it held is lost here): m3's pause ends unclaimed and it serves the client on; all three
+    responses whole, no RST."""
+    size = 1_500_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    lab.net.run_until(1.0)
+    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
+    done: list[Fetch] = []
+    fetch = Fetch(
+        sock,
+        requests("/", CONTACT, PORT, 3),
+        size=size,
+        seed=SEED,
+        clock=lambda: lab.net.now,
+        on_done=done.append,
+    )
+    lab.net.nodes["client"].runtime.flush_host()
+    while not fetch.in_body:
+        assert lab.net.now < 3.0
+        lab.net.run_for(0.01)
+    lab.handoff("m1", "m3")
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    while not m1.counters.get("handoff_completed") or MEMBERS["m3"] not in m1._replicas:
+        assert lab.net.now < 10.0
+        lab.net.run_for(0.01)
+    m1._replicas[MEMBERS["m3"]].clear()  # the replica is lost: nobody resumes the client
+    own = MEMBERS["m3"].packed
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m3"] in m1.view.members:
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+        lab.net.run_for(0.001)
+    while not done and lab.net.now < 90.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    assert resets(lab.net) == 0
+    assert m3.counters.get("client_paused") == 1 and m3.counters.get("client_pause_unclaimed") == 1
