@@ -290,7 +290,7 @@ class _Download:
                     # drain (movable), return routability runs meanwhile
                     self.member.request_handoff(IPv6Address(sock.key[2]))
                     return False
-                return self._write(sock)  # drained already (nothing was in flight)?
+                return self._write(sock)  # asks for it at once when nothing is in flight
             if not sock.send_space or sock.unsent >= NOT_SENT_LOW_WATER:
                 return False  # more when the send buffer drains
             share = self.next_handoff - self.written if stops and self.next_handoff else None
