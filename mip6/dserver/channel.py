@@ -136,6 +136,7 @@ LENGTH_PREFIX = _LENGTH.size
 
 MAX_MESSAGE_LENGTH = messages.MAX_MESSAGE_LENGTH  # the largest plaintext: an INIT at its bounds
 MAX_FRAME_LENGTH = MAX_MESSAGE_LENGTH + TAG_LENGTH  # the Length field's cap: 134_218_548
+FRAME_OVERHEAD = _LENGTH.size + TAG_LENGTH  # what sealing adds to a message: 20 bytes
 
 # The OKM's layout, in the order of the module docstring
 _OKM = struct.Struct(

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
-from mip6.dserver.channel import Channel, Closed, Established, Event, Role
+from mip6.dserver.channel import FRAME_OVERHEAD, Channel, Closed, Established, Event, Role
 from mip6.dserver.messages import Message, Replica, ReplicaDrop
 from tcp_migrate.core import TcpState
 from tcp_migrate.stack import Listener, Socket
@@ -72,7 +72,7 @@ class MemberConnection:
     def _queue(self, message: Message) -> None:
         payload = message.emit()
         (self._bulk if isinstance(message, BULK) else self._urgent).append(payload)
-        self._pending += len(payload)
+        self._pending += len(payload) + FRAME_OVERHEAD  # as it will go: sealed
 
     def _changed(self, sock: Socket) -> None:
         if self.closed:
@@ -119,7 +119,7 @@ class MemberConnection:
                 if not queue or self.closed:
                     break
                 payload = queue.popleft()
-                self._pending -= len(payload)
+                self._pending -= len(payload) + FRAME_OVERHEAD
                 self._out += self.channel.send_emitted(payload)
             sent = sock.send(bytes(self._out[: sock.send_space]))
             del self._out[:sent]

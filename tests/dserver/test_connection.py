@@ -11,7 +11,14 @@ import random
 from ipaddress import IPv6Address
 
 from mip6.dserver import messages as m
-from mip6.dserver.channel import Channel, Closed, CloseReason, Established, MessageReceived
+from mip6.dserver.channel import (
+    FRAME_OVERHEAD,
+    Channel,
+    Closed,
+    CloseReason,
+    Established,
+    MessageReceived,
+)
 from mip6.dserver.connection import MemberConnection, MemberListener, connect
 from mip6.runtime.host import Host
 from mip6.runtime.memory import MemoryNetwork, Path
@@ -155,8 +162,8 @@ def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_t
     room = conn.sock.send_space  # the send buffer: what goes before the heartbeat, at most
     client = IPv6Address("2001:db8:99::5")
     state = m.ConnectionState(snapshot=rng.randbytes(30_000), regenerable=True)
-    for serial in range(20):
-        replica = m.Replica(
+    sent: list[m.Message] = [
+        m.Replica(
             client=client,
             binding_sequence=1,
             lifetime=60,
@@ -164,10 +171,14 @@ def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_t
             connections=(state,),
             serial=serial,
         )
-        conn.send(replica)
-    conn.send(m.ReplicaDrop(client=client))
-    conn.send(m.Heartbeat(sequence=1, echo=0, view_number=1))
-    assert conn.queued > 600_000
+        for serial in range(20)
+    ]
+    sent += [m.ReplicaDrop(client=client), m.Heartbeat(sequence=1, echo=0, view_number=1)]
+    before = conn.queued  # (the handshake's last bytes, not acknowledged yet)
+    for message in sent:
+        conn.send(message)
+    # what the peer would miss now: every frame as it goes, sealed (a length and a tag each)
+    assert conn.queued - before == sum(len(message.emit()) + FRAME_OVERHEAD for message in sent)
     net.nodes["m1"].runtime.flush_host()
     net.run_for(20.0)
     kinds = [type(message).__name__ for message in got]
