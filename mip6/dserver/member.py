@@ -2006,7 +2006,7 @@ class Member:
             self._release_held(message.client, message.serial)
             return
         if isinstance(message, msg.ClientClaimed):
-            self._claimed(message.client)
+            self._claimed(peer, message.client)
             return
         if isinstance(message, msg.ClientQuery):
             self._client_queried(peer, message.client)
@@ -2894,17 +2894,21 @@ class Member:
         for member in (self.view.members | {origin}) - {self.own_address}:
             self._send(member, msg.ClientClaimed(client=client))
 
-    def _claimed(self, client: IPv6Address) -> None:
-        """CLIENT_CLAIMED: another member adopted ``client`` (see _adopt), or resumed it from
+    def _claimed(self, claimer: IPv6Address, client: IPv6Address) -> None:
+        """CLIENT_CLAIMED: another member adopted ``client`` (see _adopt), resumed it from
         this member's replica (a view removed this member while it was alive: see
-        _recovered). Its replicas here go, and so does a recovery of it (from a dead donor's
-        replica, older than the adopter's INIT, under a binding below the adopter's). This
+        _recovered), or serves it (the answer to this member's CLIENT_QUERY). Its replicas
+        here go, but the claimer's own (this member is its buddy: they resume the client
+        should the claimer die; dropped, a chaos run's contact node died with a client
+        nobody resumed), and so does a recovery of it (from a dead donor's replica, older
+        than the adopter's INIT, under a binding below the adopter's). This
         member's own service of the client yields too, without a RST, handoff or not:
         serving on, two members answered the client, each binding it above the other (a
         loaded chaos run's resets); the claimer's binding wins at the client and its
         connections resynchronize from where this member left the client."""
-        for held in self._replicas.values():
-            held.pop(client, None)
+        for origin, held in self._replicas.items():
+            if origin != claimer:
+                held.pop(client, None)
         if self._paused.pop(client, None) is not None:
             self._emit(CancelTimer((PAUSE_TIMER, client)))
         if client in self._recovering:

@@ -1356,3 +1356,44 @@ def test_a_paused_client_nobody_claims_is_served_on() -> None:
     assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
     assert resets(lab.net) == 0
     assert m3.counters.get("client_paused") == 1 and m3.counters.get("client_pause_unclaimed") == 1
+
+
+def test_the_claimer_of_a_client_keeps_its_replica_at_its_buddy() -> None:
+    """m1 hands its client on and dies as the handoff completes; m1's buddy resumes the
+    client from a stale replica, meets the acceptor's binding (BA 135), asks, and the
+    acceptor's CLIENT_CLAIMED has it step aside. The acceptor's own replica of the client
+    at that buddy (its buddy now) stays: when the acceptor dies too, the buddy resumes the
+    client and the download is whole. Dropping every replica of the claimed client there
+    left it to nobody (a chaos run's contact node died with such a client)."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    m1 = lab.members["m1"]
+    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
+    acceptor = next(n for n in MEMBERS if n not in ("m1", buddy))
+    lab.net.run_for(0.5)
+    lab.handoff("m1", acceptor)
+    deadline = lab.net.now + 3.0
+    while not m1.counters.get("handoff_completed"):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    lab.kill("m1")
+    own = MEMBERS["m1"].packed
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+    held_by = lab.members[buddy]
+    deadline = lab.net.now + 10.0
+    while not held_by.counters.get("recover_superseded"):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.01)
+    assert held_by.counters.get("recover_asked") == 1
+    while CLIENT not in held_by._replicas.get(MEMBERS[acceptor], {}):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.5)
+    lab.kill(acceptor)
+    lab.run_to_end(fetch, limit=90.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert held_by.counters.get("recover_completed") == 1
