@@ -2281,6 +2281,12 @@ class Member:
                     self._membership_event("left")
                 case ms.Removed():
                     self._membership_event("removed")
+                    # every member that replicated to this one took it for dead and sends
+                    # its replicas to another buddy now (to this one again once it is back
+                    # in its view and the buddy again): kept, one of them resumed a client
+                    # its sender had handed on since (its drop went to the other buddy), and
+                    # took the client from the member serving it (a chaos run's resets)
+                    self._replicas.clear()
                     self._pause_replicated()
                 case ms.BecameContactNode(view_number=number):
                     self._membership_event("became_contact_node", view_number=number)
