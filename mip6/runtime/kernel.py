@@ -37,6 +37,11 @@ address kept its kernel answer. Throughput and round trips through the daemons o
 (``python -m tests.runtime.real_network_bench``) and the end-to-end test's movement times are
 in README ("Running on a real network").
 
+A mobile node may name several interfaces, most preferred first (``name: [eth0, wlan0]``,
+:class:`Uplinks`): a link on each, all read, the daemon's packets sent on the one whose
+address is the care-of address (its raw socket is bound to that device, so they leave by that
+link's router whatever the box's other default routes), chosen by :class:`MobileNodeKernel`.
+
 The nftables table and the TAP are named after the device, so a daemon that crashed leaves
 nothing the next start does not remove first (:meth:`InterfaceLink.open`); :meth:`close`
 removes both. The table is installed with ``nft -f`` (the nftables package): pyroute2's
@@ -49,8 +54,10 @@ nftables support does not cover netdev ``fwd``/``dup`` statements.
   neighbour entry and a member of the link's served set for each home registration, removed
   when it is deleted or expires; the NAs its duplicate address detection waits for.
 - :class:`MobileNodeKernel` (mobile node): care-of addresses from the kernel (SLAAC or
-  static), movement from netlink events (RFC 3775 11.5.1), the home address on the shim's TUN
-  with a policy rule while away and on the interface at home (11.5.4).
+  static), movement from netlink events (RFC 3775 11.5.1) on one interface or among several
+  uplinks (the most preferred one with its carrier, a usable address and a router), the home
+  address on the shim's TUN with a policy rule while away and on the interface at home
+  (11.5.4).
 - :class:`CorrespondentRoutes` (correspondent): a /128 route into the shim's TUN for each bound
   home address, so only route-optimized traffic passes through the daemon.
 """
@@ -156,7 +163,10 @@ class InterfaceLink(Link):
         self._next_warning = 0.0
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
-        self.ifindex = socket.if_nametoindex(self.device)  # OSError: no such device
+        try:
+            self.ifindex = socket.if_nametoindex(self.device)
+        except OSError:
+            raise OSError(f"link {self.name}: no interface {self.device} on this box") from None
         ipr = await _iproute()
         try:
             await remove_leftovers(ipr, self.device)
