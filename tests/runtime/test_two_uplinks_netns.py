@@ -39,6 +39,7 @@ from .test_real_network_netns import (
     Lab,
     _stop,
     bcache,
+    ipsec_block,
     kernel_state,
     lab_network,
     sha256,
@@ -94,7 +95,12 @@ def sent(lab: Lab, device: str) -> int:
     return int(out)
 
 
-def test_mobile_node_with_two_uplinks_moves_to_the_other_and_back(tmp_path: Path) -> None:
+@pytest.mark.parametrize("esp", [False, True], ids=["plain", "esp"])
+def test_mobile_node_with_two_uplinks_moves_to_the_other_and_back(
+    tmp_path: Path, esp: bool
+) -> None:
+    # with ESP (RFC 3776), each uplink's link takes the tunnel-mode ESP of the node's SAs
+    ipsec = ipsec_block() if esp else ""
     with lab_network(tmp_path, prefix="u2", uplinks=(("eth0", "br-v1"), ("eth1", "br-v2"))) as lab:
         until(lambda: care_of(lab, "eth0", VISITED1) is not None, 20, "SLAAC on eth0", lab)
         until(lambda: care_of(lab, "eth1", VISITED2) is not None, 20, "SLAAC on eth1", lab)
@@ -104,7 +110,7 @@ def test_mobile_node_with_two_uplinks_moves_to_the_other_and_back(tmp_path: Path
             lab, "ha",
             "role: home_agent\nmode: router\nlinks:\n  network: {type: interface, name: eth0}\n"
             f"home_agent: {{address: \"{HOME_AGENT}\", home_prefixes: [\"{HOME_PREFIX}\"], "
-            "allow_unprotected_registration: true}\n",
+            f"allow_unprotected_registration: {str(not esp).lower()}}}\n{ipsec}",
         )  # fmt: skip
         start_daemon(
             lab, "cn",
@@ -115,7 +121,8 @@ def test_mobile_node_with_two_uplinks_moves_to_the_other_and_back(tmp_path: Path
             lab, "mn",
             "role: mobile_node\nmode: shim\nlinks:\n  kernel: {type: tun, name: m6k0}\n"
             "  network: {type: interface, name: [eth0, eth1]}\n"
-            f"mobile_node: {{home_address: \"{HOME_ADDRESS}\", home_agent: \"{HOME_AGENT}\"}}\n",
+            f"mobile_node: {{home_address: \"{HOME_ADDRESS}\", home_agent: \"{HOME_AGENT}\"}}\n"
+            f"{ipsec}",
         )  # fmt: skip
         # the preferred uplink's address is the care-of address, though both have one
         until(lambda: coa1 in bcache(lab, "ha"), 15, "home registration from eth0", lab)
