@@ -351,13 +351,11 @@ class Uplinks(Link):
         self.active = self.members[0]
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
-        try:
-            for member in self.members:
-                member.tap = self.tap  # one capture of the node's network side
-                await member.open(loop, receive)
-        except BaseException:
-            self.close()
-            raise
+        # one that fails (no such interface) leaves those opened before it to close(), which
+        # the daemon calls whenever opening fails half-way
+        for member in self.members:
+            member.tap = self.tap  # one capture of the node's network side
+            await member.open(loop, receive)
 
     def use(self, member: InterfaceLink) -> None:
         """From now on the daemon's packets leave on ``member``."""
