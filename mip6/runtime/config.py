@@ -138,10 +138,10 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class LinkConfig:
     name: str  # the role of the link: "kernel", "network", "home"
-    type: str  # tun | udp | memory
+    type: str  # tun | udp | memory | interface
     device: str | None = None  # tun, interface: the device's name (an interface's first)
-    # interface: every device named, most preferred first (a mobile node's uplinks: more than
-    # one, mip6.runtime.kernel.Uplinks)
+    # tun, interface: every device named, most preferred first (more than one: a mobile node's
+    # uplinks, mip6.runtime.kernel.Uplinks)
     devices: tuple[str, ...] = ()
     remote: tuple[str, int] | None = None  # udp: the hub's address
     local: tuple[str, int] = ("::", 0)  # udp: where to bind
