@@ -162,8 +162,9 @@ def test_mobile_node_with_two_uplinks_moves_to_the_other_and_back(
         assert curl.poll() is None  # the transfer is under way when the cable is pulled
 
         # eth0's cable pulled: its carrier drops, eth1's address is the care-of address
-        sh("ip", "-n", lab.ns("sw"), "link", "set", "mn-eth0", "down")
+        # each time taken before the command: the daemons may react before it returns
         pulled = time.time()
+        sh("ip", "-n", lab.ns("sw"), "link", "set", "mn-eth0", "down")
         until(lambda: coa2 in bcache(lab, "ha"), 10, "home registration from eth1", lab)
         to_eth1 = registered(lab, coa2, pulled)
         detected = waited_for(lab, "mn", f"care-of address {coa2} on eth1", pulled)
@@ -172,8 +173,8 @@ def test_mobile_node_with_two_uplinks_moves_to_the_other_and_back(
 
         # plugged back: the preferred uplink takes back once its router is heard again
         time.sleep(1)
-        sh("ip", "-n", lab.ns("sw"), "link", "set", "mn-eth0", "up")
         plugged = time.time()
+        sh("ip", "-n", lab.ns("sw"), "link", "set", "mn-eth0", "up")
         until(lambda: coa1 in bcache(lab, "ha"), 15, "home registration from eth0 again", lab)
         to_eth0 = registered(lab, coa1, plugged)
         # SLAAC gave eth0 its address back (registered while still optimistic, RFC 4429)
@@ -199,19 +200,18 @@ def test_mobile_node_with_two_uplinks_moves_to_the_other_and_back(
 
         # eth0's address removed: eth1's is the care-of address until r1's next advertisement
         # gives eth0 its address again (SLAAC), then eth0's is again
-        lab.run("mn", "ip", "-6", "addr", "del", f"{coa1}/64", "dev", "eth0")
         removed = time.time()
+        lab.run("mn", "ip", "-6", "addr", "del", f"{coa1}/64", "dev", "eth0")
         until(lambda: coa2 in bcache(lab, "ha"), 10, "home registration from eth1 again", lab)
         to_eth1_addressless = registered(lab, coa2, removed)
-        advertised = time.time()
         until(lambda: coa1 in bcache(lab, "ha"), 10, "home registration from eth0 again", lab)
-        registered(lab, coa1, advertised)  # the mobile node's own acknowledgement too
+        registered(lab, coa1, removed)  # the mobile node's own acknowledgement too
 
         # r1's router withdrawn (radvd's last advertisement has Router Lifetime 0): eth0 keeps
         # its address, but without a router it is not the one to use (RFC 3775 11.5.1)
         radvd = int((lab.tmp / "radvd-r1.pid").read_text())
-        os.kill(radvd, 15)
         withdrawn = time.time()
+        os.kill(radvd, 15)
         until(lambda: coa2 in bcache(lab, "ha"), 10, "home registration from eth1 (no router)", lab)
         to_eth1_routerless = registered(lab, coa2, withdrawn)
         assert coa1 in lab.run("mn", "ip", "-6", "addr", "show", "dev", "eth0")
