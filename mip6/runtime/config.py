@@ -19,7 +19,9 @@ One file per node::
       kernel:  {type: tun, name: mip6k0}                        # shim mode: the kernel's side
       network: {type: udp, remote: "[::1]:4000", local: "[::1]:0"}   # or {type: tun, name: ...}
                                     # or {type: interface, name: eth0}: the box's own
-                                    # interface on a real network (mip6.runtime.kernel)
+                                    # interface on a real network (mip6.runtime.kernel);
+                                    # a mobile node's may name several uplinks, most
+                                    # preferred first: {type: interface, name: [eth0, wlan0]}
     pcap: {network: /tmp/cn1.pcap}  # optional, per link (a daemon with one has no fast path)
     fast_path: true                 # optional: established traffic through the C fast path
                                     # (mip6.runtime.fast) where it is built; false: the
@@ -78,6 +80,7 @@ from mip6.runtime.roles.base import MODES, OptionError
 from tcp_migrate.core import Config
 
 LINK_TYPES = ("tun", "udp", "memory", "interface")
+LINK_KEYS = ("type", "name", "remote", "local")
 KERNEL_LINK = "kernel"  # shim mode: the TUN device of the kernel behind the daemon
 APP_TYPES = (
     "echo",
@@ -136,8 +139,11 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class LinkConfig:
     name: str  # the role of the link: "kernel", "network", "home"
-    type: str  # tun | udp | memory
-    device: str | None = None  # tun, interface: the device's name
+    type: str  # tun | udp | memory | interface
+    device: str | None = None  # tun, interface: the device's name (an interface's first)
+    # tun, interface: every device named, most preferred first (more than one: a mobile node's
+    # uplinks, mip6.runtime.kernel.Uplinks)
+    devices: tuple[str, ...] = ()
     remote: tuple[str, int] | None = None  # udp: the hub's address
     local: tuple[str, int] = ("::", 0)  # udp: where to bind
 
@@ -357,7 +363,7 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
         raise reader.fail(
             top["mode"][1], "mode", f"role {role_name} runs in mode {', '.join(entry.modes)} only"
         )
-    links = _links(reader, top["links"][1])
+    links = _links(reader, top["links"][1], several=entry.mobile)
     needed = {"network"} | ({"kernel"} if mode == "shim" else set())
     for name in sorted(needed - set(links)):
         raise reader.fail(top["links"][1], f"links.{name}", f"missing (mode {mode} needs it)")
@@ -628,14 +634,20 @@ def _netns(reader: YamlReader, node: Node) -> str:
     return name
 
 
-def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
+def _links(reader: YamlReader, node: Node, *, several: bool) -> dict[str, LinkConfig]:
+    """The ``links`` block; ``several``: an interface link may name several devices (a mobile
+    node's uplinks)."""
     out = {}
     for name, (_, value) in reader.mapping(node, "links").items():
         key = f"links.{name}"
         fields = reader.mapping(value, key)
         for field_name, (key_node, _) in fields.items():
-            if field_name not in ("type", "name", "remote", "local"):
-                raise reader.fail(key_node, f"{key}.{field_name}", "unknown key")
+            if field_name not in LINK_KEYS:
+                raise reader.fail(
+                    key_node,
+                    f"{key}.{field_name}",
+                    f"unknown key (expected one of {', '.join(LINK_KEYS)})",
+                )
         if "type" not in fields:
             raise reader.fail(value, f"{key}.type", "missing")
         kind = reader.choice(fields["type"][1], f"{key}.type", LINK_TYPES)
@@ -645,16 +657,8 @@ def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
                 raise reader.fail(
                     value, f"{key}.name", f"missing ({article} {kind} link needs a device name)"
                 )
-            device = reader.scalar(fields["name"][1], f"{key}.name")
-            # an interface link's TAP device is named m6<device> (mip6.runtime.kernel)
-            longest = 15 if kind == "tun" else 13
-            if not 0 < len(device) <= longest:
-                raise reader.fail(
-                    fields["name"][1],
-                    f"{key}.name",
-                    f"{kind} device names are 1-{longest} characters",
-                )
-            out[name] = LinkConfig(name, kind, device=device)
+            devices = _device_names(reader, fields["name"][1], f"{key}.name", kind, several)
+            out[name] = LinkConfig(name, kind, device=devices[0], devices=devices)
         elif kind == "memory":
             out[name] = LinkConfig(name, kind)
         else:
@@ -670,6 +674,37 @@ def _links(reader: YamlReader, node: Node) -> dict[str, LinkConfig]:
             )
             out[name] = LinkConfig(name, kind, remote=remote, local=local)
     return out
+
+
+def _device_names(
+    reader: YamlReader, node: Node, key: str, kind: str, several: bool
+) -> tuple[str, ...]:
+    """A link's ``name``: one device, or for a mobile node's interface link a list of them,
+    most preferred first (its uplinks, mip6.runtime.kernel.Uplinks)."""
+    if isinstance(node, SequenceNode):
+        if kind != "interface":
+            raise reader.fail(node, key, f"a {kind} link has one device name")
+        if not several:
+            raise reader.fail(
+                node, key, "only a mobile node's interface link names several uplinks"
+            )
+        items = reader.sequence(node, key)
+        if not items:
+            raise reader.fail(node, key, "names no device")
+    else:
+        items = [node]
+    # an interface link's TAP device is named m6<device> (mip6.runtime.kernel)
+    longest = 15 if kind == "tun" else 13
+    devices: list[str] = []
+    for index, item in enumerate(items):
+        where = f"{key}[{index}]" if isinstance(node, SequenceNode) else key
+        device = reader.scalar(item, where)
+        if not 0 < len(device) <= longest:
+            raise reader.fail(item, where, f"{kind} device names are 1-{longest} characters")
+        if device in devices:
+            raise reader.fail(item, where, f"{device} is named twice")
+        devices.append(device)
+    return tuple(devices)
 
 
 def check_options(reader: YamlReader, node: Node, name: str, options: dict[str, Any]) -> None:

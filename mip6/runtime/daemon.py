@@ -69,7 +69,7 @@ from mip6.core.datapath import Ingress
 from mip6.core.engine import FastEngine
 from mip6.runtime.config import KERNEL_LINK, NodeConfig
 from mip6.runtime.host import AsyncHost, Host
-from mip6.runtime.kernel import DriverContext, InterfaceLink, NetworkDriver
+from mip6.runtime.kernel import DriverContext, InterfaceLink, NetworkDriver, Uplinks
 from mip6.runtime.links import Link, TunLink, UdpLink, enter_netns
 from mip6.runtime.node import NodeRuntime
 from mip6.runtime.roles import build_engine, role
@@ -125,6 +125,8 @@ class Daemon:
                 self.links[name] = TunLink(
                     name, link.device, offload=offload and name == KERNEL_LINK
                 )
+            elif link.type == "interface" and len(link.devices) > 1:  # a mobile node's uplinks
+                self.links[name] = Uplinks(name, link.devices)
             elif link.type == "interface":
                 assert link.device is not None
                 self.links[name] = InterfaceLink(name, link.device)
@@ -222,9 +224,9 @@ class Daemon:
         # the hub is), then into the node's namespace, where the TUN devices are created.
         ordered = list(self.links.items())
         if self.config.netns:
-            ordered.sort(key=lambda item: isinstance(item[1], TunLink | InterfaceLink))
+            ordered.sort(key=lambda item: isinstance(item[1], TunLink | InterfaceLink | Uplinks))
         for name, link in ordered:
-            in_netns = isinstance(link, TunLink | InterfaceLink)
+            in_netns = isinstance(link, TunLink | InterfaceLink | Uplinks)
             if in_netns and self.config.netns and not self._entered:
                 enter_netns(self.config.netns)
                 self._entered = True
@@ -239,7 +241,9 @@ class Daemon:
                 loop.add_signal_handler(sig, self._stopping.set)
         log.info("node %s: %s in %s mode", self.config.node, self.config.role, self.config.mode)
         runtime.start()
-        interface = next((k for k in self.links.values() if isinstance(k, InterfaceLink)), None)
+        interface = next(
+            (k for k in self.links.values() if isinstance(k, InterfaceLink | Uplinks)), None
+        )
         if interface is not None and entry.network_driver is not None:
             self.driver = entry.network_driver(
                 DriverContext(

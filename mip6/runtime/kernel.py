@@ -37,6 +37,11 @@ address kept its kernel answer. Throughput and round trips through the daemons o
 (``python -m tests.runtime.real_network_bench``) and the end-to-end test's movement times are
 in README ("Running on a real network").
 
+A mobile node may name several interfaces, most preferred first (``name: [eth0, wlan0]``,
+:class:`Uplinks`): a link on each, all read, the daemon's packets sent on the one whose
+address is the care-of address (its raw socket is bound to that device, so they leave by that
+link's router whatever the box's other default routes), chosen by :class:`MobileNodeKernel`.
+
 The nftables table and the TAP are named after the device, so a daemon that crashed leaves
 nothing the next start does not remove first (:meth:`InterfaceLink.open`); :meth:`close`
 removes both. The table is installed with ``nft -f`` (the nftables package): pyroute2's
@@ -49,8 +54,10 @@ nftables support does not cover netdev ``fwd``/``dup`` statements.
   neighbour entry and a member of the link's served set for each home registration, removed
   when it is deleted or expires; the NAs its duplicate address detection waits for.
 - :class:`MobileNodeKernel` (mobile node): care-of addresses from the kernel (SLAAC or
-  static), movement from netlink events (RFC 3775 11.5.1), the home address on the shim's TUN
-  with a policy rule while away and on the interface at home (11.5.4).
+  static), movement from netlink events (RFC 3775 11.5.1) on one interface or among several
+  uplinks (the most preferred one with its carrier, a usable address and a router), the home
+  address on the shim's TUN with a policy rule while away and on the interface at home
+  (11.5.4).
 - :class:`CorrespondentRoutes` (correspondent): a /128 route into the shim's TUN for each bound
   home address, so only route-optimized traffic passes through the daemon.
 """
@@ -68,7 +75,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any, Protocol
@@ -156,7 +163,10 @@ class InterfaceLink(Link):
         self._next_warning = 0.0
 
     async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
-        self.ifindex = socket.if_nametoindex(self.device)  # OSError: no such device
+        try:
+            self.ifindex = socket.if_nametoindex(self.device)
+        except OSError:
+            raise OSError(f"link {self.name}: no interface {self.device} on this box") from None
         ipr = await _iproute()
         try:
             await remove_leftovers(ipr, self.device)
@@ -326,6 +336,47 @@ async def remove_leftovers(ipr: AsyncIPRoute, device: str) -> None:
         log.warning("removed device %s left by an earlier run", tap_name(device))
 
 
+class Uplinks(Link):
+    """A mobile node's network side on several interfaces (``name: [eth0, wlan0]``), most
+    preferred first: an :class:`InterfaceLink` on each, all of them read; what the daemon
+    sends leaves on the active one, the interface whose address is the care-of address
+    (:class:`MobileNodeKernel` chooses it). One at a time: RFC 3775 registers one primary
+    care-of address with the home agent (3.2, 11.5.3), so packets sourced from it must leave
+    where it is on-link, and the other interfaces stand by (their packets, a late one for an
+    old care-of address, still reach the engine)."""
+
+    def __init__(self, name: str, devices: tuple[str, ...]) -> None:
+        self.name = name
+        self.members = tuple(InterfaceLink(name, device) for device in devices)
+        self.active = self.members[0]
+
+    async def open(self, loop: asyncio.AbstractEventLoop, receive: Receiver) -> None:
+        # one that fails (no such interface) leaves those opened before it to close(), which
+        # the daemon calls whenever opening fails half-way
+        for member in self.members:
+            member.tap = self.tap  # one capture of the node's network side
+            await member.open(loop, receive)
+
+    def use(self, member: InterfaceLink) -> None:
+        """From now on the daemon's packets leave on ``member``."""
+        if member is not self.active:
+            log.info("link %s: sending on %s", self.name, member.device)
+        self.active = member
+
+    def take_esp(self, spis: list[int]) -> None:
+        for member in self.members:
+            member.take_esp(spis)
+
+    def send(self, data: bytes) -> None:
+        self.active.send(data)
+
+    def close(self) -> None:
+        for member in self.members:
+            member.tap = None  # closed once, below
+            member.close()
+        super().close()
+
+
 # -- the roles' kernel state ---------------------------------------------------------------------
 
 
@@ -336,9 +387,17 @@ class DriverContext:
 
     engine: Engine
     options: dict[str, Any]
-    link: InterfaceLink
+    link: InterfaceLink | Uplinks  # Uplinks: a mobile node's several interfaces
     kernel_device: str | None
     command: Callable[[str, Any], None]
+
+
+def one_interface(context: DriverContext, node: str) -> InterfaceLink:
+    """The one interface of a node that is not a mobile node (the configuration lets only a
+    mobile node name several uplinks)."""
+    if not isinstance(context.link, InterfaceLink):
+        raise ValueError(f"a {node} runs on one interface, not several uplinks")
+    return context.link
 
 
 class NetworkDriver(Protocol):
@@ -392,15 +451,19 @@ async def _listed(generator: Awaitable[AsyncIterator[Any]]) -> list[Any]:
     return [message async for message in await generator]
 
 
-async def size_kernel_device(ipr: AsyncIPRoute, tun: int, link: int, overhead: int) -> None:
-    """The shim's TUN device gets the interface's MTU less what the engine adds to a packet
-    at most: the kernel sizes its packets (TCP's MSS among them) by the device's MTU, and a
-    packet the engine makes too big for the interface cannot be sent (the raw socket refuses
-    it)."""
-    (info,) = await _listed(ipr.get_links(link))
-    mtu = max(info.get_attr("IFLA_MTU") - overhead, MINIMUM_MTU)
+async def size_kernel_device(
+    ipr: AsyncIPRoute, tun: int, links: Iterable[int], overhead: int
+) -> None:
+    """The shim's TUN device gets the interfaces' MTU (the smallest, with several uplinks: a
+    connection outlives a move between them) less what the engine adds to a packet at most:
+    the kernel sizes its packets (TCP's MSS among them) by the device's MTU, and a packet the
+    engine makes too big for the interface cannot be sent (the raw socket refuses it)."""
+    smallest = min(
+        [info.get_attr("IFLA_MTU") for link in links for info in await _listed(ipr.get_links(link))]
+    )
+    mtu = max(smallest - overhead, MINIMUM_MTU)
     await ipr.link("set", index=tun, mtu=mtu)
-    log.info("kernel device MTU %d (interface %d less %d bytes)", mtu, mtu + overhead, overhead)
+    log.info("kernel device MTU %d (interface %d less %d bytes)", mtu, smallest, overhead)
 
 
 class _Reconciler:
@@ -479,7 +542,7 @@ class HomeLinkProxy(_Reconciler):
 
     def __init__(self, context: DriverContext) -> None:
         self.engine = context.engine
-        self.link = context.link
+        self.link = one_interface(context, "home agent")
         self.prefixes: tuple[IPv6Network, ...] = tuple(context.options["home_prefixes"])
         self.address: IPv6Address = context.options["address"]
         self.proxied: set[IPv6Address] = set()
@@ -592,7 +655,7 @@ class CorrespondentRoutes(_Reconciler):
         if context.kernel_device is None:
             raise ValueError("a correspondent on a real network needs its kernel link (shim)")
         self.engine = context.engine
-        self.link = context.link
+        self.link = one_interface(context, "correspondent")
         self.kernel_device = context.kernel_device
         self.routed: set[IPv6Address] = set()
         self._ipr: AsyncIPRoute | None = None
@@ -602,7 +665,7 @@ class CorrespondentRoutes(_Reconciler):
         self._ipr = await _iproute()
         self._tun_index = socket.if_nametoindex(self.kernel_device)
         # RFC 3775 6.4: a bound packet grows by a type 2 routing header
-        await size_kernel_device(self._ipr, self._tun_index, self.link.ifindex, ROUTING_TYPE_2)
+        await size_kernel_device(self._ipr, self._tun_index, [self.link.ifindex], ROUTING_TYPE_2)
         await remove_routes(self._ipr)
         await self._reconcile()
 
@@ -667,7 +730,7 @@ def _usable(flags: int) -> bool:
     return not flags & _IFA_F_TENTATIVE or bool(flags & _IFA_F_OPTIMISTIC)
 
 
-def take_esp(engine: Engine, link: InterfaceLink) -> None:
+def take_esp(engine: Engine, link: InterfaceLink | Uplinks) -> None:
     """The link takes the ESP of the engine's inbound SAs, if it has an SA database."""
     security: SecurityPolicyDatabase | None = engine.security  # type: ignore[attr-defined]
     if security is None:
@@ -700,17 +763,59 @@ def unsolicited_advertisement(source: IPv6Address, target: IPv6Address, mac: byt
     ).emit()
 
 
+@dataclass(frozen=True, slots=True)
+class UplinkView:
+    """What movement detection sees of one uplink: its carrier, whether a default route
+    leaves by it, and its usable global addresses (the home address itself left out)."""
+
+    carrier: bool
+    router: bool
+    addresses: tuple[IPv6Address, ...]
+
+
+def choose_uplink(
+    uplinks: list[UplinkView], home_prefix: IPv6Network
+) -> tuple[int, IPv6Address | None] | None:
+    """Which uplink (its index in ``uplinks``, most preferred first) the mobile node is on,
+    and its care-of address there (None: an address of ``home_prefix``, it is home, RFC 3775
+    11.5.4); None when no uplink with its carrier has a usable address. The most preferred
+    uplink with a default router wins; one without a router only when none has one (a link of
+    static addresses and routes): RFC 3775 11.5.1 counts a router that went as a sign of
+    movement."""
+    found: list[tuple[bool, int, IPv6Address | None]] = []
+    for index, uplink in enumerate(uplinks):
+        if not uplink.carrier or not uplink.addresses:
+            continue
+        if any(address in home_prefix for address in uplink.addresses):
+            found.append((not uplink.router, index, None))
+        else:
+            found.append((not uplink.router, index, uplink.addresses[0]))
+    if not found:
+        return None
+    _, index, care_of = min(found, key=lambda choice: choice[:2])
+    return index, care_of
+
+
 class MobileNodeKernel:
     """Movement detection from the kernel (RFC 3775 11.5.1) and the home address's place.
 
-    The care-of address is a global address the kernel has on the interface (SLAAC from the
+    The care-of address is a global address the kernel has on an uplink (SLAAC from the
     link's Router Advertisements, or configured) outside the home prefix, usable (DAD done,
-    or optimistic: RFC 4429, if the box allows it). Netlink events (addresses, routes, the
-    link) make the driver look again; a different care-of address is a movement (the engine's
-    ``move``), a usable address of the home prefix on the interface means home (``move`` to
-    None, 11.5.4).
+    or optimistic: RFC 4429, if the box allows it). A mobile node may have several uplinks
+    (:class:`Uplinks`, most preferred first): the care-of address comes from the most
+    preferred one that has its carrier, a usable global address and a default router (learnt
+    from Router Advertisements, or configured); one with an address but no default router is
+    chosen only when no uplink has a router (a link of static addresses and static routes).
+    Netlink events (addresses, routes, the links) make the driver look again; a different
+    choice is a movement: the daemon's packets are pointed at the chosen uplink, then the
+    engine is told (``move`` to its care-of address; to None when the chosen uplink has a
+    usable address of the home prefix: home, 11.5.4). So when the preferred uplink loses its
+    carrier, its address or its router (11.5.1: all three say the node may have moved) the
+    next one takes over at once, and the preferred one takes back when it returns. One
+    care-of address at a time: the one registered, RFC 3775's primary care-of address (3.2,
+    11.5.3); the others stand by unregistered.
 
-    When the link loses its carrier (unplugged, moved to another switch) the addresses and
+    When an uplink loses its carrier (unplugged, moved to another switch) the addresses and
     default routes the kernel learnt from the old link's advertisements are removed: RFC 3775
     11.5.1 has a mobile node stop trusting the old router and prefixes once it may have moved,
     and the kernel would keep them for their whole lifetimes (a day by default) and route
@@ -718,7 +823,7 @@ class MobileNodeKernel:
 
     Away from home the home address sits on the shim's TUN device (/128) with a policy rule
     sending packets from it into that device, so stock programs can use it as a source and
-    what the engine delivers for it is local; at home it is on the interface with the home
+    what the engine delivers for it is local; at home it is on the home uplink with the home
     prefix and no DAD (11.5.4: the home agent still defends it until the deregistration is
     acknowledged), announced with an unsolicited Neighbor Advertisement."""
 
@@ -726,27 +831,31 @@ class MobileNodeKernel:
         if context.kernel_device is None:
             raise ValueError("a mobile node on a real network needs its kernel link (shim)")
         self.context = context
-        self.link = context.link
+        link = context.link
+        self.group = link if isinstance(link, Uplinks) else None
+        self.uplinks = link.members if isinstance(link, Uplinks) else (link,)
         self.kernel_device = context.kernel_device
         self.home_address: IPv6Address = context.options["home_address"]
         self.home_prefix = IPv6Network(f"{self.home_address}/{HOME_PREFIX_LENGTH}", strict=False)
         self.care_of: IPv6Address | None = None
+        self.uplink: InterfaceLink | None = None  # where the care-of (or home) address is
         self.at_home: bool | None = None  # unknown until the first look
         self._ipr: AsyncIPRoute | None = None
         self._events: AsyncIPRoute | None = None
         self._listener: asyncio.Task[None] | None = None
         self._tun_index = 0
-        self._carrier = True
+        self._carrier: dict[int, bool] = {}  # by uplink interface index
 
     async def open(self) -> None:
         from pyroute2.netlink.rtnl import RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK
 
-        take_esp(self.context.engine, self.link)
+        take_esp(self.context.engine, self.context.link)
         self._ipr = ipr = await _iproute()
         self._tun_index = socket.if_nametoindex(self.kernel_device)
         # RFC 2473: the reverse tunnel adds 40 bytes, more than route optimization's Home
         # Address option (24)
-        await size_kernel_device(ipr, self._tun_index, self.link.ifindex, TUNNEL_OVERHEAD)
+        indices = [uplink.ifindex for uplink in self.uplinks]
+        await size_kernel_device(ipr, self._tun_index, indices, TUNNEL_OVERHEAD)
         await remove_routes(ipr)
         await self._remove_home_address()
         await ipr.route(
@@ -759,7 +868,7 @@ class MobileNodeKernel:
         )
         self._events = await _iproute()
         await self._events.bind(groups=RTMGRP_LINK | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE)
-        self._carrier = await self._has_carrier()
+        self._carrier = await self._carriers()
         await self._look()
         self._listener = asyncio.get_running_loop().create_task(self._listen())
 
@@ -769,24 +878,43 @@ class MobileNodeKernel:
             async for _ in self._events.get():
                 pass  # what changed does not matter: the driver looks at the whole state
             try:
-                carrier = await self._has_carrier()
-                if self._carrier and not carrier:
-                    await self._forget_link()
+                carrier = await self._carriers()
+                for uplink in self.uplinks:
+                    if self._carrier.get(uplink.ifindex) and not carrier[uplink.ifindex]:
+                        await self._forget_link(uplink)
                 self._carrier = carrier
                 await self._look()
             except Exception:  # a netlink request refused: logged, looked at again next event
                 log.exception("movement detection")
 
-    async def _has_carrier(self) -> bool:
+    async def _carriers(self) -> dict[int, bool]:
+        """Whether each uplink has its carrier, by interface index."""
         assert self._ipr is not None
-        (info,) = await _listed(self._ipr.get_links(self.link.ifindex))
-        return bool(info["flags"] & _IFF_LOWER_UP)
+        out = {}
+        for uplink in self.uplinks:
+            (info,) = await _listed(self._ipr.get_links(uplink.ifindex))
+            out[uplink.ifindex] = bool(info["flags"] & _IFF_LOWER_UP)
+        return out
 
-    async def _addresses(self) -> list[tuple[IPv6Address, int, int]]:
-        """The interface's global IPv6 addresses with their flags and prefix lengths."""
+    async def _routers(self) -> set[int]:
+        """The interfaces a default route leaves by (main table: a router learnt from Router
+        Advertisements, or a configured one)."""
+        assert self._ipr is not None
+        out = set()
+        for route in await _listed(self._ipr.get_routes(family=socket.AF_INET6, table=MAIN_TABLE)):
+            if route["dst_len"] != 0:
+                continue
+            if route.get_attr("RTA_OIF") is not None:
+                out.add(route.get_attr("RTA_OIF"))
+            for hop in route.get_attr("RTA_MULTIPATH") or ():
+                out.add(hop["oif"])
+        return out
+
+    async def _addresses(self, uplink: InterfaceLink) -> list[tuple[IPv6Address, int, int]]:
+        """The uplink's global IPv6 addresses with their flags and prefix lengths."""
         assert self._ipr is not None
         out = []
-        messages = self._ipr.get_addr(family=socket.AF_INET6, index=self.link.ifindex)
+        messages = self._ipr.get_addr(family=socket.AF_INET6, index=uplink.ifindex)
         for message in await _listed(messages):
             address = IPv6Address(message.get_attr("IFA_ADDRESS"))
             if address.is_link_local or address.is_multicast:
@@ -795,51 +923,71 @@ class MobileNodeKernel:
             out.append((address, flags, message["prefixlen"]))
         return out
 
-    async def _forget_link(self) -> None:
-        """The carrier went: the old link's learnt addresses and routers go too (see the
-        class docstring)."""
+    async def _forget_link(self, uplink: InterfaceLink) -> None:
+        """The uplink's carrier went: the old link's learnt addresses and routers go too (see
+        the class docstring)."""
         assert self._ipr is not None
-        for address, flags, length in await self._addresses():
+        for address, flags, length in await self._addresses(uplink):
             if not flags & _IFA_F_PERMANENT and address != self.home_address:
                 await _quietly(
                     self._ipr.addr(
-                        "del", index=self.link.ifindex, address=str(address), prefixlen=length
+                        "del", index=uplink.ifindex, address=str(address), prefixlen=length
                     )
                 )
         routes = await _listed(self._ipr.get_routes(family=socket.AF_INET6, table=MAIN_TABLE))
         for route in routes:
-            if route["proto"] == _RTPROT_RA and route.get_attr("RTA_OIF") == self.link.ifindex:
+            if route["proto"] == _RTPROT_RA and route.get_attr("RTA_OIF") == uplink.ifindex:
                 await _quietly(self._ipr.route("del", **_route_key(route)))
         log.info("link %s lost its carrier: the old link's addresses and routers forgotten",
-                 self.link.device)  # fmt: skip
+                 uplink.device)  # fmt: skip
+
+    async def _choose(self) -> tuple[InterfaceLink, IPv6Address | None] | None:
+        """The uplink to be on and its care-of address (None: the home link), or None."""
+        routers = await self._routers()
+        seen = []
+        for uplink in self.uplinks:
+            addresses = [
+                address
+                for address, flags, _ in await self._addresses(uplink)
+                if _usable(flags) and address != self.home_address
+            ]
+            carrier = self._carrier.get(uplink.ifindex, False)
+            seen.append(UplinkView(carrier, uplink.ifindex in routers, tuple(addresses)))
+        chosen = choose_uplink(seen, self.home_prefix)
+        if chosen is None:
+            return None
+        index, care_of = chosen
+        return self.uplinks[index], care_of
 
     async def _look(self) -> None:
         """Where are we (RFC 3775 11.5.1)? The engine is told when that changed."""
-        if not self._carrier:
-            return
-        usable = [
-            address
-            for address, flags, _ in await self._addresses()
-            if _usable(flags) and address != self.home_address
-        ]
-        home = any(address in self.home_prefix for address in usable)
-        care_of = next((a for a in usable if a not in self.home_prefix), None)
-        if home:
-            if self.at_home is not True:
-                self.at_home, self.care_of = True, None
-                await self._home_on_interface()
-                log.info("movement detected: at home (%s)", self.home_prefix)
+        chosen = await self._choose()
+        if chosen is None:
+            return  # no usable address anywhere: the registration stands until there is one
+        uplink, care_of = chosen
+        if care_of is None:
+            if self.at_home is not True or uplink is not self.uplink:
+                self.at_home, self.care_of, self.uplink = True, None, uplink
+                self._use(uplink)
+                await self._home_on_interface(uplink)
+                log.info("movement detected: at home (%s on %s)", self.home_prefix, uplink.device)
                 self.context.command("move", None)
                 # RFC 3775 11.5.4: the home link's nodes stop sending to the home agent
                 assert self._ipr is not None
-                mac = await _mac(self._ipr, self.link)
-                self.link.send(unsolicited_advertisement(self.home_address, self.home_address, mac))
-        elif care_of is not None and (self.at_home is not False or care_of != self.care_of):
+                mac = await _mac(self._ipr, uplink)
+                uplink.send(unsolicited_advertisement(self.home_address, self.home_address, mac))
+        elif self.at_home is not False or (care_of, uplink) != (self.care_of, self.uplink):
             if self.at_home is not False:
                 await self._home_on_tun()
-            self.at_home, self.care_of = False, care_of
-            log.info("movement detected: care-of address %s", care_of)
+            self.at_home, self.care_of, self.uplink = False, care_of, uplink
+            # before the engine's Binding Update: it must leave where its source is on-link
+            self._use(uplink)
+            log.info("movement detected: care-of address %s on %s", care_of, uplink.device)
             self.context.command("move", str(care_of))
+
+    def _use(self, uplink: InterfaceLink) -> None:
+        if self.group is not None:
+            self.group.use(uplink)
 
     async def _home_on_tun(self) -> None:
         assert self._ipr is not None
@@ -860,14 +1008,14 @@ class MobileNodeKernel:
             priority=POLICY_PRIORITY,
         )
 
-    async def _home_on_interface(self) -> None:
+    async def _home_on_interface(self, uplink: InterfaceLink) -> None:
         assert self._ipr is not None
         await self._remove_home_address()
         # RFC 3775 11.5.4: no DAD for the home address on return (the home agent answers for
         # it until the deregistration is done)
         await self._ipr.addr(
             "add",
-            index=self.link.ifindex,
+            index=uplink.ifindex,
             address=str(self.home_address),
             prefixlen=self.home_prefix.prefixlen,
             flags=_IFA_F_NODAD,
@@ -876,7 +1024,8 @@ class MobileNodeKernel:
     async def _remove_home_address(self) -> None:
         """The home address wherever we put it, and the rule for it."""
         assert self._ipr is not None
-        places = ((self._tun_index, 128), (self.link.ifindex, self.home_prefix.prefixlen))
+        places = [(self._tun_index, 128)]
+        places += [(uplink.ifindex, self.home_prefix.prefixlen) for uplink in self.uplinks]
         for index, length in places:
             await _quietly(
                 self._ipr.addr("del", index=index, address=str(self.home_address), prefixlen=length)

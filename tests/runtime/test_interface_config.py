@@ -31,9 +31,58 @@ def test_interface_link_and_dad_options_read() -> None:
     assert config.role_options["dad_retrans_timer"] == 0.5
 
 
+MOBILE_NODE = """\
+node: mn
+role: mobile_node
+links:
+  kernel: {type: tun, name: m6k0}
+  network:
+    type: interface
+    name: [eth0, wlan0]
+mobile_node: {home_address: 2001:db8:1::5, home_agent: 2001:db8:1::2}
+"""
+
+
+def test_mobile_node_uplinks_read_in_preference_order() -> None:
+    link = parse(MOBILE_NODE, "mn.yaml").links["network"]
+    assert (link.type, link.device, link.devices) == ("interface", "eth0", ("eth0", "wlan0"))
+    one = parse(MOBILE_NODE.replace("[eth0, wlan0]", "eth1"), "mn.yaml").links["network"]
+    assert (one.device, one.devices) == ("eth1", ("eth1",))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        (
+            MOBILE_NODE.replace("[eth0, wlan0]", "[eth0, wlan0, eth0]"),
+            "mn.yaml:7: links.network.name[2]: eth0 is named twice",
+        ),
+        (
+            MOBILE_NODE.replace("[eth0, wlan0]", "[eth0, wlan01234567890]"),
+            "mn.yaml:7: links.network.name[1]: interface device names are 1-13 characters",
+        ),
+        (
+            MOBILE_NODE.replace("[eth0, wlan0]", "[]"),
+            "mn.yaml:7: links.network.name: names no device",
+        ),
+        (
+            MOBILE_NODE.replace("[eth0, wlan0]", "[eth0, [wlan0]]"),
+            "mn.yaml:7: links.network.name[1]: must be a single value",
+        ),
+        (
+            MOBILE_NODE.replace("    type: interface\n", "    type: interface\n    prefer: eth0\n"),
+            "mn.yaml:7: links.network.prefer: unknown key (expected one of type, name, remote, "
+            "local)",
+        ),
+        (
+            MOBILE_NODE.replace("{type: tun, name: m6k0}", "{type: tun, name: [m6k0, m6k1]}"),
+            "mn.yaml:4: links.kernel.name: a tun link has one device name",
+        ),
+        (
+            HOME_AGENT.replace("name: eth0", "name: [eth0, eth1]"),
+            "ha.yaml:4: links.network.name: only a mobile node's interface link names several "
+            "uplinks",
+        ),
         (
             HOME_AGENT.replace("dad_retrans_timer: 0.5", "dad_retrans_timer: 0"),
             "ha.yaml:9: home_agent.dad_retrans_timer: must be more than 0 seconds "
@@ -65,8 +114,17 @@ def test_interface_link_faults_name_file_line_and_key(text: str, message: str) -
     assert str(raised.value) == message
 
 
-@pytest.mark.parametrize("role", ["home_agent", "mobile_node", "correspondent"])
-def test_real_network_examples_read(role: str) -> None:
-    path = Path(__file__).parents[2] / "examples" / "real-network" / f"{role}.yaml"
+@pytest.mark.parametrize(
+    ("example", "role", "uplinks"),
+    [
+        ("home_agent", "home_agent", 1),
+        ("mobile_node", "mobile_node", 1),
+        ("correspondent", "correspondent", 1),
+        ("mobile_node_two_uplinks", "mobile_node", 2),
+    ],
+)
+def test_real_network_examples_read(example: str, role: str, uplinks: int) -> None:
+    path = Path(__file__).parents[2] / "examples" / "real-network" / f"{example}.yaml"
     config = load(path)
     assert config.role == role and config.links["network"].type == "interface"
+    assert len(config.links["network"].devices) == uplinks

@@ -268,3 +268,24 @@ def test_home_agent_killed_then_restarted_puts_the_interface_back(pair, tmp_path
     assert sysctls() == before
     tables, links = kernel_state(box)
     assert nft_table("eth0") not in tables and tap_name("eth0") not in links
+
+
+def test_mobile_node_uplink_missing_refused_and_nothing_left(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A mobile node naming two uplinks, the second not on the box: the daemon stops with the
+    missing interface's name, and the first one's nftables table and TAP are gone again."""
+    _, box = pair
+    config = tmp_path / "mn.yaml"
+    config.write_text(
+        "node: mn\nrole: mobile_node\n"
+        "links: {kernel: {type: tun, name: m6k0}, network: {type: interface, name: [eth0, wl9]}}\n"
+        'mobile_node: {home_address: "2001:db8:1::5", home_agent: "2001:db8:1::2"}\n'
+    )
+    daemon = sh(
+        "ip", "netns", "exec", box, "env", f"PYTHONPATH={ROOT}", sys.executable, "-m", "mip6.cli",
+        "run", str(config), check=False,
+    )  # fmt: skip
+    assert daemon.returncode != 0
+    assert "link network: no interface wl9 on this box" in daemon.stderr
+    tables, links = kernel_state(box)
+    assert nft_table("eth0") not in tables and tap_name("eth0") not in links
+    assert "m6k0" not in links

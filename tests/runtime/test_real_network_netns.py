@@ -59,9 +59,10 @@ class Lab:
     stack: ExitStack
     daemons: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
+    prefix: str = "m6"  # of the namespaces' names: each test file its own
 
     def ns(self, node: str) -> str:
-        return f"m6{node}{self.suffix}"
+        return f"{self.prefix}{node}{self.suffix}"
 
     def run(self, node: str, *args: str, check: bool = True, timeout: float = 30) -> str:
         return sh("ip", "netns", "exec", self.ns(node), *args, check=check, timeout=timeout).stdout
@@ -89,7 +90,12 @@ def until(condition: Callable[[], bool], timeout: float, what: str, lab: Lab) ->
 
 
 @contextmanager
-def lab_network(tmp: Path) -> Iterator[Lab]:
+def lab_network(
+    tmp: Path, *, prefix: str = "m6", uplinks: tuple[tuple[str, str], ...] = (("eth0", "br-v1"),)
+) -> Iterator[Lab]:
+    """The network above, its namespaces named ``prefix`` + node + a part of this process's
+    id; the mobile node has a cable per ``uplinks`` entry (its device, the bridge it is
+    plugged into)."""
     require_root()
     for tool in ("nft", "radvd"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
@@ -97,7 +103,7 @@ def lab_network(tmp: Path) -> Iterator[Lab]:
 
             require(False, f"{tool} is not installed (apt-get install nftables radvd)")
     with ExitStack() as stack:
-        lab = Lab(str(os.getpid())[-4:], tmp, stack)
+        lab = Lab(str(os.getpid())[-4:], tmp, stack, prefix=prefix)
         nodes = ("sw", "cn", "rh", "r1", "r2", "ha", "nb", "mn")
         for node in nodes:
             sh("ip", "netns", "add", lab.ns(node))
@@ -135,7 +141,8 @@ def lab_network(tmp: Path) -> Iterator[Lab]:
                 ("optimistic_dad", "1"), ("use_optimistic", "1"), ("router_solicitation_delay", "0")
             ):  # fmt: skip
                 lab.run("mn", "sysctl", "-qw", f"net.ipv6.conf.default.{key}={value}")
-        cable("mn", "eth0", "br-v1")
+        for device, bridge in uplinks:
+            cable("mn", device, bridge)
         routes = {
             "cn": {HOME_PREFIX: CORE["rh"], "2001:db8:3::/64": CORE["r1"],
                    "2001:db8:4::/64": CORE["r2"]},
