@@ -424,6 +424,8 @@ class Member:
         # clients paused when the group removed this member alive: their connections, frozen
         # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
         self._paused: dict[IPv6Address, list[Socket]] = {}
+        # client -> when this member last sent CLIENT_CLAIMED for it (see _claim, _claimed)
+        self._claims_sent: dict[IPv6Address, float] = {}
         self._replicate_queued: set[IPv6Address] = set()  # request_replicate, not yet run
         self._recovering: dict[IPv6Address, _Recovery] = {}
         # connections holding back what they send, each until the REPLICA_ACK of a replica
@@ -2897,6 +2899,11 @@ class Member:
     def _claim(self, client: IPv6Address, origin: IPv6Address) -> None:
         """CLIENT_CLAIMED to every member, and to the one that served the client before: it
         may be alive (removed from the view by a false suspicion) and serving on."""
+        # remembered for a rebinding period: a rival claim in that time is a race (_claimed)
+        horizon = self._now - self.config.rebind_timeout
+        for old in [c for c, at in self._claims_sent.items() if at < horizon]:
+            del self._claims_sent[old]
+        self._claims_sent[client] = self._now
         for member in (self.view.members | {origin}) - {self.own_address}:
             self._send(member, msg.ClientClaimed(client=client))
 
@@ -2915,6 +2922,21 @@ class Member:
         for origin, held in self._replicas.items():
             if origin != claimer:
                 held.pop(client, None)
+        claimed_at = self._claims_sent.get(client)
+        if claimed_at is not None and self._now - claimed_at < self.config.rebind_timeout:
+            # both resumed the client (two held a dead member's replica of it: its drop at
+            # the old buddy was still queued when it died) and each claims it: yielded
+            # both, nobody served it (a chaos run's stalls). The higher address keeps it
+            # and binds it again above whatever the client holds (RFC 3775 11.7.3 on BA
+            # 135), the other lets it go
+            if self.own_address > claimer:
+                self._count("claim_race_kept")
+                entry = self.mobile.bul.get(client)
+                if entry is not None:
+                    self._mobile(self.mobile.rebind(self._now, client, entry.sequence))
+                return
+            self._count("claim_race_yielded")
+            del self._claims_sent[client]
         if self._paused.pop(client, None) is not None:
             self._emit(CancelTimer((PAUSE_TIMER, client)))
         if client in self._recovering:

@@ -31,6 +31,7 @@ from mip6.core.ipsec.sa import Direction
 from mip6.dserver.handoff import SEQUENCE_WINDOW, DonorState
 from mip6.dserver.member import (
     CONTACT_SEQUENCE_SKIP,
+    DEFAULT_CHANNEL_PORT,
     LONGEST_PEER_WAIT_MS,
     MEMBERSHIP_TIMER,
     SA_SEQUENCE_SKIP,
@@ -1401,3 +1402,61 @@ def test_the_claimer_of_a_client_keeps_its_replica_at_its_buddy() -> None:
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
     assert held_by.counters.get("recover_completed") == 1
+
+
+def _channel_segment(data: bytes) -> bool:
+    """A segment of a member channel (TCP to or from the channel port)."""
+    packet, protocol, offset = innermost(data)
+    if protocol != protocols.TCP:
+        return False
+    ports = (
+        int.from_bytes(packet[offset : offset + 2]),
+        int.from_bytes(packet[offset + 2 : offset + 4]),
+    )
+    return DEFAULT_CHANNEL_PORT in ports
+
+
+def test_two_members_resuming_one_client_leave_it_to_exactly_one() -> None:
+    """m2 serves the client, replicated to its buddy; the third member holds the same replica
+    too (m2's drop at its old buddy was still queued when it died). m2 dies: both resume the
+    client, both bind it before either hears the other (their channel slow), and each
+    claims it. The higher address keeps the client (and binds it again above the client's
+    number), the other lets it go: the download is whole. Each yielding to the other's
+    claim left the client to nobody (a chaos run's stalls)."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m2")
+    m2 = lab.members["m2"]
+    while not lab.members["m1"].counters.get("handoff_completed"):
+        lab.net.run_for(0.01)
+    buddy = next(n for n, a in MEMBERS.items() if a == m2.buddy())
+    other = next(n for n in MEMBERS if n not in ("m2", buddy))
+    while CLIENT not in lab.members[buddy]._replicas.get(MEMBERS["m2"], {}):
+        lab.net.run_for(0.01)
+    lab.net.run_for(0.3)
+    held = lab.members[buddy]._replicas[MEMBERS["m2"]][CLIENT]
+    lab.members[other]._replicas.setdefault(MEMBERS["m2"], {})[CLIENT] = held
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
+    resuming = [lab.members[name] for name in (buddy, other)]
+    deadline = lab.net.now + 10.0
+    while not all(CLIENT in member._recovering for member in resuming):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    counters = [member.counters for member in resuming]
+    while sum(c.get("recover_completed", 0) for c in counters) < 2:
+        # no channel carries anything to them until both have bound the client: the claims
+        # cross (a channel to the contact node goes to C, tunnelled: any source)
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(
+            lambda receiver, data: receiver in (buddy, other) and _channel_segment(data)
+        )
+        lab.net.run_for(0.001)
+    lab.run_to_end(fetch, limit=90.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert sum(c.get("claim_race_kept", 0) for c in counters) == 1
+    assert sum(c.get("claim_race_yielded", 0) for c in counters) == 1
