@@ -424,6 +424,8 @@ class Member:
         # clients paused when the group removed this member alive: their connections, frozen
         # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
         self._paused: dict[IPv6Address, list[Socket]] = {}
+        # the buddy when a view without this member came (see _view_changed)
+        self._buddy_at_removal: IPv6Address | None = None
         # client -> when this member last sent CLIENT_CLAIMED for it (see _claim, _claimed)
         self._claims_sent: dict[IPv6Address, float] = {}
         self._replicate_queued: set[IPv6Address] = set()  # request_replicate, not yet run
@@ -2468,6 +2470,10 @@ class Member:
         if view.contact is not None:
             self._follow(view.contact.address)
         members = {entry.address for entry in view.members()} | {self.own_address}
+        if self.own_address not in {entry.address for entry in view.members()}:
+            # a view without this member (before Removed comes, see _pause_replicated): the
+            # buddy its clients' replicas went to until now
+            self._buddy_at_removal = self.buddy()
         gone_members = self.view.members - members
         if gone_members and self.membership is not None:
             self._quiet(self.membership.config.vote_timeout)
@@ -2962,8 +2968,13 @@ class Member:
         reset: the client stood past the last response the replica knew), so each such
         client's connections freeze here until the claim of whoever resumed it arrives
         (_claimed lets them go) or, nobody claiming it within a recovery's longest time
-        (its buddy dead too, or the replica never arrived), they thaw and it is served on."""
-        if not self.config.replication:
+        (the replica never arrived), they thaw and it is served on. When the view that
+        removed this member has no longer its buddy either (both taken for dead at once),
+        nobody resumes them: none is paused."""
+        buddy, self._buddy_at_removal = self._buddy_at_removal, None
+        if not self.config.replication or buddy is None or buddy not in self.view.members:
+            if buddy is not None:
+                self._count("client_pause_no_buddy")
             return
         ms_now = stack_ms(self._now)
         wait = (RECOVERY_LIMIT + 1) * self.config.rebind_timeout + CLIENT_QUERY_WAIT
