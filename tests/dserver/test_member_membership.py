@@ -866,15 +866,10 @@ def test_buddy_prepared_as_acceptor_recovers_when_the_donor_dies_before_init() -
     assert not m3._incoming
 
 
-def test_a_recovery_from_a_member_removed_alive_goes_on_from_its_newer_replicas() -> None:
-    """m3 serves a keep-alive connection of three GETs and falls silent long enough for the
-    group to remove it: m1, its buddy, resumes the client from m3's replica. m3, alive and
-    not yet aware, replicates the client to m1 again (as at its client's next request) while
-    m1's binding is under way (its packets to the client lost here): m1 goes on from the
-    newer replica, and its binding then takes the client; the download is whole. (A chaos
-    run's member, removed alive, served its client's next request before the recovery bound
-    it, and the recovery, from the replica before that request, was reset by the download
-    service: the client stood past what the replica knew.)"""
+def three_gets_served_by_m3() -> tuple[DServerLab, Fetch, list[Fetch]]:
+    """A keep-alive connection of three GETs of 1.5 MB from the contact node m1, handed to m3
+    in the first body, run until m1 (m3's buddy) holds m3's replica of the client: the lab,
+    the fetch and the list it lands in when done."""
     size = 1_500_000
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     lab.net.run_until(1.0)
@@ -893,10 +888,24 @@ def test_a_recovery_from_a_member_removed_alive_goes_on_from_its_newer_replicas(
         assert lab.net.now < 3.0
         lab.net.run_for(0.01)
     lab.handoff("m1", "m3")
-    m1, m3 = lab.members["m1"], lab.members["m3"]
+    m1 = lab.members["m1"]
     while not m1.counters.get("handoff_completed") or MEMBERS["m3"] not in m1._replicas:
         assert lab.net.now < 10.0
         lab.net.run_for(0.01)
+    return lab, fetch, done
+
+
+def test_a_recovery_from_a_member_removed_alive_goes_on_from_its_newer_replicas() -> None:
+    """m3 serves a keep-alive connection of three GETs and falls silent long enough for the
+    group to remove it: m1, its buddy, resumes the client from m3's replica. m3, alive and
+    not yet aware, replicates the client to m1 again (as at its client's next request) while
+    m1's binding is under way (its packets to the client lost here): m1 goes on from the
+    newer replica, and its binding then takes the client; the download is whole. (A chaos
+    run's member, removed alive, served its client's next request before the recovery bound
+    it, and the recovery, from the replica before that request, was reset by the download
+    service: the client stood past what the replica knew.)"""
+    lab, fetch, done = three_gets_served_by_m3()
+    m1, m3 = lab.members["m1"], lab.members["m3"]
     assert m3.buddy() == MEMBERS["m1"]
     own, m1_own = MEMBERS["m3"].packed, MEMBERS["m1"].packed
     deadline = lab.net.now + 5.0
@@ -1277,28 +1286,8 @@ def test_a_member_removed_alive_pauses_its_clients_until_their_recovery_claims_t
     once and pauses the client: serving on, it took the client past what the replica knew
     and the recovery reset the connection (a chaos run's lost download). m1's claim then
     has m3 let go; all three responses come whole, with no RST."""
-    size = 1_500_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    lab.net.run_until(1.0)
-    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
-    done: list[Fetch] = []
-    fetch = Fetch(
-        sock,
-        requests("/", CONTACT, PORT, 3),
-        size=size,
-        seed=SEED,
-        clock=lambda: lab.net.now,
-        on_done=done.append,
-    )
-    lab.net.nodes["client"].runtime.flush_host()
-    while not fetch.in_body:
-        assert lab.net.now < 3.0
-        lab.net.run_for(0.01)
-    lab.handoff("m1", "m3")
+    lab, fetch, done = three_gets_served_by_m3()
     m1, m3 = lab.members["m1"], lab.members["m3"]
-    while not m1.counters.get("handoff_completed") or MEMBERS["m3"] not in m1._replicas:
-        assert lab.net.now < 10.0
-        lab.net.run_for(0.01)
     # a replica m3 holds from another member: taken for dead, m3 has it no more (its
     # sender replicates elsewhere, and hands the client on with its drop going there)
     m3._replicas.setdefault(MEMBERS["m2"], {})[CLIENT] = m1._replicas[MEMBERS["m3"]][CLIENT]
@@ -1327,28 +1316,8 @@ def test_a_paused_client_nobody_claims_is_served_on() -> None:
     """m3 is removed alive as above, but its buddy m1 never resumes the client (the replica
     it held is lost here): m3's pause ends unclaimed and it serves the client on; all three
     responses whole, no RST."""
-    size = 1_500_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    lab.net.run_until(1.0)
-    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
-    done: list[Fetch] = []
-    fetch = Fetch(
-        sock,
-        requests("/", CONTACT, PORT, 3),
-        size=size,
-        seed=SEED,
-        clock=lambda: lab.net.now,
-        on_done=done.append,
-    )
-    lab.net.nodes["client"].runtime.flush_host()
-    while not fetch.in_body:
-        assert lab.net.now < 3.0
-        lab.net.run_for(0.01)
-    lab.handoff("m1", "m3")
+    lab, fetch, done = three_gets_served_by_m3()
     m1, m3 = lab.members["m1"], lab.members["m3"]
-    while not m1.counters.get("handoff_completed") or MEMBERS["m3"] not in m1._replicas:
-        assert lab.net.now < 10.0
-        lab.net.run_for(0.01)
     m1._replicas[MEMBERS["m3"]].clear()  # the replica is lost: nobody resumes the client
     own = MEMBERS["m3"].packed
     deadline = lab.net.now + 5.0
