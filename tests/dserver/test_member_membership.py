@@ -778,15 +778,10 @@ def test_an_adopter_goes_above_a_number_the_client_holds_from_an_older_binding()
     adopted(client_number_ahead=1000)
 
 
-def test_a_donor_dying_as_its_handoff_completes_leaves_no_replica_taking_the_client_back() -> None:
-    """The contact node hands its new client on and dies as the handoff completes: the
-    REPLICA_DROP it sent its buddy is lost with it. The buddy resumes the client from the
-    replica it holds, and must step aside at the client's BA 135 (the acceptor's binding is
-    a window above the replica's). The replica was taken at the client's request, before
-    the contact node's Binding Update was acknowledged: without a binding, a recovery
-    outbids whatever number the client reports, and took the client from the acceptor that
-    served it (a chaos run's resets, three clients handed on as their donor died)."""
-    size = 20_000_000
+def donor_dies_as_its_handoff_completes(size: int) -> tuple[DServerLab, HostDownload, str, str]:
+    """A download from the contact node m1, replicated to its buddy, which m1 hands to the
+    third member and dies as the handoff completes, all it sent then lost: the lab, the
+    download, the buddy's name and the acceptor's."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download(1.0)
     first_byte(lab, fetch, 2.0)
@@ -803,6 +798,19 @@ def test_a_donor_dying_as_its_handoff_completes_leaves_no_replica_taking_the_cli
     lab.kill("m1")
     own = MEMBERS["m1"].packed
     lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+    return lab, fetch, buddy, acceptor
+
+
+def test_a_donor_dying_as_its_handoff_completes_leaves_no_replica_taking_the_client_back() -> None:
+    """The contact node hands its new client on and dies as the handoff completes: the
+    REPLICA_DROP it sent its buddy is lost with it. The buddy resumes the client from the
+    replica it holds, and must step aside at the client's BA 135 (the acceptor's binding is
+    a window above the replica's). The replica was taken at the client's request, before
+    the contact node's Binding Update was acknowledged: without a binding, a recovery
+    outbids whatever number the client reports, and took the client from the acceptor that
+    served it (a chaos run's resets, three clients handed on as their donor died)."""
+    size = 20_000_000
+    lab, fetch, buddy, acceptor = donor_dies_as_its_handoff_completes(size)
     lab.run_to_end(fetch, limit=60.0)
     assert fetch.done and not fetch.failed and resets(lab.net) == 0
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
@@ -1340,21 +1348,7 @@ def test_the_claimer_of_a_client_keeps_its_replica_at_its_buddy() -> None:
     client and the download is whole. Dropping every replica of the claimed client there
     left it to nobody (a chaos run's contact node died with such a client)."""
     size = 20_000_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    m1 = lab.members["m1"]
-    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
-    acceptor = next(n for n in MEMBERS if n not in ("m1", buddy))
-    lab.net.run_for(0.5)
-    lab.handoff("m1", acceptor)
-    deadline = lab.net.now + 3.0
-    while not m1.counters.get("handoff_completed"):
-        assert lab.net.now < deadline
-        lab.net.run_for(0.0005)
-    lab.kill("m1")
-    own = MEMBERS["m1"].packed
-    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+    lab, fetch, buddy, acceptor = donor_dies_as_its_handoff_completes(size)
     held_by = lab.members[buddy]
     deadline = lab.net.now + 10.0
     while not held_by.counters.get("recover_superseded"):
