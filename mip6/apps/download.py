@@ -222,11 +222,14 @@ class _Download:
             end = self._response_end()
             if sock.write_offset == end + 1 and not self.keep_alive:
                 # the client acknowledged the FIN after the last response too: it has all it
-                # asked for (a replica taken before the dead member's FIN went). Our FIN
-                # again, which the client answers, and nothing else
-                self.gone = True
-                self.service._forget(sock)
-                sock.close()
+                # asked for (a replica taken before the dead member's FIN went). A FIN now
+                # would be a second one, a sequence number past the first, which a client
+                # closed by then answers with a RST: the connection ends without one once
+                # the client's own FIN is in (the stack acknowledges it)
+                if sock.at_eof:
+                    self.gone = True
+                    self.service._forget(sock)
+                    self.member.let_go(sock)
                 return
             if sock.write_offset > end:
                 self._lost(sock, "the client stands past the last response the replica knew")

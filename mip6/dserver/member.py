@@ -426,6 +426,7 @@ class Member:
         self._paused: dict[IPv6Address, list[Socket]] = {}
         # the buddy when a view without this member came (see _view_changed)
         self._buddy_at_removal: IPv6Address | None = None
+        self._letting_go: list[Socket] = []  # see let_go
         # client -> when this member last sent CLIENT_CLAIMED for it (see _claim, _claimed)
         self._claims_sent: dict[IPv6Address, float] = {}
         self._replicate_queued: set[IPv6Address] = set()  # request_replicate, not yet run
@@ -731,6 +732,13 @@ class Member:
             for job in deferred:
                 job()
         self._host_actions_pending(now, self.host.poll(now))
+        if self._letting_go:
+            # after what the stack had to send for them, held ones once their replica's
+            # acknowledgement let it go (see let_go)
+            ms_now = stack_ms(now)
+            for sock in [sock for sock in self._letting_go if sock.held is None]:
+                self.host.stack.release(ms_now, sock)
+                self._letting_go.remove(sock)
         ready = [c for c, (_, _, answered) in self._freeze_after_send.items() if answered]
         if ready:
             # after the stack's answer to the client's packet has left (see _prepared)
@@ -3153,6 +3161,13 @@ class Member:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def let_go(self, sock: Socket) -> None:
+        """Forget ``sock`` once what the stack has to send for it now is out (the
+        acknowledgement of the segment the service just read), sending nothing more
+        (tcp_migrate's ``Stack.release``: its stragglers dropped silently): a service's
+        connection with nothing left to say, not even a FIN."""
+        self._letting_go.append(sock)
+
     def _release(self, socks: list[Socket], *, handed_off: bool) -> None:
         ms = stack_ms(self._now)
         for sock in socks:
@@ -3315,14 +3330,19 @@ class _Chosen:
         self.fallback.notify_failure(member, reason, now)
 
 
-# a connection in these states still owes its client data or our FIN: it is replicated, and
-# its replica kept at the buddy (tcp_migrate resyncs each of them)
+# a connection in these states still owes its client data, our FIN or the acknowledgement of
+# the client's FIN: it is replicated, and its replica kept at the buddy (tcp_migrate resyncs
+# each of them)
 _OWING = frozenset(
     (
         TcpState.SYN_RECEIVED,  # its SYN-ACK made: once out, the client is established
         TcpState.ESTABLISHED,
         TcpState.CLOSE_WAIT,
         TcpState.FIN_WAIT_1,
+        # our FIN acknowledged, the client's still to come: dropped here, the client's FIN
+        # met a member with no such connection after this one died, and its RST (a chaos
+        # run's client in LAST_ACK)
+        TcpState.FIN_WAIT_2,
         TcpState.CLOSING,
         TcpState.LAST_ACK,
     )

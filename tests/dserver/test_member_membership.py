@@ -1423,3 +1423,38 @@ def test_two_members_resuming_one_client_leave_it_to_exactly_one() -> None:
     assert fetch.digest.hexdigest() == digest
     assert sum(c.get("claim_race_kept", 0) for c in counters) == 1
     assert sum(c.get("claim_race_yielded", 0) for c in counters) == 1
+
+
+def _client_fin(data: bytes) -> bool:
+    """A TCP segment of the client's with FIN."""
+    if data[8:24] != CLIENT.packed:
+        return False
+    packet, protocol, offset = innermost(data)
+    return protocol == protocols.TCP and bool(packet[offset + 13] & 0x01)
+
+
+def test_a_member_killed_after_its_fin_was_acknowledged_leaves_the_clients_fin_answered() -> None:
+    """m2 serves the whole body, closes, and the client acknowledges its FIN (m2 in
+    FIN_WAIT_2); the client's own FIN is lost and m2 dies. Its buddy resumes the connection
+    (it was replicated until the client's FIN came) and acknowledges the retransmitted FIN:
+    no RST. Its replica dropped at FIN_WAIT_2, the client's FIN met a member with no such
+    connection, whose RST closed it (a chaos run's client in LAST_ACK)."""
+    size = 1_000_000
+    lab, fetch = served_by_m2(size)
+    m2 = lab.members["m2"]
+    deadline = lab.net.now + 30.0
+    while not any(s.state is TcpState.FIN_WAIT_2 for s in m2.client_sockets(CLIENT)):
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
+        lab.net.run_for(0.001)
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
+    lab.run_to_end(fetch, limit=60.0)
+    lab.net.run_for(30.0)
+    assert fetch.done and not fetch.failed
+    assert resets(lab.net) == 0
+    assert lab.members["m3"].counters.get("recover_completed") == 1
+    assert not lab.client_host.stack.connections or all(
+        s.state is TcpState.TIME_WAIT for s in lab.client_host.stack.connections
+    )
