@@ -80,10 +80,11 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   the donor died before it bound the client back).
 - An acceptor whose donor dies after the INIT adopts the client (the INIT's connections are the
   latest) and says so to every member (CLIENT_CLAIMED): the buddy steps aside.
-- A member that hears it was removed while alive pauses the clients it replicated (their
-  connections frozen: nothing more reaches the client than the buddy's replica knows) and
-  lets go of each one the group resumes (CLIENT_CLAIMED); one nobody claims within a
-  recovery's longest time it serves on.
+- A member that hears it was removed while alive drops the replicas it holds, pauses the
+  clients it replicated when its buddy is still in the view (their connections frozen:
+  nothing more reaches the client than the buddy's replica knows), asks the buddy about each
+  (CLIENT_QUERY) and lets go of each one claimed (CLIENT_CLAIMED); one nobody claims within a
+  rebinding period it serves on.
 - For a recovery's time after its start and after a view without a member, C answers a segment
   of no connection with nothing rather than a RST: it may be a dead member's connection being
   resumed elsewhere.
@@ -2975,8 +2976,9 @@ class Member:
         member would take the client past what the replica knows (a chaos run's download
         reset: the client stood past the last response the replica knew), so each such
         client's connections freeze here until the claim of whoever resumed it arrives
-        (_claimed lets them go) or, nobody claiming it within a recovery's longest time
-        (the replica never arrived), they thaw and it is served on. When the view that
+        (_claimed lets them go; the buddy is asked, CLIENT_QUERY) or, nobody claiming it
+        within a rebinding period (the replica never arrived), they thaw and it is served
+        on. When the view that
         removed this member has no longer its buddy either (both taken for dead at once),
         nobody resumes them: none is paused."""
         buddy, self._buddy_at_removal = self._buddy_at_removal, None
@@ -2985,7 +2987,10 @@ class Member:
                 self._count("client_pause_no_buddy")
             return
         ms_now = stack_ms(self._now)
-        wait = (RECOVERY_LIMIT + 1) * self.config.rebind_timeout + CLIENT_QUERY_WAIT
+        # the buddy answers at once for the clients it resumes (CLIENT_QUERY: it claims
+        # them); a client it does not answer for in a rebinding period it does not resume
+        # (its replica never arrived: a chaos run's clients paused 21 s for nothing)
+        wait = self.config.rebind_timeout
         contact = self.contact_address.packed
         # every client with a connection that owes it something and whose service replicates
         # (the buddy holds its replica: each went at the connection's SYN-ACK), whether or
@@ -3010,6 +3015,7 @@ class Member:
                 sock.freeze(ms_now)
             self._paused[client] = socks
             self._count("client_paused")
+            self._send(buddy, msg.ClientQuery(client=client))
             self._emit(StartTimer(self._now + wait, (PAUSE_TIMER, client)))
         if self._paused:
             log.warning("membership: removed alive: %d clients paused", len(self._paused))
