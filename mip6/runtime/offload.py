@@ -53,6 +53,8 @@ def packets(frame: bytes) -> list[bytes]:
     packet = bytearray(frame[VNET_HEADER.size :])
     kind = gso_type & ~GSO_ECN
     if kind == GSO_NONE:
+        if not packet:
+            return []  # the header alone carries no packet (as the C fast path reads it)
         if flags & NEEDS_CSUM:
             _complete_checksum(packet, csum_start, csum_offset)
         return [bytes(packet)]
