@@ -70,6 +70,7 @@ from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
 from mip6.dserver.member import TCP_FIXED, Member, MemberConfig
 from mip6.dserver.udp import DatagramService
+from mip6.runtime.kernel import MemberAddress
 from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, OptionError, Role
 
 if TYPE_CHECKING:
@@ -258,4 +259,6 @@ ROLE = Role(
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
     check=check,
+    network_driver=MemberAddress,
+    interface_modes=("host",),
 )
