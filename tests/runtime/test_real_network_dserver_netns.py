@@ -1,0 +1,278 @@
+"""A distributed server on a real network (issue 18 item 4): no hub, no UDP link. Namespaces
+joined by veth pairs and Linux bridges are the LAN segments; the home agent and three members
+are ``mip6 run`` daemons on their namespaces' own interfaces (``type: interface``), the members
+in host mode (:class:`mip6.runtime.kernel.MemberAddress`).
+
+::
+
+      home 2001:db8:1::/64 ────── rh ────── core 2001:db8:2::/64
+        ha (home agent)           │           cl (stock curl behind a correspondent shim)
+                                  │           pc (stock curl, no Mobile IPv6 at all)
+                          site 2001:db8:10::/64
+                            m1 (contact node), m2, m3
+
+The contact address C lies on the home prefix: the home agent proxies it (RFC 3775 10.4.1) and
+tunnels its packets to the contact node. A stock curl downloads from C while the members'
+download service hands it on by policy; the client without Mobile IPv6 is served through the
+contact node's tunnel (DSERVER 3) and handed on the same way. The bridges' captures show no
+RST; after the daemons stop nothing of theirs is left, nor after one was killed and started
+again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from mip6.apps.http import generated_body
+from mip6.runtime.control import control_request
+from mip6.runtime.kernel import ROUTE_PROTOCOL
+from tests.conftest import require
+
+from .netns import require_root, sh
+from .test_real_network_netns import Lab, _stop, kernel_state, until
+
+pytestmark = pytest.mark.netns
+
+HOME_PREFIX = "2001:db8:1::/64"
+ROUTER = {"home": "2001:db8:1::1", "core": "2001:db8:2::a", "site": "2001:db8:10::a"}
+HOME_AGENT = "2001:db8:1::2"
+CONTACT = "2001:db8:1::80"
+CLIENT, PLAIN = "2001:db8:2::1", "2001:db8:2::2"
+# each member's own address (the daemon's) and its box's (the kernel's, for other programs)
+MEMBERS = {"m1": "2001:db8:10::1", "m2": "2001:db8:10::2", "m3": "2001:db8:10::3"}
+BOXES = {"m1": "2001:db8:10::11", "m2": "2001:db8:10::12", "m3": "2001:db8:10::13"}
+SIZE = 24_000_000
+EVERY = 4_000_000  # the download service hands the client on every 4 MB: 5 handoffs
+
+
+class DserverLab(Lab):
+    def ns(self, node: str) -> str:
+        return f"m6d{node}{self.suffix}"
+
+
+@contextmanager
+def lab_network(tmp: Path) -> Iterator[DserverLab]:
+    require_root()
+    for tool in ("nft", "curl", "dumpcap", "tshark"):
+        require(
+            subprocess.run(["which", tool], capture_output=True).returncode == 0,
+            f"{tool} is not installed (apt-get install nftables curl tshark)",
+        )
+    with ExitStack() as stack:
+        lab = DserverLab(str(os.getpid())[-4:], tmp, stack)
+        for node in ("sw", "rh", "ha", "cl", "pc", *MEMBERS):
+            sh("ip", "netns", "add", lab.ns(node))
+            stack.callback(sh, "ip", "netns", "delete", lab.ns(node), check=False)
+            sh("ip", "-n", lab.ns(node), "link", "set", "lo", "up")
+        sw = lab.ns("sw")
+        for bridge in ("br-home", "br-core", "br-site"):
+            sh("ip", "-n", sw, "link", "add", bridge, "type", "bridge")
+            sh("ip", "-n", sw, "link", "set", bridge, "type", "bridge", "mcast_snooping", "0")
+            sh("ip", "-n", sw, "link", "set", bridge, "up")
+
+        def cable(node: str, device: str, bridge: str, address: str, via: str | None) -> None:
+            port = f"{node}-{device}"
+            sh("ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", device,
+               "netns", lab.ns(node))  # fmt: skip
+            sh("ip", "-n", sw, "link", "set", port, "master", bridge, "up")
+            sh("ip", "-n", lab.ns(node), "addr", "add", f"{address}/64", "dev", device, "nodad")
+            sh("ip", "-n", lab.ns(node), "link", "set", device, "up")
+            if via is not None:
+                sh("ip", "-n", lab.ns(node), "-6", "route", "add", "default", "via", via)
+
+        for leg, address in ROUTER.items():
+            cable("rh", leg, f"br-{leg}", address, None)
+        lab.run("rh", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        cable("ha", "eth0", "br-home", HOME_AGENT, ROUTER["home"])
+        cable("cl", "eth0", "br-core", CLIENT, ROUTER["core"])
+        cable("pc", "eth0", "br-core", PLAIN, ROUTER["core"])
+        for node, address in BOXES.items():
+            cable(node, "eth0", "br-site", address, ROUTER["site"])
+        yield lab
+
+
+def start(lab: Lab, node: str, config: str) -> subprocess.Popen[str]:
+    """A daemon in ``node``'s namespace (not waited for: see :func:`up`)."""
+    path = lab.tmp / f"{node}.yaml"
+    path.write_text(f"node: {node}\ncontrol: {lab.tmp / f'{node}.sock'}\n{config}")
+    lab.logs[node] = log = lab.tmp / f"{node}.log"
+    daemon = subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns(node), sys.executable, "-m", "mip6.cli", "run", "-v",
+         str(path)],
+        stdout=open(log, "a"), stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    lab.daemons[node] = daemon
+    lab.stack.callback(_stop, daemon)
+    return daemon
+
+
+def up(lab: Lab, *nodes: str) -> None:
+    """Until each daemon's control socket answers (its kernel state is in place then)."""
+
+    def ready(node: str) -> bool:
+        return (lab.tmp / f"{node}.sock").exists() or lab.daemons[node].poll() is not None
+
+    until(lambda: all(ready(node) for node in nodes), 20, f"{', '.join(nodes)} up", lab)
+    for node in nodes:
+        if lab.daemons[node].poll() is not None:
+            pytest.fail(f"{node} exited: {lab.log(node)}")
+
+
+def member_config(address: str) -> str:
+    members = ", ".join(f'"{m}"' for m in MEMBERS.values())
+    return (
+        "role: member\nmode: host\nlinks:\n  network: {type: interface, name: eth0}\n"
+        f'member: {{contact_address: "{CONTACT}", home_agent: "{HOME_AGENT}", '
+        f'address: "{address}", contact_node: "{MEMBERS["m1"]}", members: [{members}], '
+        f'group_key: "{GROUP_KEY}", policy: round_robin}}\n'
+        f"apps:\n  - {{type: download, port: 80, size: {SIZE}, seed: 1, "
+        f"handoff_every: {EVERY}}}\n"
+    )
+
+
+GROUP_KEY = os.urandom(32).hex()
+
+
+def show(lab: Lab, node: str, what: str) -> dict[str, object]:
+    return control_request(str(lab.tmp / f"{node}.sock"), {"show": what})
+
+
+def counters(lab: Lab) -> dict[str, dict[str, int]]:
+    return {node: show(lab, node, "stats")["counters"] for node in MEMBERS}  # type: ignore[misc]
+
+
+def download(lab: Lab, node: str) -> tuple[float, int]:
+    """A stock curl from ``node`` of the download on C: its seconds and the handoffs it saw
+    (the members' completed handoffs during it). The body's sha256 must be right."""
+    before = sum(c.get("handoff_completed", 0) for c in counters(lab).values())
+    out = lab.tmp / f"download-{node}"
+    started = time.monotonic()
+    result = sh(
+        "ip", "netns", "exec", lab.ns(node), "curl", "-sS", "-g", "--max-time", "60", "-o",
+        str(out), f"http://[{CONTACT}]:80/", check=False, timeout=70,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    logs = "\n".join(f"--- {n}\n{lab.log(n)[-2000:]}" for n in lab.logs)
+    assert result.returncode == 0, f"{result.stderr}\n{logs}"
+    expected = hashlib.sha256(b"".join(generated_body(SIZE, 1))).hexdigest()
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == expected, node
+    after = sum(c.get("handoff_completed", 0) for c in counters(lab).values())
+    return took, after - before
+
+
+def member_addresses(lab: Lab, node: str) -> str:
+    """The /128 addresses of ``node``'s interface: the boxes' own are /64, a member daemon
+    adds its own address as a /128 (``ip`` here cannot filter by IFA_PROTO)."""
+    out = lab.run(node, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+    return "\n".join(line for line in out.splitlines() if "/128" in line)
+
+
+def test_members_on_real_links_serve_kernel_clients(tmp_path: Path) -> None:
+    with lab_network(tmp_path) as lab:
+        assert lab.ping("cl", ROUTER["core"]) and lab.ping("m1", ROUTER["site"])
+        start(
+            lab, "ha",
+            "role: home_agent\nmode: router\nlinks:\n  network: {type: interface, name: eth0}\n"
+            f'home_agent: {{address: "{HOME_AGENT}", home_prefixes: ["{HOME_PREFIX}"], '
+            "allow_unprotected_registration: true, duplicate_address_detection: true, "
+            "dad_retrans_timer: 0.3}\n",
+        )  # fmt: skip
+        up(lab, "ha")
+        for node, address in MEMBERS.items():
+            start(lab, node, member_config(address))
+        start(
+            lab, "cl",
+            "role: correspondent\nmode: shim\nlinks:\n  kernel: {type: tun, name: m6k0}\n"
+            f'  network: {{type: interface, name: eth0}}\ncorrespondent: {{address: "{CLIENT}"}}\n',
+        )  # fmt: skip
+        up(lab, *MEMBERS, "cl")
+        # the contact node registered C with its own address: the home agent proxies C
+        until(
+            lambda: CONTACT in lab.run("ha", "ip", "-6", "neigh", "show", "proxy"),
+            15, "proxy entry for the contact address", lab,
+        )  # fmt: skip
+        rows = show(lab, "ha", "bcache")["rows"]
+        assert [r["care_of_address"] for r in rows] == [MEMBERS["m1"]]  # type: ignore[index]
+        for node, address in MEMBERS.items():
+            # the member's address on its box's interface: deprecated, never a source the
+            # box's own programs choose
+            added = member_addresses(lab, node)
+            assert f"{address}/128" in added and "deprecated" in added, added
+        # the member's address answers (the daemon's host: ICMPv6 Echo), and the box's own
+        # programs keep their own address: a ping from the box leaves from it
+        assert lab.ping("cl", MEMBERS["m2"])
+        ping = lab.run("m2", "ping", "-6", "-n", "-c", "1", "-W", "2", CLIENT)
+        assert "1 received" in ping
+        route = lab.run("m2", "ip", "-6", "route", "get", CLIENT)
+        assert f"src {BOXES['m2']}" in route, route
+
+        # the bridges' captures: every frame's headers (no payload), read for RSTs at the end
+        captures = []
+        for bridge in ("br-core", "br-site"):
+            pcap = lab.tmp / f"{bridge}.pcap"
+            dumpcap = subprocess.Popen(
+                ["ip", "netns", "exec", lab.ns("sw"), "dumpcap", "-q", "-i", bridge, "-s",
+                 "160", "-w", str(pcap)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            lab.stack.callback(_stop, dumpcap)
+            captures.append((dumpcap, pcap))
+        until(lambda: all(p.exists() for _, p in captures), 10, "captures", lab)
+
+        # a client with Mobile IPv6 (behind its correspondent shim): route optimized to each
+        # member in turn, handed on by the download service
+        took, handoffs = download(lab, "cl")
+        assert handoffs >= SIZE // EVERY - 1, counters(lab)
+        assert CONTACT in lab.run("cl", "ip", "-6", "route", "show", "proto", str(ROUTE_PROTOCOL))
+        print(f"client with a shim: {SIZE / took / 1e6 * 8:.0f} Mbit/s, {handoffs} handoffs")
+        # a client without Mobile IPv6: through the contact node's tunnel, handed on too
+        took, handoffs = download(lab, "pc")
+        assert handoffs >= SIZE // EVERY - 1, counters(lab)
+        tunnel = show(lab, "m1", "tunnel")
+        assert PLAIN in str(tunnel), tunnel
+        rate = SIZE / took / 1e6 * 8
+        print(f"client without Mobile IPv6: {rate:.0f} Mbit/s, {handoffs} handoffs")
+        stats = counters(lab)
+        assert all(c.get("handoff_accepted", 0) >= 2 for c in stats.values()), stats
+
+        for dumpcap, _ in captures:
+            _stop(dumpcap)
+        for _, pcap in captures:
+            resets = sh(
+                "tshark", "-n", "-r", str(pcap), "-Y", "tcp.flags.reset == 1", "-T", "fields",
+                "-e", "frame.number", check=False,
+            )  # fmt: skip
+            assert resets.returncode == 0, resets.stderr
+            assert resets.stdout.split() == [], f"RSTs in {pcap.name}"
+            handshakes = sh("tshark", "-n", "-r", str(pcap), "-Y", "tcp.flags.syn == 1")
+            assert handshakes.stdout.strip(), f"no TCP in {pcap.name}: not the path"
+
+        # a member killed leaves its address and nftables table; the next start removes them
+        lab.daemons["m3"].send_signal(signal.SIGKILL)
+        lab.daemons["m3"].wait()
+        assert MEMBERS["m3"] in member_addresses(lab, "m3")
+        assert kernel_state(lab, "m3") != []
+        (lab.tmp / "m3.sock").unlink()
+        start(lab, "m3", member_config(MEMBERS["m3"]))
+        up(lab, "m3")
+        assert f"removed address {MEMBERS['m3']} left by an earlier run" in lab.log("m3")
+        assert lab.ping("cl", MEMBERS["m3"])
+
+        for node in ("cl", *MEMBERS, "ha"):
+            assert _stop(lab.daemons[node]) == 0, lab.log(node)
+        for node in ("ha", "cl", *MEMBERS):
+            assert kernel_state(lab, node) == [], node
+            assert member_addresses(lab, node).strip() == "", node
+        # and the boxes still work without them
+        assert lab.ping("cl", BOXES["m1"]) and lab.ping("m3", ROUTER["home"])
