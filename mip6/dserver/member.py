@@ -1225,6 +1225,7 @@ class Member:
             self.mobile.bul.get(client) is None
             and self.tunnelled.sequence(client) is None
             and not self._is_contact_node
+            and not self._accepting(client)
             and not self._bul_full()
         ):
             # not bound here: a client that reached this member's new life through the
@@ -1236,6 +1237,7 @@ class Member:
             # stall). Bound first (above the client's number on BA 135, RFC 3775 11.7.3),
             # then handed on as asked (_bound)
             self._count("handoff_binding_first")
+            log.info("%s is not bound here: bound first, then handed on", client)
             self._mobile(self.mobile.start_route_optimization(self._now, client))
             self._handoff_when_known[client] = (target, elsewhere, first_bytes)
             return None
@@ -1779,6 +1781,10 @@ class Member:
                 # its entry in the contact node's table lives on until it has been idle for
                 # tunnel_lifetime: a client served here again is bound anew
                 self.tunnelled.forget(client)
+
+    def _accepting(self, client: IPv6Address) -> bool:
+        """A handoff of ``client`` to this member is under way: its acceptor binds it."""
+        return any(i.acceptor.client == client for i in self._incoming.values())
 
     def _bul_full(self) -> bool:
         """No room for another client's binding (one place stays for the home registration)."""
