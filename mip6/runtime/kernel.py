@@ -8,9 +8,10 @@ a TAP device of ours (``m6<device>``, IPv6 disabled on it, so the kernel never u
 daemon reads whole Ethernet frames from the TAP. Taken: Mobility Header packets, type 2
 routing headers, IPv6-in-IPv6 and packets with a Destination Options header (a Home Address
 option is one), each only when addressed to this box (``fib daddr type local``), and every
-packet for a home address the daemon serves (an nftables set, :meth:`InterfaceLink.serve`)
-but Neighbor Discovery: a neighbour's unicast solicitation of a home address (its
-reachability check) is the kernel's to answer for the proxy entry, not the mobile node's.
+packet for a home address the daemon serves or for a member's own address (an nftables set,
+:meth:`InterfaceLink.serve`) but Neighbor Discovery: a neighbour's unicast solicitation of a
+home address (its reachability check) is the kernel's to answer for the proxy entry, not the
+mobile node's, and the kernel answers for a member's address it holds.
 A Destination Options header without a Home Address option is rare; behind a shim the engine
 hands such a packet on to the kernel, a home agent in router mode (no kernel link) drops it.
 With RFC 3776 SAs, ESP for this box with the SPI of one of the node's inbound SAs is taken too
@@ -60,6 +61,10 @@ nftables support does not cover netdev ``fwd``/``dup`` statements.
   (11.5.4).
 - :class:`CorrespondentRoutes` (correspondent): a /128 route into the shim's TUN for each bound
   home address, so only route-optimized traffic passes through the daemon.
+- :class:`MemberAddress` (distributed-server member, host mode): the member's own address on
+  the interface for the kernel's Neighbor Discovery, every other packet for it taken by the
+  link (the home agent's tunnel of the contact address, clients' route-optimized packets,
+  the member channel).
 """
 
 from __future__ import annotations
