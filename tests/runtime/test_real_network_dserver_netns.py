@@ -53,6 +53,7 @@ MEMBERS = {"m1": "2001:db8:10::1", "m2": "2001:db8:10::2", "m3": "2001:db8:10::3
 BOXES = {"m1": "2001:db8:10::11", "m2": "2001:db8:10::12", "m3": "2001:db8:10::13"}
 SIZE = 24_000_000
 EVERY = 4_000_000  # the download service hands the client on every 4 MB: 5 handoffs
+TOLD_PORT, TOLD_SIZE = 81, 6_000_000  # a download handed on by `mip6 ctl handoff` only
 
 
 class DserverLab(Lab):
@@ -129,7 +130,7 @@ def up(lab: Lab, *nodes: str) -> None:
             pytest.fail(f"{node} exited: {lab.log(node)}")
 
 
-def member_config(address: str) -> str:
+def member_config(address: str, ipsec: str) -> str:
     members = ", ".join(f'"{m}"' for m in MEMBERS.values())
     return (
         "role: member\nmode: host\nlinks:\n  network: {type: interface, name: eth0}\n"
@@ -138,6 +139,23 @@ def member_config(address: str) -> str:
         f'group_key: "{GROUP_KEY}", policy: round_robin}}\n'
         f"apps:\n  - {{type: download, port: 80, size: {SIZE}, seed: 1, "
         f"handoff_every: {EVERY}}}\n"
+        # handed on only when told (mip6 ctl handoff)
+        f"  - {{type: download, port: {TOLD_PORT}, size: {TOLD_SIZE}, seed: 2}}\n{ipsec}"
+    )
+
+
+def ipsec_block() -> str:
+    """RFC 3776 SAs for the contact address at the home agent, the same block on the home
+    agent and every member (the contact node registers C under them)."""
+    sas = "".join(
+        f'      {name}: {{spi: {spi}, encryption_key: "0x{os.urandom(20).hex()}"}}\n'
+        for spi, name in enumerate(
+            ("binding_update", "binding_acknowledgement", "home_test_init", "home_test"), 0x2001
+        )
+    )
+    return (
+        "ipsec:\n  algorithm: aes-gcm-16\n  pairs:\n"
+        f"    - home_address: {CONTACT}\n      home_agent: {HOME_AGENT}\n{sas}"
     )
 
 
@@ -156,19 +174,75 @@ def download(lab: Lab, node: str) -> tuple[float, int]:
     """A stock curl from ``node`` of the download on C: its seconds and the handoffs it saw
     (the members' completed handoffs during it). The body's sha256 must be right."""
     before = sum(c.get("handoff_completed", 0) for c in counters(lab).values())
-    out = lab.tmp / f"download-{node}"
     started = time.monotonic()
-    result = sh(
-        "ip", "netns", "exec", lab.ns(node), "curl", "-sS", "-g", "--max-time", "60", "-o",
-        str(out), f"http://[{CONTACT}]:80/", check=False, timeout=70,
-    )  # fmt: skip
+    finished(lab, node, curl(lab, node, 80), SIZE, 1)
     took = time.monotonic() - started
-    logs = "\n".join(f"--- {n}\n{lab.log(n)[-2000:]}" for n in lab.logs)
-    assert result.returncode == 0, f"{result.stderr}\n{logs}"
-    expected = hashlib.sha256(b"".join(generated_body(SIZE, 1))).hexdigest()
-    assert hashlib.sha256(out.read_bytes()).hexdigest() == expected, node
     after = sum(c.get("handoff_completed", 0) for c in counters(lab).values())
     return took, after - before
+
+
+def curl(lab: Lab, node: str, port: int, *options: str) -> subprocess.Popen[str]:
+    out = lab.tmp / f"download-{node}-{port}"
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns(node), "curl", "-sS", "-g", "--max-time", "60",
+         *options, "-o", str(out), f"http://[{CONTACT}]:{port}/"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lab.stack.callback(_stop, process)
+    return process
+
+
+def finished(lab: Lab, node: str, process: subprocess.Popen[str], size: int, seed: int) -> None:
+    """``process`` (a :func:`curl`) ends well, with the body's right sha256."""
+    output, _ = process.communicate(timeout=70)
+    logs = "\n".join(f"--- {n}\n{lab.log(n)[-2000:]}" for n in lab.logs)
+    assert process.returncode == 0, f"{output}\n{logs}"
+    port = process.args[-1].rsplit(":", 1)[1].rstrip("/")  # type: ignore[index,union-attr]
+    body = (lab.tmp / f"download-{node}-{port}").read_bytes()
+    assert (
+        hashlib.sha256(body).hexdigest()
+        == hashlib.sha256(b"".join(generated_body(size, seed))).hexdigest()
+    ), node
+
+
+def serving(lab: Lab, client: str, port: int) -> str | None:
+    """The member whose stack holds ``client``'s established connection to C's ``port``."""
+    for node in MEMBERS:
+        for row in show(lab, node, "tcp")["rows"]:  # type: ignore[attr-defined]
+            local, remote = row["local"], row["remote"]
+            if (
+                local == f"[{CONTACT}]:{port}"
+                and remote.startswith(f"[{client}]")
+                and row["state"] == "ESTABLISHED"
+            ):
+                return node
+    return None
+
+
+def settled(lab: Lab, client: str, port: int) -> str:
+    """The member serving ``client`` once it has stayed the same for half a second (a
+    connection that reached the contact node is handed on by policy first)."""
+    seen: list[str | None] = []
+
+    def same() -> bool:
+        seen.append(serving(lab, client, port))
+        time.sleep(0.4)
+        return seen[-1] is not None and serving(lab, client, port) == seen[-1]
+
+    until(same, 10, f"{client} served", lab)
+    assert seen[-1] is not None
+    return seen[-1]
+
+
+def hand_off(lab: Lab, holder: str, client: str, target: str) -> None:
+    """``mip6 ctl handoff CLIENT MEMBER`` at the member holding the client."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mip6.cli", "ctl", "--control", str(lab.tmp / f"{holder}.sock"),
+         "handoff", client, MEMBERS[target]],
+        capture_output=True, text=True, timeout=10,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 def member_addresses(lab: Lab, node: str) -> str:
@@ -178,19 +252,21 @@ def member_addresses(lab: Lab, node: str) -> str:
     return "\n".join(line for line in out.splitlines() if "/128" in line)
 
 
-def test_members_on_real_links_serve_kernel_clients(tmp_path: Path) -> None:
+@pytest.mark.parametrize("esp", [False, True], ids=["plain", "esp"])
+def test_members_on_real_links_serve_kernel_clients(tmp_path: Path, esp: bool) -> None:
+    ipsec = ipsec_block() if esp else ""
     with lab_network(tmp_path) as lab:
         assert lab.ping("cl", ROUTER["core"]) and lab.ping("m1", ROUTER["site"])
         start(
             lab, "ha",
             "role: home_agent\nmode: router\nlinks:\n  network: {type: interface, name: eth0}\n"
             f'home_agent: {{address: "{HOME_AGENT}", home_prefixes: ["{HOME_PREFIX}"], '
-            "allow_unprotected_registration: true, duplicate_address_detection: true, "
-            "dad_retrans_timer: 0.3}\n",
+            f"allow_unprotected_registration: {str(not esp).lower()}, "
+            "duplicate_address_detection: true, dad_retrans_timer: 0.3}\n" + ipsec,
         )  # fmt: skip
         up(lab, "ha")
         for node, address in MEMBERS.items():
-            start(lab, node, member_config(address))
+            start(lab, node, member_config(address, ipsec))
         start(
             lab, "cl",
             "role: correspondent\nmode: shim\nlinks:\n  kernel: {type: tun, name: m6k0}\n"
@@ -245,6 +321,25 @@ def test_members_on_real_links_serve_kernel_clients(tmp_path: Path) -> None:
         print(f"client without Mobile IPv6: {rate:.0f} Mbit/s, {handoffs} handoffs")
         stats = counters(lab)
         assert all(c.get("handoff_accepted", 0) >= 2 for c in stats.values()), stats
+        if esp:  # the contact node's registration went under ESP (RFC 3776 4: the home
+            # agent refuses any other), and nothing came unprotected
+            ha_stats: dict[str, int] = show(lab, "ha", "stats")["counters"]  # type: ignore[assignment]
+            assert ha_stats.get("home_registration_accepted", 0) >= 1, ha_stats
+            assert ha_stats.get("unprotected_home_registration", 0) == 0, ha_stats
+
+        # handed on when told: `mip6 ctl handoff CLIENT MEMBER` at the member holding it, in
+        # the middle of a download (rate-limited so that it lasts), to each other member
+        told = curl(lab, "cl", TOLD_PORT, "--limit-rate", "2M")
+        holder = settled(lab, CLIENT, TOLD_PORT)
+        for target in [m for m in MEMBERS if m != holder]:
+            hand_off(lab, holder, CLIENT, target)
+            until(
+                lambda t=target: serving(lab, CLIENT, TOLD_PORT) == t,  # type: ignore[misc]
+                5, f"the client at {target}", lab,
+            )  # fmt: skip
+            assert told.poll() is None  # still downloading when it arrived there
+            holder = target
+        finished(lab, "cl", told, TOLD_SIZE, 2)
 
         for dumpcap, _ in captures:
             _stop(dumpcap)
@@ -264,7 +359,7 @@ def test_members_on_real_links_serve_kernel_clients(tmp_path: Path) -> None:
         assert MEMBERS["m3"] in member_addresses(lab, "m3")
         assert kernel_state(lab, "m3") != []
         (lab.tmp / "m3.sock").unlink()
-        start(lab, "m3", member_config(MEMBERS["m3"]))
+        start(lab, "m3", member_config(MEMBERS["m3"], ipsec))
         up(lab, "m3")
         assert f"removed address {MEMBERS['m3']} left by an earlier run" in lab.log("m3")
         assert lab.ping("cl", MEMBERS["m3"])
