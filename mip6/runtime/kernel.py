@@ -1090,7 +1090,7 @@ class MemberAddress:
     before_engine = True
 
     def __init__(self, context: DriverContext) -> None:
-        self.link = context.link
+        self.link = one_interface(context, "member")
         self.address: IPv6Address = context.options["address"]
         self._ipr: AsyncIPRoute | None = None
         self._added = False
