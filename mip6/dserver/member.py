@@ -1231,19 +1231,24 @@ class Member:
             self._count("handoff_not_movable")
             return None
         if (
-            self.membership is not None
-            and self.mobile.bul.get(client) is None
+            self.mobile.bul.get(client) is None
+            and self.tunnelled.sequence(client) is None
             and not self._is_contact_node
+            and not self._accepting(client)
             and not self._bul_full()
         ):
-            # never bound here: a client that reached this member's new life through the
-            # binding its old one made. An INIT would carry a guessed number, most likely
-            # below the client's, every acceptor would meet BA 135, and a death then left
-            # the client to nobody (a chaos run's stall). Bound first (above the client's
-            # number on BA 135, RFC 3775 11.7.3), then handed on
+            # not bound here: a client that reached this member's new life through the
+            # binding its old one made, or came back through the binding this member made
+            # before it forgot it (_sweep: its last connection had closed). An INIT would
+            # carry a guessed number, below the client's about half the time: every acceptor
+            # would meet BA 135 and the handoff fail (a kernel client's second download on a
+            # real network), and a death then left the client to nobody (a chaos run's
+            # stall). Bound first (above the client's number on BA 135, RFC 3775 11.7.3),
+            # then handed on as asked (_bound)
             self._count("handoff_binding_first")
+            log.info("%s is not bound here: bound first, then handed on", client)
             self._mobile(self.mobile.start_route_optimization(self._now, client))
-            self._distribute_when_bound.add(client)
+            self._handoff_when_known[client] = (target, elsewhere, first_bytes)
             return None
         policy: Policy = self.policy if not elsewhere else _Elsewhere(self.policy)
         if target is not None:
@@ -1785,6 +1790,10 @@ class Member:
                 # its entry in the contact node's table lives on until it has been idle for
                 # tunnel_lifetime: a client served here again is bound anew
                 self.tunnelled.forget(client)
+
+    def _accepting(self, client: IPv6Address) -> bool:
+        """A handoff of ``client`` to this member is under way: its acceptor binds it."""
+        return any(i.acceptor.client == client for i in self._incoming.values())
 
     def _bul_full(self) -> bool:
         """No room for another client's binding (one place stays for the home registration)."""

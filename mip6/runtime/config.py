@@ -375,9 +375,12 @@ def parse(text: str, path: str = "<config>") -> NodeConfig:
             raise reader.fail(
                 where, f"links.{name}", f"role {role_name} does not run on a real interface yet"
             )
-        if mode == "host":
+        if mode not in entry.interface_modes:
             raise reader.fail(
-                where, f"links.{name}", "an interface link needs mode shim or router, not host"
+                where,
+                f"links.{name}",
+                f"role {role_name} runs on an interface link in mode "
+                f"{' or '.join(entry.interface_modes)}, not {mode}",
             )
     if mode == "host" and "kernel" in links:
         raise reader.fail(

@@ -240,7 +240,6 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
         log.info("node %s: %s in %s mode", self.config.node, self.config.role, self.config.mode)
-        runtime.start()
         interface = next(
             (k for k in self.links.values() if isinstance(k, InterfaceLink | Uplinks)), None
         )
@@ -254,6 +253,10 @@ class Daemon:
                     command=runtime.command,
                 )
             )
+        if self.driver is not None and self.driver.before_engine:
+            await self.driver.open()
+        runtime.start()
+        if self.driver is not None and not self.driver.before_engine:
             await self.driver.open()
         # Last: a control socket that answers says the node is ready, its kernel state too (a
         # home agent's nftables rule for DHAAD requests, a mobile node's care-of address)

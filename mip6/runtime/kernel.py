@@ -8,9 +8,10 @@ a TAP device of ours (``m6<device>``, IPv6 disabled on it, so the kernel never u
 daemon reads whole Ethernet frames from the TAP. Taken: Mobility Header packets, type 2
 routing headers, IPv6-in-IPv6 and packets with a Destination Options header (a Home Address
 option is one), each only when addressed to this box (``fib daddr type local``), and every
-packet for a home address the daemon serves (an nftables set, :meth:`InterfaceLink.serve`)
-but Neighbor Discovery: a neighbour's unicast solicitation of a home address (its
-reachability check) is the kernel's to answer for the proxy entry, not the mobile node's.
+packet for a home address the daemon serves or for a member's own address (an nftables set,
+:meth:`InterfaceLink.serve`) but Neighbor Discovery: a neighbour's unicast solicitation of a
+home address (its reachability check) is the kernel's to answer for the proxy entry, not the
+mobile node's, and the kernel answers for a member's address it holds.
 A Destination Options header without a Home Address option is rare; behind a shim the engine
 hands such a packet on to the kernel, a home agent in router mode (no kernel link) drops it.
 With RFC 3776 SAs, ESP for this box with the SPI of one of the node's inbound SAs is taken too
@@ -60,6 +61,10 @@ nftables support does not cover netdev ``fwd``/``dup`` statements.
   (11.5.4).
 - :class:`CorrespondentRoutes` (correspondent): a /128 route into the shim's TUN for each bound
   home address, so only route-optimized traffic passes through the daemon.
+- :class:`MemberAddress` (distributed-server member, host mode): the member's own address on
+  the interface for the kernel's Neighbor Discovery, every other packet for it taken by the
+  link (the home agent's tunnel of the contact address, clients' route-optimized packets,
+  the member channel).
 """
 
 from __future__ import annotations
@@ -402,7 +407,11 @@ def one_interface(context: DriverContext, node: str) -> InterfaceLink:
 
 class NetworkDriver(Protocol):
     """Kernel state a role keeps beside its engine on a real network. ``observe`` sees every
-    event of the engine (it may start work on the loop); ``close`` removes all it added."""
+    event of the engine (it may start work on the loop); ``close`` removes all it added.
+    ``before_engine``: ``open`` runs before the engine starts (the engine's first packets
+    need what it adds), else right after (it may give the started engine commands)."""
+
+    before_engine: bool
 
     async def open(self) -> None: ...
 
@@ -540,6 +549,8 @@ class HomeLinkProxy(_Reconciler):
     link-layer address are overridden (10.4.1; the RFC allows up to MAX_NEIGHBOR_ADVERTISEMENT,
     3)."""
 
+    before_engine = False
+
     def __init__(self, context: DriverContext) -> None:
         self.engine = context.engine
         self.link = one_interface(context, "home agent")
@@ -650,6 +661,8 @@ class CorrespondentRoutes(_Reconciler):
     """A /128 route into the shim's TUN device for each home address bound here (RFC 3775
     9.3.2: packets to it take the binding's type 2 routing header): the kernel's other traffic
     never passes through the daemon."""
+
+    before_engine = False
 
     def __init__(self, context: DriverContext) -> None:
         if context.kernel_device is None:
@@ -826,6 +839,8 @@ class MobileNodeKernel:
     what the engine delivers for it is local; at home it is on the home uplink with the home
     prefix and no DAD (11.5.4: the home agent still defends it until the deregistration is
     acknowledged), announced with an unsolicited Neighbor Advertisement."""
+
+    before_engine = False
 
     def __init__(self, context: DriverContext) -> None:
         if context.kernel_device is None:
@@ -1055,6 +1070,115 @@ class MobileNodeKernel:
         self._ipr.close()
         self._ipr = None
 
+
+class MemberAddress:
+    """A distributed-server member's own address on the box (DSERVER 3: the member's
+    permanent care-of address, where the home agent tunnels the contact address's packets to
+    the contact node, where clients' route-optimized packets and the member channel arrive).
+    The daemon is the host for it (host mode): the link takes every packet for it but Neighbor
+    Discovery (:meth:`InterfaceLink.serve`), and the kernel holds it on the interface only so
+    that it answers the link's Neighbor Solicitations for it and routes what the daemon sends
+    from it. It is added as a /128 (the box's routes stay as they are), deprecated (preferred
+    lifetime 0: RFC 6724 rule 3 keeps the box's own programs from choosing it as a source,
+    whose answers would be taken), after duplicate address detection (RFC 4862 5.4: a member
+    whose address is taken does not start), and marked with :data:`ROUTE_PROTOCOL` as its
+    IFA_PROTO, so the next start finds a killed run's address and removes it. An address the
+    box already has is refused: it is the box's, and the daemon would take it from its
+    programs. Opened before the engine starts: the contact node's first Binding Update asks
+    the home agent for an answer to it."""
+
+    before_engine = True
+
+    def __init__(self, context: DriverContext) -> None:
+        self.link = one_interface(context, "member")
+        self.address: IPv6Address = context.options["address"]
+        self._ipr: AsyncIPRoute | None = None
+        self._added = False
+
+    async def open(self) -> None:
+        self._ipr = ipr = await _iproute()
+        for address, _, length, proto in await self._addresses():
+            if proto == ROUTE_PROTOCOL:
+                await self._delete(address, length)
+                log.warning("removed address %s left by an earlier run", address)
+            elif address == self.address:
+                raise OSError(
+                    f"{address} is an address of {self.link.device} already: a member's own "
+                    "address is the daemon's alone (the box's programs would lose it), give "
+                    "the member one the box does not have"
+                )
+        # Served before it exists: no packet for it ever meets the kernel's stack (a SYN
+        # there would be answered with a RST)
+        self.link.serve(self.address)
+        await ipr.addr(
+            "add",
+            index=self.link.ifindex,
+            address=str(self.address),
+            prefixlen=128,
+            preferred=0,
+            proto=ROUTE_PROTOCOL,
+        )
+        self._added = True
+        await self._duplicate_address_detection()
+        log.info("member address %s on %s", self.address, self.link.device)
+
+    async def _addresses(self) -> list[tuple[IPv6Address, int, int, int | None]]:
+        """The interface's IPv6 addresses: flags, prefix length and protocol of each."""
+        assert self._ipr is not None
+        messages = self._ipr.get_addr(family=socket.AF_INET6, index=self.link.ifindex)
+        return [
+            (
+                IPv6Address(message.get_attr("IFA_ADDRESS")),
+                message.get_attr("IFA_FLAGS") or message["flags"],
+                message["prefixlen"],
+                message.get_attr("IFA_PROTO"),
+            )
+            for message in await _listed(messages)
+        ]
+
+    async def _duplicate_address_detection(self) -> None:
+        """Until the kernel's DAD (RFC 4862 5.4) is done: an address in use elsewhere stops
+        the start. A link without carrier keeps the address tentative: the daemon starts and
+        the kernel finishes DAD when the link comes up."""
+        deadline = time.monotonic() + DAD_WAIT
+        while time.monotonic() < deadline:
+            flags = next(
+                (f for address, f, _, _ in await self._addresses() if address == self.address), 0
+            )
+            if flags & _IFA_F_DADFAILED:
+                raise OSError(
+                    f"{self.address} is in use on {self.link.device}'s link (RFC 4862 5.4.5: "
+                    "duplicate address detection failed)"
+                )
+            if not flags & _IFA_F_TENTATIVE:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("%s still tentative after %.0f s: starting anyway", self.address, DAD_WAIT)
+
+    async def _delete(self, address: IPv6Address, length: int) -> None:
+        assert self._ipr is not None
+        await _quietly(
+            self._ipr.addr("del", index=self.link.ifindex, address=str(address), prefixlen=length)
+        )
+
+    def observe(self, event: Event) -> None:
+        """The address is the member's for as long as it runs: no event changes it."""
+
+    async def close(self) -> None:
+        if self._ipr is None:
+            return
+        if self._added:
+            await self._delete(self.address, 128)
+            self._added = False
+        self.link.unserve(self.address)
+        self._ipr.close()
+        self._ipr = None
+
+
+# Seconds a member waits for the kernel's duplicate address detection of its address: the
+# kernel's defaults take up to 2 s (a random delay of up to rtr_solicit_delay, 1 s, then
+# dad_transmits (1) solicitations RetransTimer (1 s) apart, RFC 4862 5.4.2)
+DAD_WAIT = 5.0
 
 # The mobile node role's home subnet (MobileNodeConfig.home_prefix_length's default; the role's
 # block has no key for it)

@@ -347,6 +347,28 @@ def test_bindings_of_departed_clients_are_forgotten() -> None:
     assert sum(m.counters.get("binding_forgotten", 0) for m in lab.members.values()) >= 1
 
 
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_client_back_after_its_binding_was_forgotten_is_handed_on(seed: int) -> None:
+    """The client's second download reaches, through the binding the member made, a member
+    that has forgotten it (its first connection closed, a sweep ran). Its handoffs bind the
+    client first (a BA 135 then tells the member the client's number, RFC 3775 11.7.3): an
+    INIT with a guessed number would meet BA 135 at the client whenever the guess is below
+    the number it holds, and the handoff would fail."""
+    lab = DServerLab(seed, size=600_000, handoff_every=100_000)
+    first = lab.download()
+    lab.run_to_end(first)
+    assert first.done and not first.failed
+    lab.net.run_for(70.0)  # the member's TIME-WAIT over (60 s), a sweep after it
+    assert all(len(m.mobile.bul) == 0 for name, m in lab.members.items() if name != "m1")
+    second = lab.download(at=lab.net.now)
+    lab.run_to_end(second, limit=lab.net.now + 120)
+    assert second.done and not second.failed
+    assert second.digest.hexdigest() == expected(600_000, seed)
+    assert all(m.counters.get("handoff_failed", 0) == 0 for m in lab.members.values())
+    completed = sum(m.counters.get("handoff_completed", 0) for m in lab.members.values())
+    assert completed >= 4  # 600 kB handed on every 100 kB, the second download's too
+
+
 def test_forged_channel_frame_closes_the_channel_and_the_handoff_goes_elsewhere() -> None:
     """One byte of the INIT changed in flight between m1 and m2, the TCP checksum made right
     again (an attacker on the path): m2's channel refuses the frame and closes, processing

@@ -99,11 +99,17 @@ def test_mobile_node_uplinks_read_in_preference_order() -> None:
         (
             "node: cn\nrole: correspondent\nmode: host\nlinks:\n"
             "  network: {type: interface, name: eth0}\ncorrespondent: {address: 2001:db8::1}\n",
-            "cn.yaml:5: links.network: an interface link needs mode shim or router, not host",
+            "cn.yaml:5: links.network: role correspondent runs on an interface link in mode "
+            "shim or router, not host",
         ),
         (
-            MEMBER.replace('{type: udp, remote: "[::1]:4000"}', "{type: interface, name: eth0}"),
-            "m1.yaml:4: links.network: role member does not run on a real interface yet",
+            # a member is the host of its own address: the kernel is not behind it
+            MEMBER.replace(
+                '{type: udp, remote: "[::1]:4000"}',
+                "{type: interface, name: eth0}\n  kernel: {type: tun, name: m6k0}",
+            ).replace("role: member\n", "role: member\nmode: shim\n"),
+            "m1.yaml:5: links.network: role member runs on an interface link in mode host, "
+            "not shim",
         ),
     ],
 )
@@ -114,6 +120,12 @@ def test_interface_link_faults_name_file_line_and_key(text: str, message: str) -
     assert str(raised.value) == message
 
 
+def test_member_reads_on_an_interface_link() -> None:
+    text = MEMBER.replace('{type: udp, remote: "[::1]:4000"}', "{type: interface, name: eth0}")
+    config = parse(text, "m1.yaml")
+    assert (config.mode, config.links["network"].type) == ("host", "interface")
+
+
 @pytest.mark.parametrize(
     ("example", "role", "uplinks"),
     [
@@ -121,6 +133,7 @@ def test_interface_link_faults_name_file_line_and_key(text: str, message: str) -
         ("mobile_node", "mobile_node", 1),
         ("correspondent", "correspondent", 1),
         ("mobile_node_two_uplinks", "mobile_node", 2),
+        ("member", "member", 1),
     ],
 )
 def test_real_network_examples_read(example: str, role: str, uplinks: int) -> None:

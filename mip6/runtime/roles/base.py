@@ -120,6 +120,9 @@ class Role:
     # On a real network (a link of type ``interface``, mip6.runtime.kernel): the kernel state
     # the role keeps beside its engine (proxy entries, routes, the addresses it moves with)
     network_driver: Callable[[DriverContext], NetworkDriver] | None = None
+    # the modes it runs in on an interface link: behind a shim or as a router (the kernel is
+    # the box's host), or host mode where its driver gives the daemon addresses of its own
+    interface_modes: tuple[str, ...] = ("shim", "router")
 
     @property
     def owns_host(self) -> bool:

@@ -51,6 +51,10 @@ has it); ``mip6 show members`` gives the view (role, join id, when each was last
 
 The contact node's ``ipsec`` block is the mobile-node side of the contact address's SA pair with
 the home agent (RFC 3776), as a mobile node's.
+
+On a real network (``links: network: {type: interface, name: eth0}``, host mode) the member's
+``address`` is the daemon's on the box's interface (:class:`~mip6.runtime.kernel.MemberAddress`):
+added there for Neighbor Discovery, every other packet for it taken to the daemon.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from mip6.core.config import MobileNodeConfig
 from mip6.core.engine import Engine
 from mip6.dserver.member import TCP_FIXED, Member, MemberConfig
 from mip6.dserver.udp import DatagramService
+from mip6.runtime.kernel import MemberAddress
 from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, OptionError, Role
 
 if TYPE_CHECKING:
@@ -258,4 +263,6 @@ ROLE = Role(
     start_apps=start_apps,
     tcp_fixed=TCP_FIXED,
     check=check,
+    network_driver=MemberAddress,
+    interface_modes=("host",),
 )
