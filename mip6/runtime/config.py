@@ -39,8 +39,8 @@ One file per node::
                                     # a member's: echo (UDP on every address), download
                                     # (as http, plus handoff_every, regenerable and
                                     # handoff_wait), handoff_echo, and proxy (server,
-                                    # server_port, http, handoff_every, route_requests:
-                                    # mip6.apps.proxy); UDP on the contact address:
+                                    # server_port, http, handoff_every, route_requests,
+                                    # spares: mip6.apps.proxy); UDP on the contact address:
                                     # lookup (port 53, a DNS-like service: mip6.apps.lookup),
                                     # udp_echo (port 7) and stream (port 5004, size: each
                                     # stream's bytes; mip6.apps.udp_stream), each with
@@ -165,6 +165,7 @@ class AppConfig:
     server_port: int = 0
     http: bool = True
     route_requests: bool = False
+    spares: int = 1  # connections to the server opened ahead for new clients
 
     def as_dict(self) -> dict[str, Any]:
         """This application as :func:`read_apps` reads it."""
@@ -188,6 +189,7 @@ class AppConfig:
                 "http": self.http,
                 "handoff_every": self.handoff_every,
                 "route_requests": self.route_requests,
+                "spares": self.spares,
             }
         return out
 
@@ -442,7 +444,14 @@ def read_apps(
         if kind == "stream":
             allowed |= {"size"}
         if kind == "proxy":
-            allowed |= {"server", "server_port", "http", "handoff_every", "route_requests"}
+            allowed |= {
+                "server",
+                "server_port",
+                "http",
+                "handoff_every",
+                "route_requests",
+                "spares",
+            }
         for name, (key_node, _) in fields.items():
             if name not in allowed:
                 raise reader.fail(
@@ -452,7 +461,7 @@ def read_apps(
                     f"(expected {', '.join(sorted(allowed))})",
                 )
         values: dict[str, Any] = {}
-        for name in ("port", "size", "seed", "handoff_every", "server_port"):
+        for name in ("port", "size", "seed", "handoff_every", "server_port", "spares"):
             if name in fields:
                 values[name] = _whole(reader, fields[name][1], f"{where}.{name}")
         for name in ("regenerable", "http", "route_requests"):
