@@ -750,3 +750,78 @@ def test_spare_unused_expires_and_one_the_server_closed_is_not_given_out(
         closing.stop()
 
     run(lab, scenario)
+
+
+class _Script:
+    """A server's side for Proxy._response: each read returns the next (delay, bytes)."""
+
+    def __init__(self, *steps: tuple[float, bytes]) -> None:
+        self.steps = list(steps)
+        self.sent_at: list[float] = []  # when each read's bytes came
+
+    async def read(self) -> bytes:
+        # as a StreamReader's: a read cancelled while it waits has taken nothing
+        await asyncio.sleep(self.steps[0][0])
+        self.sent_at.append(asyncio.get_running_loop().time())
+        return self.steps.pop(0)[1]
+
+
+class _Recorded:
+    """A client connection's writer recording its writes and drains, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, bytes, float]] = []
+        self.writer = self
+
+    def write(self, data: bytes) -> None:
+        self.events.append(("write", data, asyncio.get_running_loop().time()))
+
+    async def drain(self) -> None:
+        self.events.append(("drain", b"", asyncio.get_running_loop().time()))
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+BODY = os.urandom(5000)
+
+
+def _relay(*steps: tuple[float, bytes]) -> tuple[bool | None, _Recorded, _Script]:
+    async def main() -> tuple[bool | None, _Recorded, _Script]:
+        proxy = Proxy(None, ProxySettings(server_port=8000))  # type: ignore[arg-type]
+        conn, backend = _Recorded(), _Script(*steps)
+        keep_alive = await proxy._response(conn, backend, b"GET")  # type: ignore[arg-type]
+        return keep_alive, conn, backend
+
+    return asyncio.run(main())
+
+
+def test_a_head_read_alone_goes_out_with_the_first_bytes_of_its_body() -> None:
+    """python's http.server writes a head and its body apart: the proxy hands both to the
+    client's TCP in one step (one segment, not a head alone and then the body); a first read
+    longer than a head goes at once."""
+    keep_alive, conn, _ = _relay((0, HEAD), (0, BODY[:3000]), (0, BODY[3000:]))
+    assert keep_alive is True
+    kinds = [(kind, len(data)) for kind, data, _ in conn.events]
+    assert kinds == [
+        ("write", len(HEAD)),
+        ("write", 3000),
+        ("drain", 0),
+        ("write", 2000),
+        ("drain", 0),
+    ]
+    keep_alive, conn, _ = _relay((0, HEAD + BODY[:2000]), (0, BODY[2000:]))
+    assert [kind for kind, _, _ in conn.events] == ["write", "drain", "write", "drain"]
+    assert b"".join(data for _, data, _ in conn.events) == HEAD + BODY
+
+
+def test_a_head_whose_body_is_late_is_held_no_longer_than_the_cork_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that takes its time over the body after the head: the head goes alone after
+    CORK_WAIT, long before the body, and the response is relayed whole."""
+    monkeypatch.setattr("mip6.apps.proxy.CORK_WAIT", 0.05)
+    keep_alive, conn, backend = _relay((0, HEAD), (0.5, BODY))
+    assert keep_alive is True
+    (head_at,) = [at for kind, data, at in conn.events if data == HEAD]
+    head_read_at, body_read_at = backend.sent_at
+    assert 0.04 < head_at - head_read_at < 0.4 and head_at < body_read_at
+    assert b"".join(data for _, data, _ in conn.events) == HEAD + BODY
