@@ -100,11 +100,11 @@ Read = Callable[[], Awaitable[bytes]]  # one side's next bytes (empty: its end)
 READ_SIZE = 1 << 16  # bytes asked of a stream per read
 FIRST_BYTES = 4096  # bytes of a request's head the policy sees
 THAW_POLL = 0.005  # seconds between looks at a frozen connection (see _thawed)
-# A response's head read alone, its body still to come, waits at most CORK_WAIT seconds for the
-# body's first bytes and goes out with them: python's http.server writes the two apart (tens of
-# microseconds apart on loopback), and the head alone would cost the client a segment and the
-# member a segment and an ACK, each about 0.1 ms of the member's CPU in Python (labnet bench
-# proxy). CORK_MAX: the most bytes held so (a head; a longer first read goes at once).
+# A response's first read that holds its head and no more than CORK_MAX bytes in all, the rest
+# still to come, waits at most CORK_WAIT seconds for what follows and goes out with it: python's
+# http.server writes a head and its body apart (tens of microseconds apart on loopback), and the
+# head alone would cost the client a segment and the member a segment and an ACK, each about
+# 0.1 ms of the member's CPU in Python (labnet bench proxy). A longer first read goes at once.
 CORK_WAIT = 0.001
 CORK_MAX = 1024
 # seconds an unused spare is kept: far inside the time servers give a connection to send its
@@ -276,8 +276,7 @@ class _Spares:
         self.count = count
         self._ready: collections.deque[_Spare] = collections.deque()
         self.closed = False
-        self.opened = 0  # for tests and inspection
-        self.taken = 0
+        self.taken = 0  # for tests and inspection
 
     def open(self, conn: Connection | None) -> _Spare:
         """A new connection for ``conn`` (None: a spare)."""
@@ -298,7 +297,6 @@ class _Spares:
 
     def refill(self) -> None:
         while not self.closed and len(self._ready) < self.count:
-            self.opened += 1
             self._keep(self.open(None))
 
     def give_back(self, spare: _Spare) -> None:
@@ -519,7 +517,7 @@ class Proxy:
         another exchange after it; None when the server closed before answering at all."""
         response = MessageTracker(Kind.RESPONSE, method)
         relayed = 0
-        corked = b""  # a final head read alone, written with what follows it (CORK_WAIT)
+        corked = b""  # a first read held for what follows it (CORK_WAIT)
         while True:
             if corked:
                 data = await _read_within(backend, CORK_WAIT)
@@ -545,8 +543,8 @@ class Proxy:
                 return False
             chunk = data if taken == len(data) else data[:taken]
             relayed += taken
-            head_alone = relayed == taken and response.head is not None and not response.ended
-            if head_alone and len(chunk) <= CORK_MAX:
+            first = relayed == taken
+            if first and response.head is not None and not response.ended and taken <= CORK_MAX:
                 corked = chunk
                 continue
             conn.writer.write(chunk)
