@@ -14,7 +14,8 @@ without the member.
 - ``proxy_fetch_ms`` vs ``direct_fetch_ms``: a stock ``curl`` in the client's namespace (behind
   its shim-mode correspondent daemon) fetching a 10 kB file, a new connection each time (curl's
   ``time_total``: connect to the last byte, the process's start left out), through the contact
-  address and m1's proxy vs from ``web``; medians of ``fetches`` each, interleaved;
+  address and m1's proxy vs from ``web``; medians of ``fetches`` each, interleaved (each round
+  in the order the last one ran backwards: none always follows the same one);
   ``proxy_added_fetch_ms`` their difference (the seeds: 23.41 vs 20.23 ms, +3.18).
   ``member_fetch_ms``: the same file from m1's own HTTP server inside the daemon (the
   ``download`` service on port 81: no proxy, no kernel server), which splits the difference
@@ -169,7 +170,7 @@ def proxy_lab(name: str, large: int = LARGE) -> Iterator[_Bench]:
 
 
 def run(
-    seconds: float = 4.0, *, fetches: int = 30, requests: int = 300, large: int = LARGE
+    seconds: float = 4.0, *, fetches: int = 100, requests: int = 300, large: int = LARGE
 ) -> dict[str, Any]:
     """``seconds`` is not used: the figures come from counts (the lab's start dominates)."""
     with proxy_lab(f"bproxy{os.getpid() % 100000}", large) as bench:
@@ -180,13 +181,13 @@ def _measure(bench: _Bench, fetches: int, requests: int, large: int) -> dict[str
     # the client's first connection to C takes the home agent's tunnel and route optimization
     for base in (bench.proxy, bench.member, bench.direct):
         bench.fetch_ms(base)
-    proxied: list[float] = []
-    member: list[float] = []
-    direct: list[float] = []
+    times: dict[str, list[float]] = {bench.proxy: [], bench.member: [], bench.direct: []}
+    order = list(times)
     for _ in range(fetches):
-        proxied.append(bench.fetch_ms(bench.proxy))
-        member.append(bench.fetch_ms(bench.member))
-        direct.append(bench.fetch_ms(bench.direct))
+        for base in order:
+            times[base].append(bench.fetch_ms(base))
+        order.reverse()
+    proxied, member, direct = times[bench.proxy], times[bench.member], times[bench.direct]
     pid = bench.lab.state["nodes"]["m1"]["pid"]
     proxy_mbps: list[float] = []
     member_mbps: list[float] = []

@@ -7,7 +7,7 @@ without a line changed.
 Configuration (an ``apps`` entry of a member, :mod:`mip6.runtime.roles.member`)::
 
     - {type: proxy, port: 80, server: "::1", server_port: 8000,
-       http: true, handoff_every: 0, route_requests: false}
+       http: true, handoff_every: 0, route_requests: false, spares: 1}
 
 The seeds' command-line options and their counterparts: ``-a`` (the real server's port) is
 ``server_port`` (required); ``-s`` (its address, default loopback) is ``server`` (default
@@ -48,8 +48,24 @@ handed off again; a response that runs until the server closes ends the connecti
 ``Connection: close`` on either side ends it after that exchange. A server that cannot be
 reached is answered ``502 Bad Gateway``; one that closes its idle keep-alive connection is
 reconnected at the next request, and a request it dropped unanswered as it closed goes again
-on a new connection if its method is idempotent (else 502). The connection to the server is
-opened while the client's request is on its way.
+on a new connection if its method is idempotent (else 502).
+
+**Spares** (``spares: N``, default 1; 0: none): a new client's connection to the server is
+taken from up to N opened ahead, so its first request goes to the server the moment its head
+is read. Opening one in the daemon's loop takes about as long as the member's whole answer to a
+small request otherwise (``labnet bench proxy``: the connect alone cost a fresh 10 kB fetch
+0.4 to 0.7 ms of the proxy's 1.4 to 1.9 ms). Each spare serves one client connection and is
+never given to another afterwards (no two clients' exchanges share a connection to the server:
+nothing a server ties to a connection, NTLM's authentication for one, passes between clients).
+A client's connection that finds none opens its own (its first request then waits for the
+connect, as a server's first client's does). The spares are topped up when a client's
+connection leaves this member (it ended or was handed on: a connect in the loop while an
+answer is on its way would delay that answer), one that never carried a request (the contact
+node's distribution took the client on before it sent any) is kept as a spare, and one unused
+for :data:`SPARE_LIFETIME` is closed and not replaced, so an idle member holds no connection
+to its server and a server's timeout for connections that send nothing never fires on one; a
+spare the server closed anyway is never given out, and a request it dropped unanswered goes
+again as on a kept-alive connection.
 
 Relaying copies as little as this module can: bytes read from one side are written to the other
 as the same objects (a Content-Length body is counted, never parsed; a slice only where a read
@@ -59,6 +75,7 @@ holds the end of a message). Bodies that are chunked go through h11's parser.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import socket
@@ -83,6 +100,17 @@ Read = Callable[[], Awaitable[bytes]]  # one side's next bytes (empty: its end)
 READ_SIZE = 1 << 16  # bytes asked of a stream per read
 FIRST_BYTES = 4096  # bytes of a request's head the policy sees
 THAW_POLL = 0.005  # seconds between looks at a frozen connection (see _thawed)
+# A response's first read that holds its head and no more than CORK_MAX bytes in all, the rest
+# still to come, waits at most CORK_WAIT seconds for what follows and goes out with it: python's
+# http.server writes a head and its body apart (tens of microseconds apart on loopback), and the
+# head alone would cost the client a segment and the member a segment and an ACK, each about
+# 0.1 ms of the member's CPU in Python (labnet bench proxy). Only the head waits, never what
+# follows it, so the response ends no later for it. A longer first read goes at once.
+CORK_WAIT = 0.001
+CORK_MAX = 1024
+# seconds an unused spare is kept: far inside the time servers give a connection to send its
+# first request (nginx's client_header_timeout 60 s, Apache's mod_reqtimeout 20 s at least)
+SPARE_LIFETIME = 2.0
 # RFC 9110 9.2.2: a request of these methods may be sent again when no answer came
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
@@ -111,6 +139,7 @@ class ProxySettings:
     http: bool = True
     handoff_every: int = 0  # requests served here before the client is handed on (0: never)
     route_requests: bool = False
+    spares: int = 1  # connections to the server opened ahead for new clients
 
     def __post_init__(self) -> None:
         ip_address(self.server)  # a literal address: the daemon resolves no names
@@ -118,6 +147,8 @@ class ProxySettings:
             raise ValueError(f"server_port {self.server_port} is not a port (1-65535)")
         if self.handoff_every < 0:
             raise ValueError("handoff_every must not be negative")
+        if self.spares < 0:
+            raise ValueError("spares must not be negative")
 
 
 def encode_state(held: bytes, *, routed: bool = False, middle: bool = False) -> bytes:
@@ -166,43 +197,129 @@ class _Backend:
 
 class _ServerSide:
     """The server's side of one client connection at this member: a connection to the
-    server, opened ahead (while the client's next request is on its way: the connect then
-    costs the request nothing), and opened again when the server has closed an idle one."""
+    server, a spare (:class:`_Spares`) or opened ahead (while the client's next request is on
+    its way: the connect then costs the request less), and opened again when the server has
+    closed an idle one."""
 
     def __init__(self, proxy: Proxy, conn: Connection) -> None:
         self.proxy = proxy
         self.conn = conn
         self.backend: _Backend | None = None
-        self.reused = False  # the connection carried an exchange already
-        self._opening: asyncio.Future[_Backend | None] | None = None
+        # the connection waited at the server before this exchange (it carried one already,
+        # or was a spare): the server may have closed it as the request reached it
+        self.idle = False
+        self._opening: _Spare | None = None  # the connection until get() gives it out
 
     def prepare(self) -> None:
         if self.backend is not None and self.backend.reader.at_eof():
             self.drop()  # the server closed it while the client was idle
         if self.backend is None and self._opening is None:
-            self._opening = asyncio.ensure_future(self.proxy._connect(self.conn))
+            spare = self.proxy.spares.take()
+            self.idle = spare is not None
+            self._opening = spare or self.proxy.spares.open(self.conn)
 
     def drop(self) -> None:
         """The connection is of no more use: the next :meth:`get` opens another."""
         if self.backend is not None:
             self.backend.close()
             self.backend = None
-        self.reused = False
+        self.idle = False
 
     async def get(self) -> _Backend | None:
-        """The connection (None: the server cannot be reached)."""
+        """The connection, this client's from now on (None: the server cannot be reached)."""
         self.prepare()
         if self._opening is not None:
             opening, self._opening = self._opening, None
-            self.backend = await opening
+            self.backend = await opening.future
         return self.backend
 
     def close(self) -> None:
         if self._opening is not None:
-            self._opening.add_done_callback(_close_opened)
-            self._opening.cancel()
+            # never given out (the client left or was handed on before its first request):
+            # nothing went over it, so another client may have it
+            self.proxy.spares.give_back(self._opening)
         if self.backend is not None:
             self.backend.close()
+        self.proxy.spares.refill()
+
+
+@dataclass(slots=True, eq=False)
+class _Spare:
+    """A connection to the server, open or opening, and when it was asked for."""
+
+    future: asyncio.Future[_Backend | None]
+    opened: float
+    expiry: asyncio.TimerHandle | None = None
+
+    def usable(self) -> bool:
+        """Not failed and not closed by the server (yet)."""
+        future = self.future
+        if not future.done():
+            return True
+        if future.cancelled() or future.exception() is not None:
+            return False
+        backend = future.result()
+        return backend is not None and not backend.reader.at_eof()
+
+    def discard(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        self.future.add_done_callback(_close_opened)
+        self.future.cancel()
+
+
+class _Spares:
+    """Connections to the server opened ahead, each for one new client connection (see the
+    module docstring)."""
+
+    def __init__(self, proxy: Proxy, count: int) -> None:
+        self.proxy = proxy
+        self.count = count
+        self._ready: collections.deque[_Spare] = collections.deque()
+        self.closed = False
+        self.taken = 0  # for tests and inspection
+
+    def open(self, conn: Connection | None) -> _Spare:
+        """A new connection for ``conn`` (None: a spare)."""
+        loop = asyncio.get_running_loop()
+        return _Spare(asyncio.ensure_future(self.proxy._connect(conn)), loop.time())
+
+    def take(self) -> _Spare | None:
+        """A spare, open or opening (None: none left)."""
+        while self._ready:
+            spare = self._ready.popleft()
+            if spare.usable():
+                assert spare.expiry is not None
+                spare.expiry.cancel()
+                self.taken += 1
+                return spare
+            spare.discard()  # the server closed it, or it never opened
+        return None
+
+    def refill(self) -> None:
+        while not self.closed and len(self._ready) < self.count:
+            self._keep(self.open(None))
+
+    def give_back(self, spare: _Spare) -> None:
+        """A connection nothing went over: kept as a spare (until its own lifetime ends)."""
+        if not self.closed and len(self._ready) < self.count and spare.usable():
+            self._keep(spare)
+        else:
+            spare.discard()
+
+    def _keep(self, spare: _Spare) -> None:
+        loop = asyncio.get_running_loop()
+        spare.expiry = loop.call_at(spare.opened + SPARE_LIFETIME, self._expire, spare)
+        self._ready.append(spare)
+
+    def _expire(self, spare: _Spare) -> None:
+        self._ready.remove(spare)
+        spare.discard()
+
+    def close(self) -> None:
+        self.closed = True
+        while self._ready:
+            self._ready.popleft().discard()
 
 
 async def _thawed(conn: Connection) -> None:
@@ -210,6 +327,16 @@ async def _thawed(conn: Connection) -> None:
     Rare (a freeze and a request's head in the same instant): polled, not signalled."""
     while conn.sock.frozen:
         await asyncio.sleep(THAW_POLL)
+
+
+async def _read_within(backend: _Backend, seconds: float) -> bytes | None:
+    """The server's next bytes, or None when none came within ``seconds`` (none are lost: a
+    read cancelled while it waits has taken nothing)."""
+    try:
+        async with asyncio.timeout(seconds):  # no task of its own, unlike wait_for
+            return await backend.read()
+    except TimeoutError:
+        return None
 
 
 def _close_opened(opening: asyncio.Future[_Backend | None]) -> None:
@@ -234,10 +361,15 @@ class Proxy:
         self.opaque = 0
         self.bad_gateway = 0
         self.bad_states = 0
-        self.retried = 0  # requests sent again after the server closed a kept-alive connection
+        self.retried = 0  # requests sent again after the server closed an idle connection
+        self.spares = _Spares(self, settings.spares)
 
     def listen(self, port: int) -> ServedPort:
         return self.server.listen(port, self.handle)
+
+    def close(self) -> None:
+        """The spares closed (the daemon is stopping)."""
+        self.spares.close()
 
     async def handle(self, conn: Connection) -> None:
         """The handler of one client connection, new or handed in."""
@@ -305,7 +437,7 @@ class Proxy:
             if backend is None:
                 return self._bad_gateway(conn)
             message, held = held[:taken], held[taken:]
-            whole, reused = request.ended, side.reused
+            whole, idle = request.ended, side.idle
             backend.writer.write(message)
             response = asyncio.ensure_future(self._response(conn, backend, head.method))
             try:
@@ -317,10 +449,10 @@ class Proxy:
                 response.cancel()
                 raise
             keep_alive = await response
-            if keep_alive is None and reused and whole and head.method in IDEMPOTENT:
-                # the server closed a kept-alive connection as the request reached it (its
-                # idle timeout): nothing of it was answered, so it goes again on a new one
-                # (RFC 9112 9.3.1)
+            if keep_alive is None and idle and whole and head.method in IDEMPOTENT:
+                # the server closed an idle connection as the request reached it (its idle
+                # timeout): nothing of it was answered, so it goes again on a new one (RFC
+                # 9112 9.3.1)
                 self.retried += 1
                 side.drop()
                 backend = await side.get()
@@ -329,7 +461,7 @@ class Proxy:
                     keep_alive = await self._response(conn, backend, head.method)
             if keep_alive is None:
                 return self._bad_gateway(conn)
-            side.reused = True
+            side.idle = True
             if not (keep_alive and head.keep_alive):
                 return  # the exchange ends the connection: our FIN follows
 
@@ -387,8 +519,17 @@ class Proxy:
         another exchange after it; None when the server closed before answering at all."""
         response = MessageTracker(Kind.RESPONSE, method)
         relayed = 0
+        corked = b""  # a first read held for what follows it (CORK_WAIT)
         while True:
-            data = await backend.read()
+            if corked:
+                data = await _read_within(backend, CORK_WAIT)
+                conn.writer.write(corked)
+                corked = b""
+                if data is None:  # nothing came: the head goes alone
+                    await conn.writer.drain()
+                    continue
+            else:
+                data = await backend.read()
             try:
                 if not data:
                     if not relayed:
@@ -402,8 +543,13 @@ class Proxy:
                 self.opaque += 1
                 log.info("proxy %s: relayed as it is: the response: %s", conn, error)
                 return False
-            conn.writer.write(data if taken == len(data) else data[:taken])
+            chunk = data if taken == len(data) else data[:taken]
             relayed += taken
+            first = relayed == taken
+            if first and response.head is not None and not response.ended and taken <= CORK_MAX:
+                corked = chunk
+                continue
+            conn.writer.write(chunk)
             await conn.writer.drain()
             if response.ended:
                 assert response.head is not None
@@ -478,16 +624,19 @@ class Proxy:
 
     # -- both ----------------------------------------------------------------------------------
 
-    async def _connect(self, conn: Connection) -> _Backend | None:
+    async def _connect(self, conn: Connection | None) -> _Backend | None:
+        """A connection to the server for ``conn`` (None: a spare)."""
         settings = self.settings
         try:
             reader, writer = await asyncio.open_connection(
                 settings.server, settings.server_port, limit=READ_SIZE
             )
         except OSError as error:
-            log.warning(
+            # a spare's failure is no client's: the client that would take it opens its own
+            log.log(
+                logging.WARNING if conn is not None else logging.DEBUG,
                 "proxy %s: server [%s]:%d: %s",
-                conn,
+                conn or "spare",
                 settings.server,
                 settings.server_port,
                 error,

@@ -42,7 +42,7 @@ One file per node::
                                     # (as http, plus handoff_every, regenerable,
                                     # handoff_wait or handoff_drained), handoff_echo,
                                     # and proxy (server, server_port, http,
-                                    # handoff_every, route_requests:
+                                    # handoff_every, route_requests, spares:
                                     # mip6.apps.proxy); UDP on the contact address:
                                     # lookup (port 53, a DNS-like service: mip6.apps.lookup),
                                     # udp_echo (port 7) and stream (port 5004, size: each
@@ -175,6 +175,7 @@ class AppConfig:
     server_port: int = 0
     http: bool = True
     route_requests: bool = False
+    spares: int = 1  # connections to the server opened ahead for new clients
 
     def as_dict(self) -> dict[str, Any]:
         """This application as :func:`read_apps` reads it."""
@@ -200,6 +201,7 @@ class AppConfig:
                 "http": self.http,
                 "handoff_every": self.handoff_every,
                 "route_requests": self.route_requests,
+                "spares": self.spares,
             }
         return out
 
@@ -457,7 +459,14 @@ def read_apps(
         if kind == "stream":
             allowed |= {"size"}
         if kind == "proxy":
-            allowed |= {"server", "server_port", "http", "handoff_every", "route_requests"}
+            allowed |= {
+                "server",
+                "server_port",
+                "http",
+                "handoff_every",
+                "route_requests",
+                "spares",
+            }
         for name, (key_node, _) in fields.items():
             if name not in allowed:
                 raise reader.fail(
@@ -467,7 +476,7 @@ def read_apps(
                     f"(expected {', '.join(sorted(allowed))})",
                 )
         values: dict[str, Any] = {}
-        for name in ("port", "size", "seed", "handoff_every", "server_port"):
+        for name in ("port", "size", "seed", "handoff_every", "server_port", "spares"):
             if name in fields:
                 values[name] = _whole(reader, fields[name][1], f"{where}.{name}")
         for name in ("regenerable", "http", "route_requests", "handoff_drained"):

@@ -128,7 +128,10 @@ apps: [{type: download, size: 10}]
     assert raised.value.key == "apps[0].type"
 
 
-PROXY = "  - {type: proxy, port: 8080, server: 127.0.0.1, server_port: 8000, handoff_every: 3}\n"
+PROXY = (
+    "  - {type: proxy, port: 8080, server: 127.0.0.1, server_port: 8000, handoff_every: 3,"
+    " spares: 2}\n"
+)
 
 
 def test_proxy_entry_reads_the_seeds_options() -> None:
@@ -141,9 +144,11 @@ def test_proxy_entry_reads_the_seeds_options() -> None:
         8000,
     )
     assert (proxy.http, proxy.handoff_every, proxy.route_requests) == (True, 3, False)
+    assert proxy.spares == 2 and proxy.as_dict()["spares"] == 2
     text = CONFIG.replace("port: 80, ", "port: 81, ") + "  - {type: proxy, server_port: 8000}\n"
     (default,) = [app for app in parse(text, "m1.yaml").apps if app.type == "proxy"]
     assert (default.server, default.http, default.handoff_every) == ("::1", True, 0)
+    assert default.spares == 1
     assert default.as_dict()["server_port"] == 8000
 
 
@@ -160,6 +165,7 @@ def test_proxy_entry_reads_the_seeds_options() -> None:
             "only with http",
         ),
         ("{type: proxy, server_port: 8000}", "apps[2].port", "tcp port 80 is used twice"),
+        ("{type: proxy, port: 81, server_port: 80, spares: -1}", "apps[2].spares", "minimum 0"),
     ],
 )
 def test_proxy_faults_name_file_line_and_key(entry: str, key: str, reason: str) -> None:

@@ -536,13 +536,17 @@ def test_plain_tcp_relays_both_ways_and_stays_once_a_byte_went(hub: Hub, tmp_pat
     kept; the client's end reaches the server, whose close ends the connection."""
     lab = Lab(hub, tmp_path, distribute=False)
     echoes: list[str] = []
+    carried: list[str] = []  # the connections that carried a byte
 
     def echo(name: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             echoes.append(name)
-            while data := await reader.read(1 << 16):
+            if data := await reader.read(1 << 16):
+                carried.append(name)
+            while data:
                 writer.write(data)
                 await writer.drain()
+                data = await reader.read(1 << 16)
             writer.close()
 
         return serve
@@ -568,7 +572,9 @@ def test_plain_tcp_relays_both_ways_and_stays_once_a_byte_went(hub: Hub, tmp_pat
         assert lab.serving(PORT) == ["m2"]
         writer.close()  # our FIN: the echo server closes, and so does the proxy
         assert await asyncio.wait_for(reader.read(), 10) == b""
-        assert echoes == ["m1", "m2"]  # each member connected to its own server
+        # each member connected to its own server (then each opened a spare as the client
+        # left it); only m2's carried anything
+        assert echoes[:2] == ["m1", "m2"] and carried == ["m2"]
         for listener in listeners:
             listener.close()
 
@@ -620,3 +626,202 @@ def test_request_the_server_dropped_at_its_idle_timeout_goes_again(
         listener.close()
 
     run(lab, scenario)
+
+
+class Recorder:
+    """A server on ::1 that answers every request ``200`` and records, per connection it
+    accepted, when it accepted it and the ``X-Client`` of each request it carried;
+    ``idle_close``: it closes a connection that sent nothing for that many seconds."""
+
+    def __init__(self, idle_close: float | None = None) -> None:
+        self.idle_close = idle_close
+        self.accepted: list[float] = []  # loop time of each connection's accept
+        self.clients: list[list[bytes]] = []  # per connection, the X-Client of each request
+        self.ended: list[bool] = []  # per connection, whether it has ended
+        self.port = 0
+        self._listener: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._listener = await asyncio.start_server(self._serve, "::1", 0)
+        self.port = self._listener.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        assert self._listener is not None
+        self._listener.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = len(self.accepted)
+        self.accepted.append(asyncio.get_running_loop().time())
+        self.clients.append([])
+        self.ended.append(False)
+        try:
+            first = reader.readuntil(b"\r\n\r\n")
+            head = await asyncio.wait_for(first, self.idle_close)
+            while True:
+                client = head.split(b"X-Client: ")[1].split(b"\r\n")[0]
+                self.clients[index].append(client)
+                body = b"served %s" % client
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
+        finally:
+            self.ended[index] = True
+            writer.close()
+
+
+def test_new_client_takes_a_spare_opened_ahead_and_no_server_connection_serves_two_clients(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Once a client has come and gone, the proxy holds a connection to its server opened
+    ahead; the next new client's first request goes over it (the server accepted it before
+    that client connected), and every connection to the server carries one client's requests
+    only (a spare is never handed to a second client)."""
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    async def scenario(lab: Lab) -> None:
+        recorder = Recorder()
+        await recorder.start()
+        running = {
+            name: start_proxy(server, PORT, ProxySettings(server_port=recorder.port))
+            for name, server in lab.servers.items()
+        }
+        loop = asyncio.get_running_loop()
+        for number in range(1, 5):
+            if number > 1:  # the first client finds no spare: one opens once it has gone
+                await until(lambda: len(recorder.accepted) > sum(map(bool, recorder.clients)))
+            connected = loop.time()
+            client = await Client.connect(lab)
+            for _ in range(2):
+                status, body = await client.get("/", **{"X-Client": str(number)})
+                assert (status, body) == (200, b"served %d" % number)
+            (serving,) = [
+                index
+                for index, clients in enumerate(recorder.clients)
+                if str(number).encode() in clients
+            ]
+            if number > 1:  # the first client found no spare yet
+                assert recorder.accepted[serving] < connected
+            client.writer.close()  # type: ignore[attr-defined]
+        assert running["m1"].spares.taken == 3
+        assert all(len(set(clients)) <= 1 for clients in recorder.clients), recorder.clients
+        recorder.stop()
+
+    run(lab, scenario)
+
+
+def test_spare_unused_expires_and_one_the_server_closed_is_not_given_out(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spare nobody took is closed after its lifetime and not replaced (an idle member
+    holds no connection to its server); a spare the server closed (its timeout for a
+    connection that sends nothing) is never given to a client: the client's request goes
+    over a connection of its own and is answered."""
+    monkeypatch.setattr("mip6.apps.proxy.SPARE_LIFETIME", 0.5)
+    lab = Lab(hub, tmp_path, distribute=False)
+
+    async def scenario(lab: Lab) -> None:
+        recorder = Recorder()
+        await recorder.start()
+        proxy = start_proxy(lab.servers["m1"], PORT, ProxySettings(server_port=recorder.port))
+        client = await Client.connect(lab)
+        assert await client.get("/", **{"X-Client": "1"}) == (200, b"served 1")
+        client.writer.close()  # type: ignore[attr-defined]
+        await until(lambda: len(recorder.accepted) == 2)  # the spare
+        await until(lambda: recorder.ended[1])  # its lifetime over: closed by the proxy
+        await asyncio.sleep(0.3)
+        assert len(recorder.accepted) == 2 and proxy.spares.taken == 0  # and not replaced
+        recorder.stop()
+
+        closing = Recorder(idle_close=0.1)
+        await closing.start()
+        proxy = start_proxy(lab.servers["m1"], PORT + 1, ProxySettings(server_port=closing.port))
+        reader, writer = await lab.connect(PORT + 1)
+        client = Client(reader, writer)
+        assert await client.get("/", **{"X-Client": "2"}) == (200, b"served 2")
+        writer.close()
+        await until(lambda: len(closing.accepted) == 2 and closing.ended[1])  # closed by it
+        reader, writer = await lab.connect(PORT + 1)
+        client = Client(reader, writer)
+        assert await client.get("/", **{"X-Client": "3"}) == (200, b"served 3")
+        assert proxy.spares.taken == 0 and proxy.bad_gateway == 0
+        assert closing.clients[2:] == [[b"3"]]
+        closing.stop()
+
+    run(lab, scenario)
+
+
+class _Script:
+    """A server's side for Proxy._response: each read returns the next (delay, bytes)."""
+
+    def __init__(self, *steps: tuple[float, bytes]) -> None:
+        self.steps = list(steps)
+        self.sent_at: list[float] = []  # when each read's bytes came
+
+    async def read(self) -> bytes:
+        # as a StreamReader's: a read cancelled while it waits has taken nothing
+        await asyncio.sleep(self.steps[0][0])
+        self.sent_at.append(asyncio.get_running_loop().time())
+        return self.steps.pop(0)[1]
+
+
+class _Recorded:
+    """A client connection's writer recording its writes and drains, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, bytes, float]] = []
+        self.writer = self
+
+    def write(self, data: bytes) -> None:
+        self.events.append(("write", data, asyncio.get_running_loop().time()))
+
+    async def drain(self) -> None:
+        self.events.append(("drain", b"", asyncio.get_running_loop().time()))
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+BODY = os.urandom(5000)
+
+
+def _relay(*steps: tuple[float, bytes]) -> tuple[bool | None, _Recorded, _Script]:
+    async def main() -> tuple[bool | None, _Recorded, _Script]:
+        proxy = Proxy(None, ProxySettings(server_port=8000))  # type: ignore[arg-type]
+        conn, backend = _Recorded(), _Script(*steps)
+        keep_alive = await proxy._response(conn, backend, b"GET")  # type: ignore[arg-type]
+        return keep_alive, conn, backend
+
+    return asyncio.run(main())
+
+
+def test_a_head_read_alone_goes_out_with_the_first_bytes_of_its_body() -> None:
+    """python's http.server writes a head and its body apart: the proxy hands both to the
+    client's TCP in one step (one segment, not a head alone and then the body); a first read
+    longer than a head goes at once."""
+    keep_alive, conn, _ = _relay((0, HEAD), (0, BODY[:3000]), (0, BODY[3000:]))
+    assert keep_alive is True
+    kinds = [(kind, len(data)) for kind, data, _ in conn.events]
+    assert kinds == [
+        ("write", len(HEAD)),
+        ("write", 3000),
+        ("drain", 0),
+        ("write", 2000),
+        ("drain", 0),
+    ]
+    keep_alive, conn, _ = _relay((0, HEAD + BODY[:2000]), (0, BODY[2000:]))
+    assert [kind for kind, _, _ in conn.events] == ["write", "drain", "write", "drain"]
+    assert b"".join(data for _, data, _ in conn.events) == HEAD + BODY
+
+
+def test_a_head_whose_body_is_late_is_held_no_longer_than_the_cork_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that takes its time over the body after the head: the head goes alone after
+    CORK_WAIT, long before the body, and the response is relayed whole."""
+    monkeypatch.setattr("mip6.apps.proxy.CORK_WAIT", 0.05)
+    keep_alive, conn, backend = _relay((0, HEAD), (0.5, BODY))
+    assert keep_alive is True
+    (head_at,) = [at for kind, data, at in conn.events if data == HEAD]
+    head_read_at, body_read_at = backend.sent_at
+    assert 0.04 < head_at - head_read_at < 0.4 and head_at < body_read_at
+    assert b"".join(data for _, data, _ in conn.events) == HEAD + BODY

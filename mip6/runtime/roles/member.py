@@ -78,6 +78,7 @@ from mip6.runtime.kernel import MemberAddress
 from mip6.runtime.roles.base import AppContext, BuildContext, LabNode, OptionError, Role
 
 if TYPE_CHECKING:
+    from mip6.apps.proxy import Proxy
     from mip6.runtime.dserver_api import DistributedServer
 
 DEFAULT_PORTS = {"download": 80, "handoff_echo": 7, "echo": 7}
@@ -139,9 +140,10 @@ def start_apps(
                 http=app.http,
                 handoff_every=app.handoff_every,
                 route_requests=app.route_requests,
+                spares=app.spares,
             )
-            start_proxy(server, app.port, settings)
-            stops.append(functools.partial(_stop_proxy, server, app.port))
+            proxy = start_proxy(server, app.port, settings)
+            stops.append(functools.partial(_stop_proxy, server, proxy, app.port))
             continue
         if app.type == "download":
             service: Any = DownloadService(
@@ -189,12 +191,13 @@ def _hand_on_later(engine: Member, context: AppContext, wait: float, sock: Any) 
     context.loop.call_later(wait, hand_on)
 
 
-def _stop_proxy(server: DistributedServer, port: int) -> None:
-    """No new clients on the proxy's port, and every connection of it ends (its handler's
-    task cancelled; the daemon is stopping)."""
+def _stop_proxy(server: DistributedServer, proxy: Proxy, port: int) -> None:
+    """No new clients on the proxy's port, every connection of it ends (its handler's task
+    cancelled; the daemon is stopping), and its spare connections to its server close."""
     server.stop_serving(port)
     for task in server.tasks:
         task.cancel()
+    proxy.close()
 
 
 def check(options: Mapping[str, Any]) -> None:
