@@ -53,11 +53,11 @@ def packets(frame: bytes) -> list[bytes]:
     packet = bytearray(frame[VNET_HEADER.size :])
     kind = gso_type & ~GSO_ECN
     if kind == GSO_NONE:
-        if not packet:
-            return []  # the header alone carries no packet (as the C fast path reads it)
         if flags & NEEDS_CSUM:
             _complete_checksum(packet, csum_start, csum_offset)
-        return [bytes(packet)]
+        # the header alone carries no packet (as the C fast path reads it); one asking for a
+        # checksum in it is refused above, its offsets outside
+        return [bytes(packet)] if packet else []
     if kind != GSO_TCPV6 or not flags & NEEDS_CSUM:
         raise OffloadError(f"gso_type {gso_type}: only TCP over IPv6 is offloaded")
     return _segments(packet, gso_size)
