@@ -2049,7 +2049,11 @@ class Member:
                 return
             self._membership(self.membership.handle_message(self._now, peer, message))
             return
-        if self.membership is not None and peer not in self.view.members:
+        if (
+            self.membership is not None
+            and peer not in self.view.members
+            and not self._answers_own_handoff(peer, message)
+        ):
             self._count("handoff_message_from_non_member")
             return
         match message:
@@ -2075,6 +2079,17 @@ class Member:
                 self._send_failed(peer, message, msg.FailureReason.REFUSED)
             case msg.Failed():
                 self._count("handoff_stray_answer")
+
+    def _answers_own_handoff(self, peer: IPv6Address, message: msg.Message) -> bool:
+        """Whether ``message`` is an acceptor's answer (DONE or FAILED) to a handoff of this
+        member's that tried it. It counts from a member the view has removed since: removed
+        by a false suspicion it serves on, and its DONE says the client took its binding.
+        Dropped, the attempt ran out, the next acceptor bound the client above it, and two
+        members served the client (a chaos run's stalled downloads)."""
+        if not isinstance(message, msg.Done | msg.Failed):
+            return False
+        outgoing = self._outgoing.get(message.handoff_id)
+        return outgoing is not None and peer in outgoing.donor.tried
 
     def _prepared(self, peer: IPv6Address, handoff_id: int) -> None:
         """The acceptor holds the tokens: freeze now, or just after this member's next send.

@@ -28,7 +28,7 @@ from mip6.apps.fetch import Fetch, requests
 from mip6.apps.http import HostDownload, generated_body
 from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
-from mip6.dserver.handoff import SEQUENCE_WINDOW, DonorState
+from mip6.dserver.handoff import SEQUENCE_WINDOW, AcceptorState, DonorState
 from mip6.dserver.member import (
     CONTACT_SEQUENCE_SKIP,
     DEFAULT_CHANNEL_PORT,
@@ -1458,3 +1458,41 @@ def test_a_member_killed_after_its_fin_was_acknowledged_leaves_the_clients_fin_a
     assert not lab.client_host.stack.connections or all(
         s.state is TcpState.TIME_WAIT for s in lab.client_host.stack.connections
     )
+
+
+def test_an_acceptor_removed_mid_handoff_completes_it_with_its_done() -> None:
+    """m1 hands its client to m2; m2's Binding Update is out when everything m2 sends to the
+    members is lost, long enough for the group to remove it (a false suspicion: it serves
+    on). The client takes m2's binding and m2's DONE reaches m1 after m1's view dropped m2:
+    m1 completes the handoff and lets the client go. Dropped as a non-member's message,
+    m1's attempt ran out, m1 kept the client and bound it above m2, and both served it (a
+    chaos run's reset downloads)."""
+    size = 5_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    m1, m2 = lab.members["m1"], lab.members["m2"]
+    lab.handoff("m1", "m2")
+    deadline = lab.net.now + 3.0
+    while not any(i.acceptor.state is AcceptorState.BINDING for i in m2._incoming.values()):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    own = MEMBERS["m2"].packed
+    deadline = lab.net.now + 3.0
+    while MEMBERS["m2"] in m1.view.members:
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: receiver != "client" and data[8:24] == own)
+        lab.net.run_for(0.0005)
+    # m2 cannot join again for a while (what it sends to the contact address is lost); its
+    # channel to m1 carries its DONE again
+    deadline = lab.net.now + 3.0
+    while lab.net.now < deadline:
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "ha" and data[8:24] == own)
+        lab.net.run_for(0.0005)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert resets(lab.net) == 0
+    assert m1.counters.get("handoff_completed") == 1, m1.counters
+    assert "handoff_failed" not in m1.counters
