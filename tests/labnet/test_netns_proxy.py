@@ -23,6 +23,7 @@ import pytest
 from labnet.bench.proxy import cpu_seconds
 from labnet.netns import NetnsLab, control_request
 from labnet.topology import builtin
+from tests.capture_fields import tshark_fields
 from tests.conftest import require
 from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
@@ -122,13 +123,8 @@ def test_curl_200_files_over_one_connection_handed_off_between_requests(
     assert completed >= 50, counters
     assert all(c.get("handoff_accepted", 0) >= 10 for c in counters.values()), counters
     for name in lab.state["nodes"]:
-        resets = subprocess.run(
-            ["tshark", "-n", "-r", lab.pcap(name), "-Y", "tcp.flags.reset == 1"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert resets == "", f"a RST in {name}'s capture: {resets[:500]}"
+        resets = tshark_fields(lab.pcap(name), "tcp.flags.reset == 1")
+        assert resets == [], f"a RST in {name}'s capture: {resets[:20]}"
 
 
 GIGABYTE = 1 << 30

@@ -22,6 +22,7 @@ import pytest
 from labnet.netns import NetnsLab, control_request
 from labnet.topology import builtin
 from mip6.apps.http import generated_body
+from tests.capture_fields import tshark_fields
 from tests.conftest import require
 from tests.labnet.netns_lab import netns_lab
 from tests.runtime.netns import require_root
@@ -60,14 +61,6 @@ def show(lab: NetnsLab, node: str, what: str) -> dict:
     return control_request(lab.state["nodes"][node]["control"], {"show": what})
 
 
-def tshark(pcap: str, display_filter: str, *fields: str) -> list[list[str]]:
-    argv = ["tshark", "-n", "-r", pcap, "-Y", display_filter, "-T", "fields"]
-    for name in fields or ("frame.number",):
-        argv += ["-e", name]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
-
-
 def test_stock_curl_without_mipv6_downloads_50mb_handed_off_ten_times(
     lab: NetnsLab, tmp_path: Path
 ) -> None:
@@ -96,11 +89,11 @@ def test_stock_curl_without_mipv6_downloads_50mb_handed_off_ten_times(
     assert counters["m1"]["tunnel.forwarded"] > 1000  # the client's packets, on to m2 and m3
     pcaps = {name: lab.pcap(name) for name in lab.state["nodes"]}
     for name, pcap in pcaps.items():
-        assert tshark(pcap, "tcp.flags.reset == 1") == [], f"a RST in {name}'s capture"
+        assert tshark_fields(pcap, "tcp.flags.reset == 1") == [], f"a RST in {name}'s capture"
     # what reached the client of the Mobility Header: the contact node's first HoTI and CoTI
     # (and retransmissions before the kernel's refusal came back), never a Binding Update
-    reached = tshark(pcaps["client"], "mip6.mhtype", "mip6.mhtype")
+    reached = tshark_fields(pcaps["client"], "mip6.mhtype", "mip6.mhtype")
     assert {kind for (kind,) in reached} <= {"1", "2"}, reached
     assert len(reached) <= 4, reached
-    refusals = tshark(pcaps["client"], "icmpv6.type == 4 && icmpv6.code == 1")
+    refusals = tshark_fields(pcaps["client"], "icmpv6.type == 4 && icmpv6.code == 1")
     assert refusals, "the kernel refused no Mobility Header"

@@ -37,6 +37,7 @@ import pytest
 from mip6.apps.http import generated_body
 from mip6.runtime.control import control_request
 from mip6.runtime.kernel import ROUTE_PROTOCOL
+from tests.capture_fields import tshark_fields
 from tests.conftest import require
 
 from .netns import require_root, sh
@@ -374,14 +375,9 @@ def test_members_on_real_links_serve_kernel_clients(tmp_path: Path, esp: bool) -
         for dumpcap, _ in captures:
             _stop(dumpcap)
         for _, pcap in captures:
-            resets = sh(
-                "tshark", "-n", "-r", str(pcap), "-Y", "tcp.flags.reset == 1", "-T", "fields",
-                "-e", "frame.number", check=False,
-            )  # fmt: skip
-            assert resets.returncode == 0, resets.stderr
-            assert resets.stdout.split() == [], f"RSTs in {pcap.name}"
-            handshakes = sh("tshark", "-n", "-r", str(pcap), "-Y", "tcp.flags.syn == 1")
-            assert handshakes.stdout.strip(), f"no TCP in {pcap.name}: not the path"
+            assert tshark_fields(pcap, "tcp.flags.reset == 1") == [], f"RSTs in {pcap.name}"
+            handshakes = tshark_fields(pcap, "tcp.flags.syn == 1")
+            assert handshakes, f"no TCP in {pcap.name}: not the path"
 
         # a member killed leaves its address and nftables table; the next start removes them
         lab.daemons["m3"].send_signal(signal.SIGKILL)
