@@ -2188,6 +2188,15 @@ class Member:
             # arrives after we said FAILED would bind a client the donor gave to another)
             self._answer_again(donor, message)
             return
+        if message.client in self._recovering or self._serves_outside_handoffs(message.client):
+            # this member serves the client already, or resumes it from a replica: the
+            # import would fail on the connections' 4-tuples, and the attempt's binding and
+            # release had reached its mobile node first (a chaos run's recovery then bound
+            # the client with that INIT's number, above the donor's binding, and reset it)
+            self._count("handoff_refused_served")
+            self._send_failed(donor, message, msg.FailureReason.REFUSED)
+            self._incoming.pop(key, None)
+            return
         incoming = self._incoming.get(key)
         if incoming is None:
             if (
@@ -2243,6 +2252,22 @@ class Member:
             h.AcceptorInput.INIT,
             sequence=message.next_sequence,
             lifetime=message.lifetime,
+        )
+
+    def _serves_outside_handoffs(self, client: IPv6Address) -> bool:
+        """Whether ``client`` has open connections here that no handoff to this member
+        imported (a handoff away from here is the donor's business, see _offered)."""
+        if self._outgoing_of(client) is not None:
+            return False
+        imported = {
+            id(sock)
+            for incoming in self._incoming.values()
+            if incoming.acceptor.client == client
+            for sock in incoming.socks
+        }
+        return any(
+            id(sock) not in imported and sock.state is not TcpState.TIME_WAIT
+            for sock in self.client_sockets(client)
         )
 
     # -- membership (dynamic) ------------------------------------------------------------------

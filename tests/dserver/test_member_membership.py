@@ -822,6 +822,32 @@ def test_a_donor_dying_as_its_handoff_completes_leaves_no_replica_taking_the_cli
     assert "recover_yielded" not in lab.members[acceptor].counters
 
 
+def test_a_member_resuming_a_client_refuses_a_handoff_of_it() -> None:
+    """As above, and the acceptor, serving the client, hands it to the buddy while the buddy
+    resumes it from the stale replica. The buddy refuses at once: taken up, the import
+    failed on the connections' 4-tuples, and its release took the recovery's binding out of
+    the buddy's mobile node: the recovery here never ended (a frozen connection left), and
+    in a chaos run it bound the client with the INIT's number, above the acceptor's, and
+    reset the download. The acceptor keeps the client, the recovery steps aside, and the
+    download is whole."""
+    size = 20_000_000
+    lab, fetch, buddy, acceptor = donor_dies_as_its_handoff_completes(size)
+    resuming = lab.members[buddy]
+    deadline = lab.net.now + 5.0
+    while CLIENT not in resuming._recovering:
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    lab.handoff(acceptor, buddy)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert resuming.counters.get("handoff_refused_served") == 1, resuming.counters
+    # the recovery met the acceptor's binding, asked, and stepped aside: nothing of it left
+    assert resuming.counters.get("recover_superseded") == 1, resuming.counters
+    assert CLIENT not in resuming._recovering and not resuming.client_sockets(CLIENT)
+
+
 def test_a_member_dying_while_it_recovers_a_client_leaves_it_to_its_own_buddy() -> None:
     """m2 serves the client (replicated to m3) and dies; m3 resumes the client, and dies too
     before its binding reaches the client (its packets to the client lost here). m3 sent its
