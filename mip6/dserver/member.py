@@ -665,10 +665,23 @@ class Member:
         if name != "handoff":
             raise UnknownCommand(name, "member")
         client, target = (argument, None) if isinstance(argument, str) else tuple(argument)
+        address = IPv6Address(client)
+        # an operator's command answers what cannot start (the engine's own callers learn it
+        # from handoff's None): accepted, a handoff of a client served elsewhere read as done
+        if address in self._by_client or address in self._handoff_when_known:
+            raise ValueError(f"a handoff of {address} is under way")
+        if address in self._paused or address in self._recovering:
+            raise ValueError(f"{address} waits for its recovery here or at the buddy")
+        if (
+            not self.client_sockets(address)
+            and not self.udp.holds(address)
+            and address not in self._awaiting_mipv6
+        ):
+            raise ValueError(f"{address} is not served by this member")
         return self._run(
             now,
             lambda now: self.handoff(
-                IPv6Address(client), IPv6Address(target) if target else None, elsewhere=True
+                address, IPv6Address(target) if target else None, elsewhere=True
             ),
         )
 
