@@ -1130,10 +1130,12 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
          * program's hold), and the peer sends again what this one has */
         sent = 0;
     if (acked > TCP_RESYNC_LIMIT || sent > TCP_RESYNC_LIMIT) {
-        uint32_t seq = c->snd_nxt;
-
+        /* RFC 9293 3.10.7.4 (an unacceptable ACK): <SEQ=SEG.ACK><CTL=RST>,
+         * the peer's RCV.NXT, which RFC 5961 3.2 has it take exactly; the
+         * replica's SND.NXT lies behind what the peer holds, and a RST
+         * there is dropped: the peer waited, never reset */
         close_conn(c, TCP_CLOSE_RESYNC);
-        queue_rst(c, seq, 0, TH_RST);
+        queue_rst(c, s->ack, 0, TH_RST);
         return false;
     }
     if ((c->flags & TCP_CF_RESYNC) && c->snd_missing == 0 &&
@@ -1148,13 +1150,12 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
          * off) is ours to send again once the application closes: the
          * peer answers a repeated FIN */
         uint32_t ring = (uint32_t)ring_length(&c->snd);
-        uint32_t seq = c->snd_nxt;
 
         if (acked == ring + 1)
             acked = ring;
         if (acked > ring) {
             close_conn(c, TCP_CLOSE_RESYNC);
-            queue_rst(c, seq, 0, TH_RST);
+            queue_rst(c, s->ack, 0, TH_RST); /* at the peer's RCV.NXT, as above */
             return false;
         }
         ring_consume(&c->snd, acked);

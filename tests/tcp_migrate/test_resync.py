@@ -144,10 +144,11 @@ def test_an_acknowledgement_beyond_the_bound_resets_the_replica() -> None:
     assert probe is not None
     sent = decode(probe, source=ADDRESS_B, destination=ADDRESS_A)
     (stamps,) = [o for o in sent.options if isinstance(o, Timestamps)]
+    # the probe is a keepalive's segment, at the replica's SND.UNA - 1
+    ack = (sent.sequence_number + 1 + (1 << 30) + 1) & 0xFFFFFFFF
     far = Peer(replica, swap=True).build(
         seq=sent.acknowledgment_number,
-        # the probe is a keepalive's segment, at the replica's SND.UNA - 1
-        ack=sent.sequence_number + 1 + (1 << 30) + 1,
+        ack=ack,
         options=(
             NoOperation(),
             NoOperation(),
@@ -158,7 +159,9 @@ def test_an_acknowledgement_beyond_the_bound_resets_the_replica() -> None:
     assert replica.state is TcpState.CLOSED and replica.close_reason is CloseReason.RESYNC
     rst = replica.output(pair.now)
     assert rst is not None
-    assert decode(rst, source=ADDRESS_B, destination=ADDRESS_A).flags.RST
+    reset = decode(rst, source=ADDRESS_B, destination=ADDRESS_A)
+    # at the peer's RCV.NXT, its acknowledgement: the one a peer takes (RFC 5961 3.2)
+    assert reset.flags.RST and reset.sequence_number == ack
 
 
 def test_resync_needs_a_frozen_established_connection() -> None:
@@ -399,6 +402,10 @@ def test_a_full_replica_resets_when_the_peer_stands_beyond_its_ring() -> None:
     pair.run(lambda: replica.state is TcpState.CLOSED, max_ms=2_000)
     assert replica.close_reason is CloseReason.RESYNC
     assert bytes(received) == STREAM[:110_000]
+    # and the peer is reset, not left waiting: the RST stands at its RCV.NXT (RFC 5961 3.2
+    # drops one at the replica's SND.NXT, behind what the peer holds)
+    pair.run(lambda: pair.a.state is TcpState.CLOSED, max_ms=2_000)
+    assert pair.a.close_reason is CloseReason.RESET
 
 
 def test_a_peer_behind_the_replica_sends_again_what_the_replica_has() -> None:
