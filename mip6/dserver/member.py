@@ -78,6 +78,11 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   (CLIENT_QUERY) and steps aside (no RST) when one serves the client (CLIENT_CLAIMED), or goes
   above that number when none does (the acceptor let the client go at its donor's abort, and
   the donor died before it bound the client back).
+- A recovery starts by telling every member (CLIENT_RECOVERING, with its replica's serial):
+  two members may hold a dead member's replicas of one client (the old buddy's drop was still
+  queued when it died), and of two recoveries the one with the lower (serial, address) steps
+  aside before it binds (serving on past the stale replica, the other reset the client); a
+  member that serves the client answers CLIENT_CLAIMED at once.
 - An acceptor whose donor dies after the INIT adopts the client (the INIT's connections are the
   latest) and says so to every member (CLIENT_CLAIMED): the buddy steps aside.
 - A member that hears it was removed while alive drops the replicas it holds, pauses the
@@ -2046,6 +2051,9 @@ class Member:
         if isinstance(message, msg.ClientQuery):
             self._client_queried(peer, message.client)
             return
+        if isinstance(message, msg.ClientRecovering):
+            self._other_recovery(peer, message.client, message.serial)
+            return
         if isinstance(message, msg.Tunnel):
             self._tunnel_asked(peer, message)
             return
@@ -2839,6 +2847,8 @@ class Member:
             tunnelled=replica.tunnelled,
         )
         self._count("recover_started")
+        for member in self.view.members - {self.own_address}:
+            self._send(member, msg.ClientRecovering(client=client, serial=replica.serial))
         if replica.tunnelled:
             # no Mobile IPv6: the contact node's table is its binding (mip6.dserver.tunnel),
             # bound above the dead member's number as a Binding Update would be
@@ -3127,6 +3137,22 @@ class Member:
         )
         if serves:
             self._send(peer, msg.ClientClaimed(client=client))
+
+    def _other_recovery(self, peer: IPv6Address, client: IPv6Address, serial: int) -> None:
+        """CLIENT_RECOVERING: ``peer`` resumes ``client`` from its replica ``serial``. A
+        recovery of it here from a replica steps aside when its (serial, address) is the
+        lower: the higher serial is the dead member's later replica, the one its buddy of
+        the last view held (two recoveries from one dead member's replicas bound the client
+        in turn, and the one left serving from the older replica reset a chaos run's echo
+        dialogues). It has not bound the client yet (a bound one is served, below). A member
+        that serves the client says so (CLIENT_CLAIMED), and the peer steps aside."""
+        recovery = self._recovering.get(client)
+        if recovery is not None and recovery.serial is not None:
+            if (recovery.serial, self.own_address) < (serial, peer):
+                self._count("recover_tie_yielded")
+                self._recovery_superseded(client)
+            return
+        self._client_queried(peer, client)
 
     def _query_unanswered(self, client: IPv6Address) -> None:
         """Nobody claimed ``client`` in CLIENT_QUERY_WAIT: the binding its recovery met is a

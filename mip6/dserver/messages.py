@@ -102,6 +102,10 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
         | Client (128) |
     CLIENT_QUERY (a recovery whose Binding Update met a later binding, BA 135 -> every
         member: who serves the client? whoever does answers CLIENT_CLAIMED): | Client (128) |
+    CLIENT_RECOVERING (a member resuming a client from a dead member's replica -> every
+        member: another recovery of it goes on only if its replica's (Serial, address) is
+        higher; a member that serves the client answers CLIENT_CLAIMED):
+        | Client (128) | Serial (32) |
 
 The contact node's tunnel for clients without Mobile IPv6 (DSERVER 3, :mod:`.tunnel`), same
 first word::
@@ -175,6 +179,7 @@ _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
 # client, binding sequence, connection count, lifetime, the sender's view number, flags
 _REPLICA = struct.Struct("!16sHHIQBI")
 _REPLICA_ACK = struct.Struct("!16sI")
+_CLIENT_SERIAL = _REPLICA_ACK  # CLIENT_RECOVERING: the same two fields
 REPLICA_BOUND = 0x01  # the sender had bound the client (binding_sequence is its number)
 # the client speaks no Mobile IPv6: binding_sequence numbers its tunnel binding (DSERVER 3)
 REPLICA_TUNNELLED = 0x02
@@ -226,6 +231,7 @@ class MessageType(enum.IntEnum):
     TUNNEL = 36  # a member serves a client without MIPv6: its packets to me (DSERVER 3)
     TUNNEL_ACK = 37  # the contact node's answer to TUNNEL
     CLIENT_QUERY = 38  # a recovery asks who serves the client (answered by CLIENT_CLAIMED)
+    CLIENT_RECOVERING = 39  # a recovery of the client starts here, from this replica serial
 
 
 class JoinStatus(enum.IntEnum):
@@ -759,6 +765,23 @@ class ClientQuery(_Membership):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClientRecovering(_Membership):
+    """The sender resumes ``client`` from its replica numbered ``serial`` (the dead member's
+    replica serials grow with each it sent). Two members may hold a dead member's replicas
+    of one client (the old buddy's drop was still queued when it died): of two recoveries,
+    the one whose (serial, address) is lower steps aside before it binds the client, and a
+    member that serves the client answers CLIENT_CLAIMED."""
+
+    client: IPv6Address
+    serial: int
+    message_type: ClassVar[MessageType] = MessageType.CLIENT_RECOVERING
+
+    def emit(self) -> bytes:
+        _fits(self.serial, 32, "serial")
+        return self._word() + _CLIENT_SERIAL.pack(self.client.packed, self.serial)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tunnel(_Membership):
     """The sender serves ``client``, which speaks no Mobile IPv6: the contact node tunnels
     the client's packets to it, unless its table holds a later ``sequence`` for the client."""
@@ -819,6 +842,7 @@ Message = (
     | ReplicaDrop
     | ClientClaimed
     | ClientQuery
+    | ClientRecovering
     | Tunnel
     | TunnelAck
 )
@@ -944,6 +968,11 @@ def _client_claimed(data: bytes, offset: int) -> tuple[ClientClaimed, int]:
 def _client_query(data: bytes, offset: int) -> tuple[ClientQuery, int]:
     (client,), offset = _fields(data, offset, _CLIENT, "client")
     return ClientQuery(client=IPv6Address(client)), offset
+
+
+def _client_recovering(data: bytes, offset: int) -> tuple[ClientRecovering, int]:
+    (client, serial), offset = _fields(data, offset, _CLIENT_SERIAL, "client recovering")
+    return ClientRecovering(client=IPv6Address(client), serial=int(serial)), offset
 
 
 def _connections(data: bytes, offset: int, count: int) -> tuple[tuple[ConnectionState, ...], int]:
@@ -1161,6 +1190,7 @@ _WordMessage = (
     | ReplicaDrop
     | ClientClaimed
     | ClientQuery
+    | ClientRecovering
     | Tunnel
     | TunnelAck
 )
@@ -1188,6 +1218,7 @@ _MEMBERSHIP_BODIES: dict[int, Callable[[bytes, int], tuple[_WordMessage, int]]] 
     MessageType.TUNNEL: _tunnel,
     MessageType.TUNNEL_ACK: _tunnel_ack,
     MessageType.CLIENT_QUERY: _client_query,
+    MessageType.CLIENT_RECOVERING: _client_recovering,
 }
 
 

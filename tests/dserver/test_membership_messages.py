@@ -129,6 +129,7 @@ membership_messages = st.one_of(
     st.builds(m.ReplicaDrop, client=addresses),
     st.builds(m.ClientClaimed, client=addresses),
     st.builds(m.ClientQuery, client=addresses),
+    st.builds(m.ClientRecovering, client=addresses, serial=u32),
     st.builds(m.ReplicaAck, client=addresses, serial=u32),
     st.builds(
         m.ContactState,
