@@ -89,10 +89,12 @@ class SendPrepare:
 @dataclass(frozen=True, slots=True)
 class SendInit:
     """INIT to ``target`` with the client's connections (the engine exports them: they are
-    frozen by now) and this sequence number."""
+    frozen by now) and this sequence number; ``resync``: an acceptor before went silent after
+    its INIT (see :attr:`Donor.silent`), so the client may stand past the snapshots."""
 
     target: IPv6Address
     next_sequence: int
+    resync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,10 @@ class Freeze:
 
 @dataclass(frozen=True, slots=True)
 class Thaw:
-    """Resume the client's connections here."""
+    """Resume the client's connections here; ``resync``: from the client's next segment (an
+    acceptor went silent after its INIT and may have served the client meanwhile)."""
+
+    resync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +258,11 @@ class Donor:
     tried: list[IPv6Address] = field(default_factory=list)
     unexpected: int = 0  # inputs ignored in the state they arrived in
     frozen: bool = False
+    # an acceptor took an INIT and answered nothing, not even the abort: it may have bound
+    # the client and served it before it died, so the client may stand past the frozen
+    # snapshots (a chaos run's next acceptor, importing them as they were, met a client
+    # 19 kB ahead and the two acknowledged past each other until the client gave up)
+    silent: bool = False
 
     @property
     def timer(self) -> tuple[str, int]:
@@ -301,7 +311,10 @@ class Donor:
         the window above it."""
         sequence = self.next_sequence
         self.next_sequence = (sequence + SEQUENCE_WINDOW) & 0xFFFF
-        return [SendInit(target, sequence), StartTimer(now + self.init_timeout, self.timer)]
+        return [
+            SendInit(target, sequence, resync=self.silent),
+            StartTimer(now + self.init_timeout, self.timer),
+        ]
 
     def _no_target(self, now: float) -> list[Effect]:
         """No member left (or the policy chose this one): keep the client. After an INIT an
@@ -343,6 +356,11 @@ class Donor:
         self.policy.notify_failure(self.target, TargetFailure.TIMED_OUT, now)
         return self._next_target(now)
 
+    def _silent_after_init(self, now: float, reason: FailureReason | int) -> list[Effect]:
+        """No answer to the INIT nor to the abort: the acceptor is gone (see :attr:`silent`)."""
+        self.silent = True
+        return self._timed_out(now, reason)
+
     def _abort(self, now: float, reason: FailureReason | int) -> list[Effect]:
         """The INIT's time ran out. The acceptor may still be binding (a large INIT takes long
         on the channel): moving on now could leave two thawed copies. It is told to give up,
@@ -370,7 +388,11 @@ class Donor:
     def _bound(self, now: float, reason: FailureReason | int) -> list[Effect]:
         self.state = DonorState.KEPT
         self.frozen = False
-        return [CancelTimer(self.timer), Thaw(), HandoffFailed(tuple(self.tried), kept=True)]
+        return [
+            CancelTimer(self.timer),
+            Thaw(resync=self.silent),
+            HandoffFailed(tuple(self.tried), kept=True),
+        ]
 
     def _superseded(self, now: float, reason: FailureReason | int) -> list[Effect]:
         # BA 135 to the donor's own rebinding: an acceptor's Binding Update with this sequence
@@ -404,7 +426,7 @@ _DONOR: dict[tuple[DonorState, DonorInput], _DonorStep] = {
     # answer in time: it is gone, and the next acceptor's window outbids whatever it sent
     (DonorState.ABORTING, DonorInput.DONE): Donor._completed,
     (DonorState.ABORTING, DonorInput.FAILED): Donor._failed,
-    (DonorState.ABORTING, DonorInput.TIMEOUT): Donor._timed_out,
+    (DonorState.ABORTING, DonorInput.TIMEOUT): Donor._silent_after_init,
     # a DONE that arrives after we gave up on its acceptor still means it holds the client
     (DonorState.REBINDING, DonorInput.DONE): Donor._completed,
     (DonorState.REBINDING, DonorInput.BOUND): Donor._bound,

@@ -1483,9 +1483,12 @@ class Member:
                     )
                 case h.Freeze():
                     self._freeze(outgoing)
-                case h.SendInit(target=target, next_sequence=sequence):
-                    self._send_init(outgoing, target, sequence)
-                case h.Thaw():
+                case h.SendInit(target=target, next_sequence=sequence, resync=resync):
+                    self._send_init(outgoing, target, sequence, resync)
+                case h.Thaw(resync=resync):
+                    if resync:
+                        # a silent acceptor may have served the client past our freeze
+                        self._resync_owing(outgoing.socks, self._frozen_at(outgoing))
                     self._frozen_clients.discard(client.packed)
                     self.udp.thaw(client)
                     self._thaw(outgoing.socks)
@@ -1532,7 +1535,22 @@ class Member:
             outgoing.binding = self.mobile.export_correspondent(self._now, donor.client)
             self._emit(*self.mobile.forget_correspondent(self._now, donor.client))
 
-    def _send_init(self, outgoing: _Outgoing, target: IPv6Address, sequence: int) -> None:
+    def _frozen_at(self, outgoing: _Outgoing) -> float:
+        """When the donor froze the client's connections (the handoff's start if not yet)."""
+        return next((at for at, phase in outgoing.phases if phase == FROZEN), outgoing.started)
+
+    def _resync_owing(self, socks: list[Socket], since: float) -> None:
+        """Each of ``socks`` that owes its client something resynchronizes from the client's
+        next segment (tcp_migrate's resync): the client may stand past these connections,
+        frozen at ``since``, because another member served it meanwhile."""
+        age_ms = int((self._now - since) * 1000)
+        for sock in socks:
+            if sock.state in _OWING:
+                sock.conn.resync(age_ms=age_ms, peer_wait_ms=LONGEST_PEER_WAIT_MS)
+
+    def _send_init(
+        self, outgoing: _Outgoing, target: IPv6Address, sequence: int, resync: bool
+    ) -> None:
         donor = outgoing.donor
         connections = []
         for sock in outgoing.socks:
@@ -1554,6 +1572,7 @@ class Member:
                 lifetime=donor.lifetime,
                 connections=(*connections, *self.udp.export(donor.client)),
                 tunnelled=donor.client in self.tunnelled,
+                resync=resync,
             ),
         )
 
@@ -1657,6 +1676,10 @@ class Member:
                                 self._acceptor_input, key, h.AcceptorInput.IMPORT_FAILED
                             )
                         )
+                    elif incoming.init is not None and incoming.init.resync:
+                        # an acceptor before us went silent: the client may stand past these
+                        self._count("handoff_import_resync")
+                        self._resync_owing(incoming.socks, incoming.started)
                 case h.Bind(sequence=bind_sequence) if incoming.tunnelled:
                     self._bind_tunnel(acceptor.client, bind_sequence)
                 case h.Bind(sequence=bind_sequence):
@@ -3145,14 +3168,20 @@ class Member:
         the last view held (two recoveries from one dead member's replicas bound the client
         in turn, and the one left serving from the older replica reset a chaos run's echo
         dialogues). It has not bound the client yet (a bound one is served, below). A member
-        that serves the client says so (CLIENT_CLAIMED), and the peer steps aside."""
+        that holds the client's connections (serving them, handing them on, or an acceptor
+        that imported them from an INIT, to adopt them should their donor be the dead one)
+        says so (CLIENT_CLAIMED), and the peer steps aside. An acceptor still preparing (no
+        INIT, nothing imported) does not: its donor died before it, and the recovery is the
+        client's only server (answering, such acceptors left a chaos run's clients to
+        nobody)."""
         recovery = self._recovering.get(client)
         if recovery is not None and recovery.serial is not None:
             if (recovery.serial, self.own_address) < (serial, peer):
                 self._count("recover_tie_yielded")
                 self._recovery_superseded(client)
             return
-        self._client_queried(peer, client)
+        if recovery is not None or self.client_sockets(client) or self.udp.holds(client):
+            self._send(peer, msg.ClientClaimed(client=client))
 
     def _query_unanswered(self, client: IPv6Address) -> None:
         """Nobody claimed ``client`` in CLIENT_QUERY_WAIT: the binding its recovery met is a

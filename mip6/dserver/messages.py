@@ -12,7 +12,7 @@ continues it into this header::
      0                   1                   2                   3
      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
     +---------------+---------------+-------------------------------+
-    |    Version    |     Type      |T|         Reserved            |
+    |    Version    |     Type      |T|S|        Reserved           |
     +---------------+---------------+-------------------------------+
     |                                                               |
     +                          Handoff Id                           +
@@ -30,6 +30,9 @@ continues it into this header::
   Mobile IPv6 and reaches the group through the contact node's tunnel (DSERVER 3,
   :mod:`mip6.dserver.tunnel`): the acceptor binds it with TUNNEL, not return routability and
   a Binding Update.
+- S (Resync, INIT only): an acceptor tried before this one took the INIT and went silent; it
+  may have bound and served the client, which then stands past these snapshots: the acceptor
+  imports them to resynchronize from the client's next segment (tcp_migrate's resync).
 - PREPARE (donor -> acceptor, no body): run return routability for (contact address, client)
   now and keep the tokens (RR in advance, seeds 004 6.4); with T, nothing to run.
 - PREPARED (acceptor -> donor, no body): the tokens are in hand.
@@ -185,6 +188,7 @@ REPLICA_BOUND = 0x01  # the sender had bound the client (binding_sequence is its
 REPLICA_TUNNELLED = 0x02
 _CLIENT = struct.Struct("!16s")
 TUNNELLED = 0x8000  # the handoff header's T flag (PREPARE and INIT)
+RESYNC = 0x4000  # the handoff header's S flag (INIT)
 _TUNNEL = struct.Struct("!16sH2x")
 _TUNNEL_ACK = struct.Struct("!16sHHB3x")
 MAX_SA_COUNTERS = 8  # RFC 3776's pair is four SAs
@@ -329,12 +333,15 @@ class Init(_Message):
     """``next_sequence``: the Binding Update sequence number the acceptor sends next (DSERVER
     4 rule 3: numbers only grow, and a retry to a second acceptor reuses it); ``lifetime``:
     the binding lifetime to request, seconds; ``tunnelled``: the T flag (the client speaks
-    no Mobile IPv6: ``next_sequence`` numbers its TUNNEL)."""
+    no Mobile IPv6: ``next_sequence`` numbers its TUNNEL); ``resync``: the S flag (an
+    acceptor tried before went silent after its INIT: the client may stand past these
+    snapshots)."""
 
     next_sequence: int
     lifetime: int
     connections: tuple[ConnectionState, ...]
     tunnelled: bool = False
+    resync: bool = False
     message_type: ClassVar[MessageType] = MessageType.INIT
 
     def emit(self) -> bytes:
@@ -345,7 +352,7 @@ class Init(_Message):
         if len(self.connections) > MAX_CONNECTIONS:
             raise EmitError(f"{len(self.connections)} connections (at most {MAX_CONNECTIONS})")
         parts = [
-            self._header(TUNNELLED if self.tunnelled else 0),
+            self._header((TUNNELLED if self.tunnelled else 0) | (RESYNC if self.resync else 0)),
             _INIT.pack(self.next_sequence, len(self.connections), self.lifetime),
         ]
         _emit_connections(parts, self.connections)
@@ -858,7 +865,8 @@ def parse(data: bytes) -> Message:
     if version != VERSION:
         raise Malformed(f"version {version} (we speak {VERSION})", VERSION_OFFSET, "version")
     tunnelled = kind in (MessageType.PREPARE, MessageType.INIT) and bool(reserved & TUNNELLED)
-    if reserved & ~(TUNNELLED if tunnelled else 0):
+    resync = kind == MessageType.INIT and bool(reserved & RESYNC)
+    if reserved & ~((TUNNELLED if tunnelled else 0) | (RESYNC if resync else 0)):
         raise Malformed("reserved bits set", RESERVED_OFFSET, "reserved")
     if kind in _MEMBERSHIP_BODIES:
         membership, offset = _MEMBERSHIP_BODIES[kind](data, WORD_LENGTH)
@@ -886,7 +894,7 @@ def parse(data: bytes) -> Message:
         known = reason in FailureReason._value2member_map_
         message = Failed(**common, reason=FailureReason(reason) if known else reason)
     elif kind == MessageType.INIT:
-        message, offset = _init(data, offset, {**common, "tunnelled": tunnelled})
+        message, offset = _init(data, offset, {**common, "tunnelled": tunnelled, "resync": resync})
     else:
         raise Malformed(f"unknown message type {kind}", TYPE_OFFSET, "type")
     if offset != len(data):

@@ -127,10 +127,27 @@ def test_aborted_acceptor_that_took_the_client_answers_done() -> None:
     silent.start(0.0)
     silent.handle(0.1, D.PREPARED)
     silent.handle(3.1, D.TIMEOUT)
-    # no answer to the abort either: taken for dead, the next acceptor outbids it
+    # no answer to the abort either: taken for dead, the next acceptor outbids it, and is
+    # told the client may stand past the snapshots (the silent one may have served it)
     assert silent.handle(5.1, D.TIMEOUT) == [
-        h.SendInit(M3, 500 + h.SEQUENCE_WINDOW),
+        h.SendInit(M3, 500 + h.SEQUENCE_WINDOW, resync=True),
         h.StartTimer(8.1, DT),
+    ]
+
+
+def test_a_donor_keeping_a_client_after_a_silent_acceptor_resyncs_as_it_thaws() -> None:
+    d = donor(M2)
+    d.start(0.0)
+    d.handle(0.1, D.PREPARED)
+    d.handle(3.1, D.TIMEOUT)
+    assert d.handle(5.1, D.TIMEOUT) == [
+        h.Bind(500 + h.SEQUENCE_WINDOW, 60),
+        h.StartTimer(9.1, DT),
+    ]
+    assert d.handle(5.3, D.BOUND) == [
+        h.CancelTimer(DT),
+        h.Thaw(resync=True),
+        h.HandoffFailed((M2,), True),
     ]
 
 

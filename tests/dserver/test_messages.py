@@ -87,6 +87,7 @@ messages = st.one_of(
         lifetime=st.integers(0, (1 << 32) - 1),
         connections=st.lists(connections, max_size=5).map(tuple),
         tunnelled=st.booleans(),
+        resync=st.booleans(),
     ),
     st.builds(m.Tunnel, client=addresses, sequence=st.integers(0, 0xFFFF)),
     st.builds(
@@ -159,6 +160,17 @@ def test_malformed_fields_are_named_with_their_offset(offset: int, value: int, f
     with pytest.raises(Malformed) as caught:
         m.parse(bytes(raw))
     assert caught.value.field == field and caught.value.offset == offset
+
+
+def test_the_resync_flag_is_inits_alone() -> None:
+    raw = replace(INIT, resync=True).emit()
+    assert int.from_bytes(raw[m.RESERVED_OFFSET : m.RESERVED_OFFSET + 2]) == m.RESYNC
+    assert m.parse(raw) == replace(INIT, resync=True)
+    prepare = bytearray(m.Prepare(handoff_id=1, client=CLIENT).emit())
+    prepare[m.RESERVED_OFFSET] |= m.RESYNC >> 8
+    with pytest.raises(Malformed) as caught:
+        m.parse(bytes(prepare))
+    assert caught.value.field == "reserved"
 
 
 def test_init_datagram_flow_round_trips_with_its_flag() -> None:
