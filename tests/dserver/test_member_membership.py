@@ -36,6 +36,7 @@ from mip6.dserver.member import (
     MEMBERSHIP_TIMER,
     SA_SEQUENCE_SKIP,
     Member,
+    _HeldReplica,
     _newer_state,
 )
 from mip6.dserver.membership import MembershipConfig, Role, Timer
@@ -1429,14 +1430,9 @@ def _channel_segment(data: bytes) -> bool:
     return DEFAULT_CHANNEL_PORT in ports
 
 
-def test_two_members_resuming_one_client_leave_it_to_exactly_one() -> None:
-    """m2 serves the client, replicated to its buddy; the third member holds the same replica
-    too (m2's drop at its old buddy was still queued when it died). m2 dies: both resume the
-    client, both bind it before either hears the other (their channel slow), and each
-    claims it. The higher address keeps the client (and binds it again above the client's
-    number), the other lets it go: the download is whole. Each yielding to the other's
-    claim left the client to nobody (a chaos run's stalls)."""
-    size = 20_000_000
+def replicated_from_m2(size: int) -> tuple[DServerLab, HostDownload, str, _HeldReplica]:
+    """A download handed from m1 to m2, run until m2's buddy holds its replica of the client
+    and a moment more: the lab, the download, the buddy's name and that replica."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download(1.0)
     first_byte(lab, fetch, 2.0)
@@ -1445,11 +1441,22 @@ def test_two_members_resuming_one_client_leave_it_to_exactly_one() -> None:
     while not lab.members["m1"].counters.get("handoff_completed"):
         lab.net.run_for(0.01)
     buddy = next(n for n, a in MEMBERS.items() if a == m2.buddy())
-    other = next(n for n in MEMBERS if n not in ("m2", buddy))
     while CLIENT not in lab.members[buddy]._replicas.get(MEMBERS["m2"], {}):
         lab.net.run_for(0.01)
     lab.net.run_for(0.3)
-    held = lab.members[buddy]._replicas[MEMBERS["m2"]][CLIENT]
+    return lab, fetch, buddy, lab.members[buddy]._replicas[MEMBERS["m2"]][CLIENT]
+
+
+def test_two_members_resuming_one_client_leave_it_to_exactly_one() -> None:
+    """m2 serves the client, replicated to its buddy; the third member holds the same replica
+    too (m2's drop at its old buddy was still queued when it died). m2 dies: both resume the
+    client, both bind it before either hears the other (their channel slow), and each
+    claims it. The higher address keeps the client (and binds it again above the client's
+    number), the other lets it go: the download is whole. Each yielding to the other's
+    claim left the client to nobody (a chaos run's stalls)."""
+    size = 20_000_000
+    lab, fetch, buddy, held = replicated_from_m2(size)
+    other = next(n for n in MEMBERS if n not in ("m2", buddy))
     lab.members[other]._replicas.setdefault(MEMBERS["m2"], {})[CLIENT] = held
     lab.kill("m2")
     lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
@@ -1485,18 +1492,7 @@ def test_of_two_recoveries_of_one_client_the_later_replicas_goes_on() -> None:
     race kept the higher address's, the older replica: a chaos run's echo dialogues, whose
     replicas are their transcripts, were reset."""
     size = 20_000_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    lab.handoff("m1", "m2")
-    m2 = lab.members["m2"]
-    while not lab.members["m1"].counters.get("handoff_completed"):
-        lab.net.run_for(0.01)
-    buddy = next(n for n, a in MEMBERS.items() if a == m2.buddy())
-    while CLIENT not in lab.members[buddy]._replicas.get(MEMBERS["m2"], {}):
-        lab.net.run_for(0.01)
-    lab.net.run_for(0.3)
-    held = lab.members[buddy]._replicas[MEMBERS["m2"]][CLIENT]
+    lab, fetch, _, held = replicated_from_m2(size)
     higher, lower = sorted((n for n in MEMBERS if n != "m2"), key=MEMBERS.__getitem__)[::-1]
     older = dataclasses.replace(held.replica, serial=held.replica.serial - 1)
     lab.members[higher]._replicas[MEMBERS["m2"]] = {
