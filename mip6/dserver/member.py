@@ -1545,7 +1545,7 @@ class Member:
         frozen at ``since``, because another member served it meanwhile."""
         age_ms = int((self._now - since) * 1000)
         for sock in socks:
-            if sock.state in _OWING:
+            if sock.state in _RESYNCABLE:
                 sock.conn.resync(age_ms=age_ms, peer_wait_ms=LONGEST_PEER_WAIT_MS)
 
     def _send_init(
@@ -2992,7 +2992,7 @@ class Member:
         # acknowledged nothing after its snapshot: the client's bytes beyond it will come
         age_ms = int((self._now - incoming.started) * 1000)
         for sock in socks:
-            if sock.state in _OWING:
+            if sock.state in _RESYNCABLE:
                 sock.conn.resync(age_ms=age_ms, peer_wait_ms=LONGEST_PEER_WAIT_MS)
         entry = self.mobile.bul.get(client)
         # no number to step aside for (None): the claim has every other member step aside,
@@ -3470,6 +3470,12 @@ _OWING = frozenset(
         TcpState.LAST_ACK,
     )
 )
+
+
+# what tcp_migrate's resync takes: in FIN_WAIT_2 everything this side sent, its FIN too, was
+# acknowledged, and what is still to come is the client's (to whichever member it is bound);
+# resync refuses it (a chaos run's donor raised in its thaw and left the client unserved)
+_RESYNCABLE = _OWING - {TcpState.FIN_WAIT_2}
 
 
 def _buddy_in(

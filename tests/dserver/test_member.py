@@ -515,3 +515,30 @@ def test_finished_client_clear_binding_command_sends_its_next_connection_to_the_
     again = lab.download(lab.net.now + 0.1)
     lab.run_to_end(again)
     assert again.done and lab.members["m1"].counters["clients_accepted"] == 2
+
+
+def test_a_thaw_after_a_silent_acceptor_resyncs_what_resync_takes() -> None:
+    """A donor keeping its client after an acceptor went silent resyncs the client's
+    connections as they thaw; one in FIN_WAIT_2 (its FIN acknowledged, the client's to come)
+    is left as it is: tcp_migrate's resync refuses it, and the refusal, raised in the thaw,
+    left a chaos run's client unserved."""
+    from types import SimpleNamespace
+
+    from tcp_migrate.core import TcpState
+    from tests.tcp_migrate.pair import Pair
+
+    pair = Pair(seed=4)
+    pair.handshake()
+    assert pair.a is not None and pair.b is not None
+    pair.b.shutdown_write()
+    pair.flush()
+    pair.run(lambda: pair.b.state is TcpState.FIN_WAIT_2, max_ms=2_000)
+    established = Pair(seed=5)
+    established.handshake()
+    assert established.b is not None
+    pair.b.freeze(pair.now)
+    established.b.freeze(established.now)
+    lab = DServerLab(SEED, size=1000, distribute=False)
+    socks = [SimpleNamespace(state=conn.state, conn=conn) for conn in (pair.b, established.b)]
+    lab.members["m1"]._resync_owing(socks, lab.net.now)  # type: ignore[arg-type]
+    assert not pair.b.resyncing and established.b.resyncing
