@@ -80,10 +80,14 @@ device queue, a device that is down), ``receive_errors``, ``foreign_datagrams``,
 **Loop.** One thread, ``epoll``: each readable socket or device is drained until ``EAGAIN`` (at
 most :data:`BATCH` packets before timers are looked at again), by ``fast_drain`` in C if its up
 direction is transparent, else with non-blocking ``recvfrom_into`` or ``readinto`` in Python.
-The wait ends at the next emulated departure: ``epoll`` counts whole milliseconds, so the hub
-sleeps in ``epoll`` for all but the last one to two milliseconds and then in ``select`` on the
-epoll descriptor, which takes microseconds, with the thread's timer slack lowered from 50 us to
-1 us (prctl PR_SET_TIMERSLACK): departures are served ~50-100 us late on average (the ``timing``
+With the fast path the loop waits in C (``fast_wait``, :meth:`FastPath.wait`): a link with a
+transparent up direction is drained there as it becomes readable and waited on again, so a
+packet C forwards wakes no Python; the loop runs for its other descriptors, a link's errors, a
+link with a packet C punted (whose handler takes it first) and the end of the wait. The wait
+ends at the next emulated departure: ``epoll`` counts whole milliseconds, so the hub sleeps in
+``epoll`` for all but the last one to two milliseconds and then in ``select`` on the epoll
+descriptor, which takes microseconds, with the thread's timer slack lowered from 50 us to 1 us
+(prctl PR_SET_TIMERSLACK): departures are served ~50-100 us late on average (the ``timing``
 statistics) instead of up to a millisecond. Sockets get 4 MiB buffers (forced when root) so bursts
 queue in the kernel rather than being dropped there. ``stop()`` (safe from a signal handler or
 another thread) wakes the loop through a socket pair.
@@ -309,6 +313,7 @@ class HubServer:
             if fast is not None:
                 pinned = self.router.pinned[index] >= 0
                 fast.set_link(index, link.fd, udp=link.sock is not None, pinned=pinned)
+                fast.set_up_transparent(index, link.up_transparent)
                 fast.set_down_transparent(index, link.down_transparent)
                 fast.set_endpoint(index, link.endpoint)
             if config.pcap_dir is not None:
@@ -450,6 +455,7 @@ class HubServer:
                 link.up_transparent = up.transparent
                 link.down_transparent = down.transparent
                 if self._fast is not None:
+                    self._fast.set_up_transparent(link.index, up.transparent)
                     self._fast.set_down_transparent(link.index, down.transparent)
                 return
         raise KeyError(link_name)
@@ -512,7 +518,7 @@ class HubServer:
 
     def serve_forever(self) -> None:
         """Forward packets until :meth:`stop` is called; captures are flushed on return."""
-        poll = self._epoll.poll
+        poll = self._wait
         epoll_fd = [self._epoll.fileno()]
         handlers = self._handlers
         clock = self._clock
@@ -540,13 +546,21 @@ class HubServer:
                     elif wait_fine(epoll_fd, (), (), wait)[0]:
                         events = poll(0)
                     else:
-                        events = ()
-                for fd, _ in events:
+                        events = []
+                for fd in events:
                     handlers[fd]()
                 if self._active_up or self._active_down:
                     self._run_due(clock())
         finally:
             self.flush()
+
+    def _wait(self, timeout: float) -> list[int]:
+        """The descriptors whose handlers must run, waiting at most ``timeout`` seconds: in C
+        with the fast path (:meth:`FastPath.wait`: a packet C forwards wakes no Python), else
+        ``epoll``."""
+        if self._fast is not None:
+            return self._fast.wait(self._epoll.fileno(), timeout, BATCH)
+        return [fd for fd, _ in self._epoll.poll(timeout)]
 
     def _next_departure(self) -> float | None:
         soonest = math.inf
@@ -562,8 +576,16 @@ class HubServer:
 
     def _receive(self, link: _Link) -> None:
         """Drain ``link``'s socket or device: each packet enters the link's up direction. With
-        a transparent up direction the C path forwards what it can (:meth:`_drain_fast`)."""
-        if self._fast is not None and link.up_transparent:
+        a transparent up direction the C path forwards what it can (:meth:`_drain_fast`).
+        First the packet a wait in C punted from this link, if there is one (its up direction
+        may have become emulated since: it is handled as a packet read now)."""
+        fast = self._fast
+        if fast is None:
+            self._drain(link)
+            return
+        if fast.take_punt(link.index) == PUNT:
+            self._punted(link)
+        if link.up_transparent:
             self._drain_fast(link)
         else:
             self._drain(link)
@@ -578,9 +600,17 @@ class HubServer:
         budget = BATCH
         while budget > 0 and fast.drain(link.index, budget) == PUNT:
             budget -= punt.used
-            if punt.stranger and not self._attach(link, fast.source()):
-                continue
-            self._forward(link, punt.size)
+            self._punted(link)
+
+    def _punted(self, link: _Link) -> None:
+        """The packet C left in the buffer (:attr:`FastPath.punt`) enters ``link``'s up
+        direction, as one :meth:`_drain` reads."""
+        fast = self._fast
+        assert fast is not None
+        punt = fast.punt
+        if punt.stranger and not self._attach(link, fast.source()):
+            return
+        self._enter(link, punt.size)
 
     def _drain(self, link: _Link) -> None:
         """Read ``link``'s packets in Python: every packet without the C path, and those of a
@@ -607,10 +637,15 @@ class HubServer:
                     continue
                 if source != link.endpoint and not self._attach(link, source):
                     continue
-            if link.up_transparent:
-                self._forward(link, size)
-            elif link.up.offer(self._clock(), bytearray(self._view[:size])):
-                self._active_up.add(link)
+            self._enter(link, size)
+
+    def _enter(self, link: _Link, size: int) -> None:
+        """The packet in the buffer's first ``size`` bytes, read from ``link``, enters its up
+        direction."""
+        if link.up_transparent:
+            self._forward(link, size)
+        elif link.up.offer(self._clock(), bytearray(self._view[:size])):
+            self._active_up.add(link)
 
     def _attach(self, link: _Link, source: Any) -> bool:
         """A datagram on ``link`` came from ``source``, not its endpoint: a learned endpoint

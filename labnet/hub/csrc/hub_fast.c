@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ struct fast_link {
     int fd;    /* -1: not set */
     int udp;   /* a UDP socket (recvfrom, sendto); else a TUN device (read, write) */
     int pinned;
+    int up_transparent;
     int down_transparent;
     struct sockaddr_storage endpoint; /* the node's address: family AF_UNSPEC until known */
     socklen_t endpoint_length;
@@ -45,6 +47,8 @@ struct fast_hub {
     int link_count;
     uint8_t *buffer; /* FAST_MAX_PACKET bytes at least */
     int decision_count;
+    int pending_link;          /* a link whose punt fast_wait left in the buffer; -1: none */
+    struct fast_punt pending;  /* that punt */
     struct fast_link *links;
     struct decision decisions[FAST_DECISIONS];
 };
@@ -70,6 +74,7 @@ struct fast_hub *fast_new(int links, uint8_t *buffer, size_t capacity)
     }
     hub->link_count = links;
     hub->buffer = buffer;
+    hub->pending_link = -1;
     for (int i = 0; i < links; i++) {
         hub->links[i].fd = -1;
         hub->links[i].capture_fd = -1;
@@ -105,6 +110,15 @@ int fast_set_down_transparent(struct fast_hub *hub, int link, int transparent)
     if (l == NULL)
         return -EINVAL;
     l->down_transparent = transparent != 0;
+    return 0;
+}
+
+int fast_set_up_transparent(struct fast_hub *hub, int link, int transparent)
+{
+    struct fast_link *l = link_at(hub, link);
+    if (l == NULL)
+        return -EINVAL;
+    l->up_transparent = transparent != 0;
     return 0;
 }
 
@@ -427,6 +441,87 @@ int fast_drain(struct fast_hub *hub, int link, int budget, struct fast_punt *pun
     }
     punt->used = used;
     return FAST_DONE;
+}
+
+/* -- waiting (as mip6/runtime/csrc/daemon_fast.c dfast_wait) -------------------------------- */
+
+/* The link fast_wait drains when `fd` is readable, or -1: the caller's descriptor. */
+static int drained_link(const struct fast_hub *hub, int fd)
+{
+    for (int i = 0; i < hub->link_count; i++)
+        if (hub->links[i].fd == fd)
+            return hub->links[i].up_transparent ? i : -1;
+    return -1;
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+#define WAIT_EVENTS 64
+
+int fast_wait(struct fast_hub *hub, int epfd, int timeout_ms, int budget, struct fast_ready *ready,
+              int max)
+{
+    if (hub == NULL || ready == NULL || max <= 0 || budget <= 0)
+        return -EINVAL;
+    if (hub->pending_link >= 0) { /* not taken yet: the caller's handler has not run */
+        ready[0].fd = hub->links[hub->pending_link].fd;
+        ready[0].events = EPOLLIN;
+        return 1;
+    }
+    struct epoll_event events[WAIT_EVENTS];
+    int capacity = max < WAIT_EVENTS ? max : WAIT_EVENTS; /* one entry per event at most */
+    int64_t deadline = timeout_ms > 0 ? monotonic_ns() + (int64_t)timeout_ms * 1000000 : 0;
+    int wait_ms = timeout_ms;
+    for (;;) {
+        int got = epoll_wait(epfd, events, capacity, wait_ms);
+        if (got < 0)
+            return errno == EINTR ? 0 : -errno;
+        int count = 0;
+        for (int e = 0; e < got; e++) {
+            int fd = events[e].data.fd;
+            int link = drained_link(hub, fd);
+            uint32_t flags = events[e].events;
+            /* a transparent link's readiness is ours; anything else about it (EPOLLERR,
+             * EPOLLHUP) and every other descriptor are the caller's, and so is every link
+             * once the buffer holds a punt */
+            if (link < 0 || (flags & ~(uint32_t)EPOLLIN) != 0 || hub->pending_link >= 0) {
+                ready[count].fd = fd;
+                ready[count].events = flags;
+                count++;
+                continue;
+            }
+            if (fast_drain(hub, link, budget, &hub->pending) == FAST_PUNT) {
+                /* first, so its handler takes it before any other reads into the buffer */
+                hub->pending_link = link;
+                memmove(&ready[1], &ready[0], (size_t)count * sizeof *ready);
+                ready[0].fd = fd;
+                ready[0].events = flags;
+                count++;
+            }
+        }
+        if (count > 0 || timeout_ms == 0)
+            return count;
+        if (timeout_ms > 0) { /* rounded up, so the caller's timer is never woken early */
+            int64_t left = deadline - monotonic_ns();
+            if (left <= 0)
+                return 0;
+            wait_ms = (int)((left + 999999) / 1000000);
+        }
+    }
+}
+
+int fast_take_punt(struct fast_hub *hub, int link, struct fast_punt *punt)
+{
+    if (hub == NULL || punt == NULL || hub->pending_link < 0 || hub->pending_link != link)
+        return FAST_DONE;
+    *punt = hub->pending;
+    hub->pending_link = -1;
+    return FAST_PUNT;
 }
 
 const struct fast_counters *fast_counters(const struct fast_hub *hub, int link)
