@@ -4,14 +4,15 @@
 the socket or device descriptor, the UDP endpoint, whether the down direction is transparent,
 whether the link is pinned, its capture buffer and its counters; plus a table of routing
 decisions, (source, destination) -> link, that the hub fills from its Router. ``drain`` reads a
-link until ``EAGAIN`` and forwards every packet it can; it stops at the first it cannot (see
+link until ``EAGAIN`` (a UDP link 32 datagrams per ``recvmmsg``, and what it forwards to UDP links
+written per ``sendmmsg``) and forwards every packet it can; it stops at the first it cannot (see
 ``fast_target`` in the C) and leaves that one in the hub's receive buffer for the Python path,
 which stays the reference implementation.
 
 :meth:`FastPath.wait` is the hub loop's wait (``fast_wait``): the hub's epoll descriptor, with
-the links whose up direction is transparent drained in C as they become readable, so a packet C
-forwards wakes no Python; the loop sees its other descriptors (the control socket, the wake-up
-pair, links with an emulated up direction), a link's errors, and a link with a punted packet,
+the links drained in C as they become readable, so a packet C forwards wakes no Python; the
+loop sees its other descriptors (the control socket, the wake-up pair), a link's errors, and a
+link with a punted packet (every packet of a link with an emulated up direction is punted),
 whose handler takes it first (:meth:`FastPath.take_punt`). As ``mip6.runtime.fast``'s
 ``dfast_wait`` for the daemon.
 
@@ -62,8 +63,8 @@ class FastPath:
         _check(lib.fast_set_down_transparent(self._hub, index, transparent), "set_down")
 
     def set_up_transparent(self, index: int, transparent: bool) -> None:
-        """Whether link ``index``'s up direction is transparent: :meth:`wait` drains only those
-        links (an emulated one is read in Python)."""
+        """Whether link ``index``'s up direction is transparent: C forwards only those links'
+        packets and punts every packet of the others (an emulated direction is Python's)."""
         _check(lib.fast_set_up_transparent(self._hub, index, transparent), "set_up")
 
     def set_endpoint(self, index: int, endpoint: Any) -> None:
@@ -107,8 +108,10 @@ class FastPath:
         return int(lib.fast_decisions(self._hub))
 
     def drain(self, index: int, budget: int) -> int:
-        """Forward what link ``index`` has to read, at most ``budget`` datagrams: :data:`DONE`,
-        or :data:`PUNT` with the packet left in the buffer (see :attr:`punt`)."""
+        """Forward what link ``index`` has to read, reading at most ``budget`` datagrams (but
+        processing every one a UDP link read ahead: call again after a punt, budget spent or
+        not, until :data:`DONE`): :data:`DONE`, or :data:`PUNT` with the packet left in the
+        buffer (see :attr:`punt`)."""
         return int(lib.fast_drain(self._hub, index, budget, self.punt))
 
     def take_punt(self, index: int) -> int:
@@ -118,7 +121,7 @@ class FastPath:
 
     def wait(self, epoll_fd: int, timeout: float | None, budget: int) -> list[int]:
         """Wait on ``epoll_fd`` (the hub's) at most ``timeout`` seconds (None: no limit),
-        draining the transparent links in C meanwhile, ``budget`` datagrams per readiness: the
+        draining the links in C meanwhile, ``budget`` datagrams per readiness: the
         descriptors whose handlers must run, a link with a punted packet first."""
         if timeout is None:
             milliseconds = -1

@@ -25,13 +25,14 @@ under test.
 
 **The C fast path** (:mod:`labnet.hub.fast`, ``csrc/hub_fast.c``) carries the common case: a
 packet crossing two transparent directions between links not pinned, whose (source,
-destination) pair the router has already decided. For a link with a transparent up direction
-the loop calls ``fast_drain``, which reads the socket or device into the hub's one buffer and,
-per packet, checks IP version 6, a Hop Limit above 1, the sender (UDP: the link's endpoint) and
-the decision table, then captures it, decrements the Hop Limit, sends it and captures it again,
-counting in C. It stops at the first packet it may not take and leaves it in the buffer: a new
-or foreign sender, no decision yet, a pinned arrival link, an emulated down direction, a Hop
-Limit of 0 or 1, anything malformed, a link whose node has no endpoint yet. Python handles that
+destination) pair the router has already decided. For a readable link the loop calls
+``fast_drain``, which reads the socket (32 datagrams per ``recvmmsg``) or device and, per packet,
+checks IP version 6, a Hop Limit above 1, the sender (UDP: the link's endpoint) and the decision
+table, then captures it, decrements the Hop Limit, sends it (to a UDP link queued, and written
+per ``sendmmsg`` before C returns) and captures it again, counting in C. It stops at the first
+packet it may not take and leaves it in the hub's one buffer: a new or foreign sender, no
+decision yet, a pinned arrival link, an emulated up or down direction, a Hop Limit of 0 or 1,
+anything malformed, a link whose node has no endpoint yet. Python handles that
 one packet (:meth:`HubServer._forward`, the reference implementation: the same captures, the
 same counters), hands the router's decision to C when C may apply it, and calls ``fast_drain``
 again. Route changes empty C's table; profile changes and learned endpoints are copied to C.
@@ -575,32 +576,30 @@ class HubServer:
         return None if soonest == math.inf else soonest
 
     def _receive(self, link: _Link) -> None:
-        """Drain ``link``'s socket or device: each packet enters the link's up direction. With
-        a transparent up direction the C path forwards what it can (:meth:`_drain_fast`).
-        First the packet a wait in C punted from this link, if there is one (its up direction
-        may have become emulated since: it is handled as a packet read now)."""
-        fast = self._fast
-        if fast is None:
-            self._drain(link)
-            return
-        if fast.take_punt(link.index) == PUNT:
-            self._punted(link)
-        if link.up_transparent:
+        """Drain ``link``'s socket or device: each packet enters the link's up direction, C
+        forwarding what it can (:meth:`_drain_fast`) with the fast path."""
+        if self._fast is not None:
             self._drain_fast(link)
         else:
             self._drain(link)
 
     def _drain_fast(self, link: _Link) -> None:
         """Let C read and forward ``link``'s packets (``fast_drain`` in csrc/hub_fast.c), and
-        handle here each packet it leaves in the buffer: one from a new sender, or one C may
-        not forward (see ``fast_target``). At most :data:`BATCH` datagrams in all."""
+        handle here each packet it leaves in the buffer: one from a new sender, one C may not
+        forward (see ``fast_target``: every packet of an emulated up direction), first the
+        one a wait in C punted. At most :data:`BATCH` datagrams read; what C read ahead is
+        handed over even past it (its socket need not become readable again for those)."""
         fast = self._fast
         assert fast is not None
         punt = fast.punt
         budget = BATCH
-        while budget > 0 and fast.drain(link.index, budget) == PUNT:
-            budget -= punt.used
+        status = fast.take_punt(link.index)
+        if status != PUNT:
+            status = fast.drain(link.index, budget)
+        while status == PUNT:
+            budget = max(budget - punt.used, 0)
             self._punted(link)
+            status = fast.drain(link.index, budget)
 
     def _punted(self, link: _Link) -> None:
         """The packet C left in the buffer (:attr:`FastPath.punt`) enters ``link``'s up
@@ -613,8 +612,7 @@ class HubServer:
         self._enter(link, punt.size)
 
     def _drain(self, link: _Link) -> None:
-        """Read ``link``'s packets in Python: every packet without the C path, and those of a
-        link whose up direction is emulated (each is copied into the emulator)."""
+        """Read ``link``'s packets in Python: every packet without the C path."""
         readinto = link.readinto
         receive = None if link.sock is None else link.sock.recvfrom_into
         buffer = self._buffer
