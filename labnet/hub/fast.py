@@ -4,9 +4,17 @@
 the socket or device descriptor, the UDP endpoint, whether the down direction is transparent,
 whether the link is pinned, its capture buffer and its counters; plus a table of routing
 decisions, (source, destination) -> link, that the hub fills from its Router. ``drain`` reads a
-link until ``EAGAIN`` and forwards every packet it can; it stops at the first it cannot (see
+link until ``EAGAIN`` (a UDP link 32 datagrams per ``recvmmsg``, and what it forwards to UDP links
+written per ``sendmmsg``) and forwards every packet it can; it stops at the first it cannot (see
 ``fast_target`` in the C) and leaves that one in the hub's receive buffer for the Python path,
 which stays the reference implementation.
+
+:meth:`FastPath.wait` is the hub loop's wait (``fast_wait``): the hub's epoll descriptor, with
+the links drained in C as they become readable, so a packet C forwards wakes no Python; the
+loop sees its other descriptors (the control socket, the wake-up pair), a link's errors, and a
+link with a punted packet (every packet of a link with an emulated up direction is punted),
+whose handler takes it first (:meth:`FastPath.take_punt`). As ``mip6.runtime.fast``'s
+``dfast_wait`` for the daemon.
 
 :class:`FastCapture` is :class:`labnet.hub.capture.Capture` with its buffer in C, so that records
 from C and from Python land in one file in the order they were made.
@@ -14,6 +22,7 @@ from C and from Python land in one file in the order they were made.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from pathlib import Path
@@ -24,6 +33,7 @@ from labnet.hub.capture import FILE_HEADER
 
 DONE: Final = lib.FAST_DONE
 PUNT: Final = lib.FAST_PUNT
+READY_ENTRIES: Final = 64  # descriptors one wait in C hands the loop at most
 _NO_ADDRESS: Final = bytes(16)
 
 
@@ -33,7 +43,7 @@ class FastPath:
     :data:`PUNT`, :attr:`punt` says which packet was left (``size``, ``used``: datagrams read,
     ``stranger``: it came from another address than the link's endpoint, see :meth:`source`)."""
 
-    __slots__ = ("_buffer", "_hub", "punt")
+    __slots__ = ("_buffer", "_hub", "_ready", "punt")
 
     def __init__(self, link_count: int, buffer: bytearray) -> None:
         self._buffer = ffi.from_buffer("uint8_t[]", buffer, require_writable=True)
@@ -42,6 +52,7 @@ class FastPath:
             raise MemoryError("fast_new")
         self._hub = ffi.gc(hub, lib.fast_free)
         self.punt = ffi.new("struct fast_punt *")
+        self._ready = ffi.new("struct fast_ready[]", READY_ENTRIES)
 
     def set_link(self, index: int, fd: int, *, udp: bool, pinned: bool) -> None:
         """Link ``index`` reads and writes ``fd``, a UDP socket or (``udp`` false) a TUN device;
@@ -50,6 +61,11 @@ class FastPath:
 
     def set_down_transparent(self, index: int, transparent: bool) -> None:
         _check(lib.fast_set_down_transparent(self._hub, index, transparent), "set_down")
+
+    def set_up_transparent(self, index: int, transparent: bool) -> None:
+        """Whether link ``index``'s up direction is transparent: C forwards only those links'
+        packets and punts every packet of the others (an emulated direction is Python's)."""
+        _check(lib.fast_set_up_transparent(self._hub, index, transparent), "set_up")
 
     def set_endpoint(self, index: int, endpoint: Any) -> None:
         """The node's address on UDP link ``index`` as ``recvfrom`` gives it (None: unknown)."""
@@ -92,9 +108,31 @@ class FastPath:
         return int(lib.fast_decisions(self._hub))
 
     def drain(self, index: int, budget: int) -> int:
-        """Forward what link ``index`` has to read, at most ``budget`` datagrams: :data:`DONE`,
-        or :data:`PUNT` with the packet left in the buffer (see :attr:`punt`)."""
+        """Forward what link ``index`` has to read, reading at most ``budget`` datagrams (but
+        processing every one a UDP link read ahead: call again after a punt, budget spent or
+        not, until :data:`DONE`): :data:`DONE`, or :data:`PUNT` with the packet left in the
+        buffer (see :attr:`punt`)."""
         return int(lib.fast_drain(self._hub, index, budget, self.punt))
+
+    def take_punt(self, index: int) -> int:
+        """:data:`PUNT` with :attr:`punt` filled and the packet in the buffer if a :meth:`wait`
+        left one from link ``index``, else :data:`DONE`."""
+        return int(lib.fast_take_punt(self._hub, index, self.punt))
+
+    def wait(self, epoll_fd: int, timeout: float | None, budget: int) -> list[int]:
+        """Wait on ``epoll_fd`` (the hub's) at most ``timeout`` seconds (None: no limit),
+        draining the links in C meanwhile, ``budget`` datagrams per readiness: the
+        descriptors whose handlers must run, a link with a punted packet first."""
+        if timeout is None:
+            milliseconds = -1
+        elif timeout <= 0:
+            milliseconds = 0
+        else:  # as select.epoll.poll: rounded up, so a departure is never served early
+            milliseconds = math.ceil(timeout * 1e3)
+        ready = self._ready
+        count = lib.fast_wait(self._hub, epoll_fd, milliseconds, budget, ready, READY_ENTRIES)
+        _check(count, "fast_wait")
+        return [ready[index].fd for index in range(count)]
 
     def counters(self, index: int) -> Any:
         """What C counted on link ``index`` (struct fast_counters, live)."""

@@ -25,13 +25,14 @@ under test.
 
 **The C fast path** (:mod:`labnet.hub.fast`, ``csrc/hub_fast.c``) carries the common case: a
 packet crossing two transparent directions between links not pinned, whose (source,
-destination) pair the router has already decided. For a link with a transparent up direction
-the loop calls ``fast_drain``, which reads the socket or device into the hub's one buffer and,
-per packet, checks IP version 6, a Hop Limit above 1, the sender (UDP: the link's endpoint) and
-the decision table, then captures it, decrements the Hop Limit, sends it and captures it again,
-counting in C. It stops at the first packet it may not take and leaves it in the buffer: a new
-or foreign sender, no decision yet, a pinned arrival link, an emulated down direction, a Hop
-Limit of 0 or 1, anything malformed, a link whose node has no endpoint yet. Python handles that
+destination) pair the router has already decided. For a readable link the loop calls
+``fast_drain``, which reads the socket (32 datagrams per ``recvmmsg``) or device and, per packet,
+checks IP version 6, a Hop Limit above 1, the sender (UDP: the link's endpoint) and the decision
+table, then captures it, decrements the Hop Limit, sends it (to a UDP link queued, and written
+per ``sendmmsg`` before C returns) and captures it again, counting in C. It stops at the first
+packet it may not take and leaves it in the hub's one buffer: a new or foreign sender, no
+decision yet, a pinned arrival link, an emulated up or down direction, a Hop Limit of 0 or 1,
+anything malformed, a link whose node has no endpoint yet. Python handles that
 one packet (:meth:`HubServer._forward`, the reference implementation: the same captures, the
 same counters), hands the router's decision to C when C may apply it, and calls ``fast_drain``
 again. Route changes empty C's table; profile changes and learned endpoints are copied to C.
@@ -80,10 +81,14 @@ device queue, a device that is down), ``receive_errors``, ``foreign_datagrams``,
 **Loop.** One thread, ``epoll``: each readable socket or device is drained until ``EAGAIN`` (at
 most :data:`BATCH` packets before timers are looked at again), by ``fast_drain`` in C if its up
 direction is transparent, else with non-blocking ``recvfrom_into`` or ``readinto`` in Python.
-The wait ends at the next emulated departure: ``epoll`` counts whole milliseconds, so the hub
-sleeps in ``epoll`` for all but the last one to two milliseconds and then in ``select`` on the
-epoll descriptor, which takes microseconds, with the thread's timer slack lowered from 50 us to
-1 us (prctl PR_SET_TIMERSLACK): departures are served ~50-100 us late on average (the ``timing``
+With the fast path the loop waits in C (``fast_wait``, :meth:`FastPath.wait`): a link with a
+transparent up direction is drained there as it becomes readable and waited on again, so a
+packet C forwards wakes no Python; the loop runs for its other descriptors, a link's errors, a
+link with a packet C punted (whose handler takes it first) and the end of the wait. The wait
+ends at the next emulated departure: ``epoll`` counts whole milliseconds, so the hub sleeps in
+``epoll`` for all but the last one to two milliseconds and then in ``select`` on the epoll
+descriptor, which takes microseconds, with the thread's timer slack lowered from 50 us to 1 us
+(prctl PR_SET_TIMERSLACK): departures are served ~50-100 us late on average (the ``timing``
 statistics) instead of up to a millisecond. Sockets get 4 MiB buffers (forced when root) so bursts
 queue in the kernel rather than being dropped there. ``stop()`` (safe from a signal handler or
 another thread) wakes the loop through a socket pair.
@@ -309,6 +314,7 @@ class HubServer:
             if fast is not None:
                 pinned = self.router.pinned[index] >= 0
                 fast.set_link(index, link.fd, udp=link.sock is not None, pinned=pinned)
+                fast.set_up_transparent(index, link.up_transparent)
                 fast.set_down_transparent(index, link.down_transparent)
                 fast.set_endpoint(index, link.endpoint)
             if config.pcap_dir is not None:
@@ -450,6 +456,7 @@ class HubServer:
                 link.up_transparent = up.transparent
                 link.down_transparent = down.transparent
                 if self._fast is not None:
+                    self._fast.set_up_transparent(link.index, up.transparent)
                     self._fast.set_down_transparent(link.index, down.transparent)
                 return
         raise KeyError(link_name)
@@ -512,7 +519,7 @@ class HubServer:
 
     def serve_forever(self) -> None:
         """Forward packets until :meth:`stop` is called; captures are flushed on return."""
-        poll = self._epoll.poll
+        poll = self._wait
         epoll_fd = [self._epoll.fileno()]
         handlers = self._handlers
         clock = self._clock
@@ -540,13 +547,21 @@ class HubServer:
                     elif wait_fine(epoll_fd, (), (), wait)[0]:
                         events = poll(0)
                     else:
-                        events = ()
-                for fd, _ in events:
+                        events = []
+                for fd in events:
                     handlers[fd]()
                 if self._active_up or self._active_down:
                     self._run_due(clock())
         finally:
             self.flush()
+
+    def _wait(self, timeout: float) -> list[int]:
+        """The descriptors whose handlers must run, waiting at most ``timeout`` seconds: in C
+        with the fast path (:meth:`FastPath.wait`: a packet C forwards wakes no Python), else
+        ``epoll``."""
+        if self._fast is not None:
+            return self._fast.wait(self._epoll.fileno(), timeout, BATCH)
+        return [fd for fd, _ in self._epoll.poll(timeout)]
 
     def _next_departure(self) -> float | None:
         soonest = math.inf
@@ -561,30 +576,43 @@ class HubServer:
         return None if soonest == math.inf else soonest
 
     def _receive(self, link: _Link) -> None:
-        """Drain ``link``'s socket or device: each packet enters the link's up direction. With
-        a transparent up direction the C path forwards what it can (:meth:`_drain_fast`)."""
-        if self._fast is not None and link.up_transparent:
+        """Drain ``link``'s socket or device: each packet enters the link's up direction, C
+        forwarding what it can (:meth:`_drain_fast`) with the fast path."""
+        if self._fast is not None:
             self._drain_fast(link)
         else:
             self._drain(link)
 
     def _drain_fast(self, link: _Link) -> None:
         """Let C read and forward ``link``'s packets (``fast_drain`` in csrc/hub_fast.c), and
-        handle here each packet it leaves in the buffer: one from a new sender, or one C may
-        not forward (see ``fast_target``). At most :data:`BATCH` datagrams in all."""
+        handle here each packet it leaves in the buffer: one from a new sender, one C may not
+        forward (see ``fast_target``: every packet of an emulated up direction), first the
+        one a wait in C punted. At most :data:`BATCH` datagrams read; what C read ahead is
+        handed over even past it (its socket need not become readable again for those)."""
         fast = self._fast
         assert fast is not None
         punt = fast.punt
         budget = BATCH
-        while budget > 0 and fast.drain(link.index, budget) == PUNT:
-            budget -= punt.used
-            if punt.stranger and not self._attach(link, fast.source()):
-                continue
-            self._forward(link, punt.size)
+        status = fast.take_punt(link.index)
+        if status != PUNT:
+            status = fast.drain(link.index, budget)
+        while status == PUNT:
+            budget = max(budget - punt.used, 0)
+            self._punted(link)
+            status = fast.drain(link.index, budget)
+
+    def _punted(self, link: _Link) -> None:
+        """The packet C left in the buffer (:attr:`FastPath.punt`) enters ``link``'s up
+        direction, as one :meth:`_drain` reads."""
+        fast = self._fast
+        assert fast is not None
+        punt = fast.punt
+        if punt.stranger and not self._attach(link, fast.source()):
+            return
+        self._enter(link, punt.size)
 
     def _drain(self, link: _Link) -> None:
-        """Read ``link``'s packets in Python: every packet without the C path, and those of a
-        link whose up direction is emulated (each is copied into the emulator)."""
+        """Read ``link``'s packets in Python: every packet without the C path."""
         readinto = link.readinto
         receive = None if link.sock is None else link.sock.recvfrom_into
         buffer = self._buffer
@@ -607,10 +635,15 @@ class HubServer:
                     continue
                 if source != link.endpoint and not self._attach(link, source):
                     continue
-            if link.up_transparent:
-                self._forward(link, size)
-            elif link.up.offer(self._clock(), bytearray(self._view[:size])):
-                self._active_up.add(link)
+            self._enter(link, size)
+
+    def _enter(self, link: _Link, size: int) -> None:
+        """The packet in the buffer's first ``size`` bytes, read from ``link``, enters its up
+        direction."""
+        if link.up_transparent:
+            self._forward(link, size)
+        elif link.up.offer(self._clock(), bytearray(self._view[:size])):
+            self._active_up.add(link)
 
     def _attach(self, link: _Link, source: Any) -> bool:
         """A datagram on ``link`` came from ``source``, not its endpoint: a learned endpoint

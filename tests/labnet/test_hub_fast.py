@@ -9,6 +9,7 @@ Limit of 1, a pinned link, garbage) and check it was handled as Python handles i
 from __future__ import annotations
 
 import random
+import select
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from labnet.hub.config import HubConfig, LinkConfig
-from labnet.hub.fast import FastPath
+from labnet.hub.fast import DONE, PUNT, FastPath
 from labnet.hub.server import HubServer, query
 from mip6.wire.pcap import read_capture_file
 from tests.labnet.test_hub_server import probe, sequence_of, udp_socket
@@ -390,3 +391,143 @@ def test_fast_decision_table_emptied_when_full() -> None:
     assert fast.decisions == 0
     with pytest.raises(OSError):
         fast.decide(bytes(32), 2)  # no such link
+
+
+# -- the loop's wait in C (fast_wait) -------------------------------------------------------------
+
+
+@contextmanager
+def waiting_path() -> Iterator[tuple[FastPath, bytearray, Any, dict[str, socket.socket]]]:
+    """A FastPath over two UDP links a and b (hub sockets ``la``, ``lb``; nodes ``a``, ``b``,
+    endpoints known, packets A -> B decided to b) and an epoll holding both links and a
+    socket pair's reader ``r`` (written by ``w``), as the hub's loop registers its own."""
+    buffer = bytearray(65535)
+    fast = FastPath(2, buffer)
+    socks = {name: udp_socket() for name in ("la", "lb", "a", "b")}
+    socks["r"], socks["w"] = socket.socketpair()
+    poller = select.epoll()
+    try:
+        for index, (link, node) in enumerate((("la", "a"), ("lb", "b"))):
+            socks[link].setblocking(False)
+            fast.set_link(index, socks[link].fileno(), udp=True, pinned=False)
+            fast.set_up_transparent(index, True)
+            fast.set_down_transparent(index, True)
+            fast.set_endpoint(index, socks[node].getsockname())
+            poller.register(socks[link].fileno(), select.EPOLLIN)
+        poller.register(socks["r"].fileno(), select.EPOLLIN)
+        fast.decide(A.packed + B.packed, 1)
+        yield fast, buffer, poller, socks
+    finally:
+        poller.close()
+        for sock in socks.values():
+            sock.close()
+
+
+def test_fast_wait_forwards_in_c_and_returns_at_its_timeout() -> None:
+    with waiting_path() as (fast, _, poller, socks):
+        for i in range(100):
+            socks["a"].sendto(probe(B, i, source=A), socks["la"].getsockname())
+        start = time.monotonic()
+        assert fast.wait(poller.fileno(), 0.05, 64) == []  # the timer fires: nothing for Python
+        assert time.monotonic() - start >= 0.05
+        assert [sequence_of(p) for p in receive(socks["b"], 100)] == list(range(100))
+        assert fast.counters(0).up_packets == 100 and fast.counters(1).down_packets == 100
+
+
+def test_fast_wait_returns_a_python_descriptor_while_c_forwards() -> None:
+    with waiting_path() as (fast, _, poller, socks):
+        socks["a"].sendto(probe(B, 1, source=A), socks["la"].getsockname())
+        socks["w"].send(b"x")
+        assert fast.wait(poller.fileno(), 2.0, 64) == [socks["r"].fileno()]
+        assert [sequence_of(p) for p in receive(socks["b"], 1)] == [1]
+        # level-triggered: reported again until the loop's handler reads it
+        assert fast.wait(poller.fileno(), 0, 64) == [socks["r"].fileno()]
+        socks["r"].recv(16)
+        assert fast.wait(poller.fileno(), 0, 64) == []
+
+
+def test_fast_wait_punts_to_python_in_order() -> None:
+    with waiting_path() as (fast, buffer, poller, socks):
+        undecided = probe(A, 11, source=B)  # B -> A: no decision
+        for i in range(1, 22):
+            packet = undecided if i == 11 else probe(B, i, source=A)
+            socks["a"].sendto(packet, socks["la"].getsockname())
+        la = socks["la"].fileno()
+        assert fast.wait(poller.fileno(), 2.0, 64) == [la]
+        assert fast.wait(poller.fileno(), 2.0, 64) == [la]  # not taken: reported again
+        assert fast.take_punt(1) == DONE  # another link's handler gets nothing
+        assert fast.take_punt(0) == PUNT
+        assert bytes(buffer[: fast.punt.size]) == undecided and not fast.punt.stranger
+        assert fast.take_punt(0) == DONE
+        assert [sequence_of(p) for p in receive(socks["b"], 10)] == list(range(1, 11))
+        assert fast.drain(0, 64) == DONE  # the rest, after the punt, as the hub's handler does
+        assert [sequence_of(p) for p in receive(socks["b"], 10)] == list(range(12, 22))
+        assert fast.counters(0).up_packets == 20
+
+
+def test_fast_wait_batched_burst_nothing_lost_or_reordered() -> None:
+    """Datagrams of up to 60,000 bytes, read 32 per recvmmsg and sent per sendmmsg, some
+    punted mid-batch: each forwarded once, in order, byte for byte but the Hop Limit, and the
+    punted ones handed to Python in order, as the hub's handler takes them."""
+    rng = random.Random(13)
+    with waiting_path() as (fast, buffer, poller, socks):
+        forwarded_expected, punted_expected = [], []
+        for i in range(300):
+            size = 60000 if i % 97 == 0 else rng.randrange(60, 1500)
+            if i % 41 == 40:  # B -> A: no decision
+                punted_expected.append(probe(A, i, size=size, source=B))
+                packet = punted_expected[-1]
+            else:
+                packet = probe(B, i, size=size, source=A)
+                forwarded_expected.append(packet[:7] + bytes((63,)) + packet[8:])
+            socks["a"].sendto(packet, socks["la"].getsockname())
+        punted: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while len(punted) < len(punted_expected) or fast.counters(0).up_packets < len(
+            forwarded_expected
+        ):
+            assert time.monotonic() < deadline
+            if fast.wait(poller.fileno(), 0.05, 64) and fast.take_punt(0) == PUNT:
+                punted.append(bytes(buffer[: fast.punt.size]))
+                while fast.drain(0, 64) == PUNT:
+                    punted.append(bytes(buffer[: fast.punt.size]))
+        assert punted == punted_expected
+        assert receive(socks["b"], len(forwarded_expected)) == forwarded_expected
+        assert nothing_arrives(socks["b"])
+        counted = fast.counters(1)
+        assert counted.down_packets == len(forwarded_expected)
+        assert counted.down_bytes == sum(map(len, forwarded_expected))
+
+
+def test_fast_wait_punts_every_packet_of_an_emulated_up_direction() -> None:
+    with waiting_path() as (fast, buffer, poller, socks):
+        fast.set_up_transparent(0, False)
+        packets = [probe(B, i, source=A) for i in range(3)]
+        for packet in packets:
+            socks["a"].sendto(packet, socks["la"].getsockname())
+        assert fast.wait(poller.fileno(), 2.0, 64) == [socks["la"].fileno()]
+        assert fast.take_punt(0) == PUNT and bytes(buffer[: fast.punt.size]) == packets[0]
+        for packet in packets[1:]:  # read ahead in one recvmmsg, handed over one by one
+            assert fast.drain(0, 0) == PUNT and bytes(buffer[: fast.punt.size]) == packet
+        assert fast.drain(0, 0) == DONE
+        assert fast.counters(0).up_packets == 0 and nothing_arrives(socks["b"])
+
+
+def test_fast_hub_burst_nothing_lost_or_reordered_with_control_queries(
+    nodes: dict[str, socket.socket],
+) -> None:
+    with running(config()) as hub:
+        a, b = nodes["a"], nodes["b"]
+        b.sendto(probe(A, 0, source=B), hub.addresses["b"])  # b's endpoint learned
+        settle(hub, "b", 1)
+        assert hub.control_address is not None
+        got: list[int] = []
+        for start in range(1, 3001, 500):  # the control socket answers between bursts C carries
+            for i in range(start, start + 500):
+                a.sendto(probe(B, i, source=A), hub.addresses["a"])
+            got += [sequence_of(p) for p in receive(b, 500)]
+            assert query(hub.control_address, "stats a")["links"]["a"]["up"]["packets_in"] >= 1
+        assert got == list(range(1, 3001))
+        stats = hub.stats()["links"]
+        assert stats["a"]["up"]["packets_in"] == 3000 and stats["b"]["down"]["packets_out"] == 3000
+        assert hub._fast is not None and hub._fast.counters(0).up_packets >= 2999

@@ -1,6 +1,7 @@
 """The hub's C fast path under AddressSanitizer and UndefinedBehaviorSanitizer: test_hub_fast.py,
-garbage included, against ``labnet.hub._fast`` built with the sanitizers
-(tests/sanitized_fast_path.py says how)."""
+garbage, the loop's wait in C and batched bursts of up to 60,000-byte datagrams included,
+against ``labnet.hub._fast`` built with the sanitizers (tests/sanitized_fast_path.py says
+how)."""
 
 from __future__ import annotations
 

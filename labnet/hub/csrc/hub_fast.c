@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,25 @@
 #define RECORD_HEADER 16
 #define CAPTURE_CAPACITY (FAST_CAPTURE_CHUNK + RECORD_HEADER + FAST_MAX_PACKET)
 
+/* Datagrams one recvmmsg reads and one sendmmsg writes at most: one system call per batch
+ * rather than per packet, where most of a small packet's cost in the hub is. */
+#define BATCH 32
+
+/* A UDP link's batches: datagrams read ahead (recvmmsg), and the packets forwarded to it,
+ * written at once (sendmmsg) before fast_drain returns and before the slots they point into
+ * are read into again. */
+struct batch {
+    uint8_t *in; /* BATCH slots of FAST_MAX_PACKET bytes */
+    struct mmsghdr in_messages[BATCH];
+    struct iovec in_vectors[BATCH];
+    struct sockaddr_storage sources[BATCH];
+    int in_next, in_count; /* read ahead: slots in_next .. in_count-1 still to process */
+    struct mmsghdr out_messages[BATCH];
+    struct iovec out_vectors[BATCH]; /* into the arrival link's slots */
+    uint8_t out_headers[BATCH][RECORD_HEADER]; /* the capture record of each, once sent */
+    int out_count;
+};
+
 struct decision {
     uint8_t key[KEY_BYTES];
     int32_t out_plus_one; /* 0: an empty slot */
@@ -29,8 +49,10 @@ struct decision {
 
 struct fast_link {
     int fd;    /* -1: not set */
-    int udp;   /* a UDP socket (recvfrom, sendto); else a TUN device (read, write) */
+    int udp;   /* a UDP socket (recvmmsg, sendmmsg); else a TUN device (read, write) */
+    struct batch *batch; /* a UDP socket's (NULL: a TUN device) */
     int pinned;
+    int up_transparent;
     int down_transparent;
     struct sockaddr_storage endpoint; /* the node's address: family AF_UNSPEC until known */
     socklen_t endpoint_length;
@@ -45,6 +67,8 @@ struct fast_hub {
     int link_count;
     uint8_t *buffer; /* FAST_MAX_PACKET bytes at least */
     int decision_count;
+    int pending_link;          /* a link whose punt fast_wait left in the buffer; -1: none */
+    struct fast_punt pending;  /* that punt */
     struct fast_link *links;
     struct decision decisions[FAST_DECISIONS];
 };
@@ -70,6 +94,7 @@ struct fast_hub *fast_new(int links, uint8_t *buffer, size_t capacity)
     }
     hub->link_count = links;
     hub->buffer = buffer;
+    hub->pending_link = -1;
     for (int i = 0; i < links; i++) {
         hub->links[i].fd = -1;
         hub->links[i].capture_fd = -1;
@@ -82,10 +107,36 @@ void fast_free(struct fast_hub *hub)
 {
     if (hub == NULL)
         return;
-    for (int i = 0; i < hub->link_count; i++)
+    for (int i = 0; i < hub->link_count; i++) {
         free(hub->links[i].capture);
+        if (hub->links[i].batch != NULL)
+            free(hub->links[i].batch->in);
+        free(hub->links[i].batch);
+    }
     free(hub->links);
     free(hub);
+}
+
+static struct batch *new_batch(void)
+{
+    struct batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL)
+        return NULL;
+    batch->in = malloc((size_t)BATCH * FAST_MAX_PACKET);
+    if (batch->in == NULL) {
+        free(batch);
+        return NULL;
+    }
+    for (int i = 0; i < BATCH; i++) {
+        batch->in_vectors[i].iov_base = batch->in + (size_t)i * FAST_MAX_PACKET;
+        batch->in_vectors[i].iov_len = FAST_MAX_PACKET;
+        batch->in_messages[i].msg_hdr.msg_iov = &batch->in_vectors[i];
+        batch->in_messages[i].msg_hdr.msg_iovlen = 1;
+        batch->in_messages[i].msg_hdr.msg_name = &batch->sources[i];
+        batch->out_messages[i].msg_hdr.msg_iov = &batch->out_vectors[i];
+        batch->out_messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    return batch;
 }
 
 int fast_set_link(struct fast_hub *hub, int link, int fd, int udp, int pinned)
@@ -93,6 +144,11 @@ int fast_set_link(struct fast_hub *hub, int link, int fd, int udp, int pinned)
     struct fast_link *l = link_at(hub, link);
     if (l == NULL || fd < 0)
         return -EINVAL;
+    if (udp && l->batch == NULL) {
+        l->batch = new_batch();
+        if (l->batch == NULL)
+            return -ENOMEM;
+    }
     l->fd = fd;
     l->udp = udp != 0;
     l->pinned = pinned != 0;
@@ -105,6 +161,15 @@ int fast_set_down_transparent(struct fast_hub *hub, int link, int transparent)
     if (l == NULL)
         return -EINVAL;
     l->down_transparent = transparent != 0;
+    return 0;
+}
+
+int fast_set_up_transparent(struct fast_hub *hub, int link, int transparent)
+{
+    struct fast_link *l = link_at(hub, link);
+    if (l == NULL)
+        return -EINVAL;
+    l->up_transparent = transparent != 0;
     return 0;
 }
 
@@ -339,7 +404,7 @@ static int fast_target(struct fast_hub *hub, int in, const uint8_t *packet, size
 {
     if (size < IPV6_HEADER || packet[0] >> 4 != 6 || packet[HOP_LIMIT] <= 1)
         return -1;
-    if (hub->links[in].pinned)
+    if (hub->links[in].pinned || !hub->links[in].up_transparent)
         return -1;
     int out = lookup(hub, packet + ADDRESSES);
     if (out < 0 || out == in)
@@ -365,46 +430,132 @@ static ssize_t send_packet(const struct fast_link *l, const uint8_t *packet, siz
     return sent;
 }
 
+/* Write the packets queued for UDP link `l` (sendmmsg) and capture those that left. One that
+ * the socket refuses (a full buffer) is dropped and counted and the rest are tried, as one
+ * sendto per packet would. */
+static void flush(struct fast_link *l)
+{
+    struct batch *batch = l->batch;
+    int done = 0;
+    while (done < batch->out_count) {
+        int sent = sendmmsg(l->fd, batch->out_messages + done,
+                            (unsigned)(batch->out_count - done), 0);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            l->counters.send_errors++;
+            done++;
+            continue;
+        }
+        if (l->capture_fd >= 0)
+            for (int i = done; i < done + sent; i++)
+                record(l, batch->out_headers[i], batch->out_vectors[i].iov_base,
+                       batch->out_vectors[i].iov_len);
+        done += sent;
+    }
+    batch->out_count = 0;
+}
+
+static void flush_all(struct fast_hub *hub)
+{
+    for (int i = 0; i < hub->link_count; i++)
+        if (hub->links[i].batch != NULL && hub->links[i].batch->out_count > 0)
+            flush(&hub->links[i]);
+}
+
+/* Queue packet[0:size] (in an arrival link's slot) for UDP link `l`, captured with `header`
+ * once sent. */
+static void queue(struct fast_link *l, uint8_t *packet, size_t size, const uint8_t *header)
+{
+    struct batch *batch = l->batch;
+    if (batch->out_count == BATCH)
+        flush(l);
+    int i = batch->out_count++;
+    batch->out_vectors[i].iov_base = packet;
+    batch->out_vectors[i].iov_len = size;
+    batch->out_messages[i].msg_hdr.msg_name = &l->endpoint;
+    batch->out_messages[i].msg_hdr.msg_namelen = l->endpoint_length;
+    if (l->capture_fd >= 0) /* else `header` was not stamped */
+        memcpy(batch->out_headers[i], header, RECORD_HEADER);
+}
+
+/* Read up to `want` datagrams from UDP link `l` into its slots: how many (0: none now), or -1
+ * on a receive error. */
+static int receive_batch(struct fast_link *l, int want)
+{
+    struct batch *batch = l->batch;
+    if (want > BATCH)
+        want = BATCH;
+    for (int i = 0; i < want; i++)
+        batch->in_messages[i].msg_hdr.msg_namelen = sizeof batch->sources[i];
+    int got;
+    do
+        got = recvmmsg(l->fd, batch->in_messages, (unsigned)want, MSG_DONTWAIT, NULL);
+    while (got < 0 && errno == EINTR);
+    batch->in_next = 0;
+    batch->in_count = got > 0 ? got : 0;
+    if (got < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    return got;
+}
+
 int fast_drain(struct fast_hub *hub, int link, int budget, struct fast_punt *punt)
 {
     struct fast_link *in = link_at(hub, link);
     punt->used = 0;
     if (in == NULL || in->fd < 0)
         return FAST_DONE;
-    uint8_t *packet = hub->buffer;
+    struct batch *batch = in->batch;
     uint32_t used = 0;
-    while (used < (uint32_t)budget) {
-        struct sockaddr_storage source;
-        socklen_t source_length = sizeof source;
-        ssize_t got;
-        if (in->udp)
-            got = recvfrom(in->fd, packet, FAST_MAX_PACKET, 0, (struct sockaddr *)&source,
-                           &source_length);
-        else
-            got = read(in->fd, packet, FAST_MAX_PACKET);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+    /* Past the budget, datagrams read ahead are still processed: once read, the socket may not
+     * become readable again to bring us back for them. */
+    while (used < (uint32_t)budget || (batch != NULL && batch->in_next < batch->in_count)) {
+        uint8_t *packet;
+        size_t size;
+        const struct sockaddr_storage *source = NULL;
+        if (batch != NULL) {
+            if (batch->in_next == batch->in_count) {
+                flush_all(hub); /* the packets queued point into the slots read next */
+                int got = receive_batch(in, budget - (int)used);
+                if (got == 0)
+                    break;
+                if (got < 0) {
+                    in->counters.receive_errors++;
+                    used++;
+                    continue;
+                }
+            }
+            int i = batch->in_next++;
+            packet = batch->in_vectors[i].iov_base;
+            size = batch->in_messages[i].msg_len;
+            source = &batch->sources[i];
+        } else {
+            ssize_t got = read(in->fd, hub->buffer, FAST_MAX_PACKET);
+            if (got < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    in->counters.receive_errors++; /* the device is down: wait for the next
+                                                    * readable event */
                 break;
-            in->counters.receive_errors++;
-            if (!in->udp)
-                break; /* the device is down: wait for the next readable event */
-            used++;
-            continue;
+            }
+            if (got == 0)
+                break;
+            packet = hub->buffer;
+            size = (size_t)got;
         }
-        if (got == 0 && !in->udp)
-            break;
         used++;
-        size_t size = (size_t)got;
-        int stranger = in->udp && !is_endpoint(in, &source);
+        int stranger = source != NULL && !is_endpoint(in, source);
         int out = stranger ? -1 : fast_target(hub, link, packet, size);
         if (out < 0) {
+            flush_all(hub); /* what C forwarded leaves before what Python sends next */
+            if (packet != hub->buffer)
+                memcpy(hub->buffer, packet, size);
             punt->size = (uint32_t)size;
             punt->used = used;
             punt->stranger = stranger;
-            if (in->udp)
-                describe_source(&source, punt);
+            if (source != NULL)
+                describe_source(source, punt);
             return FAST_PUNT;
         }
         struct fast_link *target = &hub->links[out];
@@ -418,6 +569,10 @@ int fast_drain(struct fast_hub *hub, int link, int budget, struct fast_punt *pun
         packet[HOP_LIMIT]--;
         target->counters.down_packets++;
         target->counters.down_bytes += size;
+        if (target->batch != NULL && batch != NULL) { /* the packet stays in its slot till sent */
+            queue(target, packet, size, header);
+            continue;
+        }
         if (send_packet(target, packet, size) < 0) {
             target->counters.send_errors++;
             continue;
@@ -425,8 +580,90 @@ int fast_drain(struct fast_hub *hub, int link, int budget, struct fast_punt *pun
         if (target->capture_fd >= 0)
             record(target, header, packet, size);
     }
+    flush_all(hub);
     punt->used = used;
     return FAST_DONE;
+}
+
+/* -- waiting (as mip6/runtime/csrc/daemon_fast.c dfast_wait) -------------------------------- */
+
+/* The link reading `fd`, or -1: the caller's descriptor. */
+static int link_of_fd(const struct fast_hub *hub, int fd)
+{
+    for (int i = 0; i < hub->link_count; i++)
+        if (hub->links[i].fd == fd)
+            return i;
+    return -1;
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+#define WAIT_EVENTS 64
+
+int fast_wait(struct fast_hub *hub, int epfd, int timeout_ms, int budget, struct fast_ready *ready,
+              int max)
+{
+    if (hub == NULL || ready == NULL || max <= 0 || budget <= 0)
+        return -EINVAL;
+    if (hub->pending_link >= 0) { /* not taken yet: the caller's handler has not run */
+        ready[0].fd = hub->links[hub->pending_link].fd;
+        ready[0].events = EPOLLIN;
+        return 1;
+    }
+    struct epoll_event events[WAIT_EVENTS];
+    int capacity = max < WAIT_EVENTS ? max : WAIT_EVENTS; /* one entry per event at most */
+    int64_t deadline = timeout_ms > 0 ? monotonic_ns() + (int64_t)timeout_ms * 1000000 : 0;
+    int wait_ms = timeout_ms;
+    for (;;) {
+        int got = epoll_wait(epfd, events, capacity, wait_ms);
+        if (got < 0)
+            return errno == EINTR ? 0 : -errno;
+        int count = 0;
+        for (int e = 0; e < got; e++) {
+            int fd = events[e].data.fd;
+            int link = link_of_fd(hub, fd);
+            uint32_t flags = events[e].events;
+            /* a link's readiness is ours; anything else about it (EPOLLERR, EPOLLHUP) and every
+             * other descriptor are the caller's, and so is every link once the buffer holds a
+             * punt */
+            if (link < 0 || (flags & ~(uint32_t)EPOLLIN) != 0 || hub->pending_link >= 0) {
+                ready[count].fd = fd;
+                ready[count].events = flags;
+                count++;
+                continue;
+            }
+            if (fast_drain(hub, link, budget, &hub->pending) == FAST_PUNT) {
+                /* first, so its handler takes it before any other reads into the buffer */
+                hub->pending_link = link;
+                memmove(&ready[1], &ready[0], (size_t)count * sizeof *ready);
+                ready[0].fd = fd;
+                ready[0].events = flags;
+                count++;
+            }
+        }
+        if (count > 0 || timeout_ms == 0)
+            return count;
+        if (timeout_ms > 0) { /* rounded up, so the caller's timer is never woken early */
+            int64_t left = deadline - monotonic_ns();
+            if (left <= 0)
+                return 0;
+            wait_ms = (int)((left + 999999) / 1000000);
+        }
+    }
+}
+
+int fast_take_punt(struct fast_hub *hub, int link, struct fast_punt *punt)
+{
+    if (hub == NULL || punt == NULL || hub->pending_link < 0 || hub->pending_link != link)
+        return FAST_DONE;
+    *punt = hub->pending;
+    hub->pending_link = -1;
+    return FAST_PUNT;
 }
 
 const struct fast_counters *fast_counters(const struct fast_hub *hub, int link)

@@ -49,6 +49,12 @@ struct fast_punt {
     uint32_t scope_id;
 };
 
+/* A descriptor fast_wait leaves to the caller's loop, with its epoll events. */
+struct fast_ready {
+    int32_t fd;
+    uint32_t events;
+};
+
 struct fast_hub;
 
 /* A hub of `links` links reading into `buffer` (`capacity` bytes, at least FAST_MAX_PACKET,
@@ -57,11 +63,16 @@ struct fast_hub *fast_new(int links, uint8_t *buffer, size_t capacity);
 /* Frees the hub's memory; closes nothing (the descriptors are the caller's). */
 void fast_free(struct fast_hub *hub);
 
-/* Link `link` reads and writes descriptor `fd`: a UDP socket if `udp`, else a TUN device.
- * `pinned`: its packets never take the decision table. Returns 0, or -EINVAL for a bad link. */
+/* Link `link` reads and writes descriptor `fd`: a UDP socket if `udp` (read and written up to
+ * 32 datagrams per system call), else a TUN device. `pinned`: its packets never take the
+ * decision table. Returns 0, -EINVAL for a bad link, or -ENOMEM. */
 int fast_set_link(struct fast_hub *hub, int link, int fd, int udp, int pinned);
 /* Whether the link's down direction (hub to node) is transparent (no emulation). */
 int fast_set_down_transparent(struct fast_hub *hub, int link, int transparent);
+/* Whether the link's up direction (node to hub) is transparent: C forwards only packets from
+ * such links; the others' are all punted (an emulated up direction holds a copy of each packet,
+ * in Python). */
+int fast_set_up_transparent(struct fast_hub *hub, int link, int transparent);
 /* The node's UDP address (family 0: not known), fields as in struct fast_punt. */
 int fast_set_endpoint(struct fast_hub *hub, int link, int family, const uint8_t *address,
                       uint16_t port, uint32_t flowinfo, uint32_t scope_id);
@@ -84,10 +95,25 @@ int fast_record(struct fast_hub *hub, int link, const uint8_t *header, const uin
 /* Write the link's buffered records. Returns 0 or -errno (the records are dropped then). */
 int fast_flush(struct fast_hub *hub, int link);
 
-/* Forward packets read from link `link` (whose up direction must be transparent), at most
- * `budget` datagrams. Returns FAST_DONE, FAST_PUNT with `punt` filled (the packet is in the
- * buffer, untouched), or -errno of a failed capture write. */
+/* Forward packets read from link `link`, reading at most `budget` datagrams (a UDP link's read
+ * ahead are all processed: FAST_DONE leaves none). Returns FAST_DONE, or FAST_PUNT with `punt`
+ * filled (the packet is in the buffer, untouched; what C forwarded before it is sent). */
 int fast_drain(struct fast_hub *hub, int link, int budget, struct fast_punt *punt);
+
+/* Wait on the caller's epoll descriptor `epfd` (level-triggered, data.fd the descriptor) for at
+ * most `timeout_ms` (-1: no limit, 0: look once). A readable link is drained here (fast_drain, `budget` datagrams per readiness) and waited on
+ * again, without returning, so a packet C forwards never wakes the caller. Returns, as soon as
+ * there is any, what the caller must see: descriptors that are not such links, a link's other
+ * events (an error, a hang-up) and a link whose drain punted a packet (kept for fast_take_punt,
+ * and this call returns at once; that link first, so that its handler runs before any other
+ * reads into the buffer); at most `max` entries in `ready` (the count), 0 when the time
+ * is up or a signal came (EINTR: the caller's handlers run), -errno when epoll_wait fails
+ * otherwise. A punt not yet taken is reported again before anything is read. */
+int fast_wait(struct fast_hub *hub, int epfd, int timeout_ms, int budget, struct fast_ready *ready,
+              int max);
+/* The packet fast_wait punted from link `link`, if there is one: FAST_PUNT with `punt` filled
+ * and the packet in the buffer (as fast_drain leaves it), else FAST_DONE. */
+int fast_take_punt(struct fast_hub *hub, int link, struct fast_punt *punt);
 
 const struct fast_counters *fast_counters(const struct fast_hub *hub, int link);
 
