@@ -2299,8 +2299,11 @@ class Member:
         )
 
     def _serves_outside_handoffs(self, client: IPv6Address) -> bool:
-        """Whether ``client`` has open connections here that no handoff to this member
-        imported (a handoff away from here is the donor's business, see _offered)."""
+        """Whether ``client`` has connections here, served and no handoff's import, that
+        still carry its exchanges (a handoff away from here is the donor's business, see
+        _offered). One closing after its last response does not count: the client's next
+        connection, handed here, is welcome (counted, a netns buffer sweep's second download
+        was refused while its first one's close lingered here)."""
         if self._outgoing_of(client) is not None:
             return False
         imported = {
@@ -2310,7 +2313,7 @@ class Member:
             for sock in incoming.socks
         }
         return any(
-            id(sock) not in imported and sock.state is not TcpState.TIME_WAIT
+            id(sock) not in imported and sock.state in _SERVING
             for sock in self.client_sockets(client)
         )
 
@@ -3472,6 +3475,8 @@ _OWING = frozenset(
 )
 
 
+# a client's connection that still carries its exchanges (see _serves_outside_handoffs)
+_SERVING = frozenset((TcpState.SYN_RECEIVED, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT))
 # what tcp_migrate's resync takes: in FIN_WAIT_2 everything this side sent, its FIN too, was
 # acknowledged, and what is still to come is the client's (to whichever member it is bound);
 # resync refuses it (a chaos run's donor raised in its thaw and left the client unserved)
