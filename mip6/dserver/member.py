@@ -2993,10 +2993,7 @@ class Member:
         # before the claim reached it, the client stands past the freeze (a full snapshot's
         # unacknowledged bytes stay, and go from where the client stands). A frozen donor
         # acknowledged nothing after its snapshot: the client's bytes beyond it will come
-        age_ms = int((self._now - incoming.started) * 1000)
-        for sock in socks:
-            if sock.state in _RESYNCABLE:
-                sock.conn.resync(age_ms=age_ms, peer_wait_ms=LONGEST_PEER_WAIT_MS)
+        self._resync_owing(socks, incoming.started)
         entry = self.mobile.bul.get(client)
         # no number to step aside for (None): the claim has every other member step aside,
         # and a number the client holds above ours is an older binding's (the donor started
