@@ -3009,13 +3009,21 @@ class Member:
     def _claim(self, client: IPv6Address, origin: IPv6Address) -> None:
         """CLIENT_CLAIMED to every member, and to the one that served the client before: it
         may be alive (removed from the view by a false suspicion) and serving on."""
-        # remembered for a rebinding period: a rival claim in that time is a race (_claimed)
+        for member in (self.view.members | {origin}) - {self.own_address}:
+            self._send_claim(member, client)
+
+    def _send_claim(self, member: IPv6Address, client: IPv6Address) -> None:
+        """CLIENT_CLAIMED to ``member``, remembered for a rebinding period: a rival claim in
+        that time is a race (_claimed). An answer to a CLIENT_QUERY or CLIENT_RECOVERING is
+        a claim too: the asker may have bound the client before the answer came, its claim
+        crossing it, and each side must then take the other's message for a rival claim and
+        settle the race by the same rule (a chaos run's crossing left the client to nobody:
+        the asker yielded to the answer as to a rival's claim, the answerer to the claim)."""
         horizon = self._now - self.config.rebind_timeout
         for old in [c for c, at in self._claims_sent.items() if at < horizon]:
             del self._claims_sent[old]
         self._claims_sent[client] = self._now
-        for member in (self.view.members | {origin}) - {self.own_address}:
-            self._send(member, msg.ClientClaimed(client=client))
+        self._send(member, msg.ClientClaimed(client=client))
 
     def _claimed(self, claimer: IPv6Address, client: IPv6Address) -> None:
         """CLIENT_CLAIMED: another member adopted ``client`` (see _adopt), resumed it from
@@ -3041,6 +3049,10 @@ class Member:
             # 135), the other lets it go
             if self.own_address > claimer:
                 self._count("claim_race_kept")
+                if self._outgoing_of(client) is not None:
+                    # a donor that answered: its handoff goes on, and its next INIT's window
+                    # is above whatever the claimer bound
+                    return
                 entry = self.mobile.bul.get(client)
                 if entry is not None:
                     self._mobile(self.mobile.rebind(self._now, client, entry.sequence))
@@ -3159,7 +3171,7 @@ class Member:
             or any(i.acceptor.client == client for i in self._incoming.values())
         )
         if serves:
-            self._send(peer, msg.ClientClaimed(client=client))
+            self._send_claim(peer, client)
 
     def _other_recovery(self, peer: IPv6Address, client: IPv6Address, serial: int) -> None:
         """CLIENT_RECOVERING: ``peer`` resumes ``client`` from its replica ``serial``. A
@@ -3173,15 +3185,27 @@ class Member:
         says so (CLIENT_CLAIMED), and the peer steps aside. An acceptor still preparing (no
         INIT, nothing imported) does not: its donor died before it, and the recovery is the
         client's only server (answering, such acceptors left a chaos run's clients to
-        nobody)."""
+        nobody). Nor does a donor whose INIT went to a member the view has dropped since:
+        the recovery is that acceptor's buddy's, from the acceptor's replica, taken when it
+        had bound the client (newer than the donor's frozen snapshot); the donor lets the
+        client go at its claim. Answering, the donor had the recovery step aside, and the
+        client waited for the donor's attempt and abort to run out (5 s)."""
         recovery = self._recovering.get(client)
         if recovery is not None and recovery.serial is not None:
             if (recovery.serial, self.own_address) < (serial, peer):
                 self._count("recover_tie_yielded")
                 self._recovery_superseded(client)
             return
+        outgoing = self._outgoing_of(client)
+        if (
+            outgoing is not None
+            and outgoing.donor.frozen
+            and outgoing.donor.target not in self.view.members
+        ):
+            self._count("recovery_left_to_acceptors_buddy")
+            return
         if recovery is not None or self.client_sockets(client) or self.udp.holds(client):
-            self._send(peer, msg.ClientClaimed(client=client))
+            self._send_claim(peer, client)
 
     def _query_unanswered(self, client: IPv6Address) -> None:
         """Nobody claimed ``client`` in CLIENT_QUERY_WAIT: the binding its recovery met is a

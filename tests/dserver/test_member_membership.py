@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 
 import pytest
 
@@ -40,7 +41,7 @@ from mip6.dserver.member import (
     _newer_state,
 )
 from mip6.dserver.membership import MembershipConfig, Role, Timer
-from mip6.dserver.messages import ContactState, SaCounter
+from mip6.dserver.messages import ClientClaimed, ContactState, SaCounter, ViewCommit, ViewUpdate
 from mip6.runtime.memory import Path
 from mip6.wire import protocols
 from mip6.wire.mobility import MhType
@@ -1581,3 +1582,72 @@ def test_an_acceptor_removed_mid_handoff_completes_it_with_its_done() -> None:
     assert resets(lab.net) == 0
     assert m1.counters.get("handoff_completed") == 1, m1.counters
     assert "handoff_failed" not in m1.counters
+
+
+@pytest.mark.parametrize("view_late", [False, True], ids=["view", "view-late"])
+def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(view_late: bool) -> None:
+    """m2 hands its client to m3; m3 binds it, replicates it to its buddy m1 and dies before
+    its DONE reaches m2. m1 resumes the client from m3's replica; m2, the donor, still has it
+    frozen. m2 does not answer m1's CLIENT_RECOVERING (the acceptor it gave the client to is
+    dead: m1 holds that acceptor's state) and lets the client go at m1's claim. With
+    ``view_late``, m2 hears of m3's death after m1's CLIENT_RECOVERING came, answers it, and
+    the answer crosses m1's claim (m1 had bound the client): each takes the other's message
+    for a rival claim, and m2, the higher address, keeps the client (its handoff goes on to
+    another member). The download is whole either way. Before, m1 took the answer for a
+    rival's claim and yielded, m2 yielded to the claim, and nobody served the client (a
+    chaos run's stalled download)."""
+    size = 20_000_000
+    lab, fetch = served_by_m2(size)
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    assert m3.buddy() == MEMBERS["m1"] and MEMBERS["m1"] < MEMBERS["m2"]
+    lab.handoff("m2", "m3")
+    m3_address = MEMBERS["m3"].packed
+    deadline = lab.net.now + 3.0
+    while CLIENT not in m1._replicas.get(MEMBERS["m3"], {}) or not any(
+        not sock.frozen for sock in m3.client_sockets(CLIENT)
+    ):
+        assert lab.net.now < deadline
+        if any(i.init is not None for i in m3._incoming.values()):
+            # m3's DONE (and anything else it tells m2) is lost
+            lab.net.drop_in_flight(
+                lambda receiver, data: (
+                    receiver == "m2" and data[8:24] == m3_address and _channel_segment(data)
+                )
+            )
+        lab.net.run_for(0.0005)
+    lab.kill("m3")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == m3_address)
+    recovered = lambda: bool(m1.counters.get("recover_completed"))  # noqa: E731
+    delay_until(m2, recovered, (ClientClaimed,))
+    if view_late:
+        delay_until(m1, recovered, (ViewCommit, ViewUpdate))
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert m1.counters.get("recover_completed") == 1, m1.counters
+    if view_late:
+        assert m2.counters.get("claim_race_kept") == 1, m2.counters
+        assert m1.counters.get("claim_race_yielded") == 1, m1.counters
+    else:
+        assert m2.counters.get("recovery_left_to_acceptors_buddy") == 1, m2.counters
+        assert "claim_race_yielded" not in m1.counters, m1.counters
+        assert m2.history[-1]["outcome"] == "claimed", m2.history[-1]
+
+
+def delay_until(sender: Member, until: Callable[[], bool], kinds: tuple[type, ...]) -> None:
+    """The messages of ``kinds`` ``sender`` sends wait until ``until()`` holds, and go then,
+    before ``sender``'s next message (a slow channel)."""
+    send, held = sender._send, []
+
+    def slow(peer: object, message: object) -> None:
+        if not until():
+            if isinstance(message, kinds):
+                held.append((peer, message))
+                return
+        else:
+            while held:
+                send(*held.pop(0))
+        send(peer, message)
+
+    sender._send = slow  # type: ignore[method-assign]

@@ -101,6 +101,19 @@ def counters(lab: NetnsLab, node: str) -> dict[str, int]:
     return found
 
 
+def stuck(lab: NetnsLab) -> list[dict[str, object]]:
+    """The farms' clients with a fetch under way, and their connections: what a run that
+    does not drain left (the story is then in the members' logs, by client address)."""
+    rows = []
+    for name in FARMS:
+        connections = show(lab, name, "tcp")["rows"]
+        for row in show(lab, name, "clients")["rows"]:
+            if row["active"]:
+                row["tcp"] = [c for c in connections if row["client"] in json.dumps(c)]
+                rows.append(row)
+    return rows
+
+
 def test_members_killed_at_random_under_a_farm_lose_no_connection(lab: NetnsLab) -> None:
     rng = random.Random(SEED)
     alive = list(MEMBERS)
@@ -131,7 +144,7 @@ def test_members_killed_at_random_under_a_farm_lose_no_connection(lab: NetnsLab)
         control_request(lab.state["nodes"][name]["control"], {"drain": True})
     deadline = time.monotonic() + 60.0
     while any((farms := {n: counters(lab, n) for n in FARMS})[n]["fetches_active"] for n in FARMS):
-        assert time.monotonic() < deadline, farms
+        assert time.monotonic() < deadline, (kills, stuck(lab))
         time.sleep(0.5)
     farm, echo = farms["farm"], farms["echo"]
     members = {name: counters(lab, name) for name in MEMBERS}
