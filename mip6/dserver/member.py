@@ -3160,15 +3160,17 @@ class Member:
 
     def _client_queried(self, peer: IPv6Address, client: IPv6Address) -> None:
         """CLIENT_QUERY: a recovery of ``client`` asks whether this member serves it. It does
-        when it holds the client's connections (a handoff of it under way included), is a
-        handoff's acceptor of it, or recovers it itself without asking too (two recoveries
-        asking each other would both step aside)."""
+        when it holds the client's connections (a handoff of it under way included, and an
+        acceptor's imported from its INIT), or recovers it itself without asking too (two
+        recoveries asking each other would both step aside). An acceptor still preparing
+        does not: it holds nothing of the client, and its donor may be the dead member
+        whose client the recovery resumes (answering, it had the recovery step aside and
+        then gave the client up, its INIT never come)."""
         recovery = self._recovering.get(client)
         serves = (
             (recovery is not None and recovery.asked is None)
             or (recovery is None and bool(self.client_sockets(client)))
             or self.udp.holds(client)
-            or any(i.acceptor.client == client for i in self._incoming.values())
         )
         if serves:
             self._send_claim(peer, client)
