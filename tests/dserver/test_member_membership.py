@@ -1679,3 +1679,43 @@ def delay_until(sender: Member, until: Callable[[], bool], kinds: tuple[type, ..
         send(peer, message)
 
     sender._send = slow  # type: ignore[method-assign]
+
+
+def test_an_acceptor_whose_replica_is_late_keeps_its_done_until_its_buddy_holds_the_client() -> (
+    None
+):
+    """m2 hands its client to m3, which binds it; m3's replica to its buddy m1 is late (its
+    channel's SYN lost, say: the first retransmission is a second later) and m3 dies before
+    it arrives. m3's DONE waited for the replica, so m2 still holds the client frozen: its
+    INIT runs out, m3 does not answer the abort, and m2 hands the client to m1, which
+    resumes it from where the client stands; the download is whole. A DONE sent after
+    ``replica_ack_timeout`` let m2 go, and nobody held the client (a chaos run's three
+    stalled downloads: a member killed 1.1 s after binding them)."""
+    size = 20_000_000
+    lab, fetch = served_by_m2(size)
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    assert m3.buddy() == MEMBERS["m1"]
+    m3_address = MEMBERS["m3"].packed
+
+    def m3_to_m1(receiver: str, data: bytes) -> bool:
+        packet, _, _ = innermost(data)
+        return receiver == "m1" and packet[8:24] == m3_address and _channel_segment(data)
+
+    lab.handoff("m2", "m3")
+    deadline = lab.net.now + 3.0
+    while not any(not sock.frozen for sock in m3.client_sockets(CLIENT)):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    until = lab.net.now + m3.config.replica_ack_timeout + 0.1
+    while lab.net.now < until:
+        lab.net.drop_in_flight(m3_to_m1)
+        lab.net.run_for(0.0005)
+    assert CLIENT not in m1._replicas.get(MEMBERS["m3"], {})
+    lab.kill("m3")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == m3_address)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    # m3 silent, m2's handoff went on to m1
+    assert m2.history[-1]["outcome"] == f"completed to {MEMBERS['m1']}", m2.history[-1]
