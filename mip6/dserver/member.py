@@ -2893,9 +2893,15 @@ class Member:
             return
         before = self.mobile.bul.get(client)
         log.warning(
-            "replication: serving %s for a dead member (its binding here was %s)",
+            "replication: serving %s for a dead member (its binding here was %s): %s's "
+            "replica %d of view %d, %s, %s",
             client,
             before.state.value if before is not None else "none",
+            origin,
+            replica.serial,
+            replica.view_number,
+            f"bound at {replica.binding_sequence}" if replica.bound else "unbound",
+            ", ".join(sock.state.name for sock in socks),
         )
         self.mobile.import_correspondent(
             self._now,
@@ -3197,24 +3203,17 @@ class Member:
         says so (CLIENT_CLAIMED), and the peer steps aside. An acceptor still preparing (no
         INIT, nothing imported) does not: its donor died before it, and the recovery is the
         client's only server (answering, such acceptors left a chaos run's clients to
-        nobody). Nor does a donor whose INIT went to a member the view has dropped since:
-        the recovery is that acceptor's buddy's, from the acceptor's replica, taken when it
-        had bound the client (newer than the donor's frozen snapshot); the donor lets the
-        client go at its claim. Answering, the donor had the recovery step aside, and the
-        client waited for the donor's attempt and abort to run out (5 s)."""
+        nobody). A donor with the client frozen answers too, even when the acceptor it gave
+        the client to has died since and the recovery may be that acceptor's buddy's: it
+        may as well be a stale replica's (a member that served the client before, whose
+        drop never reached its buddy), and a chaos run's stale recovery, left unanswered,
+        reset five downloads with a connection state from their SYN-ACK. The donor's
+        handoff goes on (its next INIT resyncs the client: see Donor.silent)."""
         recovery = self._recovering.get(client)
         if recovery is not None and recovery.serial is not None:
             if (recovery.serial, self.own_address) < (serial, peer):
                 self._count("recover_tie_yielded")
                 self._recovery_superseded(client)
-            return
-        outgoing = self._outgoing_of(client)
-        if (
-            outgoing is not None
-            and outgoing.donor.frozen
-            and outgoing.donor.target not in self.view.members
-        ):
-            self._count("recovery_left_to_acceptors_buddy")
             return
         if recovery is not None or self.client_sockets(client) or self.udp.holds(client):
             self._send_claim(peer, client)

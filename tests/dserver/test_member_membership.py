@@ -41,7 +41,7 @@ from mip6.dserver.member import (
     _newer_state,
 )
 from mip6.dserver.membership import MembershipConfig, Role, Timer
-from mip6.dserver.messages import ClientClaimed, ContactState, SaCounter, ViewCommit, ViewUpdate
+from mip6.dserver.messages import ClientClaimed, ContactState, SaCounter
 from mip6.runtime.memory import Path
 from mip6.wire import protocols
 from mip6.wire.mobility import MhType
@@ -1612,18 +1612,18 @@ def test_an_acceptor_removed_mid_handoff_completes_it_with_its_done() -> None:
     assert "handoff_failed" not in m1.counters
 
 
-@pytest.mark.parametrize("view_late", [False, True], ids=["view", "view-late"])
-def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(view_late: bool) -> None:
+@pytest.mark.parametrize("crossing", [False, True], ids=["answered", "crossing"])
+def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(crossing: bool) -> None:
     """m2 hands its client to m3; m3 binds it, replicates it to its buddy m1 and dies before
-    its DONE reaches m2. m1 resumes the client from m3's replica; m2, the donor, still has it
-    frozen. m2 does not answer m1's CLIENT_RECOVERING (the acceptor it gave the client to is
-    dead: m1 holds that acceptor's state) and lets the client go at m1's claim. With
-    ``view_late``, m2 hears of m3's death after m1's CLIENT_RECOVERING came, answers it, and
-    the answer crosses m1's claim (m1 had bound the client): each takes the other's message
-    for a rival claim, and m2, the higher address, keeps the client (its handoff goes on to
-    another member). The download is whole either way. Before, m1 took the answer for a
-    rival's claim and yielded, m2 yielded to the claim, and nobody served the client (a
-    chaos run's stalled download)."""
+    its DONE reaches m2. m1 resumes the client from m3's replica and tells the group; m2,
+    the donor, still has the client frozen and answers that it holds it (the recovery may
+    be a stale replica's, for all m2 knows). m1 steps aside, and m2's handoff goes on to
+    m1, which resyncs the client from where it stands. With ``crossing``, m2's answer
+    reaches m1 after m1 has bound the client and claimed it: each takes the other's
+    message for a rival claim, and m2, the higher address, keeps the client. The download
+    is whole either way. Before, an answer was no claim: m1 took it for a rival's and
+    yielded, m2 yielded to m1's claim, and nobody served the client (a chaos run's
+    stalled download)."""
     size = 20_000_000
     lab, fetch = served_by_m2(size)
     m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
@@ -1645,22 +1645,20 @@ def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(view_
         lab.net.run_for(0.0005)
     lab.kill("m3")
     lab.net.drop_in_flight(lambda receiver, data: data[8:24] == m3_address)
-    recovered = lambda: bool(m1.counters.get("recover_completed"))  # noqa: E731
-    delay_until(m2, recovered, (ClientClaimed,))
-    if view_late:
-        delay_until(m1, recovered, (ViewCommit, ViewUpdate))
+    if crossing:
+        delay_until(m2, lambda: bool(m1.counters.get("recover_completed")), (ClientClaimed,))
     lab.run_to_end(fetch, limit=60.0)
     assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
-    assert m1.counters.get("recover_completed") == 1, m1.counters
-    if view_late:
+    if crossing:
+        assert m1.counters.get("recover_completed") == 1, m1.counters
         assert m2.counters.get("claim_race_kept") == 1, m2.counters
         assert m1.counters.get("claim_race_yielded") == 1, m1.counters
     else:
-        assert m2.counters.get("recovery_left_to_acceptors_buddy") == 1, m2.counters
-        assert "claim_race_yielded" not in m1.counters, m1.counters
-        assert m2.history[-1]["outcome"] == "claimed", m2.history[-1]
+        assert m1.counters.get("recover_superseded") == 1, m1.counters
+        assert "recover_completed" not in m1.counters, m1.counters
+    assert m2.history[-1]["outcome"] == f"completed to {MEMBERS['m1']}", m2.history[-1]
 
 
 def delay_until(sender: Member, until: Callable[[], bool], kinds: tuple[type, ...]) -> None:
