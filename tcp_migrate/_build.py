@@ -236,6 +236,7 @@ struct tcp_config {
     uint8_t nodelay;
     uint8_t cc_algo;
     uint8_t reasm_limit;
+    uint8_t initial_window;
 };
 
 struct tcp_sack_block {

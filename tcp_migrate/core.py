@@ -181,6 +181,7 @@ class Config:
     nodelay: bool = False
     cc_algo: int = lib.TCP_CC_NEWRENO
     reasm_limit: int = 8
+    initial_window: int = 0  # segments (RFC 6928's 10, Linux's); 0: RFC 5681 3.1's 2 to 4
 
     def to_c(self):
         """The ``struct tcp_config`` (checked), built once per distinct settings: every new

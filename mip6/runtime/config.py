@@ -124,6 +124,7 @@ TCP_KEYS = {
     "timestamps": "boolean",
     "window_scaling": "boolean",
     "nodelay": "boolean",
+    "initial_window": "whole",
 }
 
 

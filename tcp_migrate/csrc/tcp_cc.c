@@ -29,11 +29,20 @@ static uint32_t loss_ssthresh(uint32_t flight, const struct tcp_conn *c)
 
 static void newreno_init(struct tcp_conn *c)
 {
-    uint32_t smss = tcp_smss(c);
+    uint32_t smss = tcp_smss(c), segments = c->cfg.initial_window;
 
-    /* RFC 5681 3.1 (3390): IW = min (4*SMSS, max (2*SMSS, 4380 bytes)) */
     if (c->flags & TCP_CF_SYN_REXMIT)
-        c->cwnd = smss; /* RFC 5681 3.1: after a lost SYN, one segment */
+        /* RFC 5681 3.1, RFC 6928 2: after a lost SYN or SYN-ACK, one segment */
+        c->cwnd = smss;
+    else if (segments > 0) {
+        /* RFC 6928 2: IW = min (10*MSS, max (2*MSS, 14600)), for N segments
+         * (Linux's initcwnd): min (N*MSS, max (2*MSS, N*1460)) */
+        uint32_t bytes = segments * 1460u;
+        if (bytes < 2 * smss)
+            bytes = 2 * smss;
+        c->cwnd = segments * smss < bytes ? segments * smss : bytes;
+    }
+    /* RFC 5681 3.1 (3390): IW = min (4*SMSS, max (2*SMSS, 4380 bytes)) */
     else if (smss > 2190)
         c->cwnd = 2 * smss;
     else if (smss > 1095)

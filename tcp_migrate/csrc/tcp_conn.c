@@ -308,6 +308,7 @@ void tcp_config_default(struct tcp_config *cfg)
     cfg->nodelay = 0;
     cfg->cc_algo = TCP_CC_NEWRENO;
     cfg->reasm_limit = 8;
+    cfg->initial_window = 0;
 }
 
 int tcp_config_check(const struct tcp_config *cfg)
@@ -326,7 +327,8 @@ int tcp_config_check(const struct tcp_config *cfg)
     if (cfg->max_retries > TCP_MAX_BACKOFF || cfg->syn_retries > TCP_MAX_BACKOFF)
         return TCP_EINVAL;
     if (cfg->mss < TCP_MIN_MSS || cfg->cc_algo >= TCP_CC_COUNT ||
-        cfg->reasm_limit < 1 || cfg->reasm_limit > TCP_REASM_MAX_INTERVALS)
+        cfg->reasm_limit < 1 || cfg->reasm_limit > TCP_REASM_MAX_INTERVALS ||
+        cfg->initial_window > TCP_IW_MAX)
         return TCP_EINVAL;
     if (cfg->sack > 1 || cfg->timestamps > 1 || cfg->window_scaling > 1 ||
         cfg->nodelay > 1)

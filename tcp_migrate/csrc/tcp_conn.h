@@ -169,7 +169,11 @@ struct tcp_config {
     uint8_t nodelay;            /* 1: no Nagle (RFC 9293 3.7.4) */
     uint8_t cc_algo;            /* enum tcp_cc_algo */
     uint8_t reasm_limit;        /* out-of-order intervals kept, 1..32 */
+    uint8_t initial_window;     /* segments, RFC 6928 (Linux: 10); 0: RFC 5681 3.1's
+                                   (3390) 2 to 4 segments.  At most TCP_IW_MAX */
 };
+
+#define TCP_IW_MAX 64
 
 /* One SACKed range [start, end) in the sender's scoreboard. */
 struct tcp_sack_block {

@@ -62,17 +62,18 @@ tcp:
 """
 
 
-def test_the_host_default_is_linux_minimum_rto() -> None:
-    assert TCP_DEFAULTS.rto_min_ms == 200
+def test_the_host_default_is_linux_minimum_rto_and_initial_window() -> None:
+    assert (TCP_DEFAULTS.rto_min_ms, TCP_DEFAULTS.initial_window) == (200, 10)
     host = Host(addresses=["2001:db8::1"], secret=bytes(32))
-    assert host.stack.config.rto_min_ms == 200
-    # everything else as the TCP core's defaults
-    assert TCP_DEFAULTS == Config(rto_min_ms=200)
+    assert (host.stack.config.rto_min_ms, host.stack.config.initial_window) == (200, 10)
+    # everything else as the TCP core's defaults (whose initial window is RFC 5681's)
+    assert TCP_DEFAULTS == Config(rto_min_ms=200, initial_window=10)
+    assert Config().initial_window == 0
 
 
 def test_the_block_is_read_over_the_defaults() -> None:
     config = parse(HOST, "h1.yaml")
-    assert config.tcp == Config(rto_min_ms=50, delack_ms=40, sack=False)
+    assert config.tcp == Config(rto_min_ms=50, delack_ms=40, sack=False, initial_window=10)
     assert parse(HOST.split("tcp:")[0], "h1.yaml").tcp is None
 
 
@@ -104,6 +105,7 @@ def test_a_farm_gives_the_block_to_every_client() -> None:
         (HOST, "delack_ms: 40", "delack_ms: 900", 10, "tcp.delack_ms", "out of the TCP core"),
         (HOST, "sack: false", "sack: maybe", 11, "tcp.sack", "true or false"),
         (HOST, "rto_min_ms: 50", "mss: 10", 9, "tcp.mss", "out of the TCP core"),
+        (HOST, "sack: false", "initial_window: 100", 11, "tcp.initial_window", "TCP core"),
         (HOST, "mode: host", "mode: shim", 9, "tcp", "mode host only"),
         (MEMBER, "rto_min_ms: 300", "nodelay: false", 14, "tcp.nodelay", "Nagle"),
         (MEMBER, "rto_min_ms: 300", "time_wait_ms: 5", 14, "tcp.time_wait_ms", "time_wait"),

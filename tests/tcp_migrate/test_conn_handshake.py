@@ -77,6 +77,36 @@ def test_syn_sent_syn_ack_established_options_negotiated():
     assert a.cwnd == 3 * 1428
 
 
+@pytest.mark.parametrize(
+    ("config", "segments"),
+    [
+        # RFC 5681 3.1 (3390): 3 segments of 1428 bytes (1440 less 12 of timestamps)
+        (Config(), 3),
+        # RFC 6928 2: min (10*MSS, max (2*MSS, 14600)): 10 segments of 1428
+        (Config(initial_window=10), 10),
+        # N segments (Linux's initcwnd), bound by N*1460 bytes: 4 segments of 1428
+        (Config(initial_window=4), 4),
+        # min (10*1448, max (2*1448, 14600)) = 14600 bytes: 10 segments, the last shorter
+        (Config(initial_window=10, timestamps=False, mss=1460), 10),
+    ],
+)
+def test_the_first_flight_is_the_initial_window(config: Config, segments: int) -> None:
+    conn, peer, now = established_with_peer(config)
+    smss = conn.raw.snd_mss - (12 if conn.raw.flags & lib.TCP_CF_TS_OK else 0)
+    conn.send(b"d" * 100_000)
+    flight = peer.receive(now)
+    assert len(flight) == segments
+    window = segments * smss
+    if config.initial_window:
+        window = min(window, max(2 * smss, config.initial_window * 1460))
+    assert sum(len(segment.payload) for segment in flight) == conn.raw.cwnd == window
+
+
+def test_an_initial_window_past_its_bound_is_refused() -> None:
+    with pytest.raises(ValueError, match="invalid TCP settings"):
+        connection_a(config=Config(initial_window=65))
+
+
 def test_mss_negotiation_uses_smaller_of_both():
     pair = Pair(config_a=Config(mss=1440), config_b=Config(mss=1000))
     pair.handshake()
@@ -233,6 +263,20 @@ def test_syn_sent_after_syn_retransmission_rto_reset_to_3s():
     assert conn.state == TcpState.ESTABLISHED
     assert conn.raw.srtt_ms == 0 and conn.raw.rto_ms == 3000
     # RFC 5681 3.1: after a lost SYN the initial window is one segment.
+    assert conn.raw.cwnd == conn.raw.snd_mss
+
+
+def test_after_a_lost_syn_a_ten_segment_initial_window_is_one_segment() -> None:
+    # RFC 6928 2: "the initial window used by a sender after a correctly transmitted SYN
+    # MUST be one segment"
+    conn = connection_a(config=Config(timestamps=False, initial_window=10))
+    conn.connect(0, iss=ISS_A)
+    peer = Peer(conn)
+    peer.receive(0)
+    conn.timer(1000)
+    peer.receive(1000)
+    peer.send(1010, seq=ISS_B, ack=ISS_A + 1, flags=SYN_ACK, options=syn_options(tsval=None))
+    assert conn.state == TcpState.ESTABLISHED
     assert conn.raw.cwnd == conn.raw.snd_mss
 
 
