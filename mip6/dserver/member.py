@@ -2814,6 +2814,7 @@ class Member:
     def _drop_replica(self, client: IPv6Address) -> None:
         buddy = self._replicated.pop(client, None)
         if buddy is not None:
+            log.info("replication: the replica of %s at %s dropped", client, buddy)
             self._send(buddy, msg.ReplicaDrop(client=client))
 
     def _follow_buddy(self) -> None:
@@ -2825,6 +2826,7 @@ class Member:
                 # the old buddy forgets it (if alive): two holders would both resume the
                 # client when this member dies
                 del self._replicated[client]
+                log.info("replication: %s's replica moves from %s to %s", client, held_by, buddy)
                 if held_by in self.view.members:
                     self._send(held_by, msg.ReplicaDrop(client=client))
                 self.replicate(client)
@@ -2838,7 +2840,13 @@ class Member:
             return
         held = self._replicas.setdefault(peer, {})
         if isinstance(message, msg.ReplicaDrop):
-            held.pop(message.client, None)
+            dropped = held.pop(message.client, None)
+            log.info(
+                "replication: %s's replica of %s dropped (%s)",
+                peer,
+                message.client,
+                f"serial {dropped.replica.serial}" if dropped is not None else "none held",
+            )
             return
         # acknowledged kept or not: the sender holds its client's traffic back until then
         self._send(peer, msg.ReplicaAck(client=message.client, serial=message.serial))
@@ -2847,6 +2855,15 @@ class Member:
             return
         held[message.client] = _HeldReplica(message, self._now)
         self._count("replica_kept")
+        # one line per replica: what a recovery resumes is then in the holder's log
+        log.info(
+            "replication: %s's replica %d of %s kept (view %d, %s)",
+            peer,
+            message.serial,
+            message.client,
+            message.view_number,
+            f"bound at {message.binding_sequence}" if message.bound else "unbound",
+        )
         recovery = self._recovering.get(message.client)
         if (
             recovery is not None
