@@ -82,7 +82,12 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   two members may hold a dead member's replicas of one client (the old buddy's drop was still
   queued when it died), and of two recoveries the one with the lower (serial, address) steps
   aside before it binds (serving on past the stale replica, the other reset the client); a
-  member that serves the client answers CLIENT_CLAIMED at once.
+  member that holds the client's connections (a donor with them frozen included) answers
+  CLIENT_CLAIMED at once. An answer counts as a claim: should it cross the claim of a
+  recovery that has bound the client meanwhile, both sides see two claims and the higher
+  address keeps the client.
+- An acceptor's DONE waits until its buddy holds the client's replica (or the donor's abort
+  comes): until then the donor's frozen connections are the client's only copy.
 - An acceptor whose donor dies after the INIT adopts the client (the INIT's connections are the
   latest) and says so to every member (CLIENT_CLAIMED): the buddy steps aside.
 - A member that hears it was removed while alive drops the replicas it holds, pauses the
