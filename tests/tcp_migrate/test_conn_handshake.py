@@ -251,9 +251,10 @@ def test_syn_sent_no_answer_syn_retransmitted_with_backoff_then_timeout():
     assert peer.receive(now) == []  # giving up sends nothing
 
 
-def test_syn_sent_after_syn_retransmission_rto_reset_to_3s():
+@pytest.mark.parametrize("initial_window", [0, 10])
+def test_syn_sent_after_syn_retransmission_rto_reset_to_3s(initial_window: int) -> None:
     # RFC 6298 (5.7): no RTT sample (no timestamps, Karn) after a retransmitted SYN.
-    conn = connection_a(config=Config(timestamps=False))
+    conn = connection_a(config=Config(timestamps=False, initial_window=initial_window))
     conn.connect(0, iss=ISS_A)
     peer = Peer(conn)
     peer.receive(0)
@@ -262,21 +263,9 @@ def test_syn_sent_after_syn_retransmission_rto_reset_to_3s():
     peer.send(1010, seq=ISS_B, ack=ISS_A + 1, flags=SYN_ACK, options=syn_options(tsval=None))
     assert conn.state == TcpState.ESTABLISHED
     assert conn.raw.srtt_ms == 0 and conn.raw.rto_ms == 3000
-    # RFC 5681 3.1: after a lost SYN the initial window is one segment.
-    assert conn.raw.cwnd == conn.raw.snd_mss
-
-
-def test_after_a_lost_syn_a_ten_segment_initial_window_is_one_segment() -> None:
-    # RFC 6928 2: "the initial window used by a sender after a correctly transmitted SYN
-    # MUST be one segment"
-    conn = connection_a(config=Config(timestamps=False, initial_window=10))
-    conn.connect(0, iss=ISS_A)
-    peer = Peer(conn)
-    peer.receive(0)
-    conn.timer(1000)
-    peer.receive(1000)
-    peer.send(1010, seq=ISS_B, ack=ISS_A + 1, flags=SYN_ACK, options=syn_options(tsval=None))
-    assert conn.state == TcpState.ESTABLISHED
+    # RFC 5681 3.1, and RFC 6928 2 for a ten-segment window ("the initial window used by a
+    # sender after a correctly transmitted SYN MUST be one segment"): after a lost SYN the
+    # initial window is one segment.
     assert conn.raw.cwnd == conn.raw.snd_mss
 
 
