@@ -16,8 +16,12 @@ their drops, which must not overtake them) behind everything else. A frame is se
 goes into the send buffer, so a membership or handoff message waits behind at most what the
 buffer holds, never behind a backlog of replicas (a loaded chaos run's contact node had 150 kB
 of them queued to a backup, its two-phase commit timed out behind them, and a member could not
-join for good). :func:`connect` opens one to another member;
-:class:`MemberListener` accepts them on the member channel's port.
+join for good). Replicas go into the send buffer only while it holds less than
+:data:`BULK_BUFFERED`: a full buffer (256 kB) of them still stood between a member's vote and
+its contact node on a path with 1% loss for longer than the vote's timeout, and the group
+removed live members (two chaos runs' cascades of false removals and lost connections).
+:func:`connect` opens one to another member; :class:`MemberListener` accepts them on the member
+channel's port.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from tcp_migrate.stack import Listener, Socket
 
 READ_SIZE = 1 << 16
 BULK = (Replica, ReplicaDrop)  # queued behind everything else, in their own order
+# bytes in the send buffer (unacknowledged included) above which no replica is added: what a
+# membership or handoff message may find ahead of it, about two round trips' worth of a
+# lossy path's window
+BULK_BUFFERED = 32 * 1024
 
 EventHandler = Callable[["MemberConnection", Event], None]
 ChannelFactory = Callable[[Role], Channel]
@@ -115,7 +123,7 @@ class MemberConnection:
         # a send with no room would still mark the connection as having output due
         while sock.send_space and not sock.closed_by_app:
             if not self._out:
-                queue = self._urgent or self._bulk
+                queue = self._urgent or (self._bulk if sock.send_buffered < BULK_BUFFERED else None)
                 if not queue or self.closed:
                     break
                 payload = queue.popleft()

@@ -19,7 +19,7 @@ from mip6.dserver.channel import (
     Established,
     MessageReceived,
 )
-from mip6.dserver.connection import MemberConnection, MemberListener, connect
+from mip6.dserver.connection import BULK_BUFFERED, MemberConnection, MemberListener, connect
 from mip6.runtime.host import Host
 from mip6.runtime.memory import MemoryNetwork, Path
 from tests.engines import PassThrough
@@ -137,9 +137,11 @@ def test_peer_closing_its_side_is_an_end_of_stream_and_the_connection_closes() -
 
 def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_them() -> None:
     """Twenty 30 kB replicas queued on the channel, then a REPLICA_DROP and a heartbeat: the
-    heartbeat waits behind what the send buffer holds, not behind the replicas still
-    waiting (a loaded chaos run's two-phase commit timed out behind 150 kB of them), and the
-    drop, whose client's replica must not come after it, arrives after every replica."""
+    heartbeat waits behind the replicas the send buffer took (no more once it held
+    BULK_BUFFERED), not behind the replicas still waiting (a loaded chaos run's two-phase
+    commit timed out behind 150 kB of them, and behind a full 256 kB buffer of them with 1%
+    loss), and the drop, whose client's replica must not come after it, arrives after every
+    replica."""
     net, h1, h2 = lab(11)
     rng = random.Random(12)
     got: list[m.Message] = []
@@ -159,7 +161,7 @@ def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_t
     net.nodes["m1"].runtime.flush_host()
     while not conn.established:
         net.run_for(0.01)
-    room = conn.sock.send_space  # the send buffer: what goes before the heartbeat, at most
+    assert conn.sock.send_space > 4 * BULK_BUFFERED  # the buffer alone would take 8 replicas
     client = IPv6Address("2001:db8:99::5")
     state = m.ConnectionState(snapshot=rng.randbytes(30_000), regenerable=True)
     sent: list[m.Message] = [
@@ -183,7 +185,8 @@ def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_t
     net.run_for(20.0)
     kinds = [type(message).__name__ for message in got]
     assert len(kinds) == 22 and kinds[-1] == "ReplicaDrop", kinds
-    assert kinds.index("Heartbeat") <= room // 30_000 + 1 < 20, (kinds, room)
+    # the replicas in the buffer before it was BULK_BUFFERED full, and the one that filled it
+    assert kinds.index("Heartbeat") <= BULK_BUFFERED // 30_000 + 1, kinds
     serials = [message.serial for message in got if isinstance(message, m.Replica)]
     assert serials == list(range(20))
     assert conn.queued == 0
