@@ -2847,10 +2847,10 @@ class Member:
         if isinstance(message, msg.ReplicaDrop):
             dropped = held.pop(message.client, None)
             log.info(
-                "replication: %s's replica of %s dropped (%s)",
+                "replication: %s's replica of %s dropped (serial %s)",
                 peer,
                 message.client,
-                f"serial {dropped.replica.serial}" if dropped is not None else "none held",
+                dropped.replica.serial if dropped is not None else "none held",
             )
             return
         # acknowledged kept or not: the sender holds its client's traffic back until then
@@ -2862,12 +2862,12 @@ class Member:
         self._count("replica_kept")
         # one line per replica: what a recovery resumes is then in the holder's log
         log.info(
-            "replication: %s's replica %d of %s kept (view %d, %s)",
+            "replication: %s's replica %d of %s kept (view %d, bound at %s)",
             peer,
             message.serial,
             message.client,
             message.view_number,
-            f"bound at {message.binding_sequence}" if message.bound else "unbound",
+            message.binding_sequence if message.bound else "none",
         )
         recovery = self._recovering.get(message.client)
         if (
@@ -2916,13 +2916,13 @@ class Member:
         before = self.mobile.bul.get(client)
         log.warning(
             "replication: serving %s for a dead member (its binding here was %s): %s's "
-            "replica %d of view %d, %s, %s",
+            "replica %d of view %d, bound at %s, %s",
             client,
             before.state.value if before is not None else "none",
             origin,
             replica.serial,
             replica.view_number,
-            f"bound at {replica.binding_sequence}" if replica.bound else "unbound",
+            replica.binding_sequence if replica.bound else "none",
             ", ".join(sock.state.name for sock in socks),
         )
         self.mobile.import_correspondent(
@@ -3047,11 +3047,10 @@ class Member:
     def _claim(self, client: IPv6Address, origin: IPv6Address) -> None:
         """CLIENT_CLAIMED to every member, and to the one that served the client before: it
         may be alive (removed from the view by a false suspicion) and serving on."""
-        for member in (self.view.members | {origin}) - {self.own_address}:
-            self._send_claim(member, client)
+        self._send_claim((self.view.members | {origin}) - {self.own_address}, client)
 
-    def _send_claim(self, member: IPv6Address, client: IPv6Address) -> None:
-        """CLIENT_CLAIMED to ``member``, remembered for a rebinding period: a rival claim in
+    def _send_claim(self, members: Iterable[IPv6Address], client: IPv6Address) -> None:
+        """CLIENT_CLAIMED to ``members``, remembered for a rebinding period: a rival claim in
         that time is a race (_claimed). An answer to a CLIENT_QUERY or CLIENT_RECOVERING is
         a claim too: the asker may have bound the client before the answer came, its claim
         crossing it, and each side must then take the other's message for a rival claim and
@@ -3061,7 +3060,8 @@ class Member:
         for old in [c for c, at in self._claims_sent.items() if at < horizon]:
             del self._claims_sent[old]
         self._claims_sent[client] = self._now
-        self._send(member, msg.ClientClaimed(client=client))
+        for member in members:
+            self._send(member, msg.ClientClaimed(client=client))
 
     def _claimed(self, claimer: IPv6Address, client: IPv6Address) -> None:
         """CLIENT_CLAIMED: another member adopted ``client`` (see _adopt), resumed it from
@@ -3211,7 +3211,7 @@ class Member:
             or self.udp.holds(client)
         )
         if serves:
-            self._send_claim(peer, client)
+            self._send_claim((peer,), client)
 
     def _other_recovery(self, peer: IPv6Address, client: IPv6Address, serial: int) -> None:
         """CLIENT_RECOVERING: ``peer`` resumes ``client`` from its replica ``serial``. A
@@ -3238,7 +3238,7 @@ class Member:
                 self._recovery_superseded(client)
             return
         if recovery is not None or self.client_sockets(client) or self.udp.holds(client):
-            self._send_claim(peer, client)
+            self._send_claim((peer,), client)
 
     def _query_unanswered(self, client: IPv6Address) -> None:
         """Nobody claimed ``client`` in CLIENT_QUERY_WAIT: the binding its recovery met is a
