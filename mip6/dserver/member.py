@@ -435,6 +435,9 @@ class Member:
         # clients paused when the group removed this member alive: their connections, frozen
         # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
         self._paused: dict[IPv6Address, list[Socket]] = {}
+        # clients frozen for a handoff when the group removed this member alive: should the
+        # handoff fail, they pause at its thaw instead of being served on (client -> buddy)
+        self._pause_at_thaw: dict[IPv6Address, IPv6Address] = {}
         # the buddy when a view without this member came (see _view_changed)
         self._buddy_at_removal: IPv6Address | None = None
         self._letting_go: list[Socket] = []  # see let_go
@@ -1499,6 +1502,12 @@ class Member:
                         self._resync_owing(outgoing.socks, self._frozen_at(outgoing))
                     self._frozen_clients.discard(client.packed)
                     self.udp.thaw(client)
+                    buddy = self._pause_at_thaw.pop(client, None)
+                    if buddy is not None and all(self._replicable(s) for s in outgoing.socks):
+                        # removed alive during the handoff: the buddy may be resuming the
+                        # client from its replica (see _pause_replicated)
+                        self._pause(client, outgoing.socks, buddy)
+                        continue
                     self._thaw(outgoing.socks)
                     # kept: the replica goes on with it
                     self.request_replicate(client, hold=outgoing.socks)
@@ -1616,6 +1625,7 @@ class Member:
         if self._by_client.get(donor.client) == donor.handoff_id:
             del self._by_client[donor.client]
         self._frozen_clients.discard(donor.client.packed)
+        self._pause_at_thaw.pop(donor.client, None)
         waiting = self._freeze_after_send.get(donor.client.packed)
         if waiting is not None and waiting[1] == donor.handoff_id:
             del self._freeze_after_send[donor.client.packed]
@@ -3123,19 +3133,17 @@ class Member:
         client's connections freeze here until the claim of whoever resumed it arrives
         (_claimed lets them go; the buddy is asked, CLIENT_QUERY) or, nobody claiming it
         within a rebinding period (the replica never arrived), they thaw and it is served
-        on. When the view that
-        removed this member has no longer its buddy either (both taken for dead at once),
-        nobody resumes them: none is paused."""
+        on. A handoff of a client still preparing ends (serving the client on, it bound the
+        client again when it failed, above the buddy's recovery); a client frozen for one
+        pauses should the handoff fail. When the view that removed this member has no longer
+        its buddy either (both taken for dead at once), nobody resumes them: none is
+        paused."""
         buddy, self._buddy_at_removal = self._buddy_at_removal, None
         if not self.config.replication or buddy is None or buddy not in self.view.members:
             if buddy is not None:
                 self._count("client_pause_no_buddy")
             return
         ms_now = stack_ms(self._now)
-        # the buddy answers at once for the clients it resumes (CLIENT_QUERY: it claims
-        # them); a client it does not answer for in a rebinding period it does not resume
-        # (its replica never arrived: a chaos run's clients paused 21 s for nothing)
-        wait = self.config.rebind_timeout
         contact = self.contact_address.packed
         # every client with a connection that owes it something and whose service replicates
         # (the buddy holds its replica: each went at the connection's SYN-ACK), whether or
@@ -3146,24 +3154,59 @@ class Member:
             if sock.key[0] == contact and sock.state in _OWING
         }
         for client in clients:
-            if (
-                client in self._paused
-                or client in self._recovering
-                or client.packed in self._frozen_clients
-                or self._outgoing_of(client) is not None
-            ):
-                continue  # a handoff's or recovery's own rules bind it
+            if client in self._paused or client in self._recovering:
+                continue  # a recovery's own rules bind it
+            outgoing = self._outgoing_of(client)
+            if client.packed in self._frozen_clients:
+                # frozen for a handoff, its INIT perhaps out: the handoff's rules bind the
+                # client, and should it fail the client pauses at its thaw (_donor_effects)
+                if outgoing is not None:
+                    self._pause_at_thaw[client] = buddy
+                continue
             socks = [sock for sock in self.client_sockets(client) if not sock.frozen]
             if not socks or not all(self._replicable(sock) for sock in socks):
                 continue
+            if outgoing is not None:
+                # a handoff still preparing (nothing frozen, no INIT out) serves the client
+                # on and, failing, binds it again above the buddy's recovery (a chaos run:
+                # the client's binding went back and forth between the two, and the
+                # download was reset): it ends here, and the client pauses as the others
+                self._give_up_preparing(outgoing)
             for sock in socks:
                 sock.freeze(ms_now)
-            self._paused[client] = socks
-            self._count("client_paused")
-            self._send(buddy, msg.ClientQuery(client=client))
-            self._emit(StartTimer(self._now + wait, (PAUSE_TIMER, client)))
+            self._pause(client, socks, buddy)
         if self._paused:
             log.warning("membership: removed alive: %d clients paused", len(self._paused))
+
+    def _pause(self, client: IPv6Address, socks: list[Socket], buddy: IPv6Address) -> None:
+        """``client``'s connections (frozen) wait for the claim of the buddy resuming it, or
+        a rebinding period (see _pause_replicated): the buddy answers at once for the clients
+        it resumes (CLIENT_QUERY: it claims them); one it does not answer for in that time it
+        does not resume (its replica never arrived: a chaos run's clients paused 21 s for
+        nothing)."""
+        self._paused[client] = socks
+        self._count("client_paused")
+        self._send(buddy, msg.ClientQuery(client=client))
+        self._emit(StartTimer(self._now + self.config.rebind_timeout, (PAUSE_TIMER, client)))
+
+    def _give_up_preparing(self, outgoing: _Outgoing) -> None:
+        """End a handoff that froze nothing yet: its acceptor is told (it lets the client's
+        tokens go) and the client's services hear that the client stayed."""
+        donor = outgoing.donor
+        if donor.target is not None:
+            self._send(
+                donor.target,
+                msg.Failed(
+                    handoff_id=donor.handoff_id,
+                    client=donor.client,
+                    reason=msg.FailureReason.TIMEOUT,
+                ),
+            )
+        self._emit(CancelTimer(donor.timer))
+        self._finish_outgoing(outgoing, "given up: removed alive")
+        self._count("handoff_given_up_removed")
+        for service in self._services_of(self.client_sockets(donor.client)):
+            service.handoff_failed(donor.client, tuple(donor.tried))
 
     def _replicable(self, sock: Socket) -> bool:
         """Whether ``sock``'s service has it replicated (see replicate)."""

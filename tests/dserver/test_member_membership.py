@@ -1704,3 +1704,70 @@ def test_an_acceptor_whose_replica_is_late_keeps_its_done_until_its_buddy_holds_
     assert fetch.digest.hexdigest() == digest
     # m3 silent, m2's handoff went on to m1
     assert m2.history[-1]["outcome"] == f"completed to {MEMBERS['m1']}", m2.history[-1]
+
+
+def _service_resets(lab: DServerLab) -> int:
+    """RSTs on the client's connections to the service (a member channel's own are not)."""
+    count = 0
+    for sent in lab.net.trace:
+        data, protocol, offset = innermost(sent.data)
+        ports = {int.from_bytes(data[offset + i : offset + i + 2], "big") for i in (0, 2)}
+        if protocol == protocols.TCP and data[offset + 13] & 0x04 and PORT in ports:
+            count += 1
+    return count
+
+
+def removed_alive_in_a_handoff(until: Callable[[Member], bool], claim_after: float) -> DServerLab:
+    """m3 serves three GETs (replicated to m1) and starts handing the client to m2; once
+    ``until(m3)`` holds, everything m3 sends is lost until m1's view drops it, and m1's
+    CLIENT_CLAIMED (after it resumed the client) is slow: it goes ``claim_after`` seconds
+    after the silence began. Run until the GETs end (all three whole)."""
+    lab, fetch, done = three_gets_served_by_m3()
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    lab.handoff("m3", "m2")
+    while not until(m3):
+        lab.net.run_for(0.0005)
+    release = lab.net.now + claim_after
+    delay_until(m1, lambda: lab.net.now >= release, (ClientClaimed,))
+    own = MEMBERS["m3"].packed
+    while MEMBERS["m3"] in m1.view.members:
+        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+        lab.net.run_for(0.001)
+    removed = lab.net.now
+    while not done and lab.net.now < 60.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    lab.net.run_for(5.0)  # the claim's way
+    assert m1.counters.get("recover_completed") == 1
+    # m3 sent the client nothing since its removal: serving on, it took the client past what
+    # m1's replica knew, and its segments met the client's RST
+    assert not [at for at, sender in lab.data_senders() if sender == "m3" and at > removed]
+    assert _service_resets(lab) == 0
+    assert m3.counters.get("recover_yielded") == 1 and not m3.client_sockets(CLIENT)
+    return lab
+
+
+def test_a_member_removed_alive_while_its_handoff_prepares_gives_it_up_and_pauses() -> None:
+    """m3 is removed alive while its handoff of the client to m2 is still preparing (PREPARE
+    out, nothing frozen): the handoff ends there and the client pauses until m1's claim. A
+    chaos run's member served such a client on, failed its handoff and bound the client
+    again above the buddy's recovery; the binding went back and forth between the two and
+    the download was reset."""
+    lab = removed_alive_in_a_handoff(
+        lambda m3: any(o.donor.state is DonorState.PREPARING for o in m3._outgoing.values()),
+        claim_after=1.0,
+    )
+    counters = lab.members["m3"].counters
+    assert counters.get("handoff_given_up_removed") == 1 and counters.get("client_paused") == 1
+
+
+def test_a_member_removed_alive_whose_frozen_handoff_fails_pauses_at_the_thaw() -> None:
+    """m3 is removed alive with the client frozen for its handoff to m2 (INIT out, lost):
+    the handoff runs its course (m1, resuming the client, refuses it) and fails; m3 binds
+    the client back and, rather than serving it on, pauses it until m1's claim."""
+    lab = removed_alive_in_a_handoff(
+        lambda m3: any(o.donor.state is DonorState.INITIATED for o in m3._outgoing.values()),
+        claim_after=3.0,
+    )
+    counters = lab.members["m3"].counters
+    assert counters.get("handoff_failed") == 1 and counters.get("client_paused") == 1
