@@ -193,6 +193,9 @@ REPLICA_ACK_TIMER = "replica_ack"
 CLIENT_QUERY_TIMER = "client_query"
 # (PAUSE_TIMER, client): a client paused at this member's removal was claimed by nobody
 PAUSE_TIMER = "paused"
+# (ANSWER_TIMER, client, asker): a CLIENT_QUERY about a client whose connections here were
+# resumed and not yet heard from (see _client_queried) is answered now if they still live
+ANSWER_TIMER = "answer"
 # seconds a recovery waits for a CLIENT_CLAIMED: the answer of a live member is a channel
 # round trip away (urgent, ahead of replicas), and a dead one's is never coming
 CLIENT_QUERY_WAIT = 1.0
@@ -384,6 +387,7 @@ class _Recovery:
     origin: IPv6Address  # the member that served the client (dead, or removed while alive)
     started: float  # when: it binds the client within RECOVERY_LIMIT rebinding periods
     serial: int | None = None  # the replica's (None: an adopted INIT's connections)
+    view: int = 0  # the view number the replica was taken in
     # the number a later binding holds (BA 135) while CLIENT_QUERY asks who serves the client
     asked: int | None = None
     tunnelled: bool = False  # no Mobile IPv6: bound by the contact node's tunnel table
@@ -432,6 +436,8 @@ class Member:
         # recovered from a dead member whose binding is being moved here (client -> recovery)
         self._replicas: dict[IPv6Address, dict[IPv6Address, _HeldReplica]] = {}
         self._replicated: dict[IPv6Address, IPv6Address] = {}
+        # the connections (4-tuples) the last replica of each client carried (see _claimed)
+        self._replicated_keys: dict[IPv6Address, frozenset[tuple[bytes, int, bytes, int]]] = {}
         # clients paused when the group removed this member alive: their connections, frozen
         # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
         self._paused: dict[IPv6Address, list[Socket]] = {}
@@ -1110,6 +1116,9 @@ class Member:
                 self._pause_over(client)
             case ("client_query", IPv6Address() as client):  # CLIENT_QUERY_TIMER
                 self._query_unanswered(client)
+            case ("answer", IPv6Address() as client, IPv6Address() as asker):  # ANSWER_TIMER
+                if self._serves_heard(client):
+                    self._send_claim((asker,), client)
             case ("replica_ack", IPv6Address() as client):  # REPLICA_ACK_TIMER
                 self._replica_ack_due(client)
             case "contact_check":  # CONTACT_CHECK_TIMER
@@ -2771,6 +2780,7 @@ class Member:
             tunnelled=tunnelled is not None,
         )
         self._replicated[client] = buddy
+        self._replicated_keys[client] = frozenset(sock.key for sock in socks)
         self._count("replica_sent")
         self._send(buddy, replica)
         return True
@@ -2807,6 +2817,7 @@ class Member:
         for client, held_by in list(self._replicated.items()):
             if held_by == peer:
                 del self._replicated[client]
+                self._replicated_keys.pop(client, None)
                 self.request_replicate(client)
 
     def _drop_finished_replicas(self) -> None:
@@ -2828,6 +2839,7 @@ class Member:
 
     def _drop_replica(self, client: IPv6Address) -> None:
         buddy = self._replicated.pop(client, None)
+        self._replicated_keys.pop(client, None)
         if buddy is not None:
             log.info("replication: the replica of %s at %s dropped", client, buddy)
             self._send(buddy, msg.ReplicaDrop(client=client))
@@ -2841,6 +2853,7 @@ class Member:
                 # the old buddy forgets it (if alive): two holders would both resume the
                 # client when this member dies
                 del self._replicated[client]
+                self._replicated_keys.pop(client, None)
                 log.info("replication: %s's replica moves from %s to %s", client, held_by, buddy)
                 if held_by in self.view.members:
                     self._send(held_by, msg.ReplicaDrop(client=client))
@@ -2884,7 +2897,7 @@ class Member:
             recovery is not None
             and recovery.origin == peer
             and recovery.serial is not None
-            and 0 < (message.serial - recovery.serial) & 0xFFFFFFFF < 1 << 31
+            and _later_replica(message, recovery.view, recovery.serial)
         ):
             self._refresh_recovery(message.client, held[message.client])
 
@@ -2912,6 +2925,7 @@ class Member:
             origin,
             self._now,
             replica.serial,
+            replica.view_number,
             tunnelled=replica.tunnelled,
         )
         self._count("recover_started")
@@ -2995,7 +3009,9 @@ class Member:
             self._recovering[client] = replace(recovery, socks=[])
             self._recovery_superseded(client)
             return
-        self._recovering[client] = replace(recovery, socks=socks, serial=held.replica.serial)
+        self._recovering[client] = replace(
+            recovery, socks=socks, serial=held.replica.serial, view=held.replica.view_number
+        )
         self.request_replicate(client)
 
     def _peer_wait_ms(self) -> int | None:
@@ -3107,7 +3123,8 @@ class Member:
                 return
             self._count("claim_race_yielded")
             del self._claims_sent[client]
-        if self._paused.pop(client, None) is not None:
+        was_paused = self._paused.pop(client, None) is not None
+        if was_paused:
             self._emit(CancelTimer((PAUSE_TIMER, client)))
         if client in self._recovering:
             self._recovery_superseded(client)
@@ -3116,6 +3133,21 @@ class Member:
         if outgoing is not None:
             self._emit(CancelTimer(outgoing.donor.timer))
             self._finish_outgoing(outgoing, "claimed")
+        elif not was_paused and self._unknown_to(claimer, client):
+            # the claimer resumed no replica of these connections (one of a dead member's,
+            # or of this member's earlier life, which the client may have finished since):
+            # yielding, they were lost (a chaos run: a member restarted, took a client's
+            # new connection, and let it go to the claim of its old life's buddy, whose
+            # resumed connection the client had closed). They pause while the claimer is
+            # asked (CLIENT_QUERY): it answers if it serves the client (they go then), else
+            # they are served on here, the client bound here again (_pause_over)
+            ms_now = stack_ms(self._now)
+            socks = [sock for sock in self.client_sockets(client) if not sock.frozen]
+            for sock in socks:
+                sock.freeze(ms_now)
+            self._count("claim_questioned")
+            self._pause(client, socks, claimer, CLIENT_QUERY_WAIT)
+            return
         self.udp.release(client)  # its datagrams still coming here are dropped
         socks = self.client_sockets(client)
         if socks:
@@ -3178,16 +3210,33 @@ class Member:
         if self._paused:
             log.warning("membership: removed alive: %d clients paused", len(self._paused))
 
-    def _pause(self, client: IPv6Address, socks: list[Socket], buddy: IPv6Address) -> None:
-        """``client``'s connections (frozen) wait for the claim of the buddy resuming it, or
-        a rebinding period (see _pause_replicated): the buddy answers at once for the clients
-        it resumes (CLIENT_QUERY: it claims them); one it does not answer for in that time it
-        does not resume (its replica never arrived: a chaos run's clients paused 21 s for
-        nothing)."""
+    def _pause(
+        self, client: IPv6Address, socks: list[Socket], asked: IPv6Address, wait: float = 0.0
+    ) -> None:
+        """``client``'s connections (frozen) wait for the claim of the member ``asked``
+        (CLIENT_QUERY), or ``wait`` (default a rebinding period, see _pause_replicated): a
+        buddy answers at once for the clients it resumes (it claims them); one it does not
+        answer for in that time it does not resume (its replica never arrived: a chaos run's
+        clients paused 21 s for nothing)."""
         self._paused[client] = socks
         self._count("client_paused")
-        self._send(buddy, msg.ClientQuery(client=client))
-        self._emit(StartTimer(self._now + self.config.rebind_timeout, (PAUSE_TIMER, client)))
+        self._send(asked, msg.ClientQuery(client=client))
+        wait = wait or self.config.rebind_timeout
+        self._emit(StartTimer(self._now + wait, (PAUSE_TIMER, client)))
+
+    def _unknown_to(self, claimer: IPv6Address, client: IPv6Address) -> bool:
+        """Whether ``client`` has a live connection here that the claimer holds no replica
+        of: this member's last replica of the client went elsewhere, or did not carry it."""
+        known = (
+            self._replicated_keys.get(client, frozenset())
+            if self._replicated.get(client) == claimer
+            else frozenset()
+        )
+        return any(
+            sock.key not in known
+            for sock in self.client_sockets(client)
+            if sock.state in _OWING and not sock.frozen
+        )
 
     def _give_up_preparing(self, outgoing: _Outgoing) -> None:
         """End a handoff that froze nothing yet: its acceptor is told (it lets the client's
@@ -3225,6 +3274,14 @@ class Member:
         self._thaw([sock for sock in socks if sock.state is not TcpState.CLOSED])
         self._release_held(client)
         self.request_replicate(client)
+        # another member may have bound the client meanwhile (a claimer that serves it no
+        # more): bound here again, above whatever the client holds (RFC 3775 11.7.3 on BA 135)
+        if client not in self.tunnelled:
+            entry = self.mobile.bul.get(client)
+            if entry is not None:
+                self._mobile(self.mobile.rebind(self._now, client, entry.sequence))
+            elif not self._bul_full():
+                self._mobile(self.mobile.start_route_optimization(self._now, client))
 
     def _recovery_ask(self, client: IPv6Address, held: int) -> None:
         """The recovery of ``client`` met the binding numbered ``held``, a window above its
@@ -3250,11 +3307,22 @@ class Member:
         recovery = self._recovering.get(client)
         serves = (
             (recovery is not None and recovery.asked is None)
-            or (recovery is None and bool(self.client_sockets(client)))
+            or (recovery is None and self._serves_heard(client))
             or self.udp.holds(client)
         )
         if serves:
             self._send_claim((peer,), client)
+        elif recovery is None and self.client_sockets(client):
+            # resumed here from a replica, bound, and not yet heard from: whether the client
+            # still has these connections is unknown until it answers (a chaos run's client
+            # had finished its one and reset it; answered at once, the asker let its own new
+            # connection go). Answered in half the asker's wait if one lives then
+            self._emit(StartTimer(self._now + CLIENT_QUERY_WAIT / 2, (ANSWER_TIMER, client, peer)))
+
+    def _serves_heard(self, client: IPv6Address) -> bool:
+        """Whether a connection of ``client`` here is one the client is known to hold: not a
+        resumed one still waiting to resynchronize from the client's next segment."""
+        return any(not sock.conn.resyncing for sock in self.client_sockets(client))
 
     def _other_recovery(self, peer: IPv6Address, client: IPv6Address, serial: int) -> None:
         """CLIENT_RECOVERING: ``peer`` resumes ``client`` from its replica ``serial``. A
@@ -3279,6 +3347,13 @@ class Member:
             if (recovery.serial, self.own_address) < (serial, peer):
                 self._count("recover_tie_yielded")
                 self._recovery_superseded(client)
+            else:
+                # ours goes on, and the peer hears of it: ours may have begun after the
+                # peer's CLIENT_RECOVERING came and found none here (a chaos run: the older
+                # replica's recovery began after the later one's message had reached it,
+                # took the other's as none, and bound the client; the later one yielded
+                # to its claim, and the client's dialogues were reset)
+                self._send(peer, msg.ClientRecovering(client=client, serial=recovery.serial))
             return
         if recovery is not None or self.client_sockets(client) or self.udp.holds(client):
             self._send_claim((peer,), client)
@@ -3556,6 +3631,18 @@ class _Chosen:
 # a connection in these states still owes its client data, our FIN or the acknowledgement of
 # the client's FIN: it is replicated, and its replica kept at the buddy (tcp_migrate resyncs
 # each of them)
+def _later_replica(replica: msg.Replica, view: int, serial: int) -> bool:
+    """Whether ``replica`` was taken after the one of ``view`` and ``serial`` by the same
+    member: in a later view, or in the same one with a later serial (RFC 1982 arithmetic).
+    The view first: a member's new life numbers its replicas from 1 again, in a view after
+    every one of its earlier life (a chaos run's recovery took a restarted member's replica
+    of its client's new connection for an older one and resumed the client's finished
+    connection instead, which the client reset)."""
+    if replica.view_number != view:
+        return replica.view_number > view
+    return 0 < (replica.serial - serial) & 0xFFFFFFFF < 1 << 31
+
+
 _OWING = frozenset(
     (
         TcpState.SYN_RECEIVED,  # its SYN-ACK made: once out, the client is established

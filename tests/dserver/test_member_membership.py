@@ -41,7 +41,7 @@ from mip6.dserver.member import (
     _newer_state,
 )
 from mip6.dserver.membership import MembershipConfig, Role, Timer
-from mip6.dserver.messages import ClientClaimed, ContactState, SaCounter
+from mip6.dserver.messages import ClientClaimed, ContactState, ReplicaDrop, SaCounter
 from mip6.runtime.memory import Path
 from mip6.wire import protocols
 from mip6.wire.mobility import MhType
@@ -1771,3 +1771,134 @@ def test_a_member_removed_alive_whose_frozen_handoff_fails_pauses_at_the_thaw() 
     )
     counters = lab.members["m3"].counters
     assert counters.get("handoff_failed") == 1 and counters.get("client_paused") == 1
+
+
+def restarted_under_a_new_connection(name: str) -> tuple[DServerLab, str, Fetch, list[Fetch]]:
+    """``name`` serves a keep-alive connection of three GETs (handed to it by m1) and
+    replicates it to its buddy; the client finishes the connection, ``name``'s drop of the
+    replica never goes, and ``name`` dies: its buddy resumes the finished connection from
+    the replica (ESTABLISHED). ``name`` starts again at once and the client's next
+    connection reaches its new life, while the buddy's binding is slow (its packets to the
+    client lost for 1.5 s). The lab, the buddy, the new connection's fetch, and the list it
+    lands in when done."""
+    size = 1_500_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    lab.net.run_until(1.0)
+    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
+    done: list[Fetch] = []
+    fetch = Fetch(
+        sock,
+        requests("/", CONTACT, PORT, 3),
+        size=size,
+        seed=SEED,
+        clock=lambda: lab.net.now,
+        on_done=done.append,
+    )
+    lab.net.nodes["client"].runtime.flush_host()
+    while not fetch.in_body:
+        lab.net.run_for(0.01)
+    lab.handoff("m1", name)
+    buddy = next(n for n, a in MEMBERS.items() if a == lab.members[name].buddy())
+    while MEMBERS[name] not in lab.members[buddy]._replicas:
+        lab.net.run_for(0.01)
+    delay_until(lab.members[name], lambda: False, (ReplicaDrop,))
+    while not done:
+        assert lab.net.now < 30.0
+        lab.net.run_for(0.05)
+    assert done[0].cause is None and done[0].responses == 3
+    lab.net.run_for(0.2)  # the connection ends (the server closes after the third)
+    assert lab.members[buddy]._replicas[MEMBERS[name]]  # the finished one's replica stays
+    lab.kill(name)
+    while MEMBERS[name] in lab.members[buddy].view.members:
+        lab.net.run_for(0.01)
+    assert CLIENT in lab.members[buddy]._recovering
+    lab.restart(name)
+    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
+    done = []
+    fetch = Fetch(
+        sock,
+        requests("/", CONTACT, PORT, 3),
+        size=size,
+        seed=SEED,
+        clock=lambda: lab.net.now,
+        on_done=done.append,
+    )
+    lab.net.nodes["client"].runtime.flush_host()
+    held_back, until = MEMBERS[buddy].packed, lab.net.now + 1.5
+    while lab.net.now < until:
+        lab.net.drop_in_flight(
+            lambda receiver, data: receiver == "client" and data[8:24] == held_back
+        )
+        lab.net.run_for(0.001)
+    assert fetch.in_body and lab.members[name].client_sockets(CLIENT)  # the new life serves it
+    while not done and lab.net.now < 60.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    return lab, buddy, fetch, done
+
+
+def test_a_recovery_goes_on_from_a_restarted_members_replica_of_its_new_connection() -> None:
+    """m3 dies with its client's finished connection still replicated at m1 (the drop lost
+    with it); its new life, whose buddy is m1 too, takes the client's next connection and
+    replicates it (serial 1 of the new life) while m1's recovery of the finished one binds.
+    m1 goes on from the new life's replica (a later view) and serves the new connection;
+    taking serial 1 for older than the old life's, it resumed the finished connection,
+    which the client reset, and the new one was lost with m3's yield (a chaos run's)."""
+    lab, buddy, _, _ = restarted_under_a_new_connection("m3")
+    assert buddy == "m1"
+    counters = lab.members["m1"].counters
+    assert counters.get("recover_refreshed") == 1 and counters.get("recover_completed") == 1
+    assert _service_resets(lab) == 0
+
+
+def test_a_member_asks_before_yielding_a_connection_the_claimer_has_no_replica_of() -> None:
+    """As above with m2, whose buddy m3 resumes the finished connection, and whose new life
+    replicates to m1: m3's claim finds m2's new life serving a connection m3 holds no
+    replica of. m2 pauses it and asks m3, which does not answer until the client has
+    answered its resumed connection: the client resets it, and m2's new life binds the
+    client again and serves on. Yielding at once, it lost the connection (a chaos run's
+    echo dialogue)."""
+    lab, buddy, _, _ = restarted_under_a_new_connection("m2")
+    assert buddy == "m3" and lab.members["m2"].buddy() == MEMBERS["m1"]
+    counters = lab.members["m2"].counters
+    assert counters.get("claim_questioned") == 1
+    assert counters.get("client_pause_unclaimed") == 1 and not counters.get("recover_yielded")
+    assert lab.members["m3"].counters.get("recover_completed") == 1
+    assert _service_resets(lab) == 1  # the client's, to m3's resumed finished connection
+
+
+def test_a_recovery_that_began_after_the_later_ones_message_still_steps_aside() -> None:
+    """As above, but the member holding the older replica begins its recovery only after the
+    later replica's CLIENT_RECOVERING has reached it (its view dropped m2 later): that
+    message found no recovery there. The later replica's recovery answers the older one's
+    CLIENT_RECOVERING with its own, and the older one steps aside before it binds. Left
+    unanswered, the older one bound the client and claimed it, the later one yielded, and
+    the client's connection was reset (a chaos run's echo dialogues)."""
+    size = 20_000_000
+    lab, fetch, _, held = replicated_from_m2(size)
+    higher, lower = sorted((n for n in MEMBERS if n != "m2"), key=MEMBERS.__getitem__)[::-1]
+    stale = dataclasses.replace(
+        held, replica=dataclasses.replace(held.replica, serial=held.replica.serial - 1)
+    )
+    lab.members[higher]._replicas.pop(MEMBERS["m2"], None)
+    lab.members[lower]._replicas[MEMBERS["m2"]] = {CLIENT: held}
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
+    late = lab.members[higher]
+    deadline = lab.net.now + 10.0
+    while not late.counters.get("received_clientrecovering"):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    assert CLIENT not in late._recovering  # the later one's message found nothing here
+    lab.net.apply(
+        higher, late._run(lab.net.now, lambda now: late._recover(CLIENT, stale, MEMBERS["m2"]))
+    )
+    assert CLIENT in late._recovering
+    lab.run_to_end(fetch, limit=90.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    fresh = lab.members[lower].counters
+    assert late.counters.get("recover_tie_yielded") == 1, late.counters
+    assert "recover_completed" not in late.counters
+    assert fresh.get("recover_completed") == 1 and "recover_superseded" not in fresh, fresh
