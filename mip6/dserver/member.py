@@ -3297,10 +3297,12 @@ class Member:
         self._emit(StartTimer(self._now + CLIENT_QUERY_WAIT, (CLIENT_QUERY_TIMER, client)))
 
     def _client_queried(self, peer: IPv6Address, client: IPv6Address) -> None:
-        """CLIENT_QUERY: a recovery of ``client`` asks whether this member serves it. It does
-        when it holds the client's connections (a handoff of it under way included, and an
-        acceptor's imported from its INIT), or recovers it itself without asking too (two
-        recoveries asking each other would both step aside). An acceptor still preparing
+        """CLIENT_QUERY: a recovery of ``client`` (or a member paused for it) asks whether
+        this member serves it. It does when it holds the client's connections (a handoff of
+        it under way included, and an acceptor's imported from its INIT), or recovers it
+        itself without asking too (two recoveries asking each other would both step aside).
+        Connections resumed from a replica count once the client has spoken on one (the
+        answer waits for that, half the asker's wait at most). An acceptor still preparing
         does not: it holds nothing of the client, and its donor may be the dead member
         whose client the recovery resumes (answering, it had the recovery step aside and
         then gave the client up, its INIT never come)."""
@@ -3628,9 +3630,6 @@ class _Chosen:
         self.fallback.notify_failure(member, reason, now)
 
 
-# a connection in these states still owes its client data, our FIN or the acknowledgement of
-# the client's FIN: it is replicated, and its replica kept at the buddy (tcp_migrate resyncs
-# each of them)
 def _later_replica(replica: msg.Replica, view: int, serial: int) -> bool:
     """Whether ``replica`` was taken after the one of ``view`` and ``serial`` by the same
     member: in a later view, or in the same one with a later serial (RFC 1982 arithmetic).
@@ -3643,6 +3642,9 @@ def _later_replica(replica: msg.Replica, view: int, serial: int) -> bool:
     return 0 < (replica.serial - serial) & 0xFFFFFFFF < 1 << 31
 
 
+# a connection in these states still owes its client data, our FIN or the acknowledgement of
+# the client's FIN: it is replicated, and its replica kept at the buddy (tcp_migrate resyncs
+# each of them)
 _OWING = frozenset(
     (
         TcpState.SYN_RECEIVED,  # its SYN-ACK made: once out, the client is established
