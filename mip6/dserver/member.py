@@ -199,6 +199,8 @@ ANSWER_TIMER = "answer"
 # seconds a recovery waits for a CLIENT_CLAIMED: the answer of a live member is a channel
 # round trip away (urgent, ahead of replicas), and a dead one's is never coming
 CLIENT_QUERY_WAIT = 1.0
+# retransmission timeouts a connection's replica outlives its entry into TIME_WAIT (see _owes)
+TIME_WAIT_GRACE_RTOS = 3
 # a resumed connection's longest wait for its client's retransmission (tcp_migrate caps it at
 # the stack's longest retransmission timeout, RFC 6298 2.5's 60 s at least)
 LONGEST_PEER_WAIT_MS = 60_000
@@ -2828,10 +2830,11 @@ class Member:
         if not self._replicated:
             return
         contact = self.contact_address.packed
+        ms_now = stack_ms(self._now)
         owed = {
             sock.key[2]
             for sock in self.host.stack.connections
-            if sock.key[0] == contact and sock.state in _OWING
+            if sock.key[0] == contact and _owes(sock, ms_now)
         }
         for client in [c for c in self._replicated if c.packed not in owed]:
             self._count("replica_dropped_finished")
@@ -3640,6 +3643,22 @@ def _later_replica(replica: msg.Replica, view: int, serial: int) -> bool:
     if replica.view_number != view:
         return replica.view_number > view
     return 0 < (replica.serial - serial) & 0xFFFFFFFF < 1 << 31
+
+
+def _owes(sock: Socket, ms_now: int) -> bool:
+    """Whether ``sock``'s replica must stay at the buddy: it owes its client something
+    (_OWING), or it acknowledged the client's FIN less than TIME_WAIT_GRACE_RTOS
+    retransmission timeouts ago. That acknowledgement may be lost, and the client then sends
+    its FIN again within about one: dropped at once, a member that died in TIME_WAIT left
+    the FIN to a member with no such connection, whose RST closed it (a chaos run's client
+    in LAST_ACK)."""
+    if sock.state in _OWING:
+        return True
+    if sock.state is not TcpState.TIME_WAIT:
+        return False
+    raw = sock.conn.raw
+    entered = raw.t_timewait - raw.cfg.time_wait_ms  # (a FIN again restarts the wait)
+    return ms_now - entered < TIME_WAIT_GRACE_RTOS * raw.rto_ms
 
 
 # a connection in these states still owes its client data, our FIN or the acknowledgement of

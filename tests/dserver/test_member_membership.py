@@ -1902,3 +1902,34 @@ def test_a_recovery_that_began_after_the_later_ones_message_still_steps_aside() 
     assert late.counters.get("recover_tie_yielded") == 1, late.counters
     assert "recover_completed" not in late.counters
     assert fresh.get("recover_completed") == 1 and "recover_superseded" not in fresh, fresh
+
+
+def test_a_member_killed_in_time_wait_leaves_the_clients_fin_answered() -> None:
+    """As above, one step later: m2 takes the client's FIN and acknowledges it (TIME_WAIT),
+    that acknowledgement is lost, and m2 dies a moment later. Its buddy still holds the
+    replica (it outlives TIME_WAIT's start by a few retransmission timeouts), resumes the
+    connection and acknowledges the client's FIN sent again: no RST. Dropped at once, the
+    client's FIN met a member with no such connection, whose RST closed it (a chaos run's
+    echo client in LAST_ACK)."""
+    size = 1_000_000
+    lab, fetch = served_by_m2(size)
+    m2 = lab.members["m2"]
+    deadline = lab.net.now + 30.0
+    while not any(s.state is TcpState.TIME_WAIT for s in m2.client_sockets(CLIENT)):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    own = MEMBERS["m2"].packed
+    until = lab.net.now + 0.3  # its acknowledgement lost, and whatever it sends the client
+    while lab.net.now < until:
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == own)
+        lab.net.run_for(0.001)
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+    lab.run_to_end(fetch, limit=60.0)
+    lab.net.run_for(30.0)
+    assert fetch.done and not fetch.failed
+    assert resets(lab.net) == 0
+    assert lab.members["m3"].counters.get("recover_completed") == 1
+    assert not lab.client_host.stack.connections or all(
+        s.state is TcpState.TIME_WAIT for s in lab.client_host.stack.connections
+    )
