@@ -2849,7 +2849,10 @@ class Member:
 
     def _follow_buddy(self) -> None:
         """A new buddy (the old one died or left, or a member joined between): it gets the
-        replicas of every client replicated so far."""
+        replicas of every client replicated so far, and of every client with a connection
+        that owes it something and was never replicated (taken before this member had a
+        buddy: a new life's first connections, from clients still bound to its address,
+        went unreplicated until their next request, and a chaos run's died with it)."""
         buddy = self.buddy()
         for client, held_by in list(self._replicated.items()):
             if held_by != buddy:
@@ -2861,6 +2864,18 @@ class Member:
                 if held_by in self.view.members:
                     self._send(held_by, msg.ReplicaDrop(client=client))
                 self.replicate(client)
+        if buddy is None:
+            return
+        contact = self.contact_address.packed
+        never = {
+            IPv6Address(sock.key[2])
+            for sock in self.host.stack.connections
+            if sock.key[0] == contact and sock.state in _OWING and self._replicable(sock)
+        } - self._replicated.keys()
+        arriving = {incoming.acceptor.client for incoming in self._incoming.values()}
+        for client in never - arriving - self._recovering.keys() - self._paused.keys():
+            # (a handoff's or a recovery's landing replicates those)
+            self.request_replicate(client)
 
     def _replica_message(self, peer: IPv6Address, message: msg.Replica | msg.ReplicaDrop) -> None:
         # from any member that proved the group key, in this member's view or not yet: a
