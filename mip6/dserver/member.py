@@ -68,9 +68,13 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   connections as tcp_migrate's regenerable replica with its service's state, and its binding
   number. From its SYN-ACK (SYN-RECEIVED: the client takes the connection as established at
   once), at every request boundary a service marks, when a handoff or recovery lands it here,
-  when its binding number changes, and again to a new buddy; dropped once no connection owes
-  the client anything. The SYN-ACK and the answer to a request wait until the buddy
-  acknowledges the replica that covers them (REPLICA_ACK; ``hold_until_replicated``).
+  when its binding number changes, and to a new buddy (every client with a replicable
+  connection, replicated before or not); dropped once no connection owes the client anything
+  (a connection in TIME_WAIT owes for a few retransmission timeouts: its acknowledgement of
+  the client's FIN may be lost). Replicas are ordered by (view number, serial): a restarted
+  member numbers its own from 1 again, in later views. The SYN-ACK and the answer to a
+  request wait until the buddy acknowledges the replica that covers them (REPLICA_ACK;
+  ``hold_until_replicated``).
 - When a view drops a member, its buddy resumes that member's clients: imports the replicas
   frozen, binds each client a step above the replica's number (return routability through the
   contact node) and resynchronizes the connections from the client's next segment; a BA 135 a
@@ -81,9 +85,11 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
 - A recovery starts by telling every member (CLIENT_RECOVERING, with its replica's serial):
   two members may hold a dead member's replicas of one client (the old buddy's drop was still
   queued when it died), and of two recoveries the one with the lower (serial, address) steps
-  aside before it binds (serving on past the stale replica, the other reset the client); a
-  member that holds the client's connections (a donor with them frozen included) answers
-  CLIENT_CLAIMED at once. An answer counts as a claim: should it cross the claim of a
+  aside before it binds (serving on past the stale replica, the other reset the client), and
+  the higher answers the lower's message with its own (the lower may have begun after the
+  higher's message came); a member that holds the client's connections (a donor with them
+  frozen included) answers CLIENT_CLAIMED at once, connections resumed from a replica once
+  the client has spoken on one. An answer counts as a claim: should it cross the claim of a
   recovery that has bound the client meanwhile, both sides see two claims and the higher
   address keeps the client.
 - An acceptor's DONE waits until its buddy holds the client's replica (or the donor's abort
@@ -94,7 +100,11 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   clients it replicated when its buddy is still in the view (their connections frozen:
   nothing more reaches the client than the buddy's replica knows), asks the buddy about each
   (CLIENT_QUERY) and lets go of each one claimed (CLIENT_CLAIMED); one nobody claims within a
-  rebinding period it serves on.
+  rebinding period it binds again and serves on. A handoff of such a client still preparing
+  ends; one frozen for a handoff pauses should the handoff fail.
+- A member claimed from (CLIENT_CLAIMED) while it serves the client with connections the
+  claimer holds no replica of (a restarted member's new connections) pauses them and asks the
+  claimer; unanswered, it binds the client again and serves on.
 - For a recovery's time after its start and after a view without a member, C answers a segment
   of no connection with nothing rather than a RST: it may be a dead member's connection being
   resumed elsewhere.
