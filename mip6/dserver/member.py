@@ -207,8 +207,12 @@ PAUSE_TIMER = "paused"
 # resumed and not yet heard from (see _client_queried) is answered now if they still live
 ANSWER_TIMER = "answer"
 # seconds a recovery waits for a CLIENT_CLAIMED: the answer of a live member is a channel
-# round trip away (urgent, ahead of replicas), and a dead one's is never coming
-CLIENT_QUERY_WAIT = 1.0
+# round trip away (urgent, ahead of replicas), and a dead one's is never coming. But behind
+# the replicas already in the channel's send buffer on a lossy path, and on a channel just
+# opened (a new buddy gets every replica at once), it took over a second: the recovery went
+# above the acceptor serving the client, its stale replica met the client, and the download
+# was reset (a chaos run's). Going above takes this much longer when nobody serves.
+CLIENT_QUERY_WAIT = 3.0
 # retransmission timeouts a connection's replica outlives its entry into TIME_WAIT (see _owes)
 TIME_WAIT_GRACE_RTOS = 3
 # a resumed connection's longest wait for its client's retransmission (tcp_migrate caps it at
