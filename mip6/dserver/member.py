@@ -3178,6 +3178,14 @@ class Member:
             for sock in socks:
                 sock.freeze(ms_now)
             self._count("claim_questioned")
+            log.info(
+                "replication: %s claimed by %s, which holds no replica of its connections "
+                "here: %d paused, %s asked",
+                client,
+                claimer,
+                len(socks),
+                claimer,
+            )
             self._pause(client, socks, claimer, CLIENT_QUERY_WAIT)
             return
         self.udp.release(client)  # its datagrams still coming here are dropped
@@ -3302,7 +3310,7 @@ class Member:
         if socks is None:
             return
         self._count("client_pause_unclaimed")
-        log.warning("membership: %s claimed by nobody; served on here", client)
+        log.warning("membership: %s claimed by nobody; bound and served on here", client)
         self._thaw([sock for sock in socks if sock.state is not TcpState.CLOSED])
         self._release_held(client)
         self.request_replicate(client)
