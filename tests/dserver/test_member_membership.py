@@ -940,32 +940,51 @@ def test_buddy_prepared_as_acceptor_recovers_when_the_donor_dies_before_init() -
     assert not m3._incoming
 
 
-def three_gets_served_by_m3() -> tuple[DServerLab, Fetch, list[Fetch]]:
-    """A keep-alive connection of three GETs of 1.5 MB from the contact node m1, handed to m3
-    in the first body, run until m1 (m3's buddy) holds m3's replica of the client: the lab,
-    the fetch and the list it lands in when done."""
-    size = 1_500_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    lab.net.run_until(1.0)
+GET_SIZE = 1_500_000  # each body of three_gets_served_by's GETs
+
+
+def three_gets(lab: DServerLab) -> tuple[Fetch, list[Fetch]]:
+    """A keep-alive connection of three GETs of GET_SIZE bytes from the client to the contact
+    address, begun now: the fetch and the list it lands in when done."""
     sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
     done: list[Fetch] = []
     fetch = Fetch(
         sock,
         requests("/", CONTACT, PORT, 3),
-        size=size,
+        size=GET_SIZE,
         seed=SEED,
         clock=lambda: lab.net.now,
         on_done=done.append,
     )
     lab.net.nodes["client"].runtime.flush_host()
+    return fetch, done
+
+
+def three_gets_served_by(name: str) -> tuple[DServerLab, Fetch, list[Fetch], str]:
+    """Three GETs from the contact node m1 on one keep-alive connection, handed to
+    ``name`` in the first body, run until ``name``'s buddy holds its replica of the client:
+    the lab, the fetch, the list it lands in when done and the buddy's name."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False)
+    lab.net.run_until(1.0)
+    fetch, done = three_gets(lab)
     while not fetch.in_body:
         assert lab.net.now < 3.0
         lab.net.run_for(0.01)
-    lab.handoff("m1", "m3")
-    m1 = lab.members["m1"]
-    while not m1.counters.get("handoff_completed") or MEMBERS["m3"] not in m1._replicas:
+    lab.handoff("m1", name)
+    buddy = next(n for n, a in MEMBERS.items() if a == lab.members[name].buddy())
+    while (
+        not lab.members["m1"].counters.get("handoff_completed")
+        or MEMBERS[name] not in lab.members[buddy]._replicas
+    ):
         assert lab.net.now < 10.0
         lab.net.run_for(0.01)
+    return lab, fetch, done, buddy
+
+
+def three_gets_served_by_m3() -> tuple[DServerLab, Fetch, list[Fetch]]:
+    """:func:`three_gets_served_by` m3, whose buddy is m1."""
+    lab, fetch, done, buddy = three_gets_served_by("m3")
+    assert buddy == "m1"
     return lab, fetch, done
 
 
@@ -1534,6 +1553,22 @@ def _client_fin(data: bytes) -> bool:
     return protocol == protocols.TCP and bool(packet[offset + 13] & 0x01)
 
 
+def m2_dies_and_its_buddy_answers_the_clients_fin(lab: DServerLab, fetch: HostDownload) -> None:
+    """m2 dies, all it sent lost; its buddy m3 resumes the closing connection and
+    acknowledges the client's FIN sent again: the download whole, no RST, and the client's
+    connection ends in TIME_WAIT."""
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
+    lab.run_to_end(fetch, limit=60.0)
+    lab.net.run_for(30.0)
+    assert fetch.done and not fetch.failed
+    assert resets(lab.net) == 0
+    assert lab.members["m3"].counters.get("recover_completed") == 1
+    assert not lab.client_host.stack.connections or all(
+        s.state is TcpState.TIME_WAIT for s in lab.client_host.stack.connections
+    )
+
+
 def test_a_member_killed_after_its_fin_was_acknowledged_leaves_the_clients_fin_answered() -> None:
     """m2 serves the whole body, closes, and the client acknowledges its FIN (m2 in
     FIN_WAIT_2); the client's own FIN is lost and m2 dies. Its buddy resumes the connection
@@ -1549,16 +1584,7 @@ def test_a_member_killed_after_its_fin_was_acknowledged_leaves_the_clients_fin_a
         lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
         lab.net.run_for(0.001)
     lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
-    lab.kill("m2")
-    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
-    lab.run_to_end(fetch, limit=60.0)
-    lab.net.run_for(30.0)
-    assert fetch.done and not fetch.failed
-    assert resets(lab.net) == 0
-    assert lab.members["m3"].counters.get("recover_completed") == 1
-    assert not lab.client_host.stack.connections or all(
-        s.state is TcpState.TIME_WAIT for s in lab.client_host.stack.connections
-    )
+    m2_dies_and_its_buddy_answers_the_clients_fin(lab, fetch)
 
 
 def test_an_acceptor_removed_mid_handoff_completes_it_with_its_done() -> None:
@@ -1781,26 +1807,7 @@ def restarted_under_a_new_connection(name: str) -> tuple[DServerLab, str, Fetch,
     connection reaches its new life, while the buddy's binding is slow (its packets to the
     client lost for 1.5 s). The lab, the buddy, the new connection's fetch, and the list it
     lands in when done."""
-    size = 1_500_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    lab.net.run_until(1.0)
-    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
-    done: list[Fetch] = []
-    fetch = Fetch(
-        sock,
-        requests("/", CONTACT, PORT, 3),
-        size=size,
-        seed=SEED,
-        clock=lambda: lab.net.now,
-        on_done=done.append,
-    )
-    lab.net.nodes["client"].runtime.flush_host()
-    while not fetch.in_body:
-        lab.net.run_for(0.01)
-    lab.handoff("m1", name)
-    buddy = next(n for n, a in MEMBERS.items() if a == lab.members[name].buddy())
-    while MEMBERS[name] not in lab.members[buddy]._replicas:
-        lab.net.run_for(0.01)
+    lab, fetch, done, buddy = three_gets_served_by(name)
     delay_until(lab.members[name], lambda: False, (ReplicaDrop,))
     while not done:
         assert lab.net.now < 30.0
@@ -1813,17 +1820,7 @@ def restarted_under_a_new_connection(name: str) -> tuple[DServerLab, str, Fetch,
         lab.net.run_for(0.01)
     assert CLIENT in lab.members[buddy]._recovering
     lab.restart(name)
-    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
-    done = []
-    fetch = Fetch(
-        sock,
-        requests("/", CONTACT, PORT, 3),
-        size=size,
-        seed=SEED,
-        clock=lambda: lab.net.now,
-        on_done=done.append,
-    )
-    lab.net.nodes["client"].runtime.flush_host()
+    fetch, done = three_gets(lab)
     held_back, until = MEMBERS[buddy].packed, lab.net.now + 1.5
     while lab.net.now < until:
         lab.net.drop_in_flight(
@@ -1923,16 +1920,7 @@ def test_a_member_killed_in_time_wait_leaves_the_clients_fin_answered() -> None:
     while lab.net.now < until:
         lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == own)
         lab.net.run_for(0.001)
-    lab.kill("m2")
-    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
-    lab.run_to_end(fetch, limit=60.0)
-    lab.net.run_for(30.0)
-    assert fetch.done and not fetch.failed
-    assert resets(lab.net) == 0
-    assert lab.members["m3"].counters.get("recover_completed") == 1
-    assert not lab.client_host.stack.connections or all(
-        s.state is TcpState.TIME_WAIT for s in lab.client_host.stack.connections
-    )
+    m2_dies_and_its_buddy_answers_the_clients_fin(lab, fetch)
 
 
 def test_a_member_whose_buddies_all_left_replicates_its_clients_to_the_next_one() -> None:
