@@ -454,6 +454,7 @@ class Member:
         self._replicated: dict[IPv6Address, IPv6Address] = {}
         # the connections (4-tuples) the last replica of each client carried (see _claimed)
         self._replicated_keys: dict[IPv6Address, frozenset[tuple[bytes, int, bytes, int]]] = {}
+        self._buddyless = False  # no buddy since the replicas were sent (see _follow_buddy)
         # clients paused when the group removed this member alive: their connections, frozen
         # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
         self._paused: dict[IPv6Address, list[Socket]] = {}
@@ -2868,18 +2869,27 @@ class Member:
         buddy: a new life's first connections, from clients still bound to its address,
         went unreplicated until their next request, and a chaos run's died with it)."""
         buddy = self.buddy()
+        if buddy is None:
+            # removed (or alone): the replicas stay where they are, for the old buddy resumes
+            # this member's clients from them (dropped there before its own view dropped
+            # this member, it had nothing to resume them from); the next buddy gets them all,
+            # whoever it is (the old one's new life too)
+            self._buddyless = True
+            return
+        again, self._buddyless = self._buddyless, False
         for client, held_by in list(self._replicated.items()):
-            if held_by != buddy:
-                # the old buddy forgets it (if alive): two holders would both resume the
-                # client when this member dies
+            if held_by != buddy or again:
                 del self._replicated[client]
                 self._replicated_keys.pop(client, None)
-                log.info("replication: %s's replica moves from %s to %s", client, held_by, buddy)
-                if held_by in self.view.members:
-                    self._send(held_by, msg.ReplicaDrop(client=client))
+                if held_by != buddy:
+                    # the old buddy forgets it (if alive): two holders would both resume
+                    # the client when this member dies
+                    log.info(
+                        "replication: %s's replica moves from %s to %s", client, held_by, buddy
+                    )
+                    if held_by in self.view.members:
+                        self._send(held_by, msg.ReplicaDrop(client=client))
                 self.replicate(client)
-        if buddy is None:
-            return
         contact = self.contact_address.packed
         never = {
             IPv6Address(sock.key[2])
@@ -3210,7 +3220,11 @@ class Member:
         pauses should the handoff fail. When the view that removed this member has no longer
         its buddy either (both taken for dead at once), nobody resumes them: none is
         paused."""
-        buddy, self._buddy_at_removal = self._buddy_at_removal, None
+        # the buddy of the view that removed this member, or, told before that view came
+        # (PLEASE_REJOIN), of the one it holds: left unpaused, a chaos run's member served on
+        # while its buddy resumed its clients, and the two bound them in turn
+        buddy = self._buddy_at_removal if self._buddy_at_removal is not None else self.buddy()
+        self._buddy_at_removal = None
         if not self.config.replication or buddy is None or buddy not in self.view.members:
             if buddy is not None:
                 self._count("client_pause_no_buddy")

@@ -40,7 +40,7 @@ from mip6.dserver.member import (
     _HeldReplica,
     _newer_state,
 )
-from mip6.dserver.membership import MembershipConfig, Role, Timer
+from mip6.dserver.membership import MembershipConfig, Removed, Role, Timer, ViewChanged
 from mip6.dserver.messages import ClientClaimed, ContactState, ReplicaDrop, SaCounter
 from mip6.runtime.memory import Path
 from mip6.wire import protocols
@@ -1939,7 +1939,6 @@ def test_a_member_whose_buddies_all_left_replicates_its_clients_to_the_next_one(
     while m2.buddy() is not None or MEMBERS["m1"] in m2.view.members:
         assert lab.net.now < deadline
         lab.net.run_for(0.05)
-    assert not m2._replicated
     lab.net.run_for(1.0)
     lab.restart("m3")
     while m2.buddy() is None:
@@ -1954,3 +1953,27 @@ def test_a_member_whose_buddies_all_left_replicates_its_clients_to_the_next_one(
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
     assert lab.members["m3"].counters.get("recover_completed") == 1
+
+
+def test_a_member_told_it_was_removed_before_the_view_says_so_pauses_its_clients() -> None:
+    """m2 serves a download replicated to m3 and hears it was removed (PLEASE_REJOIN: the
+    group took it for dead) before any view without it comes: it pauses the client and asks
+    its buddy all the same, and when that view comes its replica stays at m3 (no drop).
+    Without the view's buddy, the pause was skipped, and the view's buddy change dropped the
+    replicas the buddy resumes from (a chaos run's member served on beside its buddy's
+    recovery of its clients, and both bound them in turn)."""
+    lab, _ = served_by_m2(20_000_000)
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    assert m2.buddy() == MEMBERS["m3"] and CLIENT in m2._replicated
+    lab.net.apply("m2", m2._run(lab.net.now, lambda now: m2._membership([Removed()])))
+    assert m2.counters.get("client_paused") == 1 and CLIENT in m2._paused
+    drops = m3.counters.get("received_replicadrop", 0)
+    lab.net.run_for(0.01)
+    view = m2.membership.view  # type: ignore[union-attr]
+    without = dataclasses.replace(
+        view, core=tuple(e for e in view.core if e.address != MEMBERS["m2"])
+    )
+    lab.net.apply("m2", m2._run(lab.net.now, lambda now: m2._membership([ViewChanged(without)])))
+    lab.net.run_for(0.2)
+    assert m3.counters.get("received_replicadrop", 0) == drops
+    assert m2._replicated.get(CLIENT) == MEMBERS["m3"]
