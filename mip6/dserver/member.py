@@ -123,7 +123,7 @@ import random
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mip6.core import show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
@@ -409,6 +409,13 @@ class _Recovery:
     tunnelled: bool = False  # no Mobile IPv6: bound by the contact node's tunnel table
 
 
+class _Sent(NamedTuple):
+    """Where a client's last replica went, and the connections (4-tuples) it carried."""
+
+    buddy: IPv6Address
+    keys: frozenset[tuple[bytes, int, bytes, int]]
+
+
 @dataclass(frozen=True, slots=True)
 class _HeldReplica:
     replica: msg.Replica
@@ -451,9 +458,7 @@ class Member:
         # -> replica), where our clients' replicas went (client -> buddy), and the clients
         # recovered from a dead member whose binding is being moved here (client -> recovery)
         self._replicas: dict[IPv6Address, dict[IPv6Address, _HeldReplica]] = {}
-        self._replicated: dict[IPv6Address, IPv6Address] = {}
-        # the connections (4-tuples) the last replica of each client carried (see _claimed)
-        self._replicated_keys: dict[IPv6Address, frozenset[tuple[bytes, int, bytes, int]]] = {}
+        self._replicated: dict[IPv6Address, _Sent] = {}
         self._buddyless = False  # no buddy since the replicas were sent (see _follow_buddy)
         # clients paused when the group removed this member alive: their connections, frozen
         # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
@@ -1510,14 +1515,7 @@ class Member:
                         ),
                     )
                 case h.SendAbort(target=target):
-                    self._send(
-                        target,
-                        msg.Failed(
-                            handoff_id=donor.handoff_id,
-                            client=client,
-                            reason=msg.FailureReason.TIMEOUT,
-                        ),
-                    )
+                    self._send_abort(donor, target)
                 case h.Freeze():
                     self._freeze(outgoing)
                 case h.SendInit(target=target, next_sequence=sequence, resync=resync):
@@ -1561,6 +1559,17 @@ class Member:
                     self._count("handoff_failed")
                     for service in self._services_of(outgoing.socks or self.client_sockets(client)):
                         service.handoff_failed(client, tried)
+
+    def _send_abort(self, donor: h.Donor, target: IPv6Address) -> None:
+        """FAILED to ``target``: this donor gives the handoff up (the acceptor lets go)."""
+        self._send(
+            target,
+            msg.Failed(
+                handoff_id=donor.handoff_id,
+                client=donor.client,
+                reason=msg.FailureReason.TIMEOUT,
+            ),
+        )
 
     def _freeze(self, outgoing: _Outgoing) -> None:
         """Freeze every connection of the client and take its binding out of the mobile node
@@ -2796,8 +2805,7 @@ class Member:
             serial=self._next_replica_serial(),
             tunnelled=tunnelled is not None,
         )
-        self._replicated[client] = buddy
-        self._replicated_keys[client] = frozenset(sock.key for sock in socks)
+        self._replicated[client] = _Sent(buddy, frozenset(sock.key for sock in socks))
         self._count("replica_sent")
         self._send(buddy, replica)
         return True
@@ -2831,10 +2839,9 @@ class Member:
         """The channel to ``peer`` closed: the replicas sent on it may not have arrived (a
         peer that died and came back answers with a RST), so the ones it should hold go
         again, on a new channel."""
-        for client, held_by in list(self._replicated.items()):
-            if held_by == peer:
+        for client, sent in list(self._replicated.items()):
+            if sent.buddy == peer:
                 del self._replicated[client]
-                self._replicated_keys.pop(client, None)
                 self.request_replicate(client)
 
     def _drop_finished_replicas(self) -> None:
@@ -2856,11 +2863,10 @@ class Member:
             self._drop_replica(client)
 
     def _drop_replica(self, client: IPv6Address) -> None:
-        buddy = self._replicated.pop(client, None)
-        self._replicated_keys.pop(client, None)
-        if buddy is not None:
-            log.info("replication: the replica of %s at %s dropped", client, buddy)
-            self._send(buddy, msg.ReplicaDrop(client=client))
+        sent = self._replicated.pop(client, None)
+        if sent is not None:
+            log.info("replication: the replica of %s at %s dropped", client, sent.buddy)
+            self._send(sent.buddy, msg.ReplicaDrop(client=client))
 
     def _follow_buddy(self) -> None:
         """A new buddy (the old one died or left, or a member joined between): it gets the
@@ -2877,10 +2883,10 @@ class Member:
             self._buddyless = True
             return
         again, self._buddyless = self._buddyless, False
-        for client, held_by in list(self._replicated.items()):
+        for client, sent in list(self._replicated.items()):
+            held_by = sent.buddy
             if held_by != buddy or again:
                 del self._replicated[client]
-                self._replicated_keys.pop(client, None)
                 if held_by != buddy:
                     # the old buddy forgets it (if alive): two holders would both resume
                     # the client when this member dies
@@ -3265,7 +3271,11 @@ class Member:
             log.warning("membership: removed alive: %d clients paused", len(self._paused))
 
     def _pause(
-        self, client: IPv6Address, socks: list[Socket], asked: IPv6Address, wait: float = 0.0
+        self,
+        client: IPv6Address,
+        socks: list[Socket],
+        asked: IPv6Address,
+        wait: float | None = None,
     ) -> None:
         """``client``'s connections (frozen) wait for the claim of the member ``asked``
         (CLIENT_QUERY), or ``wait`` (default a rebinding period, see _pause_replicated): a
@@ -3275,17 +3285,15 @@ class Member:
         self._paused[client] = socks
         self._count("client_paused")
         self._send(asked, msg.ClientQuery(client=client))
-        wait = wait or self.config.rebind_timeout
+        if wait is None:
+            wait = self.config.rebind_timeout
         self._emit(StartTimer(self._now + wait, (PAUSE_TIMER, client)))
 
     def _unknown_to(self, claimer: IPv6Address, client: IPv6Address) -> bool:
         """Whether ``client`` has a live connection here that the claimer holds no replica
         of: this member's last replica of the client went elsewhere, or did not carry it."""
-        known = (
-            self._replicated_keys.get(client, frozenset())
-            if self._replicated.get(client) == claimer
-            else frozenset()
-        )
+        sent = self._replicated.get(client)
+        known = sent.keys if sent is not None and sent.buddy == claimer else frozenset()
         return any(
             sock.key not in known
             for sock in self.client_sockets(client)
@@ -3297,14 +3305,7 @@ class Member:
         tokens go) and the client's services hear that the client stayed."""
         donor = outgoing.donor
         if donor.target is not None:
-            self._send(
-                donor.target,
-                msg.Failed(
-                    handoff_id=donor.handoff_id,
-                    client=donor.client,
-                    reason=msg.FailureReason.TIMEOUT,
-                ),
-            )
+            self._send_abort(donor, donor.target)
         self._emit(CancelTimer(donor.timer))
         self._finish_outgoing(outgoing, "given up: removed alive")
         self._count("handoff_given_up_removed")

@@ -1976,4 +1976,4 @@ def test_a_member_told_it_was_removed_before_the_view_says_so_pauses_its_clients
     lab.net.apply("m2", m2._run(lab.net.now, lambda now: m2._membership([ViewChanged(without)])))
     lab.net.run_for(0.2)
     assert m3.counters.get("received_replicadrop", 0) == drops
-    assert m2._replicated.get(CLIENT) == MEMBERS["m3"]
+    assert m2._replicated[CLIENT].buddy == MEMBERS["m3"]
