@@ -3378,8 +3378,17 @@ class Member:
 
     def _serves_heard(self, client: IPv6Address) -> bool:
         """Whether a connection of ``client`` here is one the client is known to hold: not a
-        resumed one still waiting to resynchronize from the client's next segment."""
-        return any(not sock.conn.resyncing for sock in self.client_sockets(client))
+        resumed one still waiting to resynchronize from the client's next segment, nor one
+        resumed in SYN_RECEIVED still waiting for the client's ACK of its SYN-ACK (no
+        listener: it was imported, not accepted from a SYN here; tcp_migrate's resync has
+        nothing to probe there, and the client may have finished that connection long ago:
+        a chaos run's recovery from a replica taken at the SYN-ACK answered at once, and the
+        member asking yielded the client's live connection to it)."""
+        return any(
+            not sock.conn.resyncing
+            and not (sock.listener is None and sock.state is TcpState.SYN_RECEIVED)
+            for sock in self.client_sockets(client)
+        )
 
     def _other_recovery(self, peer: IPv6Address, client: IPv6Address, serial: int) -> None:
         """CLIENT_RECOVERING: ``peer`` resumes ``client`` from its replica ``serial``. A

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Callable
+from ipaddress import IPv6Address
 
 import pytest
 
@@ -960,11 +961,16 @@ def three_gets(lab: DServerLab) -> tuple[Fetch, list[Fetch]]:
     return fetch, done
 
 
-def three_gets_served_by(name: str) -> tuple[DServerLab, Fetch, list[Fetch], str]:
+def three_gets_served_by(
+    name: str, made: Callable[[DServerLab], None] | None = None
+) -> tuple[DServerLab, Fetch, list[Fetch], str]:
     """Three GETs from the contact node m1 on one keep-alive connection, handed to
     ``name`` in the first body, run until ``name``'s buddy holds its replica of the client:
-    the lab, the fetch, the list it lands in when done and the buddy's name."""
+    the lab, the fetch, the list it lands in when done and the buddy's name. ``made`` is
+    called with the lab before anything runs."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False)
+    if made is not None:
+        made(lab)
     lab.net.run_until(1.0)
     fetch, done = three_gets(lab)
     while not fetch.in_body:
@@ -1799,15 +1805,34 @@ def test_a_member_removed_alive_whose_frozen_handoff_fails_pauses_at_the_thaw() 
     assert counters.get("handoff_failed") == 1 and counters.get("client_paused") == 1
 
 
-def restarted_under_a_new_connection(name: str) -> tuple[DServerLab, str, Fetch, list[Fetch]]:
+def keep_first_replica(lab: DServerLab, first: list[_HeldReplica]) -> None:
+    """The first replica of the client from m1 any member keeps (the one taken at m1's
+    SYN-ACK, at m1's buddy) goes into ``first`` when it comes."""
+    for member in lab.members.values():
+
+        def kept(peer: IPv6Address, message: object, member: Member = member) -> None:
+            type(member)._replica_message(member, peer, message)  # type: ignore[arg-type]
+            if not first and peer == MEMBERS["m1"] and getattr(message, "client", None) == CLIENT:
+                first.append(member._replicas[peer][CLIENT])
+
+        member._replica_message = kept  # type: ignore[method-assign]
+
+
+def restarted_under_a_new_connection(
+    name: str, handshake: bool = False
+) -> tuple[DServerLab, str, Fetch, list[Fetch]]:
     """``name`` serves a keep-alive connection of three GETs (handed to it by m1) and
     replicates it to its buddy; the client finishes the connection, ``name``'s drop of the
     replica never goes, and ``name`` dies: its buddy resumes the finished connection from
-    the replica (ESTABLISHED). ``name`` starts again at once and the client's next
-    connection reaches its new life, while the buddy's binding is slow (its packets to the
-    client lost for 1.5 s). The lab, the buddy, the new connection's fetch, and the list it
-    lands in when done."""
-    lab, fetch, done, buddy = three_gets_served_by(name)
+    the replica (ESTABLISHED; with ``handshake``, from the one taken at m1's SYN-ACK, in
+    SYN_RECEIVED). ``name`` starts again at once and the client's next connection reaches
+    its new life, while the buddy's binding is slow (its packets to the client lost for
+    1.5 s). The lab, the buddy, the new connection's fetch, and the list it lands in when
+    done."""
+    first: list[_HeldReplica] = []
+    lab, fetch, done, buddy = three_gets_served_by(
+        name, (lambda lab: keep_first_replica(lab, first)) if handshake else None
+    )
     delay_until(lab.members[name], lambda: False, (ReplicaDrop,))
     while not done:
         assert lab.net.now < 30.0
@@ -1815,10 +1840,14 @@ def restarted_under_a_new_connection(name: str) -> tuple[DServerLab, str, Fetch,
     assert done[0].cause is None and done[0].responses == 3
     lab.net.run_for(0.2)  # the connection ends (the server closes after the third)
     assert lab.members[buddy]._replicas[MEMBERS[name]]  # the finished one's replica stays
+    if handshake:
+        lab.members[buddy]._replicas[MEMBERS[name]][CLIENT] = first[0]
     lab.kill(name)
     while MEMBERS[name] in lab.members[buddy].view.members:
         lab.net.run_for(0.01)
     assert CLIENT in lab.members[buddy]._recovering
+    resumed = {sock.state for sock in lab.members[buddy]._recovering[CLIENT].socks}
+    assert resumed == {TcpState.SYN_RECEIVED if handshake else TcpState.ESTABLISHED}
     lab.restart(name)
     fetch, done = three_gets(lab)
     held_back, until = MEMBERS[buddy].packed, lab.net.now + 1.5
@@ -1862,6 +1891,21 @@ def test_a_member_asks_before_yielding_a_connection_the_claimer_has_no_replica_o
     assert counters.get("client_pause_unclaimed") == 1 and not counters.get("recover_yielded")
     assert lab.members["m3"].counters.get("recover_completed") == 1
     assert _service_resets(lab) == 1  # the client's, to m3's resumed finished connection
+
+
+def test_a_connection_resumed_in_syn_received_is_not_one_the_client_is_known_to_hold() -> None:
+    """As above, m3's replica of the finished connection the one taken at its SYN-ACK (m1
+    accepted it and replicated it then; its drop is taken as lost): m3 resumes it in
+    SYN_RECEIVED, where tcp_migrate has nothing to resynchronize. m3 answers m2's question
+    only once the client answers that connection, which it never does (it resets it), and
+    m2 serves on. Answered at once, as a connection the client holds, m2 yielded the
+    client's live connection to m3 (a chaos run's download reset)."""
+    lab, buddy, fetch, _ = restarted_under_a_new_connection("m2", handshake=True)
+    assert buddy == "m3" and fetch.cause is None
+    counters = lab.members["m2"].counters
+    assert counters.get("claim_questioned") == 1
+    assert counters.get("client_pause_unclaimed") == 1 and not counters.get("recover_yielded")
+    assert _service_resets(lab) == 1  # the client's, to m3's resumed SYN-ACK
 
 
 def test_a_recovery_that_began_after_the_later_ones_message_still_steps_aside() -> None:
