@@ -2216,6 +2216,10 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms)
          * but its SYN-ACK, so the peer's next segment (its ACK of ISS+1, or
          * its SYN again) finds this one where the peer stands; no probe, only
          * the timestamp clock moves on (below) */
+    case TCP_FIN_WAIT_2:
+        /* everything the holder sent, its FIN too, was acknowledged, and it
+         * sends nothing more: the peer's next segment (its FIN, or data of
+         * its half) finds this one where the peer stands, as above */
         break;
     case TCP_ESTABLISHED:
     case TCP_CLOSE_WAIT:
@@ -2230,7 +2234,7 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms)
     default:
         return TCP_ESTATE;
     }
-    if (c->state != TCP_SYN_RECEIVED) {
+    if (c->state != TCP_SYN_RECEIVED && c->state != TCP_FIN_WAIT_2) {
         if (c->flags & TCP_CF_FIN_QUEUED) {
             /* a FIN already sent took a sequence number past the stream */
             uint64_t total = (uint64_t)ring_length(&c->snd) + c->snd_missing;

@@ -367,7 +367,8 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
  * received bytes skipped are counted in resync_gap. TCP_OK, or
  * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT (or SYN-RECEIVED:
  * a replica taken before the handshake completed needs no probe, the peer's
- * next segment completes it; only its timestamp clock moves), or closing with
+ * next segment completes it; only its timestamp clock moves; FIN-WAIT-2 the
+ * same: all we sent was acknowledged, the peer's FIN is still to come), or closing with
  * our FIN unacknowledged (FIN-WAIT-1, CLOSING, LAST-ACK: the FIN goes with
  * the unacknowledged bytes, the state goes back to ESTABLISHED or CLOSE-WAIT
  * and the application closes again once it has written). age_ms: how long

@@ -354,6 +354,40 @@ def test_a_replica_taken_in_syn_received_completes_the_handshake_where_the_peer_
     assert not any(result == InputResult.RESET for _, result in pair.results)
 
 
+def test_a_replica_taken_in_fin_wait_2_acknowledges_the_peers_fin() -> None:
+    """The holder's FIN was acknowledged (FIN-WAIT-2) and it died before the peer's FIN
+    reached it. Resynced (only its timestamp clock moves: everything it sent was
+    acknowledged, so there is nothing to ask) and thawed, the replica acknowledges the
+    peer's FIN sent again, stamped the replica's age past the holder's clock (the peer's
+    PAWS test): the peer closes without a RST."""
+    pair = Pair(seed=9, record=True)
+    pair.handshake()
+    assert pair.b is not None
+    assert pair.b.send(b"bye") == 3
+    pair.b.shutdown_write()
+    pair.flush()
+    pair.run(lambda: pair.b is not None and pair.b.state is TcpState.FIN_WAIT_2)
+    pair.filters["ab"] = lambda raw: []  # the holder is dead: nothing reaches it
+    blob, taken = pair.b.replica(pair.now), pair.now
+    last = max(stamp(s.raw, "ba") for s in pair.sent_by("ba"))
+    assert pair.a.recv(16) == b"bye" and pair.a.at_eof
+    pair.a.shutdown_write()  # A's FIN, lost on its way to the dead holder
+    pair.flush()
+    pair.run(lambda: pair.now >= taken + 1_500)
+    age = pair.now - taken
+    replica = Connection.import_(blob)
+    replica.resync(age_ms=age)
+    assert replica.state is TcpState.FIN_WAIT_2 and not replica.resyncing
+    del pair.filters["ab"]
+    pair.b = replica
+    replica.thaw(pair.now)
+    pair.run(lambda: pair.a.state is TcpState.CLOSED, max_ms=30_000)
+    assert pair.a.close_reason is CloseReason.NORMAL
+    assert replica.state is TcpState.TIME_WAIT
+    assert stamp(pair.sent_by("ba")[-1].raw, "ba") - last >= age
+    assert not any(result == InputResult.RESET for _, result in pair.results)
+
+
 def test_a_full_replica_sends_its_unacknowledged_bytes_again_from_where_the_peer_stands() -> None:
     """A full replica (``include_unacked``) carries B's send ring: output that cannot be made
     again (an echo's). B dies with 30 kB the replica holds in flight, some of it delivered:
