@@ -46,7 +46,7 @@ from mip6.dserver.messages import ClientClaimed, ContactState, ReplicaDrop, SaCo
 from mip6.runtime.memory import Path
 from mip6.wire import protocols
 from mip6.wire.mobility import MhType
-from tcp_migrate.core import TcpState
+from tcp_migrate.core import Connection, ConnectionStateError, TcpState
 
 SEED = 3
 
@@ -1591,6 +1591,56 @@ def test_a_member_killed_after_its_fin_was_acknowledged_leaves_the_clients_fin_a
         lab.net.run_for(0.001)
     lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
     m2_dies_and_its_buddy_answers_the_clients_fin(lab, fetch)
+
+
+def test_a_replica_taken_in_fin_wait_2_is_resumed_and_the_clients_fin_answered() -> None:
+    """As above, but m2's replica at m3 is taken in FIN_WAIT_2 (as when m2's buddy changes
+    then, or a client never replicated goes to a new buddy: the connection's state as it
+    stands). m3 resumes it there (its timestamp clock moved on, nothing else to resynchronize:
+    everything m2 sent was acknowledged) and acknowledges the client's FIN; nothing is left
+    frozen. tcp_migrate's resync refused FIN_WAIT_2, and the imported connection stayed at
+    m3 frozen and unrecorded: a chaos run's member held it to the end, and a later handoff of
+    the client to it failed as a duplicate import."""
+    size = 1_000_000
+    lab, fetch = served_by_m2(size)
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    deadline = lab.net.now + 30.0
+    while not any(s.state is TcpState.FIN_WAIT_2 for s in m2.client_sockets(CLIENT)):
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
+        lab.net.run_for(0.001)
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
+    lab.net.apply("m2", m2._run(lab.net.now, lambda now: m2.replicate(CLIENT)))
+    until = lab.net.now + 0.05
+    while lab.net.now < until:
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
+        lab.net.run_for(0.001)
+    assert m3._replicas[MEMBERS["m2"]][CLIENT].replica.serial == m2._replica_serial
+    m2_dies_and_its_buddy_answers_the_clients_fin(lab, fetch)
+    assert not any(sock.frozen for sock in m3.host.stack.connections)
+
+
+def test_a_replica_whose_resync_is_refused_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """m2 dies mid-download and tcp_migrate refuses to resynchronize m3's import of its
+    replica (as it refused FIN_WAIT_2 once): the imported connection goes again at once,
+    counted, and m3 does not recover the client. Kept, it stayed frozen at m3 with no
+    record of it (a chaos run's member held one to the end of the run)."""
+    lab, _ = served_by_m2()
+    m3 = lab.members["m3"]
+
+    def refused(self: Connection, *, age_ms: int, peer_wait_ms: int | None = None) -> None:
+        raise ConnectionStateError("resync", -1, self.state)
+
+    monkeypatch.setattr(Connection, "resync", refused)
+    lab.kill("m2")
+    deadline = lab.net.now + 10.0
+    while not m3.counters.get("recover_resync_refused"):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.01)
+    assert CLIENT not in m3._recovering and not m3.client_sockets(CLIENT)
+    assert not any(sock.frozen for sock in m3.host.stack.connections)
 
 
 def test_an_acceptor_removed_mid_handoff_completes_it_with_its_done() -> None:
