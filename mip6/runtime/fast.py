@@ -64,6 +64,7 @@ _LINK_COUNTERS: Final = (
     "offload_frames",
     "offload_errors",
     "coalesced",
+    "segmented",
 )
 
 

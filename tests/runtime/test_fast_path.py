@@ -388,6 +388,81 @@ def test_fast_path_drain_writes_engine_packets_and_punts_the_rest(
             theirs.close()
 
 
+def udp_pair() -> tuple[socket.socket, socket.socket]:
+    """Two UDP sockets on the loopback, each connected to the other (as a daemon's link to
+    the lab's hub)."""
+    ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    theirs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for sock in (ours, theirs):
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+    ours.connect(theirs.getsockname())
+    theirs.connect(ours.getsockname())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("size", [99, 1400])
+def test_a_run_written_to_a_udp_link_leaves_as_the_same_datagrams(size: int) -> None:
+    """Packets of one size C carries to a UDP link in one drain go out as one message the
+    kernel cuts into datagrams (UDP_SEGMENT): the peer receives each packet as the engine
+    makes it, one datagram each, in order; a shorter last one ends the run."""
+    now = time.monotonic()
+    engine = correspondent((HOME, CARE_OF), now=now)
+    reference = correspondent((HOME, CARE_OF), now=now)
+    pairs = [udp_pair() for _ in range(2)]
+
+    def python_path(ingress: Ingress):
+        def received(data: bytes) -> None:
+            result = outcome(engine, ingress, data, time.monotonic())
+            if result is not None:
+                pairs[0 if result[0] == "kernel" else 1][0].send(result[1])
+
+        return received
+
+    links = [
+        FastLink("kernel", pairs[0][0].fileno(), Ingress.UPPER, python_path(Ingress.UPPER), True),
+        FastLink(
+            "network", pairs[1][0].fileno(), Ingress.NETWORK, python_path(Ingress.NETWORK), True
+        ),
+    ]
+    path = FastPath(engine, links, "kernel", time.monotonic)
+    try:
+        sent = [
+            packet(
+                CORRESPONDENT,
+                HOME,
+                TcpSegment(
+                    source_port=80,
+                    destination_port=40000,
+                    sequence_number=n * size,
+                    flags=TcpFlags.ACK,
+                    payload=bytes([n]) * (size if n < 20 else size // 2),
+                ),
+            )
+            for n in range(21)
+        ]
+        pairs[0][1].send(sent[0])  # the first one takes the engine and makes the decision
+        path.drain(0)
+        for data in sent[1:]:
+            pairs[0][1].send(data)
+        path.drain(0)
+        received = []
+        deadline = time.monotonic() + 5.0
+        while len(received) < len(sent) and time.monotonic() < deadline:
+            try:
+                received.append(pairs[1][1].recv(70000))
+            except BlockingIOError:
+                time.sleep(0.01)
+        assert received == [outcome(reference, Ingress.UPPER, data, now)[1] for data in sent]
+        counters = path.counters()
+        assert counters["kernel.punted"] == 1 and counters["network.out_packets"] == 20
+        assert counters["network.segmented"] == 20  # one run: 19 of a size, then a shorter one
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+
 def settle(loop: asyncio.AbstractEventLoop, fds: list[int]) -> None:
     """Run ``loop`` until none of ``fds`` is readable and its callbacks have all run (a punt
     handed over is taken by its link's reader in the same iteration)."""

@@ -63,6 +63,8 @@ struct dfast_counters {
     uint64_t offload_errors; /* such reads dropped: offloads not asked for, bad offsets */
     uint64_t coalesced;      /* packets written to an offloading TUN device inside a frame of
                                 several (one TCP segment for the kernel to take whole) */
+    uint64_t segmented;      /* packets written to a UDP socket inside a run the kernel cut
+                                into datagrams (UDP segmentation offload) */
 };
 
 /* What one decision carried since it was installed. */
