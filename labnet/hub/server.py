@@ -29,8 +29,9 @@ destination) pair the router has already decided. For a readable link the loop c
 ``fast_drain``, which reads the socket (32 datagrams per ``recvmmsg``) or device and, per packet,
 checks IP version 6, a Hop Limit above 1, the sender (UDP: the link's endpoint) and the decision
 table, then captures it, decrements the Hop Limit, sends it (to a UDP link queued, and written
-per ``sendmmsg`` before C returns) and captures it again, counting in C. It stops at the first
-packet it may not take and leaves it in the hub's one buffer: a new or foreign sender, no
+per ``sendmmsg`` before C returns, a run of equal-sized packets as one message the kernel cuts
+into the same datagrams: ``UDP_SEGMENT``) and captures it again, counting in C. It stops at
+the first packet it may not take and leaves it in the hub's one buffer: a new or foreign sender, no
 decision yet, a pinned arrival link, an emulated up or down direction, a Hop Limit of 0 or 1,
 anything malformed, a link whose node has no endpoint yet. Python handles that
 one packet (:meth:`HubServer._forward`, the reference implementation: the same captures, the
