@@ -27,6 +27,8 @@ import cffi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
+# udp_runs.h, shared with the daemon's fast path (the same project builds both)
+SHARED = os.path.join(HERE, os.pardir, os.pardir, "mip6", "runtime", "csrc")
 SOURCES = [os.path.join(CSRC, "hub_fast.c")]
 HEADER = "hub_fast.h"
 
@@ -67,8 +69,8 @@ def make_builder(*, absolute_sources: bool, sanitize: bool = False) -> cffi.FFI:
         "labnet.hub._fast",
         f'#include "{HEADER}"\n',
         sources=SOURCES if absolute_sources else [os.path.relpath(p) for p in SOURCES],
-        include_dirs=[CSRC],
-        depends=[os.path.join(CSRC, HEADER)],
+        include_dirs=[CSRC, os.path.normpath(SHARED)],
+        depends=[os.path.join(CSRC, HEADER), os.path.join(SHARED, "udp_runs.h")],
         extra_compile_args=CFLAGS + SANITIZER_CFLAGS if sanitize else CFLAGS,
         extra_link_args=SANITIZER_FLAGS if sanitize else [],
         py_limited_api=PY_LIMITED_API,

@@ -69,7 +69,7 @@ def make_builder(*, absolute_sources: bool, sanitize: bool = False) -> cffi.FFI:
         f'#include "{HEADER}"\n',
         sources=SOURCES if absolute_sources else [os.path.relpath(p) for p in SOURCES],
         include_dirs=[CSRC],
-        depends=[os.path.join(CSRC, HEADER)],
+        depends=[os.path.join(CSRC, HEADER), os.path.join(CSRC, "udp_runs.h")],
         extra_compile_args=CFLAGS + SANITIZER_CFLAGS if sanitize else CFLAGS,
         extra_link_args=SANITIZER_FLAGS if sanitize else [],
         py_limited_api=PY_LIMITED_API,

@@ -1575,14 +1575,10 @@ def m2_dies_and_its_buddy_answers_the_clients_fin(lab: DServerLab, fetch: HostDo
     )
 
 
-def test_a_member_killed_after_its_fin_was_acknowledged_leaves_the_clients_fin_answered() -> None:
-    """m2 serves the whole body, closes, and the client acknowledges its FIN (m2 in
-    FIN_WAIT_2); the client's own FIN is lost and m2 dies. Its buddy resumes the connection
-    (it was replicated until the client's FIN came) and acknowledges the retransmitted FIN:
-    no RST. Its replica dropped at FIN_WAIT_2, the client's FIN met a member with no such
-    connection, whose RST closed it (a chaos run's client in LAST_ACK)."""
-    size = 1_000_000
-    lab, fetch = served_by_m2(size)
+def served_to_fin_wait_2() -> tuple[DServerLab, HostDownload]:
+    """m2 serves a 1 MB download whole and closes; the client acknowledges m2's FIN (m2 in
+    FIN_WAIT_2) and its own FIN is lost on the way to m2."""
+    lab, fetch = served_by_m2(1_000_000)
     m2 = lab.members["m2"]
     deadline = lab.net.now + 30.0
     while not any(s.state is TcpState.FIN_WAIT_2 for s in m2.client_sockets(CLIENT)):
@@ -1590,7 +1586,16 @@ def test_a_member_killed_after_its_fin_was_acknowledged_leaves_the_clients_fin_a
         lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
         lab.net.run_for(0.001)
     lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
-    m2_dies_and_its_buddy_answers_the_clients_fin(lab, fetch)
+    return lab, fetch
+
+
+def test_a_member_killed_after_its_fin_was_acknowledged_leaves_the_clients_fin_answered() -> None:
+    """m2 serves the whole body, closes, and the client acknowledges its FIN (m2 in
+    FIN_WAIT_2); the client's own FIN is lost and m2 dies. Its buddy resumes the connection
+    (it was replicated until the client's FIN came) and acknowledges the retransmitted FIN:
+    no RST. Its replica dropped at FIN_WAIT_2, the client's FIN met a member with no such
+    connection, whose RST closed it (a chaos run's client in LAST_ACK)."""
+    m2_dies_and_its_buddy_answers_the_clients_fin(*served_to_fin_wait_2())
 
 
 def test_a_replica_taken_in_fin_wait_2_is_resumed_and_the_clients_fin_answered() -> None:
@@ -1601,15 +1606,8 @@ def test_a_replica_taken_in_fin_wait_2_is_resumed_and_the_clients_fin_answered()
     frozen. tcp_migrate's resync refused FIN_WAIT_2, and the imported connection stayed at
     m3 frozen and unrecorded: a chaos run's member held it to the end, and a later handoff of
     the client to it failed as a duplicate import."""
-    size = 1_000_000
-    lab, fetch = served_by_m2(size)
+    lab, fetch = served_to_fin_wait_2()
     m2, m3 = lab.members["m2"], lab.members["m3"]
-    deadline = lab.net.now + 30.0
-    while not any(s.state is TcpState.FIN_WAIT_2 for s in m2.client_sockets(CLIENT)):
-        assert lab.net.now < deadline
-        lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
-        lab.net.run_for(0.001)
-    lab.net.drop_in_flight(lambda receiver, data: receiver == "m2" and _client_fin(data))
     lab.net.apply("m2", m2._run(lab.net.now, lambda now: m2.replicate(CLIENT)))
     until = lab.net.now + 0.05
     while lab.net.now < until:

@@ -2,10 +2,10 @@
 
 #define _GNU_SOURCE
 #include "hub_fast.h"
+#include "udp_runs.h"
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,14 +24,6 @@
 #define RECORD_HEADER 16
 #define CAPTURE_CAPACITY (FAST_CAPTURE_CHUNK + RECORD_HEADER + FAST_MAX_PACKET)
 
-/* UDP segmentation offload (group_runs): a run's datagrams at most this long each (the
- * kernel's limit is the route's MTU: loopback's, where the lab's links are, is 64 kB; a
- * packet this size or smaller fits any), at most this many (the kernel's UDP_MAX_SEGMENTS
- * is 64 from Linux 4.18), and their payloads at most this much together (one IP datagram) */
-#define GSO_MAX_SEGMENT 1500
-#define GSO_MAX_SEGMENTS 64
-#define GSO_MAX_BYTES 60000
-
 /* Datagrams one recvmmsg reads and one sendmmsg writes at most: one system call per batch
  * rather than per packet, where most of a small packet's cost in the hub is. */
 #define BATCH 32
@@ -48,11 +40,10 @@ struct batch {
     struct iovec out_vectors[BATCH]; /* into the arrival link's slots */
     uint8_t out_headers[BATCH][RECORD_HEADER]; /* the capture record of each, once sent */
     int out_count;
-    /* what flush writes: one message per run of packets (see group_runs) */
+    /* what flush writes: one message per run of packets (udp_runs.h, in mip6/runtime/csrc) */
     struct mmsghdr run_messages[BATCH];
+    udp_runs_control run_controls[BATCH];
     int run_first[BATCH], run_count[BATCH];
-    uint8_t run_controls[BATCH][CMSG_SPACE(sizeof(uint16_t))]
-        __attribute__((aligned(__alignof__(struct cmsghdr))));
 };
 
 struct decision {
@@ -63,7 +54,7 @@ struct decision {
 struct fast_link {
     int fd;    /* -1: not set */
     int udp;   /* a UDP socket (recvmmsg, sendmmsg); else a TUN device (read, write) */
-    int gso;   /* a UDP socket written with segmentation offload (see group_runs) */
+    int gso;   /* a UDP socket written with segmentation offload (udp_runs.h) */
     struct batch *batch; /* a UDP socket's (NULL: a TUN device) */
     int pinned;
     int up_transparent;
@@ -151,16 +142,6 @@ static struct batch *new_batch(void)
     return batch;
 }
 
-/* Whether `fd` is a UDP socket: segmentation offload is UDP's (a datagram socket of another
- * family, a Unix socket pair in the tests, would take a run as one datagram). */
-static int is_udp(int fd)
-{
-    int protocol = 0;
-    socklen_t length = sizeof protocol;
-    return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &length) == 0 &&
-           protocol == IPPROTO_UDP;
-}
-
 int fast_set_link(struct fast_hub *hub, int link, int fd, int udp, int pinned)
 {
     struct fast_link *l = link_at(hub, link);
@@ -173,7 +154,7 @@ int fast_set_link(struct fast_hub *hub, int link, int fd, int udp, int pinned)
     }
     l->fd = fd;
     l->udp = udp != 0;
-    l->gso = l->udp && is_udp(fd);
+    l->gso = l->udp && udp_runs_possible(fd);
     l->pinned = pinned != 0;
     return 0;
 }
@@ -453,47 +434,15 @@ static ssize_t send_packet(const struct fast_link *l, const uint8_t *packet, siz
     return sent;
 }
 
-/* Group the packets queued for UDP link `l` into its batch's messages: a run of consecutive
- * packets of one size (the last may be shorter) is one message the kernel cuts into those
- * datagrams (UDP generic segmentation offload, UDP_SEGMENT): one pass through the socket and
- * IP layers for the run rather than one per packet, what a lab's TCP through the hub spent
- * most of its time on. The datagrams the node receives are the same. */
+/* The packets queued for UDP link `l` as its batch's messages, to its node's endpoint
+ * (udp_runs.h). */
 static int group_runs(struct fast_link *l)
 {
     struct batch *batch = l->batch;
-    int runs = 0;
-    for (int i = 0; i < batch->out_count;) {
-        size_t size = batch->out_vectors[i].iov_len;
-        int n = 1;
-        size_t total = size;
-        if (l->gso && size <= GSO_MAX_SEGMENT)
-            while (i + n < batch->out_count && n < GSO_MAX_SEGMENTS &&
-                   batch->out_vectors[i + n - 1].iov_len == size &&
-                   batch->out_vectors[i + n].iov_len <= size &&
-                   total + batch->out_vectors[i + n].iov_len <= GSO_MAX_BYTES)
-                total += batch->out_vectors[i + n++].iov_len;
-        struct msghdr *m = &batch->run_messages[runs].msg_hdr;
-        memset(m, 0, sizeof *m);
-        m->msg_name = &l->endpoint;
-        m->msg_namelen = l->endpoint_length;
-        m->msg_iov = &batch->out_vectors[i];
-        m->msg_iovlen = (size_t)n;
-        if (n > 1) {
-            struct cmsghdr *c = (struct cmsghdr *)batch->run_controls[runs];
-            m->msg_control = c;
-            m->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            uint16_t segment = (uint16_t)size;
-            memcpy(CMSG_DATA(c), &segment, sizeof segment);
-        }
-        batch->run_first[runs] = i;
-        batch->run_count[runs] = n;
-        runs++;
-        i += n;
-    }
-    return runs;
+    const struct udp_runs runs = {batch->run_messages, batch->run_controls, batch->run_first,
+                                  batch->run_count};
+    return udp_runs_group(&runs, batch->out_vectors, batch->out_count, l->gso, &l->endpoint,
+                          l->endpoint_length);
 }
 
 /* Write the packets queued for UDP link `l` (sendmmsg) and capture those that left. One that
@@ -510,7 +459,7 @@ static void flush(struct fast_link *l)
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
-            if (batch->run_count[done] > 1 && (errno == EIO || errno == EINVAL) && l->gso) {
+            if (l->gso && udp_runs_refused(batch->run_count[done], errno)) {
                 l->gso = 0; /* no offload here: the rest again, one message per packet */
                 int first = batch->run_first[done];
                 memmove(batch->out_vectors, batch->out_vectors + first,

@@ -5,10 +5,9 @@
 
 #define _GNU_SOURCE
 #include "daemon_fast.h"
+#include "udp_runs.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/udp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +35,6 @@
 #define PROTO_ROUTING 43
 #define PROTO_ICMPV6 58
 #define PROTO_DESTINATION_OPTIONS 60
-
-/* UDP segmentation offload (group_runs): a run's datagrams at most this long each (the
- * kernel's limit is the route's MTU: loopback's, where the lab's links are, is 64 kB; a
- * packet this size or smaller fits any), at most this many (the kernel's UDP_MAX_SEGMENTS
- * is 64 from Linux 4.18), and their payloads at most this much together (one IP datagram) */
-#define GSO_MAX_SEGMENT 1500
-#define GSO_MAX_SEGMENTS 64
-#define GSO_MAX_BYTES 60000
 
 /* RFC 3775 6.3, 6.4: both headers the fast path adds or removes are 24 bytes (Hdr Ext Len 2) */
 #define MIPV6_HEADER 24
@@ -76,17 +67,16 @@ struct batch {
     uint8_t *out; /* DFAST_BATCH slots of DFAST_BUFFER bytes */
     struct iovec out_vectors[DFAST_BATCH];
     int out_count;
-    /* what flush writes: one message per run of packets (see group_runs) */
+    /* what flush writes: one message per run of packets (udp_runs.h) */
     struct mmsghdr run_messages[DFAST_BATCH];
+    udp_runs_control run_controls[DFAST_BATCH];
     int run_first[DFAST_BATCH], run_count[DFAST_BATCH];
-    uint8_t run_controls[DFAST_BATCH][CMSG_SPACE(sizeof(uint16_t))]
-        __attribute__((aligned(__alignof__(struct cmsghdr))));
 };
 
 struct link {
     int fd; /* -1: not set */
     int ingress;
-    int gso; /* a datagram socket written with segmentation offload (see group_runs) */
+    int gso; /* a UDP socket written with segmentation offload (udp_runs.h) */
     struct batch *batch; /* NULL: a TUN device, one read and one write per packet */
     uint8_t *frame;      /* an offloading TUN device's last read (NULL: none of that) */
     size_t frame_size;   /* 0: every packet of the frame handed on */
@@ -181,16 +171,6 @@ static struct batch *new_batch(void)
     return batch;
 }
 
-/* Whether `fd` is a UDP socket: segmentation offload is UDP's (a datagram socket of another
- * family, a Unix socket pair in the tests, would take a run as one datagram). */
-static int is_udp(int fd)
-{
-    int protocol = 0;
-    socklen_t length = sizeof protocol;
-    return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &length) == 0 &&
-           protocol == IPPROTO_UDP;
-}
-
 int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagram_socket)
 {
     struct link *l = link_at(fast, link);
@@ -203,7 +183,7 @@ int dfast_set_link(struct dfast *fast, int link, int fd, int ingress, int datagr
     }
     l->fd = fd;
     l->ingress = ingress;
-    l->gso = datagram_socket && is_udp(fd);
+    l->gso = datagram_socket && udp_runs_possible(fd);
     return 0;
 }
 
@@ -814,45 +794,13 @@ static double monotonic_now(void)
     return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
 
-/* Group the packets queued for a datagram socket into its batch's messages: a run of
- * consecutive packets of one size (the last may be shorter) is one message the kernel cuts
- * into those datagrams (UDP generic segmentation offload, UDP_SEGMENT): one pass through the
- * socket and IP layers for the run rather than one per packet, what the lab's chain of
- * daemons and hub spent most of its time on. The datagrams the peer receives are the same. */
+/* The packets queued for datagram socket `l` as its batch's messages (udp_runs.h). */
 static int group_runs(struct link *l)
 {
     struct batch *batch = l->batch;
-    int runs = 0;
-    for (int i = 0; i < batch->out_count;) {
-        size_t size = batch->out_vectors[i].iov_len;
-        int n = 1;
-        size_t total = size;
-        if (l->gso && size <= GSO_MAX_SEGMENT)
-            while (i + n < batch->out_count && n < GSO_MAX_SEGMENTS &&
-                   batch->out_vectors[i + n - 1].iov_len == size &&
-                   batch->out_vectors[i + n].iov_len <= size &&
-                   total + batch->out_vectors[i + n].iov_len <= GSO_MAX_BYTES)
-                total += batch->out_vectors[i + n++].iov_len;
-        struct msghdr *m = &batch->run_messages[runs].msg_hdr;
-        memset(m, 0, sizeof *m);
-        m->msg_iov = &batch->out_vectors[i];
-        m->msg_iovlen = (size_t)n;
-        if (n > 1) {
-            struct cmsghdr *c = (struct cmsghdr *)batch->run_controls[runs];
-            m->msg_control = c;
-            m->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            uint16_t segment = (uint16_t)size;
-            memcpy(CMSG_DATA(c), &segment, sizeof segment);
-        }
-        batch->run_first[runs] = i;
-        batch->run_count[runs] = n;
-        runs++;
-        i += n;
-    }
-    return runs;
+    const struct udp_runs runs = {batch->run_messages, batch->run_controls, batch->run_first,
+                                  batch->run_count};
+    return udp_runs_group(&runs, batch->out_vectors, batch->out_count, l->gso, NULL, 0);
 }
 
 /* Write the packets queued for a datagram socket, in one sendmmsg where the socket takes
@@ -874,7 +822,7 @@ static void flush(struct link *l)
                     l->counters.send_errors += (uint64_t)batch->run_count[r];
                 break;
             }
-            if (batch->run_count[done] > 1 && (errno == EIO || errno == EINVAL) && l->gso) {
+            if (l->gso && udp_runs_refused(batch->run_count[done], errno)) {
                 l->gso = 0; /* no offload here: the rest again, one message per packet */
                 int first = batch->run_first[done];
                 memmove(batch->out_vectors, batch->out_vectors + first,
