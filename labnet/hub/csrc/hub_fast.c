@@ -434,15 +434,15 @@ static ssize_t send_packet(const struct fast_link *l, const uint8_t *packet, siz
     return sent;
 }
 
-/* The packets queued for UDP link `l` as its batch's messages, to its node's endpoint
- * (udp_runs.h). */
-static int group_runs(struct fast_link *l)
+/* The packets queued for UDP link `l`, from packet `from` on, as its batch's messages to its
+ * node's endpoint (udp_runs.h). */
+static int group_runs(struct fast_link *l, int from)
 {
     struct batch *batch = l->batch;
     const struct udp_runs runs = {batch->run_messages, batch->run_controls, batch->run_first,
                                   batch->run_count};
-    return udp_runs_group(&runs, batch->out_vectors, batch->out_count, l->gso, &l->endpoint,
-                          l->endpoint_length);
+    return udp_runs_group(&runs, batch->out_vectors, from, batch->out_count, l->gso,
+                          &l->endpoint, l->endpoint_length);
 }
 
 /* Write the packets queued for UDP link `l` (sendmmsg) and capture those that left. One that
@@ -452,7 +452,7 @@ static int group_runs(struct fast_link *l)
 static void flush(struct fast_link *l)
 {
     struct batch *batch = l->batch;
-    int runs = group_runs(l);
+    int runs = group_runs(l, 0);
     int done = 0;
     while (done < runs) {
         int sent = sendmmsg(l->fd, batch->run_messages + done, (unsigned)(runs - done), 0);
@@ -461,13 +461,7 @@ static void flush(struct fast_link *l)
                 continue;
             if (l->gso && udp_runs_refused(batch->run_count[done], errno)) {
                 l->gso = 0; /* no offload here: the rest again, one message per packet */
-                int first = batch->run_first[done];
-                memmove(batch->out_vectors, batch->out_vectors + first,
-                        (size_t)(batch->out_count - first) * sizeof *batch->out_vectors);
-                memmove(batch->out_headers, batch->out_headers + first,
-                        (size_t)(batch->out_count - first) * sizeof *batch->out_headers);
-                batch->out_count -= first;
-                runs = group_runs(l);
+                runs = group_runs(l, batch->run_first[done]);
                 done = 0;
                 continue;
             }

@@ -794,13 +794,14 @@ static double monotonic_now(void)
     return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
 
-/* The packets queued for datagram socket `l` as its batch's messages (udp_runs.h). */
-static int group_runs(struct link *l)
+/* The packets queued for datagram socket `l`, from packet `from` on, as its batch's messages
+ * (udp_runs.h). */
+static int group_runs(struct link *l, int from)
 {
     struct batch *batch = l->batch;
     const struct udp_runs runs = {batch->run_messages, batch->run_controls, batch->run_first,
                                   batch->run_count};
-    return udp_runs_group(&runs, batch->out_vectors, batch->out_count, l->gso, NULL, 0);
+    return udp_runs_group(&runs, batch->out_vectors, from, batch->out_count, l->gso, NULL, 0);
 }
 
 /* Write the packets queued for a datagram socket, in one sendmmsg where the socket takes
@@ -810,7 +811,7 @@ static int group_runs(struct link *l)
 static void flush(struct link *l)
 {
     struct batch *batch = l->batch;
-    int runs = group_runs(l);
+    int runs = group_runs(l, 0);
     int done = 0;
     while (done < runs) {
         int sent = sendmmsg(l->fd, batch->run_messages + done, (unsigned)(runs - done), 0);
@@ -824,11 +825,7 @@ static void flush(struct link *l)
             }
             if (l->gso && udp_runs_refused(batch->run_count[done], errno)) {
                 l->gso = 0; /* no offload here: the rest again, one message per packet */
-                int first = batch->run_first[done];
-                memmove(batch->out_vectors, batch->out_vectors + first,
-                        (size_t)(batch->out_count - first) * sizeof *batch->out_vectors);
-                batch->out_count -= first;
-                runs = group_runs(l);
+                runs = group_runs(l, batch->run_first[done]);
                 done = 0;
                 continue;
             }
@@ -848,9 +845,6 @@ static void flush(struct link *l)
         done += sent;
     }
     batch->out_count = 0;
-    /* the vectors again point at their own slots (a fallback above moved them) */
-    for (int i = 0; i < DFAST_BATCH; i++)
-        batch->out_vectors[i].iov_base = batch->out + (size_t)i * DFAST_BUFFER;
 }
 
 /* Where the next packet queued for datagram socket `l` goes (the queue written out if full). */

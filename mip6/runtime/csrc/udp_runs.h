@@ -47,13 +47,13 @@ static inline int udp_runs_possible(int fd)
            protocol == IPPROTO_UDP;
 }
 
-/* Groups the `count` packets of `vectors` into messages to `name` (NULL: a connected socket):
- * runs when `gso`, else one message per packet. How many messages. */
-static inline int udp_runs_group(const struct udp_runs *runs, struct iovec *vectors, int count,
-                                 int gso, void *name, socklen_t name_length)
+/* Groups packets `from` to `count` - 1 of `vectors` into messages to `name` (NULL: a connected
+ * socket): runs when `gso`, else one message per packet. How many messages. */
+static inline int udp_runs_group(const struct udp_runs *runs, struct iovec *vectors, int from,
+                                 int count, int gso, void *name, socklen_t name_length)
 {
     int made = 0;
-    for (int i = 0; i < count;) {
+    for (int i = from; i < count;) {
         size_t size = vectors[i].iov_len;
         int n = 1;
         size_t total = size;
