@@ -3756,9 +3756,11 @@ _OWING = frozenset(
 
 # a client's connection that still carries its exchanges (see _serves_outside_handoffs)
 _SERVING = frozenset((TcpState.SYN_RECEIVED, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT))
-# what tcp_migrate's resync takes: in FIN_WAIT_2 everything this side sent, its FIN too, was
-# acknowledged, and what is still to come is the client's (to whichever member it is bound);
-# resync refuses it (a chaos run's donor raised in its thaw and left the client unserved)
+# what a donor's thaw resynchronizes (_resync_owing): in FIN_WAIT_2 everything this side sent,
+# its FIN too, was acknowledged, and what is still to come is the client's (to whichever member
+# it is bound), so there is nothing to ask it. (tcp_migrate's resync refused FIN_WAIT_2 then: a
+# chaos run's donor raised in its thaw and left the client unserved; it takes it now, for a
+# recovery's replica taken in that state, see _resume)
 _RESYNCABLE = _OWING - {TcpState.FIN_WAIT_2}
 
 
