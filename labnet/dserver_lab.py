@@ -255,8 +255,10 @@ class DServerLab:
             self.net.run_for(0.25)
 
     def kill(self, name: str) -> None:
-        """Member ``name`` dies: nothing reaches it and its timers stop."""
+        """Member ``name`` dies: nothing reaches it (what is in flight to it included) and its
+        timers stop."""
         self.net.unroute(IPv6Network((MEMBERS[name], 64), strict=False))
+        self.net.drop_in_flight(lambda receiver, data: receiver == name)
         self.net.nodes[name].runtime.cancel_timers()
 
     def restart(self, name: str) -> None:

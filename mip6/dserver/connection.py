@@ -50,6 +50,7 @@ class MemberConnection:
     def __init__(self, sock: Socket, channel: Channel, on_event: EventHandler) -> None:
         self.sock = sock
         self.peer = IPv6Address(sock.key[2])  # the address connected to (or from)
+        self.local = IPv6Address(sock.key[0])  # this end's: own or the contact address
         # the address the peer proved it holds the group key for, in its hello: its own
         # address, also on a channel opened to the contact address (DSERVER 5, Q1)
         self.identity: IPv6Address | None = None

@@ -2093,6 +2093,14 @@ class Member:
                 self._count("channel_unknown_member")
                 connection.sock.close()
                 return
+            # a channel accepted on the contact address (a member joining, or asking who the
+            # contact node is: DSERVER 5, Q1) is not the channel to that member: what went on
+            # it would leave from the contact address, through the home agent's tunnel (a
+            # chaos run's contact node sent its buddy every replica that way: four lossy links
+            # and the home agent where one would do, and its holds waited seconds). Messages
+            # to the member open a channel between the two members' own addresses
+            if connection.local != self.own_address:
+                return
             existing = self._channels.get(peer)
             if existing is None or existing.closed:
                 self._channels[peer] = connection
@@ -2101,7 +2109,7 @@ class Member:
             self._count(f"channel_closed_{event.reason.name.lower()}")
             if self._channels.get(peer) is connection:
                 del self._channels[peer]
-            if connection.established:
+            if connection.established and connection.local == self.own_address:
                 self._replicate_again(peer)
             if not connection.established:
                 # refused before any message could reach the peer (a wrong group key, an

@@ -91,6 +91,10 @@ def test_members_join_through_the_contact_address_and_their_views_agree() -> Non
         assert not member.membership.acting
         # the join went to C: the joiner had a channel to the contact address
         assert CONTACT in member._channels
+        # but the contact node answers it, and talks to it from then on, between the two
+        # members' own addresses: not from C, through the home agent's tunnel
+        channel = m1._channels[member.own_address]
+        assert (channel.local, channel.peer) == (MEMBERS["m1"], member.own_address)
     ((_number, core, snodes),) = views(lab)
     assert [e.address for e in core] == [MEMBERS["m1"], MEMBERS["m2"], MEMBERS["m3"]]
     assert snodes == ()
@@ -596,18 +600,21 @@ def test_a_member_killed_after_writing_the_last_share_and_closing_loses_nothing(
         assert lab.net.now < deadline, fetch.received
         lab.net.run_for(0.001)
     lab.handoff("m1", "m2")
-    buddy = next(n for n, a in MEMBERS.items() if a == lab.members["m2"].buddy())
-    while MEMBERS["m2"] not in lab.members[buddy]._replicas:
-        assert lab.net.now < deadline, lab.members["m2"].counters
+    m2 = lab.members["m2"]
+    buddy = next(n for n, a in MEMBERS.items() if a == m2.buddy())
+    # until the buddy's acknowledgement of the replica has come: m2 sends its DONE then (and
+    # what it held), and its donor lets go of the client
+    while MEMBERS["m2"] not in lab.members[buddy]._replicas or any(
+        sock in m2._held_for for sock in m2.client_sockets(CLIENT)
+    ):
+        assert lab.net.now < deadline, m2.counters
         lab.net.run_for(0.001)
-    (sock,) = lab.members["m2"].client_sockets(CLIENT)
+    (sock,) = m2.client_sockets(CLIENT)
     assert sock.state is TcpState.FIN_WAIT_1 and not fetch.done
     lab.kill("m2")
-    # and what it sent is lost with it (it may not have sent anything yet: it holds its
-    # output until the buddy acknowledges the replica): the client lacks the last bytes and
-    # the FIN
-    m2 = MEMBERS["m2"].packed
-    lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m2)
+    # and what it sent the client is lost with it: the client lacks the last bytes and the FIN
+    own = MEMBERS["m2"].packed
+    lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == own)
     lab.run_to_end(fetch, limit=60.0)
     assert lab.members[buddy].counters.get("recover_completed") == 1
     assert fetch.done and not fetch.failed and fetch.received == size
@@ -1698,12 +1705,15 @@ def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(cross
     lab.handoff("m2", "m3")
     m3_address = MEMBERS["m3"].packed
     deadline = lab.net.now + 3.0
+    init_came = False
     while CLIENT not in m1._replicas.get(MEMBERS["m3"], {}) or not any(
         not sock.frozen for sock in m3.client_sockets(CLIENT)
     ):
         assert lab.net.now < deadline
-        if any(i.init is not None for i in m3._incoming.values()):
-            # m3's DONE (and anything else it tells m2) is lost
+        init_came = init_came or any(i.init is not None for i in m3._incoming.values())
+        if init_came:
+            # m3's DONE (and anything else it tells m2) is lost, also the DONE sent in the
+            # step that ended m3's part of the handoff
             lab.net.drop_in_flight(
                 lambda receiver, data: (
                     receiver == "m2" and data[8:24] == m3_address and _channel_segment(data)
