@@ -1197,14 +1197,20 @@ class MobileNode:
         entry.rr_timeout = self.constants.initial_bindack_timeout
         return self._send_test_inits(now, entry)
 
-    def _send_test_inits(self, now: float, entry: BulEntry) -> list[Action]:
+    def _send_test_inits(self, now: float, entry: BulEntry, *, again: bool = False) -> list[Action]:
         """HoTI through the home agent (or relay) from the home address; CoTI directly from the
-        care-of address. Only the tests whose tokens are missing or stale are sent."""
+        care-of address. Only the tests whose tokens are missing or stale are sent. ``again``:
+        a retransmission, which is the message sent before (RFC 3775 11.8 "retransmit the
+        message"), its cookie too, so that an answer to an earlier copy still matches: drawn
+        anew, a Home Test slower than the retransmission interval (a loaded home agent, or
+        many procedures at once through it) was dropped every time, and the procedure never
+        ended."""
         lifetime = self.constants.max_token_lifetime
         tokens = entry.tokens
         actions: list[Action] = []
         if tokens.home_keygen_token is None or now - tokens.home_received > lifetime:
-            entry.home_init_cookie = self.rng.randbytes(8)
+            if not again or entry.home_init_cookie is None:
+                entry.home_init_cookie = self.rng.randbytes(8)
             hoti = _test_init_packet(
                 self.home_address,
                 entry.destination,
@@ -1219,7 +1225,8 @@ class MobileNode:
                 actions.append(Transmit(encapsulate(hoti, self.care_of_address, via)))
         if not self.at_home and not self._care_of_token_fresh(now, tokens):
             assert self.care_of_address is not None
-            entry.care_of_init_cookie = self.rng.randbytes(8)
+            if not again or entry.care_of_init_cookie is None:
+                entry.care_of_init_cookie = self.rng.randbytes(8)
             coti = _test_init_packet(
                 self.care_of_address,
                 entry.destination,
@@ -1239,7 +1246,7 @@ class MobileNode:
         # as long as the binding is wanted (a move or clear_binding changes what is wanted).
         entry.rr_timeout = min(entry.rr_timeout * 2, self.constants.max_bindack_timeout)
         self._count("return_routability_retransmitted")
-        return self._send_test_inits(now, entry)
+        return self._send_test_inits(now, entry, again=True)
 
     def _home_test(self, now: float, inbound: Inbound, hot: mh.HomeTest) -> list[Action]:
         entry = self.bul.get(inbound.packet.source)

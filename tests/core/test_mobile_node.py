@@ -514,6 +514,26 @@ def test_clear_binding_retries_until_acknowledged() -> None:
     assert lab.events("deregistered")
 
 
+def test_a_home_test_answering_the_first_of_two_home_test_inits_completes_the_procedure() -> None:
+    """RFC 3775 11.8: the mobile node retransmits "the message": its Home Test Init goes again
+    with the same cookie, so a Home Test that answers the first copy late (a home agent slower
+    than the retransmission interval) still completes return routability."""
+    lab = RoLab()
+    lab.net.route(HOME, "ha")
+    lab.net.call("mn", "start_route_optimization", CN)
+    lab.net.run_for(1.5)  # the first HoTI waits at the home agent; at 1 s it went again
+    hotis = [packet.payload for _, packet in lab.ha.take_all()]
+    assert len(hotis) == 2 and isinstance(hotis[0], Ipv6Packet)
+    assert hotis[0].emit() == hotis[1].emit()  # the same message, the cookie with it
+    assert lab.mn.counters["return_routability_retransmitted"] == 1
+    lab.net.inject("cn", hotis[0].emit())  # the first one reaches the correspondent
+    for _ in range(3):
+        lab.net.run_for(0.1)
+        lab.relay_home_agent()
+    assert lab.events("route_optimized")
+    assert "hot_unexpected" not in lab.mn.counters
+
+
 def binding_error(status: int) -> bytes:
     return Ipv6Packet(
         source=CN,
