@@ -69,7 +69,8 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   number. From its SYN-ACK (SYN-RECEIVED: the client takes the connection as established at
   once), at every request boundary a service marks, when a handoff or recovery lands it here,
   when its binding number changes, and to a new buddy (every client with a replicable
-  connection, replicated before or not); dropped once no connection owes the client anything
+  connection, replicated before or not; the old buddy keeps its copy until the new one
+  acknowledges the client's replica); dropped once no connection owes the client anything
   (a connection in TIME_WAIT owes for a few retransmission timeouts: its acknowledgement of
   the client's FIN may be lost). Replicas are ordered by (view number, serial): a restarted
   member numbers its own from 1 again, in later views. The SYN-ACK and the answer to a
@@ -459,6 +460,9 @@ class Member:
         # recovered from a dead member whose binding is being moved here (client -> recovery)
         self._replicas: dict[IPv6Address, dict[IPv6Address, _HeldReplica]] = {}
         self._replicated: dict[IPv6Address, _Sent] = {}
+        # clients whose replica moved to a new buddy: the old holders, dropped there once the
+        # new buddy acknowledges a replica numbered at least this (see _follow_buddy)
+        self._moving: dict[IPv6Address, tuple[frozenset[IPv6Address], int]] = {}
         self._buddyless = False  # no buddy since the replicas were sent (see _follow_buddy)
         # clients paused when the group removed this member alive: their connections, frozen
         # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
@@ -2134,6 +2138,7 @@ class Member:
             self._replica_message(peer, message)
             return
         if isinstance(message, msg.ReplicaAck):
+            self._moved(peer, message.client, message.serial)
             self._release_held(message.client, message.serial)
             return
         if isinstance(message, msg.ClientClaimed):
@@ -2857,6 +2862,8 @@ class Member:
         last one ended: the client acknowledged our FIN, or it is gone) are dropped at the
         buddy. Kept, a buddy that resumed one after this member died would rebind the client
         to itself, away from the member serving its next connection."""
+        for client in [c for c in self._moving if c not in self._replicated]:
+            self._drop_moved(client, keep=None)  # replicated nowhere now: nothing to move
         if not self._replicated:
             return
         contact = self.contact_address.packed
@@ -2875,6 +2882,25 @@ class Member:
         if sent is not None:
             log.info("replication: the replica of %s at %s dropped", client, sent.buddy)
             self._send(sent.buddy, msg.ReplicaDrop(client=client))
+        self._drop_moved(client, keep=sent.buddy if sent is not None else None)
+
+    def _moved(self, peer: IPv6Address, client: IPv6Address, serial: int) -> None:
+        """The buddy ``peer`` acknowledged replica ``serial`` of ``client``: once that covers
+        the replica that moved the client to it, the old holders forget the client."""
+        moving = self._moving.get(client)
+        sent = self._replicated.get(client)
+        if moving is None or sent is None or sent.buddy != peer:
+            return
+        if (serial - moving[1]) & 0xFFFFFFFF < 1 << 31:
+            self._drop_moved(client, keep=peer)
+
+    def _drop_moved(self, client: IPv6Address, keep: IPv6Address | None) -> None:
+        """The old holders of a moved replica of ``client`` forget it (all but ``keep``)."""
+        olds, _ = self._moving.pop(client, (frozenset(), 0))
+        for old in olds - {keep}:
+            if old in self.view.members:
+                log.info("replication: %s's replica dropped at %s, its old holder", client, old)
+                self._send(old, msg.ReplicaDrop(client=client))
 
     def _follow_buddy(self) -> None:
         """A new buddy (the old one died or left, or a member joined between): it gets the
@@ -2895,15 +2921,22 @@ class Member:
             held_by = sent.buddy
             if held_by != buddy or again:
                 del self._replicated[client]
-                if held_by != buddy:
-                    # the old buddy forgets it (if alive): two holders would both resume
-                    # the client when this member dies
-                    log.info(
-                        "replication: %s's replica moves from %s to %s", client, held_by, buddy
-                    )
-                    if held_by in self.view.members:
-                        self._send(held_by, msg.ReplicaDrop(client=client))
-                self.replicate(client)
+                if held_by == buddy:
+                    self.replicate(client)
+                    continue
+                log.info("replication: %s's replica moves from %s to %s", client, held_by, buddy)
+                # make before break: the old buddy (if alive) forgets it once the new one
+                # acknowledges its replica (_moved). Dropped at once, a member that died
+                # while a new buddy's channel was opening (its SYN lost: a second) took the
+                # clients not yet replicated there along (a chaos run's 16 stalled). Should
+                # it die first, both may resume the client, and the recoveries' rule (the
+                # higher serial goes on) keeps one
+                olds, _ = self._moving.get(client, (frozenset(), 0))
+                if self.replicate(client):
+                    self._moving[client] = (olds | {held_by}, self._replica_serial)
+                else:
+                    self._moving[client] = (olds | {held_by}, 0)
+                    self._drop_moved(client, keep=None)
         contact = self.contact_address.packed
         never = {
             IPv6Address(sock.key[2])

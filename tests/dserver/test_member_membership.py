@@ -622,6 +622,85 @@ def test_a_member_killed_after_writing_the_last_share_and_closing_loses_nothing(
     assert fetch.digest.hexdigest() == digest
 
 
+def test_a_replica_moving_to_a_new_buddy_stays_at_the_old_one_until_the_new_one_has_it() -> None:
+    """m3 serves the client, replicated to its buddy m1. m2 dies and joins again, now after
+    m3 in join order: m3's buddy is m2's new life, and the client's replica moves there. What
+    m3 sends m2 on their channel is lost (a new channel's SYN lost, a second's wait), and m3
+    dies: m1 still holds the replica and resumes the client. Before, m1 dropped it as the
+    move began, and nobody held the client (a chaos run's 16 stalled clients)."""
+    size = 20_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m3")
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    while not m3.client_sockets(CLIENT) or CLIENT not in m1._replicas.get(MEMBERS["m3"], {}):
+        lab.net.run_for(0.01)
+    assert m3.buddy() == MEMBERS["m1"]
+    lab.kill("m2")
+    run_until_gone(lab, "m2", 5.0)
+    lab.restart("m2")
+    own = MEMBERS["m3"].packed
+
+    def m3_to_m2_lost(limit: float) -> None:
+        deadline = lab.net.now + limit
+        while lab.net.now < deadline:
+            lab.net.drop_in_flight(
+                lambda receiver, data: (
+                    receiver == "m2" and data[8:24] == own and _channel_segment(data)
+                )
+            )
+            lab.net.run_for(0.0005)
+
+    deadline = lab.net.now + 5.0
+    while m3.buddy() != MEMBERS["m2"]:
+        assert lab.net.now < deadline
+        m3_to_m2_lost(0.01)
+    m3_to_m2_lost(0.5)
+    assert CLIENT in m1._replicas[MEMBERS["m3"]]  # the old buddy holds it still
+    assert CLIENT not in lab.members["m2"]._replicas.get(MEMBERS["m3"], {})
+    lab.kill("m3")
+    lab.run_to_end(fetch, limit=60.0)
+    # (m2's new life resets m1's channel to its old one: the client sees no RST)
+    assert fetch.done and not fetch.failed and client_resets(lab) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert m1.counters.get("recover_completed") == 1, m1.counters
+
+
+def client_resets(lab: DServerLab) -> int:
+    """TCP segments with RST to or from the client, tunnelled or not."""
+    count = 0
+    for sent in lab.net.trace:
+        data, protocol, offset = innermost(sent.data)
+        if protocol == protocols.TCP and data[offset + 13] & 0x04:
+            count += CLIENT.packed in (data[8:24], data[24:40])
+    return count
+
+
+def test_a_moved_replica_is_dropped_at_the_old_buddy_once_the_new_one_has_it() -> None:
+    """The same move with nothing lost: once m2's new life acknowledges the client's replica,
+    m1 forgets the client (two holders would both resume it when m3 dies)."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=20_000_000, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    lab.handoff("m1", "m3")
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    while not m3.client_sockets(CLIENT) or CLIENT not in m1._replicas.get(MEMBERS["m3"], {}):
+        lab.net.run_for(0.01)
+    lab.kill("m2")
+    run_until_gone(lab, "m2", 5.0)
+    lab.restart("m2")
+    m2 = lab.members["m2"]
+    deadline = lab.net.now + 5.0
+    while CLIENT not in m2._replicas.get(MEMBERS["m3"], {}) or CLIENT in m1._replicas.get(
+        MEMBERS["m3"], {}
+    ):
+        assert lab.net.now < deadline, (m3.buddy(), m3._moving)
+        lab.net.run_for(0.01)
+    assert m3.buddy() == MEMBERS["m2"] and not m3._moving
+
+
 def test_a_stale_replica_does_not_take_the_client_from_the_member_serving_it() -> None:
     """m2 replicated the client to m3, then handed it to m1 and died before its REPLICA_DROP
     reached m3 (here: m3 is given the old replica back). m3 resumes it, and its Binding Update
