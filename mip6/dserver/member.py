@@ -106,6 +106,11 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
 - A member claimed from (CLIENT_CLAIMED) while it serves the client with connections the
   claimer holds no replica of (a restarted member's new connections) pauses them and asks the
   claimer; unanswered, it binds the client again and serves on.
+- A member's new life, for its first recovery period, drops a SYN that reaches it through a
+  binding it did not make (an earlier life's) until the group answers its CLIENT_QUERY: a
+  member that claims the client (the old life's buddy, resuming its connections) gets the
+  client's SYN sent again once it has bound the client; nobody claiming it within
+  CLIENT_QUERY_WAIT, the SYN is taken.
 - For a recovery's time after its start and after a view without a member, C answers a segment
   of no connection with nothing rather than a RST: it may be a dead member's connection being
   resumed elsewhere.
@@ -417,6 +422,15 @@ class _Sent(NamedTuple):
     keys: frozenset[tuple[bytes, int, bytes, int]]
 
 
+class _SynQuery(NamedTuple):
+    """A new life's question about a client whose SYN came through an earlier life's binding
+    (see Member._old_binding_syn): "unasked" (no view yet), "asked" (until the answer's
+    time), "claimed" (until a rebinding period has passed) or "free" (SYNs are taken)."""
+
+    state: str
+    until: float
+
+
 @dataclass(frozen=True, slots=True)
 class _HeldReplica:
     replica: msg.Replica
@@ -477,6 +491,10 @@ class Member:
         self._claims_sent: dict[IPv6Address, float] = {}
         self._replicate_queued: set[IPv6Address] = set()  # request_replicate, not yet run
         self._recovering: dict[IPv6Address, _Recovery] = {}
+        # until then a SYN through a binding this life did not make waits for the group's
+        # answer (see _old_binding_syn)
+        self._new_life_until = 0.0
+        self._syn_queries: dict[IPv6Address, _SynQuery] = {}
         # connections holding back what they send, each until the REPLICA_ACK of a replica
         # with at least this serial (one taken after the hold) comes (see request_replicate)
         self._held_for: dict[Socket, int] = {}
@@ -629,6 +647,7 @@ class Member:
             # to its address while its buddy resumes them: no RST for them meanwhile
             config = self.membership.config
             self._quiet(config.failure_timeout + config.vote_timeout)
+            self._new_life_until = self._quiet_until
             if self.config.is_contact_node:
                 self._membership(self.membership.found(now))
             else:
@@ -862,6 +881,8 @@ class Member:
             # then to the member that holds its binding.
             self._count("syn_during_handoff_dropped")
             return
+        if now < self._new_life_until and self._old_binding_syn(data):
+            return
         if (self._incoming or self._recovering) and self._through_binding(data):
             self._client_packet(now, data[8:24])
         self._mobile(self.mobile.handle_packet(now, data))
@@ -875,18 +896,48 @@ class Member:
         """A SYN (without ACK) from a client whose connections are frozen here, through its
         binding or, at the contact node, through the home agent's tunnel."""
         packet = data[40:] if len(data) >= 80 and data[6] == protocols.IPV6 else data
-        if packet[8:24] not in self._frozen_clients:
+        return packet[8:24] in self._frozen_clients and _bare_syn(packet)
+
+    def _old_binding_syn(self, data: bytes) -> bool:
+        """Whether ``data``, in this life's first recovery period, is a SYN to drop: one
+        through a binding this life did not make (no Binding Update List entry, nothing of
+        the client's here), from a client an earlier life served, whose connections its
+        buddy may be resuming now, its binding still under way. Taken, the new connection
+        stayed here when that binding moved the client away, and was lost when this member
+        yielded to the buddy's claim (a chaos run's echo dialogue). The group is asked first
+        (CLIENT_QUERY, once this life has a view): while a member claims the client (for a
+        rebinding period) its SYNs are dropped, and the client sends them again, to that
+        member once it has bound the client (RFC 9293 3.8.1); nobody claiming it within
+        CLIENT_QUERY_WAIT of the question, they are taken."""
+        source = IPv6Address(data[8:24])
+        query = self._syn_queries.get(source)
+        if query is not None and query.state == "free":
             return False
-        try:
-            chain = walk(packet)
-        except WireError:
+        if (
+            not _bare_syn(data)
+            or not self._through_binding(data)
+            or self.mobile.bul.get(source) is not None
+            or self.client_sockets(source)
+            or source in self._recovering
+            or source in self._by_client
+        ):
             return False
-        flags_at = chain.upper_offset + 13
-        return (
-            chain.upper_protocol == protocols.TCP
-            and len(packet) > flags_at
-            and packet[flags_at] & (_TCP_SYN | _TCP_ACK) == _TCP_SYN
-        )
+        if query is not None and query.until <= self._now:
+            if query.state == "asked":  # nobody claims the client
+                self._syn_queries[source] = _SynQuery("free", self._new_life_until)
+                return False
+            query = None  # a claim ran out, or the view came: asked (again)
+        self._count("syn_through_old_binding_held")
+        if query is None:
+            others = self.view.members - {self.own_address}
+            if not others:  # no view yet: asked at the next SYN
+                self._syn_queries[source] = _SynQuery("unasked", self._now)
+                return True
+            log.info("replication: a SYN from %s through an earlier life's binding: asked", source)
+            self._syn_queries[source] = _SynQuery("asked", self._now + CLIENT_QUERY_WAIT)
+            for member in others:
+                self._send(member, msg.ClientQuery(client=source))
+        return True
 
     def _through_binding(self, data: bytes) -> bool:
         """A client's packet to this member's own address with C in a type 2 routing header:
@@ -3206,6 +3257,9 @@ class Member:
         for origin, held in self._replicas.items():
             if origin != claimer:
                 held.pop(client, None)
+        if client in self._syn_queries:  # (see _old_binding_syn)
+            until = self._now + self.config.rebind_timeout
+            self._syn_queries[client] = _SynQuery("claimed", until)
         claimed_at = self._claims_sent.get(client)
         if claimed_at is not None and self._now - claimed_at < self.config.rebind_timeout:
             # both resumed the client (two held a dead member's replica of it: its drop at
@@ -3758,6 +3812,20 @@ def _later_replica(replica: msg.Replica, view: int, serial: int) -> bool:
     if replica.view_number != view:
         return replica.view_number > view
     return 0 < (replica.serial - serial) & 0xFFFFFFFF < 1 << 31
+
+
+def _bare_syn(packet: bytes) -> bool:
+    """Whether ``packet`` (IPv6, any extension headers) is a TCP SYN without ACK."""
+    try:
+        chain = walk(packet)
+    except WireError:
+        return False
+    flags_at = chain.upper_offset + 13
+    return (
+        chain.upper_protocol == protocols.TCP
+        and len(packet) > flags_at
+        and packet[flags_at] & (_TCP_SYN | _TCP_ACK) == _TCP_SYN
+    )
 
 
 def _owes(sock: Socket, ms_now: int) -> bool:

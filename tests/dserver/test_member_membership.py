@@ -1986,6 +1986,10 @@ def restarted_under_a_new_connection(
     resumed = {sock.state for sock in lab.members[buddy]._recovering[CLIENT].socks}
     assert resumed == {TcpState.SYN_RECEIVED if handshake else TcpState.ESTABLISHED}
     lab.restart(name)
+    # the new life takes the SYN that comes through its old life's binding at once, as it
+    # does once nobody claimed the client in time or after its first recovery period (asked
+    # first, the buddy's recovery claims it: test_a_new_lifes_syn_through_its_old_binding_...)
+    lab.members[name]._new_life_until = 0.0
     fetch, done = three_gets(lab)
     held_back, until = MEMBERS[buddy].packed, lab.net.now + 1.5
     while lab.net.now < until:
@@ -2043,6 +2047,53 @@ def test_a_connection_resumed_in_syn_received_is_not_one_the_client_is_known_to_
     assert counters.get("claim_questioned") == 1
     assert counters.get("client_pause_unclaimed") == 1 and not counters.get("recover_yielded")
     assert _service_resets(lab) == 1  # the client's, to m3's resumed SYN-ACK
+
+
+def test_a_new_lifes_syn_through_its_old_binding_waits_for_the_group_to_answer() -> None:
+    """m2 dies serving a live download; its buddy m3 resumes it, and its binding of the
+    client is slow (its packets to the client lost for 1.5 s). m2 starts again and the
+    client opens a second connection, whose SYN reaches m2's new life through its old life's
+    binding. The new life asks the group before it takes the SYN (CLIENT_QUERY): m3 claims
+    the client, the SYN is dropped, and the client's SYN sent again reaches m3 once m3 has
+    bound it; m3 serves both connections. Taken at once, the new connection stayed at m2
+    while m3's binding took the client, and m2 yielded it to m3's claim: lost (a chaos run's
+    echo dialogue: a client with live connections at two members keeps only one's)."""
+    size = 20_000_000
+    lab, download = served_by_m2(size)
+    m2, m3 = lab.members["m2"], lab.members["m3"]
+    lab.kill("m2")
+    while MEMBERS["m2"] in m3.view.members:
+        lab.net.run_for(0.01)
+    assert CLIENT in m3._recovering
+    lab.restart("m2")
+    m2 = lab.members["m2"]
+    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
+    done: list[Fetch] = []
+    fetch = Fetch(
+        sock,
+        requests("/", CONTACT, PORT, 1),
+        size=size,
+        seed=SEED,
+        clock=lambda: lab.net.now,
+        on_done=done.append,
+    )
+    lab.net.nodes["client"].runtime.flush_host()
+    held_back, until = MEMBERS["m3"].packed, lab.net.now + 1.5
+    while lab.net.now < until:
+        lab.net.drop_in_flight(
+            lambda receiver, data: receiver == "client" and data[8:24] == held_back
+        )
+        lab.net.run_for(0.001)
+    assert not m2.client_sockets(CLIENT)  # the SYN waits for the answer
+    assert m2.counters.get("syn_through_old_binding_held", 0) >= 1
+    lab.run_to_end(download, limit=60.0)
+    while not done and lab.net.now < 90.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 1, fetch.cause
+    assert download.done and not download.failed and client_resets(lab) == 0
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert download.digest.hexdigest() == digest
+    assert m3.counters.get("recover_completed") == 1 and not m2.counters.get("clients_accepted")
 
 
 def test_a_recovery_that_began_after_the_later_ones_message_still_steps_aside() -> None:
