@@ -1617,6 +1617,7 @@ class Member:
 
     def _send_abort(self, donor: h.Donor, target: IPv6Address) -> None:
         """FAILED to ``target``: this donor gives the handoff up (the acceptor lets go)."""
+        log.info("handoff %016x: %s given up at %s", donor.handoff_id, donor.client, target)
         self._send(
             target,
             msg.Failed(
@@ -1659,6 +1660,13 @@ class Member:
         self, outgoing: _Outgoing, target: IPv6Address, sequence: int, resync: bool
     ) -> None:
         donor = outgoing.donor
+        log.info(
+            "handoff %016x: INIT of %s to %s, sequence %d",
+            donor.handoff_id,
+            donor.client,
+            target,
+            sequence,
+        )
         connections = []
         for sock in outgoing.socks:
             service = self.services.get(sock.key[1])
@@ -1903,6 +1911,7 @@ class Member:
         incoming = self._incoming.pop(key, None)
         if incoming is None:
             return
+        log.info("handoff %016x: %s from %s %s", key[1], incoming.acceptor.client, key[0], outcome)
         self._finished_incoming[key] = outcome == "accepted"
         while len(self._finished_incoming) > self.config.max_handoffs:
             self._finished_incoming.pop(next(iter(self._finished_incoming)))
@@ -2343,6 +2352,15 @@ class Member:
             # from any acceptor tried: a DONE late for an attempt given up on still means
             # that acceptor thawed and holds the client (the others' Binding Updates then
             # meet BA 135 and they release theirs)
+            if outgoing.donor.target != peer:
+                self._count("handoff_late_done")
+                log.warning(
+                    "handoff %016x: DONE from %s, tried before %s (%s)",
+                    handoff_id,
+                    peer,
+                    outgoing.donor.target,
+                    outgoing.donor.state.value,
+                )
             outgoing.donor.target = peer
         elif outgoing.donor.target != peer:
             self._count("handoff_late_answer")
@@ -2390,6 +2408,13 @@ class Member:
         if isinstance(message, msg.Prepare):
             self._acceptor_input(key, h.AcceptorInput.PREPARE)
             return
+        log.info(
+            "handoff %016x: INIT of %s from %s, sequence %d",
+            message.handoff_id,
+            message.client,
+            donor,
+            message.next_sequence,
+        )
         giving = self._outgoing_of(message.client)
         if giving is not None:
             if giving.donor.frozen:
