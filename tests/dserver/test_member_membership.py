@@ -622,13 +622,9 @@ def test_a_member_killed_after_writing_the_last_share_and_closing_loses_nothing(
     assert fetch.digest.hexdigest() == digest
 
 
-def test_a_replica_moving_to_a_new_buddy_stays_at_the_old_one_until_the_new_one_has_it() -> None:
-    """m3 serves the client, replicated to its buddy m1. m2 dies and joins again, now after
-    m3 in join order: m3's buddy is m2's new life, and the client's replica moves there. What
-    m3 sends m2 on their channel is lost (a new channel's SYN lost, a second's wait), and m3
-    dies: m1 still holds the replica and resumes the client. Before, m1 dropped it as the
-    move began, and nobody held the client (a chaos run's 16 stalled clients)."""
-    size = 20_000_000
+def m3_serving_as_m2_joins_again(size: int) -> tuple[DServerLab, HostDownload]:
+    """A download handed from m1 to m3 (m3's buddy m1 holding its replica); then m2 dies and
+    starts again, its new life joining after m3 in join order (m3's buddy to be)."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download(1.0)
     first_byte(lab, fetch, 2.0)
@@ -640,6 +636,18 @@ def test_a_replica_moving_to_a_new_buddy_stays_at_the_old_one_until_the_new_one_
     lab.kill("m2")
     run_until_gone(lab, "m2", 5.0)
     lab.restart("m2")
+    return lab, fetch
+
+
+def test_a_replica_moving_to_a_new_buddy_stays_at_the_old_one_until_the_new_one_has_it() -> None:
+    """m3 serves the client, replicated to its buddy m1. m2 dies and joins again, now after
+    m3 in join order: m3's buddy is m2's new life, and the client's replica moves there. What
+    m3 sends m2 on their channel is lost (a new channel's SYN lost, a second's wait), and m3
+    dies: m1 still holds the replica and resumes the client. Before, m1 dropped it as the
+    move began, and nobody held the client (a chaos run's 16 stalled clients)."""
+    size = 20_000_000
+    lab, fetch = m3_serving_as_m2_joins_again(size)
+    m1, m3 = lab.members["m1"], lab.members["m3"]
     own = MEMBERS["m3"].packed
 
     def m3_to_m2_lost(limit: float) -> None:
@@ -681,17 +689,8 @@ def client_resets(lab: DServerLab) -> int:
 def test_a_moved_replica_is_dropped_at_the_old_buddy_once_the_new_one_has_it() -> None:
     """The same move with nothing lost: once m2's new life acknowledges the client's replica,
     m1 forgets the client (two holders would both resume it when m3 dies)."""
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=20_000_000, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    lab.handoff("m1", "m3")
-    m1, m3 = lab.members["m1"], lab.members["m3"]
-    while not m3.client_sockets(CLIENT) or CLIENT not in m1._replicas.get(MEMBERS["m3"], {}):
-        lab.net.run_for(0.01)
-    lab.kill("m2")
-    run_until_gone(lab, "m2", 5.0)
-    lab.restart("m2")
-    m2 = lab.members["m2"]
+    lab, _ = m3_serving_as_m2_joins_again(20_000_000)
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
     deadline = lab.net.now + 5.0
     while CLIENT not in m2._replicas.get(MEMBERS["m3"], {}) or CLIENT in m1._replicas.get(
         MEMBERS["m3"], {}
@@ -1030,15 +1029,15 @@ def test_buddy_prepared_as_acceptor_recovers_when_the_donor_dies_before_init() -
 GET_SIZE = 1_500_000  # each body of three_gets_served_by's GETs
 
 
-def three_gets(lab: DServerLab) -> tuple[Fetch, list[Fetch]]:
-    """A keep-alive connection of three GETs of GET_SIZE bytes from the client to the contact
-    address, begun now: the fetch and the list it lands in when done."""
+def three_gets(lab: DServerLab, count: int = 3, size: int = GET_SIZE) -> tuple[Fetch, list[Fetch]]:
+    """A keep-alive connection of ``count`` (three) GETs of ``size`` (GET_SIZE) bytes from the
+    client to the contact address, begun now: the fetch and the list it lands in when done."""
     sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
     done: list[Fetch] = []
     fetch = Fetch(
         sock,
-        requests("/", CONTACT, PORT, 3),
-        size=GET_SIZE,
+        requests("/", CONTACT, PORT, count),
+        size=size,
         seed=SEED,
         clock=lambda: lab.net.now,
         on_done=done.append,
@@ -2067,17 +2066,7 @@ def test_a_new_lifes_syn_through_its_old_binding_waits_for_the_group_to_answer()
     assert CLIENT in m3._recovering
     lab.restart("m2")
     m2 = lab.members["m2"]
-    sock = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
-    done: list[Fetch] = []
-    fetch = Fetch(
-        sock,
-        requests("/", CONTACT, PORT, 1),
-        size=size,
-        seed=SEED,
-        clock=lambda: lab.net.now,
-        on_done=done.append,
-    )
-    lab.net.nodes["client"].runtime.flush_host()
+    fetch, done = three_gets(lab, count=1, size=size)  # (one GET of the lab's size)
     held_back, until = MEMBERS["m3"].packed, lab.net.now + 1.5
     while lab.net.now < until:
         lab.net.drop_in_flight(
