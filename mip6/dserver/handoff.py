@@ -41,7 +41,9 @@ donor moves on from an INIT only once its acceptor has answered: FAILED (it rele
 imported and stopped retransmitting), or, when ``init_timeout`` ran out, the answer to the
 donor's own FAILED (ABORTING), which follows the INIT on the ordered channel and so finds the
 acceptor either holding the client (DONE) or giving it up; only an acceptor silent for
-``abort_timeout`` more is taken for dead, and the next acceptor's window outbids it.
+``abort_timeout`` more is taken for dead, and the next acceptor's window outbids it. Should
+its DONE come after all (alive but slow), it holds the client: the handoff completes to it, and
+the member tells the acceptor under way to give up (its higher window would take the client).
 
 Acceptor (the member taking the client)::
 

@@ -2350,17 +2350,28 @@ class Member:
             return
         if received is h.DonorInput.DONE:
             # from any acceptor tried: a DONE late for an attempt given up on still means
-            # that acceptor thawed and holds the client (the others' Binding Updates then
-            # meet BA 135 and they release theirs)
-            if outgoing.donor.target != peer:
+            # that acceptor thawed and holds the client (earlier attempts' Binding Updates
+            # then meet BA 135 and they release theirs; the one under way is told below)
+            donor = outgoing.donor
+            if donor.target != peer:
                 self._count("handoff_late_done")
                 log.warning(
                     "handoff %016x: DONE from %s, tried before %s (%s)",
                     handoff_id,
                     peer,
-                    outgoing.donor.target,
-                    outgoing.donor.state.value,
+                    donor.target,
+                    donor.state.value,
                 )
+                if (
+                    donor.target is not None
+                    and donor.target != self.own_address
+                    and donor.state in (h.DonorState.PREPARING, h.DonorState.INITIATED)
+                ):
+                    # the attempt under way gives up: its INIT is a window above the late
+                    # acceptor's, and bound, it took the client from the member serving it
+                    # (both then bound it in turn at each other's Binding Error: a chaos
+                    # run's stalled download). Still binding, it lets go
+                    self._send_abort(donor, donor.target)
             outgoing.donor.target = peer
         elif outgoing.donor.target != peer:
             self._count("handoff_late_answer")

@@ -42,7 +42,7 @@ from mip6.dserver.member import (
     _newer_state,
 )
 from mip6.dserver.membership import MembershipConfig, Removed, Role, Timer, ViewChanged
-from mip6.dserver.messages import ClientClaimed, ContactState, ReplicaDrop, SaCounter
+from mip6.dserver.messages import ClientClaimed, ContactState, Done, ReplicaDrop, SaCounter
 from mip6.runtime.memory import Path
 from mip6.wire import protocols
 from mip6.wire.mobility import MhType
@@ -1832,6 +1832,47 @@ def delay_until(sender: Member, until: Callable[[], bool], kinds: tuple[type, ..
         send(peer, message)
 
     sender._send = slow  # type: ignore[method-assign]
+
+
+def test_a_done_late_from_an_acceptor_given_up_on_aborts_the_next_one() -> None:
+    """m1 hands its client to m2, which binds it and serves it, but its DONE is slow to come
+    (a loaded member's channel): m1 takes m2 for silent and sends m3 an INIT a window above.
+    m2's DONE arrives as m3 binds: m2 holds the client, so m1 completes to m2 and tells m3
+    to give the attempt up (FAILED), and m3 lets go before it serves. Left on, m3 bound the
+    client above m2 and both served it, each binding it again at the other's Binding Error
+    (a chaos run's stalled download)."""
+    size = 20_000_000
+    lab = DServerLab(
+        SEED, membership=MembershipConfig(), size=size, distribute=False, attempt_timeout=0.5
+    )
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    send, held = m2._send, []
+
+    def slow(peer: IPv6Address, message: object) -> None:
+        if isinstance(message, Done) and peer == MEMBERS["m1"]:
+            held.append((peer, message))
+        else:
+            send(peer, message)
+
+    m2._send = slow  # type: ignore[method-assign]
+    lab.handoff("m1", "m2")
+    deadline = lab.net.now + 10.0
+    while not any(o.donor.target == MEMBERS["m3"] for o in m1._outgoing.values()):
+        assert lab.net.now < deadline, m1.history
+        lab.net.run_for(0.0005)
+    assert held and m2.client_sockets(CLIENT)  # m2 serves the client, its DONE held back
+    m2._send = send  # type: ignore[method-assign]
+    for peer, message in held:
+        send(peer, message)
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and client_resets(lab) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m1.history[-1]
+    assert m1.counters.get("handoff_late_done") == 1
+    assert not m3.client_sockets(CLIENT) and not m3.mobile.bul.get(CLIENT)
 
 
 def test_an_acceptor_whose_replica_is_late_keeps_its_done_until_its_buddy_holds_the_client() -> (
