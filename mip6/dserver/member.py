@@ -3019,10 +3019,9 @@ class Member:
                 # it die first, both may resume the client, and the recoveries' rule (the
                 # higher serial goes on) keeps one
                 olds, _ = self._moving.get(client, (frozenset(), 0))
-                if self.replicate(client):
-                    self._moving[client] = (olds | {held_by}, self._replica_serial)
-                else:
-                    self._moving[client] = (olds | {held_by}, 0)
+                replicated = self.replicate(client)
+                self._moving[client] = (olds | {held_by}, self._replica_serial)
+                if not replicated:  # nothing went to the new buddy: the old ones forget it now
                     self._drop_moved(client, keep=None)
         contact = self.contact_address.packed
         never = {
