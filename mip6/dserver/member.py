@@ -94,7 +94,8 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   recovery that has bound the client meanwhile, both sides see two claims and the higher
   address keeps the client.
 - An acceptor's DONE waits until its buddy holds the client's replica (or the donor's abort
-  comes): until then the donor's frozen connections are the client's only copy.
+  comes): until then the donor's frozen connections are the client's only copy. When the
+  buddy is the donor, the DONE goes right behind the replica on their channel instead.
 - An acceptor whose donor dies after the INIT adopts the client (the INIT's connections are the
   latest) and says so to every member (CLIENT_CLAIMED): the buddy steps aside.
 - A member that hears it was removed while alive drops the replicas it holds, pauses the
@@ -2908,6 +2909,15 @@ class Member:
         self._replicated[client] = _Sent(buddy, frozenset(sock.key for sock in socks))
         self._count("replica_sent")
         self._send(buddy, replica)
+        waiting = self._done_after_replica.get(client)
+        if waiting is not None and waiting[0] == buddy:
+            # the donor is the buddy: the DONE follows the replica on the one channel, so the
+            # donor holds the replica before it lets its frozen copy go, and waiting for its
+            # acknowledgement only adds a round trip to a member busy with the handoff (a
+            # chaos run's loaded donor gave this acceptor up meanwhile, and the client was
+            # reset by the next acceptor's resync)
+            self._count("handoff_done_behind_replica")
+            self._send_done_after_replica(client)
         return True
 
     def _quiet(self, before_recovery: float) -> None:

@@ -42,7 +42,14 @@ from mip6.dserver.member import (
     _newer_state,
 )
 from mip6.dserver.membership import MembershipConfig, Removed, Role, Timer, ViewChanged
-from mip6.dserver.messages import ClientClaimed, ContactState, Done, ReplicaDrop, SaCounter
+from mip6.dserver.messages import (
+    ClientClaimed,
+    ContactState,
+    Done,
+    ReplicaAck,
+    ReplicaDrop,
+    SaCounter,
+)
 from mip6.runtime.memory import Path
 from mip6.wire import protocols
 from mip6.wire.mobility import MhType
@@ -1873,6 +1880,41 @@ def test_a_done_late_from_an_acceptor_given_up_on_aborts_the_next_one() -> None:
     assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m1.history[-1]
     assert m1.counters.get("handoff_late_done") == 1
     assert not m3.client_sockets(CLIENT) and not m3.mobile.bul.get(CLIENT)
+
+
+def test_an_acceptor_whose_buddy_is_the_donor_sends_its_done_behind_the_replica() -> None:
+    """m1 hands its client to m3, whose buddy is m1 itself; m1 is slow to acknowledge m3's
+    replica (a loaded member). m3's DONE goes right behind the replica on the channel to m1,
+    which therefore holds the replica when it lets its frozen copy go: the handoff completes
+    to m3 before m1's INIT runs out. Waiting for the acknowledgement, m3 sent its DONE only
+    at m1's abort (unreplicated); a chaos run's loaded donor, its abort lost or slow, gave
+    the acceptor up and offered the client to the next member, whose resync reset it."""
+    size = 20_000_000
+    lab = DServerLab(
+        SEED, membership=MembershipConfig(), size=size, distribute=False, attempt_timeout=0.5
+    )
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    assert m3.buddy() == MEMBERS["m1"]
+    release = lab.net.now + 2.0
+    delay_until(m1, lambda: lab.net.now >= release, (ReplicaAck,))
+    lab.handoff("m1", "m3")
+    deadline = lab.net.now + 1.5
+    while not [r for r in m1.history if r["side"] == "donor"]:
+        assert lab.net.now < deadline, m1.history
+        assert not any(o.donor.target == MEMBERS["m2"] for o in m1._outgoing.values())
+        lab.net.run_for(0.0005)
+    assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m3']}", m1.history[-1]
+    assert CLIENT in m1._replicas.get(MEMBERS["m3"], {})  # before its frozen copy went
+    assert "timeout" not in [name for _, name in m1.history[-1]["phases"]], m1.history[-1]
+    assert m3.counters.get("handoff_done_behind_replica") == 1
+    assert "handoff_done_unreplicated" not in m3.counters
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and client_resets(lab) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert not m2.client_sockets(CLIENT) and "handoff_late_done" not in m1.counters
 
 
 def test_an_acceptor_whose_replica_is_late_keeps_its_done_until_its_buddy_holds_the_client() -> (
