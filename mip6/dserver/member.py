@@ -127,7 +127,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address
 from typing import Any, NamedTuple, Protocol
@@ -2209,7 +2209,7 @@ class Member:
             self._client_queried(peer, message.client)
             return
         if isinstance(message, msg.ClientRecovering):
-            self._other_recovery(peer, message.client, message.serial)
+            self._other_recovery(peer, message.client, message.serial, message.ports)
             return
         if isinstance(message, msg.Tunnel):
             self._tunnel_asked(peer, message)
@@ -3097,7 +3097,9 @@ class Member:
         routability through the contact node, then a Binding Update. The connections thaw
         when it is acknowledged (or the client's packet comes through the binding); they are
         reset if that does not happen within ``rebind_timeout``."""
-        if self.client_sockets(client) or client in self._by_client or client in self._recovering:
+        # (a connection of the client's closing here is no service of it: the import of one
+        # on its 4-tuple fails below)
+        if self._holds_client(client) or client in self._by_client or client in self._recovering:
             self._count("recover_skipped_served")
             return
         socks = self._resume(held)
@@ -3114,8 +3116,11 @@ class Member:
             tunnelled=replica.tunnelled,
         )
         self._count("recover_started")
+        announce = msg.ClientRecovering(
+            client=client, serial=replica.serial, ports=_client_ports(socks)
+        )
         for member in self.view.members - {self.own_address}:
-            self._send(member, msg.ClientRecovering(client=client, serial=replica.serial))
+            self._send(member, announce)
         if replica.tunnelled:
             # no Mobile IPv6: the contact node's table is its binding (mip6.dserver.tunnel),
             # bound above the dead member's number as a Binding Update would be
@@ -3543,7 +3548,9 @@ class Member:
             for sock in self.client_sockets(client)
         )
 
-    def _other_recovery(self, peer: IPv6Address, client: IPv6Address, serial: int) -> None:
+    def _other_recovery(
+        self, peer: IPv6Address, client: IPv6Address, serial: int, ports: Collection[int]
+    ) -> None:
         """CLIENT_RECOVERING: ``peer`` resumes ``client`` from its replica ``serial``. A
         recovery of it here from a replica steps aside when its (serial, address) is the
         lower: the higher serial is the dead member's later replica, the one its buddy of
@@ -3572,10 +3579,26 @@ class Member:
                 # replica's recovery began after the later one's message had reached it,
                 # took the other's as none, and bound the client; the later one yielded
                 # to its claim, and the client's dialogues were reset)
-                self._send(peer, msg.ClientRecovering(client=client, serial=recovery.serial))
+                self._send(
+                    peer,
+                    msg.ClientRecovering(
+                        client=client, serial=recovery.serial, ports=_client_ports(recovery.socks)
+                    ),
+                )
             return
-        if recovery is not None or self.client_sockets(client) or self.udp.holds(client):
+        if recovery is not None or self._holds_client(client, ports) or self.udp.holds(client):
             self._send_claim((peer,), client)
+
+    def _holds_client(self, client: IPv6Address, ports: Collection[int] = ()) -> bool:
+        """Whether ``client`` is served here: a connection of its still carries exchanges,
+        or one of ``ports`` (a recovery's connections) is here in any state. A connection on
+        another port that is closing here (TIME_WAIT, or our FIN unacknowledged as the client
+        went on to its next connection elsewhere) is over: taken for service, it claimed a
+        chaos run's client away from the recovery of its live connection, and nobody served
+        that."""
+        return any(
+            sock.state in _SERVING or sock.key[3] in ports for sock in self.client_sockets(client)
+        )
 
     def _query_unanswered(self, client: IPv6Address) -> None:
         """Nobody claimed ``client`` in CLIENT_QUERY_WAIT: the binding its recovery met is a
@@ -3910,6 +3933,13 @@ _OWING = frozenset(
 
 # a client's connection that still carries its exchanges (see _serves_outside_handoffs)
 _SERVING = frozenset((TcpState.SYN_RECEIVED, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT))
+
+
+def _client_ports(socks: Iterable[Socket]) -> tuple[int, ...]:
+    """The client's ports of ``socks`` (CLIENT_RECOVERING's)."""
+    return tuple(sock.key[3] for sock in socks)[: msg.MAX_CONNECTIONS]
+
+
 # what a donor's thaw resynchronizes (_resync_owing): in FIN_WAIT_2 everything this side sent,
 # its FIN too, was acknowledged, and what is still to come is the client's (to whichever member
 # it is bound), so there is nothing to ask it. (tcp_migrate's resync refused FIN_WAIT_2 then: a

@@ -107,8 +107,9 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
         member: who serves the client? whoever does answers CLIENT_CLAIMED): | Client (128) |
     CLIENT_RECOVERING (a member resuming a client from a dead member's replica -> every
         member: another recovery of it goes on only if its replica's (Serial, address) is
-        higher; a member that serves the client answers CLIENT_CLAIMED):
-        | Client (128) | Serial (32) |
+        higher; a member that serves the client answers CLIENT_CLAIMED; Ports: the client's
+        ports of the connections resumed, which a member holding one of them, in any state,
+        serves too): | Client (128) | Serial (32) | Port count (16) | Port (16) ... |
 
 The contact node's tunnel for clients without Mobile IPv6 (DSERVER 3, :mod:`.tunnel`), same
 first word::
@@ -182,7 +183,7 @@ _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
 # client, binding sequence, connection count, lifetime, the sender's view number, flags
 _REPLICA = struct.Struct("!16sHHIQBI")
 _REPLICA_ACK = struct.Struct("!16sI")
-_CLIENT_SERIAL = _REPLICA_ACK  # CLIENT_RECOVERING: the same two fields
+_CLIENT_RECOVERING = struct.Struct("!16sIH")  # client, serial, port count (the ports follow)
 REPLICA_BOUND = 0x01  # the sender had bound the client (binding_sequence is its number)
 # the client speaks no Mobile IPv6: binding_sequence numbers its tunnel binding (DSERVER 3)
 REPLICA_TUNNELLED = 0x02
@@ -781,11 +782,17 @@ class ClientRecovering(_Membership):
 
     client: IPv6Address
     serial: int
+    ports: tuple[int, ...] = ()  # the client's ports of the connections resumed
     message_type: ClassVar[MessageType] = MessageType.CLIENT_RECOVERING
 
     def emit(self) -> bytes:
         _fits(self.serial, 32, "serial")
-        return self._word() + _CLIENT_SERIAL.pack(self.client.packed, self.serial)
+        if len(self.ports) > MAX_CONNECTIONS:
+            raise EmitError(f"{len(self.ports)} ports (at most {MAX_CONNECTIONS})")
+        for port in self.ports:
+            _fits(port, 16, "port")
+        head = _CLIENT_RECOVERING.pack(self.client.packed, self.serial, len(self.ports))
+        return self._word() + head + struct.pack(f"!{len(self.ports)}H", *self.ports)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -979,8 +986,14 @@ def _client_query(data: bytes, offset: int) -> tuple[ClientQuery, int]:
 
 
 def _client_recovering(data: bytes, offset: int) -> tuple[ClientRecovering, int]:
-    (client, serial), offset = _fields(data, offset, _CLIENT_SERIAL, "client recovering")
-    return ClientRecovering(client=IPv6Address(client), serial=int(serial)), offset
+    start = offset
+    (client, serial, count), offset = _fields(data, offset, _CLIENT_RECOVERING, "client recovering")
+    if count > MAX_CONNECTIONS:
+        raise Malformed(f"{count} ports (at most {MAX_CONNECTIONS})", start + 20, "count")
+    _need(data, offset, 2 * count, "ports")
+    ports = struct.unpack_from(f"!{count}H", data, offset)
+    recovering = ClientRecovering(client=IPv6Address(client), serial=int(serial), ports=ports)
+    return recovering, offset + 2 * count
 
 
 def _connections(data: bytes, offset: int, count: int) -> tuple[tuple[ConnectionState, ...], int]:

@@ -527,6 +527,48 @@ def test_a_member_killed_mid_download_with_loss_loses_no_connection() -> None:
         assert lab.members[buddy].counters.get("recover_completed") == 1, seed
 
 
+def test_a_closing_connection_of_the_client_does_not_claim_a_recovery_of_another() -> None:
+    """m1 holds a connection of the client's that is closing (the client closed it before
+    any request and its last ACK is lost: m1 waits in LAST_ACK). A recovery of the client's
+    other connection (CLIENT_RECOVERING with that connection's port) gets no claim from m1:
+    that connection is over here and serves nothing, and a claim left the live connection
+    to nobody (a chaos run's: a member's FIN unacknowledged as its client went on to a new
+    connection elsewhere, whose member then died). A recovery of the closing connection
+    itself (its port) is claimed: it is here."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), distribute=False)
+    lab.net.run_until(1.0)
+    first = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
+    lab.net.nodes["client"].runtime.flush_host()
+    while first.state is not TcpState.ESTABLISHED:
+        assert lab.net.now < 3.0
+        lab.net.run_for(0.001)
+    first.close()
+    lab.net.nodes["client"].runtime.flush_host()
+    m1 = lab.members["m1"]
+    port = first.key[1]
+
+    def first_ack_to_m1(receiver: str, data: bytes) -> bool:
+        packet, protocol, offset = innermost(data)
+        return (
+            protocol == protocols.TCP
+            and packet[8:24] == CLIENT.packed
+            and int.from_bytes(packet[offset : offset + 2], "big") == port
+            and any(sock.state is TcpState.LAST_ACK for sock in m1.client_sockets(CLIENT))
+        )
+
+    until = lab.net.now + 1.0
+    while lab.net.now < until:  # m1's FIN goes again: still unacknowledged
+        lab.net.drop_in_flight(first_ack_to_m1)
+        lab.net.run_for(0.0005)
+    assert [sock.state for sock in m1.client_sockets(CLIENT)] == [TcpState.LAST_ACK]
+    sent: list[tuple[IPv6Address, object]] = []
+    m1._send = lambda peer, message: sent.append((peer, message))  # type: ignore[method-assign]
+    m1._other_recovery(MEMBERS["m3"], CLIENT, 7, (port + 1,))
+    assert not [message for _, message in sent if isinstance(message, ClientClaimed)]
+    m1._other_recovery(MEMBERS["m3"], CLIENT, 7, (port,))
+    assert sent == [(MEMBERS["m3"], ClientClaimed(client=CLIENT))]
+
+
 def test_a_replica_sent_to_a_restarted_buddys_old_life_goes_again() -> None:
     """m2 serves the client and replicates it to its buddy m3. m3 dies and is restarted (a new
     process: its stack knows nothing of the old one's connections) and joins again, and is

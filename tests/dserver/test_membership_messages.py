@@ -129,7 +129,12 @@ membership_messages = st.one_of(
     st.builds(m.ReplicaDrop, client=addresses),
     st.builds(m.ClientClaimed, client=addresses),
     st.builds(m.ClientQuery, client=addresses),
-    st.builds(m.ClientRecovering, client=addresses, serial=u32),
+    st.builds(
+        m.ClientRecovering,
+        client=addresses,
+        serial=u32,
+        ports=st.lists(st.integers(0, 0xFFFF), max_size=4).map(tuple),
+    ),
     st.builds(m.ReplicaAck, client=addresses, serial=u32),
     st.builds(
         m.ContactState,
@@ -283,3 +288,21 @@ def test_emit_refuses_values_that_do_not_fit() -> None:
         m.Heartbeat(sequence=1 << 32, echo=0, view_number=0).emit()
     with pytest.raises(EmitError):
         m.Register(join_id=-1, view_number=0).emit()
+
+
+def test_client_recovering_carries_its_ports_and_bounds_their_count() -> None:
+    client = IPv6Address("2001:db8:3::7")
+    message = m.ClientRecovering(client=client, serial=9, ports=(57712, 80))
+    raw = message.emit()
+    assert raw[-6:] == bytes.fromhex("0002e1700050")  # two ports: 57712, 80
+    assert m.parse(raw) == message
+    count_at = m.WORD_LENGTH + 20  # after the client and the serial
+    bad = bytearray(raw)
+    bad[count_at : count_at + 2] = (m.MAX_CONNECTIONS + 1).to_bytes(2, "big")
+    with pytest.raises(Malformed) as caught:
+        m.parse(bytes(bad))
+    assert caught.value.field == "count" and caught.value.offset == count_at
+    with pytest.raises(EmitError):
+        m.ClientRecovering(client=client, serial=0, ports=(0,) * (m.MAX_CONNECTIONS + 1)).emit()
+    with pytest.raises(EmitError):
+        m.ClientRecovering(client=client, serial=0, ports=(1 << 16,)).emit()
