@@ -97,7 +97,9 @@ class Socket:
     writers. ``on_received`` (if set) is called with the socket when a segment moved RCV.NXT
     (new in-order data, or the peer's FIN), before any output it causes is sent: a program
     that replicates its connections holds the acknowledgement there (:meth:`hold`) until a
-    replica covers what came."""
+    replica covers what came. ``on_frozen_input`` (if set) is called with the socket and the
+    whole IPv6 packet of each segment that reaches it while it is frozen (and is dropped):
+    a donor keeps what its client sent during a handoff for whoever serves the client next."""
 
     __slots__ = (
         "closed_by_app",
@@ -106,6 +108,7 @@ class Socket:
         "key",
         "listener",
         "on_change",
+        "on_frozen_input",
         "on_received",
         "stack",
     )
@@ -123,6 +126,7 @@ class Socket:
         self.closed_by_app = False
         self.on_change: Callable[[Socket], None] | None = None
         self.on_received: Callable[[Socket], None] | None = None
+        self.on_frozen_input: Callable[[Socket, bytes], None] | None = None
         # hold(): the packets the connection sends are kept here until release_hold()
         self.held: list[bytes] | None = None
 
@@ -516,6 +520,8 @@ class Stack:
                 self.counters["released_dropped"] += 1
                 return None
             return self._no_connection(now_ms, key, segment)
+        if sock.on_frozen_input is not None and sock.conn.frozen:
+            sock.on_frozen_input(sock, packet)
         raw = sock.conn.raw
         expected = raw.rcv_nxt
         result = sock.conn.input(now_ms, segment)

@@ -149,6 +149,7 @@ from mip6.dserver import udp
 from mip6.dserver.channel import Channel, Closed, Established, MessageReceived, Role
 from mip6.dserver.connection import MemberConnection, MemberListener, connect
 from mip6.dserver.datagram import HeartbeatReceiver, HeartbeatSender
+from mip6.dserver.frozen_input import Kept, carries_data, client_port, with_timestamp_at_least
 from mip6.dserver.policy import (
     GroupView,
     LeastLoadedPolicy,
@@ -389,6 +390,8 @@ class _Outgoing:
     base_sequence: int = 0
     started: float = 0.0
     phases: list[tuple[float, str]] = field(default_factory=list)
+    # what the client sent the frozen connections (see mip6.dserver.frozen_input)
+    frozen_input: Kept = field(default_factory=Kept)
 
 
 @dataclass(slots=True)
@@ -401,6 +404,7 @@ class _Incoming:
     client_packed: bytes = b""  # the acceptor's client, as packets carry it
     tunnelled: bool = False  # the client speaks no Mobile IPv6 (PREPARE's or INIT's T flag)
     waited_for_view: bool = False  # its timeout was put off once (see _wait_for_view)
+    frozen_input: Kept = field(default_factory=Kept)  # the donor's FROZEN_INPUT, till the thaw
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,6 +608,9 @@ class Member:
         self._held_for_movable: dict[bytes, tuple[IPv6Address, int]] = {}
         # clients (packed) whose connections are frozen here: their new SYNs are dropped
         self._frozen_clients: set[bytes] = set()
+        # a client's kept packets (FROZEN_INPUT) for connections still resynchronizing, with
+        # when to forget them (see _replay)
+        self._replay_after_resync: dict[bytes, tuple[list[Socket], list[bytes], float]] = {}
         self._pending: list[Action] = []  # actions produced inside callbacks
         self._deferred: list[Callable[[], None]] = []  # work callbacks asked for
         self._now = 0.0
@@ -887,6 +894,8 @@ class Member:
         if (self._incoming or self._recovering) and self._through_binding(data):
             self._client_packet(now, data[8:24])
         self._mobile(self.mobile.handle_packet(now, data))
+        if self._replay_after_resync:
+            self._replay_if_resynced(data)
         if self._freeze_after_send:
             source = data[8:24]
             waiting = self._freeze_after_send.get(source)
@@ -1589,7 +1598,9 @@ class Member:
                         self._pause(client, outgoing.socks, buddy)
                         continue
                     self._thaw(outgoing.socks)
-                    # kept: the replica goes on with it
+                    # kept: what the client sent meanwhile is read here after all
+                    self._replay(client, outgoing.socks, outgoing.frozen_input.take())
+                    # and the replica goes on with it
                     self.request_replicate(client, hold=outgoing.socks)
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
@@ -1639,6 +1650,7 @@ class Member:
         outgoing.socks = self.client_sockets(donor.client)
         for sock in outgoing.socks:
             sock.freeze(ms)
+            sock.on_frozen_input = functools.partial(self._frozen_input, outgoing)
         self.udp.freeze(donor.client)
         if self.mobile.bul.get(donor.client) is not None:
             outgoing.binding = self.mobile.export_correspondent(self._now, donor.client)
@@ -1691,6 +1703,86 @@ class Member:
                 resync=resync,
             ),
         )
+        if outgoing.frozen_input.packets:
+            self._send_frozen_input(outgoing, target, tuple(outgoing.frozen_input.packets))
+
+    def _frozen_input(self, outgoing: _Outgoing, sock: Socket, packet: bytes) -> None:
+        """A packet of the client's reached ``sock``, frozen for ``outgoing``: kept, and
+        passed to the acceptor holding the INIT (see mip6.dserver.frozen_input)."""
+        if not carries_data(packet):
+            return
+        if not outgoing.frozen_input.add(packet):
+            self._count("handoff_frozen_input_dropped")
+            return
+        self._count("handoff_frozen_input_kept")
+        donor = outgoing.donor
+        if donor.state is h.DonorState.INITIATED and donor.target is not None:
+            # (called inside the stack's input: the channel's send waits for its end)
+            self._deferred.append(
+                functools.partial(self._send_frozen_input, outgoing, donor.target, (packet,))
+            )
+
+    def _send_frozen_input(
+        self, outgoing: _Outgoing, target: IPv6Address, packets: tuple[bytes, ...]
+    ) -> None:
+        donor = outgoing.donor
+        self._send(
+            target,
+            msg.FrozenInput(handoff_id=donor.handoff_id, client=donor.client, packets=packets),
+        )
+
+    def _frozen_input_received(self, peer: IPv6Address, message: msg.FrozenInput) -> None:
+        """The donor's FROZEN_INPUT for a handoff accepted here: read when the connections
+        thaw, or now if they have."""
+        incoming = self._incoming.get((peer, message.handoff_id))
+        if incoming is not None and (
+            not incoming.socks or any(sock.frozen for sock in incoming.socks)
+        ):
+            incoming.frozen_input.extend(message.packets)
+            return
+        if incoming is not None or self._finished_incoming.get((peer, message.handoff_id)):
+            socks = self.client_sockets(message.client)
+            self._replay(message.client, socks, list(message.packets))
+            return
+        self._count("handoff_frozen_input_ignored")
+
+    def _replay(self, client: IPv6Address, socks: list[Socket], packets: list[bytes]) -> None:
+        """The client's kept packets to this member's stack for ``socks``; once their resync
+        is done when one is resynchronizing (see mip6.dserver.frozen_input)."""
+        if not packets or not socks:
+            return
+        if any(sock.conn.resyncing for sock in socks):
+            until = self._now + RECOVERY_LIMIT * self.config.rebind_timeout
+            self._replay_after_resync[client.packed] = (socks, packets, until)
+            while len(self._replay_after_resync) > self.config.max_connections:
+                self._replay_after_resync.pop(next(iter(self._replay_after_resync)))
+            return
+        by_port = {sock.key[3]: sock for sock in socks}
+        for packet in packets:
+            sock = by_port.get(client_port(packet) or -1)
+            if sock is not None:
+                recent = int(sock.conn.raw.ts_recent)
+                packet = with_timestamp_at_least(packet, recent, sock.key[2], sock.key[0])
+            self._count("handoff_frozen_input_read")
+            self._host_actions_pending(self._now, self.host.deliver(self._now, packet))
+
+    def _replay_if_resynced(self, data: bytes) -> None:
+        """After a client's segment: kept packets waiting for its connections' resync go
+        once it is done (or are forgotten when it never will be)."""
+        packet = data[40:] if len(data) >= 80 and data[6] == protocols.IPV6 else data
+        client = packet[8:24]
+        waiting_now = self._replay_after_resync
+        for key in [k for k, (_, _, until) in waiting_now.items() if until < self._now]:
+            del waiting_now[key]
+        waiting = self._replay_after_resync.get(client)
+        if waiting is None:
+            return
+        socks, packets, _ = waiting
+        live = [sock for sock in socks if sock.state is not TcpState.CLOSED]
+        if any(sock.conn.resyncing for sock in live):
+            return
+        del self._replay_after_resync[client]
+        self._replay(IPv6Address(client), live, packets)
 
     def _rebind(self, outgoing: _Outgoing, sequence: int) -> None:
         """The donor keeps its client after an INIT: its binding comes back here first."""
@@ -1823,6 +1915,7 @@ class Member:
                 case h.Thaw():
                     self.udp.thaw(acceptor.client)
                     self._thaw(incoming.socks)
+                    self._replay(acceptor.client, incoming.socks, incoming.frozen_input.take())
                     # this member's buddy now: nothing the old one cannot resume goes out
                     self.request_replicate(acceptor.client, hold=incoming.socks)
                 case h.SendDone(donor=donor):
@@ -2241,6 +2334,8 @@ class Member:
                 self._prepared(peer, message.handoff_id)
             case msg.Done():
                 self._from_acceptor(peer, message.handoff_id, h.DonorInput.DONE)
+            case msg.FrozenInput():
+                self._frozen_input_received(peer, message)
             case msg.Failed() if (peer, message.handoff_id) in self._incoming:
                 # from the donor: it gave up on us (behind its INIT on this channel)
                 self._acceptor_input((peer, message.handoff_id), h.AcceptorInput.ABORTED)
@@ -3730,6 +3825,7 @@ class Member:
         regenerate)."""
         ms = stack_ms(self._now)
         for sock in socks:
+            sock.on_frozen_input = None
             sock.thaw(ms)
             if sock.on_change is not None:
                 sock.on_change(sock)

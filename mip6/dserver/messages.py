@@ -53,6 +53,13 @@ continues it into this header::
   copies silently.
 - FAILED (acceptor -> donor): ``| Reason (8) | Reserved (24) |``; reasons not known here are
   kept as numbers.
+- FROZEN_INPUT (donor -> the acceptor that took the client, after its DONE): what the client
+  sent the donor's frozen connections during the handoff (a request that crossed the freeze),
+  whole IPv6 packets as the donor's stack got them, for the acceptor's stack to read; the
+  seeds' donor dropped them, and the client sent them again only when its retransmission
+  timer ran out::
+
+    | Count (16) | Reserved (16) | then per packet: | Length (16) | Packet |
 
 Bounds (a peer's frame never makes us allocate beyond them): at most
 :data:`MAX_CONNECTIONS` connections, :data:`MAX_SNAPSHOT` bytes per snapshot and
@@ -149,6 +156,10 @@ VERSION = 1
 MAX_CONNECTIONS = 64
 MAX_SNAPSHOT = 1 << 20  # a full snapshot carries its send and receive rings (256 KiB each here)
 MAX_APPLICATION_STATE = 1 << 20
+# FROZEN_INPUT: the client's packets a donor keeps for the acceptor, and their largest size
+# (a request's segments; a full-sized data segment of a 1500-byte path at most)
+MAX_FROZEN_PACKETS = 16
+MAX_FROZEN_PACKET = 1500
 
 _HEADER = struct.Struct("!BBHQ16s")
 HEADER_LENGTH = _HEADER.size  # 28
@@ -161,6 +172,8 @@ CLIENT_OFFSET = 12
 _INIT = struct.Struct("!HHI")
 _CONNECTION = struct.Struct("!B3xII")
 _FAILED = struct.Struct("!B3x")
+_FROZEN_INPUT = struct.Struct("!HH")  # packet count, reserved
+_LENGTH16 = struct.Struct("!H")
 REGENERABLE = 0x01
 DATAGRAM = 0x02  # a UDP flow (mip6.dserver.udp.FlowRepr), not a tcp_migrate snapshot
 
@@ -212,6 +225,7 @@ class MessageType(enum.IntEnum):
     INIT = 3
     DONE = 4
     FAILED = 5
+    FROZEN_INPUT = 6  # the client's packets to the donor's frozen connections (after DONE)
     # membership (SPEC-dserver 8.1): the first word, then the body
     JOIN = 16
     JOIN_ANSWER = 17
@@ -360,7 +374,27 @@ class Init(_Message):
         return b"".join(parts)
 
 
-HandoffMessage = Prepare | Prepared | Init | Done | Failed
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrozenInput(_Message):
+    """``packets``: what the client sent the donor's frozen connections during the handoff,
+    whole IPv6 packets (at most :data:`MAX_FROZEN_PACKETS`, each at most
+    :data:`MAX_FROZEN_PACKET` bytes)."""
+
+    packets: tuple[bytes, ...]
+    message_type: ClassVar[MessageType] = MessageType.FROZEN_INPUT
+
+    def emit(self) -> bytes:
+        if len(self.packets) > MAX_FROZEN_PACKETS:
+            raise EmitError(f"{len(self.packets)} packets (at most {MAX_FROZEN_PACKETS})")
+        parts = [self._header(), _FROZEN_INPUT.pack(len(self.packets), 0)]
+        for packet in self.packets:
+            if not 0 < len(packet) <= MAX_FROZEN_PACKET:
+                raise EmitError(f"a packet of {len(packet)} bytes")
+            parts += [_LENGTH16.pack(len(packet)), packet]
+        return b"".join(parts)
+
+
+HandoffMessage = Prepare | Prepared | Init | Done | Failed | FrozenInput
 
 
 # -- membership ------------------------------------------------------------------------------
@@ -902,11 +936,32 @@ def parse(data: bytes) -> Message:
         message = Failed(**common, reason=FailureReason(reason) if known else reason)
     elif kind == MessageType.INIT:
         message, offset = _init(data, offset, {**common, "tunnelled": tunnelled, "resync": resync})
+    elif kind == MessageType.FROZEN_INPUT:
+        message, offset = _frozen_input(data, offset, common)
     else:
         raise Malformed(f"unknown message type {kind}", TYPE_OFFSET, "type")
     if offset != len(data):
         raise Malformed("bytes after the message", offset, "length")
     return message
+
+
+def _frozen_input(data: bytes, offset: int, common: dict[str, Any]) -> tuple[FrozenInput, int]:
+    start = offset
+    (count, reserved), offset = _fields(data, offset, _FROZEN_INPUT, "frozen input")
+    if count > MAX_FROZEN_PACKETS:
+        raise Malformed(f"{count} packets (at most {MAX_FROZEN_PACKETS})", start, "count")
+    if reserved:
+        raise Malformed("reserved bits set", start + 2, "reserved")
+    packets = []
+    for _ in range(count):
+        at = offset
+        (length,), offset = _fields(data, offset, _LENGTH16, "packet length")
+        if not 0 < length <= MAX_FROZEN_PACKET:
+            raise Malformed(f"a packet of {length} bytes", at, "packet length")
+        _need(data, offset, length, "packet")
+        packets.append(data[offset : offset + length])
+        offset += length
+    return FrozenInput(**common, packets=tuple(packets)), offset
 
 
 def _emit_connections(parts: list[bytes], connections: tuple[ConnectionState, ...]) -> None:

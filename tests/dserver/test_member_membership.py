@@ -46,6 +46,8 @@ from mip6.dserver.messages import (
     ClientClaimed,
     ContactState,
     Done,
+    Failed,
+    Init,
     ReplicaAck,
     ReplicaDrop,
     SaCounter,
@@ -1957,6 +1959,149 @@ def test_an_acceptor_whose_buddy_is_the_donor_sends_its_done_behind_the_replica(
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
     assert not m2.client_sockets(CLIENT) and "handoff_late_done" not in m1.counters
+
+
+def _client_data(data: bytes) -> bool:
+    """A TCP segment from the client that carries bytes (a request)."""
+    packet, protocol, offset = innermost(data)
+    if protocol != protocols.TCP or packet[8:24] != CLIENT.packed:
+        return False
+    return len(packet) > offset + (packet[offset + 12] >> 4) * 4
+
+
+def test_a_request_that_reaches_the_frozen_donor_is_read_by_the_acceptor() -> None:
+    """The client's second request of a keep-alive connection reaches m1 after m1 froze the
+    connection for a handoff to m2 (its copies sent again meanwhile lost). m1 keeps it and
+    passes it to m2 (FROZEN_INPUT), whose stack reads it as the connection thaws: the second
+    response starts at once, and the client never sends the request again. Dropped at the
+    frozen donor, as the seeds' did, the request waited for the client's retransmission
+    timer, which handoffs back off to seconds (a chaos run's stalled download)."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False)
+    lab.net.run_until(1.0)
+    fetch, done = three_gets(lab)
+    # a client whose retransmission timer handoffs backed off: 2 s at least
+    fetch.sock.conn.raw.cfg.rto_min_ms = 2000
+    m1, m2 = lab.members["m1"], lab.members["m2"]
+    while fetch.responses < 1:
+        assert lab.net.now < 5.0
+        lab.net.run_for(0.0005)
+    held: list[tuple[str, bytes]] = []
+
+    def hold(receiver: str, data: bytes) -> bool:
+        if _client_data(data):
+            held.append((receiver, data))
+            return True
+        return False
+
+    lab.net.drop_in_flight(hold)
+    assert held  # the second request, on its way
+    lab.handoff("m1", "m2")
+    while CLIENT.packed not in m1._frozen_clients:
+        assert lab.net.now < 6.0
+        lab.net.drop_in_flight(hold)
+        lab.net.run_for(0.0005)
+    receiver, request = held[0]
+    lab.net.inject(receiver, request)  # it reaches m1 now, frozen
+    lab.net.run_for(0.0005)
+    while not any(not sock.frozen for sock in m2.client_sockets(CLIENT)):
+        assert lab.net.now < 8.0
+        lab.net.drop_in_flight(lambda receiver, data: _client_data(data))
+        lab.net.run_for(0.0005)
+    thawed = lab.net.now
+    while fetch.responses < 2:
+        assert lab.net.now < thawed + 0.5, "the second response waits for the client"
+        lab.net.run_for(0.001)
+    while not done:
+        assert lab.net.now < 30.0
+        lab.net.run_for(0.01)
+    assert fetch.cause is None and fetch.responses == 3
+    assert m1.counters.get("handoff_frozen_input_kept") == 1, m1.counters
+    assert m2.counters.get("handoff_frozen_input_read") == 1, m2.counters
+    again = [
+        sent.time
+        for sent in lab.net.trace
+        if thawed <= sent.time and sent.sender == "client" and _client_data(sent.data)
+    ]
+    assert len(again) == 1, again  # the third request, none sent twice
+
+
+def test_a_request_kept_by_the_donor_waits_for_the_resync_of_the_next_acceptor() -> None:
+    """As above, but m1's INIT to m2 is lost, and so are its abort and m2's give-up: m2 is
+    silent, and m1's INIT to m3 says so (S): m3's connection resynchronizes from the
+    client's next segment. The kept request must not stand in for that segment (it says
+    where the client stood before the silent acceptor could have served it): m3 reads it
+    once the client's answer has set the position, its timestamp raised to that answer's
+    (PAWS would drop it), and the second response comes without the client sending the
+    request again."""
+    lab = DServerLab(
+        SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False, attempt_timeout=0.5
+    )
+    lab.net.run_until(1.0)
+    fetch, done = three_gets(lab)
+    fetch.sock.conn.raw.cfg.rto_min_ms = 3000  # (as above)
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    send = m1._send
+    inits: list[Init] = []
+
+    def init_to_m2_lost(peer: IPv6Address, message: object) -> None:
+        if isinstance(message, Init):
+            inits.append(message)
+        if not (peer == MEMBERS["m2"] and isinstance(message, Init | Failed)):
+            send(peer, message)
+
+    m1._send = init_to_m2_lost  # type: ignore[method-assign]
+    m2 = lab.members["m2"]
+    m2_send = m2._send
+    m2._send = lambda peer, message: (  # type: ignore[method-assign]
+        None if isinstance(message, Failed) else m2_send(peer, message)
+    )
+    while fetch.responses < 1:
+        assert lab.net.now < 5.0
+        lab.net.run_for(0.0005)
+    held: list[tuple[str, bytes]] = []
+
+    def hold(receiver: str, data: bytes) -> bool:
+        if _client_data(data):
+            held.append((receiver, data))
+            return True
+        return False
+
+    lab.net.drop_in_flight(hold)
+    assert held
+    lab.handoff("m1", "m2")
+    while CLIENT.packed not in m1._frozen_clients:
+        assert lab.net.now < 6.0
+        lab.net.drop_in_flight(hold)
+        lab.net.run_for(0.0005)
+    lab.net.inject(*held[0])
+    lab.net.run_for(0.0005)
+    while not any(not sock.frozen for sock in m3.client_sockets(CLIENT)):
+        assert lab.net.now < 10.0
+        lab.net.drop_in_flight(lambda receiver, data: _client_data(data))
+        lab.net.run_for(0.0005)
+    thawed = lab.net.now
+    assert [init.resync for init in inits] == [False, True]
+    # the kept request waits for the client's answer to set the resync's position
+    assert any(sock.conn.resyncing for sock in m3.client_sockets(CLIENT))
+    assert CLIENT.packed in m3._replay_after_resync
+    while fetch.responses < 2:
+        assert lab.net.now < thawed + 0.5, "the second response waits for the client"
+        lab.net.run_for(0.0005)
+    # the client did not send the request again (not even a fast retransmission: the kept
+    # request's old timestamp would have had it dropped, and the ACK for that made the
+    # third duplicate); only the third request, as the second response ended
+    sent_again = [
+        sent.time
+        for sent in lab.net.trace
+        if thawed <= sent.time and sent.sender == "client" and _client_data(sent.data)
+    ]
+    assert len(sent_again) == 1 and lab.net.now - sent_again[0] < 0.001, (thawed, sent_again)
+    while not done:
+        assert lab.net.now < 30.0
+        lab.net.run_for(0.01)
+    assert fetch.cause is None and fetch.responses == 3 and client_resets(lab) == 0
+    assert m3.counters.get("handoff_frozen_input_read") == 1, m3.counters
+    assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m3']}", m1.history[-1]
 
 
 def test_an_acceptor_whose_replica_is_late_keeps_its_done_until_its_buddy_holds_the_client() -> (

@@ -89,6 +89,12 @@ messages = st.one_of(
         tunnelled=st.booleans(),
         resync=st.booleans(),
     ),
+    st.builds(
+        m.FrozenInput,
+        handoff_id=ids,
+        client=addresses,
+        packets=st.lists(st.binary(min_size=1, max_size=80), max_size=4).map(tuple),
+    ),
     st.builds(m.Tunnel, client=addresses, sequence=st.integers(0, 0xFFFF)),
     st.builds(
         m.TunnelAck,
@@ -244,3 +250,25 @@ def test_init_carries_real_snapshots_that_import_on_the_acceptor() -> None:
     assert [s.key for s in imported] == [s.key for s in sockets]
     assert all(s.frozen for s in imported)
     assert [c.application_state for c in received.connections] == [b"offset 0", b"offset 1"]
+
+
+def test_frozen_input_bounds_its_packets_before_reading_them() -> None:
+    client = IPv6Address("2001:db8:3::7")
+    message = m.FrozenInput(handoff_id=5, client=client, packets=(b"\x60" + bytes(59),))
+    raw = message.emit()
+    assert raw[m.HEADER_LENGTH : m.HEADER_LENGTH + 6] == bytes.fromhex("0001 0000 003c")
+    assert m.parse(raw) == message
+    for at, value, field in (
+        (m.HEADER_LENGTH, m.MAX_FROZEN_PACKETS + 1, "count"),
+        (m.HEADER_LENGTH + 4, 0, "packet length"),
+        (m.HEADER_LENGTH + 4, m.MAX_FROZEN_PACKET + 1, "packet length"),
+    ):
+        bad = bytearray(raw)
+        bad[at : at + 2] = value.to_bytes(2, "big")
+        with pytest.raises(Malformed) as caught:
+            m.parse(bytes(bad))
+        assert caught.value.field == field and caught.value.offset == at
+    with pytest.raises(EmitError):
+        m.FrozenInput(handoff_id=5, client=client, packets=(b"x",) * 17).emit()
+    with pytest.raises(EmitError):
+        m.FrozenInput(handoff_id=5, client=client, packets=(b"",)).emit()

@@ -460,6 +460,36 @@ def test_established_handoff_to_second_stack_transfer_completes(include_unacked)
     assert bytes(received) == stream
 
 
+def test_segments_reaching_a_frozen_connection_go_to_on_frozen_input_and_can_be_replayed():
+    """A request sent while the server is frozen is dropped there (nothing answered) but
+    handed to ``on_frozen_input`` whole; the same packet given to the acceptor's stack
+    after the import and thaw is read there, so the client need not send it again."""
+    net = Net()
+    client, server = _established(net)
+    server.freeze(net.now)
+    blob = server.export(include_unacked=False)
+    kept: list[tuple[object, bytes]] = []
+    server.on_frozen_input = lambda sock, packet: kept.append((sock, packet))
+    assert client.send(b"GET /next") == 9
+    net.a.poll(net.now)
+    sent = len(net.sent)
+    while net.queue:
+        net.now = max(net.now, net.queue[0][0])
+        net.b.receive(net.now, heapq.heappop(net.queue)[2])
+    assert len(net.sent) == sent and server.recv(100) == b""  # dropped, unanswered
+    assert [sock for sock, _ in kept] == [server]
+    assert decode(kept[0][1]).payload == b"GET /next"
+    acceptor = Stack(transmit=net._send, local_addresses=[ADDRESS_B], secret=b"x" * 32)
+    net.b.detach(server)
+    moved = acceptor.import_connection(blob)
+    net.stacks[ADDRESS_B] = acceptor
+    moved.thaw(net.now)
+    for _, packet in kept:
+        acceptor.receive(net.now, packet)
+    assert moved.recv(100) == b"GET /next"
+    net.run(lambda: client.conn.acked_offset == 9)
+
+
 def test_established_import_foreign_address_not_local():
     net = Net()
     _, server = _established(net)
