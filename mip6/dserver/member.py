@@ -3630,15 +3630,19 @@ class Member:
             self._emit(StartTimer(self._now + CLIENT_QUERY_WAIT / 2, (ANSWER_TIMER, client, peer)))
 
     def _serves_heard(self, client: IPv6Address) -> bool:
-        """Whether a connection of ``client`` here is one the client is known to hold: not a
-        resumed one still waiting to resynchronize from the client's next segment, nor one
-        resumed in SYN_RECEIVED still waiting for the client's ACK of its SYN-ACK (no
-        listener: it was imported, not accepted from a SYN here; tcp_migrate's resync has
-        nothing to probe there, and the client may have finished that connection long ago:
-        a chaos run's recovery from a replica taken at the SYN-ACK answered at once, and the
-        member asking yielded the client's live connection to it)."""
+        """Whether a connection of ``client`` here is one the client is known to hold and
+        still exchanges on: not a resumed one still waiting to resynchronize from the
+        client's next segment, nor one resumed in SYN_RECEIVED still waiting for the client's
+        ACK of its SYN-ACK (no listener: it was imported, not accepted from a SYN here;
+        tcp_migrate's resync has nothing to probe there, and the client may have finished
+        that connection long ago: a chaos run's recovery from a replica taken at the SYN-ACK
+        answered at once, and the member asking yielded the client's live connection to
+        it), nor one closing here (TIME_WAIT lasts a minute: a chaos run's restarted member,
+        asking about a new connection's SYN, heard a claim for it again and again, and the
+        client's SYNs were dropped until its download stalled)."""
         return any(
-            not sock.conn.resyncing
+            sock.state in _SERVING
+            and not sock.conn.resyncing
             and not (sock.listener is None and sock.state is TcpState.SYN_RECEIVED)
             for sock in self.client_sockets(client)
         )

@@ -32,6 +32,7 @@ from mip6.core.binding_cache import BindingCacheEntry
 from mip6.core.ipsec.sa import Direction
 from mip6.dserver.handoff import SEQUENCE_WINDOW, AcceptorState, DonorState
 from mip6.dserver.member import (
+    CLIENT_QUERY_WAIT,
     CONTACT_SEQUENCE_SKIP,
     DEFAULT_CHANNEL_PORT,
     LONGEST_PEER_WAIT_MS,
@@ -529,14 +530,15 @@ def test_a_member_killed_mid_download_with_loss_loses_no_connection() -> None:
         assert lab.members[buddy].counters.get("recover_completed") == 1, seed
 
 
-def test_a_closing_connection_of_the_client_does_not_claim_a_recovery_of_another() -> None:
+def test_a_closing_connection_of_the_client_does_not_claim_it() -> None:
     """m1 holds a connection of the client's that is closing (the client closed it before
     any request and its last ACK is lost: m1 waits in LAST_ACK). A recovery of the client's
     other connection (CLIENT_RECOVERING with that connection's port) gets no claim from m1:
     that connection is over here and serves nothing, and a claim left the live connection
     to nobody (a chaos run's: a member's FIN unacknowledged as its client went on to a new
     connection elsewhere, whose member then died). A recovery of the closing connection
-    itself (its port) is claimed: it is here."""
+    itself (its port) is claimed: it is here. Nor does m1 answer a CLIENT_QUERY for the
+    client."""
     lab = DServerLab(SEED, membership=MembershipConfig(), distribute=False)
     lab.net.run_until(1.0)
     first = lab.client_host.connect(lab.net.now, str(CONTACT), PORT)
@@ -569,6 +571,16 @@ def test_a_closing_connection_of_the_client_does_not_claim_a_recovery_of_another
     assert not [message for _, message in sent if isinstance(message, ClientClaimed)]
     m1._other_recovery(MEMBERS["m3"], CLIENT, 7, (port,))
     assert sent == [(MEMBERS["m3"], ClientClaimed(client=CLIENT))]
+    # nor does it answer a CLIENT_QUERY (a recovery's, or a new life's about a SYN): a chaos
+    # run's member in TIME_WAIT claimed a new connection's SYNs away for a minute
+    sent.clear()
+    m1._client_queried(MEMBERS["m3"], CLIENT)
+    until = lab.net.now + CLIENT_QUERY_WAIT
+    while lab.net.now < until:  # (the answer may wait for the client: half that)
+        lab.net.drop_in_flight(first_ack_to_m1)
+        lab.net.run_for(0.0005)
+    assert [sock.state for sock in m1.client_sockets(CLIENT)] == [TcpState.LAST_ACK]
+    assert not [message for _, message in sent if isinstance(message, ClientClaimed)]
 
 
 def test_a_replica_sent_to_a_restarted_buddys_old_life_goes_again() -> None:
