@@ -1668,6 +1668,13 @@ class Member:
         for sock in socks:
             if sock.state in _RESYNCABLE:
                 sock.conn.resync(age_ms=age_ms, peer_wait_ms=LONGEST_PEER_WAIT_MS)
+                if sock.closed_by_app:
+                    # the resync took back our FIN, for the program to close again once it
+                    # has written from the resynchronized offset (tcp_migrate): one that
+                    # had closed here before the freeze will not, so it is closed again
+                    # (a chaos run's donor kept its client after a silent acceptor, sent
+                    # the rest of the last response and never the FIN the client waited for)
+                    sock.close()
 
     def _send_init(
         self, outgoing: _Outgoing, target: IPv6Address, sequence: int, resync: bool

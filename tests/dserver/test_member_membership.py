@@ -49,6 +49,7 @@ from mip6.dserver.messages import (
     Done,
     Failed,
     Init,
+    Prepare,
     ReplicaAck,
     ReplicaDrop,
     SaCounter,
@@ -2114,6 +2115,56 @@ def test_a_request_kept_by_the_donor_waits_for_the_resync_of_the_next_acceptor()
     assert fetch.cause is None and fetch.responses == 3 and client_resets(lab) == 0
     assert m3.counters.get("handoff_frozen_input_read") == 1, m3.counters
     assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m3']}", m1.history[-1]
+
+
+def test_a_donor_that_keeps_its_client_after_a_silent_acceptor_sends_its_fin_again() -> None:
+    """m1 has written the last response of a keep-alive connection and closed it (its FIN
+    queued behind unacknowledged bytes) when it hands the client to m2, which goes silent
+    (its INIT, the abort and its own give-up lost; m3, tried next, hears nothing).
+    m1 keeps the client and resumes its
+    connection from the client's next segment (the resync, which takes the FIN back for the
+    program to send again): the rest of the response goes, and the FIN after it, and the
+    client's fetch ends. Without the FIN sent again, the client waited for it until its
+    fetch stalled (a chaos run's)."""
+    lab = DServerLab(
+        SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False, attempt_timeout=0.5
+    )
+    lab.net.run_until(1.0)
+    fetch, done = three_gets(lab)
+    m1, m2 = lab.members["m1"], lab.members["m2"]
+    send, m2_send = m1._send, m2._send
+    m1._send = lambda peer, message: (  # type: ignore[method-assign]
+        None
+        if (peer == MEMBERS["m2"] and isinstance(message, Init | Failed))
+        or (peer == MEMBERS["m3"] and isinstance(message, Prepare | Init | Failed))
+        else send(peer, message)
+    )
+    m2._send = lambda peer, message: (  # type: ignore[method-assign]
+        None if isinstance(message, Failed) else m2_send(peer, message)
+    )
+
+    def segments(receiver: str, data: bytes) -> bool:
+        packet, protocol, offset = innermost(data)
+        ports = {int.from_bytes(packet[offset + i : offset + i + 2], "big") for i in (0, 2)}
+        return protocol == protocols.TCP and PORT in ports
+
+    while not any(sock.closed_by_app for sock in m1.client_sockets(CLIENT)):
+        assert lab.net.now < 30.0
+        lab.net.run_for(0.0005)
+    [sock] = m1.client_sockets(CLIENT)
+    lab.handoff("m1", "m2")
+    # the response's last segments and its FIN, and the client's acknowledgements, lost
+    # until the freeze
+    while CLIENT.packed not in m1._frozen_clients:
+        assert lab.net.now < 35.0
+        lab.net.drop_in_flight(segments)
+        lab.net.run_for(0.0005)
+    assert sock.state is TcpState.FIN_WAIT_1 and sock.send_buffered > 0
+    while not done:
+        assert lab.net.now < 60.0, (fetch.received, sock.state)
+        lab.net.run_for(0.01)
+    assert fetch.cause is None and fetch.responses == 3 and client_resets(lab) == 0
+    assert m1.history[-1]["outcome"] == "kept", m1.history[-1]
 
 
 def test_an_acceptor_whose_replica_is_late_keeps_its_done_until_its_buddy_holds_the_client() -> (
