@@ -541,6 +541,9 @@ def test_a_thaw_after_a_silent_acceptor_resyncs_what_resync_takes() -> None:
     pair.b.freeze(pair.now)
     established.b.freeze(established.now)
     lab = DServerLab(SEED, size=1000, distribute=False)
-    socks = [SimpleNamespace(state=conn.state, conn=conn) for conn in (pair.b, established.b)]
+    socks = [
+        SimpleNamespace(state=conn.state, conn=conn, closed_by_app=False)
+        for conn in (pair.b, established.b)
+    ]
     lab.members["m1"]._resync_owing(socks, lab.net.now)  # type: ignore[arg-type]
     assert not pair.b.resyncing and established.b.resyncing
