@@ -1205,6 +1205,7 @@ class Member:
                 self._query_unanswered(client)
             case ("answer", IPv6Address() as client, IPv6Address() as asker):  # ANSWER_TIMER
                 if self._serves_heard(client):
+                    log.info("replication: %s claimed for %s's question (heard)", client, asker)
                     self._send_claim((asker,), client)
             case ("replica_ack", IPv6Address() as client):  # REPLICA_ACK_TIMER
                 self._replica_ack_due(client)
@@ -3628,6 +3629,14 @@ class Member:
             or self.udp.holds(client)
         )
         if serves:
+            # one line per claim: which member held a client, and how, is in its log
+            log.info(
+                "replication: %s claimed for %s's question (recovering: %s, connections: %s)",
+                client,
+                peer,
+                recovery is not None,
+                ", ".join(f"{s.key[3]} {s.state.name}" for s in self.client_sockets(client)),
+            )
             self._send_claim((peer,), client)
         elif recovery is None and self.client_sockets(client):
             # resumed here from a replica, bound, and not yet heard from: whether the client
@@ -3693,6 +3702,7 @@ class Member:
                 )
             return
         if recovery is not None or self._holds_client(client, ports) or self.udp.holds(client):
+            log.info("replication: %s claimed for %s's recovery", client, peer)
             self._send_claim((peer,), client)
 
     def _holds_client(self, client: IPv6Address, ports: Collection[int] = ()) -> bool:
