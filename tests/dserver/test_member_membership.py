@@ -1898,6 +1898,16 @@ def delay_until(sender: Member, until: Callable[[], bool], kinds: tuple[type, ..
     sender._send = slow  # type: ignore[method-assign]
 
 
+def downloading_from_m1(size: int) -> tuple[DServerLab, HostDownload]:
+    """A download of ``size`` bytes from m1 under way; handoff attempts of 0.5 s."""
+    lab = DServerLab(
+        SEED, membership=MembershipConfig(), size=size, distribute=False, attempt_timeout=0.5
+    )
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    return lab, fetch
+
+
 def test_a_done_late_from_an_acceptor_given_up_on_aborts_the_next_one() -> None:
     """m1 hands its client to m2, which binds it and serves it, but its DONE is slow to come
     (a loaded member's channel): m1 takes m2 for silent and sends m3 an INIT a window above.
@@ -1906,11 +1916,7 @@ def test_a_done_late_from_an_acceptor_given_up_on_aborts_the_next_one() -> None:
     client above m2 and both served it, each binding it again at the other's Binding Error
     (a chaos run's stalled download)."""
     size = 20_000_000
-    lab = DServerLab(
-        SEED, membership=MembershipConfig(), size=size, distribute=False, attempt_timeout=0.5
-    )
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
+    lab, fetch = downloading_from_m1(size)
     m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
     send, held = m2._send, []
 
@@ -1947,11 +1953,7 @@ def test_an_acceptor_whose_buddy_is_the_donor_sends_its_done_behind_the_replica(
     at m1's abort (unreplicated); a chaos run's loaded donor, its abort lost or slow, gave
     the acceptor up and offered the client to the next member, whose resync reset it."""
     size = 20_000_000
-    lab = DServerLab(
-        SEED, membership=MembershipConfig(), size=size, distribute=False, attempt_timeout=0.5
-    )
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
+    lab, fetch = downloading_from_m1(size)
     m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
     assert m3.buddy() == MEMBERS["m1"]
     release = lab.net.now + 2.0
@@ -1982,19 +1984,12 @@ def _client_data(data: bytes) -> bool:
     return len(packet) > offset + (packet[offset + 12] >> 4) * 4
 
 
-def test_a_request_that_reaches_the_frozen_donor_is_read_by_the_acceptor() -> None:
-    """The client's second request of a keep-alive connection reaches m1 after m1 froze the
-    connection for a handoff to m2 (its copies sent again meanwhile lost). m1 keeps it and
-    passes it to m2 (FROZEN_INPUT), whose stack reads it as the connection thaws: the second
-    response starts at once, and the client never sends the request again. Dropped at the
-    frozen donor, as the seeds' did, the request waited for the client's retransmission
-    timer, which handoffs back off to seconds (a chaos run's stalled download)."""
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False)
-    lab.net.run_until(1.0)
-    fetch, done = three_gets(lab)
-    # a client whose retransmission timer handoffs backed off: 2 s at least
-    fetch.sock.conn.raw.cfg.rto_min_ms = 2000
-    m1, m2 = lab.members["m1"], lab.members["m2"]
+def request_reaches_the_frozen_donor(lab: DServerLab, fetch: Fetch, acceptor: Member) -> float:
+    """Once the first of ``fetch``'s responses is whole, its second request is held on its
+    way to m1 (its copies sent again lost) until m1, handing the client to m2, has frozen
+    the connection; then it reaches m1. Run (the client's requests sent again lost) until
+    ``acceptor`` thaws the connection; when."""
+    m1 = lab.members["m1"]
     while fetch.responses < 1:
         assert lab.net.now < 5.0
         lab.net.run_for(0.0005)
@@ -2013,14 +2008,29 @@ def test_a_request_that_reaches_the_frozen_donor_is_read_by_the_acceptor() -> No
         assert lab.net.now < 6.0
         lab.net.drop_in_flight(hold)
         lab.net.run_for(0.0005)
-    receiver, request = held[0]
-    lab.net.inject(receiver, request)  # it reaches m1 now, frozen
+    lab.net.inject(*held[0])  # it reaches m1 now, frozen
     lab.net.run_for(0.0005)
-    while not any(not sock.frozen for sock in m2.client_sockets(CLIENT)):
-        assert lab.net.now < 8.0
+    while not any(not sock.frozen for sock in acceptor.client_sockets(CLIENT)):
+        assert lab.net.now < 10.0
         lab.net.drop_in_flight(lambda receiver, data: _client_data(data))
         lab.net.run_for(0.0005)
-    thawed = lab.net.now
+    return lab.net.now
+
+
+def test_a_request_that_reaches_the_frozen_donor_is_read_by_the_acceptor() -> None:
+    """The client's second request of a keep-alive connection reaches m1 after m1 froze the
+    connection for a handoff to m2 (its copies sent again meanwhile lost). m1 keeps it and
+    passes it to m2 (FROZEN_INPUT), whose stack reads it as the connection thaws: the second
+    response starts at once, and the client never sends the request again. Dropped at the
+    frozen donor, as the seeds' did, the request waited for the client's retransmission
+    timer, which handoffs back off to seconds (a chaos run's stalled download)."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False)
+    lab.net.run_until(1.0)
+    fetch, done = three_gets(lab)
+    # a client whose retransmission timer handoffs backed off: 2 s at least
+    fetch.sock.conn.raw.cfg.rto_min_ms = 2000
+    m1, m2 = lab.members["m1"], lab.members["m2"]
+    thawed = request_reaches_the_frozen_donor(lab, fetch, m2)
     while fetch.responses < 2:
         assert lab.net.now < thawed + 0.5, "the second response waits for the client"
         lab.net.run_for(0.001)
@@ -2068,31 +2078,7 @@ def test_a_request_kept_by_the_donor_waits_for_the_resync_of_the_next_acceptor()
     m2._send = lambda peer, message: (  # type: ignore[method-assign]
         None if isinstance(message, Failed) else m2_send(peer, message)
     )
-    while fetch.responses < 1:
-        assert lab.net.now < 5.0
-        lab.net.run_for(0.0005)
-    held: list[tuple[str, bytes]] = []
-
-    def hold(receiver: str, data: bytes) -> bool:
-        if _client_data(data):
-            held.append((receiver, data))
-            return True
-        return False
-
-    lab.net.drop_in_flight(hold)
-    assert held
-    lab.handoff("m1", "m2")
-    while CLIENT.packed not in m1._frozen_clients:
-        assert lab.net.now < 6.0
-        lab.net.drop_in_flight(hold)
-        lab.net.run_for(0.0005)
-    lab.net.inject(*held[0])
-    lab.net.run_for(0.0005)
-    while not any(not sock.frozen for sock in m3.client_sockets(CLIENT)):
-        assert lab.net.now < 10.0
-        lab.net.drop_in_flight(lambda receiver, data: _client_data(data))
-        lab.net.run_for(0.0005)
-    thawed = lab.net.now
+    thawed = request_reaches_the_frozen_donor(lab, fetch, m3)
     assert [init.resync for init in inits] == [False, True]
     # the kept request waits for the client's answer to set the resync's position
     assert any(sock.conn.resyncing for sock in m3.client_sockets(CLIENT))
