@@ -2071,6 +2071,14 @@ class Member:
         match event.name:
             case "route_optimized":
                 self._bound(fields["correspondent"])
+                if self._now < self._new_life_until:
+                    # bound by this life: its SYNs come through this life's binding, even
+                    # once the entry is swept with the client's last connection (asked
+                    # about, a chaos run's client's SYN waited a retransmission, 16 s, and
+                    # its fetch stalled)
+                    self._syn_queries[fields["correspondent"]] = _SynQuery(
+                        "free", self._new_life_until
+                    )
                 if fields["correspondent"] in self._replicated:
                     # the buddy's replica may have been taken before the client acknowledged
                     # (the request came first): without a binding, a recovery from it outbids

@@ -2404,6 +2404,44 @@ def test_a_new_lifes_syn_through_its_old_binding_waits_for_the_group_to_answer()
     assert m3.counters.get("recover_completed") == 1 and not m2.counters.get("clients_accepted")
 
 
+def test_a_new_lifes_syn_through_a_binding_it_made_itself_is_taken_at_once() -> None:
+    """m2 starts again; in its first recovery period it takes a client by a handoff, serves
+    its download to the end and forgets the client's binding with the connection. The
+    client's next connection's SYN comes through that binding, this life's: m2 takes it at
+    once, without asking the group. Asked, it dropped the SYN until the client sent it
+    again, up to 16 s later (a chaos run's stalled fetch)."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False)
+    lab.net.run_until(1.0)
+    lab.kill("m2")
+    lab.net.run_for(2.0)
+    lab.restart("m2")
+    m2 = lab.members["m2"]
+    while MEMBERS["m2"] not in lab.members["m1"].view.members:
+        assert lab.net.now < 10.0
+        lab.net.run_for(0.05)
+    first, done = three_gets(lab, count=1)
+    while not first.in_body:
+        assert lab.net.now < 12.0
+        lab.net.run_for(0.01)
+    lab.handoff("m1", "m2")
+    while not done:
+        assert lab.net.now < 30.0
+        lab.net.run_for(0.01)
+    # the connection's end here (TIME_WAIT over, or a client that closed first) and the
+    # sweep that forgets the binding with it
+    for sock in m2.client_sockets(CLIENT):
+        m2.host.stack.detach(sock)
+    m2._sweep(lab.net.now)
+    assert m2.mobile.bul.get(CLIENT) is None
+    assert lab.net.now < m2._new_life_until
+    second, done = three_gets(lab, count=1)
+    started = lab.net.now
+    while not done:
+        assert lab.net.now < started + 2.0, m2.counters
+        lab.net.run_for(0.01)
+    assert second.cause is None and "syn_through_old_binding_held" not in m2.counters
+
+
 def test_a_recovery_that_began_after_the_later_ones_message_still_steps_aside() -> None:
     """As above, but the member holding the older replica begins its recovery only after the
     later replica's CLIENT_RECOVERING has reached it (its view dropped m2 later): that
