@@ -111,7 +111,15 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   binding it did not make (an earlier life's) until the group answers its CLIENT_QUERY: a
   member that claims the client (the old life's buddy, resuming its connections) gets the
   client's SYN sent again once it has bound the client; nobody claiming it within
-  CLIENT_QUERY_WAIT, the SYN is taken.
+  CLIENT_QUERY_WAIT, the SYN is taken. A client this life bound is never asked about.
+- A connection closing at a member (TIME_WAIT, our FIN unacknowledged) is no service of the
+  client: it claims neither a recovery of the client's other connections (CLIENT_RECOVERING
+  names their ports) nor a CLIENT_QUERY.
+- What the client sends a donor's frozen connections (a request that crossed the freeze) is
+  kept and sent to each acceptor after the INIT (FROZEN_INPUT), read there as the
+  connections thaw (after a resync, once the client's own segment has set the position; see
+  mip6.dserver.frozen_input), or by the donor if it keeps the client; such a donor closes
+  again the connections its program had closed, since the resync takes their FIN back.
 - For a recovery's time after its start and after a view without a member, C answers a segment
   of no connection with nothing rather than a RST: it may be a dead member's connection being
   resumed elsewhere.
