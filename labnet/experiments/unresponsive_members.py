@@ -178,8 +178,9 @@ print(json.dumps({"answer": answer, "later_echo": echo, "alive": alive}))
 
 def measure_netns(bogus: int, prepare: bool, settings: Settings) -> Attempts:
     """One client's 'H' with ``bogus`` unresponsive members in Node 1's group, on netns."""
-    # without PREPARE the later line waits, frozen, for the kernel's retransmission after the
-    # thaw, and its backoff doubles: up to twice the attempts' time
+    # without PREPARE the later line reaches the frozen donor, which keeps it for its thaw;
+    # a copy lost on the way waits for the kernel's retransmission, whose backoff doubles:
+    # up to twice the attempts' time
     limit = 2 * bogus * ATTEMPT_TIMEOUT * (handoff.INIT_TIMEOUT_FACTOR + 1) + 30
     name = netns_testbed.lab_name(settings.lab_prefix, f"um{bogus}{'p' if prepare else 'n'}")
     with netns_testbed.netns_lab(_testbed(bogus, prepare, 0.0), name) as lab:
@@ -350,9 +351,10 @@ def _summary(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
         "the connection, its INIT waits "
         f"{handoff.INIT_TIMEOUT_FACTOR:g} attempt timeouts and its abort one more before the "
         "next member is tried (DSERVER 4 rule 6). "
-        "A line the client sends meanwhile is lost in the frozen connection and echoed "
-        "only at the client's first retransmission after the thaw: its doubling "
-        "retransmission timeout makes the steps of the last column (up to "
+        "A line the client sends meanwhile reaches the frozen connection; the donor keeps "
+        "it (FROZEN_INPUT) and reads it when it keeps the client, so it is echoed as soon "
+        "as the handoff has ended (dropped there, as the seeds' donor did, it waited for the "
+        "client's retransmission after the thaw; the longest wait here: "
         f"{n['longest_later_line_echo_s']:.1f} s). {lost} connections were lost: the "
         f"client's TCP gives up only after {TCP_DEFAULTS.max_retries} retransmissions. The "
         f"seeds' client reported a broken connection after {SEEDS_BROKEN_S:g} s and "
