@@ -19,34 +19,34 @@ guards against old duplicates from the network, and these are copies the group k
 
 from __future__ import annotations
 
-import struct
+from dataclasses import replace
 
 from mip6.dserver.messages import MAX_FROZEN_PACKET, MAX_FROZEN_PACKETS
 from mip6.wire import protocols
 from mip6.wire.checksum import upper_layer_checksum
+from mip6.wire.errors import WireError
+from mip6.wire.tcp import Timestamps, emit_tcp_options, parse_tcp_options
 from tcp_migrate.ipv6 import MalformedPacket, walk
 
 _FIN = 0x01
-_TIMESTAMPS = 8  # RFC 7323 2.1: kind 8, length 10
-_WORD = struct.Struct("!I")
 
 
-def _segment(packet: bytes) -> tuple[bytes, bytes, int, int] | None:
-    """The addresses of ``packet`` and where its TCP segment starts and ends (extension
-    headers walked as the stack does); None when it holds none."""
+def _segment(packet: bytes) -> tuple[int, int] | None:
+    """Where the TCP segment of ``packet`` starts and ends (extension headers walked as the
+    stack does); None when it holds none."""
     try:
-        source, destination, protocol, offset, end, fragmented = walk(packet)
+        _, _, protocol, offset, end, fragmented = walk(packet)
     except MalformedPacket:
         return None
     if protocol != protocols.TCP or fragmented or end - offset < 20:
         return None
-    return source, destination, offset, end
+    return offset, end
 
 
 def client_port(packet: bytes) -> int | None:
     """The TCP source port of ``packet`` (the client's), None when it holds no segment."""
     found = _segment(packet)
-    return None if found is None else int.from_bytes(packet[found[2] : found[2] + 2], "big")
+    return None if found is None else int.from_bytes(packet[found[0] : found[0] + 2], "big")
 
 
 def carries_data(packet: bytes) -> bool:
@@ -55,7 +55,7 @@ def carries_data(packet: bytes) -> bool:
     found = _segment(packet)
     if found is None:
         return False
-    _, _, offset, end = found
+    offset, end = found
     return end > offset + (packet[offset + 12] >> 4) * 4 or bool(packet[offset + 13] & _FIN)
 
 
@@ -65,37 +65,26 @@ def with_timestamp_at_least(
     """``packet`` with its TSval raised to ``ts_recent`` when below it (modulo 2**32, as
     PAWS compares) and its checksum made again over ``source`` and ``destination`` (the
     connection's: a type 2 routing header's home address is the final destination, RFC
-    3775 6.4); unchanged when it has no timestamps."""
+    3775 6.4); unchanged when it has no timestamps (or options our codec refuses)."""
     found = _segment(packet)
     if found is None:
         return packet
-    _, _, offset, end = found
-    at = offset + 20
+    offset, end = found
     options_end = offset + (packet[offset + 12] >> 4) * 4
-    while at < options_end:
-        kind = packet[at]
-        if kind == 0:  # end of options
-            break
-        if kind == 1:  # no-op
-            at += 1
-            continue
-        if at + 1 >= options_end or packet[at + 1] < 2:
-            break
-        length = packet[at + 1]
-        if kind == _TIMESTAMPS and length == 10 and at + 10 <= options_end:
-            (tsval,) = _WORD.unpack_from(packet, at + 2)
-            if (tsval - ts_recent) & 0xFFFFFFFF < 1 << 31:
-                return packet
-            out = bytearray(packet)
-            _WORD.pack_into(out, at + 2, ts_recent)
-            out[offset + 16 : offset + 18] = b"\0\0"
-            checksum = upper_layer_checksum(
-                source, destination, protocols.TCP, bytes(out[offset:end])
-            )
-            out[offset + 16 : offset + 18] = checksum.to_bytes(2, "big")
-            return bytes(out)
-        at += length
-    return packet
+    try:
+        options = parse_tcp_options(packet, offset + 20, options_end)
+    except WireError:
+        return packet
+    stamps = next((o for o in options if isinstance(o, Timestamps)), None)
+    if stamps is None or (stamps.tsval - ts_recent) & 0xFFFFFFFF < 1 << 31:
+        return packet
+    raised = tuple(replace(o, tsval=ts_recent) if o is stamps else o for o in options)
+    out = bytearray(packet)
+    out[offset + 20 : options_end] = emit_tcp_options(raised)  # the same length (round trip)
+    out[offset + 16 : offset + 18] = b"\0\0"
+    checksum = upper_layer_checksum(source, destination, protocols.TCP, bytes(out[offset:end]))
+    out[offset + 16 : offset + 18] = checksum.to_bytes(2, "big")
+    return bytes(out)
 
 
 class Kept:
