@@ -53,9 +53,10 @@ continues it into this header::
   copies silently.
 - FAILED (acceptor -> donor): ``| Reason (8) | Reserved (24) |``; reasons not known here are
   kept as numbers.
-- FROZEN_INPUT (donor -> the acceptor that took the client, after its DONE): what the client
-  sent the donor's frozen connections during the handoff (a request that crossed the freeze),
-  whole IPv6 packets as the donor's stack got them, for the acceptor's stack to read; the
+- FROZEN_INPUT (donor -> acceptor, right after the INIT, and again with each later packet
+  while that INIT is out): what the client sent the donor's frozen connections during the
+  handoff (a request that crossed the freeze), whole IPv6 packets as the donor's stack got
+  them, for the acceptor's stack to read as its connections thaw; the
   seeds' donor dropped them, and the client sent them again only when its retransmission
   timer ran out::
 
@@ -225,7 +226,7 @@ class MessageType(enum.IntEnum):
     INIT = 3
     DONE = 4
     FAILED = 5
-    FROZEN_INPUT = 6  # the client's packets to the donor's frozen connections (after DONE)
+    FROZEN_INPUT = 6  # the client's packets to the donor's frozen connections (after INIT)
     # membership (SPEC-dserver 8.1): the first word, then the body
     JOIN = 16
     JOIN_ANSWER = 17
