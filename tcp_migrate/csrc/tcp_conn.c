@@ -2220,6 +2220,11 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms)
         /* everything the holder sent, its FIN too, was acknowledged, and it
          * sends nothing more: the peer's next segment (its FIN, or data of
          * its half) finds this one where the peer stands, as above */
+    case TCP_TIME_WAIT:
+        /* as FIN_WAIT_2, and the peer's FIN taken too: the only segment
+         * still to come is that FIN again (RFC 9293 3.10.7.4: acknowledged,
+         * the 2 MSL timeout restarted) if the holder's acknowledgement of
+         * it was lost */
         break;
     case TCP_ESTABLISHED:
     case TCP_CLOSE_WAIT:
@@ -2234,7 +2239,8 @@ int tcp_resync(struct tcp_conn *c, uint32_t age_ms, uint32_t wait_ms)
     default:
         return TCP_ESTATE;
     }
-    if (c->state != TCP_SYN_RECEIVED && c->state != TCP_FIN_WAIT_2) {
+    if (c->state != TCP_SYN_RECEIVED && c->state != TCP_FIN_WAIT_2 &&
+        c->state != TCP_TIME_WAIT) {
         if (c->flags & TCP_CF_FIN_QUEUED) {
             /* a FIN already sent took a sequence number past the stream */
             uint64_t total = (uint64_t)ring_length(&c->snd) + c->snd_missing;

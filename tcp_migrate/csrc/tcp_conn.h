@@ -368,7 +368,9 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms);
  * TCP_ESTATE unless frozen and ESTABLISHED or CLOSE-WAIT (or SYN-RECEIVED:
  * a replica taken before the handshake completed needs no probe, the peer's
  * next segment completes it; only its timestamp clock moves; FIN-WAIT-2 the
- * same: all we sent was acknowledged, the peer's FIN is still to come), or closing with
+ * same: all we sent was acknowledged, the peer's FIN is still to come; and
+ * TIME-WAIT: the peer's FIN taken too, only that FIN again can come, should
+ * our acknowledgement have been lost), or closing with
  * our FIN unacknowledged (FIN-WAIT-1, CLOSING, LAST-ACK: the FIN goes with
  * the unacknowledged bytes, the state goes back to ESTABLISHED or CLOSE-WAIT
  * and the application closes again once it has written). age_ms: how long

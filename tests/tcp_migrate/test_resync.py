@@ -388,6 +388,45 @@ def test_a_replica_taken_in_fin_wait_2_acknowledges_the_peers_fin() -> None:
     assert not any(result == InputResult.RESET for _, result in pair.results)
 
 
+def test_a_replica_taken_in_time_wait_acknowledges_the_peers_fin_again() -> None:
+    """One step later: the holder took the peer's FIN (TIME-WAIT) and its acknowledgement was
+    lost; the replica is taken in TIME-WAIT and the holder dies. Resynced (nothing to ask:
+    the only segment still to come is that FIN again) and thawed, the replica acknowledges
+    the FIN sent again (RFC 9293 3.10.7.4) stamped past the holder's clock: the peer closes
+    without a RST. tcp_migrate's resync refused TIME-WAIT, and a dead member's buddy could
+    not take such a replica (a chaos run's client in LAST-ACK was reset)."""
+    pair = Pair(seed=10, record=True)
+    pair.handshake()
+    assert pair.b is not None
+    assert pair.b.send(b"bye") == 3
+    pair.b.shutdown_write()
+    pair.flush()
+    pair.run(lambda: pair.b is not None and pair.b.state is TcpState.FIN_WAIT_2)
+    assert pair.a.recv(16) == b"bye" and pair.a.at_eof
+    pair.filters["ba"] = lambda raw: []  # the holder's acknowledgement of A's FIN lost
+    pair.a.shutdown_write()
+    pair.flush()
+    pair.run(lambda: pair.b is not None and pair.b.state is TcpState.TIME_WAIT)
+    blob, taken = pair.b.replica(pair.now), pair.now
+    last = max(stamp(s.raw, "ba") for s in pair.sent_by("ba"))
+    pair.filters["ab"] = lambda raw: []  # the holder is dead: nothing reaches it
+    pair.run(lambda: pair.now >= taken + 1_500)
+    assert pair.a.state is TcpState.LAST_ACK
+    age = pair.now - taken
+    replica = Connection.import_(blob)
+    assert replica.state is TcpState.TIME_WAIT
+    replica.resync(age_ms=age)
+    assert replica.state is TcpState.TIME_WAIT and not replica.resyncing
+    del pair.filters["ab"], pair.filters["ba"]
+    pair.b = replica
+    replica.thaw(pair.now)
+    pair.run(lambda: pair.a.state is TcpState.CLOSED, max_ms=30_000)
+    assert pair.a.close_reason is CloseReason.NORMAL
+    assert replica.state is TcpState.TIME_WAIT
+    assert stamp(pair.sent_by("ba")[-1].raw, "ba") - last >= age
+    assert not any(result == InputResult.RESET for _, result in pair.results)
+
+
 def test_a_full_replica_sends_its_unacknowledged_bytes_again_from_where_the_peer_stands() -> None:
     """A full replica (``include_unacked``) carries B's send ring: output that cannot be made
     again (an echo's). B dies with 30 kB the replica holds in flight, some of it delivered:
