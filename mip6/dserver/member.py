@@ -71,28 +71,33 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   when its binding number changes, and to a new buddy (every client with a replicable
   connection, replicated before or not; the old buddy keeps its copy until the new one
   acknowledges the client's replica); dropped once no connection owes the client anything
-  (a connection in TIME_WAIT owes for a few retransmission timeouts: its acknowledgement of
-  the client's FIN may be lost). Replicas are ordered by (view number, serial): a restarted
-  member numbers its own from 1 again, in later views. The SYN-ACK and the answer to a
-  request wait until the buddy acknowledges the replica that covers them (REPLICA_ACK;
-  ``hold_until_replicated``).
+  (a connection in TIME_WAIT owes for ten seconds at least, and is replicated with the
+  others meanwhile: its acknowledgement of the client's FIN may be lost, and a buddy resumes
+  it in TIME_WAIT to acknowledge the FIN sent again). Replicas are ordered by (view number,
+  serial): a restarted member numbers its own from 1 again, in later views. The SYN-ACK and
+  the answer to a request wait until the buddy acknowledges the replica that covers them
+  (REPLICA_ACK; ``hold_until_replicated``).
 - When a view drops a member, its buddy resumes that member's clients: imports the replicas
-  frozen, binds each client a step above the replica's number (return routability through the
-  contact node) and resynchronizes the connections from the client's next segment; a BA 135 a
-  window or more above says a handoff's acceptor bound the client: the buddy asks every member
-  (CLIENT_QUERY) and steps aside (no RST) when one serves the client (CLIENT_CLAIMED), or goes
-  above that number when none does (the acceptor let the client go at its donor's abort, and
-  the donor died before it bound the client back).
-- A recovery starts by telling every member (CLIENT_RECOVERING, with its replica's serial):
-  two members may hold a dead member's replicas of one client (the old buddy's drop was still
-  queued when it died), and of two recoveries the one with the lower (serial, address) steps
-  aside before it binds (serving on past the stale replica, the other reset the client), and
-  the higher answers the lower's message with its own (the lower may have begun after the
-  higher's message came); a member that holds the client's connections (a donor with them
-  frozen included) answers CLIENT_CLAIMED at once, connections resumed from a replica once
-  the client has spoken on one. An answer counts as a claim: should it cross the claim of a
-  recovery that has bound the client meanwhile, both sides see two claims and the higher
-  address keeps the client.
+  frozen, binds each client a step above the replica's number (return routability: the
+  care-of test alone while the home keygen token the replica carries is fresh, RFC 3775 5.2.7,
+  else the home test too, through the contact node) and resynchronizes the connections from
+  the client's next segment; a BA 135 a window or more above says a handoff's acceptor bound
+  the client: the buddy asks every member (CLIENT_QUERY) and steps aside (no RST) when one
+  serves the client (CLIENT_CLAIMED), or goes above that number when none does (the acceptor
+  let the client go at its donor's abort, and the donor died before it bound the client
+  back).
+- A recovery starts by telling every member (CLIENT_RECOVERING, with its replica's serial,
+  origin and binding number): two members may hold a dead member's replicas of one client
+  (the old buddy's drop was still queued when it died), and of two recoveries the one with
+  the lower (serial, address) steps aside before it binds (serving on past the stale
+  replica, the other reset the client), and the higher answers the lower's message with its
+  own (the lower may have begun after the higher's message came); a member that holds the
+  client's connections (a donor with them frozen included) answers CLIENT_CLAIMED at once,
+  connections resumed from a replica once the client has spoken on one. Except a donor whose
+  INIT is out to the replica's origin when the replica is bound at that INIT's number or
+  above: the origin took the client and died, and the donor takes the recovery for its DONE.
+  An answer counts as a claim: should it cross the claim of a recovery that has bound the
+  client meanwhile, both sides see two claims and the higher address keeps the client.
 - An acceptor's DONE waits until its buddy holds the client's replica (or the donor's abort
   comes): until then the donor's frozen connections are the client's only copy. When the
   buddy is the donor, the DONE goes right behind the replica on their channel instead.
@@ -229,8 +234,14 @@ ANSWER_TIMER = "answer"
 # above the acceptor serving the client, its stale replica met the client, and the download
 # was reset (a chaos run's). Going above takes this much longer when nobody serves.
 CLIENT_QUERY_WAIT = 3.0
-# retransmission timeouts a connection's replica outlives its entry into TIME_WAIT (see _owes)
+# how long a connection's replica outlives its entry into TIME_WAIT (see _owes): this many of
+# its retransmission timeouts, and at least TIME_WAIT_GRACE_MIN_MS. The client sends its FIN
+# again at its own timer, which ours says nothing about: a chaos run's client, its timer backed
+# off to 1.2 s, sent it after three of the member's timeouts, its replica dropped and the
+# member dead meanwhile, and met a RST. A FIN again restarts the grace (and TIME_WAIT), so
+# only a client whose timer stands above the floor (three back-offs from 1 s) outruns it.
 TIME_WAIT_GRACE_RTOS = 3
+TIME_WAIT_GRACE_MIN_MS = 10_000
 # a resumed connection's longest wait for its client's retransmission (tcp_migrate caps it at
 # the stack's longest retransmission timeout, RFC 6298 2.5's 60 s at least)
 LONGEST_PEER_WAIT_MS = 60_000
@@ -391,6 +402,8 @@ class _Outgoing:
     donor: h.Donor
     socks: list[Socket] = field(default_factory=list)
     binding: CorrespondentState | None = None
+    binding_at: float = 0.0  # when ``binding`` was taken out of the mobile node (its tokens' ages)
+    inits: dict[IPv6Address, int] = field(default_factory=dict)  # each INIT's target: its number
     refused_by: set[IPv6Address] = field(default_factory=set)  # answered FAILED: released
     outbid: int | None = None  # a BA 135's number, to outbid when the rebinding times out
     # a window below the first INIT's number: every acceptor's is at least that far above
@@ -1663,6 +1676,7 @@ class Member:
         self.udp.freeze(donor.client)
         if self.mobile.bul.get(donor.client) is not None:
             outgoing.binding = self.mobile.export_correspondent(self._now, donor.client)
+            outgoing.binding_at = self._now
             self._emit(*self.mobile.forget_correspondent(self._now, donor.client))
 
     def _frozen_at(self, outgoing: _Outgoing) -> float:
@@ -1696,6 +1710,7 @@ class Member:
             target,
             sequence,
         )
+        outgoing.inits[target] = sequence
         connections = []
         for sock in outgoing.socks:
             service = self.services.get(sock.key[1])
@@ -2326,7 +2341,7 @@ class Member:
             self._client_queried(peer, message.client)
             return
         if isinstance(message, msg.ClientRecovering):
-            self._other_recovery(peer, message.client, message.serial, message.ports)
+            self._other_recovery(peer, message)
             return
         if isinstance(message, msg.Tunnel):
             self._tunnel_asked(peer, message)
@@ -2956,14 +2971,17 @@ class Member:
         # frozen ones too: a handoff of the client may be under way (the replica is dropped
         # when it completes), and a new buddy must get the client even then, or a donor that
         # dies while it rebinds the client after a failed attempt takes the client along
-        socks = [sock for sock in self.client_sockets(client) if sock.state in _OWING]
+        # and those in TIME_WAIT whose acknowledgement of the client's FIN may have been lost
+        # (_owes): a replica of the client's next connection left them out, and the FIN sent
+        # again after this member's death met a member with no such connection (a chaos run)
+        ms_now = stack_ms(self._now)
+        socks = [sock for sock in self.client_sockets(client) if _owes(sock, ms_now)]
         if buddy is None or not socks:
             return False
         if len(socks) > msg.MAX_CONNECTIONS:  # more than one message carries
             self._count("replica_too_many_connections")
             return False
         connections = []
-        ms_now = stack_ms(self._now)
         for sock in socks:
             service = self.services.get(sock.key[1])
             state, regenerable = service.export_state(sock) if service else (b"", False)
@@ -3024,6 +3042,7 @@ class Member:
             connections=tuple(connections),
             serial=self._next_replica_serial(),
             tunnelled=tunnelled is not None,
+            home_token=None if tunnelled is not None else self._home_token(client, outgoing),
         )
         self._replicated[client] = _Sent(buddy, frozenset(sock.key for sock in socks))
         self._count("replica_sent")
@@ -3038,6 +3057,29 @@ class Member:
             self._count("handoff_done_behind_replica")
             self._send_done_after_replica(client)
         return True
+
+    def _home_token(self, client: IPv6Address, outgoing: _Outgoing | None) -> msg.HomeToken | None:
+        """The home keygen token this member holds for ``client`` (its Binding Update List
+        entry's, or the handoff's under way once the entry went out with the binding), for
+        the replica: a recovery reusing it needs only the care-of test (RFC 3775 5.2.7), two
+        crossings of the member's own link each way instead of the home test's path through
+        the contact node and the home agent (a chaos run's recoveries lost every one of five
+        home tests in 16 s, and reset the client)."""
+        entry = self.mobile.bul.get(client)
+        if entry is not None and entry.tokens.home_keygen_token is not None:
+            token, index = entry.tokens.home_keygen_token, entry.tokens.home_nonce_index
+            age = self._now - entry.tokens.home_received
+        elif outgoing is not None and outgoing.binding is not None:
+            binding = outgoing.binding
+            token, index = binding.home_keygen_token, binding.home_nonce_index
+            age = (binding.home_token_age or 0.0) + self._now - outgoing.binding_at
+        else:
+            return None
+        if token is None or index is None:
+            return None
+        return msg.HomeToken(
+            nonce_index=index, keygen_token=token, age_ms=min(int(age * 1000), 0xFFFFFFFF)
+        )
 
     def _quiet(self, before_recovery: float) -> None:
         """No RST from C for ``before_recovery`` plus a recovery's longest time:
@@ -3153,10 +3195,11 @@ class Member:
                 if not replicated:  # nothing went to the new buddy: the old ones forget it now
                     self._drop_moved(client, keep=None)
         contact = self.contact_address.packed
+        ms_now = stack_ms(self._now)
         never = {
             IPv6Address(sock.key[2])
             for sock in self.host.stack.connections
-            if sock.key[0] == contact and sock.state in _OWING and self._replicable(sock)
+            if sock.key[0] == contact and _owes(sock, ms_now) and self._replicable(sock)
         } - self._replicated.keys()
         arriving = {incoming.acceptor.client for incoming in self._incoming.values()}
         for client in never - arriving - self._recovering.keys() - self._paused.keys():
@@ -3236,7 +3279,11 @@ class Member:
         )
         self._count("recover_started")
         announce = msg.ClientRecovering(
-            client=client, serial=replica.serial, ports=_client_ports(socks)
+            client=client,
+            serial=replica.serial,
+            origin=origin,
+            binding_sequence=replica.binding_sequence if replica.bound else None,
+            ports=_client_ports(socks),
         )
         for member in self.view.members - {self.own_address}:
             self._send(member, announce)
@@ -3247,6 +3294,7 @@ class Member:
             self._arm_recovery(client)
             return
         before = self.mobile.bul.get(client)
+        token = replica.home_token
         log.warning(
             "replication: serving %s for a dead member (its binding here was %s): %s's "
             "replica %d of view %d, bound at %s, %s",
@@ -3267,9 +3315,13 @@ class Member:
                 # the dead member's own later ones, below any handoff acceptor's (a window
                 # above), whose BA 135 then says another member took the client
                 sequence=(replica.binding_sequence + RECOVERY_STEP - 1) & 0xFFFF,
-                home_nonce_index=None,
-                home_keygen_token=None,
-                home_token_age=None,
+                # the dead member's home keygen token, aged since (the mobile node sends the
+                # home test again if it is stale, or the client's BA says its nonce expired)
+                home_nonce_index=token.nonce_index if token is not None else None,
+                home_keygen_token=token.keygen_token if token is not None else None,
+                home_token_age=(
+                    token.age_ms / 1000 + self._now - held.received if token is not None else None
+                ),
             ),
         )
         self._mobile(self.mobile.start_route_optimization(self._now, client))
@@ -3520,7 +3572,7 @@ class Member:
         clients = {
             IPv6Address(sock.key[2])
             for sock in self.host.stack.connections
-            if sock.key[0] == contact and sock.state in _OWING
+            if sock.key[0] == contact and _owes(sock, ms_now)
         }
         for client in clients:
             if client in self._paused or client in self._recovering:
@@ -3679,9 +3731,7 @@ class Member:
             for sock in self.client_sockets(client)
         )
 
-    def _other_recovery(
-        self, peer: IPv6Address, client: IPv6Address, serial: int, ports: Collection[int]
-    ) -> None:
+    def _other_recovery(self, peer: IPv6Address, message: msg.ClientRecovering) -> None:
         """CLIENT_RECOVERING: ``peer`` resumes ``client`` from its replica ``serial``. A
         recovery of it here from a replica steps aside when its (serial, address) is the
         lower: the higher serial is the dead member's later replica, the one its buddy of
@@ -3698,7 +3748,13 @@ class Member:
         may as well be a stale replica's (a member that served the client before, whose
         drop never reached its buddy), and a chaos run's stale recovery, left unanswered,
         reset five downloads with a connection state from their SYN-ACK. The donor's
-        handoff goes on (its next INIT resyncs the client: see Donor.silent)."""
+        handoff goes on (its next INIT resyncs the client: see Donor.silent). Unless the
+        replica is its acceptor's, taken after that acceptor took the client (see
+        _taken_by_recovered_acceptor)."""
+        client, serial, ports = message.client, message.serial, message.ports
+        outgoing = self._outgoing_of(client)
+        if outgoing is not None and self._taken_by_recovered_acceptor(outgoing, peer, message):
+            return
         recovery = self._recovering.get(client)
         if recovery is not None and recovery.serial is not None:
             if (recovery.serial, self.own_address) < (serial, peer):
@@ -3713,13 +3769,54 @@ class Member:
                 self._send(
                     peer,
                     msg.ClientRecovering(
-                        client=client, serial=recovery.serial, ports=_client_ports(recovery.socks)
+                        client=client,
+                        serial=recovery.serial,
+                        origin=recovery.origin,
+                        binding_sequence=recovery.sequence,
+                        ports=_client_ports(recovery.socks),
                     ),
                 )
             return
         if recovery is not None or self._holds_client(client, ports) or self.udp.holds(client):
             log.info("replication: %s claimed for %s's recovery", client, peer)
             self._send_claim((peer,), client)
+
+    def _taken_by_recovered_acceptor(
+        self, outgoing: _Outgoing, peer: IPv6Address, message: msg.ClientRecovering
+    ) -> bool:
+        """Whether ``peer``'s recovery of this handoff's client is from the replica of the
+        acceptor whose INIT is out: the replica is bound at that INIT's number or above
+        (numbers only grow, and an acceptor's replica says bound only once the client took
+        its binding), so the acceptor took the client and held it past the frozen snapshots,
+        and died. For this donor that is the acceptor's DONE (the handoff completes to it),
+        and no claim holds the recovery back. Claimed, the recovery stepped aside, the
+        donor's next INIT resynchronized from the frozen snapshots, and met a client past the
+        last response they knew (a chaos run's reset download). Once the donor has moved on
+        to another acceptor, that one claims the client as it imported it, as before."""
+        donor = outgoing.donor
+        sent = outgoing.inits.get(message.origin)
+        if (
+            sent is None
+            or message.binding_sequence is None
+            or donor.target != message.origin
+            or donor.state not in (h.DonorState.INITIATED, h.DonorState.ABORTING)
+        ):
+            return False
+        if (message.binding_sequence - sent) & 0xFFFF >= 0x8000:  # RFC 3775 9.5.1's order
+            return False
+        self._count("handoff_done_by_recovery")
+        log.warning(
+            "handoff %016x: %s's recovery of %s from %s's replica bound at %d (its INIT's %d):"
+            " taken as that acceptor's DONE",
+            donor.handoff_id,
+            peer,
+            donor.client,
+            message.origin,
+            message.binding_sequence,
+            sent,
+        )
+        self._from_acceptor(message.origin, donor.handoff_id, h.DonorInput.DONE)
+        return True
 
     def _holds_client(self, client: IPv6Address, ports: Collection[int] = ()) -> bool:
         """Whether ``client`` is served here: a connection of its still carries exchanges,
@@ -4030,19 +4127,19 @@ def _bare_syn(packet: bytes) -> bool:
 
 
 def _owes(sock: Socket, ms_now: int) -> bool:
-    """Whether ``sock``'s replica must stay at the buddy: it owes its client something
-    (_OWING), or it acknowledged the client's FIN less than TIME_WAIT_GRACE_RTOS
-    retransmission timeouts ago. That acknowledgement may be lost, and the client then sends
-    its FIN again within about one: dropped at once, a member that died in TIME_WAIT left
-    the FIN to a member with no such connection, whose RST closed it (a chaos run's client
-    in LAST_ACK)."""
+    """Whether ``sock`` is replicated and its replica must stay at the buddy: it owes its
+    client something (_OWING), or it acknowledged the client's FIN less than
+    TIME_WAIT_GRACE_RTOS retransmission timeouts (TIME_WAIT_GRACE_MIN_MS at least) ago. That
+    acknowledgement may be lost, and the client then sends its FIN again at its timer:
+    dropped at once, a member that died in TIME_WAIT left the FIN to a member with no such
+    connection, whose RST closed it (a chaos run's client in LAST_ACK)."""
     if sock.state in _OWING:
         return True
     if sock.state is not TcpState.TIME_WAIT:
         return False
     raw = sock.conn.raw
     entered = raw.t_timewait - raw.cfg.time_wait_ms  # (a FIN again restarts the wait)
-    return ms_now - entered < TIME_WAIT_GRACE_RTOS * raw.rto_ms
+    return ms_now - entered < max(TIME_WAIT_GRACE_RTOS * raw.rto_ms, TIME_WAIT_GRACE_MIN_MS)
 
 
 # a connection in these states still owes its client data, our FIN or the acknowledgement of

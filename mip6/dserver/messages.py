@@ -102,7 +102,9 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
 
     REPLICA (a member -> its buddy, at its clients' request boundaries):
         | Client (128) | Binding Sequence (16) | Connection Count (16) | Lifetime (32) |
-        | View Number (64) | Flags (8: 1 bound, 2 tunnelled) | Serial (32) |
+        | View Number (64) | Flags (8: 1 bound, 2 tunnelled, 4 home token) | Serial (32) |
+        with the home token flag: | Home Nonce Index (16) | Reserved (16) |
+        | Home Token Age (32, ms) | Home Keygen Token (64) |
         then the connections as in INIT
     REPLICA_ACK (the buddy -> the member, for each REPLICA: it holds it, and the member
         sends what it held back for it): | Client (128) | Serial (32) |
@@ -117,7 +119,11 @@ A member's replicas at its buddy (the member engine keeps them, DSERVER 5), same
         member: another recovery of it goes on only if its replica's (Serial, address) is
         higher; a member that serves the client answers CLIENT_CLAIMED; Ports: the client's
         ports of the connections resumed, which a member holding one of them, in any state,
-        serves too): | Client (128) | Serial (32) | Port count (16) | Port (16) ... |
+        serves too; Origin: the dead member whose replica it is, and the binding number that
+        replica carried, which tells a donor whose INIT went to the origin that the origin
+        took the client): | Client (128) | Serial (32) | Port count (16) |
+        | Flags (8: 1 bound) | Reserved (8) | Binding Sequence (16) | Origin (128) |
+        | Port (16) ... |
 
 The contact node's tunnel for clients without Mobile IPv6 (DSERVER 3, :mod:`.tunnel`), same
 first word::
@@ -197,10 +203,14 @@ _SA_COUNTER = struct.Struct("!IB3xQ")  # SPI, direction, counter
 # client, binding sequence, connection count, lifetime, the sender's view number, flags
 _REPLICA = struct.Struct("!16sHHIQBI")
 _REPLICA_ACK = struct.Struct("!16sI")
-_CLIENT_RECOVERING = struct.Struct("!16sIH")  # client, serial, port count (the ports follow)
+# client, serial, port count, flags, binding sequence, origin (the ports follow)
+_CLIENT_RECOVERING = struct.Struct("!16sIHBxH16s")
+RECOVERING_BOUND = 0x01  # the replica was bound (binding_sequence is its number)
 REPLICA_BOUND = 0x01  # the sender had bound the client (binding_sequence is its number)
 # the client speaks no Mobile IPv6: binding_sequence numbers its tunnel binding (DSERVER 3)
 REPLICA_TUNNELLED = 0x02
+REPLICA_HOME_TOKEN = 0x04  # a HomeToken follows the fixed part
+_HOME_TOKEN = struct.Struct("!H2xI8s")  # home nonce index, age (ms), home keygen token
 _CLIENT = struct.Struct("!16s")
 TUNNELLED = 0x8000  # the handoff header's T flag (PREPARE and INIT)
 RESYNC = 0x4000  # the handoff header's S flag (INIT)
@@ -712,6 +722,25 @@ class ContactState(_Membership):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HomeToken:
+    """A home keygen token the member holds for the client (RFC 3775 5.2.5), with its Home
+    Nonce Index and its age when the replica was taken. It depends on the home address (the
+    contact address) and the client's nonce, not on the care-of address, so the buddy that
+    resumes the client reuses it while it is fresh (5.2.7) and needs only the care-of test."""
+
+    nonce_index: int
+    keygen_token: bytes
+    age_ms: int
+
+    def emit(self) -> bytes:
+        _fits(self.nonce_index, 16, "home nonce index")
+        _fits(self.age_ms, 32, "home token age")
+        if len(self.keygen_token) != 8:
+            raise EmitError(f"a home keygen token of {len(self.keygen_token)} bytes (8)")
+        return _HOME_TOKEN.pack(self.nonce_index, self.age_ms, self.keygen_token)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Replica(_Membership):
     """What a member's buddy needs to serve ``client`` if the member dies (issue 15 item 3):
     every connection of the client as a tcp_migrate replica (regenerable: no unacknowledged
@@ -731,6 +760,7 @@ class Replica(_Membership):
     bound: bool = True
     serial: int = 0  # the sender's count of its replicas, which the REPLICA_ACK echoes
     tunnelled: bool = False  # no Mobile IPv6: the number is the client's tunnel binding's
+    home_token: HomeToken | None = None
     message_type: ClassVar[MessageType] = MessageType.REPLICA
 
     def emit(self) -> bytes:
@@ -740,6 +770,11 @@ class Replica(_Membership):
         _fits(self.serial, 32, "serial")
         if len(self.connections) > MAX_CONNECTIONS:
             raise EmitError(f"{len(self.connections)} connections (at most {MAX_CONNECTIONS})")
+        flags = (
+            (REPLICA_BOUND if self.bound else 0)
+            | (REPLICA_TUNNELLED if self.tunnelled else 0)
+            | (REPLICA_HOME_TOKEN if self.home_token is not None else 0)
+        )
         parts = [
             self._word(),
             _REPLICA.pack(
@@ -748,10 +783,12 @@ class Replica(_Membership):
                 len(self.connections),
                 self.lifetime,
                 self.view_number,
-                (REPLICA_BOUND if self.bound else 0) | (REPLICA_TUNNELLED if self.tunnelled else 0),
+                flags,
                 self.serial,
             ),
         ]
+        if self.home_token is not None:
+            parts.append(self.home_token.emit())
         _emit_connections(parts, self.connections)
         return b"".join(parts)
 
@@ -817,16 +854,27 @@ class ClientRecovering(_Membership):
 
     client: IPv6Address
     serial: int
+    origin: IPv6Address  # the dead member whose replica it is
+    binding_sequence: int | None  # the replica's binding number (None: it was not bound)
     ports: tuple[int, ...] = ()  # the client's ports of the connections resumed
     message_type: ClassVar[MessageType] = MessageType.CLIENT_RECOVERING
 
     def emit(self) -> bytes:
         _fits(self.serial, 32, "serial")
+        if self.binding_sequence is not None:
+            _fits(self.binding_sequence, 16, "binding sequence")
         if len(self.ports) > MAX_CONNECTIONS:
             raise EmitError(f"{len(self.ports)} ports (at most {MAX_CONNECTIONS})")
         for port in self.ports:
             _fits(port, 16, "port")
-        head = _CLIENT_RECOVERING.pack(self.client.packed, self.serial, len(self.ports))
+        head = _CLIENT_RECOVERING.pack(
+            self.client.packed,
+            self.serial,
+            len(self.ports),
+            RECOVERING_BOUND if self.binding_sequence is not None else 0,
+            self.binding_sequence or 0,
+            self.origin.packed,
+        )
         return self._word() + head + struct.pack(f"!{len(self.ports)}H", *self.ports)
 
 
@@ -1003,10 +1051,16 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
     (client, sequence, count, lifetime, view_number, flags, serial), offset = _fields(
         data, offset, _REPLICA, "replica"
     )
-    if flags & ~(REPLICA_BOUND | REPLICA_TUNNELLED):
+    if flags & ~(REPLICA_BOUND | REPLICA_TUNNELLED | REPLICA_HOME_TOKEN):
         raise Malformed(f"unknown flags {flags:#x}", start + 32, "flags")
     if count > MAX_CONNECTIONS:
         raise Malformed(f"{count} connections (at most {MAX_CONNECTIONS})", start + 18, "count")
+    home_token = None
+    if flags & REPLICA_HOME_TOKEN:
+        (nonce_index, age_ms, token), offset = _fields(
+            data, offset, _HOME_TOKEN, "home token", reserved=slice(2, 4)
+        )
+        home_token = HomeToken(nonce_index=nonce_index, keygen_token=token, age_ms=age_ms)
     connections, offset = _connections(data, offset, count)
     replica = Replica(
         client=IPv6Address(client),
@@ -1017,6 +1071,7 @@ def _replica(data: bytes, offset: int) -> tuple[Replica, int]:
         bound=bool(flags & REPLICA_BOUND),
         tunnelled=bool(flags & REPLICA_TUNNELLED),
         serial=int(serial),
+        home_token=home_token,
     )
     return replica, offset
 
@@ -1043,12 +1098,24 @@ def _client_query(data: bytes, offset: int) -> tuple[ClientQuery, int]:
 
 def _client_recovering(data: bytes, offset: int) -> tuple[ClientRecovering, int]:
     start = offset
-    (client, serial, count), offset = _fields(data, offset, _CLIENT_RECOVERING, "client recovering")
+    (client, serial, count, flags, sequence, origin), offset = _fields(
+        data, offset, _CLIENT_RECOVERING, "client recovering", reserved=slice(23, 24)
+    )
     if count > MAX_CONNECTIONS:
         raise Malformed(f"{count} ports (at most {MAX_CONNECTIONS})", start + 20, "count")
+    if flags & ~RECOVERING_BOUND:
+        raise Malformed(f"unknown flags {flags:#x}", start + 22, "flags")
+    if not flags & RECOVERING_BOUND and sequence:
+        raise Malformed("a binding sequence without the bound flag", start + 24, "sequence")
     _need(data, offset, 2 * count, "ports")
     ports = struct.unpack_from(f"!{count}H", data, offset)
-    recovering = ClientRecovering(client=IPv6Address(client), serial=int(serial), ports=ports)
+    recovering = ClientRecovering(
+        client=IPv6Address(client),
+        serial=int(serial),
+        origin=IPv6Address(origin),
+        binding_sequence=int(sequence) if flags & RECOVERING_BOUND else None,
+        ports=ports,
+    )
     return recovering, offset + 2 * count
 
 

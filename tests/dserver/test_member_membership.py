@@ -38,6 +38,7 @@ from mip6.dserver.member import (
     LONGEST_PEER_WAIT_MS,
     MEMBERSHIP_TIMER,
     SA_SEQUENCE_SKIP,
+    TIME_WAIT_GRACE_MIN_MS,
     Member,
     _HeldReplica,
     _newer_state,
@@ -45,6 +46,7 @@ from mip6.dserver.member import (
 from mip6.dserver.membership import MembershipConfig, Removed, Role, Timer, ViewChanged
 from mip6.dserver.messages import (
     ClientClaimed,
+    ClientRecovering,
     ContactState,
     Done,
     Failed,
@@ -568,9 +570,12 @@ def test_a_closing_connection_of_the_client_does_not_claim_it() -> None:
     assert [sock.state for sock in m1.client_sockets(CLIENT)] == [TcpState.LAST_ACK]
     sent: list[tuple[IPv6Address, object]] = []
     m1._send = lambda peer, message: sent.append((peer, message))  # type: ignore[method-assign]
-    m1._other_recovery(MEMBERS["m3"], CLIENT, 7, (port + 1,))
+    recovering = ClientRecovering(
+        client=CLIENT, serial=7, origin=MEMBERS["m2"], binding_sequence=None, ports=(port + 1,)
+    )
+    m1._other_recovery(MEMBERS["m3"], recovering)
     assert not [message for _, message in sent if isinstance(message, ClientClaimed)]
-    m1._other_recovery(MEMBERS["m3"], CLIENT, 7, (port,))
+    m1._other_recovery(MEMBERS["m3"], dataclasses.replace(recovering, ports=(port,)))
     assert sent == [(MEMBERS["m3"], ClientClaimed(client=CLIENT))]
     # nor does it answer a CLIENT_QUERY (a recovery's, or a new life's about a SYN): a chaos
     # run's member in TIME_WAIT claimed a new connection's SYNs away for a minute
@@ -628,9 +633,10 @@ def test_a_replica_sent_to_a_restarted_buddys_old_life_goes_again() -> None:
 
 
 def test_a_finished_clients_replica_is_dropped_and_never_resumed() -> None:
-    """Once the client's download has ended (our FIN acknowledged) the member drops its
-    replica at the buddy: a buddy that resumed it after the member's death would rebind the
-    client to itself, away from whichever member serves its next connection."""
+    """Once the client's download has ended (our FIN acknowledged, and the client's, ten
+    seconds of TIME_WAIT ago) the member drops its replica at the buddy: a buddy that resumed
+    it after the member's death would rebind the client to itself, away from whichever
+    member serves its next connection."""
     size = 300_000
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download(1.0)
@@ -642,6 +648,8 @@ def test_a_finished_clients_replica_is_dropped_and_never_resumed() -> None:
     lab.run_to_end(fetch, limit=30.0)
     assert fetch.done and not fetch.failed
     lab.net.run_for(1.0)
+    assert lab.members[buddy]._replicas.get(MEMBERS["m2"])  # (in TIME_WAIT's grace)
+    lab.net.run_for(TIME_WAIT_GRACE_MIN_MS / 1000)
     assert not lab.members[buddy]._replicas.get(MEMBERS["m2"])
     assert lab.members["m2"].counters["replica_dropped_finished"] == 1
     lab.kill("m2")
@@ -1314,7 +1322,8 @@ def test_a_new_life_binds_a_client_it_never_bound_before_handing_it_on() -> None
     lab, fetch = served_by_m2(size=300_000)
     lab.run_to_end(fetch, limit=30.0)
     assert fetch.done and not fetch.failed
-    lab.net.run_for(1.0)
+    # (past TIME_WAIT's grace: m2's buddy no longer resumes the finished connection)
+    lab.net.run_for(1.0 + TIME_WAIT_GRACE_MIN_MS / 1000)
     lab.kill("m2")
     lab.net.run_for(3.0)
     lab.restart("m2")
@@ -1345,11 +1354,16 @@ def test_a_new_life_binds_a_client_it_never_bound_before_handing_it_on() -> None
     assert lab.client.counters.get("ba_status_135", 0) - before <= 1
 
 
-def recovering_after_m2_died() -> tuple[DServerLab, HostDownload, Member]:
+def recovering_after_m2_died(*, home_token: bool = True) -> tuple[DServerLab, HostDownload, Member]:
     """m2 serves a 20 MB download (handed from m1) and dies; run until its buddy m3 has
-    begun the recovery."""
+    begun the recovery. ``home_token``: False takes the home keygen token out of m3's
+    replica (as from a member that held none), so the recovery runs the home test too."""
     lab, fetch = served_by_m2()
     m3 = lab.members["m3"]
+    if not home_token:
+        held = m3._replicas[MEMBERS["m2"]][CLIENT]
+        without = dataclasses.replace(held.replica, home_token=None)
+        m3._replicas[MEMBERS["m2"]][CLIENT] = dataclasses.replace(held, replica=without)
     lab.kill("m2")
     while not m3.counters.get("recover_started"):
         lab.net.run_for(0.005)
@@ -1432,12 +1446,37 @@ def test_an_acceptor_killed_just_after_its_thaw_leaves_the_client_to_its_donor()
     assert resets(lab.net) == 0
 
 
+def test_a_recovery_reuses_the_dead_members_home_keygen_token() -> None:
+    """m2's replica carries its home keygen token for the client (RFC 3775 5.2.5: it is the
+    contact address's and the client's nonce's, not the care-of address's): m3's recovery
+    runs the care-of test alone (5.2.7) and binds the client; the client sends no Home Test.
+    Without it, the home test's HoTI went through the contact node and the home agent (six
+    lossy crossings with its answer), and a chaos run's recoveries lost all five tries."""
+    lab, fetch = served_by_m2()
+    m3 = lab.members["m3"]
+    held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
+    entry = lab.members["m2"].mobile.bul.get(CLIENT)
+    assert entry is not None and held.home_token is not None
+    assert held.home_token.keygen_token == entry.tokens.home_keygen_token
+    assert held.home_token.nonce_index == entry.tokens.home_nonce_index
+    home_tests = lab.client.counters.get("home_test_sent", 0)
+    care_of_tests = lab.client.counters.get("care_of_test_sent", 0)
+    lab.kill("m2")
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed
+    assert m3.counters.get("recover_completed") == 1
+    assert lab.client.counters.get("home_test_sent", 0) == home_tests
+    assert lab.client.counters.get("care_of_test_sent", 0) > care_of_tests
+    assert resets(lab.net) == 0
+
+
 def test_a_recovery_sends_its_home_test_init_again_through_a_new_contact_node() -> None:
     """m2, serving a download, and the contact node m1 die together: m2's buddy starts its
-    recovery's return routability through the dead contact node; when the view names the
-    successor, its HoTI goes again through it at once rather than after the back-off, and
-    the recovery completes: the download whole, nothing reset."""
-    lab, fetch, m3 = recovering_after_m2_died()
+    recovery's return routability (no home keygen token in the replica) through the dead
+    contact node; when the view names the successor, its HoTI goes again through it at once
+    rather than after the back-off, and the recovery completes: the download whole, nothing
+    reset."""
+    lab, fetch, m3 = recovering_after_m2_died(home_token=False)
     lab.kill("m1")  # the contact node, while the recovery's tests are out
     lab.run_to_end(fetch, limit=90.0)
     assert fetch.done and not fetch.failed, fetch.received
@@ -1828,18 +1867,26 @@ def test_an_acceptor_removed_mid_handoff_completes_it_with_its_done() -> None:
     assert "handoff_failed" not in m1.counters
 
 
-@pytest.mark.parametrize("crossing", [False, True], ids=["answered", "crossing"])
-def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(crossing: bool) -> None:
+@pytest.mark.parametrize(
+    ("bound", "crossing"),
+    [(True, False), (False, False), (False, True)],
+    ids=["bound", "answered", "crossing"],
+)
+def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(
+    bound: bool, crossing: bool
+) -> None:
     """m2 hands its client to m3; m3 binds it, replicates it to its buddy m1 and dies before
-    its DONE reaches m2. m1 resumes the client from m3's replica and tells the group; m2,
-    the donor, still has the client frozen and answers that it holds it (the recovery may
-    be a stale replica's, for all m2 knows). m1 steps aside, and m2's handoff goes on to
-    m1, which resyncs the client from where it stands. With ``crossing``, m2's answer
-    reaches m1 after m1 has bound the client and claimed it: each takes the other's
-    message for a rival claim, and m2, the higher address, keeps the client. The download
-    is whole either way. Before, an answer was no claim: m1 took it for a rival's and
-    yielded, m2 yielded to m1's claim, and nobody served the client (a chaos run's
-    stalled download)."""
+    its DONE reaches m2. m1 resumes the client from m3's replica and tells the group. With
+    ``bound`` (the replica bound at m2's INIT's number, as m3's is) m2 takes that for m3's
+    DONE and m1 serves on (test_a_recovery_from_the_acceptor_the_init_went_to_is_...).
+    Otherwise (the replica not bound: m2 cannot tell it from a stale one's) m2, the donor,
+    still has the client frozen and answers that it holds it; m1 steps aside, and m2's
+    handoff goes on to m1, which resyncs the client from where it stands. With
+    ``crossing``, m2's answer reaches m1 after m1 has bound the client and claimed it: each
+    takes the other's message for a rival claim, and m2, the higher address, keeps the
+    client. The download is whole in every case. Before, an answer was no claim: m1 took it
+    for a rival's and yielded, m2 yielded to m1's claim, and nobody served the client (a
+    chaos run's stalled download)."""
     size = 20_000_000
     lab, fetch = served_by_m2(size)
     m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
@@ -1862,6 +1909,10 @@ def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(cross
                 )
             )
         lab.net.run_for(0.0005)
+    if not bound:
+        held = m1._replicas[MEMBERS["m3"]][CLIENT]
+        unbound = dataclasses.replace(held.replica, bound=False)
+        m1._replicas[MEMBERS["m3"]][CLIENT] = dataclasses.replace(held, replica=unbound)
     lab.kill("m3")
     lab.net.drop_in_flight(lambda receiver, data: data[8:24] == m3_address)
     if crossing:
@@ -1870,6 +1921,11 @@ def test_an_acceptor_dying_before_its_done_leaves_the_client_to_one_member(cross
     assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
+    if bound:
+        assert m2.counters.get("handoff_done_by_recovery") == 1, m2.counters
+        assert m1.counters.get("recover_completed") == 1, m1.counters
+        assert m2.history[-1]["outcome"] == f"completed to {MEMBERS['m3']}", m2.history[-1]
+        return
     if crossing:
         assert m1.counters.get("recover_completed") == 1, m1.counters
         assert m2.counters.get("claim_race_kept") == 1, m2.counters
@@ -1943,6 +1999,54 @@ def test_a_done_late_from_an_acceptor_given_up_on_aborts_the_next_one() -> None:
     assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m1.history[-1]
     assert m1.counters.get("handoff_late_done") == 1
     assert not m3.client_sockets(CLIENT) and not m3.mobile.bul.get(CLIENT)
+
+
+def test_a_recovery_from_the_acceptor_the_init_went_to_is_that_acceptors_done() -> None:
+    """m1 hands a keep-alive client (three GETs) to m2 in its first body; m2 binds it,
+    replicates it to its buddy m3 (bound at the INIT's number) and serves it on, into the
+    second response; its DONE never reaches m1, and m2 dies. m3 resumes the client from
+    m2's replica and tells the group; m1, still waiting for m2's answer with the client
+    frozen, takes the recovery as m2's DONE (the replica is from after m2 took the client)
+    and completes to m2 instead of claiming: m3 serves the rest, every response whole.
+    Claimed, m3 stepped aside and m1's next INIT resynchronized the client from the frozen
+    snapshots, which know only the first request: the client, past it, was reset (a chaos
+    run's)."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False)
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    send = m2._send
+
+    def done_lost(peer: IPv6Address, message: object) -> None:
+        if not (isinstance(message, Done) and peer == MEMBERS["m1"]):
+            send(peer, message)
+
+    m2._send = done_lost  # type: ignore[method-assign]
+    lab.net.run_until(1.0)
+    assert m2.buddy() == MEMBERS["m3"]
+    fetch, done = three_gets(lab)
+    while not fetch.in_body:
+        assert lab.net.now < 3.0
+        lab.net.run_for(0.01)
+    lab.handoff("m1", "m2")
+    deadline = lab.net.now + 5.0
+    while not (held := m3._replicas.get(MEMBERS["m2"], {}).get(CLIENT)) or not held.replica.bound:
+        assert lab.net.now < deadline, m2.counters
+        lab.net.run_for(0.001)
+    (outgoing,) = m1._outgoing.values()
+    assert held.replica.binding_sequence == outgoing.inits[MEMBERS["m2"]]
+    while fetch.responses < 1 or not fetch.in_body:  # into the second response, from m2
+        assert lab.net.now < deadline, fetch.received
+        lab.net.run_for(0.001)
+    assert outgoing.donor.target == MEMBERS["m2"] and m1._outgoing
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
+    deadline = lab.net.now + 60.0
+    while not done:
+        assert lab.net.now < deadline, (fetch.responses, fetch.received)
+        lab.net.run_for(0.01)
+    assert fetch.cause is None and fetch.responses == 3 and client_resets(lab) == 0, fetch.cause
+    assert m1.counters.get("handoff_done_by_recovery") == 1, m1.counters
+    assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m1.history[-1]
+    assert m3.counters.get("recover_completed") == 1, m3.counters
 
 
 def test_an_acceptor_whose_buddy_is_the_donor_sends_its_done_behind_the_replica() -> None:
@@ -2278,7 +2382,8 @@ def restarted_under_a_new_connection(
 ) -> tuple[DServerLab, str, Fetch, list[Fetch]]:
     """``name`` serves a keep-alive connection of three GETs (handed to it by m1) and
     replicates it to its buddy; the client finishes the connection, ``name``'s drop of the
-    replica never goes, and ``name`` dies: its buddy resumes the finished connection from
+    replica never goes (nor its replica of the connection closing: TIME_WAIT), and ``name``
+    dies: its buddy resumes the finished connection from
     the replica (ESTABLISHED; with ``handshake``, from the one taken at m1's SYN-ACK, in
     SYN_RECEIVED). ``name`` starts again at once and the client's next connection reaches
     its new life, while the buddy's binding is slow (its packets to the client lost for
@@ -2293,10 +2398,11 @@ def restarted_under_a_new_connection(
         assert lab.net.now < 30.0
         lab.net.run_for(0.05)
     assert done[0].cause is None and done[0].responses == 3
+    established = lab.members[buddy]._replicas[MEMBERS[name]][CLIENT]
     lab.net.run_for(0.2)  # the connection ends (the server closes after the third)
     assert lab.members[buddy]._replicas[MEMBERS[name]]  # the finished one's replica stays
-    if handshake:
-        lab.members[buddy]._replicas[MEMBERS[name]][CLIENT] = first[0]
+    # (the one taken in TIME_WAIT lost: the buddy holds the one before)
+    lab.members[buddy]._replicas[MEMBERS[name]][CLIENT] = first[0] if handshake else established
     lab.kill(name)
     while MEMBERS[name] in lab.members[buddy].view.members:
         lab.net.run_for(0.01)
@@ -2479,26 +2585,56 @@ def test_a_recovery_that_began_after_the_later_ones_message_still_steps_aside() 
     assert fresh.get("recover_completed") == 1 and "recover_superseded" not in fresh, fresh
 
 
-def test_a_member_killed_in_time_wait_leaves_the_clients_fin_answered() -> None:
+@pytest.mark.parametrize(
+    ("dies_after", "replicated_in_time_wait"), [(0.3, False), (2.0, False), (2.0, True)]
+)
+def test_a_member_killed_in_time_wait_leaves_the_clients_fin_answered(
+    dies_after: float, replicated_in_time_wait: bool
+) -> None:
     """As above, one step later: m2 takes the client's FIN and acknowledges it (TIME_WAIT),
-    that acknowledgement is lost, and m2 dies a moment later. Its buddy still holds the
-    replica (it outlives TIME_WAIT's start by a few retransmission timeouts), resumes the
-    connection and acknowledges the client's FIN sent again: no RST. Dropped at once, the
-    client's FIN met a member with no such connection, whose RST closed it (a chaos run's
-    echo client in LAST_ACK)."""
+    that acknowledgement is lost, and m2 dies ``dies_after`` seconds on (the client's FIN
+    sent again meanwhile lost too). Its buddy still holds the replica (it outlives TIME_WAIT's
+    start by ten seconds at least), resumes the connection and acknowledges the client's FIN
+    sent again: no RST. Dropped at once, the client's FIN met a member with no such
+    connection, whose RST closed it (a chaos run's echo client in LAST_ACK); dropped three of
+    m2's retransmission timeouts on, the same two seconds later (a chaos run's client whose
+    timer had backed off to 1.2 s). ``replicated_in_time_wait``: m2 replicates the client in
+    TIME_WAIT (as for its next connection's SYN-ACK): the replica carries the connection,
+    and m3 resumes it in TIME_WAIT (tcp_migrate's resync took no TIME_WAIT, and a replica of
+    the next connection left it out)."""
     size = 1_000_000
     lab, fetch = served_by_m2(size)
-    m2 = lab.members["m2"]
+    m2, m3 = lab.members["m2"], lab.members["m3"]
     deadline = lab.net.now + 30.0
     while not any(s.state is TcpState.TIME_WAIT for s in m2.client_sockets(CLIENT)):
         assert lab.net.now < deadline
         lab.net.run_for(0.001)
     own = MEMBERS["m2"].packed
-    until = lab.net.now + 0.3  # its acknowledgement lost, and whatever it sends the client
-    while lab.net.now < until:
-        lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == own)
+
+    def lost(receiver: str, data: bytes) -> bool:
+        # its acknowledgement lost, whatever it sends the client, and the client's FIN again
+        to_client = receiver == "client" and data[8:24] == own
+        return to_client or (receiver == "m2" and _client_fin(data))
+
+    if replicated_in_time_wait:
         lab.net.run_for(0.001)
+        lab.net.drop_in_flight(lost)
+        replicated: list[bool] = []
+        lab.net.apply(
+            "m2", m2._run(lab.net.now, lambda now: replicated.append(m2.replicate(CLIENT)))
+        )
+        assert replicated == [True]
+    until = lab.net.now + dies_after
+    while lab.net.now < until:
+        lab.net.drop_in_flight(lost)
+        lab.net.run_for(0.001)
+    if replicated_in_time_wait:
+        held = m3._replicas[MEMBERS["m2"]][CLIENT].replica
+        assert held.serial == m2._replica_serial
+        (connection,) = held.connections
+        assert Connection.import_(connection.snapshot).state is TcpState.TIME_WAIT
     m2_dies_and_its_buddy_answers_the_clients_fin(lab, fetch)
+    assert not any(sock.frozen for sock in m3.host.stack.connections)
 
 
 def test_a_member_whose_buddies_all_left_replicates_its_clients_to_the_next_one() -> None:

@@ -116,6 +116,16 @@ membership_messages = st.one_of(
         view_number=u64,
         bound=st.booleans(),
         serial=u32,
+        tunnelled=st.booleans(),
+        home_token=st.one_of(
+            st.none(),
+            st.builds(
+                m.HomeToken,
+                nonce_index=st.integers(0, 0xFFFF),
+                keygen_token=st.binary(min_size=8, max_size=8),
+                age_ms=u32,
+            ),
+        ),
         connections=st.lists(
             st.builds(
                 m.ConnectionState,
@@ -133,6 +143,8 @@ membership_messages = st.one_of(
         m.ClientRecovering,
         client=addresses,
         serial=u32,
+        origin=addresses,
+        binding_sequence=st.one_of(st.none(), st.integers(0, 0xFFFF)),
         ports=st.lists(st.integers(0, 0xFFFF), max_size=4).map(tuple),
     ),
     st.builds(m.ReplicaAck, client=addresses, serial=u32),
@@ -288,21 +300,49 @@ def test_emit_refuses_values_that_do_not_fit() -> None:
         m.Heartbeat(sequence=1 << 32, echo=0, view_number=0).emit()
     with pytest.raises(EmitError):
         m.Register(join_id=-1, view_number=0).emit()
+    replica = m.Replica(
+        client=IPv6Address("2001:db8::1"),
+        binding_sequence=1,
+        lifetime=60,
+        view_number=1,
+        connections=(),
+    )
+    for token in (
+        m.HomeToken(nonce_index=1, keygen_token=bytes(7), age_ms=0),
+        m.HomeToken(nonce_index=1 << 16, keygen_token=bytes(8), age_ms=0),
+        m.HomeToken(nonce_index=1, keygen_token=bytes(8), age_ms=1 << 32),
+    ):
+        with pytest.raises(EmitError):
+            dataclasses.replace(replica, home_token=token).emit()
 
 
 def test_client_recovering_carries_its_ports_and_bounds_their_count() -> None:
-    client = IPv6Address("2001:db8:3::7")
-    message = m.ClientRecovering(client=client, serial=9, ports=(57712, 80))
+    client, origin = IPv6Address("2001:db8:3::7"), IPv6Address("2001:db8:20::1")
+    message = m.ClientRecovering(
+        client=client, serial=9, origin=origin, binding_sequence=29402, ports=(57712, 80)
+    )
     raw = message.emit()
-    assert raw[-6:] == bytes.fromhex("0002e1700050")  # two ports: 57712, 80
-    assert m.parse(raw) == message
     count_at = m.WORD_LENGTH + 20  # after the client and the serial
+    # two ports, the bound flag, reserved, 29402 (0x72da), the origin, then the ports
+    assert raw[count_at : count_at + 6] == bytes.fromhex("0002010072da")
+    assert raw[count_at + 6 : count_at + 22] == origin.packed
+    assert raw[-4:] == bytes.fromhex("e1700050")  # 57712, 80
+    assert m.parse(raw) == message
+    unbound = dataclasses.replace(message, binding_sequence=None)
+    assert m.parse(unbound.emit()).binding_sequence is None
+    bad = bytearray(unbound.emit())
+    bad[count_at + 4 : count_at + 6] = b"\x00\x01"  # a number, the bound flag clear
+    with pytest.raises(Malformed) as caught:
+        m.parse(bytes(bad))
+    assert caught.value.field == "sequence"
     bad = bytearray(raw)
     bad[count_at : count_at + 2] = (m.MAX_CONNECTIONS + 1).to_bytes(2, "big")
     with pytest.raises(Malformed) as caught:
         m.parse(bytes(bad))
     assert caught.value.field == "count" and caught.value.offset == count_at
     with pytest.raises(EmitError):
-        m.ClientRecovering(client=client, serial=0, ports=(0,) * (m.MAX_CONNECTIONS + 1)).emit()
+        dataclasses.replace(message, ports=(0,) * (m.MAX_CONNECTIONS + 1)).emit()
     with pytest.raises(EmitError):
-        m.ClientRecovering(client=client, serial=0, ports=(1 << 16,)).emit()
+        dataclasses.replace(message, ports=(1 << 16,)).emit()
+    with pytest.raises(EmitError):
+        dataclasses.replace(message, binding_sequence=1 << 16).emit()
