@@ -70,7 +70,8 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   once), at every request boundary a service marks, when a handoff or recovery lands it here,
   when its binding number changes, and to a new buddy (every client with a replicable
   connection, replicated before or not; the old buddy keeps its copy until the new one
-  acknowledges the client's replica); dropped once no connection owes the client anything
+  acknowledges the client's replica, and gets every replica too until the new one has
+  acknowledged one); dropped once no connection owes the client anything
   (a connection in TIME_WAIT owes for ten seconds at least, and is replicated with the
   others meanwhile: its acknowledgement of the client's FIN may be lost, and a buddy resumes
   it in TIME_WAIT to acknowledge the FIN sent again). Replicas are ordered by (view number,
@@ -503,6 +504,10 @@ class Member:
         # clients whose replica moved to a new buddy: the old holders, dropped there once the
         # new buddy acknowledges a replica numbered at least this (see _follow_buddy)
         self._moving: dict[IPv6Address, tuple[frozenset[IPv6Address], int]] = {}
+        # the buddy replicas went to, and the one before it until the new one acknowledges
+        # a replica (see replicate)
+        self._last_buddy: IPv6Address | None = None
+        self._fallback_buddy: IPv6Address | None = None
         self._buddyless = False  # no buddy since the replicas were sent (see _follow_buddy)
         # clients paused when the group removed this member alive: their connections, frozen
         # until the buddy resuming them claims them or PAUSE_TIMER (see _pause_replicated)
@@ -2331,6 +2336,8 @@ class Member:
             self._replica_message(peer, message)
             return
         if isinstance(message, msg.ReplicaAck):
+            if peer == self.buddy():
+                self._fallback_buddy = None  # the new buddy's channel carries replicas
             self._moved(peer, message.client, message.serial)
             self._release_held(message.client, message.serial)
             return
@@ -3047,6 +3054,20 @@ class Member:
         self._replicated[client] = _Sent(buddy, frozenset(sock.key for sock in socks))
         self._count("replica_sent")
         self._send(buddy, replica)
+        fallback = self._fallback_buddy
+        if fallback is not None and fallback != buddy and fallback in self.view.members:
+            # the new buddy has acknowledged nothing yet: the old one gets the replica too,
+            # and its acknowledgement releases what the replica covers. A new buddy's
+            # channel opens slowly when its SYN is lost (a second, then one segment in
+            # flight and three seconds to send it again: RFC 5681 3.1, RFC 6298 5.7): a chaos
+            # run's member, its buddy a member just started again, sent its clients' new
+            # connections' replicas there alone for three seconds and died, and they were
+            # lost. It forgets them once the new buddy acknowledges this replica or a later
+            # one (_moved)
+            self._count("replica_sent_fallback")
+            self._send(fallback, replica)
+            olds, _ = self._moving.get(client, (frozenset(), 0))
+            self._moving[client] = (olds | {fallback}, replica.serial)
         waiting = self._done_after_replica.get(client)
         if waiting is not None and waiting[0] == buddy:
             # the donor is the buddy: the DONE follows the replica on the one channel, so the
@@ -3175,6 +3196,11 @@ class Member:
             self._buddyless = True
             return
         again, self._buddyless = self._buddyless, False
+        if buddy != self._last_buddy:
+            # until the new buddy acknowledges a replica, each goes to the old one too, if it
+            # is alive (see replicate)
+            self._fallback_buddy = self._last_buddy
+            self._last_buddy = buddy
         for client, sent in list(self._replicated.items()):
             held_by = sent.buddy
             if held_by != buddy or again:
@@ -3189,8 +3215,8 @@ class Member:
                 # clients not yet replicated there along (a chaos run's 16 stalled). Should
                 # it die first, both may resume the client, and the recoveries' rule (the
                 # higher serial goes on) keeps one
-                olds, _ = self._moving.get(client, (frozenset(), 0))
                 replicated = self.replicate(client)
+                olds, _ = self._moving.get(client, (frozenset(), 0))  # (a fallback's too)
                 self._moving[client] = (olds | {held_by}, self._replica_serial)
                 if not replicated:  # nothing went to the new buddy: the old ones forget it now
                     self._drop_moved(client, keep=None)
