@@ -354,31 +354,29 @@ def test_a_replica_taken_in_syn_received_completes_the_handshake_where_the_peer_
     assert not any(result == InputResult.RESET for _, result in pair.results)
 
 
-def test_a_replica_taken_in_fin_wait_2_acknowledges_the_peers_fin() -> None:
-    """The holder's FIN was acknowledged (FIN-WAIT-2) and it died before the peer's FIN
-    reached it. Resynced (only its timestamp clock moves: everything it sent was
-    acknowledged, so there is nothing to ask) and thawed, the replica acknowledges the
-    peer's FIN sent again, stamped the replica's age past the holder's clock (the peer's
-    PAWS test): the peer closes without a RST."""
-    pair = Pair(seed=9, record=True)
+def closed_by_the_holder(seed: int) -> Pair:
+    """B writes b"bye" and closes; A has read it and its end, B is in FIN-WAIT-2."""
+    pair = Pair(seed=seed, record=True)
     pair.handshake()
     assert pair.b is not None
     assert pair.b.send(b"bye") == 3
     pair.b.shutdown_write()
     pair.flush()
     pair.run(lambda: pair.b is not None and pair.b.state is TcpState.FIN_WAIT_2)
-    pair.filters["ab"] = lambda raw: []  # the holder is dead: nothing reaches it
-    blob, taken = pair.b.replica(pair.now), pair.now
-    last = max(stamp(s.raw, "ba") for s in pair.sent_by("ba"))
     assert pair.a.recv(16) == b"bye" and pair.a.at_eof
-    pair.a.shutdown_write()  # A's FIN, lost on its way to the dead holder
-    pair.flush()
-    pair.run(lambda: pair.now >= taken + 1_500)
+    return pair
+
+
+def takes_over_and_answers_the_fin(pair: Pair, blob: bytes, taken: int, last: int) -> None:
+    """B's replica, taken at ``taken`` in a closing state, resumes after B's death (every
+    filter lifted) and acknowledges A's FIN sent again, stamped past ``last`` (B's last
+    TSval) by the replica's age: A closes without a RST, the replica in TIME-WAIT."""
     age = pair.now - taken
     replica = Connection.import_(blob)
+    state = replica.state
     replica.resync(age_ms=age)
-    assert replica.state is TcpState.FIN_WAIT_2 and not replica.resyncing
-    del pair.filters["ab"]
+    assert replica.state is state and not replica.resyncing  # nothing to ask
+    pair.filters.clear()
     pair.b = replica
     replica.thaw(pair.now)
     pair.run(lambda: pair.a.state is TcpState.CLOSED, max_ms=30_000)
@@ -386,6 +384,24 @@ def test_a_replica_taken_in_fin_wait_2_acknowledges_the_peers_fin() -> None:
     assert replica.state is TcpState.TIME_WAIT
     assert stamp(pair.sent_by("ba")[-1].raw, "ba") - last >= age
     assert not any(result == InputResult.RESET for _, result in pair.results)
+
+
+def test_a_replica_taken_in_fin_wait_2_acknowledges_the_peers_fin() -> None:
+    """The holder's FIN was acknowledged (FIN-WAIT-2) and it died before the peer's FIN
+    reached it. Resynced (only its timestamp clock moves: everything it sent was
+    acknowledged, so there is nothing to ask) and thawed, the replica acknowledges the
+    peer's FIN sent again, stamped the replica's age past the holder's clock (the peer's
+    PAWS test): the peer closes without a RST."""
+    pair = closed_by_the_holder(seed=9)
+    assert pair.b is not None
+    pair.filters["ab"] = lambda raw: []  # the holder is dead: nothing reaches it
+    blob, taken = pair.b.replica(pair.now), pair.now
+    last = max(stamp(s.raw, "ba") for s in pair.sent_by("ba"))
+    pair.a.shutdown_write()  # A's FIN, lost on its way to the dead holder
+    pair.flush()
+    pair.run(lambda: pair.now >= taken + 1_500)
+    assert Connection.import_(blob).state is TcpState.FIN_WAIT_2
+    takes_over_and_answers_the_fin(pair, blob, taken, last)
 
 
 def test_a_replica_taken_in_time_wait_acknowledges_the_peers_fin_again() -> None:
@@ -395,36 +411,19 @@ def test_a_replica_taken_in_time_wait_acknowledges_the_peers_fin_again() -> None
     the FIN sent again (RFC 9293 3.10.7.4) stamped past the holder's clock: the peer closes
     without a RST. tcp_migrate's resync refused TIME-WAIT, and a dead member's buddy could
     not take such a replica (a chaos run's client in LAST-ACK was reset)."""
-    pair = Pair(seed=10, record=True)
-    pair.handshake()
-    assert pair.b is not None
-    assert pair.b.send(b"bye") == 3
-    pair.b.shutdown_write()
-    pair.flush()
-    pair.run(lambda: pair.b is not None and pair.b.state is TcpState.FIN_WAIT_2)
-    assert pair.a.recv(16) == b"bye" and pair.a.at_eof
+    pair = closed_by_the_holder(seed=10)
     pair.filters["ba"] = lambda raw: []  # the holder's acknowledgement of A's FIN lost
     pair.a.shutdown_write()
     pair.flush()
     pair.run(lambda: pair.b is not None and pair.b.state is TcpState.TIME_WAIT)
+    assert pair.b is not None
     blob, taken = pair.b.replica(pair.now), pair.now
     last = max(stamp(s.raw, "ba") for s in pair.sent_by("ba"))
     pair.filters["ab"] = lambda raw: []  # the holder is dead: nothing reaches it
     pair.run(lambda: pair.now >= taken + 1_500)
     assert pair.a.state is TcpState.LAST_ACK
-    age = pair.now - taken
-    replica = Connection.import_(blob)
-    assert replica.state is TcpState.TIME_WAIT
-    replica.resync(age_ms=age)
-    assert replica.state is TcpState.TIME_WAIT and not replica.resyncing
-    del pair.filters["ab"], pair.filters["ba"]
-    pair.b = replica
-    replica.thaw(pair.now)
-    pair.run(lambda: pair.a.state is TcpState.CLOSED, max_ms=30_000)
-    assert pair.a.close_reason is CloseReason.NORMAL
-    assert replica.state is TcpState.TIME_WAIT
-    assert stamp(pair.sent_by("ba")[-1].raw, "ba") - last >= age
-    assert not any(result == InputResult.RESET for _, result in pair.results)
+    assert Connection.import_(blob).state is TcpState.TIME_WAIT
+    takes_over_and_answers_the_fin(pair, blob, taken, last)
 
 
 def test_a_full_replica_sends_its_unacknowledged_bytes_again_from_where_the_peer_stands() -> None:
