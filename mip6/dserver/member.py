@@ -43,7 +43,9 @@ How a handoff maps onto the mobile node (DSERVER 4):
   (``rebind``); a BA 135 then means an acceptor took the client (SUPERSEDED), unless every
   acceptor tried has answered FAILED (each has released the client): then the donor outbids the
   number the client holds. Member mobile nodes report BA 135 instead of answering it
-  (``sequence_recovery=False``) so that this choice is the member's.
+  (``sequence_recovery=False``) so that this choice is the member's. While the rebinding is
+  under way (tests or Binding Update unanswered) it gets up to RECOVERY_LIMIT rebinding
+  periods, as a recovery does, before the client's connections are reset.
 - The client's first packet at M carrying C in a type 2 routing header proves its binding points
   here: it thaws an acceptor whose acknowledgement was lost (rule 2).
 
@@ -407,6 +409,7 @@ class _Outgoing:
     inits: dict[IPv6Address, int] = field(default_factory=dict)  # each INIT's target: its number
     refused_by: set[IPv6Address] = field(default_factory=set)  # answered FAILED: released
     outbid: int | None = None  # a BA 135's number, to outbid when the rebinding times out
+    rebinding_since: float | None = None  # when this donor began to bind the client back
     # a window below the first INIT's number: every acceptor's is at least that far above
     # (the number the replicas of the frozen client carry; see replicate)
     base_sequence: int = 0
@@ -1252,7 +1255,7 @@ class Member:
                 self._sweep(now)
                 self._emit(StartTimer(now + SWEEP_INTERVAL, SWEEP_TIMER))
             case ("handoff_donor", int() as handoff_id):
-                if not self._outbid_due(handoff_id):
+                if not self._outbid_due(handoff_id) and not self._rebinding_extended(handoff_id):
                     self._donor_input(handoff_id, h.DonorInput.TIMEOUT)
             case ("movable_wait", int() as handoff_id):  # MOVABLE_WAIT
                 outgoing = self._outgoing.get(handoff_id)
@@ -1822,6 +1825,8 @@ class Member:
 
     def _rebind(self, outgoing: _Outgoing, sequence: int) -> None:
         """The donor keeps its client after an INIT: its binding comes back here first."""
+        if outgoing.rebinding_since is None:
+            outgoing.rebinding_since = self._now
         donor = outgoing.donor
         if donor.client in self.tunnelled:
             self._bind_tunnel(donor.client, sequence)
@@ -2243,6 +2248,31 @@ class Member:
         outgoing.phases.append((self._now, "outbid"))
         self._mobile(self.mobile.rebind(self._now, outgoing.donor.client, sequence))
         self._emit(StartTimer(self._now + self.config.rebind_timeout, outgoing.donor.timer))
+        return True
+
+    def _rebinding_extended(self, handoff_id: int) -> bool:
+        """The donor's rebinding period is over while its binding is still under way (return
+        routability, or a Binding Update unanswered): it gets another, up to RECOVERY_LIMIT in
+        all, as a recovery does; True when it did (the timer is not the machine's TIMEOUT
+        then). A chaos run's donor, its acceptor's Binding Acknowledgement and then three of
+        its own Care-of Test Inits lost on a congested link, reset a download after one
+        period (4 s): the client's TCP waits far longer, and its connection stays frozen here
+        until the client takes this member's binding."""
+        outgoing = self._outgoing.get(handoff_id)
+        if (
+            outgoing is None
+            or outgoing.donor.state is not h.DonorState.REBINDING
+            or outgoing.rebinding_since is None
+        ):
+            return False
+        entry = self.mobile.bul.get(outgoing.donor.client)
+        limit = outgoing.rebinding_since + RECOVERY_LIMIT * self.config.rebind_timeout
+        if entry is None or entry.state in (BulState.BOUND, BulState.FAILED) or self._now >= limit:
+            return False
+        self._count("handoff_rebind_extended")
+        self._emit(
+            StartTimer(min(self._now + self.config.rebind_timeout, limit), outgoing.donor.timer)
+        )
         return True
 
     def _rejected(self, client: IPv6Address) -> None:

@@ -1568,6 +1568,40 @@ def test_a_recovery_that_meets_a_released_acceptors_binding_outbids_it() -> None
     assert resets(lab.net) == 0
 
 
+def test_a_donor_binding_its_client_back_keeps_its_time_while_its_binding_is_under_way() -> None:
+    """m1 hands its client on; every acceptor's Binding Acknowledgement is lost, each attempt
+    runs out and m1 binds the client back, but for a while nothing reaches the client (its
+    link is down: return routability's tests retry, backing off). The rebinding keeps its
+    time while its binding is under way, up to RECOVERY_LIMIT rebinding periods, as a
+    recovery does, and completes once the link is back: the download is whole, nothing
+    reset. After one rebinding period the client's connection was reset (a chaos run's
+    donor, three Care-of Test Inits lost on a congested link)."""
+    size = 5_000_000
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    m1 = lab.members["m1"]
+    lab.handoff("m1")
+    deadline = lab.net.now + 10.0
+    while not any(o.donor.state is DonorState.REBINDING for o in m1._outgoing.values()):
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(
+            lambda receiver, data: receiver != "m1" and _binding_ack_or_data(data)
+        )
+        lab.net.run_for(0.0005)
+    down_until = lab.net.now + 1.5 * m1.config.rebind_timeout
+    while lab.net.now < down_until:
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client")
+        lab.net.run_for(0.005)
+    lab.run_to_end(fetch, limit=lab.net.now + 60.0)
+    assert fetch.done and not fetch.failed, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert m1.counters.get("handoff_rebind_extended", 0) >= 1, m1.counters
+    assert m1.history[-1]["outcome"] != "reset", m1.history[-1]
+    assert _service_resets(lab) == 0
+
+
 def test_a_member_removed_alive_pauses_its_clients_until_their_recovery_claims_them() -> None:
     """m3 serves a keep-alive connection of three GETs and falls silent long enough for the
     group to remove it; m1, its buddy, resumes the client from m3's replica, and its
