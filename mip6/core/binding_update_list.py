@@ -161,6 +161,13 @@ class CorrespondentState:
     home_nonce_index: int | None
     home_keygen_token: bytes | None
     home_token_age: float | None  # seconds since it arrived, at export time
+    # the care-of keygen token and the care-of address it is for (RFC 3775 5.2.5): reused
+    # only by a mobile node at that address (the member that exported it, binding the
+    # correspondent back after a handoff that failed)
+    care_of_nonce_index: int | None = None
+    care_of_keygen_token: bytes | None = None
+    care_of_token_age: float | None = None
+    care_of_for: IPv6Address | None = None
 
 
 class BindingUpdateList:

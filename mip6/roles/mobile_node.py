@@ -361,11 +361,20 @@ class MobileNode:
             home_nonce_index=tokens.home_nonce_index,
             home_keygen_token=tokens.home_keygen_token,
             home_token_age=None if tokens.home_keygen_token is None else now - tokens.home_received,
+            care_of_nonce_index=tokens.care_of_nonce_index,
+            care_of_keygen_token=tokens.care_of_keygen_token,
+            care_of_token_age=(
+                None if tokens.care_of_keygen_token is None else now - tokens.care_of_received
+            ),
+            care_of_for=tokens.care_of_for,
         )
 
     def import_correspondent(self, now: float, state: CorrespondentState) -> None:
         """Continue another member's binding with ``state.correspondent``: the next Binding
-        Update uses ``state.sequence + 1``; a fresh home keygen token is reused."""
+        Update uses ``state.sequence + 1``; a fresh home keygen token is reused, and a fresh
+        care-of keygen token obtained for this mobile node's care-of address (RFC 3775 5.2.7:
+        both stay usable for MAX_TOKEN_LIFETIME; a member binding the client back after its
+        handoff failed then sends its Binding Update at once)."""
         if state.home_address != self.home_address:
             raise ValueError("state is for another home address")
         held = self.bul.get(state.correspondent)
@@ -381,6 +390,16 @@ class MobileNode:
             tokens.home_nonce_index = state.home_nonce_index
             tokens.home_keygen_token = state.home_keygen_token
             tokens.home_received = now - state.home_token_age
+        if (
+            state.care_of_keygen_token is not None
+            and state.care_of_token_age is not None
+            and state.care_of_for is not None
+            and state.care_of_for == self.care_of_address
+        ):
+            tokens.care_of_nonce_index = state.care_of_nonce_index
+            tokens.care_of_keygen_token = state.care_of_keygen_token
+            tokens.care_of_received = now - state.care_of_token_age
+            tokens.care_of_for = state.care_of_for
         self.bul.put(
             BulEntry(
                 destination=state.correspondent,

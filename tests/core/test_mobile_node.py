@@ -465,6 +465,30 @@ def test_export_import_continues_sequence_on_another_member() -> None:
     assert entry.sequence == (state.sequence + 1) % 65536
 
 
+def test_an_entry_exported_and_imported_back_reuses_both_tokens() -> None:
+    """A distributed-server donor takes its entry out of its mobile node at a handoff and,
+    the handoff failed, imports it back: its care-of keygen token is for this very care-of
+    address and still fresh (RFC 3775 5.2.7), so the Binding Update goes at once, with no
+    Home Test Init or Care-of Test Init. Another mobile node importing the same state (at
+    another care-of address) runs the care-of test, as before."""
+    lab = RoLab()
+    route_optimize(lab)
+    state = lab.mn.export_correspondent(lab.net.now, CN)
+    assert state.care_of_for == lab.mn.care_of_address and state.care_of_keygen_token
+    lab.net.apply("mn", lab.mn.forget_correspondent(lab.net.now, CN))
+    lab.net.run_for(1.0)
+    tests = lab.cn.counters.get("home_test_sent", 0), lab.cn.counters.get("care_of_test_sent", 0)
+    lab.mn.import_correspondent(lab.net.now, state)
+    lab.net.call("mn", "complete_route_optimization", CN)
+    lab.net.run_for(0.5)
+    entry = lab.cn.binding_cache.get(HOME)
+    assert entry is not None and entry.sequence == (state.sequence + 1) % 65536
+    assert (
+        lab.cn.counters.get("home_test_sent", 0),
+        lab.cn.counters.get("care_of_test_sent", 0),
+    ) == tests
+
+
 def test_imported_return_routability_binding_error_2_ignored() -> None:
     """An entry imported from another member (a distributed server's handoff) names a
     correspondent that holds the group's binding: a Binding Error 2 during the acceptor's
