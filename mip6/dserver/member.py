@@ -3114,8 +3114,8 @@ class Member:
         entry's, or the handoff's under way once the entry went out with the binding), for
         the replica: a recovery reusing it needs only the care-of test (RFC 3775 5.2.7), two
         crossings of the member's own link each way instead of the home test's path through
-        the contact node and the home agent (a chaos run's recoveries lost every one of five
-        home tests in 16 s, and reset the client)."""
+        the contact node and the home agent (two chaos runs' recoveries lost all five tries
+        of return routability in 16 s, and reset the client)."""
         entry = self.mobile.bul.get(client)
         if entry is not None and entry.tokens.home_keygen_token is not None:
             token, index = entry.tokens.home_keygen_token, entry.tokens.home_nonce_index
