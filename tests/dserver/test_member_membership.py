@@ -1527,16 +1527,10 @@ def _binding_ack_or_data(data: bytes) -> bool:
     return protocol == protocols.MOBILITY and packet[offset + 2] == MhType.BINDING_ACKNOWLEDGEMENT
 
 
-def test_a_recovery_that_meets_a_released_acceptors_binding_outbids_it() -> None:
-    """m1 hands its client on; each acceptor's Binding Update is taken by the client while
-    every answer of the client's to it is lost: each attempt runs out, each acceptor answers
-    the abort and lets the client go, and m1 dies as it binds the client back (its Binding
-    Update lost with it). The client's binding names the last acceptor, which serves it no
-    more. m1's buddy resumes the client and meets BA 135 (that acceptor's number, a window
-    above the replica's): it asks the group who serves the client, nobody does, and it goes
-    above that number and serves on; the download is whole. Stepping aside at once left
-    the client to nobody (a chaos run's stalled download)."""
-    size = 5_000_000
+def m1_binding_its_client_back(size: int) -> tuple[DServerLab, HostDownload, Member]:
+    """m1 serves a download of ``size`` bytes (its buddy holding the client's replica) and
+    hands it on; every acceptor's Binding Acknowledgement (and data to the client) is lost,
+    each attempt runs out, and m1 binds the client back (REBINDING)."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download(1.0)
     first_byte(lab, fetch, 2.0)
@@ -1552,6 +1546,21 @@ def test_a_recovery_that_meets_a_released_acceptors_binding_outbids_it() -> None
             lambda receiver, data: receiver != "m1" and _binding_ack_or_data(data)
         )
         lab.net.run_for(0.0005)
+    return lab, fetch, m1
+
+
+def test_a_recovery_that_meets_a_released_acceptors_binding_outbids_it() -> None:
+    """m1 hands its client on; each acceptor's Binding Update is taken by the client while
+    every answer of the client's to it is lost: each attempt runs out, each acceptor answers
+    the abort and lets the client go, and m1 dies as it binds the client back (its Binding
+    Update lost with it). The client's binding names the last acceptor, which serves it no
+    more. m1's buddy resumes the client and meets BA 135 (that acceptor's number, a window
+    above the replica's): it asks the group who serves the client, nobody does, and it goes
+    above that number and serves on; the download is whole. Stepping aside at once left
+    the client to nobody (a chaos run's stalled download)."""
+    size = 5_000_000
+    lab, fetch, m1 = m1_binding_its_client_back(size)
+    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
     (outgoing,) = m1._outgoing.values()
     for name in ("m2", "m3"):
         assert not lab.members[name].client_sockets(CLIENT)  # it let the client go
@@ -1577,18 +1586,7 @@ def test_a_donor_binding_its_client_back_keeps_its_time_while_its_binding_is_und
     reset. After one rebinding period the client's connection was reset (a chaos run's
     donor, three Care-of Test Inits lost on a congested link)."""
     size = 5_000_000
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    m1 = lab.members["m1"]
-    lab.handoff("m1")
-    deadline = lab.net.now + 10.0
-    while not any(o.donor.state is DonorState.REBINDING for o in m1._outgoing.values()):
-        assert lab.net.now < deadline
-        lab.net.drop_in_flight(
-            lambda receiver, data: receiver != "m1" and _binding_ack_or_data(data)
-        )
-        lab.net.run_for(0.0005)
+    lab, fetch, m1 = m1_binding_its_client_back(size)
     down_until = lab.net.now + 1.5 * m1.config.rebind_timeout
     while lab.net.now < down_until:
         lab.net.drop_in_flight(lambda receiver, data: receiver == "client")
