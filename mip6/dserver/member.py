@@ -2231,17 +2231,20 @@ class Member:
             # our own binding, no handoff: RFC 3775 11.7.3's answer
             self._mobile(self.mobile.rebind(self._now, client, sequence))
 
+    def _rebinding(self, handoff_id: int) -> _Outgoing | None:
+        """The handoff ``handoff_id`` if its donor is binding the client back (REBINDING)."""
+        outgoing = self._outgoing.get(handoff_id)
+        if outgoing is None or outgoing.donor.state is not h.DonorState.REBINDING:
+            return None
+        return outgoing
+
     def _outbid_due(self, handoff_id: int) -> bool:
         """The rebinding's time is up after a BA 135 and no acceptor answered: each would
         have sent DONE or FAILED within its own attempt, so the one that took the client is
         gone. Bind the client here above its number, once, with one more rebinding period;
         True when that was done (the timer is not the machine's TIMEOUT then)."""
-        outgoing = self._outgoing.get(handoff_id)
-        if (
-            outgoing is None
-            or outgoing.donor.state is not h.DonorState.REBINDING
-            or outgoing.outbid is None
-        ):
+        outgoing = self._rebinding(handoff_id)
+        if outgoing is None or outgoing.outbid is None:
             return False
         sequence, outgoing.outbid = outgoing.outbid, None
         self._count("handoff_outbid")
@@ -2258,12 +2261,8 @@ class Member:
         its own Care-of Test Inits lost on a congested link, reset a download after one
         period (4 s): the client's TCP waits far longer, and its connection stays frozen here
         until the client takes this member's binding."""
-        outgoing = self._outgoing.get(handoff_id)
-        if (
-            outgoing is None
-            or outgoing.donor.state is not h.DonorState.REBINDING
-            or outgoing.rebinding_since is None
-        ):
+        outgoing = self._rebinding(handoff_id)
+        if outgoing is None or outgoing.rebinding_since is None:
             return False
         entry = self.mobile.bul.get(outgoing.donor.client)
         limit = outgoing.rebinding_since + RECOVERY_LIMIT * self.config.rebind_timeout
