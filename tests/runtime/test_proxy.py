@@ -13,6 +13,7 @@ import functools
 import hashlib
 import http.server
 import os
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from ipaddress import IPv6Address
@@ -21,7 +22,7 @@ from pathlib import Path
 import h11
 import pytest
 
-from mip6.apps.proxy import Proxy, ProxySettings, start_proxy
+from mip6.apps.proxy import Proxy, ProxySettings, _Backend, start_proxy
 from mip6.dserver.policy import BasePolicy, ContentAwarePolicy, RoundRobinPolicy, Selection
 from mip6.runtime.dserver_api import HandoffFailed
 from tests.runtime.test_dserver_api import CLIENT, MEMBERS, Hub, Lab, hub, until
@@ -35,7 +36,7 @@ FILES = 30
 class Backend(http.server.ThreadingHTTPServer):
     """``python -m http.server --protocol HTTP/1.1`` in a thread, counting its connections."""
 
-    address_family = __import__("socket").AF_INET6
+    address_family = socket.AF_INET6
     daemon_threads = True
 
     def __init__(self, directory: Path) -> None:
@@ -825,3 +826,34 @@ def test_a_head_whose_body_is_late_is_held_no_longer_than_the_cork_wait(
     head_read_at, body_read_at = backend.sent_at
     assert 0.04 < head_at - head_read_at < 0.4 and head_at < body_read_at
     assert b"".join(data for _, data, _ in conn.events) == HEAD + BODY
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+def test_what_the_server_answers_a_request_is_acknowledged_as_it_arrives() -> None:
+    """A request written within the delayed-ACK timeout of the last response read puts Linux's
+    TCP in its interactive (pingpong) mode: the ACK of the next response's head would wait for
+    a piggyback, and a server writing head and body apart (python's http.server, Nagle) would
+    hold the body until then. After each request the proxy's connection is in quick-ACK
+    mode (``getsockopt(TCP_QUICKACK)`` is 1; without it 0 from the second request on)."""
+
+    async def main() -> list[int]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.readline():
+                writer.write(b"answer\n")
+
+        server = await asyncio.start_server(answer, "::1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("::1", port)
+        backend = _Backend(reader, writer)
+        modes = []
+        for _ in range(4):
+            backend.write(b"request\n")
+            modes.append(
+                writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK)
+            )
+            assert await backend.read() == b"answer\n"
+        backend.close()
+        server.close()
+        return modes
+
+    assert asyncio.run(main()) == [1, 1, 1, 1]
