@@ -73,6 +73,7 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -887,9 +888,12 @@ class NetnsLab:
 
     # -- down ----------------------------------------------------------------------------------
 
-    def down(self) -> None:
+    def down(self, *, discard: bool = False) -> None:
         """Stop every daemon (a mobile node deregisters), then the hub; delete the namespaces
-        and the state file. Safe to repeat, and after a crash."""
+        and the state file. Safe to repeat, and after a crash. The lab's directory (its logs
+        and captures) stays for whoever reads them after, unless ``discard``: a lab a bench or
+        an experiment made for itself, whose captures of a 50 MB download would otherwise pile
+        up under the state directory (a tmpfs in ``/run``: memory) run after run."""
         # mobile nodes first, while their home agents and correspondents can still answer
         order = {"mobile_node": 0, "correspondent": 1, "home_agent": 2}
         records = sorted(self.state["nodes"].values(), key=lambda r: order.get(r["role"], 3))
@@ -911,6 +915,8 @@ class NetnsLab:
             if record.get("control"):
                 Path(record["control"]).unlink(missing_ok=True)
         self.state_file(self.name).unlink(missing_ok=True)
+        if discard:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def down(name: str | None) -> str | None:

@@ -166,7 +166,7 @@ def proxy_lab(name: str, large: int = LARGE) -> Iterator[_Bench]:
             for server in servers:
                 server.terminate()
                 server.wait(10)
-            lab.down()
+            lab.down(discard=True)
 
 
 def run(

@@ -158,7 +158,7 @@ def run_netns(seconds: float = 4.0, *, downloads: int = 2, prefix: str = "btun")
                 "contact_node_cpu_s": round(statistics.median(cpu), 2),
             }
         finally:
-            lab.down()
+            lab.down(discard=True)
     return results
 
 

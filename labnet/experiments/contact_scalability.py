@@ -114,7 +114,7 @@ def measure_netns(clients: int, settings: Settings) -> dict[str, Any]:
         cpu = cpu_seconds(m1) - cpu_before
         after = _counters(lab, "m1")
     finally:
-        lab.down()
+        lab.down(discard=True)
     new = after.get("clients_accepted", 0) - before.get("clients_accepted", 0)
     ok = farm.get("fetches_ok", 0)
     return {

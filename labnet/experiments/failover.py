@@ -78,7 +78,7 @@ def _netns_rows(settings: Settings, kills: int) -> list[dict[str, Any]]:
                 netns_failover.rejoin(lab, alive, dead)
             rows += _member_kills(lab, alive, Path(directory), kills, settings)
         finally:
-            lab.down()
+            lab.down(discard=True)
     return rows
 
 

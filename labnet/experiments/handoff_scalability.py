@@ -118,7 +118,7 @@ def measure_netns(clients: int, rounds: int, settings: Settings) -> dict[str, An
         cpu = cpu_seconds(m2) - cpu_before
         after = control_request(control, {"show": "stats"})["counters"]
     finally:
-        lab.down()
+        lab.down(discard=True)
     for process, (_, err) in zip(running, outputs, strict=True):
         if process.returncode != 0:
             raise RuntimeError(f"{NAME}: an echo client failed: {err.strip()}")

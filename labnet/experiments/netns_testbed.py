@@ -102,7 +102,7 @@ def netns_lab(
         set_profiles(lab, testbed)
         yield lab
     finally:
-        lab.down()
+        lab.down(discard=True)
 
 
 def set_profiles(lab: NetnsLab, testbed: Testbed) -> None:

@@ -1,10 +1,13 @@
 """``labnet bench proxy`` with few fetches (root): every figure is there, each fetch was
-checked (the bench raises on a wrong status or size), and nothing of its lab is left."""
+checked (the bench raises on a wrong status or size), and nothing of its lab is left: no
+namespace, and not its directory either (its captures of the large body ran to tens of MB a
+run, in the state directory's tmpfs)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -14,8 +17,9 @@ from tests.runtime.netns import require_root
 
 
 @pytest.mark.netns
-def test_proxy_figures() -> None:
+def test_proxy_figures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     require_root()
+    monkeypatch.setenv("LABNET_STATE_DIR", str(tmp_path))
     results = proxy.run(fetches=3, requests=20, large=2_000_000)
     for key in ("proxy_fetch_ms", "direct_fetch_ms", "member_fetch_ms"):
         assert 0 < results[key] < 1000, (key, results)
@@ -28,6 +32,7 @@ def test_proxy_figures() -> None:
     json.dumps(results)
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "bproxy" not in namespaces
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_command_dispatches(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
