@@ -21,6 +21,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +102,32 @@ def counters(lab: NetnsLab, node: str) -> dict[str, int]:
     return found
 
 
+def udp_rcvbuf_errors() -> int:
+    """Datagrams the kernel dropped at a full receive buffer in this (the root) namespace,
+    where the hub's sockets and every daemon's link socket live (loopback UDP, IPv4)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    names, values = [fields for fields in lines if fields[0] == "Udp:"][:2]
+    return int(values[names.index("RcvbufErrors")])
+
+
+def udp_drops(lab: NetnsLab) -> dict[str, int]:
+    """The lab's loopback UDP sockets that dropped datagrams at a full receive buffer
+    (``/proc/net/udp``'s drops; a killed daemon's socket went with its count): the hub's for a
+    node's link as ``hub:NODE``, a node daemon's as ``NODE``. A packet the hub's capture shows
+    delivered to a link and its node never answered may have ended here."""
+    hub = json.loads((lab.directory / "hub.json").read_text())["links"]
+    owners = {int(link["endpoint"].rsplit(":", 1)[1]): node for node, link in hub.items()}
+    for node, link in lab.state["hub"]["links"].items():
+        owners[int(link["address"][1])] = f"hub:{node}"
+    found = {}
+    for row in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = row.split()
+        port, drops = int(fields[1].rsplit(":", 1)[1], 16), int(fields[-1])
+        if drops and port in owners:
+            found[owners[port]] = drops
+    return found
+
+
 def stuck(lab: NetnsLab) -> list[dict[str, object]]:
     """The farms' clients with a fetch under way, and their connections: what a run that
     does not drain left (the story is then in the members' logs, by client address)."""
@@ -120,7 +147,7 @@ def test_members_killed_at_random_under_a_farm_lose_no_connection(lab: NetnsLab)
     contact = settled(lab, alive, timeout=30.0)
     kills: list[tuple[str, bool]] = []
     recovered: dict[str, int] = {}  # over the members' lives: each restart resets counters
-    started = time.monotonic()
+    started, rcvbuf_errors = time.monotonic(), udp_rcvbuf_errors()
     while time.monotonic() - started < SECONDS or len(kills) <= max(CONTACT_KILLS):
         time.sleep(rng.uniform(2.0, 4.0))
         victim = (
@@ -161,6 +188,8 @@ def test_members_killed_at_random_under_a_farm_lose_no_connection(lab: NetnsLab)
         "dialogues_ok": echo.get("fetches_ok", 0),
         "dialogues_failed": echo.get("fetches_failed", 0),
         "resets": farm.get("resets", 0) + echo.get("resets", 0),
+        "udp_rcvbuf_errors": udp_rcvbuf_errors() - rcvbuf_errors,
+        "udp_drops": udp_drops(lab),
         **{name: recovered[name] for name in sorted(recovered)},
     }
     print("\nnetns chaos:", json.dumps(summary))
