@@ -150,6 +150,7 @@ from typing import Any, NamedTuple, Protocol
 
 from mip6.core import show
 from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, Transmit
+from mip6.core.binding_cache import sequence_newer
 from mip6.core.binding_update_list import BulState, CorrespondentState
 from mip6.core.config import MobileNodeConfig
 from mip6.core.datapath import encapsulate
@@ -3792,7 +3793,8 @@ class Member:
         lower: the higher serial is the dead member's later replica, the one its buddy of
         the last view held (two recoveries from one dead member's replicas bound the client
         in turn, and the one left serving from the older replica reset a chaos run's echo
-        dialogues). It has not bound the client yet (a bound one is served, below). A member
+        dialogues); from two members' replicas, the one bound the earlier does (see
+        _steps_aside). It has not bound the client yet (a bound one is served, below). A member
         that holds the client's connections (serving them, handing them on, or an acceptor
         that imported them from an INIT, to adopt them should their donor be the dead one)
         says so (CLIENT_CLAIMED), and the peer steps aside. An acceptor still preparing (no
@@ -3806,13 +3808,13 @@ class Member:
         handoff goes on (its next INIT resyncs the client: see Donor.silent). Unless the
         replica is its acceptor's, taken after that acceptor took the client (see
         _taken_by_recovered_acceptor)."""
-        client, serial, ports = message.client, message.serial, message.ports
+        client, ports = message.client, message.ports
         outgoing = self._outgoing_of(client)
         if outgoing is not None and self._taken_by_recovered_acceptor(outgoing, peer, message):
             return
         recovery = self._recovering.get(client)
         if recovery is not None and recovery.serial is not None:
-            if (recovery.serial, self.own_address) < (serial, peer):
+            if _steps_aside(recovery, self.own_address, message, peer):
                 self._count("recover_tie_yielded")
                 self._recovery_superseded(client)
             else:
@@ -4153,6 +4155,29 @@ class _Chosen:
 
     def notify_failure(self, member: IPv6Address, reason: TargetFailure, now: float) -> None:
         self.fallback.notify_failure(member, reason, now)
+
+
+def _steps_aside(
+    recovery: _Recovery, own: IPv6Address, other: msg.ClientRecovering, peer: IPv6Address
+) -> bool:
+    """Whether a recovery here from a replica steps aside for ``peer``'s, of which ``other``
+    tells. Both members decide alike, so exactly one of them goes on. Of one dead member's
+    replicas the higher serial is the later; serials of two members' replicas do not compare
+    (each member counts its own), their bindings do: the client was bound to one after the
+    other's replica was taken (numbers only grow, RFC 3775 9.5.1), so the replica bound the
+    later is the one that knows where the client's connections stand. A chaos run's
+    recovery from a dead member's replica bound at 5529 made the other, from the replica
+    of the member the client had moved to (bound at 5545, removed while alive), step aside
+    for its higher serial, bound the client and reset its download (the client stood past
+    the older replica). Without two bindings, (serial, address) decides as before."""
+    assert recovery.serial is not None
+    mine, theirs = recovery.sequence, other.binding_sequence
+    if recovery.origin != other.origin and mine is not None and theirs is not None:
+        if sequence_newer(theirs, mine):
+            return True
+        if sequence_newer(mine, theirs):
+            return False
+    return (recovery.serial, own) < (other.serial, peer)
 
 
 def _later_replica(replica: msg.Replica, view: int, serial: int) -> bool:

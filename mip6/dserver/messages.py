@@ -848,8 +848,10 @@ class ClientQuery(_Membership):
 class ClientRecovering(_Membership):
     """The sender resumes ``client`` from its replica numbered ``serial`` (the dead member's
     replica serials grow with each it sent). Two members may hold a dead member's replicas
-    of one client (the old buddy's drop was still queued when it died): of two recoveries,
-    the one whose (serial, address) is lower steps aside before it binds the client, and a
+    of one client (the old buddy's drop was still queued when it died), or two dead
+    members' (it moved from one to the other): of two recoveries, the one from the replica
+    bound the earlier steps aside before it binds the client when the origins differ, else
+    the one whose (serial, address) is lower (mip6.dserver.member's ``_steps_aside``), and a
     member that serves the client answers CLIENT_CLAIMED."""
 
     client: IPv6Address

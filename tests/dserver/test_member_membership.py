@@ -1815,7 +1815,53 @@ def test_of_two_recoveries_of_one_client_the_later_replicas_goes_on() -> None:
     digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
     assert fetch.digest.hexdigest() == digest
     stale, fresh = lab.members[higher].counters, lab.members[lower].counters
-    assert stale.get("recover_tie_yielded") == 1 and "recover_completed" not in stale, stale
+    assert stale.get("recover_tie_yielded") == 1 and "recover_completed" not in stale, (
+        {k: v for k, v in stale.items() if "recover" in k or "claim" in k},
+        {k: v for k, v in fresh.items() if "recover" in k or "claim" in k},
+    )
+    assert fresh.get("recover_completed") == 1 and "recover_superseded" not in fresh, fresh
+
+
+def test_of_two_recoveries_from_two_members_replicas_the_later_binding_goes_on() -> None:
+    """m2 serves the client and dies: its buddy resumes the client from m2's replica. The
+    third member resumes it at the same time, from the replica of a member the client was
+    bound to before m2, gone in the same view change: bound one below m2's number, its
+    serial the higher (each member counts its own replicas). Serials of two members'
+    replicas do not compare, their bindings do: the older binding's recovery steps aside,
+    the later one's serves the client. Yielding to the higher serial, as between one
+    member's replicas, left the client to the older replica, which bound it and reset its
+    download (a chaos run's: the client stood past that replica; the member it had moved to
+    was removed while alive, the one before it dead)."""
+    size = 20_000_000
+    lab, fetch, buddy, held = replicated_from_m2(size)
+    before_m2 = IPv6Address("2001:db8:40::1")  # a member of an earlier view
+    older = dataclasses.replace(
+        held.replica,
+        serial=held.replica.serial + 100,
+        binding_sequence=(held.replica.binding_sequence - 1) & 0xFFFF,
+    )
+    other = next(n for n in MEMBERS if n not in ("m2", buddy))
+    member = lab.members[other]
+    member._replicas[before_m2] = {CLIENT: dataclasses.replace(held, replica=older)}
+    lab.kill("m2")
+    lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
+    # one view change removes both (m2 dead, the other, say, removed while alive): both
+    # members resume the client at once
+    for name, origin in ((other, before_m2), (buddy, MEMBERS["m2"])):
+        resuming = lab.members[name]
+        lab.net.nodes[name].runtime.apply(
+            resuming._run(lab.net.now, lambda now, r=resuming, o=origin: r._recover_from(o))
+        )
+        assert resuming._recovering[CLIENT].origin == origin
+    lab.run_to_end(fetch, limit=90.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    stale, fresh = member.counters, lab.members[buddy].counters
+    assert stale.get("recover_tie_yielded") == 1 and "recover_completed" not in stale, (
+        {k: v for k, v in stale.items() if "recover" in k or "claim" in k},
+        {k: v for k, v in fresh.items() if "recover" in k or "claim" in k},
+    )
     assert fresh.get("recover_completed") == 1 and "recover_superseded" not in fresh, fresh
 
 
