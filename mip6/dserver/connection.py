@@ -30,7 +30,15 @@ from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
-from mip6.dserver.channel import FRAME_OVERHEAD, Channel, Closed, Established, Event, Role
+from mip6.dserver.channel import (
+    FRAME_OVERHEAD,
+    Channel,
+    Closed,
+    Established,
+    Event,
+    Role,
+    State,
+)
 from mip6.dserver.messages import Message, Replica, ReplicaDrop
 from tcp_migrate.core import TcpState
 from tcp_migrate.stack import Listener, Socket
@@ -95,6 +103,11 @@ class MemberConnection:
             events += self.channel.receive_data(data)
         if sock.at_eof or sock.state is TcpState.CLOSED:
             events += self.channel.receive_data(b"")  # the peer's end of stream
+        if self.channel.state is State.CLOSED:
+            # closed now, before the flush below: a replica waiting for room (which the same
+            # segment's acknowledgement may have made) sealed on a closed channel would raise,
+            # and a message an event's handler sends is dropped (the Closed event comes last)
+            self.closed = True
         self._out += self.channel.data_to_send()
         self._flush()
         for event in events:

@@ -22,6 +22,7 @@ from mip6.dserver.channel import (
 from mip6.dserver.connection import BULK_BUFFERED, MemberConnection, MemberListener, connect
 from mip6.runtime.host import Host
 from mip6.runtime.memory import MemoryNetwork, Path
+from tcp_migrate.core import TcpState
 from tests.engines import PassThrough
 
 M1 = IPv6Address("2001:db8:10::1")
@@ -190,3 +191,63 @@ def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_t
     serials = [message.serial for message in got if isinstance(message, m.Replica)]
     assert serials == list(range(20))
     assert conn.queued == 0
+
+
+def test_a_peer_restarted_with_replicas_queued_closes_the_channel_quietly() -> None:
+    """Twenty 30 kB replicas queued, two at a time in the send buffer (BULK_BUFFERED) and the
+    rest waiting, when the peer is killed and started again (its new stack knows nothing of
+    the connection and answers the next segment with a RST): the channel closes (end of
+    stream), the replicas still waiting go with it, and nothing raises, neither then nor at a
+    later send. The room the reset connection's buffer left was filled with the next waiting
+    replica, sealed on the channel the end of stream had just closed: ChannelStateError inside
+    the member's entry point, and again at every send after (the connection never learnt it
+    was closed). A chaos run's member lost its engine's pending actions so 241 times in 12 s
+    after a killed member came back, its replicas to its buddy among them, and the clients it
+    served were reset when it died in turn."""
+    net, h1, h2 = lab(13)
+    rng = random.Random(14)
+    received: list[m.Message] = []
+
+    def on_m2(connection: MemberConnection, event: object) -> None:
+        if isinstance(event, MessageReceived):
+            received.append(event.message)
+
+    listener = MemberListener(h2.listen(PORT), channel_factory(M2, KEY, rng), on_m2)
+    events: list[object] = []
+    conn = connect(
+        functools.partial(h1.connect, net.now),
+        M2,
+        PORT,
+        channel_factory(M1, KEY, rng),
+        lambda c, e: events.append(e),
+    )
+    net.nodes["m1"].runtime.flush_host()
+    while not conn.established:
+        net.run_for(0.01)
+    client = IPv6Address("2001:db8:99::5")
+    state = m.ConnectionState(snapshot=rng.randbytes(30_000), regenerable=True)
+    for serial in range(20):
+        conn.send(
+            m.Replica(
+                client=client,
+                binding_sequence=1,
+                lifetime=60,
+                view_number=1,
+                connections=(state,),
+                serial=serial,
+            )
+        )
+    net.nodes["m1"].runtime.flush_host()
+    while len(received) < 5:
+        net.run_for(0.001)
+    assert conn.sock.send_buffered >= BULK_BUFFERED  # and the rest wait
+    (accepted,) = listener.connections
+    net.drop_in_flight(lambda receiver, data: True)
+    h2.stack.detach(accepted.sock)  # m2's new life: no such connection
+    while conn.sock.state is not TcpState.CLOSED:
+        assert net.now < 10.0
+        net.run_for(0.01)
+    assert conn.closed and events[1:] == [Closed(CloseReason.END_OF_STREAM)], events
+    assert len(received) < 20
+    conn.send(m.Heartbeat(sequence=1, echo=0, view_number=1))  # dropped, as on any closed one
+    net.run_for(1.0)
