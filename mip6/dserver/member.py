@@ -1991,6 +1991,14 @@ class Member:
                     )
                     self._count(f"handoff_refused_{reason.name.lower()}")
                     self._finish_incoming(key, f"failed: {reason.name.lower()}")
+                    busy, live = self._binding_users()
+                    if acceptor.client not in busy | live:
+                        # the return routability or Binding Update begun for the handoff goes
+                        # no further (Release forgot it when connections had been imported).
+                        # Left to the sweep, its HoTIs went on through the contact node's
+                        # relay, and a chaos run's last one, a second after the failure, left
+                        # an entry there past the run's end
+                        self._emit(*self.mobile.forget_correspondent(self._now, acceptor.client))
                 case h.StartTimer(at=at):
                     self._emit(StartTimer(at, ("handoff_acceptor", key)))
                 case h.CancelTimer():
@@ -2069,15 +2077,8 @@ class Member:
         served and refreshes them forever. The client's binding expires on its own; a client
         that comes back reaches this member through it and is answered through the contact
         node's tunnel until it is bound again."""
-        busy = set(self._by_client) | {i.acceptor.client for i in self._incoming.values()}
-        busy |= self._distribute_when_bound
-        live = {
-            IPv6Address(sock.key[2])
-            for sock in self.host.stack.connections
-            if sock.key[0] == self.contact_address.packed
-        }
         self.udp.expire(now)
-        live |= self.udp.clients()
+        busy, live = self._binding_users()
         for entry in list(self.mobile.bul):
             client = entry.destination
             if entry.home_registration or client in busy or client in live:
@@ -2091,6 +2092,19 @@ class Member:
                 # its entry in the contact node's table lives on until it has been idle for
                 # tunnel_lifetime: a client served here again is bound anew
                 self.tunnelled.forget(client)
+
+    def _binding_users(self) -> tuple[set[IPv6Address], set[IPv6Address]]:
+        """The clients whose binding here a handoff in progress needs, and those a connection
+        or a datagram flow here needs (see _sweep)."""
+        busy = set(self._by_client) | {i.acceptor.client for i in self._incoming.values()}
+        busy |= self._distribute_when_bound
+        live = {
+            IPv6Address(sock.key[2])
+            for sock in self.host.stack.connections
+            if sock.key[0] == self.contact_address.packed
+        }
+        live |= self.udp.clients()
+        return busy, live
 
     def _accepting(self, client: IPv6Address) -> bool:
         """A handoff of ``client`` to this member is under way: its acceptor binds it."""

@@ -293,6 +293,36 @@ def test_relay_entry_expired_fails_the_attempt_and_the_client_stays() -> None:
     quiet(lab)
 
 
+def test_an_acceptor_that_could_not_reach_the_client_stops_its_return_routability() -> None:
+    """The handoff to m2 fails (the contact node's relay entries expire before m2's Home Test
+    comes back: client unreachable): m2 forgets the client's Binding Update List entry with
+    the failure and sends no HoTI or CoTI after it. Left to the binding sweep (every 5 s), its
+    return routability's retransmissions went on, each HoTI through the contact node's relay
+    (a chaos run's last one, a second after the failure, left a relay entry past the end)."""
+    lab = DServerLab(
+        SEED, size=12_000_000, distribute=False, attempt_timeout=0.5, relay_lifetime=0.001
+    )
+    fetch = lab.download()
+    lab.net.run_for(0.1)
+    lab.handoff("m1", "m2")
+    m2 = lab.members["m2"]
+    while not m2.counters.get("handoff_refused_client_unreachable"):
+        assert lab.net.now < 10.0
+        lab.net.run_for(0.001)
+    assert m2.mobile.bul.get(CLIENT) is None
+    sent_before = len(lab.net.trace)
+    lab.net.run_for(4.0)  # RFC 3775 11.8's retransmissions: 1 s, then 2 s
+    late = []
+    for sent in lab.net.trace[sent_before:]:
+        data, protocol, offset = innermost(sent.data)
+        if sent.sender == "m2" and protocol == protocols.MOBILITY:
+            late.append(mh.MhType(data[offset + 2]))
+    assert mh.MhType.HOME_TEST_INIT not in late and mh.MhType.CARE_OF_TEST_INIT not in late, late
+    lab.run_to_end(fetch)
+    assert fetch.done and fetch.digest.hexdigest() == expected(12_000_000, SEED)
+    quiet(lab)
+
+
 def test_racing_handoffs_of_one_client_make_one() -> None:
     lab = DServerLab(SEED, size=4_000_000, distribute=False, attempt_timeout=0.5)
     fetch = lab.download()
