@@ -39,6 +39,8 @@ How a handoff maps onto the mobile node (DSERVER 4):
   carries the first number of a window above everything sent before it (:mod:`.handoff`).
 - INIT at the acceptor: ``import_correspondent`` with that sequence number (tokens from PREPARE
   kept), then ``complete_route_optimization``; the acknowledgement (``route_optimized``) thaws.
+  An acceptor whose handoff fails forgets the entry at once (``forget_correspondent``) unless
+  something else here needs the client's binding: its return routability goes no further.
 - A donor whose handoff failed after an INIT imports its entry back and binds again
   (``rebind``); a BA 135 then means an acceptor took the client (SUPERSEDED), unless every
   acceptor tried has answered FAILED (each has released the client): then the donor outbids the
@@ -91,9 +93,11 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
   back).
 - A recovery starts by telling every member (CLIENT_RECOVERING, with its replica's serial,
   origin and binding number): two members may hold a dead member's replicas of one client
-  (the old buddy's drop was still queued when it died), and of two recoveries the one with
-  the lower (serial, address) steps aside before it binds (serving on past the stale
-  replica, the other reset the client), and the higher answers the lower's message with its
+  (the old buddy's drop was still queued when it died), or two dead members' (the client
+  moved from one to the other), and of two recoveries the one with the lower (serial,
+  address) steps aside before it binds (serving on past the stale replica, the other reset
+  the client); of two members' replicas, whose serials do not compare, the one bound the
+  earlier (RFC 3775 9.5.1's order) steps aside; and the higher answers the lower's message with its
   own (the lower may have begun after the higher's message came); a member that holds the
   client's connections (a donor with them frozen included) answers CLIENT_CLAIMED at once,
   connections resumed from a replica once the client has spoken on one. Except a donor whose
