@@ -225,7 +225,9 @@ _PORTS = range(20000, max(20000 + 1024, _ephemeral_low()))
 _port_order = itertools.count(secrets.randbelow(len(_PORTS)))
 
 
-def _free_udp_port() -> int:
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 free now and below the kernel's ephemeral range (see above):
+    for a socket bound a moment later, in a process that may bind others to port 0 meanwhile."""
     for _ in range(len(_PORTS)):
         port = _PORTS.start + next(_port_order) % len(_PORTS)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -428,7 +430,7 @@ class NetnsLab:
 
     def _start(self, topology: Topology, *, wait: bool) -> None:
         endpoints = {
-            node.name: _free_udp_port() for node in topology.nodes.values() if node.kind == "engine"
+            node.name: free_udp_port() for node in topology.nodes.values() if node.kind == "engine"
         }
         for node in topology.nodes.values():
             if node.kind == "kernel":  # the hub moves the node's TUN device into it
@@ -697,7 +699,7 @@ class NetnsLab:
                 "network": {
                     "type": "udp",
                     "remote": f"{hub_host}:{hub_port}",
-                    "local": f"127.0.0.1:{_free_udp_port()}",
+                    "local": f"127.0.0.1:{free_udp_port()}",
                 },
             },
             "ipsec": {**held["ipsec"], "pairs": [pair]},

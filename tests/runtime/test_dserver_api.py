@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import itertools
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import pytest
 from labnet.hub.config import HubConfig, LinkConfig
 from labnet.hub.emulation import LinkProfile
 from labnet.hub.server import HubServer
+from labnet.netns import free_udp_port
 from mip6.apps.http import generated_body
 from mip6.dserver.policy import BasePolicy, GroupView, Selection, TargetFailure
 from mip6.runtime.config import parse
@@ -58,16 +58,9 @@ Hub = tuple[HubServer, dict[str, int]]  # the hub, and the UDP port of each node
 Seen = list[tuple[str, bool, dict[str, Any], int]]  # member, handed in, state, client port
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def hub() -> Iterator[Hub]:
-    endpoints = {name: free_port() for name in ("ha", "cl", *MEMBERS)}
+    endpoints = {name: free_udp_port() for name in ("ha", "cl", *MEMBERS)}
     profile = LinkProfile(latency=0.002)
     config = HubConfig(
         links=tuple(

@@ -20,6 +20,7 @@ import yaml
 from labnet.hub.config import HubConfig, LinkConfig
 from labnet.hub.emulation import LinkProfile
 from labnet.hub.server import HubServer
+from labnet.netns import free_udp_port
 from mip6.apps.http import generated_body
 from mip6.runtime.config import ConfigError, parse
 from mip6.runtime.daemon import Daemon
@@ -37,16 +38,9 @@ SIZE = 3 * 1024 * 1024
 SEED = 7
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def hub() -> Iterator[tuple[HubServer, dict[str, int]]]:
-    endpoints = {name: free_port() for name in ("ha", "cn", "mn")}
+    endpoints = {name: free_udp_port() for name in ("ha", "cn", "mn")}
     profile = LinkProfile(latency=0.002)
     config = HubConfig(
         links=tuple(
