@@ -136,6 +136,52 @@ def test_peer_closing_its_side_is_an_end_of_stream_and_the_connection_closes() -
     )
 
 
+class _Pair:
+    """m1's channel to m2, established, on the lab of ``seed``: what m2 received, m1's
+    events."""
+
+    def __init__(self, seed: int) -> None:
+        self.net, self.h1, self.h2 = lab(seed)
+        self.rng = random.Random(seed + 1)
+        self.received: list[m.Message] = []
+        self.events: list[object] = []
+        self.listener = MemberListener(
+            self.h2.listen(PORT), channel_factory(M2, KEY, self.rng), self._on_m2
+        )
+        self.conn = connect(
+            functools.partial(self.h1.connect, self.net.now),
+            M2,
+            PORT,
+            channel_factory(M1, KEY, self.rng),
+            lambda c, e: self.events.append(e),
+        )
+        self.net.nodes["m1"].runtime.flush_host()
+        while not self.conn.established:
+            self.net.run_for(0.01)
+
+    def _on_m2(self, connection: MemberConnection, event: object) -> None:
+        if isinstance(event, MessageReceived):
+            self.received.append(event.message)
+
+    def replicas(self, count: int) -> list[m.Message]:
+        """``count`` 30 kB replicas of one client."""
+        state = m.ConnectionState(snapshot=self.rng.randbytes(30_000), regenerable=True)
+        return [
+            m.Replica(
+                client=CLIENT_OF_REPLICAS,
+                binding_sequence=1,
+                lifetime=60,
+                view_number=1,
+                connections=(state,),
+                serial=serial,
+            )
+            for serial in range(count)
+        ]
+
+
+CLIENT_OF_REPLICAS = IPv6Address("2001:db8:99::5")
+
+
 def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_them() -> None:
     """Twenty 30 kB replicas queued on the channel, then a REPLICA_DROP and a heartbeat: the
     heartbeat waits behind the replicas the send buffer took (no more once it held
@@ -143,39 +189,11 @@ def test_a_heartbeat_goes_out_ahead_of_queued_replicas_and_a_drop_stays_behind_t
     commit timed out behind 150 kB of them, and behind a full 256 kB buffer of them with 1%
     loss), and the drop, whose client's replica must not come after it, arrives after every
     replica."""
-    net, h1, h2 = lab(11)
-    rng = random.Random(12)
-    got: list[m.Message] = []
-
-    def on_m2(connection: MemberConnection, event: object) -> None:
-        if isinstance(event, MessageReceived):
-            got.append(event.message)
-
-    MemberListener(h2.listen(PORT), channel_factory(M2, KEY, rng), on_m2)
-    conn = connect(
-        functools.partial(h1.connect, net.now),
-        M2,
-        PORT,
-        channel_factory(M1, KEY, rng),
-        lambda c, e: None,
-    )
-    net.nodes["m1"].runtime.flush_host()
-    while not conn.established:
-        net.run_for(0.01)
+    pair = _Pair(11)
+    net, conn, got = pair.net, pair.conn, pair.received
     assert conn.sock.send_space > 4 * BULK_BUFFERED  # the buffer alone would take 8 replicas
-    client = IPv6Address("2001:db8:99::5")
-    state = m.ConnectionState(snapshot=rng.randbytes(30_000), regenerable=True)
-    sent: list[m.Message] = [
-        m.Replica(
-            client=client,
-            binding_sequence=1,
-            lifetime=60,
-            view_number=1,
-            connections=(state,),
-            serial=serial,
-        )
-        for serial in range(20)
-    ]
+    sent = pair.replicas(20)
+    client = CLIENT_OF_REPLICAS
     sent += [m.ReplicaDrop(client=client), m.Heartbeat(sequence=1, echo=0, view_number=1)]
     before = conn.queued  # (the handshake's last bytes, not acknowledged yet)
     for message in sent:
@@ -204,46 +222,17 @@ def test_a_peer_restarted_with_replicas_queued_closes_the_channel_quietly() -> N
     was closed). A chaos run's member lost its engine's pending actions so 241 times in 12 s
     after a killed member came back, its replicas to its buddy among them, and the clients it
     served were reset when it died in turn."""
-    net, h1, h2 = lab(13)
-    rng = random.Random(14)
-    received: list[m.Message] = []
-
-    def on_m2(connection: MemberConnection, event: object) -> None:
-        if isinstance(event, MessageReceived):
-            received.append(event.message)
-
-    listener = MemberListener(h2.listen(PORT), channel_factory(M2, KEY, rng), on_m2)
-    events: list[object] = []
-    conn = connect(
-        functools.partial(h1.connect, net.now),
-        M2,
-        PORT,
-        channel_factory(M1, KEY, rng),
-        lambda c, e: events.append(e),
-    )
-    net.nodes["m1"].runtime.flush_host()
-    while not conn.established:
-        net.run_for(0.01)
-    client = IPv6Address("2001:db8:99::5")
-    state = m.ConnectionState(snapshot=rng.randbytes(30_000), regenerable=True)
-    for serial in range(20):
-        conn.send(
-            m.Replica(
-                client=client,
-                binding_sequence=1,
-                lifetime=60,
-                view_number=1,
-                connections=(state,),
-                serial=serial,
-            )
-        )
+    pair = _Pair(13)
+    net, conn, received, events = pair.net, pair.conn, pair.received, pair.events
+    for replica in pair.replicas(20):
+        conn.send(replica)
     net.nodes["m1"].runtime.flush_host()
     while len(received) < 5:
         net.run_for(0.001)
     assert conn.sock.send_buffered >= BULK_BUFFERED  # and the rest wait
-    (accepted,) = listener.connections
+    (accepted,) = pair.listener.connections
     net.drop_in_flight(lambda receiver, data: True)
-    h2.stack.detach(accepted.sock)  # m2's new life: no such connection
+    pair.h2.stack.detach(accepted.sock)  # m2's new life: no such connection
     while conn.sock.state is not TcpState.CLOSED:
         assert net.now < 10.0
         net.run_for(0.01)
