@@ -1843,7 +1843,7 @@ size_t tcp_output(struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
     case TCP_LAST_ACK:
         if (c->dupacks_owed > 0) { /* tcp_resync: pure ACKs, before any data */
             c->dupacks_owed--;
-            return build(c, now_ms, out, c->snd_nxt, TH_ACK, 0, 0);
+            return build(c, now_ms, out, c->snd_max, TH_ACK, 0, 0);
         }
         n = output_data(c, now_ms, out, cap);
         if (n > 0)
@@ -1862,8 +1862,16 @@ size_t tcp_output(struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
         c->pending &= (uint8_t)~TCP_PEND_KA;
         return build(c, now_ms, out, c->snd_una - 1, TH_ACK, 0, 0);
     }
+    /* 3.10.7.4: an acknowledgment is <SEQ=SND.NXT><ACK=RCV.NXT>, SND.NXT there
+     * being the next new octet: SND.MAX here, as snd_nxt goes back to SND.UNA
+     * while a timeout's retransmissions run (RFC 6298 5.4). Numbered from
+     * snd_nxt it would lie below what the peer has received, an old duplicate
+     * the peer drops unread (3.10.7.4's acceptability test) and answers with
+     * its own ACK: two ends both retransmitting after a timeout each dropped
+     * the other's acknowledgments for good (a member channel in chaos seed
+     * 440). BSD's tcp_output numbers its pure ACKs from snd_max likewise. */
     if (c->pending & TCP_PEND_ACK)
-        return build(c, now_ms, out, c->snd_nxt, TH_ACK, 0, 0);
+        return build(c, now_ms, out, c->snd_max, TH_ACK, 0, 0);
     update_timers(c, now_ms);
     return 0;
 }

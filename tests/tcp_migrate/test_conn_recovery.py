@@ -413,3 +413,60 @@ def test_fin_retransmitted_after_rto_until_acked():
     peer.send(now + 5, seq=ISS_B + 1, ack=ISS_A + 5)
     assert conn.state == TcpState.FIN_WAIT_2
     assert conn.next_deadline() is None
+
+
+def test_a_pure_ack_after_a_timeout_carries_the_first_unsent_octet():
+    # RFC 9293 3.10.7.4: an acknowledgment is <SEQ=SND.NXT><ACK=RCV.NXT>, SND.NXT being the
+    # next new octet. A timeout sends again from SND.UNA (RFC 6298 5.4), and the stack's own
+    # send point goes back with it; an acknowledgment numbered from there lies below what
+    # the peer has received, which the peer drops as an old duplicate (3.10.7.4's
+    # acceptability test) without reading its ACK field.
+    conn, peer, now = established_with_peer(Config(timestamps=False), peer_options=PLAIN)
+    conn.send(b"x" * 3 * SMSS)
+    assert [len(s.payload) for s in peer.receive(now)] == [SMSS] * 3  # received, ACKs lost
+    now = conn.next_deadline()
+    conn.timer(now)
+    (again,) = peer.receive(now)
+    assert again.sequence_number == ISS_A + 1 and len(again.payload) == SMSS
+    peer.send(
+        now + 5, seq=ISS_B + 1, ack=ISS_A + 1, flags=TcpFlags.ACK | TcpFlags.PSH, payload=b"hello"
+    )
+    now += 5
+    answers = peer.receive(now)
+    while not answers:  # the acknowledgment may be delayed (RFC 9293 3.8.6.3)
+        now = conn.next_deadline()
+        conn.timer(now)
+        answers = peer.receive(now)
+    (ack,) = answers
+    assert not ack.payload and ack.acknowledgment_number == ISS_B + 1 + 5
+    assert ack.sequence_number == (ISS_A + 1 + 3 * SMSS) % U32
+
+
+def test_two_ends_timed_out_together_still_hear_each_others_acknowledgments():
+    # A member channel (chaos seed 440): both ends had segments in flight whose ACKs were
+    # lost, both timed out and sent again from SND.UNA, and each answered the other's old
+    # segment with an acknowledgment numbered below what the other had received: each
+    # dropped the other's as an old duplicate and answered it the same way, so neither
+    # ever learned its data had arrived and the channel carried nothing more.
+    pair = Pair(config_a=Config(timestamps=False), config_b=Config(timestamps=False))
+    pair.handshake()
+    start = pair.now
+
+    def drop_pure_acks(raw: bytes) -> list[bytes]:
+        return [] if pair.now < start + 500 and payload_length(raw) == 0 else [raw]
+
+    pair.filters = {"ab": drop_pure_acks, "ba": drop_pure_acks}
+    transfer = Transfer(b"a" * 3 * SMSS, b"b" * 3 * SMSS)
+    pair.start(transfer)
+
+    def acknowledged() -> bool:
+        return transfer.complete() and all(
+            conn.raw.snd_una == conn.raw.snd_max for _, conn in pair.connections()
+        )
+
+    pair.run(acknowledged, max_ms=10_000)
+    assert pair.a.state == pair.b.state == TcpState.ESTABLISHED
+
+
+def payload_length(raw: bytes) -> int:
+    return len(raw) - (raw[12] >> 4) * 4  # the data offset, RFC 9293 3.1
