@@ -2448,13 +2448,22 @@ class Member:
                 self._count("handoff_stray_answer")
 
     def _answers_own_handoff(self, peer: IPv6Address, message: msg.Message) -> bool:
-        """Whether ``message`` is an acceptor's answer (DONE or FAILED) to a handoff of this
-        member's that tried it. It counts from a member the view has removed since: removed
-        by a false suspicion it serves on, and its DONE says the client took its binding.
-        Dropped, the attempt ran out, the next acceptor bound the client above it, and two
-        members served the client (a chaos run's stalled downloads)."""
+        """Whether ``message`` is one end's word to the other in a handoff this member took
+        part in: an acceptor's answer (DONE or FAILED) to a handoff of this member's that
+        tried it, or a donor's give-up (FAILED) of a handoff it offered this member. It
+        counts from a member the view has removed since: removed by a false suspicion it
+        serves on. An acceptor's DONE says the client took its binding: dropped, the attempt
+        ran out, the next acceptor bound the client above it, and two members served the
+        client (a chaos run's stalled downloads). A donor's give-up asks whether this member
+        took the client: unanswered, the donor took this member for dead and bound the
+        client again above it (chaos seed 440, the same outcome)."""
         if not isinstance(message, msg.Done | msg.Failed):
             return False
+        key = (peer, message.handoff_id)
+        if isinstance(message, msg.Failed) and (
+            key in self._incoming or key in self._finished_incoming
+        ):
+            return True
         outgoing = self._outgoing.get(message.handoff_id)
         return outgoing is not None and peer in outgoing.donor.tried
 

@@ -51,6 +51,7 @@ from mip6.dserver.messages import (
     Done,
     Failed,
     Init,
+    Join,
     Prepare,
     Replica,
     ReplicaAck,
@@ -2844,3 +2845,52 @@ def test_a_member_told_it_was_removed_before_the_view_says_so_pauses_its_clients
     lab.net.run_for(0.2)
     assert m3.counters.get("received_replicadrop", 0) == drops
     assert m2._replicated[CLIENT].buddy == MEMBERS["m3"]
+
+
+def test_an_acceptor_answers_the_abort_of_a_donor_the_view_removed() -> None:
+    """m3 hands its client to m2, which binds it and serves it; m2's DONE is lost, and m3
+    falls silent long enough for the group to remove it, alive. When m3's INIT runs out,
+    its abort reaches m2, whose view no longer has m3: m2 answers it (DONE: it holds the
+    client), so m3 lets its frozen copies go and the client stays with m2. Dropped as a
+    non-member's handoff message, the abort went unanswered, m3 took m2 for dead and bound
+    the client again above m2's number (chaos seed 440: two members served the client, and
+    its download was reset)."""
+    lab, fetch, done = three_gets_served_by_m3()
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    send, dropped = m2._send, []
+
+    def first_done_lost(peer: IPv6Address, message: object) -> None:
+        if isinstance(message, Done) and not dropped:
+            dropped.append(message)
+            return
+        send(peer, message)  # type: ignore[arg-type]
+
+    m2._send = first_done_lost  # type: ignore[method-assign]
+    aborted: list[float] = []
+
+    def rejoin() -> bool:
+        """m3 joins again half a second after its abort (its join was slower than that)."""
+        if not aborted and any(o.donor.state is DonorState.ABORTING for o in m3._outgoing.values()):
+            aborted.append(lab.net.now)
+        return bool(aborted) and lab.net.now > aborted[0] + 0.5
+
+    delay_until(m3, rejoin, (Join,))
+    lab.handoff("m3", "m2")
+    deadline = lab.net.now + 3.0
+    while not dropped:
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    own = MEMBERS["m3"].packed
+    while MEMBERS["m3"] in m2.view.members or MEMBERS["m3"] in m1.view.members:
+        assert lab.net.now < deadline + 5.0
+        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+        lab.net.run_for(0.001)
+    removed = lab.net.now
+    while (m3._outgoing or not done) and lab.net.now < 30.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    assert m3.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m3.history[-1]
+    assert m2.counters.get("handoff_answered_again") == 1
+    # m3 sent the client nothing after its removal, and bound it nowhere again
+    assert not [at for at, sender in lab.data_senders() if sender == "m3" and at > removed]
+    assert not m3.client_sockets(CLIENT) and _service_resets(lab) == 0
