@@ -2060,7 +2060,10 @@ class Member:
         if incoming is None:
             return
         log.info("handoff %016x: %s from %s %s", key[1], incoming.acceptor.client, key[0], outcome)
-        self._finished_incoming[key] = outcome == "accepted"
+        # an adoption took the client too (see _adopt): a donor removed alive that gives up
+        # on this member hears DONE, not FAILED, which sent it on to the next member with
+        # its frozen copies, to bind the client away from this one
+        self._finished_incoming[key] = outcome in ("accepted", "adopted")
         while len(self._finished_incoming) > self.config.max_handoffs:
             self._finished_incoming.pop(next(iter(self._finished_incoming)))
         acceptor = incoming.acceptor

@@ -2894,3 +2894,52 @@ def test_an_acceptor_answers_the_abort_of_a_donor_the_view_removed() -> None:
     # m3 sent the client nothing after its removal, and bound it nowhere again
     assert not [at for at, sender in lab.data_senders() if sender == "m3" and at > removed]
     assert not m3.client_sockets(CLIENT) and _service_resets(lab) == 0
+
+
+def test_an_acceptor_that_adopted_the_client_answers_the_donors_abort_with_done() -> None:
+    """As above, but m3 is removed while m2 is still binding the client (the client's
+    answers to m2 lost meanwhile): m2 adopts the client (binds it itself and claims it),
+    and its claim to m3 is lost too. m3's abort, when its INIT runs out, is answered DONE:
+    m2 holds the client. Answered FAILED (the outcome recorded for an adoption was not an
+    acceptance), m3 took the client for released by m2 and went on to the next member,
+    which took m3's frozen copies and the client's binding from m2."""
+    lab, fetch, done = three_gets_served_by_m3()
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    send = m2._send
+
+    def claim_to_m3_lost(peer: IPv6Address, message: object) -> None:
+        if isinstance(message, ClientClaimed) and peer == MEMBERS["m3"]:
+            return
+        send(peer, message)  # type: ignore[arg-type]
+
+    m2._send = claim_to_m3_lost  # type: ignore[method-assign]
+    aborted: list[float] = []
+
+    def rejoin() -> bool:
+        if not aborted and any(o.donor.state is DonorState.ABORTING for o in m3._outgoing.values()):
+            aborted.append(lab.net.now)
+        return bool(aborted) and lab.net.now > aborted[0] + 0.5
+
+    delay_until(m3, rejoin, (Join,))
+    lab.handoff("m3", "m2")
+    deadline = lab.net.now + 3.0
+    while not any(i.acceptor.state is AcceptorState.BINDING for i in m2._incoming.values()):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    own, client = MEMBERS["m3"].packed, CLIENT.packed
+    while MEMBERS["m3"] in m2.view.members or MEMBERS["m3"] in m1.view.members:
+        assert lab.net.now < deadline + 5.0
+        lab.net.drop_in_flight(
+            lambda receiver, data: data[8:24] == own or (receiver == "m2" and data[8:24] == client)
+        )
+        lab.net.run_for(0.001)
+    assert m2.counters.get("handoff_adopted") == 1
+    removed = lab.net.now
+    while (m3._outgoing or not done) and lab.net.now < 30.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    assert m3.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m3.history[-1]
+    assert m2.counters.get("handoff_answered_again") == 1
+    assert not [at for at, sender in lab.data_senders() if sender == "m3" and at > removed]
+    assert not m3.client_sockets(CLIENT) and not m1.client_sockets(CLIENT)
+    assert _service_resets(lab) == 0
