@@ -2101,7 +2101,7 @@ int tcp_abort(struct tcp_conn *c)
     if (c == NULL)
         return TCP_EINVAL;
     state = c->state;
-    seq = c->snd_nxt;
+    seq = c->snd_max; /* SND.NXT, the next new octet (see tcp_output's ACK) */
     if (state == TCP_CLOSED)
         return TCP_OK;
     close_conn(c, TCP_CLOSE_ABORTED);

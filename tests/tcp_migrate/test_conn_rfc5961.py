@@ -10,7 +10,10 @@ from mip6.wire.tcp import TcpFlags
 from tcp_migrate._core import ffi, lib
 from tcp_migrate.core import CloseReason, Config, InputResult, TcpState
 
-from .pair import ISS_A, ISS_B, Pair, established_with_peer, ts_option
+from .pair import ISS_A, ISS_B, Pair, established_with_peer, syn_options, ts_option
+
+PLAIN = syn_options(sack=False, tsval=None)  # the peer offers MSS and window scale only
+SMSS = 1440  # without timestamps
 
 RCV_NXT = ISS_B + 1  # what A expects next from its peer
 
@@ -193,6 +196,22 @@ def test_abort_sends_rst_at_snd_nxt_then_closed():
     assert rst.flags == TcpFlags.RST and rst.sequence_number == ISS_A + 11
     assert peer.receive(now) == []
     assert conn.input(now, peer.build(seq=RCV_NXT, ack=ISS_A + 11)) == InputResult.CLOSED
+
+
+def test_abort_while_a_timeout_retransmits_sends_rst_at_the_first_unsent_octet():
+    # SND.NXT in 3.10.5 is the next new octet: a timeout's retransmission from SND.UNA does
+    # not move it back. A RST numbered from the retransmission's point lies below what the
+    # peer received, and the peer drops it (RFC 5961 3.2: not even a challenge ACK).
+    conn, peer, now = established_with_peer(Config(timestamps=False), peer_options=PLAIN)
+    conn.send(b"x" * 3 * SMSS)
+    assert len(peer.receive(now)) == 3
+    now = conn.next_deadline()
+    conn.timer(now)
+    (again,) = peer.receive(now)
+    assert again.sequence_number == ISS_A + 1
+    conn.abort()
+    (rst,) = peer.receive(now)
+    assert rst.flags == TcpFlags.RST and rst.sequence_number == (ISS_A + 1 + 3 * SMSS) % 2**32
 
 
 def test_abort_in_syn_sent_sends_nothing():
