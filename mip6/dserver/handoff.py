@@ -23,6 +23,10 @@ once in COMPLETED, a local handoff; the same answer after failed attempts means 
                                                  │ binding) or DONE ──> COMPLETED
                                                  └ TIMEOUT ──> RESET (connections reset, counted)
 
+After an INIT, a FAILED whose reason is SERVED (the acceptor serves the client outside any
+handoff: the group moved the client on without this member) completes the handoff to that
+acceptor as DONE would: the frozen copies are behind the client, and never bound back.
+
 Rules it keeps (DSERVER.md 4): all of a client's connections move in one INIT (rule 1); the
 donor freezes before INIT and never thaws while an acceptor may hold the binding: after an INIT
 it thaws only once its own Binding Update is acknowledged (rule 3); every wait is bounded
@@ -231,6 +235,7 @@ _KNOWN = frozenset(FailureReason)
 FINAL_DONOR_STATES = frozenset({DonorState.COMPLETED, DonorState.KEPT, DonorState.RESET})
 _FAILURES = {
     FailureReason.REFUSED: TargetFailure.REFUSED,
+    FailureReason.SERVED: TargetFailure.REFUSED,
     FailureReason.TIMEOUT: TargetFailure.TIMED_OUT,
     FailureReason.CLIENT_UNREACHABLE: TargetFailure.UNREACHABLE,
 }
@@ -345,6 +350,14 @@ class Donor:
 
     def _failed(self, now: float, reason: FailureReason | int) -> list[Effect]:
         assert self.target is not None
+        if reason == FailureReason.SERVED and self.frozen:
+            # the acceptor serves the client outside any handoff, so the group moved it on
+            # without us (an earlier acceptor of ours that took it and whose DONE was lost,
+            # or a recovery from our replica while a view had us removed): our frozen copies
+            # are behind, and binding the client back here, above the number it holds, took
+            # it from the member serving it (chaos seed 440: its download was reset)
+            self.state = DonorState.COMPLETED
+            return [CancelTimer(self.timer), Release(), HandoffCompleted(self.target)]
         failure = (
             _FAILURES.get(FailureReason(reason), TargetFailure.NO_REASON)
             if reason in _KNOWN

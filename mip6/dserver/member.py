@@ -2591,9 +2591,16 @@ class Member:
             # this member serves the client already, or resumes it from a replica: the
             # import would fail on the connections' 4-tuples, and the attempt's binding and
             # release had reached its mobile node first (a chaos run's recovery then bound
-            # the client with that INIT's number, above the donor's binding, and reset it)
+            # the client with that INIT's number, above the donor's binding, and reset it).
+            # Served here, an INIT's donor is told so (SERVED): its frozen copies are behind
+            # the client and it lets them go; refused, a donor whose every acceptor had
+            # refused bound the client back above the number it held, away from this member
+            # (chaos seed 440). A recovery's replica may be older than the donor's copies:
+            # that INIT is refused as before
+            served = isinstance(message, msg.Init) and message.client not in self._recovering
             self._count("handoff_refused_served")
-            self._send_failed(donor, message, msg.FailureReason.REFUSED)
+            reason = msg.FailureReason.SERVED if served else msg.FailureReason.REFUSED
+            self._send_failed(donor, message, reason)
             self._incoming.pop(key, None)
             return
         incoming = self._incoming.get(key)

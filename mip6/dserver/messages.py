@@ -292,6 +292,9 @@ class FailureReason(enum.IntEnum):
     IMPORT_FAILED = 3  # a snapshot did not import (version, checksum, 4-tuple in use)
     CLIENT_UNREACHABLE = 4  # return routability or the Binding Update went unanswered
     TIMEOUT = 5  # the attempt's time ran out
+    # the acceptor serves the client already, outside any handoff (an INIT's answer): the
+    # group moved the client on without the donor, whose frozen copies are behind it
+    SERVED = 6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

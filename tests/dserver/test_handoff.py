@@ -271,3 +271,32 @@ def test_donor_invariants_over_any_input_sequence(inputs: list[h.DonorInput], se
     assert len(set(targets)) == len(set(d.tried)) and set(targets) <= {M2, M3}
     if d.state in h.FINAL_DONOR_STATES:
         assert not d.frozen or d.state is h.DonorState.COMPLETED
+
+
+def test_an_acceptor_serving_the_client_already_completes_a_frozen_handoff_to_it() -> None:
+    # FAILED SERVED after an INIT: the group moved the client on without this donor (an
+    # earlier acceptor took it, its DONE lost, and handed it on), so the frozen copies are
+    # behind the client and go; binding it back here took it from the member serving it
+    d = donor(M2, M3)
+    d.start(0.0)
+    d.handle(0.1, D.PREPARED)
+    assert d.handle(0.2, D.FAILED, FailureReason.SERVED) == [
+        h.CancelTimer(DT),
+        h.Release(),
+        h.HandoffCompleted(M2),
+    ]
+    assert d.state is h.DonorState.COMPLETED
+    aborting = donor(M2, M3)
+    aborting.start(0.0)
+    aborting.handle(0.1, D.PREPARED)
+    aborting.handle(3.1, D.TIMEOUT)
+    out = aborting.handle(3.2, D.FAILED, FailureReason.SERVED)
+    assert out == [h.CancelTimer(DT), h.Release(), h.HandoffCompleted(M2)]
+    # before any freeze the donor serves the client itself: a refusal like another
+    preparing = donor(M2, M3)
+    preparing.start(0.0)
+    assert preparing.handle(0.1, D.FAILED, FailureReason.SERVED) == [
+        h.SendPrepare(M3),
+        h.StartTimer(2.1, DT),
+    ]
+    assert preparing.policy.notified == [(M2, TargetFailure.REFUSED)]  # type: ignore[attr-defined]

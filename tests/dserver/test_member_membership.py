@@ -2943,3 +2943,43 @@ def test_an_acceptor_that_adopted_the_client_answers_the_donors_abort_with_done(
     assert not [at for at, sender in lab.data_senders() if sender == "m3" and at > removed]
     assert not m3.client_sockets(CLIENT) and not m1.client_sockets(CLIENT)
     assert _service_resets(lab) == 0
+
+
+def test_a_donor_whose_next_acceptor_serves_the_client_lets_its_frozen_copies_go() -> None:
+    """m1 hands its client to m2, which takes it; nothing m2 sends m1 arrives (its DONE, its
+    answer to m1's abort), and m2 hands the client on to m3. m1 takes m2 for dead and sends
+    its INIT to m3, which serves the client: m3 answers SERVED, and m1 lets its frozen
+    copies go, the client left to m3; the download is whole. Answered with a refusal, m1,
+    every acceptor having refused, bound the client back above its number (chaos seed 440:
+    two members served the client, each binding it above the other, and it was reset)."""
+    size = 20_000_000
+    lab, fetch = downloading_from_m1(size)
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    send = m2._send
+
+    def answers_to_m1_lost(peer: IPv6Address, message: object) -> None:
+        if peer == MEMBERS["m1"] and isinstance(message, Done | Failed):
+            return
+        send(peer, message)  # type: ignore[arg-type]
+
+    m2._send = answers_to_m1_lost  # type: ignore[method-assign]
+    lab.handoff("m1", "m2")
+    deadline = lab.net.now + 1.0
+    while not m2.counters.get("handoff_accepted"):
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    lab.handoff("m2", "m3")
+    while not m2.counters.get("handoff_completed"):
+        assert lab.net.now < deadline + 1.0
+        lab.net.run_for(0.001)
+    while m1._outgoing:
+        assert lab.net.now < deadline + 5.0
+        lab.net.run_for(0.01)
+    assert not fetch.done  # the download went on at m3 meanwhile
+    assert m1.history[-1]["outcome"] == f"completed to {MEMBERS['m3']}", m1.history[-1]
+    assert m3.counters.get("handoff_refused_served") == 1
+    lab.run_to_end(fetch, limit=60.0)
+    assert fetch.done and not fetch.failed and resets(lab.net) == 0, fetch.received
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert fetch.digest.hexdigest() == digest
+    assert not m1.client_sockets(CLIENT)
