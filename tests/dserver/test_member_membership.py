@@ -2847,6 +2847,48 @@ def test_a_member_told_it_was_removed_before_the_view_says_so_pauses_its_clients
     assert m2._replicated[CLIENT].buddy == MEMBERS["m3"]
 
 
+def m3_removed_during_its_handoff_to_m2(
+    lab: DServerLab,
+    done: list[Fetch],
+    taken: Callable[[], bool],
+    also_lost: Callable[[str, bytes], bool] = lambda receiver, data: False,
+) -> None:
+    """m3 hands the client to m2; once ``taken()`` holds, everything m3 sends (and what
+    ``also_lost`` names) is lost until m1's and m2's views have dropped m3, alive, whose
+    join again waits until half a second after its INIT ran out (its abort to m2 goes
+    first). Run until m3's handoff and the GETs have ended: the GETs whole, m3's handoff
+    completed to m2, answered again there, and nothing from m3 to the client since."""
+    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    aborted: list[float] = []
+
+    def rejoin() -> bool:
+        if not aborted and any(o.donor.state is DonorState.ABORTING for o in m3._outgoing.values()):
+            aborted.append(lab.net.now)
+        return bool(aborted) and lab.net.now > aborted[0] + 0.5
+
+    delay_until(m3, rejoin, (Join,))
+    lab.handoff("m3", "m2")
+    deadline = lab.net.now + 3.0
+    while not taken():
+        assert lab.net.now < deadline
+        lab.net.run_for(0.0005)
+    own = MEMBERS["m3"].packed
+    while MEMBERS["m3"] in m2.view.members or MEMBERS["m3"] in m1.view.members:
+        assert lab.net.now < deadline + 5.0
+        lab.net.drop_in_flight(
+            lambda receiver, data: data[8:24] == own or also_lost(receiver, data)
+        )
+        lab.net.run_for(0.001)
+    removed = lab.net.now
+    while (m3._outgoing or not done) and lab.net.now < 30.0:
+        lab.net.run_for(0.25)
+    assert done and done[0].cause is None and done[0].responses == 3, done[0].cause
+    assert m3.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m3.history[-1]
+    assert m2.counters.get("handoff_answered_again") == 1
+    assert not [at for at, sender in lab.data_senders() if sender == "m3" and at > removed]
+    assert not m3.client_sockets(CLIENT) and _service_resets(lab) == 0
+
+
 def test_an_acceptor_answers_the_abort_of_a_donor_the_view_removed() -> None:
     """m3 hands its client to m2, which binds it and serves it; m2's DONE is lost, and m3
     falls silent long enough for the group to remove it, alive. When m3's INIT runs out,
@@ -2855,8 +2897,8 @@ def test_an_acceptor_answers_the_abort_of_a_donor_the_view_removed() -> None:
     non-member's handoff message, the abort went unanswered, m3 took m2 for dead and bound
     the client again above m2's number (chaos seed 440: two members served the client, and
     its download was reset)."""
-    lab, fetch, done = three_gets_served_by_m3()
-    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    lab, _, done = three_gets_served_by_m3()
+    m2 = lab.members["m2"]
     send, dropped = m2._send, []
 
     def first_done_lost(peer: IPv6Address, message: object) -> None:
@@ -2866,34 +2908,7 @@ def test_an_acceptor_answers_the_abort_of_a_donor_the_view_removed() -> None:
         send(peer, message)  # type: ignore[arg-type]
 
     m2._send = first_done_lost  # type: ignore[method-assign]
-    aborted: list[float] = []
-
-    def rejoin() -> bool:
-        """m3 joins again half a second after its abort (its join was slower than that)."""
-        if not aborted and any(o.donor.state is DonorState.ABORTING for o in m3._outgoing.values()):
-            aborted.append(lab.net.now)
-        return bool(aborted) and lab.net.now > aborted[0] + 0.5
-
-    delay_until(m3, rejoin, (Join,))
-    lab.handoff("m3", "m2")
-    deadline = lab.net.now + 3.0
-    while not dropped:
-        assert lab.net.now < deadline
-        lab.net.run_for(0.0005)
-    own = MEMBERS["m3"].packed
-    while MEMBERS["m3"] in m2.view.members or MEMBERS["m3"] in m1.view.members:
-        assert lab.net.now < deadline + 5.0
-        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
-        lab.net.run_for(0.001)
-    removed = lab.net.now
-    while (m3._outgoing or not done) and lab.net.now < 30.0:
-        lab.net.run_for(0.25)
-    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
-    assert m3.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m3.history[-1]
-    assert m2.counters.get("handoff_answered_again") == 1
-    # m3 sent the client nothing after its removal, and bound it nowhere again
-    assert not [at for at, sender in lab.data_senders() if sender == "m3" and at > removed]
-    assert not m3.client_sockets(CLIENT) and _service_resets(lab) == 0
+    m3_removed_during_its_handoff_to_m2(lab, done, lambda: bool(dropped))
 
 
 def test_an_acceptor_that_adopted_the_client_answers_the_donors_abort_with_done() -> None:
@@ -2903,8 +2918,8 @@ def test_an_acceptor_that_adopted_the_client_answers_the_donors_abort_with_done(
     m2 holds the client. Answered FAILED (the outcome recorded for an adoption was not an
     acceptance), m3 took the client for released by m2 and went on to the next member,
     which took m3's frozen copies and the client's binding from m2."""
-    lab, fetch, done = three_gets_served_by_m3()
-    m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
+    lab, _, done = three_gets_served_by_m3()
+    m1, m2 = lab.members["m1"], lab.members["m2"]
     send = m2._send
 
     def claim_to_m3_lost(peer: IPv6Address, message: object) -> None:
@@ -2913,36 +2928,14 @@ def test_an_acceptor_that_adopted_the_client_answers_the_donors_abort_with_done(
         send(peer, message)  # type: ignore[arg-type]
 
     m2._send = claim_to_m3_lost  # type: ignore[method-assign]
-    aborted: list[float] = []
-
-    def rejoin() -> bool:
-        if not aborted and any(o.donor.state is DonorState.ABORTING for o in m3._outgoing.values()):
-            aborted.append(lab.net.now)
-        return bool(aborted) and lab.net.now > aborted[0] + 0.5
-
-    delay_until(m3, rejoin, (Join,))
-    lab.handoff("m3", "m2")
-    deadline = lab.net.now + 3.0
-    while not any(i.acceptor.state is AcceptorState.BINDING for i in m2._incoming.values()):
-        assert lab.net.now < deadline
-        lab.net.run_for(0.0005)
-    own, client = MEMBERS["m3"].packed, CLIENT.packed
-    while MEMBERS["m3"] in m2.view.members or MEMBERS["m3"] in m1.view.members:
-        assert lab.net.now < deadline + 5.0
-        lab.net.drop_in_flight(
-            lambda receiver, data: data[8:24] == own or (receiver == "m2" and data[8:24] == client)
-        )
-        lab.net.run_for(0.001)
-    assert m2.counters.get("handoff_adopted") == 1
-    removed = lab.net.now
-    while (m3._outgoing or not done) and lab.net.now < 30.0:
-        lab.net.run_for(0.25)
-    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
-    assert m3.history[-1]["outcome"] == f"completed to {MEMBERS['m2']}", m3.history[-1]
-    assert m2.counters.get("handoff_answered_again") == 1
-    assert not [at for at, sender in lab.data_senders() if sender == "m3" and at > removed]
-    assert not m3.client_sockets(CLIENT) and not m1.client_sockets(CLIENT)
-    assert _service_resets(lab) == 0
+    client = CLIENT.packed
+    m3_removed_during_its_handoff_to_m2(
+        lab,
+        done,
+        lambda: any(i.acceptor.state is AcceptorState.BINDING for i in m2._incoming.values()),
+        lambda receiver, data: receiver == "m2" and data[8:24] == client,
+    )
+    assert m2.counters.get("handoff_adopted") == 1 and not m1.client_sockets(CLIENT)
 
 
 def test_a_donor_whose_next_acceptor_serves_the_client_lets_its_frozen_copies_go() -> None:
