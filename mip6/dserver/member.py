@@ -44,10 +44,14 @@ How a handoff maps onto the mobile node (DSERVER 4):
 - A donor whose handoff failed after an INIT imports its entry back and binds again
   (``rebind``); a BA 135 then means an acceptor took the client (SUPERSEDED), unless every
   acceptor tried has answered FAILED (each has released the client): then the donor outbids the
-  number the client holds. Member mobile nodes report BA 135 instead of answering it
-  (``sequence_recovery=False``) so that this choice is the member's. While the rebinding is
-  under way (tests or Binding Update unanswered) it gets up to RECOVERY_LIMIT rebinding
-  periods, as a recovery does, before the client's connections are reset.
+  number the client holds. An acceptor that serves the client outside any handoff answers an
+  INIT with FAILED SERVED instead: the group moved the client on without the donor (an earlier
+  acceptor's DONE lost), and the donor lets its frozen copies go. A donor's give-up (FAILED)
+  is answered even after a view removed the donor (alive, it waits for the answer). Member
+  mobile nodes report BA 135 instead of answering it (``sequence_recovery=False``) so that
+  this choice is the member's. While the rebinding is under way (tests or Binding Update
+  unanswered) it gets up to RECOVERY_LIMIT rebinding periods, as a recovery does, before the
+  client's connections are reset.
 - The client's first packet at M carrying C in a type 2 routing header proves its binding points
   here: it thaws an acceptor whose acknowledgement was lost (rule 2).
 
