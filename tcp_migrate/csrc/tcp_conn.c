@@ -1806,6 +1806,23 @@ static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
     return send_data(c, now, out, c->snd_nxt, len, fin);
 }
 
+/* The sequence number of a segment that carries no data (a pure ACK, ABORT's
+ * RST). RFC 9293 3.10.7.4's acknowledgment is <SEQ=SND.NXT><ACK=RCV.NXT>,
+ * SND.NXT there being the next new octet: SND.MAX here, as snd_nxt goes back
+ * to SND.UNA while a timeout's retransmissions run (RFC 6298 5.4). Numbered
+ * from snd_nxt it would lie below what the peer received, an old duplicate
+ * the peer drops unread (3.10.7.4's acceptability test) and answers with its
+ * own ACK: two ends both retransmitting after a timeout each dropped the
+ * other's acknowledgments for good (a member channel in chaos seed 440).
+ * Past the peer's window (a zero-window probe's byte, 3.8.6.1) it would be
+ * unacceptable too: the window's edge then, as Linux's tcp_acceptable_seq. */
+static uint32_t acceptable_seq(const struct tcp_conn *c)
+{
+    uint32_t edge = c->snd_una + c->snd_wnd;
+
+    return seq_leq(c->snd_max, edge) ? c->snd_max : edge;
+}
+
 size_t tcp_output(struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
                   size_t cap)
 {
@@ -1843,7 +1860,7 @@ size_t tcp_output(struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
     case TCP_LAST_ACK:
         if (c->dupacks_owed > 0) { /* tcp_resync: pure ACKs, before any data */
             c->dupacks_owed--;
-            return build(c, now_ms, out, c->snd_max, TH_ACK, 0, 0);
+            return build(c, now_ms, out, acceptable_seq(c), TH_ACK, 0, 0);
         }
         n = output_data(c, now_ms, out, cap);
         if (n > 0)
@@ -1862,16 +1879,8 @@ size_t tcp_output(struct tcp_conn *c, uint64_t now_ms, uint8_t *out,
         c->pending &= (uint8_t)~TCP_PEND_KA;
         return build(c, now_ms, out, c->snd_una - 1, TH_ACK, 0, 0);
     }
-    /* 3.10.7.4: an acknowledgment is <SEQ=SND.NXT><ACK=RCV.NXT>, SND.NXT there
-     * being the next new octet: SND.MAX here, as snd_nxt goes back to SND.UNA
-     * while a timeout's retransmissions run (RFC 6298 5.4). Numbered from
-     * snd_nxt it would lie below what the peer has received, an old duplicate
-     * the peer drops unread (3.10.7.4's acceptability test) and answers with
-     * its own ACK: two ends both retransmitting after a timeout each dropped
-     * the other's acknowledgments for good (a member channel in chaos seed
-     * 440). BSD's tcp_output numbers its pure ACKs from snd_max likewise. */
     if (c->pending & TCP_PEND_ACK)
-        return build(c, now_ms, out, c->snd_max, TH_ACK, 0, 0);
+        return build(c, now_ms, out, acceptable_seq(c), TH_ACK, 0, 0);
     update_timers(c, now_ms);
     return 0;
 }
@@ -2101,7 +2110,7 @@ int tcp_abort(struct tcp_conn *c)
     if (c == NULL)
         return TCP_EINVAL;
     state = c->state;
-    seq = c->snd_max; /* SND.NXT, the next new octet (see tcp_output's ACK) */
+    seq = acceptable_seq(c); /* 3.10.5's SND.NXT: see acceptable_seq */
     if (state == TCP_CLOSED)
         return TCP_OK;
     close_conn(c, TCP_CLOSE_ABORTED);

@@ -237,6 +237,39 @@ def test_zero_window_persist_probes_back_off_then_resume():
     assert (tail.sequence_number, len(tail.payload)) == (ISS_A + 2222, 779)
 
 
+def test_a_pure_ack_while_probing_a_zero_window_stays_inside_it():
+    # The probe's byte (3.8.6.1) lies past the peer's zero window; an ACK numbered after it
+    # is unacceptable there (3.10.7.4: with RCV.WND 0 only SEG.SEQ = RCV.NXT is) and the
+    # peer, dropping it, never learns its own data arrived. Numbered at the window's edge,
+    # as Linux's tcp_acceptable_seq does, it is read.
+    conn, peer, now = established_with_peer(peer_options=(), peer_window=1000)
+    conn.send(b"z" * 3000)
+    peer.receive(now)
+    now += 10
+    peer.send(now, seq=ISS_B + 1, ack=ISS_A + 1001, window=0)
+    now = conn.next_deadline()
+    conn.timer(now)
+    (probe,) = peer.receive(now)
+    assert (probe.sequence_number, len(probe.payload)) == (ISS_A + 1001, 1)
+    peer.send(
+        now + 10,
+        seq=ISS_B + 1,
+        ack=ISS_A + 1001,
+        window=0,
+        flags=TcpFlags.ACK | TcpFlags.PSH,
+        payload=b"hello",
+    )
+    now += 10
+    answers = peer.receive(now)
+    while not answers:  # the acknowledgment may be delayed
+        now = min(conn.next_deadline(), now + 500)
+        conn.timer(now)
+        answers = [s for s in peer.receive(now) if not s.payload]
+    (ack,) = answers
+    assert ack.acknowledgment_number == ISS_B + 6
+    assert ack.sequence_number == ISS_A + 1001  # the zero window's edge, SND.UNA
+
+
 def test_zero_window_receiver_advertises_zero_then_window_update():
     rng = random.Random(3)
     data = rng.randbytes(200_000)
