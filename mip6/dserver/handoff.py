@@ -356,8 +356,7 @@ class Donor:
             # or a recovery from our replica while a view had us removed): our frozen copies
             # are behind, and binding the client back here, above the number it holds, took
             # it from the member serving it (chaos seed 440: its download was reset)
-            self.state = DonorState.COMPLETED
-            return [CancelTimer(self.timer), Release(), HandoffCompleted(self.target)]
+            return self._completed(now, reason)
         failure = (
             _FAILURES.get(FailureReason(reason), TargetFailure.NO_REASON)
             if reason in _KNOWN
