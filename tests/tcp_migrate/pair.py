@@ -347,6 +347,10 @@ def syn_options(
     return tuple(options)
 
 
+PLAIN = syn_options(sack=False, tsval=None)  # a peer offering MSS and window scale only
+SMSS = 1440  # the sender's MSS against syn_options' 1440 without timestamps
+
+
 def ts_option(tsval: int, tsecr: int) -> tuple[TcpOption, ...]:
     return (NoOperation(), NoOperation(), Timestamps(tsval=tsval, tsecr=tsecr))
 

@@ -13,6 +13,8 @@ from tcp_migrate.core import CloseReason, Config, InputResult, TcpState
 from .pair import (
     ISS_A,
     ISS_B,
+    PLAIN,
+    SMSS,
     Pair,
     Transfer,
     established_with_peer,
@@ -21,8 +23,6 @@ from .pair import (
     ts_option,
 )
 
-PLAIN = syn_options(sack=False, tsval=None)  # peer offers MSS and window scale only
-SMSS = 1440  # without timestamps
 U32 = 2**32
 
 

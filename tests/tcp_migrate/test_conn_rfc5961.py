@@ -10,10 +10,7 @@ from mip6.wire.tcp import TcpFlags
 from tcp_migrate._core import ffi, lib
 from tcp_migrate.core import CloseReason, Config, InputResult, TcpState
 
-from .pair import ISS_A, ISS_B, Pair, established_with_peer, syn_options, ts_option
-
-PLAIN = syn_options(sack=False, tsval=None)  # the peer offers MSS and window scale only
-SMSS = 1440  # without timestamps
+from .pair import ISS_A, ISS_B, PLAIN, SMSS, Pair, established_with_peer, ts_option
 
 RCV_NXT = ISS_B + 1  # what A expects next from its peer
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from tcp_migrate._core import lib
 from tcp_migrate.core import Config
 
-from .pair import ISS_B, established_with_peer, sack_option, syn_options
+from .pair import ISS_B, SMSS, established_with_peer, sack_option, syn_options
 
-SMSS = 1440
 U32 = 2**32
 SACK_PEER = syn_options(tsval=None)  # MSS, window scale 7, SACK permitted
 
