@@ -139,11 +139,17 @@ Member failure (DSERVER 5, issue 15 item 3), with dynamic membership:
 - For a recovery's time after its start and after a view without a member, C answers a segment
   of no connection with nothing rather than a RST: it may be a dead member's connection being
   resumed elsewhere.
+- A client whose last connection here has ended keeps its binding here for the lifetime it
+  granted: the buddy's replica keeps that binding alone (no connections), and should this
+  member die first, the buddy binds the client to itself without claiming it (there is
+  nothing of the client's to take from anyone), so the client's next SYN reaches a live
+  member. The buddy's own buddy then keeps that binding in turn.
 - Not survived: with ``hold_until_replicated: false``, a connection whose member dies between
-  its SYN-ACK (or its answer) and the replica's arrival at the buddy; a client idle between
-  connections whose binding names a member that stays dead (it reaches the group again when
-  its binding expires); services whose output cannot be regenerated (their connections are
-  not replicated).
+  its SYN-ACK (or its answer) and the replica's arrival at the buddy; an idle client whose
+  member's buddy left the group before the member died (its binding stayed with that buddy:
+  the client reaches the group again when the binding expires or the member's new life
+  answers); services whose output cannot be regenerated (their connections are not
+  replicated).
 """
 
 from __future__ import annotations
@@ -452,6 +458,7 @@ class _Recovery:
     # the number a later binding holds (BA 135) while CLIENT_QUERY asks who serves the client
     asked: int | None = None
     tunnelled: bool = False  # no Mobile IPv6: bound by the contact node's tunnel table
+    idle: bool = False  # only the binding: the client had no connection at the dead member
 
 
 class _Sent(NamedTuple):
@@ -2089,6 +2096,15 @@ class Member:
         that comes back reaches this member through it and is answered through the contact
         node's tunnel until it is bound again."""
         self.udp.expire(now)
+        for held in self._replicas.values():
+            # an idle client's binding to its member has expired at the client: nothing to
+            # bind elsewhere should the member die (see _idle_replica)
+            for client in [
+                c
+                for c, kept in held.items()
+                if not kept.replica.connections and kept.received + kept.replica.lifetime <= now
+            ]:
+                del held[client]
         busy, live = self._binding_users()
         for entry in list(self.mobile.bul):
             client = entry.destination
@@ -3209,9 +3225,11 @@ class Member:
 
     def _drop_finished_replicas(self) -> None:
         """The replicas of clients that no connection here owes anything any more (their
-        last one ended: the client acknowledged our FIN, or it is gone) are dropped at the
-        buddy. Kept, a buddy that resumed one after this member died would rebind the client
-        to itself, away from the member serving its next connection."""
+        last one ended: the client acknowledged our FIN, or it is gone) lose their
+        connections at the buddy: kept, a buddy that resumed one after this member died
+        would resume a connection the client has closed. What stays is the binding, while
+        the client holds one to this member (see _idle_replica); otherwise the replica is
+        dropped."""
         for client in [c for c in self._moving if c not in self._replicated]:
             self._drop_moved(client, keep=None)  # replicated nowhere now: nothing to move
         if not self._replicated:
@@ -3224,8 +3242,53 @@ class Member:
             if sock.key[0] == contact and _owes(sock, ms_now)
         }
         for client in [c for c in self._replicated if c.packed not in owed]:
-            self._count("replica_dropped_finished")
-            self._drop_replica(client)
+            idle = self._idle_replica(client)
+            if idle is None:
+                self._count("replica_dropped_finished")
+                self._drop_replica(client)
+                continue
+            sent = self._replicated.pop(client)
+            self._count("replica_sent_idle")
+            log.info(
+                "replication: %s idle, its binding %d kept at %s",
+                client,
+                idle.binding_sequence,
+                sent.buddy,
+            )
+            self._send(sent.buddy, idle)
+            self._drop_moved(client, keep=sent.buddy)
+
+    def _idle_replica(self, client: IPv6Address) -> msg.Replica | None:
+        """The replica of a client bound here that has no connection here (its last one
+        ended): its binding alone, for as long as the client holds it (RFC 3775 9.5.2: the
+        lifetime the client granted). The client's next SYN comes here through that
+        binding; should this member die first, the buddy binds the client to itself
+        (_recover), and the SYN, sent again (RFC 9293 3.8.1), reaches the buddy instead of
+        a dead address until the binding expires (a chaos run's client, between two
+        downloads, lost its next one that way). None when the client is not bound here, or
+        a handoff or recovery of it is under way (they say where the client goes)."""
+        entry = self.mobile.bul.get(client)
+        if (
+            entry is None
+            or entry.state is not BulState.BOUND
+            or self.tunnelled.sequence(client) is not None
+            or self._outgoing_of(client) is not None
+            or client in self._recovering
+            or client in self._paused
+        ):
+            return None
+        lifetime = int(entry.expires - self._now)
+        if lifetime <= 0:
+            return None
+        return msg.Replica(
+            client=client,
+            binding_sequence=entry.sequence,
+            lifetime=lifetime,
+            view_number=self._view_number(),
+            connections=(),
+            serial=self._next_replica_serial(),
+            home_token=self._home_token(client, None),
+        )
 
     def _drop_replica(self, client: IPv6Address) -> None:
         sent = self._replicated.pop(client, None)
@@ -3361,10 +3424,20 @@ class Member:
         if self._holds_client(client) or client in self._by_client or client in self._recovering:
             self._count("recover_skipped_served")
             return
-        socks = self._resume(held)
-        if not socks:
-            return
         replica = held.replica
+        idle = not replica.connections  # the binding alone (see _idle_replica)
+        if idle and (
+            self.mobile.bul.get(client) is not None
+            or self.client_sockets(client)
+            or held.received + replica.lifetime <= self._now
+        ):
+            # bound here since, or the client's binding to the dead member has expired: its
+            # next SYN reaches the group without us
+            self._count("recover_idle_skipped")
+            return
+        socks = self._resume(held)
+        if not socks and not idle:
+            return
         self._recovering[client] = _Recovery(
             socks,
             replica.binding_sequence if replica.bound else None,
@@ -3373,8 +3446,9 @@ class Member:
             replica.serial,
             replica.view_number,
             tunnelled=replica.tunnelled,
+            idle=idle,
         )
-        self._count("recover_started")
+        self._count("recover_idle_started" if idle else "recover_started")
         announce = msg.ClientRecovering(
             client=client,
             serial=replica.serial,
@@ -3382,7 +3456,9 @@ class Member:
             binding_sequence=replica.binding_sequence if replica.bound else None,
             ports=_client_ports(socks),
         )
-        for member in self.view.members - {self.own_address}:
+        # an idle client's announcement goes to its dead member too: removed from the view
+        # alive, it may have taken the client's next connection since, and claims the client
+        for member in (self.view.members | ({origin} if idle else set())) - {self.own_address}:
             self._send(member, announce)
         if replica.tunnelled:
             # no Mobile IPv6: the contact node's table is its binding (mip6.dserver.tunnel),
@@ -3961,6 +4037,17 @@ class Member:
         recovery = self._recovering.pop(client)
         socks = recovery.socks
         self._emit(CancelTimer((RECOVER_TIMER, client)))
+        if recovery.idle:
+            # only the binding moved: nobody else has anything of the client's to let go
+            # (one that had claimed it, and this recovery stepped aside). Our buddy keeps the
+            # binding in turn, should this member die before the client comes back
+            self._count("recover_idle_completed")
+            log.info("replication: idle %s bound here for %s", client, recovery.origin)
+            idle, buddy = self._idle_replica(client), self.buddy()
+            if idle is not None and buddy is not None and self.config.replication:
+                self._count("replica_sent_idle")
+                self._send(buddy, idle)
+            return
         # bound here now: whoever else serves the client (the member the view removed, alive)
         # lets it go
         self._claim(client, recovery.origin)

@@ -38,6 +38,7 @@ from mip6.dserver.member import (
     LONGEST_PEER_WAIT_MS,
     MEMBERSHIP_TIMER,
     SA_SEQUENCE_SKIP,
+    SWEEP_INTERVAL,
     TIME_WAIT_GRACE_MIN_MS,
     Member,
     _HeldReplica,
@@ -634,12 +635,10 @@ def test_a_replica_sent_to_a_restarted_buddys_old_life_goes_again() -> None:
     assert fetch.digest.hexdigest() == digest
 
 
-def test_a_finished_clients_replica_is_dropped_and_never_resumed() -> None:
-    """Once the client's download has ended (our FIN acknowledged, and the client's, ten
-    seconds of TIME_WAIT ago) the member drops its replica at the buddy: a buddy that resumed
-    it after the member's death would rebind the client to itself, away from whichever
-    member serves its next connection."""
-    size = 300_000
+def finished_at_m2(size: int) -> tuple[DServerLab, str]:
+    """A download handed from m1 to m2 and ended there (our FIN acknowledged, and the
+    client's, TIME_WAIT's grace ago): the client is idle, its binding naming m2. The name of
+    m2's buddy."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download(1.0)
     first_byte(lab, fetch, 2.0)
@@ -650,14 +649,59 @@ def test_a_finished_clients_replica_is_dropped_and_never_resumed() -> None:
     lab.run_to_end(fetch, limit=30.0)
     assert fetch.done and not fetch.failed
     lab.net.run_for(1.0)
-    assert lab.members[buddy]._replicas.get(MEMBERS["m2"])  # (in TIME_WAIT's grace)
+    (held,) = lab.members[buddy]._replicas[MEMBERS["m2"]].values()
+    assert held.replica.connections  # (in TIME_WAIT's grace)
     lab.net.run_for(TIME_WAIT_GRACE_MIN_MS / 1000)
+    return lab, buddy
+
+
+def test_a_finished_clients_replica_keeps_only_its_binding() -> None:
+    """Once the client's download has ended the member's replica at the buddy loses its
+    connection (resumed after the member's death, it would answer a connection the client
+    has closed) and keeps the client's binding, for the lifetime the client granted it."""
+    lab, buddy = finished_at_m2(300_000)
+    m2 = lab.members["m2"]
+    (held,) = lab.members[buddy]._replicas[MEMBERS["m2"]].values()
+    entry = lab.client.binding_cache.get(CONTACT)
+    assert entry is not None and entry.care_of_address == MEMBERS["m2"]
+    assert held.replica.connections == () and held.replica.bound
+    assert held.replica.binding_sequence == entry.sequence
+    assert 0 < held.replica.lifetime <= m2.config.binding_lifetime
+    assert m2.counters["replica_sent_idle"] == 1 and "replica_dropped_finished" not in m2.counters
+    # held no longer than the client's binding lives (the member forgot its side meanwhile)
+    lab.net.run_for(held.replica.lifetime + SWEEP_INTERVAL + 1.0)
+    assert lab.client.binding_cache.get(CONTACT) is None
     assert not lab.members[buddy]._replicas.get(MEMBERS["m2"])
-    assert lab.members["m2"].counters["replica_dropped_finished"] == 1
+
+
+def test_an_idle_clients_member_dies_and_its_next_connection_reaches_the_buddy() -> None:
+    """The client is idle between two downloads, its binding naming m2, when m2 dies. The
+    buddy binds the client to itself from the binding m2 left there: the client's next
+    SYN reaches it, not a dead address for the binding's remaining minutes (a chaos run's
+    client stalled that way). Nothing of the first download is resumed."""
+    size = 300_000
+    lab, buddy = finished_at_m2(size)
     lab.kill("m2")
     run_until_gone(lab, "m2", 3.0)
-    lab.net.run_for(1.0)
-    assert "recover_started" not in lab.members[buddy].counters
+    deadline = lab.net.now + 5.0
+    counters = lab.members[buddy].counters
+    while "recover_idle_completed" not in counters:
+        assert lab.net.now < deadline, counters
+        lab.net.run_for(0.05)
+    assert lab.client.binding_cache.get(CONTACT).care_of_address == MEMBERS[buddy]
+    assert counters["recover_idle_started"] == counters["recover_idle_completed"] == 1
+    assert "recover_started" not in counters
+    assert not lab.members[buddy].client_sockets(CLIENT)
+    assert counters["replica_sent_idle"] == 1  # its own buddy keeps the binding in turn
+    second = HostDownload(lab.client_host, lab.net.now, str(CONTACT), PORT)
+    lab.net.nodes["client"].runtime.flush_host()
+    started = lab.net.now
+    lab.run_to_end(second, limit=lab.net.now + 30.0)
+    assert second.done and not second.failed, second.received
+    assert lab.net.now - started < 2.0  # no SYN sent again
+    digest = hashlib.sha256(b"".join(generated_body(size, SEED))).hexdigest()
+    assert second.digest.hexdigest() == digest
+    assert resets(lab.net) == 0
 
 
 def test_a_member_killed_after_writing_the_last_share_and_closing_loses_nothing() -> None:
@@ -1327,6 +1371,10 @@ def test_a_new_life_binds_a_client_it_never_bound_before_handing_it_on() -> None
     assert fetch.done and not fetch.failed
     # (past TIME_WAIT's grace: m2's buddy no longer resumes the finished connection)
     lab.net.run_for(1.0 + TIME_WAIT_GRACE_MIN_MS / 1000)
+    # and holds only the client's binding, which it would take over at m2's death: lost
+    # here, as when that buddy left the group before m2 died
+    for member in lab.members.values():
+        member._replicas.get(MEMBERS["m2"], {}).pop(CLIENT, None)
     lab.kill("m2")
     lab.net.run_for(3.0)
     lab.restart("m2")
