@@ -653,6 +653,9 @@ class Member:
         self._held_for_movable: dict[bytes, tuple[IPv6Address, int]] = {}
         # clients (packed) whose connections are frozen here: their new SYNs are dropped
         self._frozen_clients: set[bytes] = set()
+        # the last SYN of a new connection each frozen client sent here: taken should the
+        # handoff keep the client (see _packet)
+        self._syn_during_handoff: dict[bytes, bytes] = {}
         # a client's kept packets (FROZEN_INPUT) for connections still resynchronizing, with
         # when to forget them (see _replay)
         self._replay_after_resync: dict[bytes, tuple[list[Socket], list[bytes], float]] = {}
@@ -931,8 +934,13 @@ class Member:
             # the handoff moves the connections there were at the freeze; one opened now
             # would stay here when the binding moves, and the client's next segment would
             # meet the acceptor's RST. The client sends its SYN again (RFC 9293 3.8.1), by
-            # then to the member that holds its binding.
+            # then to the member that holds its binding. Kept here (the handoff failed and
+            # this member bound the client again), it is taken then: its next copy may be
+            # seconds away (RFC 6298 5.5's backoff), and a chaos run's client lost its whole
+            # download's time to SYNs dropped at a donor whose attempts all failed, and then
+            # to that donor's death.
             self._count("syn_during_handoff_dropped")
+            self._syn_during_handoff[_client_of(data)] = data
             return
         if now < self._new_life_until and self._old_binding_syn(data):
             return
@@ -950,8 +958,7 @@ class Member:
     def _new_connection_of_frozen_client(self, data: bytes) -> bool:
         """A SYN (without ACK) from a client whose connections are frozen here, through its
         binding or, at the contact node, through the home agent's tunnel."""
-        packet = data[40:] if len(data) >= 80 and data[6] == protocols.IPV6 else data
-        return packet[8:24] in self._frozen_clients and _bare_syn(packet)
+        return _client_of(data) in self._frozen_clients and _bare_syn(_inner(data))
 
     def _old_binding_syn(self, data: bytes) -> bool:
         """Whether ``data``, in this life's first recovery period, is a SYN to drop: one
@@ -1648,6 +1655,10 @@ class Member:
                     self._replay(client, outgoing.socks, outgoing.frozen_input.take())
                     # and the replica goes on with it
                     self.request_replicate(client, hold=outgoing.socks)
+                    syn = self._syn_during_handoff.pop(client.packed, None)
+                    if syn is not None:  # (see _packet), once this entry point is done
+                        self._count("syn_during_handoff_taken")
+                        self._deferred.append(functools.partial(self._packet, self._now, syn))
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
                     self.udp.release(client)
@@ -1873,6 +1884,7 @@ class Member:
         if self._by_client.get(donor.client) == donor.handoff_id:
             del self._by_client[donor.client]
         self._frozen_clients.discard(donor.client.packed)
+        self._syn_during_handoff.pop(donor.client.packed, None)
         self._pause_at_thaw.pop(donor.client, None)
         waiting = self._freeze_after_send.get(donor.client.packed)
         if waiting is not None and waiting[1] == donor.handoff_id:
@@ -4371,6 +4383,17 @@ _OWING = frozenset(
 
 # a client's connection that still carries its exchanges (see _serves_outside_handoffs)
 _SERVING = frozenset((TcpState.SYN_RECEIVED, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT))
+
+
+def _inner(data: bytes) -> bytes:
+    """The packet inside an IPv6-in-IPv6 tunnel (the home agent's, to the contact node), or
+    ``data`` itself."""
+    return data[40:] if len(data) >= 80 and data[6] == protocols.IPV6 else data
+
+
+def _client_of(data: bytes) -> bytes:
+    """The source address of the client's packet ``data``, tunnelled or not."""
+    return _inner(data)[8:24]
 
 
 def _client_ports(socks: Iterable[Socket]) -> tuple[int, ...]:

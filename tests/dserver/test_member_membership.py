@@ -704,6 +704,45 @@ def test_an_idle_clients_member_dies_and_its_next_connection_reaches_the_buddy()
     assert resets(lab.net) == 0
 
 
+def test_a_new_connections_syn_dropped_during_a_failed_handoff_is_taken_when_kept() -> None:
+    """m1 hands its client to m2, whose INIT never comes, and the client opens a second
+    connection meanwhile: its SYN reaches m1, frozen, and is dropped (the handoff would
+    leave the new connection behind). The handoff fails and m1 binds the client back: the
+    SYN dropped is taken then, not the client's next copy of it, seconds later."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=3_000_000, distribute=False)
+    fetch = lab.download(1.0)
+    first_byte(lab, fetch, 2.0)
+    m1 = lab.members["m1"]
+    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
+    while MEMBERS["m1"] not in lab.members[buddy]._replicas:
+        lab.net.run_for(0.01)
+    delay_until(m1, lambda: False, (Init,))
+    lab.handoff("m1", "m2")
+    deadline = lab.net.now + 5.0
+    while not m1._frozen_clients:
+        assert lab.net.now < deadline
+        lab.net.run_for(0.001)
+    second = HostDownload(lab.client_host, lab.net.now, str(CONTACT), PORT)
+    lab.net.nodes["client"].runtime.flush_host()
+    while m1.counters.get("syn_during_handoff_dropped", 0) < 2:  # the SYN, and its copy
+        assert lab.net.now < deadline, m1.counters
+        lab.net.run_for(0.001)
+    while m1._outgoing:
+        assert lab.net.now < deadline + 10.0
+        lab.net.run_for(0.001)
+    assert m1_history_outcome(lab) == "kept"
+    kept = lab.net.now
+    while second.sock.state is not TcpState.ESTABLISHED:
+        assert lab.net.now < kept + 5.0
+        lab.net.run_for(0.001)
+    assert m1.counters["syn_during_handoff_taken"] == 1
+    assert lab.net.now - kept < 0.1  # a round trip, not the client's backoff
+    lab.run_to_end(second, limit=lab.net.now + 60.0)
+    lab.run_to_end(fetch, limit=lab.net.now + 60.0)
+    assert second.done and not second.failed and fetch.done and not fetch.failed
+    assert resets(lab.net) == 0
+
+
 def test_a_member_killed_after_writing_the_last_share_and_closing_loses_nothing() -> None:
     """m2 takes the client for the download's last bytes, writes them all and closes at once
     (FIN-WAIT-1), and dies before the client has acknowledged them. Its replica (taken closing)
