@@ -3277,12 +3277,16 @@ class Member:
         binding; should this member die first, the buddy binds the client to itself
         (_recover), and the SYN, sent again (RFC 9293 3.8.1), reaches the buddy instead of
         a dead address until the binding expires (a chaos run's client, between two
-        downloads, lost its next one that way). None when the client is not bound here, or
-        a handoff or recovery of it is under way (they say where the client goes)."""
+        downloads, lost its next one that way). None when the client is not bound here, has
+        a connection here its replica carries (it came back: an idle replica taken after it
+        replaced that one at the buddy), or a handoff or recovery of it is under way (they
+        say where the client goes)."""
         entry = self.mobile.bul.get(client)
+        ms_now = stack_ms(self._now)
         if (
             entry is None
             or entry.state is not BulState.BOUND
+            or any(_owes(sock, ms_now) for sock in self.client_sockets(client))
             or self.tunnelled.sequence(client) is not None
             or self._outgoing_of(client) is not None
             or client in self._recovering

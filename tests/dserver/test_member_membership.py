@@ -696,6 +696,11 @@ def test_an_idle_clients_member_dies_and_its_next_connection_reaches_the_buddy()
     second = HostDownload(lab.client_host, lab.net.now, str(CONTACT), PORT)
     lab.net.nodes["client"].runtime.flush_host()
     started = lab.net.now
+    while not second.received:
+        assert lab.net.now < started + 2.0
+        lab.net.run_for(0.01)
+    # bound there and serving it: its replica carries the connection, never the binding alone
+    assert lab.members[buddy]._idle_replica(CLIENT) is None
     lab.run_to_end(second, limit=lab.net.now + 30.0)
     assert second.done and not second.failed, second.received
     assert lab.net.now - started < 2.0  # no SYN sent again
