@@ -47,7 +47,8 @@ The engine keeps counters, not histories: per client a fixed record (fetches ok 
 bytes, its ``concurrency`` fetch slots), for the farm ``fetches_*``, ``failed.<cause>``
 (:class:`~mip6.apps.fetch.Cause`), ``bytes`` (body bytes verified, counted as each fetch
 ends), ``resets`` (connections a RST closed), ``fetch_ms_total`` and ``fetch_ms_max`` (whole
-fetches), ``bindings_accepted`` (Binding Updates a client's correspondent accepted: each
+fetches), ``silence_ms_max`` (the longest a whole fetch waited for a byte: its margin to
+``timeout``), ``bindings_accepted`` (Binding Updates a client's correspondent accepted: each
 ``binding_added``), and the clients' correspondent and host counters summed (``cn.*``,
 ``host.*``) in ``mip6 show stats``. The correspondents' events are counted, not passed on (a
 farm's hundreds of bindings would flood a daemon's log); a failed fetch is an
@@ -534,6 +535,8 @@ class Farm:
             elapsed_ms = round(((fetch.ended or fetch.started) - fetch.started) * 1000)
             self._count("fetch_ms_total", elapsed_ms)
             self.counters["fetch_ms_max"] = max(self.counters.get("fetch_ms_max", 0), elapsed_ms)
+            silence = round(fetch.longest_silence * 1000)
+            self.counters["silence_ms_max"] = max(self.counters.get("silence_ms_max", 0), silence)
             self._next(client, slot, self.config.think)
         else:
             self._failed(client, fetch.cause, fetch.received, fetch.failed_at)

@@ -83,7 +83,7 @@ class Dialogue(Exchange):
             self._fail(_CLOSED_BY.get(sock.close_reason, Cause.RESET))
             return
         while data := sock.recv(READ):
-            self.last_progress = self.clock()
+            self.progressed()
             if not self._check(data):
                 return
         if sock.at_eof:

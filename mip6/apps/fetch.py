@@ -91,11 +91,19 @@ class Exchange:
         self.on_reset = on_reset
         self.started = clock()
         self.last_progress = self.started  # when a byte last came (or it started)
+        self.longest_silence = 0.0  # the longest wait for a byte so far (seconds)
         self.ended: float | None = None
         self.received = 0  # bytes received and verified
         self.cause: Cause | None = None
         self.failed_at: int | None = None  # offset of the first wrong byte (CORRUPT)
         self.done = False
+
+    def progressed(self) -> None:
+        """A byte came: the wait for it is measured (how close the exchange came to its
+        driver's watchdog: a member's death, a handoff, a loss backed off)."""
+        now = self.clock()
+        self.longest_silence = max(self.longest_silence, now - self.last_progress)
+        self.last_progress = now
 
     def stall(self) -> None:
         """The caller's watchdog: no byte came for its timeout."""
@@ -168,7 +176,7 @@ class Fetch(Exchange):
             self._fail(_CLOSED_BY.get(sock.close_reason, Cause.RESET))
             return
         while data := sock.recv(READ):
-            self.last_progress = self.clock()
+            self.progressed()
             if not self.in_body and not self._read_head(data):
                 return
             if self.in_body and not self._verify(self._pending_body(data)):

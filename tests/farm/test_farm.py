@@ -239,6 +239,25 @@ def test_every_fetch_is_verified_and_counted() -> None:
     assert counters["fetches_started"] == 12  # three each, then no more
 
 
+def test_the_longest_wait_for_a_byte_of_a_whole_fetch_is_counted() -> None:
+    """How close a fetch came to its watchdog: a clean path's longest wait is a round trip
+    or so; two seconds with nothing from the server, mid-fetch, are counted as such."""
+    lab = Lab(config(clients=1, fetches=1))
+    lab.run_until_ended(1)
+    assert lab.counters["fetches_ok"] == 1 and lab.counters["silence_ms_max"] < 100
+    lab = Lab(config(clients=1, fetches=1))
+    client = lab.farm.clients[0]
+    while not any(slot is not None and slot.received for slot in client.slots):
+        lab.net.run_for(0.01)
+    until = lab.net.now + 2.0
+    while lab.net.now < until:
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "farm")
+        lab.net.run_for(0.01)
+    lab.run_until_ended(1)
+    assert lab.counters["fetches_ok"] == 1
+    assert 2000 <= lab.counters["silence_ms_max"] < config().timeout * 1000
+
+
 def test_concurrent_fetches_run_side_by_side() -> None:
     lab = Lab(config(clients=2, fetches=4, concurrency=2))
     lab.run_until_ended(8)
