@@ -709,18 +709,24 @@ def test_an_idle_clients_member_dies_and_its_next_connection_reaches_the_buddy()
     assert resets(lab.net) == 0
 
 
-def test_a_new_connections_syn_dropped_during_a_failed_handoff_is_taken_when_kept() -> None:
-    """m1 hands its client to m2, whose INIT never comes, and the client opens a second
-    connection meanwhile: its SYN reaches m1, frozen, and is dropped (the handoff would
-    leave the new connection behind). The handoff fails and m1 binds the client back: the
-    SYN dropped is taken then, not the client's next copy of it, seconds later."""
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=3_000_000, distribute=False)
+def m1_serving_replicated(size: int) -> tuple[DServerLab, HostDownload, Member]:
+    """m1 serves a download of ``size`` bytes, its buddy holding the client's replica."""
+    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
     fetch = lab.download(1.0)
     first_byte(lab, fetch, 2.0)
     m1 = lab.members["m1"]
     buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
     while MEMBERS["m1"] not in lab.members[buddy]._replicas:
         lab.net.run_for(0.01)
+    return lab, fetch, m1
+
+
+def test_a_new_connections_syn_dropped_during_a_failed_handoff_is_taken_when_kept() -> None:
+    """m1 hands its client to m2, whose INIT never comes, and the client opens a second
+    connection meanwhile: its SYN reaches m1, frozen, and is dropped (the handoff would
+    leave the new connection behind). The handoff fails and m1 binds the client back: the
+    SYN dropped is taken then, not the client's next copy of it, seconds later."""
+    lab, fetch, m1 = m1_serving_replicated(3_000_000)
     delay_until(m1, lambda: False, (Init,))
     lab.handoff("m1", "m2")
     deadline = lab.net.now + 5.0
@@ -1624,13 +1630,7 @@ def m1_binding_its_client_back(size: int) -> tuple[DServerLab, HostDownload, Mem
     """m1 serves a download of ``size`` bytes (its buddy holding the client's replica) and
     hands it on; every acceptor's Binding Acknowledgement (and data to the client) is lost,
     each attempt runs out, and m1 binds the client back (REBINDING)."""
-    lab = DServerLab(SEED, membership=MembershipConfig(), size=size, distribute=False)
-    fetch = lab.download(1.0)
-    first_byte(lab, fetch, 2.0)
-    m1 = lab.members["m1"]
-    buddy = next(n for n, a in MEMBERS.items() if a == m1.buddy())
-    while MEMBERS["m1"] not in lab.members[buddy]._replicas:
-        lab.net.run_for(0.01)
+    lab, fetch, m1 = m1_serving_replicated(size)
     lab.handoff("m1")
     deadline = lab.net.now + 10.0
     while not any(o.donor.state is DonorState.REBINDING for o in m1._outgoing.values()):
