@@ -92,6 +92,7 @@ class Exchange:
         self.started = clock()
         self.last_progress = self.started  # when a byte last came (or it started)
         self.longest_silence = 0.0  # the longest wait for a byte so far (seconds)
+        self.silent_since = self.started  # when that wait began
         self.ended: float | None = None
         self.received = 0  # bytes received and verified
         self.cause: Cause | None = None
@@ -102,7 +103,9 @@ class Exchange:
         """A byte came: the wait for it is measured (how close the exchange came to its
         driver's watchdog: a member's death, a handoff, a loss backed off)."""
         now = self.clock()
-        self.longest_silence = max(self.longest_silence, now - self.last_progress)
+        if now - self.last_progress > self.longest_silence:
+            self.longest_silence = now - self.last_progress
+            self.silent_since = self.last_progress
         self.last_progress = now
 
     def stall(self) -> None:

@@ -245,17 +245,24 @@ def test_the_longest_wait_for_a_byte_of_a_whole_fetch_is_counted() -> None:
     lab = Lab(config(clients=1, fetches=1))
     lab.run_until_ended(1)
     assert lab.counters["fetches_ok"] == 1 and lab.counters["silence_ms_max"] < 100
-    lab = Lab(config(clients=1, fetches=1))
+    timeout = 4.0
+    lab = Lab(config(clients=1, fetches=1, timeout=timeout))
     client = lab.farm.clients[0]
     while not any(slot is not None and slot.received for slot in client.slots):
         lab.net.run_for(0.01)
-    until = lab.net.now + 2.0
+    silent_from, until = lab.net.now, lab.net.now + 2.0
     while lab.net.now < until:
         lab.net.drop_in_flight(lambda receiver, data: receiver == "farm")
         lab.net.run_for(0.01)
     lab.run_until_ended(1)
     assert lab.counters["fetches_ok"] == 1
-    assert 2000 <= lab.counters["silence_ms_max"] < config().timeout * 1000
+    assert 2000 <= lab.counters["silence_ms_max"] < timeout * 1000
+    # half way to the watchdog, or more: reported, with when the wait began
+    assert lab.counters["fetches_silent"] == 1
+    (event,) = lab.events("fetch_silent")
+    (at,) = [t for t, e in lab.net.nodes["farm"].events if e is event]
+    assert event.fields["silence_ms"] == lab.counters["silence_ms_max"]
+    assert abs(at - event.fields["began_s_ago"] - silent_from) < 0.05
 
 
 def test_concurrent_fetches_run_side_by_side() -> None:
