@@ -275,6 +275,8 @@ _WALK_NEEDED = frozenset(
 )
 _TCP_SYN, _TCP_ACK = 0x02, 0x10  # RFC 9293 3.1 control bits
 FROZEN = "frozen"  # the donor's phase (history) when it freezes the client's connections
+# timeouts in a row after which a client connection's sender state is logged at each sweep
+BACKED_OFF = 3
 SWEEP_INTERVAL = 5.0  # seconds between sweeps of bindings no connection needs any more
 
 
@@ -2117,6 +2119,7 @@ class Member:
                 if not kept.replica.connections and kept.received + kept.replica.lifetime <= now
             ]:
                 del held[client]
+        self._log_backed_off()
         busy, live = self._binding_users()
         for entry in list(self.mobile.bul):
             client = entry.destination
@@ -2131,6 +2134,40 @@ class Member:
                 # its entry in the contact node's table lives on until it has been idle for
                 # tunnel_lifetime: a client served here again is bound anew
                 self.tunnelled.forget(client)
+
+    def _log_backed_off(self) -> None:
+        """One line per sweep for each client connection whose retransmission timer has
+        expired BACKED_OFF times in a row or more (at least seven of its timeouts without
+        an acknowledgement): its sender's state, for the trace of a client that waited (a
+        chaos run's client heard nothing for 17 s from a live member after one loss)."""
+        contact = self._contact_packed
+        for sock in self.host.stack.connections:
+            raw = sock.conn.raw
+            if sock.key[0] != contact or raw.backoff < BACKED_OFF:
+                continue
+            log.warning(
+                "tcp: %s port %d backed off %d times: rto %d ms (srtt %d), una %d nxt %d "
+                "max %d rxt %d recover %d, cwnd %d ssthresh %d wnd %d, %d SACK blocks, "
+                "dupacks %d, flags %#x, %s%s",
+                IPv6Address(sock.key[2]),
+                sock.key[3],
+                raw.backoff,
+                raw.rto_ms,
+                raw.srtt_ms,
+                raw.snd_una,
+                raw.snd_nxt,
+                raw.snd_max,
+                raw.snd_rxt,
+                raw.recover,
+                raw.cwnd,
+                raw.ssthresh,
+                raw.snd_wnd,
+                raw.sack_count,
+                raw.dupacks,
+                raw.flags,
+                sock.state.name,
+                ", frozen" if sock.frozen else (", held" if sock.held is not None else ""),
+            )
 
     def _binding_users(self) -> tuple[set[IPv6Address], set[IPv6Address]]:
         """The clients whose binding here a handoff in progress needs, and those a connection

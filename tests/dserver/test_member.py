@@ -577,3 +577,27 @@ def test_a_thaw_after_a_silent_acceptor_resyncs_what_resync_takes() -> None:
     ]
     lab.members["m1"]._resync_owing(socks, lab.net.now)  # type: ignore[arg-type]
     assert not pair.b.resyncing and established.b.resyncing
+
+
+def test_a_connection_backed_off_three_times_is_logged_at_each_sweep(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing the member sends reaches the client for 20 s, mid-download: once the
+    connection's retransmission timer has expired three times in a row, each sweep logs its
+    sender state (how a client's long wait is traced); the download then ends whole."""
+    size = 2_000_000
+    lab = DServerLab(SEED, size=size, distribute=False)
+    fetch = lab.download(1.0)
+    while not fetch.received:
+        lab.net.run_for(0.01)
+    caplog.set_level("WARNING", logger="mip6.dserver.member")
+    until = lab.net.now + 20.0
+    while lab.net.now < until:
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client")
+        lab.net.run_for(0.01)
+    lines = [r.getMessage() for r in caplog.records if "backed off" in r.getMessage()]
+    assert lines and all(line.startswith(f"tcp: {CLIENT} port ") for line in lines)
+    assert "backed off 3 times" in lines[0] and "ESTABLISHED" in lines[0]
+    lab.run_to_end(fetch, limit=lab.net.now + 120.0)
+    assert fetch.done and not fetch.failed
+    assert fetch.digest.hexdigest() == expected(size, SEED)
