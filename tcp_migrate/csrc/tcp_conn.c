@@ -1198,16 +1198,23 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
          * acknowledged is unknown: the unacknowledged rest the peer sends
          * again from where the holder's acknowledgements stopped, which is
          * RCV.NXT here if they stopped at the replica (a request that came
-         * just before the holder died, and that skipping would lose). Two
-         * more duplicate ACKs at RCV.NXT (the probe's made one) have the
-         * peer send it at once (RFC 5681 3.2); what the holder had
+         * just before the holder died, and that skipping would lose). Four
+         * duplicate ACKs at RCV.NXT have the peer send it at once: RFC 5681
+         * 3.2 counts those that carry no data, acknowledge SND.UNA and leave
+         * the window as it was (the probe's answer was not one: a probe lies
+         * below the peer's RCV.NXT, which it answers and drops), and the
+         * first may change the window the peer holds (the holder's last
+         * one), so three follow it. With two, a peer without a tail loss
+         * probe (ours, BSD's) waited for its retransmission timer, backed
+         * off while it sent to the dead holder: a chaos run's request came
+         * again 10 s later. What the holder had
          * acknowledged never comes again, so RCV.NXT goes to SEG.SEQ when a
          * retransmission timeout passes without it. */
         if (c->t_rcv_resync == TCP_NO_DEADLINE || seq_gt(s->seq, c->rcv_resync_to))
             c->rcv_resync_to = s->seq;
         if (c->t_rcv_resync == TCP_NO_DEADLINE) {
             c->t_rcv_resync = rcv_resync_deadline(c, now);
-            c->dupacks_owed = 2;
+            c->dupacks_owed = 4;
         }
         sent = 0;
     }

@@ -118,6 +118,45 @@ def test_bytes_the_dead_holder_never_acknowledged_come_again_to_the_replica() ->
     pair.run(lambda: pair.a.acked_offset == len(request), max_ms=1_000)
 
 
+def request_lost_with_the_holder(pair: Pair, *, holders_window: int | None) -> int:
+    """B dies with A's request unacknowledged (it never reached B, nor did anything A sent
+    after B's last data), A's retransmission timer backed off as a client's that sent to a
+    dead member; the replica resumes. ``holders_window``: the window B advertised last, as
+    A holds it (None: the replica's own). How long after the takeover the replica has read
+    the request whole."""
+    received, written = bytearray(), [0]
+    blob, taken = replica_taken(pair, received, written)
+    pair.run(lambda: not pair.ba.next_time(), max_ms=1_000)  # B's last data reaches A
+    pair.filters["ab"] = lambda raw: []  # and nothing of A's reaches B any more
+    request = b"GET /next HTTP/1.1\r\n\r\n"
+    assert pair.a.send(request) == len(request)
+    pair.flush()
+    pair.run(lambda: not pair.ab.next_time() and not pair.ba.next_time(), max_ms=1_000)
+    del pair.filters["ab"]
+    pair.a.raw.rto_ms = 8_000  # backed off (RFC 6298 5.5)
+    pair.a.raw.t_rtx = pair.now + 8_000
+    if holders_window is not None:
+        pair.a.raw.snd_wnd = holders_window
+    started = pair.now
+    replica = take_over(pair, blob, taken)
+    got = bytearray()
+    pair.start(lambda p: got.extend(replica.recv(1 << 16)))
+    pair.run(lambda: bytes(got) == request, max_ms=20_000)
+    return pair.now - started
+
+
+@pytest.mark.parametrize("holders_window", [None, 20_000])
+def test_a_request_lost_with_the_holder_comes_again_at_the_replicas_duplicate_acks(
+    holders_window: int | None,
+) -> None:
+    """The replica's duplicate ACKs at its RCV.NXT have A send its request again at once
+    (RFC 5681 3.2's fast retransmit), not at its backed-off timer: enough of them count as
+    duplicates even when the first changes the window A holds for B (its condition (e)).
+    With two, A waited for the timer (a chaos run's request came again 10 s later)."""
+    waited = request_lost_with_the_holder(Pair(seed=6), holders_window=holders_window)
+    assert waited < 200, waited  # the delay each way is 20 ms, A's timer 8 s away
+
+
 def test_a_peer_that_never_answers_makes_the_replica_give_up_without_a_reset() -> None:
     pair = Pair(seed=4)
     received, written = bytearray(), [0]
