@@ -418,7 +418,10 @@ class Connection:
         ``age_ms`` ago: on thaw it asks the peer where it stands, and the peer's first
         acknowledgement sets both directions (within ``TCP_RESYNC_LIMIT`` of the replica's,
         else the connection is reset with close reason RESYNC). Its timestamp clock resumes
-        ``age_ms`` on, where the dead holder's could have been (the peer's PAWS test). The
+        ``age_ms`` on, where the dead holder's could have been (the peer's PAWS test). When
+        the answer shows the peer sent bytes beyond the replica, four duplicate ACKs ask for
+        them at once (RFC 5681 3.2's fast retransmission: three that leave the peer's window
+        as it was, after one that may change it). The
         application then writes its stream again from :attr:`acked_offset`;
         :attr:`resync_gap` counts received bytes it will never see: bytes beyond the replica
         the peer has not sent again a retransmission timeout plus ``peer_wait_ms`` after its
