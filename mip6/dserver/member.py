@@ -484,6 +484,11 @@ class _HeldReplica:
     replica: msg.Replica
     received: float  # when it came: it is at least this old when it is resumed
 
+    def binding_expired(self, now: float) -> bool:
+        """The client's binding to the sender has run out (the replica's lifetime, an upper
+        bound: counted from its arrival)."""
+        return self.received + self.replica.lifetime <= now
+
 
 class Member:
     def __init__(
@@ -1837,8 +1842,7 @@ class Member:
     def _replay_if_resynced(self, data: bytes) -> None:
         """After a client's segment: kept packets waiting for its connections' resync go
         once it is done (or are forgotten when it never will be)."""
-        packet = data[40:] if len(data) >= 80 and data[6] == protocols.IPV6 else data
-        client = packet[8:24]
+        client = _client_of(data)
         waiting_now = self._replay_after_resync
         for key in [k for k, (_, _, until) in waiting_now.items() if until < self._now]:
             del waiting_now[key]
@@ -2116,7 +2120,7 @@ class Member:
             for client in [
                 c
                 for c, kept in held.items()
-                if not kept.replica.connections and kept.received + kept.replica.lifetime <= now
+                if not kept.replica.connections and kept.binding_expired(now)
             ]:
                 del held[client]
         self._log_backed_off()
@@ -3482,7 +3486,7 @@ class Member:
         if idle and (
             self.mobile.bul.get(client) is not None
             or self.client_sockets(client)
-            or held.received + replica.lifetime <= self._now
+            or held.binding_expired(self._now)
         ):
             # bound here since, or the client's binding to the dead member has expired: its
             # next SYN reaches the group without us
