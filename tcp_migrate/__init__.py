@@ -67,6 +67,11 @@ Compliance (tests in ``tests/tcp_migrate/``):
   lost SYN, Karn): ``test_conn_recovery.py::test_rto_*``, ``::test_rtt_*``.
 - RFC 5681 slow start, congestion avoidance by byte counting, fast retransmit, Limited Transmit
   (RFC 3042) and NewReno recovery (RFC 6582): ``test_conn_recovery.py::test_newreno_*``.
+- Tail loss probe (RFC 8985 7) with SACK: PTO = 2 * SRTT (+200 ms for one segment in flight,
+  at least 10 ms), new data or the last segment again, the RTO armed after it, one probe per
+  episode; its SACK starts fast recovery for what was sent before it (RACK's inference, 6.2),
+  a D-SACK or a pure duplicate ACK says the probe was not needed, else congestion control
+  hears of the loss it repaired (7.4): ``test_conn_tlp.py``.
 - Nagle (3.7.4), sender and receiver SWS avoidance (3.8.6.2), zero-window probing (3.8.6.1),
   delayed ACKs (3.8.6.3, RFC 5681 4.2), keepalive (3.8.4), TIME-WAIT (2 MSL configurable):
   ``test_conn_transfer.py``.
@@ -95,9 +100,11 @@ Deviations and limits:
 - Zero-window probes carry one byte of new data; their answers are not duplicate ACKs.
 - Giving up after ``max_retries`` timeouts sends no RST; a keepalive timeout does.
 - FIN-WAIT-2 does not time out.
-- Not implemented: RFC 6675 pipe and rescue retransmission, RACK, D-SACK, ECN, path MTU
-  discovery, CUBIC (a ``tcp_cc_algo`` value and a case in ``tcp_cc.c`` when it comes).
-- Not carried in a snapshot: the RTT sample in progress, the challenge-ACK throttle, a RST owed
+- Not implemented: RFC 6675 pipe and rescue retransmission, RACK beyond the probe's inference,
+  sending D-SACKs (received ones are read only for a probe), ECN, path MTU discovery, CUBIC (a
+  ``tcp_cc_algo`` value and a case in ``tcp_cc.c`` when it comes).
+- Not carried in a snapshot: the RTT sample in progress, the loss probe's timer and episode
+  (the importer arms its own), the challenge-ACK throttle, a RST owed
   (a frozen connection never sends one); the PAWS idle clock restarts at thaw. Received bytes
   not yet read are always carried: the application reads them first to keep a snapshot small.
 

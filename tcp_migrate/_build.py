@@ -209,6 +209,8 @@ enum tcp_cc_algo {
 #define TCP_CF_RCV_FIN 1024
 #define TCP_CF_RESYNC 2048
 #define TCP_CF_RESYNCED 4096
+#define TCP_CF_TLP 8192
+#define TCP_CF_TLP_RXT 16384
 
 #define TCP_PEND_ACK 1
 #define TCP_PEND_SYN 2
@@ -216,6 +218,7 @@ enum tcp_cc_algo {
 #define TCP_PEND_PROBE 8
 #define TCP_PEND_KA 16
 #define TCP_PEND_RST 32
+#define TCP_PEND_TLP 64
 
 struct tcp_config {
     uint32_t rto_initial_ms;
@@ -309,6 +312,9 @@ struct tcp_conn {
     uint32_t dupacks_owed;
     uint64_t t_rcv_resync;
     uint32_t rcv_resync_wait_ms;
+    uint64_t t_tlp;
+    uint32_t tlp_start;
+    uint32_t tlp_end;
     struct tcp_sack_block sack[8];
     struct tcp_config cfg;
     struct tcp_ring snd;

@@ -124,6 +124,16 @@ static void newreno_exit_recovery(struct tcp_conn *c, uint32_t flight)
     c->cc_priv[NEWRENO_BYTES_ACKED] = 0;
 }
 
+static void newreno_tlp_loss(struct tcp_conn *c, uint32_t flight)
+{
+    /* RFC 8985 7.4.2: a loss the probe repaired is a loss: RFC 5681 (4),
+     * and cwnd where a fast recovery would have left it (RFC 6582 3.2 step
+     * 5's ssthresh) */
+    c->ssthresh = loss_ssthresh(flight, c);
+    c->cwnd = clamp_cwnd(c->ssthresh);
+    c->cc_priv[NEWRENO_BYTES_ACKED] = 0;
+}
+
 static void newreno_on_rto(struct tcp_conn *c, int first)
 {
     /* RFC 5681 3.1: on the first timeout ssthresh = (4); "when a TCP sender
@@ -229,6 +239,16 @@ void tcp_cc_on_rto(struct tcp_conn *c, int first)
     case TCP_CC_NEWRENO:
     default:
         newreno_on_rto(c, first);
+        break;
+    }
+}
+
+void tcp_cc_on_tlp_loss(struct tcp_conn *c, uint32_t flight)
+{
+    switch (c->cc_algo) {
+    case TCP_CC_NEWRENO:
+    default:
+        newreno_tlp_loss(c, flight);
         break;
     }
 }

@@ -35,6 +35,9 @@ void tcp_cc_on_partial_ack(struct tcp_conn *c, uint32_t acked);
 void tcp_cc_on_exit_recovery(struct tcp_conn *c, uint32_t flight);
 /* Retransmission timeout; `first` when not already backed off. */
 void tcp_cc_on_rto(struct tcp_conn *c, int first);
+/* RFC 8985 7.4.2: a tail loss probe's retransmission repaired a loss;
+ * flight: FlightSize before the ACK that said so. */
+void tcp_cc_on_tlp_loss(struct tcp_conn *c, uint32_t flight);
 /* How many words of cc_priv the algorithm uses (the snapshot carries them). */
 int tcp_cc_state_words(uint8_t algo);
 /* Whether cc_priv is consistent for the algorithm (unused words zero). */

@@ -27,6 +27,8 @@
 
 #define TS_OPTION_SPACE 12 /* NOP NOP kind len TSval TSecr */
 #define PAWS_IDLE_MS 2073600000ull /* RFC 7323 5.5: 24 days */
+#define TLP_WCDELACK_MS 200 /* RFC 8985 7.2 WCDelAckT: worst-case delayed ACK */
+#define TLP_MIN_PTO_MS 10   /* Linux's floor for the PTO, before it went to 2 jiffies */
 
 /* A parsed incoming segment. */
 struct seg {
@@ -362,6 +364,7 @@ static void reset_state(struct tcp_conn *c)
     c->ssthresh = TCP_MAX_WINDOW;
     c->t_rtx = c->t_delack = c->t_persist = TCP_NO_DEADLINE;
     c->t_keepalive = c->t_timewait = c->t_rcv_resync = TCP_NO_DEADLINE;
+    c->t_tlp = TCP_NO_DEADLINE;
 }
 
 int tcp_conn_init(struct tcp_conn *c, const struct tcp_config *cfg,
@@ -524,23 +527,75 @@ static bool has_unsent(const struct tcp_conn *c)
            seq_leq(c->snd_nxt, data_end(c));
 }
 
+/* RFC 8985 7.2: "A sender SHOULD schedule a PTO only if all of the
+ * following conditions are met: (1) The connection supports SACK, (2) The
+ * connection has no SACKed sequences in the SACK scoreboard, (3) The
+ * connection is not in loss recovery."  Loss recovery here is fast recovery
+ * and a timeout's, which lasts until SND.UNA passes recover (a timeout sets
+ * it to SND.MAX; the back-off clears at the first new ACK).  Besides: data
+ * outstanding in an open window, none being sent again after a timeout, no
+ * probe outstanding (7.3: one per episode), no tcp_resync probe. */
+static bool pto_allowed(const struct tcp_conn *c)
+{
+    return sending_state(c) && (c->flags & TCP_CF_SACK_OK) && c->sack_count == 0 &&
+           !(c->flags & (TCP_CF_IN_RECOVERY | TCP_CF_TLP | TCP_CF_RESYNC)) &&
+           c->backoff == 0 && seq_lt(c->recover, c->snd_una) &&
+           c->snd_max != c->snd_una && c->snd_nxt == c->snd_max && c->snd_wnd > 0;
+}
+
+/* RFC 8985 7.2: PTO = 2 * SRTT, plus WCDelAckT when FlightSize is one
+ * segment (its ACK may wait for the receiver's delayed-ACK timer); 1 s
+ * without an RTT sample.  At least TLP_MIN_PTO_MS: with SRTT near zero (a
+ * LAN) a probe would otherwise go out before the receiver could answer. */
+static uint32_t pto_ms(const struct tcp_conn *c)
+{
+    uint32_t pto;
+
+    if (c->srtt_ms == 0)
+        return 1000;
+    pto = 2 * c->srtt_ms;
+    if (c->snd_max - c->snd_una <= tcp_smss(c))
+        pto += TLP_WCDELACK_MS;
+    return max32(pto, TLP_MIN_PTO_MS);
+}
+
+/* RFC 8985 7.2: the PTO, armed when allowed and not running (a new ACK and
+ * new data restart it); not at all when the RTO would fire first. */
+static void arm_pto(struct tcp_conn *c, uint64_t now)
+{
+    uint64_t d;
+
+    if (!pto_allowed(c)) {
+        c->t_tlp = TCP_NO_DEADLINE;
+        c->pending &= (uint8_t)~TCP_PEND_TLP; /* a probe no longer due */
+        return;
+    }
+    if (c->t_tlp != TCP_NO_DEADLINE)
+        return;
+    d = after(now, pto_ms(c));
+    if (d < c->t_rtx)
+        c->t_tlp = d;
+}
+
 /* Retransmission timer while something is outstanding, persist timer while
- * unsent data waits for the window (RFC 9293 3.8.6.1); never both. */
+ * unsent data waits for the window (RFC 9293 3.8.6.1); never both.  The
+ * loss probe's timer beside the retransmission timer (arm_pto). */
 static void update_timers(struct tcp_conn *c, uint64_t now)
 {
     if (c->flags & TCP_CF_RESYNC) { /* the probe's timer (tcp_resync) */
         if (c->t_rtx == TCP_NO_DEADLINE)
             c->t_rtx = after(now, c->rto_ms);
+        c->t_tlp = TCP_NO_DEADLINE;
         return;
     }
     if (syn_state(c)) {
-        c->t_persist = TCP_NO_DEADLINE;
+        c->t_persist = c->t_tlp = TCP_NO_DEADLINE;
         if (c->snd_max != c->snd_una && c->t_rtx == TCP_NO_DEADLINE)
             c->t_rtx = after(now, c->rto_ms);
         return;
     }
     if (!sending_state(c)) {
-        c->t_rtx = c->t_persist = TCP_NO_DEADLINE;
+        c->t_rtx = c->t_persist = c->t_tlp = TCP_NO_DEADLINE;
         return;
     }
     if (c->snd_max != c->snd_una) {
@@ -558,6 +613,7 @@ static void update_timers(struct tcp_conn *c, uint64_t now)
         else if (c->t_persist == TCP_NO_DEADLINE)
             c->t_persist = after(now, backed_off(c));
     }
+    arm_pto(c, now);
 }
 
 static void arm_keepalive(struct tcp_conn *c, uint64_t now)
@@ -590,9 +646,10 @@ static void close_conn(struct tcp_conn *c, uint8_t reason)
     c->pending = 0;
     c->t_rtx = c->t_delack = c->t_persist = TCP_NO_DEADLINE;
     c->t_keepalive = c->t_timewait = c->t_rcv_resync = TCP_NO_DEADLINE;
+    c->t_tlp = TCP_NO_DEADLINE;
     c->dupacks_owed = 0;
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
-                             TCP_CF_RTT_TIMING);
+                             TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT);
     c->sack_count = 0;
     if (reason != TCP_CLOSE_NORMAL) {
         /* 3.10.7.4: "all segment queues should be flushed" */
@@ -608,7 +665,7 @@ static void close_conn(struct tcp_conn *c, uint8_t reason)
 static void enter_time_wait(struct tcp_conn *c, uint64_t now)
 {
     c->state = TCP_TIME_WAIT;
-    c->t_rtx = c->t_persist = c->t_keepalive = TCP_NO_DEADLINE;
+    c->t_rtx = c->t_persist = c->t_keepalive = c->t_tlp = TCP_NO_DEADLINE;
     c->t_timewait = after(now, c->cfg.time_wait_ms);
 }
 
@@ -922,6 +979,60 @@ static int input_syn_sent(struct tcp_conn *c, uint64_t now, const struct seg *s)
     return TCP_IN_OK;
 }
 
+/* RFC 8985 7.4 with RACK's inference (6.2): the peer SACKed the probe or
+ * data above it, so every un-SACKed byte sent before it is lost (sent a PTO,
+ * two round trips or more, before a segment that has been delivered: far
+ * beyond RACK's reordering window).  Fast recovery repairs them. */
+static bool tlp_says_lost(const struct tcp_conn *c)
+{
+    return (c->flags & TCP_CF_TLP) && c->sack_count > 0 &&
+           seq_gt(c->sack[c->sack_count - 1].end, c->tlp_start) &&
+           seq_lt(c->snd_una, c->tlp_start);
+}
+
+/* RFC 2883 4: a D-SACK block (the first block, below the cumulative ACK or
+ * inside the second block) that reports the probe's first byte again. */
+static bool tlp_dsacked(const struct tcp_conn *c, const struct seg *s)
+{
+    uint32_t l, r;
+
+    if (s->nsack == 0)
+        return false;
+    l = s->sack[0][0];
+    r = s->sack[0][1];
+    if (!(seq_leq(r, s->ack) ||
+          (s->nsack > 1 && seq_geq(l, s->sack[1][0]) && seq_leq(r, s->sack[1][1]))))
+        return false;
+    return seq_leq(l, c->tlp_start) && seq_gt(r, c->tlp_start);
+}
+
+/* RFC 8985 7.4, the end of a probe's episode at an ACK at or above
+ * TLP.end_seq.  A probe of new data asks for nothing more (a loss below it
+ * shows as a hole).  A probe that sent data again: the peer had the original
+ * too if it reports the probe as a duplicate, by a D-SACK (7.4.1) or, from a
+ * receiver without D-SACK, by a pure duplicate ACK at TLP.end_seq (RFC 9293
+ * 3.10.7.4's answer to an old segment); an ACK above TLP.end_seq without
+ * either means the probe repaired a loss, and "the sender MUST invoke
+ * congestion control" (7.4.2).  The ACK at TLP.end_seq that moves SND.UNA
+ * there (the original's, or the probe's) decides nothing yet.  As Linux's
+ * tcp_process_tlp_ack. */
+static void tlp_on_ack(struct tcp_conn *c, const struct seg *s, uint32_t old_una,
+                       uint32_t flight, bool sacked_more)
+{
+    bool rxt = (c->flags & TCP_CF_TLP_RXT) != 0;
+    bool pure_dup = s->ack == old_una && s->len == 0 && !sacked_more &&
+                    !(s->flags & (TH_SYN | TH_FIN));
+
+    if (!(c->flags & TCP_CF_TLP) || seq_lt(s->ack, c->tlp_end))
+        return;
+    if (!rxt || tlp_dsacked(c, s) || (s->ack == c->tlp_end && pure_dup)) {
+        c->flags &= (uint16_t) ~(TCP_CF_TLP | TCP_CF_TLP_RXT);
+    } else if (seq_gt(s->ack, c->tlp_end)) {
+        c->flags &= (uint16_t) ~(TCP_CF_TLP | TCP_CF_TLP_RXT);
+        tcp_cc_on_tlp_loss(c, flight);
+    }
+}
+
 /* Fifth step, ACK processing in synchronized states (after the RFC 5961 5.2
  * range check): SND.UNA, the send window, RTT, loss recovery. */
 static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
@@ -930,6 +1041,7 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
     uint32_t ack = s->ack;
     uint32_t wnd = (uint32_t)s->wnd << c->snd_wscale;
     uint32_t old_una = c->snd_una;
+    uint32_t old_flight = c->snd_max - c->snd_una;
     uint32_t old_sacked = sacked_bytes(c);
     /* RFC 5681 2, DUPLICATE ACKNOWLEDGMENT: (a) outstanding data, (b) no
      * data, (c) SYN and FIN off, (d) SEG.ACK = SND.UNA, (e) same window;
@@ -979,6 +1091,7 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
             c->flags &= (uint16_t)~TCP_CF_RTT_TIMING;
         }
         c->backoff = 0;
+        c->t_tlp = TCP_NO_DEADLINE; /* RFC 8985 7.2: restarted (update_timers) */
 
         if (c->flags & TCP_CF_IN_RECOVERY) {
             if (seq_gt(ack, c->recover)) {
@@ -1017,14 +1130,16 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
             c->dupacks++;
         if (c->flags & TCP_CF_IN_RECOVERY) {
             tcp_cc_on_recovery_dupack(c); /* RFC 6582 3.2 step 4 */
-        } else if ((c->dupacks == 3 || sack_says_lost(c)) &&
+        } else if ((c->dupacks == 3 || sack_says_lost(c) || tlp_says_lost(c)) &&
                    seq_gt(ack, c->recover)) {
             /* RFC 6582 3.2 steps 2-3: "If the Cumulative Acknowledgment field
              * covers more than recover", enter fast retransmit: "record the
              * highest sequence number transmitted in the variable recover" */
             c->recover = c->snd_max - 1;
             c->flags |= TCP_CF_IN_RECOVERY;
-            c->flags &= (uint16_t)~TCP_CF_PARTIAL_SEEN;
+            /* a probe's episode ends in the recovery it started (RFC 8985
+             * 7.4: its congestion response is this one) */
+            c->flags &= (uint16_t) ~(TCP_CF_PARTIAL_SEEN | TCP_CF_TLP | TCP_CF_TLP_RXT);
             tcp_cc_on_enter_recovery(c);
             c->snd_rxt = c->snd_una;
             c->pending |= TCP_PEND_RXT;
@@ -1053,6 +1168,7 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
         if (wnd > c->max_snd_wnd)
             c->max_snd_wnd = wnd;
     }
+    tlp_on_ack(c, s, old_una, old_flight, sacked_bytes(c) > old_sacked);
     return fin_acked;
 }
 
@@ -1192,7 +1308,8 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
     c->sack_count = 0;
     c->dupacks = 0;
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
-                             TCP_CF_RTT_TIMING);
+                             TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT);
+    c->t_tlp = TCP_NO_DEADLINE;
     if (sent > 0 && ((c->flags & TCP_CF_RESYNC) || c->t_rcv_resync != TCP_NO_DEADLINE)) {
         /* The peer has sent up to SEG.SEQ, and which of it the dead holder
          * acknowledged is unknown: the unacknowledged rest the peer sends
@@ -1700,9 +1817,49 @@ static size_t send_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
     }
     if (seq_leq(seq, c->snd_nxt) && seq_gt(end, c->snd_nxt))
         c->snd_nxt = end;
-    if (seq_gt(end, c->snd_max))
+    if (seq_gt(end, c->snd_max)) {
         c->snd_max = end;
+        c->t_tlp = TCP_NO_DEADLINE; /* RFC 8985 7.2: new data restarts the PTO */
+    }
     update_timers(c, now);
+    return n;
+}
+
+/* RFC 8985 7.3, the probe when the PTO fired: "If a previously unsent
+ * segment exists AND the receive window allows new data to be sent: Send that
+ * segment ... Else: Retransmit the last segment", whatever cwnd allows; then
+ * the RTO is armed again.  0 when there is nothing it could send (the last
+ * segment's bytes are the application's to write again, after an import). */
+static size_t send_probe(struct tcp_conn *c, uint64_t now, uint8_t *out, uint32_t maxdata)
+{
+    uint32_t ring = (uint32_t)ring_length(&c->snd), end = data_end(c);
+    uint32_t off = c->snd_nxt - c->snd_una, avail = off < ring ? ring - off : 0;
+    uint32_t usable = seq_gt(c->snd_una + c->snd_wnd, c->snd_nxt)
+                          ? c->snd_una + c->snd_wnd - c->snd_nxt
+                          : 0;
+    bool fin_ok = fin_queued(c) && c->snd_missing == 0, fin;
+    uint32_t seq, len;
+    size_t n;
+
+    if ((avail > 0 && usable > 0) || (fin_ok && c->snd_nxt == end)) {
+        seq = c->snd_nxt;
+        len = min32(min32(avail, maxdata), usable);
+        fin = fin_ok && seq + len == end;
+        c->flags = (uint16_t)((c->flags | TCP_CF_TLP) & ~TCP_CF_TLP_RXT);
+    } else {
+        /* the highest-sequence segment sent: data up to SND.MAX (the FIN's
+         * number excluded when it was sent) and the FIN with it */
+        fin = fin_ok && c->snd_max == end + 1;
+        len = min32((fin ? end : c->snd_max) - c->snd_una, maxdata);
+        seq = (fin ? end : c->snd_max) - len;
+        if (seq - c->snd_una + len > ring)
+            return 0;
+        c->flags |= TCP_CF_TLP | TCP_CF_TLP_RXT;
+    }
+    c->tlp_start = seq;
+    n = send_data(c, now, out, seq, len, fin);
+    c->tlp_end = c->snd_max; /* TLP.end_seq */
+    c->t_rtx = after(now, c->rto_ms);
     return n;
 }
 
@@ -1758,6 +1915,12 @@ static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
         fin = fin_ok && seq + len == end;
         if (len > 0 || fin)
             return send_data(c, now, out, seq, len, fin);
+    }
+    if (c->pending & TCP_PEND_TLP) {
+        size_t n;
+        c->pending &= (uint8_t)~TCP_PEND_TLP;
+        if (pto_allowed(c) && (n = send_probe(c, now, out, maxdata)) > 0)
+            return n;
     }
     flight = (c->snd_nxt - c->snd_una) + hole_rxt_bytes(c);
     window = send_window(c);
@@ -1924,7 +2087,9 @@ static void on_retransmit_timeout(struct tcp_conn *c, uint64_t now)
     c->backoff++;
     c->rto_ms = min32(c->rto_ms * 2 > c->rto_ms ? c->rto_ms * 2 : UINT32_MAX,
                       c->cfg.rto_max_ms); /* (5.5) back off the timer */
-    c->flags &= (uint16_t)~TCP_CF_RTT_TIMING;
+    /* the timeout's recovery takes over from a probe's episode */
+    c->flags &= (uint16_t) ~(TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT);
+    c->t_tlp = TCP_NO_DEADLINE;
     if (syn_state(c)) {
         c->flags |= TCP_CF_SYN_REXMIT;
         c->pending |= TCP_PEND_SYN;
@@ -1979,6 +2144,11 @@ void tcp_timer(struct tcp_conn *c, uint64_t now_ms)
         if (c->state == TCP_CLOSED)
             return;
     }
+    if (c->t_tlp <= now_ms) {
+        c->t_tlp = TCP_NO_DEADLINE;
+        if (pto_allowed(c))
+            c->pending |= TCP_PEND_TLP; /* RFC 8985 7.3 */
+    }
     if (c->t_persist <= now_ms) {
         c->t_persist = TCP_NO_DEADLINE;
         if (sending_state(c)) {
@@ -2020,6 +2190,8 @@ uint64_t tcp_next_deadline(const struct tcp_conn *c)
         d = c->t_timewait;
     if (c->t_rcv_resync < d)
         d = c->t_rcv_resync;
+    if (c->t_tlp < d)
+        d = c->t_tlp;
     return d;
 }
 
@@ -2171,6 +2343,7 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
     c->t_persist = rebase_deadline(c, c->t_persist, now_ms);
     c->t_keepalive = rebase_deadline(c, c->t_keepalive, now_ms);
     c->t_timewait = rebase_deadline(c, c->t_timewait, now_ms);
+    c->t_tlp = rebase_deadline(c, c->t_tlp, now_ms);
     c->rtt_start_ms = rebase_past(c, c->rtt_start_ms, now_ms);
     c->ts_recent_ms = rebase_past(c, c->ts_recent_ms, now_ms);
     /* the timestamp clock goes on from its value at the freeze (RFC 7323
@@ -2309,9 +2482,12 @@ int tcp_conn_check(const struct tcp_conn *c)
     if (c->state > TCP_TIME_WAIT)
         return TCP_SNAP_ESTATE;
     if (c->flags & ~(TCP_CF_EXPORTED | TCP_CF_FROZEN | TCP_CF_RTT_TIMING |
-                     TCP_CF_RCV_FIN | TCP_CF_RESYNC | TCP_CF_RESYNCED))
+                     TCP_CF_RCV_FIN | TCP_CF_RESYNC | TCP_CF_RESYNCED | TCP_CF_TLP |
+                     TCP_CF_TLP_RXT))
         return TCP_SNAP_EFLAGS;
-    if (c->pending & ~0x3F)
+    if ((c->flags & TCP_CF_TLP_RXT) && !(c->flags & TCP_CF_TLP))
+        return TCP_SNAP_EFLAGS;
+    if (c->pending & ~0x7F)
         return TCP_SNAP_EFLAGS;
     if (c->cc_algo >= TCP_CC_COUNT)
         return TCP_SNAP_ECONGESTION;
@@ -2339,7 +2515,8 @@ int tcp_conn_check(const struct tcp_conn *c)
         if (outstanding > 1 || c->snd_off != 0 || c->rcv_off != 0 || c->snd_skip)
             return TCP_SNAP_ESEQUENCE;
         if ((c->state == TCP_SYN_SENT && fq) ||
-            (c->flags & (TCP_CF_RCV_FIN | TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN)))
+            (c->flags & (TCP_CF_RCV_FIN | TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
+                         TCP_CF_TLP)))
             return TCP_SNAP_ESTATE;
         if (ring_length(&c->rcv) != 0 || c->reasm.count != 0)
             return TCP_SNAP_EDATA;
@@ -2377,6 +2554,11 @@ int tcp_conn_check(const struct tcp_conn *c)
         if ((c->flags & TCP_CF_PARTIAL_SEEN) && !(c->flags & TCP_CF_IN_RECOVERY))
             return TCP_SNAP_EFLAGS;
         if ((c->flags & TCP_CF_IN_RECOVERY) && c->snd_rxt - c->snd_una > outstanding)
+            return TCP_SNAP_ESEQUENCE;
+        /* a probe's episode lasts while SND.UNA <= TLP.end_seq <= SND.MAX (at
+         * TLP.end_seq it waits for what the peer says of the probe) */
+        if ((c->flags & TCP_CF_TLP) &&
+            (c->tlp_end - c->snd_una > outstanding || seq_gt(c->tlp_start, c->tlp_end)))
             return TCP_SNAP_ESEQUENCE;
         if ((c->state == TCP_TIME_WAIT) != (c->t_timewait != TCP_NO_DEADLINE))
             return TCP_SNAP_ETIMER;

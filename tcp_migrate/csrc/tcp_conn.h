@@ -133,6 +133,8 @@ enum tcp_cc_algo {
                                     (SACK) nothing past SND.MAX (what the application
                                     wrote meanwhile is kept: the bytes the peer holds
                                     leave the ring, or are skipped) */
+#define TCP_CF_TLP 0x2000        /* RFC 8985 7: a loss probe is outstanding (TLP.end_seq set) */
+#define TCP_CF_TLP_RXT 0x4000    /* ... and it sent data again (TLP.is_retrans) */
 
 /* tcp_resync: how far the peer may stand beyond the replica, each direction */
 #define TCP_RESYNC_LIMIT (1u << 30)
@@ -144,6 +146,7 @@ enum tcp_cc_algo {
 #define TCP_PEND_PROBE 0x08 /* zero-window probe (RFC 9293 3.8.6.1) */
 #define TCP_PEND_KA 0x10    /* keepalive probe (RFC 9293 3.8.4) */
 #define TCP_PEND_RST 0x20   /* the RST in reply_seq/reply_ack/reply_flags */
+#define TCP_PEND_TLP 0x40   /* the tail loss probe (RFC 8985 7.3) */
 
 /*
  * Settings.  Not part of the exported state: an imported connection runs
@@ -279,6 +282,14 @@ struct tcp_conn {
     uint32_t dupacks_owed;
     uint64_t t_rcv_resync;
     uint32_t rcv_resync_wait_ms;
+
+    /* RFC 8985 7, the tail loss probe: the probe timeout's deadline (PTO),
+     * and the probe's sequence range while it is outstanding (TCP_CF_TLP;
+     * tlp_end is TLP.end_seq).  Not exported: an imported connection arms
+     * its own at its first transmission or ACK. */
+    uint64_t t_tlp;
+    uint32_t tlp_start;
+    uint32_t tlp_end;
 
     struct tcp_sack_block sack[TCP_SACK_MAX]; /* SACKed by the peer, sorted,
                                                  apart, in (SND.UNA, SND.MAX] */

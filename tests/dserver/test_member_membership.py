@@ -2620,17 +2620,17 @@ def keep_open_replicas(lab: DServerLab, kept: dict[str, _HeldReplica]) -> None:
 
 
 def restarted_under_a_new_connection(
-    name: str, handshake: bool = False
+    name: str, handshake: bool = False, gets: int = 6
 ) -> tuple[DServerLab, str, Fetch, list[Fetch]]:
     """``name`` serves a keep-alive connection of three GETs (handed to it by m1) and
     replicates it to its buddy; the client finishes the connection, ``name``'s drop of the
     replica never goes (nor its replica of the connection closing: TIME_WAIT), and ``name``
     dies: its buddy resumes the finished connection from
     the replica (ESTABLISHED; with ``handshake``, from the one taken at m1's SYN-ACK, in
-    SYN_RECEIVED). ``name`` starts again at once and the client's next connection reaches
-    its new life, while the buddy's binding is slow (its packets to the client lost for
-    1.5 s). The lab, the buddy, the new connection's fetch, and the list it lands in when
-    done."""
+    SYN_RECEIVED). ``name`` starts again at once and the client's next connection (``gets``
+    GETs: six keep it open past the buddy's claim) reaches its new life, while the buddy's
+    binding is slow (its packets to the client lost for 1.5 s). The lab, the buddy, the new
+    connection's fetch, and the list it lands in when done."""
     first: list[_HeldReplica] = []
     open_replicas: dict[str, _HeldReplica] = {}
     lab, fetch, done, buddy = three_gets_served_by(
@@ -2661,7 +2661,7 @@ def restarted_under_a_new_connection(
     # does once nobody claimed the client in time or after its first recovery period (asked
     # first, the buddy's recovery claims it: test_a_new_lifes_syn_through_its_old_binding_...)
     lab.members[name]._new_life_until = 0.0
-    fetch, done = three_gets(lab)
+    fetch, done = three_gets(lab, gets)
     held_back, until = MEMBERS[buddy].packed, lab.net.now + 1.5
     while lab.net.now < until:
         lab.net.drop_in_flight(
@@ -2671,7 +2671,7 @@ def restarted_under_a_new_connection(
     assert fetch.in_body and lab.members[name].client_sockets(CLIENT)  # the new life serves it
     while not done and lab.net.now < 60.0:
         lab.net.run_for(0.25)
-    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    assert done and fetch.cause is None and fetch.responses == gets, fetch.cause
     return lab, buddy, fetch, done
 
 

@@ -18,7 +18,8 @@ def test_sender_tally_counts_data_segments_retransmissions_and_rsts():
     net.b.poll(net.now)
     first = len(net.sent) - before
     assert first >= 2 and tally.data_segments == first and tally.retransmitted_segments == 0
-    net.b.poll(server.conn.next_deadline())  # the RTO: the first segment again
+    # the RTO (past the tail loss probe's earlier deadline): the first segment again
+    net.b.poll(server.conn.raw.t_rtx)
     assert tally.data_segments == first + 1 and tally.retransmitted_segments == 1
     assert tally.rst == 0
     server.abort()

@@ -42,7 +42,8 @@ def grow_cwnd(conn, peer, now: int, segments: int) -> int:
 
 
 def test_rto_initial_1s_then_doubling_up_to_max_then_gives_up():
-    config = Config(rto_max_ms=8000, max_retries=5)
+    # no SACK, so no tail loss probe (RFC 8985 7.2) ahead of the timer: test_conn_tlp
+    config = Config(rto_max_ms=8000, max_retries=5, sack=False)
     conn, peer, now = established_with_peer(config, rtt_ms=10)
     assert conn.raw.rto_ms == 1000  # RFC 6298 (2.4): at least 1 s
     conn.send(b"x" * 100)
