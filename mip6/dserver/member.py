@@ -663,6 +663,9 @@ class Member:
         # the last SYN of a new connection each frozen client sent here: taken should the
         # handoff keep the client (see _packet)
         self._syn_during_handoff: dict[bytes, bytes] = {}
+        # the last SYN of a new connection each paused client sent here: taken should the
+        # pause end unclaimed (see _packet)
+        self._syn_while_paused: dict[bytes, bytes] = {}
         # a client's kept packets (FROZEN_INPUT) for connections still resynchronizing, with
         # when to forget them (see _replay)
         self._replay_after_resync: dict[bytes, tuple[list[Socket], list[bytes], float]] = {}
@@ -949,6 +952,16 @@ class Member:
             self._count("syn_during_handoff_dropped")
             self._syn_during_handoff[_client_of(data)] = data
             return
+        if self._paused and self._new_connection_of_paused_client(data):
+            # as for a frozen client: the claim of whoever resumed the client lets its
+            # connections here go, and one opened now, which the claimer holds no replica
+            # of, went with them (a chaos run: a member removed alive took a paused
+            # client's new connection, its buddy's claim came 20 ms later, and the
+            # download stalled at 0 bytes). The client sends its SYN again, by then to the
+            # claimer; nobody claiming the client, it is taken here (_pause_over).
+            self._count("syn_while_paused_dropped")
+            self._syn_while_paused[_client_of(data)] = data
+            return
         if now < self._new_life_until and self._old_binding_syn(data):
             return
         if (self._incoming or self._recovering) and self._through_binding(data):
@@ -961,6 +974,10 @@ class Member:
             waiting = self._freeze_after_send.get(source)
             if waiting is not None:
                 self._freeze_after_send[source] = (*waiting[:2], True)
+
+    def _new_connection_of_paused_client(self, data: bytes) -> bool:
+        """A SYN (without ACK) from a client paused here (see _pause_replicated)."""
+        return IPv6Address(_client_of(data)) in self._paused and _bare_syn(_inner(data))
 
     def _new_connection_of_frozen_client(self, data: bytes) -> bool:
         """A SYN (without ACK) from a client whose connections are frozen here, through its
@@ -3733,6 +3750,7 @@ class Member:
         was_paused = self._paused.pop(client, None) is not None
         if was_paused:
             self._emit(CancelTimer((PAUSE_TIMER, client)))
+            self._syn_while_paused.pop(client.packed, None)  # it comes again to the claimer
         if client in self._recovering:
             self._recovery_superseded(client)
             return
@@ -3888,6 +3906,10 @@ class Member:
         self._thaw([sock for sock in socks if sock.state is not TcpState.CLOSED])
         self._release_held(client)
         self.request_replicate(client)
+        syn = self._syn_while_paused.pop(client.packed, None)
+        if syn is not None:  # (see _packet), once this entry point is done
+            self._count("syn_while_paused_taken")
+            self._deferred.append(functools.partial(self._packet, self._now, syn))
         # another member may have bound the client meanwhile (a claimer that serves it no
         # more): bound here again, above whatever the client holds (RFC 3775 11.7.3 on BA 135)
         if client not in self.tunnelled:

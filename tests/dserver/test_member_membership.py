@@ -1746,6 +1746,75 @@ def test_a_paused_client_nobody_claims_is_served_on() -> None:
     assert m3.counters.get("client_paused") == 1 and m3.counters.get("client_pause_unclaimed") == 1
 
 
+def test_a_paused_clients_new_connection_waits_for_the_claim_or_its_end() -> None:
+    """m3, removed alive, pauses its client and asks m1, its buddy; the client opens a second
+    connection before the answer comes (its SYN through m3's binding; m3's replicas lost
+    from then on). m3 drops the SYN: m1, which resumed the client, claims it, and the
+    client's next copy of the SYN goes to m1 once m1 has bound it; both fetches whole, no
+    RST. Taken at m3, the new connection went with the claim, which knew nothing of it: m1
+    reset it here, and a chaos run's download stalled at 0 bytes (the claim came 50 ms
+    after the SYN)."""
+    lab, fetch, done = three_gets_served_by_m3()
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    answered = [False]
+    delay_until(m1, lambda: answered[0], (ClientClaimed,))
+    own, m1_own = MEMBERS["m3"].packed, MEMBERS["m1"].packed
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m3"] in m1.view.members or CLIENT not in m3._paused:
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m1_own)
+        lab.net.run_for(0.001)
+    # m3's replicas from here on lost (a removed member's buddy may be gone with the view;
+    # the chaos run's never heard of the new connection)
+    delay_until(m3, lambda: False, (Replica,))
+    second, second_done = three_gets(lab, 1)
+    until = lab.net.now + 0.2
+    while lab.net.now < until:  # the SYN reaches m3; m1's binding is still to come
+        lab.net.drop_in_flight(lambda receiver, data: receiver == "client" and data[8:24] == m1_own)
+        lab.net.run_for(0.001)
+    assert CLIENT in m3._paused
+    answered[0] = True
+    while not (done and second_done) and lab.net.now < 90.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    assert second_done and second.cause is None and second.responses == 1, second.cause
+    assert resets(lab.net) == 0
+    assert m3.counters.get("syn_while_paused_dropped", 0) >= 1
+    assert m3.counters.get("recover_yielded") == 1 and "syn_while_paused_taken" not in m3.counters
+    assert m1.counters.get("recover_completed") == 1
+
+
+def test_a_paused_clients_new_connection_is_taken_when_nobody_claims_it() -> None:
+    """As above, but m1 holds no replica of the client and never claims it: m3's pause ends
+    unclaimed and it takes the SYN it dropped then, without waiting for the client's next
+    copy; both fetches whole, no RST."""
+    lab, fetch, done = three_gets_served_by_m3()
+    m1, m3 = lab.members["m1"], lab.members["m3"]
+    m1._replicas[MEMBERS["m3"]].clear()  # the replica is lost: nobody resumes the client
+    own = MEMBERS["m3"].packed
+    deadline = lab.net.now + 5.0
+    while MEMBERS["m3"] in m1.view.members or CLIENT not in m3._paused:
+        assert lab.net.now < deadline
+        lab.net.drop_in_flight(lambda receiver, data: data[8:24] == own)
+        lab.net.run_for(0.001)
+    second, second_done = three_gets(lab, 1)
+    while CLIENT in m3._paused:
+        assert lab.net.now < 90.0
+        lab.net.run_for(0.01)
+    # served as the pause ended, not at the client's next copy of its SYN (backed off)
+    lab.net.run_for(0.3)
+    assert second.received > 0
+    assert m3.counters.get("client_pause_unclaimed") == 1
+    assert m3.counters.get("syn_while_paused_dropped", 0) >= 1
+    assert m3.counters.get("syn_while_paused_taken") == 1
+    while not (done and second_done) and lab.net.now < 90.0:
+        lab.net.run_for(0.25)
+    assert done and fetch.cause is None and fetch.responses == 3, fetch.cause
+    assert second_done and second.cause is None and second.responses == 1, second.cause
+    assert resets(lab.net) == 0
+
+
 def test_the_claimer_of_a_client_keeps_its_replica_at_its_buddy() -> None:
     """m1 hands its client on and dies as the handoff completes; m1's buddy resumes the
     client from a stale replica and tells the group (CLIENT_RECOVERING): the acceptor's
