@@ -1752,7 +1752,7 @@ def test_a_paused_clients_new_connection_waits_for_the_claim_or_its_end() -> Non
     from then on). m3 drops the SYN: m1, which resumed the client, claims it, and the
     client's next copy of the SYN goes to m1 once m1 has bound it; both fetches whole, no
     RST. Taken at m3, the new connection went with the claim, which knew nothing of it: m1
-    reset it here, and a chaos run's download stalled at 0 bytes (the claim came 50 ms
+    reset it here, and a chaos run's download stalled at 0 bytes (the claim came 20 ms
     after the SYN)."""
     lab, fetch, done = three_gets_served_by_m3()
     m1, m3 = lab.members["m1"], lab.members["m3"]
