@@ -211,6 +211,7 @@ enum tcp_cc_algo {
 #define TCP_CF_RESYNCED 4096
 #define TCP_CF_TLP 8192
 #define TCP_CF_TLP_RXT 16384
+#define TCP_CF_RXT_WATCH 32768
 
 #define TCP_PEND_ACK 1
 #define TCP_PEND_SYN 2
@@ -315,6 +316,9 @@ struct tcp_conn {
     uint64_t t_tlp;
     uint32_t tlp_start;
     uint32_t tlp_end;
+    uint64_t rxt_una_ms;
+    uint32_t rxt_una_end;
+    uint32_t rxt_una_max;
     struct tcp_sack_block sack[8];
     struct tcp_config cfg;
     struct tcp_ring snd;

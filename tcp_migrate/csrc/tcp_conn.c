@@ -649,7 +649,8 @@ static void close_conn(struct tcp_conn *c, uint8_t reason)
     c->t_tlp = TCP_NO_DEADLINE;
     c->dupacks_owed = 0;
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
-                             TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT);
+                             TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT |
+                             TCP_CF_RXT_WATCH);
     c->sack_count = 0;
     if (reason != TCP_CLOSE_NORMAL) {
         /* 3.10.7.4: "all segment queues should be flushed" */
@@ -979,6 +980,32 @@ static int input_syn_sent(struct tcp_conn *c, uint64_t now, const struct seg *s)
     return TCP_IN_OK;
 }
 
+/* RFC 8985 6.2 for the retransmission of the hole at SND.UNA in fast recovery:
+ * lost too when the peer has SACKed data sent after it and a reordering window
+ * (SRTT/4, as RACK.reo_wnd's min_RTT/4) past its round trip has gone by.  Sent
+ * again then: without this, a lost retransmission waits for the RTO, backed
+ * off (chaos seed 534: the hole's copies lost twice, 17 s of silence). */
+static void lost_retransmission(struct tcp_conn *c, uint64_t now)
+{
+    uint32_t wait;
+
+    if (!(c->flags & TCP_CF_RXT_WATCH))
+        return;
+    if (!(c->flags & TCP_CF_IN_RECOVERY) || seq_geq(c->snd_una, c->rxt_una_end)) {
+        c->flags &= (uint16_t)~TCP_CF_RXT_WATCH; /* it arrived, or recovery ended */
+        return;
+    }
+    if (c->srtt_ms == 0 || c->sack_count == 0 ||
+        !seq_gt(c->sack[c->sack_count - 1].end, c->rxt_una_max))
+        return;
+    wait = c->srtt_ms + c->srtt_ms / 4;
+    if (now - c->rxt_una_ms < wait)
+        return;
+    c->flags &= (uint16_t)~TCP_CF_RXT_WATCH; /* watched again as it goes */
+    c->snd_rxt = c->snd_una;
+    c->pending |= TCP_PEND_RXT;
+}
+
 /* RFC 8985 7.4 with RACK's inference (6.2): the peer SACKed the probe or
  * data above it, so every un-SACKed byte sent before it is lost (sent a PTO,
  * two round trips or more, before a segment that has been delivered: far
@@ -1096,7 +1123,8 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
         if (c->flags & TCP_CF_IN_RECOVERY) {
             if (seq_gt(ack, c->recover)) {
                 /* RFC 6582 3.2 step 5, full acknowledgment */
-                c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN);
+                c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
+                                         TCP_CF_RXT_WATCH);
                 c->dupacks = 0;
                 tcp_cc_on_exit_recovery(c, c->snd_max - c->snd_una);
                 c->t_rtx = TCP_NO_DEADLINE; /* (5.3) restart below */
@@ -1168,6 +1196,7 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
         if (wnd > c->max_snd_wnd)
             c->max_snd_wnd = wnd;
     }
+    lost_retransmission(c, now);
     tlp_on_ack(c, s, old_una, old_flight, sacked_bytes(c) > old_sacked);
     return fin_acked;
 }
@@ -1308,7 +1337,8 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
     c->sack_count = 0;
     c->dupacks = 0;
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
-                             TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT);
+                             TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT |
+                             TCP_CF_RXT_WATCH);
     c->t_tlp = TCP_NO_DEADLINE;
     if (sent > 0 && ((c->flags & TCP_CF_RESYNC) || c->t_rcv_resync != TCP_NO_DEADLINE)) {
         /* The peer has sent up to SEG.SEQ, and which of it the dead holder
@@ -1863,6 +1893,17 @@ static size_t send_probe(struct tcp_conn *c, uint64_t now, uint8_t *out, uint32_
     return n;
 }
 
+/* The hole at SND.UNA goes again in fast recovery: watched (lost_retransmission). */
+static void watch_rxt(struct tcp_conn *c, uint64_t now, uint32_t len)
+{
+    if (!(c->flags & TCP_CF_IN_RECOVERY) || !(c->flags & TCP_CF_SACK_OK))
+        return;
+    c->flags |= TCP_CF_RXT_WATCH;
+    c->rxt_una_ms = now;
+    c->rxt_una_end = c->snd_una + len;
+    c->rxt_una_max = c->snd_max;
+}
+
 /* Data, FIN and retransmissions in the states that send them. */
 static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
                           size_t cap)
@@ -1891,8 +1932,10 @@ static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
             if ((c->flags & TCP_CF_IN_RECOVERY) &&
                 seq_lt(c->snd_rxt, c->snd_una + len))
                 c->snd_rxt = c->snd_una + len; /* this hole is done */
-            if (len > 0 || fin)
+            if (len > 0 || fin) {
+                watch_rxt(c, now, len);
                 return send_data(c, now, out, c->snd_una, len, fin);
+            }
         }
     }
     /* 3.8.6.1 zero-window probe: one byte (or whatever the too small window
@@ -1932,6 +1975,8 @@ static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
             len = min32(min32(hl, maxdata), ring - hs);
             if ((uint64_t)flight + len <= window) {
                 c->snd_rxt = c->snd_una + hs + len;
+                if (hs == 0)
+                    watch_rxt(c, now, len);
                 return send_data(c, now, out, c->snd_una + hs, len, false);
             }
         }
@@ -2088,7 +2133,8 @@ static void on_retransmit_timeout(struct tcp_conn *c, uint64_t now)
     c->rto_ms = min32(c->rto_ms * 2 > c->rto_ms ? c->rto_ms * 2 : UINT32_MAX,
                       c->cfg.rto_max_ms); /* (5.5) back off the timer */
     /* the timeout's recovery takes over from a probe's episode */
-    c->flags &= (uint16_t) ~(TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT);
+    c->flags &= (uint16_t) ~(TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT |
+                             TCP_CF_RXT_WATCH);
     c->t_tlp = TCP_NO_DEADLINE;
     if (syn_state(c)) {
         c->flags |= TCP_CF_SYN_REXMIT;
@@ -2483,9 +2529,10 @@ int tcp_conn_check(const struct tcp_conn *c)
         return TCP_SNAP_ESTATE;
     if (c->flags & ~(TCP_CF_EXPORTED | TCP_CF_FROZEN | TCP_CF_RTT_TIMING |
                      TCP_CF_RCV_FIN | TCP_CF_RESYNC | TCP_CF_RESYNCED | TCP_CF_TLP |
-                     TCP_CF_TLP_RXT))
+                     TCP_CF_TLP_RXT | TCP_CF_RXT_WATCH))
         return TCP_SNAP_EFLAGS;
-    if ((c->flags & TCP_CF_TLP_RXT) && !(c->flags & TCP_CF_TLP))
+    if (((c->flags & TCP_CF_TLP_RXT) && !(c->flags & TCP_CF_TLP)) ||
+        ((c->flags & TCP_CF_RXT_WATCH) && !(c->flags & TCP_CF_IN_RECOVERY)))
         return TCP_SNAP_EFLAGS;
     if (c->pending & ~0x7F)
         return TCP_SNAP_EFLAGS;

@@ -135,6 +135,7 @@ enum tcp_cc_algo {
                                     leave the ring, or are skipped) */
 #define TCP_CF_TLP 0x2000        /* RFC 8985 7: a loss probe is outstanding (TLP.end_seq set) */
 #define TCP_CF_TLP_RXT 0x4000    /* ... and it sent data again (TLP.is_retrans) */
+#define TCP_CF_RXT_WATCH 0x8000  /* fast recovery: the hole at SND.UNA went again (rxt_*) */
 
 /* tcp_resync: how far the peer may stand beyond the replica, each direction */
 #define TCP_RESYNC_LIMIT (1u << 30)
@@ -290,6 +291,13 @@ struct tcp_conn {
     uint64_t t_tlp;
     uint32_t tlp_start;
     uint32_t tlp_end;
+
+    /* RFC 8985 6.2 for the hole at SND.UNA in fast recovery (TCP_CF_RXT_WATCH): when
+     * it went again, where it ends, and SND.MAX then (anything SACKed above was sent
+     * after it).  Not exported. */
+    uint64_t rxt_una_ms;
+    uint32_t rxt_una_end;
+    uint32_t rxt_una_max;
 
     struct tcp_sack_block sack[TCP_SACK_MAX]; /* SACKed by the peer, sorted,
                                                  apart, in (SND.UNA, SND.MAX] */

@@ -1,6 +1,8 @@
-"""The tail loss probe (RFC 8985 7): a segment lost at the tail of a flight, with nothing
-after it to make the peer send duplicate ACKs, goes again at the probe timeout (two smoothed
-round trips) instead of the retransmission timeout (a second or more, backed off).
+"""RACK-TLP's parts in tcp_migrate (RFC 8985). The tail loss probe (7): a segment lost at the
+tail of a flight, with nothing after it to make the peer send duplicate ACKs, goes again at the
+probe timeout (two smoothed round trips) instead of the retransmission timeout (a second or
+more, backed off). A lost fast retransmission (6.2) goes again once data sent after it has
+been SACKed, instead of at the retransmission timeout.
 
 The connection under test is A; its peer is driven by hand (pair.Peer) so every ACK is exact.
 """
@@ -12,10 +14,13 @@ from tcp_migrate._core import lib
 from tcp_migrate.core import Config
 
 from .pair import (
+    ADDRESS_A,
+    ADDRESS_B,
     ISS_B,
     SMSS,
     Pair,
     Transfer,
+    decode,
     established_with_peer,
     sack_option,
     syn_options,
@@ -201,3 +206,35 @@ def test_a_probe_outstanding_is_never_followed_by_another():
     conn.timer(now)
     (rxt,) = peer.receive(now)
     assert conn.raw.backoff == 1 and rxt.flags == TcpFlags.ACK | TcpFlags.PSH
+
+
+def test_a_lost_fast_retransmission_goes_again_a_round_trip_later_not_at_the_timeout():
+    # RFC 8985 6.2: the hole's retransmission is lost too; the peer SACKs what A sent after
+    # it, so it is sent again once that has had a round trip (and SRTT/4) to arrive
+    pair = Pair(delay_ms=20)
+    pair.handshake()
+    data = bytes(range(256)) * 1200  # 300 kB
+    app = Transfer(a_data=data)
+    copies: dict[int, list[int]] = {}
+    target: list[int] = []
+
+    def drop_twice(raw: bytes) -> list[bytes]:
+        segment = decode(raw, source=ADDRESS_A, destination=ADDRESS_B)
+        if not segment.payload:
+            return [raw]
+        seq = segment.sequence_number
+        copies.setdefault(seq, []).append(pair.now)
+        if not target and len(copies) == 60:
+            target.append(seq)
+        if target and seq == target[0] and len(copies[seq]) <= 2:
+            return []
+        return [raw]
+
+    pair.filters["ab"] = drop_twice
+    pair.start(app)
+    pair.run(app.complete, max_ms=60_000)
+    first, second, third = copies[target[0]]
+    assert second - first < 1000  # a fast retransmission
+    assert third - second < 1000, (third - second, pair.a.raw.srtt_ms)  # not the RTO
+    assert third - second >= pair.a.raw.srtt_ms  # its round trip given
+    assert pair.a.raw.backoff == 0
