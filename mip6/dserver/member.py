@@ -666,6 +666,9 @@ class Member:
         # the last SYN of a new connection each paused client sent here: taken should the
         # pause end unclaimed (see _packet)
         self._syn_while_paused: dict[bytes, bytes] = {}
+        # client -> the number of this member's Binding Update the client's packets came
+        # through while it waited for its acknowledgement (see _client_packet)
+        self._sent_through: dict[IPv6Address, int] = {}
         # a client's kept packets (FROZEN_INPUT) for connections still resynchronizing, with
         # when to forget them (see _replay)
         self._replay_after_resync: dict[bytes, tuple[list[Socket], list[bytes], float]] = {}
@@ -1250,11 +1253,14 @@ class Member:
     def _client_packet(self, now: float, client: bytes) -> None:
         """The client's packet reached this member's own address through its binding: an
         acceptor whose acknowledgement was lost takes it as the acknowledgement (rule 2), and
-        so does a member recovering the client of a dead one."""
-        if self._recovering:
-            address = IPv6Address(client)
-            if address in self._recovering:
-                self._recovered(address)
+        so does a member recovering the client of a dead one; and so do its replicas (the
+        client holds the binding's number: see replicate)."""
+        address = IPv6Address(client)
+        entry = self.mobile.bul.get(address)
+        if entry is not None and entry.state is not BulState.BOUND:
+            self._sent_through[address] = entry.sequence
+        if address in self._recovering:
+            self._recovered(address)
         for key, incoming in list(self._incoming.items()):
             if (
                 incoming.client_packed == client
@@ -3168,13 +3174,18 @@ class Member:
             )
         entry = self.mobile.bul.get(client)
         # bound only once the client took a binding of this member's (it acknowledged one,
-        # or sent through it: an acceptor thawed by the client's first packet): a number
+        # or sent through it: an acceptor thawed by the client's first packet, its
+        # acknowledgement lost; unbound, a chaos run's recovery from such an acceptor's
+        # replica went unrecognised by the donor, which claimed the client back from a
+        # frozen state the acceptor had served past, and the client was reset): a number
         # only sent may be far from the client's (a new life's first Binding Update), and a
         # recovery that met the client's own then took it for another member's binding and
         # stepped aside; unbound, a recovery outbids whatever number the client reports.
         # Once bound, the last number sent (a rebinding above the client's is the client's)
         bound = entry is not None and (
-            entry.acknowledged_sequence is not None or entry.state is BulState.BOUND
+            entry.acknowledged_sequence is not None
+            or entry.state is BulState.BOUND
+            or self._sent_through.get(client) == entry.sequence
         )
         sequence = entry.sequence if entry is not None and bound else None
         outgoing = self._outgoing_of(client)
@@ -3365,6 +3376,7 @@ class Member:
         )
 
     def _drop_replica(self, client: IPv6Address) -> None:
+        self._sent_through.pop(client, None)
         sent = self._replicated.pop(client, None)
         if sent is not None:
             log.info("replication: the replica of %s at %s dropped", client, sent.buddy)

@@ -2289,7 +2289,10 @@ def test_a_done_late_from_an_acceptor_given_up_on_aborts_the_next_one() -> None:
     assert not m3.client_sockets(CLIENT) and not m3.mobile.bul.get(CLIENT)
 
 
-def test_a_recovery_from_the_acceptor_the_init_went_to_is_that_acceptors_done() -> None:
+@pytest.mark.parametrize("ba_lost", [False, True])
+def test_a_recovery_from_the_acceptor_the_init_went_to_is_that_acceptors_done(
+    ba_lost: bool,
+) -> None:
     """m1 hands a keep-alive client (three GETs) to m2 in its first body; m2 binds it,
     replicates it to its buddy m3 (bound at the INIT's number) and serves it on, into the
     second response; its DONE never reaches m1, and m2 dies. m3 resumes the client from
@@ -2298,7 +2301,9 @@ def test_a_recovery_from_the_acceptor_the_init_went_to_is_that_acceptors_done() 
     and completes to m2 instead of claiming: m3 serves the rest, every response whole.
     Claimed, m3 stepped aside and m1's next INIT resynchronized the client from the frozen
     snapshots, which know only the first request: the client, past it, was reset (a chaos
-    run's)."""
+    run's). With ``ba_lost`` the client's Binding Acknowledgements to m2 are lost, and its
+    first packet through m2's binding is what thaws m2: the replicas are bound all the
+    same (unbound, m1 claimed the client: chaos seed 612's reset dialogue)."""
     lab = DServerLab(SEED, membership=MembershipConfig(), size=GET_SIZE, distribute=False)
     m1, m2, m3 = (lab.members[name] for name in ("m1", "m2", "m3"))
     send = m2._send
@@ -2315,15 +2320,30 @@ def test_a_recovery_from_the_acceptor_the_init_went_to_is_that_acceptors_done() 
         assert lab.net.now < 3.0
         lab.net.run_for(0.01)
     lab.handoff("m1", "m2")
+
+    def run_for(seconds: float) -> None:
+        if ba_lost:
+            lab.net.drop_in_flight(
+                lambda receiver, data: (
+                    receiver == "m2"
+                    and _binding_ack_or_data(data)
+                    and innermost(data)[1] == protocols.MOBILITY
+                )
+            )
+        lab.net.run_for(seconds)
+
     deadline = lab.net.now + 5.0
     while not (held := m3._replicas.get(MEMBERS["m2"], {}).get(CLIENT)) or not held.replica.bound:
         assert lab.net.now < deadline, m2.counters
-        lab.net.run_for(0.001)
+        run_for(0.001)
     (outgoing,) = m1._outgoing.values()
     assert held.replica.binding_sequence == outgoing.inits[MEMBERS["m2"]]
     while fetch.responses < 1 or not fetch.in_body:  # into the second response, from m2
         assert lab.net.now < deadline, fetch.received
-        lab.net.run_for(0.001)
+        run_for(0.001)
+    if ba_lost:
+        entry = m2.mobile.bul.get(CLIENT)
+        assert entry is not None and entry.acknowledged_sequence is None
     assert outgoing.donor.target == MEMBERS["m2"] and m1._outgoing
     lab.kill("m2")
     lab.net.drop_in_flight(lambda receiver, data: data[8:24] == MEMBERS["m2"].packed)
