@@ -257,7 +257,7 @@ def test_the_longest_wait_for_a_byte_of_a_whole_fetch_is_counted() -> None:
     lab.run_until_ended(1)
     assert lab.counters["fetches_ok"] == 1
     assert 2000 <= lab.counters["silence_ms_max"] < timeout * 1000
-    # half way to the watchdog, or more: reported, with when the wait began
+    # a third of the way to the watchdog, or more: reported, with when the wait began
     assert lab.counters["fetches_silent"] == 1
     (event,) = lab.events("fetch_silent")
     (at,) = [t for t, e in lab.net.nodes["farm"].events if e is event]
