@@ -131,12 +131,15 @@ def stall_after_a_lossy_move(rto_min_ms: int) -> tuple[float, int]:
 def test_host_mode_download_across_a_lossy_move_stalls_about_the_minimum_rto(capsys) -> None:  # type: ignore[no-untyped-def]
     """Issue #13: the lost window is resent when the retransmission timer fires, at the
     host's minimum RTO (200 ms, Linux's) rather than RFC 6298's 1 s; the registration with
-    the correspondent (return routability and Binding Update, 160 ms here) runs meanwhile."""
+    the correspondent (return routability and Binding Update, 160 ms here) runs meanwhile.
+    With RFC 6298's 1 s, the tail loss probe (RFC 8985 7, two round trips after the window)
+    reaches the correspondent through the home agent and splits the wait, but its answer
+    goes to the old care-of address, and the window waits for the timer the probe re-armed."""
     stall, lost = stall_after_a_lossy_move(200)
     stall_rfc6298, _ = stall_after_a_lossy_move(1000)
     assert lost > 100
     assert stall <= 0.3
-    assert stall_rfc6298 >= 1.0
+    assert stall_rfc6298 >= 0.9
     with capsys.disabled():
         print(
             f"\nlossy move ({lost} packets lost): stall {stall * 1000:.0f} ms with the "
