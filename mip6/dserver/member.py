@@ -978,6 +978,16 @@ class Member:
             if waiting is not None:
                 self._freeze_after_send[source] = (*waiting[:2], True)
 
+    def _take_dropped_syn(
+        self, kept: dict[bytes, bytes], client: IPv6Address, counter: str
+    ) -> None:
+        """The last SYN of ``client``'s that ``_packet`` dropped and ``kept``, taken once this
+        entry point is done (the frozen handoff kept the client, or the pause ended unclaimed)."""
+        syn = kept.pop(client.packed, None)
+        if syn is not None:
+            self._count(counter)
+            self._deferred.append(functools.partial(self._packet, self._now, syn))
+
     def _new_connection_of_paused_client(self, data: bytes) -> bool:
         """A SYN (without ACK) from a client paused here (see _pause_replicated)."""
         return IPv6Address(_client_of(data)) in self._paused and _bare_syn(_inner(data))
@@ -1685,10 +1695,9 @@ class Member:
                     self._replay(client, outgoing.socks, outgoing.frozen_input.take())
                     # and the replica goes on with it
                     self.request_replicate(client, hold=outgoing.socks)
-                    syn = self._syn_during_handoff.pop(client.packed, None)
-                    if syn is not None:  # (see _packet), once this entry point is done
-                        self._count("syn_during_handoff_taken")
-                        self._deferred.append(functools.partial(self._packet, self._now, syn))
+                    self._take_dropped_syn(
+                        self._syn_during_handoff, client, "syn_during_handoff_taken"
+                    )
                 case h.Release():
                     self._release(outgoing.socks, handed_off=True)
                     self.udp.release(client)
@@ -3918,10 +3927,7 @@ class Member:
         self._thaw([sock for sock in socks if sock.state is not TcpState.CLOSED])
         self._release_held(client)
         self.request_replicate(client)
-        syn = self._syn_while_paused.pop(client.packed, None)
-        if syn is not None:  # (see _packet), once this entry point is done
-            self._count("syn_while_paused_taken")
-            self._deferred.append(functools.partial(self._packet, self._now, syn))
+        self._take_dropped_syn(self._syn_while_paused, client, "syn_while_paused_taken")
         # another member may have bound the client meanwhile (a claimer that serves it no
         # more): bound here again, above whatever the client holds (RFC 3775 11.7.3 on BA 135)
         if client not in self.tunnelled:
