@@ -7,12 +7,22 @@ method it is told) through the bytes it is fed: :meth:`MessageTracker.feed` says
 them belong to the message, and once it has ended, the rest of the stream is the next message's.
 Nothing is rewritten: the proxy forwards the bytes as they came.
 
-The heads are parsed by h11 (the well-kept sans-I/O HTTP/1.1 library STYLE.md holds up), as are
-chunked bodies (chunk sizes, extensions and trailers are h11's rules, not ours). A body of known
-length is counted here instead, without handing its bytes to h11: h11 would copy every byte into
-its buffer and out as a ``Data`` event, and a file's body is almost all of a proxy's traffic.
-So the cost per byte of a Content-Length body is a subtraction per chunk read; a chunked body
-costs h11's parsing.
+Heads are parsed by httptools (the binding of llhttp, Node.js's HTTP/1.1 parser, that uvicorn
+runs on), fed as they arrive so that a stream it refuses is known at its first bad byte. Its
+callbacks carry no position, so the head's end is found here: the first empty line after the
+start line (RFC 9112 2.1; llhttp, strict, takes no other line ending than CRLF), and httptools
+is fed up to it and no further. Chunked bodies are h11's (chunk sizes, extensions and trailers
+are its rules, not ours; h11 is fed the head and the body then). A body of known length is
+counted here, never parsed: a file's body is almost all of a proxy's traffic, so its cost per
+byte is a subtraction per chunk read.
+
+Why two parsers: the heads are on the latency of every exchange the proxy relays (the request's
+before it is forwarded, the response's before its first byte goes to the client). h11 took 20
+us for curl's request head hot and 90 to 160 us inside a member daemon (its interpreter's caches
+cold between two packets; ``labnet bench proxy``), and building its connection for a response
+(it frames a response by the request it answers, which it must be sent first) 27 us more;
+httptools takes 1.6 us hot and about 25 us cold. h11 keeps the chunked bodies, whose end it
+reports as a position and httptools does not.
 
 Framing (RFC 9112 6.3): a response to HEAD, a 1xx, 204 or 304 has no body; then
 Transfer-Encoding: chunked; then Content-Length; a response with neither runs until the server
@@ -21,9 +31,10 @@ A 1xx interim response (100 Continue, 103 Early Hints) is part of the response's
 message ends with the final response.
 
 Anything else raises :class:`Unsupported`, and the proxy then relays the connection as opaque
-bytes where it is, never handing it off: a head h11 refuses (or longer than
-:data:`MAX_HEAD`), a request that asks to leave HTTP (CONNECT, an ``Upgrade`` header) and a
-101 response.
+bytes where it is, never handing it off: a head either parser refuses (or longer than
+:data:`MAX_HEAD`), a version other than HTTP/1.0 and 1.1, an HTTP/1.1 request without exactly
+one Host (RFC 9112 3.2), a request that asks to leave HTTP (CONNECT, an ``Upgrade`` header)
+and a 101 response.
 """
 
 from __future__ import annotations
@@ -33,8 +44,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import h11
+import httptools
 
 MAX_HEAD = 32 * 1024  # bytes of a head (request or status line and headers) we follow
+_END_OF_HEAD = b"\r\n\r\n"  # the last header line's CRLF and the empty line's
+_VERSIONS = frozenset(("1.0", "1.1"))
 
 
 class Unsupported(Exception):
@@ -71,6 +85,27 @@ class Head:
     keep_alive: bool
 
 
+class _HeadCallbacks:
+    """httptools' callbacks for one head: its target, its header lines, and whether it is
+    complete."""
+
+    __slots__ = ("complete", "headers", "target")
+
+    def __init__(self) -> None:
+        self.target = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.complete = False
+
+    def on_url(self, url: bytes) -> None:
+        self.target += url  # in pieces when the line came in pieces
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.complete = True
+
+
 class MessageTracker:
     """One message of ``kind``; a response's tracker is told the ``method`` of the request it
     answers (a response to HEAD has no body)."""
@@ -80,15 +115,10 @@ class MessageTracker:
         self.method = method
         self.head: Head | None = None
         self.ended = False
-        self._fed = 0  # bytes of the head fed to h11 so far
+        self._heads = bytearray()  # the heads read whole (interim responses' before the final)
         self._remaining = 0  # LENGTH: body bytes still to come
-        if kind is Kind.REQUEST:
-            self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-        else:
-            self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-            # h11 frames a response by the request it answers: only the method matters here
-            self._h11.send(h11.Request(method=method, target=b"/", headers=[(b"host", b"-")]))
-            self._h11.send(h11.EndOfMessage())
+        self._h11: h11.Connection | None = None  # CHUNKED: the body's parser
+        self._new_head()
 
     def feed(self, data: bytes) -> int:
         """How many bytes at the start of ``data`` belong to this message: all of them until
@@ -100,8 +130,8 @@ class MessageTracker:
             rest = self._feed_head(data)
             if rest is None:
                 return len(data)
-            return len(data) - len(rest) + self._feed_body(rest, fed_to_h11=True)
-        return self._feed_body(data, fed_to_h11=False)
+            return len(data) - len(rest) + self._feed_body(rest, first=True)
+        return self._feed_body(data, first=False)
 
     def close(self) -> None:
         """The stream ended (the peer closed). Ends a body that runs until the close; raises
@@ -113,58 +143,108 @@ class MessageTracker:
 
     # -- the head ------------------------------------------------------------------------------
 
-    def _feed_head(self, data: bytes) -> bytes | None:
-        """Feeds h11; the bytes after the head once it is complete, else None."""
-        self._fed += len(data)
-        try:
-            self._h11.receive_data(data)
-            while True:
-                event = self._h11.next_event()
-                if event is h11.NEED_DATA:
-                    if self._fed > MAX_HEAD:
-                        raise Unsupported(f"a head longer than {MAX_HEAD} bytes")
-                    return None
-                if isinstance(event, h11.InformationalResponse):
-                    if event.status_code == 101:
-                        raise Unsupported("101 Switching Protocols")
-                    continue  # an interim response: the final one follows
-                if isinstance(event, h11.Request):
-                    self.head = self._request_head(event)
-                elif isinstance(event, h11.Response):
-                    self.head = self._response_head(event)
-                else:
-                    raise Unsupported(f"unexpected {type(event).__name__}")
-                return bytes(self._h11.trailing_data[0])
-        except h11.ProtocolError as error:
-            raise Unsupported(f"h11: {error}") from error
+    def _new_head(self) -> None:
+        self._buffer = bytearray()  # this head's bytes so far
+        self._start = -1  # where its start line begins (llhttp skips empty lines before it)
+        self._callbacks = _HeadCallbacks()
+        if self.kind is Kind.REQUEST:
+            self._parser = httptools.HttpRequestParser(self._callbacks)
+        else:
+            self._parser = httptools.HttpResponseParser(self._callbacks)
 
-    def _request_head(self, event: h11.Request) -> Head:
-        headers = _headers(event.headers)
-        if event.method == b"CONNECT" or b"upgrade" in headers:
+    def _feed_head(self, data: bytes) -> bytes | None:
+        """Feeds httptools up to the head's end; the bytes after the head once it is complete,
+        else None."""
+        while True:
+            buffer = self._buffer
+            before = len(buffer)
+            buffer += data
+            end = self._end_of_head(before)
+            if end < 0:
+                if len(self._heads) + len(buffer) > MAX_HEAD:
+                    raise Unsupported(f"a head longer than {MAX_HEAD} bytes")
+                self._parse(data)  # all of it is head: a bad byte is known now
+                return None
+            used = end - before
+            self._parse(data[:used])
+            if not self._callbacks.complete:
+                raise Unsupported("the head did not end at its empty line")
+            self._heads += buffer[:end]
+            rest = data[used:]
+            if self.kind is Kind.RESPONSE:
+                status = self._parser.get_status_code()
+                if status == 101:
+                    raise Unsupported("101 Switching Protocols")
+                if 100 <= status < 200:
+                    self._new_head()  # an interim response: the final one follows
+                    data = rest
+                    continue
+                self.head = self._response_head(status)
+            else:
+                self.head = self._request_head()
+            return bytes(rest)
+
+    def _end_of_head(self, before: int) -> int:
+        """Where the head in the buffer ends (just after its empty line), -1 if not yet;
+        ``before``: bytes of the buffer searched already (less an end they may straddle)."""
+        buffer = self._buffer
+        if self._start < 0:
+            skipped = len(buffer) - len(buffer.lstrip(b"\r\n"))
+            if skipped == len(buffer):
+                return -1  # empty lines only, so far
+            self._start = skipped
+        found = buffer.find(_END_OF_HEAD, max(self._start, before - len(_END_OF_HEAD) + 1))
+        return found + len(_END_OF_HEAD) if found >= 0 else -1
+
+    def _parse(self, data: bytes | bytearray) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as error:  # CONNECT, or Connection: upgrade
+            raise Unsupported("the request asks to leave HTTP") from error
+        except httptools.HttpParserError as error:
+            raise Unsupported(f"httptools: {error}") from error
+
+    def _version(self) -> str:
+        version = self._parser.get_http_version()
+        if version not in _VERSIONS:
+            raise Unsupported(f"HTTP/{version}")
+        return version
+
+    def _request_head(self) -> Head:
+        version = self._version()
+        lines = self._callbacks.headers
+        headers = _headers(lines)
+        method = self._parser.get_method()
+        if method == b"CONNECT" or b"upgrade" in headers:
             raise Unsupported("the request asks to leave HTTP")
+        hosts = sum(1 for name, _ in lines if name == b"host")
+        if hosts > 1 or (version == "1.1" and hosts != 1):
+            # RFC 9112 3.2: such a request is answered 400 (the server's to say, as it is)
+            raise Unsupported(f"{hosts} Host header fields")
         framing, length = _body_framing(headers)
         return Head(
-            method=event.method,
-            target=event.target,
+            method=method,
+            target=self._callbacks.target,
             status=0,
             framing=framing,
             length=length,
-            keep_alive=_keep_alive(event.http_version, headers),
+            keep_alive=_keep_alive(version, headers),
         )
 
-    def _response_head(self, event: h11.Response) -> Head:
-        headers = _headers(event.headers)
-        if self.method == b"HEAD" or event.status_code in (204, 304):
+    def _response_head(self, status: int) -> Head:
+        version = self._version()
+        headers = _headers(self._callbacks.headers)
+        if self.method == b"HEAD" or status in (204, 304):
             framing, length = Framing.NONE, 0
         else:
             framing, length = _body_framing(headers)
             if framing is Framing.NONE:
                 framing = Framing.UNTIL_CLOSE
-        keep_alive = framing is not Framing.UNTIL_CLOSE and _keep_alive(event.http_version, headers)
+        keep_alive = framing is not Framing.UNTIL_CLOSE and _keep_alive(version, headers)
         return Head(
             method=self.method,
             target=b"",
-            status=event.status_code,
+            status=status,
             framing=framing,
             length=length,
             keep_alive=keep_alive,
@@ -172,7 +252,7 @@ class MessageTracker:
 
     # -- the body ------------------------------------------------------------------------------
 
-    def _feed_body(self, data: bytes, *, fed_to_h11: bool) -> int:
+    def _feed_body(self, data: bytes, *, first: bool) -> int:
         head = self.head
         assert head is not None
         if head.framing is Framing.NONE:
@@ -181,15 +261,17 @@ class MessageTracker:
         if head.framing is Framing.UNTIL_CLOSE:
             return len(data)
         if head.framing is Framing.LENGTH:
-            if fed_to_h11:  # the head's last read: the count starts here
+            if first:  # the head's last read: the count starts here
                 self._remaining = head.length
             taken = min(self._remaining, len(data))
             self._remaining -= taken
             self.ended = self._remaining == 0
             return taken
-        # chunked: h11 holds ``data`` already when it came with the head
         try:
-            if not fed_to_h11:
+            if first:
+                self._h11 = self._chunked_parser()
+            assert self._h11 is not None
+            if data:  # h11 takes b"" for the peer's close
                 self._h11.receive_data(data)
             while True:
                 event = self._h11.next_event()
@@ -201,9 +283,27 @@ class MessageTracker:
         except h11.ProtocolError as error:
             raise Unsupported(f"h11: {error}") from error
 
+    def _chunked_parser(self) -> h11.Connection:
+        """h11, past the heads (it reads them again: it frames the body by them)."""
+        if self.kind is Kind.REQUEST:
+            parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        else:
+            parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+            # h11 frames a response by the request it answers: only the method matters here
+            parser.send(h11.Request(method=self.method, target=b"/", headers=[(b"host", b"-")]))
+            parser.send(h11.EndOfMessage())
+        parser.receive_data(bytes(self._heads))
+        while True:
+            event = parser.next_event()
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Request | h11.Response):
+                return parser
+            raise Unsupported(f"h11 read the head as {event!r}")
+
 
 def _headers(headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
-    """Names (h11 lowercases them) to their values, comma-separated lists split."""
+    """Names (lowercased) to their values, comma-separated lists split."""
     out: dict[bytes, list[bytes]] = {}
     for name, value in headers:
         out.setdefault(name, []).extend(
@@ -213,7 +313,8 @@ def _headers(headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]
 
 
 def _body_framing(headers: dict[bytes, list[bytes]]) -> tuple[Framing, int]:
-    # h11 has checked both: Transfer-Encoding is chunked alone, Content-Length one number
+    # llhttp has checked Content-Length (one number, never beside Transfer-Encoding); h11
+    # refuses a Transfer-Encoding other than chunked alone when it reads the body
     if b"transfer-encoding" in headers:
         return Framing.CHUNKED, 0
     if b"content-length" in headers:
@@ -221,8 +322,8 @@ def _body_framing(headers: dict[bytes, list[bytes]]) -> tuple[Framing, int]:
     return Framing.NONE, 0
 
 
-def _keep_alive(version: bytes, headers: dict[bytes, list[bytes]]) -> bool:
+def _keep_alive(version: str, headers: dict[bytes, list[bytes]]) -> bool:
     tokens = headers.get(b"connection", [])
     if b"close" in tokens:
         return False
-    return version == b"1.1" or b"keep-alive" in tokens
+    return version == "1.1" or b"keep-alive" in tokens

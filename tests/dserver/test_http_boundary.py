@@ -67,15 +67,37 @@ def test_responses_split_at_their_boundaries(raw_cuts: list[int]) -> None:
     assert messages(Kind.RESPONSE, stream, cuts) == [OK, CHUNKED_OK, OK]
 
 
-def test_content_length_body_is_counted_not_given_to_h11() -> None:
+def test_content_length_body_is_counted_never_parsed() -> None:
     tracker = MessageTracker(Kind.RESPONSE)
+    parsed: list[bytes] = []
+    parse = tracker._parse
+    tracker._parse = lambda data: (parsed.append(bytes(data)), parse(data))[1]  # type: ignore[method-assign]
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
-    assert tracker.feed(head) == len(head)
-    received = tracker._h11.trailing_data[0]
+    assert tracker.feed(head + b"x" * 100) == len(head) + 100
     for _ in range(99):
         assert tracker.feed(b"x" * 10_000) == 10_000
-    assert tracker._h11.trailing_data[0] == received  # h11 never saw the body
-    assert tracker.feed(b"x" * 10_001) == 10_000 and tracker.ended
+    assert tracker.feed(b"x" * 9_901) == 9_900 and tracker.ended
+    assert b"".join(parsed) == head  # httptools saw the head alone
+    assert tracker._h11 is None  # and h11 nothing
+
+
+def test_a_chunked_body_after_interim_responses_is_h11s() -> None:
+    stream = b"HTTP/1.1 100 Continue\r\n\r\n" + CHUNKED_OK
+    for cuts in ([], [5], [26], [27, 60], list(range(1, len(stream)))):
+        assert messages(Kind.RESPONSE, stream + OK, cuts) == [stream, OK]
+
+
+def test_empty_lines_before_the_request_line_are_skipped() -> None:
+    tracker = MessageTracker(Kind.REQUEST)
+    assert tracker.feed(b"\r\n\r\n" + GET + b"GET") == 4 + len(GET) and tracker.ended
+    assert tracker.head is not None and tracker.head.target == b"/a"
+
+
+def test_a_bad_head_is_refused_at_its_first_bad_byte_not_at_its_end() -> None:
+    # a head that never ends in CRLF CRLF must not leave the proxy waiting for more
+    tracker = MessageTracker(Kind.REQUEST)
+    with pytest.raises(Unsupported):
+        tracker.feed(b"GET / HTTP/1.1\nHost: x\n")
 
 
 def test_head_response_has_no_body_whatever_its_content_length() -> None:
@@ -143,6 +165,10 @@ def test_keep_alive_follows_version_and_connection(
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
         b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
         b"GET / HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+        b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",  # RFC 9112 3.2: one Host
+        b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: x\n\n",  # bare LF (llhttp's strict mode)
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
         b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n",
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
