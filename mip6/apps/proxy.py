@@ -23,8 +23,9 @@ first byte is relayed either way (the contact node's distribution right after th
 from then on it stays where it is, since the server's side of it cannot move.
 
 **HTTP/1.1** (``http: true``, the default): the proxy follows requests and responses just
-enough to know where each ends (:mod:`mip6.apps.http_boundary`, with h11) and, between two
-exchanges of a keep-alive client, the client may be handed to another member's proxy: when
+enough to know where each ends (:mod:`mip6.apps.http_boundary`, with httptools and h11) and,
+between two exchanges of a keep-alive client, the client may be handed to another member's
+proxy: when
 the next request's head has arrived and nothing of it has been forwarded, the application
 state is that head (the bytes read and not forwarded: empty when the client has sent nothing
 yet), and the acceptor's proxy forwards the request to its own server over its own
