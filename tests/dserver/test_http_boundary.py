@@ -205,3 +205,26 @@ def test_cut_short_by_the_close_is_unsupported() -> None:
     tracker.feed(OK[:-3])
     with pytest.raises(Unsupported):
         tracker.close()
+
+
+@given(
+    st.sampled_from([Kind.REQUEST, Kind.RESPONSE]),
+    st.sampled_from([b"", GET[:20], OK[:30], b"HTTP/1.1 100 Continue\r\n\r\n", CHUNKED_OK[:48]]),
+    st.lists(st.binary(max_size=64), max_size=6),
+)
+def test_any_bytes_are_followed_or_refused_never_crash(
+    kind: Kind, prefix: bytes, reads: list[bytes]
+) -> None:
+    """Fuzz: whatever follows a plausible start, feed says how much is the message's or raises
+    Unsupported; nothing else escapes either parser."""
+    tracker = MessageTracker(kind)
+    try:
+        for data in [prefix, *reads]:
+            taken = tracker.feed(data)
+            assert 0 <= taken <= len(data)
+            if tracker.ended:
+                assert tracker.head is not None
+                break
+            assert taken == len(data)
+    except Unsupported:
+        pass
