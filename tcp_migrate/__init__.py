@@ -72,8 +72,10 @@ Compliance (tests in ``tests/tcp_migrate/``):
   episode; its SACK starts fast recovery for what was sent before it (RACK's inference, 6.2),
   a D-SACK or a pure duplicate ACK says the probe was not needed, else congestion control
   hears of the loss it repaired (7.4): ``test_conn_tlp.py``.
-- A lost fast retransmission (RFC 8985 6.2, for the hole at SND.UNA): sent again once the peer
-  has SACKed data sent after it and SRTT * 5/4 has passed, not at the RTO: ``test_conn_tlp.py``.
+- A lost retransmission of the hole at SND.UNA (RFC 8985 6.2), in fast recovery or in a
+  timeout's go-back-N: sent again once the peer has SACKed data sent after it and SRTT * 5/4
+  has passed since the copy went, at that ACK or at a timer armed for the moment (6.3's
+  reordering timer), not at the RTO: ``test_conn_tlp.py``.
 - Nagle (3.7.4), sender and receiver SWS avoidance (3.8.6.2), zero-window probing (3.8.6.1),
   delayed ACKs (3.8.6.3, RFC 5681 4.2), keepalive (3.8.4), TIME-WAIT (2 MSL configurable):
   ``test_conn_transfer.py``.
@@ -103,7 +105,8 @@ Deviations and limits:
 - Giving up after ``max_retries`` timeouts sends no RST; a keepalive timeout does.
 - FIN-WAIT-2 does not time out.
 - Not implemented: RFC 6675 pipe and rescue retransmission, RACK beyond the probe's inference
-  and the lost retransmission at SND.UNA (no per-segment send times, no reordering timer),
+  and the lost retransmission at SND.UNA (no per-segment send times; the one timer watches that
+  retransmission alone),
   sending D-SACKs (received ones are read only for a probe), ECN, path MTU discovery, CUBIC (a
   ``tcp_cc_algo`` value and a case in ``tcp_cc.c`` when it comes).
 - Not carried in a snapshot: the RTT sample in progress, the loss probe's timer and episode

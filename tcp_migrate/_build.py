@@ -319,6 +319,7 @@ struct tcp_conn {
     uint64_t rxt_una_ms;
     uint32_t rxt_una_end;
     uint32_t rxt_una_max;
+    uint64_t t_rxt_lost;
     struct tcp_sack_block sack[8];
     struct tcp_config cfg;
     struct tcp_ring snd;

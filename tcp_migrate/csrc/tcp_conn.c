@@ -364,7 +364,7 @@ static void reset_state(struct tcp_conn *c)
     c->ssthresh = TCP_MAX_WINDOW;
     c->t_rtx = c->t_delack = c->t_persist = TCP_NO_DEADLINE;
     c->t_keepalive = c->t_timewait = c->t_rcv_resync = TCP_NO_DEADLINE;
-    c->t_tlp = TCP_NO_DEADLINE;
+    c->t_tlp = c->t_rxt_lost = TCP_NO_DEADLINE;
 }
 
 int tcp_conn_init(struct tcp_conn *c, const struct tcp_config *cfg,
@@ -646,7 +646,7 @@ static void close_conn(struct tcp_conn *c, uint8_t reason)
     c->pending = 0;
     c->t_rtx = c->t_delack = c->t_persist = TCP_NO_DEADLINE;
     c->t_keepalive = c->t_timewait = c->t_rcv_resync = TCP_NO_DEADLINE;
-    c->t_tlp = TCP_NO_DEADLINE;
+    c->t_tlp = c->t_rxt_lost = TCP_NO_DEADLINE;
     c->dupacks_owed = 0;
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
                              TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT |
@@ -667,6 +667,7 @@ static void enter_time_wait(struct tcp_conn *c, uint64_t now)
 {
     c->state = TCP_TIME_WAIT;
     c->t_rtx = c->t_persist = c->t_keepalive = c->t_tlp = TCP_NO_DEADLINE;
+    c->t_rxt_lost = TCP_NO_DEADLINE;
     c->t_timewait = after(now, c->cfg.time_wait_ms);
 }
 
@@ -980,28 +981,44 @@ static int input_syn_sent(struct tcp_conn *c, uint64_t now, const struct seg *s)
     return TCP_IN_OK;
 }
 
-/* RFC 8985 6.2 for the retransmission of the hole at SND.UNA in fast recovery:
- * lost too when the peer has SACKed data sent after it and a reordering window
- * (SRTT/4, as RACK.reo_wnd's min_RTT/4) past its round trip has gone by.  Sent
- * again then: without this, a lost retransmission waits for the RTO, backed
- * off (chaos seed 534: the hole's copies lost twice, 17 s of silence). */
+/* Repairing a loss: fast recovery (TCP_CF_IN_RECOVERY), or a retransmission
+ * timeout's go-back-N until SND.UNA passes what was sent before it (RFC 6582
+ * 4.1's recover, set at the timeout). */
+static bool in_loss_recovery(const struct tcp_conn *c)
+{
+    return (c->flags & TCP_CF_IN_RECOVERY) || seq_leq(c->snd_una, c->recover);
+}
+
+/* RFC 8985 6.2 for the retransmission of the hole at SND.UNA, in fast recovery
+ * or a timeout's: lost too when the peer has SACKed data sent after it and a
+ * reordering window (SRTT/4, as RACK.reo_wnd's min_RTT/4) past its round trip
+ * has gone by.  Sent again then, at the ACK that finds it or at the timer
+ * (t_rxt_lost) armed for that moment when the SACK came earlier: without
+ * this, a lost retransmission waits for the RTO, backed off (chaos seed 534:
+ * the hole's copies lost twice, 17 s of silence; seed 711: a timeout's
+ * go-back-N copy of a lost probe, 11 s, the peer's SACKs of the data after it
+ * all in the first round trip). */
 static void lost_retransmission(struct tcp_conn *c, uint64_t now)
 {
     uint32_t wait;
 
     if (!(c->flags & TCP_CF_RXT_WATCH))
         return;
-    if (!(c->flags & TCP_CF_IN_RECOVERY) || seq_geq(c->snd_una, c->rxt_una_end)) {
+    if (!in_loss_recovery(c) || seq_geq(c->snd_una, c->rxt_una_end)) {
         c->flags &= (uint16_t)~TCP_CF_RXT_WATCH; /* it arrived, or recovery ended */
+        c->t_rxt_lost = TCP_NO_DEADLINE;
         return;
     }
     if (c->srtt_ms == 0 || c->sack_count == 0 ||
         !seq_gt(c->sack[c->sack_count - 1].end, c->rxt_una_max))
         return;
     wait = c->srtt_ms + c->srtt_ms / 4;
-    if (now - c->rxt_una_ms < wait)
+    if (now - c->rxt_una_ms < wait) {
+        c->t_rxt_lost = after(c->rxt_una_ms, wait);
         return;
+    }
     c->flags &= (uint16_t)~TCP_CF_RXT_WATCH; /* watched again as it goes */
+    c->t_rxt_lost = TCP_NO_DEADLINE;
     c->snd_rxt = c->snd_una;
     c->pending |= TCP_PEND_RXT;
 }
@@ -1125,6 +1142,7 @@ static bool process_ack(struct tcp_conn *c, uint64_t now, const struct seg *s)
                 /* RFC 6582 3.2 step 5, full acknowledgment */
                 c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
                                          TCP_CF_RXT_WATCH);
+                c->t_rxt_lost = TCP_NO_DEADLINE;
                 c->dupacks = 0;
                 tcp_cc_on_exit_recovery(c, c->snd_max - c->snd_una);
                 c->t_rtx = TCP_NO_DEADLINE; /* (5.3) restart below */
@@ -1339,7 +1357,7 @@ static bool resync(struct tcp_conn *c, uint64_t now, const struct seg *s)
     c->flags &= (uint16_t) ~(TCP_CF_IN_RECOVERY | TCP_CF_PARTIAL_SEEN |
                              TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT |
                              TCP_CF_RXT_WATCH);
-    c->t_tlp = TCP_NO_DEADLINE;
+    c->t_tlp = c->t_rxt_lost = TCP_NO_DEADLINE;
     if (sent > 0 && ((c->flags & TCP_CF_RESYNC) || c->t_rcv_resync != TCP_NO_DEADLINE)) {
         /* The peer has sent up to SEG.SEQ, and which of it the dead holder
          * acknowledged is unknown: the unacknowledged rest the peer sends
@@ -1896,12 +1914,13 @@ static size_t send_probe(struct tcp_conn *c, uint64_t now, uint8_t *out, uint32_
 /* The hole at SND.UNA goes again in fast recovery: watched (lost_retransmission). */
 static void watch_rxt(struct tcp_conn *c, uint64_t now, uint32_t len)
 {
-    if (!(c->flags & TCP_CF_IN_RECOVERY) || !(c->flags & TCP_CF_SACK_OK))
+    if (!in_loss_recovery(c) || !(c->flags & TCP_CF_SACK_OK))
         return;
     c->flags |= TCP_CF_RXT_WATCH;
     c->rxt_una_ms = now;
     c->rxt_una_end = c->snd_una + len;
     c->rxt_una_max = c->snd_max;
+    c->t_rxt_lost = TCP_NO_DEADLINE;
 }
 
 /* Data, FIN and retransmissions in the states that send them. */
@@ -2018,6 +2037,8 @@ static size_t output_data(struct tcp_conn *c, uint64_t now, uint8_t *out,
               (idle && len >= c->max_snd_wnd / 2)))
             return 0;
     }
+    if (c->snd_nxt == c->snd_una && seq_lt(c->snd_nxt, c->snd_max))
+        watch_rxt(c, now, len); /* a timeout's go-back-N reaches the hole */
     return send_data(c, now, out, c->snd_nxt, len, fin);
 }
 
@@ -2135,7 +2156,7 @@ static void on_retransmit_timeout(struct tcp_conn *c, uint64_t now)
     /* the timeout's recovery takes over from a probe's episode */
     c->flags &= (uint16_t) ~(TCP_CF_RTT_TIMING | TCP_CF_TLP | TCP_CF_TLP_RXT |
                              TCP_CF_RXT_WATCH);
-    c->t_tlp = TCP_NO_DEADLINE;
+    c->t_tlp = c->t_rxt_lost = TCP_NO_DEADLINE;
     if (syn_state(c)) {
         c->flags |= TCP_CF_SYN_REXMIT;
         c->pending |= TCP_PEND_SYN;
@@ -2195,6 +2216,10 @@ void tcp_timer(struct tcp_conn *c, uint64_t now_ms)
         if (pto_allowed(c))
             c->pending |= TCP_PEND_TLP; /* RFC 8985 7.3 */
     }
+    if (c->t_rxt_lost <= now_ms) {
+        c->t_rxt_lost = TCP_NO_DEADLINE;
+        lost_retransmission(c, now_ms);
+    }
     if (c->t_persist <= now_ms) {
         c->t_persist = TCP_NO_DEADLINE;
         if (sending_state(c)) {
@@ -2238,6 +2263,8 @@ uint64_t tcp_next_deadline(const struct tcp_conn *c)
         d = c->t_rcv_resync;
     if (c->t_tlp < d)
         d = c->t_tlp;
+    if (c->t_rxt_lost < d)
+        d = c->t_rxt_lost;
     return d;
 }
 
@@ -2390,6 +2417,8 @@ int tcp_thaw(struct tcp_conn *c, uint64_t now_ms)
     c->t_keepalive = rebase_deadline(c, c->t_keepalive, now_ms);
     c->t_timewait = rebase_deadline(c, c->t_timewait, now_ms);
     c->t_tlp = rebase_deadline(c, c->t_tlp, now_ms);
+    c->t_rxt_lost = rebase_deadline(c, c->t_rxt_lost, now_ms);
+    c->rxt_una_ms = rebase_past(c, c->rxt_una_ms, now_ms);
     c->rtt_start_ms = rebase_past(c, c->rtt_start_ms, now_ms);
     c->ts_recent_ms = rebase_past(c, c->ts_recent_ms, now_ms);
     /* the timestamp clock goes on from its value at the freeze (RFC 7323
@@ -2532,7 +2561,8 @@ int tcp_conn_check(const struct tcp_conn *c)
                      TCP_CF_TLP_RXT | TCP_CF_RXT_WATCH))
         return TCP_SNAP_EFLAGS;
     if (((c->flags & TCP_CF_TLP_RXT) && !(c->flags & TCP_CF_TLP)) ||
-        ((c->flags & TCP_CF_RXT_WATCH) && !(c->flags & TCP_CF_IN_RECOVERY)))
+        ((c->flags & TCP_CF_RXT_WATCH) && !in_loss_recovery(c)) ||
+        (c->t_rxt_lost != TCP_NO_DEADLINE && !(c->flags & TCP_CF_RXT_WATCH)))
         return TCP_SNAP_EFLAGS;
     if (c->pending & ~0x7F)
         return TCP_SNAP_EFLAGS;

@@ -292,12 +292,15 @@ struct tcp_conn {
     uint32_t tlp_start;
     uint32_t tlp_end;
 
-    /* RFC 8985 6.2 for the hole at SND.UNA in fast recovery (TCP_CF_RXT_WATCH): when
-     * it went again, where it ends, and SND.MAX then (anything SACKed above was sent
-     * after it).  Not exported. */
+    /* RFC 8985 6.2 for the hole at SND.UNA in fast recovery or a timeout's
+     * (TCP_CF_RXT_WATCH): when it went again, where it ends, and SND.MAX then
+     * (anything SACKed above was sent after it); t_rxt_lost, when it counts as
+     * lost if such a SACK came before (RACK's reordering timer, 6.3: no later
+     * ACK need come to find it).  Not exported. */
     uint64_t rxt_una_ms;
     uint32_t rxt_una_end;
     uint32_t rxt_una_max;
+    uint64_t t_rxt_lost;
 
     struct tcp_sack_block sack[TCP_SACK_MAX]; /* SACKed by the peer, sorted,
                                                  apart, in (SND.UNA, SND.MAX] */

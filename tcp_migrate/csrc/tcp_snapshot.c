@@ -586,6 +586,7 @@ int tcp_import(const uint8_t *blob, size_t len, struct tcp_conn *c)
     t.t_timewait = timers & SNAP_T_TIMEWAIT ? get_u32v(&d) : TCP_NO_DEADLINE;
     t.t_rcv_resync = TCP_NO_DEADLINE; /* tcp_resync's wait is not carried */
     t.t_tlp = TCP_NO_DEADLINE;        /* nor the loss probe (RFC 8985 7) */
+    t.t_rxt_lost = TCP_NO_DEADLINE;   /* nor a retransmission's watch (6.2) */
     t.rcv_resync_to = 0;
     t.dupacks_owed = 0;
     t.rcv_resync_wait_ms = 0;

@@ -238,3 +238,47 @@ def test_a_lost_fast_retransmission_goes_again_a_round_trip_later_not_at_the_tim
     assert third - second < 1000, (third - second, pair.a.raw.srtt_ms)  # not the RTO
     assert third - second >= pair.a.raw.srtt_ms  # its round trip given
     assert pair.a.raw.backoff == 0
+
+
+def test_a_timeouts_lost_go_back_copy_goes_again_once_later_data_is_sacked():
+    # Chaos seed 711: the peer has the first flight but its ACK is lost, and so is the probe
+    # (new data).  The timeout's retransmission gets through, and the go-back-N copy of the
+    # probe's segment is lost as well; the peer SACKs what A sends after it at once.  In a
+    # timeout's recovery no duplicate ACK starts a fast retransmit (RFC 6582 4.1), so without
+    # RFC 8985 6.2 the copy waits for the timer, backed off: 2 s here (11 s in the chaos
+    # run).  With it, it goes again a round trip and SRTT/4 after the lost copy.
+    pair = Pair(delay_ms=20)
+    pair.handshake()
+    app = Transfer(a_data=bytes(range(256)) * 400)  # 100 kB
+    sent: list[int] = []  # data segments' sequence numbers, first copies in order
+    copies: dict[int, list[int]] = {}
+    target: list[int] = []  # the probe's segment
+
+    def a_to_b(raw: bytes) -> list[bytes]:
+        segment = decode(raw, source=ADDRESS_A, destination=ADDRESS_B)
+        if not segment.payload:
+            return [raw]
+        seq = segment.sequence_number
+        if seq not in copies:
+            sent.append(seq)
+        copies.setdefault(seq, []).append(pair.now)
+        if not target and len(copies[seq]) == 1 and copies[sent[0]][0] < pair.now:
+            target.append(seq)  # the first segment after the first flight: the probe
+        if target and seq == target[0] and len(copies[seq]) <= 2:
+            return []
+        return [raw]
+
+    def b_to_a(raw: bytes) -> list[bytes]:
+        # the first flight's ACKs, until A times out and sends it again
+        if not any(len(times) > 1 for seq, times in copies.items() if seq != (target or [0])[0]):
+            return []
+        return [raw]
+
+    pair.filters["ab"] = a_to_b
+    pair.filters["ba"] = b_to_a
+    pair.start(app)
+    pair.run(app.complete, max_ms=60_000)
+    probe, go_back, third = copies[target[0]]
+    assert go_back - probe >= 1000  # the timeout (RFC 6298's minimum) came between
+    assert third - go_back < 1000, (third - go_back, pair.a.raw.srtt_ms)  # not the timer
+    assert third - go_back >= pair.a.raw.srtt_ms  # its round trip given
