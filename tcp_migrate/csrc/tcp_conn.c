@@ -1911,7 +1911,8 @@ static size_t send_probe(struct tcp_conn *c, uint64_t now, uint8_t *out, uint32_
     return n;
 }
 
-/* The hole at SND.UNA goes again in fast recovery: watched (lost_retransmission). */
+/* The hole at SND.UNA goes again in fast recovery or a timeout's go-back-N:
+ * watched (lost_retransmission). */
 static void watch_rxt(struct tcp_conn *c, uint64_t now, uint32_t len)
 {
     if (!in_loss_recovery(c) || !(c->flags & TCP_CF_SACK_OK))
