@@ -25,11 +25,10 @@ from then on it stays where it is, since the server's side of it cannot move.
 **HTTP/1.1** (``http: true``, the default): the proxy follows requests and responses just
 enough to know where each ends (:mod:`mip6.apps.http_boundary`, with httptools and h11) and,
 between two exchanges of a keep-alive client, the client may be handed to another member's
-proxy: when
-the next request's head has arrived and nothing of it has been forwarded, the application
-state is that head (the bytes read and not forwarded: empty when the client has sent nothing
-yet), and the acceptor's proxy forwards the request to its own server over its own
-connection. The donor's connection to its server closes with the handoff. When it hands off:
+proxy: when the next request's head has arrived and nothing of it has been forwarded, the
+application state is that head (the bytes read and not forwarded: empty when the client has
+sent nothing yet), and the acceptor's proxy forwards the request to its own server over its
+own connection. The donor's connection to its server closes with the handoff. When it hands off:
 
 - ``handoff_every: N`` (requests): after every N requests served at this member, the member's
   policy picks another member (never this one);
