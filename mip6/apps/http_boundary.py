@@ -170,6 +170,7 @@ class MessageTracker:
             if not self._callbacks.complete:
                 raise Unsupported("the head did not end at its empty line")
             self._heads += buffer[:end]
+            self._buffer = bytearray()  # it held the read whole: the body's bytes too
             rest = data[used:]
             if self.kind is Kind.RESPONSE:
                 status = self._parser.get_status_code()
