@@ -36,6 +36,13 @@ chain in :mod:`tcp_migrate.ipv6`:
   connection as it enters SYN-RECEIVED, before its SYN-ACK goes, and :meth:`Socket.hold` keeps
   what a connection sends until a replica covers it.
 
+- A carrier outside the stack (``Stack.carrier``: a daemon's C fast path) may take some
+  connections' segments itself, giving them to the C core and sending what it answers: the
+  stack tells it after each time it handled a connection (``Carrier.sync``: the carrier takes
+  or leaves it by :func:`carriable`) and when one leaves the table (``Carrier.remove``), lets
+  it send what such a connection owes (``Carrier.send``: False, and the stack sends), and is
+  told what such segments did (:meth:`Stack.after_input`).
+
 Not here: IPv6 fragments (dropped), ICMPv6 (path MTU, unreachable), IPv4.
 """
 
@@ -48,6 +55,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from ipaddress import IPv6Address
+from typing import Protocol
 
 from tcp_migrate._core import lib
 from tcp_migrate.core import (
@@ -70,6 +78,19 @@ _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _WILDCARD = bytes(16)
 
 FourTuple = tuple[bytes, int, bytes, int]
+# states in which every segment's work is the C core's alone: the handshake's end (the accept
+# queue) and the table's last word (CLOSED) stay with the stack
+_CARRIABLE = frozenset(
+    (
+        TcpState.ESTABLISHED,
+        TcpState.FIN_WAIT_1,
+        TcpState.FIN_WAIT_2,
+        TcpState.CLOSE_WAIT,
+        TcpState.CLOSING,
+        TcpState.LAST_ACK,
+        TcpState.TIME_WAIT,
+    )
+)
 
 
 class StackError(Exception):
@@ -87,6 +108,23 @@ def _addr(address: bytes | str | IPv6Address) -> bytes:
             raise ValueError("IPv6 addresses are 16 bytes")
         return address
     return IPv6Address(address).packed
+
+
+class Carrier(Protocol):
+    """What carries some connections' segments outside the stack (see the module docstring)."""
+
+    def sync(self, sock: Socket) -> None: ...
+
+    def remove(self, sock: Socket) -> None: ...
+
+    def send(self, now_ms: int, sock: Socket) -> bool: ...
+
+
+def carriable(sock: Socket) -> bool:
+    """Whether a carrier may give ``sock``'s segments to its C core itself: synchronized, not
+    frozen (a frozen connection's input is its ``on_frozen_input``'s), sending nothing it must
+    hold (:meth:`Socket.hold`)."""
+    return sock.held is None and not sock.conn.frozen and sock.conn.state in _CARRIABLE
 
 
 class Socket:
@@ -163,6 +201,8 @@ class Socket:
         to a request, the acknowledgement of it). At most a window of segments is kept."""
         if self.held is None:
             self.held = []
+            if self.stack.carrier is not None:
+                self.stack.carrier.sync(self)
 
     def release_hold(self, now_ms: int) -> None:
         """Send what :meth:`hold` kept, in order, and stop keeping. The retransmission
@@ -187,6 +227,8 @@ class Socket:
 
     def freeze(self, now_ms: int) -> None:
         self.conn.freeze(now_ms)
+        if self.stack.carrier is not None:
+            self.stack.carrier.sync(self)
 
     def export(self, include_unacked: bool = True) -> bytes:
         return self.conn.export(include_unacked)
@@ -355,6 +397,7 @@ class Stack:
         # (local address, remote address) -> True: a segment for no connection between them
         # is dropped without a RST (a host whose peers' connections may be resumed elsewhere)
         self.withhold_rst: Callable[[bytes, int, bytes], bool] | None = None
+        self.carrier: Carrier | None = None
         self.counters = {
             "received": 0,
             "not_ours": 0,
@@ -461,7 +504,8 @@ class Stack:
     def detach(self, sock: Socket) -> None:
         """Forget a connection without sending anything (the donor after a handoff)."""
         sock.held = None  # what it held is not sent either
-        self._table.pop(sock.key, None)
+        if self._table.pop(sock.key, None) is sock and self.carrier is not None:
+            self.carrier.remove(sock)
         self._dirty.pop(sock, None)
         self._deadlines.pop(sock, None)
 
@@ -532,6 +576,16 @@ class Stack:
         self._after(now_ms, sock)
         return sock
 
+    def after_input(self, now_ms: int, sock: Socket, *, received: bool) -> None:
+        """What :meth:`receive` does after giving a segment to a connection, for segments the
+        carrier gave ``sock``'s core itself (and sent its answers): ``received`` when RCV.NXT
+        moved."""
+        if sock.stack is not self or self._table.get(sock.key) is not sock:
+            return  # gone from the table since (its carrier's record came late)
+        if received and sock.on_received is not None:
+            sock.on_received(sock)
+        self._after(now_ms, sock)
+
     def _mark(self, sock: Socket) -> None:
         self._dirty[sock] = None
 
@@ -594,13 +648,15 @@ class Stack:
         """Send what ``sock`` owes, re-arm its timer, move it through the listener's queues
         and drop it from the table once it is CLOSED."""
         conn = sock.conn
-        local, _, remote, _ = sock.key
-        emit = self._emit
-        while (segment := conn.output(now_ms)) is not None:
-            if sock.held is not None and not segment[13] & _RST:
-                sock.held.append(self._packet(local, remote, segment))
-            else:
-                emit(local, remote, segment)
+        carrier = self.carrier
+        if carrier is None or not carrier.send(now_ms, sock):
+            local, _, remote, _ = sock.key
+            emit = self._emit
+            while (segment := conn.output(now_ms)) is not None:
+                if sock.held is not None and not segment[13] & _RST:
+                    sock.held.append(self._packet(local, remote, segment))
+                else:
+                    emit(local, remote, segment)
         listener = sock.listener
         state = conn.state
         if listener is not None and state != TcpState.SYN_RECEIVED:
@@ -614,6 +670,8 @@ class Stack:
             self.detach(sock)
         else:
             self._rearm(sock)
+            if self.carrier is not None:
+                self.carrier.sync(sock)
         if sock.on_change is not None:
             sock.on_change(sock)
 

@@ -94,3 +94,14 @@ class FastEngine(Protocol):
     ) -> FastDecision | None: ...
 
     def fast_version(self) -> Hashable: ...
+
+
+@runtime_checkable
+class HostedFastEngine(FastEngine, Protocol):
+    """An engine that holds its node's host (a member: mip6.runtime.host.Host) and takes what
+    the fast path's C did with the host's connections (mip6.runtime.fast.FastHost)."""
+
+    @property
+    def host(self) -> Any: ...
+
+    def fast_delivered(self, now: float, delivered: list[Any]) -> list[Action]: ...

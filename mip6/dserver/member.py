@@ -167,7 +167,7 @@ from mip6.core.actions import Action, CancelTimer, Deliver, Event, StartTimer, T
 from mip6.core.binding_cache import sequence_newer
 from mip6.core.binding_update_list import BulState, CorrespondentState
 from mip6.core.config import MobileNodeConfig
-from mip6.core.datapath import encapsulate
+from mip6.core.datapath import FastDecision, Ingress, encapsulate
 from mip6.core.engine import UnknownCommand
 from mip6.core.ipsec.errors import EspLocalError
 from mip6.core.ipsec.policy import SecurityPolicyDatabase
@@ -782,6 +782,43 @@ class Member:
 
     def send_overhead(self, now: float, source: bytes, destination: bytes) -> int:
         return self.mobile.send_overhead(now, source, destination)
+
+    # -- the daemon's C fast path (mip6.runtime.fast: FastPath, FastHost) ---------------------
+
+    def fast_version(self) -> Hashable:
+        """The mobile node's, and whether this member is in the state where its own work on a
+        client's data segment is none: the C fast path then takes established connections'
+        segments (never a SYN) to the stack itself (:meth:`fast_delivered`)."""
+        return (self.mobile.fast_version(), self._fast_quiet())
+
+    def fast_decision(
+        self, now: float, ingress: Ingress, source: bytes, destination: bytes
+    ) -> FastDecision | None:
+        """The mobile node's decisions (its type 2 routing headers removed, its Home Address
+        options inserted), while nothing here looks at a client's data segments."""
+        if not self._fast_quiet():
+            return None
+        return self.mobile.fast_decision(now, ingress, source, destination)
+
+    def _fast_quiet(self) -> bool:
+        """Nothing of _packet's own work applies to a data segment: no handoff coming in
+        (_client_packet), no recovery, no replay after a resync, no freeze waiting for an
+        answer to go out, and at the contact node no tunnel for clients without Mobile IPv6
+        (_tunnel_on). SYNs, which _packet also looks at, the fast path never takes."""
+        return not (
+            self._incoming
+            or self._recovering
+            or self._replay_after_resync
+            or self._freeze_after_send
+            or (self._is_contact_node and self.tunnels)
+        )
+
+    def fast_delivered(self, now: float, delivered: list[tuple[Socket, bool]]) -> list[Action]:
+        """Connections the fast path gave segments (and sent their answers), each with whether
+        RCV.NXT moved: the stack's bookkeeping after them (:meth:`Host.after_input`)."""
+        return self._run(
+            now, lambda now: self._host_actions_pending(now, self.host.after_input(now, delivered))
+        )
 
     def command(self, now: float, name: str, argument: Any) -> list[Action]:
         """``handoff``: a client's address, or (client, member) to name the acceptor; the

@@ -28,6 +28,8 @@ import cffi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
+# tcp_migrate's headers: the host's connections are its struct tcp_conn (daemon_fast.h)
+TCP_CSRC = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tcp_migrate", "csrc")
 SOURCES = [os.path.join(CSRC, "daemon_fast.c")]
 HEADER = "daemon_fast.h"
 
@@ -68,8 +70,12 @@ def make_builder(*, absolute_sources: bool, sanitize: bool = False) -> cffi.FFI:
         "mip6.runtime._fast",
         f'#include "{HEADER}"\n',
         sources=SOURCES if absolute_sources else [os.path.relpath(p) for p in SOURCES],
-        include_dirs=[CSRC],
-        depends=[os.path.join(CSRC, HEADER), os.path.join(CSRC, "udp_runs.h")],
+        include_dirs=[CSRC, TCP_CSRC],
+        depends=[
+            os.path.join(CSRC, HEADER),
+            os.path.join(CSRC, "udp_runs.h"),
+            *glob.glob(os.path.join(TCP_CSRC, "*.h")),
+        ],
         extra_compile_args=CFLAGS + SANITIZER_CFLAGS if sanitize else CFLAGS,
         extra_link_args=SANITIZER_FLAGS if sanitize else [],
         py_limited_api=PY_LIMITED_API,

@@ -40,11 +40,13 @@ where a labnet hub listens), then moves into the network namespace NAME (setns(2
 its TUN devices there: a namespace's kernel reaches the lab through the daemon, without veths.
 
 Established traffic takes the C fast path (:mod:`mip6.runtime.fast`) where it is built and the
-engine gives decisions (a correspondent's, a home agent's, a mobile node's): the daemon's links
-are read in C, and packets the engine has already decided for (its binding cache and Binding
-Update List unchanged since) are rewritten and written there; every other packet takes the
-engine, which stays the reference. ``fast_path: false`` turns it off; a link with a pcap tap
-does too (taps are written in Python).
+engine gives decisions (a correspondent's, a home agent's, a mobile node's, a member's): the
+daemon's links are read in C, and packets the engine has already decided for (its binding cache
+and Binding Update List unchanged since) are rewritten and written there, or, at a member, given
+to its own TCP connections' C cores, whose answers go out at once
+(:class:`~mip6.runtime.fast.FastHost`); every other packet takes the engine, which stays the
+reference. ``fast_path: false`` turns it off; a link with a pcap tap does too (taps are written
+in Python).
 
 The engine's clock is the loop's monotonic clock; its randomness is the operating system's.
 A control socket answers ``mip6 show`` (and commands such as ``move``) with one JSON object
@@ -66,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 from mip6.apps import builtin
 from mip6.core.actions import Event
 from mip6.core.datapath import Ingress
-from mip6.core.engine import FastEngine
+from mip6.core.engine import FastEngine, HostedFastEngine
 from mip6.runtime.config import KERNEL_LINK, NodeConfig
 from mip6.runtime.host import AsyncHost, Host
 from mip6.runtime.kernel import DriverContext, InterfaceLink, NetworkDriver, Uplinks
@@ -286,7 +288,7 @@ class Daemon:
         (:meth:`_fast_path_wanted`)."""
         if not self._fast_path_wanted():
             return None
-        from mip6.runtime.fast import FastLink, FastPath
+        from mip6.runtime.fast import HOST, FastHost, FastLink, FastPath
 
         links = [
             FastLink(
@@ -299,8 +301,20 @@ class Daemon:
             )
             for name, link in self.links.items()
         ]
-        upper = KERNEL_LINK if KERNEL_LINK in self.links else None
-        fast = FastPath(self.engine, links, upper, lambda: self.now)
+        engine = self.engine
+        hosted = isinstance(engine, HostedFastEngine) and role(self.config.role).owns_host
+        upper = KERNEL_LINK if KERNEL_LINK in self.links else HOST if hosted else None
+        fast = FastPath(engine, links, upper, lambda: self.now)
+        if hosted:
+            # a member: its own stack's established connections take their segments in C
+            assert isinstance(engine, HostedFastEngine)
+            host = engine.host
+            FastHost(
+                fast,
+                host.stack,
+                lambda remote: host.path_mtu.get(self.now, remote),
+                lambda delivered: runtime.apply(engine.fast_delivered(self.now, delivered)),
+            )
         for name, link in self.links.items():
             link.take_reading(fast.reader(name))
         runtime.before_timer = fast.touch

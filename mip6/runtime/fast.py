@@ -17,8 +17,19 @@ packets without Python; the engine stays the reference and owns every decision:
 - Before the engine's timers run, the bindings the fast path used are touched
   (``FastDecision.touch``), so the engine sees them in active use (RFC 3775 9.5.5).
 
+**A member's own TCP.** A member's engine holds its host (a tcp_migrate stack on the contact
+address), so its deliveries go to :data:`HOST`, a link without a descriptor: :class:`FastHost`
+registers the stack's established connections in C, and a segment a decision delivers (a
+client's, its type 2 routing header removed) goes straight to its connection's core; what the
+connection answers, and what it owes after its application wrote, leaves in C by the decision
+for its way back (the Home Address option inserted). Python hears once per batch which
+connections C touched, for the stack's bookkeeping (timers, readers woken, replication). The
+handshake, SYNs, frozen and holding connections and everything the member looks at itself
+(:meth:`mip6.dserver.member.Member.fast_decision`) stay with the engine.
+
 Counters (``mip6 show stats``, :meth:`counters`): per link, packets C carried in and out and
-packets punted to the engine; per binding, packets carried under its decisions.
+packets punted to the engine; per binding, packets carried under its decisions; the host's
+segments, answers and punts.
 
 Taps (a link's ``pcap``) are written by the Python path only, so a daemon with a tap does not
 use the fast path; nor does one whose ``fast_path`` key is false.
@@ -36,6 +47,7 @@ waits: its version is checked before each wait, as before each drain.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import selectors
@@ -46,6 +58,9 @@ from typing import Final
 from mip6.core.datapath import FastAction, FastDecision, Ingress
 from mip6.core.engine import FastEngine
 from mip6.runtime._fast import ffi, lib
+from tcp_migrate._core import ffi as core_ffi
+from tcp_migrate._core import lib as core_lib
+from tcp_migrate.stack import Socket, Stack, carriable
 
 READY_ENTRIES: Final = 64  # descriptors one wait in C hands the loop at most
 _EPOLLIN: Final = 0x001  # sys/epoll.h
@@ -68,6 +83,10 @@ _LINK_COUNTERS: Final = (
 )
 
 
+_HOST_COUNTERS: Final = ("segments", "bad_checksum", "answers", "answers_lost", "punted")
+HOST: Final = "host"  # the upper layer's name when it is the daemon's own TCP host (FastHost)
+
+
 @dataclass(frozen=True, slots=True)
 class FastLink:
     """A link as the fast path uses it: the descriptor C reads and writes, what its packets
@@ -84,8 +103,9 @@ class FastLink:
 
 class FastPath:
     """C decisions for ``engine`` over ``links``; ``upper`` names the link a delivered packet
-    leaves by (the shim's kernel TUN device; None: delivering stays with Python); ``clock``
-    is the engine's (the loop's monotonic clock, which C reads as CLOCK_MONOTONIC)."""
+    leaves by (the shim's kernel TUN device, :data:`HOST` for the daemon's own TCP host when
+    :meth:`FastHost` is made over it; None: delivering stays with Python); ``clock`` is the
+    engine's (the loop's monotonic clock, which C reads as CLOCK_MONOTONIC)."""
 
     def __init__(
         self,
@@ -98,10 +118,13 @@ class FastPath:
         self.links = links
         self.upper = upper
         self.clock = clock
+        self.host: FastHost | None = None
         self._index = {link.name: index for index, link in enumerate(links)}
+        if upper == HOST:  # a link without a descriptor, the last (dfast_set_host)
+            self._index[HOST] = len(links)
         self._buffer = bytearray(BUFFER_BYTES)
         self._c_buffer = ffi.from_buffer("uint8_t[]", self._buffer, require_writable=True)
-        fast = lib.dfast_new(len(links), self._c_buffer, len(self._buffer))
+        fast = lib.dfast_new(len(self._index), self._c_buffer, len(self._buffer))
         if fast == ffi.NULL:
             raise MemoryError("dfast_new")
         self._fast = ffi.gc(fast, lib.dfast_free)
@@ -141,7 +164,11 @@ class FastPath:
             status = lib.dfast_drain(self._fast, index, budget, punt)
         # With the budget spent, C still hands over what a datagram socket read ahead (budget
         # 0 reads nothing new): its descriptor need not become readable again for those.
-        while status == lib.DFAST_PUNT:
+        while True:
+            if self.host is not None and self.host.take():
+                self._check_version()  # the host's applications ran, the engine with them
+            if status != lib.DFAST_PUNT:
+                break
             budget = max(budget - punt.used, 0)
             data = bytes(self._buffer[: punt.size])
             link = self.links[index]
@@ -213,7 +240,20 @@ class FastPath:
         if installed is not None and installed[1].action is FastAction.DECAPSULATE:
             inner = data[40:]
             if len(inner) >= 40:
-                self._decide(Ingress.TUNNEL, bytes((Ingress.TUNNEL,)) + inner[8:40])
+                key = bytes((Ingress.TUNNEL,)) + inner[8:40]
+                self._decide(Ingress.TUNNEL, key)
+                installed = self._decisions.get(key)
+        if self.host is not None and installed is not None and installed[1].deliver:
+            # what the host answers takes the decision for its way back (FastHost): the
+            # delivered packet's destination (the home address, once a type 2 routing header
+            # named it) to its source
+            decision = installed[1]
+            source = key[1:17]
+            if decision.action is FastAction.REMOVE_TYPE2_ROUTING:
+                local = decision.address
+            else:
+                local = key[17:33]
+            self._decide(Ingress.UPPER, bytes((Ingress.UPPER,)) + local + source)
 
     def _decide(self, ingress: Ingress, key: bytes) -> None:
         """Install the engine's decision for ``key`` (ingress, source and destination)."""
@@ -258,12 +298,14 @@ class FastPath:
 
     def counters(self) -> dict[str, int]:
         """For ``mip6 show stats``: per link what C carried and what it punted, per binding
-        the packets carried under its decisions, and the decisions in force."""
+        the packets carried under its decisions, the decisions in force, and the host's."""
         out: dict[str, int] = {"decisions": len(self._decisions), "forgets": self.forgets}
         for index, link in enumerate(self.links):
             counters = lib.dfast_counters(self._fast, index)
             for name in _LINK_COUNTERS:
                 out[f"{link.name}.{name}"] = int(getattr(counters, name))
+        if self.host is not None:
+            out |= self.host.counters()
         bindings = dict(self._bindings)
         for ident, decision in self._decisions.values():
             if decision.binding is not None:
@@ -315,6 +357,105 @@ class FastPath:
         """Install the engine's decision for packets like ``packet`` (as after a punt)."""
         self._check_version()
         self._learn(ingress, packet)
+
+
+class FastHost:
+    """The daemon's own TCP host (a member's tcp_migrate stack) as the fast path's upper layer
+    (``dfast_set_host``): the segments decisions deliver to it go in C to the cores of the
+    connections registered there, whose answers leave at once by the decision for their way
+    back, as does what they owe after their applications wrote or a timer fired (``send``);
+    Python then does the stack's bookkeeping (``delivered``: the connections touched,
+    each with whether RCV.NXT moved, for :meth:`Stack.after_input`), once per batch.
+
+    It is ``stack``'s carrier (``Stack.carrier``): a connection is registered while it is
+    :func:`~tcp_migrate.stack.carriable` (so never frozen, holding, or in the handshake, which
+    stay with Python), with the path MTU to its peer (``mtu``) at registration, which cuts
+    what C sends (RFC 8201; a Packet Too Big lowers the connections' MSS as before). Every
+    other segment is punted to the engine as it came."""
+
+    def __init__(
+        self,
+        fast: FastPath,
+        stack: Stack,
+        mtu: Callable[[bytes], int],
+        delivered: Callable[[list[tuple[Socket, bool]]], None],
+    ) -> None:
+        self._fast = fast._fast
+        self._mtu = mtu
+        self._delivered = delivered
+        self._socks: dict[int, Socket] = {}  # id -> socket, as registered in C
+        self._ids: dict[Socket, int] = {}
+        self._next_id = 0
+        self._touched = ffi.new("struct dfast_touched[]", lib.DFAST_HOST_TOUCHED)
+        self._key = bytearray(lib.DFAST_HOST_KEY)
+        functions = [
+            core_ffi.cast("uintptr_t", core_ffi.addressof(core_lib, name))
+            for name in ("tcp_input", "tcp_output")
+        ]
+        _check(
+            lib.dfast_set_host(fast._fast, fast._index[HOST], *(int(f) for f in functions)),
+            "dfast_set_host",
+        )
+        fast.host = self
+        stack.carrier = self
+
+    def _c_key(self, sock: Socket) -> bytes:
+        local, lport, remote, rport = sock.key
+        return local + lport.to_bytes(2, "big") + remote + rport.to_bytes(2, "big")
+
+    def sync(self, sock: Socket) -> None:
+        """Register ``sock`` while it is carriable, else forget it."""
+        if not carriable(sock):
+            self.remove(sock)
+            return
+        if sock in self._ids:
+            return
+        ident = self._next_id
+        self._next_id = (ident + 1) & 0x7FFFFFFF
+        conn = int(core_ffi.cast("uintptr_t", sock.conn.raw))
+        status = lib.dfast_host_add(
+            self._fast, self._c_key(sock), conn, ident, self._mtu(sock.key[2])
+        )
+        if status == -errno.ENOSPC:
+            return  # a full table: this one stays with Python
+        _check(status, "dfast_host_add")
+        self._socks[ident] = sock
+        self._ids[sock] = ident
+
+    def send(self, now_ms: int, sock: Socket) -> bool:
+        """Send what registered ``sock`` owes from C; False when it is not registered or its
+        way back has no decision now (the stack sends it)."""
+        if sock not in self._ids:
+            return False
+        return lib.dfast_host_send(self._fast, self._c_key(sock), now_ms) == 0
+
+    def remove(self, sock: Socket) -> None:
+        ident = self._ids.pop(sock, None)
+        if ident is not None:
+            del self._socks[ident]
+            lib.dfast_host_remove(self._fast, self._c_key(sock))
+
+    def take(self) -> bool:
+        """Hand the connections C touched to ``delivered``; whether there were any."""
+        count = lib.dfast_host_touched(self._fast, self._touched, lib.DFAST_HOST_TOUCHED)
+        if count == 0:
+            return False
+        socks = self._socks
+        received = lib.DFAST_TOUCH_RECEIVED
+        delivered = [
+            (socks[entry.id], bool(entry.flags & received))
+            for entry in self._touched[0:count]
+            if entry.id in socks
+        ]
+        if delivered:
+            self._delivered(delivered)
+        return True
+
+    def counters(self) -> dict[str, int]:
+        counters = lib.dfast_host_counters(self._fast)
+        out = {f"host.{name}": int(getattr(counters, name)) for name in _HOST_COUNTERS}
+        out["host.connections"] = lib.dfast_host_connections(self._fast)
+        return out
 
 
 class FastSelector(selectors.EpollSelector):

@@ -255,6 +255,15 @@ class Host:
             self._count("fragment_nested")
         return self._output(now)
 
+    def after_input(self, now: float, delivered: list[tuple[Socket, bool]]) -> list[HostAction]:
+        """Segments the daemon's C fast path gave connections' cores itself, their answers
+        sent (:class:`mip6.runtime.fast.FastHost`): per connection, whether RCV.NXT moved; the
+        stack's bookkeeping after them (:meth:`Stack.after_input`) and what it leaves due."""
+        ms = stack_ms(now)
+        for sock, received in delivered:
+            self.stack.after_input(ms, sock, received=received)
+        return self._output(now)
+
     def _receive(self, now: float, data: bytes) -> bytes | None:
         """One packet to its upper layer; a fragment to reassembly. A whole packet to go
         round again (reassembled, or an atomic fragment without its Fragment header)."""

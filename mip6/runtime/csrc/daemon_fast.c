@@ -5,6 +5,7 @@
 
 #define _GNU_SOURCE
 #include "daemon_fast.h"
+#include "tcp_conn.h" /* tcp_migrate's: the host's connections (see dfast_set_host) */
 #include "udp_runs.h"
 
 #include <errno.h>
@@ -74,7 +75,8 @@ struct batch {
 };
 
 struct link {
-    int fd; /* -1: not set */
+    int fd; /* -1: not set (or the host's: no descriptor) */
+    int host; /* the daemon's own TCP host (dfast_set_host) */
     int ingress;
     int gso; /* a UDP socket written with segmentation offload (udp_runs.h) */
     struct batch *batch; /* NULL: a TUN device, one read and one write per packet */
@@ -95,6 +97,8 @@ struct dfast {
     int count;
     int pending_link;          /* a link whose punt dfast_wait left in the buffer; -1: none */
     struct dfast_punt pending; /* that punt */
+    struct host *host;         /* NULL: no TCP host in this daemon */
+    int touched_link;          /* a link whose packets touched the host's connections; -1 */
     int32_t slots[DFAST_SLOTS]; /* id + 1 of the decision in the slot; 0: empty */
     struct decision decisions[DFAST_MAX_DECISIONS];
 };
@@ -115,6 +119,7 @@ struct dfast *dfast_new(int links, uint8_t *buffer, size_t capacity)
     fast->link_count = links;
     fast->buffer = buffer;
     fast->pending_link = -1;
+    fast->touched_link = -1;
     for (int i = 0; i < links; i++)
         fast->links[i].fd = -1;
     return fast;
@@ -140,6 +145,7 @@ void dfast_free(struct dfast *fast)
     }
     free(fast->links);
     free(fast->out);
+    free(fast->host);
     free(fast);
 }
 
@@ -209,6 +215,7 @@ static void put16(uint8_t *at, size_t value)
 #define VNET_GSO_ECN 0x80
 #define DFAST_FRAME (VNET_HEADER + DFAST_MAX_PACKET)
 #define TCP_FIN 0x01
+#define TCP_SYN 0x02
 #define TCP_PSH 0x08
 #define TCP_CWR 0x80
 
@@ -864,6 +871,332 @@ static void flush_all(struct dfast *fast)
     }
 }
 
+/* Packet `out` (`written` bytes) leaves by `target`: queued in its batch (a datagram socket's:
+ * `out` is the slot next_slot gave), coalesced for an offloading TUN device, or written. */
+static void emit(struct link *target, const uint8_t *out, size_t written)
+{
+    if (target->batch != NULL) {
+        target->batch->out_vectors[target->batch->out_count++].iov_len = written;
+        return;
+    }
+    if (target->gro != NULL) { /* an offloading TUN device: coalesced, or with a header */
+        gro_write(target, out, written);
+        return;
+    }
+    ssize_t sent;
+    do
+        sent = write(target->fd, out, written);
+    while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+        target->counters.send_errors++; /* dropped, as a link drops: Link.send does too */
+        return;
+    }
+    target->counters.out_packets++;
+    target->counters.out_bytes += (uint64_t)written;
+}
+
+/* -- the daemon's own TCP host ---------------------------------------------------------------- */
+
+typedef int (*tcp_input_fn)(struct tcp_conn *, uint64_t, const uint8_t *, size_t);
+typedef size_t (*tcp_output_fn)(struct tcp_conn *, uint64_t, uint8_t *, size_t);
+
+#define HOST_SLOTS (2 * DFAST_HOST_CONNECTIONS) /* a power of two */
+#define HOST_DELETED (-1)                        /* a slot whose entry was removed */
+
+struct host_entry {
+    uint8_t key[DFAST_HOST_KEY];
+    struct tcp_conn *conn; /* NULL: a free entry */
+    int32_t id;
+    int32_t mtu;
+    int32_t touched; /* its record's index + 1 in the touched list; 0: none since Python looked */
+};
+
+struct host {
+    tcp_input_fn input;
+    tcp_output_fn output;
+    int count;   /* connections registered */
+    int deleted; /* HOST_DELETED slots, cleared by a rehash */
+    int32_t slots[HOST_SLOTS]; /* entry index + 1; 0: empty */
+    struct host_entry entries[DFAST_HOST_CONNECTIONS];
+    int32_t free_entries[DFAST_HOST_CONNECTIONS];
+    int free_count;
+    struct dfast_touched touched[DFAST_HOST_TOUCHED];
+    int32_t touched_entry[DFAST_HOST_TOUCHED]; /* the entry each record is about */
+    int touched_count;
+    struct dfast_host_counters counters;
+    uint8_t packet[DFAST_MAX_PACKET]; /* an answer: our IPv6 header and the segment */
+    uint8_t out[DFAST_BUFFER];        /* what its decision makes of it, for a link without batch */
+};
+
+int dfast_set_host(struct dfast *fast, int link, uintptr_t input, uintptr_t output)
+{
+    struct link *l = link_at(fast, link);
+    if (l == NULL || l->fd >= 0 || input == 0 || output == 0 || fast->host != NULL)
+        return -EINVAL;
+    struct host *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return -ENOMEM;
+    h->input = (tcp_input_fn)input;
+    h->output = (tcp_output_fn)output;
+    for (int i = 0; i < DFAST_HOST_CONNECTIONS; i++)
+        h->free_entries[i] = DFAST_HOST_CONNECTIONS - 1 - i;
+    h->free_count = DFAST_HOST_CONNECTIONS;
+    l->host = 1;
+    fast->host = h;
+    return 0;
+}
+
+static size_t host_slot_of(const uint8_t *key)
+{
+    uint64_t word, hash = 0;
+    for (int i = 0; i + 8 <= DFAST_HOST_KEY; i += 8) {
+        memcpy(&word, key + i, 8);
+        hash = (hash ^ word) * 0x9E3779B97F4A7C15ull;
+    }
+    uint32_t tail;
+    memcpy(&tail, key + DFAST_HOST_KEY - 4, 4);
+    hash = (hash ^ tail) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(hash ^ (hash >> 32)) & (HOST_SLOTS - 1);
+}
+
+/* `key`'s entry, its slot in *slot; NULL when none. */
+static struct host_entry *host_lookup(struct host *h, const uint8_t *key, size_t *slot)
+{
+    for (size_t i = host_slot_of(key);; i = (i + 1) & (HOST_SLOTS - 1)) {
+        int32_t v = h->slots[i];
+        if (v == 0)
+            return NULL;
+        if (v > 0 && memcmp(h->entries[v - 1].key, key, DFAST_HOST_KEY) == 0) {
+            *slot = i;
+            return &h->entries[v - 1];
+        }
+    }
+}
+
+static void host_place(struct host *h, int32_t index)
+{
+    size_t i = host_slot_of(h->entries[index].key);
+    while (h->slots[i] > 0)
+        i = (i + 1) & (HOST_SLOTS - 1);
+    if (h->slots[i] == HOST_DELETED)
+        h->deleted--;
+    h->slots[i] = index + 1;
+}
+
+int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32_t id, int mtu)
+{
+    if (fast == NULL || fast->host == NULL || key == NULL || conn == 0)
+        return -EINVAL;
+    struct host *h = fast->host;
+    size_t slot;
+    struct host_entry *e = host_lookup(h, key, &slot);
+    if (e == NULL) {
+        if (h->free_count == 0)
+            return -ENOSPC;
+        /* at most three quarters of the slots used or deleted, so a probe always ends */
+        if (h->count + h->deleted + 1 > HOST_SLOTS / 4 * 3) {
+            memset(h->slots, 0, sizeof h->slots);
+            h->deleted = 0;
+            for (int32_t i = 0; i < DFAST_HOST_CONNECTIONS; i++)
+                if (h->entries[i].conn != NULL)
+                    host_place(h, i);
+        }
+        int32_t index = h->free_entries[--h->free_count];
+        e = &h->entries[index];
+        memcpy(e->key, key, DFAST_HOST_KEY);
+        e->touched = 0;
+        host_place(h, index);
+        h->count++;
+    }
+    e->conn = (struct tcp_conn *)conn;
+    e->id = id;
+    e->mtu = mtu;
+    return 0;
+}
+
+int dfast_host_remove(struct dfast *fast, const uint8_t *key)
+{
+    if (fast == NULL || fast->host == NULL || key == NULL)
+        return -EINVAL;
+    struct host *h = fast->host;
+    size_t slot;
+    struct host_entry *e = host_lookup(h, key, &slot);
+    if (e == NULL)
+        return -ENOENT;
+    h->slots[slot] = HOST_DELETED;
+    h->deleted++;
+    e->conn = NULL;
+    e->touched = 0; /* a record already taken stays: Python knows the id is gone */
+    h->free_entries[h->free_count++] = (int32_t)(e - h->entries);
+    h->count--;
+    return 0;
+}
+
+int dfast_host_connections(const struct dfast *fast)
+{
+    return fast == NULL || fast->host == NULL ? 0 : fast->host->count;
+}
+
+int dfast_host_touched(struct dfast *fast, struct dfast_touched *out, int max)
+{
+    if (fast == NULL || fast->host == NULL || out == NULL || max <= 0)
+        return 0;
+    struct host *h = fast->host;
+    int n = h->touched_count < max ? h->touched_count : max;
+    memcpy(out, h->touched, (size_t)n * sizeof *out);
+    /* an entry removed since may hold another connection now: only its own record counts */
+    for (int i = 0; i < h->touched_count; i++) {
+        struct host_entry *e = &h->entries[h->touched_entry[i]];
+        if (e->touched == i + 1)
+            e->touched = i < n ? 0 : i + 1 - n;
+    }
+    h->touched_count -= n;
+    memmove(h->touched, h->touched + n, (size_t)h->touched_count * sizeof *h->touched);
+    memmove(h->touched_entry, h->touched_entry + n,
+            (size_t)h->touched_count * sizeof *h->touched_entry);
+    if (h->touched_count == 0)
+        fast->touched_link = -1;
+    return n;
+}
+
+const struct dfast_host_counters *dfast_host_counters(const struct dfast *fast)
+{
+    return fast == NULL || fast->host == NULL ? NULL : &fast->host->counters;
+}
+
+/* What decision `d` adds in front of a packet (apply). */
+static size_t added_by(const struct decision *d)
+{
+    switch (d->action) {
+    case DFAST_INSERT_TYPE2_ROUTING:
+    case DFAST_INSERT_HOME_ADDRESS_OPTION:
+        return MIPV6_HEADER;
+    case DFAST_ENCAPSULATE:
+    case DFAST_ENCAPSULATE_FORWARDED:
+        return IPV6_HEADER;
+    default:
+        return 0;
+    }
+}
+
+/* Everything connection `e` owes now, out by decision `u` (the host's tcp_output, our IPv6
+ * header as tcp_migrate.stack.Stack._packet writes it, then the decision). */
+static void host_answer(struct dfast *fast, struct host_entry *e, struct decision *u, double now,
+                        uint64_t now_ms, size_t cap)
+{
+    struct host *h = fast->host;
+    struct link *target = &fast->links[u->out];
+    uint8_t *packet = h->packet;
+    for (;;) {
+        size_t n = h->output(e->conn, now_ms, packet + IPV6_HEADER, cap);
+        if (n == 0)
+            return;
+        /* RFC 8200 3: version 6, traffic class 0, flow label 0, Next Header TCP, Hop Limit 64 */
+        packet[0] = 6 << 4;
+        packet[1] = packet[2] = packet[3] = 0;
+        put16(packet + PAYLOAD_LENGTH, n);
+        packet[NEXT_HEADER] = PROTO_TCP;
+        packet[HOP_LIMIT] = 64;
+        memcpy(packet + SOURCE, e->key, ADDRESS);
+        memcpy(packet + DESTINATION, e->key + ADDRESS + 2, ADDRESS);
+        uint8_t *out = target->batch != NULL ? next_slot(target) : h->out;
+        int link;
+        int written = carry(fast, u, packet, IPV6_HEADER + n, out, now, &link);
+        h->counters.answers++;
+        if (written < 0) {
+            h->counters.answers_lost++; /* lost as on a link: the connection sends it again */
+            continue;
+        }
+        emit(target, out, (size_t)written);
+    }
+}
+
+/* The decision connection `e`'s answers leave by at `now` (UPPER, from its local address to
+ * its remote one), with in *cap the largest segment that fits its MTU after it; NULL when
+ * there is none the host can use. */
+static struct decision *host_way(struct dfast *fast, const struct host_entry *e, double now,
+                                 size_t *cap)
+{
+    uint8_t way[KEY_BYTES];
+    way[0] = DFAST_UPPER;
+    memcpy(way + 1, e->key, ADDRESS);
+    memcpy(way + 1 + ADDRESS, e->key + ADDRESS + 2, ADDRESS);
+    struct decision *u = lookup(fast, way);
+    if (u == NULL || !(now < u->expires) || u->action == DFAST_DECAPSULATE ||
+        fast->links[u->out].host ||
+        (size_t)e->mtu < IPV6_HEADER + added_by(u) + TCP_MAX_HEADER_LEN + 1)
+        return NULL;
+    size_t room = (size_t)e->mtu - IPV6_HEADER - added_by(u);
+    *cap = room < DFAST_MAX_PACKET - IPV6_HEADER ? room : DFAST_MAX_PACKET - IPV6_HEADER;
+    return u;
+}
+
+int dfast_host_send(struct dfast *fast, const uint8_t *key, uint64_t now_ms)
+{
+    if (fast == NULL || fast->host == NULL || key == NULL)
+        return -EINVAL;
+    size_t slot, cap;
+    struct host_entry *e = host_lookup(fast->host, key, &slot);
+    if (e == NULL)
+        return -ENOENT;
+    double now = (double)now_ms / 1000;
+    struct decision *u = host_way(fast, e, now, &cap);
+    if (u == NULL)
+        return DFAST_PUNT;
+    host_answer(fast, e, u, now, now_ms, cap);
+    flush_all(fast);
+    return 0;
+}
+
+/* Packet `packet` (`size` bytes), which a decision delivers to the host: its segment to its
+ * connection, the connection's answers out; DFAST_PUNT (untouched) when it is not for a
+ * connection registered here, the connection is frozen, no decision takes its answers, or the
+ * touched list is full. */
+static int host_deliver(struct dfast *fast, const uint8_t *packet, size_t size, double now)
+{
+    struct host *h = fast->host;
+    const uint8_t *segment = packet + IPV6_HEADER;
+    size_t length = size - IPV6_HEADER;
+    /* a SYN is the engine's whatever it is for: a new connection's policy, a frozen or
+     * paused client's kept copy, an old binding's */
+    if (h == NULL || packet[NEXT_HEADER] != PROTO_TCP || length < 20 || (segment[13] & TCP_SYN))
+        goto punt;
+    uint8_t key[DFAST_HOST_KEY];
+    memcpy(key, packet + DESTINATION, ADDRESS);
+    memcpy(key + ADDRESS, segment + 2, 2);
+    memcpy(key + ADDRESS + 2, packet + SOURCE, ADDRESS);
+    memcpy(key + 2 * ADDRESS + 2, segment, 2);
+    size_t slot;
+    struct host_entry *e = host_lookup(h, key, &slot);
+    if (e == NULL || (e->conn->flags & TCP_CF_FROZEN) != 0)
+        goto punt;
+    size_t cap;
+    struct decision *u = host_way(fast, e, now, &cap);
+    if (u == NULL || (e->touched == 0 && h->touched_count == DFAST_HOST_TOUCHED))
+        goto punt;
+    uint64_t now_ms = (uint64_t)(now * 1000 + 0.5); /* mip6.runtime.host.stack_ms */
+    uint32_t received = e->conn->rcv_nxt;
+    h->counters.segments++;
+    if (h->input(e->conn, now_ms, segment, length) == TCP_IN_BAD_CHECKSUM)
+        h->counters.bad_checksum++;
+    if (e->touched == 0) {
+        e->touched = ++h->touched_count;
+        h->touched[e->touched - 1].id = e->id;
+        h->touched[e->touched - 1].flags = 0;
+        h->touched_entry[e->touched - 1] = (int32_t)(e - h->entries);
+    }
+    struct dfast_touched *record = &h->touched[e->touched - 1];
+    record->flags |= DFAST_TOUCH_INPUT;
+    if (e->conn->rcv_nxt != received)
+        record->flags |= DFAST_TOUCH_RECEIVED;
+    host_answer(fast, e, u, now, now_ms, cap);
+    return 0;
+punt:
+    if (h != NULL)
+        h->counters.punted++;
+    return DFAST_PUNT;
+}
+
 /* The next packet read from `in`: its address and length in *size; NULL when there is none
  * now (EAGAIN, or an error counted). A datagram socket is read DFAST_BATCH at a time. */
 static const uint8_t *next_packet(struct dfast *fast, struct link *in, size_t *size)
@@ -972,26 +1305,26 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
             punt->used = used;
             return DFAST_PUNT;
         }
+        if (target->host) {
+            if (host_deliver(fast, out, (size_t)written, now) < 0) {
+                d->usage.packets--; /* not carried after all: the engine takes it */
+                d->usage.bytes -= (uint64_t)written;
+                in->counters.punted++;
+                if (packet != fast->buffer)
+                    memcpy(fast->buffer, packet, size);
+                flush_all(fast);
+                punt->size = (uint32_t)size;
+                punt->used = used;
+                return DFAST_PUNT;
+            }
+            fast->touched_link = link;
+            target->counters.out_packets++;
+            target->counters.out_bytes += (uint64_t)written;
+        } else {
+            emit(target, out, (size_t)written);
+        }
         in->counters.in_packets++;
         in->counters.in_bytes += (uint64_t)size;
-        if (target->batch != NULL) {
-            target->batch->out_vectors[target->batch->out_count++].iov_len = (size_t)written;
-            continue;
-        }
-        if (target->gro != NULL) { /* an offloading TUN device: coalesced, or with a header */
-            gro_write(target, out, (size_t)written);
-            continue;
-        }
-        ssize_t sent;
-        do
-            sent = write(target->fd, out, (size_t)written);
-        while (sent < 0 && errno == EINTR);
-        if (sent < 0) {
-            target->counters.send_errors++; /* dropped, as a link drops: Link.send does too */
-            continue;
-        }
-        target->counters.out_packets++;
-        target->counters.out_bytes += (uint64_t)written;
     }
     flush_all(fast);
     punt->used = used;
@@ -1013,8 +1346,10 @@ int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct 
 {
     if (fast == NULL || ready == NULL || max <= 0 || budget <= 0)
         return -EINVAL;
-    if (fast->pending_link >= 0) { /* not taken yet: the caller's reader has not run */
-        ready[0].fd = fast->links[fast->pending_link].fd;
+    if (fast->pending_link >= 0 || fast->touched_link >= 0) {
+        /* not taken yet: the caller's reader has not run */
+        int link = fast->pending_link >= 0 ? fast->pending_link : fast->touched_link;
+        ready[0].fd = fast->links[link].fd;
         ready[0].events = EPOLLIN;
         return 1;
     }
@@ -1041,6 +1376,10 @@ int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct 
             }
             if (dfast_drain(fast, link, budget, &fast->pending) == DFAST_PUNT) {
                 fast->pending_link = link; /* the buffer holds it: read nothing more here */
+                ready[count].fd = fd;
+                ready[count].events = flags;
+                count++;
+            } else if (fast->touched_link == link) { /* the host's applications have news */
                 ready[count].fd = fd;
                 ready[count].events = flags;
                 count++;

@@ -6,8 +6,9 @@
  * its descriptor and counters, and a table of decisions the engine gave for packets that
  * arrive by one ingress (the node's upper layer, or the network) with one source and one
  * destination address: leave on link L unchanged, with a type 2 routing header inserted, or
- * with the Home Address option removed. A decision applies only to packets of the shape its
- * action expects, carrying TCP, UDP or ICMPv6 Echo; anything else is punted. */
+ * with the Home Address option removed, or delivered to the daemon's own TCP host (a member's
+ * connections, dfast_set_host). A decision applies only to packets of the shape its action
+ * expects, carrying TCP, UDP or ICMPv6 Echo; anything else is punted. */
 
 #ifndef DAEMON_FAST_H
 #define DAEMON_FAST_H
@@ -151,9 +152,9 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
  * most `timeout_ms` (-1: no limit; 0: once, without waiting). A readable link is drained here
  * (dfast_drain, `budget` packets per readiness) and waited on again, without returning, so
  * established traffic never wakes the caller. Returns, as soon as there is any, what the
- * caller must see: descriptors that are not links, a link's other events (an error, a hang-up)
- * and a link whose drain punted a packet (kept for dfast_take_punt, and this call returns at
- * once); at most `max` entries in `ready` (the count), 0 when the time is up or a signal came
+ * caller must see: descriptors that are not links, a link's other events (an error, a hang-up),
+ * a link whose drain punted a packet (kept for dfast_take_punt, and this call returns at
+ * once) and one whose packets touched the host's connections (dfast_host_touched); at most `max` entries in `ready` (the count), 0 when the time is up or a signal came
  * (EINTR: the caller's handlers run), -errno when epoll_wait fails otherwise. A punt not yet
  * taken is reported again before anything is read. */
 int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct dfast_ready *ready,
@@ -163,5 +164,57 @@ int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct 
 int dfast_take_punt(struct dfast *fast, int link, struct dfast_punt *punt);
 
 const struct dfast_counters *dfast_counters(const struct dfast *fast, int link);
+
+/* -- the daemon's own TCP host (a member's tcp_migrate stack: mip6/runtime/fast.py FastHost) -- */
+
+#define DFAST_HOST_CONNECTIONS 4096 /* connections the host's table holds at most */
+#define DFAST_HOST_KEY 36           /* local address, local port, remote address, remote port */
+#define DFAST_HOST_TOUCHED 256      /* connections touched before Python must look at them */
+
+/* what a connection saw since Python last looked (struct dfast_touched.flags) */
+enum dfast_touch {
+    DFAST_TOUCH_INPUT = 1,   /* segments given to it (tcp_input) */
+    DFAST_TOUCH_RECEIVED = 2 /* RCV.NXT moved: data (or a FIN) for its application */
+};
+
+struct dfast_touched {
+    int32_t id; /* the caller's, from dfast_host_add */
+    uint32_t flags;
+};
+
+/* What the host counted. */
+struct dfast_host_counters {
+    uint64_t segments;     /* given to a registered connection */
+    uint64_t bad_checksum; /* of those, refused by tcp_input for their checksum */
+    uint64_t answers;      /* segments the connections sent back from here */
+    uint64_t answers_lost; /* of those, dropped: their decision would not take them */
+    uint64_t punted;       /* a delivery left to Python: no connection, frozen, no way back */
+};
+
+/* Link `link` is the daemon's own TCP host, not a descriptor: a decision that delivers to it
+ * hands the TCP segment of a packet without extension headers to the connection registered
+ * (dfast_host_add) for its 4-tuple, through tcp_migrate's `input` (tcp_input); what the
+ * connection owes then (`output`, tcp_output) leaves at once as the packet the decision for
+ * UPPER from its local to its remote address makes of it. A packet for no registered
+ * connection, for a frozen one, or whose answers have no decision to take them is punted,
+ * untouched. `input` and `output` are the addresses of tcp_migrate's functions (its
+ * extension's, so one copy of the TCP code runs every connection). -EINVAL, -ENOMEM. */
+int dfast_set_host(struct dfast *fast, int link, uintptr_t input, uintptr_t output);
+/* The connection `conn` (a struct tcp_conn *, tcp_migrate's) takes the segments for `key`
+ * (DFAST_HOST_KEY bytes, ports in network byte order) from now on; its answers are cut to
+ * packets of at most `mtu` bytes after the decision's headers. Replaces an earlier
+ * registration of `key`. -ENOSPC (full), -EINVAL (no host). */
+int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32_t id, int mtu);
+/* `key`'s connection takes nothing more here (0, or -ENOENT: none was registered). */
+int dfast_host_remove(struct dfast *fast, const uint8_t *key);
+int dfast_host_connections(const struct dfast *fast);
+/* What `key`'s connection owes at `now_ms` (the application wrote, a timer fired) leaves as its
+ * answers to segments do, written before this returns: 0; DFAST_PUNT when no decision takes
+ * them now (the caller sends them), -ENOENT (not registered). */
+int dfast_host_send(struct dfast *fast, const uint8_t *key, uint64_t now_ms);
+/* The connections touched since the last call, at most `max` into `out` (the count), and
+ * forgotten. */
+int dfast_host_touched(struct dfast *fast, struct dfast_touched *out, int max);
+const struct dfast_host_counters *dfast_host_counters(const struct dfast *fast);
 
 #endif
