@@ -326,6 +326,20 @@ class Connection:
         conn.remote_address = bytes(blob[body + 16 : body + 32])
         return conn
 
+    @classmethod
+    def adopt(cls, raw: int, *, config: Config | None = None) -> Connection:
+        """The connection at address ``raw``, made by ``conn_memory_new`` in C by someone else
+        (a daemon's fast path opening a connection from a SYN, with ``config``, or one with a
+        smaller MSS), now this object's to own and free."""
+        conn = cls.__new__(cls)
+        conn.config = config = config if config is not None else Config()
+        conn.raw = ffi.gc(ffi.cast("struct tcp_conn *", raw), lib.conn_memory_free)
+        conn._out_cap = config.mss + lib.TCP_MAX_HEADER_LEN
+        conn._out = ffi.new("uint8_t[]", conn._out_cap)
+        conn.local_address = bytes(ffi.buffer(conn.raw.local_addr, 16))
+        conn.remote_address = bytes(ffi.buffer(conn.raw.remote_addr, 16))
+        return conn
+
     # ---- segments and time ---------------------------------------------------------------
 
     def input(self, now_ms: int, segment: bytes) -> InputResult:

@@ -38,10 +38,13 @@ chain in :mod:`tcp_migrate.ipv6`:
 
 - A carrier outside the stack (``Stack.carrier``: a daemon's C fast path) may take some
   connections' segments itself, giving them to the C core and sending what it answers: the
-  stack tells it after each time it handled a connection (``Carrier.sync``: the carrier takes
-  or leaves it by :func:`carriable`) and when one leaves the table (``Carrier.remove``), lets
-  it send what such a connection owes (``Carrier.send``: False, and the stack sends), and is
-  told what such segments did (:meth:`Stack.after_input`).
+  stack tells it of each connection in its table after each time it handled one
+  (``Carrier.sync``: the carrier takes the :func:`carriable` ones, and knows the others' 4-tuples
+  are taken) and when one leaves the table (``Carrier.remove``), lets it send what such a
+  connection owes (``Carrier.send``: False, and the stack sends), and is told what such segments
+  did (:meth:`Stack.after_input`). A carrier may also open a connection from a SYN to a
+  listener as :meth:`receive` would (the same ISS, timestamp offset and MSS), and hands it to
+  the stack with :meth:`Stack.adopt`.
 
 Not here: IPv6 fragments (dropped), ICMPv6 (path MTU, unreachable), IPv4.
 """
@@ -78,10 +81,11 @@ _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _WILDCARD = bytes(16)
 
 FourTuple = tuple[bytes, int, bytes, int]
-# states in which every segment's work is the C core's alone: the handshake's end (the accept
-# queue) and the table's last word (CLOSED) stay with the stack
+# states in which every segment's work is the C core's alone (the stack's own part, the accept
+# queue and the table, is after_input's); an active open's SYN-SENT stays with the stack
 _CARRIABLE = frozenset(
     (
+        TcpState.SYN_RECEIVED,
         TcpState.ESTABLISHED,
         TcpState.FIN_WAIT_1,
         TcpState.FIN_WAIT_2,
@@ -499,7 +503,45 @@ class Stack:
         if sock.key in self._table:
             raise StackError("duplicate")
         self._table[sock.key] = sock
+        if self.carrier is not None:
+            self.carrier.sync(sock)  # its 4-tuple is taken (frozen, not carried)
         return sock
+
+    def adopt(self, conn: Connection, listener: Listener) -> Socket:
+        """A connection the carrier opened from a SYN to ``listener`` (SYN-RECEIVED, its
+        SYN-ACK sent): the stack's from now on, as if :meth:`receive` had opened it; the
+        carrier then reports it touched (:meth:`after_input`). ``listener.on_half_open`` is
+        told, after the SYN-ACK (a carrier opens nothing where that hook holds it)."""
+        sock = Socket(self, conn, listener)
+        listener.half_open += 1
+        self._table[sock.key] = sock
+        if listener.on_half_open is not None:
+            listener.on_half_open(sock)
+        return sock
+
+    @property
+    def listeners(self) -> list[Listener]:
+        return list(self._listeners.values())
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._table)
+
+    @property
+    def hash_key(self) -> bytes:
+        """The key of :meth:`iss`, :meth:`ts_offset` and the port hash (BLAKE2s's, 32 bytes
+        at most): for a carrier that opens connections as the stack does."""
+        return self._secret[:32]
+
+    def quiet_tuples(self, now_ms: int) -> bool:
+        """Whether any released 4-tuple is still quiet at ``now_ms`` (see :meth:`release`)."""
+        released = self._released
+        while released:
+            key = next(iter(released))
+            if released[key] > now_ms:
+                return True
+            del released[key]
+        return False
 
     def detach(self, sock: Socket) -> None:
         """Forget a connection without sending anything (the donor after a handoff)."""

@@ -813,6 +813,19 @@ class Member:
             or (self._is_contact_node and self.tunnels)
         )
 
+    def fast_opens(self) -> bool:
+        """Whether the fast path may answer a SYN to a served port itself: quiet, and none of
+        _packet's rules for SYNs applies (a frozen or paused client's new connection, an old
+        binding's SYN after a restart), and the SYN-ACK need not wait for a replica
+        (_half_open's hold, dynamic membership with replication)."""
+        return (
+            self._fast_quiet()
+            and not self._frozen_clients
+            and not self._paused
+            and self._now >= self._new_life_until
+            and (self.membership is None or not self.config.replication)
+        )
+
     def fast_delivered(self, now: float, delivered: list[tuple[Socket, bool]]) -> list[Action]:
         """Connections the fast path gave segments (and sent their answers), each with whether
         RCV.NXT moved: the stack's bookkeeping after them (:meth:`Host.after_input`)."""

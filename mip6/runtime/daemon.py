@@ -313,7 +313,9 @@ class Daemon:
                 fast,
                 host.stack,
                 lambda remote: host.path_mtu.get(self.now, remote),
+                lambda: None if host.path_mtu.rows(self.now) else host.path_mtu.link_mtu,
                 lambda delivered: runtime.apply(engine.fast_delivered(self.now, delivered)),
+                engine.fast_opens,
             )
         for name, link in self.links.items():
             link.take_reading(fast.reader(name))

@@ -22,9 +22,13 @@ address), so its deliveries go to :data:`HOST`, a link without a descriptor: :cl
 registers the stack's established connections in C, and a segment a decision delivers (a
 client's, its type 2 routing header removed) goes straight to its connection's core; what the
 connection answers, and what it owes after its application wrote, leaves in C by the decision
-for its way back (the Home Address option inserted). Python hears once per batch which
-connections C touched, for the stack's bookkeeping (timers, readers woken, replication). The
-handshake, SYNs, frozen and holding connections and everything the member looks at itself
+for its way back (the Home Address option inserted). A SYN to one of the stack's listeners
+opens a connection in C as the stack would (the same keyed hashes for its ISS and timestamp
+offset, :file:`csrc/blake2s.c`; the MSS the path leaves) and answers it, while the member has
+no rule of its own for SYNs in force (:meth:`mip6.dserver.member.Member.fast_opens`); the
+stack adopts it. Python hears once per batch which connections C touched, for the stack's
+bookkeeping (timers, readers woken, the accept queue). Frozen and holding connections, active
+opens, and everything the member looks at itself
 (:meth:`mip6.dserver.member.Member.fast_decision`) stay with the engine.
 
 Counters (``mip6 show stats``, :meth:`counters`): per link, packets C carried in and out and
@@ -53,14 +57,15 @@ import os
 import selectors
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from mip6.core.datapath import FastAction, FastDecision, Ingress
 from mip6.core.engine import FastEngine
 from mip6.runtime._fast import ffi, lib
 from tcp_migrate._core import ffi as core_ffi
 from tcp_migrate._core import lib as core_lib
-from tcp_migrate.stack import Socket, Stack, carriable
+from tcp_migrate.core import Connection
+from tcp_migrate.stack import Listener, Socket, Stack, carriable
 
 READY_ENTRIES: Final = 64  # descriptors one wait in C hands the loop at most
 _EPOLLIN: Final = 0x001  # sys/epoll.h
@@ -83,7 +88,14 @@ _LINK_COUNTERS: Final = (
 )
 
 
-_HOST_COUNTERS: Final = ("segments", "bad_checksum", "answers", "answers_lost", "punted")
+_HOST_COUNTERS: Final = (
+    "segments",
+    "bad_checksum",
+    "answers",
+    "answers_lost",
+    "punted",
+    "opened",
+)
 HOST: Final = "host"  # the upper layer's name when it is the daemon's own TCP host (FastHost)
 
 
@@ -183,6 +195,8 @@ class FastPath:
         """``selector.select(timeout)`` with the links drained in C meanwhile (``dfast_wait``):
         what the loop must see of the selector's descriptors, as ``select`` gives it."""
         self._check_version()  # the loop's callbacks ran since the last wait: the engine too
+        if self.host is not None:
+            self.host.refresh(int(self.clock() * 1000 + 0.5))
         if timeout is None:
             milliseconds = -1
         elif timeout <= 0:
@@ -362,70 +376,96 @@ class FastPath:
 class FastHost:
     """The daemon's own TCP host (a member's tcp_migrate stack) as the fast path's upper layer
     (``dfast_set_host``): the segments decisions deliver to it go in C to the cores of the
-    connections registered there, whose answers leave at once by the decision for their way
-    back, as does what they owe after their applications wrote or a timer fired (``send``);
-    Python then does the stack's bookkeeping (``delivered``: the connections touched,
-    each with whether RCV.NXT moved, for :meth:`Stack.after_input`), once per batch.
+    connections carried there, whose answers leave at once by the decision for their way back,
+    as does what they owe after their applications wrote or a timer fired (``send``); a SYN to
+    one of the stack's listeners opens a connection there as the stack would (its ISS,
+    timestamp offset and MSS) while ``opens()`` allows it. Python then does the stack's
+    bookkeeping once per batch (``delivered``: the connections touched, each with whether
+    RCV.NXT moved, those opened in C adopted first; :meth:`Stack.after_input`).
 
-    It is ``stack``'s carrier (``Stack.carrier``): a connection is registered while it is
-    :func:`~tcp_migrate.stack.carriable` (so never frozen, holding, or in the handshake, which
-    stay with Python), with the path MTU to its peer (``mtu``) at registration, which cuts
-    what C sends (RFC 8201; a Packet Too Big lowers the connections' MSS as before). Every
-    other segment is punted to the engine as it came."""
+    It is ``stack``'s carrier (``Stack.carrier``): every connection in the stack's table is
+    registered (a SYN for a 4-tuple C does not know could open a second connection on it),
+    carried while it is :func:`~tcp_migrate.stack.carriable` (so never frozen, holding, or
+    opening actively, which stay with Python), with the path MTU to its peer (``mtu``) at
+    registration, which cuts what C sends (RFC 8201; a Packet Too Big lowers the connections'
+    MSS as before). Opens are allowed only while the table is mirrored whole, no released
+    4-tuple is quiet (:meth:`Stack.quiet_tuples`: its SYNs are the stack's to drop), no path
+    MTU estimate is below the link's (a new connection's MSS then comes from the listener's
+    MTU), and the engine says so. Every other segment is punted to the engine as it came."""
 
     def __init__(
         self,
         fast: FastPath,
         stack: Stack,
         mtu: Callable[[bytes], int],
+        link_mtu: Callable[[], int | None],
         delivered: Callable[[list[tuple[Socket, bool]]], None],
+        opens: Callable[[], bool],
     ) -> None:
         self._fast = fast._fast
+        self._stack = stack
         self._mtu = mtu
+        self._link_mtu = link_mtu
         self._delivered = delivered
+        self._opens = opens
         self._socks: dict[int, Socket] = {}  # id -> socket, as registered in C
         self._ids: dict[Socket, int] = {}
+        self._carried: dict[Socket, bool] = {}
         self._next_id = 0
+        self._complete = True  # every table entry registered (else C opens nothing)
+        self._opening: bool | None = None  # what C was last told
+        self._listeners: dict[int, Listener] = {}  # id -> listener, as registered in C
+        self._listener_ids: dict[Listener, tuple[int, int, int]] = {}  # id, allowance, mtu
         self._touched = ffi.new("struct dfast_touched[]", lib.DFAST_HOST_TOUCHED)
-        self._key = bytearray(lib.DFAST_HOST_KEY)
+        self._config = stack.config.to_c()  # copied by C at each dfast_host_listen
         functions = [
-            core_ffi.cast("uintptr_t", core_ffi.addressof(core_lib, name))
-            for name in ("tcp_input", "tcp_output")
+            int(core_ffi.cast("uintptr_t", core_ffi.addressof(core_lib, name)))
+            for name in (
+                "tcp_input",
+                "tcp_output",
+                "conn_memory_new",
+                "conn_memory_free",
+                "tcp_open_passive",
+            )
         ]
+        key = stack.hash_key
         _check(
-            lib.dfast_set_host(fast._fast, fast._index[HOST], *(int(f) for f in functions)),
+            lib.dfast_set_host(fast._fast, fast._index[HOST], *functions, key, len(key)),
             "dfast_set_host",
         )
         fast.host = self
         stack.carrier = self
 
-    def _c_key(self, sock: Socket) -> bytes:
+    @staticmethod
+    def _c_key(sock: Socket) -> bytes:
         local, lport, remote, rport = sock.key
         return local + lport.to_bytes(2, "big") + remote + rport.to_bytes(2, "big")
 
     def sync(self, sock: Socket) -> None:
-        """Register ``sock`` while it is carriable, else forget it."""
-        if not carriable(sock):
-            self.remove(sock)
+        """Register ``sock``'s 4-tuple, carried while it is carriable."""
+        carried = carriable(sock)
+        if self._carried.get(sock) is carried:
             return
-        if sock in self._ids:
-            return
-        ident = self._next_id
-        self._next_id = (ident + 1) & 0x7FFFFFFF
+        ident = self._ids.get(sock)
+        if ident is None:
+            ident = self._next_id
+            self._next_id = (ident + 1) & 0x7FFFFFFF
         conn = int(core_ffi.cast("uintptr_t", sock.conn.raw))
         status = lib.dfast_host_add(
-            self._fast, self._c_key(sock), conn, ident, self._mtu(sock.key[2])
+            self._fast, self._c_key(sock), conn, ident, self._mtu(sock.key[2]), carried
         )
         if status == -errno.ENOSPC:
-            return  # a full table: this one stays with Python
+            self._complete = False  # this one stays with Python, and C opens nothing more
+            return
         _check(status, "dfast_host_add")
         self._socks[ident] = sock
         self._ids[sock] = ident
+        self._carried[sock] = carried
 
     def send(self, now_ms: int, sock: Socket) -> bool:
-        """Send what registered ``sock`` owes from C; False when it is not registered or its
-        way back has no decision now (the stack sends it)."""
-        if sock not in self._ids:
+        """Send what carried ``sock`` owes from C; False when it is not carried or its way
+        back has no decision now (the stack sends it)."""
+        if not self._carried.get(sock):
             return False
         return lib.dfast_host_send(self._fast, self._c_key(sock), now_ms) == 0
 
@@ -433,23 +473,93 @@ class FastHost:
         ident = self._ids.pop(sock, None)
         if ident is not None:
             del self._socks[ident]
+            del self._carried[sock]
             lib.dfast_host_remove(self._fast, self._c_key(sock))
 
+    def refresh(self, now_ms: int) -> None:
+        """Before a wait in C: whether SYNs may open connections there, and for each of the
+        stack's listeners how many (what its backlog and the table leave)."""
+        stack = self._stack
+        link_mtu = self._link_mtu()
+        opening = (
+            self._complete
+            and link_mtu is not None
+            and self._opens()
+            and not stack.quiet_tuples(now_ms)
+        )
+        if opening != self._opening:
+            self._opening = opening
+            lib.dfast_host_opens(self._fast, opening)
+        if not opening:
+            return
+        assert link_mtu is not None
+        listeners = stack.listeners
+        room = stack.max_connections - stack.connection_count
+        for listener in listeners:
+            allowance = max(
+                min(
+                    listener.backlog - listener.half_open,
+                    listener.backlog - len(listener.queue),
+                    room,
+                ),
+                0,
+            )
+            known = self._listener_ids.get(listener)
+            if known is not None and known[1:] == (allowance, link_mtu):
+                continue
+            ident = known[0] if known is not None else len(self._listeners)
+            _check(
+                lib.dfast_host_listen(
+                    self._fast,
+                    listener.address,
+                    listener.port,
+                    int(core_ffi.cast("uintptr_t", self._config)),
+                    stack.send_capacity,
+                    stack.receive_capacity,
+                    ident,
+                    allowance,
+                    link_mtu,
+                ),
+                "dfast_host_listen",
+            )
+            self._listeners[ident] = listener
+            self._listener_ids[listener] = (ident, allowance, link_mtu)
+        for listener in [known for known in self._listener_ids if known.closed]:
+            ident = self._listener_ids.pop(listener)[0]
+            lib.dfast_host_unlisten(self._fast, listener.address, listener.port)
+            self._listeners[ident] = listener  # its id is not given again
+
     def take(self) -> bool:
-        """Hand the connections C touched to ``delivered``; whether there were any."""
+        """Hand the connections C touched (those it opened adopted first) to ``delivered``;
+        whether there were any."""
         count = lib.dfast_host_touched(self._fast, self._touched, lib.DFAST_HOST_TOUCHED)
         if count == 0:
             return False
         socks = self._socks
         received = lib.DFAST_TOUCH_RECEIVED
-        delivered = [
-            (socks[entry.id], bool(entry.flags & received))
-            for entry in self._touched[0:count]
-            if entry.id in socks
-        ]
+        delivered = []
+        for entry in self._touched[0:count]:
+            if entry.flags & lib.DFAST_TOUCH_OPENED:
+                # the handshake's end and a request may have followed in the same batch
+                delivered.append((self._adopt(entry), bool(entry.flags & received)))
+            elif entry.id in socks:
+                delivered.append((socks[entry.id], bool(entry.flags & received)))
         if delivered:
             self._delivered(delivered)
         return True
+
+    def _adopt(self, entry: Any) -> Socket:
+        """The stack's socket for a connection C opened (registered there, carried)."""
+        stack = self._stack
+        conn = Connection.adopt(int(entry.conn), config=stack.config)
+        listener = self._listeners[entry.listener]
+        sock = stack.adopt(conn, listener)
+        self._socks[entry.id] = sock
+        self._ids[sock] = entry.id
+        self._carried[sock] = True
+        if listener.closed:
+            sock.abort()  # it closed while C opened this: as its queue's would be
+        return sock
 
     def counters(self) -> dict[str, int]:
         counters = lib.dfast_host_counters(self._fast)

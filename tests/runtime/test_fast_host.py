@@ -109,7 +109,15 @@ class Lab:
         )
         self.path = fast.FastPath(self.engine, [link], fast.HOST, time.monotonic)
         self.delivered: list[tuple[Socket, bool]] = []
-        self.host = fast.FastHost(self.path, self.member, lambda remote: 1500, self.after_input)
+        self.opens = False  # a SYN is C's to answer (FastHost's opens)
+        self.host = fast.FastHost(
+            self.path,
+            self.member,
+            lambda remote: 1500,
+            lambda: 1500,
+            self.after_input,
+            lambda: self.opens,
+        )
 
     def transmit(self, packet: bytes) -> None:
         """The Python path of what the member sends: the engine's Home Address option."""
@@ -143,9 +151,11 @@ class Lab:
                     break
                 moved = True
                 self.client.receive(self.ms, without_home_address_option(data))
-            before = (len(self.punted), self.counter("segments"))
+            before = (len(self.punted), self.counter("segments"), self.counter("opened"))
+            self.host.refresh(self.ms)  # as before a wait in C
             self.path.drain(0)
-            moved = moved or before != (len(self.punted), self.counter("segments"))
+            after = (len(self.punted), self.counter("segments"), self.counter("opened"))
+            moved = moved or before != after
             if not moved:
                 return
 
@@ -192,8 +202,8 @@ def pump(lab: Lab, sender: Socket, receiver: Socket, data: bytes) -> bytes:
 
 def test_established_segments_go_to_the_core_in_c_and_answers_leave_in_c(lab: Lab) -> None:
     client, server = connect(lab)
-    # the handshake (SYN, and the ACK that ends it) took the Python path
-    assert len(lab.punted) >= 2
+    # the SYN took the Python path (opens not allowed here), the ACK that ends the handshake C's
+    assert len(lab.punted) == 1
     assert carriable(server)
     punted = len(lab.punted)
     data = bytes(range(256)) * 400  # 102,400 bytes each way
@@ -218,7 +228,7 @@ def test_a_frozen_connection_takes_its_segments_in_python(lab: Lab) -> None:
     server.freeze(lab.ms)
     assert not carriable(server)
     assert lab.path.host is not None and lab.member.carrier is lab.host
-    assert lib.dfast_host_connections(lab.path._fast) == 0
+    assert lib.dfast_host_connections(lab.path._fast) == 1  # its 4-tuple known, not carried
     punted = len(lab.punted)
     client.send(b"during the handoff")
     lab.client._mark(client)
@@ -230,7 +240,7 @@ def test_a_frozen_connection_takes_its_segments_in_python(lab: Lab) -> None:
 def test_a_holding_connection_and_a_syn_stay_with_python(lab: Lab) -> None:
     client, server = connect(lab)
     server.hold()
-    assert lib.dfast_host_connections(lab.path._fast) == 0
+    assert lab.host._carried[server] is False
     segments = lab.counter("segments")
     client.send(b"x" * 100)
     lab.client._mark(client)
@@ -238,8 +248,8 @@ def test_a_holding_connection_and_a_syn_stay_with_python(lab: Lab) -> None:
     assert lab.counter("segments") == segments
     server.release_hold(lab.ms)
     lab.run()
-    assert lib.dfast_host_connections(lab.path._fast) == 1
-    # a second connection's SYN is punted although the first is carried
+    assert lab.host._carried[server] is True
+    # a second connection's SYN is punted although the first is carried (opens not allowed)
     second = lab.client.connect(lab.ms, CONTACT, PORT)
     punted = len(lab.punted)
     lab.run()
@@ -285,8 +295,8 @@ def test_host_table_bounds_and_reuse() -> None:
         handle = made.path._fast
         keys = [i.to_bytes(4, "big") * 9 for i in range(lib.DFAST_HOST_CONNECTIONS)]
         for ident, key in enumerate(keys):
-            assert lib.dfast_host_add(handle, key, 1, ident, 1500) == 0
-        assert lib.dfast_host_add(handle, b"\xff" * 36, 1, 0, 1500) == -28  # ENOSPC
+            assert lib.dfast_host_add(handle, key, 1, ident, 1500, 1) == 0
+        assert lib.dfast_host_add(handle, b"\xff" * 36, 1, 0, 1500, 1) == -28  # ENOSPC
         assert lib.dfast_host_connections(handle) == lib.DFAST_HOST_CONNECTIONS
         # removing and adding again many times (deleted slots, then a rehash) loses none
         for turn in range(3):
@@ -294,10 +304,63 @@ def test_host_table_bounds_and_reuse() -> None:
                 assert lib.dfast_host_remove(handle, key) == 0
             assert lib.dfast_host_remove(handle, keys[turn]) == -2  # ENOENT
             for ident, key in enumerate(keys[turn::3]):
-                assert lib.dfast_host_add(handle, key, 1, ident, 1500) == 0
+                assert lib.dfast_host_add(handle, key, 1, ident, 1500, 1) == 0
         assert lib.dfast_host_connections(handle) == lib.DFAST_HOST_CONNECTIONS
         for key in keys:
             assert lib.dfast_host_remove(handle, key) == 0
         assert lib.dfast_host_connections(handle) == 0
     finally:
         made.close()
+
+
+def test_a_syn_opens_a_connection_in_c_as_the_stack_would(lab: Lab) -> None:
+    connect(lab)  # the client's first packet is the engine's: the decisions come with it
+    listener = lab.member._listeners[(CONTACT.packed, PORT)]
+    assert listener.accept() is None
+    lab.opens = True
+    punted = len(lab.punted)
+    client = lab.client.connect(lab.ms, CONTACT, PORT)
+    lab.run()
+    # the SYN and everything after it were C's; the stack adopted the connection and queued it
+    assert len(lab.punted) == punted
+    assert lab.counter("opened") == 1
+    server = listener.accept()
+    assert server is not None and server.state.name == "ESTABLISHED"
+    assert client.state.name == "ESTABLISHED"
+    assert listener.half_open == 0
+    # the ISS and timestamp offset the stack's keyed hashes give (RFC 6528, RFC 7323 7.1), at
+    # the millisecond C read its clock
+    raw = server.conn.raw
+    now = lab.ms
+    assert raw.iss in {lab.member.iss(ms, server.key) for ms in range(now - 2000, now + 1)}
+    assert raw.ts_offset == lab.member.ts_offset(server.key)
+    assert server.conn.raw.snd_mss == client.conn.raw.snd_mss == 1500 - 24 - 60
+    data = bytes(range(256)) * 100
+    assert pump(lab, client, server, data) == data
+    assert pump(lab, server, client, data) == data
+
+
+def test_opens_follow_the_listeners_room_and_the_quiet_tuples(lab: Lab) -> None:
+    warm = lab.client.connect(lab.ms, CONTACT, PORT + 1)  # the decisions come with it (a RST)
+    lab.run()
+    assert warm.state.name == "CLOSED"
+    lab.opens = True
+    listener = lab.member.listen(CONTACT, PORT, backlog=1)
+    first = lab.client.connect(lab.ms, CONTACT, PORT)
+    lab.run()
+    assert lab.counter("opened") == 1
+    # the accept queue is full (backlog 1): the next SYN is the stack's, which drops it
+    punted = len(lab.punted)
+    second = lab.client.connect(lab.ms, CONTACT, PORT)
+    lab.run()
+    assert len(lab.punted) > punted and lab.counter("opened") == 1
+    assert lab.member.counters["syn_dropped"] >= 1
+    server = listener.accept()
+    assert server is not None
+    assert first.state.name == "ESTABLISHED" and second.state.name == "SYN_SENT"
+    # a released 4-tuple is quiet: while it is, C opens nothing (the stack does)
+    lab.member.release(lab.ms, server)
+    third = lab.client.connect(lab.ms, CONTACT, PORT)
+    lab.run()
+    assert lab.counter("opened") == 1
+    assert third.state.name == "ESTABLISHED"

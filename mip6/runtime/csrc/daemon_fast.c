@@ -5,6 +5,7 @@
 
 #define _GNU_SOURCE
 #include "daemon_fast.h"
+#include "blake2s.h"
 #include "tcp_conn.h" /* tcp_migrate's: the host's connections (see dfast_set_host) */
 #include "udp_runs.h"
 
@@ -216,6 +217,7 @@ static void put16(uint8_t *at, size_t value)
 #define DFAST_FRAME (VNET_HEADER + DFAST_MAX_PACKET)
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
+#define TCP_RST 0x04
 #define TCP_PSH 0x08
 #define TCP_CWR 0x80
 
@@ -899,6 +901,11 @@ static void emit(struct link *target, const uint8_t *out, size_t written)
 
 typedef int (*tcp_input_fn)(struct tcp_conn *, uint64_t, const uint8_t *, size_t);
 typedef size_t (*tcp_output_fn)(struct tcp_conn *, uint64_t, uint8_t *, size_t);
+typedef struct tcp_conn *(*conn_new_fn)(const struct tcp_config *, const uint8_t *, uint16_t,
+                                        const uint8_t *, uint16_t, size_t, size_t);
+typedef void (*conn_free_fn)(struct tcp_conn *);
+typedef int (*open_passive_fn)(struct tcp_conn *, uint64_t, const uint8_t *, size_t, uint32_t,
+                               uint32_t);
 
 #define HOST_SLOTS (2 * DFAST_HOST_CONNECTIONS) /* a power of two */
 #define HOST_DELETED (-1)                        /* a slot whose entry was removed */
@@ -909,11 +916,29 @@ struct host_entry {
     int32_t id;
     int32_t mtu;
     int32_t touched; /* its record's index + 1 in the touched list; 0: none since Python looked */
+    int carried;     /* 0: the stack's alone (its segments are punted) */
+};
+
+struct host_listener {
+    int used;
+    uint8_t address[ADDRESS];
+    uint16_t port;
+    int32_t id, allowance, mtu;
+    size_t send_capacity, receive_capacity;
+    struct tcp_config config;
 };
 
 struct host {
     tcp_input_fn input;
     tcp_output_fn output;
+    conn_new_fn conn_new;
+    conn_free_fn conn_free;
+    open_passive_fn open_passive;
+    uint8_t key[BLAKE2S_KEY_MAX]; /* the stack's hash key */
+    size_t key_size;
+    int opens;       /* dfast_host_opens */
+    int32_t next_id; /* an opened connection's id: -1, -2, ... */
+    struct host_listener listeners[DFAST_HOST_LISTENERS];
     int count;   /* connections registered */
     int deleted; /* HOST_DELETED slots, cleared by a rehash */
     int32_t slots[HOST_SLOTS]; /* entry index + 1; 0: empty */
@@ -928,16 +953,26 @@ struct host {
     uint8_t out[DFAST_BUFFER];        /* what its decision makes of it, for a link without batch */
 };
 
-int dfast_set_host(struct dfast *fast, int link, uintptr_t input, uintptr_t output)
+int dfast_set_host(struct dfast *fast, int link, uintptr_t input, uintptr_t output,
+                   uintptr_t conn_new, uintptr_t conn_free, uintptr_t open_passive,
+                   const uint8_t *key, size_t key_size)
 {
     struct link *l = link_at(fast, link);
-    if (l == NULL || l->fd >= 0 || input == 0 || output == 0 || fast->host != NULL)
+    if (l == NULL || l->fd >= 0 || input == 0 || output == 0 || conn_new == 0 ||
+        conn_free == 0 || open_passive == 0 || key == NULL || key_size > BLAKE2S_KEY_MAX ||
+        fast->host != NULL)
         return -EINVAL;
     struct host *h = calloc(1, sizeof *h);
     if (h == NULL)
         return -ENOMEM;
     h->input = (tcp_input_fn)input;
     h->output = (tcp_output_fn)output;
+    h->conn_new = (conn_new_fn)conn_new;
+    h->conn_free = (conn_free_fn)conn_free;
+    h->open_passive = (open_passive_fn)open_passive;
+    memcpy(h->key, key, key_size);
+    h->key_size = key_size;
+    h->next_id = -1;
     for (int i = 0; i < DFAST_HOST_CONNECTIONS; i++)
         h->free_entries[i] = DFAST_HOST_CONNECTIONS - 1 - i;
     h->free_count = DFAST_HOST_CONNECTIONS;
@@ -983,34 +1018,42 @@ static void host_place(struct host *h, int32_t index)
     h->slots[i] = index + 1;
 }
 
-int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32_t id, int mtu)
+/* `key`'s new entry (not registered yet), or NULL when the table is full. */
+static struct host_entry *host_new_entry(struct host *h, const uint8_t *key)
+{
+    if (h->free_count == 0)
+        return NULL;
+    /* at most three quarters of the slots used or deleted, so a probe always ends */
+    if (h->count + h->deleted + 1 > HOST_SLOTS / 4 * 3) {
+        memset(h->slots, 0, sizeof h->slots);
+        h->deleted = 0;
+        for (int32_t i = 0; i < DFAST_HOST_CONNECTIONS; i++)
+            if (h->entries[i].conn != NULL)
+                host_place(h, i);
+    }
+    int32_t index = h->free_entries[--h->free_count];
+    struct host_entry *e = &h->entries[index];
+    memcpy(e->key, key, DFAST_HOST_KEY);
+    e->touched = 0;
+    host_place(h, index);
+    h->count++;
+    return e;
+}
+
+int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32_t id, int mtu,
+                   int carried)
 {
     if (fast == NULL || fast->host == NULL || key == NULL || conn == 0)
         return -EINVAL;
     struct host *h = fast->host;
     size_t slot;
     struct host_entry *e = host_lookup(h, key, &slot);
-    if (e == NULL) {
-        if (h->free_count == 0)
-            return -ENOSPC;
-        /* at most three quarters of the slots used or deleted, so a probe always ends */
-        if (h->count + h->deleted + 1 > HOST_SLOTS / 4 * 3) {
-            memset(h->slots, 0, sizeof h->slots);
-            h->deleted = 0;
-            for (int32_t i = 0; i < DFAST_HOST_CONNECTIONS; i++)
-                if (h->entries[i].conn != NULL)
-                    host_place(h, i);
-        }
-        int32_t index = h->free_entries[--h->free_count];
-        e = &h->entries[index];
-        memcpy(e->key, key, DFAST_HOST_KEY);
-        e->touched = 0;
-        host_place(h, index);
-        h->count++;
-    }
+    if (e == NULL && (e = host_new_entry(h, key)) == NULL)
+        return -ENOSPC;
     e->conn = (struct tcp_conn *)conn;
     e->id = id;
     e->mtu = mtu;
+    e->carried = carried != 0;
     return 0;
 }
 
@@ -1030,6 +1073,59 @@ int dfast_host_remove(struct dfast *fast, const uint8_t *key)
     h->free_entries[h->free_count++] = (int32_t)(e - h->entries);
     h->count--;
     return 0;
+}
+
+static struct host_listener *host_listener_at(struct host *h, const uint8_t *address, int port)
+{
+    for (int i = 0; i < DFAST_HOST_LISTENERS; i++) {
+        struct host_listener *l = &h->listeners[i];
+        if (l->used && l->port == port && memcmp(l->address, address, ADDRESS) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+int dfast_host_listen(struct dfast *fast, const uint8_t *address, int port, uintptr_t config,
+                      size_t send_capacity, size_t receive_capacity, int32_t id,
+                      int32_t allowance, int mtu)
+{
+    if (fast == NULL || fast->host == NULL || address == NULL || port <= 0 || port > 0xFFFF ||
+        config == 0 || send_capacity == 0 || receive_capacity == 0 || mtu <= 0)
+        return -EINVAL;
+    struct host *h = fast->host;
+    struct host_listener *l = host_listener_at(h, address, port);
+    for (int i = 0; l == NULL && i < DFAST_HOST_LISTENERS; i++)
+        if (!h->listeners[i].used)
+            l = &h->listeners[i];
+    if (l == NULL)
+        return -ENOSPC;
+    l->used = 1;
+    memcpy(l->address, address, ADDRESS);
+    l->port = (uint16_t)port;
+    l->config = *(const struct tcp_config *)config;
+    l->send_capacity = send_capacity;
+    l->receive_capacity = receive_capacity;
+    l->id = id;
+    l->allowance = allowance;
+    l->mtu = mtu;
+    return 0;
+}
+
+int dfast_host_unlisten(struct dfast *fast, const uint8_t *address, int port)
+{
+    if (fast == NULL || fast->host == NULL || address == NULL)
+        return -EINVAL;
+    struct host_listener *l = host_listener_at(fast->host, address, port);
+    if (l == NULL)
+        return -ENOENT;
+    l->used = 0;
+    return 0;
+}
+
+void dfast_host_opens(struct dfast *fast, int allowed)
+{
+    if (fast != NULL && fast->host != NULL)
+        fast->host->opens = allowed != 0;
 }
 
 int dfast_host_connections(const struct dfast *fast)
@@ -1114,19 +1210,19 @@ static void host_answer(struct dfast *fast, struct host_entry *e, struct decisio
 /* The decision connection `e`'s answers leave by at `now` (UPPER, from its local address to
  * its remote one), with in *cap the largest segment that fits its MTU after it; NULL when
  * there is none the host can use. */
-static struct decision *host_way(struct dfast *fast, const struct host_entry *e, double now,
+static struct decision *host_way(struct dfast *fast, const uint8_t *key, int mtu, double now,
                                  size_t *cap)
 {
     uint8_t way[KEY_BYTES];
     way[0] = DFAST_UPPER;
-    memcpy(way + 1, e->key, ADDRESS);
-    memcpy(way + 1 + ADDRESS, e->key + ADDRESS + 2, ADDRESS);
+    memcpy(way + 1, key, ADDRESS);
+    memcpy(way + 1 + ADDRESS, key + ADDRESS + 2, ADDRESS);
     struct decision *u = lookup(fast, way);
     if (u == NULL || !(now < u->expires) || u->action == DFAST_DECAPSULATE ||
         fast->links[u->out].host ||
-        (size_t)e->mtu < IPV6_HEADER + added_by(u) + TCP_MAX_HEADER_LEN + 1)
+        (size_t)mtu < IPV6_HEADER + added_by(u) + TCP_MAX_HEADER_LEN + 1)
         return NULL;
-    size_t room = (size_t)e->mtu - IPV6_HEADER - added_by(u);
+    size_t room = (size_t)mtu - IPV6_HEADER - added_by(u);
     *cap = room < DFAST_MAX_PACKET - IPV6_HEADER ? room : DFAST_MAX_PACKET - IPV6_HEADER;
     return u;
 }
@@ -1140,11 +1236,100 @@ int dfast_host_send(struct dfast *fast, const uint8_t *key, uint64_t now_ms)
     if (e == NULL)
         return -ENOENT;
     double now = (double)now_ms / 1000;
-    struct decision *u = host_way(fast, e, now, &cap);
+    if (!e->carried)
+        return DFAST_PUNT;
+    struct decision *u = host_way(fast, e->key, e->mtu, now, &cap);
     if (u == NULL)
         return DFAST_PUNT;
     host_answer(fast, e, u, now, now_ms, cap);
     flush_all(fast);
+    return 0;
+}
+
+static int host_punt(struct host *h)
+{
+    h->counters.punted++;
+    return DFAST_PUNT;
+}
+
+/* tcp_migrate.stack.Stack._keyed: BLAKE2s keyed with the stack's key over `label` (3 bytes),
+ * the local address, both ports and the remote address, its 4-byte digest big-endian */
+static uint32_t host_keyed(const struct host *h, const char *label, const uint8_t *key)
+{
+    uint8_t message[3 + DFAST_HOST_KEY], digest[4];
+    memcpy(message, label, 3);
+    memcpy(message + 3, key, ADDRESS);                                 /* local */
+    memcpy(message + 3 + ADDRESS, key + ADDRESS, 2);                   /* local port */
+    memcpy(message + 3 + ADDRESS + 2, key + 2 * ADDRESS + 2, 2);       /* remote port */
+    memcpy(message + 3 + ADDRESS + 4, key + ADDRESS + 2, ADDRESS);     /* remote */
+    blake2s(digest, sizeof digest, h->key, h->key_size, message, sizeof message);
+    return (uint32_t)digest[0] << 24 | (uint32_t)digest[1] << 16 | (uint32_t)digest[2] << 8 |
+           digest[3];
+}
+
+/* A SYN (`packet`, for no registered 4-tuple `key`): a connection opened here as
+ * tcp_migrate.stack.Stack._no_connection opens one for a listener, its SYN-ACK sent; DFAST_PUNT
+ * (nothing done) when the engine must see it: opens not allowed, no listener with room left,
+ * a checksum that fails, no way back, no memory, a SYN the core refuses. */
+static int host_open(struct dfast *fast, const uint8_t *packet, const uint8_t *key, double now)
+{
+    struct host *h = fast->host;
+    const uint8_t *segment = packet + IPV6_HEADER;
+    size_t length = (size_t)get16(packet + PAYLOAD_LENGTH);
+    static const uint8_t any[ADDRESS];
+    int port = get16(segment + 2);
+    if (!h->opens || (segment[13] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN ||
+        h->touched_count == DFAST_HOST_TOUCHED || h->free_count == 0)
+        return DFAST_PUNT;
+    struct host_listener *l = host_listener_at(h, key, port);
+    if (l == NULL)
+        l = host_listener_at(h, any, port);
+    if (l == NULL || l->allowance <= 0 ||
+        !checksum_verifies(packet + SOURCE, packet + DESTINATION, PROTO_TCP, segment, length))
+        return DFAST_PUNT;
+    size_t cap;
+    struct decision *u = host_way(fast, key, l->mtu, now, &cap);
+    if (u == NULL)
+        return DFAST_PUNT;
+    /* RFC 9293 3.7.1, RFC 8201 5.2: the MSS the path takes after the way back's headers (the
+     * stack's mss_limit: room less an IPv6 and a TCP header, at least TCP_MIN_MSS) */
+    struct tcp_config config = l->config;
+    long mss = (long)l->mtu - (long)added_by(u) - IPV6_HEADER - 20;
+    if (mss < TCP_MIN_MSS)
+        mss = TCP_MIN_MSS;
+    if (mss < config.mss)
+        config.mss = (uint16_t)mss;
+    const uint8_t *remote = key + ADDRESS + 2;
+    struct tcp_conn *conn = h->conn_new(&config, key, (uint16_t)port, remote,
+                                        get16(key + 2 * ADDRESS + 2), l->send_capacity,
+                                        l->receive_capacity);
+    if (conn == NULL)
+        return DFAST_PUNT;
+    uint64_t now_ms = (uint64_t)(now * 1000 + 0.5); /* mip6.runtime.host.stack_ms */
+    /* RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a
+     * 4-microsecond timer; RFC 7323 7.1's timestamp offset (Stack.iss, Stack.ts_offset) */
+    uint32_t iss = (uint32_t)(now_ms * 250) + host_keyed(h, "iss", key);
+    uint32_t ts_offset = host_keyed(h, "tso", key);
+    if (h->open_passive(conn, now_ms, segment, length, iss, ts_offset) != TCP_IN_OK) {
+        h->conn_free(conn);
+        return DFAST_PUNT;
+    }
+    struct host_entry *e = host_new_entry(h, key);
+    e->conn = conn;
+    e->id = h->next_id;
+    h->next_id = h->next_id == INT32_MIN ? -1 : h->next_id - 1;
+    e->mtu = l->mtu;
+    e->carried = 1;
+    e->touched = ++h->touched_count;
+    struct dfast_touched *record = &h->touched[e->touched - 1];
+    record->id = e->id;
+    record->flags = DFAST_TOUCH_OPENED;
+    record->conn = (uintptr_t)conn;
+    record->listener = l->id;
+    h->touched_entry[e->touched - 1] = (int32_t)(e - h->entries);
+    l->allowance--;
+    h->counters.opened++;
+    host_answer(fast, e, u, now, now_ms, cap);
     return 0;
 }
 
@@ -1157,9 +1342,7 @@ static int host_deliver(struct dfast *fast, const uint8_t *packet, size_t size, 
     struct host *h = fast->host;
     const uint8_t *segment = packet + IPV6_HEADER;
     size_t length = size - IPV6_HEADER;
-    /* a SYN is the engine's whatever it is for: a new connection's policy, a frozen or
-     * paused client's kept copy, an old binding's */
-    if (h == NULL || packet[NEXT_HEADER] != PROTO_TCP || length < 20 || (segment[13] & TCP_SYN))
+    if (h == NULL || packet[NEXT_HEADER] != PROTO_TCP || length < 20)
         goto punt;
     uint8_t key[DFAST_HOST_KEY];
     memcpy(key, packet + DESTINATION, ADDRESS);
@@ -1168,10 +1351,14 @@ static int host_deliver(struct dfast *fast, const uint8_t *packet, size_t size, 
     memcpy(key + 2 * ADDRESS + 2, segment, 2);
     size_t slot;
     struct host_entry *e = host_lookup(h, key, &slot);
-    if (e == NULL || (e->conn->flags & TCP_CF_FROZEN) != 0)
+    if (e == NULL && (segment[13] & TCP_SYN))
+        return host_open(fast, packet, key, now) < 0 ? host_punt(h) : 0;
+    /* a SYN on a connection's 4-tuple is the engine's (the member's rules for SYNs) */
+    if (e == NULL || !e->carried || (segment[13] & TCP_SYN) ||
+        (e->conn->flags & TCP_CF_FROZEN) != 0)
         goto punt;
     size_t cap;
-    struct decision *u = host_way(fast, e, now, &cap);
+    struct decision *u = host_way(fast, e->key, e->mtu, now, &cap);
     if (u == NULL || (e->touched == 0 && h->touched_count == DFAST_HOST_TOUCHED))
         goto punt;
     uint64_t now_ms = (uint64_t)(now * 1000 + 0.5); /* mip6.runtime.host.stack_ms */
@@ -1181,8 +1368,7 @@ static int host_deliver(struct dfast *fast, const uint8_t *packet, size_t size, 
         h->counters.bad_checksum++;
     if (e->touched == 0) {
         e->touched = ++h->touched_count;
-        h->touched[e->touched - 1].id = e->id;
-        h->touched[e->touched - 1].flags = 0;
+        h->touched[e->touched - 1] = (struct dfast_touched){.id = e->id};
         h->touched_entry[e->touched - 1] = (int32_t)(e - h->entries);
     }
     struct dfast_touched *record = &h->touched[e->touched - 1];
@@ -1192,9 +1378,7 @@ static int host_deliver(struct dfast *fast, const uint8_t *packet, size_t size, 
     host_answer(fast, e, u, now, now_ms, cap);
     return 0;
 punt:
-    if (h != NULL)
-        h->counters.punted++;
-    return DFAST_PUNT;
+    return h == NULL ? DFAST_PUNT : host_punt(h);
 }
 
 /* The next packet read from `in`: its address and length in *size; NULL when there is none

@@ -170,16 +170,20 @@ const struct dfast_counters *dfast_counters(const struct dfast *fast, int link);
 #define DFAST_HOST_CONNECTIONS 4096 /* connections the host's table holds at most */
 #define DFAST_HOST_KEY 36           /* local address, local port, remote address, remote port */
 #define DFAST_HOST_TOUCHED 256      /* connections touched before Python must look at them */
+#define DFAST_HOST_LISTENERS 64     /* listeners a SYN may open a connection of here */
 
 /* what a connection saw since Python last looked (struct dfast_touched.flags) */
 enum dfast_touch {
-    DFAST_TOUCH_INPUT = 1,   /* segments given to it (tcp_input) */
-    DFAST_TOUCH_RECEIVED = 2 /* RCV.NXT moved: data (or a FIN) for its application */
+    DFAST_TOUCH_INPUT = 1,    /* segments given to it (tcp_input) */
+    DFAST_TOUCH_RECEIVED = 2, /* RCV.NXT moved: data (or a FIN) for its application */
+    DFAST_TOUCH_OPENED = 4    /* opened here from a SYN to a listener: the caller's to adopt */
 };
 
 struct dfast_touched {
-    int32_t id; /* the caller's, from dfast_host_add */
+    int32_t id;       /* the caller's, from dfast_host_add; an opened one's, negative, C's */
     uint32_t flags;
+    uintptr_t conn;   /* an opened one's struct tcp_conn *, from `conn_new` */
+    int32_t listener; /* an opened one's listener, the caller's id from dfast_host_listen */
 };
 
 /* What the host counted. */
@@ -189,22 +193,45 @@ struct dfast_host_counters {
     uint64_t answers;      /* segments the connections sent back from here */
     uint64_t answers_lost; /* of those, dropped: their decision would not take them */
     uint64_t punted;       /* a delivery left to Python: no connection, frozen, no way back */
+    uint64_t opened;       /* connections opened here from a SYN (their SYN-ACK sent) */
 };
 
 /* Link `link` is the daemon's own TCP host, not a descriptor: a decision that delivers to it
  * hands the TCP segment of a packet without extension headers to the connection registered
- * (dfast_host_add) for its 4-tuple, through tcp_migrate's `input` (tcp_input); what the
- * connection owes then (`output`, tcp_output) leaves at once as the packet the decision for
- * UPPER from its local to its remote address makes of it. A packet for no registered
- * connection, for a frozen one, or whose answers have no decision to take them is punted,
- * untouched. `input` and `output` are the addresses of tcp_migrate's functions (its
- * extension's, so one copy of the TCP code runs every connection). -EINVAL, -ENOMEM. */
-int dfast_set_host(struct dfast *fast, int link, uintptr_t input, uintptr_t output);
-/* The connection `conn` (a struct tcp_conn *, tcp_migrate's) takes the segments for `key`
- * (DFAST_HOST_KEY bytes, ports in network byte order) from now on; its answers are cut to
- * packets of at most `mtu` bytes after the decision's headers. Replaces an earlier
+ * (dfast_host_add) and carried for its 4-tuple, through tcp_migrate's `input` (tcp_input);
+ * what the connection owes then (`output`, tcp_output) leaves at once as the packet the
+ * decision for UPPER from its local to its remote address makes of it. A SYN for no registered
+ * 4-tuple, to a listener (dfast_host_listen) while opens are allowed (dfast_host_opens), opens
+ * a connection here as the stack would (`conn_new`, tcp_migrate's conn_memory_new; the stack's
+ * initial sequence number and timestamp offset, keyed BLAKE2s with `key`, `key_size` bytes;
+ * `open_passive`, tcp_open_passive) and sends its SYN-ACK; the caller adopts it
+ * (DFAST_TOUCH_OPENED). Every other packet (a 4-tuple registered but not carried, a frozen
+ * connection, answers without a decision to take them) is punted, untouched. The functions are
+ * given as the addresses of tcp_migrate's extension's own (one copy of the TCP code and of its
+ * memory runs every connection). -EINVAL, -ENOMEM. */
+int dfast_set_host(struct dfast *fast, int link, uintptr_t input, uintptr_t output,
+                   uintptr_t conn_new, uintptr_t conn_free, uintptr_t open_passive,
+                   const uint8_t *key, size_t key_size);
+/* The stack's connection `conn` (a struct tcp_conn *) holds the 4-tuple `key` (DFAST_HOST_KEY
+ * bytes, ports in network byte order): `carried`, C gives it its segments from now on, its
+ * answers cut to packets of at most `mtu` bytes after the decision's headers; not carried, its
+ * segments are punted (and a SYN for its 4-tuple opens nothing here). Replaces an earlier
  * registration of `key`. -ENOSPC (full), -EINVAL (no host). */
-int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32_t id, int mtu);
+int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32_t id, int mtu,
+                   int carried);
+/* The stack listens on `address` (16 bytes; unspecified: every local address) `port`: a SYN to
+ * it may open a connection here with `config` (a struct tcp_config *, copied; its MSS lowered
+ * to what `mtu` leaves after the way back's headers, as the stack's mss_limit), rings of
+ * `send_capacity` and `receive_capacity` bytes, at most `allowance` more times (what its
+ * backlog and the table leave) until called again; `id` names it in the touched records.
+ * -ENOSPC (DFAST_HOST_LISTENERS), -EINVAL. */
+int dfast_host_listen(struct dfast *fast, const uint8_t *address, int port, uintptr_t config,
+                      size_t send_capacity, size_t receive_capacity, int32_t id,
+                      int32_t allowance, int mtu);
+/* The listener on `address` `port` opens nothing more here (0, or -ENOENT). */
+int dfast_host_unlisten(struct dfast *fast, const uint8_t *address, int port);
+/* Whether a SYN may open a connection here at all (the engine looks at none then). */
+void dfast_host_opens(struct dfast *fast, int allowed);
 /* `key`'s connection takes nothing more here (0, or -ENOENT: none was registered). */
 int dfast_host_remove(struct dfast *fast, const uint8_t *key);
 int dfast_host_connections(const struct dfast *fast);
