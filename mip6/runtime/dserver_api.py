@@ -418,8 +418,7 @@ class Connection:
         self.served = served
         self.sock = sock
         self.client = sock.remote_address
-        self.peer = sock.remote
-        self.port = sock.local[1]
+        self.port = sock.key[1]
         self.handed_in = handed_in
         # a handed-in connection keeps the donor's choices, a new one takes the port's
         self._regenerable = envelope.regenerable
@@ -447,8 +446,14 @@ class Connection:
             self._finished = True
             self.writer.close()
 
+    @property
+    def peer(self) -> tuple[str, int]:
+        """The client's address and port as text (formatted when asked: an accept on a fresh
+        connection's path had two addresses formatted for nothing)."""
+        return str(self.client), self.sock.key[3]
+
     def __repr__(self) -> str:
-        return f"<Connection [{self.peer[0]}]:{self.peer[1]} port {self.port}>"
+        return f"<Connection [{self.client}]:{self.sock.key[3]} port {self.port}>"
 
     # -- the seeds' setState / getState ------------------------------------------------------
 
@@ -1023,7 +1028,7 @@ class DistributedServer:
 
     def _start(self, conn: Connection) -> asyncio.Task[None]:
         task = self.loop.create_task(
-            self._run(conn), name=f"dserver port {conn.port} [{conn.peer[0]}]:{conn.peer[1]}"
+            self._run(conn), name=f"dserver port {conn.port} [{conn.client}]:{conn.sock.key[3]}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
