@@ -410,7 +410,7 @@ class FastHost:
         self._opens = opens
         self._socks: dict[int, Socket] = {}  # id -> socket, as registered in C
         self._ids: dict[Socket, int] = {}
-        self._carried: dict[Socket, bool] = {}
+        self._carried: dict[Socket, int] = {}  # enum dfast_carry
         self._next_id = 0
         self._complete = True  # every table entry registered (else C opens nothing)
         self._opening: bool | None = None  # what C was last told
@@ -442,9 +442,17 @@ class FastHost:
         return local + lport.to_bytes(2, "big") + remote + rport.to_bytes(2, "big")
 
     def sync(self, sock: Socket) -> None:
-        """Register ``sock``'s 4-tuple, carried while it is carriable."""
-        carried = carriable(sock)
-        if self._carried.get(sock) is carried:
+        """Register ``sock``'s 4-tuple, carried while it is carriable; one whose received data
+        its ``on_received`` must see before anything acknowledges it (a member that holds its
+        answer and acknowledgement until a replica covers the data) for acknowledgements
+        alone."""
+        if not carriable(sock):
+            carried = lib.DFAST_CARRY_NONE
+        elif sock.on_received is not None:
+            carried = lib.DFAST_CARRY_ACKS
+        else:
+            carried = lib.DFAST_CARRY_ALL
+        if self._carried.get(sock) == carried:
             return
         ident = self._ids.get(sock)
         if ident is None:
@@ -556,7 +564,7 @@ class FastHost:
         sock = stack.adopt(conn, listener)
         self._socks[entry.id] = sock
         self._ids[sock] = entry.id
-        self._carried[sock] = True
+        self._carried[sock] = lib.DFAST_CARRY_ALL
         if listener.closed:
             sock.abort()  # it closed while C opened this: as its queue's would be
         return sock

@@ -240,7 +240,7 @@ def test_a_frozen_connection_takes_its_segments_in_python(lab: Lab) -> None:
 def test_a_holding_connection_and_a_syn_stay_with_python(lab: Lab) -> None:
     client, server = connect(lab)
     server.hold()
-    assert lab.host._carried[server] is False
+    assert lab.host._carried[server] == lib.DFAST_CARRY_NONE
     segments = lab.counter("segments")
     client.send(b"x" * 100)
     lab.client._mark(client)
@@ -248,7 +248,7 @@ def test_a_holding_connection_and_a_syn_stay_with_python(lab: Lab) -> None:
     assert lab.counter("segments") == segments
     server.release_hold(lab.ms)
     lab.run()
-    assert lab.host._carried[server] is True
+    assert lab.host._carried[server] == lib.DFAST_CARRY_ALL
     # a second connection's SYN is punted although the first is carried (opens not allowed)
     second = lab.client.connect(lab.ms, CONTACT, PORT)
     punted = len(lab.punted)
@@ -364,3 +364,24 @@ def test_opens_follow_the_listeners_room_and_the_quiet_tuples(lab: Lab) -> None:
     lab.run()
     assert lab.counter("opened") == 1
     assert third.state.name == "ESTABLISHED"
+
+
+def test_data_a_replica_must_cover_first_is_the_stacks_and_acks_stay_in_c(lab: Lab) -> None:
+    """A member that replicates watches what each connection receives (``on_received``) and
+    holds the answer and its acknowledgement until a replica covers it: C must not
+    acknowledge such data first, so it takes only the segments without data or a FIN."""
+    client, server = connect(lab)
+    seen: list[int] = []
+    server.on_received = lambda sock: seen.append(sock.readable)
+    lab.member._mark(server)
+    lab.run()
+    assert lab.host._carried[server] == lib.DFAST_CARRY_ACKS
+    punted = len(lab.punted)
+    assert pump(lab, client, server, b"a request") == b"a request"
+    assert len(lab.punted) == punted + 1  # the data segment: the stack's
+    assert seen  # on_received ran before anything acknowledged it
+    segments = lab.counter("segments")
+    data = bytes(range(256)) * 64
+    assert pump(lab, server, client, data) == data
+    assert lab.counter("segments") > segments  # the client's ACKs of the answer: C's
+    assert len(lab.punted) == punted + 1

@@ -916,7 +916,8 @@ struct host_entry {
     int32_t id;
     int32_t mtu;
     int32_t touched; /* its record's index + 1 in the touched list; 0: none since Python looked */
-    int carried;     /* 0: the stack's alone (its segments are punted) */
+    int carried;     /* 0: the stack's alone (its segments are punted); 1: carried; 2: carried
+                        but for segments with data or a FIN (DFAST_CARRY_ACKS) */
 };
 
 struct host_listener {
@@ -1043,7 +1044,8 @@ static struct host_entry *host_new_entry(struct host *h, const uint8_t *key)
 int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32_t id, int mtu,
                    int carried)
 {
-    if (fast == NULL || fast->host == NULL || key == NULL || conn == 0)
+    if (fast == NULL || fast->host == NULL || key == NULL || conn == 0 || carried < 0 ||
+        carried > DFAST_CARRY_ACKS)
         return -EINVAL;
     struct host *h = fast->host;
     size_t slot;
@@ -1053,7 +1055,7 @@ int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32
     e->conn = (struct tcp_conn *)conn;
     e->id = id;
     e->mtu = mtu;
-    e->carried = carried != 0;
+    e->carried = carried;
     return 0;
 }
 
@@ -1356,6 +1358,10 @@ static int host_deliver(struct dfast *fast, const uint8_t *packet, size_t size, 
     /* a SYN on a connection's 4-tuple is the engine's (the member's rules for SYNs) */
     if (e == NULL || !e->carried || (segment[13] & TCP_SYN) ||
         (e->conn->flags & TCP_CF_FROZEN) != 0)
+        goto punt;
+    /* the stack must see data before it is acknowledged (a replica must cover it first) */
+    if (e->carried == DFAST_CARRY_ACKS &&
+        ((segment[13] & TCP_FIN) || length > (size_t)(segment[12] >> 4) * 4))
         goto punt;
     size_t cap;
     struct decision *u = host_way(fast, e->key, e->mtu, now, &cap);

@@ -212,11 +212,19 @@ struct dfast_host_counters {
 int dfast_set_host(struct dfast *fast, int link, uintptr_t input, uintptr_t output,
                    uintptr_t conn_new, uintptr_t conn_free, uintptr_t open_passive,
                    const uint8_t *key, size_t key_size);
+/* how a registered connection's segments go (dfast_host_add's `carried`) */
+enum dfast_carry {
+    DFAST_CARRY_NONE = 0, /* punted: the stack's alone */
+    DFAST_CARRY_ALL = 1,
+    DFAST_CARRY_ACKS = 2 /* all but those with data or a FIN, which the stack must see before
+                            they are acknowledged (a replica covers them first) */
+};
+
 /* The stack's connection `conn` (a struct tcp_conn *) holds the 4-tuple `key` (DFAST_HOST_KEY
- * bytes, ports in network byte order): `carried`, C gives it its segments from now on, its
- * answers cut to packets of at most `mtu` bytes after the decision's headers; not carried, its
- * segments are punted (and a SYN for its 4-tuple opens nothing here). Replaces an earlier
- * registration of `key`. -ENOSPC (full), -EINVAL (no host). */
+ * bytes, ports in network byte order): carried (enum dfast_carry), C gives it its segments from
+ * now on, its answers cut to packets of at most `mtu` bytes after the decision's headers; not
+ * carried, its segments are punted (and a SYN for its 4-tuple opens nothing here). Replaces an
+ * earlier registration of `key`. -ENOSPC (full), -EINVAL (no host). */
 int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32_t id, int mtu,
                    int carried);
 /* The stack listens on `address` (16 bytes; unspecified: every local address) `port`: a SYN to
