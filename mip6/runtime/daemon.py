@@ -273,6 +273,9 @@ class Daemon:
         config = self.config
         if not config.fast_path or config.pcap or not isinstance(self.engine, FastEngine):
             return False
+        if isinstance(self.engine, HostedFastEngine) and not self.engine.fast_path_wanted():
+            log.info("node %s: no fast path (a member that replicates its clients)", config.node)
+            return False
         if any(link.type == "interface" for link in config.links.values()):
             log.info("node %s: no fast path on an interface link", config.node)
             return False
