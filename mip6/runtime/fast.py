@@ -29,7 +29,8 @@ no rule of its own for SYNs in force (:meth:`mip6.dserver.member.Member.fast_ope
 stack adopts it. Python hears once per batch which connections C touched, for the stack's
 bookkeeping (timers, readers woken, the accept queue). Frozen and holding connections, active
 opens, and everything the member looks at itself
-(:meth:`mip6.dserver.member.Member.fast_decision`) stay with the engine.
+(:meth:`mip6.dserver.member.Member.fast_decision`) stay with the engine; a member that
+replicates its clients runs without the fast path (``Member.fast_path_wanted``).
 
 Counters (``mip6 show stats``, :meth:`counters`): per link, packets C carried in and out and
 packets punted to the engine; per binding, packets carried under its decisions; the host's
