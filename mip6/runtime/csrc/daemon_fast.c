@@ -1486,6 +1486,11 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
             if (target->batch != NULL)
                 memcpy(next_slot(target), out, (size_t)written);
         }
+        if (written >= 0 && target->host && host_deliver(fast, out, (size_t)written, now) < 0) {
+            d->usage.packets--; /* not carried after all: the engine takes it */
+            d->usage.bytes -= (uint64_t)written;
+            written = DFAST_PUNT;
+        }
         if (written < 0) {
             in->counters.punted++;
             if (packet != fast->buffer)
@@ -1496,17 +1501,6 @@ int dfast_drain(struct dfast *fast, int link, int budget, struct dfast_punt *pun
             return DFAST_PUNT;
         }
         if (target->host) {
-            if (host_deliver(fast, out, (size_t)written, now) < 0) {
-                d->usage.packets--; /* not carried after all: the engine takes it */
-                d->usage.bytes -= (uint64_t)written;
-                in->counters.punted++;
-                if (packet != fast->buffer)
-                    memcpy(fast->buffer, packet, size);
-                flush_all(fast);
-                punt->size = (uint32_t)size;
-                punt->used = used;
-                return DFAST_PUNT;
-            }
             fast->touched_link = link;
             target->counters.out_packets++;
             target->counters.out_bytes += (uint64_t)written;
