@@ -535,13 +535,18 @@ class Stack:
 
     def quiet_tuples(self, now_ms: int) -> bool:
         """Whether any released 4-tuple is still quiet at ``now_ms`` (see :meth:`release`)."""
+        self._expire_released(now_ms)
+        return bool(self._released)
+
+    def _expire_released(self, now_ms: int) -> None:
         released = self._released
+        # every entry lives time_wait_ms from its release, so insertion order is expiry order:
+        # the expired ones are at the front (rebuilding the dict cost O(entries) per release)
         while released:
             key = next(iter(released))
             if released[key] > now_ms:
-                return True
+                break
             del released[key]
-        return False
 
     def detach(self, sock: Socket) -> None:
         """Forget a connection without sending anything (the donor after a handoff)."""
@@ -557,14 +562,8 @@ class Stack:
         its 4-tuple silently. Segments sent before the path moved still arrive here; the RST
         that RFC 9293 3.10.7.1 prescribes for them would reset the connection elsewhere."""
         self.detach(sock)
+        self._expire_released(now_ms)
         released = self._released
-        # every entry lives time_wait_ms from its release, so insertion order is expiry order:
-        # the expired ones are at the front (rebuilding the dict cost O(entries) per release)
-        while released:
-            key = next(iter(released))
-            if released[key] > now_ms:
-                break
-            del released[key]
         released.pop(sock.key, None)
         released[sock.key] = now_ms + self.config.time_wait_ms
 
