@@ -747,7 +747,7 @@ class Member:
         """What the client sends on ``sock`` is acknowledged only once a replica covers it
         (see request_replicate): acknowledged by a member that died before replicating it,
         a request (or an echo's line) never came again, and the buddy could only skip it."""
-        if self.membership is not None and self.config.replication:
+        if self._replicates():
             sock.on_received = self._received
 
     def _received(self, sock: Socket) -> None:
@@ -791,7 +791,12 @@ class Member:
         acknowledgement and answer wait for a replica, so C would carry little, and the chaos
         runs of session 25 lost connections with it on (seeds 771, 773, 774; see the README)
         that they never lost on the Python path; the cause is not fully known yet."""
-        return self.membership is None or not self.config.replication
+        return not self._replicates()
+
+    def _replicates(self) -> bool:
+        """Whether this member replicates its clients to a buddy (dynamic membership with
+        replication)."""
+        return self.membership is not None and self.config.replication
 
     def fast_version(self) -> Hashable:
         """The mobile node's, and whether this member is in the state where its own work on a
@@ -831,7 +836,7 @@ class Member:
             and not self._frozen_clients
             and not self._paused
             and self._now >= self._new_life_until
-            and (self.membership is None or not self.config.replication)
+            and not self._replicates()
         )
 
     def fast_delivered(self, now: float, delivered: list[tuple[Socket, bool]]) -> list[Action]:
@@ -1575,7 +1580,7 @@ class Member:
         request as read, and a death before the replica came lost the connection (the chaos
         runs' last failures). The cost is a round trip to the buddy on each connection's
         set-up and each request."""
-        if self.membership is None or not self.config.replication:
+        if not self._replicates():
             return
         held = [sock for sock in hold if not sock.frozen and sock.state is not TcpState.CLOSED]
         if held and self.config.hold_until_replicated and self.buddy() is not None:
