@@ -162,9 +162,11 @@ class DelayLoss:
 
 class StreamDriver(Protocol):
     """What the streams below need of whatever drives the stack: the loop their futures live
-    on, the stack, its clock, and ``kick()``, which has the stack polled soon after
-    application calls. :class:`StackTimers` is one; the mip6 daemon's host
-    (``mip6.runtime.host.AsyncHost``) is another."""
+    on, the stack, its clock, ``kick()``, which has the stack polled soon after application
+    calls, and ``flush()``, which polls now when a kick is pending (a writer's ``drain``: what
+    was written leaves before the task goes on, not a loop iteration later).
+    :class:`StackTimers` is one; the mip6 daemon's host (``mip6.runtime.host.AsyncHost``) is
+    another."""
 
     loop: asyncio.AbstractEventLoop
     stack: Stack | None
@@ -172,6 +174,8 @@ class StreamDriver(Protocol):
     def now_ms(self) -> int: ...
 
     def kick(self) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class StackTimers:
@@ -192,7 +196,16 @@ class StackTimers:
         """Schedules a poll soon (after application calls, or a burst of received segments)."""
         if not self._poll_scheduled:
             self._poll_scheduled = True
-            self.loop.call_soon(self._poll)
+            self.loop.call_soon(self._kicked)
+
+    def flush(self) -> None:
+        """The poll a kick scheduled, now."""
+        if self._poll_scheduled:
+            self._poll()
+
+    def _kicked(self) -> None:
+        if self._poll_scheduled:  # else a flush did it already
+            self._poll()
 
     def _poll(self) -> None:
         self._poll_scheduled = False
@@ -404,6 +417,7 @@ class StreamWriter:
     async def drain(self) -> None:
         pipe = self._pipe
         pipe.pump()
+        pipe.driver.flush()
         if pipe.sock.state == TcpState.CLOSED and pipe.sock.close_reason != CloseReason.NORMAL:
             raise ConnectionResetError(pipe.sock.close_reason.name)
         if len(pipe.pending) > pipe.high_water:

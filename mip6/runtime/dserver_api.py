@@ -335,7 +335,17 @@ class MemberDriver:
     def kick(self) -> None:
         if not self._scheduled and not self.closed:
             self._scheduled = True
-            self.loop.call_soon(self._poll)
+            self.loop.call_soon(self._kicked)
+
+    def flush(self) -> None:
+        """The poll a kick scheduled, now (a writer's drain, from a task: never inside the
+        member's entry points)."""
+        if self._scheduled:
+            self._poll()
+
+    def _kicked(self) -> None:
+        if self._scheduled:  # else a flush did it already
+            self._poll()
 
     def _poll(self) -> None:
         self._scheduled = False

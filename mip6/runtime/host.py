@@ -590,7 +590,16 @@ class AsyncHost:
         """Perform the host's output soon (after application calls)."""
         if not self._scheduled:
             self._scheduled = True
-            self.loop.call_soon(self._run)
+            self.loop.call_soon(self._kicked)
+
+    def flush(self) -> None:
+        """The output a kick scheduled, now."""
+        if self._scheduled:
+            self._run()
+
+    def _kicked(self) -> None:
+        if self._scheduled:  # else a flush did it already
+            self._run()
 
     def _run(self) -> None:
         self._scheduled = False

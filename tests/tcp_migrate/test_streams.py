@@ -169,3 +169,37 @@ def test_established_handoff_under_streams_client_reads_whole_stream(include_una
             assert moved.state in (TcpState.FIN_WAIT_2, TcpState.TIME_WAIT, TcpState.CLOSED)
 
     run(main())
+
+
+def test_drain_sends_what_was_written_before_the_task_goes_on():
+    """A writer's drain polls the stack now (the driver's flush), so the written bytes are on
+    the device before the task's next statement, not a loop iteration later; the poll its
+    write scheduled finds nothing left to do."""
+
+    async def main():
+        async with two_stacks() as ((client_driver, server_driver), (client_stack, _)):
+            server = await start_server(server_driver, lambda r, w: None, SERVER, 9)
+            _, writer = await open_connection(client_driver, SERVER, 9)
+            await asyncio.sleep(0.05)  # the handshake's last ACK sent, nothing owed
+            sent: list[bytes] = []
+            transmit = client_driver.transmit
+            client_driver.transmit = lambda packet: (sent.append(packet), transmit(packet))
+            client_stack.transmit = client_driver.transmit
+            writer.write(b"x" * 100)
+            assert sent == []  # write only moves the bytes into the send ring
+            await writer.drain()  # returns without yielding: there is room
+            assert len(sent) == 1 and sent[0].endswith(b"x" * 100)
+            polls = 0
+            poll = client_stack.poll
+
+            def counted(now_ms: int) -> None:
+                nonlocal polls
+                polls += 1
+                poll(now_ms)
+
+            client_stack.poll = counted
+            await asyncio.sleep(0)  # the kick's own callback runs: nothing left for it
+            assert polls == 0 and len(sent) == 1
+            server.close()
+
+    run(main())
