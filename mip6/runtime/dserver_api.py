@@ -152,6 +152,7 @@ Layering: this module drives :mod:`mip6.dserver` from the runtime; nothing there
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import struct
@@ -406,6 +407,14 @@ class _Writer(StreamWriter):
         pipe.close_waiters.clear()
 
 
+@functools.lru_cache(maxsize=1024)
+def _address_text(packed: bytes) -> str:
+    """An address as text, for a handler task's name: the standard library formats an
+    IPv6Address in about 14 us (hot), on every accept's path; a client's next connection
+    finds it here."""
+    return str(IPv6Address(packed))
+
+
 class Connection:
     """One client connection on this member (the seeds' ``GeckoSocket``). ``reader`` and
     ``writer`` are asyncio streams; ``client`` the client's address (``peer`` with its port);
@@ -488,9 +497,9 @@ class Connection:
 
     @movable.setter
     def movable(self, value: bool) -> None:
-        self._movable = value
-        if value:
+        if value and not self._movable:
             self.server.driver.kick()  # a handoff held for it goes on at the member's poll
+        self._movable = value
 
     @property
     def regenerable(self) -> bool:
@@ -1037,8 +1046,9 @@ class DistributedServer:
             self._settle(conn.client, HandoffFailed("the connection closed", kept=False))
 
     def _start(self, conn: Connection) -> asyncio.Task[None]:
+        client = _address_text(conn.sock.key[2])
         task = self.loop.create_task(
-            self._run(conn), name=f"dserver port {conn.port} [{conn.client}]:{conn.sock.key[3]}"
+            self._run(conn), name=f"dserver port {conn.port} [{client}]:{conn.sock.key[3]}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
