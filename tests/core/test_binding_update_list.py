@@ -23,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from mip6.core.actions import Transmit
 from mip6.core.binding_update_list import (
     TRANSITIONS,
+    BindingUpdateList,
     BulEntry,
     BulInput,
     BulProtocolError,
@@ -465,3 +466,47 @@ class RoamingMachine(RuleBasedStateMachine):
 
 TestRoamingMachine = RoamingMachine.TestCase
 TestRoamingMachine.settings = settings(max_examples=100, stateful_step_count=20, deadline=None)
+
+
+def test_version_moves_with_what_fast_decisions_read_and_only_with_it() -> None:
+    """The list's version (the mobile node's fast_version reads it, O(1), before every wait
+    of the daemon's fast path) moves at each put and remove of an entry and each change of
+    a field MobileNode.fast_decision reads; other bookkeeping leaves it."""
+    bul = BindingUpdateList(capacity=4)
+    correspondent = IPv6Address("2001:db8:2::1")
+    entry = BulEntry(
+        destination=correspondent,
+        home_address=IPv6Address("2001:db8:1::80"),
+        home_registration=False,
+        sequence=1,
+        state=BulState.RETURN_ROUTABILITY,
+    )
+    entry.state = BulState.READY  # not in a list yet: nothing to move
+    assert bul.version == 0
+    bul.put(entry)
+    seen = {bul.version}
+    for name, value in (
+        ("state", BulState.BOUND),
+        ("care_of_address", IPv6Address("2001:db8:9::1")),
+        ("expires", 12.5),
+        ("deregistering", True),
+    ):
+        setattr(entry, name, value)
+        assert bul.version not in seen, name
+        seen.add(bul.version)
+    before = bul.version
+    entry.sequence = 2
+    entry.retransmit_timeout = 3.0
+    entry.tokens.home_keygen_token = bytes(8)
+    assert bul.version == before
+    bul.remove(IPv6Address("2001:db8:2::2"))  # not there
+    assert bul.version == before
+    bul.remove(correspondent)
+    assert bul.version == before + 1
+    node = MobileNode.__new__(MobileNode)
+    node.bul, node._at_home, node.care_of_address = bul, False, None
+    node.home_agent, node.tunnel_relay = IPv6Address("2001:db8:1::1"), None
+    version = node.fast_version()
+    assert node.fast_version() == version
+    bul.put(entry)
+    assert node.fast_version() != version
