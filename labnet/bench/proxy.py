@@ -28,29 +28,44 @@ without the member.
 - ``requests_per_s`` vs ``direct_requests_per_s``: one curl fetching the 10 kB file
   ``requests`` times over one keep-alive connection, requests over the sum of the transfers'
   times.
+- ``member_request_ms`` and ``member_response_ms``: the m1 daemon's own share of a fresh
+  proxied fetch, read off the hub's capture of m1's link and a capture of m1's loopback taken
+  during the fetches (medians): from the request's arrival on m1's link to its forward to the
+  server on the loopback, and from the server's last response byte on the loopback to the
+  response's first segment on m1's link. Both are measured on the same clock within one
+  fetch, so they move less with the machine's drift than ``proxy_added_fetch_ms`` (a
+  difference between two medians of whole fetches).
 
 Every fetch is checked (status 200 and its size); figures move with the machine's load.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
+import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
+from labnet.dserver_lab import innermost
 from labnet.netns import NetnsLab
 from labnet.topology import NodeSpec, Topology, Uplink, builtin
 from mip6.runtime.config import AppConfig
+from mip6.wire import protocols
+from mip6.wire.pcap import Ipv6Frame, extract_ipv6, read_capture_file
 
 SERVER_PORT = 8000  # where dserver-proxy's proxies find their servers
+PROXY_PORT = 80  # the proxies', on the contact address
 MEMBERS = ("m1", "m2", "m3")
 # the member's own HTTP server (the download service, no proxy): the small body, the large one
 # on the next port
@@ -58,6 +73,7 @@ MEMBER_PORT = 81
 WEB = IPv6Address("2001:db8:10::80")  # the direct server, on m1's network
 SMALL = 10_000  # bytes: the seeds' "10kb" document
 LARGE = 50_000_000
+MATCH_WINDOW = 0.01  # s: a capture's segment further than this from its pair is not its pair
 
 
 def topology(small: Path, large: Path) -> Topology:
@@ -177,16 +193,102 @@ def run(
         return _measure(bench, fetches, requests, large)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Segment:
+    """A TCP segment with data in a capture: when (seconds since the epoch), its ports."""
+
+    at: float
+    source_port: int
+    destination_port: int
+
+
+def _data_segments(path: Path) -> list[_Segment]:
+    """The TCP segments carrying data in a capture (tunnelled or not), in capture order."""
+    found = []
+    for frame in read_capture_file(path):
+        extracted = extract_ipv6(frame.link_type, frame.data)
+        if not isinstance(extracted, Ipv6Frame) or len(extracted.packet) < 40:
+            continue
+        packet, protocol, offset = innermost(extracted.packet)
+        if protocol != protocols.TCP or len(packet) < offset + 20:
+            continue
+        payload = 40 + struct.unpack_from("!H", packet, 4)[0] - offset
+        if payload > (packet[offset + 12] >> 4) * 4:
+            source, destination = struct.unpack_from("!HH", packet, offset)
+            found.append(_Segment(frame.timestamp_ns / 1e9, source, destination))
+    return found
+
+
+def _member_shares(
+    link: list[_Segment], loopback: list[_Segment]
+) -> tuple[list[float], list[float]]:
+    """Per fresh proxied fetch (one client port each, one at a time): the request's arrival on
+    m1's link to its forward on the loopback, and the server's last byte before the response's
+    first segment on m1's link to that segment (seconds)."""
+    requests: dict[int, float] = {}
+    responses: dict[int, float] = {}
+    for segment in link:
+        if segment.destination_port == PROXY_PORT:
+            requests.setdefault(segment.source_port, segment.at)
+        elif segment.source_port == PROXY_PORT:
+            responses.setdefault(segment.destination_port, segment.at)
+    forwarded = sorted(s.at for s in loopback if s.destination_port == SERVER_PORT)
+    answered = sorted(s.at for s in loopback if s.source_port == SERVER_PORT)
+    inward, outward = [], []
+    for port, arrived in requests.items():
+        index = bisect.bisect_left(forwarded, arrived)
+        if index < len(forwarded) and forwarded[index] - arrived < MATCH_WINDOW:
+            inward.append(forwarded[index] - arrived)
+        first = responses.get(port)
+        index = bisect.bisect_left(answered, first) - 1 if first is not None else -1
+        if first is not None and index >= 0 and first - answered[index] < MATCH_WINDOW:
+            outward.append(first - answered[index])
+    return inward, outward
+
+
+@contextmanager
+def _loopback_capture(lab: NetnsLab, node: str, path: Path) -> Iterator[None]:
+    """dumpcap on ``node``'s loopback into ``path`` while the block runs."""
+    dumpcap = subprocess.Popen(
+        lab.exec_argv(node, ["dumpcap", "-q", "-i", "lo", "-w", str(path)]),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (path.exists() and path.stat().st_size > 0):  # its headers: capturing
+            if dumpcap.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("dumpcap did not start on the loopback of " + node)
+            time.sleep(0.05)
+        time.sleep(1.0)  # its headers come before it captures (0.2 s lost fetches)
+        yield
+        time.sleep(0.3)  # what it read last, written
+    finally:
+        dumpcap.send_signal(signal.SIGINT)  # as ^C: it writes out what it holds, then exits
+        dumpcap.wait(10)
+
+
 def _measure(bench: _Bench, fetches: int, requests: int, large: int) -> dict[str, Any]:
     # the client's first connection to C takes the home agent's tunnel and route optimization
     for base in (bench.proxy, bench.member, bench.direct):
         bench.fetch_ms(base)
     times: dict[str, list[float]] = {bench.proxy: [], bench.member: [], bench.direct: []}
     order = list(times)
-    for _ in range(fetches):
-        for base in order:
-            times[base].append(bench.fetch_ms(base))
-        order.reverse()
+    with tempfile.TemporaryDirectory(prefix="labnet-bench-proxy-lo-") as tmp:
+        loopback = Path(tmp) / "m1-lo.pcapng"
+        with _loopback_capture(bench.lab, "m1", loopback):
+            for _ in range(fetches):
+                for base in order:
+                    times[base].append(bench.fetch_ms(base))
+                order.reverse()
+        inward, outward = _member_shares(
+            _data_segments(Path(bench.lab.pcap("m1"))), _data_segments(loopback)
+        )
+    if len(inward) < (fetches + 1) // 2 or len(outward) < (fetches + 1) // 2:
+        raise RuntimeError(
+            f"the captures matched {len(inward)} requests and {len(outward)} responses of "
+            f"{fetches} proxied fetches"
+        )
     proxied, member, direct = times[bench.proxy], times[bench.member], times[bench.direct]
     pid = bench.lab.state["nodes"]["m1"]["pid"]
     proxy_mbps: list[float] = []
@@ -222,6 +324,9 @@ def _measure(bench: _Bench, fetches: int, requests: int, large: int) -> dict[str
         "requests_per_s": round(requests / sum(total for total, _ in kept), 1),
         "direct_requests_per_s": round(requests / sum(total for total, _ in kept_direct), 1),
         "requests": requests,
+        "member_request_ms": round(statistics.median(inward) * 1000, 3),
+        "member_response_ms": round(statistics.median(outward) * 1000, 3),
+        "member_shares_matched": min(len(inward), len(outward)),
         "seeds_proxy_fetch_ms": 23.41,
         "seeds_direct_fetch_ms": 20.23,
         "cpus": os.cpu_count(),

@@ -29,6 +29,9 @@ def test_proxy_figures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in ("proxy_mbps", "direct_mbps", "requests_per_s", "direct_requests_per_s"):
         assert results[key] > 0, (key, results)
     assert results["member_cpu_ns_per_byte"] > 0
+    # the member's own share, read off the captures: inside the whole fetch's time
+    for key in ("member_request_ms", "member_response_ms"):
+        assert 0 < results[key] < results["proxy_fetch_ms"], (key, results)
     json.dumps(results)
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "bproxy" not in namespaces
