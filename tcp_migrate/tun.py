@@ -178,6 +178,37 @@ class StreamDriver(Protocol):
     def flush(self) -> None: ...
 
 
+class Coalesced:
+    """``call`` run soon on ``loop`` once, however many :meth:`kick` calls came before it ran;
+    :meth:`flush` runs it now while a kick is pending, :meth:`run` runs it now in any case (a
+    timer's, a read's), and the pending kick's callback then finds nothing to do. What a
+    :class:`StreamDriver`'s ``kick`` and ``flush`` are made of."""
+
+    __slots__ = ("_call", "_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> None:
+        self._loop = loop
+        self._call = call
+        self._pending = False
+
+    def kick(self) -> None:
+        if not self._pending:
+            self._pending = True
+            self._loop.call_soon(self._soon)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.run()
+
+    def run(self) -> None:
+        self._pending = False
+        self._call()
+
+    def _soon(self) -> None:
+        if self._pending:  # else a flush or a run did it already
+            self.run()
+
+
 class StackTimers:
     """A stack's clock and timers on an asyncio loop, for this module's :class:`Driver` on a
     device: :meth:`kick` polls the stack soon; each poll re-arms one timer at the stack's
@@ -187,28 +218,20 @@ class StackTimers:
         self.loop = loop
         self.stack = stack
         self._timer: asyncio.TimerHandle | None = None
-        self._poll_scheduled = False
+        self._polls = Coalesced(loop, self._poll)
 
     def now_ms(self) -> int:
         return int(self.loop.time() * 1000)
 
     def kick(self) -> None:
         """Schedules a poll soon (after application calls, or a burst of received segments)."""
-        if not self._poll_scheduled:
-            self._poll_scheduled = True
-            self.loop.call_soon(self._kicked)
+        self._polls.kick()
 
     def flush(self) -> None:
         """The poll a kick scheduled, now."""
-        if self._poll_scheduled:
-            self._poll()
-
-    def _kicked(self) -> None:
-        if self._poll_scheduled:  # else a flush did it already
-            self._poll()
+        self._polls.flush()
 
     def _poll(self) -> None:
-        self._poll_scheduled = False
         stack = self.stack
         if stack is None:
             return
@@ -216,7 +239,7 @@ class StackTimers:
         deadline = stack.next_deadline()
         self.cancel_timer()
         if deadline is not None:
-            self._timer = self.loop.call_at(max(deadline, 0) / 1000, self._poll)
+            self._timer = self.loop.call_at(max(deadline, 0) / 1000, self._polls.run)
 
     def cancel_timer(self) -> None:
         if self._timer is not None:
@@ -263,7 +286,7 @@ class Driver(StackTimers):
                     self.stack.receive(self.now_ms(), packet)
             else:
                 self.shim.inbound(packet, self.deliver)
-        self._poll()
+        self._polls.run()
 
     def close(self) -> None:
         self.loop.remove_reader(self.device.fd)

@@ -171,7 +171,7 @@ from mip6.runtime.daemon import Daemon
 from mip6.runtime.host import stack_ms
 from tcp_migrate.core import WRITE_SHUT_STATES, TcpState
 from tcp_migrate.stack import Socket, Stack
-from tcp_migrate.tun import StreamWriter, wrap_socket
+from tcp_migrate.tun import Coalesced, StreamWriter, wrap_socket
 
 log = logging.getLogger(__name__)
 
@@ -328,28 +328,21 @@ class MemberDriver:
         self.stack: Stack | None = member.host.stack  # StreamDriver's type
         self.after = after  # called after each poll's actions are performed
         self.closed = False
-        self._scheduled = False
+        self._polls = Coalesced(loop, self._poll)
 
     def now_ms(self) -> int:
         return stack_ms(self.loop.time())
 
     def kick(self) -> None:
-        if not self._scheduled and not self.closed:
-            self._scheduled = True
-            self.loop.call_soon(self._kicked)
+        if not self.closed:
+            self._polls.kick()
 
     def flush(self) -> None:
         """The poll a kick scheduled, now (a writer's drain, from a task: never inside the
         member's entry points)."""
-        if self._scheduled:
-            self._poll()
-
-    def _kicked(self) -> None:
-        if self._scheduled:  # else a flush did it already
-            self._poll()
+        self._polls.flush()
 
     def _poll(self) -> None:
-        self._scheduled = False
         if self.closed:
             return
         self.runtime.apply(self.member.poll(self.loop.time()))

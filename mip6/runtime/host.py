@@ -71,6 +71,7 @@ from tcp_migrate.core import Config
 from tcp_migrate.stack import Listener, Socket, Stack
 from tcp_migrate.tun import (
     ClientConnected,
+    Coalesced,
     Server,
     StreamWriter,
     open_connection,
@@ -569,8 +570,9 @@ class Host:
 
 class AsyncHost:
     """A :class:`Host` for asyncio applications: what tcp_migrate's streams need of a driver
-    (``loop``, ``stack``, ``now_ms``, ``kick``) and the UDP API. ``flush`` performs the host's
-    pending output (the node runtime's :meth:`~mip6.runtime.node.NodeRuntime.flush_host`)."""
+    (``loop``, ``stack``, ``now_ms``, ``kick``, ``flush``) and the UDP API. The ``flush`` it is
+    given performs the host's pending output (the node runtime's
+    :meth:`~mip6.runtime.node.NodeRuntime.flush_host`)."""
 
     def __init__(
         self, host: Host, loop: asyncio.AbstractEventLoop, flush: Callable[[], None]
@@ -578,8 +580,7 @@ class AsyncHost:
         self.host = host
         self.loop = loop
         self.stack = host.stack
-        self._flush = flush
-        self._scheduled = False
+        self._output = Coalesced(loop, flush)
         self._servers: list[Server] = []
         host.on_output = self.kick
 
@@ -588,22 +589,11 @@ class AsyncHost:
 
     def kick(self) -> None:
         """Perform the host's output soon (after application calls)."""
-        if not self._scheduled:
-            self._scheduled = True
-            self.loop.call_soon(self._kicked)
+        self._output.kick()
 
     def flush(self) -> None:
         """The output a kick scheduled, now."""
-        if self._scheduled:
-            self._run()
-
-    def _kicked(self) -> None:
-        if self._scheduled:  # else a flush did it already
-            self._run()
-
-    def _run(self) -> None:
-        self._scheduled = False
-        self._flush()
+        self._output.flush()
 
     async def open_connection(
         self, host: str, port: int, *, limit: int = 2**16
