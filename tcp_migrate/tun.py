@@ -335,6 +335,9 @@ class _Pipe:
         self.closing = False
         self.fin_queued = False
         self.eof_fed = False
+        # something else reads the socket's input (the proxy's relay in C): the reader is fed
+        # only its end
+        self.input_elsewhere = False
         sock.on_change = lambda _sock: self.pump()
 
     def extra(self, name: str, default=None):
@@ -352,7 +355,7 @@ class _Pipe:
             return
         moved = False
         # Receive side: copy readable bytes into the reader unless it asked us to pause.
-        while not self.paused and sock.readable:
+        while not self.paused and not self.input_elsewhere and sock.readable:
             data = sock.recv(READ_SIZE)
             if not data:
                 break

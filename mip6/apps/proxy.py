@@ -42,6 +42,16 @@ own connection. The donor's connection to its server closes with the handoff. Wh
   (:attr:`~mip6.runtime.dserver_api.Connection.movable`), and the member's freeze for a
   handoff waits for the end of an exchange (half an attempt at most; then the client stays).
 
+**In C.** In a member daemon whose fast path carries the client's connection (a member that
+does not replicate its clients, :mod:`mip6.runtime.fast`), and a proxy whose policy does not
+look at requests (no ``route_requests``, ``handoff_every: 0``), the exchanges go through the
+host's relay (:class:`~mip6.runtime.fast.FastRelays`, ``csrc/relay.c``): the same framing
+with llhttp from C, the same checks before a request goes on, one exchange at a time, no
+Python on the way of a request or a response. The connection is movable while the relay is
+between two exchanges (a handoff's freeze asks it), and whatever stops the relay (an end of
+stream, a head it does not forward, a message llhttp refuses) leaves the proxy below to go on
+from there.
+
 Anything the tracker does not follow (not HTTP/1.1, CONNECT, an upgrade, a head longer than
 32 KiB, a malformed chunked body) turns the connection into a plain relay where it is, never
 handed off again; a response that runs until the server closes ends the connection with it;
@@ -82,6 +92,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address
+from typing import TYPE_CHECKING
 
 from mip6.apps.http_boundary import Kind, MessageTracker, Unsupported
 from mip6.dserver.policy import Selection
@@ -92,6 +103,9 @@ from mip6.runtime.dserver_api import (
     HandoffFailed,
     ServedPort,
 )
+
+if TYPE_CHECKING:
+    from mip6.runtime.fast import FastRelays, RelayState
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +128,12 @@ SPARE_LIFETIME = 2.0
 # RFC 9110 9.2.2: a request of these methods may be sent again when no answer came
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
+# daemon_fast.h's enum dfast_relay_stop and enum dfast_relay_bytes (the relay in C)
+RELAY_RUNNING, RELAY_CLIENT_CLOSED, RELAY_SERVER_CLOSED = 0, 1, 2
+RELAY_REQUEST, RELAY_RAW = 4, 5
+RELAY_HELD, RELAY_RETAINED, RELAY_DOWN = 0, 1, 2
+# llhttp's numbers of the methods a request may be sent again with (llhttp_method_t)
+_METHODS = {0: b"DELETE", 1: b"GET", 2: b"HEAD", 4: b"PUT", 6: b"OPTIONS", 7: b"TRACE"}
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 # The application state (``conn.state``): empty between exchanges with nothing read of the
@@ -177,6 +197,10 @@ class _Backend:
         self.reader = reader
         self.writer = writer
         self._socket = writer.get_extra_info("socket")
+
+    @property
+    def socket(self) -> socket.socket:
+        return self._socket
 
     async def read(self) -> bytes:
         """The next bytes from the server, acknowledged at once. A server that writes a
@@ -376,6 +400,7 @@ class Proxy:
         self.bad_gateway = 0
         self.bad_states = 0
         self.retried = 0  # requests sent again after the server closed an idle connection
+        self.relayed = 0  # responses relayed in C (the fast path's relays)
         self.spares = _Spares(self, settings.spares)
 
     def listen(self, port: int) -> ServedPort:
@@ -414,11 +439,20 @@ class Proxy:
     async def _http(self, conn: Connection, side: _ServerSide, held: bytes, routed: bool) -> None:
         """Exchange after exchange until either side ends the connection."""
         served = 0  # requests served at this member
+        relays = self._relays(conn)
         while True:
             # between two exchanges: a handoff may take the client from here, unless more was
             # read of what follows (pipelined requests) than its state can carry
             conn.movable = len(held) <= MAX_HELD
             side.prepare()  # while the request is on its way
+            if relays is not None and not held and not routed:
+                relayed = await self._relayed(conn, side, relays)
+                if relayed is not None:
+                    relays = None  # whatever stopped it, the rest is Python's
+                    ended, held = relayed
+                    if ended:
+                        return
+                    continue
             request = MessageTracker(Kind.REQUEST)
             try:
                 taken = request.feed(held) if held else 0
@@ -478,6 +512,132 @@ class Proxy:
             side.idle = True
             if not (keep_alive and head.keep_alive):
                 return  # the exchange ends the connection: our FIN follows
+
+    # -- relayed in C --------------------------------------------------------------------------
+
+    def _relays(self, conn: Connection) -> FastRelays | None:
+        """The host's relays when this proxy's exchanges may go through them: no policy looks
+        at requests (``route_requests``, ``handoff_every``: they decide between two requests,
+        in Python) and the daemon's fast path carries the connection."""
+        settings = self.settings
+        if settings.route_requests or settings.handoff_every:
+            return None
+        return getattr(conn.sock.stack.carrier, "relays", None)
+
+    async def _relayed(
+        self, conn: Connection, side: _ServerSide, relays: FastRelays
+    ) -> tuple[bool, bytes] | None:
+        """Exchanges relayed in C (:class:`~mip6.runtime.fast.FastRelays`) until the relay
+        stops; then whether the connection ended, and else the client's bytes read and not
+        forwarded (the request the relay left to Python). None: no relay took it (it goes
+        on in Python)."""
+        backend = await side.get()
+        if backend is None or backend.reader._buffer or conn.writer.unsent:  # type: ignore[attr-defined]
+            return None
+        transport = backend.writer.transport
+        if transport.get_write_buffer_size():
+            return None
+        pipe = conn.writer._pipe
+        stopped = asyncio.get_running_loop().create_future()
+        index: int | None = None
+
+        def on_event() -> None:
+            assert index is not None
+            if relays.state(index).reason != RELAY_RUNNING:
+                if not stopped.done():
+                    stopped.set_result(None)
+            else:  # idle after a no: a handoff held for it may go on (Connection.movable)
+                self.server.driver.kick()
+
+        transport.pause_reading()
+        index = relays.start(conn.sock, backend.socket.fileno(), conn._unread(), on_event)
+        if index is None:
+            transport.resume_reading()
+            return None
+        conn.reader._buffer.clear()  # type: ignore[attr-defined]  # the relay has them
+        pipe.input_elsewhere = True
+        conn.state = b""
+        conn.movable_check = functools.partial(self._relay_movable, conn, relays, index)
+        try:
+            if relays.state(index).reason == RELAY_RUNNING:
+                await stopped
+            state = relays.state(index)
+            held = relays.bytes(index, RELAY_HELD, state.held)
+            down = relays.bytes(index, RELAY_DOWN, state.down)
+            retained = relays.bytes(index, RELAY_RETAINED, state.retained)
+        finally:
+            relays.stop(index)
+            conn.movable_check = None
+            pipe.input_elsewhere = False
+            if not conn.handed_off:
+                pipe.pump()  # what the client sent since is the reader's again
+                transport.resume_reading()
+        self.requests += state.requests
+        self.relayed += state.responses
+        if state.requests:
+            side.idle = True
+        log.debug("proxy %s: relay stopped: %s", conn, state)
+        return await self._after_relay(conn, side, backend, state, held, down, retained)
+
+    def _relay_movable(self, conn: Connection, relays: FastRelays, index: int) -> bool:
+        """Whether the relay is between two exchanges with no more read than a state carries:
+        then ``conn.state`` says what was read (a freeze follows at once); else it tells us
+        when it is (a handoff held for that asks again then)."""
+        state = relays.state(index)
+        if state.reason != RELAY_RUNNING:
+            return False  # the handler takes over at its next step
+        if state.idle and state.held <= MAX_HELD:
+            conn.state = encode_state(relays.bytes(index, RELAY_HELD, state.held))
+            return True
+        relays.notify_idle(index)
+        return False
+
+    async def _after_relay(
+        self,
+        conn: Connection,
+        side: _ServerSide,
+        backend: _Backend,
+        state: RelayState,
+        held: bytes,
+        down: bytes,
+        retained: bytes,
+    ) -> tuple[bool, bytes]:
+        """The proxy goes on from where the relay stopped (daemon_fast.h, enum
+        dfast_relay_stop)."""
+        if state.unrelayed:
+            conn.writer.write(down[: state.unrelayed])  # the response's, framed already
+        reason = state.reason
+        if reason == RELAY_REQUEST:
+            return False, held  # a head the relay does not forward: the tracker reads it
+        if reason == RELAY_RAW or (reason == RELAY_CLIENT_CLOSED and not state.idle):
+            # a message llhttp refused after its head went on, or the client closed in the
+            # middle of an exchange: the rest as it is, as the tracker's Unsupported does
+            if down[state.unrelayed :]:
+                conn.writer.write(down[state.unrelayed :])
+            conn.movable = False
+            conn.state = encode_state(b"", middle=True)
+            await self._opaque(conn, backend, held, None, Unsupported("relayed as it is"))
+            return True, b""
+        if reason == RELAY_SERVER_CLOSED and not state.idle:
+            method = _METHODS.get(state.method)
+            if state.retry and method in IDEMPOTENT:
+                # as in _http: the server closed an idle connection as the request reached it
+                self.retried += 1
+                side.drop()
+                conn.movable = False
+                conn.state = encode_state(b"", middle=True)
+                retried = await side.get()
+                if retried is not None:
+                    retried.write(retained)
+                    keep_alive = await self._response(conn, retried, method)
+                    if keep_alive:
+                        side.idle = True
+                        return False, held
+                    if keep_alive is False:
+                        return True, b""
+            if not state.answered:
+                self._bad_gateway(conn)
+        return True, b""
 
     def _handoff_due(self, served: int) -> bool:
         every = self.settings.handoff_every

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
 # tcp_migrate's headers: the host's connections are its struct tcp_conn (daemon_fast.h)
 TCP_CSRC = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tcp_migrate", "csrc")
-SOURCES = [os.path.join(CSRC, "daemon_fast.c"), os.path.join(CSRC, "blake2s.c")]
+SOURCES = [os.path.join(CSRC, name) for name in ("daemon_fast.c", "relay.c", "blake2s.c")]
 HEADER = "daemon_fast.h"
 
 CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"]
@@ -75,6 +75,8 @@ def make_builder(*, absolute_sources: bool, sanitize: bool = False) -> cffi.FFI:
             os.path.join(CSRC, HEADER),
             os.path.join(CSRC, "udp_runs.h"),
             os.path.join(CSRC, "blake2s.h"),
+            os.path.join(CSRC, "dfast_internal.h"),
+            os.path.join(CSRC, "llhttp_abi.h"),
             *glob.glob(os.path.join(TCP_CSRC, "*.h")),
         ],
         extra_compile_args=CFLAGS + SANITIZER_CFLAGS if sanitize else CFLAGS,

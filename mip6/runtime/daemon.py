@@ -312,7 +312,7 @@ class Daemon:
             # a member: its own stack's established connections take their segments in C
             assert isinstance(engine, HostedFastEngine)
             host = engine.host
-            FastHost(
+            fast_host = FastHost(
                 fast,
                 host.stack,
                 lambda remote: host.path_mtu.get(self.now, remote),
@@ -320,6 +320,8 @@ class Daemon:
                 lambda delivered: runtime.apply(engine.fast_delivered(self.now, delivered)),
                 engine.fast_opens,
             )
+            if fast_host.relays is not None:
+                fast_host.relays.attach(asyncio.get_running_loop())
         for name, link in self.links.items():
             link.take_reading(fast.reader(name))
         runtime.before_timer = fast.touch
@@ -367,6 +369,8 @@ class Daemon:
             self._control.close()
             if self.config.control and os.path.exists(self.config.control):
                 os.unlink(self.config.control)
+        if self.fast is not None and self.fast.host is not None and self.fast.host.relays:
+            self.fast.host.relays.detach()
         if self.selector is not None:
             self.selector.fast = None  # before the links' descriptors close
         for link in self.links.values():

@@ -437,6 +437,8 @@ class Connection:
         self._state = envelope.state
         self.handed_off = False
         self._movable = True
+        # while set, movable also asks it (a relay in C that knows where its exchange is)
+        self.movable_check: Callable[[], bool] | None = None
         self.failed_handoff = False
         self.failed_handoff_target: IPv6Address | None = None
         self.failed_handoff_tried: tuple[IPv6Address, ...] = ()
@@ -486,7 +488,8 @@ class Connection:
         freeze) until it is True again: the handler is where no other member could go on
         from (a proxy in the middle of an exchange with its server). See the module
         docstring."""
-        return self._movable
+        check = self.movable_check
+        return self._movable and (check is None or check())
 
     @movable.setter
     def movable(self, value: bool) -> None:

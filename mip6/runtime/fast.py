@@ -32,9 +32,19 @@ opens, and everything the member looks at itself
 (:meth:`mip6.dserver.member.Member.fast_decision`) stay with the engine; a member that
 replicates its clients runs without the fast path (``Member.fast_path_wanted``).
 
+**The proxy's relays.** :class:`FastRelays` carries the HTTP/1.1 exchanges of a carried
+connection between the client and the proxy's socket to its server in C (``csrc/relay.c``):
+each request's head framed whole by llhttp (the copy httptools loaded, called by address: one
+parser in the process) and checked as :mod:`mip6.apps.http_boundary` checks it before it goes
+on, the response framed and written into the connection, whose segments leave at once. The
+proxy (:mod:`mip6.apps.proxy`) starts a relay between two exchanges and goes on in Python
+from where it stops (an end of stream, a head it does not forward, a message llhttp refuses);
+a handoff asks it whether the client is between two exchanges.
+
 Counters (``mip6 show stats``, :meth:`counters`): per link, packets C carried in and out and
 packets punted to the engine; per binding, packets carried under its decisions; the host's
-segments, answers and punts.
+segments, answers and punts; the relays started, their requests and responses, and why they
+stopped.
 
 Taps (a link's ``pcap``) are written by the Python path only, so a daemon with a tap does not
 use the fast path; nor does one whose ``fast_path`` key is false.
@@ -52,7 +62,9 @@ waits: its version is checked before each wait, as before each drain.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import logging
 import math
 import os
 import selectors
@@ -67,6 +79,8 @@ from tcp_migrate._core import ffi as core_ffi
 from tcp_migrate._core import lib as core_lib
 from tcp_migrate.core import Connection
 from tcp_migrate.stack import Listener, Socket, Stack, carriable
+
+log = logging.getLogger(__name__)
 
 READY_ENTRIES: Final = 64  # descriptors one wait in C hands the loop at most
 _EPOLLIN: Final = 0x001  # sys/epoll.h
@@ -436,6 +450,7 @@ class FastHost:
         )
         fast.host = self
         stack.carrier = self
+        self.relays = FastRelays.open(fast, self)
 
     @staticmethod
     def _c_key(sock: Socket) -> bytes:
@@ -541,6 +556,8 @@ class FastHost:
     def take(self) -> bool:
         """Hand the connections C touched (those it opened adopted first) to ``delivered``;
         whether there were any."""
+        if self.relays is not None:
+            self.relays.dispatch()
         count = lib.dfast_host_touched(self._fast, self._touched, lib.DFAST_HOST_TOUCHED)
         if count == 0:
             return False
@@ -574,7 +591,195 @@ class FastHost:
         counters = lib.dfast_host_counters(self._fast)
         out = {f"host.{name}": int(getattr(counters, name)) for name in _HOST_COUNTERS}
         out["host.connections"] = lib.dfast_host_connections(self._fast)
+        if self.relays is not None:
+            out.update(self.relays.counters())
         return out
+
+
+# llhttp's functions the relays call, in dfast_relay_parser's order
+_LLHTTP_FUNCTIONS: Final = (
+    "llhttp_init",
+    "llhttp_settings_init",
+    "llhttp_execute",
+    "llhttp_finish",
+    "llhttp_resume",
+    "llhttp_should_keep_alive",
+    "llhttp_message_needs_eof",
+)
+
+
+def llhttp_addresses() -> list[int] | None:
+    """The addresses of llhttp's functions in httptools' extension (the copy of the parser
+    the proxy's Python already runs), None when they cannot be had."""
+    try:
+        from httptools.parser import parser
+    except ImportError:
+        return None
+    try:
+        library = ctypes.CDLL(parser.__file__)  # loaded already: the same copy
+        return [
+            ctypes.cast(getattr(library, name), ctypes.c_void_p).value or 0
+            for name in _LLHTTP_FUNCTIONS
+        ]
+    except (OSError, AttributeError):
+        return None
+
+
+# enum dfast_relay_stop's names, for counters
+_RELAY_STOPS: Final = (
+    "running",
+    "client_closed",
+    "server_closed",
+    "close",
+    "request",
+    "raw",
+    "gone",
+    "stopped",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayState:
+    """``struct dfast_relay_state``: where a relay is (daemon_fast.h)."""
+
+    reason: int
+    idle: bool
+    answered: bool
+    retry: bool
+    method: int
+    held: int
+    retained: int
+    unrelayed: int
+    down: int
+    requests: int
+    responses: int
+    up_bytes: int
+    down_bytes: int
+
+
+class FastRelays:
+    """The host's relays (daemon_fast.h, "the proxy's relay"): HTTP/1.1 exchanges carried in C
+    between one of the host's connections and a socket to a server, for the proxy
+    (:mod:`mip6.apps.proxy`). Their epoll set is one descriptor of the loop's (:meth:`fileno`,
+    read by :meth:`ready`; a wait in C handles it itself); each relay's ``on_event`` runs when
+    it stops, or is idle after :meth:`notify_idle`."""
+
+    def __init__(self, fast: Any, host: FastHost, epfd: int) -> None:
+        self._fast = fast
+        self._host = host
+        self._epfd = epfd
+        self._state = ffi.new("struct dfast_relay_state *")
+        self._events = ffi.new("int32_t[]", lib.DFAST_RELAYS)
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self.loop: Any = None  # the loop watching fileno() (attach)
+
+    @classmethod
+    def open(cls, fast: FastPath, host: FastHost) -> FastRelays | None:
+        """The relays, or None (logged) when llhttp cannot be run from C here."""
+        addresses = llhttp_addresses()
+        if addresses is None:
+            log.info("fast path: no relays (httptools' llhttp not found)")
+            return None
+        functions = ffi.new("uintptr_t[]", addresses)
+        tcp = [
+            int(core_ffi.cast("uintptr_t", core_ffi.addressof(core_lib, name)))
+            for name in ("tcp_send", "tcp_recv", "tcp_recv_eof")
+        ]
+        epfd = lib.dfast_relay_parser(fast._fast, functions, *tcp)
+        if epfd < 0:
+            log.warning(
+                "fast path: no relays (llhttp: %s)",
+                "its layout is not the one declared"
+                if epfd == -errno.ENOTSUP
+                else os.strerror(-epfd),
+            )
+            return None
+        return cls(fast._fast, host, epfd)
+
+    def fileno(self) -> int:
+        return self._epfd
+
+    def counters(self) -> dict[str, int]:
+        counters = lib.dfast_relay_counters(self._fast)
+        out = {
+            "host.relays": int(counters.started),
+            "host.relay_requests": int(counters.requests),
+            "host.relay_responses": int(counters.responses),
+        }
+        for reason, name in enumerate(_RELAY_STOPS[1:], start=1):
+            out[f"host.relay_stopped_{name}"] = int(counters.stopped[reason])
+        return out
+
+    def attach(self, loop: Any) -> None:
+        """``loop`` watches the relays' sockets (outside a wait in C too)."""
+        self.loop = loop
+        loop.add_reader(self._epfd, self.ready)
+
+    def detach(self) -> None:
+        if self.loop is not None:
+            self.loop.remove_reader(self._epfd)
+            self.loop = None
+
+    def start(self, sock: Socket, fd: int, held: bytes, on_event: Callable[[], None]) -> int | None:
+        """A relay between ``sock`` and socket ``fd``, ``held`` first; its index, or None when
+        C takes none (``sock`` not carried now, no room)."""
+        index = lib.dfast_relay_start(
+            self._fast, FastHost._c_key(sock), fd, ffi.from_buffer("uint8_t[]", held), len(held)
+        )
+        if index in (-errno.ENOENT, -errno.EBUSY, -errno.ENOSPC):
+            return None
+        _check(index, "dfast_relay_start")
+        self._callbacks[index] = on_event
+        self.dispatch()  # it may have stopped at once
+        return index
+
+    def state(self, index: int) -> RelayState:
+        state = self._state
+        _check(lib.dfast_relay_state(self._fast, index, state), "dfast_relay_state")
+        return RelayState(
+            int(state.reason),
+            bool(state.idle),
+            bool(state.answered),
+            bool(state.retry),
+            int(state.method),
+            int(state.held),
+            int(state.retained),
+            int(state.unrelayed),
+            int(state.down),
+            int(state.requests),
+            int(state.responses),
+            int(state.up_bytes),
+            int(state.down_bytes),
+        )
+
+    def bytes(self, index: int, which: int, size: int) -> bytes:
+        out = bytearray(size)
+        got = lib.dfast_relay_bytes(
+            self._fast, index, which, ffi.from_buffer("uint8_t[]", out, require_writable=True), size
+        )
+        _check(got, "dfast_relay_bytes")
+        return bytes(out[:got])
+
+    def notify_idle(self, index: int) -> None:
+        _check(lib.dfast_relay_notify_idle(self._fast, index), "dfast_relay_notify_idle")
+
+    def stop(self, index: int) -> None:
+        """The relay forgotten: its socket is the caller's again."""
+        self._callbacks.pop(index, None)
+        _check(lib.dfast_relay_stop(self._fast, index), "dfast_relay_stop")
+
+    def ready(self) -> None:
+        """The loop's callback for the epoll set: the sockets' events, then the news."""
+        lib.dfast_relay_service(self._fast)
+        self._host.take()
+
+    def dispatch(self) -> None:
+        """Each relay that stopped, or became idle as asked, runs its ``on_event``."""
+        while count := lib.dfast_relay_events(self._fast, self._events, lib.DFAST_RELAYS):
+            for index in self._events[0:count]:
+                callback = self._callbacks.get(index)
+                if callback is not None:
+                    callback()
 
 
 class FastSelector(selectors.EpollSelector):

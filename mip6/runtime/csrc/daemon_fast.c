@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "daemon_fast.h"
 #include "blake2s.h"
+#include "dfast_internal.h"
 #include "tcp_conn.h" /* tcp_migrate's: the host's connections (see dfast_set_host) */
 #include "udp_runs.h"
 
@@ -100,6 +101,7 @@ struct dfast {
     struct dfast_punt pending; /* that punt */
     struct host *host;         /* NULL: no TCP host in this daemon */
     int touched_link;          /* a link whose packets touched the host's connections; -1 */
+    struct relays *relays;     /* NULL: no relay parser (relay.c) */
     int32_t slots[DFAST_SLOTS]; /* id + 1 of the decision in the slot; 0: empty */
     struct decision decisions[DFAST_MAX_DECISIONS];
 };
@@ -146,6 +148,7 @@ void dfast_free(struct dfast *fast)
     }
     free(fast->links);
     free(fast->out);
+    relay_free_all(fast);
     free(fast->host);
     free(fast);
 }
@@ -918,6 +921,7 @@ struct host_entry {
     int32_t touched; /* its record's index + 1 in the touched list; 0: none since Python looked */
     int carried;     /* 0: the stack's alone (its segments are punted); 1: carried; 2: carried
                         but for segments with data or a FIN (DFAST_CARRY_ACKS) */
+    int32_t relay;   /* its relay's index + 1 (relay.c); 0: none */
 };
 
 struct host_listener {
@@ -1036,6 +1040,7 @@ static struct host_entry *host_new_entry(struct host *h, const uint8_t *key)
     struct host_entry *e = &h->entries[index];
     memcpy(e->key, key, DFAST_HOST_KEY);
     e->touched = 0;
+    e->relay = 0;
     host_place(h, index);
     h->count++;
     return e;
@@ -1052,10 +1057,13 @@ int dfast_host_add(struct dfast *fast, const uint8_t *key, uintptr_t conn, int32
     struct host_entry *e = host_lookup(h, key, &slot);
     if (e == NULL && (e = host_new_entry(h, key)) == NULL)
         return -ENOSPC;
+    int was_carried = e->conn != NULL && e->carried;
     e->conn = (struct tcp_conn *)conn;
     e->id = id;
     e->mtu = mtu;
     e->carried = carried;
+    if (e->relay && carried && !was_carried)
+        relay_carried(fast, e->relay - 1, monotonic_now());
     return 0;
 }
 
@@ -1070,6 +1078,11 @@ int dfast_host_remove(struct dfast *fast, const uint8_t *key)
         return -ENOENT;
     h->slots[slot] = HOST_DELETED;
     h->deleted++;
+    if (e->relay) {
+        int32_t relay = e->relay - 1;
+        e->relay = 0;
+        relay_gone(fast, relay);
+    }
     e->conn = NULL;
     e->touched = 0; /* a record already taken stays: Python knows the id is gone */
     h->free_entries[h->free_count++] = (int32_t)(e - h->entries);
@@ -1248,6 +1261,62 @@ int dfast_host_send(struct dfast *fast, const uint8_t *key, uint64_t now_ms)
     return 0;
 }
 
+struct tcp_conn *dfast_host_carried(struct dfast *fast, const uint8_t *key)
+{
+    size_t slot;
+    struct host_entry *e = fast->host == NULL ? NULL : host_lookup(fast->host, key, &slot);
+    if (e == NULL || !e->carried || (e->conn->flags & TCP_CF_FROZEN) != 0)
+        return NULL;
+    return e->conn;
+}
+
+int32_t *dfast_host_relay(struct dfast *fast, const uint8_t *key)
+{
+    size_t slot;
+    struct host_entry *e = fast->host == NULL ? NULL : host_lookup(fast->host, key, &slot);
+    return e == NULL ? NULL : &e->relay;
+}
+
+void dfast_host_output(struct dfast *fast, const uint8_t *key, double now)
+{
+    struct host *h = fast->host;
+    size_t slot, cap;
+    struct host_entry *e = h == NULL ? NULL : host_lookup(h, key, &slot);
+    if (e == NULL || !e->carried || (e->conn->flags & TCP_CF_FROZEN) != 0)
+        return;
+    if (e->touched == 0) {
+        if (h->touched_count == DFAST_HOST_TOUCHED)
+            return; /* Python looks at every connection then: its timers send it */
+        e->touched = ++h->touched_count;
+        h->touched[e->touched - 1] = (struct dfast_touched){.id = e->id};
+        h->touched_entry[e->touched - 1] = (int32_t)(e - h->entries);
+    }
+    h->touched[e->touched - 1].flags |= DFAST_TOUCH_INPUT;
+    struct decision *u = host_way(fast, e->key, e->mtu, now, &cap);
+    if (u != NULL)
+        host_answer(fast, e, u, now, (uint64_t)(now * 1000 + 0.5), cap);
+}
+
+int dfast_host_news(const struct dfast *fast)
+{
+    return fast->host != NULL && fast->host->touched_count > 0;
+}
+
+void dfast_flush_links(struct dfast *fast)
+{
+    flush_all(fast);
+}
+
+struct relays **dfast_relays(struct dfast *fast)
+{
+    return &fast->relays;
+}
+
+double dfast_now(void)
+{
+    return monotonic_now();
+}
+
 static int host_punt(struct host *h)
 {
     h->counters.punted++;
@@ -1381,6 +1450,8 @@ static int host_deliver(struct dfast *fast, const uint8_t *packet, size_t size, 
     record->flags |= DFAST_TOUCH_INPUT;
     if (e->conn->rcv_nxt != received)
         record->flags |= DFAST_TOUCH_RECEIVED;
+    if (e->relay)
+        relay_delivered(fast, e->relay - 1, now); /* before the answer: it may read or send */
     host_answer(fast, e, u, now, now_ms, cap);
     return 0;
 punt:
@@ -1548,8 +1619,17 @@ int dfast_wait(struct dfast *fast, int epfd, int timeout_ms, int budget, struct 
         int count = 0;
         for (int e = 0; e < got; e++) {
             int fd = events[e].data.fd;
-            int link = link_of_fd(fast, fd);
             uint32_t flags = events[e].events;
+            int news = relay_ready(fast, fd);
+            if (news >= 0) { /* the relays' sockets: handled here, Python hears of the outcome */
+                if (news) {
+                    ready[count].fd = fd;
+                    ready[count].events = flags;
+                    count++;
+                }
+                continue;
+            }
+            int link = link_of_fd(fast, fd);
             /* a link's readiness is ours; anything else about it (EPOLLERR, EPOLLHUP) and every
              * other descriptor are the caller's */
             if (link < 0 || (flags & ~(uint32_t)EPOLLIN) != 0 || fast->pending_link >= 0) {

@@ -252,4 +252,102 @@ int dfast_host_send(struct dfast *fast, const uint8_t *key, uint64_t now_ms);
 int dfast_host_touched(struct dfast *fast, struct dfast_touched *out, int max);
 const struct dfast_host_counters *dfast_host_counters(const struct dfast *fast);
 
+/* -- the proxy's relay (mip6/apps/proxy.py; mip6/runtime/fast.py FastRelays) ---------------------
+ *
+ * A relay carries the HTTP/1.1 exchanges of one carried connection of the host (the client's)
+ * to and from a connected stream socket (the proxy's connection to its server), in C: the
+ * client's bytes are read out of the connection as they arrive, each request's head is parsed
+ * whole by llhttp (httptools' copy, dfast_relay_parser) and checked as mip6.apps.http_boundary
+ * checks it before a byte of it is forwarded, and its body follows as llhttp frames it; the
+ * server's answer is framed the same way and written into the connection, whose segments leave
+ * at once. One exchange at a time, as the proxy's: the next request is read only once the last
+ * response has ended. Anything else stops the relay and leaves the connection to Python, where
+ * the proxy goes on from the state the relay stopped in (struct dfast_relay_state and the bytes
+ * dfast_relay_bytes gives). */
+
+#define DFAST_RELAYS 1024        /* relays at once */
+#define DFAST_RELAY_BUFFER 65536 /* bytes each way a relay holds */
+#define DFAST_RELAY_MAX_HEAD 32768 /* a head longer than this is Python's (http_boundary.MAX_HEAD) */
+#define DFAST_LLHTTP_FUNCTIONS 7 /* dfast_relay_parser's addresses */
+
+/* why a relay stopped */
+enum dfast_relay_stop {
+    DFAST_RELAY_RUNNING = 0,
+    DFAST_RELAY_CLIENT_CLOSED = 1, /* the client's FIN, or its connection closed */
+    DFAST_RELAY_SERVER_CLOSED = 2, /* the server's end of stream, or an error on its socket */
+    DFAST_RELAY_CLOSE = 3,         /* an exchange ended the connection (Connection: close, a body
+                                      that ran until the server's close, bytes past a response) */
+    DFAST_RELAY_REQUEST = 4,       /* a request head the relay does not forward (held, whole) */
+    DFAST_RELAY_RAW = 5,           /* a message llhttp refused after its head went on: what is
+                                      left goes as it is */
+    DFAST_RELAY_GONE = 6,          /* the connection left the host's table */
+    DFAST_RELAY_STOPPED = 7        /* dfast_relay_stop while it ran */
+};
+
+/* which bytes dfast_relay_bytes copies */
+enum dfast_relay_bytes {
+    DFAST_RELAY_HELD = 0,     /* read from the client and not written to the server */
+    DFAST_RELAY_RETAINED = 1, /* the request under way, whole, when `retry` */
+    DFAST_RELAY_DOWN = 2      /* read from the server and not given to the connection: the
+                                 first `unrelayed` of them belong to the client's stream */
+};
+
+struct dfast_relay_state {
+    int32_t reason;     /* enum dfast_relay_stop */
+    int32_t idle;       /* no exchange under way (between a response's end and a request's) */
+    int32_t answered;   /* a byte of the response to the request under way came */
+    int32_t retry;      /* the server closed before answering the request under way, which
+                           was forwarded whole and is kept (DFAST_RELAY_RETAINED) */
+    int32_t method;     /* llhttp's method of the request under way (or the last one) */
+    uint32_t held;      /* DFAST_RELAY_HELD's length */
+    uint32_t retained;  /* DFAST_RELAY_RETAINED's length (0 unless `retry`) */
+    uint32_t unrelayed; /* bytes of the response framed and not sent yet */
+    uint32_t down;      /* DFAST_RELAY_DOWN's length (unrelayed and not framed) */
+    uint64_t requests;  /* requests forwarded whole */
+    uint64_t responses; /* final responses relayed whole */
+    uint64_t up_bytes;  /* client to server */
+    uint64_t down_bytes;
+};
+
+/* What the relays did, all of them since dfast_relay_parser. */
+struct dfast_relay_counters {
+    uint64_t started;
+    uint64_t requests;  /* forwarded whole */
+    uint64_t responses; /* final responses relayed whole */
+    uint64_t stopped[8]; /* by enum dfast_relay_stop */
+};
+
+/* The relays' parser: llhttp's llhttp_init, llhttp_settings_init, llhttp_execute,
+ * llhttp_finish, llhttp_resume, llhttp_should_keep_alive and llhttp_message_needs_eof at the
+ * addresses in `functions` (DFAST_LLHTTP_FUNCTIONS), checked on known messages first. Returns
+ * the descriptor of the relays' epoll set (the caller's loop watches it; dfast_wait handles
+ * it), -ENOTSUP when the parser does not frame the known messages as llhttp 9 does (our
+ * declarations of its layout do not match: no relay runs), -EINVAL, -ENOMEM, -errno. */
+int dfast_relay_parser(struct dfast *fast, const uintptr_t *functions, uintptr_t send,
+                       uintptr_t recv, uintptr_t recv_eof);
+/* A relay between the host's connection `key` (registered, carried) and `fd` (a connected,
+ * non-blocking stream socket, nothing of it unread), starting with `held` (`size` bytes the
+ * client sent and nothing read yet, ahead of what the connection holds): its index (>= 0),
+ * -ENOENT (no such connection carried), -EBUSY (it has a relay), -ENOSPC, -EINVAL. It may
+ * forward and answer before this returns. */
+int dfast_relay_start(struct dfast *fast, const uint8_t *key, int fd, const uint8_t *held,
+                      size_t size);
+/* Relay `index`'s state now (0), -EINVAL. */
+int dfast_relay_state(struct dfast *fast, int index, struct dfast_relay_state *out);
+/* Copies the bytes `which` (enum dfast_relay_bytes) of relay `index` to `out`: their length,
+ * -ENOSPC when `capacity` is short, -EINVAL. */
+int dfast_relay_bytes(struct dfast *fast, int index, int which, uint8_t *out, size_t capacity);
+/* Relay `index` tells (dfast_relay_events) when it is next idle. */
+int dfast_relay_notify_idle(struct dfast *fast, int index);
+/* Relay `index` stops, if it runs, and is forgotten: its socket is the caller's again (0),
+ * -EINVAL. */
+int dfast_relay_stop(struct dfast *fast, int index);
+/* The relays that stopped, or became idle after dfast_relay_notify_idle, since the last call:
+ * at most `max` indexes into `out` (the count). */
+int dfast_relay_events(struct dfast *fast, int32_t *out, int max);
+const struct dfast_relay_counters *dfast_relay_counters(const struct dfast *fast);
+/* Handles what the relays' sockets have now (the caller's loop saw the epoll set readable
+ * outside dfast_wait): 1 when there is news for dfast_relay_events or dfast_host_touched. */
+int dfast_relay_service(struct dfast *fast);
+
 #endif
