@@ -335,9 +335,9 @@ class _Pipe:
         self.closing = False
         self.fin_queued = False
         self.eof_fed = False
-        # something else reads the socket's input (the proxy's relay in C): the reader is fed
-        # only its end
-        self.input_elsewhere = False
+        # something else reads the socket's input (the proxy's relay in C): told when the
+        # socket changed instead, and the reader is fed only its end
+        self.input_elsewhere: Callable[[], None] | None = None
         sock.on_change = lambda _sock: self.pump()
 
     def extra(self, name: str, default=None):
@@ -355,7 +355,9 @@ class _Pipe:
             return
         moved = False
         # Receive side: copy readable bytes into the reader unless it asked us to pause.
-        while not self.paused and not self.input_elsewhere and sock.readable:
+        if self.input_elsewhere is not None:
+            self.input_elsewhere()
+        while not self.paused and self.input_elsewhere is None and sock.readable:
             data = sock.recv(READ_SIZE)
             if not data:
                 break

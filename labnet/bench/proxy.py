@@ -102,8 +102,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 class _Bench:
-    def __init__(self, lab: NetnsLab) -> None:
+    def __init__(self, lab: NetnsLab, site: Path) -> None:
         self.lab = lab
+        self.site = site  # what every server serves
         contact = builtin("dserver-proxy").nodes["m1"].home_address
         self.proxy = f"http://[{contact}]"
         self.member = f"http://[{contact}]:{MEMBER_PORT}"
@@ -177,7 +178,7 @@ def proxy_lab(name: str, large: int = LARGE) -> Iterator[_Bench]:
         servers: list[subprocess.Popen[str]] = []
         try:
             servers = _servers(lab, site)
-            yield _Bench(lab)
+            yield _Bench(lab, site)
         finally:
             for server in servers:
                 server.terminate()

@@ -539,10 +539,8 @@ class Proxy:
             return None
         pipe = conn.writer._pipe
         stopped = asyncio.get_running_loop().create_future()
-        index: int | None = None
 
-        def on_event() -> None:
-            assert index is not None
+        def on_event(index: int) -> None:
             if relays.state(index).reason != RELAY_RUNNING:
                 if not stopped.done():
                     stopped.set_result(None)
@@ -555,7 +553,7 @@ class Proxy:
             transport.resume_reading()
             return None
         conn.reader._buffer.clear()  # type: ignore[attr-defined]  # the relay has them
-        pipe.input_elsewhere = True
+        pipe.input_elsewhere = functools.partial(relays.poke, index)
         conn.state = b""
         conn.movable_check = functools.partial(self._relay_movable, conn, relays, index)
         try:
@@ -568,7 +566,7 @@ class Proxy:
         finally:
             relays.stop(index)
             conn.movable_check = None
-            pipe.input_elsewhere = False
+            pipe.input_elsewhere = None
             if not conn.handed_off:
                 pipe.pump()  # what the client sent since is the reader's again
                 transport.resume_reading()

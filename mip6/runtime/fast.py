@@ -661,8 +661,8 @@ class FastRelays:
     """The host's relays (daemon_fast.h, "the proxy's relay"): HTTP/1.1 exchanges carried in C
     between one of the host's connections and a socket to a server, for the proxy
     (:mod:`mip6.apps.proxy`). Their epoll set is one descriptor of the loop's (:meth:`fileno`,
-    read by :meth:`ready`; a wait in C handles it itself); each relay's ``on_event`` runs when
-    it stops, or is idle after :meth:`notify_idle`."""
+    read by :meth:`ready`; a wait in C handles it itself); each relay's ``on_event(index)``
+    runs when it stops, or is idle after :meth:`notify_idle` (from :meth:`start` too)."""
 
     def __init__(self, fast: Any, host: FastHost, epfd: int) -> None:
         self._fast = fast
@@ -670,7 +670,7 @@ class FastRelays:
         self._epfd = epfd
         self._state = ffi.new("struct dfast_relay_state *")
         self._events = ffi.new("int32_t[]", lib.DFAST_RELAYS)
-        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._callbacks: dict[int, Callable[[int], None]] = {}
         self.loop: Any = None  # the loop watching fileno() (attach)
 
     @classmethod
@@ -720,7 +720,9 @@ class FastRelays:
             self.loop.remove_reader(self._epfd)
             self.loop = None
 
-    def start(self, sock: Socket, fd: int, held: bytes, on_event: Callable[[], None]) -> int | None:
+    def start(
+        self, sock: Socket, fd: int, held: bytes, on_event: Callable[[int], None]
+    ) -> int | None:
         """A relay between ``sock`` and socket ``fd``, ``held`` first; its index, or None when
         C takes none (``sock`` not carried now, no room)."""
         index = lib.dfast_relay_start(
@@ -760,6 +762,12 @@ class FastRelays:
         _check(got, "dfast_relay_bytes")
         return bytes(out[:got])
 
+    def poke(self, index: int) -> None:
+        """Relay ``index``'s connection changed in Python (the stack took a segment C punted):
+        it goes on."""
+        _check(lib.dfast_relay_poke(self._fast, index), "dfast_relay_poke")
+        self.dispatch()
+
     def notify_idle(self, index: int) -> None:
         _check(lib.dfast_relay_notify_idle(self._fast, index), "dfast_relay_notify_idle")
 
@@ -779,7 +787,7 @@ class FastRelays:
             for index in self._events[0:count]:
                 callback = self._callbacks.get(index)
                 if callback is not None:
-                    callback()
+                    callback(index)
 
 
 class FastSelector(selectors.EpollSelector):

@@ -45,7 +45,8 @@ class RelayLab:
         self.index = index
         return index
 
-    def _event(self) -> None:
+    def _event(self, index: int) -> None:
+        assert index == self.index
         self.events += 1
 
     def state(self) -> fast.RelayState:
@@ -380,3 +381,55 @@ def test_random_bytes_from_a_client_never_reach_the_server_unframed(relay: Relay
             assert made.origin_read() == b""
         finally:
             made.close()
+
+
+def test_not_idle_while_a_response_waits_for_room_in_the_connection(relay: RelayLab) -> None:
+    """A response framed whole but not all given to the connection (its send ring full: the
+    client reads nothing) is not between two exchanges: a handoff's snapshot would leave the
+    rest behind. Asked, the relay tells when it is idle."""
+    relay.start()
+    relay.send(GET % 1)
+    assert relay.origin_read(len(GET % 1)) == GET % 1
+    body = bytes(range(256)) * (
+        (relay.lab.member.send_capacity + relay.lab.client.receive_capacity + 40_000) // 256
+    )
+    relay.origin.setblocking(True)
+    relay.origin.settimeout(0.001)
+    response = ok(body)
+    sent = 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            sent += relay.origin.send(response[sent:])
+        except TimeoutError:
+            pass
+        relay.run()
+        state = relay.state()
+        if state.responses == 1:
+            break
+    assert (state.responses, state.idle) == (1, False)
+    assert state.down > 0  # in the relay, waiting for room
+    relay.relays.notify_idle(relay.index)
+    assert relay.client_read(len(response)) == response
+    relay.until(lambda: relay.events > 0)
+    state = relay.state()
+    assert (state.reason, state.idle, state.down, relay.events) == (
+        lib.DFAST_RELAY_RUNNING,
+        True,
+        0,
+        1,
+    )
+
+
+def test_what_the_stack_took_in_python_goes_on_when_the_relay_is_poked(relay: RelayLab) -> None:
+    """Segments C punts (its decisions forgotten: a binding changed) reach the connection
+    through the stack in Python; the proxy's pipe pokes the relay then (the pump)."""
+    relay.start()
+    relay.lab.engine.version += 1
+    relay.lab.path._check_version()
+    punted = len(relay.lab.punted)
+    relay.send(GET % 5)
+    assert len(relay.lab.punted) > punted
+    assert relay.origin_read() == b""  # in the connection, not read by the relay yet
+    relay.relays.poke(relay.index)
+    assert relay.origin_read(len(GET % 5)) == GET % 5

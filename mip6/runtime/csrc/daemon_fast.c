@@ -1282,7 +1282,7 @@ void dfast_host_output(struct dfast *fast, const uint8_t *key, double now)
     struct host *h = fast->host;
     size_t slot, cap;
     struct host_entry *e = h == NULL ? NULL : host_lookup(h, key, &slot);
-    if (e == NULL || !e->carried || (e->conn->flags & TCP_CF_FROZEN) != 0)
+    if (e == NULL)
         return;
     if (e->touched == 0) {
         if (h->touched_count == DFAST_HOST_TOUCHED)
@@ -1292,6 +1292,8 @@ void dfast_host_output(struct dfast *fast, const uint8_t *key, double now)
         h->touched_entry[e->touched - 1] = (int32_t)(e - h->entries);
     }
     h->touched[e->touched - 1].flags |= DFAST_TOUCH_INPUT;
+    if (!e->carried || (e->conn->flags & TCP_CF_FROZEN) != 0)
+        return; /* the stack sends it, as Python hears of the connection */
     struct decision *u = host_way(fast, e->key, e->mtu, now, &cap);
     if (u != NULL)
         host_answer(fast, e, u, now, (uint64_t)(now * 1000 + 0.5), cap);

@@ -337,6 +337,9 @@ int dfast_relay_state(struct dfast *fast, int index, struct dfast_relay_state *o
 /* Copies the bytes `which` (enum dfast_relay_bytes) of relay `index` to `out`: their length,
  * -ENOSPC when `capacity` is short, -EINVAL. */
 int dfast_relay_bytes(struct dfast *fast, int index, int which, uint8_t *out, size_t capacity);
+/* Relay `index`'s connection changed outside C (the stack took a segment C punted: data to
+ * read, acknowledgements that made room to send): the relay goes on (0), -EINVAL. */
+int dfast_relay_poke(struct dfast *fast, int index);
 /* Relay `index` tells (dfast_relay_events) when it is next idle. */
 int dfast_relay_notify_idle(struct dfast *fast, int index);
 /* Relay `index` stops, if it runs, and is forgotten: its socket is the caller's again (0),

@@ -13,7 +13,7 @@ struct tcp_conn;
  * is none or it is not carried now (frozen, or the stack's alone). */
 struct tcp_conn *dfast_host_carried(struct dfast *fast, const uint8_t *key);
 /* What `key`'s connection owes now leaves, and Python hears the connection was touched (its
- * timers); nothing when it is not carried or has no way back (its timers send it later). */
+ * timers; what it owes, when it is not carried or has no way back now: the stack sends it). */
 void dfast_host_output(struct dfast *fast, const uint8_t *key, double now);
 /* The relay slot of `key`'s entry (index + 1; 0: none), NULL when `key` is not registered. */
 int32_t *dfast_host_relay(struct dfast *fast, const uint8_t *key);

@@ -209,9 +209,22 @@ static void stop(struct relays *rs, struct relay *r, int reason)
     queue_event(rs, r);
 }
 
+/* Between two exchanges: no request begun going on, and every byte of the last response given
+ * to the connection (one that waits here for room in its send ring would not travel with a
+ * handoff's snapshot). */
 static int idle(const struct relay *r)
 {
-    return r->up_state <= HEAD && r->down_state == AWAITED && r->up_sent == r->up_start;
+    return r->up_state <= HEAD && r->down_state == AWAITED && r->up_sent == r->up_start &&
+           r->down_sent == r->down_len;
+}
+
+/* Tells Python the relay is idle, when it asked (dfast_relay_notify_idle). */
+static void notify_if_idle(struct relays *rs, struct relay *r)
+{
+    if (r->notify_idle && r->reason == DFAST_RELAY_RUNNING && idle(r)) {
+        r->notify_idle = 0;
+        queue_event(rs, r);
+    }
 }
 
 /* Linux's pending ACK of the server's bytes goes now (mip6.apps.proxy._Backend: a server that
@@ -376,11 +389,8 @@ static void exchange_ended(struct dfast *fast, struct relays *rs, struct relay *
     r->up_start = r->up_forward;
     up_shift(r, r->up_start);
     r->retained = 0;
-    if (r->notify_idle) {
-        r->notify_idle = 0;
-        queue_event(rs, r);
-    }
     relay_up(fast, rs, r); /* a request may be waiting */
+    notify_if_idle(rs, r);
 }
 
 /* Frames what was read of the server's answer, its heads whole and checked before they go on;
@@ -470,6 +480,7 @@ static bool relay_down(struct dfast *fast, struct relays *rs, struct relay *r)
             r->down_sent += (uint32_t)n;
             r->down_bytes += (uint64_t)n;
             given = given || n > 0;
+            notify_if_idle(rs, r);
             if (r->down_sent < r->down_forward) {
                 arm(rs, r, r->armed & ~(uint32_t)EPOLLIN); /* the ring is full */
                 return given;
@@ -720,6 +731,19 @@ int dfast_relay_bytes(struct dfast *fast, int index, int which, uint8_t *out, si
         return -ENOSPC;
     memcpy(out, from, size);
     return (int)size;
+}
+
+int dfast_relay_poke(struct dfast *fast, int index)
+{
+    struct relay *r = relay_at(fast, index);
+    if (r == NULL)
+        return -EINVAL;
+    if (r->reason == DFAST_RELAY_RUNNING) {
+        relay_delivered(fast, index, 0);
+        dfast_host_output(fast, r->key, dfast_now());
+        dfast_flush_links(fast);
+    }
+    return 0;
 }
 
 int dfast_relay_notify_idle(struct dfast *fast, int index)
