@@ -147,6 +147,7 @@ class Socket:
         "closed_by_app",
         "conn",
         "held",
+        "input_elsewhere",
         "key",
         "listener",
         "on_change",
@@ -171,6 +172,9 @@ class Socket:
         self.on_frozen_input: Callable[[Socket, bytes], None] | None = None
         # hold(): the packets the connection sends are kept here until release_hold()
         self.held: list[bytes] | None = None
+        # something other than the application reads the input (a daemon's relay in C):
+        # streams over the socket call it when the socket changed, and read none of it
+        self.input_elsewhere: Callable[[], None] | None = None
 
     # ---- the application's side (output goes out at the stack's next poll) ----------
 

@@ -335,9 +335,6 @@ class _Pipe:
         self.closing = False
         self.fin_queued = False
         self.eof_fed = False
-        # something else reads the socket's input (the proxy's relay in C): told when the
-        # socket changed instead, and the reader is fed only its end
-        self.input_elsewhere: Callable[[], None] | None = None
         sock.on_change = lambda _sock: self.pump()
 
     def extra(self, name: str, default=None):
@@ -355,9 +352,10 @@ class _Pipe:
             return
         moved = False
         # Receive side: copy readable bytes into the reader unless it asked us to pause.
-        if self.input_elsewhere is not None:
-            self.input_elsewhere()
-        while not self.paused and self.input_elsewhere is None and sock.readable:
+        elsewhere = sock.input_elsewhere  # read by another (Socket.input_elsewhere)
+        if elsewhere is not None:
+            elsewhere()
+        while not self.paused and elsewhere is None and sock.readable:
             data = sock.recv(READ_SIZE)
             if not data:
                 break

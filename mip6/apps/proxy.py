@@ -50,7 +50,11 @@ with llhttp from C, the same checks before a request goes on, one exchange at a 
 Python on the way of a request or a response. The connection is movable while the relay is
 between two exchanges (a handoff's freeze asks it), and whatever stops the relay (an end of
 stream, a head it does not forward, a message llhttp refuses) leaves the proxy below to go on
-from there.
+from there. A new client's relay starts as the fast path adopts the connection C opened, with a
+spare that is open then (the proxy is the relays' provider for its port; not at a contact node
+that distributes new clients, whose distribution decides first), so its first request goes on
+without waiting for the member's accept, which runs a few milliseconds later, after the first
+exchange (:data:`mip6.runtime.fast.PUT_OFF`).
 
 Anything the tracker does not follow (not HTTP/1.1, CONNECT, an upgrade, a head longer than
 32 KiB, a malformed chunked body) turns the connection into a plain relay where it is, never
@@ -334,6 +338,21 @@ class _Spares:
             spare.discard()  # the server closed it, or it never opened
         return None
 
+    def take_open(self) -> _Backend | None:
+        """A spare that is open now, with nothing read or unsent (None: none is)."""
+        for spare in self._ready:
+            if spare.future.done() and spare.usable():
+                backend = spare.future.result()
+                assert backend is not None
+                if backend.reader._buffer or backend.writer.transport.get_write_buffer_size():  # type: ignore[attr-defined]
+                    continue
+                self._ready.remove(spare)
+                assert spare.expiry is not None
+                spare.expiry.cancel()
+                self.taken += 1
+                return backend
+        return None
+
     def refill(self) -> None:
         while not self.closed and len(self._ready) < self.count:
             self._keep(self.open(None))
@@ -401,6 +420,7 @@ class Proxy:
         self.bad_states = 0
         self.retried = 0  # requests sent again after the server closed an idle connection
         self.relayed = 0  # responses relayed in C (the fast path's relays)
+        self._providing = False  # spares given for relays that start with a connection
         self.spares = _Spares(self, settings.spares)
 
     def listen(self, port: int) -> ServedPort:
@@ -440,13 +460,17 @@ class Proxy:
         """Exchange after exchange until either side ends the connection."""
         served = 0  # requests served at this member
         relays = self._relays(conn)
+        claimed = None if relays is None else relays.claim(conn.sock)
+        if claimed is not None:  # its relay started as C opened it, with a spare of ours
+            side.backend, side.idle = claimed[1], True
         while True:
             # between two exchanges: a handoff may take the client from here, unless more was
             # read of what follows (pipelined requests) than its state can carry
             conn.movable = len(held) <= MAX_HELD
             side.prepare()  # while the request is on its way
             if relays is not None and not held and not routed:
-                relayed = await self._relayed(conn, side, relays)
+                relayed = await self._relayed(conn, side, relays, claimed)
+                claimed = None
                 if relayed is not None:
                     relays = None  # whatever stopped it, the rest is Python's
                     ended, held = relayed
@@ -522,21 +546,46 @@ class Proxy:
         settings = self.settings
         if settings.route_requests or settings.handoff_every:
             return None
-        return getattr(conn.sock.stack.carrier, "relays", None)
+        relays: FastRelays | None = getattr(conn.sock.stack.carrier, "relays", None)
+        if relays is not None and not self._providing:
+            self._providing = True
+            relays.provide(conn.port, self)
+        return relays
+
+    # RelayProvider (mip6.runtime.fast): a spare for the relay of a connection C just opened
+    def relay_backend(self) -> tuple[int, _Backend] | None:
+        if self.server.member.config.distribute and self.server.is_contact_node:
+            return None  # the contact node's distribution decides first (a new client)
+        backend = self.spares.take_open()
+        if backend is None:
+            return None
+        backend.writer.transport.pause_reading()  # the relay reads it
+        return backend.socket.fileno(), backend
+
+    def relay_returned(self, backend: _Backend, *, used: bool) -> None:
+        backend.close()  # (unused: rare, C had no room; a spare is opened again below)
+        self.spares.refill()
 
     async def _relayed(
-        self, conn: Connection, side: _ServerSide, relays: FastRelays
+        self,
+        conn: Connection,
+        side: _ServerSide,
+        relays: FastRelays,
+        claimed: tuple[int, _Backend] | None,
     ) -> tuple[bool, bytes] | None:
         """Exchanges relayed in C (:class:`~mip6.runtime.fast.FastRelays`) until the relay
-        stops; then whether the connection ended, and else the client's bytes read and not
-        forwarded (the request the relay left to Python). None: no relay took it (it goes
-        on in Python)."""
-        backend = await side.get()
-        if backend is None or backend.reader._buffer or conn.writer.unsent:  # type: ignore[attr-defined]
-            return None
+        stops (``claimed``: the one that started as C opened the connection); then whether
+        the connection ended, and else the client's bytes read and not forwarded (the
+        request the relay left to Python). None: no relay took it (it goes on in Python)."""
+        if claimed is not None:
+            backend = claimed[1]
+        else:
+            backend = await side.get()
+            if backend is None or backend.reader._buffer or conn.writer.unsent:  # type: ignore[attr-defined]
+                return None
+            if backend.writer.transport.get_write_buffer_size():
+                return None
         transport = backend.writer.transport
-        if transport.get_write_buffer_size():
-            return None
         pipe = conn.writer._pipe
         stopped = asyncio.get_running_loop().create_future()
 
@@ -547,13 +596,17 @@ class Proxy:
             else:  # idle after a no: a handoff held for it may go on (Connection.movable)
                 self.server.driver.kick()
 
-        transport.pause_reading()
-        index = relays.start(conn.sock, backend.socket.fileno(), conn._unread(), on_event)
-        if index is None:
-            transport.resume_reading()
-            return None
-        conn.reader._buffer.clear()  # type: ignore[attr-defined]  # the relay has them
-        pipe.input_elsewhere = functools.partial(relays.poke, index)
+        if claimed is not None:
+            index = claimed[0]
+            relays.listen(index, on_event)
+        else:
+            transport.pause_reading()
+            started = relays.start(conn.sock, backend.socket.fileno(), conn._unread(), on_event)
+            if started is None:
+                transport.resume_reading()
+                return None
+            index = started
+            conn.reader._buffer.clear()  # type: ignore[attr-defined]  # the relay has them
         conn.state = b""
         conn.movable_check = functools.partial(self._relay_movable, conn, relays, index)
         try:
@@ -566,7 +619,6 @@ class Proxy:
         finally:
             relays.stop(index)
             conn.movable_check = None
-            pipe.input_elsewhere = None
             if not conn.handed_off:
                 pipe.pump()  # what the client sent since is the reader's again
                 transport.resume_reading()

@@ -437,8 +437,12 @@ class Connection:
         self._state = envelope.state
         self.handed_off = False
         self._movable = True
-        # while set, movable also asks it (a relay in C that knows where its exchange is)
-        self.movable_check: Callable[[], bool] | None = None
+        # while set, movable also asks it (a relay in C that knows where its exchange is; one
+        # that started as C opened the connection, before the handler claims it)
+        relays = getattr(sock.stack.carrier, "relays", None)
+        self.movable_check: Callable[[], bool] | None = (
+            None if relays is None else relays.movable_check(sock)
+        )
         self.failed_handoff = False
         self.failed_handoff_target: IPv6Address | None = None
         self.failed_handoff_tried: tuple[IPv6Address, ...] = ()
@@ -752,7 +756,12 @@ class ServedPort:
 
     def movable(self, sock: Socket) -> bool:
         conn = self.server._conns.get(sock)
-        return conn is None or conn.movable
+        if conn is not None:
+            return conn.movable
+        # not accepted yet: the relay that carries its first exchange meanwhile answers
+        relays = getattr(sock.stack.carrier, "relays", None)
+        check = None if relays is None else relays.movable_check(sock)
+        return check is None or check()
 
 
 # -- the server ------------------------------------------------------------------------------------

@@ -64,13 +64,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import logging
 import math
 import os
 import selectors
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from mip6.core.datapath import FastAction, FastDecision, Ingress
 from mip6.core.engine import FastEngine
@@ -202,6 +203,10 @@ class FastPath:
             link.received(data)
             self._check_version()
             self._learn(link.ingress, data)
+            if self.host is not None:
+                # the engine may have made a rule for SYNs (a handoff froze a client): C opens
+                # nothing the engine would not, from the next packet on
+                self.host.refresh(int(self.clock() * 1000 + 0.5))
             status = lib.dfast_drain(self._fast, index, budget, punt)
 
     def wait(
@@ -432,6 +437,8 @@ class FastHost:
         self._listeners: dict[int, Listener] = {}  # id -> listener, as registered in C
         self._listener_ids: dict[Listener, tuple[int, int, int]] = {}  # id, allowance, mtu
         self._touched = ffi.new("struct dfast_touched[]", lib.DFAST_HOST_TOUCHED)
+        # connections whose bookkeeping waits (_put_off), with whether RCV.NXT moved
+        self._later: dict[Socket, bool] = {}
         self._config = stack.config.to_c()  # copied by C at each dfast_host_listen
         functions = [
             int(core_ffi.cast("uintptr_t", core_ffi.addressof(core_lib, name)))
@@ -494,6 +501,8 @@ class FastHost:
         return lib.dfast_host_send(self._fast, self._c_key(sock), now_ms) == 0
 
     def remove(self, sock: Socket) -> None:
+        if self.relays is not None:
+            self.relays.left(sock)
         ident = self._ids.pop(sock, None)
         if ident is not None:
             del self._socks[ident]
@@ -564,15 +573,39 @@ class FastHost:
         socks = self._socks
         received = lib.DFAST_TOUCH_RECEIVED
         delivered = []
+        later = self._later
         for entry in self._touched[0:count]:
             if entry.flags & lib.DFAST_TOUCH_OPENED:
                 # the handshake's end and a request may have followed in the same batch
-                delivered.append((self._adopt(entry), bool(entry.flags & received)))
+                sock = self._adopt(entry)
+                if self._put_off(sock):
+                    later[sock] = bool(entry.flags & received)
+                    continue
+                delivered.append((sock, bool(entry.flags & received)))
             elif entry.id in socks:
-                delivered.append((socks[entry.id], bool(entry.flags & received)))
+                sock = socks[entry.id]
+                if sock in later:
+                    later[sock] = later[sock] or bool(entry.flags & received)
+                else:
+                    delivered.append((sock, bool(entry.flags & received)))
         if delivered:
             self._delivered(delivered)
         return True
+
+    def _put_off(self, sock: Socket) -> bool:
+        """Whether the stack's bookkeeping of ``sock``, just opened with a relay already
+        carrying its first exchange, waits :data:`PUT_OFF` (schedules it when it does)."""
+        relays = self.relays
+        if relays is None or relays.loop is None or not relays.unclaimed(sock):
+            return False
+        if not self._later:
+            relays.loop.call_later(PUT_OFF, self._deliver_later)
+        return True
+
+    def _deliver_later(self) -> None:
+        later, self._later = self._later, {}
+        if later:
+            self._delivered(list(later.items()))
 
     def _adopt(self, entry: Any) -> Socket:
         """The stack's socket for a connection C opened (registered there, carried)."""
@@ -585,6 +618,8 @@ class FastHost:
         self._carried[sock] = lib.DFAST_CARRY_ALL
         if listener.closed:
             sock.abort()  # it closed while C opened this: as its queue's would be
+        elif self.relays is not None:
+            self.relays.opened(sock)
         return sock
 
     def counters(self) -> dict[str, int]:
@@ -638,6 +673,28 @@ _RELAY_STOPS: Final = (
 )
 
 
+RELAY_RUNNING: Final = 0  # enum dfast_relay_stop
+# Seconds the stack's bookkeeping of a connection C opened with a relay waits (the member's
+# accept, the handler's start): the relay carries the first exchange meanwhile, and the
+# member daemon's Python (about a millisecond of CPU per new connection here) then runs after
+# it rather than beside it, on a machine whose cores the client, the server and the links
+# share (labnet bench proxy: the client's handshake waited for a core). Far below any TCP
+# timer: a retransmission is armed this much later at most.
+PUT_OFF: Final = 0.003
+
+
+class RelayProvider(Protocol):
+    """Gives the socket a relay starts with as C opens a connection (FastRelays.provide)."""
+
+    def relay_backend(self) -> tuple[int, Any] | None:
+        """A connected socket ready for a relay (nothing unread, nothing unsent, no one else
+        reading it), as its descriptor and what stands for it; None when there is none."""
+
+    def relay_returned(self, backend: Any, *, used: bool) -> None:
+        """What :meth:`relay_backend` gave comes back: unused (the relay did not start), or
+        used by a relay nobody claimed (its connection left)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RelayState:
     """``struct dfast_relay_state``: where a relay is (daemon_fast.h)."""
@@ -671,6 +728,11 @@ class FastRelays:
         self._state = ffi.new("struct dfast_relay_state *")
         self._events = ffi.new("int32_t[]", lib.DFAST_RELAYS)
         self._callbacks: dict[int, Callable[[int], None]] = {}
+        self._socks: dict[int, Socket] = {}  # each relay's connection
+        self._providers: dict[int, RelayProvider] = {}  # by port (provide)
+        # relays started as C opened their connection, not claimed yet: index, provider,
+        # what the provider gave
+        self._adopted: dict[Socket, tuple[int, RelayProvider, Any]] = {}
         self.loop: Any = None  # the loop watching fileno() (attach)
 
     @classmethod
@@ -721,19 +783,93 @@ class FastRelays:
             self.loop = None
 
     def start(
-        self, sock: Socket, fd: int, held: bytes, on_event: Callable[[int], None]
+        self,
+        sock: Socket,
+        fd: int,
+        held: bytes,
+        on_event: Callable[[int], None] | None,
     ) -> int | None:
         """A relay between ``sock`` and socket ``fd``, ``held`` first; its index, or None when
-        C takes none (``sock`` not carried now, no room)."""
+        C takes none (``sock`` not carried now, no room). From now on the socket's input is
+        the relay's (``Socket.input_elsewhere``: the streams over it poke the relay)."""
         index = lib.dfast_relay_start(
             self._fast, FastHost._c_key(sock), fd, ffi.from_buffer("uint8_t[]", held), len(held)
         )
         if index in (-errno.ENOENT, -errno.EBUSY, -errno.ENOSPC):
             return None
         _check(index, "dfast_relay_start")
-        self._callbacks[index] = on_event
-        self.dispatch()  # it may have stopped at once
+        self._socks[index] = sock
+        sock.input_elsewhere = functools.partial(self.poke, index)
+        if on_event is not None:
+            self.listen(index, on_event)
         return index
+
+    def listen(self, index: int, on_event: Callable[[int], None]) -> None:
+        """``on_event(index)`` runs when relay ``index`` stops, or is idle as asked."""
+        self._callbacks[index] = on_event
+        self.dispatch()  # it may have stopped already
+
+    # -- relays that start with their connection (before its handler runs) ----------------
+
+    def provide(self, port: int, provider: RelayProvider | None) -> None:
+        """Connections C opens on ``port`` start relaying as they are adopted, to a socket
+        ``provider`` gives (when it has one ready), so that a request that follows the
+        handshake goes on without waiting for the accept's Python; their handler then
+        :meth:`claim` it. None: no more."""
+        if provider is None:
+            self._providers.pop(port, None)
+        else:
+            self._providers[port] = provider
+
+    def opened(self, sock: Socket) -> None:
+        """C opened ``sock`` (FastHost adopts it): its relay, if its port has a provider."""
+        provider = self._providers.get(sock.key[1])
+        given = None if provider is None else provider.relay_backend()
+        if given is None:
+            return
+        assert provider is not None
+        fd, backend = given
+        index = self.start(sock, fd, b"", None)
+        if index is None:
+            provider.relay_returned(backend, used=False)
+        else:
+            self._adopted[sock] = (index, provider, backend)
+
+    def unclaimed(self, sock: Socket) -> bool:
+        """Whether ``sock`` has a relay :meth:`opened` started and nobody claimed yet."""
+        return sock in self._adopted
+
+    def claim(self, sock: Socket) -> tuple[int, Any] | None:
+        """The relay :meth:`opened` started for ``sock`` and what its provider gave, now the
+        caller's (None: none)."""
+        adopted = self._adopted.pop(sock, None)
+        return None if adopted is None else (adopted[0], adopted[2])
+
+    def movable_check(self, sock: Socket) -> Callable[[], bool] | None:
+        """Until its relay is claimed: whether ``sock`` is between two exchanges with nothing
+        read of the next (a new client's state); None when it has no such relay."""
+        adopted = self._adopted.get(sock)
+        return None if adopted is None else functools.partial(self._unclaimed_movable, sock)
+
+    def _unclaimed_movable(self, sock: Socket) -> bool:
+        adopted = self._adopted.get(sock)
+        if adopted is None:
+            return True  # claimed since: the claimer answers for it
+        state = self.state(adopted[0])
+        if state.reason == RELAY_RUNNING and state.idle and not state.held:
+            return True
+        if state.reason == RELAY_RUNNING:
+            self.notify_idle(adopted[0])
+        return False
+
+    def left(self, sock: Socket) -> None:
+        """``sock`` left the host's table: a relay nobody claimed ends, its socket given back
+        to the provider to close."""
+        adopted = self._adopted.pop(sock, None)
+        if adopted is not None:
+            index, provider, backend = adopted
+            self.stop(index)
+            provider.relay_returned(backend, used=True)
 
     def state(self, index: int) -> RelayState:
         state = self._state
@@ -772,8 +908,12 @@ class FastRelays:
         _check(lib.dfast_relay_notify_idle(self._fast, index), "dfast_relay_notify_idle")
 
     def stop(self, index: int) -> None:
-        """The relay forgotten: its socket is the caller's again."""
+        """The relay forgotten: its socket is the caller's again, and its connection's input
+        the streams'."""
         self._callbacks.pop(index, None)
+        sock = self._socks.pop(index, None)
+        if sock is not None:
+            sock.input_elsewhere = None
         _check(lib.dfast_relay_stop(self._fast, index), "dfast_relay_stop")
 
     def ready(self) -> None:

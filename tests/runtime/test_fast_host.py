@@ -11,6 +11,7 @@ harness's Python path does as the engine and host would.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import struct
 import time
@@ -385,3 +386,27 @@ def test_data_a_replica_must_cover_first_is_the_stacks_and_acks_stay_in_c(lab: L
     assert pump(lab, server, client, data) == data
     assert lab.counter("segments") > segments  # the client's ACKs of the answer: C's
     assert len(lab.punted) == punted + 1
+
+
+def test_a_punted_packet_that_stops_opens_holds_for_the_next_syn_of_the_same_read() -> None:
+    """The engine's answer to a punted packet may make a rule for SYNs (a handoff froze the
+    client): C opens nothing more from the next packet it reads on, not from the next wait."""
+    lab = Lab()
+    try:
+        lab.member.listen(CONTACT, PORT)
+        lab.opens = True
+
+        def received(data: bytes) -> None:
+            lab.opens = False  # as a member that froze the client
+            lab.received(data)
+
+        lab.path.links[0] = dataclasses.replace(lab.path.links[0], received=received)
+        lab.client.connect(lab.ms, CONTACT, PORT + 1)  # no listener: punted
+        lab.client.connect(lab.ms, CONTACT, PORT)  # would open in C
+        lab.client.poll(lab.ms)
+        lab.host.refresh(lab.ms)  # opens allowed, as before a wait
+        lab.path.drain(0)
+        assert lab.counter("opened") == 0
+        assert len(lab.punted) == 2  # both SYNs took the engine's way
+    finally:
+        lab.close()
