@@ -267,7 +267,7 @@ const struct dfast_host_counters *dfast_host_counters(const struct dfast *fast);
 
 #define DFAST_RELAYS 1024        /* relays at once */
 #define DFAST_RELAY_BUFFER 65536 /* bytes each way a relay holds */
-#define DFAST_RELAY_MAX_HEAD 32768 /* a head longer than this is Python's (http_boundary.MAX_HEAD) */
+#define DFAST_RELAY_MAX_HEAD 32768 /* a longer head is Python's (http_boundary.MAX_HEAD) */
 #define DFAST_LLHTTP_FUNCTIONS 7 /* dfast_relay_parser's addresses */
 
 /* why a relay stopped */

@@ -252,6 +252,19 @@ static void up_shift(struct relay *r, uint32_t shift)
     r->up_sent -= shift;
 }
 
+/* Moves down[shift ..) to the front. */
+static void down_shift(struct relay *r, uint32_t shift)
+{
+    memmove(r->down, r->down + shift, r->down_len - shift);
+    r->down_len -= shift;
+    r->down_start -= shift;
+    if (r->down_head != NO_HEAD)
+        r->down_head -= shift;
+    r->down_parsed -= shift;
+    r->down_forward -= shift;
+    r->down_sent -= shift;
+}
+
 /* Frames what was read of the client's request: its head whole and checked before anything of
  * it goes on (what mip6.apps.http_boundary refuses stops the relay with the request held),
  * then its body as it comes. */
@@ -354,8 +367,9 @@ static void relay_up(struct dfast *fast, struct relays *rs, struct relay *r)
          * buffer (it cannot be sent again then) */
         if (r->up_len == DFAST_RELAY_BUFFER && r->up_state == BODY) {
             r->retained = 0;
-            up_shift(r, r->up_sent);
-            r->up_start = 0;
+            r->up_start = r->up_sent; /* what went is no longer the request's to keep */
+            r->up_head = NO_HEAD;
+            up_shift(r, r->up_start);
         }
         if (r->up_len == DFAST_RELAY_BUFFER)
             return; /* held until the request's head ends or is refused (MAX_HEAD) */
@@ -378,9 +392,11 @@ static void exchange_ended(struct dfast *fast, struct relays *rs, struct relay *
     r->responses++;
     rs->counters.responses++;
     r->down_state = AWAITED;
-    if (r->up_state != WHOLE || !keep || !r->request_keep_alive) {
+    if (r->up_state != WHOLE || r->up_sent < r->up_forward || !keep ||
+        !r->request_keep_alive) {
         /* Connection: close on either side, bytes past the response, or an answer before the
-         * request ended: the connection ends with this exchange (as the proxy's would) */
+         * request ended or went whole: the connection ends with this exchange (as the
+         * proxy's would) */
         r->closing = DFAST_RELAY_CLOSE;
         r->down_len = r->down_forward;
         return;
@@ -501,17 +517,14 @@ static bool relay_down(struct dfast *fast, struct relays *rs, struct relay *r)
         if (r->down_forward > r->down_sent || r->closing)
             continue;
         if (r->down_len == DFAST_RELAY_BUFFER) {
-            uint32_t shift = r->down_state == HEAD ? r->down_start : r->down_sent;
+            if (r->down_state != HEAD) {
+                r->down_start = r->down_sent; /* a body's bytes that went are not kept */
+                r->down_head = NO_HEAD;
+            }
+            uint32_t shift = r->down_start < r->down_sent ? r->down_start : r->down_sent;
             if (shift == 0)
                 return given; /* a head as long as the buffer: refused above (MAX_HEAD) */
-            memmove(r->down, r->down + shift, r->down_len - shift);
-            r->down_len -= shift;
-            r->down_start -= shift;
-            if (r->down_head != NO_HEAD)
-                r->down_head -= shift;
-            r->down_parsed -= shift;
-            r->down_forward -= shift;
-            r->down_sent -= shift;
+            down_shift(r, shift);
         }
         ssize_t n = recv(r->fd, r->down + r->down_len, DFAST_RELAY_BUFFER - r->down_len,
                          MSG_DONTWAIT);
@@ -818,7 +831,8 @@ static int parser_check(struct relays *rs)
     rs->init(&r->request, LLHTTP_REQUEST, &rs->request_settings);
     r->request.data = r;
     long taken = feed(rs, &r->request, (const uint8_t *)request, sizeof request - 1, &ended);
-    ok &= taken == first && ended && r->head_done && r->hosts == 1 && r->request.method == LLHTTP_GET &&
+    ok &= taken == first && ended && r->head_done && r->hosts == 1 &&
+          r->request.method == LLHTTP_GET &&
           r->request.http_minor == 1 && r->keep_alive == 1;
     r->head_done = 0;
     r->hosts = 0;
