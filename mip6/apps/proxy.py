@@ -132,12 +132,6 @@ SPARE_LIFETIME = 2.0
 # RFC 9110 9.2.2: a request of these methods may be sent again when no answer came
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
-# daemon_fast.h's enum dfast_relay_stop and enum dfast_relay_bytes (the relay in C)
-RELAY_RUNNING, RELAY_CLIENT_CLOSED, RELAY_SERVER_CLOSED = 0, 1, 2
-RELAY_REQUEST, RELAY_RAW = 4, 5
-RELAY_HELD, RELAY_RETAINED, RELAY_DOWN = 0, 1, 2
-# llhttp's numbers of the methods a request may be sent again with (llhttp_method_t)
-_METHODS = {0: b"DELETE", 1: b"GET", 2: b"HEAD", 4: b"PUT", 6: b"OPTIONS", 7: b"TRACE"}
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 # The application state (``conn.state``): empty between exchanges with nothing read of the
@@ -205,6 +199,12 @@ class _Backend:
     @property
     def socket(self) -> socket.socket:
         return self._socket
+
+    @property
+    def untouched(self) -> bool:
+        """Nothing read from the server and waiting here, nothing waiting to go to it: what a
+        relay in C may take over."""
+        return not self.reader._buffer and not self.writer.transport.get_write_buffer_size()  # type: ignore[attr-defined]
 
     async def read(self) -> bytes:
         """The next bytes from the server, acknowledged at once. A server that writes a
@@ -344,7 +344,7 @@ class _Spares:
             if spare.future.done() and spare.usable():
                 backend = spare.future.result()
                 assert backend is not None
-                if backend.reader._buffer or backend.writer.transport.get_write_buffer_size():  # type: ignore[attr-defined]
+                if not backend.untouched:
                     continue
                 self._ready.remove(spare)
                 assert spare.expiry is not None
@@ -562,8 +562,8 @@ class Proxy:
         backend.writer.transport.pause_reading()  # the relay reads it
         return backend.socket.fileno(), backend
 
-    def relay_returned(self, backend: _Backend, *, used: bool) -> None:
-        backend.close()  # (unused: rare, C had no room; a spare is opened again below)
+    def relay_returned(self, backend: _Backend) -> None:
+        backend.close()  # (one the relay did not start with: rare, C had no room)
         self.spares.refill()
 
     async def _relayed(
@@ -581,16 +581,14 @@ class Proxy:
             backend = claimed[1]
         else:
             backend = await side.get()
-            if backend is None or backend.reader._buffer or conn.writer.unsent:  # type: ignore[attr-defined]
-                return None
-            if backend.writer.transport.get_write_buffer_size():
+            if backend is None or not backend.untouched or conn.writer.unsent:
                 return None
         transport = backend.writer.transport
         pipe = conn.writer._pipe
         stopped = asyncio.get_running_loop().create_future()
 
         def on_event(index: int) -> None:
-            if relays.state(index).reason != RELAY_RUNNING:
+            if relays.state(index).stop != "running":
                 if not stopped.done():
                     stopped.set_result(None)
             else:  # idle after a no: a handoff held for it may go on (Connection.movable)
@@ -610,12 +608,12 @@ class Proxy:
         conn.state = b""
         conn.movable_check = functools.partial(self._relay_movable, conn, relays, index)
         try:
-            if relays.state(index).reason == RELAY_RUNNING:
+            if relays.state(index).stop == "running":
                 await stopped
             state = relays.state(index)
-            held = relays.bytes(index, RELAY_HELD, state.held)
-            down = relays.bytes(index, RELAY_DOWN, state.down)
-            retained = relays.bytes(index, RELAY_RETAINED, state.retained)
+            held = relays.bytes(index, relays.HELD, state.held)
+            down = relays.bytes(index, relays.DOWN, state.down)
+            retained = relays.bytes(index, relays.RETAINED, state.retained)
         finally:
             relays.stop(index)
             conn.movable_check = None
@@ -634,10 +632,10 @@ class Proxy:
         then ``conn.state`` says what was read (a freeze follows at once); else it tells us
         when it is (a handoff held for that asks again then)."""
         state = relays.state(index)
-        if state.reason != RELAY_RUNNING:
+        if state.stop != "running":
             return False  # the handler takes over at its next step
         if state.idle and state.held <= MAX_HELD:
-            conn.state = encode_state(relays.bytes(index, RELAY_HELD, state.held))
+            conn.state = encode_state(relays.bytes(index, relays.HELD, state.held))
             return True
         relays.notify_idle(index)
         return False
@@ -656,10 +654,10 @@ class Proxy:
         dfast_relay_stop)."""
         if state.unrelayed:
             conn.writer.write(down[: state.unrelayed])  # the response's, framed already
-        reason = state.reason
-        if reason == RELAY_REQUEST:
+        stop = state.stop
+        if stop == "request":
             return False, held  # a head the relay does not forward: the tracker reads it
-        if reason == RELAY_RAW or (reason == RELAY_CLIENT_CLOSED and not state.idle):
+        if stop == "raw" or (stop == "client_closed" and not state.idle):
             # a message llhttp refused after its head went on, or the client closed in the
             # middle of an exchange: the rest as it is, as the tracker's Unsupported does
             if down[state.unrelayed :]:
@@ -668,8 +666,8 @@ class Proxy:
             conn.state = encode_state(b"", middle=True)
             await self._opaque(conn, backend, held, None, Unsupported("relayed as it is"))
             return True, b""
-        if reason == RELAY_SERVER_CLOSED and not state.idle:
-            method = _METHODS.get(state.method)
+        if stop == "server_closed" and not state.idle:
+            method = state.method_name
             if state.retry and method in IDEMPOTENT:
                 # as in _http: the server closed an idle connection as the request reached it
                 self.retried += 1
@@ -679,6 +677,7 @@ class Proxy:
                 retried = await side.get()
                 if retried is not None:
                     retried.write(retained)
+                    assert method is not None
                     keep_alive = await self._response(conn, retried, method)
                     if keep_alive:
                         side.idle = True

@@ -400,6 +400,13 @@ class _Writer(StreamWriter):
         pipe.close_waiters.clear()
 
 
+def _relay_check(sock: Socket) -> Callable[[], bool] | None:
+    """Whether ``sock``, whose relay in C started as the fast path opened it, is between two
+    exchanges (mip6.runtime.fast.FastRelays.movable_check); None: it has no such relay."""
+    relays = getattr(sock.stack.carrier, "relays", None)
+    return None if relays is None else relays.movable_check(sock)
+
+
 @functools.lru_cache(maxsize=1024)
 def _address_text(packed: bytes) -> str:
     """An address as text, for a handler task's name: the standard library formats an
@@ -439,10 +446,7 @@ class Connection:
         self._movable = True
         # while set, movable also asks it (a relay in C that knows where its exchange is; one
         # that started as C opened the connection, before the handler claims it)
-        relays = getattr(sock.stack.carrier, "relays", None)
-        self.movable_check: Callable[[], bool] | None = (
-            None if relays is None else relays.movable_check(sock)
-        )
+        self.movable_check = _relay_check(sock)
         self.failed_handoff = False
         self.failed_handoff_target: IPv6Address | None = None
         self.failed_handoff_tried: tuple[IPv6Address, ...] = ()
@@ -759,8 +763,7 @@ class ServedPort:
         if conn is not None:
             return conn.movable
         # not accepted yet: the relay that carries its first exchange meanwhile answers
-        relays = getattr(sock.stack.carrier, "relays", None)
-        check = None if relays is None else relays.movable_check(sock)
+        check = _relay_check(sock)
         return check is None or check()
 
 

@@ -673,7 +673,8 @@ _RELAY_STOPS: Final = (
 )
 
 
-RELAY_RUNNING: Final = 0  # enum dfast_relay_stop
+# llhttp's numbers (llhttp_method_t) of the methods a request may be sent again with
+_METHODS: Final = {0: b"DELETE", 1: b"GET", 2: b"HEAD", 4: b"PUT", 6: b"OPTIONS", 7: b"TRACE"}
 # Seconds the stack's bookkeeping of a connection C opened with a relay waits (the member's
 # accept, the handler's start): the relay carries the first exchange meanwhile, and the
 # member daemon's Python (about a millisecond of CPU per new connection here) then runs after
@@ -690,9 +691,9 @@ class RelayProvider(Protocol):
         """A connected socket ready for a relay (nothing unread, nothing unsent, no one else
         reading it), as its descriptor and what stands for it; None when there is none."""
 
-    def relay_returned(self, backend: Any, *, used: bool) -> None:
-        """What :meth:`relay_backend` gave comes back: unused (the relay did not start), or
-        used by a relay nobody claimed (its connection left)."""
+    def relay_returned(self, backend: Any) -> None:
+        """What :meth:`relay_backend` gave comes back (the relay did not start, or nobody
+        claimed it before its connection left): its owner's again, to close."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -713,6 +714,16 @@ class RelayState:
     up_bytes: int
     down_bytes: int
 
+    @property
+    def stop(self) -> str:
+        """``reason``'s name (enum dfast_relay_stop less its prefix): "running", "request"..."""
+        return _RELAY_STOPS[self.reason]
+
+    @property
+    def method_name(self) -> bytes | None:
+        """The request's method when it is one a request may be sent again with."""
+        return _METHODS.get(self.method)
+
 
 class FastRelays:
     """The host's relays (daemon_fast.h, "the proxy's relay"): HTTP/1.1 exchanges carried in C
@@ -720,6 +731,11 @@ class FastRelays:
     (:mod:`mip6.apps.proxy`). Their epoll set is one descriptor of the loop's (:meth:`fileno`,
     read by :meth:`ready`; a wait in C handles it itself); each relay's ``on_event(index)``
     runs when it stops, or is idle after :meth:`notify_idle` (from :meth:`start` too)."""
+
+    # what bytes() copies (enum dfast_relay_bytes)
+    HELD: Final = lib.DFAST_RELAY_HELD
+    RETAINED: Final = lib.DFAST_RELAY_RETAINED
+    DOWN: Final = lib.DFAST_RELAY_DOWN
 
     def __init__(self, fast: Any, host: FastHost, epfd: int) -> None:
         self._fast = fast
@@ -831,7 +847,7 @@ class FastRelays:
         fd, backend = given
         index = self.start(sock, fd, b"", None)
         if index is None:
-            provider.relay_returned(backend, used=False)
+            provider.relay_returned(backend)
         else:
             self._adopted[sock] = (index, provider, backend)
 
@@ -856,9 +872,10 @@ class FastRelays:
         if adopted is None:
             return True  # claimed since: the claimer answers for it
         state = self.state(adopted[0])
-        if state.reason == RELAY_RUNNING and state.idle and not state.held:
+        running = state.reason == lib.DFAST_RELAY_RUNNING
+        if running and state.idle and not state.held:
             return True
-        if state.reason == RELAY_RUNNING:
+        if running:
             self.notify_idle(adopted[0])
         return False
 
@@ -869,7 +886,7 @@ class FastRelays:
         if adopted is not None:
             index, provider, backend = adopted
             self.stop(index)
-            provider.relay_returned(backend, used=True)
+            provider.relay_returned(backend)
 
     def state(self, index: int) -> RelayState:
         state = self._state

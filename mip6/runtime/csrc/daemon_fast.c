@@ -1453,7 +1453,7 @@ static int host_deliver(struct dfast *fast, const uint8_t *packet, size_t size, 
     if (e->conn->rcv_nxt != received)
         record->flags |= DFAST_TOUCH_RECEIVED;
     if (e->relay)
-        relay_delivered(fast, e->relay - 1, now); /* before the answer: it may read or send */
+        relay_delivered(fast, e->relay - 1); /* before the answer: it may read or send */
     host_answer(fast, e, u, now, now_ms, cap);
     return 0;
 punt:

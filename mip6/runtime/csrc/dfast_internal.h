@@ -28,7 +28,7 @@ struct relays **dfast_relays(struct dfast *fast);
 
 /* Relay `index` (an entry's relay slot less one): its connection took segments (data to read,
  * or acknowledgements that made room to send), before the connection's answers leave. */
-void relay_delivered(struct dfast *fast, int32_t index, double now);
+void relay_delivered(struct dfast *fast, int32_t index);
 /* Relay `index`'s connection is carried again (a handoff's freeze ended with it kept). */
 void relay_carried(struct dfast *fast, int32_t index, double now);
 /* Relay `index`'s connection left the table: the relay stops (DFAST_RELAY_GONE). */

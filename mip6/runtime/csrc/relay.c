@@ -577,9 +577,8 @@ static void relay_run(struct dfast *fast, struct relay *r, double now)
 
 /* -- daemon_fast.c's hooks -------------------------------------------------------------------- */
 
-void relay_delivered(struct dfast *fast, int32_t index, double now)
+void relay_delivered(struct dfast *fast, int32_t index)
 {
-    (void)now;
     struct relay *r = relay_at(fast, index);
     if (r == NULL || r->reason != DFAST_RELAY_RUNNING)
         return;
@@ -752,7 +751,7 @@ int dfast_relay_poke(struct dfast *fast, int index)
     if (r == NULL)
         return -EINVAL;
     if (r->reason == DFAST_RELAY_RUNNING) {
-        relay_delivered(fast, index, 0);
+        relay_delivered(fast, index);
         dfast_host_output(fast, r->key, dfast_now());
         dfast_flush_links(fast);
     }
